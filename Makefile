@@ -1,0 +1,132 @@
+# stockd -- plain GNU make. `make`, `make test`, `make SANITIZE=address,undefined test`,
+# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`.
+#
+# Sources are found by folder, so a new file in src/<module>/ joins the build
+# without editing this file:
+#   libstock   src/lib src/core src/journal src/backend   -> libstock.a, libstock.so
+#   stockd     src/proto src/server                        -> stockd
+#   tools      tools/<name>.c or tools/<name>/*.c          -> one binary each
+#   tests      tests/unit/test_*.c                         -> one cmocka binary each
+#              tests/conformance/*.c                       -> conformance (takes a URI)
+#              tests/system/*.c                            -> one helper binary each
+#   bench      bench/*.c                                   -> one binary each
+#   fuzz       tests/fuzz/fuzz_*.c                         -> libFuzzer targets (clang)
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+SANITIZE ?=
+PKGS     := libuv jansson libpq hiredis libxxhash
+
+ifeq ($(SANITIZE),)
+BUILD    := build
+OPTFLAGS := -O2
+else
+BUILD    := build/san
+OPTFLAGS := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE -g $(OPTFLAGS) -Wall -Wextra -Werror \
+              -fPIC -pthread -Iinclude -Isrc -MMD -MP \
+              $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LDFLAGS_ALL = $(OPTFLAGS) -pthread $(LDFLAGS)
+LIBS        = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+
+LIB_SRC    := $(wildcard src/lib/*.c src/core/*.c src/journal/*.c src/backend/*.c)
+SERVER_SRC := $(wildcard src/proto/*.c src/server/*.c)
+SERVER_MAIN:= src/server/main.c
+TOOL_NAMES := $(sort $(basename $(notdir $(wildcard tools/*.c))) $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+CONF_SRC   := $(wildcard tests/conformance/*.c)
+SYS_SRC    := $(wildcard tests/system/*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ     := $(call obj,$(LIB_SRC))
+SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_MAIN),$(SERVER_SRC)))
+STATIC_LIB  := $(BUILD)/libstock.a
+SHARED_LIB  := $(BUILD)/libstock.so
+STOCKD      := $(BUILD)/stockd
+TOOLS       := $(addprefix $(BUILD)/,$(TOOL_NAMES))
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+CONF_BIN    := $(if $(CONF_SRC),$(BUILD)/tests/conformance)
+SYS_BINS    := $(patsubst tests/system/%.c,$(BUILD)/tests/%,$(SYS_SRC))
+BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all deps test run install fuzz bench clean
+all: $(STATIC_LIB) $(SHARED_LIB) $(if $(wildcard $(SERVER_MAIN)),$(STOCKD)) $(TOOLS)
+
+tests: all $(UNIT_BINS) $(CONF_BIN) $(SYS_BINS) $(BENCH_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+$(STOCKD): $(call obj,$(SERVER_MAIN)) $(SERVER_OBJ) $(STATIC_LIB)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+# A tool is tools/NAME.c or every .c in tools/NAME/.
+.SECONDEXPANSION:
+$(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(STATIC_LIB)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+# Unit tests may test server-side modules too, so they link them.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SERVER_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS) -lcmocka
+
+$(BUILD)/tests/conformance: $(call obj,$(CONF_SRC)) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS) -lcmocka
+
+$(SYS_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/system/%.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+# libFuzzer targets link the protocol and library code built with clang.
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(filter-out $(SERVER_MAIN),$(SERVER_SRC))
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+bench: all $(BENCH_BINS)
+
+test: deps tests
+	@BUILD=$(BUILD) tests/run
+
+run: deps all
+	@mkdir -p stockd-data
+	$(STOCKD) --store ./stockd-data
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	           $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/stock.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(filter-out $(STATIC_LIB) $(SHARED_LIB),$(wildcard $(STOCKD) $(TOOLS))) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' libstock.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libstock.pc
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# install-deps.sh -- installs the Debian 12 packages stockd needs to build,
+# test and benchmark. Idempotent: does nothing when all are present. Uses sudo
+# when not run as root.
+set -eu
+packages=(
+    build-essential pkg-config clang libclang-rt-14-dev
+    libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
+    libxxhash-dev libcmocka-dev
+    postgresql-15 postgresql-client-15 redis-server redis-tools
+    python3-redis curl gnuplot-nox
+)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

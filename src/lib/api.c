@@ -1,0 +1,213 @@
+/*
+ * api.c -- the front of libstock: picks a backend by URI, validates every
+ * operation before a backend sees it, and builds the synchronous calls on
+ * top of the batch interface.
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "lib/result.h"
+
+stock_id stock_id_from_cstr(const char *text)
+{
+    stock_id id = {text, 0};
+    if (text != NULL) {
+        size_t len = strnlen(text, STOCK_ID_MAX + 1);
+        id.len = (uint32_t)len;
+    }
+    return id;
+}
+
+static void set_message(char *message, size_t size, const char *text)
+{
+    if (message != NULL && size > 0)
+        snprintf(message, size, "%s", text);
+}
+
+stock_code stock_open(const char *uri, const stock_config *config,
+                      stock_t **store, char *message, size_t message_size)
+{
+    assert(store != NULL);
+    *store = NULL;
+    if (message != NULL && message_size > 0)
+        message[0] = '\0';
+    if (uri == NULL || uri[0] == '\0') {
+        set_message(message, message_size, "the store URI is empty");
+        return STOCK_INVALID;
+    }
+    stock_config defaults = {0};
+    if (config == NULL)
+        config = &defaults;
+    for (size_t i = 0; stock_backends[i] != NULL; i++) {
+        const stock_backend_ops *ops = stock_backends[i];
+        if (!ops->accepts(uri))
+            continue;
+        stock_code code = ops->open(uri, config, store, message, message_size);
+        assert((code == STOCK_OK) == (*store != NULL));
+        assert(code != STOCK_OK || (*store)->ops == ops);
+        return code;
+    }
+    if (message != NULL && message_size > 0)
+        snprintf(message, message_size, "no backend serves the URI '%s'", uri);
+    return STOCK_UNSUPPORTED;
+}
+
+stock_code stock_close(stock_t *store)
+{
+    if (store == NULL)
+        return STOCK_OK;
+    return store->ops->close(store);
+}
+
+const char *stock_backend_name(const stock_t *store)
+{
+    assert(store != NULL);
+    return store->ops->name;
+}
+
+void stock_submit(stock_t *store, stock_batch *batch)
+{
+    assert(store != NULL && batch != NULL && batch->done != NULL);
+    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    size_t valid = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        stock_op *op = &batch->ops[i];
+        op->code = STOCK_OK;
+        op->failed_line = -1;
+        op->message[0] = '\0';
+        op->available = 0;
+        if (stock_validate(op) == STOCK_OK)
+            valid++;
+    }
+    if (valid == 0) {
+        batch->done(batch);
+        return;
+    }
+    store->ops->submit(store, batch);
+}
+
+/* A batch that one thread waits on. */
+typedef struct waiter {
+    stock_batch batch;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    bool finished;
+} waiter;
+
+static void waiter_done(stock_batch *batch)
+{
+    waiter *w = batch->user;
+    pthread_mutex_lock(&w->mutex);
+    w->finished = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mutex);
+}
+
+stock_code stock_execute(stock_t *store, stock_op *ops, size_t count)
+{
+    if (store == NULL || ops == NULL || count == 0 || count > STOCK_BATCH_MAX)
+        return STOCK_INVALID;
+    waiter w = {.batch = {.ops = ops, .count = count, .done = waiter_done}};
+    w.batch.user = &w;
+    pthread_mutex_init(&w.mutex, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    stock_submit(store, &w.batch);
+    pthread_mutex_lock(&w.mutex);
+    while (!w.finished)
+        pthread_cond_wait(&w.cond, &w.mutex);
+    pthread_mutex_unlock(&w.mutex);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mutex);
+    return STOCK_OK;
+}
+
+/* Runs one op and copies its common outputs. */
+static stock_code run_one(stock_t *store, stock_op *op, int64_t *available,
+                          char *message)
+{
+    stock_code code = stock_execute(store, op, 1);
+    assert(code == STOCK_OK);
+    if (available != NULL && op->code != STOCK_NOT_FOUND &&
+        op->code != STOCK_CONFLICT && op->code < STOCK_INVALID)
+        *available = op->available;
+    if (message != NULL)
+        memcpy(message, op->message, STOCK_MESSAGE_MAX);
+    return op->code;
+}
+
+stock_code stock_set(stock_t *store, const char *sku, int64_t level,
+                     const int64_t *expect, int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr(sku),
+                   .amount = level};
+    if (expect != NULL) {
+        op.has_expect = true;
+        op.expect = *expect;
+    }
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_add(stock_t *store, const char *sku, int64_t delta,
+                     const char *adjust_id, int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_ADD, .sku = stock_id_from_cstr(sku),
+                   .amount = delta};
+    if (adjust_id != NULL)
+        op.id = stock_id_from_cstr(adjust_id);
+    if (adjust_id != NULL && op.id.len == 0) {
+        /* An empty adjustment id is a malformed id, not "no id". */
+        op.id.len = STOCK_ID_MAX + 1;
+    }
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_deduct(stock_t *store, const char *line_id, const char *sku,
+                        int64_t qty, int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(line_id),
+                   .sku = stock_id_from_cstr(sku), .amount = qty};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_order(stock_t *store, const char *order_id,
+                       stock_order_line *lines, uint32_t line_count,
+                       int32_t *failed_line, char *message)
+{
+    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(order_id),
+                   .lines = lines, .line_count = line_count};
+    stock_code code = run_one(store, &op, NULL, message);
+    if (failed_line != NULL)
+        *failed_line = op.failed_line;
+    return code;
+}
+
+stock_code stock_refund(stock_t *store, const char *refund_id,
+                        const char *line_id, int64_t qty, int64_t *available,
+                        char *message)
+{
+    stock_op op = {.type = STOCK_OP_REFUND, .id = stock_id_from_cstr(refund_id),
+                   .line = stock_id_from_cstr(line_id), .amount = qty};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info)
+{
+    stock_op op = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr(sku)};
+    stock_code code = run_one(store, &op, NULL, NULL);
+    if (code == STOCK_OK && info != NULL)
+        *info = op.info.sku_info;
+    return code;
+}
+
+stock_code stock_line(stock_t *store, const char *line_id,
+                      stock_line_info *info)
+{
+    stock_op op = {.type = STOCK_OP_LINE, .line = stock_id_from_cstr(line_id)};
+    stock_code code = run_one(store, &op, NULL, NULL);
+    if (code == STOCK_OK && info != NULL)
+        *info = op.info.line_info;
+    return code;
+}

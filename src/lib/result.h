@@ -1,0 +1,27 @@
+/*
+ * result.h -- how every backend words a failed operation.
+ *
+ * A failure's message holds the facts after the code word, in the form the
+ * wire protocols print (DESIGN section 6): "sku=A12 available=3". Keeping the
+ * wording in one place keeps every backend, and so every front end, saying
+ * the same thing.
+ */
+#ifndef STOCK_RESULT_H
+#define STOCK_RESULT_H
+
+#include "stock.h"
+
+/* Sets op->code and a printf-formatted op->message. */
+void result_fail(stock_op *op, stock_code code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The common failures, worded once. */
+void result_insufficient(stock_op *op, stock_id sku, int64_t available);
+void result_sku_not_found(stock_op *op, stock_id sku);
+void result_line_not_found(stock_op *op, stock_id line);
+void result_mismatch(stock_op *op, stock_id sku, int64_t current);
+void result_exceeds(stock_op *op, stock_id line, int64_t refundable);
+/* what: "line", "order", "refund" or "adjustment". */
+void result_conflict(stock_op *op, const char *what, stock_id id);
+
+#endif /* STOCK_RESULT_H */

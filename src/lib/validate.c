@@ -1,0 +1,118 @@
+/*
+ * validate.c -- the input rules of DESIGN section 2, checked once for every
+ * backend before an operation can touch state.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "lib/result.h"
+
+#define ID_RULE "must be 1-64 printable ASCII characters without spaces"
+#define QTY_RULE "must be an integer in 1..2147483647"
+
+bool stock_id_valid(stock_id id)
+{
+    if (id.len == 0 || id.len > STOCK_ID_MAX || id.ptr == NULL)
+        return false;
+    for (uint32_t i = 0; i < id.len; i++) {
+        unsigned char c = (unsigned char)id.ptr[i];
+        if (c < 0x21 || c > 0x7E)
+            return false;
+    }
+    return true;
+}
+
+static bool qty_valid(int64_t qty)
+{
+    return qty >= 1 && qty <= STOCK_QTY_MAX;
+}
+
+static stock_code invalid(stock_op *op, const char *what, const char *rule)
+{
+    result_fail(op, STOCK_INVALID, "%s %s", what, rule);
+    return STOCK_INVALID;
+}
+
+static bool ids_equal(stock_id a, stock_id b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+static stock_code validate_order(stock_op *op)
+{
+    if (!stock_id_valid(op->id))
+        return invalid(op, "order id", ID_RULE);
+    if (op->line_count == 0 || op->line_count > STOCK_ORDER_LINES_MAX ||
+        op->lines == NULL)
+        return invalid(op, "an order", "must have 1..100 lines");
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        const stock_order_line *line = &op->lines[i];
+        const char *rule = NULL;
+        const char *what = NULL;
+        if (!stock_id_valid(line->line_id))
+            what = "line id", rule = ID_RULE;
+        else if (!stock_id_valid(line->sku))
+            what = "sku", rule = ID_RULE;
+        else if (!qty_valid(line->qty))
+            what = "qty", rule = QTY_RULE;
+        for (uint32_t j = 0; rule == NULL && j < i; j++)
+            if (ids_equal(op->lines[j].line_id, line->line_id))
+                what = "line id", rule = "must not repeat within an order";
+        if (rule != NULL) {
+            op->failed_line = (int32_t)i;
+            result_fail(op, STOCK_INVALID, "line %u: %s %s", i + 1, what, rule);
+            return STOCK_INVALID;
+        }
+    }
+    return STOCK_OK;
+}
+
+stock_code stock_validate(stock_op *op)
+{
+    assert(op != NULL);
+    switch (op->type) {
+    case STOCK_OP_SET:
+        if (!stock_id_valid(op->sku))
+            return invalid(op, "sku", ID_RULE);
+        if (op->amount < 0)
+            return invalid(op, "stock level", "must be an integer in 0..9223372036854775807");
+        if (op->has_expect && op->expect < 0)
+            return invalid(op, "expected level", "must be an integer in 0..9223372036854775807");
+        return STOCK_OK;
+    case STOCK_OP_ADD:
+        if (!stock_id_valid(op->sku))
+            return invalid(op, "sku", ID_RULE);
+        if (op->amount == 0 || op->amount < -STOCK_QTY_MAX || op->amount > STOCK_QTY_MAX)
+            return invalid(op, "delta", "must be a non-zero integer in -2147483647..2147483647");
+        if (op->id.len != 0 && !stock_id_valid(op->id))
+            return invalid(op, "adjustment id", ID_RULE);
+        return STOCK_OK;
+    case STOCK_OP_DEDUCT:
+        if (!stock_id_valid(op->id))
+            return invalid(op, "line id", ID_RULE);
+        if (!stock_id_valid(op->sku))
+            return invalid(op, "sku", ID_RULE);
+        if (!qty_valid(op->amount))
+            return invalid(op, "qty", QTY_RULE);
+        return STOCK_OK;
+    case STOCK_OP_ORDER:
+        return validate_order(op);
+    case STOCK_OP_REFUND:
+        if (!stock_id_valid(op->id))
+            return invalid(op, "refund id", ID_RULE);
+        if (!stock_id_valid(op->line))
+            return invalid(op, "line id", ID_RULE);
+        if (!qty_valid(op->amount))
+            return invalid(op, "qty", QTY_RULE);
+        return STOCK_OK;
+    case STOCK_OP_GET:
+        if (!stock_id_valid(op->sku))
+            return invalid(op, "sku", ID_RULE);
+        return STOCK_OK;
+    case STOCK_OP_LINE:
+        if (!stock_id_valid(op->line))
+            return invalid(op, "line id", ID_RULE);
+        return STOCK_OK;
+    }
+    return invalid(op, "operation", "must be one of set, add, deduct, order, refund, get, line");
+}
