@@ -234,6 +234,37 @@ stock_code stock_close(stock_t *store);
  * "postgres", ... Static storage. */
 const char *stock_backend_name(const stock_t *store);
 
+/* ----------------------------------------------------------------- stats */
+
+#define STOCK_SYNC_BUCKETS 16
+
+/* Upper bound, in microseconds, of sync-latency bucket i: 8 << i (8 us up to
+ * 131 ms for i = 14); the last bucket (i = STOCK_SYNC_BUCKETS - 1) has no
+ * bound. */
+static inline uint64_t stock_sync_bucket_bound_us(unsigned i)
+{
+    return (uint64_t)8 << i;
+}
+
+/* Counters a backend keeps since open; fields a backend does not track stay
+ * 0. Cheap to read: safe to call often from any thread. */
+typedef struct stock_stats {
+    uint64_t batches;          /* batches completed */
+    uint64_t operations;       /* operations completed */
+    uint64_t syncs;            /* fdatasync / commits made */
+    uint64_t sync_latency_us_sum;
+    uint64_t sync_latency_buckets[STOCK_SYNC_BUCKETS];
+    uint64_t skus;
+    uint64_t lines;
+    uint64_t memory_bytes;     /* state held in memory */
+    uint64_t log_bytes;        /* flow log bytes on disk since last snapshot */
+    uint64_t snapshots;        /* snapshots completed */
+} stock_stats;
+
+/* Fills *stats. Returns STOCK_OK, or STOCK_UNSUPPORTED for a backend that
+ * keeps no counters (then *stats is zeroed). */
+stock_code stock_get_stats(stock_t *store, stock_stats *stats);
+
 /* ---------------------------------------------------------- async batches */
 
 typedef struct stock_batch stock_batch;

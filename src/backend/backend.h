@@ -28,6 +28,8 @@ typedef struct stock_backend_ops {
     void (*submit)(stock_t *store, stock_batch *batch);
     /* As stock_close(): drain, flush, free. */
     stock_code (*close)(stock_t *store);
+    /* As stock_get_stats(); NULL if the backend keeps no counters. */
+    stock_code (*get_stats)(stock_t *store, stock_stats *stats);
 } stock_backend_ops;
 
 struct stock {

@@ -68,6 +68,15 @@ const char *stock_backend_name(const stock_t *store)
     return store->ops->name;
 }
 
+stock_code stock_get_stats(stock_t *store, stock_stats *stats)
+{
+    assert(store != NULL && stats != NULL);
+    memset(stats, 0, sizeof *stats);
+    if (store->ops->get_stats == NULL)
+        return STOCK_UNSUPPORTED;
+    return store->ops->get_stats(store, stats);
+}
+
 void stock_submit(stock_t *store, stock_batch *batch)
 {
     assert(store != NULL && batch != NULL && batch->done != NULL);
