@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 
 const stock_backend_ops *const stock_backends[] = {
+    &remote_backend,
     &embedded_backend,
     NULL,
 };

@@ -1,0 +1,539 @@
+/*
+ * remote.c -- the remote backend: stock_open("stockd://host:port") speaks
+ * RESP to a running stockd through hiredis, so the whole library API works
+ * over the network.
+ *
+ * One connection per store, owned by one thread. stock_submit only queues
+ * the batch; the thread takes every queued batch at once and pipelines
+ * their ops (appends up to REMOTE_PIPELINE_MAX commands, then reads all the
+ * replies), which is what lets the server gather them into one durable
+ * batch. Batches complete in the order they were queued.
+ *
+ * A lost connection is reopened on the next batch. Ops whose command may
+ * have reached the server when the connection broke complete with
+ * STOCK_UNAVAILABLE and a message that their outcome is unknown; a retry
+ * with the same id is safe because deductions, orders, refunds and
+ * adjustments with an id are idempotent (the retry answers REPLAY if the
+ * first attempt took effect).
+ *
+ * URI: stockd://host[:port][?password=SECRET&timeout_ms=N]; the port
+ * defaults to 7379, timeout_ms (how long to wait for a reply before the
+ * connection is declared lost) to 30000; the password may be %-encoded.
+ */
+#include <assert.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "backend/backend.h"
+#include "backend/remote.h"
+
+#define REMOTE_SCHEME "stockd://"
+#define REMOTE_PORT_DEFAULT 7379
+#define REMOTE_HOST_MAX 256
+#define REMOTE_PASSWORD_MAX 256
+#define REMOTE_REASON_MAX 160
+#define REMOTE_CONNECT_TIMEOUT_MS 2000
+#define REMOTE_REPLY_TIMEOUT_MS_DEFAULT 30000
+#define REMOTE_REPLY_TIMEOUT_MS_MAX 3600000
+/* Commands written before their replies are read. Bounded so that neither
+ * side's socket buffers can fill up with both sides blocked writing. */
+#define REMOTE_PIPELINE_MAX 1024
+
+typedef struct remote_store {
+    struct stock base;
+    char host[REMOTE_HOST_MAX];
+    int port;
+    char address[REMOTE_HOST_MAX + 8];      /* "host:port", for messages */
+    char password[REMOTE_PASSWORD_MAX];     /* "" when none */
+    int reply_timeout_ms;
+
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    stock_batch *queue_head;                /* under mutex */
+    stock_batch *queue_tail;
+    bool closing;                           /* under mutex */
+
+    pthread_t thread;
+    /* The thread's own: the connection, scratch for encoding, and the ops
+     * of the pipeline in flight. */
+    redisContext *context;                  /* NULL while disconnected */
+    remote_command command;
+    stock_op *pipeline[REMOTE_PIPELINE_MAX];
+
+    /* Open handshake: the thread reports the first connection's result. */
+    bool opened;
+    stock_code open_code;
+    char open_reason[REMOTE_REASON_MAX];
+
+    _Atomic uint64_t batches;
+    _Atomic uint64_t operations;
+} remote_store;
+
+static bool remote_accepts(const char *uri)
+{
+    return strncmp(uri, REMOTE_SCHEME, strlen(REMOTE_SCHEME)) == 0;
+}
+
+/* --------------------------------------------------------------- the URI */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* %-decodes value[0..length) into out (size REMOTE_PASSWORD_MAX). */
+static bool percent_decode(const char *value, size_t length, char *out)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < length; i++) {
+        char c = value[i];
+        if (c == '%') {
+            if (i + 2 >= length)
+                return false;
+            int high = hex_value(value[i + 1]), low = hex_value(value[i + 2]);
+            if (high < 0 || low < 0)
+                return false;
+            c = (char)(high * 16 + low);
+            i += 2;
+        }
+        if (c == '\0' || used + 1 >= REMOTE_PASSWORD_MAX)
+            return false;
+        out[used++] = c;
+    }
+    out[used] = '\0';
+    return used > 0;
+}
+
+/* Parses digits[0..length) as an integer in 1..max. */
+static bool parse_bounded(const char *digits, size_t length, long max,
+                          long *value)
+{
+    long parsed = 0;
+    if (length == 0 || length > 9)
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        if (digits[i] < '0' || digits[i] > '9')
+            return false;
+        parsed = parsed * 10 + (digits[i] - '0');
+    }
+    if (parsed < 1 || parsed > max)
+        return false;
+    *value = parsed;
+    return true;
+}
+
+/* host[:port] or [v6]:port, up to end. */
+static bool parse_authority(remote_store *store, const char *text,
+                            size_t length, char *why, size_t why_size)
+{
+    const char *host = text, *colon = NULL;
+    size_t host_length = length;
+    if (length > 0 && text[0] == '[') {
+        const char *close = memchr(text, ']', length);
+        if (close == NULL) {
+            snprintf(why, why_size, "an IPv6 host needs a closing ']'");
+            return false;
+        }
+        host = text + 1;
+        host_length = (size_t)(close - host);
+        colon = close + 1 < text + length && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(text, ':', length);
+        if (colon != NULL)
+            host_length = (size_t)(colon - text);
+    }
+    if (host_length == 0 || host_length >= REMOTE_HOST_MAX) {
+        snprintf(why, why_size, "the host must be 1-%d characters", REMOTE_HOST_MAX - 1);
+        return false;
+    }
+    memcpy(store->host, host, host_length);
+    store->host[host_length] = '\0';
+    long port = REMOTE_PORT_DEFAULT;
+    if (colon != NULL &&
+        !parse_bounded(colon + 1, (size_t)(text + length - colon - 1), 65535, &port)) {
+        snprintf(why, why_size, "the port must be an integer in 1..65535");
+        return false;
+    }
+    store->port = (int)port;
+    snprintf(store->address, sizeof store->address, "%s:%d", store->host, store->port);
+    return true;
+}
+
+/* password=...&timeout_ms=... */
+static bool parse_query(remote_store *store, const char *query, char *why,
+                        size_t why_size)
+{
+    while (*query != '\0') {
+        size_t length = strcspn(query, "&");
+        const char *equals = memchr(query, '=', length);
+        size_t key_length = equals ? (size_t)(equals - query) : length;
+        const char *value = equals ? equals + 1 : query + length;
+        size_t value_length = (size_t)(query + length - value);
+        long timeout = 0;
+        if (key_length == 8 && strncmp(query, "password", 8) == 0) {
+            if (!percent_decode(value, value_length, store->password)) {
+                snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
+                         REMOTE_PASSWORD_MAX - 1);
+                return false;
+            }
+        } else if (key_length == 10 && strncmp(query, "timeout_ms", 10) == 0) {
+            if (!parse_bounded(value, value_length, REMOTE_REPLY_TIMEOUT_MS_MAX, &timeout)) {
+                snprintf(why, why_size, "timeout_ms must be an integer in 1..%d",
+                         REMOTE_REPLY_TIMEOUT_MS_MAX);
+                return false;
+            }
+            store->reply_timeout_ms = (int)timeout;
+        } else {
+            snprintf(why, why_size, "unknown parameter '%.*s' (known: password, timeout_ms)",
+                     (int)(key_length > 40 ? 40 : key_length), query);
+            return false;
+        }
+        query += length + (query[length] == '&');
+    }
+    return true;
+}
+
+static bool parse_uri(remote_store *store, const char *uri, char *why,
+                      size_t why_size)
+{
+    assert(remote_accepts(uri));
+    const char *rest = uri + strlen(REMOTE_SCHEME);
+    size_t authority_length = strcspn(rest, "?/");
+    if (rest[authority_length] == '/' && rest[authority_length + 1] != '\0' &&
+        rest[authority_length + 1] != '?') {
+        snprintf(why, why_size, "a stockd URI has no path");
+        return false;
+    }
+    if (!parse_authority(store, rest, authority_length, why, why_size))
+        return false;
+    const char *query = strchr(rest + authority_length, '?');
+    return query == NULL || parse_query(store, query + 1, why, why_size);
+}
+
+/* ------------------------------------------------------- the connection */
+
+static struct timeval timeval_from_ms(int ms)
+{
+    assert(ms > 0);
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+static void drop_connection(remote_store *store)
+{
+    if (store->context != NULL)
+        redisFree(store->context);
+    store->context = NULL;
+}
+
+/* Reads one handshake reply and checks it is +OK. */
+static stock_code handshake_reply(redisContext *context, const char *what,
+                                  char *reason, size_t reason_size)
+{
+    redisReply *reply = NULL;
+    if (redisGetReply(context, (void **)&reply) != REDIS_OK || reply == NULL) {
+        snprintf(reason, reason_size, "%s got no reply: %s", what, context->errstr);
+        return STOCK_UNAVAILABLE;
+    }
+    stock_code code = STOCK_OK;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        bool refused = strstr(reply->str, "STOCKPROTO") != NULL ||
+                       strncmp(reply->str, "ERR unknown command", 19) == 0;
+        snprintf(reason, reason_size, "%s refused: %.100s%s", what, reply->str,
+                 refused ? " (is this a stockd server?)" : "");
+        code = refused ? STOCK_UNSUPPORTED : STOCK_UNAVAILABLE;
+    } else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "OK") != 0) {
+        snprintf(reason, reason_size, "%s: the server did not answer +OK "
+                 "(is this a stockd server?)", what);
+        code = STOCK_UNSUPPORTED;
+    }
+    freeReplyObject(reply);
+    return code;
+}
+
+/* Connects and sends AUTH (with a password) and STOCKPROTO 1, pipelined.
+ * On failure the store stays disconnected and reason says why. */
+static stock_code connect_store(remote_store *store, char *reason,
+                                size_t reason_size)
+{
+    assert(store->context == NULL);
+    redisContext *context = redisConnectWithTimeout(
+        store->host, store->port, timeval_from_ms(REMOTE_CONNECT_TIMEOUT_MS));
+    if (context == NULL || context->err) {
+        snprintf(reason, reason_size, "%s", context ? context->errstr : "out of memory");
+        if (context != NULL)
+            redisFree(context);
+        return context ? STOCK_UNAVAILABLE : STOCK_NOMEM;
+    }
+    redisSetTimeout(context, timeval_from_ms(store->reply_timeout_ms));
+    redisEnableKeepAlive(context);
+    bool auth = store->password[0] != '\0';
+    if (auth)
+        redisAppendCommand(context, "AUTH %s", store->password);
+    redisAppendCommand(context, "STOCKPROTO 1");
+    stock_code code = auth ? handshake_reply(context, "AUTH", reason, reason_size)
+                           : STOCK_OK;
+    stock_code proto = handshake_reply(context, "STOCKPROTO 1", reason,
+                                       code == STOCK_OK ? reason_size : 0);
+    if (code == STOCK_OK)
+        code = proto;
+    if (code != STOCK_OK) {
+        redisFree(context);
+        return code;
+    }
+    store->context = context;
+    return STOCK_OK;
+}
+
+/* True if the idle connection is still usable. A connection with no request
+ * in flight must have nothing to read: readable means the server closed it
+ * (EOF) or sent something unasked, and either way it is dropped before a
+ * command is written to it, so that a restarted server costs no op an
+ * unknown outcome. */
+static bool connection_alive(remote_store *store)
+{
+    assert(store->context != NULL);
+    struct pollfd probe = {.fd = store->context->fd, .events = POLLIN};
+    int ready = poll(&probe, 1, 0);
+    return ready == 0;
+}
+
+static stock_code ensure_connected(remote_store *store, char *reason,
+                                   size_t reason_size)
+{
+    if (store->context != NULL && !connection_alive(store))
+        drop_connection(store);
+    if (store->context != NULL)
+        return STOCK_OK;
+    return connect_store(store, reason, reason_size);
+}
+
+/* ------------------------------------------------------------- pipeline */
+
+/* Sends the count ops of the pipeline and reads their replies in order. */
+static void pipeline_flush(remote_store *store, size_t count)
+{
+    assert(count <= REMOTE_PIPELINE_MAX);
+    if (count == 0)
+        return;
+    char reason[REMOTE_REASON_MAX];
+    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
+        for (size_t i = 0; i < count; i++)
+            remote_fail_unsent(store->pipeline[i], store->address, reason);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        remote_encode(store->pipeline[i], &store->command);
+        int appended = redisAppendCommandArgv(store->context, store->command.argc,
+                                              store->command.argv,
+                                              store->command.lengths);
+        assert(appended == REDIS_OK || store->context->err != 0);
+    }
+    for (size_t i = 0; i < count; i++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(store->context, (void **)&reply) != REDIS_OK ||
+            reply == NULL) {
+            snprintf(reason, sizeof reason, "connection to %.60s lost: %.60s",
+                     store->address, store->context->errstr);
+            drop_connection(store);
+            for (size_t j = i; j < count; j++)
+                remote_fail_unknown(store->pipeline[j], reason);
+            return;
+        }
+        remote_decode(store->pipeline[i], reply);
+        freeReplyObject(reply);
+    }
+}
+
+static void complete_batches(remote_store *store, stock_batch *finished)
+{
+    while (finished != NULL) {
+        stock_batch *next = finished->next;   /* done() may free finished */
+        atomic_fetch_add(&store->batches, 1);
+        atomic_fetch_add(&store->operations, finished->count);
+        finished->done(finished);
+        finished = next;
+    }
+}
+
+/* Runs a list of batches (linked by next, in submission order), their ops
+ * pipelined across batch boundaries. A batch completes after the flush
+ * that carried its last op. */
+static void run_batches(remote_store *store, stock_batch *batch)
+{
+    stock_batch *finished = NULL, **finished_tail = &finished;
+    size_t count = 0;
+    while (batch != NULL) {
+        stock_batch *next = batch->next;
+        for (size_t i = 0; i < batch->count; i++) {
+            stock_op *op = &batch->ops[i];
+            if (op->code != STOCK_OK)
+                continue;   /* invalid: already complete (backend.h) */
+            if (count == REMOTE_PIPELINE_MAX) {
+                pipeline_flush(store, count);
+                count = 0;
+                complete_batches(store, finished);
+                finished = NULL, finished_tail = &finished;
+            }
+            store->pipeline[count++] = op;
+        }
+        batch->next = NULL;
+        *finished_tail = batch;
+        finished_tail = &batch->next;
+        batch = next;
+    }
+    pipeline_flush(store, count);
+    complete_batches(store, finished);
+}
+
+/* The connection thread: connects once for stock_open's sake, then serves
+ * the queue until stock_close. SIGPIPE is blocked here because hiredis
+ * writes with write(2): a write to a connection the server closed must fail
+ * with EPIPE, not kill the process. */
+static void *remote_thread(void *argument)
+{
+    remote_store *store = argument;
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
+
+    stock_code code = connect_store(store, store->open_reason, sizeof store->open_reason);
+    pthread_mutex_lock(&store->mutex);
+    store->open_code = code;
+    store->opened = true;
+    pthread_cond_broadcast(&store->wake);
+    while (code == STOCK_OK) {
+        while (store->queue_head == NULL && !store->closing)
+            pthread_cond_wait(&store->wake, &store->mutex);
+        stock_batch *batches = store->queue_head;
+        store->queue_head = store->queue_tail = NULL;
+        if (batches == NULL)
+            break;   /* closing, and the queue is drained */
+        pthread_mutex_unlock(&store->mutex);
+        run_batches(store, batches);
+        pthread_mutex_lock(&store->mutex);
+    }
+    pthread_mutex_unlock(&store->mutex);
+    drop_connection(store);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static void remote_submit(stock_t *base, stock_batch *batch)
+{
+    remote_store *store = (remote_store *)base;
+    assert(batch != NULL && batch->count >= 1);
+    batch->next = NULL;
+    pthread_mutex_lock(&store->mutex);
+    assert(!store->closing);
+    if (store->queue_tail != NULL)
+        store->queue_tail->next = batch;
+    else
+        store->queue_head = batch;
+    store->queue_tail = batch;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+static void store_free(remote_store *store)
+{
+    assert(store->context == NULL && store->queue_head == NULL);
+    pthread_cond_destroy(&store->wake);
+    pthread_mutex_destroy(&store->mutex);
+    free(store);
+}
+
+static stock_code remote_close(stock_t *base)
+{
+    remote_store *store = (remote_store *)base;
+    pthread_mutex_lock(&store->mutex);
+    store->closing = true;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+    pthread_join(store->thread, NULL);
+    store_free(store);
+    return STOCK_OK;
+}
+
+/* Starts the thread and waits for its first connection's result. */
+static stock_code start_thread(remote_store *store, char *message,
+                               size_t message_size)
+{
+    if (pthread_create(&store->thread, NULL, remote_thread, store) != 0) {
+        snprintf(message, message_size, "cannot start the connection thread");
+        return STOCK_NOMEM;
+    }
+    pthread_mutex_lock(&store->mutex);
+    while (!store->opened)
+        pthread_cond_wait(&store->wake, &store->mutex);
+    stock_code code = store->open_code;
+    pthread_mutex_unlock(&store->mutex);
+    if (code != STOCK_OK) {
+        pthread_join(store->thread, NULL);
+        snprintf(message, message_size, "cannot open stockd at %s: %s",
+                 store->address, store->open_reason);
+    }
+    return code;
+}
+
+static stock_code remote_open(const char *uri, const stock_config *config,
+                              stock_t **result, char *message,
+                              size_t message_size)
+{
+    (void)config;   /* the server's own configuration applies */
+    char scratch[STOCK_MESSAGE_MAX];
+    if (message == NULL || message_size == 0)
+        message = scratch, message_size = sizeof scratch;
+    remote_store *store = calloc(1, sizeof *store);
+    if (store == NULL) {
+        snprintf(message, message_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    store->base.ops = &remote_backend;
+    store->reply_timeout_ms = REMOTE_REPLY_TIMEOUT_MS_DEFAULT;
+    char why[REMOTE_REASON_MAX] = "";
+    if (!parse_uri(store, uri, why, sizeof why)) {
+        snprintf(message, message_size, "bad stockd URI: %s "
+                 "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
+        free(store);
+        return STOCK_INVALID;
+    }
+    pthread_mutex_init(&store->mutex, NULL);
+    pthread_cond_init(&store->wake, NULL);
+    stock_code code = start_thread(store, message, message_size);
+    if (code != STOCK_OK) {
+        store_free(store);
+        return code;
+    }
+    *result = &store->base;
+    return STOCK_OK;
+}
+
+static stock_code remote_get_stats(stock_t *base, stock_stats *stats)
+{
+    remote_store *store = (remote_store *)base;
+    assert(stats != NULL);
+    stats->batches = atomic_load(&store->batches);
+    stats->operations = atomic_load(&store->operations);
+    return STOCK_OK;
+}
+
+const stock_backend_ops remote_backend = {
+    .name = "remote",
+    .accepts = remote_accepts,
+    .open = remote_open,
+    .submit = remote_submit,
+    .close = remote_close,
+    .get_stats = remote_get_stats,
+};
