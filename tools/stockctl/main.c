@@ -1,0 +1,246 @@
+/*
+ * main.c -- stockctl's entry: parses the command line, opens the store named
+ * by --store (any libstock URI: stockd://host:port for a running server, a
+ * plain path for the embedded engine in-process), runs one subcommand and
+ * exits with a code that says how it went (the table in usage()).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stockctl.h"
+
+static const int exit_codes[STOCK_CODE_COUNT] = {
+    [STOCK_OK] = 0,           [STOCK_REPLAY] = 0,
+    [STOCK_INVALID] = 2,      [STOCK_INSUFFICIENT] = 3,
+    [STOCK_NOT_FOUND] = 4,    [STOCK_CONFLICT] = 5,
+    [STOCK_EXCEEDS] = 6,      [STOCK_MISMATCH] = 7,
+    [STOCK_IO] = 8,           [STOCK_CORRUPT] = 9,
+    [STOCK_NOMEM] = 10,       [STOCK_UNAVAILABLE] = 11,
+    [STOCK_UNSUPPORTED] = 12,
+};
+
+int ctl_exit_code(stock_code code)
+{
+    assert((unsigned)code < STOCK_CODE_COUNT);
+    return exit_codes[code];
+}
+
+void ctl_usage_error(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("stockctl: ", stderr);
+    vfprintf(stderr, format, args);
+    fputs("; see stockctl --help\n", stderr);
+    va_end(args);
+}
+
+bool ctl_parse_int64(const char *text, const char *what, int64_t *value)
+{
+    char *end = NULL;
+    errno = 0;
+    long long parsed = strtoll(text, &end, 10);
+    bool digits = (text[0] >= '0' && text[0] <= '9') ||
+                  (text[0] == '-' && text[1] >= '0' && text[1] <= '9');
+    if (!digits || *end != '\0' || errno == ERANGE) {
+        ctl_usage_error("%s must be an integer, not '%s'", what, text);
+        return false;
+    }
+    *value = (int64_t)parsed;
+    return true;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: stockctl [--store URI] [--json] COMMAND ARGS...\n"
+        "       stockctl COMMAND --help\n\n"
+        "A command-line client for stockd and libstock.\n\n"
+        "commands:\n");
+    for (const ctl_command *command = ctl_commands; command->name; command++)
+        fprintf(out, "  %-7s %-47s %s\n", command->name, command->synopsis,
+                command->summary);
+    fprintf(out,
+        "\noptions:\n"
+        "  --store URI  the store: stockd://host:port[?password=P] for a server,\n"
+        "               a directory for the embedded engine (in-process), ...\n"
+        "               (default $STOCKCTL_STORE, else " CTL_STORE_DEFAULT ")\n"
+        "  --json       print one JSON object on stdout, failures included\n"
+        "  --help, -h   this text; after a command, that command's help\n\n"
+        "exit codes:\n"
+        "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
+        "  3 INSUFFICIENT   4 NOTFOUND   5 CONFLICT   6 EXCEEDS   7 MISMATCH\n"
+        "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n");
+}
+
+static void command_usage(const ctl_command *command)
+{
+    printf("usage: stockctl [--store URI] [--json] %s %s\n\n%s\n%s",
+           command->name, command->synopsis, command->summary, command->details);
+    printf("\nexit codes: see stockctl --help\n");
+}
+
+static const ctl_command *find_command(const char *name)
+{
+    for (const ctl_command *command = ctl_commands; command->name; command++)
+        if (strcmp(command->name, name) == 0)
+            return command;
+    return NULL;
+}
+
+/* The value of an option that takes one: "--name value" or "--name=value". */
+static const char *option_value(int argc, char **argv, int *index,
+                                const char *name)
+{
+    const char *arg = argv[*index];
+    size_t length = strlen(name);
+    if (arg[length] == '=')
+        return arg + length + 1;
+    if (*index + 1 >= argc) {
+        ctl_usage_error("%s needs a value", name);
+        return NULL;
+    }
+    *index += 1;
+    return argv[*index];
+}
+
+static bool is_option(const char *arg, const char *name)
+{
+    size_t length = strlen(name);
+    return strncmp(arg, name, length) == 0 &&
+           (arg[length] == '\0' || arg[length] == '=');
+}
+
+/* Takes one option at argv[*index]; false on a usage error. */
+static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
+{
+    const char *arg = argv[*index];
+    const char *value = NULL;
+    if (strcmp(arg, "--json") == 0) {
+        args->json = true;
+    } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        args->help = true;
+    } else if (is_option(arg, "--store")) {
+        if ((value = option_value(argc, argv, index, "--store")) == NULL)
+            return false;
+        args->store_uri = value;
+    } else if (is_option(arg, "--expect")) {
+        if ((value = option_value(argc, argv, index, "--expect")) == NULL ||
+            !ctl_parse_int64(value, "--expect", &args->expect))
+            return false;
+        args->has_expect = true;
+    } else if (is_option(arg, "--id")) {
+        if ((value = option_value(argc, argv, index, "--id")) == NULL)
+            return false;
+        args->adjust_id = value;
+    } else {
+        ctl_usage_error("unknown option '%s'", arg);
+        return false;
+    }
+    return true;
+}
+
+/* Options may come anywhere; "--" ends them. A lone "-5" is an argument
+ * (a negative delta), not an option. */
+static bool parse_args(int argc, char **argv, ctl_args *args)
+{
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!options_done && strcmp(arg, "--") == 0) {
+            options_done = true;
+        } else if (!options_done && (strncmp(arg, "--", 2) == 0 ||
+                                     strcmp(arg, "-h") == 0)) {
+            if (!parse_option(argc, argv, &i, args))
+                return false;
+        } else if (args->command == NULL) {
+            args->command = arg;
+        } else if (args->positional_count == CTL_POSITIONAL_MAX) {
+            ctl_usage_error("too many arguments (an order has at most %d lines)",
+                            STOCK_ORDER_LINES_MAX);
+            return false;
+        } else {
+            args->positional[args->positional_count++] = arg;
+        }
+    }
+    return true;
+}
+
+/* Checks the argument count and the options against the command. */
+static bool check_args(const ctl_command *command, const ctl_args *args)
+{
+    int count = args->positional_count;
+    bool count_ok = count >= command->positional_min &&
+                    count <= command->positional_max &&
+                    (command->repeat == 0 ||
+                     (count - command->positional_min) % command->repeat == 0);
+    if (!count_ok) {
+        ctl_usage_error("%s takes %s", command->name,
+                        command->synopsis[0] ? command->synopsis : "no arguments");
+        return false;
+    }
+    if (args->has_expect && strcmp(command->name, "set") != 0) {
+        ctl_usage_error("--expect goes with set only");
+        return false;
+    }
+    if (args->adjust_id != NULL && strcmp(command->name, "add") != 0) {
+        ctl_usage_error("--id goes with add only");
+        return false;
+    }
+    return true;
+}
+
+static int run(const ctl_command *command, const ctl_args *args)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX + 200];
+    stock_code code = stock_open(args->store_uri, NULL, &store, message,
+                                 sizeof message);
+    if (code != STOCK_OK) {
+        char failure[sizeof message + 120];
+        snprintf(failure, sizeof failure, "cannot open the store '%.80s': %s",
+                 args->store_uri, message);
+        return ctl_print_failure(args, code, failure);
+    }
+    int exit_code = command->run(store, args);
+    if (stock_close(store) != STOCK_OK && exit_code == CTL_EXIT_OK) {
+        fprintf(stderr, "stockctl: closing the store failed: the last "
+                "operations may not be durable\n");
+        exit_code = ctl_exit_code(STOCK_IO);
+    }
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_args args = {.store_uri = getenv("STOCKCTL_STORE")};
+    if (args.store_uri == NULL || args.store_uri[0] == '\0')
+        args.store_uri = CTL_STORE_DEFAULT;
+    if (!parse_args(argc, argv, &args))
+        return CTL_EXIT_USAGE;
+    if (args.command == NULL || strcmp(args.command, "help") == 0) {
+        const ctl_command *topic = args.positional_count == 1
+                                       ? find_command(args.positional[0]) : NULL;
+        if (topic != NULL)
+            command_usage(topic);
+        else
+            usage(args.help || args.command != NULL ? stdout : stderr);
+        return args.help || args.command != NULL ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    }
+    const ctl_command *command = find_command(args.command);
+    if (command == NULL) {
+        ctl_usage_error("unknown command '%s'", args.command);
+        return CTL_EXIT_USAGE;
+    }
+    if (args.help) {
+        command_usage(command);
+        return CTL_EXIT_OK;
+    }
+    if (!check_args(command, &args))
+        return CTL_EXIT_USAGE;
+    return run(command, &args);
+}

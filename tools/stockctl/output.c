@@ -1,0 +1,231 @@
+/*
+ * output.c -- how stockctl shows results: aligned text for people (failures
+ * on stderr), or one JSON object per run on stdout for scripts (--json),
+ * built with jansson so that it is always well-formed.
+ *
+ * Every JSON object has "ok" (true for OK and REPLAY), "code" (the wire word,
+ * stock_code_name) and "replayed"; failures add "message" (the facts) and
+ * "error" (the sentence of stock_strerror).
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "stockctl.h"
+
+static json_t *json_id(stock_id id)
+{
+    return json_stringn(id.ptr, id.len);
+}
+
+/* Emits and frees object; the exit code of code, or INTERNAL when stdout
+ * fails. */
+static int json_emit(json_t *object, stock_code code)
+{
+    assert(object != NULL);
+    int failed = json_dumpf(object, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(object);
+    if (failed != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "stockctl: cannot write the output\n");
+        return CTL_EXIT_INTERNAL;
+    }
+    return ctl_exit_code(code);
+}
+
+static json_t *json_result(stock_code code)
+{
+    return json_pack("{s:b, s:s, s:b}", "ok", stock_code_succeeded(code),
+                     "code", stock_code_name(code), "replayed",
+                     code == STOCK_REPLAY);
+}
+
+/* The value that comes with a failure, per stock_op's contract. */
+static bool failure_has_available(stock_code code)
+{
+    return code == STOCK_INSUFFICIENT || code == STOCK_MISMATCH ||
+           code == STOCK_EXCEEDS;
+}
+
+static int print_op_failure(const ctl_args *args, const stock_op *op)
+{
+    assert(!stock_code_succeeded(op->code));
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        json_object_set_new(object, "message", json_string(op->message));
+        json_object_set_new(object, "error", json_string(stock_strerror(op->code)));
+        if (failure_has_available(op->code))
+            json_object_set_new(object, "available", json_integer(op->available));
+        if (op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+            json_object_set_new(object, "failed_line", json_integer(op->failed_line));
+        return json_emit(object, op->code);
+    }
+    fprintf(stderr, "stockctl: %s: %s %s (%s)\n", args->command,
+            stock_code_name(op->code), op->message, stock_strerror(op->code));
+    if (op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+        fprintf(stderr, "stockctl: order: line %d (%.*s) is at fault\n",
+                op->failed_line + 1, (int)op->lines[op->failed_line].line_id.len,
+                op->lines[op->failed_line].line_id.ptr);
+    return ctl_exit_code(op->code);
+}
+
+int ctl_print_failure(const ctl_args *args, stock_code code,
+                      const char *message)
+{
+    assert(!stock_code_succeeded(code));
+    if (args->json) {
+        json_t *object = json_result(code);
+        json_object_set_new(object, "message", json_string(message));
+        json_object_set_new(object, "error", json_string(stock_strerror(code)));
+        return json_emit(object, code);
+    }
+    fprintf(stderr, "stockctl: %s (%s)\n", message, stock_strerror(code));
+    return ctl_exit_code(code);
+}
+
+static const char *replay_note(stock_code code)
+{
+    return code == STOCK_REPLAY ? " (replay: already done, original result)" : "";
+}
+
+int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op)
+{
+    if (!stock_code_succeeded(op->code))
+        return print_op_failure(args, op);
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        if (op->type == STOCK_OP_REFUND)
+            json_object_set_new(object, "refund", json_id(op->id));
+        json_object_set_new(object, op->type == STOCK_OP_REFUND ? "line" : "sku",
+                            json_id(op->type == STOCK_OP_REFUND ? op->line : op->sku));
+        if (op->type == STOCK_OP_DEDUCT)
+            json_object_set_new(object, "line", json_id(op->id));
+        json_object_set_new(object, "available", json_integer(op->available));
+        return json_emit(object, op->code);
+    }
+    stock_id subject = op->type == STOCK_OP_REFUND ? op->line : op->sku;
+    printf("%s %s %.*s: available %" PRId64 "%s\n", verb,
+           op->type == STOCK_OP_REFUND ? "line" : "sku", (int)subject.len,
+           subject.ptr, op->available, replay_note(op->code));
+    return ctl_exit_code(op->code);
+}
+
+int ctl_print_order(const ctl_args *args, const stock_op *op)
+{
+    if (!stock_code_succeeded(op->code))
+        return print_op_failure(args, op);
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        json_t *lines = json_array();
+        json_object_set_new(object, "order", json_id(op->id));
+        for (uint32_t i = 0; i < op->line_count; i++) {
+            const stock_order_line *line = &op->lines[i];
+            json_array_append_new(lines, json_pack(
+                "{s:o, s:o, s:I, s:I}", "line", json_id(line->line_id), "sku",
+                json_id(line->sku), "qty", (json_int_t)line->qty,
+                "available", (json_int_t)line->available));
+        }
+        json_object_set_new(object, "lines", lines);
+        return json_emit(object, op->code);
+    }
+    printf("order %.*s: %u lines deducted%s\n", (int)op->id.len, op->id.ptr,
+           op->line_count, replay_note(op->code));
+    for (uint32_t i = 0; i < op->line_count; i++) {
+        const stock_order_line *line = &op->lines[i];
+        printf("  line %-20.*s sku %-20.*s qty %-8" PRId64 " available %" PRId64 "\n",
+               (int)line->line_id.len, line->line_id.ptr, (int)line->sku.len,
+               line->sku.ptr, line->qty, line->available);
+    }
+    return ctl_exit_code(op->code);
+}
+
+int ctl_print_sku(const ctl_args *args, const stock_op *op)
+{
+    if (!stock_code_succeeded(op->code))
+        return print_op_failure(args, op);
+    const stock_sku_info *info = &op->info.sku_info;
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        json_object_set_new(object, "sku", json_id(op->sku));
+        json_object_set_new(object, "available", json_integer(info->available));
+        json_object_set_new(object, "adjusted", json_integer(info->adjusted));
+        json_object_set_new(object, "deducted", json_integer(info->deducted));
+        json_object_set_new(object, "refunded", json_integer(info->refunded));
+        return json_emit(object, op->code);
+    }
+    printf("sku        %.*s\navailable  %" PRId64 "\nadjusted   %" PRId64
+           "\ndeducted   %" PRId64 "\nrefunded   %" PRId64 "\n",
+           (int)op->sku.len, op->sku.ptr, info->available, info->adjusted,
+           info->deducted, info->refunded);
+    return ctl_exit_code(op->code);
+}
+
+/* Formats Unix microseconds as UTC ISO 8601 with microseconds. */
+static void format_time(int64_t time_us, char *text, size_t size)
+{
+    time_t seconds = (time_t)(time_us / 1000000);
+    struct tm utc;
+    if (time_us < 0 || gmtime_r(&seconds, &utc) == NULL) {
+        snprintf(text, size, "%" PRId64 " us", time_us);
+        return;
+    }
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &utc);
+    snprintf(text, size, "%s.%06dZ", date, (int)(time_us % 1000000));
+}
+
+int ctl_print_line(const ctl_args *args, const stock_op *op)
+{
+    if (!stock_code_succeeded(op->code))
+        return print_op_failure(args, op);
+    const stock_line_info *info = &op->info.line_info;
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        json_object_set_new(object, "line", json_id(op->line));
+        json_object_set_new(object, "sku", json_string(info->sku));
+        json_object_set_new(object, "order_id", json_string(info->order_id));
+        json_object_set_new(object, "qty", json_integer(info->qty));
+        json_object_set_new(object, "refunded", json_integer(info->refunded));
+        json_object_set_new(object, "time_us", json_integer(info->time_us));
+        json_object_set_new(object, "available_after", json_integer(info->available_after));
+        return json_emit(object, op->code);
+    }
+    char when[64];
+    format_time(info->time_us, when, sizeof when);
+    printf("line             %.*s\nsku              %s\norder            %s\n"
+           "qty              %" PRId64 "\nrefunded         %" PRId64
+           "\ntime             %s\navailable after  %" PRId64 "\n",
+           (int)op->line.len, op->line.ptr, info->sku,
+           info->order_id[0] ? info->order_id : "-", info->qty, info->refunded,
+           when, info->available_after);
+    return ctl_exit_code(op->code);
+}
+
+int ctl_print_stats(const ctl_args *args, const char *backend,
+                    stock_code code, const stock_stats *stats)
+{
+    if (code != STOCK_OK)
+        return ctl_print_failure(args, code, "stats: this backend keeps no counters");
+    const struct { const char *name; uint64_t value; } fields[] = {
+        {"batches", stats->batches},       {"operations", stats->operations},
+        {"syncs", stats->syncs},           {"sync_latency_us_sum", stats->sync_latency_us_sum},
+        {"skus", stats->skus},             {"lines", stats->lines},
+        {"memory_bytes", stats->memory_bytes}, {"log_bytes", stats->log_bytes},
+        {"snapshots", stats->snapshots},
+    };
+    size_t count = sizeof fields / sizeof fields[0];
+    if (args->json) {
+        json_t *object = json_result(code);
+        json_object_set_new(object, "backend", json_string(backend));
+        for (size_t i = 0; i < count; i++)
+            json_object_set_new(object, fields[i].name,
+                                json_integer((json_int_t)fields[i].value));
+        return json_emit(object, code);
+    }
+    printf("%-20s %s\n", "backend", backend);
+    for (size_t i = 0; i < count; i++)
+        printf("%-20s %" PRIu64 "\n", fields[i].name, fields[i].value);
+    return ctl_exit_code(code);
+}

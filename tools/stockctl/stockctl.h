@@ -1,0 +1,81 @@
+/*
+ * stockctl.h -- the parts of stockctl, the command-line client over
+ * libstock: main.c parses the command line and maps result codes to exit
+ * codes, commands.c runs each subcommand, output.c prints results as text
+ * for people or as JSON for scripts (--json).
+ */
+#ifndef STOCKCTL_H
+#define STOCKCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stock.h"
+
+#define CTL_STORE_DEFAULT "stockd://127.0.0.1:7379"
+#define CTL_POSITIONAL_MAX (1 + 3 * STOCK_ORDER_LINES_MAX)
+
+/* Exit codes: 0 success (OK or REPLAY), 1 stockctl itself failed (output
+ * could not be written), 2 bad arguments or INVALID, then one per code. */
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_INTERNAL 1
+#define CTL_EXIT_USAGE 2
+
+/* The parsed command line. Strings are borrowed from argv. */
+typedef struct ctl_args {
+    const char *store_uri;
+    bool json;
+    bool help;
+    bool has_expect;
+    int64_t expect;
+    const char *adjust_id;            /* add --id; NULL when absent */
+    const char *command;              /* NULL when none was given */
+    int positional_count;
+    const char *positional[CTL_POSITIONAL_MAX];
+} ctl_args;
+
+/* Runs one subcommand over an open store, prints its result and returns
+ * the exit code. args are already checked for count. */
+typedef int (*ctl_run_fn)(stock_t *store, const ctl_args *args);
+
+typedef struct ctl_command {
+    const char *name;
+    const char *synopsis;             /* the arguments, for usage lines */
+    const char *summary;              /* one line */
+    const char *details;              /* the per-command --help text */
+    int positional_min;
+    int positional_max;               /* ORDER: lines repeat, see repeat */
+    int repeat;                       /* > 0: count - positional_min is a
+                                         multiple of repeat */
+    ctl_run_fn run;
+} ctl_command;
+
+/* The subcommands, NULL-name terminated (commands.c). */
+extern const ctl_command ctl_commands[];
+
+/* The exit code for a result code (see the table in --help). */
+int ctl_exit_code(stock_code code);
+
+/* Parses text as a decimal int64 into *value; false (and prints a usage
+ * error naming what) when it is not one. */
+bool ctl_parse_int64(const char *text, const char *what, int64_t *value);
+
+/* Prints a usage error ("stockctl: <text>; see stockctl --help") to stderr. */
+void ctl_usage_error(const char *format, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* ---------------------------------------------------------------- output
+ * Each prints a finished operation to stdout (text or JSON per json) or its
+ * failure to stderr (text) / stdout (JSON), and returns the exit code. */
+
+int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op);
+int ctl_print_order(const ctl_args *args, const stock_op *op);
+int ctl_print_sku(const ctl_args *args, const stock_op *op);
+int ctl_print_line(const ctl_args *args, const stock_op *op);
+int ctl_print_stats(const ctl_args *args, const char *backend,
+                    stock_code code, const stock_stats *stats);
+/* A failure outside an op (the store would not open). */
+int ctl_print_failure(const ctl_args *args, stock_code code,
+                      const char *message);
+
+#endif /* STOCKCTL_H */
