@@ -1,0 +1,368 @@
+/*
+ * journal.c -- the data folder and its segments: opening and locking the
+ * folder, listing and mapping its files, creating segments, appending
+ * framed records and syncing them. Recovery is in journal_recover.c, the
+ * snapshot writer in journal_snapshot.c.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal/journal_internal.h"
+
+/* Parses exactly 16 lowercase hex digits. */
+static bool parse_hex16(const char *text, uint64_t *value)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = text[i];
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v << 4 | (uint64_t)(c - 'a' + 10);
+        else
+            return false;
+    }
+    *value = v;
+    return true;
+}
+
+/* The lsn in a name "<prefix><16 hex><suffix>", if it has that form. */
+static bool parse_name(const char *name, const char *prefix,
+                       const char *suffix, uint64_t *lsn)
+{
+    size_t prefix_len = strlen(prefix), suffix_len = strlen(suffix);
+    if (strlen(name) != prefix_len + 16 + suffix_len)
+        return false;
+    if (memcmp(name, prefix, prefix_len) != 0 ||
+        strcmp(name + prefix_len + 16, suffix) != 0)
+        return false;
+    return parse_hex16(name + prefix_len, lsn);
+}
+
+static bool push_lsn(uint64_t **array, size_t *count, uint64_t lsn)
+{
+    if (*count >= JOURNAL_FILES_MAX)
+        return false;
+    if ((*count & (*count - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow */
+        size_t capacity = *count == 0 ? 16 : *count * 2;
+        uint64_t *grown = realloc(*array, capacity * sizeof **array);
+        if (grown == NULL)
+            return false;
+        *array = grown;
+    }
+    (*array)[(*count)++] = lsn;
+    return true;
+}
+
+static int compare_lsn(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+bool journal_list(int dir_fd, journal_listing *listing, char *message,
+                  size_t size)
+{
+    memset(listing, 0, sizeof *listing);
+    int fd = dup(dir_fd);
+    DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+    if (dir == NULL) {
+        journal_message(message, size, "cannot list the data folder: %s",
+                        strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    rewinddir(dir);
+    bool ok = true;
+    struct dirent *entry;
+    while (ok && (entry = readdir(dir)) != NULL) {
+        uint64_t lsn;
+        if (parse_name(entry->d_name, "log-", ".wal", &lsn))
+            ok = push_lsn(&listing->segments, &listing->segment_count, lsn);
+        else if (parse_name(entry->d_name, "snap-", ".snap", &lsn))
+            ok = push_lsn(&listing->snapshots, &listing->snapshot_count, lsn);
+    }
+    closedir(dir);
+    if (!ok) {
+        journal_message(message, size, "too many files in the data folder "
+                        "or out of memory listing it");
+        journal_listing_free(listing);
+        return false;
+    }
+    qsort(listing->segments, listing->segment_count, sizeof(uint64_t), compare_lsn);
+    qsort(listing->snapshots, listing->snapshot_count, sizeof(uint64_t), compare_lsn);
+    return true;
+}
+
+void journal_listing_free(journal_listing *listing)
+{
+    free(listing->segments);
+    free(listing->snapshots);
+    memset(listing, 0, sizeof *listing);
+}
+
+stock_code journal_map(int dir_fd, const char *name, const uint8_t **data,
+                       size_t *len, char *message, size_t size)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    if (fd < 0 || fstat(fd, &info) != 0) {
+        journal_message(message, size, "cannot read %s: %s", name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return STOCK_IO;
+    }
+    if (info.st_size > 0) {
+        void *map = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            journal_message(message, size, "cannot map %s: %s", name, strerror(errno));
+            close(fd);
+            return STOCK_IO;
+        }
+        /* Recovery reads front to back: let the kernel read ahead. */
+        madvise(map, (size_t)info.st_size, MADV_SEQUENTIAL | MADV_WILLNEED);
+        *data = map;
+        *len = (size_t)info.st_size;
+    }
+    close(fd);
+    return STOCK_OK;
+}
+
+void journal_unmap(const uint8_t *data, size_t len)
+{
+    if (data != NULL)
+        munmap((void *)data, len);
+}
+
+bool journal_sync_dir(journal *log)
+{
+    assert(log->dir_fd >= 0);
+    return fsync(log->dir_fd) == 0;
+}
+
+bool journal_write_all(int fd, const void *data, size_t len, uint64_t offset)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = ENOSPC;
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return true;
+}
+
+stock_code journal_segment_create(journal *log, uint64_t lsn, char *message,
+                                  size_t size)
+{
+    char name[JOURNAL_NAME_MAX], temp[JOURNAL_NAME_MAX + 4];
+    journal_segment_name(name, lsn);
+    snprintf(temp, sizeof temp, "%s.tmp", name);
+    uint8_t header[JOURNAL_FILE_HEADER_BYTES];
+    journal_header_make(header, JOURNAL_SEGMENT_MAGIC, lsn);
+    /* Temp file, then rename: a segment never exists without its header. */
+    int fd = openat(log->dir_fd, temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 || !journal_write_all(fd, header, sizeof header, 0) || fdatasync(fd) != 0 ||
+        renameat(log->dir_fd, temp, log->dir_fd, name) != 0 || !journal_sync_dir(log)) {
+        journal_message(message, size, "cannot create %s: %s", name, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(log->dir_fd, temp, 0);
+        }
+        return STOCK_IO;
+    }
+    if (log->segment_fd >= 0)
+        close(log->segment_fd);
+    log->segment_fd = fd;
+    log->segment_lsn = lsn;
+    log->segment_bytes = JOURNAL_FILE_HEADER_BYTES;
+    assert(lsn == log->next_lsn);
+    return STOCK_OK;
+}
+
+static stock_code open_folder(journal *log, const char *path, char *message,
+                              size_t size)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        journal_message(message, size, "cannot create the data folder %s: %s",
+                        path, strerror(errno));
+        return STOCK_IO;
+    }
+    log->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (log->dir_fd < 0) {
+        journal_message(message, size, "cannot open the data folder %s: %s",
+                        path, strerror(errno));
+        return STOCK_IO;
+    }
+    log->lock_fd = openat(log->dir_fd, "LOCK", O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (log->lock_fd < 0) {
+        journal_message(message, size, "cannot create %s/LOCK: %s", path,
+                        strerror(errno));
+        return STOCK_IO;
+    }
+    if (flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        bool busy = errno == EWOULDBLOCK;
+        journal_message(message, size, busy
+                        ? "the data folder %s is open in another process (%s/LOCK is held)"
+                        : "cannot lock the data folder %s: %s",
+                        path, busy ? path : strerror(errno));
+        return busy ? STOCK_UNAVAILABLE : STOCK_IO;
+    }
+    return STOCK_OK;
+}
+
+stock_code journal_open(const char *path, const journal_replay *replay,
+                        journal **out, char *message, size_t message_size)
+{
+    assert(path != NULL && replay != NULL && out != NULL);
+    assert(replay->load != NULL && replay->apply != NULL);
+    *out = NULL;
+    journal *log = calloc(1, sizeof *log);
+    if (log == NULL)
+        return STOCK_NOMEM;
+    log->dir_fd = log->lock_fd = log->segment_fd = log->snap_fd = -1;
+    log->snapshot_lsn = JOURNAL_LSN_NONE;
+    log->snap_buffer = malloc(JOURNAL_SNAPSHOT_BUFFER_BYTES);
+    log->snap_hash = XXH3_createState();
+    stock_code code = STOCK_NOMEM;
+    if (log->snap_buffer != NULL && log->snap_hash != NULL) {
+        code = open_folder(log, path, message, message_size);
+        if (code == STOCK_OK)
+            code = journal_recover(log, replay, message, message_size);
+    }
+    if (code != STOCK_OK) {
+        journal_close(log);
+        return code;
+    }
+    journal_publish(log);
+    *out = log;
+    return STOCK_OK;
+}
+
+void journal_close(journal *log)
+{
+    if (log == NULL)
+        return;
+    journal_snapshot_poll(log, true);
+    assert(log->child == 0);
+    if (log->segment_fd >= 0)
+        close(log->segment_fd);
+    if (log->lock_fd >= 0)
+        close(log->lock_fd);   /* releases the flock */
+    if (log->dir_fd >= 0)
+        close(log->dir_fd);
+    free(log->snap_buffer);
+    if (log->snap_hash != NULL)
+        XXH3_freeState(log->snap_hash);
+    free(log);
+}
+
+stock_code journal_append(journal *log, const void *data, size_t len,
+                          uint64_t record_count, char *message,
+                          size_t message_size)
+{
+    assert(log->segment_fd >= 0 && len >= JOURNAL_RECORD_HEADER_BYTES * record_count);
+    char name[JOURNAL_NAME_MAX];
+    journal_segment_name(name, log->segment_lsn);
+    if (log->failed) {
+        journal_message(message, message_size, "an earlier write to %s failed", name);
+        return STOCK_IO;
+    }
+    if (!journal_write_all(log->segment_fd, data, len, log->segment_bytes)) {
+        int error = errno;
+        /* Cut back what part of the group reached the file, so that a
+         * failed group cannot come back at recovery. */
+        if (ftruncate(log->segment_fd, (off_t)log->segment_bytes) != 0)
+            journal_notice("cannot cut %s back after a failed write: %s",
+                           name, strerror(errno));
+        log->failed = true;
+        journal_message(message, message_size, "writing %s failed: %s", name,
+                        strerror(error));
+        return STOCK_IO;
+    }
+    log->segment_bytes += len;
+    log->next_lsn += record_count;
+    log->log_bytes += len;
+    atomic_store_explicit(&log->shared_log_bytes, log->log_bytes, memory_order_relaxed);
+    return STOCK_OK;
+}
+
+stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
+                        size_t message_size)
+{
+    assert(log->segment_fd >= 0 && latency_us != NULL);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc = fdatasync(log->segment_fd);
+    int error = errno;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    *latency_us = (uint64_t)((end.tv_sec - start.tv_sec) * 1000000LL +
+                             (end.tv_nsec - start.tv_nsec) / 1000);
+    if (rc != 0) {
+        journal_message(message, message_size, "fdatasync of the flow log failed: %s",
+                        strerror(error));
+        return STOCK_IO;
+    }
+    return STOCK_OK;
+}
+
+bool journal_rotation_due(const journal *log)
+{
+    assert(log->segment_fd >= 0);
+    return log->segment_bytes >= JOURNAL_SEGMENT_BYTES;
+}
+
+stock_code journal_rotate(journal *log, char *message, size_t message_size)
+{
+    assert(log->segment_fd >= 0 && log->segment_lsn <= log->next_lsn);
+    if (log->failed) {
+        journal_message(message, message_size, "the flow log failed earlier");
+        return STOCK_IO;
+    }
+    if (log->segment_lsn == log->next_lsn)
+        return STOCK_OK;   /* the current segment already starts here */
+    /* A closed segment is always whole on disk: recovery treats damage in
+     * it as corruption, never as a torn tail. */
+    uint64_t latency_us;
+    stock_code code = journal_sync(log, &latency_us, message, message_size);
+    if (code == STOCK_OK)
+        code = journal_segment_create(log, log->next_lsn, message, message_size);
+    if (code != STOCK_OK)
+        log->failed = true;
+    return code;
+}
+
+void journal_counters(const journal *log, uint64_t *log_bytes,
+                      uint64_t *snapshots)
+{
+    assert(log != NULL);
+    if (log_bytes != NULL)
+        *log_bytes = atomic_load_explicit(&log->shared_log_bytes, memory_order_relaxed);
+    if (snapshots != NULL)
+        *snapshots = atomic_load_explicit(&log->shared_snapshots, memory_order_relaxed);
+}
+
+void journal_publish(journal *log)
+{
+    assert(log != NULL);
+    atomic_store_explicit(&log->shared_log_bytes, log->log_bytes, memory_order_relaxed);
+}

@@ -1,0 +1,173 @@
+/*
+ * journal.h -- the flow log of the embedded engine: a write-ahead log of
+ * checksummed records in segment files, snapshots written by a forked child,
+ * and recovery (newest valid snapshot, then the log after it).
+ *
+ * The journal knows nothing of stock: a record is opaque bytes (the core
+ * makes them), a snapshot is whatever a save callback writes. It does no
+ * threading of its own; the embedded backend runs group commit on top of it
+ * (src/backend/embedded.c) and docs/engine.md describes the format.
+ *
+ * A data folder holds:
+ *   LOCK                      flock()ed by the process that has it open
+ *   log-<first record>.wal    a segment: header, then records
+ *   snap-<records>.snap       the state after the first <records> records
+ * with <...> as 16 lowercase hex digits. Records are numbered from 0 (the
+ * log sequence number, lsn); a segment's name says the lsn of its first record.
+ *
+ * Threads: every function is for one thread (the writer), except that
+ * journal_sync may run on a second thread concurrently with journal_append,
+ * and journal_counters on any thread. The caller must not run journal_sync
+ * concurrently with journal_rotate, journal_snapshot_start or journal_close.
+ */
+#ifndef STOCK_JOURNAL_H
+#define STOCK_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "stock.h"
+
+/* A record on disk: u32 payload length, u64 XXH3 of the payload seeded with
+ * the length (so the length is covered), then the payload. Little endian. */
+#define JOURNAL_RECORD_HEADER_BYTES 12
+/* Largest payload; anything longer on disk is damage. */
+#define JOURNAL_RECORD_MAX (1u << 20)
+/* A segment is closed and a new one started once it passes this size. */
+#define JOURNAL_SEGMENT_BYTES (64ull << 20)
+/* Default snapshot threshold (stock_config.snapshot_log_bytes = 0). */
+#define JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT (256ull << 20)
+
+typedef struct journal journal;
+
+/* Writes len bytes; returns 0, or -1 to stop. (Same shape as core_write_fn.) */
+typedef int (*journal_write_fn)(void *context, const void *data, size_t len);
+/* Reads exactly len bytes; returns 0, or -1 on a short read. */
+typedef int (*journal_read_fn)(void *context, void *data, size_t len);
+
+/* How recovery hands the state back to its owner. */
+typedef struct journal_replay {
+    void *context;
+    /* Loads a snapshot's body (checksum already verified) into the empty
+     * state. Returns STOCK_OK, STOCK_CORRUPT or STOCK_NOMEM with message. */
+    stock_code (*load)(void *context, journal_read_fn read, void *read_context,
+                       char *message, size_t message_size);
+    /* Re-applies one record, in log order. Returns as load does. */
+    stock_code (*apply)(void *context, const uint8_t *record, size_t len,
+                        char *message, size_t message_size);
+} journal_replay;
+
+/* ------------------------------------------------------------ framing */
+
+/*
+ * Starts a record at the end of out by reserving its header; the caller
+ * then appends the payload and calls journal_frame_end (or cancels by
+ * setting out->len back to *start). False on out of memory (out unchanged).
+ */
+bool journal_frame_begin(buf *out, size_t *start);
+
+/* Fills the header of the record begun at start, whose payload is every
+ * byte appended since (1..JOURNAL_RECORD_MAX bytes: asserted). */
+void journal_frame_end(buf *out, size_t start);
+
+/* What journal_parse found at the start of data. */
+typedef enum journal_parse_result {
+    JOURNAL_PARSE_RECORD,  /* a whole, valid record */
+    JOURNAL_PARSE_END,     /* no bytes left, or only zero bytes: clean end */
+    JOURNAL_PARSE_BAD      /* a torn, oversized or bad-checksum record */
+} journal_parse_result;
+
+/*
+ * Parses the record at the start of data[0..len). On RECORD, *payload and
+ * *payload_len name its payload (inside data) and *record_len its size on
+ * disk. On BAD, *why (static storage) says what is wrong. Pure function.
+ */
+journal_parse_result journal_parse(const uint8_t *data, size_t len,
+                                   const uint8_t **payload,
+                                   size_t *payload_len, size_t *record_len,
+                                   const char **why);
+
+/* --------------------------------------------------------------- files */
+
+/*
+ * Opens the data folder at path (created if missing, mode 0755), locks it,
+ * recovers it through replay, and starts a new segment for appends.
+ *
+ * Recovery loads the newest snapshot whose checksum holds (a damaged newer
+ * one is renamed *.damaged) and applies every record after it. A torn tail
+ * (a bad record at the end of the last segment with no valid record after
+ * it) is cut off and reported on stderr. Damage anywhere else is
+ * STOCK_CORRUPT with the file and byte offset in message, and then nothing
+ * on disk has been changed.
+ *
+ * Returns STOCK_OK and *out (free with journal_close); STOCK_UNAVAILABLE
+ * (another process has the folder open), STOCK_IO, STOCK_CORRUPT,
+ * STOCK_NOMEM, or the first failure of replay, with message set.
+ */
+stock_code journal_open(const char *path, const journal_replay *replay,
+                        journal **out, char *message, size_t message_size);
+
+/* Waits for a running snapshot child, closes the files and unlocks the
+ * folder. Does not sync: the caller syncs first if it wants to. */
+void journal_close(journal *log);
+
+/*
+ * Appends len bytes holding record_count whole framed records to the
+ * current segment. On failure the segment is cut back to where it was
+ * (best effort) and STOCK_IO is returned with message; the journal then
+ * refuses further appends.
+ */
+stock_code journal_append(journal *log, const void *data, size_t len,
+                          uint64_t record_count, char *message,
+                          size_t message_size);
+
+/* fdatasync of the current segment; records its latency in *latency_us.
+ * Returns STOCK_OK or STOCK_IO with message. */
+stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
+                        size_t message_size);
+
+/* True when the current segment has passed JOURNAL_SEGMENT_BYTES. */
+bool journal_rotation_due(const journal *log);
+
+/* Syncs the current segment and starts a new one at the next lsn.
+ * Returns STOCK_OK or STOCK_IO with message. */
+stock_code journal_rotate(journal *log, char *message, size_t message_size);
+
+/* ----------------------------------------------------------- snapshots */
+
+/* Saves the whole state through write; returns 0 or -1. Runs in a forked
+ * child: it must not allocate or take locks. */
+typedef int (*journal_save_fn)(void *context, journal_write_fn write,
+                               void *write_context);
+
+/* True when no snapshot is running and at least threshold log bytes have
+ * been written since the last snapshot (and since the last failed try). */
+bool journal_snapshot_due(const journal *log, uint64_t threshold);
+
+/*
+ * Rotates to a new segment and forks a child that writes the state as of
+ * that point through save into snap-<lsn>.snap (temp file, fsync, rename,
+ * fsync of the folder). The caller's state must not change between the
+ * call and its return. Returns STOCK_OK, or STOCK_IO with message (then no
+ * snapshot runs).
+ */
+stock_code journal_snapshot_start(journal *log, journal_save_fn save,
+                                  void *context, char *message,
+                                  size_t message_size);
+
+/*
+ * Reaps a finished snapshot child (waiting for it if wait is true). When it
+ * succeeded, deletes the files no longer needed: snapshots and segments
+ * older than the previous snapshot (one older generation is kept as a
+ * fallback). Returns true if no snapshot is running any more.
+ */
+bool journal_snapshot_poll(journal *log, bool wait);
+
+/* Log bytes since the last snapshot and snapshots completed since open.
+ * Safe on any thread. */
+void journal_counters(const journal *log, uint64_t *log_bytes,
+                      uint64_t *snapshots);
+
+#endif /* STOCK_JOURNAL_H */

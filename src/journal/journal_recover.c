@@ -1,0 +1,320 @@
+/*
+ * journal_recover.c -- recovery at open: load the newest snapshot whose
+ * checksum holds, replay the segments after it in order, cut a torn tail,
+ * and refuse (STOCK_CORRUPT, file and byte offset in the message, nothing
+ * changed on disk) on any damage that is not a torn tail. The rules are
+ * written out in docs/engine.md, "Recovery".
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal/journal_internal.h"
+
+typedef struct recovery {
+    journal *log;
+    const journal_replay *replay;
+    journal_listing listing;
+    uint64_t base_lsn;        /* records the loaded snapshot covers */
+    size_t damaged_count;     /* newest snapshots skipped as damaged */
+    bool cut;                 /* a torn tail to cut from the last segment */
+    uint64_t cut_segment;
+    uint64_t cut_offset;
+    uint64_t cut_bytes;
+    char *message;
+    size_t size;
+} recovery;
+
+typedef struct body_reader {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+} body_reader;
+
+static int read_body(void *context, void *data, size_t len)
+{
+    body_reader *reader = context;
+    assert(reader->pos <= reader->len);
+    if (len > reader->len - reader->pos)
+        return -1;
+    memcpy(data, reader->data + reader->pos, len);
+    reader->pos += len;
+    return 0;
+}
+
+/* Loads one verified snapshot body through the owner's load callback. */
+static stock_code load_snapshot(recovery *r, const char *name,
+                                const uint8_t *body, size_t body_len)
+{
+    body_reader reader = {body, body_len, 0};
+    char inner[STOCK_MESSAGE_MAX] = "";
+    stock_code code = r->replay->load(r->replay->context, read_body, &reader,
+                                      inner, sizeof inner);
+    if (code == STOCK_OK && reader.pos != reader.len) {
+        code = STOCK_CORRUPT;
+        snprintf(inner, sizeof inner, "%zu bytes left over after the state",
+                 reader.len - reader.pos);
+    }
+    if (code != STOCK_OK)
+        journal_message(r->message, r->size, "%s: %s", name, inner);
+    return code;
+}
+
+/* Picks the newest snapshot whose checksum holds and loads it. */
+static stock_code recover_snapshot(recovery *r)
+{
+    char first_damage[STOCK_MESSAGE_MAX] = "";
+    for (size_t i = r->listing.snapshot_count; i-- > 0;) {
+        uint64_t lsn = r->listing.snapshots[i];
+        char name[JOURNAL_NAME_MAX];
+        journal_snapshot_name(name, lsn);
+        const uint8_t *data, *body;
+        size_t len, body_len;
+        const char *why = NULL;
+        stock_code code = journal_map(r->log->dir_fd, name, &data, &len,
+                                      r->message, r->size);
+        if (code != STOCK_OK)
+            return code;
+        if (journal_snapshot_check(data, len, lsn, &body, &body_len, &why)) {
+            code = load_snapshot(r, name, body, body_len);
+            journal_unmap(data, len);
+            r->base_lsn = lsn;
+            r->damaged_count = r->listing.snapshot_count - 1 - i;
+            r->log->snapshot_lsn = lsn;
+            return code;
+        }
+        journal_unmap(data, len);
+        if (first_damage[0] == '\0')
+            snprintf(first_damage, sizeof first_damage, "%s: %s", name, why);
+    }
+    if (r->listing.snapshot_count > 0) {
+        journal_message(r->message, r->size, "%s, and no older valid snapshot",
+                        first_damage);
+        return STOCK_CORRUPT;
+    }
+    r->base_lsn = 0;
+    return STOCK_OK;
+}
+
+/* Offset of the first valid record at or after from, or len if none. */
+static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
+{
+    for (size_t p = from; p + JOURNAL_RECORD_HEADER_BYTES < len; p++) {
+        uint32_t length = journal_get_u32(data + p);
+        /* Cheap filter first: most garbage fails the length test. */
+        if (length == 0 || length > JOURNAL_RECORD_MAX ||
+            length > len - p - JOURNAL_RECORD_HEADER_BYTES)
+            continue;
+        const uint8_t *payload;
+        size_t payload_len, record_len;
+        const char *why;
+        if (journal_parse(data + p, len - p, &payload, &payload_len,
+                          &record_len, &why) == JOURNAL_PARSE_RECORD)
+            return p;
+    }
+    return len;
+}
+
+/* A bad record at offset: a torn tail to cut, or damage to refuse. */
+static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
+                             bool last, const uint8_t *data, size_t len,
+                             size_t offset, const char *why)
+{
+    if (!last) {
+        journal_message(r->message, r->size, "%s, offset %zu: %s in a closed "
+                        "segment (damage before the end of the log)", name,
+                        offset, why);
+        return STOCK_CORRUPT;
+    }
+    size_t later = find_valid_record(data, len, offset + 1);
+    if (later < len) {
+        journal_message(r->message, r->size, "%s, offset %zu: %s, yet a valid "
+                        "record follows at offset %zu (damage, not a torn tail)",
+                        name, offset, why, later);
+        return STOCK_CORRUPT;
+    }
+    r->cut = true;
+    r->cut_segment = lsn;
+    r->cut_offset = offset;
+    r->cut_bytes = len - offset;
+    return STOCK_OK;
+}
+
+/* Replays the records of one segment; *next is the lsn after its last. */
+static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
+                                 bool last, const uint8_t *data, size_t len,
+                                 uint64_t *next)
+{
+    size_t offset = JOURNAL_FILE_HEADER_BYTES;
+    for (;;) {
+        const uint8_t *payload;
+        size_t payload_len, record_len;
+        const char *why = NULL;
+        journal_parse_result result = journal_parse(
+            data + offset, len - offset, &payload, &payload_len, &record_len, &why);
+        if (result == JOURNAL_PARSE_END)
+            return STOCK_OK;
+        if (result == JOURNAL_PARSE_BAD)
+            return bad_record(r, name, lsn, last, data, len, offset, why);
+        if (*next >= r->base_lsn) {
+            char inner[STOCK_MESSAGE_MAX] = "";
+            stock_code code = r->replay->apply(r->replay->context, payload,
+                                               payload_len, inner, sizeof inner);
+            if (code != STOCK_OK) {
+                journal_message(r->message, r->size, "%s, offset %zu: record %llu: %s",
+                                name, offset, (unsigned long long)*next, inner);
+                return code;
+            }
+            r->log->log_bytes += record_len;
+        }
+        offset += record_len;
+        *next += 1;
+        assert(offset <= len);
+    }
+}
+
+static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
+{
+    uint64_t lsn = r->listing.segments[index];
+    bool last = index + 1 == r->listing.segment_count;
+    char name[JOURNAL_NAME_MAX];
+    journal_segment_name(name, lsn);
+    if (lsn != *next) {
+        journal_message(r->message, r->size, "%s, offset 0: starts at record %llu "
+                        "but the log before it ends at record %llu", name,
+                        (unsigned long long)lsn, (unsigned long long)*next);
+        return STOCK_CORRUPT;
+    }
+    const uint8_t *data;
+    size_t len;
+    stock_code code = journal_map(r->log->dir_fd, name, &data, &len, r->message, r->size);
+    if (code != STOCK_OK)
+        return code;
+    if (!journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn)) {
+        journal_message(r->message, r->size, "%s, offset 0: bad segment header", name);
+        code = STOCK_CORRUPT;
+    } else {
+        code = replay_segment(r, name, lsn, last, data, len, next);
+    }
+    journal_unmap(data, len);
+    return code;
+}
+
+/* Replays every segment from the one holding the snapshot's lsn on. */
+static stock_code recover_segments(recovery *r)
+{
+    const journal_listing *listing = &r->listing;
+    uint64_t next = r->base_lsn;
+    size_t start = listing->segment_count;
+    for (size_t i = 0; i < listing->segment_count; i++)
+        if (listing->segments[i] <= r->base_lsn)
+            start = i;
+    if (start == listing->segment_count && listing->segment_count > 0) {
+        char name[JOURNAL_NAME_MAX];
+        journal_segment_name(name, listing->segments[0]);
+        journal_message(r->message, r->size, "%s, offset 0: the log must start "
+                        "at record %llu, earlier records are missing", name,
+                        (unsigned long long)r->base_lsn);
+        return STOCK_CORRUPT;
+    }
+    if (start < listing->segment_count)
+        next = listing->segments[start];
+    for (size_t i = start; i < listing->segment_count; i++) {
+        stock_code code = recover_segment(r, i, &next);
+        if (code != STOCK_OK)
+            return code;
+    }
+    if (next < r->base_lsn) {
+        journal_message(r->message, r->size, "the log ends at record %llu, "
+                        "before the snapshot's record %llu",
+                        (unsigned long long)next, (unsigned long long)r->base_lsn);
+        return STOCK_CORRUPT;
+    }
+    r->log->next_lsn = next;
+    return STOCK_OK;
+}
+
+/* Cuts the torn tail found by bad_record from the last segment. */
+static stock_code cut_tail(recovery *r)
+{
+    char name[JOURNAL_NAME_MAX];
+    journal_segment_name(name, r->cut_segment);
+    int fd = openat(r->log->dir_fd, name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)r->cut_offset) != 0 || fsync(fd) != 0) {
+        journal_message(r->message, r->size, "cannot cut the torn tail of %s: %s",
+                        name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return STOCK_IO;
+    }
+    close(fd);
+    journal_notice("cut a torn tail of %llu bytes at offset %llu of %s "
+                   "(an unfinished write; nothing acknowledged is lost)",
+                   (unsigned long long)r->cut_bytes,
+                   (unsigned long long)r->cut_offset, name);
+    return STOCK_OK;
+}
+
+/* Leftovers of interrupted creates: "log-*.tmp", "snap-*.tmp". */
+static void remove_temps(journal *log)
+{
+    int fd = dup(log->dir_fd);
+    DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        size_t len = strlen(entry->d_name);
+        bool ours = strncmp(entry->d_name, "log-", 4) == 0 ||
+                    strncmp(entry->d_name, "snap-", 5) == 0;
+        if (ours && len > 4 && strcmp(entry->d_name + len - 4, ".tmp") == 0)
+            unlinkat(log->dir_fd, entry->d_name, 0);
+    }
+    closedir(dir);
+}
+
+/* Only once everything has been read does recovery change the folder. */
+static stock_code finish(recovery *r)
+{
+    if (r->cut) {
+        stock_code code = cut_tail(r);
+        if (code != STOCK_OK)
+            return code;
+    }
+    const journal_listing *listing = &r->listing;
+    for (size_t i = 0; i < r->damaged_count; i++) {
+        uint64_t lsn = listing->snapshots[listing->snapshot_count - 1 - i];
+        char name[JOURNAL_NAME_MAX], damaged[JOURNAL_NAME_MAX + 8];
+        journal_snapshot_name(name, lsn);
+        snprintf(damaged, sizeof damaged, "%s.damaged", name);
+        renameat(r->log->dir_fd, name, r->log->dir_fd, damaged);
+        journal_notice("%s is damaged: kept as %s, recovered from an older "
+                       "snapshot and the log", name, damaged);
+    }
+    remove_temps(r->log);
+    return journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
+}
+
+stock_code journal_recover(journal *log, const journal_replay *replay,
+                           char *message, size_t size)
+{
+    assert(log->dir_fd >= 0 && log->segment_fd < 0);
+    recovery r = {.log = log, .replay = replay, .message = message, .size = size};
+    if (!journal_list(log->dir_fd, &r.listing, message, size))
+        return STOCK_IO;
+    stock_code code = recover_snapshot(&r);
+    if (code == STOCK_OK)
+        code = recover_segments(&r);
+    if (code == STOCK_OK)
+        code = finish(&r);
+    journal_listing_free(&r.listing);
+    assert(code != STOCK_OK || log->segment_fd >= 0);
+    return code;
+}
