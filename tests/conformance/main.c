@@ -1,0 +1,94 @@
+/*
+ * main.c -- the conformance runner: reads the URI, opens the store once,
+ * runs every group of tests against it, closes it, and exits non-zero if any
+ * test failed. Every backend's suite script calls this same binary.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conformance.h"
+
+stock_t *conf_store;
+bool conf_quick;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: conformance [--quick] [--filter GLOB] [URI]\n"
+        "\n"
+        "Runs the libstock conformance suite (DESIGN section 2, docs/semantics.md,\n"
+        "invariants I1-I5) against the store named by URI, or by $STOCK_TEST_URI\n"
+        "when no URI is given. Examples:\n"
+        "  conformance /tmp/some-empty-dir        the embedded engine\n"
+        "  conformance stockd://127.0.0.1:7379    a running stockd\n"
+        "  conformance postgres://localhost/stock\n"
+        "\n"
+        "The store need not be empty: every id the suite makes starts with a\n"
+        "run-unique token, so runs may share a store, even at the same time.\n"
+        "\n"
+        "  --quick        smaller concurrency tests (also CONFORMANCE_QUICK=1);\n"
+        "                 for sanitizer builds and slow backends\n"
+        "  --filter GLOB  run only the tests whose name matches (* and ?)\n"
+        "  --help         this text\n"
+        "\n"
+        "CMOCKA_MESSAGE_OUTPUT=tap|xml|subunit changes the report format.\n"
+        "Exit status: 0 if every test passed, 1 if any failed, 2 on bad usage\n"
+        "or when the store cannot be opened.\n");
+}
+
+/* Parses argv; returns the URI or NULL after printing why. */
+static const char *parse_args(int argc, char **argv)
+{
+    const char *uri = getenv("STOCK_TEST_URI");
+    const char *quick = getenv("CONFORMANCE_QUICK");
+    conf_quick = quick != NULL && strcmp(quick, "0") != 0 && quick[0] != '\0';
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            conf_quick = true;
+        } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
+            cmocka_set_test_filter(argv[++i]);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "conformance: unknown option %s\n", argv[i]);
+            return NULL;
+        } else {
+            uri = argv[i];
+        }
+    }
+    if (uri == NULL || uri[0] == '\0')
+        fprintf(stderr, "conformance: no URI given and STOCK_TEST_URI unset\n");
+    return uri != NULL && uri[0] != '\0' ? uri : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *uri = parse_args(argc, argv);
+    if (uri == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_open(uri, NULL, &conf_store, message, sizeof message);
+    if (code != STOCK_OK) {
+        fprintf(stderr, "conformance: cannot open %s: %s: %s\n", uri,
+                stock_code_name(code), message);
+        return 2;
+    }
+    printf("conformance: %s backend at %s, run token %s%s\n",
+           stock_backend_name(conf_store), uri, conf_run_token(),
+           conf_quick ? ", quick" : "");
+    int failed = conf_run_codes() + conf_run_validation() + conf_run_set_add() +
+                 conf_run_deduct() + conf_run_order() + conf_run_refund() +
+                 conf_run_batches() + conf_run_concurrency();
+    code = stock_close(conf_store);
+    if (code != STOCK_OK) {
+        fprintf(stderr, "conformance: closing the store: %s\n",
+                stock_code_name(code));
+        failed++;
+    }
+    printf("conformance: %d failed\n", failed);
+    return failed == 0 ? 0 : 1;
+}
