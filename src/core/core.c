@@ -16,11 +16,11 @@
 /* Records per pool chunk, as powers of two: big enough that the chunk
  * pointer arrays stay small at 10M lines, small enough that an empty core
  * stays cheap. */
-#define SKU_CHUNK_SHIFT 12
-#define LINE_CHUNK_SHIFT 16
-#define ORDER_CHUNK_SHIFT 14
-#define REFUND_CHUNK_SHIFT 12
-#define ADJUSTMENT_CHUNK_SHIFT 10
+#define SKU_CHUNK_SHIFT 10
+#define LINE_CHUNK_SHIFT 12
+#define ORDER_CHUNK_SHIFT 10
+#define REFUND_CHUNK_SHIFT 10
+#define ADJUSTMENT_CHUNK_SHIFT 8
 
 core *core_create(void)
 {

@@ -32,7 +32,7 @@
 #define CORE_INDEX_CAPACITY_MAX (1u << 31)
 #define CORE_INDEX_CAPACITY_MIN 16u
 /* Bytes per id-arena chunk; an id never straddles two chunks. */
-#define CORE_ID_CHUNK_SHIFT 20
+#define CORE_ID_CHUNK_SHIFT 16
 #define CORE_ID_CHUNK_BYTES (1u << CORE_ID_CHUNK_SHIFT)
 
 /* ------------------------------------------------------------- entities */
