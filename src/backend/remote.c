@@ -248,8 +248,10 @@ static stock_code handshake_reply(redisContext *context, const char *what,
     if (reply->type == REDIS_REPLY_ERROR) {
         bool refused = strstr(reply->str, "STOCKPROTO") != NULL ||
                        strncmp(reply->str, "ERR unknown command", 19) == 0;
+        bool noauth = strncmp(reply->str, "NOAUTH", 6) == 0;
         snprintf(reason, reason_size, "%s refused: %.100s%s", what, reply->str,
-                 refused ? " (is this a stockd server?)" : "");
+                 refused ? " (is this a stockd server?)"
+                 : noauth ? " (add ?password=... to the URI)" : "");
         code = refused ? STOCK_UNSUPPORTED : STOCK_UNAVAILABLE;
     } else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "OK") != 0) {
         snprintf(reason, reason_size, "%s: the server did not answer +OK "

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# 47-stockctl.sh -- stockctl end to end: usage errors, then the same script of
+# operations against a data directory (embedded engine in-process) and
+# against a stockd on 127.0.0.1:17370, checking exit codes, the readable
+# output, and --json parsed by jq.
+set -eu
+BUILD=${BUILD:-build}
+ctl=$BUILD/stockctl
+port=17370
+dir=$(mktemp -d)
+stockd_pid=""
+cleanup() {
+    [ -z "$stockd_pid" ] || kill "$stockd_pid" 2>/dev/null || true
+    [ -z "$stockd_pid" ] || wait "$stockd_pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# expect CODE ARGS...: runs stockctl, checks its exit code, keeps stdout in
+# $dir/out and stderr in $dir/err.
+expect() {
+    local want=$1 got=0
+    shift
+    "$ctl" "$@" >"$dir/out" 2>"$dir/err" || got=$?
+    [ "$got" -eq "$want" ] ||
+        fail "stockctl $* exited $got, wanted $want; stdout: $(cat "$dir/out"); stderr: $(cat "$dir/err")"
+}
+
+# json FILTER: the jq filter must hold on the last JSON output.
+json() {
+    jq -e "$1" "$dir/out" >/dev/null || fail "jq '$1' does not hold on $(cat "$dir/out")"
+}
+
+echo "== usage"
+expect 0 --help
+grep -q "exit codes" "$dir/out" || fail "--help has no exit code table"
+expect 0 deduct --help
+grep -q "LINE_ID SKU QTY" "$dir/out" || fail "deduct --help has no synopsis"
+expect 0 help order
+expect 2
+expect 2 frobnicate
+grep -q "unknown command 'frobnicate'" "$dir/err" || fail "no clear message for an unknown command"
+expect 2 deduct L1 A
+grep -q "deduct takes LINE_ID SKU QTY" "$dir/err" || fail "no clear message for wrong arity"
+expect 2 deduct L1 A three
+grep -q "QTY must be an integer, not 'three'" "$dir/err" || fail "no clear message for a bad number"
+expect 2 order O1 L1 A
+expect 2 --bogus get A
+expect 2 get A --expect 3
+expect 2 --store "stockd://127.0.0.1:99999" get A
+grep -q "port" "$dir/err" || fail "no clear message for a bad port"
+expect 11 --store "stockd://127.0.0.1:17399" get A
+grep -q "cannot open" "$dir/err" || fail "no clear message for an unreachable server"
+expect 11 --json --store "stockd://127.0.0.1:17399" get A
+json '.ok == false and .code == "UNAVAILABLE" and (.message | length > 0)'
+
+# The same operations against one store URI.
+script() {
+    local store=$1 long_id
+    long_id=$(printf 'X%.0s' $(seq 65))
+    echo "== $store"
+    expect 0 --store "$store" set A 10
+    grep -q "available 10" "$dir/out" || fail "set output: $(cat "$dir/out")"
+    expect 2 --store "$store" deduct "$long_id" A 1
+    grep -q "INVALID line id must be 1-64" "$dir/err" || fail "65-byte id: $(cat "$dir/err")"
+    expect 2 --store "$store" deduct L0 A 0
+    expect 0 --store "$store" --json deduct L1 A 3
+    json '.ok and .code == "OK" and .replayed == false and .available == 7 and .line == "L1"'
+    expect 0 --store "$store" deduct L1 A 3 --json
+    json '.code == "REPLAY" and .replayed and .available == 7'
+    expect 0 --store "$store" deduct L1 A 3
+    grep -q "replay" "$dir/out" || fail "a replay is not shown: $(cat "$dir/out")"
+    expect 5 --store "$store" --json deduct L1 A 4
+    json '.ok == false and .code == "CONFLICT" and (.message | test("line=L1"))'
+    expect 3 --store "$store" --json deduct L2 A 100
+    json '.code == "INSUFFICIENT" and .available == 7'
+    expect 3 --store "$store" deduct L2 A 100
+    grep -q "INSUFFICIENT sku=A available=7" "$dir/err" || fail "insufficient text: $(cat "$dir/err")"
+    expect 4 --store "$store" deduct L3 NOPE 1
+    expect 0 --store "$store" --json refund R1 L1 2
+    json '.code == "OK" and .available == 9 and .refund == "R1" and .line == "L1"'
+    expect 6 --store "$store" --json refund R2 L1 2
+    json '.code == "EXCEEDS" and .available == 1'
+    expect 4 --store "$store" refund R3 NOLINE 1
+    expect 7 --store "$store" --json set A 5 --expect 3
+    json '.code == "MISMATCH" and .available == 9'
+    expect 0 --store "$store" set A 12 --expect 9
+    expect 0 --store "$store" --json add A 5 --id ADJ1
+    json '.code == "OK" and .available == 17'
+    expect 0 --store "$store" --json add A 5 --id ADJ1
+    json '.code == "REPLAY" and .available == 17'
+    expect 5 --store "$store" add A 6 --id ADJ1
+    expect 3 --store "$store" --json add A -100
+    json '.code == "INSUFFICIENT" and .available == 17'
+    expect 0 --store "$store" add A -2
+    expect 4 --store "$store" --json order O1 L10 A 2 L11 B 1
+    json '.code == "NOTFOUND" and .failed_line == 1'
+    expect 0 --store "$store" set B 1
+    expect 3 --store "$store" --json order O1 L10 A 2 L11 B 1 L12 B 1
+    json '.code == "INSUFFICIENT" and .failed_line == 1 and .available == 1'
+    expect 0 --store "$store" --json order O1 L10 A 2 L11 B 1
+    json '.code == "OK" and .order == "O1" and (.lines | length) == 2 and .lines[0].available == 13 and .lines[1].available == 0'
+    expect 0 --store "$store" order O1 L10 A 2 L11 B 1
+    grep -q "order O1: 2 lines" "$dir/out" || fail "order text: $(cat "$dir/out")"
+    expect 5 --store "$store" order O2 L10 A 2
+    expect 0 --store "$store" --json get A
+    json '.sku == "A" and .available == 13 and .available == .adjusted - .deducted + .refunded and .deducted == 5 and .refunded == 2'
+    expect 0 --store "$store" get A
+    grep -Eq "^available +13$" "$dir/out" || fail "get text: $(cat "$dir/out")"
+    expect 4 --store "$store" get NOPE
+    expect 0 --store "$store" --json line L1
+    json '.line == "L1" and .sku == "A" and .qty == 3 and .refunded == 2 and .order_id == "" and .available_after == 7 and .time_us > 0'
+    expect 0 --store "$store" --json line L10
+    json '.order_id == "O1"'
+    expect 0 --store "$store" line L1
+    grep -Eq "^order +-$" "$dir/out" || fail "line text: $(cat "$dir/out")"
+    expect 4 --store "$store" --json line NOLINE
+    json '.code == "NOTFOUND"'
+    expect 0 --store "$store" --json stats
+    json '.ok and (.backend | length > 0) and .operations >= 0'
+}
+
+script "$dir/data"
+
+echo "== server"
+"$BUILD/stockd" --store "$dir/served" --port "$port" --http-port 0 --bind 127.0.0.1 \
+    >"$dir/stockd.log" 2>&1 &
+stockd_pid=$!
+for _ in $(seq 100); do   # until it answers (NOTFOUND) rather than UNAVAILABLE
+    rc=0
+    "$ctl" --store "stockd://127.0.0.1:$port" get PING >/dev/null 2>&1 || rc=$?
+    [ "$rc" -ne 11 ] && break
+    sleep 0.1
+done
+script "stockd://127.0.0.1:$port"
+STOCKCTL_STORE="stockd://127.0.0.1:$port" expect 0 --json get A
+json '.available == 13'
+echo "all stockctl checks passed"
