@@ -55,7 +55,7 @@ void checker_destroy(checker *ledger)
 /* Counts a failure and prints it while fewer than CHECKER_REPORT_MAX have
  * been printed, so a broken store does not flood the terminal. */
 __attribute__((format(printf, 2, 3)))
-static void fail(checker *ledger, const char *format, ...)
+static void record_failure(checker *ledger, const char *format, ...)
 {
     ledger->failures++;
     if (ledger->failures > CHECKER_REPORT_MAX)
@@ -117,14 +117,14 @@ void checker_unexpected(checker *ledger, const char *what, stock_code code,
 {
     assert(ledger != NULL && what != NULL && message != NULL);
     assert(code < STOCK_CODE_COUNT);
-    fail(ledger, "%s: unexpected %s %s", what, stock_code_name(code), message);
+    record_failure(ledger, "%s: unexpected %s %s", what, stock_code_name(code), message);
 }
 
 void checker_negative(checker *ledger, const char *sku, int64_t available)
 {
     assert(ledger != NULL && sku != NULL);
     if (available < 0)
-        fail(ledger, "I1 sku=%s: an operation returned available=%" PRId64,
+        record_failure(ledger, "I1 sku=%s: an operation returned available=%" PRId64,
              sku, available);
 }
 
@@ -135,12 +135,12 @@ void checker_replayed(checker *ledger, const char *line_id,
     assert(ledger != NULL && line_id != NULL);
     assert(code < STOCK_CODE_COUNT);
     if (code != STOCK_REPLAY)
-        fail(ledger, "I4 line=%s: a retry returned %s, not REPLAY", line_id,
+        record_failure(ledger, "I4 line=%s: a retry returned %s, not REPLAY", line_id,
              stock_code_name(code));
     else if (available != original_available)
-        fail(ledger,
+        record_failure(ledger,
              "I4 line=%s: the replay returned available=%" PRId64
-             " but the original said %" PRId64 " (difference %" PRId64 ")",
+             " but the original said %" PRId64 " (difference %+" PRId64 ")",
              line_id, available, original_available,
              available - original_available);
 }
@@ -151,7 +151,7 @@ void checker_refund_total(checker *ledger, const char *line_id,
     assert(ledger != NULL && line_id != NULL);
     assert(line_qty > 0 && refunded_total > 0);
     if (refunded_total > line_qty)
-        fail(ledger,
+        record_failure(ledger,
              "I5 line=%s: refunds of %" PRId64 " were acknowledged on a line "
              "of qty %" PRId64 " (exceeded by %" PRId64 ")",
              line_id, refunded_total, line_qty, refunded_total - line_qty);
@@ -176,7 +176,7 @@ static void verify_totals(checker *ledger, const char *name,
     int64_t acknowledged = expected->deducted - expected->refunded;
     if (!within(taken, acknowledged, expected->maybe_refunded,
                 expected->maybe_deducted))
-        fail(ledger,
+        record_failure(ledger,
              "I2 sku=%s: initial %" PRId64 " - available %" PRId64 " = %" PRId64
              ", but acknowledged deductions %" PRId64 " - refunds %" PRId64
              " = %" PRId64 " (difference %+" PRId64 ")",
@@ -185,14 +185,14 @@ static void verify_totals(checker *ledger, const char *name,
              taken - acknowledged);
     if (!within(info->deducted, expected->deducted, 0,
                 expected->maybe_deducted))
-        fail(ledger,
+        record_failure(ledger,
              "I2 sku=%s: the store counts %" PRId64 " deducted, %" PRId64
              " were acknowledged (difference %+" PRId64 ")",
              name, info->deducted, expected->deducted,
              info->deducted - expected->deducted);
     if (!within(info->refunded, expected->refunded, 0,
                 expected->maybe_refunded))
-        fail(ledger,
+        record_failure(ledger,
              "I2 sku=%s: the store counts %" PRId64 " refunded, %" PRId64
              " were acknowledged (difference %+" PRId64 ")",
              name, info->refunded, expected->refunded,
@@ -206,10 +206,10 @@ static void verify_sku(checker *ledger, const char *name,
     assert(ledger != NULL && name != NULL);
     assert(expected->deducted >= 0 && expected->refunded >= 0);
     if (info->available < 0)
-        fail(ledger, "I1 sku=%s: available=%" PRId64 " is below 0", name,
+        record_failure(ledger, "I1 sku=%s: available=%" PRId64 " is below 0", name,
              info->available);
     if (expected->expect_empty && info->available != 0)
-        fail(ledger,
+        record_failure(ledger,
              "sellout sku=%s: %" PRId64 " left unsold although the attempts "
              "reached the stock (undersold by %" PRId64 ")",
              name, info->available, info->available);
@@ -231,13 +231,13 @@ uint64_t checker_verify(checker *ledger, const checker_source *source)
         message[0] = '\0';
         if (source->fetch(source->context, first, count, infos, codes,
                           message, sizeof message) != 0) {
-            fail(ledger, "the store could not be read back: %s", message);
+            record_failure(ledger, "the store could not be read back: %s", message);
             return ledger->failures;
         }
         for (uint32_t i = 0; i < count; i++) {
             const char *name = source->name(source->context, first + i);
             if (codes[i] != STOCK_OK)
-                fail(ledger, "sku=%s: reading it back gave %s", name,
+                record_failure(ledger, "sku=%s: reading it back gave %s", name,
                      stock_code_name(codes[i]));
             else
                 verify_sku(ledger, name, &ledger->skus[first + i], &infos[i]);
