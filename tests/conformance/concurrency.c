@@ -109,7 +109,7 @@ static void *watch_run(void *arg)
         stock_sku_info info;
         if (stock_get(conf_store, w->sku, &info) != STOCK_OK ||
             info.available < 0 || info.available > last ||
-            info.available != info.adjusted - info.deducted + info.refunded)
+            !conf_totals_balance(&info))
             w->bad++;
         last = info.available;
         w->reads++;

@@ -97,6 +97,15 @@ static inline int64_t conf_available(const conf_sku *sku)
     return sku->adjusted - sku->deducted + sku->refunded;
 }
 
+/* I2 on totals as read: available == adjusted - deducted + refunded,
+ * computed without overflow whatever a faulty backend returns. */
+static inline bool conf_totals_balance(const stock_sku_info *info)
+{
+    uint64_t sum = (uint64_t)info->adjusted - (uint64_t)info->deducted +
+                   (uint64_t)info->refunded;
+    return (uint64_t)info->available == sum;
+}
+
 /* Creates a fresh SKU at level (asserting OK) and starts its model. */
 void conf_new_sku_at(conf_sku *sku, int64_t level, const char *file, int line);
 #define conf_new_sku(sku, level) conf_new_sku_at((sku), (level), __FILE__, __LINE__)

@@ -93,9 +93,11 @@ static void deduct_from_a_missing_sku_is_not_found(void **state)
     const char *sku = conf_id("sku");
     const char *line_id = conf_id("line");
     char message[STOCK_MESSAGE_MAX] = "";
-    assert_code(stock_deduct(conf_store, line_id, sku, 1, NULL, message),
+    int64_t untouched = -7;
+    assert_code(stock_deduct(conf_store, line_id, sku, 1, &untouched, message),
                 STOCK_NOT_FOUND, message);
     conf_check_message(message, "sku=%s", sku);
+    assert_i64(untouched, -7); /* no value exists, so none is written */
     conf_check_no_line(line_id);
     assert_code(stock_get(conf_store, sku, NULL), STOCK_NOT_FOUND, "");
     /* Once the SKU exists the same line is a fresh deduction. */

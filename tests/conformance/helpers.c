@@ -89,8 +89,7 @@ void conf_check_sku_at(const conf_sku *sku, const char *file, int line)
         _fail(file, line);
     }
     /* I1 and I2 on the values as read, independent of the model. */
-    if (info.available < 0 ||
-        info.available != info.adjusted - info.deducted + info.refunded) {
+    if (info.available < 0 || !conf_totals_balance(&info)) {
         print_error("get %s breaks I1/I2\n", sku->id);
         _fail(file, line);
     }

@@ -240,6 +240,27 @@ static void restock_past_the_highest_level_is_invalid(void **state)
     conf_check_sku(&sku);
 }
 
+/* I2 is kept in 64-bit totals: a set whose delta would carry `adjusted`
+ * past 2^63-1 (possible once stock was deducted) must fail like an
+ * overflowing restock, not wrap. */
+static void set_that_would_overflow_the_totals_is_invalid(void **state)
+{
+    (void)state;
+    conf_sku sku;
+    conf_new_sku(&sku, INT64_MAX);
+    assert_code(stock_deduct(conf_store, conf_id("line"), sku.id, 5, NULL, NULL),
+                STOCK_OK, "");
+    sku.deducted = 5;
+    char message[STOCK_MESSAGE_MAX] = "";
+    assert_code(stock_set(conf_store, sku.id, INT64_MAX, NULL, NULL, message),
+                STOCK_INVALID, message);
+    assert_true(strlen(message) > 0);
+    conf_check_sku(&sku);
+    assert_code(stock_add(conf_store, sku.id, 5, NULL, NULL, message),
+                STOCK_INVALID, message);
+    conf_check_sku(&sku);
+}
+
 int conf_run_set_add(void)
 {
     static const struct CMUnitTest tests[] = {
@@ -253,6 +274,7 @@ int conf_run_set_add(void)
         cmocka_unit_test(adjustment_id_with_other_parameters_conflicts),
         cmocka_unit_test(failed_adjustment_records_nothing),
         cmocka_unit_test(restock_past_the_highest_level_is_invalid),
+        cmocka_unit_test(set_that_would_overflow_the_totals_is_invalid),
     };
     return cmocka_run_group_tests_name("set_add", tests, NULL, NULL);
 }
