@@ -24,6 +24,7 @@ typedef struct recovery {
     uint64_t cut_segment;
     uint64_t cut_offset;
     uint64_t cut_bytes;
+    uint64_t last_end;        /* end of the last valid record of the last segment */
     char *message;
     size_t size;
 } recovery;
@@ -155,6 +156,8 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
         const char *why = NULL;
         journal_parse_result result = journal_parse(
             data + offset, len - offset, &payload, &payload_len, &record_len, &why);
+        if (result != JOURNAL_PARSE_RECORD)
+            r->last_end = offset;
         if (result == JOURNAL_PARSE_END)
             return STOCK_OK;
         if (result == JOURNAL_PARSE_BAD)
@@ -280,6 +283,32 @@ static void remove_temps(journal *log)
     closedir(dir);
 }
 
+/*
+ * Appends go on in the last segment (unless it is full). It is synced
+ * first: records the killed process wrote but never synced are part of the
+ * state now, and later records depend on them.
+ */
+static stock_code reopen_last(recovery *r)
+{
+    journal *log = r->log;
+    uint64_t lsn = r->listing.segments[r->listing.segment_count - 1];
+    char name[JOURNAL_NAME_MAX];
+    journal_segment_name(name, lsn);
+    int fd = openat(log->dir_fd, name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        journal_message(r->message, r->size, "cannot reopen %s: %s", name,
+                        strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return STOCK_IO;
+    }
+    assert(r->last_end >= JOURNAL_FILE_HEADER_BYTES);
+    log->segment_fd = fd;
+    log->segment_lsn = lsn;
+    log->segment_bytes = r->last_end;
+    return STOCK_OK;
+}
+
 /* Only once everything has been read does recovery change the folder. */
 static stock_code finish(recovery *r)
 {
@@ -299,7 +328,12 @@ static stock_code finish(recovery *r)
                        "snapshot and the log", name, damaged);
     }
     remove_temps(r->log);
-    return journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
+    if (r->listing.segment_count == 0)
+        return journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
+    stock_code code = reopen_last(r);
+    if (code == STOCK_OK && r->last_end >= JOURNAL_SEGMENT_BYTES)
+        code = journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
+    return code;
 }
 
 stock_code journal_recover(journal *log, const journal_replay *replay,
