@@ -194,7 +194,7 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
     return true;
 }
 
-static int run(const ctl_command *command, const ctl_args *args)
+static int run(const ctl_args *args, ctl_request *request)
 {
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX + 200];
@@ -206,7 +206,7 @@ static int run(const ctl_command *command, const ctl_args *args)
                  args->store_uri, message);
         return ctl_print_failure(args, code, failure);
     }
-    int exit_code = command->run(store, args);
+    int exit_code = ctl_run(store, args, request);
     if (stock_close(store) != STOCK_OK && exit_code == CTL_EXIT_OK) {
         fprintf(stderr, "stockctl: closing the store failed: the last "
                 "operations may not be durable\n");
@@ -240,7 +240,16 @@ int main(int argc, char **argv)
         command_usage(command);
         return CTL_EXIT_OK;
     }
-    if (!check_args(command, &args))
+    static ctl_request request;   /* static: 100 order lines are large */
+    if (!check_args(command, &args) || !command->prepare(&args, &request))
         return CTL_EXIT_USAGE;
-    return run(command, &args);
+    /* The library's own input rules, before a store is opened. */
+    if ((int)request.op.type != 0 && stock_validate(&request.op) != STOCK_OK) {
+        char text[STOCK_MESSAGE_MAX + 40];
+        snprintf(text, sizeof text, "%s: INVALID %s", command->name,
+                 request.op.message);
+        return ctl_print_failure(&args, STOCK_INVALID,
+                                 args.json ? request.op.message : text);
+    }
+    return run(&args, &request);
 }

@@ -34,9 +34,16 @@ typedef struct ctl_args {
     const char *positional[CTL_POSITIONAL_MAX];
 } ctl_args;
 
-/* Runs one subcommand over an open store, prints its result and returns
- * the exit code. args are already checked for count. */
-typedef int (*ctl_run_fn)(stock_t *store, const ctl_args *args);
+/* One operation, built from the command line before any store is opened,
+ * so that bad arguments never cost a connection. type 0 is `stats`. */
+typedef struct ctl_request {
+    stock_op op;
+    stock_order_line lines[STOCK_ORDER_LINES_MAX];
+} ctl_request;
+
+/* Builds a subcommand's request from args (count already checked); false
+ * after printing a usage error. */
+typedef bool (*ctl_prepare_fn)(const ctl_args *args, ctl_request *request);
 
 typedef struct ctl_command {
     const char *name;
@@ -47,11 +54,15 @@ typedef struct ctl_command {
     int positional_max;               /* ORDER: lines repeat, see repeat */
     int repeat;                       /* > 0: count - positional_min is a
                                          multiple of repeat */
-    ctl_run_fn run;
+    ctl_prepare_fn prepare;
 } ctl_command;
 
 /* The subcommands, NULL-name terminated (commands.c). */
 extern const ctl_command ctl_commands[];
+
+/* Runs a prepared request over an open store, prints its result and
+ * returns the exit code. request is modified (the op's outputs). */
+int ctl_run(stock_t *store, const ctl_args *args, ctl_request *request);
 
 /* The exit code for a result code (see the table in --help). */
 int ctl_exit_code(stock_code code);
