@@ -50,6 +50,9 @@ const char *conf_id(const char *kind);
  * other machines have clocks of their own. */
 #define CONF_CLOCK_SLACK_US (60 * 1000000LL)
 
+/* A fresh identifier of exactly STOCK_ID_MAX bytes (conf_id padded). */
+void conf_long_id(const char *kind, char out[CONF_ID_SIZE]);
+
 /* Current Unix time in microseconds. */
 int64_t conf_now_us(void);
 

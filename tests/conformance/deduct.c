@@ -178,6 +178,32 @@ static void deduct_of_an_order_line_conflicts(void **state)
     conf_check_sku(&sku);
 }
 
+/* Failure messages carry the longest ids whole (they fit the message). */
+static void messages_hold_whole_64_byte_ids(void **state)
+{
+    (void)state;
+    char sku[CONF_ID_SIZE], missing[CONF_ID_SIZE], line_id[CONF_ID_SIZE];
+    conf_long_id("sku", sku);
+    conf_long_id("sku", missing);
+    conf_long_id("line", line_id);
+    char message[STOCK_MESSAGE_MAX] = "";
+    assert_code(stock_set(conf_store, sku, 2, NULL, NULL, NULL), STOCK_OK, "");
+    assert_code(stock_deduct(conf_store, line_id, sku, 3, NULL, message),
+                STOCK_INSUFFICIENT, message);
+    conf_check_message(message, "sku=%s available=2", sku);
+    assert_code(stock_deduct(conf_store, line_id, missing, 1, NULL, message),
+                STOCK_NOT_FOUND, message);
+    conf_check_message(message, "sku=%s", missing);
+    assert_code(stock_deduct(conf_store, line_id, sku, 1, NULL, message),
+                STOCK_OK, message);
+    assert_code(stock_deduct(conf_store, line_id, sku, 2, NULL, message),
+                STOCK_CONFLICT, message);
+    char prefix[CONF_ID_SIZE + 8];
+    snprintf(prefix, sizeof prefix, "line=%s ", line_id);
+    conf_check_message_prefix(message, prefix);
+    assert_true(strlen(message) > strlen(prefix));
+}
+
 /* SKUs, line ids, order ids, refund ids and adjustment ids are five
  * namespaces: one string can name one of each. */
 static void id_namespaces_are_separate(void **state)
@@ -214,6 +240,7 @@ int conf_run_deduct(void)
         cmocka_unit_test(retry_replays_the_original_result),
         cmocka_unit_test(line_id_with_other_parameters_conflicts),
         cmocka_unit_test(deduct_of_an_order_line_conflicts),
+        cmocka_unit_test(messages_hold_whole_64_byte_ids),
         cmocka_unit_test(id_namespaces_are_separate),
     };
     return cmocka_run_group_tests_name("deduct", tests, NULL, NULL);

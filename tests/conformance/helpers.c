@@ -37,6 +37,15 @@ const char *conf_id(const char *kind)
     return id;
 }
 
+void conf_long_id(const char *kind, char out[CONF_ID_SIZE])
+{
+    const char *id = conf_id(kind);
+    size_t len = strlen(id);
+    memcpy(out, id, len);
+    memset(out + len, '~', STOCK_ID_MAX - len);
+    out[STOCK_ID_MAX] = '\0';
+}
+
 int64_t conf_now_us(void)
 {
     struct timespec now;
