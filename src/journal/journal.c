@@ -99,8 +99,10 @@ bool journal_list(int dir_fd, journal_listing *listing, char *message,
         journal_listing_free(listing);
         return false;
     }
-    qsort(listing->segments, listing->segment_count, sizeof(uint64_t), compare_lsn);
-    qsort(listing->snapshots, listing->snapshot_count, sizeof(uint64_t), compare_lsn);
+    if (listing->segment_count > 1)
+        qsort(listing->segments, listing->segment_count, sizeof(uint64_t), compare_lsn);
+    if (listing->snapshot_count > 1)
+        qsort(listing->snapshots, listing->snapshot_count, sizeof(uint64_t), compare_lsn);
     return true;
 }
 

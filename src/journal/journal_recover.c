@@ -255,7 +255,7 @@ static stock_code cut_tail(recovery *r)
     }
     close(fd);
     journal_notice("cut a torn tail of %llu bytes at offset %llu of %s "
-                   "(an unfinished write; nothing acknowledged is lost)",
+                   "(a write the stop interrupted, never acknowledged in sync mode)",
                    (unsigned long long)r->cut_bytes,
                    (unsigned long long)r->cut_offset, name);
     return STOCK_OK;

@@ -1,0 +1,416 @@
+/*
+ * test_journal.c -- unit tests of the flow journal (src/journal) with opaque
+ * byte records: framing, torn tails of every length, corruption detection
+ * with file and offset in the message, snapshots and their fallback, the
+ * folder lock.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "journal/journal.h"
+
+#define TEST_RECORDS_MAX 64
+#define TEST_RECORD_BYTES 64
+#define SEGMENT_HEADER 32
+
+/* The "state" the tests recover: the list of records seen. */
+typedef struct test_state {
+    size_t count;
+    size_t lens[TEST_RECORDS_MAX];
+    uint8_t records[TEST_RECORDS_MAX][TEST_RECORD_BYTES];
+} test_state;
+
+static stock_code apply_record(void *context, const uint8_t *record, size_t len,
+                               char *message, size_t size)
+{
+    test_state *state = context;
+    if (state->count == TEST_RECORDS_MAX || len > TEST_RECORD_BYTES) {
+        snprintf(message, size, "test state full");
+        return STOCK_CORRUPT;
+    }
+    memcpy(state->records[state->count], record, len);
+    state->lens[state->count++] = len;
+    return STOCK_OK;
+}
+
+static stock_code load_state(void *context, journal_read_fn read, void *read_context,
+                             char *message, size_t size)
+{
+    test_state *state = context;
+    uint32_t count;
+    if (read(read_context, &count, sizeof count) != 0 || count > TEST_RECORDS_MAX) {
+        snprintf(message, size, "bad test snapshot");
+        return STOCK_CORRUPT;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len;
+        if (read(read_context, &len, sizeof len) != 0 || len > TEST_RECORD_BYTES ||
+            read(read_context, state->records[i], len) != 0) {
+            snprintf(message, size, "bad test snapshot record");
+            return STOCK_CORRUPT;
+        }
+        state->lens[i] = len;
+    }
+    state->count = count;
+    return STOCK_OK;
+}
+
+static int save_state(void *context, journal_write_fn write, void *write_context)
+{
+    const test_state *state = context;
+    uint32_t count = (uint32_t)state->count;
+    if (write(write_context, &count, sizeof count) != 0)
+        return -1;
+    for (size_t i = 0; i < state->count; i++) {
+        uint32_t len = (uint32_t)state->lens[i];
+        if (write(write_context, &len, sizeof len) != 0 ||
+            write(write_context, state->records[i], len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static char folder[64];
+
+static int remove_entry(const char *path, const struct stat *info, int flag,
+                        struct FTW *walk)
+{
+    (void)info, (void)flag, (void)walk;
+    return remove(path);
+}
+
+static int make_folder(void **unused)
+{
+    (void)unused;
+    snprintf(folder, sizeof folder, "/tmp/test_journal.XXXXXX");
+    return mkdtemp(folder) == NULL ? -1 : 0;
+}
+
+static int remove_folder(void **unused)
+{
+    (void)unused;
+    return nftw(folder, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Opens the test folder into a fresh state; returns the code. */
+static stock_code open_log(journal **log, test_state *state, char *message)
+{
+    memset(state, 0, sizeof *state);
+    journal_replay replay = {state, load_state, apply_record};
+    return journal_open(folder, &replay, log, message, STOCK_MESSAGE_MAX);
+}
+
+/* Appends one record "record-<n>" (also to state, as the core would). */
+static void append_record(journal *log, test_state *state, unsigned n)
+{
+    buf out = {0};
+    size_t start;
+    assert_true(journal_frame_begin(&out, &start));
+    char payload[TEST_RECORD_BYTES];
+    int len = snprintf(payload, sizeof payload, "record-%u", n);
+    assert_true(buf_append(&out, payload, (size_t)len));
+    journal_frame_end(&out, start);
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(journal_append(log, out.data, out.len, 1, message, sizeof message),
+                     STOCK_OK);
+    char error[STOCK_MESSAGE_MAX];
+    assert_int_equal(apply_record(state, (const uint8_t *)payload, (size_t)len,
+                                  error, sizeof error), STOCK_OK);
+    buf_free(&out);
+}
+
+static void path_of(char *path, size_t size, const char *name)
+{
+    snprintf(path, size, "%s/%s", folder, name);
+}
+
+static size_t read_file(const char *name, uint8_t *data, size_t size)
+{
+    char path[128];
+    path_of(path, sizeof path, name);
+    FILE *file = fopen(path, "rb");
+    assert_non_null(file);
+    size_t len = fread(data, 1, size, file);
+    fclose(file);
+    return len;
+}
+
+static void write_file(const char *name, const uint8_t *data, size_t len)
+{
+    char path[128];
+    path_of(path, sizeof path, name);
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    assert_int_equal(fwrite(data, 1, len, file), len);
+    fclose(file);
+}
+
+/* A fresh folder with records 0..count-1 in one segment. */
+static void write_log(unsigned count)
+{
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    for (unsigned i = 0; i < count; i++)
+        append_record(log, &state, i);
+    journal_close(log);
+}
+
+#define SEGMENT0 "log-0000000000000000.wal"
+
+static void test_frame_round_trip(void **unused)
+{
+    (void)unused;
+    buf out = {0};
+    for (size_t len = 1; len <= 300; len += 37) {
+        size_t start;
+        assert_true(journal_frame_begin(&out, &start));
+        for (size_t i = 0; i < len; i++)
+            assert_true(buf_append(&out, &(uint8_t){(uint8_t)(i * 7 + len)}, 1));
+        journal_frame_end(&out, start);
+    }
+    size_t offset = 0, seen = 0;
+    for (size_t len = 1; len <= 300; len += 37, seen++) {
+        const uint8_t *payload;
+        size_t payload_len, record_len;
+        const char *why = NULL;
+        assert_int_equal(journal_parse(out.data + offset, out.len - offset, &payload,
+                                       &payload_len, &record_len, &why),
+                         JOURNAL_PARSE_RECORD);
+        assert_int_equal(payload_len, len);
+        assert_int_equal(payload[len - 1], (uint8_t)((len - 1) * 7 + len));
+        offset += record_len;
+    }
+    assert_int_equal(offset, out.len);
+    buf_free(&out);
+}
+
+/* Every single-bit flip anywhere in a record is caught. */
+static void test_parse_detects_flips(void **unused)
+{
+    (void)unused;
+    buf out = {0};
+    size_t start;
+    assert_true(journal_frame_begin(&out, &start));
+    assert_true(buf_append(&out, "deduct L1 A 1", 13));
+    journal_frame_end(&out, start);
+    for (size_t byte = 0; byte < out.len; byte++)
+        for (int bit = 0; bit < 8; bit++) {
+            out.data[byte] ^= (uint8_t)(1u << bit);
+            const uint8_t *payload;
+            size_t payload_len, record_len;
+            const char *why = NULL;
+            journal_parse_result result = journal_parse(out.data, out.len, &payload,
+                                                        &payload_len, &record_len, &why);
+            assert_int_equal(result, JOURNAL_PARSE_BAD);
+            assert_non_null(why);
+            out.data[byte] ^= (uint8_t)(1u << bit);
+        }
+    buf_free(&out);
+}
+
+static void test_parse_zeros_end_the_log(void **unused)
+{
+    (void)unused;
+    uint8_t zeros[40] = {0};
+    const uint8_t *payload;
+    size_t payload_len, record_len;
+    const char *why = NULL;
+    assert_int_equal(journal_parse(zeros, sizeof zeros, &payload, &payload_len,
+                                   &record_len, &why), JOURNAL_PARSE_END);
+    zeros[30] = 1;   /* data after a zero header is damage, not an end */
+    assert_int_equal(journal_parse(zeros, sizeof zeros, &payload, &payload_len,
+                                   &record_len, &why), JOURNAL_PARSE_BAD);
+}
+
+/* Records appended are replayed, in order, after a reopen. */
+static void test_reopen_replays(void **unused)
+{
+    (void)unused;
+    write_log(5);
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 5);
+    assert_memory_equal(state.records[4], "record-4", 8);
+    append_record(log, &state, 5);
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 6);
+    assert_memory_equal(state.records[5], "record-5", 8);
+    journal_close(log);
+}
+
+/* Cutting the last segment at every length keeps exactly the whole records
+ * before the cut, and open trims the file back to them. */
+static void test_torn_tail_every_length(void **unused)
+{
+    (void)unused;
+    write_log(4);
+    uint8_t whole[4096];
+    size_t size = read_file(SEGMENT0, whole, sizeof whole);
+    size_t record = 12 + strlen("record-0");   /* all four have this size */
+    assert_int_equal(size, SEGMENT_HEADER + 4 * record);
+    for (size_t len = SEGMENT_HEADER; len <= size; len++) {
+        write_file(SEGMENT0, whole, len);
+        journal *log;
+        test_state state;
+        char message[STOCK_MESSAGE_MAX];
+        assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+        size_t kept = (len - SEGMENT_HEADER) / record;
+        assert_int_equal(state.count, kept);
+        journal_close(log);
+        struct stat info;
+        char path[128];
+        path_of(path, sizeof path, SEGMENT0);
+        assert_int_equal(stat(path, &info), 0);
+        assert_int_equal((size_t)info.st_size, SEGMENT_HEADER + kept * record);
+    }
+}
+
+/* A bad byte before the last record: CORRUPT naming file and offset, and
+ * the file is left exactly as it was. */
+static void test_corruption_in_the_middle(void **unused)
+{
+    (void)unused;
+    write_log(4);
+    uint8_t data[4096], after[4096];
+    size_t size = read_file(SEGMENT0, data, sizeof data);
+    size_t record = 12 + strlen("record-0");
+    size_t offset = SEGMENT_HEADER + record;   /* second record */
+    data[offset + 14] ^= 0x20;
+    write_file(SEGMENT0, data, size);
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX], expected[64];
+    assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
+    snprintf(expected, sizeof expected, "%s, offset %zu:", SEGMENT0, offset);
+    assert_non_null(strstr(message, expected));
+    assert_int_equal(read_file(SEGMENT0, after, sizeof after), size);
+    assert_memory_equal(after, data, size);
+}
+
+/* A bad last record with nothing after it is a torn tail: cut. */
+static void test_bad_last_record_is_cut(void **unused)
+{
+    (void)unused;
+    write_log(3);
+    uint8_t data[4096];
+    size_t size = read_file(SEGMENT0, data, sizeof data);
+    data[size - 1] ^= 0x01;
+    write_file(SEGMENT0, data, size);
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 2);
+    journal_close(log);
+}
+
+/* Snapshot, then records; reopen loads the snapshot and replays the rest;
+ * a damaged newest snapshot falls back to the previous one and its log. */
+static void test_snapshots_and_fallback(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < 3; i++)
+            append_record(log, &state, round * 3 + i);
+        assert_true(journal_snapshot_due(log, 1));
+        assert_int_equal(journal_snapshot_start(log, save_state, &state, message,
+                                                sizeof message), STOCK_OK);
+        assert_true(journal_snapshot_poll(log, true));
+    }
+    append_record(log, &state, 6);
+    uint64_t log_bytes, snapshots;
+    journal_counters(log, &log_bytes, &snapshots);
+    assert_int_equal(snapshots, 2);
+    assert_int_equal(log_bytes, 12 + strlen("record-6"));
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 7);
+    journal_close(log);
+    /* Damage the newest snapshot (lsn 6): recovery uses snap 3 + log. */
+    uint8_t data[4096];
+    size_t size = read_file("snap-0000000000000006.snap", data, sizeof data);
+    data[size / 2] ^= 0xFF;
+    write_file("snap-0000000000000006.snap", data, size);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 7);
+    assert_memory_equal(state.records[6], "record-6", 8);
+    journal_close(log);
+    /* Damage the older one too: nothing valid is left to start from. */
+    size = read_file("snap-0000000000000003.snap", data, sizeof data);
+    data[size - 3] ^= 0xFF;
+    write_file("snap-0000000000000003.snap", data, size);
+    assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
+    assert_non_null(strstr(message, "snap-0000000000000003.snap"));
+}
+
+/* A missing segment in the middle of the log is refused. */
+static void test_gap_is_refused(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    append_record(log, &state, 0);
+    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
+    append_record(log, &state, 1);
+    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
+    append_record(log, &state, 2);
+    journal_close(log);
+    char path[128];
+    path_of(path, sizeof path, "log-0000000000000001.wal");
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
+    assert_non_null(strstr(message, "log-0000000000000002.wal, offset 0"));
+}
+
+static void test_second_open_is_refused(void **unused)
+{
+    (void)unused;
+    journal *first, *second;
+    test_state state_one, state_two;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&first, &state_one, message), STOCK_OK);
+    assert_int_equal(open_log(&second, &state_two, message), STOCK_UNAVAILABLE);
+    assert_non_null(strstr(message, "LOCK"));
+    journal_close(first);
+    assert_int_equal(open_log(&second, &state_two, message), STOCK_OK);
+    journal_close(second);
+}
+
+int main(void)
+{
+#define FOLDER_TEST(name) cmocka_unit_test_setup_teardown(name, make_folder, remove_folder)
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_round_trip),
+        cmocka_unit_test(test_parse_detects_flips),
+        cmocka_unit_test(test_parse_zeros_end_the_log),
+        FOLDER_TEST(test_reopen_replays),
+        FOLDER_TEST(test_torn_tail_every_length),
+        FOLDER_TEST(test_corruption_in_the_middle),
+        FOLDER_TEST(test_bad_last_record_is_cut),
+        FOLDER_TEST(test_snapshots_and_fallback),
+        FOLDER_TEST(test_gap_is_refused),
+        FOLDER_TEST(test_second_open_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
