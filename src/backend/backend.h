@@ -42,5 +42,6 @@ extern const stock_backend_ops *const stock_backends[];
 /* Each backend exports one table. */
 extern const stock_backend_ops embedded_backend;
 extern const stock_backend_ops remote_backend;     /* stockd:// (remote.c) */
+extern const stock_backend_ops postgres_backend;   /* postgres:// (postgres.c) */
 
 #endif /* STOCK_BACKEND_H */

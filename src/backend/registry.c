@@ -6,6 +6,7 @@
 
 const stock_backend_ops *const stock_backends[] = {
     &remote_backend,
+    &postgres_backend,
     &embedded_backend,
     NULL,
 };

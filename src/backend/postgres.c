@@ -1,0 +1,716 @@
+/*
+ * postgres.c -- the postgres backend: libstock over PostgreSQL through libpq,
+ * with the design article's database scheme (src/backend/postgres_schema.c).
+ *
+ * Threading: stock_submit only queues the batch and wakes the backend's
+ * worker thread, so a caller's event loop never waits for the database. The
+ * worker owns the connection. It takes every batch queued while the last
+ * transaction was in flight (up to PG_TXN_OPS_MAX ops) and runs them as ONE
+ * transaction: all statements are pipelined (libpq pipeline mode) and end in
+ * one Sync, which commits the implicit transaction; the batches' done
+ * callbacks run after the commit's result arrives (synchronous_commit on), so
+ * a commit's fsync is shared by everything that queued meanwhile -- group
+ * commit over the network. One connection, one transaction at a time, batches
+ * in order: ops see the effects of every op before them, as stock.h demands.
+ *
+ * Failures: every business outcome is a result row, so an SQL error means the
+ * database could not do the work; the whole transaction rolls back (never a
+ * half-applied order) and is retried when that is safe (serialization
+ * failure, deadlock, a unique violation from a concurrent writer, a lost
+ * connection before the commit was sent), else every op gets STOCK_IO with the
+ * server's words.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/postgres.h"
+#include "lib/result.h"
+
+#define PG_RETRY_MAX 8              /* attempts of one transaction */
+#define PG_RETRY_BACKOFF_US 2000    /* first pause between attempts, doubled */
+#define PG_RECONNECT_TRIES 5        /* connection attempts before UNAVAILABLE */
+#define PG_IO_TIMEOUT_MS 60000      /* silence that counts as a lost server */
+#define PG_SEND_CHUNK 256           /* statements queued between flushes */
+#define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
+#define PG_LSN_MAX 32               /* bytes of an LSN as text */
+
+typedef enum pg_outcome {
+    PG_COMMITTED,   /* every op has its result */
+    PG_RETRY,       /* rolled back; safe to run again */
+    PG_FAILED,      /* rolled back; error in store->error */
+    PG_LOST,        /* connection lost; committed if sync_sent */
+} pg_outcome;
+
+typedef struct pg_store {
+    struct stock base;
+    pg_options options;
+    int64_t client_id;        /* random, names this store in stock_clients */
+    int64_t txn_id;           /* token of the last transaction sent */
+    PGconn *conn;             /* worker-owned */
+    PGconn *replica;          /* worker-owned; NULL when absent or lost */
+    int64_t replica_retry_us; /* when a lost replica may be tried again */
+    char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
+    char error[STOCK_MESSAGE_MAX];
+
+    pthread_t worker;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    stock_batch *head, *tail; /* queued batches, guarded by mutex */
+    bool closing;
+
+    pg_plan plan;
+    stock_op **ops;           /* the transaction's ops still to decide */
+    uint32_t op_count;
+
+    _Atomic uint64_t batches, operations, syncs, sync_us_sum;
+    _Atomic uint64_t sync_buckets[STOCK_SYNC_BUCKETS];
+} pg_store;
+
+static int64_t now_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void set_error(pg_store *store, const char *what, PGconn *conn)
+{
+    const char *detail = conn != NULL ? PQerrorMessage(conn) : "";
+    snprintf(store->error, sizeof store->error, "postgres: %s%s%.*s", what,
+             detail[0] != '\0' ? ": " : "", (int)strcspn(detail, "\n"), detail);
+}
+
+/* ---------------------------------------------------------- connections */
+
+/* Runs a statement that returns nothing, or one text value into out. */
+static bool exec_simple(PGconn *conn, const char *sql, char *out, size_t out_size)
+{
+    PGresult *result = PQexec(conn, sql);
+    ExecStatusType status = PQresultStatus(result);
+    bool ok = out == NULL ? status == PGRES_COMMAND_OK
+                          : status == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    if (ok && out != NULL)
+        snprintf(out, out_size, "%s", PQgetvalue(result, 0, 0));
+    PQclear(result);
+    return ok;
+}
+
+/* Connects to the primary and installs the schema; the connection is left
+ * idle outside pipeline mode. On failure store->error says why. */
+static stock_code conn_open(pg_store *store, PGconn **out)
+{
+    *out = NULL;
+    PGconn *conn = PQconnectdb(store->options.conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        set_error(store, "cannot connect", conn);
+        PQfinish(conn);
+        return STOCK_UNAVAILABLE;
+    }
+    const char *commit = store->options.synchronous ? "SET synchronous_commit = on"
+                                                    : "SET synchronous_commit = off";
+    if (!exec_simple(conn, commit, NULL, 0) ||
+        !exec_simple(conn, "SET application_name = 'libstock'", NULL, 0)) {
+        set_error(store, "cannot configure the session", conn);
+        PQfinish(conn);
+        return STOCK_IO;
+    }
+    stock_code code = pg_schema_install(conn, store->error, sizeof store->error);
+    if (code == STOCK_OK &&
+        !exec_simple(conn, "SELECT pg_current_wal_lsn()::text", store->lsn, sizeof store->lsn)) {
+        set_error(store, "cannot read the WAL position", conn);
+        code = STOCK_IO;
+    }
+    if (code != STOCK_OK) {
+        PQfinish(conn);
+        return code;
+    }
+    *out = conn;
+    return STOCK_OK;
+}
+
+static bool conn_enter_pipeline(pg_store *store, PGconn *conn)
+{
+    if (PQsetnonblocking(conn, 1) != 0 || PQenterPipelineMode(conn) != 1) {
+        set_error(store, "cannot enter pipeline mode", conn);
+        return false;
+    }
+    return true;
+}
+
+/* True when the last transaction (store->txn_id) committed, read through a
+ * fresh connection after the old one was lost mid-commit. */
+static bool token_committed(pg_store *store, PGconn *conn)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, store->client_id);
+    const char *values[1] = {id};
+    PGresult *result = PQexecPrepared(conn, PG_STMT_TOKEN_READ, 1, values, NULL, NULL, 0);
+    bool committed = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
+                     strtoll(PQgetvalue(result, 0, 0), NULL, 10) == store->txn_id;
+    PQclear(result);
+    return committed;
+}
+
+/* Reconnects after a loss, with growing pauses. *committed (may be NULL)
+ * receives whether the last transaction committed. */
+static stock_code reconnect(pg_store *store, bool *committed)
+{
+    PQfinish(store->conn);
+    store->conn = NULL;
+    stock_code code = STOCK_UNAVAILABLE;
+    for (int attempt = 0; attempt < PG_RECONNECT_TRIES; attempt++) {
+        if (attempt > 0) {
+            struct timespec pause = {0, 100000000L << (attempt - 1)};
+            pause.tv_sec = pause.tv_nsec / 1000000000L;
+            pause.tv_nsec %= 1000000000L;
+            nanosleep(&pause, NULL);
+        }
+        PGconn *conn = NULL;
+        code = conn_open(store, &conn);
+        if (code != STOCK_OK)
+            continue;
+        if (committed != NULL)
+            *committed = token_committed(store, conn);
+        if (!conn_enter_pipeline(store, conn)) {
+            PQfinish(conn);
+            return STOCK_IO;
+        }
+        store->conn = conn;
+        return STOCK_OK;
+    }
+    assert(store->conn == NULL);
+    return code;
+}
+
+/* ------------------------------------------------------------- pipeline */
+
+/* The progress of one transaction through the pipeline. */
+typedef struct pg_flight {
+    uint32_t sent;            /* steps sent */
+    uint32_t answered;        /* steps whose result arrived */
+    uint32_t extra_sent;      /* the LSN read after the commit (replica mode) */
+    uint32_t syncs_sent, syncs_seen;
+    uint32_t syncs_wanted;    /* 1, or 2 with the LSN read */
+    bool await_null;          /* a result's closing NULL is due */
+    bool failed;              /* an error arrived: the rest is aborted */
+    char sqlstate[6];
+    int64_t sync_start_us;
+    int64_t commit_us;        /* latency of the commit, once seen */
+} pg_flight;
+
+/* Sends what remains of the transaction, up to PG_SEND_CHUNK statements. */
+static bool flight_send(pg_store *store, pg_flight *flight, int64_t now)
+{
+    PGconn *conn = store->conn;
+    pg_plan *plan = &store->plan;
+    for (uint32_t k = 0; k < PG_SEND_CHUNK && flight->sent < plan->step_count; k++) {
+        if (!pg_plan_send(plan, flight->sent, conn, store->options.buckets,
+                          store->client_id, store->txn_id, now))
+            return false;
+        flight->sent++;
+    }
+    if (flight->sent < plan->step_count || flight->syncs_sent > 0)
+        return true;
+    flight->sync_start_us = now_us(CLOCK_MONOTONIC);
+    if (PQpipelineSync(conn) != 1)
+        return false;
+    flight->syncs_sent = 1;
+    if (flight->syncs_wanted == 2) {
+        if (PQsendQueryPrepared(conn, PG_STMT_LSN, 0, NULL, NULL, NULL, 0) != 1 ||
+            PQpipelineSync(conn) != 1)
+            return false;
+        flight->extra_sent = 1;
+        flight->syncs_sent = 2;
+    }
+    return true;
+}
+
+/* Records the first error of the transaction. */
+static void flight_fail(pg_store *store, pg_flight *flight, const PGresult *result,
+                        const char *what)
+{
+    if (flight->failed)
+        return;
+    flight->failed = true;
+    const char *state = result != NULL ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(flight->sqlstate, sizeof flight->sqlstate, "%s", state != NULL ? state : "");
+    const char *text = result != NULL ? PQresultErrorMessage(result) : "";
+    snprintf(store->error, sizeof store->error, "postgres: %s%.*s", what,
+             (int)strcspn(text, "\n"), text);
+}
+
+/* Handles one result of the pipeline. */
+static void flight_result(pg_store *store, pg_flight *flight, PGresult *result)
+{
+    ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_PIPELINE_SYNC) {
+        flight->await_null = false;
+        if (++flight->syncs_seen == 1)
+            flight->commit_us = now_us(CLOCK_MONOTONIC) - flight->sync_start_us;
+        return;
+    }
+    flight->await_null = true;
+    if (flight->syncs_seen == 1) {
+        /* The WAL position after our commit, for the replica's freshness. */
+        if (status == PGRES_TUPLES_OK && PQntuples(result) == 1)
+            snprintf(store->lsn, sizeof store->lsn, "%s", PQgetvalue(result, 0, 0));
+        return;
+    }
+    if (status == PGRES_FATAL_ERROR || status == PGRES_PIPELINE_ABORTED) {
+        flight_fail(store, flight, result, "");
+    } else if (!flight->failed && flight->answered < store->plan.step_count &&
+               !pg_plan_complete(&store->plan, flight->answered, result)) {
+        flight_fail(store, flight, NULL, "a result did not have the expected shape "
+                                         "(is the schema from another libstock?)");
+    }
+    if (status != PGRES_FATAL_ERROR || flight->answered < store->plan.step_count)
+        flight->answered++;
+}
+
+/* Reads every result that has arrived. False when the connection broke. */
+static bool flight_receive(pg_store *store, pg_flight *flight)
+{
+    PGconn *conn = store->conn;
+    if (PQconsumeInput(conn) != 1)
+        return false;
+    while (flight->syncs_seen < flight->syncs_wanted && !PQisBusy(conn)) {
+        PGresult *result = PQgetResult(conn);
+        if (result == NULL) {
+            if (!flight->await_null)
+                break;
+            flight->await_null = false;
+            continue;
+        }
+        flight_result(store, flight, result);
+        PQclear(result);
+    }
+    return PQstatus(conn) == CONNECTION_OK;
+}
+
+/* The connection broke: close it, so that the next attempt reconnects. */
+static pg_outcome flight_lost(pg_store *store, const char *what)
+{
+    if (store->error[0] == '\0' || what != NULL)
+        set_error(store, what != NULL ? what : "connection lost", store->conn);
+    return PG_LOST;
+}
+
+/* Sends the planned transaction and waits for its commit (or failure). */
+static pg_outcome flight_run(pg_store *store, pg_flight *flight)
+{
+    PGconn *conn = store->conn;
+    assert(conn != NULL && PQpipelineStatus(conn) == PQ_PIPELINE_ON);
+    memset(flight, 0, sizeof *flight);
+    flight->syncs_wanted = store->options.replica_conninfo != NULL ? 2 : 1;
+    store->txn_id++;
+    store->error[0] = '\0';
+    int64_t now = now_us(CLOCK_REALTIME);
+    while (flight->syncs_seen < flight->syncs_wanted) {
+        if (!flight_send(store, flight, now))
+            return flight_lost(store, "cannot send");
+        int pending = PQflush(conn);
+        if (pending < 0 || !flight_receive(store, flight))
+            return flight_lost(store, NULL);
+        if (flight->syncs_seen == flight->syncs_wanted)
+            break;
+        if (flight->sent < store->plan.step_count && pending == 0)
+            continue;
+        struct pollfd ready = {PQsocket(conn), (short)(POLLIN | (pending ? POLLOUT : 0)), 0};
+        int count = poll(&ready, 1, PG_IO_TIMEOUT_MS);
+        if (count == 0)
+            return flight_lost(store, "no answer from the server for 60 s");
+        if (count < 0 && errno != EINTR)
+            return flight_lost(store, "poll failed");
+    }
+    assert(flight->answered <= store->plan.step_count);
+    if (!flight->failed)
+        return PG_COMMITTED;
+    /* Safe to rerun: the transaction rolled back, and these errors come from
+     * concurrency (another writer), not from what we asked. */
+    static const char *const retryable[] = {"40001", "40P01", "23505", "55P03"};
+    for (size_t i = 0; i < sizeof retryable / sizeof retryable[0]; i++)
+        if (strcmp(flight->sqlstate, retryable[i]) == 0)
+            return PG_RETRY;
+    return PQstatus(conn) == CONNECTION_OK ? PG_FAILED : PG_LOST;
+}
+
+/* ---------------------------------------------------------- transactions */
+
+static void ops_fail(pg_store *store, stock_code code, const char *why)
+{
+    for (uint32_t i = 0; i < store->op_count; i++) {
+        stock_op *op = store->ops[i];
+        op->failed_line = -1;
+        result_fail(op, code, "%s%s", why, store->error);
+    }
+}
+
+/* Returns the ops to their state on entry, before a (re)run. */
+static void ops_reset(pg_store *store)
+{
+    for (uint32_t i = 0; i < store->op_count; i++) {
+        stock_op *op = store->ops[i];
+        op->code = STOCK_OK;
+        op->failed_line = -1;
+        op->available = 0;
+        op->message[0] = '\0';
+    }
+}
+
+static void record_commit(pg_store *store, int64_t latency_us)
+{
+    uint64_t latency = latency_us > 0 ? (uint64_t)latency_us : 0;
+    unsigned bucket = 0;
+    while (bucket + 1 < STOCK_SYNC_BUCKETS && latency > stock_sync_bucket_bound_us(bucket))
+        bucket++;
+    atomic_fetch_add_explicit(&store->syncs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&store->sync_us_sum, latency, memory_order_relaxed);
+    atomic_fetch_add_explicit(&store->sync_buckets[bucket], 1, memory_order_relaxed);
+}
+
+static void pause_us(int64_t micros)
+{
+    struct timespec pause = {micros / 1000000, (micros % 1000000) * 1000};
+    nanosleep(&pause, NULL);
+}
+
+/* Settles a transaction whose connection was lost after its commit was
+ * sent. Returns true when the ops are settled (failed), false to retry. */
+static bool settle_lost_commit(pg_store *store)
+{
+    bool committed = false;
+    stock_code code = reconnect(store, &committed);
+    if (code != STOCK_OK) {
+        ops_fail(store, STOCK_IO, "the connection was lost while committing and the "
+                                  "outcome is unknown; read the state before retrying: ");
+        return true;
+    }
+    if (committed) {
+        ops_fail(store, STOCK_IO, "the batch was committed but the connection was lost "
+                                  "before its results arrived; read the state to see them: ");
+        return true;
+    }
+    return false;
+}
+
+/* Runs store->ops as one transaction, retrying where that is safe. */
+static void run_transaction(pg_store *store)
+{
+    pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
+    for (int attempt = 0;; attempt++) {
+        if (store->conn == NULL && reconnect(store, NULL) != STOCK_OK) {
+            ops_fail(store, STOCK_UNAVAILABLE, "");
+            return;
+        }
+        ops_reset(store);
+        pg_flight flight;
+        pg_outcome outcome = flight_run(store, &flight);
+        if (outcome == PG_COMMITTED) {
+            record_commit(store, flight.commit_us);
+            return;
+        }
+        if (outcome == PG_FAILED) {
+            ops_fail(store, STOCK_IO, "");
+            return;
+        }
+        if (outcome == PG_LOST && flight.syncs_sent > 0 && settle_lost_commit(store))
+            return;
+        if (outcome == PG_LOST && flight.syncs_sent == 0) {
+            PQfinish(store->conn);   /* never committed: reconnect and rerun */
+            store->conn = NULL;
+        }
+        if (attempt + 1 == PG_RETRY_MAX) {
+            ops_fail(store, STOCK_IO, "gave up after 8 attempts: ");
+            return;
+        }
+        pause_us((int64_t)PG_RETRY_BACKOFF_US << attempt);
+    }
+}
+
+/* ------------------------------------------------------ replica pre-check */
+
+/* Deductions the replica shows certainly cannot succeed: the SKU has no stock
+ * at all and the line id is new. The replica is trusted only when it has
+ * replayed our last commit (so it shows everything this store did), and only
+ * for deductions that no earlier op of the transaction could help: those
+ * before the first op that can add stock or use a line id (set, add, refund,
+ * order), first uses of their line id. Sold out stays sold out under
+ * deductions, so the answer is exact: INSUFFICIENT with available 0. */
+static const char pg_precheck_sql[] =
+    "SELECT d.n FROM (SELECT x.line_id, x.sku_id, x.n, row_number() OVER "
+    "(PARTITION BY x.line_id ORDER BY x.n) AS k FROM unnest($2::text[], $3::text[]) "
+    "WITH ORDINALITY AS x(line_id, sku_id, n)) d "
+    "WHERE d.k = 1 AND pg_last_wal_replay_lsn() >= $1::pg_lsn "
+    "AND NOT EXISTS (SELECT 1 FROM inventory_flow f WHERE f.line_id = d.line_id) "
+    "AND (SELECT sum(v.leaved_amount) FROM inventory v WHERE v.sku_id = d.sku_id) = 0";
+
+static bool replica_ready(pg_store *store)
+{
+    if (store->replica != NULL && PQstatus(store->replica) == CONNECTION_OK)
+        return true;
+    int64_t now = now_us(CLOCK_MONOTONIC);
+    if (now < store->replica_retry_us)
+        return false;
+    PQfinish(store->replica);
+    store->replica = PQconnectdb(store->options.replica_conninfo);
+    if (PQstatus(store->replica) == CONNECTION_OK)
+        return true;
+    /* The replica only saves the primary work: go on without it a while. */
+    PQfinish(store->replica);
+    store->replica = NULL;
+    store->replica_retry_us = now + PG_REPLICA_RETRY_US;
+    return false;
+}
+
+/* The candidates' line ids and SKUs as array literals; their op indexes in
+ * store->plan.next (free until the plan is built). Returns the count. */
+static uint32_t precheck_arrays(pg_store *store, buf *lines, buf *skus)
+{
+    uint32_t count = 0;
+    bool ok = buf_append(lines, "{", 1) && buf_append(skus, "{", 1);
+    for (uint32_t i = 0; ok && i < store->op_count; i++) {
+        const stock_op *op = store->ops[i];
+        if (op->type != STOCK_OP_DEDUCT && op->type != STOCK_OP_GET &&
+            op->type != STOCK_OP_LINE)
+            break;
+        if (op->type != STOCK_OP_DEDUCT)
+            continue;
+        ok = (count == 0 || (buf_append(lines, ",", 1) && buf_append(skus, ",", 1))) &&
+             pg_text_element(lines, op->id) && pg_text_element(skus, op->sku);
+        store->plan.next[count++] = i;
+    }
+    ok = ok && buf_append(lines, "}", 2) && buf_append(skus, "}", 2);
+    return ok ? count : 0;
+}
+
+static void replica_precheck(pg_store *store)
+{
+    if (store->options.replica_conninfo == NULL || !replica_ready(store))
+        return;
+    buf lines = {0}, skus = {0};
+    uint32_t count = precheck_arrays(store, &lines, &skus);
+    PGresult *result = NULL;
+    if (count > 0) {
+        const char *values[3] = {store->lsn, (char *)lines.data, (char *)skus.data};
+        result = PQexecParams(store->replica, pg_precheck_sql, 3, NULL, values, NULL, NULL, 0);
+    }
+    buf_free(&lines);
+    buf_free(&skus);
+    if (result != NULL && PQresultStatus(result) != PGRES_TUPLES_OK) {
+        PQfinish(store->replica);
+        store->replica = NULL;
+        store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+    } else if (result != NULL) {
+        for (int row = 0; row < PQntuples(result); row++) {
+            uint64_t n = strtoull(PQgetvalue(result, row, 0), NULL, 10);
+            assert(n >= 1 && n <= count);
+            stock_op *op = store->ops[store->plan.next[n - 1]];
+            result_insufficient(op, op->sku, 0);
+        }
+        uint32_t kept = 0;   /* drop the decided ops from the transaction */
+        for (uint32_t i = 0; i < store->op_count; i++)
+            if (store->ops[i]->code == STOCK_OK)
+                store->ops[kept++] = store->ops[i];
+        store->op_count = kept;
+    }
+    PQclear(result);
+}
+
+/* --------------------------------------------------------------- worker */
+
+/* Takes queued batches, up to PG_TXN_OPS_MAX ops, off the queue (mutex
+ * held). Returns the chain, NULL when closing with nothing left. */
+static stock_batch *take_batches(pg_store *store)
+{
+    while (store->head == NULL && !store->closing)
+        pthread_cond_wait(&store->wake, &store->mutex);
+    stock_batch *first = store->head;
+    stock_batch *last = NULL;
+    size_t ops = 0;
+    while (store->head != NULL && ops + store->head->count <= PG_TXN_OPS_MAX) {
+        last = store->head;
+        ops += last->count;
+        store->head = last->next;
+    }
+    if (last == NULL)
+        return NULL;
+    last->next = NULL;
+    if (store->head == NULL)
+        store->tail = NULL;
+    return first;
+}
+
+static void complete_batches(pg_store *store, stock_batch *batch)
+{
+    while (batch != NULL) {
+        stock_batch *next = batch->next;   /* done may free the batch */
+        atomic_fetch_add_explicit(&store->batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&store->operations, batch->count, memory_order_relaxed);
+        batch->done(batch);
+        batch = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    pg_store *store = arg;
+    for (;;) {
+        pthread_mutex_lock(&store->mutex);
+        stock_batch *batches = take_batches(store);
+        pthread_mutex_unlock(&store->mutex);
+        if (batches == NULL)
+            return NULL;
+        store->op_count = 0;
+        for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
+            for (size_t i = 0; i < batch->count; i++)
+                if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                    store->ops[store->op_count++] = &batch->ops[i];
+        assert(store->op_count <= PG_TXN_OPS_MAX);
+        replica_precheck(store);
+        if (store->op_count > 0)
+            run_transaction(store);
+        complete_batches(store, batches);
+    }
+}
+
+/* -------------------------------------------------------------- backend */
+
+static bool pg_accepts(const char *uri)
+{
+    return strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0;
+}
+
+static void pg_submit(stock_t *base, stock_batch *batch)
+{
+    pg_store *store = (pg_store *)base;
+    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    batch->next = NULL;
+    pthread_mutex_lock(&store->mutex);
+    bool closing = store->closing;
+    if (!closing) {
+        if (store->tail != NULL)
+            store->tail->next = batch;
+        else
+            store->head = batch;
+        store->tail = batch;
+        pthread_cond_signal(&store->wake);
+    }
+    pthread_mutex_unlock(&store->mutex);
+    if (closing) {
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)
+                result_fail(&batch->ops[i], STOCK_UNAVAILABLE, "the store is closing");
+        batch->done(batch);
+    }
+}
+
+static void store_free(pg_store *store)
+{
+    PQfinish(store->conn);
+    PQfinish(store->replica);
+    pg_plan_free(&store->plan);
+    pg_options_free(&store->options);
+    free(store->ops);
+    pthread_cond_destroy(&store->wake);
+    pthread_mutex_destroy(&store->mutex);
+    free(store);
+}
+
+static stock_code pg_close(stock_t *base)
+{
+    pg_store *store = (pg_store *)base;
+    pthread_mutex_lock(&store->mutex);
+    store->closing = true;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+    pthread_join(store->worker, NULL);
+    assert(store->head == NULL);
+    store_free(store);
+    return STOCK_OK;
+}
+
+static stock_code pg_get_stats(stock_t *base, stock_stats *stats)
+{
+    pg_store *store = (pg_store *)base;
+    stats->batches = atomic_load_explicit(&store->batches, memory_order_relaxed);
+    stats->operations = atomic_load_explicit(&store->operations, memory_order_relaxed);
+    stats->syncs = atomic_load_explicit(&store->syncs, memory_order_relaxed);
+    stats->sync_latency_us_sum = atomic_load_explicit(&store->sync_us_sum, memory_order_relaxed);
+    for (unsigned i = 0; i < STOCK_SYNC_BUCKETS; i++)
+        stats->sync_latency_buckets[i] =
+            atomic_load_explicit(&store->sync_buckets[i], memory_order_relaxed);
+    return STOCK_OK;
+}
+
+/* Allocates the store with its options and scratch; NULL on out of memory. */
+static pg_store *store_alloc(void)
+{
+    pg_store *store = calloc(1, sizeof *store);
+    if (store == NULL)
+        return NULL;
+    pthread_mutex_init(&store->mutex, NULL);
+    pthread_cond_init(&store->wake, NULL);
+    store->ops = calloc(PG_TXN_OPS_MAX, sizeof store->ops[0]);
+    if (store->ops == NULL || !pg_plan_init(&store->plan)) {
+        store_free(store);
+        return NULL;
+    }
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != sizeof id)
+        id = (uint64_t)now_us(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+    store->client_id = (int64_t)(id >> 1);   /* a positive bigint */
+    return store;
+}
+
+static stock_code pg_open(const char *uri, const stock_config *config, stock_t **out,
+                          char *message, size_t size)
+{
+    *out = NULL;
+    pg_store *store = store_alloc();
+    if (store == NULL)
+        return STOCK_NOMEM;
+    store->base.ops = &postgres_backend;
+    stock_code code = pg_options_parse(uri, config, &store->options, message, size);
+    PGconn *conn = NULL;
+    if (code == STOCK_OK) {
+        code = conn_open(store, &conn);
+        if (code != STOCK_OK && message != NULL && size > 0)
+            snprintf(message, size, "%s", store->error);
+    }
+    if (code == STOCK_OK && !conn_enter_pipeline(store, conn)) {
+        snprintf(message, size, "%s", store->error);
+        PQfinish(conn);
+        code = STOCK_IO;
+    }
+    if (code == STOCK_OK) {
+        store->conn = conn;
+        if (pthread_create(&store->worker, NULL, worker_main, store) != 0)
+            code = STOCK_NOMEM;
+    }
+    if (code != STOCK_OK) {
+        store_free(store);
+        return code;
+    }
+    *out = &store->base;
+    return STOCK_OK;
+}
+
+const stock_backend_ops postgres_backend = {
+    .name = "postgres",
+    .accepts = pg_accepts,
+    .open = pg_open,
+    .submit = pg_submit,
+    .close = pg_close,
+    .get_stats = pg_get_stats,
+};

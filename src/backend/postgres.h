@@ -1,0 +1,137 @@
+/*
+ * postgres.h -- the pieces of the postgres backend (postgres.c) that live in
+ * their own files: URI options (postgres_uri.c), the schema and its prepared
+ * statements (postgres_schema.c), and turning a transaction's ops into
+ * pipelined statements and their results back into op outputs
+ * (postgres_plan.c). Internal to libstock; stock.h is the public contract.
+ */
+#ifndef STOCK_POSTGRES_H
+#define STOCK_POSTGRES_H
+
+#include <libpq-fe.h>
+
+#include "lib/buf.h"
+#include "stock.h"
+
+#define PG_BUCKETS_MAX 64          /* rows a hot SKU may be split over */
+#define PG_URI_MAX 4096            /* bytes in a store URI */
+#define PG_TXN_OPS_MAX STOCK_BATCH_MAX  /* ops combined into one transaction */
+
+/* The backend's options: the URI's stock_* query parameters, else the
+ * stock_config fields. */
+typedef struct pg_options {
+    char *conninfo;          /* owned: the URI for libpq, stock_* removed */
+    char *replica_conninfo;  /* owned, NULL without a replica */
+    uint32_t buckets;        /* 1..PG_BUCKETS_MAX */
+    bool merge;
+    bool synchronous;        /* synchronous_commit on (durability SYNC) */
+} pg_options;
+
+/*
+ * Reads uri (postgres:// or postgresql://) and config into *options,
+ * removing the query parameters stock_merge (0|1), stock_buckets
+ * (1..PG_BUCKETS_MAX) and stock_replica (a percent-encoded URI) before the
+ * URI goes to libpq; they override config->merge, buckets and replica_uri.
+ * Returns STOCK_OK, STOCK_INVALID (message says which parameter is wrong) or
+ * STOCK_NOMEM. On success free with pg_options_free.
+ */
+stock_code pg_options_parse(const char *uri, const stock_config *config,
+                            pg_options *options, char *message, size_t size);
+void pg_options_free(pg_options *options);
+
+/*
+ * Creates or migrates the schema on conn (idle, not in pipeline mode), under
+ * an advisory lock so that concurrent opens do not race, and prepares the
+ * statements pg_plan uses. Returns STOCK_OK; STOCK_IO with the server's
+ * words in message; STOCK_CORRUPT when the database holds a newer schema
+ * than this library knows.
+ */
+stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
+
+/* ------------------------------------------------------------------ plan */
+
+typedef enum pg_step_kind {
+    PG_STEP_TOKEN = 1,  /* marks the transaction as ours (stock_clients) */
+    PG_STEP_OP,         /* one op, one statement */
+    PG_STEP_MERGED,     /* several deductions of one SKU, one statement */
+} pg_step_kind;
+
+/* One pipelined statement and the ops its result completes. */
+typedef struct pg_step {
+    pg_step_kind kind;
+    uint32_t first;     /* PG_STEP_OP, _MERGED: index into plan->members */
+    uint32_t count;     /* ops the step completes (1 for PG_STEP_OP) */
+} pg_step;
+
+/* Deductions of one SKU within a run, chained through plan->next. */
+typedef struct pg_group {
+    uint32_t head, tail;    /* op indexes */
+    uint32_t size;
+} pg_group;
+
+/* Entries per hash table of a plan: a power of two above twice the ops. */
+#define PG_PLAN_SLOTS (4 * (uint32_t)PG_TXN_OPS_MAX)
+
+/* A transaction's statements, built by pg_plan_build. Storage is allocated
+ * once (pg_plan_init) for PG_TXN_OPS_MAX ops and reused. */
+typedef struct pg_plan {
+    stock_op **members;     /* ops in step order */
+    uint32_t *next;         /* scratch: group chains while merging */
+    pg_step *steps;
+    uint32_t step_count;
+    uint32_t member_count;
+    pg_group *groups;       /* scratch: a run's SKU groups, in order of first use */
+    uint32_t *slots;        /* scratch: two open-addressing tables (SKU -> group,
+                               line id -> op), PG_PLAN_SLOTS entries each */
+    uint32_t *used;         /* scratch: slots to clear when a run ends */
+    buf text;               /* scratch: parameter text of one statement */
+} pg_plan;
+
+/* Allocates a plan's storage. False on out of memory. */
+bool pg_plan_init(pg_plan *plan);
+void pg_plan_free(pg_plan *plan);
+
+/*
+ * Lays out the ops (count <= PG_TXN_OPS_MAX, already validated, none
+ * decided) as statements: a token step first, then one step per op, except
+ * that with merge, runs of deductions are grouped per SKU in order of first
+ * appearance (a run ends at any other op and at a repeated line id, so that
+ * merging never reorders ops that could see each other).
+ */
+void pg_plan_build(pg_plan *plan, stock_op *const *ops, uint32_t count, bool merge);
+
+/*
+ * Sends step i on conn (in pipeline mode) with PQsendQueryPrepared.
+ * client_id/txn_id fill the token step; now_us stamps new lines. Returns
+ * false when libpq refused (see PQerrorMessage).
+ */
+bool pg_plan_send(pg_plan *plan, uint32_t i, PGconn *conn, uint32_t buckets,
+                  int64_t client_id, int64_t txn_id, int64_t now_us);
+
+/*
+ * Sets the outputs of the ops of step i from its result (PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK for the token step). Returns false if the result does
+ * not have the expected shape (a schema mismatch: the caller fails the
+ * transaction).
+ */
+bool pg_plan_complete(pg_plan *plan, uint32_t i, const PGresult *result);
+
+/* Appends id to text as a double-quoted element of an array literal
+ * ('"' and '\\' escaped). False on out of memory. */
+bool pg_text_element(buf *text, stock_id id);
+
+/* Statement names prepared by pg_schema_install. */
+#define PG_STMT_TOKEN "stock_token"
+#define PG_STMT_SET "stock_set"
+#define PG_STMT_ADD "stock_add"
+#define PG_STMT_DEDUCT "stock_deduct"
+#define PG_STMT_MERGED "stock_deduct_merged"
+#define PG_STMT_ORDER "stock_order"
+#define PG_STMT_REFUND "stock_refund"
+#define PG_STMT_GET "stock_get"
+#define PG_STMT_LINE "stock_line"
+#define PG_STMT_LSN "stock_lsn"
+#define PG_STMT_TOKEN_READ "stock_token_read"
+#define PG_STMT_PRECHECK "stock_precheck"
+
+#endif /* STOCK_POSTGRES_H */
