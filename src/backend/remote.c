@@ -270,11 +270,14 @@ static stock_code connect_store(remote_store *store, char *reason,
     assert(store->context == NULL);
     redisContext *context = redisConnectWithTimeout(
         store->host, store->port, timeval_from_ms(REMOTE_CONNECT_TIMEOUT_MS));
-    if (context == NULL || context->err) {
-        snprintf(reason, reason_size, "%s", context ? context->errstr : "out of memory");
-        if (context != NULL)
-            redisFree(context);
-        return context ? STOCK_UNAVAILABLE : STOCK_NOMEM;
+    if (context == NULL) {
+        snprintf(reason, reason_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    if (context->err) {
+        snprintf(reason, reason_size, "%s", context->errstr);
+        redisFree(context);
+        return STOCK_UNAVAILABLE;
     }
     redisSetTimeout(context, timeval_from_ms(store->reply_timeout_ms));
     redisEnableKeepAlive(context);
