@@ -1,0 +1,194 @@
+/*
+ * batch.c -- gathering ops into stock batches, submitting them and handing
+ * their completion back to the loop (see batch.h).
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/batch.h"
+#include "server/conn.h"
+#include "server/log.h"
+
+/* Runs on the store's thread (or inside stock_submit): queue and wake. */
+static void on_done(stock_batch *base)
+{
+    batch *b = base->user;
+    server *srv = b->srv;
+    assert(&b->base == base);
+    b->next = NULL;
+    pthread_mutex_lock(&srv->done_lock);
+    if (srv->done_tail != NULL)
+        srv->done_tail->next = b;
+    else
+        srv->done_head = b;
+    srv->done_tail = b;
+    pthread_mutex_unlock(&srv->done_lock);
+    uv_async_send(&srv->async);
+}
+
+/* Loop thread: a batch's results are in; write the replies they allow. */
+static void complete(server *srv, batch *b)
+{
+    assert(!b->completed && srv->inflight > 0);
+    b->completed = true;
+    srv->inflight--;
+    metrics_count_batch(&srv->counters, &b->base);
+    b->unreplied++;   /* hold b while its owners drain */
+    for (uint32_t i = 0; i < b->count; i++)
+        conn_drain(b->owners[i]);
+    batch_release(srv, b);
+}
+
+/* Lets the connections that waited for batch room read again. */
+static void wake_waiting(server *srv)
+{
+    conn *list = srv->waiting;
+    srv->waiting = NULL;
+    while (list != NULL) {
+        conn *c = list;
+        list = c->waiting_next;
+        c->in_waiting = false;
+        conn_resume(c);
+    }
+}
+
+static void on_async(uv_async_t *handle)
+{
+    server *srv = handle->data;
+    pthread_mutex_lock(&srv->done_lock);
+    batch *list = srv->done_head;
+    srv->done_head = srv->done_tail = NULL;
+    pthread_mutex_unlock(&srv->done_lock);
+    while (list != NULL) {
+        batch *b = list;
+        list = b->next;
+        complete(srv, b);
+    }
+    batch_submit(srv);
+    server_flush(srv);
+    server_maybe_finish(srv);
+}
+
+int batch_init(server *srv)
+{
+    int rc = pthread_mutex_init(&srv->done_lock, NULL);
+    if (rc != 0)
+        return UV_ENOMEM;
+    rc = uv_async_init(srv->loop, &srv->async, on_async);
+    srv->async.data = srv;
+    return rc;
+}
+
+bool batch_has_room(const server *srv)
+{
+    return srv->gathering == NULL || srv->gathering->count < STOCK_BATCH_MAX;
+}
+
+static batch *batch_new(server *srv)
+{
+    batch *b = srv->free_batches;
+    if (b != NULL) {
+        srv->free_batches = b->next;
+        srv->free_batch_count--;
+    } else {
+        b = calloc(1, sizeof *b);
+        if (b == NULL)
+            return NULL;
+        b->srv = srv;
+    }
+    b->count = 0;
+    b->unreplied = 0;
+    b->completed = false;
+    b->next = NULL;
+    return b;
+}
+
+static bool grow(batch *b)
+{
+    uint32_t cap = b->cap == 0 ? BATCH_OPS_INITIAL : b->cap * 2;
+    if (cap > STOCK_BATCH_MAX)
+        cap = STOCK_BATCH_MAX;
+    assert(cap > b->count);
+    stock_op *ops = realloc(b->ops, sizeof *ops * cap);
+    if (ops == NULL)
+        return false;
+    b->ops = ops;
+    struct conn **owners = realloc(b->owners, sizeof *owners * cap);
+    if (owners == NULL)
+        return false;
+    b->owners = owners;
+    b->cap = cap;
+    return true;
+}
+
+stock_op *batch_add(server *srv, struct conn *c, batch **owner, uint32_t *index)
+{
+    assert(batch_has_room(srv));
+    if (srv->gathering == NULL) {
+        srv->gathering = batch_new(srv);
+        if (srv->gathering == NULL)
+            return NULL;
+    }
+    batch *b = srv->gathering;
+    if (b->count == b->cap && !grow(b))
+        return NULL;
+    stock_op *op = &b->ops[b->count];
+    memset(op, 0, offsetof(stock_op, code));   /* inputs; outputs are the store's */
+    b->owners[b->count] = c;
+    *owner = b;
+    *index = b->count++;
+    return op;
+}
+
+void batch_submit(server *srv)
+{
+    batch *b = srv->gathering;
+    if (b == NULL || b->count == 0 || srv->inflight >= BATCH_INFLIGHT_MAX)
+        return;
+    assert(b->unreplied > 0 && !b->completed);
+    srv->gathering = NULL;
+    srv->inflight++;
+    b->base.ops = b->ops;
+    b->base.count = b->count;
+    b->base.done = on_done;
+    b->base.user = b;
+    b->base.next = NULL;
+    stock_submit(srv->store, &b->base);
+    wake_waiting(srv);
+}
+
+void batch_release(server *srv, batch *b)
+{
+    assert(b->unreplied > 0);
+    if (--b->unreplied > 0 || !b->completed)
+        return;
+    /* Keep a few ordinary batches for reuse; a huge one gives its memory back. */
+    if (srv->free_batch_count >= BATCH_FREE_MAX || b->cap > BATCH_KEEP_OPS_MAX) {
+        free(b->ops);
+        free(b->owners);
+        free(b);
+        return;
+    }
+    b->next = srv->free_batches;
+    srv->free_batches = b;
+    srv->free_batch_count++;
+}
+
+void batch_fini(server *srv)
+{
+    assert(srv->inflight == 0);
+    if (srv->gathering != NULL) {
+        srv->gathering->next = srv->free_batches;
+        srv->free_batches = srv->gathering;
+        srv->gathering = NULL;
+    }
+    while (srv->free_batches != NULL) {
+        batch *b = srv->free_batches;
+        srv->free_batches = b->next;
+        free(b->ops);
+        free(b->owners);
+        free(b);
+    }
+    pthread_mutex_destroy(&srv->done_lock);
+}

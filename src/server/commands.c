@@ -1,0 +1,369 @@
+/*
+ * commands.c -- the RESP front end: the command table, the read loop of a
+ * RESP connection, the store commands (SETSTOCK, ADDSTOCK, DEDUCT, ORDER,
+ * REFUND, STOCK, SKUINFO, LINEINFO) and their replies (see commands.h,
+ * docs/protocol.md).
+ *
+ * A store command becomes one stock_op in the gathering batch; its ids point
+ * into the read chunk (zero-copy). Numbers that do not parse are passed on
+ * as out-of-range values so that stock_validate words the INVALID error, the
+ * same words for every front end.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/commands.h"
+#include "server/log.h"
+#include "server/session.h"
+
+#define COMMANDS_ERROR_MAX 256     /* bytes of an immediate error message */
+#define COMMANDS_NAME_ECHO_MAX 64  /* bytes of a bad command name echoed back */
+
+/* ------------------------------------------------------ immediate replies */
+
+buf *commands_reply_begin(conn *c, size_t *mark)
+{
+    return conn_reply_begin(c, mark);
+}
+
+void commands_reply_end(conn *c, size_t mark, bool ok)
+{
+    if (!ok || !conn_reply_end(c, mark)) {
+        log_warn("client %llu: out of memory for a reply", (unsigned long long)c->id);
+        conn_close(c);
+    }
+}
+
+void commands_reply_error(conn *c, const char *word, const char *format, ...)
+{
+    char message[COMMANDS_ERROR_MAX];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    commands_reply_end(c, mark, resp_write_error(out, word, message));
+}
+
+void commands_reply_simple(conn *c, const char *text)
+{
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    commands_reply_end(c, mark, resp_write_simple(out, text));
+}
+
+void commands_reply_integer(conn *c, int64_t value)
+{
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    commands_reply_end(c, mark, resp_write_integer(out, value));
+}
+
+void commands_reply_bulk(conn *c, const char *data, size_t len)
+{
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    commands_reply_end(c, mark, resp_write_bulk(out, data, len));
+}
+
+/* ------------------------------------------------------- store commands */
+
+static stock_id arg_id(resp_arg arg)
+{
+    return (stock_id){arg.ptr, arg.len};
+}
+
+/* The argument's value, or fallback (out of range for the field, so that
+ * stock_validate names the field and its range) if it is not a number. */
+static int64_t arg_number(resp_arg arg, int64_t fallback)
+{
+    int64_t value = 0;
+    return resp_arg_int64(arg, &value) ? value : fallback;
+}
+
+static stock_op *add_op(conn *c, commands_reply kind, void *extra)
+{
+    stock_op *op = conn_add_op(c, (uint16_t)kind, extra, true);
+    if (op == NULL)
+        commands_reply_error(c, "NOMEM", "out of memory");
+    return op;
+}
+
+static void arity_error(conn *c, const char *name)
+{
+    commands_reply_error(c, "ERR", "wrong number of arguments for '%s' command", name);
+}
+
+static void cmd_setstock(conn *c, const resp_request *r)
+{
+    if (r->argc != 3 && r->argc != 5)
+        return arity_error(c, "setstock");
+    if (r->argc == 5 && !resp_arg_is(r->argv[3], "EXPECT"))
+        return commands_reply_error(c, "ERR", "syntax error: expected EXPECT current");
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_SET;
+    op->sku = arg_id(r->argv[1]);
+    op->amount = arg_number(r->argv[2], -1);
+    if (r->argc == 5) {
+        op->has_expect = true;
+        op->expect = arg_number(r->argv[4], -1);
+    }
+}
+
+static void cmd_addstock(conn *c, const resp_request *r)
+{
+    if (r->argc != 3 && r->argc != 5)
+        return arity_error(c, "addstock");
+    if (r->argc == 5 && !resp_arg_is(r->argv[3], "ID"))
+        return commands_reply_error(c, "ERR", "syntax error: expected ID adjust_id");
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_ADD;
+    op->sku = arg_id(r->argv[1]);
+    op->amount = arg_number(r->argv[2], 0);
+    if (r->argc == 5)
+        op->id = arg_id(r->argv[4]);
+    else
+        op->id = (stock_id){"", 0};
+}
+
+static void cmd_deduct(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_DEDUCT;
+    op->id = arg_id(r->argv[1]);
+    op->sku = arg_id(r->argv[2]);
+    op->amount = arg_number(r->argv[3], 0);
+}
+
+static void cmd_order(conn *c, const resp_request *r)
+{
+    if ((r->argc - 2) % 3 != 0)
+        return arity_error(c, "order");
+    uint32_t count = (r->argc - 2) / 3;
+    stock_order_line *lines = calloc(count, sizeof *lines);
+    if (lines == NULL)
+        return commands_reply_error(c, "NOMEM", "out of memory");
+    for (uint32_t i = 0; i < count; i++) {
+        lines[i].line_id = arg_id(r->argv[2 + 3 * i]);
+        lines[i].sku = arg_id(r->argv[3 + 3 * i]);
+        lines[i].qty = arg_number(r->argv[4 + 3 * i], 0);
+    }
+    stock_op *op = add_op(c, COMMANDS_REPLY_ORDER, lines);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_ORDER;
+    op->id = arg_id(r->argv[1]);
+    op->lines = lines;
+    op->line_count = count;
+}
+
+static void cmd_refund(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_REFUND;
+    op->id = arg_id(r->argv[1]);
+    op->line = arg_id(r->argv[2]);
+    op->amount = arg_number(r->argv[3], 0);
+}
+
+static void read_sku(conn *c, const resp_request *r, commands_reply kind)
+{
+    stock_op *op = add_op(c, kind, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_GET;
+    op->sku = arg_id(r->argv[1]);
+}
+
+static void cmd_stock(conn *c, const resp_request *r)
+{
+    read_sku(c, r, COMMANDS_REPLY_STOCK);
+}
+
+static void cmd_skuinfo(conn *c, const resp_request *r)
+{
+    read_sku(c, r, COMMANDS_REPLY_SKUINFO);
+}
+
+static void cmd_lineinfo(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_LINEINFO, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_LINE;
+    op->line = arg_id(r->argv[1]);
+}
+
+/* ---------------------------------------------------------------- table */
+
+const commands_entry commands_table[] = {
+    {"DEDUCT", 4, false, cmd_deduct, "Takes qty of a SKU for an order line (idempotent by line id)."},
+    {"ORDER", -5, false, cmd_order, "Takes every line of an order, or none."},
+    {"REFUND", 4, false, cmd_refund, "Gives qty of a deducted line back (idempotent by refund id)."},
+    {"STOCK", 2, false, cmd_stock, "Returns a SKU's available stock."},
+    {"SETSTOCK", -3, false, cmd_setstock, "Creates a SKU or sets its level, optionally compare-and-set."},
+    {"ADDSTOCK", -3, false, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
+    {"SKUINFO", 2, false, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
+    {"LINEINFO", 2, false, cmd_lineinfo, "Returns a deducted line."},
+    {"STOCKPROTO", 2, false, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
+    {"PING", -1, false, session_ping, "Returns PONG, or the message."},
+    {"ECHO", 2, false, session_echo, "Returns the message."},
+    {"QUIT", -1, true, session_quit, "Closes the connection."},
+    {"HELLO", -1, true, session_hello, "Handshakes, optionally authenticating and choosing RESP2 or RESP3."},
+    {"AUTH", -2, true, session_auth, "Authenticates the connection."},
+    {"SELECT", 2, false, session_select, "Selects database 0, the only one."},
+    {"CLIENT", -2, false, session_client, "SETNAME, GETNAME, SETINFO, ID."},
+    {"COMMAND", -1, false, session_command, "Describes the commands."},
+    {"CONFIG", -2, false, session_config, "CONFIG GET answers an empty list."},
+    {"INFO", -1, false, session_info, "Returns server, client, stats and store information."},
+};
+
+const size_t commands_table_count = sizeof commands_table / sizeof commands_table[0];
+
+static const commands_entry *lookup(resp_arg name)
+{
+    for (size_t i = 0; i < commands_table_count; i++) {
+        const commands_entry *entry = &commands_table[i];
+        if (resp_arg_is(name, entry->name))
+            return entry;
+    }
+    return NULL;
+}
+
+static bool arity_ok(const commands_entry *entry, uint32_t argc)
+{
+    return entry->arity > 0 ? argc == (uint32_t)entry->arity
+                            : argc >= (uint32_t)-entry->arity;
+}
+
+static void execute(conn *c, const resp_request *r)
+{
+    assert(r->argc >= 1);
+    const commands_entry *entry = lookup(r->argv[0]);
+    if (entry == NULL) {
+        uint32_t len = r->argv[0].len < COMMANDS_NAME_ECHO_MAX ? r->argv[0].len : COMMANDS_NAME_ECHO_MAX;
+        return commands_reply_error(c, "ERR", "unknown command '%.*s'", (int)len, r->argv[0].ptr);
+    }
+    if (!c->authed && !entry->before_auth)
+        return commands_reply_error(c, "NOAUTH", "Authentication required.");
+    if (!arity_ok(entry, r->argc)) {
+        char lower[16];
+        size_t n = strlen(entry->name);
+        assert(n < sizeof lower);
+        for (size_t i = 0; i <= n; i++)
+            lower[i] = (char)(entry->name[i] | (entry->name[i] >= 'A' && entry->name[i] <= 'Z' ? 0x20 : 0));
+        return arity_error(c, lower);
+    }
+    entry->handle(c, r);
+}
+
+static void protocol_error(conn *c, const char *error)
+{
+    c->srv->counters.protocol_errors++;
+    log_warn("client %llu: %s; closing it", (unsigned long long)c->id, error);
+    commands_reply_error(c, "ERR", "%s", error);
+    conn_close_after_replies(c);
+}
+
+void commands_process(conn *c)
+{
+    assert(c->kind == CONN_RESP);
+    server *srv = c->srv;
+    size_t request_max = srv->cfg->max_request_bytes;
+    while (conn_can_take(c)) {
+        chunk *in = c->in;
+        size_t used = 0;
+        const char *error = NULL;
+        resp_status status = resp_parse(in->data + in->parsed, in->len - in->parsed,
+                                        request_max, &srv->request, &used, &error);
+        assert(used <= in->len - in->parsed);
+        in->parsed += used;
+        if (status == RESP_ERROR)
+            return protocol_error(c, error);
+        if (status == RESP_INCOMPLETE) {
+            if (in->len - in->parsed > request_max)
+                protocol_error(c, "Protocol error: request bigger than max-request-bytes");
+            return;
+        }
+        execute(c, &srv->request);
+    }
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static bool render_status(conn *c, const stock_op *op, buf *out)
+{
+    if (!c->stockproto)
+        return true;
+    return resp_write_array(out, 2) &&
+           resp_write_simple(out, op->code == STOCK_REPLAY ? "REPLAY" : "OK");
+}
+
+static bool render_order(conn *c, const stock_op *op, buf *out)
+{
+    bool ok = render_status(c, op, out) && resp_write_array(out, op->line_count);
+    for (uint32_t i = 0; ok && i < op->line_count; i++)
+        ok = resp_write_integer(out, op->lines[i].available);
+    return ok;
+}
+
+static bool render_pair(buf *out, const char *field, int64_t value)
+{
+    return resp_write_bulk(out, field, strlen(field)) && resp_write_integer(out, value);
+}
+
+static bool render_skuinfo(conn *c, const stock_sku_info *info, buf *out)
+{
+    return resp_write_map(out, 4, c->proto) &&
+           render_pair(out, "available", info->available) &&
+           render_pair(out, "adjusted", info->adjusted) &&
+           render_pair(out, "deducted", info->deducted) &&
+           render_pair(out, "refunded", info->refunded);
+}
+
+static bool render_lineinfo(conn *c, const stock_line_info *info, buf *out)
+{
+    return resp_write_map(out, 6, c->proto) &&
+           resp_write_bulk(out, "sku", 3) && resp_write_bulk(out, info->sku, strlen(info->sku)) &&
+           resp_write_bulk(out, "order_id", 8) &&
+           resp_write_bulk(out, info->order_id, strlen(info->order_id)) &&
+           render_pair(out, "qty", info->qty) && render_pair(out, "refunded", info->refunded) &&
+           render_pair(out, "time_us", info->time_us) &&
+           render_pair(out, "available_after", info->available_after);
+}
+
+void commands_render(conn *c, const slot *s, const stock_op *op, buf *out)
+{
+    assert(c->kind == CONN_RESP && s->owner != NULL);
+    bool ok = true;
+    if (!stock_code_succeeded(op->code))
+        ok = resp_write_error(out, stock_code_name(op->code), op->message);
+    else if (s->kind == COMMANDS_REPLY_AVAILABLE)
+        ok = render_status(c, op, out) && resp_write_integer(out, op->available);
+    else if (s->kind == COMMANDS_REPLY_STOCK)
+        ok = resp_write_integer(out, op->info.sku_info.available);
+    else if (s->kind == COMMANDS_REPLY_ORDER)
+        ok = render_order(c, op, out);
+    else if (s->kind == COMMANDS_REPLY_SKUINFO)
+        ok = render_skuinfo(c, &op->info.sku_info, out);
+    else {
+        assert(s->kind == COMMANDS_REPLY_LINEINFO);
+        ok = render_lineinfo(c, &op->info.line_info, out);
+    }
+    if (!ok) {
+        log_warn("client %llu: out of memory for a reply", (unsigned long long)c->id);
+        conn_close(c);
+    }
+}

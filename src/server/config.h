@@ -1,0 +1,49 @@
+/*
+ * config.h -- stockd's settings: defaults, command-line flags and the config
+ * file (`key value` lines with the flags' names). Every value is checked
+ * here, before anything starts, and a bad one is named in a clear message.
+ */
+#ifndef STOCK_SERVER_CONFIG_H
+#define STOCK_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stock.h"
+
+#define CONFIG_TEXT_MAX 1024            /* bytes of a URI, address or password */
+#define CONFIG_MESSAGE_MAX 1200         /* bytes of a config error message */
+#define CONFIG_VERSION "0.1.0"
+
+typedef struct config {
+    char store[CONFIG_TEXT_MAX];        /* store URI, default ./stockd-data */
+    char bind[CONFIG_TEXT_MAX];         /* listen address, default 127.0.0.1 */
+    int port;                           /* RESP port, 0 = off, default 7379 */
+    int http_port;                      /* HTTP port, 0 = off, default 7380 */
+    char requirepass[CONFIG_TEXT_MAX];  /* "" = no password */
+    uint32_t maxclients;                /* connections at once, both ports */
+    uint64_t max_request_bytes;         /* largest request (RESP or HTTP) */
+    uint32_t idle_timeout_s;            /* close idle clients, 0 = never */
+    stock_durability durability;
+} config;
+
+typedef enum config_result {
+    CONFIG_RUN,      /* *cfg is complete: start the server */
+    CONFIG_EXIT_OK,  /* --help or --version was printed: exit 0 */
+    CONFIG_EXIT_BAD  /* message says what is wrong: exit 2 */
+} config_result;
+
+/*
+ * Fills *cfg with the defaults, then applies argv[1..argc) in order; a
+ * `--config FILE` applies the file's lines where it appears, so later flags
+ * override it. Flags are `--name value` or `--name=value`.
+ *
+ * message   out: on CONFIG_EXIT_BAD the reason, NUL-terminated (size bytes;
+ *           CONFIG_MESSAGE_MAX is enough).
+ * Prints --help and --version text to stdout itself.
+ */
+config_result config_from_args(config *cfg, int argc, char **argv,
+                               char *message, size_t size);
+
+#endif /* STOCK_SERVER_CONFIG_H */

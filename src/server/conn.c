@@ -1,0 +1,465 @@
+/*
+ * conn.c -- client connections: chunked zero-copy reading, the ordered
+ * reply queue, bounded writing and closing (see conn.h).
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/commands.h"
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/routes.h"
+
+/* ------------------------------------------------------------- chunks */
+
+static chunk *chunk_get(server *srv, size_t cap)
+{
+    chunk *ch = NULL;
+    if (cap == CONN_CHUNK_BYTES && srv->free_chunks != NULL) {
+        ch = srv->free_chunks;
+        srv->free_chunks = ch->next;
+        srv->free_chunk_count--;
+    } else {
+        ch = malloc(sizeof *ch + cap);
+        if (ch == NULL)
+            return NULL;
+        ch->cap = cap;
+    }
+    ch->refs = 1;
+    ch->len = 0;
+    ch->parsed = 0;
+    ch->next = NULL;
+    return ch;
+}
+
+static void chunk_release(server *srv, chunk *ch)
+{
+    assert(ch->refs > 0);
+    if (--ch->refs > 0)
+        return;
+    if (ch->cap == CONN_CHUNK_BYTES && srv->free_chunk_count < CONN_FREE_CHUNKS_MAX) {
+        ch->next = srv->free_chunks;
+        srv->free_chunks = ch;
+        srv->free_chunk_count++;
+        return;
+    }
+    free(ch);
+}
+
+void conn_fini(server *srv)
+{
+    while (srv->free_chunks != NULL) {
+        chunk *ch = srv->free_chunks;
+        srv->free_chunks = ch->next;
+        free(ch);
+    }
+    srv->free_chunk_count = 0;
+}
+
+/* Makes room for a read of at least CONN_READ_MIN bytes after the unparsed
+ * tail. Reuses the chunk when no request borrows from it. */
+static bool make_room(conn *c)
+{
+    chunk *in = c->in;
+    size_t unparsed = in->len - in->parsed;
+    if (in->cap - in->len >= CONN_READ_MIN)
+        return true;
+    if (in->refs == 1 && in->cap - unparsed >= CONN_READ_MIN) {
+        memmove(in->data, in->data + in->parsed, unparsed);
+        in->len = unparsed;
+        in->parsed = 0;
+        return true;
+    }
+    size_t cap = CONN_CHUNK_BYTES;
+    while (cap - unparsed < CONN_READ_MIN || cap < unparsed * 2)
+        cap *= 2;
+    chunk *fresh = chunk_get(c->srv, cap);
+    if (fresh == NULL)
+        return false;
+    memcpy(fresh->data, in->data + in->parsed, unparsed);
+    fresh->len = unparsed;
+    chunk_release(c->srv, in);
+    c->in = fresh;
+    return true;
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *out)
+{
+    (void)suggested;
+    conn *c = handle->data;
+    if (!make_room(c)) {
+        *out = uv_buf_init(NULL, 0);   /* libuv reports UV_ENOBUFS */
+        return;
+    }
+    chunk *in = c->in;
+    *out = uv_buf_init(in->data + in->len, (unsigned)(in->cap - in->len));
+}
+
+static void process(conn *c)
+{
+    if (c->kind == CONN_RESP)
+        commands_process(c);
+    else
+        routes_process(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data);
+
+static void update_reading(conn *c)
+{
+    bool want = !c->closing && !c->close_when_flushed && !c->srv->stopping &&
+                !c->in_waiting && c->slot_count < CONN_PENDING_MAX &&
+                c->out.len + c->writing.len < CONN_OUTPUT_MAX;
+    if (want && !c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+    else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
+{
+    (void)data;
+    conn *c = stream->data;
+    if (nread < 0) {
+        if (nread != UV_EOF && nread != UV_ECONNRESET)
+            log_warn("client %llu: read failed: %s", (unsigned long long)c->id,
+                     uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    assert((size_t)nread <= c->in->cap - c->in->len);
+    c->in->len += (size_t)nread;
+    c->last_active_ms = server_now_ms(c->srv);
+    process(c);
+    update_reading(c);
+    server_flush(c->srv);
+}
+
+void conn_resume(conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->in->len > c->in->parsed)
+        process(c);
+    update_reading(c);
+}
+
+bool conn_can_take(conn *c)
+{
+    if (c->closing || c->close_when_flushed || c->srv->stopping ||
+        c->slot_count >= CONN_PENDING_MAX ||
+        c->out.len + c->writing.len >= CONN_OUTPUT_MAX)
+        return false;
+    if (batch_has_room(c->srv))
+        return true;
+    if (!c->in_waiting) {
+        c->in_waiting = true;
+        c->waiting_next = c->srv->waiting;
+        c->srv->waiting = c;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static void maybe_free(conn *c);
+
+static void on_write(uv_write_t *request, int status)
+{
+    conn *c = request->data;
+    assert(c->write_active);
+    c->write_active = false;
+    buf_clear(&c->writing);
+    if (status < 0) {
+        conn_close(c);
+        maybe_free(c);
+        return;
+    }
+    c->last_active_ms = server_now_ms(c->srv);
+    conn_flush(c);
+    if (!c->write_active && c->close_when_flushed && c->slot_count == 0)
+        conn_close(c);
+    else
+        conn_resume(c);
+    server_flush(c->srv);
+    maybe_free(c);
+}
+
+void conn_flush(conn *c)
+{
+    if (c->closing) {
+        maybe_free(c);   /* the end of a callback: no caller holds c now */
+        return;
+    }
+    if (c->write_active || c->out.len == 0)
+        return;
+    buf swap = c->writing;
+    c->writing = c->out;
+    c->out = swap;
+    buf_clear(&c->out);
+    uv_buf_t data = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
+    c->write_req.data = c;
+    int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &data, 1, on_write);
+    if (rc < 0) {
+        buf_clear(&c->writing);
+        conn_close(c);
+        return;
+    }
+    c->write_active = true;
+}
+
+/* ------------------------------------------------------------ replies */
+
+static slot *push_slot(conn *c)
+{
+    assert(c->slot_count < CONN_PENDING_MAX);
+    slot *s = &c->slots[(c->slot_head + c->slot_count) % CONN_PENDING_MAX];
+    c->slot_count++;
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+stock_op *conn_add_op(conn *c, uint16_t kind, void *extra, bool borrow)
+{
+    batch *owner = NULL;
+    uint32_t index = 0;
+    stock_op *op = batch_add(c->srv, c, &owner, &index);
+    if (op == NULL) {
+        free(extra);
+        return NULL;
+    }
+    slot *s = push_slot(c);
+    s->owner = owner;
+    s->index = index;
+    s->kind = kind;
+    s->extra = extra;
+    if (borrow) {
+        s->borrowed = c->in;
+        c->in->refs++;
+    }
+    owner->unreplied++;
+    return op;
+}
+
+buf *conn_reply_begin(conn *c, size_t *mark)
+{
+    buf *target = c->slot_count == 0 ? &c->out : &c->deferred;
+    *mark = target->len;
+    return target;
+}
+
+bool conn_reply_end(conn *c, size_t mark)
+{
+    if (c->slot_count == 0) {
+        assert(mark <= c->out.len);
+        server_mark_dirty(c->srv, c);
+        return true;
+    }
+    assert(mark <= c->deferred.len);
+    slot *s = push_slot(c);
+    s->text_len = (uint32_t)(c->deferred.len - mark);
+    return true;
+}
+
+/* Writes one ready slot's reply to c->out. */
+static void render(conn *c, slot *s)
+{
+    if (s->owner == NULL) {
+        assert(c->deferred_head + s->text_len <= c->deferred.len);
+        buf_append(&c->out, c->deferred.data + c->deferred_head, s->text_len);
+        return;
+    }
+    stock_op *op = &s->owner->ops[s->index];
+    if (c->kind == CONN_RESP)
+        commands_render(c, s, op, &c->out);
+    else
+        routes_render(c, s, op, &c->out);
+}
+
+static void pop_slot(conn *c, slot *s)
+{
+    if (s->owner == NULL) {
+        c->deferred_head += s->text_len;
+        if (c->deferred_head == c->deferred.len) {
+            buf_clear(&c->deferred);
+            c->deferred_head = 0;
+        }
+    } else
+        batch_release(c->srv, s->owner);
+    if (s->borrowed != NULL)
+        chunk_release(c->srv, s->borrowed);
+    free(s->extra);
+    c->slot_head = (c->slot_head + 1) % CONN_PENDING_MAX;
+    c->slot_count--;
+}
+
+void conn_drain(conn *c)
+{
+    uint32_t rendered = 0;
+    while (c->slot_count > 0) {
+        slot *s = &c->slots[c->slot_head];
+        if (s->owner != NULL && !s->owner->completed)
+            break;
+        if (!c->closing)
+            render(c, s);
+        pop_slot(c, s);
+        rendered++;
+    }
+    if (rendered == 0)
+        return;
+    /* A closing c is freed by server_flush, not here: the caller may still
+     * hold c (a batch lists its owner once per op). */
+    server_mark_dirty(c->srv, c);
+    if (!c->reading)
+        conn_resume(c);
+}
+
+/* ------------------------------------------------------------ closing */
+
+static void unlink_conn(conn *c)
+{
+    server *srv = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (c->in_waiting) {
+        conn **link = &srv->waiting;
+        while (*link != c)
+            link = &(*link)->waiting_next;
+        *link = c->waiting_next;
+    }
+}
+
+/* Frees c once its handle is closed and no batch refers to it. */
+static void maybe_free(conn *c)
+{
+    if (!c->handle_closed || c->slot_count > 0 || c->write_active || c->dirty)
+        return;
+    server *srv = c->srv;
+    unlink_conn(c);
+    chunk_release(srv, c->in);
+    buf_free(&c->out);
+    buf_free(&c->writing);
+    buf_free(&c->deferred);
+    routes_free_reader(c);
+    free(c->slots);
+    free(c);
+    srv->counters.connections_open--;
+    server_maybe_finish(srv);
+}
+
+static void on_close(uv_handle_t *handle)
+{
+    conn *c = handle->data;
+    c->handle_closed = true;
+    maybe_free(c);
+}
+
+void conn_close(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->reading = false;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void conn_close_after_replies(conn *c)
+{
+    c->close_when_flushed = true;
+    if (c->slot_count == 0 && !c->write_active && c->out.len == 0)
+        conn_close(c);
+}
+
+uint32_t conn_sweep_idle(server *srv)
+{
+    uint64_t limit_ms = (uint64_t)srv->cfg->idle_timeout_s * 1000;
+    uint64_t now = server_now_ms(srv);
+    uint32_t closed = 0;
+    for (conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->closing || c->slot_count > 0 || c->write_active)
+            continue;
+        if (now - c->last_active_ms >= limit_ms) {
+            conn_close(c);
+            closed++;
+        }
+    }
+    return closed;
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static conn *conn_create(server *srv, conn_kind kind)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->slots = malloc(sizeof *c->slots * CONN_PENDING_MAX);
+    c->in = chunk_get(srv, CONN_CHUNK_BYTES);
+    if (c->slots == NULL || c->in == NULL || (kind == CONN_HTTP && !routes_new_reader(c, srv))) {
+        free(c->slots);
+        if (c->in != NULL)
+            chunk_release(srv, c->in);
+        free(c);
+        return NULL;
+    }
+    c->srv = srv;
+    c->kind = kind;
+    c->id = ++srv->next_conn_id;
+    c->proto = 2;
+    c->authed = srv->cfg->requirepass[0] == '\0';
+    c->last_active_ms = server_now_ms(srv);
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->counters.connections_open++;
+    return c;
+}
+
+/* Answers a client over --maxclients with an error, then closes it. */
+static void refuse(conn *c)
+{
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    if (c->kind == CONN_RESP)
+        resp_write_error(out, "ERR", "max number of clients reached");
+    else
+        routes_write_error(c, out, 503, "UNAVAILABLE", "max number of clients reached", false);
+    conn_reply_end(c, mark);
+    c->srv->counters.connections_rejected++;
+    conn_close_after_replies(c);
+    server_flush(c->srv);
+}
+
+void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind)
+{
+    conn *c = conn_create(srv, kind);
+    if (c == NULL) {
+        log_warn("out of memory accepting a client");
+        return;
+    }
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        log_warn("accept failed: %s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    srv->counters.connections_accepted++;
+    if (srv->counters.connections_open > srv->cfg->maxclients) {
+        refuse(c);
+        return;
+    }
+    update_reading(c);
+}

@@ -1,0 +1,135 @@
+/*
+ * conn.h -- one client connection: reading into shared chunks, the queue of
+ * replies owed (slots), and ordered, bounded writing.
+ *
+ * Replies never reorder. Each request read takes a slot at the tail of the
+ * connection's queue: either an op in a batch (its reply is rendered when
+ * the batch completes) or a reply made at once (kept as text in `deferred`
+ * while earlier slots wait). Replies are written from the head only, so a
+ * later request in an earlier-completing batch waits for its turn.
+ *
+ * RESP requests are zero-copy: their ids point into the read chunk, and each
+ * op slot holds a reference on that chunk until its reply is written.
+ *
+ * Everything is bounded: CONN_PENDING_MAX slots, CONN_OUTPUT_MAX bytes of
+ * unwritten output, and --max-request-bytes of one request; past the first
+ * two the connection simply stops reading until it drains.
+ */
+#ifndef STOCK_SERVER_CONN_H
+#define STOCK_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "server/batch.h"
+#include "server/server.h"
+
+#define CONN_PENDING_MAX 4096          /* requests read and not answered */
+#define CONN_OUTPUT_MAX (1u << 20)     /* unwritten reply bytes before pausing */
+#define CONN_CHUNK_BYTES (64u * 1024)  /* usual read chunk */
+#define CONN_READ_MIN 4096u            /* least free space offered to a read */
+#define CONN_FREE_CHUNKS_MAX 64        /* idle chunks the server keeps */
+#define CONN_NAME_MAX 128              /* bytes of CLIENT SETNAME */
+
+struct http_reader;
+
+typedef enum conn_kind { CONN_RESP = 0, CONN_HTTP = 1 } conn_kind;
+
+/* A read buffer that requests borrow from; freed when refs drops to 0. */
+typedef struct chunk {
+    uint32_t refs;
+    size_t cap;        /* bytes of data[] */
+    size_t len;        /* bytes received */
+    size_t parsed;     /* bytes consumed by the parser */
+    struct chunk *next;  /* server's free list */
+    char data[];
+} chunk;
+
+/* One reply owed, in request order. */
+typedef struct slot {
+    batch *owner;      /* the op's batch; NULL for a ready text reply */
+    uint32_t index;    /* the op in owner */
+    uint16_t kind;     /* how to render it (commands.h / routes.h) */
+    uint32_t text_len; /* text reply: bytes at the head of deferred */
+    chunk *borrowed;   /* chunk the op's ids point into, or NULL */
+    void *extra;       /* owned by the slot, free()d after rendering */
+} slot;
+
+typedef struct conn {
+    uv_tcp_t tcp;
+    server *srv;
+    conn_kind kind;
+    uint64_t id;
+    chunk *in;
+    buf out;               /* rendered, not yet handed to uv_write */
+    buf writing;           /* in an uv_write now */
+    uv_write_t write_req;
+    bool write_active;
+    slot *slots;           /* ring of CONN_PENDING_MAX */
+    uint32_t slot_head;
+    uint32_t slot_count;
+    buf deferred;          /* text replies waiting behind op slots */
+    size_t deferred_head;
+    bool reading;
+    bool closing;          /* uv_close called */
+    bool handle_closed;    /* close callback ran */
+    bool close_when_flushed;
+    bool in_waiting;       /* on srv->waiting */
+    bool dirty;            /* on srv->dirty */
+    struct conn *prev, *next, *dirty_next, *waiting_next;
+    uint64_t last_active_ms;
+    /* RESP session */
+    int proto;             /* 2 or 3 (HELLO) */
+    bool authed;
+    bool stockproto;       /* STOCKPROTO 1: replies tell a replay */
+    char name[CONN_NAME_MAX];
+    /* HTTP session */
+    struct http_reader *http;
+} conn;
+
+/* Accepts a client on listener (a RESP or HTTP port). Logs and drops the
+ * client on failure; refuses it with an error reply over --maxclients. */
+void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind);
+
+/*
+ * Appends an op for c to the gathering batch and a slot for its reply.
+ * kind says how the reply is rendered; extra (may be NULL) is freed with the
+ * slot; borrow says the op's ids point into c's current read chunk.
+ * Returns the op (inputs zeroed) or NULL on out of memory (extra is then
+ * freed). Only between conn_can_take() and the end of the loop turn.
+ */
+stock_op *conn_add_op(conn *c, uint16_t kind, void *extra, bool borrow);
+
+/* Starts a reply made at once: returns the buffer to append it to and sets
+ * *mark; finish with conn_reply_end(c, mark). */
+buf *conn_reply_begin(conn *c, size_t *mark);
+/* Ends a reply started with conn_reply_begin. False on out of memory. */
+bool conn_reply_end(conn *c, size_t mark);
+
+/* True if c may take one more request now (slots, output, batch room); if
+ * only the batch is full, c waits on srv->waiting. */
+bool conn_can_take(conn *c);
+
+/* Renders the replies at the head of c's queue whose ops are complete. */
+void conn_drain(conn *c);
+
+/* Hands c's rendered output to uv_write unless a write is in flight. */
+void conn_flush(conn *c);
+
+/* Processes input already buffered, then reads again if c may. */
+void conn_resume(conn *c);
+
+/* Closes c now (replies still owed are dropped as their batches finish). */
+void conn_close(conn *c);
+
+/* Closes c once every reply owed is written; reads nothing more. */
+void conn_close_after_replies(conn *c);
+
+/* Closes connections idle longer than --idle-timeout; returns how many. */
+uint32_t conn_sweep_idle(server *srv);
+
+/* Frees the chunk free list (at exit). */
+void conn_fini(server *srv);
+
+#endif /* STOCK_SERVER_CONN_H */

@@ -1,0 +1,55 @@
+/*
+ * main.c -- stockd's entry point: reads the settings, opens the store,
+ * serves until SIGTERM or SIGINT, closes the store. Exit codes: 0 after an
+ * orderly shutdown, 1 when the store or a port cannot be opened, 2 for a
+ * bad flag or config value.
+ */
+#include <stdio.h>
+
+#include "server/config.h"
+#include "server/log.h"
+#include "server/server.h"
+
+static int serve(const config *cfg)
+{
+    stock_config options = {.durability = cfg->durability};
+    stock_t *store = NULL;
+    char message[512];
+    log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store,
+             cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed");
+    stock_code code = stock_open(cfg->store, &options, &store, message, sizeof message);
+    if (code != STOCK_OK) {
+        log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),
+                  message[0] != '\0' ? message : stock_strerror(code));
+        return 1;
+    }
+    stock_stats stats;
+    stock_get_stats(store, &stats);
+    log_info("store opened: backend %s, %llu SKUs, %llu lines, %llu log bytes since the last snapshot",
+             stock_backend_name(store), (unsigned long long)stats.skus,
+             (unsigned long long)stats.lines, (unsigned long long)stats.log_bytes);
+    int exit_code = server_run(cfg, store);
+    code = stock_close(store);
+    if (code != STOCK_OK) {
+        log_error("closing the store failed: %s", stock_strerror(code));
+        return 1;
+    }
+    log_info("store closed; stockd stopped");
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    static config cfg;
+    char message[CONFIG_MESSAGE_MAX];
+    switch (config_from_args(&cfg, argc, argv, message, sizeof message)) {
+    case CONFIG_EXIT_OK:
+        return 0;
+    case CONFIG_EXIT_BAD:
+        fprintf(stderr, "stockd: %s\n", message);
+        return 2;
+    case CONFIG_RUN:
+        break;
+    }
+    return serve(&cfg);
+}

@@ -1,0 +1,147 @@
+/*
+ * metrics.c -- counting and the Prometheus text format (see metrics.h).
+ * Names follow Prometheus conventions: a stockd_ prefix, _total on counters,
+ * base units (seconds) in histograms.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "server/metrics.h"
+
+#define METRICS_LINE_MAX 256
+
+static const char *const op_names[STOCK_OP_TYPE_MAX + 1] = {
+    [STOCK_OP_SET] = "set", [STOCK_OP_ADD] = "add", [STOCK_OP_DEDUCT] = "deduct",
+    [STOCK_OP_ORDER] = "order", [STOCK_OP_REFUND] = "refund",
+    [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line",
+};
+
+void metrics_count_batch(metrics *counters, const stock_batch *batch)
+{
+    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    unsigned bucket = 0;
+    while (((size_t)1 << bucket) < batch->count)
+        bucket++;
+    assert(bucket < METRICS_BATCH_BUCKETS);
+    counters->batch_buckets[bucket]++;
+    counters->batches++;
+    counters->batch_ops += batch->count;
+    for (size_t i = 0; i < batch->count; i++) {
+        const stock_op *op = &batch->ops[i];
+        if ((unsigned)op->type <= STOCK_OP_TYPE_MAX && (unsigned)op->code < STOCK_CODE_COUNT)
+            counters->ops[op->type][op->code]++;
+    }
+}
+
+static bool line(buf *out, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static bool line(buf *out, const char *format, ...)
+{
+    char text[METRICS_LINE_MAX];
+    va_list args;
+    va_start(args, format);
+    int len = vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    assert(len > 0 && (size_t)len < sizeof text);
+    return buf_append(out, text, (size_t)len);
+}
+
+static bool render_ops(const metrics *counters, buf *out)
+{
+    bool ok = line(out, "# HELP stockd_operations_total Operations completed, by type and result.\n"
+                        "# TYPE stockd_operations_total counter\n");
+    uint64_t replays = 0;
+    for (int type = STOCK_OP_SET; type <= STOCK_OP_TYPE_MAX; type++)
+        for (int code = 0; code < STOCK_CODE_COUNT; code++) {
+            uint64_t n = counters->ops[type][code];
+            replays += code == STOCK_REPLAY ? n : 0;
+            if (n > 0 || code == STOCK_OK)
+                ok = ok && line(out, "stockd_operations_total{type=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                                op_names[type], stock_code_name((stock_code)code), n);
+        }
+    return ok && line(out, "# HELP stockd_replays_total Operations answered as replays of an earlier one.\n"
+                           "# TYPE stockd_replays_total counter\n"
+                           "stockd_replays_total %" PRIu64 "\n", replays);
+}
+
+static bool render_batches(const metrics *counters, buf *out)
+{
+    bool ok = line(out, "# HELP stockd_batch_size Operations per batch submitted to the store.\n"
+                        "# TYPE stockd_batch_size histogram\n");
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i < METRICS_BATCH_BUCKETS; i++) {
+        cumulative += counters->batch_buckets[i];
+        ok = ok && line(out, "stockd_batch_size_bucket{le=\"%u\"} %" PRIu64 "\n", 1u << i, cumulative);
+    }
+    return ok && line(out, "stockd_batch_size_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                           "stockd_batch_size_sum %" PRIu64 "\nstockd_batch_size_count %" PRIu64 "\n",
+                      cumulative, counters->batch_ops, counters->batches);
+}
+
+static bool render_connections(const metrics *counters, buf *out)
+{
+    return line(out, "# HELP stockd_connections Client connections open now.\n"
+                     "# TYPE stockd_connections gauge\nstockd_connections %" PRIu64 "\n",
+                counters->connections_open) &&
+           line(out, "# HELP stockd_connections_accepted_total Client connections accepted.\n"
+                     "# TYPE stockd_connections_accepted_total counter\n"
+                     "stockd_connections_accepted_total %" PRIu64 "\n", counters->connections_accepted) &&
+           line(out, "# HELP stockd_connections_rejected_total Connections refused over maxclients.\n"
+                     "# TYPE stockd_connections_rejected_total counter\n"
+                     "stockd_connections_rejected_total %" PRIu64 "\n", counters->connections_rejected) &&
+           line(out, "# HELP stockd_idle_closed_total Connections closed by the idle timeout.\n"
+                     "# TYPE stockd_idle_closed_total counter\n"
+                     "stockd_idle_closed_total %" PRIu64 "\n", counters->idle_closed) &&
+           line(out, "# HELP stockd_protocol_errors_total Malformed or oversize requests.\n"
+                     "# TYPE stockd_protocol_errors_total counter\n"
+                     "stockd_protocol_errors_total %" PRIu64 "\n", counters->protocol_errors) &&
+           line(out, "# HELP stockd_auth_failures_total Wrong or missing passwords.\n"
+                     "# TYPE stockd_auth_failures_total counter\n"
+                     "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures);
+}
+
+static bool render_sync(const stock_stats *stats, buf *out)
+{
+    bool ok = line(out, "# HELP stockd_sync_seconds Latency of the store's fsync (group commit).\n"
+                        "# TYPE stockd_sync_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i + 1 < STOCK_SYNC_BUCKETS; i++) {
+        cumulative += stats->sync_latency_buckets[i];
+        ok = ok && line(out, "stockd_sync_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        (double)stock_sync_bucket_bound_us(i) / 1e6, cumulative);
+    }
+    cumulative += stats->sync_latency_buckets[STOCK_SYNC_BUCKETS - 1];
+    return ok && line(out, "stockd_sync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                           "stockd_sync_seconds_sum %.6f\nstockd_sync_seconds_count %" PRIu64 "\n",
+                      cumulative, (double)stats->sync_latency_us_sum / 1e6, stats->syncs);
+}
+
+static bool render_store(stock_t *store, buf *out)
+{
+    stock_stats stats;
+    stock_get_stats(store, &stats);   /* UNSUPPORTED leaves zeros: fine */
+    const struct { const char *name, *type, *help; uint64_t value; } gauges[] = {
+        {"stockd_store_batches_total", "counter", "Batches the store completed.", stats.batches},
+        {"stockd_store_operations_total", "counter", "Operations the store completed.", stats.operations},
+        {"stockd_store_skus", "gauge", "SKUs in the store.", stats.skus},
+        {"stockd_store_lines", "gauge", "Deducted lines in the store.", stats.lines},
+        {"stockd_store_memory_bytes", "gauge", "Memory the store's state holds.", stats.memory_bytes},
+        {"stockd_store_log_bytes", "gauge", "Flow log bytes since the last snapshot.", stats.log_bytes},
+        {"stockd_store_snapshots_total", "counter", "Snapshots completed.", stats.snapshots},
+    };
+    bool ok = true;
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        ok = ok && line(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", gauges[i].name,
+                        gauges[i].help, gauges[i].name, gauges[i].type, gauges[i].name,
+                        gauges[i].value);
+    return ok && render_sync(&stats, out);
+}
+
+bool metrics_render(const metrics *counters, stock_t *store, buf *out)
+{
+    assert(counters != NULL && store != NULL && out != NULL);
+    return render_ops(counters, out) && render_batches(counters, out) &&
+           render_connections(counters, out) && render_store(store, out);
+}

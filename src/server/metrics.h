@@ -1,0 +1,39 @@
+/*
+ * metrics.h -- stockd's counters and their Prometheus text rendering
+ * (GET /metrics): operations by type and result, batch sizes, connections,
+ * protocol errors, and the store's own counters (fsync latency histogram)
+ * from stock_get_stats. Counters are touched only on the loop thread.
+ */
+#ifndef STOCK_SERVER_METRICS_H
+#define STOCK_SERVER_METRICS_H
+
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "stock.h"
+
+#define METRICS_BATCH_BUCKETS 17   /* batch size <= 1, 2, 4, ... 65536 */
+
+typedef struct metrics {
+    uint64_t ops[STOCK_OP_TYPE_MAX + 1][STOCK_CODE_COUNT];
+    uint64_t batch_buckets[METRICS_BATCH_BUCKETS];
+    uint64_t batches;
+    uint64_t batch_ops;
+    uint64_t connections_accepted;
+    uint64_t connections_rejected;   /* over --maxclients */
+    uint64_t connections_open;
+    uint64_t idle_closed;            /* closed by --idle-timeout */
+    uint64_t protocol_errors;        /* malformed or oversize requests */
+    uint64_t auth_failures;
+} metrics;
+
+/* Counts one completed batch: its size and each op's type and result. */
+void metrics_count_batch(metrics *counters, const stock_batch *batch);
+
+/*
+ * Appends the Prometheus text exposition of counters and of store's
+ * stock_get_stats to out. Returns false on out of memory.
+ */
+bool metrics_render(const metrics *counters, stock_t *store, buf *out);
+
+#endif /* STOCK_SERVER_METRICS_H */

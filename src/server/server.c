@@ -1,0 +1,211 @@
+/*
+ * server.c -- stockd's loop: listeners, the check phase that submits the
+ * batch gathered in one turn, signals, the idle sweep and an orderly
+ * shutdown (see server.h).
+ */
+#include <assert.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/batch.h"
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/server.h"
+
+uint64_t server_now_ms(const server *srv)
+{
+    return uv_now(srv->loop);
+}
+
+void server_mark_dirty(server *srv, conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = srv->dirty;
+    srv->dirty = c;
+}
+
+void server_flush(server *srv)
+{
+    while (srv->dirty != NULL) {
+        conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        conn_flush(c);   /* may free a closing c */
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    server *srv = listener->data;
+    if (status < 0) {
+        log_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    conn_kind kind = listener == (uv_stream_t *)&srv->listeners[CONN_HTTP] ? CONN_HTTP : CONN_RESP;
+    conn_accept(srv, listener, kind);
+}
+
+/* The check phase runs once per loop turn, after the reads of that turn. */
+static void on_check(uv_check_t *handle)
+{
+    server *srv = handle->data;
+    batch_submit(srv);
+}
+
+static void on_sweep(uv_timer_t *timer)
+{
+    server *srv = timer->data;
+    uint32_t closed = conn_sweep_idle(srv);
+    srv->counters.idle_closed += closed;
+    server_flush(srv);
+}
+
+static void close_handle(uv_handle_t *handle)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+void server_maybe_finish(server *srv)
+{
+    if (!srv->stopping || srv->closed || srv->conns != NULL || srv->inflight > 0)
+        return;
+    if (srv->gathering != NULL && srv->gathering->count > 0)
+        return;
+    srv->closed = true;
+    close_handle((uv_handle_t *)&srv->check);
+    close_handle((uv_handle_t *)&srv->async);
+    close_handle((uv_handle_t *)&srv->sweep);
+    close_handle((uv_handle_t *)&srv->grace);
+    close_handle((uv_handle_t *)&srv->signals[0]);
+    close_handle((uv_handle_t *)&srv->signals[1]);
+}
+
+static void on_grace(uv_timer_t *timer)
+{
+    server *srv = timer->data;
+    log_warn("shutdown: clients still open after %d ms, closing them",
+             SERVER_SHUTDOWN_GRACE_MS);
+    for (conn *c = srv->conns; c != NULL; c = c->next)
+        conn_close(c);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    server *srv = handle->data;
+    if (srv->stopping) {
+        log_info("%s again: shutdown already in progress", strsignal(signum));
+        return;
+    }
+    log_info("%s: shutting down: no new clients, finishing %u batches in flight",
+             strsignal(signum), srv->inflight);
+    srv->stopping = true;
+    for (int i = 0; i < 2; i++)
+        if (srv->listening[i])
+            close_handle((uv_handle_t *)&srv->listeners[i]);
+    for (conn *c = srv->conns; c != NULL; c = c->next)
+        conn_close_after_replies(c);
+    uv_timer_start(&srv->grace, on_grace, SERVER_SHUTDOWN_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&srv->grace);
+    batch_submit(srv);
+    server_flush(srv);
+    server_maybe_finish(srv);
+}
+
+/* Binds and listens on port (0: off). Returns 0 or a libuv error. */
+static int listen_on(server *srv, conn_kind kind, int port)
+{
+    if (port == 0)
+        return 0;
+    struct sockaddr_storage address;
+    int rc = strchr(srv->cfg->bind, ':') != NULL
+        ? uv_ip6_addr(srv->cfg->bind, port, (struct sockaddr_in6 *)&address)
+        : uv_ip4_addr(srv->cfg->bind, port, (struct sockaddr_in *)&address);
+    if (rc < 0) {
+        log_error("--bind %s: not an IPv4 or IPv6 address", srv->cfg->bind);
+        return rc;
+    }
+    uv_tcp_t *listener = &srv->listeners[kind];
+    uv_tcp_init(srv->loop, listener);
+    listener->data = srv;
+    srv->listening[kind] = true;
+    rc = uv_tcp_bind(listener, (const struct sockaddr *)&address, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)listener, SERVER_LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        log_error("cannot listen on %s port %d: %s", srv->cfg->bind, port, uv_strerror(rc));
+        return rc;
+    }
+    log_info("listening for %s on %s:%d", kind == CONN_RESP ? "RESP" : "HTTP",
+             srv->cfg->bind, port);
+    return 0;
+}
+
+static int start_handles(server *srv)
+{
+    int rc = batch_init(srv);
+    if (rc < 0)
+        return rc;
+    uv_check_init(srv->loop, &srv->check);
+    srv->check.data = srv;
+    uv_check_start(&srv->check, on_check);
+    uv_timer_init(srv->loop, &srv->sweep);
+    uv_timer_init(srv->loop, &srv->grace);
+    srv->sweep.data = srv->grace.data = srv;
+    if (srv->cfg->idle_timeout_s > 0)
+        uv_timer_start(&srv->sweep, on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
+    const int signums[2] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(srv->loop, &srv->signals[i]);
+        srv->signals[i].data = srv;
+        uv_signal_start(&srv->signals[i], on_signal, signums[i]);
+    }
+    return 0;
+}
+
+/* On a failed start: close what was opened and let the loop finish. */
+static void abort_start(server *srv)
+{
+    srv->stopping = true;
+    for (int i = 0; i < 2; i++)
+        if (srv->listening[i])
+            close_handle((uv_handle_t *)&srv->listeners[i]);
+    server_maybe_finish(srv);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+}
+
+int server_run(const config *cfg, stock_t *store)
+{
+    assert(cfg != NULL && store != NULL);
+    signal(SIGPIPE, SIG_IGN);   /* a vanished client is an error code, not a signal */
+    server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL) {
+        log_error("out of memory");
+        return 1;
+    }
+    srv->loop = uv_default_loop();
+    srv->store = store;
+    srv->cfg = cfg;
+    srv->started_ms = uv_now(srv->loop);
+    if (start_handles(srv) < 0) {
+        log_error("cannot set up the event loop");
+        free(srv);
+        return 1;
+    }
+    int exit_code = 0;
+    if (listen_on(srv, CONN_RESP, cfg->port) < 0 ||
+        listen_on(srv, CONN_HTTP, cfg->http_port) < 0) {
+        abort_start(srv);
+        exit_code = 1;
+    } else
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+    assert(srv->conns == NULL && srv->inflight == 0);
+    batch_fini(srv);
+    conn_fini(srv);
+    uv_loop_close(srv->loop);
+    free(srv);
+    return exit_code;
+}

@@ -1,0 +1,85 @@
+/*
+ * server.h -- stockd's event loop: the listeners, signals, idle sweep and
+ * shutdown, and the state every part of the server shares.
+ *
+ * Everything here runs on the one libuv loop thread, except batch
+ * completion, which the store signals from its own thread (batch.c hands it
+ * back to the loop with uv_async_send).
+ */
+#ifndef STOCK_SERVER_SERVER_H
+#define STOCK_SERVER_SERVER_H
+
+#include <pthread.h>
+#include <uv.h>
+
+#include "proto/resp.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "stock.h"
+
+#define SERVER_SHUTDOWN_GRACE_MS 10000   /* then clients still open are cut */
+#define SERVER_SWEEP_MS 1000             /* idle-timeout check period */
+#define SERVER_LISTEN_BACKLOG 1024
+
+struct batch;
+struct chunk;
+struct conn;
+
+typedef struct server {
+    uv_loop_t *loop;
+    stock_t *store;
+    const config *cfg;
+    uint64_t started_ms;
+
+    uv_tcp_t listeners[2];             /* [0] RESP, [1] HTTP */
+    bool listening[2];
+    uv_check_t check;                  /* submits the batch gathered this turn */
+    uv_async_t async;                  /* batch completions from the store */
+    uv_timer_t sweep;                  /* idle timeout */
+    uv_timer_t grace;                  /* shutdown deadline */
+    uv_signal_t signals[2];            /* SIGTERM, SIGINT */
+
+    struct batch *gathering;           /* ops read this turn, not submitted */
+    struct batch *free_batches;
+    uint32_t free_batch_count;
+    uint32_t inflight;                 /* submitted, completion not handled */
+    pthread_mutex_t done_lock;         /* guards done_head/done_tail */
+    struct batch *done_head;
+    struct batch *done_tail;
+
+    struct chunk *free_chunks;
+    uint32_t free_chunk_count;
+
+    struct conn *conns;                /* every connection not yet freed */
+    struct conn *dirty;                /* connections with replies to write */
+    struct conn *waiting;              /* paused until the batch has room */
+    uint64_t next_conn_id;
+    bool stopping;
+    bool closed;
+
+    metrics counters;
+    resp_request request;              /* the RESP parser's scratch space */
+} server;
+
+/*
+ * Listens as cfg says, serves store until SIGTERM or SIGINT, then stops
+ * accepting, finishes the batches in flight, writes their replies and
+ * returns. The caller still owns store (and closes it). Returns 0, or 1 if
+ * the server could not start (the reason is logged).
+ */
+int server_run(const config *cfg, stock_t *store);
+
+/* Queues c for a write at the end of this loop callback (server_flush). */
+void server_mark_dirty(server *srv, struct conn *c);
+
+/* Starts the writes of every connection marked dirty. */
+void server_flush(server *srv);
+
+/* During shutdown, closes the loop's own handles once no client and no
+ * batch is left. */
+void server_maybe_finish(server *srv);
+
+/* Milliseconds since the loop started (the loop's cached clock). */
+uint64_t server_now_ms(const server *srv);
+
+#endif /* STOCK_SERVER_SERVER_H */
