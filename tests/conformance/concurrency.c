@@ -15,32 +15,6 @@
 
 #include "conformance.h"
 
-#define THREADS 8
-
-/* Starts count threads on fn(args + i * size) and joins them all. */
-static void run_threads(int count, void *(*fn)(void *), void *args, size_t size)
-{
-    pthread_t threads[THREADS];
-    assert_true(count <= THREADS);
-    for (int i = 0; i < count; i++)
-        assert_int_equal(pthread_create(&threads[i], NULL, fn,
-                                        (char *)args + (size_t)i * size), 0);
-    for (int i = 0; i < count; i++)
-        assert_int_equal(pthread_join(threads[i], NULL), 0);
-}
-
-/*
- * Marks level as reported by a success. Levels after a success on a SKU
- * that only loses stock are distinct and below the starting stock; returns
- * false for one out of range or seen before.
- */
-static bool mark_level(atomic_uchar *seen, int64_t stock, int64_t level)
-{
-    if (level < 0 || level >= stock)
-        return false;
-    return atomic_fetch_add(&seen[level], 1) == 0;
-}
-
 /* ------------------------------------------------ hot SKU, sync batches */
 
 #define HOT_BATCH 50
@@ -79,7 +53,7 @@ static void *hot_run(void *arg)
             if (ops[i].code == STOCK_OK) {
                 w->taken++;
                 /* One thread's ops apply in order: its levels only fall. */
-                if (!mark_level(w->seen, w->stock, ops[i].available) ||
+                if (!conf_mark_level(w->seen, w->stock, ops[i].available) ||
                     ops[i].available >= last)
                     w->bad++;
                 last = ops[i].available;
@@ -137,7 +111,7 @@ static void hot_sku_sells_exactly_its_stock(void **state)
     watcher watch = {.sku = sku.id};
     pthread_t watch_thread;
     assert_int_equal(pthread_create(&watch_thread, NULL, watch_run, &watch), 0);
-    run_threads(THREADS, hot_run, workers, sizeof workers[0]);
+    conf_run_threads(THREADS, hot_run, workers, sizeof workers[0]);
     atomic_store(&watch.stop, true);
     assert_int_equal(pthread_join(watch_thread, NULL), 0);
     free(seen);
@@ -226,7 +200,7 @@ static void sellout_collect(sellout_worker *w, sellout_slot *slot)
         const stock_op *op = &slot->ops[i];
         if (op->code == STOCK_OK) {
             w->taken++;
-            if (!mark_level(w->seen, w->stock, op->available))
+            if (!conf_mark_level(w->seen, w->stock, op->available))
                 w->bad++;
         } else if (op->code != STOCK_INSUFFICIENT || op->available != 0) {
             w->bad++;
@@ -274,7 +248,7 @@ static void sellout_sells_exactly_the_units(void **state)
         for (int s = 0; s < SELLOUT_WINDOW; s++)
             w->slots[s].worker = w;
     }
-    run_threads(THREADS, sellout_run, workers, sizeof workers[0]);
+    conf_run_threads(THREADS, sellout_run, workers, sizeof workers[0]);
     int64_t taken = 0, bad = 0;
     for (int i = 0; i < THREADS; i++) {
         taken += workers[i].taken;
@@ -314,12 +288,16 @@ static void *cart_run(void *arg)
         for (int k = 0; k < 3; k++)
             snprintf(w->ids[n][k], CONF_ID_SIZE, "%s.%d.%d.%d", w->base,
                      w->index, n, k);
-        w->lines[n][0] = conf_line(w->ids[n][1], w->sku_a, 1);
-        w->lines[n][1] = conf_line(w->ids[n][2], w->sku_b, 1);
+        /* Odd threads put B first: two carts locking the same SKUs in
+         * opposite orders must not deadlock a backend with row locks. */
+        int a_line = w->index % 2;
+        w->lines[n][a_line] = conf_line(w->ids[n][1], w->sku_a, 1);
+        w->lines[n][1 - a_line] = conf_line(w->ids[n][2], w->sku_b, 1);
         int32_t failed_line = -2;
         w->codes[n] = stock_order(conf_store, w->ids[n][0], w->lines[n], 2,
                                   &failed_line, NULL);
-        if (w->codes[n] == STOCK_INSUFFICIENT ? failed_line != 0
+        /* Only A can run short; it is named whichever line it is on. */
+        if (w->codes[n] == STOCK_INSUFFICIENT ? failed_line != a_line
                                                : w->codes[n] != STOCK_OK)
             w->bad++;
     }
@@ -358,7 +336,7 @@ static void concurrent_orders_take_all_lines_or_none(void **state)
         workers[i].base = base;
         workers[i].index = i;
     }
-    run_threads(CART_THREADS, cart_run, workers, sizeof workers[0]);
+    conf_run_threads(CART_THREADS, cart_run, workers, sizeof workers[0]);
     int64_t placed = 0;
     for (int i = 0; i < CART_THREADS; i++) {
         assert_i64(workers[i].bad, 0);
@@ -435,7 +413,7 @@ static void racing_retries_take_each_line_once(void **state)
         workers[i].ids = (const char (*)[CONF_ID_SIZE])ids;
         workers[i].index = i;
     }
-    run_threads(THREADS, retry_run, workers, sizeof workers[0]);
+    conf_run_threads(THREADS, retry_run, workers, sizeof workers[0]);
     for (int n = 0; n < RETRY_LINES; n++) {
         int originals = 0;
         stock_line_info info;
@@ -479,7 +457,7 @@ static void *refund_run(void *arg)
         if (code == STOCK_OK) {
             w->refunded++;
             /* Levels after refunds from 0 are 1..REFUND_LINE_QTY, once each. */
-            if (!mark_level(w->seen, REFUND_LINE_QTY, available - 1))
+            if (!conf_mark_level(w->seen, REFUND_LINE_QTY, available - 1))
                 w->bad++;
         } else if (code != STOCK_EXCEEDS || available != 0) {
             w->bad++;
@@ -503,7 +481,7 @@ static void racing_refunds_stay_capped(void **state)
     for (int i = 0; i < THREADS; i++)
         workers[i] = (refund_worker){.line = line, .base = base, .index = i,
                                      .seen = seen};
-    run_threads(THREADS, refund_run, workers, sizeof workers[0]);
+    conf_run_threads(THREADS, refund_run, workers, sizeof workers[0]);
     free(seen);
     int64_t refunded = 0;
     for (int i = 0; i < THREADS; i++) {

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -146,6 +147,21 @@ static inline stock_order_line conf_line(const char *line_id, const char *sku,
     return line;
 }
 
+/* ----------------------------------------------------------- concurrency */
+
+/* Threads in the concurrency tests. */
+#define THREADS 8
+
+/* Starts count (<= THREADS) threads on fn(args + i * size), joins them all. */
+void conf_run_threads(int count, void *(*fn)(void *), void *args, size_t size);
+
+/*
+ * Marks level as reported by a success, for tests where successes see
+ * distinct levels in 0..limit-1. Returns false for a level out of range or
+ * seen before. Safe from any thread.
+ */
+bool conf_mark_level(atomic_uchar *seen, int64_t limit, int64_t level);
+
 /* ------------------------------------------------------------ the groups */
 
 /* Each runs one cmocka group and returns its number of failed tests. */
@@ -157,5 +173,6 @@ int conf_run_order(void);
 int conf_run_refund(void);
 int conf_run_batches(void);
 int conf_run_concurrency(void);
+int conf_run_races(void);
 
 #endif /* CONFORMANCE_H */

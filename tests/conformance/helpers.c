@@ -2,6 +2,7 @@
  * helpers.c -- run-unique identifiers, the SKU model and the checks the
  * tests share (see conformance.h).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
@@ -137,4 +138,22 @@ void conf_check_message_prefix_at(const char *message, const char *prefix,
                     prefix, message);
         _fail(file, line);
     }
+}
+
+void conf_run_threads(int count, void *(*fn)(void *), void *args, size_t size)
+{
+    pthread_t threads[THREADS];
+    assert_true(count <= THREADS);
+    for (int i = 0; i < count; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, fn,
+                                        (char *)args + (size_t)i * size), 0);
+    for (int i = 0; i < count; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+}
+
+bool conf_mark_level(atomic_uchar *seen, int64_t limit, int64_t level)
+{
+    if (level < 0 || level >= limit)
+        return false;
+    return atomic_fetch_add(&seen[level], 1) == 0;
 }
