@@ -100,10 +100,14 @@ static void arity_error(conn *c, const char *name)
 
 static void cmd_setstock(conn *c, const resp_request *r)
 {
-    if (r->argc != 3 && r->argc != 5)
-        return arity_error(c, "setstock");
-    if (r->argc == 5 && !resp_arg_is(r->argv[3], "EXPECT"))
-        return commands_reply_error(c, "ERR", "syntax error: expected EXPECT current");
+    if (r->argc != 3 && r->argc != 5) {
+        arity_error(c, "setstock");
+        return;
+    }
+    if (r->argc == 5 && !resp_arg_is(r->argv[3], "EXPECT")) {
+        commands_reply_error(c, "ERR", "syntax error: expected EXPECT current");
+        return;
+    }
     stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
     if (op == NULL)
         return;
@@ -118,10 +122,14 @@ static void cmd_setstock(conn *c, const resp_request *r)
 
 static void cmd_addstock(conn *c, const resp_request *r)
 {
-    if (r->argc != 3 && r->argc != 5)
-        return arity_error(c, "addstock");
-    if (r->argc == 5 && !resp_arg_is(r->argv[3], "ID"))
-        return commands_reply_error(c, "ERR", "syntax error: expected ID adjust_id");
+    if (r->argc != 3 && r->argc != 5) {
+        arity_error(c, "addstock");
+        return;
+    }
+    if (r->argc == 5 && !resp_arg_is(r->argv[3], "ID")) {
+        commands_reply_error(c, "ERR", "syntax error: expected ID adjust_id");
+        return;
+    }
     stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
     if (op == NULL)
         return;
@@ -147,12 +155,16 @@ static void cmd_deduct(conn *c, const resp_request *r)
 
 static void cmd_order(conn *c, const resp_request *r)
 {
-    if ((r->argc - 2) % 3 != 0)
-        return arity_error(c, "order");
+    if ((r->argc - 2) % 3 != 0) {
+        arity_error(c, "order");
+        return;
+    }
     uint32_t count = (r->argc - 2) / 3;
     stock_order_line *lines = calloc(count, sizeof *lines);
-    if (lines == NULL)
-        return commands_reply_error(c, "NOMEM", "out of memory");
+    if (lines == NULL) {
+        commands_reply_error(c, "NOMEM", "out of memory");
+        return;
+    }
     for (uint32_t i = 0; i < count; i++) {
         lines[i].line_id = arg_id(r->argv[2 + 3 * i]);
         lines[i].sku = arg_id(r->argv[3 + 3 * i]);
@@ -254,17 +266,21 @@ static void execute(conn *c, const resp_request *r)
     const commands_entry *entry = lookup(r->argv[0]);
     if (entry == NULL) {
         uint32_t len = r->argv[0].len < COMMANDS_NAME_ECHO_MAX ? r->argv[0].len : COMMANDS_NAME_ECHO_MAX;
-        return commands_reply_error(c, "ERR", "unknown command '%.*s'", (int)len, r->argv[0].ptr);
+        commands_reply_error(c, "ERR", "unknown command '%.*s'", (int)len, r->argv[0].ptr);
+        return;
     }
-    if (!c->authed && !entry->before_auth)
-        return commands_reply_error(c, "NOAUTH", "Authentication required.");
+    if (!c->authed && !entry->before_auth) {
+        commands_reply_error(c, "NOAUTH", "Authentication required.");
+        return;
+    }
     if (!arity_ok(entry, r->argc)) {
         char lower[16];
         size_t n = strlen(entry->name);
         assert(n < sizeof lower);
         for (size_t i = 0; i <= n; i++)
             lower[i] = (char)(entry->name[i] | (entry->name[i] >= 'A' && entry->name[i] <= 'Z' ? 0x20 : 0));
-        return arity_error(c, lower);
+        arity_error(c, lower);
+        return;
     }
     entry->handle(c, r);
 }
@@ -290,8 +306,10 @@ void commands_process(conn *c)
                                         request_max, &srv->request, &used, &error);
         assert(used <= in->len - in->parsed);
         in->parsed += used;
-        if (status == RESP_ERROR)
-            return protocol_error(c, error);
+        if (status == RESP_ERROR) {
+            protocol_error(c, error);
+            return;
+        }
         if (status == RESP_INCOMPLETE) {
             if (in->len - in->parsed > request_max)
                 protocol_error(c, "Protocol error: request bigger than max-request-bytes");

@@ -439,8 +439,10 @@ static void dispatch(conn *c, const http_request *req, const path *p, int kind)
 static void route(conn *c, const http_request *req)
 {
     path p;
-    if (!split_path(req, &p))
-        return reply_error(c, req->keep_alive, 400, "INVALID", "malformed request path");
+    if (!split_path(req, &p)) {
+        reply_error(c, req->keep_alive, 400, "INVALID", "malformed request path");
+        return;
+    }
     bool path_known = false;
     for (size_t i = 0; i < sizeof route_table / sizeof route_table[0]; i++) {
         const route_entry *entry = &route_table[i];
@@ -451,10 +453,12 @@ static void route(conn *c, const http_request *req)
             continue;
         if (entry->kind != ROUTE_HEALTH && !authorized(c, req)) {
             c->srv->counters.auth_failures++;
-            return reply_error(c, req->keep_alive, 401, "NOAUTH",
+            reply_error(c, req->keep_alive, 401, "NOAUTH",
                                "send the password as 'Authorization: Bearer <password>'");
+            return;
         }
-        return dispatch(c, req, &p, entry->kind);
+        dispatch(c, req, &p, entry->kind);
+        return;
     }
     char message[ROUTES_MESSAGE_MAX];
     snprintf(message, sizeof message, "%s %.*s", path_known ? "method not allowed on" : "no route for",
@@ -479,8 +483,9 @@ void routes_process(conn *c)
             c->srv->counters.protocol_errors++;
             log_warn("client %llu: HTTP %d: %s; closing it", (unsigned long long)c->id,
                      c->http->error_status, c->http->error);
-            return reply_error(c, false, c->http->error_status,
+            reply_error(c, false, c->http->error_status,
                                c->http->error_status == 400 ? "INVALID" : "TOOBIG", c->http->error);
+            return;
         }
         route(c, &c->http->request);
         http_reader_next(c->http);
