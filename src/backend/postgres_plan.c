@@ -395,7 +395,7 @@ static bool complete_simple(stock_op *op, int64_t code, int64_t available)
             fail_overflow(op, "line", op->line);
         else
             fail_overflow(op, "sku", op->sku);
-        return refund || op->type == STOCK_OP_ADD;
+        return refund || op->type == STOCK_OP_ADD || op->type == STOCK_OP_SET;
     }
     return false;
 }

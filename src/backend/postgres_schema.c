@@ -18,6 +18,7 @@
  * Result codes in the functions are stock_code values (stock.h).
  */
 #include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@
 #define PG_SCHEMA_LOCK_KEY 7379004
 
 static const char pg_schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS stock_schema (version integer NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS stock_schema (version integer NOT NULL, digest text NOT NULL);\n"
     "CREATE TABLE IF NOT EXISTS inventory (\n"
     "    sku_id text NOT NULL,\n"
     "    bucket integer NOT NULL,\n"
@@ -371,9 +372,11 @@ static const char pg_schema_sql[] =
     "DECLARE\n"
     "    v_rows integer;\n"
     "    v_split integer;\n"
+    "    v_adjusted numeric;\n"
     "BEGIN\n"
-    "    SELECT sum(t.leaved_amount)::bigint, count(*) INTO available, v_rows\n"
-    "      FROM (SELECT leaved_amount FROM inventory WHERE sku_id = p_sku\n"
+    "    SELECT sum(t.leaved_amount)::bigint, sum(t.adjusted), count(*)\n"
+    "      INTO available, v_adjusted, v_rows\n"
+    "      FROM (SELECT leaved_amount, adjusted FROM inventory WHERE sku_id = p_sku\n"
     "             ORDER BY bucket FOR UPDATE) t;\n"
     "    IF v_rows = 0 AND p_has_expect THEN\n"
     "        code := 3;\n"
@@ -381,6 +384,10 @@ static const char pg_schema_sql[] =
     "    END IF;\n"
     "    IF p_has_expect AND available <> p_expect THEN\n"
     "        code := 6;\n"
+    "        RETURN;\n"
+    "    END IF;\n"
+    "    IF v_rows > 0 AND v_adjusted + p_level - available > 9223372036854775807 THEN\n"
+    "        code := 7;\n"
     "        RETURN;\n"
     "    END IF;\n"
     "    v_split := greatest(v_rows, p_buckets);\n"
@@ -407,6 +414,7 @@ static const char pg_schema_sql[] =
     "    v_rest bigint;\n"
     "    v_part bigint;\n"
     "    v_bucket integer;\n"
+    "    v_adjusted numeric;\n"
     "BEGIN\n"
     "    IF p_id IS NOT NULL THEN\n"
     "        SELECT sku_id, delta, inventory_adjustments.available AS level INTO v_adjust\n"
@@ -421,14 +429,16 @@ static const char pg_schema_sql[] =
     "            RETURN;\n"
     "        END IF;\n"
     "    END IF;\n"
-    "    SELECT sum(t.leaved_amount)::bigint, count(*) INTO available, v_rows\n"
-    "      FROM (SELECT leaved_amount FROM inventory WHERE sku_id = p_sku\n"
+    "    SELECT sum(t.leaved_amount)::bigint, sum(t.adjusted), count(*)\n"
+    "      INTO available, v_adjusted, v_rows\n"
+    "      FROM (SELECT leaved_amount, adjusted FROM inventory WHERE sku_id = p_sku\n"
     "             ORDER BY bucket FOR UPDATE) t;\n"
     "    IF v_rows = 0 THEN\n"
     "        code := 3;\n"
     "        RETURN;\n"
     "    END IF;\n"
-    "    IF p_delta > 0 AND available > 9223372036854775807 - p_delta THEN\n"
+    "    IF available::numeric + p_delta > 9223372036854775807\n"
+    "       OR v_adjusted + p_delta NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN\n"
     "        code := 7;\n"
     "        RETURN;\n"
     "    END IF;\n"
@@ -502,39 +512,59 @@ static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want,
     return ok;
 }
 
-/* Inside the locked transaction: the stored version, 0 for a new database. */
-static stock_code read_version(PGconn *conn, int *version, char *message, size_t size)
+/* A digest of the schema text: a library whose functions differ from the
+ * installed ones (same version, fixed function) replaces them. */
+static void schema_digest(char *out, size_t size)
+{
+    uint64_t hash = 14695981039346656037ull;   /* FNV-1a */
+    for (size_t i = 0; pg_schema_sql[i] != '\0'; i++)
+        hash = (hash ^ (uint8_t)pg_schema_sql[i]) * 1099511628211ull;
+    snprintf(out, size, "%016" PRIx64, hash);
+}
+
+/* Inside the locked transaction: the stored version (0 for a new database)
+ * and whether its digest is ours. */
+static stock_code read_version(PGconn *conn, int *version, bool *same, char *message,
+                               size_t size)
 {
     PGresult *result = NULL;
-    if (!exec_ok(conn, "CREATE TABLE IF NOT EXISTS stock_schema (version integer NOT NULL)",
+    char digest[24], sql[160];
+    schema_digest(digest, sizeof digest);
+    snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0), "
+             "coalesce(bool_or(digest = '%s'), false) FROM stock_schema", digest);
+    if (!exec_ok(conn, "CREATE TABLE IF NOT EXISTS stock_schema "
+                 "(version integer NOT NULL, digest text NOT NULL)",
                  PGRES_COMMAND_OK, NULL, message, size) ||
-        !exec_ok(conn, "SELECT coalesce(max(version), 0) FROM stock_schema",
-                 PGRES_TUPLES_OK, &result, message, size))
+        !exec_ok(conn, sql, PGRES_TUPLES_OK, &result, message, size))
         return STOCK_IO;
     assert(PQntuples(result) == 1);
     *version = atoi(PQgetvalue(result, 0, 0));
+    *same = PQgetvalue(result, 0, 1)[0] == 't';
     PQclear(result);
     return STOCK_OK;
 }
 
 static stock_code migrate(PGconn *conn, char *message, size_t size)
 {
-    char sql[128];
+    char sql[160], digest[24];
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d)", PG_SCHEMA_LOCK_KEY);
     if (!exec_ok(conn, sql, PGRES_TUPLES_OK, NULL, message, size))
         return STOCK_IO;
     int version = 0;
-    stock_code code = read_version(conn, &version, message, size);
+    bool same = false;
+    stock_code code = read_version(conn, &version, &same, message, size);
     if (code == STOCK_OK && version > PG_SCHEMA_VERSION) {
         snprintf(message, size, "postgres schema: the database has schema version %d, "
                  "newer than this library's %d; upgrade libstock", version, PG_SCHEMA_VERSION);
         code = STOCK_CORRUPT;
     }
-    if (code == STOCK_OK && version < PG_SCHEMA_VERSION) {
-        /* Version 1 is the first: migrating from 0 creates everything. A
-         * later version adds its steps here, each from the one before. */
+    if (code == STOCK_OK && (version < PG_SCHEMA_VERSION || !same)) {
+        /* Version 1 is the first: migrating from 0 creates everything, and
+         * the script is idempotent (IF NOT EXISTS, CREATE OR REPLACE). A later
+         * version adds its steps here, each from the one before. */
+        schema_digest(digest, sizeof digest);
         snprintf(sql, sizeof sql, "DELETE FROM stock_schema; INSERT INTO stock_schema "
-                 "VALUES (%d)", PG_SCHEMA_VERSION);
+                 "VALUES (%d, '%s')", PG_SCHEMA_VERSION, digest);
         if (!exec_ok(conn, pg_schema_sql, PGRES_COMMAND_OK, NULL, message, size) ||
             !exec_ok(conn, sql, PGRES_COMMAND_OK, NULL, message, size))
             code = STOCK_IO;
