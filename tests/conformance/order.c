@@ -34,6 +34,7 @@ static void order_takes_every_line(void **state)
     int64_t before_us = conf_now_us();
     assert_code(run_order(&op, order_id, lines, 3), STOCK_OK, op.message);
     int64_t after_us = conf_now_us();
+    assert_int_equal(op.failed_line, -1);
     assert_i64(lines[0].available, 7);
     assert_i64(lines[1].available, 3);
     assert_i64(lines[2].available, 3);
@@ -195,11 +196,23 @@ static void retry_of_an_order_replays_every_line(void **state)
                                  conf_line(ids[1], b.id, 2),
                                  conf_line(ids[2], a.id, 1)};
     assert_code(run_order(&op, order_id, again, 3), STOCK_REPLAY, op.message);
+    assert_int_equal(op.failed_line, -1);
     assert_i64(again[0].available, 7);
     assert_i64(again[1].available, 8);
     assert_i64(again[2].available, 6);
     conf_check_sku(&a);
     conf_check_sku(&b);
+    /* Refunds on its lines do not change what a replay answers. */
+    assert_code(stock_refund(conf_store, conf_id("refund"), ids[0], 3, NULL, NULL),
+                STOCK_OK, "");
+    a.refunded = 3;
+    int32_t failed_line = -2;
+    assert_code(stock_order(conf_store, order_id, again, 3, &failed_line, NULL),
+                STOCK_REPLAY, "");
+    assert_int_equal(failed_line, -1);
+    assert_i64(again[0].available, 7);
+    assert_i64(again[2].available, 6);
+    conf_check_sku(&a);
 }
 
 static void order_id_with_other_lines_conflicts(void **state)

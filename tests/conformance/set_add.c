@@ -31,6 +31,11 @@ static void set_creates_and_records_deltas(void **state)
                 STOCK_OK, "");
     sku.adjusted -= 10;
     conf_check_sku(&sku);
+    /* Setting the level it already has changes no total. */
+    assert_code(stock_set(conf_store, sku.id, 0, NULL, &available, NULL),
+                STOCK_OK, "");
+    assert_i64(available, 0);
+    conf_check_sku(&sku);
 }
 
 static void get_of_a_missing_sku_is_not_found(void **state)
@@ -154,6 +159,13 @@ static void adjustment_id_replays_the_original(void **state)
     assert_code(stock_add(conf_store, sku.id, 5, restock, &available, NULL),
                 STOCK_REPLAY, "");
     assert_i64(available, 15);
+    assert_code(stock_add(conf_store, sku.id, -4, write_off, &available, NULL),
+                STOCK_REPLAY, "");
+    assert_i64(available, 11);
+    conf_check_sku(&sku);
+    /* A replayed write-off is not checked against today's stock again. */
+    assert_code(stock_set(conf_store, sku.id, 0, NULL, NULL, NULL), STOCK_OK, "");
+    sku.adjusted = 0;
     assert_code(stock_add(conf_store, sku.id, -4, write_off, &available, NULL),
                 STOCK_REPLAY, "");
     assert_i64(available, 11);
