@@ -1,8 +1,9 @@
 /*
  * concurrency.c -- many threads on one hot SKU at once: exactly the stock is
  * sold, never more (I1), every success sees a distinct level (the ops are
- * applied one at a time), orders stay whole (I3), retries racing each other
- * take a line once (I4), refunds racing each other stay capped (I5).
+ * applied one at a time), a read after an acknowledgement shows it (I7),
+ * orders stay whole (I3), retries racing each other take a line once (I4),
+ * refunds racing each other stay capped (I5).
  *
  * Workers never assert (cmocka's assertions belong to the main thread):
  * they count what they saw, and the test checks the counts after joining.
@@ -30,6 +31,16 @@ typedef struct hot_worker {
     int64_t taken;
     int64_t bad;    /* a wrong code, level, or order of levels */
 } hot_worker;
+
+/* I7: once a batch is acknowledged, a read from the same client shows its
+ * effects: the level is at most the last one this thread's success saw. */
+static bool hot_sees_own_effects(const char *sku, int64_t last)
+{
+    stock_sku_info info;
+    if (stock_get(conf_store, sku, &info) != STOCK_OK)
+        return false;
+    return last == INT64_MAX || info.available <= last;
+}
 
 static void *hot_run(void *arg)
 {
@@ -61,6 +72,8 @@ static void *hot_run(void *arg)
                 w->bad++;
             }
         }
+        if (!hot_sees_own_effects(w->sku, last))
+            w->bad++;
     }
     return NULL;
 }
