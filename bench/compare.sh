@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# bench/compare.sh -- stockd beside the design article's schemes as their
+# users deploy them, on loopback, in one run, with the same clients:
+#
+#   Redis 7 + the Lua deduction (bench/lua/deduct.lua: stock key + flow hash,
+#       EVALSHA), appendfsync always and everysec, and plain GET for scale;
+#   PostgreSQL 15, the plain conditional update (update ... where
+#       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
+#       one hot SKU and 100,000 SKUs;
+#   stockd (build/stockd, embedded engine, durable by default): DEDUCT on one
+#       hot SKU through redis-benchmark, and stockbench (hot) through
+#       stockd:// and in-process.
+#
+# Every row is checked: the stock moved by exactly the number of distinct
+# successful lines (redis-benchmark's __rand_int__ repeats ids now and then:
+# a replayed line is not a deduction, so the count is compared with the
+# distinct ids it can have drawn), PostgreSQL's flow rows match its stock,
+# stockbench runs its own I1-I5 check. Prints one table and the ratios that
+# issue 3 sets as targets.
+#
+# usage: bench/compare.sh [--seconds N] [--out DIR]
+#   --seconds N  length of each measured run (default 3)
+#   --out DIR    also write DIR/results.tsv, DIR/results.md, DIR/compare.png
+# Environment: BUILD (default build). Ports 17460-17464 on 127.0.0.1.
+# Needs root or the postgres user for initdb (runuser), redis-server,
+# redis-benchmark, pgbench, gnuplot (scripts/install-deps.sh).
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+seconds=3
+out=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+    --out) out=${2:?--out needs a folder}; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+case $seconds in
+''|*[!0-9]*) echo "compare.sh: --seconds must be a whole number of seconds" >&2; exit 2 ;;
+esac
+[ "$seconds" -ge 1 ] && [ "$seconds" -le 60 ] ||
+    { echo "compare.sh: --seconds must be in 1..60" >&2; exit 2; }
+
+readonly REDIS_ALWAYS_PORT=17460 REDIS_EVERYSEC_PORT=17461 PG_PORT=17462
+readonly STOCKD_PORT=17463
+readonly PG_BIN=/usr/lib/postgresql/15/bin
+readonly RAND_RANGE=2147483647        # redis-benchmark draws __rand_int__ below 2^31
+readonly BIG_STOCK=1000000000000
+readonly CLIENTS=50 PG_CLIENTS=16 PG_SKUS=100000
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/stockd-compare.XXXXXX")
+chmod 755 "$tmp"
+pids=()
+pg_started=""
+failures=0
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$pg_started" ] && [ -f "$tmp/pg/data/postmaster.pid" ]; then
+        pg_pid=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+        kill -INT "$pg_pid" 2>/dev/null || true
+        while kill -0 "$pg_pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+results=$tmp/results.tsv
+: >"$results"
+
+log() { printf '%s\n' "$*" >&2; }
+
+# record SYSTEM CLIENT DURABILITY OPS_PER_S P50_MS P99_MS CHECK
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+    case $7 in passed*) ;; *) failures=$((failures + 1)) ;; esac
+    log "  -> $1 [$2]: $4 ops/s, p50 $5 ms, p99 $6 ms, check: $7"
+}
+
+# wait_redis PORT: until PING answers, at most 10 s.
+wait_redis() {
+    for _ in $(seq 200); do
+        redis-cli -p "$1" PING 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    log "nothing answers PING on port $1"
+    return 1
+}
+
+# rb PORT PIPELINE N COMMAND...: one redis-benchmark run of N requests from
+# $CLIENTS clients; sets rb_rps, rb_p50, rb_p99 from its CSV line.
+rb() {
+    local port=$1 pipeline=$2 n=$3
+    shift 3
+    local line
+    line=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -P "$pipeline" \
+        -n "$n" -r "$RAND_RANGE" --csv "$@" 2>/dev/null | tail -n 1 | tr -d '"')
+    IFS=, read -r _ rb_rps _ _ rb_p50 _ rb_p99 _ <<<"$line"
+    case $rb_rps in
+    ''|*[!0-9.]*) log "redis-benchmark gave no result for: $*"; rb_rps=0 rb_p50=- rb_p99=- ;;
+    esac
+}
+
+# requests_for RPS: how many requests fill $seconds at that rate.
+requests_for() {
+    awk -v rps="$1" -v s="$seconds" 'BEGIN { n = int(rps * s); if (n < 20000) n = 20000; print n }'
+}
+
+# served PORT: how many requests the server behind PORT has executed: Redis's
+# EVALSHA calls (INFO commandstats), stockd's batched operations (INFO).
+# redis-benchmark may send a few pipelines more than -n asks, so the count
+# that matters is the server's.
+served() {
+    redis-cli -p "$1" INFO all | tr -d '\r' | awk -F '[:=,]' '
+        $1 == "cmdstat_evalsha" { print $3; found = 1 }
+        $1 == "batched_operations" { print $2; found = 1 }
+        END { if (!found) print 0 }'
+}
+
+# distinct_check MOVED COUNTED N: MOVED (stock taken) must equal COUNTED (the
+# store's own count of lines) and the number of distinct ids among N draws
+# below RAND_RANGE, within 6 standard deviations of the expected repeats.
+distinct_check() {
+    awk -v moved="$1" -v counted="$2" -v n="$3" -v r="$RAND_RANGE" 'BEGIN {
+        expected = r * (1 - exp(-n / r)); repeats = n - expected
+        tolerance = 6 * sqrt(repeats) + 10
+        d = moved - expected; if (d < 0) d = -d
+        verdict = (moved == counted && d <= tolerance) ? "passed" : "FAILED"
+        printf "%s (stock moved %d, %d lines recorded, %d requests, ~%d repeated ids)",
+               verdict, moved, counted, n, repeats }'
+}
+
+start_redis() {
+    local port=$1 fsync=$2
+    mkdir -p "$tmp/redis-$port"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/redis-$port" \
+        --appendonly yes --appendfsync "$fsync" --save "" --daemonize no \
+        --logfile "$tmp/redis-$port.log" &
+    pids+=($!)
+    wait_redis "$port"
+}
+
+# lua_row PORT PIPELINE DURABILITY: the Lua deduction on one hot SKU.
+lua_row() {
+    local port=$1 pipeline=$2 durability=$3 sha n
+    sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat bench/lua/deduct.lua)")
+    redis-cli -p "$port" SET stock:cal "$BIG_STOCK" >/dev/null
+    rb "$port" "$pipeline" 20000 EVALSHA "$sha" 2 stock:cal flow:cal cal:__rand_int__ 1
+    n=$(requests_for "$rb_rps")
+    redis-cli -p "$port" SET stock:hot "$BIG_STOCK" >/dev/null
+    redis-cli -p "$port" DEL flow:hot >/dev/null
+    local before left lines
+    before=$(served "$port")
+    rb "$port" "$pipeline" "$n" EVALSHA "$sha" 2 stock:hot flow:hot line:__rand_int__ 1
+    n=$(( $(served "$port") - before ))
+    left=$(redis-cli -p "$port" GET stock:hot)
+    lines=$(redis-cli -p "$port" HLEN flow:hot)
+    record "Redis 7 + Lua (EVALSHA)" "redis-benchmark -c $CLIENTS -P $pipeline" \
+        "$durability" "$rb_rps" "$rb_p50" "$rb_p99" \
+        "$(distinct_check $((BIG_STOCK - left)) "$lines" "$n")"
+}
+
+# get_row PORT PIPELINE: plain GET, the yardstick of issue 3's P1 target.
+get_row() {
+    local port=$1 pipeline=$2 n
+    redis-cli -p "$port" SET plain "$BIG_STOCK" >/dev/null
+    rb "$port" "$pipeline" 20000 GET plain
+    n=$(requests_for "$rb_rps")
+    rb "$port" "$pipeline" "$n" GET plain
+    record "Redis 7 GET (no deduction)" "redis-benchmark -c $CLIENTS -P $pipeline" \
+        "read only" "$rb_rps" "$rb_p50" "$rb_p99" "passed (a read: nothing to check)"
+}
+
+redis_rows() {
+    log "== Redis 7 (appendfsync always on $REDIS_ALWAYS_PORT, everysec on $REDIS_EVERYSEC_PORT)"
+    start_redis "$REDIS_ALWAYS_PORT" always
+    start_redis "$REDIS_EVERYSEC_PORT" everysec
+    lua_row "$REDIS_ALWAYS_PORT" 16 "appendfsync always"
+    lua_row "$REDIS_EVERYSEC_PORT" 16 "appendfsync everysec"
+    lua_row "$REDIS_ALWAYS_PORT" 1 "appendfsync always"
+    get_row "$REDIS_ALWAYS_PORT" 16
+    get_row "$REDIS_ALWAYS_PORT" 1
+}
+
+pg() { psql -X -q -t -A -h "$tmp/pg" -p "$PG_PORT" -U postgres -d bench "$@"; }
+
+start_postgres() {
+    mkdir -p "$tmp/pg"
+    chown postgres "$tmp/pg"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$tmp/pg/data" -A trust -U postgres \
+        >"$tmp/pg-initdb.log" 2>&1 || { cat "$tmp/pg-initdb.log" >&2; return 1; }
+    pg_started=yes
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -w \
+        -o "-p $PG_PORT -k $tmp/pg -c listen_addresses=127.0.0.1 -c max_connections=40" \
+        start >/dev/null || { cat "$tmp/pg/log" >&2; return 1; }
+    psql -X -q -h "$tmp/pg" -p "$PG_PORT" -U postgres -c "CREATE DATABASE bench" postgres
+    # SKU 0 is the hot one; 1..PG_SKUS are the uniform ones.
+    pg <<SQL
+CREATE TABLE stock (sku_id bigint PRIMARY KEY, initial bigint NOT NULL,
+                    leaved_amount bigint NOT NULL);
+CREATE TABLE flow (line_id bigint PRIMARY KEY, sku_id bigint NOT NULL,
+                   amount integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE SEQUENCE line_ids;
+INSERT INTO stock SELECT g, $BIG_STOCK, $BIG_STOCK FROM generate_series(0, $PG_SKUS) g;
+VACUUM ANALYZE stock;
+SQL
+    # The article's scheme in one statement, so one transaction: take the
+    # stock only if it is there, and write the flow row only if it was taken.
+    local deduct="WITH taken AS (UPDATE stock SET leaved_amount = leaved_amount - 1
+  WHERE sku_id = :sku AND leaved_amount >= 1 RETURNING sku_id)
+INSERT INTO flow (line_id, sku_id, amount) SELECT nextval('line_ids'), sku_id, 1 FROM taken;"
+    printf '\\set sku 0\n%s\n' "$deduct" >"$tmp/hot.sql"
+    printf '\\set sku random(1, %d)\n%s\n' "$PG_SKUS" "$deduct" >"$tmp/uniform.sql"
+}
+
+# The flow rows must account for every unit taken, on every SKU.
+pg_check() {
+    local bad rows
+    bad=$(pg -c "SELECT count(*) FROM stock s LEFT JOIN
+        (SELECT sku_id, sum(amount) AS taken FROM flow GROUP BY sku_id) f USING (sku_id)
+        WHERE s.leaved_amount < 0 OR s.initial - s.leaved_amount <> coalesce(f.taken, 0)")
+    rows=$(pg -c "SELECT count(*) FROM flow")
+    [ "$bad" = 0 ] && echo "passed ($rows flow rows match the stock of every SKU)" ||
+        echo "FAILED ($bad SKUs whose stock and flow rows disagree)"
+}
+
+# pg_row NAME SCRIPT: pgbench with PG_CLIENTS clients for $seconds seconds;
+# latency percentiles from its per-transaction log.
+pg_row() {
+    local name=$1 script=$2 output tps failed p50 p99
+    rm -f "$tmp"/pglog*
+    output=$(pgbench -n -c "$PG_CLIENTS" -j 2 -T "$seconds" -f "$script" -l \
+        --log-prefix="$tmp/pglog" -h "$tmp/pg" -p "$PG_PORT" -U postgres bench 2>&1) ||
+        { log "$output"; record "PostgreSQL 15 conditional UPDATE" "$name" \
+              "synchronous_commit on" 0 - - "FAILED (pgbench failed)"; return; }
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$output")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$output")
+    read -r p50 p99 < <(cat "$tmp"/pglog* | awk '{ print $3 }' | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.50 + 0.999)] / 1000,
+                                    v[int(NR * 0.99 + 0.999)] / 1000 }')
+    local check
+    check=$(pg_check)
+    [ "${failed:-0}" = 0 ] || check="FAILED ($failed failed transactions; $check)"
+    record "PostgreSQL 15 conditional UPDATE" "$name" "synchronous_commit on" \
+        "$tps" "$p50" "$p99" "$check"
+}
+
+postgres_rows() {
+    log "== PostgreSQL 15 on $PG_PORT"
+    start_postgres
+    pg_row "pgbench -c $PG_CLIENTS, hot SKU" "$tmp/hot.sql"
+    pg_row "pgbench -c $PG_CLIENTS, $PG_SKUS SKUs" "$tmp/uniform.sql"
+}
+
+# deduct_row PIPELINE: stockd's DEDUCT on one hot SKU, as Redis's rows.
+deduct_row() {
+    local pipeline=$1 n left deducted before
+    local sku="hot-p$pipeline"
+    redis-cli -p "$STOCKD_PORT" SETSTOCK "cal-$sku" "$BIG_STOCK" >/dev/null
+    rb "$STOCKD_PORT" "$pipeline" 20000 DEDUCT "c$pipeline-__rand_int__" "cal-$sku" 1
+    n=$(requests_for "$rb_rps")
+    redis-cli -p "$STOCKD_PORT" SETSTOCK "$sku" "$BIG_STOCK" >/dev/null
+    before=$(served "$STOCKD_PORT")
+    rb "$STOCKD_PORT" "$pipeline" "$n" DEDUCT "m$pipeline-__rand_int__" "$sku" 1
+    n=$(( $(served "$STOCKD_PORT") - before ))
+    left=$(redis-cli -p "$STOCKD_PORT" STOCK "$sku")
+    deducted=$(redis-cli -p "$STOCKD_PORT" SKUINFO "$sku" | awk 'previous == "deducted" { print; exit } { previous = $0 }')
+    record "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P $pipeline" \
+        "fsync per batch" "$rb_rps" "$rb_p50" "$rb_p99" \
+        "$(distinct_check $((BIG_STOCK - ${left:-$BIG_STOCK})) "${deducted:-0}" "$n")"
+}
+
+# stockbench_row NAME URI ARGS...: a stockbench run; its own check decides.
+stockbench_row() {
+    local name=$1 uri=$2 status=0
+    shift 2
+    "$BUILD/stockbench" --store "$uri" --json --no-progress -d "$seconds" "$@" \
+        >"$tmp/stockbench.json" 2>"$tmp/stockbench.err" || status=$?
+    if [ "$status" -gt 1 ]; then
+        cat "$tmp/stockbench.err" >&2
+        record "$name" "stockbench $*" "fsync per batch" 0 - - "FAILED (exit $status)"
+        return
+    fi
+    local fields
+    fields=$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("%.0f %.3f %.3f %s" % (j["ops_per_s"], j["latency_ms"]["p50"], j["latency_ms"]["p99"],
+      "passed" if j["check"]["passed"] else "FAILED"))' "$tmp/stockbench.json")
+    local ops p50 p99 verdict
+    read -r ops p50 p99 verdict <<<"$fields"
+    [ "$verdict" = passed ] && verdict="passed (stockbench I1-I5)" ||
+        verdict="FAILED ($(head -n 3 "$tmp/stockbench.err" | tr '\n' ' '))"
+    record "$name" "stockbench $*" "fsync per batch" "$ops" "$p50" "$p99" "$verdict"
+}
+
+stockd_rows() {
+    log "== stockd on $STOCKD_PORT (embedded engine, default durability)"
+    if [ ! -x "$BUILD/stockd" ] || [ ! -x "$BUILD/stockbench" ]; then
+        log "missing $BUILD/stockd or $BUILD/stockbench: run make first"
+        record "stockd" "-" "-" 0 - - "FAILED (not built)"
+        return
+    fi
+    "$BUILD/stockd" --store "$tmp/stockd-data" --port "$STOCKD_PORT" --http-port 0 \
+        --bind 127.0.0.1 >"$tmp/stockd.log" 2>&1 &
+    pids+=($!)
+    wait_redis "$STOCKD_PORT"
+    deduct_row 16
+    deduct_row 1
+    stockbench_row "stockbench -> stockd://" "stockd://127.0.0.1:$STOCKD_PORT" \
+        -w hot -c "$CLIENTS" -P 16
+    stockbench_row "stockbench in-process (embedded)" "$tmp/inprocess" -w hot -c "$CLIENTS" -P 16
+}
+
+# field_of SYSTEM CLIENT COLUMN: a column (4 ops/s, 6 p99) of a result row.
+field_of() {
+    awk -F '\t' -v s="$1" -v c="$2" -v col="$3" '$1 == s && $2 == c { print $col; exit }' "$results"
+}
+
+# ratio_line TEXT NUMERATOR DENOMINATOR TARGET: "TEXT: 7.9x (target >= 5x: met)".
+ratio_line() {
+    awk -v text="$1" -v a="${2:-0}" -v b="${3:-0}" -v target="$4" 'BEGIN {
+        if (b + 0 == 0 || a + 0 == 0) { printf "%s: not measured\n", text; exit }
+        r = a / b
+        printf "%s: %.2fx (target >= %sx: %s)\n", text, r, target, r >= target ? "met" : "MISSED" }'
+}
+
+print_table() {
+    local machine
+    machine="$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr)"
+    echo "stockd comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), $machine, ${seconds}s per run, loopback"
+    echo
+    {
+        printf 'system\tclient\tdurability\tops/s\tp50 ms\tp99 ms\tcheck\n'
+        awk -F '\t' 'BEGIN { OFS = "\t" } { $4 = sprintf("%.0f", $4); print }' "$results"
+    } | column -t -s $'\t'
+    echo
+    local stockd16 lua16 stockd1 get1 p99_1
+    stockd16=$(field_of "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P 16" 4)
+    lua16=$(field_of "Redis 7 + Lua (EVALSHA)" "redis-benchmark -c $CLIENTS -P 16" 4)
+    stockd1=$(field_of "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P 1" 4)
+    get1=$(field_of "Redis 7 GET (no deduction)" "redis-benchmark -c $CLIENTS -P 1" 4)
+    p99_1=$(field_of "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P 1" 6)
+    ratio_line "stockd DEDUCT -P 16 / Redis+Lua appendfsync always -P 16" "$stockd16" "$lua16" 5
+    ratio_line "stockd DEDUCT -P 16 / 1,500,000 ops/s" "$stockd16" 1500000 1
+    ratio_line "stockd DEDUCT -P 1 / Redis GET -P 1" "$stockd1" "$get1" 1
+    awk -v p="${p99_1:--}" 'BEGIN { if (p == "-") print "stockd DEDUCT -P 1 p99: not measured";
+        else printf "stockd DEDUCT -P 1 p99: %s ms (target < 1 ms: %s)\n", p, ((p + 0 < 1) ? "met" : "MISSED") }'
+}
+
+# plot_results PNG: ops/s per row as bars on a log scale.
+plot_results() {
+    awk -F '\t' '{ label = $1 "\\n" $2 "\\n" $3; gsub(/"/, "", label)
+                   printf "%d \"%s\" %s\n", NR - 1, label, ($4 > 0 ? $4 : 1) }' \
+        "$results" >"$tmp/plot.dat"
+    gnuplot <<PLOT
+set terminal pngcairo size 1400,700 noenhanced font ",9"
+set output '$1'
+set title 'ops/s on one machine, loopback, ${seconds}s per run (log scale)'
+set style fill solid 0.6
+set boxwidth 0.7
+set logscale y
+set yrange [100:*]
+set grid ytics
+set xtics rotate by 35 right
+set bmargin 12
+unset key
+plot '$tmp/plot.dat' using 1:3:xtic(2) with boxes, \
+     '' using 1:3:(sprintf("%.0f", \$3)) with labels offset 0,0.8
+PLOT
+}
+
+write_out() {
+    mkdir -p "$out"
+    cp "$results" "$out/results.tsv"
+    {
+        echo "| system | client | durability | ops/s | p50 ms | p99 ms | check |"
+        echo "|---|---|---|---:|---:|---:|---|"
+        awk -F '\t' '{ printf "| %s | %s | %s | %.0f | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$results"
+    } >"$out/results.md"
+    plot_results "$out/compare.png"
+    log "wrote $out/results.tsv, $out/results.md, $out/compare.png"
+}
+
+redis_rows
+postgres_rows
+stockd_rows
+print_table | tee "$tmp/table.txt"
+if [ -n "$out" ]; then
+    write_out
+    cp "$tmp/table.txt" "$out/table.txt"
+fi
+[ "$failures" -eq 0 ] || { log "compare.sh: $failures row(s) failed their check"; exit 1; }
