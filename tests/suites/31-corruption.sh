@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# 31-corruption: damage the embedded engine's files on purpose and check the
+# recovery rules (docs/engine.md, "Recovery"): a bad byte before the tail
+# refuses the open with CORRUPT naming the file and offset and changes
+# nothing on disk; a torn tail is cut and every acknowledged op before it
+# stays; a damaged newest snapshot falls back to the previous one; no valid
+# snapshot at all is CORRUPT. Also: the folder lock and URI validation.
+set -eu
+helper=$BUILD/tests/crash_corrupt
+work=$(mktemp -d /tmp/stock-corrupt.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Adds 1 to the byte at offset in file.
+flip_byte() {
+    local file=$1 offset=$2 byte
+    byte=$(od -An -tu1 -j"$offset" -N1 "$file" | tr -d ' ')
+    printf "\\$(printf %03o $(( (byte + 1) % 256 )))" |
+        dd of="$file" bs=1 seek="$offset" conv=notrunc status=none
+}
+
+# A listing with checksums of every file but LOCK, to prove nothing changed.
+fingerprint() { (cd "$1" && ls -l --time-style=+ | grep -v LOCK && sha256sum ./*.wal ./*.snap* 2>/dev/null) || true; }
+
+# Runs "check" expecting a refusal; prints the message.
+expect_corrupt() {
+    local out rc=0
+    out=$("$helper" check "$1" "$2") || rc=$?
+    [ "$rc" -eq 3 ] || fail "open of $1 did not fail as CORRUPT (rc $rc): $out"
+    echo "$out"
+}
+
+echo "== a bad byte in the middle of the log"
+store=$work/middle
+"$helper" fill "$store" 1000
+segment=$(ls "$store"/log-*.wal)
+size=$(stat -c %s "$segment")
+flip_byte "$segment" $((size / 2))
+before=$(fingerprint "$store")
+message=$(expect_corrupt "$store" 1000)
+echo "$message"
+echo "$message" | grep -q "^CORRUPT: $(basename "$segment"), offset [0-9]*: " ||
+    fail "message does not name the file and offset"
+offset=$(echo "$message" | sed -n 's/.*, offset \([0-9]*\):.*/\1/p')
+[ "$offset" -le $((size / 2)) ] && [ $((size / 2 - offset)) -lt 64 ] ||
+    fail "offset $offset is not the record holding byte $((size / 2))"
+[ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
+expect_corrupt "$store" 1000 >/dev/null   # and it stays refused
+
+echo "== a torn tail: the last record cut mid-way"
+store=$work/torn
+"$helper" fill "$store" 1000
+segment=$(ls "$store"/log-*.wal)
+size=$(stat -c %s "$segment")
+truncate -s $((size - 5)) "$segment"
+"$helper" check "$store" 999
+cut_size=$(stat -c %s "$segment")
+[ "$cut_size" -lt $((size - 5)) ] || fail "the torn record was not cut from the file"
+"$helper" check "$store" 999   # the cut is stable
+
+echo "== garbage after the last record"
+store=$work/garbage
+"$helper" fill "$store" 300
+segment=$(ls "$store"/log-*.wal)
+printf 'garbage that is not a record' >>"$segment"
+"$helper" check "$store" 300
+
+echo "== a damaged newest snapshot, then every snapshot damaged"
+store=$work/snapshots
+"$helper" fill "$store?snapshot_log_bytes=4096" 3000
+ls "$store"
+newest=$(ls "$store"/snap-*.snap | tail -1)
+[ "$(ls "$store"/snap-*.snap | wc -l)" -ge 2 ] || fail "expected two snapshots in $store"
+flip_byte "$newest" $(( $(stat -c %s "$newest") / 2 ))
+"$helper" check "$store" 3000
+[ -e "$newest.damaged" ] || fail "the damaged snapshot was not set aside"
+for snapshot in "$store"/snap-*.snap; do
+    flip_byte "$snapshot" 40
+done
+before=$(fingerprint "$store")
+message=$(expect_corrupt "$store" 3000)
+echo "$message"
+echo "$message" | grep -q "^CORRUPT: snap-[0-9a-f]*\.snap: " || fail "message does not name the snapshot"
+[ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
+
+echo "== lock and URI validation"
+"$helper" misc "$work/misc"
+echo "corruption suite passed"

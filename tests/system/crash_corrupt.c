@@ -1,0 +1,131 @@
+/*
+ * crash_corrupt.c -- helper of tests/suites/31-corruption.sh: fills an
+ * embedded store with known deductions, and checks what a reopen finds
+ * after the suite has damaged or torn its files.
+ *
+ *   crash_corrupt fill URI COUNT      deducts lines L0..L<COUNT-1> (qty 1 of
+ *                                     SKU S, 100 per batch) and closes
+ *   crash_corrupt check URI KEPT      opens; exits 3 printing "CODE: message"
+ *                                     if open fails; else checks lines
+ *                                     L0..L<KEPT-1> exist, L<KEPT> does not,
+ *                                     and S's deducted total is KEPT
+ *   crash_corrupt misc DIR            a second open of an open folder is
+ *                                     UNAVAILABLE; bad URI parameters INVALID
+ * Exit 0 when everything holds, 1 on a failed check, 3 on a failed open.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stock.h"
+
+#define CORRUPT_BATCH 100
+#define CORRUPT_ID_BYTES 24
+#define CORRUPT_STOCK 1000000000LL
+
+static int fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "crash_corrupt: FAIL: %s: %s\n", what, detail);
+    return 1;
+}
+
+static int fill(const char *uri, long count)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_t *store;
+    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+        return fail("open", message);
+    if (stock_set(store, "S", CORRUPT_STOCK, NULL, NULL, message) != STOCK_OK)
+        return fail("set", message);
+    static stock_op ops[CORRUPT_BATCH];
+    static char ids[CORRUPT_BATCH][CORRUPT_ID_BYTES];
+    for (long base = 0; base < count; base += CORRUPT_BATCH) {
+        size_t n = 0;
+        for (long i = base; i < count && n < CORRUPT_BATCH; i++, n++) {
+            snprintf(ids[n], CORRUPT_ID_BYTES, "L%ld", i);
+            ops[n] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(ids[n]),
+                                .sku = stock_id_from_cstr("S"), .amount = 1};
+        }
+        if (stock_execute(store, ops, n) != STOCK_OK)
+            return fail("execute", "batch refused");
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].code != STOCK_OK)
+                return fail(ids[i], ops[i].message);
+    }
+    if (stock_close(store) != STOCK_OK)
+        return fail("close", "final sync failed");
+    printf("filled %ld deductions\n", count);
+    return 0;
+}
+
+static int check(const char *uri, long kept)
+{
+    char message[STOCK_MESSAGE_MAX], id[CORRUPT_ID_BYTES];
+    stock_t *store;
+    stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+    if (code != STOCK_OK) {
+        printf("%s: %s\n", stock_code_name(code), message);
+        return 3;
+    }
+    int result = 0;
+    for (long i = 0; i <= kept && result == 0; i++) {
+        snprintf(id, sizeof id, "L%ld", i);
+        stock_code found = stock_line(store, id, NULL);
+        if (found != (i < kept ? STOCK_OK : STOCK_NOT_FOUND))
+            result = fail(id, stock_code_name(found));
+    }
+    stock_sku_info info;
+    if (result == 0 && (stock_get(store, "S", &info) != STOCK_OK || info.deducted != kept))
+        result = fail("S", "deducted total differs from the lines kept");
+    if (stock_close(store) != STOCK_OK && result == 0)
+        result = fail("close", "final sync failed");
+    if (result == 0)
+        printf("open OK, %ld lines as expected\n", kept);
+    return result;
+}
+
+/* Opening uri must fail with code and a message containing needle. */
+static int expect_refusal(const char *uri, stock_code expected, const char *needle)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_t *store;
+    stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+    if (code == STOCK_OK)
+        stock_close(store);
+    if (code != expected || strstr(message, needle) == NULL)
+        return fail(uri, code == STOCK_OK ? "opened" : message);
+    printf("%s -> %s: %s\n", uri, stock_code_name(code), message);
+    return 0;
+}
+
+static int misc(const char *dir)
+{
+    char message[STOCK_MESSAGE_MAX], uri[1024];
+    stock_t *store;
+    if (stock_open(dir, NULL, &store, message, sizeof message) != STOCK_OK)
+        return fail("open", message);
+    snprintf(uri, sizeof uri, "file:%s?durability=relaxed", dir);
+    int result = expect_refusal(uri, STOCK_UNAVAILABLE, "LOCK");
+    stock_close(store);
+    snprintf(uri, sizeof uri, "%s?durability=fast", dir);
+    result |= expect_refusal(uri, STOCK_INVALID, "durability");
+    snprintf(uri, sizeof uri, "%s?fsync=always", dir);
+    result |= expect_refusal(uri, STOCK_INVALID, "unknown store URI parameter 'fsync'");
+    snprintf(uri, sizeof uri, "%s?snapshot_log_bytes=12", dir);
+    result |= expect_refusal(uri, STOCK_INVALID, "snapshot_log_bytes");
+    result |= expect_refusal("file://host/data", STOCK_INVALID, "no host");
+    return result;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "fill") == 0)
+        return fill(argv[2], strtol(argv[3], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "check") == 0)
+        return check(argv[2], strtol(argv[3], NULL, 10));
+    if (argc == 3 && strcmp(argv[1], "misc") == 0)
+        return misc(argv[2]);
+    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR\n");
+    return 2;
+}
