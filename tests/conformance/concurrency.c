@@ -2,8 +2,8 @@
  * concurrency.c -- many threads on one hot SKU at once: exactly the stock is
  * sold, never more (I1), every success sees a distinct level (the ops are
  * applied one at a time), a read after an acknowledgement shows it (I7),
- * orders stay whole (I3), retries racing each other take a line once (I4),
- * refunds racing each other stay capped (I5).
+ * orders stay whole (I3), refunds racing each other stay capped (I5).
+ * Retries racing each other are in retries.c.
  *
  * Workers never assert (cmocka's assertions belong to the main thread):
  * they count what they saw, and the test checks the counts after joining.
@@ -365,86 +365,6 @@ static void concurrent_orders_take_all_lines_or_none(void **state)
     conf_check_sku(&b);
 }
 
-/* ---------------------------------------------- retries racing each other */
-
-#define RETRY_LINES 200
-#define RETRY_BATCH 20
-
-typedef struct retry_worker {
-    const char *sku;
-    const char (*ids)[CONF_ID_SIZE];   /* RETRY_LINES shared line ids */
-    int index;
-    stock_code codes[RETRY_LINES];
-    int64_t available[RETRY_LINES];
-} retry_worker;
-
-static int64_t retry_qty(int line)
-{
-    return 1 + line % 3;
-}
-
-static void *retry_run(void *arg)
-{
-    retry_worker *w = arg;
-    stock_op ops[RETRY_BATCH];
-    int lines[RETRY_BATCH];
-    /* Each thread starts at another place in the list. */
-    int start = w->index * (RETRY_LINES / THREADS);
-    for (int done = 0; done < RETRY_LINES; done += RETRY_BATCH) {
-        for (int i = 0; i < RETRY_BATCH; i++) {
-            lines[i] = (start + done + i) % RETRY_LINES;
-            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT,
-                                .id = stock_id_from_cstr(w->ids[lines[i]]),
-                                .sku = stock_id_from_cstr(w->sku),
-                                .amount = retry_qty(lines[i])};
-        }
-        if (stock_execute(conf_store, ops, RETRY_BATCH) != STOCK_OK)
-            continue;
-        for (int i = 0; i < RETRY_BATCH; i++) {
-            w->codes[lines[i]] = ops[i].code;
-            w->available[lines[i]] = ops[i].available;
-        }
-    }
-    return NULL;
-}
-
-static void racing_retries_take_each_line_once(void **state)
-{
-    (void)state;
-    conf_sku sku;
-    conf_new_sku(&sku, 1000);
-    char (*ids)[CONF_ID_SIZE] = calloc(RETRY_LINES, CONF_ID_SIZE);
-    retry_worker *workers = calloc(THREADS, sizeof *workers);
-    assert_non_null(ids);
-    assert_non_null(workers);
-    for (int n = 0; n < RETRY_LINES; n++) {
-        snprintf(ids[n], CONF_ID_SIZE, "%s", conf_id("retry"));
-        sku.deducted += retry_qty(n);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        workers[i].sku = sku.id;
-        workers[i].ids = (const char (*)[CONF_ID_SIZE])ids;
-        workers[i].index = i;
-    }
-    conf_run_threads(THREADS, retry_run, workers, sizeof workers[0]);
-    for (int n = 0; n < RETRY_LINES; n++) {
-        int originals = 0;
-        stock_line_info info;
-        assert_code(stock_line(conf_store, ids[n], &info), STOCK_OK, ids[n]);
-        for (int i = 0; i < THREADS; i++) {
-            if (workers[i].codes[n] == STOCK_OK)
-                originals++;
-            else
-                assert_code(workers[i].codes[n], STOCK_REPLAY, ids[n]);
-            assert_i64(workers[i].available[n], info.available_after);
-        }
-        assert_int_equal(originals, 1);
-    }
-    free(workers);
-    free(ids);
-    conf_check_sku(&sku);
-}
-
 /* ---------------------------------------------- refunds racing each other */
 
 #define REFUND_LINE_QTY 100
@@ -516,7 +436,6 @@ int conf_run_concurrency(void)
         cmocka_unit_test(hot_sku_sells_exactly_its_stock),
         cmocka_unit_test(sellout_sells_exactly_the_units),
         cmocka_unit_test(concurrent_orders_take_all_lines_or_none),
-        cmocka_unit_test(racing_retries_take_each_line_once),
         cmocka_unit_test(racing_refunds_stay_capped),
     };
     return cmocka_run_group_tests_name("concurrency", tests, NULL, NULL);

@@ -174,5 +174,6 @@ int conf_run_refund(void);
 int conf_run_batches(void);
 int conf_run_concurrency(void);
 int conf_run_races(void);
+int conf_run_retries(void);
 
 #endif /* CONFORMANCE_H */

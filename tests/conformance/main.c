@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     int failed = conf_run_codes() + conf_run_validation() + conf_run_set_add() +
                  conf_run_deduct() + conf_run_order() + conf_run_refund() +
                  conf_run_batches() + conf_run_concurrency() +
-                 conf_run_races();
+                 conf_run_races() + conf_run_retries();
     code = stock_close(conf_store);
     if (code != STOCK_OK) {
         fprintf(stderr, "conformance: closing the store: %s\n",
