@@ -324,7 +324,7 @@ ratio_line() {
     awk -v text="$1" -v a="${2:-0}" -v b="${3:-0}" -v target="$4" 'BEGIN {
         if (b + 0 == 0 || a + 0 == 0) { printf "%s: not measured\n", text; exit }
         r = a / b
-        printf "%s: %.2fx (target >= %sx: %s)\n", text, r, target, r >= target ? "met" : "MISSED" }'
+        printf "%s: %.2fx (target >= %sx: %s)\n", text, r, target, ((r >= target) ? "met" : "MISSED") }'
 }
 
 print_table() {
