@@ -18,7 +18,7 @@ static int fail(http_parser *parser, int status, const char *error)
     http_reader *r = parser->data;
     r->error_status = status;
     r->error = error;
-    return 1;   /* non-zero stops http-parser */
+    return -1;   /* stops http-parser (1 from on_headers_complete would mean "no body") */
 }
 
 static int count_header_bytes(http_parser *parser, size_t len)
@@ -34,7 +34,7 @@ static int on_url(http_parser *parser, const char *at, size_t len)
 {
     http_reader *r = parser->data;
     if (count_header_bytes(parser, len) != 0)
-        return 1;
+        return -1;
     return buf_append(&r->request.url, at, len) ? 0 : fail(parser, 500, "out of memory");
 }
 
@@ -42,7 +42,7 @@ static int on_header_field(http_parser *parser, const char *at, size_t len)
 {
     http_reader *r = parser->data;
     if (count_header_bytes(parser, len) != 0)
-        return 1;
+        return -1;
     if (r->field_done) {   /* a new header starts */
         r->field_done = false;
         r->field_len = 0;
@@ -59,7 +59,7 @@ static int on_header_value(http_parser *parser, const char *at, size_t len)
 {
     http_reader *r = parser->data;
     if (count_header_bytes(parser, len) != 0)
-        return 1;
+        return -1;
     r->field_done = true;
     if (strcasecmp(r->field, "authorization") != 0)
         return 0;

@@ -310,6 +310,10 @@ void commands_process(conn *c)
             protocol_error(c, error);
             return;
         }
+        if (status == RESP_DONE && used > request_max) {
+            protocol_error(c, "Protocol error: request bigger than max-request-bytes");
+            return;
+        }
         if (status == RESP_INCOMPLETE) {
             if (in->len - in->parsed > request_max)
                 protocol_error(c, "Protocol error: request bigger than max-request-bytes");

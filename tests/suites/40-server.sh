@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# 40-server.sh -- stockd through its real protocols with clients no one here
+# wrote: redis-cli, redis-benchmark, Debian's python3-redis, curl, and raw
+# sockets for what clients refuse to send (malformed frames, half requests).
+# Covers flags and config, every RESP command and error, pipelining and reply
+# order, RESP3, STOCKPROTO, every HTTP route and status, auth, limits
+# (maxclients, request size, idle timeout) and a clean SIGTERM.
+set -eu
+BUILD=${BUILD:-build}
+STOCKD=$BUILD/stockd
+PORT=17320
+HTTP=17321
+PY=/usr/bin/python3
+dir=$(mktemp -d)
+pid=""
+
+cleanup() {
+    if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    [ -f "$dir/log" ] && { echo "--- stockd log"; tail -n 30 "$dir/log"; }
+    exit 1
+}
+
+# check NAME EXPECTED ACTUAL
+check() {
+    [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
+    echo "ok  $1"
+}
+
+start() {
+    "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        if redis-cli -p $PORT ping 2>/dev/null | grep -q -e PONG -e NOAUTH; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || fail "stockd exited at start"
+        sleep 0.05
+    done
+    fail "stockd did not start listening"
+}
+
+stop() {
+    kill -TERM "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    pid=""
+    check "SIGTERM exits 0" 0 "$rc"
+    grep -q "shutting down" "$dir/log" || fail "no shutdown log line"
+    grep -q "store closed" "$dir/log" || fail "no store-closed log line"
+}
+
+R() { redis-cli -p $PORT "$@"; }
+
+# ------------------------------------------------------------ flags, config
+"$STOCKD" --help | grep -q -- "--max-request-bytes" || fail "--help lists the flags"
+"$STOCKD" --version | grep -q "^stockd " || fail "--version"
+bad_flag() {
+    local rc=0 out
+    out=$("$STOCKD" "$@" 2>&1) || rc=$?
+    check "bad flag $* exits 2" 2 "$rc"
+    echo "$out" | grep -q "$LAST_WORDS" || fail "bad flag $*: message [$out] lacks [$LAST_WORDS]"
+}
+LAST_WORDS="must be an integer in 0..65535"; bad_flag --port abc
+LAST_WORDS="must be an integer in 0..65535"; bad_flag --port 70000
+LAST_WORDS="must be sync or relaxed"; bad_flag --durability fast
+LAST_WORDS="unknown setting 'bogus'"; bad_flag --bogus 1
+LAST_WORDS="needs a value"; bad_flag --port
+LAST_WORDS="nothing to serve"; bad_flag --port 0 --http-port 0
+LAST_WORDS="No such file"; bad_flag --config "$dir/missing.conf"
+printf '# comment\nport 99999\n' >"$dir/bad.conf"
+LAST_WORDS="bad.conf:2: port '99999' must be"; bad_flag --config "$dir/bad.conf"
+printf 'maxclients\n' >"$dir/bad2.conf"
+LAST_WORDS="expected 'name value'"; bad_flag --config "$dir/bad2.conf"
+
+# A config file sets the ports; the flags after it win.
+printf 'port 1\nhttp-port %s\nidle-timeout 30\n' $HTTP >"$dir/stockd.conf"
+"$STOCKD" --config "$dir/stockd.conf" --port $PORT --store "$dir/data" >"$dir/log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do R ping >/dev/null 2>&1 && break; sleep 0.05; done
+check "config file + flag" PONG "$(R ping)"
+grep -q "listening for HTTP on 127.0.0.1:$HTTP" "$dir/log" || fail "config file http-port"
+grep -q "backend embedded" "$dir/log" || fail "store-opened log line names the backend"
+stop
+
+# ------------------------------------------------------------ RESP commands
+start
+check "PING" PONG "$(R ping)"
+check "ECHO" hi "$(R echo hi)"
+check "SETSTOCK" 10 "$(R setstock A12 10)"
+check "DEDUCT" 7 "$(R deduct L1 A12 3)"
+check "DEDUCT replay" 7 "$(R deduct L1 A12 3)"
+check "DEDUCT conflict" "CONFLICT line=L1 was used with other parameters" "$(R deduct L1 A12 4)"
+check "DEDUCT insufficient" "INSUFFICIENT sku=A12 available=7" "$(R deduct L2 A12 30)"
+check "DEDUCT notfound" "NOTFOUND sku=B1" "$(R deduct L3 B1 1)"
+check "ORDER" "$(printf '6\n4')" "$(R order O1 L4 A12 1 L5 A12 2)"
+check "ORDER replay" "$(printf '6\n4')" "$(R order O1 L4 A12 1 L5 A12 2)"
+check "ORDER insufficient" "INSUFFICIENT sku=A12 available=4" "$(R order O2 L6 A12 3 L7 A12 2)"
+check "REFUND" 6 "$(R refund R1 L1 2)"
+check "REFUND exceeds" "EXCEEDS line=L1 refundable=1" "$(R refund R2 L1 2)"
+check "ADDSTOCK" 16 "$(R addstock A12 10 ID adj1)"
+check "ADDSTOCK replay" 16 "$(R addstock A12 10 ID adj1)"
+check "ADDSTOCK write-off too big" "INSUFFICIENT sku=A12 available=16" "$(R addstock A12 -100)"
+check "SETSTOCK EXPECT mismatch" "MISMATCH sku=A12 current=16" "$(R setstock A12 5 EXPECT 3)"
+check "SETSTOCK EXPECT" 5 "$(R setstock A12 5 expect 16)"
+check "STOCK" 5 "$(R stock A12)"
+check "STOCK notfound" "NOTFOUND sku=nope" "$(R stock nope)"
+check "SKUINFO" "$(printf 'available\n5\nadjusted\n9\ndeducted\n6\nrefunded\n2')" "$(R skuinfo A12)"
+R lineinfo L1 | head -8 | tr '\n' ' ' | grep -q "^sku A12 order_id  qty 3 refunded 2 " || fail "LINEINFO: $(R lineinfo L1 | tr '\n' ' ')"
+check "LINEINFO of an order line" O1 "$(R lineinfo L4 | sed -n 4p)"
+check "LINEINFO notfound" "NOTFOUND line=nope" "$(R lineinfo nope)"
+
+# Bad input: a clear error, nothing changed, the connection goes on.
+QTY="INVALID qty must be an integer in 1..2147483647"
+check "qty not a number" "$QTY" "$(R deduct L9 A12 abc)"
+check "qty negative" "$QTY" "$(R deduct L9 A12 -1)"
+check "qty zero" "$QTY" "$(R deduct L9 A12 0)"
+check "qty over 2^31-1" "$QTY" "$(R deduct L9 A12 2147483648)"
+check "qty over int64" "$QTY" "$(R deduct L9 A12 99999999999999999999)"
+long=$(printf 'x%.0s' $(seq 65))
+check "65-byte line id" "INVALID line id must be 1-64 printable ASCII characters without spaces" "$(R deduct "$long" A12 1)"
+check "65-byte sku" "INVALID sku must be 1-64 printable ASCII characters without spaces" "$(R stock "$long")"
+check "64-byte sku is fine" "NOTFOUND sku=${long:1}" "$(R stock "${long:1}")"
+check "level negative" "INVALID stock level must be an integer in 0..9223372036854775807" "$(R setstock A12 -5)"
+check "delta zero" "INVALID delta must be a non-zero integer in -2147483647..2147483647" "$(R addstock A12 0)"
+check "order line qty" "INVALID line 2: qty must be an integer in 1..2147483647" "$(R order O3 L10 A12 1 L11 A12 x)"
+check "unknown command" "ERR unknown command 'frob'" "$(R frob a b)"
+check "wrong arity" "ERR wrong number of arguments for 'deduct' command" "$(R deduct L1 A12)"
+check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R order O4 L12 A12)"
+check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
+check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
+check "nothing changed by bad input" 5 "$(R stock A12)"
+check "COMMAND COUNT" 19 "$(R command count)"
+R info | grep -q "^backend:embedded" || fail "INFO names the backend"
+
+# Inline commands and a pipeline over a raw socket: replies in order.
+exec 3<>/dev/tcp/127.0.0.1/$PORT
+printf 'PING\r\nstock A12\r\n\r\ndeduct L20 A12 1\nPING hello\r\n' >&3
+replies=""
+for _ in 1 2 3 4 5; do IFS= read -r line <&3; replies="$replies${line%$'\r'}|"; done
+exec 3<&-
+check "inline pipeline" '+PONG|:5|:4|$5|hello|' "$replies"
+
+# python3-redis: a 3000-command pipeline mixing store and session commands.
+$PY - $PORT <<'EOF' || fail "python3-redis pipeline"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+r.execute_command("SETSTOCK", "py", 100000)
+p = r.pipeline(transaction=False)
+for i in range(1000):
+    p.execute_command("DEDUCT", "pyL%d" % i, "py", 1)
+    p.execute_command("PING")
+    p.execute_command("STOCK", "py")
+out = p.execute(raise_on_error=False)
+for i in range(1000):
+    assert out[3 * i] == 100000 - i - 1, (i, out[3 * i])
+    assert out[3 * i + 1] is True, out[3 * i + 1]
+    assert out[3 * i + 2] == 100000 - i - 1
+try:
+    r.execute_command("DEDUCT", "pyX", "py", 1000000)
+    raise SystemExit("no error for INSUFFICIENT")
+except redis.ResponseError as e:
+    assert str(e) == "INSUFFICIENT sku=py available=99000", str(e)
+assert r.info()["backend"] == "embedded"
+print("python3-redis ok")
+EOF
+
+# RESP3 (HELLO 3) maps and STOCKPROTO 1 replies, over a raw socket.
+$PY - $PORT <<'EOF' || fail "RESP3 / STOCKPROTO"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def ask(*args):
+    s.sendall(b"".join([b"*%d\r\n" % len(args)] + [b"$%d\r\n%s\r\n" % (len(a), a) for a in args]))
+def expect(want):
+    got = b""
+    while len(got) < len(want):
+        chunk = s.recv(65536)
+        assert chunk, "closed"
+        got += chunk
+    assert got == want, (got, want)
+ask(b"HELLO", b"3"); s.recv(65536)
+ask(b"SKUINFO", b"A12")
+expect(b"%4\r\n$9\r\navailable\r\n:4\r\n$8\r\nadjusted\r\n:9\r\n$8\r\ndeducted\r\n:7\r\n$8\r\nrefunded\r\n:2\r\n")
+ask(b"STOCKPROTO", b"1"); expect(b"+OK\r\n")
+ask(b"DEDUCT", b"SP1", b"A12", b"1"); expect(b"*2\r\n+OK\r\n:3\r\n")
+ask(b"DEDUCT", b"SP1", b"A12", b"1"); expect(b"*2\r\n+REPLAY\r\n:3\r\n")
+ask(b"ORDER", b"SPO", b"SP2", b"A12", b"1"); expect(b"*2\r\n+OK\r\n*1\r\n:2\r\n")
+ask(b"DEDUCT", b"SP9", b"A12", b"100"); expect(b"-INSUFFICIENT sku=A12 available=2\r\n")
+ask(b"STOCKPROTO", b"2"); expect(b"-ERR unsupported STOCKPROTO version, this server speaks 1\r\n")
+print("RESP3 and STOCKPROTO ok")
+EOF
+
+# Malformed frames: an error, that connection closed, the server serves others.
+frame() {
+    $PY - $PORT "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().strip())
+EOF
+}
+check "huge bulk length" "-ERR Protocol error: invalid bulk length" "$(frame '*1\r\n$999999999999\r\n')"
+check "huge multibulk" "-ERR Protocol error: too many arguments (the limit is 512)" "$(frame '*1000000\r\n')"
+check "bad bulk prefix" "-ERR Protocol error: expected '\$' before an argument" "$(frame '*1\r\n:5\r\n')"
+check "bulk without CRLF" "-ERR Protocol error: bulk string not ended by CRLF" "$(frame '*1\r\n$4\r\nPINGxx')"
+check "still serving" PONG "$(R ping)"
+
+# redis-benchmark: stock moves by exactly the number of distinct lines.
+lines_before=$(R info | tr -d '\r' | sed -n 's/^lines://p')
+R setstock hot 10000000 >/dev/null
+redis-benchmark -p $PORT -n 20000 -c 20 -P 16 -r 1000000 DEDUCT L__rand_int__ hot 1 >"$dir/bench" 2>&1 ||
+    fail "redis-benchmark: $(tail -3 "$dir/bench")"
+lines_after=$(R info | tr -d '\r' | sed -n 's/^lines://p')
+distinct=$((lines_after - lines_before))
+deducted=$(R skuinfo hot | sed -n 6p)
+[ "$distinct" -gt 19000 ] && [ "$distinct" -le 20000 ] || fail "distinct lines $distinct"
+check "benchmark: deducted = distinct lines" "$distinct" "$deducted"
+check "benchmark: available = 10000000 - distinct" $((10000000 - distinct)) "$(R stock hot)"
+
+# ------------------------------------------------------------ HTTP routes
+H="http://127.0.0.1:$HTTP"
+# status METHOD PATH [BODY] -> "code body"
+http() {
+    if [ $# -ge 3 ]; then
+        curl -s -o "$dir/body" -w '%{http_code}' -X "$1" "$H$2" -H 'Content-Type: application/json' --data-binary "$3"
+    else
+        curl -s -o "$dir/body" -w '%{http_code}' -X "$1" "$H$2"
+    fi
+    printf ' %s' "$(cat "$dir/body")"
+}
+check "PUT sku" '200 {"sku":"W1","available":10}' "$(http PUT /v1/skus/W1 '{"available":10}')"
+check "PUT sku expect mismatch" '409 {"error":"MISMATCH","message":"sku=W1 current=10"}' "$(http PUT /v1/skus/W1 '{"available":3,"expect":4}')"
+check "GET sku" '200 {"sku":"W1","available":10,"adjusted":10,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W1)"
+check "GET sku 404" '404 {"error":"NOTFOUND","message":"sku=W9"}' "$(http GET /v1/skus/W9)"
+check "GET sku percent-encoded" '200' "$(http GET /v1/skus/%57%31 | cut -c1-3)"
+check "adjustment" '200 {"sku":"W1","available":15}' "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":"a1"}')"
+check "deduction" '200 {"line_id":"D1","sku":"W1","qty":2,"available":13}' "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":2}')"
+curl -s -i -X POST "$H/v1/deductions" --data-binary '{"line_id":"D1","sku":"W1","qty":2}' | tr -d '\r' >"$dir/replay"
+grep -q '^Idempotent-Replayed: true$' "$dir/replay" || fail "replay header: $(cat "$dir/replay")"
+grep -q '"available":13' "$dir/replay" || fail "replay answers as the original"
+check "deduction conflict" '409 {"error":"CONFLICT","message":"line=D1 was used with other parameters"}' "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":3}')"
+check "deduction insufficient" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=13"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":99}')"
+check "deduction bad qty" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":"5"}')"
+check "deduction unknown field" '400 {"error":"INVALID","message":"unknown field '"'"'quantity'"'"'"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","quantity":5}')"
+check "deduction not JSON" '400' "$(http POST /v1/deductions '{"line_id":' | cut -c1-3)"
+check "order" '200 {"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1,"available":12},{"line_id":"D4","sku":"W1","qty":2,"available":10}]}' \
+    "$(http POST /v1/orders '{"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1},{"line_id":"D4","sku":"W1","qty":2}]}')"
+http PUT /v1/skus/W3 '{"available":5}' >/dev/null
+check "order failed line" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=10","failed_line":1}' \
+    "$(http POST /v1/orders '{"order_id":"HO2","lines":[{"line_id":"D5","sku":"W3","qty":1},{"line_id":"D6","sku":"W1","qty":20}]}')"
+check "refund" '200 {"refund_id":"F1","line_id":"D1","qty":1,"available":11}' "$(http POST /v1/refunds '{"refund_id":"F1","line_id":"D1","qty":1}')"
+check "refund exceeds" '409 {"error":"EXCEEDS","message":"line=D1 refundable=1"}' "$(http POST /v1/refunds '{"refund_id":"F2","line_id":"D1","qty":5}')"
+http GET /v1/lines/D3 | grep -q '^200 {"line_id":"D3","sku":"W1","order_id":"HO1","qty":1,"refunded":0,"time_us":[0-9]*,"available_after":12}$' ||
+    fail "GET line: $(http GET /v1/lines/D3)"
+check "GET line 404" '404 {"error":"NOTFOUND","message":"line=nope"}' "$(http GET /v1/lines/nope)"
+check "healthz" '200 {"status":"ok"}' "$(http GET /healthz)"
+check "unknown route" '404' "$(http GET /v2/x | cut -c1-3)"
+check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
+curl -s "$H/metrics" >"$dir/metrics"
+for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
+            'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
+            'stockd_connections ' 'stockd_protocol_errors_total'; do
+    grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
+done
+grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
+if command -v promtool >/dev/null; then promtool check metrics <"$dir/metrics" || fail "promtool"; fi
+head -c 2000000 /dev/zero | tr '\0' 'x' >"$dir/big"
+check "oversize body" '413' "$(http POST /v1/deductions @"$dir/big" | cut -c1-3)"
+check "oversize header" '431' "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' y)" "$H/healthz")"
+check "malformed HTTP" "400" "$(printf 'BLAH / HTTP/1.1\r\n\r\n' | $PY -c '
+import socket,sys; s=socket.create_connection(("127.0.0.1",'$HTTP')); s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).split()[1].decode())')"
+# keep-alive: three requests on one connection
+check "keep-alive" 3 "$(curl -s "$H/healthz" "$H/healthz" "$H/healthz" -w '\n' | grep -c ok)"
+check "still serving after bad HTTP" '200' "$(http GET /healthz | cut -c1-3)"
+stop
+
+# ------------------------------------------------------------ auth, limits
+start --requirepass s3cret --maxclients 3 --idle-timeout 1 --max-request-bytes 4096
+check "NOAUTH" "NOAUTH Authentication required." "$(R stock A12)"
+check "wrong password" "WRONGPASS invalid username-password pair or user is disabled." "$(R auth nope)"
+check "AUTH" 2 "$(redis-cli -p $PORT -a s3cret --no-auth-warning stock A12)"
+check "HTTP without token" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$H/v1/skus/A12")"
+check "HTTP with token" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret' "$H/v1/skus/A12")"
+check "healthz needs no token" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$H/healthz")"
+# A client sends half a request and stalls: others are served, it is closed.
+$PY - $PORT <<'EOF' || fail "stalled client / idle timeout / maxclients"
+import socket, sys, time
+port = int(sys.argv[1])
+stall = socket.create_connection(("127.0.0.1", port))
+stall.sendall(b"*4\r\n$6\r\nDEDUCT\r\n$2\r\nL1")
+other = socket.create_connection(("127.0.0.1", port))
+other.sendall(b"AUTH s3cret\r\nSTOCK A12\r\n")
+time.sleep(0.3)
+assert other.recv(100) == b"+OK\r\n:2\r\n"
+third = socket.create_connection(("127.0.0.1", port))
+fourth = socket.create_connection(("127.0.0.1", port))
+fourth.settimeout(3)
+assert fourth.recv(100) == b"-ERR max number of clients reached\r\n"
+assert fourth.recv(100) == b""
+stall.settimeout(4)
+start = time.time()
+assert stall.recv(100) == b"", "the stalled client got data"
+assert time.time() - start < 3.5
+big = socket.create_connection(("127.0.0.1", port))
+big.sendall(b"AUTH s3cret\r\n*200\r\n" + (b"$40\r\n" + b"x" * 40 + b"\r\n") * 200)
+big.settimeout(3)
+reply = b""
+while reply.count(b"\r\n") < 2:
+    chunk = big.recv(200)
+    assert chunk, reply
+    reply += chunk
+assert reply.startswith(b"+OK\r\n-ERR Protocol error: request bigger"), reply
+print("limits ok")
+EOF
+grep -q "request bigger than max-request-bytes" "$dir/log" || fail "protocol errors are logged"
+stop
+echo "40-server: all passed"
