@@ -285,7 +285,7 @@ stockbench_row() {
         return
     fi
     local fields
-    fields=$(python3 -c 'import json, sys
+    fields=$(/usr/bin/python3 -c 'import json, sys
 j = json.load(open(sys.argv[1]))
 print("%.0f %.3f %.3f %s" % (j["ops_per_s"], j["latency_ms"]["p50"], j["latency_ms"]["p99"],
       "passed" if j["check"]["passed"] else "FAILED"))' "$tmp/stockbench.json")

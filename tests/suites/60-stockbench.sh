@@ -24,9 +24,9 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # json_field FILE EXPR: evaluates a Python expression over the JSON in FILE
-# (bound to j).
+# (bound to j). Debian's python3: a python3 earlier on PATH may be a slow shim.
 json_field() {
-    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
+    /usr/bin/python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
 }
 
 # bench_ok NAME ARGS...: runs stockbench --json, which must pass its check;
