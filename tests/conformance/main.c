@@ -20,7 +20,7 @@ static void usage(FILE *out)
         "Runs the libstock conformance suite (DESIGN section 2, docs/semantics.md,\n"
         "invariants I1-I5) against the store named by URI, or by $STOCK_TEST_URI\n"
         "when no URI is given. Examples:\n"
-        "  conformance /tmp/some-empty-dir        the embedded engine\n"
+        "  conformance /tmp/data                 the embedded engine (a data folder)\n"
         "  conformance stockd://127.0.0.1:7379    a running stockd\n"
         "  conformance postgres://localhost/stock\n"
         "\n"

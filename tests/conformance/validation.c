@@ -314,10 +314,12 @@ static void boundary_values_are_valid(void **state)
     assert_i64(available, 0);
     top.adjusted = 0;
     conf_check_sku(&top);
-    /* A one-byte SKU is shared by every run, so only its set is checked. */
-    assert_code(stock_set(conf_store, "~", 3, NULL, &available, NULL),
-                STOCK_OK, "");
-    assert_i64(available, 3);
+    /* A one-byte id cannot be run-unique, so it is only read: whatever the
+     * store holds, the answer is not INVALID. */
+    stock_code code = stock_get(conf_store, "~", NULL);
+    assert_true(code == STOCK_OK || code == STOCK_NOT_FOUND);
+    code = stock_line(conf_store, "~", NULL);
+    assert_true(code == STOCK_OK || code == STOCK_NOT_FOUND);
 }
 
 static void order_of_one_hundred_lines_is_valid(void **state)
