@@ -4,6 +4,7 @@
  * NOT_FOUND, CONFLICT, and "a failed operation records nothing" (I1, I4).
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "conformance.h"
 
@@ -108,6 +109,8 @@ static void deduct_from_a_missing_sku_is_not_found(void **state)
     assert_i64(available, 1);
 }
 
+#define REPLAY_PAUSE_NS 2000000
+
 static void retry_replays_the_original_result(void **state)
 {
     (void)state;
@@ -119,9 +122,13 @@ static void retry_replays_the_original_result(void **state)
     assert_code(stock_deduct(conf_store, line_id, sku.id, 3, &available, NULL),
                 STOCK_OK, "");
     int64_t after_us = conf_now_us();
+    stock_line_info original;
+    assert_code(stock_line(conf_store, line_id, &original), STOCK_OK, "");
     assert_code(stock_deduct(conf_store, conf_id("line"), sku.id, 2, NULL, NULL),
                 STOCK_OK, "");
     sku.deducted = 5;
+    /* Let the clock move on, so that a replay stamping a new time shows. */
+    nanosleep(&(struct timespec){.tv_nsec = REPLAY_PAUSE_NS}, NULL);
     assert_code(stock_deduct(conf_store, line_id, sku.id, 3, &available, NULL),
                 STOCK_REPLAY, "");
     assert_i64(available, 7);
@@ -134,6 +141,9 @@ static void retry_replays_the_original_result(void **state)
     assert_i64(available, 7);
     conf_check_sku(&sku);
     check_line(line_id, sku.id, 3, 0, "", 7, before_us, after_us);
+    stock_line_info replayed;
+    assert_code(stock_line(conf_store, line_id, &replayed), STOCK_OK, "");
+    assert_i64(replayed.time_us, original.time_us);
 }
 
 static void line_id_with_other_parameters_conflicts(void **state)
