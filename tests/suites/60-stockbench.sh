@@ -73,6 +73,12 @@ bench_ok open-loop --store "$emb" -w uniform --skus 1000 -r 4000 -d 2 -c 16 -P 4
 rate=$(json_field "$dir/open-loop.json" 'round(j["ops_per_s"])')
 [ "$rate" -ge 3400 ] && [ "$rate" -le 4600 ] || fail "open loop at 4000/s ran at $rate/s"
 
+# Far above what one batch in flight can do: latency counts from when each
+# op fell due, so it grows with the backlog instead of hiding it.
+bench_ok overload --store "$emb" -w hot -r 1000000 -c 1 -P 1 -d 1
+[ "$(json_field "$dir/overload.json" 'j["latency_ms"]["p50"] > 100 and j["unsent"] > 0')" = True ] ||
+    fail "an overloaded open loop did not show the backlog in its latency"
+
 echo "== an unreachable store exits 3 with the reason"
 status=0
 "$bench" --store stockd://127.0.0.1:17459 -d 1 >"$dir/down.out" 2>&1 || status=$?

@@ -384,6 +384,28 @@ static void run_closed(run_state *state)
     }
 }
 
+/* Open loop: true while batches are due. A duration run also stops at the
+ * deadline on the clock: a store that fell behind would otherwise keep the
+ * run going until its backlog is sent. */
+static bool open_more(const run_state *state, uint64_t now)
+{
+    if (!more_to_send(state, state->next_send_ns))
+        return false;
+    return state->config->requests > 0 || now < state->deadline_ns;
+}
+
+/* Counts the ops that fell due before the deadline but were never sent
+ * because the store did not keep up. */
+static void count_unsent(run_state *state)
+{
+    assert(state->send_interval_ns > 0);
+    if (state->config->requests > 0 || state->next_send_ns >= state->deadline_ns)
+        return;
+    uint64_t batches = (state->deadline_ns - state->next_send_ns +
+                        state->send_interval_ns - 1) / state->send_interval_ns;
+    state->result->unsent_ops = batches * state->config->pipeline;
+}
+
 /* The open loop: a batch is due every send_interval_ns whether or not the
  * store has kept up; a due batch waits for a free slot, and that wait is
  * part of its latency. */
@@ -392,11 +414,11 @@ static void run_open(run_state *state)
     state->next_send_ns = state->start_ns;
     for (;;) {
         uint64_t now = now_ns();
-        bool more = more_to_send(state, state->next_send_ns);
+        bool more = open_more(state, now);
         while (more && state->free_slots != NULL && state->next_send_ns <= now) {
             send_slot(state, pop_free(state), state->next_send_ns);
             state->next_send_ns += state->send_interval_ns;
-            more = more_to_send(state, state->next_send_ns);
+            more = open_more(state, now);
         }
         if (!more && state->inflight == 0)
             break;
@@ -408,6 +430,7 @@ static void run_open(run_state *state)
         if (now >= state->tick_ns)
             tick(state, now);
     }
+    count_unsent(state);
 }
 
 /* Runs the load to its end and closes the last, partial interval. */

@@ -60,6 +60,7 @@ typedef struct run_result {
     uint32_t skus;
     double elapsed_s;           /* from the first send to the last reply */
     uint64_t ops;
+    uint64_t unsent_ops;        /* open loop: due before the end, never sent */
     uint64_t codes[STOCK_CODE_COUNT];
     uint64_t kinds[WORKLOAD_OP_KIND_COUNT];
     int64_t deducted;           /* acknowledged units */
