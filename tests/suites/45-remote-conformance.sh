@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # 45-remote-conformance.sh -- the conformance suite (tests/conformance)
-# through the remote backend against a real stockd on 127.0.0.1:17350 over
-# the embedded engine in a fresh folder; then the same suite through a
-# stockd that requires a password (stockd://...?password=), and a check that
-# a wrong password is refused with a clear message. Sanitizer builds run the
+# through the remote backend against a real stockd (on a free port in
+# 17350-17364) over the embedded engine in a fresh folder; then the same
+# suite's deduction tests through a stockd that requires a password
+# (stockd://...?password=), and a check that a wrong or missing password is
+# refused with a clear message. Sanitizer builds run the
 # quick variant of the concurrency tests.
 set -eu
 BUILD=${BUILD:-build}
 bin="$BUILD/tests/conformance"
 [ -x "$bin" ] || { echo "missing $bin (make tests)"; exit 1; }
 [ -x "$BUILD/stockd" ] || { echo "missing $BUILD/stockd (make)"; exit 1; }
-port=17350
-auth_port=17352
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-remote.XXXXXX")
 pids=()
 cleanup() {
@@ -25,27 +24,18 @@ trap cleanup EXIT
 case "$BUILD" in
 *san*) export CONFORMANCE_QUICK=1 ;;
 esac
+. "$(dirname "$0")/../system/server_helpers.sh"
 
-# start_stockd PORT DATA [FLAGS...]: starts a stockd and waits until it
-# answers PING (-NOAUTH counts as an answer).
-start_stockd() {
-    local port=$1 data=$2
-    shift 2
-    "$BUILD/stockd" --store "$data" --port "$port" --http-port 0 --bind 127.0.0.1 \
-        "$@" >>"$dir/stockd-$port.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 200); do
-        redis-cli -p "$port" PING 2>/dev/null | grep -Eq 'PONG|NOAUTH' && return 0
-        sleep 0.05
-    done
-    echo "stockd on port $port did not come up"; cat "$dir/stockd-$port.log"; exit 1
-}
-
-start_stockd "$port" "$dir/data"
+port=$(pick_port 17350 17357)
+auth_port=$(pick_port 17358 17364)
+start_stockd "$port" "$dir/data" "$dir/stockd-$port.log" || exit 1
+pids+=("$STOCKD_PID")
 echo "== conformance through stockd://127.0.0.1:$port"
 timeout 300 "$bin" "stockd://127.0.0.1:$port"
 
-start_stockd "$auth_port" "$dir/auth-data" --requirepass 's3cret&x'
+start_stockd "$auth_port" "$dir/auth-data" "$dir/stockd-$auth_port.log" \
+    --requirepass 's3cret&x' || exit 1
+pids+=("$STOCKD_PID")
 echo "== conformance through a stockd with --requirepass"
 timeout 300 "$bin" --filter '*deduct*' "stockd://127.0.0.1:$auth_port?password=s3cret%26x"
 

@@ -10,7 +10,8 @@
 # once more after a final kill -9 of the idle server.
 set -eu
 BUILD=${BUILD:-build}
-port=17351
+. "$(dirname "$0")/../system/server_helpers.sh"
+port=$(pick_port 17365 17379)
 uri="stockd://127.0.0.1:$port"
 rounds=4
 skus=4
@@ -34,16 +35,11 @@ fail() {
     exit 1
 }
 
-start_stockd() {
-    "$BUILD/stockd" --store "$dir/data" --port "$port" --http-port 0 \
-        --bind 127.0.0.1 >>"$dir/stockd.log" 2>&1 &
-    stockd_pid=$!
-    for _ in $(seq 200); do
-        redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && return 0
-        kill -0 "$stockd_pid" 2>/dev/null || fail "stockd exited at start-up"
-        sleep 0.05
-    done
-    fail "stockd did not answer PING within 10 s"
+# Restarts reuse the port, so the clients' URI stays valid.
+restart_stockd() {
+    start_stockd "$port" "$dir/data" "$dir/stockd.log" ||
+        fail "stockd did not start on port $port"
+    stockd_pid=$STOCKD_PID
 }
 
 kill_stockd() {
@@ -54,7 +50,7 @@ kill_stockd() {
 
 acks() { cat "$dir"/client-*.log | grep -c '^ack' || true; }
 
-start_stockd
+restart_stockd
 for i in $(seq 0 $((skus - 1))); do
     "$BUILD/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
 done
@@ -71,7 +67,7 @@ for round in $(seq "$rounds"); do
     echo "round $round: $now acknowledged so far; kill -9 stockd"
     kill_stockd
     sleep 0.$((RANDOM % 5))
-    start_stockd
+    restart_stockd
     before=$now
 done
 sleep 1
@@ -88,7 +84,7 @@ echo "== check after $rounds crashes"
     fail "the check found violations"
 echo "== check after one more kill -9 of the idle server"
 kill_stockd
-start_stockd
+restart_stockd
 "$BUILD/tests/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
     fail "the check found violations after an idle restart"
 echo "crash test passed"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # 47-stockctl.sh -- stockctl end to end: usage errors, then the same script of
 # operations against a data directory (embedded engine in-process) and
-# against a stockd on 127.0.0.1:17370, checking exit codes, the readable
-# output, and --json parsed by jq.
+# against a stockd on a free port in 17380-17394, checking exit codes, the
+# readable output, and --json parsed by jq.
 set -eu
 BUILD=${BUILD:-build}
 ctl=$BUILD/stockctl
-port=17370
+. "$(dirname "$0")/../system/server_helpers.sh"
+port=$(pick_port 17380 17394)
 dir=$(mktemp -d)
 stockd_pid=""
 cleanup() {
@@ -125,15 +126,8 @@ script() {
 script "$dir/data"
 
 echo "== server"
-"$BUILD/stockd" --store "$dir/served" --port "$port" --http-port 0 --bind 127.0.0.1 \
-    >"$dir/stockd.log" 2>&1 &
-stockd_pid=$!
-for _ in $(seq 100); do   # until it answers (NOTFOUND) rather than UNAVAILABLE
-    rc=0
-    "$ctl" --store "stockd://127.0.0.1:$port" get PING >/dev/null 2>&1 || rc=$?
-    [ "$rc" -ne 11 ] && break
-    sleep 0.1
-done
+start_stockd "$port" "$dir/served" "$dir/stockd.log" || fail "stockd did not start"
+stockd_pid=$STOCKD_PID
 script "stockd://127.0.0.1:$port"
 STOCKCTL_STORE="stockd://127.0.0.1:$port" expect 0 --json get A
 json '.available == 13'

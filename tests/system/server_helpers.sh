@@ -1,0 +1,52 @@
+# server_helpers.sh -- shell functions the server suites (45-47) source to
+# run a stockd of their own: pick a free loopback port in the suite's range,
+# start stockd on it, and make sure the server that answers is the one they
+# started. Several people run `make test` on one machine at once (release
+# and sanitizer builds), so a fixed port could be taken by another run's
+# stockd; answering a PING is then not proof enough.
+#
+# Needs BUILD; sets STOCKD_PID. Callers stop the server by that PID.
+
+# pick_port LOW HIGH: prints a port in LOW..HIGH that nothing listens on.
+pick_port() {
+    local low=$1 high=$2 port
+    for _ in $(seq 50); do
+        port=$((low + RANDOM % (high - low + 1)))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "no free port in $low..$high" >&2
+    return 1
+}
+
+# start_stockd PORT DATA LOG [FLAGS...]: starts stockd in the background and
+# waits (up to 10 s) until this very process has logged that it listens on
+# PORT and the port answers PING (or NOAUTH). Returns 1 if it exited (the
+# port taken in the meantime, a bad store) or never got there.
+start_stockd() {
+    local port=$1 data=$2 log=$3 before
+    shift 3
+    touch "$log"
+    before=$(grep -c "listening for RESP on 127.0.0.1:$port" "$log" || true)
+    "$BUILD/stockd" --store "$data" --port "$port" --http-port 0 \
+        --bind 127.0.0.1 "$@" >>"$log" 2>&1 &
+    STOCKD_PID=$!
+    for _ in $(seq 200); do
+        if ! kill -0 "$STOCKD_PID" 2>/dev/null; then
+            echo "stockd (pid $STOCKD_PID) exited at start-up; its log:" >&2
+            tail -n 5 "$log" >&2
+            return 1
+        fi
+        if [ "$(grep -c "listening for RESP on 127.0.0.1:$port" "$log" || true)" -gt "$before" ] &&
+            redis-cli -p "$port" PING 2>/dev/null | grep -Eq 'PONG|NOAUTH'; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "stockd on port $port did not come up within 10 s" >&2
+    kill "$STOCKD_PID" 2>/dev/null || true
+    wait "$STOCKD_PID" 2>/dev/null || true
+    return 1
+}
