@@ -71,6 +71,7 @@ typedef struct pg_store {
 
     pg_plan plan;
     stock_op **ops;           /* the transaction's ops still to decide */
+    uint32_t *candidates;     /* pre-check: op index of each candidate */
     uint32_t op_count;
 
     _Atomic uint64_t batches, operations, syncs, sync_us_sum;
@@ -474,7 +475,7 @@ static bool replica_ready(pg_store *store)
 }
 
 /* The candidates' line ids and SKUs as array literals; their op indexes in
- * store->plan.next (free until the plan is built). Returns the count. */
+ * store->candidates. Returns the count. */
 static uint32_t precheck_arrays(pg_store *store, buf *lines, buf *skus)
 {
     uint32_t count = 0;
@@ -488,7 +489,7 @@ static uint32_t precheck_arrays(pg_store *store, buf *lines, buf *skus)
             continue;
         ok = (count == 0 || (buf_append(lines, ",", 1) && buf_append(skus, ",", 1))) &&
              pg_text_element(lines, op->id) && pg_text_element(skus, op->sku);
-        store->plan.next[count++] = i;
+        store->candidates[count++] = i;
     }
     ok = ok && buf_append(lines, "}", 2) && buf_append(skus, "}", 2);
     return ok ? count : 0;
@@ -515,7 +516,7 @@ static void replica_precheck(pg_store *store)
         for (int row = 0; row < PQntuples(result); row++) {
             uint64_t n = strtoull(PQgetvalue(result, row, 0), NULL, 10);
             assert(n >= 1 && n <= count);
-            stock_op *op = store->ops[store->plan.next[n - 1]];
+            stock_op *op = store->ops[store->candidates[n - 1]];
             result_insufficient(op, op->sku, 0);
         }
         uint32_t kept = 0;   /* drop the decided ops from the transaction */
@@ -622,6 +623,7 @@ static void store_free(pg_store *store)
     pg_plan_free(&store->plan);
     pg_options_free(&store->options);
     free(store->ops);
+    free(store->candidates);
     pthread_cond_destroy(&store->wake);
     pthread_mutex_destroy(&store->mutex);
     free(store);
@@ -662,7 +664,8 @@ static pg_store *store_alloc(void)
     pthread_mutex_init(&store->mutex, NULL);
     pthread_cond_init(&store->wake, NULL);
     store->ops = calloc(PG_TXN_OPS_MAX, sizeof store->ops[0]);
-    if (store->ops == NULL || !pg_plan_init(&store->plan)) {
+    store->candidates = calloc(PG_TXN_OPS_MAX, sizeof store->candidates[0]);
+    if (store->ops == NULL || store->candidates == NULL || !pg_plan_init(&store->plan)) {
         store_free(store);
         return NULL;
     }

@@ -53,7 +53,7 @@ stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
 typedef enum pg_step_kind {
     PG_STEP_TOKEN = 1,  /* marks the transaction as ours (stock_clients) */
     PG_STEP_OP,         /* one op, one statement */
-    PG_STEP_MERGED,     /* several deductions of one SKU, one statement */
+    PG_STEP_MERGED,     /* a run of deductions, one statement */
 } pg_step_kind;
 
 /* One pipelined statement and the ops its result completes. */
@@ -63,27 +63,17 @@ typedef struct pg_step {
     uint32_t count;     /* ops the step completes (1 for PG_STEP_OP) */
 } pg_step;
 
-/* Deductions of one SKU within a run, chained through plan->next. */
-typedef struct pg_group {
-    uint32_t head, tail;    /* op indexes */
-    uint32_t size;
-} pg_group;
-
-/* Entries per hash table of a plan: a power of two above twice the ops. */
+/* Entries of a plan's hash table: a power of two above twice the ops. */
 #define PG_PLAN_SLOTS (4 * (uint32_t)PG_TXN_OPS_MAX)
 
 /* A transaction's statements, built by pg_plan_build. Storage is allocated
  * once (pg_plan_init) for PG_TXN_OPS_MAX ops and reused. */
 typedef struct pg_plan {
     stock_op **members;     /* ops in step order */
-    uint32_t *next;         /* scratch: group chains while merging */
     pg_step *steps;
     uint32_t step_count;
     uint32_t member_count;
-    pg_group *groups;       /* scratch: a run's SKU groups, in order of first use */
-    uint32_t *slots;        /* scratch: two open-addressing tables (SKU -> group,
-                               line id -> op), PG_PLAN_SLOTS entries each */
-    uint32_t *used;         /* scratch: slots to clear when a run ends */
+    uint32_t *slots;        /* scratch: open addressing, line id -> op index + 1 */
     buf text;               /* scratch: parameter text of one statement */
 } pg_plan;
 
@@ -94,9 +84,9 @@ void pg_plan_free(pg_plan *plan);
 /*
  * Lays out the ops (count <= PG_TXN_OPS_MAX, already validated, none
  * decided) as statements: a token step first, then one step per op, except
- * that with merge, runs of deductions are grouped per SKU in order of first
- * appearance (a run ends at any other op and at a repeated line id, so that
- * merging never reorders ops that could see each other).
+ * that with merge, each run of consecutive deductions is one step (a run ends
+ * at any other op and at a repeated line id, so that merging never reorders
+ * ops that could see each other).
  */
 void pg_plan_build(pg_plan *plan, stock_op *const *ops, uint32_t count, bool merge);
 

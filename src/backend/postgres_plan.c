@@ -3,12 +3,12 @@
  * statements (steps) and the statements' result rows back into op outputs,
  * worded by src/lib/result.c exactly as the embedded engine words them.
  *
- * Merging: deductions are commutative with each other unless they share a
- * line id, so within a run of consecutive deductions those of one SKU can be
- * sent as one stock_deduct_merged call (one conditional UPDATE for their sum,
- * one multi-row INSERT). A run ends at any other op (a set, refund or order
- * might see or change the same SKU) and at a line id already in the run (its
- * second use must see the first).
+ * Merging: deductions commute with each other unless they share a line id,
+ * so a run of consecutive deductions is sent as one stock_deduct_run call,
+ * which takes each SKU's sum with one conditional UPDATE and writes one
+ * multi-row flow INSERT. A run ends at any other op (a set, refund or order
+ * might see or change the same SKUs) and at a line id already in the run
+ * (its second use must see the first).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -21,19 +21,14 @@
 
 #define PG_PARAMS_MAX 6          /* parameters of the widest statement */
 #define PG_CODE_INVALID_LEVEL 7  /* stock_code STOCK_INVALID: a level overflow */
-#define PG_ABSENT UINT32_MAX
 
 bool pg_plan_init(pg_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->members = calloc(PG_TXN_OPS_MAX, sizeof plan->members[0]);
-    plan->next = calloc(PG_TXN_OPS_MAX, sizeof plan->next[0]);
     plan->steps = calloc(PG_TXN_OPS_MAX + 1, sizeof plan->steps[0]);
-    plan->groups = calloc(PG_TXN_OPS_MAX, sizeof plan->groups[0]);
-    plan->slots = calloc(2 * (size_t)PG_PLAN_SLOTS, sizeof plan->slots[0]);
-    plan->used = calloc(2 * (size_t)PG_TXN_OPS_MAX, sizeof plan->used[0]);
-    if (plan->members && plan->next && plan->steps && plan->groups && plan->slots &&
-        plan->used)
+    plan->slots = calloc(PG_PLAN_SLOTS, sizeof plan->slots[0]);
+    if (plan->members && plan->steps && plan->slots)
         return true;
     pg_plan_free(plan);
     return false;
@@ -42,11 +37,8 @@ bool pg_plan_init(pg_plan *plan)
 void pg_plan_free(pg_plan *plan)
 {
     free(plan->members);
-    free(plan->next);
     free(plan->steps);
-    free(plan->groups);
     free(plan->slots);
-    free(plan->used);
     buf_free(&plan->text);
     memset(plan, 0, sizeof *plan);
 }
@@ -66,28 +58,21 @@ static bool ids_equal(stock_id a, stock_id b)
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
-/* The state of a run of deductions being grouped. */
+/* The state of a run of deductions being gathered. */
 typedef struct pg_run {
     stock_op *const *ops;
-    uint32_t group_count;
-    uint32_t used_count;
+    uint32_t first;         /* op index where the run starts */
     uint32_t length;
 } pg_run;
 
-/* Finds key in table (0: SKU -> group, 1: line id -> op index); returns its
- * slot. key_of reads the key an entry stands for. */
-static uint32_t *table_slot(pg_plan *plan, pg_run *run, int table, stock_id key)
+/* The slot of line id key in the run's table (line id -> op index + 1). */
+static uint32_t *line_slot(pg_plan *plan, const pg_run *run, stock_id key)
 {
-    uint32_t *slots = plan->slots + (size_t)table * PG_PLAN_SLOTS;
     uint32_t mask = PG_PLAN_SLOTS - 1;
     for (uint32_t probe = id_hash(key) & mask;; probe = (probe + 1) & mask) {
-        uint32_t entry = slots[probe];
-        if (entry == 0)
-            return &slots[probe];
-        stock_id found = table == 0 ? run->ops[plan->groups[entry - 1].head]->sku
-                                    : run->ops[entry - 1]->id;
-        if (ids_equal(found, key))
-            return &slots[probe];
+        uint32_t entry = plan->slots[probe];
+        if (entry == 0 || ids_equal(run->ops[entry - 1]->id, key))
+            return &plan->slots[probe];
     }
 }
 
@@ -98,24 +83,22 @@ static void emit_op(pg_plan *plan, stock_op *op)
     plan->members[plan->member_count++] = op;
 }
 
-/* Emits the run's groups in order of first appearance and empties it. */
+/* Emits the run as one merged step (a lone deduction as a plain one) and
+ * empties it. */
 static void run_flush(pg_plan *plan, pg_run *run)
 {
-    for (uint32_t g = 0; g < run->group_count; g++) {
-        const pg_group *group = &plan->groups[g];
-        if (group->size == 1) {
-            emit_op(plan, run->ops[group->head]);
-            continue;
-        }
-        pg_step step = {PG_STEP_MERGED, plan->member_count, group->size};
-        for (uint32_t i = group->head; i != PG_ABSENT; i = plan->next[i])
-            plan->members[plan->member_count++] = run->ops[i];
-        assert(plan->member_count - step.first == group->size);
-        plan->steps[plan->step_count++] = step;
+    if (run->length == 1)
+        emit_op(plan, run->ops[run->first]);
+    if (run->length > 1) {
+        plan->steps[plan->step_count++] =
+            (pg_step){PG_STEP_MERGED, plan->member_count, run->length};
+        for (uint32_t i = 0; i < run->length; i++)
+            plan->members[plan->member_count++] = run->ops[run->first + i];
     }
-    for (uint32_t i = 0; i < run->used_count; i++)
-        *(plan->slots + plan->used[i]) = 0;
-    run->group_count = run->used_count = run->length = 0;
+    for (uint32_t i = 0; i < run->length; i++)
+        *line_slot(plan, run, run->ops[run->first + i]->id) = 0;
+    run->first += run->length;
+    run->length = 0;
 }
 
 /* Adds deduction ops[index] to the run, ending the run first if its line id
@@ -123,27 +106,13 @@ static void run_flush(pg_plan *plan, pg_run *run)
 static void run_add(pg_plan *plan, pg_run *run, uint32_t index)
 {
     stock_op *op = run->ops[index];
-    uint32_t *line = table_slot(plan, run, 1, op->id);
-    if (*line != 0) {
+    if (run->length > 0 && *line_slot(plan, run, op->id) != 0)
         run_flush(plan, run);
-        line = table_slot(plan, run, 1, op->id);
-    }
-    *line = index + 1;
-    plan->used[run->used_count++] = (uint32_t)(line - plan->slots);
-    uint32_t *sku = table_slot(plan, run, 0, op->sku);
-    plan->next[index] = PG_ABSENT;
-    if (*sku == 0) {
-        plan->groups[run->group_count] = (pg_group){index, index, 1};
-        *sku = ++run->group_count;
-        plan->used[run->used_count++] = (uint32_t)(sku - plan->slots);
-    } else {
-        pg_group *group = &plan->groups[*sku - 1];
-        plan->next[group->tail] = index;
-        group->tail = index;
-        group->size++;
-    }
+    if (run->length == 0)
+        run->first = index;
+    assert(run->first + run->length == index);
+    *line_slot(plan, run, op->id) = index + 1;
     run->length++;
-    assert(run->used_count <= 2 * run->length);
 }
 
 void pg_plan_build(pg_plan *plan, stock_op *const *ops, uint32_t count, bool merge)
@@ -325,8 +294,8 @@ bool pg_plan_send(pg_plan *plan, uint32_t i, PGconn *conn, uint32_t buckets,
         name = op_params(plan, &params, plan->members[step->first], buckets, now_us);
     } else {
         stock_op *const *members = plan->members + step->first;
-        param_id(plan, &params, members[0]->sku);
         param_array(plan, &params, NULL, members, step->count, PG_ARRAY_LINE);
+        param_array(plan, &params, NULL, members, step->count, PG_ARRAY_SKU);
         param_array(plan, &params, NULL, members, step->count, PG_ARRAY_QTY);
         param_int(plan, &params, now_us);
         param_int(plan, &params, buckets);
