@@ -13,11 +13,13 @@
 #include "core/core_internal.h"
 #include "lib/result.h"
 
-/* Records per pool chunk, as powers of two: big enough that the chunk
- * pointer arrays stay small at 10M lines, small enough that an empty core
- * stays cheap. */
+/* Records per pool chunk, as powers of two: the first chunk and the steady
+ * size (see core_chunk_of). A steady line chunk is 40 << 18 bytes = 10 MiB,
+ * a whole number of 2 MiB huge pages, reached after 256K lines; an empty
+ * core holds a few KiB. */
 #define SKU_CHUNK_SHIFT 10
-#define LINE_CHUNK_SHIFT 12
+#define LINE_FIRST_SHIFT 8
+#define LINE_STEADY_SHIFT 18
 #define ORDER_CHUNK_SHIFT 10
 #define REFUND_CHUNK_SHIFT 10
 #define ADJUSTMENT_CHUNK_SHIFT 8
@@ -28,12 +30,16 @@ core *core_create(void)
     if (state == NULL)
         return NULL;
     core_ids_init(&state->ids);
-    core_pool_init(&state->skus, sizeof(core_sku), SKU_CHUNK_SHIFT);
-    core_pool_init(&state->lines, sizeof(core_line), LINE_CHUNK_SHIFT);
-    core_pool_init(&state->orders, sizeof(core_order), ORDER_CHUNK_SHIFT);
-    core_pool_init(&state->refunds, sizeof(core_refund), REFUND_CHUNK_SHIFT);
+    core_pool_init(&state->skus, sizeof(core_sku), SKU_CHUNK_SHIFT,
+                   SKU_CHUNK_SHIFT);
+    core_pool_init(&state->lines, sizeof(core_line), LINE_FIRST_SHIFT,
+                   LINE_STEADY_SHIFT);
+    core_pool_init(&state->orders, sizeof(core_order), ORDER_CHUNK_SHIFT,
+                   ORDER_CHUNK_SHIFT);
+    core_pool_init(&state->refunds, sizeof(core_refund), REFUND_CHUNK_SHIFT,
+                   REFUND_CHUNK_SHIFT);
     core_pool_init(&state->adjustments, sizeof(core_adjustment),
-                   ADJUSTMENT_CHUNK_SHIFT);
+                   ADJUSTMENT_CHUNK_SHIFT, ADJUSTMENT_CHUNK_SHIFT);
     return state;
 }
 
@@ -404,6 +410,46 @@ static void apply_line(const core *state, stock_op *op)
     info->refunded = line->refunded;
     info->time_us = line->time_us;
     info->available_after = line->available_after;
+}
+
+/* -------------------------------------------------------------- prefetch */
+
+static void prefetch_slot(const core_index *index, stock_id id)
+{
+    if (index->capacity == 0)
+        return;
+    uint32_t home = (uint32_t)((uint64_t)core_hash(id) >> index->shift);
+    assert(home < index->capacity);
+    __builtin_prefetch(&index->slots[home]);
+}
+
+void core_prefetch(const core *state, const stock_op *op)
+{
+    assert(state != NULL && op != NULL);
+    switch (op->type) {
+    case STOCK_OP_SET:
+    case STOCK_OP_ADD:
+    case STOCK_OP_GET:
+        prefetch_slot(&state->sku_index, op->sku);
+        break;
+    case STOCK_OP_DEDUCT:
+        prefetch_slot(&state->line_index, op->id);
+        prefetch_slot(&state->sku_index, op->sku);
+        break;
+    case STOCK_OP_ORDER:
+        for (uint32_t i = 0; i < op->line_count && i < STOCK_ORDER_LINES_MAX; i++) {
+            prefetch_slot(&state->line_index, op->lines[i].line_id);
+            prefetch_slot(&state->sku_index, op->lines[i].sku);
+        }
+        break;
+    case STOCK_OP_REFUND:
+        prefetch_slot(&state->refund_index, op->id);
+        prefetch_slot(&state->line_index, op->line);
+        break;
+    case STOCK_OP_LINE:
+        prefetch_slot(&state->line_index, op->line);
+        break;
+    }
 }
 
 /* ---------------------------------------------------------------- apply */

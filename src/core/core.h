@@ -44,6 +44,17 @@ void core_destroy(core *state);
 bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);
 
 /*
+ * A hint that op (validated) will be applied soon: computes its ids' hashes
+ * and prefetches the hash-table slots core_apply will read. Changes nothing
+ * and may be skipped. Applying a batch, call it for op i + CORE_PREFETCH_AHEAD
+ * before applying op i, so that the memory latency of the ops overlaps
+ * (a random miss into a 10M-line table costs hundreds of ns here, and the
+ * ops of a batch are independent reads until applied).
+ */
+#define CORE_PREFETCH_AHEAD 8
+void core_prefetch(const core *state, const stock_op *op);
+
+/*
  * Re-applies one record made by core_apply (at recovery). Returns STOCK_OK;
  * STOCK_CORRUPT if the record cannot be decoded or does not apply to this
  * state (message says why); STOCK_NOMEM.

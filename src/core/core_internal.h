@@ -31,9 +31,10 @@
 #define CORE_ENTITY_MAX (3u << 29)
 #define CORE_INDEX_CAPACITY_MAX (1u << 31)
 #define CORE_INDEX_CAPACITY_MIN 16u
-/* Bytes per id-arena chunk; an id never straddles two chunks. */
-#define CORE_ID_CHUNK_SHIFT 16
-#define CORE_ID_CHUNK_BYTES (1u << CORE_ID_CHUNK_SHIFT)
+/* Id-arena chunks: 8 KiB first, growing to 2 MiB; an id never straddles
+ * two chunks, and the first holds the ids of the biggest order. */
+#define CORE_ID_FIRST_SHIFT 13
+#define CORE_ID_STEADY_SHIFT 21
 
 /* ------------------------------------------------------------- entities */
 
@@ -80,20 +81,65 @@ typedef struct core_adjustment {
 
 /* ----------------------------------------------------------- containers */
 
+/*
+ * Chunk geometry of pools and the id arena, in units (records or bytes):
+ * chunk 0 holds 1 << first units, chunk c in 1..steady-first holds
+ * 1 << (first + c - 1), so that chunks 0..steady-first hold 1 << steady
+ * together, and every later chunk holds 1 << steady. Small states stay
+ * small, big ones get big chunks (huge pages), and no unit ever moves.
+ */
+static inline uint32_t core_chunk_of(uint64_t unit, uint32_t first,
+                                     uint32_t steady, uint64_t *start)
+{
+    assert(first <= steady && steady < 32);
+    if (unit >> steady) {
+        *start = unit >> steady << steady;
+        return (uint32_t)(unit >> steady) + steady - first;
+    }
+    if (unit >> first) {
+        uint32_t top = 63 - (uint32_t)__builtin_clzll(unit);
+        *start = (uint64_t)1 << top;
+        return top - first + 1;
+    }
+    *start = 0;
+    return 0;
+}
+
+/* Units in chunk `chunk`, as a power of two. */
+static inline uint32_t core_chunk_shift(uint32_t chunk, uint32_t first,
+                                        uint32_t steady)
+{
+    if (chunk == 0)
+        return first;
+    return chunk <= steady - first ? first + chunk - 1 : steady;
+}
+
+/* Units held by the chunks before `chunk` (= the first unit of chunk). */
+static inline uint64_t core_chunk_start(uint32_t chunk, uint32_t first,
+                                        uint32_t steady)
+{
+    if (chunk == 0)
+        return 0;
+    if (chunk <= steady - first + 1)
+        return (uint64_t)1 << (first + chunk - 1);
+    return (uint64_t)(chunk - (steady - first)) << steady;
+}
+
 typedef struct core_pool {
     uint8_t **chunks;
     uint32_t chunk_count;
     uint32_t chunk_capacity;   /* entries in chunks[] */
     uint32_t count;            /* records in use */
     uint32_t record_size;
-    uint32_t chunk_shift;      /* records per chunk = 1 << chunk_shift */
+    uint32_t first_shift;      /* chunk geometry, see core_chunk_of */
+    uint32_t steady_shift;
 } core_pool;
 
 typedef struct core_ids {
     uint8_t **chunks;
     uint32_t chunk_count;
     uint32_t chunk_capacity;
-    uint32_t used;             /* bytes used in the last chunk */
+    uint64_t end;              /* offset of the next free byte */
     uint64_t total;            /* id bytes stored */
 } core_ids;
 
@@ -118,9 +164,10 @@ struct core {
 
 /* ----------------------------------------------------------- core_pool */
 
-/* An empty pool of records of record_size bytes, 1 << chunk_shift per
- * chunk. Allocates nothing. */
-void core_pool_init(core_pool *pool, uint32_t record_size, uint32_t chunk_shift);
+/* An empty pool of records of record_size bytes in chunks of 1 << first_shift
+ * growing to 1 << steady_shift records. Allocates nothing. */
+void core_pool_init(core_pool *pool, uint32_t record_size, uint32_t first_shift,
+                    uint32_t steady_shift);
 void core_pool_free(core_pool *pool);
 /* Makes room for extra more records. False on out of memory or when the
  * pool would pass CORE_ENTITY_MAX (the pool is unchanged either way). */
@@ -135,16 +182,17 @@ uint64_t core_pool_memory(const core_pool *pool);
 static inline void *core_pool_at(const core_pool *pool, uint32_t index)
 {
     assert(index < pool->count);
-    uint32_t mask = (1u << pool->chunk_shift) - 1;
-    return pool->chunks[index >> pool->chunk_shift] +
-           (uint64_t)(index & mask) * pool->record_size;
+    uint64_t start;
+    uint32_t chunk = core_chunk_of(index, pool->first_shift, pool->steady_shift,
+                                   &start);
+    return pool->chunks[chunk] + (index - start) * pool->record_size;
 }
 
 /* ------------------------------------------------------------ core_ids */
 
 void core_ids_init(core_ids *ids);
 void core_ids_free(core_ids *ids);
-/* Makes room for ids totalling bytes (1..CORE_ID_CHUNK_BYTES) in the
+/* Makes room for ids totalling bytes (1..1 << CORE_ID_FIRST_SHIFT) in the
  * current chunk, so that pushing them cannot allocate. */
 bool core_ids_reserve(core_ids *ids, uint32_t bytes);
 /* Copies an id (space reserved before) and returns its reference. */
@@ -154,11 +202,11 @@ uint64_t core_ids_memory(const core_ids *ids);
 /* The id a reference names; the bytes stay owned by the arena. */
 static inline stock_id core_ids_get(const core_ids *ids, uint64_t ref)
 {
-    uint64_t offset = ref >> 8;
-    uint32_t chunk = (uint32_t)(offset >> CORE_ID_CHUNK_SHIFT);
+    uint64_t offset = ref >> 8, start;
+    uint32_t chunk = core_chunk_of(offset, CORE_ID_FIRST_SHIFT,
+                                   CORE_ID_STEADY_SHIFT, &start);
     assert(chunk < ids->chunk_count);
-    stock_id id = {(const char *)ids->chunks[chunk] +
-                       (offset & (CORE_ID_CHUNK_BYTES - 1)),
+    stock_id id = {(const char *)ids->chunks[chunk] + (offset - start),
                    (uint32_t)(ref & 0xFF)};
     return id;
 }

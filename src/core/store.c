@@ -8,6 +8,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -16,6 +18,50 @@
 
 /* Entries of a chunk-pointer array at first use. */
 #define CHUNK_LIST_MIN 16u
+/* A transparent huge page. Big regions ask for them: on the VMs this runs
+ * on, a 4 KiB page fault costs microseconds, which at 10M lines would cost
+ * more than the work itself (docs/engine.md). */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+static size_t page_round(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (bytes + page - 1) & ~(page - 1);
+}
+
+/* A region of bytes. A huge one comes straight from the kernel (zeroed,
+ * 2 MiB-aligned, advised to use huge pages); a small one from malloc, whose
+ * reused pages cost no faults, zeroed only if asked. NULL on failure. */
+static void *region_map(size_t bytes, bool huge, bool zero)
+{
+    if (!huge)
+        return zero ? calloc(1, bytes) : malloc(bytes);
+    size_t size = page_round(bytes);
+    size_t span = size + HUGE_PAGE_BYTES;
+    uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t mask = HUGE_PAGE_BYTES - 1;
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + mask) & ~mask);
+    size_t head = (size_t)(aligned - raw);
+    if (head > 0)
+        munmap(raw, head);
+    if (span - head > size)
+        munmap(aligned + size, span - head - size);
+    /* Advice only: without huge pages the region still works. */
+    (void)madvise(aligned, size, MADV_HUGEPAGE);
+    return aligned;
+}
+
+/* Frees a region made by region_map with the same bytes and huge. */
+static void region_unmap(void *region, size_t bytes, bool huge)
+{
+    if (!huge)
+        free(region);
+    else if (region != NULL)
+        munmap(region, page_round(bytes));
+}
 
 /* Grows a chunk-pointer array to hold one more pointer. */
 static bool chunk_list_grow(uint8_t ***chunks, uint32_t *capacity,
@@ -35,21 +81,43 @@ static bool chunk_list_grow(uint8_t ***chunks, uint32_t *capacity,
 
 /* ------------------------------------------------------------ core_pool */
 
-void core_pool_init(core_pool *pool, uint32_t record_size, uint32_t chunk_shift)
+/* A chunk asks for huge pages when it is made of whole ones. */
+static bool chunk_huge(size_t bytes)
+{
+    return bytes % HUGE_PAGE_BYTES == 0;
+}
+
+void core_pool_init(core_pool *pool, uint32_t record_size, uint32_t first_shift,
+                    uint32_t steady_shift)
 {
     assert(record_size > 0 && record_size % 8 == 0);
-    assert(chunk_shift >= 4 && chunk_shift <= 20);
+    assert(first_shift >= 4 && first_shift <= steady_shift && steady_shift <= 24);
     memset(pool, 0, sizeof *pool);
     pool->record_size = record_size;
-    pool->chunk_shift = chunk_shift;
+    pool->first_shift = first_shift;
+    pool->steady_shift = steady_shift;
+}
+
+static size_t pool_chunk_bytes(const core_pool *pool, uint32_t chunk)
+{
+    return (size_t)pool->record_size
+           << core_chunk_shift(chunk, pool->first_shift, pool->steady_shift);
+}
+
+/* Records the first `chunks` chunks hold. */
+static uint64_t pool_capacity(const core_pool *pool, uint32_t chunks)
+{
+    return core_chunk_start(chunks, pool->first_shift, pool->steady_shift);
 }
 
 void core_pool_free(core_pool *pool)
 {
-    for (uint32_t i = 0; i < pool->chunk_count; i++)
-        free(pool->chunks[i]);
+    for (uint32_t i = 0; i < pool->chunk_count; i++) {
+        size_t bytes = pool_chunk_bytes(pool, i);
+        region_unmap(pool->chunks[i], bytes, chunk_huge(bytes));
+    }
     free(pool->chunks);
-    core_pool_init(pool, pool->record_size, pool->chunk_shift);
+    core_pool_init(pool, pool->record_size, pool->first_shift, pool->steady_shift);
 }
 
 bool core_pool_reserve(core_pool *pool, uint32_t extra)
@@ -58,11 +126,12 @@ bool core_pool_reserve(core_pool *pool, uint32_t extra)
     if (extra > CORE_ENTITY_MAX - pool->count)
         return false;
     uint64_t needed = (uint64_t)pool->count + extra;
-    while (((uint64_t)pool->chunk_count << pool->chunk_shift) < needed) {
+    while (pool_capacity(pool, pool->chunk_count) < needed) {
         if (!chunk_list_grow(&pool->chunks, &pool->chunk_capacity,
                              pool->chunk_count))
             return false;
-        uint8_t *chunk = malloc((size_t)pool->record_size << pool->chunk_shift);
+        size_t bytes = pool_chunk_bytes(pool, pool->chunk_count);
+        uint8_t *chunk = region_map(bytes, chunk_huge(bytes), false);
         if (chunk == NULL)
             return false;
         pool->chunks[pool->chunk_count++] = chunk;
@@ -72,18 +141,29 @@ bool core_pool_reserve(core_pool *pool, uint32_t extra)
 
 uint32_t core_pool_push(core_pool *pool)
 {
-    assert(((uint64_t)pool->chunk_count << pool->chunk_shift) > pool->count);
+    assert(pool_capacity(pool, pool->chunk_count) > pool->count);
     assert(pool->count < CORE_ENTITY_MAX);
     return pool->count++;
 }
 
 uint64_t core_pool_memory(const core_pool *pool)
 {
-    return ((uint64_t)pool->chunk_count * pool->record_size << pool->chunk_shift) +
+    return pool_capacity(pool, pool->chunk_count) * pool->record_size +
            (uint64_t)pool->chunk_capacity * sizeof(uint8_t *);
 }
 
 /* ------------------------------------------------------------- core_ids */
+
+static size_t ids_chunk_bytes(uint32_t chunk)
+{
+    return (size_t)1 << core_chunk_shift(chunk, CORE_ID_FIRST_SHIFT,
+                                         CORE_ID_STEADY_SHIFT);
+}
+
+static uint64_t ids_capacity(uint32_t chunks)
+{
+    return core_chunk_start(chunks, CORE_ID_FIRST_SHIFT, CORE_ID_STEADY_SHIFT);
+}
 
 void core_ids_init(core_ids *ids)
 {
@@ -92,44 +172,47 @@ void core_ids_init(core_ids *ids)
 
 void core_ids_free(core_ids *ids)
 {
-    for (uint32_t i = 0; i < ids->chunk_count; i++)
-        free(ids->chunks[i]);
+    for (uint32_t i = 0; i < ids->chunk_count; i++) {
+        size_t bytes = ids_chunk_bytes(i);
+        region_unmap(ids->chunks[i], bytes, chunk_huge(bytes));
+    }
     free(ids->chunks);
     core_ids_init(ids);
 }
 
 bool core_ids_reserve(core_ids *ids, uint32_t bytes)
 {
-    assert(bytes >= 1 && bytes <= CORE_ID_CHUNK_BYTES);
-    if (ids->chunk_count > 0 && ids->used + bytes <= CORE_ID_CHUNK_BYTES)
+    assert(bytes >= 1 && bytes <= (1u << CORE_ID_FIRST_SHIFT));
+    if (ids->end + bytes <= ids_capacity(ids->chunk_count))
         return true;
     /* The reference keeps 56 bits of offset: far beyond any memory. */
     if (!chunk_list_grow(&ids->chunks, &ids->chunk_capacity, ids->chunk_count))
         return false;
-    uint8_t *chunk = malloc(CORE_ID_CHUNK_BYTES);
+    size_t chunk_bytes = ids_chunk_bytes(ids->chunk_count);
+    uint8_t *chunk = region_map(chunk_bytes, chunk_huge(chunk_bytes), false);
     if (chunk == NULL)
         return false;
+    /* The tail of the last chunk stays unused: an id never straddles. */
+    ids->end = ids_capacity(ids->chunk_count);
     ids->chunks[ids->chunk_count++] = chunk;
-    ids->used = 0;
     return true;
 }
 
 uint64_t core_ids_push(core_ids *ids, stock_id id)
 {
-    assert(ids->chunk_count > 0);
-    assert(id.len >= 1 && id.len <= STOCK_ID_MAX &&
-           ids->used + id.len <= CORE_ID_CHUNK_BYTES);
-    uint64_t offset = ((uint64_t)(ids->chunk_count - 1) << CORE_ID_CHUNK_SHIFT) +
-                      ids->used;
-    memcpy(ids->chunks[ids->chunk_count - 1] + ids->used, id.ptr, id.len);
-    ids->used += id.len;
+    assert(ids->chunk_count > 0 && id.len >= 1 && id.len <= STOCK_ID_MAX);
+    assert(ids->end + id.len <= ids_capacity(ids->chunk_count));
+    uint64_t offset = ids->end;
+    uint64_t start = ids_capacity(ids->chunk_count - 1);
+    memcpy(ids->chunks[ids->chunk_count - 1] + (offset - start), id.ptr, id.len);
+    ids->end += id.len;
     ids->total += id.len;
     return offset << 8 | id.len;
 }
 
 uint64_t core_ids_memory(const core_ids *ids)
 {
-    return (uint64_t)ids->chunk_count * CORE_ID_CHUNK_BYTES +
+    return ids_capacity(ids->chunk_count) +
            (uint64_t)ids->chunk_capacity * sizeof(uint8_t *);
 }
 
@@ -141,9 +224,15 @@ uint32_t core_hash(stock_id id)
     return (uint32_t)(XXH3_64bits(id.ptr, id.len) >> 32);
 }
 
+static size_t index_bytes(uint32_t capacity)
+{
+    return (size_t)capacity * sizeof(core_slot);
+}
+
 void core_index_free(core_index *index)
 {
-    free(index->slots);
+    region_unmap(index->slots, index_bytes(index->capacity),
+                 index_bytes(index->capacity) >= HUGE_PAGE_BYTES);
     memset(index, 0, sizeof *index);
 }
 
@@ -167,7 +256,8 @@ static bool index_resize(core_index *index, uint32_t capacity)
 {
     assert(capacity >= CORE_INDEX_CAPACITY_MIN && (capacity & (capacity - 1)) == 0);
     assert(capacity > index->used);
-    core_slot *slots = calloc(capacity, sizeof *slots);
+    size_t bytes = index_bytes(capacity);
+    core_slot *slots = region_map(bytes, bytes >= HUGE_PAGE_BYTES, true);
     if (slots == NULL)
         return false;
     uint32_t shift = 32 - (uint32_t)__builtin_ctz(capacity);
@@ -177,7 +267,8 @@ static bool index_resize(core_index *index, uint32_t capacity)
             index_place(slots, capacity - 1,
                         (uint32_t)((uint64_t)slot.hash >> shift), slot);
     }
-    free(index->slots);
+    region_unmap(index->slots, index_bytes(index->capacity),
+                 index_bytes(index->capacity) >= HUGE_PAGE_BYTES);
     index->slots = slots;
     index->capacity = capacity;
     index->shift = shift;

@@ -652,6 +652,44 @@ static void test_stats(void **context)
     assert_true(stats.memory_bytes > 500 * 40);
 }
 
+/* Past 2^18 lines the line pool switches to its steady 10 MiB chunks and
+ * the id arena to 2 MiB ones: lines on both sides must stay reachable. */
+#define MANY_LINES ((1 << 18) + 5000)
+
+static void test_many_lines(void **context)
+{
+    fixture *f = *context;
+    expect(f, op_set("A", MANY_LINES), STOCK_OK, MANY_LINES);
+    char line[NAME_BYTES];
+    for (int i = 0; i < MANY_LINES; i++) {
+        snprintf(line, sizeof line, "line-%d", i);
+        stock_op op = op_deduct(line, "A", 1);
+        f->log.count = 0;      /* the records are not kept */
+        buf_clear(&f->log.bytes);
+        assert_int_equal(run(f, &op), STOCK_OK);
+    }
+    static const int probes[] = {0, 255, 256, 4095, 1 << 17, (1 << 18) - 1,
+                                 1 << 18, MANY_LINES - 1};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        snprintf(line, sizeof line, "line-%d", probes[i]);
+        stock_line_info info = line_info(f, line);
+        assert_int_equal(info.available_after, MANY_LINES - 1 - probes[i]);
+        expect(f, op_deduct(line, "A", 1), STOCK_REPLAY, MANY_LINES - 1 - probes[i]);
+    }
+    buf image = {0};
+    snapshot(f->state, &image);
+    core *copy = core_create();
+    memory_reader reader = {image.data, image.len, 0};
+    assert_int_equal(core_snapshot_load(copy, read_memory, &reader, NULL, 0), STOCK_OK);
+    buf again = {0};
+    snapshot(copy, &again);
+    assert_int_equal(again.len, image.len);
+    assert_memory_equal(again.data, image.data, image.len);
+    core_destroy(copy);
+    buf_free(&image);
+    buf_free(&again);
+}
+
 /* ------------------------------------------------------- damaged bytes */
 
 #define CORRUPT_RECORDS_MAX 80
@@ -810,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_write_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_that_do_not_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshots, setup, teardown),
