@@ -289,6 +289,15 @@ static void write_group(embedded *e, stock_batch *list, uint64_t records)
     pthread_mutex_unlock(&e->sync_mutex);
 }
 
+static void publish_core_stats(embedded *e)
+{
+    core_stats stats;
+    core_get_stats(e->state, &stats);
+    atomic_store_explicit(&e->skus, stats.skus, memory_order_relaxed);
+    atomic_store_explicit(&e->lines, stats.lines, memory_order_relaxed);
+    atomic_store_explicit(&e->memory_bytes, stats.memory_bytes, memory_order_relaxed);
+}
+
 /* Applies a list of batches as one or more groups (split at
  * EMBEDDED_GROUP_BYTES_MAX, always between batches). */
 static void apply_batches(embedded *e, stock_batch *list)
@@ -307,17 +316,10 @@ static void apply_batches(embedded *e, stock_batch *list)
         }
         assert(last != NULL);
         last->next = NULL;
+        /* Before completion, so a caller sees counts that include its ops. */
+        publish_core_stats(e);
         write_group(e, first, records);
     }
-}
-
-static void publish_core_stats(embedded *e)
-{
-    core_stats stats;
-    core_get_stats(e->state, &stats);
-    atomic_store_explicit(&e->skus, stats.skus, memory_order_relaxed);
-    atomic_store_explicit(&e->lines, stats.lines, memory_order_relaxed);
-    atomic_store_explicit(&e->memory_bytes, stats.memory_bytes, memory_order_relaxed);
 }
 
 static int save_state(void *context, journal_write_fn write, void *write_context)
@@ -374,10 +376,8 @@ static void *writer_main(void *context)
         stock_batch *list = take_queue(e, &closing);
         if (list == NULL && closing)
             break;
-        if (list != NULL) {
+        if (list != NULL)
             apply_batches(e, list);
-            publish_core_stats(e);
-        }
         maintain(e, e->snapshot_log_bytes);
     }
     /* Closing: everything is applied; let the syncer finish, then leave a
