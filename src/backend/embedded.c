@@ -254,6 +254,25 @@ static void apply_op(embedded *e, stock_op *op, int64_t time_us, uint64_t *recor
     }
 }
 
+/* Applies every valid op of a batch, prefetching the table slots of the op
+ * CORE_PREFETCH_AHEAD places later so that their cache misses overlap. */
+static void apply_batch(embedded *e, stock_batch *batch, int64_t time_us,
+                        uint64_t *records)
+{
+    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    size_t ahead = batch->count < CORE_PREFETCH_AHEAD ? batch->count : CORE_PREFETCH_AHEAD;
+    for (size_t i = 0; i < ahead; i++)
+        if (batch->ops[i].code != STOCK_INVALID)
+            core_prefetch(e->state, &batch->ops[i]);
+    for (size_t i = 0; i < batch->count; i++) {
+        size_t later = i + CORE_PREFETCH_AHEAD;
+        if (later < batch->count && batch->ops[later].code != STOCK_INVALID)
+            core_prefetch(e->state, &batch->ops[later]);
+        if (batch->ops[i].code != STOCK_INVALID)
+            apply_op(e, &batch->ops[i], time_us, records);
+    }
+}
+
 /* Writes the group's records and passes its batches on for completion. */
 static void write_group(embedded *e, stock_batch *list, uint64_t records)
 {
@@ -308,9 +327,8 @@ static void apply_batches(embedded *e, stock_batch *list)
         int64_t time_us = now_us();
         bool broken = atomic_load(&e->broken);
         while (list != NULL && e->group.len < EMBEDDED_GROUP_BYTES_MAX) {
-            for (size_t i = 0; i < list->count && !broken; i++)
-                if (list->ops[i].code != STOCK_INVALID)
-                    apply_op(e, &list->ops[i], time_us, &records);
+            if (!broken)
+                apply_batch(e, list, time_us, &records);
             last = list;
             list = list->next;
         }
