@@ -4,7 +4,9 @@
 # add up, sellout sells exactly its stock), an open-loop run, a plot, flag
 # validation; then the same against a real stockd on 127.0.0.1:17451 through
 # stockd://, and a run that a second writer disturbs on purpose (redis-cli
-# deducts from the bench's own SKU mid-run), which the check must catch.
+# deducts from the bench's own SKU mid-run), which the check must catch;
+# last, crash mode: stockbench SIGKILLs and restarts its own stockd
+# (127.0.0.1:17452) under load, and the check must still pass.
 set -eu
 BUILD=${BUILD:-build}
 bench="$BUILD/stockbench"
@@ -116,4 +118,13 @@ cat "$dir/disturbed.out"
 [ "$status" -eq 1 ] || fail "disturbed run: exit $status, wanted 1 (check failed)"
 grep -q "I2 sku=${prefix}S0: .*(difference +7)" "$dir/disturbed.out" ||
     fail "the check did not name the SKU and the difference of 7"
+echo "== crash mode: stockd SIGKILLed every second under load, acknowledged ops all there"
+bench_ok crash --stockd "$BUILD/stockd" --stockd-data "$dir/crash-data" \
+    --stockd-port 17452 --kill-every 1 -w mixed -d 4 -c 4 -P 8
+[ "$(json_field "$dir/crash.json" 'j["kills"] >= 2')" = True ] ||
+    fail "crash mode did not kill stockd at least twice"
+status=0
+"$bench" --stockd "$BUILD/stockd" --store x --stockd-data "$dir/d" --stockd-port 17452 \
+    >"$dir/both.out" 2>&1 || status=$?
+[ "$status" -eq 2 ] || fail "--stockd with --store: exit $status, wanted 2"
 echo "stockbench suite passed"

@@ -174,6 +174,49 @@ static void test_sellout_expects_empty(void **unused)
     free_fixture(f);
 }
 
+/* An op cut off by a broken connection is retried with the same ids (also
+ * after being moved and rebound); a REPLAY to the retry counts as the
+ * deduction, once; reads are never retried. */
+static void test_retry_after_unknown_outcome(void **unused)
+{
+    (void)unused;
+    fixture *f = make_fixture(WORKLOAD_CART);
+    workload_next(f->load, &f->op, &f->item);
+    f->op.code = STOCK_UNAVAILABLE;
+    assert_true(workload_retry(f->load, &f->op, &f->item));
+    assert_int_equal(f->item.attempts, 1);
+    stock_op moved_op = f->op;
+    workload_item *moved_item = malloc(sizeof *moved_item);
+    assert_non_null(moved_item);
+    *moved_item = f->item;
+    memset(&f->item, 0, sizeof f->item);
+    workload_rebind(&moved_op, moved_item);
+    assert_ptr_equal(moved_op.id.ptr, moved_item->id);
+    assert_ptr_equal(moved_op.lines, moved_item->lines);
+    assert_ptr_equal(moved_op.lines[4].line_id.ptr, moved_item->line_ids[4]);
+    stock_op copy = moved_op;
+    assert_int_equal(stock_validate(&copy), STOCK_OK);
+    moved_op.code = STOCK_REPLAY;
+    workload_complete(f->load, &moved_op, moved_item);
+    assert_int_equal(checker_total_deducted(f->ledger), WORKLOAD_CART_LINES);
+    assert_int_equal(checker_failures(f->ledger), 0);
+    assert_int_equal(workload_retries(f->load), 1);
+    /* Past the attempt limit the outcome stays unknown: no more retries. */
+    moved_item->attempts = WORKLOAD_ATTEMPTS_MAX - 1;
+    moved_op.code = STOCK_UNAVAILABLE;
+    assert_false(workload_retry(f->load, &moved_op, moved_item));
+    free(moved_item);
+    free_fixture(f);
+
+    f = make_fixture(WORKLOAD_MIXED);
+    do
+        workload_next(f->load, &f->op, &f->item);
+    while (f->item.kind != WORKLOAD_OP_READ);
+    f->op.code = STOCK_UNAVAILABLE;
+    assert_false(workload_retry(f->load, &f->op, &f->item));
+    free_fixture(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_mixed_proportions_and_ledger),
         cmocka_unit_test(test_wrong_replay_and_refund_caught),
         cmocka_unit_test(test_sellout_expects_empty),
+        cmocka_unit_test(test_retry_after_unknown_outcome),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,20 @@ static const char usage_text[] =
     "      --json              print one JSON object instead of the summary\n"
     "      --plot FILE.png     plot throughput and latency over time (gnuplot)\n"
     "      --no-progress       no progress line even on a terminal\n"
+    "\n"
+    "Crash mode (the store is a stockd that stockbench runs itself):\n"
+    "      --stockd PATH       start this stockd binary on 127.0.0.1 (instead\n"
+    "                          of --store)\n"
+    "      --stockd-data DIR   its data folder (its output goes to DIR.log)\n"
+    "      --stockd-port N     its RESP port\n"
+    "      --kill-every SECS   SIGKILL and restart it every SECS seconds while\n"
+    "                          the load runs; ops cut off are retried with the\n"
+    "                          same ids, and the check must still pass\n"
     "  -h, --help              this text\n"
     "\n"
+    "\n"
+    "Ops whose outcome is unknown (UNAVAILABLE: the connection broke) are\n"
+    "resent with the same ids, as a careful client would.\n"
     "Exit status: 0 check passed, 1 check failed, 2 usage, 3 could not run.\n";
 
 typedef struct options {
@@ -66,6 +78,7 @@ typedef struct options {
     bool no_progress;
     bool duration_set;
     const char *plot_path;
+    char stockd_uri[64];
 } options;
 
 __attribute__((noreturn, format(printf, 1, 2)))
@@ -111,7 +124,8 @@ static double parse_number(const char *flag, const char *text, double low,
 
 enum long_only {
     OPT_SKUS = 256, OPT_STOCK, OPT_REPLAYS, OPT_SEED, OPT_PREFIX,
-    OPT_DURABILITY, OPT_JSON, OPT_PLOT, OPT_NO_PROGRESS
+    OPT_DURABILITY, OPT_JSON, OPT_PLOT, OPT_NO_PROGRESS, OPT_STOCKD,
+    OPT_STOCKD_DATA, OPT_STOCKD_PORT, OPT_KILL_EVERY
 };
 
 static const struct option long_options[] = {
@@ -131,6 +145,10 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"plot", required_argument, NULL, OPT_PLOT},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"stockd", required_argument, NULL, OPT_STOCKD},
+    {"stockd-data", required_argument, NULL, OPT_STOCKD_DATA},
+    {"stockd-port", required_argument, NULL, OPT_STOCKD_PORT},
+    {"kill-every", required_argument, NULL, OPT_KILL_EVERY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -203,6 +221,19 @@ static bool parse_load_option(options *opts, int option, const char *arg)
     case 'r':
         run->rate = parse_number("--rate", arg, 1, RUN_RATE_MAX);
         return true;
+    case OPT_STOCKD:
+        run->stockd_path = arg;
+        return true;
+    case OPT_STOCKD_DATA:
+        run->stockd_data = arg;
+        return true;
+    case OPT_STOCKD_PORT:
+        run->stockd_port = (int)parse_integer("--stockd-port", arg, 1, 65535);
+        return true;
+    case OPT_KILL_EVERY:
+        run->kill_every_s = parse_number("--kill-every", arg,
+                                         RUN_KILL_EVERY_MIN_S, RUN_DURATION_MAX_S);
+        return true;
     case OPT_DURABILITY:
         if (strcmp(arg, "sync") != 0 && strcmp(arg, "relaxed") != 0)
             usage_error("--durability must be sync or relaxed, not '%s'", arg);
@@ -215,12 +246,35 @@ static bool parse_load_option(options *opts, int option, const char *arg)
     }
 }
 
+/* Crash mode: the store is the stockd the run starts. */
+static void validate_crash_mode(options *opts)
+{
+    run_config *run = &opts->run;
+    if (run->stockd_path == NULL) {
+        if (run->stockd_data != NULL || run->stockd_port != 0 ||
+            run->kill_every_s > 0)
+            usage_error("--stockd-data, --stockd-port and --kill-every need "
+                        "--stockd PATH");
+        return;
+    }
+    if (run->uri != NULL)
+        usage_error("give --store or --stockd, not both");
+    if (run->stockd_data == NULL || run->stockd_port == 0)
+        usage_error("--stockd needs --stockd-data DIR and --stockd-port N");
+    if (access(run->stockd_path, X_OK) != 0)
+        usage_error("--stockd %s is not an executable file", run->stockd_path);
+    snprintf(opts->stockd_uri, sizeof opts->stockd_uri,
+             "stockd://127.0.0.1:%d", run->stockd_port);
+    run->uri = opts->stockd_uri;
+}
+
 /* Checks what single flags cannot: combinations and required flags. */
 static void validate_options(options *opts)
 {
     run_config *run = &opts->run;
+    validate_crash_mode(opts);
     if (run->uri == NULL || run->uri[0] == '\0')
-        usage_error("--store URI is required");
+        usage_error("--store URI (or --stockd) is required");
     if (opts->duration_set && run->requests > 0)
         usage_error("give --duration or --requests, not both");
     if ((uint64_t)run->connections * run->pipeline > RUN_INFLIGHT_MAX)

@@ -59,6 +59,10 @@ void report_text(FILE *out, const run_config *config, const run_result *result)
         fprintf(out, "  behind     %" PRIu64 " operations fell due but were not "
                 "sent: the store did not keep up with --rate\n",
                 result->unsent_ops);
+    if (result->retries > 0 || result->kills > 0)
+        fprintf(out, "  recovery   %" PRIu32 " stockd kill(s), %" PRIu64
+                " op(s) resent after an unknown outcome\n",
+                result->kills, result->retries);
     fprintf(out, "  latency   ");
     for (int i = 0; i < REPORT_PERCENTILE_COUNT; i++)
         fprintf(out, " %s %.3f ms", percentile_names[i],
@@ -135,7 +139,7 @@ int report_json(FILE *out, const run_config *config, const run_result *result)
                             json_integer((json_int_t)result->kinds[kind]));
     json_t *root = json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:s,s:i,s:I,s:f,s:f,s:o,s:o,s:o,"
-        "s:I,s:I,s:{s:b,s:I},s:o,s:I}",
+        "s:I,s:I,s:{s:b,s:I},s:o,s:I,s:I,s:i}",
         "workload", workload_kind_name(config->workload.kind), "uri",
         display_uri(config->uri, uri, sizeof uri), "backend", result->backend, "prefix", result->prefix,
         "loop", config->rate > 0 ? "open" : "closed", "connections",
@@ -149,7 +153,8 @@ int report_json(FILE *out, const run_config *config, const run_result *result)
         (json_int_t)result->deducted, "refunded", (json_int_t)result->refunded,
         "check", "passed", result->check_failures == 0, "failures",
         (json_int_t)result->check_failures, "series", series_json(result),
-        "unsent", (json_int_t)result->unsent_ops);
+        "unsent", (json_int_t)result->unsent_ops, "retries",
+        (json_int_t)result->retries, "kills", (int)result->kills);
     if (root == NULL)
         return -1;
     int status = json_dumpf(root, out, JSON_COMPACT);

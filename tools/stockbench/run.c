@@ -34,6 +34,12 @@ typedef struct run_slot {
     struct run_slot *next;           /* completion queue or free list */
 } run_slot;
 
+/* An op waiting to be sent again with the same ids (workload_retry). */
+typedef struct run_retry {
+    stock_op op;
+    workload_item item;
+} run_retry;
+
 typedef struct run_queue {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
@@ -59,6 +65,12 @@ typedef struct run_state {
     uint64_t tick_ns;
     uint64_t tick_ops;
     histogram tick_latency;
+    run_retry *retries;              /* connections x pipeline entries */
+    uint32_t retry_count;
+    bool backoff;                    /* a batch just failed: pause a little */
+    bool broken;                     /* crash mode could not restart stockd */
+    spawn server;                    /* crash mode */
+    uint64_t next_kill_ns;
 } run_state;
 
 static uint64_t now_ns(void)
@@ -233,7 +245,9 @@ static int slots_create(run_state *state)
 {
     const run_config *config = state->config;
     state->slots = calloc(config->connections, sizeof *state->slots);
-    if (state->slots == NULL)
+    state->retries = calloc((size_t)config->connections * config->pipeline,
+                            sizeof *state->retries);
+    if (state->slots == NULL || state->retries == NULL)
         return run_error(state->result, "out of memory for the batches");
     for (uint32_t i = 0; i < config->connections; i++) {
         run_slot *slot = &state->slots[i];
@@ -253,6 +267,7 @@ static int slots_create(run_state *state)
 
 static void slots_destroy(run_state *state)
 {
+    free(state->retries);
     if (state->slots == NULL)
         return;
     for (uint32_t i = 0; i < state->config->connections; i++) {
@@ -262,35 +277,64 @@ static void slots_destroy(run_state *state)
     free(state->slots);
 }
 
-/* True while the run should send more: the count is not reached, or the
+/* True while new ops may be generated: the count is not reached, or the
  * duration has not run out at time (the send time of the next batch). */
-static bool more_to_send(const run_state *state, uint64_t time)
+static bool new_allowed(const run_state *state, uint64_t time)
 {
+    if (state->broken)
+        return false;
     if (state->config->requests > 0)
         return state->issued < state->config->requests;
     return time < state->deadline_ns;
 }
 
-/* Fills a slot with the next ops (fewer than pipeline for the last batch of
- * a counted run) and submits it as due at due_ns. */
+/* True while there is anything to send: retries first, then new ops. */
+static bool more_to_send(const run_state *state, uint64_t time)
+{
+    return (state->retry_count > 0 && !state->broken) || new_allowed(state, time);
+}
+
+/* Fills a slot with waiting retries, then new ops, up to pipeline of them
+ * (fewer for the last batch of a counted run), and submits it as due at
+ * due_ns. */
 static void send_slot(run_state *state, run_slot *slot, uint64_t due_ns)
 {
-    uint64_t count = state->config->pipeline;
-    if (state->config->requests > 0 &&
-        state->config->requests - state->issued < count)
-        count = state->config->requests - state->issued;
+    uint32_t count = 0;
+    while (count < state->config->pipeline && state->retry_count > 0) {
+        run_retry *retry = &state->retries[--state->retry_count];
+        slot->ops[count] = retry->op;
+        slot->items[count] = retry->item;
+        workload_rebind(&slot->ops[count], &slot->items[count]);
+        count++;
+    }
+    while (count < state->config->pipeline && new_allowed(state, due_ns)) {
+        workload_next(state->load, &slot->ops[count], &slot->items[count]);
+        state->issued++;
+        count++;
+    }
     assert(count >= 1 && count <= RUN_PIPELINE_MAX);
-    for (uint64_t i = 0; i < count; i++)
-        workload_next(state->load, &slot->ops[i], &slot->items[i]);
-    state->issued += count;
     state->inflight++;
-    slot->batch.count = (size_t)count;
+    slot->batch.count = count;
     slot->due_ns = due_ns;
     stock_submit(slot->store, &slot->batch);
 }
 
+/* Keeps an op whose outcome is unknown for a resend with the same ids.
+ * Bounded: an op is either in flight or here, never both. */
+static void keep_for_retry(run_state *state, const stock_op *op,
+                           const workload_item *item)
+{
+    uint64_t capacity = (uint64_t)state->config->connections *
+                        state->config->pipeline;
+    assert(state->retry_count < capacity);
+    run_retry *retry = &state->retries[state->retry_count++];
+    retry->op = *op;
+    retry->item = *item;
+    state->backoff = true;
+}
+
 /* Accounts one completed batch: latency from its due time, the code of
- * each op, and the op's effect in the ledger. */
+ * each op, and the op's effect in the ledger (or its retry). */
 static void account_slot(run_state *state, run_slot *slot)
 {
     assert(slot->done_ns >= slot->due_ns);
@@ -302,7 +346,10 @@ static void account_slot(run_state *state, run_slot *slot)
         stock_op *op = &slot->ops[i];
         assert(op->code < STOCK_CODE_COUNT);
         result->codes[op->code]++;
-        workload_complete(state->load, op, &slot->items[i]);
+        if (workload_retry(state->load, op, &slot->items[i]))
+            keep_for_retry(state, op, &slot->items[i]);
+        else
+            workload_complete(state->load, op, &slot->items[i]);
     }
     result->ops += slot->batch.count;
     state->tick_ops += slot->batch.count;
@@ -355,13 +402,26 @@ static void push_free(run_state *state, run_slot *slot)
     state->free_slots = slot;
 }
 
+static void sleep_ms(long ms)
+{
+    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
 /* Accounts every completed batch in the list; in the closed loop each one
- * goes straight back out while there is more to send. */
+ * goes straight back out while there is more to send, after a short pause
+ * if some op failed for want of the store (so a store that is down is not
+ * hammered). */
 static void drain(run_state *state, run_slot *done, bool closed_loop)
 {
+    for (run_slot *slot = done; slot != NULL; slot = slot->next)
+        account_slot(state, slot);
+    if (state->backoff) {
+        sleep_ms(RUN_RETRY_BACKOFF_MS);
+        state->backoff = false;
+    }
     while (done != NULL) {
         run_slot *next = done->next;
-        account_slot(state, done);
         uint64_t now = now_ns();
         if (closed_loop && more_to_send(state, now))
             send_slot(state, done, now);
@@ -369,6 +429,24 @@ static void drain(run_state *state, run_slot *done, bool closed_loop)
             push_free(state, done);
         done = next;
     }
+}
+
+/* Crash mode: SIGKILL stockd and start it again when it is time. A
+ * restart that fails stops the run (its error says why). */
+static void maybe_kill(run_state *state, uint64_t now)
+{
+    const run_config *config = state->config;
+    if (config->kill_every_s <= 0 || now < state->next_kill_ns || state->broken ||
+        !new_allowed(state, now))
+        return;
+    spawn_kill(&state->server);
+    state->result->kills++;
+    if (spawn_start(&state->server, state->result->error,
+                    sizeof state->result->error) != 0) {
+        fprintf(stderr, "stockbench: restarting stockd: %s\n", state->result->error);
+        state->broken = true;
+    }
+    state->next_kill_ns = now_ns() + (uint64_t)(config->kill_every_s * (double)NS_PER_S);
 }
 
 static void run_closed(run_state *state)
@@ -381,6 +459,9 @@ static void run_closed(run_state *state)
         uint64_t now = now_ns();
         if (now >= state->tick_ns)
             tick(state, now);
+        maybe_kill(state, now);
+        while (state->free_slots != NULL && more_to_send(state, now))
+            send_slot(state, pop_free(state), now);
     }
 }
 
@@ -429,6 +510,7 @@ static void run_open(run_state *state)
         now = now_ns();
         if (now >= state->tick_ns)
             tick(state, now);
+        maybe_kill(state, now);
     }
     count_unsent(state);
 }
@@ -461,14 +543,46 @@ static void run_load(run_state *state)
     assert(state->inflight == 0);
 }
 
+static bool config_kills(const run_config *config)
+{
+    return config->stockd_path != NULL && config->kill_every_s > 0;
+}
+
+/* Crash mode: starts the stockd the run will kill and restart. */
+static int start_server(run_state *state)
+{
+    const run_config *config = state->config;
+    if (config->stockd_path == NULL)
+        return 0;
+    static char log_path[RUN_ERROR_MAX];
+    snprintf(log_path, sizeof log_path, "%s.log", config->stockd_data);
+    state->server = (spawn){.path = config->stockd_path,
+                            .data = config->stockd_data,
+                            .log_path = log_path, .port = config->stockd_port};
+    if (spawn_start(&state->server, state->result->error,
+                    sizeof state->result->error) != 0)
+        return -1;
+    return 0;
+}
+
 /* Opens, sets up, runs and checks; the caller cleans up. */
 static int run_stages(run_state *state)
 {
     run_result *result = state->result;
-    if (open_stores(state) != 0 || setup_skus(state) != 0 ||
-        slots_create(state) != 0)
+    if (start_server(state) != 0 || open_stores(state) != 0 ||
+        setup_skus(state) != 0 || slots_create(state) != 0)
         return -1;
+    if (config_kills(state->config))
+        state->next_kill_ns =
+            now_ns() + (uint64_t)(state->config->kill_every_s * (double)NS_PER_S);
     run_load(state);
+    /* Retries still waiting (the run broke off): their outcome stays
+     * unknown, and the check allows for either. */
+    while (state->retry_count > 0) {
+        run_retry *retry = &state->retries[--state->retry_count];
+        workload_complete(state->load, &retry->op, &retry->item);
+    }
+    result->retries = workload_retries(state->load);
     for (int kind = 0; kind < WORKLOAD_OP_KIND_COUNT; kind++)
         result->kinds[kind] = workload_count(state->load, kind);
     workload_finish(state->load);
@@ -502,10 +616,15 @@ int run_bench(const run_config *config, run_result *result)
         snprintf(result->prefix, sizeof result->prefix, "%s",
                  workload_prefix(state.load));
         status = run_stages(&state);
+        if (state.broken)
+            status = -1;    /* result->error says why stockd is gone */
     }
     slots_destroy(&state);
     if (close_stores(&state) != 0)
         status = -1;
+    if (!spawn_stop(&state.server) && status == 0)
+        status = run_error(result, "stockd did not exit cleanly on SIGTERM; "
+                           "see %s.log", config->stockd_data);
     queue_destroy(&state.queue);
     workload_destroy(state.load);
     checker_destroy(state.ledger);

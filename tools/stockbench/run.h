@@ -22,6 +22,7 @@
 
 #include "checker.h"
 #include "histogram.h"
+#include "spawn.h"
 #include "stock.h"
 #include "workload.h"
 
@@ -32,6 +33,8 @@
 #define RUN_DURATION_MAX_S 3600.0
 #define RUN_RATE_MAX 100000000.0       /* ops/s, open loop */
 #define RUN_ERROR_MAX 320
+#define RUN_RETRY_BACKOFF_MS 20        /* pause before resending after a failure */
+#define RUN_KILL_EVERY_MIN_S 0.2
 
 typedef struct run_config {
     const char *uri;
@@ -43,6 +46,15 @@ typedef struct run_config {
     double duration_s;          /* how long to run when requests == 0 */
     uint64_t requests;          /* operations to send; 0 = use duration_s */
     bool progress;              /* a progress line on stderr every second */
+
+    /* Crash mode: when stockd_path is set, the run starts that stockd on
+     * 127.0.0.1:stockd_port over stockd_data (uri must name it), SIGKILLs
+     * and restarts it every kill_every_s seconds (0: never) while the load
+     * runs, and stops it at the end. */
+    const char *stockd_path;
+    const char *stockd_data;
+    int stockd_port;
+    double kill_every_s;
 } run_config;
 
 /* One second of the run. */
@@ -61,6 +73,8 @@ typedef struct run_result {
     double elapsed_s;           /* from the first send to the last reply */
     uint64_t ops;
     uint64_t unsent_ops;        /* open loop: due before the end, never sent */
+    uint64_t retries;           /* resends of ops whose outcome was unknown */
+    uint32_t kills;             /* crash mode: SIGKILLs of stockd */
     uint64_t codes[STOCK_CODE_COUNT];
     uint64_t kinds[WORKLOAD_OP_KIND_COUNT];
     int64_t deducted;           /* acknowledged units */

@@ -54,6 +54,7 @@ struct workload {
     uint64_t rng;
     uint64_t next_seq;       /* ids handed out so far */
     uint64_t answered;       /* deductions answered OK or INSUFFICIENT */
+    uint64_t retries;
     uint64_t counts[WORKLOAD_OP_KIND_COUNT];
     char *sku_names;         /* sku_count * WORKLOAD_NAME_MAX */
     ring_entry *ring;        /* WORKLOAD_RING_SIZE */
@@ -185,6 +186,12 @@ const char *workload_prefix(const workload *load)
     return load->config.prefix;
 }
 
+uint64_t workload_retries(const workload *load)
+{
+    assert(load != NULL);
+    return load->retries;
+}
+
 uint64_t workload_count(const workload *load, workload_op_kind kind)
 {
     assert(load != NULL && kind < WORKLOAD_OP_KIND_COUNT);
@@ -294,6 +301,7 @@ void workload_next(workload *load, stock_op *op, workload_item *item)
 {
     assert(load != NULL && op != NULL && item != NULL);
     memset(op, 0, sizeof *op);
+    item->attempts = 0;
     uint32_t roll = random_below(load, 100);
     bool remembered = load->ring_filled > 0;
     workload_kind kind = load->config.kind;
@@ -331,6 +339,43 @@ static bool outcome_unknown(stock_code code)
     return code == STOCK_UNAVAILABLE;
 }
 
+/* OK, or REPLAY to a retry: the store took the op (once). */
+static bool took_effect(const stock_op *op, const workload_item *item)
+{
+    return op->code == STOCK_OK ||
+           (op->code == STOCK_REPLAY && item->attempts > 0);
+}
+
+bool workload_retry(workload *load, const stock_op *op, workload_item *item)
+{
+    assert(load != NULL && op != NULL && item != NULL);
+    assert(item->attempts < WORKLOAD_ATTEMPTS_MAX);
+    bool changes_state = item->kind == WORKLOAD_OP_DEDUCT ||
+                         item->kind == WORKLOAD_OP_ORDER ||
+                         item->kind == WORKLOAD_OP_REFUND;
+    if (!outcome_unknown(op->code) || !changes_state ||
+        item->attempts + 1 >= WORKLOAD_ATTEMPTS_MAX)
+        return false;
+    item->attempts++;
+    load->retries++;
+    return true;
+}
+
+void workload_rebind(stock_op *op, workload_item *item)
+{
+    assert(op != NULL && item != NULL);
+    assert(item->kind < WORKLOAD_OP_KIND_COUNT);
+    if (op->id.len > 0)
+        op->id.ptr = item->id;
+    if (op->line.len > 0)
+        op->line.ptr = item->ref;
+    if (op->type == STOCK_OP_ORDER) {
+        op->lines = item->lines;
+        for (uint32_t i = 0; i < op->line_count; i++)
+            item->lines[i].line_id.ptr = item->line_ids[i];
+    }
+}
+
 static void remember_line(workload *load, const stock_op *op,
                           const workload_item *item)
 {
@@ -349,9 +394,10 @@ static void complete_deduct(workload *load, const stock_op *op,
                             const workload_item *item)
 {
     const char *sku = workload_sku_name(load, item->sku);
-    if (op->code == STOCK_OK || op->code == STOCK_INSUFFICIENT)
+    bool taken = took_effect(op, item);
+    if (taken || op->code == STOCK_INSUFFICIENT)
         load->answered++;
-    if (op->code == STOCK_OK) {
+    if (taken) {
         checker_deducted(load->ledger, item->sku, op->amount);
         checker_negative(load->ledger, sku, op->available);
         remember_line(load, op, item);
@@ -367,7 +413,7 @@ static void complete_deduct(workload *load, const stock_op *op,
 static void complete_refund(workload *load, const stock_op *op,
                             const workload_item *item)
 {
-    if (op->code == STOCK_OK) {
+    if (took_effect(op, item)) {
         checker_refunded(load->ledger, item->sku, op->amount);
         checker_negative(load->ledger, workload_sku_name(load, item->sku),
                          op->available);
@@ -391,7 +437,7 @@ static void complete_refund(workload *load, const stock_op *op,
 static void complete_order(workload *load, const stock_op *op,
                            const workload_item *item)
 {
-    if (op->code == STOCK_OK) {
+    if (took_effect(op, item)) {
         for (uint32_t i = 0; i < op->line_count; i++) {
             checker_deducted(load->ledger, item->line_skus[i],
                              item->lines[i].qty);
