@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# 41-fuzz.sh -- builds the libFuzzer targets (make fuzz: clang with
+# -fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
+# (default 15) from a small seed corpus. A crash, leak or failed assertion
+# fails the suite; libFuzzer prints the input that did it.
+set -eu
+cd "${ROOT:-.}"
+seconds=${FUZZ_SECONDS:-15}
+command -v clang >/dev/null || { echo "clang is missing (scripts/install-deps.sh)"; exit 1; }
+make --no-print-directory fuzz >/dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+mkdir -p "$work/resp" "$work/http"
+printf '*4\r\n$6\r\nDEDUCT\r\n$2\r\nL1\r\n$3\r\nhot\r\n$1\r\n1\r\n' >"$work/resp/deduct"
+printf 'PING\r\nSTOCK a\r\n\r\nORDER o l1 a 1 l2 b 2\n' >"$work/resp/inline"
+printf '*3\r\n$8\r\nSETSTOCK\r\n$1\r\na\r\n$19\r\n9223372036854775807\r\n*0\r\n*-1\r\n' >"$work/resp/numbers"
+printf '\x05POST /v1/deductions HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n{"line_id":"L","sku":"a","qty":1}\n' >"$work/http/post"
+printf '\x11GET /v1/skus/a HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n' >"$work/http/pipeline"
+printf '\x02PUT /v1/skus/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n' >"$work/http/chunked"
+
+for target in resp http; do
+    echo "== fuzz_$target for ${seconds}s"
+    build/fuzz/fuzz_$target -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=1024 \
+        -print_final_stats=1 -artifact_prefix="$work/" "$work/$target" 2>"$work/$target.log" || {
+        tail -n 40 "$work/$target.log"
+        for crash in "$work"/crash-* "$work"/leak-* "$work"/timeout-*; do
+            [ -f "$crash" ] && { echo "input:"; od -c "$crash" | head -20; }
+        done
+        exit 1
+    }
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$work/$target.log"
+done
+echo "41-fuzz: no crash"
