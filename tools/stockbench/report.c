@@ -129,34 +129,67 @@ static json_t *series_json(const run_result *result)
     return series;
 }
 
+static void set_integer(json_t *object, const char *key, uint64_t value)
+{
+    json_object_set_new(object, key, json_integer((json_int_t)value));
+}
+
+/* What was run: the store, the workload, the client settings. */
+static void add_setup(json_t *root, const run_config *config,
+                      const run_result *result)
+{
+    char uri[RUN_ERROR_MAX];
+    json_object_set_new(root, "workload",
+                        json_string(workload_kind_name(config->workload.kind)));
+    json_object_set_new(root, "uri",
+                        json_string(display_uri(config->uri, uri, sizeof uri)));
+    json_object_set_new(root, "backend", json_string(result->backend));
+    json_object_set_new(root, "prefix", json_string(result->prefix));
+    json_object_set_new(root, "loop",
+                        json_string(config->rate > 0 ? "open" : "closed"));
+    set_integer(root, "connections", config->connections);
+    set_integer(root, "pipeline", config->pipeline);
+    json_object_set_new(root, "rate", json_real(config->rate));
+    json_object_set_new(root, "durability",
+                        json_string(config->store.durability ==
+                                            STOCK_DURABILITY_SYNC
+                                        ? "sync"
+                                        : "relaxed"));
+    set_integer(root, "skus", result->skus);
+}
+
+/* What came of it: counts, latency, the check, the series. */
+static void add_outcome(json_t *root, const run_result *result)
+{
+    set_integer(root, "operations_total", result->ops);
+    json_object_set_new(root, "elapsed_s", json_real(result->elapsed_s));
+    json_object_set_new(root, "ops_per_s", json_real(throughput(result)));
+    json_object_set_new(root, "latency_ms", latency_json(&result->latency));
+    json_object_set_new(root, "results", counts_json(result));
+    json_t *operations = json_object();
+    for (int kind = 0; operations != NULL && kind < WORKLOAD_OP_KIND_COUNT; kind++)
+        set_integer(operations, kind_names[kind], result->kinds[kind]);
+    json_object_set_new(root, "operations", operations);
+    json_object_set_new(root, "deducted", json_integer(result->deducted));
+    json_object_set_new(root, "refunded", json_integer(result->refunded));
+    set_integer(root, "unsent", result->unsent_ops);
+    set_integer(root, "retries", result->retries);
+    set_integer(root, "kills", result->kills);
+    json_object_set_new(root, "check",
+                        json_pack("{s:b,s:I}", "passed",
+                                  result->check_failures == 0, "failures",
+                                  (json_int_t)result->check_failures));
+    json_object_set_new(root, "series", series_json(result));
+}
+
 int report_json(FILE *out, const run_config *config, const run_result *result)
 {
     assert(out != NULL && config != NULL && result != NULL);
-    char uri[RUN_ERROR_MAX];
-    json_t *operations = json_object();
-    for (int kind = 0; operations != NULL && kind < WORKLOAD_OP_KIND_COUNT; kind++)
-        json_object_set_new(operations, kind_names[kind],
-                            json_integer((json_int_t)result->kinds[kind]));
-    json_t *root = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:s,s:i,s:I,s:f,s:f,s:o,s:o,s:o,"
-        "s:I,s:I,s:{s:b,s:I},s:o,s:I,s:I,s:i}",
-        "workload", workload_kind_name(config->workload.kind), "uri",
-        display_uri(config->uri, uri, sizeof uri), "backend", result->backend, "prefix", result->prefix,
-        "loop", config->rate > 0 ? "open" : "closed", "connections",
-        (int)config->connections, "pipeline", (int)config->pipeline, "rate",
-        config->rate, "durability",
-        config->store.durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed",
-        "skus", (int)result->skus, "operations_total", (json_int_t)result->ops,
-        "elapsed_s", result->elapsed_s, "ops_per_s", throughput(result),
-        "latency_ms", latency_json(&result->latency), "results",
-        counts_json(result), "operations", operations, "deducted",
-        (json_int_t)result->deducted, "refunded", (json_int_t)result->refunded,
-        "check", "passed", result->check_failures == 0, "failures",
-        (json_int_t)result->check_failures, "series", series_json(result),
-        "unsent", (json_int_t)result->unsent_ops, "retries",
-        (json_int_t)result->retries, "kills", (int)result->kills);
+    json_t *root = json_object();
     if (root == NULL)
         return -1;
+    add_setup(root, config, result);
+    add_outcome(root, result);
     int status = json_dumpf(root, out, JSON_COMPACT);
     json_decref(root);
     if (status != 0 || fputc('\n', out) == EOF || fflush(out) != 0)
@@ -228,7 +261,8 @@ int report_plot(const char *path, const run_config *config,
              "set title '%s on %s (%s), %u x %u, %s'\n"
              "set xlabel 'time (s)'\nset ylabel 'ops/s'\n"
              "set y2label 'latency (ms)'\nset ytics nomirror\nset y2tics\n"
-             "set yrange [0:*]\nset y2range [0:*]\nset key outside top center horizontal\nset xrange [0:*]\n"
+             "set xrange [0:*]\nset yrange [0:*]\nset y2range [0:*]\n"
+             "set key outside top center horizontal\n"
              "plot '%s' using 1:2 with linespoints title 'ops/s' axes x1y1, "
              "'' using 1:3 with lines title 'p50 ms' axes x1y2, "
              "'' using 1:4 with lines title 'p99 ms' axes x1y2\n",
