@@ -416,11 +416,8 @@ static void apply_line(const core *state, stock_op *op)
 
 static void prefetch_slot(const core_index *index, stock_id id)
 {
-    if (index->capacity == 0)
-        return;
-    uint32_t home = (uint32_t)((uint64_t)core_hash(id) >> index->shift);
-    assert(home < index->capacity);
-    __builtin_prefetch(&index->slots[home]);
+    assert(id.len <= STOCK_ID_MAX);
+    core_index_prefetch(index, core_hash(id));
 }
 
 void core_prefetch(const core *state, const stock_op *op)

@@ -26,20 +26,28 @@ typedef struct core_stats {
     uint64_t memory_bytes;     /* bytes the core holds, all tables */
 } core_stats;
 
-/* A new, empty state. NULL on out of memory. Free with core_destroy. */
+/* A new, empty state, owned by the caller. NULL on out of memory. A few
+ * KiB until it holds data. */
 core *core_create(void);
+
+/* Frees a state and everything it holds; NULL is a no-op. Records, ids
+ * and infos handed out before stay valid (they are copies). */
 void core_destroy(core *state);
 
 /*
  * Applies one op, already validated by stock_validate (code STOCK_OK on
  * entry), at time now_us (Unix microseconds, recorded on new lines), and
- * sets its outputs (code, available, info, message, ...).
+ * sets its outputs (code, available, failed_line, info, message) with the
+ * rules and words of docs/semantics.md and src/lib/result.h.
  *
  * If the op changed state, appends exactly one record describing it to
  * *record (which the caller clears between calls as it likes) and returns
- * true; a failed op, a replay or a read appends nothing and returns false.
- * On out of memory the op completes with STOCK_NOMEM and the state is
- * unchanged.
+ * true; a failed op, a replay, a read or a set to the current level appends
+ * nothing and returns false. The record's length is what the buffer grew
+ * by: records carry no framing of their own (the journal frames them).
+ * The op's ids are only read during the call; the core keeps copies.
+ * Errors, all in op->code with nothing changed: the results of section 2,
+ * STOCK_INVALID when a total would pass INT64_MAX, STOCK_NOMEM.
  */
 bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);
 
@@ -55,9 +63,14 @@ bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);
 void core_prefetch(const core *state, const stock_op *op);
 
 /*
- * Re-applies one record made by core_apply (at recovery). Returns STOCK_OK;
- * STOCK_CORRUPT if the record cannot be decoded or does not apply to this
- * state (message says why); STOCK_NOMEM.
+ * Re-applies one record made by core_apply (at recovery), with the time the
+ * record carries, through the same rules as core_apply. record is len
+ * bytes, exactly one record, read only during the call; message (may be
+ * NULL) receives a sentence on failure. Returns STOCK_OK; STOCK_CORRUPT if
+ * the bytes are not one well-formed record, or the record does not apply to
+ * this state as it did when made (the op fails or replays, or leaves another
+ * stock level): the state may then be partly changed and must not be used;
+ * STOCK_NOMEM (nothing changed).
  */
 stock_code core_replay(core *state, const uint8_t *record, size_t len,
                        char *message, size_t message_size);
@@ -67,15 +80,23 @@ typedef int (*core_write_fn)(void *context, const void *data, size_t len);
 /* Reads exactly len bytes; returns 0, or -1 on a short read or error. */
 typedef int (*core_read_fn)(void *context, void *data, size_t len);
 
-/* Serialises the whole state through write. Returns 0 or -1 (write failed).
- * Does not allocate, so it is safe in a child after fork(). */
+/* Serialises the whole state through write, in pieces of up to 64 KiB
+ * from a buffer on the stack. Returns 0, or -1 as soon as a write fails.
+ * Does not allocate or change the state, so it is safe in a child after
+ * fork(). The format is described in snapshot.c. */
 int core_snapshot_save(const core *state, core_write_fn write, void *context);
 
-/* Loads a state saved by core_snapshot_save into an empty core. Returns
- * STOCK_OK, STOCK_CORRUPT (message says why) or STOCK_NOMEM. */
+/* Loads a state saved by core_snapshot_save into an empty core (one just
+ * made by core_create). Nothing read is trusted: every length, index and
+ * total is checked. Returns STOCK_OK; STOCK_CORRUPT (short read, bad
+ * format, or data that breaks an invariant; message, which may be NULL,
+ * names the section and entry); STOCK_NOMEM. On failure the core is partly
+ * loaded and must only be destroyed. */
 stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
                               char *message, size_t message_size);
 
+/* Fills *stats: entity counts, and memory_bytes = the capacity of every
+ * table, pool and id arena the core holds (not just what is used). */
 void core_get_stats(const core *state, core_stats *stats);
 
 #endif /* STOCK_CORE_H */

@@ -222,6 +222,12 @@ bool core_index_reserve(core_index *index, uint32_t extra);
 /* The entity of pool whose id equals id, or CORE_NONE. */
 uint32_t core_index_find(const core_index *index, const core_pool *pool,
                          const core_ids *ids, uint32_t hash, stock_id id);
+/* Prefetches the home slot of hash (a hint; the index may be empty). */
+static inline void core_index_prefetch(const core_index *index, uint32_t hash)
+{
+    if (index->capacity > 0)
+        __builtin_prefetch(&index->slots[(uint64_t)hash >> index->shift]);
+}
 /* Adds an entity known to be absent (room reserved before). */
 void core_index_insert(core_index *index, uint32_t hash, uint32_t entity);
 uint64_t core_index_memory(const core_index *index);

@@ -242,6 +242,10 @@ stock_code core_replay(core *state, const uint8_t *record, size_t len,
     bool changed = core_apply_at(state, op, decoded.time_us, NULL);
     if (op->code == STOCK_NOMEM)
         return STOCK_NOMEM;
+    if (!changed && stock_code_succeeded(op->code))
+        return corrupt(message, message_size,
+                       "log record changes nothing: it was already applied%s%s",
+                       "", "");
     if (!changed)
         return corrupt(message, message_size,
                        "log record does not apply to the state: %s %s",

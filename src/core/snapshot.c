@@ -22,6 +22,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/codec.h"
 #include "core/core_internal.h"
@@ -177,6 +178,20 @@ int core_snapshot_save(const core *state, core_write_fn write, void *context)
 enum { SECTION_SKUS, SECTION_ORDERS, SECTION_LINES, SECTION_REFUNDS,
        SECTION_ADJUSTMENTS, SECTION_COUNT };
 
+/* Entries read ahead: their table slots are prefetched together, so that
+ * the cache misses of a 10M-line load overlap instead of adding up. */
+#define LOAD_GROUP 32
+/* Entries an index is sized for up front from the header's count; beyond
+ * it (or for a damaged count) the index grows as entries arrive. */
+#define LOAD_PRESIZE_MAX (1u << 27)
+
+/* One entry read but not yet added. */
+typedef struct load_item {
+    stock_id id;
+    uint32_t hash;
+    uint8_t bytes[ENTRY_BYTES_MAX];
+} load_item;
+
 typedef struct loader {
     core *state;
     core_read_fn read;
@@ -186,8 +201,18 @@ typedef struct loader {
     uint64_t counts[SECTION_COUNT];
     uint32_t order_cursor;   /* the order a line being loaded may be in */
     uint32_t order_end;      /* the line after the last order loaded */
-    uint8_t entry[ENTRY_BYTES_MAX];
+    load_item items[LOAD_GROUP];
 } loader;
+
+/* What a section's entries look like and how one is checked. fill sets
+ * the entity's fields from the entry's fixed part and returns NULL, or
+ * what is wrong with them. */
+typedef struct section {
+    const char *name;
+    size_t fixed;            /* bytes before the id, its length byte included */
+    const char *(*fill)(loader *in, void *entity, core_reader *fixed,
+                        uint32_t index);
+} section;
 
 static stock_code load_corrupt(loader *in, const char *section, uint64_t entry,
                                const char *problem)
@@ -206,69 +231,58 @@ static stock_code load_nomem(loader *in)
     return STOCK_NOMEM;
 }
 
-/* Reads an entry: its fixed part (ending in the id's length byte), then
- * its id. Returns NULL, or what is wrong with it. */
-static const char *load_entry(loader *in, size_t fixed, core_reader *reader,
-                              stock_id *id)
+/* Reads an entry into item: its fixed part (ending in the id's length
+ * byte), then its id. Returns NULL, or what is wrong with it. */
+static const char *load_read(loader *in, size_t fixed, load_item *item)
 {
     assert(fixed >= 1 && fixed + STOCK_ID_MAX <= ENTRY_BYTES_MAX);
-    if (in->read(in->context, in->entry, fixed) != 0)
+    if (in->read(in->context, item->bytes, fixed) != 0)
         return "truncated";
-    uint8_t len = in->entry[fixed - 1];
+    uint8_t len = item->bytes[fixed - 1];
     if (len == 0 || len > STOCK_ID_MAX)
         return "bad id length";
-    if (in->read(in->context, in->entry + fixed, len) != 0)
+    if (in->read(in->context, item->bytes + fixed, len) != 0)
         return "truncated";
-    *id = (stock_id){(const char *)in->entry + fixed, len};
-    if (!stock_id_valid(*id))
+    item->id = (stock_id){(const char *)item->bytes + fixed, len};
+    if (!stock_id_valid(item->id))
         return "id is not 1-64 printable ASCII characters";
-    *reader = core_reader_make(in->entry, fixed - 1);
+    item->hash = core_hash(item->id);
     return NULL;
 }
 
-/* Adds the entity named id (absent so far) and returns its record. */
-static stock_code load_add(loader *in, core_pool *pool, core_index *index,
-                           stock_id id, void **record)
+/* Loads count entries of one section into pool and index, a group at a
+ * time: read and hash a group, prefetch its slots, then add each entity
+ * (rejecting a repeated id) and let the section fill and check it. */
+static stock_code load_section(loader *in, const section *kind, uint64_t count,
+                               core_pool *pool, core_index *index)
 {
     core *state = in->state;
-    if (!core_reserve_entities(state, pool, index, 1, id.len))
-        return STOCK_NOMEM;
-    uint32_t hash = core_hash(id);
-    if (core_index_find(index, pool, &state->ids, hash, id) != CORE_NONE)
-        return STOCK_CORRUPT;
-    uint32_t entity = core_entity_add(state, pool, index, hash, id);
-    *record = core_pool_at(pool, entity);
-    return STOCK_OK;
-}
-
-/* Reads one entry of a section and adds its entity. Returns the entity's
- * record, *reader over the entry's fixed part, and *code STOCK_OK; or NULL
- * with *code (and the message) saying why. */
-static void *load_entity(loader *in, int section, uint64_t i, size_t fixed,
-                         core_reader *reader, stock_code *code)
-{
-    static const char *const names[SECTION_COUNT] = {
-        "sku", "order", "line", "refund", "adjustment"};
-    core *state = in->state;
-    core_pool *pools[SECTION_COUNT] = {&state->skus, &state->orders,
-                                       &state->lines, &state->refunds,
-                                       &state->adjustments};
-    core_index *indexes[SECTION_COUNT] = {
-        &state->sku_index, &state->order_index, &state->line_index,
-        &state->refund_index, &state->adjustment_index};
-    stock_id id;
-    const char *problem = load_entry(in, fixed, reader, &id);
-    if (problem != NULL) {
-        *code = load_corrupt(in, names[section], i, problem);
-        return NULL;
+    uint32_t presize = count < LOAD_PRESIZE_MAX ? (uint32_t)count : LOAD_PRESIZE_MAX;
+    if (!core_index_reserve(index, presize))
+        return load_nomem(in);
+    for (uint64_t first = 0; first < count; first += LOAD_GROUP) {
+        uint32_t n = count - first < LOAD_GROUP ? (uint32_t)(count - first) : LOAD_GROUP;
+        for (uint32_t k = 0; k < n; k++) {
+            const char *problem = load_read(in, kind->fixed, &in->items[k]);
+            if (problem != NULL)
+                return load_corrupt(in, kind->name, first + k, problem);
+            core_index_prefetch(index, in->items[k].hash);
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            load_item *item = &in->items[k];
+            if (!core_reserve_entities(state, pool, index, 1, item->id.len))
+                return load_nomem(in);
+            if (core_index_find(index, pool, &state->ids, item->hash, item->id) != CORE_NONE)
+                return load_corrupt(in, kind->name, first + k, "the id appears twice");
+            uint32_t entity = core_entity_add(state, pool, index, item->hash, item->id);
+            core_reader fixed = core_reader_make(item->bytes, kind->fixed - 1);
+            const char *problem = kind->fill(in, core_pool_at(pool, entity), &fixed, entity);
+            assert(fixed.ok && fixed.at == fixed.end);
+            if (problem != NULL)
+                return load_corrupt(in, kind->name, first + k, problem);
+        }
     }
-    void *record = NULL;
-    *code = load_add(in, pools[section], indexes[section], id, &record);
-    if (*code == STOCK_NOMEM)
-        load_nomem(in);
-    else if (*code == STOCK_CORRUPT)
-        load_corrupt(in, names[section], i, "the id appears twice");
-    return record;
+    return STOCK_OK;
 }
 
 /* I2 and the signs of a SKU's totals, without overflow. */
@@ -284,51 +298,39 @@ static bool sku_totals_valid(const core_sku *sku)
     return available == sku->available;
 }
 
-static stock_code load_skus(loader *in)
+static const char *fill_sku(loader *in, void *entity, core_reader *fixed,
+                            uint32_t index)
 {
-    stock_code code = STOCK_OK;
-    for (uint64_t i = 0; i < in->counts[SECTION_SKUS]; i++) {
-        core_reader reader;
-        core_sku *sku = load_entity(in, SECTION_SKUS, i, SKU_FIXED_BYTES,
-                                    &reader, &code);
-        if (sku == NULL)
-            return code;
-        sku->available = core_get_i64(&reader);
-        sku->adjusted = core_get_i64(&reader);
-        sku->deducted = core_get_i64(&reader);
-        sku->refunded = core_get_i64(&reader);
-        assert(reader.ok && reader.at == reader.end);
-        if (!sku_totals_valid(sku))
-            return load_corrupt(in, "sku", i, "totals do not add up "
-                                "(available = adjusted - deducted + refunded)");
-    }
-    return code;
+    (void)in, (void)index;
+    core_sku *sku = entity;
+    sku->available = core_get_i64(fixed);
+    sku->adjusted = core_get_i64(fixed);
+    sku->deducted = core_get_i64(fixed);
+    sku->refunded = core_get_i64(fixed);
+    if (!sku_totals_valid(sku))
+        return "totals do not add up (available = adjusted - deducted + refunded)";
+    return NULL;
 }
 
-static stock_code load_orders(loader *in)
+static const char *fill_order(loader *in, void *entity, core_reader *fixed,
+                              uint32_t index)
 {
-    stock_code code = STOCK_OK;
-    for (uint64_t i = 0; i < in->counts[SECTION_ORDERS]; i++) {
-        core_reader reader;
-        core_order *order = load_entity(in, SECTION_ORDERS, i, ORDER_FIXED_BYTES,
-                                        &reader, &code);
-        if (order == NULL)
-            return code;
-        order->first_line = core_get_u32(&reader);
-        order->line_count = core_get_u32(&reader);
-        assert(reader.ok && reader.at == reader.end);
-        if (order->line_count < 1 || order->line_count > STOCK_ORDER_LINES_MAX ||
-            order->first_line < in->order_end ||
-            (uint64_t)order->first_line + order->line_count > in->counts[SECTION_LINES])
-            return load_corrupt(in, "order", i, "line range out of place");
-        in->order_end = order->first_line + order->line_count;
-    }
-    return code;
+    (void)index;
+    core_order *order = entity;
+    order->first_line = core_get_u32(fixed);
+    order->line_count = core_get_u32(fixed);
+    /* Orders come in the order of their lines, which never overlap. */
+    if (order->line_count < 1 || order->line_count > STOCK_ORDER_LINES_MAX ||
+        order->first_line < in->order_end ||
+        (uint64_t)order->first_line + order->line_count > in->counts[SECTION_LINES])
+        return "line range out of place";
+    in->order_end = order->first_line + order->line_count;
+    return NULL;
 }
 
 /* The order line number line must belong to (orders are loaded, sorted by
  * first line, and do not overlap), or CORE_NONE. */
-static uint32_t load_expected_order(loader *in, uint32_t line)
+static uint32_t expected_order(loader *in, uint32_t line)
 {
     const core_pool *orders = &in->state->orders;
     for (; in->order_cursor < orders->count; in->order_cursor++) {
@@ -341,70 +343,51 @@ static uint32_t load_expected_order(loader *in, uint32_t line)
     return CORE_NONE;
 }
 
-static stock_code load_lines(loader *in)
+static const char *fill_line(loader *in, void *entity, core_reader *fixed,
+                             uint32_t index)
 {
-    stock_code code = STOCK_OK;
-    for (uint64_t i = 0; i < in->counts[SECTION_LINES]; i++) {
-        core_reader reader;
-        core_line *line = load_entity(in, SECTION_LINES, i, LINE_FIXED_BYTES,
-                                      &reader, &code);
-        if (line == NULL)
-            return code;
-        line->time_us = core_get_i64(&reader);
-        line->available_after = core_get_i64(&reader);
-        line->sku = core_get_u32(&reader);
-        line->qty = core_get_u32(&reader);
-        line->refunded = core_get_u32(&reader);
-        line->order = core_get_u32(&reader);
-        assert(reader.ok && reader.at == reader.end);
-        if (line->sku >= in->state->skus.count || line->qty < 1 ||
-            line->qty > STOCK_QTY_MAX || line->refunded > line->qty ||
-            line->available_after < 0)
-            return load_corrupt(in, "line", i, "sku, qty or refunded out of range");
-        if (line->order != load_expected_order(in, (uint32_t)i))
-            return load_corrupt(in, "line", i, "order does not match the order's lines");
-    }
-    return code;
+    core_line *line = entity;
+    line->time_us = core_get_i64(fixed);
+    line->available_after = core_get_i64(fixed);
+    line->sku = core_get_u32(fixed);
+    line->qty = core_get_u32(fixed);
+    line->refunded = core_get_u32(fixed);
+    line->order = core_get_u32(fixed);
+    if (line->sku >= in->state->skus.count || line->qty < 1 ||
+        line->qty > STOCK_QTY_MAX || line->refunded > line->qty ||
+        line->available_after < 0)
+        return "sku, qty or refunded out of range";
+    if (line->order != expected_order(in, index))
+        return "order does not match the order's lines";
+    return NULL;
 }
 
-static stock_code load_refunds(loader *in)
+static const char *fill_refund(loader *in, void *entity, core_reader *fixed,
+                               uint32_t index)
 {
-    stock_code code = STOCK_OK;
-    for (uint64_t i = 0; i < in->counts[SECTION_REFUNDS]; i++) {
-        core_reader reader;
-        core_refund *refund = load_entity(in, SECTION_REFUNDS, i,
-                                          REFUND_FIXED_BYTES, &reader, &code);
-        if (refund == NULL)
-            return code;
-        refund->available_after = core_get_i64(&reader);
-        refund->line = core_get_u32(&reader);
-        refund->qty = core_get_u32(&reader);
-        assert(reader.ok && reader.at == reader.end);
-        if (refund->line >= in->state->lines.count || refund->qty < 1 ||
-            refund->qty > STOCK_QTY_MAX || refund->available_after < 0)
-            return load_corrupt(in, "refund", i, "line or qty out of range");
-    }
-    return code;
+    (void)index;
+    core_refund *refund = entity;
+    refund->available_after = core_get_i64(fixed);
+    refund->line = core_get_u32(fixed);
+    refund->qty = core_get_u32(fixed);
+    if (refund->line >= in->state->lines.count || refund->qty < 1 ||
+        refund->qty > STOCK_QTY_MAX || refund->available_after < 0)
+        return "line or qty out of range";
+    return NULL;
 }
 
-static stock_code load_adjustments(loader *in)
+static const char *fill_adjustment(loader *in, void *entity, core_reader *fixed,
+                                   uint32_t index)
 {
-    stock_code code = STOCK_OK;
-    for (uint64_t i = 0; i < in->counts[SECTION_ADJUSTMENTS]; i++) {
-        core_reader reader;
-        core_adjustment *adjustment = load_entity(
-            in, SECTION_ADJUSTMENTS, i, ADJUSTMENT_FIXED_BYTES, &reader, &code);
-        if (adjustment == NULL)
-            return code;
-        adjustment->available_after = core_get_i64(&reader);
-        adjustment->sku = core_get_u32(&reader);
-        adjustment->delta = (int32_t)core_get_u32(&reader);
-        assert(reader.ok && reader.at == reader.end);
-        if (adjustment->sku >= in->state->skus.count || adjustment->delta == 0 ||
-            adjustment->delta < -STOCK_QTY_MAX || adjustment->available_after < 0)
-            return load_corrupt(in, "adjustment", i, "sku or delta out of range");
-    }
-    return code;
+    (void)index;
+    core_adjustment *adjustment = entity;
+    adjustment->available_after = core_get_i64(fixed);
+    adjustment->sku = core_get_u32(fixed);
+    adjustment->delta = (int32_t)core_get_u32(fixed);
+    if (adjustment->sku >= in->state->skus.count || adjustment->delta == 0 ||
+        adjustment->delta < -STOCK_QTY_MAX || adjustment->available_after < 0)
+        return "sku or delta out of range";
+    return NULL;
 }
 
 static stock_code load_header(loader *in)
@@ -427,6 +410,16 @@ static stock_code load_header(loader *in)
     return STOCK_OK;
 }
 
+/* The sections in file order: every index an entry holds points into a
+ * section loaded before it, except an order's lines (checked by count). */
+static const section sections[SECTION_COUNT] = {
+    [SECTION_SKUS] = {"sku", SKU_FIXED_BYTES, fill_sku},
+    [SECTION_ORDERS] = {"order", ORDER_FIXED_BYTES, fill_order},
+    [SECTION_LINES] = {"line", LINE_FIXED_BYTES, fill_line},
+    [SECTION_REFUNDS] = {"refund", REFUND_FIXED_BYTES, fill_refund},
+    [SECTION_ADJUSTMENTS] = {"adjustment", ADJUSTMENT_FIXED_BYTES, fill_adjustment},
+};
+
 stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
                               char *message, size_t message_size)
 {
@@ -434,24 +427,23 @@ stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
     assert(state->skus.count == 0 && state->lines.count == 0 &&
            state->orders.count == 0 && state->refunds.count == 0 &&
            state->adjustments.count == 0);
-    loader in;
-    memset(&in, 0, sizeof in);
-    in.state = state;
-    in.read = read;
-    in.context = context;
-    in.message = message;
-    in.message_size = message_size;
-    stock_code (*const steps[])(loader *) = {
-        load_header, load_skus, load_orders, load_lines, load_refunds,
-        load_adjustments};
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        stock_code code = steps[i](&in);
-        if (code != STOCK_OK)
-            return code;
-    }
+    loader *in = calloc(1, sizeof *in);
+    if (in == NULL)
+        return STOCK_NOMEM;
+    *in = (loader){.state = state, .read = read, .context = context,
+                   .message = message, .message_size = message_size};
+    core_pool *pools[SECTION_COUNT] = {&state->skus, &state->orders, &state->lines,
+                                       &state->refunds, &state->adjustments};
+    core_index *indexes[SECTION_COUNT] = {
+        &state->sku_index, &state->order_index, &state->line_index,
+        &state->refund_index, &state->adjustment_index};
+    stock_code code = load_header(in);
+    for (int i = 0; i < SECTION_COUNT && code == STOCK_OK; i++)
+        code = load_section(in, &sections[i], in->counts[i], pools[i], indexes[i]);
     uint8_t trailer[SNAPSHOT_MAGIC_BYTES];
-    if (read(context, trailer, sizeof trailer) != 0 ||
-        memcmp(trailer, SNAPSHOT_TRAILER, SNAPSHOT_MAGIC_BYTES) != 0)
-        return load_corrupt(&in, "trailer", 0, "missing: the snapshot is cut short");
-    return STOCK_OK;
+    if (code == STOCK_OK && (read(context, trailer, sizeof trailer) != 0 ||
+                             memcmp(trailer, SNAPSHOT_TRAILER, SNAPSHOT_MAGIC_BYTES) != 0))
+        code = load_corrupt(in, "trailer", 0, "missing: the snapshot is cut short");
+    free(in);
+    return code;
 }
