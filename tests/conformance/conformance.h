@@ -175,5 +175,6 @@ int conf_run_batches(void);
 int conf_run_concurrency(void);
 int conf_run_races(void);
 int conf_run_retries(void);
+int conf_run_model(void);
 
 #endif /* CONFORMANCE_H */

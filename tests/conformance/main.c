@@ -32,7 +32,9 @@ static void usage(FILE *out)
         "  --filter GLOB  run only the tests whose name matches (* and ?)\n"
         "  --help         this text\n"
         "\n"
-        "CMOCKA_MESSAGE_OUTPUT=tap|xml|subunit changes the report format.\n"
+        "CONFORMANCE_SEED=N replays the random walk of the model test (a\n"
+        "failure prints its seed). CMOCKA_MESSAGE_OUTPUT=tap|xml|subunit\n"
+        "changes the report format.\n"
         "Exit status: 0 if every test passed, 1 if any failed, 2 on bad usage\n"
         "or when the store cannot be opened.\n");
 }
@@ -83,7 +85,8 @@ int main(int argc, char **argv)
     int failed = conf_run_codes() + conf_run_validation() + conf_run_set_add() +
                  conf_run_deduct() + conf_run_order() + conf_run_refund() +
                  conf_run_batches() + conf_run_concurrency() +
-                 conf_run_races() + conf_run_retries();
+                 conf_run_races() + conf_run_retries() +
+                 conf_run_model();
     code = stock_close(conf_store);
     if (code != STOCK_OK) {
         fprintf(stderr, "conformance: closing the store: %s\n",
