@@ -4,7 +4,9 @@
 # refuses the open with CORRUPT naming the file and offset and changes
 # nothing on disk; a torn tail is cut and every acknowledged op before it
 # stays; a damaged newest snapshot falls back to the previous one; no valid
-# snapshot at all is CORRUPT. Also: the folder lock and URI validation.
+# snapshot at all is CORRUPT; a failed log write fails closed (IO for that
+# group and everything after) and a reopen has exactly the acknowledged
+# work. Also: the folder lock and URI validation.
 set -eu
 helper=$BUILD/tests/crash_corrupt
 work=$(mktemp -d /tmp/stock-corrupt.XXXXXX)
@@ -82,6 +84,9 @@ message=$(expect_corrupt "$store" 3000)
 echo "$message"
 echo "$message" | grep -q "^CORRUPT: snap-[0-9a-f]*\.snap: " || fail "message does not name the snapshot"
 [ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
+
+echo "== the disk refuses a write (RLIMIT_FSIZE): fail closed, recover exactly"
+"$helper" full "$work/full"
 
 echo "== lock and URI validation"
 "$helper" misc "$work/misc"

@@ -11,18 +11,28 @@
  *                                     and S's deducted total is KEPT
  *   crash_corrupt misc DIR            a second open of an open folder is
  *                                     UNAVAILABLE; bad URI parameters INVALID
+ *   crash_corrupt full DIR            with RLIMIT_FSIZE making the log's
+ *                                     write() fail: the group fails with IO,
+ *                                     every later op (reads too) is IO, close
+ *                                     says IO; a reopen without the limit
+ *                                     has exactly the acknowledged lines
  * Exit 0 when everything holds, 1 on a failed check, 3 on a failed open.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "stock.h"
 
 #define CORRUPT_BATCH 100
 #define CORRUPT_ID_BYTES 24
 #define CORRUPT_STOCK 1000000000LL
+/* Largest file the "full" test lets the process write. */
+#define CORRUPT_FILE_LIMIT 65536
+#define CORRUPT_FULL_BATCHES_MAX 10000
 
 static int fail(const char *what, const char *detail)
 {
@@ -118,6 +128,64 @@ static int misc(const char *dir)
     return result;
 }
 
+/* Deducts batches until one fails; returns the lines acknowledged. */
+static long deduct_until_failure(stock_t *store, stock_op *failed)
+{
+    static stock_op ops[CORRUPT_BATCH];
+    static char ids[CORRUPT_BATCH][CORRUPT_ID_BYTES];
+    long acked = 0;
+    for (int batch = 0; batch < CORRUPT_FULL_BATCHES_MAX; batch++) {
+        for (int i = 0; i < CORRUPT_BATCH; i++) {
+            snprintf(ids[i], CORRUPT_ID_BYTES, "L%ld", acked + i);
+            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(ids[i]),
+                                .sku = stock_id_from_cstr("S"), .amount = 1};
+        }
+        stock_execute(store, ops, CORRUPT_BATCH);
+        for (int i = 0; i < CORRUPT_BATCH; i++) {
+            if (ops[i].code != (ops[0].code == STOCK_OK ? STOCK_OK : STOCK_IO)) {
+                fail(ids[i], "a group must succeed or fail as a whole");
+                return -1;
+            }
+        }
+        if (ops[0].code != STOCK_OK) {
+            *failed = ops[0];
+            return acked;
+        }
+        acked += CORRUPT_BATCH;
+    }
+    fail("full", "the file size limit never made a write fail");
+    return -1;
+}
+
+static int full(const char *dir)
+{
+    char message[STOCK_MESSAGE_MAX];
+    struct rlimit limit;
+    signal(SIGXFSZ, SIG_IGN);   /* write() then fails with EFBIG instead */
+    getrlimit(RLIMIT_FSIZE, &limit);
+    struct rlimit small = {CORRUPT_FILE_LIMIT, limit.rlim_max};
+    stock_t *store;
+    if (setrlimit(RLIMIT_FSIZE, &small) != 0 ||
+        stock_open(dir, NULL, &store, message, sizeof message) != STOCK_OK ||
+        stock_set(store, "S", CORRUPT_STOCK, NULL, NULL, message) != STOCK_OK)
+        return fail("open", message);
+    stock_op failed;
+    long acked = deduct_until_failure(store, &failed);
+    if (acked < 0)
+        return 1;
+    printf("after %ld lines: %s %s\n", acked, stock_code_name(failed.code), failed.message);
+    if (strstr(failed.message, "refuses work until reopened") == NULL)
+        return fail("IO message", failed.message);
+    if (stock_get(store, "S", NULL) != STOCK_IO ||
+        stock_deduct(store, "later", "S", 1, NULL, message) != STOCK_IO)
+        return fail("after the failure", "a later op did not fail with IO");
+    if (stock_close(store) != STOCK_IO)
+        return fail("close", "close of a broken store did not say IO");
+    setrlimit(RLIMIT_FSIZE, &limit);
+    printf("reopening without the limit, expecting %ld lines\n", acked);
+    return check(dir, acked);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "fill") == 0)
@@ -126,6 +194,8 @@ int main(int argc, char **argv)
         return check(argv[2], strtol(argv[3], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "misc") == 0)
         return misc(argv[2]);
-    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR\n");
+    if (argc == 3 && strcmp(argv[1], "full") == 0)
+        return full(argv[2]);
+    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR | full DIR\n");
     return 2;
 }
