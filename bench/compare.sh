@@ -6,7 +6,8 @@
 #       EVALSHA), appendfsync always and everysec, and plain GET for scale;
 #   PostgreSQL 15, the plain conditional update (update ... where
 #       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
-#       one hot SKU and 100,000 SKUs;
+#       one hot SKU and 100,000 SKUs; and libstock's postgres backend on the
+#       same server driven by stockbench (plain, and merging deductions);
 #   stockd (build/stockd, embedded engine, durable by default): DEDUCT on one
 #       hot SKU through redis-benchmark, and stockbench (hot) through
 #       stockd:// and in-process.
@@ -18,9 +19,10 @@
 # stockbench runs its own I1-I5 check. Prints one table and the ratios that
 # issue 3 sets as targets.
 #
-# usage: bench/compare.sh [--seconds N] [--out DIR]
+# usage: bench/compare.sh [--seconds N] [--out DIR] [--only LIST]
 #   --seconds N  length of each measured run (default 3)
 #   --out DIR    also write DIR/results.tsv, DIR/results.md, DIR/compare.png
+#   --only LIST  comma-separated subset of redis,postgres,stockd (default all)
 # Environment: BUILD (default build). Ports 17460-17464 on 127.0.0.1.
 # Needs root or the postgres user for initdb (runuser), redis-server,
 # redis-benchmark, pgbench, gnuplot (scripts/install-deps.sh).
@@ -29,10 +31,12 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 seconds=3
 out=""
+only=redis,postgres,stockd
 while [ $# -gt 0 ]; do
     case $1 in
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a folder}; shift 2 ;;
+    --only) only=${2:?--only needs a list}; shift 2 ;;
     -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -42,6 +46,14 @@ case $seconds in
 esac
 [ "$seconds" -ge 1 ] && [ "$seconds" -le 60 ] ||
     { echo "compare.sh: --seconds must be in 1..60" >&2; exit 2; }
+for part in ${only//,/ }; do
+    case $part in
+    redis|postgres|stockd) ;;
+    *) echo "compare.sh: --only takes redis, postgres, stockd; not '$part'" >&2; exit 2 ;;
+    esac
+done
+# selected PART: true if PART is in --only.
+selected() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 readonly REDIS_ALWAYS_PORT=17460 REDIS_EVERYSEC_PORT=17461 PG_PORT=17462
 readonly STOCKD_PORT=17463
@@ -197,6 +209,7 @@ start_postgres() {
         -o "-p $PG_PORT -k $tmp/pg -c listen_addresses=127.0.0.1 -c max_connections=40" \
         start >/dev/null || { cat "$tmp/pg/log" >&2; return 1; }
     psql -X -q -h "$tmp/pg" -p "$PG_PORT" -U postgres -c "CREATE DATABASE bench" postgres
+    psql -X -q -h "$tmp/pg" -p "$PG_PORT" -U postgres -c "CREATE DATABASE stockbench" postgres
     # SKU 0 is the hot one; 1..PG_SKUS are the uniform ones.
     pg <<SQL
 CREATE TABLE stock (sku_id bigint PRIMARY KEY, initial bigint NOT NULL,
@@ -253,6 +266,14 @@ postgres_rows() {
     start_postgres
     pg_row "pgbench -c $PG_CLIENTS, hot SKU" "$tmp/hot.sql"
     pg_row "pgbench -c $PG_CLIENTS, $PG_SKUS SKUs" "$tmp/uniform.sql"
+    [ -x "$BUILD/stockbench" ] || { log "missing $BUILD/stockbench: run make first"; return; }
+    local uri="postgresql://postgres@127.0.0.1:$PG_PORT/stockbench"
+    stockbench_row "libstock postgres backend" "synchronous_commit on" "$uri" \
+        -w hot -c "$PG_CLIENTS" -P 16
+    stockbench_row "libstock postgres backend, merged" "synchronous_commit on" \
+        "$uri?stock_merge=1" -w hot -c "$PG_CLIENTS" -P 16
+    stockbench_row "libstock postgres backend" "synchronous_commit on" "$uri" \
+        -w uniform --skus "$PG_SKUS" -c "$PG_CLIENTS" -P 16
 }
 
 # deduct_row PIPELINE: stockd's DEDUCT on one hot SKU, as Redis's rows.
@@ -273,15 +294,16 @@ deduct_row() {
         "$(distinct_check $((BIG_STOCK - ${left:-$BIG_STOCK})) "${deducted:-0}" "$n")"
 }
 
-# stockbench_row NAME URI ARGS...: a stockbench run; its own check decides.
+# stockbench_row NAME DURABILITY URI ARGS...: a stockbench run; its own
+# check decides.
 stockbench_row() {
-    local name=$1 uri=$2 status=0
-    shift 2
+    local name=$1 durability=$2 uri=$3 status=0
+    shift 3
     "$BUILD/stockbench" --store "$uri" --json --no-progress -d "$seconds" "$@" \
         >"$tmp/stockbench.json" 2>"$tmp/stockbench.err" || status=$?
     if [ "$status" -gt 1 ]; then
         cat "$tmp/stockbench.err" >&2
-        record "$name" "stockbench $*" "fsync per batch" 0 - - "FAILED (exit $status)"
+        record "$name" "stockbench $*" "$durability" 0 - - "FAILED (exit $status)"
         return
     fi
     local fields
@@ -293,7 +315,7 @@ print("%.0f %.3f %.3f %s" % (j["ops_per_s"], j["latency_ms"]["p50"], j["latency_
     read -r ops p50 p99 verdict <<<"$fields"
     [ "$verdict" = passed ] && verdict="passed (stockbench I1-I5)" ||
         verdict="FAILED ($(head -n 3 "$tmp/stockbench.err" | tr '\n' ' '))"
-    record "$name" "stockbench $*" "fsync per batch" "$ops" "$p50" "$p99" "$verdict"
+    record "$name" "stockbench $*" "$durability" "$ops" "$p50" "$p99" "$verdict"
 }
 
 stockd_rows() {
@@ -309,9 +331,10 @@ stockd_rows() {
     wait_redis "$STOCKD_PORT"
     deduct_row 16
     deduct_row 1
-    stockbench_row "stockbench -> stockd://" "stockd://127.0.0.1:$STOCKD_PORT" \
-        -w hot -c "$CLIENTS" -P 16
-    stockbench_row "stockbench in-process (embedded)" "$tmp/inprocess" -w hot -c "$CLIENTS" -P 16
+    stockbench_row "stockbench -> stockd://" "fsync per batch" \
+        "stockd://127.0.0.1:$STOCKD_PORT" -w hot -c "$CLIENTS" -P 16
+    stockbench_row "stockbench in-process (embedded)" "fsync per batch" \
+        "$tmp/inprocess" -w hot -c "$CLIENTS" -P 16
 }
 
 # field_of SYSTEM CLIENT COLUMN: a column (4 ops/s, 6 p99) of a result row.
@@ -384,9 +407,9 @@ write_out() {
     log "wrote $out/results.tsv, $out/results.md, $out/compare.png"
 }
 
-redis_rows
-postgres_rows
-stockd_rows
+! selected redis || redis_rows
+! selected postgres || postgres_rows
+! selected stockd || stockd_rows
 print_table | tee "$tmp/table.txt"
 if [ -n "$out" ]; then
     write_out
