@@ -383,6 +383,32 @@ static void test_gap_is_refused(void **unused)
     assert_non_null(strstr(message, "log-0000000000000002.wal, offset 0"));
 }
 
+/* A bad last record is a torn tail only in the last segment: in a closed
+ * one (synced before the next began) it is damage. */
+static void test_damage_in_closed_segment(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    append_record(log, &state, 0);
+    append_record(log, &state, 1);
+    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
+    append_record(log, &state, 2);
+    journal_close(log);
+    uint8_t data[4096];
+    size_t size = read_file(SEGMENT0, data, sizeof data);
+    data[size - 1] ^= 0x40;
+    write_file(SEGMENT0, data, size);
+    assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
+    char expected[64];
+    snprintf(expected, sizeof expected, "%s, offset %zu:", SEGMENT0,
+             (size_t)SEGMENT_HEADER + 12 + strlen("record-0"));
+    assert_non_null(strstr(message, expected));
+    assert_non_null(strstr(message, "closed segment"));
+}
+
 static void test_second_open_is_refused(void **unused)
 {
     (void)unused;
@@ -410,6 +436,7 @@ int main(void)
         FOLDER_TEST(test_bad_last_record_is_cut),
         FOLDER_TEST(test_snapshots_and_fallback),
         FOLDER_TEST(test_gap_is_refused),
+        FOLDER_TEST(test_damage_in_closed_segment),
         FOLDER_TEST(test_second_open_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
