@@ -6,6 +6,8 @@
  *     retry answers REPLAY with the original available (I4, I6, I7);
  *   - every acknowledged refund is counted on its line and its retry
  *     answers REPLAY with the original available (I5, I6);
+ *   - every order's lines are all there or none is (I3), and an
+ *     acknowledged order's lines carry the acknowledged available;
  *   - per SKU, deducted and refunded equal the sums over the lines that
  *     exist, adjusted is the level it was set to, and available =
  *     adjusted - deducted + refunded >= 0 (I1, I2);
@@ -30,7 +32,7 @@
 #define CHECK_REPORT_MAX 20    /* violations printed before "and more" */
 
 typedef struct entry {
-    char kind;                 /* 'D' or 'R' */
+    char kind;                 /* 'D' deduction, 'O' order line, 'R' refund */
     bool acked;
     char id[CHECK_ID_MAX];     /* line id (D) or refund id (R) */
     char target[CHECK_ID_MAX]; /* sku (D) or line (R) */
@@ -92,7 +94,8 @@ static bool read_log(const char *path, entries *list)
         int fields = sscanf(line, "%7s %c %47s %47s %" SCNd64 " %" SCNd64,
                             word, &kind, id, target, &qty, &available);
         bool ack = strcmp(word, "ack") == 0;
-        if (fields < 5 || (ack && fields != 6) || (kind != 'D' && kind != 'R')) {
+        if (fields < 5 || (ack && fields != 6) ||
+            (kind != 'D' && kind != 'O' && kind != 'R')) {
             fprintf(stderr, "server_crash_check: %s: bad line '%s'\n", path, line);
             fclose(file);
             return false;
@@ -168,20 +171,21 @@ static bool execute_all(stock_t *store, stock_op *ops, size_t count)
     return true;
 }
 
-/* Looks every tried line up: acked ones must be there as acknowledged,
- * the others may or may not be (the crash decided). */
+/* Looks every tried line (deductions, then order lines: they sort first)
+ * up: acked ones must be there as acknowledged, the others may or may not
+ * be (the crash decided). */
 static bool check_lines(stock_t *store, entries *list, stock_op *ops)
 {
     size_t count = 0;
     for (size_t i = 0; i < list->count; i++)
-        if (list->items[i].kind == 'D')
+        if (list->items[i].kind != 'R')
             ops[count++] = (stock_op){.type = STOCK_OP_LINE,
                                       .line = stock_id_from_cstr(list->items[i].id)};
     if (!execute_all(store, ops, count))
         return false;
     for (size_t i = 0; i < count; i++) {
         entry *e = &list->items[i];
-        assert(e->kind == 'D');   /* sorted: every D before every R */
+        assert(e->kind != 'R');   /* sorted: D, then O, then R */
         const stock_line_info *info = &ops[i].info.line_info;
         e->line_refunded = -1;   /* not on the server */
         if (ops[i].code == STOCK_NOT_FOUND) {
@@ -220,7 +224,7 @@ static void check_refunds(entries *list)
     }
     for (size_t i = 0; i < list->count; i++) {
         entry *e = &list->items[i];
-        if (e->kind != 'D' || e->line_refunded < 0)
+        if (e->kind == 'R' || e->line_refunded < 0)
             continue;
         if (e->line_refunded < e->refunds_acked || e->line_refunded > e->refunds_tried ||
             e->line_refunded > e->qty)
@@ -228,6 +232,36 @@ static void check_refunds(entries *list)
                       ", tried %" PRId64 ", qty %" PRId64, e->id, e->line_refunded,
                       e->refunds_acked, e->refunds_tried, e->qty);
     }
+}
+
+/* I3: the lines of one order (ids ORDER-1, ORDER-2, ..., adjacent once
+ * sorted) are all on the server or none is. */
+static void check_orders(const entries *list)
+{
+    size_t orders = 0;
+    for (size_t i = 0; i < list->count;) {
+        const entry *first = &list->items[i];
+        if (first->kind != 'O') {
+            i++;
+            continue;
+        }
+        const char *dash = strrchr(first->id, '-');
+        assert(dash != NULL);   /* order line ids are ORDER-N */
+        size_t prefix = (size_t)(dash - first->id) + 1;
+        size_t j = i + 1;
+        while (j < list->count && list->items[j].kind == 'O' &&
+               strncmp(list->items[j].id, first->id, prefix) == 0) {
+            if ((list->items[j].line_refunded < 0) != (first->line_refunded < 0))
+                violation("order %.*s is partly applied: %s %s, %s %s", (int)prefix - 1,
+                          first->id, first->id, first->line_refunded < 0 ? "absent" : "present",
+                          list->items[j].id,
+                          list->items[j].line_refunded < 0 ? "absent" : "present");
+            j++;
+        }
+        orders++;
+        i = j;
+    }
+    printf("checked %zu orders for all-or-none\n", orders);
 }
 
 /* Every acknowledged op, retried with the same id and parameters, must
@@ -240,8 +274,8 @@ static bool check_replays(stock_t *store, entries *list, stock_op *ops)
         return false;
     for (size_t i = 0; i < list->count; i++) {
         entry *e = &list->items[i];
-        if (!e->acked)
-            continue;
+        if (!e->acked || e->kind == 'O')
+            continue;   /* an order line alone cannot be retried */
         bool deduct = e->kind == 'D';
         ops[count] = (stock_op){.type = deduct ? STOCK_OP_DEDUCT : STOCK_OP_REFUND,
                                 .id = stock_id_from_cstr(e->id), .amount = e->qty};
@@ -268,7 +302,7 @@ static bool check_skus(stock_t *store, entries *list, int sku_count, int64_t lev
     int64_t deducted[CHECK_SKUS_MAX] = {0}, refunded[CHECK_SKUS_MAX] = {0};
     for (size_t i = 0; i < list->count; i++) {
         entry *e = &list->items[i];
-        if (e->kind != 'D' || e->line_refunded < 0)
+        if (e->kind == 'R' || e->line_refunded < 0)
             continue;
         int sku = atoi(e->target + 1);
         assert(sku >= 0 && sku < sku_count);
@@ -320,6 +354,7 @@ int main(int argc, char **argv)
     bool answered = check_lines(store, &list, ops);
     if (answered) {
         check_refunds(&list);
+        check_orders(&list);
         answered = check_skus(store, &list, sku_count, level) &&
                    check_replays(store, &list, ops);
     }

@@ -8,7 +8,8 @@
  *   server_crash_client URI PREFIX SKU_COUNT LOG
  *
  * SKUs are S0..S<SKU_COUNT-1> (set up by the caller with ample stock). Line
- * ids are PREFIX-d<n>, refund ids PREFIX-r<n>. An op whose outcome is
+ * ids are PREFIX-d<n>, refund ids PREFIX-r<n>, orders PREFIX-o<n> with the
+ * two lines PREFIX-o<n>-1 and PREFIX-o<n>-2 on two SKUs. An op whose outcome is
  * unknown (the server died under it: STOCK_UNAVAILABLE) is retried with the
  * same id until it gets a definite answer, as the remote backend's message
  * says is safe. On SIGTERM the client stops starting new ops, settles the
@@ -16,7 +17,8 @@
  * the rules (a CONFLICT on a retry, say).
  *
  * Log lines: "try D line sku qty", "ack D line sku qty available code",
- * "try R refund line qty", "ack R refund line qty available code".
+ * "try R refund line qty", "ack R refund line qty available code", and per
+ * order line "try O line sku qty", "ack O line sku qty available code".
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -31,15 +33,20 @@
 
 #define CLIENT_BATCH 64             /* ops per batch */
 #define CLIENT_REFUND_EVERY 8       /* one op in 8 refunds an acked line */
+#define CLIENT_ORDER_EVERY 5        /* one op in 5 (of the rest) is an order */
+#define CLIENT_ORDER_LINES 2
 #define CLIENT_SETTLE_S 30          /* time to settle unknown ops at the end */
 #define CLIENT_RETRY_PAUSE_US 50000 /* between batches that found no server */
 #define CLIENT_ID_MAX 48
 
-/* One op and the id strings its stock_op points to. */
+/* One op and the id strings its stock_op points to (slot_bind). */
 typedef struct slot {
     stock_op op;
     char id[CLIENT_ID_MAX];
     char target[CLIENT_ID_MAX];     /* sku (deduct) or line (refund) */
+    stock_order_line lines[CLIENT_ORDER_LINES];
+    char line_ids[CLIENT_ORDER_LINES][CLIENT_ID_MAX];
+    char line_skus[CLIENT_ORDER_LINES][CLIENT_ID_MAX];
     bool pending;                   /* outcome unknown: retry as is */
 } slot;
 
@@ -70,8 +77,39 @@ static void acked_push(acked_lines *lines, const char *id)
     snprintf(lines->ids[lines->count++], CLIENT_ID_MAX, "%s", id);
 }
 
-/* Fills a fresh op into s: a refund of an acked line now and then, else a
- * deduction. */
+/* Points the op's ids at the slot's own strings (again after a move). */
+static void slot_bind(slot *s)
+{
+    s->op.id = stock_id_from_cstr(s->id);
+    if (s->op.type == STOCK_OP_DEDUCT)
+        s->op.sku = stock_id_from_cstr(s->target);
+    if (s->op.type == STOCK_OP_REFUND)
+        s->op.line = stock_id_from_cstr(s->target);
+    if (s->op.type != STOCK_OP_ORDER)
+        return;
+    s->op.lines = s->lines;
+    for (int i = 0; i < CLIENT_ORDER_LINES; i++) {
+        s->lines[i].line_id = stock_id_from_cstr(s->line_ids[i]);
+        s->lines[i].sku = stock_id_from_cstr(s->line_skus[i]);
+    }
+}
+
+static void fresh_order(slot *s, const char *prefix, uint64_t n, int sku_count,
+                        FILE *log)
+{
+    snprintf(s->id, CLIENT_ID_MAX, "%s-o%" PRIu64, prefix, n);
+    s->op = (stock_op){.type = STOCK_OP_ORDER, .line_count = CLIENT_ORDER_LINES};
+    for (int i = 0; i < CLIENT_ORDER_LINES; i++) {
+        snprintf(s->line_ids[i], CLIENT_ID_MAX, "%s-%d", s->id, i + 1);
+        snprintf(s->line_skus[i], CLIENT_ID_MAX, "S%d",
+                 (int)((n + (uint64_t)i) % (uint64_t)sku_count));
+        s->lines[i].qty = 1 + i;
+        fprintf(log, "try O %s %s %d\n", s->line_ids[i], s->line_skus[i], 1 + i);
+    }
+}
+
+/* Fills a fresh op into s: a refund of an acked line now and then, an order
+ * now and then, else a deduction. */
 static void fresh_op(slot *s, const char *prefix, uint64_t n, int sku_count,
                      acked_lines *lines, FILE *log)
 {
@@ -81,16 +119,16 @@ static void fresh_op(slot *s, const char *prefix, uint64_t n, int sku_count,
         snprintf(s->target, CLIENT_ID_MAX, "%s", lines->ids[--lines->count]);
         snprintf(s->id, CLIENT_ID_MAX, "%s-r%" PRIu64, prefix, n);
         s->op = (stock_op){.type = STOCK_OP_REFUND, .amount = 1};
-        s->op.line = stock_id_from_cstr(s->target);
         fprintf(log, "try R %s %s 1\n", s->id, s->target);
+    } else if (n % CLIENT_ORDER_EVERY == 0) {
+        fresh_order(s, prefix, n, sku_count, log);
     } else {
         snprintf(s->id, CLIENT_ID_MAX, "%s-d%" PRIu64, prefix, n);
         snprintf(s->target, CLIENT_ID_MAX, "S%d", (int)(n % (uint64_t)sku_count));
         s->op = (stock_op){.type = STOCK_OP_DEDUCT, .amount = 1 + (int64_t)(n % 3)};
-        s->op.sku = stock_id_from_cstr(s->target);
         fprintf(log, "try D %s %s %" PRId64 "\n", s->id, s->target, s->op.amount);
     }
-    s->op.id = stock_id_from_cstr(s->id);
+    slot_bind(s);
 }
 
 /* Records one finished op; false if its result breaks the rules. */
@@ -100,16 +138,21 @@ static bool record(slot *s, acked_lines *lines, FILE *log)
     s->pending = op->code == STOCK_UNAVAILABLE;
     if (s->pending)
         return true;
-    bool deduct = op->type == STOCK_OP_DEDUCT;
     if (!stock_code_succeeded(op->code)) {
-        fprintf(stderr, "server_crash_client: %s %s: %s %s\n",
-                deduct ? "deduct" : "refund", s->id,
+        fprintf(stderr, "server_crash_client: %s: %s %s\n", s->id,
                 stock_code_name(op->code), op->message);
         return false;
     }
+    const char *code = stock_code_name(op->code);
+    if (op->type == STOCK_OP_ORDER) {
+        for (int i = 0; i < CLIENT_ORDER_LINES; i++)
+            fprintf(log, "ack O %s %s %" PRId64 " %" PRId64 " %s\n", s->line_ids[i],
+                    s->line_skus[i], s->lines[i].qty, s->lines[i].available, code);
+        return true;
+    }
+    bool deduct = op->type == STOCK_OP_DEDUCT;
     fprintf(log, "ack %c %s %s %" PRId64 " %" PRId64 " %s\n", deduct ? 'D' : 'R',
-            s->id, s->target, op->amount, op->available,
-            stock_code_name(op->code));
+            s->id, s->target, op->amount, op->available, code);
     if (deduct)
         acked_push(lines, s->id);
     return true;
@@ -147,14 +190,9 @@ static size_t refill(slot *slots, size_t count, const char *prefix,
     size_t active = 0;
     for (size_t i = 0; i < count; i++)
         if (slots[i].pending) {
-            slot moved = slots[i];
-            slots[active] = moved;
-            slots[active].op.id = stock_id_from_cstr(slots[active].id);
-            if (moved.op.type == STOCK_OP_DEDUCT)
-                slots[active].op.sku = stock_id_from_cstr(slots[active].target);
-            else
-                slots[active].op.line = stock_id_from_cstr(slots[active].target);
-            active++;
+            if (active != i)
+                slots[active] = slots[i];
+            slot_bind(&slots[active++]);
         }
     while (!stopping && active < CLIENT_BATCH)
         fresh_op(&slots[active++], prefix, (*next)++, sku_count, lines, log);
