@@ -26,8 +26,10 @@
 
 #include "stock.h"
 
-/* The store under test, open for the whole run (main.c). */
+/* The store under test, open for the whole run (main.c), and its URI. The
+ * close group, which runs last, closes and reopens it. */
 extern stock_t *conf_store;
+extern const char *conf_uri;
 
 /* True when CONFORMANCE_QUICK=1 or --quick: the heavy concurrency tests use
  * smaller numbers (for sanitizer builds and slow backends). */
@@ -176,5 +178,6 @@ int conf_run_concurrency(void);
 int conf_run_races(void);
 int conf_run_retries(void);
 int conf_run_model(void);
+int conf_run_close(void);
 
 #endif /* CONFORMANCE_H */

@@ -10,6 +10,7 @@
 #include "conformance.h"
 
 stock_t *conf_store;
+const char *conf_uri;
 bool conf_quick;
 
 /* The groups, one per file, in the order they run: the simple rules first,
@@ -23,7 +24,7 @@ static const struct {
     {"order", conf_run_order},             {"refund", conf_run_refund},
     {"batches", conf_run_batches},         {"concurrency", conf_run_concurrency},
     {"races", conf_run_races},             {"retries", conf_run_retries},
-    {"model", conf_run_model},
+    {"model", conf_run_model},             {"close", conf_run_close},
 };
 
 static void usage(FILE *out)
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    conf_uri = uri;
     char message[STOCK_MESSAGE_MAX];
     stock_code code = stock_open(uri, NULL, &conf_store, message, sizeof message);
     if (code != STOCK_OK) {
@@ -102,6 +104,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         failed += groups[i].run();
     }
+    /* NULL if the close group failed to reopen the store. */
     code = stock_close(conf_store);
     if (code != STOCK_OK) {
         fprintf(stderr, "conformance: closing the store: %s\n",
