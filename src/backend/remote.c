@@ -135,6 +135,7 @@ static bool parse_bounded(const char *digits, size_t length, long max,
 static bool parse_authority(remote_store *store, const char *text,
                             size_t length, char *why, size_t why_size)
 {
+    assert(text != NULL && why != NULL && why_size > 0);
     const char *host = text, *colon = NULL;
     size_t host_length = length;
     if (length > 0 && text[0] == '[') {
@@ -164,6 +165,7 @@ static bool parse_authority(remote_store *store, const char *text,
         return false;
     }
     store->port = (int)port;
+    assert(store->port >= 1 && store->port <= 65535);
     snprintf(store->address, sizeof store->address, "%s:%d", store->host, store->port);
     return true;
 }
@@ -172,6 +174,7 @@ static bool parse_authority(remote_store *store, const char *text,
 static bool parse_query(remote_store *store, const char *query, char *why,
                         size_t why_size)
 {
+    assert(query != NULL && why != NULL);
     while (*query != '\0') {
         size_t length = strcspn(query, "&");
         const char *equals = memchr(query, '=', length);
@@ -230,6 +233,7 @@ static struct timeval timeval_from_ms(int ms)
 
 static void drop_connection(remote_store *store)
 {
+    assert(store != NULL);
     if (store->context != NULL)
         redisFree(store->context);
     store->context = NULL;
@@ -296,6 +300,7 @@ static stock_code connect_store(remote_store *store, char *reason,
         return code;
     }
     store->context = context;
+    assert(store->context->err == 0);
     return STOCK_OK;
 }
 
@@ -356,6 +361,8 @@ static void pipeline_flush(remote_store *store, size_t count)
         }
         remote_decode(store->pipeline[i], reply);
         freeReplyObject(reply);
+        assert(store->pipeline[i]->code != STOCK_OK ||
+               store->pipeline[i]->message[0] == '\0');
     }
 }
 
@@ -363,6 +370,7 @@ static void complete_batches(remote_store *store, stock_batch *finished)
 {
     while (finished != NULL) {
         stock_batch *next = finished->next;   /* done() may free finished */
+        assert(finished->done != NULL && finished->count >= 1);
         atomic_fetch_add(&store->batches, 1);
         atomic_fetch_add(&store->operations, finished->count);
         finished->done(finished);
@@ -390,6 +398,7 @@ static void run_batches(remote_store *store, stock_batch *batch)
                 finished = NULL, finished_tail = &finished;
             }
             store->pipeline[count++] = op;
+            assert(count <= REMOTE_PIPELINE_MAX);
         }
         batch->next = NULL;
         *finished_tail = batch;
@@ -438,6 +447,7 @@ static void *remote_thread(void *argument)
 static void remote_submit(stock_t *base, stock_batch *batch)
 {
     remote_store *store = (remote_store *)base;
+    assert(store->base.ops == &remote_backend);
     assert(batch != NULL && batch->count >= 1);
     batch->next = NULL;
     pthread_mutex_lock(&store->mutex);
@@ -462,7 +472,9 @@ static void store_free(remote_store *store)
 static stock_code remote_close(stock_t *base)
 {
     remote_store *store = (remote_store *)base;
+    assert(store->base.ops == &remote_backend);
     pthread_mutex_lock(&store->mutex);
+    assert(!store->closing);
     store->closing = true;
     pthread_cond_signal(&store->wake);
     pthread_mutex_unlock(&store->mutex);

@@ -237,6 +237,7 @@ static bool fact_int64(const char *facts, const char *key, int64_t *value)
  * first line on that SKU (as the embedded engine reports it); else -1. */
 static int32_t order_failed_line(const stock_op *op, const char *facts)
 {
+    assert(op->type == STOCK_OP_ORDER && op->line_count <= STOCK_ORDER_LINES_MAX);
     bool by_line = strncmp(facts, "line=", 5) == 0;
     bool by_sku = strncmp(facts, "sku=", 4) == 0;
     if (!by_line && !by_sku)
@@ -304,6 +305,8 @@ static void decode_error(stock_op *op, const redisReply *reply)
 /* [status, integer] for SET, ADD, DEDUCT, REFUND. */
 static void decode_counted(stock_op *op, const redisReply *reply)
 {
+    assert(op->type == STOCK_OP_SET || op->type == STOCK_OP_ADD ||
+           op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_REFUND);
     stock_code code = STOCK_OK;
     int64_t available = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -320,6 +323,7 @@ static void decode_counted(stock_op *op, const redisReply *reply)
 /* [status, [integer per line]] for ORDER. */
 static void decode_order(stock_op *op, const redisReply *reply)
 {
+    assert(op->type == STOCK_OP_ORDER && op->line_count >= 1);
     stock_code code = STOCK_OK;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         !reply_status(reply->element[0], &code) ||
@@ -388,6 +392,7 @@ static bool is_field_array(const redisReply *reply)
 
 static void decode_sku_info(stock_op *op, const redisReply *reply)
 {
+    assert(op->type == STOCK_OP_GET);
     stock_sku_info *info = &op->info.sku_info;
     if (!is_field_array(reply) ||
         !field_int64(reply, "available", &info->available) ||
@@ -405,6 +410,7 @@ static void decode_sku_info(stock_op *op, const redisReply *reply)
 
 static void decode_line_info(stock_op *op, const redisReply *reply)
 {
+    assert(op->type == STOCK_OP_LINE);
     stock_line_info *info = &op->info.line_info;
     if (!is_field_array(reply) || !field_id(reply, "sku", info->sku, false) ||
         !field_id(reply, "order_id", info->order_id, true) ||

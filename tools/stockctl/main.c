@@ -173,6 +173,8 @@ static bool parse_args(int argc, char **argv, ctl_args *args)
 /* Checks the argument count and the options against the command. */
 static bool check_args(const ctl_command *command, const ctl_args *args)
 {
+    assert(command->positional_min <= command->positional_max);
+    assert(args->positional_count <= CTL_POSITIONAL_MAX);
     int count = args->positional_count;
     bool count_ok = count >= command->positional_min &&
                     count <= command->positional_max &&

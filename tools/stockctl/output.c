@@ -92,6 +92,8 @@ static const char *replay_note(stock_code code)
 
 int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op)
 {
+    assert(op->type == STOCK_OP_SET || op->type == STOCK_OP_ADD ||
+           op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_REFUND);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
     if (args->json) {
@@ -114,6 +116,7 @@ int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op)
 
 int ctl_print_order(const ctl_args *args, const stock_op *op)
 {
+    assert(op->type == STOCK_OP_ORDER && op->line_count >= 1);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
     if (args->json) {
@@ -143,6 +146,7 @@ int ctl_print_order(const ctl_args *args, const stock_op *op)
 
 int ctl_print_sku(const ctl_args *args, const stock_op *op)
 {
+    assert(op->type == STOCK_OP_GET);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
     const stock_sku_info *info = &op->info.sku_info;
@@ -178,6 +182,7 @@ static void format_time(int64_t time_us, char *text, size_t size)
 
 int ctl_print_line(const ctl_args *args, const stock_op *op)
 {
+    assert(op->type == STOCK_OP_LINE);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
     const stock_line_info *info = &op->info.line_info;
