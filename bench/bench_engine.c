@@ -210,7 +210,15 @@ static double replay_log(core *state, const record_log *log, double *cpu)
     char message[STOCK_MESSAGE_MAX];
     const uint8_t *at = log->bytes.data;
     double start = now_s(), start_cpu = cpu_s();
+    const uint8_t *ahead = at;
+    uint32_t ahead_index = 0;
+    for (; ahead_index < log->count && ahead_index < CORE_PREFETCH_AHEAD; ahead_index++)
+        ahead += log->lengths[ahead_index];
     for (uint32_t i = 0; i < log->count; i++) {
+        if (ahead_index < log->count) {
+            core_replay_prefetch(state, ahead, log->lengths[ahead_index]);
+            ahead += log->lengths[ahead_index++];
+        }
         if (core_replay(state, at, log->lengths[i], message, sizeof message) != STOCK_OK) {
             fprintf(stderr, "bench_engine: replay failed: %s\n", message);
             exit(1);

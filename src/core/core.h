@@ -75,6 +75,15 @@ void core_prefetch(const core *state, const stock_op *op);
 stock_code core_replay(core *state, const uint8_t *record, size_t len,
                        char *message, size_t message_size);
 
+/*
+ * A hint that a record will be replayed soon: reads its type and first ids
+ * (bounds-checked: any bytes are safe, malformed ones are ignored) and
+ * prefetches the index slots core_replay will probe. Changes nothing and
+ * may be skipped. Recovery calls it CORE_PREFETCH_AHEAD records ahead, so
+ * that the cache misses of consecutive records overlap.
+ */
+void core_replay_prefetch(const core *state, const uint8_t *record, size_t len);
+
 /* Writes bytes somewhere; returns 0, or -1 to stop the snapshot. */
 typedef int (*core_write_fn)(void *context, const void *data, size_t len);
 /* Reads exactly len bytes; returns 0, or -1 on a short read or error. */

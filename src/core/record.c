@@ -125,6 +125,40 @@ void core_record_encode(const stock_op *op, int64_t time_us, buf *record)
 
 /* ---------------------------------------------------------------- replay */
 
+static void prefetch_id(const core_index *index, stock_id id)
+{
+    if (id.len > 0)
+        core_index_prefetch(index, core_hash(id));
+}
+
+void core_replay_prefetch(const core *state, const uint8_t *record, size_t len)
+{
+    assert(state != NULL && (record != NULL || len == 0));
+    core_reader reader = core_reader_make(record, len);
+    uint8_t type = core_get_u8(&reader);
+    stock_id first = core_get_id(&reader);
+    stock_id second = core_get_id(&reader); /* empty if past the end */
+    switch (type) {
+    case RECORD_SET:
+    case RECORD_ADD:
+        prefetch_id(&state->sku_index, first);
+        break;
+    case RECORD_DEDUCT:
+        prefetch_id(&state->line_index, first);
+        prefetch_id(&state->sku_index, second);
+        break;
+    case RECORD_ORDER:
+        prefetch_id(&state->order_index, first);
+        break;
+    case RECORD_REFUND:
+        prefetch_id(&state->refund_index, first);
+        prefetch_id(&state->line_index, second);
+        break;
+    default:
+        break;
+    }
+}
+
 /* A decoded record: the op to re-apply and what it must leave behind. */
 typedef struct replay {
     stock_op op;

@@ -557,6 +557,10 @@ static void replay_range(core *state, const record_log *log, size_t from, size_t
     char message[STOCK_MESSAGE_MAX];
     for (size_t i = from; i < to; i++) {
         size_t len;
+        if (i + CORE_PREFETCH_AHEAD < to) {
+            const uint8_t *later = record_at(log, i + CORE_PREFETCH_AHEAD, &len);
+            core_replay_prefetch(state, later, len);
+        }
         const uint8_t *record = record_at(log, i, &len);
         stock_code code = core_replay(state, record, len, message, sizeof message);
         if (code != STOCK_OK)
@@ -711,6 +715,7 @@ static void damage_record(core *state, const uint8_t *record, size_t len)
     assert_true(len + 1 <= sizeof copy);
     for (size_t cut = 0; cut < len; cut++) {
         message[0] = '\0';
+        core_replay_prefetch(state, record, cut);
         assert_corrupt(core_replay(state, record, cut, message, sizeof message),
                        message);
     }
@@ -722,6 +727,7 @@ static void damage_record(core *state, const uint8_t *record, size_t len)
         for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
             memcpy(copy, record, len);
             copy[at] = copy[at] == values[v] ? (uint8_t)~values[v] : values[v];
+            core_replay_prefetch(state, copy, len);
             stock_code code = core_replay(state, copy, len, message, sizeof message);
             assert_true(code == STOCK_OK || code == STOCK_CORRUPT);
         }
