@@ -353,7 +353,7 @@ ratio_line() {
 print_table() {
     local machine
     machine="$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr)"
-    echo "stockd comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), $machine, ${seconds}s per run, loopback"
+    echo "stockd comparison, $(date -u '+%Y-%m-%d %H:%M UTC'), $machine, ${seconds}s per run, loopback, load average at the end $(cut -d " " -f 1-3 /proc/loadavg)"
     echo
     {
         printf 'system\tclient\tdurability\tops/s\tp50 ms\tp99 ms\tcheck\n'
