@@ -55,6 +55,7 @@ struct workload {
     uint64_t next_seq;       /* ids handed out so far */
     uint64_t answered;       /* deductions answered OK or INSUFFICIENT */
     uint64_t retries;
+    uint32_t prefix_len;
     uint64_t counts[WORKLOAD_OP_KIND_COUNT];
     char *sku_names;         /* sku_count * WORKLOAD_NAME_MAX */
     ring_entry *ring;        /* WORKLOAD_RING_SIZE */
@@ -158,6 +159,7 @@ workload *workload_create(const workload_config *config, checker *ledger)
                                                              : 0;
     if (load->config.prefix[0] == '\0')
         make_prefix(load);
+    load->prefix_len = (uint32_t)strlen(load->config.prefix);
     if (!setup_names(load)) {
         workload_destroy(load);
         return NULL;
@@ -214,13 +216,27 @@ void workload_setup_ops(workload *load, uint32_t first, uint32_t count,
 }
 
 /* Writes "<prefix><letter><seq>" into text and returns it as an id. */
+/* Writes "<prefix><letter><seq>" into text and returns it as an id. By
+ * hand rather than snprintf: it runs for every op, and formatting was a
+ * tenth of the client's CPU against a fast in-process store. */
 static stock_id make_id(const workload *load, char *text, char letter,
                         uint64_t seq)
 {
-    int length = snprintf(text, WORKLOAD_NAME_MAX, "%s%c%" PRIu64,
-                          load->config.prefix, letter, seq);
-    assert(length > 0 && length < WORKLOAD_NAME_MAX);
-    return (stock_id){text, (uint32_t)length};
+    char digits[20];
+    uint32_t digit_count = 0;
+    do {
+        digits[digit_count++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq > 0);
+    uint32_t length = load->prefix_len;
+    assert(length + 1 + digit_count < WORKLOAD_NAME_MAX);
+    memcpy(text, load->config.prefix, length);
+    text[length++] = letter;
+    while (digit_count > 0)
+        text[length++] = digits[--digit_count];
+    text[length] = '\0';
+    assert(length <= WORKLOAD_PREFIX_MAX + 21);
+    return (stock_id){text, length};
 }
 
 static void next_deduct(workload *load, stock_op *op, workload_item *item,
