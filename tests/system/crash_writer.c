@@ -21,6 +21,7 @@
  * by scanning for that prefix.
  */
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -333,6 +334,7 @@ typedef struct checker {
     int64_t deducted[CRASH_SKUS];
     int64_t refunded[CRASH_SKUS];
     size_t total_lines, acked_ops;
+    int killed_in_snapshot;   /* rounds killed while a snapshot was written */
 } checker;
 
 static void keep_line(checker *c, int round, const stock_line_info *info)
@@ -534,6 +536,20 @@ static void check_replays(checker *c, int round)
                 ids[i], stock_code_name(ops[i].code), ops[i].available, ops[i].expect);
 }
 
+/* A snap-*.tmp left behind means the kill landed during a snapshot. */
+static bool snapshot_was_running(const char *store_path)
+{
+    DIR *dir = opendir(store_path);
+    bool found = false;
+    struct dirent *entry;
+    while (dir != NULL && (entry = readdir(dir)) != NULL)
+        found |= strncmp(entry->d_name, "snap-", 5) == 0 &&
+                 strstr(entry->d_name, ".tmp") != NULL;
+    if (dir != NULL)
+        closedir(dir);
+    return found;
+}
+
 static stock_t *open_for_check(const char *store_path)
 {
     char uri[1024], message[STOCK_MESSAGE_MAX];
@@ -557,6 +573,10 @@ static void check_store(checker *c, const char *workdir, const char *store_path)
     memset(c->deducted, 0, sizeof c->deducted);
     memset(c->refunded, 0, sizeof c->refunded);
     c->acked_ops = c->total_lines = 0;
+    if (snapshot_was_running(store_path)) {
+        c->killed_in_snapshot++;
+        printf("  the kill landed while a snapshot was being written\n");
+    }
     c->store = open_for_check(store_path);
     for (int r = 0; r < c->rounds; r++) {
         c->found[r].count = 0;
@@ -623,8 +643,9 @@ static int run_main(const char *self, const char *workdir, int rounds, uint64_t 
     }
     for (int r = 0; r < rounds; r++)
         free(c->found[r].lines);
+    printf("crash test: %d rounds passed (seed %" PRIu64 "), %d killed mid-snapshot\n",
+           rounds, seed, c->killed_in_snapshot);
     free(c);
-    printf("crash test: %d rounds passed (seed %" PRIu64 ")\n", rounds, seed);
     return 0;
 }
 
