@@ -142,7 +142,7 @@ void remote_fail_unknown(stock_op *op, const char *reason)
 {
     assert(reason != NULL);
     op->failed_line = -1;
-    result_fail(op, STOCK_UNAVAILABLE, "outcome unknown: %s %s (%.60s); %s",
+    result_fail(op, STOCK_UNAVAILABLE, "outcome unknown: %s %s (%.100s); %s",
                 command_name(op->type),
                 op->type == STOCK_OP_GET || op->type == STOCK_OP_LINE
                     ? "got no reply" : "may or may not have been applied",
