@@ -290,7 +290,7 @@ static void protocol_error(conn *c, const char *error)
     c->srv->counters.protocol_errors++;
     log_warn("client %llu: %s; closing it", (unsigned long long)c->id, error);
     commands_reply_error(c, "ERR", "%s", error);
-    conn_close_after_replies(c);
+    conn_reject(c);
 }
 
 void commands_process(conn *c)

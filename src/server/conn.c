@@ -110,7 +110,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data);
 
 static void update_reading(conn *c)
 {
-    bool want = !c->closing && !c->close_when_flushed && !c->srv->stopping &&
+    bool want = c->shut ? !c->closing
+              : !c->closing && !c->close_when_flushed && !c->srv->stopping &&
                 !c->in_waiting && c->slot_count < CONN_PENDING_MAX &&
                 c->out.len + c->writing.len < CONN_OUTPUT_MAX;
     if (want && !c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -133,6 +134,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
         return;
     }
     assert((size_t)nread <= c->in->cap - c->in->len);
+    if (c->shut) {
+        /* Rejected: the reply is sent and the write side shut; drop what the
+         * client still sends so that closing does not reset the reply away. */
+        c->discarded += (size_t)nread;
+        if (c->discarded > CONN_DISCARD_MAX)
+            conn_close(c);
+        return;
+    }
     c->in->len += (size_t)nread;
     c->last_active_ms = server_now_ms(c->srv);
     process(c);
@@ -168,6 +177,7 @@ bool conn_can_take(conn *c)
 /* ------------------------------------------------------------ writing */
 
 static void maybe_free(conn *c);
+static void finish(conn *c);
 
 static void on_write(uv_write_t *request, int status)
 {
@@ -183,7 +193,7 @@ static void on_write(uv_write_t *request, int status)
     c->last_active_ms = server_now_ms(c->srv);
     conn_flush(c);
     if (!c->write_active && c->close_when_flushed && c->slot_count == 0)
-        conn_close(c);
+        finish(c);
     else
         conn_resume(c);
     server_flush(c->srv);
@@ -372,11 +382,44 @@ void conn_close(conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static void on_shutdown(uv_shutdown_t *request, int status)
+{
+    conn *c = request->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* Every reply owed is written: close, or for a rejected client shut the
+ * write side (the client sees the reply, then EOF) and drain its input. */
+static void finish(conn *c)
+{
+    assert(c->close_when_flushed && c->slot_count == 0 && !c->write_active);
+    if (!c->reject || c->shut || c->closing) {
+        conn_close(c);
+        return;
+    }
+    c->shut = true;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = false;   /* reading is restarted in drop mode */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    update_reading(c);
+}
+
 void conn_close_after_replies(conn *c)
 {
     c->close_when_flushed = true;
     if (c->slot_count == 0 && !c->write_active && c->out.len == 0)
-        conn_close(c);
+        finish(c);
+}
+
+void conn_reject(conn *c)
+{
+    c->reject = true;
+    conn_close_after_replies(c);
 }
 
 uint32_t conn_sweep_idle(server *srv)
@@ -436,7 +479,7 @@ static void refuse(conn *c)
         routes_write_error(c, out, 503, "UNAVAILABLE", "max number of clients reached", false);
     conn_reply_end(c, mark);
     c->srv->counters.connections_rejected++;
-    conn_close_after_replies(c);
+    conn_reject(c);
     server_flush(c->srv);
 }
 

@@ -31,6 +31,7 @@
 #define CONN_READ_MIN 4096u            /* least free space offered to a read */
 #define CONN_FREE_CHUNKS_MAX 64        /* idle chunks the server keeps */
 #define CONN_NAME_MAX 128              /* bytes of CLIENT SETNAME */
+#define CONN_DISCARD_MAX (1u << 20)    /* input dropped after a rejection */
 
 struct http_reader;
 
@@ -75,6 +76,10 @@ typedef struct conn {
     bool closing;          /* uv_close called */
     bool handle_closed;    /* close callback ran */
     bool close_when_flushed;
+    bool reject;           /* closing for a protocol error (conn_reject) */
+    bool shut;             /* write side shut; input is dropped */
+    size_t discarded;      /* bytes dropped since */
+    uv_shutdown_t shutdown_req;
     bool in_waiting;       /* on srv->waiting */
     bool dirty;            /* on srv->dirty */
     struct conn *prev, *next, *dirty_next, *waiting_next;
@@ -125,6 +130,12 @@ void conn_close(conn *c);
 
 /* Closes c once every reply owed is written; reads nothing more. */
 void conn_close_after_replies(conn *c);
+
+/* As conn_close_after_replies, for a client that broke the protocol: after
+ * the last reply the write side is shut and input still arriving is dropped
+ * (up to CONN_DISCARD_MAX bytes, or until the client closes or idles out),
+ * so that closing with unread input does not reset the error reply away. */
+void conn_reject(conn *c);
 
 /* Closes connections idle longer than --idle-timeout; returns how many. */
 uint32_t conn_sweep_idle(server *srv);

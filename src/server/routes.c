@@ -485,6 +485,7 @@ void routes_process(conn *c)
                      c->http->error_status, c->http->error);
             reply_error(c, false, c->http->error_status,
                                c->http->error_status == 400 ? "INVALID" : "TOOBIG", c->http->error);
+            conn_reject(c);
             return;
         }
         route(c, &c->http->request);
