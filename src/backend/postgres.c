@@ -120,8 +120,10 @@ static stock_code conn_open(pg_store *store, PGconn **out)
     }
     const char *commit = store->options.synchronous ? "SET synchronous_commit = on"
                                                     : "SET synchronous_commit = off";
+    /* client_min_messages: the schema's IF NOT EXISTS notices are noise. */
     if (!exec_simple(conn, commit, NULL, 0) ||
-        !exec_simple(conn, "SET application_name = 'libstock'", NULL, 0)) {
+        !exec_simple(conn, "SET application_name = 'libstock'", NULL, 0) ||
+        !exec_simple(conn, "SET client_min_messages = warning", NULL, 0)) {
         set_error(store, "cannot configure the session", conn);
         PQfinish(conn);
         return STOCK_IO;
