@@ -95,6 +95,7 @@ static int64_t now_us(void)
 /* Marks the store broken; the first reason is the one every op reports. */
 static void break_store(embedded *e, const char *reason)
 {
+    assert(reason != NULL && reason[0] != '\0');
     pthread_mutex_lock(&e->sync_mutex);
     if (!atomic_load(&e->broken)) {
         snprintf(e->broken_message, sizeof e->broken_message,
@@ -125,6 +126,7 @@ static void complete_batches(embedded *e, stock_batch *list)
 {
     while (list != NULL) {
         stock_batch *batch = list;
+        assert(batch->done != NULL && batch->count >= 1);
         list = batch->next;   /* read before done: the caller may reuse it */
         atomic_fetch_add_explicit(&e->batches, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->operations, batch->count, memory_order_relaxed);
@@ -141,6 +143,7 @@ static void record_sync(embedded *e, uint64_t latency_us)
     while (bucket + 1 < STOCK_SYNC_BUCKETS &&
            latency_us > stock_sync_bucket_bound_us(bucket))
         bucket++;
+    assert(bucket < STOCK_SYNC_BUCKETS);
     atomic_fetch_add_explicit(&e->syncs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->sync_latency_us_sum, latency_us, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->sync_buckets[bucket], 1, memory_order_relaxed);
@@ -173,6 +176,7 @@ static void syncer_loop_sync(embedded *e)
             pthread_cond_wait(&e->sync_cond, &e->sync_mutex);
         if (e->pending_head == NULL)
             break;
+        assert(!e->syncer_busy && e->pending_tail != NULL);
         stock_batch *list = e->pending_head;
         bool need_sync = e->unsynced;
         e->pending_head = e->pending_tail = NULL;
@@ -276,6 +280,8 @@ static void apply_batch(embedded *e, stock_batch *batch, int64_t time_us,
 /* Writes the group's records and passes its batches on for completion. */
 static void write_group(embedded *e, stock_batch *list, uint64_t records)
 {
+    assert(list != NULL);
+    assert(records == 0 || e->group.len >= records * JOURNAL_RECORD_HEADER_BYTES);
     bool wrote = false;
     if (e->group.len > 0) {
         char message[STOCK_MESSAGE_MAX];
@@ -371,6 +377,7 @@ static void maintain(embedded *e, uint64_t threshold)
 static stock_batch *take_queue(embedded *e, bool *closing)
 {
     pthread_mutex_lock(&e->queue_mutex);
+    assert((e->queue_head == NULL) == (e->queue_tail == NULL));
     if (e->queue_head == NULL && !e->closing) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);

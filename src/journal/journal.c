@@ -50,6 +50,7 @@ static bool parse_name(const char *name, const char *prefix,
 
 static bool push_lsn(uint64_t **array, size_t *count, uint64_t lsn)
 {
+    assert(array != NULL && count != NULL);
     if (*count >= JOURNAL_FILES_MAX)
         return false;
     if ((*count & (*count - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow */
@@ -72,6 +73,7 @@ static int compare_lsn(const void *a, const void *b)
 bool journal_list(int dir_fd, journal_listing *listing, char *message,
                   size_t size)
 {
+    assert(dir_fd >= 0 && listing != NULL);
     memset(listing, 0, sizeof *listing);
     int fd = dup(dir_fd);
     DIR *dir = fd < 0 ? NULL : fdopendir(fd);

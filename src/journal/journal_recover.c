@@ -68,6 +68,7 @@ static stock_code load_snapshot(recovery *r, const char *name,
 static stock_code recover_snapshot(recovery *r)
 {
     char first_damage[STOCK_MESSAGE_MAX] = "";
+    assert(r->base_lsn == 0 && r->damaged_count == 0);
     for (size_t i = r->listing.snapshot_count; i-- > 0;) {
         uint64_t lsn = r->listing.snapshots[i];
         char name[JOURNAL_NAME_MAX];
@@ -103,6 +104,7 @@ static stock_code recover_snapshot(recovery *r)
 /* Offset of the first valid record at or after from, or len if none. */
 static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
 {
+    assert(data != NULL && from <= len);
     for (size_t p = from; p + JOURNAL_RECORD_HEADER_BYTES < len; p++) {
         uint32_t length = journal_get_u32(data + p);
         /* Cheap filter first: most garbage fails the length test. */
@@ -124,6 +126,8 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
                              bool last, const uint8_t *data, size_t len,
                              size_t offset, const char *why)
 {
+    assert(offset >= JOURNAL_FILE_HEADER_BYTES && offset < len);
+    assert(why != NULL);
     if (!last) {
         journal_message(r->message, r->size, "%s, offset %zu: %s in a closed "
                         "segment (damage before the end of the log)", name,
@@ -150,6 +154,7 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
                                  uint64_t *next)
 {
     size_t offset = JOURNAL_FILE_HEADER_BYTES;
+    assert(*next == lsn && len >= offset);
     for (;;) {
         const uint8_t *payload;
         size_t payload_len, record_len;
@@ -181,6 +186,7 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
 
 static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
 {
+    assert(index < r->listing.segment_count);
     uint64_t lsn = r->listing.segments[index];
     bool last = index + 1 == r->listing.segment_count;
     char name[JOURNAL_NAME_MAX];
@@ -226,6 +232,7 @@ static stock_code recover_segments(recovery *r)
     if (start < listing->segment_count)
         next = listing->segments[start];
     for (size_t i = start; i < listing->segment_count; i++) {
+        assert(i == 0 || listing->segments[i - 1] < listing->segments[i]);
         stock_code code = recover_segment(r, i, &next);
         if (code != STOCK_OK)
             return code;
@@ -243,6 +250,8 @@ static stock_code recover_segments(recovery *r)
 /* Cuts the torn tail found by bad_record from the last segment. */
 static stock_code cut_tail(recovery *r)
 {
+    assert(r->cut && r->cut_offset >= JOURNAL_FILE_HEADER_BYTES);
+    assert(r->cut_bytes > 0);
     char name[JOURNAL_NAME_MAX];
     journal_segment_name(name, r->cut_segment);
     int fd = openat(r->log->dir_fd, name, O_WRONLY | O_CLOEXEC);
@@ -312,6 +321,8 @@ static stock_code reopen_last(recovery *r)
 /* Only once everything has been read does recovery change the folder. */
 static stock_code finish(recovery *r)
 {
+    assert(r->log->segment_fd < 0);
+    assert(r->damaged_count <= r->listing.snapshot_count);
     if (r->cut) {
         stock_code code = cut_tail(r);
         if (code != STOCK_OK)
