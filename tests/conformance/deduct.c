@@ -168,6 +168,10 @@ static void line_id_with_other_parameters_conflicts(void **state)
     assert_code(stock_deduct(conf_store, line_id, other.id, 3, &available, message),
                 STOCK_CONFLICT, message);
     conf_check_message_prefix(message, prefix);
+    /* The id is judged first: with a SKU that does not exist, still CONFLICT. */
+    assert_code(stock_deduct(conf_store, line_id, conf_id("sku"), 3, &available,
+                             message), STOCK_CONFLICT, message);
+    conf_check_message_prefix(message, prefix);
     conf_check_sku(&sku);
     conf_check_sku(&other);
 }

@@ -7,8 +7,9 @@
  * ops, and every result (code, available, failed_line, each order line,
  * every total and line field) compared with what the model predicts.
  *
- * The generator avoids the few combinations the contract leaves open (an id
- * reused with a SKU or line that does not exist: CONFLICT or NOT_FOUND?).
+ * An id seen before is judged first: reused with a SKU or line that does
+ * not exist it is CONFLICT, not NOT_FOUND (other parameters, whatever they
+ * name).
  * The walk is deterministic per seed: a failure prints the op and the seed,
  * and CONFORMANCE_SEED=N walks the same way again (with fresh ids).
  */
@@ -347,10 +348,12 @@ static void gen_add(model *m, pending *p)
                        .amount = roll(m, 2) ? size : -size};
     uint32_t how = roll(m, 4);
     if (how == 0 && m->adjustment_count > 0) {
-        /* An id seen before, on its own (existing) SKU: replay or conflict. */
+        /* An id seen before, on its SKU or another (maybe missing): replay
+         * or conflict. */
         const model_record *a = &m->adjustments[roll(m, (uint32_t)m->adjustment_count)];
         copy_id(p, 0, a->id);
-        p->op.sku = stock_id_from_cstr(m->skus[a->target].id);
+        if (roll(m, 8) != 0)
+            p->op.sku = stock_id_from_cstr(m->skus[a->target].id);
         p->op.amount = a->amount + (roll(m, 2) ? 0 : 1);
         p->op.amount += p->op.amount == 0;
     } else if (how == 1) {
@@ -365,10 +368,11 @@ static void gen_deduct(model *m, pending *p)
     p->op = (stock_op){.type = STOCK_OP_DEDUCT, .amount = 1 + roll(m, 5)};
     const char *sku = roll(m, 10) == 0 ? m->missing_sku : pool_sku(m);
     if (m->line_count > 0 && roll(m, 4) == 0) {
-        /* A line seen before, with its SKU: replay or conflict. */
+        /* A line seen before, with its SKU or a missing one: replay or
+         * conflict. */
         const model_line *line = &m->lines[roll(m, (uint32_t)m->line_count)];
         copy_id(p, 0, line->id);
-        sku = m->skus[line->sku].id;
+        sku = roll(m, 8) == 0 ? m->missing_sku : m->skus[line->sku].id;
         p->op.amount = line->qty + roll(m, 2);
     } else {
         fresh(p, 0, "line");
@@ -420,10 +424,14 @@ static void gen_refund(model *m, pending *p)
 {
     p->op = (stock_op){.type = STOCK_OP_REFUND, .amount = 1 + roll(m, 4)};
     if (m->refund_count > 0 && roll(m, 5) == 0) {
-        /* A refund seen before, on its line: replay or conflict. */
+        /* A refund seen before, on its line or a missing one: replay or
+         * conflict. */
         const model_record *r = &m->refunds[roll(m, (uint32_t)m->refund_count)];
         copy_id(p, 0, r->id);
-        copy_id(p, 1, m->lines[r->target].id);
+        if (roll(m, 8) == 0)
+            fresh(p, 1, "line");
+        else
+            copy_id(p, 1, m->lines[r->target].id);
         p->op.amount = r->amount + roll(m, 2);
     } else {
         fresh(p, 0, "refund");

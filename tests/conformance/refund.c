@@ -142,6 +142,10 @@ static void refund_id_with_other_parameters_conflicts(void **state)
     assert_code(stock_refund(conf_store, refund_id, other.line, 2, NULL, message),
                 STOCK_CONFLICT, message);
     conf_check_message_prefix(message, prefix);
+    /* The id is judged first: with a line that does not exist, still CONFLICT. */
+    assert_code(stock_refund(conf_store, refund_id, conf_id("line"), 2, NULL, message),
+                STOCK_CONFLICT, message);
+    conf_check_message_prefix(message, prefix);
     conf_check_sku(&f.sku);
     conf_check_sku(&other.sku);
     check_refunded(f.line, 2);

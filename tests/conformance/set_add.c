@@ -194,6 +194,10 @@ static void adjustment_id_with_other_parameters_conflicts(void **state)
     assert_code(stock_add(conf_store, other.id, 5, adjust_id, NULL, message),
                 STOCK_CONFLICT, message);
     conf_check_message_prefix(message, prefix);
+    /* The id is judged first: with a SKU that does not exist, still CONFLICT. */
+    assert_code(stock_add(conf_store, conf_id("sku"), 5, adjust_id, NULL, message),
+                STOCK_CONFLICT, message);
+    conf_check_message_prefix(message, prefix);
     conf_check_sku(&sku);
     conf_check_sku(&other);
 }
