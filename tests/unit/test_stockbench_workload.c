@@ -217,6 +217,43 @@ static void test_retry_after_unknown_outcome(void **unused)
     free_fixture(f);
 }
 
+/* A store that lost the second acknowledged line and tells another
+ * available-after for the third: the first line is fine. */
+static int fake_lines(void *context, stock_op *ops, size_t count,
+                      char *message, size_t message_size)
+{
+    const char *sku = context;
+    (void)message;
+    (void)message_size;
+    assert_int_equal(count, 3);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(ops[i].type, STOCK_OP_LINE);
+        ops[i].code = i == 1 ? STOCK_NOT_FOUND : STOCK_OK;
+        snprintf(ops[i].info.line_info.sku, sizeof ops[i].info.line_info.sku,
+                 "%s", sku);
+        ops[i].info.line_info.qty = 1;
+        ops[i].info.line_info.available_after = i == 2 ? 96 : 99 - (int64_t)i;
+    }
+    return 0;
+}
+
+static void test_lines_read_back(void **unused)
+{
+    (void)unused;
+    fixture *f = make_fixture(WORKLOAD_HOT);
+    for (int64_t i = 0; i < 3; i++) {
+        workload_next(f->load, &f->op, &f->item);
+        f->op.code = STOCK_OK;
+        f->op.available = 99 - i;
+        workload_complete(f->load, &f->op, &f->item);
+    }
+    char sku[WORKLOAD_NAME_MAX];
+    snprintf(sku, sizeof sku, "%s", workload_sku_name(f->load, 0));
+    assert_int_equal(workload_verify_lines(f->load, fake_lines, sku), 3);
+    assert_int_equal(checker_failures(f->ledger), 2);
+    free_fixture(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_wrong_replay_and_refund_caught),
         cmocka_unit_test(test_sellout_expects_empty),
         cmocka_unit_test(test_retry_after_unknown_outcome),
+        cmocka_unit_test(test_lines_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

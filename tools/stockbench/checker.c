@@ -117,7 +117,26 @@ void checker_unexpected(checker *ledger, const char *what, stock_code code,
 {
     assert(ledger != NULL && what != NULL && message != NULL);
     assert(code < STOCK_CODE_COUNT);
-    record_failure(ledger, "%s: unexpected %s %s", what, stock_code_name(code), message);
+    record_failure(ledger, "%s: unexpected %s%s%s", what, stock_code_name(code),
+                   message[0] != '\0' ? " " : "", message);
+}
+
+void checker_failed(checker *ledger, const char *fact)
+{
+    assert(ledger != NULL && fact != NULL);
+    assert(fact[0] != '\0');
+    record_failure(ledger, "%s", fact);
+}
+
+void checker_line_differs(checker *ledger, const char *line_id,
+                          const char *field, int64_t expected, int64_t actual)
+{
+    assert(ledger != NULL && line_id != NULL && field != NULL);
+    assert(expected != actual);
+    record_failure(ledger,
+                   "line=%s: the store says %s=%" PRId64 ", acknowledged was %"
+                   PRId64 " (difference %+" PRId64 ")",
+                   line_id, field, actual, expected, actual - expected);
 }
 
 void checker_negative(checker *ledger, const char *sku, int64_t available)

@@ -61,6 +61,14 @@ void checker_expect_empty(checker *ledger, uint32_t sku);
 void checker_unexpected(checker *ledger, const char *what, stock_code code,
                         const char *message);
 
+/* Records a failure described by fact (a sentence naming what and where). */
+void checker_failed(checker *ledger, const char *fact);
+
+/* A line read back at the end differs from what the store acknowledged:
+ * field (e.g. "qty") was expected, the store now says actual. */
+void checker_line_differs(checker *ledger, const char *line_id,
+                          const char *field, int64_t expected, int64_t actual);
+
 /* I1 seen on the fly: an operation on sku (named) returned available < 0. */
 void checker_negative(checker *ledger, const char *sku, int64_t available);
 

@@ -82,9 +82,10 @@ void report_text(FILE *out, const run_config *config, const run_result *result)
             result->deducted, result->refunded);
     if (result->check_failures == 0)
         fprintf(out, "  check      passed (I1, I2 on %" PRIu32 " SKU(s); I4 on "
-                "%" PRIu64 " replays; I5 on %" PRIu64 " refunds)\n",
+                "%" PRIu64 " replays; I5 on %" PRIu64 " refunds; %" PRId64
+                " acknowledged lines read back)\n",
                 result->skus, result->kinds[WORKLOAD_OP_REPLAY],
-                result->kinds[WORKLOAD_OP_REFUND]);
+                result->kinds[WORKLOAD_OP_REFUND], result->lines_checked);
     else
         fprintf(out, "  check      FAILED: %" PRIu64 " failure(s), see above\n",
                 result->check_failures);
@@ -175,6 +176,7 @@ static void add_outcome(json_t *root, const run_result *result)
     set_integer(root, "unsent", result->unsent_ops);
     set_integer(root, "retries", result->retries);
     set_integer(root, "kills", result->kills);
+    json_object_set_new(root, "lines_checked", json_integer(result->lines_checked));
     json_object_set_new(root, "check",
                         json_pack("{s:b,s:I}", "passed",
                                   result->check_failures == 0, "failures",

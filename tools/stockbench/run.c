@@ -233,6 +233,20 @@ static int fetch_skus(void *context, uint32_t first, uint32_t count,
     return 0;
 }
 
+/* workload_execute_fn: one batch on the first store, waited for. */
+static int execute_ops(void *context, stock_op *ops, size_t count,
+                       char *message, size_t message_size)
+{
+    run_state *state = context;
+    assert(count >= 1 && count <= STOCK_BATCH_MAX);
+    if (stock_execute(state->stores[0], ops, count) != STOCK_OK) {
+        snprintf(message, message_size, "the batch of %zu reads was refused",
+                 count);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *name_sku(void *context, uint32_t sku)
 {
     run_state *state = context;
@@ -586,6 +600,7 @@ static int run_stages(run_state *state)
     for (int kind = 0; kind < WORKLOAD_OP_KIND_COUNT; kind++)
         result->kinds[kind] = workload_count(state->load, kind);
     workload_finish(state->load);
+    result->lines_checked = workload_verify_lines(state->load, execute_ops, state);
     checker_source source = {.fetch = fetch_skus, .name = name_sku,
                              .context = state};
     result->check_failures = checker_verify(state->ledger, &source);

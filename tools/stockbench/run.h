@@ -80,6 +80,7 @@ typedef struct run_result {
     int64_t deducted;           /* acknowledged units */
     int64_t refunded;
     uint64_t check_failures;    /* 0: I1, I2, I4, I5 held */
+    int64_t lines_checked;      /* acknowledged lines read back (-1: failed) */
     histogram latency;          /* ns per op, send (or due) to reply */
     uint32_t series_count;
     run_point series[RUN_SERIES_MAX];

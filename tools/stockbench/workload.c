@@ -39,11 +39,13 @@ static const workload_defaults defaults[WORKLOAD_KIND_COUNT] = {
 };
 
 typedef struct ring_entry {
-    uint64_t seq;
+    uint64_t seq;        /* the line's number, or its order's */
+    uint32_t order_line; /* 0: a deduction; k+1: line k of order seq */
     uint32_t sku;
     int64_t qty;
     int64_t available;   /* what the original deduction returned */
     int64_t refunded;    /* acknowledged refunds */
+    int64_t refunds_unknown;  /* refunds whose outcome stayed unknown */
 } ring_entry;
 
 struct workload {
@@ -257,6 +259,7 @@ static void next_replay(workload *load, stock_op *op, workload_item *item)
     assert(load->ring_filled > 0);
     item->ring_index = random_below(load, load->ring_filled);
     const ring_entry *entry = &load->ring[item->ring_index];
+    assert(entry->order_line == 0);   /* no replays in the cart workload */
     item->kind = WORKLOAD_OP_REPLAY;
     item->sku = entry->sku;
     item->line_seq = entry->seq;
@@ -273,6 +276,7 @@ static void next_refund(workload *load, stock_op *op, workload_item *item)
     assert(load->ring_filled > 0);
     item->ring_index = random_below(load, load->ring_filled);
     const ring_entry *entry = &load->ring[item->ring_index];
+    assert(entry->order_line == 0);   /* refunds only in the mixed workload */
     item->kind = WORKLOAD_OP_REFUND;
     item->sku = entry->sku;
     item->line_seq = entry->seq;
@@ -294,6 +298,7 @@ static void next_order(workload *load, stock_op *op, workload_item *item)
 {
     uint64_t seq = load->next_seq++;
     item->kind = WORKLOAD_OP_ORDER;
+    item->line_seq = seq;
     op->type = STOCK_OP_ORDER;
     op->id = make_id(load, item->id, 'O', seq);
     op->lines = item->lines;
@@ -392,14 +397,10 @@ void workload_rebind(stock_op *op, workload_item *item)
     }
 }
 
-static void remember_line(workload *load, const stock_op *op,
-                          const workload_item *item)
+static void remember_line(workload *load, ring_entry entry)
 {
-    if (load->replay_percent == 0 && load->config.kind != WORKLOAD_MIXED)
-        return;
-    ring_entry *entry = &load->ring[load->ring_next];
-    *entry = (ring_entry){.seq = item->line_seq, .sku = item->sku, .qty = op->amount,
-                          .available = op->available};
+    assert(entry.qty > 0 && entry.sku < load->sku_count);
+    load->ring[load->ring_next] = entry;
     load->ring_next = (load->ring_next + 1) % WORKLOAD_RING_SIZE;
     if (load->ring_filled < WORKLOAD_RING_SIZE)
         load->ring_filled++;
@@ -416,7 +417,9 @@ static void complete_deduct(workload *load, const stock_op *op,
     if (taken) {
         checker_deducted(load->ledger, item->sku, op->amount);
         checker_negative(load->ledger, sku, op->available);
-        remember_line(load, op, item);
+        remember_line(load, (ring_entry){.seq = item->line_seq, .sku = item->sku,
+                                         .qty = op->amount,
+                                         .available = op->available});
     } else if (outcome_unknown(op->code)) {
         checker_uncertain(load->ledger, item->sku, op->amount, 0);
     } else if (op->code != STOCK_INSUFFICIENT && !transport_failure(op->code)) {
@@ -443,6 +446,9 @@ static void complete_refund(workload *load, const stock_op *op,
         }
     } else if (outcome_unknown(op->code)) {
         checker_uncertain(load->ledger, item->sku, 0, op->amount);
+        ring_entry *entry = &load->ring[item->ring_index];
+        if (entry->seq == item->line_seq)
+            entry->refunds_unknown += op->amount;
     } else if (op->code != STOCK_EXCEEDS && !transport_failure(op->code)) {
         char what[WORKLOAD_NAME_MAX * 2 + 32];
         snprintf(what, sizeof what, "refund id=%s line=%s", item->id, item->ref);
@@ -460,6 +466,11 @@ static void complete_order(workload *load, const stock_op *op,
             checker_negative(load->ledger,
                              workload_sku_name(load, item->line_skus[i]),
                              item->lines[i].available);
+            remember_line(load, (ring_entry){.seq = item->line_seq,
+                                             .order_line = i + 1,
+                                             .sku = item->line_skus[i],
+                                             .qty = item->lines[i].qty,
+                                             .available = item->lines[i].available});
         }
     } else if (outcome_unknown(op->code)) {
         for (uint32_t i = 0; i < op->line_count; i++)
@@ -514,4 +525,82 @@ void workload_finish(workload *load)
     if (load->config.kind == WORKLOAD_SELLOUT &&
         load->answered >= (uint64_t)stock)
         checker_expect_empty(load->ledger, 0);
+}
+
+/* The id of a remembered line, written into text. */
+static stock_id line_id_of(const workload *load, const ring_entry *entry,
+                           char *text)
+{
+    if (entry->order_line == 0)
+        return make_id(load, text, 'L', entry->seq);
+    int length = snprintf(text, WORKLOAD_NAME_MAX, "%sO%" PRIu64 ".%" PRIu32,
+                          load->config.prefix, entry->seq, entry->order_line - 1);
+    assert(length > 0 && length < WORKLOAD_NAME_MAX);
+    return (stock_id){text, (uint32_t)length};
+}
+
+/* Compares one line read back with its ring entry. */
+static void verify_line(workload *load, const ring_entry *entry,
+                        const stock_op *op, const char *line_id)
+{
+    checker *ledger = load->ledger;
+    if (op->code != STOCK_OK) {
+        char what[WORKLOAD_NAME_MAX + 40];
+        snprintf(what, sizeof what, "line=%s (acknowledged) read back", line_id);
+        checker_unexpected(ledger, what, op->code, op->message);
+        return;
+    }
+    const stock_line_info *info = &op->info.line_info;
+    const char *sku = workload_sku_name(load, entry->sku);
+    if (strcmp(info->sku, sku) != 0) {
+        char fact[WORKLOAD_NAME_MAX * 2 + STOCK_ID_MAX + 40];
+        snprintf(fact, sizeof fact, "line=%s: the store has it on sku=%s, "
+                 "acknowledged on %s", line_id, info->sku, sku);
+        checker_failed(ledger, fact);
+    }
+    if (info->qty != entry->qty)
+        checker_line_differs(ledger, line_id, "qty", entry->qty, info->qty);
+    if (info->available_after != entry->available)
+        checker_line_differs(ledger, line_id, "available_after",
+                             entry->available, info->available_after);
+    if (info->refunded < entry->refunded ||
+        info->refunded > entry->refunded + entry->refunds_unknown)
+        checker_line_differs(ledger, line_id, "refunded", entry->refunded,
+                             info->refunded);
+}
+
+int64_t workload_verify_lines(workload *load, workload_execute_fn execute,
+                              void *context)
+{
+    assert(load != NULL && execute != NULL);
+    stock_op *ops = calloc(CHECKER_FETCH_MAX, sizeof *ops);
+    char (*ids)[WORKLOAD_NAME_MAX] = calloc(CHECKER_FETCH_MAX, sizeof *ids);
+    bool no_memory = ops == NULL || ids == NULL;
+    int64_t checked = no_memory ? -1 : 0;
+    for (uint32_t first = 0; !no_memory && first < load->ring_filled;
+         first += CHECKER_FETCH_MAX) {
+        uint32_t count = load->ring_filled - first;
+        if (count > CHECKER_FETCH_MAX)
+            count = CHECKER_FETCH_MAX;
+        for (uint32_t i = 0; i < count; i++) {
+            memset(&ops[i], 0, sizeof ops[i]);
+            ops[i].type = STOCK_OP_LINE;
+            ops[i].line = line_id_of(load, &load->ring[first + i], ids[i]);
+        }
+        char message[STOCK_MESSAGE_MAX] = "";
+        if (execute(context, ops, count, message, sizeof message) != 0) {
+            checker_unexpected(load->ledger, "reading lines back", STOCK_UNAVAILABLE,
+                               message);
+            checked = -1;
+            break;
+        }
+        for (uint32_t i = 0; i < count; i++)
+            verify_line(load, &load->ring[first + i], &ops[i], ids[i]);
+        checked += count;
+    }
+    if (no_memory)
+        checker_failed(load->ledger, "reading lines back: out of memory");
+    free(ops);
+    free(ids);
+    return checked;
 }

@@ -128,6 +128,22 @@ void workload_rebind(stock_op *op, workload_item *item);
 void workload_complete(workload *load, const stock_op *op,
                        const workload_item *item);
 
+/* Runs ops[0..count) against the store and waits for them. Returns 0, or
+ * -1 with a sentence in message when the store could not be asked. */
+typedef int (*workload_execute_fn)(void *context, stock_op *ops, size_t count,
+                                   char *message, size_t message_size);
+
+/*
+ * Reads back (LINE) the most recent acknowledged deductions, up to
+ * WORKLOAD_RING_SIZE of them, and records a failure in the ledger for each
+ * one the store does not have as acknowledged: missing, another SKU or qty,
+ * another available-after, or refunds other than those acknowledged.
+ * Returns the number of lines read back, or -1 if the store could not be
+ * asked (also recorded as a failure).
+ */
+int64_t workload_verify_lines(workload *load, workload_execute_fn execute,
+                              void *context);
+
 /* Tells the ledger what the end state must show given the answered attempts
  * (sellout: the SKU must be empty when they reached its stock). */
 void workload_finish(workload *load);
