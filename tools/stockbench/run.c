@@ -53,7 +53,7 @@ typedef struct run_state {
     checker *ledger;
     workload *load;
     run_slot *slots;                 /* config->connections entries */
-    run_slot *free_slots;            /* open loop: slots not in flight */
+    run_slot *free_slots;            /* slots not in flight */
     run_queue queue;
     uint64_t start_ns;
     uint64_t deadline_ns;            /* duration mode */
@@ -62,7 +62,7 @@ typedef struct run_state {
     uint64_t next_send_ns;           /* open loop */
     uint64_t send_interval_ns;       /* open loop */
     uint64_t tick_start_ns;          /* the current interval */
-    uint64_t tick_ns;
+    uint64_t tick_ns;                /* when the current interval ends */
     uint64_t tick_ops;
     histogram tick_latency;
     run_retry *retries;              /* connections x pipeline entries */
@@ -155,9 +155,11 @@ static int open_stores(run_state *state)
     char message[RUN_ERROR_MAX / 2];
     stock_code code = stock_open(config->uri, &config->store, &state->stores[0],
                                  message, sizeof message);
+    /* URIs print without their query, which may hold a password. */
+    int uri_length = (int)strcspn(config->uri, "?");
     if (code != STOCK_OK)
-        return run_error(result, "cannot open the store '%s': %s: %s",
-                         config->uri, stock_code_name(code), message);
+        return run_error(result, "cannot open the store '%.*s': %s: %s",
+                         uri_length, config->uri, stock_code_name(code), message);
     result->stores = 1;
     snprintf(result->backend, sizeof result->backend, "%s",
              stock_backend_name(state->stores[0]));
@@ -168,8 +170,8 @@ static int open_stores(run_state *state)
                           message, sizeof message);
         if (code != STOCK_OK)
             return run_error(result, "cannot open connection %" PRIu32
-                             " to '%s': %s: %s", i + 1, config->uri,
-                             stock_code_name(code), message);
+                             " to '%.*s': %s: %s", i + 1, uri_length,
+                             config->uri, stock_code_name(code), message);
         result->stores++;
     }
     return 0;
