@@ -88,6 +88,9 @@ echo "$message" | grep -q "^CORRUPT: snap-[0-9a-f]*\.snap: " || fail "message do
 echo "== the disk refuses a write (RLIMIT_FSIZE): fail closed, recover exactly"
 "$helper" full "$work/full"
 
+echo "== counters, the relaxed sync timer and snapshots"
+"$helper" stats "$work/stats"
+
 echo "== lock and URI validation"
 "$helper" misc "$work/misc"
 echo "corruption suite passed"

@@ -11,6 +11,10 @@
  *                                     and S's deducted total is KEPT
  *   crash_corrupt misc DIR            a second open of an open folder is
  *                                     UNAVAILABLE; bad URI parameters INVALID
+ *   crash_corrupt stats DIR           relaxed durability with a tiny snapshot
+ *                                     threshold: the counters add up, the
+ *                                     timer syncs within STOCK_RELAXED_SYNC_MS,
+ *                                     snapshots are taken and counted
  *   crash_corrupt full DIR            with RLIMIT_FSIZE making the log's
  *                                     write() fail: the group fails with IO,
  *                                     every later op (reads too) is IO, close
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "stock.h"
 
@@ -40,12 +45,10 @@ static int fail(const char *what, const char *detail)
     return 1;
 }
 
-static int fill(const char *uri, long count)
+/* Sets S and deducts L0..L<count-1> in batches; 0 or 1. */
+static int fill_store(stock_t *store, long count)
 {
     char message[STOCK_MESSAGE_MAX];
-    stock_t *store;
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
-        return fail("open", message);
     if (stock_set(store, "S", CORRUPT_STOCK, NULL, NULL, message) != STOCK_OK)
         return fail("set", message);
     static stock_op ops[CORRUPT_BATCH];
@@ -63,6 +66,17 @@ static int fill(const char *uri, long count)
             if (ops[i].code != STOCK_OK)
                 return fail(ids[i], ops[i].message);
     }
+    return 0;
+}
+
+static int fill(const char *uri, long count)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_t *store;
+    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+        return fail("open", message);
+    if (fill_store(store, count) != 0)
+        return 1;
     if (stock_close(store) != STOCK_OK)
         return fail("close", "final sync failed");
     printf("filled %ld deductions\n", count);
@@ -186,6 +200,46 @@ static int full(const char *dir)
     return check(dir, acked);
 }
 
+static int check_counters(stock_t *store, long lines, bool after_wait)
+{
+    stock_stats stats;
+    if (stock_get_stats(store, &stats) != STOCK_OK)
+        return fail("stats", "stock_get_stats failed");
+    uint64_t bucket_sum = 0;
+    for (unsigned i = 0; i < STOCK_SYNC_BUCKETS; i++)
+        bucket_sum += stats.sync_latency_buckets[i];
+    printf("batches %" PRIu64 " operations %" PRIu64 " syncs %" PRIu64 " lines %" PRIu64
+           " skus %" PRIu64 " memory %" PRIu64 " log %" PRIu64 " snapshots %" PRIu64 "\n",
+           stats.batches, stats.operations, stats.syncs, stats.lines, stats.skus,
+           stats.memory_bytes, stats.log_bytes, stats.snapshots);
+    if (stats.lines != (uint64_t)lines || stats.skus != 1 || stats.memory_bytes == 0 ||
+        stats.batches < (uint64_t)lines / CORRUPT_BATCH + 1 ||
+        stats.operations < (uint64_t)lines + 1 || bucket_sum != stats.syncs)
+        return fail("stats", "counters do not match the work done");
+    if (after_wait && (stats.syncs == 0 || stats.snapshots == 0))
+        return fail("stats", "no timed sync or no snapshot within the relaxed interval");
+    return 0;
+}
+
+static int stats(const char *dir)
+{
+    char message[STOCK_MESSAGE_MAX], uri[1024];
+    snprintf(uri, sizeof uri, "%s?durability=relaxed&snapshot_log_bytes=4096", dir);
+    stock_t *store;
+    long lines = 20 * CORRUPT_BATCH;
+    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+        return fail("open", message);
+    if (fill_store(store, lines) != 0)
+        return 1;
+    int result = check_counters(store, lines, false);
+    /* The relaxed syncer and the snapshot reaper both run on timers. */
+    usleep((STOCK_RELAXED_SYNC_MS + 200) * 1000);
+    result |= check_counters(store, lines, true);
+    if (stock_close(store) != STOCK_OK)
+        return fail("close", "final sync failed");
+    return result == 0 ? check(dir, lines) : result;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "fill") == 0)
@@ -196,6 +250,8 @@ int main(int argc, char **argv)
         return misc(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full") == 0)
         return full(argv[2]);
-    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR | full DIR\n");
+    if (argc == 3 && strcmp(argv[1], "stats") == 0)
+        return stats(argv[2]);
+    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR | full DIR | stats DIR\n");
     return 2;
 }
