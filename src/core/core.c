@@ -119,13 +119,27 @@ bool core_fail_overflow(stock_op *op, stock_id sku)
     return false;
 }
 
+/* As core_index_find, comparing against the SKU's own copy of its id. */
 uint32_t core_sku_find(const core *state, stock_id sku, uint32_t *hash)
 {
     uint32_t sku_hash = core_hash(sku);
     if (hash != NULL)
         *hash = sku_hash;
-    return core_index_find(&state->sku_index, &state->skus, &state->ids,
-                           sku_hash, sku);
+    const core_index *index = &state->sku_index;
+    if (index->capacity == 0)
+        return CORE_NONE;
+    uint32_t mask = index->capacity - 1;
+    for (uint32_t at = core_index_home(index, sku_hash);; at = (at + 1) & mask) {
+        core_slot slot = index->slots[at];
+        if (slot.entry == 0)
+            return CORE_NONE;
+        if (slot.hash != sku_hash)
+            continue;
+        const core_sku *record = core_pool_at(&state->skus, slot.entry - 1);
+        assert((record->id & 0xFF) <= STOCK_ID_MAX);
+        if ((record->id & 0xFF) == sku.len && memcmp(record->name, sku.ptr, sku.len) == 0)
+            return slot.entry - 1;
+    }
 }
 
 /* ------------------------------------------------------------------ set */
@@ -139,6 +153,7 @@ static bool sku_create(core *state, stock_op *op, uint32_t hash, buf *record)
     uint32_t entity = core_entity_add(state, &state->skus, &state->sku_index,
                                       hash, op->sku);
     core_sku *sku = core_pool_at(&state->skus, entity);
+    memcpy(sku->name, op->sku.ptr, op->sku.len);
     sku->available = op->amount;
     sku->adjusted = op->amount;
     sku->deducted = 0;

@@ -40,12 +40,17 @@
 
 /* Every entity struct starts with its id reference, so that one index
  * implementation serves all five namespaces. */
+/* A SKU keeps a copy of its id beside its totals: a lookup then compares
+ * against the cache line it needs anyway instead of missing once more into
+ * the arena (SKUs are few next to lines; the arena copy serves the generic
+ * code). */
 typedef struct core_sku {
     uint64_t id;
     int64_t available;
     int64_t adjusted;
     int64_t deducted;
     int64_t refunded;
+    char name[STOCK_ID_MAX];   /* the first (id & 0xFF) bytes are the id */
 } core_sku;
 
 typedef struct core_line {
@@ -140,7 +145,6 @@ typedef struct core_ids {
     uint32_t chunk_count;
     uint32_t chunk_capacity;
     uint64_t end;              /* offset of the next free byte */
-    uint64_t total;            /* id bytes stored */
 } core_ids;
 
 typedef struct core_slot {
@@ -222,11 +226,18 @@ bool core_index_reserve(core_index *index, uint32_t extra);
 /* The entity of pool whose id equals id, or CORE_NONE. */
 uint32_t core_index_find(const core_index *index, const core_pool *pool,
                          const core_ids *ids, uint32_t hash, stock_id id);
+/* The slot where a hash's probe starts: the hash's top bits. */
+static inline uint32_t core_index_home(const core_index *index, uint32_t hash)
+{
+    assert(index->capacity > 0);
+    return (uint32_t)((uint64_t)hash >> index->shift);
+}
+
 /* Prefetches the home slot of hash (a hint; the index may be empty). */
 static inline void core_index_prefetch(const core_index *index, uint32_t hash)
 {
     if (index->capacity > 0)
-        __builtin_prefetch(&index->slots[(uint64_t)hash >> index->shift]);
+        __builtin_prefetch(&index->slots[core_index_home(index, hash)]);
 }
 /* Adds an entity known to be absent (room reserved before). */
 void core_index_insert(core_index *index, uint32_t hash, uint32_t entity);

@@ -301,8 +301,10 @@ static bool sku_totals_valid(const core_sku *sku)
 static const char *fill_sku(loader *in, void *entity, core_reader *fixed,
                             uint32_t index)
 {
-    (void)in, (void)index;
+    (void)index;
     core_sku *sku = entity;
+    stock_id id = core_ids_get(&in->state->ids, sku->id);
+    memcpy(sku->name, id.ptr, id.len);
     sku->available = core_get_i64(fixed);
     sku->adjusted = core_get_i64(fixed);
     sku->deducted = core_get_i64(fixed);

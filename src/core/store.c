@@ -206,7 +206,6 @@ uint64_t core_ids_push(core_ids *ids, stock_id id)
     uint64_t start = ids_capacity(ids->chunk_count - 1);
     memcpy(ids->chunks[ids->chunk_count - 1] + (offset - start), id.ptr, id.len);
     ids->end += id.len;
-    ids->total += id.len;
     return offset << 8 | id.len;
 }
 
@@ -234,12 +233,6 @@ void core_index_free(core_index *index)
     region_unmap(index->slots, index_bytes(index->capacity),
                  index_bytes(index->capacity) >= HUGE_PAGE_BYTES);
     memset(index, 0, sizeof *index);
-}
-
-/* The home slot of a hash: its top bits, so slot order follows hash order. */
-static inline uint32_t index_home(const core_index *index, uint32_t hash)
-{
-    return (uint32_t)((uint64_t)hash >> index->shift);
 }
 
 static void index_place(core_slot *slots, uint32_t mask, uint32_t home,
@@ -295,7 +288,7 @@ uint32_t core_index_find(const core_index *index, const core_pool *pool,
     if (index->capacity == 0)
         return CORE_NONE;
     uint32_t mask = index->capacity - 1;
-    for (uint32_t at = index_home(index, hash);; at = (at + 1) & mask) {
+    for (uint32_t at = core_index_home(index, hash);; at = (at + 1) & mask) {
         core_slot slot = index->slots[at];
         if (slot.entry == 0)
             return CORE_NONE;
@@ -313,7 +306,7 @@ void core_index_insert(core_index *index, uint32_t hash, uint32_t entity)
                                       (uint64_t)index->capacity * 3);
     assert(entity < CORE_ENTITY_MAX);
     core_slot slot = {hash, entity + 1};
-    index_place(index->slots, index->capacity - 1, index_home(index, hash), slot);
+    index_place(index->slots, index->capacity - 1, core_index_home(index, hash), slot);
     index->used++;
 }
 
