@@ -40,8 +40,9 @@
 #define EMBEDDED_IDLE_MS 50
 /* Relaxed durability: sync period, well inside STOCK_RELAXED_SYNC_MS. */
 #define EMBEDDED_RELAXED_PERIOD_MS (STOCK_RELAXED_SYNC_MS / 4)
-/* Clean close snapshots when the log is past this fraction of the threshold. */
-#define EMBEDDED_CLOSE_SNAPSHOT_DIVISOR 2
+/* A clean close snapshots when the log is past 1/this of the threshold (16
+ * MiB by default), so that the next open replays little. */
+#define EMBEDDED_CLOSE_SNAPSHOT_DIVISOR 16
 
 typedef struct embedded {
     struct stock base;           /* first: the library reaches ops through it */

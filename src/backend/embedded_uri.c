@@ -104,6 +104,13 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     out->snapshot_log_bytes = config->snapshot_log_bytes != 0
                                   ? config->snapshot_log_bytes
                                   : JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT;
+    if (config->snapshot_log_bytes != 0 &&
+        (config->snapshot_log_bytes < EMBEDDED_SNAPSHOT_BYTES_MIN ||
+         config->snapshot_log_bytes > EMBEDDED_SNAPSHOT_BYTES_MAX)) {
+        say(message, message_size, "%s", "config snapshot_log_bytes must be 0 "
+            "(default) or in 4096..2^50");
+        return STOCK_INVALID;
+    }
     if (config->durability != STOCK_DURABILITY_SYNC &&
         config->durability != STOCK_DURABILITY_RELAXED) {
         say(message, message_size, "%s", "config durability is neither sync nor relaxed");
