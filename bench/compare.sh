@@ -7,7 +7,8 @@
 #   PostgreSQL 15, the plain conditional update (update ... where
 #       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
 #       one hot SKU and 100,000 SKUs; and libstock's postgres backend on the
-#       same server driven by stockbench (plain, and merging deductions);
+#       same server driven by stockbench (plain, and merging deductions) and
+#       by redis-benchmark through a stockd over it;
 #   stockd (build/stockd, embedded engine, durable by default): DEDUCT on one
 #       hot SKU through redis-benchmark, and stockbench (hot) through
 #       stockd:// and in-process.
@@ -56,7 +57,7 @@ done
 selected() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 readonly REDIS_ALWAYS_PORT=17460 REDIS_EVERYSEC_PORT=17461 PG_PORT=17462
-readonly STOCKD_PORT=17463
+readonly STOCKD_PORT=17463 STOCKD_PG_PORT=17464
 readonly PG_BIN=/usr/lib/postgresql/15/bin
 readonly RAND_RANGE=2147483647        # redis-benchmark draws __rand_int__ below 2^31
 readonly BIG_STOCK=1000000000000
@@ -274,24 +275,38 @@ postgres_rows() {
         "$uri?stock_merge=1" -w hot -c "$PG_CLIENTS" -P 16
     stockbench_row "libstock postgres backend" "synchronous_commit on" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$PG_CLIENTS" -P 16
+    [ -x "$BUILD/stockd" ] || { log "missing $BUILD/stockd: run make first"; return; }
+    start_stockd "$STOCKD_PG_PORT" "$uri?stock_merge=1"
+    deduct_row "$STOCKD_PG_PORT" 16 "stockd DEDUCT (postgres backend, merged)" \
+        "synchronous_commit on"
 }
 
-# deduct_row PIPELINE: stockd's DEDUCT on one hot SKU, as Redis's rows.
+# deduct_row PORT PIPELINE SYSTEM DURABILITY: a stockd's DEDUCT on one hot
+# SKU, measured and checked as Redis's rows.
 deduct_row() {
-    local pipeline=$1 n left deducted before
+    local port=$1 pipeline=$2 system=$3 durability=$4 n left deducted before
     local sku="hot-p$pipeline"
-    redis-cli -p "$STOCKD_PORT" SETSTOCK "cal-$sku" "$BIG_STOCK" >/dev/null
-    rb "$STOCKD_PORT" "$pipeline" 20000 DEDUCT "c$pipeline-__rand_int__" "cal-$sku" 1
+    redis-cli -p "$port" SETSTOCK "cal-$sku" "$BIG_STOCK" >/dev/null
+    rb "$port" "$pipeline" 20000 DEDUCT "c$pipeline-__rand_int__" "cal-$sku" 1
     n=$(requests_for "$rb_rps")
-    redis-cli -p "$STOCKD_PORT" SETSTOCK "$sku" "$BIG_STOCK" >/dev/null
-    before=$(served "$STOCKD_PORT")
-    rb "$STOCKD_PORT" "$pipeline" "$n" DEDUCT "m$pipeline-__rand_int__" "$sku" 1
-    n=$(( $(served "$STOCKD_PORT") - before ))
-    left=$(redis-cli -p "$STOCKD_PORT" STOCK "$sku")
-    deducted=$(redis-cli -p "$STOCKD_PORT" SKUINFO "$sku" | awk 'previous == "deducted" { print; exit } { previous = $0 }')
-    record "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P $pipeline" \
-        "fsync per batch" "$rb_rps" "$rb_p50" "$rb_p99" \
+    redis-cli -p "$port" SETSTOCK "$sku" "$BIG_STOCK" >/dev/null
+    before=$(served "$port")
+    rb "$port" "$pipeline" "$n" DEDUCT "m$pipeline-__rand_int__" "$sku" 1
+    n=$(( $(served "$port") - before ))
+    left=$(redis-cli -p "$port" STOCK "$sku")
+    deducted=$(redis-cli -p "$port" SKUINFO "$sku" |
+        awk 'previous == "deducted" { print; exit } { previous = $0 }')
+    record "$system" "redis-benchmark -c $CLIENTS -P $pipeline" "$durability" \
+        "$rb_rps" "$rb_p50" "$rb_p99" \
         "$(distinct_check $((BIG_STOCK - ${left:-$BIG_STOCK})) "${deducted:-0}" "$n")"
+}
+
+# start_stockd PORT STORE: a stockd on 127.0.0.1:PORT over STORE, HTTP off.
+start_stockd() {
+    "$BUILD/stockd" --store "$2" --port "$1" --http-port 0 --bind 127.0.0.1 \
+        >>"$tmp/stockd-$1.log" 2>&1 &
+    pids+=($!)
+    wait_redis "$1" || { cat "$tmp/stockd-$1.log" >&2; return 1; }
 }
 
 # stockbench_row NAME DURABILITY URI ARGS...: a stockbench run; its own
@@ -325,12 +340,9 @@ stockd_rows() {
         record "stockd" "-" "-" 0 - - "FAILED (not built)"
         return
     fi
-    "$BUILD/stockd" --store "$tmp/stockd-data" --port "$STOCKD_PORT" --http-port 0 \
-        --bind 127.0.0.1 >"$tmp/stockd.log" 2>&1 &
-    pids+=($!)
-    wait_redis "$STOCKD_PORT"
-    deduct_row 16
-    deduct_row 1
+    start_stockd "$STOCKD_PORT" "$tmp/stockd-data"
+    deduct_row "$STOCKD_PORT" 16 "stockd DEDUCT (embedded)" "fsync per batch"
+    deduct_row "$STOCKD_PORT" 1 "stockd DEDUCT (embedded)" "fsync per batch"
     stockbench_row "stockbench -> stockd://" "fsync per batch" \
         "stockd://127.0.0.1:$STOCKD_PORT" -w hot -c "$CLIENTS" -P 16
     stockbench_row "stockbench in-process (embedded)" "fsync per batch" \
