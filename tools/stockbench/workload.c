@@ -3,10 +3,12 @@
  * accounting (see workload.h).
  *
  * Ids are "<prefix><letter><sequence>": S for SKUs, L for lines, O for
- * orders (their lines add ".k"), R for refunds. Deductions that succeed are
- * remembered in a ring of the WORKLOAD_RING_SIZE most recent lines, from
- * which replays (same line id, SKU, qty: must return the original result)
- * and refunds (qty 1, until the line is used up, then EXCEEDS) are drawn.
+ * orders (their lines add ".k"), R for refunds. Lines that succeed are
+ * remembered in a ring of the WORKLOAD_RING_SIZE most recent ones, with what
+ * their reply said. Replays (same line id, SKU, qty: must return the original
+ * result) and refunds (qty 1, until the line is used up, then EXCEEDS) are
+ * drawn from it, and at the end every line in it is read back from the store
+ * (workload_verify_lines).
  */
 #include "workload.h"
 
