@@ -196,6 +196,13 @@ bool journal_snapshot_poll(journal *log, bool wait)
     if (pid == 0)
         return false;
     bool ok = pid == log->child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (pid < 0 && errno == ECHILD) {
+        /* The application reaps children itself (SIGCHLD ignored, or a
+         * handler of its own): the file in place is the only word left. */
+        char name[JOURNAL_NAME_MAX];
+        journal_snapshot_name(name, log->child_lsn);
+        ok = faccessat(log->dir_fd, name, F_OK, 0) == 0;
+    }
     snapshot_finished(log, ok, status);
     assert(log->child == 0);
     return true;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -362,6 +363,31 @@ static void test_snapshots_and_fallback(void **unused)
     assert_non_null(strstr(message, "snap-0000000000000003.snap"));
 }
 
+/* An application that ignores SIGCHLD has its children reaped for it:
+ * the snapshot still counts once its file is in place. */
+static void test_snapshot_with_sigchld_ignored(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    append_record(log, &state, 0);
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, previous;
+    assert_int_equal(sigaction(SIGCHLD, &ignore, &previous), 0);
+    assert_int_equal(journal_snapshot_start(log, save_state, &state, message,
+                                            sizeof message), STOCK_OK);
+    assert_true(journal_snapshot_poll(log, true));
+    assert_int_equal(sigaction(SIGCHLD, &previous, NULL), 0);
+    uint64_t snapshots;
+    journal_counters(log, NULL, &snapshots);
+    assert_int_equal(snapshots, 1);
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 1);
+    journal_close(log);
+}
+
 /* A missing segment in the middle of the log is refused. */
 static void test_gap_is_refused(void **unused)
 {
@@ -435,6 +461,7 @@ int main(void)
         FOLDER_TEST(test_corruption_in_the_middle),
         FOLDER_TEST(test_bad_last_record_is_cut),
         FOLDER_TEST(test_snapshots_and_fallback),
+        FOLDER_TEST(test_snapshot_with_sigchld_ignored),
         FOLDER_TEST(test_gap_is_refused),
         FOLDER_TEST(test_damage_in_closed_segment),
         FOLDER_TEST(test_second_open_is_refused),
