@@ -25,6 +25,9 @@ case "$BUILD" in
 *san*) export CONFORMANCE_QUICK=1 ;;
 esac
 . "$(dirname "$0")/../system/server_helpers.sh"
+use_binaries "$dir/bin" stockd stockctl tests/conformance
+BIN=$dir/bin
+bin=$BIN/conformance
 
 port=$(pick_port 17350 17357)
 auth_port=$(pick_port 17358 17364)
@@ -42,7 +45,7 @@ timeout 300 "$bin" --filter '*deduct*' "stockd://127.0.0.1:$auth_port?password=s
 echo "== a wrong or missing password is refused clearly"
 for uri in "stockd://127.0.0.1:$auth_port?password=wrong" "stockd://127.0.0.1:$auth_port"; do
     status=0
-    "$BUILD/stockctl" --store "$uri" get A >"$dir/out" 2>&1 || status=$?
+    "$BIN/stockctl" --store "$uri" get A >"$dir/out" 2>&1 || status=$?
     cat "$dir/out"
     [ "$status" -eq 11 ] || { echo "FAIL: $uri: exit $status, wanted 11"; exit 1; }
     grep -Eqi 'password|auth' "$dir/out" || { echo "FAIL: message does not name the password"; exit 1; }
@@ -84,7 +87,7 @@ for mode in close garbage; do
     pids+=($!)
     for _ in $(seq 100); do [ -e "$dir/ready" ] && break; sleep 0.05; done
     status=0
-    "$BUILD/stockctl" --store "stockd://127.0.0.1:$fake_port" deduct L1 A12 1 \
+    "$BIN/stockctl" --store "stockd://127.0.0.1:$fake_port" deduct L1 A12 1 \
         >"$dir/out" 2>&1 || status=$?
     cat "$dir/out"
     [ "$status" -eq 11 ] || { echo "FAIL: exit $status, wanted 11 (UNAVAILABLE)"; exit 1; }

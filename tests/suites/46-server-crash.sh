@@ -50,12 +50,14 @@ kill_stockd() {
 
 acks() { cat "$dir"/client-*.log | grep -c '^ack' || true; }
 
+use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
+BIN=$dir/bin
 restart_stockd
 for i in $(seq 0 $((skus - 1))); do
-    "$BUILD/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
+    "$BIN/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
 done
 for c in 1 2; do
-    "$BUILD/tests/server_crash_client" "$uri" "c$c" "$skus" "$dir/client-$c.log" &
+    "$BIN/server_crash_client" "$uri" "c$c" "$skus" "$dir/client-$c.log" &
     client_pids+=($!)
 done
 
@@ -80,25 +82,25 @@ done
 client_pids=()
 
 echo "== check after $rounds crashes"
-"$BUILD/tests/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
+"$BIN/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
     fail "the check found violations"
 echo "== check after one more kill -9 of the idle server"
 kill_stockd
 restart_stockd
-"$BUILD/tests/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
+"$BIN/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
     fail "the check found violations after an idle restart"
 echo "== the check itself catches a lost acknowledgement and a wrong reply"
 # A slice of a log keeps this quick; the other lines of the server then
 # count as unknown to the check, so only the named violations are looked for.
 head -n 2000 "$dir/client-1.log" >"$dir/slice.log"
 { cat "$dir/slice.log"; echo "ack D never-applied S0 1 5 OK"; } >"$dir/forged.log"
-! "$BUILD/tests/server_crash_check" "$uri" "$skus" "$level" "$dir/forged.log" \
+! "$BIN/server_crash_check" "$uri" "$skus" "$level" "$dir/forged.log" \
     >"$dir/forged.out" || fail "the check missed a forged acknowledgement"
 grep -q "acknowledged deduction never-applied is lost" "$dir/forged.out" ||
     fail "the check did not name the lost line"
 sed '0,/^ack D \([^ ]*\) \([^ ]*\) \([^ ]*\) \([0-9]*\)/s//ack D \1 \2 \3 1\4/' \
     "$dir/slice.log" >"$dir/forged.log"
-! "$BUILD/tests/server_crash_check" "$uri" "$skus" "$level" "$dir/forged.log" \
+! "$BIN/server_crash_check" "$uri" "$skus" "$level" "$dir/forged.log" \
     >"$dir/forged.out" || fail "the check missed a wrong acknowledged available"
 grep -q "available_after .*, acknowledged 1" "$dir/forged.out" ||
     fail "the check did not name the wrong available: $(head -3 "$dir/forged.out")"

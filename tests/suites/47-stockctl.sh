@@ -5,7 +5,6 @@
 # readable output, and --json parsed by jq.
 set -eu
 BUILD=${BUILD:-build}
-ctl=$BUILD/stockctl
 . "$(dirname "$0")/../system/server_helpers.sh"
 port=$(pick_port 17380 17394)
 dir=$(mktemp -d)
@@ -16,6 +15,9 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+use_binaries "$dir/bin" stockd stockctl
+BIN=$dir/bin
+ctl=$BIN/stockctl
 
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -52,6 +54,11 @@ expect 2 --bogus get A
 expect 2 get A --expect 3
 expect 2 --store "stockd://127.0.0.1:99999" get A
 grep -q "port" "$dir/err" || fail "no clear message for a bad port"
+expect 2 --store "stockd://127.0.0.1:17399?timeout_ms=0" get A
+grep -q "timeout_ms must be an integer" "$dir/err" || fail "no clear message for a bad timeout"
+expect 2 --store "stockd://127.0.0.1:17399?colour=blue" get A
+grep -q "unknown parameter 'colour'" "$dir/err" || fail "no clear message for an unknown parameter"
+expect 2 --store "stockd://:7379" get A
 expect 11 --store "stockd://127.0.0.1:17399" get A
 grep -q "cannot open" "$dir/err" || fail "no clear message for an unreachable server"
 expect 11 --json --store "stockd://127.0.0.1:17399" get A

@@ -5,7 +5,8 @@
 # and sanitizer builds), so a fixed port could be taken by another run's
 # stockd; answering a PING is then not proof enough.
 #
-# Needs BUILD; sets STOCKD_PID. Callers stop the server by that PID.
+# Needs BUILD; runs the binaries in BIN when set (see use_binaries); sets
+# STOCKD_PID. Callers stop the server by that PID.
 
 # pick_port LOW HIGH: prints a port in LOW..HIGH that nothing listens on.
 pick_port() {
@@ -30,7 +31,7 @@ start_stockd() {
     shift 3
     touch "$log"
     before=$(grep -c "listening for RESP on 127.0.0.1:$port" "$log" || true)
-    "$BUILD/stockd" --store "$data" --port "$port" --http-port 0 \
+    "${BIN:-$BUILD}/stockd" --store "$data" --port "$port" --http-port 0 \
         --bind 127.0.0.1 "$@" >>"$log" 2>&1 &
     STOCKD_PID=$!
     for _ in $(seq 200); do
@@ -49,4 +50,25 @@ start_stockd() {
     kill "$STOCKD_PID" 2>/dev/null || true
     wait "$STOCKD_PID" 2>/dev/null || true
     return 1
+}
+
+# use_binaries DIR NAME...: copies $BUILD/NAME (NAME may be tests/X) into
+# DIR; callers set BIN=DIR and run $BIN/<basename of NAME>. Another
+# `make` in the same tree may relink a binary while a suite runs (the file
+# is briefly not executable), so suites run copies taken once, each checked
+# to be whole (executable and equal to its source).
+use_binaries() {
+    local target=$1 name copy
+    shift
+    mkdir -p "$target"
+    for name in "$@"; do
+        copy=$target/$(basename "$name")
+        for _ in $(seq 100); do
+            cp "$BUILD/$name" "$copy" 2>/dev/null && [ -x "$copy" ] &&
+                cmp -s "$BUILD/$name" "$copy" && continue 2
+            sleep 0.1
+        done
+        echo "cannot take a whole copy of $BUILD/$name" >&2
+        return 1
+    done
 }
