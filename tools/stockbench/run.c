@@ -356,7 +356,6 @@ static void account_slot(run_state *state, run_slot *slot)
     assert(slot->done_ns >= slot->due_ns);
     run_result *result = state->result;
     uint64_t latency_ns = slot->done_ns - slot->due_ns;
-    histogram_record(&result->latency, latency_ns, slot->batch.count);
     histogram_record(&state->tick_latency, latency_ns, slot->batch.count);
     for (size_t i = 0; i < slot->batch.count; i++) {
         stock_op *op = &slot->ops[i];
@@ -373,7 +372,8 @@ static void account_slot(run_state *state, run_slot *slot)
     state->inflight--;
 }
 
-/* Closes the current interval: a point for the plot, a progress line. */
+/* Closes the current interval: a point for the plot, a progress line, and
+ * its latencies folded into the run's histogram. */
 static void tick(run_state *state, uint64_t now)
 {
     run_result *result = state->result;
@@ -397,6 +397,7 @@ static void tick(run_state *state, uint64_t now)
                 (double)point.p50_ns / 1e6, (double)point.p99_ns / 1e6, errors);
         fflush(stderr);
     }
+    histogram_merge(&result->latency, &state->tick_latency);
     histogram_reset(&state->tick_latency);
     state->tick_ops = 0;
     state->tick_start_ns = now;
@@ -550,8 +551,9 @@ static void run_load(run_state *state)
         run_closed(state);
     }
     uint64_t end_ns = now_ns();
-    if (end_ns > state->tick_start_ns && state->tick_ops > 0)
-        tick(state, end_ns);
+    if (state->tick_ops > 0)
+        tick(state, end_ns);    /* also folds the last latencies in */
+    assert(state->tick_latency.total == 0);
     if (config->progress)
         fputc('\n', stderr);
     state->result->elapsed_s =
