@@ -11,7 +11,8 @@
 #       by redis-benchmark through a stockd over it;
 #   stockd (build/stockd, embedded engine, durable by default): DEDUCT on one
 #       hot SKU through redis-benchmark, and stockbench (hot) through
-#       stockd:// and in-process.
+#       stockd:// and in-process, and (uniform, as the postgres backend's
+#       row) through stockd://.
 #
 # Every row is checked: the stock moved by exactly the number of distinct
 # successful lines (redis-benchmark's __rand_int__ repeats ids now and then:
@@ -347,6 +348,9 @@ stockd_rows() {
         "stockd://127.0.0.1:$STOCKD_PORT" -w hot -c "$CLIENTS" -P 16
     stockbench_row "stockbench in-process (embedded)" "fsync per batch" \
         "$tmp/inprocess" -w hot -c "$CLIENTS" -P 16
+    # The postgres backend's uniform row, on stockd: same workload, same client.
+    stockbench_row "stockbench -> stockd://" "fsync per batch" \
+        "stockd://127.0.0.1:$STOCKD_PORT" -w uniform --skus "$PG_SKUS" -c "$PG_CLIENTS" -P 16
 }
 
 # field_of SYSTEM CLIENT COLUMN: a column (4 ops/s, 6 p99) of a result row.
