@@ -195,6 +195,7 @@ redis_rows() {
     lua_row "$REDIS_ALWAYS_PORT" 16 "appendfsync always"
     lua_row "$REDIS_EVERYSEC_PORT" 16 "appendfsync everysec"
     lua_row "$REDIS_ALWAYS_PORT" 1 "appendfsync always"
+    lua_row "$REDIS_EVERYSEC_PORT" 1 "appendfsync everysec"
     get_row "$REDIS_ALWAYS_PORT" 16
     get_row "$REDIS_ALWAYS_PORT" 1
 }
