@@ -179,6 +179,17 @@ bool conn_can_take(conn *c)
 static void maybe_free(conn *c);
 static void finish(conn *c);
 
+/* All output is written: close if that was the plan, else read again if
+ * output pressure had paused reading. */
+static void written(conn *c)
+{
+    c->last_active_ms = server_now_ms(c->srv);
+    if (c->close_when_flushed && c->slot_count == 0)
+        finish(c);
+    else if (!c->reading)
+        conn_resume(c);
+}
+
 static void on_write(uv_write_t *request, int status)
 {
     conn *c = request->data;
@@ -190,14 +201,30 @@ static void on_write(uv_write_t *request, int status)
         maybe_free(c);
         return;
     }
-    c->last_active_ms = server_now_ms(c->srv);
-    conn_flush(c);
-    if (!c->write_active && c->close_when_flushed && c->slot_count == 0)
-        finish(c);
+    if (c->out.len > 0)
+        conn_flush(c);
     else
-        conn_resume(c);
+        written(c);
     server_flush(c->srv);
     maybe_free(c);
+}
+
+/* Writes what the socket takes now, without a write request: a completed
+ * uv_write costs an epoll_ctl, uv_try_write does not. False if c failed. */
+static bool write_now(conn *c)
+{
+    uv_buf_t data = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &data, 1);
+    if (n == UV_EAGAIN)
+        return true;
+    if (n < 0) {
+        conn_close(c);
+        return false;
+    }
+    assert((size_t)n <= c->out.len);
+    memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
+    c->out.len -= (size_t)n;
+    return true;
 }
 
 void conn_flush(conn *c)
@@ -206,8 +233,13 @@ void conn_flush(conn *c)
         maybe_free(c);   /* the end of a callback: no caller holds c now */
         return;
     }
-    if (c->write_active || c->out.len == 0)
+    if (c->write_active || c->out.len == 0 || !write_now(c))
         return;
+    if (c->out.len == 0) {
+        written(c);
+        return;
+    }
+    /* The socket is full: hand the rest to libuv and write later. */
     buf swap = c->writing;
     c->writing = c->out;
     c->out = swap;
@@ -394,7 +426,9 @@ static void on_shutdown(uv_shutdown_t *request, int status)
 static void finish(conn *c)
 {
     assert(c->close_when_flushed && c->slot_count == 0 && !c->write_active);
-    if (!c->reject || c->shut || c->closing) {
+    if (c->shut || c->closing)
+        return;
+    if (!c->reject) {
         conn_close(c);
         return;
     }

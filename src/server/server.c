@@ -106,8 +106,12 @@ static void on_signal(uv_signal_t *handle, int signum)
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
-    for (conn *c = srv->conns; c != NULL; c = c->next)
-        conn_close_after_replies(c);
+    for (conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->shut)
+            conn_close(c);   /* a rejected client: its reply is out */
+        else
+            conn_close_after_replies(c);
+    }
     uv_timer_start(&srv->grace, on_grace, SERVER_SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&srv->grace);
     batch_submit(srv);
