@@ -183,7 +183,7 @@ enum { SECTION_SKUS, SECTION_ORDERS, SECTION_LINES, SECTION_REFUNDS,
 #define LOAD_GROUP 32
 /* Entries an index is sized for up front from the header's count; beyond
  * it (or for a damaged count) the index grows as entries arrive. */
-#define LOAD_PRESIZE_MAX (1u << 27)
+#define LOAD_PRESIZE_MAX (1u << 24)
 
 /* One entry read but not yet added. */
 typedef struct load_item {
