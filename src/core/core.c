@@ -319,6 +319,8 @@ static bool apply_deduct(core *state, stock_op *op, int64_t time_us, buf *record
     entity = core_line_add(state, op->id, hash, sku_entity, op->amount,
                            CORE_NONE, time_us);
     op->available = sku->available;
+    assert(((const core_line *)core_pool_at(&state->lines, entity))->available_after ==
+           op->available);
     return true;
 }
 
