@@ -285,7 +285,7 @@ for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays
     grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
 done
 grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
-if command -v promtool >/dev/null; then promtool check metrics <"$dir/metrics" || fail "promtool"; fi
+promtool check metrics <"$dir/metrics" || fail "promtool check metrics: $(promtool check metrics <"$dir/metrics" 2>&1 | head -5)"
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$dir/big"
 check "oversize body" '413' "$(http POST /v1/deductions @"$dir/big" | cut -c1-3)"
 check "oversize header" '431' "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' y)" "$H/healthz")"
