@@ -68,7 +68,7 @@ use_binaries() {
                 cmp -s "$BUILD/$name" "$copy" && continue 2
             sleep 0.1
         done
-        echo "cannot take a whole copy of $BUILD/$name" >&2
+        echo "cannot take a whole copy of $BUILD/$name (missing, or relinked for 10 s; make tests?)" >&2
         return 1
     done
 }
