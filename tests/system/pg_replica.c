@@ -1,0 +1,128 @@
+/*
+ * pg_replica.c -- shows that the postgres backend's read replica turns away
+ * deductions of a sold-out SKU without the primary.
+ *
+ *   pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID
+ *
+ * Opens PRIMARY_URI?stock_replica=<REPLICA_URI>, creates a sold-out SKU and
+ * one in stock, waits until the replica has replayed them, then STOPS THE
+ * PRIMARY (SIGINT to PRIMARY_PID) and deducts again: the sold-out SKU must
+ * still answer INSUFFICIENT available=0 (only the replica can have said so),
+ * and the SKU in stock must fail with UNAVAILABLE or IOERR (nobody may sell
+ * it without the primary). Exits 0 when both hold.
+ */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stock.h"
+
+#define REPLICA_URI_MAX 1024
+#define REPLICA_WAIT_TRIES 300     /* x 100 ms */
+#define REPLICA_ID_SIZE 48
+
+static void pause_100ms(void)
+{
+    struct timespec tick = {0, 100000000};
+    nanosleep(&tick, NULL);
+}
+
+/* Appends text percent-encoded (all but unreserved characters). */
+static void append_encoded(char *out, size_t size, const char *text)
+{
+    size_t used = strlen(out);
+    for (; *text != '\0' && used + 4 < size; text++) {
+        unsigned char c = (unsigned char)*text;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~')
+            out[used++] = (char)c;
+        else
+            used += (size_t)snprintf(out + used, size - used, "%%%02X", c);
+    }
+    out[used] = '\0';
+}
+
+/* Waits until the replica has replayed everything the primary has written. */
+static int wait_replayed(const char *primary_uri, const char *replica_uri)
+{
+    PGconn *primary = PQconnectdb(primary_uri);
+    PGconn *replica = PQconnectdb(replica_uri);
+    PGresult *lsn = PQexec(primary, "SELECT pg_current_wal_lsn()::text");
+    int ok = PQresultStatus(lsn) == PGRES_TUPLES_OK ? 0 : -1;
+    for (int i = 0; ok == 0 && i < REPLICA_WAIT_TRIES; i++) {
+        const char *values[1] = {PQgetvalue(lsn, 0, 0)};
+        PGresult *done = PQexecParams(replica, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn",
+                                      1, NULL, values, NULL, NULL, 0);
+        bool caught_up = PQresultStatus(done) == PGRES_TUPLES_OK &&
+                         PQgetvalue(done, 0, 0)[0] == 't';
+        PQclear(done);
+        if (caught_up)
+            break;
+        if (i + 1 == REPLICA_WAIT_TRIES)
+            ok = -1;
+        pause_100ms();
+    }
+    if (ok != 0)
+        fprintf(stderr, "pg_replica: the replica did not catch up: %s%s",
+                PQerrorMessage(primary), PQerrorMessage(replica));
+    PQclear(lsn);
+    PQfinish(primary);
+    PQfinish(replica);
+    return ok;
+}
+
+static int stop_primary(pid_t pid)
+{
+    if (kill(pid, SIGINT) != 0) {
+        fprintf(stderr, "pg_replica: cannot signal %d: %s\n", (int)pid, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < REPLICA_WAIT_TRIES; i++) {
+        if (kill(pid, 0) != 0)
+            return 0;
+        pause_100ms();
+    }
+    fprintf(stderr, "pg_replica: the primary did not stop\n");
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID\n");
+        return 2;
+    }
+    char uri[REPLICA_URI_MAX], message[256], out[REPLICA_ID_SIZE], in[REPLICA_ID_SIZE];
+    char line_out[REPLICA_ID_SIZE + 8], line_in[REPLICA_ID_SIZE + 8];
+    snprintf(uri, sizeof uri, "%s?stock_replica=", argv[1]);
+    append_encoded(uri, sizeof uri, argv[2]);
+    snprintf(out, sizeof out, "rep-%lx-%d-out", (long)time(NULL), (int)getpid());
+    snprintf(in, sizeof in, "rep-%lx-%d-in", (long)time(NULL), (int)getpid());
+    snprintf(line_out, sizeof line_out, "%s-line", out);
+    snprintf(line_in, sizeof line_in, "%s-line", in);
+    stock_t *store = NULL;
+    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK) {
+        fprintf(stderr, "pg_replica: cannot open %s: %s\n", uri, message);
+        return 1;
+    }
+    int64_t available = -1;
+    if (stock_set(store, out, 0, NULL, NULL, message) != STOCK_OK ||
+        stock_set(store, in, 5, NULL, NULL, message) != STOCK_OK ||
+        wait_replayed(argv[1], argv[2]) != 0 || stop_primary((pid_t)atol(argv[3])) != 0)
+        return 1;
+    stock_code sold_out = stock_deduct(store, line_out, out, 1, &available, message);
+    printf("sold-out SKU with the primary stopped: %s %s\n", stock_code_name(sold_out), message);
+    stock_code in_stock = stock_deduct(store, line_in, in, 1, NULL, message);
+    printf("SKU in stock with the primary stopped: %s %s\n", stock_code_name(in_stock), message);
+    stock_close(store);
+    bool ok = sold_out == STOCK_INSUFFICIENT && available == 0 &&
+              (in_stock == STOCK_UNAVAILABLE || in_stock == STOCK_IO);
+    printf("pg_replica: %s\n", ok ? "the replica answered alone for the sold-out SKU"
+                                   : "FAILED");
+    return ok ? 0 : 1;
+}
