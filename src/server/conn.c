@@ -257,10 +257,30 @@ void conn_flush(conn *c)
 
 /* ------------------------------------------------------------ replies */
 
+/* Makes room for one more slot: the ring starts small and doubles up to
+ * CONN_PENDING_MAX, so idle connections stay cheap. False on out of memory. */
+static bool slot_room(conn *c)
+{
+    assert(c->slot_count < CONN_PENDING_MAX && c->slot_count <= c->slot_cap);
+    if (c->slot_count < c->slot_cap)
+        return true;
+    uint32_t cap = c->slot_cap * 2;
+    slot *slots = malloc(sizeof *slots * cap);
+    if (slots == NULL)
+        return false;
+    for (uint32_t i = 0; i < c->slot_count; i++)
+        slots[i] = c->slots[(c->slot_head + i) % c->slot_cap];
+    free(c->slots);
+    c->slots = slots;
+    c->slot_cap = cap;
+    c->slot_head = 0;
+    return true;
+}
+
 static slot *push_slot(conn *c)
 {
-    assert(c->slot_count < CONN_PENDING_MAX);
-    slot *s = &c->slots[(c->slot_head + c->slot_count) % CONN_PENDING_MAX];
+    assert(c->slot_count < c->slot_cap);
+    slot *s = &c->slots[(c->slot_head + c->slot_count) % c->slot_cap];
     c->slot_count++;
     memset(s, 0, sizeof *s);
     return s;
@@ -270,7 +290,7 @@ stock_op *conn_add_op(conn *c, uint16_t kind, void *extra, bool borrow)
 {
     batch *owner = NULL;
     uint32_t index = 0;
-    stock_op *op = batch_add(c->srv, c, &owner, &index);
+    stock_op *op = slot_room(c) ? batch_add(c->srv, c, &owner, &index) : NULL;
     if (op == NULL) {
         free(extra);
         return NULL;
@@ -303,6 +323,8 @@ bool conn_reply_end(conn *c, size_t mark)
         return true;
     }
     assert(mark <= c->deferred.len);
+    if (!slot_room(c))
+        return false;
     slot *s = push_slot(c);
     s->text_len = (uint32_t)(c->deferred.len - mark);
     return true;
@@ -336,7 +358,7 @@ static void pop_slot(conn *c, slot *s)
     if (s->borrowed != NULL)
         chunk_release(c->srv, s->borrowed);
     free(s->extra);
-    c->slot_head = (c->slot_head + 1) % CONN_PENDING_MAX;
+    c->slot_head = (c->slot_head + 1) % c->slot_cap;
     c->slot_count--;
 }
 
@@ -479,7 +501,8 @@ static conn *conn_create(server *srv, conn_kind kind)
     conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->slots = malloc(sizeof *c->slots * CONN_PENDING_MAX);
+    c->slots = malloc(sizeof *c->slots * CONN_SLOTS_INITIAL);
+    c->slot_cap = CONN_SLOTS_INITIAL;
     c->in = chunk_get(srv, CONN_CHUNK_BYTES);
     if (c->slots == NULL || c->in == NULL || (kind == CONN_HTTP && !routes_new_reader(c, srv))) {
         free(c->slots);

@@ -26,8 +26,9 @@
 #include "server/server.h"
 
 #define CONN_PENDING_MAX 4096          /* requests read and not answered */
+#define CONN_SLOTS_INITIAL 32          /* reply slots of a new connection */
 #define CONN_OUTPUT_MAX (1u << 20)     /* unwritten reply bytes before pausing */
-#define CONN_CHUNK_BYTES (64u * 1024)  /* usual read chunk */
+#define CONN_CHUNK_BYTES (16u * 1024)  /* usual read chunk */
 #define CONN_READ_MIN 4096u            /* least free space offered to a read */
 #define CONN_FREE_CHUNKS_MAX 64        /* idle chunks the server keeps */
 #define CONN_NAME_MAX 128              /* bytes of CLIENT SETNAME */
@@ -67,7 +68,8 @@ typedef struct conn {
     buf writing;           /* in an uv_write now */
     uv_write_t write_req;
     bool write_active;
-    slot *slots;           /* ring of CONN_PENDING_MAX */
+    slot *slots;           /* ring of slot_cap (a power of 2 <= CONN_PENDING_MAX) */
+    uint32_t slot_cap;
     uint32_t slot_head;
     uint32_t slot_count;
     buf deferred;          /* text replies waiting behind op slots */

@@ -156,18 +156,19 @@ for _ in 1 2 3 4 5; do IFS= read -r line <&3; replies="$replies${line%$'\r'}|"; 
 exec 3<&-
 check "inline pipeline" '+PONG|:5|:4|$5|hello|' "$replies"
 
-# python3-redis: a 3000-command pipeline mixing store and session commands.
+# python3-redis: a 9000-command pipeline mixing store and session commands
+# (over the 4096 pending requests a connection may have: reading pauses).
 $PY - $PORT <<'EOF' || fail "python3-redis pipeline"
 import sys, redis
 r = redis.Redis(port=int(sys.argv[1]))
 r.execute_command("SETSTOCK", "py", 100000)
 p = r.pipeline(transaction=False)
-for i in range(1000):
+for i in range(3000):
     p.execute_command("DEDUCT", "pyL%d" % i, "py", 1)
     p.execute_command("PING")
     p.execute_command("STOCK", "py")
 out = p.execute(raise_on_error=False)
-for i in range(1000):
+for i in range(3000):
     assert out[3 * i] == 100000 - i - 1, (i, out[3 * i])
     assert out[3 * i + 1] is True, out[3 * i + 1]
     assert out[3 * i + 2] == 100000 - i - 1
@@ -175,9 +176,46 @@ try:
     r.execute_command("DEDUCT", "pyX", "py", 1000000)
     raise SystemExit("no error for INSUFFICIENT")
 except redis.ResponseError as e:
-    assert str(e) == "INSUFFICIENT sku=py available=99000", str(e)
+    assert str(e) == "INSUFFICIENT sku=py available=97000", str(e)
 assert r.info()["backend"] == "embedded"
 print("python3-redis ok")
+EOF
+
+# A client that does not read its replies: the server stops reading from it
+# (output bound), then everything arrives, whole and in order.
+$PY - $PORT <<'EOF' || fail "slow reader"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+message = b"m" * 2000
+count = 4000
+request = b"".join(b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s%05d\r\n" % (len(message) + 5, message, i) for i in range(count))
+want = b"".join(b"$%d\r\n%s%05d\r\n" % (len(message) + 5, message, i) for i in range(count))
+s.setblocking(False)
+sent = 0
+stalled = 0
+while sent < len(request) and stalled < 20:   # write without reading
+    try:
+        sent += s.send(request[sent:sent + 65536])
+        stalled = 0
+    except BlockingIOError:
+        stalled += 1   # the server stopped reading: its output is full
+        time.sleep(0.05)
+got = bytearray()
+deadline = time.time() + 20
+while len(got) < len(want) and time.time() < deadline:
+    if sent < len(request):
+        try:
+            sent += s.send(request[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+    try:
+        chunk = s.recv(1 << 20)
+        assert chunk, "closed early"
+        got += chunk
+    except BlockingIOError:
+        time.sleep(0.01)
+assert bytes(got) == want, "replies differ (%d of %d bytes)" % (len(got), len(want))
+print("slow reader ok")
 EOF
 
 # RESP3 (HELLO 3) maps and STOCKPROTO 1 replies, over a raw socket.
