@@ -74,6 +74,7 @@ typedef struct pg_plan {
     uint32_t step_count;
     uint32_t member_count;
     uint32_t *slots;        /* scratch: open addressing, line id -> op index + 1 */
+    uint32_t *used;         /* scratch: the slots the current run filled */
     buf text;               /* scratch: parameter text of one statement */
 } pg_plan;
 

@@ -28,7 +28,8 @@ bool pg_plan_init(pg_plan *plan)
     plan->members = calloc(PG_TXN_OPS_MAX, sizeof plan->members[0]);
     plan->steps = calloc(PG_TXN_OPS_MAX + 1, sizeof plan->steps[0]);
     plan->slots = calloc(PG_PLAN_SLOTS, sizeof plan->slots[0]);
-    if (plan->members && plan->steps && plan->slots)
+    plan->used = calloc(PG_TXN_OPS_MAX, sizeof plan->used[0]);
+    if (plan->members && plan->steps && plan->slots && plan->used)
         return true;
     pg_plan_free(plan);
     return false;
@@ -39,6 +40,7 @@ void pg_plan_free(pg_plan *plan)
     free(plan->members);
     free(plan->steps);
     free(plan->slots);
+    free(plan->used);
     buf_free(&plan->text);
     memset(plan, 0, sizeof *plan);
 }
@@ -95,8 +97,10 @@ static void run_flush(pg_plan *plan, pg_run *run)
         for (uint32_t i = 0; i < run->length; i++)
             plan->members[plan->member_count++] = run->ops[run->first + i];
     }
+    /* Clear by position: deleting by key would cut the probe chains of the
+     * keys after it. */
     for (uint32_t i = 0; i < run->length; i++)
-        *line_slot(plan, run, run->ops[run->first + i]->id) = 0;
+        plan->slots[plan->used[i]] = 0;
     run->first += run->length;
     run->length = 0;
 }
@@ -111,8 +115,10 @@ static void run_add(pg_plan *plan, pg_run *run, uint32_t index)
     if (run->length == 0)
         run->first = index;
     assert(run->first + run->length == index);
-    *line_slot(plan, run, op->id) = index + 1;
-    run->length++;
+    uint32_t *slot = line_slot(plan, run, op->id);
+    assert(*slot == 0);
+    *slot = index + 1;
+    plan->used[run->length++] = (uint32_t)(slot - plan->slots);
 }
 
 void pg_plan_build(pg_plan *plan, stock_op *const *ops, uint32_t count, bool merge)
