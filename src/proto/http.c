@@ -61,6 +61,8 @@ static int on_header_value(http_parser *parser, const char *at, size_t len)
     if (count_header_bytes(parser, len) != 0)
         return -1;
     r->field_done = true;
+    if (strcasecmp(r->field, "expect") == 0 && len == 12 && strncasecmp(at, "100-continue", 12) == 0)
+        r->request.expect_continue = true;
     if (strcasecmp(r->field, "authorization") != 0)
         return 0;
     char *value = r->request.authorization;
@@ -78,6 +80,7 @@ static int on_headers_complete(http_parser *parser)
     /* content_length is ULLONG_MAX when absent (chunked or no body). */
     if (parser->content_length != ULLONG_MAX && parser->content_length > r->body_max)
         return fail(parser, 413, "the request body exceeds max-request-bytes");
+    r->continue_due = r->request.expect_continue;
     return 0;
 }
 
@@ -145,12 +148,21 @@ http_read_status http_reader_feed(http_reader *reader, const char *data,
     return HTTP_READ_MORE;
 }
 
+bool http_reader_take_continue(http_reader *reader)
+{
+    bool due = reader->continue_due && !reader->complete && reader->error_status == 0;
+    reader->continue_due = false;
+    return due;
+}
+
 void http_reader_next(http_reader *reader)
 {
     assert(reader->complete);
     buf_clear(&reader->request.url);
     buf_clear(&reader->request.body);
     reader->request.authorization[0] = '\0';
+    reader->request.expect_continue = false;
+    reader->continue_due = false;
     reader->header_bytes = 0;
     reader->field_len = 0;
     reader->field_done = false;

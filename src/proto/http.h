@@ -27,6 +27,7 @@ typedef struct http_request {
     buf body;
     char authorization[HTTP_AUTHORIZATION_MAX];  /* "" if absent */
     bool keep_alive;
+    bool expect_continue;                  /* "Expect: 100-continue" was sent */
 } http_request;
 
 typedef enum http_read_status {
@@ -44,6 +45,7 @@ typedef struct http_reader {
     size_t field_len;
     bool field_done;        /* the value of `field` is being read */
     bool complete;
+    bool continue_due;      /* headers asked for 100 Continue, body not read yet */
     int error_status;       /* 400, 413 or 431 */
     const char *error;      /* static sentence */
 } http_reader;
@@ -62,6 +64,11 @@ void http_reader_free(http_reader *reader);
  */
 http_read_status http_reader_feed(http_reader *reader, const char *data,
                                   size_t len, size_t *consumed);
+
+/* True once if the request being read sent "Expect: 100-continue" and its
+ * headers are complete: the caller should answer "100 Continue" now (a
+ * client such as curl otherwise waits a second before sending the body). */
+bool http_reader_take_continue(http_reader *reader);
 
 /* Forgets the request returned by the last HTTP_READ_DONE. */
 void http_reader_next(http_reader *reader);

@@ -113,6 +113,16 @@ static void reply_text(conn *c, bool keep_alive, const char *type, const char *b
         conn_close_after_replies(c);
 }
 
+/* Tells a client that sent "Expect: 100-continue" to send its body. */
+static void reply_continue(conn *c)
+{
+    static const char text[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    if (!buf_append(out, text, sizeof text - 1) || !conn_reply_end(c, mark))
+        conn_close(c);
+}
+
 /* ------------------------------------------------------------ parsing */
 
 static int hex_value(char ch)
@@ -477,8 +487,11 @@ void routes_process(conn *c)
         http_read_status status = http_reader_feed(c->http, in->data + in->parsed,
                                                    in->len - in->parsed, &used);
         in->parsed += used;
-        if (status == HTTP_READ_MORE)
+        if (status == HTTP_READ_MORE) {
+            if (http_reader_take_continue(c->http))
+                reply_continue(c);
             return;
+        }
         if (status == HTTP_READ_ERROR) {
             c->srv->counters.protocol_errors++;
             log_warn("client %llu: HTTP %d: %s; closing it", (unsigned long long)c->id,

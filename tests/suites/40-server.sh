@@ -308,6 +308,21 @@ check "order" '200 {"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1
 http PUT /v1/skus/W3 '{"available":5}' >/dev/null
 check "order failed line" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=10","failed_line":1}' \
     "$(http POST /v1/orders '{"order_id":"HO2","lines":[{"line_id":"D5","sku":"W3","qty":1},{"line_id":"D6","sku":"W1","qty":20}]}')"
+# A 100-line order sent with "Expect: 100-continue" (clients wait about a
+# second for the 100 before sending the body) is answered at once; 101
+# lines are refused.
+order_body() {
+    local n=$1 lines="" i
+    for i in $(seq "$n"); do lines="$lines{\"line_id\":\"BL$1-$i\",\"sku\":\"W3\",\"qty\":1},"; done
+    printf '{"order_id":"BIG%s","lines":[%s]}' "$n" "${lines%,}"
+}
+http PUT /v1/skus/W3 '{"available":1000}' >/dev/null
+start_ns=$(date +%s%N)
+check "100-line order" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Expect: 100-continue' \
+    --data-binary "$(order_body 100)" "$H/v1/orders")"
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+[ "$elapsed_ms" -lt 900 ] || fail "100-line order took ${elapsed_ms} ms (100 Continue not sent?)"
+check "101-line order" '400 {"error":"INVALID","message":"an order must have 1..100 lines"}' "$(http POST /v1/orders "$(order_body 101)")"
 check "refund" '200 {"refund_id":"F1","line_id":"D1","qty":1,"available":11}' "$(http POST /v1/refunds '{"refund_id":"F1","line_id":"D1","qty":1}')"
 check "refund exceeds" '409 {"error":"EXCEEDS","message":"line=D1 refundable=1"}' "$(http POST /v1/refunds '{"refund_id":"F2","line_id":"D1","qty":5}')"
 http GET /v1/lines/D3 | grep -q '^200 {"line_id":"D3","sku":"W1","order_id":"HO1","qty":1,"refunded":0,"time_us":[0-9]*,"available_after":12}$' ||
