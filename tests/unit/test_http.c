@@ -138,6 +138,21 @@ static void test_authorization_limit(void **state)
     expect_error(text, 431);
 }
 
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    const char *head = "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n";
+    size_t used = 0;
+    assert_false(http_reader_take_continue(&reader));
+    assert_int_equal(http_reader_feed(&reader, head, strlen(head), &used), HTTP_READ_MORE);
+    assert_true(http_reader_take_continue(&reader));
+    assert_false(http_reader_take_continue(&reader));   /* once */
+    assert_int_equal(http_reader_feed(&reader, "{}", 2, &used), HTTP_READ_DONE);
+    assert_true(reader.request.expect_continue);
+    http_reader_next(&reader);
+    assert_false(reader.request.expect_continue);
+}
+
 static void test_write(void **state)
 {
     (void)state;
@@ -160,6 +175,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authorization_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
