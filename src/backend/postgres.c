@@ -407,11 +407,24 @@ static bool settle_lost_commit(pg_store *store)
     return false;
 }
 
+/* True when the idle connection has input: between transactions the server
+ * only speaks to end the session (shutdown, restart, terminated backend), so
+ * the connection is replaced before anything is sent, while that is safe. */
+static bool conn_spoke_while_idle(PGconn *conn)
+{
+    struct pollfd ready = {PQsocket(conn), POLLIN, 0};
+    return PQstatus(conn) != CONNECTION_OK || poll(&ready, 1, 0) != 0;
+}
+
 /* Runs store->ops as one transaction, retrying where that is safe. */
 static void run_transaction(pg_store *store)
 {
     pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
     for (int attempt = 0;; attempt++) {
+        if (store->conn != NULL && conn_spoke_while_idle(store->conn)) {
+            PQfinish(store->conn);   /* nothing in flight: safe to replace */
+            store->conn = NULL;
+        }
         if (store->conn == NULL && reconnect(store, NULL) != STOCK_OK) {
             ops_fail(store, STOCK_UNAVAILABLE, "");
             return;
