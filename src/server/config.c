@@ -3,6 +3,7 @@
  * table lists every setting with its parser, so the flags, the config file
  * and --help cannot drift apart.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -60,6 +61,11 @@ static bool set_store(config *cfg, const char *value, char *why, size_t size)
 
 static bool set_bind(config *cfg, const char *value, char *why, size_t size)
 {
+    unsigned char address[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, value, address) != 1 && inet_pton(AF_INET6, value, address) != 1) {
+        snprintf(why, size, "is not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)");
+        return false;
+    }
     return copy_text(cfg->bind, value, why, size);
 }
 

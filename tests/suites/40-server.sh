@@ -76,6 +76,7 @@ bad_flag() {
 LAST_WORDS="must be an integer in 0..65535"; bad_flag --port abc
 LAST_WORDS="must be an integer in 0..65535"; bad_flag --port 70000
 LAST_WORDS="must be sync or relaxed"; bad_flag --durability fast
+LAST_WORDS="is not an IPv4 or IPv6 address"; bad_flag --bind localhost:1
 LAST_WORDS="unknown setting 'bogus'"; bad_flag --bogus 1
 LAST_WORDS="needs a value"; bad_flag --port
 LAST_WORDS="nothing to serve"; bad_flag --port 0 --http-port 0
