@@ -385,7 +385,10 @@ static void tick(run_state *state, uint64_t now)
         .p50_ns = histogram_percentile(&state->tick_latency, 50),
         .p99_ns = histogram_percentile(&state->tick_latency, 99),
     };
-    if (result->series_count < RUN_SERIES_MAX)
+    /* A last interval cut very short says little about the rate: it keeps
+     * its latencies but gets no point of its own. */
+    bool long_enough = now - state->tick_start_ns >= TICK_NS / 4;
+    if (long_enough && result->series_count < RUN_SERIES_MAX)
         result->series[result->series_count++] = point;
     if (state->config->progress) {
         uint64_t errors = result->ops - result->codes[STOCK_OK] -
