@@ -45,6 +45,12 @@
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
 #define PG_LSN_MAX 32               /* bytes of an LSN as text */
 
+typedef enum pg_commit_state {
+    PG_COMMIT_NONE,      /* the transaction did not commit */
+    PG_COMMIT_DONE,      /* it committed */
+    PG_COMMIT_UNKNOWN,   /* the lost session could not be ended or read */
+} pg_commit_state;
+
 typedef enum pg_outcome {
     PG_COMMITTED,   /* every op has its result */
     PG_RETRY,       /* rolled back; safe to run again */
@@ -58,6 +64,7 @@ typedef struct pg_store {
     int64_t client_id;        /* random, names this store in stock_clients */
     int64_t txn_id;           /* token of the last transaction sent */
     PGconn *conn;             /* worker-owned */
+    int backend_pid;          /* the server process serving conn */
     PGconn *replica;          /* worker-owned; NULL when absent or lost */
     int64_t replica_retry_us; /* when a lost replica may be tried again */
     char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
@@ -151,23 +158,47 @@ static bool conn_enter_pipeline(pg_store *store, PGconn *conn)
     return true;
 }
 
-/* True when the last transaction (store->txn_id) committed, read through a
- * fresh connection after the old one was lost mid-commit. */
-static bool token_committed(pg_store *store, PGconn *conn)
+/* Ends the lost session (it may still be running our transaction: a lock
+ * wait can outlast PG_IO_TIMEOUT_MS) and waits until it is gone, so that what
+ * the token says next is final. False if it is still there. */
+static bool old_session_ended(pg_store *store, PGconn *conn)
 {
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", store->backend_pid);
+    const char *values[1] = {pid};
+    PGresult *result = PQexecParams(conn, "SELECT pg_terminate_backend($1::integer, 5000)",
+                                    1, NULL, values, NULL, NULL, 0);
+    PQclear(result);
+    result = PQexecParams(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::integer",
+                          1, NULL, values, NULL, NULL, 0);
+    bool gone = PQresultStatus(result) == PGRES_TUPLES_OK && PQgetvalue(result, 0, 0)[0] == '0';
+    PQclear(result);
+    return gone;
+}
+
+/* Whether the last transaction (store->txn_id) committed, read through a
+ * fresh connection after the old one was lost mid-commit. */
+static pg_commit_state token_state(pg_store *store, PGconn *conn)
+{
+    if (!old_session_ended(store, conn))
+        return PG_COMMIT_UNKNOWN;
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, store->client_id);
     const char *values[1] = {id};
     PGresult *result = PQexecPrepared(conn, PG_STMT_TOKEN_READ, 1, values, NULL, NULL, 0);
-    bool committed = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 &&
-                     strtoll(PQgetvalue(result, 0, 0), NULL, 10) == store->txn_id;
+    pg_commit_state state = PG_COMMIT_UNKNOWN;
+    if (PQresultStatus(result) == PGRES_TUPLES_OK)
+        state = PQntuples(result) == 1 &&
+                        strtoll(PQgetvalue(result, 0, 0), NULL, 10) == store->txn_id
+                    ? PG_COMMIT_DONE
+                    : PG_COMMIT_NONE;
     PQclear(result);
-    return committed;
+    return state;
 }
 
 /* Reconnects after a loss, with growing pauses. *committed (may be NULL)
  * receives whether the last transaction committed. */
-static stock_code reconnect(pg_store *store, bool *committed)
+static stock_code reconnect(pg_store *store, pg_commit_state *committed)
 {
     PQfinish(store->conn);
     store->conn = NULL;
@@ -184,7 +215,8 @@ static stock_code reconnect(pg_store *store, bool *committed)
         if (code != STOCK_OK)
             continue;
         if (committed != NULL)
-            *committed = token_committed(store, conn);
+            *committed = token_state(store, conn);
+        store->backend_pid = PQbackendPID(conn);
         if (!conn_enter_pipeline(store, conn)) {
             PQfinish(conn);
             return STOCK_IO;
@@ -392,14 +424,14 @@ static void pause_us(int64_t micros)
  * sent. Returns true when the ops are settled (failed), false to retry. */
 static bool settle_lost_commit(pg_store *store)
 {
-    bool committed = false;
+    pg_commit_state committed = PG_COMMIT_UNKNOWN;
     stock_code code = reconnect(store, &committed);
-    if (code != STOCK_OK) {
+    if (code != STOCK_OK || committed == PG_COMMIT_UNKNOWN) {
         ops_fail(store, STOCK_IO, "the connection was lost while committing and the "
                                   "outcome is unknown; read the state before retrying: ");
         return true;
     }
-    if (committed) {
+    if (committed == PG_COMMIT_DONE) {
         ops_fail(store, STOCK_IO, "the batch was committed but the connection was lost "
                                   "before its results arrived; read the state to see them: ");
         return true;
@@ -706,6 +738,7 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
         if (code != STOCK_OK && message != NULL && size > 0)
             snprintf(message, size, "%s", store->error);
     }
+    store->backend_pid = conn != NULL ? PQbackendPID(conn) : 0;
     if (code == STOCK_OK && !conn_enter_pipeline(store, conn)) {
         snprintf(message, size, "%s", store->error);
         PQfinish(conn);

@@ -3,6 +3,8 @@
 # PostgreSQL 15 and a streaming replica (tests/harness/pg.sh):
 #   - a client killed with SIGKILL mid-batch leaves only whole orders and
 #     balanced SKUs (pg_crash), three times at different moments;
+#   - the writer's sessions terminated under it (pg_terminate_backend): it
+#     reconnects and goes on, and the database stays whole;
 #   - stockd serves a postgres URI (--store postgres://...) over RESP;
 #   - with the primary stopped, the replica alone turns away a sold-out SKU
 #     (pg_replica; last, since it stops the primary).
@@ -39,6 +41,26 @@ for delay in 0.3 1 2; do
     writer=""
     "$BUILD/tests/pg_crash" check "$PG_URI"
 done
+
+echo "== the writer's sessions terminated under it, five times"
+"$BUILD/tests/pg_crash" write "$PG_URI?stock_merge=1" >"$PG_DIR/writer.out" 2>&1 &
+writer=$!
+for ((i = 0; i < 300; i++)); do
+    grep -q ready "$PG_DIR/writer.out" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q ready "$PG_DIR/writer.out" || { cat "$PG_DIR/writer.out"; exit 1; }
+for ((i = 0; i < 5; i++)); do
+    pg_psql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE application_name = 'libstock'" >/dev/null
+    sleep 0.4
+done
+kill -0 "$writer" || { echo "the writer stopped:"; cat "$PG_DIR/writer.out"; exit 1; }
+kill -KILL "$writer"
+wait "$writer" 2>/dev/null || true
+writer=""
+grep -c "pg_crash: op" "$PG_DIR/writer.out" | sed 's/^/ops with an unknown outcome: /' || true
+"$BUILD/tests/pg_crash" check "$PG_URI"
 
 echo "== stockd --store postgres://..."
 resp_port=$(pg_free_port)
