@@ -347,6 +347,29 @@ check "malformed HTTP" "400" "$(printf 'BLAH / HTTP/1.1\r\n\r\n' | $PY -c '
 import socket,sys; s=socket.create_connection(("127.0.0.1",'$HTTP')); s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).split()[1].decode())')"
 # keep-alive: three requests on one connection
 check "keep-alive" 3 "$(curl -s "$H/healthz" "$H/healthz" "$H/healthz" -w '\n' | grep -c ok)"
+# Pipelined HTTP requests in one write are answered in order, the last one
+# (Connection: close) closing the connection.
+$PY - $HTTP <<'EOF' || fail "HTTP pipelining"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = b'{"line_id":"PIPE1","sku":"W1","qty":1}'
+s.sendall(b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body) +
+          b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+s.settimeout(5)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+parts = data.split(b"HTTP/1.1 ")[1:]
+assert len(parts) == 3, data
+available = [int(p.split(b'"available":')[1].split(b",")[0].split(b"}")[0]) for p in parts]
+assert available[1] == available[0] - 1 and available[2] == available[1], available
+assert b"Connection: close" in parts[2]
+print("HTTP pipelining ok")
+EOF
 check "still serving after bad HTTP" '200' "$(http GET /healthz | cut -c1-3)"
 stop
 
