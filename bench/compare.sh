@@ -375,7 +375,13 @@ print_table() {
     {
         printf 'system\tclient\tdurability\tops/s\tp50 ms\tp99 ms\tcheck\n'
         awk -F '\t' 'BEGIN { OFS = "\t" } { $4 = sprintf("%.0f", $4); print }' "$results"
-    } | column -t -s $'\t'
+    } | awk -F '\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i
+                         if (length($i) > width[i]) width[i] = length($i) }
+                       if (NF > columns) columns = NF }
+        END { for (r = 1; r <= NR; r++) { line = ""
+                for (i = 1; i <= columns; i++)
+                    line = line (i < columns ? sprintf("%-*s  ", width[i], cell[r, i]) : cell[r, i])
+                print line } }'
     echo
     local stockd16 lua16 stockd1 get1 p99_1
     stockd16=$(field_of "stockd DEDUCT (embedded)" "redis-benchmark -c $CLIENTS -P 16" 4)
