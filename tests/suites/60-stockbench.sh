@@ -2,17 +2,34 @@
 # 60-stockbench.sh -- stockbench end to end: every workload against the
 # embedded engine in a fresh folder (check passes, JSON parses, the counts
 # add up, sellout sells exactly its stock), an open-loop run, a plot, flag
-# validation; then the same against a real stockd on 127.0.0.1:17451 through
+# validation; then the same against a real stockd on 127.0.0.1 (a free port
+# of 17450-17458) through
 # stockd://, and a run that a second writer disturbs on purpose (redis-cli
 # deducts from the bench's own SKU mid-run), which the check must catch;
 # last, crash mode: stockbench SIGKILLs and restarts its own stockd
-# (127.0.0.1:17452) under load, and the check must still pass.
+# (another free port) under load, and the check must still pass.
 set -eu
 BUILD=${BUILD:-build}
 bench="$BUILD/stockbench"
 [ -x "$bench" ] || { echo "missing $bench (make)"; exit 1; }
 [ -x "$BUILD/stockd" ] || { echo "missing $BUILD/stockd (make)"; exit 1; }
-port=17451
+# free_port FIRST LAST: the first port in FIRST..LAST nothing listens on, so
+# that two runs of this suite (release and sanitizer) can share the machine.
+free_port() {
+    local candidate
+    for candidate in $(seq "$1" "$2"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null || { echo "$candidate"; return 0; }
+    done
+    echo "no free port in $1..$2" >&2
+    return 1
+}
+# Release and sanitizer runs start in separate halves of the range, so they
+# do not race each other for the same free port.
+case $BUILD in
+*san*) first_port=17454 ;;
+*) first_port=17450 ;;
+esac
+port=$(free_port "$first_port" $((first_port + 3)))
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stockbench-suite.XXXXXX")
 pids=()
 cleanup() {
@@ -119,12 +136,13 @@ cat "$dir/disturbed.out"
 grep -q "I2 sku=${prefix}S0: .*(difference +7)" "$dir/disturbed.out" ||
     fail "the check did not name the SKU and the difference of 7"
 echo "== crash mode: stockd SIGKILLed every second under load, acknowledged ops all there"
+crash_port=$(free_port $((port + 1)) $((first_port + 4)))
 bench_ok crash --stockd "$BUILD/stockd" --stockd-data "$dir/crash-data" \
-    --stockd-port 17452 --kill-every 1 -w mixed -d 4 -c 4 -P 8
+    --stockd-port "$crash_port" --kill-every 1 -w mixed -d 4 -c 4 -P 8
 [ "$(json_field "$dir/crash.json" 'j["kills"] >= 2')" = True ] ||
     fail "crash mode did not kill stockd at least twice"
 status=0
-"$bench" --stockd "$BUILD/stockd" --store x --stockd-data "$dir/d" --stockd-port 17452 \
+"$bench" --stockd "$BUILD/stockd" --store x --stockd-data "$dir/d" --stockd-port "$crash_port" \
     >"$dir/both.out" 2>&1 || status=$?
 [ "$status" -eq 2 ] || fail "--stockd with --store: exit $status, wanted 2"
 echo "stockbench suite passed"
