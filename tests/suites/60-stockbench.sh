@@ -26,10 +26,10 @@ free_port() {
 # Release and sanitizer runs start in separate halves of the range, so they
 # do not race each other for the same free port.
 case $BUILD in
-*san*) first_port=17454 ;;
+*san*) first_port=17455 ;;
 *) first_port=17450 ;;
 esac
-port=$(free_port "$first_port" $((first_port + 3)))
+port=$(free_port "$first_port" $((first_port + 2)))
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stockbench-suite.XXXXXX")
 pids=()
 cleanup() {
@@ -136,7 +136,7 @@ cat "$dir/disturbed.out"
 grep -q "I2 sku=${prefix}S0: .*(difference +7)" "$dir/disturbed.out" ||
     fail "the check did not name the SKU and the difference of 7"
 echo "== crash mode: stockd SIGKILLed every second under load, acknowledged ops all there"
-crash_port=$(free_port $((port + 1)) $((first_port + 4)))
+crash_port=$(free_port $((port + 1)) $((first_port + 3)))
 bench_ok crash --stockd "$BUILD/stockd" --stockd-data "$dir/crash-data" \
     --stockd-port "$crash_port" --kill-every 1 -w mixed -d 4 -c 4 -P 8
 [ "$(json_field "$dir/crash.json" 'j["kills"] >= 2')" = True ] ||
