@@ -43,6 +43,22 @@ static const char *loop_name(const run_config *config)
     return config->rate > 0 ? "open loop" : "closed loop";
 }
 
+/* What the backend's own counters say about the load: how well it batched
+ * and, for a durable one, what each sync cost. */
+static void report_store_stats(FILE *out, const run_result *result)
+{
+    const stock_stats *stats = &result->store_stats;
+    if (!result->has_store_stats || stats->batches == 0)
+        return;
+    fprintf(out, "  store      %" PRIu64 " batches, %.1f ops per batch", stats->batches,
+            (double)stats->operations / (double)stats->batches);
+    if (stats->syncs > 0)
+        fprintf(out, "; %" PRIu64 " syncs, %.1f ops per sync, %.3f ms per sync",
+                stats->syncs, (double)stats->operations / (double)stats->syncs,
+                (double)stats->sync_latency_us_sum / (double)stats->syncs / 1e3);
+    fputc('\n', out);
+}
+
 void report_text(FILE *out, const run_config *config, const run_result *result)
 {
     assert(out != NULL && config != NULL && result != NULL);
@@ -63,6 +79,7 @@ void report_text(FILE *out, const run_config *config, const run_result *result)
         fprintf(out, "  recovery   %" PRIu32 " stockd kill(s), %" PRIu64
                 " op(s) resent after an unknown outcome\n",
                 result->kills, result->retries);
+    report_store_stats(out, result);
     fprintf(out, "  latency   ");
     for (int i = 0; i < REPORT_PERCENTILE_COUNT; i++)
         fprintf(out, " %s %.3f ms", percentile_names[i],
@@ -176,6 +193,15 @@ static void add_outcome(json_t *root, const run_result *result)
     set_integer(root, "unsent", result->unsent_ops);
     set_integer(root, "retries", result->retries);
     set_integer(root, "kills", result->kills);
+    if (result->has_store_stats)
+        json_object_set_new(root, "store",
+                            json_pack("{s:I,s:I,s:I,s:I}", "batches",
+                                      (json_int_t)result->store_stats.batches,
+                                      "operations",
+                                      (json_int_t)result->store_stats.operations,
+                                      "syncs", (json_int_t)result->store_stats.syncs,
+                                      "sync_latency_us_sum",
+                                      (json_int_t)result->store_stats.sync_latency_us_sum));
     json_object_set_new(root, "lines_checked", json_integer(result->lines_checked));
     json_object_set_new(root, "check",
                         json_pack("{s:b,s:I}", "passed",

@@ -564,6 +564,46 @@ static void run_load(run_state *state)
     assert(state->inflight == 0);
 }
 
+/* Sums the counters of every open store handle into *total; false if no
+ * handle keeps any. */
+static bool sum_stats(const run_state *state, stock_stats *total)
+{
+    assert(state->result->stores >= 1);
+    memset(total, 0, sizeof *total);
+    bool any = false;
+    for (uint32_t i = 0; i < state->result->stores; i++) {
+        stock_stats one;
+        if (stock_get_stats(state->stores[i], &one) != STOCK_OK)
+            continue;
+        any = true;
+        total->batches += one.batches;
+        total->operations += one.operations;
+        total->syncs += one.syncs;
+        total->sync_latency_us_sum += one.sync_latency_us_sum;
+    }
+    return any;
+}
+
+/* Runs the load between two readings of the store's counters, so that the
+ * setup's batches and syncs are not counted. */
+static void run_counted(run_state *state)
+{
+    stock_stats before, after;
+    bool counted = sum_stats(state, &before);
+    run_load(state);
+    counted = sum_stats(state, &after) && counted;
+    run_result *result = state->result;
+    result->has_store_stats = counted;
+    if (!counted)
+        return;
+    assert(after.operations >= before.operations);
+    result->store_stats.batches = after.batches - before.batches;
+    result->store_stats.operations = after.operations - before.operations;
+    result->store_stats.syncs = after.syncs - before.syncs;
+    result->store_stats.sync_latency_us_sum =
+        after.sync_latency_us_sum - before.sync_latency_us_sum;
+}
+
 static bool config_kills(const run_config *config)
 {
     return config->stockd_path != NULL && config->kill_every_s > 0;
@@ -596,7 +636,7 @@ static int run_stages(run_state *state)
     if (config_kills(state->config))
         state->next_kill_ns =
             now_ns() + (uint64_t)(state->config->kill_every_s * (double)NS_PER_S);
-    run_load(state);
+    run_counted(state);
     /* Retries still waiting (the run broke off): their outcome stays
      * unknown, and the check allows for either. */
     while (state->retry_count > 0) {

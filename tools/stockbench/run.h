@@ -81,6 +81,8 @@ typedef struct run_result {
     int64_t refunded;
     uint64_t check_failures;    /* 0: I1, I2, I4, I5 held */
     int64_t lines_checked;      /* acknowledged lines read back (-1: failed) */
+    bool has_store_stats;       /* the backend keeps counters (stock_get_stats) */
+    stock_stats store_stats;    /* batches, operations, syncs during the load */
     histogram latency;          /* ns per op, send (or due) to reply */
     uint32_t series_count;
     run_point series[RUN_SERIES_MAX];
