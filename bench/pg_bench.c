@@ -240,11 +240,14 @@ int main(int argc, char **argv)
             clients[i].slots[k].client = &clients[i];
         pthread_create(&threads[i], NULL, client_main, &clients[i]);
     }
+    /* A sellout ends when its attempts are used up; the others run for
+     * the given seconds. */
     while (b.kind != SELLOUT && now_s() - start < b.seconds) {
         struct timespec tick = {0, 50000000};
         nanosleep(&tick, NULL);
     }
-    atomic_store(&b.stop, true);
+    if (b.kind != SELLOUT)
+        atomic_store(&b.stop, true);
     for (int i = 0; i < count; i++)
         pthread_join(threads[i], NULL);
     double elapsed = now_s() - start;
