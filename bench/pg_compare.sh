@@ -10,17 +10,24 @@
 # WHERE sku_id = :sku AND leaved_amount >= 1; INSERT a flow row; COMMIT.
 # Workloads: hot (one SKU) and uniform (100,000 SKUs). The backend runs the
 # same workloads with 16 client threads, plain and merged, without and with
-# pipelining (window x batch deductions in flight per client). Prints one
-# line per run. Needs `make bench` (build/bench/pg_bench).
+# pipelining (window x batch deductions in flight per client); then stockd
+# --store postgres://...?stock_merge=1 is driven by stockbench over RESP (16
+# connections, 16 or 1 deductions per batch). Prints the figures of each run.
+# Needs `make bench` (build/bench/pg_bench, build/stockd, build/stockbench).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 seconds=${1:-10}
 . tests/harness/pg.sh
-trap pg_stop EXIT
-pg_start
+stockd_pid=""
 work=$(mktemp -d /tmp/stockd-pgbench.XXXXXX)
-trap 'pg_stop; rm -rf "$work"' EXIT
+cleanup() {
+    [ -z "$stockd_pid" ] || kill -TERM "$stockd_pid" 2>/dev/null || true
+    pg_stop
+    rm -rf "$work"
+}
+trap cleanup EXIT
+pg_start
 
 pg_psql <<'SQL'
 CREATE TABLE plain_inventory (sku_id text PRIMARY KEY, leaved_amount bigint NOT NULL CHECK (leaved_amount >= 0));
@@ -49,3 +56,18 @@ SQL
 done
 "$BUILD/bench/pg_bench" "$PG_URI?stock_merge=1" sellout 16 4 16
 "$BUILD/bench/pg_bench" "$PG_URI" sellout 16 4 16
+
+port=$(pg_free_port)
+"$BUILD/stockd" --store "$PG_URI?stock_merge=1" --port "$port" --http-port 0 >"$work/stockd.log" 2>&1 &
+stockd_pid=$!
+for ((i = 0; i < 100; i++)); do
+    redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+done
+for workload in hot uniform; do
+    for pipeline in 16 1; do
+        echo "stockd --store postgres://...?stock_merge=1, stockbench -w $workload -c 16 -P $pipeline -d $seconds:"
+        "$BUILD/stockbench" -s "stockd://127.0.0.1:$port" -w "$workload" -c 16 -P "$pipeline" \
+            -d "$seconds" --no-progress 2>&1 | grep -E "operations .* ops/s|latency|check"
+    done
+done
