@@ -234,7 +234,6 @@ static stock_code reconnect(pg_store *store, pg_commit_state *committed)
 typedef struct pg_flight {
     uint32_t sent;            /* steps sent */
     uint32_t answered;        /* steps whose result arrived */
-    uint32_t extra_sent;      /* the LSN read after the commit (replica mode) */
     uint32_t syncs_sent, syncs_seen;
     uint32_t syncs_wanted;    /* 1, or 2 with the LSN read */
     bool await_null;          /* a result's closing NULL is due */
@@ -265,7 +264,6 @@ static bool flight_send(pg_store *store, pg_flight *flight, int64_t now)
         if (PQsendQueryPrepared(conn, PG_STMT_LSN, 0, NULL, NULL, NULL, 0) != 1 ||
             PQpipelineSync(conn) != 1)
             return false;
-        flight->extra_sent = 1;
         flight->syncs_sent = 2;
     }
     return true;
@@ -306,8 +304,11 @@ static void flight_result(pg_store *store, pg_flight *flight, PGresult *result)
         flight_fail(store, flight, result, "");
     } else if (!flight->failed && flight->answered < store->plan.step_count &&
                !pg_plan_complete(&store->plan, flight->answered, result)) {
+        /* Only a schema that is not ours can do this; the transaction
+         * still commits at the Sync, so say that it may have applied. */
         flight_fail(store, flight, NULL, "a result did not have the expected shape "
-                                         "(is the schema from another libstock?)");
+                                         "(functions from another libstock?); the batch "
+                                         "may have been applied");
     }
     if (status != PGRES_FATAL_ERROR || flight->answered < store->plan.step_count)
         flight->answered++;
