@@ -119,7 +119,11 @@ static bool exec_simple(PGconn *conn, const char *sql, char *out, size_t out_siz
 static stock_code conn_open(pg_store *store, PGconn **out)
 {
     *out = NULL;
-    PGconn *conn = PQconnectdb(store->options.conninfo);
+    /* The URI is expanded as dbname; libstock names the session unless the
+     * URI does (application_name). */
+    const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
+    const char *const values[] = {store->options.conninfo, "libstock", NULL};
+    PGconn *conn = PQconnectdbParams(keywords, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         set_error(store, "cannot connect", conn);
         PQfinish(conn);
@@ -129,7 +133,6 @@ static stock_code conn_open(pg_store *store, PGconn **out)
                                                     : "SET synchronous_commit = off";
     /* client_min_messages: the schema's IF NOT EXISTS notices are noise. */
     if (!exec_simple(conn, commit, NULL, 0) ||
-        !exec_simple(conn, "SET application_name = 'libstock'", NULL, 0) ||
         !exec_simple(conn, "SET client_min_messages = warning", NULL, 0)) {
         set_error(store, "cannot configure the session", conn);
         PQfinish(conn);

@@ -142,6 +142,9 @@ stock_code pg_options_parse(const char *uri, const stock_config *config,
         return fail(message, size, "must start with postgres:// or postgresql://");
     if (config->buckets > PG_BUCKETS_MAX)
         return fail(message, size, "config buckets must be 0..64");
+    if (config->replica_uri != NULL && !has_postgres_scheme(config->replica_uri))
+        return fail(message, size, "config replica_uri must be a postgres:// or "
+                                   "postgresql:// URI");
     options->buckets = config->buckets == 0 ? 1 : config->buckets;
     options->merge = config->merge;
     options->synchronous = config->durability == STOCK_DURABILITY_SYNC;

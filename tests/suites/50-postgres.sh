@@ -2,7 +2,7 @@
 # 50-postgres.sh -- the conformance suite against the postgres backend on a
 # real PostgreSQL 15 (tests/harness/pg.sh), plain and with merged deductions:
 # --quick for the semantics, then the full sellout (exactly 10,000 of 200,000
-# attempts succeed). 50-postgres-modes.sh covers buckets and the replica,
+# attempts succeed); and the URI options (pg_options). 50-postgres-modes.sh covers buckets and the replica,
 # 50-postgres-faults.sh the crash, stockd and replica-failover checks.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -11,6 +11,8 @@ BUILD=${BUILD:-build}
 trap pg_stop EXIT
 pg_start
 echo "primary $PG_URI (pid $PG_PID)"
+echo "== options and an unreachable server"
+"$BUILD/tests/pg_options" "$PG_URI"
 modes=("" "?stock_merge=1")
 for mode in "${modes[@]}"; do
     echo "== conformance ${mode:-(plain)}"
