@@ -324,7 +324,8 @@ static void bench_memory(uint32_t lines)
     start = now_s();
     start_cpu = cpu_s();
     if (loaded == NULL ||
-        core_snapshot_load(loaded, read_memory, &reader, message, sizeof message) != STOCK_OK)
+        core_snapshot_load(loaded, read_memory, &reader, image.len, message,
+                           sizeof message) != STOCK_OK)
         exit(1);
     snprintf(note, sizeof note, "CPU %.2f s; from memory", cpu_s() - start_cpu);
     print_row("  core_snapshot_load", now_s() - start, "s", note);

@@ -493,9 +493,10 @@ static stock_code embedded_close(stock_t *store)
 }
 
 static stock_code load_state(void *context, journal_read_fn read, void *read_context,
-                             char *message, size_t message_size)
+                             size_t size, char *message, size_t message_size)
 {
-    return core_snapshot_load(context, read, read_context, message, message_size);
+    return core_snapshot_load(context, read, read_context, size, message,
+                              message_size);
 }
 
 static stock_code replay_record(void *context, const uint8_t *record, size_t len,

@@ -96,13 +96,15 @@ typedef int (*core_read_fn)(void *context, void *data, size_t len);
 int core_snapshot_save(const core *state, core_write_fn write, void *context);
 
 /* Loads a state saved by core_snapshot_save into an empty core (one just
- * made by core_create). Nothing read is trusted: every length, index and
- * total is checked. Returns STOCK_OK; STOCK_CORRUPT (short read, bad
- * format, or data that breaks an invariant; message, which may be NULL,
- * names the section and entry); STOCK_NOMEM. On failure the core is partly
- * loaded and must only be destroyed. */
+ * made by core_create); size is the bytes read can deliver in all (counts
+ * that could not fit in them are refused before anything is sized from
+ * them). Nothing read is trusted: every length, index and total is
+ * checked. Returns STOCK_OK; STOCK_CORRUPT (short read, bad format, or data
+ * that breaks an invariant; message, which may be NULL, names the section
+ * and entry); STOCK_NOMEM. On failure the core is partly loaded and must
+ * only be destroyed. */
 stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
-                              char *message, size_t message_size);
+                              size_t size, char *message, size_t message_size);
 
 /* Fills *stats: entity counts, and memory_bytes = the capacity of every
  * table, pool and id arena the core holds (not just what is used). */

@@ -178,13 +178,6 @@ int core_snapshot_save(const core *state, core_write_fn write, void *context)
 enum { SECTION_SKUS, SECTION_ORDERS, SECTION_LINES, SECTION_REFUNDS,
        SECTION_ADJUSTMENTS, SECTION_COUNT };
 
-/* Entries read ahead: their table slots are prefetched together, so that
- * the cache misses of a 10M-line load overlap instead of adding up. */
-#define LOAD_GROUP 32
-/* Entries an index is sized for up front from the header's count; beyond
- * it (or for a damaged count) the index grows as entries arrive. */
-#define LOAD_PRESIZE_MAX (1u << 24)
-
 /* One entry read but not yet added. */
 typedef struct load_item {
     stock_id id;
@@ -196,12 +189,13 @@ typedef struct loader {
     core *state;
     core_read_fn read;
     void *context;
+    size_t size;             /* bytes read can deliver in all */
     char *message;
     size_t message_size;
     uint64_t counts[SECTION_COUNT];
     uint32_t order_cursor;   /* the order a line being loaded may be in */
     uint32_t order_end;      /* the line after the last order loaded */
-    load_item items[LOAD_GROUP];
+    load_item item;
 } loader;
 
 /* What a section's entries look like and how one is checked. fill sets
@@ -250,39 +244,64 @@ static const char *load_read(loader *in, size_t fixed, load_item *item)
     return NULL;
 }
 
-/* Loads count entries of one section into pool and index, a group at a
- * time: read and hash a group, prefetch its slots, then add each entity
- * (rejecting a repeated id) and let the section fill and check it. */
+/* Adds the entity an item names to pool and the id arena (room reserved)
+ * and stages its index slot; the index is built once the section is in. */
+static uint32_t load_add(core *state, core_pool *pool, core_index *index,
+                         const load_item *item)
+{
+    assert(pool->count == index->used);
+    uint32_t entity = core_pool_push(pool);
+    uint64_t *ref = core_pool_at(pool, entity);
+    *ref = core_ids_push(&state->ids, item->id);
+    core_index_stage(index, item->hash, entity);
+    return entity;
+}
+
+/* Builds a loaded section's index, refusing a repeated id. */
+static stock_code load_index(loader *in, const section *kind, core_pool *pool,
+                             core_index *index)
+{
+    uint32_t duplicate = CORE_NONE;
+    switch (core_index_build(index, pool, &in->state->ids, &duplicate)) {
+    case CORE_BUILD_OK:
+        return STOCK_OK;
+    case CORE_BUILD_DUPLICATE:
+        assert(duplicate < pool->count);
+        return load_corrupt(in, kind->name, duplicate, "the id appears twice");
+    case CORE_BUILD_NOMEM:
+        break;
+    }
+    return load_nomem(in);
+}
+
+/* Loads count entries of one section into pool and index: each entry is
+ * read, added and checked by the section's fill in file order (all
+ * sequential writes), then the index is built in one ordered pass. */
 static stock_code load_section(loader *in, const section *kind, uint64_t count,
                                core_pool *pool, core_index *index)
 {
     core *state = in->state;
-    uint32_t presize = count < LOAD_PRESIZE_MAX ? (uint32_t)count : LOAD_PRESIZE_MAX;
-    if (!core_index_reserve(index, presize))
+    assert(count <= CORE_ENTITY_MAX && pool->count == 0 && index->used == 0);
+    /* load_header checked that count entries fit in the snapshot, so this
+     * sizes nothing from a damaged count. */
+    if (!core_pool_reserve(pool, (uint32_t)count) ||
+        !core_index_reserve(index, (uint32_t)count))
         return load_nomem(in);
-    for (uint64_t first = 0; first < count; first += LOAD_GROUP) {
-        uint32_t n = count - first < LOAD_GROUP ? (uint32_t)(count - first) : LOAD_GROUP;
-        for (uint32_t k = 0; k < n; k++) {
-            const char *problem = load_read(in, kind->fixed, &in->items[k]);
-            if (problem != NULL)
-                return load_corrupt(in, kind->name, first + k, problem);
-            core_index_prefetch(index, in->items[k].hash);
-        }
-        for (uint32_t k = 0; k < n; k++) {
-            load_item *item = &in->items[k];
-            if (!core_reserve_entities(state, pool, index, 1, item->id.len))
-                return load_nomem(in);
-            if (core_index_find(index, pool, &state->ids, item->hash, item->id) != CORE_NONE)
-                return load_corrupt(in, kind->name, first + k, "the id appears twice");
-            uint32_t entity = core_entity_add(state, pool, index, item->hash, item->id);
-            core_reader fixed = core_reader_make(item->bytes, kind->fixed - 1);
-            const char *problem = kind->fill(in, core_pool_at(pool, entity), &fixed, entity);
-            assert(fixed.ok && fixed.at == fixed.end);
-            if (problem != NULL)
-                return load_corrupt(in, kind->name, first + k, problem);
-        }
+    load_item *item = &in->item;
+    for (uint64_t k = 0; k < count; k++) {
+        const char *problem = load_read(in, kind->fixed, item);
+        if (problem != NULL)
+            return load_corrupt(in, kind->name, k, problem);
+        if (!core_ids_reserve(&state->ids, item->id.len))
+            return load_nomem(in);
+        uint32_t entity = load_add(state, pool, index, item);
+        core_reader fixed = core_reader_make(item->bytes, kind->fixed - 1);
+        problem = kind->fill(in, core_pool_at(pool, entity), &fixed, entity);
+        assert(fixed.ok && fixed.at == fixed.end);
+        if (problem != NULL)
+            return load_corrupt(in, kind->name, k, problem);
     }
-    return STOCK_OK;
+    return load_index(in, kind, pool, index);
 }
 
 /* I2 and the signs of a SKU's totals, without overflow. */
@@ -422,8 +441,24 @@ static const section sections[SECTION_COUNT] = {
     [SECTION_ADJUSTMENTS] = {"adjustment", ADJUSTMENT_FIXED_BYTES, fill_adjustment},
 };
 
+/* Whether the header's counts fit in the snapshot's size, each entry
+ * taking at least its fixed part and a 1-byte id: everything is sized from
+ * the counts up front, so a damaged count must not get that far. */
+static stock_code load_check_counts(loader *in)
+{
+    uint64_t needed = SNAPSHOT_HEADER_BYTES + SNAPSHOT_MAGIC_BYTES;
+    for (int i = 0; i < SECTION_COUNT; i++) {
+        assert(in->counts[i] <= CORE_ENTITY_MAX);
+        needed += in->counts[i] * (sections[i].fixed + 1);
+    }
+    if (needed > in->size)
+        return load_corrupt(in, "header", 0, "entity counts do not fit in the "
+                            "snapshot's size");
+    return STOCK_OK;
+}
+
 stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
-                              char *message, size_t message_size)
+                              size_t size, char *message, size_t message_size)
 {
     assert(state != NULL && read != NULL);
     assert(state->skus.count == 0 && state->lines.count == 0 &&
@@ -433,13 +468,15 @@ stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
     if (in == NULL)
         return STOCK_NOMEM;
     *in = (loader){.state = state, .read = read, .context = context,
-                   .message = message, .message_size = message_size};
+                   .size = size, .message = message, .message_size = message_size};
     core_pool *pools[SECTION_COUNT] = {&state->skus, &state->orders, &state->lines,
                                        &state->refunds, &state->adjustments};
     core_index *indexes[SECTION_COUNT] = {
         &state->sku_index, &state->order_index, &state->line_index,
         &state->refund_index, &state->adjustment_index};
     stock_code code = load_header(in);
+    if (code == STOCK_OK)
+        code = load_check_counts(in);
     for (int i = 0; i < SECTION_COUNT && code == STOCK_OK; i++)
         code = load_section(in, &sections[i], in->counts[i], pools[i], indexes[i]);
     uint8_t trailer[SNAPSHOT_MAGIC_BYTES];

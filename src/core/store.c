@@ -300,6 +300,86 @@ uint32_t core_index_find(const core_index *index, const core_pool *pool,
     }
 }
 
+void core_index_stage(core_index *index, uint32_t hash, uint32_t entity)
+{
+    assert(index->capacity > 0 && (uint64_t)(index->used + 1) * 4 <=
+                                      (uint64_t)index->capacity * 3);
+    assert(entity == index->used);
+    index->slots[index->used++] = (core_slot){hash, entity + 1};
+}
+
+/* Places slot at the first free slot from its home, unless an entity with
+ * the same id is met on the way: then returns that entity (else CORE_NONE). */
+static uint32_t index_place_unique(core_index *index, const core_pool *pool,
+                                   const core_ids *ids, core_slot slot)
+{
+    uint32_t mask = index->capacity - 1;
+    stock_id id = {NULL, 0};
+    for (uint32_t at = core_index_home(index, slot.hash);; at = (at + 1) & mask) {
+        core_slot held = index->slots[at];
+        if (held.entry == 0) {
+            index->slots[at] = slot;
+            return CORE_NONE;
+        }
+        if (held.hash != slot.hash)
+            continue;
+        /* Equal 32-bit hashes are rare (a few thousand pairs in 10M ids):
+         * only they pay for reading the ids. */
+        if (id.ptr == NULL)
+            id = core_ids_get(ids, *(const uint64_t *)core_pool_at(pool, slot.entry - 1));
+        const uint64_t *ref = core_pool_at(pool, held.entry - 1);
+        if (core_ids_equal(core_ids_get(ids, *ref), id))
+            return held.entry - 1;
+    }
+}
+
+core_build_result core_index_build(core_index *index, const core_pool *pool,
+                                   const core_ids *ids, uint32_t *duplicate)
+{
+    assert(index->used == pool->count);
+    uint32_t count = index->used;
+    if (count == 0)
+        return CORE_BUILD_OK;
+    size_t bytes = (size_t)count * sizeof(core_slot);
+    bool huge = bytes >= HUGE_PAGE_BYTES;
+    core_slot *sorted = region_map(bytes, huge, false);
+    if (sorted == NULL)
+        return CORE_BUILD_NOMEM;
+    /* Counting sort of the staged slots by the top bits of their hash (a
+     * prefix of the home slot), so that the placement below walks the
+     * table from front to back instead of jumping at random. */
+    uint32_t *starts = calloc(CORE_BUILD_GROUPS, sizeof *starts);
+    if (starts == NULL) {
+        region_unmap(sorted, bytes, huge);
+        return CORE_BUILD_NOMEM;
+    }
+    uint32_t shift = 32 - CORE_BUILD_GROUP_BITS;
+    for (uint32_t i = 0; i < count; i++)
+        starts[index->slots[i].hash >> shift]++;
+    uint32_t total = 0;
+    for (uint32_t g = 0; g < CORE_BUILD_GROUPS; g++) {
+        uint32_t size = starts[g];
+        starts[g] = total;
+        total += size;
+    }
+    assert(total == count);
+    for (uint32_t i = 0; i < count; i++)
+        sorted[starts[index->slots[i].hash >> shift]++] = index->slots[i];
+    free(starts);
+    memset(index->slots, 0, bytes);
+    core_build_result result = CORE_BUILD_OK;
+    for (uint32_t i = 0; i < count && result == CORE_BUILD_OK; i++) {
+        uint32_t found = index_place_unique(index, pool, ids, sorted[i]);
+        if (found != CORE_NONE) {
+            uint32_t entity = sorted[i].entry - 1;
+            *duplicate = found > entity ? found : entity;
+            result = CORE_BUILD_DUPLICATE;
+        }
+    }
+    region_unmap(sorted, bytes, huge);
+    return result;
+}
+
 void core_index_insert(core_index *index, uint32_t hash, uint32_t entity)
 {
     assert(index->capacity > 0 && (uint64_t)(index->used + 1) * 4 <=

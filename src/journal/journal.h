@@ -50,10 +50,11 @@ typedef int (*journal_read_fn)(void *context, void *data, size_t len);
 /* How recovery hands the state back to its owner. */
 typedef struct journal_replay {
     void *context;
-    /* Loads a snapshot's body (checksum already verified) into the empty
-     * state. Returns STOCK_OK, STOCK_CORRUPT or STOCK_NOMEM with message. */
+    /* Loads a snapshot's body of size bytes (checksum already verified)
+     * into the empty state. Returns STOCK_OK, STOCK_CORRUPT or STOCK_NOMEM
+     * with message. */
     stock_code (*load)(void *context, journal_read_fn read, void *read_context,
-                       char *message, size_t message_size);
+                       size_t size, char *message, size_t message_size);
     /* Re-applies one record, in log order. Returns as load does. */
     stock_code (*apply)(void *context, const uint8_t *record, size_t len,
                         char *message, size_t message_size);

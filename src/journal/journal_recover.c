@@ -53,7 +53,7 @@ static stock_code load_snapshot(recovery *r, const char *name,
     body_reader reader = {body, body_len, 0};
     char inner[STOCK_MESSAGE_MAX] = "";
     stock_code code = r->replay->load(r->replay->context, read_body, &reader,
-                                      inner, sizeof inner);
+                                      body_len, inner, sizeof inner);
     if (code == STOCK_OK && reader.pos != reader.len) {
         code = STOCK_CORRUPT;
         snprintf(inner, sizeof inner, "%zu bytes left over after the state",

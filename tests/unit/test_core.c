@@ -595,7 +595,7 @@ static void test_snapshot_round_trip(void **context)
     core *copy = core_create();
     memory_reader reader = {image.data, image.len, 0};
     char message[STOCK_MESSAGE_MAX] = "";
-    assert_int_equal(core_snapshot_load(copy, read_memory, &reader, message,
+    assert_int_equal(core_snapshot_load(copy, read_memory, &reader, reader.len, message,
                                         sizeof message), STOCK_OK);
     assert_int_equal(reader.at, image.len);
     replay_range(copy, &f->log, records_at_snapshot, f->log.count);
@@ -605,7 +605,7 @@ static void test_snapshot_round_trip(void **context)
     core *empty = core_create(), *loaded = core_create();
     snapshot(empty, &image);
     reader = (memory_reader){image.data, image.len, 0};
-    assert_int_equal(core_snapshot_load(loaded, read_memory, &reader, NULL, 0), STOCK_OK);
+    assert_int_equal(core_snapshot_load(loaded, read_memory, &reader, reader.len, NULL, 0), STOCK_OK);
     core_destroy(empty);
     core_destroy(loaded);
     buf_free(&image);
@@ -684,7 +684,7 @@ static void test_many_lines(void **context)
     snapshot(f->state, &image);
     core *copy = core_create();
     memory_reader reader = {image.data, image.len, 0};
-    assert_int_equal(core_snapshot_load(copy, read_memory, &reader, NULL, 0), STOCK_OK);
+    assert_int_equal(core_snapshot_load(copy, read_memory, &reader, reader.len, NULL, 0), STOCK_OK);
     buf again = {0};
     snapshot(copy, &again);
     assert_int_equal(again.len, image.len);
@@ -781,7 +781,7 @@ static stock_code load_bytes(const uint8_t *data, size_t len, char *message)
     core *state = core_create();
     memory_reader reader = {data, len, 0};
     message[0] = '\0';
-    stock_code code = core_snapshot_load(state, read_memory, &reader, message,
+    stock_code code = core_snapshot_load(state, read_memory, &reader, len, message,
                                          STOCK_MESSAGE_MAX);
     core_destroy(state);
     return code;
@@ -830,11 +830,35 @@ static void test_snapshot_checks(void **context)
     assert_corrupt(load_bytes(image.data, image.len, message), message);
     assert_non_null(strstr(message, "totals"));
     image.data[first_sku] ^= 1;
-    image.data[16] = 0xFF;               /* a SKU count beyond any state */
+    image.data[16] = 0xFF;               /* more SKUs than the bytes hold */
     assert_corrupt(load_bytes(image.data, image.len, message), message);
+    assert_non_null(strstr(message, "do not fit"));
     image.data[0] = 'X';                 /* not a snapshot */
     assert_corrupt(load_bytes(image.data, image.len, message), message);
     assert_non_null(strstr(message, "not a stockd snapshot"));
+    buf_free(&image);
+}
+
+/* A repeated id among many entries (the index is built in bulk, by hash
+ * order, once a section is read) is still found, and the later entry is
+ * the one named. */
+static void test_snapshot_duplicate_among_many(void **context)
+{
+    fixture *f = *context;
+    expect(f, op_set("S", 1000000), STOCK_OK, 1000000);
+    char id[16];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "L%05d", i);
+        expect(f, op_deduct(id, "S", 1), STOCK_OK, 1000000 - 1 - i);
+    }
+    buf image = {0};
+    snapshot(f->state, &image);
+    char message[STOCK_MESSAGE_MAX];
+    uint8_t *late = memmem(image.data, image.len, "L02900", 6);
+    assert_non_null(late);
+    memcpy(late, "L00017", 6);           /* line 2900 repeats line 17's id */
+    assert_corrupt(load_bytes(image.data, image.len, message), message);
+    assert_non_null(strstr(message, "snapshot line 2900: the id appears twice"));
     buf_free(&image);
 }
 
@@ -859,6 +883,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_that_do_not_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_duplicate_among_many, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -45,8 +45,9 @@ static stock_code apply_record(void *context, const uint8_t *record, size_t len,
 }
 
 static stock_code load_state(void *context, journal_read_fn read, void *read_context,
-                             char *message, size_t size)
+                             size_t body_size, char *message, size_t size)
 {
+    (void)body_size;
     test_state *state = context;
     uint32_t count;
     if (read(read_context, &count, sizeof count) != 0 || count > TEST_RECORDS_MAX) {
