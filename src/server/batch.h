@@ -18,7 +18,7 @@
 
 #include "server/server.h"
 
-#define BATCH_INFLIGHT_MAX 8     /* batches submitted and not yet completed */
+#define BATCH_INFLIGHT_MAX 64    /* batches submitted and not yet completed */
 #define BATCH_OPS_INITIAL 256    /* first capacity of a batch's op array */
 #define BATCH_FREE_MAX 16        /* finished batches kept for reuse */
 #define BATCH_KEEP_OPS_MAX 4096  /* larger batches are freed, not kept */
