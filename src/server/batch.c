@@ -33,7 +33,7 @@ static void complete(server *srv, batch *b)
     assert(!b->completed && srv->inflight > 0);
     b->completed = true;
     srv->inflight--;
-    metrics_count_batch(&srv->counters, &b->base);
+    metrics_count_batch(&srv->counters, &b->base, (uv_hrtime() - b->submitted_ns) / 1000);
     b->unreplied++;   /* hold b while its owners drain */
     for (uint32_t i = 0; i < b->count; i++)
         conn_drain(b->owners[i]);
@@ -154,6 +154,7 @@ void batch_submit(server *srv)
     b->base.done = on_done;
     b->base.user = b;
     b->base.next = NULL;
+    b->submitted_ns = uv_hrtime();
     stock_submit(srv->store, &b->base);
     wake_waiting(srv);
 }

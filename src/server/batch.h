@@ -32,6 +32,7 @@ typedef struct batch {
     uint32_t cap;
     uint32_t unreplied;          /* slots still reading this batch's ops */
     bool completed;              /* set on the loop thread */
+    uint64_t submitted_ns;       /* uv_hrtime() at stock_submit */
     struct batch *next;          /* free list or done queue */
 } batch;
 

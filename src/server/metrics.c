@@ -18,9 +18,21 @@ static const char *const op_names[STOCK_OP_TYPE_MAX + 1] = {
     [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line",
 };
 
-void metrics_count_batch(metrics *counters, const stock_batch *batch)
+/* The bucket of a batch latency: 16 us << i. */
+static uint64_t latency_bound_us(unsigned i)
+{
+    return (uint64_t)16 << i;
+}
+
+void metrics_count_batch(metrics *counters, const stock_batch *batch,
+                         uint64_t latency_us)
 {
     assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    unsigned slot = 0;
+    while (slot + 1 < METRICS_LATENCY_BUCKETS && latency_us > latency_bound_us(slot))
+        slot++;
+    counters->latency_buckets[slot]++;
+    counters->latency_us_sum += latency_us;
     unsigned bucket = 0;
     while (((size_t)1 << bucket) < batch->count)
         bucket++;
@@ -78,6 +90,23 @@ static bool render_batches(const metrics *counters, buf *out)
     return ok && line(out, "stockd_batch_size_bucket{le=\"+Inf\"} %" PRIu64 "\n"
                            "stockd_batch_size_sum %" PRIu64 "\nstockd_batch_size_count %" PRIu64 "\n",
                       cumulative, counters->batch_ops, counters->batches);
+}
+
+static bool render_latency(const metrics *counters, buf *out)
+{
+    bool ok = line(out, "# HELP stockd_batch_seconds Time from submitting a batch to the store to its completion.\n"
+                        "# TYPE stockd_batch_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i + 1 < METRICS_LATENCY_BUCKETS; i++) {
+        cumulative += counters->latency_buckets[i];
+        ok = ok && line(out, "stockd_batch_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        (double)latency_bound_us(i) / 1e6, cumulative);
+    }
+    cumulative += counters->latency_buckets[METRICS_LATENCY_BUCKETS - 1];
+    assert(cumulative == counters->batches);
+    return ok && line(out, "stockd_batch_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                           "stockd_batch_seconds_sum %.6f\nstockd_batch_seconds_count %" PRIu64 "\n",
+                      cumulative, (double)counters->latency_us_sum / 1e6, counters->batches);
 }
 
 static bool render_connections(const metrics *counters, buf *out)
@@ -143,5 +172,6 @@ bool metrics_render(const metrics *counters, stock_t *store, buf *out)
 {
     assert(counters != NULL && store != NULL && out != NULL);
     return render_ops(counters, out) && render_batches(counters, out) &&
+           render_latency(counters, out) &&
            render_connections(counters, out) && render_store(store, out);
 }

@@ -13,12 +13,15 @@
 #include "stock.h"
 
 #define METRICS_BATCH_BUCKETS 17   /* batch size <= 1, 2, 4, ... 65536 */
+#define METRICS_LATENCY_BUCKETS 16 /* batch latency <= 16 us << i, last +Inf */
 
 typedef struct metrics {
     uint64_t ops[STOCK_OP_TYPE_MAX + 1][STOCK_CODE_COUNT];
     uint64_t batch_buckets[METRICS_BATCH_BUCKETS];
     uint64_t batches;
     uint64_t batch_ops;
+    uint64_t latency_buckets[METRICS_LATENCY_BUCKETS];
+    uint64_t latency_us_sum;
     uint64_t connections_accepted;
     uint64_t connections_rejected;   /* over --maxclients */
     uint64_t connections_open;
@@ -27,8 +30,10 @@ typedef struct metrics {
     uint64_t auth_failures;
 } metrics;
 
-/* Counts one completed batch: its size and each op's type and result. */
-void metrics_count_batch(metrics *counters, const stock_batch *batch);
+/* Counts one completed batch: its size, each op's type and result, and
+ * latency_us, the time from stock_submit to the loop seeing it complete. */
+void metrics_count_batch(metrics *counters, const stock_batch *batch,
+                         uint64_t latency_us);
 
 /*
  * Appends the Prometheus text exposition of counters and of store's

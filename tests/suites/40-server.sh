@@ -335,7 +335,7 @@ check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
             'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
-            'stockd_connections ' 'stockd_protocol_errors_total'; do
+            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total'; do
     grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
 done
 grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
