@@ -505,6 +505,11 @@ static stock_code replay_record(void *context, const uint8_t *record, size_t len
     return core_replay(context, record, len, message, message_size);
 }
 
+static void prefetch_record(void *context, const uint8_t *record, size_t len)
+{
+    core_replay_prefetch(context, record, len);
+}
+
 /* Recovers the folder and starts the two threads. */
 static stock_code start(embedded *e, const embedded_uri *uri, char *message,
                         size_t message_size)
@@ -512,7 +517,7 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     e->state = core_create();
     if (e->state == NULL)
         return STOCK_NOMEM;
-    journal_replay replay = {e->state, load_state, replay_record};
+    journal_replay replay = {e->state, load_state, replay_record, prefetch_record};
     stock_code code = journal_open(uri->path, &replay, &e->log, message, message_size);
     if (code != STOCK_OK)
         return code;

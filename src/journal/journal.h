@@ -58,7 +58,15 @@ typedef struct journal_replay {
     /* Re-applies one record, in log order. Returns as load does. */
     stock_code (*apply)(void *context, const uint8_t *record, size_t len,
                         char *message, size_t message_size);
+    /* Optional (may be NULL): a hint that a record will be applied soon,
+     * given JOURNAL_REPLAY_AHEAD records ahead so that the owner's cache
+     * misses overlap. The bytes are framed but not yet checksummed: any
+     * content must be safe. */
+    void (*prefetch)(void *context, const uint8_t *record, size_t len);
 } journal_replay;
+
+/* Records between a prefetch hint and the apply of that record. */
+#define JOURNAL_REPLAY_AHEAD 8
 
 /* ------------------------------------------------------------ framing */
 

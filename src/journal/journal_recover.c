@@ -9,7 +9,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal/journal_internal.h"
@@ -29,76 +31,142 @@ typedef struct recovery {
     size_t size;
 } recovery;
 
+/* A snapshot body read front to back, a chunk at a time, with pread. */
 typedef struct body_reader {
-    const uint8_t *data;
-    size_t len;
-    size_t pos;
+    int fd;
+    uint8_t *buffer;          /* JOURNAL_READ_CHUNK_BYTES */
+    uint64_t next;            /* file offset of the next chunk */
+    uint64_t end;             /* file offset where the body ends */
+    size_t filled;            /* bytes of the current chunk in buffer */
+    size_t pos;               /* bytes of it consumed */
+    int error;                /* errno of a failed pread, or 0 */
 } body_reader;
+
+/* Reads the next chunk of the body; false at its end or on error. */
+static bool refill(body_reader *reader)
+{
+    assert(reader->pos == reader->filled && reader->next <= reader->end);
+    uint64_t left = reader->end - reader->next;
+    if (left == 0)
+        return false;
+    size_t n = left < JOURNAL_READ_CHUNK_BYTES ? (size_t)left : JOURNAL_READ_CHUNK_BYTES;
+    ssize_t got;
+    do {
+        got = pread(reader->fd, reader->buffer, n, (off_t)reader->next);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        reader->error = got < 0 ? errno : EIO;   /* EIO: the file shrank */
+        return false;
+    }
+    reader->next += (uint64_t)got;
+    reader->filled = (size_t)got;
+    reader->pos = 0;
+    return true;
+}
 
 static int read_body(void *context, void *data, size_t len)
 {
     body_reader *reader = context;
-    assert(reader->pos <= reader->len);
-    if (len > reader->len - reader->pos)
-        return -1;
-    memcpy(data, reader->data + reader->pos, len);
-    reader->pos += len;
+    uint8_t *out = data;
+    while (len > 0) {
+        if (reader->pos == reader->filled && !refill(reader))
+            return -1;
+        size_t n = reader->filled - reader->pos < len ? reader->filled - reader->pos : len;
+        memcpy(out, reader->buffer + reader->pos, n);
+        reader->pos += n;
+        out += n;
+        len -= n;
+    }
     return 0;
 }
 
 /* Loads one verified snapshot body through the owner's load callback. */
-static stock_code load_snapshot(recovery *r, const char *name,
-                                const uint8_t *body, size_t body_len)
+static stock_code load_snapshot(recovery *r, const char *name, int fd,
+                                uint8_t *buffer, uint64_t body_len)
 {
-    body_reader reader = {body, body_len, 0};
+    body_reader reader = {.fd = fd, .buffer = buffer,
+                          .next = JOURNAL_FILE_HEADER_BYTES,
+                          .end = JOURNAL_FILE_HEADER_BYTES + body_len};
     char inner[STOCK_MESSAGE_MAX] = "";
     stock_code code = r->replay->load(r->replay->context, read_body, &reader,
-                                      body_len, inner, sizeof inner);
-    if (code == STOCK_OK && reader.pos != reader.len) {
+                                      (size_t)body_len, inner, sizeof inner);
+    uint64_t left = reader.end - reader.next + (reader.filled - reader.pos);
+    if (reader.error != 0) {
+        code = STOCK_IO;
+        snprintf(inner, sizeof inner, "cannot read: %s", strerror(reader.error));
+    } else if (code == STOCK_OK && left != 0) {
         code = STOCK_CORRUPT;
-        snprintf(inner, sizeof inner, "%zu bytes left over after the state",
-                 reader.len - reader.pos);
+        snprintf(inner, sizeof inner, "%llu bytes left over after the state",
+                 (unsigned long long)left);
     }
     if (code != STOCK_OK)
         journal_message(r->message, r->size, "%s: %s", name, inner);
     return code;
 }
 
+/* Checks snapshot lsn and, if it holds, loads it (*loaded set). A damaged
+ * one is only described in damage. */
+static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
+                               bool *loaded, char *damage, size_t damage_size)
+{
+    char name[JOURNAL_NAME_MAX];
+    journal_snapshot_name(name, lsn);
+    int fd = openat(r->log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    if (fd < 0 || fstat(fd, &info) != 0) {
+        journal_message(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return STOCK_IO;
+    }
+    uint64_t body_len = 0;
+    const char *why = NULL;
+    stock_code code = journal_snapshot_check(fd, (uint64_t)info.st_size, lsn, buffer,
+                                             &body_len, &why);
+    if (code == STOCK_OK) {
+        *loaded = true;
+        code = load_snapshot(r, name, fd, buffer, body_len);
+    } else if (code == STOCK_IO) {
+        journal_message(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+    } else {
+        assert(why != NULL);
+        snprintf(damage, damage_size, "%s: %s", name, why);
+        code = STOCK_OK;
+    }
+    close(fd);
+    return code;
+}
+
 /* Picks the newest snapshot whose checksum holds and loads it. */
 static stock_code recover_snapshot(recovery *r)
 {
-    char first_damage[STOCK_MESSAGE_MAX] = "";
+    char first_damage[STOCK_MESSAGE_MAX] = "", damage[STOCK_MESSAGE_MAX];
     assert(r->base_lsn == 0 && r->damaged_count == 0);
-    for (size_t i = r->listing.snapshot_count; i-- > 0;) {
+    if (r->listing.snapshot_count == 0)
+        return STOCK_OK;
+    uint8_t *buffer = malloc(JOURNAL_READ_CHUNK_BYTES);
+    if (buffer == NULL)
+        return STOCK_NOMEM;
+    stock_code code = STOCK_OK;
+    bool loaded = false;
+    for (size_t i = r->listing.snapshot_count; i-- > 0 && code == STOCK_OK && !loaded;) {
         uint64_t lsn = r->listing.snapshots[i];
-        char name[JOURNAL_NAME_MAX];
-        journal_snapshot_name(name, lsn);
-        const uint8_t *data, *body;
-        size_t len, body_len;
-        const char *why = NULL;
-        stock_code code = journal_map(r->log->dir_fd, name, &data, &len,
-                                      r->message, r->size);
-        if (code != STOCK_OK)
-            return code;
-        if (journal_snapshot_check(data, len, lsn, &body, &body_len, &why)) {
-            code = load_snapshot(r, name, body, body_len);
-            journal_unmap(data, len);
+        code = try_snapshot(r, lsn, buffer, &loaded, damage, sizeof damage);
+        if (loaded) {
             r->base_lsn = lsn;
             r->damaged_count = r->listing.snapshot_count - 1 - i;
             r->log->snapshot_lsn = lsn;
-            return code;
+        } else if (code == STOCK_OK && first_damage[0] == '\0') {
+            memcpy(first_damage, damage, sizeof damage);
         }
-        journal_unmap(data, len);
-        if (first_damage[0] == '\0')
-            snprintf(first_damage, sizeof first_damage, "%s: %s", name, why);
     }
-    if (r->listing.snapshot_count > 0) {
+    free(buffer);
+    if (code == STOCK_OK && !loaded) {
         journal_message(r->message, r->size, "%s, and no older valid snapshot",
                         first_damage);
         return STOCK_CORRUPT;
     }
-    r->base_lsn = 0;
-    return STOCK_OK;
+    return code;
 }
 
 /* Offset of the first valid record at or after from, or len if none. */
@@ -148,13 +216,36 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
     return STOCK_OK;
 }
 
+/* Hints the owner at the record framed at *ahead, if its length fits, and
+ * moves *ahead past it (to len when the framing ends: the hints stop
+ * there, the replay itself finds out why). */
+static void prefetch_next(const recovery *r, const uint8_t *data, size_t len,
+                          size_t *ahead)
+{
+    assert(*ahead <= len);
+    if (r->replay->prefetch == NULL || len - *ahead < JOURNAL_RECORD_HEADER_BYTES) {
+        *ahead = len;
+        return;
+    }
+    uint32_t length = journal_get_u32(data + *ahead);
+    if (length == 0 || length > len - *ahead - JOURNAL_RECORD_HEADER_BYTES) {
+        *ahead = len;
+        return;
+    }
+    r->replay->prefetch(r->replay->context,
+                        data + *ahead + JOURNAL_RECORD_HEADER_BYTES, length);
+    *ahead += JOURNAL_RECORD_HEADER_BYTES + length;
+}
+
 /* Replays the records of one segment; *next is the lsn after its last. */
 static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
                                  bool last, const uint8_t *data, size_t len,
                                  uint64_t *next)
 {
-    size_t offset = JOURNAL_FILE_HEADER_BYTES;
+    size_t offset = JOURNAL_FILE_HEADER_BYTES, ahead = offset;
     assert(*next == lsn && len >= offset);
+    for (int k = 0; k < JOURNAL_REPLAY_AHEAD; k++)
+        prefetch_next(r, data, len, &ahead);
     for (;;) {
         const uint8_t *payload;
         size_t payload_len, record_len;
@@ -178,6 +269,7 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
             }
             r->log->log_bytes += record_len;
         }
+        prefetch_next(r, data, len, &ahead);
         offset += record_len;
         *next += 1;
         assert(offset <= len);

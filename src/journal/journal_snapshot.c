@@ -18,36 +18,79 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* XXH3_state_t on the stack: recovery hashes a snapshot without allocating. */
+#define XXH_STATIC_LINKING_ONLY
 #include "journal/journal_internal.h"
 
-bool journal_snapshot_check(const uint8_t *data, size_t len, uint64_t lsn,
-                            const uint8_t **body, size_t *body_len,
-                            const char **why)
+/* pread of exactly len bytes at offset; false with errno (EIO for a file
+ * that ends early: it changed under us). */
+static bool read_exact(int fd, uint8_t *data, size_t len, uint64_t offset)
 {
-    assert(body != NULL && body_len != NULL && why != NULL);
+    while (len > 0) {
+        ssize_t got = pread(fd, data, len, (off_t)offset);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO;
+            return false;
+        }
+        data += got;
+        len -= (size_t)got;
+        offset += (uint64_t)got;
+    }
+    return true;
+}
+
+/* XXH3 of the first len bytes of the file, read a chunk at a time. */
+static bool hash_file(int fd, uint64_t len, uint8_t *buffer, uint64_t *hash)
+{
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    for (uint64_t offset = 0; offset < len;) {
+        size_t n = len - offset < JOURNAL_READ_CHUNK_BYTES
+                       ? (size_t)(len - offset) : JOURNAL_READ_CHUNK_BYTES;
+        if (!read_exact(fd, buffer, n, offset))
+            return false;
+        XXH3_64bits_update(&state, buffer, n);
+        offset += n;
+    }
+    *hash = XXH3_64bits_digest(&state);
+    return true;
+}
+
+stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
+                                  uint8_t *buffer, uint64_t *body_len,
+                                  const char **why)
+{
+    assert(buffer != NULL && body_len != NULL && why != NULL);
     if (len < JOURNAL_FILE_HEADER_BYTES + JOURNAL_SNAPSHOT_TRAILER_BYTES) {
         *why = "file too short for a snapshot";
-        return false;
+        return STOCK_CORRUPT;
     }
-    if (!journal_header_check(data, len, JOURNAL_SNAPSHOT_MAGIC, lsn)) {
+    uint8_t header[JOURNAL_FILE_HEADER_BYTES], trailer[JOURNAL_SNAPSHOT_TRAILER_BYTES];
+    if (!read_exact(fd, header, sizeof header, 0) ||
+        !read_exact(fd, trailer, sizeof trailer, len - sizeof trailer))
+        return STOCK_IO;
+    if (!journal_header_check(header, sizeof header, JOURNAL_SNAPSHOT_MAGIC, lsn)) {
         *why = "bad snapshot header (offset 0)";
-        return false;
+        return STOCK_CORRUPT;
     }
-    const uint8_t *trailer = data + len - JOURNAL_SNAPSHOT_TRAILER_BYTES;
     uint64_t stored_len = journal_get_u64(trailer);
     if (memcmp(trailer + 16, JOURNAL_TRAILER_MAGIC, 8) != 0 ||
         stored_len != len - JOURNAL_FILE_HEADER_BYTES - JOURNAL_SNAPSHOT_TRAILER_BYTES) {
         *why = "bad or missing trailer (an unfinished snapshot)";
-        return false;
+        return STOCK_CORRUPT;
     }
-    if (XXH3_64bits(data, len - JOURNAL_SNAPSHOT_TRAILER_BYTES) !=
-        journal_get_u64(trailer + 8)) {
+    uint64_t hash = 0;
+    if (!hash_file(fd, len - sizeof trailer, buffer, &hash))
+        return STOCK_IO;
+    if (hash != journal_get_u64(trailer + 8)) {
         *why = "checksum mismatch";
-        return false;
+        return STOCK_CORRUPT;
     }
-    *body = data + JOURNAL_FILE_HEADER_BYTES;
-    *body_len = (size_t)stored_len;
-    return true;
+    *body_len = stored_len;
+    return STOCK_OK;
 }
 
 static int snap_flush(journal *log)

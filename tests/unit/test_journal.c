@@ -108,7 +108,7 @@ static int remove_folder(void **unused)
 static stock_code open_log(journal **log, test_state *state, char *message)
 {
     memset(state, 0, sizeof *state);
-    journal_replay replay = {state, load_state, apply_record};
+    journal_replay replay = {state, load_state, apply_record, NULL};
     return journal_open(folder, &replay, log, message, STOCK_MESSAGE_MAX);
 }
 
