@@ -2,8 +2,9 @@
 # 50-postgres.sh -- the conformance suite against the postgres backend on a
 # real PostgreSQL 15 (tests/harness/pg.sh), plain and with merged deductions:
 # --quick for the semantics, then the full sellout (exactly 10,000 of 200,000
-# attempts succeed); and the URI options (pg_options). 50-postgres-modes.sh covers buckets and the replica,
-# 50-postgres-faults.sh the crash, stockd and replica-failover checks.
+# attempts succeed); and the URI options (pg_options). 50-postgres-buckets.sh
+# and 50-postgres-replica.sh cover the other modes, 50-postgres-faults.sh the
+# crash, session-loss, stockd and replica-failover checks.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
