@@ -1,8 +1,8 @@
 /*
  * bench_engine.c -- measures the embedded engine and its state machine.
  *
- *   bench_engine [--lines-max N] [--ops N] [--lib-ops N]
- *                [--only core|library] [--dir FOLDER]
+ *   bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]
+ *                [--only core|library|recovery] [--dir FOLDER]
  *
  * Part 1, src/core alone (one thread, no I/O): core_apply and core_replay
  * cost per deduction on 1 SKU (hot) and 100,000 SKUs (uniform), --ops of
@@ -12,9 +12,11 @@
  * Part 2, through the library (stock_open of a folder under --dir, default
  * ".", so on disk: a tmpfs would make fdatasync free): ops/s of the hot,
  * uniform, cart and mixed workloads (DESIGN section 8), durable and relaxed,
- * --lib-ops each (default 1,000,000), 4 batches of 1,000 in flight; then
- * memory per line and recovery time (stock_close, stock_open) at 1M, 10M ...
- * lines.
+ * --lib-ops each (default 1,000,000), --in-flight batches of 1,000 in
+ * flight (default 16: a server has many connections' batches queued at
+ * once; 4 left the writer idle between groups); then memory per line and
+ * recovery time (stock_close, stock_open) at 1M, 10M ... lines
+ * (--only recovery runs just that part).
  * Each measurement runs in its own child process. Wall-clock figures are
  * printed with the CPU time beside them: the machine may be shared.
  * Line ids are "L" + 12 digits (13 bytes), SKU ids "SKU-" + 6 digits.
@@ -336,7 +338,8 @@ static void bench_memory(uint32_t lines)
 
 /* ------------------------------------------------- through the library */
 
-#define IN_FLIGHT 4
+#define IN_FLIGHT_DEFAULT 16
+#define IN_FLIGHT_MAX 64
 #define CART_SKUS 10000
 #define CART_LINES 5
 #define MIXED_SKUS 100000
@@ -361,7 +364,8 @@ typedef struct lib_batch {
 typedef struct lib_run {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
-    lib_batch batches[IN_FLIGHT];
+    lib_batch batches[IN_FLIGHT_MAX];
+    uint32_t in_flight;       /* batches of batches[] in use */
     workload kind;
     uint64_t next_line;       /* line ids are numbered */
     uint64_t next_refund;     /* mixed: the next line to refund */
@@ -420,7 +424,7 @@ static void fill_op(lib_run *run, lib_batch *b, uint32_t i)
         op->type = STOCK_OP_GET;
         op->sku = batch_sku(b, i, 0, MIXED_SKUS);
     } else if (run->kind == MIXED && dice < MIXED_READ_PERCENT + MIXED_REFUND_PERCENT &&
-               run->next_refund + 2 * BATCH_OPS * IN_FLIGHT < run->next_line) {
+               run->next_refund + 2 * BATCH_OPS * run->in_flight < run->next_line) {
         op->type = STOCK_OP_REFUND;      /* a line deducted batches ago */
         op->id = batch_id(b, i, 0, "R", run->next_refund);
         op->line = batch_id(b, i, 1, "L", run->next_refund++);
@@ -434,7 +438,7 @@ static void fill_op(lib_run *run, lib_batch *b, uint32_t i)
     }
 }
 
-/* Runs ops ops of run->kind on store, IN_FLIGHT batches of BATCH_OPS in
+/* Runs ops ops of run->kind on store, run->in_flight batches of BATCH_OPS in
  * flight, and returns the seconds from the first submit to the last
  * completion. */
 static double lib_drive(stock_t *store, lib_run *run, uint64_t ops)
@@ -445,7 +449,7 @@ static double lib_drive(stock_t *store, lib_run *run, uint64_t ops)
     for (;;) {
         lib_batch *idle = NULL;
         bool busy = false;
-        for (int k = 0; k < IN_FLIGHT; k++) {
+        for (uint32_t k = 0; k < run->in_flight; k++) {
             busy |= run->batches[k].in_flight;
             if (!run->batches[k].in_flight && idle == NULL)
                 idle = &run->batches[k];
@@ -471,11 +475,13 @@ static double lib_drive(stock_t *store, lib_run *run, uint64_t ops)
     return now_s() - start;
 }
 
-static lib_run *lib_run_create(workload kind)
+static lib_run *lib_run_create(workload kind, uint32_t in_flight)
 {
+    assert(in_flight >= 1 && in_flight <= IN_FLIGHT_MAX);
     lib_run *run = calloc(1, sizeof *run);
     if (run == NULL)
         exit(1);
+    run->in_flight = in_flight;
     pthread_mutex_init(&run->mutex, NULL);
     pthread_cond_init(&run->cond, NULL);
     run->kind = kind;
@@ -544,14 +550,14 @@ static const char *const durability_names[] = {"durable", "relaxed"};
 
 /* One workload, one durability: ops/s through stock_submit. */
 static void lib_workload(workload kind, stock_durability durability,
-                         uint64_t ops, const char *base)
+                         uint64_t ops, uint32_t in_flight, const char *base)
 {
     char dir[4096];
     lib_folder(dir, sizeof dir, base, workload_names[kind]);
     stock_t *store = lib_open(dir, durability);
     uint32_t skus = kind == HOT ? 1 : kind == CART ? CART_SKUS : UNIFORM_SKUS;
     lib_create_skus(store, skus, kind == HOT ? SKU_STOCK_HOT : SKU_STOCK_UNIFORM);
-    lib_run *run = lib_run_create(kind);
+    lib_run *run = lib_run_create(kind, in_flight);
     double seconds = lib_drive(store, run, ops);
     stock_stats stats;
     stock_get_stats(store, &stats);
@@ -569,14 +575,14 @@ static void lib_workload(workload kind, stock_durability durability,
 
 /* Memory per line and recovery time of the embedded engine at `lines`
  * lines (100,000 SKUs, filled with relaxed durability to save time). */
-static void lib_memory_recovery(uint32_t lines, const char *base)
+static void lib_memory_recovery(uint32_t lines, uint32_t in_flight, const char *base)
 {
     char dir[4096], what[80], note[120];
     lib_folder(dir, sizeof dir, base, "recovery");
     uint64_t rss_before = rss_bytes();
     stock_t *store = lib_open(dir, STOCK_DURABILITY_RELAXED);
     lib_create_skus(store, UNIFORM_SKUS, SKU_STOCK_UNIFORM);
-    lib_run *run = lib_run_create(UNIFORM);
+    lib_run *run = lib_run_create(UNIFORM, in_flight);
     double fill_s = lib_drive(store, run, lines);
     stock_stats stats;
     stock_get_stats(store, &stats);
@@ -614,8 +620,10 @@ typedef struct options {
     uint32_t lines_max;
     uint32_t ops;
     uint32_t lib_ops;
+    uint32_t in_flight;
     bool core;
     bool library;
+    bool recovery;
     const char *dir;
 } options;
 
@@ -658,20 +666,21 @@ static void measure_core_memory(const options *opts, uint32_t lines)
 static void measure_library(const options *opts, uint32_t which)
 {
     lib_workload((workload)(which / 2), (stock_durability)(which % 2),
-                 opts->lib_ops, opts->dir);
+                 opts->lib_ops, opts->in_flight, opts->dir);
 }
 
 static void measure_recovery(const options *opts, uint32_t lines)
 {
-    lib_memory_recovery(lines, opts->dir);
+    lib_memory_recovery(lines, opts->in_flight, opts->dir);
 }
 
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench_engine [--lines-max N] [--ops N] [--lib-ops N]\n"
-            "                    [--only core|library] [--dir FOLDER]\n"
-            "  N in 1000..100000000; FOLDER (default .) holds the stores\n");
+            "usage: bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]\n"
+            "                    [--only core|library|recovery] [--dir FOLDER]\n"
+            "  N in 1000..100000000 (--in-flight 1..%d, default %d);\n"
+            "  FOLDER (default .) holds the stores\n", IN_FLIGHT_MAX, IN_FLIGHT_DEFAULT);
     exit(2);
 }
 
@@ -685,9 +694,20 @@ static bool parse_count(const char *text, uint32_t *count)
     return true;
 }
 
+static bool parse_in_flight(const char *text, uint32_t *count)
+{
+    char *end = NULL;
+    unsigned long value = strtoul(text, &end, 10);
+    if (end == text || *end != '\0' || value < 1 || value > IN_FLIGHT_MAX)
+        return false;
+    *count = (uint32_t)value;
+    return true;
+}
+
 static options parse_options(int argc, char **argv)
 {
-    options parsed = {LINES_MAX_DEFAULT, OPS_DEFAULT, LIB_OPS_DEFAULT, true, true, "."};
+    options parsed = {LINES_MAX_DEFAULT, OPS_DEFAULT, LIB_OPS_DEFAULT, IN_FLIGHT_DEFAULT,
+                      true, true, true, "."};
     for (int i = 1; i < argc; i += 2) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = value != NULL;
@@ -697,12 +717,15 @@ static options parse_options(int argc, char **argv)
             ok = parse_count(value, &parsed.ops);
         else if (ok && strcmp(argv[i], "--lib-ops") == 0)
             ok = parse_count(value, &parsed.lib_ops);
+        else if (ok && strcmp(argv[i], "--in-flight") == 0)
+            ok = parse_in_flight(value, &parsed.in_flight);
         else if (ok && strcmp(argv[i], "--dir") == 0)
             parsed.dir = value;
         else if (ok && strcmp(argv[i], "--only") == 0) {
             parsed.core = strcmp(value, "core") == 0;
             parsed.library = strcmp(value, "library") == 0;
-            ok = parsed.core || parsed.library;
+            parsed.recovery = parsed.library || strcmp(value, "recovery") == 0;
+            ok = parsed.core || parsed.recovery;
         } else
             ok = false;
         if (!ok)
@@ -730,11 +753,13 @@ int main(int argc, char **argv)
         for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
             isolated(measure_core_memory, &opts, lines);
     }
-    if (opts.library) {
-        printf("the embedded engine through stock_submit, %d batches of %d in flight\n",
-               IN_FLIGHT, BATCH_OPS);
+    if (opts.recovery)
+        printf("the embedded engine through stock_submit, %u batches of %d in flight\n",
+               opts.in_flight, BATCH_OPS);
+    if (opts.library)
         for (uint32_t which = 0; which < 2 * WORKLOAD_COUNT; which++)
             isolated(measure_library, &opts, which);
+    if (opts.recovery) {
         for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
             isolated(measure_recovery, &opts, lines);
     }
