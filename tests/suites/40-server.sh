@@ -383,7 +383,7 @@ check "HTTP without token" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$H/v1/
 check "HTTP with token" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret' "$H/v1/skus/A12")"
 check "healthz needs no token" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$H/healthz")"
 # A client sends half a request and stalls: others are served, it is closed.
-$PY - $PORT <<'EOF' || fail "stalled client / idle timeout / maxclients"
+$PY - $PORT $HTTP <<'EOF' || fail "stalled client / idle timeout / maxclients"
 import socket, sys, time
 port = int(sys.argv[1])
 stall = socket.create_connection(("127.0.0.1", port))
@@ -402,6 +402,11 @@ def closed(sock):
     except ConnectionResetError:
         return True
 assert closed(fourth)
+http = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+http.settimeout(3)
+response = http.recv(4096)
+assert response.startswith(b"HTTP/1.1 503 ") and b'"error":"UNAVAILABLE"' in response, response
+http.close()
 stall.settimeout(4)
 start = time.time()
 assert closed(stall), "the stalled client got data"
