@@ -13,24 +13,35 @@
 /* Where a header line ("*3\r\n", "$6\r\n") was read into. */
 typedef enum line_result { LINE_OK, LINE_SHORT, LINE_BAD } line_result;
 
-/* Reads "<prefix>N\r\n" at data[*pos]: N is -1 or 0..10^18. */
+/* Reads "<prefix>N\r\n" at data[*pos]: N is -1 or 0..INT64_MAX, written
+ * as at most RESP_INT64_DIGITS_MAX digits. Digits are read in place (this
+ * runs twice per argument on the hot path), failing at the first byte that
+ * cannot belong to such a line. */
 static line_result read_header(const char *data, size_t len, size_t *pos,
                                int64_t *value)
 {
-    size_t start = *pos + 1;   /* after the type byte */
-    size_t limit = len - *pos < RESP_HEADER_MAX ? len : *pos + RESP_HEADER_MAX;
-    const char *cr = memchr(data + start, '\r', limit > start ? limit - start : 0);
-    if (cr == NULL)
-        return limit == len ? LINE_SHORT : LINE_BAD;
-    size_t end = (size_t)(cr - data);
-    if (end + 1 >= len)
+    size_t i = *pos + 1;   /* after the type byte */
+    size_t end = len - *pos < RESP_HEADER_MAX ? len : *pos + RESP_HEADER_MAX;
+    bool negative = i < end && data[i] == '-';
+    i += negative;
+    size_t first = i;
+    uint64_t magnitude = 0;
+    for (; i < end && data[i] >= '0' && data[i] <= '9'; i++) {
+        if (i - first == RESP_INT64_DIGITS_MAX)
+            return LINE_BAD;
+        magnitude = magnitude * 10 + (uint64_t)(data[i] - '0');   /* < 10^19 */
+    }
+    if (i == end)
+        return end == len ? LINE_SHORT : LINE_BAD;
+    if (data[i] != '\r' || i == first)
+        return LINE_BAD;
+    if (i + 1 == len)
         return LINE_SHORT;
-    if (data[end + 1] != '\n')
+    if (data[i + 1] != '\n' || magnitude > (uint64_t)INT64_MAX || (negative && magnitude != 1))
         return LINE_BAD;
-    resp_arg number = {data + start, (uint32_t)(end - start)};
-    if (!resp_arg_int64(number, value) || *value < -1)
-        return LINE_BAD;
-    *pos = end + 2;
+    *value = negative ? -1 : (int64_t)magnitude;
+    *pos = i + 2;
+    assert(*pos <= len);
     return LINE_OK;
 }
 
