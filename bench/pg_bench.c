@@ -2,12 +2,14 @@
  * pg_bench.c -- a short load generator for the postgres backend in-process
  * (libstock linked into this program), for the figures in docs/postgres.md.
  *
- *   pg_bench URI hot|uniform|sellout [clients] [window] [batch] [seconds]
+ *   pg_bench URI hot|uniform|sellout [clients] [window] [batch] [seconds] [token]
  *
  * clients threads each keep `window` batches of `batch` deductions in flight
  * (stock_submit), like stockd's connections with pipelining clients. hot: one
  * SKU with ample stock; uniform: 100,000 SKUs, random; sellout: one SKU with
  * 10,000 units and 200,000 attempts (the run ends when all are answered).
+ * token names the SKUs (default: unique per run); several processes given the
+ * same token deduct the same SKUs, as several stores on one database do.
  * Prints one line: deductions/s, outcomes, commits and their mean latency.
  * Exits non-zero if a deduction failed for any reason but insufficient stock,
  * or if the sellout did not sell exactly its units.
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "stock.h"
 
@@ -38,7 +41,8 @@ typedef struct bench {
     workload kind;
     int window, batch;
     double seconds;
-    char token[16];
+    char token[16];             /* names the SKUs */
+    char lines_token[32];       /* names the line ids */
     atomic_llong next_line;     /* line numbers handed out */
     atomic_llong ok, insufficient, other;
     atomic_bool stop;
@@ -99,7 +103,7 @@ static bool slot_fill(client *c, slot *s)
         long long line = atomic_fetch_add(&b->next_line, 1);
         if (b->kind == SELLOUT && line >= BENCH_SELLOUT_ATTEMPTS)
             break;
-        snprintf(s->lines[count], BENCH_ID_SIZE, "b%s-%lld", b->token, line);
+        snprintf(s->lines[count], BENCH_ID_SIZE, "b%s-%lld", b->lines_token, line);
         if (b->kind == UNIFORM)
             snprintf(s->skus[count], BENCH_ID_SIZE, "u%s-%d", b->token,
                      rand_r(&c->seed) % BENCH_UNIFORM_SKUS);
@@ -174,7 +178,7 @@ static int parse_args(bench *b, int *clients, int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: pg_bench URI hot|uniform|sellout [clients] [window] "
-                        "[batch] [seconds]\n");
+                        "[batch] [seconds] [token]\n");
         return -1;
     }
     b->kind = strcmp(argv[2], "hot") == 0 ? HOT : strcmp(argv[2], "uniform") == 0 ? UNIFORM
@@ -191,6 +195,11 @@ static int parse_args(bench *b, int *clients, int argc, char **argv)
         return -1;
     }
     snprintf(b->token, sizeof b->token, "%lx", (unsigned long)time(NULL) ^ (unsigned long)rand());
+    if (argc > 7)
+        snprintf(b->token, sizeof b->token, "%.15s", argv[7]);
+    /* Line ids stay unique per process even when the SKUs are shared. */
+    snprintf(b->lines_token, sizeof b->lines_token, "%lx-%d", (unsigned long)time(NULL),
+             (int)getpid());
     return 0;
 }
 
