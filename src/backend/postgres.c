@@ -44,6 +44,7 @@
 #define PG_SEND_CHUNK 256           /* statements queued between flushes */
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
 #define PG_LSN_MAX 32               /* bytes of an LSN as text */
+#define PG_BUCKET_SEED_RANGE 720720 /* divisible by 1..16: even over small K */
 
 typedef enum pg_commit_state {
     PG_COMMIT_NONE,      /* the transaction did not commit */
@@ -131,9 +132,14 @@ static stock_code conn_open(pg_store *store, PGconn **out)
     }
     const char *commit = store->options.synchronous ? "SET synchronous_commit = on"
                                                     : "SET synchronous_commit = off";
-    /* client_min_messages: the schema's IF NOT EXISTS notices are noise. */
+    /* client_min_messages: the schema's IF NOT EXISTS notices are noise.
+     * stock.bucket_seed: the bucket this store tries first (stock_take). */
+    char seed[64];
+    snprintf(seed, sizeof seed, "SET stock.bucket_seed = '%d'",
+             (int)(store->client_id % PG_BUCKET_SEED_RANGE));
     if (!exec_simple(conn, commit, NULL, 0) ||
-        !exec_simple(conn, "SET client_min_messages = warning", NULL, 0)) {
+        !exec_simple(conn, "SET client_min_messages = warning", NULL, 0) ||
+        !exec_simple(conn, seed, NULL, 0)) {
         set_error(store, "cannot configure the session", conn);
         PQfinish(conn);
         return STOCK_IO;
