@@ -13,6 +13,32 @@
 /* Where a header line ("*3\r\n", "$6\r\n") was read into. */
 typedef enum line_result { LINE_OK, LINE_SHORT, LINE_BAD } line_result;
 
+#define RESP_SHORT_HEADER_BYTES 5   /* "$DD\r\n": bytes the fast path looks at */
+
+/* The usual header, "<type>D\r\n" or "<type>DD\r\n" (a request's argument
+ * count, an id's length), read without the general loop. True if it was
+ * one; false leaves the line to read_header's general path. */
+static bool read_short_header(const char *data, size_t len, size_t *pos,
+                              int64_t *value)
+{
+    if (len - *pos < RESP_SHORT_HEADER_BYTES)
+        return false;
+    const unsigned char *p = (const unsigned char *)data + *pos + 1;
+    unsigned first = p[0] - (unsigned)'0', second = p[1] - (unsigned)'0';
+    if (first > 9)
+        return false;
+    if (p[1] == '\r' && p[2] == '\n') {
+        *value = first;
+        *pos += 4;
+        return true;
+    }
+    if (second > 9 || p[2] != '\r' || p[3] != '\n')
+        return false;
+    *value = first * 10 + second;
+    *pos += 5;
+    return true;
+}
+
 /* Reads "<prefix>N\r\n" at data[*pos]: N is -1 or 0..INT64_MAX, written
  * as at most RESP_INT64_DIGITS_MAX digits. Digits are read in place (this
  * runs twice per argument on the hot path), failing at the first byte that
@@ -20,6 +46,8 @@ typedef enum line_result { LINE_OK, LINE_SHORT, LINE_BAD } line_result;
 static line_result read_header(const char *data, size_t len, size_t *pos,
                                int64_t *value)
 {
+    if (read_short_header(data, len, pos, value))
+        return LINE_OK;
     size_t i = *pos + 1;   /* after the type byte */
     size_t end = len - *pos < RESP_HEADER_MAX ? len : *pos + RESP_HEADER_MAX;
     bool negative = i < end && data[i] == '-';
@@ -207,28 +235,50 @@ bool resp_arg_is(resp_arg arg, const char *word)
 
 /* ------------------------------------------------------------- writers */
 
+/* "00" to "99": number lines are written two digits per step, from the
+ * right, straight into the buffer (a reply holds one per deduction). */
+static const char digit_pairs[200] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Decimal digits of magnitude (1 for 0). */
+static size_t digit_count(uint64_t magnitude)
+{
+    size_t n = 1;
+    for (; magnitude >= 10000; magnitude /= 10000)
+        n += 4;
+    return n + (magnitude >= 10) + (magnitude >= 100) + (magnitude >= 1000);
+}
+
 /* Appends "<type><value>\r\n". */
 static bool write_number_line(buf *out, char type, int64_t value)
 {
-    char digits[24];
-    size_t n = 0;
     uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    do {
-        digits[n++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0);
-    if (!buf_reserve(out, n + 4))
+    size_t digits = digit_count(magnitude);
+    size_t need = digits + (value < 0) + 3;
+    if (out->cap - out->len < need && !buf_reserve(out, need))
         return false;
     uint8_t *p = out->data + out->len;
     *p++ = (uint8_t)type;
     if (value < 0)
         *p++ = '-';
-    while (n > 0)
-        *p++ = (uint8_t)digits[--n];
+    uint8_t *end = p + digits;
+    for (; magnitude >= 100; magnitude /= 100) {
+        end -= 2;
+        memcpy(end, &digit_pairs[2 * (magnitude % 100)], 2);
+    }
+    if (magnitude >= 10)
+        memcpy(end - 2, &digit_pairs[2 * magnitude], 2);
+    else
+        end[-1] = (uint8_t)('0' + magnitude);
+    p += digits;
     *p++ = '\r';
     *p++ = '\n';
     out->len = (size_t)(p - out->data);
-    assert(out->len <= out->cap);
+    assert(out->len <= out->cap && out->data[out->len - 3] >= '0');
     return true;
 }
 

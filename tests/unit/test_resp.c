@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,46 @@ static void test_writers(void **state)
     buf_free(&out);
 }
 
+/* Integers of every digit count, each side of every power of ten, are
+ * written as snprintf writes them (the writer formats two digits a step). */
+static void test_integer_digits(void **state)
+{
+    (void)state;
+    buf out = {0};
+    char expected[32];
+    int64_t power = 1;
+    for (int digits = 1; digits <= 19; digits++, power *= (digits <= 18 ? 10 : 1)) {
+        const int64_t values[] = {power - 1, power, power + 1, -power, -(power - 1)};
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+            snprintf(expected, sizeof expected, ":%lld\r\n", (long long)values[i]);
+            assert_true(resp_write_integer(&out, values[i]));
+            expect_output(&out, expected);
+        }
+    }
+    assert_true(resp_write_integer(&out, INT64_MAX));
+    expect_output(&out, ":9223372036854775807\r\n");
+    buf_free(&out);
+}
+
+/* Headers of one and two digits take a fast path; longer ones, leading
+ * zeros and lines cut short take the general one: all must agree. */
+static void test_header_widths(void **state)
+{
+    (void)state;
+    size_t consumed = 0;
+    const char *error = NULL;
+    const char *text = "*2\r\n$012\r\nabcdefghijkl\r\n$1\r\nx\r\n";
+    assert_int_equal(parse(text, &consumed, &error), RESP_DONE);
+    assert_int_equal(consumed, strlen(text));
+    assert_arg(0, "abcdefghijkl");
+    assert_arg(1, "x");
+    text = "*1\r\n$100\r\n";
+    assert_int_equal(parse(text, &consumed, &error), RESP_INCOMPLETE);
+    assert_int_equal(parse("*1\r\n$1x\r\n", &consumed, &error), RESP_ERROR);
+    assert_int_equal(parse("*1\r\n$12\rx", &consumed, &error), RESP_ERROR);
+    assert_int_equal(parse("*1\r\n$-1\r\n", &consumed, &error), RESP_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +240,8 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_int64),
         cmocka_unit_test(test_writers),
+        cmocka_unit_test(test_integer_digits),
+        cmocka_unit_test(test_header_widths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
