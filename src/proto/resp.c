@@ -17,9 +17,9 @@ typedef enum line_result { LINE_OK, LINE_SHORT, LINE_BAD } line_result;
 
 /* The usual header, "<type>D\r\n" or "<type>DD\r\n" (a request's argument
  * count, an id's length), read without the general loop. True if it was
- * one; false leaves the line to read_header's general path. */
-static bool read_short_header(const char *data, size_t len, size_t *pos,
-                              int64_t *value)
+ * one; false leaves the line to read_long_header. */
+static inline bool read_short_header(const char *data, size_t len,
+                                     size_t *pos, int64_t *value)
 {
     if (len - *pos < RESP_SHORT_HEADER_BYTES)
         return false;
@@ -43,11 +43,9 @@ static bool read_short_header(const char *data, size_t len, size_t *pos,
  * as at most RESP_INT64_DIGITS_MAX digits. Digits are read in place (this
  * runs twice per argument on the hot path), failing at the first byte that
  * cannot belong to such a line. */
-static line_result read_header(const char *data, size_t len, size_t *pos,
-                               int64_t *value)
+static line_result read_long_header(const char *data, size_t len, size_t *pos,
+                                    int64_t *value)
 {
-    if (read_short_header(data, len, pos, value))
-        return LINE_OK;
     size_t i = *pos + 1;   /* after the type byte */
     size_t end = len - *pos < RESP_HEADER_MAX ? len : *pos + RESP_HEADER_MAX;
     bool negative = i < end && data[i] == '-';
@@ -71,6 +69,15 @@ static line_result read_header(const char *data, size_t len, size_t *pos,
     *pos = i + 2;
     assert(*pos <= len);
     return LINE_OK;
+}
+
+/* Reads a header line: the usual short one inline, any other through the
+ * general loop. */
+static inline line_result read_header(const char *data, size_t len, size_t *pos,
+                                      int64_t *value)
+{
+    return read_short_header(data, len, pos, value)
+        ? LINE_OK : read_long_header(data, len, pos, value);
 }
 
 static resp_status fail(const char **error, const char *text)

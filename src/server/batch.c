@@ -35,8 +35,11 @@ static void complete(server *srv, batch *b)
     srv->inflight--;
     metrics_count_batch(&srv->counters, &b->base, (uv_hrtime() - b->submitted_ns) / 1000);
     b->unreplied++;   /* hold b while its owners drain */
+    /* A connection's ops sit side by side (a pipeline is read in one go):
+     * one drain per run of the same owner renders them all. */
     for (uint32_t i = 0; i < b->count; i++)
-        conn_drain(b->owners[i]);
+        if (i == 0 || b->owners[i] != b->owners[i - 1])
+            conn_drain(b->owners[i]);
     batch_release(srv, b);
 }
 

@@ -257,6 +257,14 @@ void conn_flush(conn *c)
 
 /* ------------------------------------------------------------ replies */
 
+/* The slot i places after the head. The ring's size is a power of 2, so a
+ * mask stands for the modulo (a division per request otherwise). */
+static slot *slot_at(const conn *c, uint32_t i)
+{
+    assert(c->slot_cap > 0 && (c->slot_cap & (c->slot_cap - 1)) == 0);
+    return &c->slots[(c->slot_head + i) & (c->slot_cap - 1)];
+}
+
 /* Makes room for one more slot: the ring starts small and doubles up to
  * CONN_PENDING_MAX, so idle connections stay cheap. False on out of memory. */
 static bool slot_room(conn *c)
@@ -269,7 +277,7 @@ static bool slot_room(conn *c)
     if (slots == NULL)
         return false;
     for (uint32_t i = 0; i < c->slot_count; i++)
-        slots[i] = c->slots[(c->slot_head + i) % c->slot_cap];
+        slots[i] = *slot_at(c, i);
     free(c->slots);
     c->slots = slots;
     c->slot_cap = cap;
@@ -280,7 +288,7 @@ static bool slot_room(conn *c)
 static slot *push_slot(conn *c)
 {
     assert(c->slot_count < c->slot_cap);
-    slot *s = &c->slots[(c->slot_head + c->slot_count) % c->slot_cap];
+    slot *s = slot_at(c, c->slot_count);
     c->slot_count++;
     memset(s, 0, sizeof *s);
     return s;
@@ -358,7 +366,7 @@ static void pop_slot(conn *c, slot *s)
     if (s->borrowed != NULL)
         chunk_release(c->srv, s->borrowed);
     free(s->extra);
-    c->slot_head = (c->slot_head + 1) % c->slot_cap;
+    c->slot_head = (c->slot_head + 1) & (c->slot_cap - 1);
     c->slot_count--;
 }
 
