@@ -68,7 +68,9 @@ static void on_async(uv_async_t *handle)
         list = b->next;
         complete(srv, b);
     }
-    batch_submit(srv);
+    /* No submit here: this runs in the poll phase, and requests read later
+     * in the same phase belong in the same batch, which the check phase
+     * submits (with any batch held back for BATCH_INFLIGHT_MAX). */
     server_flush(srv);
     server_maybe_finish(srv);
 }
