@@ -197,8 +197,10 @@ static void test_integer_digits(void **state)
     (void)state;
     buf out = {0};
     char expected[32];
-    int64_t power = 1;
-    for (int digits = 1; digits <= 19; digits++, power *= (digits <= 18 ? 10 : 1)) {
+    int64_t power = 1;   /* 10^(digits - 1), the least number of that many digits */
+    for (int digits = 1; digits <= 19; digits++) {
+        if (digits > 1)
+            power *= 10;
         const int64_t values[] = {power - 1, power, power + 1, -power, -(power - 1)};
         for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
             snprintf(expected, sizeof expected, ":%lld\r\n", (long long)values[i]);
