@@ -110,10 +110,13 @@ fuzz: $(FUZZ_BINS)
 
 bench: all $(BENCH_BINS)
 
-test: deps tests
+# deps runs first even under -j: the build needs the packages it installs.
+test: deps
+	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/run
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@mkdir -p stockd-data
 	$(STOCKD) --store ./stockd-data
 
