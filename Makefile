@@ -56,6 +56,9 @@ BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all deps test run install fuzz bench clean
+# Keep the objects of test and bench binaries (pattern-rule intermediates):
+# deleting them made every make rebuild them.
+.SECONDARY:
 all: $(STATIC_LIB) $(SHARED_LIB) $(if $(wildcard $(SERVER_MAIN)),$(STOCKD)) $(TOOLS)
 
 tests: all $(UNIT_BINS) $(CONF_BIN) $(SYS_BINS) $(BENCH_BINS)
