@@ -131,3 +131,16 @@ pg_stop() {
 pg_psql() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "${PG_PSQL_URI:-$PG_URI}" "$@"
 }
+
+# Runs the conformance suite against the primary with the URI query MODE
+# ("" for plain, or "?stock_merge=1" ...): --quick for the semantics, then the
+# full sellout (exactly 10,000 of 200,000 attempts succeed). Needs BUILD.
+pg_conformance() {
+    local mode=$1
+    echo "== conformance ${mode:-(plain)}"
+    "$BUILD/tests/conformance" --quick "$PG_URI$mode" >"$PG_DIR/conformance.log" 2>&1 ||
+        { cat "$PG_DIR/conformance.log"; return 1; }
+    tail -n 1 "$PG_DIR/conformance.log"
+    "$BUILD/tests/conformance" --filter 'sellout*' "$PG_URI$mode" 2>&1 | tail -n 1
+    [ "${PIPESTATUS[0]}" -eq 0 ]
+}

@@ -11,11 +11,6 @@ pg_start
 echo "primary $PG_URI (pid $PG_PID)"
 modes=("?stock_buckets=4" "?stock_merge=1&stock_buckets=8")
 for mode in "${modes[@]}"; do
-    echo "== conformance ${mode:-(plain)}"
-    "$BUILD/tests/conformance" --quick "$PG_URI$mode" >"$PG_DIR/conformance.log" 2>&1 ||
-        { cat "$PG_DIR/conformance.log"; exit 1; }
-    tail -n 1 "$PG_DIR/conformance.log"
-    "$BUILD/tests/conformance" --filter 'sellout*' "$PG_URI$mode" 2>&1 | tail -n 1
-    [ "${PIPESTATUS[0]}" -eq 0 ]
+    pg_conformance "$mode"
 done
 

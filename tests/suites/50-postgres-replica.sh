@@ -16,11 +16,6 @@ replica_param=$(printf '%s' "$PG_REPLICA_URI" | sed -e 's/%/%25/g' -e 's/:/%3A/g
     -e 's|/|%2F|g' -e 's/@/%40/g' -e 's/?/%3F/g' -e 's/&/%26/g' -e 's/=/%3D/g')
 modes=("?stock_merge=1&stock_replica=$replica_param")
 for mode in "${modes[@]}"; do
-    echo "== conformance ${mode:-(plain)}"
-    "$BUILD/tests/conformance" --quick "$PG_URI$mode" >"$PG_DIR/conformance.log" 2>&1 ||
-        { cat "$PG_DIR/conformance.log"; exit 1; }
-    tail -n 1 "$PG_DIR/conformance.log"
-    "$BUILD/tests/conformance" --filter 'sellout*' "$PG_URI$mode" 2>&1 | tail -n 1
-    [ "${PIPESTATUS[0]}" -eq 0 ]
+    pg_conformance "$mode"
 done
 

@@ -17,11 +17,6 @@ echo "== options and an unreachable server"
 "$BUILD/tests/pg_options" "$PG_URI"
 modes=("")
 for mode in "${modes[@]}"; do
-    echo "== conformance ${mode:-(plain)}"
-    "$BUILD/tests/conformance" --quick "$PG_URI$mode" >"$PG_DIR/conformance.log" 2>&1 ||
-        { cat "$PG_DIR/conformance.log"; exit 1; }
-    tail -n 1 "$PG_DIR/conformance.log"
-    "$BUILD/tests/conformance" --filter 'sellout*' "$PG_URI$mode" 2>&1 | tail -n 1
-    [ "${PIPESTATUS[0]}" -eq 0 ]
+    pg_conformance "$mode"
 done
 
