@@ -8,7 +8,7 @@ packages=(
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
     libxxhash-dev libcmocka-dev
     postgresql-15 postgresql-client-15 redis-server redis-tools
-    python3-redis curl gnuplot-nox prometheus jq
+    python3-redis curl gnuplot-nox prometheus jq iproute2
 )
 missing=()
 for package in "${packages[@]}"; do
