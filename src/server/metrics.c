@@ -92,21 +92,47 @@ static bool render_batches(const metrics *counters, buf *out)
                       cumulative, counters->batch_ops, counters->batches);
 }
 
+/* A histogram of microsecond latencies in Prometheus form: cumulative
+ * buckets with bounds in seconds, the last bucket unbounded. Both the
+ * server's batch latency and the store's sync latency use it. */
+typedef struct latency_histogram {
+    const char *name;
+    const char *help;
+    const uint64_t *buckets;
+    unsigned bucket_count;
+    uint64_t (*bound_us)(unsigned i);
+    uint64_t sum_us;
+    uint64_t count;
+} latency_histogram;
+
+static bool render_histogram(const latency_histogram *h, buf *out)
+{
+    assert(h->bucket_count >= 2);
+    bool ok = line(out, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i + 1 < h->bucket_count; i++) {
+        cumulative += h->buckets[i];
+        ok = ok && line(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h->name,
+                        (double)h->bound_us(i) / 1e6, cumulative);
+    }
+    cumulative += h->buckets[h->bucket_count - 1];
+    return ok && line(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+                      h->name, cumulative, h->name, (double)h->sum_us / 1e6, h->name, h->count);
+}
+
 static bool render_latency(const metrics *counters, buf *out)
 {
-    bool ok = line(out, "# HELP stockd_batch_seconds Time from submitting a batch to the store to its completion.\n"
-                        "# TYPE stockd_batch_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (unsigned i = 0; i + 1 < METRICS_LATENCY_BUCKETS; i++) {
-        cumulative += counters->latency_buckets[i];
-        ok = ok && line(out, "stockd_batch_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                        (double)latency_bound_us(i) / 1e6, cumulative);
-    }
-    cumulative += counters->latency_buckets[METRICS_LATENCY_BUCKETS - 1];
-    assert(cumulative == counters->batches);
-    return ok && line(out, "stockd_batch_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                           "stockd_batch_seconds_sum %.6f\nstockd_batch_seconds_count %" PRIu64 "\n",
-                      cumulative, (double)counters->latency_us_sum / 1e6, counters->batches);
+    uint64_t total = 0;
+    for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++)
+        total += counters->latency_buckets[i];
+    assert(total == counters->batches);
+    const latency_histogram h = {
+        .name = "stockd_batch_seconds",
+        .help = "Time from submitting a batch to the store to its completion.",
+        .buckets = counters->latency_buckets, .bucket_count = METRICS_LATENCY_BUCKETS,
+        .bound_us = latency_bound_us, .sum_us = counters->latency_us_sum,
+        .count = counters->batches};
+    return render_histogram(&h, out);
 }
 
 static bool render_connections(const metrics *counters, buf *out)
@@ -131,20 +157,20 @@ static bool render_connections(const metrics *counters, buf *out)
                      "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures);
 }
 
+static uint64_t sync_bound_us(unsigned i)
+{
+    return stock_sync_bucket_bound_us(i);
+}
+
 static bool render_sync(const stock_stats *stats, buf *out)
 {
-    bool ok = line(out, "# HELP stockd_sync_seconds Latency of the store's fsync (group commit).\n"
-                        "# TYPE stockd_sync_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (unsigned i = 0; i + 1 < STOCK_SYNC_BUCKETS; i++) {
-        cumulative += stats->sync_latency_buckets[i];
-        ok = ok && line(out, "stockd_sync_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                        (double)stock_sync_bucket_bound_us(i) / 1e6, cumulative);
-    }
-    cumulative += stats->sync_latency_buckets[STOCK_SYNC_BUCKETS - 1];
-    return ok && line(out, "stockd_sync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                           "stockd_sync_seconds_sum %.6f\nstockd_sync_seconds_count %" PRIu64 "\n",
-                      cumulative, (double)stats->sync_latency_us_sum / 1e6, stats->syncs);
+    const latency_histogram h = {
+        .name = "stockd_sync_seconds",
+        .help = "Latency of the store's fsync (group commit).",
+        .buckets = stats->sync_latency_buckets, .bucket_count = STOCK_SYNC_BUCKETS,
+        .bound_us = sync_bound_us, .sum_us = stats->sync_latency_us_sum,
+        .count = stats->syncs};
+    return render_histogram(&h, out);
 }
 
 static bool render_store(stock_t *store, buf *out)
