@@ -504,14 +504,27 @@ static void run_transaction(pg_store *store)
  * for deductions that no earlier op of the transaction could help: those
  * before the first op that can add stock or use a line id (set, add, refund,
  * order), first uses of their line id. Sold out stays sold out under
- * deductions, so the answer is exact: INSUFFICIENT with available 0. */
+ * deductions, so the answer is exact: INSUFFICIENT with available 0.
+ *
+ * Freshness is its own statement, before the pre-check: a statement's
+ * snapshot is taken when it starts, so a replay position read inside the
+ * pre-check could already be past our commit while its snapshot is not. */
+static const char pg_fresh_sql[] = "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn";
+
 static const char pg_precheck_sql[] =
     "SELECT d.n FROM (SELECT x.line_id, x.sku_id, x.n, row_number() OVER "
-    "(PARTITION BY x.line_id ORDER BY x.n) AS k FROM unnest($2::text[], $3::text[]) "
+    "(PARTITION BY x.line_id ORDER BY x.n) AS k FROM unnest($1::text[], $2::text[]) "
     "WITH ORDINALITY AS x(line_id, sku_id, n)) d "
-    "WHERE d.k = 1 AND pg_last_wal_replay_lsn() >= $1::pg_lsn "
+    "WHERE d.k = 1 "
     "AND NOT EXISTS (SELECT 1 FROM inventory_flow f WHERE f.line_id = d.line_id) "
     "AND (SELECT sum(v.leaved_amount) FROM inventory v WHERE v.sku_id = d.sku_id) = 0";
+
+static void replica_drop(pg_store *store)
+{
+    PQfinish(store->replica);
+    store->replica = NULL;
+    store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+}
 
 static bool replica_ready(pg_store *store)
 {
@@ -525,9 +538,7 @@ static bool replica_ready(pg_store *store)
     if (PQstatus(store->replica) == CONNECTION_OK)
         return true;
     /* The replica only saves the primary work: go on without it a while. */
-    PQfinish(store->replica);
-    store->replica = NULL;
-    store->replica_retry_us = now + PG_REPLICA_RETRY_US;
+    replica_drop(store);
     return false;
 }
 
@@ -552,6 +563,19 @@ static uint32_t precheck_arrays(pg_store *store, buf *lines, buf *skus)
     return ok ? count : 0;
 }
 
+/* Whether the replica has replayed our last commit; drops it on an error. */
+static bool replica_fresh(pg_store *store)
+{
+    const char *lsn[1] = {store->lsn};
+    PGresult *result = PQexecParams(store->replica, pg_fresh_sql, 1, NULL, lsn, NULL, NULL, 0);
+    bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    bool fresh = ok && strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+    PQclear(result);
+    if (!ok)
+        replica_drop(store);
+    return fresh;
+}
+
 static void replica_precheck(pg_store *store)
 {
     if (store->options.replica_conninfo == NULL || !replica_ready(store))
@@ -559,16 +583,14 @@ static void replica_precheck(pg_store *store)
     buf lines = {0}, skus = {0};
     uint32_t count = precheck_arrays(store, &lines, &skus);
     PGresult *result = NULL;
-    if (count > 0) {
-        const char *values[3] = {store->lsn, (char *)lines.data, (char *)skus.data};
-        result = PQexecParams(store->replica, pg_precheck_sql, 3, NULL, values, NULL, NULL, 0);
+    if (count > 0 && replica_fresh(store)) {
+        const char *values[2] = {(char *)lines.data, (char *)skus.data};
+        result = PQexecParams(store->replica, pg_precheck_sql, 2, NULL, values, NULL, NULL, 0);
     }
     buf_free(&lines);
     buf_free(&skus);
     if (result != NULL && PQresultStatus(result) != PGRES_TUPLES_OK) {
-        PQfinish(store->replica);
-        store->replica = NULL;
-        store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+        replica_drop(store);
     } else if (result != NULL) {
         for (int row = 0; row < PQntuples(result); row++) {
             uint64_t n = strtoull(PQgetvalue(result, row, 0), NULL, 10);
