@@ -43,7 +43,9 @@ struct journal {
     int lock_fd;
     int segment_fd;              /* current segment, open for writing */
     uint64_t segment_lsn;        /* lsn of its first record */
-    uint64_t segment_bytes;      /* its size, header included */
+    uint64_t segment_bytes;      /* its records' end, header included */
+    uint64_t zeroed_end;         /* it holds records or zeros up to here */
+    bool zero_failed;            /* writing zeros ahead failed: stop */
     uint64_t next_lsn;           /* lsn the next appended record gets */
     bool failed;                 /* an append failed: refuse more */
 

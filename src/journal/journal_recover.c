@@ -23,6 +23,7 @@ typedef struct recovery {
     uint64_t base_lsn;        /* records the loaded snapshot covers */
     size_t damaged_count;     /* newest snapshots skipped as damaged */
     bool cut;                 /* a torn tail to cut from the last segment */
+    bool cut_hole;            /* the tail starts at a hole (zero header) */
     uint64_t cut_segment;
     uint64_t cut_offset;
     uint64_t cut_bytes;
@@ -189,6 +190,18 @@ static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
     return len;
 }
 
+/* True if the bad record at data[0..len) has an all-zero header (and so,
+ * as journal_parse found it bad, non-zero bytes somewhere after it). */
+static bool zero_header(const uint8_t *data, size_t len)
+{
+    if (len < JOURNAL_RECORD_HEADER_BYTES)
+        return false;
+    for (size_t i = 0; i < JOURNAL_RECORD_HEADER_BYTES; i++)
+        if (data[i] != 0)
+            return false;
+    return true;
+}
+
 /* A bad record at offset: a torn tail to cut, or damage to refuse. */
 static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
                              bool last, const uint8_t *data, size_t len,
@@ -202,7 +215,15 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
                         offset, why);
         return STOCK_CORRUPT;
     }
-    size_t later = find_valid_record(data, len, offset + 1);
+    /* A hole: the segment is zero-filled ahead of its records, and after a
+     * power loss the pages of writes that no fdatasync covered may reach
+     * the disk in any order, so a page never written (zeros) can come
+     * before written ones. Whatever follows the hole was written after
+     * bytes no completed sync covered, so it was never acknowledged in
+     * sync mode: cut it, valid records included. (In a closed segment,
+     * synced before the next one began, a hole is damage: refused above.) */
+    r->cut_hole = zero_header(data + offset, len - offset);
+    size_t later = r->cut_hole ? len : find_valid_record(data, len, offset + 1);
     if (later < len) {
         journal_message(r->message, r->size, "%s, offset %zu: %s, yet a valid "
                         "record follows at offset %zu (damage, not a torn tail)",
@@ -355,10 +376,13 @@ static stock_code cut_tail(recovery *r)
         return STOCK_IO;
     }
     close(fd);
-    journal_notice("cut a torn tail of %llu bytes at offset %llu of %s "
-                   "(a write the stop interrupted, never acknowledged in sync mode)",
+    journal_notice("cut a torn tail of %llu bytes at offset %llu of %s (%s, "
+                   "never acknowledged in sync mode)",
                    (unsigned long long)r->cut_bytes,
-                   (unsigned long long)r->cut_offset, name);
+                   (unsigned long long)r->cut_offset, name,
+                   r->cut_hole ? "data after a hole of zeros: unsynced writes "
+                                 "that reached the disk out of order"
+                               : "a write the stop interrupted");
     return STOCK_OK;
 }
 
@@ -396,17 +420,24 @@ static stock_code reopen_last(recovery *r)
     char name[JOURNAL_NAME_MAX];
     journal_segment_name(name, lsn);
     int fd = openat(log->dir_fd, name, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
+    struct stat info;
+    if (fd < 0 || fsync(fd) != 0 || fstat(fd, &info) != 0) {
         journal_message(r->message, r->size, "cannot reopen %s: %s", name,
                         strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
     }
-    assert(r->last_end >= JOURNAL_FILE_HEADER_BYTES);
+    /* Past the records only zeros are left (a cut tail is gone): appends
+     * overwrite them, and the zero-filling goes on from the file's end. */
+    uint64_t file_bytes = (uint64_t)info.st_size;
+    assert(r->last_end >= JOURNAL_FILE_HEADER_BYTES && file_bytes >= r->last_end);
+    assert(!r->cut || file_bytes == r->cut_offset);
     log->segment_fd = fd;
     log->segment_lsn = lsn;
     log->segment_bytes = r->last_end;
+    log->zeroed_end = file_bytes;
+    log->zero_failed = false;
     return STOCK_OK;
 }
 

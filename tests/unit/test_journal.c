@@ -1,8 +1,8 @@
 /*
  * test_journal.c -- unit tests of the flow journal (src/journal) with opaque
  * byte records: framing, torn tails of every length, corruption detection
- * with file and offset in the message, snapshots and their fallback, the
- * folder lock.
+ * with file and offset in the message, the zeros written ahead of the
+ * records and holes in them, snapshots and their fallback, the folder lock.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,14 @@
 #define TEST_RECORDS_MAX 64
 #define TEST_RECORD_BYTES 64
 #define SEGMENT_HEADER 32
+/* Largest file the tests read whole: records plus the zeros ahead. */
+#define TEST_FILE_MAX (1u << 20)
+/* Open/append/close rounds of the reopen test, and records per round. */
+#define TEST_REOPEN_ROUNDS 5
+#define TEST_RECORDS_PER_ROUND 5
+/* File size limit of the failed zero-fill test: room for a few records,
+ * not for the zeros ahead of them. */
+#define TEST_SMALL_FILE_BYTES 4096
 
 /* The "state" the tests recover: the list of records seen. */
 typedef struct test_state {
@@ -136,6 +145,7 @@ static void path_of(char *path, size_t size, const char *name)
     snprintf(path, size, "%s/%s", folder, name);
 }
 
+/* Reads the whole file (it must be shorter than size). */
 static size_t read_file(const char *name, uint8_t *data, size_t size)
 {
     char path[128];
@@ -144,8 +154,35 @@ static size_t read_file(const char *name, uint8_t *data, size_t size)
     assert_non_null(file);
     size_t len = fread(data, 1, size, file);
     fclose(file);
+    assert_true(len < size);
     return len;
 }
+
+/* Offset just past the last whole record of the segment in data. */
+static size_t log_end(const uint8_t *data, size_t len)
+{
+    size_t offset = SEGMENT_HEADER;
+    for (;;) {
+        const uint8_t *payload;
+        size_t payload_len, record_len;
+        const char *why = NULL;
+        if (journal_parse(data + offset, len - offset, &payload, &payload_len,
+                          &record_len, &why) != JOURNAL_PARSE_RECORD)
+            return offset;
+        offset += record_len;
+    }
+}
+
+static bool all_zero(const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (data[i] != 0)
+            return false;
+    return true;
+}
+
+/* Test files are read into these (too big for the stack). */
+static uint8_t file_data[TEST_FILE_MAX], file_after[TEST_FILE_MAX];
 
 static void write_file(const char *name, const uint8_t *data, size_t len)
 {
@@ -261,8 +298,8 @@ static void test_torn_tail_every_length(void **unused)
 {
     (void)unused;
     write_log(4);
-    uint8_t whole[4096];
-    size_t size = read_file(SEGMENT0, whole, sizeof whole);
+    uint8_t *whole = file_data;
+    size_t size = log_end(whole, read_file(SEGMENT0, whole, TEST_FILE_MAX));
     size_t record = 12 + strlen("record-0");   /* all four have this size */
     assert_int_equal(size, SEGMENT_HEADER + 4 * record);
     for (size_t len = SEGMENT_HEADER; len <= size; len++) {
@@ -288,8 +325,8 @@ static void test_corruption_in_the_middle(void **unused)
 {
     (void)unused;
     write_log(4);
-    uint8_t data[4096], after[4096];
-    size_t size = read_file(SEGMENT0, data, sizeof data);
+    uint8_t *data = file_data, *after = file_after;
+    size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
     size_t record = 12 + strlen("record-0");
     size_t offset = SEGMENT_HEADER + record;   /* second record */
     data[offset + 14] ^= 0x20;
@@ -300,7 +337,7 @@ static void test_corruption_in_the_middle(void **unused)
     assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
     snprintf(expected, sizeof expected, "%s, offset %zu:", SEGMENT0, offset);
     assert_non_null(strstr(message, expected));
-    assert_int_equal(read_file(SEGMENT0, after, sizeof after), size);
+    assert_int_equal(read_file(SEGMENT0, after, TEST_FILE_MAX), size);
     assert_memory_equal(after, data, size);
 }
 
@@ -309,9 +346,9 @@ static void test_bad_last_record_is_cut(void **unused)
 {
     (void)unused;
     write_log(3);
-    uint8_t data[4096];
-    size_t size = read_file(SEGMENT0, data, sizeof data);
-    data[size - 1] ^= 0x01;
+    uint8_t *data = file_data;
+    size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
+    data[log_end(data, size) - 1] ^= 0x01;
     write_file(SEGMENT0, data, size);
     journal *log;
     test_state state;
@@ -348,8 +385,8 @@ static void test_snapshots_and_fallback(void **unused)
     assert_int_equal(state.count, 7);
     journal_close(log);
     /* Damage the newest snapshot (lsn 6): recovery uses snap 3 + log. */
-    uint8_t data[4096];
-    size_t size = read_file("snap-0000000000000006.snap", data, sizeof data);
+    uint8_t *data = file_data;
+    size_t size = read_file("snap-0000000000000006.snap", data, TEST_FILE_MAX);
     data[size / 2] ^= 0xFF;
     write_file("snap-0000000000000006.snap", data, size);
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
@@ -357,7 +394,7 @@ static void test_snapshots_and_fallback(void **unused)
     assert_memory_equal(state.records[6], "record-6", 8);
     journal_close(log);
     /* Damage the older one too: nothing valid is left to start from. */
-    size = read_file("snap-0000000000000003.snap", data, sizeof data);
+    size = read_file("snap-0000000000000003.snap", data, TEST_FILE_MAX);
     data[size - 3] ^= 0xFF;
     write_file("snap-0000000000000003.snap", data, size);
     assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
@@ -424,9 +461,9 @@ static void test_damage_in_closed_segment(void **unused)
     assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
     append_record(log, &state, 2);
     journal_close(log);
-    uint8_t data[4096];
-    size_t size = read_file(SEGMENT0, data, sizeof data);
-    data[size - 1] ^= 0x40;
+    uint8_t *data = file_data;
+    size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
+    data[log_end(data, size) - 1] ^= 0x40;
     write_file(SEGMENT0, data, size);
     assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
     char expected[64];
@@ -434,6 +471,200 @@ static void test_damage_in_closed_segment(void **unused)
              (size_t)SEGMENT_HEADER + 12 + strlen("record-0"));
     assert_non_null(strstr(message, expected));
     assert_non_null(strstr(message, "closed segment"));
+}
+
+/* Counts records at replay, for logs longer than a test_state holds. */
+static stock_code count_record(void *context, const uint8_t *record, size_t len,
+                               char *message, size_t size)
+{
+    (void)record, (void)len, (void)message, (void)size;
+    *(size_t *)context += 1;
+    return STOCK_OK;
+}
+
+/* Appends count records of TEST_RECORD_BYTES in one group. */
+static void append_group(journal *log, unsigned count)
+{
+    buf out = {0};
+    uint8_t payload[TEST_RECORD_BYTES];
+    memset(payload, 'g', sizeof payload);
+    for (unsigned i = 0; i < count; i++) {
+        size_t start;
+        assert_true(journal_frame_begin(&out, &start));
+        assert_true(buf_append(&out, payload, sizeof payload));
+        journal_frame_end(&out, start);
+    }
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(journal_append(log, out.data, out.len, count, message,
+                                     sizeof message), STOCK_OK);
+    buf_free(&out);
+}
+
+/* Each append leaves JOURNAL_ZERO_AHEAD_BYTES of zeros after the records,
+ * topped up only once less than half is left; the zeros read back as the
+ * end of the log. */
+static void test_zeros_ahead_of_the_records(void **unused)
+{
+    (void)unused;
+    write_log(4);
+    size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+    size_t end = log_end(file_data, size), record = 12 + strlen("record-0");
+    assert_int_equal(end, SEGMENT_HEADER + 4 * record);
+    /* Only the first append wrote zeros: the next three had enough. */
+    assert_int_equal(size, SEGMENT_HEADER + record + JOURNAL_ZERO_AHEAD_BYTES);
+    assert_true(all_zero(file_data + end, size - end));
+    /* A group that eats more than half of them: topped up from its end. */
+    unsigned count = JOURNAL_ZERO_AHEAD_BYTES / 2 / TEST_RECORD_BYTES;
+    size_t replayed = 0;
+    journal_replay replay = {&replayed, load_state, count_record, NULL};
+    journal *log;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(journal_open(folder, &replay, &log, message, sizeof message), STOCK_OK);
+    append_group(log, count);
+    journal_close(log);
+    size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+    end = log_end(file_data, size);
+    assert_int_equal(end, SEGMENT_HEADER + 4 * record + count * (12 + TEST_RECORD_BYTES));
+    assert_int_equal(size, end + JOURNAL_ZERO_AHEAD_BYTES);
+    assert_true(all_zero(file_data + end, size - end));
+    replayed = 0;
+    assert_int_equal(journal_open(folder, &replay, &log, message, sizeof message), STOCK_OK);
+    assert_int_equal(replayed, 4 + count);
+    journal_close(log);
+}
+
+/* Reopened over and over, a segment with zeros after its records takes
+ * the new records over the zeros, and every record comes back in order. */
+static void test_reopen_appends_over_zeros(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    for (unsigned round = 0; round < TEST_REOPEN_ROUNDS; round++) {
+        assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+        assert_int_equal(state.count, round * TEST_RECORDS_PER_ROUND);
+        for (unsigned i = 0; i < TEST_RECORDS_PER_ROUND; i++)
+            append_record(log, &state, round * TEST_RECORDS_PER_ROUND + i);
+        journal_close(log);
+        size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+        size_t end = log_end(file_data, size);
+        assert_true(size > end);
+        assert_true(all_zero(file_data + end, size - end));
+    }
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, TEST_REOPEN_ROUNDS * TEST_RECORDS_PER_ROUND);
+    for (unsigned n = 0; n < state.count; n++) {
+        char expected[TEST_RECORD_BYTES];
+        int len = snprintf(expected, sizeof expected, "record-%u", n);
+        assert_int_equal(state.lens[n], (size_t)len);
+        assert_memory_equal(state.records[n], expected, (size_t)len);
+    }
+    journal_close(log);
+}
+
+/* A hole (a zero record header with data after it) in the last segment is
+ * where unsynced writes reached the disk out of order: the log is cut
+ * there, valid records after it included, and appends go on. */
+static void test_hole_in_last_segment_is_cut(void **unused)
+{
+    (void)unused;
+    write_log(4);
+    size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+    size_t record = 12 + strlen("record-0");
+    memset(file_data + SEGMENT_HEADER + record, 0, 12);   /* record 1's header */
+    write_file(SEGMENT0, file_data, size);
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 1);
+    append_record(log, &state, 1);
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 2);
+    assert_memory_equal(state.records[1], "record-1", 8);
+    journal_close(log);
+}
+
+/* A closed segment keeps its zeros after its records and recovers; a hole
+ * in it is damage (it was synced before the next segment began). */
+static void test_zeros_and_hole_in_closed_segment(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    append_record(log, &state, 0);
+    append_record(log, &state, 1);
+    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
+    append_record(log, &state, 2);
+    journal_close(log);
+    uint8_t *data = file_data;
+    size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
+    size_t end = log_end(data, size), record = 12 + strlen("record-0");
+    assert_int_equal(end, SEGMENT_HEADER + 2 * record);
+    assert_true(size > end && all_zero(data + end, size - end));
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 3);
+    journal_close(log);
+    memset(data + SEGMENT_HEADER + record, 0, 12);   /* record 1's header */
+    write_file(SEGMENT0, data, size);
+    assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
+    char expected[96];
+    snprintf(expected, sizeof expected, "%s, offset %zu: zero record header",
+             SEGMENT0, (size_t)SEGMENT_HEADER + record);
+    assert_non_null(strstr(message, expected));
+    assert_non_null(strstr(message, "closed segment"));
+    assert_int_equal(read_file(SEGMENT0, file_after, TEST_FILE_MAX), size);
+    assert_memory_equal(file_after, data, size);
+}
+
+/* The zeros are only a speed-up: when writing them fails (here the file
+ * size limit), the append still succeeds and so do later ones. */
+static void test_failed_zero_fill_is_not_a_failed_append(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    struct rlimit limit, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &limit), 0);
+    small = (struct rlimit){TEST_SMALL_FILE_BYTES, limit.rlim_max};
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, previous;
+    assert_int_equal(sigaction(SIGXFSZ, &ignore, &previous), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    char error[STOCK_MESSAGE_MAX] = "";
+    stock_code codes[3];
+    for (unsigned i = 0; i < 3; i++) {
+        char payload[TEST_RECORD_BYTES];
+        buf out = {0};
+        size_t start;
+        int len = snprintf(payload, sizeof payload, "record-%u", i);
+        bool framed = journal_frame_begin(&out, &start) &&
+                      buf_append(&out, payload, (size_t)len);
+        if (framed)
+            journal_frame_end(&out, start);
+        codes[i] = framed ? journal_append(log, out.data, out.len, 1, error, sizeof error)
+                          : STOCK_NOMEM;
+        buf_free(&out);
+    }
+    /* Put the limit back before any check can fail and leave it set. */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &limit), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &previous, NULL), 0);
+    journal_close(log);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(codes[i], STOCK_OK);
+    size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+    size_t end = log_end(file_data, size);
+    assert_int_equal(size, TEST_SMALL_FILE_BYTES);   /* zeros up to the limit */
+    assert_true(all_zero(file_data + end, size - end));
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 3);
+    assert_memory_equal(state.records[2], "record-2", 8);
+    journal_close(log);
 }
 
 static void test_second_open_is_refused(void **unused)
@@ -465,6 +696,11 @@ int main(void)
         FOLDER_TEST(test_snapshot_with_sigchld_ignored),
         FOLDER_TEST(test_gap_is_refused),
         FOLDER_TEST(test_damage_in_closed_segment),
+        FOLDER_TEST(test_zeros_ahead_of_the_records),
+        FOLDER_TEST(test_reopen_appends_over_zeros),
+        FOLDER_TEST(test_hole_in_last_segment_is_cut),
+        FOLDER_TEST(test_zeros_and_hole_in_closed_segment),
+        FOLDER_TEST(test_failed_zero_fill_is_not_a_failed_append),
         FOLDER_TEST(test_second_open_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
