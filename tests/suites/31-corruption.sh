@@ -3,10 +3,14 @@
 # recovery rules (docs/engine.md, "Recovery"): a bad byte before the tail
 # refuses the open with CORRUPT naming the file and offset and changes
 # nothing on disk; a torn tail is cut and every acknowledged op before it
-# stays; a damaged newest snapshot falls back to the previous one; no valid
-# snapshot at all is CORRUPT; a failed log write fails closed (IO for that
-# group and everything after) and a reopen has exactly the acknowledged
-# work. Also: the folder lock and URI validation.
+# stays; a hole (zeroed record header) in the last segment cuts the log
+# there, in a closed segment it is CORRUPT; a damaged newest snapshot falls
+# back to the previous one; no valid snapshot at all is CORRUPT; a failed
+# log write fails closed (IO for that group and everything after) and a
+# reopen has exactly the acknowledged work. Also: the folder lock and URI
+# validation. Segments go on with zeros after their records, so offsets
+# are taken from the end of the records (crash_corrupt log-end), not from
+# the file size.
 set -eu
 helper=$BUILD/tests/crash_corrupt
 work=$(mktemp -d /tmp/stock-corrupt.XXXXXX)
@@ -19,6 +23,14 @@ flip_byte() {
     byte=$(od -An -tu1 -j"$offset" -N1 "$file" | tr -d ' ')
     printf "\\$(printf %03o $(( (byte + 1) % 256 )))" |
         dd of="$file" bs=1 seek="$offset" conv=notrunc status=none
+}
+
+# Zeroes the 12-byte header of record n (from 0) of a segment; prints its offset.
+zero_record_header() {
+    local file=$1 n=$2 offset
+    offset=$("$helper" record-at "$file" "$n") || exit 1
+    dd if=/dev/zero of="$file" bs=1 count=12 seek="$offset" conv=notrunc status=none
+    echo "$offset"
 }
 
 # A listing with checksums of every file but LOCK, to prove nothing changed.
@@ -36,16 +48,16 @@ echo "== a bad byte in the middle of the log"
 store=$work/middle
 "$helper" fill "$store" 1000
 segment=$(ls "$store"/log-*.wal)
-size=$(stat -c %s "$segment")
-flip_byte "$segment" $((size / 2))
+end=$("$helper" log-end "$segment")
+flip_byte "$segment" $((end / 2))
 before=$(fingerprint "$store")
 message=$(expect_corrupt "$store" 1000)
 echo "$message"
 echo "$message" | grep -q "^CORRUPT: $(basename "$segment"), offset [0-9]*: " ||
     fail "message does not name the file and offset"
 offset=$(echo "$message" | sed -n 's/.*, offset \([0-9]*\):.*/\1/p')
-[ "$offset" -le $((size / 2)) ] && [ $((size / 2 - offset)) -lt 64 ] ||
-    fail "offset $offset is not the record holding byte $((size / 2))"
+[ "$offset" -le $((end / 2)) ] && [ $((end / 2 - offset)) -lt 64 ] ||
+    fail "offset $offset is not the record holding byte $((end / 2))"
 [ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
 expect_corrupt "$store" 1000 >/dev/null   # and it stays refused
 
@@ -53,19 +65,34 @@ echo "== a torn tail: the last record cut mid-way"
 store=$work/torn
 "$helper" fill "$store" 1000
 segment=$(ls "$store"/log-*.wal)
-size=$(stat -c %s "$segment")
-truncate -s $((size - 5)) "$segment"
+end=$("$helper" log-end "$segment")
+[ "$(stat -c %s "$segment")" -gt "$end" ] || fail "no zeros after the records of $segment"
+truncate -s $((end - 5)) "$segment"
 "$helper" check "$store" 999
 cut_size=$(stat -c %s "$segment")
-[ "$cut_size" -lt $((size - 5)) ] || fail "the torn record was not cut from the file"
+[ "$cut_size" -lt $((end - 5)) ] || fail "the torn record was not cut from the file"
 "$helper" check "$store" 999   # the cut is stable
 
 echo "== garbage after the last record"
 store=$work/garbage
 "$helper" fill "$store" 300
 segment=$(ls "$store"/log-*.wal)
-printf 'garbage that is not a record' >>"$segment"
+end=$("$helper" log-end "$segment")
+printf 'garbage that is not a record' |
+    dd of="$segment" bs=1 seek="$end" conv=notrunc status=none
 "$helper" check "$store" 300
+[ "$(stat -c %s "$segment")" -eq "$end" ] || fail "the garbage was not cut at offset $end"
+
+echo "== a hole (zeroed record header) in the last segment: cut there"
+# Record 0 sets S, record n deducts L<n-1>: a hole at record 501 keeps
+# L0..L499, although valid records follow it.
+store=$work/hole
+"$helper" fill "$store" 1000
+segment=$(ls "$store"/log-*.wal)
+offset=$(zero_record_header "$segment" 501)
+"$helper" check "$store" 500
+[ "$(stat -c %s "$segment")" -eq "$offset" ] || fail "the log was not cut at the hole ($offset)"
+"$helper" check "$store" 500   # the cut is stable
 
 echo "== a damaged newest snapshot, then every snapshot damaged"
 store=$work/snapshots
@@ -73,6 +100,10 @@ store=$work/snapshots
 ls "$store"
 newest=$(ls "$store"/snap-*.snap | tail -1)
 [ "$(ls "$store"/snap-*.snap | wc -l)" -ge 2 ] || fail "expected two snapshots in $store"
+closed=$(ls "$store"/log-*.wal | tail -2 | head -1)
+[ "$(stat -c %s "$closed")" -gt "$("$helper" log-end "$closed")" ] ||
+    fail "no zeros after the records of $closed"
+# The fallback replays $closed, a closed segment with zeros after its records.
 flip_byte "$newest" $(( $(stat -c %s "$newest") / 2 ))
 "$helper" check "$store" 3000
 [ -e "$newest.damaged" ] || fail "the damaged snapshot was not set aside"
@@ -83,6 +114,23 @@ before=$(fingerprint "$store")
 message=$(expect_corrupt "$store" 3000)
 echo "$message"
 echo "$message" | grep -q "^CORRUPT: snap-[0-9a-f]*\.snap: " || fail "message does not name the snapshot"
+[ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
+
+echo "== a hole in a closed segment: CORRUPT"
+# The newest snapshot is damaged so that recovery replays the closed
+# segment before the last one.
+store=$work/closed-hole
+"$helper" fill "$store?snapshot_log_bytes=4096" 3000
+newest=$(ls "$store"/snap-*.snap | tail -1)
+closed=$(ls "$store"/log-*.wal | tail -2 | head -1)
+[ "$(ls "$store"/log-*.wal | wc -l)" -ge 2 ] || fail "expected two segments in $store"
+flip_byte "$newest" $(( $(stat -c %s "$newest") / 2 ))
+offset=$(zero_record_header "$closed" 2)
+before=$(fingerprint "$store")
+message=$(expect_corrupt "$store" 3000)
+echo "$message"
+echo "$message" | grep -q "^CORRUPT: $(basename "$closed"), offset $offset: zero record header .*closed segment" ||
+    fail "message does not name the hole in the closed segment"
 [ "$(fingerprint "$store")" = "$before" ] || fail "a refused open changed the files"
 
 echo "== the disk refuses a write (RLIMIT_FSIZE): fail closed, recover exactly"

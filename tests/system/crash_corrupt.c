@@ -20,6 +20,12 @@
  *                                     every later op (reads too) is IO, close
  *                                     says IO; a reopen without the limit
  *                                     has exactly the acknowledged lines
+ *   crash_corrupt log-end FILE        prints the offset just past the last
+ *                                     whole record of segment FILE (the
+ *                                     file goes on with zeros, see
+ *                                     docs/engine.md, "On-disk format")
+ *   crash_corrupt record-at FILE N    prints the offset of record N (from 0)
+ *                                     of segment FILE; fails if it has fewer
  * Exit 0 when everything holds, 1 on a failed check, 3 on a failed open.
  */
 #include <inttypes.h>
@@ -30,6 +36,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "journal/journal.h"
 #include "stock.h"
 
 #define CORRUPT_BATCH 100
@@ -38,6 +45,10 @@
 /* Largest file the "full" test lets the process write. */
 #define CORRUPT_FILE_LIMIT 65536
 #define CORRUPT_FULL_BATCHES_MAX 10000
+/* Segment header size (docs/engine.md, "On-disk format"); the segments
+ * log-end and record-at read must be smaller than CORRUPT_SEGMENT_MAX. */
+#define CORRUPT_SEGMENT_HEADER 32
+#define CORRUPT_SEGMENT_MAX (16u << 20)
 
 static int fail(const char *what, const char *detail)
 {
@@ -240,6 +251,41 @@ static int stats(const char *dir)
     return result == 0 ? check(dir, lines) : result;
 }
 
+/*
+ * Walks the records of segment path: prints the offset of record want
+ * (want < 0: of the end of the last whole record). 0, or 1 if the file
+ * cannot be read or has no record want.
+ */
+static int walk_records(const char *path, long want)
+{
+    static uint8_t data[CORRUPT_SEGMENT_MAX];
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return fail(path, "cannot open");
+    size_t len = fread(data, 1, sizeof data, file);
+    bool whole = feof(file) && !ferror(file);
+    fclose(file);
+    if (!whole || len < CORRUPT_SEGMENT_HEADER)
+        return fail(path, "cannot read it whole, or not a segment");
+    size_t offset = CORRUPT_SEGMENT_HEADER;
+    for (long n = 0;; n++) {
+        const uint8_t *payload;
+        size_t payload_len, record_len;
+        const char *why = NULL;
+        bool record = journal_parse(data + offset, len - offset, &payload,
+                                    &payload_len, &record_len, &why) == JOURNAL_PARSE_RECORD;
+        if (record && n == want)
+            break;
+        if (!record && want >= 0)
+            return fail(path, "fewer records than asked for");
+        if (!record)
+            break;
+        offset += record_len;
+    }
+    printf("%zu\n", offset);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "fill") == 0)
@@ -252,6 +298,11 @@ int main(int argc, char **argv)
         return full(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stats") == 0)
         return stats(argv[2]);
-    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR | full DIR | stats DIR\n");
+    if (argc == 3 && strcmp(argv[1], "log-end") == 0)
+        return walk_records(argv[2], -1);
+    if (argc == 4 && strcmp(argv[1], "record-at") == 0 && atol(argv[3]) >= 0)
+        return walk_records(argv[2], atol(argv[3]));
+    fprintf(stderr, "usage: crash_corrupt fill URI COUNT | check URI KEPT | misc DIR | "
+            "full DIR | stats DIR | log-end FILE | record-at FILE N\n");
     return 2;
 }
