@@ -4,18 +4,29 @@
  *
  * Three kinds of threads meet here:
  *   callers   stock_submit() links a batch onto the queue (intrusive `next`,
- *             no allocation) and returns;
- *   writer    owns the core: takes everything queued, applies each op, frames
- *             the records into one buffer, write()s it, and hands the batches
- *             to the syncer; then goes on with the next group while the
- *             previous one is being synced;
- *   syncer    one fdatasync for everything written so far, then completes the
- *             batches it was handed, strictly in order.
+ *             no allocation). If no thread is applying, the caller becomes
+ *             the applier: it takes everything queued, applies each op,
+ *             frames the records into one buffer, write()s it, and hands
+ *             the batches to the syncers; batches queued meanwhile by other
+ *             callers are applied by it too before it returns. A thread
+ *             hand-off costs more here than applying a batch (a context
+ *             switch per batch was most of stockd's CPU at pipeline depth
+ *             1), so the caller's thread does it: a server loop applies its
+ *             batch in the turn that read it, as Redis does;
+ *   writer    a background thread that takes the applier's role for the slow
+ *             work between groups (segment rotation, starting and reaping
+ *             snapshots) and for closing, so that callers never fork or
+ *             wait for a rotation;
+ *   syncers   EMBEDDED_SYNCERS threads; an idle one starts an fdatasync as
+ *             soon as a group has been written, even while another sync is
+ *             running, so a group waits for one sync, not for the end of the
+ *             one before it too. A sync covers every byte written before it
+ *             started; the groups it covers complete strictly in order.
  * So a batch completes only after its records, and those of every op applied
  * before it, are on stable storage (I6, and I7 for reads). With relaxed
- * durability the writer completes batches right after write() and the syncer
+ * durability the writer completes batches right after write() and one syncer
  * syncs on a timer instead. The writer also rotates segments and starts
- * snapshots, each with the syncer drained (docs/engine.md, "Durability").
+ * snapshots, each with the syncers drained (docs/engine.md, "Durability").
  *
  * A failed write or sync breaks the store for good: memory is then ahead of
  * disk, so every later op completes with STOCK_IO until it is reopened.
@@ -43,6 +54,22 @@
 /* A clean close snapshots when the log is past 1/this of the threshold (16
  * MiB by default), so that the next open replays little. */
 #define EMBEDDED_CLOSE_SNAPSHOT_DIVISOR 16
+/* Syncs that may run at once. Two overlapping fdatasyncs of a preallocated
+ * log each took about as long as one alone here (ext4 on virtio: 2 threads
+ * did 5,800 syncs/s at 0.34 ms each, 1 thread 2,700/s), so the second one
+ * halves the wait of a group that lands while a sync runs. */
+#define EMBEDDED_SYNCERS 2
+/* Written groups waiting for their sync. When it is full a new group joins
+ * the newest one instead of waiting: the applier may be a syncer's thread
+ * (a done callback that submits), which must never wait for a syncer. */
+#define EMBEDDED_GROUPS_MAX 64
+
+/* One written group: its batches, and the count of writing groups that
+ * must be synced before it may complete (its own, or the last before it). */
+typedef struct embedded_group {
+    stock_batch *head, *tail;
+    uint64_t need;
+} embedded_group;
 
 typedef struct embedded {
     struct stock base;           /* first: the library reaches ops through it */
@@ -51,27 +78,36 @@ typedef struct embedded {
     stock_durability durability;
     uint64_t snapshot_log_bytes;
     pthread_t writer_thread;
-    pthread_t syncer_thread;
+    pthread_t syncer_threads[EMBEDDED_SYNCERS];
+    unsigned syncers;            /* threads started */
 
-    pthread_mutex_t queue_mutex; /* guards the four fields below */
-    pthread_cond_t queue_cond;
+    pthread_mutex_t queue_mutex; /* guards the fields below */
+    pthread_cond_t writer_cond;  /* the writer waits for maintenance or closing */
+    pthread_cond_t role_cond;    /* the writer waits for the applier's role */
     stock_batch *queue_head;
     stock_batch *queue_tail;
+    bool applying;               /* a thread has the applier's role */
+    bool writer_waiting;         /* the writer waits on role_cond */
+    bool maintenance_due;        /* the writer should rotate or snapshot */
     bool closing;
 
     pthread_mutex_t sync_mutex;  /* guards the fields below to broken_message */
-    pthread_cond_t sync_cond;    /* the syncer waits for work */
-    pthread_cond_t idle_cond;    /* the writer waits for the syncer to drain */
-    stock_batch *pending_head;   /* written, waiting for a sync */
-    stock_batch *pending_tail;
-    bool unsynced;               /* bytes written since the last sync */
-    bool syncer_busy;
+    pthread_cond_t sync_cond;    /* syncers wait for work */
+    pthread_cond_t idle_cond;    /* the writer waits for the syncers to drain */
+    embedded_group groups[EMBEDDED_GROUPS_MAX];   /* a ring, oldest first */
+    uint64_t groups_first;       /* ring index of the oldest group */
+    uint64_t groups_end;         /* ring index past the newest */
+    uint64_t writes;             /* groups that wrote bytes, since open */
+    uint64_t syncs_started;      /* writes covered by the newest sync started */
+    uint64_t synced;             /* writes known to be on stable storage */
+    unsigned syncs_running;
+    bool completing;             /* a syncer is completing groups */
+    bool sync_failed;            /* an fdatasync failed: nothing more is durable */
     bool syncer_stop;
     char broken_message[STOCK_MESSAGE_MAX];
     atomic_bool broken;
 
     buf group;                   /* writer: the records of one group */
-    bool sync_failed;            /* syncer: an fdatasync failed */
 
     atomic_uint_fast64_t batches, operations, syncs, sync_latency_us_sum;
     atomic_uint_fast64_t sync_buckets[STOCK_SYNC_BUCKETS];
@@ -150,48 +186,78 @@ static void record_sync(embedded *e, uint64_t latency_us)
     atomic_fetch_add_explicit(&e->sync_buckets[bucket], 1, memory_order_relaxed);
 }
 
-/* One fdatasync; false (and the store broken) if it failed now or before.
- * After a failed fdatasync the kernel may have dropped the dirty pages, so
- * a later success proves nothing: the failure is permanent. */
-static bool sync_log(embedded *e)
+/* One fdatasync covering every write up to target; with sync_mutex held on
+ * entry and exit (released during the sync). After a failed fdatasync the
+ * kernel may have dropped the dirty pages, so a later success proves
+ * nothing: the failure is permanent, and no sync raises `synced` after it. */
+static void sync_log(embedded *e, uint64_t target)
 {
-    if (e->sync_failed)
-        return false;
+    assert(target > e->synced && target <= e->writes);
+    e->syncs_started = target;
+    e->syncs_running++;
+    pthread_mutex_unlock(&e->sync_mutex);
     char message[STOCK_MESSAGE_MAX];
     uint64_t latency_us = 0;
-    if (journal_sync(e->log, &latency_us, message, sizeof message) != STOCK_OK) {
-        e->sync_failed = true;
+    stock_code code = journal_sync(e->log, &latency_us, message, sizeof message);
+    if (code != STOCK_OK)
         break_store(e, message);
-        return false;
-    }
-    record_sync(e, latency_us);
-    return true;
+    else
+        record_sync(e, latency_us);
+    pthread_mutex_lock(&e->sync_mutex);
+    e->syncs_running--;
+    if (code != STOCK_OK)
+        e->sync_failed = true;
+    else if (!e->sync_failed && target > e->synced)
+        e->synced = target;
 }
 
-/* Sync durability: sync what was written, then complete its batches. */
+/* Completes, in order, every group whose writes are synced (or fails them
+ * once a sync has failed). One syncer at a time does it, so that batches
+ * complete in order; another that raises `synced` meanwhile leaves the new
+ * groups to it. Called and returns with sync_mutex held. */
+static void complete_groups(embedded *e)
+{
+    if (e->completing)
+        return;
+    e->completing = true;
+    while (e->groups_first != e->groups_end) {
+        embedded_group *group = &e->groups[e->groups_first % EMBEDDED_GROUPS_MAX];
+        bool durable = group->need <= e->synced;
+        if (!durable && !e->sync_failed)
+            break;
+        stock_batch *list = group->head;
+        e->groups_first++;
+        pthread_mutex_unlock(&e->sync_mutex);
+        if (!durable)
+            fail_batches(e, list);
+        complete_batches(e, list);
+        pthread_mutex_lock(&e->sync_mutex);
+    }
+    e->completing = false;
+    pthread_cond_broadcast(&e->idle_cond);
+}
+
+/* Sync durability: start a sync whenever writes are not yet covered by
+ * one, and complete what the syncs have made durable. */
 static void syncer_loop_sync(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
     for (;;) {
-        while (e->pending_head == NULL && !e->syncer_stop)
+        bool due = e->writes > e->syncs_started && !e->sync_failed;
+        bool ready = e->groups_first != e->groups_end && !e->completing &&
+                     (e->groups[e->groups_first % EMBEDDED_GROUPS_MAX].need <= e->synced ||
+                      e->sync_failed);
+        if (due) {
+            sync_log(e, e->writes);
+        } else if (!ready) {
+            if (e->syncer_stop && e->groups_first == e->groups_end)
+                break;
             pthread_cond_wait(&e->sync_cond, &e->sync_mutex);
-        if (e->pending_head == NULL)
-            break;
-        assert(!e->syncer_busy && e->pending_tail != NULL);
-        stock_batch *list = e->pending_head;
-        bool need_sync = e->unsynced;
-        e->pending_head = e->pending_tail = NULL;
-        e->unsynced = false;
-        e->syncer_busy = true;
-        pthread_mutex_unlock(&e->sync_mutex);
-        /* A group of reads alone wrote nothing: its order is all it needs. */
-        bool ok = need_sync ? sync_log(e) : !e->sync_failed;
-        if (!ok)
-            fail_batches(e, list);
-        complete_batches(e, list);
-        pthread_mutex_lock(&e->sync_mutex);
-        e->syncer_busy = false;
-        pthread_cond_broadcast(&e->idle_cond);
+            continue;
+        }
+        complete_groups(e);
+        /* Another syncer may be waiting for what this one just left. */
+        pthread_cond_signal(&e->sync_cond);
     }
     pthread_mutex_unlock(&e->sync_mutex);
 }
@@ -207,15 +273,10 @@ static void syncer_loop_relaxed(embedded *e)
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&e->sync_cond, &e->sync_mutex, &until);
-        if (!e->unsynced)
-            continue;
-        e->unsynced = false;
-        e->syncer_busy = true;
-        pthread_mutex_unlock(&e->sync_mutex);
-        sync_log(e);
-        pthread_mutex_lock(&e->sync_mutex);
-        e->syncer_busy = false;
-        pthread_cond_broadcast(&e->idle_cond);
+        if (e->writes > e->syncs_started && !e->sync_failed) {
+            sync_log(e, e->writes);
+            pthread_cond_broadcast(&e->idle_cond);
+        }
     }
     pthread_mutex_unlock(&e->sync_mutex);
 }
@@ -230,14 +291,14 @@ static void *syncer_main(void *context)
     return NULL;
 }
 
-/* Waits until the syncer has nothing pending and is not syncing; returns
- * with sync_mutex held, so that it cannot start until the caller unlocks. */
+/* Waits until no group waits and no sync runs; returns with sync_mutex
+ * held, so that no sync can start until the caller unlocks. */
 static void pause_syncer(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
-    while (e->pending_head != NULL || e->syncer_busy)
+    while (e->groups_first != e->groups_end || e->syncs_running > 0 || e->completing)
         pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
-    assert(e->pending_head == NULL && !e->syncer_busy);
+    assert(e->syncs_running == 0 && e->groups_first == e->groups_end);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -295,22 +356,27 @@ static void write_group(embedded *e, stock_batch *list, uint64_t records)
     if (atomic_load(&e->broken) && !wrote)
         fail_batches(e, list);
     buf_clear(&e->group);
+    pthread_mutex_lock(&e->sync_mutex);
+    e->writes += wrote;
     if (e->durability == STOCK_DURABILITY_RELAXED) {
-        pthread_mutex_lock(&e->sync_mutex);
-        e->unsynced |= wrote;
         pthread_mutex_unlock(&e->sync_mutex);
         complete_batches(e, list);
         return;
     }
-    pthread_mutex_lock(&e->sync_mutex);
-    if (e->pending_tail != NULL)
-        e->pending_tail->next = list;
-    else
-        e->pending_head = list;
-    while (list->next != NULL)
-        list = list->next;
-    e->pending_tail = list;
-    e->unsynced |= wrote;
+    stock_batch *tail = list;
+    while (tail->next != NULL)
+        tail = tail->next;
+    /* A group that wrote nothing (reads, refusals) still waits for the
+     * writes before it: reads never show what could still be lost (I7). */
+    if (e->groups_end - e->groups_first < EMBEDDED_GROUPS_MAX) {
+        e->groups[e->groups_end % EMBEDDED_GROUPS_MAX] = (embedded_group){list, tail, e->writes};
+        e->groups_end++;
+    } else {
+        embedded_group *newest = &e->groups[(e->groups_end - 1) % EMBEDDED_GROUPS_MAX];
+        newest->tail->next = list;
+        newest->tail = tail;
+        newest->need = e->writes;
+    }
     pthread_cond_signal(&e->sync_cond);
     pthread_mutex_unlock(&e->sync_mutex);
 }
@@ -352,15 +418,17 @@ static int save_state(void *context, journal_write_fn write, void *write_context
     return core_snapshot_save(context, write, write_context);
 }
 
-/* Between groups: reap a snapshot, start one or rotate when due. */
-static void maintain(embedded *e, uint64_t threshold)
+/* Between groups: reap a snapshot, start one or rotate when due. Returns
+ * whether a snapshot is running afterwards. */
+static bool maintain(embedded *e, uint64_t threshold)
 {
-    journal_snapshot_poll(e->log, false);
+    if (!journal_snapshot_poll(e->log, false))
+        return true;
     if (atomic_load(&e->broken))
-        return;
+        return false;
     bool snapshot = journal_snapshot_due(e->log, threshold);
     if (!snapshot && !journal_rotation_due(e->log))
-        return;
+        return false;
     char message[STOCK_MESSAGE_MAX] = "";
     pause_syncer(e);
     stock_code code = snapshot
@@ -372,42 +440,80 @@ static void maintain(embedded *e, uint64_t threshold)
     if (code != STOCK_OK)
         fprintf(stderr, "libstock: %s failed: %s\n",
                 snapshot ? "starting a snapshot" : "segment rotation", message);
+    return snapshot && code == STOCK_OK;
 }
 
-/* Takes everything queued, waiting up to EMBEDDED_IDLE_MS for work. */
-static stock_batch *take_queue(embedded *e, bool *closing)
+/* Applies everything queued, then gives the applier's role up (the caller
+ * has it, queue_mutex not held). Only the applier may touch the core and
+ * the journal's appends, so it is also the one to see that the writer is
+ * needed for a rotation or a snapshot. */
+static void apply_queue(embedded *e)
+{
+    for (;;) {
+        pthread_mutex_lock(&e->queue_mutex);
+        assert(e->applying);
+        stock_batch *list = e->queue_head;
+        e->queue_head = e->queue_tail = NULL;
+        if (list == NULL)
+            break;
+        pthread_mutex_unlock(&e->queue_mutex);
+        apply_batches(e, list);
+    }
+    bool due = !atomic_load(&e->broken) &&
+               (journal_rotation_due(e->log) ||
+                journal_snapshot_due(e->log, e->snapshot_log_bytes));
+    if (due && !e->maintenance_due) {
+        e->maintenance_due = true;
+        pthread_cond_signal(&e->writer_cond);
+    }
+    e->applying = false;
+    if (e->writer_waiting)
+        pthread_cond_signal(&e->role_cond);
+    pthread_mutex_unlock(&e->queue_mutex);
+}
+
+/* Writer: waits for maintenance, closing, or (while a snapshot runs) up to
+ * EMBEDDED_IDLE_MS to reap it; then takes the applier's role, waiting for
+ * a caller to give it up. Returns whether the store is closing. */
+static bool take_role(embedded *e, bool snapshot_running)
 {
     pthread_mutex_lock(&e->queue_mutex);
-    assert((e->queue_head == NULL) == (e->queue_tail == NULL));
-    if (e->queue_head == NULL && !e->closing) {
+    while (!e->maintenance_due && !e->closing) {
+        if (!snapshot_running) {
+            pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
+            continue;
+        }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += (long)EMBEDDED_IDLE_MS * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&e->queue_cond, &e->queue_mutex, &until);
+        pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
+        break;
     }
-    stock_batch *list = e->queue_head;
-    e->queue_head = e->queue_tail = NULL;
-    *closing = e->closing;
+    e->writer_waiting = true;
+    while (e->applying)
+        pthread_cond_wait(&e->role_cond, &e->queue_mutex);
+    e->writer_waiting = false;
+    e->applying = true;
+    e->maintenance_due = false;
+    bool closing = e->closing;
     pthread_mutex_unlock(&e->queue_mutex);
-    return list;
+    return closing;
 }
 
 static void *writer_main(void *context)
 {
     embedded *e = context;
-    for (;;) {
-        bool closing = false;
-        stock_batch *list = take_queue(e, &closing);
-        if (list == NULL && closing)
-            break;
-        if (list != NULL)
-            apply_batches(e, list);
-        maintain(e, e->snapshot_log_bytes);
-    }
-    /* Closing: everything is applied; let the syncer finish, then leave a
-     * snapshot behind if the log is large, so the next open is quick. */
+    bool closing, snapshot_running = false;
+    do {
+        closing = take_role(e, snapshot_running);
+        snapshot_running = maintain(e, e->snapshot_log_bytes);
+        apply_queue(e);
+    } while (!closing);
+    /* Closing: no caller submits any more and everything is applied; let
+     * the syncers finish, then leave a snapshot behind if the log is
+     * large, so the next open is quick. */
     pause_syncer(e);
     pthread_mutex_unlock(&e->sync_mutex);
     journal_snapshot_poll(e->log, true);
@@ -431,8 +537,12 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
     else
         e->queue_head = batch;
     e->queue_tail = batch;
-    pthread_cond_signal(&e->queue_cond);
+    /* The thread applying now takes this batch before it gives up. */
+    bool apply = !e->applying;
+    e->applying = true;
     pthread_mutex_unlock(&e->queue_mutex);
+    if (apply)
+        apply_queue(e);
 }
 
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
@@ -465,9 +575,21 @@ static void destroy(embedded *e)
     pthread_cond_destroy(&e->idle_cond);
     pthread_cond_destroy(&e->sync_cond);
     pthread_mutex_destroy(&e->sync_mutex);
-    pthread_cond_destroy(&e->queue_cond);
+    pthread_cond_destroy(&e->role_cond);
+    pthread_cond_destroy(&e->writer_cond);
     pthread_mutex_destroy(&e->queue_mutex);
     free(e);
+}
+
+static void stop_syncers(embedded *e)
+{
+    pthread_mutex_lock(&e->sync_mutex);
+    e->syncer_stop = true;
+    pthread_cond_broadcast(&e->sync_cond);
+    pthread_mutex_unlock(&e->sync_mutex);
+    for (unsigned i = 0; i < e->syncers; i++)
+        pthread_join(e->syncer_threads[i], NULL);
+    e->syncers = 0;
 }
 
 static stock_code embedded_close(stock_t *store)
@@ -475,18 +597,15 @@ static stock_code embedded_close(stock_t *store)
     embedded *e = from_store(store);
     pthread_mutex_lock(&e->queue_mutex);
     e->closing = true;
-    pthread_cond_signal(&e->queue_cond);
+    pthread_cond_signal(&e->writer_cond);
     pthread_mutex_unlock(&e->queue_mutex);
     pthread_join(e->writer_thread, NULL);
-    pthread_mutex_lock(&e->sync_mutex);
-    e->syncer_stop = true;
-    bool unsynced = e->unsynced;
-    pthread_cond_signal(&e->sync_cond);
-    pthread_mutex_unlock(&e->sync_mutex);
-    pthread_join(e->syncer_thread, NULL);
+    stop_syncers(e);
     /* Relaxed durability leaves the last writes to this final sync. */
-    if (unsynced && !atomic_load(&e->broken))
-        sync_log(e);
+    pthread_mutex_lock(&e->sync_mutex);
+    if (e->writes > e->syncs_started && !e->sync_failed)
+        sync_log(e, e->writes);
+    pthread_mutex_unlock(&e->sync_mutex);
     stock_code code = atomic_load(&e->broken) ? STOCK_IO : STOCK_OK;
     destroy(e);
     return code;
@@ -522,14 +641,17 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     if (code != STOCK_OK)
         return code;
     publish_core_stats(e);
-    if (pthread_create(&e->syncer_thread, NULL, syncer_main, e) != 0)
-        return STOCK_NOMEM;
+    /* Relaxed durability syncs on a timer: one syncer is enough. */
+    unsigned wanted = e->durability == STOCK_DURABILITY_SYNC ? EMBEDDED_SYNCERS : 1;
+    while (e->syncers < wanted) {
+        if (pthread_create(&e->syncer_threads[e->syncers], NULL, syncer_main, e) != 0) {
+            stop_syncers(e);
+            return STOCK_NOMEM;
+        }
+        e->syncers++;
+    }
     if (pthread_create(&e->writer_thread, NULL, writer_main, e) != 0) {
-        pthread_mutex_lock(&e->sync_mutex);
-        e->syncer_stop = true;
-        pthread_cond_signal(&e->sync_cond);
-        pthread_mutex_unlock(&e->sync_mutex);
-        pthread_join(e->syncer_thread, NULL);
+        stop_syncers(e);
         return STOCK_NOMEM;
     }
     return STOCK_OK;
@@ -551,7 +673,8 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     e->durability = parsed.durability;
     e->snapshot_log_bytes = parsed.snapshot_log_bytes;
     pthread_mutex_init(&e->queue_mutex, NULL);
-    pthread_cond_init(&e->queue_cond, NULL);
+    pthread_cond_init(&e->writer_cond, NULL);
+    pthread_cond_init(&e->role_cond, NULL);
     pthread_mutex_init(&e->sync_mutex, NULL);
     pthread_cond_init(&e->sync_cond, NULL);
     pthread_cond_init(&e->idle_cond, NULL);
