@@ -26,7 +26,8 @@ typedef struct recovery {
     bool cut_hole;            /* the tail starts at a hole (zero header) */
     uint64_t cut_segment;
     uint64_t cut_offset;
-    uint64_t cut_bytes;
+    uint64_t cut_bytes;       /* up to its last non-zero byte */
+    uint64_t cut_zero_bytes;  /* the zeros after that, cut too */
     uint64_t last_end;        /* end of the last valid record of the last segment */
     char *message;
     size_t size;
@@ -230,10 +231,16 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
                         name, offset, why, later);
         return STOCK_CORRUPT;
     }
+    /* The notice tells the torn bytes apart from the zeros ahead of them. */
+    size_t data_end = len;
+    while (data_end > offset && data[data_end - 1] == 0)
+        data_end--;
+    assert(data_end > offset);   /* parse found it bad: not all zero */
     r->cut = true;
     r->cut_segment = lsn;
     r->cut_offset = offset;
-    r->cut_bytes = len - offset;
+    r->cut_bytes = data_end - offset;
+    r->cut_zero_bytes = len - data_end;
     return STOCK_OK;
 }
 
@@ -376,9 +383,10 @@ static stock_code cut_tail(recovery *r)
         return STOCK_IO;
     }
     close(fd);
-    journal_notice("cut a torn tail of %llu bytes at offset %llu of %s (%s, "
-                   "never acknowledged in sync mode)",
+    journal_notice("cut a torn tail of %llu bytes (and %llu zero bytes after it) "
+                   "at offset %llu of %s (%s, never acknowledged in sync mode)",
                    (unsigned long long)r->cut_bytes,
+                   (unsigned long long)r->cut_zero_bytes,
                    (unsigned long long)r->cut_offset, name,
                    r->cut_hole ? "data after a hole of zeros: unsynced writes "
                                  "that reached the disk out of order"
