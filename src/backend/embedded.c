@@ -6,27 +6,27 @@
  *   callers   stock_submit() links a batch onto the queue (intrusive `next`,
  *             no allocation). If no thread is applying, the caller becomes
  *             the applier: it takes everything queued, applies each op,
- *             frames the records into one buffer, write()s it, and hands
- *             the batches to the syncers; batches queued meanwhile by other
- *             callers are applied by it too before it returns. A thread
- *             hand-off costs more here than applying a batch (a context
- *             switch per batch was most of stockd's CPU at pipeline depth
- *             1), so the caller's thread does it: a server loop applies its
- *             batch in the turn that read it, as Redis does;
+ *             frames the records into one buffer and write()s it; batches
+ *             queued meanwhile by other callers are applied by it too. It
+ *             then syncs a small group itself (EMBEDDED_INLINE_SYNC_OPS_MAX)
+ *             and completes it, or leaves the sync to a syncer. A thread
+ *             hand-off costs more here than applying a batch, so a server
+ *             loop applies, writes and syncs its batch in the turn that read
+ *             it, as Redis does with appendfsync always;
  *   writer    a background thread that takes the applier's role for the slow
  *             work between groups (segment rotation, starting and reaping
  *             snapshots) and for closing, so that callers never fork or
  *             wait for a rotation;
- *   syncers   EMBEDDED_SYNCERS threads; an idle one starts an fdatasync as
- *             soon as a group has been written, even while another sync is
- *             running, so a group waits for one sync, not for the end of the
- *             one before it too. A sync covers every byte written before it
- *             started; the groups it covers complete strictly in order.
- * So a batch completes only after its records, and those of every op applied
+ *   syncers   EMBEDDED_SYNCERS threads for the syncs callers leave: an idle
+ *             one starts an fdatasync as soon as a group is written, even
+ *             while another sync runs.
+ * A sync covers every byte written before it started; written groups wait
+ * in a ring and complete strictly in order once a sync covers them. So a
+ * batch completes only after its records, and those of every op applied
  * before it, are on stable storage (I6, and I7 for reads). With relaxed
- * durability the writer completes batches right after write() and one syncer
- * syncs on a timer instead. The writer also rotates segments and starts
- * snapshots, each with the syncers drained (docs/engine.md, "Durability").
+ * durability the applier completes batches right after write() and one
+ * syncer syncs on a timer instead. Rotations and snapshots run with the
+ * syncers drained (docs/engine.md, "Durability").
  *
  * A failed write or sync breaks the store for good: memory is then ahead of
  * disk, so every later op completes with STOCK_IO until it is reopened.
@@ -54,11 +54,21 @@
 /* A clean close snapshots when the log is past 1/this of the threshold (16
  * MiB by default), so that the next open replays little. */
 #define EMBEDDED_CLOSE_SNAPSHOT_DIVISOR 16
-/* Syncs that may run at once. Two overlapping fdatasyncs of a preallocated
- * log each took about as long as one alone here (ext4 on virtio: 2 threads
- * did 5,800 syncs/s at 0.34 ms each, 1 thread 2,700/s), so the second one
- * halves the wait of a group that lands while a sync runs. */
+/* Syncer threads, so syncs that may run at once. Two overlapping
+ * fdatasyncs of a preallocated log each took about as long as one alone
+ * here (ext4 on virtio: 2 threads did 5,800 syncs/s at 0.34 ms each, 1
+ * thread 2,700/s), so a group that lands while a sync runs need not wait
+ * for its end. */
 #define EMBEDDED_SYNCERS 2
+/* A group of at most this many ops is synced by the thread that applied it
+ * (when no sync runs), as Redis does with appendfsync always: handing it to
+ * a syncer and back costs two thread wake-ups, about 25 us of CPU here,
+ * which at stockd's pipeline depth 1 (3 ops a group) was half its CPU per
+ * request. A larger group goes to a syncer, so that its caller can apply
+ * the next one meanwhile: bench_engine's one submitting thread with 16
+ * batches of 1,000 in flight did 1.4 M/s durable with every group synced
+ * inline and 3.4 M/s with this limit (docs/engine.md, "Threads"). */
+#define EMBEDDED_INLINE_SYNC_OPS_MAX 256
 /* Written groups waiting for their sync. When it is full a new group joins
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
@@ -377,7 +387,6 @@ static void write_group(embedded *e, stock_batch *list, uint64_t records)
         newest->tail = tail;
         newest->need = e->writes;
     }
-    pthread_cond_signal(&e->sync_cond);
     pthread_mutex_unlock(&e->sync_mutex);
 }
 
@@ -447,8 +456,9 @@ static bool maintain(embedded *e, uint64_t threshold)
  * has it, queue_mutex not held). Only the applier may touch the core and
  * the journal's appends, so it is also the one to see that the writer is
  * needed for a rotation or a snapshot. */
-static void apply_queue(embedded *e)
+static size_t apply_queue(embedded *e)
 {
+    size_t ops = 0;
     for (;;) {
         pthread_mutex_lock(&e->queue_mutex);
         assert(e->applying);
@@ -457,6 +467,8 @@ static void apply_queue(embedded *e)
         if (list == NULL)
             break;
         pthread_mutex_unlock(&e->queue_mutex);
+        for (stock_batch *batch = list; batch != NULL; batch = batch->next)
+            ops += batch->count;
         apply_batches(e, list);
     }
     bool due = !atomic_load(&e->broken) &&
@@ -470,6 +482,7 @@ static void apply_queue(embedded *e)
     if (e->writer_waiting)
         pthread_cond_signal(&e->role_cond);
     pthread_mutex_unlock(&e->queue_mutex);
+    return ops;
 }
 
 /* Writer: waits for maintenance, closing, or (while a snapshot runs) up to
@@ -502,6 +515,27 @@ static bool take_role(embedded *e, bool snapshot_running)
     return closing;
 }
 
+/* After apply_queue, which applied ops: a small group is synced by the
+ * applier in its own thread when no sync is running, and completed there;
+ * anything else (a large group, a sync already running, a write after this
+ * one) is left to the syncer threads. One fdatasync at most, so that a
+ * caller is never kept for other callers. */
+static void sync_written(embedded *e, size_t ops)
+{
+    if (e->durability != STOCK_DURABILITY_SYNC)
+        return;
+    pthread_mutex_lock(&e->sync_mutex);
+    if (ops <= EMBEDDED_INLINE_SYNC_OPS_MAX && e->syncs_running == 0 && e->writes > e->syncs_started && !e->sync_failed) {
+        sync_log(e, e->writes);
+        complete_groups(e);
+    }
+    bool left = e->writes > e->syncs_started ||
+                (e->groups_first != e->groups_end && !e->completing);
+    if (left)
+        pthread_cond_signal(&e->sync_cond);
+    pthread_mutex_unlock(&e->sync_mutex);
+}
+
 static void *writer_main(void *context)
 {
     embedded *e = context;
@@ -509,7 +543,8 @@ static void *writer_main(void *context)
     do {
         closing = take_role(e, snapshot_running);
         snapshot_running = maintain(e, e->snapshot_log_bytes);
-        apply_queue(e);
+        size_t ops = apply_queue(e);
+        sync_written(e, ops);
     } while (!closing);
     /* Closing: no caller submits any more and everything is applied; let
      * the syncers finish, then leave a snapshot behind if the log is
@@ -541,8 +576,10 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
     bool apply = !e->applying;
     e->applying = true;
     pthread_mutex_unlock(&e->queue_mutex);
-    if (apply)
-        apply_queue(e);
+    if (apply) {
+        size_t ops = apply_queue(e);
+        sync_written(e, ops);
+    }
 }
 
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
