@@ -202,6 +202,15 @@ typedef struct stock_config {
     uint32_t buckets;             /* postgres/redis: rows per hot SKU; 0 = 1 */
     bool merge;                   /* postgres: merge deductions per SKU */
     const char *replica_uri;      /* postgres: read replica for pre-checks */
+    bool sync_in_caller;          /* embedded, sync durability: stock_submit
+                                     syncs a small batch in the calling thread
+                                     (blocking it for one fdatasync) and
+                                     completes it before returning, instead of
+                                     handing it to a backend thread. For a
+                                     caller that submits one batch per event
+                                     loop turn, as stockd does; leave it false
+                                     to keep many batches in flight from one
+                                     thread. */
 } stock_config;
 
 /*

@@ -8,8 +8,9 @@
  *             the applier: it takes everything queued, applies each op,
  *             frames the records into one buffer and write()s it; batches
  *             queued meanwhile by other callers are applied by it too. It
- *             then syncs a small group itself (EMBEDDED_INLINE_SYNC_OPS_MAX)
- *             and completes it, or leaves the sync to a syncer. A thread
+ *             then leaves the sync to a syncer or, if the caller asked
+ *             for it (stock_config.sync_in_caller), syncs a small group
+ *             itself and completes it. A thread
  *             hand-off costs more here than applying a batch, so a server
  *             loop applies, writes and syncs its batch in the turn that read
  *             it, as Redis does with appendfsync always;
@@ -60,14 +61,14 @@
  * thread 2,700/s), so a group that lands while a sync runs need not wait
  * for its end. */
 #define EMBEDDED_SYNCERS 2
-/* A group of at most this many ops is synced by the thread that applied it
- * (when no sync runs), as Redis does with appendfsync always: handing it to
- * a syncer and back costs two thread wake-ups, about 25 us of CPU here,
- * which at stockd's pipeline depth 1 (3 ops a group) was half its CPU per
- * request. A larger group goes to a syncer, so that its caller can apply
- * the next one meanwhile: bench_engine's one submitting thread with 16
- * batches of 1,000 in flight did 1.4 M/s durable with every group synced
- * inline and 3.4 M/s with this limit (docs/engine.md, "Threads"). */
+/* With stock_config.sync_in_caller, a group of at most this many ops is
+ * synced by the thread that applied it (when no sync runs), as Redis does
+ * with appendfsync always: handing it to a syncer and back costs two thread
+ * wake-ups, about 25 us of CPU here, which at stockd's pipeline depth 1 (3
+ * ops a group) was half its CPU per request. A larger group goes to a
+ * syncer, so that its caller can apply the next one meanwhile: bench_engine's
+ * one submitting thread with 16 batches of 1,000 in flight did 1.4 M/s
+ * durable with every group synced in the caller, 3.4 M/s with this limit. */
 #define EMBEDDED_INLINE_SYNC_OPS_MAX 256
 /* Written groups waiting for their sync. When it is full a new group joins
  * the newest one instead of waiting: the applier may be a syncer's thread
@@ -86,6 +87,7 @@ typedef struct embedded {
     core *state;                 /* writer thread only, once open */
     journal *log;
     stock_durability durability;
+    bool sync_in_caller;         /* stock_config.sync_in_caller */
     uint64_t snapshot_log_bytes;
     pthread_t writer_thread;
     pthread_t syncer_threads[EMBEDDED_SYNCERS];
@@ -515,17 +517,18 @@ static bool take_role(embedded *e, bool snapshot_running)
     return closing;
 }
 
-/* After apply_queue, which applied ops: a small group is synced by the
- * applier in its own thread when no sync is running, and completed there;
- * anything else (a large group, a sync already running, a write after this
- * one) is left to the syncer threads. One fdatasync at most, so that a
- * caller is never kept for other callers. */
+/* After apply_queue, which applied ops: with sync_in_caller, a small group
+ * is synced by the applier in its own thread when no sync is running, and
+ * completed there; anything else (a large group, a sync already running, a
+ * write after this one) is left to the syncer threads. One fdatasync at
+ * most, so that a caller is never kept for other callers. */
 static void sync_written(embedded *e, size_t ops)
 {
     if (e->durability != STOCK_DURABILITY_SYNC)
         return;
+    bool in_caller = e->sync_in_caller && ops <= EMBEDDED_INLINE_SYNC_OPS_MAX;
     pthread_mutex_lock(&e->sync_mutex);
-    if (ops <= EMBEDDED_INLINE_SYNC_OPS_MAX && e->syncs_running == 0 && e->writes > e->syncs_started && !e->sync_failed) {
+    if (in_caller && e->syncs_running == 0 && e->writes > e->syncs_started && !e->sync_failed) {
         sync_log(e, e->writes);
         complete_groups(e);
     }
@@ -708,6 +711,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
         return STOCK_NOMEM;
     e->base.ops = &embedded_backend;
     e->durability = parsed.durability;
+    e->sync_in_caller = config->sync_in_caller;
     e->snapshot_log_bytes = parsed.snapshot_log_bytes;
     pthread_mutex_init(&e->queue_mutex, NULL);
     pthread_cond_init(&e->writer_cond, NULL);

@@ -12,7 +12,9 @@
 
 static int serve(const config *cfg)
 {
-    stock_config options = {.durability = cfg->durability};
+    /* The loop submits one batch per turn (batch.c): syncing it in the loop
+     * saves two thread wake-ups per batch (docs/engine.md, "Threads"). */
+    stock_config options = {.durability = cfg->durability, .sync_in_caller = true};
     stock_t *store = NULL;
     char message[512];
     log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store,
