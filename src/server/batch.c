@@ -10,13 +10,23 @@
 #include "server/conn.h"
 #include "server/log.h"
 
-/* Runs on the store's thread (or inside stock_submit): queue and wake. */
+/* Runs on the store's thread: queue and wake the loop. Inside stock_submit
+ * on the loop thread (the embedded store syncs a small batch there), the
+ * batch is kept for batch_submit instead: no lock, no wake-up. */
 static void on_done(stock_batch *base)
 {
     batch *b = base->user;
     server *srv = b->srv;
     assert(&b->base == base);
     b->next = NULL;
+    if (srv->submitting && pthread_equal(pthread_self(), srv->loop_thread)) {
+        if (srv->inline_tail != NULL)
+            srv->inline_tail->next = b;
+        else
+            srv->inline_head = b;
+        srv->inline_tail = b;
+        return;
+    }
     pthread_mutex_lock(&srv->done_lock);
     if (srv->done_tail != NULL)
         srv->done_tail->next = b;
@@ -56,6 +66,15 @@ static void wake_waiting(server *srv)
     }
 }
 
+static void complete_list(server *srv, batch *list)
+{
+    while (list != NULL) {
+        batch *b = list;
+        list = b->next;
+        complete(srv, b);
+    }
+}
+
 static void on_async(uv_async_t *handle)
 {
     server *srv = handle->data;
@@ -63,11 +82,7 @@ static void on_async(uv_async_t *handle)
     batch *list = srv->done_head;
     srv->done_head = srv->done_tail = NULL;
     pthread_mutex_unlock(&srv->done_lock);
-    while (list != NULL) {
-        batch *b = list;
-        list = b->next;
-        complete(srv, b);
-    }
+    complete_list(srv, list);
     /* No submit here: this runs in the poll phase, and requests read later
      * in the same phase belong in the same batch, which the check phase
      * submits (with any batch held back for BATCH_INFLIGHT_MAX). */
@@ -82,6 +97,7 @@ int batch_init(server *srv)
         return UV_ENOMEM;
     rc = uv_async_init(srv->loop, &srv->async, on_async);
     srv->async.data = srv;
+    srv->loop_thread = pthread_self();
     return rc;
 }
 
@@ -148,20 +164,36 @@ stock_op *batch_add(server *srv, struct conn *c, batch **owner, uint32_t *index)
 
 void batch_submit(server *srv)
 {
-    batch *b = srv->gathering;
-    if (b == NULL || b->count == 0 || srv->inflight >= BATCH_INFLIGHT_MAX)
-        return;
-    assert(b->unreplied > 0 && !b->completed);
-    srv->gathering = NULL;
-    srv->inflight++;
-    b->base.ops = b->ops;
-    b->base.count = b->count;
-    b->base.done = on_done;
-    b->base.user = b;
-    b->base.next = NULL;
-    b->submitted_ns = uv_hrtime();
-    stock_submit(srv->store, &b->base);
-    wake_waiting(srv);
+    for (;;) {
+        batch *b = srv->gathering;
+        if (b == NULL || b->count == 0 || srv->inflight >= BATCH_INFLIGHT_MAX)
+            return;
+        assert(b->unreplied > 0 && !b->completed);
+        srv->gathering = NULL;
+        srv->inflight++;
+        b->base.ops = b->ops;
+        b->base.count = b->count;
+        b->base.done = on_done;
+        b->base.user = b;
+        b->base.next = NULL;
+        b->submitted_ns = uv_hrtime();
+        srv->submitting = true;
+        stock_submit(srv->store, &b->base);
+        srv->submitting = false;
+        wake_waiting(srv);
+        if (srv->inline_head == NULL)
+            return;
+        /* Completed in the call: reply now. Replies may let connections
+         * parse requests they had buffered, which gather a new batch:
+         * submit it in this same turn, or it would wait for the next read. */
+        batch *list = srv->inline_head;
+        srv->inline_head = srv->inline_tail = NULL;
+        complete_list(srv, list);
+        server_flush(srv);
+        server_maybe_finish(srv);
+        if (srv->closed)
+            return;
+    }
 }
 
 void batch_release(server *srv, batch *b)

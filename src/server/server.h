@@ -46,6 +46,10 @@ typedef struct server {
     pthread_mutex_t done_lock;         /* guards done_head/done_tail */
     struct batch *done_head;
     struct batch *done_tail;
+    pthread_t loop_thread;
+    bool submitting;                   /* the loop thread is in stock_submit */
+    struct batch *inline_head;         /* completed inside stock_submit */
+    struct batch *inline_tail;
 
     struct chunk *free_chunks;
     uint32_t free_chunk_count;
