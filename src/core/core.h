@@ -3,7 +3,8 @@
  * adjustments in memory, and the apply() of each operation of DESIGN
  * section 2.
  *
- * The core does no I/O and takes no locks: one writer thread owns it. It is
+ * The core does no I/O and takes no locks: one thread at a time owns it (the
+ * embedded backend's applier). It is
  * deterministic: applying an op yields a log record, and replaying that
  * record on the same prior state reproduces the same state exactly. The
  * embedded backend writes the records to the flow log (src/journal) and
