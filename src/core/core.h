@@ -6,9 +6,9 @@
  * The core does no I/O and takes no locks: one thread at a time owns it (the
  * embedded backend's applier). It is deterministic: applying an op yields a
  * log record, and replaying that record on the same prior state reproduces
- * the same state exactly. The
- * embedded backend writes the records to the flow log (src/journal) and
- * replays them at recovery; snapshots serialise the whole state.
+ * the same state exactly. The embedded backend writes the records to the
+ * flow log (src/journal) and replays them at recovery; snapshots serialise
+ * the whole state.
  */
 #ifndef STOCK_CORE_H
 #define STOCK_CORE_H
