@@ -52,7 +52,7 @@ static void close_completes_pending_batches_and_reopen_keeps_them(void **state)
         for (int i = 0; i < CLOSE_OPS; i++)
             assert_code(batches[b].ops[i].code, STOCK_OK, batches[b].ops[i].message);
     char message[STOCK_MESSAGE_MAX] = "";
-    code = stock_open(conf_uri, NULL, &conf_store, message, sizeof message);
+    code = stock_open(conf_uri, &conf_config, &conf_store, message, sizeof message);
     assert_code(code, STOCK_OK, message);
     sku.deducted = CLOSE_BATCHES * CLOSE_OPS;
     conf_check_sku(&sku);

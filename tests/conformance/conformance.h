@@ -26,10 +26,12 @@
 
 #include "stock.h"
 
-/* The store under test, open for the whole run (main.c), and its URI. The
- * close group, which runs last, closes and reopens it. */
+/* The store under test, open for the whole run (main.c), its URI and the
+ * config it was opened with. The close group, which runs last, closes and
+ * reopens it. */
 extern stock_t *conf_store;
 extern const char *conf_uri;
+extern stock_config conf_config;
 
 /* True when CONFORMANCE_QUICK=1 or --quick: the heavy concurrency tests use
  * smaller numbers (for sanitizer builds and slow backends). */

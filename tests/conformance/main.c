@@ -11,6 +11,7 @@
 
 stock_t *conf_store;
 const char *conf_uri;
+stock_config conf_config;
 bool conf_quick;
 
 /* The groups, one per file, in the order they run: the simple rules first,
@@ -30,7 +31,7 @@ static const struct {
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: conformance [--quick] [--filter GLOB] [URI]\n"
+        "usage: conformance [--quick] [--filter GLOB] [--sync-in-caller] [URI]\n"
         "\n"
         "Runs the libstock conformance suite (DESIGN section 2, docs/semantics.md,\n"
         "invariants I1-I5) against the store named by URI, or by $STOCK_TEST_URI\n"
@@ -45,6 +46,9 @@ static void usage(FILE *out)
         "  --quick        smaller concurrency tests (also CONFORMANCE_QUICK=1);\n"
         "                 for sanitizer builds and slow backends\n"
         "  --filter GLOB  run only the tests whose name matches (* and ?)\n"
+        "  --sync-in-caller  open with stock_config.sync_in_caller, as stockd\n"
+        "                 does (the embedded engine syncs small batches in\n"
+        "                 the submitting thread)\n"
         "  --help         this text\n"
         "\n"
         "CONFORMANCE_SEED=N replays the random walk of the model test (a\n"
@@ -66,6 +70,8 @@ static const char *parse_args(int argc, char **argv)
             exit(0);
         } else if (strcmp(argv[i], "--quick") == 0) {
             conf_quick = true;
+        } else if (strcmp(argv[i], "--sync-in-caller") == 0) {
+            conf_config.sync_in_caller = true;
         } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
             cmocka_set_test_filter(argv[++i]);
         } else if (argv[i][0] == '-') {
@@ -89,15 +95,15 @@ int main(int argc, char **argv)
     }
     conf_uri = uri;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_open(uri, NULL, &conf_store, message, sizeof message);
+    stock_code code = stock_open(uri, &conf_config, &conf_store, message, sizeof message);
     if (code != STOCK_OK) {
         fprintf(stderr, "conformance: cannot open %s: %s: %s\n", uri,
                 stock_code_name(code), message);
         return 2;
     }
-    printf("conformance: %s backend at %s, run token %s%s\n",
+    printf("conformance: %s backend at %s, run token %s%s%s\n",
            stock_backend_name(conf_store), uri, conf_run_token(),
-           conf_quick ? ", quick" : "");
+           conf_quick ? ", quick" : "", conf_config.sync_in_caller ? ", sync in caller" : "");
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         printf("conformance: group %s\n", groups[i].name);

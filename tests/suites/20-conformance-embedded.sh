@@ -2,7 +2,9 @@
 # The conformance suite (tests/conformance) against the embedded engine, in
 # fresh temporary folders: once with the defaults (durable, snapshots rare),
 # once relaxed with a snapshot every 64 KiB of log, so that snapshots are
-# taken while the suite runs and its closing reopen recovers from one. Other
+# taken while the suite runs and its closing reopen recovers from one, and
+# once durable with stockd's setting (small batches synced by the submitting
+# thread, many threads submitting) and a snapshot every 64 KiB. Other
 # backends' suites run the same binary with their own URI. Sanitizer builds
 # ($BUILD contains "san") run the quick variant of the concurrency tests.
 set -eu
@@ -20,3 +22,7 @@ echo "== relaxed durability, a snapshot every 64 KiB of log"
 timeout 300 "$bin" "file:$dir/snapshots?durability=relaxed&snapshot_log_bytes=65536"
 snapshots=$(find "$dir/snapshots" -name 'snap-*' | wc -l)
 [ "$snapshots" -gt 0 ] || { echo "no snapshot was taken in $dir/snapshots"; exit 1; }
+echo "== sync in the caller (stockd's setting), a snapshot every 64 KiB of log"
+timeout 300 "$bin" --sync-in-caller "file:$dir/caller?snapshot_log_bytes=65536"
+snapshots=$(find "$dir/caller" -name 'snap-*' | wc -l)
+[ "$snapshots" -gt 0 ] || { echo "no snapshot was taken in $dir/caller"; exit 1; }
