@@ -447,6 +447,19 @@ static void test_gap_is_refused(void **unused)
     assert_non_null(strstr(message, "log-0000000000000002.wal, offset 0"));
 }
 
+/* Records 0 and 1 in SEGMENT0, a rotation, record 2 in the next segment;
+ * the journal closed again. */
+static void write_two_segments(test_state *state, char *message)
+{
+    journal *log;
+    assert_int_equal(open_log(&log, state, message), STOCK_OK);
+    append_record(log, state, 0);
+    append_record(log, state, 1);
+    assert_int_equal(journal_rotate(log, message, STOCK_MESSAGE_MAX), STOCK_OK);
+    append_record(log, state, 2);
+    journal_close(log);
+}
+
 /* A bad last record is a torn tail only in the last segment: in a closed
  * one (synced before the next began) it is damage. */
 static void test_damage_in_closed_segment(void **unused)
@@ -455,12 +468,7 @@ static void test_damage_in_closed_segment(void **unused)
     journal *log;
     test_state state;
     char message[STOCK_MESSAGE_MAX];
-    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
-    append_record(log, &state, 0);
-    append_record(log, &state, 1);
-    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
-    append_record(log, &state, 2);
-    journal_close(log);
+    write_two_segments(&state, message);
     uint8_t *data = file_data;
     size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
     data[log_end(data, size) - 1] ^= 0x40;
@@ -595,12 +603,7 @@ static void test_zeros_and_hole_in_closed_segment(void **unused)
     journal *log;
     test_state state;
     char message[STOCK_MESSAGE_MAX];
-    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
-    append_record(log, &state, 0);
-    append_record(log, &state, 1);
-    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
-    append_record(log, &state, 2);
-    journal_close(log);
+    write_two_segments(&state, message);
     uint8_t *data = file_data;
     size_t size = read_file(SEGMENT0, data, TEST_FILE_MAX);
     size_t end = log_end(data, size), record = 12 + strlen("record-0");
