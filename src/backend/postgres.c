@@ -43,6 +43,11 @@
 #define PG_IO_TIMEOUT_MS 60000      /* silence that counts as a lost server */
 #define PG_SEND_CHUNK 256           /* statements queued between flushes */
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
+/* Longest wait for the replica, to connect or to answer one query. The
+ * pre-check only saves the primary work, and the worker waits for it before
+ * every transaction: a replica that hangs (a stopped host, a full network
+ * buffer) is dropped after this, never waited on for ever. */
+#define PG_REPLICA_TIMEOUT_MS 1000
 #define PG_LSN_MAX 32               /* bytes of an LSN as text */
 #define PG_BUCKET_SEED_RANGE 720720 /* divisible by 1..16: even over small K */
 
@@ -526,6 +531,71 @@ static void replica_drop(pg_store *store)
     store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
 }
 
+/* Waits until the replica's socket is ready for events (POLLIN/POLLOUT) or
+ * the deadline (CLOCK_MONOTONIC, us) passes. False on timeout or error. */
+static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
+{
+    for (;;) {
+        int64_t left_us = deadline_us - now_us(CLOCK_MONOTONIC);
+        if (left_us <= 0)
+            return false;
+        struct pollfd ready = {PQsocket(conn), events, 0};
+        int count = poll(&ready, 1, (int)(left_us / 1000) + 1);
+        if (count > 0)
+            return true;
+        if (count < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* Connects without blocking past PG_REPLICA_TIMEOUT_MS. */
+static PGconn *replica_connect(const char *conninfo)
+{
+    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    PGconn *conn = PQconnectStart(conninfo);
+    if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+        return conn;
+    PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+    while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
+        short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        if (!replica_wait(conn, events, deadline_us))
+            break;
+        state = PQconnectPoll(conn);
+    }
+    return conn;   /* the caller checks PQstatus */
+}
+
+/* Runs one query on the replica and returns its result, waiting at most
+ * PG_REPLICA_TIMEOUT_MS; NULL on timeout or a broken connection (the
+ * caller drops the replica). */
+static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
+                              const char *const *values)
+{
+    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) != 1)
+        return NULL;
+    PGresult *first = NULL;
+    for (;;) {
+        int pending = PQflush(conn);
+        if (pending < 0 || PQconsumeInput(conn) != 1)
+            break;
+        if (pending == 0 && !PQisBusy(conn)) {
+            PGresult *result = PQgetResult(conn);
+            if (result == NULL)
+                return first;   /* the end of the query's results */
+            if (first == NULL)
+                first = result;
+            else
+                PQclear(result);
+            continue;
+        }
+        if (!replica_wait(conn, (short)(POLLIN | (pending ? POLLOUT : 0)), deadline_us))
+            break;
+    }
+    PQclear(first);
+    return NULL;
+}
+
 static bool replica_ready(pg_store *store)
 {
     if (store->replica != NULL && PQstatus(store->replica) == CONNECTION_OK)
@@ -534,7 +604,7 @@ static bool replica_ready(pg_store *store)
     if (now < store->replica_retry_us)
         return false;
     PQfinish(store->replica);
-    store->replica = PQconnectdb(store->options.replica_conninfo);
+    store->replica = replica_connect(store->options.replica_conninfo);
     if (PQstatus(store->replica) == CONNECTION_OK)
         return true;
     /* The replica only saves the primary work: go on without it a while. */
@@ -567,7 +637,7 @@ static uint32_t precheck_arrays(pg_store *store, buf *lines, buf *skus)
 static bool replica_fresh(pg_store *store)
 {
     const char *lsn[1] = {store->lsn};
-    PGresult *result = PQexecParams(store->replica, pg_fresh_sql, 1, NULL, lsn, NULL, NULL, 0);
+    PGresult *result = replica_exec(store->replica, pg_fresh_sql, 1, lsn);
     bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
     bool fresh = ok && strcmp(PQgetvalue(result, 0, 0), "t") == 0;
     PQclear(result);
@@ -585,7 +655,9 @@ static void replica_precheck(pg_store *store)
     PGresult *result = NULL;
     if (count > 0 && replica_fresh(store)) {
         const char *values[2] = {(char *)lines.data, (char *)skus.data};
-        result = PQexecParams(store->replica, pg_precheck_sql, 2, NULL, values, NULL, NULL, 0);
+        result = replica_exec(store->replica, pg_precheck_sql, 2, values);
+        if (result == NULL)
+            replica_drop(store);
     }
     buf_free(&lines);
     buf_free(&skus);

@@ -6,7 +6,8 @@
 #   - the writer's sessions terminated under it (pg_terminate_backend): it
 #     reconnects and goes on, and the database stays whole;
 #   - stockd serves a postgres URI (--store postgres://...) over RESP;
-#   - with the primary stopped, the replica alone turns away a sold-out SKU
+#   - a frozen replica (SIGSTOP) delays a deduction by at most its timeout;
+#     with the primary stopped, the replica alone turns away a sold-out SKU
 #     (pg_replica; last, since it stops the primary).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -86,6 +87,6 @@ stockd_pid=""
 echo "stockd served the postgres store"
 
 echo "== replica pre-check with the primary stopped"
-"$BUILD/tests/pg_replica" "$PG_URI" "$PG_REPLICA_URI" "$PG_PID"
+"$BUILD/tests/pg_replica" "$PG_URI" "$PG_REPLICA_URI" "$PG_PID" "$PG_REPLICA_PID"
 PG_PID=""   # stopped by pg_replica
 echo "50-postgres: all passed"

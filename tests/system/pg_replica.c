@@ -2,21 +2,27 @@
  * pg_replica.c -- shows that the postgres backend's read replica turns away
  * deductions of a sold-out SKU without the primary.
  *
- *   pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID
+ *   pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID REPLICA_PID
  *
  * Opens PRIMARY_URI?stock_replica=<REPLICA_URI>, creates a sold-out SKU and
- * one in stock, waits until the replica has replayed them, then STOPS THE
+ * one in stock. First it freezes the replica (SIGSTOP to REPLICA_PID and its
+ * children): a deduction must still succeed on the primary, within a few
+ * seconds (the backend gives a silent replica PG_REPLICA_TIMEOUT_MS, then
+ * drops it). Then it thaws the replica, waits until it has replayed
+ * everything and the backend may reconnect to it, and STOPS THE
  * PRIMARY (SIGINT to PRIMARY_PID) and deducts again: the sold-out SKU must
  * still answer INSUFFICIENT available=0 (only the replica can have said so),
  * and the SKU in stock must fail with UNAVAILABLE (nobody may sell
  * it without the primary). Exits 0 when both hold.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +31,12 @@
 #define REPLICA_URI_MAX 1024
 #define REPLICA_WAIT_TRIES 300     /* x 100 ms */
 #define REPLICA_ID_SIZE 48
+/* A deduction with the replica frozen must finish within this (the
+ * backend's replica timeout is 1 s). */
+#define REPLICA_FROZEN_MAX_MS 5000
+/* The backend retries a dropped replica after 1 s. */
+#define REPLICA_RETRY_WAIT_TICKS 15   /* x 100 ms */
+#define REPLICA_PROCESSES_MAX 64      /* a replica's postmaster and children */
 
 static void pause_100ms(void)
 {
@@ -76,6 +88,83 @@ static int wait_replayed(const char *primary_uri, const char *replica_uri)
     return ok;
 }
 
+/* Lists pid and its children (a postmaster's backends) into pids; returns
+ * the count. */
+static size_t process_tree(pid_t pid, pid_t *pids, size_t max)
+{
+    size_t count = 0;
+    pids[count++] = pid;
+    DIR *proc = opendir("/proc");
+    struct dirent *entry;
+    while (proc != NULL && count < max && (entry = readdir(proc)) != NULL) {
+        char path[300];
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        FILE *stat = fopen(path, "r");
+        if (stat == NULL)
+            continue;
+        int child = 0, parent = 0;
+        /* pid (comm) state ppid: comm has no spaces or ')' for postgres. */
+        if (fscanf(stat, "%d %*s %*c %d", &child, &parent) == 2 && parent == (int)pid)
+            pids[count++] = (pid_t)child;
+        fclose(stat);
+    }
+    if (proc != NULL)
+        closedir(proc);
+    return count;
+}
+
+/* Signals every listed process; only kill(), so a forked child may call it. */
+static int signal_all(const pid_t *pids, size_t count, int sig)
+{
+    int rc = 0;
+    for (size_t i = 0; i < count; i++)
+        if (kill(pids[i], sig) != 0 && i == 0)
+            rc = -1;
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* With the replica frozen, a deduction of the SKU in stock must succeed on
+ * the primary in bounded time. */
+static int deduct_with_frozen_replica(stock_t *store, const char *sku, pid_t replica)
+{
+    char line[REPLICA_ID_SIZE + 16], message[256];
+    snprintf(line, sizeof line, "%s-frozen", sku);
+    pid_t tree[REPLICA_PROCESSES_MAX];
+    size_t count = process_tree(replica, tree, REPLICA_PROCESSES_MAX);
+    if (signal_all(tree, count, SIGSTOP) != 0) {
+        fprintf(stderr, "pg_replica: cannot stop the replica %d: %s\n", (int)replica,
+                strerror(errno));
+        return -1;
+    }
+    /* A backend that waits on the replica for ever would hang the test: a
+     * watchdog thaws it after twice the limit, and the time says FAILED. */
+    pid_t watchdog = fork();
+    if (watchdog == 0) {
+        struct timespec limit = {2 * REPLICA_FROZEN_MAX_MS / 1000, 0};
+        nanosleep(&limit, NULL);
+        signal_all(tree, count, SIGCONT);
+        _exit(0);
+    }
+    int64_t start = now_ms();
+    stock_code code = stock_deduct(store, line, sku, 1, NULL, message);
+    int64_t took = now_ms() - start;
+    signal_all(tree, count, SIGCONT);
+    if (watchdog > 0) {
+        kill(watchdog, SIGKILL);
+        waitpid(watchdog, NULL, 0);
+    }
+    printf("deduction with the replica frozen: %s in %lld ms %s\n", stock_code_name(code),
+           (long long)took, message);
+    return code == STOCK_OK && took < REPLICA_FROZEN_MAX_MS ? 0 : -1;
+}
+
 static int stop_primary(pid_t pid)
 {
     if (kill(pid, SIGINT) != 0) {
@@ -93,8 +182,8 @@ static int stop_primary(pid_t pid)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID REPLICA_PID\n");
         return 2;
     }
     char uri[REPLICA_URI_MAX], message[256], out[REPLICA_ID_SIZE], in[REPLICA_ID_SIZE];
@@ -113,7 +202,12 @@ int main(int argc, char **argv)
     int64_t available = -1;
     if (stock_set(store, out, 0, NULL, NULL, message) != STOCK_OK ||
         stock_set(store, in, 5, NULL, NULL, message) != STOCK_OK ||
-        wait_replayed(argv[1], argv[2]) != 0 || stop_primary((pid_t)atol(argv[3])) != 0)
+        deduct_with_frozen_replica(store, in, (pid_t)atol(argv[4])) != 0 ||
+        wait_replayed(argv[1], argv[2]) != 0)
+        return 1;
+    for (int i = 0; i < REPLICA_RETRY_WAIT_TICKS; i++)
+        pause_100ms();
+    if (stop_primary((pid_t)atol(argv[3])) != 0)
         return 1;
     stock_code sold_out = stock_deduct(store, line_out, out, 1, &available, message);
     printf("sold-out SKU with the primary stopped: %s %s\n", stock_code_name(sold_out), message);
