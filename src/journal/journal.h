@@ -46,6 +46,11 @@
  * write+fdatasync against 0.59-0.63 ms for plain appends, with a spike of a
  * few ms on the syncs that carry a fresh chunk of zeros. */
 #define JOURNAL_ZERO_AHEAD_BYTES (256u << 10)
+/* The unit in which data that no fdatasync covered reaches the disk: the
+ * page cache writes back whole pages, in any order, so after a power loss a
+ * page of the file is either written whole or still as it was (zeros).
+ * Recovery's hole rule looks for such pages (docs/engine.md, "Recovery"). */
+#define JOURNAL_PAGE_BYTES 4096u
 /* Default snapshot threshold (stock_config.snapshot_log_bytes = 0). */
 #define JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT (256ull << 20)
 

@@ -105,6 +105,9 @@ static inline uint64_t journal_get_u64(const uint8_t *p)
     return v;
 }
 
+/* True if data[0..len) is all zero bytes (space never written). */
+bool journal_all_zero(const uint8_t *data, size_t len);
+
 /* printf into message (may be NULL or size 0). */
 void journal_message(char *message, size_t size, const char *format, ...)
     __attribute__((format(printf, 3, 4)));

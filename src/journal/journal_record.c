@@ -32,8 +32,9 @@ void journal_frame_end(buf *out, size_t start)
     journal_put_u64(header + 4, check);
 }
 
-static bool all_zero(const uint8_t *data, size_t len)
+bool journal_all_zero(const uint8_t *data, size_t len)
 {
+    assert(data != NULL || len == 0);
     for (size_t i = 0; i < len; i++)
         if (data[i] != 0)
             return false;
@@ -49,9 +50,9 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
     assert(why != NULL && (data != NULL || len == 0));
     /* Zero bytes are space never written (a preallocated or extended
      * file), not a record: the log ends there. */
-    if (len == 0 || all_zero(data, len < JOURNAL_RECORD_HEADER_BYTES
-                                       ? len : JOURNAL_RECORD_HEADER_BYTES)) {
-        if (all_zero(data, len))
+    if (len == 0 || journal_all_zero(data, len < JOURNAL_RECORD_HEADER_BYTES
+                                               ? len : JOURNAL_RECORD_HEADER_BYTES)) {
+        if (journal_all_zero(data, len))
             return JOURNAL_PARSE_END;
         *why = "zero record header followed by data";
         return JOURNAL_PARSE_BAD;

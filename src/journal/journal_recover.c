@@ -195,12 +195,45 @@ static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
  * as journal_parse found it bad, non-zero bytes somewhere after it). */
 static bool zero_header(const uint8_t *data, size_t len)
 {
-    if (len < JOURNAL_RECORD_HEADER_BYTES)
-        return false;
-    for (size_t i = 0; i < JOURNAL_RECORD_HEADER_BYTES; i++)
-        if (data[i] != 0)
-            return false;
-    return true;
+    return len >= JOURNAL_RECORD_HEADER_BYTES &&
+           journal_all_zero(data, JOURNAL_RECORD_HEADER_BYTES);
+}
+
+/* End of the bytes the bad record at data[offset..len) claims, never past
+ * len: as its length field says or, when that is out of range (no extent
+ * to trust), to the end of the page holding the first byte after its
+ * header. A header cut short by the file's end claims the rest of it. */
+static size_t record_extent_end(const uint8_t *data, size_t len, size_t offset)
+{
+    assert(offset < len);
+    size_t header_end = offset + JOURNAL_RECORD_HEADER_BYTES;
+    if (header_end > len)
+        return len;
+    uint32_t length = journal_get_u32(data + offset);
+    size_t end = header_end + length;
+    if (length == 0 || length > JOURNAL_RECORD_MAX)
+        end = (header_end / JOURNAL_PAGE_BYTES + 1) * JOURNAL_PAGE_BYTES;
+    return end < len ? end : len;
+}
+
+/* True if a page of the file that starts inside the bad record at offset
+ * (after its first byte, before the end of its extent) is all zero up to
+ * the page's end or the file's end: a page that never reached the disk.
+ * The whole page must be zero, not only the record's part of it: a page
+ * that was never written is zero throughout, while a record whose last
+ * bytes merely happen to be zero is no sign of a lost write. */
+static bool zero_page_inside(const uint8_t *data, size_t len, size_t offset)
+{
+    size_t end = record_extent_end(data, len, offset);
+    size_t page = (offset / JOURNAL_PAGE_BYTES + 1) * JOURNAL_PAGE_BYTES;
+    assert(end <= len && end - offset <= JOURNAL_RECORD_HEADER_BYTES +
+           JOURNAL_RECORD_MAX + JOURNAL_PAGE_BYTES);   /* bounds the loop */
+    for (; page < end; page += JOURNAL_PAGE_BYTES) {
+        size_t page_end = len - page < JOURNAL_PAGE_BYTES ? len : page + JOURNAL_PAGE_BYTES;
+        if (journal_all_zero(data + page, page_end - page))
+            return true;
+    }
+    return false;
 }
 
 /* A bad record at offset: a torn tail to cut, or damage to refuse. */
@@ -219,11 +252,16 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
     /* A hole: the segment is zero-filled ahead of its records, and after a
      * power loss the pages of writes that no fdatasync covered may reach
      * the disk in any order, so a page never written (zeros) can come
-     * before written ones. Whatever follows the hole was written after
-     * bytes no completed sync covered, so it was never acknowledged in
-     * sync mode: cut it, valid records included. (In a closed segment,
-     * synced before the next one began, a hole is damage: refused above.) */
-    r->cut_hole = zero_header(data + offset, len - offset);
+     * before written ones. The bad record is a hole if its header is all
+     * zero, or if a page of the file (JOURNAL_PAGE_BYTES, offset a multiple
+     * of it) starts after the record's first byte and before the end of
+     * its extent and is all zero to the page's end or the file's end.
+     * Whatever follows a hole was written after bytes no completed sync
+     * covered, so it was never acknowledged in sync mode: cut at the bad
+     * record's start, valid records included. (In a closed segment, synced
+     * before the next one began, a hole is damage: refused above.) */
+    r->cut_hole = zero_header(data + offset, len - offset) ||
+                  zero_page_inside(data, len, offset);
     size_t later = r->cut_hole ? len : find_valid_record(data, len, offset + 1);
     if (later < len) {
         journal_message(r->message, r->size, "%s, offset %zu: %s, yet a valid "

@@ -3,9 +3,10 @@
 # recovery rules (docs/engine.md, "Recovery"): a bad byte before the tail
 # refuses the open with CORRUPT naming the file and offset and changes
 # nothing on disk; a torn tail is cut and every acknowledged op before it
-# stays; a hole (zeroed record header) in the last segment cuts the log
-# there, in a closed segment it is CORRUPT; a damaged newest snapshot falls
-# back to the previous one; no valid snapshot at all is CORRUPT; a failed
+# stays; a hole (zeroed record header, or a zero page starting inside a
+# record) in the last segment cuts the log there, in a closed segment it
+# is CORRUPT; a damaged newest snapshot falls back to the previous one; no
+# valid snapshot at all is CORRUPT; a failed
 # log write fails closed (IO for that group and everything after) and a
 # reopen has exactly the acknowledged work. Also: the folder lock and URI
 # validation. Segments go on with zeros after their records, so offsets
@@ -93,6 +94,26 @@ offset=$(zero_record_header "$segment" 501)
 "$helper" check "$store" 500
 [ "$(stat -c %s "$segment")" -eq "$offset" ] || fail "the log was not cut at the hole ($offset)"
 "$helper" check "$store" 500   # the cut is stable
+
+echo "== a zero page inside a record in the last segment: cut at that record"
+# A 4 KiB page of the file that never reached the disk: zeroed whole,
+# starting inside a record; valid records follow the page.
+store=$work/zero-page
+"$helper" fill "$store" 1000
+segment=$(ls "$store"/log-*.wal)
+end=$("$helper" log-end "$segment")
+page=$(( ($("$helper" record-at "$segment" 501) / 4096 + 1) * 4096 ))
+[ $((page + 4096)) -lt "$end" ] || fail "no records after the page at $page"
+n=501
+while [ "$("$helper" record-at "$segment" $((n + 1)))" -le "$page" ]; do
+    n=$((n + 1))
+done
+offset=$("$helper" record-at "$segment" "$n")
+[ "$offset" -lt "$page" ] || fail "the page at $page does not start inside record $n"
+dd if=/dev/zero of="$segment" bs=4096 count=1 seek=$((page / 4096)) conv=notrunc status=none
+"$helper" check "$store" $((n - 1))
+[ "$(stat -c %s "$segment")" -eq "$offset" ] || fail "the log was not cut at record $n ($offset)"
+"$helper" check "$store" $((n - 1))   # the cut is stable
 
 echo "== a damaged newest snapshot, then every snapshot damaged"
 store=$work/snapshots

@@ -2,7 +2,8 @@
  * test_journal.c -- unit tests of the flow journal (src/journal) with opaque
  * byte records: framing, torn tails of every length, corruption detection
  * with file and offset in the message, the zeros written ahead of the
- * records and holes in them, snapshots and their fallback, the folder lock.
+ * records and holes in them (a zero header, a zero page inside a record),
+ * snapshots and their fallback, the folder lock.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,6 +30,11 @@
 /* Open/append/close rounds of the reopen test, and records per round. */
 #define TEST_REOPEN_ROUNDS 5
 #define TEST_RECORDS_PER_ROUND 5
+/* Payload of the records the in-record hole tests write: four of them
+ * (3012 bytes framed) put the page boundaries 4096 and 8192 inside the
+ * second and third records. */
+#define TEST_BIG_RECORD_BYTES 3000
+#define TEST_BIG_RECORDS 4
 /* File size limit of the failed zero-fill test: room for a few records,
  * not for the zeros ahead of them. */
 #define TEST_SMALL_FILE_BYTES 4096
@@ -624,6 +630,141 @@ static void test_zeros_and_hole_in_closed_segment(void **unused)
     assert_memory_equal(file_after, data, size);
 }
 
+/* Appends one record of TEST_BIG_RECORD_BYTES (all 'b'). */
+static void append_big(journal *log)
+{
+    static uint8_t payload[TEST_BIG_RECORD_BYTES];
+    memset(payload, 'b', sizeof payload);
+    buf out = {0};
+    size_t start;
+    assert_true(journal_frame_begin(&out, &start));
+    assert_true(buf_append(&out, payload, sizeof payload));
+    journal_frame_end(&out, start);
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(journal_append(log, out.data, out.len, 1, message, sizeof message),
+                     STOCK_OK);
+    buf_free(&out);
+}
+
+/* Opens the test folder counting the records replayed into *replayed. */
+static stock_code open_counting(journal **log, size_t *replayed, char *message)
+{
+    *replayed = 0;
+    journal_replay replay = {replayed, load_state, count_record, NULL};
+    return journal_open(folder, &replay, log, message, STOCK_MESSAGE_MAX);
+}
+
+/* TEST_BIG_RECORDS big records in SEGMENT0 and, if rotate, one more in a
+ * second segment; SEGMENT0 read into file_data, its size returned. */
+static size_t write_big_log(bool rotate)
+{
+    journal *log;
+    size_t replayed;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_counting(&log, &replayed, message), STOCK_OK);
+    for (unsigned i = 0; i < TEST_BIG_RECORDS; i++)
+        append_big(log);
+    if (rotate) {
+        assert_int_equal(journal_rotate(log, message, STOCK_MESSAGE_MAX), STOCK_OK);
+        append_big(log);
+    }
+    journal_close(log);
+    size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
+    size_t record = 12 + TEST_BIG_RECORD_BYTES;
+    assert_int_equal(log_end(file_data, size), SEGMENT_HEADER + TEST_BIG_RECORDS * record);
+    /* The page at JOURNAL_PAGE_BYTES starts inside record 1 (the second),
+     * the next one inside record 2, and record 3 lies after both. */
+    assert_true(SEGMENT_HEADER + record + 12 < JOURNAL_PAGE_BYTES);
+    assert_true(SEGMENT_HEADER + 2 * record > JOURNAL_PAGE_BYTES);
+    assert_true(SEGMENT_HEADER + 3 * record > 2 * JOURNAL_PAGE_BYTES);
+    return size;
+}
+
+/* A page that never reached the disk, starting inside record 1 past its
+ * header (the rest of record 1 and the start of record 2 zero), in the last
+ * segment: a hole, so the log is cut at record 1 although record 3 after
+ * it is valid; record 0 is recovered and appends go on. */
+static void test_zero_page_inside_record_is_cut(void **unused)
+{
+    (void)unused;
+    size_t size = write_big_log(false);
+    memset(file_data + JOURNAL_PAGE_BYTES, 0, JOURNAL_PAGE_BYTES);
+    write_file(SEGMENT0, file_data, size);
+    journal *log;
+    size_t replayed;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_counting(&log, &replayed, message), STOCK_OK);
+    assert_int_equal(replayed, 1);
+    size_t cut = SEGMENT_HEADER + 12 + TEST_BIG_RECORD_BYTES;
+    assert_int_equal(read_file(SEGMENT0, file_after, TEST_FILE_MAX), cut);
+    assert_memory_equal(file_after, file_data, cut);
+    append_big(log);
+    journal_close(log);
+    assert_int_equal(open_counting(&log, &replayed, message), STOCK_OK);
+    assert_int_equal(replayed, 2);
+    journal_close(log);
+}
+
+/* Opens the damaged SEGMENT0 in file_data[0..size): CORRUPT at record 1
+ * for why, and the file left exactly as it was. */
+static void assert_refused_at_record_1(size_t size, const char *why, const char *reason)
+{
+    write_file(SEGMENT0, file_data, size);
+    journal *log;
+    size_t replayed;
+    char message[STOCK_MESSAGE_MAX], expected[96];
+    assert_int_equal(open_counting(&log, &replayed, message), STOCK_CORRUPT);
+    snprintf(expected, sizeof expected, "%s, offset %zu: %s", SEGMENT0,
+             (size_t)SEGMENT_HEADER + 12 + TEST_BIG_RECORD_BYTES, why);
+    assert_non_null(strstr(message, expected));
+    assert_non_null(strstr(message, reason));
+    assert_int_equal(read_file(SEGMENT0, file_after, TEST_FILE_MAX), size);
+    assert_memory_equal(file_after, file_data, size);
+}
+
+/* Removes SEGMENT0 and writes a fresh big log; returns its size. */
+static size_t rewrite_big_log(void)
+{
+    char path[128];
+    path_of(path, sizeof path, SEGMENT0);
+    assert_int_equal(unlink(path), 0);
+    return write_big_log(false);
+}
+
+/* No zero page inside the bad record, no hole, so with valid records after
+ * it the damage is refused: a page zeroed but for one byte; zeros only over
+ * record 1's part of the page (record 2 intact after them in the same
+ * page, so the page did reach the disk); a zero page after a record whose
+ * length is out of range (its extent ends at the page holding its header's
+ * end, before the page). */
+static void test_zeros_short_of_a_page_are_refused(void **unused)
+{
+    (void)unused;
+    size_t size = write_big_log(false);
+    memset(file_data + JOURNAL_PAGE_BYTES, 0, JOURNAL_PAGE_BYTES);
+    file_data[JOURNAL_PAGE_BYTES + 100] = 0x01;
+    assert_refused_at_record_1(size, "record checksum mismatch", "valid record follows");
+    size = rewrite_big_log();
+    size_t record_1 = SEGMENT_HEADER + 12 + TEST_BIG_RECORD_BYTES;
+    size_t record_2 = record_1 + 12 + TEST_BIG_RECORD_BYTES;
+    memset(file_data + JOURNAL_PAGE_BYTES, 0, record_2 - JOURNAL_PAGE_BYTES);
+    assert_refused_at_record_1(size, "record checksum mismatch", "valid record follows");
+    size = rewrite_big_log();
+    memset(file_data + record_1, 0xff, 4);   /* length out of range */
+    memset(file_data + JOURNAL_PAGE_BYTES, 0, JOURNAL_PAGE_BYTES);
+    assert_refused_at_record_1(size, "record length out of range", "valid record follows");
+}
+
+/* The same zero page in a closed segment (synced whole before the next
+ * began) is damage. */
+static void test_zero_page_in_closed_segment_is_refused(void **unused)
+{
+    (void)unused;
+    size_t size = write_big_log(true);
+    memset(file_data + JOURNAL_PAGE_BYTES, 0, JOURNAL_PAGE_BYTES);
+    assert_refused_at_record_1(size, "record checksum mismatch", "closed segment");
+}
+
 /* The zeros are only a speed-up: when writing them fails (here the file
  * size limit), the append still succeeds and so do later ones. */
 static void test_failed_zero_fill_is_not_a_failed_append(void **unused)
@@ -703,6 +844,9 @@ int main(void)
         FOLDER_TEST(test_reopen_appends_over_zeros),
         FOLDER_TEST(test_hole_in_last_segment_is_cut),
         FOLDER_TEST(test_zeros_and_hole_in_closed_segment),
+        FOLDER_TEST(test_zero_page_inside_record_is_cut),
+        FOLDER_TEST(test_zeros_short_of_a_page_are_refused),
+        FOLDER_TEST(test_zero_page_in_closed_segment_is_refused),
         FOLDER_TEST(test_failed_zero_fill_is_not_a_failed_append),
         FOLDER_TEST(test_second_open_is_refused),
     };
