@@ -217,14 +217,22 @@ static size_t record_extent_end(const uint8_t *data, size_t len, size_t offset)
 }
 
 /* True if a page of the file that starts inside the bad record at offset
- * (after its first byte, before the end of its extent) is all zero up to
- * the page's end or the file's end: a page that never reached the disk.
- * The whole page must be zero, not only the record's part of it: a page
- * that was never written is zero throughout, while a record whose last
- * bytes merely happen to be zero is no sign of a lost write. */
-static bool zero_page_inside(const uint8_t *data, size_t len, size_t offset)
+ * (after its first byte, before the end of its extent and before the next
+ * valid record, at limit) is all zero up to the page's end or the file's
+ * end: a page that never reached the disk. The whole page must be zero, not
+ * only the record's part of it: a page that was never written is zero
+ * throughout, while a record whose last bytes merely happen to be zero is
+ * no sign of a lost write. And the page must come before the next valid
+ * record: a length field damaged to claim far more than the record would
+ * otherwise reach past valid records into the zeros kept ahead of the log,
+ * and cut acknowledged records. */
+static bool zero_page_inside(const uint8_t *data, size_t len, size_t offset,
+                             size_t limit)
 {
+    assert(limit <= len);
     size_t end = record_extent_end(data, len, offset);
+    if (end > limit)
+        end = limit;
     size_t page = (offset / JOURNAL_PAGE_BYTES + 1) * JOURNAL_PAGE_BYTES;
     assert(end <= len && end - offset <= JOURNAL_RECORD_HEADER_BYTES +
            JOURNAL_RECORD_MAX + JOURNAL_PAGE_BYTES);   /* bounds the loop */
@@ -260,9 +268,11 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
      * covered, so it was never acknowledged in sync mode: cut at the bad
      * record's start, valid records included. (In a closed segment, synced
      * before the next one began, a hole is damage: refused above.) */
+    size_t later = find_valid_record(data, len, offset + 1);
     r->cut_hole = zero_header(data + offset, len - offset) ||
-                  zero_page_inside(data, len, offset);
-    size_t later = r->cut_hole ? len : find_valid_record(data, len, offset + 1);
+                  zero_page_inside(data, len, offset, later);
+    if (r->cut_hole)
+        later = len;
     if (later < len) {
         journal_message(r->message, r->size, "%s, offset %zu: %s, yet a valid "
                         "record follows at offset %zu (damage, not a torn tail)",

@@ -736,7 +736,7 @@ static size_t rewrite_big_log(void)
  * record 1's part of the page (record 2 intact after them in the same
  * page, so the page did reach the disk); a zero page after a record whose
  * length is out of range (its extent ends at the page holding its header's
- * end, before the page). */
+ * end, before the page); a length that claims the zero tail. */
 static void test_zeros_short_of_a_page_are_refused(void **unused)
 {
     (void)unused;
@@ -753,6 +753,17 @@ static void test_zeros_short_of_a_page_are_refused(void **unused)
     memset(file_data + record_1, 0xff, 4);   /* length out of range */
     memset(file_data + JOURNAL_PAGE_BYTES, 0, JOURNAL_PAGE_BYTES);
     assert_refused_at_record_1(size, "record length out of range", "valid record follows");
+    /* A length in range but damaged to reach past the valid records into
+     * the zeros kept ahead of the log: those zero pages lie after the next
+     * valid record, so they are no hole. */
+    size = rewrite_big_log();
+    size_t claimed = size - record_1 - 12 - 100;
+    assert_true(claimed <= JOURNAL_RECORD_MAX && size - log_end(file_data, size) > JOURNAL_PAGE_BYTES);
+    file_data[record_1] = (uint8_t)claimed;
+    file_data[record_1 + 1] = (uint8_t)(claimed >> 8);
+    file_data[record_1 + 2] = (uint8_t)(claimed >> 16);
+    file_data[record_1 + 3] = (uint8_t)(claimed >> 24);
+    assert_refused_at_record_1(size, "record checksum mismatch", "valid record follows");
 }
 
 /* The same zero page in a closed segment (synced whole before the next
