@@ -198,6 +198,33 @@ static void record_sync(embedded *e, uint64_t latency_us)
     atomic_fetch_add_explicit(&e->sync_buckets[bucket], 1, memory_order_relaxed);
 }
 
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static struct timespec realtime_after_ms(long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += ms * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    return until;
+}
+
+/* Whether some write is covered by no sync started yet, and a sync can
+ * still make it durable (sync_mutex held). */
+static bool sync_due(const embedded *e)
+{
+    return e->writes > e->syncs_started && !e->sync_failed;
+}
+
+/* Whether the oldest written group may complete: its writes are synced, or
+ * a sync failed and it fails (sync_mutex held). */
+static bool oldest_group_ready(const embedded *e)
+{
+    return e->groups_first != e->groups_end &&
+           (e->groups[e->groups_first % EMBEDDED_GROUPS_MAX].need <= e->synced ||
+            e->sync_failed);
+}
+
 /* One fdatasync covering every write up to target; with sync_mutex held on
  * entry and exit (released during the sync). After a failed fdatasync the
  * kernel may have dropped the dirty pages, so a later success proves
@@ -232,11 +259,9 @@ static void complete_groups(embedded *e)
     if (e->completing)
         return;
     e->completing = true;
-    while (e->groups_first != e->groups_end) {
+    while (oldest_group_ready(e)) {
         embedded_group *group = &e->groups[e->groups_first % EMBEDDED_GROUPS_MAX];
         bool durable = group->need <= e->synced;
-        if (!durable && !e->sync_failed)
-            break;
         stock_batch *list = group->head;
         e->groups_first++;
         pthread_mutex_unlock(&e->sync_mutex);
@@ -255,13 +280,9 @@ static void syncer_loop_sync(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
     for (;;) {
-        bool due = e->writes > e->syncs_started && !e->sync_failed;
-        bool ready = e->groups_first != e->groups_end && !e->completing &&
-                     (e->groups[e->groups_first % EMBEDDED_GROUPS_MAX].need <= e->synced ||
-                      e->sync_failed);
-        if (due) {
+        if (sync_due(e)) {
             sync_log(e, e->writes);
-        } else if (!ready) {
+        } else if (e->completing || !oldest_group_ready(e)) {
             if (e->syncer_stop && e->groups_first == e->groups_end)
                 break;
             pthread_cond_wait(&e->sync_cond, &e->sync_mutex);
@@ -279,13 +300,9 @@ static void syncer_loop_relaxed(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
     while (!e->syncer_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)EMBEDDED_RELAXED_PERIOD_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = realtime_after_ms(EMBEDDED_RELAXED_PERIOD_MS);
         pthread_cond_timedwait(&e->sync_cond, &e->sync_mutex, &until);
-        if (e->writes > e->syncs_started && !e->sync_failed) {
+        if (sync_due(e)) {
             sync_log(e, e->writes);
             pthread_cond_broadcast(&e->idle_cond);
         }
@@ -498,11 +515,7 @@ static bool take_role(embedded *e, bool snapshot_running)
             pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
             continue;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)EMBEDDED_IDLE_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = realtime_after_ms(EMBEDDED_IDLE_MS);
         pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
         break;
     }
@@ -528,7 +541,7 @@ static void sync_written(embedded *e, size_t ops)
         return;
     bool in_caller = e->sync_in_caller && ops <= EMBEDDED_INLINE_SYNC_OPS_MAX;
     pthread_mutex_lock(&e->sync_mutex);
-    if (in_caller && e->syncs_running == 0 && e->writes > e->syncs_started && !e->sync_failed) {
+    if (in_caller && e->syncs_running == 0 && sync_due(e)) {
         sync_log(e, e->writes);
         complete_groups(e);
     }
@@ -643,7 +656,7 @@ static stock_code embedded_close(stock_t *store)
     stop_syncers(e);
     /* Relaxed durability leaves the last writes to this final sync. */
     pthread_mutex_lock(&e->sync_mutex);
-    if (e->writes > e->syncs_started && !e->sync_failed)
+    if (sync_due(e))
         sync_log(e, e->writes);
     pthread_mutex_unlock(&e->sync_mutex);
     stock_code code = atomic_load(&e->broken) ? STOCK_IO : STOCK_OK;
