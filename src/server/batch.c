@@ -10,6 +10,17 @@
 #include "server/conn.h"
 #include "server/log.h"
 
+/* Appends b to the list from *head to *tail. */
+static void list_append(batch **head, batch **tail, batch *b)
+{
+    b->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = b;
+    else
+        *head = b;
+    *tail = b;
+}
+
 /* Runs on the store's thread: queue and wake the loop. Inside stock_submit
  * on the loop thread (the embedded store syncs a small batch there), the
  * batch is kept for batch_submit instead: no lock, no wake-up. */
@@ -18,21 +29,12 @@ static void on_done(stock_batch *base)
     batch *b = base->user;
     server *srv = b->srv;
     assert(&b->base == base);
-    b->next = NULL;
     if (srv->submitting && pthread_equal(pthread_self(), srv->loop_thread)) {
-        if (srv->inline_tail != NULL)
-            srv->inline_tail->next = b;
-        else
-            srv->inline_head = b;
-        srv->inline_tail = b;
+        list_append(&srv->inline_head, &srv->inline_tail, b);
         return;
     }
     pthread_mutex_lock(&srv->done_lock);
-    if (srv->done_tail != NULL)
-        srv->done_tail->next = b;
-    else
-        srv->done_head = b;
-    srv->done_tail = b;
+    list_append(&srv->done_head, &srv->done_tail, b);
     pthread_mutex_unlock(&srv->done_lock);
     uv_async_send(&srv->async);
 }
@@ -66,13 +68,17 @@ static void wake_waiting(server *srv)
     }
 }
 
-static void complete_list(server *srv, batch *list)
+/* Completes the batches of list, writes the replies out, and closes the
+ * loop's handles if the server is stopping and this was the last work. */
+static void answer(server *srv, batch *list)
 {
     while (list != NULL) {
         batch *b = list;
         list = b->next;
         complete(srv, b);
     }
+    server_flush(srv);
+    server_maybe_finish(srv);
 }
 
 static void on_async(uv_async_t *handle)
@@ -82,12 +88,10 @@ static void on_async(uv_async_t *handle)
     batch *list = srv->done_head;
     srv->done_head = srv->done_tail = NULL;
     pthread_mutex_unlock(&srv->done_lock);
-    complete_list(srv, list);
     /* No submit here: this runs in the poll phase, and requests read later
      * in the same phase belong in the same batch, which the check phase
      * submits (with any batch held back for BATCH_INFLIGHT_MAX). */
-    server_flush(srv);
-    server_maybe_finish(srv);
+    answer(srv, list);
 }
 
 int batch_init(server *srv)
@@ -188,9 +192,7 @@ void batch_submit(server *srv)
          * submit it in this same turn, or it would wait for the next read. */
         batch *list = srv->inline_head;
         srv->inline_head = srv->inline_tail = NULL;
-        complete_list(srv, list);
-        server_flush(srv);
-        server_maybe_finish(srv);
+        answer(srv, list);
         if (srv->closed)
             return;
     }
