@@ -3,6 +3,7 @@
  *
  *   bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]
  *                [--only core|library|recovery] [--dir FOLDER]
+ *   bench_engine -h|--help       (usage on stdout, status 0)
  *
  * Part 1, src/core alone (one thread, no I/O): core_apply and core_replay
  * cost per deduction on 1 SKU (hot) and 100,000 SKUs (uniform), --ops of
@@ -674,14 +675,17 @@ static void measure_recovery(const options *opts, uint32_t lines)
     lib_memory_recovery(lines, opts->in_flight, opts->dir);
 }
 
-static void usage(void)
+/* Prints the usage and exits: asked for with --help, it goes to stdout with
+ * status 0; after a bad argument, to stderr with status 2. */
+static void usage(FILE *out, int status)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]\n"
             "                    [--only core|library|recovery] [--dir FOLDER]\n"
+            "       bench_engine -h|--help\n"
             "  N in 1000..100000000 (--in-flight 1..%d, default %d);\n"
             "  FOLDER (default .) holds the stores\n", IN_FLIGHT_MAX, IN_FLIGHT_DEFAULT);
-    exit(2);
+    exit(status);
 }
 
 static bool parse_count(const char *text, uint32_t *count)
@@ -709,6 +713,8 @@ static options parse_options(int argc, char **argv)
     options parsed = {LINES_MAX_DEFAULT, OPS_DEFAULT, LIB_OPS_DEFAULT, IN_FLIGHT_DEFAULT,
                       true, true, true, "."};
     for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            usage(stdout, 0);
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = value != NULL;
         if (ok && strcmp(argv[i], "--lines-max") == 0)
@@ -729,7 +735,7 @@ static options parse_options(int argc, char **argv)
         } else
             ok = false;
         if (!ok)
-            usage();
+            usage(stderr, 2);
     }
     return parsed;
 }
