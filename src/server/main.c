@@ -5,6 +5,7 @@
  * bad flag or config value.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "server/config.h"
 #include "server/log.h"
@@ -17,8 +18,10 @@ static int serve(const config *cfg)
     stock_config options = {.durability = cfg->durability, .sync_in_caller = true};
     stock_t *store = NULL;
     char message[512];
-    log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store,
-             cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed");
+    /* A durability= in the URI wins over the flag (docs/operations.md). */
+    log_info("stockd %s starting: store %s, durability %s%s", CONFIG_VERSION, cfg->store,
+             cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed",
+             strstr(cfg->store, "durability=") != NULL ? " unless the store URI sets it" : "");
     stock_code code = stock_open(cfg->store, &options, &store, message, sizeof message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),

@@ -322,6 +322,35 @@ static void route_refund(conn *c, const http_request *req)
     json_decref(body);
 }
 
+/* Checks that every order line is an object of known fields only, so that
+ * a typo in a line is refused like one in the body; replies 400 with the
+ * line's index as failed_line otherwise. The values are checked by
+ * stock_submit, which names the line the same way. */
+static bool lines_well_formed(conn *c, const http_request *req, json_t *lines, size_t count)
+{
+    static const char *const allowed[] = {"line_id", "sku", "qty", NULL};
+    char field[ROUTES_MESSAGE_MAX / 2], message[ROUTES_MESSAGE_MAX];
+    for (size_t i = 0; i < count; i++) {
+        json_t *line = json_array_get(lines, i);
+        if (json_is_object(line) && only_fields(line, allowed, field, sizeof field))
+            continue;
+        if (!json_is_object(line))
+            snprintf(message, sizeof message, "line %zu: must be a JSON object", i + 1);
+        else
+            snprintf(message, sizeof message, "line %zu: %s", i + 1, field);
+        json_t *body = json_pack("{s:s, s:s, s:I}", "error", "INVALID", "message", message,
+                                 "failed_line", (json_int_t)i);
+        size_t mark = 0;
+        buf *out = conn_reply_begin(c, &mark);
+        if (!write_json(out, 400, body, NULL, req->keep_alive) || !conn_reply_end(c, mark))
+            conn_close(c);
+        else if (!req->keep_alive)
+            conn_close_after_replies(c);
+        return false;
+    }
+    return true;
+}
+
 static void fill_lines(call *cl, json_t *lines, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
@@ -344,7 +373,7 @@ static void route_order(conn *c, const http_request *req)
     stock_op *op = NULL;
     if (count > STOCK_ORDER_LINES_MAX)
         reply_error(c, req->keep_alive, 400, "INVALID", "an order must have 1..100 lines");
-    else
+    else if (lines_well_formed(c, req, lines, count))
         op = new_call_op(c, req, ROUTE_ORDER, (uint32_t)count, &cl);
     if (op != NULL) {
         op->type = STOCK_OP_ORDER;

@@ -309,6 +309,12 @@ check "order" '200 {"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1
 http PUT /v1/skus/W3 '{"available":5}' >/dev/null
 check "order failed line" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=10","failed_line":1}' \
     "$(http POST /v1/orders '{"order_id":"HO2","lines":[{"line_id":"D5","sku":"W3","qty":1},{"line_id":"D6","sku":"W1","qty":20}]}')"
+# A typo or a non-object in a line is refused before anything is deducted.
+check "order line unknown field" '400 {"error":"INVALID","message":"line 2: unknown field '"'"'bogus'"'"'","failed_line":1}' \
+    "$(http POST /v1/orders '{"order_id":"HO3","lines":[{"line_id":"D7","sku":"W3","qty":1},{"line_id":"D8","sku":"W3","qty":1,"bogus":1}]}')"
+check "order line not an object" '400 {"error":"INVALID","message":"line 1: must be a JSON object","failed_line":0}' \
+    "$(http POST /v1/orders '{"order_id":"HO3","lines":[5]}')"
+check "order refused whole" '200 {"sku":"W3","available":5,"adjusted":5,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W3)"
 # A 100-line order sent with "Expect: 100-continue" (clients wait about a
 # second for the 100 before sending the body) is answered at once; 101
 # lines are refused.

@@ -128,6 +128,14 @@ script() {
     json '.code == "NOTFOUND"'
     expect 0 --store "$store" --json stats
     json '.ok and (.backend | length > 0) and .operations >= 0'
+    # Output that cannot be written is exit 1, in both forms.
+    local form got
+    for form in --text --json; do
+        got=0
+        "$ctl" --store "$store" $([ "$form" = --json ] && echo --json) get A >/dev/full 2>"$dir/err" || got=$?
+        [ "$got" -eq 1 ] || fail "get $form into /dev/full exited $got, wanted 1"
+        grep -q "cannot write the output" "$dir/err" || fail "no clear message for $form into /dev/full"
+    done
 }
 
 script "$dir/data"

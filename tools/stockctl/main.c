@@ -209,6 +209,12 @@ static int run(const ctl_args *args, ctl_request *request)
         return ctl_print_failure(args, code, failure);
     }
     int exit_code = ctl_run(store, args, request);
+    /* Text output goes through printf unchecked: a full disk or a closed
+     * pipe shows here, and a script must not read exit 0 as "printed". */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && exit_code != CTL_EXIT_INTERNAL) {
+        fprintf(stderr, "stockctl: cannot write the output\n");
+        exit_code = CTL_EXIT_INTERNAL;
+    }
     if (stock_close(store) != STOCK_OK && exit_code == CTL_EXIT_OK) {
         fprintf(stderr, "stockctl: closing the store failed: the last "
                 "operations may not be durable\n");
