@@ -19,9 +19,9 @@ static int serve(const config *cfg)
     stock_t *store = NULL;
     char message[512];
     /* A durability= in the URI wins over the flag (docs/operations.md). */
-    log_info("stockd %s starting: store %s, durability %s%s", CONFIG_VERSION, cfg->store,
-             cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed",
-             strstr(cfg->store, "durability=") != NULL ? " unless the store URI sets it" : "");
+    const char *durability = strstr(cfg->store, "durability=") != NULL ? "as the store URI sets it"
+                             : cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed";
+    log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store, durability);
     stock_code code = stock_open(cfg->store, &options, &store, message, sizeof message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),
