@@ -1,17 +1,39 @@
 #!/usr/bin/env bash
 # pg_buckets.sh -- what hot-SKU buckets buy: several stores (processes) on
 # one database deducting the SAME SKU at once, which is when they wait on one
-# another's row lock. Runs `stores` bench/pg_bench processes sharing a SKU,
+# another's row lock. Runs STORES bench/pg_bench processes sharing a SKU,
 # with 1 and 8 buckets, merged and not, on a throwaway PostgreSQL 15.
 #
-#   bench/pg_buckets.sh [stores] [seconds]      (default 4 stores, 8 s)
+# usage: bench/pg_buckets.sh [STORES [SECONDS]]
+#        bench/pg_buckets.sh -h|--help
+#   STORES   processes sharing the SKU, 1..32 (default 4); each holds one
+#            connection and the throwaway server allows 64
+#   SECONDS  length of each run, a whole number in 1..3600 (default 8)
 #
 # Prints each process's line and the sum per configuration.
+# Environment: BUILD (default build). Needs `make bench` (build/bench/pg_bench)
+# and root or the postgres user for initdb (runuser).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+case ${1:-} in
+-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+esac
+[ $# -le 2 ] || { echo "pg_buckets.sh: takes at most two arguments, STORES and SECONDS (see --help)" >&2; exit 2; }
 stores=${1:-4}
 seconds=${2:-8}
+# in_range NAME VALUE MIN MAX: exits 2 unless VALUE is a whole number in
+# MIN..MAX; checked before PostgreSQL starts, which takes seconds.
+in_range() {
+    case $2 in
+    ''|*[!0-9]*) echo "pg_buckets.sh: $1 must be a whole number, not '$2' (see --help)" >&2; exit 2 ;;
+    esac
+    # The length test first: a number too long for test(1) is out of range.
+    [ ${#2} -le ${#4} ] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
+        { echo "pg_buckets.sh: $1 must be in $3..$4" >&2; exit 2; }
+}
+in_range STORES "$stores" 1 32
+in_range SECONDS "$seconds" 1 3600
 . tests/harness/pg.sh
 trap pg_stop EXIT
 pg_start

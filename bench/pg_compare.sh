@@ -3,7 +3,12 @@
 # pgbench, and the postgres backend (in-process, bench/pg_bench) on the SAME
 # throwaway PostgreSQL 15 in the same run, so that the ratio means something.
 #
-#   bench/pg_compare.sh [seconds]          (default 10 per run)
+# usage: bench/pg_compare.sh [SECONDS]
+#        bench/pg_compare.sh -h|--help
+#   SECONDS  length of each measured run, a whole number in 1..3600
+#            (default 10; stockbench's --duration allows at most 3600)
+# Environment: BUILD (default build). Needs root or the postgres user for
+# initdb (runuser), pgbench and redis-cli (scripts/install-deps.sh).
 #
 # Plain scheme: one transaction per deduction, synchronous_commit on, 16
 # clients: BEGIN; UPDATE inventory SET leaved_amount = leaved_amount - 1
@@ -17,7 +22,18 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+case ${1:-} in
+-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+esac
+[ $# -le 1 ] || { echo "pg_compare.sh: takes at most one argument, SECONDS (see --help)" >&2; exit 2; }
 seconds=${1:-10}
+# Checked before PostgreSQL starts: a bad value would otherwise surface as a
+# pgbench or stockbench failure after the setup.
+case $seconds in
+''|*[!0-9]*) echo "pg_compare.sh: SECONDS must be a whole number, not '$seconds' (see --help)" >&2; exit 2 ;;
+esac
+[ ${#seconds} -le 4 ] && [ "$seconds" -ge 1 ] && [ "$seconds" -le 3600 ] ||
+    { echo "pg_compare.sh: SECONDS must be in 1..3600" >&2; exit 2; }
 . tests/harness/pg.sh
 stockd_pid=""
 work=$(mktemp -d /tmp/stockd-pgbench.XXXXXX)
