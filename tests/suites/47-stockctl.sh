@@ -31,8 +31,10 @@ expect() {
         fail "stockctl $* exited $got, wanted $want; stdout: $(cat "$dir/out"); stderr: $(cat "$dir/err")"
 }
 
-# json FILTER: the jq filter must hold on the last JSON output.
+# json FILTER: the jq filter must hold on the last JSON output. (jq 1.6 -e
+# exits 0 on empty input, hence the size check.)
 json() {
+    [ -s "$dir/out" ] || fail "no JSON output for jq '$1'; stderr: $(cat "$dir/err")"
     jq -e "$1" "$dir/out" >/dev/null || fail "jq '$1' does not hold on $(cat "$dir/out")"
 }
 
@@ -50,6 +52,34 @@ grep -q "deduct takes LINE_ID SKU QTY" "$dir/err" || fail "no clear message for 
 expect 2 deduct L1 A three
 grep -q "QTY must be an integer, not 'three'" "$dir/err" || fail "no clear message for a bad number"
 expect 2 order O1 L1 A
+# With --json a usage error is one JSON failure on stdout (code INVALID, exit
+# 2, stderr silent), wherever --json stands, even after the error's spot.
+usage_json() {
+    json ".ok == false and .code == \"INVALID\" and .replayed == false and (.error | length > 0) and (.message | test(\"$1\"))"
+    [ "$(wc -l <"$dir/out")" -eq 1 ] || fail "not exactly one line on stdout: $(cat "$dir/out")"
+    [ ! -s "$dir/err" ] || fail "a JSON usage error wrote to stderr: $(cat "$dir/err")"
+}
+expect 2 --json deduct z3 Z
+usage_json "deduct takes LINE_ID SKU QTY"
+expect 2 --json deduct z3 Z abc
+usage_json "QTY must be an integer, not 'abc'"
+expect 2 --json frob
+usage_json "unknown command 'frob'"
+expect 2 --json get
+usage_json "get takes SKU"
+expect 2 deduct L1 A 3x --json
+usage_json "QTY must be an integer, not '3x'"
+expect 2 frob --json
+usage_json "unknown command 'frob'"
+expect 2 --bogus --json get A
+usage_json "unknown option '--bogus'"
+expect 2 --json
+usage_json "no command given"
+expect 2 --json frob$'\377'
+usage_json "unknown command 'frob.'"
+# After "--" it is an argument, so the error stays text.
+expect 2 get A -- --json
+[ ! -s "$dir/out" ] && grep -q "get takes SKU" "$dir/err" || fail "--json after -- was taken as the option"
 expect 2 --bogus get A
 expect 2 get A --expect 3
 expect 2 --store "stockd://127.0.0.1:99999" get A

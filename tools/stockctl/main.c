@@ -29,14 +29,31 @@ int ctl_exit_code(stock_code code)
     return exit_codes[code];
 }
 
+/* A usage error's form is fixed before any parsing (see json_requested), so
+ * that an error found before --json is reached still comes out as JSON. */
+static bool usage_json;
+static int usage_exit_code = CTL_EXIT_USAGE;   /* INTERNAL if JSON unwritten */
+
 void ctl_usage_error(const char *format, ...)
 {
+    char text[CTL_USAGE_MESSAGE_MAX];
     va_list args;
     va_start(args, format);
-    fputs("stockctl: ", stderr);
-    vfprintf(stderr, format, args);
-    fputs("; see stockctl --help\n", stderr);
+    vsnprintf(text, sizeof text, format, args);
     va_end(args);
+    if (!usage_json) {
+        fprintf(stderr, "stockctl: %s; see stockctl --help\n", text);
+        return;
+    }
+    /* The text quotes raw arguments, which need not be UTF-8 (jansson
+     * refuses such strings), and may be cut mid-character: keep it ASCII. */
+    for (char *c = text; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    static const ctl_args json_args = {.json = true};
+    usage_exit_code = ctl_print_failure(&json_args, STOCK_INVALID, text);
+    assert(usage_exit_code == CTL_EXIT_USAGE ||
+           usage_exit_code == CTL_EXIT_INTERNAL);
 }
 
 bool ctl_parse_int64(const char *text, const char *what, int64_t *value)
@@ -144,6 +161,25 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
     return true;
 }
 
+/* Whether argv asks for --json, by the rule parse_args follows: a literal
+ * "--json" before any "--", not the value of an option that takes one
+ * ("--store --json" names a store). A scan of its own so that a usage error
+ * met before --json (e.g. "frob --json", "--bogus --json") is JSON too. */
+static bool json_requested(int argc, char **argv)
+{
+    static const char *const with_value[] = {"--store", "--expect", "--id"};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--json") == 0)
+            return true;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            if (strcmp(argv[i], with_value[k]) == 0)
+                i++;   /* its value, whatever it looks like */
+    }
+    return false;
+}
+
 /* Options may come anywhere; "--" ends them. A lone "-5" is an argument
  * (a negative delta), not an option. */
 static bool parse_args(int argc, char **argv, ctl_args *args)
@@ -228,8 +264,14 @@ int main(int argc, char **argv)
     ctl_args args = {.store_uri = getenv("STOCKCTL_STORE")};
     if (args.store_uri == NULL || args.store_uri[0] == '\0')
         args.store_uri = CTL_STORE_DEFAULT;
+    usage_json = json_requested(argc, argv);
     if (!parse_args(argc, argv, &args))
-        return CTL_EXIT_USAGE;
+        return usage_exit_code;
+    assert(args.json == usage_json);
+    if (args.command == NULL && args.json && !args.help) {
+        ctl_usage_error("no command given");
+        return usage_exit_code;
+    }
     if (args.command == NULL || strcmp(args.command, "help") == 0) {
         const ctl_command *topic = args.positional_count == 1
                                        ? find_command(args.positional[0]) : NULL;
@@ -242,7 +284,7 @@ int main(int argc, char **argv)
     const ctl_command *command = find_command(args.command);
     if (command == NULL) {
         ctl_usage_error("unknown command '%s'", args.command);
-        return CTL_EXIT_USAGE;
+        return usage_exit_code;
     }
     if (args.help) {
         command_usage(command);
@@ -250,7 +292,7 @@ int main(int argc, char **argv)
     }
     static ctl_request request;   /* static: 100 order lines are large */
     if (!check_args(command, &args) || !command->prepare(&args, &request))
-        return CTL_EXIT_USAGE;
+        return usage_exit_code;
     /* The library's own input rules, before a store is opened. */
     if ((int)request.op.type != 0 && stock_validate(&request.op) != STOCK_OK) {
         char text[STOCK_MESSAGE_MAX + 40];

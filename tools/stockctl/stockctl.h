@@ -71,7 +71,12 @@ int ctl_exit_code(stock_code code);
  * error naming what) when it is not one. */
 bool ctl_parse_int64(const char *text, const char *what, int64_t *value);
 
-/* Prints a usage error ("stockctl: <text>; see stockctl --help") to stderr. */
+/* Prints a usage error: "stockctl: <text>; see stockctl --help" on stderr,
+ * or, when argv holds --json (a literal "--json" before any "--"), one JSON
+ * failure on stdout with code INVALID and <text> as "message" (stderr
+ * silent, as for every JSON failure). The caller exits 2 (1 when that JSON
+ * could not be written). <text> is cut at CTL_USAGE_MESSAGE_MAX. */
+#define CTL_USAGE_MESSAGE_MAX 512
 void ctl_usage_error(const char *format, ...)
     __attribute__((format(printf, 1, 2)));
 
