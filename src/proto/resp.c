@@ -98,8 +98,10 @@ static resp_status read_bulk(const char *data, size_t len, size_t bulk_max,
     line_result line = read_header(data, len, pos, &size);
     if (line == LINE_SHORT)
         return RESP_INCOMPLETE;
-    if (line == LINE_BAD || size < 0 || (uint64_t)size > bulk_max)
+    if (line == LINE_BAD || size < 0)
         return fail(error, "Protocol error: invalid bulk length");
+    if ((uint64_t)size > bulk_max)
+        return fail(error, "Protocol error: invalid bulk length (over the request size limit)");
     if (len - *pos < (size_t)size + 2)
         return RESP_INCOMPLETE;
     if (data[*pos + (size_t)size] != '\r' || data[*pos + (size_t)size + 1] != '\n')

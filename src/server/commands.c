@@ -238,7 +238,7 @@ const commands_entry commands_table[] = {
     {"SELECT", 2, false, session_select, "Selects database 0, the only one."},
     {"CLIENT", -2, false, session_client, "SETNAME, GETNAME, SETINFO, ID."},
     {"COMMAND", -1, false, session_command, "Describes the commands."},
-    {"CONFIG", -2, false, session_config, "CONFIG GET answers an empty list."},
+    {"CONFIG", -2, false, session_config, "CONFIG GET answers appendonly and save."},
     {"INFO", -1, false, session_info, "Returns server, client, stats and store information."},
 };
 
@@ -254,6 +254,23 @@ static const commands_entry *lookup(resp_arg name)
     return NULL;
 }
 
+/* The first COMMANDS_NAME_ECHO_MAX bytes of name for an error line, with
+ * bytes that are not printable as \xNN: a NUL or CR must not cut or break
+ * the reply, and the client should see what it sent. */
+static void escape_name(resp_arg name, char text[COMMANDS_NAME_ECHO_MAX * 4 + 1])
+{
+    uint32_t len = name.len < COMMANDS_NAME_ECHO_MAX ? name.len : COMMANDS_NAME_ECHO_MAX;
+    size_t n = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name.ptr[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            text[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(text + n, 5, "\\x%02x", ch);
+    }
+    text[n] = '\0';
+}
+
 static bool arity_ok(const commands_entry *entry, uint32_t argc)
 {
     return entry->arity > 0 ? argc == (uint32_t)entry->arity
@@ -265,8 +282,9 @@ static void execute(conn *c, const resp_request *r)
     assert(r->argc >= 1);
     const commands_entry *entry = lookup(r->argv[0]);
     if (entry == NULL) {
-        uint32_t len = r->argv[0].len < COMMANDS_NAME_ECHO_MAX ? r->argv[0].len : COMMANDS_NAME_ECHO_MAX;
-        commands_reply_error(c, "ERR", "unknown command '%.*s'", (int)len, r->argv[0].ptr);
+        char name[COMMANDS_NAME_ECHO_MAX * 4 + 1];
+        escape_name(r->argv[0], name);
+        commands_reply_error(c, "ERR", "unknown command '%s'", name);
         return;
     }
     if (!c->authed && !entry->before_auth) {

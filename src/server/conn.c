@@ -3,13 +3,17 @@
  * reply queue, bounded writing and closing (see conn.h).
  */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/resp.h"
 #include "server/commands.h"
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/routes.h"
+
+#define CONN_MESSAGE_MAX 96   /* an error the server sends on its own */
 
 /* ------------------------------------------------------------- chunks */
 
@@ -486,16 +490,35 @@ void conn_reject(conn *c)
     conn_close_after_replies(c);
 }
 
+/* Tells an idle client why it is being closed (a half-sent request would
+ * otherwise just see EOF), then closes it once that is written. */
+static void close_idle(conn *c, uint32_t idle_s)
+{
+    char message[CONN_MESSAGE_MAX];
+    snprintf(message, sizeof message, "idle for more than %u s, closing the connection", idle_s);
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    bool queued = c->kind == CONN_RESP ? resp_write_error(out, "ERR", message)
+                                       : routes_write_error(c, out, 408, "TIMEOUT", message, false);
+    if (!queued || !conn_reply_end(c, mark)) {
+        conn_close(c);
+        return;
+    }
+    log_info("client %llu: %s", (unsigned long long)c->id, message);
+    conn_reject(c);
+}
+
 uint32_t conn_sweep_idle(server *srv)
 {
-    uint64_t limit_ms = (uint64_t)srv->cfg->idle_timeout_s * 1000;
+    uint32_t idle_s = srv->cfg->idle_timeout_s;
+    uint64_t limit_ms = (uint64_t)idle_s * 1000;
     uint64_t now = server_now_ms(srv);
     uint32_t closed = 0;
     for (conn *c = srv->conns; c != NULL; c = c->next) {
-        if (c->closing || c->slot_count > 0 || c->write_active)
+        if (c->closing || c->close_when_flushed || c->slot_count > 0 || c->write_active)
             continue;
         if (now - c->last_active_ms >= limit_ms) {
-            conn_close(c);
+            close_idle(c, idle_s);
             closed++;
         }
     }

@@ -5,6 +5,7 @@
  * look around without knowing they talk to stockd.
  */
 #include <assert.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "server/session.h"
 
 #define SESSION_INFO_MAX 2048     /* bytes of the INFO text */
+#define SESSION_CONFIG_PATTERN_MAX 128   /* bytes of a CONFIG GET pattern kept */
 #define SESSION_REDIS_VERSION "7.0.0"
 
 void session_ping(conn *c, const resp_request *r)
@@ -253,15 +255,43 @@ void session_command(conn *c, const resp_request *r)
     commands_reply_end(c, mark, ok);
 }
 
+/* The Redis parameters whose meaning carries over to stockd, so that
+ * clients that ask (redis-benchmark asks for save and appendonly) get an
+ * answer, not a warning: every write goes to an append-only log, and there
+ * is no Redis-style save schedule (snapshots follow the log's size). */
+static const struct { const char *name, *value; } session_config_table[] = {
+    {"appendonly", "yes"},
+    {"save", ""},
+};
+
 void session_config(conn *c, const resp_request *r)
 {
-    if (!resp_arg_is(r->argv[1], "GET")) {
-        commands_reply_error(c, "ERR", "stockd has no Redis configuration; only CONFIG GET is answered (with an empty list)");
+    if (!resp_arg_is(r->argv[1], "GET") || r->argc < 3) {
+        commands_reply_error(c, "ERR", "stockd has no Redis configuration; only CONFIG GET pattern... is answered");
         return;
+    }
+    enum { COUNT = sizeof session_config_table / sizeof session_config_table[0] };
+    bool match[COUNT] = {false};
+    size_t matched = 0;
+    for (uint32_t a = 2; a < r->argc; a++) {
+        char pattern[SESSION_CONFIG_PATTERN_MAX];
+        size_t len = r->argv[a].len < sizeof pattern - 1 ? r->argv[a].len : sizeof pattern - 1;
+        memcpy(pattern, r->argv[a].ptr, len);
+        pattern[len] = '\0';
+        for (size_t i = 0; i < COUNT; i++)
+            if (!match[i] && fnmatch(pattern, session_config_table[i].name, FNM_CASEFOLD) == 0) {
+                match[i] = true;
+                matched++;
+            }
     }
     size_t mark = 0;
     buf *out = commands_reply_begin(c, &mark);
-    commands_reply_end(c, mark, resp_write_map(out, 0, c->proto));
+    bool ok = resp_write_map(out, matched, c->proto);
+    for (size_t i = 0; ok && i < COUNT; i++)
+        if (match[i])
+            ok = resp_write_bulk(out, session_config_table[i].name, strlen(session_config_table[i].name)) &&
+                 resp_write_bulk(out, session_config_table[i].value, strlen(session_config_table[i].value));
+    commands_reply_end(c, mark, ok);
 }
 
 void session_info(conn *c, const resp_request *r)

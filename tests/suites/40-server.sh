@@ -141,6 +141,8 @@ check "level negative" "INVALID stock level must be an integer in 0..92233720368
 check "delta zero" "INVALID delta must be a non-zero integer in -2147483647..2147483647" "$(R addstock A12 0)"
 check "order line qty" "INVALID line 2: qty must be an integer in 1..2147483647" "$(R order O3 L10 A12 1 L11 A12 x)"
 check "unknown command" "ERR unknown command 'frob'" "$(R frob a b)"
+check "CONFIG GET" "$(printf 'appendonly\nyes\nsave')" "$(R config get '*')"
+check "CONFIG GET one" "$(printf 'appendonly\nyes')" "$(R config get APPENDONLY)"
 check "wrong arity" "ERR wrong number of arguments for 'deduct' command" "$(R deduct L1 A12)"
 check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R order O4 L12 A12)"
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
@@ -260,7 +262,18 @@ while True:
 print(data.decode().strip())
 EOF
 }
-check "huge bulk length" "-ERR Protocol error: invalid bulk length" "$(frame '*1\r\n$999999999999\r\n')"
+check "huge bulk length" "-ERR Protocol error: invalid bulk length (over the request size limit)" "$(frame '*1\r\n$999999999999\r\n')"
+check "unknown command with control bytes" "-ERR unknown command '\\x00\\x01\\x02' +PONG" "$($PY - $PORT <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"\x00\x01\x02\r\nPING\r\n")
+data = b""
+while data.count(b"\r\n") < 2:
+    data += s.recv(4096)
+print(" ".join(data.decode().split("\r\n")).strip())
+EOF
+)"
 check "huge multibulk" "-ERR Protocol error: too many arguments (the limit is 512)" "$(frame '*1000000\r\n')"
 check "bad bulk prefix" "-ERR Protocol error: expected '\$' before an argument" "$(frame '*1\r\n:5\r\n')"
 check "bulk without CRLF" "-ERR Protocol error: bulk string not ended by CRLF" "$(frame '*1\r\n$4\r\nPINGxx')"
@@ -338,6 +351,20 @@ check "GET line 404" '404 {"error":"NOTFOUND","message":"line=nope"}' "$(http GE
 check "healthz" '200 {"status":"ok"}' "$(http GET /healthz)"
 check "unknown route" '404' "$(http GET /v2/x | cut -c1-3)"
 check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
+curl -s -i -X DELETE "$H/v1/skus/W1" | tr -d '\r' | grep -qx 'Allow: PUT, GET' || fail "a 405 names the allowed methods"
+check "too deep a path" '404 {"error":"NOTFOUND","message":"no route for /v1/skus/a/b/c/d"}' "$(http GET /v1/skus/a/b/c/d)"
+long_id=$(printf 'X%.0s' $(seq 65))
+id_rule="must be 1-64 printable ASCII characters without spaces"
+check "65-byte sku in the path" "400 {\"error\":\"INVALID\",\"message\":\"sku $id_rule\"}" "$(http GET "/v1/skus/$long_id")"
+check "300-byte sku in the path" "400 {\"error\":\"INVALID\",\"message\":\"sku $id_rule\"}" "$(http GET "/v1/skus/$long_id$long_id$long_id$long_id${long_id:0:40}")"
+check "65-byte line id in the body" "400 {\"error\":\"INVALID\",\"message\":\"line id $id_rule\"}" \
+    "$(http POST /v1/deductions "{\"line_id\":\"$long_id\",\"sku\":\"W1\",\"qty\":1}")"
+check "missing line id" "400 {\"error\":\"INVALID\",\"message\":\"line id $id_rule\"}" "$(http POST /v1/deductions '{"sku":"W1","qty":1}')"
+check "negative qty" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":-1}')"
+check "qty over 2^31-1" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":2147483648}')"
+check "qty over 64 bits" '400' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":99999999999999999999}' | cut -c1-3)"
+check "empty body" '400 {"error":"INVALID","message":"the body is empty: send a JSON object"}' "$(http PUT /v1/skus/W1)"
+check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11,"adjusted":15,"deducted":5,"refunded":1}' "$(http GET /v1/skus/W1)"
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
             'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
@@ -415,7 +442,8 @@ assert response.startswith(b"HTTP/1.1 503 ") and b'"error":"UNAVAILABLE"' in res
 http.close()
 stall.settimeout(4)
 start = time.time()
-assert closed(stall), "the stalled client got data"
+assert stall.recv(100) == b"-ERR idle for more than 1 s, closing the connection\r\n"
+assert closed(stall), "the stalled client is not closed after its error"
 assert time.time() - start < 3.5
 for sock in (other, third, fourth):
     sock.close()
@@ -429,9 +457,24 @@ while reply.count(b"\r\n") < 2:
     assert chunk, reply
     reply += chunk
 assert reply.startswith(b"+OK\r\n-ERR Protocol error: request bigger"), reply
+big.close()
+time.sleep(0.3)
+# Half an HTTP request, then nothing: a 408 that says why, then closed.
+http = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+http.sendall(b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"")
+http.settimeout(4)
+response = b""
+while True:
+    chunk = http.recv(4096)
+    if not chunk:
+        break
+    response += chunk
+assert response.startswith(b"HTTP/1.1 408 "), response
+assert b'"error":"TIMEOUT","message":"idle for more than 1 s, closing the connection"' in response, response
 print("limits ok")
 EOF
 grep -q "request bigger than max-request-bytes" "$dir/log" || fail "protocol errors are logged"
+grep -q "idle for more than 1 s, closing the connection" "$dir/log" || fail "idle closes are logged"
 stop
 # ------------------------------------------------------------ SIGTERM under load
 # In-flight batches finish, the store closes cleanly, and after a restart

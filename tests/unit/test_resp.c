@@ -117,7 +117,7 @@ static void test_limits(void **state)
     expect_error("*99999999999999999999\r\n", "invalid multibulk length");
     expect_error("*-2\r\n", "invalid multibulk length");
     expect_error("*x\r\n", "invalid multibulk length");
-    expect_error("*1\r\n$1025\r\n", "invalid bulk length");
+    expect_error("*1\r\n$1025\r\n", "invalid bulk length (over the request size limit)");
     expect_error("*1\r\n$-1\r\n", "invalid bulk length");
     expect_error("*1\r\n:1\r\n", "expected '$'");
     expect_error("*1\r\n$1\r\nab\r\n", "not ended by CRLF");
