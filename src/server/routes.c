@@ -21,6 +21,7 @@
 #define ROUTES_ID_BYTES (STOCK_ID_MAX + 2)  /* 65 bytes kept, so too long stays too long */
 #define ROUTES_SEGMENTS_MAX 5
 #define ROUTES_MESSAGE_MAX 256
+#define ROUTES_ALLOW_MAX 64   /* "Allow: GET, PUT\r\n": every method a path has */
 #define ROUTES_JSON_TYPE "application/json"
 #define ROUTES_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -133,39 +134,46 @@ static int hex_value(char ch)
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Splits and percent-decodes the URL's path. False if malformed. */
-static bool split_path(const http_request *req, path *p)
+typedef enum path_status { PATH_OK, PATH_MALFORMED, PATH_NO_ROUTE } path_status;
+
+/* Splits and percent-decodes the URL's path. A segment longer than its
+ * buffer is cut there and scanning goes on: the cut segment is still over
+ * any id's limit, so the id check, not a vague "malformed", answers it. A
+ * path with more segments than any route has is no route. */
+static path_status split_path(const http_request *req, path *p)
 {
     struct http_parser_url url;
     http_parser_url_init(&url);
     if (http_parser_parse_url((const char *)req->url.data, req->url.len, 0, &url) != 0 ||
         !(url.field_set & (1 << UF_PATH)))
-        return false;
+        return PATH_MALFORMED;
     const char *text = (const char *)req->url.data + url.field_data[UF_PATH].off;
     size_t len = url.field_data[UF_PATH].len;
     p->count = 0;
     for (size_t i = 0; i < len;) {
-        if (text[i++] != '/' || p->count == ROUTES_SEGMENTS_MAX)
-            return false;
+        if (text[i++] != '/')
+            return PATH_MALFORMED;
+        if (p->count == ROUTES_SEGMENTS_MAX)
+            return PATH_NO_ROUTE;
         size_t n = 0;
         char *target = p->segment[p->count].text;
         for (; i < len && text[i] != '/'; i++) {
-            if (n + 1 >= sizeof p->segment[0].text)
-                return false;
             int high = 0, low = 0;
-            if (text[i] == '%') {
-                if (i + 2 >= len + 0 || (high = hex_value(text[i + 1])) < 0 ||
+            char ch = text[i];
+            if (ch == '%') {
+                if (i + 2 >= len || (high = hex_value(text[i + 1])) < 0 ||
                     (low = hex_value(text[i + 2])) < 0)
-                    return false;
-                target[n++] = (char)(high * 16 + low);
+                    return PATH_MALFORMED;
+                ch = (char)(high * 16 + low);
                 i += 2;
-            } else
-                target[n++] = text[i];
+            }
+            if (n + 1 < sizeof p->segment[0].text)
+                target[n++] = ch;
         }
         target[n] = '\0';
         p->segment[p->count++].len = n;
     }
-    return true;
+    return PATH_OK;
 }
 
 static bool segment_is(const path *p, uint32_t i, const char *word)
@@ -220,9 +228,12 @@ static json_t *load_body(conn *c, const http_request *req, const char *const *al
 {
     char message[ROUTES_MESSAGE_MAX];
     json_error_t error;
-    json_t *body = json_loadb((const char *)req->body.data, req->body.len,
-                              JSON_REJECT_DUPLICATES, &error);
-    if (body == NULL)
+    json_t *body = req->body.len == 0 ? NULL
+                   : json_loadb((const char *)req->body.data, req->body.len,
+                                JSON_REJECT_DUPLICATES, &error);
+    if (req->body.len == 0)
+        snprintf(message, sizeof message, "the body is empty: send a JSON object");
+    else if (body == NULL)
         snprintf(message, sizeof message, "the body is not valid JSON: %s (byte %d)",
                  error.text, error.position);
     else if (!json_is_object(body))
@@ -478,12 +489,13 @@ static void dispatch(conn *c, const http_request *req, const path *p, int kind)
 static void route(conn *c, const http_request *req)
 {
     path p;
-    if (!split_path(req, &p)) {
+    path_status status = split_path(req, &p);
+    if (status == PATH_MALFORMED) {
         reply_error(c, req->keep_alive, 400, "INVALID", "malformed request path");
         return;
     }
     bool path_known = false;
-    for (size_t i = 0; i < sizeof route_table / sizeof route_table[0]; i++) {
+    for (size_t i = 0; status == PATH_OK && i < sizeof route_table / sizeof route_table[0]; i++) {
         const route_entry *entry = &route_table[i];
         if (!pattern_matches(entry, &p))
             continue;
@@ -502,7 +514,30 @@ static void route(conn *c, const http_request *req)
     char message[ROUTES_MESSAGE_MAX];
     snprintf(message, sizeof message, "%s %.*s", path_known ? "method not allowed on" : "no route for",
              (int)(req->url.len < 128 ? req->url.len : 128), (const char *)req->url.data);
-    reply_error(c, req->keep_alive, path_known ? 405 : 404, path_known ? "INVALID" : "NOTFOUND", message);
+    if (!path_known) {
+        reply_error(c, req->keep_alive, 404, "NOTFOUND", message);
+        return;
+    }
+    /* A 405 names the methods the path has (RFC 9110, 15.5.6). */
+    char allow[ROUTES_ALLOW_MAX] = "Allow: ";
+    const char *separator = "";
+    for (size_t i = 0; i < sizeof route_table / sizeof route_table[0]; i++) {
+        if (!pattern_matches(&route_table[i], &p))
+            continue;
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof allow - used, "%s%s", separator,
+                 http_method_str((enum http_method)route_table[i].method));
+        separator = ", ";
+    }
+    size_t used = strlen(allow);
+    snprintf(allow + used, sizeof allow - used, "\r\n");
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    json_t *body = json_pack("{s:s, s:s}", "error", "INVALID", "message", message);
+    if (!write_json(out, 405, body, allow, req->keep_alive) || !conn_reply_end(c, mark))
+        conn_close(c);
+    else if (!req->keep_alive)
+        conn_close_after_replies(c);
 }
 
 void routes_process(conn *c)
