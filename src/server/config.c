@@ -158,7 +158,7 @@ static void print_help(void)
     for (size_t i = 0; i < SETTINGS_COUNT; i++)
         printf("  --%s %s\n", settings[i].name, settings[i].help);
     printf("  --config FILE  read `name value` lines (the flags above, without --)\n"
-           "  --help         print this and exit\n"
+           "  --help, -h     print this and exit\n"
            "  --version      print the version and exit\n");
 }
 

@@ -75,7 +75,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: stockctl [--store URI] [--json] COMMAND ARGS...\n"
-        "       stockctl COMMAND --help\n\n"
+        "       stockctl COMMAND --help   (or: stockctl help COMMAND)\n\n"
         "A command-line client for stockd and libstock.\n\n"
         "commands:\n");
     for (const ctl_command *command = ctl_commands; command->name; command++)
