@@ -407,3 +407,9 @@ void journal_publish(journal *log)
     assert(log != NULL);
     atomic_store_explicit(&log->shared_log_bytes, log->log_bytes, memory_order_relaxed);
 }
+
+void journal_recovery_summary(const journal *log, journal_recovery *summary)
+{
+    assert(log != NULL && summary != NULL);
+    *summary = log->recovery;
+}

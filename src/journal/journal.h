@@ -82,6 +82,16 @@ typedef struct journal_replay {
 /* Records between a prefetch hint and the apply of that record. */
 #define JOURNAL_REPLAY_AHEAD 8
 
+/* What recovery did at journal_open, for the owner's stats and logs. */
+typedef struct journal_recovery {
+    bool snapshot_loaded;       /* recovery started from a snapshot */
+    uint64_t snapshot_lsn;      /* the records that snapshot covers; 0 if none */
+    uint64_t records_replayed;  /* log records applied after it */
+    uint64_t torn_bytes;        /* torn tail cut from the last segment, up
+                                 * to its last non-zero byte (the zeros
+                                 * kept ahead of the log are not counted) */
+} journal_recovery;
+
 /* ------------------------------------------------------------ framing */
 
 /*
@@ -117,6 +127,7 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
 /*
  * Opens the data folder at path (created if missing, mode 0755), locks it,
  * recovers it through replay, and starts a new segment for appends.
+ * journal_recovery_summary then says what recovery did.
  *
  * Recovery loads the newest snapshot whose checksum holds (a damaged newer
  * one is renamed *.damaged) and applies every record after it. A torn tail
@@ -196,5 +207,9 @@ bool journal_snapshot_poll(journal *log, bool wait);
  * Safe on any thread. */
 void journal_counters(const journal *log, uint64_t *log_bytes,
                       uint64_t *snapshots);
+
+/* Copies what recovery did when log was opened into *summary. Set before
+ * journal_open returns and never changed after: safe on any thread. */
+void journal_recovery_summary(const journal *log, journal_recovery *summary);
 
 #endif /* STOCK_JOURNAL_H */

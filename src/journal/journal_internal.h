@@ -54,6 +54,7 @@ struct journal {
     uint64_t snapshot_lsn;       /* newest snapshot, or JOURNAL_LSN_NONE */
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
+    journal_recovery recovery;   /* what open's recovery did; fixed after */
 
     pid_t child;                 /* running snapshot writer, or 0 */
     uint64_t child_lsn;

@@ -158,6 +158,8 @@ static stock_code recover_snapshot(recovery *r)
             r->base_lsn = lsn;
             r->damaged_count = r->listing.snapshot_count - 1 - i;
             r->log->snapshot_lsn = lsn;
+            r->log->recovery.snapshot_loaded = true;
+            r->log->recovery.snapshot_lsn = lsn;
         } else if (code == STOCK_OK && first_damage[0] == '\0') {
             memcpy(first_damage, damage, sizeof damage);
         }
@@ -344,6 +346,7 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
                 return code;
             }
             r->log->log_bytes += record_len;
+            r->log->recovery.records_replayed++;
         }
         prefetch_next(r, data, len, &ahead);
         offset += record_len;
@@ -431,6 +434,7 @@ static stock_code cut_tail(recovery *r)
         return STOCK_IO;
     }
     close(fd);
+    r->log->recovery.torn_bytes = r->cut_bytes;
     journal_notice("cut a torn tail of %llu bytes (and %llu zero bytes after it) "
                    "at offset %llu of %s (%s, never acknowledged in sync mode)",
                    (unsigned long long)r->cut_bytes,
@@ -540,5 +544,8 @@ stock_code journal_recover(journal *log, const journal_replay *replay,
         code = finish(&r);
     journal_listing_free(&r.listing);
     assert(code != STOCK_OK || log->segment_fd >= 0);
+    /* Every record after the snapshot was replayed, and none before it. */
+    assert(code != STOCK_OK ||
+           log->recovery.snapshot_lsn + log->recovery.records_replayed == log->next_lsn);
     return code;
 }

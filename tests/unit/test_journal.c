@@ -3,7 +3,8 @@
  * byte records: framing, torn tails of every length, corruption detection
  * with file and offset in the message, the zeros written ahead of the
  * records and holes in them (a zero header, a zero page inside a record),
- * snapshots and their fallback, the folder lock.
+ * snapshots and their fallback, the folder lock, and the summary of what
+ * recovery did.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -214,6 +215,19 @@ static void write_log(unsigned count)
 
 #define SEGMENT0 "log-0000000000000000.wal"
 
+/* journal_recovery_summary says exactly what the last open did. */
+static void assert_recovery(const journal *log, bool snapshot_loaded, uint64_t snapshot_lsn,
+                            uint64_t records_replayed, uint64_t torn_bytes)
+{
+    journal_recovery summary;
+    memset(&summary, 0xA5, sizeof summary);   /* every field must be set */
+    journal_recovery_summary(log, &summary);
+    assert_int_equal(summary.snapshot_loaded, snapshot_loaded);
+    assert_int_equal(summary.snapshot_lsn, snapshot_lsn);
+    assert_int_equal(summary.records_replayed, records_replayed);
+    assert_int_equal(summary.torn_bytes, torn_bytes);
+}
+
 static void test_frame_round_trip(void **unused)
 {
     (void)unused;
@@ -290,11 +304,13 @@ static void test_reopen_replays(void **unused)
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 5);
     assert_memory_equal(state.records[4], "record-4", 8);
+    assert_recovery(log, false, 0, 5, 0);
     append_record(log, &state, 5);
     journal_close(log);
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 6);
     assert_memory_equal(state.records[5], "record-5", 8);
+    assert_recovery(log, false, 0, 6, 0);
     journal_close(log);
 }
 
@@ -316,6 +332,14 @@ static void test_torn_tail_every_length(void **unused)
         assert_int_equal(open_log(&log, &state, message), STOCK_OK);
         size_t kept = (len - SEGMENT_HEADER) / record;
         assert_int_equal(state.count, kept);
+        /* The torn part starts with a non-zero length byte; its zero bytes
+         * at the end (if any) count as the zeros after the tail. */
+        size_t torn = len - SEGMENT_HEADER - kept * record;
+        journal_recovery summary;
+        journal_recovery_summary(log, &summary);
+        assert_int_equal(summary.records_replayed, kept);
+        assert_true(summary.torn_bytes <= torn);
+        assert_int_equal(summary.torn_bytes > 0, torn > 0);
         journal_close(log);
         struct stat info;
         char path[128];
@@ -361,6 +385,9 @@ static void test_bad_last_record_is_cut(void **unused)
     char message[STOCK_MESSAGE_MAX];
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 2);
+    /* The whole third record is cut (its last byte, flipped, is not
+     * zero), and none of the zeros kept ahead of it are counted. */
+    assert_recovery(log, false, 0, 2, 12 + strlen("record-2"));
     journal_close(log);
 }
 
@@ -389,6 +416,7 @@ static void test_snapshots_and_fallback(void **unused)
     journal_close(log);
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 7);
+    assert_recovery(log, true, 6, 1, 0);
     journal_close(log);
     /* Damage the newest snapshot (lsn 6): recovery uses snap 3 + log. */
     uint8_t *data = file_data;
@@ -398,6 +426,7 @@ static void test_snapshots_and_fallback(void **unused)
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 7);
     assert_memory_equal(state.records[6], "record-6", 8);
+    assert_recovery(log, true, 3, 4, 0);
     journal_close(log);
     /* Damage the older one too: nothing valid is left to start from. */
     size = read_file("snap-0000000000000003.snap", data, TEST_FILE_MAX);
@@ -593,6 +622,9 @@ static void test_hole_in_last_segment_is_cut(void **unused)
     char message[STOCK_MESSAGE_MAX];
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 1);
+    /* Cut from the hole to the end of record 3, whose bytes are counted
+     * although they were valid: nothing after a hole was acknowledged. */
+    assert_recovery(log, false, 0, 1, 3 * record);
     append_record(log, &state, 1);
     journal_close(log);
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
