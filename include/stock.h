@@ -268,6 +268,18 @@ typedef struct stock_stats {
     uint64_t memory_bytes;     /* state held in memory */
     uint64_t log_bytes;        /* flow log bytes on disk since last snapshot */
     uint64_t snapshots;        /* snapshots completed */
+
+    /* What stock_open did to rebuild the state, fixed once it returns (so
+     * that a server can log it). Only a backend that recovers from files of
+     * its own sets them (embedded); the others leave them false/0. */
+    bool recovered;                    /* stock_open ran a recovery */
+    bool recovery_snapshot_loaded;     /* it started from a snapshot */
+    uint64_t recovery_snapshot_lsn;    /* records that snapshot covers (its
+                                        * lsn, docs/engine.md); 0 if none */
+    uint64_t recovery_records;         /* flow log records replayed after it */
+    uint64_t recovery_torn_bytes;      /* torn tail cut from the log's end
+                                        * (a write the crash interrupted) */
+    uint64_t recovery_ms;              /* wall time stock_open took */
 } stock_stats;
 
 /* Fills *stats. Returns STOCK_OK, or STOCK_UNSUPPORTED for a backend that

@@ -89,6 +89,7 @@ typedef struct embedded {
     stock_durability durability;
     bool sync_in_caller;         /* stock_config.sync_in_caller */
     uint64_t snapshot_log_bytes;
+    uint64_t open_ms;            /* wall time of embedded_open; fixed after */
     pthread_t writer_thread;
     pthread_t syncer_threads[EMBEDDED_SYNCERS];
     unsigned syncers;            /* threads started */
@@ -137,6 +138,14 @@ static int64_t now_us(void)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+/* Milliseconds on a clock that no settimeofday moves, for durations. */
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------ failure */
@@ -617,6 +626,14 @@ static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
     journal_counters(e->log, &log_bytes, &snapshots);
     stats->log_bytes = log_bytes;
     stats->snapshots = snapshots;
+    journal_recovery recovery;
+    journal_recovery_summary(e->log, &recovery);
+    stats->recovered = true;
+    stats->recovery_snapshot_loaded = recovery.snapshot_loaded;
+    stats->recovery_snapshot_lsn = recovery.snapshot_lsn;
+    stats->recovery_records = recovery.records_replayed;
+    stats->recovery_torn_bytes = recovery.torn_bytes;
+    stats->recovery_ms = e->open_ms;
     return STOCK_OK;
 }
 
@@ -715,6 +732,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
 {
     assert(uri != NULL && config != NULL && store != NULL);
     *store = NULL;
+    uint64_t started_ms = monotonic_ms();
     embedded_uri parsed;
     stock_code code = embedded_uri_parse(uri, config, &parsed, message, message_size);
     if (code != STOCK_OK)
@@ -739,6 +757,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
         destroy(e);
         return code;
     }
+    e->open_ms = monotonic_ms() - started_ms;
     *store = &e->base;
     return STOCK_OK;
 }

@@ -93,6 +93,18 @@ static void backend_has_a_name_and_counters_or_none(void **state)
     stock_stats stats;
     stock_code code = stock_get_stats(conf_store, &stats);
     assert_true(code == STOCK_OK || code == STOCK_UNSUPPORTED);
+    /* Only the embedded engine rebuilds its state from files of its own at
+     * open; every other backend leaves the recovery fields zero. */
+    assert_int_equal(stats.recovered, strcmp(name, "embedded") == 0);
+    if (!stats.recovered) {
+        assert_false(stats.recovery_snapshot_loaded);
+        assert_int_equal(stats.recovery_snapshot_lsn, 0);
+        assert_int_equal(stats.recovery_records, 0);
+        assert_int_equal(stats.recovery_torn_bytes, 0);
+        assert_int_equal(stats.recovery_ms, 0);
+    } else if (!stats.recovery_snapshot_loaded) {
+        assert_int_equal(stats.recovery_snapshot_lsn, 0);
+    }
 }
 
 int conf_run_codes(void)
