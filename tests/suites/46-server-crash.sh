@@ -7,7 +7,9 @@
 # SIGKILL mid-load and restarts it on the same data directory; the clients
 # reconnect and retry the ops whose outcome the crash left unknown. Then
 # server_crash_check verifies the acknowledged ops against the server, and
-# once more after a final kill -9 of the idle server.
+# once more after a final kill -9 of the idle server. Every start must log
+# what its recovery did, and each restart after a kill must have replayed
+# records.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -21,6 +23,7 @@ skus=4
 level=1000000000
 dir=$(mktemp -d)
 stockd_pid=""
+recovery=""   # the recovery line of the last start
 client_pids=()
 cleanup() {
     for pid in "${client_pids[@]}" $stockd_pid; do
@@ -38,11 +41,39 @@ fail() {
     exit 1
 }
 
-# Restarts reuse the port, so the clients' URI stays valid.
+recovery_lines() { grep -c ' INFO recovery: ' "$dir/stockd.log" || true; }
+
+# Restarts reuse the port, so the clients' URI stays valid. Each start must
+# log exactly one recovery line in the documented format (docs/operations.md,
+# "Logs"); check_recovery then looks at what it says.
 restart_stockd() {
+    touch "$dir/stockd.log"
+    local before
+    before=$(recovery_lines)
     start_stockd "$port" "$dir/data" "$dir/stockd.log" ||
         fail "stockd did not start on port $port"
     stockd_pid=$STOCKD_PID
+    [ "$(recovery_lines)" -eq $((before + 1)) ] || fail "this start logged no recovery line"
+    recovery=$(grep ' INFO recovery: ' "$dir/stockd.log" | tail -n 1)
+    echo "$recovery" | grep -Eq ' INFO recovery: (no snapshot|snapshot at lsn [0-9]+ loaded), [0-9]+ records replayed, [0-9]+ bytes of torn tail cut, [0-9]+ ms$' ||
+        fail "the recovery line is not in the documented format: $recovery"
+}
+
+# check_recovery fresh|replayed: the last start found an empty folder, or
+# replayed records after a kill -9 (snapshots come only every 256 MiB of
+# log, far more than these rounds write, so the log since the last one is
+# never empty here).
+check_recovery() {
+    case $1 in
+    fresh)
+        echo "$recovery" | grep -q ' INFO recovery: no snapshot, 0 records replayed, 0 bytes of torn tail cut, ' ||
+            fail "a fresh folder's recovery: $recovery" ;;
+    replayed)
+        local records
+        records=$(echo "$recovery" | sed -n 's/.*, \([0-9][0-9]*\) records replayed,.*/\1/p')
+        [ "${records:-0}" -gt 0 ] || fail "a restart after kill -9 replayed nothing: $recovery"
+        echo "  $recovery" ;;
+    esac
 }
 
 kill_stockd() {
@@ -56,6 +87,7 @@ acks() { cat "$dir"/client-*.log | grep -c '^ack' || true; }
 use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
 BIN=$dir/bin
 restart_stockd
+check_recovery fresh
 for i in $(seq 0 $((skus - 1))); do
     "$BIN/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
 done
@@ -83,6 +115,7 @@ for round in $(seq "$rounds"); do
     kill_stockd
     sleep 0.$((RANDOM % 5))
     restart_stockd
+    check_recovery replayed
     before=$now
 done
 wait_for_progress "$before" || fail "no acknowledged ops after the last restart"
@@ -100,6 +133,7 @@ echo "== check after $rounds crashes"
 echo "== check after one more kill -9 of the idle server"
 kill_stockd
 restart_stockd
+check_recovery replayed
 "$BIN/server_crash_check" "$uri" "$skus" "$level" "$dir"/client-*.log ||
     fail "the check found violations after an idle restart"
 echo "== the check itself catches a lost acknowledgement and a wrong reply"
