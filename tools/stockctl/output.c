@@ -219,6 +219,12 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
         {"skus", stats->skus},             {"lines", stats->lines},
         {"memory_bytes", stats->memory_bytes}, {"log_bytes", stats->log_bytes},
         {"snapshots", stats->snapshots},
+        {"recovered", stats->recovered},
+        {"recovery_snapshot_loaded", stats->recovery_snapshot_loaded},
+        {"recovery_snapshot_lsn", stats->recovery_snapshot_lsn},
+        {"recovery_records", stats->recovery_records},
+        {"recovery_torn_bytes", stats->recovery_torn_bytes},
+        {"recovery_ms", stats->recovery_ms},
     };
     size_t count = sizeof fields / sizeof fields[0];
     if (args->json) {
@@ -229,8 +235,8 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
                                 json_integer((json_int_t)fields[i].value));
         return json_emit(object, code);
     }
-    printf("%-20s %s\n", "backend", backend);
+    printf("%-24s %s\n", "backend", backend);
     for (size_t i = 0; i < count; i++)
-        printf("%-20s %" PRIu64 "\n", fields[i].name, fields[i].value);
+        printf("%-24s %" PRIu64 "\n", fields[i].name, fields[i].value);
     return ctl_exit_code(code);
 }
