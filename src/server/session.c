@@ -308,7 +308,11 @@ void session_info(conn *c, const resp_request *r)
         "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
         "batches:%llu\r\nbatched_operations:%llu\r\nbatches_in_flight:%u\r\n\r\n"
         "# Store\r\nbackend:%s\r\nskus:%llu\r\nlines:%llu\r\nsyncs:%llu\r\n"
-        "memory_bytes:%llu\r\nlog_bytes:%llu\r\n",
+        "memory_bytes:%llu\r\nlog_bytes:%llu\r\n"
+        "store_batches:%llu\r\nstore_operations:%llu\r\nsync_latency_us_sum:%llu\r\n"
+        "snapshots:%llu\r\nrecovered:%d\r\nrecovery_snapshot_loaded:%d\r\n"
+        "recovery_snapshot_lsn:%llu\r\nrecovery_records:%llu\r\n"
+        "recovery_torn_bytes:%llu\r\nrecovery_ms:%llu\r\n",
         SESSION_REDIS_VERSION, CONFIG_VERSION, (long)getpid(), srv->cfg->port,
         srv->cfg->http_port, (unsigned long long)((server_now_ms(srv) - srv->started_ms) / 1000),
         (unsigned long long)srv->counters.connections_open, srv->cfg->maxclients,
@@ -317,7 +321,12 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)srv->counters.batches, (unsigned long long)srv->counters.batch_ops,
         srv->inflight, stock_backend_name(srv->store), (unsigned long long)stats.skus,
         (unsigned long long)stats.lines, (unsigned long long)stats.syncs,
-        (unsigned long long)stats.memory_bytes, (unsigned long long)stats.log_bytes);
+        (unsigned long long)stats.memory_bytes, (unsigned long long)stats.log_bytes,
+        (unsigned long long)stats.batches, (unsigned long long)stats.operations,
+        (unsigned long long)stats.sync_latency_us_sum, (unsigned long long)stats.snapshots,
+        stats.recovered, stats.recovery_snapshot_loaded,
+        (unsigned long long)stats.recovery_snapshot_lsn, (unsigned long long)stats.recovery_records,
+        (unsigned long long)stats.recovery_torn_bytes, (unsigned long long)stats.recovery_ms);
     assert(len > 0 && (size_t)len < sizeof text);
     commands_reply_bulk(c, text, (size_t)len);
 }
