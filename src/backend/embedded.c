@@ -133,19 +133,13 @@ static embedded *from_store(stock_t *store)
     return (embedded *)store;
 }
 
-static int64_t now_us(void)
+/* Microseconds on clock: CLOCK_REALTIME for times a line records,
+ * CLOCK_MONOTONIC (which no settimeofday moves) for durations. */
+static int64_t now_us(clockid_t clock)
 {
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(clock, &now);
     return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
-/* Milliseconds on a clock that no settimeofday moves, for durations. */
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------ failure */
@@ -434,7 +428,7 @@ static void apply_batches(embedded *e, stock_batch *list)
     while (list != NULL) {
         stock_batch *first = list, *last = NULL;
         uint64_t records = 0;
-        int64_t time_us = now_us();
+        int64_t time_us = now_us(CLOCK_REALTIME);
         bool broken = atomic_load(&e->broken);
         while (list != NULL && e->group.len < EMBEDDED_GROUP_BYTES_MAX) {
             if (!broken)
@@ -732,7 +726,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
 {
     assert(uri != NULL && config != NULL && store != NULL);
     *store = NULL;
-    uint64_t started_ms = monotonic_ms();
+    int64_t started_us = now_us(CLOCK_MONOTONIC);
     embedded_uri parsed;
     stock_code code = embedded_uri_parse(uri, config, &parsed, message, message_size);
     if (code != STOCK_OK)
@@ -757,7 +751,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
         destroy(e);
         return code;
     }
-    e->open_ms = monotonic_ms() - started_ms;
+    e->open_ms = (uint64_t)(now_us(CLOCK_MONOTONIC) - started_us) / 1000;
     *store = &e->base;
     return STOCK_OK;
 }
