@@ -80,13 +80,30 @@ static bool write_json(buf *out, int status, json_t *body, const char *extra, bo
     return ok;
 }
 
+/* The body of every error response: {"error": word, "message": message}. */
+static json_t *error_json(const char *word, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", word, "message", message);
+}
+
 bool routes_write_error(conn *c, buf *out, int status, const char *word,
                         const char *message, bool keep_alive)
 {
     (void)c;
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"stockd\"\r\n" : NULL;
-    return write_json(out, status, json_pack("{s:s, s:s}", "error", word, "message", message),
-                      extra, keep_alive);
+    return write_json(out, status, error_json(word, message), extra, keep_alive);
+}
+
+/* Ends a response written after conn_reply_begin's mark: closes c if it
+ * could not be written, or once it is sent if the client asked to close. */
+static void reply_finish(conn *c, size_t mark, bool written, bool keep_alive)
+{
+    if (!written || !conn_reply_end(c, mark)) {
+        conn_close(c);
+        return;
+    }
+    if (!keep_alive)
+        conn_close_after_replies(c);
 }
 
 /* Queues an immediate error response. */
@@ -94,24 +111,23 @@ static void reply_error(conn *c, bool keep_alive, int status, const char *word, 
 {
     size_t mark = 0;
     buf *out = conn_reply_begin(c, &mark);
-    if (!routes_write_error(c, out, status, word, message, keep_alive) || !conn_reply_end(c, mark)) {
-        conn_close(c);
-        return;
-    }
-    if (!keep_alive)
-        conn_close_after_replies(c);
+    reply_finish(c, mark, routes_write_error(c, out, status, word, message, keep_alive), keep_alive);
+}
+
+/* Queues an immediate JSON response with extra headers (or NULL); takes
+ * body's reference. */
+static void reply_json(conn *c, bool keep_alive, int status, json_t *body, const char *extra)
+{
+    size_t mark = 0;
+    buf *out = conn_reply_begin(c, &mark);
+    reply_finish(c, mark, write_json(out, status, body, extra, keep_alive), keep_alive);
 }
 
 static void reply_text(conn *c, bool keep_alive, const char *type, const char *body, size_t len)
 {
     size_t mark = 0;
     buf *out = conn_reply_begin(c, &mark);
-    if (!http_write_response(out, 200, type, NULL, body, len, keep_alive) || !conn_reply_end(c, mark)) {
-        conn_close(c);
-        return;
-    }
-    if (!keep_alive)
-        conn_close_after_replies(c);
+    reply_finish(c, mark, http_write_response(out, 200, type, NULL, body, len, keep_alive), keep_alive);
 }
 
 /* Tells a client that sent "Expect: 100-continue" to send its body. */
@@ -349,14 +365,10 @@ static bool lines_well_formed(conn *c, const http_request *req, json_t *lines, s
             snprintf(message, sizeof message, "line %zu: must be a JSON object", i + 1);
         else
             snprintf(message, sizeof message, "line %zu: %s", i + 1, field);
-        json_t *body = json_pack("{s:s, s:s, s:I}", "error", "INVALID", "message", message,
-                                 "failed_line", (json_int_t)i);
-        size_t mark = 0;
-        buf *out = conn_reply_begin(c, &mark);
-        if (!write_json(out, 400, body, NULL, req->keep_alive) || !conn_reply_end(c, mark))
-            conn_close(c);
-        else if (!req->keep_alive)
-            conn_close_after_replies(c);
+        json_t *body = error_json("INVALID", message);
+        if (body != NULL)
+            json_object_set_new(body, "failed_line", json_integer((json_int_t)i));
+        reply_json(c, req->keep_alive, 400, body, NULL);
         return false;
     }
     return true;
@@ -531,13 +543,7 @@ static void route(conn *c, const http_request *req)
     }
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "\r\n");
-    size_t mark = 0;
-    buf *out = conn_reply_begin(c, &mark);
-    json_t *body = json_pack("{s:s, s:s}", "error", "INVALID", "message", message);
-    if (!write_json(out, 405, body, allow, req->keep_alive) || !conn_reply_end(c, mark))
-        conn_close(c);
-    else if (!req->keep_alive)
-        conn_close_after_replies(c);
+    reply_json(c, req->keep_alive, 405, error_json("INVALID", message), allow);
 }
 
 void routes_process(conn *c)
@@ -631,7 +637,7 @@ static json_t *success_body(route_kind kind, const stock_op *op)
 
 static json_t *error_body(const stock_op *op)
 {
-    json_t *body = json_pack("{s:s, s:s}", "error", stock_code_name(op->code), "message", op->message);
+    json_t *body = error_json(stock_code_name(op->code), op->message);
     if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
         json_object_set_new(body, "failed_line", json_integer(op->failed_line));
     return body;
