@@ -490,22 +490,30 @@ void conn_reject(conn *c)
     conn_close_after_replies(c);
 }
 
-/* Tells an idle client why it is being closed (a half-sent request would
- * otherwise just see EOF), then closes it once that is written. */
-static void close_idle(conn *c, uint32_t idle_s)
+/* Tells a client the server is closing it, in its protocol (RESP -ERR
+ * message, or an HTTP status with word and message), and closes it once
+ * that is written; at once if it cannot be queued. */
+static void reject_with_error(conn *c, int http_status, const char *http_word, const char *message)
 {
-    char message[CONN_MESSAGE_MAX];
-    snprintf(message, sizeof message, "idle for more than %u s, closing the connection", idle_s);
     size_t mark = 0;
     buf *out = conn_reply_begin(c, &mark);
-    bool queued = c->kind == CONN_RESP ? resp_write_error(out, "ERR", message)
-                                       : routes_write_error(c, out, 408, "TIMEOUT", message, false);
+    bool queued = c->kind == CONN_RESP
+                      ? resp_write_error(out, "ERR", message)
+                      : routes_write_error(c, out, http_status, http_word, message, false);
     if (!queued || !conn_reply_end(c, mark)) {
         conn_close(c);
         return;
     }
-    log_info("client %llu: %s", (unsigned long long)c->id, message);
     conn_reject(c);
+}
+
+/* A half-sent request would otherwise just see EOF. */
+static void close_idle(conn *c, uint32_t idle_s)
+{
+    char message[CONN_MESSAGE_MAX];
+    snprintf(message, sizeof message, "idle for more than %u s, closing the connection", idle_s);
+    log_info("client %llu: %s", (unsigned long long)c->id, message);
+    reject_with_error(c, 408, "TIMEOUT", message);
 }
 
 uint32_t conn_sweep_idle(server *srv)
@@ -559,15 +567,8 @@ static conn *conn_create(server *srv, conn_kind kind)
 /* Answers a client over --maxclients with an error, then closes it. */
 static void refuse(conn *c)
 {
-    size_t mark = 0;
-    buf *out = conn_reply_begin(c, &mark);
-    if (c->kind == CONN_RESP)
-        resp_write_error(out, "ERR", "max number of clients reached");
-    else
-        routes_write_error(c, out, 503, "UNAVAILABLE", "max number of clients reached", false);
-    conn_reply_end(c, mark);
     c->srv->counters.connections_rejected++;
-    conn_reject(c);
+    reject_with_error(c, 503, "UNAVAILABLE", "max number of clients reached");
     server_flush(c->srv);
 }
 
