@@ -12,7 +12,7 @@
  * process RSS delta) and snapshot save/load time.
  * Part 2, through the library (stock_open of a folder under --dir, default
  * ".", so on disk: a tmpfs would make fdatasync free): ops/s of the hot,
- * uniform, cart and mixed workloads (DESIGN section 8), durable and relaxed,
+ * uniform, cart and mixed workloads (docs/stockbench.md), durable and relaxed,
  * --lib-ops each (default 1,000,000), --in-flight batches of 1,000 in
  * flight (default 16: a server has many connections' batches queued at
  * once; 4 left the writer idle between groups); then memory per line and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/compare.sh -- stockd beside the design article's schemes as their
+# bench/compare.sh -- stockd beside the schemes of docs/schemes.md as their
 # users deploy them, on loopback, in one run, with the same clients:
 #
 #   Redis 7 + the Lua deduction (bench/lua/deduct.lua: stock key + flow hash,
@@ -223,8 +223,9 @@ CREATE SEQUENCE line_ids;
 INSERT INTO stock SELECT g, $BIG_STOCK, $BIG_STOCK FROM generate_series(0, $PG_SKUS) g;
 VACUUM ANALYZE stock;
 SQL
-    # The article's scheme in one statement, so one transaction: take the
-    # stock only if it is there, and write the flow row only if it was taken.
+    # The database scheme of docs/schemes.md in one statement, so one
+    # transaction: take the stock only if it is there, and write the flow row
+    # only if it was taken.
     local deduct="WITH taken AS (UPDATE stock SET leaved_amount = leaved_amount - 1
   WHERE sku_id = :sku AND leaved_amount >= 1 RETURNING sku_id)
 INSERT INTO flow (line_id, sku_id, amount) SELECT nextval('line_ids'), sku_id, 1 FROM taken;"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_compare.sh -- the design article's plain database scheme measured with
+# pg_compare.sh -- the plain database scheme (docs/schemes.md) measured with
 # pgbench, and the postgres backend (in-process, bench/pg_bench) on the SAME
 # throwaway PostgreSQL 15 in the same run, so that the ratio means something.
 #

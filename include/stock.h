@@ -15,7 +15,7 @@
  * what makes group commit, merged SQL updates and pipelining possible. The
  * synchronous wrappers at the end of this file are one-operation batches.
  *
- * Semantics (../shared/DESIGN.md section 2, docs/semantics.md):
+ * Semantics (docs/semantics.md):
  *   - identifiers are 1..STOCK_ID_MAX bytes of printable ASCII without space
  *     (0x21..0x7E); quantities per operation are 1..STOCK_QTY_MAX; stock
  *     levels are 0..INT64_MAX. Anything else is STOCK_INVALID and changes

@@ -1,4 +1,4 @@
--- deduct.lua -- the design article's cache-layer deduction, as its users
+-- deduct.lua -- the cache-layer deduction of docs/schemes.md, as its users
 -- deploy it on Redis: one stock key and one flow hash per SKU, and a script
 -- so that the check, the decrement and the flow line are atomic.
 --

@@ -1,6 +1,6 @@
 /*
  * postgres.c -- the postgres backend: libstock over PostgreSQL through libpq,
- * with the design article's database scheme (src/backend/postgres_schema.c).
+ * with the database scheme of docs/schemes.md (src/backend/postgres_schema.c).
  *
  * Threading: stock_submit only queues the batch and wakes the backend's
  * worker thread, so a caller's event loop never waits for the database. The

@@ -2,7 +2,7 @@
  * postgres_schema.c -- the postgres backend's tables and functions, created
  * or migrated at open, and the statements the pipeline runs.
  *
- * The tables follow the design article: inventory(sku_id, leaved_amount) --
+ * The tables follow docs/schemes.md: inventory(sku_id, leaved_amount) --
  * here one row per bucket of a SKU, with the SKU's adjusted / deducted /
  * refunded totals kept beside its stock so that I2 can be checked row by
  * row -- and a flow table with a row per deducted line. Orders, refunds and
@@ -12,7 +12,7 @@
  * decides one op without a round trip between its steps, and so that a
  * business failure (insufficient stock, a conflict) is a result row, not an
  * SQL error: an error would abort every op of the transaction. Deductions are
- * the article's conditional update (stock_take); an order runs inside a
+ * that scheme's conditional update (stock_take); an order runs inside a
  * subtransaction that rolls back when one of its SKUs is short.
  *
  * Result codes in the functions are stock_code values (stock.h).

@@ -1,6 +1,6 @@
 /*
- * core.c -- the rules of every operation (DESIGN section 2 and each row of
- * docs/semantics.md) applied to the in-memory state of core_internal.h.
+ * core.c -- the rules of every operation (docs/semantics.md: the operations
+ * and each row of its choices) applied to the in-memory state of core_internal.h.
  *
  * Each state-changing function works in three steps so that a failure never
  * leaves half an operation behind: look up and check (no change), reserve

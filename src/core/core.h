@@ -1,7 +1,7 @@
 /*
  * core.h -- the stock state machine: SKUs, lines, orders, refunds and
- * adjustments in memory, and the apply() of each operation of DESIGN
- * section 2.
+ * adjustments in memory, and the apply() of each operation of
+ * docs/semantics.md.
  *
  * The core does no I/O and takes no locks: one thread at a time owns it (the
  * embedded backend's applier). It is deterministic: applying an op yields a
@@ -47,7 +47,7 @@ void core_destroy(core *state);
  * nothing and returns false. The record's length is what the buffer grew
  * by: records carry no framing of their own (the journal frames them).
  * The op's ids are only read during the call; the core keeps copies.
- * Errors, all in op->code with nothing changed: the results of section 2,
+ * Errors, all in op->code with nothing changed: the results docs/semantics.md lists,
  * STOCK_INVALID when a total would pass INT64_MAX, STOCK_NOMEM.
  */
 bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);

@@ -2,7 +2,7 @@
  * result.h -- how every backend words a failed operation.
  *
  * A failure's message holds the facts after the code word, in the form the
- * wire protocols print (DESIGN section 6): "sku=A12 available=3". Keeping the
+ * wire protocols print (docs/protocol.md): "sku=A12 available=3". Keeping the
  * wording in one place keeps every backend, and so every front end, saying
  * the same thing.
  */

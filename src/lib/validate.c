@@ -1,5 +1,5 @@
 /*
- * validate.c -- the input rules of DESIGN section 2, checked once for every
+ * validate.c -- the input rules of docs/semantics.md, checked once for every
  * backend before an operation can touch state.
  */
 #include <assert.h>

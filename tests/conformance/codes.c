@@ -5,7 +5,7 @@
  */
 #include "conformance.h"
 
-/* The wire word of every code, as stock.h and DESIGN section 6 spell it. */
+/* The wire word of every code, as stock.h and docs/semantics.md spell it. */
 static const char *const wire_words[STOCK_CODE_COUNT] = {
     [STOCK_OK] = "OK",
     [STOCK_REPLAY] = "REPLAY",

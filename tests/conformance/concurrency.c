@@ -240,7 +240,7 @@ static void *sellout_run(void *arg)
 static void sellout_sells_exactly_the_units(void **state)
 {
     (void)state;
-    /* DESIGN section 8: 10,000 units, 200,000 attempts. */
+    /* docs/stockbench.md's sellout: 10,000 units, 200,000 attempts. */
     int64_t stock = conf_quick ? 1000 : 10000;
     int64_t attempts = conf_quick ? 20000 : 200000;
     int batches = (int)(attempts / THREADS / SELLOUT_BATCH);

@@ -1,7 +1,7 @@
 /*
  * conformance.h -- what the files of the conformance suite share.
  *
- * The suite states DESIGN section 2, docs/semantics.md and invariants I1-I5
+ * The suite states docs/semantics.md (operations, choices, invariants)
  * once, against include/stock.h only, and runs against whatever store the URI
  * names. Because any backend may hold data from earlier runs (or from another
  * run at the same time), every identifier a test makes starts with a
@@ -126,7 +126,7 @@ void conf_check_sku_at(const conf_sku *sku, const char *file, int line);
 void conf_check_no_line_at(const char *line_id, const char *file, int line);
 #define conf_check_no_line(id) conf_check_no_line_at((id), __FILE__, __LINE__)
 
-/* Asserts a message is the exact text of DESIGN section 6 / semantics.md. */
+/* Asserts a message is the exact text of docs/protocol.md / semantics.md. */
 void conf_check_message_at(const char *message, const char *file, int line,
                            const char *format, ...)
     __attribute__((format(printf, 4, 5)));

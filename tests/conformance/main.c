@@ -33,9 +33,9 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: conformance [--quick] [--filter GLOB] [--sync-in-caller] [URI]\n"
         "\n"
-        "Runs the libstock conformance suite (DESIGN section 2, docs/semantics.md,\n"
-        "invariants I1-I5) against the store named by URI, or by $STOCK_TEST_URI\n"
-        "when no URI is given. Examples:\n"
+        "Runs the libstock conformance suite (docs/semantics.md: operations,\n"
+        "choices, invariants I1-I5 and I7) against the store named by URI, or\n"
+        "by $STOCK_TEST_URI when no URI is given. Examples:\n"
         "  conformance /tmp/data                 the embedded engine (a data folder)\n"
         "  conformance stockd://127.0.0.1:7379    a running stockd\n"
         "  conformance postgres://localhost/stock\n"

@@ -1,6 +1,6 @@
 /*
  * set_add.c -- setting levels (with compare-and-set) and adjusting them
- * (restock, write-off, adjustment ids): DESIGN section 2 and the set/add
+ * (restock, write-off, adjustment ids): the set/add operations and
  * rows of docs/semantics.md.
  */
 #include <stdio.h>

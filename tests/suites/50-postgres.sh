@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 50-postgres.sh -- the conformance suite against the postgres backend on a
-# real PostgreSQL 15 (tests/harness/pg.sh), plain (the article's scheme, one
+# real PostgreSQL 15 (tests/harness/pg.sh), plain (docs/schemes.md's scheme, one
 # conditional update per deduction): --quick for the semantics, then the full
 # sellout (exactly 10,000 of 200,000 attempts succeed); and the URI options
 # (pg_options). 50-postgres-merged.sh, -buckets.sh and -replica.sh cover the

@@ -1,5 +1,5 @@
 /*
- * workload.c -- the DESIGN section 8 workloads as op streams, and their
+ * workload.c -- the workloads of docs/stockbench.md as op streams, and their
  * accounting (see workload.h).
  *
  * Ids are "<prefix><letter><sequence>": S for SKUs, L for lines, O for

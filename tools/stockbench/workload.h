@@ -1,5 +1,5 @@
 /*
- * workload.h -- the flash-sale workloads of DESIGN section 8, as streams of
+ * workload.h -- the flash-sale workloads of docs/stockbench.md, as streams of
  * stock_ops, and the accounting of their results into the checker.
  *
  *   hot      one SKU with ample stock, qty 1, unique line ids
