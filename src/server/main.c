@@ -34,7 +34,8 @@ static void log_recovery(const stock_stats *stats)
 static int serve(const config *cfg)
 {
     /* The loop submits one batch per turn (batch.c): syncing it in the loop
-     * saves two thread wake-ups per batch (docs/engine.md, "Threads"). */
+     * saves two thread wake-ups per batch (docs/engine.md, "Threads and
+     * group commit"). */
     stock_config options = {.durability = cfg->durability, .sync_in_caller = true};
     stock_t *store = NULL;
     char message[512];
