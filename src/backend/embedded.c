@@ -56,19 +56,18 @@
  * MiB by default), so that the next open replays little. */
 #define EMBEDDED_CLOSE_SNAPSHOT_DIVISOR 16
 /* Syncer threads, so syncs that may run at once. Two overlapping
- * fdatasyncs of a preallocated log each took about as long as one alone
- * here (ext4 on virtio: 2 threads did 5,800 syncs/s at 0.34 ms each, 1
- * thread 2,700/s), so a group that lands while a sync runs need not wait
- * for its end. */
+ * fdatasyncs of a preallocated log each take about as long as one alone
+ * (docs/engine.md, "Measurements behind the constants"), so a group that
+ * lands while a sync runs need not wait for its end. */
 #define EMBEDDED_SYNCERS 2
 /* With stock_config.sync_in_caller, a group of at most this many ops is
  * synced by the thread that applied it (when no sync runs), as Redis does
  * with appendfsync always: handing it to a syncer and back costs two thread
- * wake-ups, about 25 us of CPU here, which at stockd's pipeline depth 1 (3
- * ops a group) was half its CPU per request. A larger group goes to a
- * syncer, so that its caller can apply the next one meanwhile: bench_engine's
- * one submitting thread with 16 batches of 1,000 in flight did 1.4 M/s
- * durable with every group synced in the caller, 3.4 M/s with this limit. */
+ * wake-ups, which at stockd's pipeline depth 1 (a few ops a group) are a
+ * large part of its CPU per request. A larger group goes to a syncer, so
+ * that its caller can apply the next one meanwhile: a thread keeping many
+ * large batches in flight would otherwise wait out every sync itself
+ * (figures: docs/engine.md, "Measurements behind the constants"). */
 #define EMBEDDED_INLINE_SYNC_OPS_MAX 256
 /* Written groups waiting for their sync. When it is full a new group joins
  * the newest one instead of waiting: the applier may be a syncer's thread

@@ -57,8 +57,9 @@ bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);
  * and prefetches the hash-table slots core_apply will read. Changes nothing
  * and may be skipped. Applying a batch, call it for op i + CORE_PREFETCH_AHEAD
  * before applying op i, so that the memory latency of the ops overlaps
- * (a random miss into a 10M-line table costs hundreds of ns here, and the
- * ops of a batch are independent reads until applied).
+ * (a random miss into a large table costs more than the rest of an op,
+ * docs/engine.md, "Measurements behind the constants"; and the ops of a
+ * batch are independent reads until applied).
  */
 #define CORE_PREFETCH_AHEAD 8
 void core_prefetch(const core *state, const stock_op *op);

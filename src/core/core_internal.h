@@ -245,8 +245,9 @@ static inline void core_index_prefetch(const core_index *index, uint32_t hash)
  * probing: a staged index serves no lookups. core_index_build then puts
  * every staged slot in its place, walking the table in order of home slot
  * (a counting sort on the hash's top CORE_BUILD_GROUP_BITS bits first):
- * at 10M entries, one random probe per entry into a 128 MiB table costs
- * several hundred ns on the VMs measured, the ordered walk a few.
+ * at 10M entries a random probe per entry misses the cache nearly every
+ * time, while the ordered walk streams through the table (docs/engine.md,
+ * "Measurements behind the constants").
  * DUPLICATE: two entities share an id; *duplicate is the later one and the
  * index must not be used. NOMEM: no room for the sort (index unusable).
  */

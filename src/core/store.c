@@ -18,9 +18,9 @@
 
 /* Entries of a chunk-pointer array at first use. */
 #define CHUNK_LIST_MIN 16u
-/* A transparent huge page. Big regions ask for them: on the VMs this runs
- * on, a 4 KiB page fault costs microseconds, which at 10M lines would cost
- * more than the work itself (docs/engine.md). */
+/* A transparent huge page. Big regions ask for them: under a hypervisor the
+ * page faults of 4 KiB pages can cost more than the work done on 10M lines
+ * (docs/engine.md, "Measurements behind the constants"). */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
 
 static size_t page_round(size_t bytes)

@@ -40,11 +40,9 @@
 /* Zeros kept written ahead of the end of the current segment: each append
  * that leaves less than half of it tops it up (docs/engine.md, "On-disk
  * format"). An fdatasync after overwriting blocks already allocated and
- * written costs ~0.3 ms on ext4 on virtio, after an appending write ~0.6 ms
- * (ext4 must commit the new size and allocation through its journal): a
- * microbenchmark keeping 256 KiB of zeros ahead measured 0.31-0.37 ms per
- * write+fdatasync against 0.59-0.63 ms for plain appends, with a spike of a
- * few ms on the syncs that carry a fresh chunk of zeros. */
+ * written is cheaper than after an appending write, for which ext4 must
+ * also commit the new size and allocation through its journal (figures:
+ * docs/engine.md, "Measurements behind the constants"). */
 #define JOURNAL_ZERO_AHEAD_BYTES (256u << 10)
 /* The unit in which data that no fdatasync covered reaches the disk: the
  * page cache writes back whole pages, in any order, so after a power loss a
