@@ -8,11 +8,11 @@
  *   pg_crash check URI     connects with libpq and checks that the database
  *                          holds only whole orders and balanced SKUs
  *
- * tests/suites/50-postgres.sh kills the writer with SIGKILL mid-batch and then
- * runs the check: every order has all its lines in the flow table and every
- * order line has its order (I3); for every SKU the stock equals adjusted -
- * deducted + refunded, the deducted total equals the flow rows' quantities,
- * and no bucket is negative (I1, I2).
+ * tests/suites/50-postgres-faults.sh kills the writer with SIGKILL
+ * mid-batch and then runs the check: every order has all its lines in the
+ * flow table and every order line has its order (I3); for every SKU the
+ * stock equals adjusted - deducted + refunded, the deducted total equals the
+ * flow rows' quantities, and no bucket is negative (I1, I2).
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
