@@ -520,8 +520,9 @@ static const char pg_precheck_sql[] =
     "SELECT d.n FROM (SELECT x.line_id, x.sku_id, x.n, row_number() OVER "
     "(PARTITION BY x.line_id ORDER BY x.n) AS k FROM unnest($1::text[], $2::text[]) "
     "WITH ORDINALITY AS x(line_id, sku_id, n)) d "
-    "WHERE d.k = 1 "
-    "AND NOT EXISTS (SELECT 1 FROM inventory_flow f WHERE f.line_id = d.line_id) "
+    "LEFT JOIN LATERAL (SELECT 1 AS used FROM inventory_flow f "
+    "WHERE f.line_id = d.line_id LIMIT 1) u ON true "
+    "WHERE d.k = 1 AND u.used IS NULL "
     "AND (SELECT sum(v.leaved_amount) FROM inventory v WHERE v.sku_id = d.sku_id) = 0";
 
 static void replica_drop(pg_store *store)
