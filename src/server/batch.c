@@ -63,7 +63,7 @@ static void wake_waiting(server *srv)
     while (list != NULL) {
         conn *c = list;
         list = c->waiting_next;
-        c->in_waiting = false;
+        c->flags &= ~CONN_ON_WAITING;
         conn_resume(c);
     }
 }

@@ -20,9 +20,9 @@ uint64_t server_now_ms(const server *srv)
 
 void server_mark_dirty(server *srv, conn *c)
 {
-    if (c->dirty)
+    if (c->flags & CONN_ON_DIRTY)
         return;
-    c->dirty = true;
+    c->flags |= CONN_ON_DIRTY;
     c->dirty_next = srv->dirty;
     srv->dirty = c;
 }
@@ -32,7 +32,7 @@ void server_flush(server *srv)
     while (srv->dirty != NULL) {
         conn *c = srv->dirty;
         srv->dirty = c->dirty_next;
-        c->dirty = false;
+        c->flags &= ~CONN_ON_DIRTY;
         conn_flush(c);   /* may free a closing c */
     }
 }
@@ -106,12 +106,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
-    for (conn *c = srv->conns; c != NULL; c = c->next) {
-        if (c->shut)
-            conn_close(c);   /* a rejected client: its reply is out */
-        else
-            conn_close_after_replies(c);
-    }
+    for (conn *c = srv->conns; c != NULL; c = c->next)
+        conn_stop(c);
     uv_timer_start(&srv->grace, on_grace, SERVER_SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&srv->grace);
     batch_submit(srv);
