@@ -193,7 +193,7 @@ void batch_submit(server *srv)
         batch *list = srv->inline_head;
         srv->inline_head = srv->inline_tail = NULL;
         answer(srv, list);
-        if (srv->closed)
+        if (srv->state == SERVER_STOPPED)
             return;
     }
 }

@@ -43,7 +43,7 @@ static bool takes_requests(const conn *c)
 {
     /* Stopping moves every connection on (conn_stop), and no listener is
      * left to accept a new one. */
-    assert(c->state != CONN_OPEN || !c->srv->stopping);
+    assert(c->state != CONN_OPEN || c->srv->state == SERVER_RUNNING);
     return c->state == CONN_OPEN;
 }
 

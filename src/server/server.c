@@ -13,6 +13,13 @@
 #include "server/log.h"
 #include "server/server.h"
 
+/* Moves srv one step along its life (server.h). */
+static void server_set_state(server *srv, server_state next)
+{
+    assert(next == srv->state + 1);
+    srv->state = next;
+}
+
 uint64_t server_now_ms(const server *srv)
 {
     return uv_now(srv->loop);
@@ -71,11 +78,11 @@ static void close_handle(uv_handle_t *handle)
 
 void server_maybe_finish(server *srv)
 {
-    if (!srv->stopping || srv->closed || srv->conns != NULL || srv->inflight > 0)
+    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0)
         return;
     if (srv->gathering != NULL && srv->gathering->count > 0)
         return;
-    srv->closed = true;
+    server_set_state(srv, SERVER_STOPPED);
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->async);
     close_handle((uv_handle_t *)&srv->sweep);
@@ -96,13 +103,13 @@ static void on_grace(uv_timer_t *timer)
 static void on_signal(uv_signal_t *handle, int signum)
 {
     server *srv = handle->data;
-    if (srv->stopping) {
+    if (srv->state != SERVER_RUNNING) {
         log_info("%s again: shutdown already in progress", strsignal(signum));
         return;
     }
     log_info("%s: shutting down: no new clients, finishing %u batches in flight",
              strsignal(signum), srv->inflight);
-    srv->stopping = true;
+    server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
@@ -169,7 +176,7 @@ static int start_handles(server *srv)
 /* On a failed start: close what was opened and let the loop finish. */
 static void abort_start(server *srv)
 {
-    srv->stopping = true;
+    server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
@@ -186,6 +193,7 @@ int server_run(const config *cfg, stock_t *store)
         log_error("out of memory");
         return 1;
     }
+    srv->state = SERVER_RUNNING;
     srv->loop = uv_default_loop();
     srv->store = store;
     srv->cfg = cfg;
