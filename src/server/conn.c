@@ -425,7 +425,7 @@ void conn_drain(conn *c)
     uint32_t rendered = 0;
     while (c->slot_count > 0) {
         slot *s = &c->slots[c->slot_head];
-        if (s->owner != NULL && !s->owner->completed)
+        if (s->owner != NULL && s->owner->state != BATCH_COMPLETED)
             break;
         if (!is_closing(c))
             render(c, s);
