@@ -42,8 +42,8 @@ static void on_done(stock_batch *base)
 /* Loop thread: a batch's results are in; write the replies they allow. */
 static void complete(server *srv, batch *b)
 {
-    assert(!b->completed && srv->inflight > 0);
-    b->completed = true;
+    assert(b->state == BATCH_SUBMITTED && srv->inflight > 0);
+    b->state = BATCH_COMPLETED;
     srv->inflight--;
     metrics_count_batch(&srv->counters, &b->base, (uv_hrtime() - b->submitted_ns) / 1000);
     b->unreplied++;   /* hold b while its owners drain */
@@ -63,7 +63,7 @@ static void wake_waiting(server *srv)
     while (list != NULL) {
         conn *c = list;
         list = c->waiting_next;
-        c->in_waiting = false;
+        c->flags &= ~CONN_ON_WAITING;
         conn_resume(c);
     }
 }
@@ -124,7 +124,7 @@ static batch *batch_new(server *srv)
     }
     b->count = 0;
     b->unreplied = 0;
-    b->completed = false;
+    b->state = BATCH_GATHERING;
     b->next = NULL;
     return b;
 }
@@ -172,7 +172,8 @@ void batch_submit(server *srv)
         batch *b = srv->gathering;
         if (b == NULL || b->count == 0 || srv->inflight >= BATCH_INFLIGHT_MAX)
             return;
-        assert(b->unreplied > 0 && !b->completed);
+        assert(b->unreplied > 0 && b->state == BATCH_GATHERING);
+        b->state = BATCH_SUBMITTED;
         srv->gathering = NULL;
         srv->inflight++;
         b->base.ops = b->ops;
@@ -193,7 +194,7 @@ void batch_submit(server *srv)
         batch *list = srv->inline_head;
         srv->inline_head = srv->inline_tail = NULL;
         answer(srv, list);
-        if (srv->closed)
+        if (srv->state == SERVER_STOPPED)
             return;
     }
 }
@@ -201,7 +202,7 @@ void batch_submit(server *srv)
 void batch_release(server *srv, batch *b)
 {
     assert(b->unreplied > 0);
-    if (--b->unreplied > 0 || !b->completed)
+    if (--b->unreplied > 0 || b->state != BATCH_COMPLETED)
         return;
     /* Keep a few ordinary batches for reuse; a huge one gives its memory back. */
     if (srv->free_batch_count >= BATCH_FREE_MAX || b->cap > BATCH_KEEP_OPS_MAX) {

@@ -23,6 +23,16 @@
 #define BATCH_FREE_MAX 16        /* finished batches kept for reuse */
 #define BATCH_KEEP_OPS_MAX 4096  /* larger batches are freed, not kept */
 
+/* A batch's life, told on the loop thread: it takes ops during one loop
+ * turn (GATHERING), batch_submit hands it to the store (SUBMITTED), and its
+ * completion, handed back to the loop, lets its replies render (COMPLETED).
+ * Once no slot holds it, it is freed, or kept for reuse and GATHERING anew. */
+typedef enum batch_state {
+    BATCH_GATHERING = 0,
+    BATCH_SUBMITTED,
+    BATCH_COMPLETED
+} batch_state;
+
 typedef struct batch {
     stock_batch base;            /* what the store sees; base.user = this */
     server *srv;
@@ -31,7 +41,7 @@ typedef struct batch {
     uint32_t count;
     uint32_t cap;
     uint32_t unreplied;          /* slots still reading this batch's ops */
-    bool completed;              /* set on the loop thread */
+    batch_state state;
     uint64_t submitted_ns;       /* uv_hrtime() at stock_submit */
     struct batch *next;          /* free list or done queue */
 } batch;

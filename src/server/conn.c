@@ -15,6 +15,50 @@
 
 #define CONN_MESSAGE_MAX 96   /* an error the server sends on its own */
 
+/* ------------------------------------------------------------ lifecycle */
+
+/* Moves c to next, asserting that the diagram in conn.h has that step: a
+ * state is never left for an earlier one, nor skipped over where the
+ * diagram has no arrow. */
+static void conn_set_state(conn *c, conn_state next)
+{
+    static const unsigned steps[] = {
+        [CONN_OPEN] = 1u << CONN_CLOSE_AFTER_REPLIES | 1u << CONN_SHUT_AFTER_REPLIES |
+                      1u << CONN_CLOSING,
+        [CONN_CLOSE_AFTER_REPLIES] = 1u << CONN_SHUT_AFTER_REPLIES | 1u << CONN_CLOSING,
+        [CONN_SHUT_AFTER_REPLIES] = 1u << CONN_SHUT | 1u << CONN_CLOSING,
+        [CONN_SHUT] = 1u << CONN_CLOSING,
+        [CONN_CLOSING] = 1u << CONN_CLOSED,
+        [CONN_CLOSED] = 0,
+    };
+    assert((unsigned)c->state < sizeof steps / sizeof steps[0]);
+    bool allowed = (steps[c->state] >> next) & 1u;
+    assert(allowed);
+    (void)allowed;
+    c->state = next;
+}
+
+/* True while c reads requests and answers them. */
+static bool takes_requests(const conn *c)
+{
+    /* Stopping moves every connection on (conn_stop), and no listener is
+     * left to accept a new one. */
+    assert(c->state != CONN_OPEN || c->srv->state == SERVER_RUNNING);
+    return c->state == CONN_OPEN;
+}
+
+/* True once uv_close is called: nothing is read, rendered or written. */
+static bool is_closing(const conn *c)
+{
+    return c->state == CONN_CLOSING || c->state == CONN_CLOSED;
+}
+
+/* True when no reply is owed or unwritten. */
+static bool all_written(const conn *c)
+{
+    return c->slot_count == 0 && !(c->flags & CONN_WRITING) && c->out.len == 0;
+}
+
 /* ------------------------------------------------------------- chunks */
 
 static chunk *chunk_get(server *srv, size_t cap)
@@ -112,17 +156,20 @@ static void process(conn *c)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data);
 
+/* Reads while c takes requests and has room for more, or while it drops
+ * what a shut client still sends. */
 static void update_reading(conn *c)
 {
-    bool want = c->shut ? !c->closing
-              : !c->closing && !c->close_when_flushed && !c->srv->stopping &&
-                !c->in_waiting && c->slot_count < CONN_PENDING_MAX &&
-                c->out.len + c->writing.len < CONN_OUTPUT_MAX;
-    if (want && !c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-        c->reading = true;
-    else if (!want && c->reading) {
+    bool want = c->state == CONN_SHUT ||
+                (takes_requests(c) && !(c->flags & CONN_ON_WAITING) &&
+                 c->slot_count < CONN_PENDING_MAX &&
+                 c->out.len + c->writing.len < CONN_OUTPUT_MAX);
+    bool reading = c->flags & CONN_READING;
+    if (want && !reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->flags |= CONN_READING;
+    else if (!want && reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
+        c->flags &= ~CONN_READING;
     }
 }
 
@@ -138,7 +185,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
         return;
     }
     assert((size_t)nread <= c->in->cap - c->in->len);
-    if (c->shut) {
+    if (c->state == CONN_SHUT) {
         /* Rejected: the reply is sent and the write side shut; drop what the
          * client still sends so that closing does not reset the reply away. */
         c->discarded += (size_t)nread;
@@ -155,7 +202,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
 
 void conn_resume(conn *c)
 {
-    if (c->closing)
+    if (is_closing(c))
         return;
     if (c->in->len > c->in->parsed)
         process(c);
@@ -164,14 +211,13 @@ void conn_resume(conn *c)
 
 bool conn_can_take(conn *c)
 {
-    if (c->closing || c->close_when_flushed || c->srv->stopping ||
-        c->slot_count >= CONN_PENDING_MAX ||
+    if (!takes_requests(c) || c->slot_count >= CONN_PENDING_MAX ||
         c->out.len + c->writing.len >= CONN_OUTPUT_MAX)
         return false;
     if (batch_has_room(c->srv))
         return true;
-    if (!c->in_waiting) {
-        c->in_waiting = true;
+    if (!(c->flags & CONN_ON_WAITING)) {
+        c->flags |= CONN_ON_WAITING;
         c->waiting_next = c->srv->waiting;
         c->srv->waiting = c;
     }
@@ -181,24 +227,24 @@ bool conn_can_take(conn *c)
 /* ------------------------------------------------------------ writing */
 
 static void maybe_free(conn *c);
-static void finish(conn *c);
+static void end_after_replies(conn *c);
 
-/* All output is written: close if that was the plan, else read again if
- * output pressure had paused reading. */
+/* All output is written: end c if it takes no more requests and owes no
+ * reply, else read again if output pressure had paused reading. */
 static void written(conn *c)
 {
     c->last_active_ms = server_now_ms(c->srv);
-    if (c->close_when_flushed && c->slot_count == 0)
-        finish(c);
-    else if (!c->reading)
+    if (!takes_requests(c) && c->slot_count == 0)
+        end_after_replies(c);
+    else if (!(c->flags & CONN_READING))
         conn_resume(c);
 }
 
 static void on_write(uv_write_t *request, int status)
 {
     conn *c = request->data;
-    assert(c->write_active);
-    c->write_active = false;
+    assert(c->flags & CONN_WRITING);
+    c->flags &= ~CONN_WRITING;
     buf_clear(&c->writing);
     if (status < 0) {
         conn_close(c);
@@ -233,11 +279,11 @@ static bool write_now(conn *c)
 
 void conn_flush(conn *c)
 {
-    if (c->closing) {
+    if (is_closing(c)) {
         maybe_free(c);   /* the end of a callback: no caller holds c now */
         return;
     }
-    if (c->write_active || c->out.len == 0 || !write_now(c))
+    if ((c->flags & CONN_WRITING) || c->out.len == 0 || !write_now(c))
         return;
     if (c->out.len == 0) {
         written(c);
@@ -256,7 +302,7 @@ void conn_flush(conn *c)
         conn_close(c);
         return;
     }
-    c->write_active = true;
+    c->flags |= CONN_WRITING;
 }
 
 /* ------------------------------------------------------------ replies */
@@ -379,9 +425,9 @@ void conn_drain(conn *c)
     uint32_t rendered = 0;
     while (c->slot_count > 0) {
         slot *s = &c->slots[c->slot_head];
-        if (s->owner != NULL && !s->owner->completed)
+        if (s->owner != NULL && s->owner->state != BATCH_COMPLETED)
             break;
-        if (!c->closing)
+        if (!is_closing(c))
             render(c, s);
         pop_slot(c, s);
         rendered++;
@@ -391,7 +437,7 @@ void conn_drain(conn *c)
     /* A closing c is freed by server_flush, not here: the caller may still
      * hold c (a batch lists its owner once per op). */
     server_mark_dirty(c->srv, c);
-    if (!c->reading)
+    if (!(c->flags & CONN_READING))
         conn_resume(c);
 }
 
@@ -406,7 +452,7 @@ static void unlink_conn(conn *c)
         srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (c->in_waiting) {
+    if (c->flags & CONN_ON_WAITING) {
         conn **link = &srv->waiting;
         while (*link != c)
             link = &(*link)->waiting_next;
@@ -417,7 +463,8 @@ static void unlink_conn(conn *c)
 /* Frees c once its handle is closed and no batch refers to it. */
 static void maybe_free(conn *c)
 {
-    if (!c->handle_closed || c->slot_count > 0 || c->write_active || c->dirty)
+    if (c->state != CONN_CLOSED || c->slot_count > 0 ||
+        (c->flags & (CONN_WRITING | CONN_ON_DIRTY)))
         return;
     server *srv = c->srv;
     unlink_conn(c);
@@ -435,16 +482,16 @@ static void maybe_free(conn *c)
 static void on_close(uv_handle_t *handle)
 {
     conn *c = handle->data;
-    c->handle_closed = true;
+    conn_set_state(c, CONN_CLOSED);
     maybe_free(c);
 }
 
 void conn_close(conn *c)
 {
-    if (c->closing)
+    if (is_closing(c))
         return;
-    c->closing = true;
-    c->reading = false;
+    conn_set_state(c, CONN_CLOSING);
+    c->flags &= ~CONN_READING;
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -455,39 +502,53 @@ static void on_shutdown(uv_shutdown_t *request, int status)
         conn_close(c);
 }
 
-/* Every reply owed is written: close, or for a rejected client shut the
- * write side (the client sees the reply, then EOF) and drain its input. */
-static void finish(conn *c)
+/* Shuts a rejected client's write side (it sees its reply, then EOF) and
+ * drops its input from now on. */
+static void shut_write_side(conn *c)
 {
-    assert(c->close_when_flushed && c->slot_count == 0 && !c->write_active);
-    if (c->shut || c->closing)
-        return;
-    if (!c->reject) {
-        conn_close(c);
-        return;
-    }
-    c->shut = true;
+    conn_set_state(c, CONN_SHUT);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         conn_close(c);
         return;
     }
-    c->reading = false;   /* reading is restarted in drop mode */
+    c->flags &= ~CONN_READING;   /* reading is restarted in drop mode */
     uv_read_stop((uv_stream_t *)&c->tcp);
     update_reading(c);
 }
 
+/* Every reply owed by c, which takes no more requests, is written: close
+ * it or shut it as its state asks; later states have nothing left to do. */
+static void end_after_replies(conn *c)
+{
+    assert(!takes_requests(c) && c->slot_count == 0 && !(c->flags & CONN_WRITING));
+    if (c->state == CONN_CLOSE_AFTER_REPLIES)
+        conn_close(c);
+    else if (c->state == CONN_SHUT_AFTER_REPLIES)
+        shut_write_side(c);
+}
+
 void conn_close_after_replies(conn *c)
 {
-    c->close_when_flushed = true;
-    if (c->slot_count == 0 && !c->write_active && c->out.len == 0)
-        finish(c);
+    if (c->state == CONN_OPEN)
+        conn_set_state(c, CONN_CLOSE_AFTER_REPLIES);
+    if (all_written(c))
+        end_after_replies(c);
 }
 
 void conn_reject(conn *c)
 {
-    c->reject = true;
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSE_AFTER_REPLIES)
+        conn_set_state(c, CONN_SHUT_AFTER_REPLIES);
     conn_close_after_replies(c);
+}
+
+void conn_stop(conn *c)
+{
+    if (c->state == CONN_SHUT)
+        conn_close(c);   /* its reply is out */
+    else
+        conn_close_after_replies(c);
 }
 
 /* Tells a client the server is closing it, in its protocol (RESP -ERR
@@ -523,7 +584,7 @@ uint32_t conn_sweep_idle(server *srv)
     uint64_t now = server_now_ms(srv);
     uint32_t closed = 0;
     for (conn *c = srv->conns; c != NULL; c = c->next) {
-        if (c->closing || c->close_when_flushed || c->slot_count > 0 || c->write_active)
+        if (!takes_requests(c) || c->slot_count > 0 || (c->flags & CONN_WRITING))
             continue;
         if (now - c->last_active_ms >= limit_ms) {
             close_idle(c, idle_s);
@@ -552,6 +613,7 @@ static conn *conn_create(server *srv, conn_kind kind)
     }
     c->srv = srv;
     c->kind = kind;
+    c->state = CONN_OPEN;
     c->id = ++srv->next_conn_id;
     c->proto = 2;
     c->authed = srv->cfg->requirepass[0] == '\0';

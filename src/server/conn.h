@@ -38,6 +38,53 @@ struct http_reader;
 
 typedef enum conn_kind { CONN_RESP = 0, CONN_HTTP = 1 } conn_kind;
 
+/*
+ * A connection's life is one state, which only ever moves down the diagram
+ * (conn_set_state in conn.c asserts each step):
+ *
+ *   OPEN ---------- conn_close_after_replies ----------> CLOSE_AFTER_REPLIES
+ *    |              (QUIT, Connection: close,              |          |
+ *    |               the server stopping)                  |          |
+ *    | conn_reject (a protocol error, --maxclients,        |          |
+ *    | the idle timeout)                      conn_reject  |          |
+ *    v                                                     |          |
+ *   SHUT_AFTER_REPLIES <-----------------------------------+          |
+ *    |                                                                |
+ *    | last reply written: the write side is shut                     | last reply
+ *    v                                                                | written
+ *   SHUT                                                              |
+ *    |                                                                |
+ *    | EOF, CONN_DISCARD_MAX bytes dropped, the server stopping       |
+ *    v                                                                |
+ *   CLOSING <---------------------------------------------------------+
+ *    |        also conn_close from any state above: a failed read or
+ *    |        write, out of memory, the shutdown grace running out
+ *    | close callback
+ *    v
+ *   CLOSED
+ *
+ * A rejected client's write side is shut before closing so that it reads
+ * its error reply: closing with its input unread would reset the reply away.
+ */
+typedef enum conn_state {
+    CONN_OPEN = 0,             /* reads requests and answers them in order */
+    CONN_CLOSE_AFTER_REPLIES,  /* reads nothing more; closes after the last reply */
+    CONN_SHUT_AFTER_REPLIES,   /* reads nothing more; shuts after the last reply */
+    CONN_SHUT,                 /* write side shut; what still arrives is dropped */
+    CONN_CLOSING,              /* uv_close called */
+    CONN_CLOSED                /* handle closed; freed once no slot, write or
+                                * server list refers to the connection */
+} conn_state;
+
+/* What a connection does now and which server lists hold it, beside its
+ * state: bits of conn.flags. */
+enum conn_flag {
+    CONN_READING = 1u << 0,     /* uv_read_start is in effect */
+    CONN_WRITING = 1u << 1,     /* an uv_write of c->writing is in flight */
+    CONN_ON_WAITING = 1u << 2,  /* on srv->waiting */
+    CONN_ON_DIRTY = 1u << 3     /* on srv->dirty */
+};
+
 /* A read buffer that requests borrow from; freed when refs drops to 0. */
 typedef struct chunk {
     uint32_t refs;
@@ -62,28 +109,21 @@ typedef struct conn {
     uv_tcp_t tcp;
     server *srv;
     conn_kind kind;
+    conn_state state;
+    unsigned flags;        /* enum conn_flag */
     uint64_t id;
     chunk *in;
     buf out;               /* rendered, not yet handed to uv_write */
     buf writing;           /* in an uv_write now */
     uv_write_t write_req;
-    bool write_active;
     slot *slots;           /* ring of slot_cap (a power of 2 <= CONN_PENDING_MAX) */
     uint32_t slot_cap;
     uint32_t slot_head;
     uint32_t slot_count;
     buf deferred;          /* text replies waiting behind op slots */
     size_t deferred_head;
-    bool reading;
-    bool closing;          /* uv_close called */
-    bool handle_closed;    /* close callback ran */
-    bool close_when_flushed;
-    bool reject;           /* closing for a protocol error (conn_reject) */
-    bool shut;             /* write side shut; input is dropped */
-    size_t discarded;      /* bytes dropped since */
+    size_t discarded;      /* bytes dropped in CONN_SHUT */
     uv_shutdown_t shutdown_req;
-    bool in_waiting;       /* on srv->waiting */
-    bool dirty;            /* on srv->dirty */
     struct conn *prev, *next, *dirty_next, *waiting_next;
     uint64_t last_active_ms;
     /* RESP session */
@@ -138,6 +178,10 @@ void conn_close_after_replies(conn *c);
  * (up to CONN_DISCARD_MAX bytes, or until the client closes or idles out),
  * so that closing with unread input does not reset the error reply away. */
 void conn_reject(conn *c);
+
+/* The server is stopping: c reads nothing more and closes once its replies
+ * are written (a shut client has had its reply, so it closes now). */
+void conn_stop(conn *c);
 
 /* Closes connections idle longer than --idle-timeout; returns how many. */
 uint32_t conn_sweep_idle(server *srv);

@@ -25,8 +25,12 @@
 #define ROUTES_JSON_TYPE "application/json"
 #define ROUTES_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* What a route does. A store route is also its slot's kind, which says
+ * how the op's reply is rendered (kind 0 is a ready text reply's, so no
+ * route takes it); health and metrics are answered at once, with no op. */
 typedef enum route_kind {
-    ROUTE_SET = 1, ROUTE_GET, ROUTE_ADD, ROUTE_DEDUCT, ROUTE_ORDER, ROUTE_REFUND, ROUTE_LINE
+    ROUTE_SET = 1, ROUTE_GET, ROUTE_ADD, ROUTE_DEDUCT, ROUTE_ORDER, ROUTE_REFUND, ROUTE_LINE,
+    ROUTE_HEALTH, ROUTE_METRICS
 } route_kind;
 
 typedef struct id_copy {
@@ -433,13 +437,11 @@ static void route_metrics(conn *c, const http_request *req)
 
 /* ------------------------------------------------------------ routing */
 
-enum { ROUTE_HEALTH = 100, ROUTE_METRICS };
-
 typedef struct route_entry {
     const char *pattern[4];      /* "*" matches one segment (an id) */
     uint32_t count;
     enum http_method method;
-    int kind;
+    route_kind kind;
 } route_entry;
 
 static const route_entry route_table[] = {
@@ -480,7 +482,7 @@ static bool authorized(conn *c, const http_request *req)
     return differ == 0;
 }
 
-static void dispatch(conn *c, const http_request *req, const path *p, int kind)
+static void dispatch(conn *c, const http_request *req, const path *p, route_kind kind)
 {
     switch (kind) {
     case ROUTE_HEALTH:
@@ -493,8 +495,7 @@ static void dispatch(conn *c, const http_request *req, const path *p, int kind)
     case ROUTE_ORDER: route_order(c, req); break;
     case ROUTE_REFUND: route_refund(c, req); break;
     case ROUTE_GET:
-    case ROUTE_LINE: route_read(c, req, p, (route_kind)kind); break;
-    default: assert(!"unknown route kind");
+    case ROUTE_LINE: route_read(c, req, p, kind); break;
     }
 }
 
@@ -631,7 +632,10 @@ static json_t *success_body(route_kind kind, const stock_op *op)
                          "qty", (json_int_t)line->qty, "refunded", (json_int_t)line->refunded,
                          "time_us", (json_int_t)line->time_us,
                          "available_after", (json_int_t)line->available_after);
+    case ROUTE_HEALTH: case ROUTE_METRICS:
+        break;
     }
+    assert(!"a route answered at once has no op to render");
     return NULL;
 }
 

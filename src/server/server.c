@@ -13,6 +13,13 @@
 #include "server/log.h"
 #include "server/server.h"
 
+/* Moves srv one step along its life (server.h). */
+static void server_set_state(server *srv, server_state next)
+{
+    assert(next == srv->state + 1);
+    srv->state = next;
+}
+
 uint64_t server_now_ms(const server *srv)
 {
     return uv_now(srv->loop);
@@ -20,9 +27,9 @@ uint64_t server_now_ms(const server *srv)
 
 void server_mark_dirty(server *srv, conn *c)
 {
-    if (c->dirty)
+    if (c->flags & CONN_ON_DIRTY)
         return;
-    c->dirty = true;
+    c->flags |= CONN_ON_DIRTY;
     c->dirty_next = srv->dirty;
     srv->dirty = c;
 }
@@ -32,7 +39,7 @@ void server_flush(server *srv)
     while (srv->dirty != NULL) {
         conn *c = srv->dirty;
         srv->dirty = c->dirty_next;
-        c->dirty = false;
+        c->flags &= ~CONN_ON_DIRTY;
         conn_flush(c);   /* may free a closing c */
     }
 }
@@ -71,11 +78,11 @@ static void close_handle(uv_handle_t *handle)
 
 void server_maybe_finish(server *srv)
 {
-    if (!srv->stopping || srv->closed || srv->conns != NULL || srv->inflight > 0)
+    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0)
         return;
     if (srv->gathering != NULL && srv->gathering->count > 0)
         return;
-    srv->closed = true;
+    server_set_state(srv, SERVER_STOPPED);
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->async);
     close_handle((uv_handle_t *)&srv->sweep);
@@ -96,22 +103,18 @@ static void on_grace(uv_timer_t *timer)
 static void on_signal(uv_signal_t *handle, int signum)
 {
     server *srv = handle->data;
-    if (srv->stopping) {
+    if (srv->state != SERVER_RUNNING) {
         log_info("%s again: shutdown already in progress", strsignal(signum));
         return;
     }
     log_info("%s: shutting down: no new clients, finishing %u batches in flight",
              strsignal(signum), srv->inflight);
-    srv->stopping = true;
+    server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
-    for (conn *c = srv->conns; c != NULL; c = c->next) {
-        if (c->shut)
-            conn_close(c);   /* a rejected client: its reply is out */
-        else
-            conn_close_after_replies(c);
-    }
+    for (conn *c = srv->conns; c != NULL; c = c->next)
+        conn_stop(c);
     uv_timer_start(&srv->grace, on_grace, SERVER_SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&srv->grace);
     batch_submit(srv);
@@ -173,7 +176,7 @@ static int start_handles(server *srv)
 /* On a failed start: close what was opened and let the loop finish. */
 static void abort_start(server *srv)
 {
-    srv->stopping = true;
+    server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < 2; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
@@ -190,6 +193,7 @@ int server_run(const config *cfg, stock_t *store)
         log_error("out of memory");
         return 1;
     }
+    srv->state = SERVER_RUNNING;
     srv->loop = uv_default_loop();
     srv->store = store;
     srv->cfg = cfg;

@@ -25,7 +25,26 @@ struct batch;
 struct chunk;
 struct conn;
 
+/*
+ * The server's life, one step at a time:
+ *
+ *   RUNNING   accepts clients and serves them
+ *      |  SIGTERM or SIGINT (or a failed start)
+ *      v
+ *   STOPPING  listeners closed; every client closes after its replies,
+ *      |      and is cut after SERVER_SHUTDOWN_GRACE_MS
+ *      |  no client and no batch left (server_maybe_finish)
+ *      v
+ *   STOPPED   the loop's own handles closed, so uv_run returns
+ */
+typedef enum server_state {
+    SERVER_RUNNING = 0,
+    SERVER_STOPPING,
+    SERVER_STOPPED
+} server_state;
+
 typedef struct server {
+    server_state state;
     uv_loop_t *loop;
     stock_t *store;
     const config *cfg;
@@ -58,8 +77,6 @@ typedef struct server {
     struct conn *dirty;                /* connections with replies to write */
     struct conn *waiting;              /* paused until the batch has room */
     uint64_t next_conn_id;
-    bool stopping;
-    bool closed;
 
     metrics counters;
     resp_request request;              /* the RESP parser's scratch space */

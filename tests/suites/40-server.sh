@@ -38,6 +38,7 @@ check() {
 start() {
     for base in $(seq 17320 2 17338); do
         PORT=$base HTTP=$((base + 1))
+        : >"$dir/log"   # here, not in the child: the wait below must not read the last run's log
         "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
         pid=$!
         for _ in $(seq 200); do
@@ -90,6 +91,7 @@ LAST_WORDS="expected 'name value'"; bad_flag --config "$dir/bad2.conf"
 start   # finds a free port pair for the config-file run
 stop
 printf 'port 1\nhttp-port %s\nidle-timeout 30\n' $HTTP >"$dir/stockd.conf"
+: >"$dir/log"
 "$STOCKD" --config "$dir/stockd.conf" --port $PORT --store "$dir/data" >"$dir/log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do grep -q "listening for HTTP" "$dir/log" && break; sleep 0.05; done
