@@ -189,6 +189,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
         /* Rejected: the reply is sent and the write side shut; drop what the
          * client still sends so that closing does not reset the reply away. */
         c->discarded += (size_t)nread;
+        c->last_active_ms = server_now_ms(c->srv);
         if (c->discarded > CONN_DISCARD_MAX)
             conn_close(c);
         return;
@@ -584,6 +585,13 @@ uint32_t conn_sweep_idle(server *srv)
     uint64_t now = server_now_ms(srv);
     uint32_t closed = 0;
     for (conn *c = srv->conns; c != NULL; c = c->next) {
+        /* A rejected client has had its error: one that then stays silent
+         * would otherwise hold its place under --maxclients for ever. */
+        if (c->state == CONN_SHUT && now - c->last_active_ms >= limit_ms) {
+            conn_close(c);
+            closed++;
+            continue;
+        }
         if (!takes_requests(c) || c->slot_count > 0 || (c->flags & CONN_WRITING))
             continue;
         if (now - c->last_active_ms >= limit_ms) {

@@ -175,7 +175,8 @@ void conn_close_after_replies(conn *c);
 
 /* As conn_close_after_replies, for a client that broke the protocol: after
  * the last reply the write side is shut and input still arriving is dropped
- * (up to CONN_DISCARD_MAX bytes, or until the client closes or idles out),
+ * (up to CONN_DISCARD_MAX bytes, or until the client closes or stays silent
+ * for --idle-timeout),
  * so that closing with unread input does not reset the error reply away. */
 void conn_reject(conn *c);
 

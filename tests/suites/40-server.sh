@@ -460,6 +460,28 @@ while reply.count(b"\r\n") < 2:
     reply += chunk
 assert reply.startswith(b"+OK\r\n-ERR Protocol error: request bigger"), reply
 big.close()
+# Rejected for a protocol error, it stays connected and silent: the idle
+# timeout closes it too, so it does not hold a place under --maxclients.
+# (Its write side is shut at once, so only the server's count shows it.)
+def connected_clients():
+    probe = socket.create_connection(("127.0.0.1", port))
+    probe.sendall(b"AUTH s3cret\r\nINFO\r\n")
+    probe.settimeout(3)
+    info = b""
+    while b"maxclients:" not in info:
+        info += probe.recv(4096)
+    probe.close()
+    return int(info.split(b"connected_clients:")[1].split(b"\r\n")[0])
+bad = socket.create_connection(("127.0.0.1", port))
+bad.sendall(b"*abc\r\n")
+bad.settimeout(4)
+assert bad.recv(100).startswith(b"-ERR Protocol error"), "no protocol error"
+before = connected_clients()
+assert before >= 2, before
+time.sleep(2.5)
+after = connected_clients()
+assert after == 1, ("rejected, silent clients are not closed by the idle timeout", before, after)
+bad.close()
 time.sleep(0.3)
 # Half an HTTP request, then nothing: a 408 that says why, then closed.
 http = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
