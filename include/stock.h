@@ -192,6 +192,32 @@ typedef enum stock_durability {
 
 #define STOCK_RELAXED_SYNC_MS 1000
 
+/* How much a log message matters, most urgent first. */
+typedef enum stock_log_level {
+    STOCK_LOG_ERROR,    /* the store failed at something and cannot go on
+                         * as asked (e.g. a rotation failed: it breaks) */
+    STOCK_LOG_WARNING,  /* something failed and the store goes on (e.g. a
+                         * snapshot failed and will be retried) */
+    STOCK_LOG_NOTICE,   /* a normal but significant event (e.g. recovery
+                         * cut a torn tail) */
+    STOCK_LOG_DEBUG     /* detail for developers */
+} stock_log_level;
+
+/*
+ * The log hook: how the library tells the embedder what it did, since it
+ * never prints (an embedder routes, silences or timestamps the messages as
+ * it likes). message is one line without a prefix and without a newline,
+ * NUL-terminated, valid only during the call (copy it to keep it). user is
+ * stock_config.log_user, untouched.
+ *
+ * It is called on any thread the store uses: the thread inside stock_open
+ * or stock_close, the caller of stock_submit or a backend thread; often
+ * several at once. It must be thread-safe, must return soon, and must not
+ * call any stock_ function on the same store.
+ */
+typedef void (*stock_log_fn)(void *user, stock_log_level level,
+                             const char *message);
+
 /* Options for stock_open. Zero-initialise, then set what you need; a NULL
  * config means all defaults. Backends ignore the fields that are not theirs.
  * URI query parameters (documented per backend) override these. */
@@ -211,6 +237,12 @@ typedef struct stock_config {
                                      loop turn, as stockd does; leave it false
                                      to keep many batches in flight from one
                                      thread. */
+    stock_log_fn log;             /* receives the store's messages; NULL (the
+                                     default): the library writes nothing
+                                     anywhere (what recovery did is also in
+                                     stock_stats). Kept, with log_user, until
+                                     stock_close returns. */
+    void *log_user;               /* handed to log as is */
 } stock_config;
 
 /*

@@ -35,7 +35,8 @@ static int serve(const config *cfg)
 {
     /* The loop submits one batch per turn (batch.c): syncing it in the loop
      * saves two thread wake-ups per batch (docs/engine.md, "Threads"). */
-    stock_config options = {.durability = cfg->durability, .sync_in_caller = true};
+    stock_config options = {.durability = cfg->durability, .sync_in_caller = true,
+                            .log = log_library};
     stock_t *store = NULL;
     char message[512];
     /* A durability= in the URI wins over the flag (docs/operations.md). */
