@@ -39,6 +39,27 @@
 extern "C" {
 #endif
 
+/* --------------------------------------------------------------- version */
+
+/* The version of this header: semantic versioning, so a program built
+ * against MAJOR.x runs with any library of the same MAJOR and a MINOR at
+ * least as high. The Makefile writes it into libstock.pc and the soname
+ * (libstock.so.MAJOR); edit it here only. */
+#define STOCK_VERSION_MAJOR 1
+#define STOCK_VERSION_MINOR 0
+#define STOCK_VERSION_PATCH 0
+
+#define STOCK_VERSION_TEXT_(major, minor, patch) #major "." #minor "." #patch
+#define STOCK_VERSION_TEXT(major, minor, patch) STOCK_VERSION_TEXT_(major, minor, patch)
+/* "MAJOR.MINOR.PATCH" of this header, e.g. "1.0.0". */
+#define STOCK_VERSION \
+    STOCK_VERSION_TEXT(STOCK_VERSION_MAJOR, STOCK_VERSION_MINOR, STOCK_VERSION_PATCH)
+
+/* The version of the library linked in, as STOCK_VERSION: compare the two
+ * to catch a program run with another library than it was built for.
+ * Static storage; any thread. */
+const char *stock_version(void);
+
 /* ---------------------------------------------------------------- limits */
 
 #define STOCK_ID_MAX 64                  /* bytes in any identifier */

@@ -11,6 +11,11 @@
 #include "backend/backend.h"
 #include "lib/result.h"
 
+const char *stock_version(void)
+{
+    return STOCK_VERSION;
+}
+
 stock_id stock_id_from_cstr(const char *text)
 {
     stock_id id = {text, 0};
