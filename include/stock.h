@@ -67,7 +67,7 @@ const char *stock_version(void);
 #define STOCK_LEVEL_MAX INT64_MAX        /* largest stock level */
 #define STOCK_ORDER_LINES_MAX 100        /* lines in one order (a cart) */
 #define STOCK_BATCH_MAX 65536            /* operations in one batch */
-#define STOCK_MESSAGE_MAX 200            /* bytes of an error message, NUL included */
+#define STOCK_MESSAGE_MAX 256            /* bytes of an error message, NUL included */
 
 /* ---------------------------------------------------------- result codes */
 
@@ -271,9 +271,9 @@ typedef struct stock_config {
  *
  * config    may be NULL (defaults). Not retained after the call.
  * store     out: the handle, owned by the caller until stock_close().
- * message   out, may be NULL: on failure a sentence naming what failed
- *           (e.g. the file and offset of damaged data), NUL-terminated,
- *           truncated to message_size.
+ * message   out, NULL or STOCK_MESSAGE_MAX bytes: on failure a sentence
+ *           naming what failed (e.g. the file and offset of damaged data),
+ *           never empty, cut to fit; "" on success.
  *
  * Returns STOCK_OK; STOCK_INVALID (bad URI or config), STOCK_UNSUPPORTED
  * (unknown scheme), STOCK_IO, STOCK_CORRUPT (recovery found damage before the
@@ -282,7 +282,7 @@ typedef struct stock_config {
  * NULL.
  */
 stock_code stock_open(const char *uri, const stock_config *config,
-                      stock_t **store, char *message, size_t message_size);
+                      stock_t **store, char *message);
 
 /*
  * Completes every batch already submitted, makes everything durable, and
@@ -403,10 +403,11 @@ stock_code stock_refund(stock_t *store, const char *refund_id,
                         const char *line_id, int64_t qty, int64_t *available,
                         char *message);
 
-stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info);
+stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info,
+                     char *message);
 
 stock_code stock_line(stock_t *store, const char *line_id,
-                      stock_line_info *info);
+                      stock_line_info *info, char *message);
 
 /* ------------------------------------------------------------ validation */
 

@@ -245,10 +245,9 @@ static void print_library_message(void *user, stock_log_level level,
 static int run(const ctl_args *args, ctl_request *request)
 {
     stock_t *store = NULL;
-    char message[STOCK_MESSAGE_MAX + 200];
+    char message[STOCK_MESSAGE_MAX];
     const stock_config config = {.log = print_library_message};
-    stock_code code = stock_open(args->store_uri, &config, &store, message,
-                                 sizeof message);
+    stock_code code = stock_open(args->store_uri, &config, &store, message);
     if (code != STOCK_OK) {
         char failure[sizeof message + 120];
         snprintf(failure, sizeof failure, "cannot open the store '%.80s': %s",
