@@ -31,6 +31,12 @@ CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE -g $(OPTFLAGS) -Wall -Wextra -Werror \
 LDFLAGS_ALL = $(OPTFLAGS) -pthread $(LDFLAGS)
 LIBS        = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 
+# The version lives in include/stock.h only; libstock.pc and the soname
+# take it from there.
+version_part   = $(shell sed -n 's/^[#]define STOCK_VERSION_$(1) *\([0-9][0-9]*\).*/\1/p' include/stock.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION       := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+
 LIB_SRC    := $(wildcard src/lib/*.c src/core/*.c src/journal/*.c src/backend/*.c)
 SERVER_SRC := $(wildcard src/proto/*.c src/server/*.c)
 SERVER_MAIN:= src/server/main.c
@@ -47,6 +53,7 @@ LIB_OBJ     := $(call obj,$(LIB_SRC))
 SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_MAIN),$(SERVER_SRC)))
 STATIC_LIB  := $(BUILD)/libstock.a
 SHARED_LIB  := $(BUILD)/libstock.so
+PKG_CONFIG  := $(BUILD)/libstock.pc
 STOCKD      := $(BUILD)/stockd
 TOOLS       := $(addprefix $(BUILD)/,$(TOOL_NAMES))
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -59,7 +66,7 @@ FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 # Keep the objects of test and bench binaries (pattern-rule intermediates):
 # deleting them made every make rebuild them.
 .SECONDARY:
-all: $(STATIC_LIB) $(SHARED_LIB) $(if $(wildcard $(SERVER_MAIN)),$(STOCKD)) $(TOOLS)
+all: $(STATIC_LIB) $(SHARED_LIB) $(PKG_CONFIG) $(if $(wildcard $(SERVER_MAIN)),$(STOCKD)) $(TOOLS)
 
 tests: all $(UNIT_BINS) $(CONF_BIN) $(SYS_BINS) $(BENCH_BINS)
 
@@ -75,7 +82,14 @@ $(STATIC_LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(SHARED_LIB): $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+	$(CC) -shared -Wl,-soname,libstock.so.$(VERSION_MAJOR) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+# The same text for the build folder (the tests read it) and for install.
+pkg_config_text = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' libstock.pc.in
+
+$(PKG_CONFIG): libstock.pc.in include/stock.h
+	@mkdir -p $(dir $@)
+	$(pkg_config_text) > $@
 
 $(STOCKD): $(call obj,$(SERVER_MAIN)) $(SERVER_OBJ) $(STATIC_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
@@ -128,9 +142,11 @@ install: all
 	           $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/stock.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/libstock.so.$(VERSION)
+	ln -sf libstock.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libstock.so.$(VERSION_MAJOR)
+	ln -sf libstock.so.$(VERSION_MAJOR) $(DESTDIR)$(PREFIX)/lib/libstock.so
 	install -m 755 $(filter-out $(STATIC_LIB) $(SHARED_LIB),$(wildcard $(STOCKD) $(TOOLS))) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' libstock.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libstock.pc
+	$(pkg_config_text) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libstock.pc
 
 clean:
 	rm -rf build

@@ -522,7 +522,7 @@ static stock_t *lib_open(const char *dir, stock_durability durability)
     stock_config config = {.durability = durability};
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX];
-    if (stock_open(dir, &config, &store, message, sizeof message) != STOCK_OK) {
+    if (stock_open(dir, &config, &store, message) != STOCK_OK) {
         fprintf(stderr, "bench_engine: stock_open(%s): %s\n", dir, message);
         exit(1);
     }

@@ -224,8 +224,8 @@ int main(int argc, char **argv)
     srand((unsigned)time(NULL));
     if (parse_args(&b, &count, argc, argv) != 0)
         return 2;
-    char message[256];
-    if (stock_open(argv[1], NULL, &b.store, message, sizeof message) != STOCK_OK) {
+    char message[STOCK_MESSAGE_MAX];
+    if (stock_open(argv[1], NULL, &b.store, message) != STOCK_OK) {
         fprintf(stderr, "pg_bench: cannot open %s: %s\n", argv[1], message);
         return 1;
     }

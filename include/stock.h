@@ -1,21 +1,25 @@
 /*
- * stock.h -- the libstock contract.
+ * stock.h -- the libstock contract, the library's only public header. It
+ * compiles alone, as C99 or later and as C++.
  *
  * libstock takes stock off a SKU when an order line is placed, gives it back
  * when the line is refunded, and never sells what is not there. One API opens
  * every backend; the URI picks it:
  *
  *   "./data", "file:./data"        the embedded engine (state in memory, flow
- *                                  log = write-ahead log with group commit)
+ *                                  log = write-ahead log with group commit;
+ *                                  docs/engine.md)
  *   "stockd://host:port"           a running stockd server (RESP)
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
+ *                                  (docs/postgres.md)
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is
  * what makes group commit, merged SQL updates and pipelining possible. The
- * synchronous wrappers at the end of this file are one-operation batches.
+ * synchronous calls at the end of this file are one-operation batches.
  *
- * Semantics (docs/semantics.md):
+ * Semantics (docs/semantics.md, which also defines the invariants I1-I7
+ * cited below):
  *   - identifiers are 1..STOCK_ID_MAX bytes of printable ASCII without space
  *     (0x21..0x7E); quantities per operation are 1..STOCK_QTY_MAX; stock
  *     levels are 0..INT64_MAX. Anything else is STOCK_INVALID and changes
@@ -25,8 +29,38 @@
  *     STOCK_REPLAY and carries the original result; the same id with other
  *     parameters is STOCK_CONFLICT.
  *
- * Every function returns a stock_code; stock_strerror() turns any code into a
- * sentence and stock_code_name() into the word used on the wire.
+ * Errors. Every function that can fail returns a stock_code (stock_submit
+ * sets one in each op instead): a code for programs; stock_strerror() turns
+ * it into a sentence and stock_code_name() into the word used on the wire. Every call that has more to say than its
+ * code takes a last `char *message`: NULL, or a buffer of at least
+ * STOCK_MESSAGE_MAX bytes that receives a NUL-terminated text, cut to fit.
+ * stock_close has no message: the reason it failed goes to the log hook
+ * (stock_config.log). A batch's ops carry their own message (stock_op).
+ * Misuse (a NULL store, a batch without a done callback) is a programmer
+ * error, checked by assertions, not a code.
+ *
+ * Threads. Calls that take no store (stock_version, stock_code_name,
+ * stock_strerror, stock_code_succeeded, stock_id_from_cstr, stock_id_valid,
+ * stock_validate, stock_sync_bucket_bound_us) keep no state: any thread,
+ * any time. stock_open may run on any thread, several at once; each call
+ * opens a store of its own. On one open store, any number of threads may
+ * call at once:
+ *     stock_submit, stock_execute, the one-op calls (stock_set ...
+ *     stock_line), stock_get_stats, stock_backend_name.
+ * The store applies operations one at a time in a single order, whatever
+ * thread submitted them (so racing deductions never sell one unit twice,
+ * I1); batches submitted from one thread complete in the order submitted.
+ * The exception is stock_close: it must not overlap any other call on the
+ * same store, and nothing may use the store once it has begun. Batches still
+ * in flight are fine: it completes them first. Callbacks (a batch's done,
+ * the log hook) run on threads of the store's choosing: see each.
+ *
+ * Ownership. The caller owns every pointer it passes, and the library only
+ * borrows it for the duration of the call, except: a submitted batch (its
+ * ops and every byte they point to) until its done callback, and
+ * stock_config.log and log_user until stock_close returns. Strings the
+ * library returns have static storage. A store belongs to the caller from
+ * stock_open until stock_close.
  */
 #ifndef STOCK_H
 #define STOCK_H
@@ -39,6 +73,28 @@
 extern "C" {
 #endif
 
+/* --------------------------------------------------------------- version */
+
+/* The version of this header. MAJOR changes when the ABI does (a call's
+ * signature or meaning, or the size or layout of a public struct:
+ * stock_op, stock_config, stock_stats, ...), MINOR when something is added
+ * compatibly, PATCH for fixes. The Makefile writes it into libstock.pc and
+ * the soname (libstock.so.MAJOR): edit it here only. */
+#define STOCK_VERSION_MAJOR 1
+#define STOCK_VERSION_MINOR 0
+#define STOCK_VERSION_PATCH 0
+
+#define STOCK_VERSION_TEXT_(major, minor, patch) #major "." #minor "." #patch
+#define STOCK_VERSION_TEXT(major, minor, patch) STOCK_VERSION_TEXT_(major, minor, patch)
+/* "MAJOR.MINOR.PATCH" of this header, e.g. "1.0.0". */
+#define STOCK_VERSION \
+    STOCK_VERSION_TEXT(STOCK_VERSION_MAJOR, STOCK_VERSION_MINOR, STOCK_VERSION_PATCH)
+
+/* The version of the library linked in, as STOCK_VERSION: compare the two
+ * to catch a program run with another library than it was built for.
+ * Static storage; any thread. */
+const char *stock_version(void);
+
 /* ---------------------------------------------------------------- limits */
 
 #define STOCK_ID_MAX 64                  /* bytes in any identifier */
@@ -46,7 +102,8 @@ extern "C" {
 #define STOCK_LEVEL_MAX INT64_MAX        /* largest stock level */
 #define STOCK_ORDER_LINES_MAX 100        /* lines in one order (a cart) */
 #define STOCK_BATCH_MAX 65536            /* operations in one batch */
-#define STOCK_MESSAGE_MAX 200            /* bytes of an error message, NUL included */
+#define STOCK_MESSAGE_MAX 256            /* bytes of a message buffer, NUL
+                                            included; longer texts are cut */
 
 /* ---------------------------------------------------------- result codes */
 
@@ -62,17 +119,22 @@ typedef enum stock_code {
     STOCK_IO,            /* disk or network I/O failed; outcome is known-failed */
     STOCK_CORRUPT,       /* damaged data on disk; the store refuses to run */
     STOCK_NOMEM,         /* out of memory */
-    STOCK_UNAVAILABLE,   /* the store is closed, or its server is unreachable */
+    STOCK_UNAVAILABLE,   /* the store is closed, or its server is unreachable;
+                          * remote: when the connection is lost after sending,
+                          * the outcome is unknown, and a retry with the same
+                          * id is safe (it answers REPLAY if it took effect) */
     STOCK_UNSUPPORTED,   /* the backend or URI scheme does not offer this */
     STOCK_CODE_COUNT
 } stock_code;
 
 /* The wire word for a code: "OK", "REPLAY", "INSUFFICIENT", "NOTFOUND",
  * "CONFLICT", "EXCEEDS", "MISMATCH", "INVALID", "IOERR", "CORRUPT", "NOMEM",
- * "UNAVAILABLE", "UNSUPPORTED". Never NULL; static storage. */
+ * "UNAVAILABLE", "UNSUPPORTED"; "UNKNOWN" for a value outside the enum.
+ * Never NULL; static storage. */
 const char *stock_code_name(stock_code code);
 
-/* A sentence describing the code, for people. Never NULL; static storage. */
+/* A sentence describing the code, for people ("unknown result code" for a
+ * value outside the enum). Never NULL; static storage. */
 const char *stock_strerror(stock_code code);
 
 /* True for the codes that mean the operation took effect (OK, REPLAY). */
@@ -90,7 +152,9 @@ typedef struct stock_id {
     uint32_t len;
 } stock_id;
 
-/* Wraps a NUL-terminated string (NULL gives an empty, hence invalid, id). */
+/* Wraps a NUL-terminated string, borrowing it (no copy). NULL gives an
+ * empty id and a string longer than STOCK_ID_MAX a length of
+ * STOCK_ID_MAX + 1: both invalid. */
 stock_id stock_id_from_cstr(const char *text);
 
 typedef enum stock_op_type {
@@ -105,7 +169,8 @@ typedef enum stock_op_type {
 } stock_op_type;
 
 /* One line of an order. line_id, sku and qty are inputs; available is an
- * output: the SKU's available stock right after this line was taken. */
+ * output, written only when the order succeeds (OK, REPLAY): the SKU's
+ * available stock right after this line was taken. */
 typedef struct stock_order_line {
     stock_id line_id;
     stock_id sku;
@@ -113,8 +178,9 @@ typedef struct stock_order_line {
     int64_t available;
 } stock_order_line;
 
-/* Totals of one SKU. I2 holds: available == adjusted - deducted + refunded,
- * where adjusted sums every set (as a delta) and every add. */
+/* Totals of one SKU. I2 holds (docs/semantics.md): available == adjusted -
+ * deducted + refunded, where adjusted sums every set (as a delta) and every
+ * add. */
 typedef struct stock_sku_info {
     int64_t available;
     int64_t adjusted;
@@ -137,23 +203,30 @@ typedef struct stock_line_info {
  *
  *   type      input   field use
  *   SET       sku, amount = new level (0..INT64_MAX), has_expect/expect
- *   ADD       sku, amount = delta (+restock / -write-off, 1..QTY_MAX in size),
- *             id = adjustment id (optional: len 0 means none)
+ *             (expect 0..INT64_MAX: set only if the level is expect, else
+ *             MISMATCH)
+ *   ADD       sku, amount = delta (+restock / -write-off, 1..QTY_MAX in
+ *             size, never 0), id = adjustment id (optional: len 0 means
+ *             none; a present id makes a retry REPLAY)
  *   DEDUCT    id = line id, sku, amount = qty
- *   ORDER     id = order id, lines/line_count (1..STOCK_ORDER_LINES_MAX)
+ *   ORDER     id = order id, lines/line_count (1..STOCK_ORDER_LINES_MAX,
+ *             no line id twice); all lines or none (I3)
  *   REFUND    id = refund id, line = line id, amount = qty
  *   GET       sku
  *   LINE      line
+ * Fields a type does not use are ignored.
  *
- * Outputs: code always; message on failure ("sku=A12 available=3": facts
- * after the code word, see stock_code_name); available for SET, ADD, DEDUCT,
- * REFUND (and with INSUFFICIENT the stock that was there; with MISMATCH the
- * current value; with EXCEEDS the quantity still refundable on the line);
- * failed_line for ORDER failures that concern one line (index into lines);
- * sku_info for GET; line_info for LINE.
+ * Outputs (code, failed_line, available and message are reset when the op
+ * is submitted): code always; message "" on
+ * success, and on failure the facts after the code word ("sku=A12
+ * available=3", see stock_code_name), which may be empty; available for SET,
+ * ADD, DEDUCT, REFUND (and with INSUFFICIENT the stock that was there; with
+ * MISMATCH the current value; with EXCEEDS the quantity still refundable on
+ * the line); failed_line for ORDER failures that concern one line (index
+ * into lines), else -1; sku_info for GET and line_info for LINE, on OK only.
  *
- * The caller owns the op and every byte its ids and lines point to until the
- * batch completes.
+ * The caller owns the op and every byte its ids and lines point to, which
+ * must stay valid and unchanged until the batch completes.
  */
 typedef struct stock_op {
     /* inputs */
@@ -182,8 +255,11 @@ typedef struct stock_op {
 
 typedef struct stock stock_t;   /* an open store; opaque */
 
+/* When the embedded engine acknowledges a write (the other backends ignore
+ * it: a stockd server has its own setting, PostgreSQL commits). */
 typedef enum stock_durability {
-    /* Acknowledge only after the flow log is on stable storage (I6 holds). */
+    /* Acknowledge only after the flow log is on stable storage (I6 holds,
+     * docs/semantics.md). */
     STOCK_DURABILITY_SYNC = 0,
     /* Acknowledge after write(); fsync at most STOCK_RELAXED_SYNC_MS later.
      * A machine crash (not a process crash) can lose the last interval. */
@@ -192,16 +268,46 @@ typedef enum stock_durability {
 
 #define STOCK_RELAXED_SYNC_MS 1000
 
+/* How much a log message matters, most urgent first. */
+typedef enum stock_log_level {
+    STOCK_LOG_ERROR,    /* the store failed at something and cannot go on
+                         * as asked (e.g. a rotation failed: it breaks) */
+    STOCK_LOG_WARNING,  /* something failed and the store goes on (e.g. a
+                         * snapshot failed and will be retried) */
+    STOCK_LOG_NOTICE,   /* a normal but significant event (e.g. recovery
+                         * cut a torn tail) */
+    STOCK_LOG_DEBUG     /* detail for developers */
+} stock_log_level;
+
+/*
+ * The log hook: how the library tells the embedder what it did, since it
+ * never prints (an embedder routes, silences or timestamps the messages as
+ * it likes). message is one line without a "libstock:" prefix and without a
+ * newline, NUL-terminated, at most 511 bytes, valid only during the call
+ * (copy it to keep it). user is stock_config.log_user, untouched.
+ *
+ * It is called on any thread the store uses: the thread inside stock_open
+ * or stock_close, a caller of stock_submit, or a backend thread; possibly
+ * several at once. It must be thread-safe, must return soon, and must not
+ * call any stock_ function on the same store.
+ */
+typedef void (*stock_log_fn)(void *user, stock_log_level level,
+                             const char *message);
+
 /* Options for stock_open. Zero-initialise, then set what you need; a NULL
  * config means all defaults. Backends ignore the fields that are not theirs.
- * URI query parameters (documented per backend) override these. */
+ * The URI's query parameters override these where a backend reads them:
+ * the embedded engine's durability= and snapshot_log_bytes=
+ * (docs/engine.md), PostgreSQL's stock_buckets=, stock_merge= and
+ * stock_replica= (docs/postgres.md). */
 typedef struct stock_config {
-    stock_durability durability;
+    stock_durability durability;  /* embedded: default SYNC */
     uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log;
                                      0 = default (256 MiB) */
-    uint32_t buckets;             /* postgres/redis: rows per hot SKU; 0 = 1 */
+    uint32_t buckets;             /* postgres: rows per hot SKU; 0 = 1 */
     bool merge;                   /* postgres: merge deductions per SKU */
-    const char *replica_uri;      /* postgres: read replica for pre-checks */
+    const char *replica_uri;      /* postgres: read replica for pre-checks;
+                                     NULL = none; copied at open */
     bool sync_in_caller;          /* embedded, sync durability: stock_submit
                                      syncs a small batch in the calling thread
                                      (blocking it for one fdatasync) and
@@ -211,36 +317,55 @@ typedef struct stock_config {
                                      loop turn, as stockd does; leave it false
                                      to keep many batches in flight from one
                                      thread. */
+    stock_log_fn log;             /* receives the store's messages; NULL (the
+                                     default): the library writes nothing
+                                     anywhere (what recovery did is also in
+                                     stock_stats). Kept, with log_user, until
+                                     stock_close returns. */
+    void *log_user;               /* handed to log as is */
 } stock_config;
 
 /*
- * Opens the store named by uri (see the top of this file).
+ * Opens the store named by uri (see the top of this file). The embedded
+ * engine recovers its data folder first (docs/engine.md, "Recovery"): what
+ * it did is in stock_stats, and a torn tail it cut is also a notice to the
+ * log hook. Any thread; several opens may run at once.
  *
- * config    may be NULL (defaults). Not retained after the call.
- * store     out: the handle, owned by the caller until stock_close().
- * message   out, may be NULL: on failure a sentence naming what failed
- *           (e.g. the file and offset of damaged data), NUL-terminated,
- *           truncated to message_size.
+ * uri       in, NUL-terminated; NULL or "" is STOCK_INVALID.
+ * config    in, may be NULL (defaults). Read during the call only, except
+ *           log and log_user, which the store keeps until stock_close.
+ * store     out, not NULL: the handle, the caller's until stock_close();
+ *           NULL on failure.
+ * message   out, NULL or STOCK_MESSAGE_MAX bytes: on failure a sentence
+ *           naming what failed (e.g. the file and offset of damaged data),
+ *           never empty, cut to fit; "" on success.
  *
  * Returns STOCK_OK; STOCK_INVALID (bad URI or config), STOCK_UNSUPPORTED
- * (unknown scheme), STOCK_IO, STOCK_CORRUPT (recovery found damage before the
- * tail of the log: start-up is refused, nothing is changed on disk),
- * STOCK_UNAVAILABLE (server unreachable), STOCK_NOMEM. On failure *store is
- * NULL.
+ * (no backend serves the URI), STOCK_IO, STOCK_CORRUPT (recovery found
+ * damage before the tail of the log: start-up is refused, nothing is changed
+ * on disk), STOCK_UNAVAILABLE (server unreachable, or the data folder is
+ * open in another store, in this process or another), STOCK_NOMEM.
  */
 stock_code stock_open(const char *uri, const stock_config *config,
-                      stock_t **store, char *message, size_t message_size);
+                      stock_t **store, char *message);
 
 /*
- * Completes every batch already submitted, makes everything durable, and
- * frees the store. Must not race with stock_submit on another thread.
- * Returns STOCK_OK, or STOCK_IO if the final flush failed (the handle is
- * freed either way).
+ * Completes every batch already submitted (their done callbacks run before
+ * it returns), makes everything durable, and frees the store. It must not
+ * overlap any other call on the store (see Threads at the top), nor run
+ * inside a done callback or the log hook; the handle is invalid once it
+ * has begun. NULL is a no-op returning STOCK_OK.
+ *
+ * Returns STOCK_OK, or STOCK_IO if the store broke at some point since it
+ * was opened (a failed write or sync, the final flush included): with
+ * relaxed durability, work acknowledged after the last good sync may then
+ * be lost. The reason goes to the log hook as an error, since there is no
+ * message parameter. The handle is freed either way.
  */
 stock_code stock_close(stock_t *store);
 
 /* The name of the backend serving the store: "embedded", "remote",
- * "postgres", ... Static storage. */
+ * "postgres". Static storage; any thread, at once with other calls. */
 const char *stock_backend_name(const stock_t *store);
 
 /* ----------------------------------------------------------------- stats */
@@ -256,7 +381,7 @@ static inline uint64_t stock_sync_bucket_bound_us(unsigned i)
 }
 
 /* Counters a backend keeps since open; fields a backend does not track stay
- * 0. Cheap to read: safe to call often from any thread. */
+ * 0. */
 typedef struct stock_stats {
     uint64_t batches;          /* batches completed */
     uint64_t operations;       /* operations completed */
@@ -282,87 +407,130 @@ typedef struct stock_stats {
     uint64_t recovery_ms;              /* wall time stock_open took */
 } stock_stats;
 
-/* Fills *stats. Returns STOCK_OK, or STOCK_UNSUPPORTED for a backend that
- * keeps no counters (then *stats is zeroed). */
+/* Fills *stats (out, not NULL). Cheap: safe to call often, from any thread,
+ * at once with the store's other calls (not stock_close). Returns STOCK_OK,
+ * or STOCK_UNSUPPORTED for a backend that keeps no counters (then *stats is
+ * zeroed). */
 stock_code stock_get_stats(stock_t *store, stock_stats *stats);
 
 /* ---------------------------------------------------------- async batches */
 
 typedef struct stock_batch stock_batch;
 
-/* Called once per batch when every op in it has its result. It may run on a
- * backend thread, or inside stock_submit itself; it must not block long and
- * must not call stock_close. */
+/*
+ * Called once per batch when every op in it has its result. It runs on a
+ * backend thread, or on the submitting thread before stock_submit returns
+ * (when every op is invalid, or with stock_config.sync_in_caller), also
+ * while stock_close waits; dones of different batches may run at once on
+ * different threads. When it is called the library is done with the batch:
+ * it may free or reuse the batch and its ops, and it may submit new
+ * batches. It must return soon (later batches wait behind it), and must not
+ * wait for another batch of the same store (stock_execute, the one-op
+ * calls: that can deadlock) nor call stock_close.
+ */
 typedef void (*stock_batch_done_fn)(stock_batch *batch);
 
 struct stock_batch {
     stock_op *ops;               /* caller-owned, count entries */
     size_t count;                /* 1..STOCK_BATCH_MAX */
-    stock_batch_done_fn done;
-    void *user;                  /* for the caller */
-    stock_batch *next;           /* backend use while in flight */
+    stock_batch_done_fn done;    /* not NULL */
+    void *user;                  /* for the caller; the library never reads it */
+    stock_batch *next;           /* the backend's while in flight */
 };
 
 /*
  * Submits a batch. The ops are applied in order (an op sees the effects of
  * the ops before it, in this and every earlier batch) and the batch
  * completes exactly once through batch->done, with each op's outputs set.
- * Batches submitted from one thread complete in the order submitted.
+ * Any thread, several at once (see Threads at the top); batches submitted
+ * from one thread complete in the order submitted. It does not wait for
+ * the batch, except that with stock_config.sync_in_caller the embedded
+ * engine may sync a small one in the calling thread.
  *
  * Invalid ops complete with STOCK_INVALID without touching state; other ops
- * of the batch are unaffected. A store that is closed or broken completes
- * every op with STOCK_UNAVAILABLE or STOCK_IO.
+ * of the batch are unaffected. A broken store (a failed write or sync:
+ * embedded) completes every later op with STOCK_IO; a remote backend that
+ * lost its server, with STOCK_UNAVAILABLE. A NULL store or batch, a NULL
+ * done or a count outside 1..STOCK_BATCH_MAX is a programmer error.
  *
  * The batch, its ops and all bytes they point to stay owned by the caller
- * and must stay valid until done is called.
+ * and must stay valid and unchanged until done is called.
  */
 void stock_submit(stock_t *store, stock_batch *batch);
 
-/* Submits a batch and waits for it. Returns STOCK_OK when the batch
- * completed (look at each op's code), STOCK_INVALID for a bad batch size. */
+/* Submits the count ops in ops as one batch and waits for it on the calling
+ * thread (never from a done callback or the log hook). Any thread, several
+ * at once. Returns STOCK_OK when the batch completed (look at each op's
+ * code), or STOCK_INVALID, touching no op, for a NULL store or ops or a
+ * count outside 1..STOCK_BATCH_MAX. */
 stock_code stock_execute(stock_t *store, stock_op *ops, size_t count);
 
 /* ------------------------------------------------ synchronous one-op calls
  *
- * Each runs one operation and returns its code. Out-parameters may be NULL;
- * they are written only when the code says the value exists (see stock_op).
- * message, when not NULL, receives the failure facts (STOCK_MESSAGE_MAX).
+ * Each runs one operation through stock_execute, waits for it and returns
+ * its code: any thread, several at once, never from a done callback or the
+ * log hook. Strings are NUL-terminated and borrowed for the call; a NULL,
+ * empty or too long id is STOCK_INVALID, as are quantities out of range
+ * (see stock_op).
+ *
+ * Out-parameters may be NULL. Each is written only on the codes listed:
+ *   available   OK and REPLAY (the level after the op, or after the
+ *               original one), INSUFFICIENT (the stock there was), MISMATCH
+ *               (the current level), EXCEEDS (what is still refundable on
+ *               the line); untouched on any other code.
+ *   message     NULL or STOCK_MESSAGE_MAX bytes; always written: "" when
+ *               the op succeeded, else the failure's facts (stock_op).
  */
 
-/* Creates sku or sets its level. expect NULL: unconditional. */
+/* Creates sku or sets its level to level (0..INT64_MAX). expect NULL:
+ * unconditional; else only if the level is *expect (MISMATCH if not). */
 stock_code stock_set(stock_t *store, const char *sku, int64_t level,
                      const int64_t *expect, int64_t *available, char *message);
 
-/* Restock (delta > 0) or write off (delta < 0). adjust_id may be NULL. */
+/* Restock (delta > 0) or write off (delta < 0; never below 0, INSUFFICIENT
+ * instead). adjust_id NULL: no id, every call adjusts again; an id makes a
+ * retry REPLAY. An empty adjust_id ("") is STOCK_INVALID, not "no id". */
 stock_code stock_add(stock_t *store, const char *sku, int64_t delta,
                      const char *adjust_id, int64_t *available, char *message);
 
+/* Takes qty of sku as the line line_id. */
 stock_code stock_deduct(stock_t *store, const char *line_id, const char *sku,
                         int64_t qty, int64_t *available, char *message);
 
-/* lines[i].available receives each line's result. *failed_line (may be NULL)
- * names the line at fault, or -1. */
+/* Takes every line (lines[0..line_count), ids and quantities borrowed for
+ * the call) as one order, or none. On OK and REPLAY lines[i].available
+ * receives each line's result; on other codes lines is untouched.
+ * *failed_line (may be NULL) is always written: the index of the line at
+ * fault, or -1 when none is (or the order succeeded). */
 stock_code stock_order(stock_t *store, const char *order_id,
                        stock_order_line *lines, uint32_t line_count,
                        int32_t *failed_line, char *message);
 
+/* Gives qty of the line line_id back as the refund refund_id. */
 stock_code stock_refund(stock_t *store, const char *refund_id,
                         const char *line_id, int64_t qty, int64_t *available,
                         char *message);
 
-stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info);
+/* Reads a SKU's totals into *info (may be NULL), written on OK only:
+ * NOT_FOUND for an unknown SKU. */
+stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info,
+                     char *message);
 
+/* Reads a deducted line into *info (may be NULL), written on OK only:
+ * NOT_FOUND for an unknown line. */
 stock_code stock_line(stock_t *store, const char *line_id,
-                      stock_line_info *info);
+                      stock_line_info *info, char *message);
 
 /* ------------------------------------------------------------ validation */
 
-/* Checks an op's inputs as every backend does before touching state.
- * Returns STOCK_OK, or STOCK_INVALID with op->message saying what is wrong.
- * Exposed so front ends can reject early with the same words. */
+/* Checks an op's inputs as every backend does before touching state. Any
+ * thread; touches only the op. Returns STOCK_OK, or STOCK_INVALID with
+ * op->message saying what is wrong (and op->failed_line naming the line of
+ * an order at fault). Exposed so front ends can reject early with the same
+ * words. */
 stock_code stock_validate(stock_op *op);
 
-/* True if id is 1..STOCK_ID_MAX bytes of 0x21..0x7E. */
+/* True if id is 1..STOCK_ID_MAX bytes of 0x21..0x7E (ptr NULL: false). */
 bool stock_id_valid(stock_id id);
 
 #ifdef __cplusplus

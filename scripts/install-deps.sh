@@ -3,6 +3,8 @@
 # test and benchmark. Idempotent: does nothing when all are present. Uses sudo
 # when not run as root.
 set -eu
+# build-essential brings gcc, g++ and readelf, which 11-header uses to
+# compile stock.h as C++ and read the soname.
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev

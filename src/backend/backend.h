@@ -21,7 +21,8 @@ typedef struct stock_backend_ops {
     const char *name;
     /* True if this backend serves the URI (usually a scheme prefix test). */
     bool (*accepts)(const char *uri);
-    /* As stock_open(); *store receives the backend's struct stock. */
+    /* As stock_open(); *store receives the backend's struct stock. message
+     * is never NULL and holds message_size (STOCK_MESSAGE_MAX) bytes. */
     stock_code (*open)(const char *uri, const stock_config *config,
                        stock_t **store, char *message, size_t message_size);
     /* As stock_submit() after validation (see above). */

@@ -44,6 +44,7 @@
 #include "backend/embedded_uri.h"
 #include "core/core.h"
 #include "journal/journal.h"
+#include "lib/log.h"
 #include "lib/result.h"
 
 /* A group is written once it holds this much log, even if more is queued. */
@@ -89,6 +90,7 @@ typedef struct embedded {
     bool sync_in_caller;         /* stock_config.sync_in_caller */
     uint64_t snapshot_log_bytes;
     uint64_t open_ms;            /* wall time of embedded_open; fixed after */
+    stock_log_hook log_hook;     /* stock_config.log, for every thread */
     pthread_t writer_thread;
     pthread_t syncer_threads[EMBEDDED_SYNCERS];
     unsigned syncers;            /* threads started */
@@ -468,8 +470,9 @@ static bool maintain(embedded *e, uint64_t threshold)
     /* A failed snapshot only delays clean-up; a failed rotation leaves the
      * journal refusing appends, which breaks the store at the next write. */
     if (code != STOCK_OK)
-        fprintf(stderr, "libstock: %s failed: %s\n",
-                snapshot ? "starting a snapshot" : "segment rotation", message);
+        stock_log(&e->log_hook, snapshot ? STOCK_LOG_WARNING : STOCK_LOG_ERROR,
+                  "%s failed: %s", snapshot ? "starting a snapshot" : "segment rotation",
+                  message);
     return snapshot && code == STOCK_OK;
 }
 
@@ -669,7 +672,13 @@ static stock_code embedded_close(stock_t *store)
     if (sync_due(e))
         sync_log(e, e->writes);
     pthread_mutex_unlock(&e->sync_mutex);
-    stock_code code = atomic_load(&e->broken) ? STOCK_IO : STOCK_OK;
+    /* stock_close has no message of its own: the reason goes to the hook. */
+    stock_code code = STOCK_OK;
+    if (atomic_load(&e->broken)) {
+        stock_log(&e->log_hook, STOCK_LOG_ERROR, "closing the store: %s",
+                  e->broken_message);
+        code = STOCK_IO;
+    }
     destroy(e);
     return code;
 }
@@ -700,7 +709,8 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     if (e->state == NULL)
         return STOCK_NOMEM;
     journal_replay replay = {e->state, load_state, replay_record, prefetch_record};
-    stock_code code = journal_open(uri->path, &replay, &e->log, message, message_size);
+    stock_code code = journal_open(uri->path, &replay, &e->log_hook, &e->log,
+                                   message, message_size);
     if (code != STOCK_OK)
         return code;
     publish_core_stats(e);
@@ -737,6 +747,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     e->durability = parsed.durability;
     e->sync_in_caller = config->sync_in_caller;
     e->snapshot_log_bytes = parsed.snapshot_log_bytes;
+    e->log_hook = stock_log_hook_of(config);
     pthread_mutex_init(&e->queue_mutex, NULL);
     pthread_cond_init(&e->writer_cond, NULL);
     pthread_cond_init(&e->role_cond, NULL);

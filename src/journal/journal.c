@@ -238,9 +238,10 @@ static stock_code open_folder(journal *log, const char *path, char *message,
 }
 
 stock_code journal_open(const char *path, const journal_replay *replay,
-                        journal **out, char *message, size_t message_size)
+                        const stock_log_hook *hook, journal **out,
+                        char *message, size_t message_size)
 {
-    assert(path != NULL && replay != NULL && out != NULL);
+    assert(path != NULL && replay != NULL && hook != NULL && out != NULL);
     assert(replay->load != NULL && replay->apply != NULL);
     *out = NULL;
     journal *log = calloc(1, sizeof *log);
@@ -248,6 +249,7 @@ stock_code journal_open(const char *path, const journal_replay *replay,
         return STOCK_NOMEM;
     log->dir_fd = log->lock_fd = log->segment_fd = log->snap_fd = -1;
     log->snapshot_lsn = JOURNAL_LSN_NONE;
+    log->log_hook = *hook;
     log->snap_buffer = malloc(JOURNAL_SNAPSHOT_BUFFER_BYTES);
     log->snap_hash = XXH3_createState();
     stock_code code = STOCK_NOMEM;
@@ -305,9 +307,10 @@ static void zero_ahead(journal *log, const char *name)
     uint64_t to = end + JOURNAL_ZERO_AHEAD_BYTES;
     assert(from < to && to - from <= sizeof zero_fill);
     if (!journal_write_all(log->segment_fd, zero_fill, (size_t)(to - from), from)) {
-        journal_notice("cannot write zeros ahead of the records in %s (%s): "
-                       "appending without them for the rest of it", name,
-                       strerror(errno));
+        stock_log(&log->log_hook, STOCK_LOG_WARNING,
+                  "cannot write zeros ahead of the records in %s (%s): "
+                  "appending without them for the rest of it", name,
+                  strerror(errno));
         log->zero_failed = true;
         return;
     }
@@ -330,8 +333,9 @@ stock_code journal_append(journal *log, const void *data, size_t len,
         /* Cut back what part of the group reached the file, so that a
          * failed group cannot come back at recovery. */
         if (ftruncate(log->segment_fd, (off_t)log->segment_bytes) != 0)
-            journal_notice("cannot cut %s back after a failed write: %s",
-                           name, strerror(errno));
+            stock_log(&log->log_hook, STOCK_LOG_ERROR,
+                      "cannot cut %s back after a failed write: %s", name,
+                      strerror(errno));
         log->zeroed_end = log->segment_bytes;   /* the cut took the zeros too */
         log->failed = true;
         journal_message(message, message_size, "writing %s failed: %s", name,

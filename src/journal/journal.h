@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "stock.h"
 
 /* A record on disk: u32 payload length, u64 XXH3 of the payload seeded with
@@ -131,17 +132,22 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
  * one is renamed *.damaged) and applies every record after it. A torn tail
  * (a bad record at the end of the last segment with no valid record after
  * it, or a hole: a zero record header with data after it, valid records
- * included, in the last segment) is cut off and reported on stderr. Zeros
- * after the last record are the end of the log. Damage anywhere else is
- * STOCK_CORRUPT with the file and byte offset in message, and then nothing
- * on disk has been changed.
+ * included, in the last segment) is cut off and reported as a notice to
+ * hook. Zeros after the last record are the end of the log. Damage anywhere
+ * else is STOCK_CORRUPT with the file and byte offset in message, and then
+ * nothing on disk has been changed.
+ *
+ * hook receives every message of the journal, on the thread of the call
+ * that has something to say; it is copied, and the embedder's pointer in it
+ * must stay valid until journal_close.
  *
  * Returns STOCK_OK and *out (free with journal_close); STOCK_UNAVAILABLE
  * (another process has the folder open), STOCK_IO, STOCK_CORRUPT,
  * STOCK_NOMEM, or the first failure of replay, with message set.
  */
 stock_code journal_open(const char *path, const journal_replay *replay,
-                        journal **out, char *message, size_t message_size);
+                        const stock_log_hook *hook, journal **out,
+                        char *message, size_t message_size);
 
 /* Waits for a running snapshot child, closes the files and unlocks the
  * folder. Does not sync: the caller syncs first if it wants to. */
@@ -150,7 +156,7 @@ void journal_close(journal *log);
 /*
  * Appends len bytes holding record_count whole framed records to the
  * current segment, then tops up the zeros kept ahead of them
- * (JOURNAL_ZERO_AHEAD_BYTES; a failure there is only a notice on stderr).
+ * (JOURNAL_ZERO_AHEAD_BYTES; a failure there is only a warning to the hook).
  * On failure the segment is cut back to where it was (best effort) and
  * STOCK_IO is returned with message; the journal then refuses further
  * appends.

@@ -55,6 +55,7 @@ struct journal {
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
     journal_recovery recovery;   /* what open's recovery did; fixed after */
+    stock_log_hook log_hook;     /* the embedder's, for what it should know */
 
     pid_t child;                 /* running snapshot writer, or 0 */
     uint64_t child_lsn;
@@ -112,10 +113,6 @@ bool journal_all_zero(const uint8_t *data, size_t len);
 /* printf into message (may be NULL or size 0). */
 void journal_message(char *message, size_t size, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* A notice for the operator, on stderr ("libstock: ..."). */
-void journal_notice(const char *format, ...)
-    __attribute__((format(printf, 1, 2)));
 
 /* File names: "log-%016llx.wal", "snap-%016llx.snap". */
 void journal_segment_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);

@@ -123,13 +123,3 @@ void journal_message(char *message, size_t size, const char *format, ...)
     vsnprintf(message, size, format, args);
     va_end(args);
 }
-
-void journal_notice(const char *format, ...)
-{
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    fprintf(stderr, "libstock: %s\n", line);
-}

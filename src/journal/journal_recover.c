@@ -435,14 +435,15 @@ static stock_code cut_tail(recovery *r)
     }
     close(fd);
     r->log->recovery.torn_bytes = r->cut_bytes;
-    journal_notice("cut a torn tail of %llu bytes (and %llu zero bytes after it) "
-                   "at offset %llu of %s (%s, never acknowledged in sync mode)",
-                   (unsigned long long)r->cut_bytes,
-                   (unsigned long long)r->cut_zero_bytes,
-                   (unsigned long long)r->cut_offset, name,
-                   r->cut_hole ? "data after a hole of zeros: unsynced writes "
-                                 "that reached the disk out of order"
-                               : "a write the stop interrupted");
+    stock_log(&r->log->log_hook, STOCK_LOG_NOTICE,
+              "cut a torn tail of %llu bytes (and %llu zero bytes after it) "
+              "at offset %llu of %s (%s, never acknowledged in sync mode)",
+              (unsigned long long)r->cut_bytes,
+              (unsigned long long)r->cut_zero_bytes,
+              (unsigned long long)r->cut_offset, name,
+              r->cut_hole ? "data after a hole of zeros: unsynced writes "
+                            "that reached the disk out of order"
+                          : "a write the stop interrupted");
     return STOCK_OK;
 }
 
@@ -518,8 +519,9 @@ static stock_code finish(recovery *r)
         journal_snapshot_name(name, lsn);
         snprintf(damaged, sizeof damaged, "%s.damaged", name);
         renameat(r->log->dir_fd, name, r->log->dir_fd, damaged);
-        journal_notice("%s is damaged: kept as %s, recovered from an older "
-                       "snapshot and the log", name, damaged);
+        stock_log(&r->log->log_hook, STOCK_LOG_WARNING,
+                  "%s is damaged: kept as %s, recovered from an older "
+                  "snapshot and the log", name, damaged);
     }
     remove_temps(r->log);
     if (r->listing.segment_count == 0)

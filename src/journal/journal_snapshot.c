@@ -211,8 +211,9 @@ static void snapshot_finished(journal *log, bool ok, int status)
         snprintf(temp, sizeof temp, "%s.tmp", name);
         unlinkat(log->dir_fd, temp, 0);
         log->attempt_bytes = log->child_log_bytes;
-        journal_notice("writing snapshot %s failed (status %d); the log keeps "
-                       "everything, another try follows after more log", name, status);
+        stock_log(&log->log_hook, STOCK_LOG_WARNING,
+                  "writing snapshot %s failed (status %d); the log keeps "
+                  "everything, another try follows after more log", name, status);
         return;
     }
     uint64_t previous = log->snapshot_lsn;

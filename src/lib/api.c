@@ -11,6 +11,11 @@
 #include "backend/backend.h"
 #include "lib/result.h"
 
+const char *stock_version(void)
+{
+    return STOCK_VERSION;
+}
+
 stock_id stock_id_from_cstr(const char *text)
 {
     stock_id id = {text, 0};
@@ -21,38 +26,44 @@ stock_id stock_id_from_cstr(const char *text)
     return id;
 }
 
-static void set_message(char *message, size_t size, const char *text)
+/* Hands uri to the first backend that serves it; the failure's sentence
+ * goes to message (never NULL, STOCK_MESSAGE_MAX bytes). */
+static stock_code open_backend(const char *uri, const stock_config *config,
+                               stock_t **store, char *message)
 {
-    if (message != NULL && size > 0)
-        snprintf(message, size, "%s", text);
-}
-
-stock_code stock_open(const char *uri, const stock_config *config,
-                      stock_t **store, char *message, size_t message_size)
-{
-    assert(store != NULL);
-    *store = NULL;
-    if (message != NULL && message_size > 0)
-        message[0] = '\0';
     if (uri == NULL || uri[0] == '\0') {
-        set_message(message, message_size, "the store URI is empty");
+        snprintf(message, STOCK_MESSAGE_MAX, "the store URI is empty");
         return STOCK_INVALID;
     }
-    stock_config defaults = {0};
-    if (config == NULL)
-        config = &defaults;
     for (size_t i = 0; stock_backends[i] != NULL; i++) {
         const stock_backend_ops *ops = stock_backends[i];
         if (!ops->accepts(uri))
             continue;
-        stock_code code = ops->open(uri, config, store, message, message_size);
+        stock_code code = ops->open(uri, config, store, message, STOCK_MESSAGE_MAX);
         assert((code == STOCK_OK) == (*store != NULL));
         assert(code != STOCK_OK || (*store)->ops == ops);
         return code;
     }
-    if (message != NULL && message_size > 0)
-        snprintf(message, message_size, "no backend serves the URI '%s'", uri);
+    snprintf(message, STOCK_MESSAGE_MAX, "no backend serves the URI '%s'", uri);
     return STOCK_UNSUPPORTED;
+}
+
+stock_code stock_open(const char *uri, const stock_config *config,
+                      stock_t **store, char *message)
+{
+    assert(store != NULL);
+    *store = NULL;
+    stock_config defaults = {0};
+    if (config == NULL)
+        config = &defaults;
+    /* Backends always get a buffer, and a failure always a sentence. */
+    char sentence[STOCK_MESSAGE_MAX] = "";
+    stock_code code = open_backend(uri, config, store, sentence);
+    if (code != STOCK_OK && sentence[0] == '\0')
+        snprintf(sentence, sizeof sentence, "%s", stock_strerror(code));
+    if (message != NULL)
+        memcpy(message, sentence, sizeof sentence);
+    return code;
 }
 
 stock_code stock_close(stock_t *store)
@@ -202,20 +213,21 @@ stock_code stock_refund(stock_t *store, const char *refund_id,
     return run_one(store, &op, available, message);
 }
 
-stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info)
+stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info,
+                     char *message)
 {
     stock_op op = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr(sku)};
-    stock_code code = run_one(store, &op, NULL, NULL);
+    stock_code code = run_one(store, &op, NULL, message);
     if (code == STOCK_OK && info != NULL)
         *info = op.info.sku_info;
     return code;
 }
 
 stock_code stock_line(stock_t *store, const char *line_id,
-                      stock_line_info *info)
+                      stock_line_info *info, char *message)
 {
     stock_op op = {.type = STOCK_OP_LINE, .line = stock_id_from_cstr(line_id)};
-    stock_code code = run_one(store, &op, NULL, NULL);
+    stock_code code = run_one(store, &op, NULL, message);
     if (code == STOCK_OK && info != NULL)
         *info = op.info.line_info;
     return code;

@@ -56,3 +56,24 @@ void log_error(const char *format, ...)
     log_line("ERROR", format, args);
     va_end(args);
 }
+
+/* log_line takes its arguments as a va_list only. */
+static void log_line_of(const char *level, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    log_line(level, format, args);
+    va_end(args);
+}
+
+void log_library(void *user, stock_log_level level, const char *message)
+{
+    (void)user;
+    assert(message != NULL);
+    static const char *const words[] = {
+        [STOCK_LOG_ERROR] = "ERROR", [STOCK_LOG_WARNING] = "WARN",
+        [STOCK_LOG_NOTICE] = "INFO", [STOCK_LOG_DEBUG] = "DEBUG",
+    };
+    assert((unsigned)level < sizeof words / sizeof words[0]);
+    log_line_of(words[level], "libstock: %s", message);
+}

@@ -36,17 +36,18 @@ static int serve(const config *cfg)
     /* The loop submits one batch per turn (batch.c): syncing it in the loop
      * saves two thread wake-ups per batch (docs/engine.md, "Threads and
      * group commit"). */
-    stock_config options = {.durability = cfg->durability, .sync_in_caller = true};
+    stock_config options = {.durability = cfg->durability, .sync_in_caller = true,
+                            .log = log_library};
     stock_t *store = NULL;
-    char message[512];
+    char message[STOCK_MESSAGE_MAX];
     /* A durability= in the URI wins over the flag (docs/operations.md). */
     const char *durability = strstr(cfg->store, "durability=") != NULL ? "as the store URI sets it"
                              : cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed";
     log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store, durability);
-    stock_code code = stock_open(cfg->store, &options, &store, message, sizeof message);
+    stock_code code = stock_open(cfg->store, &options, &store, message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),
-                  message[0] != '\0' ? message : stock_strerror(code));
+                  message);
         return 1;
     }
     stock_stats stats;

@@ -53,13 +53,13 @@ static void close_completes_pending_batches_and_reopen_keeps_them(void **state)
         for (int i = 0; i < CLOSE_OPS; i++)
             assert_code(batches[b].ops[i].code, STOCK_OK, batches[b].ops[i].message);
     char message[STOCK_MESSAGE_MAX] = "";
-    code = stock_open(conf_uri, &conf_config, &conf_store, message, sizeof message);
+    code = stock_open(conf_uri, &conf_config, &conf_store, message);
     assert_code(code, STOCK_OK, message);
     sku.deducted = CLOSE_BATCHES * CLOSE_OPS;
     conf_check_sku(&sku);
     stock_line_info info;
     assert_code(stock_line(conf_store, batches[CLOSE_BATCHES - 1].ids[CLOSE_OPS - 1],
-                           &info), STOCK_OK, "");
+                           &info, NULL), STOCK_OK, "");
     assert_i64(info.available_after, 0);
     /* A backend that recovers rebuilt that state from its snapshot and log
      * (so from at least one record), and a clean close tears no write. */

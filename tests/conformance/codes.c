@@ -78,7 +78,7 @@ static void open_refuses_an_empty_uri(void **state)
     (void)state;
     stock_t *store = (stock_t *)&store;
     char message[STOCK_MESSAGE_MAX] = "";
-    assert_code(stock_open("", NULL, &store, message, sizeof message),
+    assert_code(stock_open("", NULL, &store, message),
                 STOCK_INVALID, message);
     assert_null(store);
     assert_true(strlen(message) > 0);

@@ -37,7 +37,7 @@ typedef struct hot_worker {
 static bool hot_sees_own_effects(const char *sku, int64_t last)
 {
     stock_sku_info info;
-    if (stock_get(conf_store, sku, &info) != STOCK_OK)
+    if (stock_get(conf_store, sku, &info, NULL) != STOCK_OK)
         return false;
     return last == INT64_MAX || info.available <= last;
 }
@@ -94,7 +94,7 @@ static void *watch_run(void *arg)
     int64_t last = INT64_MAX;
     while (!atomic_load(&w->stop)) {
         stock_sku_info info;
-        if (stock_get(conf_store, w->sku, &info) != STOCK_OK ||
+        if (stock_get(conf_store, w->sku, &info, NULL) != STOCK_OK ||
             info.available < 0 || info.available > last ||
             !conf_totals_balance(&info))
             w->bad++;
@@ -425,7 +425,7 @@ static void racing_refunds_stay_capped(void **state)
     }
     assert_i64(refunded, REFUND_LINE_QTY);
     stock_line_info info;
-    assert_code(stock_line(conf_store, line, &info), STOCK_OK, "");
+    assert_code(stock_line(conf_store, line, &info, NULL), STOCK_OK, "");
     assert_i64(info.refunded, REFUND_LINE_QTY);
     sku.deducted = REFUND_LINE_QTY;
     sku.refunded = REFUND_LINE_QTY;

@@ -15,7 +15,7 @@ static void check_line(const char *line_id, const char *sku, int64_t qty,
 {
     stock_line_info info;
     memset(&info, 0xff, sizeof info);
-    assert_code(stock_line(conf_store, line_id, &info), STOCK_OK, line_id);
+    assert_code(stock_line(conf_store, line_id, &info, NULL), STOCK_OK, line_id);
     assert_string_equal(info.sku, sku);
     assert_string_equal(info.order_id, order_id);
     assert_i64(info.qty, qty);
@@ -41,7 +41,12 @@ static void deduct_takes_stock_and_records_the_line(void **state)
     sku.deducted = 3;
     conf_check_sku(&sku);
     check_line(line_id, sku.id, 3, 0, "", 7, before_us, after_us);
-    assert_code(stock_line(conf_store, conf_id("line"), NULL), STOCK_NOT_FOUND, "");
+    const char *missing = conf_id("line");
+    char expected[STOCK_MESSAGE_MAX];
+    snprintf(expected, sizeof expected, "line=%s", missing);
+    message[0] = '\0';
+    assert_code(stock_line(conf_store, missing, NULL, message), STOCK_NOT_FOUND, message);
+    assert_string_equal(message, expected);
 }
 
 static void deduct_down_to_zero_then_insufficient(void **state)
@@ -100,7 +105,7 @@ static void deduct_from_a_missing_sku_is_not_found(void **state)
     conf_check_message(message, "sku=%s", sku);
     assert_i64(untouched, -7); /* no value exists, so none is written */
     conf_check_no_line(line_id);
-    assert_code(stock_get(conf_store, sku, NULL), STOCK_NOT_FOUND, "");
+    assert_code(stock_get(conf_store, sku, NULL, NULL), STOCK_NOT_FOUND, "");
     /* Once the SKU exists the same line is a fresh deduction. */
     assert_code(stock_set(conf_store, sku, 2, NULL, NULL, NULL), STOCK_OK, "");
     int64_t available = -1;
@@ -123,7 +128,7 @@ static void retry_replays_the_original_result(void **state)
                 STOCK_OK, "");
     int64_t after_us = conf_now_us();
     stock_line_info original;
-    assert_code(stock_line(conf_store, line_id, &original), STOCK_OK, "");
+    assert_code(stock_line(conf_store, line_id, &original, NULL), STOCK_OK, "");
     assert_code(stock_deduct(conf_store, conf_id("line"), sku.id, 2, NULL, NULL),
                 STOCK_OK, "");
     sku.deducted = 5;
@@ -142,7 +147,7 @@ static void retry_replays_the_original_result(void **state)
     conf_check_sku(&sku);
     check_line(line_id, sku.id, 3, 0, "", 7, before_us, after_us);
     stock_line_info replayed;
-    assert_code(stock_line(conf_store, line_id, &replayed), STOCK_OK, "");
+    assert_code(stock_line(conf_store, line_id, &replayed, NULL), STOCK_OK, "");
     assert_i64(replayed.time_us, original.time_us);
 }
 
@@ -238,7 +243,7 @@ static void id_namespaces_are_separate(void **state)
                 STOCK_OK, message);
     assert_i64(lines[0].available, 7);
     stock_sku_info info;
-    assert_code(stock_get(conf_store, name, &info), STOCK_OK, "");
+    assert_code(stock_get(conf_store, name, &info, NULL), STOCK_OK, "");
     assert_i64(info.adjusted, 11);
     assert_i64(info.deducted, 5);
     assert_i64(info.refunded, 1);

@@ -82,7 +82,7 @@ void conf_check_sku_at(const conf_sku *sku, const char *file, int line)
 {
     stock_sku_info info;
     memset(&info, 0xff, sizeof info);
-    stock_code code = stock_get(conf_store, sku->id, &info);
+    stock_code code = stock_get(conf_store, sku->id, &info, NULL);
     if (code != STOCK_OK) {
         print_error("get %s: %s\n", sku->id, stock_code_name(code));
         _fail(file, line);
@@ -108,7 +108,7 @@ void conf_check_sku_at(const conf_sku *sku, const char *file, int line)
 void conf_check_no_line_at(const char *line_id, const char *file, int line)
 {
     stock_line_info info;
-    stock_code code = stock_line(conf_store, line_id, &info);
+    stock_code code = stock_line(conf_store, line_id, &info, NULL);
     if (code != STOCK_NOT_FOUND) {
         print_error("line %s: expected NOTFOUND, got %s\n", line_id,
                     stock_code_name(code));

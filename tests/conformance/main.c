@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     }
     conf_uri = uri;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_open(uri, &conf_config, &conf_store, message, sizeof message);
+    stock_code code = stock_open(uri, &conf_config, &conf_store, message);
     if (code != STOCK_OK) {
         fprintf(stderr, "conformance: cannot open %s: %s: %s\n", uri,
                 stock_code_name(code), message);

@@ -45,7 +45,7 @@ static void order_takes_every_line(void **state)
     const int64_t afters[3] = {7, 3, 3};
     for (int i = 0; i < 3; i++) {
         stock_line_info info;
-        assert_code(stock_line(conf_store, lines[i].line_id.ptr, &info), STOCK_OK, "");
+        assert_code(stock_line(conf_store, lines[i].line_id.ptr, &info, NULL), STOCK_OK, "");
         assert_string_equal(info.order_id, order_id);
         assert_string_equal(info.sku, lines[i].sku.ptr);
         assert_i64(info.qty, lines[i].qty);

@@ -163,7 +163,7 @@ static void check_mixed_lines(const mixed_worker *w)
 {
     for (int n = 0; n < w->line_count; n++) {
         stock_line_info info;
-        assert_code(stock_line(conf_store, w->lines[n], &info), STOCK_OK,
+        assert_code(stock_line(conf_store, w->lines[n], &info, NULL), STOCK_OK,
                     w->lines[n]);
         assert_i64(info.qty, w->line_qty[n]);
         assert_i64(info.refunded, w->line_refunded[n]);
@@ -219,7 +219,7 @@ static bool cas_try(cas_worker *w)
 {
     int64_t current = -1, available = -1;
     stock_sku_info info;
-    if (stock_get(conf_store, w->sku, &info) != STOCK_OK) {
+    if (stock_get(conf_store, w->sku, &info, NULL) != STOCK_OK) {
         w->bad++;
         return false;
     }

@@ -25,7 +25,7 @@ static void fixture_make(refund_fixture *f)
 static void check_refunded(const char *line_id, int64_t refunded)
 {
     stock_line_info info;
-    assert_code(stock_line(conf_store, line_id, &info), STOCK_OK, "");
+    assert_code(stock_line(conf_store, line_id, &info, NULL), STOCK_OK, "");
     assert_i64(info.refunded, refunded);
 }
 

@@ -148,7 +148,7 @@ static void racing_deduct_retries_take_each_line_once(void **state)
     retry_race(c, agreed);
     for (int n = 0; n < RETRY_IDS; n++) {
         stock_line_info info;
-        assert_code(stock_line(conf_store, c->ids[n], &info), STOCK_OK, c->ids[n]);
+        assert_code(stock_line(conf_store, c->ids[n], &info, NULL), STOCK_OK, c->ids[n]);
         assert_i64(info.qty, retry_size(n));
         assert_i64(info.available_after, agreed[n]);
         sku.deducted += retry_size(n);
@@ -189,7 +189,7 @@ static void racing_refund_retries_refund_once(void **state)
     retry_race(c, agreed);
     for (int n = 0; n < RETRY_IDS; n++) {
         stock_line_info info;
-        assert_code(stock_line(conf_store, c->lines[n][0], &info), STOCK_OK, "");
+        assert_code(stock_line(conf_store, c->lines[n][0], &info, NULL), STOCK_OK, "");
         assert_i64(info.refunded, retry_size(n));
         sku.refunded += retry_size(n);
     }

@@ -42,7 +42,7 @@ static void get_of_a_missing_sku_is_not_found(void **state)
 {
     (void)state;
     stock_sku_info info;
-    assert_code(stock_get(conf_store, conf_id("sku"), &info), STOCK_NOT_FOUND, "");
+    assert_code(stock_get(conf_store, conf_id("sku"), &info, NULL), STOCK_NOT_FOUND, "");
 }
 
 static void compare_and_set(void **state)
@@ -84,7 +84,7 @@ static void compare_and_set_of_a_missing_sku_is_not_found(void **state)
     assert_code(stock_set(conf_store, sku, 5, &expect, NULL, message),
                 STOCK_NOT_FOUND, message);
     conf_check_message(message, "sku=%s", sku);
-    assert_code(stock_get(conf_store, sku, NULL), STOCK_NOT_FOUND, "");
+    assert_code(stock_get(conf_store, sku, NULL, NULL), STOCK_NOT_FOUND, "");
 }
 
 static void restock_and_write_off(void **state)
@@ -129,7 +129,7 @@ static void add_to_a_missing_sku_is_not_found(void **state)
     assert_code(stock_add(conf_store, sku, 5, adjust_id, NULL, message),
                 STOCK_NOT_FOUND, message);
     conf_check_message(message, "sku=%s", sku);
-    assert_code(stock_get(conf_store, sku, NULL), STOCK_NOT_FOUND, "");
+    assert_code(stock_get(conf_store, sku, NULL, NULL), STOCK_NOT_FOUND, "");
     /* The failure recorded nothing: the adjustment id is still fresh. */
     int64_t available = -1;
     assert_code(stock_set(conf_store, sku, 1, NULL, NULL, NULL), STOCK_OK, "");

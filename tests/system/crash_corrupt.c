@@ -50,6 +50,16 @@
 #define CORRUPT_SEGMENT_HEADER 32
 #define CORRUPT_SEGMENT_MAX (16u << 20)
 
+/* The store's log hook: what recovery did (a torn tail cut, a damaged
+ * snapshot set aside) goes to stderr, into the suite's log. */
+static void print_message(void *user, stock_log_level level, const char *message)
+{
+    (void)user, (void)level;
+    fprintf(stderr, "crash_corrupt: libstock: %s\n", message);
+}
+
+static const stock_config printing = {.log = print_message};
+
 static int fail(const char *what, const char *detail)
 {
     fprintf(stderr, "crash_corrupt: FAIL: %s: %s\n", what, detail);
@@ -84,7 +94,7 @@ static int fill(const char *uri, long count)
 {
     char message[STOCK_MESSAGE_MAX];
     stock_t *store;
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+    if (stock_open(uri, &printing, &store, message) != STOCK_OK)
         return fail("open", message);
     if (fill_store(store, count) != 0)
         return 1;
@@ -98,7 +108,7 @@ static int check(const char *uri, long kept)
 {
     char message[STOCK_MESSAGE_MAX], id[CORRUPT_ID_BYTES];
     stock_t *store;
-    stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+    stock_code code = stock_open(uri, &printing, &store, message);
     if (code != STOCK_OK) {
         printf("%s: %s\n", stock_code_name(code), message);
         return 3;
@@ -106,12 +116,12 @@ static int check(const char *uri, long kept)
     int result = 0;
     for (long i = 0; i <= kept && result == 0; i++) {
         snprintf(id, sizeof id, "L%ld", i);
-        stock_code found = stock_line(store, id, NULL);
+        stock_code found = stock_line(store, id, NULL, NULL);
         if (found != (i < kept ? STOCK_OK : STOCK_NOT_FOUND))
             result = fail(id, stock_code_name(found));
     }
     stock_sku_info info;
-    if (result == 0 && (stock_get(store, "S", &info) != STOCK_OK || info.deducted != kept))
+    if (result == 0 && (stock_get(store, "S", &info, NULL) != STOCK_OK || info.deducted != kept))
         result = fail("S", "deducted total differs from the lines kept");
     if (stock_close(store) != STOCK_OK && result == 0)
         result = fail("close", "final sync failed");
@@ -125,7 +135,7 @@ static int expect_refusal(const char *uri, stock_code expected, const char *need
 {
     char message[STOCK_MESSAGE_MAX];
     stock_t *store;
-    stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+    stock_code code = stock_open(uri, &printing, &store, message);
     if (code == STOCK_OK)
         stock_close(store);
     if (code != expected || strstr(message, needle) == NULL)
@@ -138,7 +148,7 @@ static int misc(const char *dir)
 {
     char message[STOCK_MESSAGE_MAX], uri[1024];
     stock_t *store;
-    if (stock_open(dir, NULL, &store, message, sizeof message) != STOCK_OK)
+    if (stock_open(dir, &printing, &store, message) != STOCK_OK)
         return fail("open", message);
     snprintf(uri, sizeof uri, "file:%s?durability=relaxed", dir);
     int result = expect_refusal(uri, STOCK_UNAVAILABLE, "LOCK");
@@ -191,7 +201,7 @@ static int full(const char *dir)
     struct rlimit small = {CORRUPT_FILE_LIMIT, limit.rlim_max};
     stock_t *store;
     if (setrlimit(RLIMIT_FSIZE, &small) != 0 ||
-        stock_open(dir, NULL, &store, message, sizeof message) != STOCK_OK ||
+        stock_open(dir, &printing, &store, message) != STOCK_OK ||
         stock_set(store, "S", CORRUPT_STOCK, NULL, NULL, message) != STOCK_OK)
         return fail("open", message);
     stock_op failed;
@@ -201,7 +211,7 @@ static int full(const char *dir)
     printf("after %ld lines: %s %s\n", acked, stock_code_name(failed.code), failed.message);
     if (strstr(failed.message, "refuses work until reopened") == NULL)
         return fail("IO message", failed.message);
-    if (stock_get(store, "S", NULL) != STOCK_IO ||
+    if (stock_get(store, "S", NULL, NULL) != STOCK_IO ||
         stock_deduct(store, "later", "S", 1, NULL, message) != STOCK_IO)
         return fail("after the failure", "a later op did not fail with IO");
     if (stock_close(store) != STOCK_IO)
@@ -238,7 +248,7 @@ static int stats(const char *dir)
     snprintf(uri, sizeof uri, "%s?durability=relaxed&snapshot_log_bytes=4096", dir);
     stock_t *store;
     long lines = 20 * CORRUPT_BATCH;
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+    if (stock_open(uri, &printing, &store, message) != STOCK_OK)
         return fail("open", message);
     if (fill_store(store, lines) != 0)
         return 1;

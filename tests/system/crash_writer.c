@@ -67,6 +67,16 @@ static void die(const char *format, ...)
     exit(1);
 }
 
+/* The store's log hook: what recovery did after a kill (a torn tail cut)
+ * goes to stderr, into the suite's log. */
+static void print_message(void *user, stock_log_level level, const char *message)
+{
+    (void)user, (void)level;
+    fprintf(stderr, "crash_writer: libstock: %s\n", message);
+}
+
+static const stock_config printing = {.log = print_message};
+
 static uint64_t rng_next(uint64_t *state)
 {
     /* splitmix64: deterministic per seed, good enough for a workload. */
@@ -270,7 +280,7 @@ static void writer_done(stock_batch *batch)
 static void writer_setup(stock_t *store)
 {
     for (int i = 0; i < CRASH_SKUS; i++) {
-        stock_code code = stock_get(store, sku_name(i), NULL);
+        stock_code code = stock_get(store, sku_name(i), NULL, NULL);
         if (code == STOCK_NOT_FOUND)
             code = stock_set(store, sku_name(i), CRASH_INITIAL_STOCK, NULL, NULL, NULL);
         if (code != STOCK_OK)
@@ -290,7 +300,7 @@ static int writer_main(const char *store_path, int round, uint64_t seed,
     if (writer.acked == NULL || slots == NULL || writer.ack_fd < 0)
         die("writer setup: %s", strerror(errno));
     stock_t *store;
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK)
+    if (stock_open(uri, &printing, &store, message) != STOCK_OK)
         die("writer open %s: %s", uri, message);
     writer_setup(store);
     for (int i = 0; i < CRASH_INFLIGHT; i++)
@@ -471,7 +481,7 @@ static void check_skus(checker *c)
 {
     for (int i = 0; i < CRASH_SKUS; i++) {
         stock_sku_info info;
-        if (stock_get(c->store, sku_name(i), &info) != STOCK_OK)
+        if (stock_get(c->store, sku_name(i), &info, NULL) != STOCK_OK)
             continue;   /* the first writer was killed before setting it */
         if (info.available < 0)
             die("%s: available %" PRId64 " < 0 (I1)", sku_name(i), info.available);
@@ -558,7 +568,7 @@ static stock_t *open_for_check(const char *store_path)
      * before PR_SET_PDEATHSIG takes it down. */
     for (int attempt = 0; attempt < CRASH_OPEN_RETRIES; attempt++) {
         stock_t *store;
-        stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+        stock_code code = stock_open(uri, &printing, &store, message);
         if (code == STOCK_OK)
             return store;
         if (code != STOCK_UNAVAILABLE)

@@ -71,8 +71,8 @@ static void fill_op(const char *token, long batch, unsigned i, unsigned *seed)
 static int write_forever(const char *uri)
 {
     stock_t *store = NULL;
-    char message[256], token[24];
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK) {
+    char message[STOCK_MESSAGE_MAX], token[24];
+    if (stock_open(uri, NULL, &store, message) != STOCK_OK) {
         fprintf(stderr, "pg_crash: cannot open %s: %s\n", uri, message);
         return 1;
     }

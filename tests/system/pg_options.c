@@ -37,8 +37,8 @@ static int check(const char *uri, const stock_config *config, stock_code expect,
                  const char *words)
 {
     stock_t *store = NULL;
-    char message[256] = "";
-    stock_code code = stock_open(uri, config, &store, message, sizeof message);
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_open(uri, config, &store, message);
     bool ok = code == expect && (expect == STOCK_OK) == (store != NULL) &&
               (expect == STOCK_OK || strstr(message, words) != NULL);
     printf("%s %s -> %s %s\n", ok ? "ok  " : "FAIL", uri, stock_code_name(code), message);

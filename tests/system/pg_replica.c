@@ -186,7 +186,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: pg_replica PRIMARY_URI REPLICA_URI PRIMARY_PID REPLICA_PID\n");
         return 2;
     }
-    char uri[REPLICA_URI_MAX], message[256], out[REPLICA_ID_SIZE], in[REPLICA_ID_SIZE];
+    char uri[REPLICA_URI_MAX], message[STOCK_MESSAGE_MAX], out[REPLICA_ID_SIZE], in[REPLICA_ID_SIZE];
     char line_out[REPLICA_ID_SIZE + 8], line_in[REPLICA_ID_SIZE + 8];
     snprintf(uri, sizeof uri, "%s?stock_replica=", argv[1]);
     append_encoded(uri, sizeof uri, argv[2]);
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     snprintf(line_out, sizeof line_out, "%s-line", out);
     snprintf(line_in, sizeof line_in, "%s-line", in);
     stock_t *store = NULL;
-    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK) {
+    if (stock_open(uri, NULL, &store, message) != STOCK_OK) {
         fprintf(stderr, "pg_replica: cannot open %s: %s\n", uri, message);
         return 1;
     }

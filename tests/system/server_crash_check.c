@@ -313,7 +313,7 @@ static bool check_skus(stock_t *store, entries *list, int sku_count, int64_t lev
         char name[16];
         snprintf(name, sizeof name, "S%d", sku);
         stock_sku_info info;
-        stock_code code = stock_get(store, name, &info);
+        stock_code code = stock_get(store, name, &info, NULL);
         if (code != STOCK_OK) {
             violation("sku %s: %s", name, stock_code_name(code));
             continue;
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX];
     stock_op *ops = calloc(list.count + 1, sizeof *ops);
-    if (ops == NULL || stock_open(argv[1], NULL, &store, message, sizeof message) != STOCK_OK) {
+    if (ops == NULL || stock_open(argv[1], NULL, &store, message) != STOCK_OK) {
         fprintf(stderr, "server_crash_check: cannot open %s: %s\n", argv[1],
                 ops ? message : "out of memory");
         return 1;

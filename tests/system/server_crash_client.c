@@ -209,7 +209,7 @@ int main(int argc, char **argv)
     FILE *log = fopen(argv[4], "w");
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX];
-    if (log == NULL || stock_open(argv[1], NULL, &store, message, sizeof message) != STOCK_OK) {
+    if (log == NULL || stock_open(argv[1], NULL, &store, message) != STOCK_OK) {
         fprintf(stderr, "server_crash_client: cannot start: %s\n", log ? message : argv[4]);
         return 1;
     }

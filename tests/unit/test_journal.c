@@ -3,8 +3,8 @@
  * byte records: framing, torn tails of every length, corruption detection
  * with file and offset in the message, the zeros written ahead of the
  * records and holes in them (a zero header, a zero page inside a record),
- * snapshots and their fallback, the folder lock, and the summary of what
- * recovery did.
+ * snapshots and their fallback, the folder lock, the summary of what
+ * recovery did, and the messages it hands to the log hook.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -100,6 +100,38 @@ static int save_state(void *context, journal_write_fn write, void *write_context
 
 static char folder[64];
 
+/* What the journal told the log hook since the last reset_heard(). */
+static struct {
+    unsigned count;
+    stock_log_level level;       /* of the last message */
+    char last[512];
+} heard;
+
+static void hear(void *user, stock_log_level level, const char *message)
+{
+    assert_ptr_equal(user, &heard);
+    heard.count++;
+    heard.level = level;
+    snprintf(heard.last, sizeof heard.last, "%s", message);
+}
+
+static const stock_log_hook hook = {hear, &heard};
+
+static void reset_heard(void)
+{
+    memset(&heard, 0, sizeof heard);
+}
+
+/* The journal told the hook exactly one thing since reset_heard(), at
+ * level, starting with prefix, and without a newline. */
+static void assert_heard_one(stock_log_level level, const char *prefix)
+{
+    assert_int_equal(heard.count, 1);
+    assert_int_equal(heard.level, level);
+    assert_int_equal(strncmp(heard.last, prefix, strlen(prefix)), 0);
+    assert_null(strchr(heard.last, '\n'));
+}
+
 static int remove_entry(const char *path, const struct stat *info, int flag,
                         struct FTW *walk)
 {
@@ -124,8 +156,9 @@ static int remove_folder(void **unused)
 static stock_code open_log(journal **log, test_state *state, char *message)
 {
     memset(state, 0, sizeof *state);
+    reset_heard();
     journal_replay replay = {state, load_state, apply_record, NULL};
-    return journal_open(folder, &replay, log, message, STOCK_MESSAGE_MAX);
+    return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
 }
 
 /* Appends one record "record-<n>" (also to state, as the core would). */
@@ -388,6 +421,8 @@ static void test_bad_last_record_is_cut(void **unused)
     /* The whole third record is cut (its last byte, flipped, is not
      * zero), and none of the zeros kept ahead of it are counted. */
     assert_recovery(log, false, 0, 2, 12 + strlen("record-2"));
+    assert_heard_one(STOCK_LOG_NOTICE, "cut a torn tail of 20 bytes ");
+    assert_non_null(strstr(heard.last, SEGMENT0));
     journal_close(log);
 }
 
@@ -417,6 +452,7 @@ static void test_snapshots_and_fallback(void **unused)
     assert_int_equal(open_log(&log, &state, message), STOCK_OK);
     assert_int_equal(state.count, 7);
     assert_recovery(log, true, 6, 1, 0);
+    assert_int_equal(heard.count, 0);   /* a clean reopen says nothing */
     journal_close(log);
     /* Damage the newest snapshot (lsn 6): recovery uses snap 3 + log. */
     uint8_t *data = file_data;
@@ -427,6 +463,8 @@ static void test_snapshots_and_fallback(void **unused)
     assert_int_equal(state.count, 7);
     assert_memory_equal(state.records[6], "record-6", 8);
     assert_recovery(log, true, 3, 4, 0);
+    assert_heard_one(STOCK_LOG_WARNING, "snap-0000000000000006.snap is damaged: kept as "
+                                        "snap-0000000000000006.snap.damaged");
     journal_close(log);
     /* Damage the older one too: nothing valid is left to start from. */
     size = read_file("snap-0000000000000003.snap", data, TEST_FILE_MAX);
@@ -562,7 +600,7 @@ static void test_zeros_ahead_of_the_records(void **unused)
     journal_replay replay = {&replayed, load_state, count_record, NULL};
     journal *log;
     char message[STOCK_MESSAGE_MAX];
-    assert_int_equal(journal_open(folder, &replay, &log, message, sizeof message), STOCK_OK);
+    assert_int_equal(journal_open(folder, &replay, &hook, &log, message, sizeof message), STOCK_OK);
     append_group(log, count);
     journal_close(log);
     size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
@@ -571,7 +609,7 @@ static void test_zeros_ahead_of_the_records(void **unused)
     assert_int_equal(size, end + JOURNAL_ZERO_AHEAD_BYTES);
     assert_true(all_zero(file_data + end, size - end));
     replayed = 0;
-    assert_int_equal(journal_open(folder, &replay, &log, message, sizeof message), STOCK_OK);
+    assert_int_equal(journal_open(folder, &replay, &hook, &log, message, sizeof message), STOCK_OK);
     assert_int_equal(replayed, 4 + count);
     journal_close(log);
 }
@@ -683,7 +721,7 @@ static stock_code open_counting(journal **log, size_t *replayed, char *message)
 {
     *replayed = 0;
     journal_replay replay = {replayed, load_state, count_record, NULL};
-    return journal_open(folder, &replay, log, message, STOCK_MESSAGE_MAX);
+    return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
 }
 
 /* TEST_BIG_RECORDS big records in SEGMENT0 and, if rotate, one more in a
@@ -844,6 +882,9 @@ static void test_failed_zero_fill_is_not_a_failed_append(void **unused)
     journal_close(log);
     for (unsigned i = 0; i < 3; i++)
         assert_int_equal(codes[i], STOCK_OK);
+    /* Said once, as a warning: the appends went on without the zeros. */
+    assert_heard_one(STOCK_LOG_WARNING, "cannot write zeros ahead of the records in "
+                                        SEGMENT0);
     size_t size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
     size_t end = log_end(file_data, size);
     assert_int_equal(size, TEST_SMALL_FILE_BYTES);   /* zeros up to the limit */

@@ -288,11 +288,22 @@ static void validate_options(options *opts)
     run->progress = !opts->json && !opts->no_progress && isatty(STDERR_FILENO);
 }
 
+/* The library's log hook: an in-process store's messages (a torn tail cut
+ * at open, a failed snapshot) go to stderr beside stockbench's own. */
+static void print_library_message(void *user, stock_log_level level,
+                                  const char *message)
+{
+    (void)user;
+    if (level <= STOCK_LOG_NOTICE)
+        fprintf(stderr, "stockbench: libstock: %s\n", message);
+}
+
 static void parse_options(int argc, char **argv, options *opts)
 {
     *opts = (options){.run = {.connections = DEFAULT_CONNECTIONS,
                               .pipeline = DEFAULT_PIPELINE,
                               .duration_s = DEFAULT_DURATION_S,
+                              .store = {.log = print_library_message},
                               .workload = {.kind = WORKLOAD_HOT,
                                            .replay_percent = -1,
                                            .seed = 1}}};

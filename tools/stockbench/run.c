@@ -152,9 +152,9 @@ static int open_stores(run_state *state)
 {
     const run_config *config = state->config;
     run_result *result = state->result;
-    char message[RUN_ERROR_MAX / 2];
+    char message[STOCK_MESSAGE_MAX];
     stock_code code = stock_open(config->uri, &config->store, &state->stores[0],
-                                 message, sizeof message);
+                                 message);
     /* URIs print without their query, which may hold a password. */
     int uri_length = (int)strcspn(config->uri, "?");
     if (code != STOCK_OK)
@@ -167,7 +167,7 @@ static int open_stores(run_state *state)
         return 0;
     for (uint32_t i = 1; i < config->connections; i++) {
         code = stock_open(config->uri, &config->store, &state->stores[i],
-                          message, sizeof message);
+                          message);
         if (code != STOCK_OK)
             return run_error(result, "cannot open connection %" PRIu32
                              " to '%.*s': %s: %s", i + 1, uri_length,

@@ -232,12 +232,22 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
     return true;
 }
 
+/* The library's log hook: an in-process store's messages (a torn tail cut
+ * at open, why a close failed) go to stderr, never into the output. */
+static void print_library_message(void *user, stock_log_level level,
+                                  const char *message)
+{
+    (void)user;
+    if (level <= STOCK_LOG_NOTICE)
+        fprintf(stderr, "stockctl: libstock: %s\n", message);
+}
+
 static int run(const ctl_args *args, ctl_request *request)
 {
     stock_t *store = NULL;
-    char message[STOCK_MESSAGE_MAX + 200];
-    stock_code code = stock_open(args->store_uri, NULL, &store, message,
-                                 sizeof message);
+    char message[STOCK_MESSAGE_MAX];
+    const stock_config config = {.log = print_library_message};
+    stock_code code = stock_open(args->store_uri, &config, &store, message);
     if (code != STOCK_OK) {
         char failure[sizeof message + 120];
         snprintf(failure, sizeof failure, "cannot open the store '%.80s': %s",
