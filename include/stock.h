@@ -305,7 +305,10 @@ typedef struct stock_config {
     uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log;
                                      0 = default (256 MiB) */
     uint32_t buckets;             /* postgres: rows per hot SKU; 0 = 1 */
-    bool merge;                   /* postgres: merge deductions per SKU */
+    bool no_merge;                /* postgres: one conditional update per
+                                     deduction instead of one per SKU for
+                                     each run of deductions (merging is the
+                                     default: docs/postgres.md) */
     const char *replica_uri;      /* postgres: read replica for pre-checks;
                                      NULL = none; copied at open */
     bool sync_in_caller;          /* embedded, sync durability: stock_submit

@@ -146,7 +146,7 @@ stock_code pg_options_parse(const char *uri, const stock_config *config,
         return fail(message, size, "config replica_uri must be a postgres:// or "
                                    "postgresql:// URI");
     options->buckets = config->buckets == 0 ? 1 : config->buckets;
-    options->merge = config->merge;
+    options->merge = !config->no_merge;
     options->synchronous = config->durability == STOCK_DURABILITY_SYNC;
     options->conninfo = calloc(1, len + 1);
     if (config->replica_uri != NULL)

@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     failures += check(argv[1], &bad, STOCK_INVALID, "buckets");
     stock_config not_postgres = {.replica_uri = "redis://127.0.0.1:1"};
     failures += check(argv[1], &not_postgres, STOCK_INVALID, "replica_uri");
-    stock_config good = {.buckets = 8, .merge = true};
+    stock_config good = {.buckets = 8, .no_merge = true};
     failures += check(argv[1], &good, STOCK_OK, "");
     /* Port 1 on loopback: nothing listens there. */
     failures += check("postgresql://postgres@127.0.0.1:1/postgres", NULL,
