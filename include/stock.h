@@ -152,9 +152,10 @@ typedef struct stock_id {
     uint32_t len;
 } stock_id;
 
-/* Wraps a NUL-terminated string, borrowing it (no copy). NULL gives an
- * empty id and a string longer than STOCK_ID_MAX a length of
- * STOCK_ID_MAX + 1: both invalid. */
+/* Wraps a NUL-terminated string, borrowing it (no copy). NULL gives
+ * {NULL, 0}, no id (invalid where an id is required; "none" for an ADD's
+ * adjustment id), "" an empty id, and a string longer than STOCK_ID_MAX a
+ * length of STOCK_ID_MAX + 1: both invalid. */
 stock_id stock_id_from_cstr(const char *text);
 
 typedef enum stock_op_type {
@@ -206,8 +207,9 @@ typedef struct stock_line_info {
  *             (expect 0..INT64_MAX: set only if the level is expect, else
  *             MISMATCH)
  *   ADD       sku, amount = delta (+restock / -write-off, 1..QTY_MAX in
- *             size, never 0), id = adjustment id (optional: len 0 means
- *             none; a present id makes a retry REPLAY)
+ *             size, never 0), id = adjustment id (optional: ptr NULL means
+ *             none; a given id, "" included, must be a valid id, and
+ *             makes a retry REPLAY)
  *   DEDUCT    id = line id, sku, amount = qty
  *   ORDER     id = order id, lines/line_count (1..STOCK_ORDER_LINES_MAX,
  *             no line id twice); all lines or none (I3)

@@ -202,6 +202,8 @@ static bool decode(core_reader *reader, replay *out)
         op->type = STOCK_OP_ADD;
         op->sku = core_get_id(reader);
         op->id = core_get_id(reader);
+        if (op->id.len == 0)
+            op->id.ptr = NULL;   /* length 0 on disk is "no id" (stock.h) */
         op->amount = core_get_i64(reader);
         out->available = core_get_i64(reader);
         break;

@@ -175,12 +175,7 @@ stock_code stock_add(stock_t *store, const char *sku, int64_t delta,
 {
     stock_op op = {.type = STOCK_OP_ADD, .sku = stock_id_from_cstr(sku),
                    .amount = delta};
-    if (adjust_id != NULL)
-        op.id = stock_id_from_cstr(adjust_id);
-    if (adjust_id != NULL && op.id.len == 0) {
-        /* An empty adjustment id is a malformed id, not "no id". */
-        op.id.len = STOCK_ID_MAX + 1;
-    }
+    op.id = stock_id_from_cstr(adjust_id);
     return run_one(store, &op, available, message);
 }
 

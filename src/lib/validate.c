@@ -84,7 +84,8 @@ stock_code stock_validate(stock_op *op)
             return invalid(op, "sku", ID_RULE);
         if (op->amount == 0 || op->amount < -STOCK_QTY_MAX || op->amount > STOCK_QTY_MAX)
             return invalid(op, "delta", "must be a non-zero integer in -2147483647..2147483647");
-        if (op->id.len != 0 && !stock_id_valid(op->id))
+        /* ptr NULL is "no id"; a given id, even an empty one, must be an id. */
+        if ((op->id.ptr != NULL || op->id.len != 0) && !stock_id_valid(op->id))
             return invalid(op, "adjustment id", ID_RULE);
         return STOCK_OK;
     case STOCK_OP_DEDUCT:

@@ -139,7 +139,7 @@ static void cmd_addstock(conn *c, const resp_request *r)
     if (r->argc == 5)
         op->id = arg_id(r->argv[4]);
     else
-        op->id = (stock_id){"", 0};
+        op->id = (stock_id){NULL, 0};
 }
 
 static void cmd_deduct(conn *c, const resp_request *r)

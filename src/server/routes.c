@@ -318,7 +318,7 @@ static void route_add(conn *c, const http_request *req, const path *p)
         op->type = STOCK_OP_ADD;
         op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
         op->amount = json_number(body, "delta", 0);
-        op->id = id != NULL ? json_id(body, "id", &cl->id) : (stock_id){"", 0};
+        op->id = id != NULL ? json_id(body, "id", &cl->id) : (stock_id){NULL, 0};
     }
     json_decref(body);
 }
