@@ -250,7 +250,7 @@ config_result config_from_args(config *cfg, int argc, char **argv,
             return CONFIG_EXIT_OK;
         }
         if (strcmp(arg, "--version") == 0) {
-            printf("stockd %s\n", CONFIG_VERSION);
+            printf("stockd %s\n", STOCK_VERSION);
             return CONFIG_EXIT_OK;
         }
         if (strncmp(arg, "--", 2) != 0) {

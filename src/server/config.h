@@ -14,7 +14,6 @@
 
 #define CONFIG_TEXT_MAX 1024            /* bytes of a URI, address or password */
 #define CONFIG_MESSAGE_MAX 1200         /* bytes of a config error message */
-#define CONFIG_VERSION "0.1.0"
 
 typedef struct config {
     char store[CONFIG_TEXT_MAX];        /* store URI, default ./stockd-data */

@@ -43,7 +43,7 @@ static int serve(const config *cfg)
     /* A durability= in the URI wins over the flag (docs/operations.md). */
     const char *durability = strstr(cfg->store, "durability=") != NULL ? "as the store URI sets it"
                              : cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed";
-    log_info("stockd %s starting: store %s, durability %s", CONFIG_VERSION, cfg->store, durability);
+    log_info("stockd %s starting: store %s, durability %s", STOCK_VERSION, cfg->store, durability);
     stock_code code = stock_open(cfg->store, &options, &store, message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),

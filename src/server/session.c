@@ -313,7 +313,7 @@ void session_info(conn *c, const resp_request *r)
         "snapshots:%llu\r\nrecovered:%d\r\nrecovery_snapshot_loaded:%d\r\n"
         "recovery_snapshot_lsn:%llu\r\nrecovery_records:%llu\r\n"
         "recovery_torn_bytes:%llu\r\nrecovery_ms:%llu\r\n",
-        SESSION_REDIS_VERSION, CONFIG_VERSION, (long)getpid(), srv->cfg->port,
+        SESSION_REDIS_VERSION, STOCK_VERSION, (long)getpid(), srv->cfg->port,
         srv->cfg->http_port, (unsigned long long)((server_now_ms(srv) - srv->started_ms) / 1000),
         (unsigned long long)srv->counters.connections_open, srv->cfg->maxclients,
         (unsigned long long)srv->counters.connections_accepted,

@@ -67,7 +67,9 @@ R() { redis-cli -p $PORT "$@"; }
 
 # ------------------------------------------------------------ flags, config
 "$STOCKD" --help | grep -q -- "--max-request-bytes" || fail "--help lists the flags"
-"$STOCKD" --version | grep -q "^stockd " || fail "--version"
+# One version for the project: stockd's is the library's (stock.h, libstock.pc).
+[ "$("$STOCKD" --version)" = "stockd $(sed -n 's/^Version: //p' "$BUILD/libstock.pc")" ] ||
+    fail "--version: $("$STOCKD" --version)"
 bad_flag() {
     local rc=0 out
     out=$("$STOCKD" "$@" 2>&1) || rc=$?
