@@ -44,6 +44,7 @@
 #include "backend/embedded_uri.h"
 #include "core/core.h"
 #include "journal/journal.h"
+#include "lib/clock.h"
 #include "lib/result.h"
 
 /* A group is written once it holds this much log, even if more is queued. */
@@ -131,15 +132,6 @@ static embedded *from_store(stock_t *store)
 {
     assert(store != NULL && store->ops == &embedded_backend);
     return (embedded *)store;
-}
-
-/* Microseconds on clock: CLOCK_REALTIME for times a line records,
- * CLOCK_MONOTONIC (which no settimeofday moves) for durations. */
-static int64_t now_us(clockid_t clock)
-{
-    struct timespec now;
-    clock_gettime(clock, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 /* ------------------------------------------------------------ failure */
@@ -428,7 +420,7 @@ static void apply_batches(embedded *e, stock_batch *list)
     while (list != NULL) {
         stock_batch *first = list, *last = NULL;
         uint64_t records = 0;
-        int64_t time_us = now_us(CLOCK_REALTIME);
+        int64_t time_us = clock_now_us(CLOCK_REALTIME);
         bool broken = atomic_load(&e->broken);
         while (list != NULL && e->group.len < EMBEDDED_GROUP_BYTES_MAX) {
             if (!broken)
@@ -726,7 +718,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
 {
     assert(uri != NULL && config != NULL && store != NULL);
     *store = NULL;
-    int64_t started_us = now_us(CLOCK_MONOTONIC);
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     embedded_uri parsed;
     stock_code code = embedded_uri_parse(uri, config, &parsed, message, message_size);
     if (code != STOCK_OK)
@@ -751,7 +743,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
         destroy(e);
         return code;
     }
-    e->open_ms = (uint64_t)(now_us(CLOCK_MONOTONIC) - started_us) / 1000;
+    e->open_ms = (uint64_t)(clock_now_us(CLOCK_MONOTONIC) - started_us) / 1000;
     *store = &e->base;
     return STOCK_OK;
 }

@@ -35,11 +35,13 @@
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
+#include "lib/clock.h"
 #include "lib/result.h"
 
 #define PG_RETRY_MAX 8              /* attempts of one transaction */
 #define PG_RETRY_BACKOFF_US 2000    /* first pause between attempts, doubled */
 #define PG_RECONNECT_TRIES 5        /* connection attempts before UNAVAILABLE */
+#define PG_RECONNECT_PAUSE_US 100000LL /* first pause between them, doubled */
 #define PG_IO_TIMEOUT_MS 60000      /* silence that counts as a lost server */
 #define PG_SEND_CHUNK 256           /* statements queued between flushes */
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
@@ -91,11 +93,11 @@ typedef struct pg_store {
     _Atomic uint64_t sync_buckets[STOCK_SYNC_BUCKETS];
 } pg_store;
 
-static int64_t now_us(clockid_t clock)
+/* Sleeps the worker between attempts. */
+static void pause_us(int64_t micros)
 {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    struct timespec pause = {micros / 1000000, (micros % 1000000) * 1000};
+    nanosleep(&pause, NULL);
 }
 
 static void set_error(pg_store *store, const char *what, PGconn *conn)
@@ -218,12 +220,8 @@ static stock_code reconnect(pg_store *store, pg_commit_state *committed)
     store->conn = NULL;
     stock_code code = STOCK_UNAVAILABLE;
     for (int attempt = 0; attempt < PG_RECONNECT_TRIES; attempt++) {
-        if (attempt > 0) {
-            struct timespec pause = {0, 100000000L << (attempt - 1)};
-            pause.tv_sec = pause.tv_nsec / 1000000000L;
-            pause.tv_nsec %= 1000000000L;
-            nanosleep(&pause, NULL);
-        }
+        if (attempt > 0)
+            pause_us(PG_RECONNECT_PAUSE_US << (attempt - 1));
         PGconn *conn = NULL;
         code = conn_open(store, &conn);
         if (code != STOCK_OK)
@@ -270,7 +268,7 @@ static bool flight_send(pg_store *store, pg_flight *flight, int64_t now)
     }
     if (flight->sent < plan->step_count || flight->syncs_sent > 0)
         return true;
-    flight->sync_start_us = now_us(CLOCK_MONOTONIC);
+    flight->sync_start_us = clock_now_us(CLOCK_MONOTONIC);
     if (PQpipelineSync(conn) != 1)
         return false;
     flight->syncs_sent = 1;
@@ -304,7 +302,7 @@ static void flight_result(pg_store *store, pg_flight *flight, PGresult *result)
     if (status == PGRES_PIPELINE_SYNC) {
         flight->await_null = false;
         if (++flight->syncs_seen == 1)
-            flight->commit_us = now_us(CLOCK_MONOTONIC) - flight->sync_start_us;
+            flight->commit_us = clock_now_us(CLOCK_MONOTONIC) - flight->sync_start_us;
         return;
     }
     flight->await_null = true;
@@ -365,7 +363,7 @@ static pg_outcome flight_run(pg_store *store, pg_flight *flight)
     flight->syncs_wanted = store->options.replica_conninfo != NULL ? 2 : 1;
     store->txn_id++;
     store->error[0] = '\0';
-    int64_t now = now_us(CLOCK_REALTIME);
+    int64_t now = clock_now_us(CLOCK_REALTIME);
     while (flight->syncs_seen < flight->syncs_wanted) {
         if (!flight_send(store, flight, now))
             return flight_lost(store, "cannot send");
@@ -427,12 +425,6 @@ static void record_commit(pg_store *store, int64_t latency_us)
     atomic_fetch_add_explicit(&store->syncs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&store->sync_us_sum, latency, memory_order_relaxed);
     atomic_fetch_add_explicit(&store->sync_buckets[bucket], 1, memory_order_relaxed);
-}
-
-static void pause_us(int64_t micros)
-{
-    struct timespec pause = {micros / 1000000, (micros % 1000000) * 1000};
-    nanosleep(&pause, NULL);
 }
 
 /* Settles a transaction whose connection was lost after its commit was
@@ -528,7 +520,7 @@ static void replica_drop(pg_store *store)
 {
     PQfinish(store->replica);
     store->replica = NULL;
-    store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+    store->replica_retry_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
 }
 
 /* Waits until the replica's socket is ready for events (POLLIN/POLLOUT) or
@@ -536,7 +528,7 @@ static void replica_drop(pg_store *store)
 static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
 {
     for (;;) {
-        int64_t left_us = deadline_us - now_us(CLOCK_MONOTONIC);
+        int64_t left_us = deadline_us - clock_now_us(CLOCK_MONOTONIC);
         if (left_us <= 0)
             return false;
         struct pollfd ready = {PQsocket(conn), events, 0};
@@ -551,7 +543,7 @@ static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
 /* Connects without blocking past PG_REPLICA_TIMEOUT_MS. */
 static PGconn *replica_connect(const char *conninfo)
 {
-    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
     PGconn *conn = PQconnectStart(conninfo);
     if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
         return conn;
@@ -571,7 +563,7 @@ static PGconn *replica_connect(const char *conninfo)
 static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
                               const char *const *values)
 {
-    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
     if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) != 1)
         return NULL;
     PGresult *first = NULL;
@@ -600,7 +592,7 @@ static bool replica_ready(pg_store *store)
 {
     if (store->replica != NULL && PQstatus(store->replica) == CONNECTION_OK)
         return true;
-    int64_t now = now_us(CLOCK_MONOTONIC);
+    int64_t now = clock_now_us(CLOCK_MONOTONIC);
     if (now < store->replica_retry_us)
         return false;
     PQfinish(store->replica);
@@ -822,7 +814,7 @@ static pg_store *store_alloc(void)
     }
     uint64_t id = 0;
     if (getrandom(&id, sizeof id, 0) != sizeof id)
-        id = (uint64_t)now_us(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+        id = (uint64_t)clock_now_us(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
     store->client_id = (int64_t)(id >> 1);   /* a positive bigint */
     return store;
 }

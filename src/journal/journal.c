@@ -13,10 +13,10 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal/journal_internal.h"
+#include "lib/clock.h"
 
 /* Parses exactly 16 lowercase hex digits. */
 static bool parse_hex16(const char *text, uint64_t *value)
@@ -351,13 +351,10 @@ stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
                         size_t message_size)
 {
     assert(log->segment_fd >= 0 && latency_us != NULL);
-    struct timespec start, end;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start_us = clock_now_us(CLOCK_MONOTONIC);
     int rc = fdatasync(log->segment_fd);
     int error = errno;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    *latency_us = (uint64_t)((end.tv_sec - start.tv_sec) * 1000000LL +
-                             (end.tv_nsec - start.tv_nsec) / 1000);
+    *latency_us = (uint64_t)(clock_now_us(CLOCK_MONOTONIC) - start_us);
     if (rc != 0) {
         journal_message(message, message_size, "fdatasync of the flow log failed: %s",
                         strerror(error));
