@@ -178,7 +178,7 @@ static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
 {
     assert(data != NULL && from <= len);
     for (size_t p = from; p + JOURNAL_RECORD_HEADER_BYTES < len; p++) {
-        uint32_t length = journal_get_u32(data + p);
+        uint32_t length = le_get_u32(data + p);
         /* Cheap filter first: most garbage fails the length test. */
         if (length == 0 || length > JOURNAL_RECORD_MAX ||
             length > len - p - JOURNAL_RECORD_HEADER_BYTES)
@@ -211,7 +211,7 @@ static size_t record_extent_end(const uint8_t *data, size_t len, size_t offset)
     size_t header_end = offset + JOURNAL_RECORD_HEADER_BYTES;
     if (header_end > len)
         return len;
-    uint32_t length = journal_get_u32(data + offset);
+    uint32_t length = le_get_u32(data + offset);
     size_t end = header_end + length;
     if (length == 0 || length > JOURNAL_RECORD_MAX)
         end = (header_end / JOURNAL_PAGE_BYTES + 1) * JOURNAL_PAGE_BYTES;
@@ -305,7 +305,7 @@ static void prefetch_next(const recovery *r, const uint8_t *data, size_t len,
         *ahead = len;
         return;
     }
-    uint32_t length = journal_get_u32(data + *ahead);
+    uint32_t length = le_get_u32(data + *ahead);
     if (length == 0 || length > len - *ahead - JOURNAL_RECORD_HEADER_BYTES) {
         *ahead = len;
         return;
