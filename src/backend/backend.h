@@ -15,6 +15,7 @@
 #ifndef STOCK_BACKEND_H
 #define STOCK_BACKEND_H
 
+#include "lib/stats.h"
 #include "stock.h"
 
 typedef struct stock_backend_ops {
@@ -28,12 +29,15 @@ typedef struct stock_backend_ops {
     void (*submit)(stock_t *store, stock_batch *batch);
     /* As stock_close(): drain, flush, free. */
     stock_code (*close)(stock_t *store);
-    /* As stock_get_stats(); NULL if the backend keeps no counters. */
+    /* As stock_get_stats(), for the fields only this backend knows: the
+     * library has filled the rest from struct stock's counters. NULL if
+     * those are all it has. */
     stock_code (*get_stats)(stock_t *store, stock_stats *stats);
 } stock_backend_ops;
 
 struct stock {
     const stock_backend_ops *ops;
+    stats_counters stats;   /* the library's counters (lib/stats.h) */
 };
 
 /* The backends, in the order stock_open() asks them (registry.c). */

@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
+#include "lib/batches.h"
 #include "lib/clock.h"
 #include "lib/result.h"
 
@@ -81,16 +81,13 @@ typedef struct pg_store {
     pthread_t worker;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    stock_batch *head, *tail; /* queued batches, guarded by mutex */
+    batch_queue queue;        /* guarded by mutex */
     bool closing;
 
     pg_plan plan;
     stock_op **ops;           /* the transaction's ops still to decide */
     uint32_t *candidates;     /* pre-check: op index of each candidate */
     uint32_t op_count;
-
-    _Atomic uint64_t batches, operations, syncs, sync_us_sum;
-    _Atomic uint64_t sync_buckets[STOCK_SYNC_BUCKETS];
 } pg_store;
 
 /* Sleeps the worker between attempts. */
@@ -416,17 +413,6 @@ static void ops_reset(pg_store *store)
     }
 }
 
-static void record_commit(pg_store *store, int64_t latency_us)
-{
-    uint64_t latency = latency_us > 0 ? (uint64_t)latency_us : 0;
-    unsigned bucket = 0;
-    while (bucket + 1 < STOCK_SYNC_BUCKETS && latency > stock_sync_bucket_bound_us(bucket))
-        bucket++;
-    atomic_fetch_add_explicit(&store->syncs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&store->sync_us_sum, latency, memory_order_relaxed);
-    atomic_fetch_add_explicit(&store->sync_buckets[bucket], 1, memory_order_relaxed);
-}
-
 /* Settles a transaction whose connection was lost after its commit was
  * sent. Returns true when the ops are settled (failed), false to retry. */
 static bool settle_lost_commit(pg_store *store)
@@ -472,7 +458,8 @@ static void run_transaction(pg_store *store)
         pg_flight flight;
         pg_outcome outcome = flight_run(store, &flight);
         if (outcome == PG_COMMITTED) {
-            record_commit(store, flight.commit_us);
+            stats_count_sync(&store->base.stats,
+                             flight.commit_us > 0 ? (uint64_t)flight.commit_us : 0);
             return;
         }
         if (outcome == PG_FAILED) {
@@ -677,33 +664,9 @@ static void replica_precheck(pg_store *store)
  * held). Returns the chain, NULL when closing with nothing left. */
 static stock_batch *take_batches(pg_store *store)
 {
-    while (store->head == NULL && !store->closing)
+    while (store->queue.head == NULL && !store->closing)
         pthread_cond_wait(&store->wake, &store->mutex);
-    stock_batch *first = store->head;
-    stock_batch *last = NULL;
-    size_t ops = 0;
-    while (store->head != NULL && ops + store->head->count <= PG_TXN_OPS_MAX) {
-        last = store->head;
-        ops += last->count;
-        store->head = last->next;
-    }
-    if (last == NULL)
-        return NULL;
-    last->next = NULL;
-    if (store->head == NULL)
-        store->tail = NULL;
-    return first;
-}
-
-static void complete_batches(pg_store *store, stock_batch *batch)
-{
-    while (batch != NULL) {
-        stock_batch *next = batch->next;   /* done may free the batch */
-        atomic_fetch_add_explicit(&store->batches, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&store->operations, batch->count, memory_order_relaxed);
-        batch->done(batch);
-        batch = next;
-    }
+    return batches_dequeue(&store->queue, PG_TXN_OPS_MAX, NULL);
 }
 
 static void *worker_main(void *arg)
@@ -724,7 +687,7 @@ static void *worker_main(void *arg)
         replica_precheck(store);
         if (store->op_count > 0)
             run_transaction(store);
-        complete_batches(store, batches);
+        batches_complete(&store->base, batches);
     }
 }
 
@@ -739,23 +702,17 @@ static void pg_submit(stock_t *base, stock_batch *batch)
 {
     pg_store *store = (pg_store *)base;
     assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
-    batch->next = NULL;
     pthread_mutex_lock(&store->mutex);
     bool closing = store->closing;
     if (!closing) {
-        if (store->tail != NULL)
-            store->tail->next = batch;
-        else
-            store->head = batch;
-        store->tail = batch;
+        batches_enqueue(&store->queue, batch);
         pthread_cond_signal(&store->wake);
     }
     pthread_mutex_unlock(&store->mutex);
     if (closing) {
-        for (size_t i = 0; i < batch->count; i++)
-            if (batch->ops[i].code == STOCK_OK)
-                result_fail(&batch->ops[i], STOCK_UNAVAILABLE, "the store is closing");
-        batch->done(batch);
+        batch->next = NULL;
+        batches_fail(batch, STOCK_UNAVAILABLE, "the store is closing");
+        batches_complete(&store->base, batch);
     }
 }
 
@@ -780,21 +737,8 @@ static stock_code pg_close(stock_t *base)
     pthread_cond_signal(&store->wake);
     pthread_mutex_unlock(&store->mutex);
     pthread_join(store->worker, NULL);
-    assert(store->head == NULL);
+    assert(store->queue.head == NULL);
     store_free(store);
-    return STOCK_OK;
-}
-
-static stock_code pg_get_stats(stock_t *base, stock_stats *stats)
-{
-    pg_store *store = (pg_store *)base;
-    stats->batches = atomic_load_explicit(&store->batches, memory_order_relaxed);
-    stats->operations = atomic_load_explicit(&store->operations, memory_order_relaxed);
-    stats->syncs = atomic_load_explicit(&store->syncs, memory_order_relaxed);
-    stats->sync_latency_us_sum = atomic_load_explicit(&store->sync_us_sum, memory_order_relaxed);
-    for (unsigned i = 0; i < STOCK_SYNC_BUCKETS; i++)
-        stats->sync_latency_buckets[i] =
-            atomic_load_explicit(&store->sync_buckets[i], memory_order_relaxed);
     return STOCK_OK;
 }
 
@@ -859,5 +803,4 @@ const stock_backend_ops postgres_backend = {
     .open = pg_open,
     .submit = pg_submit,
     .close = pg_close,
-    .get_stats = pg_get_stats,
 };

@@ -24,7 +24,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 
 #include "backend/backend.h"
 #include "backend/remote.h"
+#include "lib/batches.h"
 
 #define REMOTE_SCHEME "stockd://"
 #define REMOTE_PORT_DEFAULT 7379
@@ -55,8 +55,7 @@ typedef struct remote_store {
 
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    stock_batch *queue_head;                /* under mutex */
-    stock_batch *queue_tail;
+    batch_queue queue;                      /* under mutex */
     bool closing;                           /* under mutex */
 
     pthread_t thread;
@@ -70,9 +69,6 @@ typedef struct remote_store {
     bool opened;
     stock_code open_code;
     char open_reason[REMOTE_REASON_MAX];
-
-    _Atomic uint64_t batches;
-    _Atomic uint64_t operations;
 } remote_store;
 
 static bool remote_accepts(const char *uri)
@@ -366,18 +362,6 @@ static void pipeline_flush(remote_store *store, size_t count)
     }
 }
 
-static void complete_batches(remote_store *store, stock_batch *finished)
-{
-    while (finished != NULL) {
-        stock_batch *next = finished->next;   /* done() may free finished */
-        assert(finished->done != NULL && finished->count >= 1);
-        atomic_fetch_add(&store->batches, 1);
-        atomic_fetch_add(&store->operations, finished->count);
-        finished->done(finished);
-        finished = next;
-    }
-}
-
 /* Runs a list of batches (linked by next, in submission order), their ops
  * pipelined across batch boundaries. A batch completes after the flush
  * that carried its last op. */
@@ -394,7 +378,7 @@ static void run_batches(remote_store *store, stock_batch *batch)
             if (count == REMOTE_PIPELINE_MAX) {
                 pipeline_flush(store, count);
                 count = 0;
-                complete_batches(store, finished);
+                batches_complete(&store->base, finished);
                 finished = NULL, finished_tail = &finished;
             }
             store->pipeline[count++] = op;
@@ -406,7 +390,7 @@ static void run_batches(remote_store *store, stock_batch *batch)
         batch = next;
     }
     pipeline_flush(store, count);
-    complete_batches(store, finished);
+    batches_complete(&store->base, finished);
 }
 
 /* The connection thread: connects once for stock_open's sake, then serves
@@ -427,10 +411,9 @@ static void *remote_thread(void *argument)
     store->opened = true;
     pthread_cond_broadcast(&store->wake);
     while (code == STOCK_OK) {
-        while (store->queue_head == NULL && !store->closing)
+        while (store->queue.head == NULL && !store->closing)
             pthread_cond_wait(&store->wake, &store->mutex);
-        stock_batch *batches = store->queue_head;
-        store->queue_head = store->queue_tail = NULL;
+        stock_batch *batches = batches_dequeue(&store->queue, SIZE_MAX, NULL);
         if (batches == NULL)
             break;   /* closing, and the queue is drained */
         pthread_mutex_unlock(&store->mutex);
@@ -449,21 +432,16 @@ static void remote_submit(stock_t *base, stock_batch *batch)
     remote_store *store = (remote_store *)base;
     assert(store->base.ops == &remote_backend);
     assert(batch != NULL && batch->count >= 1);
-    batch->next = NULL;
     pthread_mutex_lock(&store->mutex);
     assert(!store->closing);
-    if (store->queue_tail != NULL)
-        store->queue_tail->next = batch;
-    else
-        store->queue_head = batch;
-    store->queue_tail = batch;
+    batches_enqueue(&store->queue, batch);
     pthread_cond_signal(&store->wake);
     pthread_mutex_unlock(&store->mutex);
 }
 
 static void store_free(remote_store *store)
 {
-    assert(store->context == NULL && store->queue_head == NULL);
+    assert(store->context == NULL && store->queue.head == NULL);
     pthread_cond_destroy(&store->wake);
     pthread_mutex_destroy(&store->mutex);
     free(store);
@@ -537,20 +515,10 @@ static stock_code remote_open(const char *uri, const stock_config *config,
     return STOCK_OK;
 }
 
-static stock_code remote_get_stats(stock_t *base, stock_stats *stats)
-{
-    remote_store *store = (remote_store *)base;
-    assert(stats != NULL);
-    stats->batches = atomic_load(&store->batches);
-    stats->operations = atomic_load(&store->operations);
-    return STOCK_OK;
-}
-
 const stock_backend_ops remote_backend = {
     .name = "remote",
     .accepts = remote_accepts,
     .open = remote_open,
     .submit = remote_submit,
     .close = remote_close,
-    .get_stats = remote_get_stats,
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "lib/batches.h"
 #include "lib/result.h"
 
 stock_id stock_id_from_cstr(const char *text)
@@ -72,8 +73,9 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
 {
     assert(store != NULL && stats != NULL);
     memset(stats, 0, sizeof *stats);
+    stats_read(&store->stats, stats);
     if (store->ops->get_stats == NULL)
-        return STOCK_UNSUPPORTED;
+        return STOCK_OK;
     return store->ops->get_stats(store, stats);
 }
 
@@ -92,7 +94,8 @@ void stock_submit(stock_t *store, stock_batch *batch)
             valid++;
     }
     if (valid == 0) {
-        batch->done(batch);
+        batch->next = NULL;
+        batches_complete(store, batch);
         return;
     }
     store->ops->submit(store, batch);
