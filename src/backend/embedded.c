@@ -46,6 +46,7 @@
 #include "journal/journal.h"
 #include "lib/batches.h"
 #include "lib/clock.h"
+#include "lib/message.h"
 #include "lib/result.h"
 
 /* A group is written once it holds this much log, even if more is queued. */
@@ -691,8 +692,9 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     pthread_cond_init(&e->idle_cond, NULL);
     code = start(e, &parsed, message, message_size);
     if (code != STOCK_OK) {
-        if (code == STOCK_NOMEM && message != NULL && message_size > 0 && message[0] == '\0')
-            snprintf(message, message_size, "out of memory opening %s", parsed.path);
+        bool said = message != NULL && message_size > 0 && message[0] != '\0';
+        if (code == STOCK_NOMEM && !said)
+            message_set(message, message_size, "out of memory opening %s", parsed.path);
         destroy(e);
         return code;
     }

@@ -11,6 +11,7 @@
 
 #include "backend/embedded_uri.h"
 #include "journal/journal.h"
+#include "lib/message.h"
 
 bool embedded_uri_accepts(const char *uri)
 {
@@ -29,12 +30,6 @@ bool embedded_uri_accepts(const char *uri)
     return false;
 }
 
-static void say(char *message, size_t size, const char *format, const char *what)
-{
-    if (message != NULL && size > 0)
-        snprintf(message, size, format, what);
-}
-
 static stock_code parse_bytes(const char *value, uint64_t *bytes, char *message,
                               size_t size)
 {
@@ -43,7 +38,7 @@ static stock_code parse_bytes(const char *value, uint64_t *bytes, char *message,
     unsigned long long n = strtoull(value, &end, 10);
     if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 ||
         n < EMBEDDED_SNAPSHOT_BYTES_MIN || n > EMBEDDED_SNAPSHOT_BYTES_MAX) {
-        say(message, size, "snapshot_log_bytes must be an integer in 4096..2^50, "
+        message_set(message, size, "snapshot_log_bytes must be an integer in 4096..2^50, "
             "not '%s'", value);
         return STOCK_INVALID;
     }
@@ -57,7 +52,7 @@ static stock_code parse_parameter(char *text, embedded_uri *out, char *message,
 {
     char *value = strchr(text, '=');
     if (value == NULL) {
-        say(message, size, "store URI parameter '%s' has no value", text);
+        message_set(message, size, "store URI parameter '%s' has no value", text);
         return STOCK_INVALID;
     }
     *value++ = '\0';
@@ -67,14 +62,14 @@ static stock_code parse_parameter(char *text, embedded_uri *out, char *message,
         else if (strcmp(value, "relaxed") == 0)
             out->durability = STOCK_DURABILITY_RELAXED;
         else {
-            say(message, size, "durability must be sync or relaxed, not '%s'", value);
+            message_set(message, size, "durability must be sync or relaxed, not '%s'", value);
             return STOCK_INVALID;
         }
         return STOCK_OK;
     }
     if (strcmp(text, "snapshot_log_bytes") == 0)
         return parse_bytes(value, &out->snapshot_log_bytes, message, size);
-    say(message, size, "unknown store URI parameter '%s' (known: durability, "
+    message_set(message, size, "unknown store URI parameter '%s' (known: durability, "
         "snapshot_log_bytes)", text);
     return STOCK_INVALID;
 }
@@ -88,7 +83,7 @@ static const char *path_start(const char *uri, char *message, size_t size)
     if (strncmp(uri, "//", 2) != 0)
         return uri;
     if (uri[2] != '/') {
-        say(message, size, "a file: URI takes no host: '%s'", uri);
+        message_set(message, size, "a file: URI takes no host: '%s'", uri);
         return NULL;
     }
     return uri + 2;
@@ -107,13 +102,13 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     if (config->snapshot_log_bytes != 0 &&
         (config->snapshot_log_bytes < EMBEDDED_SNAPSHOT_BYTES_MIN ||
          config->snapshot_log_bytes > EMBEDDED_SNAPSHOT_BYTES_MAX)) {
-        say(message, message_size, "%s", "config snapshot_log_bytes must be 0 "
+        message_set(message, message_size, "config snapshot_log_bytes must be 0 "
             "(default) or in 4096..2^50");
         return STOCK_INVALID;
     }
     if (config->durability != STOCK_DURABILITY_SYNC &&
         config->durability != STOCK_DURABILITY_RELAXED) {
-        say(message, message_size, "%s", "config durability is neither sync nor relaxed");
+        message_set(message, message_size, "config durability is neither sync nor relaxed");
         return STOCK_INVALID;
     }
     const char *path = path_start(uri, message, message_size);
@@ -121,7 +116,7 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
         return STOCK_INVALID;
     size_t path_len = strcspn(path, "?");
     if (path_len == 0 || path_len >= sizeof out->path) {
-        say(message, message_size, "the data folder path in '%s' is empty or too long", uri);
+        message_set(message, message_size, "the data folder path in '%s' is empty or too long", uri);
         return STOCK_INVALID;
     }
     memcpy(out->path, path, path_len);

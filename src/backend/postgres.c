@@ -36,6 +36,7 @@
 #include "backend/postgres.h"
 #include "lib/batches.h"
 #include "lib/clock.h"
+#include "lib/message.h"
 #include "lib/result.h"
 
 #define PG_RETRY_MAX 8              /* attempts of one transaction */
@@ -775,12 +776,12 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
     PGconn *conn = NULL;
     if (code == STOCK_OK) {
         code = conn_open(store, &conn);
-        if (code != STOCK_OK && message != NULL && size > 0)
-            snprintf(message, size, "%s", store->error);
+        if (code != STOCK_OK)
+            message_set(message, size, "%s", store->error);
     }
     store->backend_pid = conn != NULL ? PQbackendPID(conn) : 0;
     if (code == STOCK_OK && !conn_enter_pipeline(store, conn)) {
-        snprintf(message, size, "%s", store->error);
+        message_set(message, size, "%s", store->error);
         PQfinish(conn);
         code = STOCK_IO;
     }

@@ -9,13 +9,13 @@
 #include <string.h>
 
 #include "backend/postgres.h"
+#include "lib/message.h"
 
 #define PG_PARAM_PREFIX "stock_"
 
 static stock_code fail(char *message, size_t size, const char *what)
 {
-    if (message != NULL && size > 0)
-        snprintf(message, size, "postgres URI: %s", what);
+    message_set(message, size, "postgres URI: %s", what);
     return STOCK_INVALID;
 }
 
@@ -96,10 +96,9 @@ static stock_code apply_param(pg_options *options, const char *name, size_t name
         options->replica_conninfo = replica;
         return STOCK_OK;
     }
-    if (message != NULL && size > 0)
-        snprintf(message, size, "postgres URI: unknown parameter '%.*s' "
-                 "(stock_merge, stock_buckets, stock_replica are known)",
-                 (int)name_len, name);
+    message_set(message, size, "postgres URI: unknown parameter '%.*s' "
+                "(stock_merge, stock_buckets, stock_replica are known)",
+                (int)name_len, name);
     return STOCK_INVALID;
 }
 

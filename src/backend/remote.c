@@ -32,6 +32,7 @@
 #include "backend/backend.h"
 #include "backend/remote.h"
 #include "lib/batches.h"
+#include "lib/message.h"
 
 #define REMOTE_SCHEME "stockd://"
 #define REMOTE_PORT_DEFAULT 7379
@@ -466,7 +467,7 @@ static stock_code start_thread(remote_store *store, char *message,
                                size_t message_size)
 {
     if (pthread_create(&store->thread, NULL, remote_thread, store) != 0) {
-        snprintf(message, message_size, "cannot start the connection thread");
+        message_set(message, message_size, "cannot start the connection thread");
         return STOCK_NOMEM;
     }
     pthread_mutex_lock(&store->mutex);
@@ -476,8 +477,8 @@ static stock_code start_thread(remote_store *store, char *message,
     pthread_mutex_unlock(&store->mutex);
     if (code != STOCK_OK) {
         pthread_join(store->thread, NULL);
-        snprintf(message, message_size, "cannot open stockd at %s: %s",
-                 store->address, store->open_reason);
+        message_set(message, message_size, "cannot open stockd at %s: %s",
+                    store->address, store->open_reason);
     }
     return code;
 }
@@ -487,20 +488,17 @@ static stock_code remote_open(const char *uri, const stock_config *config,
                               size_t message_size)
 {
     (void)config;   /* the server's own configuration applies */
-    char scratch[STOCK_MESSAGE_MAX];
-    if (message == NULL || message_size == 0)
-        message = scratch, message_size = sizeof scratch;
     remote_store *store = calloc(1, sizeof *store);
     if (store == NULL) {
-        snprintf(message, message_size, "out of memory");
+        message_set(message, message_size, "out of memory");
         return STOCK_NOMEM;
     }
     store->base.ops = &remote_backend;
     store->reply_timeout_ms = REMOTE_REPLY_TIMEOUT_MS_DEFAULT;
     char why[REMOTE_REASON_MAX] = "";
     if (!parse_uri(store, uri, why, sizeof why)) {
-        snprintf(message, message_size, "bad stockd URI: %s "
-                 "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
+        message_set(message, message_size, "bad stockd URI: %s "
+                    "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
         free(store);
         return STOCK_INVALID;
     }

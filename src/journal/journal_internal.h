@@ -15,6 +15,7 @@
 
 #include "journal/journal.h"
 #include "lib/little_endian.h"
+#include "lib/message.h"
 
 /* File headers: 8-byte magic, u32 version, u32 header size, u64 lsn, u64
  * XXH3 of the 24 bytes before it. */
@@ -80,10 +81,6 @@ typedef struct journal_listing {
 
 /* True if data[0..len) is all zero bytes (space never written). */
 bool journal_all_zero(const uint8_t *data, size_t len);
-
-/* printf into message (may be NULL or size 0). */
-void journal_message(char *message, size_t size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* A notice for the operator, on stderr ("libstock: ..."). */
 void journal_notice(const char *format, ...)

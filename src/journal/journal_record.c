@@ -114,16 +114,6 @@ void journal_snapshot_name(char name[JOURNAL_NAME_MAX], uint64_t lsn)
              (unsigned long long)lsn);
 }
 
-void journal_message(char *message, size_t size, const char *format, ...)
-{
-    if (message == NULL || size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, size, format, args);
-    va_end(args);
-}
-
 void journal_notice(const char *format, ...)
 {
     char line[512];

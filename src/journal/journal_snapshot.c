@@ -191,8 +191,8 @@ stock_code journal_snapshot_start(journal *log, journal_save_fn save,
     pid_t pid = fork();
     if (pid < 0) {
         log->attempt_bytes = log->log_bytes;
-        journal_message(message, message_size, "cannot fork the snapshot writer: %s",
-                        strerror(errno));
+        message_set(message, message_size, "cannot fork the snapshot writer: %s",
+                    strerror(errno));
         return STOCK_IO;
     }
     if (pid == 0)

@@ -5,11 +5,11 @@
  */
 #include <assert.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "backend/backend.h"
 #include "lib/batches.h"
+#include "lib/message.h"
 #include "lib/result.h"
 
 stock_id stock_id_from_cstr(const char *text)
@@ -22,21 +22,14 @@ stock_id stock_id_from_cstr(const char *text)
     return id;
 }
 
-static void set_message(char *message, size_t size, const char *text)
-{
-    if (message != NULL && size > 0)
-        snprintf(message, size, "%s", text);
-}
-
 stock_code stock_open(const char *uri, const stock_config *config,
                       stock_t **store, char *message, size_t message_size)
 {
     assert(store != NULL);
     *store = NULL;
-    if (message != NULL && message_size > 0)
-        message[0] = '\0';
+    message_set(message, message_size, "%s", "");
     if (uri == NULL || uri[0] == '\0') {
-        set_message(message, message_size, "the store URI is empty");
+        message_set(message, message_size, "the store URI is empty");
         return STOCK_INVALID;
     }
     stock_config defaults = {0};
@@ -51,8 +44,7 @@ stock_code stock_open(const char *uri, const stock_config *config,
         assert(code != STOCK_OK || (*store)->ops == ops);
         return code;
     }
-    if (message != NULL && message_size > 0)
-        snprintf(message, message_size, "no backend serves the URI '%s'", uri);
+    message_set(message, message_size, "no backend serves the URI '%s'", uri);
     return STOCK_UNSUPPORTED;
 }
 
