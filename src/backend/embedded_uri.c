@@ -4,14 +4,12 @@
  */
 #include <assert.h>
 #include <ctype.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/embedded_uri.h"
 #include "journal/journal.h"
 #include "lib/message.h"
+#include "lib/uri.h"
 
 bool embedded_uri_accepts(const char *uri)
 {
@@ -30,47 +28,39 @@ bool embedded_uri_accepts(const char *uri)
     return false;
 }
 
-static stock_code parse_bytes(const char *value, uint64_t *bytes, char *message,
-                              size_t size)
+/* One "key=value" of the query (lib/uri.h). */
+static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
+                                  char *message, size_t size)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(value, &end, 10);
-    if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 ||
-        n < EMBEDDED_SNAPSHOT_BYTES_MIN || n > EMBEDDED_SNAPSHOT_BYTES_MAX) {
-        message_set(message, size, "snapshot_log_bytes must be an integer in 4096..2^50, "
-            "not '%s'", value);
+    int key_len = (int)option->key_len, value_len = (int)option->value_len;
+    const char *key = option->key, *value = option->value;
+    if (!option->has_value) {
+        message_set(message, size, "store URI parameter '%.*s' has no value", key_len, key);
         return STOCK_INVALID;
     }
-    *bytes = n;
-    return STOCK_OK;
-}
-
-/* One "key=value" of the query (text is modified in place). */
-static stock_code parse_parameter(char *text, embedded_uri *out, char *message,
-                                  size_t size)
-{
-    char *value = strchr(text, '=');
-    if (value == NULL) {
-        message_set(message, size, "store URI parameter '%s' has no value", text);
-        return STOCK_INVALID;
-    }
-    *value++ = '\0';
-    if (strcmp(text, "durability") == 0) {
-        if (strcmp(value, "sync") == 0)
+    if (uri_is(key, option->key_len, "durability")) {
+        if (uri_is(value, option->value_len, "sync"))
             out->durability = STOCK_DURABILITY_SYNC;
-        else if (strcmp(value, "relaxed") == 0)
+        else if (uri_is(value, option->value_len, "relaxed"))
             out->durability = STOCK_DURABILITY_RELAXED;
         else {
-            message_set(message, size, "durability must be sync or relaxed, not '%s'", value);
+            message_set(message, size, "durability must be sync or relaxed, not '%.*s'",
+                        value_len, value);
             return STOCK_INVALID;
         }
         return STOCK_OK;
     }
-    if (strcmp(text, "snapshot_log_bytes") == 0)
-        return parse_bytes(value, &out->snapshot_log_bytes, message, size);
-    message_set(message, size, "unknown store URI parameter '%s' (known: durability, "
-        "snapshot_log_bytes)", text);
+    if (uri_is(key, option->key_len, "snapshot_log_bytes")) {
+        if (!uri_parse_uint(value, option->value_len, EMBEDDED_SNAPSHOT_BYTES_MIN,
+                            EMBEDDED_SNAPSHOT_BYTES_MAX, &out->snapshot_log_bytes)) {
+            message_set(message, size, "snapshot_log_bytes must be an integer in "
+                        "4096..2^50, not '%.*s'", value_len, value);
+            return STOCK_INVALID;
+        }
+        return STOCK_OK;
+    }
+    message_set(message, size, "unknown store URI parameter '%.*s' (known: durability, "
+                "snapshot_log_bytes)", key_len, key);
     return STOCK_INVALID;
 }
 
@@ -123,15 +113,11 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     out->path[path_len] = '\0';
     if (path[path_len] == '\0')
         return STOCK_OK;
-    char *query = strdup(path + path_len + 1);
-    if (query == NULL)
-        return STOCK_NOMEM;
+    const char *query = path + path_len + 1;
     stock_code code = STOCK_OK;
-    char *save = NULL;
-    for (char *item = strtok_r(query, "&", &save); item != NULL && code == STOCK_OK;
-         item = strtok_r(NULL, "&", &save))
-        code = parse_parameter(item, out, message, message_size);
-    free(query);
+    uri_option option;
+    while (code == STOCK_OK && uri_option_next(&query, &option))
+        code = parse_parameter(&option, out, message, message_size);
     assert(code != STOCK_OK || out->snapshot_log_bytes > 0);
     return code;
 }

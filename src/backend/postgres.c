@@ -694,11 +694,6 @@ static void *worker_main(void *arg)
 
 /* -------------------------------------------------------------- backend */
 
-static bool pg_accepts(const char *uri)
-{
-    return strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0;
-}
-
 static void pg_submit(stock_t *base, stock_batch *batch)
 {
     pg_store *store = (pg_store *)base;
@@ -800,7 +795,7 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
 
 const stock_backend_ops postgres_backend = {
     .name = "postgres",
-    .accepts = pg_accepts,
+    .accepts = pg_uri_accepts,
     .open = pg_open,
     .submit = pg_submit,
     .close = pg_close,

@@ -18,7 +18,8 @@
  *
  * URI: stockd://host[:port][?password=SECRET&timeout_ms=N]; the port
  * defaults to 7379, timeout_ms (how long to wait for a reply before the
- * connection is declared lost) to 30000; the password may be %-encoded.
+ * connection is declared lost) to 30000; the password may be %-encoded
+ * (lib/uri.h: a bad escape or %00 is refused).
  */
 #include <assert.h>
 #include <poll.h>
@@ -33,6 +34,7 @@
 #include "backend/remote.h"
 #include "lib/batches.h"
 #include "lib/message.h"
+#include "lib/uri.h"
 
 #define REMOTE_SCHEME "stockd://"
 #define REMOTE_PORT_DEFAULT 7379
@@ -79,55 +81,6 @@ static bool remote_accepts(const char *uri)
 
 /* --------------------------------------------------------------- the URI */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* %-decodes value[0..length) into out (size REMOTE_PASSWORD_MAX). */
-static bool percent_decode(const char *value, size_t length, char *out)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = value[i];
-        if (c == '%') {
-            if (i + 2 >= length)
-                return false;
-            int high = hex_value(value[i + 1]), low = hex_value(value[i + 2]);
-            if (high < 0 || low < 0)
-                return false;
-            c = (char)(high * 16 + low);
-            i += 2;
-        }
-        if (c == '\0' || used + 1 >= REMOTE_PASSWORD_MAX)
-            return false;
-        out[used++] = c;
-    }
-    out[used] = '\0';
-    return used > 0;
-}
-
-/* Parses digits[0..length) as an integer in 1..max. */
-static bool parse_bounded(const char *digits, size_t length, long max,
-                          long *value)
-{
-    long parsed = 0;
-    if (length == 0 || length > 9)
-        return false;
-    for (size_t i = 0; i < length; i++) {
-        if (digits[i] < '0' || digits[i] > '9')
-            return false;
-        parsed = parsed * 10 + (digits[i] - '0');
-    }
-    if (parsed < 1 || parsed > max)
-        return false;
-    *value = parsed;
-    return true;
-}
-
 /* host[:port] or [v6]:port, up to end. */
 static bool parse_authority(remote_store *store, const char *text,
                             size_t length, char *why, size_t why_size)
@@ -155,9 +108,9 @@ static bool parse_authority(remote_store *store, const char *text,
     }
     memcpy(store->host, host, host_length);
     store->host[host_length] = '\0';
-    long port = REMOTE_PORT_DEFAULT;
+    uint64_t port = REMOTE_PORT_DEFAULT;
     if (colon != NULL &&
-        !parse_bounded(colon + 1, (size_t)(text + length - colon - 1), 65535, &port)) {
+        !uri_parse_uint(colon + 1, (size_t)(text + length - colon - 1), 1, 65535, &port)) {
         snprintf(why, why_size, "the port must be an integer in 1..65535");
         return false;
     }
@@ -167,26 +120,39 @@ static bool parse_authority(remote_store *store, const char *text,
     return true;
 }
 
+/* The password, %-decoded (lib/uri.h) into store->password. */
+static bool parse_password(remote_store *store, const uri_option *option,
+                           char *why, size_t why_size)
+{
+    size_t decoded = 0;
+    const char *bad = uri_decode(option->value, option->value_len, store->password,
+                                 sizeof store->password, &decoded);
+    if (bad != NULL) {
+        snprintf(why, why_size, "password: %s", bad);
+        return false;
+    }
+    if (decoded == 0 || decoded >= sizeof store->password) {
+        snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
+                 REMOTE_PASSWORD_MAX - 1);
+        return false;
+    }
+    return true;
+}
+
 /* password=...&timeout_ms=... */
 static bool parse_query(remote_store *store, const char *query, char *why,
                         size_t why_size)
 {
     assert(query != NULL && why != NULL);
-    while (*query != '\0') {
-        size_t length = strcspn(query, "&");
-        const char *equals = memchr(query, '=', length);
-        size_t key_length = equals ? (size_t)(equals - query) : length;
-        const char *value = equals ? equals + 1 : query + length;
-        size_t value_length = (size_t)(query + length - value);
-        long timeout = 0;
-        if (key_length == 8 && strncmp(query, "password", 8) == 0) {
-            if (!percent_decode(value, value_length, store->password)) {
-                snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
-                         REMOTE_PASSWORD_MAX - 1);
+    uri_option option;
+    while (uri_option_next(&query, &option)) {
+        uint64_t timeout = 0;
+        if (uri_is(option.key, option.key_len, "password")) {
+            if (!parse_password(store, &option, why, why_size))
                 return false;
-            }
-        } else if (key_length == 10 && strncmp(query, "timeout_ms", 10) == 0) {
-            if (!parse_bounded(value, value_length, REMOTE_REPLY_TIMEOUT_MS_MAX, &timeout)) {
+        } else if (uri_is(option.key, option.key_len, "timeout_ms")) {
+            if (!uri_parse_uint(option.value, option.value_len, 1,
+                                REMOTE_REPLY_TIMEOUT_MS_MAX, &timeout)) {
                 snprintf(why, why_size, "timeout_ms must be an integer in 1..%d",
                          REMOTE_REPLY_TIMEOUT_MS_MAX);
                 return false;
@@ -194,10 +160,9 @@ static bool parse_query(remote_store *store, const char *query, char *why,
             store->reply_timeout_ms = (int)timeout;
         } else {
             snprintf(why, why_size, "unknown parameter '%.*s' (known: password, timeout_ms)",
-                     (int)(key_length > 40 ? 40 : key_length), query);
+                     (int)(option.key_len > 40 ? 40 : option.key_len), option.key);
             return false;
         }
-        query += length + (query[length] == '&');
     }
     return true;
 }
