@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +37,7 @@
 #include "lib/clock.h"
 #include "lib/message.h"
 #include "lib/result.h"
+#include "lib/worker.h"
 
 #define PG_RETRY_MAX 8              /* attempts of one transaction */
 #define PG_RETRY_BACKOFF_US 2000    /* first pause between attempts, doubled */
@@ -79,11 +79,7 @@ typedef struct pg_store {
     char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
     char error[STOCK_MESSAGE_MAX];
 
-    pthread_t worker;
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    batch_queue queue;        /* guarded by mutex */
-    bool closing;
+    worker worker;            /* runs every transaction (lib/worker.h) */
 
     pg_plan plan;
     stock_op **ops;           /* the transaction's ops still to decide */
@@ -661,55 +657,31 @@ static void replica_precheck(pg_store *store)
 
 /* --------------------------------------------------------------- worker */
 
-/* Takes queued batches, up to PG_TXN_OPS_MAX ops, off the queue (mutex
- * held). Returns the chain, NULL when closing with nothing left. */
-static stock_batch *take_batches(pg_store *store)
+/* The worker's run: the chain's valid ops (at most PG_TXN_OPS_MAX) as one
+ * transaction, after the replica's pre-check. */
+static void run_batches(stock_t *base, stock_batch *batches)
 {
-    while (store->queue.head == NULL && !store->closing)
-        pthread_cond_wait(&store->wake, &store->mutex);
-    return batches_dequeue(&store->queue, PG_TXN_OPS_MAX, NULL);
+    pg_store *store = (pg_store *)base;
+    store->op_count = 0;
+    for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                store->ops[store->op_count++] = &batch->ops[i];
+    assert(store->op_count <= PG_TXN_OPS_MAX);
+    replica_precheck(store);
+    if (store->op_count > 0)
+        run_transaction(store);
+    batches_complete(&store->base, batches);
 }
 
-static void *worker_main(void *arg)
-{
-    pg_store *store = arg;
-    for (;;) {
-        pthread_mutex_lock(&store->mutex);
-        stock_batch *batches = take_batches(store);
-        pthread_mutex_unlock(&store->mutex);
-        if (batches == NULL)
-            return NULL;
-        store->op_count = 0;
-        for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
-            for (size_t i = 0; i < batch->count; i++)
-                if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
-                    store->ops[store->op_count++] = &batch->ops[i];
-        assert(store->op_count <= PG_TXN_OPS_MAX);
-        replica_precheck(store);
-        if (store->op_count > 0)
-            run_transaction(store);
-        batches_complete(&store->base, batches);
-    }
-}
+static const worker_tasks pg_tasks = {.run = run_batches};
 
 /* -------------------------------------------------------------- backend */
 
 static void pg_submit(stock_t *base, stock_batch *batch)
 {
     pg_store *store = (pg_store *)base;
-    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
-    pthread_mutex_lock(&store->mutex);
-    bool closing = store->closing;
-    if (!closing) {
-        batches_enqueue(&store->queue, batch);
-        pthread_cond_signal(&store->wake);
-    }
-    pthread_mutex_unlock(&store->mutex);
-    if (closing) {
-        batch->next = NULL;
-        batches_fail(batch, STOCK_UNAVAILABLE, "the store is closing");
-        batches_complete(&store->base, batch);
-    }
+    worker_submit(&store->worker, batch);
 }
 
 static void store_free(pg_store *store)
@@ -720,20 +692,13 @@ static void store_free(pg_store *store)
     pg_options_free(&store->options);
     free(store->ops);
     free(store->candidates);
-    pthread_cond_destroy(&store->wake);
-    pthread_mutex_destroy(&store->mutex);
     free(store);
 }
 
 static stock_code pg_close(stock_t *base)
 {
     pg_store *store = (pg_store *)base;
-    pthread_mutex_lock(&store->mutex);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
-    pthread_join(store->worker, NULL);
-    assert(store->queue.head == NULL);
+    worker_close(&store->worker);
     store_free(store);
     return STOCK_OK;
 }
@@ -744,8 +709,6 @@ static pg_store *store_alloc(void)
     pg_store *store = calloc(1, sizeof *store);
     if (store == NULL)
         return NULL;
-    pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
     store->ops = calloc(PG_TXN_OPS_MAX, sizeof store->ops[0]);
     store->candidates = calloc(PG_TXN_OPS_MAX, sizeof store->candidates[0]);
     if (store->ops == NULL || store->candidates == NULL || !pg_plan_init(&store->plan)) {
@@ -782,8 +745,7 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
     }
     if (code == STOCK_OK) {
         store->conn = conn;
-        if (pthread_create(&store->worker, NULL, worker_main, store) != 0)
-            code = STOCK_NOMEM;
+        code = worker_start(&store->worker, &store->base, &pg_tasks, PG_TXN_OPS_MAX);
     }
     if (code != STOCK_OK) {
         store_free(store);

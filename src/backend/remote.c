@@ -35,6 +35,7 @@
 #include "lib/batches.h"
 #include "lib/message.h"
 #include "lib/uri.h"
+#include "lib/worker.h"
 
 #define REMOTE_SCHEME "stockd://"
 #define REMOTE_PORT_DEFAULT 7379
@@ -56,21 +57,12 @@ typedef struct remote_store {
     char password[REMOTE_PASSWORD_MAX];     /* "" when none */
     int reply_timeout_ms;
 
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    batch_queue queue;                      /* under mutex */
-    bool closing;                           /* under mutex */
-
-    pthread_t thread;
-    /* The thread's own: the connection, scratch for encoding, and the ops
-     * of the pipeline in flight. */
+    worker worker;                          /* the connection thread */
+    /* The thread's own: the connection, scratch for encoding, the ops of
+     * the pipeline in flight, and why its first connection failed. */
     redisContext *context;                  /* NULL while disconnected */
     remote_command command;
     stock_op *pipeline[REMOTE_PIPELINE_MAX];
-
-    /* Open handshake: the thread reports the first connection's result. */
-    bool opened;
-    stock_code open_code;
     char open_reason[REMOTE_REASON_MAX];
 } remote_store;
 
@@ -328,11 +320,12 @@ static void pipeline_flush(remote_store *store, size_t count)
     }
 }
 
-/* Runs a list of batches (linked by next, in submission order), their ops
- * pipelined across batch boundaries. A batch completes after the flush
- * that carried its last op. */
-static void run_batches(remote_store *store, stock_batch *batch)
+/* The worker's run: a list of batches (linked by next, in submission
+ * order), their ops pipelined across batch boundaries. A batch completes
+ * after the flush that carried its last op. */
+static void run_batches(stock_t *base, stock_batch *batch)
 {
+    remote_store *store = (remote_store *)base;
     stock_batch *finished = NULL, **finished_tail = &finished;
     size_t count = 0;
     while (batch != NULL) {
@@ -359,37 +352,28 @@ static void run_batches(remote_store *store, stock_batch *batch)
     batches_complete(&store->base, finished);
 }
 
-/* The connection thread: connects once for stock_open's sake, then serves
- * the queue until stock_close. SIGPIPE is blocked here because hiredis
- * writes with write(2): a write to a connection the server closed must fail
- * with EPIPE, not kill the process. */
-static void *remote_thread(void *argument)
+/* The worker's start: connects once for stock_open's sake. SIGPIPE is
+ * blocked on the connection thread because hiredis writes with write(2): a
+ * write to a connection the server closed must fail with EPIPE, not kill
+ * the process. */
+static stock_code thread_start(stock_t *base)
 {
-    remote_store *store = argument;
+    remote_store *store = (remote_store *)base;
     sigset_t pipe_signal;
     sigemptyset(&pipe_signal);
     sigaddset(&pipe_signal, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
-
-    stock_code code = connect_store(store, store->open_reason, sizeof store->open_reason);
-    pthread_mutex_lock(&store->mutex);
-    store->open_code = code;
-    store->opened = true;
-    pthread_cond_broadcast(&store->wake);
-    while (code == STOCK_OK) {
-        while (store->queue.head == NULL && !store->closing)
-            pthread_cond_wait(&store->wake, &store->mutex);
-        stock_batch *batches = batches_dequeue(&store->queue, SIZE_MAX, NULL);
-        if (batches == NULL)
-            break;   /* closing, and the queue is drained */
-        pthread_mutex_unlock(&store->mutex);
-        run_batches(store, batches);
-        pthread_mutex_lock(&store->mutex);
-    }
-    pthread_mutex_unlock(&store->mutex);
-    drop_connection(store);
-    return NULL;
+    return connect_store(store, store->open_reason, sizeof store->open_reason);
 }
+
+static void thread_stop(stock_t *base)
+{
+    drop_connection((remote_store *)base);
+}
+
+static const worker_tasks remote_tasks = {
+    .start = thread_start, .run = run_batches, .stop = thread_stop,
+};
 
 /* ------------------------------------------------------------ the table */
 
@@ -397,19 +381,12 @@ static void remote_submit(stock_t *base, stock_batch *batch)
 {
     remote_store *store = (remote_store *)base;
     assert(store->base.ops == &remote_backend);
-    assert(batch != NULL && batch->count >= 1);
-    pthread_mutex_lock(&store->mutex);
-    assert(!store->closing);
-    batches_enqueue(&store->queue, batch);
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
+    worker_submit(&store->worker, batch);
 }
 
 static void store_free(remote_store *store)
 {
-    assert(store->context == NULL && store->queue.head == NULL);
-    pthread_cond_destroy(&store->wake);
-    pthread_mutex_destroy(&store->mutex);
+    assert(store->context == NULL);
     free(store);
 }
 
@@ -417,34 +394,21 @@ static stock_code remote_close(stock_t *base)
 {
     remote_store *store = (remote_store *)base;
     assert(store->base.ops == &remote_backend);
-    pthread_mutex_lock(&store->mutex);
-    assert(!store->closing);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
-    pthread_join(store->thread, NULL);
+    worker_close(&store->worker);
     store_free(store);
     return STOCK_OK;
 }
 
-/* Starts the thread and waits for its first connection's result. */
+/* Starts the connection thread and waits for its first connection. */
 static stock_code start_thread(remote_store *store, char *message,
                                size_t message_size)
 {
-    if (pthread_create(&store->thread, NULL, remote_thread, store) != 0) {
+    stock_code code = worker_start(&store->worker, &store->base, &remote_tasks, SIZE_MAX);
+    if (code == STOCK_NOMEM && store->open_reason[0] == '\0')
         message_set(message, message_size, "cannot start the connection thread");
-        return STOCK_NOMEM;
-    }
-    pthread_mutex_lock(&store->mutex);
-    while (!store->opened)
-        pthread_cond_wait(&store->wake, &store->mutex);
-    stock_code code = store->open_code;
-    pthread_mutex_unlock(&store->mutex);
-    if (code != STOCK_OK) {
-        pthread_join(store->thread, NULL);
+    else if (code != STOCK_OK)
         message_set(message, message_size, "cannot open stockd at %s: %s",
                     store->address, store->open_reason);
-    }
     return code;
 }
 
@@ -467,8 +431,6 @@ static stock_code remote_open(const char *uri, const stock_config *config,
         free(store);
         return STOCK_INVALID;
     }
-    pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
     stock_code code = start_thread(store, message, message_size);
     if (code != STOCK_OK) {
         store_free(store);

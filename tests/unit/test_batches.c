@@ -3,7 +3,9 @@
  * (src/lib/batches.c) and of the library's counters (src/lib/stats.c):
  * queue order and its ops limit, failing only the ops not already invalid,
  * completion in order with each batch counted once before its done runs,
- * and the edges of the sync-latency histogram's buckets.
+ * a worker thread that serves, drains at close and reports a failed start
+ * (src/lib/worker.c), and the edges of the sync-latency histogram's
+ * buckets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include "backend/backend.h"
 #include "lib/batches.h"
 #include "lib/stats.h"
+#include "lib/worker.h"
 
 #define TEST_BATCHES 4
 #define TEST_OPS 3
@@ -150,6 +153,52 @@ static void test_complete_in_order_counting_each_batch_first(void **state)
     assert_int_equal(stats.syncs, 0);
 }
 
+/* The worker's run: gives each op a result naming its batch, completes. */
+static int runs;
+
+static void run_chain(stock_t *store, stock_batch *chain)
+{
+    runs++;
+    for (stock_batch *batch = chain; batch != NULL; batch = batch->next)
+        for (size_t i = 0; i < batch->count; i++)
+            batch->ops[i].available = *(int *)batch->user;
+    batches_complete(store, chain);
+}
+
+static stock_code refuse_start(stock_t *store)
+{
+    (void)store;
+    return STOCK_UNAVAILABLE;
+}
+
+static void test_worker_serves_in_order_and_drains_at_close(void **state)
+{
+    (void)state;
+    static const worker_tasks tasks = {.run = run_chain};
+    worker w;
+    runs = 0;
+    assert_int_equal(worker_start(&w, &f.store, &tasks, STOCK_BATCH_MAX), STOCK_OK);
+    for (int i = 0; i < TEST_BATCHES; i++)
+        worker_submit(&w, &f.batches[i]);
+    worker_close(&w);   /* runs what is queued before the thread ends */
+    assert_int_equal(seen.count, TEST_BATCHES);
+    for (int i = 0; i < TEST_BATCHES; i++) {
+        assert_int_equal(seen.order[i], i);
+        assert_int_equal(f.ops[i][TEST_OPS - 1].available, i);
+    }
+    assert_true(runs >= 1 && runs <= TEST_BATCHES);
+}
+
+static void test_worker_reports_a_failed_start(void **state)
+{
+    (void)state;
+    static const worker_tasks tasks = {.start = refuse_start, .run = run_chain};
+    worker w;
+    runs = 0;
+    assert_int_equal(worker_start(&w, &f.store, &tasks, SIZE_MAX), STOCK_UNAVAILABLE);
+    assert_int_equal(runs, 0);
+}
+
 static void test_sync_bucket_edges(void **state)
 {
     (void)state;
@@ -198,6 +247,8 @@ int main(void)
         cmocka_unit_test_setup(test_queue_takes_up_to_ops_max, setup),
         cmocka_unit_test_setup(test_fail_spares_invalid_ops, setup),
         cmocka_unit_test_setup(test_complete_in_order_counting_each_batch_first, setup),
+        cmocka_unit_test_setup(test_worker_serves_in_order_and_drains_at_close, setup),
+        cmocka_unit_test_setup(test_worker_reports_a_failed_start, setup),
         cmocka_unit_test(test_sync_bucket_edges),
         cmocka_unit_test(test_sync_counts_and_sum),
     };
