@@ -38,7 +38,10 @@ check() {
 start() {
     for base in $(seq 17320 2 17338); do
         PORT=$base HTTP=$((base + 1))
-        "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
+        # Emptied here, not by the child's redirection, which may come after
+        # the first grep: the last run's "listening" line would pass it.
+        : >"$dir/log"
+        "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >>"$dir/log" 2>&1 &
         pid=$!
         for _ in $(seq 200); do
             grep -q "listening for HTTP on 127.0.0.1:$HTTP" "$dir/log" && return 0
