@@ -385,8 +385,11 @@ static inline uint64_t stock_sync_bucket_bound_us(unsigned i)
     return (uint64_t)8 << i;
 }
 
-/* Counters a backend keeps since open; fields a backend does not track stay
- * 0. */
+/* Counters since open. batches and operations are counted by the library
+ * for every backend (a batch when its done callback is called, invalid ops
+ * included); syncs and their latency by the backends that sync or commit
+ * (embedded, postgres); the rest by the backend that knows them; a field a
+ * backend does not track stays 0. */
 typedef struct stock_stats {
     uint64_t batches;          /* batches completed */
     uint64_t operations;       /* operations completed */
@@ -413,9 +416,8 @@ typedef struct stock_stats {
 } stock_stats;
 
 /* Fills *stats (out, not NULL). Cheap: safe to call often, from any thread,
- * at once with the store's other calls (not stock_close). Returns STOCK_OK,
- * or STOCK_UNSUPPORTED for a backend that keeps no counters (then *stats is
- * zeroed). */
+ * at once with the store's other calls (not stock_close). Returns STOCK_OK
+ * (every backend has at least the library's counters). */
 stock_code stock_get_stats(stock_t *store, stock_stats *stats);
 
 /* ---------------------------------------------------------- async batches */

@@ -3,18 +3,41 @@
  *
  * stock_open() walks the table in registry.c and hands the URI to the first
  * backend whose accepts() says yes. A backend's store struct begins with a
- * `struct stock` so that the library can reach its vtable.
+ * `struct stock` so that the library can reach its vtable and counters;
+ * allocated zeroed, the counters start at 0.
  *
- * The library validates every op before a backend sees it: on entry to
- * submit(), ops whose code is STOCK_INVALID are already complete and must be
- * left untouched; every other op has code STOCK_OK, failed_line -1 and an
- * empty message, and must be given its result. submit() must call
- * batch->done exactly once, after the last op of the batch has its result
- * (and, for a durable backend, after the batch's effects are durable).
+ * What a backend must do:
+ *   - open: parse its URI and config, connect or recover, and say in the
+ *     message what failed;
+ *   - submit: give every op that is not already complete its result, in
+ *     order (an op sees the effects of every op submitted before it), then
+ *     complete each batch exactly once, in submission order, through
+ *     batches_complete (lib/batches.h) -- for a durable backend only once
+ *     the batch's effects are durable;
+ *   - close: finish every batch already submitted, make it durable, free.
+ *
+ * What it gets for free:
+ *   - validation: stock_submit runs stock_validate on every op first. On
+ *     entry to submit(), ops whose code is STOCK_INVALID are complete and
+ *     must be left untouched; every other op has code STOCK_OK, failed_line
+ *     -1 and an empty message. A batch with no valid op never reaches the
+ *     backend;
+ *   - completion and accounting: batches_complete calls done in order and
+ *     counts batches and operations in struct stock's counters
+ *     (lib/stats.h), which stock_get_stats reports; batches_fail fails
+ *     what cannot run; a backend that makes batches durable feeds the
+ *     sync/commit histogram with stats_count_sync;
+ *   - a thread, when the work blocks: lib/worker.h queues batches for one
+ *     thread and hands them over as chains (remote.c, postgres.c);
+ *   - wording: results through lib/result.h, stock_open's message through
+ *     message_set (lib/message.h);
+ *   - URIs: percent-decoding, query options and integers (lib/uri.h);
+ *     the clock (lib/clock.h); id equality (lib/id.h).
  */
 #ifndef STOCK_BACKEND_H
 #define STOCK_BACKEND_H
 
+#include "lib/stats.h"
 #include "stock.h"
 
 typedef struct stock_backend_ops {
@@ -29,12 +52,15 @@ typedef struct stock_backend_ops {
     void (*submit)(stock_t *store, stock_batch *batch);
     /* As stock_close(): drain, flush, free. */
     stock_code (*close)(stock_t *store);
-    /* As stock_get_stats(); NULL if the backend keeps no counters. */
+    /* As stock_get_stats(), for the fields only this backend knows: the
+     * library has filled the rest from struct stock's counters. NULL if
+     * those are all it has. */
     stock_code (*get_stats)(stock_t *store, stock_stats *stats);
 } stock_backend_ops;
 
 struct stock {
     const stock_backend_ops *ops;
+    stats_counters stats;   /* the library's counters (lib/stats.h) */
 };
 
 /* The backends, in the order stock_open() asks them (registry.c). */

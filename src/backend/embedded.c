@@ -44,6 +44,9 @@
 #include "backend/embedded_uri.h"
 #include "core/core.h"
 #include "journal/journal.h"
+#include "lib/batches.h"
+#include "lib/clock.h"
+#include "lib/message.h"
 #include "lib/log.h"
 #include "lib/result.h"
 
@@ -98,8 +101,7 @@ typedef struct embedded {
     pthread_mutex_t queue_mutex; /* guards the fields below */
     pthread_cond_t writer_cond;  /* the writer waits for maintenance or closing */
     pthread_cond_t role_cond;    /* the writer waits for the applier's role */
-    stock_batch *queue_head;
-    stock_batch *queue_tail;
+    batch_queue queue;
     bool applying;               /* a thread has the applier's role */
     bool writer_waiting;         /* the writer waits on role_cond */
     bool maintenance_due;        /* the writer should rotate or snapshot */
@@ -123,24 +125,13 @@ typedef struct embedded {
 
     buf group;                   /* writer: the records of one group */
 
-    atomic_uint_fast64_t batches, operations, syncs, sync_latency_us_sum;
-    atomic_uint_fast64_t sync_buckets[STOCK_SYNC_BUCKETS];
-    atomic_uint_fast64_t skus, lines, memory_bytes;
+    _Atomic uint64_t skus, lines, memory_bytes;   /* the core's, published */
 } embedded;
 
 static embedded *from_store(stock_t *store)
 {
     assert(store != NULL && store->ops == &embedded_backend);
     return (embedded *)store;
-}
-
-/* Microseconds on clock: CLOCK_REALTIME for times a line records,
- * CLOCK_MONOTONIC (which no settimeofday moves) for durations. */
-static int64_t now_us(clockid_t clock)
-{
-    struct timespec now;
-    clock_gettime(clock, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 /* ------------------------------------------------------------ failure */
@@ -166,41 +157,10 @@ static void fail_batches(embedded *e, stock_batch *list)
     pthread_mutex_lock(&e->sync_mutex);
     memcpy(reason, e->broken_message, sizeof reason);
     pthread_mutex_unlock(&e->sync_mutex);
-    for (stock_batch *batch = list; batch != NULL; batch = batch->next)
-        for (size_t i = 0; i < batch->count; i++) {
-            stock_op *op = &batch->ops[i];
-            if (op->code != STOCK_INVALID)
-                result_fail(op, STOCK_IO, "%s", reason);
-        }
-}
-
-/* Calls done on each batch of the list, in order. */
-static void complete_batches(embedded *e, stock_batch *list)
-{
-    while (list != NULL) {
-        stock_batch *batch = list;
-        assert(batch->done != NULL && batch->count >= 1);
-        list = batch->next;   /* read before done: the caller may reuse it */
-        atomic_fetch_add_explicit(&e->batches, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->operations, batch->count, memory_order_relaxed);
-        batch->next = NULL;
-        batch->done(batch);
-    }
+    batches_fail(list, STOCK_IO, reason);
 }
 
 /* ------------------------------------------------------------- syncer */
-
-static void record_sync(embedded *e, uint64_t latency_us)
-{
-    unsigned bucket = 0;
-    while (bucket + 1 < STOCK_SYNC_BUCKETS &&
-           latency_us > stock_sync_bucket_bound_us(bucket))
-        bucket++;
-    assert(bucket < STOCK_SYNC_BUCKETS);
-    atomic_fetch_add_explicit(&e->syncs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->sync_latency_us_sum, latency_us, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->sync_buckets[bucket], 1, memory_order_relaxed);
-}
 
 /* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
 static struct timespec realtime_after_ms(long ms)
@@ -245,7 +205,7 @@ static void sync_log(embedded *e, uint64_t target)
     if (code != STOCK_OK)
         break_store(e, message);
     else
-        record_sync(e, latency_us);
+        stats_count_sync(&e->base.stats, latency_us);
     pthread_mutex_lock(&e->sync_mutex);
     e->syncs_running--;
     if (code != STOCK_OK)
@@ -271,7 +231,7 @@ static void complete_groups(embedded *e)
         pthread_mutex_unlock(&e->sync_mutex);
         if (!durable)
             fail_batches(e, list);
-        complete_batches(e, list);
+        batches_complete(&e->base, list);
         pthread_mutex_lock(&e->sync_mutex);
     }
     e->completing = false;
@@ -393,7 +353,7 @@ static void write_group(embedded *e, stock_batch *list, uint64_t records)
     e->writes += wrote;
     if (e->durability == STOCK_DURABILITY_RELAXED) {
         pthread_mutex_unlock(&e->sync_mutex);
-        complete_batches(e, list);
+        batches_complete(&e->base, list);
         return;
     }
     stock_batch *tail = list;
@@ -429,7 +389,7 @@ static void apply_batches(embedded *e, stock_batch *list)
     while (list != NULL) {
         stock_batch *first = list, *last = NULL;
         uint64_t records = 0;
-        int64_t time_us = now_us(CLOCK_REALTIME);
+        int64_t time_us = clock_now_us(CLOCK_REALTIME);
         bool broken = atomic_load(&e->broken);
         while (list != NULL && e->group.len < EMBEDDED_GROUP_BYTES_MAX) {
             if (!broken)
@@ -486,13 +446,12 @@ static size_t apply_queue(embedded *e)
     for (;;) {
         pthread_mutex_lock(&e->queue_mutex);
         assert(e->applying);
-        stock_batch *list = e->queue_head;
-        e->queue_head = e->queue_tail = NULL;
+        size_t taken = 0;
+        stock_batch *list = batches_dequeue(&e->queue, SIZE_MAX, &taken);
         if (list == NULL)
             break;
         pthread_mutex_unlock(&e->queue_mutex);
-        for (stock_batch *batch = list; batch != NULL; batch = batch->next)
-            ops += batch->count;
+        ops += taken;
         apply_batches(e, list);
     }
     bool due = !atomic_load(&e->broken) &&
@@ -585,14 +544,9 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
 {
     embedded *e = from_store(store);
     assert(batch->count >= 1 && batch->done != NULL);
-    batch->next = NULL;
     pthread_mutex_lock(&e->queue_mutex);
     assert(!e->closing);
-    if (e->queue_tail != NULL)
-        e->queue_tail->next = batch;
-    else
-        e->queue_head = batch;
-    e->queue_tail = batch;
+    batches_enqueue(&e->queue, batch);
     /* The thread applying now takes this batch before it gives up. */
     bool apply = !e->applying;
     e->applying = true;
@@ -607,14 +561,6 @@ static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
 {
     embedded *e = from_store(store);
     assert(stats != NULL);
-    stats->batches = atomic_load_explicit(&e->batches, memory_order_relaxed);
-    stats->operations = atomic_load_explicit(&e->operations, memory_order_relaxed);
-    stats->syncs = atomic_load_explicit(&e->syncs, memory_order_relaxed);
-    stats->sync_latency_us_sum =
-        atomic_load_explicit(&e->sync_latency_us_sum, memory_order_relaxed);
-    for (unsigned i = 0; i < STOCK_SYNC_BUCKETS; i++)
-        stats->sync_latency_buckets[i] =
-            atomic_load_explicit(&e->sync_buckets[i], memory_order_relaxed);
     stats->skus = atomic_load_explicit(&e->skus, memory_order_relaxed);
     stats->lines = atomic_load_explicit(&e->lines, memory_order_relaxed);
     stats->memory_bytes = atomic_load_explicit(&e->memory_bytes, memory_order_relaxed);
@@ -735,7 +681,7 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
 {
     assert(uri != NULL && config != NULL && store != NULL);
     *store = NULL;
-    int64_t started_us = now_us(CLOCK_MONOTONIC);
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     embedded_uri parsed;
     stock_code code = embedded_uri_parse(uri, config, &parsed, message, message_size);
     if (code != STOCK_OK)
@@ -756,12 +702,13 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     pthread_cond_init(&e->idle_cond, NULL);
     code = start(e, &parsed, message, message_size);
     if (code != STOCK_OK) {
-        if (code == STOCK_NOMEM && message != NULL && message_size > 0 && message[0] == '\0')
-            snprintf(message, message_size, "out of memory opening %s", parsed.path);
+        bool said = message != NULL && message_size > 0 && message[0] != '\0';
+        if (code == STOCK_NOMEM && !said)
+            message_set(message, message_size, "out of memory opening %s", parsed.path);
         destroy(e);
         return code;
     }
-    e->open_ms = (uint64_t)(now_us(CLOCK_MONOTONIC) - started_us) / 1000;
+    e->open_ms = (uint64_t)(clock_now_us(CLOCK_MONOTONIC) - started_us) / 1000;
     *store = &e->base;
     return STOCK_OK;
 }

@@ -4,13 +4,12 @@
  */
 #include <assert.h>
 #include <ctype.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/embedded_uri.h"
 #include "journal/journal.h"
+#include "lib/message.h"
+#include "lib/uri.h"
 
 bool embedded_uri_accepts(const char *uri)
 {
@@ -29,53 +28,39 @@ bool embedded_uri_accepts(const char *uri)
     return false;
 }
 
-static void say(char *message, size_t size, const char *format, const char *what)
+/* One "key=value" of the query (lib/uri.h). */
+static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
+                                  char *message, size_t size)
 {
-    if (message != NULL && size > 0)
-        snprintf(message, size, format, what);
-}
-
-static stock_code parse_bytes(const char *value, uint64_t *bytes, char *message,
-                              size_t size)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(value, &end, 10);
-    if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 ||
-        n < EMBEDDED_SNAPSHOT_BYTES_MIN || n > EMBEDDED_SNAPSHOT_BYTES_MAX) {
-        say(message, size, "snapshot_log_bytes must be an integer in 4096..2^50, "
-            "not '%s'", value);
+    int key_len = (int)option->key_len, value_len = (int)option->value_len;
+    const char *key = option->key, *value = option->value;
+    if (!option->has_value) {
+        message_set(message, size, "store URI parameter '%.*s' has no value", key_len, key);
         return STOCK_INVALID;
     }
-    *bytes = n;
-    return STOCK_OK;
-}
-
-/* One "key=value" of the query (text is modified in place). */
-static stock_code parse_parameter(char *text, embedded_uri *out, char *message,
-                                  size_t size)
-{
-    char *value = strchr(text, '=');
-    if (value == NULL) {
-        say(message, size, "store URI parameter '%s' has no value", text);
-        return STOCK_INVALID;
-    }
-    *value++ = '\0';
-    if (strcmp(text, "durability") == 0) {
-        if (strcmp(value, "sync") == 0)
+    if (uri_is(key, option->key_len, "durability")) {
+        if (uri_is(value, option->value_len, "sync"))
             out->durability = STOCK_DURABILITY_SYNC;
-        else if (strcmp(value, "relaxed") == 0)
+        else if (uri_is(value, option->value_len, "relaxed"))
             out->durability = STOCK_DURABILITY_RELAXED;
         else {
-            say(message, size, "durability must be sync or relaxed, not '%s'", value);
+            message_set(message, size, "durability must be sync or relaxed, not '%.*s'",
+                        value_len, value);
             return STOCK_INVALID;
         }
         return STOCK_OK;
     }
-    if (strcmp(text, "snapshot_log_bytes") == 0)
-        return parse_bytes(value, &out->snapshot_log_bytes, message, size);
-    say(message, size, "unknown store URI parameter '%s' (known: durability, "
-        "snapshot_log_bytes)", text);
+    if (uri_is(key, option->key_len, "snapshot_log_bytes")) {
+        if (!uri_parse_uint(value, option->value_len, EMBEDDED_SNAPSHOT_BYTES_MIN,
+                            EMBEDDED_SNAPSHOT_BYTES_MAX, &out->snapshot_log_bytes)) {
+            message_set(message, size, "snapshot_log_bytes must be an integer in "
+                        "4096..2^50, not '%.*s'", value_len, value);
+            return STOCK_INVALID;
+        }
+        return STOCK_OK;
+    }
+    message_set(message, size, "unknown store URI parameter '%.*s' (known: durability, "
+                "snapshot_log_bytes)", key_len, key);
     return STOCK_INVALID;
 }
 
@@ -88,7 +73,7 @@ static const char *path_start(const char *uri, char *message, size_t size)
     if (strncmp(uri, "//", 2) != 0)
         return uri;
     if (uri[2] != '/') {
-        say(message, size, "a file: URI takes no host: '%s'", uri);
+        message_set(message, size, "a file: URI takes no host: '%s'", uri);
         return NULL;
     }
     return uri + 2;
@@ -107,13 +92,13 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     if (config->snapshot_log_bytes != 0 &&
         (config->snapshot_log_bytes < EMBEDDED_SNAPSHOT_BYTES_MIN ||
          config->snapshot_log_bytes > EMBEDDED_SNAPSHOT_BYTES_MAX)) {
-        say(message, message_size, "%s", "config snapshot_log_bytes must be 0 "
+        message_set(message, message_size, "config snapshot_log_bytes must be 0 "
             "(default) or in 4096..2^50");
         return STOCK_INVALID;
     }
     if (config->durability != STOCK_DURABILITY_SYNC &&
         config->durability != STOCK_DURABILITY_RELAXED) {
-        say(message, message_size, "%s", "config durability is neither sync nor relaxed");
+        message_set(message, message_size, "config durability is neither sync nor relaxed");
         return STOCK_INVALID;
     }
     const char *path = path_start(uri, message, message_size);
@@ -121,22 +106,18 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
         return STOCK_INVALID;
     size_t path_len = strcspn(path, "?");
     if (path_len == 0 || path_len >= sizeof out->path) {
-        say(message, message_size, "the data folder path in '%s' is empty or too long", uri);
+        message_set(message, message_size, "the data folder path in '%s' is empty or too long", uri);
         return STOCK_INVALID;
     }
     memcpy(out->path, path, path_len);
     out->path[path_len] = '\0';
     if (path[path_len] == '\0')
         return STOCK_OK;
-    char *query = strdup(path + path_len + 1);
-    if (query == NULL)
-        return STOCK_NOMEM;
+    const char *query = path + path_len + 1;
     stock_code code = STOCK_OK;
-    char *save = NULL;
-    for (char *item = strtok_r(query, "&", &save); item != NULL && code == STOCK_OK;
-         item = strtok_r(NULL, "&", &save))
-        code = parse_parameter(item, out, message, message_size);
-    free(query);
+    uri_option option;
+    while (code == STOCK_OK && uri_option_next(&query, &option))
+        code = parse_parameter(&option, out, message, message_size);
     assert(code != STOCK_OK || out->snapshot_log_bytes > 0);
     return code;
 }

@@ -24,8 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +33,16 @@
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
+#include "lib/batches.h"
+#include "lib/clock.h"
+#include "lib/message.h"
 #include "lib/result.h"
+#include "lib/worker.h"
 
 #define PG_RETRY_MAX 8              /* attempts of one transaction */
 #define PG_RETRY_BACKOFF_US 2000    /* first pause between attempts, doubled */
 #define PG_RECONNECT_TRIES 5        /* connection attempts before UNAVAILABLE */
+#define PG_RECONNECT_PAUSE_US 100000LL /* first pause between them, doubled */
 #define PG_IO_TIMEOUT_MS 60000      /* silence that counts as a lost server */
 #define PG_SEND_CHUNK 256           /* statements queued between flushes */
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
@@ -76,26 +79,19 @@ typedef struct pg_store {
     char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
     char error[STOCK_MESSAGE_MAX];
 
-    pthread_t worker;
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    stock_batch *head, *tail; /* queued batches, guarded by mutex */
-    bool closing;
+    worker worker;            /* runs every transaction (lib/worker.h) */
 
     pg_plan plan;
     stock_op **ops;           /* the transaction's ops still to decide */
     uint32_t *candidates;     /* pre-check: op index of each candidate */
     uint32_t op_count;
-
-    _Atomic uint64_t batches, operations, syncs, sync_us_sum;
-    _Atomic uint64_t sync_buckets[STOCK_SYNC_BUCKETS];
 } pg_store;
 
-static int64_t now_us(clockid_t clock)
+/* Sleeps the worker between attempts. */
+static void pause_us(int64_t micros)
 {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    struct timespec pause = {micros / 1000000, (micros % 1000000) * 1000};
+    nanosleep(&pause, NULL);
 }
 
 static void set_error(pg_store *store, const char *what, PGconn *conn)
@@ -218,12 +214,8 @@ static stock_code reconnect(pg_store *store, pg_commit_state *committed)
     store->conn = NULL;
     stock_code code = STOCK_UNAVAILABLE;
     for (int attempt = 0; attempt < PG_RECONNECT_TRIES; attempt++) {
-        if (attempt > 0) {
-            struct timespec pause = {0, 100000000L << (attempt - 1)};
-            pause.tv_sec = pause.tv_nsec / 1000000000L;
-            pause.tv_nsec %= 1000000000L;
-            nanosleep(&pause, NULL);
-        }
+        if (attempt > 0)
+            pause_us(PG_RECONNECT_PAUSE_US << (attempt - 1));
         PGconn *conn = NULL;
         code = conn_open(store, &conn);
         if (code != STOCK_OK)
@@ -270,7 +262,7 @@ static bool flight_send(pg_store *store, pg_flight *flight, int64_t now)
     }
     if (flight->sent < plan->step_count || flight->syncs_sent > 0)
         return true;
-    flight->sync_start_us = now_us(CLOCK_MONOTONIC);
+    flight->sync_start_us = clock_now_us(CLOCK_MONOTONIC);
     if (PQpipelineSync(conn) != 1)
         return false;
     flight->syncs_sent = 1;
@@ -304,7 +296,7 @@ static void flight_result(pg_store *store, pg_flight *flight, PGresult *result)
     if (status == PGRES_PIPELINE_SYNC) {
         flight->await_null = false;
         if (++flight->syncs_seen == 1)
-            flight->commit_us = now_us(CLOCK_MONOTONIC) - flight->sync_start_us;
+            flight->commit_us = clock_now_us(CLOCK_MONOTONIC) - flight->sync_start_us;
         return;
     }
     flight->await_null = true;
@@ -365,7 +357,7 @@ static pg_outcome flight_run(pg_store *store, pg_flight *flight)
     flight->syncs_wanted = store->options.replica_conninfo != NULL ? 2 : 1;
     store->txn_id++;
     store->error[0] = '\0';
-    int64_t now = now_us(CLOCK_REALTIME);
+    int64_t now = clock_now_us(CLOCK_REALTIME);
     while (flight->syncs_seen < flight->syncs_wanted) {
         if (!flight_send(store, flight, now))
             return flight_lost(store, "cannot send");
@@ -418,23 +410,6 @@ static void ops_reset(pg_store *store)
     }
 }
 
-static void record_commit(pg_store *store, int64_t latency_us)
-{
-    uint64_t latency = latency_us > 0 ? (uint64_t)latency_us : 0;
-    unsigned bucket = 0;
-    while (bucket + 1 < STOCK_SYNC_BUCKETS && latency > stock_sync_bucket_bound_us(bucket))
-        bucket++;
-    atomic_fetch_add_explicit(&store->syncs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&store->sync_us_sum, latency, memory_order_relaxed);
-    atomic_fetch_add_explicit(&store->sync_buckets[bucket], 1, memory_order_relaxed);
-}
-
-static void pause_us(int64_t micros)
-{
-    struct timespec pause = {micros / 1000000, (micros % 1000000) * 1000};
-    nanosleep(&pause, NULL);
-}
-
 /* Settles a transaction whose connection was lost after its commit was
  * sent. Returns true when the ops are settled (failed), false to retry. */
 static bool settle_lost_commit(pg_store *store)
@@ -480,7 +455,8 @@ static void run_transaction(pg_store *store)
         pg_flight flight;
         pg_outcome outcome = flight_run(store, &flight);
         if (outcome == PG_COMMITTED) {
-            record_commit(store, flight.commit_us);
+            stats_count_sync(&store->base.stats,
+                             flight.commit_us > 0 ? (uint64_t)flight.commit_us : 0);
             return;
         }
         if (outcome == PG_FAILED) {
@@ -529,7 +505,7 @@ static void replica_drop(pg_store *store)
 {
     PQfinish(store->replica);
     store->replica = NULL;
-    store->replica_retry_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+    store->replica_retry_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
 }
 
 /* Waits until the replica's socket is ready for events (POLLIN/POLLOUT) or
@@ -537,7 +513,7 @@ static void replica_drop(pg_store *store)
 static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
 {
     for (;;) {
-        int64_t left_us = deadline_us - now_us(CLOCK_MONOTONIC);
+        int64_t left_us = deadline_us - clock_now_us(CLOCK_MONOTONIC);
         if (left_us <= 0)
             return false;
         struct pollfd ready = {PQsocket(conn), events, 0};
@@ -552,7 +528,7 @@ static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
 /* Connects without blocking past PG_REPLICA_TIMEOUT_MS. */
 static PGconn *replica_connect(const char *conninfo)
 {
-    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
     PGconn *conn = PQconnectStart(conninfo);
     if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
         return conn;
@@ -572,7 +548,7 @@ static PGconn *replica_connect(const char *conninfo)
 static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
                               const char *const *values)
 {
-    int64_t deadline_us = now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
     if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) != 1)
         return NULL;
     PGresult *first = NULL;
@@ -601,7 +577,7 @@ static bool replica_ready(pg_store *store)
 {
     if (store->replica != NULL && PQstatus(store->replica) == CONNECTION_OK)
         return true;
-    int64_t now = now_us(CLOCK_MONOTONIC);
+    int64_t now = clock_now_us(CLOCK_MONOTONIC);
     if (now < store->replica_retry_us)
         return false;
     PQfinish(store->replica);
@@ -682,90 +658,31 @@ static void replica_precheck(pg_store *store)
 
 /* --------------------------------------------------------------- worker */
 
-/* Takes queued batches, up to PG_TXN_OPS_MAX ops, off the queue (mutex
- * held). Returns the chain, NULL when closing with nothing left. */
-static stock_batch *take_batches(pg_store *store)
+/* The worker's run: the chain's valid ops (at most PG_TXN_OPS_MAX) as one
+ * transaction, after the replica's pre-check. */
+static void run_batches(stock_t *base, stock_batch *batches)
 {
-    while (store->head == NULL && !store->closing)
-        pthread_cond_wait(&store->wake, &store->mutex);
-    stock_batch *first = store->head;
-    stock_batch *last = NULL;
-    size_t ops = 0;
-    while (store->head != NULL && ops + store->head->count <= PG_TXN_OPS_MAX) {
-        last = store->head;
-        ops += last->count;
-        store->head = last->next;
-    }
-    if (last == NULL)
-        return NULL;
-    last->next = NULL;
-    if (store->head == NULL)
-        store->tail = NULL;
-    return first;
+    pg_store *store = (pg_store *)base;
+    store->op_count = 0;
+    for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                store->ops[store->op_count++] = &batch->ops[i];
+    assert(store->op_count <= PG_TXN_OPS_MAX);
+    replica_precheck(store);
+    if (store->op_count > 0)
+        run_transaction(store);
+    batches_complete(&store->base, batches);
 }
 
-static void complete_batches(pg_store *store, stock_batch *batch)
-{
-    while (batch != NULL) {
-        stock_batch *next = batch->next;   /* done may free the batch */
-        atomic_fetch_add_explicit(&store->batches, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&store->operations, batch->count, memory_order_relaxed);
-        batch->done(batch);
-        batch = next;
-    }
-}
-
-static void *worker_main(void *arg)
-{
-    pg_store *store = arg;
-    for (;;) {
-        pthread_mutex_lock(&store->mutex);
-        stock_batch *batches = take_batches(store);
-        pthread_mutex_unlock(&store->mutex);
-        if (batches == NULL)
-            return NULL;
-        store->op_count = 0;
-        for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
-            for (size_t i = 0; i < batch->count; i++)
-                if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
-                    store->ops[store->op_count++] = &batch->ops[i];
-        assert(store->op_count <= PG_TXN_OPS_MAX);
-        replica_precheck(store);
-        if (store->op_count > 0)
-            run_transaction(store);
-        complete_batches(store, batches);
-    }
-}
+static const worker_tasks pg_tasks = {.run = run_batches};
 
 /* -------------------------------------------------------------- backend */
-
-static bool pg_accepts(const char *uri)
-{
-    return strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0;
-}
 
 static void pg_submit(stock_t *base, stock_batch *batch)
 {
     pg_store *store = (pg_store *)base;
-    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
-    batch->next = NULL;
-    pthread_mutex_lock(&store->mutex);
-    bool closing = store->closing;
-    if (!closing) {
-        if (store->tail != NULL)
-            store->tail->next = batch;
-        else
-            store->head = batch;
-        store->tail = batch;
-        pthread_cond_signal(&store->wake);
-    }
-    pthread_mutex_unlock(&store->mutex);
-    if (closing) {
-        for (size_t i = 0; i < batch->count; i++)
-            if (batch->ops[i].code == STOCK_OK)
-                result_fail(&batch->ops[i], STOCK_UNAVAILABLE, "the store is closing");
-        batch->done(batch);
-    }
+    worker_submit(&store->worker, batch);
 }
 
 static void store_free(pg_store *store)
@@ -776,34 +693,14 @@ static void store_free(pg_store *store)
     pg_options_free(&store->options);
     free(store->ops);
     free(store->candidates);
-    pthread_cond_destroy(&store->wake);
-    pthread_mutex_destroy(&store->mutex);
     free(store);
 }
 
 static stock_code pg_close(stock_t *base)
 {
     pg_store *store = (pg_store *)base;
-    pthread_mutex_lock(&store->mutex);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
-    pthread_join(store->worker, NULL);
-    assert(store->head == NULL);
+    worker_close(&store->worker);
     store_free(store);
-    return STOCK_OK;
-}
-
-static stock_code pg_get_stats(stock_t *base, stock_stats *stats)
-{
-    pg_store *store = (pg_store *)base;
-    stats->batches = atomic_load_explicit(&store->batches, memory_order_relaxed);
-    stats->operations = atomic_load_explicit(&store->operations, memory_order_relaxed);
-    stats->syncs = atomic_load_explicit(&store->syncs, memory_order_relaxed);
-    stats->sync_latency_us_sum = atomic_load_explicit(&store->sync_us_sum, memory_order_relaxed);
-    for (unsigned i = 0; i < STOCK_SYNC_BUCKETS; i++)
-        stats->sync_latency_buckets[i] =
-            atomic_load_explicit(&store->sync_buckets[i], memory_order_relaxed);
     return STOCK_OK;
 }
 
@@ -813,8 +710,6 @@ static pg_store *store_alloc(void)
     pg_store *store = calloc(1, sizeof *store);
     if (store == NULL)
         return NULL;
-    pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
     store->ops = calloc(PG_TXN_OPS_MAX, sizeof store->ops[0]);
     store->candidates = calloc(PG_TXN_OPS_MAX, sizeof store->candidates[0]);
     if (store->ops == NULL || store->candidates == NULL || !pg_plan_init(&store->plan)) {
@@ -823,7 +718,7 @@ static pg_store *store_alloc(void)
     }
     uint64_t id = 0;
     if (getrandom(&id, sizeof id, 0) != sizeof id)
-        id = (uint64_t)now_us(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+        id = (uint64_t)clock_now_us(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
     store->client_id = (int64_t)(id >> 1);   /* a positive bigint */
     return store;
 }
@@ -840,19 +735,18 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
     PGconn *conn = NULL;
     if (code == STOCK_OK) {
         code = conn_open(store, &conn);
-        if (code != STOCK_OK && message != NULL && size > 0)
-            snprintf(message, size, "%s", store->error);
+        if (code != STOCK_OK)
+            message_set(message, size, "%s", store->error);
     }
     store->backend_pid = conn != NULL ? PQbackendPID(conn) : 0;
     if (code == STOCK_OK && !conn_enter_pipeline(store, conn)) {
-        snprintf(message, size, "%s", store->error);
+        message_set(message, size, "%s", store->error);
         PQfinish(conn);
         code = STOCK_IO;
     }
     if (code == STOCK_OK) {
         store->conn = conn;
-        if (pthread_create(&store->worker, NULL, worker_main, store) != 0)
-            code = STOCK_NOMEM;
+        code = worker_start(&store->worker, &store->base, &pg_tasks, PG_TXN_OPS_MAX);
     }
     if (code != STOCK_OK) {
         store_free(store);
@@ -864,9 +758,8 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
 
 const stock_backend_ops postgres_backend = {
     .name = "postgres",
-    .accepts = pg_accepts,
+    .accepts = pg_uri_accepts,
     .open = pg_open,
     .submit = pg_submit,
     .close = pg_close,
-    .get_stats = pg_get_stats,
 };

@@ -17,6 +17,9 @@
 #define PG_URI_MAX 4096            /* bytes in a store URI */
 #define PG_TXN_OPS_MAX STOCK_BATCH_MAX  /* ops combined into one transaction */
 
+/* True for "postgres://..." and "postgresql://...". */
+bool pg_uri_accepts(const char *uri);
+
 /* The backend's options: the URI's stock_* query parameters, else the
  * stock_config fields. */
 typedef struct pg_options {

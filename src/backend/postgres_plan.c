@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backend/postgres.h"
+#include "lib/id.h"
 #include "lib/result.h"
 
 #define PG_PARAMS_MAX 6          /* parameters of the widest statement */
@@ -55,11 +56,6 @@ static uint32_t id_hash(stock_id id)
     return hash;
 }
 
-static bool ids_equal(stock_id a, stock_id b)
-{
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
-
 /* The state of a run of deductions being gathered. */
 typedef struct pg_run {
     stock_op *const *ops;
@@ -73,7 +69,7 @@ static uint32_t *line_slot(pg_plan *plan, const pg_run *run, stock_id key)
     uint32_t mask = PG_PLAN_SLOTS - 1;
     for (uint32_t probe = id_hash(key) & mask;; probe = (probe + 1) & mask) {
         uint32_t entry = plan->slots[probe];
-        if (entry == 0 || ids_equal(run->ops[entry - 1]->id, key))
+        if (entry == 0 || id_equal(run->ops[entry - 1]->id, key))
             return &plan->slots[probe];
     }
 }

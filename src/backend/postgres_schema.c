@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backend/postgres.h"
+#include "lib/message.h"
 
 #define PG_SCHEMA_VERSION 1
 /* Serialises schema installation between processes opening at once. */
@@ -595,8 +596,8 @@ static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want,
 {
     PGresult *result = PQexec(conn, sql);
     bool ok = PQresultStatus(result) == want;
-    if (!ok && message != NULL && size > 0)
-        snprintf(message, size, "postgres schema: %s", PQerrorMessage(conn));
+    if (!ok)
+        message_set(message, size, "postgres schema: %s", PQerrorMessage(conn));
     if (ok && out != NULL)
         *out = result;
     else

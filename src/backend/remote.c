@@ -18,13 +18,13 @@
  *
  * URI: stockd://host[:port][?password=SECRET&timeout_ms=N]; the port
  * defaults to 7379, timeout_ms (how long to wait for a reply before the
- * connection is declared lost) to 30000; the password may be %-encoded.
+ * connection is declared lost) to 30000; the password may be %-encoded
+ * (lib/uri.h: a bad escape or %00 is refused).
  */
 #include <assert.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +32,10 @@
 
 #include "backend/backend.h"
 #include "backend/remote.h"
+#include "lib/batches.h"
+#include "lib/message.h"
+#include "lib/uri.h"
+#include "lib/worker.h"
 
 #define REMOTE_SCHEME "stockd://"
 #define REMOTE_PORT_DEFAULT 7379
@@ -53,26 +57,13 @@ typedef struct remote_store {
     char password[REMOTE_PASSWORD_MAX];     /* "" when none */
     int reply_timeout_ms;
 
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    stock_batch *queue_head;                /* under mutex */
-    stock_batch *queue_tail;
-    bool closing;                           /* under mutex */
-
-    pthread_t thread;
-    /* The thread's own: the connection, scratch for encoding, and the ops
-     * of the pipeline in flight. */
+    worker worker;                          /* the connection thread */
+    /* The thread's own: the connection, scratch for encoding, the ops of
+     * the pipeline in flight, and why its first connection failed. */
     redisContext *context;                  /* NULL while disconnected */
     remote_command command;
     stock_op *pipeline[REMOTE_PIPELINE_MAX];
-
-    /* Open handshake: the thread reports the first connection's result. */
-    bool opened;
-    stock_code open_code;
     char open_reason[REMOTE_REASON_MAX];
-
-    _Atomic uint64_t batches;
-    _Atomic uint64_t operations;
 } remote_store;
 
 static bool remote_accepts(const char *uri)
@@ -81,55 +72,6 @@ static bool remote_accepts(const char *uri)
 }
 
 /* --------------------------------------------------------------- the URI */
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* %-decodes value[0..length) into out (size REMOTE_PASSWORD_MAX). */
-static bool percent_decode(const char *value, size_t length, char *out)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = value[i];
-        if (c == '%') {
-            if (i + 2 >= length)
-                return false;
-            int high = hex_value(value[i + 1]), low = hex_value(value[i + 2]);
-            if (high < 0 || low < 0)
-                return false;
-            c = (char)(high * 16 + low);
-            i += 2;
-        }
-        if (c == '\0' || used + 1 >= REMOTE_PASSWORD_MAX)
-            return false;
-        out[used++] = c;
-    }
-    out[used] = '\0';
-    return used > 0;
-}
-
-/* Parses digits[0..length) as an integer in 1..max. */
-static bool parse_bounded(const char *digits, size_t length, long max,
-                          long *value)
-{
-    long parsed = 0;
-    if (length == 0 || length > 9)
-        return false;
-    for (size_t i = 0; i < length; i++) {
-        if (digits[i] < '0' || digits[i] > '9')
-            return false;
-        parsed = parsed * 10 + (digits[i] - '0');
-    }
-    if (parsed < 1 || parsed > max)
-        return false;
-    *value = parsed;
-    return true;
-}
 
 /* host[:port] or [v6]:port, up to end. */
 static bool parse_authority(remote_store *store, const char *text,
@@ -158,9 +100,9 @@ static bool parse_authority(remote_store *store, const char *text,
     }
     memcpy(store->host, host, host_length);
     store->host[host_length] = '\0';
-    long port = REMOTE_PORT_DEFAULT;
+    uint64_t port = REMOTE_PORT_DEFAULT;
     if (colon != NULL &&
-        !parse_bounded(colon + 1, (size_t)(text + length - colon - 1), 65535, &port)) {
+        !uri_parse_uint(colon + 1, (size_t)(text + length - colon - 1), 1, 65535, &port)) {
         snprintf(why, why_size, "the port must be an integer in 1..65535");
         return false;
     }
@@ -170,26 +112,39 @@ static bool parse_authority(remote_store *store, const char *text,
     return true;
 }
 
+/* The password, %-decoded (lib/uri.h) into store->password. */
+static bool parse_password(remote_store *store, const uri_option *option,
+                           char *why, size_t why_size)
+{
+    size_t decoded = 0;
+    const char *bad = uri_decode(option->value, option->value_len, store->password,
+                                 sizeof store->password, &decoded);
+    if (bad != NULL) {
+        snprintf(why, why_size, "password: %s", bad);
+        return false;
+    }
+    if (decoded == 0 || decoded >= sizeof store->password) {
+        snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
+                 REMOTE_PASSWORD_MAX - 1);
+        return false;
+    }
+    return true;
+}
+
 /* password=...&timeout_ms=... */
 static bool parse_query(remote_store *store, const char *query, char *why,
                         size_t why_size)
 {
     assert(query != NULL && why != NULL);
-    while (*query != '\0') {
-        size_t length = strcspn(query, "&");
-        const char *equals = memchr(query, '=', length);
-        size_t key_length = equals ? (size_t)(equals - query) : length;
-        const char *value = equals ? equals + 1 : query + length;
-        size_t value_length = (size_t)(query + length - value);
-        long timeout = 0;
-        if (key_length == 8 && strncmp(query, "password", 8) == 0) {
-            if (!percent_decode(value, value_length, store->password)) {
-                snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
-                         REMOTE_PASSWORD_MAX - 1);
+    uri_option option;
+    while (uri_option_next(&query, &option)) {
+        uint64_t timeout = 0;
+        if (uri_is(option.key, option.key_len, "password")) {
+            if (!parse_password(store, &option, why, why_size))
                 return false;
-            }
-        } else if (key_length == 10 && strncmp(query, "timeout_ms", 10) == 0) {
-            if (!parse_bounded(value, value_length, REMOTE_REPLY_TIMEOUT_MS_MAX, &timeout)) {
+        } else if (uri_is(option.key, option.key_len, "timeout_ms")) {
+            if (!uri_parse_uint(option.value, option.value_len, 1,
+                                REMOTE_REPLY_TIMEOUT_MS_MAX, &timeout)) {
                 snprintf(why, why_size, "timeout_ms must be an integer in 1..%d",
                          REMOTE_REPLY_TIMEOUT_MS_MAX);
                 return false;
@@ -197,10 +152,9 @@ static bool parse_query(remote_store *store, const char *query, char *why,
             store->reply_timeout_ms = (int)timeout;
         } else {
             snprintf(why, why_size, "unknown parameter '%.*s' (known: password, timeout_ms)",
-                     (int)(key_length > 40 ? 40 : key_length), query);
+                     (int)(option.key_len > 40 ? 40 : option.key_len), option.key);
             return false;
         }
-        query += length + (query[length] == '&');
     }
     return true;
 }
@@ -366,23 +320,12 @@ static void pipeline_flush(remote_store *store, size_t count)
     }
 }
 
-static void complete_batches(remote_store *store, stock_batch *finished)
+/* The worker's run: a list of batches (linked by next, in submission
+ * order), their ops pipelined across batch boundaries. A batch completes
+ * after the flush that carried its last op. */
+static void run_batches(stock_t *base, stock_batch *batch)
 {
-    while (finished != NULL) {
-        stock_batch *next = finished->next;   /* done() may free finished */
-        assert(finished->done != NULL && finished->count >= 1);
-        atomic_fetch_add(&store->batches, 1);
-        atomic_fetch_add(&store->operations, finished->count);
-        finished->done(finished);
-        finished = next;
-    }
-}
-
-/* Runs a list of batches (linked by next, in submission order), their ops
- * pipelined across batch boundaries. A batch completes after the flush
- * that carried its last op. */
-static void run_batches(remote_store *store, stock_batch *batch)
-{
+    remote_store *store = (remote_store *)base;
     stock_batch *finished = NULL, **finished_tail = &finished;
     size_t count = 0;
     while (batch != NULL) {
@@ -394,7 +337,7 @@ static void run_batches(remote_store *store, stock_batch *batch)
             if (count == REMOTE_PIPELINE_MAX) {
                 pipeline_flush(store, count);
                 count = 0;
-                complete_batches(store, finished);
+                batches_complete(&store->base, finished);
                 finished = NULL, finished_tail = &finished;
             }
             store->pipeline[count++] = op;
@@ -406,41 +349,31 @@ static void run_batches(remote_store *store, stock_batch *batch)
         batch = next;
     }
     pipeline_flush(store, count);
-    complete_batches(store, finished);
+    batches_complete(&store->base, finished);
 }
 
-/* The connection thread: connects once for stock_open's sake, then serves
- * the queue until stock_close. SIGPIPE is blocked here because hiredis
- * writes with write(2): a write to a connection the server closed must fail
- * with EPIPE, not kill the process. */
-static void *remote_thread(void *argument)
+/* The worker's start: connects once for stock_open's sake. SIGPIPE is
+ * blocked on the connection thread because hiredis writes with write(2): a
+ * write to a connection the server closed must fail with EPIPE, not kill
+ * the process. */
+static stock_code thread_start(stock_t *base)
 {
-    remote_store *store = argument;
+    remote_store *store = (remote_store *)base;
     sigset_t pipe_signal;
     sigemptyset(&pipe_signal);
     sigaddset(&pipe_signal, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
-
-    stock_code code = connect_store(store, store->open_reason, sizeof store->open_reason);
-    pthread_mutex_lock(&store->mutex);
-    store->open_code = code;
-    store->opened = true;
-    pthread_cond_broadcast(&store->wake);
-    while (code == STOCK_OK) {
-        while (store->queue_head == NULL && !store->closing)
-            pthread_cond_wait(&store->wake, &store->mutex);
-        stock_batch *batches = store->queue_head;
-        store->queue_head = store->queue_tail = NULL;
-        if (batches == NULL)
-            break;   /* closing, and the queue is drained */
-        pthread_mutex_unlock(&store->mutex);
-        run_batches(store, batches);
-        pthread_mutex_lock(&store->mutex);
-    }
-    pthread_mutex_unlock(&store->mutex);
-    drop_connection(store);
-    return NULL;
+    return connect_store(store, store->open_reason, sizeof store->open_reason);
 }
+
+static void thread_stop(stock_t *base)
+{
+    drop_connection((remote_store *)base);
+}
+
+static const worker_tasks remote_tasks = {
+    .start = thread_start, .run = run_batches, .stop = thread_stop,
+};
 
 /* ------------------------------------------------------------ the table */
 
@@ -448,24 +381,12 @@ static void remote_submit(stock_t *base, stock_batch *batch)
 {
     remote_store *store = (remote_store *)base;
     assert(store->base.ops == &remote_backend);
-    assert(batch != NULL && batch->count >= 1);
-    batch->next = NULL;
-    pthread_mutex_lock(&store->mutex);
-    assert(!store->closing);
-    if (store->queue_tail != NULL)
-        store->queue_tail->next = batch;
-    else
-        store->queue_head = batch;
-    store->queue_tail = batch;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
+    worker_submit(&store->worker, batch);
 }
 
 static void store_free(remote_store *store)
 {
-    assert(store->context == NULL && store->queue_head == NULL);
-    pthread_cond_destroy(&store->wake);
-    pthread_mutex_destroy(&store->mutex);
+    assert(store->context == NULL);
     free(store);
 }
 
@@ -473,34 +394,21 @@ static stock_code remote_close(stock_t *base)
 {
     remote_store *store = (remote_store *)base;
     assert(store->base.ops == &remote_backend);
-    pthread_mutex_lock(&store->mutex);
-    assert(!store->closing);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
-    pthread_join(store->thread, NULL);
+    worker_close(&store->worker);
     store_free(store);
     return STOCK_OK;
 }
 
-/* Starts the thread and waits for its first connection's result. */
+/* Starts the connection thread and waits for its first connection. */
 static stock_code start_thread(remote_store *store, char *message,
                                size_t message_size)
 {
-    if (pthread_create(&store->thread, NULL, remote_thread, store) != 0) {
-        snprintf(message, message_size, "cannot start the connection thread");
-        return STOCK_NOMEM;
-    }
-    pthread_mutex_lock(&store->mutex);
-    while (!store->opened)
-        pthread_cond_wait(&store->wake, &store->mutex);
-    stock_code code = store->open_code;
-    pthread_mutex_unlock(&store->mutex);
-    if (code != STOCK_OK) {
-        pthread_join(store->thread, NULL);
-        snprintf(message, message_size, "cannot open stockd at %s: %s",
-                 store->address, store->open_reason);
-    }
+    stock_code code = worker_start(&store->worker, &store->base, &remote_tasks, SIZE_MAX);
+    if (code == STOCK_NOMEM && store->open_reason[0] == '\0')
+        message_set(message, message_size, "cannot start the connection thread");
+    else if (code != STOCK_OK)
+        message_set(message, message_size, "cannot open stockd at %s: %s",
+                    store->address, store->open_reason);
     return code;
 }
 
@@ -509,25 +417,20 @@ static stock_code remote_open(const char *uri, const stock_config *config,
                               size_t message_size)
 {
     (void)config;   /* the server's own configuration applies */
-    char scratch[STOCK_MESSAGE_MAX];
-    if (message == NULL || message_size == 0)
-        message = scratch, message_size = sizeof scratch;
     remote_store *store = calloc(1, sizeof *store);
     if (store == NULL) {
-        snprintf(message, message_size, "out of memory");
+        message_set(message, message_size, "out of memory");
         return STOCK_NOMEM;
     }
     store->base.ops = &remote_backend;
     store->reply_timeout_ms = REMOTE_REPLY_TIMEOUT_MS_DEFAULT;
     char why[REMOTE_REASON_MAX] = "";
     if (!parse_uri(store, uri, why, sizeof why)) {
-        snprintf(message, message_size, "bad stockd URI: %s "
-                 "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
+        message_set(message, message_size, "bad stockd URI: %s "
+                    "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
         free(store);
         return STOCK_INVALID;
     }
-    pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
     stock_code code = start_thread(store, message, message_size);
     if (code != STOCK_OK) {
         store_free(store);
@@ -537,20 +440,10 @@ static stock_code remote_open(const char *uri, const stock_config *config,
     return STOCK_OK;
 }
 
-static stock_code remote_get_stats(stock_t *base, stock_stats *stats)
-{
-    remote_store *store = (remote_store *)base;
-    assert(stats != NULL);
-    stats->batches = atomic_load(&store->batches);
-    stats->operations = atomic_load(&store->operations);
-    return STOCK_OK;
-}
-
 const stock_backend_ops remote_backend = {
     .name = "remote",
     .accepts = remote_accepts,
     .open = remote_open,
     .submit = remote_submit,
     .close = remote_close,
-    .get_stats = remote_get_stats,
 };

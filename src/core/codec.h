@@ -1,6 +1,7 @@
 /*
- * codec.h -- little-endian encoding of the integers and ids that log records
- * (record.c) and snapshots (snapshot.c) are made of.
+ * codec.h -- cursors over the integers and ids that log records (record.c)
+ * and snapshots (snapshot.c) are made of, in the byte order of
+ * lib/little_endian.h.
  *
  * Writing assumes the room was reserved. Reading never trusts the input: a
  * core_reader that runs past its end stops, remembers the failure and
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/little_endian.h"
 #include "stock.h"
 
 static inline uint8_t *core_put_u8(uint8_t *at, uint8_t value)
@@ -25,16 +27,13 @@ static inline uint8_t *core_put_u8(uint8_t *at, uint8_t value)
 
 static inline uint8_t *core_put_u32(uint8_t *at, uint32_t value)
 {
-    for (int i = 0; i < 4; i++)
-        at[i] = (uint8_t)(value >> (8 * i));
+    le_put_u32(at, value);
     return at + 4;
 }
 
 static inline uint8_t *core_put_i64(uint8_t *at, int64_t value)
 {
-    uint64_t bits = (uint64_t)value;
-    for (int i = 0; i < 8; i++)
-        at[i] = (uint8_t)(bits >> (8 * i));
+    le_put_u64(at, (uint64_t)value);
     return at + 8;
 }
 
@@ -87,19 +86,13 @@ static inline uint8_t core_get_u8(core_reader *reader)
 static inline uint32_t core_get_u32(core_reader *reader)
 {
     const uint8_t *at = core_take(reader, 4);
-    uint32_t value = 0;
-    for (int i = 0; at != NULL && i < 4; i++)
-        value |= (uint32_t)at[i] << (8 * i);
-    return value;
+    return at == NULL ? 0 : le_get_u32(at);
 }
 
 static inline int64_t core_get_i64(core_reader *reader)
 {
     const uint8_t *at = core_take(reader, 8);
-    uint64_t bits = 0;
-    for (int i = 0; at != NULL && i < 8; i++)
-        bits |= (uint64_t)at[i] << (8 * i);
-    return (int64_t)bits;
+    return at == NULL ? 0 : (int64_t)le_get_u64(at);
 }
 
 /* An id written by core_put_id. Its bytes point into the reader's input;

@@ -199,7 +199,7 @@ static bool add_again(core *state, stock_op *op, uint32_t entity)
 {
     const core_adjustment *adjustment = core_pool_at(&state->adjustments, entity);
     stock_id sku = core_entity_id(state, &state->skus, adjustment->sku);
-    if (adjustment->delta != op->amount || !core_ids_equal(sku, op->sku)) {
+    if (adjustment->delta != op->amount || !id_equal(sku, op->sku)) {
         result_conflict(op, "adjustment", op->id);
         return false;
     }
@@ -265,7 +265,7 @@ static bool deduct_again(core *state, stock_op *op, uint32_t entity)
     const core_line *line = core_pool_at(&state->lines, entity);
     stock_id sku = core_entity_id(state, &state->skus, line->sku);
     if (line->order != CORE_NONE || line->qty != op->amount ||
-        !core_ids_equal(sku, op->sku)) {
+        !id_equal(sku, op->sku)) {
         result_conflict(op, "line", op->id);
         return false;
     }
@@ -331,7 +331,7 @@ static bool refund_again(core *state, stock_op *op, uint32_t entity)
 {
     const core_refund *refund = core_pool_at(&state->refunds, entity);
     stock_id line = core_entity_id(state, &state->lines, refund->line);
-    if (refund->qty != op->amount || !core_ids_equal(line, op->line)) {
+    if (refund->qty != op->amount || !id_equal(line, op->line)) {
         result_conflict(op, "refund", op->id);
         return false;
     }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "lib/id.h"
 
 /* An entity index that names nothing (a line outside any order). */
 #define CORE_NONE UINT32_MAX
@@ -266,11 +267,6 @@ void core_index_insert(core_index *index, uint32_t hash, uint32_t entity);
 uint64_t core_index_memory(const core_index *index);
 
 /* ------------------------------------------------------------- helpers */
-
-static inline bool core_ids_equal(stock_id a, stock_id b)
-{
-    return a.len == b.len && __builtin_memcmp(a.ptr, b.ptr, a.len) == 0;
-}
 
 /* The id of an entity of a pool (every entity starts with its id ref). */
 static inline stock_id core_entity_id(const core *state, const core_pool *pool,

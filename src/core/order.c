@@ -29,9 +29,9 @@ static bool order_again(core *state, stock_op *op, uint32_t entity)
         const core_line *line = core_pool_at(&state->lines, index);
         const stock_order_line *wanted = &op->lines[i];
         same = line->qty == wanted->qty &&
-               core_ids_equal(core_entity_id(state, &state->lines, index),
+               id_equal(core_entity_id(state, &state->lines, index),
                               wanted->line_id) &&
-               core_ids_equal(core_entity_id(state, &state->skus, line->sku),
+               id_equal(core_entity_id(state, &state->skus, line->sku),
                               wanted->sku);
     }
     if (!same) {

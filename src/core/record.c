@@ -18,10 +18,10 @@
  *   REFUND  type | id refund | id line | u32 qty | i64 available
  */
 #include <inttypes.h>
-#include <stdio.h>
 
 #include "core/codec.h"
 #include "core/core_internal.h"
+#include "lib/message.h"
 
 /* Record type bytes: part of the on-disk format, never renumber. */
 enum {
@@ -235,8 +235,7 @@ static bool decode(core_reader *reader, replay *out)
 static stock_code corrupt(char *message, size_t message_size, const char *format,
                           const char *detail, const char *more)
 {
-    if (message != NULL && message_size > 0)
-        snprintf(message, message_size, format, detail, more);
+    message_set(message, message_size, format, detail, more);
     return STOCK_CORRUPT;
 }
 

@@ -21,11 +21,11 @@
  * Entities appear in index order, so loading recreates the same indices.
  */
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/codec.h"
 #include "core/core_internal.h"
+#include "lib/message.h"
 
 #define SNAPSHOT_MAGIC "STKSNAP1"
 #define SNAPSHOT_TRAILER "STKSNEND"
@@ -211,17 +211,14 @@ typedef struct section {
 static stock_code load_corrupt(loader *in, const char *section, uint64_t entry,
                                const char *problem)
 {
-    if (in->message != NULL && in->message_size > 0)
-        snprintf(in->message, in->message_size, "snapshot %s %" PRIu64 ": %s",
-                 section, entry, problem);
+    message_set(in->message, in->message_size, "snapshot %s %" PRIu64 ": %s",
+                section, entry, problem);
     return STOCK_CORRUPT;
 }
 
 static stock_code load_nomem(loader *in)
 {
-    if (in->message != NULL && in->message_size > 0)
-        snprintf(in->message, in->message_size,
-                 "out of memory loading the snapshot");
+    message_set(in->message, in->message_size, "out of memory loading the snapshot");
     return STOCK_NOMEM;
 }
 

@@ -295,7 +295,7 @@ uint32_t core_index_find(const core_index *index, const core_pool *pool,
         if (slot.hash != hash)
             continue;
         const uint64_t *ref = core_pool_at(pool, slot.entry - 1);
-        if (core_ids_equal(core_ids_get(ids, *ref), id))
+        if (id_equal(core_ids_get(ids, *ref), id))
             return slot.entry - 1;
     }
 }
@@ -328,7 +328,7 @@ static uint32_t index_place_unique(core_index *index, const core_pool *pool,
         if (id.ptr == NULL)
             id = core_ids_get(ids, *(const uint64_t *)core_pool_at(pool, slot.entry - 1));
         const uint64_t *ref = core_pool_at(pool, held.entry - 1);
-        if (core_ids_equal(core_ids_get(ids, *ref), id))
+        if (id_equal(core_ids_get(ids, *ref), id))
             return held.entry - 1;
     }
 }

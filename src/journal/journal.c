@@ -13,10 +13,10 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal/journal_internal.h"
+#include "lib/clock.h"
 
 /* Parses exactly 16 lowercase hex digits. */
 static bool parse_hex16(const char *text, uint64_t *value)
@@ -78,8 +78,8 @@ bool journal_list(int dir_fd, journal_listing *listing, char *message,
     int fd = dup(dir_fd);
     DIR *dir = fd < 0 ? NULL : fdopendir(fd);
     if (dir == NULL) {
-        journal_message(message, size, "cannot list the data folder: %s",
-                        strerror(errno));
+        message_set(message, size, "cannot list the data folder: %s",
+                    strerror(errno));
         if (fd >= 0)
             close(fd);
         return false;
@@ -96,8 +96,8 @@ bool journal_list(int dir_fd, journal_listing *listing, char *message,
     }
     closedir(dir);
     if (!ok) {
-        journal_message(message, size, "too many files in the data folder "
-                        "or out of memory listing it");
+        message_set(message, size, "too many files in the data folder "
+                    "or out of memory listing it");
         journal_listing_free(listing);
         return false;
     }
@@ -123,7 +123,7 @@ stock_code journal_map(int dir_fd, const char *name, const uint8_t **data,
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat(fd, &info) != 0) {
-        journal_message(message, size, "cannot read %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot read %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
@@ -134,7 +134,7 @@ stock_code journal_map(int dir_fd, const char *name, const uint8_t **data,
         void *map = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
                          fd, 0);
         if (map == MAP_FAILED) {
-            journal_message(message, size, "cannot map %s: %s", name, strerror(errno));
+            message_set(message, size, "cannot map %s: %s", name, strerror(errno));
             close(fd);
             return STOCK_IO;
         }
@@ -188,7 +188,7 @@ stock_code journal_segment_create(journal *log, uint64_t lsn, char *message,
     int fd = openat(log->dir_fd, temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0 || !journal_write_all(fd, header, sizeof header, 0) || fdatasync(fd) != 0 ||
         renameat(log->dir_fd, temp, log->dir_fd, name) != 0 || !journal_sync_dir(log)) {
-        journal_message(message, size, "cannot create %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot create %s: %s", name, strerror(errno));
         if (fd >= 0) {
             close(fd);
             unlinkat(log->dir_fd, temp, 0);
@@ -210,28 +210,28 @@ static stock_code open_folder(journal *log, const char *path, char *message,
                               size_t size)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        journal_message(message, size, "cannot create the data folder %s: %s",
-                        path, strerror(errno));
+        message_set(message, size, "cannot create the data folder %s: %s",
+                    path, strerror(errno));
         return STOCK_IO;
     }
     log->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->dir_fd < 0) {
-        journal_message(message, size, "cannot open the data folder %s: %s",
-                        path, strerror(errno));
+        message_set(message, size, "cannot open the data folder %s: %s",
+                    path, strerror(errno));
         return STOCK_IO;
     }
     log->lock_fd = openat(log->dir_fd, "LOCK", O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     if (log->lock_fd < 0) {
-        journal_message(message, size, "cannot create %s/LOCK: %s", path,
-                        strerror(errno));
+        message_set(message, size, "cannot create %s/LOCK: %s", path,
+                    strerror(errno));
         return STOCK_IO;
     }
     if (flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         bool busy = errno == EWOULDBLOCK;
-        journal_message(message, size, busy
-                        ? "the data folder %s is open in another process (%s/LOCK is held)"
-                        : "cannot lock the data folder %s: %s",
-                        path, busy ? path : strerror(errno));
+        message_set(message, size, busy
+                    ? "the data folder %s is open in another process (%s/LOCK is held)"
+                    : "cannot lock the data folder %s: %s",
+                    path, busy ? path : strerror(errno));
         return busy ? STOCK_UNAVAILABLE : STOCK_IO;
     }
     return STOCK_OK;
@@ -325,7 +325,7 @@ stock_code journal_append(journal *log, const void *data, size_t len,
     char name[JOURNAL_NAME_MAX];
     journal_segment_name(name, log->segment_lsn);
     if (log->failed) {
-        journal_message(message, message_size, "an earlier write to %s failed", name);
+        message_set(message, message_size, "an earlier write to %s failed", name);
         return STOCK_IO;
     }
     if (!journal_write_all(log->segment_fd, data, len, log->segment_bytes)) {
@@ -338,8 +338,8 @@ stock_code journal_append(journal *log, const void *data, size_t len,
                       strerror(errno));
         log->zeroed_end = log->segment_bytes;   /* the cut took the zeros too */
         log->failed = true;
-        journal_message(message, message_size, "writing %s failed: %s", name,
-                        strerror(error));
+        message_set(message, message_size, "writing %s failed: %s", name,
+                    strerror(error));
         return STOCK_IO;
     }
     log->segment_bytes += len;
@@ -355,16 +355,13 @@ stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
                         size_t message_size)
 {
     assert(log->segment_fd >= 0 && latency_us != NULL);
-    struct timespec start, end;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start_us = clock_now_us(CLOCK_MONOTONIC);
     int rc = fdatasync(log->segment_fd);
     int error = errno;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    *latency_us = (uint64_t)((end.tv_sec - start.tv_sec) * 1000000LL +
-                             (end.tv_nsec - start.tv_nsec) / 1000);
+    *latency_us = (uint64_t)(clock_now_us(CLOCK_MONOTONIC) - start_us);
     if (rc != 0) {
-        journal_message(message, message_size, "fdatasync of the flow log failed: %s",
-                        strerror(error));
+        message_set(message, message_size, "fdatasync of the flow log failed: %s",
+                    strerror(error));
         return STOCK_IO;
     }
     return STOCK_OK;
@@ -380,7 +377,7 @@ stock_code journal_rotate(journal *log, char *message, size_t message_size)
 {
     assert(log->segment_fd >= 0 && log->segment_lsn <= log->next_lsn);
     if (log->failed) {
-        journal_message(message, message_size, "the flow log failed earlier");
+        message_set(message, message_size, "the flow log failed earlier");
         return STOCK_IO;
     }
     if (log->segment_lsn == log->next_lsn)

@@ -14,6 +14,8 @@
 #include <xxhash.h>
 
 #include "journal/journal.h"
+#include "lib/little_endian.h"
+#include "lib/message.h"
 
 /* File headers: 8-byte magic, u32 version, u32 header size, u64 lsn, u64
  * XXH3 of the 24 bytes before it. */
@@ -78,41 +80,9 @@ typedef struct journal_listing {
     size_t snapshot_count;
 } journal_listing;
 
-/* Little-endian integers. */
-static inline void journal_put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void journal_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t journal_get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static inline uint64_t journal_get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* True if data[0..len) is all zero bytes (space never written). */
 bool journal_all_zero(const uint8_t *data, size_t len);
 
-/* printf into message (may be NULL or size 0). */
-void journal_message(char *message, size_t size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* File names: "log-%016llx.wal", "snap-%016llx.snap". */
 void journal_segment_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);

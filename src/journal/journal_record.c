@@ -28,8 +28,8 @@ void journal_frame_end(buf *out, size_t start)
     const uint8_t *payload = header + JOURNAL_RECORD_HEADER_BYTES;
     /* Seeding with the length makes the checksum cover it too. */
     uint64_t check = XXH3_64bits_withSeed(payload, payload_len, payload_len);
-    journal_put_u32(header, (uint32_t)payload_len);
-    journal_put_u64(header + 4, check);
+    le_put_u32(header, (uint32_t)payload_len);
+    le_put_u64(header + 4, check);
 }
 
 bool journal_all_zero(const uint8_t *data, size_t len)
@@ -61,7 +61,7 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
         *why = "incomplete record header";
         return JOURNAL_PARSE_BAD;
     }
-    uint32_t length = journal_get_u32(data);
+    uint32_t length = le_get_u32(data);
     if (length == 0 || length > JOURNAL_RECORD_MAX) {
         *why = "record length out of range";
         return JOURNAL_PARSE_BAD;
@@ -71,7 +71,7 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
         return JOURNAL_PARSE_BAD;
     }
     const uint8_t *body = data + JOURNAL_RECORD_HEADER_BYTES;
-    if (XXH3_64bits_withSeed(body, length, length) != journal_get_u64(data + 4)) {
+    if (XXH3_64bits_withSeed(body, length, length) != le_get_u64(data + 4)) {
         *why = "record checksum mismatch";
         return JOURNAL_PARSE_BAD;
     }
@@ -86,10 +86,10 @@ void journal_header_make(uint8_t header[JOURNAL_FILE_HEADER_BYTES],
 {
     assert(strlen(magic) == 8);
     memcpy(header, magic, 8);
-    journal_put_u32(header + 8, JOURNAL_FORMAT_VERSION);
-    journal_put_u32(header + 12, JOURNAL_FILE_HEADER_BYTES);
-    journal_put_u64(header + 16, lsn);
-    journal_put_u64(header + 24, XXH3_64bits(header, 24));
+    le_put_u32(header + 8, JOURNAL_FORMAT_VERSION);
+    le_put_u32(header + 12, JOURNAL_FILE_HEADER_BYTES);
+    le_put_u64(header + 16, lsn);
+    le_put_u64(header + 24, XXH3_64bits(header, 24));
 }
 
 bool journal_header_check(const uint8_t *data, size_t len, const char *magic,
@@ -112,14 +112,4 @@ void journal_snapshot_name(char name[JOURNAL_NAME_MAX], uint64_t lsn)
 {
     snprintf(name, JOURNAL_NAME_MAX, "snap-%016llx.snap",
              (unsigned long long)lsn);
-}
-
-void journal_message(char *message, size_t size, const char *format, ...)
-{
-    if (message == NULL || size == 0)
-        return;
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, size, format, args);
-    va_end(args);
 }

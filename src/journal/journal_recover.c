@@ -102,7 +102,7 @@ static stock_code load_snapshot(recovery *r, const char *name, int fd,
                  (unsigned long long)left);
     }
     if (code != STOCK_OK)
-        journal_message(r->message, r->size, "%s: %s", name, inner);
+        message_set(r->message, r->size, "%s: %s", name, inner);
     return code;
 }
 
@@ -116,7 +116,7 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
     int fd = openat(r->log->dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat(fd, &info) != 0) {
-        journal_message(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
@@ -129,7 +129,7 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
         *loaded = true;
         code = load_snapshot(r, name, fd, buffer, body_len);
     } else if (code == STOCK_IO) {
-        journal_message(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
     } else {
         assert(why != NULL);
         snprintf(damage, damage_size, "%s: %s", name, why);
@@ -166,8 +166,8 @@ static stock_code recover_snapshot(recovery *r)
     }
     free(buffer);
     if (code == STOCK_OK && !loaded) {
-        journal_message(r->message, r->size, "%s, and no older valid snapshot",
-                        first_damage);
+        message_set(r->message, r->size, "%s, and no older valid snapshot",
+                    first_damage);
         return STOCK_CORRUPT;
     }
     return code;
@@ -178,7 +178,7 @@ static size_t find_valid_record(const uint8_t *data, size_t len, size_t from)
 {
     assert(data != NULL && from <= len);
     for (size_t p = from; p + JOURNAL_RECORD_HEADER_BYTES < len; p++) {
-        uint32_t length = journal_get_u32(data + p);
+        uint32_t length = le_get_u32(data + p);
         /* Cheap filter first: most garbage fails the length test. */
         if (length == 0 || length > JOURNAL_RECORD_MAX ||
             length > len - p - JOURNAL_RECORD_HEADER_BYTES)
@@ -211,7 +211,7 @@ static size_t record_extent_end(const uint8_t *data, size_t len, size_t offset)
     size_t header_end = offset + JOURNAL_RECORD_HEADER_BYTES;
     if (header_end > len)
         return len;
-    uint32_t length = journal_get_u32(data + offset);
+    uint32_t length = le_get_u32(data + offset);
     size_t end = header_end + length;
     if (length == 0 || length > JOURNAL_RECORD_MAX)
         end = (header_end / JOURNAL_PAGE_BYTES + 1) * JOURNAL_PAGE_BYTES;
@@ -254,9 +254,9 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
     assert(offset >= JOURNAL_FILE_HEADER_BYTES && offset < len);
     assert(why != NULL);
     if (!last) {
-        journal_message(r->message, r->size, "%s, offset %zu: %s in a closed "
-                        "segment (damage before the end of the log)", name,
-                        offset, why);
+        message_set(r->message, r->size, "%s, offset %zu: %s in a closed "
+                    "segment (damage before the end of the log)", name,
+                    offset, why);
         return STOCK_CORRUPT;
     }
     /* A hole: the segment is zero-filled ahead of its records, and after a
@@ -276,9 +276,9 @@ static stock_code bad_record(recovery *r, const char *name, uint64_t lsn,
     if (r->cut_hole)
         later = len;
     if (later < len) {
-        journal_message(r->message, r->size, "%s, offset %zu: %s, yet a valid "
-                        "record follows at offset %zu (damage, not a torn tail)",
-                        name, offset, why, later);
+        message_set(r->message, r->size, "%s, offset %zu: %s, yet a valid "
+                    "record follows at offset %zu (damage, not a torn tail)",
+                    name, offset, why, later);
         return STOCK_CORRUPT;
     }
     /* The notice tells the torn bytes apart from the zeros ahead of them. */
@@ -305,7 +305,7 @@ static void prefetch_next(const recovery *r, const uint8_t *data, size_t len,
         *ahead = len;
         return;
     }
-    uint32_t length = journal_get_u32(data + *ahead);
+    uint32_t length = le_get_u32(data + *ahead);
     if (length == 0 || length > len - *ahead - JOURNAL_RECORD_HEADER_BYTES) {
         *ahead = len;
         return;
@@ -341,8 +341,8 @@ static stock_code replay_segment(recovery *r, const char *name, uint64_t lsn,
             stock_code code = r->replay->apply(r->replay->context, payload,
                                                payload_len, inner, sizeof inner);
             if (code != STOCK_OK) {
-                journal_message(r->message, r->size, "%s, offset %zu: record %llu: %s",
-                                name, offset, (unsigned long long)*next, inner);
+                message_set(r->message, r->size, "%s, offset %zu: record %llu: %s",
+                            name, offset, (unsigned long long)*next, inner);
                 return code;
             }
             r->log->log_bytes += record_len;
@@ -363,9 +363,9 @@ static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
     char name[JOURNAL_NAME_MAX];
     journal_segment_name(name, lsn);
     if (lsn != *next) {
-        journal_message(r->message, r->size, "%s, offset 0: starts at record %llu "
-                        "but the log before it ends at record %llu", name,
-                        (unsigned long long)lsn, (unsigned long long)*next);
+        message_set(r->message, r->size, "%s, offset 0: starts at record %llu "
+                    "but the log before it ends at record %llu", name,
+                    (unsigned long long)lsn, (unsigned long long)*next);
         return STOCK_CORRUPT;
     }
     const uint8_t *data;
@@ -374,7 +374,7 @@ static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
     if (code != STOCK_OK)
         return code;
     if (!journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn)) {
-        journal_message(r->message, r->size, "%s, offset 0: bad segment header", name);
+        message_set(r->message, r->size, "%s, offset 0: bad segment header", name);
         code = STOCK_CORRUPT;
     } else {
         code = replay_segment(r, name, lsn, last, data, len, next);
@@ -395,9 +395,9 @@ static stock_code recover_segments(recovery *r)
     if (start == listing->segment_count && listing->segment_count > 0) {
         char name[JOURNAL_NAME_MAX];
         journal_segment_name(name, listing->segments[0]);
-        journal_message(r->message, r->size, "%s, offset 0: the log must start "
-                        "at record %llu, earlier records are missing", name,
-                        (unsigned long long)r->base_lsn);
+        message_set(r->message, r->size, "%s, offset 0: the log must start "
+                    "at record %llu, earlier records are missing", name,
+                    (unsigned long long)r->base_lsn);
         return STOCK_CORRUPT;
     }
     if (start < listing->segment_count)
@@ -409,9 +409,9 @@ static stock_code recover_segments(recovery *r)
             return code;
     }
     if (next < r->base_lsn) {
-        journal_message(r->message, r->size, "the log ends at record %llu, "
-                        "before the snapshot's record %llu",
-                        (unsigned long long)next, (unsigned long long)r->base_lsn);
+        message_set(r->message, r->size, "the log ends at record %llu, "
+                    "before the snapshot's record %llu",
+                    (unsigned long long)next, (unsigned long long)r->base_lsn);
         return STOCK_CORRUPT;
     }
     r->log->next_lsn = next;
@@ -427,8 +427,8 @@ static stock_code cut_tail(recovery *r)
     journal_segment_name(name, r->cut_segment);
     int fd = openat(r->log->dir_fd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)r->cut_offset) != 0 || fsync(fd) != 0) {
-        journal_message(r->message, r->size, "cannot cut the torn tail of %s: %s",
-                        name, strerror(errno));
+        message_set(r->message, r->size, "cannot cut the torn tail of %s: %s",
+                    name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
@@ -483,8 +483,8 @@ static stock_code reopen_last(recovery *r)
     int fd = openat(log->dir_fd, name, O_WRONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fsync(fd) != 0 || fstat(fd, &info) != 0) {
-        journal_message(r->message, r->size, "cannot reopen %s: %s", name,
-                        strerror(errno));
+        message_set(r->message, r->size, "cannot reopen %s: %s", name,
+                    strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;

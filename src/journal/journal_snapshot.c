@@ -76,7 +76,7 @@ stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
         *why = "bad snapshot header (offset 0)";
         return STOCK_CORRUPT;
     }
-    uint64_t stored_len = journal_get_u64(trailer);
+    uint64_t stored_len = le_get_u64(trailer);
     if (memcmp(trailer + 16, JOURNAL_TRAILER_MAGIC, 8) != 0 ||
         stored_len != len - JOURNAL_FILE_HEADER_BYTES - JOURNAL_SNAPSHOT_TRAILER_BYTES) {
         *why = "bad or missing trailer (an unfinished snapshot)";
@@ -85,7 +85,7 @@ stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
     uint64_t hash = 0;
     if (!hash_file(fd, len - sizeof trailer, buffer, &hash))
         return STOCK_IO;
-    if (hash != journal_get_u64(trailer + 8)) {
+    if (hash != le_get_u64(trailer + 8)) {
         *why = "checksum mismatch";
         return STOCK_CORRUPT;
     }
@@ -150,8 +150,8 @@ static void snapshot_child(journal *log, journal_save_fn save, void *context,
         save(context, snap_write_body, log) != 0)
         _exit(4);
     uint8_t trailer[JOURNAL_SNAPSHOT_TRAILER_BYTES];
-    journal_put_u64(trailer, log->snap_body_bytes);
-    journal_put_u64(trailer + 8, XXH3_64bits_digest(log->snap_hash));
+    le_put_u64(trailer, log->snap_body_bytes);
+    le_put_u64(trailer + 8, XXH3_64bits_digest(log->snap_hash));
     memcpy(trailer + 16, JOURNAL_TRAILER_MAGIC, 8);
     if (snap_put(log, trailer, sizeof trailer, false) != 0 || snap_flush(log) != 0 ||
         fsync(log->snap_fd) != 0)
@@ -191,8 +191,8 @@ stock_code journal_snapshot_start(journal *log, journal_save_fn save,
     pid_t pid = fork();
     if (pid < 0) {
         log->attempt_bytes = log->log_bytes;
-        journal_message(message, message_size, "cannot fork the snapshot writer: %s",
-                        strerror(errno));
+        message_set(message, message_size, "cannot fork the snapshot writer: %s",
+                    strerror(errno));
         return STOCK_IO;
     }
     if (pid == 0)

@@ -5,10 +5,11 @@
  */
 #include <assert.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "lib/batches.h"
+#include "lib/message.h"
 #include "lib/result.h"
 
 const char *stock_version(void)
@@ -32,7 +33,7 @@ static stock_code open_backend(const char *uri, const stock_config *config,
                                stock_t **store, char *message)
 {
     if (uri == NULL || uri[0] == '\0') {
-        snprintf(message, STOCK_MESSAGE_MAX, "the store URI is empty");
+        message_set(message, STOCK_MESSAGE_MAX, "the store URI is empty");
         return STOCK_INVALID;
     }
     for (size_t i = 0; stock_backends[i] != NULL; i++) {
@@ -44,7 +45,7 @@ static stock_code open_backend(const char *uri, const stock_config *config,
         assert(code != STOCK_OK || (*store)->ops == ops);
         return code;
     }
-    snprintf(message, STOCK_MESSAGE_MAX, "no backend serves the URI '%s'", uri);
+    message_set(message, STOCK_MESSAGE_MAX, "no backend serves the URI '%s'", uri);
     return STOCK_UNSUPPORTED;
 }
 
@@ -60,7 +61,7 @@ stock_code stock_open(const char *uri, const stock_config *config,
     char sentence[STOCK_MESSAGE_MAX] = "";
     stock_code code = open_backend(uri, config, store, sentence);
     if (code != STOCK_OK && sentence[0] == '\0')
-        snprintf(sentence, sizeof sentence, "%s", stock_strerror(code));
+        message_set(sentence, sizeof sentence, "%s", stock_strerror(code));
     if (message != NULL)
         memcpy(message, sentence, sizeof sentence);
     return code;
@@ -83,8 +84,9 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
 {
     assert(store != NULL && stats != NULL);
     memset(stats, 0, sizeof *stats);
+    stats_read(&store->stats, stats);
     if (store->ops->get_stats == NULL)
-        return STOCK_UNSUPPORTED;
+        return STOCK_OK;
     return store->ops->get_stats(store, stats);
 }
 
@@ -103,7 +105,8 @@ void stock_submit(stock_t *store, stock_batch *batch)
             valid++;
     }
     if (valid == 0) {
-        batch->done(batch);
+        batch->next = NULL;
+        batches_complete(store, batch);
         return;
     }
     store->ops->submit(store, batch);

@@ -3,8 +3,8 @@
  * backend before an operation can touch state.
  */
 #include <assert.h>
-#include <string.h>
 
+#include "lib/id.h"
 #include "lib/result.h"
 
 #define ID_RULE "must be 1-64 printable ASCII characters without spaces"
@@ -33,11 +33,6 @@ static stock_code invalid(stock_op *op, const char *what, const char *rule)
     return STOCK_INVALID;
 }
 
-static bool ids_equal(stock_id a, stock_id b)
-{
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
-
 static stock_code validate_order(stock_op *op)
 {
     if (!stock_id_valid(op->id))
@@ -56,7 +51,7 @@ static stock_code validate_order(stock_op *op)
         else if (!qty_valid(line->qty))
             what = "qty", rule = QTY_RULE;
         for (uint32_t j = 0; rule == NULL && j < i; j++)
-            if (ids_equal(op->lines[j].line_id, line->line_id))
+            if (id_equal(op->lines[j].line_id, line->line_id))
                 what = "line id", rule = "must not repeat within an order";
         if (rule != NULL) {
             op->failed_line = (int32_t)i;

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "lib/uri.h"
 #include "proto/http.h"
 #include "server/log.h"
 #include "server/routes.h"
@@ -146,22 +147,16 @@ static void reply_continue(conn *c)
 
 /* ------------------------------------------------------------ parsing */
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = (char)(ch | 0x20);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 typedef enum path_status { PATH_OK, PATH_MALFORMED, PATH_NO_ROUTE } path_status;
 
-/* Splits and percent-decodes the URL's path. A segment longer than its
- * buffer is cut there and scanning goes on: the cut segment is still over
- * any id's limit, so the id check, not a vague "malformed", answers it. A
- * path with more segments than any route has is no route. */
-static path_status split_path(const http_request *req, path *p)
+/* Splits the URL's path and percent-decodes each segment (lib/uri.h: a bad
+ * escape or %00 makes the path malformed, *why says which). A segment
+ * longer than its buffer is cut there: the cut segment is still over any
+ * id's limit, so the id check, not a vague "malformed", answers it. A path
+ * with more segments than any route has is no route. */
+static path_status split_path(const http_request *req, path *p, const char **why)
 {
+    *why = NULL;
     struct http_parser_url url;
     http_parser_url_init(&url);
     if (http_parser_parse_url((const char *)req->url.data, req->url.len, 0, &url) != 0 ||
@@ -175,23 +170,16 @@ static path_status split_path(const http_request *req, path *p)
             return PATH_MALFORMED;
         if (p->count == ROUTES_SEGMENTS_MAX)
             return PATH_NO_ROUTE;
-        size_t n = 0;
-        char *target = p->segment[p->count].text;
-        for (; i < len && text[i] != '/'; i++) {
-            int high = 0, low = 0;
-            char ch = text[i];
-            if (ch == '%') {
-                if (i + 2 >= len || (high = hex_value(text[i + 1])) < 0 ||
-                    (low = hex_value(text[i + 2])) < 0)
-                    return PATH_MALFORMED;
-                ch = (char)(high * 16 + low);
-                i += 2;
-            }
-            if (n + 1 < sizeof p->segment[0].text)
-                target[n++] = ch;
-        }
-        target[n] = '\0';
-        p->segment[p->count++].len = n;
+        const char *slash = memchr(text + i, '/', len - i);
+        size_t end = slash != NULL ? (size_t)(slash - text) : len;
+        size_t decoded = 0;
+        *why = uri_decode(text + i, end - i, p->segment[p->count].text,
+                          sizeof p->segment[0].text, &decoded);
+        if (*why != NULL)
+            return PATH_MALFORMED;
+        size_t kept = sizeof p->segment[0].text - 1;
+        p->segment[p->count++].len = decoded < kept ? decoded : kept;
+        i = end;
     }
     return PATH_OK;
 }
@@ -502,9 +490,13 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
 static void route(conn *c, const http_request *req)
 {
     path p;
-    path_status status = split_path(req, &p);
+    const char *why = NULL;
+    path_status status = split_path(req, &p, &why);
     if (status == PATH_MALFORMED) {
-        reply_error(c, req->keep_alive, 400, "INVALID", "malformed request path");
+        char message[ROUTES_MESSAGE_MAX];
+        snprintf(message, sizeof message, "malformed request path%s%s",
+                 why != NULL ? ": " : "", why != NULL ? why : "");
+        reply_error(c, req->keep_alive, 400, "INVALID", message);
         return;
     }
     bool path_known = false;

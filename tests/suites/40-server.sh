@@ -313,6 +313,12 @@ check "PUT sku expect mismatch" '409 {"error":"MISMATCH","message":"sku=W1 curre
 check "GET sku" '200 {"sku":"W1","available":10,"adjusted":10,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W1)"
 check "GET sku 404" '404 {"error":"NOTFOUND","message":"sku=W9"}' "$(http GET /v1/skus/W9)"
 check "GET sku percent-encoded" '200' "$(http GET /v1/skus/%57%31 | cut -c1-3)"
+# One decoding rule for paths and store URIs: a '%' needs two hex digits,
+# and %00 is refused (it once let /healthz%00 through as /healthz).
+check "path with %00" '400 {"error":"INVALID","message":"malformed request path: %00 (a NUL byte) is not allowed"}' "$(http GET /healthz%00)"
+check "sku with %00" '400 {"error":"INVALID","message":"malformed request path: %00 (a NUL byte) is not allowed"}' "$(http GET /v1/skus/W1%00)"
+check "path with a bad escape" '400 {"error":"INVALID","message":"malformed request path: a '"'%'"' must be followed by two hex digits"}' "$(http GET /v1/skus/W%zz)"
+check "path with a plus" '404 {"error":"NOTFOUND","message":"sku=W+1"}' "$(http GET /v1/skus/W+1)"
 check "adjustment" '200 {"sku":"W1","available":15}' "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":"a1"}')"
 check "empty adjustment id" '400 {"error":"INVALID","message":"adjustment id must be 1-64 printable ASCII characters without spaces"}' "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":""}')"
 check "deduction" '200 {"line_id":"D1","sku":"W1","qty":2,"available":13}' "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":2}')"

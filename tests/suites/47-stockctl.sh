@@ -88,6 +88,10 @@ expect 2 --store "stockd://127.0.0.1:17399?timeout_ms=0" get A
 grep -q "timeout_ms must be an integer" "$dir/err" || fail "no clear message for a bad timeout"
 expect 2 --store "stockd://127.0.0.1:17399?colour=blue" get A
 grep -q "unknown parameter 'colour'" "$dir/err" || fail "no clear message for an unknown parameter"
+expect 2 --store "stockd://127.0.0.1:17399?password=a%00b" get A
+grep -q "password: %00 (a NUL byte) is not allowed" "$dir/err" || fail "no clear message for a NUL in the password"
+expect 2 --store "stockd://127.0.0.1:17399?password=a%zz" get A
+grep -q "password: a '%' must be followed by two hex digits" "$dir/err" || fail "no clear message for a bad escape"
 expect 2 --store "stockd://:7379" get A
 expect 11 --store "stockd://127.0.0.1:17399" get A
 grep -q "cannot open" "$dir/err" || fail "no clear message for an unreachable server"

@@ -28,6 +28,7 @@ static const options_case cases[] = {
     {"?stock_buckets=4x", STOCK_INVALID, "stock_buckets"},
     {"?stock_replica=mysql%3A%2F%2Fx", STOCK_INVALID, "stock_replica"},
     {"?stock_replica=postgres%3A%2F%2F%zz", STOCK_INVALID, "stock_replica"},
+    {"?stock_replica=postgres%3A%2F%2Fx%00y", STOCK_INVALID, "stock_replica: %00"},
     {"?stock_bucket=4", STOCK_INVALID, "unknown parameter 'stock_bucket'"},
     {"?connect_timeout=5&stock_merge=1&stock_buckets=64&application_name=x", STOCK_OK, ""},
     {"?stock_merge=0", STOCK_OK, ""},

@@ -1,0 +1,87 @@
+/* worker.c -- a backend's batch thread (see worker.h). */
+#include <assert.h>
+
+#include "lib/worker.h"
+
+static void *worker_main(void *argument)
+{
+    worker *w = argument;
+    stock_code code = w->tasks->start != NULL ? w->tasks->start(w->store) : STOCK_OK;
+    pthread_mutex_lock(&w->mutex);
+    w->start_code = code;
+    w->started = true;
+    pthread_cond_broadcast(&w->wake);
+    while (code == STOCK_OK) {
+        while (w->queue.head == NULL && !w->closing)
+            pthread_cond_wait(&w->wake, &w->mutex);
+        stock_batch *chain = batches_dequeue(&w->queue, w->ops_max, NULL);
+        if (chain == NULL)
+            break;   /* closing, and the queue is drained */
+        pthread_mutex_unlock(&w->mutex);
+        w->tasks->run(w->store, chain);
+        pthread_mutex_lock(&w->mutex);
+    }
+    pthread_mutex_unlock(&w->mutex);
+    if (code == STOCK_OK && w->tasks->stop != NULL)
+        w->tasks->stop(w->store);
+    return NULL;
+}
+
+static void destroy(worker *w)
+{
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mutex);
+}
+
+stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
+                        size_t ops_max)
+{
+    assert(store != NULL && tasks != NULL && tasks->run != NULL);
+    assert(ops_max >= STOCK_BATCH_MAX);
+    *w = (worker){.store = store, .tasks = tasks, .ops_max = ops_max};
+    pthread_mutex_init(&w->mutex, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        destroy(w);
+        return STOCK_NOMEM;
+    }
+    pthread_mutex_lock(&w->mutex);
+    while (!w->started)
+        pthread_cond_wait(&w->wake, &w->mutex);
+    stock_code code = w->start_code;
+    pthread_mutex_unlock(&w->mutex);
+    if (code != STOCK_OK) {
+        pthread_join(w->thread, NULL);
+        destroy(w);
+    }
+    return code;
+}
+
+void worker_submit(worker *w, stock_batch *batch)
+{
+    assert(batch != NULL && batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    pthread_mutex_lock(&w->mutex);
+    bool closing = w->closing;
+    if (!closing) {
+        batches_enqueue(&w->queue, batch);
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mutex);
+    if (closing) {
+        batch->next = NULL;
+        batches_fail(batch, STOCK_UNAVAILABLE, "the store is closing");
+        batches_complete(w->store, batch);
+    }
+}
+
+void worker_close(worker *w)
+{
+    pthread_mutex_lock(&w->mutex);
+    assert(w->started && w->start_code == STOCK_OK && !w->closing);
+    w->closing = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mutex);
+    pthread_join(w->thread, NULL);
+    assert(w->queue.head == NULL);
+    destroy(w);
+}

@@ -1,0 +1,63 @@
+/*
+ * worker.h -- the thread a backend runs its batches on when its work blocks
+ * (a database connection, a socket). stock_submit only queues the batch and
+ * wakes the thread, so a caller's event loop never waits for the network;
+ * the thread takes everything queued meanwhile as one chain (up to ops_max
+ * ops), in submission order, and hands it to the backend's run. Closing
+ * lets the thread drain the queue first.
+ *
+ * The backend keeps a worker inside its store and gives it three tasks;
+ * each runs on the worker's thread, so what they touch needs no lock.
+ */
+#ifndef STOCK_WORKER_H
+#define STOCK_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/batches.h"
+
+typedef struct worker_tasks {
+    /* Before serving (may be NULL): returns STOCK_OK to serve, or the
+     * failure that worker_start returns (the thread then ends). */
+    stock_code (*start)(stock_t *store);
+    /* Gives every valid op of the chain its result and completes every
+     * batch of it, in order (batches_complete), before it returns. */
+    void (*run)(stock_t *store, stock_batch *chain);
+    /* Once the queue is drained at close (may be NULL). */
+    void (*stop)(stock_t *store);
+} worker_tasks;
+
+typedef struct worker {
+    stock_t *store;
+    const worker_tasks *tasks;
+    size_t ops_max;              /* ops handed to one run, >= STOCK_BATCH_MAX */
+    pthread_t thread;
+    pthread_mutex_t mutex;       /* guards the fields below */
+    pthread_cond_t wake;         /* the thread waits for work, the opener for start */
+    batch_queue queue;
+    bool started;
+    stock_code start_code;
+    bool closing;
+} worker;
+
+/*
+ * Starts the thread for store and waits until tasks->start has run.
+ * tasks is borrowed for the worker's life. Returns STOCK_OK (the worker
+ * serves until worker_close), STOCK_NOMEM if no thread could be made, or
+ * what start returned; on failure the worker is gone, nothing to close.
+ */
+stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
+                        size_t ops_max);
+
+/* Queues batch for the thread. Once closing has begun, it completes at once
+ * with STOCK_UNAVAILABLE instead (stock.h forbids that race; this keeps it
+ * harmless). */
+void worker_submit(worker *w, stock_batch *batch);
+
+/* Lets the thread run everything queued, stop, and end; frees the worker's
+ * resources (not the store). */
+void worker_close(worker *w);
+
+#endif /* STOCK_WORKER_H */
