@@ -13,8 +13,8 @@
 # Every measured run is stockbench's uniform workload (qty 1-3 on a random
 # SKU), durable (an fdatasync before a batch is acknowledged), and must pass
 # stockbench's own check (I1, I2, I4, I5) or the script fails. Prints one
-# markdown table per part; with --out, also writes DIR/curves-PART.tsv and
-# DIR/curves-PART.png (gnuplot).
+# markdown table per part; with --out, also writes DIR/curves-PART.tsv,
+# .md and .png (gnuplot), and every stockbench report under DIR/json/.
 #
 # usage: bench/curves.sh [--part LIST] [--out DIR] [--seconds N]
 #   --part LIST  comma-separated subset of skus,lines,connections,soak
@@ -214,6 +214,7 @@ bench() {
     shift
     "$BUILD/stockbench" --json --no-progress "$@" >"$tmp/$name.json" 2>"$tmp/$name.err" || status=$?
     [ "$status" -eq 0 ] || { cat "$tmp/$name.err" >&2; fail "$name: stockbench exited $status ($*)"; }
+    [ -z "$out" ] || { mkdir -p "$out/json" && cp "$tmp/$name.json" "$out/json/"; }
     read -r b_ops b_p50 b_p99 b_ok < <(jq -r '[(.ops_per_s | floor),
         (.latency_ms.p50 * 1000 | round) / 1000, (.latency_ms.p99 * 1000 | round) / 1000,
         (.results.OK // 0)] | map(tostring) | join(" ")' "$tmp/$name.json")
@@ -465,7 +466,9 @@ plot '$tmp/connections.tsv' using 1:(NaN) notitle, ${using#, }" 450
 # ---------------------------------------------------------------- soak
 # One stockd, an open-loop SOAK_RATE for SOAK_SECONDS; every
 # SOAK_SAMPLE_SECONDS: stockd's RSS, memory_bytes, lines, the bytes of its
-# log segments and snapshots on disk, snapshots taken.
+# log segments and snapshots on disk, snapshots taken, and its fdatasyncs
+# (count and total time), whose mean per interval tells a slow disk from a
+# busy CPU when the p99 moves.
 part_soak() {
     log "== soak: $SOAK_RATE ops/s for $SOAK_SECONDS s"
     yardstick
@@ -479,10 +482,11 @@ part_soak() {
     pids+=("$bench_pid")
     start=$(now)
     while kill -0 "$bench_pid" 2>/dev/null; do
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(elapsed "$start")" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(elapsed "$start")" \
             "$(rss_kib "$stockd_pid")" "$(info "$stockd_port" memory_bytes)" \
             "$(info "$stockd_port" lines)" "$(folder_bytes "$dir" 'log-*.wal')" \
             "$(folder_bytes "$dir" 'snap-*.snap')" "$(info "$stockd_port" snapshots)" \
+            "$(info "$stockd_port" syncs)" "$(info "$stockd_port" sync_latency_us_sum)" \
             >>"$tmp/soak-samples.tsv"
         sleep "$SOAK_SAMPLE_SECONDS"
     done
@@ -498,31 +502,40 @@ part_soak() {
         (.latency_ms.p50 * 1000 | round) / 1000, (.latency_ms.p99 * 1000 | round) / 1000,
         .unsent] | map(tostring) | join(" ")' "$tmp/soak.json")
     log "  soak: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms, $b_unsent ops behind at the end"
+    # Column 10: the mean fdatasync of the interval before each sample, ms.
+    awk -F'\t' -v OFS='\t' '{ d = $8 - syncs; print $0, (NR > 1 && d > 0 ? ($9 - sum) / d / 1000 : 0)
+                              syncs = $8; sum = $9 }' "$tmp/soak-samples.tsv" >"$tmp/soak-samples2.tsv"
+    mv "$tmp/soak-samples2.tsv" "$tmp/soak-samples.tsv"
     # One row per tenth of the run: the p99 of its seconds (the highest of
     # their per-second p99s and their median), and the last sample in it.
     awk -F'\t' -v total="$SOAK_SECONDS" '
         FNR == NR { slot = int($1 * 10 / total); if (slot > 9) slot = 9
                     n[slot]++; v[slot, n[slot]] = $4; if ($4 > worst[slot]) worst[slot] = $4
                     ops[slot] += $2; next }
-        { slot = int($1 * 10 / total); if (slot > 9) slot = 9; last[slot] = $0 }
+        { slot = int($1 * 10 / total); if (slot > 9) slot = 9; last[slot] = $0
+          if (!(slot in first)) first[slot] = prev; prev = $0 }
         END { for (s = 0; s < 10; s++) {
                   if (!(s in last) || n[s] == 0) continue
                   m = n[s]; for (i = 1; i <= m; i++) a[i] = v[s, i]
                   for (i = 2; i <= m; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-                  split(last[s], f, "\t")
-                  printf "%d-%d\t%.0f\t%.3f\t%.3f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\n", s * total / 10, (s + 1) * total / 10,
-                      ops[s] / n[s], a[int((m + 1) / 2)], worst[s], f[2] / 1024, f[4] / 1e6, f[5] / 1e6, f[6] / 1e6, f[7] }
+                  split(last[s], f, "\t"); split(first[s], g, "\t")
+                  mean_sync = f[8] > g[8] ? (f[9] - g[9]) / (f[8] - g[8]) / 1000 : 0
+                  printf "%d-%d\t%.0f\t%.3f\t%.3f\t%.3f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\n", s * total / 10, (s + 1) * total / 10,
+                      ops[s] / n[s], a[int((m + 1) / 2)], worst[s], mean_sync, f[2] / 1024, f[4] / 1e6, f[5] / 1e6, f[6] / 1e6, f[7] }
         }' "$tmp/soak-series.tsv" "$tmp/soak-samples.tsv" >"$tmp/soak.tsv"
     emit soak "Soak through stockd: $SOAK_RATE ops/s open loop for $SOAK_SECONDS s (uniform over $UNIFORM_SKUS SKUs, at most 64 x $PIPELINE in flight); whole run: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms, $b_unsent ops behind at the end" \
-        "$(printf 'seconds\tops/s\tmedian of per-second p99 ms\tworst per-second p99 ms\tstockd RSS MB\tlines (millions)\tlog segments MB\tsnapshots MB\tsnapshots taken')"
+        "$(printf 'seconds\tops/s\tmedian of per-second p99 ms\tworst per-second p99 ms\tmean fdatasync ms\tstockd RSS MB\tlines (millions)\tlog segments MB\tsnapshots MB\tsnapshots taken')"
     if [ -n "$out" ]; then
+        mkdir -p "$out/json" && cp "$tmp/soak.json" "$out/json/"
         cp "$tmp/soak-series.tsv" "$out/curves-soak-series.tsv"
-        cp "$tmp/soak-samples.tsv" "$out/curves-soak-samples.tsv"
+        { printf 'seconds\tRSS KiB\tmemory_bytes\tlines\tlog bytes\tsnapshot bytes\tsnapshots\tsyncs\tsync_latency_us_sum\tmean fdatasync ms\n'
+          cat "$tmp/soak-samples.tsv"; } >"$out/curves-soak-samples.tsv"
     fi
     plot soak "set multiplot layout 3,1
 set xlabel 'seconds'; set key top left; set xrange [0:*]
-set title 'p99 and p50 per second (ms)'; set ylabel 'ms'; set yrange [0:*]
-plot '$tmp/soak-series.tsv' using 1:4 with lines title 'p99', '' using 1:3 with lines title 'p50'
+set title 'p99 and p50 per second, mean fdatasync per sample interval (ms)'; set ylabel 'ms'; set yrange [0:*]
+plot '$tmp/soak-series.tsv' using 1:4 with lines title 'p99', '' using 1:3 with lines title 'p50', \
+     '$tmp/soak-samples.tsv' using 1:10 with lines title 'mean fdatasync'
 set title 'stockd RSS and stock_stats.memory_bytes (MB)'; set ylabel 'MB'
 plot '$tmp/soak-samples.tsv' using 1:(\$2/1024) with lines title 'RSS', '' using 1:(\$3/1e6) with lines title 'memory_bytes'
 set title 'on disk (MB)'; set ylabel 'MB'
