@@ -8,8 +8,9 @@
  * Part 1, src/core alone (one thread, no I/O): core_apply and core_replay
  * cost per deduction on 1 SKU (hot) and 100,000 SKUs (uniform), --ops of
  * each (default 2,000,000); then, at 1M, 10M ... up to --lines-max lines
- * (default 10,000,000), bytes of memory per line (core_stats capacity and
- * process RSS delta) and snapshot save/load time.
+ * (default 10,000,000; --lines-max itself too when it is not a power of
+ * ten), bytes of memory per line (core_stats capacity and process RSS
+ * delta), the slowest batch while filling, and snapshot save/load time.
  * Part 2, through the library (stock_open of a folder under --dir, default
  * ".", so on disk: a tmpfs would make fdatasync free): ops/s of the hot,
  * uniform, cart and mixed workloads (docs/stockbench.md), durable and relaxed,
@@ -170,16 +171,20 @@ static void fill_deducts(batch *b, uint32_t n, uint64_t first_line,
 }
 
 /* Runs count deductions of qty 1 in batches of BATCH_OPS over sku_count
- * SKUs, and returns the seconds spent inside core_apply. Records go to log
- * when it is not NULL. */
+ * SKUs, and returns the seconds spent inside core_apply (*cpu: CPU seconds;
+ * *slowest: the wall seconds of the slowest batch, where a growth of the
+ * state that stops every op, such as an index doubling, shows). Records go
+ * to log when it is not NULL. */
 static double run_deducts(core *state, uint64_t first_line, uint32_t count,
-                          uint32_t sku_count, record_log *log, double *cpu)
+                          uint32_t sku_count, record_log *log, double *cpu,
+                          double *slowest)
 {
     static batch b;
     buf scratch = {0};
     buf *record = log != NULL ? &log->bytes : &scratch;
     double spent = 0;
     *cpu = 0;
+    *slowest = 0;
     for (uint32_t done = 0; done < count;) {
         uint32_t n = count - done < BATCH_OPS ? count - done : BATCH_OPS;
         fill_deducts(&b, n, first_line + done, sku_count);
@@ -198,7 +203,9 @@ static double run_deducts(core *state, uint64_t first_line, uint32_t count,
             if (log != NULL)
                 log_note(log, record->len - before);
         }
-        spent += now_s() - start;
+        double batch_s = now_s() - start;
+        spent += batch_s;
+        *slowest = batch_s > *slowest ? batch_s : *slowest;
         *cpu += cpu_s() - start_cpu;
         buf_clear(&scratch);
         done += n;
@@ -249,8 +256,8 @@ static void bench_apply(const char *name, uint32_t sku_count, uint32_t ops)
         exit(1);
     int64_t stock = sku_count == 1 ? SKU_STOCK_HOT : SKU_STOCK_UNIFORM;
     create_skus(state, sku_count, stock, &log);
-    double apply_cpu, replay_cpu;
-    double apply_s = run_deducts(state, 0, ops, sku_count, &log, &apply_cpu);
+    double apply_cpu, replay_cpu, slowest;
+    double apply_s = run_deducts(state, 0, ops, sku_count, &log, &apply_cpu, &slowest);
     double replay_s = replay_log(copy, &log, &replay_cpu);
     char what[80], note[120];
     snprintf(note, sizeof note, "CPU %.0f ns; %u deductions", apply_cpu * 1e9 / ops, ops);
@@ -296,8 +303,8 @@ static void bench_memory(uint32_t lines)
     if (state == NULL)
         exit(1);
     create_skus(state, UNIFORM_SKUS, SKU_STOCK_UNIFORM, NULL);
-    double apply_cpu;
-    double apply_s = run_deducts(state, 0, lines, UNIFORM_SKUS, NULL, &apply_cpu);
+    double apply_cpu, slowest;
+    double apply_s = run_deducts(state, 0, lines, UNIFORM_SKUS, NULL, &apply_cpu, &slowest);
     uint64_t rss_after = rss_bytes();
     core_stats stats;
     core_get_stats(state, &stats);
@@ -305,6 +312,8 @@ static void bench_memory(uint32_t lines)
     snprintf(note, sizeof note, "CPU %.0f ns; 100,000 SKUs", apply_cpu * 1e9 / lines);
     snprintf(what, sizeof what, "core_apply deduct, filling %u lines", lines);
     print_row(what, apply_s * 1e9 / lines, "ns/op", note);
+    print_row("  slowest batch of 1,000 while filling", slowest * 1e3, "ms",
+              "the line index doubles at 3/4 load");
     print_row("  memory, core_stats.memory_bytes / line",
               (double)stats.memory_bytes / lines, "bytes", "capacity held");
     print_row("  memory, process RSS delta / line",
@@ -740,11 +749,21 @@ static options parse_options(int argc, char **argv)
     return parsed;
 }
 
-/* Line counts run 1M, 10M, ... up to --lines-max, or just --lines-max
- * when it is below 1M (a quick run). */
+/* Line counts run 1M, 10M, ... up to --lines-max, then --lines-max
+ * itself (50M after 10M), or just --lines-max when it is below 1M (a quick
+ * run). */
 static uint32_t first_count(const options *opts)
 {
     return opts->lines_max < LINES_FIRST ? opts->lines_max : LINES_FIRST;
+}
+
+/* The count after lines, or 0 when lines was the last. */
+static uint32_t next_count(const options *opts, uint32_t lines)
+{
+    if (lines >= opts->lines_max)
+        return 0;
+    uint64_t next = (uint64_t)lines * 10;
+    return next > opts->lines_max ? opts->lines_max : (uint32_t)next;
 }
 
 int main(int argc, char **argv)
@@ -756,7 +775,7 @@ int main(int argc, char **argv)
                BATCH_OPS);
         isolated(measure_core_apply, &opts, 1);
         isolated(measure_core_apply, &opts, UNIFORM_SKUS);
-        for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
+        for (uint32_t lines = first_count(&opts); lines != 0; lines = next_count(&opts, lines))
             isolated(measure_core_memory, &opts, lines);
     }
     if (opts.recovery)
@@ -766,7 +785,7 @@ int main(int argc, char **argv)
         for (uint32_t which = 0; which < 2 * WORKLOAD_COUNT; which++)
             isolated(measure_library, &opts, which);
     if (opts.recovery) {
-        for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
+        for (uint32_t lines = first_count(&opts); lines != 0; lines = next_count(&opts, lines))
             isolated(measure_recovery, &opts, lines);
     }
     return 0;
