@@ -207,18 +207,18 @@ stop_stockd() {
 }
 
 # bench NAME ARGS...: one stockbench --json run that must pass its check;
-# leaves the report in $tmp/NAME.json and sets b_ops (ops/s), b_p50, b_p99
-# (ms), b_ok (operations answered OK).
+# leaves the report in $tmp/NAME.json and sets b_ops (ops/s), b_p50, b_p99,
+# b_max (ms), b_ok (operations answered OK).
 bench() {
     local name=$1 status=0
     shift
     "$BUILD/stockbench" --json --no-progress "$@" >"$tmp/$name.json" 2>"$tmp/$name.err" || status=$?
     [ "$status" -eq 0 ] || { cat "$tmp/$name.err" >&2; fail "$name: stockbench exited $status ($*)"; }
     [ -z "$out" ] || { mkdir -p "$out/json" && cp "$tmp/$name.json" "$out/json/"; }
-    read -r b_ops b_p50 b_p99 b_ok < <(jq -r '[(.ops_per_s | floor),
+    read -r b_ops b_p50 b_p99 b_max b_ok < <(jq -r '[(.ops_per_s | floor),
         (.latency_ms.p50 * 1000 | round) / 1000, (.latency_ms.p99 * 1000 | round) / 1000,
-        (.results.OK // 0)] | map(tostring) | join(" ")' "$tmp/$name.json")
-    log "  $name: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms"
+        (.latency_ms.max | round), (.results.OK // 0)] | map(tostring) | join(" ")' "$tmp/$name.json")
+    log "  $name: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms, max $b_max ms"
 }
 
 # yardstick: Redis 7 GET through redis-benchmark -c 50 -P 16 on this
@@ -316,7 +316,7 @@ part_skus() {
     log "== skus: $SKU_POINTS"
     yardstick
     : >"$tmp/skus.tsv"
-    local n dir rss0 mem0 rss1 mem1 start setup_s remote_ops remote_p99
+    local n dir rss0 mem0 rss1 mem1 start setup_s remote_ops remote_p99 remote_max
     for n in $SKU_POINTS; do
         dir=$tmp/skus-$n
         start_stockd "$dir"
@@ -329,18 +329,18 @@ part_skus() {
         mem1=$(info "$stockd_port" memory_bytes)
         bench "skus-$n-stockd" --store "stockd://127.0.0.1:$stockd_port" -w uniform --skus "$n" \
             -c "$CLIENTS" -P "$PIPELINE" -d "$seconds"
-        remote_ops=$b_ops remote_p99=$b_p99
+        remote_ops=$b_ops remote_p99=$b_p99 remote_max=$b_max
         stop_stockd
         rm -rf "$dir"
         bench "skus-$n-inproc" --store "$dir-inproc" -w uniform --skus "$n" \
             -c "$CLIENTS" -P "$PIPELINE" -d "$seconds"
         rm -rf "$dir-inproc"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$b_ops" "$b_p99" "$remote_ops" "$remote_p99" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$b_ops" "$b_p99" "$remote_ops" "$remote_p99" \
             "$(per_sku "$rss0" "$rss1" 1024 "$n")" "$(per_sku "$mem0" "$mem1" 1 "$n")" \
-            "$setup_s" >>"$tmp/skus.tsv"
+            "$setup_s" "$b_max" "$remote_max" >>"$tmp/skus.tsv"
     done
     emit skus "Throughput, p99 and memory against SKUs (uniform, -c $CLIENTS -P $PIPELINE, ${seconds} s a run)" \
-        "$(printf 'SKUs\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tstockd RSS bytes/SKU\tmemory_bytes/SKU\tcreating them through stockd, s')"
+        "$(printf 'SKUs\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tstockd RSS bytes/SKU\tmemory_bytes/SKU\tcreating them through stockd, s\tin-process max ms\tstockd max ms')"
     plot skus "set multiplot layout 1,2
 set logscale x; set xlabel 'SKUs'; set key top right
 set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
@@ -368,7 +368,7 @@ part_lines() {
     yardstick
     : >"$tmp/lines.tsv"
     local dir=$tmp/lines target lines=0 at skus rss rss0="" at0=0 mem snap records recovery
-    local fill_rate=- remote_ops remote_p99 remote_ok delta start
+    local fill_rate=- remote_ops remote_p99 remote_max remote_ok delta start
     for target in $LINE_POINTS; do
         delta=$((target - lines))
         if [ "$delta" -gt 0 ]; then
@@ -388,12 +388,12 @@ part_lines() {
         [ -n "$rss0" ] || { rss0=$rss; at0=$at; }
         bench "lines-$target-stockd" --store "stockd://127.0.0.1:$stockd_port" -w uniform \
             --skus "$LINE_SKUS" -c "$CLIENTS" -P "$PIPELINE" -n "$LINE_RUN_OPS"
-        remote_ops=$b_ops remote_p99=$b_p99 remote_ok=$b_ok
+        remote_ops=$b_ops remote_p99=$b_p99 remote_max=$b_max remote_ok=$b_ok
         stop_stockd
         bench "lines-$target-inproc" --store "$dir" -w uniform --skus "$LINE_SKUS" \
             -c "$CLIENTS" -P "$PIPELINE" -n "$LINE_RUN_OPS"
         lines=$((at + remote_ok + b_ok))
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
             "$target" "$at" "$skus" "$b_ops" "$b_p99" "$remote_ops" "$remote_p99" \
             "$(awk -v m="$mem" -v l="$at" 'BEGIN { if (l > 0) printf "%.1f", m / l; else print "-" }')" \
             "$(awk -v r="$rss" -v r0="$rss0" -v l="$at" -v l0="$at0" \
@@ -401,11 +401,12 @@ part_lines() {
             "$(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1024 }')" \
             "$(awk -v ms="$recovery" 'BEGIN { printf "%.2f", ms / 1000 }')" "$stockd_ready_s" \
             "$(awk -v b="$snap" 'BEGIN { printf "%.1f", b / 1e6 }')" "$records" "$fill_rate" \
+            "$b_max" "$remote_max" \
             >>"$tmp/lines.tsv"
     done
     rm -rf "$dir" "$dir.log"
     emit lines "Throughput, p99, memory and recovery against stored lines (uniform over $LINE_SKUS SKUs, -c $CLIENTS -P $PIPELINE, $LINE_RUN_OPS ops a run)" \
-        "$(printf 'target\tlines at open\tSKUs at open\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tmemory_bytes/line\tstockd RSS delta/line\tstockd RSS MB\trecovery s (recovery_ms)\tstart to first PONG s\tsnapshot MB\trecords replayed\tfill ops/s (relaxed)')"
+        "$(printf 'target\tlines at open\tSKUs at open\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tmemory_bytes/line\tstockd RSS delta/line\tstockd RSS MB\trecovery s (recovery_ms)\tstart to first PONG s\tsnapshot MB\trecords replayed\tfill ops/s (relaxed, open to close)\tin-process max ms\tstockd max ms')"
     plot lines "set multiplot layout 1,3
 set xlabel 'lines in the store (millions)'; set key top right
 set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
@@ -457,8 +458,8 @@ part_connections() {
     done
     emit connections "Throughput and latency through stockd against connections (uniform over $UNIFORM_SKUS SKUs, ${seconds} s a run, --maxclients $maxclients)" \
         "$(printf '%b' "$header")"
-    plot connections "set logscale x; set xlabel 'connections'; set key top left
-set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
+    plot connections "set logscale x; set logscale y2; set xlabel 'connections'; set key top left
+set ylabel 'ops/s'; set y2label 'p99 ms (log scale)'; set ytics nomirror; set y2tics; set yrange [0:*]
 set title 'stockd: throughput (lines) and p99 (points) against connections'
 plot '$tmp/connections.tsv' using 1:(NaN) notitle, ${using#, }" 450
 }
