@@ -17,11 +17,14 @@
 # .md and .png (gnuplot), and every stockbench report under DIR/json/.
 #
 # usage: bench/curves.sh [--part LIST] [--out DIR] [--seconds N]
+#        bench/curves.sh [--part LIST] --replot DIR
 #   --part LIST  comma-separated subset of skus,lines,connections,soak
 #                (default all)
 #   --out DIR    write the tables (.tsv, .md) and plots (.png) there
 #   --seconds N  length of each closed-loop run of skus and connections
 #                (1..600, default 3)
+#   --replot DIR measure nothing: redraw the plots of DIR (an earlier --out)
+#                from its .tsv files
 # Environment (each a space-separated list of whole numbers, or a number):
 #   SKU_POINTS        default "1 100 10000 1000000 10000000" (max 10,000,000)
 #   LINE_POINTS       default "0 1000000 10000000 50000000", increasing; the
@@ -44,6 +47,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 parts=skus,lines,connections,soak
 out=""
+replot=""
 seconds=3
 die_usage() { echo "curves.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
     --part) parts=${2:?--part needs a list}; shift 2 ;;
     --out) out=${2:?--out needs a folder}; shift 2 ;;
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+    --replot) replot=${2:?--replot needs a folder}; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die_usage "unknown argument '$1' (see --help)" ;;
     esac
@@ -217,7 +222,7 @@ bench() {
     [ -z "$out" ] || { mkdir -p "$out/json" && cp "$tmp/$name.json" "$out/json/"; }
     read -r b_ops b_p50 b_p99 b_max b_ok < <(jq -r '[(.ops_per_s | floor),
         (.latency_ms.p50 * 1000 | round) / 1000, (.latency_ms.p99 * 1000 | round) / 1000,
-        (.latency_ms.max | round), (.results.OK // 0)] | map(tostring) | join(" ")' "$tmp/$name.json")
+        ((.latency_ms.max * 10 | round) / 10), (.results.OK // 0)] | map(tostring) | join(" ")' "$tmp/$name.json")
     log "  $name: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms, max $b_max ms"
 }
 
@@ -300,6 +305,71 @@ readonly CLIENTS=50 PIPELINE=16 UNIFORM_SKUS=100000 LINE_SKUS=1000
 # is more than all of them.
 readonly SKU_MEMORY_MIN=10000
 
+# ---------------------------------------------------------------- plots
+# draw_PART: the plot of a part, from its table in $tmp (written by the part,
+# or by --replot from --out).
+
+draw_skus() {
+    plot skus "set multiplot layout 1,2
+set logscale x; set format x '10^%T'; set xlabel 'SKUs'; set key below
+set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
+set title 'throughput (lines) and p99 (points)'
+plot '$tmp/skus.tsv' using 1:2 with linespoints title 'in-process ops/s', \
+     '' using 1:4 with linespoints title 'stockd ops/s', \
+     '' using 1:3 axes x1y2 with points pt 7 title 'in-process p99', \
+     '' using 1:5 axes x1y2 with points pt 9 title 'stockd p99'
+unset y2label; unset y2tics; set ytics mirror
+set title 'memory per SKU (stockd, after creating them)'; set ylabel 'bytes per SKU'
+plot '$tmp/skus.tsv' using 1:6 with linespoints title 'RSS delta / SKU', \
+     '' using 1:7 with linespoints title 'stock_stats.memory_bytes / SKU'
+unset multiplot" 450
+}
+
+draw_lines() {
+    plot lines "set multiplot layout 1,3
+set xlabel 'lines in the store (millions)'; set key below
+set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
+set title 'throughput (lines) and p99 (points)'
+plot '$tmp/lines.tsv' using (\$2/1e6):4 with linespoints title 'in-process ops/s', \
+     '' using (\$2/1e6):6 with linespoints title 'stockd ops/s', \
+     '' using (\$2/1e6):5 axes x1y2 with points pt 7 title 'in-process p99', \
+     '' using (\$2/1e6):7 axes x1y2 with points pt 9 title 'stockd p99'
+set title 'memory per line (stockd after recovery)'; set ylabel 'bytes per line'; set y2label ''
+unset y2tics; set ytics mirror
+plot '$tmp/lines.tsv' using (\$2/1e6):8 with linespoints title 'memory_bytes / line', \
+     '' using (\$2/1e6):9 with linespoints title 'RSS delta / line'
+set title 'recovery and snapshot'; set ylabel 'seconds'; set y2label 'snapshot MB'
+set ytics nomirror; set y2tics
+plot '$tmp/lines.tsv' using (\$2/1e6):11 with linespoints title 'recovery_ms / 1000', \
+     '' using (\$2/1e6):13 axes x1y2 with linespoints title 'snapshot MB'
+unset multiplot" 450
+}
+
+draw_connections() {
+    local pipeline column=2 using=""
+    for pipeline in $CONN_PIPELINES; do
+        using="$using${using:+, }'' using 1:$column with linespoints title '-P $pipeline ops/s', '' using 1:$((column + 2)) axes x1y2 with points title '-P $pipeline p99'"
+        column=$((column + 3))
+    done
+    plot connections "set logscale x; set logscale y2; set xlabel 'connections'; set key below
+set ylabel 'ops/s'; set y2label 'p99 ms (log scale)'; set ytics nomirror; set y2tics; set yrange [0:*]
+set title 'stockd: throughput (lines) and p99 (points) against connections'
+plot '$tmp/connections.tsv' using 1:(NaN) notitle, ${using#, }" 450
+}
+
+draw_soak() {
+    plot soak "set multiplot layout 3,1
+set xlabel 'seconds'; set key top left; set xrange [0:*]
+set title 'p99 and p50 per second, mean fdatasync per sample interval (ms)'; set ylabel 'ms'; set yrange [0:*]
+plot '$tmp/soak-series.tsv' using 1:4 with lines title 'p99', '' using 1:3 with lines title 'p50', \
+     '$tmp/soak-samples.tsv' using 1:10 with lines title 'mean fdatasync'
+set title 'stockd RSS and stock_stats.memory_bytes (MB)'; set ylabel 'MB'
+plot '$tmp/soak-samples.tsv' using 1:(\$2/1024) with lines title 'RSS', '' using 1:(\$3/1e6) with lines title 'memory_bytes'
+set title 'on disk (MB)'; set ylabel 'MB'
+plot '$tmp/soak-samples.tsv' using 1:(\$5/1e6) with lines title 'log segments', '' using 1:(\$6/1e6) with lines title 'snapshots'
+unset multiplot" 900
+}
+
 # ---------------------------------------------------------------- skus
 # per_sku BEFORE AFTER UNIT N: (AFTER - BEFORE) * UNIT / N, or - below
 # SKU_MEMORY_MIN SKUs.
@@ -341,19 +411,7 @@ part_skus() {
     done
     emit skus "Throughput, p99 and memory against SKUs (uniform, -c $CLIENTS -P $PIPELINE, ${seconds} s a run)" \
         "$(printf 'SKUs\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tstockd RSS bytes/SKU\tmemory_bytes/SKU\tcreating them through stockd, s\tin-process max ms\tstockd max ms')"
-    plot skus "set multiplot layout 1,2
-set logscale x; set xlabel 'SKUs'; set key top right
-set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
-set title 'throughput (lines) and p99 (points)'
-plot '$tmp/skus.tsv' using 1:2 with linespoints title 'in-process ops/s', \
-     '' using 1:4 with linespoints title 'stockd ops/s', \
-     '' using 1:3 axes x1y2 with points pt 7 title 'in-process p99', \
-     '' using 1:5 axes x1y2 with points pt 9 title 'stockd p99'
-unset y2label; unset y2tics; set ytics mirror
-set title 'memory per SKU (stockd, after creating them)'; set ylabel 'bytes per SKU'
-plot '$tmp/skus.tsv' using 1:6 with linespoints title 'RSS delta / SKU', \
-     '' using 1:7 with linespoints title 'stock_stats.memory_bytes / SKU'
-unset multiplot" 450
+    draw_skus
 }
 
 # --------------------------------------------------------------- lines
@@ -407,23 +465,7 @@ part_lines() {
     rm -rf "$dir" "$dir.log"
     emit lines "Throughput, p99, memory and recovery against stored lines (uniform over $LINE_SKUS SKUs, -c $CLIENTS -P $PIPELINE, $LINE_RUN_OPS ops a run)" \
         "$(printf 'target\tlines at open\tSKUs at open\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tmemory_bytes/line\tstockd RSS delta/line\tstockd RSS MB\trecovery s (recovery_ms)\tstart to first PONG s\tsnapshot MB\trecords replayed\tfill ops/s (relaxed, open to close)\tin-process max ms\tstockd max ms')"
-    plot lines "set multiplot layout 1,3
-set xlabel 'lines in the store (millions)'; set key top right
-set ylabel 'ops/s'; set y2label 'p99 ms'; set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]
-set title 'throughput (lines) and p99 (points)'
-plot '$tmp/lines.tsv' using (\$2/1e6):4 with linespoints title 'in-process ops/s', \
-     '' using (\$2/1e6):6 with linespoints title 'stockd ops/s', \
-     '' using (\$2/1e6):5 axes x1y2 with points pt 7 title 'in-process p99', \
-     '' using (\$2/1e6):7 axes x1y2 with points pt 9 title 'stockd p99'
-set title 'memory per line (stockd after recovery)'; set ylabel 'bytes per line'; set y2label ''
-unset y2tics; set ytics mirror
-plot '$tmp/lines.tsv' using (\$2/1e6):8 with linespoints title 'memory_bytes / line', \
-     '' using (\$2/1e6):9 with linespoints title 'RSS delta / line'
-set title 'recovery and snapshot'; set ylabel 'seconds'; set y2label 'snapshot MB'
-set ytics nomirror; set y2tics
-plot '$tmp/lines.tsv' using (\$2/1e6):11 with linespoints title 'recovery_ms / 1000', \
-     '' using (\$2/1e6):13 axes x1y2 with linespoints title 'snapshot MB'
-unset multiplot" 450
+    draw_lines
 }
 
 # --------------------------------------------------------- connections
@@ -450,18 +492,13 @@ part_connections() {
     done
     stop_stockd
     rm -rf "$dir" "$dir.log"
-    local header=connections column=2 using=""
+    local header=connections
     for pipeline in $CONN_PIPELINES; do
         header="$header\t-P $pipeline ops/s\t-P $pipeline p50 ms\t-P $pipeline p99 ms"
-        using="$using${using:+, }'' using 1:$column with linespoints title '-P $pipeline ops/s', '' using 1:$((column + 2)) axes x1y2 with points title '-P $pipeline p99'"
-        column=$((column + 3))
     done
     emit connections "Throughput and latency through stockd against connections (uniform over $UNIFORM_SKUS SKUs, ${seconds} s a run, --maxclients $maxclients)" \
         "$(printf '%b' "$header")"
-    plot connections "set logscale x; set logscale y2; set xlabel 'connections'; set key top left
-set ylabel 'ops/s'; set y2label 'p99 ms (log scale)'; set ytics nomirror; set y2tics; set yrange [0:*]
-set title 'stockd: throughput (lines) and p99 (points) against connections'
-plot '$tmp/connections.tsv' using 1:(NaN) notitle, ${using#, }" 450
+    draw_connections
 }
 
 # ---------------------------------------------------------------- soak
@@ -532,18 +569,27 @@ part_soak() {
         { printf 'seconds\tRSS KiB\tmemory_bytes\tlines\tlog bytes\tsnapshot bytes\tsnapshots\tsyncs\tsync_latency_us_sum\tmean fdatasync ms\n'
           cat "$tmp/soak-samples.tsv"; } >"$out/curves-soak-samples.tsv"
     fi
-    plot soak "set multiplot layout 3,1
-set xlabel 'seconds'; set key top left; set xrange [0:*]
-set title 'p99 and p50 per second, mean fdatasync per sample interval (ms)'; set ylabel 'ms'; set yrange [0:*]
-plot '$tmp/soak-series.tsv' using 1:4 with lines title 'p99', '' using 1:3 with lines title 'p50', \
-     '$tmp/soak-samples.tsv' using 1:10 with lines title 'mean fdatasync'
-set title 'stockd RSS and stock_stats.memory_bytes (MB)'; set ylabel 'MB'
-plot '$tmp/soak-samples.tsv' using 1:(\$2/1024) with lines title 'RSS', '' using 1:(\$3/1e6) with lines title 'memory_bytes'
-set title 'on disk (MB)'; set ylabel 'MB'
-plot '$tmp/soak-samples.tsv' using 1:(\$5/1e6) with lines title 'log segments', '' using 1:(\$6/1e6) with lines title 'snapshots'
-unset multiplot" 900
+    draw_soak
 }
 
+# --replot: the tables of an earlier --out, without their header line.
+if [ -n "$replot" ]; then
+    [ -d "$replot" ] || die_usage "--replot $replot is not a folder"
+    out=$(cd "$replot" && pwd)
+    for part in ${parts//,/ }; do
+        [ -f "$out/curves-$part.tsv" ] || { log "curves.sh: no $out/curves-$part.tsv, skipped"; continue; }
+        tail -n +2 "$out/curves-$part.tsv" >"$tmp/$part.tsv"
+        if [ "$part" = soak ]; then
+            cp "$out/curves-soak-series.tsv" "$tmp/soak-series.tsv"
+            tail -n +2 "$out/curves-soak-samples.tsv" >"$tmp/soak-samples.tsv"
+        fi
+        if [ "$part" = connections ]; then
+            CONN_PIPELINES=$(head -n 1 "$out/curves-connections.tsv" | grep -o -- '-P [0-9]* ops/s' | awk '{ printf "%s ", $2 }')
+        fi
+        "draw_$part"
+    done
+    exit 0
+fi
 log "curves.sh: $(machine); parts $parts; folder $tmp"
 selected skus && part_skus
 selected lines && part_lines
