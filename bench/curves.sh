@@ -200,14 +200,12 @@ start_stockd() {
 }
 
 # stop_stockd: SIGTERM to stockd_pid and wait (a clean close, which may
-# snapshot); sets stockd_stop_s.
+# snapshot).
 stop_stockd() {
-    local start status=0
-    start=$(now)
+    local status=0
     kill -TERM "$stockd_pid"
     wait "$stockd_pid" || status=$?
     forget "$stockd_pid"
-    stockd_stop_s=$(elapsed "$start")
     [ "$status" -eq 0 ] || fail "stockd exited $status when stopped"
 }
 
@@ -293,7 +291,7 @@ plot() {
     png="$out/curves-$1.png"
     { echo "set terminal $terminal size 1000,$3 noenhanced font ',10'"
       echo "set output '$png'"
-      echo "set datafile separator '\t'"
+      echo "set datafile separator tab"
       echo "$2"; } | gnuplot || fail "gnuplot failed on $png"
     log "  plot: $png"
 }
@@ -364,7 +362,7 @@ set title 'p99 and p50 per second, mean fdatasync per sample interval (ms)'; set
 plot '$tmp/soak-series.tsv' using 1:4 with lines title 'p99', '' using 1:3 with lines title 'p50', \
      '$tmp/soak-samples.tsv' using 1:10 with lines title 'mean fdatasync'
 set title 'stockd RSS and stock_stats.memory_bytes (MB)'; set ylabel 'MB'
-plot '$tmp/soak-samples.tsv' using 1:(\$2/1024) with lines title 'RSS', '' using 1:(\$3/1e6) with lines title 'memory_bytes'
+plot '$tmp/soak-samples.tsv' using 1:(\$2*1024/1e6) with lines title 'RSS', '' using 1:(\$3/1e6) with lines title 'memory_bytes'
 set title 'on disk (MB)'; set ylabel 'MB'
 plot '$tmp/soak-samples.tsv' using 1:(\$5/1e6) with lines title 'log segments', '' using 1:(\$6/1e6) with lines title 'snapshots'
 unset multiplot" 900
@@ -464,7 +462,7 @@ part_lines() {
     done
     rm -rf "$dir" "$dir.log"
     emit lines "Throughput, p99, memory and recovery against stored lines (uniform over $LINE_SKUS SKUs, -c $CLIENTS -P $PIPELINE, $LINE_RUN_OPS ops a run)" \
-        "$(printf 'target\tlines at open\tSKUs at open\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tmemory_bytes/line\tstockd RSS delta/line\tstockd RSS MB\trecovery s (recovery_ms)\tstart to first PONG s\tsnapshot MB\trecords replayed\tfill ops/s (relaxed, open to close)\tin-process max ms\tstockd max ms')"
+        "$(printf 'target\tlines at open\tSKUs at open\tin-process ops/s\tin-process p99 ms\tstockd ops/s\tstockd p99 ms\tmemory_bytes/line\tstockd RSS delta/line\tstockd RSS MiB\trecovery s (recovery_ms)\tstart to first PONG s\tsnapshot MB\trecords replayed\tfill ops/s (relaxed, open to close)\tin-process max ms\tstockd max ms')"
     draw_lines
 }
 
@@ -562,7 +560,7 @@ part_soak() {
                       ops[s] / n[s], a[int((m + 1) / 2)], worst[s], mean_sync, f[2] / 1024, f[4] / 1e6, f[5] / 1e6, f[6] / 1e6, f[7] }
         }' "$tmp/soak-series.tsv" "$tmp/soak-samples.tsv" >"$tmp/soak.tsv"
     emit soak "Soak through stockd: $SOAK_RATE ops/s open loop for $SOAK_SECONDS s (uniform over $UNIFORM_SKUS SKUs, at most 64 x $PIPELINE in flight); whole run: $b_ops ops/s, p50 $b_p50 ms, p99 $b_p99 ms, $b_unsent ops behind at the end" \
-        "$(printf 'seconds\tops/s\tmedian of per-second p99 ms\tworst per-second p99 ms\tmean fdatasync ms\tstockd RSS MB\tlines (millions)\tlog segments MB\tsnapshots MB\tsnapshots taken')"
+        "$(printf 'seconds\tops/s\tmedian of per-second p99 ms\tworst per-second p99 ms\tmean fdatasync ms\tstockd RSS MiB\tlines (millions)\tlog segments MB\tsnapshots MB\tsnapshots taken')"
     if [ -n "$out" ]; then
         mkdir -p "$out/json" && cp "$tmp/soak.json" "$out/json/"
         cp "$tmp/soak-series.tsv" "$out/curves-soak-series.tsv"
