@@ -116,6 +116,25 @@ static bool set_idle_timeout(config *cfg, const char *value, char *why, size_t s
     return true;
 }
 
+/* Parses yes or no. */
+static bool parse_yes_no(const char *value, bool *out, char *why, size_t size)
+{
+    if (strcmp(value, "yes") == 0)
+        *out = true;
+    else if (strcmp(value, "no") == 0)
+        *out = false;
+    else {
+        snprintf(why, size, "must be yes or no");
+        return false;
+    }
+    return true;
+}
+
+static bool set_protected_mode(config *cfg, const char *value, char *why, size_t size)
+{
+    return parse_yes_no(value, &cfg->protected_mode, why, size);
+}
+
 static bool set_durability(config *cfg, const char *value, char *why, size_t size)
 {
     if (strcmp(value, "sync") == 0)
@@ -135,6 +154,7 @@ static const setting settings[] = {
     {"http-port", set_http_port, "N   HTTP port (default 7380, 0 = off)"},
     {"bind", set_bind, "ADDR     listen address, IPv4 or IPv6 (default 127.0.0.1)"},
     {"requirepass", set_requirepass, "PASS  password: RESP AUTH, HTTP Bearer token"},
+    {"protected-mode", set_protected_mode, "yes|no  refuse a non-loopback --bind without a password (default yes)"},
     {"maxclients", set_maxclients, "N  connections at once (default 10000)"},
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)"},
     {"idle-timeout", set_idle_timeout, "S  close clients idle S seconds (default 300, 0 = never)"},
@@ -173,6 +193,36 @@ static void set_defaults(config *cfg)
     cfg->max_request_bytes = 1 << 20;
     cfg->idle_timeout_s = 300;
     cfg->durability = STOCK_DURABILITY_SYNC;
+    cfg->protected_mode = true;
+}
+
+bool config_bind_is_loopback(const char *bind)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, bind, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;   /* 127.0.0.0/8 */
+    if (inet_pton(AF_INET6, bind, &v6) != 1)
+        return false;
+    if (IN6_IS_ADDR_V4MAPPED(&v6))
+        return v6.s6_addr[12] == 127;
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* Protected mode, as Redis has it: a server anyone on the network can
+ * reach must not also let anyone in. Checked once every setting is read,
+ * so the order of --bind and --requirepass does not matter. */
+static bool protected_mode_allows(const config *cfg, char *message, size_t size)
+{
+    if (!cfg->protected_mode || cfg->requirepass[0] != '\0' || config_bind_is_loopback(cfg->bind))
+        return true;
+    snprintf(message, size,
+             "protected mode: --bind %s is reachable from other hosts and no password is set, "
+             "so anyone could change stock. Set a password (--requirepass PASS), "
+             "or bind to 127.0.0.1, or, "
+             "if the network itself keeps strangers out, turn protection off explicitly "
+             "with --protected-mode no", cfg->bind);
+    return false;
 }
 
 /* Applies one setting; where names the source for the message. */
@@ -278,5 +328,7 @@ config_result config_from_args(config *cfg, int argc, char **argv,
         snprintf(message, size, "--port and --http-port are both %d", cfg->port);
         return CONFIG_EXIT_BAD;
     }
+    if (!protected_mode_allows(cfg, message, size))
+        return CONFIG_EXIT_BAD;
     return CONFIG_RUN;
 }

@@ -25,6 +25,7 @@ typedef struct config {
     uint64_t max_request_bytes;         /* largest request (RESP or HTTP) */
     uint32_t idle_timeout_s;            /* close idle clients, 0 = never */
     stock_durability durability;
+    bool protected_mode;                /* refuse a public bind with no password */
 } config;
 
 typedef enum config_result {
@@ -44,5 +45,9 @@ typedef enum config_result {
  */
 config_result config_from_args(config *cfg, int argc, char **argv,
                                char *message, size_t size);
+
+/* True if bind (an IPv4 or IPv6 address) is a loopback address:
+ * 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
+bool config_bind_is_loopback(const char *bind);
 
 #endif /* STOCK_SERVER_CONFIG_H */

@@ -44,6 +44,9 @@ static int serve(const config *cfg)
     const char *durability = strstr(cfg->store, "durability=") != NULL ? "as the store URI sets it"
                              : cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed";
     log_info("stockd %s starting: store %s, durability %s", STOCK_VERSION, cfg->store, durability);
+    if (!config_bind_is_loopback(cfg->bind) && cfg->requirepass[0] == '\0')
+        log_warn("--protected-mode no: listening on %s with no password, anyone who can "
+                 "reach this host can change stock", cfg->bind);
     stock_code code = stock_open(cfg->store, &options, &store, message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),
