@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "server/config.h"
 
@@ -26,6 +27,7 @@ typedef struct setting {
     const char *name;
     setting_fn apply;
     const char *help;
+    bool secret;       /* its value is a secret: never echoed in a message */
 } setting;
 
 /* Parses a whole decimal value in min..max. */
@@ -72,6 +74,79 @@ static bool set_bind(config *cfg, const char *value, char *why, size_t size)
 static bool set_requirepass(config *cfg, const char *value, char *why, size_t size)
 {
     return copy_text(cfg->requirepass, value, why, size);
+}
+
+static bool set_readonly_pass(config *cfg, const char *value, char *why, size_t size)
+{
+    return copy_text(cfg->readonly_pass, value, why, size);
+}
+
+static bool set_readonly_user(config *cfg, const char *value, char *why, size_t size)
+{
+    for (const char *p = value; *p != '\0'; p++)
+        if (*p <= ' ' || *p > '~') {
+            snprintf(why, size, "must be printable ASCII without spaces");
+            return false;
+        }
+    if (strcmp(value, CONFIG_FULL_USER) == 0) {
+        snprintf(why, size, "is the full-access user's name; choose another");
+        return false;
+    }
+    return copy_text(cfg->readonly_user, value, why, size);
+}
+
+/* Refuses a file others may read when it holds a secret, as ssh refuses a
+ * private key with group or world permissions. */
+static bool private_enough(int fd, const char *path, char *why, size_t size)
+{
+    struct stat info;
+    if (fstat(fd, &info) != 0) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        snprintf(why, size, "%s: permissions %04o are too open: it holds a secret, so "
+                 "no other user may read it (chmod 600 %s)", path,
+                 (unsigned)(info.st_mode & 07777), path);
+        return false;
+    }
+    return true;
+}
+
+/* Reads a secret from the first line of the file at path (its owner only
+ * may read it) into target (CONFIG_TEXT_MAX bytes). */
+static bool read_secret_file(char *target, const char *path, char *why, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    char line[CONFIG_TEXT_MAX + 2] = "";
+    bool ok = private_enough(fileno(file), path, why, size);
+    if (ok && fgets(line, sizeof line, file) == NULL)
+        line[0] = '\0';
+    fclose(file);
+    if (!ok)
+        return false;
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] == '\0' || strlen(line) >= CONFIG_TEXT_MAX) {
+        snprintf(why, size, "%s: the first line must hold the password, 1..%d bytes",
+                 path, CONFIG_TEXT_MAX - 1);
+        return false;
+    }
+    strcpy(target, line);
+    return true;
+}
+
+static bool set_requirepass_file(config *cfg, const char *value, char *why, size_t size)
+{
+    return read_secret_file(cfg->requirepass, value, why, size);
+}
+
+static bool set_readonly_pass_file(config *cfg, const char *value, char *why, size_t size)
+{
+    return read_secret_file(cfg->readonly_pass, value, why, size);
 }
 
 static bool set_port(config *cfg, const char *value, char *why, size_t size)
@@ -149,16 +224,21 @@ static bool set_durability(config *cfg, const char *value, char *why, size_t siz
 }
 
 static const setting settings[] = {
-    {"store", set_store, "URI     the store: a data folder (default ./stockd-data), stockd://, postgres://"},
-    {"port", set_port, "N        RESP port (default 7379, 0 = off)"},
-    {"http-port", set_http_port, "N   HTTP port (default 7380, 0 = off)"},
-    {"bind", set_bind, "ADDR     listen address, IPv4 or IPv6 (default 127.0.0.1)"},
-    {"requirepass", set_requirepass, "PASS  password: RESP AUTH, HTTP Bearer token"},
-    {"protected-mode", set_protected_mode, "yes|no  refuse a non-loopback --bind without a password (default yes)"},
-    {"maxclients", set_maxclients, "N  connections at once (default 10000)"},
-    {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)"},
-    {"idle-timeout", set_idle_timeout, "S  close clients idle S seconds (default 300, 0 = never)"},
-    {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)"},
+    {"store", set_store, "URI     the store: a data folder (default ./stockd-data), stockd://, postgres://", false},
+    {"port", set_port, "N        RESP port (default 7379, 0 = off)", false},
+    {"http-port", set_http_port, "N   HTTP port (default 7380, 0 = off)", false},
+    {"bind", set_bind, "ADDR     listen address, IPv4 or IPv6 (default 127.0.0.1)", false},
+    {"requirepass", set_requirepass, "PASS  password of user default (full access): RESP AUTH, HTTP Bearer token;\n"
+     "                     ps shows a flag to every local user: prefer requirepass-file", true},
+    {"requirepass-file", set_requirepass_file, "PATH  the password from the first line of PATH (mode 600 or stricter)", false},
+    {"readonly-pass", set_readonly_pass, "PASS  password of the read-only user (reads and /metrics only)", true},
+    {"readonly-pass-file", set_readonly_pass_file, "PATH  the read-only password from PATH (mode 600 or stricter)", false},
+    {"readonly-user", set_readonly_user, "NAME  the read-only user's name for AUTH NAME PASS (default reader)", false},
+    {"protected-mode", set_protected_mode, "yes|no  refuse a non-loopback --bind without a password (default yes)", false},
+    {"maxclients", set_maxclients, "N  connections at once (default 10000)", false},
+    {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)", false},
+    {"idle-timeout", set_idle_timeout, "S  close clients idle S seconds (default 300, 0 = never)", false},
+    {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)", false},
 };
 
 #define SETTINGS_COUNT (sizeof settings / sizeof settings[0])
@@ -177,9 +257,13 @@ static void print_help(void)
            "stockd serves libstock over RESP and HTTP/JSON.\n\n");
     for (size_t i = 0; i < SETTINGS_COUNT; i++)
         printf("  --%s %s\n", settings[i].name, settings[i].help);
-    printf("  --config FILE  read `name value` lines (the flags above, without --)\n"
+    printf("  --config FILE  read `name value` lines (the flags above, without --);\n"
+           "                 refused if others may read it while it holds a password\n"
            "  --help, -h     print this and exit\n"
-           "  --version      print the version and exit\n");
+           "  --version      print the version and exit\n\n"
+           "environment (applied before the flags):\n"
+           "  %s   as --requirepass\n"
+           "  %s  as --readonly-pass\n", CONFIG_ENV_REQUIREPASS, CONFIG_ENV_READONLY_PASS);
 }
 
 static void set_defaults(config *cfg)
@@ -194,6 +278,29 @@ static void set_defaults(config *cfg)
     cfg->idle_timeout_s = 300;
     cfg->durability = STOCK_DURABILITY_SYNC;
     cfg->protected_mode = true;
+    strcpy(cfg->readonly_user, "reader");
+}
+
+/* The environment's secrets, between the defaults and the settings: a
+ * process's environment is readable by its own user only, unlike argv.
+ * A value that does not fit is refused like a bad flag. */
+static bool load_environment(config *cfg, char *message, size_t size)
+{
+    static const struct { const char *variable; size_t offset; } secrets[] = {
+        {CONFIG_ENV_REQUIREPASS, offsetof(config, requirepass)},
+        {CONFIG_ENV_READONLY_PASS, offsetof(config, readonly_pass)},
+    };
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        const char *value = getenv(secrets[i].variable);
+        if (value == NULL || value[0] == '\0')
+            continue;
+        char why[128];
+        if (!copy_text((char *)cfg + secrets[i].offset, value, why, sizeof why)) {
+            snprintf(message, size, "environment: %s %s", secrets[i].variable, why);
+            return false;
+        }
+    }
+    return true;
 }
 
 bool config_bind_is_loopback(const char *bind)
@@ -209,6 +316,26 @@ bool config_bind_is_loopback(const char *bind)
     return IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+/* A read-only password needs a full one (else every client has full
+ * access anyway), and the two must differ (a Bearer token names its user
+ * by the password alone). */
+static bool credentials_consistent(const config *cfg, char *message, size_t size)
+{
+    if (cfg->readonly_pass[0] == '\0')
+        return true;
+    if (cfg->requirepass[0] == '\0') {
+        snprintf(message, size, "a read-only password needs a full one too "
+                 "(--requirepass-file): without it every client has full access");
+        return false;
+    }
+    if (strcmp(cfg->readonly_pass, cfg->requirepass) == 0) {
+        snprintf(message, size, "the read-only password is the full one: "
+                 "a client could not be told apart; choose two passwords");
+        return false;
+    }
+    return true;
+}
+
 /* Protected mode, as Redis has it: a server anyone on the network can
  * reach must not also let anyone in. Checked once every setting is read,
  * so the order of --bind and --requirepass does not matter. */
@@ -218,7 +345,8 @@ static bool protected_mode_allows(const config *cfg, char *message, size_t size)
         return true;
     snprintf(message, size,
              "protected mode: --bind %s is reachable from other hosts and no password is set, "
-             "so anyone could change stock. Set a password (--requirepass PASS), "
+             "so anyone could change stock. Set a password (--requirepass-file PATH, or the "
+             CONFIG_ENV_REQUIREPASS " environment variable), "
              "or bind to 127.0.0.1, or, "
              "if the network itself keeps strangers out, turn protection off explicitly "
              "with --protected-mode no", cfg->bind);
@@ -235,9 +363,12 @@ static bool apply(config *cfg, const char *name, size_t name_len,
                  where, (int)name_len, name);
         return false;
     }
-    char why[256];
+    char why[CONFIG_TEXT_MAX + 256];
     if (!s->apply(cfg, value, why, sizeof why)) {
-        snprintf(message, size, "%s: %s '%s' %s", where, s->name, value, why);
+        if (s->secret)
+            snprintf(message, size, "%s: %s %s", where, s->name, why);
+        else
+            snprintf(message, size, "%s: %s '%s' %s", where, s->name, value, why);
         return false;
     }
     return true;
@@ -267,7 +398,7 @@ static bool load_file(config *cfg, const char *path, char *message, size_t size)
         return false;
     }
     char line[CONFIG_LINE_MAX], where[CONFIG_TEXT_MAX + 32];
-    bool ok = true;
+    bool ok = true, secret = false;
     for (int number = 1; ok && fgets(line, sizeof line, file) != NULL; number++) {
         snprintf(where, sizeof where, "%s:%d", path, number);
         char *name = NULL, *value = NULL;
@@ -280,11 +411,36 @@ static bool load_file(config *cfg, const char *path, char *message, size_t size)
         } else if (!split_line(line, &name, &value)) {
             snprintf(message, size, "%s: expected 'name value'", where);
             ok = false;
-        } else
+        } else {
             ok = apply(cfg, name, strlen(name), value, where, message, size);
+            const setting *known = find_setting(name, strlen(name));
+            secret |= known != NULL && known->secret;
+        }
+    }
+    char why[CONFIG_TEXT_MAX + 256];
+    if (ok && secret && !private_enough(fileno(file), path, why, sizeof why)) {
+        snprintf(message, size, "--config %s", why);
+        ok = false;
     }
     fclose(file);
     return ok;
+}
+
+void config_scrub_secrets(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0)
+            continue;
+        const char *name = argv[i] + 2;
+        char *equals = strchr(name, '=');
+        size_t name_len = equals != NULL ? (size_t)(equals - name) : strlen(name);
+        const setting *s = find_setting(name, name_len);
+        if (s == NULL || !s->secret)
+            continue;
+        char *value = equals != NULL ? equals + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value != NULL)
+            memset(value, '*', strlen(value));
+    }
 }
 
 config_result config_from_args(config *cfg, int argc, char **argv,
@@ -293,6 +449,8 @@ config_result config_from_args(config *cfg, int argc, char **argv,
     assert(cfg != NULL && message != NULL && size > 0);
     set_defaults(cfg);
     message[0] = '\0';
+    if (!load_environment(cfg, message, size))
+        return CONFIG_EXIT_BAD;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -319,7 +477,12 @@ config_result config_from_args(config *cfg, int argc, char **argv,
             : apply(cfg, name, name_len, value, "flag", message, size);
         if (!ok)
             return CONFIG_EXIT_BAD;
+        const setting *s = find_setting(name, name_len);
+        if (s != NULL && s->secret)
+            cfg->secret_in_argv = s->name;
     }
+    if (!credentials_consistent(cfg, message, size))
+        return CONFIG_EXIT_BAD;
     if (cfg->port == 0 && cfg->http_port == 0) {
         snprintf(message, size, "--port and --http-port are both 0: nothing to serve");
         return CONFIG_EXIT_BAD;

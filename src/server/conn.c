@@ -624,7 +624,7 @@ static conn *conn_create(server *srv, conn_kind kind)
     c->state = CONN_OPEN;
     c->id = ++srv->next_conn_id;
     c->proto = 2;
-    c->authed = srv->cfg->requirepass[0] == '\0';
+    c->role = auth_initial_role(srv->cfg);
     c->last_active_ms = server_now_ms(srv);
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -640,6 +640,20 @@ static void refuse(conn *c)
     c->srv->counters.connections_rejected++;
     reject_with_error(c, 503, "UNAVAILABLE", "max number of clients reached");
     server_flush(c->srv);
+}
+
+/* Keeps the client's address for the log and the authentication limit. */
+static void remember_peer(conn *c)
+{
+    struct sockaddr_storage address;
+    int len = sizeof address;
+    int rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&address, &len);
+    if (rc == 0 && address.ss_family == AF_INET6)
+        rc = uv_ip6_name((const struct sockaddr_in6 *)&address, c->peer, sizeof c->peer);
+    else if (rc == 0)
+        rc = uv_ip4_name((const struct sockaddr_in *)&address, c->peer, sizeof c->peer);
+    if (rc != 0)
+        snprintf(c->peer, sizeof c->peer, "unknown");
 }
 
 void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind)
@@ -658,6 +672,7 @@ void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    remember_peer(c);
     srv->counters.connections_accepted++;
     if (srv->counters.connections_open > srv->cfg->maxclients) {
         refuse(c);

@@ -126,9 +126,10 @@ typedef struct conn {
     uv_shutdown_t shutdown_req;
     struct conn *prev, *next, *dirty_next, *waiting_next;
     uint64_t last_active_ms;
+    char peer[AUTH_ADDRESS_MAX];  /* the client's address, for the log and limits */
+    auth_role role;        /* what the client may do (RESP: after AUTH) */
     /* RESP session */
     int proto;             /* 2 or 3 (HELLO) */
-    bool authed;
     bool stockproto;       /* STOCKPROTO 1: replies tell a replay */
     char name[CONN_NAME_MAX];
     /* HTTP session */

@@ -152,9 +152,12 @@ static bool render_connections(const metrics *counters, buf *out)
            line(out, "# HELP stockd_protocol_errors_total Malformed or oversize requests.\n"
                      "# TYPE stockd_protocol_errors_total counter\n"
                      "stockd_protocol_errors_total %" PRIu64 "\n", counters->protocol_errors) &&
-           line(out, "# HELP stockd_auth_failures_total Wrong or missing passwords.\n"
+           line(out, "# HELP stockd_auth_failures_total Wrong or missing passwords, and attempts refused by the per-address limit.\n"
                      "# TYPE stockd_auth_failures_total counter\n"
-                     "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures);
+                     "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures) &&
+           line(out, "# HELP stockd_permission_denied_total Requests refused because the user may not make them (NOPERM, 403).\n"
+                     "# TYPE stockd_permission_denied_total counter\n"
+                     "stockd_permission_denied_total %" PRIu64 "\n", counters->permission_denied);
 }
 
 static uint64_t sync_bound_us(unsigned i)

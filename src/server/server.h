@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "proto/resp.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "stock.h"
@@ -79,6 +80,7 @@ typedef struct server {
     uint64_t next_conn_id;
 
     metrics counters;
+    auth_limiter auth;                 /* failed authentications by address */
     resp_request request;              /* the RESP parser's scratch space */
 } server;
 

@@ -2,7 +2,14 @@
 # 48-security.sh -- who may reach stockd and what they may do, checked with
 # real clients: protected mode refusing a public --bind with no password
 # (and starting, with a warning, when turned off), run in a network
-# namespace of its own so that no port is ever open beyond this test.
+# namespace of its own so that no port is ever open beyond this test;
+# secrets off the command line (password files with their permissions
+# checked like ssh's, the environment, a config file others may not read,
+# a warning and a scrubbed ps line for --requirepass); a read-only user
+# beside the full one, over RESP (AUTH user pass, HELLO AUTH) and HTTP
+# (Bearer tokens), denied every write with NOPERM / 403 and nothing
+# changed; failed authentications limited per address and logged without
+# the secret.
 set -eu
 BUILD=${BUILD:-build}
 STOCKD=$BUILD/stockd
@@ -65,8 +72,160 @@ grep -q "WARN --protected-mode no: listening on 0.0.0.0 with no password" "$dir/
 echo "ok  --protected-mode no starts, with a warning"
 netns_stop
 netns_start --requirepass s3cret
-grep -q "WARN" "$dir/log" && fail "a public bind with a password warned"
+grep -q "WARN --protected-mode" "$dir/log" && fail "a public bind with a password warned"
 echo "ok  a public bind with a password starts"
 netns_stop
+
+# Starts stockd on loopback with the flags given: RESP on PORT, HTTP on
+# PORT+1, the first free pair of 17340..17359.
+start() {
+    for base in $(seq 17340 2 17358); do
+        PORT=$base HTTP=$((base + 1))
+        : >"$dir/log"
+        "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
+        pid=$!
+        for _ in $(seq 200); do
+            grep -q "listening for HTTP on 127.0.0.1:$HTTP" "$dir/log" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        wait "$pid" 2>/dev/null || true
+        pid=""
+        grep -q "address already in use" "$dir/log" || fail "stockd did not start: $*"
+    done
+    fail "no free port pair in 17340..17359"
+}
+stop() {
+    kill -TERM "$pid"
+    wait "$pid" || fail "stockd exited non-zero"
+    pid=""
+}
+
+# ------------------------------------------------------------ secrets
+printf 'full-s3cret\n' >"$dir/full"
+printf 'read-s3cret\n' >"$dir/ro"
+chmod 644 "$dir/full"
+refused "group-readable password file" "permissions 0644 are too open" --requirepass-file "$dir/full"
+chmod 640 "$dir/full"
+refused "group-readable password file (640)" "chmod 600" --requirepass-file "$dir/full"
+chmod 600 "$dir/full" "$dir/ro"
+refused "missing password file" "No such file" --requirepass-file "$dir/none"
+: >"$dir/empty"; chmod 600 "$dir/empty"
+refused "empty password file" "the first line must hold the password" --requirepass-file "$dir/empty"
+refused "read-only without a full password" "needs a full one too" --readonly-pass-file "$dir/ro"
+refused "read-only password = full password" "choose two passwords" \
+    --requirepass-file "$dir/full" --readonly-pass-file "$dir/full"
+refused "read-only user named default" "full-access user's name" --readonly-user default
+# A secret's value never appears in an error message.
+out=$("$STOCKD" --requirepass "$(head -c 1100 /dev/zero | tr '\0' x)" 2>&1) || true
+echo "$out" | grep -q "xxxx" && fail "an oversize password was echoed: $out"
+echo "ok  a bad password is not echoed"
+# A config file holding a secret must be private; one without may be read.
+printf 'requirepass from-file\n' >"$dir/secret.conf"
+chmod 644 "$dir/secret.conf"
+refused "world-readable config with a password" "secret.conf: permissions 0644 are too open" \
+    --config "$dir/secret.conf"
+printf 'idle-timeout 30\n' >"$dir/plain.conf"
+chmod 644 "$dir/plain.conf"
+chmod 600 "$dir/secret.conf"
+
+# --requirepass on the command line works, is warned about, and is
+# scrubbed from the process's command line.
+start --requirepass argv-s3cret --config "$dir/plain.conf"
+grep -q "WARN --requirepass was given on the command line" "$dir/log" || fail "no argv warning"
+tr '\0' ' ' </proc/$pid/cmdline | grep -q "argv-s3cret" && fail "ps still shows the password"
+check "argv password" OK "$(redis-cli -p $PORT --no-auth-warning -a argv-s3cret ping | sed s/PONG/OK/)"
+stop
+# The environment and a private config file give passwords with no warning.
+STOCKD_REQUIREPASS=env-s3cret start
+check "password from the environment" PONG "$(redis-cli -p $PORT --no-auth-warning -a env-s3cret ping)"
+grep -q WARN "$dir/log" && fail "a password from the environment was warned about"
+stop
+start --config "$dir/secret.conf"
+check "password from a private config file" PONG "$(redis-cli -p $PORT --no-auth-warning -a from-file ping)"
+stop
+
+# ------------------------------------------------------------ scoped users
+start --requirepass-file "$dir/full" --readonly-pass-file "$dir/ro" --readonly-user dashboard
+grep -q WARN "$dir/log" && fail "password files were warned about"
+F() { redis-cli -p $PORT --no-auth-warning --user default --pass full-s3cret "$@"; }
+RO() { redis-cli -p $PORT --no-auth-warning --user dashboard --pass read-s3cret "$@"; }
+check "full: SETSTOCK" 10 "$(F setstock A1 10)"
+check "full: DEDUCT" 9 "$(F deduct L1 A1 1)"
+check "full by password alone (AUTH pass)" 9 "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret stock A1)"
+check "read-only: STOCK" 9 "$(RO stock A1)"
+check "read-only: SKUINFO" "available 9 adjusted 10 deducted 1 refunded 0" "$(RO skuinfo A1 | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: LINEINFO sku" A1 "$(RO lineinfo L1 | sed -n 2p)"
+check "read-only: PING" PONG "$(RO ping)"
+check "read-only by password alone" 9 "$(redis-cli -p $PORT --no-auth-warning -a read-s3cret stock A1)"
+for command in "setstock A1 100" "addstock A1 5" "addstock A1 5 adj-1" "deduct L2 A1 1" \
+               "order O1 L3 A1 1" "refund R1 L1 1"; do
+    name=$(echo "$command" | cut -d' ' -f1)
+    # shellcheck disable=SC2086
+    check "read-only: $name denied" \
+        "NOPERM User dashboard has no permissions to run the '$name' command" "$(RO $command)"
+done
+check "read-only writes changed nothing" "available 9 adjusted 10 deducted 1 refunded 0" \
+    "$(F skuinfo A1 | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: denied lines absent" "NOTFOUND line=L2" "$(F lineinfo L2)"
+check "user default with the read-only password" \
+    "AUTH failed: WRONGPASS invalid username-password pair or user is disabled." \
+    "$(redis-cli -p $PORT --no-auth-warning --user default --pass read-s3cret ping 2>&1 | head -1)"
+check "HELLO AUTH as the read-only user" "NOPERM" \
+    "$(printf 'HELLO 3 AUTH dashboard read-s3cret\r\nDEDUCT L9 A1 1\r\n' | redis-cli -p $PORT 2>&1 | grep -o NOPERM || true)"
+check "python3-redis as the read-only user" "9 NOPERM" "$(/usr/bin/python3 - $PORT <<'PY'
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]), username="dashboard", password="read-s3cret")
+out = [str(r.execute_command("STOCK", "A1"))]
+try:
+    r.execute_command("DEDUCT", "L8", "A1", "1")
+except redis.exceptions.NoPermissionError:
+    out.append("NOPERM")
+print(" ".join(out))
+PY
+)"
+
+# HTTP: one Bearer token per user; the read-only one reads and is denied
+# every write with 403, which changes nothing.
+H() { curl -s -o "$dir/body" -w '%{http_code}' -H "Authorization: Bearer $1" "${@:2}"; }
+U=http://127.0.0.1:$HTTP
+check "HTTP read-only: GET sku" 200 "$(H read-s3cret $U/v1/skus/A1)"
+check "HTTP read-only: GET line" 200 "$(H read-s3cret $U/v1/lines/L1)"
+check "HTTP read-only: metrics" 200 "$(H read-s3cret $U/metrics)"
+deny_http() {
+    check "HTTP read-only: $1 $2 denied" 403 "$(H read-s3cret -X "$1" "$U$2" -d "$3")"
+    grep -q '"error":"NOPERM","message":"User dashboard has no permissions to '"$1 $2"'"' "$dir/body" ||
+        fail "403 body: $(cat "$dir/body")"
+}
+deny_http PUT /v1/skus/A1 '{"available":100}'
+deny_http POST /v1/skus/A1/adjustments '{"delta":5,"id":"adj-2"}'
+deny_http POST /v1/deductions '{"line_id":"L4","sku":"A1","qty":1}'
+deny_http POST /v1/orders '{"order_id":"O2","lines":[{"line_id":"L5","sku":"A1","qty":1}]}'
+deny_http POST /v1/refunds '{"refund_id":"R2","line_id":"L1","qty":1}'
+check "HTTP full: deduct" 200 "$(H full-s3cret -X POST $U/v1/deductions -d '{"line_id":"L6","sku":"A1","qty":1}')"
+check "HTTP writes by the read-only token changed nothing" \
+    '{"sku":"A1","available":8,"adjusted":10,"deducted":2,"refunded":0}' \
+    "$(curl -s -H 'Authorization: Bearer full-s3cret' $U/v1/skus/A1)"
+check "HTTP wrong token" 401 "$(H wrong $U/v1/skus/A1)"
+check "HTTP no token" 401 "$(curl -s -o /dev/null -w '%{http_code}' $U/v1/skus/A1)"
+check "HTTP healthz needs no token" 200 "$(curl -s -o /dev/null -w '%{http_code}' $U/healthz)"
+curl -s -H 'Authorization: Bearer read-s3cret' $U/metrics | grep -q '^stockd_permission_denied_total 13$' ||
+    fail "stockd_permission_denied_total: $(curl -s -H 'Authorization: Bearer read-s3cret' $U/metrics | grep denied)"
+echo "ok  permission_denied counted"
+
+# Failed authentications: logged with the address and user, never the
+# password; after 10 in a minute an address is refused without a check.
+grep -q "authentication failed for user 'default'" "$dir/log" || fail "failed AUTH not logged"
+for i in $(seq 7); do redis-cli -p $PORT --no-auth-warning --user dashboard --pass "guess-$i" ping >/dev/null 2>&1; done
+check "the 10th failure is still checked" "WRONGPASS" \
+    "$(redis-cli -p $PORT --no-auth-warning -a guess-9 ping 2>&1 | grep -o WRONGPASS || true)"
+check "the 11th attempt is refused unchecked" \
+    "AUTH failed: ERR too many failed authentications from 127.0.0.1; try again in" \
+    "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret ping 2>&1 | head -1 | sed 's/ [0-9]* s$//')"
+check "HTTP from the limited address: 429" 429 "$(H full-s3cret $U/v1/skus/A1)"
+grep -q "127.0.0.1: 10 failed authentications in 60 s" "$dir/log" || fail "the limit is not logged"
+grep -qE "guess|wrong|read-s3cret|full-s3cret" "$dir/log" && fail "a password reached the log"
+echo "ok  failures logged without the secret"
+stop
 
 echo "48-security: all passed"
