@@ -167,6 +167,62 @@ static bool set_http_port(config *cfg, const char *value, char *why, size_t size
     return true;
 }
 
+static bool set_tls_port(config *cfg, const char *value, char *why, size_t size)
+{
+    uint64_t n = 0;
+    if (!parse_number(value, 0, 65535, &n, why, size))
+        return false;
+    cfg->tls_port = (int)n;
+    return true;
+}
+
+static bool set_tls_http_port(config *cfg, const char *value, char *why, size_t size)
+{
+    uint64_t n = 0;
+    if (!parse_number(value, 0, 65535, &n, why, size))
+        return false;
+    cfg->tls_http_port = (int)n;
+    return true;
+}
+
+static bool set_tls_cert_file(config *cfg, const char *value, char *why, size_t size)
+{
+    return copy_text(cfg->tls_cert_file, value, why, size);
+}
+
+/* The key file holds a secret: refused if others may read it. */
+static bool set_tls_key_file(config *cfg, const char *value, char *why, size_t size)
+{
+    FILE *file = fopen(value, "r");
+    if (file == NULL) {
+        snprintf(why, size, "%s", strerror(errno));
+        return false;
+    }
+    bool ok = private_enough(fileno(file), value, why, size);
+    fclose(file);
+    return ok && copy_text(cfg->tls_key_file, value, why, size);
+}
+
+static bool set_tls_ca_cert_file(config *cfg, const char *value, char *why, size_t size)
+{
+    return copy_text(cfg->tls_ca_cert_file, value, why, size);
+}
+
+static bool set_tls_auth_clients(config *cfg, const char *value, char *why, size_t size)
+{
+    if (strcmp(value, "yes") == 0)
+        cfg->tls_auth_clients = CONFIG_TLS_AUTH_YES;
+    else if (strcmp(value, "optional") == 0)
+        cfg->tls_auth_clients = CONFIG_TLS_AUTH_OPTIONAL;
+    else if (strcmp(value, "no") == 0)
+        cfg->tls_auth_clients = CONFIG_TLS_AUTH_NO;
+    else {
+        snprintf(why, size, "must be yes, optional or no");
+        return false;
+    }
+    return true;
+}
+
 static bool set_maxclients(config *cfg, const char *value, char *why, size_t size)
 {
     uint64_t n = 0;
@@ -234,6 +290,12 @@ static const setting settings[] = {
     {"readonly-pass", set_readonly_pass, "PASS  password of the read-only user (reads and /metrics only)", true},
     {"readonly-pass-file", set_readonly_pass_file, "PATH  the read-only password from PATH (mode 600 or stricter)", false},
     {"readonly-user", set_readonly_user, "NAME  the read-only user's name for AUTH NAME PASS (default reader)", false},
+    {"tls-port", set_tls_port, "N    RESP over TLS port (default 0 = off)", false},
+    {"tls-http-port", set_tls_http_port, "N  HTTPS port (default 0 = off)", false},
+    {"tls-cert-file", set_tls_cert_file, "PATH  server certificate chain (PEM), for the TLS ports", false},
+    {"tls-key-file", set_tls_key_file, "PATH  its private key (PEM, mode 600 or stricter)", false},
+    {"tls-ca-cert-file", set_tls_ca_cert_file, "PATH  CA (PEM) that signs client certificates", false},
+    {"tls-auth-clients", set_tls_auth_clients, "yes|optional|no  require a client certificate (default yes)", false},
     {"protected-mode", set_protected_mode, "yes|no  refuse a non-loopback --bind without a password (default yes)", false},
     {"maxclients", set_maxclients, "N  connections at once (default 10000)", false},
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)", false},
@@ -314,6 +376,44 @@ bool config_bind_is_loopback(const char *bind)
     if (IN6_IS_ADDR_V4MAPPED(&v6))
         return v6.s6_addr[12] == 127;
     return IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* At least one port, and no port twice. */
+static bool ports_consistent(const config *cfg, char *message, size_t size)
+{
+    const int ports[] = {cfg->port, cfg->http_port, cfg->tls_port, cfg->tls_http_port};
+    const char *names[] = {"--port", "--http-port", "--tls-port", "--tls-http-port"};
+    bool any = false;
+    for (int i = 0; i < 4; i++) {
+        any |= ports[i] != 0;
+        for (int j = i + 1; j < 4; j++)
+            if (ports[i] != 0 && ports[i] == ports[j]) {
+                snprintf(message, size, "%s and %s are both %d", names[i], names[j], ports[i]);
+                return false;
+            }
+    }
+    if (!any)
+        snprintf(message, size, "--port and --http-port are both 0 and no TLS port is set: "
+                 "nothing to serve");
+    return any;
+}
+
+/* A TLS port needs a certificate and key; client verification a CA. */
+static bool tls_consistent(const config *cfg, char *message, size_t size)
+{
+    if (cfg->tls_port == 0 && cfg->tls_http_port == 0)
+        return true;
+    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
+        snprintf(message, size, "a TLS port needs --tls-cert-file and --tls-key-file");
+        return false;
+    }
+    if (cfg->tls_auth_clients != CONFIG_TLS_AUTH_NO && cfg->tls_ca_cert_file[0] == '\0') {
+        snprintf(message, size, "--tls-auth-clients %s needs --tls-ca-cert-file, the CA that "
+                 "signs client certificates (or --tls-auth-clients no)",
+                 cfg->tls_auth_clients == CONFIG_TLS_AUTH_YES ? "yes (the default)" : "optional");
+        return false;
+    }
+    return true;
 }
 
 /* A read-only password needs a full one (else every client has full
@@ -483,14 +583,8 @@ config_result config_from_args(config *cfg, int argc, char **argv,
     }
     if (!credentials_consistent(cfg, message, size))
         return CONFIG_EXIT_BAD;
-    if (cfg->port == 0 && cfg->http_port == 0) {
-        snprintf(message, size, "--port and --http-port are both 0: nothing to serve");
+    if (!ports_consistent(cfg, message, size) || !tls_consistent(cfg, message, size))
         return CONFIG_EXIT_BAD;
-    }
-    if (cfg->port != 0 && cfg->port == cfg->http_port) {
-        snprintf(message, size, "--port and --http-port are both %d", cfg->port);
-        return CONFIG_EXIT_BAD;
-    }
     if (!protected_mode_allows(cfg, message, size))
         return CONFIG_EXIT_BAD;
     return CONFIG_RUN;

@@ -18,11 +18,25 @@
 #define CONFIG_ENV_REQUIREPASS "STOCKD_REQUIREPASS"       /* environment: requirepass */
 #define CONFIG_ENV_READONLY_PASS "STOCKD_READONLY_PASS"   /* environment: readonly-pass */
 
+/* --tls-auth-clients: whether a TLS client must show a certificate signed
+ * by --tls-ca-cert-file (mutual TLS). */
+typedef enum config_tls_auth {
+    CONFIG_TLS_AUTH_YES = 0,   /* required (the default, as in Redis) */
+    CONFIG_TLS_AUTH_OPTIONAL,  /* checked if shown */
+    CONFIG_TLS_AUTH_NO         /* not asked for */
+} config_tls_auth;
+
 typedef struct config {
     char store[CONFIG_TEXT_MAX];        /* store URI, default ./stockd-data */
     char bind[CONFIG_TEXT_MAX];         /* listen address, default 127.0.0.1 */
     int port;                           /* RESP port, 0 = off, default 7379 */
     int http_port;                      /* HTTP port, 0 = off, default 7380 */
+    int tls_port;                       /* RESP over TLS, 0 = off (default) */
+    int tls_http_port;                  /* HTTPS, 0 = off (default) */
+    char tls_cert_file[CONFIG_TEXT_MAX];  /* PEM certificate chain */
+    char tls_key_file[CONFIG_TEXT_MAX];   /* PEM private key */
+    char tls_ca_cert_file[CONFIG_TEXT_MAX];  /* PEM CA for client certificates */
+    config_tls_auth tls_auth_clients;
     char requirepass[CONFIG_TEXT_MAX];  /* user default's password, "" = none */
     char readonly_user[CONFIG_TEXT_MAX];  /* the read-only user's name */
     char readonly_pass[CONFIG_TEXT_MAX];  /* its password, "" = no such user */

@@ -35,6 +35,7 @@
 #define CONN_DISCARD_MAX (1u << 20)    /* input dropped after a rejection */
 
 struct http_reader;
+struct tls_session;
 
 typedef enum conn_kind { CONN_RESP = 0, CONN_HTTP = 1 } conn_kind;
 
@@ -115,6 +116,8 @@ typedef struct conn {
     chunk *in;
     buf out;               /* rendered, not yet handed to uv_write */
     buf writing;           /* in an uv_write now */
+    struct tls_session *tls;  /* NULL on a plaintext connection */
+    buf sealed;            /* TLS: out encrypted, not yet handed to uv_write */
     uv_write_t write_req;
     slot *slots;           /* ring of slot_cap (a power of 2 <= CONN_PENDING_MAX) */
     uint32_t slot_cap;
@@ -136,9 +139,10 @@ typedef struct conn {
     struct http_reader *http;
 } conn;
 
-/* Accepts a client on listener (a RESP or HTTP port). Logs and drops the
- * client on failure; refuses it with an error reply over --maxclients. */
-void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind);
+/* Accepts a client on listener (a RESP or HTTP port, over TLS if tls).
+ * Logs and drops the client on failure; refuses it with an error reply
+ * over --maxclients (a TLS client, which has no session yet, is closed). */
+void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind, bool tls);
 
 /*
  * Appends an op for c to the gathering batch and a slot for its reply.

@@ -157,7 +157,10 @@ static bool render_connections(const metrics *counters, buf *out)
                      "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures) &&
            line(out, "# HELP stockd_permission_denied_total Requests refused because the user may not make them (NOPERM, 403).\n"
                      "# TYPE stockd_permission_denied_total counter\n"
-                     "stockd_permission_denied_total %" PRIu64 "\n", counters->permission_denied);
+                     "stockd_permission_denied_total %" PRIu64 "\n", counters->permission_denied) &&
+           line(out, "# HELP stockd_tls_failures_total TLS handshakes that failed, and plaintext clients on a TLS port.\n"
+                     "# TYPE stockd_tls_failures_total counter\n"
+                     "stockd_tls_failures_total %" PRIu64 "\n", counters->tls_failures);
 }
 
 static uint64_t sync_bound_us(unsigned i)

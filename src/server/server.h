@@ -10,6 +10,7 @@
 #define STOCK_SERVER_SERVER_H
 
 #include <pthread.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "proto/resp.h"
@@ -21,10 +22,21 @@
 #define SERVER_SHUTDOWN_GRACE_MS 10000   /* then clients still open are cut */
 #define SERVER_SWEEP_MS 1000             /* idle-timeout check period */
 #define SERVER_LISTEN_BACKLOG 1024
+#define SERVER_TLS_READ_BYTES (64u * 1024)  /* ciphertext taken per TLS read */
 
 struct batch;
 struct chunk;
 struct conn;
+
+/* The listeners, by what they serve: a connection's conn_kind is its
+ * listener's index modulo 2, and the last two speak TLS. */
+enum server_listener {
+    SERVER_LISTEN_RESP = 0,
+    SERVER_LISTEN_HTTP,
+    SERVER_LISTEN_RESP_TLS,
+    SERVER_LISTEN_HTTP_TLS,
+    SERVER_LISTENERS
+};
 
 /*
  * The server's life, one step at a time:
@@ -51,8 +63,10 @@ typedef struct server {
     const config *cfg;
     uint64_t started_ms;
 
-    uv_tcp_t listeners[2];             /* [0] RESP, [1] HTTP */
-    bool listening[2];
+    uv_tcp_t listeners[SERVER_LISTENERS];   /* enum server_listener */
+    bool listening[SERVER_LISTENERS];
+    SSL_CTX *tls_context;              /* NULL when no TLS port is set */
+    char tls_read[SERVER_TLS_READ_BYTES];   /* ciphertext of the read in progress */
     uv_check_t check;                  /* submits the batch gathered this turn */
     uv_async_t async;                  /* batch completions from the store */
     uv_timer_t sweep;                  /* idle timeout */
