@@ -9,7 +9,12 @@
 # beside the full one, over RESP (AUTH user pass, HELLO AUTH) and HTTP
 # (Bearer tokens), denied every write with NOPERM / 403 and nothing
 # changed; failed authentications limited per address and logged without
-# the secret.
+# the secret; TLS on both protocols with a CA made here by openssl:
+# redis-cli --tls, python3-redis and curl over HTTPS, with and without a
+# client certificate (mutual TLS), a certificate from another CA, an
+# expired one and a plaintext client each refused with a clear error while
+# the server goes on serving others, and an established client's p99
+# while 1,000 clients handshake at once.
 set -eu
 BUILD=${BUILD:-build}
 STOCKD=$BUILD/stockd
@@ -226,6 +231,190 @@ check "HTTP from the limited address: 429" 429 "$(H full-s3cret $U/v1/skus/A1)"
 grep -q "127.0.0.1: 10 failed authentications in 60 s" "$dir/log" || fail "the limit is not logged"
 grep -qE "guess|wrong|read-s3cret|full-s3cret" "$dir/log" && fail "a password reached the log"
 echo "ok  failures logged without the secret"
+stop
+
+# ------------------------------------------------------------ TLS
+# A test CA, a server certificate for 127.0.0.1, a client certificate, one
+# from a CA the server does not trust, and one that expired in 2020.
+pki=$dir/pki
+mkdir -p "$pki"
+( cd "$pki"
+  key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
+          -out "$1.csr" -subj "/CN=$2" 2>/dev/null; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+      -out ca.crt -days 2 -subj "/CN=stockd test CA" 2>/dev/null
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key \
+      -out other-ca.crt -days 2 -subj "/CN=another CA" 2>/dev/null
+  key server 127.0.0.1
+  printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+      -days 2 -extfile san.ext 2>/dev/null
+  key client client
+  openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt \
+      -days 2 2>/dev/null
+  key stranger stranger
+  openssl x509 -req -in stranger.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial \
+      -out stranger.crt -days 2 2>/dev/null
+  key expired expired
+  : >index.txt
+  printf '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.srl\n'\
+'default_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' >ca.cnf
+  openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out expired.crt \
+      -startdate 20200101000000Z -enddate 20200102000000Z 2>/dev/null
+  chmod 600 ./*.key ) || fail "making the test certificates"
+[ -s "$pki/expired.crt" ] || fail "no expired certificate"
+
+TLS_FLAGS=(--tls-cert-file "$pki/server.crt" --tls-key-file "$pki/server.key"
+           --tls-ca-cert-file "$pki/ca.crt")
+refused "TLS port without a certificate" "needs --tls-cert-file and --tls-key-file" --tls-port 1
+refused "mutual TLS without a CA" "needs --tls-ca-cert-file" --tls-port 1 \
+    --tls-cert-file "$pki/server.crt" --tls-key-file "$pki/server.key"
+refused "tls-auth-clients maybe" "must be yes, optional or no" --tls-auth-clients maybe
+refused "TLS port = RESP port" "--port and --tls-port are both 17380" --port 17380 --tls-port 17380
+cp "$pki/server.key" "$pki/open.key"; chmod 644 "$pki/open.key"
+refused "world-readable TLS key" "permissions 0644 are too open" --tls-key-file "$pki/open.key"
+cp "$pki/client.key" "$pki/wrong.key"; chmod 600 "$pki/wrong.key"
+out=$("$STOCKD" --store "$dir/data" --port 0 --http-port 0 --tls-port 17399 --tls-cert-file "$pki/server.crt" \
+      --tls-key-file "$pki/wrong.key" --tls-auth-clients no 2>&1) && fail "a key of another certificate started"
+echo "$out" | grep -q "cannot set up TLS: --tls-key-file $pki/wrong.key: key values mismatch" ||
+    fail "mismatched key: $out"
+echo "ok  a key that does not match the certificate is refused"
+
+# Plaintext ports off: TLS only, client certificates optional.
+TLS=0 HTTPS=0
+start_tls() {
+    for base in $(seq 17360 2 17378); do
+        TLS=$base HTTPS=$((base + 1))
+        : >"$dir/log"
+        "$STOCKD" --store "$dir/tls-data" --port 0 --http-port 0 --tls-port $TLS \
+            --tls-http-port $HTTPS "${TLS_FLAGS[@]}" "$@" >"$dir/log" 2>&1 &
+        pid=$!
+        for _ in $(seq 200); do
+            grep -q "listening for HTTPS on 127.0.0.1:$HTTPS" "$dir/log" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        wait "$pid" 2>/dev/null || true
+        pid=""
+        grep -q "address already in use" "$dir/log" || fail "stockd did not start over TLS: $*"
+    done
+    fail "no free port pair in 17360..17379"
+}
+start_tls --tls-auth-clients optional
+grep -q "listening for RESP on\|listening for HTTP on" "$dir/log" && fail "a plaintext port is open"
+T() { redis-cli --tls --cacert "$pki/ca.crt" -p $TLS "$@"; }
+TC() { T --cert "$pki/client.crt" --key "$pki/client.key" "$@"; }
+check "redis-cli --tls: SETSTOCK" 10 "$(T setstock T1 10)"
+check "redis-cli --tls with a client certificate: DEDUCT" 9 "$(TC deduct TL1 T1 1)"
+check "redis-cli --tls: pipelined" "$(printf '8\n7\n7')" \
+    "$(printf 'DEDUCT TL2 T1 1\r\nDEDUCT TL3 T1 1\r\nSTOCK T1\r\n' | T)"
+check "python3-redis over TLS" "6 6" "$(/usr/bin/python3 - $TLS "$pki" <<'PY'
+import sys, redis
+port, pki = int(sys.argv[1]), sys.argv[2]
+r = redis.Redis(port=port, ssl=True, ssl_ca_certs=pki + "/ca.crt",
+                ssl_certfile=pki + "/client.crt", ssl_keyfile=pki + "/client.key")
+print(r.execute_command("DEDUCT", "TL4", "T1", "1"), r.execute_command("STOCK", "T1"))
+PY
+)"
+C() { curl -sS --cacert "$pki/ca.crt" "$@"; }
+check "curl HTTPS without a client certificate" '{"sku":"T1","available":6,"adjusted":10,"deducted":4,"refunded":0}' \
+    "$(C https://127.0.0.1:$HTTPS/v1/skus/T1)"
+check "curl HTTPS with a client certificate" 200 \
+    "$(C --cert "$pki/client.crt" --key "$pki/client.key" -o /dev/null -w '%{http_code}' \
+        -X POST https://127.0.0.1:$HTTPS/v1/deductions -d '{"line_id":"TL5","sku":"T1","qty":1}')"
+# Refused clients, each with a clear error, while an established client
+# (a redis-cli reading commands from a pipe) goes on being served.
+mkfifo "$dir/keep"
+T <"$dir/keep" >"$dir/keep.out" 2>&1 &
+keeper=$!
+exec 7>"$dir/keep"
+echo "STOCK T1" >&7
+check "plaintext RESP on the TLS port" "ERR this port speaks TLS: connect with TLS (redis-cli --tls)" \
+    "$(redis-cli -p $TLS ping 2>&1)"
+check "plain HTTP on the HTTPS port" 400 "$(curl -s -o "$dir/body" -w '%{http_code}' http://127.0.0.1:$HTTPS/healthz)"
+grep -q "a plain HTTP request was sent to the HTTPS port" "$dir/body" || fail "plain HTTP body: $(cat "$dir/body")"
+out=$(C --cert "$pki/stranger.crt" --key "$pki/stranger.key" https://127.0.0.1:$HTTPS/healthz 2>&1) &&
+    fail "a certificate from another CA was accepted"
+echo "$out" | grep -q "unknown ca" || fail "another CA: curl says [$out]"
+echo "ok  a client certificate from another CA is refused (unknown ca)"
+out=$(C --cert "$pki/expired.crt" --key "$pki/expired.key" https://127.0.0.1:$HTTPS/healthz 2>&1) &&
+    fail "an expired certificate was accepted"
+echo "$out" | grep -q "certificate expired" || fail "expired: curl says [$out]"
+echo "ok  an expired client certificate is refused (certificate expired)"
+out=$(curl -sS --cacert "$pki/other-ca.crt" https://127.0.0.1:$HTTPS/healthz 2>&1) &&
+    fail "a client trusting another CA accepted the server"
+echo "$out" | grep -q "SSL certificate problem" || fail "client side: [$out]"
+echo "ok  a client that does not trust the server's CA refuses it"
+grep -q "TLS handshake failed: certificate verify failed (client certificate: certificate has expired)" "$dir/log" ||
+    fail "the expired certificate is not logged"
+grep -q "plaintext on a TLS port" "$dir/log" || fail "plaintext not logged"
+echo "STOCK T1" >&7
+exec 7>&-
+wait "$keeper" || true
+check "the established client was served throughout" "$(printf '5\n5')" "$(cat "$dir/keep.out")"
+check "and new ones still are" PONG "$(T ping)"
+check "tls failures counted" "stockd_tls_failures_total 5" \
+    "$(C https://127.0.0.1:$HTTPS/metrics | grep '^stockd_tls_failures_total')"
+stop
+
+# Mutual TLS required (the default): no certificate, no session.
+start_tls --requirepass-file "$dir/full"
+out=$(C https://127.0.0.1:$HTTPS/healthz 2>&1) && fail "no client certificate was accepted"
+echo "$out" | grep -q "certificate required" || fail "no certificate: curl says [$out]"
+echo "ok  --tls-auth-clients yes: no client certificate, refused (certificate required)"
+check "mutual TLS and a password" 5 "$(TC --no-auth-warning -a full-s3cret stock T1)"
+check "mutual TLS, no password" "NOAUTH Authentication required." "$(TC stock T1)"
+grep -q "TLS handshake failed: peer did not return a certificate" "$dir/log" || fail "not logged"
+
+# 1,000 clients handshake at once (one process) while a client already
+# connected (another process) asks STOCK every millisecond; its latency
+# during the storm is printed and its p99 bounded.
+/usr/bin/python3 - $TLS "$pki" "$dir/storm.done" >"$dir/probe.out" 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+port, pki, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+context = ssl.create_default_context(cafile=pki + "/ca.crt")
+context.load_cert_chain(pki + "/client.crt", pki + "/client.key")
+s = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+f = s.makefile("rb")
+def ask(command):
+    s.sendall(command)
+    return f.readline()
+assert ask(b"*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$11\r\nfull-s3cret\r\n") == b"+OK\r\n"
+open(done + ".ready", "w").close()
+latencies = []
+while not os.path.exists(done):
+    start = time.monotonic()
+    assert ask(b"*2\r\n$5\r\nSTOCK\r\n$2\r\nT1\r\n") == b":5\r\n"
+    latencies.append(time.monotonic() - start)
+    time.sleep(0.001)
+latencies.sort()
+ms = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
+print(f"{len(latencies)} requests: p50 {ms(0.5):.1f} ms, p99 {ms(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+assert ms(0.99) < 1000, "the established client stalled"
+PY
+probe=$!
+for _ in $(seq 200); do [ -e "$dir/storm.done.ready" ] && break; sleep 0.05; done
+/usr/bin/python3 - $TLS "$pki" >"$dir/storm.out" 2>&1 <<'PY' || { cat "$dir/storm.out"; fail "handshake storm"; }
+import asyncio, ssl, sys, time
+port, pki = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=pki + "/ca.crt")
+context.load_cert_chain(pki + "/client.crt", pki + "/client.key")
+async def connect():
+    return await asyncio.open_connection("127.0.0.1", port, ssl=context)
+async def main():
+    start = time.monotonic()
+    sockets = await asyncio.gather(*(connect() for _ in range(1000)), return_exceptions=True)
+    failed = [s for s in sockets if isinstance(s, Exception)]
+    print(f"1000 handshakes in {time.monotonic() - start:.2f} s, {len(failed)} failed {failed[:1]}")
+    for s in sockets:
+        if not isinstance(s, Exception):
+            s[1].close()
+    assert not failed
+asyncio.run(main())
+PY
+touch "$dir/storm.done"
+wait "$probe" || { cat "$dir/probe.out"; fail "the established client during the storm"; }
+echo "ok  $(cat "$dir/storm.out"); the established client meanwhile: $(cat "$dir/probe.out")"
 stop
 
 echo "48-security: all passed"
