@@ -84,7 +84,7 @@ netns_stop
 # Starts stockd on loopback with the flags given: RESP on PORT, HTTP on
 # PORT+1, the first free pair of 17340..17359.
 start() {
-    for base in $(seq 17340 2 17358); do
+    for base in $(seq 17500 2 17518); do
         PORT=$base HTTP=$((base + 1))
         : >"$dir/log"
         "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
@@ -98,7 +98,7 @@ start() {
         pid=""
         grep -q "address already in use" "$dir/log" || fail "stockd did not start: $*"
     done
-    fail "no free port pair in 17340..17359"
+    fail "no free port pair in 17500..17519"
 }
 stop() {
     kill -TERM "$pid"
@@ -283,7 +283,7 @@ echo "ok  a key that does not match the certificate is refused"
 # Plaintext ports off: TLS only, client certificates optional.
 TLS=0 HTTPS=0
 start_tls() {
-    for base in $(seq 17360 2 17378); do
+    for base in $(seq 17520 2 17538); do
         TLS=$base HTTPS=$((base + 1))
         : >"$dir/log"
         "$STOCKD" --store "$dir/tls-data" --port 0 --http-port 0 --tls-port $TLS \
@@ -298,7 +298,7 @@ start_tls() {
         pid=""
         grep -q "address already in use" "$dir/log" || fail "stockd did not start over TLS: $*"
     done
-    fail "no free port pair in 17360..17379"
+    fail "no free port pair in 17520..17539"
 }
 start_tls --tls-auth-clients optional
 grep -q "listening for RESP on\|listening for HTTP on" "$dir/log" && fail "a plaintext port is open"
@@ -365,6 +365,34 @@ echo "ok  --tls-auth-clients yes: no client certificate, refused (certificate re
 check "mutual TLS and a password" 5 "$(TC --no-auth-warning -a full-s3cret stock T1)"
 check "mutual TLS, no password" "NOAUTH Authentication required." "$(TC stock T1)"
 grep -q "TLS handshake failed: peer did not return a certificate" "$dir/log" || fail "not logged"
+
+# The remote backend over TLS (stockds://): the conformance suite's
+# deduction tests through this server, with the client certificate and the
+# password; then a missing certificate, a CA that does not sign the
+# server's and a host the certificate does not name, each refused clearly.
+q="ca=$pki/ca.crt&cert=$pki/client.crt&key=$pki/client.key&password=full-s3cret"
+timeout 300 "$BUILD/tests/conformance" --filter '*deduct*' "stockds://127.0.0.1:$TLS?$q" \
+    >"$dir/conformance.out" 2>&1 || { tail -20 "$dir/conformance.out"; fail "conformance over stockds://"; }
+echo "ok  conformance (deduct) through stockds:// with mutual TLS"
+check "stockctl over stockds:// as default" 5 \
+    "$("$BUILD/stockctl" --store "stockds://127.0.0.1:$TLS?$q&user=default" get T1 | grep -o '^[0-9]*\|available[^,]*' | grep -o '[0-9]*' | head -1)"
+remote_refused() {
+    local status=0
+    "$BUILD/stockctl" --store "$2" get T1 >"$dir/out" 2>&1 || status=$?
+    [ "$status" -ne 0 ] || fail "$1: accepted"
+    grep -q "$3" "$dir/out" || fail "$1: message [$(cat "$dir/out")] lacks [$3]"
+    echo "ok  stockds:// $1 refused: $(grep -o "$3.*" "$dir/out" | head -1 | cut -c1-90)"
+}
+remote_refused "without a client certificate" "stockds://127.0.0.1:$TLS?ca=$pki/ca.crt&password=full-s3cret" \
+    "cannot open stockd at 127.0.0.1:$TLS"
+remote_refused "trusting another CA" "stockds://127.0.0.1:$TLS?ca=$pki/other-ca.crt" \
+    "certificate verify failed"
+remote_refused "to a host the certificate does not name" "stockds://localhost:$TLS?$q" \
+    "hostname mismatch"
+remote_refused "with ca= on stockd://" "stockd://127.0.0.1:$TLS?ca=$pki/ca.crt" \
+    "ca, cert, key with stockds://"
+remote_refused "with a cert and no key" "stockds://127.0.0.1:$TLS?cert=$pki/client.crt" \
+    "cert and key go together"
 
 # 1,000 clients handshake at once (one process) while a client already
 # connected (another process) asks STOCK every millisecond; its latency
