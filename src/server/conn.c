@@ -170,6 +170,7 @@ static void process(conn *c)
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data);
+static void update_reading(conn *c);
 static void reject_with_error(conn *c, int http_status, const char *http_word, const char *message);
 
 /* A client that speaks plaintext to a TLS port is told so in plaintext
@@ -187,22 +188,16 @@ static void refuse_plaintext(conn *c)
         : "a plain HTTP request was sent to the HTTPS port: use https://");
 }
 
-/* Hands TLS client c's ciphertext to its session and decrypts all it can
- * into c->in (the handshake advancing as it goes). False if c is closing
- * or refused. Decrypting everything now matters: bytes left inside the
- * session would wait for a socket read that may never come. */
-static bool decrypt(conn *c, const char *data, size_t len)
+/* Decrypts all TLS client c's session holds into c->in, advancing the
+ * handshake as it goes. False if c is closing. Decrypting everything now
+ * matters: bytes left inside the session would wait for a socket read
+ * that may never come. */
+static bool decrypt(conn *c)
 {
-    if (SSL_in_before(c->tls->ssl) && (unsigned char)data[0] != CONN_TLS_HANDSHAKE_RECORD) {
-        refuse_plaintext(c);
-        return false;
-    }
-    if (!tls_receive(c->tls, data, len)) {
-        conn_close(c);
-        return false;
-    }
     tls_status status = TLS_DATA;
     char reason[TLS_REASON_MAX];
+    if (!tls_ready(c->tls))
+        c->srv->handshakes_this_turn++;
     while (status == TLS_DATA) {
         if (!make_room(c)) {
             conn_close(c);
@@ -230,12 +225,63 @@ static bool decrypt(conn *c, const char *data, size_t len)
     return false;
 }
 
+/* Queues c, whose handshake must wait for a later turn, and stops reading
+ * it: its bytes wait in its session. */
+static void defer_handshake(conn *c)
+{
+    server *srv = c->srv;
+    assert(!(c->flags & CONN_ON_HANDSHAKES));
+    c->flags |= CONN_ON_HANDSHAKES;
+    c->handshake_next = NULL;
+    if (srv->handshakes_tail != NULL)
+        srv->handshakes_tail->handshake_next = c;
+    else
+        srv->handshakes = c;
+    srv->handshakes_tail = c;
+    update_reading(c);
+    server_defer_handshakes(srv);
+}
+
+/* Hands TLS client c's ciphertext to its session and decrypts it, unless
+ * this turn's handshake budget is spent. False if there is nothing to
+ * process now (c deferred, refused or closing). */
+static bool receive_tls(conn *c, const char *data, size_t len)
+{
+    if (SSL_in_before(c->tls->ssl) && (unsigned char)data[0] != CONN_TLS_HANDSHAKE_RECORD) {
+        refuse_plaintext(c);
+        return false;
+    }
+    if (!tls_receive(c->tls, data, len)) {
+        conn_close(c);
+        return false;
+    }
+    if (!tls_ready(c->tls) && c->srv->handshakes_this_turn >= SERVER_HANDSHAKES_PER_TURN) {
+        defer_handshake(c);
+        return false;
+    }
+    return decrypt(c);
+}
+
+bool conn_resume_handshakes(server *srv)
+{
+    while (srv->handshakes != NULL && srv->handshakes_this_turn < SERVER_HANDSHAKES_PER_TURN) {
+        conn *c = srv->handshakes;
+        srv->handshakes = c->handshake_next;
+        if (srv->handshakes == NULL)
+            srv->handshakes_tail = NULL;
+        c->flags &= ~CONN_ON_HANDSHAKES;
+        if (!is_closing(c) && decrypt(c))
+            conn_resume(c);
+    }
+    return srv->handshakes != NULL;
+}
+
 /* Reads while c takes requests and has room for more, or while it drops
  * what a shut client still sends. */
 static void update_reading(conn *c)
 {
     bool want = c->state == CONN_SHUT ||
-                (takes_requests(c) && !(c->flags & CONN_ON_WAITING) &&
+                (takes_requests(c) && !(c->flags & (CONN_ON_WAITING | CONN_ON_HANDSHAKES)) &&
                  c->slot_count < CONN_PENDING_MAX && unwritten(c) < CONN_OUTPUT_MAX);
     bool reading = c->flags & CONN_READING;
     if (want && !reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -269,7 +315,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
     c->last_active_ms = server_now_ms(c->srv);
     if (c->tls == NULL)
         c->in->len += (size_t)nread;
-    else if (nread == 0 || !decrypt(c, data->base, (size_t)nread)) {
+    else if (nread == 0 || !receive_tls(c, data->base, (size_t)nread)) {
         server_flush(c->srv);
         return;
     }
@@ -552,6 +598,14 @@ static void unlink_conn(conn *c)
         while (*link != c)
             link = &(*link)->waiting_next;
         *link = c->waiting_next;
+    }
+    if (c->flags & CONN_ON_HANDSHAKES) {
+        conn *before = NULL;
+        for (conn *at = srv->handshakes; at != c; at = at->handshake_next)
+            before = at;
+        *(before != NULL ? &before->handshake_next : &srv->handshakes) = c->handshake_next;
+        if (srv->handshakes_tail == c)
+            srv->handshakes_tail = before;
     }
 }
 

@@ -83,7 +83,9 @@ enum conn_flag {
     CONN_READING = 1u << 0,     /* uv_read_start is in effect */
     CONN_WRITING = 1u << 1,     /* an uv_write of c->writing is in flight */
     CONN_ON_WAITING = 1u << 2,  /* on srv->waiting */
-    CONN_ON_DIRTY = 1u << 3     /* on srv->dirty */
+    CONN_ON_DIRTY = 1u << 3,    /* on srv->dirty */
+    CONN_ON_HANDSHAKES = 1u << 4  /* on srv->handshakes: its TLS handshake
+                                   * waits for a later loop turn */
 };
 
 /* A read buffer that requests borrow from; freed when refs drops to 0. */
@@ -127,7 +129,7 @@ typedef struct conn {
     size_t deferred_head;
     size_t discarded;      /* bytes dropped in CONN_SHUT */
     uv_shutdown_t shutdown_req;
-    struct conn *prev, *next, *dirty_next, *waiting_next;
+    struct conn *prev, *next, *dirty_next, *waiting_next, *handshake_next;
     uint64_t last_active_ms;
     char peer[AUTH_ADDRESS_MAX];  /* the client's address, for the log and limits */
     auth_role role;        /* what the client may do (RESP: after AUTH) */
@@ -191,6 +193,10 @@ void conn_stop(conn *c);
 
 /* Closes connections idle longer than --idle-timeout; returns how many. */
 uint32_t conn_sweep_idle(server *srv);
+
+/* Advances the TLS handshakes deferred to this turn (at most
+ * SERVER_HANDSHAKES_PER_TURN steps); true while some are left. */
+bool conn_resume_handshakes(server *srv);
 
 /* Frees the chunk free list (at exit). */
 void conn_fini(server *srv);

@@ -63,6 +63,22 @@ static void on_check(uv_check_t *handle)
 {
     server *srv = handle->data;
     batch_submit(srv);
+    srv->handshakes_this_turn = 0;
+}
+
+/* While handshakes wait, an active idle handle keeps the loop from
+ * sleeping in poll, and each turn takes the next budget of them. */
+static void on_handshake_idle(uv_idle_t *handle)
+{
+    server *srv = handle->data;
+    if (!conn_resume_handshakes(srv))
+        uv_idle_stop(handle);
+    server_flush(srv);
+}
+
+void server_defer_handshakes(server *srv)
+{
+    uv_idle_start(&srv->handshake_idle, on_handshake_idle);
 }
 
 static void on_sweep(uv_timer_t *timer)
@@ -87,6 +103,7 @@ void server_maybe_finish(server *srv)
         return;
     server_set_state(srv, SERVER_STOPPED);
     close_handle((uv_handle_t *)&srv->check);
+    close_handle((uv_handle_t *)&srv->handshake_idle);
     close_handle((uv_handle_t *)&srv->async);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->grace);
@@ -165,6 +182,8 @@ static int start_handles(server *srv)
     uv_check_init(srv->loop, &srv->check);
     srv->check.data = srv;
     uv_check_start(&srv->check, on_check);
+    uv_idle_init(srv->loop, &srv->handshake_idle);
+    srv->handshake_idle.data = srv;
     uv_timer_init(srv->loop, &srv->sweep);
     uv_timer_init(srv->loop, &srv->grace);
     srv->sweep.data = srv->grace.data = srv;

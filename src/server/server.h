@@ -23,6 +23,11 @@
 #define SERVER_SWEEP_MS 1000             /* idle-timeout check period */
 #define SERVER_LISTEN_BACKLOG 1024
 #define SERVER_TLS_READ_BYTES (64u * 1024)  /* ciphertext taken per TLS read */
+/* TLS handshake steps (each a few hundred microseconds of public-key
+ * work) per loop turn: past them a handshake waits for the next turn, so
+ * that a storm of new clients delays established ones by one budget, not
+ * by the whole storm. */
+#define SERVER_HANDSHAKES_PER_TURN 16
 
 struct batch;
 struct chunk;
@@ -68,6 +73,10 @@ typedef struct server {
     SSL_CTX *tls_context;              /* NULL when no TLS port is set */
     char tls_read[SERVER_TLS_READ_BYTES];   /* ciphertext of the read in progress */
     uv_check_t check;                  /* submits the batch gathered this turn */
+    uv_idle_t handshake_idle;          /* runs deferred handshakes, turn by turn */
+    uint32_t handshakes_this_turn;     /* TLS handshake steps taken this turn */
+    struct conn *handshakes;           /* connections whose handshake waits */
+    struct conn *handshakes_tail;
     uv_async_t async;                  /* batch completions from the store */
     uv_timer_t sweep;                  /* idle timeout */
     uv_timer_t grace;                  /* shutdown deadline */
@@ -108,6 +117,9 @@ int server_run(const config *cfg, stock_t *store);
 
 /* Queues c for a write at the end of this loop callback (server_flush). */
 void server_mark_dirty(server *srv, struct conn *c);
+
+/* Makes the loop run conn_resume_handshakes every turn until none waits. */
+void server_defer_handshakes(server *srv);
 
 /* Starts the writes of every connection marked dirty. */
 void server_flush(server *srv);
