@@ -273,17 +273,15 @@ SSL_CTX *remote_link_tls_context(const char *ca_file, const char *cert_file,
     }
     SSL_CTX_set_min_proto_version(context, TLS_VERSION_MIN);
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
-    const char *failed = NULL;
     if ((ca_file != NULL ? SSL_CTX_load_verify_locations(context, ca_file, NULL)
-                         : SSL_CTX_set_default_verify_paths(context)) != 1)
-        failed = "ca";
-    else if (cert_file != NULL && SSL_CTX_use_certificate_chain_file(context, cert_file) != 1)
-        failed = "cert";
-    else if (key_file != NULL && SSL_CTX_use_PrivateKey_file(context, key_file, SSL_FILETYPE_PEM) != 1)
-        failed = "key";
-    if (failed != NULL) {
+                         : SSL_CTX_set_default_verify_paths(context)) != 1) {
         tls_error_text(reason, sizeof reason, "cannot be loaded");
-        message_set(message, size, "%s: %s", failed, reason);
+        message_set(message, size, "ca %s: %s", ca_file != NULL ? ca_file : "(the system's)", reason);
+        SSL_CTX_free(context);
+        return NULL;
+    }
+    if (cert_file != NULL &&
+        !tls_use_key_pair(context, "cert", cert_file, "key", key_file, message, size)) {
         SSL_CTX_free(context);
         return NULL;
     }

@@ -6,6 +6,7 @@
 #ifndef STOCK_LIB_TLS_H
 #define STOCK_LIB_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -20,5 +21,14 @@
  * so that the next failure is not blamed on this one. Never fails.
  */
 void tls_error_text(char *text, size_t size, const char *fallback);
+
+/*
+ * Loads the certificate chain at cert_file and its key at key_file (PEM)
+ * into context. On failure returns false with message (size bytes) as
+ * "<label of the file> <path>: <OpenSSL's reason>", the labels naming
+ * the files as the caller's user knows them (a flag, a URI option).
+ */
+bool tls_use_key_pair(SSL_CTX *context, const char *cert_label, const char *cert_file,
+                      const char *key_label, const char *key_file, char *message, size_t size);
 
 #endif /* STOCK_LIB_TLS_H */

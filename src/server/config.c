@@ -46,6 +46,16 @@ static bool parse_number(const char *value, uint64_t min, uint64_t max,
     return true;
 }
 
+/* A port, 0..65535 (0 = off). */
+static bool parse_port(const char *value, int *port, char *why, size_t size)
+{
+    uint64_t n = 0;
+    if (!parse_number(value, 0, 65535, &n, why, size))
+        return false;
+    *port = (int)n;
+    return true;
+}
+
 static bool copy_text(char *target, const char *value, char *why, size_t size)
 {
     if (value[0] == '\0' || strlen(value) >= CONFIG_TEXT_MAX) {
@@ -151,38 +161,22 @@ static bool set_readonly_pass_file(config *cfg, const char *value, char *why, si
 
 static bool set_port(config *cfg, const char *value, char *why, size_t size)
 {
-    uint64_t n = 0;
-    if (!parse_number(value, 0, 65535, &n, why, size))
-        return false;
-    cfg->port = (int)n;
-    return true;
+    return parse_port(value, &cfg->port, why, size);
 }
 
 static bool set_http_port(config *cfg, const char *value, char *why, size_t size)
 {
-    uint64_t n = 0;
-    if (!parse_number(value, 0, 65535, &n, why, size))
-        return false;
-    cfg->http_port = (int)n;
-    return true;
+    return parse_port(value, &cfg->http_port, why, size);
 }
 
 static bool set_tls_port(config *cfg, const char *value, char *why, size_t size)
 {
-    uint64_t n = 0;
-    if (!parse_number(value, 0, 65535, &n, why, size))
-        return false;
-    cfg->tls_port = (int)n;
-    return true;
+    return parse_port(value, &cfg->tls_port, why, size);
 }
 
 static bool set_tls_http_port(config *cfg, const char *value, char *why, size_t size)
 {
-    uint64_t n = 0;
-    if (!parse_number(value, 0, 65535, &n, why, size))
-        return false;
-    cfg->tls_http_port = (int)n;
-    return true;
+    return parse_port(value, &cfg->tls_http_port, why, size);
 }
 
 static bool set_tls_cert_file(config *cfg, const char *value, char *why, size_t size)

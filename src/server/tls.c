@@ -38,7 +38,6 @@ static bool set_client_verification(SSL_CTX *context, const config *cfg,
 
 SSL_CTX *tls_context_new(const config *cfg, char *message, size_t size)
 {
-    char reason[TLS_REASON_MAX];
     SSL_CTX *context = SSL_CTX_new(TLS_server_method());
     if (context == NULL) {
         snprintf(message, size, "cannot create a TLS context: out of memory");
@@ -49,16 +48,8 @@ SSL_CTX *tls_context_new(const config *cfg, char *message, size_t size)
      * denial-of-service lever with no use here. */
     SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
-    const char *failed = NULL, *path = NULL;
-    if (SSL_CTX_use_certificate_chain_file(context, cfg->tls_cert_file) != 1)
-        failed = "--tls-cert-file", path = cfg->tls_cert_file;
-    else if (SSL_CTX_use_PrivateKey_file(context, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1)
-        failed = "--tls-key-file", path = cfg->tls_key_file;
-    else if (SSL_CTX_check_private_key(context) != 1)
-        failed = "--tls-key-file (does not match --tls-cert-file)", path = cfg->tls_key_file;
-    if (failed != NULL) {
-        tls_error_text(reason, sizeof reason, "cannot be loaded");
-        snprintf(message, size, "%s %s: %s", failed, path, reason);
+    if (!tls_use_key_pair(context, "--tls-cert-file", cfg->tls_cert_file, "--tls-key-file",
+                          cfg->tls_key_file, message, size)) {
         SSL_CTX_free(context);
         return NULL;
     }

@@ -18,25 +18,12 @@
 set -eu
 BUILD=${BUILD:-build}
 STOCKD=$BUILD/stockd
-dir=$(mktemp -d)
-pid=""
+. "$(dirname "$0")/../harness/suite.sh"
 
-cleanup() {
-    if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*"
-    [ -f "$dir/log" ] && { echo "--- stockd log"; tail -n 30 "$dir/log"; }
-    exit 1
-}
-
-# check NAME EXPECTED ACTUAL
-check() {
-    [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
-    echo "ok  $1"
+stop() {
+    kill -TERM "$pid"
+    wait "$pid" || fail "stockd exited non-zero"
+    pid=""
 }
 
 # refused NAME WORDS FLAG...: stockd exits 2 with WORDS in its message.
@@ -55,55 +42,26 @@ refused "protected-mode maybe" "must be yes or no" --protected-mode maybe
 # In a network namespace of its own (its loopback only), a public bind
 # starts with a password, or with protection off and a warning.
 netns_start() {
-    unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
-        "$STOCKD" --store "$dir/data" --bind 0.0.0.0 --port 17390 --http-port 0 "$@" \
-        >"$dir/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 200); do
-        grep -q "listening for RESP" "$dir/log" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    fail "stockd did not start in its namespace: $*"
-}
-netns_stop() {
-    kill -TERM "$pid"
-    wait "$pid" || fail "stockd exited non-zero"
-    pid=""
+    launcher=(unshare -n sh -c 'ip link set lo up && exec "$@"' sh)
+    start_pair 17390 17390 "listening for RESP on 0.0.0.0:@A" \
+        --store "$dir/data" --bind 0.0.0.0 --port @A --http-port 0 "$@"
+    launcher=()
 }
 netns_start --protected-mode no
 grep -q "WARN --protected-mode no: listening on 0.0.0.0 with no password" "$dir/log" ||
     fail "no warning for a public bind without a password"
 echo "ok  --protected-mode no starts, with a warning"
-netns_stop
+stop
 netns_start --requirepass s3cret
 grep -q "WARN --protected-mode" "$dir/log" && fail "a public bind with a password warned"
 echo "ok  a public bind with a password starts"
-netns_stop
+stop
 
-# Starts stockd on loopback with the flags given: RESP on PORT, HTTP on
-# PORT+1, the first free pair of 17340..17359.
+# Plaintext: RESP on PORT, HTTP on HTTP.
 start() {
-    for base in $(seq 17500 2 17518); do
-        PORT=$base HTTP=$((base + 1))
-        : >"$dir/log"
-        "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
-        pid=$!
-        for _ in $(seq 200); do
-            grep -q "listening for HTTP on 127.0.0.1:$HTTP" "$dir/log" && return 0
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        wait "$pid" 2>/dev/null || true
-        pid=""
-        grep -q "address already in use" "$dir/log" || fail "stockd did not start: $*"
-    done
-    fail "no free port pair in 17500..17519"
-}
-stop() {
-    kill -TERM "$pid"
-    wait "$pid" || fail "stockd exited non-zero"
-    pid=""
+    start_pair 17500 17518 "listening for HTTP on 127.0.0.1:@B" \
+        --store "$dir/data" --port @A --http-port @B "$@"
+    PORT=$A HTTP=$B
 }
 
 # ------------------------------------------------------------ secrets
@@ -280,25 +238,12 @@ echo "$out" | grep -q "cannot set up TLS: --tls-key-file $pki/wrong.key: key val
     fail "mismatched key: $out"
 echo "ok  a key that does not match the certificate is refused"
 
-# Plaintext ports off: TLS only, client certificates optional.
-TLS=0 HTTPS=0
+# Plaintext ports off: TLS only (RESP on TLS, HTTPS on HTTPS), client
+# certificates optional.
 start_tls() {
-    for base in $(seq 17520 2 17538); do
-        TLS=$base HTTPS=$((base + 1))
-        : >"$dir/log"
-        "$STOCKD" --store "$dir/tls-data" --port 0 --http-port 0 --tls-port $TLS \
-            --tls-http-port $HTTPS "${TLS_FLAGS[@]}" "$@" >"$dir/log" 2>&1 &
-        pid=$!
-        for _ in $(seq 200); do
-            grep -q "listening for HTTPS on 127.0.0.1:$HTTPS" "$dir/log" && return 0
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        wait "$pid" 2>/dev/null || true
-        pid=""
-        grep -q "address already in use" "$dir/log" || fail "stockd did not start over TLS: $*"
-    done
-    fail "no free port pair in 17520..17539"
+    start_pair 17520 17538 "listening for HTTPS on 127.0.0.1:@B" --store "$dir/tls-data" \
+        --port 0 --http-port 0 --tls-port @A --tls-http-port @B "${TLS_FLAGS[@]}" "$@"
+    TLS=$A HTTPS=$B
 }
 start_tls --tls-auth-clients optional
 grep -q "listening for RESP on\|listening for HTTP on" "$dir/log" && fail "a plaintext port is open"
