@@ -36,6 +36,13 @@ refused() {
 }
 
 # ------------------------------------------------------------ protected mode
+help=$("$STOCKD" --help)
+for flag in --protected-mode --requirepass-file --readonly-pass-file --readonly-user --tls-port \
+            --tls-http-port --tls-cert-file --tls-key-file --tls-ca-cert-file --tls-auth-clients \
+            STOCKD_REQUIREPASS STOCKD_READONLY_PASS; do
+    echo "$help" | grep -q -- "$flag" || fail "--help does not list $flag"
+done
+echo "ok  --help lists the security settings"
 refused "public bind, no password" "--protected-mode no" --bind 0.0.0.0
 refused "public IPv6 bind, no password" "Set a password" --bind ::
 refused "protected-mode maybe" "must be yes or no" --protected-mode maybe
@@ -303,7 +310,7 @@ check "tls failures counted" "stockd_tls_failures_total 5" \
 stop
 
 # Mutual TLS required (the default): no certificate, no session.
-start_tls --requirepass-file "$dir/full"
+start_tls --requirepass-file "$dir/full" --readonly-pass-file "$dir/ro" --readonly-user dashboard
 out=$(C https://127.0.0.1:$HTTPS/healthz 2>&1) && fail "no client certificate was accepted"
 echo "$out" | grep -q "certificate required" || fail "no certificate: curl says [$out]"
 echo "ok  --tls-auth-clients yes: no client certificate, refused (certificate required)"
@@ -319,6 +326,11 @@ q="ca=$pki/ca.crt&cert=$pki/client.crt&key=$pki/client.key&password=full-s3cret"
 timeout 300 "$BUILD/tests/conformance" --filter '*deduct*' "stockds://127.0.0.1:$TLS?$q" \
     >"$dir/conformance.out" 2>&1 || { tail -20 "$dir/conformance.out"; fail "conformance over stockds://"; }
 echo "ok  conformance (deduct) through stockds:// with mutual TLS"
+"$BUILD/stockctl" --store "stockds://127.0.0.1:$TLS?${q/full-s3cret/read-s3cret}&user=dashboard" \
+    deduct TL9 T1 1 >"$dir/out" 2>&1 && fail "the read-only user deducted through stockds://"
+grep -q "UNSUPPORTED.*the URI's user may not DEDUCT, nothing changed (NOPERM User dashboard" "$dir/out" ||
+    fail "read-only remote deduct: $(cat "$dir/out")"
+echo "ok  stockds:// as the read-only user: DEDUCT is UNSUPPORTED (NOPERM), nothing changed"
 check "stockctl over stockds:// as default" 5 \
     "$("$BUILD/stockctl" --store "stockds://127.0.0.1:$TLS?$q&user=default" get T1 | grep -o '^[0-9]*\|available[^,]*' | grep -o '[0-9]*' | head -1)"
 remote_refused() {
