@@ -15,7 +15,6 @@
 #include "server/tls.h"
 
 #define CONN_MESSAGE_MAX 96   /* an error the server sends on its own */
-#define CONN_TLS_HANDSHAKE_RECORD 0x16   /* the first byte a TLS client sends */
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -247,7 +246,7 @@ static void defer_handshake(conn *c)
  * process now (c deferred, refused or closing). */
 static bool receive_tls(conn *c, const char *data, size_t len)
 {
-    if (SSL_in_before(c->tls->ssl) && (unsigned char)data[0] != CONN_TLS_HANDSHAKE_RECORD) {
+    if (!tls_plausible(c->tls, data, len)) {
         refuse_plaintext(c);
         return false;
     }

@@ -12,6 +12,7 @@
 #include "server/tls.h"
 
 #define TLS_SEAL_STEP (16u * 1024)   /* ciphertext taken from the BIO per read */
+#define TLS_RECORD_HANDSHAKE 0x16    /* the type of a client's first record */
 
 /* The CA for client certificates and how strictly they are asked for. */
 static bool set_client_verification(SSL_CTX *context, const config *cfg,
@@ -89,6 +90,13 @@ void tls_session_fini(tls_session *session)
 {
     SSL_free(session->ssl);   /* frees the BIOs too */
     memset(session, 0, sizeof *session);
+}
+
+bool tls_plausible(const tls_session *session, const char *data, size_t len)
+{
+    assert(len > 0);
+    return BIO_number_written(session->cipher_in) > 0 ||
+           (unsigned char)data[0] == TLS_RECORD_HANDSHAKE;
 }
 
 bool tls_receive(tls_session *session, const char *data, size_t len)

@@ -52,6 +52,11 @@ bool tls_session_init(tls_session *session, SSL_CTX *context);
 
 void tls_session_fini(tls_session *session);
 
+/* False if data (len > 0), the first bytes the client ever sent, cannot
+ * start a TLS session: a plaintext client on a TLS port. Later bytes are
+ * not judged: a record may be split anywhere across reads. */
+bool tls_plausible(const tls_session *session, const char *data, size_t len);
+
 /* Hands len bytes of ciphertext from the socket to the session. False on
  * out of memory. */
 bool tls_receive(tls_session *session, const char *data, size_t len);

@@ -268,6 +268,43 @@ r = redis.Redis(port=port, ssl=True, ssl_ca_certs=pki + "/ca.crt",
 print(r.execute_command("DEDUCT", "TL4", "T1", "1"), r.execute_command("STOCK", "T1"))
 PY
 )"
+# A client whose records arrive 7 bytes at a time (its ClientHello split
+# across many reads) is served: only the first byte ever may say plaintext.
+check "TLS records split across reads" ":6" "$(/usr/bin/python3 - $TLS "$pki" <<'PY'
+import socket, ssl, sys, time
+port, pki = int(sys.argv[1]), sys.argv[2]
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ssl.create_default_context(cafile=pki + "/ca.crt").wrap_bio(
+    incoming, outgoing, server_hostname="127.0.0.1")
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def send_out():
+    data = outgoing.read()
+    for i in range(0, len(data), 7):
+        sock.sendall(data[i:i + 7])
+        time.sleep(0.002)
+def receive():
+    data = sock.recv(65536)
+    if not data:
+        sys.exit("the server closed the connection")
+    incoming.write(data)
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        send_out()
+        receive()
+tls.write(b"*2\r\n$5\r\nSTOCK\r\n$2\r\nT1\r\n")
+send_out()
+reply = b""
+while not reply.endswith(b"\r\n"):
+    try:
+        reply += tls.read()
+    except ssl.SSLWantReadError:
+        receive()
+print(reply.decode().strip())
+PY
+)"
 C() { curl -sS --cacert "$pki/ca.crt" "$@"; }
 check "curl HTTPS without a client certificate" '{"sku":"T1","available":6,"adjusted":10,"deducted":4,"refunded":0}' \
     "$(C https://127.0.0.1:$HTTPS/v1/skus/T1)"
