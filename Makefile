@@ -15,7 +15,7 @@
 PREFIX   ?= /usr/local
 CC       ?= cc
 SANITIZE ?=
-PKGS     := libuv jansson libpq hiredis libxxhash
+PKGS     := libuv jansson libpq hiredis libxxhash openssl
 
 ifeq ($(SANITIZE),)
 BUILD    := build

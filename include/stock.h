@@ -9,7 +9,8 @@
  *   "./data", "file:./data"        the embedded engine (state in memory, flow
  *                                  log = write-ahead log with group commit;
  *                                  docs/engine.md)
- *   "stockd://host:port"           a running stockd server (RESP)
+ *   "stockd://host:port"           a running stockd server (RESP);
+ *   "stockds://host:port"          the same over TLS (docs/security.md)
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
  *                                  (docs/postgres.md)
  *
