@@ -1,0 +1,96 @@
+# tests/harness/nats.sh -- starts and stops a throwaway NATS server with
+# JetStream (Debian's nats-server) for the intake suites. Source it from bash:
+#
+#   . tests/harness/nats.sh
+#   nats_start               # sets NATS_PORT, NATS_DIR, NATS_PID, NATS_URL
+#   nats_stop                # stops it by PID and removes its store
+#
+# The server listens on 127.0.0.1 only, on the first free port of
+# NATS_PORT_FIRST..NATS_PORT_LAST (17460-17499 belong to these suites), and
+# keeps its JetStream store (file storage: what a kill -9 must not lose) in
+# a mktemp -d folder.
+
+NATS_PORT_FIRST=${NATS_PORT_FIRST:-17460}
+NATS_PORT_LAST=${NATS_PORT_LAST:-17499}
+NATS_START_TRIES=10
+NATS_READY_TENTHS=100   # 10 s for the server to accept connections
+
+# Prints a port of the range that nothing listens on (a hint: the server's
+# own bind is the real test, and nats_start retries on a clash).
+nats_free_port() {
+    local span=$((NATS_PORT_LAST - NATS_PORT_FIRST + 1))
+    local start=$((RANDOM % span)) i port
+    for ((i = 0; i < span; i++)); do
+        port=$((NATS_PORT_FIRST + (start + i) % span))
+        if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "nats.sh: no free port in $NATS_PORT_FIRST-$NATS_PORT_LAST" >&2
+    return 1
+}
+
+# True once something accepts connections on 127.0.0.1:$1, within 10 s,
+# while the process $2 lives.
+nats_wait_ready() {
+    local port=$1 pid=$2 i
+    for ((i = 0; i < NATS_READY_TENTHS; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Starts (or restarts, keeping its store) the server on NATS_DIR and
+# NATS_PORT; sets NATS_PID.
+nats_launch() {
+    nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$NATS_DIR/store" \
+        -l "$NATS_DIR/server.log" &
+    NATS_PID=$!
+    export NATS_PID
+    nats_wait_ready "$NATS_PORT" "$NATS_PID"
+}
+
+nats_start() {
+    command -v nats-server >/dev/null ||
+        { echo "nats.sh: no nats-server (run scripts/install-deps.sh)" >&2; return 1; }
+    NATS_DIR=$(mktemp -d /tmp/stockd-nats.XXXXXX)
+    local try
+    for ((try = 0; try < NATS_START_TRIES; try++)); do
+        NATS_PORT=$(nats_free_port) || return 1
+        if nats_launch; then
+            NATS_URL="nats://127.0.0.1:$NATS_PORT"
+            export NATS_DIR NATS_PORT NATS_URL
+            return 0
+        fi
+        kill -KILL "$NATS_PID" 2>/dev/null
+        wait "$NATS_PID" 2>/dev/null
+    done
+    echo "nats.sh: nats-server did not start; log:" >&2
+    tail -n 20 "$NATS_DIR/server.log" >&2
+    return 1
+}
+
+# Kills the server with SIGKILL (a crash), waiting for it to be gone.
+nats_kill() {
+    kill -KILL "$NATS_PID" 2>/dev/null
+    wait "$NATS_PID" 2>/dev/null
+    return 0
+}
+
+nats_stop() {
+    if [ -n "${NATS_PID:-}" ] && kill -TERM "$NATS_PID" 2>/dev/null; then
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$NATS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        nats_kill
+    fi
+    [ -z "${NATS_DIR:-}" ] || rm -rf "$NATS_DIR"
+    NATS_PID="" NATS_DIR=""
+}
