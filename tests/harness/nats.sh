@@ -67,8 +67,7 @@ nats_start() {
             export NATS_DIR NATS_PORT NATS_URL
             return 0
         fi
-        kill -KILL "$NATS_PID" 2>/dev/null
-        wait "$NATS_PID" 2>/dev/null
+        nats_kill
     done
     echo "nats.sh: nats-server did not start; log:" >&2
     tail -n 20 "$NATS_DIR/server.log" >&2
@@ -77,9 +76,8 @@ nats_start() {
 
 # Kills the server with SIGKILL (a crash), waiting for it to be gone.
 nats_kill() {
-    kill -KILL "$NATS_PID" 2>/dev/null
-    wait "$NATS_PID" 2>/dev/null
-    return 0
+    kill -KILL "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
 }
 
 nats_stop() {

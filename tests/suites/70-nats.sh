@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# 70-nats.sh -- stockintake (docs/intake.md) between a real NATS JetStream
+# server (tests/harness/nats.sh) and a store.
+#
+#   burst      the sellout workload through the queue: ORDERS one-line orders
+#              for one SKU of UNITS units, published while stockintake drains
+#              them into the embedded engine: exactly UNITS succeed, every
+#              order gets exactly one result, the queue drains, and I1-I5
+#              hold on the store (server_crash_check); then messages that can
+#              never apply land in the dead-letter stream with their reasons
+#              while orders behind them still get their results
+#   crash      orders over four SKUs into a stockd:// store while stockintake
+#              is killed with SIGKILL at random moments, and stockd too every
+#              other round, each restarted: every order applied once and
+#              answered once, none lost, I1-I5 on the store
+set -eu
+BUILD=${BUILD:-build}
+here=$(dirname "$0")
+. "$here/../system/server_helpers.sh"
+. "$here/../harness/nats.sh"
+
+orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 rounds=6
+case "$BUILD" in
+*san*) orders=20000 units=1000 crash_orders=4000 rounds=4 ;;
+esac
+drain_seconds=300
+
+dir=$(mktemp -d)
+intake_pid="" stockd_pid=""
+cleanup() {
+    for pid in $intake_pid $stockd_pid; do
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    nats_stop
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+BIN="$dir/bin"
+use_binaries "$BIN" stockd stockctl stockintake tests/intake_client tests/server_crash_check
+client="$BIN/intake_client"
+
+fail() {
+    echo "FAIL: $*"
+    echo "--- stockintake log (tail)"
+    tail -n 20 "$dir/intake.log" 2>/dev/null || true
+    exit 1
+}
+
+# start_intake STORE [FLAGS...]: starts stockintake and waits until its
+# streams exist.
+start_intake() {
+    local store=$1
+    shift
+    "$BIN/stockintake" --store "$store" --broker "$NATS_URL" "$@" >>"$dir/intake.log" 2>&1 &
+    intake_pid=$!
+    for _ in $(seq 100); do
+        "$client" count "$NATS_URL" STOCK_DEAD >/dev/null 2>&1 && return 0
+        kill -0 "$intake_pid" 2>/dev/null || fail "stockintake exited at start-up"
+        sleep 0.1
+    done
+    fail "stockintake made no streams within 10 s"
+}
+
+stop_intake() {
+    kill -TERM "$intake_pid"
+    wait "$intake_pid" || fail "stockintake exited with status $? after SIGTERM"
+    intake_pid=""
+}
+
+# wait_results N: waits until the results stream holds N results.
+wait_results() {
+    local want=$1 count=0
+    for _ in $(seq $((drain_seconds * 10))); do
+        count=$("$client" count "$NATS_URL" STOCK_RESULTS)
+        [ "$count" -ge "$want" ] && return 0
+        sleep 0.1
+    done
+    fail "only $count of $want results after ${drain_seconds} s"
+}
+
+# expect_line FILE LINE: FILE has exactly the line LINE.
+expect_line() {
+    grep -qx "$2" "$1" || { cat "$1"; fail "no line '$2'"; }
+}
+
+nats_start || fail "nats-server did not start"
+
+echo "== burst: $orders orders for one SKU of $units units"
+store="$dir/burst"
+"$BIN/stockctl" --store "$store" set S0 "$units" >/dev/null
+start_intake "$store"
+start=$(date +%s.%N)
+"$client" publish "$NATS_URL" "$orders" 1 burst "$dir/burst-try.log" || fail "publishing failed"
+wait_results "$orders"
+drained=$(date +%s.%N)
+awk -v a="$start" -v b="$drained" -v n="$orders" \
+    'BEGIN { printf "drained in %.1f s from the first publish (%.0f orders/s)\n", b - a, n / (b - a) }'
+"$client" results "$NATS_URL" "$dir/burst-ack.log" >"$dir/results.txt"
+cat "$dir/results.txt"
+expect_line "$dir/results.txt" "results $orders"
+expect_line "$dir/results.txt" "OK $units"
+expect_line "$dir/results.txt" "INSUFFICIENT $((orders - units))"
+expect_line "$dir/results.txt" "duplicates 0"
+[ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
+
+echo "== dead letters"
+bad=$("$client" bad "$NATS_URL") || fail "publishing the bad messages failed"
+"$client" publish "$NATS_URL" 10 1 after "$dir/after-try.log" || fail "publishing failed"
+wait_results $((orders + 10))
+for _ in $(seq 100); do
+    [ "$("$client" count "$NATS_URL" STOCK_DEAD)" -ge "$bad" ] && break
+    sleep 0.1
+done
+"$client" dead "$NATS_URL" >"$dir/dead.txt"
+cat "$dir/dead.txt"
+[ "$(wc -l <"$dir/dead.txt")" -eq "$bad" ] || fail "$bad bad messages, $(wc -l <"$dir/dead.txt") dead letters"
+for reason in \
+    "stock.dead.orders	the body is not valid JSON: .*" \
+    "stock.dead.orders	the body must be a JSON object" \
+    "stock.dead.orders	the body is empty: send a JSON object" \
+    "stock.dead.orders	INVALID an order must have 1..100 lines" \
+    "stock.dead.orders	INVALID order id must be .*" \
+    "stock.dead.orders	INVALID line 1: qty must be .*" \
+    "stock.dead.orders	unknown field 'colour'" \
+    "stock.dead.refunds	INVALID line id must be .*" \
+    "stock.dead.teleport	no request kind 'teleport': .*" \
+    "stock.dead.orders	the message has 102400 bytes, over --max-message-bytes 65536"; do
+    grep -qx "$reason" "$dir/dead.txt" || fail "no dead letter matching '$reason'"
+done
+stop_intake
+"$BIN/server_crash_check" "$store" 1 "$units" "$dir/burst-try.log" "$dir/burst-ack.log" ||
+    fail "the store does not match the results"
+
+echo "== crash: $crash_orders orders, stockintake killed $rounds times, stockd every other time"
+nats_stop
+nats_start || fail "nats-server did not restart"
+port=$(pick_port 17500 17509)
+uri="stockd://127.0.0.1:$port"
+level=$((crash_orders / 8))   # half the orders sell out
+start_stockd "$port" "$dir/crash" "$dir/stockd.log" || fail "stockd did not start"
+stockd_pid=$STOCKD_PID
+for s in 0 1 2 3; do
+    "$BIN/stockctl" --store "$uri" set "S$s" "$level" >/dev/null
+done
+start_intake "$uri" --ack-wait 2 --batch 64
+chunk=$((crash_orders / rounds))
+for round in $(seq "$rounds"); do
+    count=$chunk
+    [ "$round" -lt "$rounds" ] || count=$((crash_orders - chunk * (rounds - 1)))
+    "$client" publish "$NATS_URL" "$count" 4 "crash$round" "$dir/crash-try-$round.log" ||
+        fail "publishing failed"
+    sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
+    kill -9 "$intake_pid"
+    wait "$intake_pid" 2>/dev/null || true
+    if [ $((round % 2)) -eq 0 ]; then
+        kill -9 "$stockd_pid"
+        wait "$stockd_pid" 2>/dev/null || true
+        start_stockd "$port" "$dir/crash" "$dir/stockd.log" || fail "stockd did not restart"
+        stockd_pid=$STOCKD_PID
+    fi
+    echo "round $round: killed with $("$client" count "$NATS_URL" STOCK_RESULTS) results published"
+    start_intake "$uri" --ack-wait 2 --batch 64
+done
+wait_results "$crash_orders"
+sleep 3   # a duplicate would come from a redelivery after --ack-wait
+"$client" results "$NATS_URL" "$dir/crash-ack.log" >"$dir/results.txt"
+cat "$dir/results.txt"
+expect_line "$dir/results.txt" "results $crash_orders"
+expect_line "$dir/results.txt" "duplicates 0"
+[ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
+stop_intake
+"$BIN/server_crash_check" "$uri" 4 "$level" "$dir"/crash-try-*.log "$dir/crash-ack.log" ||
+    fail "the store does not match the results"
+sold=$(awk '$1 == "ack"' "$dir/crash-ack.log" | wc -l)
+[ "$sold" -eq $((4 * level)) ] || fail "$sold orders succeeded, $((4 * level)) units were there"
+echo "PASS"
