@@ -23,7 +23,7 @@ orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 
 case "$BUILD" in
 *san*) orders=20000 units=1000 crash_orders=4000 rounds=4 ;;
 esac
-drain_seconds=300
+drain_seconds=${INTAKE_DRAIN_SECONDS:-300}
 
 dir=$(mktemp -d)
 intake_pid="" stockd_pid=""
@@ -33,6 +33,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     nats_stop
+    [ -z "${KEEP:-}" ] || cp -r "$dir" "$KEEP"
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -143,16 +144,18 @@ stockd_pid=$STOCKD_PID
 for s in 0 1 2 3; do
     "$BIN/stockctl" --store "$uri" set "S$s" "$level" >/dev/null
 done
-start_intake "$uri" --ack-wait 2 --batch 64
+start_intake "$uri" --ack-wait 2 --batch 32
 chunk=$((crash_orders / rounds))
 for round in $(seq "$rounds"); do
     count=$chunk
     [ "$round" -lt "$rounds" ] || count=$((crash_orders - chunk * (rounds - 1)))
-    "$client" publish "$NATS_URL" "$count" 4 "crash$round" "$dir/crash-try-$round.log" ||
-        fail "publishing failed"
-    sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
+    # The kill lands while the orders arrive and drain: 50-300 ms in.
+    "$client" publish "$NATS_URL" "$count" 4 "crash$round" "$dir/crash-try-$round.log" &
+    publisher=$!
+    sleep "0.$((RANDOM % 25 + 5))"
     kill -9 "$intake_pid"
     wait "$intake_pid" 2>/dev/null || true
+    wait "$publisher" || fail "publishing failed"
     if [ $((round % 2)) -eq 0 ]; then
         kill -9 "$stockd_pid"
         wait "$stockd_pid" 2>/dev/null || true
@@ -160,7 +163,7 @@ for round in $(seq "$rounds"); do
         stockd_pid=$STOCKD_PID
     fi
     echo "round $round: killed with $("$client" count "$NATS_URL" STOCK_RESULTS) results published"
-    start_intake "$uri" --ack-wait 2 --batch 64
+    start_intake "$uri" --ack-wait 2 --batch 32
 done
 wait_results "$crash_orders"
 sleep 3   # a duplicate would come from a redelivery after --ack-wait

@@ -7,10 +7,13 @@
  * makes them durable together: one group commit), publish every result
  * and dead letter asynchronously, wait for the broker to confirm them all,
  * and only then acknowledge the requests. A crash anywhere before the
- * acknowledgements makes the broker redeliver: the store answers the
- * replayed ids REPLAY with the original result, and the results stream
- * drops a result it already holds (each result's message id is the
- * request's stream sequence), so every request gets one result.
+ * acknowledgements makes the broker redeliver. A redelivered request whose
+ * result the results stream already holds (each request's result has a
+ * subject of its own, ending in the request's stream sequence) is only
+ * acknowledged; any other is applied again, where the store answers an id
+ * it applied REPLAY with the original result. So every request gets
+ * exactly one result, and the results stream would drop a second copy
+ * anyway (a result's message id is also the request's sequence).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -42,19 +45,29 @@ static const struct { const char *word; request_kind kind; } intake_kinds[] = {
     {"orders", REQUEST_ORDER}, {"deductions", REQUEST_DEDUCT}, {"refunds", REQUEST_REFUND},
 };
 
-/* One message of a pulled batch and what becomes of it. */
+/* What becomes of one pulled message. */
+typedef enum item_fate {
+    ITEM_APPLY,      /* its op goes to the store, its result to the results stream */
+    ITEM_DEAD,       /* it can never apply: to the dead-letter stream with its reason */
+    ITEM_ANSWERED,   /* a redelivery whose result the results stream holds: ack it */
+    ITEM_RETRY       /* the store or the broker failed: ask for it again */
+} item_fate;
+
+/* One message of a pulled batch. */
 typedef struct item {
     natsMsg *msg;
+    item_fate fate;
     uint64_t seq;              /* its sequence in the intake stream */
+    uint64_t delivered;        /* how many times the broker has sent it */
     const char *word;          /* its subject's last token */
     request_kind kind;
-    request *req;              /* NULL for a dead letter */
-    stock_op *op;              /* in the batch's ops, NULL for a dead letter */
-    char reason[REQUEST_MESSAGE_MAX];   /* a dead letter's */
+    request *req;              /* ITEM_APPLY: owns what op points to */
+    stock_op *op;              /* ITEM_APPLY: in the batch's ops */
+    char reason[REQUEST_MESSAGE_MAX];   /* ITEM_DEAD */
 } item;
 
 typedef struct counters {
-    uint64_t applied, replayed, refused, dead, retried;
+    uint64_t applied, replayed, refused, dead, answered, retried;
 } counters;
 
 typedef struct intake {
@@ -229,49 +242,100 @@ static bool open_store(intake *in)
 
 /* ------------------------------------------------------------ one batch */
 
-/* Fills item from msg: an op in *op, or a dead letter with its reason. */
-static void classify(intake *in, item *it, natsMsg *msg, stock_op *op)
+/* The request kind a subject's last token names; false if none. */
+static bool kind_of(const char *word, request_kind *kind)
 {
-    *it = (item){.msg = msg};
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK)
-        it->seq = meta->Sequence.Stream;
-    jsMsgMetaData_Destroy(meta);
-    const char *subject = natsMsg_GetSubject(msg);
-    const char *dot = strrchr(subject, '.');
-    it->word = dot != NULL ? dot + 1 : subject;
-    bool known = false;
-    for (size_t k = 0; k < sizeof intake_kinds / sizeof intake_kinds[0] && !known; k++)
-        if (strcmp(it->word, intake_kinds[k].word) == 0) {
-            it->kind = intake_kinds[k].kind;
-            known = true;
+    for (size_t k = 0; k < sizeof intake_kinds / sizeof intake_kinds[0]; k++)
+        if (strcmp(word, intake_kinds[k].word) == 0) {
+            *kind = intake_kinds[k].kind;
+            return true;
         }
-    int length = natsMsg_GetDataLength(msg);
-    int32_t failed_line = -1;
-    if (!known) {
+    return false;
+}
+
+/* The subject of the result of request seq: one per request, so that a
+ * redelivery can look it up. */
+static void result_subject(const intake *in, const item *it, char *subject, size_t size)
+{
+    snprintf(subject, size, "%s.results.%s.%" PRIu64, in->options->prefix, it->word, it->seq);
+}
+
+/* A request delivered before may have its result published already (the
+ * consumer died before acknowledging it): then that result stands, and
+ * applying the request again could answer differently (an order refused
+ * for want of stock may pass after a restock). */
+static void reply(intake *in, const item *it, const char *text, size_t len);
+
+static item_fate redelivery_fate(intake *in, const item *it)
+{
+    char subject[INTAKE_SUBJECT_MAX];
+    result_subject(in, it, subject, sizeof subject);
+    natsMsg *result = NULL;
+    jsErrCode code = 0;
+    natsStatus status = js_GetLastMsg(&result, in->js, in->results_stream, subject, NULL, &code);
+    if (status == NATS_OK)   /* the client may have missed it the first time */
+        reply(in, it, natsMsg_GetData(result), (size_t)natsMsg_GetDataLength(result));
+    natsMsg_Destroy(result);
+    if (status == NATS_OK)
+        return ITEM_ANSWERED;
+    if (status == NATS_NOT_FOUND)
+        return ITEM_APPLY;
+    nats_failed(status, code, "looking up an earlier result");
+    return ITEM_RETRY;
+}
+
+/* Parses it's message into *op; ITEM_DEAD with the reason if it can never
+ * apply. */
+static item_fate parse(intake *in, item *it, stock_op *op)
+{
+    int length = natsMsg_GetDataLength(it->msg);
+    if (!kind_of(it->word, &it->kind)) {
         snprintf(it->reason, sizeof it->reason, "no request kind '%.32s': send orders, deductions or refunds", it->word);
-        return;
+        return ITEM_DEAD;
     }
     if ((uint32_t)length > in->options->max_message_bytes) {
         snprintf(it->reason, sizeof it->reason, "the message has %d bytes, over --max-message-bytes %" PRIu32,
                  length, in->options->max_message_bytes);
-        return;
+        return ITEM_DEAD;
     }
     *op = (stock_op){0};
-    request_status status = request_json_parse(it->kind, natsMsg_GetData(msg), (size_t)length, NULL, 0,
+    int32_t failed_line = -1;
+    request_status status = request_json_parse(it->kind, natsMsg_GetData(it->msg), (size_t)length, NULL, 0,
                                                op, &it->req, it->reason, &failed_line);
     if (status == REQUEST_NOMEM)
-        snprintf(it->reason, sizeof it->reason, "out of memory");
-    if (status != REQUEST_PARSED)
-        return;
+        return ITEM_RETRY;
+    if (status == REQUEST_REFUSED)
+        return ITEM_DEAD;
     /* What validation refuses (a bad id, a quantity out of range) can never apply. */
     if (stock_validate(op) != STOCK_OK) {
         snprintf(it->reason, sizeof it->reason, "INVALID %.240s", op->message);
-        free(it->req);
-        it->req = NULL;
-        return;
+        return ITEM_DEAD;
     }
     it->op = op;
+    return ITEM_APPLY;
+}
+
+/* Fills item from msg and decides its fate; an op to apply goes in *op. */
+static void classify(intake *in, item *it, natsMsg *msg, stock_op *op)
+{
+    *it = (item){.msg = msg, .fate = ITEM_RETRY};
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
+        return;
+    it->seq = meta->Sequence.Stream;
+    it->delivered = meta->NumDelivered;
+    jsMsgMetaData_Destroy(meta);
+    const char *subject = natsMsg_GetSubject(msg);
+    const char *dot = strrchr(subject, '.');
+    it->word = dot != NULL ? dot + 1 : subject;
+    it->fate = it->delivered > 1 ? redelivery_fate(in, it) : ITEM_APPLY;
+    if (it->fate == ITEM_APPLY)
+        it->fate = parse(in, it, op);
+    if (it->fate != ITEM_APPLY) {
+        free(it->req);
+        it->req = NULL;
+        it->op = NULL;
+    }
 }
 
 /* Codes after which the same request may well succeed later: the store,
@@ -350,7 +414,7 @@ static bool publish_result(intake *in, const item *it)
         return false;
     }
     char subject[INTAKE_SUBJECT_MAX], id[INTAKE_HEADER_ID_MAX], seq[INTAKE_HEADER_ID_MAX];
-    snprintf(subject, sizeof subject, "%s.results.%s", in->options->prefix, it->word);
+    result_subject(in, it, subject, sizeof subject);
     snprintf(id, sizeof id, "result-%" PRIu64, it->seq);
     snprintf(seq, sizeof seq, "%" PRIu64, it->seq);
     const char *headers[] = {"Stock-Code", stock_code_name(it->op->code), "Stock-Request-Seq", seq, NULL};
@@ -380,21 +444,22 @@ static bool publishes_confirmed(intake *in)
 }
 
 /* Publishes each item's outcome; true when the broker confirmed them all.
- * *broken is set when the store failed an op (that request is retried). */
+ * An op the store failed becomes ITEM_RETRY, and sets *broken. */
 static bool publish_outcomes(intake *in, item *items, size_t count, bool *broken)
 {
     bool ok = true;
     atomic_store(&in->publish_failures, 0);
     for (size_t i = 0; i < count; i++) {
         item *it = &items[i];
-        if (it->op == NULL) {
-            ok = publish_dead(in, it) && ok;
-            in->total.dead++;
-        } else if (store_failed(it->op->code)) {
+        if (it->fate == ITEM_APPLY && store_failed(it->op->code)) {
             if (!*broken)
                 say("the store failed: %s %s", stock_code_name(it->op->code), it->op->message);
             *broken = true;
-        } else {
+            it->fate = ITEM_RETRY;
+        }
+        if (it->fate == ITEM_DEAD) {
+            ok = publish_dead(in, it) && ok;
+        } else if (it->fate == ITEM_APPLY) {
             ok = publish_result(in, it) && ok;
             in->total.applied += it->op->code == STOCK_OK;
             in->total.replayed += it->op->code == STOCK_REPLAY;
@@ -404,19 +469,20 @@ static bool publish_outcomes(intake *in, item *items, size_t count, bool *broken
     return publishes_confirmed(in) && ok;
 }
 
-/* Acknowledges what is done, asks again for what is not: everything when
- * the broker did not confirm the results (their copies are dropped by id
- * when the retry publishes them again). */
+/* Acknowledges what is done and asks again for the rest: everything when
+ * the broker did not confirm the publishes (a retry publishes the same
+ * message ids, whose copies the broker drops). */
 static void settle(intake *in, item *items, size_t count, bool confirmed)
 {
     for (size_t i = 0; i < count; i++) {
         item *it = &items[i];
-        bool retry = !confirmed || (it->op != NULL && store_failed(it->op->code));
-        if (retry) {
+        if (it->fate == ITEM_RETRY || (!confirmed && it->fate != ITEM_ANSWERED)) {
             natsMsg_NakWithDelay(it->msg, INTAKE_NAK_DELAY_MS, NULL);
             in->total.retried++;
         } else {
             natsMsg_Ack(it->msg, NULL);
+            in->total.dead += it->fate == ITEM_DEAD;
+            in->total.answered += it->fate == ITEM_ANSWERED;
         }
         free(it->req);
         it->req = NULL;
@@ -430,7 +496,7 @@ static bool handle_batch(intake *in, natsMsgList *list)
     assert(count <= in->options->batch);
     for (size_t i = 0; i < count; i++) {
         classify(in, &in->items[i], list->Msgs[i], &in->ops[op_count]);
-        op_count += in->items[i].op != NULL;
+        op_count += in->items[i].fate == ITEM_APPLY;
     }
     if (op_count > 0)
         stock_execute(in->store, in->ops, op_count);
@@ -445,8 +511,8 @@ static bool handle_batch(intake *in, natsMsgList *list)
 static void report(const intake *in)
 {
     say("applied %" PRIu64 ", replayed %" PRIu64 ", refused %" PRIu64 ", dead letters %" PRIu64
-        ", retried %" PRIu64, in->total.applied, in->total.replayed, in->total.refused,
-        in->total.dead, in->total.retried);
+        ", answered before %" PRIu64 ", retried %" PRIu64, in->total.applied, in->total.replayed,
+        in->total.refused, in->total.dead, in->total.answered, in->total.retried);
 }
 
 static int consume(intake *in)
