@@ -13,6 +13,10 @@
 #              is killed with SIGKILL at random moments, and stockd too every
 #              other round, each restarted: every order applied once and
 #              answered once, none lost, I1-I5 on the store
+#
+# INTAKE_ORDERS and INTAKE_UNITS change the burst, INTAKE_DRAIN_SECONDS how
+# long it waits for results (300 s), and KEEP=DIR keeps a copy of its
+# folder (logs, stores) in DIR.
 set -eu
 BUILD=${BUILD:-build}
 here=$(dirname "$0")
