@@ -105,7 +105,7 @@ $(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(PROTO_OB
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
 # The programs that talk to a NATS broker (docs/intake.md).
-NATS_BINS := $(BUILD)/stockintake $(BUILD)/tests/intake_client
+NATS_BINS := $(BUILD)/stockintake $(BUILD)/stockctl $(BUILD)/tests/intake_client
 $(NATS_BINS): LIBS += $(shell pkg-config --libs $(NATS_PKG))
 
 # Unit tests may test server-side modules too, so they link them.

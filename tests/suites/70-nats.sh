@@ -13,6 +13,9 @@
 #              is killed with SIGKILL at random moments, and stockd too every
 #              other round, each restarted: every order applied once and
 #              answered once, none lost, I1-I5 on the store
+#   stockctl   `stockctl publish` gets each request's result (OK, INSUFFICIENT,
+#              INVALID for a bad line, REPLAY for a repeat), and exits 11
+#              when no consumer answers within --wait
 #
 # INTAKE_ORDERS and INTAKE_UNITS change the burst, INTAKE_DRAIN_SECONDS how
 # long it waits for results (300 s), and KEEP=DIR keeps a copy of its
@@ -176,9 +179,29 @@ cat "$dir/results.txt"
 expect_line "$dir/results.txt" "results $crash_orders"
 expect_line "$dir/results.txt" "duplicates 0"
 [ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
-stop_intake
 "$BIN/server_crash_check" "$uri" 4 "$level" "$dir"/crash-try-*.log "$dir/crash-ack.log" ||
     fail "the store does not match the results"
 sold=$(awk '$1 == "ack"' "$dir/crash-ack.log" | wc -l)
 [ "$sold" -eq $((4 * level)) ] || fail "$sold orders succeeded, $((4 * level)) units were there"
+
+echo "== stockctl publish"
+"$BIN/stockctl" --store "$uri" set P0 1 >/dev/null
+order() { echo "{\"order_id\":\"$1\",\"lines\":[{\"line_id\":\"$1-1\",\"sku\":\"P0\",\"qty\":1}]}"; }
+{ order pub-1; order pub-2; echo "not json"; } >"$dir/publish.in"
+"$BIN/stockctl" publish orders "$dir/publish.in" --broker "$NATS_URL" --wait 20 >"$dir/publish.out" ||
+    fail "stockctl publish exited with $?"
+cat "$dir/publish.out"
+[ "$(wc -l <"$dir/publish.out")" -eq 3 ] || fail "3 requests, $(wc -l <"$dir/publish.out") results"
+for expected in '"order_id":"pub-1".*"available":0' '"code":"INSUFFICIENT".*"message":"sku=P0 available=0"' \
+    '"code":"INVALID".*"message":"the body is not valid JSON'; do
+    grep -q "$expected" "$dir/publish.out" || fail "no result matching '$expected'"
+done
+order pub-1 | "$BIN/stockctl" publish orders --broker "$NATS_URL" >"$dir/publish.out" ||
+    fail "stockctl publish of a repeat exited with $?"
+grep -q '"code":"REPLAY".*"available":0' "$dir/publish.out" || fail "a repeat is not answered REPLAY"
+stop_intake
+status=0
+order pub-3 | "$BIN/stockctl" publish orders --broker "$NATS_URL" --wait 1 2>"$dir/publish.err" || status=$?
+[ "$status" -eq 11 ] || fail "stockctl publish without a consumer exited with $status, not 11"
+grep -q "1 of 1 requests have no result after 1 s" "$dir/publish.err" || fail "no word of the missing result"
 echo "PASS"

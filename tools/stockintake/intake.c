@@ -381,6 +381,21 @@ static void reply(intake *in, const item *it, const char *text, size_t len)
         natsConnection_Publish(in->nc, to, text, (int)len);
 }
 
+/* The text of a result: {"request", "seq", "code", "body"}, body being
+ * what the HTTP API would answer (it takes body's reference). NULL when out
+ * of memory; free() it. */
+static char *result_text(const item *it, stock_code code, json_t *body)
+{
+    json_t *result = json_pack("{s:s, s:I, s:s, s:o}", "request", it->word, "seq", (json_int_t)it->seq,
+                               "code", stock_code_name(code), "body", body);
+    char *text = result != NULL ? json_dumps(result, JSON_COMPACT) : NULL;
+    json_decref(result);
+    if (text == NULL)
+        say("out of memory");
+    return text;
+}
+
+/* A dead letter keeps the request's bytes; a waiting client hears INVALID. */
 static bool publish_dead(intake *in, item *it)
 {
     char subject[INTAKE_SUBJECT_MAX], id[INTAKE_HEADER_ID_MAX], seq[INTAKE_HEADER_ID_MAX];
@@ -390,9 +405,7 @@ static bool publish_dead(intake *in, item *it)
     header_safe(it->reason);
     const char *headers[] = {"Stock-Reason", it->reason, "Stock-Subject", natsMsg_GetSubject(it->msg),
                              "Stock-Request-Seq", seq, NULL};
-    json_t *body = request_json_error("INVALID", it->reason);
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
+    char *text = result_text(it, STOCK_INVALID, request_json_error("INVALID", it->reason));
     if (text != NULL)
         reply(in, it, text, strlen(text));
     free(text);
@@ -400,19 +413,11 @@ static bool publish_dead(intake *in, item *it)
                          id, headers);
 }
 
-/* The result message: {"request", "seq", "code", "body"}, body being what
- * the HTTP API would answer. */
 static bool publish_result(intake *in, const item *it)
 {
-    json_t *result = json_pack("{s:s, s:I, s:s, s:o}", "request", it->word, "seq", (json_int_t)it->seq,
-                               "code", stock_code_name(it->op->code),
-                               "body", request_json_result(it->kind, it->op));
-    char *text = result != NULL ? json_dumps(result, JSON_COMPACT) : NULL;
-    json_decref(result);
-    if (text == NULL) {
-        say("out of memory");
+    char *text = result_text(it, it->op->code, request_json_result(it->kind, it->op));
+    if (text == NULL)
         return false;
-    }
     char subject[INTAKE_SUBJECT_MAX], id[INTAKE_HEADER_ID_MAX], seq[INTAKE_HEADER_ID_MAX];
     result_subject(in, it, subject, sizeof subject);
     snprintf(id, sizeof id, "result-%" PRIu64, it->seq);
