@@ -5,6 +5,12 @@
 #   nats_start               # sets NATS_PORT, NATS_DIR, NATS_PID, NATS_URL
 #   nats_stop                # stops it by PID and removes its store
 #
+#   nats_start_cluster       # three JetStream nodes routed to each other:
+#                            # NATS_DIR, NATS_NODE_PIDS[0..2], NATS_NODE_PORTS,
+#                            # NATS_URL (the three client URLs, comma-separated)
+#   nats_kill_node I         # SIGKILL node I
+#   nats_stop_cluster        # stops every node by PID and removes the stores
+#
 # The server listens on 127.0.0.1 only, on the first free port of
 # NATS_PORT_FIRST..NATS_PORT_LAST (17460-17499 belong to these suites), and
 # keeps its JetStream store (file storage: what a kill -9 must not lose) in
@@ -91,4 +97,67 @@ nats_stop() {
     fi
     [ -z "${NATS_DIR:-}" ] || rm -rf "$NATS_DIR"
     NATS_PID="" NATS_DIR=""
+}
+
+# ----------------------------------------------------------------- cluster
+
+NATS_CLUSTER_NODES=3
+
+# Starts node $1 of the cluster on its client and route ports (set by
+# nats_start_cluster), its store in NATS_DIR/node$1.
+nats_launch_node() {
+    local i=$1 routes="" j
+    for ((j = 0; j < NATS_CLUSTER_NODES; j++)); do
+        [ "$j" -eq "$i" ] || routes+="${routes:+,}nats://127.0.0.1:${NATS_ROUTE_PORTS[j]}"
+    done
+    nats-server -js -a 127.0.0.1 -p "${NATS_NODE_PORTS[i]}" -n "node$i" \
+        --cluster_name stockd-test --cluster "nats://127.0.0.1:${NATS_ROUTE_PORTS[i]}" \
+        --routes "$routes" -sd "$NATS_DIR/node$i" -l "$NATS_DIR/node$i.log" &
+    NATS_NODE_PIDS[i]=$!
+}
+
+nats_start_cluster() {
+    command -v nats-server >/dev/null ||
+        { echo "nats.sh: no nats-server (run scripts/install-deps.sh)" >&2; return 1; }
+    NATS_DIR=$(mktemp -d /tmp/stockd-nats.XXXXXX)
+    NATS_NODE_PORTS=() NATS_ROUTE_PORTS=() NATS_NODE_PIDS=()
+    local i port urls=""
+    for ((i = 0; i < 2 * NATS_CLUSTER_NODES; i++)); do
+        port=$(nats_free_port) || return 1
+        # a port handed out twice would clash: take the next free one
+        while [[ " ${NATS_NODE_PORTS[*]} ${NATS_ROUTE_PORTS[*]} " == *" $port "* ]]; do
+            port=$(( (port - NATS_PORT_FIRST + 1) % (NATS_PORT_LAST - NATS_PORT_FIRST + 1) + NATS_PORT_FIRST ))
+        done
+        if ((i < NATS_CLUSTER_NODES)); then NATS_NODE_PORTS+=("$port"); else NATS_ROUTE_PORTS+=("$port"); fi
+    done
+    for ((i = 0; i < NATS_CLUSTER_NODES; i++)); do
+        nats_launch_node "$i"
+        urls+="${urls:+,}nats://127.0.0.1:${NATS_NODE_PORTS[i]}"
+    done
+    for ((i = 0; i < NATS_CLUSTER_NODES; i++)); do
+        nats_wait_ready "${NATS_NODE_PORTS[i]}" "${NATS_NODE_PIDS[i]}" || {
+            echo "nats.sh: cluster node $i did not start; log:" >&2
+            tail -n 20 "$NATS_DIR/node$i.log" >&2
+            return 1
+        }
+    done
+    NATS_URL=$urls
+    export NATS_DIR NATS_URL
+}
+
+nats_kill_node() {
+    kill -KILL "${NATS_NODE_PIDS[$1]}" 2>/dev/null || true
+    wait "${NATS_NODE_PIDS[$1]}" 2>/dev/null || true
+}
+
+nats_stop_cluster() {
+    local i
+    for ((i = 0; i < ${#NATS_NODE_PIDS[@]}; i++)); do
+        kill -TERM "${NATS_NODE_PIDS[i]}" 2>/dev/null || true
+    done
+    for ((i = 0; i < ${#NATS_NODE_PIDS[@]}; i++)); do
+        nats_kill_node "$i"
+    done
+    [ -z "${NATS_DIR:-}" ] || rm -rf "$NATS_DIR"
+    NATS_NODE_PIDS=() NATS_DIR=""
 }

@@ -25,6 +25,7 @@ BUILD=${BUILD:-build}
 here=$(dirname "$0")
 . "$here/../system/server_helpers.sh"
 . "$here/../harness/nats.sh"
+export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 rounds=6
 case "$BUILD" in

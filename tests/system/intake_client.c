@@ -38,6 +38,8 @@
 #define CLIENT_PUBLISH_WAIT_MS 30000
 #define CLIENT_OVERSIZE_BYTES (100 * 1024)
 #define CLIENT_SEQ_MAX (1u << 24)    /* results tracked for duplicates */
+#define CLIENT_TRIES 30              /* of a JetStream call that times out: a
+                                        cluster re-electing after a node loss */
 
 static long publish_failures;   /* counted by the NATS library's thread */
 
@@ -153,10 +155,20 @@ static int publish_bad(jsCtx *js)
     return 0;
 }
 
+/* True for the failures a cluster that lost a node answers while it
+ * elects new leaders. */
+static bool transient(natsStatus status)
+{
+    return status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS;
+}
+
 static uint64_t stream_count(jsCtx *js, const char *stream)
 {
     jsStreamInfo *info = NULL;
-    if (failed(js_GetStreamInfo(&info, js, stream, NULL, NULL), stream))
+    natsStatus status = NATS_TIMEOUT;
+    for (int try = 0; try < CLIENT_TRIES && transient(status); try++)
+        status = js_GetStreamInfo(&info, js, stream, NULL, NULL);
+    if (failed(status, stream))
         exit(1);
     uint64_t count = info->State.Msgs;
     jsStreamInfo_Destroy(info);
@@ -175,11 +187,17 @@ static bool read_stream(jsCtx *js, const char *stream, const char *subject, mess
     options.Stream = stream;
     options.Config.AckPolicy = js_AckNone;
     natsSubscription *sub = NULL;
-    if (failed(js_PullSubscribe(&sub, js, subject, NULL, NULL, &options, NULL), "subscribe"))
+    natsStatus status = NATS_TIMEOUT;
+    for (int try = 0; try < CLIENT_TRIES && transient(status); try++)
+        status = js_PullSubscribe(&sub, js, subject, NULL, NULL, &options, NULL);
+    if (failed(status, "subscribe"))
         return false;
-    while (got < want) {
+    for (int quiet = 0; got < want;) {
         natsMsgList list = {0};
-        natsStatus status = natsSubscription_Fetch(&list, sub, CLIENT_FETCH_BATCH, CLIENT_FETCH_WAIT_MS, NULL);
+        status = natsSubscription_Fetch(&list, sub, CLIENT_FETCH_BATCH, CLIENT_FETCH_WAIT_MS, NULL);
+        if (status == NATS_TIMEOUT && ++quiet < CLIENT_TRIES)
+            continue;
+        quiet = 0;
         if (failed(status, "fetch")) {
             natsSubscription_Destroy(sub);
             return false;

@@ -34,7 +34,7 @@
 #define INTAKE_FETCH_WAIT_MS 500        /* a pull's wait, so a stop is seen soon */
 #define INTAKE_PUBLISH_WAIT_MS 10000    /* for the broker to confirm a batch's results */
 #define INTAKE_NAK_DELAY_MS 1000        /* redelivery of a request the store failed */
-#define INTAKE_REOPEN_WAIT_MS 500       /* between attempts to reopen the store */
+#define INTAKE_REOPEN_WAIT_MS 500       /* between attempts to reopen the store or reach JetStream */
 #define INTAKE_REPORT_INTERVAL_US (10 * 1000000)
 #define INTAKE_SUBJECT_MAX (INTAKE_PREFIX_MAX + 32)
 #define INTAKE_HEADER_ID_MAX 32         /* "result-" or "dead-" and a sequence */
@@ -128,16 +128,14 @@ static void publish_failed(jsCtx *js, jsPubAckErr *error, void *closure)
 
 /* Makes stream name hold PREFIX.<word>.> unless it exists already (then
  * its settings are the operator's). */
-static bool ensure_stream(intake *in, const char *name, const char *word, jsRetentionPolicy retention)
+static natsStatus ensure_stream(intake *in, const char *name, const char *word, jsRetentionPolicy retention)
 {
     jsStreamInfo *info = NULL;
     jsErrCode code = 0;
     natsStatus status = js_GetStreamInfo(&info, in->js, name, NULL, &code);
     jsStreamInfo_Destroy(info);
-    if (status == NATS_OK)
-        return true;
     if (status != NATS_NOT_FOUND)
-        return !nats_failed(status, code, name);
+        return status;
     char subject[INTAKE_SUBJECT_MAX];
     snprintf(subject, sizeof subject, "%s.%s.>", in->options->prefix, word);
     const char *subjects[] = {subject};
@@ -151,8 +149,23 @@ static bool ensure_stream(intake *in, const char *name, const char *word, jsRete
     status = js_AddStream(&info, in->js, &config, NULL, &code);
     jsStreamInfo_Destroy(info);
     if (status != NATS_OK && code == JSStreamNameExistErr)
-        return true;   /* another consumer made it meanwhile */
-    return !nats_failed(status, code, name);
+        return NATS_OK;   /* another consumer made it meanwhile */
+    if (status != NATS_OK && code != 0)
+        nats_failed(status, code, name);
+    return status;
+}
+
+/* Sets the servers of options from the comma-separated list urls. */
+static natsStatus set_servers(natsOptions *options, const char *urls)
+{
+    char copy[INTAKE_BROKER_MAX + 1];
+    const char *servers[INTAKE_SERVERS_MAX];
+    int count = 0;
+    snprintf(copy, sizeof copy, "%s", urls);
+    for (char *save = NULL, *url = strtok_r(copy, ",", &save); url != NULL && count < INTAKE_SERVERS_MAX;
+         url = strtok_r(NULL, ",", &save))
+        servers[count++] = url;
+    return count > 0 ? natsOptions_SetServers(options, servers, count) : NATS_INVALID_ARG;
 }
 
 static bool connect_broker(intake *in)
@@ -160,7 +173,7 @@ static bool connect_broker(intake *in)
     natsOptions *options = NULL;
     natsStatus status = natsOptions_Create(&options);
     if (status == NATS_OK)
-        status = natsOptions_SetURL(options, in->options->broker);
+        status = set_servers(options, in->options->broker);
     if (status == NATS_OK)
         status = natsOptions_SetName(options, "stockintake");
     if (status == NATS_OK)
@@ -179,7 +192,7 @@ static bool connect_broker(intake *in)
     return !nats_failed(status, 0, "JetStream context");
 }
 
-static bool subscribe(intake *in)
+static natsStatus subscribe(intake *in)
 {
     jsSubOptions options;
     jsSubOptions_Init(&options);
@@ -191,7 +204,34 @@ static bool subscribe(intake *in)
     jsErrCode code = 0;
     natsStatus status = js_PullSubscribe(&in->sub, in->js, in->intake_subject,
                                          in->options->consumer, NULL, &options, &code);
-    return !nats_failed(status, code, "pull consumer");
+    if (status != NATS_OK && code != 0)
+        nats_failed(status, code, "pull consumer");
+    return status;
+}
+
+/* Makes the streams and the consumer. A JetStream that does not answer
+ * yet (a cluster electing its leader, a server starting) is waited for;
+ * an error it answers (a stream's subjects taken, more replicas than
+ * nodes) is final. */
+static bool set_up_streams(intake *in)
+{
+    for (unsigned attempt = 0; !*in->stop; attempt++) {
+        natsStatus status = ensure_stream(in, in->intake_stream, "intake", js_WorkQueuePolicy);
+        if (status == NATS_OK)
+            status = ensure_stream(in, in->results_stream, "results", js_LimitsPolicy);
+        if (status == NATS_OK)
+            status = ensure_stream(in, in->dead_stream, "dead", js_LimitsPolicy);
+        if (status == NATS_OK)
+            status = subscribe(in);
+        if (status == NATS_OK)
+            return true;
+        if (status != NATS_TIMEOUT && status != NATS_NO_RESPONDERS)
+            return !nats_failed(status, 0, "setting up the streams");
+        if (attempt == 0)
+            say("JetStream does not answer yet (%s); waiting", natsStatus_GetText(status));
+        nats_Sleep(INTAKE_REOPEN_WAIT_MS);
+    }
+    return false;
 }
 
 static bool set_up(intake *in)
@@ -213,11 +253,7 @@ static bool set_up(intake *in)
         say("out of memory");
         return false;
     }
-    return connect_broker(in) &&
-           ensure_stream(in, in->intake_stream, "intake", js_WorkQueuePolicy) &&
-           ensure_stream(in, in->results_stream, "results", js_LimitsPolicy) &&
-           ensure_stream(in, in->dead_stream, "dead", js_LimitsPolicy) &&
-           subscribe(in);
+    return connect_broker(in) && set_up_streams(in);
 }
 
 /* Opens the store, trying again until it opens or a stop is asked. */

@@ -20,6 +20,8 @@
 #define INTAKE_PREFIX_MAX 64             /* bytes of the subject prefix */
 #define INTAKE_ACK_WAIT_S_MAX 3600
 #define INTAKE_REPLICAS_MAX 5            /* JetStream's limit */
+#define INTAKE_BROKER_MAX 1024           /* bytes of the --broker list */
+#define INTAKE_SERVERS_MAX 16            /* URLs in the --broker list */
 
 /* The command line's settings (main.c fills them; see usage()). */
 typedef struct intake_options {

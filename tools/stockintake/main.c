@@ -119,6 +119,12 @@ static int parse_options(int argc, char **argv, intake_options *options)
         fprintf(stderr, "stockintake: %s\n", optind != argc ? "unexpected arguments" : "--store is required");
         ok = false;
     }
+    if (ok && (strlen(options->broker) > INTAKE_BROKER_MAX ||
+               options->broker[strspn(options->broker, ",")] == '\0')) {
+        fprintf(stderr, "stockintake: --broker must list 1..%d URLs in at most %d bytes\n",
+                INTAKE_SERVERS_MAX, INTAKE_BROKER_MAX);
+        ok = false;
+    }
     if (ok && !prefix_valid(options->prefix)) {
         fprintf(stderr, "stockintake: --prefix must be 1..%d bytes of NATS subject tokens without wildcards\n",
                 INTAKE_PREFIX_MAX);
