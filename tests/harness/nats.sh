@@ -12,12 +12,12 @@
 #   nats_stop_cluster        # stops every node by PID and removes the stores
 #
 # The server listens on 127.0.0.1 only, on the first free port of
-# NATS_PORT_FIRST..NATS_PORT_LAST (17460-17499 belong to these suites), and
+# NATS_PORT_FIRST..NATS_PORT_LAST (17520-17559 belong to these suites), and
 # keeps its JetStream store (file storage: what a kill -9 must not lose) in
 # a mktemp -d folder.
 
-NATS_PORT_FIRST=${NATS_PORT_FIRST:-17460}
-NATS_PORT_LAST=${NATS_PORT_LAST:-17499}
+NATS_PORT_FIRST=${NATS_PORT_FIRST:-17520}
+NATS_PORT_LAST=${NATS_PORT_LAST:-17559}
 NATS_START_TRIES=10
 NATS_READY_TENTHS=100   # 10 s for the server to accept connections
 

@@ -13,8 +13,10 @@
  *   intake_client results URL LOG
  *       reads the whole STOCK_RESULTS stream: "ack O line sku qty available"
  *       per line of each successful order to LOG; prints "results N" and the
- *       count of each code, and "duplicates D", the requests (by sequence)
- *       with more than one result
+ *       count of each code, "duplicates D", the requests (by sequence) with
+ *       more than one result, and "latency_ms P50 P99 MAX SPAN_S": from the
+ *       broker storing a request to its storing the result, and from the
+ *       first request to the last result
  *   intake_client dead URL
  *       prints each dead letter of STOCK_DEAD as "subject<TAB>reason"
  *   intake_client count URL STREAM
@@ -216,6 +218,8 @@ typedef struct tally {
     uint64_t results, duplicates;
     json_t *codes;          /* code word -> count */
     unsigned char *seen;    /* by request sequence */
+    int64_t *latency_us;    /* one per result */
+    int64_t first_queued_us, last_result_us;
 } tally;
 
 static void log_order_lines(FILE *log, json_t *body)
@@ -241,6 +245,17 @@ static void count_result(natsMsg *msg, void *user)
                 natsMsg_GetData(msg));
         exit(1);
     }
+    jsMsgMetaData *meta = NULL;
+    if (t->results < CLIENT_SEQ_MAX && natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        int64_t queued_us = json_integer_value(json_object_get(result, "queued_us"));
+        int64_t stored_us = meta->Timestamp / 1000;
+        t->latency_us[t->results] = stored_us - queued_us;
+        if (t->first_queued_us == 0 || queued_us < t->first_queued_us)
+            t->first_queued_us = queued_us;
+        if (stored_us > t->last_result_us)
+            t->last_result_us = stored_us;
+    }
+    jsMsgMetaData_Destroy(meta);
     t->results++;
     t->duplicates += t->seen[seq]++ == 1;
     json_object_set_new(t->codes, code,
@@ -250,10 +265,29 @@ static void count_result(natsMsg *msg, void *user)
     json_decref(result);
 }
 
+static int compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void print_latency(tally *t)
+{
+    uint64_t n = t->results < CLIENT_SEQ_MAX ? t->results : CLIENT_SEQ_MAX;
+    if (n == 0)
+        return;
+    qsort(t->latency_us, n, sizeof *t->latency_us, compare_int64);
+    printf("latency_ms %.1f %.1f %.1f %.2f\n", (double)t->latency_us[n / 2] / 1000,
+           (double)t->latency_us[n * 99 / 100] / 1000, (double)t->latency_us[n - 1] / 1000,
+           (double)(t->last_result_us - t->first_queued_us) / 1e6);
+}
+
 static int read_results(jsCtx *js, FILE *log)
 {
-    tally t = {.log = log, .codes = json_object(), .seen = calloc(CLIENT_SEQ_MAX, 1)};
-    if (t.codes == NULL || t.seen == NULL || !read_stream(js, "STOCK_RESULTS", "stock.results.>", count_result, &t))
+    tally t = {.log = log, .codes = json_object(), .seen = calloc(CLIENT_SEQ_MAX, 1),
+               .latency_us = calloc(CLIENT_SEQ_MAX, sizeof(int64_t))};
+    if (t.codes == NULL || t.seen == NULL || t.latency_us == NULL ||
+        !read_stream(js, "STOCK_RESULTS", "stock.results.>", count_result, &t))
         return 1;
     printf("results %" PRIu64 "\n", t.results);
     const char *code;
@@ -261,8 +295,10 @@ static int read_results(jsCtx *js, FILE *log)
     json_object_foreach(t.codes, code, value)
         printf("%s %" JSON_INTEGER_FORMAT "\n", code, json_integer_value(value));
     printf("duplicates %" PRIu64 "\n", t.duplicates);
+    print_latency(&t);
     json_decref(t.codes);
     free(t.seen);
+    free(t.latency_us);
     return 0;
 }
 

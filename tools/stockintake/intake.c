@@ -59,6 +59,7 @@ typedef struct item {
     item_fate fate;
     uint64_t seq;              /* its sequence in the intake stream */
     uint64_t delivered;        /* how many times the broker has sent it */
+    int64_t queued_ns;         /* when the broker stored it (Unix time) */
     const char *word;          /* its subject's last token */
     request_kind kind;
     request *req;              /* ITEM_APPLY: owns what op points to */
@@ -360,6 +361,7 @@ static void classify(intake *in, item *it, natsMsg *msg, stock_op *op)
         return;
     it->seq = meta->Sequence.Stream;
     it->delivered = meta->NumDelivered;
+    it->queued_ns = meta->Timestamp;
     jsMsgMetaData_Destroy(meta);
     const char *subject = natsMsg_GetSubject(msg);
     const char *dot = strrchr(subject, '.');
@@ -417,12 +419,13 @@ static void reply(intake *in, const item *it, const char *text, size_t len)
         natsConnection_Publish(in->nc, to, text, (int)len);
 }
 
-/* The text of a result: {"request", "seq", "code", "body"}, body being
- * what the HTTP API would answer (it takes body's reference). NULL when out
- * of memory; free() it. */
+/* The text of a result: {"request", "seq", "queued_us", "code", "body"},
+ * body being what the HTTP API would answer (it takes body's reference).
+ * NULL when out of memory; free() it. */
 static char *result_text(const item *it, stock_code code, json_t *body)
 {
-    json_t *result = json_pack("{s:s, s:I, s:s, s:o}", "request", it->word, "seq", (json_int_t)it->seq,
+    json_t *result = json_pack("{s:s, s:I, s:I, s:s, s:o}", "request", it->word, "seq", (json_int_t)it->seq,
+                               "queued_us", (json_int_t)(it->queued_ns / 1000),
                                "code", stock_code_name(code), "body", body);
     char *text = result != NULL ? json_dumps(result, JSON_COMPACT) : NULL;
     json_decref(result);
