@@ -27,12 +27,12 @@
 
 /* What a route does. A store route is a request kind (proto/request_json.h)
  * and its slot's kind, which says how the op's reply is rendered (kind 0
- * is a ready text reply's, so no route takes it); health and metrics are
- * answered at once, with no op. */
+ * is a ready text reply's, so no route takes it); health, metrics and the
+ * hot SKUs are answered at once, with no op. */
 typedef enum route_kind {
     ROUTE_SET = REQUEST_SET, ROUTE_GET = REQUEST_GET, ROUTE_ADD = REQUEST_ADD,
     ROUTE_DEDUCT = REQUEST_DEDUCT, ROUTE_ORDER = REQUEST_ORDER, ROUTE_REFUND = REQUEST_REFUND,
-    ROUTE_LINE = REQUEST_LINE, ROUTE_HEALTH, ROUTE_METRICS
+    ROUTE_LINE = REQUEST_LINE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT
 } route_kind;
 
 /* A store request's slot kind is its route kind, plus this bit when the
@@ -212,11 +212,32 @@ static void route_store(conn *c, const http_request *req, route_kind kind, const
 static void route_metrics(conn *c, const http_request *req)
 {
     buf text = {0};
-    if (!metrics_render(&c->srv->counters, c->srv->store, &text))
+    if (!metrics_render(&c->srv->counters, &c->srv->hot, server_now_ms(c->srv), c->srv->store, &text))
         reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
     else
         reply_text(c, req->keep_alive, ROUTES_METRICS_TYPE, (const char *)text.data, text.len);
     buf_free(&text);
+}
+
+/* {"window_seconds", "operations": [{"sku", "count", "error"}...],
+ * "refusals": [...]}: the hot SKUs (server/hot.h). */
+static void route_hot(conn *c, const http_request *req)
+{
+    json_t *body = json_pack("{s:i}", "window_seconds", HOT_WINDOW_S);
+    for (int rank = 0; body != NULL && rank < HOT_RANKS; rank++) {
+        hot_item items[HOT_TOP];
+        size_t count = hot_top(&c->srv->hot, (hot_rank)rank, server_now_ms(c->srv), items);
+        json_t *list = json_array();
+        for (size_t i = 0; list != NULL && i < count; i++)
+            json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "sku", items[i].sku,
+                                                  "count", (json_int_t)items[i].count,
+                                                  "error", (json_int_t)items[i].error));
+        json_object_set_new(body, hot_rank_name((hot_rank)rank), list);
+    }
+    if (body == NULL)
+        reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
+    else
+        reply_json(c, req->keep_alive, 200, body, NULL);
 }
 
 /* ------------------------------------------------------------ routing */
@@ -231,6 +252,7 @@ typedef struct route_entry {
 static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS},
+    {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET},
     {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD},
@@ -273,6 +295,7 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
         reply_text(c, req->keep_alive, ROUTES_JSON_TYPE, "{\"status\":\"ok\"}", 15);
         break;
     case ROUTE_METRICS: route_metrics(c, req); break;
+    case ROUTE_HOT: route_hot(c, req); break;
     case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
     case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE:
         route_store(c, req, kind, p);

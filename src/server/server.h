@@ -14,6 +14,7 @@
 
 #include "proto/resp.h"
 #include "server/config.h"
+#include "server/hot.h"
 #include "server/metrics.h"
 #include "stock.h"
 
@@ -79,6 +80,7 @@ typedef struct server {
     uint64_t next_conn_id;
 
     metrics counters;
+    hot hot;                           /* the top SKUs of the last minute */
     resp_request request;              /* the RESP parser's scratch space */
 } server;
 
