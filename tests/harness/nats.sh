@@ -21,21 +21,10 @@ NATS_PORT_LAST=${NATS_PORT_LAST:-17559}
 NATS_START_TRIES=10
 NATS_READY_TENTHS=100   # 10 s for the server to accept connections
 
-# Prints a port of the range that nothing listens on (a hint: the server's
-# own bind is the real test, and nats_start retries on a clash).
-nats_free_port() {
-    local span=$((NATS_PORT_LAST - NATS_PORT_FIRST + 1))
-    local start=$((RANDOM % span)) i port
-    for ((i = 0; i < span; i++)); do
-        port=$((NATS_PORT_FIRST + (start + i) % span))
-        if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "nats.sh: no free port in $NATS_PORT_FIRST-$NATS_PORT_LAST" >&2
-    return 1
-}
+# pick_port LOW HIGH (tests/system/server_helpers.sh) chooses the ports: a
+# hint, since the server's own bind is the real test, and nats_start
+# retries on a clash.
+declare -F pick_port >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/../system/server_helpers.sh"
 
 # True once something accepts connections on 127.0.0.1:$1, within 10 s,
 # while the process $2 lives.
@@ -67,7 +56,7 @@ nats_start() {
     NATS_DIR=$(mktemp -d /tmp/stockd-nats.XXXXXX)
     local try
     for ((try = 0; try < NATS_START_TRIES; try++)); do
-        NATS_PORT=$(nats_free_port) || return 1
+        NATS_PORT=$(pick_port "$NATS_PORT_FIRST" "$NATS_PORT_LAST") || return 1
         if nats_launch; then
             NATS_URL="nats://127.0.0.1:$NATS_PORT"
             export NATS_DIR NATS_PORT NATS_URL
@@ -123,10 +112,10 @@ nats_start_cluster() {
     NATS_NODE_PORTS=() NATS_ROUTE_PORTS=() NATS_NODE_PIDS=()
     local i port urls=""
     for ((i = 0; i < 2 * NATS_CLUSTER_NODES; i++)); do
-        port=$(nats_free_port) || return 1
-        # a port handed out twice would clash: take the next free one
+        port=$(pick_port "$NATS_PORT_FIRST" "$NATS_PORT_LAST") || return 1
+        # a port handed out twice would clash: draw again
         while [[ " ${NATS_NODE_PORTS[*]} ${NATS_ROUTE_PORTS[*]} " == *" $port "* ]]; do
-            port=$(( (port - NATS_PORT_FIRST + 1) % (NATS_PORT_LAST - NATS_PORT_FIRST + 1) + NATS_PORT_FIRST ))
+            port=$(pick_port "$NATS_PORT_FIRST" "$NATS_PORT_LAST") || return 1
         done
         if ((i < NATS_CLUSTER_NODES)); then NATS_NODE_PORTS+=("$port"); else NATS_ROUTE_PORTS+=("$port"); fi
     done

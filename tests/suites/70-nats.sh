@@ -25,6 +25,7 @@ BUILD=${BUILD:-build}
 here=$(dirname "$0")
 . "$here/../system/server_helpers.sh"
 . "$here/../harness/nats.sh"
+. "$here/../harness/intake.sh"
 export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 rounds=6
@@ -49,13 +50,6 @@ BIN="$dir/bin"
 use_binaries "$BIN" stockd stockctl stockintake tests/intake_client tests/server_crash_check
 client="$BIN/intake_client"
 
-fail() {
-    echo "FAIL: $*"
-    echo "--- stockintake log (tail)"
-    tail -n 20 "$dir/intake.log" 2>/dev/null || true
-    exit 1
-}
-
 # start_intake STORE [FLAGS...]: starts stockintake and waits until its
 # streams exist.
 start_intake() {
@@ -77,17 +71,6 @@ stop_intake() {
     intake_pid=""
 }
 
-# wait_results N: waits until the results stream holds N results.
-wait_results() {
-    local want=$1 count=0
-    for _ in $(seq $((drain_seconds * 10))); do
-        count=$("$client" count "$NATS_URL" STOCK_RESULTS)
-        [ "$count" -ge "$want" ] && return 0
-        sleep 0.1
-    done
-    fail "only $count of $want results after ${drain_seconds} s"
-}
-
 # expect_line FILE LINE: FILE has exactly the line LINE.
 expect_line() {
     grep -qx "$2" "$1" || { cat "$1"; fail "no line '$2'"; }
@@ -101,22 +84,18 @@ store="$dir/burst"
 start_intake "$store"
 start=$(date +%s.%N)
 "$client" publish "$NATS_URL" "$orders" 1 burst "$dir/burst-try.log" || fail "publishing failed"
-wait_results "$orders"
+intake_wait_results "$orders" "$drain_seconds"
 drained=$(date +%s.%N)
 awk -v a="$start" -v b="$drained" -v n="$orders" \
     'BEGIN { printf "drained in %.1f s from the first publish (%.0f orders/s)\n", b - a, n / (b - a) }'
-"$client" results "$NATS_URL" "$dir/burst-ack.log" >"$dir/results.txt"
-cat "$dir/results.txt"
-expect_line "$dir/results.txt" "results $orders"
+intake_check_once "$orders" "$dir/burst-ack.log"
 expect_line "$dir/results.txt" "OK $units"
 expect_line "$dir/results.txt" "INSUFFICIENT $((orders - units))"
-expect_line "$dir/results.txt" "duplicates 0"
-[ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
 
 echo "== dead letters"
 bad=$("$client" bad "$NATS_URL") || fail "publishing the bad messages failed"
 "$client" publish "$NATS_URL" 10 1 after "$dir/after-try.log" || fail "publishing failed"
-wait_results $((orders + 10))
+intake_wait_results $((orders + 10)) "$drain_seconds"
 for _ in $(seq 100); do
     [ "$("$client" count "$NATS_URL" STOCK_DEAD)" -ge "$bad" ] && break
     sleep 0.1
@@ -173,13 +152,8 @@ for round in $(seq "$rounds"); do
     echo "round $round: killed with $("$client" count "$NATS_URL" STOCK_RESULTS) results published"
     start_intake "$uri" --ack-wait 2 --batch 32
 done
-wait_results "$crash_orders"
-sleep 3   # a duplicate would come from a redelivery after --ack-wait
-"$client" results "$NATS_URL" "$dir/crash-ack.log" >"$dir/results.txt"
-cat "$dir/results.txt"
-expect_line "$dir/results.txt" "results $crash_orders"
-expect_line "$dir/results.txt" "duplicates 0"
-[ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
+intake_wait_results "$crash_orders" "$drain_seconds"
+intake_check_once "$crash_orders" "$dir/crash-ack.log"
 "$BIN/server_crash_check" "$uri" 4 "$level" "$dir"/crash-try-*.log "$dir/crash-ack.log" ||
     fail "the store does not match the results"
 sold=$(awk '$1 == "ack"' "$dir/crash-ack.log" | wc -l)

@@ -11,6 +11,7 @@ BUILD=${BUILD:-build}
 here=$(dirname "$0")
 . "$here/../system/server_helpers.sh"
 . "$here/../harness/nats.sh"
+. "$here/../harness/intake.sh"
 export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 orders=20000
@@ -34,13 +35,6 @@ trap cleanup EXIT
 BIN="$dir/bin"
 use_binaries "$BIN" stockctl stockintake tests/intake_client tests/server_crash_check
 client="$BIN/intake_client"
-
-fail() {
-    echo "FAIL: $*"
-    echo "--- stockintake log (tail)"
-    tail -n 20 "$dir/intake.log" 2>/dev/null || true
-    exit 1
-}
 
 nats_start_cluster || fail "the cluster did not start"
 store="$dir/data"
@@ -68,17 +62,8 @@ nats_kill_node "$victim"
 at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
 echo "node $victim killed with $at_kill of $orders results published"
 [ "$at_kill" -lt "$orders" ] || fail "the queue had drained before the kill: the test proved nothing"
-for _ in $(seq $((drain_seconds * 10))); do
-    [ "$("$client" count "$NATS_URL" STOCK_RESULTS)" -ge "$orders" ] && break
-    kill -0 "$intake_pid" 2>/dev/null || fail "stockintake exited"
-    sleep 0.1
-done
-sleep 3   # a duplicate would come from a redelivery after --ack-wait
-"$client" results "$NATS_URL" "$dir/ack.log" >"$dir/results.txt"
-cat "$dir/results.txt"
-grep -qx "results $orders" "$dir/results.txt" || fail "not one result per order"
-grep -qx "duplicates 0" "$dir/results.txt" || fail "an order was answered twice"
-[ "$("$client" count "$NATS_URL" STOCK_INTAKE)" -eq 0 ] || fail "the intake stream did not drain"
+intake_wait_results "$orders" "$drain_seconds"
+intake_check_once "$orders" "$dir/ack.log"
 kill -TERM "$intake_pid"
 wait "$intake_pid" || fail "stockintake exited with status $? after SIGTERM"
 intake_pid=""
