@@ -23,10 +23,7 @@
 set -eu
 BUILD=${BUILD:-build}
 here=$(dirname "$0")
-. "$here/../system/server_helpers.sh"
-. "$here/../harness/nats.sh"
 . "$here/../harness/intake.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 rounds=6
 case "$BUILD" in

@@ -9,10 +9,7 @@
 set -eu
 BUILD=${BUILD:-build}
 here=$(dirname "$0")
-. "$here/../system/server_helpers.sh"
-. "$here/../harness/nats.sh"
 . "$here/../harness/intake.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 orders=20000
 case "$BUILD" in
