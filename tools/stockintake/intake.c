@@ -65,6 +65,8 @@ typedef struct item {
     request *req;              /* ITEM_APPLY: owns what op points to */
     stock_op *op;              /* ITEM_APPLY: in the batch's ops */
     char reason[REQUEST_MESSAGE_MAX];   /* ITEM_DEAD */
+    char *answer;              /* for the reply subject, sent once settled; malloc()ed */
+    size_t answer_len;
 } item;
 
 typedef struct counters {
@@ -301,9 +303,9 @@ static void result_subject(const intake *in, const item *it, char *subject, size
  * consumer died before acknowledging it): then that result stands, and
  * applying the request again could answer differently (an order refused
  * for want of stock may pass after a restock). */
-static void reply(intake *in, const item *it, const char *text, size_t len);
+static void keep_answer(item *it, const char *text, size_t len);
 
-static item_fate redelivery_fate(intake *in, const item *it)
+static item_fate redelivery_fate(intake *in, item *it)
 {
     char subject[INTAKE_SUBJECT_MAX];
     result_subject(in, it, subject, sizeof subject);
@@ -311,7 +313,7 @@ static item_fate redelivery_fate(intake *in, const item *it)
     jsErrCode code = 0;
     natsStatus status = js_GetLastMsg(&result, in->js, in->results_stream, subject, NULL, &code);
     if (status == NATS_OK)   /* the client may have missed it the first time */
-        reply(in, it, natsMsg_GetData(result), (size_t)natsMsg_GetDataLength(result));
+        keep_answer(it, natsMsg_GetData(result), (size_t)natsMsg_GetDataLength(result));
     natsMsg_Destroy(result);
     if (status == NATS_OK)
         return ITEM_ANSWERED;
@@ -411,12 +413,27 @@ static bool publish_async(intake *in, const char *subject, const char *data, siz
     return !nats_failed(status, 0, subject);
 }
 
-/* Sends a text to the reply subject the request names, if it names one. */
-static void reply(intake *in, const item *it, const char *text, size_t len)
+/* The reply subject the request names, or NULL. */
+static const char *reply_subject(const item *it)
 {
     const char *to = NULL;
-    if (natsMsgHeader_Get(it->msg, INTAKE_REPLY_HEADER, &to) == NATS_OK && to != NULL && to[0] != '\0')
-        natsConnection_Publish(in->nc, to, text, (int)len);
+    if (natsMsgHeader_Get(it->msg, INTAKE_REPLY_HEADER, &to) != NATS_OK || to == NULL || to[0] == '\0')
+        return NULL;
+    return to;
+}
+
+/* Keeps a copy of text for the reply subject, if the request names one: it
+ * is sent only once the request is settled, so that a client never hears
+ * an answer that a retry could contradict. */
+static void keep_answer(item *it, const char *text, size_t len)
+{
+    if (reply_subject(it) == NULL || it->answer != NULL)
+        return;
+    it->answer = malloc(len);
+    if (it->answer == NULL)
+        return;   /* the client waits for the results stream instead */
+    memcpy(it->answer, text, len);
+    it->answer_len = len;
 }
 
 /* The text of a result: {"request", "seq", "queued_us", "code", "body"},
@@ -446,13 +463,13 @@ static bool publish_dead(intake *in, item *it)
                              "Stock-Request-Seq", seq, NULL};
     char *text = result_text(it, STOCK_INVALID, request_json_error("INVALID", it->reason));
     if (text != NULL)
-        reply(in, it, text, strlen(text));
+        keep_answer(it, text, strlen(text));
     free(text);
     return publish_async(in, subject, natsMsg_GetData(it->msg), (size_t)natsMsg_GetDataLength(it->msg),
                          id, headers);
 }
 
-static bool publish_result(intake *in, const item *it)
+static bool publish_result(intake *in, item *it)
 {
     char *text = result_text(it, it->op->code, request_json_result(it->kind, it->op));
     if (text == NULL)
@@ -464,7 +481,7 @@ static bool publish_result(intake *in, const item *it)
     const char *headers[] = {"Stock-Code", stock_code_name(it->op->code), "Stock-Request-Seq", seq, NULL};
     bool ok = publish_async(in, subject, text, strlen(text), id, headers);
     if (ok)
-        reply(in, it, text, strlen(text));
+        keep_answer(it, text, strlen(text));
     free(text);
     return ok;
 }
@@ -525,11 +542,15 @@ static void settle(intake *in, item *items, size_t count, bool confirmed)
             in->total.retried++;
         } else {
             natsMsg_Ack(it->msg, NULL);
+            if (it->answer != NULL)
+                natsConnection_Publish(in->nc, reply_subject(it), it->answer, (int)it->answer_len);
             in->total.dead += it->fate == ITEM_DEAD;
             in->total.answered += it->fate == ITEM_ANSWERED;
         }
         free(it->req);
         it->req = NULL;
+        free(it->answer);
+        it->answer = NULL;
     }
 }
 
