@@ -10,10 +10,13 @@
 
 #include "proto/request_json.h"
 
+/* Copies len bytes of text (NULL when len is 0: a kind without a path id
+ * given none) into target, cut past any id's limit. */
 static stock_id copy_id(request_id *target, const char *text, size_t len)
 {
     size_t keep = len < sizeof target->text - 1 ? len : sizeof target->text - 1;
-    memcpy(target->text, text, keep);
+    if (keep > 0)
+        memcpy(target->text, text, keep);
     target->text[keep] = '\0';
     return (stock_id){target->text, (uint32_t)keep};
 }
