@@ -13,6 +13,9 @@
 #              is killed with SIGKILL at random moments, and stockd too every
 #              other round, each restarted: every order applied once and
 #              answered once, none lost, I1-I5 on the store
+#   restart    nats-server killed with SIGKILL while orders drain and started
+#              again on its store: stockintake reconnects and goes on, every
+#              order answered once
 #   stockctl   `stockctl publish` gets each request's result (OK, INSUFFICIENT,
 #              INVALID for a bad line, REPLAY for a repeat), and exits 11
 #              when no consumer answers within --wait
@@ -26,8 +29,9 @@ here=$(dirname "$0")
 . "$here/../harness/intake.sh"
 
 orders=${INTAKE_ORDERS:-200000} units=${INTAKE_UNITS:-10000} crash_orders=20000 rounds=6
+restart_orders=10000
 case "$BUILD" in
-*san*) orders=20000 units=1000 crash_orders=4000 rounds=4 ;;
+*san*) orders=20000 units=1000 crash_orders=4000 rounds=4 restart_orders=4000 ;;
 esac
 drain_seconds=${INTAKE_DRAIN_SECONDS:-300}
 
@@ -155,6 +159,23 @@ intake_check_once "$crash_orders" "$dir/crash-ack.log"
     fail "the store does not match the results"
 sold=$(awk '$1 == "ack"' "$dir/crash-ack.log" | wc -l)
 [ "$sold" -eq $((4 * level)) ] || fail "$sold orders succeeded, $((4 * level)) units were there"
+
+echo "== broker restart: nats-server killed with SIGKILL while orders drain"
+"$BIN/stockctl" --store "$uri" add S0 "$restart_orders" >/dev/null   # S0 sold out: restock it
+"$client" publish "$NATS_URL" "$restart_orders" 1 restart "$dir/restart-try.log" ||
+    fail "publishing failed"
+at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
+nats_kill
+sleep 1
+nats_launch || fail "nats-server did not restart on its store"
+echo "killed with $((at_kill - crash_orders)) of $restart_orders results published"
+[ "$at_kill" -lt $((crash_orders + restart_orders)) ] || fail "drained before the kill: the test proved nothing"
+intake_wait_results $((crash_orders + restart_orders)) "$drain_seconds"
+intake_check_once $((crash_orders + restart_orders)) "$dir/restart-ack.log" consumer
+echo "the intake stream keeps $("$client" count "$NATS_URL" STOCK_INTAKE) messages the consumer saw acknowledged"
+deducted=$("$BIN/stockctl" --store "$uri" --json get S0 | jq .deducted)
+[ "$deducted" -eq $((level + restart_orders)) ] ||
+    fail "S0 deducted $deducted, not $level before and $restart_orders after the restock"
 
 echo "== stockctl publish"
 "$BIN/stockctl" --store "$uri" set P0 1 >/dev/null

@@ -21,6 +21,10 @@
  *       prints each dead letter of STOCK_DEAD as "subject<TAB>reason"
  *   intake_client count URL STREAM
  *       prints the messages STREAM holds
+ *   intake_client pending URL
+ *       prints the messages of STOCK_INTAKE that stockintake's consumer has
+ *       still to deliver or to see acknowledged, and its settings:
+ *       "pending N unacknowledged N max_ack_pending N ack_wait_s N"
  *
  * Exits 0 on success, 1 when the broker fails, 2 on bad usage.
  */
@@ -310,6 +314,21 @@ static void print_dead(natsMsg *msg, void *user)
     printf("%s\t%s\n", natsMsg_GetSubject(msg), reason != NULL ? reason : "(no reason)");
 }
 
+static int print_pending(jsCtx *js)
+{
+    jsConsumerInfo *info = NULL;
+    natsStatus status = NATS_TIMEOUT;
+    for (int try = 0; try < CLIENT_TRIES && transient(status); try++)
+        status = js_GetConsumerInfo(&info, js, "STOCK_INTAKE", "stockintake", NULL, NULL);
+    if (failed(status, "consumer info"))
+        return 1;
+    printf("pending %" PRIu64 " unacknowledged %" PRId64 " max_ack_pending %" PRId64 " ack_wait_s %" PRId64 "\n",
+           info->NumPending, info->NumAckPending, info->Config->MaxAckPending,
+           info->Config->AckWait / 1000000000);
+    jsConsumerInfo_Destroy(info);
+    return 0;
+}
+
 static int run(int argc, char **argv, jsCtx *js)
 {
     const char *command = argv[1];
@@ -323,6 +342,8 @@ static int run(int argc, char **argv, jsCtx *js)
         int status = log != NULL ? read_results(js, log) : 1;
         return log != NULL && fclose(log) == 0 ? status : 1;
     }
+    if (strcmp(command, "pending") == 0 && argc == 3)
+        return print_pending(js);
     if (strcmp(command, "bad") == 0 && argc == 3)
         return publish_bad(js);
     if (strcmp(command, "dead") == 0 && argc == 3)
@@ -338,7 +359,7 @@ static int run(int argc, char **argv, jsCtx *js)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: intake_client publish|bad|results|dead|count URL ...\n");
+        fprintf(stderr, "usage: intake_client publish|bad|results|dead|count|pending URL ...\n");
         return 2;
     }
     natsConnection *nc = NULL;
