@@ -12,7 +12,9 @@
 #   crash      orders over four SKUs into a stockd:// store while stockintake
 #              is killed with SIGKILL at random moments, and stockd too every
 #              other round, each restarted: every order applied once and
-#              answered once, none lost, I1-I5 on the store
+#              answered once, none lost, I1-I5 on the store; the consumer has
+#              the --max-pending and --ack-wait given, and a stockintake asking
+#              for another --max-pending is refused
 #   restart    nats-server killed with SIGKILL while orders drain and started
 #              again on its store: stockintake reconnects and goes on, every
 #              order answered once
@@ -132,7 +134,14 @@ stockd_pid=$STOCKD_PID
 for s in 0 1 2 3; do
     "$BIN/stockctl" --store "$uri" set "S$s" "$level" >/dev/null
 done
-start_intake "$uri" --ack-wait 2 --batch 32
+start_intake "$uri" --ack-wait 2 --batch 32 --max-pending 64
+"$client" pending "$NATS_URL" | grep -q " max_ack_pending 64 ack_wait_s 2$" ||
+    fail "the consumer does not have --max-pending 64 --ack-wait 2"
+status=0
+timeout 30 "$BIN/stockintake" --store "$uri" --broker "$NATS_URL" --ack-wait 2 --max-pending 65 \
+    2>"$dir/mismatch.err" || status=$?
+[ "$status" -eq 1 ] && grep -q "consumer's value is 64" "$dir/mismatch.err" ||
+    fail "a stockintake with another --max-pending than the consumer's was not refused ($status)"
 chunk=$((crash_orders / rounds))
 for round in $(seq "$rounds"); do
     count=$chunk
@@ -151,7 +160,7 @@ for round in $(seq "$rounds"); do
         stockd_pid=$STOCKD_PID
     fi
     echo "round $round: killed with $("$client" count "$NATS_URL" STOCK_RESULTS) results published"
-    start_intake "$uri" --ack-wait 2 --batch 32
+    start_intake "$uri" --ack-wait 2 --batch 32 --max-pending 64
 done
 intake_wait_results "$crash_orders" "$drain_seconds"
 intake_check_once "$crash_orders" "$dir/crash-ack.log"

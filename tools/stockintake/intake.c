@@ -105,7 +105,9 @@ static bool nats_failed(natsStatus status, jsErrCode code, const char *what)
 {
     if (status == NATS_OK)
         return false;
-    say("%s: %s (JetStream error %d)", what, natsStatus_GetText(status), (int)code);
+    const char *detail = nats_GetLastError(NULL);   /* this thread's, with the server's words */
+    say("%s: %s%s%s (JetStream error %d)", what, natsStatus_GetText(status),
+        detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "", (int)code);
     return true;
 }
 
