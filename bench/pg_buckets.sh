@@ -15,30 +15,18 @@
 # and root or the postgres user for initdb (runuser).
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-case ${1:-} in
--h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-esac
+. bench/common.sh
+bench_help "$@"
 [ $# -le 2 ] || { echo "pg_buckets.sh: takes at most two arguments, STORES and SECONDS (see --help)" >&2; exit 2; }
 stores=${1:-4}
 seconds=${2:-8}
-# in_range NAME VALUE MIN MAX: exits 2 unless VALUE is a whole number in
-# MIN..MAX; checked before PostgreSQL starts, which takes seconds.
-in_range() {
-    case $2 in
-    ''|*[!0-9]*) echo "pg_buckets.sh: $1 must be a whole number, not '$2' (see --help)" >&2; exit 2 ;;
-    esac
-    # The length test first: a number too long for test(1) is out of range.
-    [ ${#2} -le ${#4} ] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
-        { echo "pg_buckets.sh: $1 must be in $3..$4" >&2; exit 2; }
-}
-in_range STORES "$stores" 1 32
-in_range SECONDS "$seconds" 1 3600
+bench_whole STORES "$stores" 1 32
+bench_whole SECONDS "$seconds" 1 3600
 . tests/harness/pg.sh
 trap pg_stop EXIT
 pg_start
-for query in "?stock_buckets=1" "?stock_buckets=8" "?stock_merge=1&stock_buckets=1" \
-             "?stock_merge=1&stock_buckets=8"; do
+for query in "?stock_merge=0&stock_buckets=1" "?stock_merge=0&stock_buckets=8" \
+             "?stock_merge=1&stock_buckets=1" "?stock_merge=1&stock_buckets=8"; do
     token="k$RANDOM$$"
     out=$(mktemp "$PG_DIR/buckets.XXXXXX")
     pids=()

@@ -21,19 +21,11 @@
 # Needs `make bench` (build/bench/pg_bench, build/stockd, build/stockbench).
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-case ${1:-} in
--h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-esac
+. bench/common.sh
+bench_help "$@"
 [ $# -le 1 ] || { echo "pg_compare.sh: takes at most one argument, SECONDS (see --help)" >&2; exit 2; }
 seconds=${1:-10}
-# Checked before PostgreSQL starts: a bad value would otherwise surface as a
-# pgbench or stockbench failure after the setup.
-case $seconds in
-''|*[!0-9]*) echo "pg_compare.sh: SECONDS must be a whole number, not '$seconds' (see --help)" >&2; exit 2 ;;
-esac
-[ ${#seconds} -le 4 ] && [ "$seconds" -ge 1 ] && [ "$seconds" -le 3600 ] ||
-    { echo "pg_compare.sh: SECONDS must be in 1..3600" >&2; exit 2; }
+bench_whole SECONDS "$seconds" 1 3600
 . tests/harness/pg.sh
 stockd_pid=""
 work=$(mktemp -d /tmp/stockd-pgbench.XXXXXX)
@@ -63,7 +55,7 @@ SQL
     tps=$("$PG_BIN/pgbench" -n -c 16 -j 2 -T "$seconds" -f "$work/$workload.sql" "$PG_URI" 2>/dev/null |
           sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     echo "plain scheme (pgbench -c 16 -j 2 -T $seconds) $workload: $tps deductions/s"
-    for mode in "" "?stock_merge=1"; do
+    for mode in "?stock_merge=0" "?stock_merge=1"; do
         for shape in "1 1" "4 16"; do
             # shellcheck disable=SC2086
             "$BUILD/bench/pg_bench" "$PG_URI$mode" "$workload" 16 $shape "$seconds"
@@ -71,7 +63,7 @@ SQL
     done
 done
 "$BUILD/bench/pg_bench" "$PG_URI?stock_merge=1" sellout 16 4 16
-"$BUILD/bench/pg_bench" "$PG_URI" sellout 16 4 16
+"$BUILD/bench/pg_bench" "$PG_URI?stock_merge=0" sellout 16 4 16
 
 port=$(pg_free_port)
 "$BUILD/stockd" --store "$PG_URI?stock_merge=1" --port "$port" --http-port 0 >"$work/stockd.log" 2>&1 &

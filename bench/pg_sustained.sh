@@ -9,7 +9,8 @@
 #        bench/pg_sustained.sh -h|--help
 #   RUNS      consecutive runs on the same store, 2..100 (default 10)
 #   REQUESTS  deductions per run, 1000..10000000 (default 200000)
-#   OPTIONS   the store URI's query, e.g. "?stock_merge=0" (default none)
+#   OPTIONS   the store URI's query, e.g. "?stock_merge=0" (default none:
+#             merged deductions)
 # Environment: BUILD (default build). Needs root or the postgres user for
 # initdb (runuser), pgbench, redis-benchmark (scripts/install-deps.sh) and
 # `make` (build/stockd).
@@ -21,16 +22,12 @@
 # catch), and a check: the SKU's deducted total equals its flow rows.
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-case ${1:-} in
--h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-esac
+. bench/common.sh
+bench_help "$@"
 [ $# -le 3 ] || { echo "pg_sustained.sh: takes at most three arguments (see --help)" >&2; exit 2; }
 runs=${1:-10} requests=${2:-200000} options=${3:-}
-whole() { case $1 in ''|*[!0-9]*) return 1 ;; esac; [ ${#1} -le 8 ] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
-whole "$runs" 2 100 || { echo "pg_sustained.sh: RUNS must be a whole number in 2..100" >&2; exit 2; }
-whole "$requests" 1000 10000000 ||
-    { echo "pg_sustained.sh: REQUESTS must be a whole number in 1000..10000000" >&2; exit 2; }
+bench_whole RUNS "$runs" 2 100
+bench_whole REQUESTS "$requests" 1000 10000000
 case $options in ''|'?'*) ;; *) echo "pg_sustained.sh: OPTIONS must start with '?'" >&2; exit 2 ;; esac
 [ -x "$BUILD/stockd" ] || { echo "pg_sustained.sh: no $BUILD/stockd (run make)" >&2; exit 2; }
 

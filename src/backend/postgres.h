@@ -34,7 +34,7 @@ typedef struct pg_options {
  * Reads uri (postgres:// or postgresql://) and config into *options,
  * removing the query parameters stock_merge (0|1), stock_buckets
  * (1..PG_BUCKETS_MAX) and stock_replica (a percent-encoded URI) before the
- * URI goes to libpq; they override config->merge, buckets and replica_uri.
+ * URI goes to libpq; they override config->no_merge, buckets and replica_uri.
  * Returns STOCK_OK, STOCK_INVALID (message says which parameter is wrong) or
  * STOCK_NOMEM. On success free with pg_options_free.
  */
