@@ -16,7 +16,9 @@
 # included). For the intake also the burst's publish rate, and whether the
 # queue kept the store at its own pace (drain rate vs publish rate).
 #
-#   make tests && bench/intake.sh [ORDERS]      (default 200000)
+# usage: bench/intake.sh [ORDERS]      (after make tests; ORDERS 20000..10000000,
+#                                       default 200000)
+#        bench/intake.sh -h|--help
 #
 # INTAKE_FLAGS adds flags to stockintake's command line (e.g. --batch 1024).
 #
@@ -24,12 +26,14 @@
 # tests/harness/nats.sh, stockd on 17560-17569), in a temporary folder,
 # stopped by PID at the end.
 set -eu
-BUILD=${BUILD:-build}
+cd "$(dirname "$0")/.."
+. bench/common.sh
+bench_help "$@"
+[ $# -le 1 ] || { echo "intake.sh: takes at most one argument (see --help)" >&2; exit 2; }
 orders=${1:-200000}
+bench_whole ORDERS "$orders" 20000 10000000
 units=10000
-root=$(cd "$(dirname "$0")/.." && pwd)
-. "$root/tests/system/server_helpers.sh"
-. "$root/tests/harness/nats.sh"
+. tests/harness/nats.sh
 for binary in stockd stockctl stockintake stockbench tests/intake_client; do
     [ -x "$BUILD/$binary" ] || { echo "intake.sh: no $BUILD/$binary: run make tests" >&2; exit 2; }
 done
