@@ -5,7 +5,8 @@
 # without editing this file:
 #   libstock   src/lib src/core src/journal src/backend   -> libstock.a, libstock.so
 #   stockd     src/proto src/server                        -> stockd
-#   tools      tools/<name>.c or tools/<name>/*.c          -> one binary each
+#   tools      tools/<name>.c or tools/<name>/*.c          -> one binary each,
+#                                                             linking src/proto too
 #   tests      tests/unit/test_*.c                         -> one cmocka binary each
 #              tests/conformance/*.c                       -> conformance (takes a URI)
 #              tests/system/*.c                            -> one helper binary each
@@ -16,6 +17,8 @@ PREFIX   ?= /usr/local
 CC       ?= cc
 SANITIZE ?=
 PKGS     := libuv jansson libpq hiredis libxxhash openssl
+# The NATS client links only into the programs that talk to a broker.
+NATS_PKG := libnats
 
 ifeq ($(SANITIZE),)
 BUILD    := build
@@ -27,7 +30,7 @@ endif
 
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE -g $(OPTFLAGS) -Wall -Wextra -Werror \
               -fPIC -pthread -Iinclude -Isrc -MMD -MP \
-              $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+              $(shell pkg-config --cflags $(PKGS) $(NATS_PKG)) $(CFLAGS)
 LDFLAGS_ALL = $(OPTFLAGS) -pthread $(LDFLAGS)
 LIBS        = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 
@@ -51,6 +54,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_OBJ     := $(call obj,$(LIB_SRC))
 SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_MAIN),$(SERVER_SRC)))
+PROTO_OBJ   := $(call obj,$(wildcard src/proto/*.c))
 STATIC_LIB  := $(BUILD)/libstock.a
 SHARED_LIB  := $(BUILD)/libstock.so
 PKG_CONFIG  := $(BUILD)/libstock.pc
@@ -94,10 +98,15 @@ $(PKG_CONFIG): libstock.pc.in include/stock.h
 $(STOCKD): $(call obj,$(SERVER_MAIN)) $(SERVER_OBJ) $(STATIC_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
-# A tool is tools/NAME.c or every .c in tools/NAME/.
+# A tool is tools/NAME.c or every .c in tools/NAME/; the protocol codecs
+# (src/proto) are there for the tools that speak stockd's formats.
 .SECONDEXPANSION:
-$(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(STATIC_LIB)
+$(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(PROTO_OBJ) $(STATIC_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+
+# The programs that talk to a NATS broker (docs/intake.md).
+NATS_BINS := $(BUILD)/stockintake $(BUILD)/stockctl $(BUILD)/tests/intake_client
+$(NATS_BINS): LIBS += $(shell pkg-config --libs $(NATS_PKG))
 
 # Unit tests may test server-side modules too, so they link them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SERVER_OBJ) $(STATIC_LIB)

@@ -11,6 +11,7 @@ packages=(
     libxxhash-dev libcmocka-dev libssl-dev openssl
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2
+    nats-server libnats-dev
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/batch.h"
+#include "server/hot.h"
 #include "server/conn.h"
 #include "server/log.h"
 
@@ -46,6 +47,7 @@ static void complete(server *srv, batch *b)
     b->state = BATCH_COMPLETED;
     srv->inflight--;
     metrics_count_batch(&srv->counters, &b->base, (uv_hrtime() - b->submitted_ns) / 1000);
+    hot_count_batch(&srv->hot, &b->base, server_now_ms(srv));
     b->unreplied++;   /* hold b while its owners drain */
     /* A connection's ops sit side by side (a pipeline is read in one go):
      * one drain per run of the same owner renders them all. */

@@ -208,10 +208,44 @@ static bool render_store(stock_t *store, buf *out)
     return ok && render_sync(&stats, out);
 }
 
-bool metrics_render(const metrics *counters, stock_t *store, buf *out)
+/* A SKU as a label value: backslash and double quote escaped (ids are
+ * printable ASCII, so there is no newline to escape). */
+static void label_value(const char *sku, char *out)
 {
-    assert(counters != NULL && store != NULL && out != NULL);
+    for (; *sku != '\0'; sku++) {
+        if (*sku == '\\' || *sku == '"')
+            *out++ = '\\';
+        *out++ = *sku;
+    }
+    *out = '\0';
+}
+
+/* The top SKUs of each ranking: at most HOT_TOP series each, whatever the
+ * number of SKUs in the store. */
+static bool render_hot(const hot *h, uint64_t now_ms, buf *out)
+{
+    bool ok = line(out, "# HELP stockd_hot_window_seconds The window of the stockd_hot_sku_* rankings.\n"
+                        "# TYPE stockd_hot_window_seconds gauge\nstockd_hot_window_seconds %d\n", HOT_WINDOW_S);
+    for (int rank = 0; rank < HOT_RANKS && ok; rank++) {
+        const char *name = hot_rank_name((hot_rank)rank);
+        ok = line(out, "# HELP stockd_hot_sku_%s The top SKUs by %s over the window (rank 1 first).\n"
+                       "# TYPE stockd_hot_sku_%s gauge\n", name, name, name);
+        hot_item items[HOT_TOP];
+        size_t count = hot_top(h, (hot_rank)rank, now_ms, items);
+        for (size_t i = 0; i < count && ok; i++) {
+            char label[2 * STOCK_ID_MAX + 1];
+            label_value(items[i].sku, label);
+            ok = line(out, "stockd_hot_sku_%s{rank=\"%zu\",sku=\"%s\"} %" PRIu64 "\n", name, i + 1,
+                      label, items[i].count);
+        }
+    }
+    return ok;
+}
+
+bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store, buf *out)
+{
+    assert(counters != NULL && h != NULL && store != NULL && out != NULL);
     return render_ops(counters, out) && render_batches(counters, out) &&
            render_latency(counters, out) &&
-           render_connections(counters, out) && render_store(store, out);
+           render_connections(counters, out) && render_store(store, out) && render_hot(h, now_ms, out);
 }

@@ -1,8 +1,8 @@
 /*
  * metrics.h -- stockd's counters and their Prometheus text rendering
  * (GET /metrics): operations by type and result, batch sizes, connections,
- * protocol errors, and the store's own counters (fsync latency histogram)
- * from stock_get_stats. Counters are touched only on the loop thread.
+ * protocol errors, the store's own counters (fsync latency histogram)
+ * from stock_get_stats, and the hot SKUs (server/hot.h). Counters are touched only on the loop thread.
  */
 #ifndef STOCK_SERVER_METRICS_H
 #define STOCK_SERVER_METRICS_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "server/hot.h"
 #include "stock.h"
 
 #define METRICS_BATCH_BUCKETS 17   /* batch size <= 1, 2, 4, ... 65536 */
@@ -38,9 +39,10 @@ void metrics_count_batch(metrics *counters, const stock_batch *batch,
                          uint64_t latency_us);
 
 /*
- * Appends the Prometheus text exposition of counters and of store's
- * stock_get_stats to out. Returns false on out of memory.
+ * Appends the Prometheus text exposition of counters, of store's
+ * stock_get_stats and of the hot SKUs of h at now_ms to out. Returns false
+ * on out of memory.
  */
-bool metrics_render(const metrics *counters, stock_t *store, buf *out);
+bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store, buf *out);
 
 #endif /* STOCK_SERVER_METRICS_H */

@@ -1,11 +1,10 @@
 /*
  * routes.c -- the HTTP/JSON front end (see routes.h, docs/http-api.md).
  *
- * Each request is routed by method and path; store routes copy their ids
- * out of the JSON body (or the percent-decoded path) into a `call` that the
- * reply slot owns, so the op can wait in a batch after the request buffers
- * are reused. Values of the wrong JSON type are passed on out of range, so
- * stock_validate words the INVALID error exactly as over RESP.
+ * Each request is routed by method and path; a store route's JSON body (and
+ * percent-decoded path id) becomes a request (proto/request_json.h) that
+ * the reply slot owns, so the op can wait in a batch after the request
+ * buffers are reused.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -16,40 +15,34 @@
 
 #include "lib/uri.h"
 #include "proto/http.h"
+#include "proto/request_json.h"
 #include "server/log.h"
 #include "server/routes.h"
 
-#define ROUTES_ID_BYTES (STOCK_ID_MAX + 2)  /* 65 bytes kept, so too long stays too long */
 #define ROUTES_SEGMENTS_MAX 5
 #define ROUTES_MESSAGE_MAX 256
 #define ROUTES_ALLOW_MAX 64   /* "Allow: GET, PUT\r\n": every method a path has */
 #define ROUTES_JSON_TYPE "application/json"
 #define ROUTES_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* What a route does. A store route is also its slot's kind, which says
- * how the op's reply is rendered (kind 0 is a ready text reply's, so no
- * route takes it); health and metrics are answered at once, with no op. */
+/* What a route does. A store route is a request kind (proto/request_json.h)
+ * and its slot's kind, which says how the op's reply is rendered (kind 0
+ * is a ready text reply's, so no route takes it); health, metrics and the
+ * hot SKUs are answered at once, with no op. */
 typedef enum route_kind {
-    ROUTE_SET = 1, ROUTE_GET, ROUTE_ADD, ROUTE_DEDUCT, ROUTE_ORDER, ROUTE_REFUND, ROUTE_LINE,
-    ROUTE_HEALTH, ROUTE_METRICS
+    ROUTE_SET = REQUEST_SET, ROUTE_GET = REQUEST_GET, ROUTE_ADD = REQUEST_ADD,
+    ROUTE_DEDUCT = REQUEST_DEDUCT, ROUTE_ORDER = REQUEST_ORDER, ROUTE_REFUND = REQUEST_REFUND,
+    ROUTE_LINE = REQUEST_LINE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT
 } route_kind;
 
-typedef struct id_copy {
-    char text[ROUTES_ID_BYTES];
-} id_copy;
-
-/* What a store request keeps until its reply is written (slot.extra). */
-typedef struct call {
-    bool keep_alive;
-    id_copy sku, id, line;
-    stock_order_line *lines;   /* ORDER: line_count entries after the call */
-    id_copy *line_ids;         /* ORDER: 2 per line, line id then sku */
-} call;
+/* A store request's slot kind is its route kind, plus this bit when the
+ * client keeps the connection alive; the slot's extra is its request. */
+#define ROUTES_SLOT_KEEP_ALIVE 0x100u
 
 /* A path split at '/', each segment percent-decoded. */
 typedef struct path {
     uint32_t count;
-    struct { char text[ROUTES_ID_BYTES * 3]; size_t len; } segment[ROUTES_SEGMENTS_MAX];
+    struct { char text[REQUEST_ID_BYTES * 3]; size_t len; } segment[ROUTES_SEGMENTS_MAX];
 } path;
 
 bool routes_new_reader(conn *c, server *srv)
@@ -85,18 +78,12 @@ static bool write_json(buf *out, int status, json_t *body, const char *extra, bo
     return ok;
 }
 
-/* The body of every error response: {"error": word, "message": message}. */
-static json_t *error_json(const char *word, const char *message)
-{
-    return json_pack("{s:s, s:s}", "error", word, "message", message);
-}
-
 bool routes_write_error(conn *c, buf *out, int status, const char *word,
                         const char *message, bool keep_alive)
 {
     (void)c;
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"stockd\"\r\n" : NULL;
-    return write_json(out, status, error_json(word, message), extra, keep_alive);
+    return write_json(out, status, request_json_error(word, message), extra, keep_alive);
 }
 
 /* Ends a response written after conn_reply_begin's mark: closes c if it
@@ -189,238 +176,68 @@ static bool segment_is(const path *p, uint32_t i, const char *word)
     return i < p->count && strcmp(p->segment[i].text, word) == 0;
 }
 
-static stock_id copy_id(id_copy *target, const char *text, size_t len)
+/* Queues the store request of route kind for the body and path id (NULL
+ * for the routes whose path has none), or answers 400 INVALID at once when
+ * the body can never make one. */
+static void route_store(conn *c, const http_request *req, route_kind kind, const path *p)
 {
-    size_t keep = len < sizeof target->text - 1 ? len : sizeof target->text - 1;
-    memcpy(target->text, text, keep);
-    target->text[keep] = '\0';
-    return (stock_id){target->text, (uint32_t)keep};
-}
-
-/* The string field key of object, copied; absent or not a string: "". */
-static stock_id json_id(json_t *object, const char *key, id_copy *target)
-{
-    json_t *value = json_object_get(object, key);
-    if (!json_is_string(value))
-        return copy_id(target, "", 0);
-    return copy_id(target, json_string_value(value), json_string_length(value));
-}
-
-/* The integer field key of object; absent or not an integer: fallback. */
-static int64_t json_number(json_t *object, const char *key, int64_t fallback)
-{
-    json_t *value = json_object_get(object, key);
-    return json_is_integer(value) ? (int64_t)json_integer_value(value) : fallback;
-}
-
-/* Checks that object has no field outside allowed (NULL-terminated). */
-static bool only_fields(json_t *object, const char *const *allowed, char *message, size_t size)
-{
-    const char *key = NULL;
-    json_t *value = NULL;
-    json_object_foreach(object, key, value) {
-        bool known = false;
-        for (size_t i = 0; allowed[i] != NULL && !known; i++)
-            known = strcmp(key, allowed[i]) == 0;
-        if (!known) {
-            snprintf(message, size, "unknown field '%.64s'", key);
-            return false;
-        }
+    bool path_has_id = kind == ROUTE_SET || kind == ROUTE_ADD || kind == ROUTE_GET || kind == ROUTE_LINE;
+    const char *path_id = path_has_id ? p->segment[2].text : NULL;
+    size_t path_len = path_has_id ? p->segment[2].len : 0;
+    char message[REQUEST_MESSAGE_MAX];
+    int32_t failed_line = -1;
+    request *made = NULL;
+    stock_op parsed = {0};
+    request_status status = request_json_parse((request_kind)kind, (const char *)req->body.data,
+                                               req->body.len, path_id, path_len, &parsed, &made,
+                                               message, &failed_line);
+    if (status == REQUEST_REFUSED) {
+        json_t *body = request_json_error("INVALID", message);
+        if (body != NULL && failed_line >= 0)
+            json_object_set_new(body, "failed_line", json_integer(failed_line));
+        reply_json(c, req->keep_alive, 400, body, NULL);
+        return;
     }
-    return true;
-}
-
-/* Parses the body: a JSON object with no field outside allowed. Replies
- * 400 and returns NULL otherwise. */
-static json_t *load_body(conn *c, const http_request *req, const char *const *allowed)
-{
-    char message[ROUTES_MESSAGE_MAX];
-    json_error_t error;
-    json_t *body = req->body.len == 0 ? NULL
-                   : json_loadb((const char *)req->body.data, req->body.len,
-                                JSON_REJECT_DUPLICATES, &error);
-    if (req->body.len == 0)
-        snprintf(message, sizeof message, "the body is empty: send a JSON object");
-    else if (body == NULL)
-        snprintf(message, sizeof message, "the body is not valid JSON: %s (byte %d)",
-                 error.text, error.position);
-    else if (!json_is_object(body))
-        snprintf(message, sizeof message, "the body must be a JSON object");
-    else if (only_fields(body, allowed, message, sizeof message))
-        return body;
-    json_decref(body);
-    reply_error(c, req->keep_alive, 400, "INVALID", message);
-    return NULL;
-}
-
-/* A call with room for line_count order lines; its op in the batch. */
-static stock_op *new_call_op(conn *c, const http_request *req, route_kind kind,
-                             uint32_t line_count, call **made)
-{
-    size_t size = sizeof(call) + line_count * (sizeof(stock_order_line) + 2 * sizeof(id_copy));
-    call *cl = calloc(1, size);
-    stock_op *op = cl != NULL ? conn_add_op(c, (uint16_t)kind, cl, false) : NULL;
+    uint16_t slot_kind = (uint16_t)(kind | (req->keep_alive ? ROUTES_SLOT_KEEP_ALIVE : 0));
+    stock_op *op = made != NULL ? conn_add_op(c, slot_kind, made, false) : NULL;
     if (op == NULL) {
         reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
-        return NULL;
+        return;
     }
-    cl->keep_alive = req->keep_alive;
-    cl->lines = (stock_order_line *)(cl + 1);
-    cl->line_ids = (id_copy *)(cl->lines + line_count);
-    *made = cl;
+    *op = parsed;
     if (!req->keep_alive)
         conn_close_after_replies(c);
-    return op;
-}
-
-static void route_set(conn *c, const http_request *req, const path *p)
-{
-    static const char *const allowed[] = {"available", "expect", NULL};
-    json_t *body = load_body(c, req, allowed);
-    call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_SET, 0, &cl) : NULL;
-    if (op != NULL) {
-        op->type = STOCK_OP_SET;
-        op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
-        op->amount = json_number(body, "available", -1);
-        op->has_expect = json_object_get(body, "expect") != NULL;
-        op->expect = json_number(body, "expect", -1);
-    }
-    json_decref(body);
-}
-
-static void route_add(conn *c, const http_request *req, const path *p)
-{
-    static const char *const allowed[] = {"delta", "id", NULL};
-    json_t *body = load_body(c, req, allowed);
-    if (body == NULL)
-        return;
-    json_t *id = json_object_get(body, "id");
-    call *cl = NULL;
-    stock_op *op = NULL;
-    if (id != NULL && !json_is_string(id))
-        reply_error(c, req->keep_alive, 400, "INVALID", "adjustment id must be a string");
-    else
-        op = new_call_op(c, req, ROUTE_ADD, 0, &cl);
-    if (op != NULL) {
-        op->type = STOCK_OP_ADD;
-        op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
-        op->amount = json_number(body, "delta", 0);
-        op->id = id != NULL ? json_id(body, "id", &cl->id) : (stock_id){NULL, 0};
-    }
-    json_decref(body);
-}
-
-static void route_deduct(conn *c, const http_request *req)
-{
-    static const char *const allowed[] = {"line_id", "sku", "qty", NULL};
-    json_t *body = load_body(c, req, allowed);
-    call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_DEDUCT, 0, &cl) : NULL;
-    if (op != NULL) {
-        op->type = STOCK_OP_DEDUCT;
-        op->id = json_id(body, "line_id", &cl->id);
-        op->sku = json_id(body, "sku", &cl->sku);
-        op->amount = json_number(body, "qty", 0);
-    }
-    json_decref(body);
-}
-
-static void route_refund(conn *c, const http_request *req)
-{
-    static const char *const allowed[] = {"refund_id", "line_id", "qty", NULL};
-    json_t *body = load_body(c, req, allowed);
-    call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_REFUND, 0, &cl) : NULL;
-    if (op != NULL) {
-        op->type = STOCK_OP_REFUND;
-        op->id = json_id(body, "refund_id", &cl->id);
-        op->line = json_id(body, "line_id", &cl->line);
-        op->amount = json_number(body, "qty", 0);
-    }
-    json_decref(body);
-}
-
-/* Checks that every order line is an object of known fields only, so that
- * a typo in a line is refused like one in the body; replies 400 with the
- * line's index as failed_line otherwise. The values are checked by
- * stock_submit, which names the line the same way. */
-static bool lines_well_formed(conn *c, const http_request *req, json_t *lines, size_t count)
-{
-    static const char *const allowed[] = {"line_id", "sku", "qty", NULL};
-    char field[ROUTES_MESSAGE_MAX / 2], message[ROUTES_MESSAGE_MAX];
-    for (size_t i = 0; i < count; i++) {
-        json_t *line = json_array_get(lines, i);
-        if (json_is_object(line) && only_fields(line, allowed, field, sizeof field))
-            continue;
-        if (!json_is_object(line))
-            snprintf(message, sizeof message, "line %zu: must be a JSON object", i + 1);
-        else
-            snprintf(message, sizeof message, "line %zu: %s", i + 1, field);
-        json_t *body = error_json("INVALID", message);
-        if (body != NULL)
-            json_object_set_new(body, "failed_line", json_integer((json_int_t)i));
-        reply_json(c, req->keep_alive, 400, body, NULL);
-        return false;
-    }
-    return true;
-}
-
-static void fill_lines(call *cl, json_t *lines, uint32_t count)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        json_t *line = json_array_get(lines, i);
-        cl->lines[i].line_id = json_id(line, "line_id", &cl->line_ids[2 * i]);
-        cl->lines[i].sku = json_id(line, "sku", &cl->line_ids[2 * i + 1]);
-        cl->lines[i].qty = json_number(line, "qty", 0);
-    }
-}
-
-static void route_order(conn *c, const http_request *req)
-{
-    static const char *const allowed[] = {"order_id", "lines", NULL};
-    json_t *body = load_body(c, req, allowed);
-    if (body == NULL)
-        return;
-    json_t *lines = json_object_get(body, "lines");
-    size_t count = json_is_array(lines) ? json_array_size(lines) : 0;
-    call *cl = NULL;
-    stock_op *op = NULL;
-    if (count > STOCK_ORDER_LINES_MAX)
-        reply_error(c, req->keep_alive, 400, "INVALID", "an order must have 1..100 lines");
-    else if (lines_well_formed(c, req, lines, count))
-        op = new_call_op(c, req, ROUTE_ORDER, (uint32_t)count, &cl);
-    if (op != NULL) {
-        op->type = STOCK_OP_ORDER;
-        op->id = json_id(body, "order_id", &cl->id);
-        fill_lines(cl, lines, (uint32_t)count);
-        op->lines = cl->lines;
-        op->line_count = (uint32_t)count;
-    }
-    json_decref(body);
-}
-
-static void route_read(conn *c, const http_request *req, const path *p, route_kind kind)
-{
-    call *cl = NULL;
-    stock_op *op = new_call_op(c, req, kind, 0, &cl);
-    if (op == NULL)
-        return;
-    op->type = kind == ROUTE_GET ? STOCK_OP_GET : STOCK_OP_LINE;
-    if (kind == ROUTE_GET)
-        op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
-    else
-        op->line = copy_id(&cl->line, p->segment[2].text, p->segment[2].len);
 }
 
 static void route_metrics(conn *c, const http_request *req)
 {
     buf text = {0};
-    if (!metrics_render(&c->srv->counters, c->srv->store, &text))
+    if (!metrics_render(&c->srv->counters, &c->srv->hot, server_now_ms(c->srv), c->srv->store, &text))
         reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
     else
         reply_text(c, req->keep_alive, ROUTES_METRICS_TYPE, (const char *)text.data, text.len);
     buf_free(&text);
+}
+
+/* {"window_seconds", "operations": [{"sku", "count", "error"}...],
+ * "refusals": [...]}: the hot SKUs (server/hot.h). */
+static void route_hot(conn *c, const http_request *req)
+{
+    json_t *body = json_pack("{s:i}", "window_seconds", HOT_WINDOW_S);
+    for (int rank = 0; body != NULL && rank < HOT_RANKS; rank++) {
+        hot_item items[HOT_TOP];
+        size_t count = hot_top(&c->srv->hot, (hot_rank)rank, server_now_ms(c->srv), items);
+        json_t *list = json_array();
+        for (size_t i = 0; list != NULL && i < count; i++)
+            json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "sku", items[i].sku,
+                                                  "count", (json_int_t)items[i].count,
+                                                  "error", (json_int_t)items[i].error));
+        json_object_set_new(body, hot_rank_name((hot_rank)rank), list);
+    }
+    if (body == NULL)
+        reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
+    else
+        reply_json(c, req->keep_alive, 200, body, NULL);
 }
 
 /* ------------------------------------------------------------ routing */
@@ -436,6 +253,7 @@ typedef struct route_entry {
 static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH, AUTH_NONE},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
+    {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET, AUTH_FULL},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET, AUTH_READ_ONLY},
     {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD, AUTH_FULL},
@@ -471,7 +289,7 @@ static bool permitted(conn *c, const http_request *req, const route_entry *entry
             snprintf(message, sizeof message, "too many failed authentications from %s; "
                      "try again in %u s", c->peer, retry_s);
             snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
-            reply_json(c, req->keep_alive, 429, error_json("TOOMANY", message), extra);
+            reply_json(c, req->keep_alive, 429, request_json_error("TOOMANY", message), extra);
             return false;
         }
     } else if (role < entry->needs)
@@ -499,13 +317,11 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
         reply_text(c, req->keep_alive, ROUTES_JSON_TYPE, "{\"status\":\"ok\"}", 15);
         break;
     case ROUTE_METRICS: route_metrics(c, req); break;
-    case ROUTE_SET: route_set(c, req, p); break;
-    case ROUTE_ADD: route_add(c, req, p); break;
-    case ROUTE_DEDUCT: route_deduct(c, req); break;
-    case ROUTE_ORDER: route_order(c, req); break;
-    case ROUTE_REFUND: route_refund(c, req); break;
-    case ROUTE_GET:
-    case ROUTE_LINE: route_read(c, req, p, kind); break;
+    case ROUTE_HOT: route_hot(c, req); break;
+    case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
+    case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE:
+        route_store(c, req, kind, p);
+        break;
     }
 }
 
@@ -553,7 +369,7 @@ static void route(conn *c, const http_request *req)
     }
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "\r\n");
-    reply_json(c, req->keep_alive, 405, error_json("INVALID", message), allow);
+    reply_json(c, req->keep_alive, 405, request_json_error("INVALID", message), allow);
 }
 
 void routes_process(conn *c)
@@ -600,74 +416,14 @@ static int status_of(stock_code code)
     }
 }
 
-static json_t *order_body(const stock_op *op)
-{
-    json_t *lines = json_array();
-    for (uint32_t i = 0; lines != NULL && i < op->line_count; i++) {
-        const stock_order_line *line = &op->lines[i];
-        json_array_append_new(lines, json_pack("{s:s#, s:s#, s:I, s:I}",
-            "line_id", line->line_id.ptr, (int)line->line_id.len,
-            "sku", line->sku.ptr, (int)line->sku.len, "qty", (json_int_t)line->qty,
-            "available", (json_int_t)line->available));
-    }
-    return json_pack("{s:s#, s:o}", "order_id", op->id.ptr, (int)op->id.len, "lines", lines);
-}
-
-static json_t *success_body(route_kind kind, const stock_op *op)
-{
-    const stock_sku_info *sku = &op->info.sku_info;
-    const stock_line_info *line = &op->info.line_info;
-    switch (kind) {
-    case ROUTE_SET: case ROUTE_ADD:
-        return json_pack("{s:s#, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
-                         "available", (json_int_t)op->available);
-    case ROUTE_GET:
-        return json_pack("{s:s#, s:I, s:I, s:I, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
-                         "available", (json_int_t)sku->available, "adjusted", (json_int_t)sku->adjusted,
-                         "deducted", (json_int_t)sku->deducted, "refunded", (json_int_t)sku->refunded);
-    case ROUTE_DEDUCT:
-        return json_pack("{s:s#, s:s#, s:I, s:I}", "line_id", op->id.ptr, (int)op->id.len,
-                         "sku", op->sku.ptr, (int)op->sku.len, "qty", (json_int_t)op->amount,
-                         "available", (json_int_t)op->available);
-    case ROUTE_ORDER:
-        return order_body(op);
-    case ROUTE_REFUND:
-        return json_pack("{s:s#, s:s#, s:I, s:I}", "refund_id", op->id.ptr, (int)op->id.len,
-                         "line_id", op->line.ptr, (int)op->line.len, "qty", (json_int_t)op->amount,
-                         "available", (json_int_t)op->available);
-    case ROUTE_LINE:
-        return json_pack("{s:s#, s:s, s:s, s:I, s:I, s:I, s:I}", "line_id", op->line.ptr,
-                         (int)op->line.len, "sku", line->sku, "order_id", line->order_id,
-                         "qty", (json_int_t)line->qty, "refunded", (json_int_t)line->refunded,
-                         "time_us", (json_int_t)line->time_us,
-                         "available_after", (json_int_t)line->available_after);
-    case ROUTE_HEALTH: case ROUTE_METRICS:
-        break;
-    }
-    assert(!"a route answered at once has no op to render");
-    return NULL;
-}
-
-static json_t *error_body(const stock_op *op)
-{
-    json_t *body = error_json(stock_code_name(op->code), op->message);
-    if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
-        json_object_set_new(body, "failed_line", json_integer(op->failed_line));
-    return body;
-}
-
 void routes_render(conn *c, const slot *s, const stock_op *op, buf *out)
 {
-    const call *cl = s->extra;
-    assert(c->kind == CONN_HTTP && cl != NULL);
-    bool ok;
-    if (!stock_code_succeeded(op->code))
-        ok = write_json(out, status_of(op->code), error_body(op), NULL, cl->keep_alive);
-    else
-        ok = write_json(out, 200, success_body((route_kind)s->kind, op),
-                        op->code == STOCK_REPLAY ? "Idempotent-Replayed: true\r\n" : NULL,
-                        cl->keep_alive);
-    if (!ok) {
+    assert(c->kind == CONN_HTTP && s->extra != NULL);
+    bool keep_alive = (s->kind & ROUTES_SLOT_KEEP_ALIVE) != 0;
+    request_kind kind = (request_kind)(s->kind & ~ROUTES_SLOT_KEEP_ALIVE);
+    int status = stock_code_succeeded(op->code) ? 200 : status_of(op->code);
+    const char *extra = op->code == STOCK_REPLAY ? "Idempotent-Replayed: true\r\n" : NULL;
+    if (!write_json(out, status, request_json_result(kind, op), extra, keep_alive)) {
         log_warn("client %llu: could not build a response", (unsigned long long)c->id);
         conn_close(c);
     }

@@ -16,6 +16,7 @@
 #include "proto/resp.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/hot.h"
 #include "server/metrics.h"
 #include "stock.h"
 
@@ -104,6 +105,7 @@ typedef struct server {
 
     metrics counters;
     auth_limiter auth;                 /* failed authentications by address */
+    hot hot;                           /* the top SKUs of the last minute */
     resp_request request;              /* the RESP parser's scratch space */
 } server;
 

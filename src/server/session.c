@@ -12,7 +12,7 @@
 
 #include "server/session.h"
 
-#define SESSION_INFO_MAX 2048     /* bytes of the INFO text */
+#define SESSION_INFO_MAX 8192     /* bytes of the INFO text, hot SKUs included */
 #define SESSION_CONFIG_PATTERN_MAX 128   /* bytes of a CONFIG GET pattern kept */
 #define SESSION_REDIS_VERSION "7.0.0"
 
@@ -294,6 +294,26 @@ void session_config(conn *c, const resp_request *r)
     commands_reply_end(c, mark, ok);
 }
 
+/* INFO's "# Hot" section (server/hot.h): hot_window_seconds, then per
+ * ranking lines hot_<ranking>_<rank>:sku=<id>,count=<n>,error=<n>, rank 1
+ * first. Returns the bytes written (they fit: asserted). */
+static int info_hot(server *srv, char *text, size_t size)
+{
+    int len = snprintf(text, size, "\r\n# Hot\r\nhot_window_seconds:%d\r\n", HOT_WINDOW_S);
+    for (int rank = 0; rank < HOT_RANKS; rank++) {
+        hot_item items[HOT_TOP];
+        size_t count = hot_top(&srv->hot, (hot_rank)rank, server_now_ms(srv), items);
+        for (size_t i = 0; i < count; i++) {
+            assert(len > 0 && (size_t)len < size);
+            len += snprintf(text + len, size - (size_t)len, "hot_%s_%zu:sku=%s,count=%llu,error=%llu\r\n",
+                            hot_rank_name((hot_rank)rank), i + 1, items[i].sku,
+                            (unsigned long long)items[i].count, (unsigned long long)items[i].error);
+        }
+    }
+    assert(len > 0 && (size_t)len < size);
+    return len;
+}
+
 void session_info(conn *c, const resp_request *r)
 {
     (void)r;
@@ -328,6 +348,7 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)stats.recovery_snapshot_lsn, (unsigned long long)stats.recovery_records,
         (unsigned long long)stats.recovery_torn_bytes, (unsigned long long)stats.recovery_ms);
     assert(len > 0 && (size_t)len < sizeof text);
+    len += info_hot(srv, text + len, sizeof text - (size_t)len);
     commands_reply_bulk(c, text, (size_t)len);
 }
 

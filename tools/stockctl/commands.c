@@ -122,42 +122,57 @@ const ctl_command ctl_commands[] = {
      "Sets SKU's available stock to LEVEL (0..2^63-1), creating the SKU if\n"
      "needed. With --expect, only if the current level is CURRENT (compare-\n"
      "and-set): otherwise MISMATCH, and the current level is reported.\n",
-     2, 2, 0, prepare_set},
+     2, 2, 0, prepare_set, NULL},
     {"add", "SKU DELTA [--id ADJUSTMENT_ID]",
      "restock (DELTA > 0) or write off (DELTA < 0)",
      "Adds DELTA (non-zero, -2147483647..2147483647) to SKU's stock. A write-off\n"
      "never goes below 0 (INSUFFICIENT). With --id the adjustment is\n"
      "idempotent: repeating it answers REPLAY and changes nothing.\n",
-     2, 2, 0, prepare_add},
+     2, 2, 0, prepare_add, NULL},
     {"deduct", "LINE_ID SKU QTY",
      "take QTY of SKU for an order line",
      "Takes QTY (1..2147483647) off SKU for the line LINE_ID, if that much is\n"
      "available (else INSUFFICIENT, with the stock there is). Repeating the\n"
      "same line answers REPLAY with the original result; the same LINE_ID with\n"
      "another SKU or QTY is a CONFLICT.\n",
-     3, 3, 0, prepare_deduct},
+     3, 3, 0, prepare_deduct, NULL},
     {"order", "ORDER_ID LINE_ID SKU QTY [LINE_ID SKU QTY ...]",
      "deduct all lines of a cart, or none",
      "Deducts every line (up to 100) or none: the same SKU on several lines is\n"
      "checked against their sum. Repeating the order answers REPLAY.\n",
-     4, CTL_POSITIONAL_MAX, 3, prepare_order},
+     4, CTL_POSITIONAL_MAX, 3, prepare_order, NULL},
     {"refund", "REFUND_ID LINE_ID QTY",
      "give QTY of a deducted line back",
      "Gives QTY back to the SKU of LINE_ID. The total refunded on a line never\n"
      "exceeds what it deducted (EXCEEDS, with what is still refundable).\n"
      "Repeating the refund answers REPLAY.\n",
-     3, 3, 0, prepare_refund},
+     3, 3, 0, prepare_refund, NULL},
     {"get", "SKU", "show a SKU's stock and totals",
      "Shows available, adjusted (sets and adds), deducted and refunded;\n"
      "available = adjusted - deducted + refunded.\n",
-     1, 1, 0, prepare_get},
+     1, 1, 0, prepare_get, NULL},
     {"line", "LINE_ID", "show a deducted line",
      "Shows the line's SKU, order, quantity, refunded quantity, time and the\n"
      "stock left right after it was deducted.\n",
-     1, 1, 0, prepare_line},
+     1, 1, 0, prepare_line, NULL},
     {"stats", "", "show the backend's counters",
      "Shows the counters the backend keeps since the store was opened (for a\n"
      "server: this connection's, not the server's).\n",
-     0, 0, 0, prepare_stats},
-    {NULL, NULL, NULL, NULL, 0, 0, 0, NULL},
+     0, 0, 0, prepare_stats, NULL},
+    {"publish", "KIND [FILE]",
+     "queue requests for stockintake and print their results",
+     "Options: --broker URL, --prefix P, --wait SECONDS.\n"
+     "Publishes one request per line of FILE (or stdin, also for '-'): the JSON\n"
+     "body of the HTTP API for KIND, one of orders, deductions, refunds. Each\n"
+     "goes to the subject P.intake.KIND (P: --prefix, default stock) of the NATS\n"
+     "broker at --broker (default $STOCKCTL_BROKER, else " CTL_BROKER_DEFAULT "),\n"
+     "with an inbox of its own as Stock-Reply-To (a request sent again gets\n"
+     "its own result: REPLAY, from the store).\n"
+     "Prints each result as stockintake publishes it, one JSON object per line\n"
+     "(docs/intake.md), with progress on stderr when it is a terminal. Exits 0\n"
+     "once every request has its result, whatever that is; 11 when --wait\n"
+     "seconds (default 60) pass without a result while some are missing; 1 when\n"
+     "the broker fails. Needs no store.\n",
+     1, 2, 0, NULL, ctl_publish},
+    {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -87,6 +87,8 @@ static void usage(FILE *out)
         "               a directory for the embedded engine (in-process), ...\n"
         "               (default $STOCKCTL_STORE, else " CTL_STORE_DEFAULT ")\n"
         "  --json       print one JSON object on stdout, failures included\n"
+        "  --broker URL, --prefix P, --wait SECONDS\n"
+        "               publish only (see stockctl publish --help)\n"
         "  --help, -h   this text; after a command, that command's help\n\n"
         "exit codes:\n"
         "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
@@ -154,6 +156,25 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
         if ((value = option_value(argc, argv, index, "--id")) == NULL)
             return false;
         args->adjust_id = value;
+    } else if (is_option(arg, "--broker")) {
+        if ((value = option_value(argc, argv, index, "--broker")) == NULL)
+            return false;
+        args->broker = value;
+        args->has_publish_option = true;
+    } else if (is_option(arg, "--prefix")) {
+        if ((value = option_value(argc, argv, index, "--prefix")) == NULL)
+            return false;
+        args->prefix = value;
+        args->has_publish_option = true;
+    } else if (is_option(arg, "--wait")) {
+        if ((value = option_value(argc, argv, index, "--wait")) == NULL ||
+            !ctl_parse_int64(value, "--wait", &args->wait_s))
+            return false;
+        if (args->wait_s < 1 || args->wait_s > CTL_WAIT_S_MAX) {
+            ctl_usage_error("--wait must be 1..%d seconds", CTL_WAIT_S_MAX);
+            return false;
+        }
+        args->has_publish_option = true;
     } else {
         ctl_usage_error("unknown option '%s'", arg);
         return false;
@@ -167,7 +188,8 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
  * met before --json (e.g. "frob --json", "--bogus --json") is JSON too. */
 static bool json_requested(int argc, char **argv)
 {
-    static const char *const with_value[] = {"--store", "--expect", "--id"};
+    static const char *const with_value[] = {"--store", "--expect", "--id", "--broker",
+                                             "--prefix", "--wait"};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             return false;
@@ -229,6 +251,10 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
         ctl_usage_error("--id goes with add only");
         return false;
     }
+    if (args->has_publish_option && command->direct != ctl_publish) {
+        ctl_usage_error("--broker, --prefix and --wait go with publish only");
+        return false;
+    }
     return true;
 }
 
@@ -271,9 +297,12 @@ static int run(const ctl_args *args, ctl_request *request)
 
 int main(int argc, char **argv)
 {
-    ctl_args args = {.store_uri = getenv("STOCKCTL_STORE")};
+    ctl_args args = {.store_uri = getenv("STOCKCTL_STORE"), .broker = getenv("STOCKCTL_BROKER"),
+                     .prefix = "stock", .wait_s = CTL_WAIT_S_DEFAULT};
     if (args.store_uri == NULL || args.store_uri[0] == '\0')
         args.store_uri = CTL_STORE_DEFAULT;
+    if (args.broker == NULL || args.broker[0] == '\0')
+        args.broker = CTL_BROKER_DEFAULT;
     usage_json = json_requested(argc, argv);
     if (!parse_args(argc, argv, &args))
         return usage_exit_code;
@@ -300,8 +329,12 @@ int main(int argc, char **argv)
         command_usage(command);
         return CTL_EXIT_OK;
     }
+    if (!check_args(command, &args))
+        return usage_exit_code;
+    if (command->direct != NULL)
+        return command->direct(&args);
     static ctl_request request;   /* static: 100 order lines are large */
-    if (!check_args(command, &args) || !command->prepare(&args, &request))
+    if (!command->prepare(&args, &request))
         return usage_exit_code;
     /* The library's own input rules, before a store is opened. */
     if ((int)request.op.type != 0 && stock_validate(&request.op) != STOCK_OK) {

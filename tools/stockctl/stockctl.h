@@ -13,6 +13,9 @@
 #include "stock.h"
 
 #define CTL_STORE_DEFAULT "stockd://127.0.0.1:7379"
+#define CTL_BROKER_DEFAULT "nats://127.0.0.1:4222"
+#define CTL_WAIT_S_DEFAULT 60
+#define CTL_WAIT_S_MAX 86400
 #define CTL_POSITIONAL_MAX (1 + 3 * STOCK_ORDER_LINES_MAX)
 
 /* Exit codes: 0 success (OK or REPLAY), 1 stockctl itself failed (output
@@ -29,6 +32,10 @@ typedef struct ctl_args {
     bool has_expect;
     int64_t expect;
     const char *adjust_id;            /* add --id; NULL when absent */
+    const char *broker;               /* publish: NATS URL(s) */
+    const char *prefix;               /* publish: subject prefix */
+    int64_t wait_s;                   /* publish: for results, after the last */
+    bool has_publish_option;          /* --broker, --prefix or --wait given */
     const char *command;              /* NULL when none was given */
     int positional_count;
     const char *positional[CTL_POSITIONAL_MAX];
@@ -54,7 +61,9 @@ typedef struct ctl_command {
     int positional_max;               /* ORDER: lines repeat, see repeat */
     int repeat;                       /* > 0: count - positional_min is a
                                          multiple of repeat */
-    ctl_prepare_fn prepare;
+    ctl_prepare_fn prepare;           /* NULL for a command that needs no store */
+    int (*direct)(const ctl_args *args);   /* runs that command; returns
+                                         the exit code */
 } ctl_command;
 
 /* The subcommands, NULL-name terminated (commands.c). */
@@ -63,6 +72,10 @@ extern const ctl_command ctl_commands[];
 /* Runs a prepared request over an open store, prints its result and
  * returns the exit code. request is modified (the op's outputs). */
 int ctl_run(stock_t *store, const ctl_args *args, ctl_request *request);
+
+/* `publish KIND [FILE]`: sends requests to stockintake's stream and
+ * prints their results (publish.c, docs/intake.md). */
+int ctl_publish(const ctl_args *args);
 
 /* The exit code for a result code (see the table in --help). */
 int ctl_exit_code(stock_code code);

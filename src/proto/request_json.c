@@ -1,0 +1,288 @@
+/*
+ * request_json.c -- store requests and results as JSON (see
+ * request_json.h, docs/http-api.md), shared by stockd's HTTP routes and
+ * stockintake.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/request_json.h"
+
+/* Copies len bytes of text (NULL when len is 0: a kind without a path id
+ * given none) into target, cut past any id's limit. */
+static stock_id copy_id(request_id *target, const char *text, size_t len)
+{
+    size_t keep = len < sizeof target->text - 1 ? len : sizeof target->text - 1;
+    if (keep > 0)
+        memcpy(target->text, text, keep);
+    target->text[keep] = '\0';
+    return (stock_id){target->text, (uint32_t)keep};
+}
+
+/* The string field key of object, copied; absent or not a string: "". */
+static stock_id json_id(json_t *object, const char *key, request_id *target)
+{
+    json_t *value = json_object_get(object, key);
+    if (!json_is_string(value))
+        return copy_id(target, "", 0);
+    return copy_id(target, json_string_value(value), json_string_length(value));
+}
+
+/* The integer field key of object; absent or not an integer: fallback. */
+static int64_t json_number(json_t *object, const char *key, int64_t fallback)
+{
+    json_t *value = json_object_get(object, key);
+    return json_is_integer(value) ? (int64_t)json_integer_value(value) : fallback;
+}
+
+/* Checks that object has no field outside allowed (NULL-terminated). */
+static bool only_fields(json_t *object, const char *const *allowed, char *message, size_t size)
+{
+    const char *key = NULL;
+    json_t *value = NULL;
+    json_object_foreach(object, key, value) {
+        bool known = false;
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known) {
+            snprintf(message, size, "unknown field '%.64s'", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The fields each kind's body may have (GET and LINE have no body). */
+static const char *const *allowed_fields(request_kind kind)
+{
+    static const char *const set[] = {"available", "expect", NULL};
+    static const char *const add[] = {"delta", "id", NULL};
+    static const char *const deduct[] = {"line_id", "sku", "qty", NULL};
+    static const char *const order[] = {"order_id", "lines", NULL};
+    static const char *const refund[] = {"refund_id", "line_id", "qty", NULL};
+    switch (kind) {
+    case REQUEST_SET: return set;
+    case REQUEST_ADD: return add;
+    case REQUEST_DEDUCT: return deduct;
+    case REQUEST_ORDER: return order;
+    case REQUEST_REFUND: return refund;
+    case REQUEST_GET: case REQUEST_LINE: break;
+    }
+    assert(!"GET and LINE have no body");
+    return NULL;
+}
+
+/* Parses the body: a JSON object with no field outside allowed. NULL with
+ * message set otherwise. */
+static json_t *load_body(const char *text, size_t len, const char *const *allowed, char *message)
+{
+    json_error_t error;
+    json_t *body = len == 0 ? NULL : json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
+    if (len == 0)
+        snprintf(message, REQUEST_MESSAGE_MAX, "the body is empty: send a JSON object");
+    else if (body == NULL)
+        snprintf(message, REQUEST_MESSAGE_MAX, "the body is not valid JSON: %s (byte %d)",
+                 error.text, error.position);
+    else if (!json_is_object(body))
+        snprintf(message, REQUEST_MESSAGE_MAX, "the body must be a JSON object");
+    else if (only_fields(body, allowed, message, REQUEST_MESSAGE_MAX))
+        return body;
+    json_decref(body);
+    return NULL;
+}
+
+/* Checks the body's shape beyond its fields: an order's lines (objects of
+ * known fields only, so a typo in a line is refused like one in the body;
+ * at most STOCK_ORDER_LINES_MAX of them) and an adjustment id's type. The
+ * values are checked by stock_validate, which names a line the same way. */
+static bool shape_ok(request_kind kind, json_t *body, char *message, int32_t *failed_line)
+{
+    static const char *const line_fields[] = {"line_id", "sku", "qty", NULL};
+    json_t *id = json_object_get(body, "id");
+    if (kind == REQUEST_ADD && id != NULL && !json_is_string(id)) {
+        snprintf(message, REQUEST_MESSAGE_MAX, "adjustment id must be a string");
+        return false;
+    }
+    if (kind != REQUEST_ORDER)
+        return true;
+    json_t *lines = json_object_get(body, "lines");
+    size_t count = json_is_array(lines) ? json_array_size(lines) : 0;
+    if (count > STOCK_ORDER_LINES_MAX) {
+        snprintf(message, REQUEST_MESSAGE_MAX, "an order must have 1..%d lines", STOCK_ORDER_LINES_MAX);
+        return false;
+    }
+    char field[REQUEST_MESSAGE_MAX / 2];
+    for (size_t i = 0; i < count; i++) {
+        json_t *line = json_array_get(lines, i);
+        if (json_is_object(line) && only_fields(line, line_fields, field, sizeof field))
+            continue;
+        if (!json_is_object(line))
+            snprintf(message, REQUEST_MESSAGE_MAX, "line %zu: must be a JSON object", i + 1);
+        else
+            snprintf(message, REQUEST_MESSAGE_MAX, "line %zu: %s", i + 1, field);
+        *failed_line = (int32_t)i;
+        return false;
+    }
+    return true;
+}
+
+static request *request_new(request_kind kind, uint32_t line_count)
+{
+    size_t size = sizeof(request) + line_count * (sizeof(stock_order_line) + 2 * sizeof(request_id));
+    request *made = calloc(1, size);
+    if (made == NULL)
+        return NULL;
+    made->kind = kind;
+    made->lines = (stock_order_line *)(made + 1);
+    made->line_ids = (request_id *)(made->lines + line_count);
+    return made;
+}
+
+static void fill_order(request *made, json_t *body, stock_op *op)
+{
+    json_t *lines = json_object_get(body, "lines");
+    uint32_t count = json_is_array(lines) ? (uint32_t)json_array_size(lines) : 0;
+    for (uint32_t i = 0; i < count; i++) {
+        json_t *line = json_array_get(lines, i);
+        made->lines[i].line_id = json_id(line, "line_id", &made->line_ids[2 * i]);
+        made->lines[i].sku = json_id(line, "sku", &made->line_ids[2 * i + 1]);
+        made->lines[i].qty = json_number(line, "qty", 0);
+    }
+    op->type = STOCK_OP_ORDER;
+    op->id = json_id(body, "order_id", &made->id);
+    op->lines = made->lines;
+    op->line_count = count;
+}
+
+/* Sets op's type and inputs from body (NULL for GET and LINE). */
+static void fill_op(request *made, json_t *body, const char *path_id, size_t path_len, stock_op *op)
+{
+    switch (made->kind) {
+    case REQUEST_SET:
+        op->type = STOCK_OP_SET;
+        op->sku = copy_id(&made->sku, path_id, path_len);
+        op->amount = json_number(body, "available", -1);
+        op->has_expect = json_object_get(body, "expect") != NULL;
+        op->expect = json_number(body, "expect", -1);
+        break;
+    case REQUEST_ADD:
+        op->type = STOCK_OP_ADD;
+        op->sku = copy_id(&made->sku, path_id, path_len);
+        op->amount = json_number(body, "delta", 0);
+        op->id = json_object_get(body, "id") != NULL ? json_id(body, "id", &made->id)
+                                                    : (stock_id){NULL, 0};
+        break;
+    case REQUEST_DEDUCT:
+        op->type = STOCK_OP_DEDUCT;
+        op->id = json_id(body, "line_id", &made->id);
+        op->sku = json_id(body, "sku", &made->sku);
+        op->amount = json_number(body, "qty", 0);
+        break;
+    case REQUEST_ORDER:
+        fill_order(made, body, op);
+        break;
+    case REQUEST_REFUND:
+        op->type = STOCK_OP_REFUND;
+        op->id = json_id(body, "refund_id", &made->id);
+        op->line = json_id(body, "line_id", &made->line);
+        op->amount = json_number(body, "qty", 0);
+        break;
+    case REQUEST_GET:
+        op->type = STOCK_OP_GET;
+        op->sku = copy_id(&made->sku, path_id, path_len);
+        break;
+    case REQUEST_LINE:
+        op->type = STOCK_OP_LINE;
+        op->line = copy_id(&made->line, path_id, path_len);
+        break;
+    }
+}
+
+request_status request_json_parse(request_kind kind, const char *body, size_t len,
+                                  const char *path_id, size_t path_len, stock_op *op,
+                                  request **made, char *message, int32_t *failed_line)
+{
+    assert(op != NULL && made != NULL && message != NULL && failed_line != NULL);
+    *made = NULL;
+    *failed_line = -1;
+    message[0] = '\0';
+    json_t *json = NULL;
+    if (kind != REQUEST_GET && kind != REQUEST_LINE) {
+        json = load_body(body, len, allowed_fields(kind), message);
+        if (json == NULL || !shape_ok(kind, json, message, failed_line)) {
+            json_decref(json);
+            return REQUEST_REFUSED;
+        }
+    }
+    json_t *lines = kind == REQUEST_ORDER ? json_object_get(json, "lines") : NULL;
+    *made = request_new(kind, json_is_array(lines) ? (uint32_t)json_array_size(lines) : 0);
+    if (*made != NULL)
+        fill_op(*made, json, path_id, path_len, op);
+    json_decref(json);
+    return *made != NULL ? REQUEST_PARSED : REQUEST_NOMEM;
+}
+
+/* ------------------------------------------------------------ results */
+
+json_t *request_json_error(const char *word, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", word, "message", message);
+}
+
+static json_t *order_body(const stock_op *op)
+{
+    json_t *lines = json_array();
+    for (uint32_t i = 0; lines != NULL && i < op->line_count; i++) {
+        const stock_order_line *line = &op->lines[i];
+        json_array_append_new(lines, json_pack("{s:s#, s:s#, s:I, s:I}",
+            "line_id", line->line_id.ptr, (int)line->line_id.len,
+            "sku", line->sku.ptr, (int)line->sku.len, "qty", (json_int_t)line->qty,
+            "available", (json_int_t)line->available));
+    }
+    return json_pack("{s:s#, s:o}", "order_id", op->id.ptr, (int)op->id.len, "lines", lines);
+}
+
+static json_t *success_body(request_kind kind, const stock_op *op)
+{
+    const stock_sku_info *sku = &op->info.sku_info;
+    const stock_line_info *line = &op->info.line_info;
+    switch (kind) {
+    case REQUEST_SET: case REQUEST_ADD:
+        return json_pack("{s:s#, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
+                         "available", (json_int_t)op->available);
+    case REQUEST_GET:
+        return json_pack("{s:s#, s:I, s:I, s:I, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
+                         "available", (json_int_t)sku->available, "adjusted", (json_int_t)sku->adjusted,
+                         "deducted", (json_int_t)sku->deducted, "refunded", (json_int_t)sku->refunded);
+    case REQUEST_DEDUCT:
+        return json_pack("{s:s#, s:s#, s:I, s:I}", "line_id", op->id.ptr, (int)op->id.len,
+                         "sku", op->sku.ptr, (int)op->sku.len, "qty", (json_int_t)op->amount,
+                         "available", (json_int_t)op->available);
+    case REQUEST_ORDER:
+        return order_body(op);
+    case REQUEST_REFUND:
+        return json_pack("{s:s#, s:s#, s:I, s:I}", "refund_id", op->id.ptr, (int)op->id.len,
+                         "line_id", op->line.ptr, (int)op->line.len, "qty", (json_int_t)op->amount,
+                         "available", (json_int_t)op->available);
+    case REQUEST_LINE:
+        return json_pack("{s:s#, s:s, s:s, s:I, s:I, s:I, s:I}", "line_id", op->line.ptr,
+                         (int)op->line.len, "sku", line->sku, "order_id", line->order_id,
+                         "qty", (json_int_t)line->qty, "refunded", (json_int_t)line->refunded,
+                         "time_us", (json_int_t)line->time_us,
+                         "available_after", (json_int_t)line->available_after);
+    }
+    assert(!"unknown request kind");
+    return NULL;
+}
+
+json_t *request_json_result(request_kind kind, const stock_op *op)
+{
+    if (stock_code_succeeded(op->code))
+        return success_body(kind, op);
+    json_t *body = request_json_error(stock_code_name(op->code), op->message);
+    if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+        json_object_set_new(body, "failed_line", json_integer(op->failed_line));
+    return body;
+}

@@ -1,0 +1,80 @@
+/*
+ * request_json.h -- the JSON bodies of the store requests and of their
+ * results (docs/http-api.md), with no I/O: stockd's HTTP routes and the
+ * message-queue intake (tools/stockintake, docs/intake.md) read and write
+ * the same JSON through this one module, so a field, a limit or an error
+ * message cannot differ between them.
+ *
+ * A request owns every byte its op points to (ids are copied out of the
+ * JSON), so the op may wait in a batch after the body's buffer is reused.
+ * Values of the wrong JSON type are passed on out of range, so that
+ * stock_validate words the INVALID error as it does for every other front
+ * end.
+ */
+#ifndef STOCK_PROTO_REQUEST_JSON_H
+#define STOCK_PROTO_REQUEST_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "stock.h"
+
+/* Bytes kept of an id: one more than any valid id, so too long stays too
+ * long; plus the NUL. */
+#define REQUEST_ID_BYTES (STOCK_ID_MAX + 2)
+#define REQUEST_MESSAGE_MAX 256   /* bytes of a parse error message */
+
+/* What a request does; the kind of an HTTP route or of an intake subject. */
+typedef enum request_kind {
+    REQUEST_SET = 1, REQUEST_GET, REQUEST_ADD, REQUEST_DEDUCT, REQUEST_ORDER,
+    REQUEST_REFUND, REQUEST_LINE
+} request_kind;
+
+typedef struct request_id {
+    char text[REQUEST_ID_BYTES];
+} request_id;
+
+/* One parsed request: one allocation, released with free(). */
+typedef struct request {
+    request_kind kind;
+    request_id sku, id, line;
+    stock_order_line *lines;   /* ORDER: the op's lines, inside this allocation */
+    request_id *line_ids;      /* ORDER: 2 per line, line id then sku */
+} request;
+
+typedef enum request_status {
+    REQUEST_PARSED,     /* *made and op are set */
+    REQUEST_REFUSED,    /* the body can never make an op: message says why */
+    REQUEST_NOMEM
+} request_status;
+
+/*
+ * Reads body (len bytes; GET and LINE read none) as the JSON of a kind
+ * request and fills op (type and inputs, pointing into the new request).
+ * path_id (path_len bytes) is the SKU of SET, ADD and GET or the line of
+ * LINE, taken from elsewhere (an HTTP path); NULL for the other kinds.
+ *
+ * Returns REQUEST_PARSED with *made the caller's to free() once op is done
+ * with; REQUEST_REFUSED with message (REQUEST_MESSAGE_MAX bytes) saying
+ * why (not JSON, not an object, an unknown field, too many order lines,
+ * an order line that is not an object: then *failed_line is its index,
+ * else -1); REQUEST_NOMEM. The values themselves are left to
+ * stock_validate.
+ */
+request_status request_json_parse(request_kind kind, const char *body, size_t len,
+                                  const char *path_id, size_t path_len, stock_op *op,
+                                  request **made, char *message, int32_t *failed_line);
+
+/* The JSON body answering op (complete) of a kind request: the success
+ * body of docs/http-api.md on OK and REPLAY, else the error body
+ * {"error", "message"[, "failed_line"]}. A new reference, or NULL when out
+ * of memory. */
+json_t *request_json_result(request_kind kind, const stock_op *op);
+
+/* {"error": word, "message": message}: a new reference, or NULL. */
+json_t *request_json_error(const char *word, const char *message);
+
+#endif /* STOCK_PROTO_REQUEST_JSON_H */

@@ -1,0 +1,156 @@
+/*
+ * hot.c -- the top SKUs by operations and by refusals over a sliding
+ * window, in bounded memory (see hot.h).
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "server/hot.h"
+
+#define HOT_SLOT_MS ((uint64_t)HOT_WINDOW_S * 1000 / HOT_SLOTS)
+#define HOT_MERGED_MAX (HOT_SLOTS * HOT_TRACKED)
+
+/* Adds amount to id's counter in summary s (Space-Saving). */
+static void summary_add(hot_summary *s, stock_id id, uint64_t hash, uint64_t amount)
+{
+    assert(id.len >= 1 && id.len <= STOCK_ID_MAX);
+    for (uint32_t i = 0; i < s->used; i++) {
+        hot_entry *e = &s->entries[i];
+        if (e->hash == hash && e->len == id.len && memcmp(e->sku, id.ptr, id.len) == 0) {
+            e->count += amount;
+            return;
+        }
+    }
+    hot_entry *slot = NULL;
+    uint64_t inherited = 0;
+    if (s->used < HOT_TRACKED) {
+        slot = &s->entries[s->used++];
+    } else {
+        slot = &s->entries[0];
+        for (uint32_t i = 1; i < HOT_TRACKED; i++)
+            if (s->entries[i].count < slot->count)
+                slot = &s->entries[i];
+        inherited = slot->count;   /* the newcomer may have had that many */
+    }
+    slot->hash = hash;
+    slot->count = inherited + amount;
+    slot->error = inherited;
+    slot->len = (uint8_t)id.len;
+    memcpy(slot->sku, id.ptr, id.len);
+}
+
+/* The sub-window of now_ms, emptied if it last held an older one. */
+static hot_slot *current_slot(hot *h, uint64_t now_ms)
+{
+    uint64_t epoch = now_ms / HOT_SLOT_MS;
+    hot_slot *slot = &h->slots[epoch % HOT_SLOTS];
+    if (slot->epoch != epoch) {
+        memset(slot, 0, sizeof *slot);
+        slot->epoch = epoch;
+    }
+    return slot;
+}
+
+static void count_sku(hot_slot *slot, hot_rank rank, stock_id sku)
+{
+    if (stock_id_valid(sku))
+        summary_add(&slot->rank[rank], sku, XXH3_64bits(sku.ptr, sku.len), 1);
+}
+
+/* Refusals by the stock rules, as opposed to bad input or a failing store. */
+static bool refused(stock_code code)
+{
+    return code == STOCK_INSUFFICIENT || code == STOCK_NOT_FOUND || code == STOCK_CONFLICT ||
+           code == STOCK_EXCEEDS || code == STOCK_MISMATCH;
+}
+
+static void count_op(hot_slot *slot, const stock_op *op)
+{
+    if (op->code == STOCK_INVALID || (!stock_code_succeeded(op->code) && !refused(op->code)))
+        return;
+    bool refusal = refused(op->code);
+    if (op->type == STOCK_OP_ORDER) {
+        for (uint32_t i = 0; i < op->line_count; i++)
+            count_sku(slot, HOT_BY_OPERATIONS, op->lines[i].sku);
+        if (refusal && op->failed_line >= 0 && (uint32_t)op->failed_line < op->line_count)
+            count_sku(slot, HOT_BY_REFUSALS, op->lines[op->failed_line].sku);
+        return;
+    }
+    if (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE)
+        return;
+    count_sku(slot, HOT_BY_OPERATIONS, op->sku);
+    if (refusal)
+        count_sku(slot, HOT_BY_REFUSALS, op->sku);
+}
+
+void hot_count_batch(hot *h, const stock_batch *batch, uint64_t now_ms)
+{
+    assert(h != NULL && batch != NULL && batch->count <= STOCK_BATCH_MAX);
+    hot_slot *slot = current_slot(h, now_ms);
+    for (size_t i = 0; i < batch->count; i++)
+        count_op(slot, &batch->ops[i]);
+}
+
+/* ------------------------------------------------------------ ranking */
+
+typedef struct merged {
+    const hot_entry *first;    /* for the SKU's bytes */
+    uint64_t count, error;
+} merged;
+
+static int merged_compare(const void *a, const void *b)
+{
+    const merged *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    int order = memcmp(x->first->sku, y->first->sku,
+                       x->first->len < y->first->len ? x->first->len : y->first->len);
+    return order != 0 ? order : (int)x->first->len - (int)y->first->len;
+}
+
+/* Adds e to the merge: summed with the same SKU of another sub-window. */
+static size_t merge_entry(merged *all, size_t count, const hot_entry *e)
+{
+    for (size_t i = 0; i < count; i++)
+        if (all[i].first->hash == e->hash && all[i].first->len == e->len &&
+            memcmp(all[i].first->sku, e->sku, e->len) == 0) {
+            all[i].count += e->count;
+            all[i].error += e->error;
+            return count;
+        }
+    assert(count < HOT_MERGED_MAX);
+    all[count] = (merged){.first = e, .count = e->count, .error = e->error};
+    return count + 1;
+}
+
+size_t hot_top(const hot *h, hot_rank rank, uint64_t now_ms, hot_item *items)
+{
+    assert(h != NULL && (unsigned)rank < HOT_RANKS && items != NULL);
+    merged all[HOT_MERGED_MAX];
+    size_t count = 0;
+    uint64_t epoch = now_ms / HOT_SLOT_MS;
+    for (size_t s = 0; s < HOT_SLOTS; s++) {
+        const hot_slot *slot = &h->slots[s];
+        if (slot->epoch > epoch || epoch - slot->epoch >= HOT_SLOTS)
+            continue;   /* outside the window (or never filled) */
+        for (uint32_t i = 0; i < slot->rank[rank].used; i++)
+            count = merge_entry(all, count, &slot->rank[rank].entries[i]);
+    }
+    qsort(all, count, sizeof *all, merged_compare);
+    size_t top = count < HOT_TOP ? count : HOT_TOP;
+    for (size_t i = 0; i < top; i++) {
+        memcpy(items[i].sku, all[i].first->sku, all[i].first->len);
+        items[i].sku[all[i].first->len] = '\0';
+        items[i].count = all[i].count;
+        items[i].error = all[i].error;
+    }
+    return top;
+}
+
+const char *hot_rank_name(hot_rank rank)
+{
+    return rank == HOT_BY_OPERATIONS ? "operations" : "refusals";
+}

@@ -1,0 +1,137 @@
+/*
+ * test_hot.c -- unit tests of stockd's hot-SKU rankings (src/server/hot.c):
+ * what counts as an operation and as a refusal, the sliding window (a
+ * sub-window ages out after HOT_WINDOW_S), and the bounds of the
+ * Space-Saving summary: a hot SKU among 100,000 cold ones is ranked first
+ * with a count never under the truth, and a ranking never has more than
+ * HOT_TOP SKUs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/hot.h"
+
+#define T0_MS 1000000   /* a monotonic time well past the clock's start */
+
+static hot h;
+
+static void done(stock_batch *batch)
+{
+    (void)batch;
+}
+
+/* Counts one op on sku with code at now_ms. */
+static void count(stock_op_type type, const char *sku, stock_code code, uint64_t now_ms)
+{
+    stock_op op = {.type = type, .sku = stock_id_from_cstr(sku), .code = code, .failed_line = -1};
+    stock_batch batch = {.ops = &op, .count = 1, .done = done};
+    hot_count_batch(&h, &batch, now_ms);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&h, 0, sizeof h);
+    return 0;
+}
+
+static void test_operations_and_refusals(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        count(STOCK_OP_DEDUCT, "A", STOCK_OK, T0_MS);
+    for (int i = 0; i < 3; i++)
+        count(STOCK_OP_DEDUCT, "B", STOCK_INSUFFICIENT, T0_MS);
+    count(STOCK_OP_GET, "B", STOCK_NOT_FOUND, T0_MS);
+    count(STOCK_OP_DEDUCT, "C", STOCK_INVALID, T0_MS);   /* bad input: not counted */
+    count(STOCK_OP_DEDUCT, "D", STOCK_IO, T0_MS);        /* the store failed: not counted */
+    hot_item items[HOT_TOP];
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, T0_MS, items), 2);
+    assert_string_equal(items[0].sku, "A");
+    assert_int_equal(items[0].count, 5);
+    assert_string_equal(items[1].sku, "B");
+    assert_int_equal(items[1].count, 4);
+    assert_int_equal(hot_top(&h, HOT_BY_REFUSALS, T0_MS, items), 1);
+    assert_string_equal(items[0].sku, "B");
+    assert_int_equal(items[0].count, 4);
+}
+
+static void test_order_lines(void **state)
+{
+    (void)state;
+    stock_order_line lines[2] = {{.line_id = stock_id_from_cstr("L1"), .sku = stock_id_from_cstr("X"), .qty = 1},
+                                 {.line_id = stock_id_from_cstr("L2"), .sku = stock_id_from_cstr("Y"), .qty = 1}};
+    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr("O"), .lines = lines, .line_count = 2,
+                   .code = STOCK_INSUFFICIENT, .failed_line = 1};
+    stock_batch batch = {.ops = &op, .count = 1, .done = done};
+    hot_count_batch(&h, &batch, T0_MS);
+    hot_item items[HOT_TOP];
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, T0_MS, items), 2);   /* both lines */
+    assert_int_equal(hot_top(&h, HOT_BY_REFUSALS, T0_MS, items), 1);     /* the failed line's SKU */
+    assert_string_equal(items[0].sku, "Y");
+}
+
+static void test_window_slides(void **state)
+{
+    (void)state;
+    count(STOCK_OP_DEDUCT, "OLD", STOCK_OK, T0_MS);
+    count(STOCK_OP_DEDUCT, "OLD", STOCK_OK, T0_MS);
+    uint64_t later = T0_MS + (HOT_WINDOW_S / 2) * 1000;
+    count(STOCK_OP_DEDUCT, "NEW", STOCK_OK, later);
+    hot_item items[HOT_TOP];
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, later, items), 2);
+    assert_string_equal(items[0].sku, "OLD");
+    /* A window later OLD's sub-window has aged out; NEW's has not. */
+    uint64_t end = T0_MS + HOT_WINDOW_S * 1000 + 1000;
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, end, items), 1);
+    assert_string_equal(items[0].sku, "NEW");
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, end + HOT_WINDOW_S * 1000, items), 0);
+    /* Counting over several sub-windows sums them. */
+    for (int s = 0; s < 3; s++)
+        count(STOCK_OP_DEDUCT, "SPREAD", STOCK_OK, end + (uint64_t)s * (HOT_WINDOW_S * 1000 / HOT_SLOTS));
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, end + 2 * (HOT_WINDOW_S * 1000 / HOT_SLOTS), items), 2);
+    assert_string_equal(items[0].sku, "SPREAD");
+    assert_int_equal(items[0].count, 3);
+}
+
+/* 100,000 SKUs once each, and one SKU 5,000 times among the second half
+ * of them (it arrives when every counter is taken): the summary keeps
+ * HOT_TRACKED counters, yet the hot SKU is first, its count is not under
+ * 5,000 and over it by at most its error. */
+static void test_bounded_summary_finds_the_hot_sku(void **state)
+{
+    (void)state;
+    char sku[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(sku, sizeof sku, "cold-%d", i);
+        count(STOCK_OP_DEDUCT, sku, STOCK_OK, T0_MS);
+        if (i >= 50000 && i % 10 == 0)
+            count(STOCK_OP_DEDUCT, "hot", STOCK_INSUFFICIENT, T0_MS);
+    }
+    hot_item items[HOT_TOP];
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, T0_MS, items), HOT_TOP);
+    assert_string_equal(items[0].sku, "hot");
+    assert_true(items[0].count >= 5000);
+    assert_true(items[0].count - items[0].error <= 5000);
+    assert_int_equal(hot_top(&h, HOT_BY_REFUSALS, T0_MS, items), 1);
+    assert_int_equal(items[0].count, 5000);
+    assert_int_equal(items[0].error, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_operations_and_refusals, setup),
+        cmocka_unit_test_setup(test_order_lines, setup),
+        cmocka_unit_test_setup(test_window_slides, setup),
+        cmocka_unit_test_setup(test_bounded_summary_finds_the_hot_sku, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
