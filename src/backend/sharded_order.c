@@ -245,6 +245,8 @@ static void two_phase(sharded_store *store, order_run *run)
 {
     snprintf(run->gid, sizeof run->gid, "stock:%s:%u:%" PRIx64 ":%" PRIu64, store->map_id,
              run->parts[0].shard, (uint64_t)store->client_id, ++store->order_seq);
+    stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s ran on %u shards, preparing", run->gid,
+              run->part_count);
     if (!prepare_all(store, run)) {
         abandon(run);
         fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);

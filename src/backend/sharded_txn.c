@@ -224,6 +224,13 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
     return ok;
 }
 
+/* Whether a claim still matters: its op is undecided, or it is an order
+ * refused for a line that an earlier line may still precede. */
+static bool claim_pending(const stock_op *op)
+{
+    return op->code == STOCK_OK || (op->type == STOCK_OP_ORDER && op->code == STOCK_CONFLICT);
+}
+
 /* The claims of one home shard, as one statement. */
 static bool claim_home(sharded_store *store, uint32_t home, char *error, size_t size)
 {
@@ -233,7 +240,7 @@ static bool claim_home(sharded_store *store, uint32_t home, char *error, size_t 
               buf_append(&shards, "{", 1);
     for (uint32_t i = 0; i < store->claim_count && ok; i++) {
         const shard_claim *c = &store->claims[i];
-        if (c->home != home || store->routes[c->op] == SHARD_ROUTE_DONE)
+        if (c->home != home || !claim_pending(store->ops[c->op]))
             continue;
         char target[16];
         int len = snprintf(target, sizeof target, "%s%u", n > 0 ? "," : "", c->target);
@@ -349,7 +356,7 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end)
          * was applied (a claim alone changes no stock). */
         for (uint32_t i = 0; i < store->claim_count; i++) {
             const shard_claim *c = &store->claims[i];
-            if (c->home == home && store->routes[c->op] != SHARD_ROUTE_DONE)
+            if (c->home == home && claim_pending(store->ops[c->op]))
                 op_fail(store, c->op, STOCK_UNAVAILABLE, error);
         }
     }
