@@ -12,6 +12,8 @@
  *   "stockd://host:port"           a running stockd server (RESP)
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
  *                                  (docs/postgres.md)
+ *   "shards:postgres://...;postgres://..."  one store over several
+ *                                  PostgreSQL databases (docs/sharded.md)
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is
@@ -370,7 +372,7 @@ stock_code stock_open(const char *uri, const stock_config *config,
 stock_code stock_close(stock_t *store);
 
 /* The name of the backend serving the store: "embedded", "remote",
- * "postgres". Static storage; any thread, at once with other calls. */
+ * "postgres", "sharded". Static storage; any thread, at once with other calls. */
 const char *stock_backend_name(const stock_t *store);
 
 /* ----------------------------------------------------------------- stats */

@@ -73,8 +73,18 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
     char why[STOCK_MESSAGE_MAX];
     if (pg_session_open(&member->options, store->client_id, &member->control, why,
                         sizeof why) != STOCK_OK) {
-        message_set(error, size, "shard %u (%s): %s", i, member->name, why);
+        message_set(error, size, "shard %u: %s", i, why);
         return NULL;
+    }
+    /* Decisions and claims are durable whatever the store's durability:
+     * recovery trusts them. */
+    PGresult *result = PQexec(member->control, "SET synchronous_commit = on");
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    if (!ok) {
+        message_set(error, size, "shard %u: %s", i, PQerrorMessage(member->control));
+        PQfinish(member->control);
+        member->control = NULL;
     }
     return member->control;
 }
@@ -444,10 +454,9 @@ static stock_code open_member(sharded_store *store, uint32_t i, const char *uri,
         message_set(message, size, "sharded: member %u: %s", i, why);
         return code;
     }
-    code = pg_session_open(&member->options, store->client_id, &member->control, why, sizeof why);
-    if (code != STOCK_OK) {
+    if (shard_control(store, i, why, sizeof why) == NULL) {
         message_set(message, size, "sharded: member %u: %s", i, why);
-        return code;
+        return STOCK_UNAVAILABLE;
     }
     snprintf(member->name, sizeof member->name, "%s:%s/%s", PQhost(member->control),
              PQport(member->control), PQdb(member->control));
