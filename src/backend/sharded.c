@@ -18,11 +18,13 @@
  * Threading: stock_submit queues the batch for this backend's worker
  * (lib/worker.h). The worker cuts the chain into segments -- runs of ops in
  * which no id repeats, ended by an order over several members -- and for
- * each segment routes the ops through the directory, hands each member its
- * share as one batch (the members run in parallel, each in order), waits for
- * them all, and copies the results back. An order over several members runs
- * alone, by two-phase commit. Segments run one after the other, so an op sees
- * the effects of every op before it.
+ * each segment routes the ops through the directory and hands each member
+ * its share as one batch (sharded_dispatch.c): the members run in parallel,
+ * each in order, and the worker goes on without waiting, since a member's
+ * queue keeps its ops in order and the directory's claims commit before
+ * their ops are sent. A batch completes when its last member batch does,
+ * after every batch before it. An order over several members waits for
+ * every op before it and runs alone, by two-phase commit.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -185,77 +187,6 @@ static uint32_t segment_end(sharded_store *store, uint32_t first)
     return end;
 }
 
-/* ------------------------------------------------------------- dispatch */
-
-static void member_done(stock_batch *batch)
-{
-    sharded_store *store = batch->user;
-    pthread_mutex_lock(&store->mutex);
-    if (--store->pending == 0)
-        pthread_cond_signal(&store->done);
-    pthread_mutex_unlock(&store->mutex);
-}
-
-static bool copy_room(shard *member, uint32_t need)
-{
-    if (need <= member->copy_cap)
-        return true;
-    uint32_t cap = member->copy_cap == 0 ? 64 : member->copy_cap;
-    while (cap < need)
-        cap *= 2;
-    stock_op *copies = realloc(member->copies, cap * sizeof *copies);
-    if (copies != NULL)
-        member->copies = copies;
-    stock_op **origins = realloc(member->origins, cap * sizeof *origins);
-    if (origins != NULL)
-        member->origins = origins;
-    if (copies == NULL || origins == NULL)
-        return false;
-    member->copy_cap = cap;
-    return true;
-}
-
-/* Hands each member its ops of [first, end) as one batch, waits for every
- * member, and copies the results back. */
-static void dispatch(sharded_store *store, uint32_t first, uint32_t end)
-{
-    for (uint32_t i = 0; i < store->count; i++)
-        store->shards[i].copy_count = 0;
-    for (uint32_t k = first; k < end; k++) {
-        stock_op *op = store->ops[k];
-        if (store->routes[k] < 0 || op->code != STOCK_OK)
-            continue;
-        shard *member = &store->shards[store->routes[k]];
-        if (!copy_room(member, member->copy_count + 1)) {
-            result_fail(op, STOCK_NOMEM, "no memory to route the op");
-            continue;
-        }
-        member->copies[member->copy_count] = *op;
-        member->origins[member->copy_count++] = op;
-    }
-    pthread_mutex_lock(&store->mutex);
-    for (uint32_t i = 0; i < store->count; i++)
-        store->pending += store->shards[i].copy_count > 0;
-    pthread_mutex_unlock(&store->mutex);
-    for (uint32_t i = 0; i < store->count; i++) {
-        shard *member = &store->shards[i];
-        if (member->copy_count == 0)
-            continue;
-        member->batch = (stock_batch){.ops = member->copies, .count = member->copy_count,
-                                      .done = member_done, .user = store};
-        postgres_backend.submit(member->store, &member->batch);
-    }
-    pthread_mutex_lock(&store->mutex);
-    while (store->pending > 0)
-        pthread_cond_wait(&store->done, &store->mutex);
-    pthread_mutex_unlock(&store->mutex);
-    for (uint32_t i = 0; i < store->count; i++) {
-        shard *member = &store->shards[i];
-        for (uint32_t k = 0; k < member->copy_count; k++)
-            *member->origins[k] = member->copies[k];
-    }
-}
-
 /* --------------------------------------------------------------- worker */
 
 static void run_chain(stock_t *base, stock_batch *chain)
@@ -268,19 +199,26 @@ static void run_chain(stock_t *base, stock_batch *chain)
                 store->ops[store->op_count++] = &batch->ops[i];
     for (uint32_t k = 0; k < store->op_count; k++)
         store->routes[k] = op_route(store, store->ops[k]);
+    shard_flight *flight = shard_flight_begin(store, chain);
+    if (flight == NULL) {
+        shard_quiesce(store);
+        batches_fail(chain, STOCK_NOMEM, "no memory to route the batch");
+        batches_complete(&store->base, chain);
+        return;
+    }
     for (uint32_t first = 0; first < store->op_count;) {
         uint32_t end = segment_end(store, first);
         if (store->count > 1)
             shard_directory(store, first, end);
-        if (store->routes[first] == SHARD_ROUTE_CROSS) {
-            if (store->ops[first]->code == STOCK_OK)
-                shard_order_across(store, store->ops[first]);
-        } else {
-            dispatch(store, first, end);
+        if (store->routes[first] == SHARD_ROUTE_CROSS && store->ops[first]->code == STOCK_OK) {
+            shard_barrier(store);   /* the cart sees every op before it */
+            shard_order_across(store, store->ops[first]);
+        } else if (store->routes[first] != SHARD_ROUTE_CROSS) {
+            shard_dispatch(store, first, end, flight);
         }
         first = end;
     }
-    batches_complete(&store->base, chain);
+    shard_flight_end(store, flight);
 }
 
 static const worker_tasks shard_tasks = {.run = run_chain};
@@ -331,7 +269,37 @@ static void *sweep_main(void *arg)
 static void sharded_submit(stock_t *base, stock_batch *batch)
 {
     sharded_store *store = (sharded_store *)base;
-    worker_submit(&store->worker, batch);
+    /* Over one member there is nothing to route, claim or coordinate: its
+     * store takes the batch as it is. */
+    if (store->count == 1)
+        postgres_backend.submit(store->shards[0].store, batch);
+    else
+        worker_submit(&store->worker, batch);
+}
+
+/* The members' commits are the store's; over one member, its batches too. */
+static stock_code sharded_get_stats(stock_t *base, stock_stats *stats)
+{
+    sharded_store *store = (sharded_store *)base;
+    stock_stats sum = {0};
+    for (uint32_t i = 0; i < store->count; i++) {
+        stock_stats member = {0};
+        stats_read(&store->shards[i].store->stats, &member);
+        sum.batches += member.batches;
+        sum.operations += member.operations;
+        sum.syncs += member.syncs;
+        sum.sync_latency_us_sum += member.sync_latency_us_sum;
+        for (unsigned b = 0; b < STOCK_SYNC_BUCKETS; b++)
+            sum.sync_latency_buckets[b] += member.sync_latency_buckets[b];
+    }
+    if (store->count == 1) {
+        stats->batches = sum.batches;
+        stats->operations = sum.operations;
+    }
+    stats->syncs = sum.syncs;
+    stats->sync_latency_us_sum = sum.sync_latency_us_sum;
+    memcpy(stats->sync_latency_buckets, sum.sync_latency_buckets, sizeof sum.sync_latency_buckets);
+    return STOCK_OK;
 }
 
 static stock_code store_free(sharded_store *store)
@@ -343,8 +311,6 @@ static stock_code store_free(sharded_store *store)
             code = STOCK_IO;
         PQfinish(member->control);
         pg_options_free(&member->options);
-        free(member->copies);
-        free(member->origins);
     }
     pthread_cond_destroy(&store->stop);
     pthread_cond_destroy(&store->done);
@@ -551,4 +517,5 @@ const stock_backend_ops sharded_backend = {
     .open = sharded_open,
     .submit = sharded_submit,
     .close = sharded_close,
+    .get_stats = sharded_get_stats,
 };

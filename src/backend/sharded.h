@@ -49,12 +49,17 @@ typedef struct shard {
     pg_options options;     /* its URI's options, for the control session */
     PGconn *control;        /* worker-owned: directory, two-phase, recovery */
     char name[SHARD_NAME_MAX];
-    /* The segment's ops for this member: copies, and where they came from. */
-    stock_op *copies;
-    stock_op **origins;
-    uint32_t copy_count, copy_cap;
-    stock_batch batch;
+    uint32_t routed;        /* ops of the segment being dispatched */
 } shard;
+
+/* A chain in flight: its ops went to the members as parts (one batch per
+ * member and segment); it completes when its last part does, after every
+ * chain before it (sharded_dispatch.c). */
+typedef struct shard_flight {
+    stock_batch *chain;
+    uint32_t pending;            /* parts not done, +1 while the worker routes it */
+    struct shard_flight *next;
+} shard_flight;
 
 /* One id of a segment that must be claimed in the directory. */
 typedef struct shard_claim {
@@ -82,10 +87,13 @@ typedef struct sharded_store {
     stock_log_hook log;
     worker worker;
 
-    /* The member batches in flight, counted down by their done callbacks. */
+    /* The parts in flight, counted down by their done callbacks, and the
+     * chains waiting to complete, oldest first. */
     pthread_mutex_t mutex;
     pthread_cond_t done;
     uint32_t pending;
+    shard_flight *flights, *flights_tail;
+    bool completing;             /* a thread is completing chains */
 
     /* The chain being run (worker-owned). */
     stock_op **ops;
@@ -109,6 +117,23 @@ typedef struct sharded_store {
 /* The shard a SKU (or an id's directory entry) lives on: rendezvous hashing
  * over the members' positions, so adding a member moves about 1/N. */
 uint32_t shard_of(const sharded_store *store, stock_id id);
+
+/* sharded_dispatch.c */
+
+/* Queues chain for completion, in order; NULL on out of memory (the
+ * caller then runs it alone after shard_quiesce). */
+shard_flight *shard_flight_begin(sharded_store *store, stock_batch *chain);
+/* The worker is done routing the flight's chain. */
+void shard_flight_end(sharded_store *store, shard_flight *flight);
+/* Hands each member its undecided ops of [first, end) (by store->routes)
+ * as one batch of the flight, without waiting. */
+void shard_dispatch(sharded_store *store, uint32_t first, uint32_t end, shard_flight *flight);
+/* Waits until every part sent so far has its results: before reading
+ * what earlier ops did outside the members' queues (two-phase carts, the
+ * directory's checks of a held id). */
+void shard_barrier(sharded_store *store);
+/* Waits until every chain before has completed. */
+void shard_quiesce(sharded_store *store);
 
 /* sharded_map.c: installs the sharded tables on every member's control
  * session, then reads the map each member records, creating it on a set of

@@ -196,6 +196,7 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
     snprintf(id, sizeof id, "%.*s", (int)c->id.len, c->id.ptr);
     snprintf(target, sizeof target, "%u", c->target);
     const char *values[3] = {kind, id, target};
+    shard_barrier(store);   /* the holder's op may still be in flight */
     PGconn *conn = shard_control(store, holder, error, size);
     if (conn == NULL)
         return false;
@@ -231,11 +232,20 @@ static bool claim_pending(const stock_op *op)
     return op->code == STOCK_OK || (op->type == STOCK_OP_ORDER && op->code == STOCK_CONFLICT);
 }
 
-/* The claims of one home shard, as one statement. */
-static bool claim_home(sharded_store *store, uint32_t home, char *error, size_t size)
+/* One home shard's claims in flight: picked[base .. base + count) index
+ * them in store->claims. */
+typedef struct claim_request {
+    uint32_t base, count;
+    PGresult *result;           /* NULL until received, or on failure */
+    char error[STOCK_MESSAGE_MAX];
+} claim_request;
+
+/* Sends the claims of one home shard as one statement, without waiting,
+ * so that every home works at once. False (request->error) on failure. */
+static bool claim_send(sharded_store *store, uint32_t home, claim_request *request)
 {
     buf kinds = {0}, ids = {0}, shards = {0};
-    uint32_t n = 0;
+    uint32_t n = 0, *picked = store->picked + request->base;
     bool ok = buf_append(&kinds, "{", 1) && buf_append(&ids, "{", 1) &&
               buf_append(&shards, "{", 1);
     for (uint32_t i = 0; i < store->claim_count && ok; i++) {
@@ -246,37 +256,98 @@ static bool claim_home(sharded_store *store, uint32_t home, char *error, size_t 
         int len = snprintf(target, sizeof target, "%s%u", n > 0 ? "," : "", c->target);
         ok = append_text(&kinds, n, (stock_id){&c->kind, 1}) && append_text(&ids, n, c->id) &&
              buf_append(&shards, target, (size_t)len);
-        store->picked[n++] = i;
+        picked[n++] = i;
     }
+    request->count = n;
     ok = ok && close_array(&kinds) && close_array(&ids) && close_array(&shards);
-    message_set(error, size, "no memory for the directory");
-    PGconn *conn = ok && n > 0 ? shard_control(store, home, error, size) : NULL;
-    PGresult *result = NULL;
+    message_set(request->error, sizeof request->error, "no memory for the directory");
+    PGconn *conn = ok && n > 0 ? shard_control(store, home, request->error,
+                                               sizeof request->error) : NULL;
     if (conn != NULL) {
         const char *values[3] = {(char *)kinds.data, (char *)ids.data, (char *)shards.data};
-        result = PQexecParams(conn, "SELECT n, shard FROM stock_ids_claim($1::text[], "
-                              "$2::text[], $3::integer[])", 3, NULL, values, NULL, NULL, 0);
-        ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+        ok = PQsendQueryParams(conn, "SELECT n, shard FROM stock_ids_claim($1::text[], "
+                               "$2::text[], $3::integer[])", 3, NULL, values, NULL, NULL, 0) == 1;
         if (!ok)
-            message_set(error, size, "shard %u: %s", home, PQerrorMessage(conn));
+            message_set(request->error, sizeof request->error, "shard %u: %s", home,
+                        PQerrorMessage(conn));
     }
     buf_free(&kinds);
     buf_free(&ids);
     buf_free(&shards);
-    if (n == 0)
+    return n == 0 || (conn != NULL && ok);
+}
+
+/* Waits for the answer of a sent request. False (request->error) on failure. */
+static bool claim_receive(sharded_store *store, uint32_t home, claim_request *request)
+{
+    PGconn *conn = store->shards[home].control;
+    PGresult *result;
+    while ((result = PQgetResult(conn)) != NULL) {
+        if (request->result == NULL)
+            request->result = result;
+        else
+            PQclear(result);
+    }
+    if (PQresultStatus(request->result) == PGRES_TUPLES_OK)
         return true;
-    for (int row = 0; conn != NULL && ok && row < PQntuples(result); row++) {
-        int64_t at = int_at(result, row, 0), holder = int_at(result, row, 1);
-        if (at < 1 || at > n || holder < 0 || holder >= store->count) {
-            message_set(error, size, "shard %u: a directory entry names no member", home);
+    message_set(request->error, sizeof request->error, "shard %u: %s", home,
+                PQerrorMessage(conn));
+    PQclear(request->result);
+    request->result = NULL;
+    return false;
+}
+
+/* Settles the claims another shard holds, once every session is idle. */
+static bool claim_settle(sharded_store *store, uint32_t home, claim_request *request)
+{
+    bool ok = true;
+    for (int row = 0; ok && row < PQntuples(request->result); row++) {
+        int64_t at = int_at(request->result, row, 0), holder = int_at(request->result, row, 1);
+        if (at < 1 || at > request->count || holder < 0 || holder >= store->count) {
+            message_set(request->error, sizeof request->error,
+                        "shard %u: a directory entry names no member", home);
             ok = false;
         } else {
-            ok = settle_claim(store, &store->claims[store->picked[at - 1]], (uint32_t)holder,
-                              error, size);
+            ok = settle_claim(store, &store->claims[store->picked[request->base + at - 1]],
+                              (uint32_t)holder, request->error, sizeof request->error);
         }
     }
-    PQclear(result);
-    return conn != NULL && ok;
+    PQclear(request->result);
+    request->result = NULL;
+    return ok;
+}
+
+/* The ops whose ids this home keeps cannot run: nothing of them was
+ * applied (a claim alone changes no stock). */
+static void claims_fail(sharded_store *store, uint32_t home, const char *error)
+{
+    for (uint32_t i = 0; i < store->claim_count; i++) {
+        const shard_claim *c = &store->claims[i];
+        if (c->home == home && claim_pending(store->ops[c->op]))
+            op_fail(store, c->op, STOCK_UNAVAILABLE, error);
+    }
+}
+
+/* Every home's claims: sent to all, then received from all, then settled. */
+static void claim_all(sharded_store *store)
+{
+    claim_request requests[SHARD_MAX];
+    bool sent[SHARD_MAX];
+    uint32_t base = 0;
+    for (uint32_t home = 0; home < store->count; home++) {
+        requests[home] = (claim_request){.base = base};
+        sent[home] = claim_send(store, home, &requests[home]);
+        base += requests[home].count;
+    }
+    for (uint32_t home = 0; home < store->count; home++)
+        if (sent[home] && requests[home].count > 0)
+            sent[home] = claim_receive(store, home, &requests[home]);
+    for (uint32_t home = 0; home < store->count; home++) {
+        if (sent[home] && requests[home].count > 0)
+            sent[home] = claim_settle(store, home, &requests[home]);
+        if (!sent[home])
+            claims_fail(store, home, requests[home].error);
+    }
 }
 
 /* Runs a query of two text parameters whose one row holds booleans; NULL
@@ -306,6 +377,7 @@ static void refine_order_conflict(sharded_store *store, uint32_t index)
 {
     stock_op *op = store->ops[index];
     char error[STOCK_MESSAGE_MAX];
+    shard_barrier(store);   /* what earlier ops did to these lines */
     /* The shard the order's id was claimed for: its lowest (its only one
      * when the order is not across shards). */
     PGresult *result = ask(store, order_coordinator(store, op), "SELECT stock_id_used('O', $1), $2 = ''", op->id,
@@ -348,18 +420,7 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end)
     for (uint32_t home = 0; home < store->count; home++)
         lookup_home(store, first, end, home);
     collect_claims(store, first, end);
-    for (uint32_t home = 0; home < store->count; home++) {
-        char error[STOCK_MESSAGE_MAX];
-        if (claim_home(store, home, error, sizeof error))
-            continue;
-        /* The ops whose ids this shard keeps cannot run: nothing of them
-         * was applied (a claim alone changes no stock). */
-        for (uint32_t i = 0; i < store->claim_count; i++) {
-            const shard_claim *c = &store->claims[i];
-            if (c->home == home && claim_pending(store->ops[c->op]))
-                op_fail(store, c->op, STOCK_UNAVAILABLE, error);
-        }
-    }
+    claim_all(store);
     for (uint32_t k = first; k < end; k++)
         if (store->ops[k]->type == STOCK_OP_ORDER && store->ops[k]->code == STOCK_CONFLICT &&
             store->ops[k]->failed_line >= 0)
