@@ -65,14 +65,22 @@ pg_launch() {
     head -n 1 "$data/postmaster.pid"
 }
 
-pg_start() {
+# Makes a mktemp -d folder the postgres user may write and an empty cluster
+# in its primary/ subfolder; prints the folder.
+pg_new_cluster() {
     [ -x "$PG_BIN/initdb" ] || { echo "pg.sh: no PostgreSQL 15 in $PG_BIN (run scripts/install-deps.sh)" >&2; return 1; }
-    PG_DIR=$(mktemp -d /tmp/stockd-pg.XXXXXX)
-    chmod 755 "$PG_DIR"
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
-    pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/primary" -U postgres -A trust \
-        --no-sync -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 ||
-        { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    local dir
+    dir=$(mktemp -d /tmp/stockd-pg.XXXXXX) || return 1
+    chmod 755 "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+    pg_as_owner "$PG_BIN/initdb" -D "$dir/primary" -U postgres -A trust \
+        --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; return 1; }
+    echo "$dir"
+}
+
+pg_start() {
+    PG_DIR=$(pg_new_cluster) || return 1
     cat >>"$PG_DIR/primary/postgresql.conf" <<CONF
 max_connections = 64
 shared_buffers = 128MB
@@ -132,13 +140,8 @@ pg_start_many() {
     local count=$1 k dir port pid try
     PG_MANY_URIS=() PG_MANY_PIDS=() PG_MANY_DIRS=()
     for ((k = 0; k < count; k++)); do
-        dir=$(mktemp -d /tmp/stockd-pg.XXXXXX)
-        chmod 755 "$dir"
-        [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+        dir=$(pg_new_cluster) || return 1
         PG_MANY_DIRS+=("$dir")
-        pg_as_owner "$PG_BIN/initdb" -D "$dir/primary" -U postgres -A trust \
-            --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
-            { cat "$dir/initdb.log" >&2; return 1; }
         cat >>"$dir/primary/postgresql.conf" <<CONF
 max_connections = 64
 shared_buffers = 64MB
