@@ -38,6 +38,12 @@ enum {
     SHARD_ROUTE_CROSS = -2,  /* an order over several shards: two-phase */
 };
 
+/* The directory entry of a cart over several shards names its coordinator
+ * as a negative number, so that a one-shard order reusing the id (which
+ * the coordinator's part alone would take for a replay) is told apart. */
+#define SHARD_CART(coordinator) (-1 - (int32_t)(coordinator))
+#define SHARD_OF_ENTRY(entry) ((entry) < 0 ? (uint32_t)(-1 - (entry)) : (uint32_t)(entry))
+
 /* Kinds of ids in the directory (stock_ids.kind). */
 #define SHARD_KIND_LINE 'L'
 #define SHARD_KIND_ORDER 'O'
@@ -68,7 +74,8 @@ typedef struct shard_claim {
     char kind;
     stock_id id;
     uint32_t home;      /* the shard that keeps the id's directory entry */
-    uint32_t target;    /* the shard the op runs on */
+    int32_t target;     /* the shard the op runs on; for an order over
+                         * several, SHARD_CART(coordinator) */
 } shard_claim;
 
 typedef struct shard_key {

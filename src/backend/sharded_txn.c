@@ -134,7 +134,7 @@ static uint32_t order_coordinator(const sharded_store *store, const stock_op *op
 }
 
 static void claim(sharded_store *store, uint32_t op, int32_t line, char kind, stock_id id,
-                  uint32_t target)
+                  int32_t target)
 {
     store->claims[store->claim_count++] = (shard_claim){
         .op = op, .line = line, .kind = kind, .id = id,
@@ -151,17 +151,18 @@ static void collect_claims(sharded_store *store, uint32_t first, uint32_t end)
         if (op->code != STOCK_OK || route == SHARD_ROUTE_DONE)
             continue;
         if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
-            claim(store, k, -1, SHARD_KIND_ADJUST, op->id, (uint32_t)route);
+            claim(store, k, -1, SHARD_KIND_ADJUST, op->id, route);
         else if (op->type == STOCK_OP_DEDUCT)
-            claim(store, k, -1, SHARD_KIND_LINE, op->id, (uint32_t)route);
+            claim(store, k, -1, SHARD_KIND_LINE, op->id, route);
         else if (op->type == STOCK_OP_REFUND)
-            claim(store, k, -1, SHARD_KIND_REFUND, op->id, (uint32_t)route);
+            claim(store, k, -1, SHARD_KIND_REFUND, op->id, route);
         if (op->type != STOCK_OP_ORDER)
             continue;
-        claim(store, k, -1, SHARD_KIND_ORDER, op->id, order_coordinator(store, op));
+        claim(store, k, -1, SHARD_KIND_ORDER, op->id,
+              route >= 0 ? route : SHARD_CART(order_coordinator(store, op)));
         for (uint32_t i = 0; i < op->line_count; i++)
             claim(store, k, (int32_t)i, SHARD_KIND_LINE, op->lines[i].line_id,
-                  shard_of(store, op->lines[i].sku));
+                  (int32_t)shard_of(store, op->lines[i].sku));
     }
 }
 
@@ -194,7 +195,7 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
 {
     char kind[2] = {c->kind, '\0'}, id[STOCK_ID_MAX + 1], target[16];
     snprintf(id, sizeof id, "%.*s", (int)c->id.len, c->id.ptr);
-    snprintf(target, sizeof target, "%u", c->target);
+    snprintf(target, sizeof target, "%d", c->target);
     const char *values[3] = {kind, id, target};
     shard_barrier(store);   /* the holder's op may still be in flight */
     PGconn *conn = shard_control(store, holder, error, size);
@@ -253,7 +254,7 @@ static bool claim_send(sharded_store *store, uint32_t home, claim_request *reque
         if (c->home != home || !claim_pending(store->ops[c->op]))
             continue;
         char target[16];
-        int len = snprintf(target, sizeof target, "%s%u", n > 0 ? "," : "", c->target);
+        int len = snprintf(target, sizeof target, "%s%d", n > 0 ? "," : "", c->target);
         ok = append_text(&kinds, n, (stock_id){&c->kind, 1}) && append_text(&ids, n, c->id) &&
              buf_append(&shards, target, (size_t)len);
         picked[n++] = i;
@@ -302,14 +303,16 @@ static bool claim_settle(sharded_store *store, uint32_t home, claim_request *req
 {
     bool ok = true;
     for (int row = 0; ok && row < PQntuples(request->result); row++) {
-        int64_t at = int_at(request->result, row, 0), holder = int_at(request->result, row, 1);
-        if (at < 1 || at > request->count || holder < 0 || holder >= store->count) {
+        int64_t at = int_at(request->result, row, 0), entry = int_at(request->result, row, 1);
+        uint32_t holder = entry < INT32_MIN || entry > INT32_MAX ? SHARD_MAX
+                                                                 : SHARD_OF_ENTRY((int32_t)entry);
+        if (at < 1 || at > request->count || holder >= store->count) {
             message_set(request->error, sizeof request->error,
                         "shard %u: a directory entry names no member", home);
             ok = false;
         } else {
             ok = settle_claim(store, &store->claims[store->picked[request->base + at - 1]],
-                              (uint32_t)holder, request->error, sizeof request->error);
+                              holder, request->error, sizeof request->error);
         }
     }
     PQclear(request->result);
