@@ -60,6 +60,7 @@ echo "== stockd serving the 3-shard store"
 port=$(pg_free_port) http=$(pg_free_port)
 "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
 stockd_pid=$!
+trap 'kill $stockd_pid 2>/dev/null || true; pg_stop' EXIT
 for _ in $(seq 100); do
     "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" get sharded-after-refusals >/dev/null 2>&1 && break
     sleep 0.1
