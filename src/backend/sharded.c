@@ -26,8 +26,6 @@
  * after every batch before it. An order over several members waits for
  * every op before it and runs alone, by two-phase commit.
  */
-#include <assert.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,7 +480,8 @@ static stock_code open_all(sharded_store *store, const char *uri, const stock_co
         code = recover(store, message, size);
     if (code == STOCK_OK)
         code = worker_start(&store->worker, &store->base, &shard_tasks, STOCK_BATCH_MAX);
-    if (code == STOCK_OK) {
+    /* One member has no carts over several shards: nothing to sweep. */
+    if (code == STOCK_OK && store->count > 1) {
         store->sweeping = pthread_create(&store->sweeper, NULL, sweep_main, store) == 0;
         if (!store->sweeping) {
             worker_close(&store->worker);

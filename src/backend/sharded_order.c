@@ -70,12 +70,15 @@ static void split(sharded_store *store, order_run *run)
     }
 }
 
-/* The cart's digest: every line's id, SKU and quantity, in order. */
-static void cart_digest(order_run *run)
+/* The cart's digest: every line's id, SKU and quantity, in order. False on
+ * out of memory. */
+static bool cart_digest(order_run *run)
 {
     XXH3_state_t *state = XXH3_createState();
+    if (state == NULL)
+        return false;
     XXH3_64bits_reset(state);
-    for (uint32_t k = 0; state != NULL && k < run->op->line_count; k++) {
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
         const stock_order_line *line = &run->op->lines[k];
         XXH3_64bits_update(state, line->line_id.ptr, line->line_id.len);
         XXH3_64bits_update(state, "", 1);
@@ -83,8 +86,9 @@ static void cart_digest(order_run *run)
         XXH3_64bits_update(state, &line->qty, sizeof line->qty);
     }
     snprintf(run->digest, sizeof run->digest, "%016llx",
-             state != NULL ? (unsigned long long)XXH3_64bits_digest(state) : 0ull);
+             (unsigned long long)XXH3_64bits_digest(state));
     XXH3_freeState(state);
+    return true;
 }
 
 /* Records the cart's digest in the coordinator's part (insert) or reads
@@ -276,17 +280,18 @@ static void two_phase(sharded_store *store, order_run *run)
 void shard_order_across(sharded_store *store, stock_op *op)
 {
     order_run *run = calloc(1, sizeof *run);
-    if (run == NULL) {
+    if (run != NULL)
+        run->op = op;
+    if (run == NULL || !cart_digest(run)) {
+        free(run);
         fail(op, STOCK_NOMEM, "no memory for a cart over several shards", "");
         return;
     }
-    run->op = op;
     split(store, run);
     bool ran = true;
     for (uint32_t i = 0; i < run->part_count && ran; i++)
         ran = run_part(store, run, &run->parts[i]);
     bool replay = false, same = false;
-    cart_digest(run);
     if (!ran) {
         abandon(run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);

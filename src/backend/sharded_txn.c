@@ -22,7 +22,6 @@
  * decision the table holds: whoever inserts first decides, so a coordinator
  * still running and a recovery never decide differently.
  */
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
