@@ -55,6 +55,8 @@ refused "shards:$A;$B;$D" "belongs to another map"
 pg_start
 refused "shards:$A;$B;$PG_URI" "max_prepared_transactions = 0"
 "$BUILD/stockctl" --store "$THREE" set sharded-after-refusals 5 >/dev/null
+echo "== one member needs no prepared transactions"
+"$BUILD/stockctl" --store "shards:$PG_URI" set sharded-one-member 1
 
 echo "== stockd serving the 3-shard store"
 port=$(pg_free_port) http=$(pg_free_port)
