@@ -32,7 +32,7 @@
 #include "backend/redis.h"
 #include "lib/result.h"
 
-#define RD_FN "stockd_v1_"          /* function names: library stockd_v1 */
+#define RD_FN RD_LIBRARY "_"        /* function names: the library name, "_" */
 #define RD_ARGS_MAX 1100            /* arguments of one call (an order of 100 lines) */
 #define RD_TEXT_MAX (160 * 1024)    /* bytes of one call's arguments */
 #define RD_RUN_MAX 1024             /* ops that advance together */

@@ -19,6 +19,7 @@
 #define RD_TIMEOUT_MS_MAX 3600000
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
 #define RD_LAYOUT_VERSION "1"       /* the key layout this library writes */
+#define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
 
 /* The backend's options, from the URI and the stock_config. */

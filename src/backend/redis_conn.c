@@ -77,24 +77,43 @@ static stock_code check_version(redisContext *conn, char *message, size_t size)
     return code;
 }
 
-/* Writes the layout version of a new store, or checks an existing one. */
+/* Runs a command and fails with the server's words unless the reply is of
+ * the wanted type (-1: any but an error). *out receives the reply. */
+static stock_code run_checked(redisContext *conn, int count, const char **argv, int type,
+                              const char *what, redisReply **out, char *message, size_t size)
+{
+    redisReply *reply = run(conn, count, argv);
+    *out = reply;
+    if (reply == NULL)
+        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0)
+        return fail(message, size, STOCK_IO, "the server is out of memory (maxmemory)",
+                    reply->str);
+    if (reply->type == REDIS_REPLY_ERROR || (type >= 0 && reply->type != type))
+        return fail(message, size, STOCK_IO, what,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    return STOCK_OK;
+}
+
+/* Checks the layout version of an existing store, or writes it for a new
+ * one (a server that is full can still open a store it already holds). */
 static stock_code check_layout(redisContext *conn, const rd_options *options, char *message,
                                size_t size)
 {
     char key[RD_PREFIX_MAX + 32];
     snprintf(key, sizeof key, "%sstock:layout", options->prefix);
-    const char *argv[] = {"SET", key, RD_LAYOUT_VERSION, "NX", "GET"};
-    redisReply *reply = run(conn, 5, argv);
-    if (reply == NULL)
-        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
-    stock_code code = STOCK_OK;
-    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
-        code = fail(message, size, STOCK_IO, "the server is out of memory (maxmemory)",
-                    reply->str);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        code = fail(message, size, STOCK_IO, "cannot write the layout version", reply->str);
-    } else if (reply->type == REDIS_REPLY_STRING &&
-               strcmp(reply->str, RD_LAYOUT_VERSION) != 0) {
+    const char *get[] = {"GET", key};
+    redisReply *reply = NULL;
+    stock_code code = run_checked(conn, 2, get, -1, "cannot read the layout version", &reply,
+                                  message, size);
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+        const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "NX", "GET"};
+        code = run_checked(conn, 5, set, -1, "cannot write the layout version", &reply,
+                           message, size);
+    }
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+        strcmp(reply->str, RD_LAYOUT_VERSION) != 0) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
                  "reads version " RD_LAYOUT_VERSION " only; refusing to open", key, reply->str);
@@ -104,16 +123,28 @@ static stock_code check_layout(redisContext *conn, const rd_options *options, ch
     return code;
 }
 
+/* Loads the library unless the server holds this very code already. */
 static stock_code load_functions(redisContext *conn, char *message, size_t size)
 {
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", rd_functions_source};
-    redisReply *reply = run(conn, 4, argv);
-    if (reply == NULL)
-        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
-    stock_code code = STOCK_OK;
-    if (reply->type == REDIS_REPLY_ERROR)
-        code = fail(message, size, STOCK_IO, "FUNCTION LOAD of the stockd library failed",
-                    reply->str);
+    const char *list[] = {"FUNCTION", "LIST", "LIBRARYNAME", RD_LIBRARY, "WITHCODE"};
+    redisReply *reply = NULL;
+    stock_code code = run_checked(conn, 5, list, REDIS_REPLY_ARRAY, "FUNCTION LIST failed",
+                                  &reply, message, size);
+    bool loaded = false;
+    for (size_t i = 0; code == STOCK_OK && i < reply->elements; i++) {
+        const redisReply *library = reply->element[i];
+        for (size_t k = 0; library->type == REDIS_REPLY_ARRAY && k + 1 < library->elements; k++)
+            if (library->element[k]->type == REDIS_REPLY_STRING &&
+                strcmp(library->element[k]->str, "library_code") == 0 &&
+                library->element[k + 1]->type == REDIS_REPLY_STRING)
+                loaded = strcmp(library->element[k + 1]->str, rd_functions_source) == 0;
+    }
+    freeReplyObject(reply);
+    if (code != STOCK_OK || loaded)
+        return code;
+    const char *load[] = {"FUNCTION", "LOAD", "REPLACE", rd_functions_source};
+    code = run_checked(conn, 4, load, -1, "FUNCTION LOAD of the stockd library failed", &reply,
+                       message, size);
     freeReplyObject(reply);
     return code;
 }

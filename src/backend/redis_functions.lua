@@ -396,6 +396,8 @@ local function order_end(keys, args)
 end
 
 -- The library's entry points. (Loading runs with few globals: no pairs.)
+-- Reads are flagged no-writes, so that they still run on a server that is
+-- out of memory (maxmemory), where calls that may write are refused whole.
 redis.register_function('stockd_v1_claim', claim)
 redis.register_function('stockd_v1_fence', fence)
 redis.register_function('stockd_v1_rebind', rebind)
@@ -403,11 +405,11 @@ redis.register_function('stockd_v1_set', set)
 redis.register_function('stockd_v1_add', add_stock)
 redis.register_function('stockd_v1_deduct', deduct)
 redis.register_function('stockd_v1_refund', refund)
-redis.register_function('stockd_v1_get', get)
-redis.register_function('stockd_v1_line', line_info)
-redis.register_function('stockd_v1_probe', probe)
+redis.register_function{function_name = 'stockd_v1_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v1_line', callback = line_info, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v1_probe', callback = probe, flags = {'no-writes'}}
 redis.register_function('stockd_v1_order', order)
-redis.register_function('stockd_v1_order_fence', order_fence)
+redis.register_function{function_name = 'stockd_v1_order_fence', callback = order_fence, flags = {'no-writes'}}
 redis.register_function('stockd_v1_order_take', order_take)
 redis.register_function('stockd_v1_order_untake', order_untake)
 redis.register_function('stockd_v1_order_begin', order_begin)
