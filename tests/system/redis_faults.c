@@ -1,0 +1,340 @@
+/*
+ * redis_faults.c -- the redis backend when things go wrong, on a real
+ * redis-server (tests/suites/55-redis.sh starts it):
+ *
+ *   redis_faults options URI     bad options are refused and named; good ones
+ *                                open; a port nobody listens on is UNAVAILABLE
+ *   redis_faults directory URI   a client that died between a line's directory
+ *                                entry and its deduction: the entry alone
+ *                                means NOTFOUND, and the line id stays usable
+ *   redis_faults stale URI       a client that died in the middle of an order
+ *                                over two slots: the retry undoes the stale
+ *                                attempt and places the order exactly once
+ *   redis_faults write URI FILE  deducts until the server goes away, writing
+ *                                the last acknowledged line number to FILE
+ *   redis_faults check URI FILE  every acknowledged line is there
+ *   redis_faults full URI        on a server at maxmemory: writes fail with a
+ *                                clear error and change nothing, reads work
+ *
+ * URI is redis://host:port without a query string. The crash states are made
+ * with raw commands through hiredis, as a dying client leaves them.
+ */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stock.h"
+
+#define URI_MAX 1024
+#define WRITE_BATCH 50
+
+static int failures;
+
+static void expect(bool ok, const char *what, stock_code code, const char *message)
+{
+    printf("%s %s (%s %s)\n", ok ? "ok  " : "FAIL", what, stock_code_name(code),
+           message != NULL ? message : "");
+    failures += !ok;
+}
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct options_case {
+    const char *suffix;
+    stock_code code;
+    const char *words;
+} options_case;
+
+static const options_case option_cases[] = {
+    {"?prefx=a", STOCK_INVALID, "unknown option 'prefx'"},
+    {"?prefix=a&prefix=b", STOCK_INVALID, "given twice"},
+    {"?prefix=a{b}", STOCK_INVALID, "prefix"},
+    {"?timeout_ms=0", STOCK_INVALID, "timeout_ms"},
+    {"?timeout_ms=5s", STOCK_INVALID, "timeout_ms"},
+    {"?wait=17", STOCK_INVALID, "wait"},
+    {"?buckets=0", STOCK_INVALID, "buckets"},
+    {"?buckets=8", STOCK_UNSUPPORTED, "buckets"},
+    {"?password=", STOCK_INVALID, "password"},
+    {"?prefix", STOCK_INVALID, "no value"},
+    {"/3", STOCK_INVALID, "database"},
+    {"?prefix=opt%3A&timeout_ms=2000&wait=0&buckets=1", STOCK_OK, ""},
+};
+
+static void check_open(const char *uri, stock_code want, const char *words)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_open(uri, NULL, &store, message, sizeof message);
+    bool ok = code == want && (want == STOCK_OK) == (store != NULL) &&
+              (want == STOCK_OK || strstr(message, words) != NULL);
+    expect(ok, uri, code, message);
+    if (store != NULL)
+        stock_close(store);
+}
+
+static void run_options(const char *base)
+{
+    char uri[URI_MAX];
+    for (size_t i = 0; i < sizeof option_cases / sizeof option_cases[0]; i++) {
+        snprintf(uri, sizeof uri, "%s%s", base, option_cases[i].suffix);
+        check_open(uri, option_cases[i].code, option_cases[i].words);
+    }
+    check_open("redis://127.0.0.1:1", STOCK_UNAVAILABLE, "cannot connect");
+    check_open("redis://:@127.0.0.1:1", STOCK_INVALID, "password");
+}
+
+/* -------------------------------------------------------------- raw state */
+
+static redisContext *raw_connect(const char *uri)
+{
+    char host[256];
+    int port = 0;
+    if (sscanf(uri, "redis://%255[^:]:%d", host, &port) != 2) {
+        fprintf(stderr, "redis_faults: cannot read host:port of %s\n", uri);
+        exit(2);
+    }
+    redisContext *conn = redisConnect(host, port);
+    if (conn == NULL || conn->err != 0) {
+        fprintf(stderr, "redis_faults: cannot connect to %s\n", uri);
+        exit(2);
+    }
+    return conn;
+}
+
+/* Runs a raw command (argv form) and prints an error reply. */
+static void raw(redisContext *conn, int count, const char **argv)
+{
+    redisReply *reply = redisCommandArgv(conn, count, argv, NULL);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "redis_faults: %s failed: %s\n", argv[0],
+                reply != NULL ? reply->str : conn->errstr);
+        exit(2);
+    }
+    freeReplyObject(reply);
+}
+
+static stock_t *open_or_die(const char *uri)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX] = "";
+    if (stock_open(uri, NULL, &store, message, sizeof message) != STOCK_OK) {
+        fprintf(stderr, "redis_faults: cannot open %s: %s\n", uri, message);
+        exit(2);
+    }
+    return store;
+}
+
+/* A run-unique name. */
+static void unique(char *out, size_t size, const char *kind)
+{
+    snprintf(out, size, "f%lx-%d-%s", (unsigned long)time(NULL), (int)getpid(), kind);
+}
+
+/* The line's directory entry written alone, as by a client that died right
+ * after claiming it: the line does not exist, and its id is still free. */
+static void run_directory(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    char sku[64], other[64], line[64], key[128], refund[64];
+    unique(sku, sizeof sku, "sku");
+    unique(other, sizeof other, "other");
+    unique(line, sizeof line, "line");
+    unique(refund, sizeof refund, "refund");
+    stock_set(store, sku, 10, NULL, NULL, NULL);
+    stock_set(store, other, 10, NULL, NULL, NULL);
+    snprintf(key, sizeof key, "{line:%s}", line);
+    const char *claim[] = {"HSET", key, "o", sku, "g", "1"};
+    raw(conn, 6, claim);
+    stock_line_info info;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_line(store, line, &info);
+    expect(code == STOCK_NOT_FOUND, "a directory entry alone: LINE is NOTFOUND", code, "");
+    code = stock_refund(store, refund, line, 1, NULL, message);
+    expect(code == STOCK_NOT_FOUND && strstr(message, line) != NULL,
+           "a directory entry alone: REFUND is NOTFOUND", code, message);
+    /* The line id was never used: a deduction on another SKU is fresh. */
+    int64_t available = -1;
+    code = stock_deduct(store, line, other, 3, &available, message);
+    expect(code == STOCK_OK && available == 7, "the id is free for another SKU", code, message);
+    code = stock_line(store, line, &info);
+    expect(code == STOCK_OK && strcmp(info.sku, other) == 0 && info.qty == 3,
+           "the line names the SKU it was taken from", code, "");
+    code = stock_deduct(store, line, sku, 3, NULL, message);
+    expect(code == STOCK_CONFLICT, "and is taken now: the first SKU conflicts", code, message);
+    code = stock_refund(store, refund, line, 1, &available, message);
+    expect(code == STOCK_OK && available == 8, "the refund finds the line", code, message);
+    stock_sku_info totals;
+    stock_get(store, sku, &totals);
+    expect(totals.available == 10 && totals.deducted == 0, "the first SKU is untouched",
+           STOCK_OK, "");
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* An order over two slots whose client died after taking the first slot:
+ * its record says "taking" with a lease long past. */
+static void run_stale(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    char a[64], b[64], order[64], line_a[64], line_b[64];
+    unique(a, sizeof a, "a");
+    unique(b, sizeof b, "b");
+    unique(order, sizeof order, "order");
+    unique(line_a, sizeof line_a, "la");
+    unique(line_b, sizeof line_b, "lb");
+    stock_set(store, a, 5, NULL, NULL, NULL);
+    stock_set(store, b, 5, NULL, NULL, NULL);
+    char spec[512], order_key[128], stock_a[128], flow_a[128], fence_a[128], line_key[128];
+    snprintf(spec, sizeof spec, "%s %s 2 %s %s 3", line_a, a, line_b, b);
+    snprintf(order_key, sizeof order_key, "{order:%s}", order);
+    snprintf(stock_a, sizeof stock_a, "{sku:%s}", a);
+    snprintf(flow_a, sizeof flow_a, "{sku:%s}:flow", a);
+    snprintf(fence_a, sizeof fence_a, "{sku:%s}:ofence", a);
+    snprintf(line_key, sizeof line_key, "{line:%s}", line_a);
+    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "1", order_key, spec, "1000", "1"};
+    raw(conn, 7, begin);
+    const char *claim[] = {"FCALL", "stockd_v1_claim", "1", line_key, a};
+    raw(conn, 5, claim);
+    const char *take[] = {"FCALL", "stockd_v1_order_take", "3", stock_a, flow_a, fence_a, order,
+                          "1", "1000", "1", line_a, "1", "2", "1", "0"};
+    raw(conn, 15, take);
+    stock_sku_info totals;
+    stock_get(store, a, &totals);
+    expect(totals.available == 3, "the dead client took its first slot", STOCK_OK, "");
+    stock_order_line lines[2] = {{stock_id_from_cstr(line_a), stock_id_from_cstr(a), 2, -1},
+                                 {stock_id_from_cstr(line_b), stock_id_from_cstr(b), 3, -1}};
+    int32_t failed = 0;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_order(store, order, lines, 2, &failed, message);
+    expect(code == STOCK_OK && lines[0].available == 3 && lines[1].available == 2,
+           "the retry undid the stale attempt and placed the order", code, message);
+    stock_get(store, a, &totals);
+    expect(totals.available == 3 && totals.deducted == 2, "the first slot was taken once",
+           STOCK_OK, "");
+    code = stock_order(store, order, lines, 2, &failed, message);
+    expect(code == STOCK_REPLAY && lines[1].available == 2, "a second retry replays", code,
+           message);
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* ------------------------------------------------------------- AOF restart */
+
+static void write_ack(const char *file, long acked)
+{
+    FILE *out = fopen(file, "w");
+    if (out == NULL)
+        exit(2);
+    fprintf(out, "%ld\n", acked);
+    fflush(out);
+    fdatasync(fileno(out));
+    fclose(out);
+}
+
+/* Deducts lines w0, w1, ... of SKU "w" (qty 1) in batches until a batch
+ * fails; FILE holds the count acknowledged so far. */
+static int run_write(const char *uri, const char *file)
+{
+    stock_t *store = open_or_die(uri);
+    stock_set(store, "fault-w", 1000000000, NULL, NULL, NULL);
+    static char ids[WRITE_BATCH][32];
+    stock_op ops[WRITE_BATCH];
+    write_ack(file, 0);
+    printf("ready\n");
+    fflush(stdout);
+    for (long acked = 0;;) {
+        for (int i = 0; i < WRITE_BATCH; i++) {
+            snprintf(ids[i], sizeof ids[i], "fault-w%ld", acked + i);
+            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(ids[i]),
+                                .sku = stock_id_from_cstr("fault-w"), .amount = 1};
+        }
+        stock_execute(store, ops, WRITE_BATCH);
+        for (int i = 0; i < WRITE_BATCH; i++)
+            if (!stock_code_succeeded(ops[i].code)) {
+                printf("stopped at line %ld: %s %s\n", acked + i,
+                       stock_code_name(ops[i].code), ops[i].message);
+                stock_close(store);
+                return 0;
+            }
+        acked += WRITE_BATCH;
+        write_ack(file, acked);
+    }
+}
+
+static int run_check(const char *uri, const char *file)
+{
+    FILE *in = fopen(file, "r");
+    long acked = -1;
+    if (in == NULL || fscanf(in, "%ld", &acked) != 1)
+        return 2;
+    fclose(in);
+    stock_t *store = open_or_die(uri);
+    stock_sku_info totals;
+    stock_code code = stock_get(store, "fault-w", &totals);
+    char what[128];
+    snprintf(what, sizeof what, "%ld lines acknowledged, %" PRId64 " deducted after restart",
+             acked, totals.deducted);
+    expect(code == STOCK_OK && acked > 0 && totals.deducted >= acked &&
+           totals.deducted < acked + WRITE_BATCH, what, code, "");
+    char line[32];
+    snprintf(line, sizeof line, "fault-w%ld", acked - 1);
+    stock_line_info info;
+    code = stock_line(store, line, &info);
+    expect(code == STOCK_OK, "the last acknowledged line is there", code, line);
+    stock_close(store);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ full */
+
+static void run_full(const char *uri)
+{
+    stock_t *store = open_or_die(uri);
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_sku_info before, after;
+    stock_code code = stock_get(store, "fault-w", &before);
+    expect(code == STOCK_OK, "a read works on a full server", code, "");
+    code = stock_deduct(store, "fault-full-line", "fault-w", 1, NULL, message);
+    expect(code == STOCK_IO && strstr(message, "out of memory") != NULL,
+           "a deduction is refused with a clear error", code, message);
+    code = stock_set(store, "fault-full-sku", 5, NULL, NULL, message);
+    expect(code == STOCK_IO && strstr(message, "maxmemory") != NULL,
+           "a set is refused with a clear error", code, message);
+    stock_get(store, "fault-w", &after);
+    expect(after.deducted == before.deducted, "nothing changed", STOCK_OK, "");
+    code = stock_line(store, "fault-full-line", NULL);
+    expect(code == STOCK_NOT_FOUND, "no line was written", code, "");
+    stock_close(store);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || strchr(argv[2], '?') != NULL) {
+        fprintf(stderr, "usage: redis_faults options|directory|stale|write|check|full URI "
+                        "[FILE]\n");
+        return 2;
+    }
+    const char *mode = argv[1], *uri = argv[2];
+    if (strcmp(mode, "options") == 0)
+        run_options(uri);
+    else if (strcmp(mode, "directory") == 0)
+        run_directory(uri);
+    else if (strcmp(mode, "stale") == 0)
+        run_stale(uri);
+    else if (strcmp(mode, "write") == 0 && argc == 4)
+        return run_write(uri, argv[3]);
+    else if (strcmp(mode, "check") == 0 && argc == 4)
+        return run_check(uri, argv[3]);
+    else if (strcmp(mode, "full") == 0)
+        run_full(uri);
+    else
+        return 2;
+    printf("redis_faults %s: %d failed\n", mode, failures);
+    return failures == 0 ? 0 : 1;
+}
