@@ -9,6 +9,7 @@
  *                                  log = write-ahead log with group commit)
  *   "stockd://host:port"           a running stockd server (RESP)
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
+ *   "redis://[:password@]host:port"  Redis 7 through hiredis (docs/redis.md)
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is
