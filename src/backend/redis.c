@@ -39,6 +39,8 @@
 #define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
+/* An order's lines as text, "line sku qty ...". */
+#define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
 
 /* shared: replaced by src/lib when issue 9's plumbing lands */
 static int64_t now_us(clockid_t clock)
@@ -116,6 +118,8 @@ typedef struct rd_store {
     rd_job jobs[RD_RUN_MAX];
     redisReply *replies[RD_RUN_MAX];
     uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
+    char spec[RD_SPEC_MAX];          /* the order being run, as text */
+    char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
 
     _Atomic uint64_t batches, operations;
 } rd_store;
@@ -849,7 +853,6 @@ static void order_spec(const stock_op *op, char *spec, size_t size)
     }
 }
 
-#define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
 
 /* Pushes, for the lines in slot, each distinct SKU's stock and flow keys
  * (info[i].key = its stock key's index, 1-based). */
@@ -1031,10 +1034,10 @@ static bool order_end(rd_store *store, stock_id order, const char *attempt, cons
 static bool order_undo_stale(rd_store *store, stock_id order, const char *attempt,
                              const char *spec)
 {
-    static __thread char copy[RD_SPEC_MAX];
+    char *copy = store->stale_spec;
     stock_order_line lines[STOCK_ORDER_LINES_MAX];
     rd_order_line info[STOCK_ORDER_LINES_MAX];
-    snprintf(copy, sizeof copy, "%s", spec);
+    snprintf(copy, RD_SPEC_MAX, "%s", spec);
     uint32_t count = 0;
     char *save = NULL;
     for (char *word = strtok_r(copy, " ", &save); word != NULL && count < STOCK_ORDER_LINES_MAX;
@@ -1265,9 +1268,9 @@ static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
  * protocol of order_many_slots. */
 static void order_run(rd_store *store, stock_op *op)
 {
-    static __thread char spec[RD_SPEC_MAX];
+    char *spec = store->spec;
     rd_order_line info[STOCK_ORDER_LINES_MAX];
-    order_spec(op, spec, sizeof spec);
+    order_spec(op, spec, RD_SPEC_MAX);
     bool one_slot = true;
     for (uint32_t i = 0; i < op->line_count; i++) {
         info[i].slot = sku_slot(op->lines[i].sku);
