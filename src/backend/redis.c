@@ -332,6 +332,46 @@ static void set_owner(rd_job *job, const char *sku)
     job->owner = stock_id_from_cstr(job->owner_text);
 }
 
+/* Builds the claim of kind:id for owner: the directory entry "1 owner"
+ * written unless there is one, whose value comes back (SET NX GET). */
+static void claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                        stock_id owner)
+{
+    cmd_start(cmd);
+    cmd_argf(cmd, "SET");
+    cmd_argf(cmd, "%s{%s:%.*s}", prefix, kind, (int)id.len, id.ptr);
+    cmd_argf(cmd, "1 %.*s", (int)owner.len, owner.ptr);
+    cmd_argf(cmd, "NX");
+    cmd_argf(cmd, "GET");
+}
+
+/* Reads a directory entry "generation owner" from a reply; false for none. */
+static bool entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
+                        char owner[STOCK_ID_MAX + 1])
+{
+    if (reply->type != REDIS_REPLY_STRING)
+        return false;
+    size_t gen_len = strcspn(reply->str, " ");
+    snprintf(gen, RD_GEN_MAX, "%.*s", (int)gen_len, reply->str);
+    snprintf(owner, STOCK_ID_MAX + 1, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
+    return true;
+}
+
+/* Reads a claim's reply: true when the id is ours (new, or bound to owner
+ * already) with gen set; else other and other_gen name its owner. */
+static bool claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
+                        char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX])
+{
+    if (!entry_parse(reply, other_gen, other)) {
+        snprintf(gen, RD_GEN_MAX, "1");
+        return true;
+    }
+    if (!ids_equal(stock_id_from_cstr(other), owner))
+        return false;
+    snprintf(gen, RD_GEN_MAX, "%s", other_gen);
+    return true;
+}
+
 /* ------------------------------------------------------------- the calls */
 
 /* Builds the call of the op's effect. */
@@ -399,28 +439,23 @@ static void job_build(rd_store *store, rd_job *job, int64_t time_us)
     stock_id id = job->op->line;
     switch (job->step) {
     case RD_LOOKUP:
-        cmd_start(cmd);
-        cmd_argf(cmd, "HGET");
-        cmd_argf(cmd, "%s{line:%.*s}", p, (int)id.len, id.ptr);
-        cmd_argf(cmd, "o");
-        return;
     case RD_LOOKUP_REFUND:
-        id = job->op->id;
+        kind = job->step == RD_LOOKUP ? "line" : "refund";
+        id = job->step == RD_LOOKUP ? job->op->line : job->op->id;
         cmd_start(cmd);
-        cmd_argf(cmd, "HMGET");
-        cmd_argf(cmd, "%s{refund:%.*s}", p, (int)id.len, id.ptr);
-        cmd_argf(cmd, "o");
-        cmd_argf(cmd, "g");
+        cmd_argf(cmd, "GET");
+        cmd_argf(cmd, "%s{%s:%.*s}", p, kind, (int)id.len, id.ptr);
         return;
     case RD_CLAIM:
+        op_claim_id(job->op, &kind, &id);
+        claim_build(cmd, p, kind, id, job->owner);
+        return;
     case RD_REBIND:
         op_claim_id(job->op, &kind, &id);
-        cmd_fcall(cmd, job->step == RD_CLAIM ? "claim" : "rebind");
+        cmd_fcall(cmd, "rebind");
         cmd_key(cmd, p, kind, id, "");
-        if (job->step == RD_REBIND) {
-            cmd_argf(cmd, "%s", job->other);
-            cmd_argf(cmd, "%s", job->other_gen);
-        }
+        cmd_argf(cmd, "%s", job->other);
+        cmd_argf(cmd, "%s", job->other_gen);
         cmd_id(cmd, job->owner);
         return;
     case RD_FENCE:
@@ -495,38 +530,34 @@ static void job_advance(rd_job *job, const redisReply *reply)
         job->step = RD_DONE;
         return;
     }
+    char owner[STOCK_ID_MAX + 1];
+    bool found;
     switch (job->step) {
     case RD_LOOKUP:
-        if (reply->type != REDIS_REPLY_STRING && op->type == STOCK_OP_LINE) {
+        found = entry_parse(reply, job->gen, owner);
+        if (!found && op->type == STOCK_OP_LINE) {
             result_line_not_found(op, op->line);
             job->step = RD_DONE;
-        } else if (reply->type != REDIS_REPLY_STRING) {
+        } else if (!found) {
             job->step = RD_LOOKUP_REFUND;
         } else {
-            set_owner(job, reply->str);
+            set_owner(job, owner);
             job->step = op->type == STOCK_OP_LINE ? RD_EFFECT : RD_CLAIM;
         }
         return;
     case RD_LOOKUP_REFUND:
         /* No line: NOTFOUND, unless the refund id is bound (judged first). */
-        if (element(reply, 0)[0] == '\0') {
+        if (!entry_parse(reply, job->gen, owner)) {
             result_line_not_found(op, op->line);
             job->step = RD_DONE;
         } else {
-            set_owner(job, element(reply, 0));
-            snprintf(job->gen, sizeof job->gen, "%s", element(reply, 1));
+            set_owner(job, owner);
             job->step = RD_EFFECT;
         }
         return;
     case RD_CLAIM:
-        if (is(reply, 0, "other")) {
-            snprintf(job->other_gen, sizeof job->other_gen, "%s", element(reply, 1));
-            snprintf(job->other, sizeof job->other, "%s", element(reply, 2));
-            job->step = RD_FENCE;
-        } else {
-            snprintf(job->gen, sizeof job->gen, "%s", element(reply, 1));
-            job->step = RD_EFFECT;
-        }
+        job->step = claim_parse(reply, job->owner, job->gen, job->other, job->other_gen)
+                        ? RD_EFFECT : RD_FENCE;
         return;
     case RD_FENCE:
         op_claim_id(op, &kind, &id);
@@ -725,7 +756,7 @@ static int fence_sync(rd_store *store, stock_op *op, const char *kind, stock_id 
     rd_cmd *cmd = &store->cmd;
     if (strcmp(other, "*") == 0) {
         cmd_fcall(cmd, "order_fence");
-        cmd_key(cmd, store->options.prefix, kind, id, "");
+        cmd_key(cmd, store->options.prefix, kind, id, ":x");
     } else {
         cmd_fcall(cmd, "fence");
         cmd_key(cmd, store->options.prefix, "sku", stock_id_from_cstr(other),
@@ -764,17 +795,19 @@ static int rebind_sync(rd_store *store, stock_op *op, const char *kind, stock_id
     return result;
 }
 
-/* Settles a claim whose reply named another owner: fence it out there and
- * rebind, or learn that a record holds it (*elsewhere). reply is the claim's
- * reply. Returns false when op failed. */
+/* Settles a claim that found the id bound to another owner (other, at
+ * generation other_gen): fence it out there and rebind it to owner (gen
+ * receives the new generation), or learn that a record holds it there
+ * (*elsewhere). Returns false when op failed. */
 static bool claim_settle(rd_store *store, stock_op *op, const char *kind, stock_id id,
-                         stock_id owner, const redisReply *reply, char *gen, bool *elsewhere)
+                         stock_id owner, const char *found, const char *found_gen, char *gen,
+                         bool *elsewhere)
 {
-    char owner_text[STOCK_ID_MAX + 2];
+    char owner_text[STOCK_ID_MAX + 1];
     snprintf(owner_text, sizeof owner_text, "%.*s", (int)owner.len, owner.ptr);
-    char other[STOCK_ID_MAX + 2], other_gen[RD_GEN_MAX];
-    snprintf(other, sizeof other, "%s", element(reply, 2));
-    snprintf(other_gen, sizeof other_gen, "%s", element(reply, 1));
+    char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
+    snprintf(other, sizeof other, "%s", found);
+    snprintf(other_gen, sizeof other_gen, "%s", found_gen);
     for (int attempt = 0; attempt < RD_RESTARTS_MAX; attempt++) {
         int fenced = fence_sync(store, op, kind, id, other, other_gen);
         if (fenced != 0) {
@@ -784,19 +817,14 @@ static bool claim_settle(rd_store *store, stock_op *op, const char *kind, stock_
         int moved = rebind_sync(store, op, kind, id, other, other_gen, owner_text, gen);
         if (moved != 0)
             return moved == 1;
-        cmd_fcall(&store->cmd, "claim");
-        cmd_key(&store->cmd, store->options.prefix, kind, id, "");
-        cmd_id(&store->cmd, owner);
+        claim_build(&store->cmd, store->options.prefix, kind, id, owner);
         redisReply *again = call(store);
         if (again == NULL || again->type == REDIS_REPLY_ERROR) {
             order_fail_reply(store, op, again);
             freeReplyObject(again);
             return false;
         }
-        bool settled = !is(again, 0, "other");
-        snprintf(gen, RD_GEN_MAX, "%s", element(again, 1));
-        snprintf(other, sizeof other, "%s", element(again, 2));
-        snprintf(other_gen, sizeof other_gen, "%s", element(again, 1));
+        bool settled = claim_parse(again, owner, gen, other, other_gen);
         freeReplyObject(again);
         if (settled)
             return true;
@@ -810,9 +838,8 @@ static bool claim_settle(rd_store *store, stock_op *op, const char *kind, stock_
 static bool order_claim_lines(rd_store *store, stock_op *op, rd_order_line *info)
 {
     for (uint32_t i = 0; i < op->line_count; i++) {
-        cmd_fcall(&store->cmd, "claim");
-        cmd_key(&store->cmd, store->options.prefix, "line", op->lines[i].line_id, "");
-        cmd_id(&store->cmd, op->lines[i].sku);
+        claim_build(&store->cmd, store->options.prefix, "line", op->lines[i].line_id,
+                    op->lines[i].sku);
         if (!cmd_send(store)) {
             order_fail_reply(store, op, NULL);
             return false;
@@ -827,12 +854,11 @@ static bool order_claim_lines(rd_store *store, stock_op *op, rd_order_line *info
             order_fail_reply(store, op, replies[i]);
     }
     for (uint32_t i = 0; i < op->line_count && ok; i++) {
+        char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
         info[i].elsewhere = false;
-        snprintf(info[i].gen, sizeof info[i].gen, "%s", element(replies[i], 1));
-        if (is(replies[i], 0, "other"))
+        if (!claim_parse(replies[i], op->lines[i].sku, info[i].gen, other, other_gen))
             ok = claim_settle(store, op, "line", op->lines[i].line_id, op->lines[i].sku,
-                              replies[i], info[i].gen, &info[i].elsewhere) ||
-                 info[i].elsewhere;
+                              other, other_gen, info[i].gen, &info[i].elsewhere);
     }
     for (uint32_t i = 0; i < op->line_count; i++)
         freeReplyObject(replies[i]);
@@ -905,9 +931,8 @@ static void order_failure(stock_op *op, const redisReply *reply, uint32_t line)
  * -1 on failure. */
 static int order_claim(rd_store *store, stock_op *op, const char *owner, char *gen)
 {
-    cmd_fcall(&store->cmd, "claim");
-    cmd_key(&store->cmd, store->options.prefix, "order", op->id, "");
-    cmd_argf(&store->cmd, "%s", owner);
+    stock_id owner_id = stock_id_from_cstr(owner);
+    claim_build(&store->cmd, store->options.prefix, "order", op->id, owner_id);
     redisReply *reply = call(store);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         order_fail_reply(store, op, reply);
@@ -915,9 +940,9 @@ static int order_claim(rd_store *store, stock_op *op, const char *owner, char *g
         return -1;
     }
     bool elsewhere = false;
-    snprintf(gen, RD_GEN_MAX, "%s", element(reply, 1));
-    bool ok = !is(reply, 0, "other") ||
-              claim_settle(store, op, "order", op->id, stock_id_from_cstr(owner), reply, gen,
+    char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
+    bool ok = claim_parse(reply, owner_id, gen, other, other_gen) ||
+              claim_settle(store, op, "order", op->id, owner_id, other, other_gen, gen,
                            &elsewhere);
     freeReplyObject(reply);
     if (elsewhere)
@@ -1020,7 +1045,7 @@ static bool order_end(rd_store *store, stock_id order, const char *attempt, cons
                       const char *results)
 {
     cmd_fcall(&store->cmd, "order_end");
-    cmd_key(&store->cmd, store->options.prefix, "order", order, "");
+    cmd_key(&store->cmd, store->options.prefix, "order", order, ":x");
     cmd_argf(&store->cmd, "%s", attempt);
     cmd_argf(&store->cmd, "%s", how);
     cmd_argf(&store->cmd, "%s", results);
@@ -1070,6 +1095,7 @@ static rd_begin order_begin(rd_store *store, stock_op *op, const char *spec, cha
     for (int round = 0; round < RD_RESTARTS_MAX; round++) {
         cmd_fcall(&store->cmd, "order_begin");
         cmd_key(&store->cmd, store->options.prefix, "order", op->id, "");
+        cmd_key(&store->cmd, store->options.prefix, "order", op->id, ":x");
         cmd_argf(&store->cmd, "%s", spec);
         cmd_argf(&store->cmd, "%" PRId64, now_us(CLOCK_REALTIME) / 1000);
         cmd_argf(&store->cmd, "%" PRId64, lease_ms);
@@ -1098,8 +1124,8 @@ static rd_begin order_begin(rd_store *store, stock_op *op, const char *spec, cha
         } else if (is(reply, 0, "STALE")) {
             result = order_undo_stale(store, op->id, element(reply, 1), element(reply, 2))
                          ? RD_AGAIN : RD_FAILED;
-        } else if (!claim_settle(store, op, "order", op->id, stock_id_from_cstr("*"), reply,
-                                 gen, &elsewhere)) {
+        } else if (!claim_settle(store, op, "order", op->id, stock_id_from_cstr("*"),
+                                 element(reply, 2), element(reply, 1), gen, &elsewhere)) {
             result = RD_FAILED;
         } else if (elsewhere) {
             result_conflict(op, "order", op->id);

@@ -89,16 +89,8 @@ end
 
 -- ------------------------------------------------------------ directory
 
--- KEYS: directory entry. ARGV: owner. Binds a new id to owner.
-local function claim(keys, args)
-    local entry = redis.call('HMGET', keys[1], 'o', 'g')
-    if not entry[1] then
-        redis.call('HSET', keys[1], 'o', args[1], 'g', '1')
-        return {'new', '1'}
-    end
-    if entry[1] == args[1] then return {'same', entry[2]} end
-    return {'other', entry[2], entry[1]}
-end
+-- A directory entry is a string "generation owner"; a client claims a new
+-- id with SET key "1 owner" NX GET (no function needed).
 
 -- KEYS: the old owner's record hash. ARGV: id, generation of the binding.
 -- Leaves a tombstone unless a real record holds the id.
@@ -111,10 +103,9 @@ end
 
 -- KEYS: directory entry. ARGV: old owner, old generation, new owner.
 local function rebind(keys, args)
-    local entry = redis.call('HMGET', keys[1], 'o', 'g')
-    if entry[1] ~= args[1] or entry[2] ~= args[2] then return {'retry'} end
+    if redis.call('GET', keys[1]) ~= args[2] .. ' ' .. args[1] then return {'retry'} end
     local gen = tostring(tonumber(args[2]) + 1)
-    redis.call('HSET', keys[1], 'o', args[3], 'g', gen)
+    redis.call('SET', keys[1], gen .. ' ' .. args[3])
     return {'ok', gen}
 end
 
@@ -226,8 +217,8 @@ local function probe(keys, args)
     return {sku, r and 'taken' or 'free'}
 end
 
--- KEYS: directory entry of an order over several slots. Its record lives in
--- the entry itself, so a fence only checks that no attempt is recorded.
+-- KEYS: the record of an order over several slots (its directory entry
+-- names no SKU, so a fence only checks that no attempt is recorded).
 local function order_fence(keys)
     if redis.call('HEXISTS', keys[1], 'st') == 1 then return 'exists' end
     return 'fenced'
@@ -362,26 +353,28 @@ local function order_untake(keys, args)
     return undone
 end
 
--- The record of an order over several slots, in its directory entry.
--- KEYS: directory entry. ARGV: spec, now_ms, lease_ms.
+-- The record of an order over several slots. KEYS: its directory entry,
+-- its record. ARGV: spec, now_ms, lease_ms.
 local function order_begin(keys, args)
-    local e = redis.call('HMGET', keys[1], 'o', 'g', 'st', 'spec', 'res', 'lease', 'att')
-    if not e[1] then
-        redis.call('HSET', keys[1], 'o', '*', 'g', '1')
-        e[1], e[2] = '*', '1'
+    local entry = redis.call('GET', keys[1])
+    if not entry then
+        entry = '1 *'
+        redis.call('SET', keys[1], entry)
     end
-    if e[1] ~= '*' then return {'other', e[2], e[1]} end
-    if e[3] == 'done' and e[4] == args[1] then return {'REPLAY', e[5]} end
-    if e[3] == 'done' then return {'CONFLICT'} end
-    if e[3] == 'taking' and tonumber(e[6]) > tonumber(args[2]) then return {'BUSY'} end
-    if e[3] == 'taking' then return {'STALE', e[7], e[4]} end
-    local attempt = tostring((tonumber(e[7]) or 0) + 1)
-    redis.call('HSET', keys[1], 'st', 'taking', 'spec', args[1], 'att', attempt,
+    local gen, owner = entry:match('^(%S+) (.*)$')
+    if owner ~= '*' then return {'other', gen, owner} end
+    local e = redis.call('HMGET', keys[2], 'st', 'spec', 'res', 'lease', 'att')
+    if e[1] == 'done' and e[2] == args[1] then return {'REPLAY', e[3]} end
+    if e[1] == 'done' then return {'CONFLICT'} end
+    if e[1] == 'taking' and tonumber(e[4]) > tonumber(args[2]) then return {'BUSY'} end
+    if e[1] == 'taking' then return {'STALE', e[5], e[2]} end
+    local attempt = tostring((tonumber(e[5]) or 0) + 1)
+    redis.call('HSET', keys[2], 'st', 'taking', 'spec', args[1], 'att', attempt,
                'lease', tostring(tonumber(args[2]) + tonumber(args[3])))
     return {'BEGUN', attempt}
 end
 
--- KEYS: directory entry. ARGV: attempt, outcome ('done' or 'undone'),
+-- KEYS: the order's record. ARGV: attempt, outcome ('done' or 'undone'),
 -- results. 'undone' forgets the attempt: a failed order records nothing.
 local function order_end(keys, args)
     local e = redis.call('HMGET', keys[1], 'st', 'att')
@@ -398,7 +391,6 @@ end
 -- The library's entry points. (Loading runs with few globals: no pairs.)
 -- Reads are flagged no-writes, so that they still run on a server that is
 -- out of memory (maxmemory), where calls that may write are refused whole.
-redis.register_function('stockd_v1_claim', claim)
 redis.register_function('stockd_v1_fence', fence)
 redis.register_function('stockd_v1_rebind', rebind)
 redis.register_function('stockd_v1_set', set)

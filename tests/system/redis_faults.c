@@ -148,8 +148,10 @@ static void run_directory(const char *uri)
     stock_set(store, sku, 10, NULL, NULL, NULL);
     stock_set(store, other, 10, NULL, NULL, NULL);
     snprintf(key, sizeof key, "{line:%s}", line);
-    const char *claim[] = {"HSET", key, "o", sku, "g", "1"};
-    raw(conn, 6, claim);
+    char entry[80];
+    snprintf(entry, sizeof entry, "1 %s", sku);
+    const char *claim[] = {"SET", key, entry};
+    raw(conn, 3, claim);
     stock_line_info info;
     char message[STOCK_MESSAGE_MAX] = "";
     stock_code code = stock_line(store, line, &info);
@@ -190,17 +192,21 @@ static void run_stale(const char *uri)
     unique(line_b, sizeof line_b, "lb");
     stock_set(store, a, 5, NULL, NULL, NULL);
     stock_set(store, b, 5, NULL, NULL, NULL);
-    char spec[512], order_key[128], stock_a[128], flow_a[128], fence_a[128], line_key[128];
+    char spec[512], order_key[128], record[128], stock_a[128], flow_a[128], fence_a[128];
+    char line_key[128], entry[80];
     snprintf(spec, sizeof spec, "%s %s 2 %s %s 3", line_a, a, line_b, b);
     snprintf(order_key, sizeof order_key, "{order:%s}", order);
+    snprintf(record, sizeof record, "{order:%s}:x", order);
     snprintf(stock_a, sizeof stock_a, "{sku:%s}", a);
     snprintf(flow_a, sizeof flow_a, "{sku:%s}:flow", a);
     snprintf(fence_a, sizeof fence_a, "{sku:%s}:ofence", a);
     snprintf(line_key, sizeof line_key, "{line:%s}", line_a);
-    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "1", order_key, spec, "1000", "1"};
-    raw(conn, 7, begin);
-    const char *claim[] = {"FCALL", "stockd_v1_claim", "1", line_key, a};
-    raw(conn, 5, claim);
+    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "2", order_key, record, spec,
+                           "1000", "1"};
+    raw(conn, 8, begin);
+    snprintf(entry, sizeof entry, "1 %s", a);
+    const char *claim[] = {"SET", line_key, entry};
+    raw(conn, 3, claim);
     const char *take[] = {"FCALL", "stockd_v1_order_take", "3", stock_a, flow_a, fence_a, order,
                           "1", "1000", "1", line_a, "1", "2", "1", "0"};
     raw(conn, 15, take);
