@@ -39,6 +39,7 @@
 #define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
+#define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
 /* An order's lines as text, "line sku qty ...". */
 #define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
 
@@ -996,6 +997,31 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
 
 /* ------------------------------------------------ orders over many slots */
 
+/* The pending index lists the orders over several slots that may be in
+ * flight, scored by when their lease ends. how: "ZADD" adds order with score
+ * deadline; "DROP" removes it if its score is still deadline (a later attempt
+ * of the same order keeps its entry). False when the link failed. */
+static bool pending_edit(rd_store *store, const char *how, stock_id order, const char *deadline)
+{
+    rd_cmd *cmd = &store->cmd;
+    if (strcmp(how, "ZADD") == 0) {
+        cmd_start(cmd);
+        cmd_argf(cmd, "ZADD");
+        cmd_argf(cmd, "%s{stock:pending}", store->options.prefix);
+        cmd_argf(cmd, "%s", deadline);
+        cmd_id(cmd, order);
+    } else {
+        cmd_fcall(cmd, "pending_drop");
+        cmd_key(cmd, store->options.prefix, "stock", stock_id_from_cstr("pending"), "");
+        cmd_id(cmd, order);
+        cmd_argf(cmd, "%s", deadline);
+    }
+    redisReply *reply = call(store);
+    bool ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+    freeReplyObject(reply);
+    return ok;
+}
+
 /* Gives back what attempt took of the order's lines, slot by slot
  * (pipelined; idempotent). False when the link failed. */
 static bool order_untake(rd_store *store, stock_id order, const char *attempt,
@@ -1252,26 +1278,22 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
     return failed == op->line_count;
 }
 
-/* An order over several slots: a durable record (order_begin), the line
- * ids claimed, the lines checked and taken slot by slot, and on any refusal
- * every slot given back before the record is forgotten (docs/redis.md). */
-static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
-                             const char *spec)
+/* The lines of a begun attempt: claimed, checked, taken; on a refusal given
+ * back. Returns true when an id moved and the order must start again;
+ * *ended says whether the attempt's record was ended (done or undone). */
+static bool order_attempt(rd_store *store, stock_op *op, rd_order_line *info,
+                          const char *attempt, bool *ended)
 {
-    char attempt[RD_GEN_MAX];
-    if (order_begin(store, op, spec, attempt) != RD_BEGUN)
-        return false;
     bool again = false;
     if (!order_claim_lines(store, op, info) || !order_probe(store, op, info, &again)) {
-        if (store->conn != NULL)
-            order_end(store, op->id, attempt, "undone", "");
+        *ended = store->conn != NULL && order_end(store, op->id, attempt, "undone", "");
         return again;
     }
     if (!order_take(store, op, info, attempt, &again)) {
         stock_code code = op->code;
-        if (store->conn != NULL &&
-            order_untake(store, op->id, attempt, op->lines, op->line_count, info))
-            order_end(store, op->id, attempt, "undone", "");
+        *ended = store->conn != NULL &&
+                 order_untake(store, op->id, attempt, op->lines, op->line_count, info) &&
+                 order_end(store, op->id, attempt, "undone", "");
         if (again)
             op->code = STOCK_OK, op->failed_line = -1, op->message[0] = '\0';
         else if (store->conn == NULL && code == STOCK_OK)
@@ -1283,11 +1305,33 @@ static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
     for (uint32_t i = 0; i < op->line_count; i++)
         used += (size_t)snprintf(results + used, sizeof results - used, "%s%" PRId64,
                                  i > 0 ? " " : "", op->lines[i].available);
-    if (!order_end(store, op->id, attempt, "done", results))
+    *ended = order_end(store, op->id, attempt, "done", results);
+    if (!*ended)
         result_fail(op, STOCK_UNAVAILABLE, "redis: order=%.*s: the connection was lost or "
                     "the attempt was taken over while it ended; the outcome is unknown; "
                     "retry with the same id is safe", (int)op->id.len, op->id.ptr);
     return false;
+}
+
+/* An order over several slots: listed in the pending index (so that a sweep
+ * finds it if this client dies), a durable record (order_begin), then the
+ * lines (order_attempt); the index entry goes once the record has ended. */
+static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
+                             const char *spec)
+{
+    char deadline[RD_GEN_MAX], attempt[RD_GEN_MAX];
+    snprintf(deadline, sizeof deadline, "%" PRId64, now_us(CLOCK_REALTIME) / 1000 +
+             (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR);
+    if (!pending_edit(store, "ZADD", op->id, deadline)) {
+        result_fail(op, STOCK_UNAVAILABLE, "%s", store->error);
+        return false;
+    }
+    bool again = false, ended = true;
+    if (order_begin(store, op, spec, attempt) == RD_BEGUN)
+        again = order_attempt(store, op, info, attempt, &ended);
+    if (ended && store->conn != NULL)
+        pending_edit(store, "DROP", op->id, deadline);
+    return again;
 }
 
 /* Runs an order alone: one call when its SKUs share a slot, else the
@@ -1319,6 +1363,47 @@ static void order_run(rd_store *store, stock_op *op)
                 (int)op->id.len, op->id.ptr);
 }
 
+/* ----------------------------------------------------------------- sweep */
+
+/* Gives back the orders over several slots whose client vanished mid-way:
+ * those of the pending index whose lease has passed and whose record still
+ * says taking (up to RD_SWEEP_MAX at a time). Entries whose record ended
+ * are dropped. Runs at open and then once per lease while the store is
+ * open, so an interrupted order is undone within two leases. */
+static void sweep(rd_store *store)
+{
+    rd_cmd *cmd = &store->cmd;
+    int64_t now_ms = now_us(CLOCK_REALTIME) / 1000;
+    cmd_start(cmd);
+    cmd_argf(cmd, "ZRANGEBYSCORE");
+    cmd_argf(cmd, "%s{stock:pending}", store->options.prefix);
+    cmd_argf(cmd, "-inf");
+    cmd_argf(cmd, "%" PRId64, now_ms);
+    cmd_argf(cmd, "WITHSCORES");
+    cmd_argf(cmd, "LIMIT");
+    cmd_argf(cmd, "0");
+    cmd_argf(cmd, "%d", RD_SWEEP_MAX);
+    redisReply *list = call(store);
+    for (size_t i = 0; list != NULL && list->type == REDIS_REPLY_ARRAY &&
+                       i + 1 < list->elements && store->conn != NULL; i += 2) {
+        stock_id order = stock_id_from_cstr(element(list, i));
+        cmd_fcall(cmd, "order_inspect");
+        cmd_key(cmd, store->options.prefix, "order", order, ":x");
+        redisReply *record = call(store);
+        if (record == NULL)
+            break;
+        bool taking = is(record, 0, "taking");
+        bool stale = taking && element_i64(record, 3) <= now_ms;
+        bool ended = !taking ||
+                     (stale && order_undo_stale(store, order, element(record, 1),
+                                                element(record, 2)));
+        freeReplyObject(record);
+        if (ended && store->conn != NULL)
+            pending_edit(store, "DROP", order, element(list, i + 1));
+    }
+    freeReplyObject(list);
+}
+
 /* ---------------------------------------------------------------- worker */
 
 /* After a batch with wait=N: WAIT N timeout. Fewer replicas: every write
@@ -1347,12 +1432,15 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     }
 }
 
-/* Takes every queued batch off the queue (mutex held); NULL when closing
- * with nothing left. */
-static stock_batch *take_batches(rd_store *store)
+/* Takes every queued batch off the queue (mutex held), waiting at most
+ * until the next sweep is due; NULL when there is none (closing, or time
+ * to sweep). */
+static stock_batch *take_batches(rd_store *store, int64_t sweep_us)
 {
-    while (store->head == NULL && !store->closing)
-        pthread_cond_wait(&store->wake, &store->mutex);
+    struct timespec until = {sweep_us / 1000000, (sweep_us % 1000000) * 1000};
+    while (store->head == NULL && !store->closing &&
+           pthread_cond_timedwait(&store->wake, &store->mutex, &until) == 0)
+        continue;
     stock_batch *first = store->head;
     store->head = store->tail = NULL;
     return first;
@@ -1384,11 +1472,19 @@ static void *worker_main(void *arg)
 {
     rd_store *store = arg;
     stock_op **ops = malloc(STOCK_BATCH_MAX * sizeof *ops);
+    int64_t lease_us = (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
+    int64_t sweep_us = 0;   /* the first sweep runs at once */
     for (;;) {
+        if (now_us(CLOCK_MONOTONIC) >= sweep_us) {
+            if (store->conn != NULL)
+                sweep(store);
+            sweep_us = now_us(CLOCK_MONOTONIC) + lease_us;
+        }
         pthread_mutex_lock(&store->mutex);
-        stock_batch *batches = take_batches(store);
+        stock_batch *batches = take_batches(store, sweep_us);
+        bool closing = store->closing;
         pthread_mutex_unlock(&store->mutex);
-        if (batches == NULL)
+        if (batches == NULL && closing)
             break;
         for (stock_batch *batch = batches; batch != NULL; batch = batch->next) {
             if (ops != NULL) {
@@ -1475,7 +1571,11 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
     pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
+    pthread_condattr_t clock;
+    pthread_condattr_init(&clock);
+    pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);   /* take_batches' deadline */
+    pthread_cond_init(&store->wake, &clock);
+    pthread_condattr_destroy(&clock);
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
     if (code == STOCK_OK)
         code = rd_connect(&store->options, &store->conn, message, size);

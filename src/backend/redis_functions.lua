@@ -224,6 +224,22 @@ local function order_fence(keys)
     return 'fenced'
 end
 
+-- KEYS: the pending index of orders over several slots. ARGV: order id,
+-- score. Drops the entry if its score is still the one given (a newer
+-- attempt of the same order has a later one).
+local function pending_drop(keys, args)
+    if redis.call('ZSCORE', keys[1], args[1]) == args[2] then
+        return redis.call('ZREM', keys[1], args[1])
+    end
+    return 0
+end
+
+-- KEYS: an order's record. What a sweep needs: state, attempt, lines, lease.
+local function order_inspect(keys)
+    local e = redis.call('HMGET', keys[1], 'st', 'att', 'spec', 'lease')
+    return {e[1] or '', e[2] or '', e[3] or '', e[4] or '0'}
+end
+
 -- --------------------------------------------------------------- orders
 
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
@@ -406,3 +422,6 @@ redis.register_function('stockd_v1_order_take', order_take)
 redis.register_function('stockd_v1_order_untake', order_untake)
 redis.register_function('stockd_v1_order_begin', order_begin)
 redis.register_function('stockd_v1_order_end', order_end)
+redis.register_function('stockd_v1_pending_drop', pending_drop)
+redis.register_function{function_name = 'stockd_v1_order_inspect', callback = order_inspect,
+                        flags = {'no-writes'}}

@@ -41,6 +41,7 @@ echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" options "$REDIS_URI"
 "$BUILD/tests/redis_faults" directory "$REDIS_URI"
 "$BUILD/tests/redis_faults" stale "$REDIS_URI"
+"$BUILD/tests/redis_faults" sweep "$REDIS_URI"
 
 echo "== a layout of another version"
 redis_cli SET other:stock:layout 99 >/dev/null

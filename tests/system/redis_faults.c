@@ -10,6 +10,8 @@
  *   redis_faults stale URI       a client that died in the middle of an order
  *                                over two slots: the retry undoes the stale
  *                                attempt and places the order exactly once
+ *   redis_faults sweep URI       the same without a retry: the next open's
+ *                                sweep gives it back, late calls are fenced
  *   redis_faults write URI FILE  deducts until the server goes away, writing
  *                                the last acknowledged line number to FILE
  *   redis_faults check URI FILE  every acknowledged line is there
@@ -178,54 +180,114 @@ static void run_directory(const char *uri)
     redisFree(conn);
 }
 
-/* An order over two slots whose client died after taking the first slot:
- * its record says "taking" with a lease long past. */
+/* What a client that died in the middle of an order over two slots leaves:
+ * the order's record "taking" with a lease long past, its pending index
+ * entry, and its first line taken (qty 2 of SKU a). */
+typedef struct stale_order {
+    char a[64], b[64], order[64], line_a[64], line_b[64];
+    char stock_a[128], flow_a[128], fence_a[128];
+} stale_order;
+
+static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", "1", "0"};
+
+/* The dead client's order_take in SKU a's slot, with attempt 1. */
+static redisReply *stale_take(redisContext *conn, const stale_order *s)
+{
+    const char *take[15] = {"FCALL", "stockd_v1_order_take", "3", s->stock_a, s->flow_a,
+                            s->fence_a, s->order};
+    for (int i = 0; i < 8; i++)
+        take[7 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
+    return redisCommandArgv(conn, 15, take, NULL);
+}
+
+static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
+{
+    unique(s->a, sizeof s->a, "a");
+    unique(s->b, sizeof s->b, "b");
+    unique(s->order, sizeof s->order, "order");
+    unique(s->line_a, sizeof s->line_a, "la");
+    unique(s->line_b, sizeof s->line_b, "lb");
+    stock_set(store, s->a, 5, NULL, NULL, NULL);
+    stock_set(store, s->b, 5, NULL, NULL, NULL);
+    char spec[512], order_key[128], record[128], line_key[128], entry[80];
+    snprintf(spec, sizeof spec, "%s %s 2 %s %s 3", s->line_a, s->a, s->line_b, s->b);
+    snprintf(order_key, sizeof order_key, "{order:%s}", s->order);
+    snprintf(record, sizeof record, "{order:%s}:x", s->order);
+    snprintf(s->stock_a, sizeof s->stock_a, "{sku:%s}", s->a);
+    snprintf(s->flow_a, sizeof s->flow_a, "{sku:%s}:flow", s->a);
+    snprintf(s->fence_a, sizeof s->fence_a, "{sku:%s}:ofence", s->a);
+    snprintf(line_key, sizeof line_key, "{line:%s}", s->line_a);
+    const char *pending[] = {"ZADD", "{stock:pending}", "1001", s->order};
+    raw(conn, 4, pending);
+    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "2", order_key, record, spec,
+                           "1000", "1"};
+    raw(conn, 8, begin);
+    snprintf(entry, sizeof entry, "1 %s", s->a);
+    const char *claim[] = {"SET", line_key, entry};
+    raw(conn, 3, claim);
+    freeReplyObject(stale_take(conn, s));
+    stock_sku_info totals;
+    stock_get(store, s->a, &totals);
+    expect(totals.available == 3, "the dead client took its first slot", STOCK_OK, "");
+}
+
+/* The retry of an interrupted order gives back the stale attempt and places
+ * the order exactly once. */
 static void run_stale(const char *uri)
 {
     redisContext *conn = raw_connect(uri);
     stock_t *store = open_or_die(uri);
-    char a[64], b[64], order[64], line_a[64], line_b[64];
-    unique(a, sizeof a, "a");
-    unique(b, sizeof b, "b");
-    unique(order, sizeof order, "order");
-    unique(line_a, sizeof line_a, "la");
-    unique(line_b, sizeof line_b, "lb");
-    stock_set(store, a, 5, NULL, NULL, NULL);
-    stock_set(store, b, 5, NULL, NULL, NULL);
-    char spec[512], order_key[128], record[128], stock_a[128], flow_a[128], fence_a[128];
-    char line_key[128], entry[80];
-    snprintf(spec, sizeof spec, "%s %s 2 %s %s 3", line_a, a, line_b, b);
-    snprintf(order_key, sizeof order_key, "{order:%s}", order);
-    snprintf(record, sizeof record, "{order:%s}:x", order);
-    snprintf(stock_a, sizeof stock_a, "{sku:%s}", a);
-    snprintf(flow_a, sizeof flow_a, "{sku:%s}:flow", a);
-    snprintf(fence_a, sizeof fence_a, "{sku:%s}:ofence", a);
-    snprintf(line_key, sizeof line_key, "{line:%s}", line_a);
-    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "2", order_key, record, spec,
-                           "1000", "1"};
-    raw(conn, 8, begin);
-    snprintf(entry, sizeof entry, "1 %s", a);
-    const char *claim[] = {"SET", line_key, entry};
-    raw(conn, 3, claim);
-    const char *take[] = {"FCALL", "stockd_v1_order_take", "3", stock_a, flow_a, fence_a, order,
-                          "1", "1000", "1", line_a, "1", "2", "1", "0"};
-    raw(conn, 15, take);
-    stock_sku_info totals;
-    stock_get(store, a, &totals);
-    expect(totals.available == 3, "the dead client took its first slot", STOCK_OK, "");
-    stock_order_line lines[2] = {{stock_id_from_cstr(line_a), stock_id_from_cstr(a), 2, -1},
-                                 {stock_id_from_cstr(line_b), stock_id_from_cstr(b), 3, -1}};
+    stale_order s;
+    stale_leave(conn, store, &s);
+    stock_order_line lines[2] = {{stock_id_from_cstr(s.line_a), stock_id_from_cstr(s.a), 2, -1},
+                                 {stock_id_from_cstr(s.line_b), stock_id_from_cstr(s.b), 3, -1}};
     int32_t failed = 0;
     char message[STOCK_MESSAGE_MAX] = "";
-    stock_code code = stock_order(store, order, lines, 2, &failed, message);
+    stock_code code = stock_order(store, s.order, lines, 2, &failed, message);
     expect(code == STOCK_OK && lines[0].available == 3 && lines[1].available == 2,
            "the retry undid the stale attempt and placed the order", code, message);
-    stock_get(store, a, &totals);
+    stock_sku_info totals;
+    stock_get(store, s.a, &totals);
     expect(totals.available == 3 && totals.deducted == 2, "the first slot was taken once",
            STOCK_OK, "");
-    code = stock_order(store, order, lines, 2, &failed, message);
+    code = stock_order(store, s.order, lines, 2, &failed, message);
     expect(code == STOCK_REPLAY && lines[1].available == 2, "a second retry replays", code,
            message);
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* Without a retry, the next open's sweep gives the stale attempt back, and
+ * the dead client's late calls are fenced out. */
+static void run_sweep(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    stale_order s;
+    stale_leave(conn, store, &s);
+    stock_close(store);
+    store = open_or_die(uri);
+    stock_sku_info totals = {0};
+    for (int i = 0; i < 100 && totals.available != 5; i++) {
+        stock_get(store, s.a, &totals);
+        usleep(50000);
+    }
+    expect(totals.available == 5 && totals.deducted == 0,
+           "the sweep at open gave the first slot back", STOCK_OK, "");
+    stock_code code = stock_line(store, s.line_a, NULL);
+    expect(code == STOCK_NOT_FOUND, "the taken line is gone", code, "");
+    redisReply *late = stale_take(conn, &s);
+    bool fenced = late != NULL && late->type == REDIS_REPLY_ARRAY && late->elements > 0 &&
+                  strcmp(late->element[0]->str, "FENCED") == 0;
+    freeReplyObject(late);
+    stock_get(store, s.a, &totals);
+    expect(fenced && totals.available == 5, "the dead client's late take is fenced out",
+           STOCK_OK, "");
+    const char *score[] = {"ZSCORE", "{stock:pending}", s.order};
+    redisReply *entry = redisCommandArgv(conn, 3, score, NULL);
+    expect(entry != NULL && entry->type == REDIS_REPLY_NIL, "the pending entry is gone",
+           STOCK_OK, "");
+    freeReplyObject(entry);
     stock_close(store);
     redisFree(conn);
 }
@@ -322,7 +384,7 @@ static void run_full(const char *uri)
 int main(int argc, char **argv)
 {
     if (argc < 3 || strchr(argv[2], '?') != NULL) {
-        fprintf(stderr, "usage: redis_faults options|directory|stale|write|check|full URI "
+        fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full URI "
                         "[FILE]\n");
         return 2;
     }
@@ -333,6 +395,8 @@ int main(int argc, char **argv)
         run_directory(uri);
     else if (strcmp(mode, "stale") == 0)
         run_stale(uri);
+    else if (strcmp(mode, "sweep") == 0)
+        run_sweep(uri);
     else if (strcmp(mode, "write") == 0 && argc == 4)
         return run_write(uri, argv[3]);
     else if (strcmp(mode, "check") == 0 && argc == 4)
