@@ -1407,7 +1407,8 @@ static void sweep(rd_store *store)
 /* ---------------------------------------------------------------- worker */
 
 /* After a batch with wait=N: WAIT N timeout. Fewer replicas: every write
- * that succeeded says it is applied on the master but not replicated yet. */
+ * that succeeded (a replay too: its original may not have reached them)
+ * says it is applied on the master but not replicated yet. */
 static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
 {
     rd_cmd *cmd = &store->cmd;
@@ -1422,7 +1423,8 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
         return;
     for (size_t i = 0; i < count; i++) {
         stock_op *op = ops[i];
-        if (op->code != STOCK_OK || op->type == STOCK_OP_GET || op->type == STOCK_OP_LINE)
+        if (!stock_code_succeeded(op->code) || op->type == STOCK_OP_GET ||
+            op->type == STOCK_OP_LINE)
             continue;
         op->failed_line = -1;
         result_fail(op, STOCK_UNAVAILABLE, "redis: applied on the master but not yet "

@@ -6,6 +6,8 @@
 #                           # ARGS are extra redis-server options
 #   redis_restart           # kill -9, then start again on the same port and
 #                           # folder (so from its append-only file)
+#   redis_start_replica     # a replica of it (replicaof): sets
+#                           # REDIS_REPLICA_PORT, REDIS_REPLICA_PID
 #   redis_cli ARGS...       # redis-cli against it
 #   redis_stop              # stops it by PID and removes the folder
 #
@@ -82,11 +84,43 @@ redis_restart() {
     redis_launch || { tail -n 20 "$REDIS_DIR/server.log" >&2; return 1; }
 }
 
+redis_start_replica() {
+    local port=$REDIS_PORT dir=$REDIS_DIR pid=$REDIS_PID extra=("${REDIS_EXTRA[@]}") try
+    REDIS_DIR=$dir/replica
+    REDIS_EXTRA=(--replicaof 127.0.0.1 "$port" "${extra[@]}")
+    mkdir -p "$REDIS_DIR"
+    for ((try = 0; try < REDIS_START_TRIES; try++)); do
+        REDIS_PORT=$(redis_free_port) || break
+        if redis_launch; then
+            REDIS_REPLICA_PORT=$REDIS_PORT REDIS_REPLICA_PID=$REDIS_PID
+            break
+        fi
+    done
+    REDIS_PORT=$port REDIS_DIR=$dir REDIS_PID=$pid REDIS_EXTRA=("${extra[@]}")
+    [ -n "${REDIS_REPLICA_PID:-}" ] || { echo "redis.sh: the replica did not start" >&2; return 1; }
+    for ((try = 0; try < 100; try++)); do
+        redis-cli -p "$REDIS_REPLICA_PORT" INFO replication | grep -q "master_link_status:up" &&
+            return 0
+        sleep 0.1
+    done
+    echo "redis.sh: the replica did not connect to its master" >&2
+    return 1
+}
+
+# Stops the replica by PID.
+redis_stop_replica() {
+    [ -n "${REDIS_REPLICA_PID:-}" ] || return 0
+    kill -KILL "$REDIS_REPLICA_PID" 2>/dev/null || true
+    wait "$REDIS_REPLICA_PID" 2>/dev/null || true
+    REDIS_REPLICA_PID=""
+}
+
 redis_cli() {
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
 }
 
 redis_stop() {
+    redis_stop_replica
     if [ -n "${REDIS_PID:-}" ]; then
         kill -TERM "$REDIS_PID" 2>/dev/null || true
         local i

@@ -5,7 +5,9 @@
 #     key prefix, then from two stores (two processes) at once;
 #   - the URI options, a layout of another version, a wrong password;
 #   - a client that died between a line's directory entry and its deduction,
-#     and one that died in the middle of an order over two slots;
+#     and one that died in the middle of an order over two slots (retried,
+#     and swept at the next open);
+#   - wait=1 with and without a replica; a frozen server (SIGSTOP);
 #   - kill -9 of redis-server under a writer, restart from the append-only
 #     file: nothing acknowledged is lost;
 #   - a server at maxmemory: clear errors, nothing half-done;
@@ -42,6 +44,13 @@ echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" directory "$REDIS_URI"
 "$BUILD/tests/redis_faults" stale "$REDIS_URI"
 "$BUILD/tests/redis_faults" sweep "$REDIS_URI"
+
+echo "== wait=1 without and with a replica; a frozen server"
+"$BUILD/tests/redis_faults" unreplicated "$REDIS_URI"
+redis_start_replica
+"$BUILD/tests/redis_faults" waited "$REDIS_URI"
+redis_stop_replica
+"$BUILD/tests/redis_faults" stopped "$REDIS_URI" "$REDIS_PID"
 
 echo "== a layout of another version"
 redis_cli SET other:stock:layout 99 >/dev/null

@@ -17,12 +17,18 @@
  *   redis_faults check URI FILE  every acknowledged line is there
  *   redis_faults full URI        on a server at maxmemory: writes fail with a
  *                                clear error and change nothing, reads work
+ *   redis_faults waited URI      wait=1 with a replica: writes succeed
+ *   redis_faults unreplicated URI  wait=1, no replica: writes say they are
+ *                                on the master only (and are)
+ *   redis_faults stopped URI PID  the server frozen (SIGSTOP to PID): an op
+ *                                times out UNAVAILABLE, its retry counts once
  *
  * URI is redis://host:port without a query string. The crash states are made
  * with raw commands through hiredis, as a dying client leaves them.
  */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +365,61 @@ static int run_check(const char *uri, const char *file)
     return 0;
 }
 
+/* -------------------------------------------------------- replicas, stops */
+
+/* wait=1: with a replica every write is acknowledged as usual; without one
+ * (replicated false) it says it is applied on the master only, and is. */
+static void run_wait(const char *base, bool replicated)
+{
+    char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
+    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=300", base);
+    stock_t *store = open_or_die(uri);
+    unique(sku, sizeof sku, replicated ? "waited" : "unreplicated");
+    unique(line, sizeof line, "wl");
+    stock_code code = stock_set(store, sku, 5, NULL, NULL, message);
+    stock_code want = replicated ? STOCK_OK : STOCK_UNAVAILABLE;
+    const char *words = replicated ? "" : "applied on the master but not yet replicated";
+    expect(code == want && strstr(message, words) != NULL, "set with wait=1", code, message);
+    code = stock_deduct(store, line, sku, 2, NULL, message);
+    expect(code == want && strstr(message, words) != NULL, "deduct with wait=1", code, message);
+    code = stock_deduct(store, line, sku, 2, NULL, message);
+    expect(code == (replicated ? STOCK_REPLAY : STOCK_UNAVAILABLE), "its retry", code, message);
+    stock_sku_info totals;
+    code = stock_get(store, sku, &totals);
+    expect(code == STOCK_OK && totals.available == 3, "a read answers, the deduction is there",
+           code, "");
+    stock_close(store);
+}
+
+/* A frozen server (SIGSTOP): an op times out with UNAVAILABLE, and once the
+ * server runs again its retry with the same id takes effect once. */
+static void run_stopped(const char *base, pid_t server)
+{
+    char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
+    snprintf(uri, sizeof uri, "%s?timeout_ms=300", base);
+    stock_t *store = open_or_die(uri);
+    unique(sku, sizeof sku, "frozen");
+    unique(line, sizeof line, "fl");
+    stock_set(store, sku, 5, NULL, NULL, NULL);
+    kill(server, SIGSTOP);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    stock_code code = stock_deduct(store, line, sku, 1, NULL, message);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    kill(server, SIGCONT);
+    double seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+    expect(code == STOCK_UNAVAILABLE && strstr(message, "retry with the same id is safe") &&
+           seconds < 2, "a deduction on a frozen server times out", code, message);
+    int64_t available = -1;
+    code = stock_deduct(store, line, sku, 1, &available, message);
+    expect(stock_code_succeeded(code) && available == 4, "its retry takes effect once", code,
+           message);
+    stock_sku_info totals;
+    stock_get(store, sku, &totals);
+    expect(totals.deducted == 1, "deducted once", STOCK_OK, "");
+    stock_close(store);
+}
+
 /* ------------------------------------------------------------------ full */
 
 static void run_full(const char *uri)
@@ -384,8 +445,8 @@ static void run_full(const char *uri)
 int main(int argc, char **argv)
 {
     if (argc < 3 || strchr(argv[2], '?') != NULL) {
-        fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full URI "
-                        "[FILE]\n");
+        fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
+                        "waited|unreplicated|stopped URI [FILE|PID]\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -403,6 +464,10 @@ int main(int argc, char **argv)
         return run_check(uri, argv[3]);
     else if (strcmp(mode, "full") == 0)
         run_full(uri);
+    else if (strcmp(mode, "waited") == 0 || strcmp(mode, "unreplicated") == 0)
+        run_wait(uri, strcmp(mode, "waited") == 0);
+    else if (strcmp(mode, "stopped") == 0 && argc == 4)
+        run_stopped(uri, (pid_t)atoi(argv[3]));
     else
         return 2;
     printf("redis_faults %s: %d failed\n", mode, failures);
