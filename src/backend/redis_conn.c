@@ -1,15 +1,32 @@
 /*
- * redis_conn.c -- opening a connection for the redis backend: connect with a
- * timeout, AUTH, check the server is Redis 7 or newer (Functions), check or
- * write the key layout version, and load the function library
- * (redis_functions.lua, embedded by the build as a byte list).
+ * redis_conn.c -- the redis backend's link to the server: opening a
+ * connection (connect with a timeout, AUTH, check the server is Redis 7 or
+ * newer, check or write the key layout version, load the function library
+ * redis_functions.lua, embedded by the build as a byte list), building calls
+ * and reading their replies, and the id directory's entries.
  */
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/redis.h"
+#include "lib/result.h"
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+int64_t rd_now_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+bool rd_ids_equal(stock_id a, stock_id b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
 
 const char rd_functions_source[] = {
 #include "backend/redis_functions.inc"
@@ -181,4 +198,197 @@ stock_code rd_connect(const rd_options *options, redisContext **out, char *messa
     }
     *out = conn;
     return STOCK_OK;
+}
+
+/* ------------------------------------------------------------- commands */
+
+void rd_cmd_start(rd_cmd *cmd)
+{
+    cmd->argc = 0;
+    cmd->keys = 0;
+    cmd->used = 0;
+}
+
+/* Appends a printf-formatted argument. */
+void rd_cmd_argf(rd_cmd *cmd, const char *format, ...)
+{
+    assert(cmd->argc < RD_ARGS_MAX);
+    va_list args;
+    va_start(args, format);
+    int len = vsnprintf(cmd->text + cmd->used, RD_TEXT_MAX - cmd->used, format, args);
+    va_end(args);
+    assert(len >= 0 && cmd->used + (size_t)len < RD_TEXT_MAX);
+    cmd->argv[cmd->argc] = cmd->text + cmd->used;
+    cmd->len[cmd->argc++] = (size_t)len;
+    cmd->used += (size_t)len + 1;
+}
+
+void rd_cmd_id(rd_cmd *cmd, stock_id id)
+{
+    rd_cmd_argf(cmd, "%.*s", (int)id.len, id.ptr);
+}
+
+/* Starts FCALL of function name; its keys follow, then its arguments. */
+void rd_cmd_fcall(rd_cmd *cmd, const char *name)
+{
+    rd_cmd_start(cmd);
+    rd_cmd_argf(cmd, "FCALL");
+    rd_cmd_argf(cmd, RD_FN "%s", name);
+    rd_cmd_argf(cmd, "0");   /* the key count, set by cmd_key */
+}
+
+/* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
+void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                    const char *suffix)
+{
+    rd_cmd_argf(cmd, "%s{%s:%.*s}%s", prefix, kind, (int)id.len, id.ptr, suffix);
+    cmd->keys++;
+    int len = snprintf(cmd->text + cmd->used, RD_TEXT_MAX - cmd->used, "%d", cmd->keys);
+    cmd->argv[2] = cmd->text + cmd->used;
+    cmd->len[2] = (size_t)len;
+    cmd->used += (size_t)len + 1;
+}
+
+/* ----------------------------------------------------------- connection */
+
+static void link_lost(rd_store *store, const char *what)
+{
+    snprintf(store->error, sizeof store->error, "redis: %.50s (%.60s); the outcome is "
+             "unknown; retry with the same id is safe", what,
+             store->conn != NULL && store->conn->errstr[0] != '\0' ? store->conn->errstr
+                                                                   : "no detail");
+    if (store->conn != NULL)
+        redisFree(store->conn);
+    store->conn = NULL;
+}
+
+/* Queues the built call. False when the link is lost. */
+bool rd_send(rd_store *store)
+{
+    if (store->conn == NULL)
+        return false;
+    if (redisAppendCommandArgv(store->conn, store->cmd.argc, store->cmd.argv,
+                               store->cmd.len) != REDIS_OK) {
+        link_lost(store, "cannot queue a call");
+        return false;
+    }
+    return true;
+}
+
+/* The next reply, or NULL when the link is lost (or timed out). */
+redisReply *rd_reply(rd_store *store)
+{
+    void *reply = NULL;
+    if (store->conn == NULL)
+        return NULL;
+    if (redisGetReply(store->conn, &reply) != REDIS_OK || reply == NULL) {
+        link_lost(store, "the connection was lost or timed out");
+        return NULL;
+    }
+    return reply;
+}
+
+/* Sends the built call and waits for its reply. */
+redisReply *rd_call(rd_store *store)
+{
+    return rd_send(store) ? rd_reply(store) : NULL;
+}
+
+/* ---------------------------------------------------------------- reply */
+
+/* Element i of an array reply as text ("" if absent or not a string). */
+const char *rd_element(const redisReply *reply, size_t i)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
+        return "";
+    const redisReply *e = reply->element[i];
+    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : "";
+}
+
+int64_t rd_element_i64(const redisReply *reply, size_t i)
+{
+    return strtoll(rd_element(reply, i), NULL, 10);
+}
+
+bool rd_is(const redisReply *reply, size_t i, const char *word)
+{
+    return strcmp(rd_element(reply, i), word) == 0;
+}
+
+/* A string reply's text ("" for nil and other types). */
+const char *rd_text_of(const redisReply *reply)
+{
+    return reply != NULL && (reply->type == REDIS_REPLY_STRING ||
+                             reply->type == REDIS_REPLY_STATUS) ? reply->str : "";
+}
+
+/* Fails op with the server's error reply (OOM named as such). */
+void rd_fail_server(stock_op *op, const redisReply *reply)
+{
+    op->failed_line = -1;
+    if (strncmp(reply->str, "OOM", 3) == 0)
+        result_fail(op, STOCK_IO, "redis: the server is out of memory (maxmemory); nothing "
+                    "was changed: %.120s", reply->str);
+    else
+        result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
+}
+
+void rd_fail_overflow(stock_op *op, stock_id sku)
+{
+    result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass 9223372036854775807",
+                (int)sku.len, sku.ptr);
+}
+
+/* ---------------------------------------------------------- directory */
+
+/* The suffix of the SKU hash that holds records of kind. */
+const char *rd_record_suffix(const char *kind)
+{
+    if (strcmp(kind, "line") == 0)
+        return ":flow";
+    if (strcmp(kind, "refund") == 0)
+        return ":refunds";
+    if (strcmp(kind, "adjust") == 0)
+        return ":adjust";
+    return ":orders";
+}
+
+/* Builds the claim of kind:id for owner: the directory entry "1 owner"
+ * written unless there is one, whose value comes back (SET NX GET). */
+void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                        stock_id owner)
+{
+    rd_cmd_start(cmd);
+    rd_cmd_argf(cmd, "SET");
+    rd_cmd_argf(cmd, "%s{%s:%.*s}", prefix, kind, (int)id.len, id.ptr);
+    rd_cmd_argf(cmd, "1 %.*s", (int)owner.len, owner.ptr);
+    rd_cmd_argf(cmd, "NX");
+    rd_cmd_argf(cmd, "GET");
+}
+
+/* Reads a directory entry "generation owner" from a reply; false for none. */
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
+                        char owner[STOCK_ID_MAX + 1])
+{
+    if (reply->type != REDIS_REPLY_STRING)
+        return false;
+    size_t gen_len = strcspn(reply->str, " ");
+    snprintf(gen, RD_GEN_MAX, "%.*s", (int)gen_len, reply->str);
+    snprintf(owner, STOCK_ID_MAX + 1, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
+    return true;
+}
+
+/* Reads a claim's reply: true when the id is ours (new, or bound to owner
+ * already) with gen set; else other and other_gen name its owner. */
+bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
+                        char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX])
+{
+    if (!rd_entry_parse(reply, other_gen, other)) {
+        snprintf(gen, RD_GEN_MAX, "1");
+        return true;
+    }
+    if (!rd_ids_equal(stock_id_from_cstr(other), owner))
+        return false;
+    snprintf(gen, RD_GEN_MAX, "%s", other_gen);
+    return true;
 }
