@@ -8,6 +8,8 @@
 #     and one that died in the middle of an order over two slots (retried,
 #     and swept at the next open);
 #   - wait=1 with and without a replica; a frozen server (SIGSTOP);
+#   - kill -9 of a client between the steps of its cross-slot orders and
+#     deductions: the store converges (all or nothing, I1-I3);
 #   - kill -9 of redis-server under a writer, restart from the append-only
 #     file: nothing acknowledged is lost;
 #   - a server at maxmemory: clear errors, nothing half-done;
@@ -86,6 +88,25 @@ wait "$writer" || { cat "$REDIS_DIR/writer.out"; exit 1; }
 writer=""
 tail -n 1 "$REDIS_DIR/writer.out"
 "$BUILD/tests/redis_faults" check "$REDIS_URI" "$REDIS_DIR/acked"
+
+for delay in 0.3 1 2; do
+    echo "== SIGKILL a client of cross-slot orders and deductions after ${delay}s"
+    uri="$REDIS_URI?prefix=crash$delay:"
+    "$BUILD/tests/redis_crash" write "$uri" "$REDIS_DIR/batches" >"$REDIS_DIR/crash.out" 2>&1 &
+    writer=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q ready "$REDIS_DIR/crash.out" 2>/dev/null && break
+        kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
+        sleep 0.1
+    done
+    sleep "$delay"
+    kill -KILL "$writer"
+    wait "$writer" 2>/dev/null || true
+    writer=""
+    echo "orders left in flight: $(redis_cli ZCARD "crash$delay:{stock:pending}")"
+    "$BUILD/tests/redis_crash" check "$uri" "$REDIS_DIR/batches"
+    [ "$(redis_cli ZCARD "crash$delay:{stock:pending}")" = 0 ]
+done
 
 echo "== stockd --store redis://..."
 resp_port=$(redis_free_port)
