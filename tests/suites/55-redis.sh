@@ -3,7 +3,8 @@
 # (tests/harness/redis.sh: appendonly yes, appendfsync always):
 #   - the conformance suite, --quick then the full sellout, plain and with a
 #     key prefix, then from two stores (two processes) at once;
-#   - the URI options, a layout of another version, a wrong password;
+#   - the URI options, a server that is not Redis 7, a layout of another
+#     version, a wrong password;
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
 #     and swept at the next open);
@@ -53,6 +54,40 @@ redis_start_replica
 "$BUILD/tests/redis_faults" waited "$REDIS_URI"
 redis_stop_replica
 "$BUILD/tests/redis_faults" stopped "$REDIS_URI" "$REDIS_PID"
+
+echo "== a server that is not Redis 7"
+fake_port=$(redis_free_port)
+# Answers every command +OK, and INFO as a Redis 6.2 would.
+python3 - "$fake_port" <<'PY' &
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(4)
+server.settimeout(20)
+conn, _ = server.accept()
+data = b""
+while True:
+    chunk = conn.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+    if b"INFO" in data.upper():
+        body = b"# Server\r\nredis_version:6.2.14\r\n"
+        conn.sendall(b"$%d\r\n%s\r\n" % (len(body), body))
+        data = b""
+PY
+fake=$!
+for ((i = 0; i < 50; i++)); do
+    ss -Hltn "sport = :$fake_port" | grep -q . && break
+    sleep 0.1
+done
+out=$("$BUILD/tests/conformance" "redis://127.0.0.1:$fake_port" 2>&1 || true)
+kill "$fake" 2>/dev/null || true
+wait "$fake" 2>/dev/null || true
+echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions), the server has: redis_version:6.2.14" ||
+    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+echo "refused: ${out#*: }"
 
 echo "== a layout of another version"
 redis_cli SET other:stock:layout 99 >/dev/null
