@@ -439,7 +439,8 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
 
 /* ---------------------------------------------------------------- worker */
 
-/* After a batch with wait=N: WAIT N timeout. Fewer replicas: every write
+/* After a batch with wait=N: WAIT N for three quarters of timeout_ms (so
+ * that the answer comes before the read timeout). Fewer replicas: every write
  * that succeeded (a replay too: its original may not have reached them)
  * says it is applied on the master but not replicated yet. */
 static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
@@ -448,7 +449,8 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     rd_cmd_start(cmd);
     rd_cmd_argf(cmd, "WAIT");
     rd_cmd_argf(cmd, "%d", store->options.wait_replicas);
-    rd_cmd_argf(cmd, "%d", store->options.timeout_ms);
+    int wait_ms = store->options.timeout_ms * 3 / 4 + 1;
+    rd_cmd_argf(cmd, "%d", wait_ms);
     redisReply *reply = rd_call(store);
     long long acked = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
     freeReplyObject(reply);
@@ -463,7 +465,7 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
         result_fail(op, STOCK_UNAVAILABLE, "redis: applied on the master but not yet "
                     "replicated: WAIT %d got %lld replicas in %d ms; a retry with the same id "
                     "replays it", store->options.wait_replicas, acked < 0 ? 0 : acked,
-                    store->options.timeout_ms);
+                    wait_ms);
     }
 }
 
