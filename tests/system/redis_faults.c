@@ -372,7 +372,8 @@ static int run_check(const char *uri, const char *file)
 static void run_wait(const char *base, bool replicated)
 {
     char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
-    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=300", base);
+    /* Long enough for a loaded machine's replica, short for a missing one. */
+    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=%d", base, replicated ? 3000 : 300);
     stock_t *store = open_or_die(uri);
     unique(sku, sizeof sku, replicated ? "waited" : "unreplicated");
     unique(line, sizeof line, "wl");
