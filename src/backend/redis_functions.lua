@@ -82,7 +82,9 @@ local function save(stock, t)
                'ref', str(t.ref))
 end
 
--- A line record: qty refunded time_us available_after order ('-' for none).
+-- A line record: qty refunded time_us available_after order ('-' for none),
+-- and for a line of an order over several slots the attempt that took it
+-- (so that giving back an old attempt never touches a newer one's lines).
 local function line_text(qty, refunded, time, after, order)
     return qty .. ' ' .. refunded .. ' ' .. time .. ' ' .. after .. ' ' .. order
 end
@@ -187,8 +189,8 @@ local function refund(keys, args)
     t.av, t.ref = available, refunded
     save(keys[1], t)
     local after = str(available)
-    redis.call('HSET', keys[2], args[2],
-               line_text(line[1], tostring(tonumber(line[2]) + qty), line[3], line[4], line[5]))
+    redis.call('HSET', keys[2], args[2], line_text(line[1], tostring(tonumber(line[2]) + qty),
+                                                   line[3], line[4], table.concat(line, ' ', 5)))
     redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
     return {'OK', after}
 end
@@ -243,7 +245,8 @@ end
 -- --------------------------------------------------------------- orders
 
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
--- stock index, qty}; returns each line's available after.
+-- stock index, qty}; order is the order id (and attempt). Returns each
+-- line's available after.
 local function take(keys, lines, time, order)
     local after = {}
     for i, l in ipairs(lines) do
@@ -336,14 +339,15 @@ local function order_take(keys, args)
     if failure then
         return {failure[1], tostring(failure[2]), failure[3]}
     end
-    local after = take(keys, lines, args[3], args[1])
+    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2])
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
 end
 
--- Gives back what an attempt of a cross-slot order took in one slot, as if
--- it never happened, and fences the attempt out of the slot. KEYS: stock,
+-- Gives back what an attempt (or an older one) of a cross-slot order took
+-- in one slot, as if it never happened, and fences the attempt out of the
+-- slot; a newer attempt's lines stay. KEYS: stock,
 -- flow per SKU, then the order fences hash. ARGV: order id, attempt, count,
 -- then per line its id and stock key index.
 local function order_untake(keys, args)
@@ -357,7 +361,7 @@ local function order_untake(keys, args)
         local id, stock = args[2 + i * 2], tonumber(args[3 + i * 2])
         local line = redis.call('HGET', keys[stock + 1], id)
         local f = line and split(line)
-        if f and f[5] == args[1] then
+        if f and f[5] == args[1] and tonumber(f[6] or '0') <= tonumber(args[2]) then
             local t = totals(keys[stock])
             t.av = add(t.av, sub(num(f[1]), num(f[2])))
             t.ded, t.ref = sub(t.ded, num(f[1])), sub(t.ref, num(f[2]))

@@ -259,6 +259,16 @@ static void run_stale(const char *uri)
     code = stock_order(store, s.order, lines, 2, &failed, message);
     expect(code == STOCK_REPLAY && lines[1].available == 2, "a second retry replays", code,
            message);
+    /* A sweep that read the stale attempt before the retry gives it back
+     * late: the new attempt's line stays. */
+    const char *untake[] = {"FCALL", "stockd_v1_order_untake", "3", s.stock_a, s.flow_a,
+                            s.fence_a, s.order, "1", "1", s.line_a, "1"};
+    redisReply *late = redisCommandArgv(conn, 11, untake, NULL);
+    stock_get(store, s.a, &totals);
+    expect(late != NULL && late->type == REDIS_REPLY_INTEGER && late->integer == 0 &&
+           totals.deducted == 2 && stock_line(store, s.line_a, NULL) == STOCK_OK,
+           "a late give-back of the stale attempt leaves the new one's line", STOCK_OK, "");
+    freeReplyObject(late);
     stock_close(store);
     redisFree(conn);
 }
