@@ -236,10 +236,18 @@ local function pending_drop(keys, args)
     return 0
 end
 
--- KEYS: an order's record. What a sweep needs: state, attempt, lines, lease.
-local function order_inspect(keys)
+-- KEYS: an order's record. ARGV: now_ms. An attempt whose lease has passed
+-- is marked 'undoing' (so that its client, if it is only slow, can no
+-- longer end it 'done') and returned for giving back: {'undo', attempt,
+-- lines}; else {state} ('' for none, 'taking' while the lease runs).
+local function order_abandon(keys, args)
     local e = redis.call('HMGET', keys[1], 'st', 'att', 'spec', 'lease')
-    return {e[1] or '', e[2] or '', e[3] or '', e[4] or '0'}
+    if e[1] == 'taking' and tonumber(e[4]) <= tonumber(args[1]) then
+        redis.call('HSET', keys[1], 'st', 'undoing')
+        e[1] = 'undoing'
+    end
+    if e[1] == 'undoing' then return {'undo', e[2], e[3]} end
+    return {e[1] or ''}
 end
 
 -- --------------------------------------------------------------- orders
@@ -387,7 +395,10 @@ local function order_begin(keys, args)
     if e[1] == 'done' and e[2] == args[1] then return {'REPLAY', e[3]} end
     if e[1] == 'done' then return {'CONFLICT'} end
     if e[1] == 'taking' and tonumber(e[4]) > tonumber(args[2]) then return {'BUSY'} end
-    if e[1] == 'taking' then return {'STALE', e[5], e[2]} end
+    if e[1] == 'taking' or e[1] == 'undoing' then
+        redis.call('HSET', keys[2], 'st', 'undoing')   -- its client may only be slow
+        return {'STALE', e[5], e[2]}
+    end
     local attempt = tostring((tonumber(e[5]) or 0) + 1)
     redis.call('HSET', keys[2], 'st', 'taking', 'spec', args[1], 'att', attempt,
                'lease', tostring(tonumber(args[2]) + tonumber(args[3])))
@@ -396,9 +407,11 @@ end
 
 -- KEYS: the order's record. ARGV: attempt, outcome ('done' or 'undone'),
 -- results. 'undone' forgets the attempt: a failed order records nothing.
+-- An attempt marked 'undoing' can only be undone.
 local function order_end(keys, args)
     local e = redis.call('HMGET', keys[1], 'st', 'att')
-    if e[1] ~= 'taking' or e[2] ~= args[1] then return 'lost' end
+    local open = e[1] == 'taking' or (e[1] == 'undoing' and args[2] == 'undone')
+    if not open or e[2] ~= args[1] then return 'lost' end
     if args[2] == 'done' then
         redis.call('HSET', keys[1], 'st', 'done', 'res', args[3])
         redis.call('HDEL', keys[1], 'lease')
@@ -427,5 +440,4 @@ redis.register_function('stockd_v1_order_untake', order_untake)
 redis.register_function('stockd_v1_order_begin', order_begin)
 redis.register_function('stockd_v1_order_end', order_end)
 redis.register_function('stockd_v1_pending_drop', pending_drop)
-redis.register_function{function_name = 'stockd_v1_order_inspect', callback = order_inspect,
-                        flags = {'no-writes'}}
+redis.register_function('stockd_v1_order_abandon', order_abandon)

@@ -670,8 +670,10 @@ void rd_order_run(rd_store *store, stock_op *op)
 
 /* Gives back the orders over several slots whose client vanished mid-way:
  * those of the pending index whose lease has passed and whose record still
- * says taking (up to RD_SWEEP_MAX at a time). Entries whose record ended
- * are dropped. Runs at open and then once per lease while the store is
+ * says taking (up to RD_SWEEP_MAX at a time): order_abandon marks such an
+ * attempt undoing first, so that a client that is only slow cannot end it
+ * done while its lines are given back. Entries whose record ended are
+ * dropped. Runs at open and then once per lease while the store is
  * open, so an interrupted order is undone within two leases. */
 void rd_sweep(rd_store *store)
 {
@@ -690,16 +692,16 @@ void rd_sweep(rd_store *store)
     for (size_t i = 0; list != NULL && list->type == REDIS_REPLY_ARRAY &&
                        i + 1 < list->elements && store->conn != NULL; i += 2) {
         stock_id order = stock_id_from_cstr(rd_element(list, i));
-        rd_cmd_fcall(cmd, "order_inspect");
+        rd_cmd_fcall(cmd, "order_abandon");
         rd_cmd_key(cmd, store->options.prefix, "order", order, ":x");
+        rd_cmd_argf(cmd, "%" PRId64, now_ms);
         redisReply *record = rd_call(store);
         if (record == NULL)
             break;
-        bool taking = rd_is(record, 0, "taking");
-        bool stale = taking && rd_element_i64(record, 3) <= now_ms;
-        bool ended = !taking ||
-                     (stale && order_undo_stale(store, order, rd_element(record, 1),
-                                                rd_element(record, 2)));
+        bool undo = rd_is(record, 0, "undo");
+        bool ended = undo ? order_undo_stale(store, order, rd_element(record, 1),
+                                             rd_element(record, 2))
+                          : !rd_is(record, 0, "taking") && record->type == REDIS_REPLY_ARRAY;
         freeReplyObject(record);
         if (ended && store->conn != NULL)
             pending_edit(store, "DROP", order, rd_element(list, i + 1));
