@@ -4,7 +4,7 @@
 # when not run as root.
 set -eu
 packages=(
-    build-essential pkg-config clang libclang-rt-14-dev
+    build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
     libxxhash-dev libcmocka-dev
     postgresql-15 postgresql-client-15 redis-server redis-tools
