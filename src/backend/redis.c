@@ -64,17 +64,19 @@ static const char *conflict_word(const char *kind)
     return strcmp(kind, "adjust") == 0 ? "adjustment" : kind;
 }
 
-static void job_start(rd_job *job, stock_op *op)
+/* fused: a deduction claims its line id in its effect (single server). */
+static void job_start(rd_job *job, stock_op *op, bool fused)
 {
     memset(job, 0, sizeof *job);
     job->op = op;
     job->owner = op->sku;
+    job->fused = fused && op->type == STOCK_OP_DEDUCT;
     const char *kind;
     stock_id id;
     if (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE)
         job->step = RD_LOOKUP;
     else
-        job->step = op_claim_id(op, &kind, &id) ? RD_CLAIM : RD_EFFECT;
+        job->step = op_claim_id(op, &kind, &id) && !job->fused ? RD_CLAIM : RD_EFFECT;
     snprintf(job->gen, sizeof job->gen, "0");
 }
 
@@ -89,7 +91,7 @@ static void job_restart(rd_job *job)
         return;
     }
     rd_job fresh;
-    job_start(&fresh, op);
+    job_start(&fresh, op, job->fused);
     fresh.restarts = job->restarts;
     *job = fresh;
 }
@@ -125,13 +127,18 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_argf(cmd, "%s", job->gen);
         return;
     case STOCK_OP_DEDUCT:
-        rd_cmd_fcall(cmd, "deduct");
+        rd_cmd_fcall(cmd, job->fused ? "claim_deduct" : "deduct");
+        if (job->fused)
+            rd_cmd_key(cmd, p, "line", op->id, "");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":flow");
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%" PRId64, time_us);
-        rd_cmd_argf(cmd, "%s", job->gen);
+        if (job->fused)
+            rd_cmd_id(cmd, op->sku);
+        else
+            rd_cmd_argf(cmd, "%s", job->gen);
         return;
     case STOCK_OP_REFUND:
         rd_cmd_fcall(cmd, "refund");
@@ -309,6 +316,12 @@ static void job_advance(rd_job *job, const redisReply *reply)
             job_restart(job);
             return;
         }
+        if (job->fused && rd_is(reply, 0, "other")) {   /* the claim found an owner */
+            snprintf(job->other_gen, sizeof job->other_gen, "%s", rd_element(reply, 1));
+            snprintf(job->other, sizeof job->other, "%s", rd_element(reply, 2));
+            job->step = RD_FENCE;
+            return;
+        }
         effect_done(job, reply);
         job->step = RD_DONE;
         return;
@@ -350,7 +363,7 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
     assert(count >= 1 && count <= RD_RUN_MAX);
     int64_t time_us = rd_now_us(CLOCK_REALTIME);
     for (int i = 0; i < count; i++)
-        job_start(&store->jobs[i], ops[i]);
+        job_start(&store->jobs[i], ops[i], store->fused);
     for (;;) {
         int sent = round_send(store, count, time_us);
         if (sent == 0)
@@ -492,9 +505,11 @@ static void run_batch(rd_store *store, stock_batch *batch, stock_op **ops)
             ops[count++] = &batch->ops[i];
     if (count == 0)
         return;
+    bool single = false;
     if (store->conn == NULL &&
-        rd_connect(&store->options, &store->conn, store->error, sizeof store->error) != STOCK_OK)
-        store->conn = NULL;
+        rd_connect(&store->options, &store->conn, &single, store->error,
+                   sizeof store->error) == STOCK_OK)
+        store->fused = store->options.fused && single;
     if (store->conn == NULL) {
         for (size_t i = 0; i < count; i++)
             result_fail(ops[i], STOCK_UNAVAILABLE, "%s", store->error);
@@ -614,8 +629,10 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
     pthread_cond_init(&store->wake, &clock);
     pthread_condattr_destroy(&clock);
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
+    bool single = false;
     if (code == STOCK_OK)
-        code = rd_connect(&store->options, &store->conn, message, size);
+        code = rd_connect(&store->options, &store->conn, &single, message, size);
+    store->fused = store->options.fused && single;
     if (code == STOCK_OK && pthread_create(&store->worker, NULL, worker_main, store) != 0)
         code = STOCK_NOMEM;
     if (code != STOCK_OK) {

@@ -37,11 +37,12 @@ typedef struct rd_options {
     int timeout_ms;                     /* per reply; then the link is lost */
     int wait_replicas;                  /* 0: no WAIT after a batch */
     uint32_t buckets;                   /* 1: hot-SKU buckets are not built yet */
+    bool fused;                         /* single server: claim + deduct in one call */
 } rd_options;
 
 /*
  * Reads redis://[:password@]host[:port][?prefix=P&password=X&timeout_ms=N&
- * wait=N&buckets=K] into *options (values percent-decoded). Unknown options,
+ * wait=N&buckets=K&fused=0|1] into *options (values percent-decoded). Unknown options,
  * repeated ones and bad values are refused: STOCK_INVALID with message naming
  * which; STOCK_UNSUPPORTED for buckets above 1 (not built yet).
  */
@@ -52,13 +53,15 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
  * Connects, authenticates, checks that the server is Redis 7 or newer and
  * that its key layout (if any) is ours, writes the layout version of a new
  * store, and loads the function library. On success *out is the connection,
- * with options->timeout_ms as its read and write timeout. On failure message
+ * with options->timeout_ms as its read and write timeout, and *single says
+ * whether the server is a single one (redis_mode standalone), whose calls
+ * may touch keys of several slots. On failure message
  * says why: STOCK_UNAVAILABLE (cannot connect), STOCK_INVALID (refused
  * password), STOCK_UNSUPPORTED (not Redis 7), STOCK_CORRUPT (another layout
  * version), STOCK_IO (any other error, with the server's words).
  */
-stock_code rd_connect(const rd_options *options, redisContext **out, char *message,
-                      size_t size);
+stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
+                      char *message, size_t size);
 
 /* The function library's source (redis_functions.lua), embedded by the
  * build. */
@@ -101,6 +104,7 @@ typedef struct rd_job {
     stock_op *op;
     rd_step step;
     bool sent;                          /* a call of this round is in flight */
+    bool fused;                         /* a deduction's claim is in its effect */
     int restarts;
     stock_id owner;                     /* the SKU whose slot holds the record */
     char owner_text[STOCK_ID_MAX + 1];  /* owner's bytes when read from Redis */
@@ -112,6 +116,7 @@ typedef struct rd_store {
     struct stock base;
     rd_options options;
     redisContext *conn;       /* worker-owned; NULL after a loss */
+    bool fused;               /* deductions claim and deduct in one call */
     char error[STOCK_MESSAGE_MAX];
 
     pthread_t worker;

@@ -66,8 +66,9 @@ static stock_code authenticate(redisContext *conn, const rd_options *options, ch
     return code;
 }
 
-/* Reads redis_version from INFO server; Redis 7 brought Functions. */
-static stock_code check_version(redisContext *conn, char *message, size_t size)
+/* Reads redis_version from INFO server; Redis 7 brought Functions. *single
+ * receives whether redis_mode is standalone. */
+static stock_code check_version(redisContext *conn, bool *single, char *message, size_t size)
 {
     const char *argv[] = {"INFO", "server"};
     redisReply *reply = run(conn, 2, argv);
@@ -76,6 +77,8 @@ static stock_code check_version(redisContext *conn, char *message, size_t size)
     stock_code code = STOCK_OK;
     const char *version = reply->type == REDIS_REPLY_STRING
                               ? strstr(reply->str, "redis_version:") : NULL;
+    *single = reply->type == REDIS_REPLY_STRING &&
+              strstr(reply->str, "redis_mode:standalone") != NULL;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOAUTH", 6) == 0) {
         code = fail(message, size, STOCK_INVALID, "the server wants a password "
                     "(redis://:PASSWORD@host:port or password=)", reply->str);
@@ -166,10 +169,11 @@ static stock_code load_functions(redisContext *conn, char *message, size_t size)
     return code;
 }
 
-stock_code rd_connect(const rd_options *options, redisContext **out, char *message,
-                      size_t size)
+stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
+                      char *message, size_t size)
 {
     *out = NULL;
+    *single = false;
     struct timeval timeout = {options->timeout_ms / 1000, (options->timeout_ms % 1000) * 1000};
     redisContext *conn = redisConnectWithTimeout(options->host, options->port, timeout);
     if (conn == NULL)
@@ -187,7 +191,7 @@ stock_code rd_connect(const rd_options *options, redisContext **out, char *messa
     if (code == STOCK_OK)
         code = authenticate(conn, options, message, size);
     if (code == STOCK_OK)
-        code = check_version(conn, message, size);
+        code = check_version(conn, single, message, size);
     if (code == STOCK_OK)
         code = check_layout(conn, options, message, size);
     if (code == STOCK_OK)

@@ -171,6 +171,24 @@ local function deduct(keys, args)
     return {'OK', after}
 end
 
+-- On a single server, which takes keys of any slot, the line id's claim and
+-- the deduction are one call (on a cluster they are two: the directory entry
+-- lives in the line id's slot). KEYS: the line's directory entry, stock,
+-- flow. ARGV: line, qty, time_us, sku. Answers as deduct, or {'other', gen,
+-- owner} when the line id is bound to another SKU.
+local function claim_deduct(keys, args)
+    local entry = redis.call('GET', keys[1])
+    local gen = '1'
+    if entry then
+        local owner
+        gen, owner = entry:match('^(%S+) (.*)$')
+        if owner ~= args[4] then return {'other', gen, owner} end
+    else
+        redis.call('SET', keys[1], '1 ' .. args[4])
+    end
+    return deduct({keys[2], keys[3]}, {args[1], args[2], args[3], gen})
+end
+
 -- KEYS: stock, flow, refunds. ARGV: refund id, line, qty, gen.
 local function refund(keys, args)
     local r = record(keys[3], args[1], args[4])
@@ -429,6 +447,7 @@ redis.register_function('stockd_v1_rebind', rebind)
 redis.register_function('stockd_v1_set', set)
 redis.register_function('stockd_v1_add', add_stock)
 redis.register_function('stockd_v1_deduct', deduct)
+redis.register_function('stockd_v1_claim_deduct', claim_deduct)
 redis.register_function('stockd_v1_refund', refund)
 redis.register_function{function_name = 'stockd_v1_get', callback = get, flags = {'no-writes'}}
 redis.register_function{function_name = 'stockd_v1_line', callback = line_info, flags = {'no-writes'}}

@@ -87,12 +87,13 @@ static bool prefix_valid(const char *prefix)
 
 typedef enum rd_option_name {
     RD_OPT_PREFIX, RD_OPT_PASSWORD, RD_OPT_TIMEOUT, RD_OPT_WAIT, RD_OPT_BUCKETS,
-    RD_OPT_COUNT
+    RD_OPT_FUSED, RD_OPT_COUNT
 } rd_option_name;
 
 static const char *const option_names[RD_OPT_COUNT] = {
     [RD_OPT_PREFIX] = "prefix", [RD_OPT_PASSWORD] = "password",
     [RD_OPT_TIMEOUT] = "timeout_ms", [RD_OPT_WAIT] = "wait", [RD_OPT_BUCKETS] = "buckets",
+    [RD_OPT_FUSED] = "fused",
 };
 
 /* Applies option `which` with value[0..len). */
@@ -133,6 +134,12 @@ static stock_code apply_option(rd_options *options, rd_option_name which, const 
                         "not built yet; only buckets=1 is served", value, len);
         options->buckets = (uint32_t)n;
         return STOCK_OK;
+    case RD_OPT_FUSED:
+        if (len != 1 || (value[0] != '0' && value[0] != '1'))
+            return fail(message, size, STOCK_INVALID, "fused must be 0 or 1, not '%.*s'",
+                        value, len);
+        options->fused = value[0] == '1';
+        return STOCK_OK;
     case RD_OPT_COUNT:
         break;
     }
@@ -158,7 +165,7 @@ static stock_code parse_query(rd_options *options, const char *query, char *mess
                 which = (rd_option_name)i;
         if (which == RD_OPT_COUNT)
             return fail(message, size, STOCK_INVALID, "unknown option '%.*s' (prefix, "
-                        "password, timeout_ms, wait, buckets are known)", query, name_len);
+                        "password, timeout_ms, wait, buckets, fused are known)", query, name_len);
         if (seen[which])
             return fail(message, size, STOCK_INVALID, "option '%.*s' given twice", query,
                         name_len);
@@ -208,6 +215,7 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     memset(options, 0, sizeof *options);
     options->timeout_ms = RD_TIMEOUT_MS_DEFAULT;
     options->buckets = 1;
+    options->fused = true;
     size_t len = strnlen(uri, RD_URI_MAX + 1);
     if (len > RD_URI_MAX)
         return fail(message, size, STOCK_INVALID, "longer than 4096 bytes%.*s", "", 0);

@@ -69,7 +69,8 @@ static const options_case option_cases[] = {
     {"?password=", STOCK_INVALID, "password"},
     {"?prefix", STOCK_INVALID, "no value"},
     {"/3", STOCK_INVALID, "database"},
-    {"?prefix=opt%3A&timeout_ms=2000&wait=0&buckets=1", STOCK_OK, ""},
+    {"?fused=2", STOCK_INVALID, "fused"},
+    {"?prefix=opt%3A&timeout_ms=2000&wait=0&buckets=1&fused=0", STOCK_OK, ""},
 };
 
 static void check_open(const char *uri, stock_code want, const char *words)
