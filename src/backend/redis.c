@@ -482,9 +482,9 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     }
 }
 
-/* Takes every queued batch off the queue (mutex held), waiting at most
- * until the next sweep is due; NULL when there is none (closing, or time
- * to sweep). */
+/* Takes the queued batches off the queue (mutex held), up to
+ * STOCK_BATCH_MAX ops in all, waiting at most until the next sweep is due;
+ * NULL when there is none (closing, or time to sweep). */
 static stock_batch *take_batches(rd_store *store, int64_t sweep_us)
 {
     struct timespec until = {sweep_us / 1000000, (sweep_us % 1000000) * 1000};
@@ -492,17 +492,31 @@ static stock_batch *take_batches(rd_store *store, int64_t sweep_us)
            pthread_cond_timedwait(&store->wake, &store->mutex, &until) == 0)
         continue;
     stock_batch *first = store->head;
-    store->head = store->tail = NULL;
+    stock_batch *last = NULL;
+    size_t ops = 0;
+    while (store->head != NULL && ops + store->head->count <= STOCK_BATCH_MAX) {
+        last = store->head;
+        ops += last->count;
+        store->head = last->next;
+    }
+    if (last == NULL)
+        return NULL;
+    last->next = NULL;
+    if (store->head == NULL)
+        store->tail = NULL;
     return first;
 }
 
-/* Runs one batch's ops, reconnecting first after a loss. */
-static void run_batch(rd_store *store, stock_batch *batch, stock_op **ops)
+/* Runs the ops of a chain of batches together (ops has room for
+ * STOCK_BATCH_MAX), reconnecting first after a loss. */
+static void run_batches(rd_store *store, stock_batch *batches, stock_op **ops)
 {
     size_t count = 0;
-    for (size_t i = 0; i < batch->count; i++)
-        if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
-            ops[count++] = &batch->ops[i];
+    for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                ops[count++] = &batch->ops[i];
+    assert(count <= STOCK_BATCH_MAX);
     if (count == 0)
         return;
     bool single = false;
@@ -538,15 +552,12 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&store->mutex);
         if (batches == NULL && closing)
             break;
-        for (stock_batch *batch = batches; batch != NULL; batch = batch->next) {
-            if (ops != NULL) {
-                run_batch(store, batch, ops);
-                continue;
-            }
+        if (ops != NULL)
+            run_batches(store, batches, ops);
+        for (stock_batch *batch = batches; ops == NULL && batch != NULL; batch = batch->next)
             for (size_t i = 0; i < batch->count; i++)
                 if (batch->ops[i].code == STOCK_OK)
                     result_fail(&batch->ops[i], STOCK_NOMEM, "redis: out of memory");
-        }
         complete_batches(batches, &store->batches, &store->operations);
     }
     free(ops);
