@@ -337,6 +337,8 @@ void rd_fail_server(stock_op *op, const redisReply *reply)
         result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
 }
 
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+/* The wording of core_fail_overflow (src/core/core.c), which result.c lacks. */
 void rd_fail_overflow(stock_op *op, stock_id sku)
 {
     result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass 9223372036854775807",
