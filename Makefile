@@ -29,7 +29,7 @@ OPTFLAGS := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-rec
 endif
 
 CFLAGS_ALL  = -std=c11 -D_GNU_SOURCE -g $(OPTFLAGS) -Wall -Wextra -Werror \
-              -fPIC -pthread -Iinclude -Isrc -MMD -MP \
+              -fPIC -pthread -Iinclude -Isrc -I$(BUILD)/gen -MMD -MP \
               $(shell pkg-config --cflags $(PKGS) $(NATS_PKG)) $(CFLAGS)
 LDFLAGS_ALL = $(OPTFLAGS) -pthread $(LDFLAGS)
 LIBS        = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
@@ -53,6 +53,9 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB_OBJ     := $(call obj,$(LIB_SRC))
+# A script in src/<module>/NAME.lua becomes $(BUILD)/gen/<module>/NAME.inc, its
+# bytes as a C initializer list, for a library file to embed with #include.
+EMBED_INC   := $(patsubst src/%.lua,$(BUILD)/gen/%.inc,$(wildcard src/*/*.lua))
 SERVER_OBJ  := $(call obj,$(filter-out $(SERVER_MAIN),$(SERVER_SRC)))
 PROTO_OBJ   := $(call obj,$(wildcard src/proto/*.c))
 STATIC_LIB  := $(BUILD)/libstock.a
@@ -80,6 +83,12 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/gen/%.inc: src/%.lua
+	@mkdir -p $(dir $@)
+	xxd -i < $< > $@
+
+$(LIB_OBJ): | $(EMBED_INC)
 
 $(STATIC_LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -127,8 +136,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 
 # libFuzzer targets link the protocol and library code built with clang.
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-              -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(filter-out $(SERVER_MAIN),$(SERVER_SRC))
+              -Iinclude -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(filter-out $(SERVER_MAIN),$(SERVER_SRC)) | $(EMBED_INC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 

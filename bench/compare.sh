@@ -4,6 +4,8 @@
 #
 #   Redis 7 + the Lua deduction (bench/lua/deduct.lua: stock key + flow hash,
 #       EVALSHA), appendfsync always and everysec, and plain GET for scale;
+#       and libstock's redis backend on the appendfsync always server driven
+#       by stockbench (hot, and uniform over 100,000 SKUs);
 #   PostgreSQL 15, the plain conditional update (update ... where
 #       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
 #       one hot SKU and 100,000 SKUs; and libstock's postgres backend on the
@@ -207,6 +209,12 @@ redis_rows() {
     lua_row "$REDIS_EVERYSEC_PORT" 1 "appendfsync everysec"
     get_row "$REDIS_ALWAYS_PORT" 16
     get_row "$REDIS_ALWAYS_PORT" 1
+    [ -x "$BUILD/stockbench" ] || { log "missing $BUILD/stockbench: run make first"; return; }
+    local uri="redis://127.0.0.1:$REDIS_ALWAYS_PORT?prefix=sb:"
+    stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
+        -w hot -c "$CLIENTS" -P 16
+    stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
+        -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
 }
 
 pg() { psql -X -q -t -A -h "$tmp/pg" -p "$PG_PORT" -U postgres -d bench "$@"; }

@@ -15,6 +15,7 @@
  *                                  (docs/postgres.md)
  *   "shards:postgres://...;postgres://..."  one store over several
  *                                  PostgreSQL databases (docs/sharded.md)
+ *   "redis://[:password@]host:port"  Redis 7 through hiredis (docs/redis.md)
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is

@@ -6,7 +6,7 @@ set -eu
 # build-essential brings gcc, g++ and readelf, which 11-header uses to
 # compile stock.h as C++ and read the soname.
 packages=(
-    build-essential pkg-config clang libclang-rt-14-dev
+    build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
     libxxhash-dev libcmocka-dev libssl-dev openssl
     postgresql-15 postgresql-client-15 redis-server redis-tools

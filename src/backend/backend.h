@@ -71,5 +71,6 @@ extern const stock_backend_ops embedded_backend;
 extern const stock_backend_ops remote_backend;     /* stockd:// (remote.c) */
 extern const stock_backend_ops postgres_backend;   /* postgres:// (postgres.c) */
 extern const stock_backend_ops sharded_backend;    /* shards: (sharded.c) */
+extern const stock_backend_ops redis_backend;      /* redis:// (redis.c) */
 
 #endif /* STOCK_BACKEND_H */

@@ -8,6 +8,7 @@ const stock_backend_ops *const stock_backends[] = {
     &remote_backend,
     &postgres_backend,
     &sharded_backend,
+    &redis_backend,
     &embedded_backend,
     NULL,
 };

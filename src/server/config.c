@@ -274,7 +274,7 @@ static bool set_durability(config *cfg, const char *value, char *why, size_t siz
 }
 
 static const setting settings[] = {
-    {"store", set_store, "URI     the store: a data folder (default ./stockd-data), stockd://, postgres://, shards:", false},
+    {"store", set_store, "URI     the store: a data folder (default ./stockd-data), stockd://, postgres://, shards:, redis://", false},
     {"port", set_port, "N        RESP port (default 7379, 0 = off)", false},
     {"http-port", set_http_port, "N   HTTP port (default 7380, 0 = off)", false},
     {"bind", set_bind, "ADDR     listen address, IPv4 or IPv6 (default 127.0.0.1)", false},

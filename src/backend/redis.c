@@ -1,0 +1,664 @@
+/*
+ * redis.c -- the redis backend: libstock over Redis 7 through hiredis, with
+ * every operation a Redis Function (redis_functions.lua) and the key layout
+ * of docs/redis.md, designed so that a Redis Cluster never needs a
+ * cross-slot call.
+ *
+ * Threading, as in the postgres backend: stock_submit only queues the batch
+ * and wakes the worker thread, which owns one hiredis connection. The worker
+ * takes every batch queued meanwhile and runs their ops as pipelined calls;
+ * a batch's done runs after its last reply (and after WAIT with wait=N).
+ *
+ * An op with an id (a line, refund, adjustment or order id) takes two or
+ * more calls: the id's directory entry, in the id's own slot, names the SKU
+ * whose slot holds the id's record (claim), then the op's function runs in
+ * that slot. The ops of a batch advance together, one pipelined round per
+ * step; an op's effect (its last call) is sent only once every op before it
+ * has sent its own, so ops see each other in batch order. A run of ops whose
+ * ids repeat is cut in two, so that each round's claims are independent.
+ * Orders run alone, between runs (redis_order.c).
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "backend/redis.h"
+#include "lib/result.h"
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+/* Completes a chain of batches in order, counting them. */
+static void complete_batches(stock_batch *batch, _Atomic uint64_t *batches,
+                             _Atomic uint64_t *operations)
+{
+    while (batch != NULL) {
+        stock_batch *next = batch->next;   /* done may free the batch */
+        atomic_fetch_add_explicit(batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(operations, batch->count, memory_order_relaxed);
+        batch->done(batch);
+        batch = next;
+    }
+}
+
+/* --------------------------------------------------------------- the ids */
+
+/* The directory kind and id an op claims; false for ops without one. */
+static bool op_claim_id(const stock_op *op, const char **kind, stock_id *id)
+{
+    switch (op->type) {
+    case STOCK_OP_DEDUCT: *kind = "line"; *id = op->id; return true;
+    case STOCK_OP_ADD: *kind = "adjust"; *id = op->id; return op->id.len > 0;
+    case STOCK_OP_REFUND: *kind = "refund"; *id = op->id; return true;
+    default: return false;
+    }
+}
+
+/* The word a conflict names for kind (result_conflict). */
+static const char *conflict_word(const char *kind)
+{
+    return strcmp(kind, "adjust") == 0 ? "adjustment" : kind;
+}
+
+/* fused: a deduction claims its line id in its effect (single server). */
+static void job_start(rd_job *job, stock_op *op, bool fused)
+{
+    memset(job, 0, sizeof *job);
+    job->op = op;
+    job->owner = op->sku;
+    job->fused = fused && op->type == STOCK_OP_DEDUCT;
+    const char *kind;
+    stock_id id;
+    if (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE)
+        job->step = RD_LOOKUP;
+    else
+        job->step = op_claim_id(op, &kind, &id) && !job->fused ? RD_CLAIM : RD_EFFECT;
+    snprintf(job->gen, sizeof job->gen, "0");
+}
+
+/* The id's record was moved while we looked: start the op again. */
+static void job_restart(rd_job *job)
+{
+    stock_op *op = job->op;
+    if (++job->restarts > RD_RESTARTS_MAX) {
+        result_fail(op, STOCK_IO, "redis: the id kept moving between SKUs (concurrent "
+                    "retries with other parameters); try again");
+        job->step = RD_DONE;
+        return;
+    }
+    rd_job fresh;
+    job_start(&fresh, op, job->fused);
+    fresh.restarts = job->restarts;
+    *job = fresh;
+}
+
+static void set_owner(rd_job *job, const char *sku)
+{
+    snprintf(job->owner_text, sizeof job->owner_text, "%s", sku);
+    job->owner = stock_id_from_cstr(job->owner_text);
+}
+
+/* ------------------------------------------------------------- the calls */
+
+/* Builds the call of the op's effect. */
+static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
+{
+    rd_cmd *cmd = &store->cmd;
+    const char *p = store->options.prefix;
+    const stock_op *op = job->op;
+    switch (op->type) {
+    case STOCK_OP_SET:
+        rd_cmd_fcall(cmd, "set");
+        rd_cmd_key(cmd, p, "sku", op->sku, "");
+        rd_cmd_argf(cmd, "%" PRId64, op->amount);
+        rd_cmd_argf(cmd, "%d", op->has_expect ? 1 : 0);
+        rd_cmd_argf(cmd, "%" PRId64, op->expect);
+        return;
+    case STOCK_OP_ADD:
+        rd_cmd_fcall(cmd, "add");
+        rd_cmd_key(cmd, p, "sku", op->sku, "");
+        rd_cmd_key(cmd, p, "sku", op->sku, ":adjust");
+        rd_cmd_argf(cmd, "%" PRId64, op->amount);
+        rd_cmd_argf(cmd, "%.*s", (int)op->id.len, op->id.len > 0 ? op->id.ptr : "");
+        rd_cmd_argf(cmd, "%s", job->gen);
+        return;
+    case STOCK_OP_DEDUCT:
+        rd_cmd_fcall(cmd, job->fused ? "claim_deduct" : "deduct");
+        if (job->fused)
+            rd_cmd_key(cmd, p, "line", op->id, "");
+        rd_cmd_key(cmd, p, "sku", op->sku, "");
+        rd_cmd_key(cmd, p, "sku", op->sku, ":flow");
+        rd_cmd_id(cmd, op->id);
+        rd_cmd_argf(cmd, "%" PRId64, op->amount);
+        rd_cmd_argf(cmd, "%" PRId64, time_us);
+        if (job->fused)
+            rd_cmd_id(cmd, op->sku);
+        else
+            rd_cmd_argf(cmd, "%s", job->gen);
+        return;
+    case STOCK_OP_REFUND:
+        rd_cmd_fcall(cmd, "refund");
+        rd_cmd_key(cmd, p, "sku", job->owner, "");
+        rd_cmd_key(cmd, p, "sku", job->owner, ":flow");
+        rd_cmd_key(cmd, p, "sku", job->owner, ":refunds");
+        rd_cmd_id(cmd, op->id);
+        rd_cmd_id(cmd, op->line);
+        rd_cmd_argf(cmd, "%" PRId64, op->amount);
+        rd_cmd_argf(cmd, "%s", job->gen);
+        return;
+    case STOCK_OP_GET:
+        rd_cmd_fcall(cmd, "get");
+        rd_cmd_key(cmd, p, "sku", op->sku, "");
+        return;
+    case STOCK_OP_LINE:
+        rd_cmd_fcall(cmd, "line");
+        rd_cmd_key(cmd, p, "sku", job->owner, ":flow");
+        rd_cmd_id(cmd, op->line);
+        return;
+    case STOCK_OP_ORDER:
+        break;
+    }
+    assert(!"orders run alone");
+}
+
+/* Builds the op's next call. */
+static void job_build(rd_store *store, rd_job *job, int64_t time_us)
+{
+    rd_cmd *cmd = &store->cmd;
+    const char *p = store->options.prefix;
+    const char *kind = "line";
+    stock_id id = job->op->line;
+    switch (job->step) {
+    case RD_LOOKUP:
+    case RD_LOOKUP_REFUND:
+        kind = job->step == RD_LOOKUP ? "line" : "refund";
+        id = job->step == RD_LOOKUP ? job->op->line : job->op->id;
+        rd_cmd_start(cmd);
+        rd_cmd_argf(cmd, "GET");
+        rd_cmd_argf(cmd, "%s{%s:%.*s}", p, kind, (int)id.len, id.ptr);
+        return;
+    case RD_CLAIM:
+        op_claim_id(job->op, &kind, &id);
+        rd_claim_build(cmd, p, kind, id, job->owner);
+        return;
+    case RD_REBIND:
+        op_claim_id(job->op, &kind, &id);
+        rd_cmd_fcall(cmd, "rebind");
+        rd_cmd_key(cmd, p, kind, id, "");
+        rd_cmd_argf(cmd, "%s", job->other);
+        rd_cmd_argf(cmd, "%s", job->other_gen);
+        rd_cmd_id(cmd, job->owner);
+        return;
+    case RD_FENCE:
+        op_claim_id(job->op, &kind, &id);
+        rd_cmd_fcall(cmd, "fence");
+        rd_cmd_key(cmd, p, "sku", stock_id_from_cstr(job->other), rd_record_suffix(kind));
+        rd_cmd_id(cmd, id);
+        rd_cmd_argf(cmd, "%s", job->other_gen);
+        return;
+    case RD_EFFECT:
+        effect_build(store, job, time_us);
+        return;
+    case RD_DONE:
+        break;
+    }
+    assert(!"a finished op has no call");
+}
+
+/* Sets the op's outputs from its function's reply. */
+static void effect_done(rd_job *job, const redisReply *reply)
+{
+    stock_op *op = job->op;
+    const char *kind = "line";
+    stock_id id;
+    bool has_id = op_claim_id(op, &kind, &id);
+    if (rd_is(reply, 0, "OK") || rd_is(reply, 0, "REPLAY")) {
+        op->code = rd_is(reply, 0, "OK") ? STOCK_OK : STOCK_REPLAY;
+        op->available = rd_element_i64(reply, 1);
+        if (op->type == STOCK_OP_GET)
+            op->info.sku_info = (stock_sku_info){rd_element_i64(reply, 1), rd_element_i64(reply, 2),
+                                                 rd_element_i64(reply, 3), rd_element_i64(reply, 4)};
+        if (op->type == STOCK_OP_LINE) {
+            stock_line_info *info = &op->info.line_info;
+            snprintf(info->sku, sizeof info->sku, "%.*s", (int)job->owner.len, job->owner.ptr);
+            snprintf(info->order_id, sizeof info->order_id, "%s",
+                     rd_is(reply, 5, "-") ? "" : rd_element(reply, 5));
+            info->qty = rd_element_i64(reply, 1);
+            info->refunded = rd_element_i64(reply, 2);
+            info->time_us = rd_element_i64(reply, 3);
+            info->available_after = rd_element_i64(reply, 4);
+            op->available = 0;
+        }
+    } else if (rd_is(reply, 0, "NOTFOUND") && (op->type == STOCK_OP_REFUND ||
+                                            op->type == STOCK_OP_LINE)) {
+        result_line_not_found(op, op->line);
+    } else if (rd_is(reply, 0, "NOTFOUND")) {
+        result_sku_not_found(op, op->sku);
+    } else if (rd_is(reply, 0, "INSUFFICIENT")) {
+        result_insufficient(op, op->sku, rd_element_i64(reply, 1));
+    } else if (rd_is(reply, 0, "MISMATCH")) {
+        result_mismatch(op, op->sku, rd_element_i64(reply, 1));
+    } else if (rd_is(reply, 0, "EXCEEDS")) {
+        result_exceeds(op, op->line, rd_element_i64(reply, 1));
+    } else if (rd_is(reply, 0, "CONFLICT") && has_id) {
+        result_conflict(op, conflict_word(kind), id);
+    } else if (rd_is(reply, 0, "OVERFLOW")) {
+        rd_fail_overflow(op, job->owner);
+    } else {
+        result_fail(op, STOCK_IO, "redis: unexpected reply '%.40s' (a function library of "
+                    "another version?)", rd_element(reply, 0));
+    }
+}
+
+/* Advances the op by the reply to its call. */
+static void job_advance(rd_job *job, const redisReply *reply)
+{
+    stock_op *op = job->op;
+    const char *kind = "line";
+    stock_id id;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rd_fail_server(op, reply);
+        job->step = RD_DONE;
+        return;
+    }
+    char owner[STOCK_ID_MAX + 1];
+    bool found;
+    switch (job->step) {
+    case RD_LOOKUP:
+        found = rd_entry_parse(reply, job->gen, owner);
+        if (!found && op->type == STOCK_OP_LINE) {
+            result_line_not_found(op, op->line);
+            job->step = RD_DONE;
+        } else if (!found) {
+            job->step = RD_LOOKUP_REFUND;
+        } else {
+            set_owner(job, owner);
+            job->step = op->type == STOCK_OP_LINE ? RD_EFFECT : RD_CLAIM;
+        }
+        return;
+    case RD_LOOKUP_REFUND:
+        /* No line: NOTFOUND, unless the refund id is bound (judged first). */
+        if (!rd_entry_parse(reply, job->gen, owner)) {
+            result_line_not_found(op, op->line);
+            job->step = RD_DONE;
+        } else {
+            set_owner(job, owner);
+            job->step = RD_EFFECT;
+        }
+        return;
+    case RD_CLAIM:
+        job->step = rd_claim_parse(reply, job->owner, job->gen, job->other, job->other_gen)
+                        ? RD_EFFECT : RD_FENCE;
+        return;
+    case RD_FENCE:
+        op_claim_id(op, &kind, &id);
+        if (strcmp(rd_text_of(reply), "exists") == 0) {
+            result_conflict(op, conflict_word(kind), id);
+            job->step = RD_DONE;
+        } else {
+            job->step = RD_REBIND;
+        }
+        return;
+    case RD_REBIND:
+        if (rd_is(reply, 0, "ok")) {
+            snprintf(job->gen, sizeof job->gen, "%s", rd_element(reply, 1));
+            job->step = RD_EFFECT;
+        } else {
+            job_restart(job);
+        }
+        return;
+    case RD_EFFECT:
+        if (rd_is(reply, 0, "MOVED")) {
+            job_restart(job);
+            return;
+        }
+        if (job->fused && rd_is(reply, 0, "other")) {   /* the claim found an owner */
+            snprintf(job->other_gen, sizeof job->other_gen, "%s", rd_element(reply, 1));
+            snprintf(job->other, sizeof job->other, "%s", rd_element(reply, 2));
+            job->step = RD_FENCE;
+            return;
+        }
+        effect_done(job, reply);
+        job->step = RD_DONE;
+        return;
+    case RD_DONE:
+        break;
+    }
+    assert(!"a finished op got a reply");
+}
+
+/* ------------------------------------------------------------------ runs */
+
+/* Sends one round: each op's next call, an effect only when every op
+ * before it has sent its effect. Returns the calls sent. */
+static int round_send(rd_store *store, int count, int64_t time_us)
+{
+    int sent = 0;
+    bool in_order = true;   /* every op so far is done or sent its effect */
+    for (int i = 0; i < count; i++) {
+        rd_job *job = &store->jobs[i];
+        job->sent = false;
+        if (job->step == RD_DONE)
+            continue;
+        bool effect = job->step == RD_EFFECT;
+        if (!effect || in_order) {
+            job_build(store, job, time_us);
+            if (!rd_send(store))
+                return -1;
+            job->sent = true;
+            sent++;
+        }
+        in_order = in_order && effect;
+    }
+    return sent;
+}
+
+/* Runs ops[0..count) (no orders, no repeated ids) to completion. */
+static void run_ops(rd_store *store, stock_op **ops, int count)
+{
+    assert(count >= 1 && count <= RD_RUN_MAX);
+    int64_t time_us = rd_now_us(CLOCK_REALTIME);
+    for (int i = 0; i < count; i++)
+        job_start(&store->jobs[i], ops[i], store->fused);
+    for (;;) {
+        int sent = round_send(store, count, time_us);
+        if (sent == 0)
+            return;
+        for (int i = 0; sent > 0 && i < count; i++) {
+            rd_job *job = &store->jobs[i];
+            if (!job->sent)
+                continue;
+            redisReply *reply = rd_reply(store);
+            if (reply == NULL)
+                break;
+            job_advance(job, reply);
+            freeReplyObject(reply);
+        }
+        if (store->conn == NULL)
+            break;
+    }
+    for (int i = 0; i < count; i++)
+        if (store->jobs[i].step != RD_DONE) {
+            stock_op *op = store->jobs[i].op;
+            op->failed_line = -1;
+            result_fail(op, STOCK_UNAVAILABLE, "%s", store->error);
+        }
+}
+
+/* FNV-1a of a directory kind and id: a run's repeat test. */
+static uint64_t id_hash(const char *kind, stock_id id)
+{
+    uint64_t hash = 1469598103934665603ULL;
+    for (const char *c = kind; *c != '\0'; c++)
+        hash = (hash ^ (unsigned char)*c) * 1099511628211ULL;
+    for (uint32_t i = 0; i < id.len; i++)
+        hash = (hash ^ (unsigned char)id.ptr[i]) * 1099511628211ULL;
+    return hash | 1;   /* 0 marks a free slot */
+}
+
+/* Adds hash to the run's set; false if it is there already. */
+static bool seen_add(rd_store *store, uint64_t hash)
+{
+    size_t mask = sizeof store->seen / sizeof store->seen[0] - 1;
+    for (size_t at = hash & mask;; at = (at + 1) & mask) {
+        if (store->seen[at] == hash)
+            return false;
+        if (store->seen[at] == 0) {
+            store->seen[at] = hash;
+            return true;
+        }
+    }
+}
+
+/* Adds the op's directory ids to the run; false if one is there already. */
+static bool run_admits(rd_store *store, const stock_op *op)
+{
+    const char *kind;
+    stock_id id;
+    bool fresh = true;
+    if (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE)
+        fresh = seen_add(store, id_hash("line", op->line));
+    if (op_claim_id(op, &kind, &id))
+        fresh = seen_add(store, id_hash(kind, id)) && fresh;
+    return fresh;
+}
+
+/* Runs the ops in order: runs of ops with distinct ids, and orders alone. */
+static void run_all(rd_store *store, stock_op **ops, size_t count)
+{
+    size_t first = 0;
+    while (first < count) {
+        memset(store->seen, 0, sizeof store->seen);
+        size_t end = first;
+        while (end < count && end - first < RD_RUN_MAX && ops[end]->type != STOCK_OP_ORDER &&
+               run_admits(store, ops[end]))
+            end++;
+        if (end == first && ops[first]->type == STOCK_OP_ORDER) {
+            rd_order_run(store, ops[first]);
+            end = first + 1;
+        } else if (end == first) {
+            end = first + 1;   /* a lone op whose two ids are the same */
+            run_ops(store, &ops[first], 1);
+        } else {
+            run_ops(store, &ops[first], (int)(end - first));
+        }
+        first = end;
+    }
+}
+
+/* ---------------------------------------------------------------- worker */
+
+/* After a batch with wait=N: WAIT N for three quarters of timeout_ms (so
+ * that the answer comes before the read timeout). Fewer replicas: every write
+ * that succeeded (a replay too: its original may not have reached them)
+ * says it is applied on the master but not replicated yet. */
+static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
+{
+    rd_cmd *cmd = &store->cmd;
+    rd_cmd_start(cmd);
+    rd_cmd_argf(cmd, "WAIT");
+    rd_cmd_argf(cmd, "%d", store->options.wait_replicas);
+    int wait_ms = store->options.timeout_ms * 3 / 4 + 1;
+    rd_cmd_argf(cmd, "%d", wait_ms);
+    redisReply *reply = rd_call(store);
+    long long acked = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    freeReplyObject(reply);
+    if (acked >= store->options.wait_replicas)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        stock_op *op = ops[i];
+        if (!stock_code_succeeded(op->code) || op->type == STOCK_OP_GET ||
+            op->type == STOCK_OP_LINE)
+            continue;
+        op->failed_line = -1;
+        result_fail(op, STOCK_UNAVAILABLE, "redis: applied on the master but not yet "
+                    "replicated: WAIT %d got %lld replicas in %d ms; a retry with the same id "
+                    "replays it", store->options.wait_replicas, acked < 0 ? 0 : acked,
+                    wait_ms);
+    }
+}
+
+/* Takes the queued batches off the queue (mutex held), up to
+ * STOCK_BATCH_MAX ops in all, waiting at most until the next sweep is due;
+ * NULL when there is none (closing, or time to sweep). */
+static stock_batch *take_batches(rd_store *store, int64_t sweep_us)
+{
+    struct timespec until = {sweep_us / 1000000, (sweep_us % 1000000) * 1000};
+    while (store->head == NULL && !store->closing &&
+           pthread_cond_timedwait(&store->wake, &store->mutex, &until) == 0)
+        continue;
+    stock_batch *first = store->head;
+    stock_batch *last = NULL;
+    size_t ops = 0;
+    while (store->head != NULL && ops + store->head->count <= STOCK_BATCH_MAX) {
+        last = store->head;
+        ops += last->count;
+        store->head = last->next;
+    }
+    if (last == NULL)
+        return NULL;
+    last->next = NULL;
+    if (store->head == NULL)
+        store->tail = NULL;
+    return first;
+}
+
+/* Runs the ops of a chain of batches together (ops has room for
+ * STOCK_BATCH_MAX), reconnecting first after a loss. */
+static void run_batches(rd_store *store, stock_batch *batches, stock_op **ops)
+{
+    size_t count = 0;
+    for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                ops[count++] = &batch->ops[i];
+    assert(count <= STOCK_BATCH_MAX);
+    if (count == 0)
+        return;
+    bool single = false;
+    if (store->conn == NULL &&
+        rd_connect(&store->options, &store->conn, &single, store->error,
+                   sizeof store->error) == STOCK_OK)
+        store->fused = store->options.fused && single;
+    if (store->conn == NULL) {
+        for (size_t i = 0; i < count; i++)
+            result_fail(ops[i], STOCK_UNAVAILABLE, "%s", store->error);
+        return;
+    }
+    run_all(store, ops, count);
+    if (store->options.wait_replicas > 0 && store->conn != NULL)
+        wait_replicas(store, ops, count);
+}
+
+static void *worker_main(void *arg)
+{
+    rd_store *store = arg;
+    stock_op **ops = malloc(STOCK_BATCH_MAX * sizeof *ops);
+    int64_t lease_us = (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
+    int64_t sweep_us = 0;   /* the first sweep runs at once */
+    for (;;) {
+        if (rd_now_us(CLOCK_MONOTONIC) >= sweep_us) {
+            if (store->conn != NULL)
+                rd_sweep(store);
+            sweep_us = rd_now_us(CLOCK_MONOTONIC) + lease_us;
+        }
+        pthread_mutex_lock(&store->mutex);
+        stock_batch *batches = take_batches(store, sweep_us);
+        bool closing = store->closing;
+        pthread_mutex_unlock(&store->mutex);
+        if (batches == NULL && closing)
+            break;
+        if (ops != NULL)
+            run_batches(store, batches, ops);
+        for (stock_batch *batch = batches; ops == NULL && batch != NULL; batch = batch->next)
+            for (size_t i = 0; i < batch->count; i++)
+                if (batch->ops[i].code == STOCK_OK)
+                    result_fail(&batch->ops[i], STOCK_NOMEM, "redis: out of memory");
+        complete_batches(batches, &store->batches, &store->operations);
+    }
+    free(ops);
+    return NULL;
+}
+
+/* -------------------------------------------------------------- backend */
+
+static bool rd_accepts(const char *uri)
+{
+    return strncmp(uri, "redis://", 8) == 0;
+}
+
+static void rd_submit(stock_t *base, stock_batch *batch)
+{
+    rd_store *store = (rd_store *)base;
+    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
+    batch->next = NULL;
+    pthread_mutex_lock(&store->mutex);
+    bool closing = store->closing;
+    if (!closing) {
+        if (store->tail != NULL)
+            store->tail->next = batch;
+        else
+            store->head = batch;
+        store->tail = batch;
+        pthread_cond_signal(&store->wake);
+    }
+    pthread_mutex_unlock(&store->mutex);
+    if (closing) {
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)
+                result_fail(&batch->ops[i], STOCK_UNAVAILABLE, "the store is closing");
+        batch->done(batch);
+    }
+}
+
+static void store_free(rd_store *store)
+{
+    if (store->conn != NULL)
+        redisFree(store->conn);
+    pthread_cond_destroy(&store->wake);
+    pthread_mutex_destroy(&store->mutex);
+    free(store);
+}
+
+static stock_code rd_close(stock_t *base)
+{
+    rd_store *store = (rd_store *)base;
+    pthread_mutex_lock(&store->mutex);
+    store->closing = true;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+    pthread_join(store->worker, NULL);
+    assert(store->head == NULL);
+    store_free(store);
+    return STOCK_OK;
+}
+
+static stock_code rd_get_stats(stock_t *base, stock_stats *stats)
+{
+    rd_store *store = (rd_store *)base;
+    stats->batches = atomic_load_explicit(&store->batches, memory_order_relaxed);
+    stats->operations = atomic_load_explicit(&store->operations, memory_order_relaxed);
+    return STOCK_OK;
+}
+
+static stock_code rd_open(const char *uri, const stock_config *config, stock_t **out,
+                          char *message, size_t size)
+{
+    *out = NULL;
+    rd_store *store = calloc(1, sizeof *store);
+    if (store == NULL)
+        return STOCK_NOMEM;
+    store->base.ops = &redis_backend;
+    pthread_mutex_init(&store->mutex, NULL);
+    pthread_condattr_t clock;
+    pthread_condattr_init(&clock);
+    pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);   /* take_batches' deadline */
+    pthread_cond_init(&store->wake, &clock);
+    pthread_condattr_destroy(&clock);
+    stock_code code = rd_options_parse(uri, config, &store->options, message, size);
+    bool single = false;
+    if (code == STOCK_OK)
+        code = rd_connect(&store->options, &store->conn, &single, message, size);
+    store->fused = store->options.fused && single;
+    if (code == STOCK_OK && pthread_create(&store->worker, NULL, worker_main, store) != 0)
+        code = STOCK_NOMEM;
+    if (code != STOCK_OK) {
+        store_free(store);
+        return code;
+    }
+    *out = &store->base;
+    return STOCK_OK;
+}
+
+const stock_backend_ops redis_backend = {
+    .name = "redis",
+    .accepts = rd_accepts,
+    .open = rd_open,
+    .submit = rd_submit,
+    .close = rd_close,
+    .get_stats = rd_get_stats,
+};

@@ -1,0 +1,197 @@
+/*
+ * redis.h -- what the files of the redis backend share: URI options
+ * (redis_uri.c); the connection, its checks at open, building calls and
+ * reading replies, and the id directory's entries (redis_conn.c); the store,
+ * its worker and the ops of a batch (redis.c); orders and the sweep
+ * (redis_order.c). Internal to libstock; stock.h is the public contract,
+ * docs/redis.md the key layout and the protocols.
+ */
+#ifndef STOCK_REDIS_H
+#define STOCK_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "stock.h"
+
+#define RD_URI_MAX 4096             /* bytes in a store URI */
+#define RD_HOST_MAX 255             /* bytes in a host name */
+#define RD_SECRET_MAX 255           /* bytes in a password */
+#define RD_PREFIX_MAX 64            /* bytes in a key prefix */
+#define RD_TIMEOUT_MS_DEFAULT 5000  /* silence that counts as a lost server */
+#define RD_TIMEOUT_MS_MAX 3600000
+#define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
+#define RD_LAYOUT_VERSION "1"       /* the key layout this library writes */
+#define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
+#define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
+
+/* The backend's options, from the URI and the stock_config. */
+typedef struct rd_options {
+    char host[RD_HOST_MAX + 1];
+    int port;
+    char password[RD_SECRET_MAX + 1];   /* "" for none */
+    char prefix[RD_PREFIX_MAX + 1];     /* prepended to every key */
+    int timeout_ms;                     /* per reply; then the link is lost */
+    int wait_replicas;                  /* 0: no WAIT after a batch */
+    uint32_t buckets;                   /* 1: hot-SKU buckets are not built yet */
+    bool fused;                         /* single server: claim + deduct in one call */
+} rd_options;
+
+/*
+ * Reads redis://[:password@]host[:port][?prefix=P&password=X&timeout_ms=N&
+ * wait=N&buckets=K&fused=0|1] into *options (values percent-decoded). Unknown options,
+ * repeated ones and bad values are refused: STOCK_INVALID with message naming
+ * which; STOCK_UNSUPPORTED for buckets above 1 (not built yet).
+ */
+stock_code rd_options_parse(const char *uri, const stock_config *config,
+                            rd_options *options, char *message, size_t size);
+
+/*
+ * Connects, authenticates, checks that the server is Redis 7 or newer and
+ * that its key layout (if any) is ours, writes the layout version of a new
+ * store, and loads the function library. On success *out is the connection,
+ * with options->timeout_ms as its read and write timeout, and *single says
+ * whether the server is a single one (redis_mode standalone), whose calls
+ * may touch keys of several slots. On failure message
+ * says why: STOCK_UNAVAILABLE (cannot connect), STOCK_INVALID (refused
+ * password), STOCK_UNSUPPORTED (not Redis 7), STOCK_CORRUPT (another layout
+ * version), STOCK_IO (any other error, with the server's words).
+ */
+stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
+                      char *message, size_t size);
+
+/* The function library's source (redis_functions.lua), embedded by the
+ * build. */
+extern const char rd_functions_source[];
+
+/* ---------------------------------------------------------------- store */
+
+#define RD_FN RD_LIBRARY "_"        /* function names: the library name, "_" */
+#define RD_ARGS_MAX 1100            /* arguments of one call (an order of 100 lines) */
+#define RD_TEXT_MAX (160 * 1024)    /* bytes of one call's arguments */
+#define RD_RUN_MAX 1024             /* ops that advance together */
+#define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
+#define RD_GEN_MAX 24               /* bytes of a generation as text */
+#define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
+/* An order's lines as text, "line sku qty ...". */
+#define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
+
+/* One call being built: arguments point into text. */
+typedef struct rd_cmd {
+    int argc;
+    int keys;                       /* FCALL: keys pushed so far */
+    const char *argv[RD_ARGS_MAX];
+    size_t len[RD_ARGS_MAX];
+    char text[RD_TEXT_MAX];
+    size_t used;
+} rd_cmd;
+
+/* Where an op is: the next call it sends. */
+typedef enum rd_step {
+    RD_LOOKUP,         /* refund, line: read the line's directory entry */
+    RD_LOOKUP_REFUND,  /* refund of an unknown line: read the refund's entry */
+    RD_CLAIM,          /* bind the op's id to its SKU */
+    RD_FENCE,          /* the id is bound elsewhere: fence it out there */
+    RD_REBIND,         /* then move the binding to our SKU */
+    RD_EFFECT,         /* the op's function */
+    RD_DONE,
+} rd_step;
+
+typedef struct rd_job {
+    stock_op *op;
+    rd_step step;
+    bool sent;                          /* a call of this round is in flight */
+    bool fused;                         /* a deduction's claim is in its effect */
+    int restarts;
+    stock_id owner;                     /* the SKU whose slot holds the record */
+    char owner_text[STOCK_ID_MAX + 1];  /* owner's bytes when read from Redis */
+    char other[STOCK_ID_MAX + 1];       /* the owner the directory named */
+    char gen[RD_GEN_MAX], other_gen[RD_GEN_MAX];
+} rd_job;
+
+typedef struct rd_store {
+    struct stock base;
+    rd_options options;
+    redisContext *conn;       /* worker-owned; NULL after a loss */
+    bool fused;               /* deductions claim and deduct in one call */
+    char error[STOCK_MESSAGE_MAX];
+
+    pthread_t worker;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    stock_batch *head, *tail; /* queued batches, guarded by mutex */
+    bool closing;
+
+    rd_cmd cmd;
+    rd_job jobs[RD_RUN_MAX];
+    uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
+    char spec[RD_SPEC_MAX];          /* the order being run, as text */
+    char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
+
+    _Atomic uint64_t batches, operations;
+} rd_store;
+
+/* ------------------------------------------------- calls (redis_conn.c) */
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+int64_t rd_now_us(clockid_t clock);
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+bool rd_ids_equal(stock_id a, stock_id b);
+
+/* Building one call in store->cmd: rd_cmd_start (a plain command) or
+ * rd_cmd_fcall (a function of the library, whose keys rd_cmd_key pushes
+ * before any argument), then the arguments. */
+void rd_cmd_start(rd_cmd *cmd);
+void rd_cmd_fcall(rd_cmd *cmd, const char *name);
+void rd_cmd_argf(rd_cmd *cmd, const char *format, ...) __attribute__((format(printf, 2, 3)));
+void rd_cmd_id(rd_cmd *cmd, stock_id id);
+/* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
+void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                const char *suffix);
+
+/* Queues store->cmd (false when the link is lost); the next reply (NULL when
+ * the link is lost or timed out: store->conn is then NULL and store->error
+ * says why); both at once. */
+bool rd_send(rd_store *store);
+redisReply *rd_reply(rd_store *store);
+redisReply *rd_call(rd_store *store);
+
+/* Element i of an array reply as text ("" if absent), as a number, and
+ * whether it is word; a string reply's text ("" for nil). */
+const char *rd_element(const redisReply *reply, size_t i);
+int64_t rd_element_i64(const redisReply *reply, size_t i);
+bool rd_is(const redisReply *reply, size_t i, const char *word);
+const char *rd_text_of(const redisReply *reply);
+
+/* Fails op with the server's error reply (OOM named as such), or with the
+ * overflow wording the other backends use. */
+void rd_fail_server(stock_op *op, const redisReply *reply);
+void rd_fail_overflow(stock_op *op, stock_id sku);
+
+/* The suffix of the SKU hash that holds records of kind ("line", "refund",
+ * "adjust", "order"). */
+const char *rd_record_suffix(const char *kind);
+
+/* The id directory: a claim binds kind:id to owner unless bound already
+ * (SET NX GET); an entry reads "generation owner". rd_claim_parse is true
+ * when the id is ours (gen set), else other and other_gen name its owner. */
+void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                    stock_id owner);
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
+                    char owner[STOCK_ID_MAX + 1]);
+bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
+                    char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX]);
+
+/* ----------------------------------------------- orders (redis_order.c) */
+
+/* Runs an order alone: one call when its SKUs share a slot, else the
+ * protocol of docs/redis.md (record, claims, takes, give-back). */
+void rd_order_run(rd_store *store, stock_op *op);
+
+/* Gives back the cross-slot orders whose client died mid-way (lease past). */
+void rd_sweep(rd_store *store);
+
+#endif /* STOCK_REDIS_H */

@@ -1,0 +1,400 @@
+/*
+ * redis_conn.c -- the redis backend's link to the server: opening a
+ * connection (connect with a timeout, AUTH, check the server is Redis 7 or
+ * newer, check or write the key layout version, load the function library
+ * redis_functions.lua, embedded by the build as a byte list), building calls
+ * and reading their replies, and the id directory's entries.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/redis.h"
+#include "lib/result.h"
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+int64_t rd_now_us(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+bool rd_ids_equal(stock_id a, stock_id b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+const char rd_functions_source[] = {
+#include "backend/redis_functions.inc"
+    , 0
+};
+
+static stock_code fail(char *message, size_t size, stock_code code, const char *what,
+                       const char *detail)
+{
+    if (message != NULL && size > 0)
+        snprintf(message, size, "redis: %s%s%.*s", what, detail[0] != '\0' ? ": " : "",
+                 (int)strcspn(detail, "\r\n"), detail);
+    return code;
+}
+
+/* Runs a command given as argv; the reply, or NULL when the link failed. */
+static redisReply *run(redisContext *conn, int count, const char **argv)
+{
+    return redisCommandArgv(conn, count, argv, NULL);
+}
+
+static stock_code authenticate(redisContext *conn, const rd_options *options, char *message,
+                               size_t size)
+{
+    if (options->password[0] == '\0')
+        return STOCK_OK;
+    const char *argv[] = {"AUTH", options->password};
+    redisReply *reply = run(conn, 2, argv);
+    stock_code code = STOCK_OK;
+    if (reply == NULL)
+        code = fail(message, size, STOCK_UNAVAILABLE, "the connection failed during AUTH",
+                    conn->errstr);
+    else if (reply->type == REDIS_REPLY_ERROR)
+        code = fail(message, size, STOCK_INVALID, "the server refused the password",
+                    reply->str);
+    freeReplyObject(reply);
+    return code;
+}
+
+/* Reads redis_version from INFO server; Redis 7 brought Functions. *single
+ * receives whether redis_mode is standalone. */
+static stock_code check_version(redisContext *conn, bool *single, char *message, size_t size)
+{
+    const char *argv[] = {"INFO", "server"};
+    redisReply *reply = run(conn, 2, argv);
+    if (reply == NULL)
+        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
+    stock_code code = STOCK_OK;
+    const char *version = reply->type == REDIS_REPLY_STRING
+                              ? strstr(reply->str, "redis_version:") : NULL;
+    *single = reply->type == REDIS_REPLY_STRING &&
+              strstr(reply->str, "redis_mode:standalone") != NULL;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOAUTH", 6) == 0) {
+        code = fail(message, size, STOCK_INVALID, "the server wants a password "
+                    "(redis://:PASSWORD@host:port or password=)", reply->str);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        code = fail(message, size, STOCK_IO, "INFO server failed", reply->str);
+    } else if (version == NULL) {
+        code = fail(message, size, STOCK_UNSUPPORTED, "the server does not say its "
+                    "redis_version; Redis 7 or newer is needed", "");
+    } else if (atoi(version + strlen("redis_version:")) < RD_REDIS_MAJOR_MIN) {
+        char found[32];
+        snprintf(found, sizeof found, "%.*s", (int)strcspn(version, "\r\n"), version);
+        code = fail(message, size, STOCK_UNSUPPORTED, "Redis 7 or newer is needed "
+                    "(Functions), the server has", found);
+    }
+    freeReplyObject(reply);
+    return code;
+}
+
+/* Runs a command and fails with the server's words unless the reply is of
+ * the wanted type (-1: any but an error). *out receives the reply. */
+static stock_code run_checked(redisContext *conn, int count, const char **argv, int type,
+                              const char *what, redisReply **out, char *message, size_t size)
+{
+    redisReply *reply = run(conn, count, argv);
+    *out = reply;
+    if (reply == NULL)
+        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0)
+        return fail(message, size, STOCK_IO, "the server is out of memory (maxmemory)",
+                    reply->str);
+    if (reply->type == REDIS_REPLY_ERROR || (type >= 0 && reply->type != type))
+        return fail(message, size, STOCK_IO, what,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    return STOCK_OK;
+}
+
+/* Checks the layout version of an existing store, or writes it for a new
+ * one (a server that is full can still open a store it already holds). */
+static stock_code check_layout(redisContext *conn, const rd_options *options, char *message,
+                               size_t size)
+{
+    char key[RD_PREFIX_MAX + 32];
+    snprintf(key, sizeof key, "%sstock:layout", options->prefix);
+    const char *get[] = {"GET", key};
+    redisReply *reply = NULL;
+    stock_code code = run_checked(conn, 2, get, -1, "cannot read the layout version", &reply,
+                                  message, size);
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+        const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "NX", "GET"};
+        code = run_checked(conn, 5, set, -1, "cannot write the layout version", &reply,
+                           message, size);
+    }
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+        strcmp(reply->str, RD_LAYOUT_VERSION) != 0) {
+        char what[STOCK_MESSAGE_MAX];
+        snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
+                 "reads version " RD_LAYOUT_VERSION " only; refusing to open", key, reply->str);
+        code = fail(message, size, STOCK_CORRUPT, what, "");
+    }
+    freeReplyObject(reply);
+    return code;
+}
+
+/* Loads the library unless the server holds this very code already. */
+static stock_code load_functions(redisContext *conn, char *message, size_t size)
+{
+    const char *list[] = {"FUNCTION", "LIST", "LIBRARYNAME", RD_LIBRARY, "WITHCODE"};
+    redisReply *reply = NULL;
+    stock_code code = run_checked(conn, 5, list, REDIS_REPLY_ARRAY, "FUNCTION LIST failed",
+                                  &reply, message, size);
+    bool loaded = false;
+    for (size_t i = 0; code == STOCK_OK && i < reply->elements; i++) {
+        const redisReply *library = reply->element[i];
+        for (size_t k = 0; library->type == REDIS_REPLY_ARRAY && k + 1 < library->elements; k++)
+            if (library->element[k]->type == REDIS_REPLY_STRING &&
+                strcmp(library->element[k]->str, "library_code") == 0 &&
+                library->element[k + 1]->type == REDIS_REPLY_STRING)
+                loaded = strcmp(library->element[k + 1]->str, rd_functions_source) == 0;
+    }
+    freeReplyObject(reply);
+    if (code != STOCK_OK || loaded)
+        return code;
+    const char *load[] = {"FUNCTION", "LOAD", "REPLACE", rd_functions_source};
+    code = run_checked(conn, 4, load, -1, "FUNCTION LOAD of the stockd library failed", &reply,
+                       message, size);
+    freeReplyObject(reply);
+    return code;
+}
+
+stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
+                      char *message, size_t size)
+{
+    *out = NULL;
+    *single = false;
+    struct timeval timeout = {options->timeout_ms / 1000, (options->timeout_ms % 1000) * 1000};
+    redisContext *conn = redisConnectWithTimeout(options->host, options->port, timeout);
+    if (conn == NULL)
+        return fail(message, size, STOCK_NOMEM, "cannot allocate a connection", "");
+    if (conn->err != 0) {
+        char what[RD_HOST_MAX + 64];
+        snprintf(what, sizeof what, "cannot connect to %s:%d", options->host, options->port);
+        stock_code code = fail(message, size, STOCK_UNAVAILABLE, what, conn->errstr);
+        redisFree(conn);
+        return code;
+    }
+    stock_code code = redisSetTimeout(conn, timeout) == REDIS_OK
+                          ? STOCK_OK
+                          : fail(message, size, STOCK_IO, "cannot set the timeout", conn->errstr);
+    if (code == STOCK_OK)
+        code = authenticate(conn, options, message, size);
+    if (code == STOCK_OK)
+        code = check_version(conn, single, message, size);
+    if (code == STOCK_OK)
+        code = check_layout(conn, options, message, size);
+    if (code == STOCK_OK)
+        code = load_functions(conn, message, size);
+    if (code != STOCK_OK) {
+        redisFree(conn);
+        return code;
+    }
+    *out = conn;
+    return STOCK_OK;
+}
+
+/* ------------------------------------------------------------- commands */
+
+void rd_cmd_start(rd_cmd *cmd)
+{
+    cmd->argc = 0;
+    cmd->keys = 0;
+    cmd->used = 0;
+}
+
+/* Appends a printf-formatted argument. */
+void rd_cmd_argf(rd_cmd *cmd, const char *format, ...)
+{
+    assert(cmd->argc < RD_ARGS_MAX);
+    va_list args;
+    va_start(args, format);
+    int len = vsnprintf(cmd->text + cmd->used, RD_TEXT_MAX - cmd->used, format, args);
+    va_end(args);
+    assert(len >= 0 && cmd->used + (size_t)len < RD_TEXT_MAX);
+    cmd->argv[cmd->argc] = cmd->text + cmd->used;
+    cmd->len[cmd->argc++] = (size_t)len;
+    cmd->used += (size_t)len + 1;
+}
+
+void rd_cmd_id(rd_cmd *cmd, stock_id id)
+{
+    rd_cmd_argf(cmd, "%.*s", (int)id.len, id.ptr);
+}
+
+/* Starts FCALL of function name; its keys follow, then its arguments. */
+void rd_cmd_fcall(rd_cmd *cmd, const char *name)
+{
+    rd_cmd_start(cmd);
+    rd_cmd_argf(cmd, "FCALL");
+    rd_cmd_argf(cmd, RD_FN "%s", name);
+    rd_cmd_argf(cmd, "0");   /* the key count, set by cmd_key */
+}
+
+/* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
+void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                    const char *suffix)
+{
+    rd_cmd_argf(cmd, "%s{%s:%.*s}%s", prefix, kind, (int)id.len, id.ptr, suffix);
+    cmd->keys++;
+    int len = snprintf(cmd->text + cmd->used, RD_TEXT_MAX - cmd->used, "%d", cmd->keys);
+    cmd->argv[2] = cmd->text + cmd->used;
+    cmd->len[2] = (size_t)len;
+    cmd->used += (size_t)len + 1;
+}
+
+/* ----------------------------------------------------------- connection */
+
+static void link_lost(rd_store *store, const char *what)
+{
+    snprintf(store->error, sizeof store->error, "redis: %.50s (%.60s); the outcome is "
+             "unknown; retry with the same id is safe", what,
+             store->conn != NULL && store->conn->errstr[0] != '\0' ? store->conn->errstr
+                                                                   : "no detail");
+    if (store->conn != NULL)
+        redisFree(store->conn);
+    store->conn = NULL;
+}
+
+/* Queues the built call. False when the link is lost. */
+bool rd_send(rd_store *store)
+{
+    if (store->conn == NULL)
+        return false;
+    if (redisAppendCommandArgv(store->conn, store->cmd.argc, store->cmd.argv,
+                               store->cmd.len) != REDIS_OK) {
+        link_lost(store, "cannot queue a call");
+        return false;
+    }
+    return true;
+}
+
+/* The next reply, or NULL when the link is lost (or timed out). */
+redisReply *rd_reply(rd_store *store)
+{
+    void *reply = NULL;
+    if (store->conn == NULL)
+        return NULL;
+    if (redisGetReply(store->conn, &reply) != REDIS_OK || reply == NULL) {
+        link_lost(store, "the connection was lost or timed out");
+        return NULL;
+    }
+    return reply;
+}
+
+/* Sends the built call and waits for its reply. */
+redisReply *rd_call(rd_store *store)
+{
+    return rd_send(store) ? rd_reply(store) : NULL;
+}
+
+/* ---------------------------------------------------------------- reply */
+
+/* Element i of an array reply as text ("" if absent or not a string). */
+const char *rd_element(const redisReply *reply, size_t i)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
+        return "";
+    const redisReply *e = reply->element[i];
+    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ? e->str : "";
+}
+
+int64_t rd_element_i64(const redisReply *reply, size_t i)
+{
+    return strtoll(rd_element(reply, i), NULL, 10);
+}
+
+bool rd_is(const redisReply *reply, size_t i, const char *word)
+{
+    return strcmp(rd_element(reply, i), word) == 0;
+}
+
+/* A string reply's text ("" for nil and other types). */
+const char *rd_text_of(const redisReply *reply)
+{
+    return reply != NULL && (reply->type == REDIS_REPLY_STRING ||
+                             reply->type == REDIS_REPLY_STATUS) ? reply->str : "";
+}
+
+/* Fails op with the server's error reply (OOM named as such). */
+void rd_fail_server(stock_op *op, const redisReply *reply)
+{
+    op->failed_line = -1;
+    if (strncmp(reply->str, "OOM", 3) == 0)
+        result_fail(op, STOCK_IO, "redis: the server is out of memory (maxmemory); nothing "
+                    "was changed: %.120s", reply->str);
+    else
+        result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
+}
+
+/* shared: replaced by src/lib when issue 9's plumbing lands */
+/* The wording of core_fail_overflow (src/core/core.c), which result.c lacks. */
+void rd_fail_overflow(stock_op *op, stock_id sku)
+{
+    result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass 9223372036854775807",
+                (int)sku.len, sku.ptr);
+}
+
+/* ---------------------------------------------------------- directory */
+
+/* The suffix of the SKU hash that holds records of kind. */
+const char *rd_record_suffix(const char *kind)
+{
+    if (strcmp(kind, "line") == 0)
+        return ":flow";
+    if (strcmp(kind, "refund") == 0)
+        return ":refunds";
+    if (strcmp(kind, "adjust") == 0)
+        return ":adjust";
+    return ":orders";
+}
+
+/* Builds the claim of kind:id for owner: the directory entry "1 owner"
+ * written unless there is one, whose value comes back (SET NX GET). */
+void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                        stock_id owner)
+{
+    rd_cmd_start(cmd);
+    rd_cmd_argf(cmd, "SET");
+    rd_cmd_argf(cmd, "%s{%s:%.*s}", prefix, kind, (int)id.len, id.ptr);
+    rd_cmd_argf(cmd, "1 %.*s", (int)owner.len, owner.ptr);
+    rd_cmd_argf(cmd, "NX");
+    rd_cmd_argf(cmd, "GET");
+}
+
+/* Reads a directory entry "generation owner" from a reply; false for none. */
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
+                        char owner[STOCK_ID_MAX + 1])
+{
+    if (reply->type != REDIS_REPLY_STRING)
+        return false;
+    size_t gen_len = strcspn(reply->str, " ");
+    snprintf(gen, RD_GEN_MAX, "%.*s", (int)gen_len, reply->str);
+    snprintf(owner, STOCK_ID_MAX + 1, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
+    return true;
+}
+
+/* Reads a claim's reply: true when the id is ours (new, or bound to owner
+ * already) with gen set; else other and other_gen name its owner. */
+bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
+                        char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX])
+{
+    if (!rd_entry_parse(reply, other_gen, other)) {
+        snprintf(gen, RD_GEN_MAX, "1");
+        return true;
+    }
+    if (!rd_ids_equal(stock_id_from_cstr(other), owner))
+        return false;
+    snprintf(gen, RD_GEN_MAX, "%s", other_gen);
+    return true;
+}

@@ -1,0 +1,462 @@
+#!lua name=stockd_v1
+-- redis_functions.lua -- the redis backend's Redis Function library: one
+-- function per operation (docs/redis.md has the key layout). The C side
+-- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
+-- the functions with FCALL; every key a call touches is in its KEYS and
+-- shares one hash tag, so a Redis Cluster never needs a cross-slot call.
+--
+-- Numbers: Redis's Lua has only doubles, exact to 2^53, but stock levels and
+-- totals go to 2^63-1. They are stored as decimal strings and computed on
+-- here as two limbs (hi * 10^9 + lo, 0 <= lo < 10^9, hi exact in a double).
+--
+-- Records: an id's record (a line, a refund, an adjustment, a same-slot
+-- order) is a field of a hash in its SKU's slot. A directory entry in the
+-- id's own slot names that SKU (the owner) and a generation. A record may be
+-- a tombstone "~G": the id was moved to another owner at generation G, and a
+-- call that still carries generation <= G answers MOVED (the client reads the
+-- directory again).
+
+local BASE = 1000000000
+local MAX = {9223372036, 854775807}
+
+local function num(text)
+    local negative = text:sub(1, 1) == '-'
+    if negative then text = text:sub(2) end
+    local value = {tonumber(text:sub(1, -10)) or 0, tonumber(text:sub(-9))}
+    if negative and value[2] > 0 then return {-value[1] - 1, BASE - value[2]} end
+    if negative then return {-value[1], 0} end
+    return value
+end
+
+local function add(a, b)
+    local hi, lo = a[1] + b[1], a[2] + b[2]
+    if lo >= BASE then return {hi + 1, lo - BASE} end
+    return {hi, lo}
+end
+
+local function neg(a)
+    if a[2] > 0 then return {-a[1] - 1, BASE - a[2]} end
+    return {-a[1], 0}
+end
+
+local function sub(a, b) return add(a, neg(b)) end
+
+local function less(a, b)
+    return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+local function str(a)
+    if a[1] < 0 then return '-' .. str(neg(a)) end
+    if a[1] == 0 then return string.format('%d', a[2]) end
+    return string.format('%d%09d', a[1], a[2])
+end
+
+local function over(a) return less(MAX, a) end
+
+local function split(text)
+    local fields = {}
+    for field in text:gmatch('%S+') do fields[#fields + 1] = field end
+    return fields
+end
+
+-- What a record field holds for a caller at generation gen: nil (free),
+-- 'moved', or the record's fields.
+local function record(hash, id, gen)
+    local value = redis.call('HGET', hash, id)
+    if not value then return nil end
+    if value:sub(1, 1) == '~' then
+        if tonumber(gen) <= tonumber(value:sub(2)) then return 'moved' end
+        return nil
+    end
+    return split(value)
+end
+
+local function totals(stock)
+    local v = redis.call('HMGET', stock, 'av', 'adj', 'ded', 'ref')
+    if not v[1] then return nil end
+    return {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4])}
+end
+
+local function save(stock, t)
+    redis.call('HSET', stock, 'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded),
+               'ref', str(t.ref))
+end
+
+-- A line record: qty refunded time_us available_after order ('-' for none),
+-- and for a line of an order over several slots the attempt that took it
+-- (so that giving back an old attempt never touches a newer one's lines).
+local function line_text(qty, refunded, time, after, order)
+    return qty .. ' ' .. refunded .. ' ' .. time .. ' ' .. after .. ' ' .. order
+end
+
+-- ------------------------------------------------------------ directory
+
+-- A directory entry is a string "generation owner"; a client claims a new
+-- id with SET key "1 owner" NX GET (no function needed).
+
+-- KEYS: the old owner's record hash. ARGV: id, generation of the binding.
+-- Leaves a tombstone unless a real record holds the id.
+local function fence(keys, args)
+    local value = redis.call('HGET', keys[1], args[1])
+    if value and value:sub(1, 1) ~= '~' then return 'exists' end
+    redis.call('HSET', keys[1], args[1], '~' .. args[2])
+    return 'fenced'
+end
+
+-- KEYS: directory entry. ARGV: old owner, old generation, new owner.
+local function rebind(keys, args)
+    if redis.call('GET', keys[1]) ~= args[2] .. ' ' .. args[1] then return {'retry'} end
+    local gen = tostring(tonumber(args[2]) + 1)
+    redis.call('SET', keys[1], gen .. ' ' .. args[3])
+    return {'ok', gen}
+end
+
+-- --------------------------------------------------------------- stock
+
+-- KEYS: stock. ARGV: level, has_expect ('0'|'1'), expect.
+local function set(keys, args)
+    local t = totals(keys[1])
+    if not t then
+        if args[2] == '1' then return {'NOTFOUND'} end
+        redis.call('HSET', keys[1], 'av', args[1], 'adj', args[1], 'ded', '0', 'ref', '0')
+        return {'OK', args[1]}
+    end
+    if args[2] == '1' and str(t.av) ~= args[3] then return {'MISMATCH', str(t.av)} end
+    local level = num(args[1])
+    t.adj = add(t.adj, sub(level, t.av))
+    if over(t.adj) then return {'OVERFLOW'} end
+    t.av = level
+    save(keys[1], t)
+    return {'OK', args[1]}
+end
+
+-- KEYS: stock, adjustments. ARGV: delta, adjustment id ('' for none), gen.
+local function add_stock(keys, args)
+    if args[2] ~= '' then
+        local r = record(keys[2], args[2], args[3])
+        if r == 'moved' then return {'MOVED'} end
+        if r and r[1] == args[1] then return {'REPLAY', r[2]} end
+        if r then return {'CONFLICT'} end
+    end
+    local t = totals(keys[1])
+    if not t then return {'NOTFOUND'} end
+    local delta = num(args[1])
+    local available, adjusted = add(t.av, delta), add(t.adj, delta)
+    if over(available) or over(adjusted) then return {'OVERFLOW'} end
+    if available[1] < 0 then return {'INSUFFICIENT', str(t.av)} end
+    t.av, t.adj = available, adjusted
+    save(keys[1], t)
+    if args[2] ~= '' then
+        redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
+    end
+    return {'OK', str(available)}
+end
+
+-- KEYS: stock, flow. ARGV: line, qty, time_us, gen.
+local function deduct(keys, args)
+    local r = record(keys[2], args[1], args[4])
+    if r == 'moved' then return {'MOVED'} end
+    if r and r[5] == '-' and r[1] == args[2] then return {'REPLAY', r[4]} end
+    if r then return {'CONFLICT'} end
+    local t = totals(keys[1])
+    if not t then return {'NOTFOUND'} end
+    local qty = num(args[2])
+    if less(t.av, qty) then return {'INSUFFICIENT', str(t.av)} end
+    t.ded = add(t.ded, qty)
+    if over(t.ded) then return {'OVERFLOW'} end
+    t.av = sub(t.av, qty)
+    save(keys[1], t)
+    local after = str(t.av)
+    redis.call('HSET', keys[2], args[1], line_text(args[2], '0', args[3], after, '-'))
+    return {'OK', after}
+end
+
+-- On a single server, which takes keys of any slot, the line id's claim and
+-- the deduction are one call (on a cluster they are two: the directory entry
+-- lives in the line id's slot). KEYS: the line's directory entry, stock,
+-- flow. ARGV: line, qty, time_us, sku. Answers as deduct, or {'other', gen,
+-- owner} when the line id is bound to another SKU.
+local function claim_deduct(keys, args)
+    local entry = redis.call('GET', keys[1])
+    local gen = '1'
+    if entry then
+        local owner
+        gen, owner = entry:match('^(%S+) (.*)$')
+        if owner ~= args[4] then return {'other', gen, owner} end
+    else
+        redis.call('SET', keys[1], '1 ' .. args[4])
+    end
+    return deduct({keys[2], keys[3]}, {args[1], args[2], args[3], gen})
+end
+
+-- KEYS: stock, flow, refunds. ARGV: refund id, line, qty, gen.
+local function refund(keys, args)
+    local r = record(keys[3], args[1], args[4])
+    if r == 'moved' then return {'MOVED'} end
+    if r and r[1] == args[2] and r[2] == args[3] then return {'REPLAY', r[3]} end
+    if r then return {'CONFLICT'} end
+    local line = redis.call('HGET', keys[2], args[2])
+    if not line or line:sub(1, 1) == '~' then return {'NOTFOUND'} end
+    line = split(line)
+    local refundable = tonumber(line[1]) - tonumber(line[2])
+    local qty = tonumber(args[3])
+    if qty > refundable then return {'EXCEEDS', tostring(refundable)} end
+    local t = totals(keys[1])
+    local available, refunded = add(t.av, num(args[3])), add(t.ref, num(args[3]))
+    if over(available) or over(refunded) then return {'OVERFLOW'} end
+    t.av, t.ref = available, refunded
+    save(keys[1], t)
+    local after = str(available)
+    redis.call('HSET', keys[2], args[2], line_text(line[1], tostring(tonumber(line[2]) + qty),
+                                                   line[3], line[4], table.concat(line, ' ', 5)))
+    redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    return {'OK', after}
+end
+
+-- KEYS: stock.
+local function get(keys)
+    local v = redis.call('HMGET', keys[1], 'av', 'adj', 'ded', 'ref')
+    if not v[1] then return {'NOTFOUND'} end
+    return {'OK', v[1], v[2], v[3], v[4]}
+end
+
+-- KEYS: flow. ARGV: line.
+local function line_info(keys, args)
+    local line = redis.call('HGET', keys[1], args[1])
+    if not line or line:sub(1, 1) == '~' then return {'NOTFOUND'} end
+    local f = split(line)
+    return {'OK', f[1], f[2], f[3], f[4], f[5]}
+end
+
+-- KEYS: stock, flow. ARGV: line, gen. Whether the SKU exists and what the
+-- line id is there: 'free', 'moved' or 'taken'.
+local function probe(keys, args)
+    local r = record(keys[2], args[1], args[2])
+    local sku = redis.call('EXISTS', keys[1]) == 1 and '1' or '0'
+    if r == 'moved' then return {sku, 'moved'} end
+    return {sku, r and 'taken' or 'free'}
+end
+
+-- KEYS: the record of an order over several slots (its directory entry
+-- names no SKU, so a fence only checks that no attempt is recorded).
+local function order_fence(keys)
+    if redis.call('HEXISTS', keys[1], 'st') == 1 then return 'exists' end
+    return 'fenced'
+end
+
+-- KEYS: the pending index of orders over several slots. ARGV: order id,
+-- score. Drops the entry if its score is still the one given (a newer
+-- attempt of the same order has a later one).
+local function pending_drop(keys, args)
+    if redis.call('ZSCORE', keys[1], args[1]) == args[2] then
+        return redis.call('ZREM', keys[1], args[1])
+    end
+    return 0
+end
+
+-- KEYS: an order's record. ARGV: now_ms. An attempt whose lease has passed
+-- is marked 'undoing' (so that its client, if it is only slow, can no
+-- longer end it 'done') and returned for giving back: {'undo', attempt,
+-- lines}; else {state} ('' for none, 'taking' while the lease runs).
+local function order_abandon(keys, args)
+    local e = redis.call('HMGET', keys[1], 'st', 'att', 'spec', 'lease')
+    if e[1] == 'taking' and tonumber(e[4]) <= tonumber(args[1]) then
+        redis.call('HSET', keys[1], 'st', 'undoing')
+        e[1] = 'undoing'
+    end
+    if e[1] == 'undoing' then return {'undo', e[2], e[3]} end
+    return {e[1] or ''}
+end
+
+-- --------------------------------------------------------------- orders
+
+-- Takes the lines of one slot after every check passed. lines[i] = {line,
+-- stock index, qty}; order is the order id (and attempt). Returns each
+-- line's available after.
+local function take(keys, lines, time, order)
+    local after = {}
+    for i, l in ipairs(lines) do
+        local t = totals(keys[l[2]])
+        local qty = num(l[3])
+        t.av, t.ded = sub(t.av, qty), add(t.ded, qty)
+        save(keys[l[2]], t)
+        after[i] = str(t.av)
+        redis.call('HSET', keys[l[2] + 1], l[1], line_text(l[3], '0', time, after[i], order))
+    end
+    return after
+end
+
+-- Checks lines (as for take) against their SKUs: line conflicts and SKU
+-- existence in line order, then each SKU against the sum of its lines in
+-- order of first appearance. gens[i] is line i's directory generation,
+-- elsewhere[i] '1' when its id is a line of another slot. Returns nil or a
+-- failure {code, line index, value}.
+local function check(keys, lines, gens, elsewhere)
+    for i, l in ipairs(lines) do
+        local r = elsewhere[i] == '1' and {} or record(keys[l[2] + 1], l[1], gens[i])
+        if r == 'moved' then return {'MOVED', i} end
+        if r then return {'CONFLICT', i} end
+        if not totals(keys[l[2]]) then return {'NOTFOUND', i} end
+    end
+    local seen = {}
+    for i, l in ipairs(lines) do
+        if not seen[l[2]] then
+            seen[l[2]] = true
+            local sum = {0, 0}
+            for _, m in ipairs(lines) do
+                if m[2] == l[2] then sum = add(sum, num(m[3])) end
+            end
+            local t = totals(keys[l[2]])
+            if less(t.av, sum) then return {'INSUFFICIENT', i, str(t.av)} end
+            if over(add(t.ded, sum)) then return {'OVERFLOW', i} end
+        end
+    end
+    return nil
+end
+
+-- Reads the order lines of ARGV from position first: per line its id, the
+-- index of its SKU's stock key (the flow key follows it), qty, generation and
+-- elsewhere flag.
+local function order_lines(args, first, count)
+    local lines, gens, elsewhere = {}, {}, {}
+    for i = 1, count do
+        local at = first + (i - 1) * 5
+        lines[i] = {args[at], tonumber(args[at + 1]), args[at + 2]}
+        gens[i], elsewhere[i] = args[at + 3], args[at + 4]
+    end
+    return lines, gens, elsewhere
+end
+
+-- An order whose SKUs share one slot. KEYS: stock, flow per SKU, then the
+-- orders hash. ARGV: order id, gen, spec, time_us, count, then 5 per line.
+local function order(keys, args)
+    local orders = keys[#keys]
+    local r = record(orders, args[1], args[2])
+    if r == 'moved' then return {'MOVED', '0'} end
+    local lines, gens, elsewhere = order_lines(args, 6, tonumber(args[5]))
+    if r then
+        if redis.call('HGET', orders, args[1]) ~= args[3] then return {'CONFLICT', '0'} end
+        local after = {'REPLAY', '0'}
+        for _, l in ipairs(lines) do
+            after[#after + 1] = split(redis.call('HGET', keys[l[2] + 1], l[1]))[4]
+        end
+        return after
+    end
+    local failure = check(keys, lines, gens, elsewhere)
+    if failure then
+        return {failure[1], tostring(failure[2]), failure[3]}
+    end
+    redis.call('HSET', orders, args[1], args[3])
+    local after = take(keys, lines, args[4], args[1])
+    table.insert(after, 1, '0')
+    table.insert(after, 1, 'OK')
+    return after
+end
+
+-- One slot's part of an order over several slots. KEYS: stock, flow per
+-- SKU, then the order fences hash. ARGV: order id, attempt, time_us, count,
+-- then 5 per line (elsewhere is always '0' here).
+local function order_take(keys, args)
+    local fences = keys[#keys]
+    local fenced = redis.call('HGET', fences, args[1])
+    if fenced and tonumber(fenced) >= tonumber(args[2]) then return {'FENCED', '0'} end
+    local lines, gens, elsewhere = order_lines(args, 5, tonumber(args[4]))
+    local failure = check(keys, lines, gens, elsewhere)
+    if failure then
+        return {failure[1], tostring(failure[2]), failure[3]}
+    end
+    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2])
+    table.insert(after, 1, '0')
+    table.insert(after, 1, 'OK')
+    return after
+end
+
+-- Gives back what an attempt (or an older one) of a cross-slot order took
+-- in one slot, as if it never happened, and fences the attempt out of the
+-- slot; a newer attempt's lines stay. KEYS: stock,
+-- flow per SKU, then the order fences hash. ARGV: order id, attempt, count,
+-- then per line its id and stock key index.
+local function order_untake(keys, args)
+    local fences = keys[#keys]
+    local fenced = redis.call('HGET', fences, args[1])
+    if not fenced or tonumber(fenced) < tonumber(args[2]) then
+        redis.call('HSET', fences, args[1], args[2])
+    end
+    local undone = 0
+    for i = 1, tonumber(args[3]) do
+        local id, stock = args[2 + i * 2], tonumber(args[3 + i * 2])
+        local line = redis.call('HGET', keys[stock + 1], id)
+        local f = line and split(line)
+        if f and f[5] == args[1] and tonumber(f[6] or '0') <= tonumber(args[2]) then
+            local t = totals(keys[stock])
+            t.av = add(t.av, sub(num(f[1]), num(f[2])))
+            t.ded, t.ref = sub(t.ded, num(f[1])), sub(t.ref, num(f[2]))
+            save(keys[stock], t)
+            redis.call('HDEL', keys[stock + 1], id)
+            undone = undone + 1
+        end
+    end
+    return undone
+end
+
+-- The record of an order over several slots. KEYS: its directory entry,
+-- its record. ARGV: spec, now_ms, lease_ms.
+local function order_begin(keys, args)
+    local entry = redis.call('GET', keys[1])
+    if not entry then
+        entry = '1 *'
+        redis.call('SET', keys[1], entry)
+    end
+    local gen, owner = entry:match('^(%S+) (.*)$')
+    if owner ~= '*' then return {'other', gen, owner} end
+    local e = redis.call('HMGET', keys[2], 'st', 'spec', 'res', 'lease', 'att')
+    if e[1] == 'done' and e[2] == args[1] then return {'REPLAY', e[3]} end
+    if e[1] == 'done' then return {'CONFLICT'} end
+    if e[1] == 'taking' and tonumber(e[4]) > tonumber(args[2]) then return {'BUSY'} end
+    if e[1] == 'taking' or e[1] == 'undoing' then
+        redis.call('HSET', keys[2], 'st', 'undoing')   -- its client may only be slow
+        return {'STALE', e[5], e[2]}
+    end
+    local attempt = tostring((tonumber(e[5]) or 0) + 1)
+    redis.call('HSET', keys[2], 'st', 'taking', 'spec', args[1], 'att', attempt,
+               'lease', tostring(tonumber(args[2]) + tonumber(args[3])))
+    return {'BEGUN', attempt}
+end
+
+-- KEYS: the order's record. ARGV: attempt, outcome ('done' or 'undone'),
+-- results. 'undone' forgets the attempt: a failed order records nothing.
+-- An attempt marked 'undoing' can only be undone.
+local function order_end(keys, args)
+    local e = redis.call('HMGET', keys[1], 'st', 'att')
+    local open = e[1] == 'taking' or (e[1] == 'undoing' and args[2] == 'undone')
+    if not open or e[2] ~= args[1] then return 'lost' end
+    if args[2] == 'done' then
+        redis.call('HSET', keys[1], 'st', 'done', 'res', args[3])
+        redis.call('HDEL', keys[1], 'lease')
+    else
+        redis.call('HDEL', keys[1], 'st', 'spec', 'lease')
+    end
+    return 'ok'
+end
+
+-- The library's entry points. (Loading runs with few globals: no pairs.)
+-- Reads are flagged no-writes, so that they still run on a server that is
+-- out of memory (maxmemory), where calls that may write are refused whole.
+redis.register_function('stockd_v1_fence', fence)
+redis.register_function('stockd_v1_rebind', rebind)
+redis.register_function('stockd_v1_set', set)
+redis.register_function('stockd_v1_add', add_stock)
+redis.register_function('stockd_v1_deduct', deduct)
+redis.register_function('stockd_v1_claim_deduct', claim_deduct)
+redis.register_function('stockd_v1_refund', refund)
+redis.register_function{function_name = 'stockd_v1_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v1_line', callback = line_info, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v1_probe', callback = probe, flags = {'no-writes'}}
+redis.register_function('stockd_v1_order', order)
+redis.register_function{function_name = 'stockd_v1_order_fence', callback = order_fence, flags = {'no-writes'}}
+redis.register_function('stockd_v1_order_take', order_take)
+redis.register_function('stockd_v1_order_untake', order_untake)
+redis.register_function('stockd_v1_order_begin', order_begin)
+redis.register_function('stockd_v1_order_end', order_end)
+redis.register_function('stockd_v1_pending_drop', pending_drop)
+redis.register_function('stockd_v1_order_abandon', order_abandon)

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# 55-redis.sh -- the redis backend on a real redis-server 7
+# (tests/harness/redis.sh: appendonly yes, appendfsync always):
+#   - the conformance suite, --quick then the full sellout, plain and with a
+#     key prefix and fused=0 (the cluster's two calls per deduction), then
+#     from two stores (two processes) at once;
+#   - the URI options, a server that is not Redis 7, a layout of another
+#     version, a wrong password;
+#   - a client that died between a line's directory entry and its deduction,
+#     and one that died in the middle of an order over two slots (retried,
+#     and swept at the next open);
+#   - wait=1 with and without a replica; a frozen server (SIGSTOP);
+#   - kill -9 of a client between the steps of its cross-slot orders and
+#     deductions: the store converges (all or nothing, I1-I3);
+#   - kill -9 of redis-server under a writer, restart from the append-only
+#     file: nothing acknowledged is lost;
+#   - a server at maxmemory: clear errors, nothing half-done;
+#   - stockd --store redis://... over RESP (redis-cli).
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/harness/redis.sh
+writer=""
+stockd_pid=""
+cleanup() {
+    [ -z "$writer" ] || kill -KILL "$writer" 2>/dev/null || true
+    [ -z "$stockd_pid" ] || kill -TERM "$stockd_pid" 2>/dev/null || true
+    redis_stop
+}
+trap cleanup EXIT
+redis_start
+echo "redis $REDIS_URI (pid $REDIS_PID)"
+
+# fused=0: every call in one slot, as on a cluster (a single server otherwise
+# claims a deduction's line id in the deduction's own call).
+for mode in "" "?prefix=shop1:&fused=0"; do
+    redis_conformance "$mode"
+done
+
+echo "== two stores at once"
+"$BUILD/tests/conformance" --quick "$REDIS_URI" >"$REDIS_DIR/one.log" 2>&1 &
+one=$!
+"$BUILD/tests/conformance" --quick "$REDIS_URI?prefix=shop1:&fused=0" >"$REDIS_DIR/two.log" 2>&1 ||
+    { cat "$REDIS_DIR/two.log"; exit 1; }
+wait "$one" || { cat "$REDIS_DIR/one.log"; exit 1; }
+tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
+
+echo "== options, directory entries and orders left by dead clients"
+"$BUILD/tests/redis_faults" options "$REDIS_URI"
+"$BUILD/tests/redis_faults" directory "$REDIS_URI"
+"$BUILD/tests/redis_faults" stale "$REDIS_URI"
+"$BUILD/tests/redis_faults" sweep "$REDIS_URI"
+
+echo "== wait=1 without and with a replica; a frozen server"
+"$BUILD/tests/redis_faults" unreplicated "$REDIS_URI"
+redis_start_replica
+"$BUILD/tests/redis_faults" waited "$REDIS_URI"
+redis_stop_replica
+"$BUILD/tests/redis_faults" stopped "$REDIS_URI" "$REDIS_PID"
+
+echo "== a server that is not Redis 7"
+fake_port=$(redis_free_port)
+# Answers every command +OK, and INFO as a Redis 6.2 would.
+python3 - "$fake_port" <<'PY' &
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(4)
+server.settimeout(20)
+conn, _ = server.accept()
+data = b""
+while True:
+    chunk = conn.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+    if b"INFO" in data.upper():
+        body = b"# Server\r\nredis_version:6.2.14\r\n"
+        conn.sendall(b"$%d\r\n%s\r\n" % (len(body), body))
+        data = b""
+PY
+fake=$!
+for ((i = 0; i < 50; i++)); do
+    ss -Hltn "sport = :$fake_port" | grep -q . && break
+    sleep 0.1
+done
+out=$("$BUILD/tests/conformance" "redis://127.0.0.1:$fake_port" 2>&1 || true)
+kill "$fake" 2>/dev/null || true
+wait "$fake" 2>/dev/null || true
+echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions), the server has: redis_version:6.2.14" ||
+    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+echo "refused: ${out#*: }"
+
+echo "== a layout of another version"
+redis_cli SET other:stock:layout 99 >/dev/null
+out=$("$BUILD/tests/conformance" "$REDIS_URI?prefix=other:" 2>&1 || true)
+echo "$out" | grep -q "CORRUPT: redis: key other:stock:layout holds layout version '99'" ||
+    { echo "expected CORRUPT, got: $out"; exit 1; }
+echo "refused: ${out#*: }"
+
+echo "== a wrong password"
+redis_cli CONFIG SET requirepass s3cret >/dev/null
+for uri in "$REDIS_URI" "redis://:wrong@127.0.0.1:$REDIS_PORT"; do
+    out=$("$BUILD/tests/conformance" "$uri" 2>&1 || true)
+    echo "$out" | grep -q "INVALID: redis: the server .*password" ||
+        { echo "expected INVALID, got: $out"; exit 1; }
+    echo "refused: ${out#*: }"
+done
+"$BUILD/tests/conformance" --filter 'set_creates*' "redis://:s3cret@127.0.0.1:$REDIS_PORT" 2>&1 |
+    tail -n 1
+"$BUILD/tests/conformance" --filter 'set_creates*' "$REDIS_URI?password=s3cret" 2>&1 |
+    tail -n 1
+redis_cli -a s3cret --no-auth-warning CONFIG SET requirepass "" >/dev/null
+
+echo "== kill -9 redis-server under a writer, restart from the append-only file"
+"$BUILD/tests/redis_faults" write "$REDIS_URI" "$REDIS_DIR/acked" >"$REDIS_DIR/writer.out" 2>&1 &
+writer=$!
+for ((i = 0; i < 100; i++)); do
+    grep -q ready "$REDIS_DIR/writer.out" 2>/dev/null && break
+    sleep 0.1
+done
+sleep 1
+redis_restart
+wait "$writer" || { cat "$REDIS_DIR/writer.out"; exit 1; }
+writer=""
+tail -n 1 "$REDIS_DIR/writer.out"
+"$BUILD/tests/redis_faults" check "$REDIS_URI" "$REDIS_DIR/acked"
+
+for delay in 0.3 1 2; do
+    echo "== SIGKILL a client of cross-slot orders and deductions after ${delay}s"
+    uri="$REDIS_URI?prefix=crash$delay:"
+    "$BUILD/tests/redis_crash" write "$uri" "$REDIS_DIR/batches" >"$REDIS_DIR/crash.out" 2>&1 &
+    writer=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q ready "$REDIS_DIR/crash.out" 2>/dev/null && break
+        kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
+        sleep 0.1
+    done
+    sleep "$delay"
+    kill -KILL "$writer"
+    wait "$writer" 2>/dev/null || true
+    writer=""
+    echo "orders left in flight: $(redis_cli ZCARD "crash$delay:{stock:pending}")"
+    "$BUILD/tests/redis_crash" check "$uri" "$REDIS_DIR/batches"
+    [ "$(redis_cli ZCARD "crash$delay:{stock:pending}")" = 0 ]
+done
+
+echo "== stockd --store redis://..."
+resp_port=$(redis_free_port)
+"$BUILD/stockd" --store "$REDIS_URI?prefix=served:" --port "$resp_port" --http-port 0 \
+    >"$REDIS_DIR/stockd.log" 2>&1 &
+stockd_pid=$!
+cli() { redis-cli -p "$resp_port" "$@"; }
+for ((i = 0; i < 100; i++)); do
+    [ "$(cli PING 2>/dev/null)" = PONG ] && break
+    kill -0 "$stockd_pid" 2>/dev/null || { cat "$REDIS_DIR/stockd.log"; exit 1; }
+    sleep 0.1
+done
+sku="served-$$-$RANDOM"
+[ "$(cli SETSTOCK "$sku" 3)" = 3 ]
+[ "$(cli DEDUCT "$sku-l1" "$sku" 2)" = 1 ]
+[ "$(cli DEDUCT "$sku-l1" "$sku" 2)" = 1 ]          # a replay answers as the original
+cli DEDUCT "$sku-l2" "$sku" 2 | grep -q "^INSUFFICIENT sku=$sku available=1"
+[ "$(cli SETSTOCK "$sku-b" 5)" = 5 ]
+[ "$(cli ORDER "$sku-o1" "$sku-l3" "$sku" 1 "$sku-l4" "$sku-b" 1 | tr '\n' ' ')" = "0 4 " ]
+[ "$(cli LINEINFO "$sku-l4" | sed -n '2p;4p' | tr '\n' ' ')" = "$sku-b $sku-o1 " ]
+[ "$(cli STOCK "$sku")" = 0 ]
+[ "$(redis_cli HGET "served:{sku:$sku}" av)" = 0 ]
+kill -TERM "$stockd_pid"
+wait "$stockd_pid"
+stockd_pid=""
+echo "stockd served the redis store"
+
+echo "== a server at maxmemory"
+redis_cli CONFIG SET maxmemory 1 >/dev/null
+"$BUILD/tests/redis_faults" full "$REDIS_URI"
+redis_cli CONFIG SET maxmemory 0 >/dev/null
+echo "55-redis: all passed"

@@ -1,0 +1,196 @@
+/*
+ * redis_crash.c -- a client of the redis backend killed with SIGKILL between
+ * the steps of its orders and deductions, then a check that the store
+ * converged (tests/suites/55-redis.sh):
+ *
+ *   redis_crash write URI FILE   places orders over two slots and lone
+ *                                deductions on a pool of SKUs, in batches,
+ *                                until killed; FILE holds the number of
+ *                                batches acknowledged
+ *   redis_crash check URI FILE   after the lease: every order has all its
+ *                                lines or none, every acknowledged one all;
+ *                                every SKU balances (I2) and its deducted
+ *                                total is the sum of its lines (I1-I3)
+ *
+ * URI is redis://host:port[?prefix=P]; the writer adds timeout_ms=200 (a
+ * 400 ms lease),
+ * the checker opens after waiting that out, so its open's sweep gives back
+ * whatever the dead writer left in flight.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stock.h"
+
+#define CRASH_SKUS 8
+#define CRASH_ORDERS 8           /* orders per batch, each with 2 lines */
+#define CRASH_DEDUCTS 8          /* lone deductions per batch */
+#define CRASH_BATCH (CRASH_ORDERS + CRASH_DEDUCTS)
+#define CRASH_STOCK 100000000
+#define CRASH_URI_MAX 1024
+#define CRASH_LEASE_US 400000    /* 2 x timeout_ms=200 */
+
+static stock_t *open_or_die(const char *uri)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX] = "";
+    if (stock_open(uri, NULL, &store, message) != STOCK_OK) {
+        fprintf(stderr, "redis_crash: cannot open %s: %s\n", uri, message);
+        exit(2);
+    }
+    return store;
+}
+
+static void sku_name(char *out, size_t size, int i)
+{
+    snprintf(out, size, "crash-sku%d", i);
+}
+
+/* The ids of batch n: order k has lines "o<n>.<k>a" and "...b" on SKUs k
+ * and k + 1 (two slots); deduction k is line "d<n>.<k>" on SKU k. */
+static void order_ids(long n, int k, char *order, char *line_a, char *line_b, size_t size)
+{
+    snprintf(order, size, "crash-o%ld.%d", n, k);
+    snprintf(line_a, size, "crash-o%ld.%da", n, k);
+    snprintf(line_b, size, "crash-o%ld.%db", n, k);
+}
+
+static void deduct_id(long n, int k, char *line, size_t size)
+{
+    snprintf(line, size, "crash-d%ld.%d", n, k);
+}
+
+static void write_count(const char *file, long count)
+{
+    FILE *out = fopen(file, "w");
+    if (out == NULL)
+        exit(2);
+    fprintf(out, "%ld\n", count);
+    fflush(out);
+    fdatasync(fileno(out));
+    fclose(out);
+}
+
+static int run_write(const char *base, const char *file)
+{
+    char uri[CRASH_URI_MAX];
+    snprintf(uri, sizeof uri, "%s%ctimeout_ms=200", base, strchr(base, '?') ? '&' : '?');
+    stock_t *store = open_or_die(uri);
+    static char skus[CRASH_SKUS][32];
+    for (int i = 0; i < CRASH_SKUS; i++) {
+        sku_name(skus[i], sizeof skus[i], i);
+        stock_set(store, skus[i], CRASH_STOCK, NULL, NULL, NULL);
+    }
+    write_count(file, 0);
+    printf("ready\n");
+    fflush(stdout);
+    static char ids[CRASH_BATCH][3][48];
+    stock_order_line lines[CRASH_ORDERS][2];
+    stock_op ops[CRASH_BATCH];
+    for (long n = 0;; n++) {
+        for (int k = 0; k < CRASH_ORDERS; k++) {
+            order_ids(n, k, ids[k][0], ids[k][1], ids[k][2], sizeof ids[k][0]);
+            lines[k][0] = (stock_order_line){stock_id_from_cstr(ids[k][1]),
+                                             stock_id_from_cstr(skus[k]), 1, 0};
+            lines[k][1] = (stock_order_line){stock_id_from_cstr(ids[k][2]),
+                                             stock_id_from_cstr(skus[(k + 1) % CRASH_SKUS]), 2,
+                                             0};
+            ops[k] = (stock_op){.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(ids[k][0]),
+                                .lines = lines[k], .line_count = 2};
+        }
+        for (int k = 0; k < CRASH_DEDUCTS; k++) {
+            char *line = ids[CRASH_ORDERS + k][0];
+            deduct_id(n, k, line, sizeof ids[0][0]);
+            ops[CRASH_ORDERS + k] = (stock_op){.type = STOCK_OP_DEDUCT,
+                                               .id = stock_id_from_cstr(line),
+                                               .sku = stock_id_from_cstr(skus[k]), .amount = 1};
+        }
+        stock_execute(store, ops, CRASH_BATCH);
+        for (int k = 0; k < CRASH_BATCH; k++)
+            if (!stock_code_succeeded(ops[k].code)) {
+                fprintf(stderr, "redis_crash: batch %ld op %d: %s %s\n", n, k,
+                        stock_code_name(ops[k].code), ops[k].message);
+                return 1;
+            }
+        write_count(file, n + 1);
+    }
+}
+
+static int failures;
+
+static void expect(bool ok, const char *what)
+{
+    if (!ok) {
+        printf("FAIL %s\n", what);
+        failures++;
+    }
+}
+
+/* Checks batch n's orders (all lines or none; all when acknowledged) and
+ * adds what exists to the SKUs' expected deducted totals. */
+static void check_batch(stock_t *store, long n, bool acknowledged, int64_t *deducted)
+{
+    char order[48], line_a[48], line_b[48], what[160];
+    stock_line_info info;
+    for (int k = 0; k < CRASH_ORDERS; k++) {
+        order_ids(n, k, order, line_a, line_b, sizeof order);
+        bool has_a = stock_line(store, line_a, &info, NULL) == STOCK_OK;
+        bool has_b = stock_line(store, line_b, &info, NULL) == STOCK_OK;
+        snprintf(what, sizeof what, "order %s: lines %d %d (acknowledged %d)", order, has_a,
+                 has_b, acknowledged);
+        expect(has_a == has_b && (has_a || !acknowledged), what);
+        deducted[k] += has_a ? 1 : 0;
+        deducted[(k + 1) % CRASH_SKUS] += has_b ? 2 : 0;
+    }
+    for (int k = 0; k < CRASH_DEDUCTS; k++) {
+        deduct_id(n, k, line_a, sizeof line_a);
+        bool has = stock_line(store, line_a, &info, NULL) == STOCK_OK;
+        snprintf(what, sizeof what, "deduction %s lost", line_a);
+        expect(has || !acknowledged, what);
+        deducted[k] += has ? 1 : 0;
+    }
+}
+
+static int run_check(const char *base, const char *file)
+{
+    FILE *in = fopen(file, "r");
+    long acked = -1;
+    if (in == NULL || fscanf(in, "%ld", &acked) != 1)
+        return 2;
+    fclose(in);
+    usleep(2 * CRASH_LEASE_US);   /* every attempt of the dead writer is stale */
+    stock_t *store = open_or_die(base);
+    int64_t deducted[CRASH_SKUS] = {0};
+    /* The batch in flight when the writer died may have begun; none after. */
+    for (long n = 0; n <= acked; n++)
+        check_batch(store, n, n < acked, deducted);
+    for (int i = 0; i < CRASH_SKUS; i++) {
+        char sku[32], what[160];
+        sku_name(sku, sizeof sku, i);
+        stock_sku_info totals;
+        stock_get(store, sku, &totals, NULL);
+        snprintf(what, sizeof what, "%s: deducted %" PRId64 ", lines %" PRId64 ", available %"
+                 PRId64, sku, totals.deducted, deducted[i], totals.available);
+        expect(totals.deducted == deducted[i] && totals.available >= 0 &&
+               totals.available == totals.adjusted - totals.deducted + totals.refunded, what);
+    }
+    stock_close(store);
+    printf("redis_crash check: %ld batches acknowledged, %d failed\n", acked, failures);
+    return failures == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: redis_crash write|check URI FILE\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "write") == 0)
+        return run_write(argv[2], argv[3]);
+    if (strcmp(argv[1], "check") == 0)
+        return run_check(argv[2], argv[3]);
+    return 2;
+}

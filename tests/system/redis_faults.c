@@ -1,0 +1,487 @@
+/*
+ * redis_faults.c -- the redis backend when things go wrong, on a real
+ * redis-server (tests/suites/55-redis.sh starts it):
+ *
+ *   redis_faults options URI     bad options are refused and named; good ones
+ *                                open; a port nobody listens on is UNAVAILABLE
+ *   redis_faults directory URI   a client that died between a line's directory
+ *                                entry and its deduction: the entry alone
+ *                                means NOTFOUND, and the line id stays usable
+ *   redis_faults stale URI       a client that died in the middle of an order
+ *                                over two slots: the retry undoes the stale
+ *                                attempt and places the order exactly once
+ *   redis_faults sweep URI       the same without a retry: the next open's
+ *                                sweep gives it back, late calls are fenced
+ *   redis_faults write URI FILE  deducts until the server goes away, writing
+ *                                the last acknowledged line number to FILE
+ *   redis_faults check URI FILE  every acknowledged line is there
+ *   redis_faults full URI        on a server at maxmemory: writes fail with a
+ *                                clear error and change nothing, reads work
+ *   redis_faults waited URI      wait=1 with a replica: writes succeed
+ *   redis_faults unreplicated URI  wait=1, no replica: writes say they are
+ *                                on the master only (and are)
+ *   redis_faults stopped URI PID  the server frozen (SIGSTOP to PID): an op
+ *                                times out UNAVAILABLE, its retry counts once
+ *
+ * URI is redis://host:port without a query string. The crash states are made
+ * with raw commands through hiredis, as a dying client leaves them.
+ */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stock.h"
+
+#define URI_MAX 1024
+#define WRITE_BATCH 50
+
+static int failures;
+
+static void expect(bool ok, const char *what, stock_code code, const char *message)
+{
+    printf("%s %s (%s %s)\n", ok ? "ok  " : "FAIL", what, stock_code_name(code),
+           message != NULL ? message : "");
+    failures += !ok;
+}
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct options_case {
+    const char *suffix;
+    stock_code code;
+    const char *words;
+} options_case;
+
+static const options_case option_cases[] = {
+    {"?prefx=a", STOCK_INVALID, "unknown option 'prefx'"},
+    {"?prefix=a&prefix=b", STOCK_INVALID, "given twice"},
+    {"?prefix=a{b}", STOCK_INVALID, "prefix"},
+    {"?timeout_ms=0", STOCK_INVALID, "timeout_ms"},
+    {"?timeout_ms=5s", STOCK_INVALID, "timeout_ms"},
+    {"?wait=17", STOCK_INVALID, "wait"},
+    {"?buckets=0", STOCK_INVALID, "buckets"},
+    {"?buckets=8", STOCK_UNSUPPORTED, "buckets"},
+    {"?password=", STOCK_INVALID, "password"},
+    {"?prefix", STOCK_INVALID, "no value"},
+    {"/3", STOCK_INVALID, "database"},
+    {"?fused=2", STOCK_INVALID, "fused"},
+    {"?prefix=opt%3A&timeout_ms=2000&wait=0&buckets=1&fused=0", STOCK_OK, ""},
+};
+
+static void check_open(const char *uri, stock_code want, const char *words)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_open(uri, NULL, &store, message);
+    bool ok = code == want && (want == STOCK_OK) == (store != NULL) &&
+              (want == STOCK_OK || strstr(message, words) != NULL);
+    expect(ok, uri, code, message);
+    if (store != NULL)
+        stock_close(store);
+}
+
+static void run_options(const char *base)
+{
+    char uri[URI_MAX];
+    for (size_t i = 0; i < sizeof option_cases / sizeof option_cases[0]; i++) {
+        snprintf(uri, sizeof uri, "%s%s", base, option_cases[i].suffix);
+        check_open(uri, option_cases[i].code, option_cases[i].words);
+    }
+    check_open("redis://127.0.0.1:1", STOCK_UNAVAILABLE, "cannot connect");
+    check_open("redis://:@127.0.0.1:1", STOCK_INVALID, "password");
+}
+
+/* -------------------------------------------------------------- raw state */
+
+static redisContext *raw_connect(const char *uri)
+{
+    char host[256];
+    int port = 0;
+    if (sscanf(uri, "redis://%255[^:]:%d", host, &port) != 2) {
+        fprintf(stderr, "redis_faults: cannot read host:port of %s\n", uri);
+        exit(2);
+    }
+    redisContext *conn = redisConnect(host, port);
+    if (conn == NULL || conn->err != 0) {
+        fprintf(stderr, "redis_faults: cannot connect to %s\n", uri);
+        exit(2);
+    }
+    return conn;
+}
+
+/* Runs a raw command (argv form) and prints an error reply. */
+static void raw(redisContext *conn, int count, const char **argv)
+{
+    redisReply *reply = redisCommandArgv(conn, count, argv, NULL);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "redis_faults: %s failed: %s\n", argv[0],
+                reply != NULL ? reply->str : conn->errstr);
+        exit(2);
+    }
+    freeReplyObject(reply);
+}
+
+static stock_t *open_or_die(const char *uri)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX] = "";
+    if (stock_open(uri, NULL, &store, message) != STOCK_OK) {
+        fprintf(stderr, "redis_faults: cannot open %s: %s\n", uri, message);
+        exit(2);
+    }
+    return store;
+}
+
+/* A run-unique name. */
+static void unique(char *out, size_t size, const char *kind)
+{
+    snprintf(out, size, "f%lx-%d-%s", (unsigned long)time(NULL), (int)getpid(), kind);
+}
+
+/* The line's directory entry written alone, as by a client that died right
+ * after claiming it: the line does not exist, and its id is still free. */
+static void run_directory(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    char sku[64], other[64], line[64], key[128], refund[64];
+    unique(sku, sizeof sku, "sku");
+    unique(other, sizeof other, "other");
+    unique(line, sizeof line, "line");
+    unique(refund, sizeof refund, "refund");
+    stock_set(store, sku, 10, NULL, NULL, NULL);
+    stock_set(store, other, 10, NULL, NULL, NULL);
+    snprintf(key, sizeof key, "{line:%s}", line);
+    char entry[80];
+    snprintf(entry, sizeof entry, "1 %s", sku);
+    const char *claim[] = {"SET", key, entry};
+    raw(conn, 3, claim);
+    stock_line_info info;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_line(store, line, &info, NULL);
+    expect(code == STOCK_NOT_FOUND, "a directory entry alone: LINE is NOTFOUND", code, "");
+    code = stock_refund(store, refund, line, 1, NULL, message);
+    expect(code == STOCK_NOT_FOUND && strstr(message, line) != NULL,
+           "a directory entry alone: REFUND is NOTFOUND", code, message);
+    /* The line id was never used: a deduction on another SKU is fresh. */
+    int64_t available = -1;
+    code = stock_deduct(store, line, other, 3, &available, message);
+    expect(code == STOCK_OK && available == 7, "the id is free for another SKU", code, message);
+    code = stock_line(store, line, &info, NULL);
+    expect(code == STOCK_OK && strcmp(info.sku, other) == 0 && info.qty == 3,
+           "the line names the SKU it was taken from", code, "");
+    code = stock_deduct(store, line, sku, 3, NULL, message);
+    expect(code == STOCK_CONFLICT, "and is taken now: the first SKU conflicts", code, message);
+    code = stock_refund(store, refund, line, 1, &available, message);
+    expect(code == STOCK_OK && available == 8, "the refund finds the line", code, message);
+    stock_sku_info totals;
+    stock_get(store, sku, &totals, NULL);
+    expect(totals.available == 10 && totals.deducted == 0, "the first SKU is untouched",
+           STOCK_OK, "");
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* What a client that died in the middle of an order over two slots leaves:
+ * the order's record "taking" with a lease long past, its pending index
+ * entry, and its first line taken (qty 2 of SKU a). */
+typedef struct stale_order {
+    char a[64], b[64], order[64], line_a[64], line_b[64];
+    char stock_a[128], flow_a[128], fence_a[128];
+} stale_order;
+
+static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", "1", "0"};
+
+/* The dead client's order_take in SKU a's slot, with attempt 1. */
+static redisReply *stale_take(redisContext *conn, const stale_order *s)
+{
+    const char *take[15] = {"FCALL", "stockd_v1_order_take", "3", s->stock_a, s->flow_a,
+                            s->fence_a, s->order};
+    for (int i = 0; i < 8; i++)
+        take[7 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
+    return redisCommandArgv(conn, 15, take, NULL);
+}
+
+static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
+{
+    unique(s->a, sizeof s->a, "a");
+    unique(s->b, sizeof s->b, "b");
+    unique(s->order, sizeof s->order, "order");
+    unique(s->line_a, sizeof s->line_a, "la");
+    unique(s->line_b, sizeof s->line_b, "lb");
+    stock_set(store, s->a, 5, NULL, NULL, NULL);
+    stock_set(store, s->b, 5, NULL, NULL, NULL);
+    char spec[512], order_key[128], record[128], line_key[128], entry[80];
+    snprintf(spec, sizeof spec, "%s %s 2 %s %s 3", s->line_a, s->a, s->line_b, s->b);
+    snprintf(order_key, sizeof order_key, "{order:%s}", s->order);
+    snprintf(record, sizeof record, "{order:%s}:x", s->order);
+    snprintf(s->stock_a, sizeof s->stock_a, "{sku:%s}", s->a);
+    snprintf(s->flow_a, sizeof s->flow_a, "{sku:%s}:flow", s->a);
+    snprintf(s->fence_a, sizeof s->fence_a, "{sku:%s}:ofence", s->a);
+    snprintf(line_key, sizeof line_key, "{line:%s}", s->line_a);
+    const char *pending[] = {"ZADD", "{stock:pending}", "1001", s->order};
+    raw(conn, 4, pending);
+    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "2", order_key, record, spec,
+                           "1000", "1"};
+    raw(conn, 8, begin);
+    snprintf(entry, sizeof entry, "1 %s", s->a);
+    const char *claim[] = {"SET", line_key, entry};
+    raw(conn, 3, claim);
+    freeReplyObject(stale_take(conn, s));
+    stock_sku_info totals;
+    stock_get(store, s->a, &totals, NULL);
+    expect(totals.available == 3, "the dead client took its first slot", STOCK_OK, "");
+}
+
+/* The retry of an interrupted order gives back the stale attempt and places
+ * the order exactly once. */
+static void run_stale(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    stale_order s;
+    stale_leave(conn, store, &s);
+    stock_order_line lines[2] = {{stock_id_from_cstr(s.line_a), stock_id_from_cstr(s.a), 2, -1},
+                                 {stock_id_from_cstr(s.line_b), stock_id_from_cstr(s.b), 3, -1}};
+    int32_t failed = 0;
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code = stock_order(store, s.order, lines, 2, &failed, message);
+    expect(code == STOCK_OK && lines[0].available == 3 && lines[1].available == 2,
+           "the retry undid the stale attempt and placed the order", code, message);
+    stock_sku_info totals;
+    stock_get(store, s.a, &totals, NULL);
+    expect(totals.available == 3 && totals.deducted == 2, "the first slot was taken once",
+           STOCK_OK, "");
+    code = stock_order(store, s.order, lines, 2, &failed, message);
+    expect(code == STOCK_REPLAY && lines[1].available == 2, "a second retry replays", code,
+           message);
+    /* A sweep that read the stale attempt before the retry gives it back
+     * late: the new attempt's line stays. */
+    const char *untake[] = {"FCALL", "stockd_v1_order_untake", "3", s.stock_a, s.flow_a,
+                            s.fence_a, s.order, "1", "1", s.line_a, "1"};
+    redisReply *late = redisCommandArgv(conn, 11, untake, NULL);
+    stock_get(store, s.a, &totals, NULL);
+    expect(late != NULL && late->type == REDIS_REPLY_INTEGER && late->integer == 0 &&
+           totals.deducted == 2 && stock_line(store, s.line_a, NULL, NULL) == STOCK_OK,
+           "a late give-back of the stale attempt leaves the new one's line", STOCK_OK, "");
+    freeReplyObject(late);
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* Without a retry, the next open's sweep gives the stale attempt back, and
+ * the dead client's late calls are fenced out. */
+static void run_sweep(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    stock_t *store = open_or_die(uri);
+    stale_order s;
+    stale_leave(conn, store, &s);
+    stock_close(store);
+    store = open_or_die(uri);
+    stock_sku_info totals = {0};
+    for (int i = 0; i < 100 && totals.available != 5; i++) {
+        stock_get(store, s.a, &totals, NULL);
+        usleep(50000);
+    }
+    expect(totals.available == 5 && totals.deducted == 0,
+           "the sweep at open gave the first slot back", STOCK_OK, "");
+    stock_code code = stock_line(store, s.line_a, NULL, NULL);
+    expect(code == STOCK_NOT_FOUND, "the taken line is gone", code, "");
+    redisReply *late = stale_take(conn, &s);
+    bool fenced = late != NULL && late->type == REDIS_REPLY_ARRAY && late->elements > 0 &&
+                  strcmp(late->element[0]->str, "FENCED") == 0;
+    freeReplyObject(late);
+    stock_get(store, s.a, &totals, NULL);
+    expect(fenced && totals.available == 5, "the dead client's late take is fenced out",
+           STOCK_OK, "");
+    const char *score[] = {"ZSCORE", "{stock:pending}", s.order};
+    redisReply *entry = redisCommandArgv(conn, 3, score, NULL);
+    expect(entry != NULL && entry->type == REDIS_REPLY_NIL, "the pending entry is gone",
+           STOCK_OK, "");
+    freeReplyObject(entry);
+    stock_close(store);
+    redisFree(conn);
+}
+
+/* ------------------------------------------------------------- AOF restart */
+
+static void write_ack(const char *file, long acked)
+{
+    FILE *out = fopen(file, "w");
+    if (out == NULL)
+        exit(2);
+    fprintf(out, "%ld\n", acked);
+    fflush(out);
+    fdatasync(fileno(out));
+    fclose(out);
+}
+
+/* Deducts lines w0, w1, ... of SKU "w" (qty 1) in batches until a batch
+ * fails; FILE holds the count acknowledged so far. */
+static int run_write(const char *uri, const char *file)
+{
+    stock_t *store = open_or_die(uri);
+    stock_set(store, "fault-w", 1000000000, NULL, NULL, NULL);
+    static char ids[WRITE_BATCH][32];
+    stock_op ops[WRITE_BATCH];
+    write_ack(file, 0);
+    printf("ready\n");
+    fflush(stdout);
+    for (long acked = 0;;) {
+        for (int i = 0; i < WRITE_BATCH; i++) {
+            snprintf(ids[i], sizeof ids[i], "fault-w%ld", acked + i);
+            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(ids[i]),
+                                .sku = stock_id_from_cstr("fault-w"), .amount = 1};
+        }
+        stock_execute(store, ops, WRITE_BATCH);
+        for (int i = 0; i < WRITE_BATCH; i++)
+            if (!stock_code_succeeded(ops[i].code)) {
+                printf("stopped at line %ld: %s %s\n", acked + i,
+                       stock_code_name(ops[i].code), ops[i].message);
+                stock_close(store);
+                return 0;
+            }
+        acked += WRITE_BATCH;
+        write_ack(file, acked);
+    }
+}
+
+static int run_check(const char *uri, const char *file)
+{
+    FILE *in = fopen(file, "r");
+    long acked = -1;
+    if (in == NULL || fscanf(in, "%ld", &acked) != 1)
+        return 2;
+    fclose(in);
+    stock_t *store = open_or_die(uri);
+    stock_sku_info totals;
+    stock_code code = stock_get(store, "fault-w", &totals, NULL);
+    char what[128];
+    snprintf(what, sizeof what, "%ld lines acknowledged, %" PRId64 " deducted after restart",
+             acked, totals.deducted);
+    expect(code == STOCK_OK && acked > 0 && totals.deducted >= acked &&
+           totals.deducted < acked + WRITE_BATCH, what, code, "");
+    char line[32];
+    snprintf(line, sizeof line, "fault-w%ld", acked - 1);
+    stock_line_info info;
+    code = stock_line(store, line, &info, NULL);
+    expect(code == STOCK_OK, "the last acknowledged line is there", code, line);
+    stock_close(store);
+    return 0;
+}
+
+/* -------------------------------------------------------- replicas, stops */
+
+/* wait=1: with a replica every write is acknowledged as usual; without one
+ * (replicated false) it says it is applied on the master only, and is. */
+static void run_wait(const char *base, bool replicated)
+{
+    char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
+    /* Long enough for a loaded machine's replica, short for a missing one. */
+    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=%d", base, replicated ? 3000 : 300);
+    stock_t *store = open_or_die(uri);
+    unique(sku, sizeof sku, replicated ? "waited" : "unreplicated");
+    unique(line, sizeof line, "wl");
+    stock_code code = stock_set(store, sku, 5, NULL, NULL, message);
+    stock_code want = replicated ? STOCK_OK : STOCK_UNAVAILABLE;
+    const char *words = replicated ? "" : "applied on the master but not yet replicated";
+    expect(code == want && strstr(message, words) != NULL, "set with wait=1", code, message);
+    code = stock_deduct(store, line, sku, 2, NULL, message);
+    expect(code == want && strstr(message, words) != NULL, "deduct with wait=1", code, message);
+    code = stock_deduct(store, line, sku, 2, NULL, message);
+    expect(code == (replicated ? STOCK_REPLAY : STOCK_UNAVAILABLE), "its retry", code, message);
+    stock_sku_info totals;
+    code = stock_get(store, sku, &totals, NULL);
+    expect(code == STOCK_OK && totals.available == 3, "a read answers, the deduction is there",
+           code, "");
+    stock_close(store);
+}
+
+/* A frozen server (SIGSTOP): an op times out with UNAVAILABLE, and once the
+ * server runs again its retry with the same id takes effect once. */
+static void run_stopped(const char *base, pid_t server)
+{
+    char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
+    snprintf(uri, sizeof uri, "%s?timeout_ms=300", base);
+    stock_t *store = open_or_die(uri);
+    unique(sku, sizeof sku, "frozen");
+    unique(line, sizeof line, "fl");
+    stock_set(store, sku, 5, NULL, NULL, NULL);
+    kill(server, SIGSTOP);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    stock_code code = stock_deduct(store, line, sku, 1, NULL, message);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    kill(server, SIGCONT);
+    double seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+    expect(code == STOCK_UNAVAILABLE && strstr(message, "retry with the same id is safe") &&
+           seconds < 2, "a deduction on a frozen server times out", code, message);
+    int64_t available = -1;
+    code = stock_deduct(store, line, sku, 1, &available, message);
+    expect(stock_code_succeeded(code) && available == 4, "its retry takes effect once", code,
+           message);
+    stock_sku_info totals;
+    stock_get(store, sku, &totals, NULL);
+    expect(totals.deducted == 1, "deducted once", STOCK_OK, "");
+    stock_close(store);
+}
+
+/* ------------------------------------------------------------------ full */
+
+static void run_full(const char *uri)
+{
+    stock_t *store = open_or_die(uri);
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_sku_info before, after;
+    stock_code code = stock_get(store, "fault-w", &before, NULL);
+    expect(code == STOCK_OK, "a read works on a full server", code, "");
+    code = stock_deduct(store, "fault-full-line", "fault-w", 1, NULL, message);
+    expect(code == STOCK_IO && strstr(message, "out of memory") != NULL,
+           "a deduction is refused with a clear error", code, message);
+    code = stock_set(store, "fault-full-sku", 5, NULL, NULL, message);
+    expect(code == STOCK_IO && strstr(message, "maxmemory") != NULL,
+           "a set is refused with a clear error", code, message);
+    stock_get(store, "fault-w", &after, NULL);
+    expect(after.deducted == before.deducted, "nothing changed", STOCK_OK, "");
+    code = stock_line(store, "fault-full-line", NULL, NULL);
+    expect(code == STOCK_NOT_FOUND, "no line was written", code, "");
+    stock_close(store);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || strchr(argv[2], '?') != NULL) {
+        fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
+                        "waited|unreplicated|stopped URI [FILE|PID]\n");
+        return 2;
+    }
+    const char *mode = argv[1], *uri = argv[2];
+    if (strcmp(mode, "options") == 0)
+        run_options(uri);
+    else if (strcmp(mode, "directory") == 0)
+        run_directory(uri);
+    else if (strcmp(mode, "stale") == 0)
+        run_stale(uri);
+    else if (strcmp(mode, "sweep") == 0)
+        run_sweep(uri);
+    else if (strcmp(mode, "write") == 0 && argc == 4)
+        return run_write(uri, argv[3]);
+    else if (strcmp(mode, "check") == 0 && argc == 4)
+        return run_check(uri, argv[3]);
+    else if (strcmp(mode, "full") == 0)
+        run_full(uri);
+    else if (strcmp(mode, "waited") == 0 || strcmp(mode, "unreplicated") == 0)
+        run_wait(uri, strcmp(mode, "waited") == 0);
+    else if (strcmp(mode, "stopped") == 0 && argc == 4)
+        run_stopped(uri, (pid_t)atoi(argv[3]));
+    else
+        return 2;
+    printf("redis_faults %s: %d failed\n", mode, failures);
+    return failures == 0 ? 0 : 1;
+}
