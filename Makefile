@@ -16,7 +16,7 @@
 PREFIX   ?= /usr/local
 CC       ?= cc
 SANITIZE ?=
-PKGS     := libuv jansson libpq hiredis libxxhash
+PKGS     := libuv jansson libpq hiredis libxxhash openssl
 # The NATS client links only into the programs that talk to a broker.
 NATS_PKG := libnats
 

@@ -7,8 +7,9 @@
 #   PostgreSQL 15, the plain conditional update (update ... where
 #       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
 #       one hot SKU and 100,000 SKUs; and libstock's postgres backend on the
-#       same server driven by stockbench (plain, and merging deductions) and
-#       by redis-benchmark through a stockd over it;
+#       same server driven by stockbench (plain, and merging deductions, and
+#       the sharded backend over that one database) and by redis-benchmark
+#       through a stockd over it;
 #   stockd (build/stockd, embedded engine, durable by default): DEDUCT on one
 #       hot SKU through redis-benchmark, and stockbench (hot) through
 #       stockd:// and in-process, and (uniform, as the postgres backend's
@@ -304,6 +305,12 @@ postgres_rows() {
         "$uri?stock_merge=1" -w hot -c "$PG_CLIENTS" -P 16
     stockbench_row "libstock postgres backend" "synchronous_commit on" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$PG_CLIENTS" -P 16
+    # The sharded backend over that one database: its overhead, same run
+    # (bench/sharded.sh measures 3 members).
+    stockbench_row "libstock sharded backend, 1 member" "synchronous_commit on" \
+        "shards:$uri" -w hot -c "$PG_CLIENTS" -P 16
+    stockbench_row "libstock sharded backend, 1 member" "synchronous_commit on" \
+        "shards:$uri" -w uniform --skus "$PG_SKUS" -c "$PG_CLIENTS" -P 16
     [ -x "$BUILD/stockd" ] || { log "missing $BUILD/stockd: run make first"; return; }
     start_stockd "$STOCKD_PG_PORT" "$uri?stock_merge=1"
     deduct_row "$STOCKD_PG_PORT" 16 "stockd DEDUCT (postgres backend, merged)" \

@@ -9,9 +9,12 @@
  *   "./data", "file:./data"        the embedded engine (state in memory, flow
  *                                  log = write-ahead log with group commit;
  *                                  docs/engine.md)
- *   "stockd://host:port"           a running stockd server (RESP)
+ *   "stockd://host:port"           a running stockd server (RESP);
+ *   "stockds://host:port"          the same over TLS (docs/security.md)
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
  *                                  (docs/postgres.md)
+ *   "shards:postgres://...;postgres://..."  one store over several
+ *                                  PostgreSQL databases (docs/sharded.md)
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is
@@ -370,7 +373,7 @@ stock_code stock_open(const char *uri, const stock_config *config,
 stock_code stock_close(stock_t *store);
 
 /* The name of the backend serving the store: "embedded", "remote",
- * "postgres". Static storage; any thread, at once with other calls. */
+ * "postgres", "sharded". Static storage; any thread, at once with other calls. */
 const char *stock_backend_name(const stock_t *store);
 
 /* ----------------------------------------------------------------- stats */

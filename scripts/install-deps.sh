@@ -8,7 +8,7 @@ set -eu
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
-    libxxhash-dev libcmocka-dev
+    libxxhash-dev libcmocka-dev libssl-dev openssl
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2
     nats-server libnats-dev

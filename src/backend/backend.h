@@ -70,5 +70,6 @@ extern const stock_backend_ops *const stock_backends[];
 extern const stock_backend_ops embedded_backend;
 extern const stock_backend_ops remote_backend;     /* stockd:// (remote.c) */
 extern const stock_backend_ops postgres_backend;   /* postgres:// (postgres.c) */
+extern const stock_backend_ops sharded_backend;    /* shards: (sharded.c) */
 
 #endif /* STOCK_BACKEND_H */

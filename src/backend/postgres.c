@@ -116,47 +116,61 @@ static bool exec_simple(PGconn *conn, const char *sql, char *out, size_t out_siz
     return ok;
 }
 
-/* Connects to the primary and installs the schema; the connection is left
- * idle outside pipeline mode. On failure store->error says why. */
-static stock_code conn_open(pg_store *store, PGconn **out)
+stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
+                           char *error, size_t size)
 {
     *out = NULL;
     /* The URI is expanded as dbname; libstock names the session unless the
      * URI does (application_name). */
     const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-    const char *const values[] = {store->options.conninfo, "libstock", NULL};
+    const char *const values[] = {options->conninfo, "libstock", NULL};
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
+    const char *detail = PQerrorMessage(conn);
     if (PQstatus(conn) != CONNECTION_OK) {
-        set_error(store, "cannot connect", conn);
+        message_set(error, size, "postgres: cannot connect: %.*s",
+                    (int)strcspn(detail, "\n"), detail);
         PQfinish(conn);
         return STOCK_UNAVAILABLE;
     }
-    const char *commit = store->options.synchronous ? "SET synchronous_commit = on"
-                                                    : "SET synchronous_commit = off";
+    const char *commit = options->synchronous ? "SET synchronous_commit = on"
+                                              : "SET synchronous_commit = off";
     /* client_min_messages: the schema's IF NOT EXISTS notices are noise.
      * stock.bucket_seed: the bucket this store tries first (stock_take). */
     char seed[64];
     snprintf(seed, sizeof seed, "SET stock.bucket_seed = '%d'",
-             (int)(store->client_id % PG_BUCKET_SEED_RANGE));
+             (int)(client_id % PG_BUCKET_SEED_RANGE));
     if (!exec_simple(conn, commit, NULL, 0) ||
         !exec_simple(conn, "SET client_min_messages = warning", NULL, 0) ||
         !exec_simple(conn, seed, NULL, 0)) {
-        set_error(store, "cannot configure the session", conn);
+        message_set(error, size, "postgres: cannot configure the session: %.*s",
+                    (int)strcspn(detail, "\n"), detail);
         PQfinish(conn);
         return STOCK_IO;
     }
-    stock_code code = pg_schema_install(conn, store->error, sizeof store->error);
-    if (code == STOCK_OK &&
-        !exec_simple(conn, "SELECT pg_current_wal_lsn()::text", store->lsn, sizeof store->lsn)) {
-        set_error(store, "cannot read the WAL position", conn);
-        code = STOCK_IO;
-    }
+    stock_code code = pg_schema_install(conn, error, size);
     if (code != STOCK_OK) {
         PQfinish(conn);
         return code;
     }
     *out = conn;
     return STOCK_OK;
+}
+
+/* Connects to the primary and installs the schema; the connection is left
+ * idle outside pipeline mode. On failure store->error says why. */
+static stock_code conn_open(pg_store *store, PGconn **out)
+{
+    PGconn *conn = NULL;
+    stock_code code = pg_session_open(&store->options, store->client_id, &conn,
+                                      store->error, sizeof store->error);
+    if (code == STOCK_OK &&
+        !exec_simple(conn, "SELECT pg_current_wal_lsn()::text", store->lsn, sizeof store->lsn)) {
+        set_error(store, "cannot read the WAL position", conn);
+        PQfinish(conn);
+        code = STOCK_IO;
+    }
+    *out = code == STOCK_OK ? conn : NULL;
+    return code;
 }
 
 static bool conn_enter_pipeline(pg_store *store, PGconn *conn)

@@ -51,6 +51,17 @@ void pg_options_free(pg_options *options);
  */
 stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
 
+/*
+ * Opens a session on the database of options (blocking), configured as the
+ * backend's own (synchronous_commit from options, the bucket seed of
+ * client_id) with the schema installed and its statements prepared; idle,
+ * outside pipeline mode. The sharded backend (sharded.c) opens its control
+ * sessions with it. Returns STOCK_OK; STOCK_UNAVAILABLE (no connection),
+ * STOCK_IO or STOCK_CORRUPT (as pg_schema_install) with error saying why.
+ */
+stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
+                           char *error, size_t size);
+
 /* ------------------------------------------------------------------ plan */
 
 typedef enum pg_step_kind {

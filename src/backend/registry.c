@@ -7,6 +7,7 @@
 const stock_backend_ops *const stock_backends[] = {
     &remote_backend,
     &postgres_backend,
+    &sharded_backend,
     &embedded_backend,
     NULL,
 };

@@ -1,7 +1,8 @@
 /*
  * remote.c -- the remote backend: stock_open("stockd://host:port") speaks
- * RESP to a running stockd through hiredis, so the whole library API works
- * over the network.
+ * RESP to a running stockd (over TLS for "stockds://host:port"), so the
+ * whole library API works over the network. remote_link.c owns the socket;
+ * hiredis formats the commands and parses the replies.
  *
  * One connection per store, owned by one thread. stock_submit only queues
  * the batch; the thread takes every queued batch at once and pipelines
@@ -16,10 +17,13 @@
  * adjustments with an id are idempotent (the retry answers REPLAY if the
  * first attempt took effect).
  *
- * URI: stockd://host[:port][?password=SECRET&timeout_ms=N]; the port
- * defaults to 7379, timeout_ms (how long to wait for a reply before the
- * connection is declared lost) to 30000; the password may be %-encoded
- * (lib/uri.h: a bad escape or %00 is refused).
+ * URI: stockd://host[:port][?user=NAME&password=SECRET&timeout_ms=N], or
+ * stockds://... with also ca=PATH (the CA that signs the server's
+ * certificate; default the system's), cert=PATH&key=PATH (a client
+ * certificate, for servers that require one). The port defaults to 7379,
+ * timeout_ms (how long to wait for a reply before the connection is
+ * declared lost) to 30000; values may be %-encoded (lib/uri.h: a bad escape
+ * or %00 is refused). The server's certificate must name the host.
  */
 #include <assert.h>
 #include <poll.h>
@@ -32,12 +36,16 @@
 
 #include "backend/backend.h"
 #include "backend/remote.h"
+#include "backend/remote_link.h"
 #include "lib/batches.h"
+#include "lib/buf.h"
 #include "lib/message.h"
 #include "lib/uri.h"
 #include "lib/worker.h"
 
 #define REMOTE_SCHEME "stockd://"
+#define REMOTE_TLS_SCHEME "stockds://"
+#define REMOTE_PATH_MAX 1024   /* bytes of a ca, cert or key path */
 #define REMOTE_PORT_DEFAULT 7379
 #define REMOTE_HOST_MAX 256
 #define REMOTE_PASSWORD_MAX 256
@@ -54,21 +62,27 @@ typedef struct remote_store {
     char host[REMOTE_HOST_MAX];
     int port;
     char address[REMOTE_HOST_MAX + 8];      /* "host:port", for messages */
+    char user[REMOTE_PASSWORD_MAX];         /* "" = by the password alone */
     char password[REMOTE_PASSWORD_MAX];     /* "" when none */
     int reply_timeout_ms;
+    bool tls;                               /* stockds:// */
+    char ca[REMOTE_PATH_MAX], cert[REMOTE_PATH_MAX], key[REMOTE_PATH_MAX];   /* "" = none */
+    SSL_CTX *tls_context;                   /* stockds:// only */
 
     worker worker;                          /* the connection thread */
     /* The thread's own: the connection, scratch for encoding, the ops of
      * the pipeline in flight, and why its first connection failed. */
-    redisContext *context;                  /* NULL while disconnected */
+    remote_link link;                       /* fd -1 while disconnected */
     remote_command command;
+    buf outgoing;                           /* the pipeline's commands, encoded */
     stock_op *pipeline[REMOTE_PIPELINE_MAX];
     char open_reason[REMOTE_REASON_MAX];
 } remote_store;
 
 static bool remote_accepts(const char *uri)
 {
-    return strncmp(uri, REMOTE_SCHEME, strlen(REMOTE_SCHEME)) == 0;
+    return strncmp(uri, REMOTE_SCHEME, strlen(REMOTE_SCHEME)) == 0 ||
+           strncmp(uri, REMOTE_TLS_SCHEME, strlen(REMOTE_TLS_SCHEME)) == 0;
 }
 
 /* --------------------------------------------------------------- the URI */
@@ -112,26 +126,44 @@ static bool parse_authority(remote_store *store, const char *text,
     return true;
 }
 
-/* The password, %-decoded (lib/uri.h) into store->password. */
-static bool parse_password(remote_store *store, const uri_option *option,
-                           char *why, size_t why_size)
+/* An option's value, %-decoded (lib/uri.h) into target (size bytes). */
+static bool parse_text(const uri_option *option, char *target, size_t size,
+                       char *why, size_t why_size)
 {
     size_t decoded = 0;
-    const char *bad = uri_decode(option->value, option->value_len, store->password,
-                                 sizeof store->password, &decoded);
+    const char *bad = uri_decode(option->value, option->value_len, target, size, &decoded);
     if (bad != NULL) {
-        snprintf(why, why_size, "password: %s", bad);
+        snprintf(why, why_size, "%.*s: %s", (int)option->key_len, option->key, bad);
         return false;
     }
-    if (decoded == 0 || decoded >= sizeof store->password) {
-        snprintf(why, why_size, "password must be 1-%d bytes, %%XX-encoded where needed",
-                 REMOTE_PASSWORD_MAX - 1);
+    if (decoded == 0 || decoded >= size) {
+        snprintf(why, why_size, "%.*s must be 1-%zu bytes, %%XX-encoded where needed",
+                 (int)option->key_len, option->key, size - 1);
         return false;
     }
     return true;
 }
 
-/* password=...&timeout_ms=... */
+/* The text option named by option's key, or NULL if it is not one; the
+ * TLS ones only for stockds://. */
+static char *text_option(remote_store *store, const uri_option *option, size_t *size)
+{
+    struct { const char *name; char *target; size_t size; bool tls; } texts[] = {
+        {"user", store->user, sizeof store->user, false},
+        {"password", store->password, sizeof store->password, false},
+        {"ca", store->ca, sizeof store->ca, true},
+        {"cert", store->cert, sizeof store->cert, true},
+        {"key", store->key, sizeof store->key, true},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (uri_is(option->key, option->key_len, texts[i].name) && (store->tls || !texts[i].tls)) {
+            *size = texts[i].size;
+            return texts[i].target;
+        }
+    return NULL;
+}
+
+/* user=...&password=...&timeout_ms=...[&ca=...&cert=...&key=...] */
 static bool parse_query(remote_store *store, const char *query, char *why,
                         size_t why_size)
 {
@@ -139,8 +171,10 @@ static bool parse_query(remote_store *store, const char *query, char *why,
     uri_option option;
     while (uri_option_next(&query, &option)) {
         uint64_t timeout = 0;
-        if (uri_is(option.key, option.key_len, "password")) {
-            if (!parse_password(store, &option, why, why_size))
+        size_t size = 0;
+        char *text = text_option(store, &option, &size);
+        if (text != NULL) {
+            if (!parse_text(&option, text, size, why, why_size))
                 return false;
         } else if (uri_is(option.key, option.key_len, "timeout_ms")) {
             if (!uri_parse_uint(option.value, option.value_len, 1,
@@ -151,10 +185,15 @@ static bool parse_query(remote_store *store, const char *query, char *why,
             }
             store->reply_timeout_ms = (int)timeout;
         } else {
-            snprintf(why, why_size, "unknown parameter '%.*s' (known: password, timeout_ms)",
-                     (int)(option.key_len > 40 ? 40 : option.key_len), option.key);
+            snprintf(why, why_size, "unknown parameter '%.*s' (known: user, password, "
+                     "timeout_ms%s)", (int)(option.key_len > 40 ? 40 : option.key_len),
+                     option.key, store->tls ? ", ca, cert, key" : "; ca, cert, key with stockds://");
             return false;
         }
+    }
+    if ((store->cert[0] == '\0') != (store->key[0] == '\0')) {
+        snprintf(why, why_size, "cert and key go together");
+        return false;
     }
     return true;
 }
@@ -163,7 +202,8 @@ static bool parse_uri(remote_store *store, const char *uri, char *why,
                       size_t why_size)
 {
     assert(remote_accepts(uri));
-    const char *rest = uri + strlen(REMOTE_SCHEME);
+    store->tls = strncmp(uri, REMOTE_TLS_SCHEME, strlen(REMOTE_TLS_SCHEME)) == 0;
+    const char *rest = uri + strlen(store->tls ? REMOTE_TLS_SCHEME : REMOTE_SCHEME);
     size_t authority_length = strcspn(rest, "?/");
     if (rest[authority_length] == '/' && rest[authority_length + 1] != '\0' &&
         rest[authority_length + 1] != '?') {
@@ -178,28 +218,19 @@ static bool parse_uri(remote_store *store, const char *uri, char *why,
 
 /* ------------------------------------------------------- the connection */
 
-static struct timeval timeval_from_ms(int ms)
-{
-    assert(ms > 0);
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 static void drop_connection(remote_store *store)
 {
     assert(store != NULL);
-    if (store->context != NULL)
-        redisFree(store->context);
-    store->context = NULL;
+    remote_link_close(&store->link);
 }
 
 /* Reads one handshake reply and checks it is +OK. */
-static stock_code handshake_reply(redisContext *context, const char *what,
+static stock_code handshake_reply(remote_link *link, const char *what,
                                   char *reason, size_t reason_size)
 {
     redisReply *reply = NULL;
-    if (redisGetReply(context, (void **)&reply) != REDIS_OK || reply == NULL) {
-        snprintf(reason, reason_size, "%s got no reply: %s", what, context->errstr);
+    if (!remote_link_reply(link, &reply)) {
+        message_set(reason, reason_size, "%s got no reply: %s", what, link->error);
         return STOCK_UNAVAILABLE;
     }
     stock_code code = STOCK_OK;
@@ -207,17 +238,27 @@ static stock_code handshake_reply(redisContext *context, const char *what,
         bool refused = strstr(reply->str, "STOCKPROTO") != NULL ||
                        strncmp(reply->str, "ERR unknown command", 19) == 0;
         bool noauth = strncmp(reply->str, "NOAUTH", 6) == 0;
-        snprintf(reason, reason_size, "%s refused: %.100s%s", what, reply->str,
-                 refused ? " (is this a stockd server?)"
-                 : noauth ? " (add ?password=... to the URI)" : "");
+        message_set(reason, reason_size, "%s refused: %.100s%s", what, reply->str,
+                    refused ? " (is this a stockd server?)"
+                    : noauth ? " (add ?password=... to the URI)" : "");
         code = refused ? STOCK_UNSUPPORTED : STOCK_UNAVAILABLE;
     } else if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "OK") != 0) {
-        snprintf(reason, reason_size, "%s: the server did not answer +OK "
-                 "(is this a stockd server?)", what);
+        message_set(reason, reason_size, "%s: the server did not answer +OK "
+                    "(is this a stockd server?)", what);
         code = STOCK_UNSUPPORTED;
     }
     freeReplyObject(reply);
     return code;
+}
+
+/* Appends one command, RESP-encoded by hiredis, to store->outgoing. */
+static bool encode_command(remote_store *store, int argc, const char **argv, const size_t *lengths)
+{
+    char *command = NULL;
+    int length = redisFormatCommandArgv(&command, argc, argv, lengths);
+    bool ok = length > 0 && buf_append(&store->outgoing, command, (size_t)length);
+    redisFreeCommand(command);
+    return ok;
 }
 
 /* Connects and sends AUTH (with a password) and STOCKPROTO 1, pipelined.
@@ -225,37 +266,38 @@ static stock_code handshake_reply(redisContext *context, const char *what,
 static stock_code connect_store(remote_store *store, char *reason,
                                 size_t reason_size)
 {
-    assert(store->context == NULL);
-    redisContext *context = redisConnectWithTimeout(
-        store->host, store->port, timeval_from_ms(REMOTE_CONNECT_TIMEOUT_MS));
-    if (context == NULL) {
-        snprintf(reason, reason_size, "out of memory");
-        return STOCK_NOMEM;
-    }
-    if (context->err) {
-        snprintf(reason, reason_size, "%s", context->errstr);
-        redisFree(context);
+    assert(store->link.fd < 0);
+    if (!remote_link_open(&store->link, store->host, store->port, store->tls_context,
+                          REMOTE_CONNECT_TIMEOUT_MS, store->reply_timeout_ms)) {
+        message_set(reason, reason_size, "%s", store->link.error);
         return STOCK_UNAVAILABLE;
     }
-    redisSetTimeout(context, timeval_from_ms(store->reply_timeout_ms));
-    redisEnableKeepAlive(context);
-    bool auth = store->password[0] != '\0';
-    if (auth)
-        redisAppendCommand(context, "AUTH %s", store->password);
-    redisAppendCommand(context, "STOCKPROTO 1");
-    stock_code code = auth ? handshake_reply(context, "AUTH", reason, reason_size)
+    bool auth = store->password[0] != '\0', user = store->user[0] != '\0';
+    const char *auth_argv[] = {"AUTH", user ? store->user : store->password, store->password};
+    const size_t auth_lengths[] = {4, strlen(auth_argv[1]), strlen(store->password)};
+    const char *proto_argv[] = {"STOCKPROTO", "1"};
+    const size_t proto_lengths[] = {10, 1};
+    buf_clear(&store->outgoing);
+    if ((auth && !encode_command(store, user ? 3 : 2, auth_argv, auth_lengths)) ||
+        !encode_command(store, 2, proto_argv, proto_lengths)) {
+        drop_connection(store);
+        message_set(reason, reason_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    if (!remote_link_send(&store->link, (const char *)store->outgoing.data, store->outgoing.len)) {
+        message_set(reason, reason_size, "%s", store->link.error);
+        drop_connection(store);
+        return STOCK_UNAVAILABLE;
+    }
+    stock_code code = auth ? handshake_reply(&store->link, "AUTH", reason, reason_size)
                            : STOCK_OK;
-    stock_code proto = handshake_reply(context, "STOCKPROTO 1", reason,
+    stock_code proto = handshake_reply(&store->link, "STOCKPROTO 1", reason,
                                        code == STOCK_OK ? reason_size : 0);
     if (code == STOCK_OK)
         code = proto;
-    if (code != STOCK_OK) {
-        redisFree(context);
-        return code;
-    }
-    store->context = context;
-    assert(store->context->err == 0);
-    return STOCK_OK;
+    if (code != STOCK_OK)
+        drop_connection(store);
+    return code;
 }
 
 /* True if the idle connection is still usable. A connection with no request
@@ -263,20 +305,12 @@ static stock_code connect_store(remote_store *store, char *reason,
  * (EOF) or sent something unasked, and either way it is dropped before a
  * command is written to it, so that a restarted server costs no op an
  * unknown outcome. */
-static bool connection_alive(remote_store *store)
-{
-    assert(store->context != NULL);
-    struct pollfd probe = {.fd = store->context->fd, .events = POLLIN};
-    int ready = poll(&probe, 1, 0);
-    return ready == 0;
-}
-
 static stock_code ensure_connected(remote_store *store, char *reason,
                                    size_t reason_size)
 {
-    if (store->context != NULL && !connection_alive(store))
+    if (store->link.fd >= 0 && !remote_link_idle_ok(&store->link))
         drop_connection(store);
-    if (store->context != NULL)
+    if (store->link.fd >= 0)
         return STOCK_OK;
     return connect_store(store, reason, reason_size);
 }
@@ -295,19 +329,23 @@ static void pipeline_flush(remote_store *store, size_t count)
             remote_fail_unsent(store->pipeline[i], store->address, reason);
         return;
     }
+    buf_clear(&store->outgoing);
     for (size_t i = 0; i < count; i++) {
         remote_encode(store->pipeline[i], &store->command);
-        int appended = redisAppendCommandArgv(store->context, store->command.argc,
-                                              store->command.argv,
-                                              store->command.lengths);
-        assert(appended == REDIS_OK || store->context->err != 0);
+        if (!encode_command(store, store->command.argc, store->command.argv,
+                            store->command.lengths)) {
+            for (size_t j = 0; j < count; j++)
+                remote_fail_unsent(store->pipeline[j], store->address, "out of memory");
+            return;
+        }
     }
+    bool sent = remote_link_send(&store->link, (const char *)store->outgoing.data,
+                                 store->outgoing.len);
     for (size_t i = 0; i < count; i++) {
         redisReply *reply = NULL;
-        if (redisGetReply(store->context, (void **)&reply) != REDIS_OK ||
-            reply == NULL) {
+        if (!sent || !remote_link_reply(&store->link, &reply)) {
             snprintf(reason, sizeof reason, "connection to %.60s lost: %.60s",
-                     store->address, store->context->errstr);
+                     store->address, store->link.error);
             drop_connection(store);
             for (size_t j = i; j < count; j++)
                 remote_fail_unknown(store->pipeline[j], reason);
@@ -353,7 +391,7 @@ static void run_batches(stock_t *base, stock_batch *batch)
 }
 
 /* The worker's start: connects once for stock_open's sake. SIGPIPE is
- * blocked on the connection thread because hiredis writes with write(2): a
+ * blocked on the connection thread because OpenSSL writes with write(2): a
  * write to a connection the server closed must fail with EPIPE, not kill
  * the process. */
 static stock_code thread_start(stock_t *base)
@@ -386,7 +424,9 @@ static void remote_submit(stock_t *base, stock_batch *batch)
 
 static void store_free(remote_store *store)
 {
-    assert(store->context == NULL);
+    assert(store->link.fd < 0);
+    buf_free(&store->outgoing);
+    SSL_CTX_free(store->tls_context);
     free(store);
 }
 
@@ -424,11 +464,19 @@ static stock_code remote_open(const char *uri, const stock_config *config,
     }
     store->base.ops = &remote_backend;
     store->reply_timeout_ms = REMOTE_REPLY_TIMEOUT_MS_DEFAULT;
+    remote_link_init(&store->link);
     char why[REMOTE_REASON_MAX] = "";
     if (!parse_uri(store, uri, why, sizeof why)) {
-        message_set(message, message_size, "bad stockd URI: %s "
-                    "(form: stockd://host[:port][?password=...&timeout_ms=N])", why);
-        free(store);
+        message_set(message, message_size, "bad stockd URI: %s (form: stockd[s]://host[:port]"
+                    "[?user=...&password=...&timeout_ms=N], stockds:// also &ca=&cert=&key=)", why);
+        store_free(store);
+        return STOCK_INVALID;
+    }
+    if (store->tls && (store->tls_context = remote_link_tls_context(
+            store->ca[0] != '\0' ? store->ca : NULL, store->cert[0] != '\0' ? store->cert : NULL,
+            store->key[0] != '\0' ? store->key : NULL, why, sizeof why)) == NULL) {
+        message_set(message, message_size, "stockds://: %s", why);
+        store_free(store);
         return STOCK_INVALID;
     }
     stock_code code = start_thread(store, message, message_size);

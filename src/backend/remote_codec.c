@@ -270,6 +270,9 @@ static void decode_foreign_error(stock_op *op, const char *text)
         result_fail(op, STOCK_UNAVAILABLE,
                     "stockd refused the password (%.120s); set ?password= in the URI",
                     text);
+    else if (strncmp(text, "NOPERM", 6) == 0)
+        result_fail(op, STOCK_UNSUPPORTED, "the URI's user may not %s, nothing changed "
+                    "(%.120s); use a user with full access", command_name(op->type), text);
     else if (strstr(text, "unknown command") != NULL)
         result_fail(op, STOCK_UNSUPPORTED, "stockd does not know %s (%.120s)",
                     command_name(op->type), text);

@@ -125,21 +125,24 @@ uint32_t core_sku_find(const core *state, stock_id sku, uint32_t *hash)
     uint32_t sku_hash = core_hash(sku);
     if (hash != NULL)
         *hash = sku_hash;
-    const core_index *index = &state->sku_index;
-    if (index->capacity == 0)
-        return CORE_NONE;
-    uint32_t mask = index->capacity - 1;
-    for (uint32_t at = core_index_home(index, sku_hash);; at = (at + 1) & mask) {
-        core_slot slot = index->slots[at];
-        if (slot.entry == 0)
-            return CORE_NONE;
-        if (slot.hash != sku_hash)
-            continue;
-        const core_sku *record = core_pool_at(&state->skus, slot.entry - 1);
-        assert((record->id & 0xFF) <= STOCK_ID_MAX);
-        if ((record->id & 0xFF) == sku.len && memcmp(record->name, sku.ptr, sku.len) == 0)
-            return slot.entry - 1;
+    core_index_table tables[2];
+    uint32_t count = core_index_tables(&state->sku_index, tables);
+    for (uint32_t t = 0; t < count; t++) {
+        const core_index_table *table = &tables[t];
+        for (uint32_t at = (uint32_t)((uint64_t)sku_hash >> table->shift);;
+             at = (at + 1) & table->mask) {
+            core_slot slot = table->slots[at];
+            if (slot.entry == 0)
+                break;
+            if (slot.hash != sku_hash)
+                continue;
+            const core_sku *record = core_pool_at(&state->skus, slot.entry - 1);
+            assert((record->id & 0xFF) <= STOCK_ID_MAX);
+            if ((record->id & 0xFF) == sku.len && memcmp(record->name, sku.ptr, sku.len) == 0)
+                return slot.entry - 1;
+        }
     }
+    return CORE_NONE;
 }
 
 /* ------------------------------------------------------------------ set */

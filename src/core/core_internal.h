@@ -13,7 +13,11 @@
  * (offset << 8 | length) to its id. Each namespace has a core_index: an open
  * addressing table of {32-bit hash, 32-bit entity index} slots with linear
  * probing, homed by the top bits of the hash so that a resize walks the old
- * table almost in order of the new one.
+ * table almost in order of the new one. A table that fills to 3/4 grows to
+ * twice its size a little at a time (CORE_INDEX_MOVE_PER_INSERT old slots
+ * moved per entity added), as Redis rehashes its dicts: building a table of
+ * 2^27 slots in one go stopped every operation for 2.5-3 s at 50 million
+ * lines (docs/benchmarks.md, "How the cost grows").
  */
 #ifndef STOCK_CORE_INTERNAL_H
 #define STOCK_CORE_INTERNAL_H
@@ -32,6 +36,10 @@
 #define CORE_ENTITY_MAX (3u << 29)
 #define CORE_INDEX_CAPACITY_MAX (1u << 31)
 #define CORE_INDEX_CAPACITY_MIN 16u
+/* Old slots moved per entity added while a table grows: the move ends after
+ * old capacity / 8 additions, long before the new table (twice the size,
+ * 3/8 full when it starts) reaches 3/4. */
+#define CORE_INDEX_MOVE_PER_INSERT 8u
 /* Id-arena chunks: 8 KiB first, growing to 2 MiB; an id never straddles
  * two chunks, and the first holds the ids of the biggest order. */
 #define CORE_ID_FIRST_SHIFT 13
@@ -158,6 +166,14 @@ typedef struct core_index {
     uint32_t capacity;         /* power of two, or 0 before first use */
     uint32_t shift;            /* 32 - log2(capacity) */
     uint32_t used;
+    /* While the table grows: the table being moved into slots (NULL when
+     * not growing), its size, and how many of its slots, from the front,
+     * are also in slots. Nothing is ever removed, so a lookup that misses
+     * slots and finds the entity in the old table is right. */
+    core_slot *old_slots;
+    uint32_t old_capacity;
+    uint32_t old_shift;
+    uint32_t moved;
 } core_index;
 
 struct core {
@@ -232,6 +248,28 @@ static inline uint32_t core_index_home(const core_index *index, uint32_t hash)
 {
     assert(index->capacity > 0);
     return (uint32_t)((uint64_t)hash >> index->shift);
+}
+
+/* One table to probe: the current one, or the one a growing index is
+ * leaving. core_index_tables fills tables[0] and, while growing, tables[1];
+ * returns how many. A lookup that misses the first probes the second. */
+typedef struct core_index_table {
+    const core_slot *slots;
+    uint32_t mask;
+    uint32_t shift;
+} core_index_table;
+
+static inline uint32_t core_index_tables(const core_index *index,
+                                         core_index_table tables[2])
+{
+    if (index->capacity == 0)
+        return 0;
+    tables[0] = (core_index_table){index->slots, index->capacity - 1, index->shift};
+    if (index->old_slots == NULL)
+        return 1;
+    tables[1] = (core_index_table){index->old_slots, index->old_capacity - 1,
+                                   index->old_shift};
+    return 2;
 }
 
 /* Prefetches the home slot of hash (a hint; the index may be empty). */

@@ -228,10 +228,16 @@ static size_t index_bytes(uint32_t capacity)
     return (size_t)capacity * sizeof(core_slot);
 }
 
+static void index_table_free(core_slot *slots, uint32_t capacity)
+{
+    region_unmap(slots, index_bytes(capacity), index_bytes(capacity) >= HUGE_PAGE_BYTES);
+}
+
 void core_index_free(core_index *index)
 {
-    region_unmap(index->slots, index_bytes(index->capacity),
-                 index_bytes(index->capacity) >= HUGE_PAGE_BYTES);
+    index_table_free(index->slots, index->capacity);
+    if (index->old_slots != NULL)
+        index_table_free(index->old_slots, index->old_capacity);
     memset(index, 0, sizeof *index);
 }
 
@@ -244,27 +250,51 @@ static void index_place(core_slot *slots, uint32_t mask, uint32_t home,
     slots[at] = slot;
 }
 
-/* Rebuilds the table at a new capacity (a power of two). */
-static bool index_resize(core_index *index, uint32_t capacity)
+/* Moves up to count more slots of the table a growing index is leaving into
+ * the current one; frees the old table once all are moved. */
+static void index_move(core_index *index, uint64_t count)
+{
+    if (index->old_slots == NULL)
+        return;
+    uint64_t end = (uint64_t)index->moved + count;
+    if (end > index->old_capacity)
+        end = index->old_capacity;
+    for (uint32_t i = index->moved; i < end; i++) {
+        core_slot slot = index->old_slots[i];
+        if (slot.entry != 0)
+            index_place(index->slots, index->capacity - 1, core_index_home(index, slot.hash), slot);
+    }
+    index->moved = (uint32_t)end;
+    if (index->moved == index->old_capacity) {
+        index_table_free(index->old_slots, index->old_capacity);
+        index->old_slots = NULL;
+        index->old_capacity = index->old_shift = index->moved = 0;
+    }
+}
+
+/* Starts growing the table to capacity (a power of two): the current table
+ * becomes the old one, to be moved a little at every insert, or at once
+ * when at_once (a bulk reserve, which would outrun the moves). */
+static bool index_grow(core_index *index, uint32_t capacity, bool at_once)
 {
     assert(capacity >= CORE_INDEX_CAPACITY_MIN && (capacity & (capacity - 1)) == 0);
     assert(capacity > index->used);
+    index_move(index, UINT64_MAX);   /* at most one old table at a time */
     size_t bytes = index_bytes(capacity);
     core_slot *slots = region_map(bytes, bytes >= HUGE_PAGE_BYTES, true);
     if (slots == NULL)
         return false;
-    uint32_t shift = 32 - (uint32_t)__builtin_ctz(capacity);
-    for (uint32_t i = 0; i < index->capacity; i++) {
-        core_slot slot = index->slots[i];
-        if (slot.entry != 0)
-            index_place(slots, capacity - 1,
-                        (uint32_t)((uint64_t)slot.hash >> shift), slot);
+    if (index->capacity > 0) {
+        index->old_slots = index->slots;
+        index->old_capacity = index->capacity;
+        index->old_shift = index->shift;
+        index->moved = 0;
     }
-    region_unmap(index->slots, index_bytes(index->capacity),
-                 index_bytes(index->capacity) >= HUGE_PAGE_BYTES);
     index->slots = slots;
     index->capacity = capacity;
-    index->shift = shift;
+    index->shift = 32 - (uint32_t)__builtin_ctz(capacity);
+    if (at_once)
+        index_move(index, UINT64_MAX);
     return true;
 }
 
@@ -272,6 +302,7 @@ bool core_index_reserve(core_index *index, uint32_t extra)
 {
     if (extra > CORE_ENTITY_MAX - index->used)
         return false;
+    index_move(index, (uint64_t)extra * CORE_INDEX_MOVE_PER_INSERT);
     uint64_t needed = (uint64_t)index->used + extra;
     uint64_t capacity = index->capacity ? index->capacity : CORE_INDEX_CAPACITY_MIN;
     while (needed * 4 > capacity * 3)
@@ -279,29 +310,35 @@ bool core_index_reserve(core_index *index, uint32_t extra)
     assert(capacity <= CORE_INDEX_CAPACITY_MAX);
     if (capacity == index->capacity)
         return true;
-    return index_resize(index, (uint32_t)capacity);
+    bool at_once = (uint64_t)extra * CORE_INDEX_MOVE_PER_INSERT * 2 > index->capacity;
+    return index_grow(index, (uint32_t)capacity, at_once);
 }
 
 uint32_t core_index_find(const core_index *index, const core_pool *pool,
                          const core_ids *ids, uint32_t hash, stock_id id)
 {
-    if (index->capacity == 0)
-        return CORE_NONE;
-    uint32_t mask = index->capacity - 1;
-    for (uint32_t at = core_index_home(index, hash);; at = (at + 1) & mask) {
-        core_slot slot = index->slots[at];
-        if (slot.entry == 0)
-            return CORE_NONE;
-        if (slot.hash != hash)
-            continue;
-        const uint64_t *ref = core_pool_at(pool, slot.entry - 1);
-        if (id_equal(core_ids_get(ids, *ref), id))
-            return slot.entry - 1;
+    core_index_table tables[2];
+    uint32_t count = core_index_tables(index, tables);
+    for (uint32_t t = 0; t < count; t++) {
+        const core_index_table *table = &tables[t];
+        for (uint32_t at = (uint32_t)((uint64_t)hash >> table->shift);;
+             at = (at + 1) & table->mask) {
+            core_slot slot = table->slots[at];
+            if (slot.entry == 0)
+                break;
+            if (slot.hash != hash)
+                continue;
+            const uint64_t *ref = core_pool_at(pool, slot.entry - 1);
+            if (id_equal(core_ids_get(ids, *ref), id))
+                return slot.entry - 1;
+        }
     }
+    return CORE_NONE;
 }
 
 void core_index_stage(core_index *index, uint32_t hash, uint32_t entity)
 {
+    assert(index->old_slots == NULL);   /* bulk loads start from an empty index */
     assert(index->capacity > 0 && (uint64_t)(index->used + 1) * 4 <=
                                       (uint64_t)index->capacity * 3);
     assert(entity == index->used);
@@ -392,5 +429,5 @@ void core_index_insert(core_index *index, uint32_t hash, uint32_t entity)
 
 uint64_t core_index_memory(const core_index *index)
 {
-    return (uint64_t)index->capacity * sizeof(core_slot);
+    return ((uint64_t)index->capacity + index->old_capacity) * sizeof(core_slot);
 }

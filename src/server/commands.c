@@ -221,25 +221,25 @@ static void cmd_lineinfo(conn *c, const resp_request *r)
 /* ---------------------------------------------------------------- table */
 
 const commands_entry commands_table[] = {
-    {"DEDUCT", 4, false, cmd_deduct, "Takes qty of a SKU for an order line (idempotent by line id)."},
-    {"ORDER", -5, false, cmd_order, "Takes every line of an order, or none."},
-    {"REFUND", 4, false, cmd_refund, "Gives qty of a deducted line back (idempotent by refund id)."},
-    {"STOCK", 2, false, cmd_stock, "Returns a SKU's available stock."},
-    {"SETSTOCK", -3, false, cmd_setstock, "Creates a SKU or sets its level, optionally compare-and-set."},
-    {"ADDSTOCK", -3, false, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
-    {"SKUINFO", 2, false, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
-    {"LINEINFO", 2, false, cmd_lineinfo, "Returns a deducted line."},
-    {"STOCKPROTO", 2, false, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
-    {"PING", -1, false, session_ping, "Returns PONG, or the message."},
-    {"ECHO", 2, false, session_echo, "Returns the message."},
-    {"QUIT", -1, true, session_quit, "Closes the connection."},
-    {"HELLO", -1, true, session_hello, "Handshakes, optionally authenticating and choosing RESP2 or RESP3."},
-    {"AUTH", -2, true, session_auth, "Authenticates the connection."},
-    {"SELECT", 2, false, session_select, "Selects database 0, the only one."},
-    {"CLIENT", -2, false, session_client, "SETNAME, GETNAME, SETINFO, ID."},
-    {"COMMAND", -1, false, session_command, "Describes the commands."},
-    {"CONFIG", -2, false, session_config, "CONFIG GET answers appendonly and save."},
-    {"INFO", -1, false, session_info, "Returns server, client, stats and store information."},
+    {"DEDUCT", 4, AUTH_FULL, cmd_deduct, "Takes qty of a SKU for an order line (idempotent by line id)."},
+    {"ORDER", -5, AUTH_FULL, cmd_order, "Takes every line of an order, or none."},
+    {"REFUND", 4, AUTH_FULL, cmd_refund, "Gives qty of a deducted line back (idempotent by refund id)."},
+    {"STOCK", 2, AUTH_READ_ONLY, cmd_stock, "Returns a SKU's available stock."},
+    {"SETSTOCK", -3, AUTH_FULL, cmd_setstock, "Creates a SKU or sets its level, optionally compare-and-set."},
+    {"ADDSTOCK", -3, AUTH_FULL, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
+    {"SKUINFO", 2, AUTH_READ_ONLY, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
+    {"LINEINFO", 2, AUTH_READ_ONLY, cmd_lineinfo, "Returns a deducted line."},
+    {"STOCKPROTO", 2, AUTH_READ_ONLY, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
+    {"PING", -1, AUTH_READ_ONLY, session_ping, "Returns PONG, or the message."},
+    {"ECHO", 2, AUTH_READ_ONLY, session_echo, "Returns the message."},
+    {"QUIT", -1, AUTH_NONE, session_quit, "Closes the connection."},
+    {"HELLO", -1, AUTH_NONE, session_hello, "Handshakes, optionally authenticating and choosing RESP2 or RESP3."},
+    {"AUTH", -2, AUTH_NONE, session_auth, "Authenticates the connection."},
+    {"SELECT", 2, AUTH_READ_ONLY, session_select, "Selects database 0, the only one."},
+    {"CLIENT", -2, AUTH_READ_ONLY, session_client, "SETNAME, GETNAME, SETINFO, ID."},
+    {"COMMAND", -1, AUTH_READ_ONLY, session_command, "Describes the commands."},
+    {"CONFIG", -2, AUTH_READ_ONLY, session_config, "CONFIG GET answers appendonly and save."},
+    {"INFO", -1, AUTH_READ_ONLY, session_info, "Returns server, client, stats and store information."},
 };
 
 const size_t commands_table_count = sizeof commands_table / sizeof commands_table[0];
@@ -271,6 +271,30 @@ static void escape_name(resp_arg name, char text[COMMANDS_NAME_ECHO_MAX * 4 + 1]
     text[n] = '\0';
 }
 
+/* The command's name in lower case, as Redis words its errors. */
+static void lower_name(const commands_entry *entry, char lower[16])
+{
+    size_t n = strlen(entry->name);
+    assert(n < 16);
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)(entry->name[i] | (entry->name[i] >= 'A' && entry->name[i] <= 'Z' ? 0x20 : 0));
+}
+
+/* A command c's role does not allow: NOAUTH before AUTH, else NOPERM in
+ * Redis's words (the command does not run, so nothing changes). */
+static void deny(conn *c, const commands_entry *entry)
+{
+    if (c->role == AUTH_NONE) {
+        commands_reply_error(c, "NOAUTH", "Authentication required.");
+        return;
+    }
+    c->srv->counters.permission_denied++;
+    char lower[16];
+    lower_name(entry, lower);
+    commands_reply_error(c, "NOPERM", "User %s has no permissions to run the '%s' command",
+                         auth_user_name(c->srv->cfg, c->role), lower);
+}
+
 static bool arity_ok(const commands_entry *entry, uint32_t argc)
 {
     return entry->arity > 0 ? argc == (uint32_t)entry->arity
@@ -287,16 +311,13 @@ static void execute(conn *c, const resp_request *r)
         commands_reply_error(c, "ERR", "unknown command '%s'", name);
         return;
     }
-    if (!c->authed && !entry->before_auth) {
-        commands_reply_error(c, "NOAUTH", "Authentication required.");
+    if (c->role < entry->needs) {
+        deny(c, entry);
         return;
     }
     if (!arity_ok(entry, r->argc)) {
         char lower[16];
-        size_t n = strlen(entry->name);
-        assert(n < sizeof lower);
-        for (size_t i = 0; i <= n; i++)
-            lower[i] = (char)(entry->name[i] | (entry->name[i] >= 'A' && entry->name[i] <= 'Z' ? 0x20 : 0));
+        lower_name(entry, lower);
         arity_error(c, lower);
         return;
     }

@@ -8,6 +8,7 @@
 #define STOCK_SERVER_COMMANDS_H
 
 #include "proto/resp.h"
+#include "server/auth.h"
 #include "server/conn.h"
 
 /* How an op's reply is rendered (slot.kind on RESP connections). */
@@ -25,7 +26,7 @@ typedef void (*commands_handler)(conn *c, const resp_request *request);
 typedef struct commands_entry {
     const char *name;      /* upper case */
     int arity;             /* Redis style: N exact, -N at least N */
-    bool before_auth;      /* allowed before AUTH */
+    auth_role needs;       /* the least role that may run it */
     commands_handler handle;
     const char *summary;   /* for COMMAND DOCS */
 } commands_entry;

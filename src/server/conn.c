@@ -12,6 +12,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/routes.h"
+#include "server/tls.h"
 
 #define CONN_MESSAGE_MAX 96   /* an error the server sends on its own */
 
@@ -53,10 +54,17 @@ static bool is_closing(const conn *c)
     return c->state == CONN_CLOSING || c->state == CONN_CLOSED;
 }
 
+/* Bytes rendered and not yet written: libuv's pressure on the client. */
+static size_t unwritten(const conn *c)
+{
+    return c->out.len + c->sealed.len + c->writing.len;
+}
+
 /* True when no reply is owed or unwritten. */
 static bool all_written(const conn *c)
 {
-    return c->slot_count == 0 && !(c->flags & CONN_WRITING) && c->out.len == 0;
+    return c->slot_count == 0 && !(c->flags & CONN_WRITING) && c->out.len == 0 &&
+           c->sealed.len == 0;
 }
 
 /* ------------------------------------------------------------- chunks */
@@ -138,6 +146,12 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *out)
 {
     (void)suggested;
     conn *c = handle->data;
+    if (c->tls != NULL) {
+        /* Ciphertext lands in the server's scratch and is decrypted into
+         * c->in at once (on_read), so one buffer serves every client. */
+        *out = uv_buf_init(c->srv->tls_read, sizeof c->srv->tls_read);
+        return;
+    }
     if (!make_room(c)) {
         *out = uv_buf_init(NULL, 0);   /* libuv reports UV_ENOBUFS */
         return;
@@ -155,15 +169,119 @@ static void process(conn *c)
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data);
+static void update_reading(conn *c);
+static void reject_with_error(conn *c, int http_status, const char *http_word, const char *message);
+
+/* A client that speaks plaintext to a TLS port is told so in plaintext
+ * (as nginx does), then closed: it would otherwise see a bare reset. */
+static void refuse_plaintext(conn *c)
+{
+    c->srv->counters.tls_failures++;
+    log_warn("client %llu (%s): plaintext on a TLS port; closing it",
+             (unsigned long long)c->id, c->peer);
+    tls_session_fini(c->tls);
+    free(c->tls);
+    c->tls = NULL;
+    reject_with_error(c, 400, "INVALID", c->kind == CONN_RESP
+        ? "this port speaks TLS: connect with TLS (redis-cli --tls)"
+        : "a plain HTTP request was sent to the HTTPS port: use https://");
+}
+
+/* Decrypts all TLS client c's session holds into c->in, advancing the
+ * handshake as it goes. False if c is closing. Decrypting everything now
+ * matters: bytes left inside the session would wait for a socket read
+ * that may never come. */
+static bool decrypt(conn *c)
+{
+    tls_status status = TLS_DATA;
+    char reason[TLS_REASON_MAX];
+    if (!tls_ready(c->tls))
+        c->srv->handshakes_this_turn++;
+    while (status == TLS_DATA) {
+        if (!make_room(c)) {
+            conn_close(c);
+            return false;
+        }
+        chunk *in = c->in;
+        size_t got = 0;
+        status = tls_read(c->tls, in->data + in->len, in->cap - in->len, &got, reason, sizeof reason);
+        in->len += got;
+    }
+    server_mark_dirty(c->srv, c);   /* handshake records, an alert */
+    if (status == TLS_MORE)
+        return true;
+    if (status == TLS_FAILED) {
+        c->srv->counters.tls_failures++;
+        log_warn("client %llu (%s): TLS %s failed: %s; closing it", (unsigned long long)c->id,
+                 c->peer, tls_ready(c->tls) ? "session" : "handshake", reason);
+        /* The alert that tells the client why goes out before the close. */
+        if (!tls_seal(c->tls, &c->out, &c->sealed)) {
+            conn_close(c);
+            return false;
+        }
+    }
+    conn_close_after_replies(c);   /* TLS_FAILED, or the client's close_notify */
+    return false;
+}
+
+/* Queues c, whose handshake must wait for a later turn, and stops reading
+ * it: its bytes wait in its session. */
+static void defer_handshake(conn *c)
+{
+    server *srv = c->srv;
+    assert(!(c->flags & CONN_ON_HANDSHAKES));
+    c->flags |= CONN_ON_HANDSHAKES;
+    c->handshake_next = NULL;
+    if (srv->handshakes_tail != NULL)
+        srv->handshakes_tail->handshake_next = c;
+    else
+        srv->handshakes = c;
+    srv->handshakes_tail = c;
+    update_reading(c);
+    server_defer_handshakes(srv);
+}
+
+/* Hands TLS client c's ciphertext to its session and decrypts it, unless
+ * this turn's handshake budget is spent. False if there is nothing to
+ * process now (c deferred, refused or closing). */
+static bool receive_tls(conn *c, const char *data, size_t len)
+{
+    if (!tls_plausible(c->tls, data, len)) {
+        refuse_plaintext(c);
+        return false;
+    }
+    if (!tls_receive(c->tls, data, len)) {
+        conn_close(c);
+        return false;
+    }
+    if (!tls_ready(c->tls) && c->srv->handshakes_this_turn >= SERVER_HANDSHAKES_PER_TURN) {
+        defer_handshake(c);
+        return false;
+    }
+    return decrypt(c);
+}
+
+bool conn_resume_handshakes(server *srv)
+{
+    while (srv->handshakes != NULL && srv->handshakes_this_turn < SERVER_HANDSHAKES_PER_TURN) {
+        conn *c = srv->handshakes;
+        srv->handshakes = c->handshake_next;
+        if (srv->handshakes == NULL)
+            srv->handshakes_tail = NULL;
+        c->flags &= ~CONN_ON_HANDSHAKES;
+        if (!is_closing(c) && decrypt(c))
+            conn_resume(c);
+    }
+    return srv->handshakes != NULL;
+}
 
 /* Reads while c takes requests and has room for more, or while it drops
  * what a shut client still sends. */
 static void update_reading(conn *c)
 {
     bool want = c->state == CONN_SHUT ||
-                (takes_requests(c) && !(c->flags & CONN_ON_WAITING) &&
-                 c->slot_count < CONN_PENDING_MAX &&
-                 c->out.len + c->writing.len < CONN_OUTPUT_MAX);
+                (takes_requests(c) && !(c->flags & (CONN_ON_WAITING | CONN_ON_HANDSHAKES)) &&
+                 c->slot_count < CONN_PENDING_MAX && unwritten(c) < CONN_OUTPUT_MAX);
     bool reading = c->flags & CONN_READING;
     if (want && !reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->flags |= CONN_READING;
@@ -175,7 +293,6 @@ static void update_reading(conn *c)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
 {
-    (void)data;
     conn *c = stream->data;
     if (nread < 0) {
         if (nread != UV_EOF && nread != UV_ECONNRESET)
@@ -184,7 +301,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
         conn_close(c);
         return;
     }
-    assert((size_t)nread <= c->in->cap - c->in->len);
+    assert(c->tls != NULL || (size_t)nread <= c->in->cap - c->in->len);
     if (c->state == CONN_SHUT) {
         /* Rejected: the reply is sent and the write side shut; drop what the
          * client still sends so that closing does not reset the reply away. */
@@ -194,8 +311,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *data)
             conn_close(c);
         return;
     }
-    c->in->len += (size_t)nread;
     c->last_active_ms = server_now_ms(c->srv);
+    if (c->tls == NULL)
+        c->in->len += (size_t)nread;
+    else if (nread == 0 || !receive_tls(c, data->base, (size_t)nread)) {
+        server_flush(c->srv);
+        return;
+    }
     process(c);
     update_reading(c);
     server_flush(c->srv);
@@ -212,8 +334,7 @@ void conn_resume(conn *c)
 
 bool conn_can_take(conn *c)
 {
-    if (!takes_requests(c) || c->slot_count >= CONN_PENDING_MAX ||
-        c->out.len + c->writing.len >= CONN_OUTPUT_MAX)
+    if (!takes_requests(c) || c->slot_count >= CONN_PENDING_MAX || unwritten(c) >= CONN_OUTPUT_MAX)
         return false;
     if (batch_has_room(c->srv))
         return true;
@@ -252,7 +373,7 @@ static void on_write(uv_write_t *request, int status)
         maybe_free(c);
         return;
     }
-    if (c->out.len > 0)
+    if (c->out.len > 0 || c->sealed.len > 0)
         conn_flush(c);
     else
         written(c);
@@ -260,11 +381,22 @@ static void on_write(uv_write_t *request, int status)
     maybe_free(c);
 }
 
-/* Writes what the socket takes now, without a write request: a completed
- * uv_write costs an epoll_ctl, uv_try_write does not. False if c failed. */
-static bool write_now(conn *c)
+/* The bytes for the socket: c->out itself, or on a TLS connection c->out
+ * sealed into records (kept as plaintext until the handshake is done).
+ * NULL on out of memory. */
+static buf *wire_out(conn *c)
 {
-    uv_buf_t data = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    if (c->tls == NULL)
+        return &c->out;
+    return tls_seal(c->tls, &c->out, &c->sealed) ? &c->sealed : NULL;
+}
+
+/* Writes what the socket takes of out now, without a write request: a
+ * completed uv_write costs an epoll_ctl, uv_try_write does not. False if c
+ * failed. */
+static bool write_now(conn *c, buf *out)
+{
+    uv_buf_t data = uv_buf_init((char *)out->data, (unsigned)out->len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &data, 1);
     if (n == UV_EAGAIN)
         return true;
@@ -272,9 +404,9 @@ static bool write_now(conn *c)
         conn_close(c);
         return false;
     }
-    assert((size_t)n <= c->out.len);
-    memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
-    c->out.len -= (size_t)n;
+    assert((size_t)n <= out->len);
+    memmove(out->data, out->data + n, out->len - (size_t)n);
+    out->len -= (size_t)n;
     return true;
 }
 
@@ -284,17 +416,24 @@ void conn_flush(conn *c)
         maybe_free(c);   /* the end of a callback: no caller holds c now */
         return;
     }
-    if ((c->flags & CONN_WRITING) || c->out.len == 0 || !write_now(c))
+    if (c->flags & CONN_WRITING)
         return;
-    if (c->out.len == 0) {
+    buf *out = wire_out(c);
+    if (out == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (out->len == 0 || !write_now(c, out))
+        return;
+    if (out->len == 0) {
         written(c);
         return;
     }
     /* The socket is full: hand the rest to libuv and write later. */
     buf swap = c->writing;
-    c->writing = c->out;
-    c->out = swap;
-    buf_clear(&c->out);
+    c->writing = *out;
+    *out = swap;
+    buf_clear(out);
     uv_buf_t data = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
     c->write_req.data = c;
     int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &data, 1, on_write);
@@ -459,6 +598,14 @@ static void unlink_conn(conn *c)
             link = &(*link)->waiting_next;
         *link = c->waiting_next;
     }
+    if (c->flags & CONN_ON_HANDSHAKES) {
+        conn *before = NULL;
+        for (conn *at = srv->handshakes; at != c; at = at->handshake_next)
+            before = at;
+        *(before != NULL ? &before->handshake_next : &srv->handshakes) = c->handshake_next;
+        if (srv->handshakes_tail == c)
+            srv->handshakes_tail = before;
+    }
 }
 
 /* Frees c once its handle is closed and no batch refers to it. */
@@ -473,6 +620,11 @@ static void maybe_free(conn *c)
     buf_free(&c->out);
     buf_free(&c->writing);
     buf_free(&c->deferred);
+    buf_free(&c->sealed);
+    if (c->tls != NULL) {
+        tls_session_fini(c->tls);
+        free(c->tls);
+    }
     routes_free_reader(c);
     free(c->slots);
     free(c);
@@ -557,6 +709,10 @@ void conn_stop(conn *c)
  * that is written; at once if it cannot be queued. */
 static void reject_with_error(conn *c, int http_status, const char *http_word, const char *message)
 {
+    if (c->tls != NULL && !tls_ready(c->tls)) {
+        conn_close(c);   /* no session to say it in, and it may never come */
+        return;
+    }
     size_t mark = 0;
     buf *out = conn_reply_begin(c, &mark);
     bool queued = c->kind == CONN_RESP
@@ -604,7 +760,18 @@ uint32_t conn_sweep_idle(server *srv)
 
 /* ------------------------------------------------------------ accepting */
 
-static conn *conn_create(server *srv, conn_kind kind)
+/* A TLS session for c; false on out of memory. */
+static bool start_tls(conn *c, SSL_CTX *context)
+{
+    c->tls = malloc(sizeof *c->tls);
+    if (c->tls != NULL && tls_session_init(c->tls, context))
+        return true;
+    free(c->tls);
+    c->tls = NULL;
+    return false;
+}
+
+static conn *conn_create(server *srv, conn_kind kind, bool tls)
 {
     conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -612,10 +779,12 @@ static conn *conn_create(server *srv, conn_kind kind)
     c->slots = malloc(sizeof *c->slots * CONN_SLOTS_INITIAL);
     c->slot_cap = CONN_SLOTS_INITIAL;
     c->in = chunk_get(srv, CONN_CHUNK_BYTES);
-    if (c->slots == NULL || c->in == NULL || (kind == CONN_HTTP && !routes_new_reader(c, srv))) {
+    if (c->slots == NULL || c->in == NULL || (kind == CONN_HTTP && !routes_new_reader(c, srv)) ||
+        (tls && !start_tls(c, srv->tls_context))) {
         free(c->slots);
         if (c->in != NULL)
             chunk_release(srv, c->in);
+        routes_free_reader(c);
         free(c);
         return NULL;
     }
@@ -624,7 +793,7 @@ static conn *conn_create(server *srv, conn_kind kind)
     c->state = CONN_OPEN;
     c->id = ++srv->next_conn_id;
     c->proto = 2;
-    c->authed = srv->cfg->requirepass[0] == '\0';
+    c->role = auth_initial_role(srv->cfg);
     c->last_active_ms = server_now_ms(srv);
     c->next = srv->conns;
     if (srv->conns != NULL)
@@ -642,9 +811,23 @@ static void refuse(conn *c)
     server_flush(c->srv);
 }
 
-void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind)
+/* Keeps the client's address for the log and the authentication limit. */
+static void remember_peer(conn *c)
 {
-    conn *c = conn_create(srv, kind);
+    struct sockaddr_storage address;
+    int len = sizeof address;
+    int rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&address, &len);
+    if (rc == 0 && address.ss_family == AF_INET6)
+        rc = uv_ip6_name((const struct sockaddr_in6 *)&address, c->peer, sizeof c->peer);
+    else if (rc == 0)
+        rc = uv_ip4_name((const struct sockaddr_in *)&address, c->peer, sizeof c->peer);
+    if (rc != 0)
+        snprintf(c->peer, sizeof c->peer, "unknown");
+}
+
+void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind, bool tls)
+{
+    conn *c = conn_create(srv, kind, tls);
     if (c == NULL) {
         log_warn("out of memory accepting a client");
         return;
@@ -658,6 +841,7 @@ void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    remember_peer(c);
     srv->counters.connections_accepted++;
     if (srv->counters.connections_open > srv->cfg->maxclients) {
         refuse(c);

@@ -35,6 +35,7 @@
 #define CONN_DISCARD_MAX (1u << 20)    /* input dropped after a rejection */
 
 struct http_reader;
+struct tls_session;
 
 typedef enum conn_kind { CONN_RESP = 0, CONN_HTTP = 1 } conn_kind;
 
@@ -82,7 +83,9 @@ enum conn_flag {
     CONN_READING = 1u << 0,     /* uv_read_start is in effect */
     CONN_WRITING = 1u << 1,     /* an uv_write of c->writing is in flight */
     CONN_ON_WAITING = 1u << 2,  /* on srv->waiting */
-    CONN_ON_DIRTY = 1u << 3     /* on srv->dirty */
+    CONN_ON_DIRTY = 1u << 3,    /* on srv->dirty */
+    CONN_ON_HANDSHAKES = 1u << 4  /* on srv->handshakes: its TLS handshake
+                                   * waits for a later loop turn */
 };
 
 /* A read buffer that requests borrow from; freed when refs drops to 0. */
@@ -115,6 +118,8 @@ typedef struct conn {
     chunk *in;
     buf out;               /* rendered, not yet handed to uv_write */
     buf writing;           /* in an uv_write now */
+    struct tls_session *tls;  /* NULL on a plaintext connection */
+    buf sealed;            /* TLS: out encrypted, not yet handed to uv_write */
     uv_write_t write_req;
     slot *slots;           /* ring of slot_cap (a power of 2 <= CONN_PENDING_MAX) */
     uint32_t slot_cap;
@@ -124,20 +129,22 @@ typedef struct conn {
     size_t deferred_head;
     size_t discarded;      /* bytes dropped in CONN_SHUT */
     uv_shutdown_t shutdown_req;
-    struct conn *prev, *next, *dirty_next, *waiting_next;
+    struct conn *prev, *next, *dirty_next, *waiting_next, *handshake_next;
     uint64_t last_active_ms;
+    char peer[AUTH_ADDRESS_MAX];  /* the client's address, for the log and limits */
+    auth_role role;        /* what the client may do (RESP: after AUTH) */
     /* RESP session */
     int proto;             /* 2 or 3 (HELLO) */
-    bool authed;
     bool stockproto;       /* STOCKPROTO 1: replies tell a replay */
     char name[CONN_NAME_MAX];
     /* HTTP session */
     struct http_reader *http;
 } conn;
 
-/* Accepts a client on listener (a RESP or HTTP port). Logs and drops the
- * client on failure; refuses it with an error reply over --maxclients. */
-void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind);
+/* Accepts a client on listener (a RESP or HTTP port, over TLS if tls).
+ * Logs and drops the client on failure; refuses it with an error reply
+ * over --maxclients (a TLS client, which has no session yet, is closed). */
+void conn_accept(server *srv, uv_stream_t *listener, conn_kind kind, bool tls);
 
 /*
  * Appends an op for c to the gathering batch and a slot for its reply.
@@ -186,6 +193,10 @@ void conn_stop(conn *c);
 
 /* Closes connections idle longer than --idle-timeout; returns how many. */
 uint32_t conn_sweep_idle(server *srv);
+
+/* Advances the TLS handshakes deferred to this turn (at most
+ * SERVER_HANDSHAKES_PER_TURN steps); true while some are left. */
+bool conn_resume_handshakes(server *srv);
 
 /* Frees the chunk free list (at exit). */
 void conn_fini(server *srv);

@@ -44,6 +44,13 @@ static int serve(const config *cfg)
     const char *durability = strstr(cfg->store, "durability=") != NULL ? "as the store URI sets it"
                              : cfg->durability == STOCK_DURABILITY_SYNC ? "sync" : "relaxed";
     log_info("stockd %s starting: store %s, durability %s", STOCK_VERSION, cfg->store, durability);
+    if (cfg->secret_in_argv != NULL)
+        log_warn("--%s was given on the command line, where every local user can read it "
+                 "(ps, /proc); use --%s-file PATH, the environment or a --config file of mode 600",
+                 cfg->secret_in_argv, cfg->secret_in_argv);
+    if (!config_bind_is_loopback(cfg->bind) && cfg->requirepass[0] == '\0')
+        log_warn("--protected-mode no: listening on %s with no password, anyone who can "
+                 "reach this host can change stock", cfg->bind);
     stock_code code = stock_open(cfg->store, &options, &store, message);
     if (code != STOCK_OK) {
         log_error("cannot open the store %s: %s: %s", cfg->store, stock_code_name(code),
@@ -79,5 +86,6 @@ int main(int argc, char **argv)
     case CONFIG_RUN:
         break;
     }
+    config_scrub_secrets(argc, argv);
     return serve(&cfg);
 }

@@ -135,26 +135,40 @@ static bool render_latency(const metrics *counters, buf *out)
     return render_histogram(&h, out);
 }
 
+/* One metric with its HELP and TYPE lines. */
+static bool render_one(buf *out, const char *name, const char *type, const char *help,
+                       uint64_t value)
+{
+    return line(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                name, value);
+}
+
 static bool render_connections(const metrics *counters, buf *out)
 {
-    return line(out, "# HELP stockd_connections Client connections open now.\n"
-                     "# TYPE stockd_connections gauge\nstockd_connections %" PRIu64 "\n",
-                counters->connections_open) &&
-           line(out, "# HELP stockd_connections_accepted_total Client connections accepted.\n"
-                     "# TYPE stockd_connections_accepted_total counter\n"
-                     "stockd_connections_accepted_total %" PRIu64 "\n", counters->connections_accepted) &&
-           line(out, "# HELP stockd_connections_rejected_total Connections refused over maxclients.\n"
-                     "# TYPE stockd_connections_rejected_total counter\n"
-                     "stockd_connections_rejected_total %" PRIu64 "\n", counters->connections_rejected) &&
-           line(out, "# HELP stockd_idle_closed_total Connections closed by the idle timeout.\n"
-                     "# TYPE stockd_idle_closed_total counter\n"
-                     "stockd_idle_closed_total %" PRIu64 "\n", counters->idle_closed) &&
-           line(out, "# HELP stockd_protocol_errors_total Malformed or oversize requests.\n"
-                     "# TYPE stockd_protocol_errors_total counter\n"
-                     "stockd_protocol_errors_total %" PRIu64 "\n", counters->protocol_errors) &&
-           line(out, "# HELP stockd_auth_failures_total Wrong or missing passwords.\n"
-                     "# TYPE stockd_auth_failures_total counter\n"
-                     "stockd_auth_failures_total %" PRIu64 "\n", counters->auth_failures);
+    const struct { const char *name, *help; uint64_t value; } totals[] = {
+        {"stockd_connections_accepted_total", "Client connections accepted.",
+         counters->connections_accepted},
+        {"stockd_connections_rejected_total", "Connections refused over maxclients.",
+         counters->connections_rejected},
+        {"stockd_idle_closed_total", "Connections closed by the idle timeout.",
+         counters->idle_closed},
+        {"stockd_protocol_errors_total", "Malformed or oversize requests.",
+         counters->protocol_errors},
+        {"stockd_auth_failures_total",
+         "Wrong or missing passwords, and attempts refused by the per-address limit.",
+         counters->auth_failures},
+        {"stockd_permission_denied_total",
+         "Requests refused because the user may not make them (NOPERM, 403).",
+         counters->permission_denied},
+        {"stockd_tls_failures_total",
+         "TLS handshakes that failed, and plaintext clients on a TLS port.",
+         counters->tls_failures},
+    };
+    bool ok = render_one(out, "stockd_connections", "gauge", "Client connections open now.",
+                         counters->connections_open);
+    for (size_t i = 0; ok && i < sizeof totals / sizeof totals[0]; i++)
+        ok = render_one(out, totals[i].name, "counter", totals[i].help, totals[i].value);
+    return ok;
 }
 
 static uint64_t sync_bound_us(unsigned i)

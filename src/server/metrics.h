@@ -28,7 +28,9 @@ typedef struct metrics {
     uint64_t connections_open;
     uint64_t idle_closed;            /* closed by --idle-timeout */
     uint64_t protocol_errors;        /* malformed or oversize requests */
-    uint64_t auth_failures;
+    uint64_t auth_failures;          /* wrong passwords, and attempts refused by the limit */
+    uint64_t permission_denied;      /* NOPERM / 403: a user without the right */
+    uint64_t tls_failures;           /* failed handshakes, plaintext on a TLS port */
 } metrics;
 
 /* Counts one completed batch: its size, each op's type and result, and

@@ -247,19 +247,20 @@ typedef struct route_entry {
     uint32_t count;
     enum http_method method;
     route_kind kind;
+    auth_role needs;             /* the least role that may use it */
 } route_entry;
 
 static const route_entry route_table[] = {
-    {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH},
-    {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS},
-    {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT},
-    {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET},
-    {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET},
-    {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD},
-    {{"v1", "deductions"}, 2, HTTP_POST, ROUTE_DEDUCT},
-    {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER},
-    {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND},
-    {{"v1", "lines", "*"}, 3, HTTP_GET, ROUTE_LINE},
+    {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH, AUTH_NONE},
+    {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
+    {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
+    {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET, AUTH_FULL},
+    {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET, AUTH_READ_ONLY},
+    {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD, AUTH_FULL},
+    {{"v1", "deductions"}, 2, HTTP_POST, ROUTE_DEDUCT, AUTH_FULL},
+    {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER, AUTH_FULL},
+    {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND, AUTH_FULL},
+    {{"v1", "lines", "*"}, 3, HTTP_GET, ROUTE_LINE, AUTH_READ_ONLY},
 };
 
 static bool pattern_matches(const route_entry *entry, const path *p)
@@ -272,20 +273,41 @@ static bool pattern_matches(const route_entry *entry, const path *p)
     return true;
 }
 
-/* Bearer token check; constant time over the token's length. */
-static bool authorized(conn *c, const http_request *req)
+/* Whether the request's Bearer token (if a password is set) earns the
+ * role entry needs. Replies 401 (no or a wrong token), 403 (a user without
+ * the right), or 429 (the address failed too often) and returns false if
+ * not; the route then does not run, so nothing changes. The role holds
+ * for this request only: HTTP has no session. */
+static bool permitted(conn *c, const http_request *req, const route_entry *entry)
 {
-    const char *password = c->srv->cfg->requirepass;
-    if (password[0] == '\0')
+    auth_role role = c->role;
+    uint32_t retry_s = 0;
+    if (role < entry->needs && strncasecmp(req->authorization, "Bearer ", 7) == 0) {
+        const char *token = req->authorization + 7;
+        if (auth_attempt(c, NULL, 0, token, strlen(token), &role, &retry_s) == AUTH_THROTTLED) {
+            char message[ROUTES_MESSAGE_MAX], extra[ROUTES_MESSAGE_MAX];
+            snprintf(message, sizeof message, "too many failed authentications from %s; "
+                     "try again in %u s", c->peer, retry_s);
+            snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
+            reply_json(c, req->keep_alive, 429, request_json_error("TOOMANY", message), extra);
+            return false;
+        }
+    } else if (role < entry->needs)
+        c->srv->counters.auth_failures++;
+    if (role >= entry->needs)
         return true;
-    if (strncasecmp(req->authorization, "Bearer ", 7) != 0)
+    if (role == AUTH_NONE) {
+        reply_error(c, req->keep_alive, 401, "NOAUTH",
+                    "send the password as 'Authorization: Bearer <password>'");
         return false;
-    const char *token = req->authorization + 7;
-    size_t len = strlen(password), given = strlen(token);
-    unsigned char differ = (unsigned char)(given != len);
-    for (size_t i = 0; i < given; i++)
-        differ |= (unsigned char)(token[i] ^ password[i < len ? i : 0]);
-    return differ == 0;
+    }
+    c->srv->counters.permission_denied++;
+    char message[ROUTES_MESSAGE_MAX];
+    snprintf(message, sizeof message, "User %s has no permissions to %s %.*s",
+             auth_user_name(c->srv->cfg, role), http_method_str(req->method),
+             (int)(req->url.len < 128 ? req->url.len : 128), (const char *)req->url.data);
+    reply_error(c, req->keep_alive, 403, "NOPERM", message);
+    return false;
 }
 
 static void dispatch(conn *c, const http_request *req, const path *p, route_kind kind)
@@ -323,13 +345,8 @@ static void route(conn *c, const http_request *req)
         path_known = true;
         if (entry->method != req->method)
             continue;
-        if (entry->kind != ROUTE_HEALTH && !authorized(c, req)) {
-            c->srv->counters.auth_failures++;
-            reply_error(c, req->keep_alive, 401, "NOAUTH",
-                               "send the password as 'Authorization: Bearer <password>'");
-            return;
-        }
-        dispatch(c, req, &p, entry->kind);
+        if (permitted(c, req, entry))
+            dispatch(c, req, &p, entry->kind);
         return;
     }
     char message[ROUTES_MESSAGE_MAX];

@@ -12,6 +12,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 /* Moves srv one step along its life (server.h). */
 static void server_set_state(server *srv, server_state next)
@@ -51,8 +52,10 @@ static void on_connection(uv_stream_t *listener, int status)
         log_warn("accept failed: %s", uv_strerror(status));
         return;
     }
-    conn_kind kind = listener == (uv_stream_t *)&srv->listeners[CONN_HTTP] ? CONN_HTTP : CONN_RESP;
-    conn_accept(srv, listener, kind);
+    int index = (int)((uv_tcp_t *)listener - srv->listeners);
+    assert(index >= 0 && index < SERVER_LISTENERS);
+    conn_accept(srv, listener, index % 2 == 0 ? CONN_RESP : CONN_HTTP,
+                index >= SERVER_LISTEN_RESP_TLS);
 }
 
 /* The check phase runs once per loop turn, after the reads of that turn. */
@@ -60,6 +63,22 @@ static void on_check(uv_check_t *handle)
 {
     server *srv = handle->data;
     batch_submit(srv);
+    srv->handshakes_this_turn = 0;
+}
+
+/* While handshakes wait, an active idle handle keeps the loop from
+ * sleeping in poll, and each turn takes the next budget of them. */
+static void on_handshake_idle(uv_idle_t *handle)
+{
+    server *srv = handle->data;
+    if (!conn_resume_handshakes(srv))
+        uv_idle_stop(handle);
+    server_flush(srv);
+}
+
+void server_defer_handshakes(server *srv)
+{
+    uv_idle_start(&srv->handshake_idle, on_handshake_idle);
 }
 
 static void on_sweep(uv_timer_t *timer)
@@ -84,6 +103,7 @@ void server_maybe_finish(server *srv)
         return;
     server_set_state(srv, SERVER_STOPPED);
     close_handle((uv_handle_t *)&srv->check);
+    close_handle((uv_handle_t *)&srv->handshake_idle);
     close_handle((uv_handle_t *)&srv->async);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->grace);
@@ -110,7 +130,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     log_info("%s: shutting down: no new clients, finishing %u batches in flight",
              strsignal(signum), srv->inflight);
     server_set_state(srv, SERVER_STOPPING);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < SERVER_LISTENERS; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
     for (conn *c = srv->conns; c != NULL; c = c->next)
@@ -123,8 +143,12 @@ static void on_signal(uv_signal_t *handle, int signum)
 }
 
 /* Binds and listens on port (0: off). Returns 0 or a libuv error. */
-static int listen_on(server *srv, conn_kind kind, int port)
+static int listen_on(server *srv, enum server_listener which, int port)
 {
+    static const char *const names[SERVER_LISTENERS] = {
+        [SERVER_LISTEN_RESP] = "RESP", [SERVER_LISTEN_HTTP] = "HTTP",
+        [SERVER_LISTEN_RESP_TLS] = "RESP over TLS", [SERVER_LISTEN_HTTP_TLS] = "HTTPS",
+    };
     if (port == 0)
         return 0;
     struct sockaddr_storage address;
@@ -135,10 +159,10 @@ static int listen_on(server *srv, conn_kind kind, int port)
         log_error("--bind %s: not an IPv4 or IPv6 address", srv->cfg->bind);
         return rc;
     }
-    uv_tcp_t *listener = &srv->listeners[kind];
+    uv_tcp_t *listener = &srv->listeners[which];
     uv_tcp_init(srv->loop, listener);
     listener->data = srv;
-    srv->listening[kind] = true;
+    srv->listening[which] = true;
     rc = uv_tcp_bind(listener, (const struct sockaddr *)&address, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)listener, SERVER_LISTEN_BACKLOG, on_connection);
@@ -146,8 +170,7 @@ static int listen_on(server *srv, conn_kind kind, int port)
         log_error("cannot listen on %s port %d: %s", srv->cfg->bind, port, uv_strerror(rc));
         return rc;
     }
-    log_info("listening for %s on %s:%d", kind == CONN_RESP ? "RESP" : "HTTP",
-             srv->cfg->bind, port);
+    log_info("listening for %s on %s:%d", names[which], srv->cfg->bind, port);
     return 0;
 }
 
@@ -159,6 +182,8 @@ static int start_handles(server *srv)
     uv_check_init(srv->loop, &srv->check);
     srv->check.data = srv;
     uv_check_start(&srv->check, on_check);
+    uv_idle_init(srv->loop, &srv->handshake_idle);
+    srv->handshake_idle.data = srv;
     uv_timer_init(srv->loop, &srv->sweep);
     uv_timer_init(srv->loop, &srv->grace);
     srv->sweep.data = srv->grace.data = srv;
@@ -177,11 +202,30 @@ static int start_handles(server *srv)
 static void abort_start(server *srv)
 {
     server_set_state(srv, SERVER_STOPPING);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < SERVER_LISTENERS; i++)
         if (srv->listening[i])
             close_handle((uv_handle_t *)&srv->listeners[i]);
     server_maybe_finish(srv);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+}
+
+/* Sets up TLS if a TLS port is set, then listens on every port that is
+ * not 0. False (the reason logged) if any of it fails. */
+static bool start_serving(server *srv)
+{
+    const config *cfg = srv->cfg;
+    if (cfg->tls_port != 0 || cfg->tls_http_port != 0) {
+        char message[CONFIG_MESSAGE_MAX];
+        srv->tls_context = tls_context_new(cfg, message, sizeof message);
+        if (srv->tls_context == NULL) {
+            log_error("cannot set up TLS: %s", message);
+            return false;
+        }
+    }
+    return listen_on(srv, SERVER_LISTEN_RESP, cfg->port) == 0 &&
+           listen_on(srv, SERVER_LISTEN_HTTP, cfg->http_port) == 0 &&
+           listen_on(srv, SERVER_LISTEN_RESP_TLS, cfg->tls_port) == 0 &&
+           listen_on(srv, SERVER_LISTEN_HTTP_TLS, cfg->tls_http_port) == 0;
 }
 
 int server_run(const config *cfg, stock_t *store)
@@ -204,15 +248,16 @@ int server_run(const config *cfg, stock_t *store)
         return 1;
     }
     int exit_code = 0;
-    if (listen_on(srv, CONN_RESP, cfg->port) < 0 ||
-        listen_on(srv, CONN_HTTP, cfg->http_port) < 0) {
+    if (start_serving(srv))
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+    else {
         abort_start(srv);
         exit_code = 1;
-    } else
-        uv_run(srv->loop, UV_RUN_DEFAULT);
+    }
     assert(srv->conns == NULL && srv->inflight == 0);
     batch_fini(srv);
     conn_fini(srv);
+    tls_context_free(srv->tls_context);
     uv_loop_close(srv->loop);
     free(srv);
     return exit_code;

@@ -10,9 +10,11 @@
 #define STOCK_SERVER_SERVER_H
 
 #include <pthread.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "proto/resp.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/hot.h"
 #include "server/metrics.h"
@@ -21,10 +23,26 @@
 #define SERVER_SHUTDOWN_GRACE_MS 10000   /* then clients still open are cut */
 #define SERVER_SWEEP_MS 1000             /* idle-timeout check period */
 #define SERVER_LISTEN_BACKLOG 1024
+#define SERVER_TLS_READ_BYTES (64u * 1024)  /* ciphertext taken per TLS read */
+/* TLS handshake steps (each a few hundred microseconds of public-key
+ * work) per loop turn: past them a handshake waits for the next turn, so
+ * that a storm of new clients delays established ones by one budget, not
+ * by the whole storm. */
+#define SERVER_HANDSHAKES_PER_TURN 16
 
 struct batch;
 struct chunk;
 struct conn;
+
+/* The listeners, by what they serve: a connection's conn_kind is its
+ * listener's index modulo 2, and the last two speak TLS. */
+enum server_listener {
+    SERVER_LISTEN_RESP = 0,
+    SERVER_LISTEN_HTTP,
+    SERVER_LISTEN_RESP_TLS,
+    SERVER_LISTEN_HTTP_TLS,
+    SERVER_LISTENERS
+};
 
 /*
  * The server's life, one step at a time:
@@ -51,9 +69,15 @@ typedef struct server {
     const config *cfg;
     uint64_t started_ms;
 
-    uv_tcp_t listeners[2];             /* [0] RESP, [1] HTTP */
-    bool listening[2];
+    uv_tcp_t listeners[SERVER_LISTENERS];   /* enum server_listener */
+    bool listening[SERVER_LISTENERS];
+    SSL_CTX *tls_context;              /* NULL when no TLS port is set */
+    char tls_read[SERVER_TLS_READ_BYTES];   /* ciphertext of the read in progress */
     uv_check_t check;                  /* submits the batch gathered this turn */
+    uv_idle_t handshake_idle;          /* runs deferred handshakes, turn by turn */
+    uint32_t handshakes_this_turn;     /* TLS handshake steps taken this turn */
+    struct conn *handshakes;           /* connections whose handshake waits */
+    struct conn *handshakes_tail;
     uv_async_t async;                  /* batch completions from the store */
     uv_timer_t sweep;                  /* idle timeout */
     uv_timer_t grace;                  /* shutdown deadline */
@@ -80,6 +104,7 @@ typedef struct server {
     uint64_t next_conn_id;
 
     metrics counters;
+    auth_limiter auth;                 /* failed authentications by address */
     hot hot;                           /* the top SKUs of the last minute */
     resp_request request;              /* the RESP parser's scratch space */
 } server;
@@ -94,6 +119,9 @@ int server_run(const config *cfg, stock_t *store);
 
 /* Queues c for a write at the end of this loop callback (server_flush). */
 void server_mark_dirty(server *srv, struct conn *c);
+
+/* Makes the loop run conn_resume_handshakes every turn until none waits. */
+void server_defer_handshakes(server *srv);
 
 /* Starts the writes of every connection marked dirty. */
 void server_flush(server *srv);

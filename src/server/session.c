@@ -40,31 +40,31 @@ void session_quit(conn *c, const resp_request *r)
     conn_close_after_replies(c);
 }
 
-/* Compares without an early exit, so timing does not leak the prefix. */
-static bool password_matches(const config *cfg, resp_arg given)
-{
-    size_t len = strlen(cfg->requirepass);
-    unsigned char differ = (unsigned char)(given.len != len);
-    for (size_t i = 0; i < given.len; i++)
-        differ |= (unsigned char)(given.ptr[i] ^ cfg->requirepass[i < len ? i : 0]);
-    return differ == 0;
-}
-
-/* Checks user (may be NULL) and password; replies and returns false if wrong. */
+/* Checks user (may be NULL) and password; replies and returns false if
+ * wrong or if the client's address is over its limit of failures. */
 static bool authenticate(conn *c, const resp_arg *user, resp_arg password)
 {
-    const config *cfg = c->srv->cfg;
-    if (cfg->requirepass[0] == '\0') {
+    if (c->srv->cfg->requirepass[0] == '\0') {
         commands_reply_error(c, "ERR", "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return false;
     }
-    if ((user != NULL && !resp_arg_is(*user, "default")) || !password_matches(cfg, password)) {
-        c->srv->counters.auth_failures++;
+    uint32_t retry_s = 0;
+    auth_role role = AUTH_NONE;
+    switch (auth_attempt(c, user != NULL ? user->ptr : NULL, user != NULL ? user->len : 0,
+                         password.ptr, password.len, &role, &retry_s)) {
+    case AUTH_ACCEPTED:
+        c->role = role;
+        return true;
+    case AUTH_REFUSED:
         commands_reply_error(c, "WRONGPASS", "invalid username-password pair or user is disabled.");
         return false;
+    case AUTH_THROTTLED:
+        commands_reply_error(c, "ERR", "too many failed authentications from %s; try again in %u s",
+                             c->peer, retry_s);
+        return false;
     }
-    c->authed = true;
-    return true;
+    assert(!"an auth_outcome not handled");
+    return false;
 }
 
 void session_auth(conn *c, const resp_request *r)
@@ -131,7 +131,7 @@ void session_hello(conn *c, const resp_request *r)
             return;
         }
     }
-    if (!c->authed && !authed_here) {
+    if (c->role == AUTH_NONE && !authed_here) {
         commands_reply_error(c, "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         return;
     }

@@ -6,6 +6,12 @@
 #   pg_start_replica         # optional streaming replica (pg_basebackup):
 #                            # sets PG_REPLICA_PORT, PG_REPLICA_URI, PG_REPLICA_PID
 #   pg_stop                  # stops both by PID and removes the data
+#   pg_start_many N          # N more primaries, each its own data folder and
+#                            # port, max_prepared_transactions > 0 (for the
+#                            # sharded backend's two-phase commit): sets the
+#                            # arrays PG_MANY_URIS, PG_MANY_PIDS, PG_MANY_DIRS
+#                            # and PG_SHARDS_URI ("shards:" + the URIs joined
+#                            # by ';'); pg_stop stops them too
 #
 # PostgreSQL refuses to run as root, so initdb and postgres run as the
 # `postgres` system user (from the postgresql-15 package) through runuser
@@ -18,6 +24,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT_FIRST=${PG_PORT_FIRST:-17400}
 PG_PORT_LAST=${PG_PORT_LAST:-17449}
 PG_START_TRIES=10
+PG_MANY_PIDS=() PG_MANY_DIRS=() PG_MANY_URIS=()
 
 # Runs a command as the postgres user (directly when we already are not root).
 pg_as_owner() {
@@ -58,14 +65,22 @@ pg_launch() {
     head -n 1 "$data/postmaster.pid"
 }
 
-pg_start() {
+# Makes a mktemp -d folder the postgres user may write and an empty cluster
+# in its primary/ subfolder; prints the folder.
+pg_new_cluster() {
     [ -x "$PG_BIN/initdb" ] || { echo "pg.sh: no PostgreSQL 15 in $PG_BIN (run scripts/install-deps.sh)" >&2; return 1; }
-    PG_DIR=$(mktemp -d /tmp/stockd-pg.XXXXXX)
-    chmod 755 "$PG_DIR"
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$PG_DIR"
-    pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/primary" -U postgres -A trust \
-        --no-sync -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 ||
-        { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    local dir
+    dir=$(mktemp -d /tmp/stockd-pg.XXXXXX) || return 1
+    chmod 755 "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+    pg_as_owner "$PG_BIN/initdb" -D "$dir/primary" -U postgres -A trust \
+        --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; return 1; }
+    echo "$dir"
+}
+
+pg_start() {
+    PG_DIR=$(pg_new_cluster) || return 1
     cat >>"$PG_DIR/primary/postgresql.conf" <<CONF
 max_connections = 64
 shared_buffers = 128MB
@@ -120,7 +135,39 @@ pg_stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# Starts N primaries for a sharded store (see the top of this file).
+pg_start_many() {
+    local count=$1 k dir port pid try
+    PG_MANY_URIS=() PG_MANY_PIDS=() PG_MANY_DIRS=()
+    for ((k = 0; k < count; k++)); do
+        dir=$(pg_new_cluster) || return 1
+        PG_MANY_DIRS+=("$dir")
+        cat >>"$dir/primary/postgresql.conf" <<CONF
+max_connections = 64
+shared_buffers = 64MB
+max_prepared_transactions = 32
+CONF
+        pid=""
+        for ((try = 0; try < PG_START_TRIES; try++)); do
+            port=$(pg_free_port) || return 1
+            pid=$(pg_launch "$dir/primary" "$port") && break
+            pid=""
+        done
+        [ -n "$pid" ] || { tail -n 20 "$dir/primary/server.log" >&2; return 1; }
+        PG_MANY_PIDS+=("$pid")
+        PG_MANY_URIS+=("postgresql://postgres@127.0.0.1:$port/postgres")
+    done
+    PG_SHARDS_URI="shards:$(IFS=';'; echo "${PG_MANY_URIS[*]}")"
+    export PG_SHARDS_URI
+}
+
 pg_stop() {
+    local k
+    for ((k = 0; k < ${#PG_MANY_PIDS[@]}; k++)); do
+        pg_stop_pid "${PG_MANY_PIDS[$k]}"
+        rm -rf "${PG_MANY_DIRS[$k]}"
+    done
+    PG_MANY_PIDS=() PG_MANY_DIRS=() PG_MANY_URIS=()
     [ -z "${PG_REPLICA_PID:-}" ] || pg_stop_pid "$PG_REPLICA_PID"
     [ -z "${PG_PID:-}" ] || pg_stop_pid "$PG_PID"
     [ -z "${PG_DIR:-}" ] || rm -rf "$PG_DIR"

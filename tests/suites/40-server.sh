@@ -11,46 +11,14 @@ STOCKD=$BUILD/stockd
 PORT=0
 HTTP=0
 PY=/usr/bin/python3
-dir=$(mktemp -d)
-pid=""
+. "$(dirname "$0")/../harness/suite.sh"
 
-cleanup() {
-    if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*"
-    [ -f "$dir/log" ] && { echo "--- stockd log"; tail -n 30 "$dir/log"; }
-    exit 1
-}
-
-# check NAME EXPECTED ACTUAL
-check() {
-    [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"
-    echo "ok  $1"
-}
-
-# Starts stockd on the first free pair of our ports (other runs of this
-# suite, e.g. the sanitizer build's, may hold some): RESP on PORT, HTTP on
+# Starts stockd on the first free pair of our ports: RESP on PORT, HTTP on
 # PORT+1.
 start() {
-    for base in $(seq 17320 2 17338); do
-        PORT=$base HTTP=$((base + 1))
-        : >"$dir/log"   # here, not in the child: the wait below must not read the last run's log
-        "$STOCKD" --store "$dir/data" --port $PORT --http-port $HTTP "$@" >"$dir/log" 2>&1 &
-        pid=$!
-        for _ in $(seq 200); do
-            grep -q "listening for HTTP on 127.0.0.1:$HTTP" "$dir/log" && return 0
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        wait "$pid" 2>/dev/null || true
-        pid=""
-        grep -q "address already in use" "$dir/log" || fail "stockd did not start"
-    done
-    fail "no free port pair in 17320..17339"
+    start_pair 17320 17338 "listening for HTTP on 127.0.0.1:@B" \
+        --store "$dir/data" --port @A --http-port @B "$@"
+    PORT=$A HTTP=$B
 }
 
 stop() {

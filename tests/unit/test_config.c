@@ -90,6 +90,29 @@ static void test_bad_flags(void **state)
     expect_bad(3, empty, "must be 1..");
 }
 
+static void test_protected_mode(void **state)
+{
+    (void)state;
+    char *open_v4[] = {"stockd", "--bind", "0.0.0.0"};
+    expect_bad(3, open_v4, "--protected-mode no");
+    char *open_v6[] = {"stockd", "--bind", "2001:db8::1"};
+    expect_bad(3, open_v6, "protected mode: --bind 2001:db8::1");
+    char *bad[] = {"stockd", "--protected-mode", "off"};
+    expect_bad(3, bad, "must be yes or no");
+    char *off[] = {"stockd", "--bind", "0.0.0.0", "--protected-mode", "no"};
+    assert_int_equal(parse(5, off), CONFIG_RUN);
+    char *password[] = {"stockd", "--requirepass", "pw", "--bind", "::"};
+    assert_int_equal(parse(5, password), CONFIG_RUN);
+    const char *loopback[] = {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"};
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+        char *argv[] = {"stockd", "--bind", (char *)loopback[i]};
+        assert_int_equal(parse(3, argv), CONFIG_RUN);
+    }
+    const char *public[] = {"128.0.0.1", "10.0.0.1", "::2", "::ffff:10.0.0.1"};
+    for (size_t i = 0; i < sizeof public / sizeof public[0]; i++)
+        assert_false(config_bind_is_loopback(public[i]));
+}
+
 static void test_config_file(void **state)
 {
     (void)state;
@@ -123,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_protected_mode),
         cmocka_unit_test(test_config_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -198,6 +198,9 @@ static void test_foreign_errors(void **state)
     assert_non_null(strstr(op.message, "password"));
     decode(&op, "-ERR unknown command 'DEDUCT'\r\n");
     assert_int_equal(op.code, STOCK_UNSUPPORTED);
+    decode(&op, "-NOPERM User reader has no permissions to run the 'deduct' command\r\n");
+    assert_int_equal(op.code, STOCK_UNSUPPORTED);
+    assert_non_null(strstr(op.message, "may not DEDUCT, nothing changed"));
 }
 
 int main(void)

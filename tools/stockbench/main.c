@@ -35,7 +35,7 @@ static const char usage_text[] =
     "conservation per SKU, I4 replays return the original, I5 refunds capped).\n"
     "\n"
     "  -s, --store URI         the store: a data dir, stockd://host:port,\n"
-    "                          postgres://... (required)\n"
+    "                          postgres://..., shards:... (required)\n"
     "  -w, --workload NAME     hot (default), sellout, uniform, cart, mixed\n"
     "  -c, --connections N     batches in flight (closed loop) or at most in\n"
     "                          flight (open loop); a server store gets one\n"

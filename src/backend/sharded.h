@@ -1,0 +1,186 @@
+/*
+ * sharded.h -- the pieces of the sharded backend (docs/sharded.md): one store
+ * over several PostgreSQL databases, each a member opened by the postgres
+ * backend. sharded.c opens the members and routes batches to them;
+ * sharded_map.c installs the sharded tables and checks the shard map;
+ * sharded_txn.c keeps the id directory and runs the carts that span shards
+ * (two-phase commit) and the recovery of their in-doubt transactions.
+ * Internal to libstock.
+ */
+#ifndef STOCK_SHARDED_H
+#define STOCK_SHARDED_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+
+#include "backend/backend.h"
+#include "backend/postgres.h"
+#include "lib/log.h"
+#include "lib/worker.h"
+
+#define SHARD_SCHEME "shards:"
+#define SHARD_SEPARATOR ';'          /* between member URIs */
+#define SHARD_MAX 16                 /* members of one store */
+#define SHARD_MAP_ID_LEN 16          /* hex digits of a map's random id */
+#define SHARD_GID_MAX 96             /* bytes of a prepared transaction's name */
+#define SHARD_NAME_MAX 160           /* "host:port/db" of a member, for messages */
+/* Ids (kinds and values) one segment may claim: bounds the key table. */
+#define SHARD_SEGMENT_KEYS 65536
+#define SHARD_KEY_SLOTS (4 * (uint32_t)SHARD_SEGMENT_KEYS)
+/* The sweep: how often it looks for in-doubt transactions, and how old one
+ * must be before it is resolved (a live coordinator finishes long before). */
+#define SHARD_SWEEP_INTERVAL_MS 1000
+#define SHARD_SWEEP_GRACE_S 5
+
+/* Where an op goes. */
+enum {
+    SHARD_ROUTE_DONE = -1,   /* decided by the router, not sent */
+    SHARD_ROUTE_CROSS = -2,  /* an order over several shards: two-phase */
+};
+
+/* The directory entry of a cart over several shards names its coordinator
+ * as a negative number, so that a one-shard order reusing the id (which
+ * the coordinator's part alone would take for a replay) is told apart. */
+#define SHARD_CART(coordinator) (-1 - (int32_t)(coordinator))
+#define SHARD_OF_ENTRY(entry) ((entry) < 0 ? (uint32_t)(-1 - (entry)) : (uint32_t)(entry))
+
+/* Kinds of ids in the directory (stock_ids.kind). */
+#define SHARD_KIND_LINE 'L'
+#define SHARD_KIND_ORDER 'O'
+#define SHARD_KIND_REFUND 'R'
+#define SHARD_KIND_ADJUST 'A'
+
+typedef struct shard {
+    stock_t *store;         /* the member: a postgres store */
+    pg_options options;     /* its URI's options, for the control session */
+    PGconn *control;        /* worker-owned: directory, two-phase, recovery */
+    char name[SHARD_NAME_MAX];
+    uint32_t routed;        /* ops of the segment being dispatched */
+} shard;
+
+/* A chain in flight: its ops went to the members as parts (one batch per
+ * member and segment); it completes when its last part does, after every
+ * chain before it (sharded_dispatch.c). */
+typedef struct shard_flight {
+    stock_batch *chain;
+    uint32_t pending;            /* parts not done, +1 while the worker routes it */
+    struct shard_flight *next;
+} shard_flight;
+
+/* One id of a segment that must be claimed in the directory. */
+typedef struct shard_claim {
+    uint32_t op;        /* index into store->ops */
+    int32_t line;       /* order line, -1 for the op's own id */
+    char kind;
+    stock_id id;
+    uint32_t home;      /* the shard that keeps the id's directory entry */
+    int32_t target;     /* the shard the op runs on; for an order over
+                         * several, SHARD_CART(coordinator) */
+} shard_claim;
+
+typedef struct shard_key {
+    char kind;
+    stock_id id;
+    uint32_t slot;
+} shard_key;
+
+typedef struct sharded_store {
+    struct stock base;
+    uint32_t count;
+    shard shards[SHARD_MAX];
+    char map_id[SHARD_MAP_ID_LEN + 1];
+    int64_t client_id;         /* random: names this store's transactions */
+    uint64_t order_seq;        /* numbers them */
+    stock_log_hook log;
+    worker worker;
+
+    /* The parts in flight, counted down by their done callbacks, and the
+     * chains waiting to complete, oldest first. */
+    pthread_mutex_t mutex;
+    pthread_cond_t done;
+    uint32_t pending;
+    shard_flight *flights, *flights_tail;
+    bool completing;             /* a thread is completing chains */
+
+    /* The chain being run (worker-owned). */
+    stock_op **ops;
+    int32_t *routes;           /* per op: shard, or SHARD_ROUTE_* */
+    uint32_t op_count;
+    shard_key *keys;           /* the segment's ids, to end it at a repeat */
+    uint32_t *slots;
+    uint32_t key_count;
+    shard_claim *claims;
+    uint32_t claim_count;
+    uint32_t *picked;          /* scratch: the claims of one home member */
+    pg_plan plan;              /* scratch: one shard's part of an order */
+
+    /* The sweep thread: resolves transactions left in doubt by a crash. */
+    pthread_t sweeper;
+    bool sweeping;
+    bool stopping;             /* under mutex: close asks the sweep to end */
+    pthread_cond_t stop;
+} sharded_store;
+
+/* The shard a SKU (or an id's directory entry) lives on: rendezvous hashing
+ * over the members' positions, so adding a member moves about 1/N. */
+uint32_t shard_of(const sharded_store *store, stock_id id);
+
+/* sharded_dispatch.c */
+
+/* Queues chain for completion, in order; NULL on out of memory (the
+ * caller then runs it alone after shard_quiesce). */
+shard_flight *shard_flight_begin(sharded_store *store, stock_batch *chain);
+/* The worker is done routing the flight's chain. */
+void shard_flight_end(sharded_store *store, shard_flight *flight);
+/* Hands each member its undecided ops of [first, end) (by store->routes)
+ * as one batch of the flight, without waiting. */
+void shard_dispatch(sharded_store *store, uint32_t first, uint32_t end, shard_flight *flight);
+/* Waits until every part sent so far has its results: before reading
+ * what earlier ops did outside the members' queues (two-phase carts, the
+ * directory's checks of a held id). */
+void shard_barrier(sharded_store *store);
+/* Waits until every chain before has completed. */
+void shard_quiesce(sharded_store *store);
+
+/* sharded_map.c: installs the sharded tables on every member's control
+ * session, then reads the map each member records, creating it on a set of
+ * members that holds none. Refuses (STOCK_INVALID, message saying which
+ * member and why) members in another order, a missing one, or one of another
+ * map. Fills store->map_id. */
+stock_code shard_map_check(sharded_store *store, char *message, size_t size);
+
+/* sharded_txn.c */
+
+/* Resolves the in-doubt transactions of this map prepared at least grace_s
+ * seconds ago on every member reachable through conns (NULL entries are
+ * skipped): commit if their coordinator recorded commit, else record abort
+ * and roll back. Returns the count resolved, -1 on an error (error says). */
+int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map_id,
+                           int grace_s, const stock_log_hook *log, char *error,
+                           size_t size);
+
+/* Records commit (or abort) for gid on its coordinator's session unless a
+ * decision is there, and returns the one the table holds: 1 commit, 0
+ * abort, -1 error (error says). */
+int shard_decide(PGconn *conn, const char *gid, bool commit, char *error, size_t size);
+
+/* COMMIT PREPARED (commit) or ROLLBACK PREPARED gid on conn; a gid already
+ * resolved counts as done. False on another error (error says). */
+bool shard_finish_prepared(PGconn *conn, const char *gid, bool commit, char *error,
+                           size_t size);
+
+/* Routes ops[first..end) through the directory: finds the shard of every
+ * refunded or read line, claims every new id for the shard its op runs on,
+ * and decides (CONFLICT, NOT_FOUND, UNAVAILABLE) the ops it must refuse. */
+void shard_directory(sharded_store *store, uint32_t first, uint32_t end);
+
+/* Runs one order whose lines live on several shards: all or none, by
+ * PREPARE TRANSACTION on each, a decision recorded on the coordinator (the
+ * lowest shard of the order), then COMMIT PREPARED. */
+void shard_order_across(sharded_store *store, stock_op *op);
+
+/* The control session of member i, reconnected if it was lost; NULL (error
+ * says why) if the member cannot be reached. */
+PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size);
+
+#endif /* STOCK_SHARDED_H */

@@ -1,0 +1,236 @@
+/*
+ * sharded_map.c -- the tables the sharded backend adds to each member, and
+ * the shard map check at open.
+ *
+ * Every member records the map it belongs to: the map's random id, its own
+ * position and the number of members (stock_shard_map, one row). A SKU's
+ * shard is a function of the member positions (shard_of), so a store opened
+ * over the same databases in another order, without one, or with one of
+ * another map would route SKUs to members that do not hold them: it is
+ * refused, and the message names the member and what is wrong.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "backend/sharded.h"
+#include "lib/message.h"
+
+/* Serialises the installation of these tables between processes. */
+#define SHARD_SCHEMA_LOCK_KEY 7379012
+
+static const char shard_schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS stock_shard_map (\n"
+    "    map_id text NOT NULL,\n"
+    "    position integer NOT NULL,\n"
+    "    shard_count integer NOT NULL);\n"
+    "-- Two-phase commit: the coordinator's decision for each prepared\n"
+    "-- transaction (its gid). Whoever inserts first decides: the coordinator\n"
+    "-- inserts commit, a recovery inserts abort.\n"
+    "CREATE TABLE IF NOT EXISTS stock_decisions (\n"
+    "    gid text PRIMARY KEY,\n"
+    "    commit boolean NOT NULL,\n"
+    "    time_us bigint NOT NULL);\n"
+    "-- A cart over several shards, on its coordinator: each shard knows only its\n"
+    "-- own lines, so a retry is checked against the whole cart's digest.\n"
+    "CREATE TABLE IF NOT EXISTS stock_carts (\n"
+    "    order_id text PRIMARY KEY,\n"
+    "    digest text NOT NULL);\n"
+    "-- The id directory, kept on each id's home shard: the shard that holds the\n"
+    "-- line, order, refund or adjustment of that id (kind L, O, R, A).\n"
+    "CREATE TABLE IF NOT EXISTS stock_ids (\n"
+    "    kind text NOT NULL,\n"
+    "    id text NOT NULL,\n"
+    "    shard integer NOT NULL,\n"
+    "    PRIMARY KEY (kind, id));\n"
+    "-- Claims each id for a shard; returns the ids another shard holds (n is\n"
+    "-- 1-based in the arrays). The caller never passes one id twice.\n"
+    "CREATE OR REPLACE FUNCTION stock_ids_claim(p_kinds text[], p_ids text[], p_shards integer[])\n"
+    "RETURNS TABLE(n integer, shard integer) LANGUAGE sql AS $$\n"
+    "    WITH want AS (SELECT x.k, x.i, x.s, x.n::integer AS n\n"
+    "                    FROM unnest(p_kinds, p_ids, p_shards) WITH ORDINALITY AS x(k, i, s, n)),\n"
+    "         added AS (INSERT INTO stock_ids SELECT k, i, s FROM want\n"
+    "                   ON CONFLICT (kind, id) DO NOTHING RETURNING kind, id)\n"
+    "    SELECT w.n, d.shard FROM want w JOIN stock_ids d ON d.kind = w.k AND d.id = w.i\n"
+    "     WHERE d.shard <> w.s AND NOT EXISTS (SELECT 1 FROM added a WHERE a.kind = w.k AND a.id = w.i)\n"
+    "$$;\n"
+    "-- Whether this shard holds the id (a stale claim points to a shard that\n"
+    "-- never committed it: the claim may then be taken over).\n"
+    "CREATE OR REPLACE FUNCTION stock_id_used(p_kind text, p_id text) RETURNS boolean\n"
+    "LANGUAGE sql STABLE AS $$\n"
+    "    SELECT CASE p_kind\n"
+    "        WHEN 'L' THEN EXISTS (SELECT 1 FROM inventory_flow WHERE line_id = p_id)\n"
+    "        WHEN 'O' THEN EXISTS (SELECT 1 FROM inventory_orders WHERE order_id = p_id)\n"
+    "        WHEN 'R' THEN EXISTS (SELECT 1 FROM inventory_refunds WHERE refund_id = p_id)\n"
+    "        ELSE EXISTS (SELECT 1 FROM inventory_adjustments WHERE adjust_id = p_id) END\n"
+    "$$;\n";
+
+static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, const char *who,
+                    char *message, size_t size)
+{
+    PGresult *result = PQexec(conn, sql);
+    bool ok = PQresultStatus(result) == want;
+    if (!ok) {
+        const char *text = PQerrorMessage(conn);
+        message_set(message, size, "sharded: %s: %.*s", who, (int)strcspn(text, "\n"), text);
+    }
+    PQclear(result);
+    return ok;
+}
+
+static bool install(shard *member, char *message, size_t size)
+{
+    char lock[96];
+    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)", SHARD_SCHEMA_LOCK_KEY);
+    bool ok = exec_ok(member->control, lock, PGRES_TUPLES_OK, member->name, message, size) &&
+              exec_ok(member->control, shard_schema_sql, PGRES_COMMAND_OK, member->name,
+                      message, size);
+    ok = exec_ok(member->control, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, member->name,
+                 ok ? message : NULL, size) && ok;
+    return ok;
+}
+
+/* What a member says about itself. */
+typedef struct shard_entry {
+    bool present;
+    char map_id[SHARD_MAP_ID_LEN + 1];
+    int position;
+    int count;
+} shard_entry;
+
+static bool read_entry(shard *member, shard_entry *entry, char *message, size_t size)
+{
+    memset(entry, 0, sizeof *entry);
+    PGresult *result = PQexec(member->control, "SELECT map_id, position, shard_count, "
+                                               "(SELECT count(*) FROM stock_shard_map) "
+                                               "FROM stock_shard_map LIMIT 1");
+    bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+    if (!ok)
+        message_set(message, size, "sharded: %s: cannot read its shard map: %s", member->name,
+                    PQerrorMessage(member->control));
+    if (ok && PQntuples(result) == 1) {
+        ok = atoi(PQgetvalue(result, 0, 3)) == 1;
+        if (!ok)
+            message_set(message, size, "sharded: %s: its stock_shard_map has several rows",
+                        member->name);
+        entry->present = true;
+        snprintf(entry->map_id, sizeof entry->map_id, "%s", PQgetvalue(result, 0, 0));
+        entry->position = atoi(PQgetvalue(result, 0, 1));
+        entry->count = atoi(PQgetvalue(result, 0, 2));
+    }
+    PQclear(result);
+    return ok;
+}
+
+static bool write_entry(shard *member, const char *map_id, uint32_t position, uint32_t count,
+                        char *message, size_t size)
+{
+    char pos[16], total[16];
+    snprintf(pos, sizeof pos, "%u", position);
+    snprintf(total, sizeof total, "%u", count);
+    const char *values[3] = {map_id, pos, total};
+    PGresult *result = PQexecParams(member->control,
+                                    "INSERT INTO stock_shard_map SELECT $1, $2::integer, "
+                                    "$3::integer WHERE NOT EXISTS (SELECT 1 FROM stock_shard_map)",
+                                    3, NULL, values, NULL, NULL, 0);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK && atoi(PQcmdTuples(result)) == 1;
+    if (!ok)
+        message_set(message, size, "sharded: %s: cannot record the shard map%s%s", member->name,
+                    PQresultStatus(result) == PGRES_COMMAND_OK ? " (another store just did)" : ": ",
+                    PQresultStatus(result) == PGRES_COMMAND_OK ? "" : PQerrorMessage(member->control));
+    PQclear(result);
+    return ok;
+}
+
+/* Why entry i does not fit the map of entry 0 (message), or true. */
+static bool entry_fits(const sharded_store *store, const shard_entry *entries, uint32_t i,
+                       char *message, size_t size)
+{
+    const shard_entry *first = &entries[0], *entry = &entries[i];
+    const char *name = store->shards[i].name;
+    if (!entry->present) {
+        message_set(message, size, "sharded: member %u (%s) records no shard map, but member 0 "
+                    "is shard %d of map %s: it is not a shard of this map", i, name,
+                    first->position, first->map_id);
+    } else if (strcmp(entry->map_id, first->map_id) != 0) {
+        message_set(message, size, "sharded: member %u (%s) belongs to another map (%s) than "
+                    "member 0 (%s)", i, name, entry->map_id, first->map_id);
+    } else if (entry->count != (int)store->count) {
+        message_set(message, size, "sharded: map %s has %d shards but the URI names %u: "
+                    "one is missing or added; name every member, in order", entry->map_id,
+                    entry->count, store->count);
+    } else if (entry->position != (int)i) {
+        message_set(message, size, "sharded: member %u (%s) is shard %d of map %s: members "
+                    "in another order than the map's", i, name, entry->position, entry->map_id);
+    } else {
+        return true;
+    }
+    return false;
+}
+
+static bool create_map(sharded_store *store, char *message, size_t size)
+{
+    uint64_t random = 0;
+    if (getrandom(&random, sizeof random, 0) != sizeof random) {
+        message_set(message, size, "sharded: no random bytes for a new map id");
+        return false;
+    }
+    snprintf(store->map_id, sizeof store->map_id, "%016" PRIx64, random);
+    /* Member 0 last: until it has its row, an opener waiting on its lock
+     * sees no map and would refuse the half-made one rather than add to it. */
+    for (uint32_t k = store->count; k-- > 0;)
+        if (!write_entry(&store->shards[k], store->map_id, k, store->count, message, size))
+            return false;
+    return true;
+}
+
+/* Inside member 0's locked transaction: read every entry, create the map if
+ * none has one, else check each against member 0's. */
+static stock_code check_entries(sharded_store *store, char *message, size_t size)
+{
+    shard_entry entries[SHARD_MAX];
+    bool any = false;
+    for (uint32_t i = 0; i < store->count; i++) {
+        if (!read_entry(&store->shards[i], &entries[i], message, size))
+            return STOCK_IO;
+        any = any || entries[i].present;
+    }
+    if (!any)
+        return create_map(store, message, size) ? STOCK_OK : STOCK_IO;
+    if (!entries[0].present) {
+        uint32_t i = 1;
+        while (!entries[i].present)
+            i++;
+        message_set(message, size, "sharded: member 0 (%s) records no shard map, but member %u "
+                    "(%s) is shard %d of map %s: it is not a shard of this map",
+                    store->shards[0].name, i, store->shards[i].name, entries[i].position,
+                    entries[i].map_id);
+        return STOCK_INVALID;
+    }
+    for (uint32_t i = 0; i < store->count; i++)
+        if (!entry_fits(store, entries, i, message, size))
+            return STOCK_INVALID;
+    snprintf(store->map_id, sizeof store->map_id, "%s", entries[0].map_id);
+    return STOCK_OK;
+}
+
+stock_code shard_map_check(sharded_store *store, char *message, size_t size)
+{
+    for (uint32_t i = 0; i < store->count; i++)
+        if (!install(&store->shards[i], message, size))
+            return STOCK_IO;
+    shard *first = &store->shards[0];
+    char lock[96];
+    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)",
+             SHARD_SCHEMA_LOCK_KEY + 1);
+    if (!exec_ok(first->control, lock, PGRES_TUPLES_OK, first->name, message, size))
+        return STOCK_IO;
+    stock_code code = check_entries(store, message, size);
+    bool ok = code == STOCK_OK;
+    if (!exec_ok(first->control, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, first->name,
+                 ok ? message : NULL, size) && ok)
+        code = STOCK_IO;
+    return code;
+}

@@ -1,0 +1,311 @@
+/*
+ * sharded_order.c -- a cart whose SKUs live on several shards, all or none,
+ * by PostgreSQL's two-phase commit (the protocol and its recovery are
+ * described at the top of sharded_txn.c and in docs/sharded.md).
+ *
+ * Each step is told to the log hook at DEBUG level before the next one
+ * starts ("prepared", "decided", "committed"), so that a test can kill the
+ * process at any step and check that recovery converges.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "backend/sharded.h"
+#include "lib/clock.h"
+#include "lib/message.h"
+#include "lib/result.h"
+
+/* One shard's part of the cart. */
+typedef struct order_part {
+    uint32_t shard;
+    PGconn *conn;                 /* the shard's control session */
+    bool begun, prepared;
+    stock_op op;                  /* the part as an order of its own */
+    stock_order_line lines[STOCK_ORDER_LINES_MAX];
+    uint32_t global[STOCK_ORDER_LINES_MAX];   /* index of each line in the cart */
+} order_part;
+
+typedef struct order_run {
+    stock_op *op;
+    order_part parts[SHARD_MAX];
+    uint32_t part_count;
+    char gid[SHARD_GID_MAX];
+    char digest[24];              /* of the whole cart: lines in order */
+    char error[STOCK_MESSAGE_MAX];
+} order_run;
+
+static bool exec_command(PGconn *conn, const char *sql)
+{
+    PGresult *result = PQexec(conn, sql);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    return ok;
+}
+
+/* Splits the cart's lines by shard, in shard order (the lowest is the
+ * coordinator). */
+static void split(sharded_store *store, order_run *run)
+{
+    int32_t part_of[SHARD_MAX];
+    memset(part_of, -1, sizeof part_of);
+    for (uint32_t k = 0; k < run->op->line_count; k++)
+        part_of[shard_of(store, run->op->lines[k].sku)] = 0;
+    for (uint32_t i = 0; i < store->count; i++)
+        if (part_of[i] == 0) {
+            part_of[i] = (int32_t)run->part_count;
+            order_part *part = &run->parts[run->part_count++];
+            part->shard = i;
+            part->op = (stock_op){.type = STOCK_OP_ORDER, .id = run->op->id,
+                                  .lines = part->lines};
+        }
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
+        order_part *part = &run->parts[part_of[shard_of(store, run->op->lines[k].sku)]];
+        part->global[part->op.line_count] = k;
+        part->lines[part->op.line_count++] = run->op->lines[k];
+    }
+}
+
+/* The cart's digest: every line's id, SKU and quantity, in order. False on
+ * out of memory. */
+static bool cart_digest(order_run *run)
+{
+    XXH3_state_t *state = XXH3_createState();
+    if (state == NULL)
+        return false;
+    XXH3_64bits_reset(state);
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
+        const stock_order_line *line = &run->op->lines[k];
+        XXH3_64bits_update(state, line->line_id.ptr, line->line_id.len);
+        XXH3_64bits_update(state, "", 1);
+        XXH3_64bits_update(state, line->sku.ptr, line->sku.len);
+        XXH3_64bits_update(state, &line->qty, sizeof line->qty);
+    }
+    snprintf(run->digest, sizeof run->digest, "%016llx",
+             (unsigned long long)XXH3_64bits_digest(state));
+    XXH3_freeState(state);
+    return true;
+}
+
+/* Records the cart's digest in the coordinator's part (insert) or reads
+ * whether a replayed cart has the same lines. False on an error. */
+static bool cart_record(order_run *run, bool insert, bool *same)
+{
+    char id[STOCK_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)run->op->id.len, run->op->id.ptr);
+    const char *values[2] = {id, run->digest};
+    PGconn *conn = run->parts[0].conn;
+    PGresult *result = PQexecParams(conn, insert ? "INSERT INTO stock_carts VALUES ($1, $2)"
+                                                 : "SELECT digest = $2 FROM stock_carts "
+                                                   "WHERE order_id = $1",
+                                    2, NULL, values, NULL, NULL, 0);
+    bool ok = PQresultStatus(result) == (insert ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+    if (!ok)
+        message_set(run->error, sizeof run->error, "shard %u: %s", run->parts[0].shard,
+                    PQerrorMessage(conn));
+    if (ok && !insert)
+        *same = PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't';
+    PQclear(result);
+    return ok;
+}
+
+/* Runs one part inside BEGIN on its shard (its result in part->op). */
+static bool run_part(sharded_store *store, order_run *run, order_part *part)
+{
+    part->conn = shard_control(store, part->shard, run->error, sizeof run->error);
+    if (part->conn == NULL)
+        return false;
+    part->begun = exec_command(part->conn, "BEGIN");
+    stock_op *op = &part->op;
+    pg_plan_build(&store->plan, &op, 1, false);
+    assert(store->plan.step_count == 2 && store->plan.steps[1].kind == PG_STEP_OP);
+    const pg_options *options = &store->shards[part->shard].options;
+    bool ok = part->begun &&
+              pg_plan_send(&store->plan, 1, part->conn, options->buckets, store->client_id, 0,
+                           clock_now_us(CLOCK_REALTIME));
+    PGresult *result = ok ? PQgetResult(part->conn) : NULL;
+    ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK &&
+         pg_plan_complete(&store->plan, 1, result);
+    if (!ok)
+        message_set(run->error, sizeof run->error, "shard %u: %s", part->shard,
+                    PQerrorMessage(part->conn));
+    PQclear(result);
+    while ((result = PQgetResult(part->conn)) != NULL)
+        PQclear(result);
+    return ok;
+}
+
+/* The failure a single database would report: the order's own conflict
+ * first, then the earliest line that conflicts or names no SKU, then the
+ * earliest short one. */
+static int failure_rank(const order_part *part)
+{
+    const stock_op *op = &part->op;
+    if (op->failed_line < 0)
+        return 0;
+    int line = (int)part->global[op->failed_line];
+    return op->code == STOCK_INSUFFICIENT ? 2 * STOCK_ORDER_LINES_MAX + line : 1 + line;
+}
+
+/* Sets the cart's result from its parts' (every part ran); true when they
+ * all succeeded and the cart must commit. */
+static bool merge_results(order_run *run, bool *replay)
+{
+    const order_part *worst = NULL;
+    uint32_t replays = 0;
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        const order_part *part = &run->parts[i];
+        if (part->op.code == STOCK_REPLAY)
+            replays++;
+        if (!stock_code_succeeded(part->op.code) &&
+            (worst == NULL || failure_rank(part) < failure_rank(worst)))
+            worst = part;
+    }
+    stock_op *op = run->op;
+    if (worst != NULL) {
+        int32_t line = worst->op.failed_line;
+        op->failed_line = line < 0 ? -1 : (int32_t)worst->global[line];
+        op->code = worst->op.code;
+        op->available = worst->op.available;
+        memcpy(op->message, worst->op.message, sizeof op->message);
+        return false;
+    }
+    if (replays > 0 && replays < run->part_count) {
+        /* Some shards hold the order and some do not: other lines. */
+        op->failed_line = -1;
+        result_conflict(op, "order", op->id);
+        return false;
+    }
+    *replay = replays > 0;
+    for (uint32_t i = 0; i < run->part_count; i++)
+        for (uint32_t k = 0; k < run->parts[i].op.line_count; k++)
+            op->lines[run->parts[i].global[k]].available = run->parts[i].lines[k].available;
+    op->code = *replay ? STOCK_REPLAY : STOCK_OK;
+    return !*replay;
+}
+
+/* Undoes every part, before any decision: an open part rolls back, a
+ * prepared one is rolled back by its gid (if that fails, the sweep finds no
+ * decision and rolls it back). */
+static void abandon(order_run *run)
+{
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        if (!part->begun || PQstatus(part->conn) != CONNECTION_OK)
+            continue;
+        char sql[SHARD_GID_MAX + 32];
+        snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", run->gid);
+        exec_command(part->conn, part->prepared ? sql : "ROLLBACK");
+    }
+}
+
+static void fail(stock_op *op, stock_code code, const char *what, const char *error)
+{
+    op->failed_line = -1;
+    result_fail(op, code, "%s%s", what, error);
+}
+
+/* PREPARE TRANSACTION on every part, in shard order. */
+static bool prepare_all(sharded_store *store, order_run *run)
+{
+    char sql[SHARD_GID_MAX + 32];
+    snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", run->gid);
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        part->prepared = exec_command(part->conn, sql);
+        if (!part->prepared) {
+            message_set(run->error, sizeof run->error, "shard %u: %s", part->shard,
+                        PQerrorMessage(part->conn));
+            return false;
+        }
+        stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s prepared on shard %u", run->gid,
+                  part->shard);
+    }
+    return true;
+}
+
+/* COMMIT PREPARED on every part, once commit is decided. A part that fails
+ * here stays prepared until the sweep commits it: the decision holds. */
+static void commit_all(sharded_store *store, order_run *run)
+{
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        char error[STOCK_MESSAGE_MAX];
+        if (shard_finish_prepared(part->conn, run->gid, true, error, sizeof error))
+            stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s committed on shard %u",
+                      run->gid, part->shard);
+        else
+            stock_log(&store->log, STOCK_LOG_WARNING, "sharded: %s: %s; the sweep will "
+                      "commit it", run->gid, error);
+    }
+}
+
+/* Prepares, records the decision on the coordinator, commits. */
+static void two_phase(sharded_store *store, order_run *run)
+{
+    snprintf(run->gid, sizeof run->gid, "stock:%s:%u:%" PRIx64 ":%" PRIu64, store->map_id,
+             run->parts[0].shard, (uint64_t)store->client_id, ++store->order_seq);
+    stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s ran on %u shards, preparing", run->gid,
+              run->part_count);
+    if (!prepare_all(store, run)) {
+        abandon(run);
+        fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
+        return;
+    }
+    int decision = shard_decide(run->parts[0].conn, run->gid, true, run->error,
+                                sizeof run->error);
+    if (decision < 0) {
+        /* The decision may or may not have committed: recovery settles it,
+         * and a retry with the same order id answers REPLAY if it did. */
+        fail(run->op, STOCK_UNAVAILABLE, "the outcome is unknown until the coordinator's "
+             "shard is back; retry with the same id: ", run->error);
+        return;
+    }
+    stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s decided %s", run->gid,
+              decision == 1 ? "commit" : "abort");
+    if (decision == 0) {
+        /* A recovery decided first (it took the cart for a dead one's). */
+        abandon(run);
+        fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: a recovery rolled it "
+             "back while it was prepared", "");
+        return;
+    }
+    commit_all(store, run);
+}
+
+void shard_order_across(sharded_store *store, stock_op *op)
+{
+    order_run *run = calloc(1, sizeof *run);
+    if (run != NULL)
+        run->op = op;
+    if (run == NULL || !cart_digest(run)) {
+        free(run);
+        fail(op, STOCK_NOMEM, "no memory for a cart over several shards", "");
+        return;
+    }
+    split(store, run);
+    bool ran = true;
+    for (uint32_t i = 0; i < run->part_count && ran; i++)
+        ran = run_part(store, run, &run->parts[i]);
+    bool replay = false, same = false;
+    if (!ran) {
+        abandon(run);
+        fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
+    } else if (!merge_results(run, &replay)) {
+        if (replay && !cart_record(run, false, &same))
+            fail(op, STOCK_UNAVAILABLE, "the cart's replay could not be checked: ", run->error);
+        else if (replay && !same)
+            result_conflict(op, "order", op->id);   /* the same lines, in another order */
+        abandon(run);
+    } else if (!cart_record(run, true, &same)) {
+        abandon(run);
+        fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
+    } else {
+        two_phase(store, run);
+    }
+    free(run);
+}

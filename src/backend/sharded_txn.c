@@ -1,0 +1,536 @@
+/*
+ * sharded_txn.c -- what the sharded backend does across members: the id
+ * directory, carts over several shards by two-phase commit, and the
+ * recovery of the transactions a crash leaves in doubt (docs/sharded.md).
+ *
+ * The directory. A refund or a read names a line without its SKU, and ids
+ * must stay unique over the whole store while each member only knows its
+ * own. So before a segment runs, every new id (line, order, refund,
+ * adjustment) is claimed for the shard its op runs on, in stock_ids on the
+ * id's home shard (shard_of the id). The claim commits before the op, so
+ * after any crash a line that exists has an entry naming its shard; an
+ * entry whose op failed is stale, and is taken over by the next op that
+ * claims the id once the shard it names shows it does not hold the id.
+ *
+ * Two-phase commit. Each shard of the cart runs its lines (stock_order)
+ * inside BEGIN on this store's control session; when every part succeeded,
+ * each is PREPAREd under one gid, "stock:<map>:<coordinator>:<client>:<n>".
+ * The decision is then recorded on the coordinator (the cart's lowest shard)
+ * in stock_decisions, and only then COMMIT PREPARED runs on each part. A
+ * recovery (at open, and the sweep) finds prepared parts of its map, inserts
+ * "abort" for their gid unless a decision is there, and applies whichever
+ * decision the table holds: whoever inserts first decides, so a coordinator
+ * still running and a recovery never decide differently.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/sharded.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/message.h"
+#include "lib/result.h"
+
+#define SHARD_GID_PREFIX "stock:"
+/* SQLSTATE of COMMIT/ROLLBACK PREPARED for a gid that is gone (resolved). */
+#define SHARD_SQLSTATE_UNDEFINED "42704"
+
+/* ------------------------------------------------------------- helpers */
+
+static void op_fail(sharded_store *store, uint32_t index, stock_code code, const char *why)
+{
+    stock_op *op = store->ops[index];
+    op->failed_line = -1;
+    result_fail(op, code, "%s", why);
+    store->routes[index] = SHARD_ROUTE_DONE;
+}
+
+static bool append_text(buf *array, uint32_t n, stock_id id)
+{
+    return (n == 0 || buf_append(array, ",", 1)) && pg_text_element(array, id);
+}
+
+static bool close_array(buf *array)
+{
+    return buf_append(array, "}", 2);   /* with the NUL */
+}
+
+static int64_t int_at(const PGresult *result, int row, int column)
+{
+    return strtoll(PQgetvalue(result, row, column), NULL, 10);
+}
+
+/* ----------------------------------------------------------- directory */
+
+static const char shard_lookup_sql[] =
+    "SELECT x.n::integer, d.shard FROM unnest($1::text[]) WITH ORDINALITY AS x(id, n) "
+    "JOIN stock_ids d ON d.kind = 'L' AND d.id = x.id";
+
+/* Finds the shard of every line that a refund or a read names, on the
+ * line's home shard: no entry means the line was never deducted. */
+static void lookup_home(sharded_store *store, uint32_t first, uint32_t end, uint32_t home)
+{
+    buf ids = {0};
+    uint32_t n = 0;
+    bool ok = buf_append(&ids, "{", 1);
+    for (uint32_t k = first; k < end && ok; k++) {
+        const stock_op *op = store->ops[k];
+        bool wanted = (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE) &&
+                      op->code == STOCK_OK && shard_of(store, op->line) == home;
+        if (wanted) {
+            ok = append_text(&ids, n, op->line);
+            store->picked[n++] = k;
+        }
+    }
+    ok = ok && close_array(&ids);
+    char error[STOCK_MESSAGE_MAX] = "no memory for the directory lookup";
+    PGconn *conn = n > 0 && ok ? shard_control(store, home, error, sizeof error) : NULL;
+    PGresult *result = NULL;
+    if (conn != NULL) {
+        const char *values[1] = {(const char *)ids.data};
+        result = PQexecParams(conn, shard_lookup_sql, 1, NULL, values, NULL, NULL, 0);
+        if (PQresultStatus(result) != PGRES_TUPLES_OK)
+            message_set(error, sizeof error, "shard %u: %s", home, PQerrorMessage(conn));
+    }
+    buf_free(&ids);
+    if (n == 0) {
+        PQclear(result);
+        return;
+    }
+    bool found = PQresultStatus(result) == PGRES_TUPLES_OK;
+    for (int row = 0; found && row < PQntuples(result); row++) {
+        int64_t at = int_at(result, row, 0), shard = int_at(result, row, 1);
+        if (at >= 1 && at <= n && shard >= 0 && shard < store->count)
+            store->routes[store->picked[at - 1]] = (int32_t)shard;
+    }
+    PQclear(result);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = store->picked[i];
+        stock_op *op = store->ops[k];
+        if (!found)
+            op_fail(store, k, STOCK_UNAVAILABLE, error);
+        else if (store->routes[k] == SHARD_ROUTE_DONE && op->type == STOCK_OP_LINE)
+            result_line_not_found(op, op->line);
+        else if (store->routes[k] == SHARD_ROUTE_DONE)
+            /* The refund's own id decides first (a used one is CONFLICT):
+             * its claim finds that out, and the member it runs on then
+             * answers NOT_FOUND for the line it does not hold. */
+            store->routes[k] = (int32_t)shard_of(store, op->id);
+    }
+}
+
+/* The shard of an order's coordinator: its lowest shard. */
+static uint32_t order_coordinator(const sharded_store *store, const stock_op *op)
+{
+    uint32_t low = shard_of(store, op->lines[0].sku);
+    for (uint32_t k = 1; k < op->line_count; k++) {
+        uint32_t shard = shard_of(store, op->lines[k].sku);
+        low = shard < low ? shard : low;
+    }
+    return low;
+}
+
+static void claim(sharded_store *store, uint32_t op, int32_t line, char kind, stock_id id,
+                  int32_t target)
+{
+    store->claims[store->claim_count++] = (shard_claim){
+        .op = op, .line = line, .kind = kind, .id = id,
+        .home = shard_of(store, id), .target = target};
+}
+
+/* The ids the undecided ops of [first, end) must claim. */
+static void collect_claims(sharded_store *store, uint32_t first, uint32_t end)
+{
+    store->claim_count = 0;
+    for (uint32_t k = first; k < end; k++) {
+        const stock_op *op = store->ops[k];
+        int32_t route = store->routes[k];
+        if (op->code != STOCK_OK || route == SHARD_ROUTE_DONE)
+            continue;
+        if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
+            claim(store, k, -1, SHARD_KIND_ADJUST, op->id, route);
+        else if (op->type == STOCK_OP_DEDUCT)
+            claim(store, k, -1, SHARD_KIND_LINE, op->id, route);
+        else if (op->type == STOCK_OP_REFUND)
+            claim(store, k, -1, SHARD_KIND_REFUND, op->id, route);
+        if (op->type != STOCK_OP_ORDER)
+            continue;
+        claim(store, k, -1, SHARD_KIND_ORDER, op->id,
+              route >= 0 ? route : SHARD_CART(order_coordinator(store, op)));
+        for (uint32_t i = 0; i < op->line_count; i++)
+            claim(store, k, (int32_t)i, SHARD_KIND_LINE, op->lines[i].line_id,
+                  (int32_t)shard_of(store, op->lines[i].sku));
+    }
+}
+
+/* The claim's id is held by another op: its op fails with CONFLICT (for an
+ * order, the order's own id first, else its earliest line). */
+static void claim_conflict(sharded_store *store, const shard_claim *c)
+{
+    stock_op *op = store->ops[c->op];
+    store->routes[c->op] = SHARD_ROUTE_DONE;
+    if (op->type != STOCK_OP_ORDER) {
+        result_conflict(op, c->kind == SHARD_KIND_LINE ? "line"
+                            : c->kind == SHARD_KIND_REFUND ? "refund" : "adjustment", c->id);
+        return;
+    }
+    bool better = op->code != STOCK_CONFLICT ||
+                  (op->failed_line >= 0 && (c->line < 0 || c->line < op->failed_line));
+    if (!better)
+        return;
+    op->failed_line = c->line;
+    if (c->line < 0)
+        result_conflict(op, "order", op->id);
+    else
+        result_conflict(op, "line", op->lines[c->line].line_id);
+}
+
+/* A claim that another shard holds: CONFLICT if that shard has the id, else
+ * the entry was stale and is taken over. False on an error (in error). */
+static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t holder,
+                         char *error, size_t size)
+{
+    char kind[2] = {c->kind, '\0'}, id[STOCK_ID_MAX + 1], target[16];
+    snprintf(id, sizeof id, "%.*s", (int)c->id.len, c->id.ptr);
+    snprintf(target, sizeof target, "%d", c->target);
+    const char *values[3] = {kind, id, target};
+    shard_barrier(store);   /* the holder's op may still be in flight */
+    PGconn *conn = shard_control(store, holder, error, size);
+    if (conn == NULL)
+        return false;
+    PGresult *result = PQexecParams(conn, "SELECT stock_id_used($1, $2)", 2, NULL, values,
+                                    NULL, NULL, 0);
+    bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    bool used = ok && PQgetvalue(result, 0, 0)[0] == 't';
+    if (!ok)
+        message_set(error, size, "shard %u: %s", holder, PQerrorMessage(conn));
+    PQclear(result);
+    if (!ok)
+        return false;
+    if (used) {
+        claim_conflict(store, c);
+        return true;
+    }
+    conn = shard_control(store, c->home, error, size);
+    if (conn == NULL)
+        return false;
+    result = PQexecParams(conn, "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 "
+                          "AND id = $2", 3, NULL, values, NULL, NULL, 0);
+    ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    if (!ok)
+        message_set(error, size, "shard %u: %s", c->home, PQerrorMessage(conn));
+    PQclear(result);
+    return ok;
+}
+
+/* Whether a claim still matters: its op is undecided, or it is an order
+ * refused for a line that an earlier line may still precede. */
+static bool claim_pending(const stock_op *op)
+{
+    return op->code == STOCK_OK || (op->type == STOCK_OP_ORDER && op->code == STOCK_CONFLICT);
+}
+
+/* One home shard's claims in flight: picked[base .. base + count) index
+ * them in store->claims. */
+typedef struct claim_request {
+    uint32_t base, count;
+    PGresult *result;           /* NULL until received, or on failure */
+    char error[STOCK_MESSAGE_MAX];
+} claim_request;
+
+/* Sends the claims of one home shard as one statement, without waiting,
+ * so that every home works at once. False (request->error) on failure. */
+static bool claim_send(sharded_store *store, uint32_t home, claim_request *request)
+{
+    buf kinds = {0}, ids = {0}, shards = {0};
+    uint32_t n = 0, *picked = store->picked + request->base;
+    bool ok = buf_append(&kinds, "{", 1) && buf_append(&ids, "{", 1) &&
+              buf_append(&shards, "{", 1);
+    for (uint32_t i = 0; i < store->claim_count && ok; i++) {
+        const shard_claim *c = &store->claims[i];
+        if (c->home != home || !claim_pending(store->ops[c->op]))
+            continue;
+        char target[16];
+        int len = snprintf(target, sizeof target, "%s%d", n > 0 ? "," : "", c->target);
+        ok = append_text(&kinds, n, (stock_id){&c->kind, 1}) && append_text(&ids, n, c->id) &&
+             buf_append(&shards, target, (size_t)len);
+        picked[n++] = i;
+    }
+    request->count = n;
+    ok = ok && close_array(&kinds) && close_array(&ids) && close_array(&shards);
+    message_set(request->error, sizeof request->error, "no memory for the directory");
+    PGconn *conn = ok && n > 0 ? shard_control(store, home, request->error,
+                                               sizeof request->error) : NULL;
+    if (conn != NULL) {
+        const char *values[3] = {(char *)kinds.data, (char *)ids.data, (char *)shards.data};
+        ok = PQsendQueryParams(conn, "SELECT n, shard FROM stock_ids_claim($1::text[], "
+                               "$2::text[], $3::integer[])", 3, NULL, values, NULL, NULL, 0) == 1;
+        if (!ok)
+            message_set(request->error, sizeof request->error, "shard %u: %s", home,
+                        PQerrorMessage(conn));
+    }
+    buf_free(&kinds);
+    buf_free(&ids);
+    buf_free(&shards);
+    return n == 0 || (conn != NULL && ok);
+}
+
+/* Waits for the answer of a sent request. False (request->error) on failure. */
+static bool claim_receive(sharded_store *store, uint32_t home, claim_request *request)
+{
+    PGconn *conn = store->shards[home].control;
+    PGresult *result;
+    while ((result = PQgetResult(conn)) != NULL) {
+        if (request->result == NULL)
+            request->result = result;
+        else
+            PQclear(result);
+    }
+    if (PQresultStatus(request->result) == PGRES_TUPLES_OK)
+        return true;
+    message_set(request->error, sizeof request->error, "shard %u: %s", home,
+                PQerrorMessage(conn));
+    PQclear(request->result);
+    request->result = NULL;
+    return false;
+}
+
+/* Settles the claims another shard holds, once every session is idle. */
+static bool claim_settle(sharded_store *store, uint32_t home, claim_request *request)
+{
+    bool ok = true;
+    for (int row = 0; ok && row < PQntuples(request->result); row++) {
+        int64_t at = int_at(request->result, row, 0), entry = int_at(request->result, row, 1);
+        uint32_t holder = entry < INT32_MIN || entry > INT32_MAX ? SHARD_MAX
+                                                                 : SHARD_OF_ENTRY((int32_t)entry);
+        if (at < 1 || at > request->count || holder >= store->count) {
+            message_set(request->error, sizeof request->error,
+                        "shard %u: a directory entry names no member", home);
+            ok = false;
+        } else {
+            ok = settle_claim(store, &store->claims[store->picked[request->base + at - 1]],
+                              holder, request->error, sizeof request->error);
+        }
+    }
+    PQclear(request->result);
+    request->result = NULL;
+    return ok;
+}
+
+/* The ops whose ids this home keeps cannot run: nothing of them was
+ * applied (a claim alone changes no stock). */
+static void claims_fail(sharded_store *store, uint32_t home, const char *error)
+{
+    for (uint32_t i = 0; i < store->claim_count; i++) {
+        const shard_claim *c = &store->claims[i];
+        if (c->home == home && claim_pending(store->ops[c->op]))
+            op_fail(store, c->op, STOCK_UNAVAILABLE, error);
+    }
+}
+
+/* Every home's claims: sent to all, then received from all, then settled. */
+static void claim_all(sharded_store *store)
+{
+    claim_request requests[SHARD_MAX];
+    bool sent[SHARD_MAX];
+    uint32_t base = 0;
+    for (uint32_t home = 0; home < store->count; home++) {
+        requests[home] = (claim_request){.base = base};
+        sent[home] = claim_send(store, home, &requests[home]);
+        base += requests[home].count;
+    }
+    for (uint32_t home = 0; home < store->count; home++)
+        if (sent[home] && requests[home].count > 0)
+            sent[home] = claim_receive(store, home, &requests[home]);
+    for (uint32_t home = 0; home < store->count; home++) {
+        if (sent[home] && requests[home].count > 0)
+            sent[home] = claim_settle(store, home, &requests[home]);
+        if (!sent[home])
+            claims_fail(store, home, requests[home].error);
+    }
+}
+
+/* Runs a query of two text parameters whose one row holds booleans; NULL
+ * (error says) on failure. */
+static PGresult *ask(sharded_store *store, uint32_t shard, const char *sql, stock_id a,
+                     stock_id b, char *error, size_t size)
+{
+    char first[STOCK_ID_MAX + 1], second[STOCK_ID_MAX + 1];
+    snprintf(first, sizeof first, "%.*s", (int)a.len, a.ptr);
+    snprintf(second, sizeof second, "%.*s", (int)b.len, b.ptr);
+    const char *values[2] = {first, second};
+    PGconn *conn = shard_control(store, shard, error, size);
+    PGresult *result = conn != NULL ? PQexecParams(conn, sql, 2, NULL, values, NULL, NULL, 0)
+                                    : NULL;
+    if (conn != NULL && (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)) {
+        message_set(error, size, "shard %u: %s", shard, PQerrorMessage(conn));
+        PQclear(result);
+        result = NULL;
+    }
+    return result;
+}
+
+/* An order one of whose lines another shard holds fails as one database
+ * would have failed it: the order's own id first (if it was used), else
+ * the earliest line that is used or names no SKU. */
+static void refine_order_conflict(sharded_store *store, uint32_t index)
+{
+    stock_op *op = store->ops[index];
+    char error[STOCK_MESSAGE_MAX];
+    shard_barrier(store);   /* what earlier ops did to these lines */
+    /* The shard the order's id was claimed for: its lowest (its only one
+     * when the order is not across shards). */
+    PGresult *result = ask(store, order_coordinator(store, op), "SELECT stock_id_used('O', $1), $2 = ''", op->id,
+                           (stock_id){"", 0}, error, sizeof error);
+    bool order_used = result != NULL && PQgetvalue(result, 0, 0)[0] == 't';
+    PQclear(result);
+    if (result == NULL) {
+        op_fail(store, index, STOCK_UNAVAILABLE, error);
+        return;
+    }
+    if (order_used) {
+        op->failed_line = -1;
+        result_conflict(op, "order", op->id);
+        return;
+    }
+    for (int32_t k = 0; k < op->failed_line; k++) {
+        const stock_order_line *line = &op->lines[k];
+        result = ask(store, shard_of(store, line->sku), "SELECT stock_id_used('L', $1), "
+                     "EXISTS (SELECT 1 FROM inventory WHERE sku_id = $2)", line->line_id,
+                     line->sku, error, sizeof error);
+        if (result == NULL) {
+            op_fail(store, index, STOCK_UNAVAILABLE, error);
+            return;
+        }
+        bool used = PQgetvalue(result, 0, 0)[0] == 't', known = PQgetvalue(result, 0, 1)[0] == 't';
+        PQclear(result);
+        if (used || !known) {
+            op->failed_line = k;
+            if (used)
+                result_conflict(op, "line", line->line_id);
+            else
+                result_sku_not_found(op, line->sku);
+            return;
+        }
+    }
+}
+
+void shard_directory(sharded_store *store, uint32_t first, uint32_t end)
+{
+    for (uint32_t home = 0; home < store->count; home++)
+        lookup_home(store, first, end, home);
+    collect_claims(store, first, end);
+    claim_all(store);
+    for (uint32_t k = first; k < end; k++)
+        if (store->ops[k]->type == STOCK_OP_ORDER && store->ops[k]->code == STOCK_CONFLICT &&
+            store->ops[k]->failed_line >= 0)
+            refine_order_conflict(store, k);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+/* Whether gid is a gid of this backend: only [0-9a-f:] after the prefix,
+ * so that it can be quoted in COMMIT PREPARED. *coordinator receives its
+ * coordinator's position. */
+static bool gid_parse(const char *gid, const char *map_id, uint32_t *coordinator)
+{
+    size_t prefix = strlen(SHARD_GID_PREFIX), map = strlen(map_id);
+    if (strncmp(gid, SHARD_GID_PREFIX, prefix) != 0 || strncmp(gid + prefix, map_id, map) != 0 ||
+        gid[prefix + map] != ':' || strspn(gid + prefix, "0123456789abcdef:") != strlen(gid + prefix))
+        return false;
+    char *end = NULL;
+    unsigned long position = strtoul(gid + prefix + map + 1, &end, 10);
+    if (end == gid + prefix + map + 1 || *end != ':' || position >= SHARD_MAX)
+        return false;
+    *coordinator = (uint32_t)position;
+    return true;
+}
+
+int shard_decide(PGconn *conn, const char *gid, bool commit, char *error, size_t size)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%" PRId64, clock_now_us(CLOCK_REALTIME));
+    const char *values[3] = {gid, commit ? "t" : "f", now};
+    PGresult *result = PQexecParams(conn, "INSERT INTO stock_decisions VALUES ($1, $2::boolean, "
+                                    "$3::bigint) ON CONFLICT (gid) DO NOTHING", 3, NULL, values,
+                                    NULL, NULL, 0);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    /* A statement of its own: it sees a decision committed meanwhile. */
+    result = ok ? PQexecParams(conn, "SELECT commit FROM stock_decisions WHERE gid = $1", 1,
+                               NULL, values, NULL, NULL, 0)
+                : NULL;
+    ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    int decision = ok ? PQgetvalue(result, 0, 0)[0] == 't' : -1;
+    if (!ok)
+        message_set(error, size, "recording the decision of %s: %s", gid, PQerrorMessage(conn));
+    PQclear(result);
+    return decision;
+}
+
+bool shard_finish_prepared(PGconn *conn, const char *gid, bool commit, char *error, size_t size)
+{
+    char sql[SHARD_GID_MAX + 32];
+    snprintf(sql, sizeof sql, "%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
+    PGresult *result = PQexec(conn, sql);
+    const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK ||
+              (state != NULL && strcmp(state, SHARD_SQLSTATE_UNDEFINED) == 0);
+    if (!ok)
+        message_set(error, size, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(result);
+    return ok;
+}
+
+/* Resolves one prepared gid found on conn; false on an error. */
+static bool resolve_one(PGconn *const *conns, uint32_t count, PGconn *conn, const char *gid,
+                        const char *map_id, const stock_log_hook *log, char *error, size_t size)
+{
+    uint32_t coordinator = 0;
+    if (!gid_parse(gid, map_id, &coordinator) || coordinator >= count)
+        return true;   /* not one of ours: someone else's to resolve */
+    if (conns[coordinator] == NULL) {
+        message_set(error, size, "%s: its coordinator, shard %u, is unreachable", gid,
+                    coordinator);
+        return false;
+    }
+    int decision = shard_decide(conns[coordinator], gid, false, error, size);
+    if (decision < 0 || !shard_finish_prepared(conn, gid, decision == 1, error, size))
+        return false;
+    stock_log(log, STOCK_LOG_NOTICE, "sharded: in-doubt transaction %s %s", gid,
+              decision == 1 ? "committed (its decision was commit)"
+                            : "rolled back (no commit was decided)");
+    return true;
+}
+
+int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map_id,
+                           int grace_s, const stock_log_hook *log, char *error, size_t size)
+{
+    char pattern[SHARD_GID_MAX], grace[16];
+    snprintf(pattern, sizeof pattern, SHARD_GID_PREFIX "%s:%%", map_id);
+    snprintf(grace, sizeof grace, "%d", grace_s);
+    const char *values[2] = {pattern, grace};
+    int resolved = 0;
+    bool ok = true;
+    for (uint32_t i = 0; i < count; i++) {
+        if (conns[i] == NULL)
+            continue;
+        PGresult *result = PQexecParams(conns[i], "SELECT gid FROM pg_prepared_xacts "
+                                        "WHERE database = current_database() AND gid LIKE $1 "
+                                        "AND prepared <= now() - make_interval(secs => $2::integer)",
+                                        2, NULL, values, NULL, NULL, 0);
+        if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+            message_set(error, size, "shard %u: %s", i, PQerrorMessage(conns[i]));
+            ok = false;
+        }
+        for (int row = 0; ok && row < PQntuples(result); row++) {
+            ok = resolve_one(conns, count, conns[i], PQgetvalue(result, row, 0), map_id, log,
+                             error, size);
+            resolved += ok;
+        }
+        PQclear(result);
+    }
+    return ok ? resolved : -1;
+}
