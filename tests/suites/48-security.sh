@@ -305,6 +305,28 @@ while not reply.endswith(b"\r\n"):
 print(reply.decode().strip())
 PY
 )"
+# QUIT over TLS ends the session with close_notify: the client reads a
+# clean end, not OpenSSL 3's "unexpected EOF".
+check "QUIT over TLS ends with close_notify" "+OK clean end" "$(/usr/bin/python3 - $TLS "$pki" <<'PY'
+import socket, ssl, sys
+port, pki = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=pki + "/ca.crt")
+context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF   # Python turns the check off
+s = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+s.sendall(b"*1\r\n$4\r\nQUIT\r\n")
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print(data.decode().strip(), "clean end")
+except ssl.SSLError as e:
+    print(data.decode().strip(), "no close_notify:", e)
+PY
+)"
 C() { curl -sS --cacert "$pki/ca.crt" "$@"; }
 check "curl HTTPS without a client certificate" '{"sku":"T1","available":6,"adjusted":10,"deducted":4,"refunded":0}' \
     "$(C https://127.0.0.1:$HTTPS/v1/skus/T1)"
