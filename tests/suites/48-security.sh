@@ -412,10 +412,14 @@ remote_refused "with a cert and no key" "stockds://127.0.0.1:$TLS?cert=$pki/clie
 
 # 1,000 clients handshake at once (one process) while a client already
 # connected (another process) asks STOCK every millisecond; its latency
-# during the storm is printed and its p99 bounded.
-/usr/bin/python3 - $TLS "$pki" "$dir/storm.done" >"$dir/probe.out" 2>&1 <<'PY' &
+# during the storm is printed and its p99 bounded (1 s; the machine is
+# shared, so the bound leaves room for load, not for a stall of the storm).
+# A sanitizer build's handshakes are several times slower: its bound is too.
+bound_ms=1000
+case "$BUILD" in *san*) bound_ms=3000 ;; esac
+/usr/bin/python3 - $TLS "$pki" "$dir/storm.done" $bound_ms >"$dir/probe.out" 2>&1 <<'PY' &
 import os, socket, ssl, sys, time
-port, pki, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, pki, done, bound_ms = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 context = ssl.create_default_context(cafile=pki + "/ca.crt")
 context.load_cert_chain(pki + "/client.crt", pki + "/client.key")
 s = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
@@ -434,7 +438,7 @@ while not os.path.exists(done):
 latencies.sort()
 ms = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
 print(f"{len(latencies)} requests: p50 {ms(0.5):.1f} ms, p99 {ms(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms")
-assert ms(0.99) < 1000, "the established client stalled"
+assert ms(0.99) < bound_ms, f"the established client stalled: p99 over {bound_ms} ms"
 PY
 probe=$!
 for _ in $(seq 200); do [ -e "$dir/storm.done.ready" ] && break; sleep 0.05; done
