@@ -114,6 +114,14 @@ stop
 start --config "$dir/secret.conf"
 check "password from a private config file" PONG "$(redis-cli -p $PORT --no-auth-warning -a from-file ping)"
 stop
+# requirepass-file in a config file: the config names the file and holds
+# no secret, so it may be readable by others; the password file may not.
+printf 'requirepass-file %s\n' "$dir/full" >"$dir/file.conf"
+chmod 644 "$dir/file.conf"
+start --config "$dir/file.conf"
+check "requirepass-file from a readable config file" PONG \
+    "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret ping)"
+stop
 
 # ------------------------------------------------------------ scoped users
 start --requirepass-file "$dir/full" --readonly-pass-file "$dir/ro" --readonly-user dashboard
