@@ -675,6 +675,13 @@ static void shut_write_side(conn *c)
 static void end_after_replies(conn *c)
 {
     assert(!takes_requests(c) && c->slot_count == 0 && !(c->flags & CONN_WRITING));
+    bool ending = c->state == CONN_CLOSE_AFTER_REPLIES || c->state == CONN_SHUT_AFTER_REPLIES;
+    if (ending && c->tls != NULL && tls_goodbye(c->tls, &c->sealed)) {
+        /* A TLS client learns that the end is deliberate (close_notify);
+         * once that is written, this runs again and ends c. */
+        server_mark_dirty(c->srv, c);
+        return;
+    }
     if (c->state == CONN_CLOSE_AFTER_REPLIES)
         conn_close(c);
     else if (c->state == CONN_SHUT_AFTER_REPLIES)

@@ -140,6 +140,16 @@ tls_status tls_read(tls_session *session, char *plain, size_t cap, size_t *got,
     return TLS_FAILED;
 }
 
+bool tls_goodbye(tls_session *session, buf *sealed)
+{
+    if (!tls_ready(session) || (SSL_get_shutdown(session->ssl) & SSL_SENT_SHUTDOWN))
+        return false;
+    SSL_shutdown(session->ssl);   /* with a memory BIO, queues the alert at once */
+    ERR_clear_error();
+    buf nothing = {0};
+    return tls_seal(session, &nothing, sealed) && sealed->len > 0;
+}
+
 bool tls_seal(tls_session *session, buf *plain, buf *sealed)
 {
     if (plain->len > 0 && tls_ready(session)) {

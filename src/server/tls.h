@@ -76,6 +76,15 @@ tls_status tls_read(tls_session *session, char *plain, size_t cap, size_t *got,
  */
 bool tls_seal(tls_session *session, buf *plain, buf *sealed);
 
+/*
+ * Queues the close_notify alert that tells the client the session ends on
+ * purpose (without it, OpenSSL 3 clients report an unexpected EOF), sealed
+ * into sealed. True if it queued it now; false if it was already sent,
+ * the handshake never finished, or there is no memory (the connection is
+ * then simply closed).
+ */
+bool tls_goodbye(tls_session *session, buf *sealed);
+
 /* True once the handshake is complete. */
 bool tls_ready(const tls_session *session);
 

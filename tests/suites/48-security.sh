@@ -114,6 +114,14 @@ stop
 start --config "$dir/secret.conf"
 check "password from a private config file" PONG "$(redis-cli -p $PORT --no-auth-warning -a from-file ping)"
 stop
+# requirepass-file in a config file: the config names the file and holds
+# no secret, so it may be readable by others; the password file may not.
+printf 'requirepass-file %s\n' "$dir/full" >"$dir/file.conf"
+chmod 644 "$dir/file.conf"
+start --config "$dir/file.conf"
+check "requirepass-file from a readable config file" PONG \
+    "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret ping)"
+stop
 
 # ------------------------------------------------------------ scoped users
 start --requirepass-file "$dir/full" --readonly-pass-file "$dir/ro" --readonly-user dashboard
@@ -245,6 +253,10 @@ echo "$out" | grep -q "cannot set up TLS: --tls-key-file $pki/wrong.key: key val
     fail "mismatched key: $out"
 echo "ok  a key that does not match the certificate is refused"
 
+# The handshake storm below holds 1,000 connections in stockd and in its
+# client: more than a default soft limit of 1024 descriptors leaves room for.
+[ "$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 || fail "cannot raise the descriptor limit to 4096"
+
 # Plaintext ports off: TLS only (RESP on TLS, HTTPS on HTTPS), client
 # certificates optional.
 start_tls() {
@@ -303,6 +315,28 @@ while not reply.endswith(b"\r\n"):
     except ssl.SSLWantReadError:
         receive()
 print(reply.decode().strip())
+PY
+)"
+# QUIT over TLS ends the session with close_notify: the client reads a
+# clean end, not OpenSSL 3's "unexpected EOF".
+check "QUIT over TLS ends with close_notify" "+OK clean end" "$(/usr/bin/python3 - $TLS "$pki" <<'PY'
+import socket, ssl, sys
+port, pki = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=pki + "/ca.crt")
+context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF   # Python turns the check off
+s = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                        server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+s.sendall(b"*1\r\n$4\r\nQUIT\r\n")
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print(data.decode().strip(), "clean end")
+except ssl.SSLError as e:
+    print(data.decode().strip(), "no close_notify:", e)
 PY
 )"
 C() { curl -sS --cacert "$pki/ca.crt" "$@"; }
@@ -390,10 +424,14 @@ remote_refused "with a cert and no key" "stockds://127.0.0.1:$TLS?cert=$pki/clie
 
 # 1,000 clients handshake at once (one process) while a client already
 # connected (another process) asks STOCK every millisecond; its latency
-# during the storm is printed and its p99 bounded.
-/usr/bin/python3 - $TLS "$pki" "$dir/storm.done" >"$dir/probe.out" 2>&1 <<'PY' &
+# during the storm is printed and its p99 bounded (1 s; the machine is
+# shared, so the bound leaves room for load, not for a stall of the storm).
+# A sanitizer build's handshakes are several times slower: its bound is too.
+bound_ms=1000
+case "$BUILD" in *san*) bound_ms=3000 ;; esac
+/usr/bin/python3 - $TLS "$pki" "$dir/storm.done" $bound_ms >"$dir/probe.out" 2>&1 <<'PY' &
 import os, socket, ssl, sys, time
-port, pki, done = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, pki, done, bound_ms = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 context = ssl.create_default_context(cafile=pki + "/ca.crt")
 context.load_cert_chain(pki + "/client.crt", pki + "/client.key")
 s = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
@@ -412,7 +450,7 @@ while not os.path.exists(done):
 latencies.sort()
 ms = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
 print(f"{len(latencies)} requests: p50 {ms(0.5):.1f} ms, p99 {ms(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms")
-assert ms(0.99) < 1000, "the established client stalled"
+assert ms(0.99) < bound_ms, f"the established client stalled: p99 over {bound_ms} ms"
 PY
 probe=$!
 for _ in $(seq 200); do [ -e "$dir/storm.done.ready" ] && break; sleep 0.05; done
