@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# 41-fuzz.sh -- builds the libFuzzer targets of the RESP and HTTP readers
-# and the URI readers (make fuzz: clang with
+# 41-fuzz.sh -- builds the libFuzzer targets of the RESP and HTTP readers,
+# the URI readers and the TLS-wrapped read path (make fuzz: clang with
 # -fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
 # (default 15) from a small seed corpus. A crash, leak or failed assertion
 # fails the suite; libFuzzer prints the input that did it.
@@ -12,7 +12,7 @@ make --no-print-directory fuzz >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-mkdir -p "$work/resp" "$work/http" "$work/uri"
+mkdir -p "$work/resp" "$work/http" "$work/uri" "$work/tls"
 printf '*4\r\n$6\r\nDEDUCT\r\n$2\r\nL1\r\n$3\r\nhot\r\n$1\r\n1\r\n' >"$work/resp/deduct"
 printf 'PING\r\nSTOCK a\r\n\r\nORDER o l1 a 1 l2 b 2\n' >"$work/resp/inline"
 printf '*3\r\n$8\r\nSETSTOCK\r\n$1\r\na\r\n$19\r\n9223372036854775807\r\n*0\r\n*-1\r\n' >"$work/resp/numbers"
@@ -24,7 +24,12 @@ printf '\x20postgres://u:p%%40w@h:5432/db?stock_merge=1&stock_buckets=8&stock_re
 printf '\x05file:./data?durability=relaxed&snapshot_log_bytes=1048576' >"$work/uri/embedded"
 printf '\x01stockd://127.0.0.1:7379?password=a%%2Bb%%00&timeout_ms=100&&x' >"$work/uri/remote"
 
-for target in resp http uri; do
+# The first byte picks the TLS target's mode: even raw bytes on a TLS port,
+# odd a real handshake and then the rest as application data.
+printf '\x01*4\r\n$6\r\nDEDUCT\r\n$2\r\nL1\r\n$3\r\nhot\r\n$1\r\n1\r\n' >"$work/tls/deduct"
+printf '\x02\x16\x03\x01\x00\x05hello' >"$work/tls/raw"
+
+for target in resp http uri tls; do
     echo "== fuzz_$target for ${seconds}s"
     build/fuzz/fuzz_$target -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="$work/" "$work/$target" 2>"$work/$target.log" || {
