@@ -6,9 +6,12 @@
 # Every database is a PostgreSQL 15 primary started by tests/harness/pg.sh
 # (pg_start_many: its own data folder and port, fsync and
 # synchronous_commit on), all on this machine, so the shards share its CPUs
-# and disk. Prints one line per run.
+# and disk. Prints one line per run; then the latency of a cart whose two
+# SKUs live on one member against one whose SKUs live on two (3 members,
+# one cart at a time: bench/shard_carts.c).
 #
-#   bench/sharded.sh [SECONDS]      (default 10 per run; needs `make`)
+#   bench/sharded.sh [SECONDS]      (default 10 per run, 0: only the carts;
+#                                    needs `make bench`)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -34,9 +37,12 @@ run() {
 
 date -u +"%Y-%m-%d %H:%M UTC, $(nproc) CPUs, -c $CONNECTIONS -P $PIPELINE, $SECONDS_PER_RUN s per run"
 for workload in uniform cart hot; do
+    [ "$SECONDS_PER_RUN" -gt 0 ] || break
     skus=()
     [ "$workload" != uniform ] || skus=(--skus 100000)
     run "$workload postgres" "$P" "$workload" "${skus[@]}"
     run "$workload sharded 1" "$ONE" "$workload" "${skus[@]}"
     run "$workload sharded 3" "$THREE" "$workload" "${skus[@]}"
 done
+
+"$BUILD/bench/shard_carts" "$THREE" 200
