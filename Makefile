@@ -112,6 +112,14 @@ $(SYS_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/system/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
+# The fault_* helpers arm libfiu's failure points themselves (they run under
+# fiu-run -x, whose preload library shares this libfiu); nothing else links it.
+# They also route libstock's own malloc, calloc and realloc through a failure
+# point of theirs (--wrap), which works under ASan too, where the preload's
+# allocator wrappers cannot run.
+$(BUILD)/tests/fault_%: LIBS += $(shell pkg-config --libs libfiu) \
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)

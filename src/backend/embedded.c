@@ -427,10 +427,14 @@ static bool maintain(embedded *e, uint64_t threshold)
         ? journal_snapshot_start(e->log, save_state, e->state, message, sizeof message)
         : journal_rotate(e->log, message, sizeof message);
     pthread_mutex_unlock(&e->sync_mutex);
-    /* A failed snapshot only delays clean-up; a failed rotation leaves the
-     * journal refusing appends, which breaks the store at the next write. */
+    /* A failed snapshot only delays clean-up. A failed rotation (its own,
+     * or the one that starts a snapshot) leaves the journal refusing
+     * appends: the store breaks now, with that reason, rather than at the
+     * next write with a reason that names no failed call. */
+    if (code != STOCK_OK && journal_failed(e->log))
+        break_store(e, message);
     if (code != STOCK_OK)
-        stock_log(&e->log_hook, snapshot ? STOCK_LOG_WARNING : STOCK_LOG_ERROR,
+        stock_log(&e->log_hook, journal_failed(e->log) ? STOCK_LOG_ERROR : STOCK_LOG_WARNING,
                   "%s failed: %s", snapshot ? "starting a snapshot" : "segment rotation",
                   message);
     return snapshot && code == STOCK_OK;
