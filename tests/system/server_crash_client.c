@@ -216,7 +216,7 @@ int main(int argc, char **argv)
     static slot slots[CLIENT_BATCH];
     acked_lines lines = {0};
     uint64_t next = 1;
-    size_t count = 0, unknown = 0, batches = 0;
+    size_t count = 0, unknown = 0, batches = 0, retried = 0;
     bool good = true;
     time_t settle_deadline = 0;
     for (;;) {
@@ -232,11 +232,13 @@ int main(int argc, char **argv)
         }
         good = run_batch(store, slots, count, &lines, log, &unknown) && good;
         batches++;
+        retried += unknown;
         if (unknown == count)
             usleep(CLIENT_RETRY_PAUSE_US);   /* the server is away */
     }
-    printf("server_crash_client %s: %zu batches, %" PRIu64 " ops started\n",
-           argv[2], batches, next - 1);
+    printf("server_crash_client %s: %zu batches, %" PRIu64 " ops started, "
+           "%zu outcomes left unknown (UNAVAILABLE) and retried\n",
+           argv[2], batches, next - 1, retried);
     stock_close(store);
     fclose(log);
     free(lines.ids);
