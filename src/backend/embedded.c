@@ -162,17 +162,6 @@ static void fail_batches(embedded *e, stock_batch *list)
 
 /* ------------------------------------------------------------- syncer */
 
-/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
-static struct timespec realtime_after_ms(long ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += ms * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    return until;
-}
-
 /* Whether some write is covered by no sync started yet, and a sync can
  * still make it durable (sync_mutex held). */
 static bool sync_due(const embedded *e)
@@ -264,7 +253,7 @@ static void syncer_loop_relaxed(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
     while (!e->syncer_stop) {
-        struct timespec until = realtime_after_ms(EMBEDDED_RELAXED_PERIOD_MS);
+        struct timespec until = clock_monotonic_after_ms(EMBEDDED_RELAXED_PERIOD_MS);
         pthread_cond_timedwait(&e->sync_cond, &e->sync_mutex, &until);
         if (sync_due(e)) {
             sync_log(e, e->writes);
@@ -483,7 +472,7 @@ static bool take_role(embedded *e, bool snapshot_running)
             pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
             continue;
         }
-        struct timespec until = realtime_after_ms(EMBEDDED_IDLE_MS);
+        struct timespec until = clock_monotonic_after_ms(EMBEDDED_IDLE_MS);
         pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
         break;
     }
@@ -699,10 +688,13 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     e->snapshot_log_bytes = parsed.snapshot_log_bytes;
     e->log_hook = stock_log_hook_of(config);
     pthread_mutex_init(&e->queue_mutex, NULL);
-    pthread_cond_init(&e->writer_cond, NULL);
+    /* Both have timed waits (the writer's snapshot poll, the relaxed sync
+     * timer): a monotonic clock, so that a wall clock set back or forth
+     * neither stalls nor hurries them. */
+    clock_cond_init_monotonic(&e->writer_cond);
     pthread_cond_init(&e->role_cond, NULL);
     pthread_mutex_init(&e->sync_mutex, NULL);
-    pthread_cond_init(&e->sync_cond, NULL);
+    clock_cond_init_monotonic(&e->sync_cond);
     pthread_cond_init(&e->idle_cond, NULL);
     code = start(e, &parsed, message, message_size);
     if (code != STOCK_OK) {
