@@ -136,17 +136,23 @@ static embedded *from_store(stock_t *store)
 
 /* ------------------------------------------------------------ failure */
 
-/* Marks the store broken; the first reason is the one every op reports. */
+/* Marks the store broken; the first reason is the one every op reports,
+ * and the log hook hears it at once (an operator should not learn of a
+ * failed disk only when the store closes). */
 static void break_store(embedded *e, const char *reason)
 {
     assert(reason != NULL && reason[0] != '\0');
     pthread_mutex_lock(&e->sync_mutex);
-    if (!atomic_load(&e->broken)) {
+    bool first = !atomic_load(&e->broken);
+    if (first) {
         snprintf(e->broken_message, sizeof e->broken_message,
                  "%s; the store refuses work until reopened", reason);
         atomic_store(&e->broken, true);
     }
     pthread_mutex_unlock(&e->sync_mutex);
+    if (first)
+        stock_log(&e->log_hook, STOCK_LOG_ERROR, "the store broke: %s; every "
+                  "operation fails with IOERR until it is reopened", reason);
 }
 
 /* Every op of the list that was not invalid completes with STOCK_IO. */

@@ -79,3 +79,84 @@ done
 fault read posix/mm/mmap $EIO first
 fault read posix/io/oc/open $EIO first
 fault read posix/io/dir/fdopendir $EIO first
+
+echo "== through stockd: faults switched on under load with fiu-ctrl"
+# stockd_fault POINT ERRNO: a stockd under fiu-run takes 150 deductions, then
+# POINT fails with ERRNO for good; 150 more must all be -IOERR saying why.
+# Restarted without the fault, every acknowledged deduction answers as a
+# replay with its original result, and every line counts once.
+stockd_fault() {
+    local point=$1 errno_value=$2 port data=$work/stockd-$1
+    data=${data//\//-}
+    port=$(pick_port 17430 17439)
+    mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
+    printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" "$@"\n' "$work/fiu" "$BIN/stockd.real" >"$BIN/stockd"
+    case "$BUILD" in
+    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" "$@"\n' \
+               "$work/fiu" "$(gcc -print-file-name=libasan.so)" "$FIU_RUN_PRELOAD" \
+               "$FIU_POSIX_PRELOAD" "$BIN/stockd.real" >"$BIN/stockd" ;;
+    esac
+    chmod +x "$BIN/stockd"
+    start_stockd "$port" "$data" "$work/stockd.log" || fail "stockd did not start under fiu-run"
+    stockd_pid=$STOCKD_PID
+    /usr/bin/python3 - "$port" "$work/acks" before <<'PY' || fail "deductions before the fault"
+import sys, redis
+port, acks = int(sys.argv[1]), sys.argv[2]
+r = redis.Redis(port=port)
+r.execute_command("SETSTOCK", "A", 1000000)
+with open(acks, "w") as out:
+    for i in range(150):
+        out.write("L%d %d\n" % (i, r.execute_command("DEDUCT", "L%d" % i, "A", 1)))
+PY
+    fiu-ctrl -f "$work/fiu" -c "enable name=$point,failinfo=$errno_value" "$stockd_pid" ||
+        fail "fiu-ctrl could not reach stockd"
+    /usr/bin/python3 - "$port" "$work/acks" "$errno_value" <<'PY' || fail "deductions after the fault"
+import os, sys, redis
+port, acks, errno_value = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+r = redis.Redis(port=port)
+failed = 0
+with open(acks, "a") as out:
+    for i in range(150, 300):
+        try:
+            value = r.execute_command("DEDUCT", "L%d" % i, "A", 1)
+            if failed:
+                sys.exit("L%d acknowledged after an IOERR" % i)
+            out.write("L%d %d\n" % (i, value))
+        except redis.ResponseError as error:
+            text = str(error)
+            if not text.startswith("IOERR") or os.strerror(errno_value) not in text:
+                sys.exit("L%d: %s" % (i, text))
+            failed += 1
+if failed == 0:
+    sys.exit("no deduction failed")
+print("  %d deductions answered -IOERR after the fault: %s" % (failed, text))
+PY
+    # The log says so when it happens, not only at shutdown.
+    grep "ERROR libstock: the store broke: .*$(/usr/bin/python3 -c "import os; print(os.strerror($errno_value))")" \
+        "$work/stockd.log" || { tail -n 5 "$work/stockd.log"; fail "stockd's log does not say why the store broke"; }
+    kill -TERM "$stockd_pid"
+    wait "$stockd_pid" || true
+    mv "$BIN/stockd.real" "$BIN/stockd"
+    start_stockd "$port" "$data" "$work/stockd.log" || fail "stockd did not restart"
+    stockd_pid=$STOCKD_PID
+    /usr/bin/python3 - "$port" "$work/acks" <<'PY' || fail "the check after the restart"
+import sys, redis
+port, acks = int(sys.argv[1]), sys.argv[2]
+r = redis.Redis(port=port)
+acked = dict(line.split() for line in open(acks))
+for i in range(300):
+    value = r.execute_command("DEDUCT", "L%d" % i, "A", 1)
+    if "L%d" % i in acked and int(acked["L%d" % i]) != value:
+        sys.exit("L%d: acknowledged %s, after the restart %s" % (i, acked["L%d" % i], value))
+info = r.execute_command("SKUINFO", "A")
+deducted = info[info.index(b"deducted") + 1] if b"deducted" in info else info[5]
+if int(deducted) != 300:
+    sys.exit("300 lines, deducted %s" % deducted)
+print("  restarted: %d acknowledged deductions replayed with their results, each line once" % len(acked))
+PY
+    kill -TERM "$stockd_pid"
+    wait "$stockd_pid" || true
+    stockd_pid=""
+}
+stockd_fault posix/io/sync/fdatasync $EIO
+stockd_fault posix/io/rw/pwrite $ENOSPC

@@ -47,7 +47,7 @@ done
 proxy_port=$(pick_port 17390 17399)
 seed=${NETWORK_SEED:-$RANDOM}
 echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
-python3 "$ROOT/tests/harness/fault_proxy.py" "$proxy_port" "$port" "$dir/proxy.stats" "$seed" \
+/usr/bin/python3 "$ROOT/tests/harness/fault_proxy.py" "$proxy_port" "$port" "$dir/proxy.stats" "$seed" \
     >"$dir/proxy.out" 2>&1 &
 proxy_pid=$!
 for _ in $(seq 100); do

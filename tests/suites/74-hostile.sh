@@ -39,7 +39,7 @@ http_port=$(pick_port 17410 17419)
 start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http_port" \
     --idle-timeout 2 --maxclients $((idle + 1000)) || fail "stockd did not start"
 stockd_pid=$STOCKD_PID
-timeout 600 python3 "$ROOT/tests/harness/hostile_clients.py" "$port" "$http_port" \
+timeout 600 /usr/bin/python3 "$ROOT/tests/harness/hostile_clients.py" "$port" "$http_port" \
     "$stockd_pid" 2 "$idle" || fail "a hostile client got through"
 grep -q "WARN client [0-9]*: its replies went unread for more than 2 s ([0-9]* bytes waiting), closing the connection" \
     "$dir/stockd.log" || fail "no log line for the clients that never read"
