@@ -1,5 +1,6 @@
 # stockd -- plain GNU make. `make`, `make test`, `make SANITIZE=address,undefined test`,
-# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`.
+# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`,
+# `make soak` (the fault suites round after round, SOAK_SECONDS=3600).
 #
 # Sources are found by folder, so a new file in src/<module>/ joins the build
 # without editing this file:
@@ -62,7 +63,7 @@ SYS_BINS    := $(patsubst tests/system/%.c,$(BUILD)/tests/%,$(SYS_SRC))
 BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps test run install fuzz bench clean
+.PHONY: all deps test soak run install fuzz bench clean
 # Keep the objects of test and bench binaries (pattern-rule intermediates):
 # deleting them made every make rebuild them.
 .SECONDARY:
@@ -139,6 +140,12 @@ bench: all $(BENCH_BINS)
 test: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/run
+
+# Not in CI: the crash and fault suites again and again with fresh seeds
+# for SOAK_SECONDS (tests/soak says what it runs).
+soak: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) tests/soak
 
 run: deps
 	@$(MAKE) --no-print-directory all
