@@ -23,7 +23,7 @@ static inline int64_t clock_now_us(clockid_t clock)
 /* Initialises cond so that pthread_cond_timedwait reads its deadline on
  * CLOCK_MONOTONIC (see clock_monotonic_after_ms). The default clock is
  * CLOCK_REALTIME: a wall clock stepped back by an hour would then make a
- * 250 ms wait last an hour and ten seconds. Returns pthread_cond_init's
+ * 250 ms wait last an hour and 250 ms. Returns pthread_cond_init's
  * status. */
 static inline int clock_cond_init_monotonic(pthread_cond_t *cond)
 {
