@@ -161,21 +161,28 @@ def slowloris_connections():
     return socks
 
 
+def read_until_closed(sock):
+    """What the socket receives until stockd closes it (or resets it, or
+    the socket's timeout passes)."""
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return data
+
+
 def check_slowloris():
     started = time.monotonic()
     socks = slowloris_connections()
     answered = 0
     for sock in socks:
         sock.settimeout(IDLE_S + 15)
-        data = b""
-        try:
-            while True:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
+        data = read_until_closed(sock)
         if b"idle for more than" in data or b"TIMEOUT" in data:
             answered += 1
         sock.close()
@@ -294,15 +301,7 @@ def expect_protocol_error(name, payload):
         sock.sendall(payload)
     except OSError:
         pass
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except ConnectionResetError:
-        pass
+    data = read_until_closed(sock)
     sock.close()
     if not data.startswith(b"-ERR Protocol error"):
         fail("%s: got %r" % (name, data[:100]))

@@ -26,17 +26,11 @@ BUILD=${BUILD:-build}
 work=$(mktemp -d)
 stockd_pid=""
 cleanup() {
-    if [ -n "$stockd_pid" ]; then
-        kill -9 "$stockd_pid" 2>/dev/null || true
-        wait "$stockd_pid" 2>/dev/null || true
-    fi
+    stop_pids "$stockd_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    exit 1
-}
+fail() { fail_with_log "$work/stockd.log" "$@"; }
 use_binaries "$work/bin" tests/fault_store stockd
 BIN=$work/bin
 ENOSPC=28

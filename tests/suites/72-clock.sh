@@ -21,19 +21,11 @@ faketime_lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 dir=$(mktemp -d)
 stockd_pid=""
 cleanup() {
-    if [ -n "$stockd_pid" ]; then
-        kill -CONT "$stockd_pid" 2>/dev/null || true
-        kill -9 "$stockd_pid" 2>/dev/null || true
-        wait "$stockd_pid" 2>/dev/null || true
-    fi
+    stop_pids "$stockd_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    tail -n 20 "$dir/stockd.log" || true
-    exit 1
-}
+fail() { fail_with_log "$dir/stockd.log" "$@"; }
 use_binaries "$dir/bin" stockd stockctl
 BIN=$dir/bin
 port=$(pick_port 17420 17429)
@@ -108,8 +100,8 @@ echo "== the remote backend's reply timeout under a jumping clock"
 kill -STOP "$stockd_pid"
 started=$(date +%s%N)
 set +e
-LD_PRELOAD="$faketime_lib" FAKETIME_TIMESTAMP_FILE="$dir/faketime" FAKETIME_NO_CACHE=1 \
-    FAKETIME_DONT_FAKE_MONOTONIC=1 "$BIN/stockctl" --store "stockd://127.0.0.1:$port?timeout_ms=1000" \
+env $sanitizer_env LD_PRELOAD="$fake_preload" FAKETIME_TIMESTAMP_FILE="$dir/faketime" \
+    FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 "$BIN/stockctl" --store "stockd://127.0.0.1:$port?timeout_ms=1000" \
     deduct Lx A 1 >"$dir/stockctl.out" 2>&1 &
 client=$!
 sleep 0.3

@@ -22,18 +22,11 @@ pids=()
 stockd_pid=""
 proxy_pid=""
 cleanup() {
-    for pid in "${pids[@]}" $proxy_pid $stockd_pid; do
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${pids[@]}" "$proxy_pid" "$stockd_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    tail -n 20 "$dir/stockd.log" || true
-    exit 1
-}
+fail() { fail_with_log "$dir/stockd.log" "$@"; }
 use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
 BIN=$dir/bin
 port=$(pick_port 17380 17389)

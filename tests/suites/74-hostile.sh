@@ -14,18 +14,11 @@ BUILD=${BUILD:-build}
 dir=$(mktemp -d)
 stockd_pid=""
 cleanup() {
-    if [ -n "$stockd_pid" ]; then
-        kill -9 "$stockd_pid" 2>/dev/null || true
-        wait "$stockd_pid" 2>/dev/null || true
-    fi
+    stop_pids "$stockd_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    tail -n 20 "$dir/stockd.log" || true
-    exit 1
-}
+fail() { fail_with_log "$dir/stockd.log" "$@"; }
 idle=10000
 case "$BUILD" in
 *san*) idle=2000 ;;   # ASan's shadow memory makes each connection dearer

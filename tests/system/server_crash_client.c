@@ -37,6 +37,7 @@
 #define CLIENT_ORDER_LINES 2
 #define CLIENT_SETTLE_S 30          /* time to settle unknown ops at the end */
 #define CLIENT_RETRY_PAUSE_US 50000 /* between batches that found no server */
+#define CLIENT_OPEN_TRIES 200       /* opens that found no server (10 s) */
 #define CLIENT_ID_MAX 48
 
 /* One op and the id strings its stock_op points to (slot_bind). */
@@ -208,8 +209,17 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_term);
     FILE *log = fopen(argv[4], "w");
     stock_t *store = NULL;
-    char message[STOCK_MESSAGE_MAX];
-    if (log == NULL || stock_open(argv[1], NULL, &store, message) != STOCK_OK) {
+    char message[STOCK_MESSAGE_MAX] = "";
+    /* The connection the open makes may be lost too (a network fault):
+     * try again while the server is unreachable, as for a batch. */
+    stock_code opened = STOCK_UNAVAILABLE;
+    for (int tries = 0; log != NULL && opened == STOCK_UNAVAILABLE &&
+                        tries < CLIENT_OPEN_TRIES; tries++) {
+        opened = stock_open(argv[1], NULL, &store, message);
+        if (opened == STOCK_UNAVAILABLE)
+            usleep(CLIENT_RETRY_PAUSE_US);
+    }
+    if (log == NULL || opened != STOCK_OK) {
         fprintf(stderr, "server_crash_client: cannot start: %s\n", log ? message : argv[4]);
         return 1;
     }
