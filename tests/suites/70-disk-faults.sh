@@ -80,8 +80,8 @@ echo "== through stockd: faults switched on under load with fiu-ctrl"
 # Restarted without the fault, every acknowledged deduction answers as a
 # replay with its original result, and every line counts once.
 stockd_fault() {
-    local point=$1 errno_value=$2 port data=$work/stockd-$1
-    data=${data//\//-}
+    local point=$1 errno_value=$2 port data
+    data=$work/stockd-${1//\//-}
     port=$(pick_port 17430 17439)
     mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
     printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" "$@"\n' "$work/fiu" "$BIN/stockd.real" >"$BIN/stockd"
