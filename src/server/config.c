@@ -137,7 +137,7 @@ static const setting settings[] = {
     {"requirepass", set_requirepass, "PASS  password: RESP AUTH, HTTP Bearer token"},
     {"maxclients", set_maxclients, "N  connections at once (default 10000)"},
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)"},
-    {"idle-timeout", set_idle_timeout, "S  close clients idle S seconds (default 300, 0 = never)"},
+    {"idle-timeout", set_idle_timeout, "S  close clients idle, or not reading replies, S seconds (default 300, 0 = never)"},
     {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)"},
 };
 
