@@ -15,7 +15,8 @@
 # operation with totals exact (fault_store's verify).
 #
 # Through stockd (run under fiu-run -x, faults switched on at run time with
-# fiu-ctrl): fdatasync EIO and pwrite ENOSPC under a client's load. Every
+# fiu-ctrl): fdatasync and pwrite, EIO and ENOSPC, at the first call after
+# start-up, after 150 deductions and after a random number of them. Every
 # reply after the first -IOERR is -IOERR, the log says why, and a restarted
 # stockd answers every acknowledged deduction as a REPLAY with its result.
 set -eu
@@ -30,7 +31,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { fail_with_log "$work/stockd.log" "$@"; }
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
 use_binaries "$work/bin" tests/fault_store stockd
 BIN=$work/bin
 ENOSPC=28
@@ -75,13 +79,15 @@ fault read posix/io/oc/open $EIO first
 fault read posix/io/dir/fdopendir $EIO first
 
 echo "== through stockd: faults switched on under load with fiu-ctrl"
-# stockd_fault POINT ERRNO: a stockd under fiu-run takes 150 deductions, then
-# POINT fails with ERRNO for good; 150 more must all be -IOERR saying why.
+# stockd_fault POINT ERRNO BEFORE: a stockd under fiu-run takes BEFORE
+# deductions (0: the fault hits the first call after start-up), then POINT
+# fails with ERRNO for good; 150 more must all be -IOERR saying why.
 # Restarted without the fault, every acknowledged deduction answers as a
 # replay with its original result, and every line counts once.
 stockd_fault() {
-    local point=$1 errno_value=$2 port data
-    data=$work/stockd-${1//\//-}
+    local point=$1 errno_value=$2 before=$3 port data log
+    n=$((n + 1))
+    data=$work/stockd-$n log=$work/stockd-$n.log
     port=$(pick_port 17430 17439)
     mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
     printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" "$@"\n' "$work/fiu" "$BIN/stockd.real" >"$BIN/stockd"
@@ -91,26 +97,26 @@ stockd_fault() {
                "$FIU_POSIX_PRELOAD" "$BIN/stockd.real" >"$BIN/stockd" ;;
     esac
     chmod +x "$BIN/stockd"
-    start_stockd "$port" "$data" "$work/stockd.log" || fail "stockd did not start under fiu-run"
+    start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not start under fiu-run"
     stockd_pid=$STOCKD_PID
-    /usr/bin/python3 - "$port" "$work/acks" before <<'PY' || fail "deductions before the fault"
+    /usr/bin/python3 - "$port" "$work/acks" "$before" <<'PY' || fail "deductions before the fault"
 import sys, redis
-port, acks = int(sys.argv[1]), sys.argv[2]
+port, acks, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 r = redis.Redis(port=port)
 r.execute_command("SETSTOCK", "A", 1000000)
 with open(acks, "w") as out:
-    for i in range(150):
+    for i in range(before):
         out.write("L%d %d\n" % (i, r.execute_command("DEDUCT", "L%d" % i, "A", 1)))
 PY
     fiu-ctrl -f "$work/fiu" -c "enable name=$point,failinfo=$errno_value" "$stockd_pid" ||
         fail "fiu-ctrl could not reach stockd"
-    /usr/bin/python3 - "$port" "$work/acks" "$errno_value" <<'PY' || fail "deductions after the fault"
+    /usr/bin/python3 - "$port" "$work/acks" "$errno_value" "$before" <<'PY' || fail "deductions after the fault"
 import os, sys, redis
-port, acks, errno_value = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, acks, errno_value, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 r = redis.Redis(port=port)
 failed = 0
 with open(acks, "a") as out:
-    for i in range(150, 300):
+    for i in range(before, before + 150):
         try:
             value = r.execute_command("DEDUCT", "L%d" % i, "A", 1)
             if failed:
@@ -127,30 +133,35 @@ print("  %d deductions answered -IOERR after the fault: %s" % (failed, text))
 PY
     # The log says so when it happens, not only at shutdown.
     grep "ERROR libstock: the store broke: .*$(/usr/bin/python3 -c "import os; print(os.strerror($errno_value))")" \
-        "$work/stockd.log" || { tail -n 5 "$work/stockd.log"; fail "stockd's log does not say why the store broke"; }
+        "$log" || fail_with_log "$log" "stockd's log does not say why the store broke"
     kill -TERM "$stockd_pid"
     wait "$stockd_pid" || true
     mv "$BIN/stockd.real" "$BIN/stockd"
-    start_stockd "$port" "$data" "$work/stockd.log" || fail "stockd did not restart"
+    start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not restart"
     stockd_pid=$STOCKD_PID
-    /usr/bin/python3 - "$port" "$work/acks" <<'PY' || fail "the check after the restart"
+    /usr/bin/python3 - "$port" "$work/acks" "$before" <<'PY' || fail "the check after the restart"
 import sys, redis
-port, acks = int(sys.argv[1]), sys.argv[2]
+port, acks, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 r = redis.Redis(port=port)
 acked = dict(line.split() for line in open(acks))
-for i in range(300):
+total = before + 150
+for i in range(total):
     value = r.execute_command("DEDUCT", "L%d" % i, "A", 1)
     if "L%d" % i in acked and int(acked["L%d" % i]) != value:
         sys.exit("L%d: acknowledged %s, after the restart %s" % (i, acked["L%d" % i], value))
 info = r.execute_command("SKUINFO", "A")
 deducted = info[info.index(b"deducted") + 1] if b"deducted" in info else info[5]
-if int(deducted) != 300:
-    sys.exit("300 lines, deducted %s" % deducted)
+if int(deducted) != total:
+    sys.exit("%d lines, deducted %s" % (total, deducted))
 print("  restarted: %d acknowledged deductions replayed with their results, each line once" % len(acked))
 PY
     kill -TERM "$stockd_pid"
     wait "$stockd_pid" || true
     stockd_pid=""
 }
-stockd_fault posix/io/sync/fdatasync $EIO
-stockd_fault posix/io/rw/pwrite $ENOSPC
+# The first call after start-up, a middle one, and one at random (FAULT_SEED).
+RANDOM=$seed
+stockd_fault posix/io/sync/fdatasync $EIO 0
+stockd_fault posix/io/rw/pwrite $ENOSPC 150
+stockd_fault posix/io/sync/fdatasync $ENOSPC $((RANDOM % 150))
+stockd_fault posix/io/rw/pwrite $EIO $((RANDOM % 150))
