@@ -6,7 +6,7 @@ set -eu
 # build-essential brings gcc, g++ and readelf, which 11-header uses to
 # compile stock.h as C++ and read the soname. libfiu-dev and fiu-utils
 # (fiu-run, fiu-ctrl, the POSIX preload library) inject the disk and memory
-# faults of 70-71, faketime and libfaketime the clock jumps of 72.
+# faults of 80-81, faketime and libfaketime the clock jumps of 82.
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev

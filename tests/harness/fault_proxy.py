@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """fault_proxy.py -- a TCP proxy on loopback that injects network faults
-between a client and a server, for the network fault suite (73-network).
+between a client and a server, for the network fault suite (83-network).
 
     fault_proxy.py LISTEN_PORT TARGET_PORT STATS_FILE [SEED]
 

@@ -1,5 +1,5 @@
 # fiu.sh -- runs a program under libfiu's POSIX preload library, for the
-# fault suites (70-71). Sourced; needs BUILD.
+# fault suites (80-81). Sourced; needs BUILD.
 #
 # fiu_run PROGRAM ARGS...: as `fiu-run -x -f "" PROGRAM ARGS...` (no remote
 # control). A sanitizer build cannot start under fiu-run: its preload

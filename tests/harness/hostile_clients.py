@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """hostile_clients.py -- hostile clients against a running stockd, for
-tests/suites/74-hostile.sh. stockd must run with --idle-timeout IDLE_S and
+tests/suites/84-hostile.sh. stockd must run with --idle-timeout IDLE_S and
 --maxclients above IDLE_CONNECTIONS + 500.
 
     hostile_clients.py PORT HTTP_PORT STOCKD_PID IDLE_S IDLE_CONNECTIONS

@@ -1,6 +1,6 @@
 /*
  * fault_store.c -- injected faults against the embedded engine, in-process
- * (tests/suites/70-disk-faults.sh and 71-malloc-faults.sh run it). It must
+ * (tests/suites/80-disk-faults.sh and 81-malloc-faults.sh run it). It must
  * run under `fiu-run -x` (libfiu's POSIX preload library): it arms the
  * preload's failure points itself through libfiu's control API, counting
  * the calls so that a fault lands at an exact call.

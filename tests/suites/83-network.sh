@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 73-network.sh -- network faults between libstock's remote backend and
+# 83-network.sh -- network faults between libstock's remote backend and
 # stockd, through a fault-injecting TCP proxy of the harness
 # (tests/harness/fault_proxy.py: every connection is closed, delayed then
 # closed, black-holed, reset mid-reply or half-closed after 0..16 KiB of
@@ -29,7 +29,7 @@ trap cleanup EXIT
 fail() { fail_with_log "$dir/stockd.log" "$@"; }
 use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
 BIN=$dir/bin
-port=$(pick_port 17380 17389)
+port=$(pick_port 17620 17629)
 start_stockd "$port" "$dir/data" "$dir/stockd.log" || fail "stockd did not start"
 stockd_pid=$STOCKD_PID
 direct="stockd://127.0.0.1:$port"
@@ -37,7 +37,7 @@ for i in $(seq 0 $((skus - 1))); do
     "$BIN/stockctl" --store "$direct" set "S$i" "$level" >/dev/null
 done
 
-proxy_port=$(pick_port 17390 17399)
+proxy_port=$(pick_port 17630 17639)
 seed=${NETWORK_SEED:-$RANDOM}
 echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
 /usr/bin/python3 "$ROOT/tests/harness/fault_proxy.py" "$proxy_port" "$port" "$dir/proxy.stats" "$seed" \

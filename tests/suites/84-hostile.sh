@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 74-hostile.sh -- hostile clients against stockd (tests/harness/
+# 84-hostile.sh -- hostile clients against stockd (tests/harness/
 # hostile_clients.py, which documents each check): 10,000 idle connections
 # (memory per connection measured, all closed at the idle timeout),
 # slowloris on the RESP and HTTP ports, one request sent byte by byte for
@@ -27,8 +27,8 @@ esac
 ulimit -n "$((idle + 1500))" 2>/dev/null || fail "cannot raise the open-file limit to $((idle + 1500))"
 use_binaries "$dir/bin" stockd
 BIN=$dir/bin
-port=$(pick_port 17400 17409)
-http_port=$(pick_port 17410 17419)
+port=$(pick_port 17640 17649)
+http_port=$(pick_port 17650 17659)
 start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http_port" \
     --idle-timeout 2 --maxclients $((idle + 1000)) || fail "stockd did not start"
 stockd_pid=$STOCKD_PID

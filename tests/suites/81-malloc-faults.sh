@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 71-malloc-faults.sh -- SQLite's out-of-memory loop on the embedded engine,
+# 81-malloc-faults.sh -- SQLite's out-of-memory loop on the embedded engine,
 # in-process (tests/system/fault_store nomem): for N = 1, 2, ... a fresh
 # store is opened and runs a small workload (deductions, orders, refunds,
 # restocks: some 40 batches) with the library's Nth allocation failing,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 70-disk-faults.sh -- disk faults injected with libfiu (fiu-run -x: its
+# 80-disk-faults.sh -- disk faults injected with libfiu (fiu-run -x: its
 # POSIX preload library fails the calls, the code is unchanged) on every
 # durable path of the embedded engine.
 #
@@ -88,7 +88,7 @@ stockd_fault() {
     local point=$1 errno_value=$2 before=$3 port data log
     n=$((n + 1))
     data=$work/stockd-$n log=$work/stockd-$n.log
-    port=$(pick_port 17430 17439)
+    port=$(pick_port 17600 17609)
     mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
     printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" "$@"\n' "$work/fiu" "$BIN/stockd.real" >"$BIN/stockd"
     case "$BUILD" in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 72-clock.sh -- the wall clock jumping while stockd runs, with libfaketime
+# 82-clock.sh -- the wall clock jumping while stockd runs, with libfaketime
 # (preloaded; the fake time is read from a file at every call, so the test
 # moves it while stockd runs; CLOCK_MONOTONIC is left real, as an NTP step
 # or a `date -s` leaves it). The clock jumps back 2 hours, then forward 3
@@ -28,7 +28,7 @@ trap cleanup EXIT
 fail() { fail_with_log "$dir/stockd.log" "$@"; }
 use_binaries "$dir/bin" stockd stockctl
 BIN=$dir/bin
-port=$(pick_port 17420 17429)
+port=$(pick_port 17610 17619)
 echo "+0" >"$dir/faketime"
 # Only stockd runs under libfaketime (redis-cli hangs under it): start_stockd
 # runs $BIN/stockd, a wrapper that execs the real one with the preload.
