@@ -1,5 +1,6 @@
 # stockd -- plain GNU make. `make`, `make test`, `make SANITIZE=address,undefined test`,
-# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`.
+# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`,
+# `make soak` (the fault suites round after round, SOAK_SECONDS=3600).
 #
 # Sources are found by folder, so a new file in src/<module>/ joins the build
 # without editing this file:
@@ -69,7 +70,7 @@ SYS_BINS    := $(patsubst tests/system/%.c,$(BUILD)/tests/%,$(SYS_SRC))
 BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps test run install fuzz bench clean
+.PHONY: all deps test soak run install fuzz bench clean
 # Keep the objects of test and bench binaries (pattern-rule intermediates):
 # deleting them made every make rebuild them.
 .SECONDARY:
@@ -130,6 +131,14 @@ $(SYS_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/system/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
+# The fault_* helpers arm libfiu's failure points themselves (they run under
+# fiu-run -x, whose preload library shares this libfiu); nothing else links it.
+# They also route libstock's own malloc, calloc and realloc through a failure
+# point of theirs (--wrap), which works under ASan too, where the preload's
+# allocator wrappers cannot run.
+$(BUILD)/tests/fault_%: LIBS += $(shell pkg-config --libs libfiu) \
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
@@ -149,6 +158,12 @@ bench: all $(BENCH_BINS)
 test: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/run
+
+# Not in CI: the crash and fault suites again and again with fresh seeds
+# for SOAK_SECONDS (tests/soak says what it runs).
+soak: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) tests/soak
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -120,7 +120,10 @@ typedef enum stock_code {
     STOCK_EXCEEDS,       /* a refund would exceed what is refundable */
     STOCK_MISMATCH,      /* compare-and-set: the current value differs */
     STOCK_INVALID,       /* malformed input: nothing was touched */
-    STOCK_IO,            /* disk or network I/O failed; outcome is known-failed */
+    STOCK_IO,            /* disk or network I/O failed; not acknowledged.
+                          * When a sync failed after the write, the op may
+                          * still be in the log: a retry with the same id
+                          * is safe (it answers REPLAY if it took effect) */
     STOCK_CORRUPT,       /* damaged data on disk; the store refuses to run */
     STOCK_NOMEM,         /* out of memory */
     STOCK_UNAVAILABLE,   /* the store is closed, or its server is unreachable;

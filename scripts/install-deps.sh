@@ -4,7 +4,9 @@
 # when not run as root.
 set -eu
 # build-essential brings gcc, g++ and readelf, which 11-header uses to
-# compile stock.h as C++ and read the soname.
+# compile stock.h as C++ and read the soname. libfiu-dev and fiu-utils
+# (fiu-run, fiu-ctrl, the POSIX preload library) inject the disk and memory
+# faults of 80-81, faketime and libfaketime the clock jumps of 82.
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
@@ -12,6 +14,7 @@ packages=(
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2
     nats-server libnats-dev
+    libfiu-dev fiu-utils faketime libfaketime
 )
 missing=()
 for package in "${packages[@]}"; do

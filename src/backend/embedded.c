@@ -136,17 +136,23 @@ static embedded *from_store(stock_t *store)
 
 /* ------------------------------------------------------------ failure */
 
-/* Marks the store broken; the first reason is the one every op reports. */
+/* Marks the store broken; the first reason is the one every op reports,
+ * and the log hook hears it at once (an operator should not learn of a
+ * failed disk only when the store closes). */
 static void break_store(embedded *e, const char *reason)
 {
     assert(reason != NULL && reason[0] != '\0');
     pthread_mutex_lock(&e->sync_mutex);
-    if (!atomic_load(&e->broken)) {
+    bool first = !atomic_load(&e->broken);
+    if (first) {
         snprintf(e->broken_message, sizeof e->broken_message,
                  "%s; the store refuses work until reopened", reason);
         atomic_store(&e->broken, true);
     }
     pthread_mutex_unlock(&e->sync_mutex);
+    if (first)
+        stock_log(&e->log_hook, STOCK_LOG_ERROR, "the store broke: %s; every "
+                  "operation fails with IOERR until it is reopened", reason);
 }
 
 /* Every op of the list that was not invalid completes with STOCK_IO. */
@@ -161,17 +167,6 @@ static void fail_batches(embedded *e, stock_batch *list)
 }
 
 /* ------------------------------------------------------------- syncer */
-
-/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
-static struct timespec realtime_after_ms(long ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += ms * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    return until;
-}
 
 /* Whether some write is covered by no sync started yet, and a sync can
  * still make it durable (sync_mutex held). */
@@ -264,7 +259,7 @@ static void syncer_loop_relaxed(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
     while (!e->syncer_stop) {
-        struct timespec until = realtime_after_ms(EMBEDDED_RELAXED_PERIOD_MS);
+        struct timespec until = clock_monotonic_after_ms(EMBEDDED_RELAXED_PERIOD_MS);
         pthread_cond_timedwait(&e->sync_cond, &e->sync_mutex, &until);
         if (sync_due(e)) {
             sync_log(e, e->writes);
@@ -427,10 +422,14 @@ static bool maintain(embedded *e, uint64_t threshold)
         ? journal_snapshot_start(e->log, save_state, e->state, message, sizeof message)
         : journal_rotate(e->log, message, sizeof message);
     pthread_mutex_unlock(&e->sync_mutex);
-    /* A failed snapshot only delays clean-up; a failed rotation leaves the
-     * journal refusing appends, which breaks the store at the next write. */
+    /* A failed snapshot only delays clean-up. A failed rotation (its own,
+     * or the one that starts a snapshot) leaves the journal refusing
+     * appends: the store breaks now, with that reason, rather than at the
+     * next write with a reason that names no failed call. */
+    if (code != STOCK_OK && journal_failed(e->log))
+        break_store(e, message);
     if (code != STOCK_OK)
-        stock_log(&e->log_hook, snapshot ? STOCK_LOG_WARNING : STOCK_LOG_ERROR,
+        stock_log(&e->log_hook, journal_failed(e->log) ? STOCK_LOG_ERROR : STOCK_LOG_WARNING,
                   "%s failed: %s", snapshot ? "starting a snapshot" : "segment rotation",
                   message);
     return snapshot && code == STOCK_OK;
@@ -479,7 +478,7 @@ static bool take_role(embedded *e, bool snapshot_running)
             pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
             continue;
         }
-        struct timespec until = realtime_after_ms(EMBEDDED_IDLE_MS);
+        struct timespec until = clock_monotonic_after_ms(EMBEDDED_IDLE_MS);
         pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
         break;
     }
@@ -695,10 +694,13 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     e->snapshot_log_bytes = parsed.snapshot_log_bytes;
     e->log_hook = stock_log_hook_of(config);
     pthread_mutex_init(&e->queue_mutex, NULL);
-    pthread_cond_init(&e->writer_cond, NULL);
+    /* Both have timed waits (the writer's snapshot poll, the relaxed sync
+     * timer): a monotonic clock, so that a wall clock set back or forth
+     * neither stalls nor hurries them. */
+    clock_cond_init_monotonic(&e->writer_cond);
     pthread_cond_init(&e->role_cond, NULL);
     pthread_mutex_init(&e->sync_mutex, NULL);
-    pthread_cond_init(&e->sync_cond, NULL);
+    clock_cond_init_monotonic(&e->sync_cond);
     pthread_cond_init(&e->idle_cond, NULL);
     code = start(e, &parsed, message, message_size);
     if (code != STOCK_OK) {

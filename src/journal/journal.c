@@ -367,6 +367,12 @@ stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
     return STOCK_OK;
 }
 
+bool journal_failed(const journal *log)
+{
+    assert(log != NULL);
+    return log->failed;
+}
+
 bool journal_rotation_due(const journal *log)
 {
     assert(log->segment_fd >= 0);

@@ -170,6 +170,11 @@ stock_code journal_append(journal *log, const void *data, size_t len,
 stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
                         size_t message_size);
 
+/* True once an append or a rotation (journal_rotate, or the one
+ * journal_snapshot_start makes) has failed: the journal then refuses every
+ * append until it is closed and reopened. */
+bool journal_failed(const journal *log);
+
 /* True when the current segment has passed JOURNAL_SEGMENT_BYTES. */
 bool journal_rotation_due(const journal *log);
 

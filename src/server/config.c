@@ -293,7 +293,7 @@ static const setting settings[] = {
     {"protected-mode", set_protected_mode, "yes|no  refuse a non-loopback --bind without a password (default yes)", false},
     {"maxclients", set_maxclients, "N  connections at once (default 10000)", false},
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)", false},
-    {"idle-timeout", set_idle_timeout, "S  close clients idle S seconds (default 300, 0 = never)", false},
+    {"idle-timeout", set_idle_timeout, "S  close clients idle, or not reading replies, S seconds (default 300, 0 = never)", false},
     {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)", false},
 };
 

@@ -367,6 +367,7 @@ static void on_write(uv_write_t *request, int status)
     conn *c = request->data;
     assert(c->flags & CONN_WRITING);
     c->flags &= ~CONN_WRITING;
+    c->write_progress_ms = server_now_ms(c->srv);
     buf_clear(&c->writing);
     if (status < 0) {
         conn_close(c);
@@ -443,6 +444,7 @@ void conn_flush(conn *c)
         return;
     }
     c->flags |= CONN_WRITING;
+    c->write_progress_ms = server_now_ms(c->srv);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -741,6 +743,15 @@ static void close_idle(conn *c, uint32_t idle_s)
     reject_with_error(c, 408, "TIMEOUT", message);
 }
 
+/* A client that stopped reading: its replies fill the socket and wait. */
+static void close_unread(conn *c, uint32_t idle_s)
+{
+    log_warn("client %llu: its replies went unread for more than %u s (%zu bytes "
+             "waiting), closing the connection", (unsigned long long)c->id, idle_s,
+             c->writing.len + c->out.len + c->sealed.len);
+    conn_close(c);
+}
+
 uint32_t conn_sweep_idle(server *srv)
 {
     uint32_t idle_s = srv->cfg->idle_timeout_s;
@@ -752,6 +763,11 @@ uint32_t conn_sweep_idle(server *srv)
          * would otherwise hold its place under --maxclients for ever. */
         if (c->state == CONN_SHUT && now - c->last_active_ms >= limit_ms) {
             conn_close(c);
+            closed++;
+            continue;
+        }
+        if ((c->flags & CONN_WRITING) && now - c->write_progress_ms >= limit_ms) {
+            close_unread(c, idle_s);
             closed++;
             continue;
         }

@@ -13,7 +13,10 @@
  *
  * Everything is bounded: CONN_PENDING_MAX slots, CONN_OUTPUT_MAX bytes of
  * unwritten output, and --max-request-bytes of one request; past the first
- * two the connection simply stops reading until it drains.
+ * two the connection simply stops reading until it drains. A client that
+ * never reads its replies would then hold its output for ever: once a write
+ * has made no progress for --idle-timeout, the connection is closed with a
+ * log line (as Redis's client-output-buffer-limit does).
  */
 #ifndef STOCK_SERVER_CONN_H
 #define STOCK_SERVER_CONN_H
@@ -133,6 +136,7 @@ typedef struct conn {
     uint64_t last_active_ms;
     char peer[AUTH_ADDRESS_MAX];  /* the client's address, for the log and limits */
     auth_role role;        /* what the client may do (RESP: after AUTH) */
+    uint64_t write_progress_ms; /* a write began or finished: see conn_sweep_idle */
     /* RESP session */
     int proto;             /* 2 or 3 (HELLO) */
     bool stockproto;       /* STOCKPROTO 1: replies tell a replay */

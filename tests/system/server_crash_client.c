@@ -37,6 +37,7 @@
 #define CLIENT_ORDER_LINES 2
 #define CLIENT_SETTLE_S 30          /* time to settle unknown ops at the end */
 #define CLIENT_RETRY_PAUSE_US 50000 /* between batches that found no server */
+#define CLIENT_OPEN_TRIES 200       /* opens that found no server (10 s) */
 #define CLIENT_ID_MAX 48
 
 /* One op and the id strings its stock_op points to (slot_bind). */
@@ -208,15 +209,24 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_term);
     FILE *log = fopen(argv[4], "w");
     stock_t *store = NULL;
-    char message[STOCK_MESSAGE_MAX];
-    if (log == NULL || stock_open(argv[1], NULL, &store, message) != STOCK_OK) {
+    char message[STOCK_MESSAGE_MAX] = "";
+    /* The connection the open makes may be lost too (a network fault):
+     * try again while the server is unreachable, as for a batch. */
+    stock_code opened = STOCK_UNAVAILABLE;
+    for (int tries = 0; log != NULL && opened == STOCK_UNAVAILABLE &&
+                        tries < CLIENT_OPEN_TRIES; tries++) {
+        opened = stock_open(argv[1], NULL, &store, message);
+        if (opened == STOCK_UNAVAILABLE)
+            usleep(CLIENT_RETRY_PAUSE_US);
+    }
+    if (log == NULL || opened != STOCK_OK) {
         fprintf(stderr, "server_crash_client: cannot start: %s\n", log ? message : argv[4]);
         return 1;
     }
     static slot slots[CLIENT_BATCH];
     acked_lines lines = {0};
     uint64_t next = 1;
-    size_t count = 0, unknown = 0, batches = 0;
+    size_t count = 0, unknown = 0, batches = 0, retried = 0;
     bool good = true;
     time_t settle_deadline = 0;
     for (;;) {
@@ -232,11 +242,13 @@ int main(int argc, char **argv)
         }
         good = run_batch(store, slots, count, &lines, log, &unknown) && good;
         batches++;
+        retried += unknown;
         if (unknown == count)
             usleep(CLIENT_RETRY_PAUSE_US);   /* the server is away */
     }
-    printf("server_crash_client %s: %zu batches, %" PRIu64 " ops started\n",
-           argv[2], batches, next - 1);
+    printf("server_crash_client %s: %zu batches, %" PRIu64 " ops started, "
+           "%zu outcomes left unknown (UNAVAILABLE) and retried\n",
+           argv[2], batches, next - 1, retried);
     stock_close(store);
     fclose(log);
     free(lines.ids);

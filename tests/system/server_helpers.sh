@@ -72,3 +72,26 @@ use_binaries() {
         return 1
     done
 }
+
+# stop_pids PID...: stops each process with SIGKILL (after SIGCONT, for one
+# a suite stopped) and reaps it; empty arguments are skipped. For a suite's
+# EXIT trap.
+stop_pids() {
+    local pid
+    for pid in "$@"; do
+        [ -n "$pid" ] || continue
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+# fail_with_log LOG MESSAGE...: prints "FAIL: MESSAGE" and the last 20 lines
+# of LOG (stockd's, say), and exits 1.
+fail_with_log() {
+    local log=$1
+    shift
+    echo "FAIL: $*"
+    tail -n 20 "$log" 2>/dev/null || true
+    exit 1
+}

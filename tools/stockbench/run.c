@@ -8,6 +8,7 @@
  * thread drains.
  */
 #include "run.h"
+#include "lib/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -124,13 +125,7 @@ static run_slot *queue_take(run_queue *queue, uint64_t wake_ns)
 
 static int queue_init(run_queue *queue)
 {
-    pthread_condattr_t attributes;
-    if (pthread_condattr_init(&attributes) != 0)
-        return -1;
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    int status = pthread_cond_init(&queue->cond, &attributes);
-    pthread_condattr_destroy(&attributes);
-    if (status != 0)
+    if (clock_cond_init_monotonic(&queue->cond) != 0)
         return -1;
     pthread_mutex_init(&queue->mutex, NULL);
     queue->head = NULL;

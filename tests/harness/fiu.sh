@@ -1,0 +1,35 @@
+# fiu.sh -- runs a program under libfiu's POSIX preload library, for the
+# fault suites (80-81). Sourced; needs BUILD.
+#
+# fiu_run PROGRAM ARGS...: as `fiu-run -x -f "" PROGRAM ARGS...` (no remote
+# control). A sanitizer build cannot start under fiu-run: its preload
+# library resolves calloc before ASan's runtime is up, and ASan's start-up
+# crashes. There the ASan runtime is preloaded first and libfiu's POSIX
+# library after it, so ASan keeps the allocator (the fault helpers fail
+# allocations through a failure point of their own, see the Makefile) and
+# libfiu still fails the I/O calls.
+#
+# fiu_run_controlled FIFO PROGRAM ARGS...: the same with remote control on
+# FIFO-<pid>, for fiu-ctrl -f FIFO.
+command -v fiu-run >/dev/null ||
+    { echo "FAIL: fiu-run is missing (scripts/install-deps.sh installs fiu-utils)"; exit 1; }
+FIU_POSIX_PRELOAD=/usr/lib/fiu/fiu_posix_preload.so
+FIU_RUN_PRELOAD=/usr/lib/fiu/fiu_run_preload.so
+
+fiu_run() {
+    fiu_run_controlled "" "$@"
+}
+
+fiu_run_controlled() {
+    local fifo=$1
+    shift
+    case "$BUILD" in
+    *san*)
+        ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0 \
+            FIU_CTRL_FIFO=$fifo \
+            LD_PRELOAD="$(gcc -print-file-name=libasan.so) $FIU_RUN_PRELOAD $FIU_POSIX_PRELOAD" \
+            "$@"
+        ;;
+    *) fiu-run -x -f "$fifo" "$@" ;;
+    esac
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# 83-network.sh -- network faults between libstock's remote backend and
+# stockd, through a fault-injecting TCP proxy of the harness
+# (tests/harness/fault_proxy.py: every connection is closed, delayed then
+# closed, black-holed, reset mid-reply or half-closed after 0..16 KiB of
+# replies). Two server_crash_client processes deduct, order and refund
+# through the proxy with a 300 ms reply timeout (stockd://...?timeout_ms=300)
+# for NETWORK_SECONDS (default 8), retrying every op whose outcome was left
+# unknown (UNAVAILABLE) with the same id. Then, straight to stockd,
+# server_crash_check verifies that every acknowledged op is there exactly
+# once with its acknowledged result and that I1-I5 hold: nothing applied
+# twice, nothing acknowledged lost. Every kind of fault must have struck,
+# and the clients must have hit UNAVAILABLE and settled it.
+set -eu
+BUILD=${BUILD:-build}
+. "$(dirname "$0")/../system/server_helpers.sh"
+seconds=${NETWORK_SECONDS:-8}
+skus=4
+level=1000000000
+dir=$(mktemp -d)
+pids=()
+stockd_pid=""
+proxy_pid=""
+cleanup() {
+    stop_pids "${pids[@]}" "$proxy_pid" "$stockd_pid"
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { fail_with_log "$dir/stockd.log" "$@"; }
+use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
+BIN=$dir/bin
+port=$(pick_port 17620 17629)
+start_stockd "$port" "$dir/data" "$dir/stockd.log" || fail "stockd did not start"
+stockd_pid=$STOCKD_PID
+direct="stockd://127.0.0.1:$port"
+for i in $(seq 0 $((skus - 1))); do
+    "$BIN/stockctl" --store "$direct" set "S$i" "$level" >/dev/null
+done
+
+proxy_port=$(pick_port 17630 17639)
+seed=${NETWORK_SEED:-$RANDOM}
+echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
+/usr/bin/python3 "$ROOT/tests/harness/fault_proxy.py" "$proxy_port" "$port" "$dir/proxy.stats" "$seed" \
+    >"$dir/proxy.out" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 100); do
+    grep -q listening "$dir/proxy.out" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q listening "$dir/proxy.out" || fail "the proxy did not start: $(cat "$dir/proxy.out")"
+
+via_proxy="stockd://127.0.0.1:$proxy_port?timeout_ms=300"
+for c in 1 2; do
+    "$BIN/server_crash_client" "$via_proxy" "n$c" "$skus" "$dir/client-$c.log" \
+        >"$dir/client-$c.out" 2>"$dir/client-$c.err" &
+    pids+=($!)
+done
+sleep "$seconds"
+for pid in "${pids[@]}"; do kill -TERM "$pid"; done
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
+done
+pids=()
+cat "$dir"/client-*.out
+retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
+    awk '{ sum += $1 } END { print sum + 0 }')
+[ "$retried" -gt 0 ] || fail "no op was ever left unknown: the faults did not reach the clients"
+kill -TERM "$proxy_pid"
+wait "$proxy_pid" || true
+proxy_pid=""
+echo "faults injected:"; sed 's/^/  /' "$dir/proxy.stats"
+while read -r name count; do
+    [ "$count" -gt 0 ] || fail "the proxy never injected '$name'"
+done <"$dir/proxy.stats"
+acked=$(cat "$dir"/client-*.log | grep -c '^ack' || true)
+tried=$(cat "$dir"/client-*.log | grep -c '^try' || true)
+echo "$tried ops tried, $acked acknowledged through the proxy"
+[ "$acked" -gt 100 ] || fail "too little got through the proxy ($acked acknowledged)"
+
+echo "== every acknowledged op there once, I1-I5, checked straight at stockd"
+"$BIN/server_crash_check" "$direct" "$skus" "$level" "$dir"/client-*.log ||
+    fail "the check found violations"
