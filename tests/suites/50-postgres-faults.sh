@@ -30,12 +30,12 @@ for delay in 0.3 1 2; do
     echo "== SIGKILL a writer after ${delay}s of committed batches"
     "$BUILD/tests/pg_crash" write "$PG_URI?stock_merge=1" >"$PG_DIR/writer.out" 2>&1 &
     writer=$!
-    for ((i = 0; i < 300; i++)); do
+    for ((i = 0; i < 900; i++)); do   # 90 s: a loaded machine can take long over the first commit
         grep -q ready "$PG_DIR/writer.out" 2>/dev/null && break
         kill -0 "$writer" 2>/dev/null || { cat "$PG_DIR/writer.out"; exit 1; }
         sleep 0.1
     done
-    grep -q ready "$PG_DIR/writer.out" || { echo "the writer never committed"; exit 1; }
+    grep -q ready "$PG_DIR/writer.out" || { echo "the writer never committed within 90 s"; tail -n 20 "$PG_DIR/writer.out"; exit 1; }
     sleep "$delay"
     kill -KILL "$writer"
     wait "$writer" 2>/dev/null || true
