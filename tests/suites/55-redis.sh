@@ -15,7 +15,8 @@
 #   - kill -9 of redis-server under a writer, restart from the append-only
 #     file: nothing acknowledged is lost;
 #   - a server at maxmemory: clear errors, nothing half-done;
-#   - stockd --store redis://... over RESP (redis-cli).
+#   - stockd --store redis://... over RESP (redis-cli), its INFO counting
+#     the store's batches and operations.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -167,6 +168,11 @@ cli DEDUCT "$sku-l2" "$sku" 2 | grep -q "^INSUFFICIENT sku=$sku available=1"
 [ "$(cli LINEINFO "$sku-l4" | sed -n '2p;4p' | tr '\n' ' ')" = "$sku-b $sku-o1 " ]
 [ "$(cli STOCK "$sku")" = 0 ]
 [ "$(redis_cli HGET "served:{sku:$sku}" av)" = 0 ]
+# The library counts the redis store's batches (lib/batches.h): INFO shows
+# the 8 operations above, each its own batch (one client at a time).
+info=$(cli INFO | tr -d '\r')
+grep -qx "store_operations:8" <<<"$info" || { echo "INFO store_operations: $info"; exit 1; }
+grep -qx "store_batches:8" <<<"$info" || { echo "INFO store_batches: $info"; exit 1; }
 kill -TERM "$stockd_pid"
 wait "$stockd_pid"
 stockd_pid=""
