@@ -71,6 +71,12 @@ static stock_code check_version(redisContext *conn, bool *single, char *message,
                     "(redis://:PASSWORD@host:port or password=)", reply->str);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         code = fail(message, size, STOCK_IO, "INFO server failed", reply->str);
+    } else if (strstr(reply->str, "redis_mode:cluster") != NULL) {
+        /* Its keys are spread over nodes: a call for a slot it does not own
+         * would answer MOVED, so refuse before anything is written. */
+        code = fail(message, size, STOCK_UNSUPPORTED, "the server is a Redis Cluster node "
+                    "(redis_mode:cluster); this backend serves one Redis server only, the "
+                    "cluster client is not built yet", "");
     } else if (version == NULL) {
         code = fail(message, size, STOCK_UNSUPPORTED, "the server does not say its "
                     "redis_version; Redis 7 or newer is needed", "");

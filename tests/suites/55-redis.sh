@@ -4,8 +4,9 @@
 #   - the conformance suite, --quick then the full sellout, plain and with a
 #     key prefix and fused=0 (the cluster's two calls per deduction), then
 #     from two stores (two processes) at once;
-#   - the URI options, a server that is not Redis 7, a layout of another
-#     version, a wrong password;
+#   - the URI options, a server that is not Redis 7, a Redis Cluster node
+#     (refused, nothing written), a layout of another version, a wrong
+#     password;
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
 #     and swept at the next open);
@@ -91,6 +92,19 @@ kill "$fake" 2>/dev/null || true
 wait "$fake" 2>/dev/null || true
 echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions), the server has: redis_version:6.2.14" ||
     { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+echo "refused: ${out#*: }"
+
+echo "== a Redis Cluster node (the cluster client is not built yet)"
+# In a subshell, so that the harness's variables of the main server stay.
+out=$(
+    redis_start --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null
+    "$BUILD/tests/conformance" --quick "$REDIS_URI" 2>&1 || true
+    [ -z "$(redis_cli --scan)" ] || echo "the cluster node got keys: $(redis_cli --scan)"
+    redis_stop
+)
+echo "$out" | grep -q "UNSUPPORTED: redis: the server is a Redis Cluster node" ||
+    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+! echo "$out" | grep -q "the cluster node got keys" || { echo "$out"; exit 1; }
 echo "refused: ${out#*: }"
 
 echo "== a layout of another version"
