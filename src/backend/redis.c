@@ -479,15 +479,15 @@ static void run_batches(stock_t *base, stock_batch *batches)
         for (size_t i = 0; i < batch->count; i++)
             if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
                 ops[count++] = &batch->ops[i];
-    assert(count <= STOCK_BATCH_MAX);
+    assert(count >= 1 && count <= STOCK_BATCH_MAX);   /* every batch has a valid op */
     bool single = false;
-    if (count > 0 && store->conn == NULL &&
+    if (store->conn == NULL &&
         rd_connect(&store->options, &store->conn, &single, store->error,
                    sizeof store->error) == STOCK_OK)
         store->fused = store->options.fused && single;
-    if (count > 0 && store->conn == NULL) {
+    if (store->conn == NULL) {
         batches_fail(batches, STOCK_UNAVAILABLE, store->error);
-    } else if (count > 0) {
+    } else {
         run_all(store, ops, count);
         if (store->options.wait_replicas > 0 && store->conn != NULL)
             wait_replicas(store, ops, count);

@@ -153,7 +153,8 @@ for delay in 0.3 1 2; do
         sleep 0.1
     done
     sleep "$delay"
-    kill -KILL "$writer"
+    kill -KILL "$writer" 2>/dev/null ||
+        { echo "the writer ended before it was killed:"; cat "$REDIS_DIR/crash.out"; exit 1; }
     wait "$writer" 2>/dev/null || true
     writer=""
     echo "orders left in flight: $(redis_cli ZCARD "crash$delay:{stock:pending}")"
