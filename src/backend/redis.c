@@ -20,8 +20,6 @@
  */
 #include <assert.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +27,9 @@
 
 #include "backend/backend.h"
 #include "backend/redis.h"
+#include "lib/batches.h"
+#include "lib/clock.h"
 #include "lib/result.h"
-
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-/* Completes a chain of batches in order, counting them. */
-static void complete_batches(stock_batch *batch, _Atomic uint64_t *batches,
-                             _Atomic uint64_t *operations)
-{
-    while (batch != NULL) {
-        stock_batch *next = batch->next;   /* done may free the batch */
-        atomic_fetch_add_explicit(batches, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(operations, batch->count, memory_order_relaxed);
-        batch->done(batch);
-        batch = next;
-    }
-}
 
 /* --------------------------------------------------------------- the ids */
 
@@ -247,7 +233,7 @@ static void effect_done(rd_job *job, const redisReply *reply)
     } else if (rd_is(reply, 0, "CONFLICT") && has_id) {
         result_conflict(op, conflict_word(kind), id);
     } else if (rd_is(reply, 0, "OVERFLOW")) {
-        rd_fail_overflow(op, job->owner);
+        result_overflow(op, job->owner);
     } else {
         result_fail(op, STOCK_IO, "redis: unexpected reply '%.40s' (a function library of "
                     "another version?)", rd_element(reply, 0));
@@ -361,7 +347,7 @@ static int round_send(rd_store *store, int count, int64_t time_us)
 static void run_ops(rd_store *store, stock_op **ops, int count)
 {
     assert(count >= 1 && count <= RD_RUN_MAX);
-    int64_t time_us = rd_now_us(CLOCK_REALTIME);
+    int64_t time_us = clock_now_us(CLOCK_REALTIME);
     for (int i = 0; i < count; i++)
         job_start(&store->jobs[i], ops[i], store->fused);
     for (;;) {
@@ -482,87 +468,44 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     }
 }
 
-/* Takes the queued batches off the queue (mutex held), up to
- * STOCK_BATCH_MAX ops in all, waiting at most until the next sweep is due;
- * NULL when there is none (closing, or time to sweep). */
-static stock_batch *take_batches(rd_store *store, int64_t sweep_us)
+/* The worker's run: the chain's valid ops together, reconnecting first
+ * after a loss, then every batch of it completed. */
+static void run_batches(stock_t *base, stock_batch *batches)
 {
-    struct timespec until = {sweep_us / 1000000, (sweep_us % 1000000) * 1000};
-    while (store->head == NULL && !store->closing &&
-           pthread_cond_timedwait(&store->wake, &store->mutex, &until) == 0)
-        continue;
-    stock_batch *first = store->head;
-    stock_batch *last = NULL;
-    size_t ops = 0;
-    while (store->head != NULL && ops + store->head->count <= STOCK_BATCH_MAX) {
-        last = store->head;
-        ops += last->count;
-        store->head = last->next;
-    }
-    if (last == NULL)
-        return NULL;
-    last->next = NULL;
-    if (store->head == NULL)
-        store->tail = NULL;
-    return first;
-}
-
-/* Runs the ops of a chain of batches together (ops has room for
- * STOCK_BATCH_MAX), reconnecting first after a loss. */
-static void run_batches(rd_store *store, stock_batch *batches, stock_op **ops)
-{
+    rd_store *store = (rd_store *)base;
+    stock_op **ops = store->ops;
     size_t count = 0;
     for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
         for (size_t i = 0; i < batch->count; i++)
             if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
                 ops[count++] = &batch->ops[i];
-    assert(count <= STOCK_BATCH_MAX);
-    if (count == 0)
-        return;
+    assert(count >= 1 && count <= STOCK_BATCH_MAX);   /* every batch has a valid op */
     bool single = false;
     if (store->conn == NULL &&
         rd_connect(&store->options, &store->conn, &single, store->error,
                    sizeof store->error) == STOCK_OK)
         store->fused = store->options.fused && single;
     if (store->conn == NULL) {
-        for (size_t i = 0; i < count; i++)
-            result_fail(ops[i], STOCK_UNAVAILABLE, "%s", store->error);
-        return;
+        batches_fail(batches, STOCK_UNAVAILABLE, store->error);
+    } else {
+        run_all(store, ops, count);
+        if (store->options.wait_replicas > 0 && store->conn != NULL)
+            wait_replicas(store, ops, count);
     }
-    run_all(store, ops, count);
-    if (store->options.wait_replicas > 0 && store->conn != NULL)
-        wait_replicas(store, ops, count);
+    batches_complete(base, batches);
 }
 
-static void *worker_main(void *arg)
+/* The worker's tick: gives back the orders of crashed clients (whose lease
+ * has passed) once per lease. */
+static int64_t sweep_tick(stock_t *base)
 {
-    rd_store *store = arg;
-    stock_op **ops = malloc(STOCK_BATCH_MAX * sizeof *ops);
-    int64_t lease_us = (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
-    int64_t sweep_us = 0;   /* the first sweep runs at once */
-    for (;;) {
-        if (rd_now_us(CLOCK_MONOTONIC) >= sweep_us) {
-            if (store->conn != NULL)
-                rd_sweep(store);
-            sweep_us = rd_now_us(CLOCK_MONOTONIC) + lease_us;
-        }
-        pthread_mutex_lock(&store->mutex);
-        stock_batch *batches = take_batches(store, sweep_us);
-        bool closing = store->closing;
-        pthread_mutex_unlock(&store->mutex);
-        if (batches == NULL && closing)
-            break;
-        if (ops != NULL)
-            run_batches(store, batches, ops);
-        for (stock_batch *batch = batches; ops == NULL && batch != NULL; batch = batch->next)
-            for (size_t i = 0; i < batch->count; i++)
-                if (batch->ops[i].code == STOCK_OK)
-                    result_fail(&batch->ops[i], STOCK_NOMEM, "redis: out of memory");
-        complete_batches(batches, &store->batches, &store->operations);
-    }
-    free(ops);
-    return NULL;
+    rd_store *store = (rd_store *)base;
+    if (store->conn != NULL)
+        rd_sweep(store);
+    return (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
 }
+
+static const worker_tasks rd_tasks = {.run = run_batches, .tick = sweep_tick};
 
 /* -------------------------------------------------------------- backend */
 
@@ -574,54 +517,21 @@ static bool rd_accepts(const char *uri)
 static void rd_submit(stock_t *base, stock_batch *batch)
 {
     rd_store *store = (rd_store *)base;
-    assert(batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);
-    batch->next = NULL;
-    pthread_mutex_lock(&store->mutex);
-    bool closing = store->closing;
-    if (!closing) {
-        if (store->tail != NULL)
-            store->tail->next = batch;
-        else
-            store->head = batch;
-        store->tail = batch;
-        pthread_cond_signal(&store->wake);
-    }
-    pthread_mutex_unlock(&store->mutex);
-    if (closing) {
-        for (size_t i = 0; i < batch->count; i++)
-            if (batch->ops[i].code == STOCK_OK)
-                result_fail(&batch->ops[i], STOCK_UNAVAILABLE, "the store is closing");
-        batch->done(batch);
-    }
+    worker_submit(&store->worker, batch);
 }
 
 static void store_free(rd_store *store)
 {
     if (store->conn != NULL)
         redisFree(store->conn);
-    pthread_cond_destroy(&store->wake);
-    pthread_mutex_destroy(&store->mutex);
     free(store);
 }
 
 static stock_code rd_close(stock_t *base)
 {
     rd_store *store = (rd_store *)base;
-    pthread_mutex_lock(&store->mutex);
-    store->closing = true;
-    pthread_cond_signal(&store->wake);
-    pthread_mutex_unlock(&store->mutex);
-    pthread_join(store->worker, NULL);
-    assert(store->head == NULL);
+    worker_close(&store->worker);
     store_free(store);
-    return STOCK_OK;
-}
-
-static stock_code rd_get_stats(stock_t *base, stock_stats *stats)
-{
-    rd_store *store = (rd_store *)base;
-    stats->batches = atomic_load_explicit(&store->batches, memory_order_relaxed);
-    stats->operations = atomic_load_explicit(&store->operations, memory_order_relaxed);
     return STOCK_OK;
 }
 
@@ -633,19 +543,13 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
     if (store == NULL)
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
-    pthread_mutex_init(&store->mutex, NULL);
-    pthread_condattr_t clock;
-    pthread_condattr_init(&clock);
-    pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);   /* take_batches' deadline */
-    pthread_cond_init(&store->wake, &clock);
-    pthread_condattr_destroy(&clock);
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
     bool single = false;
     if (code == STOCK_OK)
         code = rd_connect(&store->options, &store->conn, &single, message, size);
     store->fused = store->options.fused && single;
-    if (code == STOCK_OK && pthread_create(&store->worker, NULL, worker_main, store) != 0)
-        code = STOCK_NOMEM;
+    if (code == STOCK_OK)
+        code = worker_start(&store->worker, &store->base, &rd_tasks, STOCK_BATCH_MAX);
     if (code != STOCK_OK) {
         store_free(store);
         return code;
@@ -660,5 +564,4 @@ const stock_backend_ops redis_backend = {
     .open = rd_open,
     .submit = rd_submit,
     .close = rd_close,
-    .get_stats = rd_get_stats,
 };

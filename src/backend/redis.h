@@ -10,11 +10,8 @@
 #define STOCK_REDIS_H
 
 #include <hiredis/hiredis.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <time.h>
-
 #include "backend/backend.h"
+#include "lib/worker.h"
 #include "stock.h"
 
 #define RD_URI_MAX 4096             /* bytes in a store URI */
@@ -118,28 +115,17 @@ typedef struct rd_store {
     redisContext *conn;       /* worker-owned; NULL after a loss */
     bool fused;               /* deductions claim and deduct in one call */
     char error[STOCK_MESSAGE_MAX];
-
-    pthread_t worker;
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    stock_batch *head, *tail; /* queued batches, guarded by mutex */
-    bool closing;
+    worker worker;            /* runs every batch and the sweep (lib/worker.h) */
+    stock_op *ops[STOCK_BATCH_MAX];  /* the valid ops of the chain being run */
 
     rd_cmd cmd;
     rd_job jobs[RD_RUN_MAX];
     uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
-
-    _Atomic uint64_t batches, operations;
 } rd_store;
 
 /* ------------------------------------------------- calls (redis_conn.c) */
-
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-int64_t rd_now_us(clockid_t clock);
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-bool rd_ids_equal(stock_id a, stock_id b);
 
 /* Building one call in store->cmd: rd_cmd_start (a plain command) or
  * rd_cmd_fcall (a function of the library, whose keys rd_cmd_key pushes
@@ -166,10 +152,8 @@ int64_t rd_element_i64(const redisReply *reply, size_t i);
 bool rd_is(const redisReply *reply, size_t i, const char *word);
 const char *rd_text_of(const redisReply *reply);
 
-/* Fails op with the server's error reply (OOM named as such), or with the
- * overflow wording the other backends use. */
+/* Fails op with the server's error reply (OOM named as such). */
 void rd_fail_server(stock_op *op, const redisReply *reply);
-void rd_fail_overflow(stock_op *op, stock_id sku);
 
 /* The suffix of the SKU hash that holds records of kind ("line", "refund",
  * "adjust", "order"). */

@@ -12,21 +12,9 @@
 #include <string.h>
 
 #include "backend/redis.h"
+#include "lib/id.h"
+#include "lib/message.h"
 #include "lib/result.h"
-
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-int64_t rd_now_us(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-bool rd_ids_equal(stock_id a, stock_id b)
-{
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
 
 const char rd_functions_source[] = {
 #include "backend/redis_functions.inc"
@@ -36,9 +24,8 @@ const char rd_functions_source[] = {
 static stock_code fail(char *message, size_t size, stock_code code, const char *what,
                        const char *detail)
 {
-    if (message != NULL && size > 0)
-        snprintf(message, size, "redis: %s%s%.*s", what, detail[0] != '\0' ? ": " : "",
-                 (int)strcspn(detail, "\r\n"), detail);
+    message_set(message, size, "redis: %s%s%.*s", what, detail[0] != '\0' ? ": " : "",
+                (int)strcspn(detail, "\r\n"), detail);
     return code;
 }
 
@@ -84,6 +71,12 @@ static stock_code check_version(redisContext *conn, bool *single, char *message,
                     "(redis://:PASSWORD@host:port or password=)", reply->str);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         code = fail(message, size, STOCK_IO, "INFO server failed", reply->str);
+    } else if (strstr(reply->str, "redis_mode:cluster") != NULL) {
+        /* Its keys are spread over nodes: a call for a slot it does not own
+         * would answer MOVED, so refuse before anything is written. */
+        code = fail(message, size, STOCK_UNSUPPORTED, "the server is a Redis Cluster node "
+                    "(redis_mode:cluster); this backend serves one Redis server only, the "
+                    "cluster client is not built yet", "");
     } else if (version == NULL) {
         code = fail(message, size, STOCK_UNSUPPORTED, "the server does not say its "
                     "redis_version; Redis 7 or newer is needed", "");
@@ -337,14 +330,6 @@ void rd_fail_server(stock_op *op, const redisReply *reply)
         result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
 }
 
-/* shared: replaced by src/lib when issue 9's plumbing lands */
-/* The wording of core_fail_overflow (src/core/core.c), which result.c lacks. */
-void rd_fail_overflow(stock_op *op, stock_id sku)
-{
-    result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass 9223372036854775807",
-                (int)sku.len, sku.ptr);
-}
-
 /* ---------------------------------------------------------- directory */
 
 /* The suffix of the SKU hash that holds records of kind. */
@@ -393,7 +378,7 @@ bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX
         snprintf(gen, RD_GEN_MAX, "1");
         return true;
     }
-    if (!rd_ids_equal(stock_id_from_cstr(other), owner))
+    if (!id_equal(stock_id_from_cstr(other), owner))
         return false;
     snprintf(gen, RD_GEN_MAX, "%s", other_gen);
     return true;

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "backend/redis.h"
+#include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/result.h"
 
 #define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
@@ -194,7 +196,7 @@ static void push_sku_keys(rd_store *store, const stock_order_line *lines, uint32
             continue;
         info[i].key = 0;
         for (uint32_t j = 0; j < i && info[i].key == 0; j++)
-            if (info[j].slot == slot && rd_ids_equal(lines[j].sku, lines[i].sku))
+            if (info[j].slot == slot && id_equal(lines[j].sku, lines[i].sku))
                 info[i].key = info[j].key;
         if (info[i].key == 0) {
             info[i].key = store->cmd.keys + 1;
@@ -225,7 +227,7 @@ static void order_failure(stock_op *op, const redisReply *reply, uint32_t line)
     else if (rd_is(reply, 0, "INSUFFICIENT"))
         result_insufficient(op, l->sku, rd_element_i64(reply, 2));
     else if (rd_is(reply, 0, "OVERFLOW"))
-        rd_fail_overflow(op, l->sku);
+        result_overflow(op, l->sku);
     else
         result_fail(op, STOCK_IO, "redis: unexpected reply '%.40s'", rd_element(reply, 0));
 }
@@ -277,7 +279,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_id(cmd, op->id);
     rd_cmd_argf(cmd, "%s", gen);
     rd_cmd_argf(cmd, "%s", spec);
-    rd_cmd_argf(cmd, "%" PRId64, rd_now_us(CLOCK_REALTIME));
+    rd_cmd_argf(cmd, "%" PRId64, clock_now_us(CLOCK_REALTIME));
     rd_cmd_argf(cmd, "%u", op->line_count);
     for (uint32_t i = 0; i < op->line_count; i++)
         push_line_args(cmd, &op->lines[i], &info[i]);
@@ -426,7 +428,7 @@ static rd_begin order_begin(rd_store *store, stock_op *op, const char *spec, cha
         rd_cmd_key(&store->cmd, store->options.prefix, "order", op->id, "");
         rd_cmd_key(&store->cmd, store->options.prefix, "order", op->id, ":x");
         rd_cmd_argf(&store->cmd, "%s", spec);
-        rd_cmd_argf(&store->cmd, "%" PRId64, rd_now_us(CLOCK_REALTIME) / 1000);
+        rd_cmd_argf(&store->cmd, "%" PRId64, clock_now_us(CLOCK_REALTIME) / 1000);
         rd_cmd_argf(&store->cmd, "%" PRId64, lease_ms);
         redisReply *reply = rd_call(store);
         if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -521,7 +523,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
 {
     uint32_t firsts[STOCK_ORDER_LINES_MAX];
     uint32_t slots = 0;
-    int64_t time_us = rd_now_us(CLOCK_REALTIME);
+    int64_t time_us = clock_now_us(CLOCK_REALTIME);
     for (uint32_t i = 0; i < op->line_count; i++) {
         bool first = true;
         for (uint32_t j = 0; j < i && first; j++)
@@ -623,7 +625,7 @@ static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
                              const char *spec)
 {
     char deadline[RD_GEN_MAX], attempt[RD_GEN_MAX];
-    snprintf(deadline, sizeof deadline, "%" PRId64, rd_now_us(CLOCK_REALTIME) / 1000 +
+    snprintf(deadline, sizeof deadline, "%" PRId64, clock_now_us(CLOCK_REALTIME) / 1000 +
              (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR);
     if (!pending_edit(store, "ZADD", op->id, deadline)) {
         result_fail(op, STOCK_UNAVAILABLE, "%s", store->error);
@@ -678,7 +680,7 @@ void rd_order_run(rd_store *store, stock_op *op)
 void rd_sweep(rd_store *store)
 {
     rd_cmd *cmd = &store->cmd;
-    int64_t now_ms = rd_now_us(CLOCK_REALTIME) / 1000;
+    int64_t now_ms = clock_now_us(CLOCK_REALTIME) / 1000;
     rd_cmd_start(cmd);
     rd_cmd_argf(cmd, "ZRANGEBYSCORE");
     rd_cmd_argf(cmd, "%s{stock:pending}", store->options.prefix);

@@ -113,9 +113,7 @@ bool core_fail_nomem(stock_op *op)
 
 bool core_fail_overflow(stock_op *op, stock_id sku)
 {
-    result_fail(op, STOCK_INVALID,
-                "sku=%.*s a stock total would pass 9223372036854775807",
-                (int)sku.len, sku.ptr);
+    result_overflow(op, sku);
     return false;
 }
 

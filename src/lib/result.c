@@ -96,6 +96,12 @@ void result_exceeds(stock_op *op, stock_id line, int64_t refundable)
                 (int)line.len, line.ptr, refundable);
 }
 
+void result_overflow(stock_op *op, stock_id sku)
+{
+    result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass %" PRId64,
+                (int)sku.len, sku.ptr, INT64_MAX);
+}
+
 void result_conflict(stock_op *op, const char *what, stock_id id)
 {
     result_fail(op, STOCK_CONFLICT, "%s=%.*s was used with other parameters",

@@ -21,6 +21,8 @@ void result_sku_not_found(stock_op *op, stock_id sku);
 void result_line_not_found(stock_op *op, stock_id line);
 void result_mismatch(stock_op *op, stock_id sku, int64_t current);
 void result_exceeds(stock_op *op, stock_id line, int64_t refundable);
+/* A stock total (available or adjusted) of sku would pass INT64_MAX. */
+void result_overflow(stock_op *op, stock_id sku);
 /* what: "line", "order", "refund" or "adjustment". */
 void result_conflict(stock_op *op, const char *what, stock_id id);
 

@@ -1,7 +1,39 @@
 /* worker.c -- a backend's batch thread (see worker.h). */
 #include <assert.h>
+#include <errno.h>
+#include <time.h>
 
+#include "lib/clock.h"
 #include "lib/worker.h"
+
+/* Runs the tick if it is due (mutex held; released around the tick);
+ * returns when the next one is due (INT64_MAX without a tick). */
+static int64_t tick_if_due(worker *w, int64_t tick_at_us)
+{
+    if (w->tasks->tick == NULL)
+        return INT64_MAX;
+    if (clock_now_us(CLOCK_MONOTONIC) < tick_at_us)
+        return tick_at_us;
+    pthread_mutex_unlock(&w->mutex);
+    int64_t delay_us = w->tasks->tick(w->store);
+    assert(delay_us > 0);
+    int64_t next_us = clock_now_us(CLOCK_MONOTONIC) + delay_us;
+    pthread_mutex_lock(&w->mutex);
+    return next_us;
+}
+
+/* Waits (mutex held) until a batch is queued, the worker closes, or the
+ * tick is due at tick_at_us. */
+static void wait_for_work(worker *w, int64_t tick_at_us)
+{
+    struct timespec until = {tick_at_us / 1000000, (tick_at_us % 1000000) * 1000};
+    while (w->queue.head == NULL && !w->closing) {
+        if (tick_at_us == INT64_MAX)
+            pthread_cond_wait(&w->wake, &w->mutex);
+        else if (pthread_cond_timedwait(&w->wake, &w->mutex, &until) == ETIMEDOUT)
+            return;
+    }
+}
 
 static void *worker_main(void *argument)
 {
@@ -11,12 +43,15 @@ static void *worker_main(void *argument)
     w->start_code = code;
     w->started = true;
     pthread_cond_broadcast(&w->wake);
+    int64_t tick_at_us = 0;   /* the first tick is due at once */
     while (code == STOCK_OK) {
-        while (w->queue.head == NULL && !w->closing)
-            pthread_cond_wait(&w->wake, &w->mutex);
+        tick_at_us = tick_if_due(w, tick_at_us);
+        wait_for_work(w, tick_at_us);
         stock_batch *chain = batches_dequeue(&w->queue, w->ops_max, NULL);
-        if (chain == NULL)
+        if (chain == NULL && w->closing)
             break;   /* closing, and the queue is drained */
+        if (chain == NULL)
+            continue;   /* the tick is due */
         pthread_mutex_unlock(&w->mutex);
         w->tasks->run(w->store, chain);
         pthread_mutex_lock(&w->mutex);
@@ -40,7 +75,11 @@ stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
     assert(ops_max >= STOCK_BATCH_MAX);
     *w = (worker){.store = store, .tasks = tasks, .ops_max = ops_max};
     pthread_mutex_init(&w->mutex, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    pthread_condattr_t clock;
+    pthread_condattr_init(&clock);
+    pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &clock);
+    pthread_condattr_destroy(&clock);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         destroy(w);
         return STOCK_NOMEM;
@@ -56,7 +95,6 @@ stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
     }
     return code;
 }
-
 void worker_submit(worker *w, stock_batch *batch)
 {
     assert(batch != NULL && batch->count >= 1 && batch->count <= STOCK_BATCH_MAX);

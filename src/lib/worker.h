@@ -6,8 +6,8 @@
  * ops), in submission order, and hands it to the backend's run. Closing
  * lets the thread drain the queue first.
  *
- * The backend keeps a worker inside its store and gives it three tasks;
- * each runs on the worker's thread, so what they touch needs no lock.
+ * The backend keeps a worker inside its store and gives it its tasks; each
+ * runs on the worker's thread, so what they touch needs no lock.
  */
 #ifndef STOCK_WORKER_H
 #define STOCK_WORKER_H
@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/batches.h"
 
@@ -27,6 +28,11 @@ typedef struct worker_tasks {
     void (*run)(stock_t *store, stock_batch *chain);
     /* Once the queue is drained at close (may be NULL). */
     void (*stop)(stock_t *store);
+    /* Upkeep that is due with or without traffic (may be NULL), such as the
+     * redis backend's sweep of abandoned orders: runs once after start,
+     * then again, between runs or while idle, once the microseconds it
+     * returned (> 0) have passed on CLOCK_MONOTONIC. */
+    int64_t (*tick)(stock_t *store);
 } worker_tasks;
 
 typedef struct worker {
@@ -35,7 +41,8 @@ typedef struct worker {
     size_t ops_max;              /* ops handed to one run, >= STOCK_BATCH_MAX */
     pthread_t thread;
     pthread_mutex_t mutex;       /* guards the fields below */
-    pthread_cond_t wake;         /* the thread waits for work, the opener for start */
+    pthread_cond_t wake;         /* the thread waits for work, the opener for start;
+                                  * on CLOCK_MONOTONIC, the tick's clock */
     batch_queue queue;
     bool started;
     stock_code start_code;

@@ -4,8 +4,9 @@
 #   - the conformance suite, --quick then the full sellout, plain and with a
 #     key prefix and fused=0 (the cluster's two calls per deduction), then
 #     from two stores (two processes) at once;
-#   - the URI options, a server that is not Redis 7, a layout of another
-#     version, a wrong password;
+#   - the URI options, a server that is not Redis 7, a Redis Cluster node
+#     (refused, nothing written), a layout of another version, a wrong
+#     password;
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
 #     and swept at the next open);
@@ -15,7 +16,8 @@
 #   - kill -9 of redis-server under a writer, restart from the append-only
 #     file: nothing acknowledged is lost;
 #   - a server at maxmemory: clear errors, nothing half-done;
-#   - stockd --store redis://... over RESP (redis-cli).
+#   - stockd --store redis://... over RESP (redis-cli), its INFO counting
+#     the store's batches and operations.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -92,6 +94,19 @@ echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions
     { echo "expected UNSUPPORTED, got: $out"; exit 1; }
 echo "refused: ${out#*: }"
 
+echo "== a Redis Cluster node (the cluster client is not built yet)"
+# In a subshell, so that the harness's variables of the main server stay.
+out=$(
+    redis_start --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null
+    "$BUILD/tests/conformance" --quick "$REDIS_URI" 2>&1 || true
+    [ -z "$(redis_cli --scan)" ] || echo "the cluster node got keys: $(redis_cli --scan)"
+    redis_stop
+)
+echo "$out" | grep -q "UNSUPPORTED: redis: the server is a Redis Cluster node" ||
+    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+! echo "$out" | grep -q "the cluster node got keys" || { echo "$out"; exit 1; }
+echo "refused: ${out#*: }"
+
 echo "== a layout of another version"
 redis_cli SET other:stock:layout 99 >/dev/null
 out=$("$BUILD/tests/conformance" "$REDIS_URI?prefix=other:" 2>&1 || true)
@@ -138,7 +153,8 @@ for delay in 0.3 1 2; do
         sleep 0.1
     done
     sleep "$delay"
-    kill -KILL "$writer"
+    kill -KILL "$writer" 2>/dev/null ||
+        { echo "the writer ended before it was killed:"; cat "$REDIS_DIR/crash.out"; exit 1; }
     wait "$writer" 2>/dev/null || true
     writer=""
     echo "orders left in flight: $(redis_cli ZCARD "crash$delay:{stock:pending}")"
@@ -167,6 +183,11 @@ cli DEDUCT "$sku-l2" "$sku" 2 | grep -q "^INSUFFICIENT sku=$sku available=1"
 [ "$(cli LINEINFO "$sku-l4" | sed -n '2p;4p' | tr '\n' ' ')" = "$sku-b $sku-o1 " ]
 [ "$(cli STOCK "$sku")" = 0 ]
 [ "$(redis_cli HGET "served:{sku:$sku}" av)" = 0 ]
+# The library counts the redis store's batches (lib/batches.h): INFO shows
+# the 8 operations above, each its own batch (one client at a time).
+info=$(cli INFO | tr -d '\r')
+grep -qx "store_operations:8" <<<"$info" || { echo "INFO store_operations: $info"; exit 1; }
+grep -qx "store_batches:8" <<<"$info" || { echo "INFO store_batches: $info"; exit 1; }
 kill -TERM "$stockd_pid"
 wait "$stockd_pid"
 stockd_pid=""

@@ -12,10 +12,11 @@
  *                                every SKU balances (I2) and its deducted
  *                                total is the sum of its lines (I1-I3)
  *
- * URI is redis://host:port[?prefix=P]; the writer adds timeout_ms=200 (a
- * 400 ms lease),
- * the checker opens after waiting that out, so its open's sweep gives back
- * whatever the dead writer left in flight.
+ * URI is redis://host:port[?prefix=P]; the writer adds timeout_ms=1000 (a
+ * 2 s lease: long enough that a loaded machine, or a sanitizer build, does
+ * not time a reply out and end the writer before it is killed); the checker
+ * opens after waiting that out, so its open's sweep gives back whatever the
+ * dead writer left in flight.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,7 +32,8 @@
 #define CRASH_BATCH (CRASH_ORDERS + CRASH_DEDUCTS)
 #define CRASH_STOCK 100000000
 #define CRASH_URI_MAX 1024
-#define CRASH_LEASE_US 400000    /* 2 x timeout_ms=200 */
+#define CRASH_TIMEOUT_MS 1000    /* the writer's timeout_ms */
+#define CRASH_LEASE_US (2 * CRASH_TIMEOUT_MS * 1000)   /* the backend's lease */
 
 static stock_t *open_or_die(const char *uri)
 {
@@ -77,7 +79,8 @@ static void write_count(const char *file, long count)
 static int run_write(const char *base, const char *file)
 {
     char uri[CRASH_URI_MAX];
-    snprintf(uri, sizeof uri, "%s%ctimeout_ms=200", base, strchr(base, '?') ? '&' : '?');
+    snprintf(uri, sizeof uri, "%s%ctimeout_ms=%d", base, strchr(base, '?') ? '&' : '?',
+             CRASH_TIMEOUT_MS);
     stock_t *store = open_or_die(uri);
     static char skus[CRASH_SKUS][32];
     for (int i = 0; i < CRASH_SKUS; i++) {

@@ -3,15 +3,19 @@
  * (src/lib/batches.c) and of the library's counters (src/lib/stats.c):
  * queue order and its ops limit, failing only the ops not already invalid,
  * completion in order with each batch counted once before its done runs,
- * a worker thread that serves, drains at close and reports a failed start
+ * a worker thread that serves, drains at close, reports a failed start and
+ * runs its tick at start and again while idle, on its own thread
  * (src/lib/worker.c), and the edges of the sync-latency histogram's
  * buckets.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -199,6 +203,47 @@ static void test_worker_reports_a_failed_start(void **state)
     assert_int_equal(runs, 0);
 }
 
+/* The tick: counts itself, and notes a call from the test's own thread. */
+#define TEST_TICK_US 5000                /* a tick every 5 ms */
+#define TEST_TICK_WAIT_MS 10000          /* the most a test waits for ticks */
+static _Atomic int ticks;
+static _Atomic bool tick_on_caller;
+static pthread_t caller;
+
+static int64_t count_tick(stock_t *store)
+{
+    (void)store;
+    if (pthread_equal(pthread_self(), caller))
+        tick_on_caller = true;
+    ticks++;
+    return TEST_TICK_US;
+}
+
+static void test_worker_ticks_at_start_and_while_idle(void **state)
+{
+    (void)state;
+    static const worker_tasks tasks = {.run = run_chain, .tick = count_tick};
+    worker w;
+    ticks = 0;
+    tick_on_caller = false;
+    caller = pthread_self();
+    assert_int_equal(worker_start(&w, &f.store, &tasks, STOCK_BATCH_MAX), STOCK_OK);
+    /* No batch is submitted: only the idle wait's deadline wakes the worker.
+     * Waits for 3 ticks (the first, then two while idle), bounded so that a
+     * worker that never ticks while idle fails instead of hanging. */
+    struct timespec pause = {0, 1000000};
+    for (int waited_ms = 0; ticks < 3 && waited_ms < TEST_TICK_WAIT_MS; waited_ms++)
+        nanosleep(&pause, NULL);
+    assert_true(ticks >= 3);
+    worker_submit(&w, &f.batches[0]);
+    worker_close(&w);
+    int after_close = ticks;
+    nanosleep(&(struct timespec){0, 3 * TEST_TICK_US * 1000}, NULL);
+    assert_int_equal(ticks, after_close);   /* the thread has ended */
+    assert_false(tick_on_caller);
+    assert_int_equal(seen.count, 1);
+}
+
 static void test_sync_bucket_edges(void **state)
 {
     (void)state;
@@ -249,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup(test_complete_in_order_counting_each_batch_first, setup),
         cmocka_unit_test_setup(test_worker_serves_in_order_and_drains_at_close, setup),
         cmocka_unit_test_setup(test_worker_reports_a_failed_start, setup),
+        cmocka_unit_test_setup(test_worker_ticks_at_start_and_while_idle, setup),
         cmocka_unit_test(test_sync_bucket_edges),
         cmocka_unit_test(test_sync_counts_and_sum),
     };
