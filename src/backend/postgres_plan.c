@@ -275,6 +275,12 @@ static const char *op_params(pg_plan *plan, pg_params *params, const stock_op *o
     case STOCK_OP_LINE:
         param_id(plan, params, op->line);
         return PG_STMT_LINE;
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+    case STOCK_OP_CONFIRM_ORDER:
+    case STOCK_OP_HOLD_GET:
+        break;   /* answered UNSUPPORTED before planning (postgres.c) */
     }
     assert(!"op type checked by stock_validate");
     return NULL;

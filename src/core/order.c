@@ -58,6 +58,12 @@ static bool order_resolve(core *state, stock_op *op, order_scratch *scratch)
             result_conflict(op, "line", line->line_id);
             return false;
         }
+        /* A hold's id is its future line's. */
+        if (core_hold_find(state, line->line_id, scratch->line_hash[i]) != CORE_NONE) {
+            op->failed_line = (int32_t)i;
+            result_conflict(op, "line", line->line_id);
+            return false;
+        }
         scratch->sku[i] = core_sku_find(state, line->sku, NULL);
         if (scratch->sku[i] == CORE_NONE) {
             op->failed_line = (int32_t)i;

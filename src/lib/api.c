@@ -230,3 +230,51 @@ stock_code stock_line(stock_t *store, const char *line_id,
         *info = op.info.line_info;
     return code;
 }
+
+stock_code stock_hold(stock_t *store, const char *hold_id, const char *sku,
+                      int64_t qty, int64_t ttl_ms, int64_t *available,
+                      char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD, .id = stock_id_from_cstr(hold_id),
+                   .sku = stock_id_from_cstr(sku), .amount = qty,
+                   .expect = ttl_ms};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm(stock_t *store, const char *hold_id, int64_t qty,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_CONFIRM, .id = stock_id_from_cstr(hold_id),
+                   .amount = qty};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_release(stock_t *store, const char *hold_id,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_RELEASE, .id = stock_id_from_cstr(hold_id)};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm_order(stock_t *store, const char *order_id,
+                               stock_order_line *lines, uint32_t line_count,
+                               int32_t *failed_line, char *message)
+{
+    stock_op op = {.type = STOCK_OP_CONFIRM_ORDER,
+                   .id = stock_id_from_cstr(order_id), .lines = lines,
+                   .line_count = line_count};
+    stock_code code = run_one(store, &op, NULL, message);
+    if (failed_line != NULL)
+        *failed_line = op.failed_line;
+    return code;
+}
+
+stock_code stock_hold_get(stock_t *store, const char *hold_id,
+                          stock_hold_info *info, char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD_GET, .id = stock_id_from_cstr(hold_id)};
+    stock_code code = run_one(store, &op, NULL, message);
+    if (code == STOCK_OK && info != NULL)
+        *info = op.info.hold_info;
+    return code;
+}

@@ -25,7 +25,8 @@ static const struct {
     {"order", conf_run_order},             {"refund", conf_run_refund},
     {"batches", conf_run_batches},         {"concurrency", conf_run_concurrency},
     {"races", conf_run_races},             {"retries", conf_run_retries},
-    {"model", conf_run_model},             {"close", conf_run_close},
+    {"holds", conf_run_holds},             {"model", conf_run_model},
+    {"close", conf_run_close},
 };
 
 static void usage(FILE *out)
@@ -34,7 +35,7 @@ static void usage(FILE *out)
         "usage: conformance [--quick] [--filter GLOB] [--sync-in-caller] [URI]\n"
         "\n"
         "Runs the libstock conformance suite (docs/semantics.md: operations,\n"
-        "choices, invariants I1-I5 and I7) against the store named by URI, or\n"
+        "holds, choices, invariants I1-I5 and I7) against the store named by URI, or\n"
         "by $STOCK_TEST_URI when no URI is given. Examples:\n"
         "  conformance /tmp/data                 the embedded engine (a data folder)\n"
         "  conformance stockd://127.0.0.1:7379    a running stockd\n"

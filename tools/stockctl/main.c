@@ -20,7 +20,8 @@ static const int exit_codes[STOCK_CODE_COUNT] = {
     [STOCK_EXCEEDS] = 6,      [STOCK_MISMATCH] = 7,
     [STOCK_IO] = 8,           [STOCK_CORRUPT] = 9,
     [STOCK_NOMEM] = 10,       [STOCK_UNAVAILABLE] = 11,
-    [STOCK_UNSUPPORTED] = 12,
+    [STOCK_UNSUPPORTED] = 12, [STOCK_EXPIRED] = 13,
+    [STOCK_CLOSED] = 14,
 };
 
 int ctl_exit_code(stock_code code)
@@ -91,7 +92,8 @@ static void usage(FILE *out)
         "exit codes:\n"
         "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
         "  3 INSUFFICIENT   4 NOTFOUND   5 CONFLICT   6 EXCEEDS   7 MISMATCH\n"
-        "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n");
+        "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n"
+        "  13 EXPIRED   14 CLOSED\n");
 }
 
 static void command_usage(const ctl_command *command)
