@@ -31,6 +31,7 @@
  * route takes it); health and metrics are answered at once, with no op. */
 typedef enum route_kind {
     ROUTE_SET = 1, ROUTE_GET, ROUTE_ADD, ROUTE_DEDUCT, ROUTE_ORDER, ROUTE_REFUND, ROUTE_LINE,
+    ROUTE_HOLD, ROUTE_CONFIRM, ROUTE_RELEASE, ROUTE_HOLD_ORDER, ROUTE_HOLD_GET,
     ROUTE_HEALTH, ROUTE_METRICS
 } route_kind;
 
@@ -400,17 +401,96 @@ static void route_order(conn *c, const http_request *req)
     json_decref(body);
 }
 
+static void route_hold(conn *c, const http_request *req)
+{
+    static const char *const allowed[] = {"hold_id", "sku", "qty", "ttl_ms", NULL};
+    json_t *body = load_body(c, req, allowed);
+    call *cl = NULL;
+    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_HOLD, 0, &cl) : NULL;
+    if (op != NULL) {
+        op->type = STOCK_OP_HOLD;
+        op->id = json_id(body, "hold_id", &cl->id);
+        op->sku = json_id(body, "sku", &cl->sku);
+        op->amount = json_number(body, "qty", 0);
+        op->expect = json_number(body, "ttl_ms", 0);
+    }
+    json_decref(body);
+}
+
+/* POST /v1/holds/{id}/confirm ({"qty": n}, or no body for all of it) and
+ * /release (no body, or {}). */
+static void route_hold_close(conn *c, const http_request *req, const path *p,
+                             route_kind kind)
+{
+    static const char *const confirm_fields[] = {"qty", NULL};
+    static const char *const release_fields[] = {NULL};
+    json_t *body = NULL;
+    if (req->body.len > 0) {
+        body = load_body(c, req, kind == ROUTE_CONFIRM ? confirm_fields : release_fields);
+        if (body == NULL)
+            return;
+    }
+    call *cl = NULL;
+    stock_op *op = new_call_op(c, req, kind, 0, &cl);
+    if (op != NULL) {
+        op->type = kind == ROUTE_CONFIRM ? STOCK_OP_CONFIRM : STOCK_OP_RELEASE;
+        op->id = copy_id(&cl->id, p->segment[2].text, p->segment[2].len);
+        op->amount = body != NULL ? json_number(body, "qty", -1) : 0;
+    }
+    json_decref(body);
+}
+
+/* POST /v1/hold-orders {"order_id", "holds": [{"hold_id", "qty"}]}: qty
+ * may be left out (the whole hold). */
+static void route_hold_order(conn *c, const http_request *req)
+{
+    static const char *const allowed[] = {"order_id", "holds", NULL};
+    static const char *const line_fields[] = {"hold_id", "qty", NULL};
+    json_t *body = load_body(c, req, allowed);
+    if (body == NULL)
+        return;
+    json_t *holds = json_object_get(body, "holds");
+    size_t count = json_is_array(holds) ? json_array_size(holds) : 0;
+    char field[ROUTES_MESSAGE_MAX / 2];
+    bool formed = count <= STOCK_ORDER_LINES_MAX;
+    for (size_t i = 0; formed && i < count; i++)
+        formed = json_is_object(json_array_get(holds, i)) &&
+                 only_fields(json_array_get(holds, i), line_fields, field, sizeof field);
+    call *cl = NULL;
+    stock_op *op = NULL;
+    if (!formed)
+        reply_error(c, req->keep_alive, 400, "INVALID",
+                    "holds must be 1..100 objects of hold_id and qty");
+    else
+        op = new_call_op(c, req, ROUTE_HOLD_ORDER, (uint32_t)count, &cl);
+    if (op != NULL) {
+        op->type = STOCK_OP_CONFIRM_ORDER;
+        op->id = json_id(body, "order_id", &cl->id);
+        for (uint32_t i = 0; i < count; i++) {
+            json_t *hold = json_array_get(holds, i);
+            cl->lines[i].line_id = json_id(hold, "hold_id", &cl->line_ids[2 * i]);
+            cl->lines[i].qty = json_number(hold, "qty", json_object_get(hold, "qty") ? -1 : 0);
+        }
+        op->lines = cl->lines;
+        op->line_count = (uint32_t)count;
+    }
+    json_decref(body);
+}
+
 static void route_read(conn *c, const http_request *req, const path *p, route_kind kind)
 {
     call *cl = NULL;
     stock_op *op = new_call_op(c, req, kind, 0, &cl);
     if (op == NULL)
         return;
-    op->type = kind == ROUTE_GET ? STOCK_OP_GET : STOCK_OP_LINE;
+    op->type = kind == ROUTE_GET ? STOCK_OP_GET
+             : kind == ROUTE_LINE ? STOCK_OP_LINE : STOCK_OP_HOLD_GET;
     if (kind == ROUTE_GET)
         op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
-    else
+    else if (kind == ROUTE_LINE)
         op->line = copy_id(&cl->line, p->segment[2].text, p->segment[2].len);
+    else
+        op->id = copy_id(&cl->id, p->segment[2].text, p->segment[2].len);
 }
 
 static void route_metrics(conn *c, const http_request *req)
@@ -442,6 +522,11 @@ static const route_entry route_table[] = {
     {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER},
     {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND},
     {{"v1", "lines", "*"}, 3, HTTP_GET, ROUTE_LINE},
+    {{"v1", "holds"}, 2, HTTP_POST, ROUTE_HOLD},
+    {{"v1", "holds", "*"}, 3, HTTP_GET, ROUTE_HOLD_GET},
+    {{"v1", "holds", "*", "confirm"}, 4, HTTP_POST, ROUTE_CONFIRM},
+    {{"v1", "holds", "*", "release"}, 4, HTTP_POST, ROUTE_RELEASE},
+    {{"v1", "hold-orders"}, 2, HTTP_POST, ROUTE_HOLD_ORDER},
 };
 
 static bool pattern_matches(const route_entry *entry, const path *p)
@@ -484,6 +569,10 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
     case ROUTE_REFUND: route_refund(c, req); break;
     case ROUTE_GET:
     case ROUTE_LINE: route_read(c, req, p, kind); break;
+    case ROUTE_HOLD: route_hold(c, req); break;
+    case ROUTE_HOLD_GET: route_read(c, req, p, kind); break;
+    case ROUTE_CONFIRM: case ROUTE_RELEASE: route_hold_close(c, req, p, kind); break;
+    case ROUTE_HOLD_ORDER: route_hold_order(c, req); break;
     }
 }
 
@@ -577,10 +666,35 @@ static int status_of(stock_code code)
     case STOCK_INVALID: return 400;
     case STOCK_NOT_FOUND: return 404;
     case STOCK_INSUFFICIENT: case STOCK_CONFLICT: case STOCK_EXCEEDS: case STOCK_MISMATCH:
+    case STOCK_EXPIRED: case STOCK_CLOSED:
         return 409;
     case STOCK_UNAVAILABLE: return 503;
     default: return 500;
     }
+}
+
+/* A CONFIRM_ORDER's holds: no SKU, the hold id. */
+static json_t *hold_order_body(const stock_op *op)
+{
+    json_t *holds = json_array();
+    for (uint32_t i = 0; holds != NULL && i < op->line_count; i++) {
+        const stock_order_line *line = &op->lines[i];
+        json_array_append_new(holds, json_pack("{s:s#, s:I, s:I}",
+            "hold_id", line->line_id.ptr, (int)line->line_id.len, "qty", (json_int_t)line->qty,
+            "available", (json_int_t)line->available));
+    }
+    return json_pack("{s:s#, s:o}", "order_id", op->id.ptr, (int)op->id.len, "holds", holds);
+}
+
+static json_t *hold_body(const stock_op *op)
+{
+    const stock_hold_info *hold = &op->info.hold_info;
+    return json_pack("{s:s#, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "hold_id", op->id.ptr,
+                     (int)op->id.len, "sku", hold->sku, "state",
+                     stock_hold_state_name(hold->state), "order_id", hold->order_id,
+                     "qty", (json_int_t)hold->qty, "confirmed", (json_int_t)hold->confirmed,
+                     "time_us", (json_int_t)hold->time_us,
+                     "deadline_us", (json_int_t)hold->deadline_us);
 }
 
 static json_t *order_body(const stock_op *op)
@@ -605,9 +719,21 @@ static json_t *success_body(route_kind kind, const stock_op *op)
         return json_pack("{s:s#, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
                          "available", (json_int_t)op->available);
     case ROUTE_GET:
-        return json_pack("{s:s#, s:I, s:I, s:I, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
+        return json_pack("{s:s#, s:I, s:I, s:I, s:I, s:I}", "sku", op->sku.ptr, (int)op->sku.len,
                          "available", (json_int_t)sku->available, "adjusted", (json_int_t)sku->adjusted,
-                         "deducted", (json_int_t)sku->deducted, "refunded", (json_int_t)sku->refunded);
+                         "deducted", (json_int_t)sku->deducted, "refunded", (json_int_t)sku->refunded,
+                         "held", (json_int_t)sku->held);
+    case ROUTE_HOLD:
+        return json_pack("{s:s#, s:s#, s:I, s:I}", "hold_id", op->id.ptr, (int)op->id.len,
+                         "sku", op->sku.ptr, (int)op->sku.len, "qty", (json_int_t)op->amount,
+                         "available", (json_int_t)op->available);
+    case ROUTE_CONFIRM: case ROUTE_RELEASE:
+        return json_pack("{s:s#, s:I}", "hold_id", op->id.ptr, (int)op->id.len,
+                         "available", (json_int_t)op->available);
+    case ROUTE_HOLD_ORDER:
+        return hold_order_body(op);
+    case ROUTE_HOLD_GET:
+        return hold_body(op);
     case ROUTE_DEDUCT:
         return json_pack("{s:s#, s:s#, s:I, s:I}", "line_id", op->id.ptr, (int)op->id.len,
                          "sku", op->sku.ptr, (int)op->sku.len, "qty", (json_int_t)op->amount,
@@ -634,7 +760,8 @@ static json_t *success_body(route_kind kind, const stock_op *op)
 static json_t *error_body(const stock_op *op)
 {
     json_t *body = error_json(stock_code_name(op->code), op->message);
-    if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+    if (body != NULL && (op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER) &&
+        op->failed_line >= 0)
         json_object_set_new(body, "failed_line", json_integer(op->failed_line));
     return body;
 }
