@@ -80,9 +80,10 @@
  * when an op touches them (docs/semantics.md, "Holds"). */
 #define EMBEDDED_EXPIRE_RECORD_HOLDS CORE_EXPIRE_RECORD_MAX
 #define EMBEDDED_EXPIRE_GROUP_MAX (64u * 1024)
-/* The writer's longest sleep while holds are outstanding: it wakes at the
- * earliest deadline, and at least this often in case one was added. */
-#define EMBEDDED_EXPIRY_POLL_MS 10
+/* The writer's longest sleep while holds are outstanding: it sleeps until
+ * the earliest deadline (an applier that publishes an earlier one wakes
+ * it), but no longer than this, should the system clock be stepped. */
+#define EMBEDDED_EXPIRY_SLEEP_MS_MAX 1000
 /* Written groups waiting for their sync. When it is full a new group joins
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
@@ -115,6 +116,8 @@ typedef struct embedded {
     bool applying;               /* a thread has the applier's role */
     bool writer_waiting;         /* the writer waits on role_cond */
     bool maintenance_due;        /* the writer should rotate or snapshot */
+    int64_t writer_wake_us;      /* when the sleeping writer wakes: INT64_MAX
+                                    while it waits to be signalled */
     bool closing;
 
     pthread_mutex_t sync_mutex;  /* guards the fields below to broken_message */
@@ -514,6 +517,9 @@ static size_t apply_queue(embedded *e)
         e->maintenance_due = true;
         pthread_cond_signal(&e->writer_cond);
     }
+    /* A hold due before the writer means to wake: wake it to sleep less. */
+    if (atomic_load_explicit(&e->next_deadline_us, memory_order_relaxed) < e->writer_wake_us)
+        pthread_cond_signal(&e->writer_cond);
     e->applying = false;
     if (e->writer_waiting)
         pthread_cond_signal(&e->role_cond);
@@ -522,8 +528,8 @@ static size_t apply_queue(embedded *e)
 }
 
 /* How long the writer may sleep: until the earliest hold deadline (at
- * most EMBEDDED_EXPIRY_POLL_MS while holds are outstanding), and at most
- * EMBEDDED_IDLE_MS while a snapshot runs; -1 for as long as it likes. */
+ * most EMBEDDED_EXPIRY_SLEEP_MS_MAX), and at most EMBEDDED_IDLE_MS while a
+ * snapshot runs; -1 for as long as it likes. */
 static long writer_sleep_ms(embedded *e, bool snapshot_running)
 {
     long ms = snapshot_running ? EMBEDDED_IDLE_MS : -1;
@@ -532,8 +538,8 @@ static long writer_sleep_ms(embedded *e, bool snapshot_running)
         return ms;
     int64_t wait_us = deadline - clock_now_us(CLOCK_REALTIME);
     long hold_ms = wait_us <= 0 ? 0 : (long)(wait_us / 1000) + 1;
-    if (hold_ms > EMBEDDED_EXPIRY_POLL_MS)
-        hold_ms = EMBEDDED_EXPIRY_POLL_MS;
+    if (hold_ms > EMBEDDED_EXPIRY_SLEEP_MS_MAX)
+        hold_ms = EMBEDDED_EXPIRY_SLEEP_MS_MAX;
     return ms < 0 || hold_ms < ms ? hold_ms : ms;
 }
 
@@ -547,12 +553,16 @@ static bool take_role(embedded *e, bool snapshot_running)
     while (!e->maintenance_due && !e->closing) {
         long sleep_ms = writer_sleep_ms(e, snapshot_running);
         if (sleep_ms < 0) {
+            e->writer_wake_us = INT64_MAX;
             pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
+            e->writer_wake_us = 0;
             continue;
         }
         if (sleep_ms > 0) {
             struct timespec until = realtime_after_ms(sleep_ms);
+            e->writer_wake_us = clock_now_us(CLOCK_REALTIME) + sleep_ms * 1000LL;
             pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
+            e->writer_wake_us = 0;
         }
         break;
     }

@@ -15,7 +15,9 @@
 static const char *const op_names[STOCK_OP_TYPE_MAX + 1] = {
     [STOCK_OP_SET] = "set", [STOCK_OP_ADD] = "add", [STOCK_OP_DEDUCT] = "deduct",
     [STOCK_OP_ORDER] = "order", [STOCK_OP_REFUND] = "refund",
-    [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line",
+    [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line", [STOCK_OP_HOLD] = "hold",
+    [STOCK_OP_CONFIRM] = "confirm", [STOCK_OP_RELEASE] = "release",
+    [STOCK_OP_CONFIRM_ORDER] = "confirm_order", [STOCK_OP_HOLD_GET] = "hold_get",
 };
 
 /* The bucket of a batch latency: 16 us << i. */

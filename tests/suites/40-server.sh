@@ -394,6 +394,8 @@ check "order of holds" '200 {"order_id":"HO9","holds":[{"hold_id":"HH3","qty":0,
     "$(http POST /v1/hold-orders '{"order_id":"HO9","holds":[{"hold_id":"HH3"},{"hold_id":"HH4","qty":1}]}')"
 http POST /v1/holds '{"hold_id":"HH5","sku":"HS","qty":4,"ttl_ms":1}' >/dev/null
 sleep 0.05
+# Nothing touched it: the store expired it on its own (INFO reads counters).
+check "an idle store expires a hold" 0 "$(R info | tr -d '\r' | sed -n 's/^holds_outstanding://p')"
 check "confirm after expiry" '409 {"error":"EXPIRED","message":"hold=HH5"}' "$(http POST /v1/holds/HH5/confirm)"
 check "order of an expired hold" '409 {"error":"EXPIRED","message":"hold=HH5","failed_line":0}' \
     "$(http POST /v1/hold-orders '{"order_id":"HO10","holds":[{"hold_id":"HH5"}]}')"
@@ -418,10 +420,16 @@ check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
             'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
-            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total'; do
+            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total' \
+            'stockd_operations_total{type="confirm",result="EXPIRED"} 1' \
+            'stockd_operations_total{type="confirm_order",result="OK"}' \
+            'stockd_store_holds_outstanding 0' 'stockd_store_held_units 0' \
+            'stockd_store_hold_expiries_total 1' 'stockd_store_hold_confirmations_total' \
+            'stockd_store_hold_releases_total'; do
     grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
 done
 grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
+grep -q 'null' "$dir/metrics" && fail "metrics: an operation type without a name"
 promtool check metrics <"$dir/metrics" || fail "promtool check metrics: $(promtool check metrics <"$dir/metrics" 2>&1 | head -5)"
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$dir/big"
 check "oversize body" '413' "$(http POST /v1/deductions @"$dir/big" | cut -c1-3)"

@@ -72,6 +72,9 @@ bool ctl_parse_int64(const char *text, const char *what, int64_t *value)
     return true;
 }
 
+/* Width of the "name synopsis" column of the command list. */
+#define CTL_USAGE_COLUMN 55
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -79,9 +82,12 @@ static void usage(FILE *out)
         "       stockctl COMMAND --help   (or: stockctl help COMMAND)\n\n"
         "A command-line client for stockd and libstock.\n\n"
         "commands:\n");
-    for (const ctl_command *command = ctl_commands; command->name; command++)
-        fprintf(out, "  %-7s %-47s %s\n", command->name, command->synopsis,
-                command->summary);
+    /* Name and synopsis as one column, so that long names stay aligned. */
+    for (const ctl_command *command = ctl_commands; command->name; command++) {
+        char left[CTL_USAGE_COLUMN + 1];
+        snprintf(left, sizeof left, "%s %s", command->name, command->synopsis);
+        fprintf(out, "  %-*s %s\n", CTL_USAGE_COLUMN, left, command->summary);
+    }
     fprintf(out,
         "\noptions:\n"
         "  --store URI  the store: stockd://host:port[?password=P] for a server,\n"
