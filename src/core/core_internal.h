@@ -353,6 +353,11 @@ uint32_t core_sku_find(const core *state, stock_id sku, uint32_t *hash);
 uint32_t core_line_add(core *state, stock_id id, uint32_t hash,
                        uint32_t sku_entity, int64_t qty, uint32_t order,
                        int64_t time_us);
+/* Reserves an order of op->line_count lines (ORDER, CONFIRM_ORDER): the
+ * order, its lines, their ids, and record_bytes of record (record NULL:
+ * none). False on out of memory; nothing logical changes either way. */
+bool core_reserve_order(core *state, const stock_op *op, size_t record_bytes,
+                        buf *record);
 /* The order operation (order.c), as core_apply_at. */
 bool core_apply_order(core *state, stock_op *op, int64_t time_us, buf *record);
 

@@ -347,12 +347,11 @@ static int64_t confirm_qty(int64_t amount, const core_hold *hold)
     return amount == 0 ? hold->qty : amount;
 }
 
-/* The answer to a CONFIRM or RELEASE of a hold that is no longer HELD. */
-static bool hold_closed(core *state, stock_op *op, const core_hold *hold)
+/* Answers a CONFIRM or RELEASE of a hold that is no longer HELD. */
+static void hold_closed(stock_op *op, const core_hold *hold)
 {
     bool confirming = op->type == STOCK_OP_CONFIRM;
     stock_hold_state wanted = confirming ? STOCK_HOLD_CONFIRMED : STOCK_HOLD_RELEASED;
-    (void)state;
     if (hold->state == STOCK_HOLD_EXPIRED) {
         result_hold_expired(op, op->id);
     } else if (hold->state != wanted) {
@@ -364,7 +363,6 @@ static bool hold_closed(core *state, stock_op *op, const core_hold *hold)
         op->code = STOCK_REPLAY;
         op->available = hold->closed_available;
     }
-    return false;
 }
 
 static size_t confirm_record_size(const stock_op *op)
@@ -372,20 +370,36 @@ static size_t confirm_record_size(const stock_op *op)
     return 1 + core_id_size(op->id) + 4 + 8 + 8;
 }
 
-static bool apply_confirm(core *state, stock_op *op, int64_t time_us, buf *record)
+/* The hold a CONFIRM or RELEASE names, if it is HELD and in time; else
+ * NULL with the op answered, and *changed set if answering expired it. */
+static core_hold *hold_open(core *state, stock_op *op, int64_t time_us, buf *record,
+                            bool *changed)
 {
+    *changed = false;
     uint32_t entity = core_hold_find(state, op->id, core_hash(op->id));
     if (entity == CORE_NONE) {
         result_hold_not_found(op, op->id);
-        return false;
+        return NULL;
     }
     core_hold *hold = hold_at(state, entity);
-    if (hold->state != STOCK_HOLD_HELD)
-        return hold_closed(state, op, hold);
+    if (hold->state != STOCK_HOLD_HELD) {
+        hold_closed(op, hold);
+        return NULL;
+    }
     if (hold_due(hold, time_us)) {
         result_hold_expired(op, op->id);
-        return expire_touched(state, &entity, 1, time_us, record);
+        *changed = expire_touched(state, &entity, 1, time_us, record);
+        return NULL;
     }
+    return hold;
+}
+
+static bool apply_confirm(core *state, stock_op *op, int64_t time_us, buf *record)
+{
+    bool changed;
+    core_hold *hold = hold_open(state, op, time_us, record, &changed);
+    if (hold == NULL)
+        return changed;
     int64_t qty = confirm_qty(op->amount, hold);
     if (qty > hold->qty) {
         result_hold_exceeds(op, op->id, hold->qty);
@@ -416,18 +430,10 @@ static bool apply_confirm(core *state, stock_op *op, int64_t time_us, buf *recor
 
 static bool apply_release(core *state, stock_op *op, int64_t time_us, buf *record)
 {
-    uint32_t entity = core_hold_find(state, op->id, core_hash(op->id));
-    if (entity == CORE_NONE) {
-        result_hold_not_found(op, op->id);
-        return false;
-    }
-    core_hold *hold = hold_at(state, entity);
-    if (hold->state != STOCK_HOLD_HELD)
-        return hold_closed(state, op, hold);
-    if (hold_due(hold, time_us)) {
-        result_hold_expired(op, op->id);
-        return expire_touched(state, &entity, 1, time_us, record);
-    }
+    bool changed;
+    core_hold *hold = hold_open(state, op, time_us, record, &changed);
+    if (hold == NULL)
+        return changed;
     size_t size = 1 + core_id_size(op->id) + 8;
     if (record != NULL && !buf_reserve(record, size))
         return core_fail_nomem(op);
@@ -580,18 +586,6 @@ static size_t confirm_order_record_size(const stock_op *op)
     return size;
 }
 
-static bool confirm_order_reserve(core *state, const stock_op *op, buf *record)
-{
-    uint32_t id_bytes = op->id.len;
-    for (uint32_t i = 0; i < op->line_count; i++)
-        id_bytes += op->lines[i].line_id.len;
-    return core_reserve_entities(state, &state->orders, &state->order_index, 1,
-                                 id_bytes) &&
-           core_reserve_entities(state, &state->lines, &state->line_index,
-                                 op->line_count, id_bytes) &&
-           (record == NULL || buf_reserve(record, confirm_order_record_size(op)));
-}
-
 static void confirm_order_encode(const stock_op *op, const confirm_scratch *scratch,
                                  int64_t time_us, buf *record)
 {
@@ -621,7 +615,7 @@ static bool apply_confirm_order(core *state, stock_op *op, int64_t time_us,
     if (!confirm_order_check(state, op, time_us, &scratch))
         return scratch.due_count > 0 &&
                expire_touched(state, scratch.due, scratch.due_count, time_us, record);
-    if (!confirm_order_reserve(state, op, record))
+    if (!core_reserve_order(state, op, confirm_order_record_size(op), record))
         return core_fail_nomem(op);
     entity = core_entity_add(state, &state->orders, &state->order_index, hash, op->id);
     core_order *order = core_pool_at(&state->orders, entity);

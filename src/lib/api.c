@@ -190,16 +190,25 @@ stock_code stock_deduct(stock_t *store, const char *line_id, const char *sku,
     return run_one(store, &op, available, message);
 }
 
-stock_code stock_order(stock_t *store, const char *order_id,
-                       stock_order_line *lines, uint32_t line_count,
-                       int32_t *failed_line, char *message)
+/* Runs an ORDER or a CONFIRM_ORDER and reports its failed line. */
+static stock_code run_order(stock_t *store, stock_op_type type, const char *order_id,
+                            stock_order_line *lines, uint32_t line_count,
+                            int32_t *failed_line, char *message)
 {
-    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(order_id),
+    stock_op op = {.type = type, .id = stock_id_from_cstr(order_id),
                    .lines = lines, .line_count = line_count};
     stock_code code = run_one(store, &op, NULL, message);
     if (failed_line != NULL)
         *failed_line = op.failed_line;
     return code;
+}
+
+stock_code stock_order(stock_t *store, const char *order_id,
+                       stock_order_line *lines, uint32_t line_count,
+                       int32_t *failed_line, char *message)
+{
+    return run_order(store, STOCK_OP_ORDER, order_id, lines, line_count, failed_line,
+                     message);
 }
 
 stock_code stock_refund(stock_t *store, const char *refund_id,
@@ -260,13 +269,8 @@ stock_code stock_confirm_order(stock_t *store, const char *order_id,
                                stock_order_line *lines, uint32_t line_count,
                                int32_t *failed_line, char *message)
 {
-    stock_op op = {.type = STOCK_OP_CONFIRM_ORDER,
-                   .id = stock_id_from_cstr(order_id), .lines = lines,
-                   .line_count = line_count};
-    stock_code code = run_one(store, &op, NULL, message);
-    if (failed_line != NULL)
-        *failed_line = op.failed_line;
-    return code;
+    return run_order(store, STOCK_OP_CONFIRM_ORDER, order_id, lines, line_count,
+                     failed_line, message);
 }
 
 stock_code stock_hold_get(stock_t *store, const char *hold_id,
