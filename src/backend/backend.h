@@ -63,15 +63,6 @@ struct stock {
     stats_counters stats;   /* the library's counters (lib/stats.h) */
 };
 
-/* True for the operations of holds (stock.h, since 1.1): a backend that
- * does not keep holds answers them STOCK_UNSUPPORTED and changes nothing. */
-static inline bool backend_op_is_hold(stock_op_type type)
-{
-    return type == STOCK_OP_HOLD || type == STOCK_OP_CONFIRM ||
-           type == STOCK_OP_RELEASE || type == STOCK_OP_CONFIRM_ORDER ||
-           type == STOCK_OP_HOLD_GET;
-}
-
 /* The backends, in the order stock_open() asks them (registry.c). */
 extern const stock_backend_ops *const stock_backends[];
 

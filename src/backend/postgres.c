@@ -665,16 +665,9 @@ static void run_batches(stock_t *base, stock_batch *batches)
     pg_store *store = (pg_store *)base;
     store->op_count = 0;
     for (stock_batch *batch = batches; batch != NULL; batch = batch->next)
-        for (size_t i = 0; i < batch->count; i++) {
-            stock_op *op = &batch->ops[i];
-            if (op->code != STOCK_OK)   /* already INVALID */
-                continue;
-            if (backend_op_is_hold(op->type))
-                result_fail(op, STOCK_UNSUPPORTED,
-                            "the postgres backend keeps no holds yet");
-            else
-                store->ops[store->op_count++] = op;
-        }
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
+                store->ops[store->op_count++] = &batch->ops[i];
     assert(store->op_count <= PG_TXN_OPS_MAX);
     replica_precheck(store);
     if (store->op_count > 0)

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
 #include "backend/remote.h"
 #include "lib/result.h"
 
@@ -49,10 +48,9 @@ static void command_number(remote_command *command, int64_t value)
 
 static const char *command_name(stock_op_type type);
 
-/* The commands of holds (docs/protocol.md, "Holds"). */
+/* The commands of holds (docs/protocol.md, the command table). */
 static void encode_hold(const stock_op *op, remote_command *command)
 {
-    assert(backend_op_is_hold(op->type));
     command_word(command, command_name(op->type));
     command_id(command, op->id);
     switch (op->type) {
