@@ -21,7 +21,8 @@
  *     entry to submit(), ops whose code is STOCK_INVALID are complete and
  *     must be left untouched; every other op has code STOCK_OK, failed_line
  *     -1 and an empty message. A batch with no valid op never reaches the
- *     backend;
+ *     backend; nor does a hold op when the backend has no holds (holds
+ *     below): it is UNSUPPORTED;
  *   - completion and accounting: batches_complete calls done in order and
  *     counts batches and operations in struct stock's counters
  *     (lib/stats.h), which stock_get_stats reports; batches_fail fails
@@ -42,6 +43,10 @@
 
 typedef struct stock_backend_ops {
     const char *name;
+    /* True if it keeps holds (STOCK_OP_HOLD .. STOCK_OP_HOLD_GET). For a
+     * backend without, stock_submit answers every hold op UNSUPPORTED
+     * itself, so its submit never sees one. */
+    bool holds;
     /* True if this backend serves the URI (usually a scheme prefix test). */
     bool (*accepts)(const char *uri);
     /* As stock_open(); *store receives the backend's struct stock. message

@@ -490,6 +490,7 @@ static stock_code remote_open(const char *uri, const stock_config *config,
 
 const stock_backend_ops remote_backend = {
     .name = "remote",
+    .holds = true,
     .accepts = remote_accepts,
     .open = remote_open,
     .submit = remote_submit,

@@ -46,6 +46,33 @@ static void command_number(remote_command *command, int64_t value)
     command_add(command, text, (size_t)length);
 }
 
+static const char *command_name(stock_op_type type);
+
+/* The commands of holds (docs/protocol.md, the command table). */
+static void encode_hold(const stock_op *op, remote_command *command)
+{
+    command_word(command, command_name(op->type));
+    command_id(command, op->id);
+    switch (op->type) {
+    case STOCK_OP_HOLD:
+        command_id(command, op->sku);
+        command_number(command, op->amount);
+        command_number(command, op->expect);
+        break;
+    case STOCK_OP_CONFIRM:
+        command_number(command, op->amount);
+        break;
+    case STOCK_OP_CONFIRM_ORDER:
+        for (uint32_t i = 0; i < op->line_count; i++) {
+            command_id(command, op->lines[i].line_id);
+            command_number(command, op->lines[i].qty);
+        }
+        break;
+    default:
+        break;   /* RELEASE, HOLDINFO: the id alone */
+    }
+}
+
 void remote_encode(const stock_op *op, remote_command *command)
 {
     assert(op->code == STOCK_OK);
@@ -98,6 +125,9 @@ void remote_encode(const stock_op *op, remote_command *command)
         command_word(command, "LINEINFO");
         command_id(command, op->line);
         break;
+    default:
+        encode_hold(op, command);
+        break;
     }
     assert(command->argc >= 2);
 }
@@ -114,6 +144,11 @@ static const char *command_name(stock_op_type type)
     case STOCK_OP_REFUND: return "REFUND";
     case STOCK_OP_GET: return "SKUINFO";
     case STOCK_OP_LINE: return "LINEINFO";
+    case STOCK_OP_HOLD: return "HOLD";
+    case STOCK_OP_CONFIRM: return "CONFIRM";
+    case STOCK_OP_RELEASE: return "RELEASE";
+    case STOCK_OP_CONFIRM_ORDER: return "CONFIRMORDER";
+    case STOCK_OP_HOLD_GET: return "HOLDINFO";
     }
     return "?";
 }
@@ -233,12 +268,14 @@ static bool fact_int64(const char *facts, const char *key, int64_t *value)
     return false;
 }
 
-/* The line an order failure names: "line=ID" by its id, "sku=ID" by the
- * first line on that SKU (as the embedded engine reports it); else -1. */
+/* The line an order failure names: "line=ID" (or, confirming holds,
+ * "hold=ID") by its id, "sku=ID" by the first line on that SKU (as the
+ * embedded engine reports it); else -1. */
 static int32_t order_failed_line(const stock_op *op, const char *facts)
 {
-    assert(op->type == STOCK_OP_ORDER && op->line_count <= STOCK_ORDER_LINES_MAX);
-    bool by_line = strncmp(facts, "line=", 5) == 0;
+    assert((op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER) &&
+           op->line_count <= STOCK_ORDER_LINES_MAX);
+    bool by_line = strncmp(facts, "line=", 5) == 0 || strncmp(facts, "hold=", 5) == 0;
     bool by_sku = strncmp(facts, "sku=", 4) == 0;
     if (!by_line && !by_sku)
         return -1;
@@ -296,20 +333,22 @@ static void decode_error(stock_op *op, const redisReply *reply)
     int64_t value = 0;
     if ((code == STOCK_INSUFFICIENT && fact_int64(facts, "available", &value)) ||
         (code == STOCK_MISMATCH && fact_int64(facts, "current", &value)) ||
-        (code == STOCK_EXCEEDS && fact_int64(facts, "refundable", &value)))
+        (code == STOCK_EXCEEDS && fact_int64(facts, "refundable", &value)) ||
+        (code == STOCK_EXCEEDS && fact_int64(facts, "held", &value)))
         op->available = value;
-    if (op->type == STOCK_OP_ORDER)
+    if (op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER)
         op->failed_line = order_failed_line(op, facts);
     assert(op->code != STOCK_OK);
 }
 
 /* ------------------------------------------------------- success replies */
 
-/* [status, integer] for SET, ADD, DEDUCT, REFUND. */
+/* [status, integer] for SET, ADD, DEDUCT, REFUND, HOLD, CONFIRM, RELEASE. */
 static void decode_counted(stock_op *op, const redisReply *reply)
 {
-    assert(op->type == STOCK_OP_SET || op->type == STOCK_OP_ADD ||
-           op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_REFUND);
+    assert(op->type != STOCK_OP_ORDER && op->type != STOCK_OP_CONFIRM_ORDER &&
+           op->type != STOCK_OP_GET && op->type != STOCK_OP_LINE &&
+           op->type != STOCK_OP_HOLD_GET);
     stock_code code = STOCK_OK;
     int64_t available = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -323,10 +362,10 @@ static void decode_counted(stock_op *op, const redisReply *reply)
     op->available = available;
 }
 
-/* [status, [integer per line]] for ORDER. */
+/* [status, [integer per line]] for ORDER and CONFIRMORDER. */
 static void decode_order(stock_op *op, const redisReply *reply)
 {
-    assert(op->type == STOCK_OP_ORDER && op->line_count >= 1);
+    assert(op->line_count >= 1);
     stock_code code = STOCK_OK;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         !reply_status(reply->element[0], &code) ||
@@ -407,6 +446,9 @@ static void decode_sku_info(stock_op *op, const redisReply *reply)
         unexpected(op, "available/adjusted/deducted/refunded fields");
         return;
     }
+    /* A stockd older than holds sends no "held": it holds nothing. */
+    if (!field_int64(reply, "held", &info->held))
+        info->held = 0;
     op->available = info->available;
     op->code = STOCK_OK;
 }
@@ -430,6 +472,29 @@ static void decode_line_info(stock_op *op, const redisReply *reply)
     op->code = STOCK_OK;
 }
 
+static void decode_hold_info(stock_op *op, const redisReply *reply)
+{
+    assert(op->type == STOCK_OP_HOLD_GET);
+    stock_hold_info *info = &op->info.hold_info;
+    const redisReply *state = is_field_array(reply) ? field_value(reply, "state") : NULL;
+    char word[16] = "";
+    if (state != NULL && state->type == REDIS_REPLY_STRING && state->len < sizeof word)
+        memcpy(word, state->str, state->len);
+    if (state == NULL || !result_hold_state_parse(word, &info->state) ||
+        !field_id(reply, "sku", info->sku, false) ||
+        !field_id(reply, "order_id", info->order_id, true) ||
+        !field_int64(reply, "qty", &info->qty) ||
+        !field_int64(reply, "confirmed", &info->confirmed) ||
+        !field_int64(reply, "time_us", &info->time_us) ||
+        !field_int64(reply, "deadline_us", &info->deadline_us) ||
+        info->qty < 1 || info->confirmed < 0 || info->confirmed > info->qty) {
+        memset(info, 0, sizeof *info);
+        unexpected(op, "a hold's fields");
+        return;
+    }
+    op->code = STOCK_OK;
+}
+
 void remote_decode(stock_op *op, const redisReply *reply)
 {
     assert(op->code == STOCK_OK && reply != NULL);
@@ -442,10 +507,17 @@ void remote_decode(stock_op *op, const redisReply *reply)
     case STOCK_OP_ADD:
     case STOCK_OP_DEDUCT:
     case STOCK_OP_REFUND:
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
         decode_counted(op, reply);
         break;
     case STOCK_OP_ORDER:
+    case STOCK_OP_CONFIRM_ORDER:
         decode_order(op, reply);
+        break;
+    case STOCK_OP_HOLD_GET:
+        decode_hold_info(op, reply);
         break;
     case STOCK_OP_GET:
         decode_sku_info(op, reply);

@@ -23,6 +23,8 @@
 #define ORDER_CHUNK_SHIFT 10
 #define REFUND_CHUNK_SHIFT 10
 #define ADJUSTMENT_CHUNK_SHIFT 8
+#define HOLD_FIRST_SHIFT 8
+#define HOLD_STEADY_SHIFT 18
 
 core *core_create(void)
 {
@@ -40,6 +42,8 @@ core *core_create(void)
                    REFUND_CHUNK_SHIFT);
     core_pool_init(&state->adjustments, sizeof(core_adjustment),
                    ADJUSTMENT_CHUNK_SHIFT, ADJUSTMENT_CHUNK_SHIFT);
+    core_pool_init(&state->holds, sizeof(core_hold), HOLD_FIRST_SHIFT,
+                   HOLD_STEADY_SHIFT);
     return state;
 }
 
@@ -48,11 +52,12 @@ void core_destroy(core *state)
     if (state == NULL)
         return;
     core_ids_free(&state->ids);
+    core_heap_free(&state->deadlines);
     core_pool *pools[] = {&state->skus, &state->lines, &state->orders,
-                          &state->refunds, &state->adjustments};
+                          &state->refunds, &state->adjustments, &state->holds};
     core_index *indexes[] = {&state->sku_index, &state->line_index,
                              &state->order_index, &state->refund_index,
-                             &state->adjustment_index};
+                             &state->adjustment_index, &state->hold_index};
     for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
         core_pool_free(pools[i]);
         core_index_free(indexes[i]);
@@ -65,11 +70,13 @@ void core_get_stats(const core *state, core_stats *stats)
     assert(state != NULL && stats != NULL);
     assert(state->lines.count == state->line_index.used);
     const core_pool *pools[] = {&state->skus, &state->lines, &state->orders,
-                                &state->refunds, &state->adjustments};
+                                &state->refunds, &state->adjustments,
+                                &state->holds};
     const core_index *indexes[] = {&state->sku_index, &state->line_index,
                                    &state->order_index, &state->refund_index,
-                                   &state->adjustment_index};
-    uint64_t memory = sizeof *state + core_ids_memory(&state->ids);
+                                   &state->adjustment_index, &state->hold_index};
+    uint64_t memory = sizeof *state + core_ids_memory(&state->ids) +
+                      (uint64_t)state->deadlines.capacity * sizeof(core_deadline);
     for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
         memory += core_pool_memory(pools[i]) + core_index_memory(indexes[i]);
     *stats = (core_stats){
@@ -78,6 +85,12 @@ void core_get_stats(const core *state, core_stats *stats)
         .orders = state->orders.count,
         .refunds = state->refunds.count,
         .adjustments = state->adjustments.count,
+        .holds = state->holds.count,
+        .holds_outstanding = state->hold_totals.outstanding,
+        .held_units = state->hold_totals.held_units,
+        .hold_expiries = state->hold_totals.expiries,
+        .hold_confirmations = state->hold_totals.confirmations,
+        .hold_releases = state->hold_totals.releases,
         .memory_bytes = memory,
     };
 }
@@ -161,6 +174,7 @@ static bool sku_create(core *state, stock_op *op, uint32_t hash, buf *record)
     sku->adjusted = op->amount;
     sku->deducted = 0;
     sku->refunded = 0;
+    sku->held = 0;
     op->available = op->amount;
     return true;
 }
@@ -267,8 +281,10 @@ static bool deduct_again(core *state, stock_op *op, uint32_t entity)
 {
     const core_line *line = core_pool_at(&state->lines, entity);
     stock_id sku = core_entity_id(state, &state->skus, line->sku);
+    /* A confirmed hold's line was not made by this deduction. */
     if (line->order != CORE_NONE || line->qty != op->amount ||
-        !id_equal(sku, op->sku)) {
+        !id_equal(sku, op->sku) ||
+        core_hold_find(state, op->id, core_hash(op->id)) != CORE_NONE) {
         result_conflict(op, "line", op->id);
         return false;
     }
@@ -294,6 +310,7 @@ uint32_t core_line_add(core *state, stock_id id, uint32_t hash, uint32_t sku_ent
     line->qty = (uint32_t)qty;
     line->refunded = 0;
     line->order = order;
+    core_clock_advance(state, time_us);
     return entity;
 }
 
@@ -304,6 +321,11 @@ static bool apply_deduct(core *state, stock_op *op, int64_t time_us, buf *record
                                       &state->ids, hash, op->id);
     if (entity != CORE_NONE)
         return deduct_again(state, op, entity);
+    /* A hold's id is its future line's: no deduction may take it. */
+    if (core_hold_find(state, op->id, hash) != CORE_NONE) {
+        result_conflict(op, "line", op->id);
+        return false;
+    }
     uint32_t sku_entity = core_sku_find(state, op->sku, NULL);
     if (sku_entity == CORE_NONE) {
         result_sku_not_found(op, op->sku);
@@ -401,6 +423,7 @@ static void apply_get(const core *state, stock_op *op)
         .adjusted = sku->adjusted,
         .deducted = sku->deducted,
         .refunded = sku->refunded,
+        .held = sku->held,
     };
 }
 
@@ -466,6 +489,17 @@ void core_prefetch(const core *state, const stock_op *op)
     case STOCK_OP_LINE:
         prefetch_slot(&state->line_index, op->line);
         break;
+    case STOCK_OP_HOLD:
+        prefetch_slot(&state->hold_index, op->id);
+        prefetch_slot(&state->sku_index, op->sku);
+        break;
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+    case STOCK_OP_HOLD_GET:
+        prefetch_slot(&state->hold_index, op->id);
+        break;
+    case STOCK_OP_CONFIRM_ORDER:
+        break;
     }
 }
 
@@ -484,6 +518,13 @@ bool core_apply_at(core *state, stock_op *op, int64_t time_us, buf *record)
     case STOCK_OP_REFUND: changed = apply_refund(state, op, record); break;
     case STOCK_OP_GET: apply_get(state, op); break;
     case STOCK_OP_LINE: apply_line(state, op); break;
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+    case STOCK_OP_CONFIRM_ORDER:
+    case STOCK_OP_HOLD_GET:
+        /* Holds encode their own records (an expiry among them). */
+        return core_apply_hold(state, op, time_us, record);
     }
     assert(!changed || op->code == STOCK_OK);
     if (changed && record != NULL)

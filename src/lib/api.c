@@ -90,6 +90,12 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
     return store->ops->get_stats(store, stats);
 }
 
+/* Whether the op is one of the hold ops, which a backend may not keep. */
+static bool is_hold_op(const stock_op *op)
+{
+    return op->type >= STOCK_OP_HOLD && op->type <= STOCK_OP_HOLD_GET;
+}
+
 void stock_submit(stock_t *store, stock_batch *batch)
 {
     assert(store != NULL && batch != NULL && batch->done != NULL);
@@ -101,7 +107,12 @@ void stock_submit(stock_t *store, stock_batch *batch)
         op->failed_line = -1;
         op->message[0] = '\0';
         op->available = 0;
-        if (stock_validate(op) == STOCK_OK)
+        if (stock_validate(op) != STOCK_OK)
+            continue;
+        if (is_hold_op(op) && !store->ops->holds)
+            result_fail(op, STOCK_UNSUPPORTED, "the %s backend keeps no holds; nothing changed",
+                        store->ops->name);
+        else
             valid++;
     }
     if (valid == 0) {
@@ -190,16 +201,25 @@ stock_code stock_deduct(stock_t *store, const char *line_id, const char *sku,
     return run_one(store, &op, available, message);
 }
 
-stock_code stock_order(stock_t *store, const char *order_id,
-                       stock_order_line *lines, uint32_t line_count,
-                       int32_t *failed_line, char *message)
+/* Runs an ORDER or a CONFIRM_ORDER and reports its failed line. */
+static stock_code run_order(stock_t *store, stock_op_type type, const char *order_id,
+                            stock_order_line *lines, uint32_t line_count,
+                            int32_t *failed_line, char *message)
 {
-    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(order_id),
+    stock_op op = {.type = type, .id = stock_id_from_cstr(order_id),
                    .lines = lines, .line_count = line_count};
     stock_code code = run_one(store, &op, NULL, message);
     if (failed_line != NULL)
         *failed_line = op.failed_line;
     return code;
+}
+
+stock_code stock_order(stock_t *store, const char *order_id,
+                       stock_order_line *lines, uint32_t line_count,
+                       int32_t *failed_line, char *message)
+{
+    return run_order(store, STOCK_OP_ORDER, order_id, lines, line_count, failed_line,
+                     message);
 }
 
 stock_code stock_refund(stock_t *store, const char *refund_id,
@@ -228,5 +248,48 @@ stock_code stock_line(stock_t *store, const char *line_id,
     stock_code code = run_one(store, &op, NULL, message);
     if (code == STOCK_OK && info != NULL)
         *info = op.info.line_info;
+    return code;
+}
+
+stock_code stock_hold(stock_t *store, const char *hold_id, const char *sku,
+                      int64_t qty, int64_t ttl_ms, int64_t *available,
+                      char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD, .id = stock_id_from_cstr(hold_id),
+                   .sku = stock_id_from_cstr(sku), .amount = qty,
+                   .expect = ttl_ms};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm(stock_t *store, const char *hold_id, int64_t qty,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_CONFIRM, .id = stock_id_from_cstr(hold_id),
+                   .amount = qty};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_release(stock_t *store, const char *hold_id,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_RELEASE, .id = stock_id_from_cstr(hold_id)};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm_order(stock_t *store, const char *order_id,
+                               stock_order_line *lines, uint32_t line_count,
+                               int32_t *failed_line, char *message)
+{
+    return run_order(store, STOCK_OP_CONFIRM_ORDER, order_id, lines, line_count,
+                     failed_line, message);
+}
+
+stock_code stock_hold_get(stock_t *store, const char *hold_id,
+                          stock_hold_info *info, char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD_GET, .id = stock_id_from_cstr(hold_id)};
+    stock_code code = run_one(store, &op, NULL, message);
+    if (code == STOCK_OK && info != NULL)
+        *info = op.info.hold_info;
     return code;
 }

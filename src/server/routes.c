@@ -32,7 +32,9 @@
 typedef enum route_kind {
     ROUTE_SET = REQUEST_SET, ROUTE_GET = REQUEST_GET, ROUTE_ADD = REQUEST_ADD,
     ROUTE_DEDUCT = REQUEST_DEDUCT, ROUTE_ORDER = REQUEST_ORDER, ROUTE_REFUND = REQUEST_REFUND,
-    ROUTE_LINE = REQUEST_LINE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT
+    ROUTE_LINE = REQUEST_LINE, ROUTE_HOLD = REQUEST_HOLD, ROUTE_CONFIRM = REQUEST_CONFIRM,
+    ROUTE_RELEASE = REQUEST_RELEASE, ROUTE_HOLD_ORDER = REQUEST_HOLD_ORDER,
+    ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT
 } route_kind;
 
 /* A store request's slot kind is its route kind, plus this bit when the
@@ -181,7 +183,9 @@ static bool segment_is(const path *p, uint32_t i, const char *word)
  * the body can never make one. */
 static void route_store(conn *c, const http_request *req, route_kind kind, const path *p)
 {
-    bool path_has_id = kind == ROUTE_SET || kind == ROUTE_ADD || kind == ROUTE_GET || kind == ROUTE_LINE;
+    bool path_has_id = kind == ROUTE_SET || kind == ROUTE_ADD || kind == ROUTE_GET ||
+                       kind == ROUTE_LINE || kind == ROUTE_CONFIRM || kind == ROUTE_RELEASE ||
+                       kind == ROUTE_HOLD_GET;
     const char *path_id = path_has_id ? p->segment[2].text : NULL;
     size_t path_len = path_has_id ? p->segment[2].len : 0;
     char message[REQUEST_MESSAGE_MAX];
@@ -261,6 +265,11 @@ static const route_entry route_table[] = {
     {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER, AUTH_FULL},
     {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND, AUTH_FULL},
     {{"v1", "lines", "*"}, 3, HTTP_GET, ROUTE_LINE, AUTH_READ_ONLY},
+    {{"v1", "holds"}, 2, HTTP_POST, ROUTE_HOLD, AUTH_FULL},
+    {{"v1", "holds", "*"}, 3, HTTP_GET, ROUTE_HOLD_GET, AUTH_READ_ONLY},
+    {{"v1", "holds", "*", "confirm"}, 4, HTTP_POST, ROUTE_CONFIRM, AUTH_FULL},
+    {{"v1", "holds", "*", "release"}, 4, HTTP_POST, ROUTE_RELEASE, AUTH_FULL},
+    {{"v1", "hold-orders"}, 2, HTTP_POST, ROUTE_HOLD_ORDER, AUTH_FULL},
 };
 
 static bool pattern_matches(const route_entry *entry, const path *p)
@@ -319,7 +328,8 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
     case ROUTE_METRICS: route_metrics(c, req); break;
     case ROUTE_HOT: route_hot(c, req); break;
     case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
-    case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE:
+    case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE: case ROUTE_HOLD: case ROUTE_CONFIRM:
+    case ROUTE_RELEASE: case ROUTE_HOLD_ORDER: case ROUTE_HOLD_GET:
         route_store(c, req, kind, p);
         break;
     }
@@ -410,6 +420,7 @@ static int status_of(stock_code code)
     case STOCK_INVALID: return 400;
     case STOCK_NOT_FOUND: return 404;
     case STOCK_INSUFFICIENT: case STOCK_CONFLICT: case STOCK_EXCEEDS: case STOCK_MISMATCH:
+    case STOCK_EXPIRED: case STOCK_CLOSED:
         return 409;
     case STOCK_UNAVAILABLE: return 503;
     default: return 500;

@@ -93,8 +93,22 @@ check "SETSTOCK EXPECT mismatch" "MISMATCH sku=A12 current=16" "$(R setstock A12
 check "SETSTOCK EXPECT" 5 "$(R setstock A12 5 expect 16)"
 check "STOCK" 5 "$(R stock A12)"
 check "STOCK notfound" "NOTFOUND sku=nope" "$(R stock nope)"
-check "SKUINFO" "$(printf 'available\n5\nadjusted\n9\ndeducted\n6\nrefunded\n2')" "$(R skuinfo A12)"
+check "SKUINFO" "$(printf 'available\n5\nadjusted\n9\ndeducted\n6\nrefunded\n2\nheld\n0')" "$(R skuinfo A12)"
 R lineinfo L1 | head -8 | tr '\n' ' ' | grep -q "^sku A12 order_id  qty 3 refunded 2 " || fail "LINEINFO: $(R lineinfo L1 | tr '\n' ' ')"
+# Holds over RESP.
+R setstock RH 10 >/dev/null
+check "HOLD" 9 "$(R hold RHH1 RH 1 3600000)"
+check "HOLD insufficient" "INSUFFICIENT sku=RH available=9" "$(R hold RHH2 RH 99 3600000)"
+check "HOLDINFO state" "held" "$(R holdinfo RHH1 | sed -n 6p)"
+check "SKUINFO held" "1" "$(R skuinfo RH | sed -n 10p)"
+check "CONFIRM" 9 "$(R confirm RHH1)"
+check "CONFIRM replay" 9 "$(R confirm RHH1 1)"
+check "RELEASE after CONFIRM" "CLOSED hold=RHH1 state=confirmed" "$(R release RHH1)"
+R hold RHH3 RH 2 3600000 >/dev/null
+R hold RHH4 RH 2 3600000 >/dev/null
+check "CONFIRMORDER" "6 6" "$(R confirmorder RO1 RHH3 1 RHH4 0 | tr '\n' ' ' | sed 's/ $//')"
+check "RELEASE unknown" "NOTFOUND hold=RHH9" "$(R release RHH9)"
+check "CONFIRM arity" "ERR wrong number of arguments for 'confirm' command" "$(R confirm RHH1 1 2)"
 check "LINEINFO of an order line" O1 "$(R lineinfo L4 | sed -n 4p)"
 check "LINEINFO notfound" "NOTFOUND line=nope" "$(R lineinfo nope)"
 
@@ -122,7 +136,7 @@ check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R ord
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
 check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
 check "nothing changed by bad input" 5 "$(R stock A12)"
-check "COMMAND COUNT" 19 "$(R command count)"
+check "COMMAND COUNT" 24 "$(R command count)"
 R info | grep -q "^backend:embedded" || fail "INFO names the backend"
 
 # Inline commands and a pipeline over a raw socket: replies in order.
@@ -210,7 +224,7 @@ def expect(want):
     assert got == want, (got, want)
 ask(b"HELLO", b"3"); s.recv(65536)
 ask(b"SKUINFO", b"A12")
-expect(b"%4\r\n$9\r\navailable\r\n:4\r\n$8\r\nadjusted\r\n:9\r\n$8\r\ndeducted\r\n:7\r\n$8\r\nrefunded\r\n:2\r\n")
+expect(b"%5\r\n$9\r\navailable\r\n:4\r\n$8\r\nadjusted\r\n:9\r\n$8\r\ndeducted\r\n:7\r\n$8\r\nrefunded\r\n:2\r\n$4\r\nheld\r\n:0\r\n")
 ask(b"STOCKPROTO", b"1"); expect(b"+OK\r\n")
 ask(b"DEDUCT", b"SP1", b"A12", b"1"); expect(b"*2\r\n+OK\r\n:3\r\n")
 ask(b"DEDUCT", b"SP1", b"A12", b"1"); expect(b"*2\r\n+REPLAY\r\n:3\r\n")
@@ -278,7 +292,7 @@ http() {
 }
 check "PUT sku" '200 {"sku":"W1","available":10}' "$(http PUT /v1/skus/W1 '{"available":10}')"
 check "PUT sku expect mismatch" '409 {"error":"MISMATCH","message":"sku=W1 current=10"}' "$(http PUT /v1/skus/W1 '{"available":3,"expect":4}')"
-check "GET sku" '200 {"sku":"W1","available":10,"adjusted":10,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W1)"
+check "GET sku" '200 {"sku":"W1","available":10,"adjusted":10,"deducted":0,"refunded":0,"held":0}' "$(http GET /v1/skus/W1)"
 check "GET sku 404" '404 {"error":"NOTFOUND","message":"sku=W9"}' "$(http GET /v1/skus/W9)"
 check "GET sku percent-encoded" '200' "$(http GET /v1/skus/%57%31 | cut -c1-3)"
 # One decoding rule for paths and store URIs: a '%' needs two hex digits,
@@ -308,7 +322,7 @@ check "order line unknown field" '400 {"error":"INVALID","message":"line 2: unkn
     "$(http POST /v1/orders '{"order_id":"HO3","lines":[{"line_id":"D7","sku":"W3","qty":1},{"line_id":"D8","sku":"W3","qty":1,"bogus":1}]}')"
 check "order line not an object" '400 {"error":"INVALID","message":"line 1: must be a JSON object","failed_line":0}' \
     "$(http POST /v1/orders '{"order_id":"HO3","lines":[5]}')"
-check "order refused whole" '200 {"sku":"W3","available":5,"adjusted":5,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W3)"
+check "order refused whole" '200 {"sku":"W3","available":5,"adjusted":5,"deducted":0,"refunded":0,"held":0}' "$(http GET /v1/skus/W3)"
 # A 100-line order sent with "Expect: 100-continue" (clients wait about a
 # second for the 100 before sending the body) is answered at once; 101
 # lines are refused.
@@ -329,6 +343,37 @@ check "refund exceeds" '409 {"error":"EXCEEDS","message":"line=D1 refundable=1"}
 http GET /v1/lines/D3 | grep -q '^200 {"line_id":"D3","sku":"W1","order_id":"HO1","qty":1,"refunded":0,"time_us":[0-9]*,"available_after":12}$' ||
     fail "GET line: $(http GET /v1/lines/D3)"
 check "GET line 404" '404 {"error":"NOTFOUND","message":"line=nope"}' "$(http GET /v1/lines/nope)"
+# Holds over HTTP: hold, read, confirm part, release, an order of holds,
+# and a hold that expires.
+http PUT /v1/skus/HS '{"available":10}' >/dev/null
+check "hold" '200 {"hold_id":"HH1","sku":"HS","qty":3,"available":7}' "$(http POST /v1/holds '{"hold_id":"HH1","sku":"HS","qty":3,"ttl_ms":3600000}')"
+check "hold replay" '200 {"hold_id":"HH1","sku":"HS","qty":3,"available":7}' "$(http POST /v1/holds '{"hold_id":"HH1","sku":"HS","qty":3,"ttl_ms":3600000}')"
+check "hold bad ttl" '400 {"error":"INVALID","message":"ttl must be an integer in 1..2592000000 (milliseconds)"}' "$(http POST /v1/holds '{"hold_id":"HH9","sku":"HS","qty":3}')"
+http GET /v1/holds/HH1 | grep -q '^200 {"hold_id":"HH1","sku":"HS","state":"held","order_id":"","qty":3,"confirmed":0,"time_us":[0-9]*,"deadline_us":[0-9]*}$' ||
+    fail "GET hold: $(http GET /v1/holds/HH1)"
+check "GET sku with a hold" '200 {"sku":"HS","available":7,"adjusted":10,"deducted":0,"refunded":0,"held":3}' "$(http GET /v1/skus/HS)"
+check "confirm part" '200 {"hold_id":"HH1","available":8}' "$(http POST /v1/holds/HH1/confirm '{"qty":2}')"
+check "release after confirm" '409 {"error":"CLOSED","message":"hold=HH1 state=confirmed"}' "$(http POST /v1/holds/HH1/release)"
+http POST /v1/holds '{"hold_id":"HH2","sku":"HS","qty":1,"ttl_ms":3600000}' >/dev/null
+check "release" '200 {"hold_id":"HH2","available":8}' "$(http POST /v1/holds/HH2/release)"
+http POST /v1/holds '{"hold_id":"HH3","sku":"HS","qty":2,"ttl_ms":3600000}' >/dev/null
+http POST /v1/holds '{"hold_id":"HH4","sku":"HS","qty":1,"ttl_ms":3600000}' >/dev/null
+check "order of holds" '200 {"order_id":"HO9","holds":[{"hold_id":"HH3","qty":0,"available":5},{"hold_id":"HH4","qty":1,"available":5}]}' \
+    "$(http POST /v1/hold-orders '{"order_id":"HO9","holds":[{"hold_id":"HH3"},{"hold_id":"HH4","qty":1}]}')"
+http POST /v1/holds '{"hold_id":"HH5","sku":"HS","qty":4,"ttl_ms":1}' >/dev/null
+# Nothing touches it: the store expires it on its own (INFO reads counters),
+# within the wake-up of its writer; 2 s allows for a loaded machine.
+outstanding=1
+for _ in $(seq 40); do
+    sleep 0.05
+    outstanding=$(R info | tr -d '\r' | sed -n 's/^holds_outstanding://p')
+    [ "$outstanding" = 0 ] && break
+done
+check "an idle store expires a hold" 0 "$outstanding"
+check "confirm after expiry" '409 {"error":"EXPIRED","message":"hold=HH5"}' "$(http POST /v1/holds/HH5/confirm)"
+check "order of an expired hold" '409 {"error":"EXPIRED","message":"hold=HH5","failed_line":0}' \
+    "$(http POST /v1/hold-orders '{"order_id":"HO10","holds":[{"hold_id":"HH5"}]}')"
+check "GET sku after the holds" '200 {"sku":"HS","available":5,"adjusted":10,"deducted":5,"refunded":0,"held":0}' "$(http GET /v1/skus/HS)"
 check "healthz" '200 {"status":"ok"}' "$(http GET /healthz)"
 check "unknown route" '404' "$(http GET /v2/x | cut -c1-3)"
 check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
@@ -345,14 +390,20 @@ check "negative qty" '400 {"error":"INVALID","message":"qty must be an integer i
 check "qty over 2^31-1" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":2147483648}')"
 check "qty over 64 bits" '400' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":99999999999999999999}' | cut -c1-3)"
 check "empty body" '400 {"error":"INVALID","message":"the body is empty: send a JSON object"}' "$(http PUT /v1/skus/W1)"
-check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11,"adjusted":15,"deducted":5,"refunded":1}' "$(http GET /v1/skus/W1)"
+check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11,"adjusted":15,"deducted":5,"refunded":1,"held":0}' "$(http GET /v1/skus/W1)"
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
             'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
-            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total'; do
+            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total' \
+            'stockd_operations_total{type="confirm",result="EXPIRED"} 1' \
+            'stockd_operations_total{type="confirm_order",result="OK"}' \
+            'stockd_store_holds_outstanding 0' 'stockd_store_held_units 0' \
+            'stockd_store_hold_expiries_total 1' 'stockd_store_hold_confirmations_total' \
+            'stockd_store_hold_releases_total'; do
     grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
 done
 grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
+grep -q 'null' "$dir/metrics" && fail "metrics: an operation type without a name"
 promtool check metrics <"$dir/metrics" || fail "promtool check metrics: $(promtool check metrics <"$dir/metrics" 2>&1 | head -5)"
 head -c 2000000 /dev/zero | tr '\0' 'x' >"$dir/big"
 check "oversize body" '413' "$(http POST /v1/deductions @"$dir/big" | cut -c1-3)"

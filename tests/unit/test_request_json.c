@@ -85,6 +85,48 @@ static void test_path_id_kinds(void **state)
     free(made);
 }
 
+/* The hold kinds: a hold's fields from the body, the hold's id from the
+ * path for a confirm, release or read; a confirm or release may have no
+ * body (the whole hold), and a hold order's holds may leave qty out. */
+static void test_hold_kinds(void **state)
+{
+    (void)state;
+    stock_op op;
+    request *made = NULL;
+    assert_int_equal(parse(REQUEST_HOLD, "{\"hold_id\":\"H1\",\"sku\":\"A\",\"qty\":2,\"ttl_ms\":900}",
+                           &op, &made), REQUEST_PARSED);
+    assert_int_equal(op.type, STOCK_OP_HOLD);
+    assert_memory_equal(op.id.ptr, "H1", 2);
+    assert_memory_equal(op.sku.ptr, "A", 1);
+    assert_int_equal(op.amount, 2);
+    assert_int_equal(op.expect, 900);
+    free(made);
+    static const struct { request_kind kind; const char *body; stock_op_type type; int64_t amount; } closes[] = {
+        {REQUEST_CONFIRM, "", STOCK_OP_CONFIRM, 0},
+        {REQUEST_CONFIRM, "{\"qty\":3}", STOCK_OP_CONFIRM, 3},
+        {REQUEST_RELEASE, "", STOCK_OP_RELEASE, 0},
+        {REQUEST_HOLD_GET, "", STOCK_OP_HOLD_GET, 0},
+    };
+    for (size_t i = 0; i < sizeof closes / sizeof closes[0]; i++) {
+        memset(&op, 0, sizeof op);
+        assert_int_equal(request_json_parse(closes[i].kind, closes[i].body, strlen(closes[i].body), "H7", 2,
+                                            &op, &made, message, &failed_line), REQUEST_PARSED);
+        assert_int_equal(op.type, closes[i].type);
+        assert_memory_equal(op.id.ptr, "H7", 2);
+        assert_int_equal(op.amount, closes[i].amount);
+        free(made);
+    }
+    assert_int_equal(parse(REQUEST_HOLD_ORDER, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H1\"},"
+                           "{\"hold_id\":\"H2\",\"qty\":1}]}", &op, &made), REQUEST_PARSED);
+    assert_int_equal(op.type, STOCK_OP_CONFIRM_ORDER);
+    assert_int_equal(op.line_count, 2);
+    assert_memory_equal(op.lines[1].line_id.ptr, "H2", 2);
+    assert_int_equal(op.lines[0].qty, 0);
+    assert_int_equal(op.lines[1].qty, 1);
+    assert_int_equal(stock_validate(&op), STOCK_OK);
+    free(made);
+}
+
 static void test_refusals_say_why(void **state)
 {
     (void)state;
@@ -101,6 +143,13 @@ static void test_refusals_say_why(void **state)
         {REQUEST_ADD, "{\"delta\":1,\"id\":5}", "adjustment id must be a string", -1},
         {REQUEST_DEDUCT, "{\"line_id\":\"L\",\"sku\":\"A\",\"qty\":1,\"order_id\":\"O\"}",
          "unknown field 'order_id'", -1},
+        {REQUEST_HOLD, "", "the body is empty: send a JSON object", -1},
+        {REQUEST_CONFIRM, "{\"qty\":1,\"all\":true}", "unknown field 'all'", -1},
+        {REQUEST_RELEASE, "{\"qty\":1}", "unknown field 'qty'", -1},
+        {REQUEST_HOLD_ORDER, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H\"},\"H2\"]}",
+         "hold 2: must be a JSON object", 1},
+        {REQUEST_HOLD_ORDER, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H\",\"sku\":\"A\"}]}",
+         "hold 1: unknown field 'sku'", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         stock_op op;
@@ -168,6 +217,31 @@ static void test_results_render_as_http(void **state)
     free(made);
 }
 
+static void test_hold_results_render_as_http(void **state)
+{
+    (void)state;
+    stock_op op;
+    request *made = NULL;
+    assert_int_equal(parse(REQUEST_HOLD_ORDER, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H1\",\"qty\":2}]}",
+                           &op, &made), REQUEST_PARSED);
+    op.code = STOCK_OK;
+    op.lines[0].available = 5;
+    json_t *body = request_json_result(REQUEST_HOLD_ORDER, &op);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    assert_string_equal(text, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H1\",\"qty\":2,\"available\":5}]}");
+    free(text);
+    op.code = STOCK_EXPIRED;
+    op.failed_line = 0;
+    strcpy(op.message, "hold=H1");
+    body = request_json_result(REQUEST_HOLD_ORDER, &op);
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    assert_string_equal(text, "{\"error\":\"EXPIRED\",\"message\":\"hold=H1\",\"failed_line\":0}");
+    free(text);
+    free(made);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +252,8 @@ int main(void)
         cmocka_unit_test(test_too_many_lines_refused),
         cmocka_unit_test(test_wrong_types_reach_validation),
         cmocka_unit_test(test_results_render_as_http),
+        cmocka_unit_test(test_hold_kinds),
+        cmocka_unit_test(test_hold_results_render_as_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
