@@ -17,6 +17,7 @@
 #include "lib/uri.h"
 #include "proto/http.h"
 #include "server/log.h"
+#include "server/problem.h"
 #include "server/routes.h"
 
 #define ROUTES_ID_BYTES (STOCK_ID_MAX + 2)  /* 65 bytes kept, so too long stays too long */
@@ -72,6 +73,8 @@ void routes_free_reader(conn *c)
 
 /* ------------------------------------------------------------ responses */
 
+/* Appends a response with body (a success's JSON, or an error's problem
+ * object for a status of 400 or more); takes body's reference. */
 static bool write_json(buf *out, int status, json_t *body, const char *extra, bool keep_alive)
 {
     if (body == NULL)
@@ -80,15 +83,10 @@ static bool write_json(buf *out, int status, json_t *body, const char *extra, bo
     json_decref(body);
     if (text == NULL)
         return false;
-    bool ok = http_write_response(out, status, ROUTES_JSON_TYPE, extra, text, strlen(text), keep_alive);
+    const char *type = status >= 400 ? PROBLEM_CONTENT_TYPE : ROUTES_JSON_TYPE;
+    bool ok = http_write_response(out, status, type, extra, text, strlen(text), keep_alive);
     free(text);
     return ok;
-}
-
-/* The body of every error response: {"error": word, "message": message}. */
-static json_t *error_json(const char *word, const char *message)
-{
-    return json_pack("{s:s, s:s}", "error", word, "message", message);
 }
 
 bool routes_write_error(conn *c, buf *out, int status, const char *word,
@@ -96,7 +94,7 @@ bool routes_write_error(conn *c, buf *out, int status, const char *word,
 {
     (void)c;
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"stockd\"\r\n" : NULL;
-    return write_json(out, status, error_json(word, message), extra, keep_alive);
+    return write_json(out, status, problem_json(status, word, message), extra, keep_alive);
 }
 
 /* Ends a response written after conn_reply_begin's mark: closes c if it
@@ -357,7 +355,7 @@ static bool lines_well_formed(conn *c, const http_request *req, json_t *lines, s
             snprintf(message, sizeof message, "line %zu: must be a JSON object", i + 1);
         else
             snprintf(message, sizeof message, "line %zu: %s", i + 1, field);
-        json_t *body = error_json("INVALID", message);
+        json_t *body = problem_json(400, "INVALID", message);
         if (body != NULL)
             json_object_set_new(body, "failed_line", json_integer((json_int_t)i));
         reply_json(c, req->keep_alive, 400, body, NULL);
@@ -536,7 +534,7 @@ static void route(conn *c, const http_request *req)
     }
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "\r\n");
-    reply_json(c, req->keep_alive, 405, error_json("INVALID", message), allow);
+    reply_json(c, req->keep_alive, 405, problem_json(405, "INVALID", message), allow);
 }
 
 void routes_process(conn *c)
@@ -633,7 +631,7 @@ static json_t *success_body(route_kind kind, const stock_op *op)
 
 static json_t *error_body(const stock_op *op)
 {
-    json_t *body = error_json(stock_code_name(op->code), op->message);
+    json_t *body = problem_json(status_of(op->code), stock_code_name(op->code), op->message);
     if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
         json_object_set_new(body, "failed_line", json_integer(op->failed_line));
     return body;

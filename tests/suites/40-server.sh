@@ -308,37 +308,58 @@ http() {
     fi
     printf ' %s' "$(cat "$dir/body")"
 }
+# Errors are RFC 9457 problem details: problem STATUS CODE DETAIL [MEMBERS]
+# prints the status and the object expected, MEMBERS being the facts of the
+# detail as JSON members (',"sku":"W1","available":3').
+problem() {
+    local title
+    case $2 in
+    INVALID) title="invalid input: nothing was changed" ;;
+    NOTFOUND) title="no such SKU or line" ;;
+    CONFLICT) title="the id was already used with other parameters" ;;
+    INSUFFICIENT) title="not enough stock available" ;;
+    EXCEEDS) title="the refund exceeds what is left to refund on the line" ;;
+    MISMATCH) title="the current stock differs from the expected value" ;;
+    INFLIGHT) title="a request with this Idempotency-Key is still in progress" ;;
+    UNSUPPORTED) title="not supported by this backend" ;;
+    *) fail "problem: no title for $2" ;;
+    esac
+    printf '%s {"type":"tag:stockd,2026:%s","title":"%s","status":%s,"detail":"%s","code":"%s"%s}' \
+        "$1" "${2,,}" "$title" "$1" "$3" "$2" "${4:-}"
+}
 check "PUT sku" '200 {"sku":"W1","available":10}' "$(http PUT /v1/skus/W1 '{"available":10}')"
-check "PUT sku expect mismatch" '409 {"error":"MISMATCH","message":"sku=W1 current=10"}' "$(http PUT /v1/skus/W1 '{"available":3,"expect":4}')"
+check "PUT sku expect mismatch" "$(problem 409 MISMATCH 'sku=W1 current=10' ',"sku":"W1","current":10')" "$(http PUT /v1/skus/W1 '{"available":3,"expect":4}')"
 check "GET sku" '200 {"sku":"W1","available":10,"adjusted":10,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W1)"
-check "GET sku 404" '404 {"error":"NOTFOUND","message":"sku=W9"}' "$(http GET /v1/skus/W9)"
+check "GET sku 404" "$(problem 404 NOTFOUND 'sku=W9' ',"sku":"W9"')" "$(http GET /v1/skus/W9)"
+check "an error is application/problem+json" application/problem+json "$(curl -s -o /dev/null -w '%{content_type}' "$H/v1/skus/W9")"
+check "a success is application/json" application/json "$(curl -s -o /dev/null -w '%{content_type}' "$H/v1/skus/W1")"
 check "GET sku percent-encoded" '200' "$(http GET /v1/skus/%57%31 | cut -c1-3)"
 # One decoding rule for paths and store URIs: a '%' needs two hex digits,
 # and %00 is refused (it once let /healthz%00 through as /healthz).
-check "path with %00" '400 {"error":"INVALID","message":"malformed request path: %00 (a NUL byte) is not allowed"}' "$(http GET /healthz%00)"
-check "sku with %00" '400 {"error":"INVALID","message":"malformed request path: %00 (a NUL byte) is not allowed"}' "$(http GET /v1/skus/W1%00)"
-check "path with a bad escape" '400 {"error":"INVALID","message":"malformed request path: a '"'%'"' must be followed by two hex digits"}' "$(http GET /v1/skus/W%zz)"
-check "path with a plus" '404 {"error":"NOTFOUND","message":"sku=W+1"}' "$(http GET /v1/skus/W+1)"
+check "path with %00" "$(problem 400 INVALID 'malformed request path: %00 (a NUL byte) is not allowed')" "$(http GET /healthz%00)"
+check "sku with %00" "$(problem 400 INVALID 'malformed request path: %00 (a NUL byte) is not allowed')" "$(http GET /v1/skus/W1%00)"
+check "path with a bad escape" "$(problem 400 INVALID "malformed request path: a '%' must be followed by two hex digits")" "$(http GET /v1/skus/W%zz)"
+check "path with a plus" "$(problem 404 NOTFOUND 'sku=W+1' ',"sku":"W+1"')" "$(http GET /v1/skus/W+1)"
 check "adjustment" '200 {"sku":"W1","available":15}' "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":"a1"}')"
-check "empty adjustment id" '400 {"error":"INVALID","message":"adjustment id must be 1-64 printable ASCII characters without spaces"}' "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":""}')"
+check "empty adjustment id" "$(problem 400 INVALID 'adjustment id must be 1-64 printable ASCII characters without spaces')" "$(http POST /v1/skus/W1/adjustments '{"delta":5,"id":""}')"
 check "deduction" '200 {"line_id":"D1","sku":"W1","qty":2,"available":13}' "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":2}')"
 curl -s -i -X POST "$H/v1/deductions" --data-binary '{"line_id":"D1","sku":"W1","qty":2}' | tr -d '\r' >"$dir/replay"
 grep -q '^Idempotent-Replayed: true$' "$dir/replay" || fail "replay header: $(cat "$dir/replay")"
 grep -q '"available":13' "$dir/replay" || fail "replay answers as the original"
-check "deduction conflict" '409 {"error":"CONFLICT","message":"line=D1 was used with other parameters"}' "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":3}')"
-check "deduction insufficient" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=13"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":99}')"
-check "deduction bad qty" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":"5"}')"
-check "deduction unknown field" '400 {"error":"INVALID","message":"unknown field '"'"'quantity'"'"'"}' "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","quantity":5}')"
+check "deduction conflict" "$(problem 409 CONFLICT 'line=D1 was used with other parameters' ',"line_id":"D1"')" "$(http POST /v1/deductions '{"line_id":"D1","sku":"W1","qty":3}')"
+check "deduction insufficient" "$(problem 409 INSUFFICIENT 'sku=W1 available=13' ',"sku":"W1","available":13')" "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":99}')"
+check "deduction bad qty" "$(problem 400 INVALID 'qty must be an integer in 1..2147483647')" "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","qty":"5"}')"
+check "deduction unknown field" "$(problem 400 INVALID 'unknown field '"'"'quantity'"'"'')" "$(http POST /v1/deductions '{"line_id":"D2","sku":"W1","quantity":5}')"
 check "deduction not JSON" '400' "$(http POST /v1/deductions '{"line_id":' | cut -c1-3)"
 check "order" '200 {"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1,"available":12},{"line_id":"D4","sku":"W1","qty":2,"available":10}]}' \
     "$(http POST /v1/orders '{"order_id":"HO1","lines":[{"line_id":"D3","sku":"W1","qty":1},{"line_id":"D4","sku":"W1","qty":2}]}')"
 http PUT /v1/skus/W3 '{"available":5}' >/dev/null
-check "order failed line" '409 {"error":"INSUFFICIENT","message":"sku=W1 available=10","failed_line":1}' \
+check "order failed line" "$(problem 409 INSUFFICIENT 'sku=W1 available=10' ',"sku":"W1","available":10,"failed_line":1')" \
     "$(http POST /v1/orders '{"order_id":"HO2","lines":[{"line_id":"D5","sku":"W3","qty":1},{"line_id":"D6","sku":"W1","qty":20}]}')"
 # A typo or a non-object in a line is refused before anything is deducted.
-check "order line unknown field" '400 {"error":"INVALID","message":"line 2: unknown field '"'"'bogus'"'"'","failed_line":1}' \
+check "order line unknown field" "$(problem 400 INVALID 'line 2: unknown field '"'"'bogus'"'"'' ',"failed_line":1')" \
     "$(http POST /v1/orders '{"order_id":"HO3","lines":[{"line_id":"D7","sku":"W3","qty":1},{"line_id":"D8","sku":"W3","qty":1,"bogus":1}]}')"
-check "order line not an object" '400 {"error":"INVALID","message":"line 1: must be a JSON object","failed_line":0}' \
+check "order line not an object" "$(problem 400 INVALID 'line 1: must be a JSON object' ',"failed_line":0')" \
     "$(http POST /v1/orders '{"order_id":"HO3","lines":[5]}')"
 check "order refused whole" '200 {"sku":"W3","available":5,"adjusted":5,"deducted":0,"refunded":0}' "$(http GET /v1/skus/W3)"
 # A 100-line order sent with "Expect: 100-continue" (clients wait about a
@@ -355,28 +376,28 @@ check "100-line order" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Expect:
     --data-binary "$(order_body 100)" "$H/v1/orders")"
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 [ "$elapsed_ms" -lt 900 ] || fail "100-line order took ${elapsed_ms} ms (100 Continue not sent?)"
-check "101-line order" '400 {"error":"INVALID","message":"an order must have 1..100 lines"}' "$(http POST /v1/orders "$(order_body 101)")"
+check "101-line order" "$(problem 400 INVALID 'an order must have 1..100 lines')" "$(http POST /v1/orders "$(order_body 101)")"
 check "refund" '200 {"refund_id":"F1","line_id":"D1","qty":1,"available":11}' "$(http POST /v1/refunds '{"refund_id":"F1","line_id":"D1","qty":1}')"
-check "refund exceeds" '409 {"error":"EXCEEDS","message":"line=D1 refundable=1"}' "$(http POST /v1/refunds '{"refund_id":"F2","line_id":"D1","qty":5}')"
+check "refund exceeds" "$(problem 409 EXCEEDS 'line=D1 refundable=1' ',"line_id":"D1","refundable":1')" "$(http POST /v1/refunds '{"refund_id":"F2","line_id":"D1","qty":5}')"
 http GET /v1/lines/D3 | grep -q '^200 {"line_id":"D3","sku":"W1","order_id":"HO1","qty":1,"refunded":0,"time_us":[0-9]*,"available_after":12}$' ||
     fail "GET line: $(http GET /v1/lines/D3)"
-check "GET line 404" '404 {"error":"NOTFOUND","message":"line=nope"}' "$(http GET /v1/lines/nope)"
+check "GET line 404" "$(problem 404 NOTFOUND 'line=nope' ',"line_id":"nope"')" "$(http GET /v1/lines/nope)"
 check "healthz" '200 {"status":"ok"}' "$(http GET /healthz)"
 check "unknown route" '404' "$(http GET /v2/x | cut -c1-3)"
 check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
 curl -s -i -X DELETE "$H/v1/skus/W1" | tr -d '\r' | grep -qx 'Allow: PUT, GET' || fail "a 405 names the allowed methods"
-check "too deep a path" '404 {"error":"NOTFOUND","message":"no route for /v1/skus/a/b/c/d"}' "$(http GET /v1/skus/a/b/c/d)"
+check "too deep a path" "$(problem 404 NOTFOUND 'no route for /v1/skus/a/b/c/d')" "$(http GET /v1/skus/a/b/c/d)"
 long_id=$(printf 'X%.0s' $(seq 65))
 id_rule="must be 1-64 printable ASCII characters without spaces"
-check "65-byte sku in the path" "400 {\"error\":\"INVALID\",\"message\":\"sku $id_rule\"}" "$(http GET "/v1/skus/$long_id")"
-check "300-byte sku in the path" "400 {\"error\":\"INVALID\",\"message\":\"sku $id_rule\"}" "$(http GET "/v1/skus/$long_id$long_id$long_id$long_id${long_id:0:40}")"
-check "65-byte line id in the body" "400 {\"error\":\"INVALID\",\"message\":\"line id $id_rule\"}" \
+check "65-byte sku in the path" "$(problem 400 INVALID "sku $id_rule")" "$(http GET "/v1/skus/$long_id")"
+check "300-byte sku in the path" "$(problem 400 INVALID "sku $id_rule")" "$(http GET "/v1/skus/$long_id$long_id$long_id$long_id${long_id:0:40}")"
+check "65-byte line id in the body" "$(problem 400 INVALID "line id $id_rule")" \
     "$(http POST /v1/deductions "{\"line_id\":\"$long_id\",\"sku\":\"W1\",\"qty\":1}")"
-check "missing line id" "400 {\"error\":\"INVALID\",\"message\":\"line id $id_rule\"}" "$(http POST /v1/deductions '{"sku":"W1","qty":1}')"
-check "negative qty" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":-1}')"
-check "qty over 2^31-1" '400 {"error":"INVALID","message":"qty must be an integer in 1..2147483647"}' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":2147483648}')"
+check "missing line id" "$(problem 400 INVALID "line id $id_rule")" "$(http POST /v1/deductions '{"sku":"W1","qty":1}')"
+check "negative qty" "$(problem 400 INVALID 'qty must be an integer in 1..2147483647')" "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":-1}')"
+check "qty over 2^31-1" "$(problem 400 INVALID 'qty must be an integer in 1..2147483647')" "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":2147483648}')"
 check "qty over 64 bits" '400' "$(http POST /v1/deductions '{"line_id":"D9","sku":"W1","qty":99999999999999999999}' | cut -c1-3)"
-check "empty body" '400 {"error":"INVALID","message":"the body is empty: send a JSON object"}' "$(http PUT /v1/skus/W1)"
+check "empty body" "$(problem 400 INVALID 'the body is empty: send a JSON object')" "$(http PUT /v1/skus/W1)"
 check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11,"adjusted":15,"deducted":5,"refunded":1}' "$(http GET /v1/skus/W1)"
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
@@ -451,7 +472,7 @@ assert closed(fourth)
 http = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
 http.settimeout(3)
 response = http.recv(4096)
-assert response.startswith(b"HTTP/1.1 503 ") and b'"error":"UNAVAILABLE"' in response, response
+assert response.startswith(b"HTTP/1.1 503 ") and b'"code":"UNAVAILABLE"' in response, response
 http.close()
 stall.settimeout(4)
 start = time.time()
@@ -505,7 +526,8 @@ while True:
         break
     response += chunk
 assert response.startswith(b"HTTP/1.1 408 "), response
-assert b'"error":"TIMEOUT","message":"idle for more than 1 s, closing the connection"' in response, response
+assert b'"status":408,"detail":"idle for more than 1 s, closing the connection","code":"TIMEOUT"' in response, response
+assert b"Content-Type: application/problem+json" in response, response
 print("limits ok")
 EOF
 grep -q "request bigger than max-request-bytes" "$dir/log" || fail "protocol errors are logged"
