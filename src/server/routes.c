@@ -16,6 +16,7 @@
 
 #include "lib/uri.h"
 #include "proto/http.h"
+#include "server/idempotency.h"
 #include "server/log.h"
 #include "server/problem.h"
 #include "server/routes.h"
@@ -42,6 +43,8 @@ typedef struct id_copy {
 /* What a store request keeps until its reply is written (slot.extra). */
 typedef struct call {
     bool keep_alive;
+    bool keyed;                /* the op's id came from Idempotency-Key */
+    idempotency_entry key;     /* in flight while keyed */
     id_copy sku, id, line;
     stock_order_line *lines;   /* ORDER: line_count entries after the call */
     id_copy *line_ids;         /* ORDER: 2 per line, line id then sku */
@@ -271,6 +274,48 @@ static stock_op *new_call_op(conn *c, const http_request *req, route_kind kind,
     return op;
 }
 
+/* Checks a POST's Idempotency-Key (idempotency.h) into key ("" when the
+ * request has none): it must be an id, equal to the body's field when that
+ * is given too, and not in flight. Replies 400 or 409 and returns false
+ * otherwise. */
+static bool admit_key(conn *c, const http_request *req, json_t *body, const char *field,
+                      route_kind kind, char key[ROUTES_ID_BYTES])
+{
+    key[0] = '\0';
+    if (req->idempotency_key[0] == '\0')
+        return true;
+    char message[ROUTES_MESSAGE_MAX];
+    const char *why = idempotency_parse(req->idempotency_key, key, ROUTES_ID_BYTES);
+    json_t *id = json_object_get(body, field);
+    if (why != NULL) {
+        reply_error(c, req->keep_alive, 400, "INVALID", why);
+    } else if (id != NULL && !(json_is_string(id) && json_string_length(id) == strlen(key) &&
+                               strcmp(json_string_value(id), key) == 0)) {
+        snprintf(message, sizeof message,
+                 "Idempotency-Key '%s' differs from %s: send one of them, or both the same", key, field);
+        reply_error(c, req->keep_alive, 400, "INVALID", message);
+    } else if (idempotency_in_flight((uint16_t)kind, key)) {
+        snprintf(message, sizeof message,
+                 "a request with Idempotency-Key '%s' is in progress: retry once it is answered", key);
+        reply_error(c, req->keep_alive, 409, "INFLIGHT", message);
+    } else {
+        return true;
+    }
+    return false;
+}
+
+/* The op's id: the admitted key, registered in flight until the reply;
+ * else the body's field ("" when absent: stock_validate words it). */
+static stock_id key_or_field(call *cl, route_kind kind, const char *key, json_t *body,
+                             const char *field, id_copy *target)
+{
+    if (key[0] == '\0')
+        return json_id(body, field, target);
+    cl->keyed = true;
+    idempotency_begin(&cl->key, (uint16_t)kind, key);
+    return copy_id(target, key, strlen(key));
+}
+
 static void route_set(conn *c, const http_request *req, const path *p)
 {
     static const char *const allowed[] = {"available", "expect", NULL};
@@ -294,17 +339,19 @@ static void route_add(conn *c, const http_request *req, const path *p)
     if (body == NULL)
         return;
     json_t *id = json_object_get(body, "id");
+    char key[ROUTES_ID_BYTES];
     call *cl = NULL;
     stock_op *op = NULL;
     if (id != NULL && !json_is_string(id))
         reply_error(c, req->keep_alive, 400, "INVALID", "adjustment id must be a string");
-    else
+    else if (admit_key(c, req, body, "id", ROUTE_ADD, key))
         op = new_call_op(c, req, ROUTE_ADD, 0, &cl);
     if (op != NULL) {
         op->type = STOCK_OP_ADD;
         op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
         op->amount = json_number(body, "delta", 0);
-        op->id = id != NULL ? json_id(body, "id", &cl->id) : (stock_id){NULL, 0};
+        op->id = id != NULL || key[0] != '\0' ? key_or_field(cl, ROUTE_ADD, key, body, "id", &cl->id)
+                                               : (stock_id){NULL, 0};
     }
     json_decref(body);
 }
@@ -313,11 +360,13 @@ static void route_deduct(conn *c, const http_request *req)
 {
     static const char *const allowed[] = {"line_id", "sku", "qty", NULL};
     json_t *body = load_body(c, req, allowed);
+    char key[ROUTES_ID_BYTES] = "";
     call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_DEDUCT, 0, &cl) : NULL;
+    stock_op *op = body != NULL && admit_key(c, req, body, "line_id", ROUTE_DEDUCT, key)
+                       ? new_call_op(c, req, ROUTE_DEDUCT, 0, &cl) : NULL;
     if (op != NULL) {
         op->type = STOCK_OP_DEDUCT;
-        op->id = json_id(body, "line_id", &cl->id);
+        op->id = key_or_field(cl, ROUTE_DEDUCT, key, body, "line_id", &cl->id);
         op->sku = json_id(body, "sku", &cl->sku);
         op->amount = json_number(body, "qty", 0);
     }
@@ -328,11 +377,13 @@ static void route_refund(conn *c, const http_request *req)
 {
     static const char *const allowed[] = {"refund_id", "line_id", "qty", NULL};
     json_t *body = load_body(c, req, allowed);
+    char key[ROUTES_ID_BYTES] = "";
     call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_REFUND, 0, &cl) : NULL;
+    stock_op *op = body != NULL && admit_key(c, req, body, "refund_id", ROUTE_REFUND, key)
+                       ? new_call_op(c, req, ROUTE_REFUND, 0, &cl) : NULL;
     if (op != NULL) {
         op->type = STOCK_OP_REFUND;
-        op->id = json_id(body, "refund_id", &cl->id);
+        op->id = key_or_field(cl, ROUTE_REFUND, key, body, "refund_id", &cl->id);
         op->line = json_id(body, "line_id", &cl->line);
         op->amount = json_number(body, "qty", 0);
     }
@@ -382,15 +433,17 @@ static void route_order(conn *c, const http_request *req)
         return;
     json_t *lines = json_object_get(body, "lines");
     size_t count = json_is_array(lines) ? json_array_size(lines) : 0;
+    char key[ROUTES_ID_BYTES] = "";
     call *cl = NULL;
     stock_op *op = NULL;
     if (count > STOCK_ORDER_LINES_MAX)
         reply_error(c, req->keep_alive, 400, "INVALID", "an order must have 1..100 lines");
-    else if (lines_well_formed(c, req, lines, count))
+    else if (lines_well_formed(c, req, lines, count) &&
+             admit_key(c, req, body, "order_id", ROUTE_ORDER, key))
         op = new_call_op(c, req, ROUTE_ORDER, (uint32_t)count, &cl);
     if (op != NULL) {
         op->type = STOCK_OP_ORDER;
-        op->id = json_id(body, "order_id", &cl->id);
+        op->id = key_or_field(cl, ROUTE_ORDER, key, body, "order_id", &cl->id);
         fill_lines(cl, lines, (uint32_t)count);
         op->lines = cl->lines;
         op->line_count = (uint32_t)count;
@@ -629,9 +682,9 @@ static json_t *success_body(route_kind kind, const stock_op *op)
     return NULL;
 }
 
-static json_t *error_body(const stock_op *op)
+static json_t *error_body(int status, const stock_op *op)
 {
-    json_t *body = problem_json(status_of(op->code), stock_code_name(op->code), op->message);
+    json_t *body = problem_json(status, stock_code_name(op->code), op->message);
     if (body != NULL && op->type == STOCK_OP_ORDER && op->failed_line >= 0)
         json_object_set_new(body, "failed_line", json_integer(op->failed_line));
     return body;
@@ -642,8 +695,11 @@ void routes_render(conn *c, const slot *s, const stock_op *op, buf *out)
     const call *cl = s->extra;
     assert(c->kind == CONN_HTTP && cl != NULL);
     bool ok;
+    /* A key reused with another payload is 422, as the Idempotency-Key
+     * draft says; the same id in the body alone stays today's 409. */
+    int status = op->code == STOCK_CONFLICT && cl->keyed ? 422 : status_of(op->code);
     if (!stock_code_succeeded(op->code))
-        ok = write_json(out, status_of(op->code), error_body(op), NULL, cl->keep_alive);
+        ok = write_json(out, status, error_body(status, op), NULL, cl->keep_alive);
     else
         ok = write_json(out, 200, success_body((route_kind)s->kind, op),
                         op->code == STOCK_REPLAY ? "Idempotent-Replayed: true\r\n" : NULL,
@@ -652,4 +708,12 @@ void routes_render(conn *c, const slot *s, const stock_op *op, buf *out)
         log_warn("client %llu: could not build a response", (unsigned long long)c->id);
         conn_close(c);
     }
+}
+
+void routes_release(conn *c, const slot *s)
+{
+    assert(c->kind == CONN_HTTP);
+    call *cl = s->extra;
+    if (cl != NULL)
+        idempotency_end(&cl->key);
 }

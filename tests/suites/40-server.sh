@@ -437,6 +437,80 @@ assert available[1] == available[0] - 1 and available[2] == available[1], availa
 assert b"Connection: close" in parts[2]
 print("HTTP pipelining ok")
 EOF
+# Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): the key is
+# the operation's id. Same key and payload: a replay; another payload: 422;
+# a duplicate while the first is in flight: 409 INFLIGHT.
+k_deduct() { curl -s -o "$dir/body" -w '%{http_code}' -D "$dir/head" -H "Idempotency-Key: $1" --data-binary "$2" "$H/v1/deductions"; printf ' %s' "$(cat "$dir/body")"; }
+http PUT /v1/skus/K1 '{"available":100}' >/dev/null
+check "key as the line id" '200 {"line_id":"k-1","sku":"K1","qty":2,"available":98}' "$(k_deduct '"k-1"' '{"sku":"K1","qty":2}')"
+check "key replay" '200 {"line_id":"k-1","sku":"K1","qty":2,"available":98}' "$(k_deduct '"k-1"' '{"sku":"K1","qty":2}')"
+grep -qi '^Idempotent-Replayed: true' "$dir/head" || fail "a keyed replay has Idempotent-Replayed: true"
+check "key as a bare token, same as the line id" '200 {"line_id":"k-1","sku":"K1","qty":2,"available":98}' "$(k_deduct 'k-1' '{"line_id":"k-1","sku":"K1","qty":2}')"
+check "key with another payload" "$(problem 422 CONFLICT 'line=k-1 was used with other parameters' ',"line_id":"k-1"')" "$(k_deduct '"k-1"' '{"sku":"K1","qty":3}')"
+check "key differs from the body's id" "$(problem 400 INVALID "Idempotency-Key 'k-2' differs from line_id: send one of them, or both the same")" "$(k_deduct '"k-2"' '{"line_id":"other","sku":"K1","qty":1}')"
+check "key with a space" "$(problem 400 INVALID 'Idempotency-Key must be 1-64 printable ASCII characters without spaces')" "$(k_deduct '"k 2"' '{"sku":"K1","qty":1}')"
+check "key string not closed" "$(problem 400 INVALID "Idempotency-Key: a string must end with its one closing '\\\"'")" "$(k_deduct '"k-2' '{"sku":"K1","qty":1}')"
+check "nothing deducted by refused keys" '200 {"sku":"K1","available":98,"adjusted":100,"deducted":2,"refunded":0}' "$(http GET /v1/skus/K1)"
+check "key as the order id" '{"order_id":"k-o1","lines":[{"line_id":"k-o1-1","sku":"K1","qty":1,"available":97}]} 200' \
+    "$(curl -s -w ' %{http_code}' -H 'Idempotency-Key: "k-o1"' --data-binary '{"lines":[{"line_id":"k-o1-1","sku":"K1","qty":1}]}' "$H/v1/orders")"
+check "key as the refund id" '{"refund_id":"k-r1","line_id":"k-1","qty":1,"available":98} 200' \
+    "$(curl -s -w ' %{http_code}' -H 'Idempotency-Key: "k-r1"' --data-binary '{"line_id":"k-1","qty":1}' "$H/v1/refunds")"
+check "key as the adjustment id" '{"sku":"K1","available":108} 200' \
+    "$(curl -s -w ' %{http_code}' -H 'Idempotency-Key: "k-a1"' --data-binary '{"delta":10}' "$H/v1/skus/K1/adjustments")"
+check "keyed adjustment replay" '{"sku":"K1","available":108} 200' \
+    "$(curl -s -w ' %{http_code}' -H 'Idempotency-Key: "k-a1"' --data-binary '{"delta":10}' "$H/v1/skus/K1/adjustments")"
+# A duplicate read while the first is in flight (pipelined in one write:
+# the first is still in the batch being gathered) is 409 INFLIGHT; once the
+# first is answered, the key replays. Python's http.client for the rest.
+$PY - $HTTP <<'EOF' || fail "Idempotency-Key in flight"
+import http.client, json, socket, sys, threading
+port = int(sys.argv[1])
+body = b'{"sku":"K1","qty":1}'
+request = (b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \"k-fly\"\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(request + request.replace(b"Host: x", b"Host: x\r\nConnection: close"))
+s.settimeout(5)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+parts = data.split(b"HTTP/1.1 ")[1:]
+assert len(parts) == 2, data
+assert parts[0].startswith(b"200 ") and b'"available":107' in parts[0], parts[0]
+assert parts[1].startswith(b"409 "), parts[1]
+assert b"Content-Type: application/problem+json" in parts[1], parts[1]
+problem = json.loads(parts[1].split(b"\r\n\r\n", 1)[1])
+assert problem["code"] == "INFLIGHT" and problem["status"] == 409, problem
+connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+connection.request("POST", "/v1/deductions", body, {"Idempotency-Key": '"k-fly"'})
+reply = connection.getresponse()
+assert reply.status == 200 and reply.getheader("Idempotent-Replayed") == "true", reply.status
+assert json.loads(reply.read())["available"] == 107
+# Two clients racing with one key, 40 times: each time exactly one takes
+# stock; the other is answered 409 INFLIGHT or, if it came after, replayed.
+def send(key, out, i):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/v1/deductions", body, {"Idempotency-Key": key})
+    reply = connection.getresponse()
+    out[i] = (reply.status, reply.getheader("Idempotent-Replayed"), json.loads(reply.read()))
+for round in range(40):
+    out = [None, None]
+    threads = [threading.Thread(target=send, args=('"k-race-%d"' % round, out, i)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    fresh = [o for o in out if o[0] == 200 and o[1] is None]
+    other = [o for o in out if not (o[0] == 200 and o[1] is None)]
+    assert len(fresh) == 1, out
+    assert other[0][0] == 409 and other[0][2]["code"] == "INFLIGHT" or \
+        other[0][0] == 200 and other[0][1] == "true" and other[0][2] == fresh[0][2], out
+connection.request("GET", "/v1/skus/K1")
+reply = connection.getresponse()
+assert json.loads(reply.read())["available"] == 107 - 40, "one deduction per key"
+print("Idempotency-Key in flight ok")
+EOF
 check "still serving after bad HTTP" '200' "$(http GET /healthz | cut -c1-3)"
 stop
 

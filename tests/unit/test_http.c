@@ -1,7 +1,8 @@
 /*
  * test_http.c -- unit tests of the HTTP reader and writer (src/proto/http.c):
  * whole, byte-by-byte and pipelined requests, keep-alive, the Authorization
- * header, chunked bodies, and the 400/413/431 limits.
+ * Idempotency-Key and If-Match headers, chunked bodies, and the
+ * 400/413/431 limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -138,6 +139,32 @@ static void test_authorization_limit(void **state)
     expect_error(text, 431);
 }
 
+static void test_precondition_headers(void **state)
+{
+    (void)state;
+    const char *text = "POST / HTTP/1.1\r\nidempotency-KEY: \"k-1\"\r\nIf-Match: \"5-5-0-0\"\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    size_t used = 0;
+    assert_int_equal(http_reader_feed(&reader, text, strlen(text), &used), HTTP_READ_DONE);
+    assert_string_equal(reader.request.idempotency_key, "\"k-1\"");
+    assert_string_equal(reader.request.if_match, "\"5-5-0-0\"");
+    http_reader_next(&reader);   /* the next request starts without them */
+    const char *next = "GET / HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_reader_feed(&reader, next, strlen(next), &used), HTTP_READ_DONE);
+    assert_string_equal(reader.request.idempotency_key, "");
+    assert_string_equal(reader.request.if_match, "");
+}
+
+static void test_idempotency_key_limit(void **state)
+{
+    (void)state;
+    char text[HTTP_PRECONDITION_MAX + 128];
+    int n = snprintf(text, 64, "POST / HTTP/1.1\r\nIdempotency-Key: ");
+    memset(text + n, 'k', HTTP_PRECONDITION_MAX);
+    strcpy(text + n + HTTP_PRECONDITION_MAX, "\r\n\r\n");
+    expect_error(text, 431);
+}
+
 static void test_expect_continue(void **state)
 {
     (void)state;
@@ -175,6 +202,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authorization_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precondition_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_key_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write, setup, teardown),
     };
