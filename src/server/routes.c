@@ -16,6 +16,7 @@
 
 #include "lib/uri.h"
 #include "proto/http.h"
+#include "server/etag.h"
 #include "server/idempotency.h"
 #include "server/log.h"
 #include "server/problem.h"
@@ -44,6 +45,7 @@ typedef struct id_copy {
 typedef struct call {
     bool keep_alive;
     bool keyed;                /* the op's id came from Idempotency-Key */
+    bool if_match;             /* a PUT's expect came from If-Match */
     idempotency_entry key;     /* in flight while keyed */
     id_copy sku, id, line;
     stock_order_line *lines;   /* ORDER: line_count entries after the call */
@@ -316,18 +318,36 @@ static stock_id key_or_field(call *cl, route_kind kind, const char *key, json_t 
     return copy_id(target, key, strlen(key));
 }
 
+/* Reads a PUT's If-Match into *level (etag.h): true if the request has
+ * none or a usable one; replies 400 and returns false otherwise. */
+static bool admit_if_match(conn *c, const http_request *req, json_t *body, int64_t *level)
+{
+    if (req->if_match[0] == '\0')
+        return true;
+    const char *why = json_object_get(body, "expect") != NULL
+                          ? "give expect or If-Match, not both"
+                          : etag_if_match_level(req->if_match, level);
+    if (why == NULL)
+        return true;
+    reply_error(c, req->keep_alive, 400, "INVALID", why);
+    return false;
+}
+
 static void route_set(conn *c, const http_request *req, const path *p)
 {
     static const char *const allowed[] = {"available", "expect", NULL};
     json_t *body = load_body(c, req, allowed);
+    int64_t level = -1;
     call *cl = NULL;
-    stock_op *op = body != NULL ? new_call_op(c, req, ROUTE_SET, 0, &cl) : NULL;
+    stock_op *op = body != NULL && admit_if_match(c, req, body, &level)
+                       ? new_call_op(c, req, ROUTE_SET, 0, &cl) : NULL;
     if (op != NULL) {
         op->type = STOCK_OP_SET;
         op->sku = copy_id(&cl->sku, p->segment[2].text, p->segment[2].len);
         op->amount = json_number(body, "available", -1);
-        op->has_expect = json_object_get(body, "expect") != NULL;
-        op->expect = json_number(body, "expect", -1);
+        cl->if_match = req->if_match[0] != '\0';
+        op->has_expect = cl->if_match || json_object_get(body, "expect") != NULL;
+        op->expect = cl->if_match ? level : json_number(body, "expect", -1);
     }
     json_decref(body);
 }
@@ -690,20 +710,43 @@ static json_t *error_body(int status, const stock_op *op)
     return body;
 }
 
+/* The status of a failed op: status_of, except where a header asked for
+ * the HTTP convention. A key reused with another payload is 422, as the
+ * Idempotency-Key draft says (the same id in the body alone stays 409); an
+ * If-Match that fails, level differing or SKU gone, is 412 (RFC 9110). */
+static int failure_status(const call *cl, const stock_op *op)
+{
+    if (op->code == STOCK_CONFLICT && cl->keyed)
+        return 422;
+    if ((op->code == STOCK_MISMATCH || op->code == STOCK_NOT_FOUND) && cl->if_match)
+        return 412;
+    return status_of(op->code);
+}
+
+/* The extra headers of a success: the replay mark, or a SKU's ETag. */
+static const char *success_headers(route_kind kind, const stock_op *op, char etag[ETAG_HEADER_MAX])
+{
+    if (op->code == STOCK_REPLAY)
+        return "Idempotent-Replayed: true\r\n";
+    if (kind != ROUTE_GET)
+        return NULL;
+    etag_header(&op->info.sku_info, etag);
+    return etag;
+}
+
 void routes_render(conn *c, const slot *s, const stock_op *op, buf *out)
 {
     const call *cl = s->extra;
     assert(c->kind == CONN_HTTP && cl != NULL);
     bool ok;
-    /* A key reused with another payload is 422, as the Idempotency-Key
-     * draft says; the same id in the body alone stays today's 409. */
-    int status = op->code == STOCK_CONFLICT && cl->keyed ? 422 : status_of(op->code);
-    if (!stock_code_succeeded(op->code))
+    char etag[ETAG_HEADER_MAX];
+    if (!stock_code_succeeded(op->code)) {
+        int status = failure_status(cl, op);
         ok = write_json(out, status, error_body(status, op), NULL, cl->keep_alive);
-    else
+    } else {
         ok = write_json(out, 200, success_body((route_kind)s->kind, op),
-                        op->code == STOCK_REPLAY ? "Idempotent-Replayed: true\r\n" : NULL,
-                        cl->keep_alive);
+                        success_headers((route_kind)s->kind, op, etag), cl->keep_alive);
+    }
     if (!ok) {
         log_warn("client %llu: could not build a response", (unsigned long long)c->id);
         conn_close(c);

@@ -511,6 +511,53 @@ reply = connection.getresponse()
 assert json.loads(reply.read())["available"] == 107 - 40, "one deduction per key"
 print("Idempotency-Key in flight ok")
 EOF
+# ETag and If-Match: GET gives the SKU's totals as its ETag; PUT with
+# If-Match is SETSTOCK ... EXPECT <the tag's level>, 412 when it fails.
+etag() { curl -s -o /dev/null -D - "$H/v1/skus/$1" | tr -d '\r' | sed -n 's/^ETag: //Ip'; }
+if_match() { curl -s -o "$dir/body" -w '%{http_code}' -X PUT -H "If-Match: $2" --data-binary "$3" "$H/v1/skus/$1"; printf ' %s' "$(cat "$dir/body")"; }
+http PUT /v1/skus/E1 '{"available":10}' >/dev/null
+check "ETag of a GET" '"10.10.0.0"' "$(etag E1)"
+check "PUT If-Match" '200 {"sku":"E1","available":12}' "$(if_match E1 '"10.10.0.0"' '{"available":12}')"
+check "the ETag moves with the set" '"12.12.0.0"' "$(etag E1)"
+check "PUT If-Match stale" "$(problem 412 MISMATCH 'sku=E1 current=12' ',"sku":"E1","current":12')" "$(if_match E1 '"10.10.0.0"' '{"available":15}')"
+http POST /v1/deductions '{"line_id":"E1-L","sku":"E1","qty":3}' >/dev/null
+http POST /v1/refunds '{"refund_id":"E1-R","line_id":"E1-L","qty":3}' >/dev/null
+check "the ETag moves with a deduction and refund that keep the level" '"12.12.3.3"' "$(etag E1)"
+check "a tag whose level still holds passes (a set depends on the level only)" '200 {"sku":"E1","available":20}' "$(if_match E1 '"12.12.0.0"' '{"available":20}')"
+check "PUT If-Match on a missing SKU" "$(problem 412 NOTFOUND 'sku=E9' ',"sku":"E9"')" "$(if_match E9 '"0.0.0.0"' '{"available":1}')"
+check "the failed If-Match created nothing" "$(problem 404 NOTFOUND 'sku=E9' ',"sku":"E9"')" "$(http GET /v1/skus/E9)"
+check "If-Match *" "$(problem 400 INVALID 'If-Match: * is not supported: send the ETag of GET /v1/skus/{sku}')" "$(if_match E1 '*' '{"available":1}')"
+check "If-Match weak" "$(problem 400 INVALID 'If-Match must be one ETag of GET /v1/skus/{sku}, as \"available.adjusted.deducted.refunded\"')" "$(if_match E1 'W/"20.20.3.3"' '{"available":1}')"
+check "If-Match and expect" "$(problem 400 INVALID 'give expect or If-Match, not both')" "$(if_match E1 '"20.20.3.3"' '{"available":1,"expect":20}')"
+check "nothing set by refused If-Match" '"20.20.3.3"' "$(etag E1)"
+# Two clients read one ETag and race to PUT with it, 30 times: exactly one
+# wins each time, the other is told 412 with the winner's level.
+$PY - $HTTP <<'EOF' || fail "If-Match race"
+import http.client, json, sys, threading
+port = int(sys.argv[1])
+barrier = threading.Barrier(2)
+def client(i, out):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/v1/skus/E1")
+    reply = connection.getresponse()
+    level = json.loads(reply.read())["available"]
+    tag = reply.getheader("ETag")
+    barrier.wait()
+    connection.request("PUT", "/v1/skus/E1", json.dumps({"available": level + 1 + i}), {"If-Match": tag})
+    reply = connection.getresponse()
+    out[i] = (reply.status, json.loads(reply.read()))
+for round in range(30):
+    out = [None, None]
+    threads = [threading.Thread(target=client, args=(i, out)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    statuses = sorted(o[0] for o in out)
+    assert statuses == [200, 412], out
+    winner = [o[1] for o in out if o[0] == 200][0]
+    loser = [o[1] for o in out if o[0] == 412][0]
+    assert loser["code"] == "MISMATCH" and loser["current"] == winner["available"], out
+print("If-Match race ok")
+EOF
 check "still serving after bad HTTP" '200' "$(http GET /healthz | cut -c1-3)"
 stop
 
