@@ -104,6 +104,7 @@ typedef struct embedded {
     batch_queue queue;
     bool applying;               /* a thread has the applier's role */
     bool writer_waiting;         /* the writer waits on role_cond */
+    unsigned listers_waiting;    /* stock_list callers waiting on role_cond */
     bool maintenance_due;        /* the writer should rotate or snapshot */
     bool closing;
 
@@ -462,8 +463,8 @@ static size_t apply_queue(embedded *e)
         pthread_cond_signal(&e->writer_cond);
     }
     e->applying = false;
-    if (e->writer_waiting)
-        pthread_cond_signal(&e->role_cond);
+    if (e->writer_waiting || e->listers_waiting > 0)
+        pthread_cond_broadcast(&e->role_cond);
     pthread_mutex_unlock(&e->queue_mutex);
     return ops;
 }
@@ -555,6 +556,54 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
         size_t ops = apply_queue(e);
         sync_written(e, ops);
     }
+}
+
+/* Waits until every write made so far is on stable storage (I7: a read
+ * never shows what could still be lost); false if a sync failed. Relaxed
+ * durability acknowledges before syncing, so it does not wait. */
+static bool wait_durable(embedded *e)
+{
+    if (e->durability != STOCK_DURABILITY_SYNC)
+        return true;
+    pthread_mutex_lock(&e->sync_mutex);
+    uint64_t target = e->writes;
+    while (e->synced < target && !e->sync_failed) {
+        if (e->syncs_started < target)
+            pthread_cond_signal(&e->sync_cond);   /* a syncer starts one */
+        pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
+    }
+    bool durable = e->synced >= target;
+    pthread_mutex_unlock(&e->sync_mutex);
+    return durable;
+}
+
+/* A page read under the applier's role, which only the core's owner has:
+ * it waits for the role as the writer does, reads, then gives the role up
+ * the way every applier does (applying what was queued meanwhile). */
+static stock_code embedded_list(stock_t *store, const list_request *request,
+                                stock_list_entry *entries, uint32_t *count,
+                                char *message, size_t message_size)
+{
+    embedded *e = from_store(store);
+    pthread_mutex_lock(&e->queue_mutex);
+    assert(!e->closing);
+    e->listers_waiting++;
+    while (e->applying)
+        pthread_cond_wait(&e->role_cond, &e->queue_mutex);
+    e->listers_waiting--;
+    e->applying = true;
+    pthread_mutex_unlock(&e->queue_mutex);
+    stock_code code = core_list(e->state, request->kind, request->of, request->after, entries,
+                                request->max, count, message, message_size);
+    size_t ops = apply_queue(e);
+    sync_written(e, ops);
+    if (wait_durable(e) && !atomic_load(&e->broken))
+        return code;
+    *count = 0;   /* what was read may be lost */
+    pthread_mutex_lock(&e->sync_mutex);
+    message_set(message, message_size, "%s", e->broken_message);
+    pthread_mutex_unlock(&e->sync_mutex);
+    return STOCK_IO;
 }
 
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
@@ -720,4 +769,5 @@ const stock_backend_ops embedded_backend = {
     .submit = embedded_submit,
     .close = embedded_close,
     .get_stats = embedded_get_stats,
+    .list = embedded_list,
 };

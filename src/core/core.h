@@ -86,6 +86,18 @@ stock_code core_replay(core *state, const uint8_t *record, size_t len,
  */
 void core_replay_prefetch(const core *state, const uint8_t *record, size_t len);
 
+/*
+ * One page of a listing (stock_list, inputs validated) read from the state,
+ * in index order, which is the order of creation: up to max entries
+ * (1..STOCK_LIST_MAX) after the entity named after ({NULL, 0}: from the
+ * first). Writes *count entries. Returns STOCK_OK, or STOCK_NOT_FOUND with
+ * message (size bytes) naming the `of` or `after` that names nothing.
+ * Reads only; the same thread rule as core_apply.
+ */
+stock_code core_list(const core *state, stock_list_kind kind, stock_id of, stock_id after,
+                     stock_list_entry *entries, uint32_t max, uint32_t *count,
+                     char *message, size_t size);
+
 /* Writes bytes somewhere; returns 0, or -1 to stop the snapshot. */
 typedef int (*core_write_fn)(void *context, const void *data, size_t len);
 /* Reads exactly len bytes; returns 0, or -1 on a short read or error. */

@@ -18,6 +18,7 @@
 #include "proto/http.h"
 #include "server/etag.h"
 #include "server/idempotency.h"
+#include "server/listing.h"
 #include "server/log.h"
 #include "server/problem.h"
 #include "server/routes.h"
@@ -31,10 +32,11 @@
 
 /* What a route does. A store route is also its slot's kind, which says
  * how the op's reply is rendered (kind 0 is a ready text reply's, so no
- * route takes it); health and metrics are answered at once, with no op. */
+ * route takes it); health, metrics and listings are answered at once, with
+ * no op. */
 typedef enum route_kind {
     ROUTE_SET = 1, ROUTE_GET, ROUTE_ADD, ROUTE_DEDUCT, ROUTE_ORDER, ROUTE_REFUND, ROUTE_LINE,
-    ROUTE_HEALTH, ROUTE_METRICS
+    ROUTE_HEALTH, ROUTE_METRICS, ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES
 } route_kind;
 
 typedef struct id_copy {
@@ -494,6 +496,24 @@ static void route_metrics(conn *c, const http_request *req)
     buf_free(&text);
 }
 
+static int status_of(stock_code code);
+
+/* A listing page (listing.h), answered at once. */
+static void route_list(conn *c, const http_request *req, const path *p, route_kind kind)
+{
+    stock_list_kind list = kind == ROUTE_LIST_SKUS       ? STOCK_LIST_SKUS
+                           : kind == ROUTE_LIST_SKU_LINES ? STOCK_LIST_SKU_LINES
+                                                          : STOCK_LIST_ORDER_LINES;
+    const char *of = list == STOCK_LIST_SKUS ? NULL : p->segment[2].text;
+    json_t *body = NULL;
+    char link[LISTING_LINK_MAX], message[STOCK_MESSAGE_MAX];
+    stock_code code = listing_http(c->srv->store, list, of, req, &body, link, message);
+    if (code == STOCK_OK)
+        reply_json(c, req->keep_alive, 200, body, link[0] != '\0' ? link : NULL);
+    else
+        reply_error(c, req->keep_alive, status_of(code), stock_code_name(code), message);
+}
+
 /* ------------------------------------------------------------ routing */
 
 typedef struct route_entry {
@@ -506,9 +526,12 @@ typedef struct route_entry {
 static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS},
+    {{"v1", "skus"}, 2, HTTP_GET, ROUTE_LIST_SKUS},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET},
     {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD},
+    {{"v1", "skus", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_SKU_LINES},
+    {{"v1", "orders", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_ORDER_LINES},
     {{"v1", "deductions"}, 2, HTTP_POST, ROUTE_DEDUCT},
     {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER},
     {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND},
@@ -555,6 +578,9 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
     case ROUTE_REFUND: route_refund(c, req); break;
     case ROUTE_GET:
     case ROUTE_LINE: route_read(c, req, p, kind); break;
+    case ROUTE_LIST_SKUS:
+    case ROUTE_LIST_SKU_LINES:
+    case ROUTE_LIST_ORDER_LINES: route_list(c, req, p, kind); break;
     }
 }
 
@@ -650,6 +676,7 @@ static int status_of(stock_code code)
     case STOCK_INSUFFICIENT: case STOCK_CONFLICT: case STOCK_EXCEEDS: case STOCK_MISMATCH:
         return 409;
     case STOCK_UNAVAILABLE: return 503;
+    case STOCK_UNSUPPORTED: return 501;
     default: return 500;
     }
 }
@@ -696,6 +723,7 @@ static json_t *success_body(route_kind kind, const stock_op *op)
                          "time_us", (json_int_t)line->time_us,
                          "available_after", (json_int_t)line->available_after);
     case ROUTE_HEALTH: case ROUTE_METRICS:
+    case ROUTE_LIST_SKUS: case ROUTE_LIST_SKU_LINES: case ROUTE_LIST_ORDER_LINES:
         break;
     }
     assert(!"a route answered at once has no op to render");

@@ -180,6 +180,7 @@ int conf_run_concurrency(void);
 int conf_run_races(void);
 int conf_run_retries(void);
 int conf_run_model(void);
+int conf_run_list(void);
 int conf_run_close(void);
 
 #endif /* CONFORMANCE_H */

@@ -25,7 +25,8 @@ static const struct {
     {"order", conf_run_order},             {"refund", conf_run_refund},
     {"batches", conf_run_batches},         {"concurrency", conf_run_concurrency},
     {"races", conf_run_races},             {"retries", conf_run_retries},
-    {"model", conf_run_model},             {"close", conf_run_close},
+    {"model", conf_run_model},             {"list", conf_run_list},
+    {"close", conf_run_close},
 };
 
 static void usage(FILE *out)
