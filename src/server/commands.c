@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "server/commands.h"
+#include "server/listing.h"
 #include "server/log.h"
 #include "server/session.h"
 
@@ -229,6 +230,7 @@ const commands_entry commands_table[] = {
     {"ADDSTOCK", -3, false, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
     {"SKUINFO", 2, false, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
     {"LINEINFO", 2, false, cmd_lineinfo, "Returns a deducted line."},
+    {"LIST", -2, false, listing_resp, "Lists SKUs, a SKU's lines or an order's lines, a page at a time."},
     {"STOCKPROTO", 2, false, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
     {"PING", -1, false, session_ping, "Returns PONG, or the message."},
     {"ECHO", 2, false, session_echo, "Returns the message."},

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/uri.h"
+#include "server/commands.h"
 #include "server/listing.h"
 
 #define LISTING_QUERY_MAX 1024   /* bytes of a listing's query */
@@ -158,4 +159,90 @@ stock_code listing_http(stock_t *store, stock_list_kind kind, const char *of,
     }
     free(entries);
     return code;
+}
+
+/* ------------------------------------------------------------------ RESP */
+
+/* Copies an argument as a C string; one byte over an id's limit is kept,
+ * so that too long stays too long for stock_list's check. */
+static const char *arg_text(resp_arg arg, char text[STOCK_ID_MAX + 2])
+{
+    uint32_t keep = arg.len < STOCK_ID_MAX + 1 ? arg.len : STOCK_ID_MAX + 1;
+    memcpy(text, arg.ptr, keep);
+    text[keep] = '\0';
+    return memchr(arg.ptr, '\0', arg.len) != NULL ? "" : text;   /* a NUL byte: invalid */
+}
+
+static bool write_entry(buf *out, stock_list_kind kind, const stock_list_entry *entry)
+{
+    bool ok = resp_write_array(out, kind == STOCK_LIST_SKUS ? 5 : 7) &&
+              resp_write_bulk(out, entry->id, strlen(entry->id));
+    if (kind == STOCK_LIST_SKUS) {
+        const stock_sku_info *sku = &entry->info.sku_info;
+        return ok && resp_write_integer(out, sku->available) && resp_write_integer(out, sku->adjusted) &&
+               resp_write_integer(out, sku->deducted) && resp_write_integer(out, sku->refunded);
+    }
+    const stock_line_info *line = &entry->info.line_info;
+    return ok && resp_write_bulk(out, line->sku, strlen(line->sku)) &&
+           resp_write_bulk(out, line->order_id, strlen(line->order_id)) &&
+           resp_write_integer(out, line->qty) && resp_write_integer(out, line->refunded) &&
+           resp_write_integer(out, line->time_us) && resp_write_integer(out, line->available_after);
+}
+
+/* Reads the listing's kind and `of` at argv[1..]; *next is the first
+ * option's index. False after replying a syntax error. */
+static bool read_kind(conn *c, const resp_request *r, stock_list_kind *kind, uint32_t *next)
+{
+    static const char *const words[] = {"SKUS", "SKULINES", "ORDERLINES"};
+    for (int i = 0; i < 3; i++) {
+        if (!resp_arg_is(r->argv[1], words[i]))
+            continue;
+        *kind = (stock_list_kind)(STOCK_LIST_SKUS + i);
+        *next = i == 0 ? 2 : 3;
+        if (*next <= r->argc)
+            return true;
+    }
+    commands_reply_error(c, "ERR", "syntax error: LIST SKUS | SKULINES sku | ORDERLINES order_id "
+                         "[AFTER id] [LIMIT n]");
+    return false;
+}
+
+void listing_resp(conn *c, const resp_request *r)
+{
+    stock_list_kind kind = STOCK_LIST_SKUS;
+    uint32_t at = 2;
+    if (!read_kind(c, r, &kind, &at))
+        return;
+    char of[STOCK_ID_MAX + 2], after[STOCK_ID_MAX + 2];
+    const char *of_text = kind == STOCK_LIST_SKUS ? NULL : arg_text(r->argv[2], of);
+    const char *after_text = NULL;
+    int64_t limit = LISTING_LIMIT_DEFAULT;
+    for (; at + 1 < r->argc; at += 2) {
+        if (resp_arg_is(r->argv[at], "AFTER"))
+            after_text = arg_text(r->argv[at + 1], after);
+        else if (!resp_arg_is(r->argv[at], "LIMIT") || !resp_arg_int64(r->argv[at + 1], &limit) ||
+                 limit < 1 || limit > STOCK_LIST_MAX)
+            break;
+    }
+    if (at != r->argc) {
+        commands_reply_error(c, "ERR", "syntax error: options are AFTER id and LIMIT n (1..1000)");
+        return;
+    }
+    stock_list_entry *entries = malloc((size_t)limit * sizeof *entries);
+    uint32_t count = 0;
+    char message[STOCK_MESSAGE_MAX] = "out of memory";
+    stock_code code = entries == NULL ? STOCK_NOMEM
+                      : stock_list(c->srv->store, kind, of_text, after_text, entries,
+                                   (uint32_t)limit, &count, message);
+    if (code != STOCK_OK) {
+        commands_reply_error(c, stock_code_name(code), "%s", message);
+    } else {
+        size_t mark = 0;
+        buf *out = commands_reply_begin(c, &mark);
+        bool ok = resp_write_array(out, count);
+        for (uint32_t i = 0; ok && i < count; i++)
+            ok = write_entry(out, kind, &entries[i]);
+        commands_reply_end(c, mark, ok);
+    }
+    free(entries);
 }

@@ -1,7 +1,9 @@
 /*
- * listing.h -- stockd's HTTP listings (docs/http-api.md, "Listings"):
- * GET /v1/skus, /v1/skus/{sku}/lines and /v1/orders/{order_id}/lines, one
- * page of stock_list per request, paged by ?after=<id>&limit=<n>.
+ * listing.h -- stockd's listings, one page of stock_list per request: over
+ * HTTP GET /v1/skus, /v1/skus/{sku}/lines and /v1/orders/{order_id}/lines,
+ * paged by ?after=<id>&limit=<n> (docs/http-api.md, "Listings"); over RESP
+ * the LIST command (docs/protocol.md), which libstock's remote backend
+ * sends.
  *
  * A page is read synchronously on the loop thread (stock_list waits for
  * the store: the embedded engine reads its memory, a remote store answers
@@ -14,6 +16,8 @@
 #include <jansson.h>
 
 #include "proto/http.h"
+#include "proto/resp.h"
+#include "server/conn.h"
 #include "stock.h"
 
 #define LISTING_LIMIT_DEFAULT 100
@@ -30,5 +34,10 @@
 stock_code listing_http(stock_t *store, stock_list_kind kind, const char *of,
                         const http_request *req, json_t **body,
                         char link[LISTING_LINK_MAX], char *message);
+
+/* LIST SKUS | SKULINES sku | ORDERLINES order_id [AFTER id] [LIMIT n]:
+ * answers an array of entries, each an array (docs/protocol.md), or the
+ * error of stock_list with its code word. */
+void listing_resp(conn *c, const resp_request *r);
 
 #endif /* STOCK_SERVER_LISTING_H */

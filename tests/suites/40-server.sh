@@ -154,7 +154,14 @@ check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R ord
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
 check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
 check "nothing changed by bad input" 5 "$(R stock A12)"
-check "COMMAND COUNT" 19 "$(R command count)"
+check "COMMAND COUNT" 20 "$(R command count)"
+# LIST: a page of SKUs or lines, each entry an array.
+check "LIST SKUS" "$(printf 'A12\n5\n9\n6\n2')" "$(R list skus limit 1)"
+check "LIST SKULINES" "$(printf 'L4\nA12\nO1\n1\n0')" "$(R list skulines A12 after L1 limit 1 | head -5)"
+check "LIST ORDERLINES" "$(printf 'L5\nA12\nO1\n2\n0')" "$(R list orderlines O1 after L4 | head -5)"
+check "LIST notfound" "NOTFOUND order=nope" "$(R list orderlines nope)"
+check "LIST bad limit" "ERR syntax error: options are AFTER id and LIMIT n (1..1000)" "$(R list skus limit 0)"
+check "LIST bad kind" "ERR syntax error: LIST SKUS | SKULINES sku | ORDERLINES order_id [AFTER id] [LIMIT n]" "$(R list frob)"
 R info | grep -q "^backend:embedded" || fail "INFO names the backend"
 
 # Inline commands and a pipeline over a raw socket: replies in order.
@@ -558,6 +565,30 @@ for round in range(30):
     assert loser["code"] == "MISMATCH" and loser["current"] == winner["available"], out
 print("If-Match race ok")
 EOF
+# Listings over HTTP: pages in creation order, a next cursor and a Link
+# header while a page is full, null and no Link at the end.
+http PUT /v1/skus/P1 '{"available":50}' >/dev/null
+for i in 1 2 3; do http POST /v1/deductions "{\"line_id\":\"P1-L$i\",\"sku\":\"P1\",\"qty\":$i}" >/dev/null; done
+http POST /v1/orders '{"order_id":"P/O","lines":[{"line_id":"P1-L4","sku":"P1","qty":1},{"line_id":"PW-L5","sku":"W3","qty":1}]}' >/dev/null
+strip_time() { sed 's/"time_us":[0-9]*/"time_us":T/g'; }
+check "SKU lines, first page" '200 {"lines":[{"line_id":"P1-L1","sku":"P1","order_id":"","qty":1,"refunded":0,"time_us":T,"available_after":49},{"line_id":"P1-L2","sku":"P1","order_id":"","qty":2,"refunded":0,"time_us":T,"available_after":47}],"next":"P1-L2"}' \
+    "$(http GET '/v1/skus/P1/lines?limit=2' | strip_time)"
+check "SKU lines, Link to the next page" '<http://x/v1/skus/P1/lines?after=P1-L2&limit=2>; rel="next"' \
+    "$(curl -s -D - -o /dev/null "$H/v1/skus/P1/lines?limit=2" | tr -d '\r' | sed -n 's/^Link: <\(.*\)$/<http:\/\/x\1/p')"
+check "SKU lines, last page" '200 {"lines":[{"line_id":"P1-L3","sku":"P1","order_id":"","qty":3,"refunded":0,"time_us":T,"available_after":44},{"line_id":"P1-L4","sku":"P1","order_id":"P/O","qty":1,"refunded":0,"time_us":T,"available_after":43}],"next":null}' \
+    "$(http GET '/v1/skus/P1/lines?after=P1-L2&limit=3' | strip_time)"
+curl -s -D - -o /dev/null "$H/v1/skus/P1/lines?after=P1-L2&limit=3" | grep -qi '^Link:' && fail "the last page has a Link header"
+check "order lines, a percent-encoded order id" '200 {"lines":[{"line_id":"PW-L5","sku":"W3","order_id":"P/O","qty":1,"refunded":0,"time_us":T,"available_after":899}],"next":null}' \
+    "$(http GET '/v1/orders/P%2FO/lines?after=P1-L4' | strip_time)"
+http GET '/v1/skus?limit=1' | grep -q '^200 {"skus":\[{"sku":"A12","available":[0-9]*,"adjusted":[0-9]*,"deducted":[0-9]*,"refunded":[0-9]*}\],"next":"A12"}$' ||
+    fail "SKUs, first page: $(http GET '/v1/skus?limit=1')"
+check "SKUs after one" '200 {"skus":[{"sku":"P1","available":43,"adjusted":50,"deducted":7,"refunded":0}],"next":null}' "$(http GET '/v1/skus?after=E1')"
+check "listing of a missing SKU" "$(problem 404 NOTFOUND 'sku=nope' ',"sku":"nope"')" "$(http GET '/v1/skus/nope/lines')"
+check "listing after a missing line" "$(problem 404 NOTFOUND 'line=nope' ',"line_id":"nope"')" "$(http GET '/v1/skus/P1/lines?after=nope')"
+check "listing limit 0" "$(problem 400 INVALID 'limit must be an integer in 1..1000')" "$(http GET '/v1/skus?limit=0')"
+check "listing limit 1001" "$(problem 400 INVALID 'limit must be an integer in 1..1000')" "$(http GET '/v1/skus?limit=1001')"
+check "listing unknown parameter" "$(problem 400 INVALID 'unknown query parameter: a listing takes after= and limit=')" "$(http GET '/v1/skus?since=1')"
+check "listing after with %00" "$(problem 400 INVALID '%00 (a NUL byte) is not allowed')" "$(http GET '/v1/skus?after=a%00')"
 check "still serving after bad HTTP" '200' "$(http GET /healthz | cut -c1-3)"
 stop
 
