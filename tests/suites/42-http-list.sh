@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# 42-http-list.sh -- a listing of 1,000,000 lines over HTTP in bounded
+# memory: stockd (relaxed durability, to make the lines quickly) gets
+# 1,000,000 deductions on one SKU interleaved with 100,000 on another,
+# then a Python http.client pages GET /v1/skus/{sku}/lines?limit=1000 by
+# its next cursor to the end. Every line comes once, in order, the other
+# SKU's never, and stockd's resident memory grows by less than 16 MiB over
+# the 1000 pages (a page is at most 1000 entries; nothing is kept between).
+set -eu
+BUILD=${BUILD:-build}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-list.XXXXXX")
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/../system/server_helpers.sh"
+use_binaries "$dir/bin" stockd
+BIN=$dir/bin
+port=$(pick_port 17400 17407)
+http=$(pick_port 17408 17415)
+start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http" --durability relaxed || exit 1
+pid=$STOCKD_PID
+
+python3 - "$port" "$http" "$pid" <<'EOF'
+import http.client, json, socket, sys, time
+port, http_port, pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+LINES, OTHER_EVERY, CHUNK = 1_000_000, 10, 20_000
+
+def rss_kib():
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+# 1,000,000 lines of "big" and one of "other" after every 10th, pipelined
+# as inline commands; every reply is read and checked.
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"SETSTOCK big 2000000\r\nSETSTOCK other 2000000\r\n")
+replies = b""
+def read_replies(count):
+    global replies
+    while replies.count(b"\r\n") < count:
+        chunk = s.recv(1 << 20)
+        assert chunk, "stockd closed the connection"
+        replies += chunk
+    lines = replies.split(b"\r\n")
+    done, replies = lines[:count], b"\r\n".join(lines[count:])
+    for reply in done:
+        assert reply.startswith(b":"), reply
+read_replies(2)
+start = time.time()
+for first in range(0, LINES, CHUNK):
+    batch = []
+    for i in range(first, first + CHUNK):
+        batch.append(b"DEDUCT L%07d big 1\r\n" % i)
+        if i % OTHER_EVERY == 0:
+            batch.append(b"DEDUCT X%07d other 1\r\n" % i)
+    s.sendall(b"".join(batch))
+    read_replies(len(batch))
+print("made %d lines in %.1f s" % (LINES + LINES // OTHER_EVERY, time.time() - start))
+
+connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=60)
+def page(after):
+    path = "/v1/skus/big/lines?limit=1000" + ("&after=" + after if after else "")
+    connection.request("GET", path)
+    reply = connection.getresponse()
+    body = reply.read()
+    assert reply.status == 200, (reply.status, body[:300])
+    return json.loads(body)
+
+first_page = page(None)   # warm: the first page's buffers are allocated once
+before = rss_kib()
+count, after, pages, biggest = len(first_page["lines"]), first_page["next"], 1, before
+assert [line["line_id"] for line in first_page["lines"]] == ["L%07d" % i for i in range(1000)]
+start = time.time()
+while after is not None:
+    body = page(after)
+    for offset, line in enumerate(body["lines"]):
+        assert line["line_id"] == "L%07d" % (count + offset), (count + offset, line)
+        assert line["sku"] == "big" and line["qty"] == 1, line
+    count += len(body["lines"])
+    after = body["next"]
+    pages += 1
+    if pages % 100 == 0:
+        biggest = max(biggest, rss_kib())
+biggest = max(biggest, rss_kib())
+print("listed %d lines in %d pages in %.1f s; stockd RSS %d KiB before, at most %d KiB while listing"
+      % (count, pages, time.time() - start, before, biggest))
+assert count == LINES, count
+assert biggest - before < 16 * 1024, "stockd's memory grew by %d KiB while listing" % (biggest - before)
+EOF
+echo "42-http-list: all passed"
