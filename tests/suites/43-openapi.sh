@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# 43-openapi.sh -- docs/openapi.yaml checked by a real OpenAPI validator
+# (@apidevtools/swagger-parser, installed by scripts/install-deps.sh into
+# tests/openapi/node_modules), every schema compiled as JSON Schema 2020-12,
+# and every operation's examples run against a fresh stockd in the order
+# the file lists them: each answer must equal the 200 example (time_us
+# aside) and fit its schema; a few errors must be problem objects that fit
+# the Problem schema (tests/openapi/check.mjs).
+set -eu
+BUILD=${BUILD:-build}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+[ -d "$root/tests/openapi/node_modules/@apidevtools/swagger-parser" ] ||
+    { echo "the validator is not installed: run scripts/install-deps.sh"; exit 1; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-openapi.XXXXXX")
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/../system/server_helpers.sh"
+use_binaries "$dir/bin" stockd
+BIN=$dir/bin
+port=$(pick_port 17416 17423)
+http=$(pick_port 17424 17431)
+start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http" || exit 1
+pid=$STOCKD_PID
+cd "$root/tests/openapi"
+node check.mjs "$root/docs/openapi.yaml" "http://127.0.0.1:$http"
+echo "43-openapi: all passed"
