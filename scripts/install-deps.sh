@@ -10,7 +10,7 @@ packages=(
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
     libxxhash-dev libcmocka-dev
     postgresql-15 postgresql-client-15 redis-server redis-tools
-    python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs
+    python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs systemd
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -140,6 +140,9 @@ static bool render_connections(const metrics *counters, buf *out)
     return line(out, "# HELP stockd_connections Client connections open now.\n"
                      "# TYPE stockd_connections gauge\nstockd_connections %" PRIu64 "\n",
                 counters->connections_open) &&
+           line(out, "# HELP stockd_connections_max Connections allowed at once (--maxclients).\n"
+                     "# TYPE stockd_connections_max gauge\nstockd_connections_max %" PRIu64 "\n",
+                counters->connections_max) &&
            line(out, "# HELP stockd_connections_accepted_total Client connections accepted.\n"
                      "# TYPE stockd_connections_accepted_total counter\n"
                      "stockd_connections_accepted_total %" PRIu64 "\n", counters->connections_accepted) &&

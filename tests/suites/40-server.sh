@@ -409,7 +409,8 @@ check "nothing was deducted by the bad requests" '200 {"sku":"W1","available":11
 curl -s "$H/metrics" >"$dir/metrics"
 for name in 'stockd_operations_total{type="deduct",result="OK"}' 'stockd_replays_total' \
             'stockd_batch_size_bucket{le="16"}' 'stockd_sync_seconds_bucket{le="+Inf"}' \
-            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_protocol_errors_total'; do
+            'stockd_batch_seconds_count' 'stockd_connections ' 'stockd_connections_max 10000' \
+            'stockd_protocol_errors_total'; do
     grep -qF "$name" "$dir/metrics" || fail "metrics lack $name"
 done
 grep -v '^#' "$dir/metrics" | grep -qvE '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' && fail "metrics: a malformed sample line"
