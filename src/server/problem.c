@@ -5,12 +5,12 @@
  * bodies name that thing (line -> line_id), numbers as JSON integers.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "lib/uri.h"
 #include "server/problem.h"
 #include "stock.h"
 
@@ -59,28 +59,22 @@ static const char *title_of(const char *word)
 static const fact_key *fact_key_of(const char *key, size_t len)
 {
     for (size_t i = 0; i < sizeof fact_keys / sizeof fact_keys[0]; i++)
-        if (strlen(fact_keys[i].key) == len && memcmp(fact_keys[i].key, key, len) == 0)
+        if (uri_is(key, len, fact_keys[i].key))
             return &fact_keys[i];
     return NULL;
 }
 
 /* Adds one fact as a member; false if the value is not what the key holds
- * (then the walk stops: what follows is prose). */
+ * (then the walk stops: what follows is prose). The numbers of facts are
+ * levels and quantities: 0..INT64_MAX. */
 static bool add_fact(json_t *problem, const fact_key *fact, const char *value, size_t len)
 {
     if (!fact->integer)
         return json_object_set_new(problem, fact->member, json_stringn(value, len)) == 0;
-    char text[24];
-    if (len == 0 || len >= sizeof text)
+    uint64_t number = 0;
+    if (!uri_parse_uint(value, len, 0, INT64_MAX, &number))
         return false;
-    memcpy(text, value, len);
-    text[len] = '\0';
-    char *end = NULL;
-    errno = 0;
-    long long number = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    return json_object_set_new(problem, fact->member, json_integer(number)) == 0;
+    return json_object_set_new(problem, fact->member, json_integer((json_int_t)number)) == 0;
 }
 
 /* Walks the leading "key=value" words of detail (ids hold no space, so a

@@ -306,6 +306,21 @@ check "benchmark: available = 10000000 - distinct" $((10000000 - distinct)) "$(R
 
 # ------------------------------------------------------------ HTTP routes
 H="http://127.0.0.1:$HTTP"
+# exchange(port, data): sends data on one connection, returns every byte
+# the server sends until it closes (pipelined requests, raw answers).
+cat >"$dir/raw.py" <<'EOF'
+import socket
+def exchange(port, data, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(data)
+    s.settimeout(timeout)
+    received = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+EOF
 # status METHOD PATH [BODY] -> "code body"
 http() {
     if [ $# -ge 3 ]; then
@@ -424,20 +439,13 @@ import socket,sys; s=socket.create_connection(("127.0.0.1",'$HTTP')); s.sendall(
 check "keep-alive" 3 "$(curl -s "$H/healthz" "$H/healthz" "$H/healthz" -w '\n' | grep -c ok)"
 # Pipelined HTTP requests in one write are answered in order, the last one
 # (Connection: close) closing the connection.
-$PY - $HTTP <<'EOF' || fail "HTTP pipelining"
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+PYTHONPATH=$dir $PY - $HTTP <<'EOF' || fail "HTTP pipelining"
+import sys
+from raw import exchange
 body = b'{"line_id":"PIPE1","sku":"W1","qty":1}'
-s.sendall(b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\n\r\n"
-          b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body) +
-          b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-s.settimeout(5)
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
+data = exchange(int(sys.argv[1]), b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body) +
+                b"GET /v1/skus/W1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 parts = data.split(b"HTTP/1.1 ")[1:]
 assert len(parts) == 3, data
 available = [int(p.split(b'"available":')[1].split(b",")[0].split(b"}")[0]) for p in parts]
@@ -470,21 +478,14 @@ check "keyed adjustment replay" '{"sku":"K1","available":108} 200' \
 # A duplicate read while the first is in flight (pipelined in one write:
 # the first is still in the batch being gathered) is 409 INFLIGHT; once the
 # first is answered, the key replays. Python's http.client for the rest.
-$PY - $HTTP <<'EOF' || fail "Idempotency-Key in flight"
-import http.client, json, socket, sys, threading
+PYTHONPATH=$dir $PY - $HTTP <<'EOF' || fail "Idempotency-Key in flight"
+import http.client, json, sys, threading
+from raw import exchange
 port = int(sys.argv[1])
 body = b'{"sku":"K1","qty":1}'
 request = (b"POST /v1/deductions HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \"k-fly\"\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(request + request.replace(b"Host: x", b"Host: x\r\nConnection: close"))
-s.settimeout(5)
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
+data = exchange(port, request + request.replace(b"Host: x", b"Host: x\r\nConnection: close"))
 parts = data.split(b"HTTP/1.1 ")[1:]
 assert len(parts) == 2, data
 assert parts[0].startswith(b"200 ") and b'"available":107' in parts[0], parts[0]

@@ -8,14 +8,8 @@
 # the 1000 pages (a page is at most 1000 entries; nothing is kept between).
 set -eu
 BUILD=${BUILD:-build}
-dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-list.XXXXXX")
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/../system/server_helpers.sh"
+suite_dir list
 # ASan holds freed memory back from reuse (its quarantine, 256 MiB by
 # default), which RSS would count as growth: keep it small, so the bound
 # measures what stockd keeps, as in the release build.

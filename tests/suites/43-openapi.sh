@@ -8,17 +8,11 @@
 # the Problem schema (tests/openapi/check.mjs).
 set -eu
 BUILD=${BUILD:-build}
+. "$(dirname "$0")/../system/server_helpers.sh"
+suite_dir openapi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ -d "$root/tests/openapi/node_modules/@apidevtools/swagger-parser" ] ||
     { echo "the validator is not installed: run scripts/install-deps.sh"; exit 1; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-openapi.XXXXXX")
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-. "$(dirname "$0")/../system/server_helpers.sh"
 use_binaries "$dir/bin" stockd
 BIN=$dir/bin
 port=$(pick_port 17416 17423)

@@ -10,14 +10,9 @@
 # metric the rules and the dashboard use is one stockd's /metrics serves.
 set -eu
 BUILD=${BUILD:-build}
+. "$(dirname "$0")/../system/server_helpers.sh"
+suite_dir ops
 root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-ops.XXXXXX")
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok  $*"; }
 
@@ -55,7 +50,6 @@ ok "systemd-analyze security --offline: exposure $exposure"
 grep -q '^u stockd ' "$dir/usr/lib/sysusers.d/stockd.conf" || fail "no stockd user in sysusers.d"
 
 # The installed settings start stockd (flags after --config win: ports, store).
-. "$root/tests/system/server_helpers.sh"
 port=$(pick_port 17432 17439)
 http=$(pick_port 17440 17447)
 BIN=$dir/usr/bin start_stockd "$port" "$dir/data" "$dir/stockd.log" --config "$dir/etc/stockd/stockd.conf" \
