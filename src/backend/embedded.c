@@ -77,6 +77,9 @@
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
 #define EMBEDDED_GROUPS_MAX 64
+/* Entities a listing looks at before it lets queued writes run: 65536
+ * line records are a few MiB of memory to walk. */
+#define EMBEDDED_LIST_SLICE 65536
 
 /* One written group: its batches, and the count of writing groups that
  * must be synced before it may complete (its own, or the last before it). */
@@ -577,14 +580,10 @@ static bool wait_durable(embedded *e)
     return durable;
 }
 
-/* A page read under the applier's role, which only the core's owner has:
- * it waits for the role as the writer does, reads, then gives the role up
- * the way every applier does (applying what was queued meanwhile). */
-static stock_code embedded_list(stock_t *store, const list_request *request,
-                                stock_list_entry *entries, uint32_t *count,
-                                char *message, size_t message_size)
+/* Waits for the applier's role, as the writer does (only the role's holder
+ * may touch the core). */
+static void take_role_to_read(embedded *e)
 {
-    embedded *e = from_store(store);
     pthread_mutex_lock(&e->queue_mutex);
     assert(!e->closing);
     e->listers_waiting++;
@@ -593,10 +592,35 @@ static stock_code embedded_list(stock_t *store, const list_request *request,
     e->listers_waiting--;
     e->applying = true;
     pthread_mutex_unlock(&e->queue_mutex);
-    stock_code code = core_list(e->state, request->kind, request->of, request->after, entries,
-                                request->max, count, message, message_size);
+}
+
+/* Gives the role up the way every applier does: applying what was queued
+ * meanwhile, and leaving its sync to the syncers. */
+static void give_role_up(embedded *e)
+{
     size_t ops = apply_queue(e);
     sync_written(e, ops);
+}
+
+/* A page read in slices of EMBEDDED_LIST_SLICE entities under the
+ * applier's role, which is given up between slices: a long walk (a rarely
+ * sold SKU's lines among millions) then delays writes by one slice at a
+ * time, not by the whole walk. */
+static stock_code embedded_list(stock_t *store, const list_request *request,
+                                stock_list_entry *entries, uint32_t *count,
+                                char *message, size_t message_size)
+{
+    embedded *e = from_store(store);
+    core_list_cursor cursor;
+    take_role_to_read(e);
+    stock_code code = core_list_begin(e->state, request->kind, request->of, request->after,
+                                      &cursor, message, message_size);
+    while (code == STOCK_OK &&
+           !core_list_next(e->state, &cursor, entries, request->max, count, EMBEDDED_LIST_SLICE)) {
+        give_role_up(e);
+        take_role_to_read(e);
+    }
+    give_role_up(e);
     if (wait_durable(e) && !atomic_load(&e->broken))
         return code;
     *count = 0;   /* what was read may be lost */

@@ -6,6 +6,8 @@
 # its next cursor to the end. Every line comes once, in order, the other
 # SKU's never, and stockd's resident memory grows by less than 16 MiB over
 # the 1000 pages (a page is at most 1000 entries; nothing is kept between).
+# A third SKU has 3 lines, first, in the middle and last: its one page walks
+# every line record, in many slices, and must find all three.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -37,7 +39,7 @@ def rss_kib():
 # 1,000,000 lines of "big" and one of "other" after every 10th, pipelined
 # as inline commands; every reply is read and checked.
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(b"SETSTOCK big 2000000\r\nSETSTOCK other 2000000\r\n")
+s.sendall(b"SETSTOCK big 2000000\r\nSETSTOCK other 2000000\r\nSETSTOCK rare 10\r\n")
 replies = b""
 def read_replies(count):
     global replies
@@ -49,7 +51,8 @@ def read_replies(count):
     done, replies = lines[:count], b"\r\n".join(lines[count:])
     for reply in done:
         assert reply.startswith(b":"), reply
-read_replies(2)
+read_replies(3)
+RARE = {0: b"R0", LINES // 2: b"R1", LINES - 1: b"R2"}
 start = time.time()
 for first in range(0, LINES, CHUNK):
     batch = []
@@ -57,13 +60,15 @@ for first in range(0, LINES, CHUNK):
         batch.append(b"DEDUCT L%07d big 1\r\n" % i)
         if i % OTHER_EVERY == 0:
             batch.append(b"DEDUCT X%07d other 1\r\n" % i)
+        if i in RARE:
+            batch.append(b"DEDUCT %s rare 1\r\n" % RARE[i])
     s.sendall(b"".join(batch))
     read_replies(len(batch))
 print("made %d lines in %.1f s" % (LINES + LINES // OTHER_EVERY, time.time() - start))
 
 connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=60)
-def page(after):
-    path = "/v1/skus/big/lines?limit=1000" + ("&after=" + after if after else "")
+def page(after, sku="big"):
+    path = "/v1/skus/%s/lines?limit=1000" % sku + ("&after=" + after if after else "")
     connection.request("GET", path)
     reply = connection.getresponse()
     body = reply.read()
@@ -89,6 +94,8 @@ biggest = max(biggest, rss_kib())
 print("listed %d lines in %d pages in %.1f s; stockd RSS %d KiB before, at most %d KiB while listing"
       % (count, pages, time.time() - start, before, biggest))
 assert count == LINES, count
+rare = page(None, "rare")
+assert [line["line_id"] for line in rare["lines"]] == ["R0", "R1", "R2"] and rare["next"] is None, rare
 assert biggest - before < 16 * 1024, "stockd's memory grew by %d KiB while listing" % (biggest - before)
 EOF
 # A clean stop: exit 0 (under the sanitizers, also no leak).
