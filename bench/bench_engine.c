@@ -2,14 +2,15 @@
  * bench_engine.c -- measures the embedded engine and its state machine.
  *
  *   bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]
- *                [--only core|library|recovery] [--dir FOLDER]
+ *                [--skus N] [--only core|library|recovery] [--dir FOLDER]
  *   bench_engine -h|--help       (usage on stdout, status 0)
  *
  * Part 1, src/core alone (one thread, no I/O): core_apply and core_replay
- * cost per deduction on 1 SKU (hot) and 100,000 SKUs (uniform), --ops of
- * each (default 2,000,000); then, at 1M, 10M ... up to --lines-max lines
- * (default 10,000,000), bytes of memory per line (core_stats capacity and
- * process RSS delta) and snapshot save/load time.
+ * cost per deduction on 1 SKU (hot) and --skus SKUs (uniform, default
+ * 100,000; up to 10,000,000), --ops of each (default 2,000,000); then, at 1M, 10M ... up to --lines-max lines
+ * (default 10,000,000; --lines-max itself too when it is not a power of
+ * ten), bytes of memory per line (core_stats capacity and process RSS
+ * delta), the slowest batch while filling, and snapshot save/load time.
  * Part 2, through the library (stock_open of a folder under --dir, default
  * ".", so on disk: a tmpfs would make fdatasync free): ops/s of the hot,
  * uniform, cart and mixed workloads (docs/stockbench.md), durable and relaxed,
@@ -20,7 +21,8 @@
  * (--only recovery runs just that part).
  * Each measurement runs in its own child process. Wall-clock figures are
  * printed with the CPU time beside them: the machine may be shared.
- * Line ids are "L" + 12 digits (13 bytes), SKU ids "SKU-" + 6 digits.
+ * Line ids are "L" + 12 digits (13 bytes), SKU ids "SKU-" + 6 digits (8
+ * digits when a run has more than a million SKUs).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -37,6 +39,7 @@
 #define BATCH_OPS 1000
 #define ID_BYTES 16
 #define UNIFORM_SKUS 100000
+#define SKUS_MAX 10000000u
 #define LINES_MAX_DEFAULT 10000000u
 #define LINES_FIRST 1000000u
 #define OPS_DEFAULT 2000000u
@@ -84,6 +87,13 @@ static uint32_t make_id(char *target, const char *prefix, uint64_t value,
     for (int i = digits - 1; i >= 0; i--, value /= 10)
         target[len + (size_t)i] = (char)('0' + value % 10);
     return (uint32_t)len + (uint32_t)digits;
+}
+
+/* Digits of the SKU ids of a run of sku_count SKUs: 6 keeps the ids of the
+ * published figures; more than a million SKUs need 8. */
+static int sku_digits(uint32_t sku_count)
+{
+    return sku_count > 1000000 ? 8 : 6;
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
@@ -138,7 +148,7 @@ static void create_skus(core *state, uint32_t count, int64_t stock,
     buf scratch = {0};
     for (uint32_t i = 0; i < count; i++) {
         stock_op op = {.type = STOCK_OP_SET, .amount = stock};
-        op.sku = (stock_id){sku, make_id(sku, "SKU-", i, 6)};
+        op.sku = (stock_id){sku, make_id(sku, "SKU-", i, sku_digits(count))};
         size_t before = log != NULL ? log->bytes.len : 0;
         apply_or_die(state, &op, log != NULL ? &log->bytes : &scratch);
         if (log != NULL)
@@ -165,21 +175,26 @@ static void fill_deducts(batch *b, uint32_t n, uint64_t first_line,
         op->amount = 1;
         op->id = (stock_id){b->lines[i], make_id(b->lines[i], "L", first_line + i, 12)};
         uint32_t sku = sku_count == 1 ? 0 : (uint32_t)(rng() % sku_count);
-        op->sku = (stock_id){b->skus[i], make_id(b->skus[i], "SKU-", sku, 6)};
+        op->sku = (stock_id){b->skus[i], make_id(b->skus[i], "SKU-", sku,
+                                                 sku_digits(sku_count))};
     }
 }
 
 /* Runs count deductions of qty 1 in batches of BATCH_OPS over sku_count
- * SKUs, and returns the seconds spent inside core_apply. Records go to log
- * when it is not NULL. */
+ * SKUs, and returns the seconds spent inside core_apply (*cpu: CPU seconds;
+ * *slowest: the wall seconds of the slowest batch, where a growth of the
+ * state that stops every op, such as an index doubling, shows). Records go
+ * to log when it is not NULL. */
 static double run_deducts(core *state, uint64_t first_line, uint32_t count,
-                          uint32_t sku_count, record_log *log, double *cpu)
+                          uint32_t sku_count, record_log *log, double *cpu,
+                          double *slowest)
 {
     static batch b;
     buf scratch = {0};
     buf *record = log != NULL ? &log->bytes : &scratch;
     double spent = 0;
     *cpu = 0;
+    *slowest = 0;
     for (uint32_t done = 0; done < count;) {
         uint32_t n = count - done < BATCH_OPS ? count - done : BATCH_OPS;
         fill_deducts(&b, n, first_line + done, sku_count);
@@ -198,7 +213,9 @@ static double run_deducts(core *state, uint64_t first_line, uint32_t count,
             if (log != NULL)
                 log_note(log, record->len - before);
         }
-        spent += now_s() - start;
+        double batch_s = now_s() - start;
+        spent += batch_s;
+        *slowest = batch_s > *slowest ? batch_s : *slowest;
         *cpu += cpu_s() - start_cpu;
         buf_clear(&scratch);
         done += n;
@@ -249,8 +266,8 @@ static void bench_apply(const char *name, uint32_t sku_count, uint32_t ops)
         exit(1);
     int64_t stock = sku_count == 1 ? SKU_STOCK_HOT : SKU_STOCK_UNIFORM;
     create_skus(state, sku_count, stock, &log);
-    double apply_cpu, replay_cpu;
-    double apply_s = run_deducts(state, 0, ops, sku_count, &log, &apply_cpu);
+    double apply_cpu, replay_cpu, slowest;
+    double apply_s = run_deducts(state, 0, ops, sku_count, &log, &apply_cpu, &slowest);
     double replay_s = replay_log(copy, &log, &replay_cpu);
     char what[80], note[120];
     snprintf(note, sizeof note, "CPU %.0f ns; %u deductions", apply_cpu * 1e9 / ops, ops);
@@ -296,8 +313,8 @@ static void bench_memory(uint32_t lines)
     if (state == NULL)
         exit(1);
     create_skus(state, UNIFORM_SKUS, SKU_STOCK_UNIFORM, NULL);
-    double apply_cpu;
-    double apply_s = run_deducts(state, 0, lines, UNIFORM_SKUS, NULL, &apply_cpu);
+    double apply_cpu, slowest;
+    double apply_s = run_deducts(state, 0, lines, UNIFORM_SKUS, NULL, &apply_cpu, &slowest);
     uint64_t rss_after = rss_bytes();
     core_stats stats;
     core_get_stats(state, &stats);
@@ -305,6 +322,8 @@ static void bench_memory(uint32_t lines)
     snprintf(note, sizeof note, "CPU %.0f ns; 100,000 SKUs", apply_cpu * 1e9 / lines);
     snprintf(what, sizeof what, "core_apply deduct, filling %u lines", lines);
     print_row(what, apply_s * 1e9 / lines, "ns/op", note);
+    print_row("  slowest batch of 1,000 while filling", slowest * 1e3, "ms",
+              "the line index doubles at 3/4 load");
     print_row("  memory, core_stats.memory_bytes / line",
               (double)stats.memory_bytes / lines, "bytes", "capacity held");
     print_row("  memory, process RSS delta / line",
@@ -622,6 +641,7 @@ typedef struct options {
     uint32_t ops;
     uint32_t lib_ops;
     uint32_t in_flight;
+    uint32_t skus;
     bool core;
     bool library;
     bool recovery;
@@ -654,8 +674,9 @@ static void isolated(void (*measure)(const options *, uint32_t),
 
 static void measure_core_apply(const options *opts, uint32_t sku_count)
 {
-    bench_apply(sku_count == 1 ? "hot (1 SKU)" : "uniform (100,000 SKUs)",
-                sku_count, opts->ops);
+    char name[32];
+    snprintf(name, sizeof name, "uniform (%u SKUs)", sku_count);
+    bench_apply(sku_count == 1 ? "hot (1 SKU)" : name, sku_count, opts->ops);
 }
 
 static void measure_core_memory(const options *opts, uint32_t lines)
@@ -681,10 +702,12 @@ static void usage(FILE *out, int status)
 {
     fprintf(out,
             "usage: bench_engine [--lines-max N] [--ops N] [--lib-ops N] [--in-flight N]\n"
-            "                    [--only core|library|recovery] [--dir FOLDER]\n"
+            "                    [--skus N] [--only core|library|recovery] [--dir FOLDER]\n"
             "       bench_engine -h|--help\n"
-            "  N in 1000..100000000 (--in-flight 1..%d, default %d);\n"
-            "  FOLDER (default .) holds the stores\n", IN_FLIGHT_MAX, IN_FLIGHT_DEFAULT);
+            "  N in 1000..100000000 (--in-flight 1..%d, default %d;\n"
+            "  --skus 2..%u, default %d: the core's uniform run);\n"
+            "  FOLDER (default .) holds the stores\n", IN_FLIGHT_MAX, IN_FLIGHT_DEFAULT,
+            SKUS_MAX, UNIFORM_SKUS);
     exit(status);
 }
 
@@ -708,10 +731,20 @@ static bool parse_in_flight(const char *text, uint32_t *count)
     return true;
 }
 
+static bool parse_skus(const char *text, uint32_t *count)
+{
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || value < 2 || value > SKUS_MAX)
+        return false;
+    *count = (uint32_t)value;
+    return true;
+}
+
 static options parse_options(int argc, char **argv)
 {
     options parsed = {LINES_MAX_DEFAULT, OPS_DEFAULT, LIB_OPS_DEFAULT, IN_FLIGHT_DEFAULT,
-                      true, true, true, "."};
+                      UNIFORM_SKUS, true, true, true, "."};
     for (int i = 1; i < argc; i += 2) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage(stdout, 0);
@@ -725,6 +758,8 @@ static options parse_options(int argc, char **argv)
             ok = parse_count(value, &parsed.lib_ops);
         else if (ok && strcmp(argv[i], "--in-flight") == 0)
             ok = parse_in_flight(value, &parsed.in_flight);
+        else if (ok && strcmp(argv[i], "--skus") == 0)
+            ok = parse_skus(value, &parsed.skus);
         else if (ok && strcmp(argv[i], "--dir") == 0)
             parsed.dir = value;
         else if (ok && strcmp(argv[i], "--only") == 0) {
@@ -740,11 +775,21 @@ static options parse_options(int argc, char **argv)
     return parsed;
 }
 
-/* Line counts run 1M, 10M, ... up to --lines-max, or just --lines-max
- * when it is below 1M (a quick run). */
+/* Line counts run 1M, 10M, ... up to --lines-max, then --lines-max
+ * itself (50M after 10M), or just --lines-max when it is below 1M (a quick
+ * run). */
 static uint32_t first_count(const options *opts)
 {
     return opts->lines_max < LINES_FIRST ? opts->lines_max : LINES_FIRST;
+}
+
+/* The count after lines, or 0 when lines was the last. */
+static uint32_t next_count(const options *opts, uint32_t lines)
+{
+    if (lines >= opts->lines_max)
+        return 0;
+    uint64_t next = (uint64_t)lines * 10;
+    return next > opts->lines_max ? opts->lines_max : (uint32_t)next;
 }
 
 int main(int argc, char **argv)
@@ -755,8 +800,8 @@ int main(int argc, char **argv)
         printf("the state machine alone (src/core), one thread, batches of %d\n",
                BATCH_OPS);
         isolated(measure_core_apply, &opts, 1);
-        isolated(measure_core_apply, &opts, UNIFORM_SKUS);
-        for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
+        isolated(measure_core_apply, &opts, opts.skus);
+        for (uint32_t lines = first_count(&opts); lines != 0; lines = next_count(&opts, lines))
             isolated(measure_core_memory, &opts, lines);
     }
     if (opts.recovery)
@@ -766,7 +811,7 @@ int main(int argc, char **argv)
         for (uint32_t which = 0; which < 2 * WORKLOAD_COUNT; which++)
             isolated(measure_library, &opts, which);
     if (opts.recovery) {
-        for (uint32_t lines = first_count(&opts); lines <= opts.lines_max; lines *= 10)
+        for (uint32_t lines = first_count(&opts); lines != 0; lines = next_count(&opts, lines))
             isolated(measure_recovery, &opts, lines);
     }
     return 0;

@@ -67,7 +67,8 @@ bench_ok() {
 echo "== flags are validated"
 for args in "" "--store x -c 0" "--store x -P 5000" "--store x -w nope" \
             "--store x -d 1 -n 5" "--store x --rate -3" "--store x --prefix a;b c" \
-            "--store x -w cart --replays 3" "--store x extra"; do
+            "--store x -w cart --replays 3" "--store x extra" \
+            "--store x --skus 0" "--store x --skus 10000001"; do
     status=0
     # shellcheck disable=SC2086
     "$bench" $args >"$dir/usage.out" 2>&1 || status=$?
@@ -80,6 +81,11 @@ echo "== every workload on the embedded engine"
 emb="$dir/embedded"
 bench_ok hot --store "$emb" -w hot -d 1 -c 4 -P 16
 bench_ok uniform --store "$emb" -w uniform --skus 20000 -d 1
+# Above the old limit of 1,000,000 SKUs (raised to the checker's 10,000,000
+# so that bench/curves.sh can measure a store of that many).
+bench_ok many-skus --store "$emb" -w uniform --skus 1000001 -d 0.5
+[ "$(json_field "$dir/many-skus.json" 'j["skus"]')" = 1000001 ] ||
+    fail "many-skus: the run did not create 1000001 SKUs"
 bench_ok cart --store "$emb" -w cart -d 1
 bench_ok mixed --store "$emb" -w mixed -d 2 --replays 3 --plot "$dir/mixed.png"
 bench_ok sellout --store "$emb" -w sellout -c 8 -P 64

@@ -46,7 +46,7 @@ static const char usage_text[] =
     "                          (sellout defaults to 200000)\n"
     "  -r, --rate OPS          open loop: OPS operations/s, latency measured\n"
     "                          from when each batch was due\n"
-    "      --skus N            SKUs (default per workload; max 1000000)\n"
+    "      --skus N            SKUs (default per workload; max 10000000)\n"
     "      --stock N           initial stock per SKU (default per workload)\n"
     "      --replays PCT       percent of ops that retry an acknowledged line\n"
     "                          (default 1 for mixed, else 0)\n"

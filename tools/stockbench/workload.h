@@ -25,7 +25,10 @@
 #define WORKLOAD_PREFIX_MAX 24          /* bytes of a run prefix */
 #define WORKLOAD_NAME_MAX 48            /* bytes of a generated id, NUL included */
 #define WORKLOAD_RING_SIZE 65536        /* recent lines kept for replays, refunds */
-#define WORKLOAD_SKUS_MAX 1000000u      /* SKUs a run may create */
+/* SKUs a run may create: the checker's own limit, so that a run can ask how
+ * the store behaves at 10 million SKUs. At the limit the run holds 480 MB of
+ * SKU names (WORKLOAD_NAME_MAX each) and a ledger of as much again. */
+#define WORKLOAD_SKUS_MAX CHECKER_SKUS_MAX
 #define WORKLOAD_ATTEMPTS_MAX 100       /* sends of one op whose outcome stays unknown */
 
 typedef enum workload_kind {
