@@ -20,8 +20,8 @@ case "$BUILD" in
 esac
 use_binaries "$dir/bin" stockd
 BIN=$dir/bin
-port=$(pick_port 17400 17407)
-http=$(pick_port 17408 17415)
+port=$(pick_port 17450 17457)
+http=$(pick_port 17458 17465)
 start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http" --durability relaxed || exit 1
 pid=$STOCKD_PID
 

@@ -15,8 +15,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
     { echo "the validator is not installed: run scripts/install-deps.sh"; exit 1; }
 use_binaries "$dir/bin" stockd
 BIN=$dir/bin
-port=$(pick_port 17416 17423)
-http=$(pick_port 17424 17431)
+port=$(pick_port 17466 17473)
+http=$(pick_port 17474 17481)
 start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http" || exit 1
 pid=$STOCKD_PID
 cd "$root/tests/openapi"

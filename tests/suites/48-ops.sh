@@ -50,8 +50,8 @@ ok "systemd-analyze security --offline: exposure $exposure"
 grep -q '^u stockd ' "$dir/usr/lib/sysusers.d/stockd.conf" || fail "no stockd user in sysusers.d"
 
 # The installed settings start stockd (flags after --config win: ports, store).
-port=$(pick_port 17432 17439)
-http=$(pick_port 17440 17447)
+port=$(pick_port 17482 17489)
+http=$(pick_port 17490 17497)
 BIN=$dir/usr/bin start_stockd "$port" "$dir/data" "$dir/stockd.log" --config "$dir/etc/stockd/stockd.conf" \
     --store "$dir/data" --port "$port" --http-port "$http" || fail "stockd does not start with the installed stockd.conf"
 pid=$STOCKD_PID
