@@ -53,7 +53,7 @@
  * opens a store of its own. On one open store, any number of threads may
  * call at once:
  *     stock_submit, stock_execute, the one-op calls (stock_set ...
- *     stock_hold_get), stock_get_stats, stock_backend_name.
+ *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name.
  * The store applies operations one at a time in a single order, whatever
  * thread submitted them (so racing deductions never sell one unit twice,
  * I1); batches submitted from one thread complete in the order submitted.
@@ -648,6 +648,62 @@ stock_code stock_confirm_order(stock_t *store, const char *order_id,
  * for an unknown hold. */
 stock_code stock_hold_get(stock_t *store, const char *hold_id,
                           stock_hold_info *info, char *message);
+
+/* --------------------------------------------------------------- listing */
+
+#define STOCK_LIST_MAX 1000   /* entries in one page of a listing */
+
+/* What stock_list lists. */
+typedef enum stock_list_kind {
+    STOCK_LIST_SKUS = 1,      /* every SKU (of: NULL)      -> info.sku_info */
+    STOCK_LIST_SKU_LINES,     /* the lines of the SKU `of`  -> info.line_info */
+    STOCK_LIST_ORDER_LINES    /* the lines of the order `of` -> info.line_info */
+} stock_list_kind;
+
+/* One entry of a listing: a SKU and its totals, or a line. */
+typedef struct stock_list_entry {
+    char id[STOCK_ID_MAX + 1];   /* the SKU's id, or the line's */
+    union {
+        stock_sku_info sku_info;
+        stock_line_info line_info;
+    } info;
+} stock_list_entry;
+
+/*
+ * Reads one page of a listing: up to max entries in the store's order,
+ * starting right after the entry whose id is `after`. The store's order is
+ * the order in which the SKUs and lines were created (embedded: the order
+ * it applied them; an order's lines in the order's line order): it is
+ * stable, so paging with after = the last id of the previous page misses
+ * nothing and repeats nothing; what is created meanwhile comes at the end.
+ * Any thread, several at once, as the one-op calls (never from a done
+ * callback or the log hook). As a read op, it returns once what it read is
+ * durable (I7).
+ *
+ * kind      STOCK_LIST_*.
+ * of        in: the SKU (SKU_LINES) or order (ORDER_LINES) id; NULL for
+ *           SKUS.
+ * after     in: NULL (from the first), or an id of what is listed: a SKU
+ *           id for SKUS, a line id for the lines.
+ * entries   out: max entries (1..STOCK_LIST_MAX); the first *count are
+ *           written.
+ * count     out, not NULL: the entries written. Fewer than max: the listing
+ *           has no more after them.
+ * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else the
+ *           failure's facts or sentence.
+ *
+ * Memory: the caller's entries only; a backend holds no more than one page
+ * at a time, so any listing runs in bounded memory.
+ *
+ * Returns STOCK_OK; STOCK_INVALID (a kind, of, after or max out of range:
+ * nothing read), STOCK_NOT_FOUND (of or after names nothing: "sku=X",
+ * "order=X", "line=X"), STOCK_UNSUPPORTED (a backend that cannot list:
+ * postgres, and a stockd server older than the LIST command), STOCK_IO,
+ * STOCK_UNAVAILABLE, STOCK_NOMEM.
+ */
+stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,
+                      const char *after, stock_list_entry *entries,
+                      uint32_t max, uint32_t *count, char *message);
 
 /* ------------------------------------------------------------ validation */
 

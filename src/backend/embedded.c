@@ -88,6 +88,9 @@
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
 #define EMBEDDED_GROUPS_MAX 64
+/* Entities a listing looks at before it lets queued writes run: 65536
+ * line records are a few MiB of memory to walk. */
+#define EMBEDDED_LIST_SLICE 65536
 
 /* One written group: its batches, and the count of writing groups that
  * must be synced before it may complete (its own, or the last before it). */
@@ -115,6 +118,7 @@ typedef struct embedded {
     batch_queue queue;
     bool applying;               /* a thread has the applier's role */
     bool writer_waiting;         /* the writer waits on role_cond */
+    unsigned listers_waiting;    /* stock_list callers waiting on role_cond */
     bool maintenance_due;        /* the writer should rotate or snapshot */
     int64_t writer_wake_us;      /* when the sleeping writer wakes: INT64_MAX
                                     while it waits to be signalled */
@@ -521,8 +525,8 @@ static size_t apply_queue(embedded *e)
     if (atomic_load_explicit(&e->next_deadline_us, memory_order_relaxed) < e->writer_wake_us)
         pthread_cond_signal(&e->writer_cond);
     e->applying = false;
-    if (e->writer_waiting)
-        pthread_cond_signal(&e->role_cond);
+    if (e->writer_waiting || e->listers_waiting > 0)
+        pthread_cond_broadcast(&e->role_cond);
     pthread_mutex_unlock(&e->queue_mutex);
     return ops;
 }
@@ -665,6 +669,75 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
         size_t ops = apply_queue(e);
         sync_written(e, ops);
     }
+}
+
+/* Waits until every write made so far is on stable storage (I7: a read
+ * never shows what could still be lost); false if a sync failed. Relaxed
+ * durability acknowledges before syncing, so it does not wait. */
+static bool wait_durable(embedded *e)
+{
+    if (e->durability != STOCK_DURABILITY_SYNC)
+        return true;
+    pthread_mutex_lock(&e->sync_mutex);
+    uint64_t target = e->writes;
+    while (e->synced < target && !e->sync_failed) {
+        if (e->syncs_started < target)
+            pthread_cond_signal(&e->sync_cond);   /* a syncer starts one */
+        pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
+    }
+    bool durable = e->synced >= target;
+    pthread_mutex_unlock(&e->sync_mutex);
+    return durable;
+}
+
+/* Waits for the applier's role, as the writer does (only the role's holder
+ * may touch the core). */
+static void take_role_to_read(embedded *e)
+{
+    pthread_mutex_lock(&e->queue_mutex);
+    assert(!e->closing);
+    e->listers_waiting++;
+    while (e->applying)
+        pthread_cond_wait(&e->role_cond, &e->queue_mutex);
+    e->listers_waiting--;
+    e->applying = true;
+    pthread_mutex_unlock(&e->queue_mutex);
+}
+
+/* Gives the role up the way every applier does: applying what was queued
+ * meanwhile, and leaving its sync to the syncers. */
+static void give_role_up(embedded *e)
+{
+    size_t ops = apply_queue(e);
+    sync_written(e, ops);
+}
+
+/* A page read in slices of EMBEDDED_LIST_SLICE entities under the
+ * applier's role, which is given up between slices: a long walk (a rarely
+ * sold SKU's lines among millions) then delays writes by one slice at a
+ * time, not by the whole walk. */
+static stock_code embedded_list(stock_t *store, const list_request *request,
+                                stock_list_entry *entries, uint32_t *count,
+                                char *message, size_t message_size)
+{
+    embedded *e = from_store(store);
+    core_list_cursor cursor;
+    take_role_to_read(e);
+    stock_code code = core_list_begin(e->state, request->kind, request->of, request->after,
+                                      &cursor, message, message_size);
+    while (code == STOCK_OK &&
+           !core_list_next(e->state, &cursor, entries, request->max, count, EMBEDDED_LIST_SLICE)) {
+        give_role_up(e);
+        take_role_to_read(e);
+    }
+    give_role_up(e);
+    if (wait_durable(e) && !atomic_load(&e->broken))
+        return code;
+    *count = 0;   /* what was read may be lost */
+    pthread_mutex_lock(&e->sync_mutex);
+    message_set(message, message_size, "%s", e->broken_message);
+    pthread_mutex_unlock(&e->sync_mutex);
+    return STOCK_IO;
 }
 
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
@@ -839,4 +912,5 @@ const stock_backend_ops embedded_backend = {
     .submit = embedded_submit,
     .close = embedded_close,
     .get_stats = embedded_get_stats,
+    .list = embedded_list,
 };

@@ -528,3 +528,92 @@ void remote_decode(stock_op *op, const redisReply *reply)
     }
     assert(op->code != STOCK_OK || op->message[0] == '\0');
 }
+
+/* ---------------------------------------------------------------- LIST */
+
+void remote_encode_list(const list_request *request, remote_command *command)
+{
+    static const char *const kinds[] = {"SKUS", "SKULINES", "ORDERLINES"};
+    assert(request->kind >= STOCK_LIST_SKUS && request->kind <= STOCK_LIST_ORDER_LINES);
+    command->argc = 0;
+    command_word(command, "LIST");
+    command_word(command, kinds[request->kind - STOCK_LIST_SKUS]);
+    if (request->kind != STOCK_LIST_SKUS)
+        command_id(command, request->of);
+    if (request->after.ptr != NULL) {
+        command_word(command, "AFTER");
+        command_id(command, request->after);
+    }
+    command_word(command, "LIMIT");
+    command_number(command, request->max);
+}
+
+/* One entry: [id, 4 totals] for SKUs, [id, sku, order_id, 4 numbers] for
+ * lines (docs/protocol.md, LIST). */
+static bool decode_entry(stock_list_kind kind, const redisReply *reply, stock_list_entry *entry)
+{
+    size_t fields = kind == STOCK_LIST_SKUS ? 6 : 7;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != fields)
+        return false;
+    const redisReply *texts[3] = {reply->element[0], reply->element[1], reply->element[2]};
+    char *targets[3] = {entry->id, entry->info.line_info.sku, entry->info.line_info.order_id};
+    size_t text_count = kind == STOCK_LIST_SKUS ? 1 : 3;
+    for (size_t i = 0; i < text_count; i++) {
+        if (texts[i]->type != REDIS_REPLY_STRING || texts[i]->len > STOCK_ID_MAX)
+            return false;
+        memcpy(targets[i], texts[i]->str, texts[i]->len);
+        targets[i][texts[i]->len] = '\0';
+    }
+    int64_t numbers[5];
+    for (size_t i = 0; i < fields - text_count; i++)
+        if (!reply_int64(reply->element[text_count + i], &numbers[i]))
+            return false;
+    if (kind == STOCK_LIST_SKUS)
+        entry->info.sku_info = (stock_sku_info){numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]};
+    else {
+        stock_line_info *line = &entry->info.line_info;
+        line->qty = numbers[0];
+        line->refunded = numbers[1];
+        line->time_us = numbers[2];
+        line->available_after = numbers[3];
+    }
+    return true;
+}
+
+/* "-CODEWORD facts" into message; the code, or what a foreign word means. */
+static stock_code decode_list_error(const redisReply *reply, char *message, size_t size)
+{
+    char text[STOCK_MESSAGE_MAX];
+    snprintf(text, sizeof text, "%.*s", (int)reply->len, reply->str);
+    size_t word_length = strcspn(text, " ");
+    stock_code code = code_from_word(text, word_length);
+    if (code != STOCK_CODE_COUNT && !stock_code_succeeded(code)) {
+        snprintf(message, size, "%s", text + word_length + (text[word_length] == ' '));
+        return code;
+    }
+    if (strstr(text, "unknown command") != NULL) {
+        snprintf(message, size, "this stockd does not know LIST (%.120s)", text);
+        return STOCK_UNSUPPORTED;
+    }
+    snprintf(message, size, "stockd refused LIST: %.150s", text);
+    return STOCK_IO;
+}
+
+stock_code remote_decode_list(const list_request *request, const redisReply *reply,
+                              stock_list_entry *entries, uint32_t *count,
+                              char *message, size_t size)
+{
+    *count = 0;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return decode_list_error(reply, message, size);
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements <= request->max;
+    for (size_t i = 0; ok && i < reply->elements; i++)
+        ok = decode_entry(request->kind, reply->element[i], &entries[i]);
+    if (!ok) {
+        snprintf(message, size, "stockd's reply to LIST is not an array of up to %u entries",
+                 request->max);
+        return STOCK_IO;
+    }
+    *count = (uint32_t)reply->elements;
+    return STOCK_OK;
+}

@@ -408,17 +408,11 @@ static bool apply_refund(core *state, stock_op *op, buf *record)
 
 /* ---------------------------------------------------------------- reads */
 
-static void apply_get(const core *state, stock_op *op)
+void core_sku_info(const core *state, uint32_t entity, stock_sku_info *info)
 {
-    uint32_t entity = core_sku_find(state, op->sku, NULL);
-    if (entity == CORE_NONE) {
-        result_sku_not_found(op, op->sku);
-        return;
-    }
     const core_sku *sku = core_pool_at(&state->skus, entity);
     assert(sku->available >= 0);
-    op->available = sku->available;
-    op->info.sku_info = (stock_sku_info){
+    *info = (stock_sku_info){
         .available = sku->available,
         .adjusted = sku->adjusted,
         .deducted = sku->deducted,
@@ -427,12 +421,35 @@ static void apply_get(const core *state, stock_op *op)
     };
 }
 
-/* Copies an id into a NUL-terminated field of STOCK_ID_MAX + 1 bytes. */
-static void copy_id(char *target, stock_id id)
+static void apply_get(const core *state, stock_op *op)
+{
+    uint32_t entity = core_sku_find(state, op->sku, NULL);
+    if (entity == CORE_NONE) {
+        result_sku_not_found(op, op->sku);
+        return;
+    }
+    core_sku_info(state, entity, &op->info.sku_info);
+    op->available = op->info.sku_info.available;
+}
+
+void core_copy_id(char *target, stock_id id)
 {
     assert(id.len <= STOCK_ID_MAX);
     memcpy(target, id.ptr, id.len);
     target[id.len] = '\0';
+}
+
+void core_line_info(const core *state, uint32_t entity, stock_line_info *info)
+{
+    const core_line *line = core_pool_at(&state->lines, entity);
+    core_copy_id(info->sku, core_entity_id(state, &state->skus, line->sku));
+    info->order_id[0] = '\0';
+    if (line->order != CORE_NONE)
+        core_copy_id(info->order_id, core_entity_id(state, &state->orders, line->order));
+    info->qty = line->qty;
+    info->refunded = line->refunded;
+    info->time_us = line->time_us;
+    info->available_after = line->available_after;
 }
 
 static void apply_line(const core *state, stock_op *op)
@@ -443,16 +460,7 @@ static void apply_line(const core *state, stock_op *op)
         result_line_not_found(op, op->line);
         return;
     }
-    const core_line *line = core_pool_at(&state->lines, entity);
-    stock_line_info *info = &op->info.line_info;
-    copy_id(info->sku, core_entity_id(state, &state->skus, line->sku));
-    info->order_id[0] = '\0';
-    if (line->order != CORE_NONE)
-        copy_id(info->order_id, core_entity_id(state, &state->orders, line->order));
-    info->qty = line->qty;
-    info->refunded = line->refunded;
-    info->time_us = line->time_us;
-    info->available_after = line->available_after;
+    core_line_info(state, entity, &op->info.line_info);
 }
 
 /* -------------------------------------------------------------- prefetch */

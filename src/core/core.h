@@ -119,6 +119,32 @@ stock_code core_replay(core *state, const uint8_t *record, size_t len,
  */
 void core_replay_prefetch(const core *state, const uint8_t *record, size_t len);
 
+/*
+ * A page of a listing (stock_list, inputs validated), read from the state
+ * in index order, which is the order of creation, in slices: the walk over
+ * the line pool for a SKU's lines can be long, and its owner may let other
+ * work run between two slices (entities are never deleted and indices never
+ * change, so the cursor stays valid; what is created meanwhile comes at the
+ * end). The same thread rule as core_apply, for each call.
+ */
+typedef struct core_list_cursor {
+    stock_list_kind kind;
+    uint32_t owner;     /* the SKU or order listed; unused for SKUs */
+    uint32_t next;      /* the next entity index to look at */
+} core_list_cursor;
+
+/* Starts a page after the entity named after ({NULL, 0}: from the first).
+ * Returns STOCK_OK, or STOCK_NOT_FOUND with message (size bytes) naming the
+ * `of` or `after` that names nothing. */
+stock_code core_list_begin(const core *state, stock_list_kind kind, stock_id of, stock_id after,
+                           core_list_cursor *cursor, char *message, size_t size);
+
+/* Looks at up to scan_max entities from the cursor, appending what the
+ * listing holds to entries[*count..max). True once the page is done: full
+ * (*count == max) or the listing has no more. */
+bool core_list_next(const core *state, core_list_cursor *cursor, stock_list_entry *entries,
+                    uint32_t max, uint32_t *count, uint32_t scan_max);
+
 /* Writes bytes somewhere; returns 0, or -1 to stop the snapshot. */
 typedef int (*core_write_fn)(void *context, const void *data, size_t len);
 /* Reads exactly len bytes; returns 0, or -1 on a short read or error. */

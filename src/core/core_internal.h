@@ -359,6 +359,13 @@ static inline stock_id core_entity_id(const core *state, const core_pool *pool,
     return core_ids_get(&state->ids, *ref);
 }
 
+/* Copies an id into a NUL-terminated field of STOCK_ID_MAX + 1 bytes. */
+void core_copy_id(char *target, stock_id id);
+
+/* The totals of the SKU / the facts of the line at entity (< count). */
+void core_sku_info(const core *state, uint32_t entity, stock_sku_info *info);
+void core_line_info(const core *state, uint32_t entity, stock_line_info *info);
+
 /* Applies an op at time_us; record NULL means a replay (nothing encoded).
  * Shared by core_apply and core_replay so both run the same rules. */
 bool core_apply_at(core *state, stock_op *op, int64_t time_us, buf *record);

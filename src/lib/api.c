@@ -293,3 +293,48 @@ stock_code stock_hold_get(stock_t *store, const char *hold_id,
         *info = op.info.hold_info;
     return code;
 }
+
+/* Checks a stock_list call's inputs into *request; the sentence on failure
+ * goes to message (STOCK_MESSAGE_MAX bytes). */
+static bool list_valid(stock_list_kind kind, const char *of, const char *after,
+                       uint32_t max, list_request *request, char *message)
+{
+    *request = (list_request){kind, stock_id_from_cstr(of), stock_id_from_cstr(after), max};
+    if (kind < STOCK_LIST_SKUS || kind > STOCK_LIST_ORDER_LINES)
+        message_set(message, STOCK_MESSAGE_MAX, "unknown listing kind %d", (int)kind);
+    else if (kind == STOCK_LIST_SKUS && of != NULL)
+        message_set(message, STOCK_MESSAGE_MAX, "a listing of SKUs is of nothing: pass of = NULL");
+    else if (kind != STOCK_LIST_SKUS && !stock_id_valid(request->of))
+        message_set(message, STOCK_MESSAGE_MAX, "%s must be 1-64 printable ASCII characters without spaces",
+                    kind == STOCK_LIST_SKU_LINES ? "sku" : "order id");
+    else if (after != NULL && !stock_id_valid(request->after))
+        message_set(message, STOCK_MESSAGE_MAX, "after must be 1-64 printable ASCII characters without spaces");
+    else if (max < 1 || max > STOCK_LIST_MAX)
+        message_set(message, STOCK_MESSAGE_MAX, "limit must be an integer in 1..%d", STOCK_LIST_MAX);
+    else
+        return true;
+    return false;
+}
+
+stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,
+                      const char *after, stock_list_entry *entries,
+                      uint32_t max, uint32_t *count, char *message)
+{
+    assert(store != NULL && entries != NULL && count != NULL);
+    *count = 0;
+    char sentence[STOCK_MESSAGE_MAX] = "";
+    list_request request;
+    stock_code code = STOCK_INVALID;
+    if (!list_valid(kind, of, after, max, &request, sentence)) {
+        code = STOCK_INVALID;
+    } else if (store->ops->list == NULL) {
+        message_set(sentence, sizeof sentence, "the %s backend cannot list", store->ops->name);
+        code = STOCK_UNSUPPORTED;
+    } else {
+        code = store->ops->list(store, &request, entries, count, sentence, sizeof sentence);
+    }
+    assert(*count <= max && (code == STOCK_OK || *count == 0));
+    if (message != NULL)
+        memcpy(message, sentence, sizeof sentence);
+    return code;
+}

@@ -3,6 +3,20 @@
 
 #include "lib/worker.h"
 
+/* Runs the calls waiting (mutex held on entry and exit, not during). */
+static void run_calls(worker *w)
+{
+    while (w->calls != NULL) {
+        worker_call *call = w->calls;
+        w->calls = call->next;
+        pthread_mutex_unlock(&w->mutex);
+        call->run(w->store, call->context);
+        pthread_mutex_lock(&w->mutex);
+        call->done = true;
+        pthread_cond_broadcast(&w->called);
+    }
+}
+
 static void *worker_main(void *argument)
 {
     worker *w = argument;
@@ -12,8 +26,11 @@ static void *worker_main(void *argument)
     w->started = true;
     pthread_cond_broadcast(&w->wake);
     while (code == STOCK_OK) {
-        while (w->queue.head == NULL && !w->closing)
+        while (w->queue.head == NULL && w->calls == NULL && !w->closing)
             pthread_cond_wait(&w->wake, &w->mutex);
+        run_calls(w);
+        if (w->queue.head == NULL && !w->closing)
+            continue;
         stock_batch *chain = batches_dequeue(&w->queue, w->ops_max, NULL);
         if (chain == NULL)
             break;   /* closing, and the queue is drained */
@@ -29,6 +46,7 @@ static void *worker_main(void *argument)
 
 static void destroy(worker *w)
 {
+    pthread_cond_destroy(&w->called);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mutex);
 }
@@ -41,6 +59,7 @@ stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
     *w = (worker){.store = store, .tasks = tasks, .ops_max = ops_max};
     pthread_mutex_init(&w->mutex, NULL);
     pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->called, NULL);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         destroy(w);
         return STOCK_NOMEM;
@@ -72,6 +91,20 @@ void worker_submit(worker *w, stock_batch *batch)
         batches_fail(batch, STOCK_UNAVAILABLE, "the store is closing");
         batches_complete(w->store, batch);
     }
+}
+
+void worker_call_run(worker *w, worker_call *call)
+{
+    assert(call != NULL && call->run != NULL && !pthread_equal(pthread_self(), w->thread));
+    pthread_mutex_lock(&w->mutex);
+    assert(!w->closing);
+    call->done = false;
+    call->next = w->calls;
+    w->calls = call;
+    pthread_cond_signal(&w->wake);
+    while (!call->done)
+        pthread_cond_wait(&w->called, &w->mutex);
+    pthread_mutex_unlock(&w->mutex);
 }
 
 void worker_close(worker *w)

@@ -1,14 +1,21 @@
 /*
  * request_json.c -- store requests and results as JSON (see
  * request_json.h, docs/http-api.md), shared by stockd's HTTP routes and
- * stockintake.
+ * stockintake; and HTTP's problem details, whose facts are the leading
+ * "key=value" words that lib/result.c writes.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/uri.h"
 #include "proto/request_json.h"
+
+#define PROBLEM_TYPE_PREFIX "tag:stockd,2026:"
+#define PROBLEM_WORD_MAX 32
+#define PROBLEM_FACTS_MAX 4   /* "sku=A available=3" has 2; room to spare */
 
 /* Copies len bytes of text (NULL when len is 0: a kind without a path id
  * given none) into target, cut past any id's limit. */
@@ -310,6 +317,27 @@ request_status request_json_parse(request_kind kind, const char *body, size_t le
     return *made != NULL ? REQUEST_PARSED : REQUEST_NOMEM;
 }
 
+const char *request_json_id_field(request_kind kind)
+{
+    switch (kind) {
+    case REQUEST_ADD: return "id";
+    case REQUEST_DEDUCT: return "line_id";
+    case REQUEST_ORDER: case REQUEST_HOLD_ORDER: return "order_id";
+    case REQUEST_REFUND: return "refund_id";
+    case REQUEST_HOLD: return "hold_id";
+    case REQUEST_SET: case REQUEST_GET: case REQUEST_LINE: case REQUEST_CONFIRM:
+    case REQUEST_RELEASE: case REQUEST_HOLD_GET:
+        break;
+    }
+    return NULL;
+}
+
+void request_json_set_id(request *made, stock_op *op, const char *id)
+{
+    assert(request_json_id_field(made->kind) != NULL);
+    op->id = copy_id(&made->id, id, strlen(id));
+}
+
 /* ------------------------------------------------------------ results */
 
 json_t *request_json_error(const char *word, const char *message)
@@ -399,13 +427,122 @@ static json_t *success_body(request_kind kind, const stock_op *op)
     return NULL;
 }
 
-json_t *request_json_result(request_kind kind, const stock_op *op)
+/* Adds failed_line to a failed op's error body: the order line or hold at
+ * fault, if one is. Returns body. */
+static json_t *with_failed_line(json_t *body, const stock_op *op)
 {
-    if (stock_code_succeeded(op->code))
-        return success_body(kind, op);
-    json_t *body = request_json_error(stock_code_name(op->code), op->message);
     if (body != NULL && (op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER) &&
         op->failed_line >= 0)
         json_object_set_new(body, "failed_line", json_integer(op->failed_line));
     return body;
+}
+
+json_t *request_json_result(request_kind kind, const stock_op *op)
+{
+    if (stock_code_succeeded(op->code))
+        return success_body(kind, op);
+    return with_failed_line(request_json_error(stock_code_name(op->code), op->message), op);
+}
+
+/* ---------------------------------------------------- problem details */
+
+/* A fact key of lib/result.c's wording and the member it becomes (named as
+ * the HTTP bodies name that thing: line -> line_id). */
+typedef struct fact_key {
+    const char *key;
+    const char *member;
+    bool integer;
+} fact_key;
+
+static const fact_key fact_keys[] = {
+    {"sku", "sku", false},
+    {"line", "line_id", false},
+    {"order", "order_id", false},
+    {"refund", "refund_id", false},
+    {"adjustment", "adjustment_id", false},
+    {"hold", "hold_id", false},
+    {"state", "state", false},
+    {"available", "available", true},
+    {"refundable", "refundable", true},
+    {"current", "current", true},
+    {"held", "held", true},
+};
+
+/* Titles of the words that are not result codes (stock_strerror has the
+ * others): the server's own refusals. */
+static const struct { const char *word, *title; } server_titles[] = {
+    {"NOAUTH", "authentication required"},
+    {"NOPERM", "the user may not do this"},
+    {"TOOMANY", "too many failed authentications from this address"},
+    {"TIMEOUT", "the connection was idle too long"},
+    {"TOOBIG", "the request is too large"},
+    {"INFLIGHT", "a request with this Idempotency-Key is still in progress"},
+};
+
+static const char *title_of(const char *word)
+{
+    for (int code = 0; code < STOCK_CODE_COUNT; code++)
+        if (strcmp(stock_code_name((stock_code)code), word) == 0)
+            return stock_strerror((stock_code)code);
+    for (size_t i = 0; i < sizeof server_titles / sizeof server_titles[0]; i++)
+        if (strcmp(server_titles[i].word, word) == 0)
+            return server_titles[i].title;
+    return "error";
+}
+
+static const fact_key *fact_key_of(const char *key, size_t len)
+{
+    for (size_t i = 0; i < sizeof fact_keys / sizeof fact_keys[0]; i++)
+        if (uri_is(key, len, fact_keys[i].key))
+            return &fact_keys[i];
+    return NULL;
+}
+
+/* Adds one fact as a member; false if the value is not what the key holds
+ * (then the walk stops: what follows is prose). The numbers of facts are
+ * levels and quantities: 0..INT64_MAX. */
+static bool add_fact(json_t *problem, const fact_key *fact, const char *value, size_t len)
+{
+    if (!fact->integer)
+        return json_object_set_new(problem, fact->member, json_stringn(value, len)) == 0;
+    uint64_t number = 0;
+    if (!uri_parse_uint(value, len, 0, INT64_MAX, &number))
+        return false;
+    return json_object_set_new(problem, fact->member, json_integer((json_int_t)number)) == 0;
+}
+
+/* Walks the leading "key=value" words of detail (ids hold no space, so a
+ * word ends at one); stops at the first word that is not a known fact. */
+static void add_facts(json_t *problem, const char *detail)
+{
+    const char *at = detail;
+    for (int taken = 0; taken < PROBLEM_FACTS_MAX && *at != '\0'; taken++) {
+        size_t word = strcspn(at, " ");
+        const char *equals = memchr(at, '=', word);
+        const fact_key *fact = equals != NULL ? fact_key_of(at, (size_t)(equals - at)) : NULL;
+        if (fact == NULL || !add_fact(problem, fact, equals + 1, word - (size_t)(equals + 1 - at)))
+            return;
+        at += word;
+        at += strspn(at, " ");
+    }
+}
+
+json_t *request_json_problem(int status, const char *word, const char *detail)
+{
+    char type[sizeof PROBLEM_TYPE_PREFIX + PROBLEM_WORD_MAX];
+    size_t used = (size_t)snprintf(type, sizeof type, "%s", PROBLEM_TYPE_PREFIX);
+    for (size_t i = 0; word[i] != '\0' && used + 1 < sizeof type; i++)
+        type[used++] = (char)tolower((unsigned char)word[i]);
+    type[used] = '\0';
+    json_t *problem = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type,
+                                "title", title_of(word), "status", status,
+                                "detail", detail, "code", word);
+    if (problem != NULL)
+        add_facts(problem, detail);
+    return problem;
+}
+
+json_t *request_json_op_problem(int status, const stock_op *op)
+{
+    return with_failed_line(request_json_problem(status, stock_code_name(op->code), op->message), op);
 }

@@ -72,14 +72,46 @@ request_status request_json_parse(request_kind kind, const char *body, size_t le
                                   const char *path_id, size_t path_len, stock_op *op,
                                   request **made, char *message, int32_t *failed_line);
 
+/* The body field that names a kind's op id (the id that makes a retry a
+ * replay: "line_id", "order_id", "refund_id", "id" of an adjustment,
+ * "hold_id"); NULL for the kinds whose id is not the body's (SET, the
+ * reads, and CONFIRM and RELEASE, whose hold id is the path's). */
+const char *request_json_id_field(request_kind kind);
+
+/* Makes id (NUL-terminated; cut past any id's limit) the op's id, the one
+ * request_json_id_field names, copied into made: an HTTP Idempotency-Key
+ * given instead of, or as well as, the body's field. */
+void request_json_set_id(request *made, stock_op *op, const char *id);
+
 /* The JSON body answering op (complete) of a kind request: the success
- * body of docs/http-api.md on OK and REPLAY, else the error body
+ * body of docs/http-api.md on OK and REPLAY, else the intake's error body
  * {"error", "message"[, "failed_line"]} (failed_line: the order line or
- * hold at fault). A new reference, or NULL when out
- * of memory. */
+ * hold at fault). A new reference, or NULL when out of memory. */
 json_t *request_json_result(request_kind kind, const stock_op *op);
 
-/* {"error": word, "message": message}: a new reference, or NULL. */
+/* {"error": word, "message": message}, the intake's error: a new
+ * reference, or NULL. */
 json_t *request_json_error(const char *word, const char *message);
+
+/*
+ * HTTP errors are RFC 9457 problem details (docs/http-api.md, "Errors"):
+ * the members RFC 9457 defines (type, title, status, detail) and, as
+ * extension members, what a program parses: `code`, the result's word (the
+ * RESP error word: INSUFFICIENT, NOTFOUND, ...), and each fact of the
+ * detail ("sku=A12 available=3" gives "sku": "A12" and "available": 3), so
+ * that a client reads numbers from members, never from text.
+ */
+#define REQUEST_PROBLEM_TYPE "application/problem+json"
+
+/* The problem object of an error answered with HTTP status and the code
+ * word (e.g. 409, "INSUFFICIENT"), detail being the facts or sentence after
+ * it. Its type is "tag:stockd,2026:" + the word in lower case; its title
+ * the word's sentence. A new reference, or NULL when out of memory. */
+json_t *request_json_problem(int status, const char *word, const char *detail);
+
+/* The problem object answering op (failed) with HTTP status: its code's
+ * word and message, and failed_line for the order line or hold at fault.
+ * A new reference, or NULL. */
+json_t *request_json_op_problem(int status, const stock_op *op);
 
 #endif /* STOCK_PROTO_REQUEST_JSON_H */

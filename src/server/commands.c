@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "server/commands.h"
+#include "server/listing.h"
 #include "server/log.h"
 #include "server/session.h"
 
@@ -305,6 +306,7 @@ const commands_entry commands_table[] = {
     {"RELEASE", 2, AUTH_FULL, cmd_release, "Gives a hold's stock back."},
     {"CONFIRMORDER", -4, AUTH_FULL, cmd_confirmorder, "Confirms every hold of an order, or none."},
     {"HOLDINFO", 2, AUTH_READ_ONLY, cmd_holdinfo, "Returns a hold and its state."},
+    {"LIST", -2, AUTH_READ_ONLY, listing_resp, "Lists SKUs, a SKU's lines or an order's lines, a page at a time."},
     {"STOCKPROTO", 2, AUTH_READ_ONLY, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
     {"PING", -1, AUTH_READ_ONLY, session_ping, "Returns PONG, or the message."},
     {"ECHO", 2, AUTH_READ_ONLY, session_echo, "Returns the message."},

@@ -167,7 +167,9 @@ static bool render_connections(const metrics *counters, buf *out)
          counters->tls_failures},
     };
     bool ok = render_one(out, "stockd_connections", "gauge", "Client connections open now.",
-                         counters->connections_open);
+                         counters->connections_open) &&
+              render_one(out, "stockd_connections_max", "gauge",
+                         "Connections allowed at once (--maxclients).", counters->connections_max);
     for (size_t i = 0; ok && i < sizeof totals / sizeof totals[0]; i++)
         ok = render_one(out, totals[i].name, "counter", totals[i].help, totals[i].value);
     return ok;

@@ -186,6 +186,7 @@ int conf_run_races(void);
 int conf_run_retries(void);
 int conf_run_model(void);
 int conf_run_holds(void);
+int conf_run_list(void);
 int conf_run_close(void);
 
 #endif /* CONFORMANCE_H */

@@ -27,6 +27,7 @@ static const struct {
     {"batches", conf_run_batches},         {"concurrency", conf_run_concurrency},
     {"races", conf_run_races},             {"retries", conf_run_retries},
     {"holds", conf_run_holds},             {"model", conf_run_model},
+    {"list", conf_run_list},
     {"close", conf_run_close},
 };
 

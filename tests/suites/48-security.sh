@@ -129,6 +129,7 @@ check "read-only: LINEINFO sku" A1 "$(RO lineinfo L1 | sed -n 2p)"
 check "read-only: PING" PONG "$(RO ping)"
 check "full: HOLD" 3 "$(F setstock B1 5 >/dev/null; F hold H1 B1 2 600000)"
 check "read-only: HOLDINFO" "B1 held" "$(RO holdinfo H1 | sed -n '2p;6p' | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: LIST" "A1" "$(RO list skus limit 1 | head -1)"
 check "read-only by password alone" 9 "$(redis-cli -p $PORT --no-auth-warning -a read-s3cret stock A1)"
 for command in "setstock A1 100" "addstock A1 5" "addstock A1 5 adj-1" "deduct L2 A1 1" \
                "order O1 L3 A1 1" "refund R1 L1 1" "hold H2 B1 1 600000" "confirm H1" \
@@ -169,9 +170,10 @@ check "HTTP read-only: GET sku" 200 "$(H read-s3cret $U/v1/skus/A1)"
 check "HTTP read-only: GET line" 200 "$(H read-s3cret $U/v1/lines/L1)"
 check "HTTP read-only: metrics" 200 "$(H read-s3cret $U/metrics)"
 check "HTTP read-only: GET hold" 200 "$(H read-s3cret $U/v1/holds/H1)"
+check "HTTP read-only: a listing" 200 "$(H read-s3cret "$U/v1/skus?limit=1")"
 deny_http() {
     check "HTTP read-only: $1 $2 denied" 403 "$(H read-s3cret -X "$1" "$U$2" -d "$3")"
-    grep -q '"error":"NOPERM","message":"User dashboard has no permissions to '"$1 $2"'"' "$dir/body" ||
+    grep -q '"status":403,"detail":"User dashboard has no permissions to '"$1 $2"'","code":"NOPERM"}' "$dir/body" ||
         fail "403 body: $(cat "$dir/body")"
 }
 deny_http PUT /v1/skus/A1 '{"available":100}'
@@ -207,6 +209,8 @@ check "the 11th attempt is refused unchecked" \
     "AUTH failed: ERR too many failed authentications from 127.0.0.1; try again in" \
     "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret ping 2>&1 | head -1 | sed 's/ [0-9]* s$//')"
 check "HTTP from the limited address: 429" 429 "$(H full-s3cret $U/v1/skus/A1)"
+grep -q '^{"type":"tag:stockd,2026:toomany","title":"too many failed authentications from this address","status":429,' "$dir/body" ||
+    fail "429 body: $(cat "$dir/body")"
 grep -q "127.0.0.1: 10 failed authentications in 60 s" "$dir/log" || fail "the limit is not logged"
 grep -qE "guess|wrong|read-s3cret|full-s3cret" "$dir/log" && fail "a password reached the log"
 echo "ok  failures logged without the secret"

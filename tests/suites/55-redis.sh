@@ -167,6 +167,11 @@ cli DEDUCT "$sku-l2" "$sku" 2 | grep -q "^INSUFFICIENT sku=$sku available=1"
 [ "$(cli LINEINFO "$sku-l4" | sed -n '2p;4p' | tr '\n' ' ')" = "$sku-b $sku-o1 " ]
 [ "$(cli STOCK "$sku")" = 0 ]
 [ "$(redis_cli HGET "served:{sku:$sku}" av)" = 0 ]
+# Holds are not kept by a redis store: HOLD answers UNSUPPORTED, saying so,
+# and nothing is held.
+[ "$(cli HOLD "$sku-h1" "$sku-b" 1 60000)" = "UNSUPPORTED the redis backend keeps no holds; nothing changed" ] ||
+    { echo "HOLD on a redis store: $(cli HOLD "$sku-h1" "$sku-b" 1 60000)"; exit 1; }
+[ "$(cli SKUINFO "$sku-b" | tr '\n' ' ')" = "available 4 adjusted 5 deducted 1 refunded 0 held 0 " ]
 kill -TERM "$stockd_pid"
 wait "$stockd_pid"
 stockd_pid=""

@@ -27,6 +27,14 @@ static request_status parse(request_kind kind, const char *text, stock_op *op, r
     return request_json_parse(kind, text, strlen(text), NULL, 0, op, made, message, &failed_line);
 }
 
+/* The compact text of body, which it takes; the caller frees it. */
+static char *dump(json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
+}
+
 static void test_order_fields_become_the_op(void **state)
 {
     (void)state;
@@ -202,16 +210,12 @@ static void test_results_render_as_http(void **state)
                      REQUEST_PARSED);
     op.code = STOCK_OK;
     op.available = 6;
-    json_t *body = request_json_result(REQUEST_DEDUCT, &op);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    char *text = dump(request_json_result(REQUEST_DEDUCT, &op));
     assert_string_equal(text, "{\"line_id\":\"L1\",\"sku\":\"A\",\"qty\":4,\"available\":6}");
     free(text);
     op.code = STOCK_INSUFFICIENT;
     strcpy(op.message, "sku=A available=3");
-    body = request_json_result(REQUEST_DEDUCT, &op);
-    text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    text = dump(request_json_result(REQUEST_DEDUCT, &op));
     assert_string_equal(text, "{\"error\":\"INSUFFICIENT\",\"message\":\"sku=A available=3\"}");
     free(text);
     free(made);
@@ -226,19 +230,52 @@ static void test_hold_results_render_as_http(void **state)
                            &op, &made), REQUEST_PARSED);
     op.code = STOCK_OK;
     op.lines[0].available = 5;
-    json_t *body = request_json_result(REQUEST_HOLD_ORDER, &op);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    char *text = dump(request_json_result(REQUEST_HOLD_ORDER, &op));
     assert_string_equal(text, "{\"order_id\":\"O\",\"holds\":[{\"hold_id\":\"H1\",\"qty\":2,\"available\":5}]}");
     free(text);
     op.code = STOCK_EXPIRED;
     op.failed_line = 0;
     strcpy(op.message, "hold=H1");
-    body = request_json_result(REQUEST_HOLD_ORDER, &op);
-    text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    text = dump(request_json_result(REQUEST_HOLD_ORDER, &op));
     assert_string_equal(text, "{\"error\":\"EXPIRED\",\"message\":\"hold=H1\",\"failed_line\":0}");
     free(text);
+    free(made);
+}
+
+/* HTTP errors: a problem object whose facts are members (a hold's id and
+ * state here), and a failed op's with the hold at fault. */
+static void test_problem_details(void **state)
+{
+    (void)state;
+    char *text = dump(request_json_problem(409, "CLOSED", "hold=H1 state=confirmed"));
+    assert_string_equal(text, "{\"type\":\"tag:stockd,2026:closed\",\"title\":\"the hold was already "
+                              "confirmed or released\",\"status\":409,\"detail\":\"hold=H1 state=confirmed\","
+                              "\"code\":\"CLOSED\",\"hold_id\":\"H1\",\"state\":\"confirmed\"}");
+    free(text);
+    stock_op op = {.type = STOCK_OP_CONFIRM_ORDER, .code = STOCK_EXCEEDS, .failed_line = 2};
+    strcpy(op.message, "hold=H3 held=4 more words");
+    text = dump(request_json_op_problem(409, &op));
+    assert_non_null(strstr(text, "\"hold_id\":\"H3\",\"held\":4,\"failed_line\":2}"));
+    free(text);
+}
+
+/* An Idempotency-Key becomes the op's id, copied into the request, for the
+ * kinds whose id is the body's. */
+static void test_id_from_elsewhere(void **state)
+{
+    (void)state;
+    assert_string_equal(request_json_id_field(REQUEST_HOLD), "hold_id");
+    assert_string_equal(request_json_id_field(REQUEST_HOLD_ORDER), "order_id");
+    assert_null(request_json_id_field(REQUEST_CONFIRM));
+    stock_op op;
+    request *made = NULL;
+    assert_int_equal(parse(REQUEST_HOLD, "{\"sku\":\"A\",\"qty\":1,\"ttl_ms\":5}", &op, &made), REQUEST_PARSED);
+    char key[] = "k-1";
+    request_json_set_id(made, &op, key);
+    key[0] = 'x';
+    assert_int_equal(op.id.len, 3);
+    assert_memory_equal(op.id.ptr, "k-1", 3);
+    assert_int_equal(stock_validate(&op), STOCK_OK);
     free(made);
 }
 
@@ -254,6 +291,8 @@ int main(void)
         cmocka_unit_test(test_results_render_as_http),
         cmocka_unit_test(test_hold_kinds),
         cmocka_unit_test(test_hold_results_render_as_http),
+        cmocka_unit_test(test_problem_details),
+        cmocka_unit_test(test_id_from_elsewhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
