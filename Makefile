@@ -1,5 +1,6 @@
 # stockd -- plain GNU make. `make`, `make test`, `make SANITIZE=address,undefined test`,
-# `make run`, `make install PREFIX=/usr/local`, `make fuzz`, `make bench`,
+# `make run`, `make install PREFIX=/usr/local` (library, binaries and the
+# operator's kit of ops/), `make fuzz`, `make bench`,
 # `make soak` (the fault suites round after round, SOAK_SECONDS=3600).
 #
 # Sources are found by folder, so a new file in src/<module>/ joins the build
@@ -15,6 +16,7 @@
 #   fuzz       tests/fuzz/fuzz_*.c                         -> libFuzzer targets (clang)
 
 PREFIX   ?= /usr/local
+SYSCONFDIR ?= /etc
 CC       ?= cc
 SANITIZE ?=
 PKGS     := libuv jansson libpq hiredis libxxhash openssl
@@ -70,7 +72,7 @@ SYS_BINS    := $(patsubst tests/system/%.c,$(BUILD)/tests/%,$(SYS_SRC))
 BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps test soak run install fuzz bench clean
+.PHONY: all deps test soak run install install-ops fuzz bench clean
 # Keep the objects of test and bench binaries (pattern-rule intermediates):
 # deleting them made every make rebuild them.
 .SECONDARY:
@@ -180,6 +182,30 @@ install: all
 	ln -sf libstock.so.$(VERSION_MAJOR) $(DESTDIR)$(PREFIX)/lib/libstock.so
 	install -m 755 $(filter-out $(STATIC_LIB) $(SHARED_LIB),$(wildcard $(STOCKD) $(TOOLS))) $(DESTDIR)$(PREFIX)/bin/
 	$(pkg_config_text) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libstock.pc
+	$(MAKE) --no-print-directory install-ops
+
+# The operator's kit (ops/, docs/operations.md "Running under systemd")
+# where Debian's systemd, Prometheus and Grafana look for it. The settings
+# file is installed only if none is there: an admin's edits stay.
+UNIT_DIR     = $(PREFIX)/lib/systemd/system
+SYSUSERS_DIR = $(PREFIX)/lib/sysusers.d
+DOC_DIR      = $(PREFIX)/share/doc/stockd
+DASHBOARD_DIR= $(PREFIX)/share/stockd/grafana
+install-ops:
+	install -d $(DESTDIR)$(UNIT_DIR) $(DESTDIR)$(SYSUSERS_DIR) $(DESTDIR)$(DOC_DIR) \
+	           $(DESTDIR)$(DASHBOARD_DIR) $(DESTDIR)$(SYSCONFDIR)/stockd \
+	           $(DESTDIR)$(SYSCONFDIR)/prometheus/rules \
+	           $(DESTDIR)$(SYSCONFDIR)/grafana/provisioning/dashboards
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(DOC_DIR)|g' ops/systemd/stockd.service \
+	    > $(DESTDIR)$(UNIT_DIR)/stockd.service
+	install -m 644 ops/systemd/stockd.sysusers $(DESTDIR)$(SYSUSERS_DIR)/stockd.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/stockd/stockd.conf ] || \
+	    install -m 640 ops/systemd/stockd.conf $(DESTDIR)$(SYSCONFDIR)/stockd/stockd.conf
+	install -m 644 docs/operations.md $(DESTDIR)$(DOC_DIR)/
+	install -m 644 ops/prometheus/stockd-alerts.yml $(DESTDIR)$(SYSCONFDIR)/prometheus/rules/
+	install -m 644 ops/grafana/stockd-dashboard.json $(DESTDIR)$(DASHBOARD_DIR)/
+	sed -e 's|@DASHBOARD_DIR@|$(DASHBOARD_DIR)|g' ops/grafana/provisioning.yaml \
+	    > $(DESTDIR)$(SYSCONFDIR)/grafana/provisioning/dashboards/stockd.yaml
 
 clean:
 	rm -rf build

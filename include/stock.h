@@ -3,7 +3,10 @@
  * compiles alone, as C99 or later and as C++.
  *
  * libstock takes stock off a SKU when an order line is placed, gives it back
- * when the line is refunded, and never sells what is not there. One API opens
+ * when the line is refunded, and never sells what is not there. A checkout
+ * may first hold stock (a hold, with a deadline), then confirm it into a
+ * line or release it; a hold not confirmed by its deadline expires and its
+ * stock comes back. One API opens
  * every backend; the URI picks it:
  *
  *   "./data", "file:./data"        the embedded engine (state in memory, flow
@@ -44,13 +47,13 @@
  * error, checked by assertions, not a code.
  *
  * Threads. Calls that take no store (stock_version, stock_code_name,
- * stock_strerror, stock_code_succeeded, stock_id_from_cstr, stock_id_valid,
+ * stock_strerror, stock_hold_state_name, stock_code_succeeded, stock_id_from_cstr, stock_id_valid,
  * stock_validate, stock_sync_bucket_bound_us) keep no state: any thread,
  * any time. stock_open may run on any thread, several at once; each call
  * opens a store of its own. On one open store, any number of threads may
  * call at once:
  *     stock_submit, stock_execute, the one-op calls (stock_set ...
- *     stock_line), stock_get_stats, stock_backend_name.
+ *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name.
  * The store applies operations one at a time in a single order, whatever
  * thread submitted them (so racing deductions never sell one unit twice,
  * I1); batches submitted from one thread complete in the order submitted.
@@ -108,6 +111,7 @@ const char *stock_version(void);
 #define STOCK_BATCH_MAX 65536            /* operations in one batch */
 #define STOCK_MESSAGE_MAX 256            /* bytes of a message buffer, NUL
                                             included; longer texts are cut */
+#define STOCK_HOLD_TTL_MS_MAX 2592000000LL /* longest hold: 30 days, in ms */
 
 /* ---------------------------------------------------------- result codes */
 
@@ -131,12 +135,17 @@ typedef enum stock_code {
                           * the outcome is unknown, and a retry with the same
                           * id is safe (it answers REPLAY if it took effect) */
     STOCK_UNSUPPORTED,   /* the backend or URI scheme does not offer this */
+    STOCK_EXPIRED,       /* the hold passed its deadline before it was
+                          * confirmed or released: its stock is back */
+    STOCK_CLOSED,        /* the hold was already confirmed (release) or
+                          * released (confirm): the message names its state */
     STOCK_CODE_COUNT
 } stock_code;
 
 /* The wire word for a code: "OK", "REPLAY", "INSUFFICIENT", "NOTFOUND",
  * "CONFLICT", "EXCEEDS", "MISMATCH", "INVALID", "IOERR", "CORRUPT", "NOMEM",
- * "UNAVAILABLE", "UNSUPPORTED"; "UNKNOWN" for a value outside the enum.
+ * "UNAVAILABLE", "UNSUPPORTED", "EXPIRED", "CLOSED"; "UNKNOWN" for a value
+ * outside the enum.
  * Never NULL; static storage. */
 const char *stock_code_name(stock_code code);
 
@@ -173,12 +182,36 @@ typedef enum stock_op_type {
     STOCK_OP_REFUND,   /* id (refund), line, amount   -> available */
     STOCK_OP_GET,      /* sku                         -> sku_info */
     STOCK_OP_LINE,     /* line                        -> line_info */
-    STOCK_OP_TYPE_MAX = STOCK_OP_LINE
+    /* Holds: */
+    STOCK_OP_HOLD,     /* id (hold), sku, amount, expect (ttl ms) -> available */
+    STOCK_OP_CONFIRM,  /* id (hold), amount (0: all)  -> available */
+    STOCK_OP_RELEASE,  /* id (hold)                   -> available */
+    STOCK_OP_CONFIRM_ORDER, /* id (order), lines (holds) -> lines[i].available */
+    STOCK_OP_HOLD_GET, /* id (hold)                   -> hold_info */
+    STOCK_OP_TYPE_MAX = STOCK_OP_HOLD_GET
 } stock_op_type;
+
+/* Where a hold is in its life. It starts HELD and ends in exactly one of
+ * the other three, once: nothing moves it back (docs/semantics.md,
+ * "Holds"). */
+typedef enum stock_hold_state {
+    STOCK_HOLD_HELD = 1,    /* its units are taken from available, until
+                               its deadline */
+    STOCK_HOLD_CONFIRMED,   /* turned into a deducted line with its id */
+    STOCK_HOLD_RELEASED,    /* given back by a release */
+    STOCK_HOLD_EXPIRED      /* given back by the store at its deadline */
+} stock_hold_state;
+
+/* The word for a hold state: "held", "confirmed", "released", "expired";
+ * "unknown" outside the enum. Never NULL; static storage; any thread. */
+const char *stock_hold_state_name(stock_hold_state state);
 
 /* One line of an order. line_id, sku and qty are inputs; available is an
  * output, written only when the order succeeds (OK, REPLAY): the SKU's
- * available stock right after this line was taken. */
+ * available stock right after this line was taken. In a CONFIRM_ORDER,
+ * line_id names a hold, qty is how much of it to confirm (0: all of it),
+ * sku is ignored, and available is the SKU's stock after the hold's rest
+ * (if any) was released. */
 typedef struct stock_order_line {
     stock_id line_id;
     stock_id sku;
@@ -186,14 +219,15 @@ typedef struct stock_order_line {
     int64_t available;
 } stock_order_line;
 
-/* Totals of one SKU. I2 holds (docs/semantics.md): available == adjusted -
- * deducted + refunded, where adjusted sums every set (as a delta) and every
- * add. */
+/* Totals of one SKU. I2 holds (docs/semantics.md): available + held ==
+ * adjusted - deducted + refunded, where adjusted sums every set (as a
+ * delta) and every add. */
 typedef struct stock_sku_info {
     int64_t available;
     int64_t adjusted;
     int64_t deducted;
     int64_t refunded;
+    int64_t held;              /* units in holds still HELD */
 } stock_sku_info;
 
 /* One deducted line. order_id is "" for a line deducted on its own. */
@@ -205,6 +239,20 @@ typedef struct stock_line_info {
     int64_t time_us;           /* Unix time of the deduction, microseconds */
     int64_t available_after;   /* the SKU's stock right after the deduction */
 } stock_line_info;
+
+/* One hold. */
+typedef struct stock_hold_info {
+    char sku[STOCK_ID_MAX + 1];
+    char order_id[STOCK_ID_MAX + 1]; /* the CONFIRM_ORDER that confirmed it,
+                                        else "" */
+    stock_hold_state state;
+    int64_t qty;               /* units held */
+    int64_t confirmed;         /* units confirmed: 1..qty when CONFIRMED,
+                                  else 0 */
+    int64_t time_us;           /* Unix time of the hold, microseconds */
+    int64_t deadline_us;       /* time_us + ttl: it expires at this time of
+                                  the store's clock */
+} stock_hold_info;
 
 /*
  * One operation: inputs set by the caller, outputs by the backend.
@@ -223,6 +271,19 @@ typedef struct stock_line_info {
  *   REFUND    id = refund id, line = line id, amount = qty
  *   GET       sku
  *   LINE      line
+ *   HOLD      id = hold id (its own namespace, but the line it becomes
+ *             takes the same id, so no line may have it), sku, amount =
+ *             qty, expect = ttl in milliseconds (1..STOCK_HOLD_TTL_MS_MAX;
+ *             the field is shared with SET so that stock_op keeps its 1.0
+ *             layout); has_expect is ignored
+ *   CONFIRM   id = hold id, amount = qty to confirm (1..the hold's qty, the
+ *             rest released; 0 = all of it). The line made has the hold's
+ *             id: refund it as any line
+ *   RELEASE   id = hold id
+ *   CONFIRM_ORDER  id = order id, lines/line_count (1..STOCK_ORDER_LINES_MAX,
+ *             no hold twice): every hold confirmed as one order's lines, or
+ *             none (EXPIRED, CLOSED or NOT_FOUND name the failed_line)
+ *   HOLD_GET  id = hold id
  * Fields a type does not use are ignored.
  *
  * Outputs (code, failed_line, available and message are reset when the op
@@ -231,8 +292,23 @@ typedef struct stock_line_info {
  * available=3", see stock_code_name), which may be empty; available for SET,
  * ADD, DEDUCT, REFUND (and with INSUFFICIENT the stock that was there; with
  * MISMATCH the current value; with EXCEEDS the quantity still refundable on
- * the line); failed_line for ORDER failures that concern one line (index
- * into lines), else -1; sku_info for GET and line_info for LINE, on OK only.
+ * the line); available also for HOLD, CONFIRM and RELEASE (the SKU's
+ * stock after the op; with INSUFFICIENT the stock there was);
+ * failed_line for ORDER and CONFIRM_ORDER failures that concern one line
+ * (index into lines), else -1; sku_info for GET, line_info for LINE and
+ * hold_info for HOLD_GET, on OK only.
+ *
+ * Holds and time: a hold's deadline is read on the store's clock
+ * (embedded: this process's CLOCK_REALTIME, never taken backwards: a
+ * store keeps the latest time it has used; postgres: the server's). A
+ * HELD hold whose deadline has passed expires once, as an event of the
+ * store's history, before any op that touches it and within a bounded lag
+ * otherwise (docs/semantics.md, "Holds"); CONFIRM and RELEASE of it then
+ * answer EXPIRED. A retry of a HOLD, CONFIRM or RELEASE that succeeded
+ * answers REPLAY whatever happened to the hold since.
+ * Holds are kept by the embedded, postgres and remote (stockd://, if the
+ * server's store keeps them) backends; the redis and sharded backends
+ * answer every hold op UNSUPPORTED and change nothing.
  *
  * The caller owns the op and every byte its ids and lines point to, which
  * must stay valid and unchanged until the batch completes.
@@ -256,6 +332,7 @@ typedef struct stock_op {
     union {
         stock_sku_info sku_info;
         stock_line_info line_info;
+        stock_hold_info hold_info;
     } info;
     char message[STOCK_MESSAGE_MAX];
 } stock_op;
@@ -420,6 +497,13 @@ typedef struct stock_stats {
     uint64_t recovery_torn_bytes;      /* torn tail cut from the log's end
                                         * (a write the crash interrupted) */
     uint64_t recovery_ms;              /* wall time stock_open took */
+
+    /* Holds, by the backend that keeps them: */
+    uint64_t holds_outstanding;        /* holds HELD now */
+    uint64_t held_units;               /* units in them */
+    uint64_t hold_expiries;            /* holds expired, in all */
+    uint64_t hold_confirmations;       /* holds confirmed, in all */
+    uint64_t hold_releases;            /* holds released, in all */
 } stock_stats;
 
 /* Fills *stats (out, not NULL). Cheap: safe to call often, from any thread,
@@ -491,7 +575,8 @@ stock_code stock_execute(stock_t *store, stock_op *ops, size_t count);
  *   available   OK and REPLAY (the level after the op, or after the
  *               original one), INSUFFICIENT (the stock there was), MISMATCH
  *               (the current level), EXCEEDS (what is still refundable on
- *               the line); untouched on any other code.
+ *               the line; a CONFIRM: the hold's qty); untouched on any
+ *               other code.
  *   message     NULL or STOCK_MESSAGE_MAX bytes; always written: "" when
  *               the op succeeded, else the failure's facts (stock_op).
  */
@@ -534,6 +619,94 @@ stock_code stock_get(stock_t *store, const char *sku, stock_sku_info *info,
  * NOT_FOUND for an unknown line. */
 stock_code stock_line(stock_t *store, const char *line_id,
                       stock_line_info *info, char *message);
+
+/* Holds qty of sku as the hold hold_id for ttl_ms milliseconds
+ * (1..STOCK_HOLD_TTL_MS_MAX): its units leave available at once and come
+ * back at the deadline unless it is confirmed first. */
+stock_code stock_hold(stock_t *store, const char *hold_id, const char *sku,
+                      int64_t qty, int64_t ttl_ms, int64_t *available,
+                      char *message);
+
+/* Confirms qty of the hold hold_id (0: all of it; the rest is released)
+ * into a deducted line with the hold's id. EXPIRED after its deadline,
+ * CLOSED if it was released, CONFLICT if it was confirmed with another
+ * qty, NOT_FOUND for an unknown hold, EXCEEDS for qty above the hold's
+ * (*available then receives the hold's qty). */
+stock_code stock_confirm(stock_t *store, const char *hold_id, int64_t qty,
+                         int64_t *available, char *message);
+
+/* Releases the hold hold_id: its units are available again. EXPIRED after
+ * its deadline, CLOSED if it was confirmed, NOT_FOUND for an unknown one. */
+stock_code stock_release(stock_t *store, const char *hold_id,
+                         int64_t *available, char *message);
+
+/* Confirms every hold of lines[0..line_count) (line_id = hold id, qty = how
+ * much, 0 for all; sku ignored) as the lines of one order order_id, or
+ * none. As stock_order for lines[i].available and *failed_line. */
+stock_code stock_confirm_order(stock_t *store, const char *order_id,
+                               stock_order_line *lines, uint32_t line_count,
+                               int32_t *failed_line, char *message);
+
+/* Reads a hold into *info (may be NULL), written on OK only: NOT_FOUND
+ * for an unknown hold. */
+stock_code stock_hold_get(stock_t *store, const char *hold_id,
+                          stock_hold_info *info, char *message);
+
+/* --------------------------------------------------------------- listing */
+
+#define STOCK_LIST_MAX 1000   /* entries in one page of a listing */
+
+/* What stock_list lists. */
+typedef enum stock_list_kind {
+    STOCK_LIST_SKUS = 1,      /* every SKU (of: NULL)      -> info.sku_info */
+    STOCK_LIST_SKU_LINES,     /* the lines of the SKU `of`  -> info.line_info */
+    STOCK_LIST_ORDER_LINES    /* the lines of the order `of` -> info.line_info */
+} stock_list_kind;
+
+/* One entry of a listing: a SKU and its totals, or a line. */
+typedef struct stock_list_entry {
+    char id[STOCK_ID_MAX + 1];   /* the SKU's id, or the line's */
+    union {
+        stock_sku_info sku_info;
+        stock_line_info line_info;
+    } info;
+} stock_list_entry;
+
+/*
+ * Reads one page of a listing: up to max entries in the store's order,
+ * starting right after the entry whose id is `after`. The store's order is
+ * the order in which the SKUs and lines were created (embedded: the order
+ * it applied them; an order's lines in the order's line order): it is
+ * stable, so paging with after = the last id of the previous page misses
+ * nothing and repeats nothing; what is created meanwhile comes at the end.
+ * Any thread, several at once, as the one-op calls (never from a done
+ * callback or the log hook). As a read op, it returns once what it read is
+ * durable (I7).
+ *
+ * kind      STOCK_LIST_*.
+ * of        in: the SKU (SKU_LINES) or order (ORDER_LINES) id; NULL for
+ *           SKUS.
+ * after     in: NULL (from the first), or an id of what is listed: a SKU
+ *           id for SKUS, a line id for the lines.
+ * entries   out: max entries (1..STOCK_LIST_MAX); the first *count are
+ *           written.
+ * count     out, not NULL: the entries written. Fewer than max: the listing
+ *           has no more after them.
+ * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else the
+ *           failure's facts or sentence.
+ *
+ * Memory: the caller's entries only; a backend holds no more than one page
+ * at a time, so any listing runs in bounded memory.
+ *
+ * Returns STOCK_OK; STOCK_INVALID (a kind, of, after or max out of range:
+ * nothing read), STOCK_NOT_FOUND (of or after names nothing: "sku=X",
+ * "order=X", "line=X"), STOCK_UNSUPPORTED (a backend that cannot list:
+ * postgres, and a stockd server older than the LIST command), STOCK_IO,
+ * STOCK_UNAVAILABLE, STOCK_NOMEM.
+ */
+stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,
+                      const char *after, stock_list_entry *entries,
+                      uint32_t max, uint32_t *count, char *message);
 
 /* ------------------------------------------------------------ validation */
 

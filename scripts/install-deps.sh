@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh -- installs the Debian 12 packages stockd needs to build,
-# test and benchmark. Idempotent: does nothing when all are present. Uses sudo
-# when not run as root.
+# test and benchmark, and the npm packages of tests/openapi. Idempotent:
+# does nothing when all are present. Uses sudo when not run as root.
 set -eu
 # build-essential brings gcc, g++ and readelf, which 11-header uses to
 # compile stock.h as C++ and read the soname. libfiu-dev and fiu-utils
@@ -12,7 +12,7 @@ packages=(
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
     libxxhash-dev libcmocka-dev libssl-dev openssl
     postgresql-15 postgresql-client-15 redis-server redis-tools
-    python3-redis curl gnuplot-nox prometheus jq iproute2
+    python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs systemd
     nats-server libnats-dev
     libfiu-dev fiu-utils faketime libfaketime
 )
@@ -21,10 +21,22 @@ for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
         missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "install-deps: installing ${missing[*]}"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# npm comes with some builds of nodejs; Debian's own nodejs needs the npm package.
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The OpenAPI validator of 43-openapi, at the versions package-lock.json
+# pins, into tests/openapi/node_modules (not committed); again whenever the
+# lock file changes.
+openapi=$(dirname "$0")/../tests/openapi
+if [ ! -f "$openapi/node_modules/.package-lock.json" ] ||
+    [ "$openapi/package-lock.json" -nt "$openapi/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/openapi"
+    (cd "$openapi" && npm ci --no-audit --no-fund --loglevel=error)
+fi

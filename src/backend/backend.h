@@ -14,14 +14,17 @@
  *     complete each batch exactly once, in submission order, through
  *     batches_complete (lib/batches.h) -- for a durable backend only once
  *     the batch's effects are durable;
- *   - close: finish every batch already submitted, make it durable, free.
+ *   - close: finish every batch already submitted, make it durable, free;
+ *   - list (optional): one page of a listing, as stock_list; a backend
+ *     without it answers STOCK_UNSUPPORTED.
  *
  * What it gets for free:
  *   - validation: stock_submit runs stock_validate on every op first. On
  *     entry to submit(), ops whose code is STOCK_INVALID are complete and
  *     must be left untouched; every other op has code STOCK_OK, failed_line
  *     -1 and an empty message. A batch with no valid op never reaches the
- *     backend;
+ *     backend; nor does a hold op when the backend has no holds (holds
+ *     below): it is UNSUPPORTED;
  *   - completion and accounting: batches_complete calls done in order and
  *     counts batches and operations in struct stock's counters
  *     (lib/stats.h), which stock_get_stats reports; batches_fail fails
@@ -40,8 +43,22 @@
 #include "lib/stats.h"
 #include "stock.h"
 
+/* A stock_list call, validated: kind in range, of an id (SKU_LINES,
+ * ORDER_LINES) or {NULL, 0} (SKUS), after an id or {NULL, 0}, max in
+ * 1..STOCK_LIST_MAX. */
+typedef struct list_request {
+    stock_list_kind kind;
+    stock_id of;
+    stock_id after;
+    uint32_t max;
+} list_request;
+
 typedef struct stock_backend_ops {
     const char *name;
+    /* True if it keeps holds (STOCK_OP_HOLD .. STOCK_OP_HOLD_GET). For a
+     * backend without, stock_submit answers every hold op UNSUPPORTED
+     * itself, so its submit never sees one. */
+    bool holds;
     /* True if this backend serves the URI (usually a scheme prefix test). */
     bool (*accepts)(const char *uri);
     /* As stock_open(); *store receives the backend's struct stock. message
@@ -56,6 +73,12 @@ typedef struct stock_backend_ops {
      * library has filled the rest from struct stock's counters. NULL if
      * those are all it has. */
     stock_code (*get_stats)(stock_t *store, stock_stats *stats);
+    /* As stock_list() after validation: writes *count entries; message is
+     * never NULL and holds message_size bytes, "" on entry. NULL if the
+     * backend cannot list. */
+    stock_code (*list)(stock_t *store, const list_request *request,
+                       stock_list_entry *entries, uint32_t *count,
+                       char *message, size_t message_size);
 } stock_backend_ops;
 
 struct stock {

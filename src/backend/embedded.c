@@ -73,10 +73,24 @@
  * large batches in flight would otherwise wait out every sync itself
  * (figures: docs/engine.md, "Measurements behind the constants"). */
 #define EMBEDDED_INLINE_SYNC_OPS_MAX 256
+/* Holds expired per EXPIRE record, and per group at most: a group starts
+ * by expiring every hold due at its time, up to this many (about 70 MiB of
+ * log for 64-byte ids), so that a burst of deadlines delays no group by
+ * more than a few hundred milliseconds; the rest go in the next groups, or
+ * when an op touches them (docs/semantics.md, "Holds"). */
+#define EMBEDDED_EXPIRE_RECORD_HOLDS CORE_EXPIRE_RECORD_MAX
+#define EMBEDDED_EXPIRE_GROUP_MAX (64u * 1024)
+/* The writer's longest sleep while holds are outstanding: it sleeps until
+ * the earliest deadline (an applier that publishes an earlier one wakes
+ * it), but no longer than this, should the system clock be stepped. */
+#define EMBEDDED_EXPIRY_SLEEP_MS_MAX 1000
 /* Written groups waiting for their sync. When it is full a new group joins
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
 #define EMBEDDED_GROUPS_MAX 64
+/* Entities a listing looks at before it lets queued writes run: 65536
+ * line records are a few MiB of memory to walk. */
+#define EMBEDDED_LIST_SLICE 65536
 
 /* One written group: its batches, and the count of writing groups that
  * must be synced before it may complete (its own, or the last before it). */
@@ -104,7 +118,10 @@ typedef struct embedded {
     batch_queue queue;
     bool applying;               /* a thread has the applier's role */
     bool writer_waiting;         /* the writer waits on role_cond */
+    unsigned listers_waiting;    /* stock_list callers waiting on role_cond */
     bool maintenance_due;        /* the writer should rotate or snapshot */
+    int64_t writer_wake_us;      /* when the sleeping writer wakes: INT64_MAX
+                                    while it waits to be signalled */
     bool closing;
 
     pthread_mutex_t sync_mutex;  /* guards the fields below to broken_message */
@@ -126,6 +143,10 @@ typedef struct embedded {
     buf group;                   /* writer: the records of one group */
 
     _Atomic uint64_t skus, lines, memory_bytes;   /* the core's, published */
+    _Atomic uint64_t holds_outstanding, held_units, hold_expiries,
+        hold_confirmations, hold_releases;
+    core_stats opened;           /* the core's hold totals after recovery */
+    _Atomic int64_t next_deadline_us;   /* the core's, published */
 } embedded;
 
 static embedded *from_store(stock_t *store)
@@ -375,6 +396,42 @@ static void publish_core_stats(embedded *e)
     atomic_store_explicit(&e->skus, stats.skus, memory_order_relaxed);
     atomic_store_explicit(&e->lines, stats.lines, memory_order_relaxed);
     atomic_store_explicit(&e->memory_bytes, stats.memory_bytes, memory_order_relaxed);
+    atomic_store_explicit(&e->holds_outstanding, stats.holds_outstanding,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->held_units, stats.held_units, memory_order_relaxed);
+    /* Events since open: recovery's replay counted the older ones. */
+    atomic_store_explicit(&e->hold_expiries,
+                          stats.hold_expiries - e->opened.hold_expiries,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->hold_confirmations,
+                          stats.hold_confirmations - e->opened.hold_confirmations,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->hold_releases,
+                          stats.hold_releases - e->opened.hold_releases,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->next_deadline_us, core_next_deadline(e->state),
+                          memory_order_relaxed);
+}
+
+/* Expires the holds due at time_us, up to EMBEDDED_EXPIRE_GROUP_MAX, as
+ * framed EXPIRE records in the group buffer. The applier only. */
+static void expire_due(embedded *e, int64_t time_us, uint64_t *records)
+{
+    uint32_t expired = 0;
+    while (expired < EMBEDDED_EXPIRE_GROUP_MAX) {
+        size_t start;
+        if (!journal_frame_begin(&e->group, &start))
+            return;   /* out of memory: the next group tries again */
+        uint32_t count = core_expire(e->state, time_us,
+                                     EMBEDDED_EXPIRE_RECORD_HOLDS, &e->group);
+        if (count == 0) {
+            e->group.len = start;
+            return;
+        }
+        journal_frame_end(&e->group, start);
+        *records += 1;
+        expired += count;
+    }
 }
 
 /* Applies a list of batches as one or more groups (split at
@@ -384,8 +441,11 @@ static void apply_batches(embedded *e, stock_batch *list)
     while (list != NULL) {
         stock_batch *first = list, *last = NULL;
         uint64_t records = 0;
-        int64_t time_us = clock_now_us(CLOCK_REALTIME);
+        int64_t time_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
         bool broken = atomic_load(&e->broken);
+        /* Every op of the group sees the holds due at its time expired. */
+        if (!broken)
+            expire_due(e, time_us, &records);
         while (list != NULL && e->group.len < EMBEDDED_GROUP_BYTES_MAX) {
             if (!broken)
                 apply_batch(e, list, time_us, &records);
@@ -460,26 +520,53 @@ static size_t apply_queue(embedded *e)
         e->maintenance_due = true;
         pthread_cond_signal(&e->writer_cond);
     }
+    /* A hold due before the writer means to wake: wake it to sleep less. */
+    if (atomic_load_explicit(&e->next_deadline_us, memory_order_relaxed) < e->writer_wake_us)
+        pthread_cond_signal(&e->writer_cond);
     e->applying = false;
-    if (e->writer_waiting)
-        pthread_cond_signal(&e->role_cond);
+    if (e->writer_waiting || e->listers_waiting > 0)
+        pthread_cond_broadcast(&e->role_cond);
     pthread_mutex_unlock(&e->queue_mutex);
     return ops;
 }
 
-/* Writer: waits for maintenance, closing, or (while a snapshot runs) up to
- * EMBEDDED_IDLE_MS to reap it; then takes the applier's role, waiting for
- * a caller to give it up. Returns whether the store is closing. */
+/* How long the writer may sleep: until the earliest hold deadline (at
+ * most EMBEDDED_EXPIRY_SLEEP_MS_MAX), and at most EMBEDDED_IDLE_MS while a
+ * snapshot runs; -1 for as long as it likes. */
+static long writer_sleep_ms(embedded *e, bool snapshot_running)
+{
+    long ms = snapshot_running ? EMBEDDED_IDLE_MS : -1;
+    int64_t deadline = atomic_load_explicit(&e->next_deadline_us, memory_order_relaxed);
+    if (deadline == INT64_MAX)
+        return ms;
+    int64_t wait_us = deadline - clock_now_us(CLOCK_REALTIME);
+    long hold_ms = wait_us <= 0 ? 0 : (long)(wait_us / 1000) + 1;
+    if (hold_ms > EMBEDDED_EXPIRY_SLEEP_MS_MAX)
+        hold_ms = EMBEDDED_EXPIRY_SLEEP_MS_MAX;
+    return ms < 0 || hold_ms < ms ? hold_ms : ms;
+}
+
+/* Writer: waits for maintenance, closing, a hold's deadline, or (while a
+ * snapshot runs) up to EMBEDDED_IDLE_MS to reap it; then takes the
+ * applier's role, waiting for a caller to give it up. Returns whether the
+ * store is closing. */
 static bool take_role(embedded *e, bool snapshot_running)
 {
     pthread_mutex_lock(&e->queue_mutex);
     while (!e->maintenance_due && !e->closing) {
-        if (!snapshot_running) {
+        long sleep_ms = writer_sleep_ms(e, snapshot_running);
+        if (sleep_ms < 0) {
+            e->writer_wake_us = INT64_MAX;
             pthread_cond_wait(&e->writer_cond, &e->queue_mutex);
+            e->writer_wake_us = 0;
             continue;
         }
-        struct timespec until = clock_monotonic_after_ms(EMBEDDED_IDLE_MS);
-        pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
+        if (sleep_ms > 0) {
+            struct timespec until = clock_monotonic_after_ms(sleep_ms);
+            e->writer_wake_us = clock_now_us(CLOCK_REALTIME) + sleep_ms * 1000LL;
+            pthread_cond_timedwait(&e->writer_cond, &e->queue_mutex, &until);
+            e->writer_wake_us = 0;
+        }
         break;
     }
     e->writer_waiting = true;
@@ -515,6 +602,32 @@ static void sync_written(embedded *e, size_t ops)
     pthread_mutex_unlock(&e->sync_mutex);
 }
 
+/* The writer's sweep, between groups (it has the applier's role): expires
+ * the holds due now when no op came to do it, as a group of its own that
+ * completes no batch; the syncers make it durable, and the groups after it
+ * wait for that sync as for any write before them. */
+static void expire_idle(embedded *e)
+{
+    if (atomic_load(&e->broken) || core_next_deadline(e->state) == INT64_MAX)
+        return;
+    uint64_t records = 0;
+    int64_t time_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
+    expire_due(e, time_us, &records);
+    publish_core_stats(e);
+    if (records == 0)
+        return;
+    char message[STOCK_MESSAGE_MAX];
+    bool wrote = journal_append(e->log, e->group.data, e->group.len, records,
+                                message, sizeof message) == STOCK_OK;
+    if (!wrote)
+        break_store(e, message);
+    buf_clear(&e->group);
+    pthread_mutex_lock(&e->sync_mutex);
+    e->writes += wrote;
+    pthread_cond_signal(&e->sync_cond);
+    pthread_mutex_unlock(&e->sync_mutex);
+}
+
 static void *writer_main(void *context)
 {
     embedded *e = context;
@@ -522,6 +635,7 @@ static void *writer_main(void *context)
     do {
         closing = take_role(e, snapshot_running);
         snapshot_running = maintain(e, e->snapshot_log_bytes);
+        expire_idle(e);
         size_t ops = apply_queue(e);
         sync_written(e, ops);
     } while (!closing);
@@ -556,6 +670,75 @@ static void embedded_submit(stock_t *store, stock_batch *batch)
     }
 }
 
+/* Waits until every write made so far is on stable storage (I7: a read
+ * never shows what could still be lost); false if a sync failed. Relaxed
+ * durability acknowledges before syncing, so it does not wait. */
+static bool wait_durable(embedded *e)
+{
+    if (e->durability != STOCK_DURABILITY_SYNC)
+        return true;
+    pthread_mutex_lock(&e->sync_mutex);
+    uint64_t target = e->writes;
+    while (e->synced < target && !e->sync_failed) {
+        if (e->syncs_started < target)
+            pthread_cond_signal(&e->sync_cond);   /* a syncer starts one */
+        pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
+    }
+    bool durable = e->synced >= target;
+    pthread_mutex_unlock(&e->sync_mutex);
+    return durable;
+}
+
+/* Waits for the applier's role, as the writer does (only the role's holder
+ * may touch the core). */
+static void take_role_to_read(embedded *e)
+{
+    pthread_mutex_lock(&e->queue_mutex);
+    assert(!e->closing);
+    e->listers_waiting++;
+    while (e->applying)
+        pthread_cond_wait(&e->role_cond, &e->queue_mutex);
+    e->listers_waiting--;
+    e->applying = true;
+    pthread_mutex_unlock(&e->queue_mutex);
+}
+
+/* Gives the role up the way every applier does: applying what was queued
+ * meanwhile, and leaving its sync to the syncers. */
+static void give_role_up(embedded *e)
+{
+    size_t ops = apply_queue(e);
+    sync_written(e, ops);
+}
+
+/* A page read in slices of EMBEDDED_LIST_SLICE entities under the
+ * applier's role, which is given up between slices: a long walk (a rarely
+ * sold SKU's lines among millions) then delays writes by one slice at a
+ * time, not by the whole walk. */
+static stock_code embedded_list(stock_t *store, const list_request *request,
+                                stock_list_entry *entries, uint32_t *count,
+                                char *message, size_t message_size)
+{
+    embedded *e = from_store(store);
+    core_list_cursor cursor;
+    take_role_to_read(e);
+    stock_code code = core_list_begin(e->state, request->kind, request->of, request->after,
+                                      &cursor, message, message_size);
+    while (code == STOCK_OK &&
+           !core_list_next(e->state, &cursor, entries, request->max, count, EMBEDDED_LIST_SLICE)) {
+        give_role_up(e);
+        take_role_to_read(e);
+    }
+    give_role_up(e);
+    if (wait_durable(e) && !atomic_load(&e->broken))
+        return code;
+    *count = 0;   /* what was read may be lost */
+    pthread_mutex_lock(&e->sync_mutex);
+    message_set(message, message_size, "%s", e->broken_message);
+    pthread_mutex_unlock(&e->sync_mutex);
+    return STOCK_IO;
+}
+
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
 {
     embedded *e = from_store(store);
@@ -563,6 +746,13 @@ static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
     stats->skus = atomic_load_explicit(&e->skus, memory_order_relaxed);
     stats->lines = atomic_load_explicit(&e->lines, memory_order_relaxed);
     stats->memory_bytes = atomic_load_explicit(&e->memory_bytes, memory_order_relaxed);
+    stats->holds_outstanding = atomic_load_explicit(&e->holds_outstanding,
+                                                    memory_order_relaxed);
+    stats->held_units = atomic_load_explicit(&e->held_units, memory_order_relaxed);
+    stats->hold_expiries = atomic_load_explicit(&e->hold_expiries, memory_order_relaxed);
+    stats->hold_confirmations = atomic_load_explicit(&e->hold_confirmations,
+                                                     memory_order_relaxed);
+    stats->hold_releases = atomic_load_explicit(&e->hold_releases, memory_order_relaxed);
     uint64_t log_bytes = 0, snapshots = 0;
     journal_counters(e->log, &log_bytes, &snapshots);
     stats->log_bytes = log_bytes;
@@ -658,6 +848,7 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
                                    message, message_size);
     if (code != STOCK_OK)
         return code;
+    core_get_stats(e->state, &e->opened);
     publish_core_stats(e);
     /* Relaxed durability syncs on a timer: one syncer is enough. */
     unsigned wanted = e->durability == STOCK_DURABILITY_SYNC ? EMBEDDED_SYNCERS : 1;
@@ -717,9 +908,11 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
 
 const stock_backend_ops embedded_backend = {
     .name = "embedded",
+    .holds = true,
     .accepts = embedded_uri_accepts,
     .open = embedded_open,
     .submit = embedded_submit,
     .close = embedded_close,
     .get_stats = embedded_get_stats,
+    .list = embedded_list,
 };

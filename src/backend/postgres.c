@@ -772,6 +772,7 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
 
 const stock_backend_ops postgres_backend = {
     .name = "postgres",
+    .holds = true,
     .accepts = pg_uri_accepts,
     .open = pg_open,
     .submit = pg_submit,

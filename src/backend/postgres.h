@@ -66,6 +66,7 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
 
 typedef enum pg_step_kind {
     PG_STEP_TOKEN = 1,  /* marks the transaction as ours (stock_clients) */
+    PG_STEP_SWEEP,      /* expires the holds past their deadline */
     PG_STEP_OP,         /* one op, one statement */
     PG_STEP_MERGED,     /* a run of deductions, one statement */
 } pg_step_kind;
@@ -98,7 +99,9 @@ void pg_plan_free(pg_plan *plan);
 
 /*
  * Lays out the ops (count <= PG_TXN_OPS_MAX, already validated, none
- * decided) as statements: a token step first, then one step per op, except
+ * decided) as statements: a token step first, then the sweep that expires
+ * the holds past their deadline (so that every op of the transaction sees
+ * them expired: docs/semantics.md, "Holds"), then one step per op, except
  * that with merge, each run of consecutive deductions is one step (a run ends
  * at any other op and at a repeated line id, so that merging never reorders
  * ops that could see each other).
@@ -137,6 +140,12 @@ bool pg_text_element(buf *text, stock_id id);
 #define PG_STMT_LINE "stock_line"
 #define PG_STMT_LSN "stock_lsn"
 #define PG_STMT_TOKEN_READ "stock_token_read"
+#define PG_STMT_SWEEP "stock_sweep"
+#define PG_STMT_HOLD "stock_hold"
+#define PG_STMT_CONFIRM "stock_confirm"
+#define PG_STMT_RELEASE "stock_release"
+#define PG_STMT_CONFIRM_ORDER "stock_confirm_order"
+#define PG_STMT_HOLD_GET "stock_hold_get"
 #define PG_STMT_PRECHECK "stock_precheck"
 
 #endif /* STOCK_POSTGRES_H */

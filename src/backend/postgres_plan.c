@@ -22,12 +22,18 @@
 
 #define PG_PARAMS_MAX 6          /* parameters of the widest statement */
 #define PG_CODE_INVALID_LEVEL 7  /* stock_code STOCK_INVALID: a level overflow */
+/* Holds one transaction's sweep expires at most; the rest wait for the next
+ * transaction, or for an op that touches them (the functions expire a hold
+ * they find past its deadline). */
+#define PG_SWEEP_HOLDS_MAX 1000
+/* Steps besides one per op: the token and the sweep. */
+#define PG_PLAN_EXTRA_STEPS 2
 
 bool pg_plan_init(pg_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->members = calloc(PG_TXN_OPS_MAX, sizeof plan->members[0]);
-    plan->steps = calloc(PG_TXN_OPS_MAX + 1, sizeof plan->steps[0]);
+    plan->steps = calloc(PG_TXN_OPS_MAX + PG_PLAN_EXTRA_STEPS, sizeof plan->steps[0]);
     plan->slots = calloc(PG_PLAN_SLOTS, sizeof plan->slots[0]);
     plan->used = calloc(PG_TXN_OPS_MAX, sizeof plan->used[0]);
     if (plan->members && plan->steps && plan->slots && plan->used)
@@ -122,6 +128,7 @@ void pg_plan_build(pg_plan *plan, stock_op *const *ops, uint32_t count, bool mer
     assert(count >= 1 && count <= PG_TXN_OPS_MAX);
     plan->step_count = plan->member_count = 0;
     plan->steps[plan->step_count++] = (pg_step){PG_STEP_TOKEN, 0, 0};
+    plan->steps[plan->step_count++] = (pg_step){PG_STEP_SWEEP, 0, 0};
     pg_run run = {.ops = ops};
     for (uint32_t i = 0; i < count; i++) {
         assert(ops[i]->code == STOCK_OK);
@@ -275,6 +282,28 @@ static const char *op_params(pg_plan *plan, pg_params *params, const stock_op *o
     case STOCK_OP_LINE:
         param_id(plan, params, op->line);
         return PG_STMT_LINE;
+    case STOCK_OP_HOLD:
+        param_id(plan, params, op->id);
+        param_id(plan, params, op->sku);
+        param_int(plan, params, op->amount);
+        param_int(plan, params, op->expect);
+        param_int(plan, params, buckets);
+        return PG_STMT_HOLD;
+    case STOCK_OP_CONFIRM:
+        param_id(plan, params, op->id);
+        param_int(plan, params, op->amount);
+        return PG_STMT_CONFIRM;
+    case STOCK_OP_RELEASE:
+        param_id(plan, params, op->id);
+        return PG_STMT_RELEASE;
+    case STOCK_OP_CONFIRM_ORDER:
+        param_id(plan, params, op->id);
+        param_array(plan, params, op, NULL, op->line_count, PG_ARRAY_LINE);
+        param_array(plan, params, op, NULL, op->line_count, PG_ARRAY_QTY);
+        return PG_STMT_CONFIRM_ORDER;
+    case STOCK_OP_HOLD_GET:
+        param_id(plan, params, op->id);
+        return PG_STMT_HOLD_GET;
     }
     assert(!"op type checked by stock_validate");
     return NULL;
@@ -292,6 +321,9 @@ bool pg_plan_send(pg_plan *plan, uint32_t i, PGconn *conn, uint32_t buckets,
         param_int(plan, &params, client_id);
         param_int(plan, &params, txn_id);
         name = PG_STMT_TOKEN;
+    } else if (step->kind == PG_STEP_SWEEP) {
+        param_int(plan, &params, PG_SWEEP_HOLDS_MAX);
+        name = PG_STMT_SWEEP;
     } else if (step->kind == PG_STEP_OP) {
         name = op_params(plan, &params, plan->members[step->first], buckets, now_us);
     } else {
@@ -386,19 +418,35 @@ static bool parse_availables(stock_op *op, const char *text)
     return text[-1] == '}';
 }
 
-static bool complete_order(stock_op *op, const PGresult *result)
+/* The (code, failed_line, available, availables) row of stock_order and
+ * stock_confirm_order: sets failed_line, and on success the code and each
+ * line's available. False for a malformed row; *done when it succeeded. */
+static bool order_result(stock_op *op, const PGresult *result, int64_t *code,
+                         bool *done)
 {
+    *done = false;
     if (PQntuples(result) != 1 || PQnfields(result) != 4)
         return false;
-    int64_t code = value_int(result, 0, 0);
+    *code = value_int(result, 0, 0);
     int64_t failed = value_int(result, 0, 1);
     if (failed < -1 || failed >= (int64_t)op->line_count)
         return false;
     op->failed_line = (int32_t)failed;
-    if (code == STOCK_OK || code == STOCK_REPLAY) {
-        op->code = (stock_code)code;
-        return parse_availables(op, PQgetvalue(result, 0, 3));
-    }
+    if (*code != STOCK_OK && *code != STOCK_REPLAY)
+        return true;
+    *done = true;
+    op->code = (stock_code)*code;
+    return parse_availables(op, PQgetvalue(result, 0, 3));
+}
+
+static bool complete_order(stock_op *op, const PGresult *result)
+{
+    int64_t code;
+    bool done;
+    bool ok = order_result(op, result, &code, &done);
+    if (!ok || done)
+        return ok;
+    int64_t failed = op->failed_line;
     const stock_order_line *line = failed >= 0 ? &op->lines[failed] : NULL;
     if (code == STOCK_CONFLICT && line == NULL)
         result_conflict(op, "order", op->id);
@@ -415,7 +463,7 @@ static bool complete_order(stock_op *op, const PGresult *result)
 
 static bool complete_get(stock_op *op, const PGresult *result)
 {
-    if (PQntuples(result) != 1 || PQnfields(result) != 4)
+    if (PQntuples(result) != 1 || PQnfields(result) != 5)
         return false;
     if (PQgetisnull(result, 0, 0)) {
         result_sku_not_found(op, op->sku);
@@ -426,6 +474,7 @@ static bool complete_get(stock_op *op, const PGresult *result)
     info->adjusted = value_int(result, 0, 1);
     info->deducted = value_int(result, 0, 2);
     info->refunded = value_int(result, 0, 3);
+    info->held = value_int(result, 0, 4);
     op->available = info->available;
     assert(info->available >= 0);
     return true;
@@ -449,11 +498,105 @@ static bool complete_line(stock_op *op, const PGresult *result)
     return info->qty >= 1 && info->refunded <= info->qty;
 }
 
+/* Sets a hold op's outputs from a function's (code, available). False for a
+ * code the function cannot return. */
+static bool complete_hold_simple(stock_op *op, int64_t code, int64_t available)
+{
+    switch (code) {
+    case STOCK_OK:
+    case STOCK_REPLAY:
+        op->code = (stock_code)code;
+        op->available = available;
+        return true;
+    case STOCK_INSUFFICIENT:
+        result_insufficient(op, op->sku, available);
+        return op->type == STOCK_OP_HOLD;
+    case STOCK_NOT_FOUND:
+        if (op->type == STOCK_OP_HOLD)
+            result_sku_not_found(op, op->sku);
+        else
+            result_hold_not_found(op, op->id);
+        return true;
+    case STOCK_CONFLICT:
+        result_conflict(op, "hold", op->id);
+        return op->type != STOCK_OP_RELEASE;
+    case STOCK_EXCEEDS:
+        result_hold_exceeds(op, op->id, available);
+        return op->type == STOCK_OP_CONFIRM;
+    case STOCK_EXPIRED:
+        result_hold_expired(op, op->id);
+        return op->type != STOCK_OP_HOLD;
+    case STOCK_CLOSED:
+        result_hold_closed(op, op->id, (stock_hold_state)available);
+        return op->type != STOCK_OP_HOLD;
+    }
+    return false;
+}
+
+static bool complete_confirm_order(stock_op *op, const PGresult *result)
+{
+    int64_t code;
+    bool done;
+    bool ok = order_result(op, result, &code, &done);
+    if (!ok || done)
+        return ok;
+    int64_t failed = op->failed_line;
+    int64_t available = value_int(result, 0, 2);
+    if (code == STOCK_CONFLICT && failed < 0) {
+        result_conflict(op, "order", op->id);
+        return true;
+    }
+    if (failed < 0)
+        return false;
+    stock_id hold = op->lines[failed].line_id;
+    if (code == STOCK_NOT_FOUND)
+        result_hold_not_found(op, hold);
+    else if (code == STOCK_EXPIRED)
+        result_hold_expired(op, hold);
+    else if (code == STOCK_CLOSED)
+        result_hold_closed(op, hold, (stock_hold_state)available);
+    else if (code == STOCK_EXCEEDS)
+        result_hold_exceeds(op, hold, available);
+    else
+        return false;
+    return true;
+}
+
+static bool complete_hold_get(stock_op *op, const PGresult *result)
+{
+    if (PQntuples(result) != 1 || PQnfields(result) != 7)
+        return false;
+    if (PQgetisnull(result, 0, 0)) {
+        result_hold_not_found(op, op->id);
+        return true;
+    }
+    stock_hold_info *info = &op->info.hold_info;
+    value_text(result, 0, 0, info->sku);
+    value_text(result, 0, 1, info->order_id);
+    info->state = (stock_hold_state)value_int(result, 0, 2);
+    info->qty = value_int(result, 0, 3);
+    info->confirmed = value_int(result, 0, 4);
+    info->time_us = value_int(result, 0, 5);
+    info->deadline_us = value_int(result, 0, 6);
+    return info->state >= STOCK_HOLD_HELD && info->state <= STOCK_HOLD_EXPIRED &&
+           info->qty >= 1 && info->confirmed >= 0 && info->confirmed <= info->qty;
+}
+
 static bool complete_op(stock_op *op, const PGresult *result)
 {
     switch (op->type) {
     case STOCK_OP_ORDER:
         return complete_order(op, result);
+    case STOCK_OP_CONFIRM_ORDER:
+        return complete_confirm_order(op, result);
+    case STOCK_OP_HOLD_GET:
+        return complete_hold_get(op, result);
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+        if (PQntuples(result) != 1 || PQnfields(result) != 2)
+            return false;
+        return complete_hold_simple(op, value_int(result, 0, 0), value_int(result, 0, 1));
     case STOCK_OP_GET:
         return complete_get(op, result);
     case STOCK_OP_LINE:
@@ -473,6 +616,8 @@ bool pg_plan_complete(pg_plan *plan, uint32_t i, const PGresult *result)
         return PQresultStatus(result) == PGRES_COMMAND_OK;
     if (PQresultStatus(result) != PGRES_TUPLES_OK)
         return false;
+    if (step->kind == PG_STEP_SWEEP)
+        return PQntuples(result) == 1;
     if (step->kind == PG_STEP_OP)
         return complete_op(plan->members[step->first], result);
     if (PQntuples(result) != (int)step->count || PQnfields(result) != 2)

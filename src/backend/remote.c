@@ -413,6 +413,64 @@ static const worker_tasks remote_tasks = {
     .start = thread_start, .run = run_batches, .stop = thread_stop,
 };
 
+/* ------------------------------------------------------------- listing */
+
+/* A stock_list call, run on the connection thread (worker_call_run). */
+typedef struct remote_listing {
+    const list_request *request;
+    stock_list_entry *entries;
+    uint32_t *count;
+    char *message;
+    size_t message_size;
+    stock_code code;
+} remote_listing;
+
+/* Sends LIST and reads its reply. A lost connection is UNAVAILABLE: a
+ * listing changes nothing, so it is always safe to ask again. */
+static void run_listing(stock_t *base, void *context)
+{
+    remote_store *store = (remote_store *)base;
+    remote_listing *listing = context;
+    char reason[REMOTE_REASON_MAX];
+    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
+        message_set(listing->message, listing->message_size, "cannot reach stockd at %s: %s",
+                    store->address, reason);
+        listing->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    remote_encode_list(listing->request, &store->command);
+    buf_clear(&store->outgoing);
+    if (!encode_command(store, store->command.argc, store->command.argv, store->command.lengths)) {
+        message_set(listing->message, listing->message_size, "out of memory");
+        listing->code = STOCK_NOMEM;
+        return;
+    }
+    redisReply *reply = NULL;
+    if (!remote_link_send(&store->link, (const char *)store->outgoing.data, store->outgoing.len) ||
+        !remote_link_reply(&store->link, &reply)) {
+        message_set(listing->message, listing->message_size,
+                    "connection to %s lost: %s; nothing changed, ask again", store->address,
+                    store->link.error);
+        drop_connection(store);
+        listing->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    listing->code = remote_decode_list(listing->request, reply, listing->entries, listing->count,
+                                       listing->message, listing->message_size);
+    freeReplyObject(reply);
+}
+
+static stock_code remote_list(stock_t *base, const list_request *request,
+                              stock_list_entry *entries, uint32_t *count,
+                              char *message, size_t message_size)
+{
+    remote_store *store = (remote_store *)base;
+    remote_listing listing = {request, entries, count, message, message_size, STOCK_OK};
+    worker_call call = {.run = run_listing, .context = &listing};
+    worker_call_run(&store->worker, &call);
+    return listing.code;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static void remote_submit(stock_t *base, stock_batch *batch)
@@ -490,8 +548,10 @@ static stock_code remote_open(const char *uri, const stock_config *config,
 
 const stock_backend_ops remote_backend = {
     .name = "remote",
+    .holds = true,
     .accepts = remote_accepts,
     .open = remote_open,
     .submit = remote_submit,
     .close = remote_close,
+    .list = remote_list,
 };

@@ -7,13 +7,15 @@
  * The wire forms are those of docs/protocol.md with `STOCKPROTO 1` in force:
  * SETSTOCK/ADDSTOCK/DEDUCT/REFUND reply [status, integer], ORDER replies
  * [status, [integer per line]], SKUINFO/LINEINFO a flat field/value array,
- * and errors are "-CODEWORD facts" with CODEWORD = stock_code_name().
+ * LIST an array of entries, and errors are "-CODEWORD facts" with
+ * CODEWORD = stock_code_name().
  */
 #ifndef STOCK_REMOTE_H
 #define STOCK_REMOTE_H
 
 #include <hiredis/hiredis.h>
 
+#include "backend/backend.h"
 #include "stock.h"
 
 /* Arguments of the longest command: ORDER order_id + 3 per line. */
@@ -58,5 +60,20 @@ void remote_fail_unknown(stock_op *op, const char *reason);
 /* Completes op as not sent: STOCK_UNAVAILABLE, "cannot reach stockd at
  * <address>: <reason>; nothing was sent". Both strings are borrowed. */
 void remote_fail_unsent(stock_op *op, const char *address, const char *reason);
+
+/* Encodes a validated stock_list call as LIST SKUS|SKULINES of|ORDERLINES
+ * of [AFTER after] LIMIT max, borrowing request's ids. */
+void remote_encode_list(const list_request *request, remote_command *command);
+
+/*
+ * Reads the reply to remote_encode_list's command into entries (up to
+ * request->max) and *count; on failure *count is 0 and message (size
+ * bytes) says why. Returns STOCK_OK, the code of a "-CODEWORD facts"
+ * error, STOCK_UNSUPPORTED for a server that does not know LIST, or
+ * STOCK_IO for a reply of another shape.
+ */
+stock_code remote_decode_list(const list_request *request, const redisReply *reply,
+                              stock_list_entry *entries, uint32_t *count,
+                              char *message, size_t size);
 
 #endif /* STOCK_REMOTE_H */

@@ -46,6 +46,33 @@ static void command_number(remote_command *command, int64_t value)
     command_add(command, text, (size_t)length);
 }
 
+static const char *command_name(stock_op_type type);
+
+/* The commands of holds (docs/protocol.md, the command table). */
+static void encode_hold(const stock_op *op, remote_command *command)
+{
+    command_word(command, command_name(op->type));
+    command_id(command, op->id);
+    switch (op->type) {
+    case STOCK_OP_HOLD:
+        command_id(command, op->sku);
+        command_number(command, op->amount);
+        command_number(command, op->expect);
+        break;
+    case STOCK_OP_CONFIRM:
+        command_number(command, op->amount);
+        break;
+    case STOCK_OP_CONFIRM_ORDER:
+        for (uint32_t i = 0; i < op->line_count; i++) {
+            command_id(command, op->lines[i].line_id);
+            command_number(command, op->lines[i].qty);
+        }
+        break;
+    default:
+        break;   /* RELEASE, HOLDINFO: the id alone */
+    }
+}
+
 void remote_encode(const stock_op *op, remote_command *command)
 {
     assert(op->code == STOCK_OK);
@@ -98,6 +125,9 @@ void remote_encode(const stock_op *op, remote_command *command)
         command_word(command, "LINEINFO");
         command_id(command, op->line);
         break;
+    default:
+        encode_hold(op, command);
+        break;
     }
     assert(command->argc >= 2);
 }
@@ -114,6 +144,11 @@ static const char *command_name(stock_op_type type)
     case STOCK_OP_REFUND: return "REFUND";
     case STOCK_OP_GET: return "SKUINFO";
     case STOCK_OP_LINE: return "LINEINFO";
+    case STOCK_OP_HOLD: return "HOLD";
+    case STOCK_OP_CONFIRM: return "CONFIRM";
+    case STOCK_OP_RELEASE: return "RELEASE";
+    case STOCK_OP_CONFIRM_ORDER: return "CONFIRMORDER";
+    case STOCK_OP_HOLD_GET: return "HOLDINFO";
     }
     return "?";
 }
@@ -233,12 +268,14 @@ static bool fact_int64(const char *facts, const char *key, int64_t *value)
     return false;
 }
 
-/* The line an order failure names: "line=ID" by its id, "sku=ID" by the
- * first line on that SKU (as the embedded engine reports it); else -1. */
+/* The line an order failure names: "line=ID" (or, confirming holds,
+ * "hold=ID") by its id, "sku=ID" by the first line on that SKU (as the
+ * embedded engine reports it); else -1. */
 static int32_t order_failed_line(const stock_op *op, const char *facts)
 {
-    assert(op->type == STOCK_OP_ORDER && op->line_count <= STOCK_ORDER_LINES_MAX);
-    bool by_line = strncmp(facts, "line=", 5) == 0;
+    assert((op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER) &&
+           op->line_count <= STOCK_ORDER_LINES_MAX);
+    bool by_line = strncmp(facts, "line=", 5) == 0 || strncmp(facts, "hold=", 5) == 0;
     bool by_sku = strncmp(facts, "sku=", 4) == 0;
     if (!by_line && !by_sku)
         return -1;
@@ -296,20 +333,22 @@ static void decode_error(stock_op *op, const redisReply *reply)
     int64_t value = 0;
     if ((code == STOCK_INSUFFICIENT && fact_int64(facts, "available", &value)) ||
         (code == STOCK_MISMATCH && fact_int64(facts, "current", &value)) ||
-        (code == STOCK_EXCEEDS && fact_int64(facts, "refundable", &value)))
+        (code == STOCK_EXCEEDS && fact_int64(facts, "refundable", &value)) ||
+        (code == STOCK_EXCEEDS && fact_int64(facts, "held", &value)))
         op->available = value;
-    if (op->type == STOCK_OP_ORDER)
+    if (op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER)
         op->failed_line = order_failed_line(op, facts);
     assert(op->code != STOCK_OK);
 }
 
 /* ------------------------------------------------------- success replies */
 
-/* [status, integer] for SET, ADD, DEDUCT, REFUND. */
+/* [status, integer] for SET, ADD, DEDUCT, REFUND, HOLD, CONFIRM, RELEASE. */
 static void decode_counted(stock_op *op, const redisReply *reply)
 {
-    assert(op->type == STOCK_OP_SET || op->type == STOCK_OP_ADD ||
-           op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_REFUND);
+    assert(op->type != STOCK_OP_ORDER && op->type != STOCK_OP_CONFIRM_ORDER &&
+           op->type != STOCK_OP_GET && op->type != STOCK_OP_LINE &&
+           op->type != STOCK_OP_HOLD_GET);
     stock_code code = STOCK_OK;
     int64_t available = 0;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -323,10 +362,10 @@ static void decode_counted(stock_op *op, const redisReply *reply)
     op->available = available;
 }
 
-/* [status, [integer per line]] for ORDER. */
+/* [status, [integer per line]] for ORDER and CONFIRMORDER. */
 static void decode_order(stock_op *op, const redisReply *reply)
 {
-    assert(op->type == STOCK_OP_ORDER && op->line_count >= 1);
+    assert(op->line_count >= 1);
     stock_code code = STOCK_OK;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         !reply_status(reply->element[0], &code) ||
@@ -407,6 +446,9 @@ static void decode_sku_info(stock_op *op, const redisReply *reply)
         unexpected(op, "available/adjusted/deducted/refunded fields");
         return;
     }
+    /* A stockd older than holds sends no "held": it holds nothing. */
+    if (!field_int64(reply, "held", &info->held))
+        info->held = 0;
     op->available = info->available;
     op->code = STOCK_OK;
 }
@@ -430,6 +472,29 @@ static void decode_line_info(stock_op *op, const redisReply *reply)
     op->code = STOCK_OK;
 }
 
+static void decode_hold_info(stock_op *op, const redisReply *reply)
+{
+    assert(op->type == STOCK_OP_HOLD_GET);
+    stock_hold_info *info = &op->info.hold_info;
+    const redisReply *state = is_field_array(reply) ? field_value(reply, "state") : NULL;
+    char word[16] = "";
+    if (state != NULL && state->type == REDIS_REPLY_STRING && state->len < sizeof word)
+        memcpy(word, state->str, state->len);
+    if (state == NULL || !result_hold_state_parse(word, &info->state) ||
+        !field_id(reply, "sku", info->sku, false) ||
+        !field_id(reply, "order_id", info->order_id, true) ||
+        !field_int64(reply, "qty", &info->qty) ||
+        !field_int64(reply, "confirmed", &info->confirmed) ||
+        !field_int64(reply, "time_us", &info->time_us) ||
+        !field_int64(reply, "deadline_us", &info->deadline_us) ||
+        info->qty < 1 || info->confirmed < 0 || info->confirmed > info->qty) {
+        memset(info, 0, sizeof *info);
+        unexpected(op, "a hold's fields");
+        return;
+    }
+    op->code = STOCK_OK;
+}
+
 void remote_decode(stock_op *op, const redisReply *reply)
 {
     assert(op->code == STOCK_OK && reply != NULL);
@@ -442,10 +507,17 @@ void remote_decode(stock_op *op, const redisReply *reply)
     case STOCK_OP_ADD:
     case STOCK_OP_DEDUCT:
     case STOCK_OP_REFUND:
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
         decode_counted(op, reply);
         break;
     case STOCK_OP_ORDER:
+    case STOCK_OP_CONFIRM_ORDER:
         decode_order(op, reply);
+        break;
+    case STOCK_OP_HOLD_GET:
+        decode_hold_info(op, reply);
         break;
     case STOCK_OP_GET:
         decode_sku_info(op, reply);
@@ -455,4 +527,93 @@ void remote_decode(stock_op *op, const redisReply *reply)
         break;
     }
     assert(op->code != STOCK_OK || op->message[0] == '\0');
+}
+
+/* ---------------------------------------------------------------- LIST */
+
+void remote_encode_list(const list_request *request, remote_command *command)
+{
+    static const char *const kinds[] = {"SKUS", "SKULINES", "ORDERLINES"};
+    assert(request->kind >= STOCK_LIST_SKUS && request->kind <= STOCK_LIST_ORDER_LINES);
+    command->argc = 0;
+    command_word(command, "LIST");
+    command_word(command, kinds[request->kind - STOCK_LIST_SKUS]);
+    if (request->kind != STOCK_LIST_SKUS)
+        command_id(command, request->of);
+    if (request->after.ptr != NULL) {
+        command_word(command, "AFTER");
+        command_id(command, request->after);
+    }
+    command_word(command, "LIMIT");
+    command_number(command, request->max);
+}
+
+/* One entry: [id, 4 totals] for SKUs, [id, sku, order_id, 4 numbers] for
+ * lines (docs/protocol.md, LIST). */
+static bool decode_entry(stock_list_kind kind, const redisReply *reply, stock_list_entry *entry)
+{
+    size_t fields = kind == STOCK_LIST_SKUS ? 6 : 7;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != fields)
+        return false;
+    const redisReply *texts[3] = {reply->element[0], reply->element[1], reply->element[2]};
+    char *targets[3] = {entry->id, entry->info.line_info.sku, entry->info.line_info.order_id};
+    size_t text_count = kind == STOCK_LIST_SKUS ? 1 : 3;
+    for (size_t i = 0; i < text_count; i++) {
+        if (texts[i]->type != REDIS_REPLY_STRING || texts[i]->len > STOCK_ID_MAX)
+            return false;
+        memcpy(targets[i], texts[i]->str, texts[i]->len);
+        targets[i][texts[i]->len] = '\0';
+    }
+    int64_t numbers[5];
+    for (size_t i = 0; i < fields - text_count; i++)
+        if (!reply_int64(reply->element[text_count + i], &numbers[i]))
+            return false;
+    if (kind == STOCK_LIST_SKUS)
+        entry->info.sku_info = (stock_sku_info){numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]};
+    else {
+        stock_line_info *line = &entry->info.line_info;
+        line->qty = numbers[0];
+        line->refunded = numbers[1];
+        line->time_us = numbers[2];
+        line->available_after = numbers[3];
+    }
+    return true;
+}
+
+/* "-CODEWORD facts" into message; the code, or what a foreign word means. */
+static stock_code decode_list_error(const redisReply *reply, char *message, size_t size)
+{
+    char text[STOCK_MESSAGE_MAX];
+    snprintf(text, sizeof text, "%.*s", (int)reply->len, reply->str);
+    size_t word_length = strcspn(text, " ");
+    stock_code code = code_from_word(text, word_length);
+    if (code != STOCK_CODE_COUNT && !stock_code_succeeded(code)) {
+        snprintf(message, size, "%s", text + word_length + (text[word_length] == ' '));
+        return code;
+    }
+    if (strstr(text, "unknown command") != NULL) {
+        snprintf(message, size, "this stockd does not know LIST (%.120s)", text);
+        return STOCK_UNSUPPORTED;
+    }
+    snprintf(message, size, "stockd refused LIST: %.150s", text);
+    return STOCK_IO;
+}
+
+stock_code remote_decode_list(const list_request *request, const redisReply *reply,
+                              stock_list_entry *entries, uint32_t *count,
+                              char *message, size_t size)
+{
+    *count = 0;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return decode_list_error(reply, message, size);
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements <= request->max;
+    for (size_t i = 0; ok && i < reply->elements; i++)
+        ok = decode_entry(request->kind, reply->element[i], &entries[i]);
+    if (!ok) {
+        snprintf(message, size, "stockd's reply to LIST is not an array of up to %u entries",
+                 request->max);
+        return STOCK_IO;
+    }
+    *count = (uint32_t)reply->elements;
+    return STOCK_OK;
 }

@@ -122,14 +122,18 @@ static bool run_part(sharded_store *store, order_run *run, order_part *part)
     part->begun = exec_command(part->conn, "BEGIN");
     stock_op *op = &part->op;
     pg_plan_build(&store->plan, &op, 1, false);
-    assert(store->plan.step_count == 2 && store->plan.steps[1].kind == PG_STEP_OP);
+    /* Only the op's step, the last, is sent: the part runs in the cart's
+     * own transaction, not a token's, and a sharded store keeps no holds
+     * for the sweep step to expire. */
+    uint32_t step = store->plan.step_count - 1;
+    assert(store->plan.steps[step].kind == PG_STEP_OP);
     const pg_options *options = &store->shards[part->shard].options;
     bool ok = part->begun &&
-              pg_plan_send(&store->plan, 1, part->conn, options->buckets, store->client_id, 0,
+              pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id, 0,
                            clock_now_us(CLOCK_REALTIME));
     PGresult *result = ok ? PQgetResult(part->conn) : NULL;
     ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK &&
-         pg_plan_complete(&store->plan, 1, result);
+         pg_plan_complete(&store->plan, step, result);
     if (!ok)
         message_set(run->error, sizeof run->error, "shard %u: %s", part->shard,
                     PQerrorMessage(part->conn));

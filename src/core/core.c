@@ -23,6 +23,8 @@
 #define ORDER_CHUNK_SHIFT 10
 #define REFUND_CHUNK_SHIFT 10
 #define ADJUSTMENT_CHUNK_SHIFT 8
+#define HOLD_FIRST_SHIFT 8
+#define HOLD_STEADY_SHIFT 18
 
 core *core_create(void)
 {
@@ -40,6 +42,8 @@ core *core_create(void)
                    REFUND_CHUNK_SHIFT);
     core_pool_init(&state->adjustments, sizeof(core_adjustment),
                    ADJUSTMENT_CHUNK_SHIFT, ADJUSTMENT_CHUNK_SHIFT);
+    core_pool_init(&state->holds, sizeof(core_hold), HOLD_FIRST_SHIFT,
+                   HOLD_STEADY_SHIFT);
     return state;
 }
 
@@ -48,11 +52,12 @@ void core_destroy(core *state)
     if (state == NULL)
         return;
     core_ids_free(&state->ids);
+    core_heap_free(&state->deadlines);
     core_pool *pools[] = {&state->skus, &state->lines, &state->orders,
-                          &state->refunds, &state->adjustments};
+                          &state->refunds, &state->adjustments, &state->holds};
     core_index *indexes[] = {&state->sku_index, &state->line_index,
                              &state->order_index, &state->refund_index,
-                             &state->adjustment_index};
+                             &state->adjustment_index, &state->hold_index};
     for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
         core_pool_free(pools[i]);
         core_index_free(indexes[i]);
@@ -65,11 +70,13 @@ void core_get_stats(const core *state, core_stats *stats)
     assert(state != NULL && stats != NULL);
     assert(state->lines.count == state->line_index.used);
     const core_pool *pools[] = {&state->skus, &state->lines, &state->orders,
-                                &state->refunds, &state->adjustments};
+                                &state->refunds, &state->adjustments,
+                                &state->holds};
     const core_index *indexes[] = {&state->sku_index, &state->line_index,
                                    &state->order_index, &state->refund_index,
-                                   &state->adjustment_index};
-    uint64_t memory = sizeof *state + core_ids_memory(&state->ids);
+                                   &state->adjustment_index, &state->hold_index};
+    uint64_t memory = sizeof *state + core_ids_memory(&state->ids) +
+                      (uint64_t)state->deadlines.capacity * sizeof(core_deadline);
     for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
         memory += core_pool_memory(pools[i]) + core_index_memory(indexes[i]);
     *stats = (core_stats){
@@ -78,6 +85,12 @@ void core_get_stats(const core *state, core_stats *stats)
         .orders = state->orders.count,
         .refunds = state->refunds.count,
         .adjustments = state->adjustments.count,
+        .holds = state->holds.count,
+        .holds_outstanding = state->hold_totals.outstanding,
+        .held_units = state->hold_totals.held_units,
+        .hold_expiries = state->hold_totals.expiries,
+        .hold_confirmations = state->hold_totals.confirmations,
+        .hold_releases = state->hold_totals.releases,
         .memory_bytes = memory,
     };
 }
@@ -159,6 +172,7 @@ static bool sku_create(core *state, stock_op *op, uint32_t hash, buf *record)
     sku->adjusted = op->amount;
     sku->deducted = 0;
     sku->refunded = 0;
+    sku->held = 0;
     op->available = op->amount;
     return true;
 }
@@ -265,8 +279,10 @@ static bool deduct_again(core *state, stock_op *op, uint32_t entity)
 {
     const core_line *line = core_pool_at(&state->lines, entity);
     stock_id sku = core_entity_id(state, &state->skus, line->sku);
+    /* A confirmed hold's line was not made by this deduction. */
     if (line->order != CORE_NONE || line->qty != op->amount ||
-        !id_equal(sku, op->sku)) {
+        !id_equal(sku, op->sku) ||
+        core_hold_find(state, op->id, core_hash(op->id)) != CORE_NONE) {
         result_conflict(op, "line", op->id);
         return false;
     }
@@ -292,6 +308,7 @@ uint32_t core_line_add(core *state, stock_id id, uint32_t hash, uint32_t sku_ent
     line->qty = (uint32_t)qty;
     line->refunded = 0;
     line->order = order;
+    core_clock_advance(state, time_us);
     return entity;
 }
 
@@ -302,6 +319,11 @@ static bool apply_deduct(core *state, stock_op *op, int64_t time_us, buf *record
                                       &state->ids, hash, op->id);
     if (entity != CORE_NONE)
         return deduct_again(state, op, entity);
+    /* A hold's id is its future line's: no deduction may take it. */
+    if (core_hold_find(state, op->id, hash) != CORE_NONE) {
+        result_conflict(op, "line", op->id);
+        return false;
+    }
     uint32_t sku_entity = core_sku_find(state, op->sku, NULL);
     if (sku_entity == CORE_NONE) {
         result_sku_not_found(op, op->sku);
@@ -384,6 +406,19 @@ static bool apply_refund(core *state, stock_op *op, buf *record)
 
 /* ---------------------------------------------------------------- reads */
 
+void core_sku_info(const core *state, uint32_t entity, stock_sku_info *info)
+{
+    const core_sku *sku = core_pool_at(&state->skus, entity);
+    assert(sku->available >= 0);
+    *info = (stock_sku_info){
+        .available = sku->available,
+        .adjusted = sku->adjusted,
+        .deducted = sku->deducted,
+        .refunded = sku->refunded,
+        .held = sku->held,
+    };
+}
+
 static void apply_get(const core *state, stock_op *op)
 {
     uint32_t entity = core_sku_find(state, op->sku, NULL);
@@ -391,23 +426,28 @@ static void apply_get(const core *state, stock_op *op)
         result_sku_not_found(op, op->sku);
         return;
     }
-    const core_sku *sku = core_pool_at(&state->skus, entity);
-    assert(sku->available >= 0);
-    op->available = sku->available;
-    op->info.sku_info = (stock_sku_info){
-        .available = sku->available,
-        .adjusted = sku->adjusted,
-        .deducted = sku->deducted,
-        .refunded = sku->refunded,
-    };
+    core_sku_info(state, entity, &op->info.sku_info);
+    op->available = op->info.sku_info.available;
 }
 
-/* Copies an id into a NUL-terminated field of STOCK_ID_MAX + 1 bytes. */
-static void copy_id(char *target, stock_id id)
+void core_copy_id(char *target, stock_id id)
 {
     assert(id.len <= STOCK_ID_MAX);
     memcpy(target, id.ptr, id.len);
     target[id.len] = '\0';
+}
+
+void core_line_info(const core *state, uint32_t entity, stock_line_info *info)
+{
+    const core_line *line = core_pool_at(&state->lines, entity);
+    core_copy_id(info->sku, core_entity_id(state, &state->skus, line->sku));
+    info->order_id[0] = '\0';
+    if (line->order != CORE_NONE)
+        core_copy_id(info->order_id, core_entity_id(state, &state->orders, line->order));
+    info->qty = line->qty;
+    info->refunded = line->refunded;
+    info->time_us = line->time_us;
+    info->available_after = line->available_after;
 }
 
 static void apply_line(const core *state, stock_op *op)
@@ -418,16 +458,7 @@ static void apply_line(const core *state, stock_op *op)
         result_line_not_found(op, op->line);
         return;
     }
-    const core_line *line = core_pool_at(&state->lines, entity);
-    stock_line_info *info = &op->info.line_info;
-    copy_id(info->sku, core_entity_id(state, &state->skus, line->sku));
-    info->order_id[0] = '\0';
-    if (line->order != CORE_NONE)
-        copy_id(info->order_id, core_entity_id(state, &state->orders, line->order));
-    info->qty = line->qty;
-    info->refunded = line->refunded;
-    info->time_us = line->time_us;
-    info->available_after = line->available_after;
+    core_line_info(state, entity, &op->info.line_info);
 }
 
 /* -------------------------------------------------------------- prefetch */
@@ -464,6 +495,17 @@ void core_prefetch(const core *state, const stock_op *op)
     case STOCK_OP_LINE:
         prefetch_slot(&state->line_index, op->line);
         break;
+    case STOCK_OP_HOLD:
+        prefetch_slot(&state->hold_index, op->id);
+        prefetch_slot(&state->sku_index, op->sku);
+        break;
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+    case STOCK_OP_HOLD_GET:
+        prefetch_slot(&state->hold_index, op->id);
+        break;
+    case STOCK_OP_CONFIRM_ORDER:
+        break;
     }
 }
 
@@ -482,6 +524,13 @@ bool core_apply_at(core *state, stock_op *op, int64_t time_us, buf *record)
     case STOCK_OP_REFUND: changed = apply_refund(state, op, record); break;
     case STOCK_OP_GET: apply_get(state, op); break;
     case STOCK_OP_LINE: apply_line(state, op); break;
+    case STOCK_OP_HOLD:
+    case STOCK_OP_CONFIRM:
+    case STOCK_OP_RELEASE:
+    case STOCK_OP_CONFIRM_ORDER:
+    case STOCK_OP_HOLD_GET:
+        /* Holds encode their own records (an expiry among them). */
+        return core_apply_hold(state, op, time_us, record);
     }
     assert(!changed || op->code == STOCK_OK);
     if (changed && record != NULL)

@@ -24,6 +24,12 @@ typedef struct core_stats {
     uint64_t orders;
     uint64_t refunds;
     uint64_t adjustments;
+    uint64_t holds;            /* every hold, whatever its state */
+    uint64_t holds_outstanding;   /* holds HELD */
+    uint64_t held_units;
+    uint64_t hold_expiries;    /* events applied or replayed since */
+    uint64_t hold_confirmations;  /* core_create, as the next two */
+    uint64_t hold_releases;
     uint64_t memory_bytes;     /* bytes the core holds, all tables */
 } core_stats;
 
@@ -37,20 +43,47 @@ void core_destroy(core *state);
 
 /*
  * Applies one op, already validated by stock_validate (code STOCK_OK on
- * entry), at time now_us (Unix microseconds, recorded on new lines), and
- * sets its outputs (code, available, failed_line, info, message) with the
- * rules and words of docs/semantics.md and src/lib/result.h.
+ * entry), at time now_us (Unix microseconds from core_time, recorded on new
+ * lines and holds), and sets its outputs (code, available, failed_line,
+ * info, message) with the rules and words of docs/semantics.md and
+ * src/lib/result.h.
  *
  * If the op changed state, appends exactly one record describing it to
  * *record (which the caller clears between calls as it likes) and returns
  * true; a failed op, a replay, a read or a set to the current level appends
- * nothing and returns false. The record's length is what the buffer grew
+ * nothing and returns false, except that an op touching a HELD hold past
+ * its deadline (CONFIRM, RELEASE, CONFIRM_ORDER, HOLD_GET) expires it: that
+ * is a change, recorded as an EXPIRE record, and the op answers as the
+ * expired hold makes it (EXPIRED, or a HOLD_GET that shows it expired). The record's length is what the buffer grew
  * by: records carry no framing of their own (the journal frames them).
  * The op's ids are only read during the call; the core keeps copies.
  * Errors, all in op->code with nothing changed: the results docs/semantics.md lists,
  * STOCK_INVALID when a total would pass INT64_MAX, STOCK_NOMEM.
  */
 bool core_apply(core *state, stock_op *op, int64_t now_us, buf *record);
+
+/*
+ * The time to apply the next ops at: now_us, or the latest time a record
+ * applied or replayed carries if that is later, so that a clock stepped
+ * back never lengthens a hold nor dates a line before an earlier one. The
+ * applier calls it once per group and passes the result to core_expire and
+ * core_apply. (Nothing un-expires anyway: an expiry is a state change.)
+ */
+int64_t core_time(const core *state, int64_t now_us);
+
+/*
+ * Expires, oldest deadline first, up to limit (1..CORE_EXPIRE_RECORD_MAX)
+ * HELD holds whose deadline is at or before now_us: their units go back to
+ * available. Appends one EXPIRE record naming them to *record and returns
+ * how many; 0 (nothing appended) when none is due. On out of memory for
+ * the record it expires nothing and returns 0 (the next call retries).
+ */
+#define CORE_EXPIRE_RECORD_MAX 1024
+uint32_t core_expire(core *state, int64_t now_us, uint32_t limit, buf *record);
+
+/* The earliest deadline among HELD holds (or of a hold closed since,
+ * which core_expire then drops), or INT64_MAX when there is none. */
+int64_t core_next_deadline(const core *state);
 
 /*
  * A hint that op (validated) will be applied soon: computes its ids' hashes
@@ -85,6 +118,32 @@ stock_code core_replay(core *state, const uint8_t *record, size_t len,
  * that the cache misses of consecutive records overlap.
  */
 void core_replay_prefetch(const core *state, const uint8_t *record, size_t len);
+
+/*
+ * A page of a listing (stock_list, inputs validated), read from the state
+ * in index order, which is the order of creation, in slices: the walk over
+ * the line pool for a SKU's lines can be long, and its owner may let other
+ * work run between two slices (entities are never deleted and indices never
+ * change, so the cursor stays valid; what is created meanwhile comes at the
+ * end). The same thread rule as core_apply, for each call.
+ */
+typedef struct core_list_cursor {
+    stock_list_kind kind;
+    uint32_t owner;     /* the SKU or order listed; unused for SKUs */
+    uint32_t next;      /* the next entity index to look at */
+} core_list_cursor;
+
+/* Starts a page after the entity named after ({NULL, 0}: from the first).
+ * Returns STOCK_OK, or STOCK_NOT_FOUND with message (size bytes) naming the
+ * `of` or `after` that names nothing. */
+stock_code core_list_begin(const core *state, stock_list_kind kind, stock_id of, stock_id after,
+                           core_list_cursor *cursor, char *message, size_t size);
+
+/* Looks at up to scan_max entities from the cursor, appending what the
+ * listing holds to entries[*count..max). True once the page is done: full
+ * (*count == max) or the listing has no more. */
+bool core_list_next(const core *state, core_list_cursor *cursor, stock_list_entry *entries,
+                    uint32_t max, uint32_t *count, uint32_t scan_max);
 
 /* Writes bytes somewhere; returns 0, or -1 to stop the snapshot. */
 typedef int (*core_write_fn)(void *context, const void *data, size_t len);

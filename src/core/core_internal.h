@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/codec.h"
 #include "core/core.h"
 #include "lib/id.h"
 
@@ -59,6 +60,7 @@ typedef struct core_sku {
     int64_t adjusted;
     int64_t deducted;
     int64_t refunded;
+    int64_t held;              /* units of its HELD holds */
     char name[STOCK_ID_MAX];   /* the first (id & 0xFF) bytes are the id */
 } core_sku;
 
@@ -92,6 +94,36 @@ typedef struct core_adjustment {
     uint32_t sku;
     int32_t delta;
 } core_adjustment;
+
+/* A hold (hold.c). Its state only moves from HELD to one of the three
+ * others, once. closed_available is the SKU's stock right after that move
+ * (the answer a replayed CONFIRM or RELEASE gives). */
+typedef struct core_hold {
+    uint64_t id;
+    int64_t time_us;
+    int64_t deadline_us;
+    int64_t available_after;   /* the SKU's stock right after the hold */
+    int64_t closed_available;
+    uint32_t sku;
+    uint32_t qty;
+    uint32_t confirmed;        /* 1..qty once CONFIRMED, else 0 */
+    uint32_t order;            /* the CONFIRM_ORDER's order, or CORE_NONE */
+    uint8_t state;             /* stock_hold_state */
+} core_hold;
+
+/* A HELD hold's place in the expiry queue: a binary min-heap on (deadline,
+ * hold index). Entries of holds closed before their deadline are not
+ * removed: they are dropped when they reach the top. */
+typedef struct core_deadline {
+    int64_t deadline_us;
+    uint32_t hold;
+} core_deadline;
+
+typedef struct core_heap {
+    core_deadline *items;
+    uint32_t count;
+    uint32_t capacity;
+} core_heap;
 
 /* ----------------------------------------------------------- containers */
 
@@ -176,11 +208,24 @@ typedef struct core_index {
     uint32_t moved;
 } core_index;
 
+/* What the holds add up to, kept as they change (core_get_stats). The
+ * three totals count every event applied or replayed since the core was
+ * created. */
+typedef struct core_hold_totals {
+    uint64_t outstanding;      /* holds HELD */
+    uint64_t held_units;       /* units in them */
+    uint64_t expiries, confirmations, releases;
+} core_hold_totals;
+
 struct core {
     core_ids ids;
-    core_pool skus, lines, orders, refunds, adjustments;
+    core_pool skus, lines, orders, refunds, adjustments, holds;
     core_index sku_index, line_index, order_index, refund_index,
-        adjustment_index;
+        adjustment_index, hold_index;
+    core_heap deadlines;       /* HELD holds by deadline (hold.c) */
+    core_hold_totals hold_totals;
+    int64_t clock_us;          /* the latest time a record carries: the
+                                  store's clock never runs backwards */
 };
 
 /* ----------------------------------------------------------- core_pool */
@@ -314,6 +359,13 @@ static inline stock_id core_entity_id(const core *state, const core_pool *pool,
     return core_ids_get(&state->ids, *ref);
 }
 
+/* Copies an id into a NUL-terminated field of STOCK_ID_MAX + 1 bytes. */
+void core_copy_id(char *target, stock_id id);
+
+/* The totals of the SKU / the facts of the line at entity (< count). */
+void core_sku_info(const core *state, uint32_t entity, stock_sku_info *info);
+void core_line_info(const core *state, uint32_t entity, stock_line_info *info);
+
 /* Applies an op at time_us; record NULL means a replay (nothing encoded).
  * Shared by core_apply and core_replay so both run the same rules. */
 bool core_apply_at(core *state, stock_op *op, int64_t time_us, buf *record);
@@ -346,7 +398,33 @@ uint32_t core_sku_find(const core *state, stock_id sku, uint32_t *hash);
 uint32_t core_line_add(core *state, stock_id id, uint32_t hash,
                        uint32_t sku_entity, int64_t qty, uint32_t order,
                        int64_t time_us);
+/* Reserves an order of op->line_count lines (ORDER, CONFIRM_ORDER): the
+ * order, its lines, their ids, and record_bytes of record (record NULL:
+ * none). False on out of memory; nothing logical changes either way. */
+bool core_reserve_order(core *state, const stock_op *op, size_t record_bytes,
+                        buf *record);
 /* The order operation (order.c), as core_apply_at. */
 bool core_apply_order(core *state, stock_op *op, int64_t time_us, buf *record);
+
+/* The hold operations (hold.c): HOLD, CONFIRM, RELEASE, CONFIRM_ORDER and
+ * HOLD_GET, as core_apply_at, except that they encode their own record
+ * (record NULL: a replay, nothing encoded). An op that touches a HELD hold
+ * past its deadline expires it first, which changes state: it then
+ * appends an EXPIRE record and returns true whatever the op's code. */
+bool core_apply_hold(core *state, stock_op *op, int64_t time_us, buf *record);
+/* The hold of that id, or CORE_NONE. */
+uint32_t core_hold_find(const core *state, stock_id id, uint32_t hash);
+/* Re-applies an EXPIRE record's body (record.c has read its type byte);
+ * STOCK_OK or STOCK_CORRUPT with message. */
+stock_code core_replay_expire(core *state, core_reader *reader, char *message,
+                              size_t message_size);
+/* Moves the store's clock to time_us if that is later. Only the ops whose
+ * records carry their time call it (a line, a hold, an expiry), so that
+ * replay moves the clock exactly as the apply did. */
+void core_clock_advance(core *state, int64_t time_us);
+/* Pushes a HELD hold onto the deadline heap (room reserved). */
+void core_heap_push(core_heap *heap, int64_t deadline_us, uint32_t hold);
+bool core_heap_reserve(core_heap *heap, uint32_t extra);
+void core_heap_free(core_heap *heap);
 
 #endif /* STOCK_CORE_INTERNAL_H */

@@ -58,6 +58,12 @@ static bool order_resolve(core *state, stock_op *op, order_scratch *scratch)
             result_conflict(op, "line", line->line_id);
             return false;
         }
+        /* A hold's id is its future line's. */
+        if (core_hold_find(state, line->line_id, scratch->line_hash[i]) != CORE_NONE) {
+            op->failed_line = (int32_t)i;
+            result_conflict(op, "line", line->line_id);
+            return false;
+        }
         scratch->sku[i] = core_sku_find(state, line->sku, NULL);
         if (scratch->sku[i] == CORE_NONE) {
             op->failed_line = (int32_t)i;
@@ -106,8 +112,8 @@ static bool order_sufficient(core *state, stock_op *op,
     return true;
 }
 
-/* Reserves the order, its lines, their ids and the record. */
-static bool order_reserve(core *state, stock_op *op, buf *record)
+bool core_reserve_order(core *state, const stock_op *op, size_t record_bytes,
+                        buf *record)
 {
     uint32_t id_bytes = op->id.len;
     for (uint32_t i = 0; i < op->line_count; i++)
@@ -117,7 +123,7 @@ static bool order_reserve(core *state, stock_op *op, buf *record)
                                  id_bytes) &&
            core_reserve_entities(state, &state->lines, &state->line_index,
                                  op->line_count, id_bytes) &&
-           core_reserve_record(op, record);
+           (record == NULL || buf_reserve(record, record_bytes));
 }
 
 bool core_apply_order(core *state, stock_op *op, int64_t time_us, buf *record)
@@ -131,7 +137,7 @@ bool core_apply_order(core *state, stock_op *op, int64_t time_us, buf *record)
     order_scratch scratch;
     if (!order_resolve(state, op, &scratch) || !order_sufficient(state, op, &scratch))
         return false;
-    if (!order_reserve(state, op, record))
+    if (!core_reserve_order(state, op, record == NULL ? 0 : core_record_size(op), record))
         return core_fail_nomem(op);
     entity = core_entity_add(state, &state->orders, &state->order_index, hash, op->id);
     core_order *order = core_pool_at(&state->orders, entity);

@@ -10,15 +10,21 @@
  *
  * Layout, little-endian; id = 1 length byte + bytes, after the fixed part:
  *   header      "STKSNAP1" | u32 version | u32 0 | u64 skus, orders, lines,
- *               refunds, adjustments
+ *               refunds, adjustments | version 2: u64 holds | i64 clock_us
  *   sku         i64 available, adjusted, deducted, refunded | id
  *   order       u32 first_line, line_count | id
  *   line        i64 time_us, available_after | u32 sku, qty, refunded,
  *               order | id
  *   refund      i64 available_after | u32 line, qty | id
  *   adjustment  i64 available_after | u32 sku | u32 delta | id
+ *   hold        (version 2) i64 time_us, deadline_us, available_after,
+ *               closed_available | u32 sku, qty, confirmed, order |
+ *               u8 state | id
  *   trailer     "STKSNEND"
  * Entities appear in index order, so loading recreates the same indices.
+ * Version 1 (written before holds) has no holds and loads as before. A
+ * SKU's held units are not saved: they are the sum of its HELD holds, which
+ * loading checks (I2 with held) and the deadline heap is rebuilt from them.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -30,15 +36,19 @@
 #define SNAPSHOT_MAGIC "STKSNAP1"
 #define SNAPSHOT_TRAILER "STKSNEND"
 #define SNAPSHOT_MAGIC_BYTES 8
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2
+#define SNAPSHOT_VERSION_NO_HOLDS 1
 #define SNAPSHOT_HEADER_BYTES (SNAPSHOT_MAGIC_BYTES + 4 + 4 + 5 * 8)
+/* What version 2 adds to the header: the hold count and the clock. */
+#define SNAPSHOT_HEADER_HOLDS_BYTES (2 * 8)
 /* Fixed bytes of each entry, before its id (the id's length byte included). */
 #define SKU_FIXED_BYTES (4 * 8 + 1)
 #define ORDER_FIXED_BYTES (2 * 4 + 1)
 #define LINE_FIXED_BYTES (2 * 8 + 4 * 4 + 1)
 #define REFUND_FIXED_BYTES (8 + 2 * 4 + 1)
 #define ADJUSTMENT_FIXED_BYTES (8 + 2 * 4 + 1)
-#define ENTRY_BYTES_MAX (LINE_FIXED_BYTES + STOCK_ID_MAX)
+#define HOLD_FIXED_BYTES (4 * 8 + 4 * 4 + 1 + 1)
+#define ENTRY_BYTES_MAX (HOLD_FIXED_BYTES + STOCK_ID_MAX)
 /* The save buffer: on the stack of the (forked) saver. */
 #define SAVE_BUFFER_BYTES (64 * 1024)
 
@@ -86,6 +96,8 @@ static void save_header(const core *state, saver *out)
     at = core_put_i64(at, state->lines.count);
     at = core_put_i64(at, state->refunds.count);
     at = core_put_i64(at, state->adjustments.count);
+    at = core_put_i64(at, state->holds.count);
+    at = core_put_i64(at, state->clock_us);
     saver_commit(out, at);
 }
 
@@ -152,6 +164,24 @@ static void save_adjustments(const core *state, saver *out)
     }
 }
 
+static void save_holds(const core *state, saver *out)
+{
+    for (uint32_t i = 0; i < state->holds.count && out->failed == 0; i++) {
+        const core_hold *hold = core_pool_at(&state->holds, i);
+        uint8_t *at = saver_room(out);
+        at = core_put_i64(at, hold->time_us);
+        at = core_put_i64(at, hold->deadline_us);
+        at = core_put_i64(at, hold->available_after);
+        at = core_put_i64(at, hold->closed_available);
+        at = core_put_u32(at, hold->sku);
+        at = core_put_u32(at, hold->qty);
+        at = core_put_u32(at, hold->confirmed);
+        at = core_put_u32(at, hold->order);
+        at = core_put_u8(at, hold->state);
+        saver_commit(out, core_put_id(at, core_ids_get(&state->ids, hold->id)));
+    }
+}
+
 int core_snapshot_save(const core *state, core_write_fn write, void *context)
 {
     assert(state != NULL && write != NULL);
@@ -166,6 +196,7 @@ int core_snapshot_save(const core *state, core_write_fn write, void *context)
     save_lines(state, &out);
     save_refunds(state, &out);
     save_adjustments(state, &out);
+    save_holds(state, &out);
     uint8_t *at = saver_room(&out);
     memcpy(at, SNAPSHOT_TRAILER, SNAPSHOT_MAGIC_BYTES);
     saver_commit(&out, at + SNAPSHOT_MAGIC_BYTES);
@@ -176,7 +207,7 @@ int core_snapshot_save(const core *state, core_write_fn write, void *context)
 /* ------------------------------------------------------------------ load */
 
 enum { SECTION_SKUS, SECTION_ORDERS, SECTION_LINES, SECTION_REFUNDS,
-       SECTION_ADJUSTMENTS, SECTION_COUNT };
+       SECTION_ADJUSTMENTS, SECTION_HOLDS, SECTION_COUNT };
 
 /* One entry read but not yet added. */
 typedef struct load_item {
@@ -195,6 +226,7 @@ typedef struct loader {
     uint64_t counts[SECTION_COUNT];
     uint32_t order_cursor;   /* the order a line being loaded may be in */
     uint32_t order_end;      /* the line after the last order loaded */
+    size_t header_bytes;     /* of this snapshot's version */
     load_item item;
 } loader;
 
@@ -301,17 +333,21 @@ static stock_code load_section(loader *in, const section *kind, uint64_t count,
     return load_index(in, kind, pool, index);
 }
 
-/* I2 and the signs of a SKU's totals, without overflow. */
-static bool sku_totals_valid(const core_sku *sku)
+/* The signs of a SKU's totals, and the units I2 says it holds (adjusted -
+ * deducted + refunded - available, checked against its holds once they
+ * are loaded) into sku->held; false if they do not add up. */
+static bool sku_totals_valid(core_sku *sku)
 {
-    int64_t net, available;
+    int64_t net, total;
     if (sku->available < 0 || sku->deducted < 0 || sku->refunded < 0 ||
         sku->refunded > sku->deducted)
         return false;
     if (__builtin_sub_overflow(sku->adjusted, sku->deducted, &net) ||
-        __builtin_add_overflow(net, sku->refunded, &available))
+        __builtin_add_overflow(net, sku->refunded, &total) ||
+        total < sku->available)
         return false;
-    return available == sku->available;
+    sku->held = total - sku->available;
+    return true;
 }
 
 static const char *fill_sku(loader *in, void *entity, core_reader *fixed,
@@ -326,7 +362,7 @@ static const char *fill_sku(loader *in, void *entity, core_reader *fixed,
     sku->deducted = core_get_i64(fixed);
     sku->refunded = core_get_i64(fixed);
     if (!sku_totals_valid(sku))
-        return "totals do not add up (available = adjusted - deducted + refunded)";
+        return "totals do not add up (available + held = adjusted - deducted + refunded)";
     return NULL;
 }
 
@@ -408,6 +444,70 @@ static const char *fill_adjustment(loader *in, void *entity, core_reader *fixed,
     return NULL;
 }
 
+static const char *fill_hold(loader *in, void *entity, core_reader *fixed,
+                             uint32_t index)
+{
+    (void)index;
+    core_hold *hold = entity;
+    hold->time_us = core_get_i64(fixed);
+    hold->deadline_us = core_get_i64(fixed);
+    hold->available_after = core_get_i64(fixed);
+    hold->closed_available = core_get_i64(fixed);
+    hold->sku = core_get_u32(fixed);
+    hold->qty = core_get_u32(fixed);
+    hold->confirmed = core_get_u32(fixed);
+    hold->order = core_get_u32(fixed);
+    hold->state = core_get_u8(fixed);
+    bool confirmed = hold->state == STOCK_HOLD_CONFIRMED;
+    if (hold->sku >= in->state->skus.count || hold->qty < 1 ||
+        hold->qty > STOCK_QTY_MAX || hold->deadline_us <= hold->time_us ||
+        hold->available_after < 0 || hold->closed_available < 0)
+        return "sku, qty or deadline out of range";
+    if (hold->state < STOCK_HOLD_HELD || hold->state > STOCK_HOLD_EXPIRED ||
+        (confirmed ? hold->confirmed < 1 || hold->confirmed > hold->qty
+                   : hold->confirmed != 0) ||
+        (hold->order != CORE_NONE &&
+         (!confirmed || hold->order >= in->state->orders.count)))
+        return "state, confirmed qty or order out of range";
+    return NULL;
+}
+
+/* After the holds: each SKU's held units must be the sum of its HELD
+ * holds; rebuilds the deadline heap and the hold totals. */
+static stock_code load_holds_check(loader *in)
+{
+    core *state = in->state;
+    uint64_t held_units = 0;
+    for (uint32_t i = 0; i < state->holds.count; i++) {
+        const core_hold *hold = core_pool_at(&state->holds, i);
+        core_hold_totals *totals = &state->hold_totals;
+        totals->expiries += hold->state == STOCK_HOLD_EXPIRED;
+        totals->releases += hold->state == STOCK_HOLD_RELEASED;
+        totals->confirmations += hold->state == STOCK_HOLD_CONFIRMED;
+        if (hold->state != STOCK_HOLD_HELD)
+            continue;
+        core_sku *sku = core_pool_at(&state->skus, hold->sku);
+        if (sku->held < hold->qty)
+            return load_corrupt(in, "hold", i, "holds more than its SKU's totals allow");
+        sku->held -= hold->qty;   /* counted down to 0, restored below */
+        if (!core_heap_reserve(&state->deadlines, 1))
+            return load_nomem(in);
+        core_heap_push(&state->deadlines, hold->deadline_us, i);
+        totals->outstanding++;
+        held_units += hold->qty;
+    }
+    for (uint32_t i = 0; i < state->skus.count; i++)
+        if (((const core_sku *)core_pool_at(&state->skus, i))->held != 0)
+            return load_corrupt(in, "sku", i, "totals do not add up (available + "
+                                "held = adjusted - deducted + refunded)");
+    state->hold_totals.held_units = held_units;
+    for (uint32_t i = 0; i < state->deadlines.count; i++) {
+        const core_hold *hold = core_pool_at(&state->holds, state->deadlines.items[i].hold);
+        ((core_sku *)core_pool_at(&state->skus, hold->sku))->held += hold->qty;
+    }
+    return STOCK_OK;
+}
+
 static stock_code load_header(loader *in)
 {
     uint8_t header[SNAPSHOT_HEADER_BYTES];
@@ -417,14 +517,26 @@ static stock_code load_header(loader *in)
         return load_corrupt(in, "header", 0, "not a stockd snapshot");
     core_reader reader = core_reader_make(header + SNAPSHOT_MAGIC_BYTES,
                                           sizeof header - SNAPSHOT_MAGIC_BYTES);
-    if (core_get_u32(&reader) != SNAPSHOT_VERSION || core_get_u32(&reader) != 0)
+    uint32_t version = core_get_u32(&reader);
+    if ((version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_NO_HOLDS) ||
+        core_get_u32(&reader) != 0)
         return load_corrupt(in, "header", 0, "unknown format version");
-    for (int i = 0; i < SECTION_COUNT; i++) {
+    for (int i = 0; i < SECTION_HOLDS; i++)
         in->counts[i] = (uint64_t)core_get_i64(&reader);
+    assert(reader.ok && reader.at == reader.end);
+    in->header_bytes = SNAPSHOT_HEADER_BYTES;
+    if (version == SNAPSHOT_VERSION) {
+        uint8_t more[SNAPSHOT_HEADER_HOLDS_BYTES];
+        if (in->read(in->context, more, sizeof more) != 0)
+            return load_corrupt(in, "header", 0, "truncated");
+        reader = core_reader_make(more, sizeof more);
+        in->counts[SECTION_HOLDS] = (uint64_t)core_get_i64(&reader);
+        in->state->clock_us = core_get_i64(&reader);
+        in->header_bytes += SNAPSHOT_HEADER_HOLDS_BYTES;
+    }
+    for (int i = 0; i < SECTION_COUNT; i++)
         if (in->counts[i] > CORE_ENTITY_MAX)
             return load_corrupt(in, "header", 0, "entity count out of range");
-    }
-    assert(reader.ok && reader.at == reader.end);
     return STOCK_OK;
 }
 
@@ -436,6 +548,7 @@ static const section sections[SECTION_COUNT] = {
     [SECTION_LINES] = {"line", LINE_FIXED_BYTES, fill_line},
     [SECTION_REFUNDS] = {"refund", REFUND_FIXED_BYTES, fill_refund},
     [SECTION_ADJUSTMENTS] = {"adjustment", ADJUSTMENT_FIXED_BYTES, fill_adjustment},
+    [SECTION_HOLDS] = {"hold", HOLD_FIXED_BYTES, fill_hold},
 };
 
 /* Whether the header's counts fit in the snapshot's size, each entry
@@ -443,7 +556,7 @@ static const section sections[SECTION_COUNT] = {
  * the counts up front, so a damaged count must not get that far. */
 static stock_code load_check_counts(loader *in)
 {
-    uint64_t needed = SNAPSHOT_HEADER_BYTES + SNAPSHOT_MAGIC_BYTES;
+    uint64_t needed = in->header_bytes + SNAPSHOT_MAGIC_BYTES;
     for (int i = 0; i < SECTION_COUNT; i++) {
         assert(in->counts[i] <= CORE_ENTITY_MAX);
         needed += in->counts[i] * (sections[i].fixed + 1);
@@ -460,22 +573,25 @@ stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
     assert(state != NULL && read != NULL);
     assert(state->skus.count == 0 && state->lines.count == 0 &&
            state->orders.count == 0 && state->refunds.count == 0 &&
-           state->adjustments.count == 0);
+           state->adjustments.count == 0 && state->holds.count == 0);
     loader *in = calloc(1, sizeof *in);
     if (in == NULL)
         return STOCK_NOMEM;
     *in = (loader){.state = state, .read = read, .context = context,
                    .size = size, .message = message, .message_size = message_size};
     core_pool *pools[SECTION_COUNT] = {&state->skus, &state->orders, &state->lines,
-                                       &state->refunds, &state->adjustments};
+                                       &state->refunds, &state->adjustments,
+                                       &state->holds};
     core_index *indexes[SECTION_COUNT] = {
         &state->sku_index, &state->order_index, &state->line_index,
-        &state->refund_index, &state->adjustment_index};
+        &state->refund_index, &state->adjustment_index, &state->hold_index};
     stock_code code = load_header(in);
     if (code == STOCK_OK)
         code = load_check_counts(in);
     for (int i = 0; i < SECTION_COUNT && code == STOCK_OK; i++)
         code = load_section(in, &sections[i], in->counts[i], pools[i], indexes[i]);
+    if (code == STOCK_OK)
+        code = load_holds_check(in);
     uint8_t trailer[SNAPSHOT_MAGIC_BYTES];
     if (code == STOCK_OK && (read(context, trailer, sizeof trailer) != 0 ||
                              memcmp(trailer, SNAPSHOT_TRAILER, SNAPSHOT_MAGIC_BYTES) != 0))

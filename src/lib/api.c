@@ -90,6 +90,12 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
     return store->ops->get_stats(store, stats);
 }
 
+/* Whether the op is one of the hold ops, which a backend may not keep. */
+static bool is_hold_op(const stock_op *op)
+{
+    return op->type >= STOCK_OP_HOLD && op->type <= STOCK_OP_HOLD_GET;
+}
+
 void stock_submit(stock_t *store, stock_batch *batch)
 {
     assert(store != NULL && batch != NULL && batch->done != NULL);
@@ -101,7 +107,12 @@ void stock_submit(stock_t *store, stock_batch *batch)
         op->failed_line = -1;
         op->message[0] = '\0';
         op->available = 0;
-        if (stock_validate(op) == STOCK_OK)
+        if (stock_validate(op) != STOCK_OK)
+            continue;
+        if (is_hold_op(op) && !store->ops->holds)
+            result_fail(op, STOCK_UNSUPPORTED, "the %s backend keeps no holds; nothing changed",
+                        store->ops->name);
+        else
             valid++;
     }
     if (valid == 0) {
@@ -190,16 +201,25 @@ stock_code stock_deduct(stock_t *store, const char *line_id, const char *sku,
     return run_one(store, &op, available, message);
 }
 
-stock_code stock_order(stock_t *store, const char *order_id,
-                       stock_order_line *lines, uint32_t line_count,
-                       int32_t *failed_line, char *message)
+/* Runs an ORDER or a CONFIRM_ORDER and reports its failed line. */
+static stock_code run_order(stock_t *store, stock_op_type type, const char *order_id,
+                            stock_order_line *lines, uint32_t line_count,
+                            int32_t *failed_line, char *message)
 {
-    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(order_id),
+    stock_op op = {.type = type, .id = stock_id_from_cstr(order_id),
                    .lines = lines, .line_count = line_count};
     stock_code code = run_one(store, &op, NULL, message);
     if (failed_line != NULL)
         *failed_line = op.failed_line;
     return code;
+}
+
+stock_code stock_order(stock_t *store, const char *order_id,
+                       stock_order_line *lines, uint32_t line_count,
+                       int32_t *failed_line, char *message)
+{
+    return run_order(store, STOCK_OP_ORDER, order_id, lines, line_count, failed_line,
+                     message);
 }
 
 stock_code stock_refund(stock_t *store, const char *refund_id,
@@ -228,5 +248,93 @@ stock_code stock_line(stock_t *store, const char *line_id,
     stock_code code = run_one(store, &op, NULL, message);
     if (code == STOCK_OK && info != NULL)
         *info = op.info.line_info;
+    return code;
+}
+
+stock_code stock_hold(stock_t *store, const char *hold_id, const char *sku,
+                      int64_t qty, int64_t ttl_ms, int64_t *available,
+                      char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD, .id = stock_id_from_cstr(hold_id),
+                   .sku = stock_id_from_cstr(sku), .amount = qty,
+                   .expect = ttl_ms};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm(stock_t *store, const char *hold_id, int64_t qty,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_CONFIRM, .id = stock_id_from_cstr(hold_id),
+                   .amount = qty};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_release(stock_t *store, const char *hold_id,
+                         int64_t *available, char *message)
+{
+    stock_op op = {.type = STOCK_OP_RELEASE, .id = stock_id_from_cstr(hold_id)};
+    return run_one(store, &op, available, message);
+}
+
+stock_code stock_confirm_order(stock_t *store, const char *order_id,
+                               stock_order_line *lines, uint32_t line_count,
+                               int32_t *failed_line, char *message)
+{
+    return run_order(store, STOCK_OP_CONFIRM_ORDER, order_id, lines, line_count,
+                     failed_line, message);
+}
+
+stock_code stock_hold_get(stock_t *store, const char *hold_id,
+                          stock_hold_info *info, char *message)
+{
+    stock_op op = {.type = STOCK_OP_HOLD_GET, .id = stock_id_from_cstr(hold_id)};
+    stock_code code = run_one(store, &op, NULL, message);
+    if (code == STOCK_OK && info != NULL)
+        *info = op.info.hold_info;
+    return code;
+}
+
+/* Checks a stock_list call's inputs into *request; the sentence on failure
+ * goes to message (STOCK_MESSAGE_MAX bytes). */
+static bool list_valid(stock_list_kind kind, const char *of, const char *after,
+                       uint32_t max, list_request *request, char *message)
+{
+    *request = (list_request){kind, stock_id_from_cstr(of), stock_id_from_cstr(after), max};
+    if (kind < STOCK_LIST_SKUS || kind > STOCK_LIST_ORDER_LINES)
+        message_set(message, STOCK_MESSAGE_MAX, "unknown listing kind %d", (int)kind);
+    else if (kind == STOCK_LIST_SKUS && of != NULL)
+        message_set(message, STOCK_MESSAGE_MAX, "a listing of SKUs is of nothing: pass of = NULL");
+    else if (kind != STOCK_LIST_SKUS && !stock_id_valid(request->of))
+        message_set(message, STOCK_MESSAGE_MAX, "%s must be 1-64 printable ASCII characters without spaces",
+                    kind == STOCK_LIST_SKU_LINES ? "sku" : "order id");
+    else if (after != NULL && !stock_id_valid(request->after))
+        message_set(message, STOCK_MESSAGE_MAX, "after must be 1-64 printable ASCII characters without spaces");
+    else if (max < 1 || max > STOCK_LIST_MAX)
+        message_set(message, STOCK_MESSAGE_MAX, "limit must be an integer in 1..%d", STOCK_LIST_MAX);
+    else
+        return true;
+    return false;
+}
+
+stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,
+                      const char *after, stock_list_entry *entries,
+                      uint32_t max, uint32_t *count, char *message)
+{
+    assert(store != NULL && entries != NULL && count != NULL);
+    *count = 0;
+    char sentence[STOCK_MESSAGE_MAX] = "";
+    list_request request;
+    stock_code code = STOCK_INVALID;
+    if (!list_valid(kind, of, after, max, &request, sentence)) {
+        code = STOCK_INVALID;
+    } else if (store->ops->list == NULL) {
+        message_set(sentence, sizeof sentence, "the %s backend cannot list", store->ops->name);
+        code = STOCK_UNSUPPORTED;
+    } else {
+        code = store->ops->list(store, &request, entries, count, sentence, sizeof sentence);
+    }
+    assert(*count <= max && (code == STOCK_OK || *count == 0));
+    if (message != NULL)
+        memcpy(message, sentence, sizeof sentence);
     return code;
 }

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lib/result.h"
 
@@ -23,6 +24,8 @@ static const char *const code_names[STOCK_CODE_COUNT] = {
     [STOCK_NOMEM] = "NOMEM",
     [STOCK_UNAVAILABLE] = "UNAVAILABLE",
     [STOCK_UNSUPPORTED] = "UNSUPPORTED",
+    [STOCK_EXPIRED] = "EXPIRED",
+    [STOCK_CLOSED] = "CLOSED",
 };
 
 static const char *const code_sentences[STOCK_CODE_COUNT] = {
@@ -39,6 +42,8 @@ static const char *const code_sentences[STOCK_CODE_COUNT] = {
     [STOCK_NOMEM] = "out of memory",
     [STOCK_UNAVAILABLE] = "the store is closed or unreachable",
     [STOCK_UNSUPPORTED] = "not supported by this backend",
+    [STOCK_EXPIRED] = "the hold expired: its stock was given back",
+    [STOCK_CLOSED] = "the hold was already confirmed or released",
 };
 
 const char *stock_code_name(stock_code code)
@@ -106,4 +111,51 @@ void result_conflict(stock_op *op, const char *what, stock_id id)
 {
     result_fail(op, STOCK_CONFLICT, "%s=%.*s was used with other parameters",
                 what, (int)id.len, id.ptr);
+}
+
+void result_hold_not_found(stock_op *op, stock_id hold)
+{
+    result_fail(op, STOCK_NOT_FOUND, "hold=%.*s", (int)hold.len, hold.ptr);
+}
+
+void result_hold_expired(stock_op *op, stock_id hold)
+{
+    result_fail(op, STOCK_EXPIRED, "hold=%.*s", (int)hold.len, hold.ptr);
+}
+
+void result_hold_closed(stock_op *op, stock_id hold, stock_hold_state state)
+{
+    result_fail(op, STOCK_CLOSED, "hold=%.*s state=%s", (int)hold.len,
+                hold.ptr, stock_hold_state_name(state));
+}
+
+void result_hold_exceeds(stock_op *op, stock_id hold, int64_t held)
+{
+    op->available = held;
+    result_fail(op, STOCK_EXCEEDS, "hold=%.*s held=%" PRId64, (int)hold.len,
+                hold.ptr, held);
+}
+
+const char *stock_hold_state_name(stock_hold_state state)
+{
+    switch (state) {
+    case STOCK_HOLD_HELD: return "held";
+    case STOCK_HOLD_CONFIRMED: return "confirmed";
+    case STOCK_HOLD_RELEASED: return "released";
+    case STOCK_HOLD_EXPIRED: return "expired";
+    }
+    return "unknown";
+}
+
+bool result_hold_state_parse(const char *name, stock_hold_state *state)
+{
+    static const stock_hold_state states[] = {
+        STOCK_HOLD_HELD, STOCK_HOLD_CONFIRMED, STOCK_HOLD_RELEASED,
+        STOCK_HOLD_EXPIRED};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        if (strcmp(name, stock_hold_state_name(states[i])) == 0) {
+            *state = states[i];
+            return true;
+        }
+    return false;
 }

@@ -23,7 +23,14 @@ void result_mismatch(stock_op *op, stock_id sku, int64_t current);
 void result_exceeds(stock_op *op, stock_id line, int64_t refundable);
 /* A stock total (available or adjusted) of sku would pass INT64_MAX. */
 void result_overflow(stock_op *op, stock_id sku);
-/* what: "line", "order", "refund" or "adjustment". */
+/* what: "line", "order", "refund", "adjustment" or "hold". */
 void result_conflict(stock_op *op, const char *what, stock_id id);
+/* Holds: "hold=H", "hold=H state=released", "hold=H held=3". */
+void result_hold_not_found(stock_op *op, stock_id hold);
+void result_hold_expired(stock_op *op, stock_id hold);
+void result_hold_closed(stock_op *op, stock_id hold, stock_hold_state state);
+void result_hold_exceeds(stock_op *op, stock_id hold, int64_t held);
+/* The state stock_hold_state_name calls name; false for another word. */
+bool result_hold_state_parse(const char *name, stock_hold_state *state);
 
 #endif /* STOCK_RESULT_H */

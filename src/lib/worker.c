@@ -22,16 +22,30 @@ static int64_t tick_if_due(worker *w, int64_t tick_at_us)
     return next_us;
 }
 
-/* Waits (mutex held) until a batch is queued, the worker closes, or the
- * tick is due at tick_at_us. */
+/* Waits (mutex held) until a batch or a call is queued, the worker closes,
+ * or the tick is due at tick_at_us. */
 static void wait_for_work(worker *w, int64_t tick_at_us)
 {
     struct timespec until = {tick_at_us / 1000000, (tick_at_us % 1000000) * 1000};
-    while (w->queue.head == NULL && !w->closing) {
+    while (w->queue.head == NULL && w->calls == NULL && !w->closing) {
         if (tick_at_us == INT64_MAX)
             pthread_cond_wait(&w->wake, &w->mutex);
         else if (pthread_cond_timedwait(&w->wake, &w->mutex, &until) == ETIMEDOUT)
             return;
+    }
+}
+
+/* Runs the calls waiting (mutex held on entry and exit, not during). */
+static void run_calls(worker *w)
+{
+    while (w->calls != NULL) {
+        worker_call *call = w->calls;
+        w->calls = call->next;
+        pthread_mutex_unlock(&w->mutex);
+        call->run(w->store, call->context);
+        pthread_mutex_lock(&w->mutex);
+        call->done = true;
+        pthread_cond_broadcast(&w->called);
     }
 }
 
@@ -47,11 +61,12 @@ static void *worker_main(void *argument)
     while (code == STOCK_OK) {
         tick_at_us = tick_if_due(w, tick_at_us);
         wait_for_work(w, tick_at_us);
+        run_calls(w);
         stock_batch *chain = batches_dequeue(&w->queue, w->ops_max, NULL);
         if (chain == NULL && w->closing)
             break;   /* closing, and the queue is drained */
         if (chain == NULL)
-            continue;   /* the tick is due */
+            continue;   /* a call ran, or the tick is due */
         pthread_mutex_unlock(&w->mutex);
         w->tasks->run(w->store, chain);
         pthread_mutex_lock(&w->mutex);
@@ -64,6 +79,7 @@ static void *worker_main(void *argument)
 
 static void destroy(worker *w)
 {
+    pthread_cond_destroy(&w->called);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mutex);
 }
@@ -80,6 +96,7 @@ stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
     pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &clock);
     pthread_condattr_destroy(&clock);
+    pthread_cond_init(&w->called, NULL);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         destroy(w);
         return STOCK_NOMEM;
@@ -110,6 +127,20 @@ void worker_submit(worker *w, stock_batch *batch)
         batches_fail(batch, STOCK_UNAVAILABLE, "the store is closing");
         batches_complete(w->store, batch);
     }
+}
+
+void worker_call_run(worker *w, worker_call *call)
+{
+    assert(call != NULL && call->run != NULL && !pthread_equal(pthread_self(), w->thread));
+    pthread_mutex_lock(&w->mutex);
+    assert(!w->closing);
+    call->done = false;
+    call->next = w->calls;
+    w->calls = call;
+    pthread_cond_signal(&w->wake);
+    while (!call->done)
+        pthread_cond_wait(&w->called, &w->mutex);
+    pthread_mutex_unlock(&w->mutex);
 }
 
 void worker_close(worker *w)

@@ -7,7 +7,9 @@
  * lets the thread drain the queue first.
  *
  * The backend keeps a worker inside its store and gives it its tasks; each
- * runs on the worker's thread, so what they touch needs no lock.
+ * runs on the worker's thread, so what they touch needs no lock. A
+ * synchronous call that needs the thread's connection (stock_list) runs
+ * there too, between two chains, through worker_call_run.
  */
 #ifndef STOCK_WORKER_H
 #define STOCK_WORKER_H
@@ -35,6 +37,14 @@ typedef struct worker_tasks {
     int64_t (*tick)(stock_t *store);
 } worker_tasks;
 
+/* A call to run on the worker's thread; lives on the caller's stack. */
+typedef struct worker_call {
+    void (*run)(stock_t *store, void *context);
+    void *context;
+    bool done;                   /* the worker's, under its mutex */
+    struct worker_call *next;
+} worker_call;
+
 typedef struct worker {
     stock_t *store;
     const worker_tasks *tasks;
@@ -44,6 +54,8 @@ typedef struct worker {
     pthread_cond_t wake;         /* the thread waits for work, the opener for start;
                                   * on CLOCK_MONOTONIC, the tick's clock */
     batch_queue queue;
+    worker_call *calls;          /* to run before the next chain, newest first */
+    pthread_cond_t called;       /* callers wait for their call's end */
     bool started;
     stock_code start_code;
     bool closing;
@@ -62,6 +74,11 @@ stock_code worker_start(worker *w, stock_t *store, const worker_tasks *tasks,
  * with STOCK_UNAVAILABLE instead (stock.h forbids that race; this keeps it
  * harmless). */
 void worker_submit(worker *w, stock_batch *batch);
+
+/* Runs call->run(store, call->context) on the worker's thread, after the
+ * chain it is running (if any), and waits for it to end. Any thread but the
+ * worker's own (never a done callback), not during worker_close. */
+void worker_call_run(worker *w, worker_call *call);
 
 /* Lets the thread run everything queued, stop, and end; frees the worker's
  * resources (not the store). */

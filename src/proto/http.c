@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -55,6 +56,23 @@ static int on_header_field(http_parser *parser, const char *at, size_t len)
     return 0;
 }
 
+/* A header whose value the request keeps: its buffer in r->request. */
+typedef struct kept_header {
+    const char *name;
+    size_t offset;
+    size_t size;
+    const char *too_long;   /* the 431's sentence */
+} kept_header;
+
+static const kept_header kept_headers[] = {
+    {"authorization", offsetof(http_request, authorization), HTTP_AUTHORIZATION_MAX,
+     "the Authorization header exceeds 1023 bytes"},
+    {"idempotency-key", offsetof(http_request, idempotency_key), HTTP_PRECONDITION_MAX,
+     "the Idempotency-Key header exceeds 255 bytes"},
+    {"if-match", offsetof(http_request, if_match), HTTP_PRECONDITION_MAX,
+     "the If-Match header exceeds 255 bytes"},
+};
+
 static int on_header_value(http_parser *parser, const char *at, size_t len)
 {
     http_reader *r = parser->data;
@@ -63,14 +81,18 @@ static int on_header_value(http_parser *parser, const char *at, size_t len)
     r->field_done = true;
     if (strcasecmp(r->field, "expect") == 0 && len == 12 && strncasecmp(at, "100-continue", 12) == 0)
         r->request.expect_continue = true;
-    if (strcasecmp(r->field, "authorization") != 0)
-        return 0;
-    char *value = r->request.authorization;
-    size_t used = strlen(value);
-    if (used + len >= HTTP_AUTHORIZATION_MAX)
-        return fail(parser, 431, "the Authorization header exceeds 1023 bytes");
-    memcpy(value + used, at, len);
-    value[used + len] = '\0';
+    for (size_t i = 0; i < sizeof kept_headers / sizeof kept_headers[0]; i++) {
+        const kept_header *kept = &kept_headers[i];
+        if (strcasecmp(r->field, kept->name) != 0)
+            continue;
+        /* a value may come in pieces: append */
+        char *value = (char *)&r->request + kept->offset;
+        size_t used = strlen(value);
+        if (used + len >= kept->size)
+            return fail(parser, 431, kept->too_long);
+        memcpy(value + used, at, len);
+        value[used + len] = '\0';
+    }
     return 0;
 }
 
@@ -161,6 +183,8 @@ void http_reader_next(http_reader *reader)
     buf_clear(&reader->request.url);
     buf_clear(&reader->request.body);
     reader->request.authorization[0] = '\0';
+    reader->request.idempotency_key[0] = '\0';
+    reader->request.if_match[0] = '\0';
     reader->request.expect_continue = false;
     reader->continue_due = false;
     reader->header_bytes = 0;

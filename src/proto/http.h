@@ -4,7 +4,8 @@
  *
  * The reader takes bytes as they arrive and yields one whole request at a
  * time (keep-alive and pipelined requests included), copying the URL, the
- * body and the Authorization header into bounded buffers. Oversize headers
+ * body and the Authorization, Idempotency-Key and If-Match headers into
+ * bounded buffers. Oversize headers
  * give 431 and an oversize body 413 before anything large is buffered.
  */
 #ifndef STOCK_HTTP_H
@@ -20,12 +21,15 @@
 #define HTTP_HEADER_BYTES_MAX (16 * 1024)  /* request line + headers */
 #define HTTP_AUTHORIZATION_MAX 1024        /* bytes of the Authorization value */
 #define HTTP_FIELD_NAME_MAX 64             /* longest header name we look at */
+#define HTTP_PRECONDITION_MAX 256          /* bytes of Idempotency-Key, If-Match */
 
 typedef struct http_request {
     enum http_method method;
     buf url;                               /* path and query, not NUL-terminated */
     buf body;
     char authorization[HTTP_AUTHORIZATION_MAX];  /* "" if absent */
+    char idempotency_key[HTTP_PRECONDITION_MAX]; /* raw value, "" if absent */
+    char if_match[HTTP_PRECONDITION_MAX];        /* raw value, "" if absent */
     bool keep_alive;
     bool expect_continue;                  /* "Expect: 100-continue" was sent */
 } http_request;

@@ -1,7 +1,8 @@
 /*
  * commands.c -- the RESP front end: the command table, the read loop of a
  * RESP connection, the store commands (SETSTOCK, ADDSTOCK, DEDUCT, ORDER,
- * REFUND, STOCK, SKUINFO, LINEINFO) and their replies (see commands.h,
+ * REFUND, STOCK, SKUINFO, LINEINFO; holds: HOLD, CONFIRM, RELEASE,
+ * CONFIRMORDER, HOLDINFO) and their replies (see commands.h,
  * docs/protocol.md).
  *
  * A store command becomes one stock_op in the gathering batch; its ids point
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "server/commands.h"
+#include "server/listing.h"
 #include "server/log.h"
 #include "server/session.h"
 
@@ -218,6 +220,76 @@ static void cmd_lineinfo(conn *c, const resp_request *r)
     op->line = arg_id(r->argv[1]);
 }
 
+static void cmd_hold(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_HOLD;
+    op->id = arg_id(r->argv[1]);
+    op->sku = arg_id(r->argv[2]);
+    op->amount = arg_number(r->argv[3], 0);
+    op->expect = arg_number(r->argv[4], 0);
+}
+
+/* CONFIRM hold_id [qty]: without qty, the whole hold (0). */
+static void cmd_confirm(conn *c, const resp_request *r)
+{
+    if (r->argc > 3) {
+        arity_error(c, "confirm");
+        return;
+    }
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_CONFIRM;
+    op->id = arg_id(r->argv[1]);
+    op->amount = r->argc == 3 ? arg_number(r->argv[2], -1) : 0;
+}
+
+static void cmd_release(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_AVAILABLE, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_RELEASE;
+    op->id = arg_id(r->argv[1]);
+}
+
+static void cmd_confirmorder(conn *c, const resp_request *r)
+{
+    if ((r->argc - 2) % 2 != 0) {
+        arity_error(c, "confirmorder");
+        return;
+    }
+    uint32_t count = (r->argc - 2) / 2;
+    stock_order_line *lines = calloc(count, sizeof *lines);
+    if (lines == NULL) {
+        commands_reply_error(c, "NOMEM", "out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        lines[i].line_id = arg_id(r->argv[2 + 2 * i]);
+        lines[i].qty = arg_number(r->argv[3 + 2 * i], -1);
+    }
+    stock_op *op = add_op(c, COMMANDS_REPLY_ORDER, lines);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_CONFIRM_ORDER;
+    op->id = arg_id(r->argv[1]);
+    op->lines = lines;
+    op->line_count = count;
+}
+
+static void cmd_holdinfo(conn *c, const resp_request *r)
+{
+    stock_op *op = add_op(c, COMMANDS_REPLY_HOLDINFO, NULL);
+    if (op == NULL)
+        return;
+    op->type = STOCK_OP_HOLD_GET;
+    op->id = arg_id(r->argv[1]);
+}
+
 /* ---------------------------------------------------------------- table */
 
 const commands_entry commands_table[] = {
@@ -229,6 +301,12 @@ const commands_entry commands_table[] = {
     {"ADDSTOCK", -3, AUTH_FULL, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
     {"SKUINFO", 2, AUTH_READ_ONLY, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
     {"LINEINFO", 2, AUTH_READ_ONLY, cmd_lineinfo, "Returns a deducted line."},
+    {"HOLD", 5, AUTH_FULL, cmd_hold, "Holds qty of a SKU for ttl milliseconds (idempotent by hold id)."},
+    {"CONFIRM", -2, AUTH_FULL, cmd_confirm, "Turns a hold, or qty of it, into a deducted line with its id."},
+    {"RELEASE", 2, AUTH_FULL, cmd_release, "Gives a hold's stock back."},
+    {"CONFIRMORDER", -4, AUTH_FULL, cmd_confirmorder, "Confirms every hold of an order, or none."},
+    {"HOLDINFO", 2, AUTH_READ_ONLY, cmd_holdinfo, "Returns a hold and its state."},
+    {"LIST", -2, AUTH_READ_ONLY, listing_resp, "Lists SKUs, a SKU's lines or an order's lines, a page at a time."},
     {"STOCKPROTO", 2, AUTH_READ_ONLY, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
     {"PING", -1, AUTH_READ_ONLY, session_ping, "Returns PONG, or the message."},
     {"ECHO", 2, AUTH_READ_ONLY, session_echo, "Returns the message."},
@@ -387,11 +465,29 @@ static bool render_pair(buf *out, const char *field, int64_t value)
 
 static bool render_skuinfo(conn *c, const stock_sku_info *info, buf *out)
 {
-    return resp_write_map(out, 4, c->proto) &&
+    return resp_write_map(out, 5, c->proto) &&
            render_pair(out, "available", info->available) &&
            render_pair(out, "adjusted", info->adjusted) &&
            render_pair(out, "deducted", info->deducted) &&
-           render_pair(out, "refunded", info->refunded);
+           render_pair(out, "refunded", info->refunded) &&
+           render_pair(out, "held", info->held);
+}
+
+static bool render_text(buf *out, const char *field, const char *value)
+{
+    return resp_write_bulk(out, field, strlen(field)) &&
+           resp_write_bulk(out, value, strlen(value));
+}
+
+static bool render_holdinfo(conn *c, const stock_hold_info *info, buf *out)
+{
+    return resp_write_map(out, 7, c->proto) && render_text(out, "sku", info->sku) &&
+           render_text(out, "order_id", info->order_id) &&
+           render_text(out, "state", stock_hold_state_name(info->state)) &&
+           render_pair(out, "qty", info->qty) &&
+           render_pair(out, "confirmed", info->confirmed) &&
+           render_pair(out, "time_us", info->time_us) &&
+           render_pair(out, "deadline_us", info->deadline_us);
 }
 
 static bool render_lineinfo(conn *c, const stock_line_info *info, buf *out)
@@ -419,9 +515,11 @@ void commands_render(conn *c, const slot *s, const stock_op *op, buf *out)
         ok = render_order(c, op, out);
     else if (s->kind == COMMANDS_REPLY_SKUINFO)
         ok = render_skuinfo(c, &op->info.sku_info, out);
-    else {
-        assert(s->kind == COMMANDS_REPLY_LINEINFO);
+    else if (s->kind == COMMANDS_REPLY_LINEINFO)
         ok = render_lineinfo(c, &op->info.line_info, out);
+    else {
+        assert(s->kind == COMMANDS_REPLY_HOLDINFO);
+        ok = render_holdinfo(c, &op->info.hold_info, out);
     }
     if (!ok) {
         log_warn("client %llu: out of memory for a reply", (unsigned long long)c->id);

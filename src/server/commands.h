@@ -17,7 +17,8 @@ typedef enum commands_reply {
     COMMANDS_REPLY_STOCK,          /* integer info.sku_info.available */
     COMMANDS_REPLY_ORDER,          /* array of lines[i].available */
     COMMANDS_REPLY_SKUINFO,        /* field/value pairs, a map under RESP3 */
-    COMMANDS_REPLY_LINEINFO
+    COMMANDS_REPLY_LINEINFO,
+    COMMANDS_REPLY_HOLDINFO        /* field/value pairs, a map under RESP3 */
 } commands_reply;
 
 /* A command handler: the request's arity is already checked. */

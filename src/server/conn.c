@@ -557,6 +557,8 @@ static void pop_slot(conn *c, slot *s)
         batch_release(c->srv, s->owner);
     if (s->borrowed != NULL)
         chunk_release(c->srv, s->borrowed);
+    if (c->kind == CONN_HTTP)
+        routes_release(c, s);
     free(s->extra);
     c->slot_head = (c->slot_head + 1) & (c->slot_cap - 1);
     c->slot_count--;

@@ -15,7 +15,9 @@
 static const char *const op_names[STOCK_OP_TYPE_MAX + 1] = {
     [STOCK_OP_SET] = "set", [STOCK_OP_ADD] = "add", [STOCK_OP_DEDUCT] = "deduct",
     [STOCK_OP_ORDER] = "order", [STOCK_OP_REFUND] = "refund",
-    [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line",
+    [STOCK_OP_GET] = "get", [STOCK_OP_LINE] = "line", [STOCK_OP_HOLD] = "hold",
+    [STOCK_OP_CONFIRM] = "confirm", [STOCK_OP_RELEASE] = "release",
+    [STOCK_OP_CONFIRM_ORDER] = "confirm_order", [STOCK_OP_HOLD_GET] = "hold_get",
 };
 
 /* The bucket of a batch latency: 16 us << i. */
@@ -165,7 +167,9 @@ static bool render_connections(const metrics *counters, buf *out)
          counters->tls_failures},
     };
     bool ok = render_one(out, "stockd_connections", "gauge", "Client connections open now.",
-                         counters->connections_open);
+                         counters->connections_open) &&
+              render_one(out, "stockd_connections_max", "gauge",
+                         "Connections allowed at once (--maxclients).", counters->connections_max);
     for (size_t i = 0; ok && i < sizeof totals / sizeof totals[0]; i++)
         ok = render_one(out, totals[i].name, "counter", totals[i].help, totals[i].value);
     return ok;
@@ -199,6 +203,11 @@ static bool render_store(stock_t *store, buf *out)
         {"stockd_store_memory_bytes", "gauge", "Memory the store's state holds.", stats.memory_bytes},
         {"stockd_store_log_bytes", "gauge", "Flow log bytes since the last snapshot.", stats.log_bytes},
         {"stockd_store_snapshots_total", "counter", "Snapshots completed.", stats.snapshots},
+        {"stockd_store_holds_outstanding", "gauge", "Holds not yet confirmed, released or expired.", stats.holds_outstanding},
+        {"stockd_store_held_units", "gauge", "Units in those holds.", stats.held_units},
+        {"stockd_store_hold_expiries_total", "counter", "Holds the store expired.", stats.hold_expiries},
+        {"stockd_store_hold_confirmations_total", "counter", "Holds confirmed.", stats.hold_confirmations},
+        {"stockd_store_hold_releases_total", "counter", "Holds released.", stats.hold_releases},
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)

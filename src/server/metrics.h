@@ -26,6 +26,7 @@ typedef struct metrics {
     uint64_t connections_accepted;
     uint64_t connections_rejected;   /* over --maxclients */
     uint64_t connections_open;
+    uint64_t connections_max;        /* --maxclients, so alerts can compare */
     uint64_t idle_closed;            /* closed by --idle-timeout */
     uint64_t protocol_errors;        /* malformed or oversize requests */
     uint64_t auth_failures;          /* wrong passwords, and attempts refused by the limit */

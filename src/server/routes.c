@@ -4,7 +4,10 @@
  * Each request is routed by method and path; a store route's JSON body (and
  * percent-decoded path id) becomes a request (proto/request_json.h) that
  * the reply slot owns, so the op can wait in a batch after the request
- * buffers are reused.
+ * buffers are reused. Around that parse, the HTTP headers that change an
+ * op: Idempotency-Key (the op's id, server/idempotency.h) and If-Match (a
+ * SET's expected level, server/etag.h). Errors are RFC 9457 problem
+ * details (request_json_problem).
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -16,6 +19,9 @@
 #include "lib/uri.h"
 #include "proto/http.h"
 #include "proto/request_json.h"
+#include "server/etag.h"
+#include "server/idempotency.h"
+#include "server/listing.h"
 #include "server/log.h"
 #include "server/routes.h"
 
@@ -27,17 +33,28 @@
 
 /* What a route does. A store route is a request kind (proto/request_json.h)
  * and its slot's kind, which says how the op's reply is rendered (kind 0
- * is a ready text reply's, so no route takes it); health, metrics and the
- * hot SKUs are answered at once, with no op. */
+ * is a ready text reply's, so no route takes it); health, metrics, the hot
+ * SKUs and the listings are answered at once, with no op. */
 typedef enum route_kind {
     ROUTE_SET = REQUEST_SET, ROUTE_GET = REQUEST_GET, ROUTE_ADD = REQUEST_ADD,
     ROUTE_DEDUCT = REQUEST_DEDUCT, ROUTE_ORDER = REQUEST_ORDER, ROUTE_REFUND = REQUEST_REFUND,
-    ROUTE_LINE = REQUEST_LINE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT
+    ROUTE_LINE = REQUEST_LINE, ROUTE_HOLD = REQUEST_HOLD, ROUTE_CONFIRM = REQUEST_CONFIRM,
+    ROUTE_RELEASE = REQUEST_RELEASE, ROUTE_HOLD_ORDER = REQUEST_HOLD_ORDER,
+    ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT,
+    ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES
 } route_kind;
 
 /* A store request's slot kind is its route kind, plus this bit when the
- * client keeps the connection alive; the slot's extra is its request. */
+ * client keeps the connection alive; the slot's extra is its call. */
 #define ROUTES_SLOT_KEEP_ALIVE 0x100u
+
+/* What a store request keeps until its slot is popped (routes_release). */
+typedef struct call {
+    request *made;             /* the parsed request: the op points into it */
+    bool keyed;                /* the op's id came from Idempotency-Key */
+    bool if_match;             /* a SET's expect came from If-Match */
+    idempotency_entry key;     /* in flight while keyed */
+} call;
 
 /* A path split at '/', each segment percent-decoded. */
 typedef struct path {
@@ -65,6 +82,8 @@ void routes_free_reader(conn *c)
 
 /* ------------------------------------------------------------ responses */
 
+/* Appends a response with body (a success's JSON, or an error's problem
+ * object for a status of 400 or more); takes body's reference. */
 static bool write_json(buf *out, int status, json_t *body, const char *extra, bool keep_alive)
 {
     if (body == NULL)
@@ -73,7 +92,8 @@ static bool write_json(buf *out, int status, json_t *body, const char *extra, bo
     json_decref(body);
     if (text == NULL)
         return false;
-    bool ok = http_write_response(out, status, ROUTES_JSON_TYPE, extra, text, strlen(text), keep_alive);
+    const char *type = status >= 400 ? REQUEST_PROBLEM_TYPE : ROUTES_JSON_TYPE;
+    bool ok = http_write_response(out, status, type, extra, text, strlen(text), keep_alive);
     free(text);
     return ok;
 }
@@ -83,7 +103,7 @@ bool routes_write_error(conn *c, buf *out, int status, const char *word,
 {
     (void)c;
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer realm=\"stockd\"\r\n" : NULL;
-    return write_json(out, status, request_json_error(word, message), extra, keep_alive);
+    return write_json(out, status, request_json_problem(status, word, message), extra, keep_alive);
 }
 
 /* Ends a response written after conn_reply_begin's mark: closes c if it
@@ -176,12 +196,97 @@ static bool segment_is(const path *p, uint32_t i, const char *word)
     return i < p->count && strcmp(p->segment[i].text, word) == 0;
 }
 
+/* Checks a POST's Idempotency-Key (idempotency.h) into key ("" when the
+ * request has none, or its kind takes no id from the body): it must be an
+ * id, equal to the body's field when that is given too, and not in
+ * flight. Replies 400 or 409 and returns false otherwise. */
+static bool admit_key(conn *c, const http_request *req, route_kind kind, const stock_op *op,
+                      char key[REQUEST_ID_BYTES])
+{
+    key[0] = '\0';
+    const char *field = request_json_id_field((request_kind)kind);
+    if (req->idempotency_key[0] == '\0' || field == NULL)
+        return true;
+    char message[ROUTES_MESSAGE_MAX];
+    const char *why = idempotency_parse(req->idempotency_key, key, REQUEST_ID_BYTES);
+    if (why != NULL) {
+        reply_error(c, req->keep_alive, 400, "INVALID", why);
+    } else if (op->id.len > 0 && !(op->id.len == strlen(key) && memcmp(op->id.ptr, key, op->id.len) == 0)) {
+        snprintf(message, sizeof message,
+                 "Idempotency-Key '%s' differs from %s: send one of them, or both the same", key, field);
+        reply_error(c, req->keep_alive, 400, "INVALID", message);
+    } else if (idempotency_in_flight((uint16_t)kind, key)) {
+        snprintf(message, sizeof message,
+                 "a request with Idempotency-Key '%s' is in progress: retry once it is answered", key);
+        reply_error(c, req->keep_alive, 409, "INFLIGHT", message);
+    } else {
+        return true;
+    }
+    return false;
+}
+
+/* Reads a PUT's If-Match into *level (etag.h): true if the request has
+ * none or a usable one; replies 400 and returns false otherwise. */
+static bool admit_if_match(conn *c, const http_request *req, route_kind kind, const stock_op *op,
+                           int64_t *level)
+{
+    if (req->if_match[0] == '\0' || kind != ROUTE_SET)
+        return true;
+    const char *why = op->has_expect ? "give expect or If-Match, not both"
+                                     : etag_if_match_level(req->if_match, level);
+    if (why == NULL)
+        return true;
+    reply_error(c, req->keep_alive, 400, "INVALID", why);
+    return false;
+}
+
+/* Answers 400 INVALID for a body that can never make an op (message says
+ * why; failed_line >= 0 names the order line or hold at fault). */
+static void reply_refused(conn *c, const http_request *req, const char *message, int32_t failed_line)
+{
+    json_t *body = request_json_problem(400, "INVALID", message);
+    if (body != NULL && failed_line >= 0)
+        json_object_set_new(body, "failed_line", json_integer(failed_line));
+    reply_json(c, req->keep_alive, 400, body, NULL);
+}
+
+/* Queues parsed (made's op) with its call as slot extra, the admitted key
+ * in flight and If-Match's level as the expected one. */
+static void queue_call(conn *c, const http_request *req, route_kind kind, request *made,
+                       const stock_op *parsed, const char *key, int64_t level)
+{
+    call *cl = calloc(1, sizeof *cl);
+    uint16_t slot_kind = (uint16_t)(kind | (req->keep_alive ? ROUTES_SLOT_KEEP_ALIVE : 0));
+    stock_op *op = cl != NULL ? conn_add_op(c, slot_kind, cl, false) : NULL;
+    if (op == NULL) {
+        free(made);
+        reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
+        return;
+    }
+    cl->made = made;
+    *op = *parsed;
+    if (key[0] != '\0') {
+        request_json_set_id(made, op, key);
+        cl->keyed = true;
+        idempotency_begin(&cl->key, (uint16_t)kind, key);
+    }
+    if (req->if_match[0] != '\0' && kind == ROUTE_SET) {
+        cl->if_match = true;
+        op->has_expect = true;
+        op->expect = level;
+    }
+    if (!req->keep_alive)
+        conn_close_after_replies(c);
+}
+
 /* Queues the store request of route kind for the body and path id (NULL
  * for the routes whose path has none), or answers 400 INVALID at once when
- * the body can never make one. */
+ * the body can never make one or a header is refused. */
 static void route_store(conn *c, const http_request *req, route_kind kind, const path *p)
 {
-    bool path_has_id = kind == ROUTE_SET || kind == ROUTE_ADD || kind == ROUTE_GET || kind == ROUTE_LINE;
+    bool path_has_id = kind == ROUTE_SET || kind == ROUTE_ADD || kind == ROUTE_GET ||
+                       kind == ROUTE_LINE || kind == ROUTE_CONFIRM || kind == ROUTE_RELEASE ||
+                       kind == ROUTE_HOLD_GET;
     const char *path_id = path_has_id ? p->segment[2].text : NULL;
     size_t path_len = path_has_id ? p->segment[2].len : 0;
     char message[REQUEST_MESSAGE_MAX];
@@ -192,21 +297,20 @@ static void route_store(conn *c, const http_request *req, route_kind kind, const
                                                req->body.len, path_id, path_len, &parsed, &made,
                                                message, &failed_line);
     if (status == REQUEST_REFUSED) {
-        json_t *body = request_json_error("INVALID", message);
-        if (body != NULL && failed_line >= 0)
-            json_object_set_new(body, "failed_line", json_integer(failed_line));
-        reply_json(c, req->keep_alive, 400, body, NULL);
+        reply_refused(c, req, message, failed_line);
         return;
     }
-    uint16_t slot_kind = (uint16_t)(kind | (req->keep_alive ? ROUTES_SLOT_KEEP_ALIVE : 0));
-    stock_op *op = made != NULL ? conn_add_op(c, slot_kind, made, false) : NULL;
-    if (op == NULL) {
+    if (status == REQUEST_NOMEM) {
         reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
         return;
     }
-    *op = parsed;
-    if (!req->keep_alive)
-        conn_close_after_replies(c);
+    char key[REQUEST_ID_BYTES];
+    int64_t level = -1;
+    if (!admit_key(c, req, kind, &parsed, key) || !admit_if_match(c, req, kind, &parsed, &level)) {
+        free(made);
+        return;
+    }
+    queue_call(c, req, kind, made, &parsed, key, level);
 }
 
 static void route_metrics(conn *c, const http_request *req)
@@ -240,6 +344,24 @@ static void route_hot(conn *c, const http_request *req)
         reply_json(c, req->keep_alive, 200, body, NULL);
 }
 
+static int status_of(stock_code code);
+
+/* A listing page (listing.h), answered at once. */
+static void route_list(conn *c, const http_request *req, const path *p, route_kind kind)
+{
+    stock_list_kind list = kind == ROUTE_LIST_SKUS       ? STOCK_LIST_SKUS
+                           : kind == ROUTE_LIST_SKU_LINES ? STOCK_LIST_SKU_LINES
+                                                          : STOCK_LIST_ORDER_LINES;
+    const char *of = list == STOCK_LIST_SKUS ? NULL : p->segment[2].text;
+    json_t *body = NULL;
+    char link[LISTING_LINK_MAX], message[STOCK_MESSAGE_MAX];
+    stock_code code = listing_http(c->srv->store, list, of, req, &body, link, message);
+    if (code == STOCK_OK)
+        reply_json(c, req->keep_alive, 200, body, link[0] != '\0' ? link : NULL);
+    else
+        reply_error(c, req->keep_alive, status_of(code), stock_code_name(code), message);
+}
+
 /* ------------------------------------------------------------ routing */
 
 typedef struct route_entry {
@@ -254,13 +376,21 @@ static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH, AUTH_NONE},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
     {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
+    {{"v1", "skus"}, 2, HTTP_GET, ROUTE_LIST_SKUS, AUTH_READ_ONLY},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET, AUTH_FULL},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET, AUTH_READ_ONLY},
     {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD, AUTH_FULL},
+    {{"v1", "skus", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_SKU_LINES, AUTH_READ_ONLY},
+    {{"v1", "orders", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_ORDER_LINES, AUTH_READ_ONLY},
     {{"v1", "deductions"}, 2, HTTP_POST, ROUTE_DEDUCT, AUTH_FULL},
     {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER, AUTH_FULL},
     {{"v1", "refunds"}, 2, HTTP_POST, ROUTE_REFUND, AUTH_FULL},
     {{"v1", "lines", "*"}, 3, HTTP_GET, ROUTE_LINE, AUTH_READ_ONLY},
+    {{"v1", "holds"}, 2, HTTP_POST, ROUTE_HOLD, AUTH_FULL},
+    {{"v1", "holds", "*"}, 3, HTTP_GET, ROUTE_HOLD_GET, AUTH_READ_ONLY},
+    {{"v1", "holds", "*", "confirm"}, 4, HTTP_POST, ROUTE_CONFIRM, AUTH_FULL},
+    {{"v1", "holds", "*", "release"}, 4, HTTP_POST, ROUTE_RELEASE, AUTH_FULL},
+    {{"v1", "hold-orders"}, 2, HTTP_POST, ROUTE_HOLD_ORDER, AUTH_FULL},
 };
 
 static bool pattern_matches(const route_entry *entry, const path *p)
@@ -289,7 +419,7 @@ static bool permitted(conn *c, const http_request *req, const route_entry *entry
             snprintf(message, sizeof message, "too many failed authentications from %s; "
                      "try again in %u s", c->peer, retry_s);
             snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
-            reply_json(c, req->keep_alive, 429, request_json_error("TOOMANY", message), extra);
+            reply_json(c, req->keep_alive, 429, request_json_problem(429, "TOOMANY", message), extra);
             return false;
         }
     } else if (role < entry->needs)
@@ -318,8 +448,12 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
         break;
     case ROUTE_METRICS: route_metrics(c, req); break;
     case ROUTE_HOT: route_hot(c, req); break;
+    case ROUTE_LIST_SKUS: case ROUTE_LIST_SKU_LINES: case ROUTE_LIST_ORDER_LINES:
+        route_list(c, req, p, kind);
+        break;
     case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
-    case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE:
+    case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE: case ROUTE_HOLD: case ROUTE_CONFIRM:
+    case ROUTE_RELEASE: case ROUTE_HOLD_ORDER: case ROUTE_HOLD_GET:
         route_store(c, req, kind, p);
         break;
     }
@@ -369,7 +503,7 @@ static void route(conn *c, const http_request *req)
     }
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "\r\n");
-    reply_json(c, req->keep_alive, 405, request_json_error("INVALID", message), allow);
+    reply_json(c, req->keep_alive, 405, request_json_problem(405, "INVALID", message), allow);
 }
 
 void routes_process(conn *c)
@@ -410,21 +544,65 @@ static int status_of(stock_code code)
     case STOCK_INVALID: return 400;
     case STOCK_NOT_FOUND: return 404;
     case STOCK_INSUFFICIENT: case STOCK_CONFLICT: case STOCK_EXCEEDS: case STOCK_MISMATCH:
+    case STOCK_EXPIRED: case STOCK_CLOSED:
         return 409;
     case STOCK_UNAVAILABLE: return 503;
+    case STOCK_UNSUPPORTED: return 501;
     default: return 500;
     }
 }
 
+/* The status of a failed op: status_of, except where a header asked for
+ * the HTTP convention. A key reused with another payload is 422, as the
+ * Idempotency-Key draft says (the same id in the body alone stays 409); an
+ * If-Match that fails, level differing or SKU gone, is 412 (RFC 9110). */
+static int failure_status(const call *cl, const stock_op *op)
+{
+    if (op->code == STOCK_CONFLICT && cl->keyed)
+        return 422;
+    if ((op->code == STOCK_MISMATCH || op->code == STOCK_NOT_FOUND) && cl->if_match)
+        return 412;
+    return status_of(op->code);
+}
+
+/* The extra headers of a success: the replay mark, or a SKU's ETag. */
+static const char *success_headers(request_kind kind, const stock_op *op, char etag[ETAG_HEADER_MAX])
+{
+    if (op->code == STOCK_REPLAY)
+        return "Idempotent-Replayed: true\r\n";
+    if (kind != REQUEST_GET)
+        return NULL;
+    etag_header(&op->info.sku_info, etag);
+    return etag;
+}
+
 void routes_render(conn *c, const slot *s, const stock_op *op, buf *out)
 {
-    assert(c->kind == CONN_HTTP && s->extra != NULL);
+    const call *cl = s->extra;
+    assert(c->kind == CONN_HTTP && cl != NULL);
     bool keep_alive = (s->kind & ROUTES_SLOT_KEEP_ALIVE) != 0;
     request_kind kind = (request_kind)(s->kind & ~ROUTES_SLOT_KEEP_ALIVE);
-    int status = stock_code_succeeded(op->code) ? 200 : status_of(op->code);
-    const char *extra = op->code == STOCK_REPLAY ? "Idempotent-Replayed: true\r\n" : NULL;
-    if (!write_json(out, status, request_json_result(kind, op), extra, keep_alive)) {
+    bool ok;
+    char etag[ETAG_HEADER_MAX];
+    if (!stock_code_succeeded(op->code)) {
+        int status = failure_status(cl, op);
+        ok = write_json(out, status, request_json_op_problem(status, op), NULL, keep_alive);
+    } else {
+        ok = write_json(out, 200, request_json_result(kind, op), success_headers(kind, op, etag),
+                        keep_alive);
+    }
+    if (!ok) {
         log_warn("client %llu: could not build a response", (unsigned long long)c->id);
         conn_close(c);
     }
+}
+
+void routes_release(conn *c, const slot *s)
+{
+    assert(c->kind == CONN_HTTP);
+    call *cl = s->extra;
+    if (cl == NULL)
+        return;
+    idempotency_end(&cl->key);
+    free(cl->made);
 }

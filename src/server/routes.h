@@ -22,7 +22,13 @@ void routes_process(conn *c);
 /* Appends the HTTP response to op (complete) as slot s asks, to out. */
 void routes_render(conn *c, const slot *s, const stock_op *op, buf *out);
 
-/* Appends a JSON error response {"error":word,"message":message}. */
+/* Ends what slot s of HTTP connection c holds beyond its memory (the
+ * Idempotency-Key it keeps in flight), rendered or not: call it before the
+ * slot's extra is freed. */
+void routes_release(conn *c, const slot *s);
+
+/* Appends an error response: an RFC 9457 problem object (problem.h)
+ * whose code is word and detail message. */
 bool routes_write_error(conn *c, buf *out, int status, const char *word,
                         const char *message, bool keep_alive);
 

@@ -242,6 +242,7 @@ int server_run(const config *cfg, stock_t *store)
     srv->store = store;
     srv->cfg = cfg;
     srv->started_ms = uv_now(srv->loop);
+    srv->counters.connections_max = cfg->maxclients;
     if (start_handles(srv) < 0) {
         log_error("cannot set up the event loop");
         free(srv);

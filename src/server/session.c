@@ -332,7 +332,9 @@ void session_info(conn *c, const resp_request *r)
         "store_batches:%llu\r\nstore_operations:%llu\r\nsync_latency_us_sum:%llu\r\n"
         "snapshots:%llu\r\nrecovered:%d\r\nrecovery_snapshot_loaded:%d\r\n"
         "recovery_snapshot_lsn:%llu\r\nrecovery_records:%llu\r\n"
-        "recovery_torn_bytes:%llu\r\nrecovery_ms:%llu\r\n",
+        "recovery_torn_bytes:%llu\r\nrecovery_ms:%llu\r\n"
+        "holds_outstanding:%llu\r\nheld_units:%llu\r\nhold_expiries:%llu\r\n"
+        "hold_confirmations:%llu\r\nhold_releases:%llu\r\n",
         SESSION_REDIS_VERSION, STOCK_VERSION, (long)getpid(), srv->cfg->port,
         srv->cfg->http_port, (unsigned long long)((server_now_ms(srv) - srv->started_ms) / 1000),
         (unsigned long long)srv->counters.connections_open, srv->cfg->maxclients,
@@ -346,7 +348,10 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)stats.sync_latency_us_sum, (unsigned long long)stats.snapshots,
         stats.recovered, stats.recovery_snapshot_loaded,
         (unsigned long long)stats.recovery_snapshot_lsn, (unsigned long long)stats.recovery_records,
-        (unsigned long long)stats.recovery_torn_bytes, (unsigned long long)stats.recovery_ms);
+        (unsigned long long)stats.recovery_torn_bytes, (unsigned long long)stats.recovery_ms,
+        (unsigned long long)stats.holds_outstanding, (unsigned long long)stats.held_units,
+        (unsigned long long)stats.hold_expiries, (unsigned long long)stats.hold_confirmations,
+        (unsigned long long)stats.hold_releases);
     assert(len > 0 && (size_t)len < sizeof text);
     len += info_hot(srv, text + len, sizeof text - (size_t)len);
     commands_reply_bulk(c, text, (size_t)len);

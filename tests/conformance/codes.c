@@ -20,6 +20,8 @@ static const char *const wire_words[STOCK_CODE_COUNT] = {
     [STOCK_NOMEM] = "NOMEM",
     [STOCK_UNAVAILABLE] = "UNAVAILABLE",
     [STOCK_UNSUPPORTED] = "UNSUPPORTED",
+    [STOCK_EXPIRED] = "EXPIRED",
+    [STOCK_CLOSED] = "CLOSED",
 };
 
 static void code_names_are_the_wire_words(void **state)

@@ -36,6 +36,10 @@ extern stock_config conf_config;
 /* True when CONFORMANCE_QUICK=1 or --quick: the heavy concurrency tests use
  * smaller numbers (for sanitizer builds and slow backends). */
 extern bool conf_quick;
+/* Whether the store keeps holds (main.c asks it once): the redis and
+ * sharded backends answer hold ops UNSUPPORTED, so the holds group checks
+ * that instead and the model walk leaves holds out. */
+extern bool conf_holds;
 
 /* Room for any identifier plus its NUL. */
 #define CONF_ID_SIZE (STOCK_ID_MAX + 1)
@@ -98,20 +102,21 @@ typedef struct conf_sku {
     int64_t adjusted;
     int64_t deducted;
     int64_t refunded;
+    int64_t held;            /* units in HELD holds */
 } conf_sku;
 
 static inline int64_t conf_available(const conf_sku *sku)
 {
-    return sku->adjusted - sku->deducted + sku->refunded;
+    return sku->adjusted - sku->deducted + sku->refunded - sku->held;
 }
 
-/* I2 on totals as read: available == adjusted - deducted + refunded,
- * computed without overflow whatever a faulty backend returns. */
+/* I2 on totals as read: available + held == adjusted - deducted +
+ * refunded, computed without overflow whatever a faulty backend returns. */
 static inline bool conf_totals_balance(const stock_sku_info *info)
 {
     uint64_t sum = (uint64_t)info->adjusted - (uint64_t)info->deducted +
                    (uint64_t)info->refunded;
-    return (uint64_t)info->available == sum;
+    return info->held >= 0 && (uint64_t)info->available + (uint64_t)info->held == sum;
 }
 
 /* Creates a fresh SKU at level (asserting OK) and starts its model. */
@@ -180,6 +185,8 @@ int conf_run_concurrency(void);
 int conf_run_races(void);
 int conf_run_retries(void);
 int conf_run_model(void);
+int conf_run_holds(void);
+int conf_run_list(void);
 int conf_run_close(void);
 
 #endif /* CONFORMANCE_H */

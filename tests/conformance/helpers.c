@@ -76,6 +76,7 @@ void conf_new_sku_at(conf_sku *sku, int64_t level, const char *file, int line)
     sku->adjusted = level;
     sku->deducted = 0;
     sku->refunded = 0;
+    sku->held = 0;
 }
 
 void conf_check_sku_at(const conf_sku *sku, const char *file, int line)
@@ -89,13 +90,14 @@ void conf_check_sku_at(const conf_sku *sku, const char *file, int line)
     }
     if (info.available != conf_available(sku) ||
         info.adjusted != sku->adjusted || info.deducted != sku->deducted ||
-        info.refunded != sku->refunded) {
+        info.refunded != sku->refunded || info.held != sku->held) {
         print_error("get %s: expected available=%" PRId64 " adjusted=%" PRId64
-                    " deducted=%" PRId64 " refunded=%" PRId64 ", got %" PRId64
-                    " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+                    " deducted=%" PRId64 " refunded=%" PRId64 " held=%" PRId64
+                    ", got %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+                    " %" PRId64 "\n",
                     sku->id, conf_available(sku), sku->adjusted, sku->deducted,
-                    sku->refunded, info.available, info.adjusted, info.deducted,
-                    info.refunded);
+                    sku->refunded, sku->held, info.available, info.adjusted,
+                    info.deducted, info.refunded, info.held);
         _fail(file, line);
     }
     /* I1 and I2 on the values as read, independent of the model. */

@@ -160,6 +160,37 @@ script() {
     grep -Eq "^order +-$" "$dir/out" || fail "line text: $(cat "$dir/out")"
     expect 4 --store "$store" --json line NOLINE
     json '.code == "NOTFOUND"'
+    # Holds: hold, read, confirm part, CLOSED, release, an order of holds,
+    # EXPIRED, and get showing held.
+    expect 0 --store "$store" --json hold H1 A 4 3600000
+    json '.code == "OK" and .hold == "H1" and .sku == "A" and .available == 9'
+    expect 0 --store "$store" --json get A
+    json '.held == 4 and .available + .held == .adjusted - .deducted + .refunded'
+    expect 0 --store "$store" --json hold-info H1
+    json '.state == "held" and .qty == 4 and .confirmed == 0 and .deadline_us - .time_us == 3600000000'
+    expect 6 --store "$store" --json confirm H1 5
+    json '.code == "EXCEEDS" and .available == 4'
+    expect 0 --store "$store" confirm H1 3
+    grep -q "confirm hold H1: available 10" "$dir/out" || fail "confirm text: $(cat "$dir/out")"
+    expect 14 --store "$store" release H1
+    grep -q "CLOSED hold=H1 state=confirmed" "$dir/err" || fail "release after confirm: $(cat "$dir/err")"
+    expect 0 --store "$store" hold H2 A 1 3600000
+    expect 0 --store "$store" --json release H2
+    json '.code == "OK" and .hold == "H2" and .available == 10'
+    expect 0 --store "$store" hold H3 A 2 3600000
+    expect 0 --store "$store" set B 5
+    expect 0 --store "$store" hold H4 B 1 3600000
+    expect 2 --store "$store" confirm-order O9 H3
+    expect 0 --store "$store" --json confirm-order O9 H3 0 H4 1
+    json '.code == "OK" and .order == "O9" and (.lines | length) == 2 and .lines[0].available == 8'
+    expect 0 --store "$store" hold H5 A 1 1
+    sleep 0.05
+    expect 13 --store "$store" --json confirm H5
+    json '.code == "EXPIRED" and .message == "hold=H5"'
+    expect 0 --store "$store" --json hold-info H5
+    json '.state == "expired"'
+    expect 0 --store "$store" get A
+    grep -Eq "^held +0$" "$dir/out" || fail "get text with held: $(cat "$dir/out")"
     expect 0 --store "$store" --json stats
     json '.ok and (.backend | length > 0) and .operations >= 0'
     # Output that cannot be written is exit 1, in both forms.
@@ -179,5 +210,5 @@ start_stockd "$port" "$dir/served" "$dir/stockd.log" || fail "stockd did not sta
 stockd_pid=$STOCKD_PID
 script "stockd://127.0.0.1:$port"
 STOCKCTL_STORE="stockd://127.0.0.1:$port" expect 0 --json get A
-json '.available == 13'
+json '.available == 8'
 echo "all stockctl checks passed"

@@ -132,20 +132,27 @@ check "full: SETSTOCK" 10 "$(F setstock A1 10)"
 check "full: DEDUCT" 9 "$(F deduct L1 A1 1)"
 check "full by password alone (AUTH pass)" 9 "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret stock A1)"
 check "read-only: STOCK" 9 "$(RO stock A1)"
-check "read-only: SKUINFO" "available 9 adjusted 10 deducted 1 refunded 0" "$(RO skuinfo A1 | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: SKUINFO" "available 9 adjusted 10 deducted 1 refunded 0 held 0" "$(RO skuinfo A1 | tr '\n' ' ' | sed 's/ $//')"
 check "read-only: LINEINFO sku" A1 "$(RO lineinfo L1 | sed -n 2p)"
 check "read-only: PING" PONG "$(RO ping)"
+check "full: HOLD" 3 "$(F setstock B1 5 >/dev/null; F hold H1 B1 2 600000)"
+check "read-only: HOLDINFO" "B1 held" "$(RO holdinfo H1 | sed -n '2p;6p' | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: LIST" "A1" "$(RO list skus limit 1 | head -1)"
 check "read-only by password alone" 9 "$(redis-cli -p $PORT --no-auth-warning -a read-s3cret stock A1)"
 for command in "setstock A1 100" "addstock A1 5" "addstock A1 5 adj-1" "deduct L2 A1 1" \
-               "order O1 L3 A1 1" "refund R1 L1 1"; do
+               "order O1 L3 A1 1" "refund R1 L1 1" "hold H2 B1 1 600000" "confirm H1" \
+               "release H1" "confirmorder O3 H1 0"; do
     name=$(echo "$command" | cut -d' ' -f1)
     # shellcheck disable=SC2086
     check "read-only: $name denied" \
         "NOPERM User dashboard has no permissions to run the '$name' command" "$(RO $command)"
 done
-check "read-only writes changed nothing" "available 9 adjusted 10 deducted 1 refunded 0" \
+check "read-only writes changed nothing" "available 9 adjusted 10 deducted 1 refunded 0 held 0" \
     "$(F skuinfo A1 | tr '\n' ' ' | sed 's/ $//')"
 check "read-only: denied lines absent" "NOTFOUND line=L2" "$(F lineinfo L2)"
+check "read-only: denied holds changed nothing" "available 3 adjusted 5 deducted 0 refunded 0 held 2" \
+    "$(F skuinfo B1 | tr '\n' ' ' | sed 's/ $//')"
+check "read-only: denied hold absent" "NOTFOUND hold=H2" "$(F holdinfo H2)"
 check "user default with the read-only password" \
     "AUTH failed: WRONGPASS invalid username-password pair or user is disabled." \
     "$(redis-cli -p $PORT --no-auth-warning --user default --pass read-s3cret ping 2>&1 | head -1)"
@@ -170,9 +177,11 @@ U=http://127.0.0.1:$HTTP
 check "HTTP read-only: GET sku" 200 "$(H read-s3cret $U/v1/skus/A1)"
 check "HTTP read-only: GET line" 200 "$(H read-s3cret $U/v1/lines/L1)"
 check "HTTP read-only: metrics" 200 "$(H read-s3cret $U/metrics)"
+check "HTTP read-only: GET hold" 200 "$(H read-s3cret $U/v1/holds/H1)"
+check "HTTP read-only: a listing" 200 "$(H read-s3cret "$U/v1/skus?limit=1")"
 deny_http() {
     check "HTTP read-only: $1 $2 denied" 403 "$(H read-s3cret -X "$1" "$U$2" -d "$3")"
-    grep -q '"error":"NOPERM","message":"User dashboard has no permissions to '"$1 $2"'"' "$dir/body" ||
+    grep -q '"status":403,"detail":"User dashboard has no permissions to '"$1 $2"'","code":"NOPERM"}' "$dir/body" ||
         fail "403 body: $(cat "$dir/body")"
 }
 deny_http PUT /v1/skus/A1 '{"available":100}'
@@ -180,14 +189,21 @@ deny_http POST /v1/skus/A1/adjustments '{"delta":5,"id":"adj-2"}'
 deny_http POST /v1/deductions '{"line_id":"L4","sku":"A1","qty":1}'
 deny_http POST /v1/orders '{"order_id":"O2","lines":[{"line_id":"L5","sku":"A1","qty":1}]}'
 deny_http POST /v1/refunds '{"refund_id":"R2","line_id":"L1","qty":1}'
+deny_http POST /v1/holds '{"hold_id":"H3","sku":"B1","qty":1,"ttl_ms":600000}'
+deny_http POST /v1/holds/H1/confirm '{"qty":1}'
+deny_http POST /v1/holds/H1/release ''
+deny_http POST /v1/hold-orders '{"order_id":"O4","holds":[{"hold_id":"H1"}]}'
 check "HTTP full: deduct" 200 "$(H full-s3cret -X POST $U/v1/deductions -d '{"line_id":"L6","sku":"A1","qty":1}')"
 check "HTTP writes by the read-only token changed nothing" \
-    '{"sku":"A1","available":8,"adjusted":10,"deducted":2,"refunded":0}' \
+    '{"sku":"A1","available":8,"adjusted":10,"deducted":2,"refunded":0,"held":0}' \
     "$(curl -s -H 'Authorization: Bearer full-s3cret' $U/v1/skus/A1)"
+check "HTTP hold writes by the read-only token changed nothing" \
+    '{"sku":"B1","available":3,"adjusted":5,"deducted":0,"refunded":0,"held":2}' \
+    "$(curl -s -H 'Authorization: Bearer full-s3cret' $U/v1/skus/B1)"
 check "HTTP wrong token" 401 "$(H wrong $U/v1/skus/A1)"
 check "HTTP no token" 401 "$(curl -s -o /dev/null -w '%{http_code}' $U/v1/skus/A1)"
 check "HTTP healthz needs no token" 200 "$(curl -s -o /dev/null -w '%{http_code}' $U/healthz)"
-curl -s -H 'Authorization: Bearer read-s3cret' $U/metrics | grep -q '^stockd_permission_denied_total 13$' ||
+curl -s -H 'Authorization: Bearer read-s3cret' $U/metrics | grep -q '^stockd_permission_denied_total 21$' ||
     fail "stockd_permission_denied_total: $(curl -s -H 'Authorization: Bearer read-s3cret' $U/metrics | grep denied)"
 echo "ok  permission_denied counted"
 
@@ -201,6 +217,8 @@ check "the 11th attempt is refused unchecked" \
     "AUTH failed: ERR too many failed authentications from 127.0.0.1; try again in" \
     "$(redis-cli -p $PORT --no-auth-warning -a full-s3cret ping 2>&1 | head -1 | sed 's/ [0-9]* s$//')"
 check "HTTP from the limited address: 429" 429 "$(H full-s3cret $U/v1/skus/A1)"
+grep -q '^{"type":"tag:stockd,2026:toomany","title":"too many failed authentications from this address","status":429,' "$dir/body" ||
+    fail "429 body: $(cat "$dir/body")"
 grep -q "127.0.0.1: 10 failed authentications in 60 s" "$dir/log" || fail "the limit is not logged"
 grep -qE "guess|wrong|read-s3cret|full-s3cret" "$dir/log" && fail "a password reached the log"
 echo "ok  failures logged without the secret"
@@ -340,7 +358,7 @@ except ssl.SSLError as e:
 PY
 )"
 C() { curl -sS --cacert "$pki/ca.crt" "$@"; }
-check "curl HTTPS without a client certificate" '{"sku":"T1","available":6,"adjusted":10,"deducted":4,"refunded":0}' \
+check "curl HTTPS without a client certificate" '{"sku":"T1","available":6,"adjusted":10,"deducted":4,"refunded":0,"held":0}' \
     "$(C https://127.0.0.1:$HTTPS/v1/skus/T1)"
 check "curl HTTPS with a client certificate" 200 \
     "$(C --cert "$pki/client.crt" --key "$pki/client.key" -o /dev/null -w '%{http_code}' \

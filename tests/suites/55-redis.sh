@@ -188,6 +188,11 @@ cli DEDUCT "$sku-l2" "$sku" 2 | grep -q "^INSUFFICIENT sku=$sku available=1"
 info=$(cli INFO | tr -d '\r')
 grep -qx "store_operations:8" <<<"$info" || { echo "INFO store_operations: $info"; exit 1; }
 grep -qx "store_batches:8" <<<"$info" || { echo "INFO store_batches: $info"; exit 1; }
+# Holds are not kept by a redis store: HOLD answers UNSUPPORTED, saying so,
+# and nothing is held.
+[ "$(cli HOLD "$sku-h1" "$sku-b" 1 60000)" = "UNSUPPORTED the redis backend keeps no holds; nothing changed" ] ||
+    { echo "HOLD on a redis store: $(cli HOLD "$sku-h1" "$sku-b" 1 60000)"; exit 1; }
+[ "$(cli SKUINFO "$sku-b" | tr '\n' ' ')" = "available 4 adjusted 5 deducted 1 refunded 0 held 0 " ]
 kill -TERM "$stockd_pid"
 wait "$stockd_pid"
 stockd_pid=""

@@ -8,6 +8,22 @@
 # Needs BUILD; runs the binaries in BIN when set (see use_binaries); sets
 # STOCKD_PID. Callers stop the server by that PID.
 
+# suite_dir NAME: makes $dir, a temp folder removed at exit, and at exit
+# also stops the stockd whose PID the suite keeps in $pid ("" for none).
+suite_dir() {
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-$1.XXXXXX")
+    pid=""
+    trap suite_cleanup EXIT
+}
+
+suite_cleanup() {
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+
 # pick_port LOW HIGH: prints a port in LOW..HIGH that nothing listens on.
 pick_port() {
     local low=$1 high=$2 port

@@ -22,6 +22,12 @@
 #define MIX_ORDERS 40
 #define MIX_REFUNDS 80
 #define MIX_ADJUSTMENTS 24
+#define MIX_HOLDS 200
+/* Hold TTLs in the mix: the fixture's clock moves 1 us per op, so a hold
+ * of 1 ms outlives about a thousand ops. */
+#define MIX_TTL_MS_MAX 2
+/* The type byte of an EXPIRE record (src/core/record_types.h). */
+#define RECORD_EXPIRE_BYTE 10
 #define MIX_OPS 2000
 #define LOG_RECORDS_MAX 8192
 #define NAME_BYTES 24
@@ -81,7 +87,9 @@ static stock_code run(fixture *f, stock_op *op)
     bool changed = core_apply(f->state, op, f->now_us++, &f->log.bytes);
     assert_int_equal(changed, f->log.bytes.len > before);
     if (changed) {
-        assert_int_equal(op->code, STOCK_OK);
+        /* A change is the op's, or the expiry of a hold it touched. */
+        if (op->code != STOCK_OK)
+            assert_int_equal(f->log.bytes.data[before], RECORD_EXPIRE_BYTE);
         assert_true(f->log.count < LOG_RECORDS_MAX);
         f->log.start[f->log.count++] = before;
     }
@@ -425,6 +433,49 @@ static void mix_order(fixture *f, char *order_id)
     run(f, &op);
 }
 
+/* The sweep the embedded engine runs before each group. */
+static void mix_sweep(fixture *f)
+{
+    size_t before = f->log.bytes.len;
+    uint32_t expired = core_expire(f->state, f->now_us, 1 + rng(4), &f->log.bytes);
+    assert_int_equal(expired > 0, f->log.bytes.len > before);
+    if (expired > 0) {
+        assert_true(f->log.count < LOG_RECORDS_MAX);
+        f->log.start[f->log.count++] = before;
+    }
+}
+
+/* A hold op over the pools: hold, confirm (all, part or too much),
+ * release, read, or a confirmed order of two. */
+static void mix_hold(fixture *f, const char *sku)
+{
+    char hold[NAME_BYTES], other[NAME_BYTES], order[NAME_BYTES];
+    snprintf(hold, sizeof hold, "H%u", rng(MIX_HOLDS));
+    snprintf(other, sizeof other, "H%u", rng(MIX_HOLDS));
+    uint32_t kind = rng(10);
+    stock_op op = {.id = id_of(hold)};
+    stock_order_line lines[2] = {order_line(hold, sku, rng(3)),
+                                 order_line(other, sku, 0)};
+    if (kind < 4) {
+        op.type = STOCK_OP_HOLD;
+        op.sku = id_of(sku);
+        op.amount = 1 + rng(4);
+        op.expect = 1 + rng(MIX_TTL_MS_MAX);
+    } else if (kind < 6) {
+        op.type = STOCK_OP_CONFIRM;
+        op.amount = rng(4);
+    } else if (kind < 8) {
+        op.type = STOCK_OP_RELEASE;
+    } else if (kind < 9) {
+        op.type = STOCK_OP_HOLD_GET;
+    } else {
+        snprintf(order, sizeof order, "P%u", rng(MIX_ORDERS));
+        op = (stock_op){.type = STOCK_OP_CONFIRM_ORDER, .id = id_of(order),
+                        .lines = lines, .line_count = strcmp(hold, other) ? 2 : 1};
+    }
+    run(f, &op);
+}
+
 /* One random operation over small id pools: every outcome happens. */
 static void mix_one(fixture *f)
 {
@@ -444,9 +495,15 @@ static void mix_one(fixture *f)
         snprintf(c, sizeof c, "O%u", rng(MIX_ORDERS));
         mix_order(f, c);
         return;
-    } else if (kind < 94) {
+    } else if (kind < 80) {
         snprintf(c, sizeof c, "R%u", rng(MIX_REFUNDS));
         op = op_refund(c, b, 1 + rng(3));
+    } else if (kind < 92) {
+        mix_hold(f, a);
+        return;
+    } else if (kind < 94) {
+        mix_sweep(f);
+        return;
     } else {
         op = rng(2) ? (stock_op){.type = STOCK_OP_GET, .sku = id_of(a)}
                     : (stock_op){.type = STOCK_OP_LINE, .line = id_of(b)};
@@ -528,9 +585,21 @@ static void assert_same_state(core *a, core *b)
         assert_int_equal(x.code, y.code);
         assert_memory_equal(&x.info.line_info, &y.info.line_info, sizeof x.info.line_info);
     }
+    for (int i = 0; i < MIX_HOLDS; i++) {
+        snprintf(name, sizeof name, "H%d", i);
+        stock_op x = {.type = STOCK_OP_HOLD_GET, .id = id_of(name)};
+        stock_op y = x;
+        query(a, &x);
+        query(b, &y);
+        assert_int_equal(x.code, y.code);
+        assert_memory_equal(&x.info.hold_info, &y.info.hold_info, sizeof x.info.hold_info);
+    }
     core_stats sa, sb;
     core_get_stats(a, &sa);
     core_get_stats(b, &sb);
+    assert_int_equal(sa.holds, sb.holds);
+    assert_int_equal(sa.holds_outstanding, sb.holds_outstanding);
+    assert_int_equal(sa.held_units, sb.held_units);
     assert_int_equal(sa.skus, sb.skus);
     assert_int_equal(sa.lines, sb.lines);
     assert_int_equal(sa.orders, sb.orders);
@@ -576,6 +645,8 @@ static void test_replay_determinism(void **context)
     core_get_stats(f->state, &stats);
     assert_true(stats.lines > 100 && stats.orders > 10 && stats.refunds > 10 &&
                 stats.adjustments > 5);
+    assert_true(stats.holds > 50 && stats.hold_expiries > 5 &&
+                stats.hold_confirmations > 2 && stats.hold_releases > 2);
     core *copy = core_create();
     replay_range(copy, &f->log, 0, f->log.count);
     assert_same_state(f->state, copy);
@@ -609,6 +680,45 @@ static void test_snapshot_round_trip(void **context)
     core_destroy(empty);
     core_destroy(loaded);
     buf_free(&image);
+}
+
+/* A hold expires at its deadline on the time the core is given, once; a
+ * clock stepped back neither un-expires it nor lets an op see it held. */
+static void test_hold_expiry_and_clock(void **context)
+{
+    fixture *f = *context;
+    expect(f, op_set("S", 10), STOCK_OK, 10);
+    stock_op hold = {.type = STOCK_OP_HOLD, .id = id_of("H"), .sku = id_of("S"),
+                     .amount = 4, .expect = 10};
+    expect(f, hold, STOCK_OK, 6);
+    int64_t deadline = f->now_us - 1 + 10 * 1000;
+    buf record = {0};
+    assert_int_equal(core_next_deadline(f->state), deadline);
+    assert_int_equal(core_expire(f->state, deadline - 1, 8, &record), 0);
+    assert_int_equal(record.len, 0);
+    assert_int_equal(core_expire(f->state, deadline, 8, &record), 1);
+    assert_true(record.len > 0);
+    assert_int_equal(get(f, "S").available, 10);
+    assert_int_equal(get(f, "S").held, 0);
+    /* Once: a later sweep and a touch find it expired. */
+    buf_clear(&record);
+    assert_int_equal(core_expire(f->state, deadline + 1000, 8, &record), 0);
+    f->now_us = deadline - 5000;   /* the clock steps back */
+    stock_op confirm = {.type = STOCK_OP_CONFIRM, .id = id_of("H")};
+    expect(f, confirm, STOCK_EXPIRED, -1);
+    assert_true(core_time(f->state, f->now_us) >= deadline - 10 * 1000);
+    /* A second hold, touched after its deadline: the touch expires it. */
+    hold.id = id_of("H2");
+    f->now_us = deadline + 10;
+    expect(f, hold, STOCK_OK, 6);
+    f->now_us += 20 * 1000;
+    stock_op release = {.type = STOCK_OP_RELEASE, .id = id_of("H2")};
+    size_t before = f->log.bytes.len;
+    run(f, &release);
+    assert_int_equal(release.code, STOCK_EXPIRED);
+    assert_int_equal(f->log.bytes.data[before], RECORD_EXPIRE_BYTE);
+    assert_int_equal(get(f, "S").available, 10);
+    buf_free(&record);
 }
 
 static int fail_writes_after;
@@ -825,7 +935,7 @@ static void test_snapshot_checks(void **context)
     assert_corrupt(load_bytes(image.data, image.len, message), message);
     assert_non_null(strstr(message, "appears twice"));
     second[1] = 'B';
-    size_t first_sku = 8 + 4 + 4 + 5 * 8;
+    size_t first_sku = 8 + 4 + 4 + 5 * 8 + 2 * 8;   /* version 2 header */
     image.data[first_sku] ^= 1;          /* available no longer adds up */
     assert_corrupt(load_bytes(image.data, image.len, message), message);
     assert_non_null(strstr(message, "totals"));
@@ -873,6 +983,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_success_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refund, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_expiry_and_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refund_order_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),

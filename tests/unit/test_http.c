@@ -1,7 +1,8 @@
 /*
  * test_http.c -- unit tests of the HTTP reader and writer (src/proto/http.c):
  * whole, byte-by-byte and pipelined requests, keep-alive, the Authorization
- * header, chunked bodies, and the 400/413/431 limits.
+ * Idempotency-Key and If-Match headers, chunked bodies, and the
+ * 400/413/431 limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,14 +129,41 @@ static void test_header_limit(void **state)
     free(text);
 }
 
-static void test_authorization_limit(void **state)
+/* Each header the request keeps is refused with 431 once its value fills
+ * its buffer. */
+static void test_kept_header_limits(void **state)
 {
     (void)state;
-    char text[HTTP_AUTHORIZATION_MAX + 128];
-    int n = snprintf(text, 64, "GET / HTTP/1.1\r\nAuthorization: ");
-    memset(text + n, 'z', HTTP_AUTHORIZATION_MAX);
-    strcpy(text + n + HTTP_AUTHORIZATION_MAX, "\r\n\r\n");
-    expect_error(text, 431);
+    static const struct { const char *name; size_t max; } kept[] = {
+        {"Authorization", HTTP_AUTHORIZATION_MAX},
+        {"Idempotency-Key", HTTP_PRECONDITION_MAX},
+        {"If-Match", HTTP_PRECONDITION_MAX},
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        char text[HTTP_AUTHORIZATION_MAX + 128];
+        int n = snprintf(text, 64, "GET / HTTP/1.1\r\n%s: ", kept[i].name);
+        memset(text + n, 'z', kept[i].max);
+        strcpy(text + n + kept[i].max, "\r\n\r\n");
+        expect_error(text, 431);
+        http_reader_free(&reader);
+        http_reader_init(&reader, BODY_MAX);
+    }
+}
+
+static void test_precondition_headers(void **state)
+{
+    (void)state;
+    const char *text = "POST / HTTP/1.1\r\nidempotency-KEY: \"k-1\"\r\nIf-Match: \"5-5-0-0\"\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    size_t used = 0;
+    assert_int_equal(http_reader_feed(&reader, text, strlen(text), &used), HTTP_READ_DONE);
+    assert_string_equal(reader.request.idempotency_key, "\"k-1\"");
+    assert_string_equal(reader.request.if_match, "\"5-5-0-0\"");
+    http_reader_next(&reader);   /* the next request starts without them */
+    const char *next = "GET / HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_reader_feed(&reader, next, strlen(next), &used), HTTP_READ_DONE);
+    assert_string_equal(reader.request.idempotency_key, "");
+    assert_string_equal(reader.request.if_match, "");
 }
 
 static void test_expect_continue(void **state)
@@ -174,7 +202,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_authorization_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_header_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precondition_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write, setup, teardown),
     };

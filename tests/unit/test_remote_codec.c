@@ -189,6 +189,56 @@ static void test_info_replies(void **state)
     assert_int_equal(op.code, STOCK_UNAVAILABLE);
 }
 
+/* Holds: the commands, the hold's fields, the facts of their failures, and
+ * the hold named by a failed CONFIRMORDER. */
+static void test_holds(void **state)
+{
+    (void)state;
+    static remote_command command;
+    stock_op op = {.type = STOCK_OP_HOLD, .id = stock_id_from_cstr("H1"),
+                   .sku = stock_id_from_cstr("A"), .amount = 2, .expect = 900000};
+    remote_encode(&op, &command);
+    assert_int_equal(command.argc, 5);
+    assert_memory_equal(command.argv[0], "HOLD", 4);
+    assert_memory_equal(command.argv[4], "900000", 6);
+    op = (stock_op){.type = STOCK_OP_CONFIRM, .id = stock_id_from_cstr("H1")};
+    remote_encode(&op, &command);
+    assert_int_equal(command.argc, 3);   /* qty 0 is sent: the whole hold */
+    decode(&op, "*2\r\n+REPLAY\r\n:6\r\n");
+    assert_int_equal(op.code, STOCK_REPLAY);
+    assert_int_equal(op.available, 6);
+    decode(&op, "-EXCEEDS hold=H1 held=2\r\n");
+    assert_int_equal(op.code, STOCK_EXCEEDS);
+    assert_int_equal(op.available, 2);
+    decode(&op, "-CLOSED hold=H1 state=released\r\n");
+    assert_int_equal(op.code, STOCK_CLOSED);
+    assert_string_equal(op.message, "hold=H1 state=released");
+    decode(&op, "-EXPIRED hold=H1\r\n");
+    assert_int_equal(op.code, STOCK_EXPIRED);
+
+    op = (stock_op){.type = STOCK_OP_HOLD_GET, .id = stock_id_from_cstr("H1")};
+    decode(&op, "*14\r\n$3\r\nsku\r\n$1\r\nA\r\n$8\r\norder_id\r\n$0\r\n\r\n"
+                "$5\r\nstate\r\n$7\r\nexpired\r\n$3\r\nqty\r\n:2\r\n"
+                "$9\r\nconfirmed\r\n:0\r\n$7\r\ntime_us\r\n:10\r\n"
+                "$11\r\ndeadline_us\r\n:20\r\n");
+    assert_int_equal(op.code, STOCK_OK);
+    assert_int_equal(op.info.hold_info.state, STOCK_HOLD_EXPIRED);
+    assert_int_equal(op.info.hold_info.deadline_us, 20);
+    decode(&op, "*2\r\n$5\r\nstate\r\n$5\r\nfrozen\r\n");
+    assert_int_equal(op.code, STOCK_UNAVAILABLE);   /* not a hold: outcome unknown */
+
+    stock_order_line lines[2] = {{.line_id = stock_id_from_cstr("H1")},
+                                 {.line_id = stock_id_from_cstr("H2"), .qty = 1}};
+    op = (stock_op){.type = STOCK_OP_CONFIRM_ORDER, .id = stock_id_from_cstr("O1"),
+                    .lines = lines, .line_count = 2};
+    remote_encode(&op, &command);
+    assert_int_equal(command.argc, 6);
+    assert_memory_equal(command.argv[0], "CONFIRMORDER", 12);
+    decode(&op, "-EXPIRED hold=H2\r\n");
+    assert_int_equal(op.code, STOCK_EXPIRED);
+    assert_int_equal(op.failed_line, 1);
+}
+
 static void test_foreign_errors(void **state)
 {
     (void)state;
@@ -213,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_malformed_replies_are_unknown),
         cmocka_unit_test(test_info_replies),
         cmocka_unit_test(test_foreign_errors),
+        cmocka_unit_test(test_holds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

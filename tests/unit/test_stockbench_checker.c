@@ -75,9 +75,9 @@ static int setup(void **state)
     checker_deducted(f->ledger, 0, 3);
     checker_refunded(f->ledger, 0, 2);
     checker_deducted(f->ledger, 1, 5);
-    f->store.infos[0] = (stock_sku_info){92, 100, 10, 2};
-    f->store.infos[1] = (stock_sku_info){95, 100, 5, 0};
-    f->store.infos[2] = (stock_sku_info){100, 100, 0, 0};
+    f->store.infos[0] = (stock_sku_info){92, 100, 10, 2, 0};
+    f->store.infos[1] = (stock_sku_info){95, 100, 5, 0, 0};
+    f->store.infos[2] = (stock_sku_info){100, 100, 0, 0, 0};
     *state = f;
     return 0;
 }
@@ -121,7 +121,7 @@ static void test_oversold_store_fails(void **state)
 {
     fixture *f = *state;
     checker_deducted(f->ledger, 1, 96);
-    f->store.infos[1] = (stock_sku_info){-1, 100, 101, 0};
+    f->store.infos[1] = (stock_sku_info){-1, 100, 101, 0, 0};
     assert_true(verify(f) >= 1);
     assert_reported(f, "I1 sku=B: available=-1 is below 0");
 }
@@ -130,7 +130,7 @@ static void test_oversold_store_fails(void **state)
 static void test_lost_reply_fails(void **state)
 {
     fixture *f = *state;
-    f->store.infos[2] = (stock_sku_info){96, 100, 4, 0};
+    f->store.infos[2] = (stock_sku_info){96, 100, 4, 0, 0};
     assert_int_equal(verify(f), 2);
     assert_reported(f, "I2 sku=C: initial 100 - available 96 = 4");
     assert_reported(f, "(difference +4)");
@@ -141,7 +141,7 @@ static void test_lost_reply_fails(void **state)
 static void test_lost_write_fails(void **state)
 {
     fixture *f = *state;
-    f->store.infos[0] = (stock_sku_info){95, 100, 7, 2};
+    f->store.infos[0] = (stock_sku_info){95, 100, 7, 2, 0};
     assert_int_equal(verify(f), 2);
     assert_reported(f, "I2 sku=A");
     assert_reported(f, "(difference -3)");
@@ -153,9 +153,9 @@ static void test_uncertain_outcomes(void **state)
 {
     fixture *f = *state;
     checker_uncertain(f->ledger, 2, 4, 0);
-    f->store.infos[2] = (stock_sku_info){96, 100, 4, 0};
+    f->store.infos[2] = (stock_sku_info){96, 100, 4, 0, 0};
     assert_int_equal(verify(f), 0);
-    f->store.infos[2] = (stock_sku_info){95, 100, 5, 0};
+    f->store.infos[2] = (stock_sku_info){95, 100, 5, 0, 0};
     assert_int_equal(verify(f), 2);
     assert_reported(f, "(difference +5)");
 }
@@ -214,7 +214,7 @@ static void test_many_skus_and_report_cap(void **state)
     assert_non_null(many);
     for (uint32_t sku = 0; sku < MANY_SKUS; sku++) {
         checker_set_initial(many, sku, 10);
-        f->store.infos[sku] = (stock_sku_info){sku % 2 ? 9 : 10, 10, sku % 2, 0};
+        f->store.infos[sku] = (stock_sku_info){sku % 2 ? 9 : 10, 10, sku % 2, 0, 0};
     }
     checker_source source = {fake_fetch, fake_name, &f->store};
     assert_int_equal(checker_verify(many, &source), MANY_SKUS);

@@ -84,6 +84,56 @@ static bool prepare_line(const ctl_args *args, ctl_request *request)
     return true;
 }
 
+static bool prepare_hold(const ctl_args *args, ctl_request *request)
+{
+    stock_op *op = &request->op;
+    *op = (stock_op){.type = STOCK_OP_HOLD,
+                     .id = stock_id_from_cstr(args->positional[0]),
+                     .sku = stock_id_from_cstr(args->positional[1])};
+    return ctl_parse_int64(args->positional[2], "QTY", &op->amount) &&
+           ctl_parse_int64(args->positional[3], "TTL_MS", &op->expect);
+}
+
+static bool prepare_confirm(const ctl_args *args, ctl_request *request)
+{
+    stock_op *op = &request->op;
+    *op = (stock_op){.type = STOCK_OP_CONFIRM,
+                     .id = stock_id_from_cstr(args->positional[0])};
+    return args->positional_count < 2 ||
+           ctl_parse_int64(args->positional[1], "QTY", &op->amount);
+}
+
+static bool prepare_release(const ctl_args *args, ctl_request *request)
+{
+    request->op = (stock_op){.type = STOCK_OP_RELEASE,
+                             .id = stock_id_from_cstr(args->positional[0])};
+    return true;
+}
+
+static bool prepare_confirm_order(const ctl_args *args, ctl_request *request)
+{
+    uint32_t line_count = (uint32_t)(args->positional_count - 1) / 2;
+    assert(line_count >= 1 && line_count <= STOCK_ORDER_LINES_MAX);
+    for (uint32_t i = 0; i < line_count; i++) {
+        const char *const *pair = &args->positional[1 + 2 * i];
+        stock_order_line *line = &request->lines[i];
+        *line = (stock_order_line){.line_id = stock_id_from_cstr(pair[0])};
+        if (!ctl_parse_int64(pair[1], "QTY", &line->qty))
+            return false;
+    }
+    request->op = (stock_op){.type = STOCK_OP_CONFIRM_ORDER,
+                             .id = stock_id_from_cstr(args->positional[0]),
+                             .lines = request->lines, .line_count = line_count};
+    return true;
+}
+
+static bool prepare_hold_info(const ctl_args *args, ctl_request *request)
+{
+    request->op = (stock_op){.type = STOCK_OP_HOLD_GET,
+                             .id = stock_id_from_cstr(args->positional[0])};
+    return true;
+}
+
 static bool prepare_stats(const ctl_args *args, ctl_request *request)
 {
     assert(args->positional_count == 0);
@@ -111,6 +161,11 @@ int ctl_run(stock_t *store, const ctl_args *args, ctl_request *request)
     case STOCK_OP_ORDER: return ctl_print_order(args, op);
     case STOCK_OP_GET: return ctl_print_sku(args, op);
     case STOCK_OP_LINE: return ctl_print_line(args, op);
+    case STOCK_OP_HOLD: return ctl_print_level(args, "hold", op);
+    case STOCK_OP_CONFIRM: return ctl_print_level(args, "confirm", op);
+    case STOCK_OP_RELEASE: return ctl_print_level(args, "release", op);
+    case STOCK_OP_CONFIRM_ORDER: return ctl_print_order(args, op);
+    case STOCK_OP_HOLD_GET: return ctl_print_hold(args, op);
     }
     assert(!"unknown op type");
     return CTL_EXIT_INTERNAL;
@@ -148,13 +203,39 @@ const ctl_command ctl_commands[] = {
      "Repeating the refund answers REPLAY.\n",
      3, 3, 0, prepare_refund, NULL},
     {"get", "SKU", "show a SKU's stock and totals",
-     "Shows available, adjusted (sets and adds), deducted and refunded;\n"
-     "available = adjusted - deducted + refunded.\n",
+     "Shows available, adjusted (sets and adds), deducted, refunded and held\n"
+     "(units in holds not yet confirmed, released or expired);\n"
+     "available + held = adjusted - deducted + refunded.\n",
      1, 1, 0, prepare_get, NULL},
     {"line", "LINE_ID", "show a deducted line",
      "Shows the line's SKU, order, quantity, refunded quantity, time and the\n"
      "stock left right after it was deducted.\n",
      1, 1, 0, prepare_line, NULL},
+    {"hold", "HOLD_ID SKU QTY TTL_MS", "hold QTY of SKU for TTL_MS milliseconds",
+     "Takes QTY (1..2147483647) of SKU out of available into the hold HOLD_ID\n"
+     "until TTL_MS (1..2592000000) milliseconds from now on the store's clock.\n"
+     "Unless confirmed or released first, the store expires it then and the\n"
+     "units are available again. Repeating the hold answers REPLAY.\n",
+     4, 4, 0, prepare_hold, NULL},
+    {"confirm", "HOLD_ID [QTY]", "turn a hold into a deducted line",
+     "Confirms QTY of the hold (all of it without QTY; the rest is released)\n"
+     "as a deducted line whose id is HOLD_ID, refundable as any line. After\n"
+     "the deadline: EXPIRED; after a release: CLOSED. Repeating: REPLAY.\n",
+     1, 2, 0, prepare_confirm, NULL},
+    {"release", "HOLD_ID", "give a hold's units back",
+     "Releases the hold: its units are available again. After the deadline:\n"
+     "EXPIRED; after a confirm: CLOSED. Repeating: REPLAY.\n",
+     1, 1, 0, prepare_release, NULL},
+    {"confirm-order", "ORDER_ID HOLD_ID QTY [HOLD_ID QTY ...]",
+     "confirm holds as one order, all or none",
+     "Confirms every hold (up to 100; QTY 0 = the whole hold) as the lines of\n"
+     "order ORDER_ID, or none: one hold expired, released, confirmed or\n"
+     "unknown fails the order and names it. Repeating answers REPLAY.\n",
+     3, CTL_POSITIONAL_MAX, 2, prepare_confirm_order, NULL},
+    {"hold-info", "HOLD_ID", "show a hold",
+     "Shows the hold's SKU, state (held, confirmed, released, expired),\n"
+     "quantity, confirmed quantity, order, time and deadline.\n",
+     1, 1, 0, prepare_hold_info, NULL},
     {"stats", "", "show the backend's counters",
      "Shows the counters the backend keeps since the store was opened (for a\n"
      "server: this connection's, not the server's).\n",

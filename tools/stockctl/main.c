@@ -20,7 +20,8 @@ static const int exit_codes[STOCK_CODE_COUNT] = {
     [STOCK_EXCEEDS] = 6,      [STOCK_MISMATCH] = 7,
     [STOCK_IO] = 8,           [STOCK_CORRUPT] = 9,
     [STOCK_NOMEM] = 10,       [STOCK_UNAVAILABLE] = 11,
-    [STOCK_UNSUPPORTED] = 12,
+    [STOCK_UNSUPPORTED] = 12, [STOCK_EXPIRED] = 13,
+    [STOCK_CLOSED] = 14,
 };
 
 int ctl_exit_code(stock_code code)
@@ -71,6 +72,9 @@ bool ctl_parse_int64(const char *text, const char *what, int64_t *value)
     return true;
 }
 
+/* Width of the "name synopsis" column of the command list. */
+#define CTL_USAGE_COLUMN 55
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -78,9 +82,12 @@ static void usage(FILE *out)
         "       stockctl COMMAND --help   (or: stockctl help COMMAND)\n\n"
         "A command-line client for stockd and libstock.\n\n"
         "commands:\n");
-    for (const ctl_command *command = ctl_commands; command->name; command++)
-        fprintf(out, "  %-7s %-47s %s\n", command->name, command->synopsis,
-                command->summary);
+    /* Name and synopsis as one column, so that long names stay aligned. */
+    for (const ctl_command *command = ctl_commands; command->name; command++) {
+        char left[CTL_USAGE_COLUMN + 1];
+        snprintf(left, sizeof left, "%s %s", command->name, command->synopsis);
+        fprintf(out, "  %-*s %s\n", CTL_USAGE_COLUMN, left, command->summary);
+    }
     fprintf(out,
         "\noptions:\n"
         "  --store URI  the store: stockd://host:port[?password=P] for a server,\n"
@@ -93,7 +100,8 @@ static void usage(FILE *out)
         "exit codes:\n"
         "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
         "  3 INSUFFICIENT   4 NOTFOUND   5 CONFLICT   6 EXCEEDS   7 MISMATCH\n"
-        "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n");
+        "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n"
+        "  13 EXPIRED   14 CLOSED\n");
 }
 
 static void command_usage(const ctl_command *command)

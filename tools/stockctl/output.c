@@ -49,6 +49,11 @@ static bool failure_has_available(stock_code code)
            code == STOCK_EXCEEDS;
 }
 
+static bool is_order(const stock_op *op)
+{
+    return op->type == STOCK_OP_ORDER || op->type == STOCK_OP_CONFIRM_ORDER;
+}
+
 static int print_op_failure(const ctl_args *args, const stock_op *op)
 {
     assert(!stock_code_succeeded(op->code));
@@ -58,13 +63,13 @@ static int print_op_failure(const ctl_args *args, const stock_op *op)
         json_object_set_new(object, "error", json_string(stock_strerror(op->code)));
         if (failure_has_available(op->code))
             json_object_set_new(object, "available", json_integer(op->available));
-        if (op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+        if (is_order(op) && op->failed_line >= 0)
             json_object_set_new(object, "failed_line", json_integer(op->failed_line));
         return json_emit(object, op->code);
     }
     fprintf(stderr, "stockctl: %s: %s %s (%s)\n", args->command,
             stock_code_name(op->code), op->message, stock_strerror(op->code));
-    if (op->type == STOCK_OP_ORDER && op->failed_line >= 0)
+    if (is_order(op) && op->failed_line >= 0)
         fprintf(stderr, "stockctl: order: line %d (%.*s) is at fault\n",
                 op->failed_line + 1, (int)op->lines[op->failed_line].line_id.len,
                 op->lines[op->failed_line].line_id.ptr);
@@ -90,56 +95,87 @@ static const char *replay_note(stock_code code)
     return code == STOCK_REPLAY ? " (replay: already done, original result)" : "";
 }
 
+/* What a level-changing op is about: its SKU, a refund's line, or the
+ * hold a CONFIRM or RELEASE names (they carry no SKU). */
+static const char *subject_kind(const stock_op *op)
+{
+    if (op->type == STOCK_OP_REFUND)
+        return "line";
+    if (op->type == STOCK_OP_CONFIRM || op->type == STOCK_OP_RELEASE)
+        return "hold";
+    return "sku";
+}
+
+static stock_id subject_id(const stock_op *op)
+{
+    if (op->type == STOCK_OP_REFUND)
+        return op->line;
+    if (op->type == STOCK_OP_CONFIRM || op->type == STOCK_OP_RELEASE)
+        return op->id;
+    return op->sku;
+}
+
 int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op)
 {
-    assert(op->type == STOCK_OP_SET || op->type == STOCK_OP_ADD ||
-           op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_REFUND);
+    assert(op->type != STOCK_OP_ORDER && op->type != STOCK_OP_GET &&
+           op->type != STOCK_OP_LINE && op->type != STOCK_OP_CONFIRM_ORDER &&
+           op->type != STOCK_OP_HOLD_GET);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
+    stock_id subject = subject_id(op);
     if (args->json) {
         json_t *object = json_result(op->code);
         if (op->type == STOCK_OP_REFUND)
             json_object_set_new(object, "refund", json_id(op->id));
-        json_object_set_new(object, op->type == STOCK_OP_REFUND ? "line" : "sku",
-                            json_id(op->type == STOCK_OP_REFUND ? op->line : op->sku));
+        json_object_set_new(object, subject_kind(op), json_id(subject));
         if (op->type == STOCK_OP_DEDUCT)
             json_object_set_new(object, "line", json_id(op->id));
+        if (op->type == STOCK_OP_HOLD)
+            json_object_set_new(object, "hold", json_id(op->id));
         json_object_set_new(object, "available", json_integer(op->available));
         return json_emit(object, op->code);
     }
-    stock_id subject = op->type == STOCK_OP_REFUND ? op->line : op->sku;
-    printf("%s %s %.*s: available %" PRId64 "%s\n", verb,
-           op->type == STOCK_OP_REFUND ? "line" : "sku", (int)subject.len,
-           subject.ptr, op->available, replay_note(op->code));
+    printf("%s %s %.*s: available %" PRId64 "%s\n", verb, subject_kind(op),
+           (int)subject.len, subject.ptr, op->available, replay_note(op->code));
     return ctl_exit_code(op->code);
 }
 
+/* An ORDER's lines, or a CONFIRM_ORDER's (a hold and a qty, 0 for all of
+ * it, and no SKU). */
 int ctl_print_order(const ctl_args *args, const stock_op *op)
 {
-    assert(op->type == STOCK_OP_ORDER && op->line_count >= 1);
+    assert(is_order(op) && op->line_count >= 1);
     if (!stock_code_succeeded(op->code))
         return print_op_failure(args, op);
+    bool holds = op->type == STOCK_OP_CONFIRM_ORDER;
     if (args->json) {
         json_t *object = json_result(op->code);
         json_t *lines = json_array();
         json_object_set_new(object, "order", json_id(op->id));
         for (uint32_t i = 0; i < op->line_count; i++) {
             const stock_order_line *line = &op->lines[i];
-            json_array_append_new(lines, json_pack(
-                "{s:o, s:o, s:I, s:I}", "line", json_id(line->line_id), "sku",
-                json_id(line->sku), "qty", (json_int_t)line->qty,
-                "available", (json_int_t)line->available));
+            json_t *entry = json_pack("{s:o, s:I, s:I}", "line", json_id(line->line_id),
+                                      "qty", (json_int_t)line->qty, "available",
+                                      (json_int_t)line->available);
+            if (!holds)
+                json_object_set_new(entry, "sku", json_id(line->sku));
+            json_array_append_new(lines, entry);
         }
         json_object_set_new(object, "lines", lines);
         return json_emit(object, op->code);
     }
-    printf("order %.*s: %u lines deducted%s\n", (int)op->id.len, op->id.ptr,
-           op->line_count, replay_note(op->code));
+    printf("order %.*s: %u lines %s%s\n", (int)op->id.len, op->id.ptr,
+           op->line_count, holds ? "confirmed" : "deducted", replay_note(op->code));
     for (uint32_t i = 0; i < op->line_count; i++) {
         const stock_order_line *line = &op->lines[i];
-        printf("  line %-20.*s sku %-20.*s qty %-8" PRId64 " available %" PRId64 "\n",
-               (int)line->line_id.len, line->line_id.ptr, (int)line->sku.len,
-               line->sku.ptr, line->qty, line->available);
+        if (holds)
+            printf("  hold %-20.*s qty %-8" PRId64 " available %" PRId64 "\n",
+                   (int)line->line_id.len, line->line_id.ptr, line->qty,
+                   line->available);
+        else
+            printf("  line %-20.*s sku %-20.*s qty %-8" PRId64 " available %" PRId64 "\n",
+                   (int)line->line_id.len, line->line_id.ptr, (int)line->sku.len,
+                   line->sku.ptr, line->qty, line->available);
     }
     return ctl_exit_code(op->code);
 }
@@ -157,12 +193,13 @@ int ctl_print_sku(const ctl_args *args, const stock_op *op)
         json_object_set_new(object, "adjusted", json_integer(info->adjusted));
         json_object_set_new(object, "deducted", json_integer(info->deducted));
         json_object_set_new(object, "refunded", json_integer(info->refunded));
+        json_object_set_new(object, "held", json_integer(info->held));
         return json_emit(object, op->code);
     }
     printf("sku        %.*s\navailable  %" PRId64 "\nadjusted   %" PRId64
-           "\ndeducted   %" PRId64 "\nrefunded   %" PRId64 "\n",
+           "\ndeducted   %" PRId64 "\nrefunded   %" PRId64 "\nheld       %" PRId64 "\n",
            (int)op->sku.len, op->sku.ptr, info->available, info->adjusted,
-           info->deducted, info->refunded);
+           info->deducted, info->refunded, info->held);
     return ctl_exit_code(op->code);
 }
 
@@ -208,6 +245,36 @@ int ctl_print_line(const ctl_args *args, const stock_op *op)
     return ctl_exit_code(op->code);
 }
 
+int ctl_print_hold(const ctl_args *args, const stock_op *op)
+{
+    assert(op->type == STOCK_OP_HOLD_GET);
+    if (!stock_code_succeeded(op->code))
+        return print_op_failure(args, op);
+    const stock_hold_info *info = &op->info.hold_info;
+    if (args->json) {
+        json_t *object = json_result(op->code);
+        json_object_set_new(object, "hold", json_id(op->id));
+        json_object_set_new(object, "sku", json_string(info->sku));
+        json_object_set_new(object, "state", json_string(stock_hold_state_name(info->state)));
+        json_object_set_new(object, "order_id", json_string(info->order_id));
+        json_object_set_new(object, "qty", json_integer(info->qty));
+        json_object_set_new(object, "confirmed", json_integer(info->confirmed));
+        json_object_set_new(object, "time_us", json_integer(info->time_us));
+        json_object_set_new(object, "deadline_us", json_integer(info->deadline_us));
+        return json_emit(object, op->code);
+    }
+    char when[64], deadline[64];
+    format_time(info->time_us, when, sizeof when);
+    format_time(info->deadline_us, deadline, sizeof deadline);
+    printf("hold       %.*s\nsku        %s\nstate      %s\norder      %s\n"
+           "qty        %" PRId64 "\nconfirmed  %" PRId64 "\ntime       %s\n"
+           "deadline   %s\n",
+           (int)op->id.len, op->id.ptr, info->sku, stock_hold_state_name(info->state),
+           info->order_id[0] ? info->order_id : "-", info->qty, info->confirmed,
+           when, deadline);
+    return ctl_exit_code(op->code);
+}
+
 int ctl_print_stats(const ctl_args *args, const char *backend,
                     stock_code code, const stock_stats *stats)
 {
@@ -225,6 +292,11 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
         {"recovery_records", stats->recovery_records},
         {"recovery_torn_bytes", stats->recovery_torn_bytes},
         {"recovery_ms", stats->recovery_ms},
+        {"holds_outstanding", stats->holds_outstanding},
+        {"held_units", stats->held_units},
+        {"hold_expiries", stats->hold_expiries},
+        {"hold_confirmations", stats->hold_confirmations},
+        {"hold_releases", stats->hold_releases},
     };
     size_t count = sizeof fields / sizeof fields[0];
     if (args->json) {

@@ -101,6 +101,7 @@ int ctl_print_level(const ctl_args *args, const char *verb, const stock_op *op);
 int ctl_print_order(const ctl_args *args, const stock_op *op);
 int ctl_print_sku(const ctl_args *args, const stock_op *op);
 int ctl_print_line(const ctl_args *args, const stock_op *op);
+int ctl_print_hold(const ctl_args *args, const stock_op *op);
 int ctl_print_stats(const ctl_args *args, const char *backend,
                     stock_code code, const stock_stats *stats);
 /* A failure outside an op (the store would not open). */
