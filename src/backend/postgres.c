@@ -498,8 +498,11 @@ static void run_transaction(pg_store *store)
  * replayed our last commit (so it shows everything this store did), and only
  * for deductions that no earlier op of the transaction could help: those
  * before the first op that can add stock or use a line id (set, add, refund,
- * order), first uses of their line id. Sold out stays sold out under
- * deductions, so the answer is exact: INSUFFICIENT with available 0.
+ * order, the hold operations), first uses of their line id. Sold out stays
+ * sold out under deductions, so the answer is exact: INSUFFICIENT with
+ * available 0 -- but only with nothing held, since a hold past its deadline
+ * gives its units back in the primary's sweep, which the replica cannot
+ * have seen (the model walk caught the replica answering 0 for 1).
  *
  * Freshness is its own statement, before the pre-check: a statement's
  * snapshot is taken when it starts, so a replay position read inside the
@@ -513,7 +516,8 @@ static const char pg_precheck_sql[] =
     "LEFT JOIN LATERAL (SELECT 1 AS used FROM inventory_flow f "
     "WHERE f.line_id = d.line_id LIMIT 1) u ON true "
     "WHERE d.k = 1 AND u.used IS NULL "
-    "AND (SELECT sum(v.leaved_amount) FROM inventory v WHERE v.sku_id = d.sku_id) = 0";
+    "AND (SELECT sum(v.leaved_amount) + sum(v.held) FROM inventory v "
+    "WHERE v.sku_id = d.sku_id) = 0";
 
 static void replica_drop(pg_store *store)
 {
