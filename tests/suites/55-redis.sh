@@ -153,8 +153,13 @@ for delay in 0.3 1 2; do
         sleep 0.1
     done
     sleep "$delay"
-    kill -KILL "$writer" 2>/dev/null ||
-        { echo "the writer ended before it was killed:"; cat "$REDIS_DIR/crash.out"; exit 1; }
+    # On a loaded machine a batch may time out first (UNAVAILABLE, outcome
+    # unknown): the writer then stops on its own, and the check below still
+    # holds. Any other early stop fails the suite.
+    if ! kill -KILL "$writer" 2>/dev/null; then
+        grep -q "UNAVAILABLE" "$REDIS_DIR/crash.out" || { echo "the writer ended before it was killed:"; cat "$REDIS_DIR/crash.out"; exit 1; }
+        echo "the writer stopped before the kill: $(tail -n 1 "$REDIS_DIR/crash.out")"
+    fi
     wait "$writer" 2>/dev/null || true
     writer=""
     echo "orders left in flight: $(redis_cli ZCARD "crash$delay:{stock:pending}")"

@@ -65,15 +65,21 @@ static void deduct_id(long n, int k, char *line, size_t size)
     snprintf(line, size, "crash-d%ld.%d", n, k);
 }
 
+/* Replaces FILE's count by renaming a new file over it: a kill at any
+ * moment leaves the old count or the new one, never an empty file. */
 static void write_count(const char *file, long count)
 {
-    FILE *out = fopen(file, "w");
+    char temporary[4096];
+    snprintf(temporary, sizeof temporary, "%s.new", file);
+    FILE *out = fopen(temporary, "w");
     if (out == NULL)
         exit(2);
     fprintf(out, "%ld\n", count);
     fflush(out);
     fdatasync(fileno(out));
     fclose(out);
+    if (rename(temporary, file) != 0)
+        exit(2);
 }
 
 static int run_write(const char *base, const char *file)

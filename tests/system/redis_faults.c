@@ -316,15 +316,21 @@ static void run_sweep(const char *uri)
 
 /* ------------------------------------------------------------- AOF restart */
 
+/* Replaces FILE's count by renaming a new file over it: a kill at any
+ * moment leaves the old count or the new one, never an empty file. */
 static void write_ack(const char *file, long acked)
 {
-    FILE *out = fopen(file, "w");
+    char temporary[4096];
+    snprintf(temporary, sizeof temporary, "%s.new", file);
+    FILE *out = fopen(temporary, "w");
     if (out == NULL)
         exit(2);
     fprintf(out, "%ld\n", acked);
     fflush(out);
     fdatasync(fileno(out));
     fclose(out);
+    if (rename(temporary, file) != 0)
+        exit(2);
 }
 
 /* Deducts lines w0, w1, ... of SKU "w" (qty 1) in batches until a batch
