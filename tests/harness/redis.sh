@@ -23,19 +23,11 @@ REDIS_PORT_LAST=${REDIS_PORT_LAST:-17549}
 REDIS_START_TRIES=10
 
 # Prints a port of the range that nothing listens on (a hint: the server's
-# own bind is the real test, and redis_start retries on a clash).
+# own bind is the real test, and redis_start retries on a clash), through
+# pick_port of tests/system/server_helpers.sh, as nats.sh does.
+declare -F pick_port >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/../system/server_helpers.sh"
 redis_free_port() {
-    local span=$((REDIS_PORT_LAST - REDIS_PORT_FIRST + 1))
-    local start=$((REDIS_PORT_FIRST + RANDOM % span)) i port
-    for ((i = 0; i < span; i++)); do
-        port=$((REDIS_PORT_FIRST + (start - REDIS_PORT_FIRST + i) % span))
-        if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "redis.sh: no free port in $REDIS_PORT_FIRST-$REDIS_PORT_LAST" >&2
-    return 1
+    pick_port "$REDIS_PORT_FIRST" "$REDIS_PORT_LAST"
 }
 
 # Starts redis-server on $REDIS_PORT in $REDIS_DIR; sets REDIS_PID. Fails if it
