@@ -329,7 +329,7 @@ static void decode_error(stock_op *op, const redisReply *reply)
         return;
     }
     const char *facts = text + word_length + (text[word_length] == ' ');
-    result_fail(op, code, "%s", facts);
+    result_fail(op, code, "%s", facts[0] != '\0' ? facts : stock_code_name(code));
     int64_t value = 0;
     if ((code == STOCK_INSUFFICIENT && fact_int64(facts, "available", &value)) ||
         (code == STOCK_MISMATCH && fact_int64(facts, "current", &value)) ||
@@ -588,7 +588,9 @@ static stock_code decode_list_error(const redisReply *reply, char *message, size
     size_t word_length = strcspn(text, " ");
     stock_code code = code_from_word(text, word_length);
     if (code != STOCK_CODE_COUNT && !stock_code_succeeded(code)) {
-        snprintf(message, size, "%s", text + word_length + (text[word_length] == ' '));
+        /* A bare word still has to say why: the word is the reason. */
+        const char *facts = text + word_length + (text[word_length] == ' ');
+        snprintf(message, size, "%s", facts[0] != '\0' ? facts : stock_code_name(code));
         return code;
     }
     if (strstr(text, "unknown command") != NULL) {

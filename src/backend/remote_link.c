@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +25,44 @@
 #include "lib/tls.h"
 
 #define REMOTE_LINK_READ_BYTES (16 * 1024)
+
+/* hiredis's own reply constructors, with createArray bounded. */
+static redisReplyObjectFunctions bounded_functions;
+static void *(*create_array)(const redisReadTask *, int);
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+
+static void *create_array_bounded(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > REMOTE_REPLY_ELEMENTS_MAX) {
+        *(bool *)task->privdata = true;
+        return NULL;
+    }
+    return create_array(task, elements);
+}
+
+/* hiredis keeps its default constructors private; a reader made the
+ * ordinary way points at them. */
+static void bounded_init(void)
+{
+    redisReader *plain = redisReaderCreate();
+    if (plain == NULL)
+        return;
+    bounded_functions = *plain->fn;
+    create_array = plain->fn->createArray;
+    bounded_functions.createArray = create_array_bounded;
+    redisReaderFree(plain);
+}
+
+redisReader *remote_reader_create(bool *oversize)
+{
+    pthread_once(&bounded_once, bounded_init);
+    if (create_array == NULL)
+        return NULL;
+    redisReader *reader = redisReaderCreateWithFunctions(&bounded_functions);
+    if (reader != NULL)
+        reader->privdata = oversize;
+    return reader;
+}
 
 void remote_link_init(remote_link *link)
 {
@@ -142,7 +181,8 @@ bool remote_link_open(remote_link *link, const char *host, int port, SSL_CTX *co
         ok = connect_to(link, a, connect_timeout_ms);
     }
     freeaddrinfo(found);
-    link->reader = ok ? redisReaderCreate() : NULL;
+    link->reply_oversize = false;
+    link->reader = ok ? remote_reader_create(&link->reply_oversize) : NULL;
     if (ok && link->reader == NULL)
         ok = fail(link, "reader", "out of memory");
     if (ok && context != NULL)
@@ -213,6 +253,12 @@ static bool read_some(remote_link *link)
         }
         if (redisReaderFeed(link->reader, data, (size_t)n) != REDIS_OK)
             return fail(link, "reader", "out of memory");
+        if (link->reader->len - link->reader->pos > REMOTE_REPLY_BYTES_MAX) {
+            message_set(link->error, sizeof link->error,
+                        "protocol error: a reply of over %u MiB: the server is not a "
+                        "stockd", REMOTE_REPLY_BYTES_MAX >> 20);
+            return false;
+        }
         return true;
     }
 }
@@ -223,8 +269,14 @@ bool remote_link_reply(remote_link *link, redisReply **reply)
     *reply = NULL;
     for (;;) {
         void *parsed = NULL;
-        if (redisReaderGetReply(link->reader, &parsed) != REDIS_OK)
-            return fail(link, "protocol error", link->reader->errstr);
+        if (redisReaderGetReply(link->reader, &parsed) != REDIS_OK) {
+            if (!link->reply_oversize)
+                return fail(link, "protocol error", link->reader->errstr);
+            message_set(link->error, sizeof link->error,
+                        "protocol error: an array of over %d elements: the server is "
+                        "not a stockd", REMOTE_REPLY_ELEMENTS_MAX);
+            return false;
+        }
         if (parsed != NULL) {
             *reply = parsed;
             return true;

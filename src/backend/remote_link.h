@@ -17,15 +17,32 @@
 #include <hiredis/hiredis.h>
 #include <openssl/ssl.h>
 
+#include "stock.h"
+
 #define REMOTE_LINK_ERROR_MAX 160   /* bytes of a link's last error */
+/* The longest array a stockd sends is a page of a listing. */
+#define REMOTE_REPLY_ELEMENTS_MAX STOCK_LIST_MAX
+/* Bytes of replies the link holds before they parse: a page of a listing is
+ * a few hundred kilobytes, so more is a peer that is not a stockd. */
+#define REMOTE_REPLY_BYTES_MAX (16u << 20)
 
 typedef struct remote_link {
     int fd;                 /* -1 when closed */
     SSL *ssl;               /* NULL on a plaintext link */
     redisReader *reader;
+    bool reply_oversize;    /* the reader met an array over the limit */
     int timeout_ms;         /* per wait for the socket */
     char error[REMOTE_LINK_ERROR_MAX];   /* why the last call failed */
 } remote_link;
+
+/*
+ * hiredis's reply reader, bounded: an array of more than
+ * REMOTE_REPLY_ELEMENTS_MAX elements stops it with an error and sets
+ * *oversize (borrowed, must outlive the reader), where hiredis alone would
+ * allocate whatever count the peer announces. Any thread. NULL when out of
+ * memory; free with redisReaderFree.
+ */
+redisReader *remote_reader_create(bool *oversize);
 
 /* A closed link (fd -1), ready for remote_link_open. */
 void remote_link_init(remote_link *link);

@@ -80,3 +80,38 @@ echo "$tried ops tried, $acked acknowledged through the proxy"
 echo "== every acknowledged op there once, I1-I5, checked straight at stockd"
 "$BIN/server_crash_check" "$direct" "$skus" "$level" "$dir"/client-*.log ||
     fail "the check found violations"
+
+echo "== a peer that is not a stockd: replies past the reader's bounds are refused"
+# The first fake announces an array of 2^31-1 elements, the second sends a
+# bulk string of 17 MiB; without the bounds the backend would allocate what
+# the peer announces, or hold all it sends, and end in a timeout.
+fake_port=$(pick_port 17640 17649)
+for reply in array bulk; do
+    /usr/bin/python3 - "$fake_port" "$reply" >"$dir/fake.out" 2>&1 <<'PY' &
+import socket, sys
+port, kind = int(sys.argv[1]), sys.argv[2]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(1)
+print("listening", flush=True)
+peer, _ = server.accept()
+peer.recv(65536)
+try:
+    if kind == "array":
+        peer.sendall(b"*2147483647\r\n")
+    else:
+        peer.sendall(b"$17825792\r\n" + b"x" * 17825792)
+    peer.recv(1)
+except OSError:
+    pass
+PY
+    fake_pid=$!
+    for _ in $(seq 100); do grep -q listening "$dir/fake.out" 2>/dev/null && break; sleep 0.05; done
+    out=$("$BIN/stockctl" --store "stockd://127.0.0.1:$fake_port?timeout_ms=5000" get A 2>&1) &&
+        fail "$reply: a reply from a peer that is not a stockd was accepted: $out"
+    kill "$fake_pid" 2>/dev/null || true
+    wait "$fake_pid" 2>/dev/null || true
+    echo "  $reply: $out"
+    echo "$out" | grep -q "not a stockd" || fail "$reply: no clear refusal: $out"
+done
