@@ -1,7 +1,7 @@
 # stockd -- plain GNU make. `make`, `make test`, `make SANITIZE=address,undefined test`,
 # `make run`, `make install PREFIX=/usr/local` (library, binaries and the
 # operator's kit of ops/), `make fuzz`, `make bench`,
-# `make soak` (the fault suites round after round, SOAK_SECONDS=3600).
+# `make soak` (1000 kills -9, then the fault suites round after round).
 #
 # Sources are found by folder, so a new file in src/<module>/ joins the build
 # without editing this file:
@@ -161,8 +161,9 @@ test: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/run
 
-# Not in CI: the crash and fault suites again and again with fresh seeds
-# for SOAK_SECONDS (tests/soak says what it runs).
+# Not in CI: SOAK_KILL_ROUNDS kills -9 (default 1000), then the crash and
+# fault suites again and again with fresh seeds for SOAK_SECONDS (tests/soak
+# says what it runs).
 soak: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/soak

@@ -9,7 +9,7 @@
 # server_crash_check verifies the acknowledged ops against the server, and
 # once more after a final kill -9 of the idle server. Every start must log
 # what its recovery did, and each restart after a kill must have replayed
-# records.
+# records. SERVER_CRASH_ROUNDS=N for more than the default 4 kills.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -19,6 +19,7 @@ rounds=4
 case "$BUILD" in
 *san*) rounds=3 ;;   # keeps the sanitizer run near a minute
 esac
+rounds=${SERVER_CRASH_ROUNDS:-$rounds}   # make soak asks for many more
 skus=4
 level=1000000000
 dir=$(mktemp -d)
