@@ -5,7 +5,8 @@
 #     key prefix and fused=0 (the cluster's two calls per deduction), then
 #     from two stores (two processes) at once;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node
-#     (refused, nothing written), a layout of another version, a wrong
+#     without cluster=1 (refused, nothing written), cluster=1 on a single
+#     server, a layout of another version, a wrong
 #     password;
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
@@ -94,7 +95,7 @@ echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions
     { echo "expected UNSUPPORTED, got: $out"; exit 1; }
 echo "refused: ${out#*: }"
 
-echo "== a Redis Cluster node (the cluster client is not built yet)"
+echo "== a Redis Cluster node without cluster=1"
 # In a subshell, so that the harness's variables of the main server stay.
 out=$(
     redis_start --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null
@@ -102,8 +103,8 @@ out=$(
     [ -z "$(redis_cli --scan)" ] || echo "the cluster node got keys: $(redis_cli --scan)"
     redis_stop
 )
-echo "$out" | grep -q "UNSUPPORTED: redis: the server is a Redis Cluster node" ||
-    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+echo "$out" | grep -q "INVALID: redis: the server is a Redis Cluster node (redis_mode:cluster); open it with cluster=1" ||
+    { echo "expected INVALID, got: $out"; exit 1; }
 ! echo "$out" | grep -q "the cluster node got keys" || { echo "$out"; exit 1; }
 echo "refused: ${out#*: }"
 
