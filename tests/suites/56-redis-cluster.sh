@@ -5,7 +5,11 @@
 # seed list:
 #   - the conformance suite, --quick then the full sellout, plain and with a
 #     key prefix, then from two stores (two processes) at once;
+#   - the function library on every node, replicas included (functions
+#     replicate);
 #   - a seed list whose first seed does not answer;
+#   - a SKU's slot moved to another master under an open store: a deduction
+#     during the migration follows ASK, one after it MOVED;
 #   - the masters frozen (SIGSTOP): an op times out UNAVAILABLE, its retry
 #     with the same id counts once;
 #   - kill -9 of a master under a writer of cross-slot orders and deductions
@@ -38,9 +42,59 @@ one=$!
 wait "$one" || { cat "$REDIS_DIR/one.log"; exit 1; }
 tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
 
+echo "== the function library on every node"
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    redis_cluster_cli "$i" FUNCTION LIST LIBRARYNAME stockd_v1 | grep -qx stockd_v1 ||
+        { echo "node $i lacks the function library"; exit 1; }
+done
+echo "all $REDIS_CLUSTER_NODES nodes hold stockd_v1"
+
 echo "== a first seed that does not answer"
 "$BUILD/tests/conformance" --filter 'set_creates*' "redis://127.0.0.1:1,${REDIS_URI#redis://}" \
     2>&1 | tail -n 1
+
+echo "== a slot moved under an open store (ASK, then MOVED)"
+# Field 9 on of a CLUSTER NODES line are the node's slot ranges.
+master_of() {   # SLOT: prints "id port" of its master
+    redis_cluster_cli 1 CLUSTER NODES | awk -v s="$1" '$3 ~ /master/ {
+        for (i = 9; i <= NF; i++) { n = split($i, r, "-"); if (n == 1) r[2] = r[1];
+            if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0) { split($2, a, "[:@]"); print $1, a[2] } } }'
+}
+coproc MOVER { "$BUILD/tests/redis_faults" moved "$REDIS_URI"; }
+mover_pid=$MOVER_PID
+mover_said=""
+mover_read() {   # WORD: reads the mover's lines up to the one that starts with WORD
+    local line
+    while read -r line <&"${MOVER[0]}"; do
+        mover_said+="$line"$'\n'
+        [[ "$line" == "$1"* ]] && { echo "$line"; return 0; }
+    done
+    echo "the mover ended early: $mover_said" >&2
+    return 1
+}
+sku=$(mover_read "sku ")
+sku=${sku#sku }
+slot=$(redis_cluster_cli 0 CLUSTER KEYSLOT "{sku:$sku}")
+read -r src_id src_port < <(master_of "$slot")
+read -r dst_id dst_port < <(redis_cluster_cli 1 CLUSTER NODES |
+    awk -v id="$src_id" '$3 ~ /master/ && $3 !~ /fail/ && $1 != id && NF >= 9 {
+        split($2, a, "[:@]"); print $1, a[2]; exit }')
+redis-cli -p "$dst_port" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
+redis-cli -p "$src_port" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+# shellcheck disable=SC2046  # the slot's keys, one argument each
+redis-cli -p "$src_port" MIGRATE 127.0.0.1 "$dst_port" "" 0 5000 KEYS \
+    $(redis-cli -p "$src_port" CLUSTER GETKEYSINSLOT "$slot" 1000) >/dev/null
+echo go >&"${MOVER[1]}"
+mover_read "deducted 0" >/dev/null
+for port in "$dst_port" "$src_port"; do
+    redis-cli -p "$port" CLUSTER SETSLOT "$slot" NODE "$dst_id" >/dev/null
+done
+echo go >&"${MOVER[1]}"
+out=$(cat <&"${MOVER[0]}")
+wait "$mover_pid"
+echo "$out"
+grep -q "redis_faults moved: 0 failed" <<<"$out"
+redis_cluster_wait_ok
 
 echo "== the masters frozen (SIGSTOP)"
 masters="${REDIS_CLUSTER_PIDS[0]},${REDIS_CLUSTER_PIDS[1]},${REDIS_CLUSTER_PIDS[2]}"
