@@ -18,6 +18,8 @@
 #                           # as a replica if it lost its slots meanwhile)
 #   redis_cluster_wait_ok   # waits until every live node says cluster_state:ok
 #   redis_cluster_stop      # stops every node by PID and removes the folder
+#   redis_conformance MODE  # the conformance suite against $REDIS_URI$MODE
+#   redis_conformance_twice URI1 URI2  # two conformance processes at once
 #
 # The server listens on 127.0.0.1 only, on the first free port of
 # REDIS_PORT_FIRST..REDIS_PORT_LAST (17500-17549 belong to these suites), and
@@ -287,4 +289,16 @@ redis_conformance() {
     tail -n 1 "$REDIS_DIR/conformance.log"
     "$BUILD/tests/conformance" --filter 'sellout*' "$REDIS_URI$mode" 2>&1 | tail -n 1
     [ "${PIPESTATUS[0]}" -eq 0 ]
+}
+
+# Runs the quick conformance suite from two processes at once, one against
+# each URI (they may be the same store). Needs BUILD and REDIS_DIR.
+redis_conformance_twice() {
+    echo "== two stores at once"
+    "$BUILD/tests/conformance" --quick "$1" >"$REDIS_DIR/one.log" 2>&1 &
+    local one=$!
+    "$BUILD/tests/conformance" --quick "$2" >"$REDIS_DIR/two.log" 2>&1 ||
+        { cat "$REDIS_DIR/two.log"; wait "$one" || true; return 1; }
+    wait "$one" || { cat "$REDIS_DIR/one.log"; return 1; }
+    tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
 }

@@ -34,13 +34,7 @@ for mode in "" "&prefix=shop1:"; do
     redis_conformance "$mode"
 done
 
-echo "== two stores at once"
-"$BUILD/tests/conformance" --quick "$REDIS_URI" >"$REDIS_DIR/one.log" 2>&1 &
-one=$!
-"$BUILD/tests/conformance" --quick "$REDIS_URI" >"$REDIS_DIR/two.log" 2>&1 ||
-    { cat "$REDIS_DIR/two.log"; exit 1; }
-wait "$one" || { cat "$REDIS_DIR/one.log"; exit 1; }
-tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
+redis_conformance_twice "$REDIS_URI" "$REDIS_URI"
 
 echo "== the function library on every node"
 for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
