@@ -5,6 +5,7 @@
 # seed list:
 #   - the conformance suite, --quick then the full sellout, plain and with a
 #     key prefix, then from two stores (two processes) at once;
+#   - no MOVED on any node after those runs (every call routed right);
 #   - the function library on every node, replicas included (functions
 #     replicate);
 #   - a seed list whose first seed does not answer;
@@ -35,6 +36,15 @@ for mode in "" "&prefix=shop1:"; do
 done
 
 redis_conformance_twice "$REDIS_URI" "$REDIS_URI"
+
+echo "== every call went straight to its slot's master"
+# On a stable cluster a MOVED means the client computed a slot wrongly (it
+# would still get there, through the redirect).
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    ! redis_cluster_cli "$i" INFO errorstats | grep -q "errorstat_MOVED" ||
+        { echo "node $i answered MOVED: $(redis_cluster_cli "$i" INFO errorstats)"; exit 1; }
+done
+echo "no MOVED on any node"
 
 echo "== the function library on every node"
 for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
