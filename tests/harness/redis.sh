@@ -20,6 +20,7 @@
 #   redis_cluster_stop      # stops every node by PID and removes the folder
 #   redis_conformance MODE  # the conformance suite against $REDIS_URI$MODE
 #   redis_conformance_twice URI1 URI2  # two conformance processes at once
+#   redis_wait_ready PID FILE  # until a helper has written "ready" to FILE
 #
 # The server listens on 127.0.0.1 only, on the first free port of
 # REDIS_PORT_FIRST..REDIS_PORT_LAST (17500-17549 belong to these suites), and
@@ -301,4 +302,15 @@ redis_conformance_twice() {
         { cat "$REDIS_DIR/two.log"; wait "$one" || true; return 1; }
     wait "$one" || { cat "$REDIS_DIR/one.log"; return 1; }
     tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
+}
+
+# Waits (up to 10 s) until the helper PID has written "ready" to FILE; fails,
+# printing FILE, if it ended first.
+redis_wait_ready() {
+    local pid=$1 file=$2 i
+    for ((i = 0; i < 100; i++)); do
+        grep -q ready "$file" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$file"; return 1; }
+        sleep 0.1
+    done
 }

@@ -142,11 +142,7 @@ for delay in 0.3 1 2; do
     uri="$REDIS_URI?prefix=crash$delay:"
     "$BUILD/tests/redis_crash" write "$uri" "$REDIS_DIR/batches" >"$REDIS_DIR/crash.out" 2>&1 &
     writer=$!
-    for ((i = 0; i < 100; i++)); do
-        grep -q ready "$REDIS_DIR/crash.out" 2>/dev/null && break
-        kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
-        sleep 0.1
-    done
+    redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
     sleep "$delay"
     # On a loaded machine a batch may time out first (UNAVAILABLE, outcome
     # unknown): the writer then stops on its own, and the check below still

@@ -110,11 +110,7 @@ acked="$REDIS_DIR/batches"
 "$BUILD/tests/redis_crash" retry "$REDIS_URI&prefix=failover:&wait=1" "$acked" \
     >"$REDIS_DIR/crash.out" 2>&1 &
 writer=$!
-for ((i = 0; i < 100; i++)); do
-    grep -q ready "$REDIS_DIR/crash.out" 2>/dev/null && break
-    kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
-    sleep 0.1
-done
+redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
 sleep 1
 # Node 0 was made a master by --cluster create (the first three are).
 redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master"
