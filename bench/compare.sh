@@ -6,6 +6,9 @@
 #       EVALSHA), appendfsync always and everysec, and plain GET for scale;
 #       and libstock's redis backend on the appendfsync always server driven
 #       by stockbench (hot, and uniform over 100,000 SKUs);
+#   Redis Cluster, 3 masters with a replica each (tests/harness/redis.sh,
+#       appendfsync always): libstock's redis backend (cluster=1) driven by
+#       stockbench, uniform over 100,000 SKUs and one hot SKU;
 #   PostgreSQL 15, the plain conditional update (update ... where
 #       leaved_amount >= n, plus a flow row) driven by pgbench, 16 clients,
 #       one hot SKU and 100,000 SKUs; and libstock's postgres backend on the
@@ -27,12 +30,13 @@
 # usage: bench/compare.sh [--seconds N] [--out DIR] [--only LIST]
 #   --seconds N  length of each measured run (default 3)
 #   --out DIR    also write DIR/results.tsv, DIR/results.md, DIR/compare.png
-#   --only LIST  comma-separated subset of redis,postgres,stockd (default all)
+#   --only LIST  comma-separated subset of redis,redis-cluster,postgres,stockd
+#                (default all)
 # Environment: BUILD (default build); PG_PREFILL_LINES (default 2000000):
 # flow rows written into both PostgreSQL flow tables before their rows run,
 # so that they measure a store that has been selling, not a fresh table
 # (bench/pg_sustained.sh measures the same growth run after run).
-# Ports 17460-17464 on 127.0.0.1.
+# Ports 17460-17464 on 127.0.0.1, and the cluster's of tests/harness/redis.sh.
 # Needs root or the postgres user for initdb (runuser), redis-server,
 # redis-benchmark, pgbench, gnuplot (scripts/install-deps.sh).
 set -eu
@@ -40,7 +44,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 seconds=3
 out=""
-only=redis,postgres,stockd
+only=redis,redis-cluster,postgres,stockd
 while [ $# -gt 0 ]; do
     case $1 in
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
@@ -57,8 +61,9 @@ esac
     { echo "compare.sh: --seconds must be in 1..60" >&2; exit 2; }
 for part in ${only//,/ }; do
     case $part in
-    redis|postgres|stockd) ;;
-    *) echo "compare.sh: --only takes redis, postgres, stockd; not '$part'" >&2; exit 2 ;;
+    redis|redis-cluster|postgres|stockd) ;;
+    *) echo "compare.sh: --only takes redis, redis-cluster, postgres, stockd; not '$part'" >&2
+       exit 2 ;;
     esac
 done
 # selected PART: true if PART is in --only.
@@ -79,8 +84,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/stockd-compare.XXXXXX")
 chmod 755 "$tmp"
 pids=()
 pg_started=""
+cluster_started=""
 failures=0
 cleanup() {
+    [ -z "$cluster_started" ] || redis_cluster_stop
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
@@ -215,6 +222,21 @@ redis_rows() {
         -w hot -c "$CLIENTS" -P 16
     stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
+}
+
+# The cluster of the redis suites (tests/harness/redis.sh): 3 masters with a
+# replica each, appendfsync always, all on this machine.
+redis_cluster_rows() {
+    log "== Redis Cluster: 3 masters + 3 replicas (appendfsync always)"
+    [ -x "$BUILD/stockbench" ] || { log "missing $BUILD/stockbench: run make first"; return; }
+    . tests/harness/redis.sh
+    cluster_started=yes
+    redis_cluster_start || { record "Redis Cluster" "-" "-" 0 - - "FAILED (no cluster)"; return; }
+    local uri="$REDIS_CLUSTER_URI&prefix=sb:"
+    stockbench_row "libstock redis backend, 3-master cluster" "appendfsync always" "$uri" \
+        -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
+    stockbench_row "libstock redis backend, 3-master cluster" "appendfsync always" "$uri" \
+        -w hot -c "$CLIENTS" -P 16
 }
 
 pg() { psql -X -q -t -A -h "$tmp/pg" -p "$PG_PORT" -U postgres -d bench "$@"; }
@@ -483,6 +505,7 @@ write_out() {
 }
 
 ! selected redis || redis_rows
+! selected redis-cluster || redis_cluster_rows
 ! selected postgres || postgres_rows
 ! selected stockd || stockd_rows
 print_table | tee "$tmp/table.txt"

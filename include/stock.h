@@ -19,6 +19,7 @@
  *   "shards:postgres://...;postgres://..."  one store over several
  *                                  PostgreSQL databases (docs/sharded.md)
  *   "redis://[:password@]host:port"  Redis 7 through hiredis (docs/redis.md)
+ *   "redis://h1:p1,h2:p2/?cluster=1"  a Redis Cluster, from its seed nodes
  *
  * Requests travel in batches (stock_submit): a backend receives a batch and
  * completes every operation in it with its own result, in order. Batching is

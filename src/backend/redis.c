@@ -368,7 +368,7 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
             job_advance(job, reply);
             freeReplyObject(reply);
         }
-        if (store->conn == NULL)
+        if (!rd_linked(store))
             break;
     }
     for (int i = 0; i < count; i++)
@@ -448,15 +448,8 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
  * says it is applied on the master but not replicated yet. */
 static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
 {
-    rd_cmd *cmd = &store->cmd;
-    rd_cmd_start(cmd);
-    rd_cmd_argf(cmd, "WAIT");
-    rd_cmd_argf(cmd, "%d", store->options.wait_replicas);
     int wait_ms = store->options.timeout_ms * 3 / 4 + 1;
-    rd_cmd_argf(cmd, "%d", wait_ms);
-    redisReply *reply = rd_call(store);
-    long long acked = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-    freeReplyObject(reply);
+    long long acked = rd_link_wait(store, store->options.wait_replicas, wait_ms);
     if (acked >= store->options.wait_replicas)
         return;
     for (size_t i = 0; i < count; i++) {
@@ -484,16 +477,15 @@ static void run_batches(stock_t *base, stock_batch *batches)
             if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
                 ops[count++] = &batch->ops[i];
     assert(count >= 1 && count <= STOCK_BATCH_MAX);   /* every batch has a valid op */
-    bool single = false;
-    if (store->conn == NULL &&
-        rd_connect(&store->options, &store->conn, &single, store->error,
-                   sizeof store->error) == STOCK_OK)
-        store->fused = store->options.fused && single;
-    if (store->conn == NULL) {
+    /* A stale map (a MOVED was followed) or calls left unanswered: connect
+     * afresh. */
+    if (store->link.state != RD_LINK_UP || store->link.count > 0)
+        rd_link_open(store, store->error, sizeof store->error);
+    if (!rd_linked(store)) {
         batches_fail(batches, STOCK_UNAVAILABLE, store->error);
     } else {
         run_all(store, ops, count);
-        if (store->options.wait_replicas > 0 && store->conn != NULL)
+        if (store->options.wait_replicas > 0 && rd_linked(store))
             wait_replicas(store, ops, count);
     }
     batches_complete(base, batches);
@@ -504,7 +496,7 @@ static void run_batches(stock_t *base, stock_batch *batches)
 static int64_t sweep_tick(stock_t *base)
 {
     rd_store *store = (rd_store *)base;
-    if (store->conn != NULL)
+    if (rd_linked(store))
         rd_sweep(store);
     return (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
 }
@@ -526,8 +518,7 @@ static void rd_submit(stock_t *base, stock_batch *batch)
 
 static void store_free(rd_store *store)
 {
-    if (store->conn != NULL)
-        redisFree(store->conn);
+    rd_link_close(store);
     free(store);
 }
 
@@ -548,10 +539,10 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
-    bool single = false;
     if (code == STOCK_OK)
-        code = rd_connect(&store->options, &store->conn, &single, message, size);
-    store->fused = store->options.fused && single;
+        code = rd_link_open(store, message, size);
+    /* A cluster needs every call in one slot; a single server takes any. */
+    store->fused = store->options.fused && !store->options.cluster;
     if (code == STOCK_OK)
         code = worker_start(&store->worker, &store->base, &rd_tasks, STOCK_BATCH_MAX);
     if (code != STOCK_OK) {

@@ -1,7 +1,8 @@
 /*
  * redis.h -- what the files of the redis backend share: URI options
- * (redis_uri.c); the connection, its checks at open, building calls and
- * reading replies, and the id directory's entries (redis_conn.c); the store,
+ * (redis_uri.c); a server's checks at open, building calls, reading
+ * replies, and the id directory's entries (redis_conn.c); the link to one
+ * server or to a Redis Cluster: slots, routing, redirects (redis_link.c); the store,
  * its worker and the ops of a batch (redis.c); orders and the sweep
  * (redis_order.c). Internal to libstock; stock.h is the public contract,
  * docs/redis.md the key layout and the protocols.
@@ -24,11 +25,19 @@
 #define RD_LAYOUT_VERSION "1"       /* the key layout this library writes */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
+#define RD_SEEDS_MAX 16             /* hosts a cluster URI may list */
+
+/* A server's address. */
+typedef struct rd_endpoint {
+    char host[RD_HOST_MAX + 1];
+    int port;
+} rd_endpoint;
 
 /* The backend's options, from the URI and the stock_config. */
 typedef struct rd_options {
-    char host[RD_HOST_MAX + 1];
-    int port;
+    rd_endpoint seeds[RD_SEEDS_MAX];    /* the server, or a cluster's seed nodes */
+    int seed_count;
+    bool cluster;                       /* cluster=1: the seeds are Redis Cluster nodes */
     char password[RD_SECRET_MAX + 1];   /* "" for none */
     char prefix[RD_PREFIX_MAX + 1];     /* prepended to every key */
     int timeout_ms;                     /* per reply; then the link is lost */
@@ -38,27 +47,36 @@ typedef struct rd_options {
 } rd_options;
 
 /*
- * Reads redis://[:password@]host[:port][?prefix=P&password=X&timeout_ms=N&
- * wait=N&buckets=K&fused=0|1] into *options (values percent-decoded). Unknown options,
- * repeated ones and bad values are refused: STOCK_INVALID with message naming
- * which; STOCK_UNSUPPORTED for buckets above 1 (not built yet).
+ * Reads redis://[:password@]host[:port][,host[:port]...][?prefix=P&
+ * password=X&timeout_ms=N&wait=N&buckets=K&fused=0|1&cluster=0|1] into
+ * *options (values percent-decoded). Unknown options, repeated ones, bad
+ * values, a host given twice and several hosts without cluster=1 are
+ * refused: STOCK_INVALID with message naming which; STOCK_UNSUPPORTED for
+ * buckets above 1 (not built yet).
  */
 stock_code rd_options_parse(const char *uri, const stock_config *config,
                             rd_options *options, char *message, size_t size);
 
 /*
- * Connects, authenticates, checks that the server is Redis 7 or newer and
- * that its key layout (if any) is ours, writes the layout version of a new
- * store, and loads the function library. On success *out is the connection,
- * with options->timeout_ms as its read and write timeout, and *single says
- * whether the server is a single one (redis_mode standalone), whose calls
- * may touch keys of several slots. On failure message
- * says why: STOCK_UNAVAILABLE (cannot connect), STOCK_INVALID (refused
- * password), STOCK_UNSUPPORTED (not Redis 7), STOCK_CORRUPT (another layout
- * version), STOCK_IO (any other error, with the server's words).
+ * Connects to at, authenticates, and checks that the server is Redis 7 or
+ * newer and a cluster node exactly when options->cluster. On success *out
+ * is the connection, with options->timeout_ms as its read and write timeout.
+ * On failure message says why: STOCK_UNAVAILABLE (cannot connect),
+ * STOCK_INVALID (refused password, a cluster node without cluster=1 or the
+ * other way round), STOCK_UNSUPPORTED (not Redis 7), STOCK_IO (any other
+ * error, with the server's words).
  */
-stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
-                      char *message, size_t size);
+stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at,
+                           redisContext **out, char *message, size_t size);
+
+/* Checks the key layout version of an existing store on conn (the server
+ * that holds the key Pstock:layout), or writes it for a new store:
+ * STOCK_CORRUPT for another version. */
+stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *message,
+                           size_t size);
+
+/* Loads the function library unless the server holds this very code. */
+stock_code rd_functions_load(redisContext *conn, char *message, size_t size);
 
 /* The function library's source (redis_functions.lua), embedded by the
  * build. */
@@ -109,10 +127,55 @@ typedef struct rd_job {
     char gen[RD_GEN_MAX], other_gen[RD_GEN_MAX];
 } rd_job;
 
+#define RD_SLOTS 16384              /* Redis Cluster's hash slots */
+#define RD_NODES_MAX 64             /* masters one store talks to */
+#define RD_PENDING_MAX (2 * RD_RUN_MAX)   /* calls awaiting their reply */
+#define RD_REDIRECTS_MAX 16         /* MOVED, ASK or TRYAGAIN one call may follow */
+#define RD_TRYAGAIN_PAUSE_US 10000  /* before a TRYAGAIN's first retry (grows) */
+#define RD_NO_NODE 0xFF             /* a slot no master serves */
+
+/* One server: the single one, or a cluster master. */
+typedef struct rd_node {
+    rd_endpoint at;
+    redisContext *conn;     /* NULL until first used */
+    int head, tail;         /* its calls awaiting a reply (pending indexes), -1: none */
+    bool wrote;             /* got calls since the last WAIT */
+} rd_node;
+
+/* A call sent, until its reply is handed out (in send order). */
+typedef struct rd_pending {
+    int node;
+    int next;               /* the node's next call awaiting a reply; -1: none */
+    char *call;             /* the call as sent (to send again on a redirect) */
+    size_t len;
+    int redirects;
+    bool asking;            /* an ASKING's reply comes first on its node */
+    redisReply *reply;      /* read ahead of its turn; NULL until then */
+} rd_pending;
+
+/* Where the link is. */
+typedef enum rd_link_state {
+    RD_LINK_DOWN,           /* no connection: the next batch connects */
+    RD_LINK_STALE,          /* a MOVED said the slot map changed: reconnect */
+    RD_LINK_UP,
+} rd_link_state;
+
+/* The link to the server or to the cluster's masters (redis_link.c). A
+ * single server is node 0 of every slot. */
+typedef struct rd_link {
+    rd_link_state state;
+    rd_node nodes[RD_NODES_MAX];
+    int node_count;
+    uint8_t slot_node[RD_SLOTS];        /* cluster: the master of each slot */
+    rd_pending pending[RD_PENDING_MAX]; /* a ring: first, count */
+    int first, count;
+    bool unflushed;                     /* calls queued on a node not yet written */
+} rd_link;
+
 typedef struct rd_store {
     struct stock base;
     rd_options options;
-    redisContext *conn;       /* worker-owned; NULL after a loss */
+    rd_link link;             /* worker-owned */
     bool fused;               /* deductions claim and deduct in one call */
     char error[STOCK_MESSAGE_MAX];
     worker worker;            /* runs every batch and the sweep (lib/worker.h) */
@@ -124,6 +187,28 @@ typedef struct rd_store {
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
 } rd_store;
+
+/* --------------------------------------------------- link (redis_link.c) */
+
+/* Connects to the server, or to every master of the cluster (the slot map
+ * from CLUSTER SLOTS of the first seed that answers), checks the layout and
+ * loads the function library on every master. Errors as rd_node_connect,
+ * and STOCK_CORRUPT for another layout version. */
+stock_code rd_link_open(rd_store *store, char *message, size_t size);
+
+/* Whether the link is up (no loss since it opened). */
+bool rd_linked(const rd_store *store);
+
+/* Closes every connection and forgets the calls in flight. */
+void rd_link_close(rd_store *store);
+
+/* The cluster slot of a key, or of the hash tag {kind:id}. */
+unsigned rd_key_slot(const char *key, size_t len);
+unsigned rd_tag_slot(const char *kind, stock_id id);
+
+/* WAIT replicas on every node written since the last WAIT: the fewest
+ * replicas any acknowledged, or -1 when the link was lost. */
+long long rd_link_wait(rd_store *store, int replicas, int wait_ms);
 
 /* ------------------------------------------------- calls (redis_conn.c) */
 
@@ -138,9 +223,10 @@ void rd_cmd_id(rd_cmd *cmd, stock_id id);
 void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
                 const char *suffix);
 
-/* Queues store->cmd (false when the link is lost); the next reply (NULL when
- * the link is lost or timed out: store->conn is then NULL and store->error
- * says why); both at once. */
+/* Queues store->cmd on the node of its first key's slot (false when the
+ * link is lost); the next reply, in send order, after any MOVED or ASK
+ * followed (NULL when the link is lost or timed out: the link is then down
+ * and store->error says why); both at once (redis_link.c). */
 bool rd_send(rd_store *store);
 redisReply *rd_reply(rd_store *store);
 redisReply *rd_call(rd_store *store);

@@ -1,9 +1,10 @@
 /*
- * redis_conn.c -- the redis backend's link to the server: opening a
+ * redis_conn.c -- the redis backend's checks of a server: opening a
  * connection (connect with a timeout, AUTH, check the server is Redis 7 or
- * newer, check or write the key layout version, load the function library
- * redis_functions.lua, embedded by the build as a byte list), building calls
- * and reading their replies, and the id directory's entries.
+ * newer and of the wanted mode, check or write the key layout version, load
+ * the function library redis_functions.lua, embedded by the build as a byte
+ * list), building calls and reading their replies, and the id directory's
+ * entries. Which server a call goes to is redis_link.c's.
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -53,9 +54,9 @@ static stock_code authenticate(redisContext *conn, const rd_options *options, ch
     return code;
 }
 
-/* Reads redis_version from INFO server; Redis 7 brought Functions. *single
- * receives whether redis_mode is standalone. */
-static stock_code check_version(redisContext *conn, bool *single, char *message, size_t size)
+/* Reads redis_version from INFO server (Redis 7 brought Functions) and
+ * redis_mode, which must be cluster exactly when the URI says cluster=1. */
+static stock_code check_version(redisContext *conn, bool cluster, char *message, size_t size)
 {
     const char *argv[] = {"INFO", "server"};
     redisReply *reply = run(conn, 2, argv);
@@ -64,19 +65,21 @@ static stock_code check_version(redisContext *conn, bool *single, char *message,
     stock_code code = STOCK_OK;
     const char *version = reply->type == REDIS_REPLY_STRING
                               ? strstr(reply->str, "redis_version:") : NULL;
-    *single = reply->type == REDIS_REPLY_STRING &&
-              strstr(reply->str, "redis_mode:standalone") != NULL;
+    bool is_cluster = reply->type == REDIS_REPLY_STRING &&
+                      strstr(reply->str, "redis_mode:cluster") != NULL;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOAUTH", 6) == 0) {
         code = fail(message, size, STOCK_INVALID, "the server wants a password "
                     "(redis://:PASSWORD@host:port or password=)", reply->str);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         code = fail(message, size, STOCK_IO, "INFO server failed", reply->str);
-    } else if (strstr(reply->str, "redis_mode:cluster") != NULL) {
-        /* Its keys are spread over nodes: a call for a slot it does not own
-         * would answer MOVED, so refuse before anything is written. */
-        code = fail(message, size, STOCK_UNSUPPORTED, "the server is a Redis Cluster node "
-                    "(redis_mode:cluster); this backend serves one Redis server only, the "
-                    "cluster client is not built yet", "");
+    } else if (is_cluster && !cluster) {
+        /* Its keys are spread over nodes: refuse before anything is written
+         * rather than guess that the user meant the cluster. */
+        code = fail(message, size, STOCK_INVALID, "the server is a Redis Cluster node "
+                    "(redis_mode:cluster); open it with cluster=1", "");
+    } else if (!is_cluster && cluster) {
+        code = fail(message, size, STOCK_INVALID, "cluster=1, but the server is not a "
+                    "Redis Cluster node (no redis_mode:cluster)", "");
     } else if (version == NULL) {
         code = fail(message, size, STOCK_UNSUPPORTED, "the server does not say its "
                     "redis_version; Redis 7 or newer is needed", "");
@@ -110,8 +113,8 @@ static stock_code run_checked(redisContext *conn, int count, const char **argv, 
 
 /* Checks the layout version of an existing store, or writes it for a new
  * one (a server that is full can still open a store it already holds). */
-static stock_code check_layout(redisContext *conn, const rd_options *options, char *message,
-                               size_t size)
+stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *message,
+                           size_t size)
 {
     char key[RD_PREFIX_MAX + 32];
     snprintf(key, sizeof key, "%sstock:layout", options->prefix);
@@ -137,7 +140,7 @@ static stock_code check_layout(redisContext *conn, const rd_options *options, ch
 }
 
 /* Loads the library unless the server holds this very code already. */
-static stock_code load_functions(redisContext *conn, char *message, size_t size)
+stock_code rd_functions_load(redisContext *conn, char *message, size_t size)
 {
     const char *list[] = {"FUNCTION", "LIST", "LIBRARYNAME", RD_LIBRARY, "WITHCODE"};
     redisReply *reply = NULL;
@@ -162,18 +165,17 @@ static stock_code load_functions(redisContext *conn, char *message, size_t size)
     return code;
 }
 
-stock_code rd_connect(const rd_options *options, redisContext **out, bool *single,
-                      char *message, size_t size)
+stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at,
+                           redisContext **out, char *message, size_t size)
 {
     *out = NULL;
-    *single = false;
     struct timeval timeout = {options->timeout_ms / 1000, (options->timeout_ms % 1000) * 1000};
-    redisContext *conn = redisConnectWithTimeout(options->host, options->port, timeout);
+    redisContext *conn = redisConnectWithTimeout(at->host, at->port, timeout);
     if (conn == NULL)
         return fail(message, size, STOCK_NOMEM, "cannot allocate a connection", "");
     if (conn->err != 0) {
         char what[RD_HOST_MAX + 64];
-        snprintf(what, sizeof what, "cannot connect to %s:%d", options->host, options->port);
+        snprintf(what, sizeof what, "cannot connect to %s:%d", at->host, at->port);
         stock_code code = fail(message, size, STOCK_UNAVAILABLE, what, conn->errstr);
         redisFree(conn);
         return code;
@@ -184,11 +186,7 @@ stock_code rd_connect(const rd_options *options, redisContext **out, bool *singl
     if (code == STOCK_OK)
         code = authenticate(conn, options, message, size);
     if (code == STOCK_OK)
-        code = check_version(conn, single, message, size);
-    if (code == STOCK_OK)
-        code = check_layout(conn, options, message, size);
-    if (code == STOCK_OK)
-        code = load_functions(conn, message, size);
+        code = check_version(conn, options->cluster, message, size);
     if (code != STOCK_OK) {
         redisFree(conn);
         return code;
@@ -244,51 +242,6 @@ void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
     cmd->argv[2] = cmd->text + cmd->used;
     cmd->len[2] = (size_t)len;
     cmd->used += (size_t)len + 1;
-}
-
-/* ----------------------------------------------------------- connection */
-
-static void link_lost(rd_store *store, const char *what)
-{
-    snprintf(store->error, sizeof store->error, "redis: %.50s (%.60s); the outcome is "
-             "unknown; retry with the same id is safe", what,
-             store->conn != NULL && store->conn->errstr[0] != '\0' ? store->conn->errstr
-                                                                   : "no detail");
-    if (store->conn != NULL)
-        redisFree(store->conn);
-    store->conn = NULL;
-}
-
-/* Queues the built call. False when the link is lost. */
-bool rd_send(rd_store *store)
-{
-    if (store->conn == NULL)
-        return false;
-    if (redisAppendCommandArgv(store->conn, store->cmd.argc, store->cmd.argv,
-                               store->cmd.len) != REDIS_OK) {
-        link_lost(store, "cannot queue a call");
-        return false;
-    }
-    return true;
-}
-
-/* The next reply, or NULL when the link is lost (or timed out). */
-redisReply *rd_reply(rd_store *store)
-{
-    void *reply = NULL;
-    if (store->conn == NULL)
-        return NULL;
-    if (redisGetReply(store->conn, &reply) != REDIS_OK || reply == NULL) {
-        link_lost(store, "the connection was lost or timed out");
-        return NULL;
-    }
-    return reply;
-}
-
-/* Sends the built call and waits for its reply. */
-redisReply *rd_call(rd_store *store)
-{
-    return rd_send(store) ? rd_reply(store) : NULL;
 }
 
 /* ---------------------------------------------------------------- reply */

@@ -27,23 +27,6 @@ typedef struct rd_order_line {
     int key;                /* in a call: index of its SKU's stock key */
 } rd_order_line;
 
-/* The cluster slot of a SKU's keys: CRC16 (XMODEM) of its hash tag, as
- * Redis Cluster computes it (the tag ends at the first '}'). */
-static unsigned sku_slot(stock_id sku)
-{
-    static const char head[] = "sku:";
-    uint16_t crc = 0;
-    for (size_t i = 0; i < sizeof head - 1 + sku.len; i++) {
-        char c = i < sizeof head - 1 ? head[i] : sku.ptr[i - (sizeof head - 1)];
-        if (c == '}')
-            break;
-        crc ^= (uint16_t)((unsigned char)c << 8);
-        for (int bit = 0; bit < 8; bit++)
-            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
-    }
-    return crc & 16383;
-}
-
 /* Fails op after a lost link (NULL reply) or with the server's error. */
 static void order_fail_reply(rd_store *store, stock_op *op, const redisReply *reply)
 {
@@ -364,7 +347,7 @@ static bool order_untake(rd_store *store, stock_id order, const char *attempt,
         redisReply *reply = rd_reply(store);
         ok = ok && reply != NULL && reply->type == REDIS_REPLY_INTEGER;
         freeReplyObject(reply);
-        if (store->conn == NULL)
+        if (!rd_linked(store))
             return false;
     }
     return ok;
@@ -404,7 +387,7 @@ static bool order_undo_stale(rd_store *store, stock_id order, const char *attemp
             break;
         lines[count] = (stock_order_line){stock_id_from_cstr(word), stock_id_from_cstr(sku),
                                           strtoll(qty, NULL, 10), 0};
-        info[count].slot = sku_slot(lines[count].sku);
+        info[count].slot = rd_tag_slot("sku", lines[count].sku);
         count++;
     }
     return count > 0 && order_untake(store, order, attempt, lines, count, info) &&
@@ -510,7 +493,7 @@ static bool order_probe(rd_store *store, stock_op *op, rd_order_line *info, bool
             pass = false;
         }
         freeReplyObject(reply);
-        if (store->conn == NULL)
+        if (!rd_linked(store))
             return false;
     }
     return pass;
@@ -591,17 +574,17 @@ static bool order_attempt(rd_store *store, stock_op *op, rd_order_line *info,
 {
     bool again = false;
     if (!order_claim_lines(store, op, info) || !order_probe(store, op, info, &again)) {
-        *ended = store->conn != NULL && order_end(store, op->id, attempt, "undone", "");
+        *ended = rd_linked(store) && order_end(store, op->id, attempt, "undone", "");
         return again;
     }
     if (!order_take(store, op, info, attempt, &again)) {
         stock_code code = op->code;
-        *ended = store->conn != NULL &&
+        *ended = rd_linked(store) &&
                  order_untake(store, op->id, attempt, op->lines, op->line_count, info) &&
                  order_end(store, op->id, attempt, "undone", "");
         if (again)
             op->code = STOCK_OK, op->failed_line = -1, op->message[0] = '\0';
-        else if (store->conn == NULL && code == STOCK_OK)
+        else if (!rd_linked(store) && code == STOCK_OK)
             result_fail(op, STOCK_UNAVAILABLE, "%s", store->error);
         return again;
     }
@@ -634,7 +617,7 @@ static bool order_many_slots(rd_store *store, stock_op *op, rd_order_line *info,
     bool again = false, ended = true;
     if (order_begin(store, op, spec, attempt) == RD_BEGUN)
         again = order_attempt(store, op, info, attempt, &ended);
-    if (ended && store->conn != NULL)
+    if (ended && rd_linked(store))
         pending_edit(store, "DROP", op->id, deadline);
     return again;
 }
@@ -648,11 +631,11 @@ void rd_order_run(rd_store *store, stock_op *op)
     order_spec(op, spec, RD_SPEC_MAX);
     bool one_slot = true;
     for (uint32_t i = 0; i < op->line_count; i++) {
-        info[i].slot = sku_slot(op->lines[i].sku);
+        info[i].slot = rd_tag_slot("sku", op->lines[i].sku);
         one_slot = one_slot && info[i].slot == info[0].slot;
     }
     for (int round = 0; round <= RD_RESTARTS_MAX; round++) {
-        if (store->conn == NULL) {
+        if (!rd_linked(store)) {
             result_fail(op, STOCK_UNAVAILABLE, "%s", store->error);
             return;
         }
@@ -692,7 +675,7 @@ void rd_sweep(rd_store *store)
     rd_cmd_argf(cmd, "%d", RD_SWEEP_MAX);
     redisReply *list = rd_call(store);
     for (size_t i = 0; list != NULL && list->type == REDIS_REPLY_ARRAY &&
-                       i + 1 < list->elements && store->conn != NULL; i += 2) {
+                       i + 1 < list->elements && rd_linked(store); i += 2) {
         stock_id order = stock_id_from_cstr(rd_element(list, i));
         rd_cmd_fcall(cmd, "order_abandon");
         rd_cmd_key(cmd, store->options.prefix, "order", order, ":x");
@@ -705,7 +688,7 @@ void rd_sweep(rd_store *store)
                                              rd_element(record, 2))
                           : !rd_is(record, 0, "taking") && record->type == REDIS_REPLY_ARRAY;
         freeReplyObject(record);
-        if (ended && store->conn != NULL)
+        if (ended && rd_linked(store))
             pending_edit(store, "DROP", order, rd_element(list, i + 1));
     }
     freeReplyObject(list);

@@ -1,6 +1,7 @@
 /*
- * redis_uri.c -- the redis backend's options: redis://[:password@]host[:port]
- * with the query options of docs/redis.md. Parsing is strict, as for the
+ * redis_uri.c -- the redis backend's options:
+ * redis://[:password@]host[:port][,host[:port]...] with the query options of
+ * docs/redis.md (several hosts: a Redis Cluster's seed nodes, cluster=1). Parsing is strict, as for the
  * postgres backend: an unknown, repeated or malformed option is refused and
  * the message says which, so that a typo never silently changes behaviour.
  */
@@ -73,13 +74,13 @@ static bool prefix_valid(const char *prefix)
 
 typedef enum rd_option_name {
     RD_OPT_PREFIX, RD_OPT_PASSWORD, RD_OPT_TIMEOUT, RD_OPT_WAIT, RD_OPT_BUCKETS,
-    RD_OPT_FUSED, RD_OPT_COUNT
+    RD_OPT_FUSED, RD_OPT_CLUSTER, RD_OPT_COUNT
 } rd_option_name;
 
 static const char *const option_names[RD_OPT_COUNT] = {
     [RD_OPT_PREFIX] = "prefix", [RD_OPT_PASSWORD] = "password",
     [RD_OPT_TIMEOUT] = "timeout_ms", [RD_OPT_WAIT] = "wait", [RD_OPT_BUCKETS] = "buckets",
-    [RD_OPT_FUSED] = "fused",
+    [RD_OPT_FUSED] = "fused", [RD_OPT_CLUSTER] = "cluster",
 };
 
 /* Applies option `which` with value[0..len). */
@@ -116,6 +117,10 @@ static stock_code apply_option(rd_options *options, rd_option_name which, const 
         code = parse_number("fused", value, len, 0, 1, &number, message, size);
         options->fused = number == 1;
         return code;
+    case RD_OPT_CLUSTER:
+        code = parse_number("cluster", value, len, 0, 1, &number, message, size);
+        options->cluster = number == 1;
+        return code;
     case RD_OPT_COUNT:
         break;
     }
@@ -139,7 +144,7 @@ static stock_code parse_query(rd_options *options, const char *query, char *mess
                 which = (rd_option_name)i;
         if (which == RD_OPT_COUNT)
             return fail(message, size, STOCK_INVALID, "unknown option '%.*s' (prefix, "
-                        "password, timeout_ms, wait, buckets, fused are known)",
+                        "password, timeout_ms, wait, buckets, fused, cluster are known)",
                         (int)option.key_len, option.key);
         if (seen[which])
             return fail(message, size, STOCK_INVALID, "option '%.*s' given twice",
@@ -153,7 +158,50 @@ static stock_code parse_query(rd_options *options, const char *query, char *mess
     return STOCK_OK;
 }
 
-/* Reads [:password@]host[:port] from authority[0..len). */
+/* Reads host[:port] from text[0..len) into *at. */
+static stock_code parse_endpoint(rd_endpoint *at, const char *text, size_t len, char *message,
+                                 size_t size)
+{
+    const char *colon = memchr(text, ':', len);
+    size_t host_len = colon != NULL ? (size_t)(colon - text) : len;
+    if (host_len == 0 || host_len > RD_HOST_MAX)
+        return fail(message, size, STOCK_INVALID, "a host of 1..%d bytes is needed: "
+                    "redis://host:port[,host:port...]", RD_HOST_MAX);
+    memcpy(at->host, text, host_len);
+    at->host[host_len] = '\0';
+    at->port = RD_PORT_DEFAULT;
+    if (colon == NULL)
+        return STOCK_OK;
+    return parse_number("the port", colon + 1, len - host_len - 1, 1, RD_PORT_MAX, &at->port,
+                        message, size);
+}
+
+/* Reads the hosts, host[:port] joined by ',', from text[0..len). */
+static stock_code parse_hosts(rd_options *options, const char *text, size_t len,
+                              char *message, size_t size)
+{
+    const char *end = text + len;
+    for (;;) {
+        const char *comma = memchr(text, ',', (size_t)(end - text));
+        size_t item = comma != NULL ? (size_t)(comma - text) : (size_t)(end - text);
+        if (options->seed_count == RD_SEEDS_MAX)
+            return fail(message, size, STOCK_INVALID, "more than %d hosts", RD_SEEDS_MAX);
+        rd_endpoint *at = &options->seeds[options->seed_count];
+        stock_code code = parse_endpoint(at, text, item, message, size);
+        if (code != STOCK_OK)
+            return code;
+        for (int i = 0; i < options->seed_count; i++)
+            if (options->seeds[i].port == at->port && strcmp(options->seeds[i].host, at->host) == 0)
+                return fail(message, size, STOCK_INVALID, "host %s:%d given twice", at->host,
+                            at->port);
+        options->seed_count++;
+        if (comma == NULL)
+            return STOCK_OK;
+        text = comma + 1;
+    }
+}
+
+/* Reads [:password@]hosts from authority[0..len). */
 static stock_code parse_authority(rd_options *options, const char *authority, size_t len,
                                   char *message, size_t size)
 {
@@ -170,18 +218,7 @@ static stock_code parse_authority(rd_options *options, const char *authority, si
         len -= (size_t)(at + 1 - authority);
         authority = at + 1;
     }
-    const char *colon = memchr(authority, ':', len);
-    size_t host_len = colon != NULL ? (size_t)(colon - authority) : len;
-    if (host_len == 0 || host_len > RD_HOST_MAX)
-        return fail(message, size, STOCK_INVALID, "a host of 1..%d bytes is needed: "
-                    "redis://host:port", RD_HOST_MAX);
-    memcpy(options->host, authority, host_len);
-    options->host[host_len] = '\0';
-    options->port = RD_PORT_DEFAULT;
-    if (colon == NULL)
-        return STOCK_OK;
-    return parse_number("the port", colon + 1, len - host_len - 1, 1, RD_PORT_MAX,
-                        &options->port, message, size);
+    return parse_hosts(options, authority, len, message, size);
 }
 
 stock_code rd_options_parse(const char *uri, const stock_config *config,
@@ -210,6 +247,9 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     rest += *rest == '/';
     if (code == STOCK_OK && *rest == '?')
         code = parse_query(options, rest + 1, message, size);
-    assert(code != STOCK_OK || options->port > 0);
+    if (code == STOCK_OK && options->seed_count > 1 && !options->cluster)
+        return fail(message, size, STOCK_INVALID, "several hosts name a Redis Cluster's seed "
+                    "nodes: add cluster=1 (one server takes one host)");
+    assert(code != STOCK_OK || options->seeds[0].port > 0);
     return code;
 }

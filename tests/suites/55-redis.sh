@@ -5,7 +5,8 @@
 #     key prefix and fused=0 (the cluster's two calls per deduction), then
 #     from two stores (two processes) at once;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node
-#     (refused, nothing written), a layout of another version, a wrong
+#     without cluster=1 (refused, nothing written), cluster=1 on a single
+#     server, a layout of another version, a wrong
 #     password;
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
@@ -39,13 +40,7 @@ for mode in "" "?prefix=shop1:&fused=0"; do
     redis_conformance "$mode"
 done
 
-echo "== two stores at once"
-"$BUILD/tests/conformance" --quick "$REDIS_URI" >"$REDIS_DIR/one.log" 2>&1 &
-one=$!
-"$BUILD/tests/conformance" --quick "$REDIS_URI?prefix=shop1:&fused=0" >"$REDIS_DIR/two.log" 2>&1 ||
-    { cat "$REDIS_DIR/two.log"; exit 1; }
-wait "$one" || { cat "$REDIS_DIR/one.log"; exit 1; }
-tail -n 1 "$REDIS_DIR/one.log" "$REDIS_DIR/two.log"
+redis_conformance_twice "$REDIS_URI" "$REDIS_URI?prefix=shop1:&fused=0"
 
 echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" options "$REDIS_URI"
@@ -94,7 +89,7 @@ echo "$out" | grep -q "UNSUPPORTED: redis: Redis 7 or newer is needed (Functions
     { echo "expected UNSUPPORTED, got: $out"; exit 1; }
 echo "refused: ${out#*: }"
 
-echo "== a Redis Cluster node (the cluster client is not built yet)"
+echo "== a Redis Cluster node without cluster=1"
 # In a subshell, so that the harness's variables of the main server stay.
 out=$(
     redis_start --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null
@@ -102,8 +97,8 @@ out=$(
     [ -z "$(redis_cli --scan)" ] || echo "the cluster node got keys: $(redis_cli --scan)"
     redis_stop
 )
-echo "$out" | grep -q "UNSUPPORTED: redis: the server is a Redis Cluster node" ||
-    { echo "expected UNSUPPORTED, got: $out"; exit 1; }
+echo "$out" | grep -q "INVALID: redis: the server is a Redis Cluster node (redis_mode:cluster); open it with cluster=1" ||
+    { echo "expected INVALID, got: $out"; exit 1; }
 ! echo "$out" | grep -q "the cluster node got keys" || { echo "$out"; exit 1; }
 echo "refused: ${out#*: }"
 
@@ -147,11 +142,7 @@ for delay in 0.3 1 2; do
     uri="$REDIS_URI?prefix=crash$delay:"
     "$BUILD/tests/redis_crash" write "$uri" "$REDIS_DIR/batches" >"$REDIS_DIR/crash.out" 2>&1 &
     writer=$!
-    for ((i = 0; i < 100; i++)); do
-        grep -q ready "$REDIS_DIR/crash.out" 2>/dev/null && break
-        kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
-        sleep 0.1
-    done
+    redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
     sleep "$delay"
     # On a loaded machine a batch may time out first (UNAVAILABLE, outcome
     # unknown): the writer then stops on its own, and the check below still

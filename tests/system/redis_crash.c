@@ -7,6 +7,10 @@
  *                                deductions on a pool of SKUs, in batches,
  *                                until killed; FILE holds the number of
  *                                batches acknowledged
+ *   redis_crash retry URI FILE   the same, but a batch that fails only
+ *                                UNAVAILABLE (a master killed, a failover
+ *                                under way) is sent again with the same ids
+ *                                until it succeeds (for up to 120 s)
  *   redis_crash check URI FILE   after the lease: every order has all its
  *                                lines or none, every acknowledged one all;
  *                                every SKU balances (I2) and its deducted
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stock.h"
@@ -34,6 +39,8 @@
 #define CRASH_URI_MAX 1024
 #define CRASH_TIMEOUT_MS 1000    /* the writer's timeout_ms */
 #define CRASH_LEASE_US (2 * CRASH_TIMEOUT_MS * 1000)   /* the backend's lease */
+#define CRASH_RETRY_S 120        /* how long retry sends a batch again */
+#define CRASH_RETRY_PAUSE_US 100000
 
 static stock_t *open_or_die(const char *uri)
 {
@@ -82,7 +89,43 @@ static void write_count(const char *file, long count)
         exit(2);
 }
 
-static int run_write(const char *base, const char *file)
+/* Builds batch n: the orders, then the lone deductions. */
+static void build_batch(long n, char skus[][32], char ids[][3][48],
+                        stock_order_line lines[][2], stock_op *ops)
+{
+    for (int k = 0; k < CRASH_ORDERS; k++) {
+        order_ids(n, k, ids[k][0], ids[k][1], ids[k][2], sizeof ids[k][0]);
+        lines[k][0] = (stock_order_line){stock_id_from_cstr(ids[k][1]),
+                                         stock_id_from_cstr(skus[k]), 1, 0};
+        lines[k][1] = (stock_order_line){stock_id_from_cstr(ids[k][2]),
+                                         stock_id_from_cstr(skus[(k + 1) % CRASH_SKUS]), 2, 0};
+        ops[k] = (stock_op){.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(ids[k][0]),
+                            .lines = lines[k], .line_count = 2};
+    }
+    for (int k = 0; k < CRASH_DEDUCTS; k++) {
+        char *line = ids[CRASH_ORDERS + k][0];
+        deduct_id(n, k, line, sizeof ids[0][0]);
+        ops[CRASH_ORDERS + k] = (stock_op){.type = STOCK_OP_DEDUCT,
+                                           .id = stock_id_from_cstr(line),
+                                           .sku = stock_id_from_cstr(skus[k]), .amount = 1};
+    }
+}
+
+/* The first op of the batch that failed, or -1; *unavailable says whether
+ * every failure is UNAVAILABLE. */
+static int batch_failure(const stock_op *ops, bool *unavailable)
+{
+    int first = -1;
+    *unavailable = true;
+    for (int k = 0; k < CRASH_BATCH; k++)
+        if (!stock_code_succeeded(ops[k].code)) {
+            first = first < 0 ? k : first;
+            *unavailable = *unavailable && ops[k].code == STOCK_UNAVAILABLE;
+        }
+    return first;
+}
+
+static int run_write(const char *base, const char *file, bool retry)
 {
     char uri[CRASH_URI_MAX];
     snprintf(uri, sizeof uri, "%s%ctimeout_ms=%d", base, strchr(base, '?') ? '&' : '?',
@@ -99,31 +142,29 @@ static int run_write(const char *base, const char *file)
     static char ids[CRASH_BATCH][3][48];
     stock_order_line lines[CRASH_ORDERS][2];
     stock_op ops[CRASH_BATCH];
+    long retries = 0;
     for (long n = 0;; n++) {
-        for (int k = 0; k < CRASH_ORDERS; k++) {
-            order_ids(n, k, ids[k][0], ids[k][1], ids[k][2], sizeof ids[k][0]);
-            lines[k][0] = (stock_order_line){stock_id_from_cstr(ids[k][1]),
-                                             stock_id_from_cstr(skus[k]), 1, 0};
-            lines[k][1] = (stock_order_line){stock_id_from_cstr(ids[k][2]),
-                                             stock_id_from_cstr(skus[(k + 1) % CRASH_SKUS]), 2,
-                                             0};
-            ops[k] = (stock_op){.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(ids[k][0]),
-                                .lines = lines[k], .line_count = 2};
-        }
-        for (int k = 0; k < CRASH_DEDUCTS; k++) {
-            char *line = ids[CRASH_ORDERS + k][0];
-            deduct_id(n, k, line, sizeof ids[0][0]);
-            ops[CRASH_ORDERS + k] = (stock_op){.type = STOCK_OP_DEDUCT,
-                                               .id = stock_id_from_cstr(line),
-                                               .sku = stock_id_from_cstr(skus[k]), .amount = 1};
-        }
-        stock_execute(store, ops, CRASH_BATCH);
-        for (int k = 0; k < CRASH_BATCH; k++)
-            if (!stock_code_succeeded(ops[k].code)) {
-                fprintf(stderr, "redis_crash: batch %ld op %d: %s %s\n", n, k,
-                        stock_code_name(ops[k].code), ops[k].message);
-                return 1;
+        time_t deadline = time(NULL) + CRASH_RETRY_S;
+        int failed;
+        bool unavailable;
+        do {
+            build_batch(n, skus, ids, lines, ops);
+            stock_execute(store, ops, CRASH_BATCH);
+            failed = batch_failure(ops, &unavailable);
+            if (failed >= 0 && retry && unavailable && time(NULL) < deadline) {
+                if (retries++ == 0)
+                    printf("retrying batch %ld: %s\n", n, ops[failed].message);
+                fflush(stdout);
+                usleep(CRASH_RETRY_PAUSE_US);
+                continue;
             }
+            break;
+        } while (true);
+        if (failed >= 0) {
+            fprintf(stderr, "redis_crash: batch %ld op %d: %s %s\n", n, failed,
+                    stock_code_name(ops[failed].code), ops[failed].message);
+            return 1;
+        }
         write_count(file, n + 1);
     }
 }
@@ -194,11 +235,11 @@ static int run_check(const char *base, const char *file)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: redis_crash write|check URI FILE\n");
+        fprintf(stderr, "usage: redis_crash write|retry|check URI FILE\n");
         return 2;
     }
-    if (strcmp(argv[1], "write") == 0)
-        return run_write(argv[2], argv[3]);
+    if (strcmp(argv[1], "write") == 0 || strcmp(argv[1], "retry") == 0)
+        return run_write(argv[2], argv[3], strcmp(argv[1], "retry") == 0);
     if (strcmp(argv[1], "check") == 0)
         return run_check(argv[2], argv[3]);
     return 2;

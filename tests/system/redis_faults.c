@@ -20,10 +20,20 @@
  *   redis_faults waited URI      wait=1 with a replica: writes succeed
  *   redis_faults unreplicated URI  wait=1, no replica: writes say they are
  *                                on the master only (and are)
- *   redis_faults stopped URI PID  the server frozen (SIGSTOP to PID): an op
- *                                times out UNAVAILABLE, its retry counts once
+ *   redis_faults stopped URI PIDS  the server frozen (SIGSTOP to each of the
+ *                                comma-separated PIDS: a cluster's masters):
+ *                                an op times out UNAVAILABLE, its retry
+ *                                counts once
  *
- * URI is redis://host:port without a query string. The crash states are made
+ *   redis_faults moved URI       on a cluster: prints "sku S" and waits for a
+ *                                line on stdin before each of two
+ *                                deductions from S (the suite moves S's slot
+ *                                to another master meanwhile: the first
+ *                                deduction meets ASK, the second MOVED);
+ *                                both succeed once, on one store handle
+ *
+ * URI is redis://host:port without a query string (stopped and moved also
+ * take a cluster's URI). The crash states are made
  * with raw commands through hiredis, as a dying client leaves them.
  */
 #include <hiredis/hiredis.h>
@@ -70,6 +80,10 @@ static const options_case option_cases[] = {
     {"?prefix", STOCK_INVALID, "no value"},
     {"/3", STOCK_INVALID, "database"},
     {"?fused=2", STOCK_INVALID, "fused"},
+    {"?cluster=2", STOCK_INVALID, "cluster"},
+    {"?cluster=1", STOCK_INVALID, "cluster=1, but the server is not a Redis Cluster node"},
+    {",127.0.0.1:1", STOCK_INVALID, "several hosts name a Redis Cluster's seed nodes: add "
+     "cluster=1"},
     {"?password=a%zz", STOCK_INVALID, "password: a '%' must be followed by two hex digits"},
     {"?password=a%00b", STOCK_INVALID, "password: %00 (a NUL byte) is not allowed"},
     {"?prefix=" "0123456789012345678901234567890123456789012345678901234567890123456789",
@@ -398,7 +412,7 @@ static void run_wait(const char *base, bool replicated)
 {
     char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
     /* Long enough for a loaded machine's replica, short for a missing one. */
-    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=%d", base, replicated ? 3000 : 300);
+    snprintf(uri, sizeof uri, "%s?wait=1&timeout_ms=%d", base, replicated ? 3000 : 1000);
     stock_t *store = open_or_die(uri);
     unique(sku, sizeof sku, replicated ? "waited" : "unreplicated");
     unique(line, sizeof line, "wl");
@@ -417,22 +431,29 @@ static void run_wait(const char *base, bool replicated)
     stock_close(store);
 }
 
+/* Sends signal to each PID of the comma-separated list. */
+static void signal_all(const char *pids, int signal)
+{
+    for (const char *at = pids; *at != '\0'; at += strcspn(at, ",") + (at[strcspn(at, ",")] == ','))
+        kill((pid_t)atoi(at), signal);
+}
+
 /* A frozen server (SIGSTOP): an op times out with UNAVAILABLE, and once the
  * server runs again its retry with the same id takes effect once. */
-static void run_stopped(const char *base, pid_t server)
+static void run_stopped(const char *base, const char *servers)
 {
     char uri[URI_MAX], sku[64], line[64], message[STOCK_MESSAGE_MAX] = "";
-    snprintf(uri, sizeof uri, "%s?timeout_ms=300", base);
+    snprintf(uri, sizeof uri, "%s%ctimeout_ms=300", base, strchr(base, '?') ? '&' : '?');
     stock_t *store = open_or_die(uri);
     unique(sku, sizeof sku, "frozen");
     unique(line, sizeof line, "fl");
     stock_set(store, sku, 5, NULL, NULL, NULL);
-    kill(server, SIGSTOP);
+    signal_all(servers, SIGSTOP);
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
     stock_code code = stock_deduct(store, line, sku, 1, NULL, message);
     clock_gettime(CLOCK_MONOTONIC, &end);
-    kill(server, SIGCONT);
+    signal_all(servers, SIGCONT);
     double seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
     expect(code == STOCK_UNAVAILABLE && strstr(message, "retry with the same id is safe") &&
            seconds < 2, "a deduction on a frozen server times out", code, message);
@@ -443,6 +464,42 @@ static void run_stopped(const char *base, pid_t server)
     stock_sku_info totals;
     stock_get(store, sku, &totals, NULL);
     expect(totals.deducted == 1, "deducted once", STOCK_OK, "");
+    stock_close(store);
+}
+
+/* A slot moved under an open store: the handle follows ASK, then MOVED. */
+static void run_moved(const char *uri)
+{
+    char sku[64], line[2][64], message[STOCK_MESSAGE_MAX] = "", go[16];
+    stock_t *store = open_or_die(uri);
+    unique(sku, sizeof sku, "moved");
+    stock_code code = stock_set(store, sku, 5, NULL, NULL, message);
+    expect(code == STOCK_OK, "set", code, message);
+    /* A first line, so that the SKU's flow key exists when its slot moves. */
+    unique(line[0], sizeof line[0], "before");
+    code = stock_deduct(store, line[0], sku, 1, NULL, message);
+    expect(code == STOCK_OK, "a deduction before the move", code, message);
+    printf("sku %s\n", sku);
+    fflush(stdout);
+    for (int i = 0; i < 2; i++) {
+        if (fgets(go, sizeof go, stdin) == NULL)
+            exit(2);
+        unique(line[i], sizeof line[i], i == 0 ? "ask" : "moved");
+        int64_t available = -1;
+        code = stock_deduct(store, line[i], sku, 1, &available, message);
+        expect(code == STOCK_OK && available == 3 - i, i == 0 ? "a deduction during the "
+               "migration (ASK)" : "a deduction after it (MOVED)", code, message);
+        printf("deducted %d\n", i);
+        fflush(stdout);
+    }
+    stock_sku_info totals;
+    code = stock_get(store, sku, &totals, message);
+    expect(code == STOCK_OK && totals.available == 2 && totals.deducted == 3,
+           "the SKU holds every deduction once", code, message);
+    stock_line_info info;
+    code = stock_line(store, line[0], &info, message);
+    expect(code == STOCK_OK && strcmp(info.sku, sku) == 0, "the first line is there", code,
+           message);
     stock_close(store);
 }
 
@@ -470,9 +527,10 @@ static void run_full(const char *uri)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || strchr(argv[2], '?') != NULL) {
+    if (argc < 3 || (strchr(argv[2], '?') != NULL && strcmp(argv[1], "stopped") != 0 &&
+                     strcmp(argv[1], "moved") != 0)) {
         fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
-                        "waited|unreplicated|stopped URI [FILE|PID]\n");
+                        "waited|unreplicated|stopped|moved URI [FILE|PIDS]\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -492,8 +550,10 @@ int main(int argc, char **argv)
         run_full(uri);
     else if (strcmp(mode, "waited") == 0 || strcmp(mode, "unreplicated") == 0)
         run_wait(uri, strcmp(mode, "waited") == 0);
+    else if (strcmp(mode, "moved") == 0)
+        run_moved(uri);
     else if (strcmp(mode, "stopped") == 0 && argc == 4)
-        run_stopped(uri, (pid_t)atoi(argv[3]));
+        run_stopped(uri, argv[3]);
     else
         return 2;
     printf("redis_faults %s: %d failed\n", mode, failures);

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# 56-redis-cluster.sh -- the redis backend on a real Redis Cluster of 3
+# masters with 1 replica each (tests/harness/redis.sh: appendonly yes,
+# appendfsync always, cluster-node-timeout 2 s), through cluster=1 and a
+# seed list:
+#   - the conformance suite, --quick then the full sellout, plain and with a
+#     key prefix, then from two stores (two processes) at once;
+#   - no MOVED on any node after those runs (every call routed right);
+#   - the function library on every node, replicas included (functions
+#     replicate);
+#   - a seed list whose first seed does not answer;
+#   - a SKU's slot moved to another master under an open store: a deduction
+#     during the migration follows ASK, one after it MOVED;
+#   - the masters frozen (SIGSTOP): an op times out UNAVAILABLE, its retry
+#     with the same id counts once;
+#   - kill -9 of a master under a writer of cross-slot orders and deductions
+#     with wait=1: its replica is promoted, the backend follows the new slot
+#     map, no acknowledged operation is lost and I1-I3 hold (redis_crash).
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/harness/redis.sh
+writer=""
+cleanup() {
+    [ -z "$writer" ] || kill -KILL "$writer" 2>/dev/null || true
+    redis_cluster_stop
+}
+trap cleanup EXIT
+redis_cluster_start
+echo "redis cluster $REDIS_CLUSTER_URI (pids ${REDIS_CLUSTER_PIDS[*]})"
+
+# redis_conformance runs against $REDIS_URI$mode and logs in $REDIS_DIR.
+REDIS_URI=$REDIS_CLUSTER_URI REDIS_DIR=$REDIS_CLUSTER_DIR
+for mode in "" "&prefix=shop1:"; do
+    redis_conformance "$mode"
+done
+
+redis_conformance_twice "$REDIS_URI" "$REDIS_URI"
+
+echo "== every call went straight to its slot's master"
+# On a stable cluster a MOVED means the client computed a slot wrongly (it
+# would still get there, through the redirect).
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    ! redis_cluster_cli "$i" INFO errorstats | grep -q "errorstat_MOVED" ||
+        { echo "node $i answered MOVED: $(redis_cluster_cli "$i" INFO errorstats)"; exit 1; }
+done
+echo "no MOVED on any node"
+
+echo "== the function library on every node"
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    redis_cluster_cli "$i" FUNCTION LIST LIBRARYNAME stockd_v1 | grep -qx stockd_v1 ||
+        { echo "node $i lacks the function library"; exit 1; }
+done
+echo "all $REDIS_CLUSTER_NODES nodes hold stockd_v1"
+
+echo "== a first seed that does not answer"
+"$BUILD/tests/conformance" --filter 'set_creates*' "redis://127.0.0.1:1,${REDIS_URI#redis://}" \
+    2>&1 | tail -n 1
+
+echo "== a slot moved under an open store (ASK, then MOVED)"
+# Field 9 on of a CLUSTER NODES line are the node's slot ranges.
+master_of() {   # SLOT: prints "id port" of its master
+    redis_cluster_cli 1 CLUSTER NODES | awk -v s="$1" '$3 ~ /master/ {
+        for (i = 9; i <= NF; i++) { n = split($i, r, "-"); if (n == 1) r[2] = r[1];
+            if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0) { split($2, a, "[:@]"); print $1, a[2] } } }'
+}
+coproc MOVER { "$BUILD/tests/redis_faults" moved "$REDIS_URI"; }
+mover_pid=$MOVER_PID
+mover_said=""
+mover_read() {   # WORD: reads the mover's lines up to the one that starts with WORD
+    local line
+    while read -r line <&"${MOVER[0]}"; do
+        mover_said+="$line"$'\n'
+        [[ "$line" == "$1"* ]] && { echo "$line"; return 0; }
+    done
+    echo "the mover ended early: $mover_said" >&2
+    return 1
+}
+sku=$(mover_read "sku ")
+sku=${sku#sku }
+slot=$(redis_cluster_cli 0 CLUSTER KEYSLOT "{sku:$sku}")
+read -r src_id src_port < <(master_of "$slot")
+read -r dst_id dst_port < <(redis_cluster_cli 1 CLUSTER NODES |
+    awk -v id="$src_id" '$3 ~ /master/ && $3 !~ /fail/ && $1 != id && NF >= 9 {
+        split($2, a, "[:@]"); print $1, a[2]; exit }')
+redis-cli -p "$dst_port" CLUSTER SETSLOT "$slot" IMPORTING "$src_id" >/dev/null
+redis-cli -p "$src_port" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
+# shellcheck disable=SC2046  # the slot's keys, one argument each
+redis-cli -p "$src_port" MIGRATE 127.0.0.1 "$dst_port" "" 0 5000 KEYS \
+    $(redis-cli -p "$src_port" CLUSTER GETKEYSINSLOT "$slot" 1000) >/dev/null
+echo go >&"${MOVER[1]}"
+mover_read "deducted 0" >/dev/null
+for port in "$dst_port" "$src_port"; do
+    redis-cli -p "$port" CLUSTER SETSLOT "$slot" NODE "$dst_id" >/dev/null
+done
+echo go >&"${MOVER[1]}"
+out=$(cat <&"${MOVER[0]}")
+wait "$mover_pid"
+echo "$out"
+grep -q "redis_faults moved: 0 failed" <<<"$out"
+redis_cluster_wait_ok
+
+echo "== the masters frozen (SIGSTOP)"
+masters="${REDIS_CLUSTER_PIDS[0]},${REDIS_CLUSTER_PIDS[1]},${REDIS_CLUSTER_PIDS[2]}"
+"$BUILD/tests/redis_faults" stopped "$REDIS_URI" "$masters"
+redis_cluster_wait_ok
+
+echo "== kill -9 a master under a writer with wait=1"
+acked="$REDIS_DIR/batches"
+"$BUILD/tests/redis_crash" retry "$REDIS_URI&prefix=failover:&wait=1" "$acked" \
+    >"$REDIS_DIR/crash.out" 2>&1 &
+writer=$!
+redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
+sleep 1
+# Node 0 was made a master by --cluster create (the first three are).
+redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master"
+before=$(cat "$acked")
+redis_cluster_kill 0
+echo "killed master 0 after $before acknowledged batches"
+# The replicas notice after cluster-node-timeout, then one is elected.
+promoted=""
+for ((try = 0; try < 300; try++)); do
+    for i in 3 4 5; do
+        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
+    done
+    [ -n "$promoted" ] && break
+    sleep 0.1
+done
+[ -n "$promoted" ] || { echo "no replica was promoted in 30 s"; exit 1; }
+redis_cluster_wait_ok
+echo "node $promoted (a replica) is master now"
+# The old master comes back as the promoted one's replica, so that WAIT 1
+# can be answered again for its slots.
+redis_cluster_restart 0
+redis_cluster_wait_ok
+redis_cluster_wait_replicas
+redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:slave" ||
+    { echo "node 0 did not rejoin as a replica"; exit 1; }
+after=$(cat "$acked")
+for ((i = 0; i < 600; i++)); do
+    [ "$(cat "$acked")" -gt $((after + 5)) ] && break
+    kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
+    sleep 0.1
+done
+[ "$(cat "$acked")" -gt $((after + 5)) ] ||
+    { echo "the writer made no progress after the failover"; cat "$REDIS_DIR/crash.out"; exit 1; }
+kill -KILL "$writer"
+wait "$writer" 2>/dev/null || true
+writer=""
+grep "retrying" "$REDIS_DIR/crash.out" || true
+echo "the writer went on: $(cat "$acked") batches acknowledged"
+"$BUILD/tests/redis_crash" check "$REDIS_URI&prefix=failover:" "$acked"
+echo "56-redis-cluster: all passed"
