@@ -825,6 +825,11 @@ static stock_code load_state(void *context, journal_read_fn read, void *read_con
                               message_size);
 }
 
+static void clear_state(void *context)
+{
+    core_clear(context);
+}
+
 static stock_code replay_record(void *context, const uint8_t *record, size_t len,
                                 char *message, size_t message_size)
 {
@@ -843,7 +848,9 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     e->state = core_create();
     if (e->state == NULL)
         return STOCK_NOMEM;
-    journal_replay replay = {e->state, load_state, replay_record, prefetch_record};
+    journal_replay replay = {.context = e->state, .load = load_state,
+                             .clear = clear_state, .apply = replay_record,
+                             .prefetch = prefetch_record};
     stock_code code = journal_open(uri->path, &replay, &e->log_hook, &e->log,
                                    message, message_size);
     if (code != STOCK_OK)

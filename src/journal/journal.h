@@ -63,11 +63,17 @@ typedef int (*journal_read_fn)(void *context, void *data, size_t len);
 /* How recovery hands the state back to its owner. */
 typedef struct journal_replay {
     void *context;
-    /* Loads a snapshot's body of size bytes (checksum already verified)
-     * into the empty state. Returns STOCK_OK, STOCK_CORRUPT or STOCK_NOMEM
-     * with message. */
+    /* Loads a snapshot's body of size bytes into the empty state. The
+     * checksum is verified as the body is read and compared once load has
+     * returned: the bytes may be damaged, and nothing of the state may be
+     * used (or published) before journal_open returns. Returns STOCK_OK,
+     * STOCK_CORRUPT or STOCK_NOMEM with message. */
     stock_code (*load)(void *context, journal_read_fn read, void *read_context,
                        size_t size, char *message, size_t message_size);
+    /* Empties the state again after a load whose snapshot then failed its
+     * checksum (whatever load returned), so that an older snapshot can be
+     * loaded into it. Cannot fail. */
+    void (*clear)(void *context);
     /* Re-applies one record, in log order. Returns as load does. */
     stock_code (*apply)(void *context, const uint8_t *record, size_t len,
                         char *message, size_t message_size);
