@@ -388,7 +388,9 @@ typedef void (*stock_log_fn)(void *user, stock_log_level level,
  * stock_replica= (docs/postgres.md). */
 typedef struct stock_config {
     stock_durability durability;  /* embedded: default SYNC */
-    uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log;
+    uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log
+                                     at least (more once the snapshot is
+                                     larger: docs/engine.md);
                                      0 = default (256 MiB) */
     uint32_t buckets;             /* postgres: rows per hot SKU; 0 = 1 */
     bool no_merge;                /* postgres: one conditional update per

@@ -465,6 +465,13 @@ static int save_state(void *context, journal_write_fn write, void *write_context
     return core_snapshot_save(context, write, write_context);
 }
 
+/* The log since the last snapshot that makes the next one due:
+ * snapshot_log_bytes, or more for a state whose snapshot is larger. */
+static uint64_t snapshot_threshold(const embedded *e)
+{
+    return journal_snapshot_threshold(e->log, e->snapshot_log_bytes);
+}
+
 /* Between groups: reap a snapshot, start one or rotate when due. Returns
  * whether a snapshot is running afterwards. */
 static bool maintain(embedded *e, uint64_t threshold)
@@ -515,7 +522,7 @@ static size_t apply_queue(embedded *e)
     }
     bool due = !atomic_load(&e->broken) &&
                (journal_rotation_due(e->log) ||
-                journal_snapshot_due(e->log, e->snapshot_log_bytes));
+                journal_snapshot_due(e->log, snapshot_threshold(e)));
     if (due && !e->maintenance_due) {
         e->maintenance_due = true;
         pthread_cond_signal(&e->writer_cond);
@@ -634,7 +641,7 @@ static void *writer_main(void *context)
     bool closing, snapshot_running = false;
     do {
         closing = take_role(e, snapshot_running);
-        snapshot_running = maintain(e, e->snapshot_log_bytes);
+        snapshot_running = maintain(e, snapshot_threshold(e));
         expire_idle(e);
         size_t ops = apply_queue(e);
         sync_written(e, ops);
@@ -645,7 +652,7 @@ static void *writer_main(void *context)
     pause_syncer(e);
     pthread_mutex_unlock(&e->sync_mutex);
     journal_snapshot_poll(e->log, true);
-    maintain(e, e->snapshot_log_bytes / EMBEDDED_CLOSE_SNAPSHOT_DIVISOR);
+    maintain(e, snapshot_threshold(e) / EMBEDDED_CLOSE_SNAPSHOT_DIVISOR);
     /* The child dies with this thread (PR_SET_PDEATHSIG): wait for it. */
     journal_snapshot_poll(e->log, true);
     return NULL;

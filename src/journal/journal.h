@@ -52,6 +52,12 @@
 #define JOURNAL_PAGE_BYTES 4096u
 /* Default snapshot threshold (stock_config.snapshot_log_bytes = 0). */
 #define JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT (256ull << 20)
+/* A snapshot is due only once the log since the last one is at least this
+ * many times that snapshot's size (and the threshold): a large state is
+ * then not rewritten for every threshold's worth of log, so the bytes
+ * snapshots write stay at most the bytes logged, whatever the state's size
+ * (docs/engine.md, "Snapshots"). */
+#define JOURNAL_SNAPSHOT_LOG_RATIO 1u
 
 typedef struct journal journal;
 
@@ -194,6 +200,11 @@ stock_code journal_rotate(journal *log, char *message, size_t message_size);
  * child: it must not allocate or take locks. */
 typedef int (*journal_save_fn)(void *context, journal_write_fn write,
                                void *write_context);
+
+/* The log since the last snapshot that makes the next one due: the larger
+ * of floor (> 0) and JOURNAL_SNAPSHOT_LOG_RATIO times the size of the
+ * newest snapshot file (the one written last, or loaded at open). */
+uint64_t journal_snapshot_threshold(const journal *log, uint64_t floor);
 
 /* True when no snapshot is running and at least threshold log bytes have
  * been written since the last snapshot (and since the last failed try). */

@@ -54,6 +54,7 @@ struct journal {
     uint64_t log_bytes;          /* log since the last snapshot (writer) */
     uint64_t attempt_bytes;      /* log_bytes when a failed try started */
     uint64_t snapshot_lsn;       /* newest snapshot, or JOURNAL_LSN_NONE */
+    uint64_t snapshot_bytes;     /* its file's size, or 0 */
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
     journal_recovery recovery;   /* what open's recovery did; fixed after */

@@ -173,6 +173,7 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
         snprintf(damage, damage_size, "%s: %s", name, why);
     } else if (code == STOCK_OK) {
         *loaded = true;
+        r->log->snapshot_bytes = (uint64_t)info.st_size;
     }
     close(fd);
     return code;

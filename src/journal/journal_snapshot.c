@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,6 +139,13 @@ static void snapshot_child(journal *log, journal_save_fn save, void *context,
     _exit(0);
 }
 
+uint64_t journal_snapshot_threshold(const journal *log, uint64_t floor)
+{
+    assert(floor > 0);
+    uint64_t proportional = log->snapshot_bytes * JOURNAL_SNAPSHOT_LOG_RATIO;
+    return proportional > floor ? proportional : floor;
+}
+
 bool journal_snapshot_due(const journal *log, uint64_t threshold)
 {
     assert(threshold > 0);
@@ -195,6 +203,9 @@ static void snapshot_finished(journal *log, bool ok, int status)
     }
     uint64_t previous = log->snapshot_lsn;
     log->snapshot_lsn = log->child_lsn;
+    struct stat info;
+    if (fstatat(log->dir_fd, name, &info, 0) == 0)
+        log->snapshot_bytes = (uint64_t)info.st_size;
     assert(log->log_bytes >= log->child_log_bytes);
     log->log_bytes -= log->child_log_bytes;
     log->attempt_bytes = 0;

@@ -485,6 +485,45 @@ static void test_snapshots_and_fallback(void **unused)
     assert_non_null(strstr(message, "snap-0000000000000003.snap"));
 }
 
+/* A snapshot is due after the larger of the threshold and
+ * JOURNAL_SNAPSHOT_LOG_RATIO times the newest snapshot's size, also after
+ * a reopen that loaded it. */
+static void test_snapshot_threshold_grows_with_the_state(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(journal_snapshot_threshold(log, 1), 1);   /* no snapshot yet */
+    unsigned n = 0;
+    for (; n < 10; n++)
+        append_record(log, &state, n);
+    assert_true(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)));
+    assert_int_equal(journal_snapshot_start(log, save_state, &state, message,
+                                            sizeof message), STOCK_OK);
+    assert_true(journal_snapshot_poll(log, true));
+    uint64_t size = read_file("snap-000000000000000a.snap", file_data, TEST_FILE_MAX);
+    uint64_t due_at = size * JOURNAL_SNAPSHOT_LOG_RATIO;
+    assert_true(due_at > 1);
+    assert_int_equal(journal_snapshot_threshold(log, 1), due_at);
+    assert_int_equal(journal_snapshot_threshold(log, due_at + 1), due_at + 1);
+    uint64_t log_bytes, snapshots;
+    for (;;) {
+        journal_counters(log, &log_bytes, &snapshots);
+        assert_int_equal(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)),
+                         log_bytes >= due_at);
+        if (log_bytes >= due_at)
+            break;
+        append_record(log, &state, n++);
+    }
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(journal_snapshot_threshold(log, 1), due_at);
+    assert_true(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)));
+    journal_close(log);
+}
+
 /* An application that ignores SIGCHLD has its children reaped for it:
  * the snapshot still counts once its file is in place. */
 static void test_snapshot_with_sigchld_ignored(void **unused)
@@ -934,6 +973,7 @@ int main(void)
         FOLDER_TEST(test_corruption_in_the_middle),
         FOLDER_TEST(test_bad_last_record_is_cut),
         FOLDER_TEST(test_snapshots_and_fallback),
+        FOLDER_TEST(test_snapshot_threshold_grows_with_the_state),
         FOLDER_TEST(test_snapshot_with_sigchld_ignored),
         FOLDER_TEST(test_gap_is_refused),
         FOLDER_TEST(test_damage_in_closed_segment),
