@@ -182,6 +182,11 @@ stock_code journal_append(journal *log, const void *data, size_t len,
 stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
                         size_t message_size);
 
+/* The file journal_sync syncs, for a caller that syncs it another way
+ * (io_uring). It changes at each rotation, so the caller must not use it
+ * across journal_rotate or journal_snapshot_start. */
+int journal_sync_fd(const journal *log);
+
 /* True once an append or a rotation (journal_rotate, or the one
  * journal_snapshot_start makes) has failed: the journal then refuses every
  * append until it is closed and reopened. */
