@@ -39,16 +39,7 @@ for tool in "$BUILD/stockd" ${STOCKD_B:+"$STOCKD_B"}; do
     [ -x "$tool" ] || { echo "$bench_name: missing $tool (run make first)" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stockd-resp.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_temp stockd-resp
 
 # wait_ping PORT LOG: until PING answers, at most 10 s.
 wait_ping() {
