@@ -5,6 +5,10 @@
 #   bench_whole NAME VALUE MIN MAX
 #                                exit 2 unless VALUE is a whole number in
 #                                MIN..MAX (checked before any server starts)
+#   bench_temp PREFIX            makes a temporary folder, sets tmp to it and
+#                                pids=(); at exit, stops (SIGTERM, then waits
+#                                for) every PID the script added to pids
+#                                and removes the folder
 BUILD=${BUILD:-build}
 bench_name=$(basename "$0")
 
@@ -21,4 +25,19 @@ bench_whole() {
     # The length test first: a number too long for test(1) is out of range.
     [ ${#2} -le ${#4} ] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
         { echo "$bench_name: $1 must be in $3..$4" >&2; exit 2; }
+}
+
+bench_temp() {
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    pids=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
 }

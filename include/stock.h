@@ -89,7 +89,7 @@ extern "C" {
  * compatibly, PATCH for fixes. The Makefile writes it into libstock.pc and
  * the soname (libstock.so.MAJOR): edit it here only. */
 #define STOCK_VERSION_MAJOR 1
-#define STOCK_VERSION_MINOR 0
+#define STOCK_VERSION_MINOR 1
 #define STOCK_VERSION_PATCH 0
 
 #define STOCK_VERSION_TEXT_(major, minor, patch) #major "." #minor "." #patch
@@ -389,7 +389,9 @@ typedef void (*stock_log_fn)(void *user, stock_log_level level,
  * stock_replica= (docs/postgres.md). */
 typedef struct stock_config {
     stock_durability durability;  /* embedded: default SYNC */
-    uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log;
+    uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log
+                                     at least (more once the snapshot is
+                                     larger: docs/engine.md);
                                      0 = default (256 MiB) */
     uint32_t buckets;             /* postgres: rows per hot SKU; 0 = 1 */
     bool no_merge;                /* postgres: one conditional update per
@@ -453,6 +455,27 @@ stock_code stock_open(const char *uri, const stock_config *config,
  * message parameter. The handle is freed either way.
  */
 stock_code stock_close(stock_t *store);
+
+/*
+ * For an event loop that submits with stock_config.sync_in_caller: a file
+ * descriptor that becomes readable when syncs the store started without
+ * waiting have completed, or -1 if the store has none (another backend,
+ * relaxed durability, or io_uring unavailable: an old kernel, a seccomp
+ * filter). The first call that returns a descriptor switches the store:
+ * from then on stock_submit in the calling thread starts the sync of its
+ * batch (io_uring's fdatasync) instead of waiting for it, and the caller
+ * must call stock_process_completions whenever the descriptor is readable;
+ * until then those batches do not complete. Call it once, before the first
+ * stock_submit, on the thread that will poll. The descriptor is the
+ * store's: do not read or close it; it is valid until stock_close.
+ */
+int stock_completion_fd(stock_t *store);
+
+/* Completes every batch whose sync the store's completion descriptor
+ * announced (their done callbacks run in the calling thread before it
+ * returns), and starts the sync of anything written since. Does not block.
+ * A no-op for a store without a completion descriptor. */
+void stock_process_completions(stock_t *store);
 
 /* The name of the backend serving the store: "embedded", "remote",
  * "postgres", "sharded". Static storage; any thread, at once with other calls. */

@@ -10,7 +10,7 @@ set -eu
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
-    libxxhash-dev libcmocka-dev libssl-dev openssl
+    libxxhash-dev libcmocka-dev libssl-dev openssl liburing-dev
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs systemd
     nats-server libnats-dev

@@ -79,6 +79,10 @@ typedef struct stock_backend_ops {
     stock_code (*list)(stock_t *store, const list_request *request,
                        stock_list_entry *entries, uint32_t *count,
                        char *message, size_t message_size);
+    /* As stock_completion_fd(); NULL if the backend has none (-1). */
+    int (*completion_fd)(stock_t *store);
+    /* As stock_process_completions(); NULL with completion_fd. */
+    void (*process_completions)(stock_t *store);
 } stock_backend_ops;
 
 struct stock {

@@ -49,6 +49,7 @@
 #include "lib/message.h"
 #include "lib/log.h"
 #include "lib/result.h"
+#include "lib/uring_sync.h"
 
 /* A group is written once it holds this much log, even if more is queued. */
 #define EMBEDDED_GROUP_BYTES_MAX (8u << 20)
@@ -88,6 +89,12 @@
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
 #define EMBEDDED_GROUPS_MAX 64
+/* Syncs in flight through the completion descriptor's io_uring at once
+ * (as EMBEDDED_SYNCERS: a group that lands while one runs starts its own). */
+#define EMBEDDED_URING_SYNCS EMBEDDED_SYNCERS
+/* How long a thread that waits for an io_uring sync (maintenance, a read,
+ * closing) blocks before it looks again: the loop may have reaped it. */
+#define EMBEDDED_URING_WAIT_MS 10
 /* Entities a listing looks at before it lets queued writes run: 65536
  * line records are a few MiB of memory to walk. */
 #define EMBEDDED_LIST_SLICE 65536
@@ -139,6 +146,15 @@ typedef struct embedded {
     bool syncer_stop;
     char broken_message[STOCK_MESSAGE_MAX];
     atomic_bool broken;
+    /* Set by stock_completion_fd: syncs of the caller's groups go through
+     * it, announced on its eventfd (NULL: they block the caller). */
+    uring_sync *uring;
+    struct {
+        bool running;
+        uint64_t target;         /* writes it covers */
+        int64_t started_us;      /* monotonic, for the latency stats */
+    } uring_syncs[EMBEDDED_URING_SYNCS];
+    unsigned uring_running;      /* uring_syncs running */
 
     buf group;                   /* writer: the records of one group */
 
@@ -254,6 +270,73 @@ static void complete_groups(embedded *e)
     pthread_cond_broadcast(&e->idle_cond);
 }
 
+/* Starts an io_uring sync of every write made so far if one is due and a
+ * slot is free (sync_mutex held). When none can start, a running one's
+ * completion starts it; if submitting fails, the syncers take the work. */
+static void uring_start(embedded *e)
+{
+    assert(e->uring != NULL);
+    if (!sync_due(e) || e->uring_running == EMBEDDED_URING_SYNCS)
+        return;
+    unsigned slot = 0;
+    while (e->uring_syncs[slot].running)
+        slot++;
+    assert(slot < EMBEDDED_URING_SYNCS);
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
+    if (!uring_sync_submit(e->uring, journal_sync_fd(e->log), slot)) {
+        pthread_cond_signal(&e->sync_cond);
+        return;
+    }
+    e->uring_syncs[slot].running = true;
+    e->uring_syncs[slot].target = e->writes;
+    e->uring_syncs[slot].started_us = started_us;
+    e->uring_running++;
+    e->syncs_started = e->writes;
+    e->syncs_running++;
+}
+
+/* One io_uring sync finished (the uring_sync_done_fn; sync_mutex not
+ * held): as sync_log after its fdatasync. */
+static void uring_finished(void *context, uint64_t slot, int result)
+{
+    embedded *e = context;
+    assert(slot < EMBEDDED_URING_SYNCS);
+    if (result < 0) {
+        char message[STOCK_MESSAGE_MAX];
+        message_set(message, sizeof message, "fdatasync of the flow log failed: %s",
+                    strerror(-result));
+        break_store(e, message);
+    }
+    pthread_mutex_lock(&e->sync_mutex);
+    assert(e->uring_syncs[slot].running && e->uring_running > 0);
+    uint64_t target = e->uring_syncs[slot].target;
+    if (result >= 0)
+        stats_count_sync(&e->base.stats, (uint64_t)(clock_now_us(CLOCK_MONOTONIC) -
+                                                    e->uring_syncs[slot].started_us));
+    e->uring_syncs[slot].running = false;
+    e->uring_running--;
+    e->syncs_running--;
+    if (result < 0)
+        e->sync_failed = true;
+    else if (!e->sync_failed && target > e->synced)
+        e->synced = target;
+    pthread_mutex_unlock(&e->sync_mutex);
+}
+
+/* Takes in the io_uring syncs that finished (waiting up to
+ * EMBEDDED_URING_WAIT_MS for one with wait), completes what they made
+ * durable and starts the next sync. Called and returns with sync_mutex
+ * held; releases it meanwhile. */
+static void uring_reap(embedded *e, bool wait)
+{
+    assert(e->uring != NULL);
+    pthread_mutex_unlock(&e->sync_mutex);
+    uring_sync_reap(e->uring, wait ? EMBEDDED_URING_WAIT_MS : 0, uring_finished, e);
+    pthread_mutex_lock(&e->sync_mutex);
+    complete_groups(e);
+    uring_start(e);
+}
+
 /* Sync durability: start a sync whenever writes are not yet covered by
  * one, and complete what the syncs have made durable. */
 static void syncer_loop_sync(embedded *e)
@@ -305,8 +388,12 @@ static void *syncer_main(void *context)
 static void pause_syncer(embedded *e)
 {
     pthread_mutex_lock(&e->sync_mutex);
-    while (e->groups_first != e->groups_end || e->syncs_running > 0 || e->completing)
-        pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
+    while (e->groups_first != e->groups_end || e->syncs_running > 0 || e->completing) {
+        if (e->uring_running > 0)
+            uring_reap(e, true);
+        else
+            pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
+    }
     assert(e->syncs_running == 0 && e->groups_first == e->groups_end);
 }
 
@@ -465,6 +552,13 @@ static int save_state(void *context, journal_write_fn write, void *write_context
     return core_snapshot_save(context, write, write_context);
 }
 
+/* The log since the last snapshot that makes the next one due:
+ * snapshot_log_bytes, or more for a state whose snapshot is larger. */
+static uint64_t snapshot_threshold(const embedded *e)
+{
+    return journal_snapshot_threshold(e->log, e->snapshot_log_bytes);
+}
+
 /* Between groups: reap a snapshot, start one or rotate when due. Returns
  * whether a snapshot is running afterwards. */
 static bool maintain(embedded *e, uint64_t threshold)
@@ -515,7 +609,7 @@ static size_t apply_queue(embedded *e)
     }
     bool due = !atomic_load(&e->broken) &&
                (journal_rotation_due(e->log) ||
-                journal_snapshot_due(e->log, e->snapshot_log_bytes));
+                journal_snapshot_due(e->log, snapshot_threshold(e)));
     if (due && !e->maintenance_due) {
         e->maintenance_due = true;
         pthread_cond_signal(&e->writer_cond);
@@ -589,8 +683,16 @@ static void sync_written(embedded *e, size_t ops)
 {
     if (e->durability != STOCK_DURABILITY_SYNC)
         return;
-    bool in_caller = e->sync_in_caller && ops <= EMBEDDED_INLINE_SYNC_OPS_MAX;
     pthread_mutex_lock(&e->sync_mutex);
+    if (e->uring != NULL) {
+        /* The sync runs while the caller goes on; groups that need no new
+         * sync (reads after synced writes) complete here. */
+        uring_start(e);
+        complete_groups(e);
+        pthread_mutex_unlock(&e->sync_mutex);
+        return;
+    }
+    bool in_caller = e->sync_in_caller && ops <= EMBEDDED_INLINE_SYNC_OPS_MAX;
     if (in_caller && e->syncs_running == 0 && sync_due(e)) {
         sync_log(e, e->writes);
         complete_groups(e);
@@ -634,7 +736,7 @@ static void *writer_main(void *context)
     bool closing, snapshot_running = false;
     do {
         closing = take_role(e, snapshot_running);
-        snapshot_running = maintain(e, e->snapshot_log_bytes);
+        snapshot_running = maintain(e, snapshot_threshold(e));
         expire_idle(e);
         size_t ops = apply_queue(e);
         sync_written(e, ops);
@@ -645,7 +747,7 @@ static void *writer_main(void *context)
     pause_syncer(e);
     pthread_mutex_unlock(&e->sync_mutex);
     journal_snapshot_poll(e->log, true);
-    maintain(e, e->snapshot_log_bytes / EMBEDDED_CLOSE_SNAPSHOT_DIVISOR);
+    maintain(e, snapshot_threshold(e) / EMBEDDED_CLOSE_SNAPSHOT_DIVISOR);
     /* The child dies with this thread (PR_SET_PDEATHSIG): wait for it. */
     journal_snapshot_poll(e->log, true);
     return NULL;
@@ -680,6 +782,10 @@ static bool wait_durable(embedded *e)
     pthread_mutex_lock(&e->sync_mutex);
     uint64_t target = e->writes;
     while (e->synced < target && !e->sync_failed) {
+        if (e->uring_running > 0) {
+            uring_reap(e, true);
+            continue;
+        }
         if (e->syncs_started < target)
             pthread_cond_signal(&e->sync_cond);   /* a syncer starts one */
         pthread_cond_wait(&e->idle_cond, &e->sync_mutex);
@@ -770,6 +876,8 @@ static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
 
 static void destroy(embedded *e)
 {
+    assert(e->uring_running == 0);
+    uring_sync_destroy(e->uring);
     journal_close(e->log);
     core_destroy(e->state);
     buf_free(&e->group);
@@ -825,6 +933,11 @@ static stock_code load_state(void *context, journal_read_fn read, void *read_con
                               message_size);
 }
 
+static void clear_state(void *context)
+{
+    core_clear(context);
+}
+
 static stock_code replay_record(void *context, const uint8_t *record, size_t len,
                                 char *message, size_t message_size)
 {
@@ -843,7 +956,9 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     e->state = core_create();
     if (e->state == NULL)
         return STOCK_NOMEM;
-    journal_replay replay = {e->state, load_state, replay_record, prefetch_record};
+    journal_replay replay = {.context = e->state, .load = load_state,
+                             .clear = clear_state, .apply = replay_record,
+                             .prefetch = prefetch_record};
     stock_code code = journal_open(uri->path, &replay, &e->log_hook, &e->log,
                                    message, message_size);
     if (code != STOCK_OK)
@@ -906,6 +1021,30 @@ static stock_code embedded_open(const char *uri, const stock_config *config,
     return STOCK_OK;
 }
 
+/* The io_uring is made on the first call, before any submit (stock.h). */
+static int embedded_completion_fd(stock_t *store)
+{
+    embedded *e = from_store(store);
+    if (e->durability != STOCK_DURABILITY_SYNC)
+        return -1;
+    pthread_mutex_lock(&e->sync_mutex);
+    if (e->uring == NULL)
+        e->uring = uring_sync_create();
+    int fd = e->uring == NULL ? -1 : uring_sync_fd(e->uring);
+    pthread_mutex_unlock(&e->sync_mutex);
+    return fd;
+}
+
+static void embedded_process_completions(stock_t *store)
+{
+    embedded *e = from_store(store);
+    if (e->uring == NULL)
+        return;
+    pthread_mutex_lock(&e->sync_mutex);
+    uring_reap(e, false);
+    pthread_mutex_unlock(&e->sync_mutex);
+}
+
 const stock_backend_ops embedded_backend = {
     .name = "embedded",
     .holds = true,
@@ -915,4 +1054,6 @@ const stock_backend_ops embedded_backend = {
     .close = embedded_close,
     .get_stats = embedded_get_stats,
     .list = embedded_list,
+    .completion_fd = embedded_completion_fd,
+    .process_completions = embedded_process_completions,
 };

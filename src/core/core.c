@@ -26,11 +26,9 @@
 #define HOLD_FIRST_SHIFT 8
 #define HOLD_STEADY_SHIFT 18
 
-core *core_create(void)
+/* Sets up an empty state in zeroed memory: allocates nothing. */
+static void init_state(core *state)
 {
-    core *state = calloc(1, sizeof *state);
-    if (state == NULL)
-        return NULL;
     core_ids_init(&state->ids);
     core_pool_init(&state->skus, sizeof(core_sku), SKU_CHUNK_SHIFT,
                    SKU_CHUNK_SHIFT);
@@ -44,13 +42,11 @@ core *core_create(void)
                    ADJUSTMENT_CHUNK_SHIFT, ADJUSTMENT_CHUNK_SHIFT);
     core_pool_init(&state->holds, sizeof(core_hold), HOLD_FIRST_SHIFT,
                    HOLD_STEADY_SHIFT);
-    return state;
 }
 
-void core_destroy(core *state)
+/* Frees everything the state holds, not the state itself. */
+static void release_state(core *state)
 {
-    if (state == NULL)
-        return;
     core_ids_free(&state->ids);
     core_heap_free(&state->deadlines);
     core_pool *pools[] = {&state->skus, &state->lines, &state->orders,
@@ -62,7 +58,32 @@ void core_destroy(core *state)
         core_pool_free(pools[i]);
         core_index_free(indexes[i]);
     }
+}
+
+core *core_create(void)
+{
+    core *state = calloc(1, sizeof *state);
+    if (state == NULL)
+        return NULL;
+    init_state(state);
+    return state;
+}
+
+void core_destroy(core *state)
+{
+    if (state == NULL)
+        return;
+    release_state(state);
     free(state);
+}
+
+void core_clear(core *state)
+{
+    assert(state != NULL);
+    release_state(state);
+    memset(state, 0, sizeof *state);
+    init_state(state);
+    assert(state->skus.count == 0 && state->lines.count == 0);
 }
 
 void core_get_stats(const core *state, core_stats *stats)

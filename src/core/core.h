@@ -41,6 +41,10 @@ core *core_create(void);
  * and infos handed out before stay valid (they are copies). */
 void core_destroy(core *state);
 
+/* Frees everything state holds and leaves it empty, as core_create made
+ * it (also a state that core_snapshot_load left partly loaded). */
+void core_clear(core *state);
+
 /*
  * Applies one op, already validated by stock_validate (code STOCK_OK on
  * entry), at time now_us (Unix microseconds from core_time, recorded on new
@@ -163,7 +167,7 @@ int core_snapshot_save(const core *state, core_write_fn write, void *context);
  * checked. Returns STOCK_OK; STOCK_CORRUPT (short read, bad format, or data
  * that breaks an invariant; message, which may be NULL, names the section
  * and entry); STOCK_NOMEM. On failure the core is partly loaded and must
- * only be destroyed. */
+ * only be cleared (core_clear) or destroyed. */
 stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
                               size_t size, char *message, size_t message_size);
 

@@ -367,6 +367,12 @@ stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
     return STOCK_OK;
 }
 
+int journal_sync_fd(const journal *log)
+{
+    assert(log != NULL && log->segment_fd >= 0);
+    return log->segment_fd;
+}
+
 bool journal_failed(const journal *log)
 {
     assert(log != NULL);

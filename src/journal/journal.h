@@ -52,6 +52,12 @@
 #define JOURNAL_PAGE_BYTES 4096u
 /* Default snapshot threshold (stock_config.snapshot_log_bytes = 0). */
 #define JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT (256ull << 20)
+/* A snapshot is due only once the log since the last one is at least this
+ * many times that snapshot's size (and the threshold): a large state is
+ * then not rewritten for every threshold's worth of log, so the bytes
+ * snapshots write stay at most the bytes logged, whatever the state's size
+ * (docs/engine.md, "Snapshots"). */
+#define JOURNAL_SNAPSHOT_LOG_RATIO 1u
 
 typedef struct journal journal;
 
@@ -63,11 +69,17 @@ typedef int (*journal_read_fn)(void *context, void *data, size_t len);
 /* How recovery hands the state back to its owner. */
 typedef struct journal_replay {
     void *context;
-    /* Loads a snapshot's body of size bytes (checksum already verified)
-     * into the empty state. Returns STOCK_OK, STOCK_CORRUPT or STOCK_NOMEM
-     * with message. */
+    /* Loads a snapshot's body of size bytes into the empty state. The
+     * checksum is verified as the body is read and compared once load has
+     * returned: the bytes may be damaged, and nothing of the state may be
+     * used (or published) before journal_open returns. Returns STOCK_OK,
+     * STOCK_CORRUPT or STOCK_NOMEM with message. */
     stock_code (*load)(void *context, journal_read_fn read, void *read_context,
                        size_t size, char *message, size_t message_size);
+    /* Empties the state again after a load whose snapshot then failed its
+     * checksum (whatever load returned), so that an older snapshot can be
+     * loaded into it. Cannot fail. */
+    void (*clear)(void *context);
     /* Re-applies one record, in log order. Returns as load does. */
     stock_code (*apply)(void *context, const uint8_t *record, size_t len,
                         char *message, size_t message_size);
@@ -170,6 +182,11 @@ stock_code journal_append(journal *log, const void *data, size_t len,
 stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
                         size_t message_size);
 
+/* The file journal_sync syncs, for a caller that syncs it another way
+ * (io_uring). It changes at each rotation, so the caller must not use it
+ * across journal_rotate or journal_snapshot_start. */
+int journal_sync_fd(const journal *log);
+
 /* True once an append or a rotation (journal_rotate, or the one
  * journal_snapshot_start makes) has failed: the journal then refuses every
  * append until it is closed and reopened. */
@@ -188,6 +205,11 @@ stock_code journal_rotate(journal *log, char *message, size_t message_size);
  * child: it must not allocate or take locks. */
 typedef int (*journal_save_fn)(void *context, journal_write_fn write,
                                void *write_context);
+
+/* The log since the last snapshot that makes the next one due: the larger
+ * of floor (> 0) and JOURNAL_SNAPSHOT_LOG_RATIO times the size of the
+ * newest snapshot file (the one written last, or loaded at open). */
+uint64_t journal_snapshot_threshold(const journal *log, uint64_t floor);
 
 /* True when no snapshot is running and at least threshold log bytes have
  * been written since the last snapshot (and since the last failed try). */

@@ -28,10 +28,10 @@
 #define JOURNAL_TRAILER_MAGIC "stockend"
 /* The forked snapshot writer's buffer, allocated before the fork. */
 #define JOURNAL_SNAPSHOT_BUFFER_BYTES (1u << 20)
-/* Snapshots are read at recovery with pread in chunks of this size, once
- * to check them and once to load them: reading in chunks measured several
- * times faster than mapping the file (docs/engine.md, "Measurements behind
- * the constants"). */
+/* Snapshots are read at recovery with pread in chunks of this size, once,
+ * checksummed as they are loaded: reading in chunks measured several times
+ * faster than mapping the file (docs/engine.md, "Measurements behind the
+ * constants"). */
 #define JOURNAL_READ_CHUNK_BYTES (1u << 20)
 /* Longest file name the journal makes ("snap-<16 hex>.snap.damaged"). */
 #define JOURNAL_NAME_MAX 48
@@ -54,6 +54,7 @@ struct journal {
     uint64_t log_bytes;          /* log since the last snapshot (writer) */
     uint64_t attempt_bytes;      /* log_bytes when a failed try started */
     uint64_t snapshot_lsn;       /* newest snapshot, or JOURNAL_LSN_NONE */
+    uint64_t snapshot_bytes;     /* its file's size, or 0 */
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
     journal_recovery recovery;   /* what open's recovery did; fixed after */
@@ -120,13 +121,15 @@ bool journal_sync_dir(journal *log);
 stock_code journal_recover(journal *log, const journal_replay *replay,
                            char *message, size_t size);
 
-/* Checks the snapshot file open on fd, len bytes, for lsn: header,
- * trailer and the checksum of the whole file, read front to back through
- * buffer (JOURNAL_READ_CHUNK_BYTES). STOCK_OK and *body_len; STOCK_CORRUPT
- * and *why (static storage) saying what is wrong; STOCK_IO (errno set) if
+/* Checks the frame of the snapshot file open on fd, len bytes, for lsn:
+ * header and trailer, not the body. STOCK_OK with the header's bytes in
+ * header, *body_len and the checksum the trailer stores for header and
+ * body (recovery computes it while it loads the body); STOCK_CORRUPT and
+ * *why (static storage) saying what is wrong; STOCK_IO (errno set) if
  * reading failed. */
-stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
-                                  uint8_t *buffer, uint64_t *body_len,
+stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
+                                  uint8_t header[JOURNAL_FILE_HEADER_BYTES],
+                                  uint64_t *body_len, uint64_t *checksum,
                                   const char **why);
 
 /* Removes snapshots and segments older than keep_lsn (the previous

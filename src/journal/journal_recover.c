@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* XXH3_state_t on the stack: recovery checksums a snapshot as it loads it. */
+#define XXH_STATIC_LINKING_ONLY
 #include "journal/journal_internal.h"
 
 typedef struct recovery {
@@ -33,9 +35,11 @@ typedef struct recovery {
     size_t size;
 } recovery;
 
-/* A snapshot body read front to back, a chunk at a time, with pread. */
+/* A snapshot body read front to back, a chunk at a time, with pread, and
+ * checksummed as it goes. */
 typedef struct body_reader {
     int fd;
+    XXH3_state_t *hash;       /* of the header and every chunk read */
     uint8_t *buffer;          /* JOURNAL_READ_CHUNK_BYTES */
     uint64_t next;            /* file offset of the next chunk */
     uint64_t end;             /* file offset where the body ends */
@@ -60,6 +64,7 @@ static bool refill(body_reader *reader)
         reader->error = got < 0 ? errno : EIO;   /* EIO: the file shrank */
         return false;
     }
+    XXH3_64bits_update(reader->hash, reader->buffer, (size_t)got);
     reader->next += (uint64_t)got;
     reader->filled = (size_t)got;
     reader->pos = 0;
@@ -82,17 +87,43 @@ static int read_body(void *context, void *data, size_t len)
     return 0;
 }
 
-/* Loads one verified snapshot body through the owner's load callback. */
-static stock_code load_snapshot(recovery *r, const char *name, int fd,
-                                uint8_t *buffer, uint64_t body_len)
+/* Reads and checksums what the load left of the body (all of it when the
+ * load stopped early); false on a read error (reader->error set). */
+static bool drain(body_reader *reader)
 {
-    body_reader reader = {.fd = fd, .buffer = buffer,
+    reader->pos = reader->filled;
+    while (refill(reader))
+        reader->pos = reader->filled;
+    return reader->error == 0;
+}
+
+/* Loads the body of a snapshot whose frame holds, checksumming it as it is
+ * read: the state is not used before the whole file has been read and its
+ * checksum compared. On a mismatch the snapshot is damage, whatever the
+ * load said: the state is cleared again, *damaged set and STOCK_OK
+ * returned, so that recovery goes on to an older snapshot. */
+static stock_code load_snapshot(recovery *r, const char *name, int fd,
+                                uint8_t *buffer, const uint8_t *header,
+                                uint64_t body_len, uint64_t checksum,
+                                bool *damaged)
+{
+    XXH3_state_t hash;
+    XXH3_64bits_reset(&hash);
+    XXH3_64bits_update(&hash, header, JOURNAL_FILE_HEADER_BYTES);
+    body_reader reader = {.fd = fd, .hash = &hash, .buffer = buffer,
                           .next = JOURNAL_FILE_HEADER_BYTES,
                           .end = JOURNAL_FILE_HEADER_BYTES + body_len};
     char inner[STOCK_MESSAGE_MAX] = "";
     stock_code code = r->replay->load(r->replay->context, read_body, &reader,
                                       (size_t)body_len, inner, sizeof inner);
     uint64_t left = reader.end - reader.next + (reader.filled - reader.pos);
+    *damaged = false;
+    if (reader.error == 0 && drain(&reader) &&
+        XXH3_64bits_digest(&hash) != checksum) {
+        *damaged = true;
+        r->replay->clear(r->replay->context);
+        return STOCK_OK;
+    }
     if (reader.error != 0) {
         code = STOCK_IO;
         snprintf(inner, sizeof inner, "cannot read: %s", strerror(reader.error));
@@ -106,8 +137,8 @@ static stock_code load_snapshot(recovery *r, const char *name, int fd,
     return code;
 }
 
-/* Checks snapshot lsn and, if it holds, loads it (*loaded set). A damaged
- * one is only described in damage. */
+/* Loads snapshot lsn if its frame and checksum hold (*loaded set). A
+ * damaged one is only described in damage, and leaves the state empty. */
 static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
                                bool *loaded, char *damage, size_t damage_size)
 {
@@ -121,19 +152,28 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
             close(fd);
         return STOCK_IO;
     }
-    uint64_t body_len = 0;
+    uint8_t header[JOURNAL_FILE_HEADER_BYTES];
+    uint64_t body_len = 0, checksum = 0;
     const char *why = NULL;
-    stock_code code = journal_snapshot_check(fd, (uint64_t)info.st_size, lsn, buffer,
-                                             &body_len, &why);
+    bool damaged = false;
+    stock_code code = journal_snapshot_frame(fd, (uint64_t)info.st_size, lsn, header,
+                                             &body_len, &checksum, &why);
     if (code == STOCK_OK) {
-        *loaded = true;
-        code = load_snapshot(r, name, fd, buffer, body_len);
+        code = load_snapshot(r, name, fd, buffer, header, body_len, checksum,
+                             &damaged);
+        why = "checksum mismatch";
     } else if (code == STOCK_IO) {
         message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
     } else {
-        assert(why != NULL);
-        snprintf(damage, damage_size, "%s: %s", name, why);
+        damaged = true;
         code = STOCK_OK;
+    }
+    if (damaged) {
+        assert(why != NULL && code == STOCK_OK);
+        snprintf(damage, damage_size, "%s: %s", name, why);
+    } else if (code == STOCK_OK) {
+        *loaded = true;
+        r->log->snapshot_bytes = (uint64_t)info.st_size;
     }
     close(fd);
     return code;

@@ -2,7 +2,7 @@
  * journal_snapshot.c -- snapshots: the forked child that writes the state
  * through a checksumming buffered writer, the parent's non-blocking reaping
  * and clean-up of files the snapshot makes unneeded, and the check of a
- * snapshot file at recovery.
+ * snapshot file's frame (header and trailer) at recovery.
  *
  * File: 32-byte header (magic "stocksnp", version, lsn), the body written by
  * the save callback, then a 24-byte trailer: body length, XXH3 of header and
@@ -15,11 +15,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* XXH3_state_t on the stack: recovery hashes a snapshot without allocating. */
-#define XXH_STATIC_LINKING_ONLY
 #include "journal/journal_internal.h"
 
 /* pread of exactly len bytes at offset; false with errno (EIO for a file
@@ -42,37 +41,22 @@ static bool read_exact(int fd, uint8_t *data, size_t len, uint64_t offset)
     return true;
 }
 
-/* XXH3 of the first len bytes of the file, read a chunk at a time. */
-static bool hash_file(int fd, uint64_t len, uint8_t *buffer, uint64_t *hash)
-{
-    XXH3_state_t state;
-    XXH3_64bits_reset(&state);
-    for (uint64_t offset = 0; offset < len;) {
-        size_t n = len - offset < JOURNAL_READ_CHUNK_BYTES
-                       ? (size_t)(len - offset) : JOURNAL_READ_CHUNK_BYTES;
-        if (!read_exact(fd, buffer, n, offset))
-            return false;
-        XXH3_64bits_update(&state, buffer, n);
-        offset += n;
-    }
-    *hash = XXH3_64bits_digest(&state);
-    return true;
-}
-
-stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
-                                  uint8_t *buffer, uint64_t *body_len,
+stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
+                                  uint8_t header[JOURNAL_FILE_HEADER_BYTES],
+                                  uint64_t *body_len, uint64_t *checksum,
                                   const char **why)
 {
-    assert(buffer != NULL && body_len != NULL && why != NULL);
+    assert(header != NULL && body_len != NULL && checksum != NULL && why != NULL);
     if (len < JOURNAL_FILE_HEADER_BYTES + JOURNAL_SNAPSHOT_TRAILER_BYTES) {
         *why = "file too short for a snapshot";
         return STOCK_CORRUPT;
     }
-    uint8_t header[JOURNAL_FILE_HEADER_BYTES], trailer[JOURNAL_SNAPSHOT_TRAILER_BYTES];
-    if (!read_exact(fd, header, sizeof header, 0) ||
+    uint8_t trailer[JOURNAL_SNAPSHOT_TRAILER_BYTES];
+    if (!read_exact(fd, header, JOURNAL_FILE_HEADER_BYTES, 0) ||
         !read_exact(fd, trailer, sizeof trailer, len - sizeof trailer))
         return STOCK_IO;
-    if (!journal_header_check(header, sizeof header, JOURNAL_SNAPSHOT_MAGIC, lsn)) {
+    if (!journal_header_check(header, JOURNAL_FILE_HEADER_BYTES,
+                              JOURNAL_SNAPSHOT_MAGIC, lsn)) {
         *why = "bad snapshot header (offset 0)";
         return STOCK_CORRUPT;
     }
@@ -82,14 +66,8 @@ stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
         *why = "bad or missing trailer (an unfinished snapshot)";
         return STOCK_CORRUPT;
     }
-    uint64_t hash = 0;
-    if (!hash_file(fd, len - sizeof trailer, buffer, &hash))
-        return STOCK_IO;
-    if (hash != le_get_u64(trailer + 8)) {
-        *why = "checksum mismatch";
-        return STOCK_CORRUPT;
-    }
     *body_len = stored_len;
+    *checksum = le_get_u64(trailer + 8);
     return STOCK_OK;
 }
 
@@ -161,6 +139,13 @@ static void snapshot_child(journal *log, journal_save_fn save, void *context,
     _exit(0);
 }
 
+uint64_t journal_snapshot_threshold(const journal *log, uint64_t floor)
+{
+    assert(floor > 0);
+    uint64_t proportional = log->snapshot_bytes * JOURNAL_SNAPSHOT_LOG_RATIO;
+    return proportional > floor ? proportional : floor;
+}
+
 bool journal_snapshot_due(const journal *log, uint64_t threshold)
 {
     assert(threshold > 0);
@@ -218,6 +203,9 @@ static void snapshot_finished(journal *log, bool ok, int status)
     }
     uint64_t previous = log->snapshot_lsn;
     log->snapshot_lsn = log->child_lsn;
+    struct stat info;
+    if (fstatat(log->dir_fd, name, &info, 0) == 0)
+        log->snapshot_bytes = (uint64_t)info.st_size;
     assert(log->log_bytes >= log->child_log_bytes);
     log->log_bytes -= log->child_log_bytes;
     log->attempt_bytes = 0;

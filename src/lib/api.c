@@ -80,6 +80,19 @@ const char *stock_backend_name(const stock_t *store)
     return store->ops->name;
 }
 
+int stock_completion_fd(stock_t *store)
+{
+    assert(store != NULL);
+    return store->ops->completion_fd == NULL ? -1 : store->ops->completion_fd(store);
+}
+
+void stock_process_completions(stock_t *store)
+{
+    assert(store != NULL);
+    if (store->ops->process_completions != NULL)
+        store->ops->process_completions(store);
+}
+
 stock_code stock_get_stats(stock_t *store, stock_stats *stats)
 {
     assert(store != NULL && stats != NULL);

@@ -96,6 +96,36 @@ static void on_async(uv_async_t *handle)
     answer(srv, list);
 }
 
+/* The store's syncs completed: its batches complete in this call, in the
+ * loop thread, and are answered as those completed inside stock_submit. */
+static void on_completions(uv_poll_t *handle, int status, int events)
+{
+    server *srv = handle->data;
+    (void)status, (void)events;   /* an error too is the store's to report */
+    srv->submitting = true;
+    stock_process_completions(srv->store);
+    srv->submitting = false;
+    batch *list = srv->inline_head;
+    srv->inline_head = srv->inline_tail = NULL;
+    answer(srv, list);
+}
+
+/* With the store's completion descriptor (io_uring syncs) the loop goes on
+ * reading while the disk syncs; without it, stock_submit syncs a small
+ * batch in the loop thread. */
+static int poll_completions(server *srv)
+{
+    int fd = srv->cfg->io_uring ? stock_completion_fd(srv->store) : -1;
+    if (fd < 0)
+        return 0;
+    int rc = uv_poll_init(srv->loop, &srv->completions, fd);
+    if (rc < 0)
+        return rc;
+    srv->completions.data = srv;
+    srv->polling_completions = true;
+    return uv_poll_start(&srv->completions, UV_READABLE, on_completions);
+}
+
 int batch_init(server *srv)
 {
     int rc = pthread_mutex_init(&srv->done_lock, NULL);
@@ -104,7 +134,7 @@ int batch_init(server *srv)
     rc = uv_async_init(srv->loop, &srv->async, on_async);
     srv->async.data = srv;
     srv->loop_thread = pthread_self();
-    return rc;
+    return rc < 0 ? rc : poll_completions(srv);
 }
 
 bool batch_has_room(const server *srv)

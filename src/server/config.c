@@ -260,6 +260,11 @@ static bool set_protected_mode(config *cfg, const char *value, char *why, size_t
     return parse_yes_no(value, &cfg->protected_mode, why, size);
 }
 
+static bool set_io_uring(config *cfg, const char *value, char *why, size_t size)
+{
+    return parse_yes_no(value, &cfg->io_uring, why, size);
+}
+
 static bool set_durability(config *cfg, const char *value, char *why, size_t size)
 {
     if (strcmp(value, "sync") == 0)
@@ -295,6 +300,9 @@ static const setting settings[] = {
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)", false},
     {"idle-timeout", set_idle_timeout, "S  close clients idle, or not reading replies, S seconds (default 300, 0 = never)", false},
     {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)", false},
+    {"io-uring", set_io_uring, "yes|no  with sync durability, start each fsync through io_uring and\n"
+     "                     go on reading while it runs (default yes; no, or io_uring\n"
+     "                     unavailable: the loop waits for each fsync)", false},
 };
 
 #define SETTINGS_COUNT (sizeof settings / sizeof settings[0])
@@ -334,6 +342,7 @@ static void set_defaults(config *cfg)
     cfg->idle_timeout_s = 300;
     cfg->durability = STOCK_DURABILITY_SYNC;
     cfg->protected_mode = true;
+    cfg->io_uring = true;
     strcpy(cfg->readonly_user, "reader");
 }
 

@@ -46,6 +46,7 @@ typedef struct config {
     uint32_t idle_timeout_s;            /* close idle clients, 0 = never */
     stock_durability durability;
     bool protected_mode;                /* refuse a public bind with no password */
+    bool io_uring;                      /* sync through the store's io_uring */
 } config;
 
 typedef enum config_result {

@@ -105,6 +105,8 @@ void server_maybe_finish(server *srv)
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->handshake_idle);
     close_handle((uv_handle_t *)&srv->async);
+    if (srv->polling_completions)
+        close_handle((uv_handle_t *)&srv->completions);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->grace);
     close_handle((uv_handle_t *)&srv->signals[0]);

@@ -79,6 +79,8 @@ typedef struct server {
     struct conn *handshakes;           /* connections whose handshake waits */
     struct conn *handshakes_tail;
     uv_async_t async;                  /* batch completions from the store */
+    uv_poll_t completions;             /* the store's completion descriptor */
+    bool polling_completions;          /* completions is initialised */
     uv_timer_t sweep;                  /* idle timeout */
     uv_timer_t grace;                  /* shutdown deadline */
     uv_signal_t signals[2];            /* SIGTERM, SIGINT */

@@ -16,7 +16,9 @@
 #
 # Through stockd (run under fiu-run -x, faults switched on at run time with
 # fiu-ctrl): fdatasync and pwrite, EIO and ENOSPC, at the first call after
-# start-up, after 150 deductions and after a random number of them. Every
+# start-up, after 150 deductions and after a random number of them. The
+# fdatasync faults run stockd with --io-uring no (the preload cannot see
+# io_uring's fsync); the pwrite faults with its io_uring syncs. Every
 # reply after the first -IOERR is -IOERR, the log says why, and a restarted
 # stockd answers every acknowledged deduction as a REPLAY with its result.
 set -eu
@@ -90,11 +92,16 @@ stockd_fault() {
     data=$work/stockd-$n log=$work/stockd-$n.log
     port=$(pick_port 17600 17609)
     mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
-    printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" "$@"\n' "$work/fiu" "$BIN/stockd.real" >"$BIN/stockd"
+    # stockd syncs through io_uring by default, which the preload cannot
+    # see: the fdatasync faults run it on the path that calls fdatasync.
+    local io_uring=yes
+    [ "$point" != posix/io/sync/fdatasync ] || io_uring=no
+    printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" --io-uring %s "$@"\n' "$work/fiu" \
+        "$BIN/stockd.real" "$io_uring" >"$BIN/stockd"
     case "$BUILD" in
-    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" "$@"\n' \
+    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" --io-uring %s "$@"\n' \
                "$work/fiu" "$(gcc -print-file-name=libasan.so)" "$FIU_RUN_PRELOAD" \
-               "$FIU_POSIX_PRELOAD" "$BIN/stockd.real" >"$BIN/stockd" ;;
+               "$FIU_POSIX_PRELOAD" "$BIN/stockd.real" "$io_uring" >"$BIN/stockd" ;;
     esac
     chmod +x "$BIN/stockd"
     start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not start under fiu-run"

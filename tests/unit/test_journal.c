@@ -65,6 +65,9 @@ static stock_code load_state(void *context, journal_read_fn read, void *read_con
 {
     (void)body_size;
     test_state *state = context;
+    /* Loads go into an empty state, as the core's (a load after a damaged
+     * snapshot's needs clear_state first). */
+    assert_int_equal(state->count, 0);
     uint32_t count;
     if (read(read_context, &count, sizeof count) != 0 || count > TEST_RECORDS_MAX) {
         snprintf(message, size, "bad test snapshot");
@@ -81,6 +84,12 @@ static stock_code load_state(void *context, journal_read_fn read, void *read_con
     }
     state->count = count;
     return STOCK_OK;
+}
+
+static void clear_state(void *context)
+{
+    test_state *state = context;
+    state->count = 0;
 }
 
 static int save_state(void *context, journal_write_fn write, void *write_context)
@@ -157,7 +166,8 @@ static stock_code open_log(journal **log, test_state *state, char *message)
 {
     memset(state, 0, sizeof *state);
     reset_heard();
-    journal_replay replay = {state, load_state, apply_record, NULL};
+    journal_replay replay = {.context = state, .load = load_state,
+                             .clear = clear_state, .apply = apply_record};
     return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
 }
 
@@ -454,7 +464,8 @@ static void test_snapshots_and_fallback(void **unused)
     assert_recovery(log, true, 6, 1, 0);
     assert_int_equal(heard.count, 0);   /* a clean reopen says nothing */
     journal_close(log);
-    /* Damage the newest snapshot (lsn 6): recovery uses snap 3 + log. */
+    /* Damage a record in the newest snapshot (lsn 6): it loads, then fails
+     * its checksum; recovery clears the state and uses snap 3 + log. */
     uint8_t *data = file_data;
     size_t size = read_file("snap-0000000000000006.snap", data, TEST_FILE_MAX);
     data[size / 2] ^= 0xFF;
@@ -472,6 +483,45 @@ static void test_snapshots_and_fallback(void **unused)
     write_file("snap-0000000000000003.snap", data, size);
     assert_int_equal(open_log(&log, &state, message), STOCK_CORRUPT);
     assert_non_null(strstr(message, "snap-0000000000000003.snap"));
+}
+
+/* A snapshot is due after the larger of the threshold and
+ * JOURNAL_SNAPSHOT_LOG_RATIO times the newest snapshot's size, also after
+ * a reopen that loaded it. */
+static void test_snapshot_threshold_grows_with_the_state(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(journal_snapshot_threshold(log, 1), 1);   /* no snapshot yet */
+    unsigned n = 0;
+    for (; n < 10; n++)
+        append_record(log, &state, n);
+    assert_true(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)));
+    assert_int_equal(journal_snapshot_start(log, save_state, &state, message,
+                                            sizeof message), STOCK_OK);
+    assert_true(journal_snapshot_poll(log, true));
+    uint64_t size = read_file("snap-000000000000000a.snap", file_data, TEST_FILE_MAX);
+    uint64_t due_at = size * JOURNAL_SNAPSHOT_LOG_RATIO;
+    assert_true(due_at > 1);
+    assert_int_equal(journal_snapshot_threshold(log, 1), due_at);
+    assert_int_equal(journal_snapshot_threshold(log, due_at + 1), due_at + 1);
+    uint64_t log_bytes, snapshots;
+    for (;;) {
+        journal_counters(log, &log_bytes, &snapshots);
+        assert_int_equal(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)),
+                         log_bytes >= due_at);
+        if (log_bytes >= due_at)
+            break;
+        append_record(log, &state, n++);
+    }
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(journal_snapshot_threshold(log, 1), due_at);
+    assert_true(journal_snapshot_due(log, journal_snapshot_threshold(log, 1)));
+    journal_close(log);
 }
 
 /* An application that ignores SIGCHLD has its children reaped for it:
@@ -597,7 +647,8 @@ static void test_zeros_ahead_of_the_records(void **unused)
     /* A group that eats more than half of them: topped up from its end. */
     unsigned count = JOURNAL_ZERO_AHEAD_BYTES / 2 / TEST_RECORD_BYTES;
     size_t replayed = 0;
-    journal_replay replay = {&replayed, load_state, count_record, NULL};
+    journal_replay replay = {.context = &replayed, .load = load_state,
+                             .clear = clear_state, .apply = count_record};
     journal *log;
     char message[STOCK_MESSAGE_MAX];
     assert_int_equal(journal_open(folder, &replay, &hook, &log, message, sizeof message), STOCK_OK);
@@ -720,7 +771,8 @@ static void append_big(journal *log)
 static stock_code open_counting(journal **log, size_t *replayed, char *message)
 {
     *replayed = 0;
-    journal_replay replay = {replayed, load_state, count_record, NULL};
+    journal_replay replay = {.context = replayed, .load = load_state,
+                             .clear = clear_state, .apply = count_record};
     return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
 }
 
@@ -921,6 +973,7 @@ int main(void)
         FOLDER_TEST(test_corruption_in_the_middle),
         FOLDER_TEST(test_bad_last_record_is_cut),
         FOLDER_TEST(test_snapshots_and_fallback),
+        FOLDER_TEST(test_snapshot_threshold_grows_with_the_state),
         FOLDER_TEST(test_snapshot_with_sigchld_ignored),
         FOLDER_TEST(test_gap_is_refused),
         FOLDER_TEST(test_damage_in_closed_segment),
