@@ -63,6 +63,45 @@ static bool sharded_accepts(const char *uri)
 
 /* ------------------------------------------------------------- control */
 
+bool shard_down(const sharded_store *store, uint32_t i)
+{
+    return clock_now_us(CLOCK_MONOTONIC) < store->shards[i].down_until_us;
+}
+
+void shard_mark_down(sharded_store *store, uint32_t i)
+{
+    shard *member = &store->shards[i];
+    member->down_until_us = clock_now_us(CLOCK_MONOTONIC) + SHARD_DOWN_RETRY_MS * 1000LL;
+    PQfinish(member->control);
+    member->control = NULL;
+}
+
+PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
+                      const char *const *values, ExecStatusType want, char *error, size_t size)
+{
+    PGresult *result = pg_exec_until(conn, sql, count, values,
+                                     clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
+    if (PQresultStatus(result) == want)
+        return result;
+    const char *why = pg_error_message(conn, result);
+    message_set(error, size, "shard %u: %.*s", i, (int)strcspn(why, "\n"), why);
+    PQclear(result);
+    return NULL;
+}
+
+PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int count,
+                     const char *const *values, ExecStatusType want, char *error, size_t size)
+{
+    PGconn *conn = shard_control(store, i, error, size);
+    if (conn == NULL)
+        return NULL;
+    PGresult *result = shard_query(conn, i, store->shards[i].options.timeout_ms, sql, count,
+                                   values, want, error, size);
+    if (result == NULL && (PQstatus(conn) != CONNECTION_OK || PQisBusy(conn)))
+        shard_mark_down(store, i);
+    return result;
+}
+
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size)
 {
     shard *member = &store->shards[i];
@@ -71,22 +110,26 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
         return member->control;
     PQfinish(member->control);
     member->control = NULL;
+    if (shard_down(store, i)) {
+        message_set(error, size, "shard %u (%s) is unreachable (next try within %d ms)", i,
+                    member->name, SHARD_DOWN_RETRY_MS);
+        return NULL;
+    }
     char why[STOCK_MESSAGE_MAX];
     if (pg_session_open(&member->options, store->client_id, &member->control, why,
                         sizeof why) != STOCK_OK) {
         message_set(error, size, "shard %u: %s", i, why);
+        shard_mark_down(store, i);
         return NULL;
     }
     /* Decisions and claims are durable whatever the store's durability:
      * recovery trusts them. */
-    PGresult *result = PQexec(member->control, "SET synchronous_commit = on");
-    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PGresult *result = shard_query(member->control, i, member->options.timeout_ms,
+                                   "SET synchronous_commit = on", 0, NULL, PGRES_COMMAND_OK,
+                                   error, size);
     PQclear(result);
-    if (!ok) {
-        message_set(error, size, "shard %u: %s", i, PQerrorMessage(member->control));
-        PQfinish(member->control);
-        member->control = NULL;
-    }
+    if (result == NULL)
+        shard_mark_down(store, i);
     return member->control;
 }
 
@@ -246,8 +289,9 @@ static void *sweep_main(void *arg)
             break;
         pthread_mutex_unlock(&store->mutex);
         for (uint32_t i = 0; i < store->count; i++) {
-            if (conns[i] != NULL && PQstatus(conns[i]) == CONNECTION_OK)
-                continue;
+            if (conns[i] != NULL && PQstatus(conns[i]) == CONNECTION_OK &&
+                PQtransactionStatus(conns[i]) == PQTRANS_IDLE)
+                continue;   /* else lost, or left busy by a timeout */
             PQfinish(conns[i]);
             conns[i] = NULL;
             char why[STOCK_MESSAGE_MAX];
@@ -257,7 +301,8 @@ static void *sweep_main(void *arg)
         }
         char error[STOCK_MESSAGE_MAX];
         if (shard_resolve_in_doubt(conns, store->count, store->map_id, SHARD_SWEEP_GRACE_S,
-                                   &store->log, error, sizeof error) < 0)
+                                   store->shards[0].options.timeout_ms, &store->log, error,
+                                   sizeof error) < 0)
             stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: %s", error);
         pthread_mutex_lock(&store->mutex);
     }
@@ -459,7 +504,8 @@ static stock_code recover(sharded_store *store, char *message, size_t size)
     for (uint32_t i = 0; i < store->count; i++)
         conns[i] = store->shards[i].control;
     char error[STOCK_MESSAGE_MAX];
-    int resolved = shard_resolve_in_doubt(conns, store->count, store->map_id, 0, &store->log,
+    int resolved = shard_resolve_in_doubt(conns, store->count, store->map_id, 0,
+                                          store->shards[0].options.timeout_ms, &store->log,
                                           error, sizeof error);
     if (resolved < 0) {
         message_set(message, size, "sharded: recovery: %s", error);

@@ -31,6 +31,10 @@
  * must be before it is resolved (a live coordinator finishes long before). */
 #define SHARD_SWEEP_INTERVAL_MS 1000
 #define SHARD_SWEEP_GRACE_S 5
+/* A member whose control session could not connect or did not answer
+ * within its stock_timeout_ms counts as down this long: what needs it fails
+ * UNAVAILABLE at once instead of costing every batch the timeout again. */
+#define SHARD_DOWN_RETRY_MS 5000
 
 /* Where an op goes. */
 enum {
@@ -56,6 +60,7 @@ typedef struct shard {
     PGconn *control;        /* worker-owned: directory, two-phase, recovery */
     char name[SHARD_NAME_MAX];
     uint32_t routed;        /* ops of the segment being dispatched */
+    int64_t down_until_us;  /* worker-owned, CLOCK_MONOTONIC: see SHARD_DOWN_RETRY_MS */
 } shard;
 
 /* A chain in flight: its ops went to the members as parts (one batch per
@@ -156,18 +161,26 @@ stock_code shard_map_check(sharded_store *store, char *message, size_t size);
  * skipped): commit if their coordinator recorded commit, else record abort
  * and roll back. Returns the count resolved, -1 on an error (error says). */
 int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map_id,
-                           int grace_s, const stock_log_hook *log, char *error,
-                           size_t size);
+                           int grace_s, uint32_t timeout_ms, const stock_log_hook *log,
+                           char *error, size_t size);
 
 /* Records commit (or abort) for gid on its coordinator's session unless a
  * decision is there, and returns the one the table holds: 1 commit, 0
  * abort, -1 error (error says). */
-int shard_decide(PGconn *conn, const char *gid, bool commit, char *error, size_t size);
+int shard_decide(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit, char *error,
+                 size_t size);
 
 /* COMMIT PREPARED (commit) or ROLLBACK PREPARED gid on conn; a gid already
  * resolved counts as done. False on another error (error says). */
-bool shard_finish_prepared(PGconn *conn, const char *gid, bool commit, char *error,
-                           size_t size);
+bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit,
+                           char *error, size_t size);
+
+/* Runs sql with its text parameters on conn, a session of member i, waiting
+ * at most timeout_ms (pg_exec_until). Returns the result when its status is
+ * want; else NULL, with error saying "shard <i>: why". */
+PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
+                      const char *const *values, ExecStatusType want, char *error,
+                      size_t size);
 
 /* Routes ops[first..end) through the directory: finds the shard of every
  * refunded or read line, claims every new id for the shard its op runs on,
@@ -180,7 +193,18 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end);
 void shard_order_across(sharded_store *store, stock_op *op);
 
 /* The control session of member i, reconnected if it was lost; NULL (error
- * says why) if the member cannot be reached. */
+ * says why) if the member cannot be reached or is down (SHARD_DOWN_RETRY_MS). */
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size);
+
+/* shard_query on member i's control session (shard_control). A session
+ * that broke or did not answer marks the member down. */
+PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int count,
+                     const char *const *values, ExecStatusType want, char *error, size_t size);
+
+/* Whether member i is marked down (SHARD_DOWN_RETRY_MS). */
+bool shard_down(const sharded_store *store, uint32_t i);
+/* Marks member i down for SHARD_DOWN_RETRY_MS and drops its control
+ * session (it broke, or a statement is still running on it). */
+void shard_mark_down(sharded_store *store, uint32_t i);
 
 #endif /* STOCK_SHARDED_H */
