@@ -63,6 +63,15 @@ static bool sharded_accepts(const char *uri)
 
 /* ------------------------------------------------------------- control */
 
+uint32_t shard_timeout_ms(const sharded_store *store)
+{
+    uint32_t longest = 0;
+    for (uint32_t i = 0; i < store->count; i++)
+        if (store->shards[i].options.timeout_ms > longest)
+            longest = store->shards[i].options.timeout_ms;
+    return longest;
+}
+
 bool shard_down(const sharded_store *store, uint32_t i)
 {
     return clock_now_us(CLOCK_MONOTONIC) < store->shards[i].down_until_us;
@@ -279,6 +288,7 @@ static void *sweep_main(void *arg)
 {
     sharded_store *store = arg;
     PGconn *conns[SHARD_MAX] = {0};
+    int64_t prune_at_us = 0;   /* CLOCK_MONOTONIC: the next pruning */
     pthread_mutex_lock(&store->mutex);
     while (!store->stopping) {
         struct timespec until;
@@ -300,10 +310,20 @@ static void *sweep_main(void *arg)
                 stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: shard %u: %s", i, why);
         }
         char error[STOCK_MESSAGE_MAX];
+        uint32_t timeout_ms = shard_timeout_ms(store);
         if (shard_resolve_in_doubt(conns, store->count, store->map_id, SHARD_SWEEP_GRACE_S,
-                                   store->shards[0].options.timeout_ms, &store->log, error,
-                                   sizeof error) < 0)
+                                   timeout_ms, &store->log, error, sizeof error) < 0)
             stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: %s", error);
+        if (clock_now_us(CLOCK_MONOTONIC) >= prune_at_us) {
+            prune_at_us = clock_now_us(CLOCK_MONOTONIC) + SHARD_PRUNE_INTERVAL_MS * 1000LL;
+            int pruned = shard_prune_decisions(conns, store->count, store->map_id, timeout_ms,
+                                               error, sizeof error);
+            if (pruned < 0)
+                stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: pruning: %s", error);
+            else if (pruned > 0)
+                stock_log(&store->log, STOCK_LOG_DEBUG, "sharded sweep: pruned %d decision(s)",
+                          pruned);
+        }
         pthread_mutex_lock(&store->mutex);
     }
     pthread_mutex_unlock(&store->mutex);
@@ -505,8 +525,8 @@ static stock_code recover(sharded_store *store, char *message, size_t size)
         conns[i] = store->shards[i].control;
     char error[STOCK_MESSAGE_MAX];
     int resolved = shard_resolve_in_doubt(conns, store->count, store->map_id, 0,
-                                          store->shards[0].options.timeout_ms, &store->log,
-                                          error, sizeof error);
+                                          shard_timeout_ms(store), &store->log, error,
+                                          sizeof error);
     if (resolved < 0) {
         message_set(message, size, "sharded: recovery: %s", error);
         return STOCK_IO;

@@ -35,6 +35,15 @@
  * within its stock_timeout_ms counts as down this long: what needs it fails
  * UNAVAILABLE at once instead of costing every batch the timeout again. */
 #define SHARD_DOWN_RETRY_MS 5000
+/* Pruning of stock_decisions (docs/sharded.md, "Pruning decisions"): how
+ * often the sweep prunes, and how old a decision must be before it may go
+ * once none of its parts is prepared. A commit is written after every part
+ * was prepared, so its age only covers clock skew between clients; an
+ * abort may be written while a stalled coordinator has parts still to
+ * prepare, and must outlive it (each PREPARE waits at most the timeout). */
+#define SHARD_PRUNE_INTERVAL_MS 10000
+#define SHARD_PRUNE_COMMIT_AGE_S 60
+#define SHARD_PRUNE_ABORT_AGE_S 86400
 
 /* Where an op goes. */
 enum {
@@ -164,6 +173,15 @@ int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map
                            int grace_s, uint32_t timeout_ms, const stock_log_hook *log,
                            char *error, size_t size);
 
+/* Removes the decisions of this map whose transaction is finished: no
+ * member lists a part of it as prepared, and it was decided at least
+ * SHARD_PRUNE_COMMIT_AGE_S (commit) or SHARD_PRUNE_ABORT_AGE_S (abort) ago.
+ * Every member must be reachable through conns (else nothing is removed:
+ * an unseen member may hold a part). Returns the count removed, -1 on an
+ * error (error says). */
+int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,
+                          uint32_t timeout_ms, char *error, size_t size);
+
 /* Records commit (or abort) for gid on its coordinator's session unless a
  * decision is there, and returns the one the table holds: 1 commit, 0
  * abort, -1 error (error says). */
@@ -200,6 +218,10 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
  * that broke or did not answer marks the member down. */
 PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int count,
                      const char *const *values, ExecStatusType want, char *error, size_t size);
+
+/* The longest stock_timeout_ms of the members: the bound of a wait on
+ * several of them at once (claims, recovery, the sweep). */
+uint32_t shard_timeout_ms(const sharded_store *store);
 
 /* Whether member i is marked down (SHARD_DOWN_RETRY_MS). */
 bool shard_down(const sharded_store *store, uint32_t i);

@@ -322,15 +322,12 @@ static void claim_all(sharded_store *store)
     claim_request requests[SHARD_MAX];
     bool sent[SHARD_MAX];
     uint32_t base = 0;
-    uint32_t timeout_ms = 0;
     for (uint32_t home = 0; home < store->count; home++) {
         requests[home] = (claim_request){.base = base};
         sent[home] = claim_send(store, home, &requests[home]);
         base += requests[home].count;
-        if (store->shards[home].options.timeout_ms > timeout_ms)
-            timeout_ms = store->shards[home].options.timeout_ms;
     }
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL;
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + shard_timeout_ms(store) * 1000LL;
     for (uint32_t home = 0; home < store->count; home++)
         if (sent[home] && requests[home].count > 0)
             sent[home] = claim_receive(store, home, &requests[home], deadline_us);
@@ -548,4 +545,59 @@ int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map
         PQclear(result);
     }
     return ok ? resolved : -1;
+}
+
+/* ------------------------------------------------------------- pruning */
+
+/* The gids of this map prepared on any member, as an array literal; false
+ * (error says) if a member cannot be read. */
+static bool prepared_gids(PGconn *const *conns, uint32_t count, const char *pattern,
+                          uint32_t timeout_ms, buf *gids, char *error, size_t size)
+{
+    uint32_t n = 0;
+    bool ok = buf_append(gids, "{", 1);
+    for (uint32_t i = 0; ok && i < count; i++) {
+        const char *values[1] = {pattern};
+        PGresult *result = conns[i] == NULL ? NULL
+            : shard_query(conns[i], i, timeout_ms, "SELECT gid FROM pg_prepared_xacts "
+                          "WHERE gid LIKE $1", 1, values, PGRES_TUPLES_OK, error, size);
+        if (conns[i] == NULL)
+            message_set(error, size, "shard %u is unreachable: pruning waits", i);
+        ok = result != NULL;
+        for (int row = 0; ok && row < PQntuples(result); row++) {
+            const char *gid = PQgetvalue(result, row, 0);
+            ok = append_text(gids, n++, (stock_id){gid, (uint32_t)strlen(gid)});
+        }
+        PQclear(result);
+    }
+    return ok && close_array(gids);
+}
+
+int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,
+                          uint32_t timeout_ms, char *error, size_t size)
+{
+    /* The ages are read before the listing: a decision old enough was
+     * written before it began, so a part it still needs is in it. */
+    char pattern[SHARD_GID_MAX], commit_before[24], abort_before[24];
+    snprintf(pattern, sizeof pattern, SHARD_GID_PREFIX "%s:%%", map_id);
+    int64_t now = clock_now_us(CLOCK_REALTIME);
+    snprintf(commit_before, sizeof commit_before, "%" PRId64,
+             now - (int64_t)SHARD_PRUNE_COMMIT_AGE_S * 1000000);
+    snprintf(abort_before, sizeof abort_before, "%" PRId64,
+             now - (int64_t)SHARD_PRUNE_ABORT_AGE_S * 1000000);
+    buf gids = {0};
+    int removed = 0;
+    bool ok = prepared_gids(conns, count, pattern, timeout_ms, &gids, error, size);
+    for (uint32_t i = 0; ok && i < count; i++) {
+        const char *values[4] = {pattern, commit_before, abort_before, (const char *)gids.data};
+        PGresult *result = shard_query(conns[i], i, timeout_ms, "DELETE FROM stock_decisions "
+                                       "WHERE gid LIKE $1 AND time_us < CASE WHEN commit THEN "
+                                       "$2::bigint ELSE $3::bigint END AND gid <> ALL "
+                                       "($4::text[])", 4, values, PGRES_COMMAND_OK, error, size);
+        ok = result != NULL;
+        removed += ok ? atoi(PQcmdTuples(result)) : 0;
+        PQclear(result);
+    }
+    buf_free(&gids);
+    return ok ? removed : -1;
 }
