@@ -72,15 +72,15 @@ uint32_t shard_timeout_ms(const sharded_store *store)
     return longest;
 }
 
-bool shard_down(const sharded_store *store, uint32_t i)
+bool shard_down(sharded_store *store, uint32_t i)
 {
-    return clock_now_us(CLOCK_MONOTONIC) < store->shards[i].down_until_us;
+    return atomic_load(&store->shards[i].down);
 }
 
 void shard_mark_down(sharded_store *store, uint32_t i)
 {
     shard *member = &store->shards[i];
-    member->down_until_us = clock_now_us(CLOCK_MONOTONIC) + SHARD_DOWN_RETRY_MS * 1000LL;
+    atomic_store(&member->down, true);
     PQfinish(member->control);
     member->control = NULL;
 }
@@ -120,8 +120,8 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
     PQfinish(member->control);
     member->control = NULL;
     if (shard_down(store, i)) {
-        message_set(error, size, "shard %u (%s) is unreachable (next try within %d ms)", i,
-                    member->name, SHARD_DOWN_RETRY_MS);
+        message_set(error, size, "shard %u (%s) is unreachable (it is tried again every "
+                    "second)", i, member->name);
         return NULL;
     }
     char why[STOCK_MESSAGE_MAX];
@@ -280,10 +280,30 @@ static const worker_tasks shard_tasks = {.run = run_chain};
 
 /* ---------------------------------------------------------------- sweep */
 
-/* The sweep thread: every SHARD_SWEEP_INTERVAL_MS, resolves the in-doubt
- * transactions older than SHARD_SWEEP_GRACE_S (a coordinator that died
- * between PREPARE and COMMIT PREPARED leaves them holding row locks), on
- * sessions of its own. */
+/* Clears the mark of each member marked down that answers the sweep's
+ * session, so that the worker uses it again. */
+static void probe_down(sharded_store *store, PGconn *const *conns)
+{
+    for (uint32_t i = 0; i < store->count; i++) {
+        if (conns[i] == NULL || !shard_down(store, i))
+            continue;
+        char why[STOCK_MESSAGE_MAX];
+        PGresult *result = shard_query(conns[i], i, store->shards[i].options.timeout_ms,
+                                       "SELECT 1", 0, NULL, PGRES_TUPLES_OK, why, sizeof why);
+        if (result != NULL) {
+            atomic_store(&store->shards[i].down, false);
+            stock_log(&store->log, STOCK_LOG_NOTICE, "sharded: shard %u (%s) answers again", i,
+                      store->shards[i].name);
+        }
+        PQclear(result);
+    }
+}
+
+/* The sweep thread, on sessions of its own: every SHARD_SWEEP_INTERVAL_MS,
+ * marks the members that answer again up (probe_down) and resolves the
+ * in-doubt transactions older than SHARD_SWEEP_GRACE_S (a coordinator that
+ * died between PREPARE and COMMIT PREPARED leaves them holding row locks);
+ * every SHARD_PRUNE_INTERVAL_MS, prunes the finished decisions. */
 static void *sweep_main(void *arg)
 {
     sharded_store *store = arg;
@@ -309,6 +329,7 @@ static void *sweep_main(void *arg)
                                 sizeof why) != STOCK_OK)
                 stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: shard %u: %s", i, why);
         }
+        probe_down(store, conns);
         char error[STOCK_MESSAGE_MAX];
         uint32_t timeout_ms = shard_timeout_ms(store);
         if (shard_resolve_in_doubt(conns, store->count, store->map_id, SHARD_SWEEP_GRACE_S,

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
@@ -31,10 +32,6 @@
  * must be before it is resolved (a live coordinator finishes long before). */
 #define SHARD_SWEEP_INTERVAL_MS 1000
 #define SHARD_SWEEP_GRACE_S 5
-/* A member whose control session could not connect or did not answer
- * within its stock_timeout_ms counts as down this long: what needs it fails
- * UNAVAILABLE at once instead of costing every batch the timeout again. */
-#define SHARD_DOWN_RETRY_MS 5000
 /* Pruning of stock_decisions (docs/sharded.md, "Pruning decisions"): how
  * often the sweep prunes, and how old a decision must be before it may go
  * once none of its parts is prepared. A commit is written after every part
@@ -69,7 +66,12 @@ typedef struct shard {
     PGconn *control;        /* worker-owned: directory, two-phase, recovery */
     char name[SHARD_NAME_MAX];
     uint32_t routed;        /* ops of the segment being dispatched */
-    int64_t down_until_us;  /* worker-owned, CLOCK_MONOTONIC: see SHARD_DOWN_RETRY_MS */
+    /* Set when the control session could not connect or did not answer
+     * within stock_timeout_ms: what needs the member then fails UNAVAILABLE
+     * at once, instead of costing every batch the timeout (or the worker a
+     * connection attempt) again. Cleared by the sweep thread once it
+     * reaches the member. */
+    atomic_bool down;
 } shard;
 
 /* A chain in flight: its ops went to the members as parts (one batch per
@@ -211,7 +213,7 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end);
 void shard_order_across(sharded_store *store, stock_op *op);
 
 /* The control session of member i, reconnected if it was lost; NULL (error
- * says why) if the member cannot be reached or is down (SHARD_DOWN_RETRY_MS). */
+ * says why) if the member cannot be reached or is down (shard.down). */
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size);
 
 /* shard_query on member i's control session (shard_control). A session
@@ -223,10 +225,10 @@ PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int coun
  * several of them at once (claims, recovery, the sweep). */
 uint32_t shard_timeout_ms(const sharded_store *store);
 
-/* Whether member i is marked down (SHARD_DOWN_RETRY_MS). */
-bool shard_down(const sharded_store *store, uint32_t i);
-/* Marks member i down for SHARD_DOWN_RETRY_MS and drops its control
- * session (it broke, or a statement is still running on it). */
+/* Whether member i is marked down (shard.down). */
+bool shard_down(sharded_store *store, uint32_t i);
+/* Marks member i down and drops its control session (it broke, or a
+ * statement is still running on it). Worker only. */
 void shard_mark_down(sharded_store *store, uint32_t i);
 
 #endif /* STOCK_SHARDED_H */
