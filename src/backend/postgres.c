@@ -43,7 +43,12 @@
 #define PG_RETRY_BACKOFF_US 2000    /* first pause between attempts, doubled */
 #define PG_RECONNECT_TRIES 5        /* connection attempts before UNAVAILABLE */
 #define PG_RECONNECT_PAUSE_US 100000LL /* first pause between them, doubled */
-#define PG_IO_TIMEOUT_MS 60000      /* silence that counts as a lost server */
+#define PG_CONNECT_TIMEOUT_S_MIN 2  /* libpq treats less as 2 */
+/* TCP keepalives: an idle peer that is gone is noticed after about
+ * idle + interval x count seconds. */
+#define PG_KEEPALIVE_IDLE_S "5"
+#define PG_KEEPALIVE_INTERVAL_S "2"
+#define PG_KEEPALIVE_COUNT "3"
 #define PG_SEND_CHUNK 256           /* statements queued between flushes */
 #define PG_REPLICA_RETRY_US 1000000 /* pause before reconnecting a lost replica */
 /* Longest wait for the replica, to connect or to answer one query. The
@@ -65,6 +70,7 @@ typedef enum pg_outcome {
     PG_RETRY,       /* rolled back; safe to run again */
     PG_FAILED,      /* rolled back; error in store->error */
     PG_LOST,        /* connection lost; committed if sync_sent */
+    PG_LATE,        /* no answer by the deadline; committed if sync_sent */
 } pg_outcome;
 
 typedef struct pg_store {
@@ -121,9 +127,25 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
 {
     *out = NULL;
     /* The URI is expanded as dbname; libstock names the session unless the
-     * URI does (application_name). */
-    const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-    const char *const values[] = {options->conninfo, "libstock", NULL};
+     * URI does (application_name). The time limits come before it, so that
+     * a URI's own connect_timeout or keepalives_* wins: a connection
+     * attempt ends within connect_timeout (libpq's least is 2 s), and a
+     * peer that vanishes (a dead host, a cut network) is noticed by TCP
+     * keepalives while idle and by tcp_user_timeout while data is unacked,
+     * instead of the kernel's minutes. A server that is alive but frozen
+     * still acks: the batch deadline (run_transaction) bounds that. */
+    char connect_s[16], user_ms[16];
+    snprintf(connect_s, sizeof connect_s, "%u",
+             (options->timeout_ms + 999) / 1000 < PG_CONNECT_TIMEOUT_S_MIN
+                 ? PG_CONNECT_TIMEOUT_S_MIN : (options->timeout_ms + 999) / 1000);
+    snprintf(user_ms, sizeof user_ms, "%u", options->timeout_ms);
+    const char *const keywords[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                    "keepalives_interval", "keepalives_count",
+                                    "tcp_user_timeout", "dbname",
+                                    "fallback_application_name", NULL};
+    const char *const values[] = {connect_s, "1", PG_KEEPALIVE_IDLE_S, PG_KEEPALIVE_INTERVAL_S,
+                                  PG_KEEPALIVE_COUNT, user_ms, options->conninfo, "libstock",
+                                  NULL};
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
     const char *detail = PQerrorMessage(conn);
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -183,7 +205,7 @@ static bool conn_enter_pipeline(pg_store *store, PGconn *conn)
 }
 
 /* Ends the lost session (it may still be running our transaction: a lock
- * wait can outlast PG_IO_TIMEOUT_MS) and waits until it is gone, so that what
+ * wait can outlast the deadline) and waits until it is gone, so that what
  * the token says next is final. False if it is still there. */
 static bool old_session_ended(pg_store *store, PGconn *conn)
 {
@@ -220,16 +242,19 @@ static pg_commit_state token_state(pg_store *store, PGconn *conn)
     return state;
 }
 
-/* Reconnects after a loss, with growing pauses. *committed (may be NULL)
- * receives whether the last transaction committed. */
-static stock_code reconnect(pg_store *store, pg_commit_state *committed)
+/* Reconnects after a loss, with growing pauses, as long as the next attempt
+ * starts before deadline_us (CLOCK_MONOTONIC; the first always runs).
+ * *committed (may be NULL) receives whether the last transaction committed. */
+static stock_code reconnect(pg_store *store, pg_commit_state *committed, int64_t deadline_us)
 {
     PQfinish(store->conn);
     store->conn = NULL;
     stock_code code = STOCK_UNAVAILABLE;
     for (int attempt = 0; attempt < PG_RECONNECT_TRIES; attempt++) {
-        if (attempt > 0)
-            pause_us(PG_RECONNECT_PAUSE_US << (attempt - 1));
+        int64_t pause = attempt > 0 ? PG_RECONNECT_PAUSE_US << (attempt - 1) : 0;
+        if (attempt > 0 && clock_now_us(CLOCK_MONOTONIC) + pause >= deadline_us)
+            break;
+        pause_us(pause);
         PGconn *conn = NULL;
         code = conn_open(store, &conn);
         if (code != STOCK_OK)
@@ -362,8 +387,9 @@ static pg_outcome flight_lost(pg_store *store, const char *what)
     return PG_LOST;
 }
 
-/* Sends the planned transaction and waits for its commit (or failure). */
-static pg_outcome flight_run(pg_store *store, pg_flight *flight)
+/* Sends the planned transaction and waits for its commit (or failure)
+ * until deadline_us (CLOCK_MONOTONIC). */
+static pg_outcome flight_run(pg_store *store, pg_flight *flight, int64_t deadline_us)
 {
     PGconn *conn = store->conn;
     assert(conn != NULL && PQpipelineStatus(conn) == PQ_PIPELINE_ON);
@@ -382,12 +408,11 @@ static pg_outcome flight_run(pg_store *store, pg_flight *flight)
             break;
         if (flight->sent < store->plan.step_count && pending == 0)
             continue;
-        struct pollfd ready = {PQsocket(conn), (short)(POLLIN | (pending ? POLLOUT : 0)), 0};
-        int count = poll(&ready, 1, PG_IO_TIMEOUT_MS);
-        if (count == 0)
-            return flight_lost(store, "no answer from the server for 60 s");
-        if (count < 0 && errno != EINTR)
-            return flight_lost(store, "poll failed");
+        if (!pg_wait(conn, (short)(POLLIN | (pending ? POLLOUT : 0)), deadline_us)) {
+            snprintf(store->error, sizeof store->error, "postgres: no answer from the server "
+                     "within stock_timeout_ms (%u ms)", store->options.timeout_ms);
+            return PG_LATE;
+        }
     }
     assert(flight->answered <= store->plan.step_count);
     if (!flight->failed)
@@ -426,10 +451,10 @@ static void ops_reset(pg_store *store)
 
 /* Settles a transaction whose connection was lost after its commit was
  * sent. Returns true when the ops are settled (failed), false to retry. */
-static bool settle_lost_commit(pg_store *store)
+static bool settle_lost_commit(pg_store *store, int64_t deadline_us)
 {
     pg_commit_state committed = PG_COMMIT_UNKNOWN;
-    stock_code code = reconnect(store, &committed);
+    stock_code code = reconnect(store, &committed, deadline_us);
     if (code != STOCK_OK || committed == PG_COMMIT_UNKNOWN) {
         ops_fail(store, STOCK_IO, "the connection was lost while committing and the "
                                   "outcome is unknown; read the state before retrying: ");
@@ -452,22 +477,40 @@ static bool conn_spoke_while_idle(PGconn *conn)
     return PQstatus(conn) != CONNECTION_OK || poll(&ready, 1, 0) != 0;
 }
 
-/* Runs store->ops as one transaction, retrying where that is safe. */
+/* A server that did not answer by the deadline: its session is dropped (the
+ * next batch reconnects) and the ops fail UNAVAILABLE. If the commit was
+ * sent, a frozen server may still apply it when it resumes. */
+static void fail_late(pg_store *store, const pg_flight *flight)
+{
+    PQfinish(store->conn);
+    store->conn = NULL;
+    ops_fail(store, STOCK_UNAVAILABLE, flight->syncs_sent > 0
+             ? "the outcome is unknown (a retry with the same id is safe): "
+             : "the batch was not applied: ");
+}
+
+/* Runs store->ops as one transaction, retrying where that is safe, within
+ * the store's deadline (stock_timeout_ms). */
 static void run_transaction(pg_store *store)
 {
     pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + store->options.timeout_ms * 1000LL;
     for (int attempt = 0;; attempt++) {
         if (store->conn != NULL && conn_spoke_while_idle(store->conn)) {
             PQfinish(store->conn);   /* nothing in flight: safe to replace */
             store->conn = NULL;
         }
-        if (store->conn == NULL && reconnect(store, NULL) != STOCK_OK) {
+        if (store->conn == NULL && reconnect(store, NULL, deadline_us) != STOCK_OK) {
             ops_fail(store, STOCK_UNAVAILABLE, "");
             return;
         }
         ops_reset(store);
         pg_flight flight;
-        pg_outcome outcome = flight_run(store, &flight);
+        pg_outcome outcome = flight_run(store, &flight, deadline_us);
+        if (outcome == PG_LATE) {
+            fail_late(store, &flight);
+            return;
+        }
         if (outcome == PG_COMMITTED) {
             stats_count_sync(&store->base.stats,
                              flight.commit_us > 0 ? (uint64_t)flight.commit_us : 0);
@@ -477,7 +520,7 @@ static void run_transaction(pg_store *store)
             ops_fail(store, STOCK_IO, "");
             return;
         }
-        if (outcome == PG_LOST && flight.syncs_sent > 0 && settle_lost_commit(store))
+        if (outcome == PG_LOST && flight.syncs_sent > 0 && settle_lost_commit(store, deadline_us))
             return;
         if (outcome == PG_LOST && flight.syncs_sent == 0) {
             PQfinish(store->conn);   /* never committed: reconnect and rerun */
@@ -526,9 +569,7 @@ static void replica_drop(pg_store *store)
     store->replica_retry_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
 }
 
-/* Waits until the replica's socket is ready for events (POLLIN/POLLOUT) or
- * the deadline (CLOCK_MONOTONIC, us) passes. False on timeout or error. */
-static bool replica_wait(PGconn *conn, short events, int64_t deadline_us)
+bool pg_wait(PGconn *conn, short events, int64_t deadline_us)
 {
     for (;;) {
         int64_t left_us = deadline_us - clock_now_us(CLOCK_MONOTONIC);
@@ -553,22 +594,23 @@ static PGconn *replica_connect(const char *conninfo)
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
     while (state != PGRES_POLLING_OK && state != PGRES_POLLING_FAILED) {
         short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-        if (!replica_wait(conn, events, deadline_us))
+        if (!pg_wait(conn, events, deadline_us))
             break;
         state = PQconnectPoll(conn);
     }
     return conn;   /* the caller checks PQstatus */
 }
 
-/* Runs one query on the replica and returns its result, waiting at most
- * PG_REPLICA_TIMEOUT_MS; NULL on timeout or a broken connection (the
- * caller drops the replica). */
-static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
-                              const char *const *values)
+PGresult *pg_exec_until(PGconn *conn, const char *sql, int count, const char *const *values,
+                        int64_t deadline_us)
 {
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
     if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) != 1)
         return NULL;
+    return pg_result_until(conn, deadline_us);
+}
+
+PGresult *pg_result_until(PGconn *conn, int64_t deadline_us)
+{
     PGresult *first = NULL;
     for (;;) {
         int pending = PQflush(conn);
@@ -584,11 +626,31 @@ static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
                 PQclear(result);
             continue;
         }
-        if (!replica_wait(conn, (short)(POLLIN | (pending ? POLLOUT : 0)), deadline_us))
+        if (!pg_wait(conn, (short)(POLLIN | (pending ? POLLOUT : 0)), deadline_us))
             break;
     }
     PQclear(first);
     return NULL;
+}
+
+const char *pg_error_message(PGconn *conn, const PGresult *result)
+{
+    if (result != NULL && PQresultErrorMessage(result)[0] != '\0')
+        return PQresultErrorMessage(result);
+    if (conn == NULL)
+        return "no connection";
+    if (PQstatus(conn) == CONNECTION_OK && PQisBusy(conn))
+        return "no answer from the server before the deadline (stock_timeout_ms)";
+    return PQerrorMessage(conn);
+}
+
+/* Runs one query on the replica, waiting at most PG_REPLICA_TIMEOUT_MS; NULL
+ * on timeout or a broken connection (the caller drops the replica). */
+static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
+                              const char *const *values)
+{
+    return pg_exec_until(conn, sql, count, values,
+                         clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL);
 }
 
 static bool replica_ready(pg_store *store)

@@ -16,6 +16,12 @@
 #define PG_BUCKETS_MAX 64          /* rows a hot SKU may be split over */
 #define PG_URI_MAX 4096            /* bytes in a store URI */
 #define PG_TXN_OPS_MAX STOCK_BATCH_MAX  /* ops combined into one transaction */
+/* The deadline of one transaction (stock_timeout_ms): every attempt,
+ * reconnection and wait of a batch ends within it, so a server that stops
+ * answering (a frozen or dead host) costs a batch this long, not more. */
+#define PG_TIMEOUT_MS_DEFAULT 30000
+#define PG_TIMEOUT_MS_MIN 100
+#define PG_TIMEOUT_MS_MAX 3600000
 
 /* True for "postgres://..." and "postgresql://...". */
 bool pg_uri_accepts(const char *uri);
@@ -28,13 +34,16 @@ typedef struct pg_options {
     uint32_t buckets;        /* 1..PG_BUCKETS_MAX */
     bool merge;
     bool synchronous;        /* synchronous_commit on (durability SYNC) */
+    uint32_t timeout_ms;     /* PG_TIMEOUT_MS_MIN..PG_TIMEOUT_MS_MAX */
 } pg_options;
 
 /*
  * Reads uri (postgres:// or postgresql://) and config into *options,
  * removing the query parameters stock_merge (0|1), stock_buckets
- * (1..PG_BUCKETS_MAX) and stock_replica (a percent-encoded URI) before the
- * URI goes to libpq; they override config->no_merge, buckets and replica_uri.
+ * (1..PG_BUCKETS_MAX), stock_replica (a percent-encoded URI) and
+ * stock_timeout_ms (PG_TIMEOUT_MS_MIN..PG_TIMEOUT_MS_MAX) before the URI goes
+ * to libpq; the first three override config->no_merge, buckets and
+ * replica_uri.
  * Returns STOCK_OK, STOCK_INVALID (message says which parameter is wrong) or
  * STOCK_NOMEM. On success free with pg_options_free.
  */
@@ -61,6 +70,26 @@ stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
  */
 stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
                            char *error, size_t size);
+
+/* Waits until conn's socket is ready for events (POLLIN, POLLOUT) or
+ * deadline_us (CLOCK_MONOTONIC) passes. False on timeout or a poll error. */
+bool pg_wait(PGconn *conn, short events, int64_t deadline_us);
+
+/*
+ * Sends sql with its text parameters on conn (idle, outside pipeline mode)
+ * and returns its first result, waiting until deadline_us (CLOCK_MONOTONIC)
+ * at most: a server that stopped answering costs no more. NULL when the
+ * connection broke or the deadline passed (the query may still be running:
+ * the session is then unusable, and PQtransactionStatus says ACTIVE).
+ * pg_result_until waits the same way for a query already sent.
+ */
+PGresult *pg_exec_until(PGconn *conn, const char *sql, int count, const char *const *values,
+                        int64_t deadline_us);
+PGresult *pg_result_until(PGconn *conn, int64_t deadline_us);
+
+/* Why a statement on conn failed: result's error, the deadline, or the
+ * connection's error. Never NULL. */
+const char *pg_error_message(PGconn *conn, const PGresult *result);
 
 /* ------------------------------------------------------------------ plan */
 

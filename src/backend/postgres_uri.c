@@ -66,10 +66,17 @@ static stock_code apply_param(pg_options *options, const uri_option *option,
         options->buckets = (uint32_t)buckets;
         return STOCK_OK;
     }
+    if (uri_is(option->key, option->key_len, "stock_timeout_ms")) {
+        uint64_t timeout = 0;
+        if (!uri_parse_uint(value, value_len, PG_TIMEOUT_MS_MIN, PG_TIMEOUT_MS_MAX, &timeout))
+            return fail(message, size, "stock_timeout_ms must be an integer in 100..3600000");
+        options->timeout_ms = (uint32_t)timeout;
+        return STOCK_OK;
+    }
     if (uri_is(option->key, option->key_len, "stock_replica"))
         return apply_replica(options, option, message, size);
     message_set(message, size, "postgres URI: unknown parameter '%.*s' "
-                "(stock_merge, stock_buckets, stock_replica are known)",
+                "(stock_merge, stock_buckets, stock_replica, stock_timeout_ms are known)",
                 (int)option->key_len, option->key);
     return STOCK_INVALID;
 }
@@ -114,6 +121,7 @@ stock_code pg_options_parse(const char *uri, const stock_config *config,
     options->buckets = config->buckets == 0 ? 1 : config->buckets;
     options->merge = !config->no_merge;
     options->synchronous = config->durability == STOCK_DURABILITY_SYNC;
+    options->timeout_ms = PG_TIMEOUT_MS_DEFAULT;
     options->conninfo = calloc(1, len + 1);
     if (config->replica_uri != NULL)
         options->replica_conninfo = strdup(config->replica_uri);

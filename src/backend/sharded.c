@@ -63,6 +63,54 @@ static bool sharded_accepts(const char *uri)
 
 /* ------------------------------------------------------------- control */
 
+uint32_t shard_timeout_ms(const sharded_store *store)
+{
+    uint32_t longest = 0;
+    for (uint32_t i = 0; i < store->count; i++)
+        if (store->shards[i].options.timeout_ms > longest)
+            longest = store->shards[i].options.timeout_ms;
+    return longest;
+}
+
+bool shard_down(sharded_store *store, uint32_t i)
+{
+    return atomic_load(&store->shards[i].down);
+}
+
+void shard_mark_down(sharded_store *store, uint32_t i)
+{
+    shard *member = &store->shards[i];
+    atomic_store(&member->down, true);
+    PQfinish(member->control);
+    member->control = NULL;
+}
+
+PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
+                      const char *const *values, ExecStatusType want, char *error, size_t size)
+{
+    PGresult *result = pg_exec_until(conn, sql, count, values,
+                                     clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
+    if (PQresultStatus(result) == want)
+        return result;
+    const char *why = pg_error_message(conn, result);
+    message_set(error, size, "shard %u: %.*s", i, (int)strcspn(why, "\n"), why);
+    PQclear(result);
+    return NULL;
+}
+
+PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int count,
+                     const char *const *values, ExecStatusType want, char *error, size_t size)
+{
+    PGconn *conn = shard_control(store, i, error, size);
+    if (conn == NULL)
+        return NULL;
+    PGresult *result = shard_query(conn, i, store->shards[i].options.timeout_ms, sql, count,
+                                   values, want, error, size);
+    if (result == NULL && (PQstatus(conn) != CONNECTION_OK || PQisBusy(conn)))
+        shard_mark_down(store, i);
+    return result;
+}
+
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size)
 {
     shard *member = &store->shards[i];
@@ -71,22 +119,26 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
         return member->control;
     PQfinish(member->control);
     member->control = NULL;
+    if (shard_down(store, i)) {
+        message_set(error, size, "shard %u (%s) is unreachable (it is tried again every "
+                    "second)", i, member->name);
+        return NULL;
+    }
     char why[STOCK_MESSAGE_MAX];
     if (pg_session_open(&member->options, store->client_id, &member->control, why,
                         sizeof why) != STOCK_OK) {
         message_set(error, size, "shard %u: %s", i, why);
+        shard_mark_down(store, i);
         return NULL;
     }
     /* Decisions and claims are durable whatever the store's durability:
      * recovery trusts them. */
-    PGresult *result = PQexec(member->control, "SET synchronous_commit = on");
-    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PGresult *result = shard_query(member->control, i, member->options.timeout_ms,
+                                   "SET synchronous_commit = on", 0, NULL, PGRES_COMMAND_OK,
+                                   error, size);
     PQclear(result);
-    if (!ok) {
-        message_set(error, size, "shard %u: %s", i, PQerrorMessage(member->control));
-        PQfinish(member->control);
-        member->control = NULL;
-    }
+    if (result == NULL)
+        shard_mark_down(store, i);
     return member->control;
 }
 
@@ -228,14 +280,35 @@ static const worker_tasks shard_tasks = {.run = run_chain};
 
 /* ---------------------------------------------------------------- sweep */
 
-/* The sweep thread: every SHARD_SWEEP_INTERVAL_MS, resolves the in-doubt
- * transactions older than SHARD_SWEEP_GRACE_S (a coordinator that died
- * between PREPARE and COMMIT PREPARED leaves them holding row locks), on
- * sessions of its own. */
+/* Clears the mark of each member marked down that answers the sweep's
+ * session, so that the worker uses it again. */
+static void probe_down(sharded_store *store, PGconn *const *conns)
+{
+    for (uint32_t i = 0; i < store->count; i++) {
+        if (conns[i] == NULL || !shard_down(store, i))
+            continue;
+        char why[STOCK_MESSAGE_MAX];
+        PGresult *result = shard_query(conns[i], i, store->shards[i].options.timeout_ms,
+                                       "SELECT 1", 0, NULL, PGRES_TUPLES_OK, why, sizeof why);
+        if (result != NULL) {
+            atomic_store(&store->shards[i].down, false);
+            stock_log(&store->log, STOCK_LOG_NOTICE, "sharded: shard %u (%s) answers again", i,
+                      store->shards[i].name);
+        }
+        PQclear(result);
+    }
+}
+
+/* The sweep thread, on sessions of its own: every SHARD_SWEEP_INTERVAL_MS,
+ * marks the members that answer again up (probe_down) and resolves the
+ * in-doubt transactions older than SHARD_SWEEP_GRACE_S (a coordinator that
+ * died between PREPARE and COMMIT PREPARED leaves them holding row locks);
+ * every SHARD_PRUNE_INTERVAL_MS, prunes the finished decisions. */
 static void *sweep_main(void *arg)
 {
     sharded_store *store = arg;
     PGconn *conns[SHARD_MAX] = {0};
+    int64_t prune_at_us = 0;   /* CLOCK_MONOTONIC: the next pruning */
     pthread_mutex_lock(&store->mutex);
     while (!store->stopping) {
         struct timespec until;
@@ -246,8 +319,9 @@ static void *sweep_main(void *arg)
             break;
         pthread_mutex_unlock(&store->mutex);
         for (uint32_t i = 0; i < store->count; i++) {
-            if (conns[i] != NULL && PQstatus(conns[i]) == CONNECTION_OK)
-                continue;
+            if (conns[i] != NULL && PQstatus(conns[i]) == CONNECTION_OK &&
+                PQtransactionStatus(conns[i]) == PQTRANS_IDLE)
+                continue;   /* else lost, or left busy by a timeout */
             PQfinish(conns[i]);
             conns[i] = NULL;
             char why[STOCK_MESSAGE_MAX];
@@ -255,10 +329,22 @@ static void *sweep_main(void *arg)
                                 sizeof why) != STOCK_OK)
                 stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: shard %u: %s", i, why);
         }
+        probe_down(store, conns);
         char error[STOCK_MESSAGE_MAX];
+        uint32_t timeout_ms = shard_timeout_ms(store);
         if (shard_resolve_in_doubt(conns, store->count, store->map_id, SHARD_SWEEP_GRACE_S,
-                                   &store->log, error, sizeof error) < 0)
+                                   timeout_ms, &store->log, error, sizeof error) < 0)
             stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: %s", error);
+        if (clock_now_us(CLOCK_MONOTONIC) >= prune_at_us) {
+            prune_at_us = clock_now_us(CLOCK_MONOTONIC) + SHARD_PRUNE_INTERVAL_MS * 1000LL;
+            int pruned = shard_prune_decisions(conns, store->count, store->map_id, timeout_ms,
+                                               error, sizeof error);
+            if (pruned < 0)
+                stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: pruning: %s", error);
+            else if (pruned > 0)
+                stock_log(&store->log, STOCK_LOG_DEBUG, "sharded sweep: pruned %d decision(s)",
+                          pruned);
+        }
         pthread_mutex_lock(&store->mutex);
     }
     pthread_mutex_unlock(&store->mutex);
@@ -459,8 +545,9 @@ static stock_code recover(sharded_store *store, char *message, size_t size)
     for (uint32_t i = 0; i < store->count; i++)
         conns[i] = store->shards[i].control;
     char error[STOCK_MESSAGE_MAX];
-    int resolved = shard_resolve_in_doubt(conns, store->count, store->map_id, 0, &store->log,
-                                          error, sizeof error);
+    int resolved = shard_resolve_in_doubt(conns, store->count, store->map_id, 0,
+                                          shard_timeout_ms(store), &store->log, error,
+                                          sizeof error);
     if (resolved < 0) {
         message_set(message, size, "sharded: recovery: %s", error);
         return STOCK_IO;

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
@@ -31,6 +32,15 @@
  * must be before it is resolved (a live coordinator finishes long before). */
 #define SHARD_SWEEP_INTERVAL_MS 1000
 #define SHARD_SWEEP_GRACE_S 5
+/* Pruning of stock_decisions (docs/sharded.md, "Pruning decisions"): how
+ * often the sweep prunes, and how old a decision must be before it may go
+ * once none of its parts is prepared. A commit is written after every part
+ * was prepared, so its age only covers clock skew between clients; an
+ * abort may be written while a stalled coordinator has parts still to
+ * prepare, and must outlive it (each PREPARE waits at most the timeout). */
+#define SHARD_PRUNE_INTERVAL_MS 10000
+#define SHARD_PRUNE_COMMIT_AGE_S 60
+#define SHARD_PRUNE_ABORT_AGE_S 86400
 
 /* Where an op goes. */
 enum {
@@ -56,6 +66,12 @@ typedef struct shard {
     PGconn *control;        /* worker-owned: directory, two-phase, recovery */
     char name[SHARD_NAME_MAX];
     uint32_t routed;        /* ops of the segment being dispatched */
+    /* Set when the control session could not connect or did not answer
+     * within stock_timeout_ms: what needs the member then fails UNAVAILABLE
+     * at once, instead of costing every batch the timeout (or the worker a
+     * connection attempt) again. Cleared by the sweep thread once it
+     * reaches the member. */
+    atomic_bool down;
 } shard;
 
 /* A chain in flight: its ops went to the members as parts (one batch per
@@ -156,18 +172,35 @@ stock_code shard_map_check(sharded_store *store, char *message, size_t size);
  * skipped): commit if their coordinator recorded commit, else record abort
  * and roll back. Returns the count resolved, -1 on an error (error says). */
 int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map_id,
-                           int grace_s, const stock_log_hook *log, char *error,
-                           size_t size);
+                           int grace_s, uint32_t timeout_ms, const stock_log_hook *log,
+                           char *error, size_t size);
+
+/* Removes the decisions of this map whose transaction is finished: no
+ * member lists a part of it as prepared, and it was decided at least
+ * SHARD_PRUNE_COMMIT_AGE_S (commit) or SHARD_PRUNE_ABORT_AGE_S (abort) ago.
+ * Every member must be reachable through conns (else nothing is removed:
+ * an unseen member may hold a part). Returns the count removed, -1 on an
+ * error (error says). */
+int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,
+                          uint32_t timeout_ms, char *error, size_t size);
 
 /* Records commit (or abort) for gid on its coordinator's session unless a
  * decision is there, and returns the one the table holds: 1 commit, 0
  * abort, -1 error (error says). */
-int shard_decide(PGconn *conn, const char *gid, bool commit, char *error, size_t size);
+int shard_decide(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit, char *error,
+                 size_t size);
 
 /* COMMIT PREPARED (commit) or ROLLBACK PREPARED gid on conn; a gid already
  * resolved counts as done. False on another error (error says). */
-bool shard_finish_prepared(PGconn *conn, const char *gid, bool commit, char *error,
-                           size_t size);
+bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit,
+                           char *error, size_t size);
+
+/* Runs sql with its text parameters on conn, a session of member i, waiting
+ * at most timeout_ms (pg_exec_until). Returns the result when its status is
+ * want; else NULL, with error saying "shard <i>: why". */
+PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
+                      const char *const *values, ExecStatusType want, char *error,
+                      size_t size);
 
 /* Routes ops[first..end) through the directory: finds the shard of every
  * refunded or read line, claims every new id for the shard its op runs on,
@@ -180,7 +213,22 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end);
 void shard_order_across(sharded_store *store, stock_op *op);
 
 /* The control session of member i, reconnected if it was lost; NULL (error
- * says why) if the member cannot be reached. */
+ * says why) if the member cannot be reached or is down (shard.down). */
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size);
+
+/* shard_query on member i's control session (shard_control). A session
+ * that broke or did not answer marks the member down. */
+PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int count,
+                     const char *const *values, ExecStatusType want, char *error, size_t size);
+
+/* The longest stock_timeout_ms of the members: the bound of a wait on
+ * several of them at once (claims, recovery, the sweep). */
+uint32_t shard_timeout_ms(const sharded_store *store);
+
+/* Whether member i is marked down (shard.down). */
+bool shard_down(sharded_store *store, uint32_t i);
+/* Marks member i down and drops its control session (it broke, or a
+ * statement is still running on it). Worker only. */
+void shard_mark_down(sharded_store *store, uint32_t i);
 
 #endif /* STOCK_SHARDED_H */

@@ -39,12 +39,16 @@ typedef struct order_run {
     char error[STOCK_MESSAGE_MAX];
 } order_run;
 
-static bool exec_command(PGconn *conn, const char *sql)
+/* Runs a command on a part's session within its member's timeout; false
+ * (run->error says why) on failure. */
+static bool exec_command(sharded_store *store, order_run *run, const order_part *part,
+                         const char *sql)
 {
-    PGresult *result = PQexec(conn, sql);
-    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PGresult *result = shard_query(part->conn, part->shard,
+                                   store->shards[part->shard].options.timeout_ms, sql, 0, NULL,
+                                   PGRES_COMMAND_OK, run->error, sizeof run->error);
     PQclear(result);
-    return ok;
+    return result != NULL;
 }
 
 /* Splits the cart's lines by shard, in shard order (the lowest is the
@@ -93,24 +97,23 @@ static bool cart_digest(order_run *run)
 
 /* Records the cart's digest in the coordinator's part (insert) or reads
  * whether a replayed cart has the same lines. False on an error. */
-static bool cart_record(order_run *run, bool insert, bool *same)
+static bool cart_record(sharded_store *store, order_run *run, bool insert, bool *same)
 {
     char id[STOCK_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)run->op->id.len, run->op->id.ptr);
     const char *values[2] = {id, run->digest};
-    PGconn *conn = run->parts[0].conn;
-    PGresult *result = PQexecParams(conn, insert ? "INSERT INTO stock_carts VALUES ($1, $2)"
-                                                 : "SELECT digest = $2 FROM stock_carts "
-                                                   "WHERE order_id = $1",
-                                    2, NULL, values, NULL, NULL, 0);
-    bool ok = PQresultStatus(result) == (insert ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
-    if (!ok)
-        message_set(run->error, sizeof run->error, "shard %u: %s", run->parts[0].shard,
-                    PQerrorMessage(conn));
-    if (ok && !insert)
+    const order_part *coordinator = &run->parts[0];
+    PGresult *result = shard_query(coordinator->conn, coordinator->shard,
+                                   store->shards[coordinator->shard].options.timeout_ms,
+                                   insert ? "INSERT INTO stock_carts VALUES ($1, $2)"
+                                          : "SELECT digest = $2 FROM stock_carts "
+                                            "WHERE order_id = $1",
+                                   2, values, insert ? PGRES_COMMAND_OK : PGRES_TUPLES_OK,
+                                   run->error, sizeof run->error);
+    if (result != NULL && !insert)
         *same = PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't';
     PQclear(result);
-    return ok;
+    return result != NULL;
 }
 
 /* Runs one part inside BEGIN on its shard (its result in part->op). */
@@ -119,7 +122,7 @@ static bool run_part(sharded_store *store, order_run *run, order_part *part)
     part->conn = shard_control(store, part->shard, run->error, sizeof run->error);
     if (part->conn == NULL)
         return false;
-    part->begun = exec_command(part->conn, "BEGIN");
+    part->begun = exec_command(store, run, part, "BEGIN");
     stock_op *op = &part->op;
     pg_plan_build(&store->plan, &op, 1, false);
     /* Only the op's step, the last, is sent: the part runs in the cart's
@@ -128,18 +131,21 @@ static bool run_part(sharded_store *store, order_run *run, order_part *part)
     uint32_t step = store->plan.step_count - 1;
     assert(store->plan.steps[step].kind == PG_STEP_OP);
     const pg_options *options = &store->shards[part->shard].options;
-    bool ok = part->begun &&
-              pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id, 0,
-                           clock_now_us(CLOCK_REALTIME));
-    PGresult *result = ok ? PQgetResult(part->conn) : NULL;
+    if (!part->begun)
+        return false;
+    bool ok = pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id,
+                           0, clock_now_us(CLOCK_REALTIME));
+    PGresult *result = ok ? pg_result_until(part->conn, clock_now_us(CLOCK_MONOTONIC) +
+                                                            options->timeout_ms * 1000LL)
+                          : NULL;
     ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK &&
          pg_plan_complete(&store->plan, step, result);
-    if (!ok)
-        message_set(run->error, sizeof run->error, "shard %u: %s", part->shard,
-                    PQerrorMessage(part->conn));
+    if (!ok) {
+        const char *why = pg_error_message(part->conn, result);
+        message_set(run->error, sizeof run->error, "shard %u: %.*s", part->shard,
+                    (int)strcspn(why, "\n"), why);
+    }
     PQclear(result);
-    while ((result = PQgetResult(part->conn)) != NULL)
-        PQclear(result);
     return ok;
 }
 
@@ -195,15 +201,26 @@ static bool merge_results(order_run *run, bool *replay)
 /* Undoes every part, before any decision: an open part rolls back, a
  * prepared one is rolled back by its gid (if that fails, the sweep finds no
  * decision and rolls it back). */
-static void abandon(order_run *run)
+static void abandon(sharded_store *store, order_run *run)
 {
+    char error[STOCK_MESSAGE_MAX];
     for (uint32_t i = 0; i < run->part_count; i++) {
         order_part *part = &run->parts[i];
         if (!part->begun || PQstatus(part->conn) != CONNECTION_OK)
             continue;
+        if (PQisBusy(part->conn)) {
+            /* It did not answer in time: dropping the session rolls back
+             * what it has not prepared; the sweep rolls back the rest. */
+            shard_mark_down(store, part->shard);
+            continue;
+        }
         char sql[SHARD_GID_MAX + 32];
         snprintf(sql, sizeof sql, "ROLLBACK PREPARED '%s'", run->gid);
-        exec_command(part->conn, part->prepared ? sql : "ROLLBACK");
+        PGresult *result = shard_query(part->conn, part->shard,
+                                       store->shards[part->shard].options.timeout_ms,
+                                       part->prepared ? sql : "ROLLBACK", 0, NULL,
+                                       PGRES_COMMAND_OK, error, sizeof error);
+        PQclear(result);
     }
 }
 
@@ -220,12 +237,9 @@ static bool prepare_all(sharded_store *store, order_run *run)
     snprintf(sql, sizeof sql, "PREPARE TRANSACTION '%s'", run->gid);
     for (uint32_t i = 0; i < run->part_count; i++) {
         order_part *part = &run->parts[i];
-        part->prepared = exec_command(part->conn, sql);
-        if (!part->prepared) {
-            message_set(run->error, sizeof run->error, "shard %u: %s", part->shard,
-                        PQerrorMessage(part->conn));
+        part->prepared = exec_command(store, run, part, sql);
+        if (!part->prepared)
             return false;
-        }
         stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s prepared on shard %u", run->gid,
                   part->shard);
     }
@@ -239,7 +253,8 @@ static void commit_all(sharded_store *store, order_run *run)
     for (uint32_t i = 0; i < run->part_count; i++) {
         order_part *part = &run->parts[i];
         char error[STOCK_MESSAGE_MAX];
-        if (shard_finish_prepared(part->conn, run->gid, true, error, sizeof error))
+        if (shard_finish_prepared(part->conn, store->shards[part->shard].options.timeout_ms,
+                                  run->gid, true, error, sizeof error))
             stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s committed on shard %u",
                       run->gid, part->shard);
         else
@@ -256,12 +271,13 @@ static void two_phase(sharded_store *store, order_run *run)
     stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s ran on %u shards, preparing", run->gid,
               run->part_count);
     if (!prepare_all(store, run)) {
-        abandon(run);
+        abandon(store, run);
         fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
         return;
     }
-    int decision = shard_decide(run->parts[0].conn, run->gid, true, run->error,
-                                sizeof run->error);
+    int decision = shard_decide(run->parts[0].conn,
+                                store->shards[run->parts[0].shard].options.timeout_ms, run->gid,
+                                true, run->error, sizeof run->error);
     if (decision < 0) {
         /* The decision may or may not have committed: recovery settles it,
          * and a retry with the same order id answers REPLAY if it did. */
@@ -273,7 +289,7 @@ static void two_phase(sharded_store *store, order_run *run)
               decision == 1 ? "commit" : "abort");
     if (decision == 0) {
         /* A recovery decided first (it took the cart for a dead one's). */
-        abandon(run);
+        abandon(store, run);
         fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: a recovery rolled it "
              "back while it was prepared", "");
         return;
@@ -297,16 +313,16 @@ void shard_order_across(sharded_store *store, stock_op *op)
         ran = run_part(store, run, &run->parts[i]);
     bool replay = false, same = false;
     if (!ran) {
-        abandon(run);
+        abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else if (!merge_results(run, &replay)) {
-        if (replay && !cart_record(run, false, &same))
+        if (replay && !cart_record(store, run, false, &same))
             fail(op, STOCK_UNAVAILABLE, "the cart's replay could not be checked: ", run->error);
         else if (replay && !same)
             result_conflict(op, "order", op->id);   /* the same lines, in another order */
-        abandon(run);
-    } else if (!cart_record(run, true, &same)) {
-        abandon(run);
+        abandon(store, run);
+    } else if (!cart_record(store, run, true, &same)) {
+        abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else {
         two_phase(store, run);

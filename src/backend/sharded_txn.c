@@ -86,13 +86,11 @@ static void lookup_home(sharded_store *store, uint32_t first, uint32_t end, uint
     }
     ok = ok && close_array(&ids);
     char error[STOCK_MESSAGE_MAX] = "no memory for the directory lookup";
-    PGconn *conn = n > 0 && ok ? shard_control(store, home, error, sizeof error) : NULL;
     PGresult *result = NULL;
-    if (conn != NULL) {
+    if (n > 0 && ok) {
         const char *values[1] = {(const char *)ids.data};
-        result = PQexecParams(conn, shard_lookup_sql, 1, NULL, values, NULL, NULL, 0);
-        if (PQresultStatus(result) != PGRES_TUPLES_OK)
-            message_set(error, sizeof error, "shard %u: %s", home, PQerrorMessage(conn));
+        result = shard_exec(store, home, shard_lookup_sql, 1, values, PGRES_TUPLES_OK, error,
+                            sizeof error);
     }
     buf_free(&ids);
     if (n == 0) {
@@ -197,32 +195,20 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
     snprintf(target, sizeof target, "%d", c->target);
     const char *values[3] = {kind, id, target};
     shard_barrier(store);   /* the holder's op may still be in flight */
-    PGconn *conn = shard_control(store, holder, error, size);
-    if (conn == NULL)
+    PGresult *result = shard_exec(store, holder, "SELECT stock_id_used($1, $2)", 2, values,
+                                  PGRES_TUPLES_OK, error, size);
+    if (result == NULL)
         return false;
-    PGresult *result = PQexecParams(conn, "SELECT stock_id_used($1, $2)", 2, NULL, values,
-                                    NULL, NULL, 0);
-    bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
-    bool used = ok && PQgetvalue(result, 0, 0)[0] == 't';
-    if (!ok)
-        message_set(error, size, "shard %u: %s", holder, PQerrorMessage(conn));
+    bool used = PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't';
     PQclear(result);
-    if (!ok)
-        return false;
     if (used) {
         claim_conflict(store, c);
         return true;
     }
-    conn = shard_control(store, c->home, error, size);
-    if (conn == NULL)
-        return false;
-    result = PQexecParams(conn, "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 "
-                          "AND id = $2", 3, NULL, values, NULL, NULL, 0);
-    ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-    if (!ok)
-        message_set(error, size, "shard %u: %s", c->home, PQerrorMessage(conn));
+    result = shard_exec(store, c->home, "UPDATE stock_ids SET shard = $3::integer WHERE "
+                        "kind = $1 AND id = $2", 3, values, PGRES_COMMAND_OK, error, size);
     PQclear(result);
-    return ok;
+    return result != NULL;
 }
 
 /* Whether a claim still matters: its op is undecided, or it is an order
@@ -277,21 +263,21 @@ static bool claim_send(sharded_store *store, uint32_t home, claim_request *reque
     return n == 0 || (conn != NULL && ok);
 }
 
-/* Waits for the answer of a sent request. False (request->error) on failure. */
-static bool claim_receive(sharded_store *store, uint32_t home, claim_request *request)
+/* Waits for the answer of a sent request until deadline_us (one deadline
+ * for every home: they work at once). False (request->error) on failure; a
+ * home that broke or did not answer is marked down. */
+static bool claim_receive(sharded_store *store, uint32_t home, claim_request *request,
+                          int64_t deadline_us)
 {
     PGconn *conn = store->shards[home].control;
-    PGresult *result;
-    while ((result = PQgetResult(conn)) != NULL) {
-        if (request->result == NULL)
-            request->result = result;
-        else
-            PQclear(result);
-    }
+    request->result = pg_result_until(conn, deadline_us);
     if (PQresultStatus(request->result) == PGRES_TUPLES_OK)
         return true;
-    message_set(request->error, sizeof request->error, "shard %u: %s", home,
-                PQerrorMessage(conn));
+    const char *why = pg_error_message(conn, request->result);
+    message_set(request->error, sizeof request->error, "shard %u: %.*s", home,
+                (int)strcspn(why, "\n"), why);
+    if (request->result == NULL)
+        shard_mark_down(store, home);
     PQclear(request->result);
     request->result = NULL;
     return false;
@@ -341,9 +327,10 @@ static void claim_all(sharded_store *store)
         sent[home] = claim_send(store, home, &requests[home]);
         base += requests[home].count;
     }
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + shard_timeout_ms(store) * 1000LL;
     for (uint32_t home = 0; home < store->count; home++)
         if (sent[home] && requests[home].count > 0)
-            sent[home] = claim_receive(store, home, &requests[home]);
+            sent[home] = claim_receive(store, home, &requests[home], deadline_us);
     for (uint32_t home = 0; home < store->count; home++) {
         if (sent[home] && requests[home].count > 0)
             sent[home] = claim_settle(store, home, &requests[home]);
@@ -361,11 +348,10 @@ static PGresult *ask(sharded_store *store, uint32_t shard, const char *sql, stoc
     snprintf(first, sizeof first, "%.*s", (int)a.len, a.ptr);
     snprintf(second, sizeof second, "%.*s", (int)b.len, b.ptr);
     const char *values[2] = {first, second};
-    PGconn *conn = shard_control(store, shard, error, size);
-    PGresult *result = conn != NULL ? PQexecParams(conn, sql, 2, NULL, values, NULL, NULL, 0)
-                                    : NULL;
-    if (conn != NULL && (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)) {
-        message_set(error, size, "shard %u: %s", shard, PQerrorMessage(conn));
+    PGresult *result = shard_exec(store, shard, sql, 2, values, PGRES_TUPLES_OK, error, size);
+    if (result != NULL && PQntuples(result) != 1) {
+        message_set(error, size, "shard %u: %d rows where one was expected", shard,
+                    PQntuples(result));
         PQclear(result);
         result = NULL;
     }
@@ -417,10 +403,26 @@ static void refine_order_conflict(sharded_store *store, uint32_t index)
     }
 }
 
+/* Ops bound for a member marked down fail at once: sending them would cost
+ * the member's timeout, and every barrier behind them too. */
+static void refuse_down(sharded_store *store, uint32_t first, uint32_t end)
+{
+    for (uint32_t k = first; k < end; k++) {
+        int32_t route = store->routes[k];
+        if (route >= 0 && store->ops[k]->code == STOCK_OK && shard_down(store, (uint32_t)route)) {
+            char why[STOCK_MESSAGE_MAX];
+            message_set(why, sizeof why, "shard %d (%s) is unreachable; not applied", route,
+                        store->shards[route].name);
+            op_fail(store, k, STOCK_UNAVAILABLE, why);
+        }
+    }
+}
+
 void shard_directory(sharded_store *store, uint32_t first, uint32_t end)
 {
     for (uint32_t home = 0; home < store->count; home++)
         lookup_home(store, first, end, home);
+    refuse_down(store, first, end);
     collect_claims(store, first, end);
     claim_all(store);
     for (uint32_t k = first; k < end; k++)
@@ -448,45 +450,56 @@ static bool gid_parse(const char *gid, const char *map_id, uint32_t *coordinator
     return true;
 }
 
-int shard_decide(PGconn *conn, const char *gid, bool commit, char *error, size_t size)
+int shard_decide(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit, char *error,
+                 size_t size)
 {
     char now[24];
     snprintf(now, sizeof now, "%" PRId64, clock_now_us(CLOCK_REALTIME));
     const char *values[3] = {gid, commit ? "t" : "f", now};
-    PGresult *result = PQexecParams(conn, "INSERT INTO stock_decisions VALUES ($1, $2::boolean, "
-                                    "$3::bigint) ON CONFLICT (gid) DO NOTHING", 3, NULL, values,
-                                    NULL, NULL, 0);
+    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL;
+    PGresult *result = pg_exec_until(conn, "INSERT INTO stock_decisions VALUES ($1, "
+                                     "$2::boolean, $3::bigint) ON CONFLICT (gid) DO NOTHING",
+                                     3, values, deadline_us);
     bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-    PQclear(result);
-    /* A statement of its own: it sees a decision committed meanwhile. */
-    result = ok ? PQexecParams(conn, "SELECT commit FROM stock_decisions WHERE gid = $1", 1,
-                               NULL, values, NULL, NULL, 0)
-                : NULL;
-    ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    if (ok) {
+        /* A statement of its own: it sees a decision committed meanwhile. */
+        PQclear(result);
+        result = pg_exec_until(conn, "SELECT commit FROM stock_decisions WHERE gid = $1", 1,
+                               values, deadline_us);
+        ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+    }
     int decision = ok ? PQgetvalue(result, 0, 0)[0] == 't' : -1;
-    if (!ok)
-        message_set(error, size, "recording the decision of %s: %s", gid, PQerrorMessage(conn));
+    if (!ok) {
+        const char *why = pg_error_message(conn, result);
+        message_set(error, size, "recording the decision of %s: %.*s", gid,
+                    (int)strcspn(why, "\n"), why);
+    }
     PQclear(result);
     return decision;
 }
 
-bool shard_finish_prepared(PGconn *conn, const char *gid, bool commit, char *error, size_t size)
+bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit,
+                           char *error, size_t size)
 {
     char sql[SHARD_GID_MAX + 32];
     snprintf(sql, sizeof sql, "%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
-    PGresult *result = PQexec(conn, sql);
+    PGresult *result = pg_exec_until(conn, sql, 0, NULL,
+                                     clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
     const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     bool ok = PQresultStatus(result) == PGRES_COMMAND_OK ||
               (state != NULL && strcmp(state, SHARD_SQLSTATE_UNDEFINED) == 0);
-    if (!ok)
-        message_set(error, size, "%s: %s", sql, PQerrorMessage(conn));
+    if (!ok) {
+        const char *why = pg_error_message(conn, result);
+        message_set(error, size, "%s: %.*s", sql, (int)strcspn(why, "\n"), why);
+    }
     PQclear(result);
     return ok;
 }
 
 /* Resolves one prepared gid found on conn; false on an error. */
 static bool resolve_one(PGconn *const *conns, uint32_t count, PGconn *conn, const char *gid,
-                        const char *map_id, const stock_log_hook *log, char *error, size_t size)
+                        const char *map_id, uint32_t timeout_ms, const stock_log_hook *log,
+                        char *error, size_t size)
 {
     uint32_t coordinator = 0;
     if (!gid_parse(gid, map_id, &coordinator) || coordinator >= count)
@@ -496,8 +509,8 @@ static bool resolve_one(PGconn *const *conns, uint32_t count, PGconn *conn, cons
                     coordinator);
         return false;
     }
-    int decision = shard_decide(conns[coordinator], gid, false, error, size);
-    if (decision < 0 || !shard_finish_prepared(conn, gid, decision == 1, error, size))
+    int decision = shard_decide(conns[coordinator], timeout_ms, gid, false, error, size);
+    if (decision < 0 || !shard_finish_prepared(conn, timeout_ms, gid, decision == 1, error, size))
         return false;
     stock_log(log, STOCK_LOG_NOTICE, "sharded: in-doubt transaction %s %s", gid,
               decision == 1 ? "committed (its decision was commit)"
@@ -506,7 +519,8 @@ static bool resolve_one(PGconn *const *conns, uint32_t count, PGconn *conn, cons
 }
 
 int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map_id,
-                           int grace_s, const stock_log_hook *log, char *error, size_t size)
+                           int grace_s, uint32_t timeout_ms, const stock_log_hook *log,
+                           char *error, size_t size)
 {
     char pattern[SHARD_GID_MAX], grace[16];
     snprintf(pattern, sizeof pattern, SHARD_GID_PREFIX "%s:%%", map_id);
@@ -517,20 +531,73 @@ int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map
     for (uint32_t i = 0; i < count; i++) {
         if (conns[i] == NULL)
             continue;
-        PGresult *result = PQexecParams(conns[i], "SELECT gid FROM pg_prepared_xacts "
-                                        "WHERE database = current_database() AND gid LIKE $1 "
-                                        "AND prepared <= now() - make_interval(secs => $2::integer)",
-                                        2, NULL, values, NULL, NULL, 0);
-        if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-            message_set(error, size, "shard %u: %s", i, PQerrorMessage(conns[i]));
-            ok = false;
-        }
+        PGresult *result = shard_query(conns[i], i, timeout_ms, "SELECT gid FROM "
+                                       "pg_prepared_xacts WHERE database = current_database() "
+                                       "AND gid LIKE $1 AND prepared <= now() - "
+                                       "make_interval(secs => $2::integer)", 2, values,
+                                       PGRES_TUPLES_OK, error, size);
+        ok = ok && result != NULL;
         for (int row = 0; ok && row < PQntuples(result); row++) {
-            ok = resolve_one(conns, count, conns[i], PQgetvalue(result, row, 0), map_id, log,
-                             error, size);
+            ok = resolve_one(conns, count, conns[i], PQgetvalue(result, row, 0), map_id,
+                             timeout_ms, log, error, size);
             resolved += ok;
         }
         PQclear(result);
     }
     return ok ? resolved : -1;
+}
+
+/* ------------------------------------------------------------- pruning */
+
+/* The gids of this map prepared on any member, as an array literal; false
+ * (error says) if a member cannot be read. */
+static bool prepared_gids(PGconn *const *conns, uint32_t count, const char *pattern,
+                          uint32_t timeout_ms, buf *gids, char *error, size_t size)
+{
+    uint32_t n = 0;
+    bool ok = buf_append(gids, "{", 1);
+    for (uint32_t i = 0; ok && i < count; i++) {
+        const char *values[1] = {pattern};
+        PGresult *result = conns[i] == NULL ? NULL
+            : shard_query(conns[i], i, timeout_ms, "SELECT gid FROM pg_prepared_xacts "
+                          "WHERE gid LIKE $1", 1, values, PGRES_TUPLES_OK, error, size);
+        if (conns[i] == NULL)
+            message_set(error, size, "shard %u is unreachable: pruning waits", i);
+        ok = result != NULL;
+        for (int row = 0; ok && row < PQntuples(result); row++) {
+            const char *gid = PQgetvalue(result, row, 0);
+            ok = append_text(gids, n++, (stock_id){gid, (uint32_t)strlen(gid)});
+        }
+        PQclear(result);
+    }
+    return ok && close_array(gids);
+}
+
+int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,
+                          uint32_t timeout_ms, char *error, size_t size)
+{
+    /* The ages are read before the listing: a decision old enough was
+     * written before it began, so a part it still needs is in it. */
+    char pattern[SHARD_GID_MAX], commit_before[24], abort_before[24];
+    snprintf(pattern, sizeof pattern, SHARD_GID_PREFIX "%s:%%", map_id);
+    int64_t now = clock_now_us(CLOCK_REALTIME);
+    snprintf(commit_before, sizeof commit_before, "%" PRId64,
+             now - (int64_t)SHARD_PRUNE_COMMIT_AGE_S * 1000000);
+    snprintf(abort_before, sizeof abort_before, "%" PRId64,
+             now - (int64_t)SHARD_PRUNE_ABORT_AGE_S * 1000000);
+    buf gids = {0};
+    int removed = 0;
+    bool ok = prepared_gids(conns, count, pattern, timeout_ms, &gids, error, size);
+    for (uint32_t i = 0; ok && i < count; i++) {
+        const char *values[4] = {pattern, commit_before, abort_before, (const char *)gids.data};
+        PGresult *result = shard_query(conns[i], i, timeout_ms, "DELETE FROM stock_decisions "
+                                       "WHERE gid LIKE $1 AND time_us < CASE WHEN commit THEN "
+                                       "$2::bigint ELSE $3::bigint END AND gid <> ALL "
+                                       "($4::text[])", 4, values, PGRES_COMMAND_OK, error, size);
+        ok = result != NULL;
+        removed += ok ? atoi(PQcmdTuples(result)) : 0;
+        PQclear(result);
+    }
+    buf_free(&gids);
+    return ok ? removed : -1;
 }

@@ -5,7 +5,8 @@
 # from two stores at once, and over 1 shard; opening refused with members in
 # another order, one missing, one from another map, and on a server without
 # max_prepared_transactions, each with a message naming the member; stockd
-# serving a sharded store. 55-sharded-crash.sh kills writers mid-cart.
+# serving a sharded store, whose sweep prunes the decisions of finished
+# carts, and only those. 55-sharded-crash.sh kills writers mid-cart.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -70,6 +71,48 @@ done
 "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" deduct sharded-l1 sharded-after-refusals 2
 "$BUILD/stockctl" --store "$THREE" get sharded-after-refusals | grep -q "available *3" ||
     { echo "FAIL: the deduction through stockd is not in the store"; "$BUILD/stockctl" --store "$THREE" get sharded-after-refusals; exit 1; }
+
+echo "== the sweep prunes finished decisions (docs/sharded.md, \"Pruning decisions\")"
+psql_on() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(port_of "$1")" -U postgres -d postgres -qtAX -c "$2"; }
+members=("$A" "$B" "$C")
+decisions() {   # rows of stock_decisions on all 3 members matching SQL condition $1
+    local uri total=0
+    for uri in "${members[@]}"; do total=$((total + $(psql_on "$uri" "SELECT count(*) FROM stock_decisions WHERE $1"))); done
+    echo "$total"
+}
+for i in $(seq 0 11); do "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" set "prune-sku-$i" 100 >/dev/null; done
+for k in $(seq 1 6); do
+    "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" order "prune-o$k" \
+        "prune-o$k-1" "prune-sku-$((2 * k - 2))" 1 "prune-o$k-2" "prune-sku-$((2 * k - 1))" 1 \
+        "prune-o$k-3" "prune-sku-$(((2 * k + 4) % 12))" 1 >/dev/null
+done
+carts=$(decisions "commit")
+[ "$carts" -gt 0 ] || { echo "FAIL: 6 carts over 12 SKUs recorded no decision"; exit 1; }
+map=$(psql_on "$A" "SELECT map_id FROM stock_shard_map")
+now_us=$(($(date +%s) * 1000000))
+# Older than the commit age; an abort of an hour (kept: a stalled
+# coordinator may still need it) and of two days (removed); a commit whose
+# gid is still prepared on B (kept; coordinator 9 is no member, so recovery
+# leaves it alone).
+for uri in "${members[@]}"; do psql_on "$uri" "UPDATE stock_decisions SET time_us = time_us - 120000000" >/dev/null; done
+psql_on "$A" "INSERT INTO stock_decisions VALUES
+    ('stock:$map:0:f00:1', false, $((now_us - 3600000000))),
+    ('stock:$map:0:f00:2', false, $((now_us - 172800000000))),
+    ('stock:$map:9:f00:3', true, $((now_us - 120000000)))" >/dev/null
+psql_on "$B" "BEGIN; PREPARE TRANSACTION 'stock:$map:9:f00:3'" >/dev/null
+for _ in $(seq 150); do
+    [ "$(decisions "gid NOT LIKE '%:f00:%'")" = 0 ] && [ "$(decisions "gid LIKE '%:f00:2'")" = 0 ] && break
+    sleep 0.2
+done
+[ "$(decisions "gid NOT LIKE '%:f00:%'")" = 0 ] || { echo "FAIL: finished decisions were not pruned within 30 s"; exit 1; }
+[ "$(decisions "gid LIKE '%:f00:2'")" = 0 ] || { echo "FAIL: an abort two days old was not pruned"; exit 1; }
+[ "$(decisions "gid LIKE '%:f00:1'")" = 1 ] || { echo "FAIL: an abort an hour old was pruned"; exit 1; }
+[ "$(decisions "gid LIKE '%:f00:3'")" = 1 ] || { echo "FAIL: the decision of a prepared transaction was pruned"; exit 1; }
+echo "pruned: the decisions of $carts finished carts and an old abort; kept a recent abort and a prepared one's"
+psql_on "$B" "ROLLBACK PREPARED 'stock:$map:9:f00:3'" >/dev/null
+for _ in $(seq 150); do [ "$(decisions "gid LIKE '%:f00:3'")" = 0 ] && break; sleep 0.2; done
+[ "$(decisions "gid LIKE '%:f00:3'")" = 0 ] || { echo "FAIL: a decision was kept after its transaction ended"; exit 1; }
+echo "pruned: the last one, once its transaction ended"
 kill "$stockd_pid"
 wait "$stockd_pid" || true
 echo "55-sharded: ok"

@@ -29,8 +29,13 @@ static const options_case cases[] = {
     {"?stock_replica=mysql%3A%2F%2Fx", STOCK_INVALID, "stock_replica"},
     {"?stock_replica=postgres%3A%2F%2F%zz", STOCK_INVALID, "stock_replica"},
     {"?stock_replica=postgres%3A%2F%2Fx%00y", STOCK_INVALID, "stock_replica: %00"},
+    {"?stock_timeout_ms=99", STOCK_INVALID, "stock_timeout_ms"},
+    {"?stock_timeout_ms=3600001", STOCK_INVALID, "stock_timeout_ms"},
+    {"?stock_timeout_ms=2s", STOCK_INVALID, "stock_timeout_ms"},
+    {"?stock_timeout_ms=", STOCK_INVALID, "stock_timeout_ms"},
     {"?stock_bucket=4", STOCK_INVALID, "unknown parameter 'stock_bucket'"},
     {"?connect_timeout=5&stock_merge=1&stock_buckets=64&application_name=x", STOCK_OK, ""},
+    {"?stock_timeout_ms=100&keepalives_idle=30", STOCK_OK, ""},
     {"?stock_merge=0", STOCK_OK, ""},
 };
 
