@@ -456,13 +456,14 @@ static bool settle_lost_commit(pg_store *store, int64_t deadline_us)
     pg_commit_state committed = PG_COMMIT_UNKNOWN;
     stock_code code = reconnect(store, &committed, deadline_us);
     if (code != STOCK_OK || committed == PG_COMMIT_UNKNOWN) {
-        ops_fail(store, STOCK_IO, "the connection was lost while committing and the "
-                                  "outcome is unknown; read the state before retrying: ");
+        ops_fail(store, STOCK_UNAVAILABLE, "the connection was lost while committing: the "
+                 "outcome is unknown (a retry with the same id is safe): ");
         return true;
     }
     if (committed == PG_COMMIT_DONE) {
-        ops_fail(store, STOCK_IO, "the batch was committed but the connection was lost "
-                                  "before its results arrived; read the state to see them: ");
+        ops_fail(store, STOCK_UNAVAILABLE, "the batch was committed but the connection was "
+                 "lost before its results arrived (a retry with the same id answers REPLAY "
+                 "with them): ");
         return true;
     }
     return false;

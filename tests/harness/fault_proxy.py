@@ -19,7 +19,8 @@ so before, inside or between replies) have gone toward the client:
                reads EOF) and keeps the server's side open
 
 Every connection meets its fault, so clients keep reconnecting. On SIGTERM the proxy writes one line per fault, "NAME COUNT", to
-STATS_FILE and exits. It prints "listening" once it accepts connections.
+STATS_FILE and exits. It prints "listening" once it accepts connections, and
+"fault NAME" as each connection draws its fault.
 """
 import asyncio
 import random
@@ -93,6 +94,7 @@ class Proxy:
     async def handle(self, client_reader, client_writer):
         fault = self.random.choices(FAULTS, WEIGHTS)[0]
         self.counts[fault] += 1
+        print("fault", fault, flush=True)
         try:
             server_reader, server_writer = await asyncio.open_connection(
                 "127.0.0.1", self.target_port)
