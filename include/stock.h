@@ -48,12 +48,13 @@
  *
  * Threads. Calls that take no store (stock_version, stock_code_name,
  * stock_strerror, stock_hold_state_name, stock_code_succeeded, stock_id_from_cstr, stock_id_valid,
- * stock_validate, stock_sync_bucket_bound_us) keep no state: any thread,
+ * stock_validate, stock_sync_bucket_bound_us, stock_restore) keep no state: any thread,
  * any time. stock_open may run on any thread, several at once; each call
  * opens a store of its own. On one open store, any number of threads may
  * call at once:
  *     stock_submit, stock_execute, the one-op calls (stock_set ...
- *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name.
+ *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name,
+ *     stock_backup.
  * The store applies operations one at a time in a single order, whatever
  * thread submitted them (so racing deductions never sell one unit twice,
  * I1); batches submitted from one thread complete in the order submitted.
@@ -88,7 +89,7 @@ extern "C" {
  * compatibly, PATCH for fixes. The Makefile writes it into libstock.pc and
  * the soname (libstock.so.MAJOR): edit it here only. */
 #define STOCK_VERSION_MAJOR 1
-#define STOCK_VERSION_MINOR 0
+#define STOCK_VERSION_MINOR 1
 #define STOCK_VERSION_PATCH 0
 
 #define STOCK_VERSION_TEXT_(major, minor, patch) #major "." #minor "." #patch
@@ -510,6 +511,67 @@ typedef struct stock_stats {
  * at once with the store's other calls (not stock_close). Returns STOCK_OK
  * (every backend has at least the library's counters). */
 stock_code stock_get_stats(stock_t *store, stock_stats *stats);
+
+/* --------------------------------------------------------------- backups */
+
+/* Where a backup stands: what stock_backup took, or stock_restore put back. */
+typedef struct stock_backup_info {
+    uint64_t end_lsn;          /* the backup point: the backup holds the
+                                * first end_lsn flow log records (lsn,
+                                * docs/engine.md), so every operation
+                                * acknowledged before stock_backup was
+                                * called, and nothing after the point */
+    uint64_t snapshot_lsn;     /* the records its snapshot covers; 0: none */
+    uint64_t files;            /* data files copied */
+    uint64_t bytes;            /* bytes copied */
+} stock_backup_info;
+
+/*
+ * Takes an online backup of an open store into dest, a folder that must
+ * not exist (created, mode 0755), while the store goes on serving: a
+ * consistent point is taken between two groups of writes (the flow log is
+ * synced and a new segment started), the files of that point (the newest
+ * snapshot and the log after it) are kept from clean-up, copied and
+ * fsynced, and a manifest named BACKUP is written last: a folder without
+ * it is no backup (stock_restore refuses it). Writes wait only for the
+ * point, not for the copy. The backup is a data folder that stock_restore
+ * puts back (docs/operations.md, "Backup and restore").
+ *
+ * Embedded engine: the calling thread copies. stockd:// : the server takes
+ * the backup of its own store into dest on its own machine (a path as the
+ * server sees it). Other backends answer STOCK_UNSUPPORTED (PostgreSQL and
+ * Redis have their own backup tools). Any thread, at once with every call
+ * but stock_close; one backup at a time is the caller's choice, several
+ * may run.
+ *
+ * dest      in, NUL-terminated, 1..STOCK_PATH_MAX - 1 bytes.
+ * info      out, may be NULL: the backup point and what was copied.
+ * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else why.
+ *
+ * Returns STOCK_OK; STOCK_INVALID (dest empty, too long or existing),
+ * STOCK_UNSUPPORTED, STOCK_IO (a copy failed: dest holds no manifest; or
+ * the log could not be synced: then the store breaks as after any failed
+ * write), STOCK_NOMEM, STOCK_UNAVAILABLE (remote: the server went away).
+ */
+stock_code stock_backup(stock_t *store, const char *dest,
+                        stock_backup_info *info, char *message);
+
+/*
+ * Restores the backup folder src (made by stock_backup) into path, a data
+ * folder that must not exist: checks the manifest and that every file it
+ * names is there at its size, then copies and fsyncs them. No store is
+ * needed; open path afterwards with stock_open (which checks every
+ * checksum as any recovery does). Any thread.
+ *
+ * Returns STOCK_OK with *info (may be NULL; files and bytes copied);
+ * STOCK_INVALID (src is no finished backup, or path exists or is empty),
+ * STOCK_IO, STOCK_NOMEM, with message.
+ */
+stock_code stock_restore(const char *src, const char *path,
+                         stock_backup_info *info, char *message);
+
+/* Longest path stock_backup and stock_restore take, NUL included. */
+#define STOCK_PATH_MAX 4096
 
 /* ---------------------------------------------------------- async batches */
 

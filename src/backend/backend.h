@@ -16,6 +16,8 @@
  *     the batch's effects are durable;
  *   - close: finish every batch already submitted, make it durable, free;
  *   - list (optional): one page of a listing, as stock_list; a backend
+ *     without it answers STOCK_UNSUPPORTED;
+ *   - backup (optional): an online backup, as stock_backup; a backend
  *     without it answers STOCK_UNSUPPORTED.
  *
  * What it gets for free:
@@ -79,6 +81,11 @@ typedef struct stock_backend_ops {
     stock_code (*list)(stock_t *store, const list_request *request,
                        stock_list_entry *entries, uint32_t *count,
                        char *message, size_t message_size);
+    /* As stock_backup() after validation (dest 1..STOCK_PATH_MAX - 1
+     * bytes, *info zeroed): message is never NULL and holds message_size
+     * bytes, "" on entry. NULL if the backend cannot back up. */
+    stock_code (*backup)(stock_t *store, const char *dest, stock_backup_info *info,
+                         char *message, size_t message_size);
 } stock_backend_ops;
 
 struct stock {

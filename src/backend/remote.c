@@ -50,6 +50,9 @@
 #define REMOTE_HOST_MAX 256
 #define REMOTE_PASSWORD_MAX 256
 #define REMOTE_REASON_MAX 160
+/* Longest silence of the server while it copies a backup (BACKUP answers
+ * only when the copy is done). */
+#define REMOTE_BACKUP_TIMEOUT_MS (60 * 60 * 1000)
 #define REMOTE_CONNECT_TIMEOUT_MS 2000
 #define REMOTE_REPLY_TIMEOUT_MS_DEFAULT 30000
 #define REMOTE_REPLY_TIMEOUT_MS_MAX 3600000
@@ -471,6 +474,91 @@ static stock_code remote_list(stock_t *base, const list_request *request,
     return listing.code;
 }
 
+/* -------------------------------------------------------------- backup */
+
+/* A stock_backup call, run on the connection thread. */
+typedef struct remote_backup {
+    const char *dest;
+    stock_backup_info *info;
+    char *message;
+    size_t message_size;
+    stock_code code;
+} remote_backup;
+
+/* The reply to BACKUP: [end_lsn, snapshot_lsn, files, bytes]
+ * (docs/protocol.md), or an error line. */
+static stock_code decode_backup(const redisReply *reply, stock_backup_info *info, char *message,
+                                size_t message_size)
+{
+    if (reply->type == REDIS_REPLY_ERROR)
+        return remote_decode_error(reply, "BACKUP", message, message_size);
+    uint64_t *fields[] = {&info->end_lsn, &info->snapshot_lsn, &info->files, &info->bytes};
+    size_t count = sizeof fields / sizeof fields[0];
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == count;
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer >= 0;
+        if (ok)
+            *fields[i] = (uint64_t)reply->element[i]->integer;
+    }
+    if (ok)
+        return STOCK_OK;
+    message_set(message, message_size, "stockd answered BACKUP with something else than "
+                "[end_lsn, snapshot_lsn, files, bytes]");
+    return STOCK_IO;
+}
+
+/* Sends BACKUP dest and waits for the server's copy, however long it
+ * takes (up to REMOTE_BACKUP_TIMEOUT_MS of silence). A lost connection is
+ * UNAVAILABLE: the backup then has no manifest, and a new one is safe. */
+static void run_backup(stock_t *base, void *context)
+{
+    remote_store *store = (remote_store *)base;
+    remote_backup *backup = context;
+    char reason[REMOTE_REASON_MAX];
+    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
+        message_set(backup->message, backup->message_size, "cannot reach stockd at %s: %s",
+                    store->address, reason);
+        backup->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    const char *argv[] = {"BACKUP", backup->dest};
+    size_t lengths[] = {6, strlen(backup->dest)};
+    buf_clear(&store->outgoing);
+    if (!encode_command(store, 2, argv, lengths)) {
+        message_set(backup->message, backup->message_size, "out of memory");
+        backup->code = STOCK_NOMEM;
+        return;
+    }
+    int timeout_ms = store->link.timeout_ms;
+    store->link.timeout_ms = REMOTE_BACKUP_TIMEOUT_MS;
+    redisReply *reply = NULL;
+    bool answered = remote_link_send(&store->link, (const char *)store->outgoing.data,
+                                     store->outgoing.len) &&
+                    remote_link_reply(&store->link, &reply);
+    store->link.timeout_ms = timeout_ms;
+    if (!answered) {
+        message_set(backup->message, backup->message_size,
+                    "connection to %s lost during the backup: %s; the backup is unfinished "
+                    "(no manifest), take another into a new folder", store->address,
+                    store->link.error);
+        drop_connection(store);
+        backup->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    backup->code = decode_backup(reply, backup->info, backup->message, backup->message_size);
+    freeReplyObject(reply);
+}
+
+static stock_code remote_backup_take(stock_t *base, const char *dest, stock_backup_info *info,
+                                     char *message, size_t message_size)
+{
+    remote_store *store = (remote_store *)base;
+    remote_backup backup = {dest, info, message, message_size, STOCK_OK};
+    worker_call call = {.run = run_backup, .context = &backup};
+    worker_call_run(&store->worker, &call);
+    return backup.code;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static void remote_submit(stock_t *base, stock_batch *batch)
@@ -554,4 +642,5 @@ const stock_backend_ops remote_backend = {
     .submit = remote_submit,
     .close = remote_close,
     .list = remote_list,
+    .backup = remote_backup_take,
 };

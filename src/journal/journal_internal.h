@@ -33,8 +33,6 @@
  * times faster than mapping the file (docs/engine.md, "Measurements behind
  * the constants"). */
 #define JOURNAL_READ_CHUNK_BYTES (1u << 20)
-/* Longest file name the journal makes ("snap-<16 hex>.snap.damaged"). */
-#define JOURNAL_NAME_MAX 48
 /* Files of one kind the folder may hold before open gives up. */
 #define JOURNAL_FILES_MAX 100000
 /* No lsn: there is no snapshot. */
@@ -59,6 +57,7 @@ struct journal {
     journal_recovery recovery;   /* what open's recovery did; fixed after */
     stock_log_hook log_hook;     /* the embedder's, for what it should know */
 
+    _Atomic unsigned backups;    /* backups copying: clean-up waits */
     pid_t child;                 /* running snapshot writer, or 0 */
     uint64_t child_lsn;
     uint64_t child_log_bytes;    /* log_bytes when it started */

@@ -254,6 +254,10 @@ bool journal_snapshot_poll(journal *log, bool wait)
 
 void journal_remove_old(journal *log, uint64_t keep_lsn)
 {
+    /* A backup copies files of its own choosing: they all stay until the
+     * clean-up after the next snapshot, which removes everything older. */
+    if (atomic_load(&log->backups) > 0)
+        return;
     journal_listing listing;
     if (!journal_list(log->dir_fd, &listing, NULL, 0))
         return;   /* clean-up is retried after the next snapshot */
