@@ -20,7 +20,12 @@
 /* File headers: 8-byte magic, u32 version, u32 header size, u64 lsn, u64
  * XXH3 of the 24 bytes before it. */
 #define JOURNAL_FILE_HEADER_BYTES 32
-#define JOURNAL_FORMAT_VERSION 1
+/* The store format this libstock writes into every file header, and the
+ * oldest it reads (docs/engine.md, "Format versions"): 1 before holds, 2
+ * with them (HOLD, CONFIRM, RELEASE, EXPIRE records; snapshot body
+ * version 2). A store mixes files of versions 1 and 2 after an upgrade. */
+#define JOURNAL_FORMAT_VERSION 2
+#define JOURNAL_FORMAT_VERSION_MIN 1
 #define JOURNAL_SEGMENT_MAGIC "stockwal"
 #define JOURNAL_SNAPSHOT_MAGIC "stocksnp"
 /* Snapshot trailer: u64 body bytes, u64 XXH3 of header and body, magic. */
@@ -87,11 +92,26 @@ bool journal_all_zero(const uint8_t *data, size_t len);
 void journal_segment_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);
 void journal_snapshot_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);
 
-/* Builds / checks a 32-byte file header with the given magic. */
+/* What journal_header_check found. */
+typedef enum journal_header_result {
+    JOURNAL_HEADER_OK,     /* whole, of a version this libstock reads */
+    JOURNAL_HEADER_BAD,    /* damaged, or not this file's header */
+    JOURNAL_HEADER_NEWER   /* whole, but of a newer format version */
+} journal_header_result;
+
+/* Builds a 32-byte file header with the given magic, in
+ * JOURNAL_FORMAT_VERSION. */
 void journal_header_make(uint8_t header[JOURNAL_FILE_HEADER_BYTES],
                          const char *magic, uint64_t lsn);
-bool journal_header_check(const uint8_t *data, size_t len, const char *magic,
-                          uint64_t lsn);
+/* Checks a file header: magic, checksum, lsn and a version in
+ * JOURNAL_FORMAT_VERSION_MIN..JOURNAL_FORMAT_VERSION; *version receives
+ * the version it names (0 when unreadable). */
+journal_header_result journal_header_check(const uint8_t *data, size_t len,
+                                           const char *magic, uint64_t lsn,
+                                           uint32_t *version);
+/* The message for a file of a newer format: names both versions and says
+ * what to do. */
+void journal_newer_format(char *message, size_t size, const char *name, uint32_t version);
 
 /* Lists the folder; false on I/O error or out of memory (message set). */
 bool journal_list(int dir_fd, journal_listing *listing, char *message,
@@ -122,11 +142,12 @@ stock_code journal_recover(journal *log, const journal_replay *replay,
 /* Checks the snapshot file open on fd, len bytes, for lsn: header,
  * trailer and the checksum of the whole file, read front to back through
  * buffer (JOURNAL_READ_CHUNK_BYTES). STOCK_OK and *body_len; STOCK_CORRUPT
- * and *why (static storage) saying what is wrong; STOCK_IO (errno set) if
+ * and *why (static storage) saying what is wrong; STOCK_UNSUPPORTED and
+ * *version for a whole header of a newer format; STOCK_IO (errno set) if
  * reading failed. */
 stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
                                   uint8_t *buffer, uint64_t *body_len,
-                                  const char **why);
+                                  const char **why, uint32_t *version);
 
 /* Removes snapshots and segments older than keep_lsn (the previous
  * snapshot), keeping the segment that holds keep_lsn. */

@@ -29,6 +29,7 @@ typedef struct recovery {
     uint64_t cut_bytes;       /* up to its last non-zero byte */
     uint64_t cut_zero_bytes;  /* the zeros after that, cut too */
     uint64_t last_end;        /* end of the last valid record of the last segment */
+    uint32_t last_version;    /* the store format of the last segment */
     char *message;
     size_t size;
 } recovery;
@@ -123,11 +124,15 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
     }
     uint64_t body_len = 0;
     const char *why = NULL;
+    uint32_t version = 0;
     stock_code code = journal_snapshot_check(fd, (uint64_t)info.st_size, lsn, buffer,
-                                             &body_len, &why);
+                                             &body_len, &why, &version);
     if (code == STOCK_OK) {
         *loaded = true;
         code = load_snapshot(r, name, fd, buffer, body_len);
+    } else if (code == STOCK_UNSUPPORTED) {
+        /* Not damage: an older snapshot must not stand in for it. */
+        journal_newer_format(r->message, r->size, name, version);
     } else if (code == STOCK_IO) {
         message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
     } else {
@@ -373,10 +378,17 @@ static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
     stock_code code = journal_map(r->log->dir_fd, name, &data, &len, r->message, r->size);
     if (code != STOCK_OK)
         return code;
-    if (!journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn)) {
+    uint32_t version = 0;
+    journal_header_result header =
+        journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn, &version);
+    if (header == JOURNAL_HEADER_NEWER) {
+        journal_newer_format(r->message, r->size, name, version);
+        code = STOCK_UNSUPPORTED;
+    } else if (header != JOURNAL_HEADER_OK) {
         message_set(r->message, r->size, "%s, offset 0: bad segment header", name);
         code = STOCK_CORRUPT;
     } else {
+        r->last_version = version;
         code = replay_segment(r, name, lsn, last, data, len, next);
     }
     journal_unmap(data, len);
@@ -527,7 +539,10 @@ static stock_code finish(recovery *r)
     if (r->listing.segment_count == 0)
         return journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
     stock_code code = reopen_last(r);
-    if (code == STOCK_OK && r->last_end >= JOURNAL_SEGMENT_BYTES)
+    /* A segment of an older format takes no records of this one: a file's
+     * header names the format of everything in it. */
+    if (code == STOCK_OK && (r->last_end >= JOURNAL_SEGMENT_BYTES ||
+                             r->last_version < JOURNAL_FORMAT_VERSION))
         code = journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
     return code;
 }

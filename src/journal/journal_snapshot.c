@@ -61,7 +61,7 @@ static bool hash_file(int fd, uint64_t len, uint8_t *buffer, uint64_t *hash)
 
 stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
                                   uint8_t *buffer, uint64_t *body_len,
-                                  const char **why)
+                                  const char **why, uint32_t *version)
 {
     assert(buffer != NULL && body_len != NULL && why != NULL);
     if (len < JOURNAL_FILE_HEADER_BYTES + JOURNAL_SNAPSHOT_TRAILER_BYTES) {
@@ -72,7 +72,11 @@ stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
     if (!read_exact(fd, header, sizeof header, 0) ||
         !read_exact(fd, trailer, sizeof trailer, len - sizeof trailer))
         return STOCK_IO;
-    if (!journal_header_check(header, sizeof header, JOURNAL_SNAPSHOT_MAGIC, lsn)) {
+    journal_header_result header_result =
+        journal_header_check(header, sizeof header, JOURNAL_SNAPSHOT_MAGIC, lsn, version);
+    if (header_result == JOURNAL_HEADER_NEWER)
+        return STOCK_UNSUPPORTED;
+    if (header_result != JOURNAL_HEADER_OK) {
         *why = "bad snapshot header (offset 0)";
         return STOCK_CORRUPT;
     }
