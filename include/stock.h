@@ -53,8 +53,8 @@
  * opens a store of its own. On one open store, any number of threads may
  * call at once:
  *     stock_submit, stock_execute, the one-op calls (stock_set ...
- *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name,
- *     stock_backup.
+ *     stock_hold_get), stock_list, stock_get_stats, stock_get_health,
+ *     stock_backend_name, stock_backup.
  * The store applies operations one at a time in a single order, whatever
  * thread submitted them (so racing deductions never sell one unit twice,
  * I1); batches submitted from one thread complete in the order submitted.
@@ -511,6 +511,30 @@ typedef struct stock_stats {
  * at once with the store's other calls (not stock_close). Returns STOCK_OK
  * (every backend has at least the library's counters). */
 stock_code stock_get_stats(stock_t *store, stock_stats *stats);
+
+/* ---------------------------------------------------------------- health */
+
+/* What an operator's health checks need (docs/operations.md, "Health").
+ * A field a backend cannot know stays 0/false: only the embedded engine
+ * fills them today (a stockd:// store reports the client's own view: all
+ * clear while the server answers). */
+typedef struct stock_health {
+    bool failed;               /* failed closed: a write or sync of the log
+                                * failed, every write answers STOCK_IO until
+                                * the store is reopened */
+    char failure[STOCK_MESSAGE_MAX];  /* why, when failed; else "" */
+    bool snapshot_failed;      /* the last snapshot try failed: the log and
+                                * the next start-up's replay keep growing
+                                * until one succeeds (usually a full disk) */
+    uint64_t snapshot_failures;       /* failed snapshot tries since open */
+    uint64_t disk_free_bytes;  /* free space (for unprivileged users) of the
+                                * file system holding the store; 0 unknown */
+    uint64_t disk_bytes;       /* its size; 0 unknown */
+} stock_health;
+
+/* Fills *health (out, not NULL). Cheap (one statvfs): any thread, at once
+ * with the store's other calls but stock_close. Returns STOCK_OK. */
+stock_code stock_get_health(stock_t *store, stock_health *health);
 
 /* --------------------------------------------------------------- backups */
 

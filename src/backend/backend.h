@@ -81,6 +81,9 @@ typedef struct stock_backend_ops {
     stock_code (*list)(stock_t *store, const list_request *request,
                        stock_list_entry *entries, uint32_t *count,
                        char *message, size_t message_size);
+    /* As stock_get_health(), *health zeroed; NULL if the backend knows
+     * nothing of it. */
+    stock_code (*get_health)(stock_t *store, stock_health *health);
     /* As stock_backup() after validation (dest 1..STOCK_PATH_MAX - 1
      * bytes, *info zeroed): message is never NULL and holds message_size
      * bytes, "" on entry. NULL if the backend cannot back up. */

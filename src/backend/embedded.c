@@ -173,7 +173,9 @@ static void break_store(embedded *e, const char *reason)
     pthread_mutex_unlock(&e->sync_mutex);
     if (first)
         stock_log(&e->log_hook, STOCK_LOG_ERROR, "the store broke: %s; every "
-                  "operation fails with IOERR until it is reopened", reason);
+                  "operation fails with IOERR until it is reopened: fix the disk (free "
+                  "space, check the kernel log) and restart, recovery keeps every "
+                  "acknowledged operation", reason);
 }
 
 /* Every op of the list that was not invalid completes with STOCK_IO. */
@@ -490,8 +492,9 @@ static bool maintain(embedded *e, uint64_t threshold)
         break_store(e, message);
     if (code != STOCK_OK)
         stock_log(&e->log_hook, journal_failed(e->log) ? STOCK_LOG_ERROR : STOCK_LOG_WARNING,
-                  "%s failed: %s", snapshot ? "starting a snapshot" : "segment rotation",
-                  message);
+                  "%s failed: %s%s", snapshot ? "starting a snapshot" : "segment rotation",
+                  message, journal_failed(e->log) ? "" : "; the store goes on and tries again "
+                  "after more log, which grows meanwhile: check free memory and disk");
     return snapshot && code == STOCK_OK;
 }
 
@@ -798,6 +801,20 @@ stock_code stock_restore(const char *src, const char *path, stock_backup_info *i
     return code;
 }
 
+static stock_code embedded_get_health(stock_t *store, stock_health *health)
+{
+    embedded *e = from_store(store);
+    if (atomic_load(&e->broken)) {
+        health->failed = true;
+        pthread_mutex_lock(&e->sync_mutex);
+        memcpy(health->failure, e->broken_message, sizeof health->failure);
+        pthread_mutex_unlock(&e->sync_mutex);
+    }
+    journal_health(e->log, &health->snapshot_failed, &health->snapshot_failures,
+                   &health->disk_free_bytes, &health->disk_bytes);
+    return STOCK_OK;
+}
+
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
 {
     embedded *e = from_store(store);
@@ -974,5 +991,6 @@ const stock_backend_ops embedded_backend = {
     .close = embedded_close,
     .get_stats = embedded_get_stats,
     .list = embedded_list,
+    .get_health = embedded_get_health,
     .backup = embedded_backup,
 };

@@ -217,6 +217,13 @@ bool journal_snapshot_poll(journal *log, bool wait);
 void journal_counters(const journal *log, uint64_t *log_bytes,
                       uint64_t *snapshots);
 
+/* What an operator should know of the journal's health, on any thread:
+ * whether the last snapshot try failed, the failed tries since open, and
+ * the free (for unprivileged users) and total bytes of the folder's file
+ * system (0 and 0 when statvfs fails). */
+void journal_health(const journal *log, bool *snapshot_failed, uint64_t *snapshot_failures,
+                    uint64_t *disk_free_bytes, uint64_t *disk_bytes);
+
 /* Copies what recovery did when log was opened into *summary. Set before
  * journal_open returns and never changed after: safe on any thread. */
 void journal_recovery_summary(const journal *log, journal_recovery *summary);

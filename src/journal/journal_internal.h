@@ -59,6 +59,8 @@ struct journal {
     uint64_t snapshot_lsn;       /* newest snapshot, or JOURNAL_LSN_NONE */
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
+    _Atomic uint64_t shared_snapshot_failures;
+    atomic_bool shared_snapshot_failed;   /* the last try failed */
     journal_recovery recovery;   /* what open's recovery did; fixed after */
     stock_log_hook log_hook;     /* the embedder's, for what it should know */
 
@@ -155,5 +157,8 @@ void journal_remove_old(journal *log, uint64_t keep_lsn);
 
 /* Updates the counters other threads read. */
 void journal_publish(journal *log);
+
+/* Records how a snapshot try ended, for journal_health. */
+void journal_snapshot_outcome(journal *log, bool ok);
 
 #endif /* STOCK_JOURNAL_INTERNAL_H */

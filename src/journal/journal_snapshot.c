@@ -195,6 +195,7 @@ stock_code journal_snapshot_start(journal *log, journal_save_fn save,
     pid_t pid = fork();
     if (pid < 0) {
         log->attempt_bytes = log->log_bytes;
+        journal_snapshot_outcome(log, false);
         message_set(message, message_size, "cannot fork the snapshot writer: %s",
                     strerror(errno));
         return STOCK_IO;
@@ -215,11 +216,15 @@ static void snapshot_finished(journal *log, bool ok, int status)
         snprintf(temp, sizeof temp, "%s.tmp", name);
         unlinkat(log->dir_fd, temp, 0);
         log->attempt_bytes = log->child_log_bytes;
+        journal_snapshot_outcome(log, false);
         stock_log(&log->log_hook, STOCK_LOG_WARNING,
                   "writing snapshot %s failed (status %d); the log keeps "
-                  "everything, another try follows after more log", name, status);
+                  "everything, another try follows after more log; meanwhile the log "
+                  "and the next start-up's replay grow: check the disk's free space",
+                  name, status);
         return;
     }
+    journal_snapshot_outcome(log, true);
     uint64_t previous = log->snapshot_lsn;
     log->snapshot_lsn = log->child_lsn;
     assert(log->log_bytes >= log->child_log_bytes);

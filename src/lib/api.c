@@ -90,6 +90,15 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
     return store->ops->get_stats(store, stats);
 }
 
+stock_code stock_get_health(stock_t *store, stock_health *health)
+{
+    assert(store != NULL && health != NULL);
+    memset(health, 0, sizeof *health);
+    if (store->ops->get_health == NULL)
+        return STOCK_OK;
+    return store->ops->get_health(store, health);
+}
+
 stock_code stock_backup(stock_t *store, const char *dest, stock_backup_info *info,
                         char *message)
 {

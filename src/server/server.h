@@ -81,6 +81,8 @@ typedef struct server {
     uv_async_t async;                  /* batch completions from the store */
     uv_timer_t sweep;                  /* idle timeout */
     uv_timer_t grace;                  /* shutdown deadline */
+    uv_timer_t health_watch;           /* health.h: logs a low disk */
+    bool disk_low;                     /* as the watch last logged it */
     uv_signal_t signals[2];            /* SIGTERM, SIGINT */
 
     struct batch *gathering;           /* ops read this turn, not submitted */
