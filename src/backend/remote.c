@@ -428,36 +428,50 @@ typedef struct remote_listing {
     stock_code code;
 } remote_listing;
 
+/* Sends the command in store->command (already encoded there) and reads
+ * its reply into *reply, waiting up to timeout_ms for each read. A server
+ * out of reach or lost on the way is STOCK_UNAVAILABLE, with message
+ * saying so and then lost_note (what that means for this command). */
+static stock_code call_command(remote_store *store, int timeout_ms, const char *lost_note,
+                               redisReply **reply, char *message, size_t message_size)
+{
+    char reason[REMOTE_REASON_MAX];
+    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
+        message_set(message, message_size, "cannot reach stockd at %s: %s", store->address,
+                    reason);
+        return STOCK_UNAVAILABLE;
+    }
+    buf_clear(&store->outgoing);
+    if (!encode_command(store, store->command.argc, store->command.argv, store->command.lengths)) {
+        message_set(message, message_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    int usual_ms = store->link.timeout_ms;
+    store->link.timeout_ms = timeout_ms;
+    bool answered = remote_link_send(&store->link, (const char *)store->outgoing.data,
+                                     store->outgoing.len) &&
+                    remote_link_reply(&store->link, reply);
+    store->link.timeout_ms = usual_ms;
+    if (answered)
+        return STOCK_OK;
+    message_set(message, message_size, "connection to %s lost: %s; %s", store->address,
+                store->link.error, lost_note);
+    drop_connection(store);
+    return STOCK_UNAVAILABLE;
+}
+
 /* Sends LIST and reads its reply. A lost connection is UNAVAILABLE: a
  * listing changes nothing, so it is always safe to ask again. */
 static void run_listing(stock_t *base, void *context)
 {
     remote_store *store = (remote_store *)base;
     remote_listing *listing = context;
-    char reason[REMOTE_REASON_MAX];
-    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
-        message_set(listing->message, listing->message_size, "cannot reach stockd at %s: %s",
-                    store->address, reason);
-        listing->code = STOCK_UNAVAILABLE;
-        return;
-    }
     remote_encode_list(listing->request, &store->command);
-    buf_clear(&store->outgoing);
-    if (!encode_command(store, store->command.argc, store->command.argv, store->command.lengths)) {
-        message_set(listing->message, listing->message_size, "out of memory");
-        listing->code = STOCK_NOMEM;
-        return;
-    }
     redisReply *reply = NULL;
-    if (!remote_link_send(&store->link, (const char *)store->outgoing.data, store->outgoing.len) ||
-        !remote_link_reply(&store->link, &reply)) {
-        message_set(listing->message, listing->message_size,
-                    "connection to %s lost: %s; nothing changed, ask again", store->address,
-                    store->link.error);
-        drop_connection(store);
-        listing->code = STOCK_UNAVAILABLE;
+    listing->code = call_command(store, store->link.timeout_ms, "nothing changed, ask again",
+                                 &reply, listing->message, listing->message_size);
+    if (listing->code != STOCK_OK)
         return;
-    }
     listing->code = remote_decode_list(listing->request, reply, listing->entries, listing->count,
                                        listing->message, listing->message_size);
     freeReplyObject(reply);
@@ -514,37 +528,17 @@ static void run_backup(stock_t *base, void *context)
 {
     remote_store *store = (remote_store *)base;
     remote_backup *backup = context;
-    char reason[REMOTE_REASON_MAX];
-    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
-        message_set(backup->message, backup->message_size, "cannot reach stockd at %s: %s",
-                    store->address, reason);
-        backup->code = STOCK_UNAVAILABLE;
-        return;
-    }
-    const char *argv[] = {"BACKUP", backup->dest};
-    size_t lengths[] = {6, strlen(backup->dest)};
-    buf_clear(&store->outgoing);
-    if (!encode_command(store, 2, argv, lengths)) {
-        message_set(backup->message, backup->message_size, "out of memory");
-        backup->code = STOCK_NOMEM;
-        return;
-    }
-    int timeout_ms = store->link.timeout_ms;
-    store->link.timeout_ms = REMOTE_BACKUP_TIMEOUT_MS;
+    store->command.argc = 2;
+    store->command.argv[0] = "BACKUP";
+    store->command.lengths[0] = 6;
+    store->command.argv[1] = backup->dest;
+    store->command.lengths[1] = strlen(backup->dest);
     redisReply *reply = NULL;
-    bool answered = remote_link_send(&store->link, (const char *)store->outgoing.data,
-                                     store->outgoing.len) &&
-                    remote_link_reply(&store->link, &reply);
-    store->link.timeout_ms = timeout_ms;
-    if (!answered) {
-        message_set(backup->message, backup->message_size,
-                    "connection to %s lost during the backup: %s; the backup is unfinished "
-                    "(no manifest), take another into a new folder", store->address,
-                    store->link.error);
-        drop_connection(store);
-        backup->code = STOCK_UNAVAILABLE;
+    backup->code = call_command(store, REMOTE_BACKUP_TIMEOUT_MS,
+                                "the backup is unfinished (no manifest), take another into a new "
+                                "folder", &reply, backup->message, backup->message_size);
+    if (backup->code != STOCK_OK)
         return;
-    }
     backup->code = decode_backup(reply, backup->info, backup->message, backup->message_size);
     freeReplyObject(reply);
 }

@@ -32,18 +32,12 @@ current=$(sed -n 's/^#define JOURNAL_FORMAT_VERSION \([0-9]*\)$/\1/p' \
     "$(dirname "$0")/../../src/journal/journal_internal.h")
 [ -n "$current" ] || fail "cannot read JOURNAL_FORMAT_VERSION"
 
-# get STORE SKU WANT: [available, adjusted, deducted, refunded, held].
-get() {
-    local out
-    out=$("$ctl" --store "$1" --json get "$2") || fail "get $2 on $1: $out"
-    [ "$(echo "$out" | jq -c '[.available,.adjusted,.deducted,.refunded,.held]')" = "$3" ] ||
-        fail "get $2 on $1: $out, wanted [available,adjusted,deducted,refunded,held] = $3"
-}
+. "$(dirname "$0")/../harness/sku_totals.sh"
 
 # content STORE EXTRA: what make.sh wrote, plus EXTRA units deducted from A.
 content() {
-    get "$1" A "[$((104 - $2)),110,$((7 + $2)),1,0]"
-    get "$1" B "[41,45,5,1,0]"
+    sku_totals "$1" A "[$((104 - $2)),110,$((7 + $2)),1,0]"
+    sku_totals "$1" B "[41,45,5,1,0]"
     "$ctl" --store "$1" --json line L3 | jq -e '.order_id == "O1" and .qty == 4 and .sku == "B"' \
         >/dev/null || fail "line L3 of $1"
     "$ctl" --store "$1" --json hold-info H1 | jq -e '.state == "confirmed" and .confirmed == 2' \

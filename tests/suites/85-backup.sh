@@ -41,15 +41,6 @@ start() {
     start_stockd "$port" "$store" "$dir/stockd.log" || fail "stockd did not start"
     stockd_pid=$STOCKD_PID
 }
-acks() { cat "$dir"/client-*.log 2>/dev/null | grep -c '^ack' || true; }
-wait_for_acks() {
-    for _ in $(seq 150); do
-        [ "$(acks)" -gt "$1" ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
 # mark NAME: the number of whole lines of each client log now.
 mark() {
     local c
@@ -87,14 +78,8 @@ absent_after() {
 }
 
 start
-for i in $(seq 0 $((skus - 1))); do
-    "$BIN/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
-done
-for c in 1 2; do
-    "$BIN/server_crash_client" "$uri" "c$c" "$skus" "$dir/client-$c.log" &
-    client_pids+=($!)
-done
-wait_for_acks 0 || fail "no acknowledged ops"
+start_crash_clients "$uri" "$skus" "$level" "$dir"
+wait_for_crash_client_acks "$dir" 0 || fail "no acknowledged ops"
 
 echo "== $backups backups under load"
 for i in $(seq "$backups"); do
@@ -131,7 +116,7 @@ if wait "$backup_pid"; then
     mv "$dir/backup-killed" "$dir/backup-$backups"
     for c in 1 2; do cp "$dir/before-killed-$c.lines" "$dir/before-$backups-$c.lines"; done
 else
-    grep -q "lost during the backup" "$dir/killed.out" ||
+    grep -q "the backup is unfinished (no manifest)" "$dir/killed.out" ||
         fail "stockctl backup did not say the backup is unfinished: $(cat "$dir/killed.out")"
     [ -d "$dir/backup-killed" ] || fail "the backup was killed before its copy began"
     [ ! -e "$dir/backup-killed/BACKUP" ] || fail "a killed backup has a manifest"
@@ -145,8 +130,8 @@ else
     echo "  stockctl: $(cat "$dir/killed.out")"
 fi
 start
-now=$(acks)
-wait_for_acks "$now" || fail "no acknowledged ops after the restart"
+now=$(crash_client_acks "$dir")
+wait_for_crash_client_acks "$dir" "$now" || fail "no acknowledged ops after the restart"
 mark before-last
 "$BIN/stockctl" --json backup "$uri" "$dir/backup-last" >"$dir/backup-last.json" ||
     fail "the backup after the restart failed: $(cat "$dir/backup-last.json")"
@@ -154,10 +139,8 @@ backups=$((backups + 1))
 mv "$dir/backup-last" "$dir/backup-$backups"
 for c in 1 2; do cp "$dir/before-last-$c.lines" "$dir/before-$backups-$c.lines"; done
 sleep 1
-for pid in "${client_pids[@]}"; do kill -TERM "$pid"; done
-for pid in "${client_pids[@]}"; do
-    wait "$pid" || fail "a client reported a broken rule or could not settle its ops"
-done
+stop_crash_clients "${client_pids[@]}" ||
+    fail "a client reported a broken rule or could not settle its ops"
 client_pids=()
 
 echo "== restore and check each backup"

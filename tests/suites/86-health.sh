@@ -61,6 +61,16 @@ expect() {
         fail "the health gauges of /metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep -E '^stockd_(store_failed|ready|snapshot_failed|disk_low) ' | tr '\n' ' ')"
 }
 
+# deduct_until PREFIX FLAG: 400 deductions (over 4 KiB of log: a snapshot
+# is due), then waits up to 5 s for INFO's snapshot_failed to be FLAG.
+deduct_until() {
+    for i in $(seq 400); do echo "DEDUCT $1$i A 1"; done | redis-cli -p "$port" >/dev/null
+    for _ in $(seq 50); do
+        [ "$(info snapshot_failed)" = "$2" ] && return 0
+        sleep 0.1
+    done
+}
+
 echo "== healthy"
 start "$dir/data"
 expect 200 200 '^PONG$' 0 1 0 0
@@ -82,21 +92,13 @@ start "file:$dir/snap?snapshot_log_bytes=4096"
 redis-cli -p "$port" SETSTOCK A 1000000 >/dev/null
 fiu-ctrl -f "$dir/fiu" -c "enable name=posix/proc/fork,failinfo=$EAGAIN" "$stockd_pid" ||
     fail "fiu-ctrl could not reach stockd"
-for i in $(seq 400); do echo "DEDUCT s$i A 1"; done | redis-cli -p "$port" >/dev/null
-for _ in $(seq 50); do
-    [ "$(info snapshot_failed)" = 1 ] && break
-    sleep 0.1
-done
+deduct_until s 1
 expect 200 200 '^PONG$' 0 1 1 0
 [ "$(metric stockd_snapshot_failures_total)" -ge 1 ] || fail "no snapshot failure counted"
 grep -q "WARN libstock: starting a snapshot failed: cannot fork the snapshot writer: .*check free memory and disk" "$log" ||
     fail "no WARN line for the failed snapshot"
 fiu-ctrl -f "$dir/fiu" -c "disable name=posix/proc/fork" "$stockd_pid"
-for i in $(seq 400); do echo "DEDUCT t$i A 1"; done | redis-cli -p "$port" >/dev/null
-for _ in $(seq 50); do
-    [ "$(info snapshot_failed)" = 0 ] && break
-    sleep 0.1
-done
+deduct_until t 0
 expect 200 200 '^PONG$' 0 1 0 0
 echo "  failed, then cleared by the next snapshot ($(metric stockd_snapshot_failures_total) failed tries)"
 
