@@ -278,7 +278,7 @@ void journal_backup_end(journal *log, journal_backup *backup);
  * open journal. *backup receives the manifest's end_lsn and snapshot_lsn
  * (names NULL, count the files), *bytes the bytes copied. STOCK_OK, or
  * STOCK_INVALID (src is no finished backup, or dest exists), STOCK_IO,
- * STOCK_NOMEM with message.
+ * STOCK_NOMEM with message; a copy that failed removes dest again.
  */
 stock_code journal_restore(const char *src, const char *dest,
                            journal_backup *backup, uint64_t *bytes,

@@ -271,6 +271,15 @@ static bool check_files(int src_fd, const char *src, const journal_backup *backu
     return true;
 }
 
+/* A restore that failed takes back what it copied, so that no partial
+ * data folder is left to be opened by mistake (best effort). */
+static void remove_restored(int dst_fd, const char *dest, const journal_backup *backup)
+{
+    for (size_t i = 0; i < backup->count; i++)
+        unlinkat(dst_fd, backup->names[i], 0);
+    rmdir(dest);
+}
+
 stock_code journal_restore(const char *src, const char *dest, journal_backup *backup,
                            uint64_t *bytes, char *message, size_t size)
 {
@@ -296,6 +305,8 @@ stock_code journal_restore(const char *src, const char *dest, journal_backup *ba
             code = STOCK_IO;
         }
         free(buffer);
+        if (dst_fd >= 0 && code != STOCK_OK)
+            remove_restored(dst_fd, dest, backup);
         if (dst_fd >= 0)
             close(dst_fd);
     }

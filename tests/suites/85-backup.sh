@@ -15,7 +15,8 @@
 #     lines, available = adjusted - deducted + refunded >= 0);
 #   - ops first tried after the backup answered are not in it (a sample).
 # The backup killed with stockd must not be restorable (no manifest);
-# stockd restarts on its folder, and a backup after that is good again.
+# stockd restarts on its folder, and a backup after that is good again. A
+# restore that fails part-way leaves no folder behind.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -156,6 +157,15 @@ for i in $(seq "$backups"); do
         absent_after "$i" "$restored"
     fi
 done
+
+echo "== a restore that fails part-way (a file size limit of 1 MiB) leaves no folder"
+if (trap '' XFSZ; ulimit -f 1024; "$BIN/stockctl" restore "$dir/backup-1" "$dir/restored-cut") \
+    >"$dir/cut.out" 2>&1; then
+    fail "a restore past the file size limit succeeded"
+fi
+grep -q "cannot copy .*File too large" "$dir/cut.out" || fail "the failed restore: $(cat "$dir/cut.out")"
+[ ! -e "$dir/restored-cut" ] || fail "a failed restore left $(ls "$dir/restored-cut")"
+echo "  $(cat "$dir/cut.out")"
 
 echo "== the check catches a backup that misses an acknowledged op"
 last="$dir/check-$backups-1.log"
