@@ -768,7 +768,7 @@ static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup
         return code;
     code = journal_backup_copy(e->log, &backup, dest, &info->bytes, message, message_size);
     info->end_lsn = backup.end_lsn;
-    info->snapshot_lsn = backup.snapshot_lsn == UINT64_MAX ? 0 : backup.snapshot_lsn;
+    info->snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
     info->files = backup.count;
     journal_backup_end(e->log, &backup);
     return code;
@@ -791,7 +791,7 @@ stock_code stock_restore(const char *src, const char *path, stock_backup_info *i
         journal_backup backup;
         code = journal_restore(src, path, &backup, &restored.bytes, sentence, sizeof sentence);
         restored.end_lsn = backup.end_lsn;
-        restored.snapshot_lsn = backup.snapshot_lsn == UINT64_MAX ? 0 : backup.snapshot_lsn;
+        restored.snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
         restored.files = backup.count;
     }
     if (info != NULL)

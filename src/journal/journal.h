@@ -230,6 +230,9 @@ void journal_recovery_summary(const journal *log, journal_recovery *summary);
 
 /* ------------------------------------------------------------- backups */
 
+/* No lsn: there is no snapshot. */
+#define JOURNAL_LSN_NONE UINT64_MAX
+
 /* Longest file name the journal makes ("snap-<16 hex>.snap.damaged"). */
 #define JOURNAL_NAME_MAX 48
 
@@ -241,7 +244,7 @@ void journal_recovery_summary(const journal *log, journal_recovery *summary);
  * after it, holding exactly the records [0, end_lsn). */
 typedef struct journal_backup {
     uint64_t end_lsn;                /* the backup point */
-    uint64_t snapshot_lsn;           /* its snapshot, or UINT64_MAX: none */
+    uint64_t snapshot_lsn;           /* its snapshot, or JOURNAL_LSN_NONE */
     char (*names)[JOURNAL_NAME_MAX]; /* the files (allocated) */
     size_t count;
 } journal_backup;

@@ -284,6 +284,7 @@ stock_code journal_restore(const char *src, const char *dest, journal_backup *ba
                            uint64_t *bytes, char *message, size_t size)
 {
     *bytes = 0;
+    memset(backup, 0, sizeof *backup);
     int src_fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (src_fd < 0) {
         message_set(message, size, "cannot open the backup %s: %s", src, strerror(errno));

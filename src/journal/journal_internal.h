@@ -40,8 +40,6 @@
 #define JOURNAL_READ_CHUNK_BYTES (1u << 20)
 /* Files of one kind the folder may hold before open gives up. */
 #define JOURNAL_FILES_MAX 100000
-/* No lsn: there is no snapshot. */
-#define JOURNAL_LSN_NONE UINT64_MAX
 
 struct journal {
     int dir_fd;

@@ -158,8 +158,9 @@ for i in $(seq "$backups"); do
     fi
 done
 
-echo "== a restore that fails part-way (a file size limit of 1 MiB) leaves no folder"
-if (trap '' XFSZ; ulimit -f 1024; "$BIN/stockctl" restore "$dir/backup-1" "$dir/restored-cut") \
+echo "== a restore that fails part-way (a file size limit of half its largest file) leaves no folder"
+largest=$(stat -c %s "$dir"/backup-1/*.* | sort -n | tail -n 1)
+if (trap '' XFSZ; ulimit -f $((largest / 2048 + 1)); "$BIN/stockctl" restore "$dir/backup-1" "$dir/restored-cut") \
     >"$dir/cut.out" 2>&1; then
     fail "a restore past the file size limit succeeded"
 fi
