@@ -62,10 +62,10 @@ expect() {
 }
 
 # deduct_until PREFIX FLAG: 400 deductions (over 4 KiB of log: a snapshot
-# is due), then waits up to 5 s for INFO's snapshot_failed to be FLAG.
+# is due), then waits up to 20 s for INFO's snapshot_failed to be FLAG.
 deduct_until() {
     for i in $(seq 400); do echo "DEDUCT $1$i A 1"; done | redis-cli -p "$port" >/dev/null
-    for _ in $(seq 50); do
+    for _ in $(seq 200); do
         [ "$(info snapshot_failed)" = "$2" ] && return 0
         sleep 0.1
     done
