@@ -515,9 +515,9 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats);
 /* ---------------------------------------------------------------- health */
 
 /* What an operator's health checks need (docs/operations.md, "Health").
- * A field a backend cannot know stays 0/false: only the embedded engine
- * fills them today (a stockd:// store reports the client's own view: all
- * clear while the server answers). */
+ * A field a backend cannot know stays 0/false: the embedded engine fills
+ * the store's and the disk's, postgres the replica's (a stockd:// store
+ * reports the client's own view: all clear while the server answers). */
 typedef struct stock_health {
     bool failed;               /* failed closed: a write or sync of the log
                                 * failed, every write answers STOCK_IO until
@@ -530,6 +530,13 @@ typedef struct stock_health {
     uint64_t disk_free_bytes;  /* free space (for unprivileged users) of the
                                 * file system holding the store; 0 unknown */
     uint64_t disk_bytes;       /* its size; 0 unknown */
+    /* postgres with a read replica (stock_replica), as of the last batch
+     * that asked it (its pre-check of deductions): */
+    bool replica_unreachable;  /* it did not answer: pre-checks are skipped
+                                * (the primary decides alone) until it does */
+    uint64_t replica_lag_bytes;  /* WAL bytes it had not yet replayed of our
+                                  * last commit (it was then not used); 0 when
+                                  * caught up or there is no replica */
 } stock_health;
 
 /* Fills *health (out, not NULL). Cheap (one statvfs): any thread, at once

@@ -20,13 +20,15 @@ json_t *health_json(const server *srv, const health_report *report, bool readine
 {
     const char *status = !report->alive ? "failed"
                          : readiness && !report->ready ? "not ready" : "ok";
-    return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:b}", "status", status,
+    return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:b, s:b, s:I}", "status", status,
                      "failure", report->store.failure,
                      "snapshot_failed", report->store.snapshot_failed,
                      "snapshot_failures", (json_int_t)report->store.snapshot_failures,
                      "disk_free_bytes", (json_int_t)report->store.disk_free_bytes,
                      "disk_min_free_bytes", (json_int_t)srv->cfg->disk_min_free_bytes,
-                     "disk_low", report->disk_low);
+                     "disk_low", report->disk_low,
+                     "replica_unreachable", report->store.replica_unreachable,
+                     "replica_lag_bytes", (json_int_t)report->store.replica_lag_bytes);
 }
 
 /* Logs when the free disk crosses --disk-min-free, either way: the store

@@ -30,7 +30,8 @@ void health_read(server *srv, health_report *report);
 /* The JSON body of /healthz (readiness false) or /readyz (true):
  * {"status": "ok"|"failed"|"not ready", "failure", "snapshot_failed",
  * "snapshot_failures", "disk_free_bytes", "disk_min_free_bytes",
- * "disk_low"}; NULL on out of memory. */
+ * "disk_low", "replica_unreachable", "replica_lag_bytes"}; NULL on out of
+ * memory. */
 json_t *health_json(const server *srv, const health_report *report, bool readiness);
 
 /* Starts the watch on srv's loop; health_stop closes it. */

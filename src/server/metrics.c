@@ -229,6 +229,8 @@ static bool render_health(const health_report *health, buf *out)
         {"stockd_disk_free_bytes", "gauge", "Free bytes of the file system holding the store (0: unknown).", health->store.disk_free_bytes},
         {"stockd_disk_bytes", "gauge", "Size of that file system (0: unknown).", health->store.disk_bytes},
         {"stockd_disk_low", "gauge", "1 when the free disk is below --disk-min-free.", health->disk_low},
+        {"stockd_replica_unreachable", "gauge", "1 when the store's read replica (postgres stock_replica) did not answer its last pre-check.", health->store.replica_unreachable},
+        {"stockd_replica_lag_bytes", "gauge", "WAL bytes the read replica had not replayed of the last commit, at its last pre-check.", health->store.replica_lag_bytes},
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)

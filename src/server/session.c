@@ -345,7 +345,8 @@ void session_info(conn *c, const resp_request *r)
         "hold_confirmations:%llu\r\nhold_releases:%llu\r\n\r\n"
         "# Health\r\nstore_failed:%d\r\nready:%d\r\nsnapshot_failed:%d\r\n"
         "snapshot_failures:%llu\r\ndisk_free_bytes:%llu\r\ndisk_bytes:%llu\r\n"
-        "disk_min_free_bytes:%llu\r\ndisk_low:%d\r\n",
+        "disk_min_free_bytes:%llu\r\ndisk_low:%d\r\nreplica_unreachable:%d\r\n"
+        "replica_lag_bytes:%llu\r\n",
         SESSION_REDIS_VERSION, STOCK_VERSION, (long)getpid(), srv->cfg->port,
         srv->cfg->http_port, (unsigned long long)((server_now_ms(srv) - srv->started_ms) / 1000),
         (unsigned long long)srv->counters.connections_open, srv->cfg->maxclients,
@@ -366,7 +367,8 @@ void session_info(conn *c, const resp_request *r)
         health.store.snapshot_failed, (unsigned long long)health.store.snapshot_failures,
         (unsigned long long)health.store.disk_free_bytes,
         (unsigned long long)health.store.disk_bytes,
-        (unsigned long long)srv->cfg->disk_min_free_bytes, health.disk_low);
+        (unsigned long long)srv->cfg->disk_min_free_bytes, health.disk_low,
+        health.store.replica_unreachable, (unsigned long long)health.store.replica_lag_bytes);
     assert(len > 0 && (size_t)len < sizeof text);
     len += info_hot(srv, text + len, sizeof text - (size_t)len);
     commands_reply_bulk(c, text, (size_t)len);
