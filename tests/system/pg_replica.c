@@ -125,7 +125,7 @@ static int replica_health_is(stock_t *store, bool unreachable, bool lagging, con
  * and the next one finds the replica behind it. */
 static int deduct_with_paused_replay(stock_t *store, const char *sku, const char *replica_uri)
 {
-    char line[REPLICA_ID_SIZE + 16], message[STOCK_MESSAGE_MAX];
+    char line[REPLICA_ID_SIZE + 32], message[STOCK_MESSAGE_MAX];   /* sku-paused-N */
     if (on_replica(replica_uri, "SELECT pg_wal_replay_pause()") != 0)
         return -1;
     int ok = 0;
