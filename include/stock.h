@@ -49,12 +49,13 @@
  *
  * Threads. Calls that take no store (stock_version, stock_code_name,
  * stock_strerror, stock_hold_state_name, stock_code_succeeded, stock_id_from_cstr, stock_id_valid,
- * stock_validate, stock_sync_bucket_bound_us) keep no state: any thread,
+ * stock_validate, stock_sync_bucket_bound_us, stock_restore) keep no state: any thread,
  * any time. stock_open may run on any thread, several at once; each call
  * opens a store of its own. On one open store, any number of threads may
  * call at once:
  *     stock_submit, stock_execute, the one-op calls (stock_set ...
- *     stock_hold_get), stock_list, stock_get_stats, stock_backend_name.
+ *     stock_hold_get), stock_list, stock_get_stats, stock_get_health,
+ *     stock_backend_name, stock_backup.
  * The store applies operations one at a time in a single order, whatever
  * thread submitted them (so racing deductions never sell one unit twice,
  * I1); batches submitted from one thread complete in the order submitted.
@@ -534,6 +535,98 @@ typedef struct stock_stats {
  * at once with the store's other calls (not stock_close). Returns STOCK_OK
  * (every backend has at least the library's counters). */
 stock_code stock_get_stats(stock_t *store, stock_stats *stats);
+
+/* ---------------------------------------------------------------- health */
+
+/* What an operator's health checks need (docs/operations.md, "Health").
+ * A field a backend cannot know stays 0/false: the embedded engine fills
+ * the store's and the disk's, postgres the replica's (a stockd:// store
+ * reports the client's own view: all clear while the server answers). */
+typedef struct stock_health {
+    bool failed;               /* failed closed: a write or sync of the log
+                                * failed, every write answers STOCK_IO until
+                                * the store is reopened */
+    char failure[STOCK_MESSAGE_MAX];  /* why, when failed; else "" */
+    bool snapshot_failed;      /* the last snapshot try failed: the log and
+                                * the next start-up's replay keep growing
+                                * until one succeeds (usually a full disk) */
+    uint64_t snapshot_failures;       /* failed snapshot tries since open */
+    uint64_t disk_free_bytes;  /* free space (for unprivileged users) of the
+                                * file system holding the store; 0 unknown */
+    uint64_t disk_bytes;       /* its size; 0 unknown */
+    /* postgres with a read replica (stock_replica), as of the last batch
+     * that asked it (its pre-check of deductions): */
+    bool replica_unreachable;  /* it did not answer: pre-checks are skipped
+                                * (the primary decides alone) until it does */
+    uint64_t replica_lag_bytes;  /* WAL bytes it had not yet replayed of our
+                                  * last commit (it was then not used); 0 when
+                                  * caught up or there is no replica */
+} stock_health;
+
+/* Fills *health (out, not NULL). Cheap (one statvfs): any thread, at once
+ * with the store's other calls but stock_close. Returns STOCK_OK. */
+stock_code stock_get_health(stock_t *store, stock_health *health);
+
+/* --------------------------------------------------------------- backups */
+
+/* Where a backup stands: what stock_backup took, or stock_restore put back. */
+typedef struct stock_backup_info {
+    uint64_t end_lsn;          /* the backup point: the backup holds the
+                                * first end_lsn flow log records (lsn,
+                                * docs/engine.md), so every operation
+                                * acknowledged before stock_backup was
+                                * called, and nothing after the point */
+    uint64_t snapshot_lsn;     /* the records its snapshot covers; 0: none */
+    uint64_t files;            /* data files copied */
+    uint64_t bytes;            /* bytes copied */
+} stock_backup_info;
+
+/*
+ * Takes an online backup of an open store into dest, a folder that must
+ * not exist (created, mode 0755), while the store goes on serving: a
+ * consistent point is taken between two groups of writes (the flow log is
+ * synced and a new segment started), the files of that point (the newest
+ * snapshot and the log after it) are kept from clean-up, copied and
+ * fsynced, and a manifest named BACKUP is written last: a folder without
+ * it is no backup (stock_restore refuses it). Writes wait only for the
+ * point, not for the copy. The backup is a data folder that stock_restore
+ * puts back (docs/operations.md, "Backup and restore").
+ *
+ * Embedded engine: the calling thread copies. stockd:// : the server takes
+ * the backup of its own store into dest on its own machine (a path as the
+ * server sees it). Other backends answer STOCK_UNSUPPORTED (PostgreSQL and
+ * Redis have their own backup tools). Any thread, at once with every call
+ * but stock_close; one backup at a time is the caller's choice, several
+ * may run.
+ *
+ * dest      in, NUL-terminated, 1..STOCK_PATH_MAX - 1 bytes.
+ * info      out, may be NULL: the backup point and what was copied.
+ * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else why.
+ *
+ * Returns STOCK_OK; STOCK_INVALID (dest empty, too long or existing),
+ * STOCK_UNSUPPORTED, STOCK_IO (a copy failed: dest holds no manifest; or
+ * the log could not be synced: then the store breaks as after any failed
+ * write), STOCK_NOMEM, STOCK_UNAVAILABLE (remote: the server went away).
+ */
+stock_code stock_backup(stock_t *store, const char *dest,
+                        stock_backup_info *info, char *message);
+
+/*
+ * Restores the backup folder src (made by stock_backup) into path, a data
+ * folder that must not exist: checks the manifest and that every file it
+ * names is there at its size, then copies and fsyncs them. No store is
+ * needed; open path afterwards with stock_open (which checks every
+ * checksum as any recovery does). Any thread.
+ *
+ * Returns STOCK_OK with *info (may be NULL; files and bytes copied);
+ * STOCK_INVALID (src is no finished backup, or path exists or is empty),
+ * STOCK_IO, STOCK_NOMEM, with message.
+ */
+stock_code stock_restore(const char *src, const char *path,
+                         stock_backup_info *info, char *message);
+
+/* Longest path stock_backup and stock_restore take, NUL included. */
+#define STOCK_PATH_MAX 4096
 
 /* ---------------------------------------------------------- async batches */
 

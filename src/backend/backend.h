@@ -16,6 +16,8 @@
  *     the batch's effects are durable;
  *   - close: finish every batch already submitted, make it durable, free;
  *   - list (optional): one page of a listing, as stock_list; a backend
+ *     without it answers STOCK_UNSUPPORTED;
+ *   - backup (optional): an online backup, as stock_backup; a backend
  *     without it answers STOCK_UNSUPPORTED.
  *
  * What it gets for free:
@@ -83,6 +85,14 @@ typedef struct stock_backend_ops {
     int (*completion_fd)(stock_t *store);
     /* As stock_process_completions(); NULL with completion_fd. */
     void (*process_completions)(stock_t *store);
+    /* As stock_get_health(), *health zeroed; NULL if the backend knows
+     * nothing of it. */
+    stock_code (*get_health)(stock_t *store, stock_health *health);
+    /* As stock_backup() after validation (dest 1..STOCK_PATH_MAX - 1
+     * bytes, *info zeroed): message is never NULL and holds message_size
+     * bytes, "" on entry. NULL if the backend cannot back up. */
+    stock_code (*backup)(stock_t *store, const char *dest, stock_backup_info *info,
+                         char *message, size_t message_size);
 } stock_backend_ops;
 
 struct stock {

@@ -189,7 +189,9 @@ static void break_store(embedded *e, const char *reason)
     pthread_mutex_unlock(&e->sync_mutex);
     if (first)
         stock_log(&e->log_hook, STOCK_LOG_ERROR, "the store broke: %s; every "
-                  "operation fails with IOERR until it is reopened", reason);
+                  "operation fails with IOERR until it is reopened: fix the disk (free "
+                  "space, check the kernel log) and restart, recovery keeps every "
+                  "acknowledged operation", reason);
 }
 
 /* Every op of the list that was not invalid completes with STOCK_IO. */
@@ -584,8 +586,9 @@ static bool maintain(embedded *e, uint64_t threshold)
         break_store(e, message);
     if (code != STOCK_OK)
         stock_log(&e->log_hook, journal_failed(e->log) ? STOCK_LOG_ERROR : STOCK_LOG_WARNING,
-                  "%s failed: %s", snapshot ? "starting a snapshot" : "segment rotation",
-                  message);
+                  "%s failed: %s%s", snapshot ? "starting a snapshot" : "segment rotation",
+                  message, journal_failed(e->log) ? "" : "; the store goes on and tries again "
+                  "after more log, which grows meanwhile: check free memory and disk");
     return snapshot && code == STOCK_OK;
 }
 
@@ -845,6 +848,79 @@ static stock_code embedded_list(stock_t *store, const list_request *request,
     return STOCK_IO;
 }
 
+/* The backup point is taken under the applier's role with the syncers
+ * drained, as a rotation is (it is one); the copy then runs on the
+ * caller's thread while groups go on. */
+static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup_info *info,
+                                  char *message, size_t message_size)
+{
+    embedded *e = from_store(store);
+    journal_backup backup;
+    stock_code code = STOCK_IO;
+    take_role_to_read(e);
+    if (atomic_load(&e->broken)) {
+        pthread_mutex_lock(&e->sync_mutex);
+        message_set(message, message_size, "%s", e->broken_message);
+        pthread_mutex_unlock(&e->sync_mutex);
+    } else {
+        pause_syncer(e);
+        code = journal_backup_begin(e->log, &backup, message, message_size);
+        pthread_mutex_unlock(&e->sync_mutex);
+        if (code != STOCK_OK && journal_failed(e->log))
+            break_store(e, message);
+    }
+    give_role_up(e);
+    if (code != STOCK_OK)
+        return code;
+    code = journal_backup_copy(e->log, &backup, dest, &info->bytes, message, message_size);
+    info->end_lsn = backup.end_lsn;
+    info->snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
+    info->files = backup.count;
+    journal_backup_end(e->log, &backup);
+    return code;
+}
+
+/* The embedded engine's data folder is what a backup holds, so restoring
+ * one is its business too (stock.h). */
+stock_code stock_restore(const char *src, const char *path, stock_backup_info *info,
+                         char *message)
+{
+    char sentence[STOCK_MESSAGE_MAX] = "";
+    stock_backup_info restored = {0};
+    stock_code code = STOCK_INVALID;
+    size_t src_len = src == NULL ? 0 : strnlen(src, STOCK_PATH_MAX);
+    size_t path_len = path == NULL ? 0 : strnlen(path, STOCK_PATH_MAX);
+    if (src_len == 0 || src_len == STOCK_PATH_MAX || path_len == 0 || path_len == STOCK_PATH_MAX) {
+        message_set(sentence, sizeof sentence, "the backup and the data folder must each be "
+                    "1..%d bytes", STOCK_PATH_MAX - 1);
+    } else {
+        journal_backup backup;
+        code = journal_restore(src, path, &backup, &restored.bytes, sentence, sizeof sentence);
+        restored.end_lsn = backup.end_lsn;
+        restored.snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
+        restored.files = backup.count;
+    }
+    if (info != NULL)
+        *info = restored;
+    if (message != NULL)
+        memcpy(message, sentence, sizeof sentence);
+    return code;
+}
+
+static stock_code embedded_get_health(stock_t *store, stock_health *health)
+{
+    embedded *e = from_store(store);
+    if (atomic_load(&e->broken)) {
+        health->failed = true;
+        pthread_mutex_lock(&e->sync_mutex);
+        memcpy(health->failure, e->broken_message, sizeof health->failure);
+        pthread_mutex_unlock(&e->sync_mutex);
+    }
+    journal_health(e->log, &health->snapshot_failed, &health->snapshot_failures,
+                   &health->disk_free_bytes, &health->disk_bytes);
+    return STOCK_OK;
+}
+
 static stock_code embedded_get_stats(stock_t *store, stock_stats *stats)
 {
     embedded *e = from_store(store);
@@ -1056,4 +1132,6 @@ const stock_backend_ops embedded_backend = {
     .list = embedded_list,
     .completion_fd = embedded_completion_fd,
     .process_completions = embedded_process_completions,
+    .get_health = embedded_get_health,
+    .backup = embedded_backup,
 };

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,8 @@ typedef struct pg_store {
     PGconn *replica;          /* worker-owned; NULL when absent or lost */
     int64_t replica_retry_us; /* when a lost replica may be tried again */
     char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
+    _Atomic uint64_t replica_lag_bytes;   /* as of the last check, for health */
+    atomic_bool replica_unreachable;
     char error[STOCK_MESSAGE_MAX];
 
     worker worker;            /* runs every transaction (lib/worker.h) */
@@ -551,7 +554,11 @@ static void run_transaction(pg_store *store)
  * Freshness is its own statement, before the pre-check: a statement's
  * snapshot is taken when it starts, so a replay position read inside the
  * pre-check could already be past our commit while its snapshot is not. */
-static const char pg_fresh_sql[] = "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn";
+/* Whether the replica has replayed up to $1, and the WAL bytes it is
+ * short of it (0 when it has). */
+static const char pg_fresh_sql[] =
+    "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn, "
+    "GREATEST(pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn()), 0)::bigint";
 
 static const char pg_precheck_sql[] =
     "SELECT d.n FROM (SELECT x.line_id, x.sku_id, x.n, row_number() OVER "
@@ -568,6 +575,7 @@ static void replica_drop(pg_store *store)
     PQfinish(store->replica);
     store->replica = NULL;
     store->replica_retry_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_RETRY_US;
+    atomic_store(&store->replica_unreachable, true);
 }
 
 bool pg_wait(PGconn *conn, short events, int64_t deadline_us)
@@ -698,6 +706,10 @@ static bool replica_fresh(pg_store *store)
     PGresult *result = replica_exec(store->replica, pg_fresh_sql, 1, lsn);
     bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
     bool fresh = ok && strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+    if (ok) {
+        atomic_store(&store->replica_lag_bytes, strtoull(PQgetvalue(result, 0, 1), NULL, 10));
+        atomic_store(&store->replica_unreachable, false);
+    }
     PQclear(result);
     if (!ok)
         replica_drop(store);
@@ -777,6 +789,16 @@ static void store_free(pg_store *store)
     free(store);
 }
 
+/* What the last pre-check saw of the replica (worker thread), read on any
+ * thread. */
+static stock_code pg_get_health(stock_t *base, stock_health *health)
+{
+    pg_store *store = (pg_store *)base;
+    health->replica_lag_bytes = atomic_load(&store->replica_lag_bytes);
+    health->replica_unreachable = atomic_load(&store->replica_unreachable);
+    return STOCK_OK;
+}
+
 static stock_code pg_close(stock_t *base)
 {
     pg_store *store = (pg_store *)base;
@@ -844,4 +866,5 @@ const stock_backend_ops postgres_backend = {
     .open = pg_open,
     .submit = pg_submit,
     .close = pg_close,
+    .get_health = pg_get_health,
 };

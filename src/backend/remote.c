@@ -50,6 +50,9 @@
 #define REMOTE_HOST_MAX 256
 #define REMOTE_PASSWORD_MAX 256
 #define REMOTE_REASON_MAX 160
+/* Longest silence of the server while it copies a backup (BACKUP answers
+ * only when the copy is done). */
+#define REMOTE_BACKUP_TIMEOUT_MS (60 * 60 * 1000)
 #define REMOTE_CONNECT_TIMEOUT_MS 2000
 #define REMOTE_REPLY_TIMEOUT_MS_DEFAULT 30000
 #define REMOTE_REPLY_TIMEOUT_MS_MAX 3600000
@@ -425,36 +428,50 @@ typedef struct remote_listing {
     stock_code code;
 } remote_listing;
 
+/* Sends the command in store->command (already encoded there) and reads
+ * its reply into *reply, waiting up to timeout_ms for each read. A server
+ * out of reach or lost on the way is STOCK_UNAVAILABLE, with message
+ * saying so and then lost_note (what that means for this command). */
+static stock_code call_command(remote_store *store, int timeout_ms, const char *lost_note,
+                               redisReply **reply, char *message, size_t message_size)
+{
+    char reason[REMOTE_REASON_MAX];
+    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
+        message_set(message, message_size, "cannot reach stockd at %s: %s", store->address,
+                    reason);
+        return STOCK_UNAVAILABLE;
+    }
+    buf_clear(&store->outgoing);
+    if (!encode_command(store, store->command.argc, store->command.argv, store->command.lengths)) {
+        message_set(message, message_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    int usual_ms = store->link.timeout_ms;
+    store->link.timeout_ms = timeout_ms;
+    bool answered = remote_link_send(&store->link, (const char *)store->outgoing.data,
+                                     store->outgoing.len) &&
+                    remote_link_reply(&store->link, reply);
+    store->link.timeout_ms = usual_ms;
+    if (answered)
+        return STOCK_OK;
+    message_set(message, message_size, "connection to %s lost: %s; %s", store->address,
+                store->link.error, lost_note);
+    drop_connection(store);
+    return STOCK_UNAVAILABLE;
+}
+
 /* Sends LIST and reads its reply. A lost connection is UNAVAILABLE: a
  * listing changes nothing, so it is always safe to ask again. */
 static void run_listing(stock_t *base, void *context)
 {
     remote_store *store = (remote_store *)base;
     remote_listing *listing = context;
-    char reason[REMOTE_REASON_MAX];
-    if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
-        message_set(listing->message, listing->message_size, "cannot reach stockd at %s: %s",
-                    store->address, reason);
-        listing->code = STOCK_UNAVAILABLE;
-        return;
-    }
     remote_encode_list(listing->request, &store->command);
-    buf_clear(&store->outgoing);
-    if (!encode_command(store, store->command.argc, store->command.argv, store->command.lengths)) {
-        message_set(listing->message, listing->message_size, "out of memory");
-        listing->code = STOCK_NOMEM;
-        return;
-    }
     redisReply *reply = NULL;
-    if (!remote_link_send(&store->link, (const char *)store->outgoing.data, store->outgoing.len) ||
-        !remote_link_reply(&store->link, &reply)) {
-        message_set(listing->message, listing->message_size,
-                    "connection to %s lost: %s; nothing changed, ask again", store->address,
-                    store->link.error);
-        drop_connection(store);
-        listing->code = STOCK_UNAVAILABLE;
+    listing->code = call_command(store, store->link.timeout_ms, "nothing changed, ask again",
+                                 &reply, listing->message, listing->message_size);
+    if (listing->code != STOCK_OK)
         return;
-    }
     listing->code = remote_decode_list(listing->request, reply, listing->entries, listing->count,
                                        listing->message, listing->message_size);
     freeReplyObject(reply);
@@ -469,6 +486,71 @@ static stock_code remote_list(stock_t *base, const list_request *request,
     worker_call call = {.run = run_listing, .context = &listing};
     worker_call_run(&store->worker, &call);
     return listing.code;
+}
+
+/* -------------------------------------------------------------- backup */
+
+/* A stock_backup call, run on the connection thread. */
+typedef struct remote_backup {
+    const char *dest;
+    stock_backup_info *info;
+    char *message;
+    size_t message_size;
+    stock_code code;
+} remote_backup;
+
+/* The reply to BACKUP: [end_lsn, snapshot_lsn, files, bytes]
+ * (docs/protocol.md), or an error line. */
+static stock_code decode_backup(const redisReply *reply, stock_backup_info *info, char *message,
+                                size_t message_size)
+{
+    if (reply->type == REDIS_REPLY_ERROR)
+        return remote_decode_error(reply, "BACKUP", message, message_size);
+    uint64_t *fields[] = {&info->end_lsn, &info->snapshot_lsn, &info->files, &info->bytes};
+    size_t count = sizeof fields / sizeof fields[0];
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == count;
+    for (size_t i = 0; ok && i < count; i++) {
+        ok = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer >= 0;
+        if (ok)
+            *fields[i] = (uint64_t)reply->element[i]->integer;
+    }
+    if (ok)
+        return STOCK_OK;
+    message_set(message, message_size, "stockd answered BACKUP with something else than "
+                "[end_lsn, snapshot_lsn, files, bytes]");
+    return STOCK_IO;
+}
+
+/* Sends BACKUP dest and waits for the server's copy, however long it
+ * takes (up to REMOTE_BACKUP_TIMEOUT_MS of silence). A lost connection is
+ * UNAVAILABLE: the backup then has no manifest, and a new one is safe. */
+static void run_backup(stock_t *base, void *context)
+{
+    remote_store *store = (remote_store *)base;
+    remote_backup *backup = context;
+    store->command.argc = 2;
+    store->command.argv[0] = "BACKUP";
+    store->command.lengths[0] = 6;
+    store->command.argv[1] = backup->dest;
+    store->command.lengths[1] = strlen(backup->dest);
+    redisReply *reply = NULL;
+    backup->code = call_command(store, REMOTE_BACKUP_TIMEOUT_MS,
+                                "the backup is unfinished (no manifest), take another into a new "
+                                "folder", &reply, backup->message, backup->message_size);
+    if (backup->code != STOCK_OK)
+        return;
+    backup->code = decode_backup(reply, backup->info, backup->message, backup->message_size);
+    freeReplyObject(reply);
+}
+
+static stock_code remote_backup_take(stock_t *base, const char *dest, stock_backup_info *info,
+                                     char *message, size_t message_size)
+{
+    remote_store *store = (remote_store *)base;
+    remote_backup backup = {dest, info, message, message_size, STOCK_OK};
+    worker_call call = {.run = run_backup, .context = &backup};
+    worker_call_run(&store->worker, &call);
+    return backup.code;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -554,4 +636,5 @@ const stock_backend_ops remote_backend = {
     .submit = remote_submit,
     .close = remote_close,
     .list = remote_list,
+    .backup = remote_backup_take,
 };

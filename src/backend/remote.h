@@ -76,4 +76,11 @@ stock_code remote_decode_list(const list_request *request, const redisReply *rep
                               stock_list_entry *entries, uint32_t *count,
                               char *message, size_t size);
 
+/* An error reply to a command that is not an op (LIST, BACKUP): a
+ * "-CODEWORD facts" error gives its code and the facts in message; an
+ * unknown command STOCK_UNSUPPORTED; anything else STOCK_IO, with the
+ * text. reply is an error reply. */
+stock_code remote_decode_error(const redisReply *reply, const char *command, char *message,
+                               size_t size);
+
 #endif /* STOCK_REMOTE_H */

@@ -580,8 +580,8 @@ static bool decode_entry(stock_list_kind kind, const redisReply *reply, stock_li
     return true;
 }
 
-/* "-CODEWORD facts" into message; the code, or what a foreign word means. */
-static stock_code decode_list_error(const redisReply *reply, char *message, size_t size)
+stock_code remote_decode_error(const redisReply *reply, const char *command, char *message,
+                               size_t size)
 {
     char text[STOCK_MESSAGE_MAX];
     snprintf(text, sizeof text, "%.*s", (int)reply->len, reply->str);
@@ -594,10 +594,10 @@ static stock_code decode_list_error(const redisReply *reply, char *message, size
         return code;
     }
     if (strstr(text, "unknown command") != NULL) {
-        snprintf(message, size, "this stockd does not know LIST (%.120s)", text);
+        snprintf(message, size, "this stockd does not know %s (%.120s)", command, text);
         return STOCK_UNSUPPORTED;
     }
-    snprintf(message, size, "stockd refused LIST: %.150s", text);
+    snprintf(message, size, "stockd refused %s: %.150s", command, text);
     return STOCK_IO;
 }
 
@@ -607,7 +607,7 @@ stock_code remote_decode_list(const list_request *request, const redisReply *rep
 {
     *count = 0;
     if (reply->type == REDIS_REPLY_ERROR)
-        return decode_list_error(reply, message, size);
+        return remote_decode_error(reply, "LIST", message, size);
     bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements <= request->max;
     for (size_t i = 0; ok && i < reply->elements; i++)
         ok = decode_entry(request->kind, reply->element[i], &entries[i]);

@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "journal/journal_internal.h"
@@ -419,6 +420,25 @@ void journal_publish(journal *log)
 {
     assert(log != NULL);
     atomic_store_explicit(&log->shared_log_bytes, log->log_bytes, memory_order_relaxed);
+}
+
+void journal_snapshot_outcome(journal *log, bool ok)
+{
+    atomic_store(&log->shared_snapshot_failed, !ok);
+    if (!ok)
+        atomic_fetch_add(&log->shared_snapshot_failures, 1);
+}
+
+void journal_health(const journal *log, bool *snapshot_failed, uint64_t *snapshot_failures,
+                    uint64_t *disk_free_bytes, uint64_t *disk_bytes)
+{
+    assert(log != NULL);
+    *snapshot_failed = atomic_load(&log->shared_snapshot_failed);
+    *snapshot_failures = atomic_load(&log->shared_snapshot_failures);
+    struct statvfs disk;
+    bool known = fstatvfs(log->dir_fd, &disk) == 0;
+    *disk_free_bytes = known ? (uint64_t)disk.f_bavail * disk.f_frsize : 0;
+    *disk_bytes = known ? (uint64_t)disk.f_blocks * disk.f_frsize : 0;
 }
 
 void journal_recovery_summary(const journal *log, journal_recovery *summary)

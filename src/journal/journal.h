@@ -239,8 +239,74 @@ bool journal_snapshot_poll(journal *log, bool wait);
 void journal_counters(const journal *log, uint64_t *log_bytes,
                       uint64_t *snapshots);
 
+/* What an operator should know of the journal's health, on any thread:
+ * whether the last snapshot try failed, the failed tries since open, and
+ * the free (for unprivileged users) and total bytes of the folder's file
+ * system (0 and 0 when statvfs fails). */
+void journal_health(const journal *log, bool *snapshot_failed, uint64_t *snapshot_failures,
+                    uint64_t *disk_free_bytes, uint64_t *disk_bytes);
+
 /* Copies what recovery did when log was opened into *summary. Set before
  * journal_open returns and never changed after: safe on any thread. */
 void journal_recovery_summary(const journal *log, journal_recovery *summary);
+
+/* ------------------------------------------------------------- backups */
+
+/* No lsn: there is no snapshot. */
+#define JOURNAL_LSN_NONE UINT64_MAX
+
+/* Longest file name the journal makes ("snap-<16 hex>.snap.damaged"). */
+#define JOURNAL_NAME_MAX 48
+
+/* The file a finished backup folder holds besides the data files: the
+ * backup point and the files, written last (docs/operations.md). */
+#define JOURNAL_BACKUP_MANIFEST "BACKUP"
+
+/* A consistent set of files: the newest snapshot (if any) and the segments
+ * after it, holding exactly the records [0, end_lsn). */
+typedef struct journal_backup {
+    uint64_t end_lsn;                /* the backup point */
+    uint64_t snapshot_lsn;           /* its snapshot, or JOURNAL_LSN_NONE */
+    char (*names)[JOURNAL_NAME_MAX]; /* the files (allocated) */
+    size_t count;
+} journal_backup;
+
+/*
+ * Takes a backup point: syncs and closes the current segment (a rotation,
+ * so every record appended so far is in the set and every file of it is
+ * whole and never written again), lists the set into *backup and pins it:
+ * snapshot clean-up deletes nothing until journal_backup_end. Writer
+ * thread, with no sync running (as journal_rotate). STOCK_OK, else STOCK_IO
+ * (the rotation failed: the journal then refuses appends, as after any
+ * failed rotation) or STOCK_NOMEM, with message, and nothing pinned.
+ */
+stock_code journal_backup_begin(journal *log, journal_backup *backup,
+                                char *message, size_t message_size);
+
+/*
+ * Copies the pinned set into dest, a new folder (STOCK_INVALID if it
+ * exists), each file fsynced, then writes the manifest last. Any thread,
+ * at once with appends, rotations and snapshots (it only reads the pinned
+ * files). *bytes receives the bytes copied. STOCK_OK, or STOCK_INVALID,
+ * STOCK_IO, STOCK_NOMEM with message (dest then holds no manifest).
+ */
+stock_code journal_backup_copy(const journal *log, const journal_backup *backup,
+                               const char *dest, uint64_t *bytes,
+                               char *message, size_t message_size);
+
+/* Unpins the set and frees *backup. Any thread. */
+void journal_backup_end(journal *log, journal_backup *backup);
+
+/*
+ * Restores the backup folder src (a manifest, and every file it names at
+ * its size) into dest, a new folder: copies and fsyncs the files. Needs no
+ * open journal. *backup receives the manifest's end_lsn and snapshot_lsn
+ * (names NULL, count the files), *bytes the bytes copied. STOCK_OK, or
+ * STOCK_INVALID (src is no finished backup, or dest exists), STOCK_IO,
+ * STOCK_NOMEM with message; a copy that failed removes dest again.
+ */
+stock_code journal_restore(const char *src, const char *dest,
+                           journal_backup *backup, uint64_t *bytes,
+                           char *message, size_t message_size);
 
 #endif /* STOCK_JOURNAL_H */

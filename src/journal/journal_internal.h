@@ -20,7 +20,12 @@
 /* File headers: 8-byte magic, u32 version, u32 header size, u64 lsn, u64
  * XXH3 of the 24 bytes before it. */
 #define JOURNAL_FILE_HEADER_BYTES 32
-#define JOURNAL_FORMAT_VERSION 1
+/* The store format this libstock writes into every file header, and the
+ * oldest it reads (docs/engine.md, "Format versions"): 1 before holds, 2
+ * with them (HOLD, CONFIRM, RELEASE, EXPIRE records; snapshot body
+ * version 2). A store mixes files of versions 1 and 2 after an upgrade. */
+#define JOURNAL_FORMAT_VERSION 2
+#define JOURNAL_FORMAT_VERSION_MIN 1
 #define JOURNAL_SEGMENT_MAGIC "stockwal"
 #define JOURNAL_SNAPSHOT_MAGIC "stocksnp"
 /* Snapshot trailer: u64 body bytes, u64 XXH3 of header and body, magic. */
@@ -33,12 +38,8 @@
  * faster than mapping the file (docs/engine.md, "Measurements behind the
  * constants"). */
 #define JOURNAL_READ_CHUNK_BYTES (1u << 20)
-/* Longest file name the journal makes ("snap-<16 hex>.snap.damaged"). */
-#define JOURNAL_NAME_MAX 48
 /* Files of one kind the folder may hold before open gives up. */
 #define JOURNAL_FILES_MAX 100000
-/* No lsn: there is no snapshot. */
-#define JOURNAL_LSN_NONE UINT64_MAX
 
 struct journal {
     int dir_fd;
@@ -57,9 +58,12 @@ struct journal {
     uint64_t snapshot_bytes;     /* its file's size, or 0 */
     _Atomic uint64_t shared_log_bytes;
     _Atomic uint64_t shared_snapshots;
+    _Atomic uint64_t shared_snapshot_failures;
+    atomic_bool shared_snapshot_failed;   /* the last try failed */
     journal_recovery recovery;   /* what open's recovery did; fixed after */
     stock_log_hook log_hook;     /* the embedder's, for what it should know */
 
+    _Atomic unsigned backups;    /* backups copying: clean-up waits */
     pid_t child;                 /* running snapshot writer, or 0 */
     uint64_t child_lsn;
     uint64_t child_log_bytes;    /* log_bytes when it started */
@@ -89,11 +93,26 @@ bool journal_all_zero(const uint8_t *data, size_t len);
 void journal_segment_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);
 void journal_snapshot_name(char name[JOURNAL_NAME_MAX], uint64_t lsn);
 
-/* Builds / checks a 32-byte file header with the given magic. */
+/* What journal_header_check found. */
+typedef enum journal_header_result {
+    JOURNAL_HEADER_OK,     /* whole, of a version this libstock reads */
+    JOURNAL_HEADER_BAD,    /* damaged, or not this file's header */
+    JOURNAL_HEADER_NEWER   /* whole, but of a newer format version */
+} journal_header_result;
+
+/* Builds a 32-byte file header with the given magic, in
+ * JOURNAL_FORMAT_VERSION. */
 void journal_header_make(uint8_t header[JOURNAL_FILE_HEADER_BYTES],
                          const char *magic, uint64_t lsn);
-bool journal_header_check(const uint8_t *data, size_t len, const char *magic,
-                          uint64_t lsn);
+/* Checks a file header: magic, checksum, lsn and a version in
+ * JOURNAL_FORMAT_VERSION_MIN..JOURNAL_FORMAT_VERSION; *version receives
+ * the version it names (0 when unreadable). */
+journal_header_result journal_header_check(const uint8_t *data, size_t len,
+                                           const char *magic, uint64_t lsn,
+                                           uint32_t *version);
+/* The message for a file of a newer format: names both versions and says
+ * what to do. */
+void journal_newer_format(char *message, size_t size, const char *name, uint32_t version);
 
 /* Lists the folder; false on I/O error or out of memory (message set). */
 bool journal_list(int dir_fd, journal_listing *listing, char *message,
@@ -125,12 +144,13 @@ stock_code journal_recover(journal *log, const journal_replay *replay,
  * header and trailer, not the body. STOCK_OK with the header's bytes in
  * header, *body_len and the checksum the trailer stores for header and
  * body (recovery computes it while it loads the body); STOCK_CORRUPT and
- * *why (static storage) saying what is wrong; STOCK_IO (errno set) if
+ * *why (static storage) saying what is wrong; STOCK_UNSUPPORTED and
+ * *version for a whole header of a newer format; STOCK_IO (errno set) if
  * reading failed. */
 stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
                                   uint8_t header[JOURNAL_FILE_HEADER_BYTES],
                                   uint64_t *body_len, uint64_t *checksum,
-                                  const char **why);
+                                  const char **why, uint32_t *version);
 
 /* Removes snapshots and segments older than keep_lsn (the previous
  * snapshot), keeping the segment that holds keep_lsn. */
@@ -138,5 +158,8 @@ void journal_remove_old(journal *log, uint64_t keep_lsn);
 
 /* Updates the counters other threads read. */
 void journal_publish(journal *log);
+
+/* Records how a snapshot try ended, for journal_health. */
+void journal_snapshot_outcome(journal *log, bool ok);
 
 #endif /* STOCK_JOURNAL_INTERNAL_H */

@@ -92,15 +92,29 @@ void journal_header_make(uint8_t header[JOURNAL_FILE_HEADER_BYTES],
     le_put_u64(header + 24, XXH3_64bits(header, 24));
 }
 
-bool journal_header_check(const uint8_t *data, size_t len, const char *magic,
-                          uint64_t lsn)
+journal_header_result journal_header_check(const uint8_t *data, size_t len,
+                                           const char *magic, uint64_t lsn,
+                                           uint32_t *version)
 {
     assert(strlen(magic) == 8);
-    if (data == NULL || len < JOURNAL_FILE_HEADER_BYTES)
-        return false;
-    uint8_t expected[JOURNAL_FILE_HEADER_BYTES];
-    journal_header_make(expected, magic, lsn);
-    return memcmp(expected, data, JOURNAL_FILE_HEADER_BYTES) == 0;
+    *version = 0;
+    if (data == NULL || len < JOURNAL_FILE_HEADER_BYTES || memcmp(data, magic, 8) != 0 ||
+        le_get_u64(data + 24) != XXH3_64bits(data, 24))
+        return JOURNAL_HEADER_BAD;
+    *version = le_get_u32(data + 8);
+    if (*version > JOURNAL_FORMAT_VERSION)
+        return JOURNAL_HEADER_NEWER;
+    bool ok = *version >= JOURNAL_FORMAT_VERSION_MIN &&
+              le_get_u32(data + 12) == JOURNAL_FILE_HEADER_BYTES && le_get_u64(data + 16) == lsn;
+    return ok ? JOURNAL_HEADER_OK : JOURNAL_HEADER_BAD;
+}
+
+void journal_newer_format(char *message, size_t size, const char *name, uint32_t version)
+{
+    message_set(message, size, "%s is in store format version %u, newer than this libstock "
+                "%s reads (versions %u to %u): open the store with the libstock or stockd that "
+                "wrote it, or a newer one; nothing was changed", name, version, stock_version(),
+                JOURNAL_FORMAT_VERSION_MIN, JOURNAL_FORMAT_VERSION);
 }
 
 void journal_segment_name(char name[JOURNAL_NAME_MAX], uint64_t lsn)

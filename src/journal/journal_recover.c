@@ -31,6 +31,7 @@ typedef struct recovery {
     uint64_t cut_bytes;       /* up to its last non-zero byte */
     uint64_t cut_zero_bytes;  /* the zeros after that, cut too */
     uint64_t last_end;        /* end of the last valid record of the last segment */
+    uint32_t last_version;    /* the store format of the last segment */
     char *message;
     size_t size;
 } recovery;
@@ -156,12 +157,16 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
     uint64_t body_len = 0, checksum = 0;
     const char *why = NULL;
     bool damaged = false;
+    uint32_t version = 0;
     stock_code code = journal_snapshot_frame(fd, (uint64_t)info.st_size, lsn, header,
-                                             &body_len, &checksum, &why);
+                                             &body_len, &checksum, &why, &version);
     if (code == STOCK_OK) {
         code = load_snapshot(r, name, fd, buffer, header, body_len, checksum,
                              &damaged);
         why = "checksum mismatch";
+    } else if (code == STOCK_UNSUPPORTED) {
+        /* Not damage: an older snapshot must not stand in for it. */
+        journal_newer_format(r->message, r->size, name, version);
     } else if (code == STOCK_IO) {
         message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
     } else {
@@ -413,10 +418,17 @@ static stock_code recover_segment(recovery *r, size_t index, uint64_t *next)
     stock_code code = journal_map(r->log->dir_fd, name, &data, &len, r->message, r->size);
     if (code != STOCK_OK)
         return code;
-    if (!journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn)) {
+    uint32_t version = 0;
+    journal_header_result header =
+        journal_header_check(data, len, JOURNAL_SEGMENT_MAGIC, lsn, &version);
+    if (header == JOURNAL_HEADER_NEWER) {
+        journal_newer_format(r->message, r->size, name, version);
+        code = STOCK_UNSUPPORTED;
+    } else if (header != JOURNAL_HEADER_OK) {
         message_set(r->message, r->size, "%s, offset 0: bad segment header", name);
         code = STOCK_CORRUPT;
     } else {
+        r->last_version = version;
         code = replay_segment(r, name, lsn, last, data, len, next);
     }
     journal_unmap(data, len);
@@ -567,7 +579,10 @@ static stock_code finish(recovery *r)
     if (r->listing.segment_count == 0)
         return journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
     stock_code code = reopen_last(r);
-    if (code == STOCK_OK && r->last_end >= JOURNAL_SEGMENT_BYTES)
+    /* A segment of an older format takes no records of this one: a file's
+     * header names the format of everything in it. */
+    if (code == STOCK_OK && (r->last_end >= JOURNAL_SEGMENT_BYTES ||
+                             r->last_version < JOURNAL_FORMAT_VERSION))
         code = journal_segment_create(r->log, r->log->next_lsn, r->message, r->size);
     return code;
 }

@@ -44,7 +44,7 @@ static bool read_exact(int fd, uint8_t *data, size_t len, uint64_t offset)
 stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
                                   uint8_t header[JOURNAL_FILE_HEADER_BYTES],
                                   uint64_t *body_len, uint64_t *checksum,
-                                  const char **why)
+                                  const char **why, uint32_t *version)
 {
     assert(header != NULL && body_len != NULL && checksum != NULL && why != NULL);
     if (len < JOURNAL_FILE_HEADER_BYTES + JOURNAL_SNAPSHOT_TRAILER_BYTES) {
@@ -55,8 +55,11 @@ stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
     if (!read_exact(fd, header, JOURNAL_FILE_HEADER_BYTES, 0) ||
         !read_exact(fd, trailer, sizeof trailer, len - sizeof trailer))
         return STOCK_IO;
-    if (!journal_header_check(header, JOURNAL_FILE_HEADER_BYTES,
-                              JOURNAL_SNAPSHOT_MAGIC, lsn)) {
+    journal_header_result header_result = journal_header_check(
+        header, JOURNAL_FILE_HEADER_BYTES, JOURNAL_SNAPSHOT_MAGIC, lsn, version);
+    if (header_result == JOURNAL_HEADER_NEWER)
+        return STOCK_UNSUPPORTED;
+    if (header_result != JOURNAL_HEADER_OK) {
         *why = "bad snapshot header (offset 0)";
         return STOCK_CORRUPT;
     }
@@ -176,6 +179,7 @@ stock_code journal_snapshot_start(journal *log, journal_save_fn save,
     pid_t pid = fork();
     if (pid < 0) {
         log->attempt_bytes = log->log_bytes;
+        journal_snapshot_outcome(log, false);
         message_set(message, message_size, "cannot fork the snapshot writer: %s",
                     strerror(errno));
         return STOCK_IO;
@@ -196,11 +200,15 @@ static void snapshot_finished(journal *log, bool ok, int status)
         snprintf(temp, sizeof temp, "%s.tmp", name);
         unlinkat(log->dir_fd, temp, 0);
         log->attempt_bytes = log->child_log_bytes;
+        journal_snapshot_outcome(log, false);
         stock_log(&log->log_hook, STOCK_LOG_WARNING,
                   "writing snapshot %s failed (status %d); the log keeps "
-                  "everything, another try follows after more log", name, status);
+                  "everything, another try follows after more log; meanwhile the log "
+                  "and the next start-up's replay grow: check the disk's free space",
+                  name, status);
         return;
     }
+    journal_snapshot_outcome(log, true);
     uint64_t previous = log->snapshot_lsn;
     log->snapshot_lsn = log->child_lsn;
     struct stat info;
@@ -242,6 +250,10 @@ bool journal_snapshot_poll(journal *log, bool wait)
 
 void journal_remove_old(journal *log, uint64_t keep_lsn)
 {
+    /* A backup copies files of its own choosing: they all stay until the
+     * clean-up after the next snapshot, which removes everything older. */
+    if (atomic_load(&log->backups) > 0)
+        return;
     journal_listing listing;
     if (!journal_list(log->dir_fd, &listing, NULL, 0))
         return;   /* clean-up is retried after the next snapshot */

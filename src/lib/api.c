@@ -103,6 +103,40 @@ stock_code stock_get_stats(stock_t *store, stock_stats *stats)
     return store->ops->get_stats(store, stats);
 }
 
+stock_code stock_get_health(stock_t *store, stock_health *health)
+{
+    assert(store != NULL && health != NULL);
+    memset(health, 0, sizeof *health);
+    if (store->ops->get_health == NULL)
+        return STOCK_OK;
+    return store->ops->get_health(store, health);
+}
+
+stock_code stock_backup(stock_t *store, const char *dest, stock_backup_info *info,
+                        char *message)
+{
+    assert(store != NULL);
+    char sentence[STOCK_MESSAGE_MAX] = "";
+    stock_backup_info taken = {0};
+    stock_code code = STOCK_INVALID;
+    size_t len = dest == NULL ? 0 : strnlen(dest, STOCK_PATH_MAX);
+    if (len == 0 || len == STOCK_PATH_MAX)
+        message_set(sentence, sizeof sentence, "the backup's folder must be 1..%d bytes",
+                    STOCK_PATH_MAX - 1);
+    else if (store->ops->backup == NULL)
+        code = STOCK_UNSUPPORTED;
+    else
+        code = store->ops->backup(store, dest, &taken, sentence, sizeof sentence);
+    if (code == STOCK_UNSUPPORTED && sentence[0] == '\0')
+        message_set(sentence, sizeof sentence, "the %s backend takes no backups "
+                    "(use its own tools)", store->ops->name);
+    if (info != NULL)
+        *info = taken;
+    if (message != NULL)
+        memcpy(message, sentence, sizeof sentence);
+    return code;
+}
+
 /* Whether the op is one of the hold ops, which a backend may not keep. */
 static bool is_hold_op(const stock_op *op)
 {

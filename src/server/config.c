@@ -20,6 +20,11 @@
 #define CONFIG_REQUEST_BYTES_MIN 4096
 #define CONFIG_REQUEST_BYTES_MAX (512ULL << 20)
 #define CONFIG_IDLE_TIMEOUT_MAX (7 * 24 * 3600)
+/* --disk-min-free: 256 MiB by default, room for the snapshot of a few
+ * million lines and the log meanwhile (docs/operations.md, "Sizing"); at
+ * most 2^62, beyond any disk. */
+#define CONFIG_DISK_MIN_FREE_DEFAULT (256ull << 20)
+#define CONFIG_DISK_MIN_FREE_MAX (1ull << 62)
 
 typedef bool (*setting_fn)(config *cfg, const char *value, char *why, size_t size);
 
@@ -232,6 +237,11 @@ static bool set_max_request_bytes(config *cfg, const char *value, char *why, siz
                         &cfg->max_request_bytes, why, size);
 }
 
+static bool set_disk_min_free(config *cfg, const char *value, char *why, size_t size)
+{
+    return parse_number(value, 0, CONFIG_DISK_MIN_FREE_MAX, &cfg->disk_min_free_bytes, why, size);
+}
+
 static bool set_idle_timeout(config *cfg, const char *value, char *why, size_t size)
 {
     uint64_t n = 0;
@@ -299,6 +309,7 @@ static const setting settings[] = {
     {"maxclients", set_maxclients, "N  connections at once (default 10000)", false},
     {"max-request-bytes", set_max_request_bytes, "N  largest request (default 1048576)", false},
     {"idle-timeout", set_idle_timeout, "S  close clients idle, or not reading replies, S seconds (default 300, 0 = never)", false},
+    {"disk-min-free", set_disk_min_free, "BYTES  below this much free disk the store is not ready (default 268435456, 0 = no check)", false},
     {"durability", set_durability, "sync|relaxed  fsync before replying (default sync)", false},
     {"io-uring", set_io_uring, "yes|no  with sync durability, start each fsync through io_uring and\n"
      "                     go on reading while it runs (default yes; no, or io_uring\n"
@@ -339,6 +350,7 @@ static void set_defaults(config *cfg)
     cfg->http_port = 7380;
     cfg->maxclients = 10000;
     cfg->max_request_bytes = 1 << 20;
+    cfg->disk_min_free_bytes = CONFIG_DISK_MIN_FREE_DEFAULT;
     cfg->idle_timeout_s = 300;
     cfg->durability = STOCK_DURABILITY_SYNC;
     cfg->protected_mode = true;

@@ -44,6 +44,7 @@ typedef struct config {
     uint32_t maxclients;                /* connections at once, both ports */
     uint64_t max_request_bytes;         /* largest request (RESP or HTTP) */
     uint32_t idle_timeout_s;            /* close idle clients, 0 = never */
+    uint64_t disk_min_free_bytes;       /* not ready below this, 0 = off */
     stock_durability durability;
     bool protected_mode;                /* refuse a public bind with no password */
     bool io_uring;                      /* sync through the store's io_uring */

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "server/health.h"
 #include "server/metrics.h"
 
 #define METRICS_LINE_MAX 256
@@ -217,6 +218,28 @@ static bool render_store(stock_t *store, buf *out)
     return ok && render_sync(&stats, out);
 }
 
+/* The health checks as gauges, so that alerts need no HTTP probe. */
+static bool render_health(const health_report *health, buf *out)
+{
+    const struct { const char *name, *type, *help; uint64_t value; } gauges[] = {
+        {"stockd_store_failed", "gauge", "1 when the store failed closed (a write or sync of its log failed): every write answers IOERR until stockd is restarted.", health->store.failed},
+        {"stockd_ready", "gauge", "1 when /readyz answers 200: the store has not failed and the disk is not below --disk-min-free.", health->ready},
+        {"stockd_snapshot_failed", "gauge", "1 when the last snapshot try failed: the log and the next start-up's replay grow until one succeeds.", health->store.snapshot_failed},
+        {"stockd_snapshot_failures_total", "counter", "Snapshot tries that failed since start.", health->store.snapshot_failures},
+        {"stockd_disk_free_bytes", "gauge", "Free bytes of the file system holding the store (0: unknown).", health->store.disk_free_bytes},
+        {"stockd_disk_bytes", "gauge", "Size of that file system (0: unknown).", health->store.disk_bytes},
+        {"stockd_disk_low", "gauge", "1 when the free disk is below --disk-min-free.", health->disk_low},
+        {"stockd_replica_unreachable", "gauge", "1 when the store's read replica (postgres stock_replica) did not answer its last pre-check.", health->store.replica_unreachable},
+        {"stockd_replica_lag_bytes", "gauge", "WAL bytes the read replica had not replayed of the last commit, at its last pre-check.", health->store.replica_lag_bytes},
+    };
+    bool ok = true;
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        ok = ok && line(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", gauges[i].name,
+                        gauges[i].help, gauges[i].name, gauges[i].type, gauges[i].name,
+                        gauges[i].value);
+    return ok;
+}
+
 /* A SKU as a label value: backslash and double quote escaped (ids are
  * printable ASCII, so there is no newline to escape). */
 static void label_value(const char *sku, char *out)
@@ -251,10 +274,12 @@ static bool render_hot(const hot *h, uint64_t now_ms, buf *out)
     return ok;
 }
 
-bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store, buf *out)
+bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store,
+                    const health_report *health, buf *out)
 {
     assert(counters != NULL && h != NULL && store != NULL && out != NULL);
     return render_ops(counters, out) && render_batches(counters, out) &&
            render_latency(counters, out) &&
-           render_connections(counters, out) && render_store(store, out) && render_hot(h, now_ms, out);
+           render_connections(counters, out) && render_store(store, out) &&
+           render_health(health, out) && render_hot(h, now_ms, out);
 }

@@ -39,11 +39,14 @@ typedef struct metrics {
 void metrics_count_batch(metrics *counters, const stock_batch *batch,
                          uint64_t latency_us);
 
+struct health_report;
+
 /*
  * Appends the Prometheus text exposition of counters, of store's
- * stock_get_stats and of the hot SKUs of h at now_ms to out. Returns false
- * on out of memory.
+ * stock_get_stats, of the health report (health.h) and of the hot SKUs of
+ * h at now_ms to out. Returns false on out of memory.
  */
-bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store, buf *out);
+bool metrics_render(const metrics *counters, const hot *h, uint64_t now_ms, stock_t *store,
+                    const struct health_report *health, buf *out);
 
 #endif /* STOCK_SERVER_METRICS_H */

@@ -20,6 +20,7 @@
 #include "proto/http.h"
 #include "proto/request_json.h"
 #include "server/etag.h"
+#include "server/health.h"
 #include "server/idempotency.h"
 #include "server/listing.h"
 #include "server/log.h"
@@ -40,7 +41,7 @@ typedef enum route_kind {
     ROUTE_DEDUCT = REQUEST_DEDUCT, ROUTE_ORDER = REQUEST_ORDER, ROUTE_REFUND = REQUEST_REFUND,
     ROUTE_LINE = REQUEST_LINE, ROUTE_HOLD = REQUEST_HOLD, ROUTE_CONFIRM = REQUEST_CONFIRM,
     ROUTE_RELEASE = REQUEST_RELEASE, ROUTE_HOLD_ORDER = REQUEST_HOLD_ORDER,
-    ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT,
+    ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_READY, ROUTE_METRICS, ROUTE_HOT,
     ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES
 } route_kind;
 
@@ -135,11 +136,13 @@ static void reply_json(conn *c, bool keep_alive, int status, json_t *body, const
     reply_finish(c, mark, write_json(out, status, body, extra, keep_alive), keep_alive);
 }
 
-static void reply_text(conn *c, bool keep_alive, const char *type, const char *body, size_t len)
+static void reply_text(conn *c, bool keep_alive, int status, const char *type, const char *body,
+                       size_t len)
 {
     size_t mark = 0;
     buf *out = conn_reply_begin(c, &mark);
-    reply_finish(c, mark, http_write_response(out, 200, type, NULL, body, len, keep_alive), keep_alive);
+    reply_finish(c, mark, http_write_response(out, status, type, NULL, body, len, keep_alive),
+                 keep_alive);
 }
 
 /* Tells a client that sent "Expect: 100-continue" to send its body. */
@@ -316,10 +319,13 @@ static void route_store(conn *c, const http_request *req, route_kind kind, const
 static void route_metrics(conn *c, const http_request *req)
 {
     buf text = {0};
-    if (!metrics_render(&c->srv->counters, &c->srv->hot, server_now_ms(c->srv), c->srv->store, &text))
+    health_report health;
+    health_read(c->srv, &health);
+    if (!metrics_render(&c->srv->counters, &c->srv->hot, server_now_ms(c->srv), c->srv->store,
+                        &health, &text))
         reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
     else
-        reply_text(c, req->keep_alive, ROUTES_METRICS_TYPE, (const char *)text.data, text.len);
+        reply_text(c, req->keep_alive, 200, ROUTES_METRICS_TYPE, (const char *)text.data, text.len);
     buf_free(&text);
 }
 
@@ -374,6 +380,7 @@ typedef struct route_entry {
 
 static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH, AUTH_NONE},
+    {{"readyz"}, 1, HTTP_GET, ROUTE_READY, AUTH_NONE},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
     {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
     {{"v1", "skus"}, 2, HTTP_GET, ROUTE_LIST_SKUS, AUTH_READ_ONLY},
@@ -440,12 +447,29 @@ static bool permitted(conn *c, const http_request *req, const route_entry *entry
     return false;
 }
 
+/* Liveness (/healthz): 503 once the store failed closed, which a restart
+ * mends. Readiness (/readyz): 503 also while the disk is low, which a
+ * restart does not mend. Both carry the whole report (health.h). */
+static void route_health(conn *c, const http_request *req, bool readiness)
+{
+    health_report report;
+    health_read(c->srv, &report);
+    bool ok = readiness ? report.ready : report.alive;
+    json_t *body = health_json(c->srv, &report, readiness);
+    char *text = body == NULL ? NULL : json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        conn_close(c);
+        return;
+    }
+    reply_text(c, req->keep_alive, ok ? 200 : 503, ROUTES_JSON_TYPE, text, strlen(text));
+    free(text);
+}
+
 static void dispatch(conn *c, const http_request *req, const path *p, route_kind kind)
 {
     switch (kind) {
-    case ROUTE_HEALTH:
-        reply_text(c, req->keep_alive, ROUTES_JSON_TYPE, "{\"status\":\"ok\"}", 15);
-        break;
+    case ROUTE_HEALTH: case ROUTE_READY: route_health(c, req, kind == ROUTE_READY); break;
     case ROUTE_METRICS: route_metrics(c, req); break;
     case ROUTE_HOT: route_hot(c, req); break;
     case ROUTE_LIST_SKUS: case ROUTE_LIST_SKU_LINES: case ROUTE_LIST_ORDER_LINES:

@@ -10,6 +10,7 @@
 
 #include "server/batch.h"
 #include "server/conn.h"
+#include "server/health.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -109,6 +110,7 @@ void server_maybe_finish(server *srv)
         close_handle((uv_handle_t *)&srv->completions);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->grace);
+    health_stop(srv);
     close_handle((uv_handle_t *)&srv->signals[0]);
     close_handle((uv_handle_t *)&srv->signals[1]);
 }
@@ -191,6 +193,7 @@ static int start_handles(server *srv)
     srv->sweep.data = srv->grace.data = srv;
     if (srv->cfg->idle_timeout_s > 0)
         uv_timer_start(&srv->sweep, on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
+    health_start(srv);
     const int signums[2] = {SIGTERM, SIGINT};
     for (int i = 0; i < 2; i++) {
         uv_signal_init(srv->loop, &srv->signals[i]);

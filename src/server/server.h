@@ -83,6 +83,8 @@ typedef struct server {
     bool polling_completions;          /* completions is initialised */
     uv_timer_t sweep;                  /* idle timeout */
     uv_timer_t grace;                  /* shutdown deadline */
+    uv_timer_t health_watch;           /* health.h: logs a low disk */
+    bool disk_low;                     /* as the watch last logged it */
     uv_signal_t signals[2];            /* SIGTERM, SIGINT */
 
     struct batch *gathering;           /* ops read this turn, not submitted */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/health.h"
 #include "server/session.h"
 
 #define SESSION_INFO_MAX 8192     /* bytes of the INFO text, hot SKUs included */
@@ -22,7 +23,12 @@ void session_ping(conn *c, const resp_request *r)
         commands_reply_error(c, "ERR", "wrong number of arguments for 'ping' command");
         return;
     }
-    if (r->argc == 2)
+    /* A health check's PING: a store that failed closed is no PONG. */
+    health_report health;
+    health_read(c->srv, &health);
+    if (!health.alive)
+        commands_reply_error(c, "IOERR", "%s", health.store.failure);
+    else if (r->argc == 2)
         commands_reply_bulk(c, r->argv[1].ptr, r->argv[1].len);
     else
         commands_reply_simple(c, "PONG");
@@ -320,6 +326,8 @@ void session_info(conn *c, const resp_request *r)
     server *srv = c->srv;
     stock_stats stats;
     stock_get_stats(srv->store, &stats);
+    health_report health;
+    health_read(srv, &health);
     char text[SESSION_INFO_MAX];
     int len = snprintf(text, sizeof text,
         "# Server\r\nredis_version:%s\r\nstockd_version:%s\r\nredis_mode:standalone\r\n"
@@ -334,7 +342,11 @@ void session_info(conn *c, const resp_request *r)
         "recovery_snapshot_lsn:%llu\r\nrecovery_records:%llu\r\n"
         "recovery_torn_bytes:%llu\r\nrecovery_ms:%llu\r\n"
         "holds_outstanding:%llu\r\nheld_units:%llu\r\nhold_expiries:%llu\r\n"
-        "hold_confirmations:%llu\r\nhold_releases:%llu\r\n",
+        "hold_confirmations:%llu\r\nhold_releases:%llu\r\n\r\n"
+        "# Health\r\nstore_failed:%d\r\nready:%d\r\nsnapshot_failed:%d\r\n"
+        "snapshot_failures:%llu\r\ndisk_free_bytes:%llu\r\ndisk_bytes:%llu\r\n"
+        "disk_min_free_bytes:%llu\r\ndisk_low:%d\r\nreplica_unreachable:%d\r\n"
+        "replica_lag_bytes:%llu\r\n",
         SESSION_REDIS_VERSION, STOCK_VERSION, (long)getpid(), srv->cfg->port,
         srv->cfg->http_port, (unsigned long long)((server_now_ms(srv) - srv->started_ms) / 1000),
         (unsigned long long)srv->counters.connections_open, srv->cfg->maxclients,
@@ -351,7 +363,12 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)stats.recovery_torn_bytes, (unsigned long long)stats.recovery_ms,
         (unsigned long long)stats.holds_outstanding, (unsigned long long)stats.held_units,
         (unsigned long long)stats.hold_expiries, (unsigned long long)stats.hold_confirmations,
-        (unsigned long long)stats.hold_releases);
+        (unsigned long long)stats.hold_releases, health.store.failed, health.ready,
+        health.store.snapshot_failed, (unsigned long long)health.store.snapshot_failures,
+        (unsigned long long)health.store.disk_free_bytes,
+        (unsigned long long)health.store.disk_bytes,
+        (unsigned long long)srv->cfg->disk_min_free_bytes, health.disk_low,
+        health.store.replica_unreachable, (unsigned long long)health.store.replica_lag_bytes);
     assert(len > 0 && (size_t)len < sizeof text);
     len += info_hot(srv, text + len, sizeof text - (size_t)len);
     commands_reply_bulk(c, text, (size_t)len);

@@ -11,6 +11,12 @@
 #
 # fiu_run_controlled FIFO PROGRAM ARGS...: the same with remote control on
 # FIFO-<pid>, for fiu-ctrl -f FIFO.
+#
+# fiu_wrap_stockd BIN FIFO [ARGS...]: makes BIN/stockd a script that runs
+# the real one (moved to BIN/stockd.real) with ARGS first, under fiu-run
+# with remote control on FIFO, so that start_stockd (tests/system/server_helpers.sh) starts it
+# that way and its PID is stockd's own (exec); fiu_unwrap_stockd BIN puts
+# the real one back.
 command -v fiu-run >/dev/null ||
     { echo "FAIL: fiu-run is missing (scripts/install-deps.sh installs fiu-utils)"; exit 1; }
 FIU_POSIX_PRELOAD=/usr/lib/fiu/fiu_posix_preload.so
@@ -32,4 +38,22 @@ fiu_run_controlled() {
         ;;
     *) fiu-run -x -f "$fifo" "$@" ;;
     esac
+}
+
+fiu_wrap_stockd() {
+    local bin=$1 fifo=$2
+    shift 2
+    local args="$*"
+    mv "$bin/stockd" "$bin/stockd.real" 2>/dev/null || true
+    case "$BUILD" in
+    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" %s "$@"\n' \
+               "$fifo" "$(gcc -print-file-name=libasan.so)" "$FIU_RUN_PRELOAD" \
+               "$FIU_POSIX_PRELOAD" "$bin/stockd.real" "$args" >"$bin/stockd" ;;
+    *) printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" %s "$@"\n' "$fifo" "$bin/stockd.real" "$args" >"$bin/stockd" ;;
+    esac
+    chmod +x "$bin/stockd"
+}
+
+fiu_unwrap_stockd() {
+    mv "$1/stockd.real" "$1/stockd"
 }

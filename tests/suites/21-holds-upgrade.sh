@@ -25,24 +25,18 @@ trap 'rm -rf "$dir"' EXIT
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-# get STORE SKU WANT: the SKU's totals as JSON, compared field by field.
-get() {
-    local out
-    out=$("$ctl" --store "$1" --json get "$2") || fail "get $2 on $1: $out"
-    [ "$(echo "$out" | jq -c '[.available,.adjusted,.deducted,.refunded,.held]')" = "$3" ] ||
-        fail "get $2 on $1: $out, wanted [available,adjusted,deducted,refunded,held] = $3"
-}
+. "$(dirname "$0")/../harness/sku_totals.sh"
 
 check_v1_log() {
-    get "$1" A "[$((106 - $2)),110,5,1,$2]"
-    get "$1" B "[60,64,4,0,0]"
+    sku_totals "$1" A "[$((106 - $2)),110,5,1,$2]"
+    sku_totals "$1" B "[60,64,4,0,0]"
     "$ctl" --store "$1" --json line L3 | jq -e '.order_id == "O1" and .qty == 4' >/dev/null ||
         fail "line L3 of $1"
 }
 
 check_v1_snapshot() {
-    get "$1" A "[$((90 - $2)),94,5,1,$2]"
-    get "$1" B "[41,45,5,1,0]"
+    sku_totals "$1" A "[$((90 - $2)),94,5,1,$2]"
+    sku_totals "$1" B "[41,45,5,1,0]"
 }
 
 for name in v1-log v1-snapshot; do
@@ -72,9 +66,9 @@ for name in v1-log v1-snapshot; do
         "$ctl" --store "$uri" --json hold-info H2 | jq -e '.state == "confirmed" and .confirmed == 1' >/dev/null ||
             fail "$name ($round): H2 is not confirmed"
         if [ "$name" = v1-log ]; then
-            get "$store" A "[$((106 - 2 - 1)),110,6,1,2]"
+            sku_totals "$store" A "[$((106 - 2 - 1)),110,6,1,2]"
         else
-            get "$store" A "[$((90 - 2 - 1)),94,6,1,2]"
+            sku_totals "$store" A "[$((90 - 2 - 1)),94,6,1,2]"
         fi
     done
     ls "$store" | grep -q '^snap-' || fail "$name: no snapshot after the holds"

@@ -51,6 +51,7 @@ LAST_WORDS="is not an IPv4 or IPv6 address"; bad_flag --bind localhost:1
 LAST_WORDS="unknown setting 'bogus'"; bad_flag --bogus 1
 LAST_WORDS="needs a value"; bad_flag --port
 LAST_WORDS="nothing to serve"; bad_flag --port 0 --http-port 0
+LAST_WORDS="disk-min-free 'x' must be an integer in 0..4611686018427387904"; bad_flag --disk-min-free x
 LAST_WORDS="No such file"; bad_flag --config "$dir/missing.conf"
 printf '# comment\nport 99999\n' >"$dir/bad.conf"
 LAST_WORDS="bad.conf:2: port '99999' must be"; bad_flag --config "$dir/bad.conf"
@@ -136,7 +137,13 @@ check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R ord
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
 check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
 check "nothing changed by bad input" 5 "$(R stock A12)"
-check "COMMAND COUNT" 25 "$(R command count)"
+check "COMMAND COUNT" 26 "$(R command count)"
+# BACKUP (docs/protocol.md): a folder on the server, never one that exists.
+R backup "$dir/backup" >/dev/null
+[ -f "$dir/backup/BACKUP" ] || fail "BACKUP left no manifest in $dir/backup"
+check "BACKUP into an existing folder" "INVALID $dir/backup exists: a backup or a restore goes into a new folder" \
+    "$(R backup "$dir/backup")"
+check "BACKUP with an empty folder" "INVALID the backup's folder must be 1..4095 bytes, no NUL" "$(R backup "")"
 # LIST: a page of SKUs or lines, each entry an array.
 check "LIST SKUS" "$(printf 'A12\n5\n9\n6\n2\n0')" "$(R list skus limit 1)"
 check "LIST SKULINES" "$(printf 'L4\nA12\nO1\n1\n0')" "$(R list skulines A12 after L1 limit 1 | head -5)"
@@ -423,7 +430,8 @@ check "order of holds with a hold not an object" "$(problem 400 INVALID 'hold 2:
     "$(http POST /v1/hold-orders '{"order_id":"HO11","holds":[{"hold_id":"HH3"},"HH4"]}')"
 check "release with a field" "$(problem 400 INVALID "unknown field 'qty'")" "$(http POST /v1/holds/HH3/release '{"qty":1}')"
 check "unknown hold" "$(problem 404 NOTFOUND 'hold=nope' ',"hold_id":"nope"')" "$(http GET /v1/holds/nope)"
-check "healthz" '200 {"status":"ok"}' "$(http GET /healthz)"
+check "healthz" '200 ok' "$(http GET /healthz | sed 's/^\([0-9]*\) .*"status":"\([a-z ]*\)".*/\1 \2/')"
+check "readyz" '200 ok' "$(http GET /readyz | sed 's/^\([0-9]*\) .*"status":"\([a-z ]*\)".*/\1 \2/')"
 check "unknown route" '404' "$(http GET /v2/x | cut -c1-3)"
 check "wrong method" '405' "$(http DELETE /v1/skus/W1 | cut -c1-3)"
 curl -s -i -X DELETE "$H/v1/skus/W1" | tr -d '\r' | grep -qx 'Allow: PUT, GET' || fail "a 405 names the allowed methods"
@@ -649,6 +657,7 @@ cases = [
     ("GET", "/v1/skus/PY1/lines", None, None, 200, None),
     ("GET", "/v1/orders/PY-O1/lines", None, None, 200, None),
     ("GET", "/healthz", None, None, 200, None),
+    ("GET", "/readyz", None, None, 200, None),
     ("GET", "/metrics", None, None, 200, None),
     ("POST", "/v1/deductions", {"line_id": "PY-L3", "sku": "PY1", "qty": 0}, None, 400, "INVALID"),
     ("GET", "/v1/skus/PY9", None, None, 404, "NOTFOUND"),

@@ -83,35 +83,17 @@ kill_stockd() {
     stockd_pid=""
 }
 
-acks() { cat "$dir"/client-*.log | grep -c '^ack' || true; }
-
 use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
 BIN=$dir/bin
 restart_stockd
 check_recovery fresh
-for i in $(seq 0 $((skus - 1))); do
-    "$BIN/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
-done
-for c in 1 2; do
-    "$BIN/server_crash_client" "$uri" "c$c" "$skus" "$dir/client-$c.log" &
-    client_pids+=($!)
-done
-
-# wait_for_progress N: waits (up to 20 s: recovery is slow under ASan on a
-# busy machine) until more than N ops are acknowledged.
-wait_for_progress() {
-    for _ in $(seq 100); do
-        [ "$(acks)" -gt "$1" ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
+start_crash_clients "$uri" "$skus" "$level" "$dir"
 
 before=0
 for round in $(seq "$rounds"); do
-    wait_for_progress "$before" || fail "round $round: no acknowledged ops since the last restart"
+    wait_for_crash_client_acks "$dir" "$before" || fail "round $round: no acknowledged ops since the last restart"
     sleep "1.$((RANDOM % 10))"
-    now=$(acks)
+    now=$(crash_client_acks "$dir")
     echo "round $round: $now acknowledged so far; kill -9 stockd"
     kill_stockd
     sleep 0.$((RANDOM % 5))
@@ -119,13 +101,11 @@ for round in $(seq "$rounds"); do
     check_recovery replayed
     before=$now
 done
-wait_for_progress "$before" || fail "no acknowledged ops after the last restart"
+wait_for_crash_client_acks "$dir" "$before" || fail "no acknowledged ops after the last restart"
 sleep 1
 
-for pid in "${client_pids[@]}"; do kill -TERM "$pid"; done
-for pid in "${client_pids[@]}"; do
-    wait "$pid" || fail "a client reported a broken rule or could not settle its ops"
-done
+stop_crash_clients "${client_pids[@]}" ||
+    fail "a client reported a broken rule or could not settle its ops"
 client_pids=()
 
 echo "== check after $rounds crashes"

@@ -91,19 +91,11 @@ stockd_fault() {
     n=$((n + 1))
     data=$work/stockd-$n log=$work/stockd-$n.log
     port=$(pick_port 17600 17609)
-    mv "$BIN/stockd" "$BIN/stockd.real" 2>/dev/null || true
     # stockd syncs through io_uring by default, which the preload cannot
     # see: the fdatasync faults run it on the path that calls fdatasync.
     local io_uring=yes
     [ "$point" != posix/io/sync/fdatasync ] || io_uring=no
-    printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" --io-uring %s "$@"\n' "$work/fiu" \
-        "$BIN/stockd.real" "$io_uring" >"$BIN/stockd"
-    case "$BUILD" in
-    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" --io-uring %s "$@"\n' \
-               "$work/fiu" "$(gcc -print-file-name=libasan.so)" "$FIU_RUN_PRELOAD" \
-               "$FIU_POSIX_PRELOAD" "$BIN/stockd.real" "$io_uring" >"$BIN/stockd" ;;
-    esac
-    chmod +x "$BIN/stockd"
+    fiu_wrap_stockd "$BIN" "$work/fiu" --io-uring "$io_uring"
     start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not start under fiu-run"
     stockd_pid=$STOCKD_PID
     /usr/bin/python3 - "$port" "$work/acks" "$before" <<'PY' || fail "deductions before the fault"
@@ -143,7 +135,7 @@ PY
         "$log" || fail_with_log "$log" "stockd's log does not say why the store broke"
     kill -TERM "$stockd_pid"
     wait "$stockd_pid" || true
-    mv "$BIN/stockd.real" "$BIN/stockd"
+    fiu_unwrap_stockd "$BIN"
     start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not restart"
     stockd_pid=$STOCKD_PID
     /usr/bin/python3 - "$port" "$work/acks" "$before" <<'PY' || fail "the check after the restart"

@@ -8,12 +8,16 @@
  * one in stock. First it freezes the replica (SIGSTOP to REPLICA_PID and its
  * children): a deduction must still succeed on the primary, within a few
  * seconds (the backend gives a silent replica PG_REPLICA_TIMEOUT_MS, then
- * drops it). Then it thaws the replica, waits until it has replayed
- * everything and the backend may reconnect to it, and STOPS THE
+ * drops it), and stock_get_health must say the replica is unreachable.
+ * Then it thaws the replica, waits until it has replayed everything and
+ * the backend may reconnect to it, pauses the replica's replay and deducts
+ * twice: health must report the replica's lag in bytes; it resumes the
+ * replay, waits for it again, and STOPS THE
  * PRIMARY (SIGINT to PRIMARY_PID) and deducts again: the sold-out SKU must
  * still answer INSUFFICIENT available=0 (only the replica can have said so),
  * and the SKU in stock must fail with UNAVAILABLE (nobody may sell
- * it without the primary). Exits 0 when both hold.
+ * it without the primary); health then reports the replica reachable and
+ * caught up. Exits 0 when all of it holds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +90,55 @@ static int wait_replayed(const char *primary_uri, const char *replica_uri)
     PQfinish(primary);
     PQfinish(replica);
     return ok;
+}
+
+/* Runs sql (a replay pause or resume) on the replica; 0 or -1. */
+static int on_replica(const char *replica_uri, const char *sql)
+{
+    PGconn *replica = PQconnectdb(replica_uri);
+    PGresult *result = PQexec(replica, sql);
+    int ok = PQresultStatus(result) == PGRES_TUPLES_OK ? 0 : -1;
+    if (ok != 0)
+        fprintf(stderr, "pg_replica: %s: %s", sql, PQerrorMessage(replica));
+    PQclear(result);
+    PQfinish(replica);
+    return ok;
+}
+
+/* Checks what stock_get_health says of the replica: unreachable or not,
+ * and a lag above 0 or exactly 0. */
+static int replica_health_is(stock_t *store, bool unreachable, bool lagging, const char *when)
+{
+    stock_health health;
+    stock_get_health(store, &health);
+    printf("replica health %s: unreachable %d, lag %llu bytes\n", when,
+           health.replica_unreachable, (unsigned long long)health.replica_lag_bytes);
+    bool ok = health.replica_unreachable == unreachable &&
+              (health.replica_lag_bytes > 0) == lagging;
+    if (!ok)
+        fprintf(stderr, "pg_replica: wanted unreachable %d and %s lag %s\n", unreachable,
+                lagging ? "some" : "no", when);
+    return ok ? 0 : -1;
+}
+
+/* With the replica's replay paused, a deduction commits on the primary
+ * and the next one finds the replica behind it. */
+static int deduct_with_paused_replay(stock_t *store, const char *sku, const char *replica_uri)
+{
+    char line[REPLICA_ID_SIZE + 32], message[STOCK_MESSAGE_MAX];   /* sku-paused-N */
+    if (on_replica(replica_uri, "SELECT pg_wal_replay_pause()") != 0)
+        return -1;
+    int ok = 0;
+    for (int i = 0; ok == 0 && i < 2; i++) {
+        snprintf(line, sizeof line, "%s-paused-%d", sku, i);
+        if (stock_deduct(store, line, sku, 1, NULL, message) != STOCK_OK) {
+            fprintf(stderr, "pg_replica: deduction with the replay paused: %s\n", message);
+            ok = -1;
+        }
+    }
+    if (ok == 0)
+        ok = replica_health_is(store, false, true, "with its replay paused");
+    return on_replica(replica_uri, "SELECT pg_wal_replay_resume()") == 0 ? ok : -1;
 }
 
 /* Lists pid and its children (a postmaster's backends) into pids; returns
@@ -203,19 +256,23 @@ int main(int argc, char **argv)
     if (stock_set(store, out, 0, NULL, NULL, message) != STOCK_OK ||
         stock_set(store, in, 5, NULL, NULL, message) != STOCK_OK ||
         deduct_with_frozen_replica(store, in, (pid_t)atol(argv[4])) != 0 ||
+        replica_health_is(store, true, false, "after it froze") != 0 ||
         wait_replayed(argv[1], argv[2]) != 0)
         return 1;
     for (int i = 0; i < REPLICA_RETRY_WAIT_TICKS; i++)
         pause_100ms();
+    if (deduct_with_paused_replay(store, in, argv[2]) != 0 || wait_replayed(argv[1], argv[2]) != 0)
+        return 1;
     if (stop_primary((pid_t)atol(argv[3])) != 0)
         return 1;
     stock_code sold_out = stock_deduct(store, line_out, out, 1, &available, message);
     printf("sold-out SKU with the primary stopped: %s %s\n", stock_code_name(sold_out), message);
+    bool caught_up = replica_health_is(store, false, false, "caught up") == 0;
     stock_code in_stock = stock_deduct(store, line_in, in, 1, NULL, message);
     printf("SKU in stock with the primary stopped: %s %s\n", stock_code_name(in_stock), message);
     stock_close(store);
     bool ok = sold_out == STOCK_INSUFFICIENT && available == 0 &&
-              in_stock == STOCK_UNAVAILABLE;
+              in_stock == STOCK_UNAVAILABLE && caught_up;
     printf("pg_replica: %s\n", ok ? "the replica answered alone for the sold-out SKU"
                                    : "FAILED");
     return ok ? 0 : 1;

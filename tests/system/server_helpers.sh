@@ -111,3 +111,47 @@ fail_with_log() {
     tail -n 20 "$log" 2>/dev/null || true
     exit 1
 }
+
+# The server_crash_client processes of a suite (46, 85) log to
+# DIR/client-*.log; these start, read and stop them.
+#
+# start_crash_clients URI SKU_COUNT LEVEL DIR: sets SKUs S0.. to LEVEL
+# through $BIN/stockctl, then starts two $BIN/server_crash_client (ids
+# c1-..., c2-...) logging to DIR/client-1.log and -2.log, in the
+# background; their PIDs are appended to the caller's client_pids array.
+start_crash_clients() {
+    local uri=$1 skus=$2 level=$3 folder=$4 i c
+    for i in $(seq 0 $((skus - 1))); do
+        "$BIN/stockctl" --store "$uri" set "S$i" "$level" >/dev/null
+    done
+    for c in 1 2; do
+        "$BIN/server_crash_client" "$uri" "c$c" "$skus" "$folder/client-$c.log" &
+        client_pids+=($!)
+    done
+}
+#
+# crash_client_acks DIR: how many replies acknowledged an op so far.
+crash_client_acks() {
+    cat "$1"/client-*.log 2>/dev/null | grep -c '^ack' || true
+}
+
+# wait_for_crash_client_acks DIR N: waits (up to 20 s: recovery is slow
+# under ASan on a busy machine) until more than N ops are acknowledged;
+# returns 1 if that never happens.
+wait_for_crash_client_acks() {
+    for _ in $(seq 100); do
+        [ "$(crash_client_acks "$1")" -gt "$2" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# stop_crash_clients PID...: SIGTERM to each (it settles its unknown ops
+# and exits), then waits for all; returns 1 if one reported a broken rule
+# or could not settle.
+stop_crash_clients() {
+    local pid status=0
+    for pid in "$@"; do kill -TERM "$pid"; done
+    for pid in "$@"; do wait "$pid" || status=1; done
+    return $status
+}

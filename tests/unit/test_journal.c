@@ -524,6 +524,92 @@ static void test_snapshot_threshold_grows_with_the_state(void **unused)
     journal_close(log);
 }
 
+/* True if the file name exists in dir. */
+static bool exists_in(const char *dir, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* A backup pins its files: two snapshots that would delete its snapshot
+ * and segments while it copies delete nothing; the copy, restored into a
+ * new folder, recovers exactly the records before the backup point (the
+ * records appended after it are not there); the clean-up catches up after
+ * the next snapshot. Restore refuses a folder without the manifest and
+ * one whose file is short. */
+static void test_backup_pins_and_restores(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    for (unsigned i = 0; i < 3; i++)
+        append_record(log, &state, i);
+    assert_int_equal(journal_snapshot_start(log, save_state, &state, message, sizeof message),
+                     STOCK_OK);
+    assert_true(journal_snapshot_poll(log, true));
+    append_record(log, &state, 3);
+    journal_backup backup;
+    assert_int_equal(journal_backup_begin(log, &backup, message, sizeof message), STOCK_OK);
+    assert_int_equal(backup.end_lsn, 4);
+    assert_int_equal(backup.snapshot_lsn, 3);
+    assert_int_equal(backup.count, 2);   /* snap-3 and log-3 */
+    for (unsigned round = 0; round < 2; round++) {
+        append_record(log, &state, 4 + round);
+        assert_int_equal(journal_snapshot_start(log, save_state, &state, message,
+                                                sizeof message), STOCK_OK);
+        assert_true(journal_snapshot_poll(log, true));
+    }
+    assert_true(exists_in(folder, "snap-0000000000000003.snap"));
+    assert_true(exists_in(folder, "log-0000000000000003.wal"));
+    char dest[sizeof folder + 8], restored[sizeof folder];
+    snprintf(dest, sizeof dest, "%s/backup", folder);
+    snprintf(restored, sizeof restored, "%.40s.restored", folder);
+    uint64_t bytes = 0;
+    assert_int_equal(journal_backup_copy(log, &backup, dest, &bytes, message, sizeof message),
+                     STOCK_OK);
+    assert_true(bytes > 0 && exists_in(dest, JOURNAL_BACKUP_MANIFEST));
+    assert_int_equal(journal_backup_copy(log, &backup, dest, &bytes, message, sizeof message),
+                     STOCK_INVALID);   /* dest exists */
+    journal_backup_end(log, &backup);
+    append_record(log, &state, 6);
+    assert_int_equal(journal_snapshot_start(log, save_state, &state, message, sizeof message),
+                     STOCK_OK);
+    assert_true(journal_snapshot_poll(log, true));
+    assert_false(exists_in(folder, "snap-0000000000000003.snap"));
+    journal_close(log);
+
+    journal_backup restore;
+    assert_int_equal(journal_restore(dest, restored, &restore, &bytes, message, sizeof message),
+                     STOCK_OK);
+    assert_int_equal(restore.end_lsn, 4);
+    char saved[sizeof folder];
+    memcpy(saved, folder, sizeof folder);
+    snprintf(folder, sizeof folder, "%s", restored);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 4);
+    assert_memory_equal(state.records[3], "record-3", 8);
+    journal_close(log);
+    memcpy(folder, saved, sizeof folder);
+    assert_int_equal(nftw(restored, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+
+    /* A short file, then no manifest: refused, nothing made. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/log-0000000000000003.wal", dest);
+    assert_int_equal(truncate(path, 100), 0);
+    assert_int_equal(journal_restore(dest, restored, &restore, &bytes, message, sizeof message),
+                     STOCK_INVALID);
+    assert_non_null(strstr(message, "log-0000000000000003.wal is missing or not the"));
+    snprintf(path, sizeof path, "%s/%s", dest, JOURNAL_BACKUP_MANIFEST);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(journal_restore(dest, restored, &restore, &bytes, message, sizeof message),
+                     STOCK_INVALID);
+    assert_non_null(strstr(message, "is not a finished backup"));
+    assert_false(exists_in(restored, "."));
+}
+
 /* An application that ignores SIGCHLD has its children reaped for it:
  * the snapshot still counts once its file is in place. */
 static void test_snapshot_with_sigchld_ignored(void **unused)
@@ -974,6 +1060,7 @@ int main(void)
         FOLDER_TEST(test_bad_last_record_is_cut),
         FOLDER_TEST(test_snapshots_and_fallback),
         FOLDER_TEST(test_snapshot_threshold_grows_with_the_state),
+        FOLDER_TEST(test_backup_pins_and_restores),
         FOLDER_TEST(test_snapshot_with_sigchld_ignored),
         FOLDER_TEST(test_gap_is_refused),
         FOLDER_TEST(test_damage_in_closed_segment),

@@ -240,6 +240,20 @@ const ctl_command ctl_commands[] = {
      "Shows the counters the backend keeps since the store was opened (for a\n"
      "server: this connection's, not the server's).\n",
      0, 0, 0, prepare_stats, NULL},
+    {"backup", "URI DEST", "take an online backup of a live store",
+     "Backs up the store at URI into the new folder DEST while it keeps serving:\n"
+     "a data folder (in-process, when no one else has it open) or stockd://\n"
+     "(the server writes DEST on its own machine, a path as it sees it).\n"
+     "The backup holds every operation acknowledged before the command and\n"
+     "nothing after its point, which it prints (records, as an lsn). The\n"
+     "manifest BACKUP is written last: a folder without it is unfinished.\n"
+     "Ignores --store.\n",
+     2, 2, 0, NULL, ctl_backup},
+    {"restore", "SRC DIR", "restore a backup into a new data folder",
+     "Checks the backup SRC (its manifest, every file at its size), copies it\n"
+     "into DIR, which must not exist, and opens DIR once to prove it\n"
+     "recovers. Then start stockd with --store DIR. Ignores --store.\n",
+     2, 2, 0, NULL, ctl_restore},
     {"publish", "KIND [FILE]",
      "queue requests for stockintake and print their results",
      "Options: --broker URL, --prefix P, --wait SECONDS.\n"

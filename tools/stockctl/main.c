@@ -276,19 +276,25 @@ static void print_library_message(void *user, stock_log_level level,
         fprintf(stderr, "stockctl: libstock: %s\n", message);
 }
 
+int ctl_open(const ctl_args *args, const char *uri, stock_t **store)
+{
+    char message[STOCK_MESSAGE_MAX];
+    const stock_config config = {.log = print_library_message};
+    stock_code code = stock_open(uri, &config, store, message);
+    if (code == STOCK_OK)
+        return CTL_EXIT_OK;
+    char failure[sizeof message + 120];
+    snprintf(failure, sizeof failure, "cannot open the store '%.80s': %s", uri, message);
+    return ctl_print_failure(args, code, failure);
+}
+
 static int run(const ctl_args *args, ctl_request *request)
 {
     stock_t *store = NULL;
-    char message[STOCK_MESSAGE_MAX];
-    const stock_config config = {.log = print_library_message};
-    stock_code code = stock_open(args->store_uri, &config, &store, message);
-    if (code != STOCK_OK) {
-        char failure[sizeof message + 120];
-        snprintf(failure, sizeof failure, "cannot open the store '%.80s': %s",
-                 args->store_uri, message);
-        return ctl_print_failure(args, code, failure);
-    }
-    int exit_code = ctl_run(store, args, request);
+    int exit_code = ctl_open(args, args->store_uri, &store);
+    if (exit_code != CTL_EXIT_OK)
+        return exit_code;
+    exit_code = ctl_run(store, args, request);
     /* Text output goes through printf unchecked: a full disk or a closed
      * pipe shows here, and a script must not read exit 0 as "printed". */
     if ((fflush(stdout) != 0 || ferror(stdout)) && exit_code != CTL_EXIT_INTERNAL) {

@@ -312,3 +312,21 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
         printf("%-24s %" PRIu64 "\n", fields[i].name, fields[i].value);
     return ctl_exit_code(code);
 }
+
+int ctl_print_backup(const ctl_args *args, const char *verb, const char *folder,
+                     const stock_backup_info *info)
+{
+    if (args->json) {
+        json_t *object = json_result(STOCK_OK);
+        json_object_set_new(object, verb, json_string(folder));
+        json_object_set_new(object, "end_lsn", json_integer((json_int_t)info->end_lsn));
+        json_object_set_new(object, "snapshot_lsn", json_integer((json_int_t)info->snapshot_lsn));
+        json_object_set_new(object, "files", json_integer((json_int_t)info->files));
+        json_object_set_new(object, "bytes", json_integer((json_int_t)info->bytes));
+        return json_emit(object, STOCK_OK);
+    }
+    printf("%s %s: holds the first %" PRIu64 " records (the backup point), snapshot at lsn %"
+           PRIu64 ", %" PRIu64 " files, %" PRIu64 " bytes\n", verb, folder, info->end_lsn,
+           info->snapshot_lsn, info->files, info->bytes);
+    return CTL_EXIT_OK;
+}

@@ -73,6 +73,14 @@ extern const ctl_command ctl_commands[];
  * returns the exit code. request is modified (the op's outputs). */
 int ctl_run(stock_t *store, const ctl_args *args, ctl_request *request);
 
+/* Opens uri as the store commands use (the library's messages on stderr);
+ * CTL_EXIT_OK and *store, else the exit code after printing why. */
+int ctl_open(const ctl_args *args, const char *uri, stock_t **store);
+
+/* `backup URI DEST` and `restore SRC DIR` (backup.c). */
+int ctl_backup(const ctl_args *args);
+int ctl_restore(const ctl_args *args);
+
 /* `publish KIND [FILE]`: sends requests to stockintake's stream and
  * prints their results (publish.c, docs/intake.md). */
 int ctl_publish(const ctl_args *args);
@@ -104,6 +112,9 @@ int ctl_print_line(const ctl_args *args, const stock_op *op);
 int ctl_print_hold(const ctl_args *args, const stock_op *op);
 int ctl_print_stats(const ctl_args *args, const char *backend,
                     stock_code code, const stock_stats *stats);
+/* A backup taken (verb "backup") or restored ("restore") into folder. */
+int ctl_print_backup(const ctl_args *args, const char *verb, const char *folder,
+                     const stock_backup_info *info);
 /* A failure outside an op (the store would not open). */
 int ctl_print_failure(const ctl_args *args, stock_code code,
                       const char *message);
