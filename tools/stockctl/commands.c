@@ -255,5 +255,15 @@ const ctl_command ctl_commands[] = {
      "seconds (default 60) pass without a result while some are missing; 1 when\n"
      "the broker fails. Needs no store.\n",
      1, 2, 0, NULL, ctl_publish},
+    {"hot", "[--http URL]",
+     "show a running stockd's hot SKUs",
+     "Shows the SKUs with the most operations and the most refusals over the\n"
+     "server's sliding window (60 s), ten per ranking, from GET /v1/hot at\n"
+     "--http (default $STOCKCTL_HTTP, else " CTL_HTTP_DEFAULT "); a count may\n"
+     "be above the truth by at most the error shown. $STOCKCTL_TOKEN, when set,\n"
+     "is sent as the Bearer token (a server with --requirepass). With --json:\n"
+     "the reply's JSON as is. Exits 11 when the server cannot be reached or\n"
+     "answers anything else. Needs no store.\n",
+     0, 0, 0, NULL, ctl_hot},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
