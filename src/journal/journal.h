@@ -221,4 +221,54 @@ void journal_counters(const journal *log, uint64_t *log_bytes,
  * journal_open returns and never changed after: safe on any thread. */
 void journal_recovery_summary(const journal *log, journal_recovery *summary);
 
+/* ------------------------------------------------------------- reading */
+
+/*
+ * A positioned reader of a data folder's flow, for the events derived from
+ * it (docs/events.md): it reads the files without the lock, beside the
+ * process that has the folder open and writes it, and follows the log as it
+ * grows, across segments and restarts of the writer. It reads only whole
+ * records whose checksum holds; a torn or half-written record at the end of
+ * a segment is waited for, and skipped once the writer has started the
+ * next segment at its lsn (as its recovery does after cutting a torn tail).
+ * A record is read once the writer's write() has returned: before its
+ * fdatasync, so a power loss (not a crash of the writer: the page cache
+ * keeps it) may take back a record already read.
+ *
+ * Threads: one thread at a time per reader.
+ */
+typedef struct journal_reader journal_reader;
+
+/*
+ * Opens the data folder at path for reading from record from_lsn: loads
+ * through replay->load (replay->apply is unused) the newest valid snapshot
+ * that covers no more than from_lsn records, or none when there is none
+ * (the log is then read from lsn 0). When the folder no longer holds the
+ * records from from_lsn on (snapshots took their place), it starts at the
+ * oldest valid snapshot instead. *start_lsn receives the lsn of the first
+ * record journal_reader_next will return: <= from_lsn, or the later start
+ * (the records between are gone).
+ * Returns STOCK_OK and *out (free with journal_reader_close); STOCK_IO,
+ * STOCK_CORRUPT (every snapshot damaged, a gap in the log), STOCK_NOMEM, or
+ * the failure of replay->load, with message.
+ */
+stock_code journal_reader_open(const char *path, uint64_t from_lsn,
+                               const journal_replay *replay, journal_reader **out,
+                               uint64_t *start_lsn, char *message, size_t message_size);
+
+typedef enum journal_read_result {
+    JOURNAL_READ_RECORD,   /* a record: its payload and lsn */
+    JOURNAL_READ_WAIT,     /* no whole record after the last one yet */
+    JOURNAL_READ_FAILED    /* the folder cannot be read: message says why */
+} journal_read_result;
+
+/* Reads the next record into *payload (valid until the next call) and
+ * *lsn, one after the other from *start_lsn. */
+journal_read_result journal_reader_next(journal_reader *reader, const uint8_t **payload,
+                                        size_t *payload_len, uint64_t *lsn,
+                                        char *message, size_t message_size);
+
+/* Closes the files and frees the reader; NULL is a no-op. */
+void journal_reader_close(journal_reader *reader);
+
 #endif /* STOCK_JOURNAL_H */

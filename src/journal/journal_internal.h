@@ -129,6 +129,15 @@ stock_code journal_snapshot_check(int fd, uint64_t len, uint64_t lsn,
                                   uint8_t *buffer, uint64_t *body_len,
                                   const char **why);
 
+/* Checks snapshot lsn of the folder dir_fd and, if it holds, loads it
+ * through replay->load (*loaded set), reading through buffer
+ * (JOURNAL_READ_CHUNK_BYTES). A damaged one is only described in damage
+ * (STOCK_OK, *loaded false); a failure to read or load is its code with
+ * message. (journal_recover.c; the reader of journal_reader.c too.) */
+stock_code journal_snapshot_try(int dir_fd, uint64_t lsn, const journal_replay *replay,
+                                uint8_t *buffer, bool *loaded, char *damage,
+                                size_t damage_size, char *message, size_t size);
+
 /* Removes snapshots and segments older than keep_lsn (the previous
  * snapshot), keeping the segment that holds keep_lsn. */
 void journal_remove_old(journal *log, uint64_t keep_lsn);

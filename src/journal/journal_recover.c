@@ -83,14 +83,15 @@ static int read_body(void *context, void *data, size_t len)
 }
 
 /* Loads one verified snapshot body through the owner's load callback. */
-static stock_code load_snapshot(recovery *r, const char *name, int fd,
-                                uint8_t *buffer, uint64_t body_len)
+static stock_code load_snapshot(const journal_replay *replay, const char *name, int fd,
+                                uint8_t *buffer, uint64_t body_len, char *message,
+                                size_t size)
 {
     body_reader reader = {.fd = fd, .buffer = buffer,
                           .next = JOURNAL_FILE_HEADER_BYTES,
                           .end = JOURNAL_FILE_HEADER_BYTES + body_len};
     char inner[STOCK_MESSAGE_MAX] = "";
-    stock_code code = r->replay->load(r->replay->context, read_body, &reader,
+    stock_code code = replay->load(replay->context, read_body, &reader,
                                       (size_t)body_len, inner, sizeof inner);
     uint64_t left = reader.end - reader.next + (reader.filled - reader.pos);
     if (reader.error != 0) {
@@ -102,21 +103,20 @@ static stock_code load_snapshot(recovery *r, const char *name, int fd,
                  (unsigned long long)left);
     }
     if (code != STOCK_OK)
-        message_set(r->message, r->size, "%s: %s", name, inner);
+        message_set(message, size, "%s: %s", name, inner);
     return code;
 }
 
-/* Checks snapshot lsn and, if it holds, loads it (*loaded set). A damaged
- * one is only described in damage. */
-static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
-                               bool *loaded, char *damage, size_t damage_size)
+stock_code journal_snapshot_try(int dir_fd, uint64_t lsn, const journal_replay *replay,
+                                uint8_t *buffer, bool *loaded, char *damage,
+                                size_t damage_size, char *message, size_t size)
 {
     char name[JOURNAL_NAME_MAX];
     journal_snapshot_name(name, lsn);
-    int fd = openat(r->log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat(fd, &info) != 0) {
-        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot read %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
@@ -127,9 +127,9 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
                                              &body_len, &why);
     if (code == STOCK_OK) {
         *loaded = true;
-        code = load_snapshot(r, name, fd, buffer, body_len);
+        code = load_snapshot(replay, name, fd, buffer, body_len, message, size);
     } else if (code == STOCK_IO) {
-        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot read %s: %s", name, strerror(errno));
     } else {
         assert(why != NULL);
         snprintf(damage, damage_size, "%s: %s", name, why);
@@ -153,7 +153,8 @@ static stock_code recover_snapshot(recovery *r)
     bool loaded = false;
     for (size_t i = r->listing.snapshot_count; i-- > 0 && code == STOCK_OK && !loaded;) {
         uint64_t lsn = r->listing.snapshots[i];
-        code = try_snapshot(r, lsn, buffer, &loaded, damage, sizeof damage);
+        code = journal_snapshot_try(r->log->dir_fd, lsn, r->replay, buffer, &loaded, damage,
+                                    sizeof damage, r->message, r->size);
         if (loaded) {
             r->base_lsn = lsn;
             r->damaged_count = r->listing.snapshot_count - 1 - i;

@@ -73,7 +73,7 @@ STOCKCTL_HTTP="http://127.0.0.1:$http_port" "$BIN/stockctl" --json hot >"$dir/ho
 [ "$(jq -r '.operations[0] | "\(.sku) \(.count)"' "$dir/hot-ctl.json")" = "HOT 1001" ] ||
     fail "stockctl --json hot is not the reply of /v1/hot"
 rc=0
-"$BIN/stockctl" hot --http "http://127.0.0.1:$(pick_port 17520 17529)" 2>"$dir/hot.err" || rc=$?
+"$BIN/stockctl" hot --http "http://127.0.0.1:$(pick_port 17510 17519)" 2>"$dir/hot.err" || rc=$?
 [ "$rc" -eq 11 ] && grep -q "cannot connect" "$dir/hot.err" || fail "stockctl hot with no server: exit $rc"
 rc=0
 "$BIN/stockctl" hot --http "ftp://x" 2>/dev/null || rc=$?

@@ -1,0 +1,272 @@
+/*
+ * publish.c -- stockevents' loop (docs/events.md): finds the last event
+ * the broker confirmed (the last message of the events stream carries its
+ * sequence and part), follows the data folder's flow from there
+ * (backend/flow_events.h) and publishes each event, one JetStream publish
+ * confirmed at a time, with Nats-Msg-Id SEQ.PART: a publish repeated after
+ * a crash between the broker's confirmation and the next look is dropped
+ * by the stream's de-duplication window, and a consumer that sees one
+ * twice anyway drops it by (seq, part).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <nats/nats.h>
+
+#include "backend/flow_events.h"
+#include "stockevents.h"
+
+#define EVENTS_SUBJECT_MAX (EVENTS_PREFIX_MAX + 32)
+#define EVENTS_STREAM_MAX (EVENTS_PREFIX_MAX + 8)
+/* Waits between tries while JetStream does not answer (a restart). */
+#define EVENTS_RETRY_MS 500
+
+typedef struct publisher {
+    const events_options *options;
+    volatile sig_atomic_t *stop;
+    natsConnection *nc;
+    jsCtx *js;
+    char stream[EVENTS_STREAM_MAX];
+    events_thresholds thresholds;
+    uint64_t resume_seq;          /* the last confirmed event's record */
+    int64_t resume_part;          /* its part; -1: none confirmed */
+    uint64_t published;
+} publisher;
+
+static void say(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("stockevents: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
+
+static bool broker_failed(natsStatus status, jsErrCode code, const char *what)
+{
+    if (status == NATS_OK)
+        return false;
+    say("%s: %s (JetStream error %d)", what, natsStatus_GetText(status), (int)code);
+    return true;
+}
+
+static bool connect_broker(publisher *p)
+{
+    natsOptions *options = NULL;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK)
+        status = natsOptions_SetURL(options, p->options->broker);
+    if (status == NATS_OK)
+        status = natsOptions_SetName(options, "stockevents");
+    if (status == NATS_OK)
+        status = natsOptions_SetMaxReconnect(options, -1);
+    if (status == NATS_OK)
+        status = natsConnection_Connect(&p->nc, options);
+    natsOptions_Destroy(options);
+    if (broker_failed(status, 0, p->options->broker))
+        return false;
+    return !broker_failed(natsConnection_JetStream(&p->js, p->nc, NULL), 0, "JetStream context");
+}
+
+/* Makes the events stream unless it exists (its settings are then the
+ * operator's) and reads where its last event leaves off. */
+static natsStatus find_resume(publisher *p)
+{
+    jsStreamInfo *info = NULL;
+    jsErrCode code = 0;
+    natsStatus status = js_GetStreamInfo(&info, p->js, p->stream, NULL, &code);
+    if (status == NATS_NOT_FOUND) {
+        char subject[EVENTS_SUBJECT_MAX];
+        snprintf(subject, sizeof subject, "%s.events.>", p->options->prefix);
+        const char *subjects[] = {subject};
+        jsStreamConfig config;
+        jsStreamConfig_Init(&config);
+        config.Name = p->stream;
+        config.Subjects = subjects;
+        config.SubjectsLen = 1;
+        config.Replicas = p->options->replicas;
+        status = js_AddStream(&info, p->js, &config, NULL, &code);
+    }
+    uint64_t last = status == NATS_OK ? info->State.LastSeq : 0;
+    jsStreamInfo_Destroy(info);
+    p->resume_seq = 0;
+    p->resume_part = -1;
+    if (status != NATS_OK || last == 0)
+        return status;
+    natsMsg *msg = NULL;
+    status = js_GetMsg(&msg, p->js, p->stream, last, NULL, &code);
+    const char *seq = NULL, *part = NULL;
+    if (status == NATS_OK && natsMsgHeader_Get(msg, "Stock-Seq", &seq) == NATS_OK &&
+        natsMsgHeader_Get(msg, "Stock-Part", &part) == NATS_OK) {
+        p->resume_seq = strtoull(seq, NULL, 10);
+        p->resume_part = strtoll(part, NULL, 10);
+    }
+    natsMsg_Destroy(msg);
+    return status;
+}
+
+static char *event_json(const flow_event *event)
+{
+    json_t *body = json_pack("{s:I, s:I, s:s, s:s, s:I, s:I}", "seq", (json_int_t)event->seq,
+                             "part", (json_int_t)event->part,
+                             "event", flow_event_kind_name(event->kind), "sku", event->sku,
+                             "before", (json_int_t)event->before,
+                             "after", (json_int_t)event->after);
+    if (body != NULL && event->kind == FLOW_EVENT_BELOW_THRESHOLD)
+        json_object_set_new(body, "threshold", json_integer(event->threshold));
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return text;
+}
+
+/* Publishes one event and waits for the broker's confirmation, trying
+ * again (the same Nats-Msg-Id) until it comes or a stop is asked. */
+static bool publish_event(publisher *p, const flow_event *event)
+{
+    char subject[EVENTS_SUBJECT_MAX], seq[24], part[12], id[40];
+    snprintf(subject, sizeof subject, "%s.events.%s", p->options->prefix,
+             flow_event_kind_name(event->kind));
+    snprintf(seq, sizeof seq, "%" PRIu64, event->seq);
+    snprintf(part, sizeof part, "%" PRIu32, event->part);
+    snprintf(id, sizeof id, "%s.%s", seq, part);
+    char *text = event_json(event);
+    if (text == NULL) {
+        say("out of memory");
+        return false;
+    }
+    natsMsg *msg = NULL;
+    natsStatus status = natsMsg_Create(&msg, subject, NULL, text, (int)strlen(text));
+    free(text);
+    if (status == NATS_OK)
+        status = natsMsgHeader_Set(msg, "Stock-Seq", seq);
+    if (status == NATS_OK)
+        status = natsMsgHeader_Set(msg, "Stock-Part", part);
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MsgId = id;
+    for (unsigned attempt = 0; status == NATS_OK && !*p->stop; attempt++) {
+        jsPubAck *ack = NULL;
+        jsErrCode code = 0;
+        status = js_PublishMsg(&ack, p->js, msg, &options, &code);
+        jsPubAck_Destroy(ack);
+        if (status == NATS_OK)
+            break;
+        if (status != NATS_TIMEOUT && status != NATS_NO_RESPONDERS &&
+            status != NATS_CONNECTION_DISCONNECTED)
+            break;
+        if (attempt == 0)
+            say("the broker does not confirm event %s (%s); trying again", id,
+                natsStatus_GetText(status));
+        status = NATS_OK;
+        nats_Sleep(EVENTS_RETRY_MS);
+    }
+    natsMsg_Destroy(msg);
+    if (broker_failed(status, 0, "publishing an event"))
+        return false;
+    p->published++;
+    return !*p->stop;
+}
+
+/* Publishes the events of one record, but for those the broker already
+ * confirmed (the record it resumes in). */
+static bool publish_record(publisher *p, const flow_event *events, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (events[i].seq == p->resume_seq && (int64_t)events[i].part <= p->resume_part)
+            continue;
+        if (!publish_event(p, &events[i]))
+            return false;
+    }
+    return true;
+}
+
+static void refresh_thresholds(publisher *p)
+{
+    char message[300];
+    if (!events_thresholds_refresh(&p->thresholds, message, sizeof message))
+        say("thresholds kept as they were: %s", message);
+}
+
+static int follow(publisher *p, flow_events *follower)
+{
+    while (!*p->stop) {
+        const flow_event *events = NULL;
+        uint32_t count = 0;
+        uint64_t seq = 0;
+        char message[STOCK_MESSAGE_MAX];
+        journal_read_result read = flow_events_next(follower, events_threshold_of,
+                                                    &p->thresholds, &events, &count, &seq,
+                                                    message, sizeof message);
+        if (read == JOURNAL_READ_FAILED) {
+            say("reading %s: %s", p->options->data, message);
+            return 1;
+        }
+        if (read == JOURNAL_READ_WAIT) {
+            refresh_thresholds(p);
+            nats_Sleep(p->options->poll_ms);
+            continue;
+        }
+        if (!publish_record(p, events, count))
+            return *p->stop ? 0 : 1;
+    }
+    return 0;
+}
+
+static int start(publisher *p)
+{
+    natsStatus status;
+    for (unsigned attempt = 0; (status = find_resume(p)) != NATS_OK && !*p->stop; attempt++) {
+        if (status != NATS_TIMEOUT && status != NATS_NO_RESPONDERS) {
+            broker_failed(status, 0, "reading the events stream");
+            return 1;
+        }
+        if (attempt == 0)
+            say("JetStream does not answer yet; waiting");
+        nats_Sleep(EVENTS_RETRY_MS);
+    }
+    if (*p->stop)
+        return 0;
+    uint64_t from = p->resume_part >= 0 ? p->resume_seq : 0;
+    flow_events *follower = NULL;
+    uint64_t first = 0;
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = flow_events_open(p->options->data, from, p->options->every_change,
+                                       &follower, &first, message, sizeof message);
+    if (code != STOCK_OK) {
+        say("cannot read %s: %s: %s", p->options->data, stock_code_name(code), message);
+        return 1;
+    }
+    if (first > from)
+        say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the data folder no "
+            "longer holds them", from, first - 1);
+    say("publishing to %s from record %" PRIu64, p->stream, first);
+    refresh_thresholds(p);
+    int exit_status = follow(p, follower);
+    flow_events_close(follower);
+    return exit_status;
+}
+
+int events_run(const events_options *options, volatile sig_atomic_t *stop)
+{
+    publisher p = {.options = options, .stop = stop,
+                   .thresholds = {.path = options->thresholds}};
+    size_t i = 0;
+    for (; options->prefix[i] != '\0' && i < EVENTS_PREFIX_MAX; i++) {
+        char c = options->prefix[i];
+        p.stream[i] = (char)(c == '.' ? '_' : (c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c);
+    }
+    snprintf(p.stream + i, sizeof p.stream - i, "_EVENTS");
+    int exit_status = connect_broker(&p) ? start(&p) : 1;
+    say("published %" PRIu64 " events", p.published);
+    events_thresholds_free(&p.thresholds);
+    jsCtx_Destroy(p.js);
+    natsConnection_Destroy(p.nc);
+    return exit_status;
+}

@@ -1,0 +1,69 @@
+/*
+ * stockevents.h -- the parts of stockevents, the publisher of the stock
+ * events of an embedded store's flow log to NATS JetStream
+ * (docs/events.md): main.c reads the command line, publish.c follows the
+ * flow (backend/flow_events.h) and publishes, thresholds.c keeps the
+ * per-SKU thresholds of the publisher's file.
+ */
+#ifndef STOCKEVENTS_H
+#define STOCKEVENTS_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "stock.h"
+
+#define EVENTS_BROKER_DEFAULT "nats://127.0.0.1:4222"
+#define EVENTS_PREFIX_MAX 64
+#define EVENTS_REPLICAS_MAX 5
+#define EVENTS_POLL_MS_DEFAULT 10
+#define EVENTS_POLL_MS_MAX 10000
+#define EVENTS_THRESHOLDS_MAX 1000000
+/* The name of the thresholds file in the data folder (docs/events.md). */
+#define EVENTS_THRESHOLDS_FILE "thresholds"
+
+typedef struct events_options {
+    const char *data;            /* the embedded store's data folder */
+    const char *broker;          /* NATS URL(s), comma-separated */
+    const char *prefix;          /* subjects PREFIX.events.<kind>, stream PREFIX_EVENTS */
+    const char *thresholds;      /* the thresholds file */
+    bool every_change;
+    int replicas;
+    int poll_ms;                 /* between looks at a log with nothing new */
+} events_options;
+
+/* ------------------------------------------------------------ thresholds */
+
+typedef struct events_threshold {
+    char sku[STOCK_ID_MAX + 1];
+    int64_t below;
+} events_threshold;
+
+typedef struct events_thresholds {
+    const char *path;            /* NULL: no thresholds */
+    events_threshold *items;     /* sorted by sku */
+    size_t count;
+    bool loaded;
+    struct timespec mtime;       /* of the file last read */
+    int64_t size;
+} events_thresholds;
+
+/* Reads the file again if it changed since the last read. A file that is
+ * missing holds no thresholds (true); false with message when it does not
+ * read (the thresholds in force stay). */
+bool events_thresholds_refresh(events_thresholds *t, char *message, size_t size);
+
+/* The threshold of sku, 0 for none (a flow_threshold_fn). */
+int64_t events_threshold_of(void *context, const char *sku);
+
+void events_thresholds_free(events_thresholds *t);
+
+/* --------------------------------------------------------------- publish */
+
+/* Publishes until *stop; returns the exit status (0 after a stop, 1 when
+ * the broker or the data folder cannot be used). */
+int events_run(const events_options *options, volatile sig_atomic_t *stop);
+
+#endif /* STOCKEVENTS_H */
