@@ -2,9 +2,12 @@
 # 72-events.sh -- stockevents (docs/events.md) between an embedded store
 # served by stockd and a real NATS JetStream server (tests/harness/nats.sh).
 #
-#   basic      a sell-out, a restock and a threshold crossing (thresholds
-#              file in the data folder): exactly the events expected, in
-#              order, with their sequences and parts
+#   thresholds set and read through RESP THRESHOLD, HTTP
+#              GET/PUT /v1/skus/{sku}/threshold and `stockctl threshold`,
+#              all three the same file; bad input refused with nothing
+#              changed
+#   basic      a sell-out, a restock and threshold crossings: exactly the
+#              events expected, in order, with their sequences and parts
 #   crash      SKUS SKUs each go new (back in stock), sold out, restocked
 #              (back in stock), in rounds; each round kills the publisher
 #              with SIGKILL, makes its changes through stockd, kills stockd
@@ -48,7 +51,7 @@ fail() {
     exit 1
 }
 BIN="$dir/bin"
-use_binaries "$BIN" stockd stockevents tests/events_client
+use_binaries "$BIN" stockd stockctl stockevents tests/events_client
 
 start_events() {
     "$BIN/stockevents" --data "$1" --broker "$NATS_URL" --poll-ms 5 >>"$dir/events.log" 2>&1 &
@@ -87,11 +90,30 @@ nats_start || fail "nats-server did not start"
 port=$(pick_port 17560 17569)
 cli() { redis-cli -p "$port" "$@"; }
 
-echo "== basic"
+echo "== thresholds"
 data="$dir/basic"
-start_stockd "$port" "$data" "$dir/stockd.log" || fail "stockd did not start"
+http_port=$(pick_port 17580 17589)
+http="http://127.0.0.1:$http_port"
+start_stockd "$port" "$data" "$dir/stockd.log" --http-port "$http_port" || fail "stockd did not start"
 stockd_pid=$STOCKD_PID
-printf '# SKU threshold\nB 5\n' >"$data/thresholds"
+[ "$(cli THRESHOLD B 5)" = 5 ] || fail "THRESHOLD B 5"
+[ "$(cli THRESHOLD B)" = 5 ] || fail "THRESHOLD B does not read 5"
+"$BIN/stockctl" threshold C 3 --http "$http" | grep -qx "threshold sku C: 3" || fail "stockctl threshold C 3"
+[ "$(curl -sf "$http/v1/skus/C/threshold" | jq -c .)" = '{"sku":"C","threshold":3}' ] ||
+    fail "GET /v1/skus/C/threshold"
+curl -sf -X PUT -d '{"threshold":2}' "$http/v1/skus/D/threshold" >/dev/null || fail "PUT threshold D"
+STOCKCTL_HTTP=$http "$BIN/stockctl" --json threshold D | jq -e '.threshold == 2' >/dev/null ||
+    fail "stockctl threshold D does not read 2"
+"$BIN/stockctl" threshold D 0 --http "$http" | grep -qx "threshold sku D: none" || fail "removing D"
+cli THRESHOLD B -1 | grep -q "^INVALID" || fail "THRESHOLD B -1 is not INVALID"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -d '{"threshold":"x"}' "$http/v1/skus/B/threshold")
+[ "$code" = 400 ] || fail "a bad threshold body answered $code"
+rc=0
+"$BIN/stockctl" threshold C -4 --http "$http" 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || fail "stockctl threshold C -4 exited $rc"
+[ "$(cat "$data/thresholds")" = "$(printf 'B 5\nC 3')" ] || { cat "$data/thresholds"; fail "the thresholds file"; }
+
+echo "== basic"
 start_events "$data"
 cli SETSTOCK A 3 >/dev/null            # 0: A new, back in stock
 cli SETSTOCK B 10 >/dev/null           # 1: B new, back in stock

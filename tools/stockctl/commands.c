@@ -265,5 +265,15 @@ const ctl_command ctl_commands[] = {
      "the reply's JSON as is. Exits 11 when the server cannot be reached or\n"
      "answers anything else. Needs no store.\n",
      0, 0, 0, NULL, ctl_hot},
+    {"threshold", "SKU [N] [--http URL]",
+     "show or set a SKU's threshold for stock events",
+     "Without N, shows SKU's threshold; with N, sets it (0 removes it). The\n"
+     "below_threshold event fires when SKU's available stock goes from N or\n"
+     "more to under N (docs/events.md). Thresholds live in the data folder of\n"
+     "the embedded store that stockd at --http serves (default $STOCKCTL_HTTP,\n"
+     "else " CTL_HTTP_DEFAULT "), through GET/PUT /v1/skus/SKU/threshold;\n"
+     "$STOCKCTL_TOKEN is the Bearer token. A server over another store answers\n"
+     "UNSUPPORTED (exit 12). Needs no store.\n",
+     1, 2, 0, NULL, ctl_threshold},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -96,7 +96,7 @@ static void usage(FILE *out)
         "  --json       print one JSON object on stdout, failures included\n"
         "  --broker URL, --prefix P, --wait SECONDS\n"
         "               publish only (see stockctl publish --help)\n"
-        "  --http URL   hot only: stockd's HTTP address (default $STOCKCTL_HTTP,\n"
+        "  --http URL   hot and threshold: stockd's HTTP address (default $STOCKCTL_HTTP,\n"
         "               else " CTL_HTTP_DEFAULT ")\n"
         "  --help, -h   this text; after a command, that command's help\n\n"
         "exit codes:\n"
@@ -270,8 +270,8 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
         ctl_usage_error("--broker, --prefix and --wait go with publish only");
         return false;
     }
-    if (args->has_http && command->direct != ctl_hot) {
-        ctl_usage_error("--http goes with hot only");
+    if (args->has_http && command->direct != ctl_hot && command->direct != ctl_threshold) {
+        ctl_usage_error("--http goes with hot and threshold only");
         return false;
     }
     return true;

@@ -37,7 +37,7 @@ typedef struct ctl_args {
     const char *prefix;               /* publish: subject prefix */
     int64_t wait_s;                   /* publish: for results, after the last */
     bool has_publish_option;          /* --broker, --prefix or --wait given */
-    const char *http;                 /* hot: stockd's HTTP address */
+    const char *http;                 /* hot, threshold: stockd's HTTP address */
     bool has_http;                    /* --http given */
     const char *command;              /* NULL when none was given */
     int positional_count;
@@ -81,8 +81,13 @@ int ctl_run(stock_t *store, const ctl_args *args, ctl_request *request);
 int ctl_publish(const ctl_args *args);
 
 /* `hot`: prints a running stockd's hot SKUs from its GET /v1/hot at
- * args->http (hot.c, docs/stockctl.md). */
+ * args->http (http.c, docs/stockctl.md). */
 int ctl_hot(const ctl_args *args);
+
+/* `threshold SKU [N]`: reads or sets a SKU's threshold for the
+ * below-threshold event through GET/PUT /v1/skus/{sku}/threshold at
+ * args->http (http.c, docs/events.md). */
+int ctl_threshold(const ctl_args *args);
 
 /* The exit code for a result code (see the table in --help). */
 int ctl_exit_code(stock_code code);

@@ -40,7 +40,7 @@ static void usage(FILE *out)
         "  --prefix P               subjects P.events.<event>, stream P_EVENTS in\n"
         "                           capitals (default stock)\n"
         "  --thresholds FILE        per-SKU thresholds, lines 'SKU N' (default\n"
-        "                           FOLDER/" EVENTS_THRESHOLDS_FILE ", where stockd's THRESHOLD writes)\n"
+        "                           FOLDER/" THRESHOLDS_FILE ", where stockd's THRESHOLD writes)\n"
         "  --every-change           also a 'change' event for every move of a level\n"
         "  --replicas N             replicas of the stream it creates, 1..%d (default 1)\n"
         "  --poll-ms N              wait between looks at a log with nothing new,\n"
@@ -124,9 +124,9 @@ int main(int argc, char **argv)
     int status = parse_options(argc, argv, &options);
     if (status >= 0)
         return status;
-    static char thresholds[EVENTS_PATH_MAX + sizeof EVENTS_THRESHOLDS_FILE + 1];
+    static char thresholds[EVENTS_PATH_MAX + sizeof THRESHOLDS_FILE + 1];
     if (options.thresholds == NULL) {
-        snprintf(thresholds, sizeof thresholds, "%s/%s", options.data, EVENTS_THRESHOLDS_FILE);
+        snprintf(thresholds, sizeof thresholds, "%s/%s", options.data, THRESHOLDS_FILE);
         options.thresholds = thresholds;
     }
     struct sigaction action = {.sa_handler = on_signal};

@@ -265,7 +265,7 @@ int events_run(const events_options *options, volatile sig_atomic_t *stop)
     snprintf(p.stream + i, sizeof p.stream - i, "_EVENTS");
     int exit_status = connect_broker(&p) ? start(&p) : 1;
     say("published %" PRIu64 " events", p.published);
-    events_thresholds_free(&p.thresholds);
+    thresholds_free(&p.thresholds.current);
     jsCtx_Destroy(p.js);
     natsConnection_Destroy(p.nc);
     return exit_status;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/thresholds.h"
 #include "stock.h"
 
 #define EVENTS_BROKER_DEFAULT "nats://127.0.0.1:4222"
@@ -20,9 +21,6 @@
 #define EVENTS_REPLICAS_MAX 5
 #define EVENTS_POLL_MS_DEFAULT 10
 #define EVENTS_POLL_MS_MAX 10000
-#define EVENTS_THRESHOLDS_MAX 1000000
-/* The name of the thresholds file in the data folder (docs/events.md). */
-#define EVENTS_THRESHOLDS_FILE "thresholds"
 
 typedef struct events_options {
     const char *data;            /* the embedded store's data folder */
@@ -36,17 +34,11 @@ typedef struct events_options {
 
 /* ------------------------------------------------------------ thresholds */
 
-typedef struct events_threshold {
-    char sku[STOCK_ID_MAX + 1];
-    int64_t below;
-} events_threshold;
-
 typedef struct events_thresholds {
-    const char *path;            /* NULL: no thresholds */
-    events_threshold *items;     /* sorted by sku */
-    size_t count;
+    const char *path;
+    thresholds current;
     bool loaded;
-    struct timespec mtime;       /* of the file last read */
+    struct timespec mtime;       /* of the file last read (0: missing) */
     int64_t size;
 } events_thresholds;
 
@@ -57,8 +49,6 @@ bool events_thresholds_refresh(events_thresholds *t, char *message, size_t size)
 
 /* The threshold of sku, 0 for none (a flow_threshold_fn). */
 int64_t events_threshold_of(void *context, const char *sku);
-
-void events_thresholds_free(events_thresholds *t);
 
 /* --------------------------------------------------------------- publish */
 
