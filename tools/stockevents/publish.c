@@ -18,12 +18,16 @@
 #include <nats/nats.h>
 
 #include "backend/flow_events.h"
+#include "lib/clock.h"
 #include "stockevents.h"
 
 #define EVENTS_SUBJECT_MAX (EVENTS_PREFIX_MAX + 32)
 #define EVENTS_STREAM_MAX (EVENTS_PREFIX_MAX + 8)
 /* Waits between tries while JetStream does not answer (a restart). */
 #define EVENTS_RETRY_MS 500
+/* The thresholds file is looked at again at least this often, however busy
+ * the log keeps the publisher. */
+#define EVENTS_THRESHOLDS_CHECK_US 1000000
 
 typedef struct publisher {
     const events_options *options;
@@ -196,7 +200,13 @@ static void refresh_thresholds(publisher *p)
 
 static int follow(publisher *p, flow_events *follower)
 {
+    int64_t checked_us = clock_now_us(CLOCK_MONOTONIC);
     while (!*p->stop) {
+        int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
+        if (now_us - checked_us >= EVENTS_THRESHOLDS_CHECK_US) {
+            refresh_thresholds(p);
+            checked_us = now_us;
+        }
         const flow_event *events = NULL;
         uint32_t count = 0;
         uint64_t seq = 0;
@@ -210,6 +220,7 @@ static int follow(publisher *p, flow_events *follower)
         }
         if (read == JOURNAL_READ_WAIT) {
             refresh_thresholds(p);
+            checked_us = now_us;
             nats_Sleep(p->options->poll_ms);
             continue;
         }
