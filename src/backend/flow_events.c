@@ -5,6 +5,8 @@
  * the levels the record moved (core_watch).
  */
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,4 +136,28 @@ const char *flow_event_kind_name(flow_event_kind kind)
                                                         "below_threshold", "change"};
     assert(kind < FLOW_EVENT_KINDS);
     return names[kind];
+}
+
+size_t flow_event_json(const flow_event *event, char *out)
+{
+    /* Ids are printable ASCII without space: only '"' and '\\' need an escape. */
+    char sku[2 * STOCK_ID_MAX + 1];
+    size_t len = 0;
+    for (const char *c = event->sku; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\')
+            sku[len++] = '\\';
+        sku[len++] = *c;
+    }
+    sku[len] = '\0';
+    int n = snprintf(out, FLOW_EVENT_JSON_MAX,
+                     "{\"seq\":%" PRIu64 ",\"part\":%" PRIu32 ",\"event\":\"%s\",\"sku\":\"%s\","
+                     "\"before\":%" PRId64 ",\"after\":%" PRId64,
+                     event->seq, event->part, flow_event_kind_name(event->kind), sku,
+                     event->before, event->after);
+    if (event->kind == FLOW_EVENT_BELOW_THRESHOLD)
+        n += snprintf(out + n, FLOW_EVENT_JSON_MAX - (size_t)n, ",\"threshold\":%" PRId64,
+                      event->threshold);
+    n += snprintf(out + n, FLOW_EVENT_JSON_MAX - (size_t)n, "}");
+    assert(n > 0 && (size_t)n < FLOW_EVENT_JSON_MAX);
+    return (size_t)n;
 }

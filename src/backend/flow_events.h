@@ -74,6 +74,14 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
 /* Frees the follower; NULL is a no-op. */
 void flow_events_close(flow_events *follower);
 
+/* Longest JSON text of an event, NUL included. */
+#define FLOW_EVENT_JSON_MAX (256 + 2 * STOCK_ID_MAX)
+
+/* Writes event as one JSON object into out (FLOW_EVENT_JSON_MAX bytes):
+ * {"seq","part","event","sku","before","after"[,"threshold"]} (threshold
+ * on below_threshold only). Returns its length. */
+size_t flow_event_json(const flow_event *event, char *out);
+
 /* "sold_out", "back_in_stock", "below_threshold", "change". */
 const char *flow_event_kind_name(flow_event_kind kind);
 

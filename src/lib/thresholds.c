@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/message.h"
@@ -162,4 +163,29 @@ void thresholds_free(thresholds *t)
     free(t->items);
     t->items = NULL;
     t->count = 0;
+}
+
+bool thresholds_refresh(thresholds_watch *watch, char *message, size_t size)
+{
+    struct stat info;
+    bool exists = stat(watch->path, &info) == 0;
+    if (!exists && errno != ENOENT) {
+        message_set(message, size, "%s: %s", watch->path, strerror(errno));
+        return false;
+    }
+    if (!exists)
+        memset(&info, 0, sizeof info);
+    if (watch->loaded && info.st_mtim.tv_sec == watch->mtime.tv_sec &&
+        info.st_mtim.tv_nsec == watch->mtime.tv_nsec && info.st_size == watch->size)
+        return true;
+    watch->mtime = info.st_mtim;
+    watch->size = info.st_size;
+    watch->loaded = true;
+    return thresholds_load(watch->path, &watch->current, message, size);
+}
+
+int64_t thresholds_watched(void *context, const char *sku)
+{
+    const thresholds_watch *watch = context;
+    return thresholds_of(&watch->current, sku);
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "stock.h"
 
@@ -46,5 +47,25 @@ bool thresholds_store(const char *path, const char *sku, int64_t below, char *me
                       size_t size);
 
 void thresholds_free(thresholds *t);
+
+/* A thresholds file followed as it changes, for those that derive events
+ * (stockevents, stockd's GET /v1/events): the file is read again when its
+ * modification time or size changes. */
+typedef struct thresholds_watch {
+    const char *path;                   /* borrowed */
+    thresholds current;
+    bool loaded;
+    struct timespec mtime;              /* of the file last read (0: none) */
+    int64_t size;
+} thresholds_watch;
+
+/* Reads the file again if it changed since the last look. False with
+ * message when it does not read: the thresholds in force stay, and the
+ * same bad file is reported once. */
+bool thresholds_refresh(thresholds_watch *watch, char *message, size_t size);
+
+/* The threshold of sku under watch, 0 for none (a flow_threshold_fn:
+ * context is the thresholds_watch). */
+int64_t thresholds_watched(void *context, const char *sku);
 
 #endif /* STOCK_THRESHOLDS_H */

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <nats/nats.h>
 
 #include "backend/flow_events.h"
@@ -35,7 +34,7 @@ typedef struct publisher {
     natsConnection *nc;
     jsCtx *js;
     char stream[EVENTS_STREAM_MAX];
-    events_thresholds thresholds;
+    thresholds_watch thresholds;
     uint64_t resume_seq;          /* the last confirmed event's record */
     int64_t resume_part;          /* its part; -1: none confirmed */
     uint64_t published;
@@ -116,20 +115,6 @@ static natsStatus find_resume(publisher *p)
     return status;
 }
 
-static char *event_json(const flow_event *event)
-{
-    json_t *body = json_pack("{s:I, s:I, s:s, s:s, s:I, s:I}", "seq", (json_int_t)event->seq,
-                             "part", (json_int_t)event->part,
-                             "event", flow_event_kind_name(event->kind), "sku", event->sku,
-                             "before", (json_int_t)event->before,
-                             "after", (json_int_t)event->after);
-    if (body != NULL && event->kind == FLOW_EVENT_BELOW_THRESHOLD)
-        json_object_set_new(body, "threshold", json_integer(event->threshold));
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    return text;
-}
-
 /* Publishes one event and waits for the broker's confirmation, trying
  * again (the same Nats-Msg-Id) until it comes or a stop is asked. */
 static bool publish_event(publisher *p, const flow_event *event)
@@ -140,14 +125,10 @@ static bool publish_event(publisher *p, const flow_event *event)
     snprintf(seq, sizeof seq, "%" PRIu64, event->seq);
     snprintf(part, sizeof part, "%" PRIu32, event->part);
     snprintf(id, sizeof id, "%s.%s", seq, part);
-    char *text = event_json(event);
-    if (text == NULL) {
-        say("out of memory");
-        return false;
-    }
+    char text[FLOW_EVENT_JSON_MAX];
+    size_t len = flow_event_json(event, text);
     natsMsg *msg = NULL;
-    natsStatus status = natsMsg_Create(&msg, subject, NULL, text, (int)strlen(text));
-    free(text);
+    natsStatus status = natsMsg_Create(&msg, subject, NULL, text, (int)len);
     if (status == NATS_OK)
         status = natsMsgHeader_Set(msg, "Stock-Seq", seq);
     if (status == NATS_OK)
@@ -194,7 +175,7 @@ static bool publish_record(publisher *p, const flow_event *events, uint32_t coun
 static void refresh_thresholds(publisher *p)
 {
     char message[300];
-    if (!events_thresholds_refresh(&p->thresholds, message, sizeof message))
+    if (!thresholds_refresh(&p->thresholds, message, sizeof message))
         say("thresholds kept as they were: %s", message);
 }
 
@@ -211,7 +192,7 @@ static int follow(publisher *p, flow_events *follower)
         uint32_t count = 0;
         uint64_t seq = 0;
         char message[STOCK_MESSAGE_MAX];
-        journal_read_result read = flow_events_next(follower, events_threshold_of,
+        journal_read_result read = flow_events_next(follower, thresholds_watched,
                                                     &p->thresholds, &events, &count, &seq,
                                                     message, sizeof message);
         if (read == JOURNAL_READ_FAILED) {

@@ -2,8 +2,7 @@
  * stockevents.h -- the parts of stockevents, the publisher of the stock
  * events of an embedded store's flow log to NATS JetStream
  * (docs/events.md): main.c reads the command line, publish.c follows the
- * flow (backend/flow_events.h) and publishes, thresholds.c keeps the
- * per-SKU thresholds of the publisher's file.
+ * flow (backend/flow_events.h) and publishes.
  */
 #ifndef STOCKEVENTS_H
 #define STOCKEVENTS_H
@@ -11,7 +10,6 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "lib/thresholds.h"
 #include "stock.h"
@@ -31,24 +29,6 @@ typedef struct events_options {
     int replicas;
     int poll_ms;                 /* between looks at a log with nothing new */
 } events_options;
-
-/* ------------------------------------------------------------ thresholds */
-
-typedef struct events_thresholds {
-    const char *path;
-    thresholds current;
-    bool loaded;
-    struct timespec mtime;       /* of the file last read (0: missing) */
-    int64_t size;
-} events_thresholds;
-
-/* Reads the file again if it changed since the last read. A file that is
- * missing holds no thresholds (true); false with message when it does not
- * read (the thresholds in force stay). */
-bool events_thresholds_refresh(events_thresholds *t, char *message, size_t size);
-
-/* The threshold of sku, 0 for none (a flow_threshold_fn). */
-int64_t events_threshold_of(void *context, const char *sku);
 
 /* --------------------------------------------------------------- publish */
 
