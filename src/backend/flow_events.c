@@ -121,6 +121,12 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
     }
 }
 
+stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
+                            size_t message_size)
+{
+    return journal_reader_keep(follower->reader, seq, message, message_size);
+}
+
 void flow_events_close(flow_events *follower)
 {
     if (follower == NULL)

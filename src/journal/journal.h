@@ -271,4 +271,21 @@ journal_read_result journal_reader_next(journal_reader *reader, const uint8_t **
 /* Closes the files and frees the reader; NULL is a no-op. */
 void journal_reader_close(journal_reader *reader);
 
+/*
+ * The file of a data folder in which a reader says which record it still
+ * needs: one decimal lsn and a newline. While it exists, the writer's
+ * clean-up after a snapshot keeps the newest snapshot at or before that
+ * lsn and every segment after it, so a reader that was stopped for a
+ * while still finds its records (a file that does not read keeps
+ * everything). A reader retired for good must remove it, or the log grows
+ * without end.
+ */
+#define JOURNAL_READER_FILE "reader.lsn"
+
+/* Writes lsn to the folder's JOURNAL_READER_FILE (a temporary file renamed
+ * over it: a crash leaves the old value or the new one, and an old value
+ * only keeps more). Returns STOCK_OK or STOCK_IO with message. */
+stock_code journal_reader_keep(journal_reader *reader, uint64_t lsn, char *message,
+                               size_t message_size);
+
 #endif /* STOCK_JOURNAL_H */

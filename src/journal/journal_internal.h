@@ -139,7 +139,8 @@ stock_code journal_snapshot_try(int dir_fd, uint64_t lsn, const journal_replay *
                                 size_t damage_size, char *message, size_t size);
 
 /* Removes snapshots and segments older than keep_lsn (the previous
- * snapshot), keeping the segment that holds keep_lsn. */
+ * snapshot), keeping the segment that holds keep_lsn, and whatever a
+ * reader still needs (JOURNAL_READER_FILE, journal_reader_keep). */
 void journal_remove_old(journal *log, uint64_t keep_lsn);
 
 /* Updates the counters other threads read. */

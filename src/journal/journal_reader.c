@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,25 @@ journal_read_result journal_reader_next(journal_reader *reader, const uint8_t **
         *lsn = at;
         return JOURNAL_READ_RECORD;
     }
+}
+
+stock_code journal_reader_keep(journal_reader *reader, uint64_t lsn, char *message,
+                               size_t message_size)
+{
+    static const char temp[] = JOURNAL_READER_FILE ".tmp";
+    char text[32];
+    int len = snprintf(text, sizeof text, "%llu\n", (unsigned long long)lsn);
+    int fd = openat(reader->dir_fd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, text, (size_t)len) == len;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    ok = ok && renameat(reader->dir_fd, temp, reader->dir_fd, JOURNAL_READER_FILE) == 0;
+    if (!ok) {
+        message_set(message, message_size, "cannot write %s: %s", JOURNAL_READER_FILE,
+                    strerror(errno));
+        return STOCK_IO;
+    }
+    return STOCK_OK;
 }
 
 void journal_reader_close(journal_reader *reader)

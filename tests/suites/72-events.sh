@@ -17,7 +17,9 @@
 #              publishes: at the end every SKU has exactly its three events,
 #              in that order, each once (no Nats-Msg-Id twice), sequences
 #              rising; snapshots are taken all along (snapshot_log_bytes),
-#              so the publisher also resumes from one
+#              so the publisher also resumes from one, and the writer's
+#              clean-up must keep what the publisher said it still needs
+#              (reader.lsn): no "events lost" line
 #
 # KEEP=DIR keeps a copy of its folder (logs, stores) in DIR.
 set -eu
@@ -175,6 +177,8 @@ wait_events $((3 * skus))
 sleep 1
 dump
 ls "$data" | grep -q '^snap-' || fail "no snapshot was taken: the resume from one is untested"
+[ -f "$data/reader.lsn" ] || fail "stockevents wrote no reader.lsn"
+! grep -q "are lost" "$dir/events.log" || fail "snapshots deleted records stockevents still needed"
 [ "$(wc -l <"$dir/dump.txt")" -eq $((3 * skus)) ] ||
     fail "$(wc -l <"$dir/dump.txt") events for $skus SKUs, not $((3 * skus))"
 dups=$(cut -d' ' -f1 "$dir/dump.txt" | sort | uniq -d | wc -l)

@@ -24,9 +24,9 @@
 #define EVENTS_STREAM_MAX (EVENTS_PREFIX_MAX + 8)
 /* Waits between tries while JetStream does not answer (a restart). */
 #define EVENTS_RETRY_MS 500
-/* The thresholds file is looked at again at least this often, however busy
- * the log keeps the publisher. */
-#define EVENTS_THRESHOLDS_CHECK_US 1000000
+/* The thresholds file is looked at again, and the position the publisher
+ * needs written down, at least this often, however busy the log keeps it. */
+#define EVENTS_HOUSEKEEPING_US 1000000
 
 typedef struct publisher {
     const events_options *options;
@@ -156,6 +156,8 @@ static bool publish_event(publisher *p, const flow_event *event)
     if (broker_failed(status, 0, "publishing an event"))
         return false;
     p->published++;
+    p->resume_seq = event->seq;
+    p->resume_part = event->part;
     return !*p->stop;
 }
 
@@ -179,13 +181,24 @@ static void refresh_thresholds(publisher *p)
         say("thresholds kept as they were: %s", message);
 }
 
+/* Rereads the thresholds if they changed, and tells the writer which
+ * records the publisher still needs: from its last confirmed event's on
+ * (what a restart derives again), so that snapshots never delete them. */
+static void housekeeping(publisher *p, flow_events *follower)
+{
+    refresh_thresholds(p);
+    char message[STOCK_MESSAGE_MAX];
+    if (flow_events_keep(follower, p->resume_seq, message, sizeof message) != STOCK_OK)
+        say("%s (snapshots may delete records not yet published)", message);
+}
+
 static int follow(publisher *p, flow_events *follower)
 {
-    int64_t checked_us = clock_now_us(CLOCK_MONOTONIC);
+    int64_t checked_us = 0;
     while (!*p->stop) {
         int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
-        if (now_us - checked_us >= EVENTS_THRESHOLDS_CHECK_US) {
-            refresh_thresholds(p);
+        if (now_us - checked_us >= EVENTS_HOUSEKEEPING_US) {
+            housekeeping(p, follower);
             checked_us = now_us;
         }
         const flow_event *events = NULL;
@@ -200,8 +213,10 @@ static int follow(publisher *p, flow_events *follower)
             return 1;
         }
         if (read == JOURNAL_READ_WAIT) {
-            refresh_thresholds(p);
-            checked_us = now_us;
+            if (checked_us != now_us) {
+                housekeeping(p, follower);
+                checked_us = now_us;
+            }
             nats_Sleep(p->options->poll_ms);
             continue;
         }
@@ -239,7 +254,6 @@ static int start(publisher *p)
         say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the data folder no "
             "longer holds them", from, first - 1);
     say("publishing to %s from record %" PRIu64, p->stream, first);
-    refresh_thresholds(p);
     int exit_status = follow(p, follower);
     flow_events_close(follower);
     return exit_status;
