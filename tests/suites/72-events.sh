@@ -89,12 +89,12 @@ wait_events() {
 }
 
 nats_start || fail "nats-server did not start"
-port=$(pick_port 17560 17569)
+port=$(pick_port 17580 17589)
 cli() { redis-cli -p "$port" "$@"; }
 
 echo "== thresholds"
 data="$dir/basic"
-http_port=$(pick_port 17580 17589)
+http_port=$(pick_port 17590 17599)
 http="http://127.0.0.1:$http_port"
 start_stockd "$port" "$data" "$dir/stockd.log" --http-port "$http_port" || fail "stockd did not start"
 stockd_pid=$STOCKD_PID
