@@ -22,6 +22,7 @@ struct flow_events {
     core *state;
     journal_reader *reader;
     uint64_t from_seq;            /* records before it make no events */
+    uint64_t next_seq;            /* the next record to read */
     bool every_change;
     core_changes changes;
     flow_event events[CORE_CHANGES_MAX * FLOW_EVENTS_PER_LEVEL];
@@ -54,6 +55,7 @@ stock_code flow_events_open(const char *path, uint64_t from_seq, bool every_chan
         return code;
     }
     follower->from_seq = start > from_seq ? start : from_seq;
+    follower->next_seq = start;
     follower->every_change = every_change;
     core_watch(follower->state, &follower->changes);
     *start_seq = follower->from_seq;
@@ -101,8 +103,11 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
         uint64_t lsn = 0;
         journal_read_result read = journal_reader_next(follower->reader, &payload, &len, &lsn,
                                                        message, message_size);
+        if (read == JOURNAL_READ_WAIT && follower->from_seq == FLOW_EVENTS_FROM_END)
+            follower->from_seq = follower->next_seq;   /* the end, found */
         if (read != JOURNAL_READ_RECORD)
             return read;
+        follower->next_seq = lsn + 1;
         follower->changes.count = 0;
         char inner[STOCK_MESSAGE_MAX];
         if (core_replay(follower->state, payload, len, inner, sizeof inner) != STOCK_OK) {

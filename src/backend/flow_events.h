@@ -46,10 +46,15 @@ typedef int64_t (*flow_threshold_fn)(void *context, const char *sku);
 
 typedef struct flow_events flow_events;
 
+/* from_seq for a follower whose first events are those of the records
+ * written after it first finds nothing more to read (the end of the log at
+ * that moment): it starts from the newest snapshot. */
+#define FLOW_EVENTS_FROM_END UINT64_MAX
+
 /*
  * Opens a follower of the data folder at path whose first events will be
- * those of record from_seq: the records before it are replayed without
- * events. *start_seq receives the first sequence it can derive: from_seq,
+ * those of record from_seq (or FLOW_EVENTS_FROM_END): the records before it
+ * are replayed without events. *start_seq receives the first sequence it can derive: from_seq,
  * or later when the folder no longer holds the records from from_seq on
  * (journal_reader_open). Returns STOCK_OK and *out (free with
  * flow_events_close), or the reader's failure with message.

@@ -24,6 +24,7 @@
 #include "server/listing.h"
 #include "server/log.h"
 #include "server/routes.h"
+#include "server/sse.h"
 #include "server/threshold.h"
 
 #define ROUTES_SEGMENTS_MAX 5
@@ -43,7 +44,7 @@ typedef enum route_kind {
     ROUTE_RELEASE = REQUEST_RELEASE, ROUTE_HOLD_ORDER = REQUEST_HOLD_ORDER,
     ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_HOT,
     ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES, ROUTE_THRESHOLD_GET,
-    ROUTE_THRESHOLD_PUT
+    ROUTE_THRESHOLD_PUT, ROUTE_EVENTS
 } route_kind;
 
 /* A store request's slot kind is its route kind, plus this bit when the
@@ -412,6 +413,7 @@ static const route_entry route_table[] = {
     {{"healthz"}, 1, HTTP_GET, ROUTE_HEALTH, AUTH_NONE},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
     {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
+    {{"v1", "events"}, 2, HTTP_GET, ROUTE_EVENTS, AUTH_READ_ONLY},
     {{"v1", "skus"}, 2, HTTP_GET, ROUTE_LIST_SKUS, AUTH_READ_ONLY},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET, AUTH_FULL},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET, AUTH_READ_ONLY},
@@ -492,6 +494,7 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
     case ROUTE_THRESHOLD_GET: case ROUTE_THRESHOLD_PUT:
         route_threshold(c, req, p, kind);
         break;
+    case ROUTE_EVENTS: sse_start(c, req); break;
     case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
     case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE: case ROUTE_HOLD: case ROUTE_CONFIRM:
     case ROUTE_RELEASE: case ROUTE_HOLD_ORDER: case ROUTE_HOLD_GET:
@@ -552,6 +555,8 @@ void routes_process(conn *c)
     assert(c->kind == CONN_HTTP && c->http != NULL);
     while (conn_can_take(c)) {
         chunk *in = c->in;
+        if (c->sse != NULL)
+            in->parsed = in->len;   /* a stream takes no more requests */
         if (in->parsed == in->len)
             return;
         size_t used = 0;

@@ -13,9 +13,8 @@
 #include "server/conn.h"
 #include "server/threshold.h"
 
-/* The thresholds file of srv's store; false with message if it has none. */
-static stock_code file_of(const server *srv, char *path, size_t size, char *message,
-                          size_t message_size)
+stock_code threshold_store_folder(const server *srv, char *path, size_t size, char *message,
+                                  size_t message_size)
 {
     const char *backend = stock_backend_name(srv->store);
     if (strcmp(backend, "embedded") != 0) {
@@ -27,11 +26,24 @@ static stock_code file_of(const server *srv, char *path, size_t size, char *mess
     const stock_config defaults = {0};
     if (embedded_uri_parse(srv->cfg->store, &defaults, &uri, message, message_size) != STOCK_OK)
         return STOCK_INVALID;   /* not reached: the store opened with it */
-    if ((size_t)snprintf(path, size, "%s/%s", uri.path, THRESHOLDS_FILE) >= size) {
+    if ((size_t)snprintf(path, size, "%s", uri.path) >= size) {
         message_set(message, message_size, "the data folder's path is too long");
         return STOCK_INVALID;
     }
     return STOCK_OK;
+}
+
+/* The thresholds file of srv's store. */
+static stock_code file_of(const server *srv, char *path, size_t size, char *message,
+                          size_t message_size)
+{
+    stock_code code = threshold_store_folder(srv, path, size, message, message_size);
+    size_t len = strlen(path);
+    if (code == STOCK_OK && snprintf(path + len, size - len, "/%s", THRESHOLDS_FILE) >= (int)(size - len)) {
+        message_set(message, message_size, "the data folder's path is too long");
+        return STOCK_INVALID;
+    }
+    return code;
 }
 
 stock_code threshold_run(const server *srv, const char *sku, size_t sku_len, bool set,

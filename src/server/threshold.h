@@ -24,6 +24,12 @@
 stock_code threshold_run(const server *srv, const char *sku, size_t sku_len, bool set,
                          int64_t *value, char *message, size_t message_size);
 
+/* The data folder of srv's store into path (size bytes): STOCK_OK, or
+ * STOCK_UNSUPPORTED when the store is not embedded, with message. (Also
+ * for GET /v1/events, server/sse.h.) */
+stock_code threshold_store_folder(const server *srv, char *path, size_t size, char *message,
+                                  size_t message_size);
+
 /* RESP: THRESHOLD sku [n] -> the threshold as an integer. */
 void threshold_command(struct conn *c, const resp_request *r);
 

@@ -8,6 +8,10 @@
 #              changed
 #   basic      a sell-out, a restock and threshold crossings: exactly the
 #              events expected, in order, with their sequences and parts
+#   sse        GET /v1/events (curl): with Last-Event-ID 3.0 the stream
+#              carries the basic events after 3.0 with ids SEQ.PART, then a
+#              change made while it is open; without it, only what happens
+#              after it opened; a bad Last-Event-ID is 400
 #   crash      SKUS SKUs each go new (back in stock), sold out, restocked
 #              (back in stock), in rounds; each round kills the publisher
 #              with SIGKILL, makes its changes through stockd, kills stockd
@@ -144,6 +148,31 @@ diff "$dir/basic-want.txt" "$dir/basic.txt" || fail "basic: not the events expec
 [ "$(cut -d' ' -f1 "$dir/dump.txt" | tr '\n' ' ')" = "0.0 1.0 3.0 4.0 5.0 7.0 7.1 " ] ||
     fail "basic: the Nats-Msg-Ids are not SEQ.PART"
 kill_events
+
+echo "== sse"
+# sse_get FILE [HEADER...]: GET /v1/events into FILE for 3 s.
+sse_get() {
+    local file=$1
+    shift
+    curl -sN --max-time 3 "$@" "$http/v1/events" >"$file" || true
+}
+sse_get "$dir/sse-resume.txt" -H "Last-Event-ID: 3.0" &
+sse_pid=$!
+sse_get "$dir/sse-now.txt" &
+sse_now_pid=$!
+sleep 1.5
+cli DEDUCT l6 A 5 >/dev/null           # 8: A sold out, while both streams are open
+wait "$sse_pid" "$sse_now_pid"
+grep '^id: ' "$dir/sse-resume.txt" | tr '\n' ' ' >"$dir/sse-ids.txt"
+[ "$(cat "$dir/sse-ids.txt")" = "id: 4.0 id: 5.0 id: 7.0 id: 7.1 id: 8.0 " ] ||
+    { cat "$dir/sse-resume.txt"; fail "SSE resumed from 3.0 with ids $(cat "$dir/sse-ids.txt")"; }
+grep -A2 -x 'id: 4.0' "$dir/sse-resume.txt" | grep -qx 'event: below_threshold' || fail "SSE 4.0 is not below_threshold"
+grep -A2 -x 'id: 8.0' "$dir/sse-resume.txt" | grep -q '^data: {"seq":8,"part":0,"event":"sold_out","sku":"A","before":5,"after":0}$' ||
+    { cat "$dir/sse-resume.txt"; fail "SSE 8.0 is not A's sell-out"; }
+[ "$(grep '^id: ' "$dir/sse-now.txt" | tr '\n' ' ')" = "id: 8.0 " ] ||
+    { cat "$dir/sse-now.txt"; fail "SSE without Last-Event-ID did not start at the end"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Last-Event-ID: x" "$http/v1/events")
+[ "$code" = 400 ] || fail "a bad Last-Event-ID answered $code"
 kill_stockd
 nats_stop
 nats_start || fail "nats-server did not restart"
