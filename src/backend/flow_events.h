@@ -78,7 +78,8 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
 
 /* Tells the data folder's writer that the follower's owner still needs
  * the records from seq on (journal_reader_keep): for a publisher, the
- * record of its last confirmed event. Returns STOCK_OK or STOCK_IO. */
+ * first record whose events are not all confirmed. Returns STOCK_OK or
+ * STOCK_IO. */
 stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
                             size_t message_size);
 

@@ -282,6 +282,14 @@ void journal_reader_close(journal_reader *reader);
  */
 #define JOURNAL_READER_FILE "reader.lsn"
 
+/* No lsn in JOURNAL_READER_FILE: the file does not exist. */
+#define JOURNAL_READER_NONE UINT64_MAX
+
+/* The lsn in the JOURNAL_READER_FILE of the folder dir_fd (open on a
+ * folder): JOURNAL_READER_NONE without the file, 0 for a file that does not
+ * read as one (which keeps everything). */
+uint64_t journal_reader_needs(int dir_fd);
+
 /* Writes lsn to the folder's JOURNAL_READER_FILE (a temporary file renamed
  * over it: a crash leaves the old value or the new one, and an old value
  * only keeps more). Returns STOCK_OK or STOCK_IO with message. */

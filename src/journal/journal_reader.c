@@ -200,6 +200,20 @@ journal_read_result journal_reader_next(journal_reader *reader, const uint8_t **
     }
 }
 
+uint64_t journal_reader_needs(int dir_fd)
+{
+    int fd = openat(dir_fd, JOURNAL_READER_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? JOURNAL_READER_NONE : 0;
+    char text[32] = "";
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    char *end = NULL;
+    unsigned long long lsn = got > 0 ? strtoull(text, &end, 10) : 0;
+    /* a reader's records are never guessed away: anything else keeps all */
+    return got > 0 && end != text && *end == '\n' && lsn < JOURNAL_READER_NONE ? (uint64_t)lsn : 0;
+}
+
 stock_code journal_reader_keep(journal_reader *reader, uint64_t lsn, char *message,
                                size_t message_size)
 {

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -253,30 +252,14 @@ bool journal_snapshot_poll(journal *log, bool wait)
     return true;
 }
 
-/* The lsn a reader of the log still needs (journal_reader_keep), or
- * JOURNAL_LSN_NONE when no reader asks for one. A file that does not read
- * as a number keeps everything: a reader's records are never guessed away. */
-static uint64_t reader_needs(const journal *log)
-{
-    int fd = openat(log->dir_fd, JOURNAL_READER_FILE, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? JOURNAL_LSN_NONE : 0;
-    char text[32] = "";
-    ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    char *end = NULL;
-    unsigned long long lsn = got > 0 ? strtoull(text, &end, 10) : 0;
-    return got > 0 && end != text && *end == '\n' ? (uint64_t)lsn : 0;
-}
-
 /* Lowers keep_lsn to the newest snapshot at or before the lsn a reader
  * still needs (to lsn 0 when there is none), so that the reader can
  * rebuild the state there and read on. */
 static uint64_t keep_for_reader(const journal *log, const journal_listing *listing,
                                 uint64_t keep_lsn)
 {
-    uint64_t needed = reader_needs(log);
-    if (needed == JOURNAL_LSN_NONE || needed >= keep_lsn)
+    uint64_t needed = journal_reader_needs(log->dir_fd);
+    if (needed == JOURNAL_READER_NONE || needed >= keep_lsn)
         return keep_lsn;
     uint64_t keep = 0;
     for (size_t i = 0; i < listing->snapshot_count; i++)

@@ -23,7 +23,9 @@
 #              rising; snapshots are taken all along (snapshot_log_bytes),
 #              so the publisher also resumes from one, and the writer's
 #              clean-up must keep what the publisher said it still needs
-#              (reader.lsn): no "events lost" line
+#              (reader.lsn): no "events lost" line; then 300 deductions
+#              that make no event move reader.lsn past them (the log of a
+#              store that makes no events is still trimmed)
 #
 # KEEP=DIR keeps a copy of its folder (logs, stores) in DIR.
 set -eu
@@ -218,4 +220,16 @@ sed 's/^[^ ]* //' "$dir/dump.txt" |
 [ "$(wc -l <"$dir/per-sku.txt")" -eq "$skus" ] || fail "$(wc -l <"$dir/per-sku.txt") SKUs have events, not $skus"
 bad=$(grep -vc ' back_in_stock,sold_out,back_in_stock true$' "$dir/per-sku.txt" || true)
 [ "$bad" -eq 0 ] || { grep -v ' back_in_stock,sold_out,back_in_stock true$' "$dir/per-sku.txt" | head; fail "$bad SKUs without their three events in order"; }
+
+echo "== a log of changes that make no event is still trimmed"
+cli SETSTOCK BIG 100000 >/dev/null
+for i in $(seq 300); do echo "DEDUCT big-$i BIG 1"; done | cli >/dev/null
+wait_events $((3 * skus + 1))
+last=$(tail -n 1 "$dir/dump.txt" | sed 's/^[^ ]* //' | jq .seq)
+for _ in $(seq 50); do
+    [ "$(cat "$data/reader.lsn")" -gt $((last + 300)) ] && break
+    sleep 0.1
+done
+[ "$(cat "$data/reader.lsn")" -gt $((last + 300)) ] ||
+    fail "reader.lsn is $(cat "$data/reader.lsn"), not past the 300 records after the last event ($last)"
 echo "PASS"

@@ -8,11 +8,13 @@
  * by the stream's de-duplication window, and a consumer that sees one
  * twice anyway drops it by (seq, part).
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -37,6 +39,8 @@ typedef struct publisher {
     thresholds_watch thresholds;
     uint64_t resume_seq;          /* the last confirmed event's record */
     int64_t resume_part;          /* its part; -1: none confirmed */
+    uint64_t next_needed;         /* the first record whose events are not
+                                     all confirmed (reader.lsn) */
     uint64_t published;
 } publisher;
 
@@ -182,13 +186,14 @@ static void refresh_thresholds(publisher *p)
 }
 
 /* Rereads the thresholds if they changed, and tells the writer which
- * records the publisher still needs: from its last confirmed event's on
- * (what a restart derives again), so that snapshots never delete them. */
+ * records the publisher still needs: from the first whose events are not
+ * all confirmed on, so that snapshots never delete them, and a store whose
+ * changes make no events for a long time still has its log trimmed. */
 static void housekeeping(publisher *p, flow_events *follower)
 {
     refresh_thresholds(p);
     char message[STOCK_MESSAGE_MAX];
-    if (flow_events_keep(follower, p->resume_seq, message, sizeof message) != STOCK_OK)
+    if (flow_events_keep(follower, p->next_needed, message, sizeof message) != STOCK_OK)
         say("%s (snapshots may delete records not yet published)", message);
 }
 
@@ -222,8 +227,30 @@ static int follow(publisher *p, flow_events *follower)
         }
         if (!publish_record(p, events, count))
             return *p->stop ? 0 : 1;
+        p->next_needed = seq + 1;
     }
     return 0;
+}
+
+/* Where to derive from: the record of the last event in the stream (its
+ * parts up to the confirmed one skipped), or the first record whose events
+ * were not all confirmed, by reader.lsn, if that is later: the records
+ * between made no event (else the stream would end later). */
+static uint64_t resume_point(publisher *p)
+{
+    int dir_fd = open(p->options->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    uint64_t kept = dir_fd >= 0 ? journal_reader_needs(dir_fd) : JOURNAL_READER_NONE;
+    if (dir_fd >= 0)
+        close(dir_fd);
+    uint64_t from = p->resume_part >= 0 ? p->resume_seq : 0;
+    if (kept != JOURNAL_READER_NONE && kept > from &&
+        (p->resume_part < 0 || kept > p->resume_seq)) {
+        from = kept;
+        p->resume_seq = kept;
+        p->resume_part = -1;
+    }
+    p->next_needed = from;
+    return from;
 }
 
 static int start(publisher *p)
@@ -240,7 +267,7 @@ static int start(publisher *p)
     }
     if (*p->stop)
         return 0;
-    uint64_t from = p->resume_part >= 0 ? p->resume_seq : 0;
+    uint64_t from = resume_point(p);
     flow_events *follower = NULL;
     uint64_t first = 0;
     char message[STOCK_MESSAGE_MAX];
