@@ -136,7 +136,7 @@ check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R ord
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
 check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
 check "nothing changed by bad input" 5 "$(R stock A12)"
-check "COMMAND COUNT" 25 "$(R command count)"
+check "COMMAND COUNT" 26 "$(R command count)"
 # LIST: a page of SKUs or lines, each entry an array.
 check "LIST SKUS" "$(printf 'A12\n5\n9\n6\n2\n0')" "$(R list skus limit 1)"
 check "LIST SKULINES" "$(printf 'L4\nA12\nO1\n1\n0')" "$(R list skulines A12 after L1 limit 1 | head -5)"
