@@ -112,7 +112,13 @@ static bool open_segment(journal_reader *reader, bool *failed, char *message, si
             found = true;
             lsn = listing.segments[i];
         }
+    bool gone = !found && listing.segment_count > 0;   /* only later segments are left */
     journal_listing_free(&listing);
+    if (gone) {
+        message_set(message, size, "record %llu is gone: a snapshot's clean-up deleted it",
+                    (unsigned long long)reader->next_lsn);
+        *failed = true;
+    }
     if (!found)
         return false;
     char name[JOURNAL_NAME_MAX];
