@@ -116,8 +116,9 @@ $(STOCKD): $(call obj,$(SERVER_MAIN)) $(SERVER_OBJ) $(STATIC_LIB)
 $(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(PROTO_OBJ) $(STATIC_LIB)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
-# The programs that talk to a NATS broker (docs/intake.md).
-NATS_BINS := $(BUILD)/stockintake $(BUILD)/stockctl $(BUILD)/tests/intake_client
+# The programs that talk to a NATS broker (docs/intake.md, docs/events.md).
+NATS_BINS := $(BUILD)/stockintake $(BUILD)/stockevents $(BUILD)/stockctl $(BUILD)/tests/intake_client \
+             $(BUILD)/tests/events_client
 $(NATS_BINS): LIBS += $(shell pkg-config --libs $(NATS_PKG))
 
 # Unit tests may test server-side modules too, so they link them.

@@ -2,7 +2,8 @@
  * embedded_uri.h -- how the embedded backend reads its URI: "./dir",
  * "file:./dir", "file:///abs/dir", each with an optional query
  * "?durability=sync|relaxed&snapshot_log_bytes=N" that overrides the
- * stock_config. Internal to src/backend/embedded*.c.
+ * stock_config. For src/backend/embedded*.c, and for stockd's routes that
+ * read the data folder beside the store (src/server/threshold.c, sse.c).
  */
 #ifndef STOCK_EMBEDDED_URI_H
 #define STOCK_EMBEDDED_URI_H

@@ -189,7 +189,8 @@ static bool sku_create(core *state, stock_op *op, uint32_t hash, buf *record)
                                       hash, op->sku);
     core_sku *sku = core_pool_at(&state->skus, entity);
     memcpy(sku->name, op->sku.ptr, op->sku.len);
-    sku->available = op->amount;
+    sku->available = 0;
+    core_sku_set_available(state, sku, op->amount);
     sku->adjusted = op->amount;
     sku->deducted = 0;
     sku->refunded = 0;
@@ -223,7 +224,7 @@ static bool apply_set(core *state, stock_op *op, buf *record)
         return false; /* nothing changes, so nothing is recorded */
     if (!core_reserve_record(op, record))
         return core_fail_nomem(op);
-    sku->available = op->amount;
+    core_sku_set_available(state, sku, op->amount);
     sku->adjusted = adjusted;
     return true;
 }
@@ -285,7 +286,7 @@ static bool apply_add(core *state, stock_op *op, buf *record)
                                              op->id.len)) ||
         !core_reserve_record(op, record))
         return core_fail_nomem(op);
-    sku->available = available;
+    core_sku_set_available(state, sku, available);
     sku->adjusted = adjusted;
     op->available = available;
     if (op->id.len > 0)
@@ -321,7 +322,7 @@ uint32_t core_line_add(core *state, stock_id id, uint32_t hash, uint32_t sku_ent
     uint32_t entity = core_entity_add(state, &state->lines, &state->line_index,
                                       hash, id);
     core_line *line = core_pool_at(&state->lines, entity);
-    sku->available -= qty;
+    core_sku_set_available(state, sku, sku->available - qty);
     sku->deducted += qty;
     line->time_us = time_us;
     line->available_after = sku->available;
@@ -414,7 +415,7 @@ static bool apply_refund(core *state, stock_op *op, buf *record)
         !core_reserve_record(op, record))
         return core_fail_nomem(op);
     line->refunded += (uint32_t)op->amount;
-    sku->available = available;
+    core_sku_set_available(state, sku, available);
     sku->refunded = refunded;
     op->available = available;
     entity = core_entity_add(state, &state->refunds, &state->refund_index, hash, op->id);

@@ -149,6 +149,34 @@ stock_code core_list_begin(const core *state, stock_list_kind kind, stock_id of,
 bool core_list_next(const core *state, core_list_cursor *cursor, stock_list_entry *entries,
                     uint32_t max, uint32_t *count, uint32_t scan_max);
 
+/*
+ * Watching stock levels, for the events derived from the flow log
+ * (docs/events.md): while a watch is set, every core_apply, core_expire and
+ * core_replay appends to it the SKUs whose available stock it moved, one
+ * entry per SKU and call: the level before its first move and after its
+ * last (a confirm moves a hold's units back to available, then takes the
+ * confirmed part as a line: an entry may end where it began). A SKU the
+ * call creates starts at 0. The caller empties the list (count = 0) between
+ * calls as it likes; a record never moves more SKUs than CORE_CHANGES_MAX
+ * (an expiry of CORE_EXPIRE_RECORD_MAX holds; an order moves at most
+ * STOCK_ORDER_LINES_MAX), so a list emptied before each call never fills.
+ */
+#define CORE_CHANGES_MAX CORE_EXPIRE_RECORD_MAX
+typedef struct core_change {
+    char sku[STOCK_ID_MAX + 1];
+    int64_t before;
+    int64_t after;
+} core_change;
+
+typedef struct core_changes {
+    uint32_t count;
+    core_change items[CORE_CHANGES_MAX];
+} core_changes;
+
+/* Sets (changes) or clears (NULL) the watch; changes is the caller's and
+ * must outlive the watch. */
+void core_watch(core *state, core_changes *changes);
+
 /* Writes bytes somewhere; returns 0, or -1 to stop the snapshot. */
 typedef int (*core_write_fn)(void *context, const void *data, size_t len);
 /* Reads exactly len bytes; returns 0, or -1 on a short read or error. */

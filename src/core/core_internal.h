@@ -226,7 +226,20 @@ struct core {
     core_hold_totals hold_totals;
     int64_t clock_us;          /* the latest time a record carries: the
                                   store's clock never runs backwards */
+    core_changes *watch;       /* core_watch's list, or NULL */
 };
+
+/* Notes a move of sku's available to `available` in the watch (core.h). */
+void core_watch_note(core *state, const core_sku *sku, int64_t available);
+
+/* Sets sku's available stock: the one place it changes, so that a watch
+ * sees every move. */
+static inline void core_sku_set_available(core *state, core_sku *sku, int64_t available)
+{
+    if (state->watch != NULL)
+        core_watch_note(state, sku, available);
+    sku->available = available;
+}
 
 /* ----------------------------------------------------------- core_pool */
 

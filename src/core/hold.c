@@ -144,7 +144,7 @@ static void hold_close(core *state, core_hold *hold, stock_hold_state to)
     core_sku *sku = core_pool_at(&state->skus, hold->sku);
     assert(sku->held >= hold->qty);
     sku->held -= hold->qty;
-    sku->available += hold->qty;   /* available + held <= INT64_MAX (I2) */
+    core_sku_set_available(state, sku, sku->available + hold->qty);   /* available + held <= INT64_MAX (I2) */
     hold->state = (uint8_t)to;
     hold->closed_available = sku->available;
     core_hold_totals *totals = &state->hold_totals;
@@ -322,7 +322,7 @@ static bool apply_hold(core *state, stock_op *op, int64_t time_us, buf *record)
         return core_fail_nomem(op);
     entity = core_entity_add(state, &state->holds, &state->hold_index, hash, op->id);
     core_hold *hold = hold_at(state, entity);
-    sku->available -= op->amount;
+    core_sku_set_available(state, sku, sku->available - op->amount);
     sku->held += op->amount;
     *hold = (core_hold){.id = hold->id, .time_us = time_us,
                         .deadline_us = time_us + op->expect * US_PER_MS,

@@ -309,4 +309,79 @@ stock_code journal_restore(const char *src, const char *dest,
                            journal_backup *backup, uint64_t *bytes,
                            char *message, size_t message_size);
 
+/* ------------------------------------------------------------- reading */
+
+/*
+ * A positioned reader of a data folder's flow, for the events derived from
+ * it (docs/events.md): it reads the files without the lock, beside the
+ * process that has the folder open and writes it, and follows the log as it
+ * grows, across segments and restarts of the writer. It reads only whole
+ * records whose checksum holds; a torn or half-written record at the end of
+ * a segment is waited for, and skipped once the writer has started the
+ * next segment at its lsn (as its recovery does after cutting a torn tail).
+ * A record is read once the writer's write() has returned: before its
+ * fdatasync, so a power loss (not a crash of the writer: the page cache
+ * keeps it) may take back a record already read.
+ *
+ * Threads: one thread at a time per reader.
+ */
+typedef struct journal_reader journal_reader;
+
+/*
+ * Opens the data folder at path for reading from record from_lsn: loads
+ * through replay->load (replay->apply is unused) the newest valid snapshot
+ * that covers no more than from_lsn records, or none when there is none
+ * (the log is then read from lsn 0). When the folder no longer holds the
+ * records from from_lsn on (snapshots took their place), it starts at the
+ * oldest valid snapshot instead. *start_lsn receives the lsn of the first
+ * record journal_reader_next will return: <= from_lsn, or the later start
+ * (the records between are gone).
+ * Returns STOCK_OK and *out (free with journal_reader_close); STOCK_IO,
+ * STOCK_CORRUPT (every snapshot damaged, a gap in the log), STOCK_NOMEM, or
+ * the failure of replay->load, with message.
+ */
+stock_code journal_reader_open(const char *path, uint64_t from_lsn,
+                               const journal_replay *replay, journal_reader **out,
+                               uint64_t *start_lsn, char *message, size_t message_size);
+
+typedef enum journal_read_result {
+    JOURNAL_READ_RECORD,   /* a record: its payload and lsn */
+    JOURNAL_READ_WAIT,     /* no whole record after the last one yet */
+    JOURNAL_READ_FAILED    /* the folder cannot be read: message says why */
+} journal_read_result;
+
+/* Reads the next record into *payload (valid until the next call) and
+ * *lsn, one after the other from *start_lsn. */
+journal_read_result journal_reader_next(journal_reader *reader, const uint8_t **payload,
+                                        size_t *payload_len, uint64_t *lsn,
+                                        char *message, size_t message_size);
+
+/* Closes the files and frees the reader; NULL is a no-op. */
+void journal_reader_close(journal_reader *reader);
+
+/*
+ * The file of a data folder in which a reader says which record it still
+ * needs: one decimal lsn and a newline. While it exists, the writer's
+ * clean-up after a snapshot keeps the newest snapshot at or before that
+ * lsn and every segment after it, so a reader that was stopped for a
+ * while still finds its records (a file that does not read keeps
+ * everything). A reader retired for good must remove it, or the log grows
+ * without end.
+ */
+#define JOURNAL_READER_FILE "reader.lsn"
+
+/* No lsn in JOURNAL_READER_FILE: the file does not exist. */
+#define JOURNAL_READER_NONE UINT64_MAX
+
+/* The lsn in the JOURNAL_READER_FILE of the folder dir_fd (open on a
+ * folder): JOURNAL_READER_NONE without the file, 0 for a file that does not
+ * read as one (which keeps everything). */
+uint64_t journal_reader_needs(int dir_fd);
+
+/* Writes lsn to the folder's JOURNAL_READER_FILE (a temporary file renamed
+ * over it: a crash leaves the old value or the new one, and an old value
+ * only keeps more). Returns STOCK_OK or STOCK_IO with message. */
+stock_code journal_reader_keep(journal_reader *reader, uint64_t lsn, char *message,
+                               size_t message_size);
+
 #endif /* STOCK_JOURNAL_H */

@@ -152,8 +152,22 @@ stock_code journal_snapshot_frame(int fd, uint64_t len, uint64_t lsn,
                                   uint64_t *body_len, uint64_t *checksum,
                                   const char **why, uint32_t *version);
 
+/* Checks the frame of snapshot lsn of the folder dir_fd and, if it holds,
+ * loads it through replay->load, checksumming the body as it reads it
+ * through buffer (JOURNAL_READ_CHUNK_BYTES): *loaded set, *file_bytes the
+ * file's size. A damaged one (a bad frame, or a checksum that does not
+ * match: replay->clear then empties the state again) is only described in
+ * damage (STOCK_OK, *loaded false); a newer format is STOCK_UNSUPPORTED, a
+ * failure to read or load its code, with message. (journal_recover.c; the
+ * reader of journal_reader.c too.) */
+stock_code journal_snapshot_try(int dir_fd, uint64_t lsn, const journal_replay *replay,
+                                uint8_t *buffer, bool *loaded, uint64_t *file_bytes,
+                                char *damage, size_t damage_size, char *message,
+                                size_t size);
+
 /* Removes snapshots and segments older than keep_lsn (the previous
- * snapshot), keeping the segment that holds keep_lsn. */
+ * snapshot), keeping the segment that holds keep_lsn, and whatever a
+ * reader still needs (JOURNAL_READER_FILE, journal_reader_keep). */
 void journal_remove_old(journal *log, uint64_t keep_lsn);
 
 /* Updates the counters other threads read. */

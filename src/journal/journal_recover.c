@@ -103,10 +103,10 @@ static bool drain(body_reader *reader)
  * checksum compared. On a mismatch the snapshot is damage, whatever the
  * load said: the state is cleared again, *damaged set and STOCK_OK
  * returned, so that recovery goes on to an older snapshot. */
-static stock_code load_snapshot(recovery *r, const char *name, int fd,
+static stock_code load_snapshot(const journal_replay *replay, const char *name, int fd,
                                 uint8_t *buffer, const uint8_t *header,
                                 uint64_t body_len, uint64_t checksum,
-                                bool *damaged)
+                                bool *damaged, char *message, size_t size)
 {
     XXH3_state_t hash;
     XXH3_64bits_reset(&hash);
@@ -115,14 +115,14 @@ static stock_code load_snapshot(recovery *r, const char *name, int fd,
                           .next = JOURNAL_FILE_HEADER_BYTES,
                           .end = JOURNAL_FILE_HEADER_BYTES + body_len};
     char inner[STOCK_MESSAGE_MAX] = "";
-    stock_code code = r->replay->load(r->replay->context, read_body, &reader,
+    stock_code code = replay->load(replay->context, read_body, &reader,
                                       (size_t)body_len, inner, sizeof inner);
     uint64_t left = reader.end - reader.next + (reader.filled - reader.pos);
     *damaged = false;
     if (reader.error == 0 && drain(&reader) &&
         XXH3_64bits_digest(&hash) != checksum) {
         *damaged = true;
-        r->replay->clear(r->replay->context);
+        replay->clear(replay->context);
         return STOCK_OK;
     }
     if (reader.error != 0) {
@@ -134,21 +134,21 @@ static stock_code load_snapshot(recovery *r, const char *name, int fd,
                  (unsigned long long)left);
     }
     if (code != STOCK_OK)
-        message_set(r->message, r->size, "%s: %s", name, inner);
+        message_set(message, size, "%s: %s", name, inner);
     return code;
 }
 
-/* Loads snapshot lsn if its frame and checksum hold (*loaded set). A
- * damaged one is only described in damage, and leaves the state empty. */
-static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
-                               bool *loaded, char *damage, size_t damage_size)
+stock_code journal_snapshot_try(int dir_fd, uint64_t lsn, const journal_replay *replay,
+                                uint8_t *buffer, bool *loaded, uint64_t *file_bytes,
+                                char *damage, size_t damage_size, char *message,
+                                size_t size)
 {
     char name[JOURNAL_NAME_MAX];
     journal_snapshot_name(name, lsn);
-    int fd = openat(r->log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat(fd, &info) != 0) {
-        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot read %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         return STOCK_IO;
@@ -161,14 +161,14 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
     stock_code code = journal_snapshot_frame(fd, (uint64_t)info.st_size, lsn, header,
                                              &body_len, &checksum, &why, &version);
     if (code == STOCK_OK) {
-        code = load_snapshot(r, name, fd, buffer, header, body_len, checksum,
-                             &damaged);
+        code = load_snapshot(replay, name, fd, buffer, header, body_len, checksum,
+                             &damaged, message, size);
         why = "checksum mismatch";
     } else if (code == STOCK_UNSUPPORTED) {
         /* Not damage: an older snapshot must not stand in for it. */
-        journal_newer_format(r->message, r->size, name, version);
+        journal_newer_format(message, size, name, version);
     } else if (code == STOCK_IO) {
-        message_set(r->message, r->size, "cannot read %s: %s", name, strerror(errno));
+        message_set(message, size, "cannot read %s: %s", name, strerror(errno));
     } else {
         damaged = true;
         code = STOCK_OK;
@@ -178,7 +178,7 @@ static stock_code try_snapshot(recovery *r, uint64_t lsn, uint8_t *buffer,
         snprintf(damage, damage_size, "%s: %s", name, why);
     } else if (code == STOCK_OK) {
         *loaded = true;
-        r->log->snapshot_bytes = (uint64_t)info.st_size;
+        *file_bytes = (uint64_t)info.st_size;
     }
     close(fd);
     return code;
@@ -198,7 +198,9 @@ static stock_code recover_snapshot(recovery *r)
     bool loaded = false;
     for (size_t i = r->listing.snapshot_count; i-- > 0 && code == STOCK_OK && !loaded;) {
         uint64_t lsn = r->listing.snapshots[i];
-        code = try_snapshot(r, lsn, buffer, &loaded, damage, sizeof damage);
+        code = journal_snapshot_try(r->log->dir_fd, lsn, r->replay, buffer, &loaded,
+                                    &r->log->snapshot_bytes, damage, sizeof damage,
+                                    r->message, r->size);
         if (loaded) {
             r->base_lsn = lsn;
             r->damaged_count = r->listing.snapshot_count - 1 - i;

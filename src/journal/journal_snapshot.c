@@ -248,6 +248,22 @@ bool journal_snapshot_poll(journal *log, bool wait)
     return true;
 }
 
+/* Lowers keep_lsn to the newest snapshot at or before the lsn a reader
+ * still needs (to lsn 0 when there is none), so that the reader can
+ * rebuild the state there and read on. */
+static uint64_t keep_for_reader(const journal *log, const journal_listing *listing,
+                                uint64_t keep_lsn)
+{
+    uint64_t needed = journal_reader_needs(log->dir_fd);
+    if (needed == JOURNAL_READER_NONE || needed >= keep_lsn)
+        return keep_lsn;
+    uint64_t keep = 0;
+    for (size_t i = 0; i < listing->snapshot_count; i++)
+        if (listing->snapshots[i] <= needed)
+            keep = listing->snapshots[i];
+    return keep;
+}
+
 void journal_remove_old(journal *log, uint64_t keep_lsn)
 {
     /* A backup copies files of its own choosing: they all stay until the
@@ -257,6 +273,7 @@ void journal_remove_old(journal *log, uint64_t keep_lsn)
     journal_listing listing;
     if (!journal_list(log->dir_fd, &listing, NULL, 0))
         return;   /* clean-up is retried after the next snapshot */
+    keep_lsn = keep_for_reader(log, &listing, keep_lsn);
     char name[JOURNAL_NAME_MAX];
     for (size_t i = 0; i < listing.snapshot_count; i++) {
         if (listing.snapshots[i] >= keep_lsn)

@@ -71,6 +71,8 @@ static const kept_header kept_headers[] = {
      "the Idempotency-Key header exceeds 255 bytes"},
     {"if-match", offsetof(http_request, if_match), HTTP_PRECONDITION_MAX,
      "the If-Match header exceeds 255 bytes"},
+    {"last-event-id", offsetof(http_request, last_event_id), HTTP_PRECONDITION_MAX,
+     "the Last-Event-ID header exceeds 255 bytes"},
 };
 
 static int on_header_value(http_parser *parser, const char *at, size_t len)
@@ -185,6 +187,7 @@ void http_reader_next(http_reader *reader)
     reader->request.authorization[0] = '\0';
     reader->request.idempotency_key[0] = '\0';
     reader->request.if_match[0] = '\0';
+    reader->request.last_event_id[0] = '\0';
     reader->request.expect_continue = false;
     reader->continue_due = false;
     reader->header_bytes = 0;

@@ -21,7 +21,7 @@
 #define HTTP_HEADER_BYTES_MAX (16 * 1024)  /* request line + headers */
 #define HTTP_AUTHORIZATION_MAX 1024        /* bytes of the Authorization value */
 #define HTTP_FIELD_NAME_MAX 64             /* longest header name we look at */
-#define HTTP_PRECONDITION_MAX 256          /* bytes of Idempotency-Key, If-Match */
+#define HTTP_PRECONDITION_MAX 256          /* bytes of Idempotency-Key, If-Match, Last-Event-ID */
 
 typedef struct http_request {
     enum http_method method;
@@ -30,6 +30,7 @@ typedef struct http_request {
     char authorization[HTTP_AUTHORIZATION_MAX];  /* "" if absent */
     char idempotency_key[HTTP_PRECONDITION_MAX]; /* raw value, "" if absent */
     char if_match[HTTP_PRECONDITION_MAX];        /* raw value, "" if absent */
+    char last_event_id[HTTP_PRECONDITION_MAX];   /* raw value, "" if absent */
     bool keep_alive;
     bool expect_continue;                  /* "Expect: 100-continue" was sent */
 } http_request;

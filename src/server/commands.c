@@ -20,6 +20,7 @@
 #include "server/listing.h"
 #include "server/log.h"
 #include "server/session.h"
+#include "server/threshold.h"
 
 #define COMMANDS_ERROR_MAX 256     /* bytes of an immediate error message */
 #define COMMANDS_NAME_ECHO_MAX 64  /* bytes of a bad command name echoed back */
@@ -336,6 +337,7 @@ const commands_entry commands_table[] = {
     {"STOCK", 2, AUTH_READ_ONLY, cmd_stock, "Returns a SKU's available stock."},
     {"SETSTOCK", -3, AUTH_FULL, cmd_setstock, "Creates a SKU or sets its level, optionally compare-and-set."},
     {"ADDSTOCK", -3, AUTH_FULL, cmd_addstock, "Restocks or writes off a SKU (idempotent by adjustment id)."},
+    {"THRESHOLD", -2, AUTH_FULL, threshold_command, "Reads or sets a SKU's threshold for the below-threshold event (an embedded store)."},
     {"SKUINFO", 2, AUTH_READ_ONLY, cmd_skuinfo, "Returns a SKU's available, adjusted, deducted and refunded totals."},
     {"LINEINFO", 2, AUTH_READ_ONLY, cmd_lineinfo, "Returns a deducted line."},
     {"HOLD", 5, AUTH_FULL, cmd_hold, "Holds qty of a SKU for ttl milliseconds (idempotent by hold id)."},

@@ -12,6 +12,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/routes.h"
+#include "server/sse.h"
 #include "server/tls.h"
 
 #define CONN_MESSAGE_MAX 96   /* an error the server sends on its own */
@@ -630,6 +631,7 @@ static void maybe_free(conn *c)
         free(c->tls);
     }
     routes_free_reader(c);
+    sse_detach(c);
     free(c->slots);
     free(c);
     srv->counters.connections_open--;

@@ -143,6 +143,7 @@ typedef struct conn {
     char name[CONN_NAME_MAX];
     /* HTTP session */
     struct http_reader *http;
+    struct sse_stream *sse;    /* GET /v1/events streaming on c, or NULL (sse.h) */
 } conn;
 
 /* Accepts a client on listener (a RESP or HTTP port, over TLS if tls).

@@ -25,6 +25,8 @@
 #include "server/listing.h"
 #include "server/log.h"
 #include "server/routes.h"
+#include "server/sse.h"
+#include "server/threshold.h"
 
 #define ROUTES_SEGMENTS_MAX 5
 #define ROUTES_MESSAGE_MAX 256
@@ -42,7 +44,8 @@ typedef enum route_kind {
     ROUTE_LINE = REQUEST_LINE, ROUTE_HOLD = REQUEST_HOLD, ROUTE_CONFIRM = REQUEST_CONFIRM,
     ROUTE_RELEASE = REQUEST_RELEASE, ROUTE_HOLD_ORDER = REQUEST_HOLD_ORDER,
     ROUTE_HOLD_GET = REQUEST_HOLD_GET, ROUTE_HEALTH, ROUTE_READY, ROUTE_METRICS, ROUTE_HOT,
-    ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES
+    ROUTE_LIST_SKUS, ROUTE_LIST_SKU_LINES, ROUTE_LIST_ORDER_LINES, ROUTE_THRESHOLD_GET,
+    ROUTE_THRESHOLD_PUT, ROUTE_EVENTS
 } route_kind;
 
 /* A store request's slot kind is its route kind, plus this bit when the
@@ -368,6 +371,40 @@ static void route_list(conn *c, const http_request *req, const path *p, route_ki
         reply_error(c, req->keep_alive, status_of(code), stock_code_name(code), message);
 }
 
+/* GET or PUT /v1/skus/{sku}/threshold (server/threshold.h), answered at
+ * once: {"sku", "threshold"}; PUT takes {"threshold": N}. */
+static void route_threshold(conn *c, const http_request *req, const path *p, route_kind kind)
+{
+    int64_t value = 0;
+    bool set = kind == ROUTE_THRESHOLD_PUT;
+    if (set) {
+        json_error_t error;
+        json_t *body = json_loadb((const char *)req->body.data, req->body.len, 0, &error);
+        json_t *threshold = json_object_get(body, "threshold");
+        bool ok = json_is_integer(threshold) && json_object_size(body) == 1;
+        value = ok ? json_integer_value(threshold) : 0;
+        json_decref(body);
+        if (!ok) {
+            reply_error(c, req->keep_alive, 400, "INVALID",
+                        "the body must be {\"threshold\": N}, N an integer (0 removes it)");
+            return;
+        }
+    }
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = threshold_run(c->srv, p->segment[2].text, p->segment[2].len, set, &value,
+                                    message, sizeof message);
+    if (code != STOCK_OK) {
+        reply_error(c, req->keep_alive, status_of(code), stock_code_name(code), message);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:I}", "sku", p->segment[2].text, "threshold",
+                             (json_int_t)value);
+    if (body == NULL)
+        reply_error(c, req->keep_alive, 500, "NOMEM", "out of memory");
+    else
+        reply_json(c, req->keep_alive, 200, body, NULL);
+}
+
 /* ------------------------------------------------------------ routing */
 
 typedef struct route_entry {
@@ -383,11 +420,14 @@ static const route_entry route_table[] = {
     {{"readyz"}, 1, HTTP_GET, ROUTE_READY, AUTH_NONE},
     {{"metrics"}, 1, HTTP_GET, ROUTE_METRICS, AUTH_READ_ONLY},
     {{"v1", "hot"}, 2, HTTP_GET, ROUTE_HOT, AUTH_READ_ONLY},
+    {{"v1", "events"}, 2, HTTP_GET, ROUTE_EVENTS, AUTH_READ_ONLY},
     {{"v1", "skus"}, 2, HTTP_GET, ROUTE_LIST_SKUS, AUTH_READ_ONLY},
     {{"v1", "skus", "*"}, 3, HTTP_PUT, ROUTE_SET, AUTH_FULL},
     {{"v1", "skus", "*"}, 3, HTTP_GET, ROUTE_GET, AUTH_READ_ONLY},
     {{"v1", "skus", "*", "adjustments"}, 4, HTTP_POST, ROUTE_ADD, AUTH_FULL},
     {{"v1", "skus", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_SKU_LINES, AUTH_READ_ONLY},
+    {{"v1", "skus", "*", "threshold"}, 4, HTTP_GET, ROUTE_THRESHOLD_GET, AUTH_READ_ONLY},
+    {{"v1", "skus", "*", "threshold"}, 4, HTTP_PUT, ROUTE_THRESHOLD_PUT, AUTH_FULL},
     {{"v1", "orders", "*", "lines"}, 4, HTTP_GET, ROUTE_LIST_ORDER_LINES, AUTH_READ_ONLY},
     {{"v1", "deductions"}, 2, HTTP_POST, ROUTE_DEDUCT, AUTH_FULL},
     {{"v1", "orders"}, 2, HTTP_POST, ROUTE_ORDER, AUTH_FULL},
@@ -475,6 +515,10 @@ static void dispatch(conn *c, const http_request *req, const path *p, route_kind
     case ROUTE_LIST_SKUS: case ROUTE_LIST_SKU_LINES: case ROUTE_LIST_ORDER_LINES:
         route_list(c, req, p, kind);
         break;
+    case ROUTE_THRESHOLD_GET: case ROUTE_THRESHOLD_PUT:
+        route_threshold(c, req, p, kind);
+        break;
+    case ROUTE_EVENTS: sse_start(c, req); break;
     case ROUTE_SET: case ROUTE_ADD: case ROUTE_DEDUCT: case ROUTE_ORDER:
     case ROUTE_REFUND: case ROUTE_GET: case ROUTE_LINE: case ROUTE_HOLD: case ROUTE_CONFIRM:
     case ROUTE_RELEASE: case ROUTE_HOLD_ORDER: case ROUTE_HOLD_GET:
@@ -535,6 +579,8 @@ void routes_process(conn *c)
     assert(c->kind == CONN_HTTP && c->http != NULL);
     while (conn_can_take(c)) {
         chunk *in = c->in;
+        if (c->sse != NULL)
+            in->parsed = in->len;   /* a stream takes no more requests */
         if (in->parsed == in->len)
             return;
         size_t used = 0;

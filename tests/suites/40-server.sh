@@ -137,7 +137,7 @@ check "ORDER arity" "ERR wrong number of arguments for 'order' command" "$(R ord
 check "bad keyword" "ERR syntax error: expected EXPECT current" "$(R setstock A12 1 EXPEKT 2)"
 check "SELECT 1" "ERR DB index is out of range" "$(R select 1)"
 check "nothing changed by bad input" 5 "$(R stock A12)"
-check "COMMAND COUNT" 26 "$(R command count)"
+check "COMMAND COUNT" 27 "$(R command count)"
 # BACKUP (docs/protocol.md): a folder on the server, never one that exists.
 R backup "$dir/backup" >/dev/null
 [ -f "$dir/backup/BACKUP" ] || fail "BACKUP left no manifest in $dir/backup"

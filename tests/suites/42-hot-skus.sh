@@ -4,7 +4,8 @@
 # deductions of 100 units), a warm one, and 5,000 cold SKUs touched once;
 # INFO, GET /v1/hot and /metrics must rank the hot SKU first by operations
 # and by refusals with its exact counts, and /metrics must hold at most ten
-# series per ranking however many SKUs there are.
+# series per ranking however many SKUs there are; `stockctl hot` must show
+# the same rankings, as text and as JSON.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -23,7 +24,7 @@ fail() {
     exit 1
 }
 BIN="$dir/bin"
-use_binaries "$BIN" stockd
+use_binaries "$BIN" stockd stockctl
 port=$(pick_port 17510 17519)
 http_port=$((port + 100))
 start_stockd "$port" "$dir/data" "$dir/stockd.log" --http-port "$http_port" || fail "stockd did not start"
@@ -61,4 +62,20 @@ grep -qx 'stockd_hot_sku_operations{rank="1",sku="HOT"} 1001' "$dir/metrics.txt"
 grep -qx 'stockd_hot_sku_refusals{rank="1",sku="HOT"} 900' "$dir/metrics.txt" || fail "no HOT refusals series"
 series=$(grep -c '^stockd_hot_sku_' "$dir/metrics.txt")
 [ "$series" -le 20 ] || fail "$series hot series for 5,002 SKUs: not bounded"
+
+echo "== stockctl hot"
+"$BIN/stockctl" hot --http "http://127.0.0.1:$http_port" | tee "$dir/hot.txt"
+grep -Eq '^ +1 +HOT +1001$' <(sed -n '/^by operations/,/^by refusals/p' "$dir/hot.txt") ||
+    fail "stockctl hot does not rank HOT first by operations"
+grep -Eq '^ +1 +HOT +900$' <(sed -n '/^by refusals/,$p' "$dir/hot.txt") ||
+    fail "stockctl hot does not rank HOT first by refusals"
+STOCKCTL_HTTP="http://127.0.0.1:$http_port" "$BIN/stockctl" --json hot >"$dir/hot-ctl.json"
+[ "$(jq -r '.operations[0] | "\(.sku) \(.count)"' "$dir/hot-ctl.json")" = "HOT 1001" ] ||
+    fail "stockctl --json hot is not the reply of /v1/hot"
+rc=0
+"$BIN/stockctl" hot --http "http://127.0.0.1:$(pick_port 17510 17519)" 2>"$dir/hot.err" || rc=$?
+[ "$rc" -eq 11 ] && grep -q "cannot connect" "$dir/hot.err" || fail "stockctl hot with no server: exit $rc"
+rc=0
+"$BIN/stockctl" hot --http "ftp://x" 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "stockctl hot with a bad --http: exit $rc"
 echo "PASS"

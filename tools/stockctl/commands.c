@@ -269,5 +269,25 @@ const ctl_command ctl_commands[] = {
      "seconds (default 60) pass without a result while some are missing; 1 when\n"
      "the broker fails. Needs no store.\n",
      1, 2, 0, NULL, ctl_publish},
+    {"hot", "[--http URL]",
+     "show a running stockd's hot SKUs",
+     "Shows the SKUs with the most operations and the most refusals over the\n"
+     "server's sliding window (60 s), ten per ranking, from GET /v1/hot at\n"
+     "--http (default $STOCKCTL_HTTP, else " CTL_HTTP_DEFAULT "); a count may\n"
+     "be above the truth by at most the error shown. $STOCKCTL_TOKEN, when set,\n"
+     "is sent as the Bearer token (a server with --requirepass). With --json:\n"
+     "the reply's JSON as is. Exits 11 when the server cannot be reached or\n"
+     "answers anything else. Needs no store.\n",
+     0, 0, 0, NULL, ctl_hot},
+    {"threshold", "SKU [N] [--http URL]",
+     "show or set a SKU's threshold for stock events",
+     "Without N, shows SKU's threshold; with N, sets it (0 removes it). The\n"
+     "below_threshold event fires when SKU's available stock goes from N or\n"
+     "more to under N (docs/events.md). Thresholds live in the data folder of\n"
+     "the embedded store that stockd at --http serves (default $STOCKCTL_HTTP,\n"
+     "else " CTL_HTTP_DEFAULT "), through GET/PUT /v1/skus/SKU/threshold;\n"
+     "$STOCKCTL_TOKEN is the Bearer token. A server over another store answers\n"
+     "UNSUPPORTED (exit 12). Needs no store.\n",
+     1, 2, 0, NULL, ctl_threshold},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -96,6 +96,8 @@ static void usage(FILE *out)
         "  --json       print one JSON object on stdout, failures included\n"
         "  --broker URL, --prefix P, --wait SECONDS\n"
         "               publish only (see stockctl publish --help)\n"
+        "  --http URL   hot and threshold: stockd's HTTP address (default $STOCKCTL_HTTP,\n"
+        "               else " CTL_HTTP_DEFAULT ")\n"
         "  --help, -h   this text; after a command, that command's help\n\n"
         "exit codes:\n"
         "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
@@ -174,6 +176,11 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
             return false;
         args->prefix = value;
         args->has_publish_option = true;
+    } else if (is_option(arg, "--http")) {
+        if ((value = option_value(argc, argv, index, "--http")) == NULL)
+            return false;
+        args->http = value;
+        args->has_http = true;
     } else if (is_option(arg, "--wait")) {
         if ((value = option_value(argc, argv, index, "--wait")) == NULL ||
             !ctl_parse_int64(value, "--wait", &args->wait_s))
@@ -197,7 +204,7 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
 static bool json_requested(int argc, char **argv)
 {
     static const char *const with_value[] = {"--store", "--expect", "--id", "--broker",
-                                             "--prefix", "--wait"};
+                                             "--prefix", "--wait", "--http"};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             return false;
@@ -263,6 +270,10 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
         ctl_usage_error("--broker, --prefix and --wait go with publish only");
         return false;
     }
+    if (args->has_http && command->direct != ctl_hot && command->direct != ctl_threshold) {
+        ctl_usage_error("--http goes with hot and threshold only");
+        return false;
+    }
     return true;
 }
 
@@ -312,11 +323,14 @@ static int run(const ctl_args *args, ctl_request *request)
 int main(int argc, char **argv)
 {
     ctl_args args = {.store_uri = getenv("STOCKCTL_STORE"), .broker = getenv("STOCKCTL_BROKER"),
+                     .http = getenv("STOCKCTL_HTTP"),
                      .prefix = "stock", .wait_s = CTL_WAIT_S_DEFAULT};
     if (args.store_uri == NULL || args.store_uri[0] == '\0')
         args.store_uri = CTL_STORE_DEFAULT;
     if (args.broker == NULL || args.broker[0] == '\0')
         args.broker = CTL_BROKER_DEFAULT;
+    if (args.http == NULL || args.http[0] == '\0')
+        args.http = CTL_HTTP_DEFAULT;
     usage_json = json_requested(argc, argv);
     if (!parse_args(argc, argv, &args))
         return usage_exit_code;

@@ -14,6 +14,7 @@
 
 #define CTL_STORE_DEFAULT "stockd://127.0.0.1:7379"
 #define CTL_BROKER_DEFAULT "nats://127.0.0.1:4222"
+#define CTL_HTTP_DEFAULT "http://127.0.0.1:7380"
 #define CTL_WAIT_S_DEFAULT 60
 #define CTL_WAIT_S_MAX 86400
 #define CTL_POSITIONAL_MAX (1 + 3 * STOCK_ORDER_LINES_MAX)
@@ -36,6 +37,8 @@ typedef struct ctl_args {
     const char *prefix;               /* publish: subject prefix */
     int64_t wait_s;                   /* publish: for results, after the last */
     bool has_publish_option;          /* --broker, --prefix or --wait given */
+    const char *http;                 /* hot, threshold: stockd's HTTP address */
+    bool has_http;                    /* --http given */
     const char *command;              /* NULL when none was given */
     int positional_count;
     const char *positional[CTL_POSITIONAL_MAX];
@@ -84,6 +87,15 @@ int ctl_restore(const ctl_args *args);
 /* `publish KIND [FILE]`: sends requests to stockintake's stream and
  * prints their results (publish.c, docs/intake.md). */
 int ctl_publish(const ctl_args *args);
+
+/* `hot`: prints a running stockd's hot SKUs from its GET /v1/hot at
+ * args->http (http.c, docs/stockctl.md). */
+int ctl_hot(const ctl_args *args);
+
+/* `threshold SKU [N]`: reads or sets a SKU's threshold for the
+ * below-threshold event through GET/PUT /v1/skus/{sku}/threshold at
+ * args->http (http.c, docs/events.md). */
+int ctl_threshold(const ctl_args *args);
 
 /* The exit code for a result code (see the table in --help). */
 int ctl_exit_code(stock_code code);

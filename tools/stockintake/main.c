@@ -17,6 +17,7 @@
 
 #include "intake.h"
 #include "lib/uri.h"
+#include "proto/subject.h"
 #include "stock.h"
 
 #define INTAKE_BROKER_DEFAULT "nats://127.0.0.1:4222"
@@ -71,19 +72,6 @@ static bool parse_count(const char *text, const char *name, uint32_t max, uint32
     return true;
 }
 
-/* Checks the subject prefix: one or more NATS tokens, no wildcard. */
-static bool prefix_valid(const char *prefix)
-{
-    size_t len = strlen(prefix);
-    if (len == 0 || len > INTAKE_PREFIX_MAX || prefix[0] == '.' || prefix[len - 1] == '.' ||
-        strstr(prefix, "..") != NULL)
-        return false;
-    for (const char *c = prefix; *c != '\0'; c++)
-        if (*c <= ' ' || *c > '~' || *c == '*' || *c == '>')
-            return false;
-    return true;
-}
-
 /* Returns -1 when the options are good, else the exit status. */
 static int parse_options(int argc, char **argv, intake_options *options)
 {
@@ -125,7 +113,7 @@ static int parse_options(int argc, char **argv, intake_options *options)
                 INTAKE_SERVERS_MAX, INTAKE_BROKER_MAX);
         ok = false;
     }
-    if (ok && !prefix_valid(options->prefix)) {
+    if (ok && !subject_prefix_valid(options->prefix, INTAKE_PREFIX_MAX)) {
         fprintf(stderr, "stockintake: --prefix must be 1..%d bytes of NATS subject tokens without wildcards\n",
                 INTAKE_PREFIX_MAX);
         ok = false;

@@ -1,0 +1,153 @@
+/*
+ * events_client.c -- the broker side of the events suite
+ * (tests/suites/72-events.sh): reads what stockevents published, through
+ * the NATS C client.
+ *
+ *   events_client dump URL STREAM
+ *       prints every message of STREAM in stream order, one per line:
+ *       "<Nats-Msg-Id> <JSON body>"
+ *   events_client latency URL PORT COUNT TOKEN
+ *       the event latency (bench/events.sh): COUNT times, sets SKU
+ *       TOKEN-<i> to 1 through the stockd at 127.0.0.1:PORT (RESP), deducts
+ *       it, and waits for its sold_out event on stock.events.sold_out;
+ *       prints "latency_ms P50 P99 MAX": from the deduction's reply (the
+ *       change durable and acknowledged) to the event's arrival from the
+ *       broker, which delivers it once stored
+ *
+ * Exits 0 on success, 1 when the broker fails, 2 on bad usage.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <nats/nats.h>
+
+#define LATENCY_COUNT_MAX 1000000
+#define LATENCY_WAIT_MS 10000        /* for one event before giving up */
+
+static int failed(natsStatus status, const char *what)
+{
+    fprintf(stderr, "events_client: %s: %s\n", what, natsStatus_GetText(status));
+    return 1;
+}
+
+static int dump(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *info = NULL;
+    natsStatus status = js_GetStreamInfo(&info, js, stream, NULL, NULL);
+    if (status != NATS_OK)
+        return failed(status, "stream info");
+    uint64_t first = info->State.FirstSeq, last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    for (uint64_t seq = first; seq != 0 && seq <= last; seq++) {
+        natsMsg *msg = NULL;
+        status = js_GetMsg(&msg, js, stream, seq, NULL, NULL);
+        if (status == NATS_NOT_FOUND)
+            continue;   /* deleted */
+        if (status != NATS_OK)
+            return failed(status, "get message");
+        const char *id = NULL;
+        if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK)
+            id = "-";
+        printf("%s %.*s\n", id, natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
+        natsMsg_Destroy(msg);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* Waits for the sold_out event of sku; false after LATENCY_WAIT_MS. */
+static bool wait_sold_out(natsSubscription *sub, const char *sku)
+{
+    for (;;) {
+        natsMsg *msg = NULL;
+        if (natsSubscription_NextMsg(&msg, sub, LATENCY_WAIT_MS) != NATS_OK)
+            return false;
+        json_t *body = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+        const char *got = json_string_value(json_object_get(body, "sku"));
+        bool match = got != NULL && strcmp(got, sku) == 0;
+        json_decref(body);
+        natsMsg_Destroy(msg);
+        if (match)
+            return true;
+    }
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int latency(natsConnection *nc, int port, long count, const char *token)
+{
+    natsSubscription *sub = NULL;
+    natsStatus status = natsConnection_SubscribeSync(&sub, nc, "stock.events.sold_out");
+    if (status != NATS_OK)
+        return failed(status, "subscribe");
+    redisContext *redis = redisConnect("127.0.0.1", port);
+    double *samples = calloc((size_t)count, sizeof *samples);
+    int code = redis == NULL || redis->err || samples == NULL ? 1 : 0;
+    for (long i = 0; code == 0 && i < count; i++) {
+        char sku[64];
+        snprintf(sku, sizeof sku, "%s-%ld", token, i);
+        redisReply *set = redisCommand(redis, "SETSTOCK %s 1", sku);
+        redisReply *deduct = set != NULL ? redisCommand(redis, "DEDUCT %s-l %s 1", sku, sku) : NULL;
+        double acknowledged = now_ms();
+        if (deduct == NULL || deduct->type != REDIS_REPLY_INTEGER || deduct->integer != 0)
+            code = 1;
+        else if (!wait_sold_out(sub, sku))
+            code = 1;
+        else
+            samples[i] = now_ms() - acknowledged;
+        freeReplyObject(set);
+        freeReplyObject(deduct);
+        if (code != 0)
+            fprintf(stderr, "events_client: no sold_out event for %s\n", sku);
+    }
+    if (code == 0) {
+        qsort(samples, (size_t)count, sizeof *samples, compare_double);
+        printf("latency_ms %.3f %.3f %.3f\n", samples[count / 2], samples[count * 99 / 100],
+               samples[count - 1]);
+    }
+    free(samples);
+    if (redis != NULL)
+        redisFree(redis);
+    natsSubscription_Destroy(sub);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    bool dump_mode = argc == 4 && strcmp(argv[1], "dump") == 0;
+    bool latency_mode = argc == 6 && strcmp(argv[1], "latency") == 0;
+    long count = latency_mode ? strtol(argv[4], NULL, 10) : 0;
+    int port = latency_mode ? atoi(argv[3]) : 0;
+    if ((!dump_mode && !latency_mode) ||
+        (latency_mode && (count < 1 || count > LATENCY_COUNT_MAX || port < 1 || port > 65535))) {
+        fprintf(stderr, "usage: events_client dump URL STREAM\n"
+                        "       events_client latency URL PORT COUNT TOKEN\n");
+        return 2;
+    }
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsStatus status = natsConnection_ConnectTo(&nc, argv[2]);
+    if (status == NATS_OK)
+        status = natsConnection_JetStream(&js, nc, NULL);
+    int code = status != NATS_OK ? failed(status, argv[2])
+               : dump_mode ? dump(js, argv[3]) : latency(nc, port, count, argv[5]);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    nats_Close();
+    return code;
+}
