@@ -27,23 +27,6 @@ typedef struct rd_order_line {
     int key;                /* in a call: index of its SKU's stock key */
 } rd_order_line;
 
-/* The cluster slot of a SKU's keys: CRC16 (XMODEM) of its hash tag, as
- * Redis Cluster computes it (the tag ends at the first '}'). */
-static unsigned sku_slot(stock_id sku)
-{
-    static const char head[] = "sku:";
-    uint16_t crc = 0;
-    for (size_t i = 0; i < sizeof head - 1 + sku.len; i++) {
-        char c = i < sizeof head - 1 ? head[i] : sku.ptr[i - (sizeof head - 1)];
-        if (c == '}')
-            break;
-        crc ^= (uint16_t)((unsigned char)c << 8);
-        for (int bit = 0; bit < 8; bit++)
-            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
-    }
-    return crc & 16383;
-}
-
 /* Fails op after a lost link (NULL reply) or with the server's error. */
 static void order_fail_reply(rd_store *store, stock_op *op, const redisReply *reply)
 {
@@ -276,6 +259,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_fcall(cmd, "order");
     push_sku_keys(store, op->lines, op->line_count, info, info[0].slot);
     rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[0].sku, ":orders");
+    rd_cmd_outbox(cmd, store->options.prefix, op->lines[0].sku);
     rd_cmd_id(cmd, op->id);
     rd_cmd_argf(cmd, "%s", gen);
     rd_cmd_argf(cmd, "%s", spec);
@@ -283,6 +267,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_argf(cmd, "%u", op->line_count);
     for (uint32_t i = 0; i < op->line_count; i++)
         push_line_args(cmd, &op->lines[i], &info[i]);
+    rd_cmd_lag_limits(cmd, &store->options);
     redisReply *reply = rd_call(store);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         order_fail_reply(store, op, reply);
@@ -293,6 +278,8 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
         result_conflict(op, "order", op->id);
     } else if (rd_is(reply, 0, "MOVED")) {
         again = true;
+    } else if (rd_is(reply, 0, "LAGGING")) {
+        rd_fail_lagging(op, &store->options);
     } else {
         order_failure(op, reply, (uint32_t)rd_element_i64(reply, 1) - 1);
     }
@@ -343,6 +330,7 @@ static bool order_untake(rd_store *store, stock_id order, const char *attempt,
         rd_cmd_fcall(cmd, "order_untake");
         push_sku_keys(store, lines, count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", lines[i].sku, ":ofence");
+        rd_cmd_outbox(cmd, store->options.prefix, lines[i].sku);
         rd_cmd_id(cmd, order);
         rd_cmd_argf(cmd, "%s", attempt);
         int in_slot = 0;
@@ -404,7 +392,7 @@ static bool order_undo_stale(rd_store *store, stock_id order, const char *attemp
             break;
         lines[count] = (stock_order_line){stock_id_from_cstr(word), stock_id_from_cstr(sku),
                                           strtoll(qty, NULL, 10), 0};
-        info[count].slot = sku_slot(lines[count].sku);
+        info[count].slot = rd_sku_slot(lines[count].sku);
         count++;
     }
     return count > 0 && order_untake(store, order, attempt, lines, count, info) &&
@@ -535,6 +523,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         rd_cmd_fcall(cmd, "order_take");
         push_sku_keys(store, op->lines, op->line_count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[i].sku, ":ofence");
+        rd_cmd_outbox(cmd, store->options.prefix, op->lines[i].sku);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%s", attempt);
         rd_cmd_argf(cmd, "%" PRId64, time_us);
@@ -545,6 +534,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         for (uint32_t k = i; k < op->line_count; k++)
             if (info[k].slot == info[i].slot)
                 push_line_args(cmd, &op->lines[k], &info[k]);
+        rd_cmd_lag_limits(cmd, &store->options);
         if (!rd_send(store)) {
             order_fail_reply(store, op, NULL);
             return false;
@@ -569,10 +559,13 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
             }
             seen++;
         }
-        if (reply->type == REDIS_REPLY_ERROR || rd_is(reply, 0, "FENCED")) {
+        if (reply->type == REDIS_REPLY_ERROR || rd_is(reply, 0, "FENCED") ||
+            rd_is(reply, 0, "LAGGING")) {
             failed = 0;
             if (reply->type == REDIS_REPLY_ERROR)
                 rd_fail_server(op, reply);
+            else if (rd_is(reply, 0, "LAGGING"))
+                rd_fail_lagging(op, &store->options);
             else
                 result_fail(op, STOCK_UNAVAILABLE, "redis: order=%.*s was taken over by "
                             "another client; retry with the same id", (int)op->id.len,
@@ -648,7 +641,7 @@ void rd_order_run(rd_store *store, stock_op *op)
     order_spec(op, spec, RD_SPEC_MAX);
     bool one_slot = true;
     for (uint32_t i = 0; i < op->line_count; i++) {
-        info[i].slot = sku_slot(op->lines[i].sku);
+        info[i].slot = rd_sku_slot(op->lines[i].sku);
         one_slot = one_slot && info[i].slot == info[0].slot;
     }
     for (int round = 0; round <= RD_RESTARTS_MAX; round++) {
