@@ -524,4 +524,29 @@ local function outbox_lease(keys, args)
     return 1
 end
 
+-- Warm-up (stockpersist --warm): a SKU loaded from PostgreSQL into a Redis
+-- that does not hold it, in calls of a few records each. KEYS: stock, flow,
+-- refunds, adjustments, outbox. ARGV: the outbox stream's position in
+-- PostgreSQL, final ('1': write the totals, last), av, adj, ded, ref, the
+-- record count, then per record the index of its hash in KEYS, its id and
+-- its text. Compare-and-set: nothing is written while the SKU exists, and
+-- no record that exists is replaced. The final call also moves the stream's
+-- sequence up to the position (a marker entry 0-position, which the
+-- persister skips as applied), so that new records are never taken for
+-- ones PostgreSQL has already.
+local function warm(keys, args)
+    if redis.call('EXISTS', keys[1]) == 1 then return 'exists' end
+    for i = 0, tonumber(args[7]) - 1 do
+        local at = 8 + i * 3
+        redis.call('HSETNX', keys[tonumber(args[at])], args[at + 1], args[at + 2])
+    end
+    if args[2] ~= '1' then return 'loading' end
+    if args[1] ~= '0' then
+        redis.pcall('XADD', keys[5], '0-' .. args[1], 'ms', now_ms(), 'k', 'mark')
+    end
+    redis.call('HSET', keys[1], 'av', args[3], 'adj', args[4], 'ded', args[5], 'ref', args[6])
+    return 'warmed'
+end
+
 redis.register_function('stockd_v1_outbox_lease', outbox_lease)
+redis.register_function('stockd_v1_warm', warm)
