@@ -37,13 +37,6 @@ trap cleanup EXIT
 redis_start
 pg_start
 log=$REDIS_DIR/persist.log
-outbox_len() {
-    local key total=0
-    for key in $(redis_cli --scan --pattern '{outbox:*}'); do
-        total=$((total + $(redis_cli XLEN "$key")))
-    done
-    echo "$total"
-}
 
 "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --stats-s 1 2>"$log" &
 persist_pid=$!
@@ -52,7 +45,7 @@ echo "== stockbench hot on $REDIS_URI for $seconds s, stockpersist into PostgreS
     --duration "$seconds" --stock 1000000000 --no-progress | tee "$REDIS_DIR/bench.out" | grep -E "ops/s|throughput|check" || true
 load_end=$(date +%s.%N)
 load_lines=$(grep -c "stats" "$log" || true)
-while [ "$(outbox_len)" -gt 0 ]; do sleep 0.1; done
+while [ "$(redis_outbox_len)" -gt 0 ]; do sleep 0.1; done
 drain_end=$(date +%s.%N)
 kill -TERM "$persist_pid"
 wait "$persist_pid" || true

@@ -37,14 +37,6 @@ pg_start
 echo "redis $REDIS_URI (pid $REDIS_PID), postgres $PG_URI (pid $PG_PID), seed $SEED"
 fail() { echo "FAIL $*"; exit 1; }
 
-# Records not yet persisted over every outbox stream.
-outbox_len() {
-    local key total=0
-    for key in $(redis_cli --scan --pattern "${1:-}{outbox:*}"); do
-        total=$((total + $(redis_cli XLEN "$key")))
-    done
-    echo "$total"
-}
 
 # Starts a persister in the background (its log in $REDIS_DIR/persist-NAME.log);
 # sets PERSIST_PID (not a subshell: the suite must be its parent to wait for it
@@ -65,7 +57,7 @@ persist_drain() {
 echo "== the outbox: one record per change, none for a replay or a refusal"
 ctl() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=ob:" "$@" >/dev/null; }
 ctl set ob-sku 10
-[ "$(outbox_len ob:)" -eq 1 ] || fail "set wrote $(outbox_len ob:) records, not 1"
+[ "$(redis_outbox_len ob:)" -eq 1 ] || fail "set wrote $(redis_outbox_len ob:) records, not 1"
 ctl deduct ob-l1 ob-sku 2
 ctl deduct ob-l1 ob-sku 2                       # REPLAY
 ctl deduct ob-l2 ob-sku 50 && fail "an oversized deduction succeeded" || true
@@ -73,7 +65,7 @@ ctl refund ob-r1 ob-l1 1
 ctl refund ob-r1 ob-l1 1                        # REPLAY
 ctl add ob-sku 5 --id ob-a1
 ctl add ob-sku 5 --id ob-a1                     # REPLAY
-[ "$(outbox_len ob:)" -eq 4 ] || fail "4 changes wrote $(outbox_len ob:) records"
+[ "$(redis_outbox_len ob:)" -eq 4 ] || fail "4 changes wrote $(redis_outbox_len ob:) records"
 key=$(redis_cli --scan --pattern 'ob:{outbox:*}')
 redis_cli XRANGE "$key" - + | tr '\n' ' ' | grep -q '0-2 ms [0-9]* k line sku ob-sku av 8 adj 10 ded 2 ref 0 id ob-l1 q 2' ||
     fail "the deduction's record: $(redis_cli XRANGE "$key" 0-2 0-2 | tr '\n' ' ')"
@@ -137,14 +129,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
     wait "$writer" || fail "the writer of round $round failed"
     runs+=("k$round:$OPS")
-    echo "round $round: $life persister lives; the outbox holds $(outbox_len) records after the last kill"
+    echo "round $round: $life persister lives; the outbox holds $(redis_outbox_len) records after the last kill"
 done
 applied=$(cat "$REDIS_DIR"/persist-[ab]*.log | sed -n 's/.* applied=\([0-9]*\) .*/\1/p' | sort -n | tail -n 1)
 echo "$kills kills; a killed persister had applied up to ${applied:-0} records (from its last stats line)"
 [ "${applied:-0}" -gt 0 ] || fail "no persister applied anything before it was killed"
 persist_drain
 "$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${runs[@]}" || fail "the stores differ"
-[ "$(outbox_len)" -eq 0 ] || fail "the outbox still holds $(outbox_len) records"
+[ "$(redis_outbox_len)" -eq 0 ] || fail "the outbox still holds $(redis_outbox_len) records"
 
 echo "== kill -9 of redis-server, then of PostgreSQL, while a persister runs"
 persist_start crash
@@ -165,8 +157,8 @@ done
 [ -n "$PG_PID" ] || fail "PostgreSQL did not restart"
 echo "postgres restarted (pid $PG_PID)"
 "$BUILD/tests/persist_load" write "$REDIS_URI" crash3 "$OPS" || true
-for ((i = 0; i < 600 && $(outbox_len) > 0; i++)); do sleep 0.1; done
-[ "$(outbox_len)" -eq 0 ] || fail "the persister did not catch up: $(outbox_len) records left"
+for ((i = 0; i < 600 && $(redis_outbox_len) > 0; i++)); do sleep 0.1; done
+[ "$(redis_outbox_len)" -eq 0 ] || fail "the persister did not catch up: $(redis_outbox_len) records left"
 kill -TERM "$one"
 wait "$one" || fail "the persister did not exit 0 on SIGTERM"
 grep -q "retrying" "$REDIS_DIR/persist-crash.log" ||

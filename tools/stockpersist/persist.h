@@ -14,7 +14,6 @@
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -21,13 +21,13 @@
 
 #include "persist.h"
 
-#define WARM_CHUNK 500              /* SKUs or records read per query */
-#define WARM_TEXT_MAX 160           /* bytes of one record's text */
+#define WARM_CHUNK 500              /* SKUs or records read per query ($3, $2) */
+#define WARM_CHUNK_TEXT "500"
 
 /* What one SKU's records are: a query, the hash they go to (index in the
  * warm call's KEYS), the directory kind of their ids. */
 typedef struct warm_kind {
-    const char *sql;                /* $1 sku, $2 the last id read; id, text */
+    const char *sql;                /* $1 sku, $2 the last id read, $3 the chunk; id, text */
     int key;
     const char *kind;
 } warm_kind;
@@ -35,12 +35,12 @@ typedef struct warm_kind {
 static const warm_kind warm_kinds[] = {
     {"SELECT line_id, qty || ' ' || refunded || ' ' || time_us || ' ' || available_after || ' '"
      " || CASE WHEN order_id = '' THEN '-' ELSE order_id END FROM inventory_flow"
-     " WHERE sku_id = $1 AND line_id > $2 ORDER BY line_id LIMIT 500", 2, "line"},
+     " WHERE sku_id = $1 AND line_id > $2 ORDER BY line_id LIMIT $3", 2, "line"},
     {"SELECT r.refund_id, r.line_id || ' ' || r.qty || ' ' || r.available"
      " FROM inventory_refunds r JOIN inventory_flow f ON f.line_id = r.line_id"
-     " WHERE f.sku_id = $1 AND r.refund_id > $2 ORDER BY r.refund_id LIMIT 500", 3, "refund"},
+     " WHERE f.sku_id = $1 AND r.refund_id > $2 ORDER BY r.refund_id LIMIT $3", 3, "refund"},
     {"SELECT adjust_id, delta || ' ' || available FROM inventory_adjustments"
-     " WHERE sku_id = $1 AND adjust_id > $2 ORDER BY adjust_id LIMIT 500", 4, "adjust"},
+     " WHERE sku_id = $1 AND adjust_id > $2 ORDER BY adjust_id LIMIT $3", 4, "adjust"},
 };
 
 static bool warm_failed(persister *p, const char *what, const PGresult *result)
@@ -94,8 +94,8 @@ static bool warm_call(persister *p, rd_cmd *cmd, char *answer, size_t size)
 static bool warm_chunk(persister *p, rd_cmd *cmd, const char *sku, const char *position,
                        const warm_kind *kind, char *last, size_t last_size, bool *exists)
 {
-    const char *params[2] = {sku, last};
-    PGresult *rows = query(p, kind->sql, 2, params);
+    const char *params[3] = {sku, last, WARM_CHUNK_TEXT};
+    PGresult *rows = query(p, kind->sql, 3, params);
     if (rows == NULL)
         return false;
     int count = PQntuples(rows);
@@ -179,10 +179,10 @@ int warm_run(persister *p)
     uint64_t warmed = 0, held = 0;
     bool ok = true;
     for (;;) {
-        const char *params[1] = {last};
+        const char *params[2] = {last, WARM_CHUNK_TEXT};
         PGresult *rows = query(p, "SELECT sku_id, sum(leaved_amount), sum(adjusted), "
                                "sum(deducted), sum(refunded) FROM inventory WHERE sku_id > $1 "
-                               "GROUP BY sku_id ORDER BY sku_id LIMIT 500", 1, params);
+                               "GROUP BY sku_id ORDER BY sku_id LIMIT $2", 2, params);
         ok = rows != NULL;
         int count = ok ? PQntuples(rows) : 0;
         for (int i = 0; ok && i < count; i++) {
