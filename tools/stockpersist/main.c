@@ -168,6 +168,11 @@ static int64_t cycle(persister *p)
     if (ok && read > 0)
         ok = apply_records(p, &applied) && (p->applied += applied, outbox_ack(p));
     outbox_release(p);
+    if (!ok) {   /* list the streams again: one may be gone with its group (a Redis that lost its data) */
+        p->stream_count = 0;
+        p->scanned_ms = 0;
+        p->renewed_ms = 0;
+    }
     return ok ? read : -1;
 }
 

@@ -10,7 +10,7 @@
  *
  * Per SKU: each record id's directory entry (SET NX, in the id's slot)
  * before the records, as the backend writes them (docs/redis.md, "Ids and
- * their directory"); the records in calls of WARM_CHUNK; the totals last.
+ * their directory"); the records in calls of WARM_RECORDS_TEXT; the totals last.
  * The SKUs and their records are read in key order, a chunk at a time, so
  * memory stays bounded whatever the store's size.
  */
@@ -21,8 +21,12 @@
 
 #include "persist.h"
 
-#define WARM_CHUNK 500              /* SKUs or records read per query ($3, $2) */
-#define WARM_CHUNK_TEXT "500"
+#define WARM_SKUS 500               /* SKUs read per query */
+#define WARM_SKUS_TEXT "500"
+#define WARM_RECORDS_TEXT "300"     /* records per query, and per warm call */
+/* A warm call's arguments: 15 before the records (FCALL, name, key count, 5
+ * keys, 7 values), 3 per record. */
+_Static_assert(15 + 3 * 300 <= RD_ARGS_MAX, "a chunk of records fits in one call");
 
 /* What one SKU's records are: a query, the hash they go to (index in the
  * warm call's KEYS), the directory kind of their ids. */
@@ -94,7 +98,7 @@ static bool warm_call(persister *p, rd_cmd *cmd, char *answer, size_t size)
 static bool warm_chunk(persister *p, rd_cmd *cmd, const char *sku, const char *position,
                        const warm_kind *kind, char *last, size_t last_size, bool *exists)
 {
-    const char *params[3] = {sku, last, WARM_CHUNK_TEXT};
+    const char *params[3] = {sku, last, WARM_RECORDS_TEXT};
     PGresult *rows = query(p, kind->sql, 3, params);
     if (rows == NULL)
         return false;
@@ -179,7 +183,7 @@ int warm_run(persister *p)
     uint64_t warmed = 0, held = 0;
     bool ok = true;
     for (;;) {
-        const char *params[2] = {last, WARM_CHUNK_TEXT};
+        const char *params[2] = {last, WARM_SKUS_TEXT};
         PGresult *rows = query(p, "SELECT sku_id, sum(leaved_amount), sum(adjusted), "
                                "sum(deducted), sum(refunded) FROM inventory WHERE sku_id > $1 "
                                "GROUP BY sku_id ORDER BY sku_id LIMIT $2", 2, params);
@@ -194,7 +198,7 @@ int warm_run(persister *p)
         if (count > 0)
             snprintf(last, sizeof last, "%s", PQgetvalue(rows, count - 1, 0));
         PQclear(rows);
-        if (!ok || count < WARM_CHUNK)
+        if (!ok || count < WARM_SKUS)
             break;
     }
     free(cmd);
