@@ -38,12 +38,14 @@ echo "redis $REDIS_URI (pid $REDIS_PID), postgres $PG_URI (pid $PG_PID), seed $S
 fail() { echo "FAIL $*"; exit 1; }
 
 
-# Starts a persister in the background (its log in $REDIS_DIR/persist-NAME.log);
-# sets PERSIST_PID (not a subshell: the suite must be its parent to wait for it
-# and to stop it at the end).
+# Starts a persister NAME [OPTIONS...] in the background (its log in
+# $REDIS_DIR/persist-NAME.log); sets PERSIST_PID (not a subshell: the suite
+# must be its parent to wait for it and to stop it at the end).
 persist_start() {
-    "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --name "$1" \
-        --lease-ms "$LEASE_MS" --stats-s 1 >>"$REDIS_DIR/persist-$1.log" 2>&1 &
+    local name=$1
+    shift
+    "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --name "$name" \
+        --lease-ms "$LEASE_MS" --stats-s 1 "$@" >>"$REDIS_DIR/persist-$name.log" 2>&1 &
     PERSIST_PID=$!
     pids+=("$PERSIST_PID")
 }
@@ -116,11 +118,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     writer=$!
     pids+=("$writer")
     # While the writer runs: a persister (two at once every third round)
-    # killed after 0.3 to 2.2 s, then the next one.
+    # killed after 0.3 to 2.2 s, then, after up to 0.5 s more of backlog,
+    # the next one. Small batches: many transactions, so a kill lands
+    # between a read, its COMMIT and its XACK as often as not.
     for ((life = 0; life == 0 || $(kill -0 "$writer" 2>/dev/null && echo 1 || echo 0); life++)); do
-        persist_start "a$round.$life"
+        sleep "0.$((RANDOM % 5))"
+        persist_start "a$round.$life" --batch 32
         one=$PERSIST_PID two=""
-        [ $((round % 3)) -ne 0 ] || { persist_start "b$round.$life"; two=$PERSIST_PID; }
+        [ $((round % 3)) -ne 0 ] || { persist_start "b$round.$life" --batch 32; two=$PERSIST_PID; }
         sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
         sleep 0.3
         kill -KILL "$one" ${two:+"$two"}
