@@ -100,6 +100,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
     case STOCK_OP_SET:
         rd_cmd_fcall(cmd, "set");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
+        rd_cmd_outbox(cmd, p, op->sku);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%d", op->has_expect ? 1 : 0);
         rd_cmd_argf(cmd, "%" PRId64, op->expect);
@@ -108,6 +109,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_fcall(cmd, "add");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":adjust");
+        rd_cmd_outbox(cmd, p, op->sku);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%.*s", (int)op->id.len, op->id.len > 0 ? op->id.ptr : "");
         rd_cmd_argf(cmd, "%s", job->gen);
@@ -118,6 +120,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
             rd_cmd_key(cmd, p, "line", op->id, "");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":flow");
+        rd_cmd_outbox(cmd, p, op->sku);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%" PRId64, time_us);
@@ -125,12 +128,14 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
             rd_cmd_id(cmd, op->sku);
         else
             rd_cmd_argf(cmd, "%s", job->gen);
+        rd_cmd_lag_limits(cmd, &store->options);
         return;
     case STOCK_OP_REFUND:
         rd_cmd_fcall(cmd, "refund");
         rd_cmd_key(cmd, p, "sku", job->owner, "");
         rd_cmd_key(cmd, p, "sku", job->owner, ":flow");
         rd_cmd_key(cmd, p, "sku", job->owner, ":refunds");
+        rd_cmd_outbox(cmd, p, job->owner);
         rd_cmd_id(cmd, op->id);
         rd_cmd_id(cmd, op->line);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
@@ -200,7 +205,7 @@ static void job_build(rd_store *store, rd_job *job, int64_t time_us)
 }
 
 /* Sets the op's outputs from its function's reply. */
-static void effect_done(rd_job *job, const redisReply *reply)
+static void effect_done(const rd_options *options, rd_job *job, const redisReply *reply)
 {
     stock_op *op = job->op;
     const char *kind = "line";
@@ -238,6 +243,8 @@ static void effect_done(rd_job *job, const redisReply *reply)
         result_conflict(op, conflict_word(kind), id);
     } else if (rd_is(reply, 0, "OVERFLOW")) {
         result_overflow(op, job->owner);
+    } else if (rd_is(reply, 0, "LAGGING")) {
+        rd_fail_lagging(op, options);
     } else {
         result_fail(op, STOCK_IO, "redis: unexpected reply '%.40s' (a function library of "
                     "another version?)", rd_element(reply, 0));
@@ -245,7 +252,7 @@ static void effect_done(rd_job *job, const redisReply *reply)
 }
 
 /* Advances the op by the reply to its call. */
-static void job_advance(rd_job *job, const redisReply *reply)
+static void job_advance(const rd_options *options, rd_job *job, const redisReply *reply)
 {
     stock_op *op = job->op;
     const char *kind = "line";
@@ -312,7 +319,7 @@ static void job_advance(rd_job *job, const redisReply *reply)
             job->step = RD_FENCE;
             return;
         }
-        effect_done(job, reply);
+        effect_done(options, job, reply);
         job->step = RD_DONE;
         return;
     case RD_DONE:
@@ -365,7 +372,7 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
             redisReply *reply = rd_reply(store);
             if (reply == NULL)
                 break;
-            job_advance(job, reply);
+            job_advance(&store->options, job, reply);
             freeReplyObject(reply);
         }
         if (!rd_linked(store))

@@ -22,7 +22,8 @@
 #define RD_TIMEOUT_MS_DEFAULT 5000  /* silence that counts as a lost server */
 #define RD_TIMEOUT_MS_MAX 3600000
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
-#define RD_LAYOUT_VERSION "1"       /* the key layout this library writes */
+#define RD_LAYOUT_VERSION "2"       /* the key layout this library writes */
+#define RD_LAYOUT_UPGRADES "1"      /* a layout it upgrades in place (a subset of 2) */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
 #define RD_SEEDS_MAX 16             /* hosts a cluster URI may list */
@@ -44,6 +45,8 @@ typedef struct rd_options {
     int wait_replicas;                  /* 0: no WAIT after a batch */
     uint32_t buckets;                   /* 1: hot-SKU buckets are not built yet */
     bool fused;                         /* single server: claim + deduct in one call */
+    int lag_max_records;                /* outbox records a deduction tolerates; 0: any */
+    int lag_max_ms;                     /* age of the oldest outbox record; 0: any */
 } rd_options;
 
 /*
@@ -254,6 +257,19 @@ bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
                     char owner[STOCK_ID_MAX + 1]);
 bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
                     char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX]);
+
+/* ---------------------------------------------- outbox (redis_outbox.c) */
+
+/* N of slot's outbox stream P{outbox:N} ("" for a slot out of range). */
+const char *rd_slot_tag(unsigned slot);
+/* Pushes the key of the outbox stream of sku's slot: every call that
+ * changes stock takes it as its last key. */
+void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
+/* Pushes the lag limits (records, ms), the last two arguments of every
+ * call that deducts. */
+void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
+/* Fails op (UNAVAILABLE, nothing changed) for a function's LAGGING answer. */
+void rd_fail_lagging(stock_op *op, const rd_options *options);
 
 /* ----------------------------------------------- orders (redis_order.c) */
 

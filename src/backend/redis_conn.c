@@ -129,10 +129,19 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *
                            message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
-        strcmp(reply->str, RD_LAYOUT_VERSION) != 0) {
+        strcmp(reply->str, RD_LAYOUT_UPGRADES) == 0) {
+        /* Version 2 only adds the outbox streams: nothing stored changes. */
+        freeReplyObject(reply);
+        const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "GET"};
+        code = run_checked(conn, 4, set, -1, "cannot upgrade the layout version", &reply,
+                           message, size);
+    }
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+        strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
+        strcmp(reply->str, RD_LAYOUT_UPGRADES) != 0) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
-                 "reads version " RD_LAYOUT_VERSION " only; refusing to open", key, reply->str);
+                 "reads versions " RD_LAYOUT_UPGRADES " and " RD_LAYOUT_VERSION " only; refusing to open", key, reply->str);
         code = fail(message, size, STOCK_CORRUPT, what, "");
     }
     freeReplyObject(reply);

@@ -89,6 +89,39 @@ local function line_text(qty, refunded, time, after, order)
     return qty .. ' ' .. refunded .. ' ' .. time .. ' ' .. after .. ' ' .. order
 end
 
+-- --------------------------------------------------------------- outbox
+
+-- Every call that changes stock appends its flow record to the outbox
+-- stream of its slot (the last key of the call), in the same call, so the
+-- record exists exactly when the change does. Entry ids are 0-1, 0-2, ...:
+-- the stream's own sequence, kept by Redis even when entries are deleted.
+-- Fields: ms (server time, for lag), k (kind: set, add, line, refund, undo),
+-- sku, the SKU's totals after the change (av adj ded ref), then the kind's.
+
+local function now_ms()
+    local t = redis.call('TIME')
+    return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+
+-- The SKU of a stock key P{sku:S} (the prefix has no braces).
+local function sku_of(stock)
+    return stock:match('^[^{]*{sku:(.*)}$')
+end
+
+local function emit(outbox, kind, stock, t, ...)
+    redis.call('XADD', outbox, '0-*', 'ms', now_ms(), 'k', kind, 'sku', sku_of(stock),
+               'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref), ...)
+end
+
+-- Whether the outbox is further behind than a limit allows: records not yet
+-- persisted, or the age in ms of the oldest ('0': no limit).
+local function lagging(outbox, records, ms)
+    if records ~= '0' and redis.call('XLEN', outbox) >= tonumber(records) then return true end
+    if ms == '0' then return false end
+    local first = redis.call('XRANGE', outbox, '-', '+', 'COUNT', 1)[1]
+    return first ~= nil and tonumber(now_ms()) - tonumber(first[2][2]) >= tonumber(ms)
+end
+
 -- ------------------------------------------------------------ directory
 
 -- A directory entry is a string "generation owner"; a client claims a new
@@ -113,12 +146,13 @@ end
 
 -- --------------------------------------------------------------- stock
 
--- KEYS: stock. ARGV: level, has_expect ('0'|'1'), expect.
+-- KEYS: stock, outbox. ARGV: level, has_expect ('0'|'1'), expect.
 local function set(keys, args)
     local t = totals(keys[1])
     if not t then
         if args[2] == '1' then return {'NOTFOUND'} end
         redis.call('HSET', keys[1], 'av', args[1], 'adj', args[1], 'ded', '0', 'ref', '0')
+        emit(keys[2], 'set', keys[1], totals(keys[1]))
         return {'OK', args[1]}
     end
     if args[2] == '1' and str(t.av) ~= args[3] then return {'MISMATCH', str(t.av)} end
@@ -127,10 +161,12 @@ local function set(keys, args)
     if over(t.adj) then return {'OVERFLOW'} end
     t.av = level
     save(keys[1], t)
+    emit(keys[2], 'set', keys[1], t)
     return {'OK', args[1]}
 end
 
--- KEYS: stock, adjustments. ARGV: delta, adjustment id ('' for none), gen.
+-- KEYS: stock, adjustments, outbox. ARGV: delta, adjustment id ('' for
+-- none), gen.
 local function add_stock(keys, args)
     if args[2] ~= '' then
         local r = record(keys[2], args[2], args[3])
@@ -149,15 +185,18 @@ local function add_stock(keys, args)
     if args[2] ~= '' then
         redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
     end
+    emit(keys[3], 'add', keys[1], t, 'id', args[2], 'q', args[1])
     return {'OK', str(available)}
 end
 
--- KEYS: stock, flow. ARGV: line, qty, time_us, gen.
+-- KEYS: stock, flow, outbox. ARGV: line, qty, time_us, gen, then the lag
+-- limits (records, ms; '0' for none).
 local function deduct(keys, args)
     local r = record(keys[2], args[1], args[4])
     if r == 'moved' then return {'MOVED'} end
     if r and r[5] == '-' and r[1] == args[2] then return {'REPLAY', r[4]} end
     if r then return {'CONFLICT'} end
+    if lagging(keys[3], args[5], args[6]) then return {'LAGGING'} end
     local t = totals(keys[1])
     if not t then return {'NOTFOUND'} end
     local qty = num(args[2])
@@ -168,14 +207,15 @@ local function deduct(keys, args)
     save(keys[1], t)
     local after = str(t.av)
     redis.call('HSET', keys[2], args[1], line_text(args[2], '0', args[3], after, '-'))
+    emit(keys[3], 'line', keys[1], t, 'id', args[1], 'q', args[2], 't', args[3], 'o', '')
     return {'OK', after}
 end
 
 -- On a single server, which takes keys of any slot, the line id's claim and
 -- the deduction are one call (on a cluster they are two: the directory entry
 -- lives in the line id's slot). KEYS: the line's directory entry, stock,
--- flow. ARGV: line, qty, time_us, sku. Answers as deduct, or {'other', gen,
--- owner} when the line id is bound to another SKU.
+-- flow, outbox. ARGV: line, qty, time_us, sku, lag limits. Answers as
+-- deduct, or {'other', gen, owner} when the line id is bound to another SKU.
 local function claim_deduct(keys, args)
     local entry = redis.call('GET', keys[1])
     local gen = '1'
@@ -186,10 +226,10 @@ local function claim_deduct(keys, args)
     else
         redis.call('SET', keys[1], '1 ' .. args[4])
     end
-    return deduct({keys[2], keys[3]}, {args[1], args[2], args[3], gen})
+    return deduct({keys[2], keys[3], keys[4]}, {args[1], args[2], args[3], gen, args[5], args[6]})
 end
 
--- KEYS: stock, flow, refunds. ARGV: refund id, line, qty, gen.
+-- KEYS: stock, flow, refunds, outbox. ARGV: refund id, line, qty, gen.
 local function refund(keys, args)
     local r = record(keys[3], args[1], args[4])
     if r == 'moved' then return {'MOVED'} end
@@ -207,9 +247,12 @@ local function refund(keys, args)
     t.av, t.ref = available, refunded
     save(keys[1], t)
     local after = str(available)
-    redis.call('HSET', keys[2], args[2], line_text(line[1], tostring(tonumber(line[2]) + qty),
-                                                   line[3], line[4], table.concat(line, ' ', 5)))
+    local refunded = tostring(tonumber(line[2]) + qty)
+    redis.call('HSET', keys[2], args[2], line_text(line[1], refunded, line[3], line[4],
+                                                   table.concat(line, ' ', 5)))
     redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    emit(keys[4], 'refund', keys[1], t, 'id', args[1], 'line', args[2], 'q', args[3],
+         'lr', refunded)
     return {'OK', after}
 end
 
@@ -273,8 +316,9 @@ end
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
 -- stock index, qty}; order is the order id (and attempt). Returns each
 -- line's available after.
-local function take(keys, lines, time, order)
+local function take(keys, lines, time, order, outbox)
     local after = {}
+    local id = order:match('^%S+')
     for i, l in ipairs(lines) do
         local t = totals(keys[l[2]])
         local qty = num(l[3])
@@ -282,6 +326,7 @@ local function take(keys, lines, time, order)
         save(keys[l[2]], t)
         after[i] = str(t.av)
         redis.call('HSET', keys[l[2] + 1], l[1], line_text(l[3], '0', time, after[i], order))
+        emit(outbox, 'line', keys[l[2]], t, 'id', l[1], 'q', l[3], 't', time, 'o', id)
     end
     return after
 end
@@ -328,8 +373,10 @@ local function order_lines(args, first, count)
 end
 
 -- An order whose SKUs share one slot. KEYS: stock, flow per SKU, then the
--- orders hash. ARGV: order id, gen, spec, time_us, count, then 5 per line.
+-- orders hash, the outbox. ARGV: order id, gen, spec, time_us, count, then 5
+-- per line, then the lag limits.
 local function order(keys, args)
+    local outbox = table.remove(keys)
     local orders = keys[#keys]
     local r = record(orders, args[1], args[2])
     if r == 'moved' then return {'MOVED', '0'} end
@@ -342,30 +389,34 @@ local function order(keys, args)
         end
         return after
     end
+    if lagging(outbox, args[#args - 1], args[#args]) then return {'LAGGING', '0'} end
     local failure = check(keys, lines, gens, elsewhere)
     if failure then
         return {failure[1], tostring(failure[2]), failure[3]}
     end
     redis.call('HSET', orders, args[1], args[3])
-    local after = take(keys, lines, args[4], args[1])
+    local after = take(keys, lines, args[4], args[1], outbox)
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
 end
 
 -- One slot's part of an order over several slots. KEYS: stock, flow per
--- SKU, then the order fences hash. ARGV: order id, attempt, time_us, count,
--- then 5 per line (elsewhere is always '0' here).
+-- SKU, then the order fences hash, the outbox. ARGV: order id, attempt,
+-- time_us, count, then 5 per line (elsewhere is always '0' here), then the
+-- lag limits.
 local function order_take(keys, args)
+    local outbox = table.remove(keys)
     local fences = keys[#keys]
     local fenced = redis.call('HGET', fences, args[1])
     if fenced and tonumber(fenced) >= tonumber(args[2]) then return {'FENCED', '0'} end
+    if lagging(outbox, args[#args - 1], args[#args]) then return {'LAGGING', '0'} end
     local lines, gens, elsewhere = order_lines(args, 5, tonumber(args[4]))
     local failure = check(keys, lines, gens, elsewhere)
     if failure then
         return {failure[1], tostring(failure[2]), failure[3]}
     end
-    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2])
+    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2], outbox)
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
@@ -374,9 +425,10 @@ end
 -- Gives back what an attempt (or an older one) of a cross-slot order took
 -- in one slot, as if it never happened, and fences the attempt out of the
 -- slot; a newer attempt's lines stay. KEYS: stock,
--- flow per SKU, then the order fences hash. ARGV: order id, attempt, count,
--- then per line its id and stock key index.
+-- flow per SKU, then the order fences hash, the outbox. ARGV: order id,
+-- attempt, count, then per line its id and stock key index.
 local function order_untake(keys, args)
+    local outbox = table.remove(keys)
     local fences = keys[#keys]
     local fenced = redis.call('HGET', fences, args[1])
     if not fenced or tonumber(fenced) < tonumber(args[2]) then
@@ -393,6 +445,7 @@ local function order_untake(keys, args)
             t.ded, t.ref = sub(t.ded, num(f[1])), sub(t.ref, num(f[2]))
             save(keys[stock], t)
             redis.call('HDEL', keys[stock + 1], id)
+            emit(outbox, 'undo', keys[stock], t, 'id', id)
             undone = undone + 1
         end
     end
@@ -460,3 +513,40 @@ redis.register_function('stockd_v1_order_begin', order_begin)
 redis.register_function('stockd_v1_order_end', order_end)
 redis.register_function('stockd_v1_pending_drop', pending_drop)
 redis.register_function('stockd_v1_order_abandon', order_abandon)
+
+-- The persister's lease on one outbox stream (docs/redis.md, "The outbox"):
+-- KEYS: the lease key. ARGV: the persister's name, the lease in ms. Takes a
+-- free lease or renews the caller's own; 1 when the caller holds it.
+local function outbox_lease(keys, args)
+    local holder = redis.call('GET', keys[1])
+    if holder and holder ~= args[1] then return 0 end
+    redis.call('SET', keys[1], args[1], 'PX', args[2])
+    return 1
+end
+
+-- Warm-up (stockpersist --warm): a SKU loaded from PostgreSQL into a Redis
+-- that does not hold it, in calls of a few records each. KEYS: stock, flow,
+-- refunds, adjustments, outbox. ARGV: the outbox stream's position in
+-- PostgreSQL, final ('1': write the totals, last), av, adj, ded, ref, the
+-- record count, then per record the index of its hash in KEYS, its id and
+-- its text. Compare-and-set: nothing is written while the SKU exists, and
+-- no record that exists is replaced. The final call also moves the stream's
+-- sequence up to the position (a marker entry 0-position, which the
+-- persister skips as applied), so that new records are never taken for
+-- ones PostgreSQL has already.
+local function warm(keys, args)
+    if redis.call('EXISTS', keys[1]) == 1 then return 'exists' end
+    for i = 0, tonumber(args[7]) - 1 do
+        local at = 8 + i * 3
+        redis.call('HSETNX', keys[tonumber(args[at])], args[at + 1], args[at + 2])
+    end
+    if args[2] ~= '1' then return 'loading' end
+    if args[1] ~= '0' then
+        redis.pcall('XADD', keys[5], '0-' .. args[1], 'ms', now_ms(), 'k', 'mark')
+    end
+    redis.call('HSET', keys[1], 'av', args[3], 'adj', args[4], 'ded', args[5], 'ref', args[6])
+    return 'warmed'
+end
+
+redis.register_function('stockd_v1_outbox_lease', outbox_lease)
+redis.register_function('stockd_v1_warm', warm)

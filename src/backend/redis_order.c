@@ -259,6 +259,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_fcall(cmd, "order");
     push_sku_keys(store, op->lines, op->line_count, info, info[0].slot);
     rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[0].sku, ":orders");
+    rd_cmd_outbox(cmd, store->options.prefix, op->lines[0].sku);
     rd_cmd_id(cmd, op->id);
     rd_cmd_argf(cmd, "%s", gen);
     rd_cmd_argf(cmd, "%s", spec);
@@ -266,6 +267,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_argf(cmd, "%u", op->line_count);
     for (uint32_t i = 0; i < op->line_count; i++)
         push_line_args(cmd, &op->lines[i], &info[i]);
+    rd_cmd_lag_limits(cmd, &store->options);
     redisReply *reply = rd_call(store);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         order_fail_reply(store, op, reply);
@@ -276,6 +278,8 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
         result_conflict(op, "order", op->id);
     } else if (rd_is(reply, 0, "MOVED")) {
         again = true;
+    } else if (rd_is(reply, 0, "LAGGING")) {
+        rd_fail_lagging(op, &store->options);
     } else {
         order_failure(op, reply, (uint32_t)rd_element_i64(reply, 1) - 1);
     }
@@ -326,6 +330,7 @@ static bool order_untake(rd_store *store, stock_id order, const char *attempt,
         rd_cmd_fcall(cmd, "order_untake");
         push_sku_keys(store, lines, count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", lines[i].sku, ":ofence");
+        rd_cmd_outbox(cmd, store->options.prefix, lines[i].sku);
         rd_cmd_id(cmd, order);
         rd_cmd_argf(cmd, "%s", attempt);
         int in_slot = 0;
@@ -518,6 +523,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         rd_cmd_fcall(cmd, "order_take");
         push_sku_keys(store, op->lines, op->line_count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[i].sku, ":ofence");
+        rd_cmd_outbox(cmd, store->options.prefix, op->lines[i].sku);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%s", attempt);
         rd_cmd_argf(cmd, "%" PRId64, time_us);
@@ -528,6 +534,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         for (uint32_t k = i; k < op->line_count; k++)
             if (info[k].slot == info[i].slot)
                 push_line_args(cmd, &op->lines[k], &info[k]);
+        rd_cmd_lag_limits(cmd, &store->options);
         if (!rd_send(store)) {
             order_fail_reply(store, op, NULL);
             return false;
@@ -552,10 +559,13 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
             }
             seen++;
         }
-        if (reply->type == REDIS_REPLY_ERROR || rd_is(reply, 0, "FENCED")) {
+        if (reply->type == REDIS_REPLY_ERROR || rd_is(reply, 0, "FENCED") ||
+            rd_is(reply, 0, "LAGGING")) {
             failed = 0;
             if (reply->type == REDIS_REPLY_ERROR)
                 rd_fail_server(op, reply);
+            else if (rd_is(reply, 0, "LAGGING"))
+                rd_fail_lagging(op, &store->options);
             else
                 result_fail(op, STOCK_UNAVAILABLE, "redis: order=%.*s was taken over by "
                             "another client; retry with the same id", (int)op->id.len,

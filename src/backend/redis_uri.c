@@ -20,6 +20,7 @@
 #define RD_PORT_DEFAULT 6379
 #define RD_PORT_MAX 65535
 #define RD_BUCKETS_MAX 64         /* keys one SKU may be spread over */
+#define RD_LAG_MAX 1000000000     /* outbox_lag_max, outbox_lag_max_ms */
 
 static stock_code fail(char *message, size_t size, stock_code code, const char *format,
                        ...) __attribute__((format(printf, 4, 5)));
@@ -74,13 +75,14 @@ static bool prefix_valid(const char *prefix)
 
 typedef enum rd_option_name {
     RD_OPT_PREFIX, RD_OPT_PASSWORD, RD_OPT_TIMEOUT, RD_OPT_WAIT, RD_OPT_BUCKETS,
-    RD_OPT_FUSED, RD_OPT_CLUSTER, RD_OPT_COUNT
+    RD_OPT_FUSED, RD_OPT_CLUSTER, RD_OPT_LAG_RECORDS, RD_OPT_LAG_MS, RD_OPT_COUNT
 } rd_option_name;
 
 static const char *const option_names[RD_OPT_COUNT] = {
     [RD_OPT_PREFIX] = "prefix", [RD_OPT_PASSWORD] = "password",
     [RD_OPT_TIMEOUT] = "timeout_ms", [RD_OPT_WAIT] = "wait", [RD_OPT_BUCKETS] = "buckets",
     [RD_OPT_FUSED] = "fused", [RD_OPT_CLUSTER] = "cluster",
+    [RD_OPT_LAG_RECORDS] = "outbox_lag_max", [RD_OPT_LAG_MS] = "outbox_lag_max_ms",
 };
 
 /* Applies option `which` with value[0..len). */
@@ -121,6 +123,12 @@ static stock_code apply_option(rd_options *options, rd_option_name which, const 
         code = parse_number("cluster", value, len, 0, 1, &number, message, size);
         options->cluster = number == 1;
         return code;
+    case RD_OPT_LAG_RECORDS:
+        return parse_number("outbox_lag_max", value, len, 0, RD_LAG_MAX, &options->lag_max_records,
+                            message, size);
+    case RD_OPT_LAG_MS:
+        return parse_number("outbox_lag_max_ms", value, len, 0, RD_LAG_MAX, &options->lag_max_ms,
+                            message, size);
     case RD_OPT_COUNT:
         break;
     }
@@ -144,7 +152,8 @@ static stock_code parse_query(rd_options *options, const char *query, char *mess
                 which = (rd_option_name)i;
         if (which == RD_OPT_COUNT)
             return fail(message, size, STOCK_INVALID, "unknown option '%.*s' (prefix, "
-                        "password, timeout_ms, wait, buckets, fused, cluster are known)",
+                        "password, timeout_ms, wait, buckets, fused, cluster, outbox_lag_max, "
+                        "outbox_lag_max_ms are known)",
                         (int)option.key_len, option.key);
         if (seen[which])
             return fail(message, size, STOCK_INVALID, "option '%.*s' given twice",

@@ -9,6 +9,7 @@
 #   redis_start_replica     # a replica of it (replicaof): sets
 #                           # REDIS_REPLICA_PORT, REDIS_REPLICA_PID
 #   redis_cli ARGS...       # redis-cli against it
+#   redis_outbox_len [P]    # records in the outbox streams (key prefix P)
 #   redis_stop              # stops it by PID and removes the folder
 #   redis_cluster_start     # a Redis Cluster of 3 masters with 1 replica each:
 #                           # sets REDIS_CLUSTER_URI (cluster=1, every node a
@@ -120,6 +121,16 @@ redis_stop_replica() {
 
 redis_cli() {
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+}
+
+# Prints how many records the outbox streams of the store with key prefix
+# PREFIX (default none) hold: those not yet persisted (docs/redis.md).
+redis_outbox_len() {
+    local key total=0
+    for key in $(redis_cli --scan --pattern "${1:-}{outbox:*}"); do
+        total=$((total + $(redis_cli XLEN "$key")))
+    done
+    echo "$total"
 }
 
 redis_stop() {

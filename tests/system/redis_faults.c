@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/redis.h"
 #include "stock.h"
 
 #define URI_MAX 1024
@@ -211,19 +212,22 @@ static void run_directory(const char *uri)
  * entry, and its first line taken (qty 2 of SKU a). */
 typedef struct stale_order {
     char a[64], b[64], order[64], line_a[64], line_b[64];
-    char stock_a[128], flow_a[128], fence_a[128];
+    char stock_a[128], flow_a[128], fence_a[128], outbox_a[64];
 } stale_order;
 
-static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", "1", "0"};
+/* Attempt 1, time, one line (its id, stock key 1, qty 2, gen 1, here), no
+ * lag limits. */
+static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", "1", "0",
+                                              "0", "0"};
 
 /* The dead client's order_take in SKU a's slot, with attempt 1. */
 static redisReply *stale_take(redisContext *conn, const stale_order *s)
 {
-    const char *take[15] = {"FCALL", "stockd_v1_order_take", "3", s->stock_a, s->flow_a,
-                            s->fence_a, s->order};
-    for (int i = 0; i < 8; i++)
-        take[7 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
-    return redisCommandArgv(conn, 15, take, NULL);
+    const char *take[18] = {"FCALL", "stockd_v1_order_take", "4", s->stock_a, s->flow_a,
+                            s->fence_a, s->outbox_a, s->order};
+    for (int i = 0; i < 10; i++)
+        take[8 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
+    return redisCommandArgv(conn, 18, take, NULL);
 }
 
 static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
@@ -242,6 +246,8 @@ static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
     snprintf(s->stock_a, sizeof s->stock_a, "{sku:%s}", s->a);
     snprintf(s->flow_a, sizeof s->flow_a, "{sku:%s}:flow", s->a);
     snprintf(s->fence_a, sizeof s->fence_a, "{sku:%s}:ofence", s->a);
+    snprintf(s->outbox_a, sizeof s->outbox_a, "{outbox:%s}",
+             rd_slot_tag(rd_tag_slot("sku", stock_id_from_cstr(s->a))));
     snprintf(line_key, sizeof line_key, "{line:%s}", s->line_a);
     const char *pending[] = {"ZADD", "{stock:pending}", "1001", s->order};
     raw(conn, 4, pending);
@@ -281,9 +287,9 @@ static void run_stale(const char *uri)
            message);
     /* A sweep that read the stale attempt before the retry gives it back
      * late: the new attempt's line stays. */
-    const char *untake[] = {"FCALL", "stockd_v1_order_untake", "3", s.stock_a, s.flow_a,
-                            s.fence_a, s.order, "1", "1", s.line_a, "1"};
-    redisReply *late = redisCommandArgv(conn, 11, untake, NULL);
+    const char *untake[] = {"FCALL", "stockd_v1_order_untake", "4", s.stock_a, s.flow_a,
+                            s.fence_a, s.outbox_a, s.order, "1", "1", s.line_a, "1"};
+    redisReply *late = redisCommandArgv(conn, 12, untake, NULL);
     stock_get(store, s.a, &totals, NULL);
     expect(late != NULL && late->type == REDIS_REPLY_INTEGER && late->integer == 0 &&
            totals.deducted == 2 && stock_line(store, s.line_a, NULL, NULL) == STOCK_OK,

@@ -1,0 +1,63 @@
+/*
+ * redis_outbox.c -- where a change's flow record goes: the outbox stream of
+ * the change's cluster slot (docs/redis.md, "The outbox"). A function call
+ * may only touch keys of one slot, so each slot has its own stream,
+ * P{outbox:N}, with N chosen so that the hash tag "outbox:N" maps to that
+ * slot: the smallest such number. The table of those numbers is computed
+ * once per process.
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/redis.h"
+#include "lib/result.h"
+
+#define RD_TAG_MAX 8                /* bytes of a slot's tag ("123456" + NUL) */
+
+static char slot_tags[RD_SLOTS][RD_TAG_MAX];
+static pthread_once_t slot_tags_once = PTHREAD_ONCE_INIT;
+
+/* Every slot is reached by a number below 2^20 (about 180,000 tries). */
+static void slot_tags_fill(void)
+{
+    unsigned found = 0;
+    for (unsigned n = 0; found < RD_SLOTS && n < (1u << 20); n++) {
+        char text[RD_TAG_MAX];
+        int len = snprintf(text, sizeof text, "%u", n);
+        unsigned slot = rd_tag_slot("outbox", (stock_id){text, (size_t)len});
+        if (slot_tags[slot][0] == '\0') {
+            memcpy(slot_tags[slot], text, (size_t)len + 1);
+            found++;
+        }
+    }
+    assert(found == RD_SLOTS);
+}
+
+const char *rd_slot_tag(unsigned slot)
+{
+    pthread_once(&slot_tags_once, slot_tags_fill);
+    return slot < RD_SLOTS ? slot_tags[slot] : "";
+}
+
+void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku)
+{
+    const char *tag = rd_slot_tag(rd_tag_slot("sku", sku));
+    rd_cmd_key(cmd, prefix, "outbox", stock_id_from_cstr(tag), "");
+}
+
+void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options)
+{
+    rd_cmd_argf(cmd, "%d", options->lag_max_records);
+    rd_cmd_argf(cmd, "%d", options->lag_max_ms);
+}
+
+void rd_fail_lagging(stock_op *op, const rd_options *options)
+{
+    op->failed_line = -1;
+    result_fail(op, STOCK_UNAVAILABLE, "redis: deduction refused: the outbox of this SKU's "
+                "slot is further behind than the limit (outbox_lag_max=%d records, "
+                "outbox_lag_max_ms=%d); the persister must catch up; nothing was changed",
+                options->lag_max_records, options->lag_max_ms);
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# 57-persister.sh -- the redis backend's outbox and stockpersist, on a real
+# redis-server 7 (appendonly yes, appendfsync always: tests/harness/redis.sh)
+# and a real PostgreSQL 15 (tests/harness/pg.sh):
+#   - the outbox: a change appends one record, a REPLAY and a refusal none;
+#     a version-1 layout is upgraded; outbox_lag_max refuses deductions with
+#     a clear error while the outbox is behind, and lets them through again
+#     once the persister caught up;
+#   - stockpersist's options;
+#   - kill -9 of the persister at random points under load, round after
+#     round, sometimes two persisters at once: after a drain, every SKU (get)
+#     and every line id (line) reads the same through redis:// and
+#     postgres:// (none lost, none applied twice);
+#   - kill -9 of redis-server, then of PostgreSQL, while a persister runs
+#     under load: it resumes and the stores converge.
+# ROUNDS (default 10) sets the number of kill rounds; SEED the random points.
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/harness/redis.sh
+. tests/harness/pg.sh
+ROUNDS=${ROUNDS:-10}
+SEED=${SEED:-$$}
+RANDOM=$SEED
+LEASE_MS=500
+OPS=1200                    # ops per writer run
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    redis_stop
+    pg_stop
+}
+trap cleanup EXIT
+redis_start
+pg_start
+echo "redis $REDIS_URI (pid $REDIS_PID), postgres $PG_URI (pid $PG_PID), seed $SEED"
+fail() { echo "FAIL $*"; exit 1; }
+
+
+# Starts a persister NAME [OPTIONS...] in the background (its log in
+# $REDIS_DIR/persist-NAME.log); sets PERSIST_PID (not a subshell: the suite
+# must be its parent to wait for it and to stop it at the end).
+persist_start() {
+    local name=$1
+    shift
+    "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --name "$name" \
+        --lease-ms "$LEASE_MS" --stats-s 1 "$@" >>"$REDIS_DIR/persist-$name.log" 2>&1 &
+    PERSIST_PID=$!
+    pids+=("$PERSIST_PID")
+}
+
+persist_drain() {
+    timeout 300 "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" \
+        --name drain --lease-ms "$LEASE_MS" --drain --stats-s 0 2>&1 | tail -n 1
+    [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the drain did not finish"
+}
+
+echo "== the outbox: one record per change, none for a replay or a refusal"
+ctl() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=ob:" "$@" >/dev/null; }
+ctl set ob-sku 10
+[ "$(redis_outbox_len ob:)" -eq 1 ] || fail "set wrote $(redis_outbox_len ob:) records, not 1"
+ctl deduct ob-l1 ob-sku 2
+ctl deduct ob-l1 ob-sku 2                       # REPLAY
+ctl deduct ob-l2 ob-sku 50 && fail "an oversized deduction succeeded" || true
+ctl refund ob-r1 ob-l1 1
+ctl refund ob-r1 ob-l1 1                        # REPLAY
+ctl add ob-sku 5 --id ob-a1
+ctl add ob-sku 5 --id ob-a1                     # REPLAY
+[ "$(redis_outbox_len ob:)" -eq 4 ] || fail "4 changes wrote $(redis_outbox_len ob:) records"
+key=$(redis_cli --scan --pattern 'ob:{outbox:*}')
+redis_cli XRANGE "$key" - + | tr '\n' ' ' | grep -q '0-2 ms [0-9]* k line sku ob-sku av 8 adj 10 ded 2 ref 0 id ob-l1 q 2' ||
+    fail "the deduction's record: $(redis_cli XRANGE "$key" 0-2 0-2 | tr '\n' ' ')"
+echo "ok   set, deduct, refund, add: 4 records in order; their replays and a refusal none"
+
+echo "== a version-1 layout is upgraded to 2 at open"
+redis_cli SET v1:stock:layout 1 >/dev/null
+"$BUILD/stockctl" --store "$REDIS_URI?prefix=v1:" set v1-sku 1 >/dev/null
+[ "$(redis_cli GET v1:stock:layout)" = 2 ] || fail "layout is $(redis_cli GET v1:stock:layout)"
+echo "ok   layout 1 -> 2"
+
+echo "== outbox_lag_max: deductions refused while the outbox is behind"
+lag() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=lag:&outbox_lag_max=3" "$@"; }
+lag set lag-sku 100 >/dev/null
+lag deduct lag-1 lag-sku 1 >/dev/null
+lag deduct lag-2 lag-sku 1 >/dev/null
+set +e
+out=$(lag deduct lag-3 lag-sku 1 2>&1); code=$?
+set -e
+[ "$code" -eq 11 ] && echo "$out" | grep -q "further behind than the limit (outbox_lag_max=3" ||
+    fail "the 4th record was not refused: exit $code: $out"
+echo "ok   refused: $out"
+lag get lag-sku | grep -q "available *98" || fail "the refusal changed stock: $(lag get lag-sku)"
+"$BUILD/stockctl" --store "$REDIS_URI?prefix=lag:&outbox_lag_max_ms=1" deduct lag-4 lag-sku 1 \
+    >/dev/null 2>&1 && fail "outbox_lag_max_ms=1 let a deduction through behind a full outbox"
+timeout 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=lag:" --postgres "$PG_URI" --drain \
+    --stats-s 0 2>/dev/null || fail "the drain of prefix lag: failed"
+lag deduct lag-3 lag-sku 1 >/dev/null || fail "still refused after the persister caught up"
+echo "ok   accepted again once persisted"
+
+echo "== stockpersist's options"
+"$BUILD/stockpersist" --help | grep -q -- "--drain" || fail "--help"
+for bad in "--batch 0" "--lease-ms 5" "--stats-s x" "--name" "--redis redis://h?nope=1 --postgres x" ""; do
+    set +e
+    # shellcheck disable=SC2086
+    "$BUILD/stockpersist" $bad >/dev/null 2>"$REDIS_DIR/usage.err"; code=$?
+    set -e
+    [ "$code" -eq 2 ] || fail "stockpersist $bad: exit $code"
+    echo "ok   stockpersist $bad: $(head -n 1 "$REDIS_DIR/usage.err")"
+done
+
+echo "== kill -9 of the persister under load, $ROUNDS rounds"
+"$BUILD/tests/persist_load" setup "$REDIS_URI"
+runs=()
+kills=0
+for ((round = 1; round <= ROUNDS; round++)); do
+    "$BUILD/tests/persist_load" write "$REDIS_URI" "k$round" "$OPS" &
+    writer=$!
+    pids+=("$writer")
+    # While the writer runs: a persister (two at once every third round)
+    # killed after 0.3 to 2.2 s, then, after up to 0.5 s more of backlog,
+    # the next one. Small batches: many transactions, so a kill lands
+    # between a read, its COMMIT and its XACK as often as not.
+    for ((life = 0; life == 0 || $(kill -0 "$writer" 2>/dev/null && echo 1 || echo 0); life++)); do
+        sleep "0.$((RANDOM % 5))"
+        persist_start "a$round.$life" --batch 32
+        one=$PERSIST_PID two=""
+        [ $((round % 3)) -ne 0 ] || { persist_start "b$round.$life" --batch 32; two=$PERSIST_PID; }
+        sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
+        sleep 0.3
+        kill -KILL "$one" ${two:+"$two"}
+        wait "$one" ${two:+"$two"} 2>/dev/null || true
+        kills=$((kills + 1))
+    done
+    wait "$writer" || fail "the writer of round $round failed"
+    runs+=("k$round:$OPS")
+    echo "round $round: $life persister lives; the outbox holds $(redis_outbox_len) records after the last kill"
+done
+applied=$(cat "$REDIS_DIR"/persist-[ab]*.log | sed -n 's/.* applied=\([0-9]*\) .*/\1/p' | sort -n | tail -n 1)
+echo "$kills kills; a killed persister had applied up to ${applied:-0} records (from its last stats line)"
+[ "${applied:-0}" -gt 0 ] || fail "no persister applied anything before it was killed"
+persist_drain
+"$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${runs[@]}" || fail "the stores differ"
+[ "$(redis_outbox_len)" -eq 0 ] || fail "the outbox still holds $(redis_outbox_len) records"
+
+echo "== kill -9 of redis-server, then of PostgreSQL, while a persister runs"
+persist_start crash
+one=$PERSIST_PID
+"$BUILD/tests/persist_load" write "$REDIS_URI" crash1 "$OPS" || true
+sleep 0.3
+redis_restart
+echo "redis restarted from its append-only file (pid $REDIS_PID)"
+"$BUILD/tests/persist_load" write "$REDIS_URI" crash2 "$OPS" || true
+kill -KILL "$PG_PID"
+# Its backends leave when they see the postmaster gone; until then the old
+# shared memory refuses a new start.
+for ((i = 0; i < 60; i++)); do
+    PG_PID=$(pg_launch "$PG_DIR/primary" "$PG_PORT" 2>/dev/null) && break
+    PG_PID=""
+    sleep 1
+done
+[ -n "$PG_PID" ] || fail "PostgreSQL did not restart"
+echo "postgres restarted (pid $PG_PID)"
+"$BUILD/tests/persist_load" write "$REDIS_URI" crash3 "$OPS" || true
+for ((i = 0; i < 600 && $(redis_outbox_len) > 0; i++)); do sleep 0.1; done
+[ "$(redis_outbox_len)" -eq 0 ] || fail "the persister did not catch up: $(redis_outbox_len) records left"
+kill -TERM "$one"
+wait "$one" || fail "the persister did not exit 0 on SIGTERM"
+grep -q "retrying" "$REDIS_DIR/persist-crash.log" ||
+    fail "the persister never saw a server go away: $(cat "$REDIS_DIR/persist-crash.log")"
+grep "retrying" "$REDIS_DIR/persist-crash.log" | sort -u | head -n 4
+tail -n 1 "$REDIS_DIR/persist-crash.log"
+"$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${runs[@]}" crash1:$OPS crash2:$OPS \
+    crash3:$OPS || fail "the stores differ after the server crashes"
+
+echo "== warm-up: a cold Redis loaded from PostgreSQL"
+redis_cli FLUSHALL >/dev/null
+out=$("$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --warm 2>&1) ||
+    fail "warm: $out"
+echo "$out"
+echo "$out" | grep -q "warm done: [1-9][0-9]* SKUs loaded into Redis, 0 already there" ||
+    fail "the first warm-up loaded nothing"
+all=("${runs[@]}" crash1:$OPS crash2:$OPS crash3:$OPS)
+"$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${all[@]}" ||
+    fail "the warmed Redis differs from PostgreSQL"
+out=$("$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --warm 2>&1)
+echo "$out" | grep -q "warm done: 0 SKUs loaded" || fail "a second warm-up loaded again: $out"
+echo "ok   a second warm-up changes nothing: $out"
+"$BUILD/tests/persist_load" write "$REDIS_URI" after "$OPS" || fail "the writer after the warm-up"
+persist_drain
+"$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${all[@]}" after:$OPS ||
+    fail "records written after the warm-up were not persisted (the position)"
+echo "57-persister: ok"

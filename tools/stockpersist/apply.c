@@ -1,0 +1,252 @@
+/*
+ * apply.c -- stockpersist's PostgreSQL side. The postgres backend's own
+ * schema is installed by opening the store once (stock_open); the
+ * persister adds its position per stream and stock_outbox_apply, which
+ * writes one record into the backend's tables. Every record carries its
+ * SKU's totals after the change, so the inventory row is written whole;
+ * the flow rows (lines, refunds, adjustments) are keyed by their ids.
+ *
+ * Idempotence: a stream's position is the sequence of its last record
+ * applied, updated in the record's own transaction. A record at or below it
+ * was applied before (a persister died between COMMIT and XACK) and changes
+ * nothing; a record past position + 1 means records are missing, which the
+ * function refuses with an error rather than skip.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "persist.h"
+#include "stock.h"
+
+/* Serialises the installation between persisters starting at once. */
+#define APPLY_SCHEMA_LOCK_KEY "7379011"
+
+static const char apply_schema_sql[] =
+    "SELECT pg_advisory_xact_lock(" APPLY_SCHEMA_LOCK_KEY ");\n"
+    "CREATE TABLE IF NOT EXISTS stock_outbox_position (\n"
+    "    stream text PRIMARY KEY,\n"
+    "    seq bigint NOT NULL);\n"
+    "-- First in a stream's part of a transaction: its position row, locked, so\n"
+    "-- that two persisters overlapping at a lease hand-over serialise on it.\n"
+    "CREATE OR REPLACE FUNCTION stock_outbox_lock(p_stream text) RETURNS void\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    INSERT INTO stock_outbox_position VALUES (p_stream, 0) ON CONFLICT DO NOTHING;\n"
+    "    PERFORM 1 FROM stock_outbox_position WHERE stream = p_stream FOR UPDATE;\n"
+    "END $$;\n"
+    "-- A record's flow row; 0 (nothing) for a record at or below the position.\n"
+    "CREATE OR REPLACE FUNCTION stock_outbox_apply(p_stream text, p_seq bigint, p_kind text,\n"
+    "    p_sku text, p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint, p_id text,\n"
+    "    p_qty bigint, p_time bigint, p_order text, p_line text, p_lref bigint)\n"
+    "RETURNS integer LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF p_seq <= (SELECT seq FROM stock_outbox_position WHERE stream = p_stream) THEN\n"
+    "        RETURN 0;\n"
+    "    END IF;\n"
+    "    IF p_kind = 'line' THEN\n"
+    "        INSERT INTO inventory_flow AS f (line_id, sku_id, qty, refunded, order_id, position,\n"
+    "                                         bucket, time_us, available_after)\n"
+    "        VALUES (p_id, p_sku, p_qty, 0, p_order, 0, 0, p_time, p_av)\n"
+    "        ON CONFLICT (line_id) DO UPDATE\n"
+    "           SET sku_id = excluded.sku_id, qty = excluded.qty, refunded = 0,\n"
+    "               order_id = excluded.order_id, time_us = excluded.time_us,\n"
+    "               available_after = excluded.available_after;\n"
+    "    ELSIF p_kind = 'refund' THEN\n"
+    "        INSERT INTO inventory_refunds VALUES (p_id, p_line, p_qty, p_av)\n"
+    "        ON CONFLICT (refund_id) DO NOTHING;\n"
+    "        UPDATE inventory_flow SET refunded = p_lref WHERE line_id = p_line;\n"
+    "    ELSIF p_kind = 'add' AND p_id <> '' THEN\n"
+    "        INSERT INTO inventory_adjustments VALUES (p_id, p_sku, p_qty, p_av)\n"
+    "        ON CONFLICT (adjust_id) DO NOTHING;\n"
+    "    ELSIF p_kind = 'undo' THEN\n"
+    "        DELETE FROM inventory_flow WHERE line_id = p_id;\n"
+    "    END IF;\n"
+    "    RETURN 1;\n"
+    "END $$;\n"
+    "-- A SKU's totals from its last record of the transaction (the row is\n"
+    "-- written once per transaction, not once per record).\n"
+    "CREATE OR REPLACE FUNCTION stock_outbox_totals(p_stream text, p_seq bigint, p_sku text,\n"
+    "    p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint) RETURNS void\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF p_seq <= (SELECT seq FROM stock_outbox_position WHERE stream = p_stream) THEN\n"
+    "        RETURN;\n"
+    "    END IF;\n"
+    "    INSERT INTO inventory AS v (sku_id, bucket, leaved_amount, adjusted, deducted, refunded,\n"
+    "                                buckets)\n"
+    "    VALUES (p_sku, 0, p_av, p_adj, p_ded, p_ref, 1)\n"
+    "    ON CONFLICT (sku_id, bucket) DO UPDATE\n"
+    "       SET leaved_amount = excluded.leaved_amount, adjusted = excluded.adjusted,\n"
+    "           deducted = excluded.deducted, refunded = excluded.refunded;\n"
+    "END $$;\n"
+    "-- Last: the position moves to the transaction's last record. Records\n"
+    "-- come in order without holes, so a first record past position + 1 means\n"
+    "-- records are missing: refused, and the transaction rolls back.\n"
+    "CREATE OR REPLACE FUNCTION stock_outbox_finish(p_stream text, p_first bigint, p_last bigint)\n"
+    "RETURNS void LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    v_pos bigint;\n"
+    "BEGIN\n"
+    "    SELECT seq INTO v_pos FROM stock_outbox_position WHERE stream = p_stream;\n"
+    "    IF p_last <= v_pos THEN\n"
+    "        RETURN;\n"
+    "    END IF;\n"
+    "    IF p_first > v_pos + 1 THEN\n"
+    "        RAISE EXCEPTION 'outbox %: record % follows % (records are missing)',\n"
+    "            p_stream, p_first, v_pos;\n"
+    "    END IF;\n"
+    "    UPDATE stock_outbox_position SET seq = p_last WHERE stream = p_stream;\n"
+    "END $$;\n";
+
+static bool pg_failed(persister *p, const char *what)
+{
+    snprintf(p->error, sizeof p->error, "postgres: %s: %s", what,
+             p->pg != NULL ? PQerrorMessage(p->pg) : "no connection");
+    char *newline = strchr(p->error, '\n');
+    if (newline != NULL)
+        *newline = '\0';
+    if (p->pg != NULL && PQstatus(p->pg) != CONNECTION_OK) {
+        PQfinish(p->pg);
+        p->pg = NULL;
+    }
+    return false;
+}
+
+/* The schema's "already exists, skipping" notices are expected: not logged. */
+static void notice_ignore(void *user, const char *message)
+{
+    (void)user;
+    (void)message;
+}
+
+/* Opens the store once so that the postgres backend installs its schema. */
+static bool backend_schema(persister *p)
+{
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_open(p->options.postgres_uri, NULL, &store, message);
+    if (code != STOCK_OK) {
+        snprintf(p->error, sizeof p->error, "postgres store: %s", message);
+        return false;
+    }
+    stock_close(store);
+    return true;
+}
+
+bool apply_connect(persister *p)
+{
+    if (p->pg != NULL)
+        return true;
+    if (!backend_schema(p))
+        return false;
+    p->pg = PQconnectdb(p->options.postgres_uri);
+    if (PQstatus(p->pg) != CONNECTION_OK)
+        return pg_failed(p, "connect");
+    PQsetNoticeProcessor(p->pg, notice_ignore, NULL);
+    PGresult *result = PQexec(p->pg, "BEGIN");
+    PQclear(result);
+    result = PQexec(p->pg, apply_schema_sql);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    if (!ok) {
+        pg_failed(p, "installing stock_outbox_apply");
+        PQclear(PQexec(p->pg, "ROLLBACK"));
+        return false;
+    }
+    result = PQexec(p->pg, "COMMIT");
+    ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    if (ok) {
+        static const char *const statements[][2] = {
+            {"lock", "SELECT stock_outbox_lock($1)"},
+            {"apply", "SELECT stock_outbox_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                      "$12, $13, $14)"},
+            {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7)"},
+            {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
+        };
+        for (size_t i = 0; ok && i < sizeof statements / sizeof statements[0]; i++) {
+            result = PQprepare(p->pg, statements[i][0], statements[i][1], 0, NULL);
+            ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+            PQclear(result);
+        }
+    }
+    return ok || pg_failed(p, "preparing");
+}
+
+/* Reads the pipeline's results up to its sync; false at the first error. */
+static bool results_read(persister *p, uint64_t *applied)
+{
+    bool ok = true;
+    for (;;) {
+        PGresult *result = PQgetResult(p->pg);
+        if (result == NULL && PQstatus(p->pg) != CONNECTION_OK)
+            return pg_failed(p, "connection lost");
+        if (result == NULL)
+            continue;   /* the end of one statement's results */
+        ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(result);
+            return ok;
+        }
+        if (status == PGRES_TUPLES_OK && PQntuples(result) == 1)
+            *applied += strcmp(PQgetvalue(result, 0, 0), "1") == 0;
+        else if (status != PGRES_COMMAND_OK && ok) {
+            snprintf(p->error, sizeof p->error, "postgres: %s",
+                     status == PGRES_PIPELINE_ABORTED ? "transaction aborted"
+                                                      : PQresultErrorMessage(result));
+            char *newline = strchr(p->error, '\n');
+            if (newline != NULL)
+                *newline = '\0';
+            ok = false;
+        }
+        PQclear(result);
+        if (PQstatus(p->pg) != CONNECTION_OK)
+            return pg_failed(p, "connection lost");
+    }
+}
+
+/* Sends one stream's records, records[first..end): lock, each record, each
+ * SKU's totals from its last record, finish. */
+static bool send_stream(persister *p, uint32_t first, uint32_t end)
+{
+    const persist_record *records = p->records;
+    const char *stream = records[first].params[0];
+    bool sent = PQsendQueryPrepared(p->pg, "lock", 1, &stream, NULL, NULL, 0) == 1;
+    for (uint32_t i = first; sent && i < end; i++)
+        sent = PQsendQueryPrepared(p->pg, "apply", PERSIST_PARAMS, records[i].params, NULL,
+                                   NULL, 0) == 1;
+    for (uint32_t i = end; sent && i-- > first;) {
+        bool last = true;   /* the SKU's last record in this stream's part */
+        for (uint32_t k = i + 1; last && k < end; k++)
+            last = strcmp(records[k].params[3], records[i].params[3]) != 0;
+        const char *const *r = records[i].params;
+        const char *totals[7] = {r[0], r[1], r[3], r[4], r[5], r[6], r[7]};
+        if (last && r[3][0] != '\0')   /* a warm-up's marker has no SKU */
+            sent = PQsendQueryPrepared(p->pg, "totals", 7, totals, NULL, NULL, 0) == 1;
+    }
+    const char *finish[3] = {stream, records[first].params[1], records[end - 1].params[1]};
+    return sent && PQsendQueryPrepared(p->pg, "finish", 3, finish, NULL, NULL, 0) == 1;
+}
+
+/* The records are one pipeline closed by one Sync: one implicit
+ * transaction, committed at the Sync, rolled back whole on any error. */
+bool apply_records(persister *p, uint64_t *applied)
+{
+    *applied = 0;
+    bool sent = PQenterPipelineMode(p->pg) == 1;
+    for (uint32_t first = 0, end; sent && first < p->record_count; first = end) {
+        for (end = first; end < p->record_count && p->records[end].stream == p->records[first].stream;)
+            end++;
+        sent = send_stream(p, first, end);
+    }
+    sent = sent && PQpipelineSync(p->pg) == 1;
+    if (!sent)
+        return pg_failed(p, "send");
+    uint64_t count = 0;
+    bool ok = results_read(p, &count);
+    if (p->pg != NULL && PQexitPipelineMode(p->pg) != 1)
+        return pg_failed(p, "leaving pipeline mode");
+    *applied = count;
+    return ok;
+}
