@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "backend/backend.h"
 #include "lib/buf.h"
 #include "stock.h"
 
@@ -61,6 +62,17 @@ stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
  */
 stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
                            char *error, size_t size);
+
+/*
+ * One page of a listing (stock_list, after validation) read on conn (idle,
+ * outside pipeline mode) in byte order of the ids: SKUs by id, a SKU's lines
+ * by line id, an order's lines by position (postgres_list.c). Returns
+ * STOCK_OK with *count entries; STOCK_NOT_FOUND ("sku=X", "order=X",
+ * "line=X"); STOCK_IO with the server's words in message (the caller looks
+ * at PQstatus to tell a lost connection).
+ */
+stock_code pg_list_page(PGconn *conn, const list_request *request, stock_list_entry *entries,
+                        uint32_t *count, char *message, size_t size);
 
 /* ------------------------------------------------------------------ plan */
 
