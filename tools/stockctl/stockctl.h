@@ -36,6 +36,7 @@ typedef struct ctl_args {
     const char *prefix;               /* publish: subject prefix */
     int64_t wait_s;                   /* publish: for results, after the last */
     bool has_publish_option;          /* --broker, --prefix or --wait given */
+    bool repair;                      /* reconcile --repair */
     const char *command;              /* NULL when none was given */
     int positional_count;
     const char *positional[CTL_POSITIONAL_MAX];

@@ -1,0 +1,367 @@
+/*
+ * reconcile.c -- `stockctl reconcile A [B]`: compares two stores SKU by SKU
+ * and line by line, or one store's counters with its own flow (I2).
+ *
+ * It streams: SKUs come a page at a time from A's listing (stock_list), the
+ * same SKUs are read from B in one batch of GETs; each SKU's lines come a
+ * page at a time from A's listing and are read from B in one batch of LINE
+ * ops, then B's lines the other way round (to find those A lacks); last, B's
+ * SKUs are paged to find those A lacks. Nothing is kept from one page to the
+ * next but the cursor and the counts, so the memory is a few pages whatever
+ * the stores hold, and the two stores need not list in the same order.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reconcile.h"
+
+/* The sums of one store's lines of one SKU. */
+typedef struct rc_sums {
+    int64_t qty;
+    int64_t refunded;
+} rc_sums;
+
+static void set_number(char out[RC_VALUE_MAX], int64_t value)
+{
+    snprintf(out, RC_VALUE_MAX, "%" PRId64, value);
+}
+
+/* Reads each id of page[0..count) from store in one batch: GET (skus,
+ * into run->sku_ops) or LINE (into run->line_ops). False when the batch
+ * failed as a whole, or an op failed otherwise than NOT_FOUND. */
+static bool read_batch(rc_run *run, stock_t *store, const char *name, bool skus,
+                       const stock_list_entry *page, uint32_t count)
+{
+    stock_op *ops = skus ? run->sku_ops : run->line_ops;
+    for (uint32_t i = 0; i < count; i++) {
+        stock_id id = stock_id_from_cstr(page[i].id);
+        ops[i] = skus ? (stock_op){.type = STOCK_OP_GET, .sku = id}
+                      : (stock_op){.type = STOCK_OP_LINE, .line = id};
+    }
+    stock_code code = stock_execute(store, ops, count);
+    if (code != STOCK_OK)
+        return rc_fail(run, name, code, "a batch of reads was refused");
+    for (uint32_t i = 0; i < count; i++)
+        if (ops[i].code != STOCK_OK && ops[i].code != STOCK_NOT_FOUND)
+            return rc_fail(run, name, ops[i].code, ops[i].message);
+    return true;
+}
+
+/* One page of a listing into page; false (run->failed) on an error. */
+static bool list_page(rc_run *run, stock_t *store, const char *name, stock_list_kind kind,
+                      const char *of, const char *after, stock_list_entry *page,
+                      uint32_t *count)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_list(store, kind, of, after, page, RC_PAGE, count, message);
+    return code == STOCK_OK || rc_fail(run, name, code, message);
+}
+
+/* Compares A's line with what B answered for its id, and repairs B. */
+static void compare_line(rc_run *run, const char *sku, const stock_list_entry *a_entry,
+                         const stock_op *b_op)
+{
+    const stock_line_info *a = &a_entry->info.line_info;
+    rc_diff diff = {.sku = sku, .line = a_entry->id};
+    if (b_op->code == STOCK_NOT_FOUND) {
+        diff.reason = RC_REASON_MISSING_LINE;
+        set_number(diff.a, a->qty);
+        diff.numeric = true;
+        if (run->repair)
+            rc_repair_line(run, &diff, a);
+        rc_report(run, &diff);
+        return;
+    }
+    const stock_line_info *b = &b_op->info.line_info;
+    if (strcmp(a->sku, b->sku) != 0 || strcmp(a->order_id, b->order_id) != 0) {
+        rc_diff other = diff;
+        bool sku_differs = strcmp(a->sku, b->sku) != 0;
+        other.reason = RC_REASON_LINE;
+        other.field = sku_differs ? "sku" : "order_id";
+        snprintf(other.a, RC_VALUE_MAX, "%s", sku_differs ? a->sku : a->order_id);
+        snprintf(other.b, RC_VALUE_MAX, "%s", sku_differs ? b->sku : b->order_id);
+        if (run->repair)
+            snprintf(other.repair, RC_REPAIR_MAX, "not repaired: a line's %s never changes",
+                     other.field);
+        rc_report(run, &other);
+    }
+    if (a->qty != b->qty) {
+        rc_diff other = diff;
+        other.reason = RC_REASON_QUANTITY;
+        other.field = "qty";
+        other.numeric = true;
+        set_number(other.a, a->qty);
+        set_number(other.b, b->qty);
+        if (run->repair)
+            snprintf(other.repair, RC_REPAIR_MAX,
+                     "not repaired: a deducted line's qty never changes");
+        rc_report(run, &other);
+    }
+    if (a->refunded != b->refunded) {
+        diff.reason = RC_REASON_QUANTITY;
+        diff.field = "refunded";
+        diff.numeric = true;
+        set_number(diff.a, a->refunded);
+        set_number(diff.b, b->refunded);
+        if (run->repair)
+            rc_repair_refund(run, &diff, a->refunded, b->refunded);
+        rc_report(run, &diff);
+    }
+}
+
+/* A line of B's that A does not have. */
+static void report_extra_line(rc_run *run, const char *sku, const stock_list_entry *b_entry)
+{
+    rc_diff diff = {.sku = sku, .line = b_entry->id, .reason = RC_REASON_MISSING_LINE,
+                    .numeric = true};
+    set_number(diff.b, b_entry->info.line_info.qty);
+    if (run->repair)
+        snprintf(diff.repair, RC_REPAIR_MAX,
+                 "not repaired: B has a line A lacks, and no operation removes a line");
+    rc_report(run, &diff);
+}
+
+/* Pages from's lines of sku, adding them up into *sums; with other, reads
+ * each page's ids there and compares (from = A) or looks for the ones
+ * other lacks (from = B). False on a store's failure. */
+static bool walk_lines(rc_run *run, const char *sku, stock_t *from, const char *from_name,
+                       stock_t *other, const char *other_name, bool from_is_a, rc_sums *sums)
+{
+    char after[STOCK_ID_MAX + 1] = "";
+    uint32_t count = 0;
+    do {
+        if (!list_page(run, from, from_name, STOCK_LIST_SKU_LINES, sku,
+                       after[0] != '\0' ? after : NULL, run->lines_page, &count))
+            return false;
+        if (count == 0)
+            break;
+        if (other != NULL && !read_batch(run, other, other_name, false, run->lines_page, count))
+            return false;
+        for (uint32_t i = 0; i < count; i++) {
+            const stock_list_entry *entry = &run->lines_page[i];
+            sums->qty += entry->info.line_info.qty;
+            sums->refunded += entry->info.line_info.refunded;
+            if (other != NULL && from_is_a)
+                compare_line(run, sku, entry, &run->line_ops[i]);
+            else if (other != NULL && run->line_ops[i].code == STOCK_NOT_FOUND)
+                report_extra_line(run, sku, entry);
+        }
+        if (from_is_a)
+            run->lines += count;
+        snprintf(after, sizeof after, "%s", run->lines_page[count - 1].id);
+        rc_progress(run, false);
+    } while (count == RC_PAGE);
+    return true;
+}
+
+/* Reports one counter of a SKU that differs (reason, a's value, b's). */
+static void report_counter(rc_run *run, const char *sku, const char *reason, const char *field,
+                           int64_t a, int64_t b, const char *repair)
+{
+    rc_diff diff = {.sku = sku, .reason = reason, .field = field, .numeric = true};
+    set_number(diff.a, a);
+    set_number(diff.b, b);
+    if (repair != NULL)
+        snprintf(diff.repair, RC_REPAIR_MAX, "%s", repair);
+    rc_report(run, &diff);
+}
+
+/* I2 of one store's SKU: its counters add up, and its deducted and
+ * refunded totals are the sums of its lines. name says whose. */
+static void check_own_flow(rc_run *run, const char *sku, const char *name,
+                           const stock_sku_info *info, const rc_sums *sums)
+{
+    char field[64];
+    int64_t flow = info->adjusted - info->deducted + info->refunded;
+    if (info->available + info->held != flow) {
+        snprintf(field, sizeof field, "%s: available+held vs adjusted-deducted+refunded", name);
+        report_counter(run, sku, RC_REASON_I2, field, info->available + info->held, flow, NULL);
+    }
+    if (info->deducted != sums->qty) {
+        snprintf(field, sizeof field, "%s: deducted vs its lines' qty", name);
+        report_counter(run, sku, RC_REASON_I2, field, info->deducted, sums->qty, NULL);
+    }
+    if (info->refunded != sums->refunded) {
+        snprintf(field, sizeof field, "%s: refunded vs its lines' refunded", name);
+        report_counter(run, sku, RC_REASON_I2, field, info->refunded, sums->refunded, NULL);
+    }
+}
+
+/* Reads B's SKU again (after repairs); false (run->failed) on an error. */
+static bool reread_b(rc_run *run, const char *sku, stock_sku_info *info)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_get(run->b, sku, info, message);
+    return code == STOCK_OK || rc_fail(run, run->uri_b, code, message);
+}
+
+/* With --repair, B's available is made A's once the lines are repaired
+ * (unless their holds differ: a hold gives its units back on its own). */
+static void repair_available(rc_run *run, const char *sku, const stock_sku_info *a,
+                             const stock_sku_info *b_before, rc_diff *available)
+{
+    stock_sku_info b;
+    if (a->held != b_before->held) {
+        snprintf(available->repair, RC_REPAIR_MAX,
+                 "not repaired: the SKU's holds differ (held A=%" PRId64 " B=%" PRId64 ")",
+                 a->held, b_before->held);
+    } else if (reread_b(run, sku, &b) && b.available != a->available) {
+        rc_repair_available(run, available, a->available, &b);
+    } else if (!run->failed && b_before->available != a->available) {
+        available->repaired = true;
+        snprintf(available->repair, RC_REPAIR_MAX, "equal once its lines were repaired");
+    }
+}
+
+/* The counters of A and B (as first read) for one SKU, each difference
+ * with what the repair made of it. */
+static void compare_counters(rc_run *run, const char *sku, const stock_sku_info *a,
+                             const stock_sku_info *b)
+{
+    rc_diff available = {.sku = sku, .reason = RC_REASON_DRIFT, .field = "available",
+                         .numeric = true};
+    set_number(available.a, a->available);
+    set_number(available.b, b->available);
+    stock_sku_info after = *b;
+    if (run->repair) {
+        repair_available(run, sku, a, b, &available);
+        if (run->failed || !reread_b(run, sku, &after))
+            return;
+    }
+    if (b->available != a->available || available.repair[0] != '\0')
+        rc_report(run, &available);
+    static const char *const names[] = {"adjusted", "deducted", "refunded", "held"};
+    const int64_t values_a[] = {a->adjusted, a->deducted, a->refunded, a->held};
+    const int64_t values_b[] = {b->adjusted, b->deducted, b->refunded, b->held};
+    const int64_t values_after[] = {after.adjusted, after.deducted, after.refunded, after.held};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (values_a[k] == values_b[k] && values_a[k] == values_after[k])
+            continue;
+        rc_diff diff = {.sku = sku, .reason = RC_REASON_DRIFT, .field = names[k],
+                        .numeric = true, .repaired = values_a[k] == values_after[k]};
+        set_number(diff.a, values_a[k]);
+        set_number(diff.b, values_b[k]);
+        if (run->repair && diff.repaired)
+            snprintf(diff.repair, RC_REPAIR_MAX, "equal after the repairs above");
+        else if (run->repair)
+            snprintf(diff.repair, RC_REPAIR_MAX, "not repaired: B's %s is %" PRId64
+                     " with its lines and available as A's (a line only B has, or a counter "
+                     "changed outside the store's operations)", names[k], values_after[k]);
+        rc_report(run, &diff);
+    }
+}
+
+/* One SKU of A, with what B answered for it (NULL: A alone). */
+static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stock_op *b_op)
+{
+    const char *sku = a_entry->id;
+    const stock_sku_info *a = &a_entry->info.sku_info;
+    rc_sums a_sums = {0}, b_sums = {0};
+    run->skus++;
+    if (b_op == NULL) {
+        if (walk_lines(run, sku, run->a, run->uri_a, NULL, NULL, true, &a_sums))
+            check_own_flow(run, sku, "A", a, &a_sums);
+        return;
+    }
+    stock_sku_info b = b_op->info.sku_info;
+    bool b_has = b_op->code == STOCK_OK;
+    if (!b_has) {
+        rc_diff diff = {.sku = sku, .reason = RC_REASON_MISSING_SKU, .numeric = true};
+        set_number(diff.a, a->available);
+        if (run->repair)
+            rc_repair_sku(run, &diff);
+        rc_report(run, &diff);
+        b = (stock_sku_info){0};
+    }
+    /* B's lines first: their sums must be those of B as first read. */
+    if ((b_has && !walk_lines(run, sku, run->b, run->uri_b, run->a, run->uri_a, false, &b_sums)) ||
+        !walk_lines(run, sku, run->a, run->uri_a, run->b, run->uri_b, true, &a_sums))
+        return;
+    check_own_flow(run, sku, "A", a, &a_sums);
+    if (b_has)
+        check_own_flow(run, sku, "B", &b, &b_sums);
+    if (b_has || run->repair)
+        compare_counters(run, sku, a, &b);
+}
+
+/* Pages the SKUs of from: from = A compares each with B (or with A's own
+ * flow); from = B reports those A lacks. */
+static bool walk_skus(rc_run *run, bool from_a)
+{
+    stock_t *from = from_a ? run->a : run->b, *other = from_a ? run->b : run->a;
+    const char *from_name = from_a ? run->uri_a : run->uri_b;
+    char after[STOCK_ID_MAX + 1] = "";
+    uint32_t count = 0;
+    do {
+        if (!list_page(run, from, from_name, STOCK_LIST_SKUS, NULL,
+                       after[0] != '\0' ? after : NULL, run->skus_page, &count))
+            return false;
+        if (count == 0)
+            break;
+        if (other != NULL &&
+            !read_batch(run, other, from_a ? run->uri_b : run->uri_a, true, run->skus_page, count))
+            return false;
+        for (uint32_t i = 0; i < count && !run->failed; i++) {
+            const stock_list_entry *entry = &run->skus_page[i];
+            if (from_a) {
+                compare_sku(run, entry, other != NULL ? &run->sku_ops[i] : NULL);
+            } else if (run->sku_ops[i].code == STOCK_NOT_FOUND) {
+                rc_diff diff = {.sku = entry->id, .reason = RC_REASON_MISSING_SKU,
+                                .numeric = true};
+                set_number(diff.b, entry->info.sku_info.available);
+                if (run->repair)
+                    snprintf(diff.repair, RC_REPAIR_MAX,
+                             "not repaired: B has a SKU A lacks, and no operation removes one");
+                rc_report(run, &diff);
+            }
+        }
+        if (run->failed)
+            return false;
+        snprintf(after, sizeof after, "%s", run->skus_page[count - 1].id);
+    } while (count == RC_PAGE);
+    return true;
+}
+
+/* The library's log hook: a store's messages go to stderr, never into the
+ * report. */
+static void print_library_message(void *user, stock_log_level level, const char *message)
+{
+    (void)user;
+    if (level <= STOCK_LOG_NOTICE)
+        fprintf(stderr, "stockctl: libstock: %s\n", message);
+}
+
+static bool open_store(rc_run *run, const char *uri, stock_t **store)
+{
+    char message[STOCK_MESSAGE_MAX];
+    const stock_config config = {.log = print_library_message};
+    stock_code code = stock_open(uri, &config, store, message);
+    return code == STOCK_OK || rc_fail(run, uri, code, message);
+}
+
+int ctl_reconcile(const ctl_args *args)
+{
+    static rc_run run;   /* static: its pages are large */
+    run = (rc_run){.args = args, .repair = args->repair, .uri_a = args->positional[0],
+                   .uri_b = args->positional_count > 1 ? args->positional[1] : NULL,
+                   .progress = isatty(STDERR_FILENO) == 1, .json_first = true};
+    if (run.repair && run.uri_b == NULL) {
+        ctl_usage_error("reconcile: --repair needs two stores (it makes B agree with A)");
+        return RC_EXIT_ERROR;
+    }
+    rc_report_begin(&run);
+    if (open_store(&run, run.uri_a, &run.a) &&
+        (run.uri_b == NULL || open_store(&run, run.uri_b, &run.b)) && walk_skus(&run, true) &&
+        run.b != NULL)
+        walk_skus(&run, false);
+    rc_progress(&run, true);
+    if (run.b != NULL && stock_close(run.b) != STOCK_OK && run.repair)
+        rc_fail(&run, run.uri_b, STOCK_IO, "closing the store failed: repairs may be lost");
+    if (run.a != NULL)
+        stock_close(run.a);
+    return rc_report_end(&run);
+}
