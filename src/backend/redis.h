@@ -169,6 +169,14 @@ bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
 bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
                     char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX]);
 
+/* ---------------------------------------------- listing (redis_list.c) */
+
+/* As stock_list (after validation), in byte order of the ids: a page is a
+ * SCAN of the SKU keys, or an HSCAN of the SKU's flow hash, keeping the
+ * smallest ids after `after`; an order's lines in the order's line order. */
+stock_code rd_list(stock_t *base, const list_request *request, stock_list_entry *entries,
+                   uint32_t *count, char *message, size_t message_size);
+
 /* ----------------------------------------------- orders (redis_order.c) */
 
 /* Runs an order alone: one call when its SKUs share a slot, else the
