@@ -6,10 +6,14 @@
  *
  *   missing SKU    SET it at 0 on B; its stock comes with the final
  *                  adjustment below
- *   missing line   DEDUCT on B with A's line id, SKU and qty (a line id is
- *                  deducted at most once, I4: the repair is idempotent by
- *                  the line's own id). If B lacks the stock, an adjustment of
- *                  the shortfall first. Then a REFUND of what A refunded of it
+ *   missing line   a line of an order: the whole ORDER again on B, with A's
+ *                  order id and lines (all or none, I3; idempotent by the
+ *                  order id), when B has none of them; otherwise, and for a
+ *                  lone line, DEDUCT on B with A's line id, SKU and qty (a
+ *                  line id is deducted at most once, I4: the repair is
+ *                  idempotent by the line's own id). If B lacks the stock,
+ *                  an adjustment of the shortfall first. Then a REFUND of
+ *                  what A refunded of it
  *   refunded less  a REFUND of the difference
  *   available      after the lines, an ADD of A's available minus B's
  *
@@ -95,9 +99,37 @@ static bool refund(rc_run *run, rc_diff *diff, int64_t a_refunded, int64_t b_ref
     return run_op(run, diff, &op, "refund");
 }
 
+/* Takes A's order of the line again on B as one ORDER with A's ids; true
+ * if B has it now (OK, or REPLAY: an earlier line of it made it). */
+static bool order_again(rc_run *run, const stock_line_info *a_line)
+{
+    stock_list_entry entries[STOCK_ORDER_LINES_MAX];
+    stock_order_line lines[STOCK_ORDER_LINES_MAX];
+    uint32_t count = 0;
+    char message[STOCK_MESSAGE_MAX];
+    if (stock_list(run->a, STOCK_LIST_ORDER_LINES, a_line->order_id, NULL, entries,
+                   STOCK_ORDER_LINES_MAX, &count, message) != STOCK_OK || count == 0)
+        return false;
+    for (uint32_t i = 0; i < count; i++)
+        lines[i] = (stock_order_line){.line_id = stock_id_from_cstr(entries[i].id),
+                                      .sku = stock_id_from_cstr(entries[i].info.line_info.sku),
+                                      .qty = entries[i].info.line_info.qty};
+    stock_op op = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(a_line->order_id),
+                   .lines = lines, .line_count = count};
+    return stock_execute(run->b, &op, 1) == STOCK_OK && stock_code_succeeded(op.code);
+}
+
 void rc_repair_line(rc_run *run, rc_diff *diff, const stock_line_info *a_line)
 {
     bool added = false;
+    if (a_line->order_id[0] != '\0' && order_again(run, a_line)) {
+        if (a_line->refunded > 0 && !refund(run, diff, a_line->refunded, 0))
+            return;
+        diff->repaired = true;
+        snprintf(diff->repair, RC_REPAIR_MAX, "deducted on B with its order %s, as on A%s",
+                 a_line->order_id, a_line->refunded > 0 ? ", and refunded as on A" : "");
+        return;
+    }
     if (!deduct_line(run, diff, a_line, &added) ||
         (a_line->refunded > 0 && !refund(run, diff, a_line->refunded, 0)))
         return;
