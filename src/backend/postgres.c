@@ -804,7 +804,7 @@ static void run_listing(stock_t *base, void *context)
         listing->code = STOCK_UNAVAILABLE;
         return;
     }
-    listing->code = pg_list_page(store->lister, listing->request, listing->entries,
+    listing->code = pg_list_page(store->lister, listing->request, true, listing->entries,
                                  listing->count, listing->message, listing->message_size);
     if (listing->code == STOCK_IO && PQstatus(store->lister) != CONNECTION_OK) {
         PQfinish(store->lister);

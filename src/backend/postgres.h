@@ -66,13 +66,16 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
 /*
  * One page of a listing (stock_list, after validation) read on conn (idle,
  * outside pipeline mode) in byte order of the ids: SKUs by id, a SKU's lines
- * by line id, an order's lines by position (postgres_list.c). Returns
- * STOCK_OK with *count entries; STOCK_NOT_FOUND ("sku=X", "order=X",
- * "line=X"); STOCK_IO with the server's words in message (the caller looks
- * at PQstatus to tell a lost connection).
+ * by line id, an order's lines by position (postgres_list.c). check: `of`
+ * and `after` must name something here (NOT_FOUND otherwise); without, an
+ * order listing starts from its first line (the sharded backend checks
+ * names on the member that holds them and asks the others without).
+ * Returns STOCK_OK with *count entries; STOCK_NOT_FOUND ("sku=X",
+ * "order=X", "line=X"); STOCK_IO with the server's words in message (the
+ * caller looks at PQstatus to tell a lost connection).
  */
-stock_code pg_list_page(PGconn *conn, const list_request *request, stock_list_entry *entries,
-                        uint32_t *count, char *message, size_t size);
+stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
+                        stock_list_entry *entries, uint32_t *count, char *message, size_t size);
 
 /* ------------------------------------------------------------------ plan */
 

@@ -183,4 +183,9 @@ void shard_order_across(sharded_store *store, stock_op *op);
  * says why) if the member cannot be reached. */
 PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size);
 
+/* As stock_list (after validation), over the members in byte order of the
+ * ids (sharded_list.c). */
+stock_code sharded_list(stock_t *base, const list_request *request, stock_list_entry *entries,
+                        uint32_t *count, char *message, size_t message_size);
+
 #endif /* STOCK_SHARDED_H */
