@@ -73,9 +73,9 @@ static bool exists(PGconn *conn, const char *sql, const char *param, bool *found
 }
 
 /* Checks that `of` and `after` name something, as every backend does:
- * NOT_FOUND "sku=X", "order=X", "line=X" otherwise. For an order listing,
- * *position receives the position of `after` in its order (-1 without
- * after; a line of another order starts from the first line). */
+ * NOT_FOUND "sku=X", "order=X", "line=X" otherwise (after must be a line of
+ * that SKU or order). For an order listing, *position receives the
+ * position of `after` in its order (-1 without after). */
 static stock_code check_names(PGconn *conn, const list_request *request, const char *of,
                               const char *after, long *position, char *message, size_t size)
 {
@@ -96,13 +96,15 @@ static stock_code check_names(PGconn *conn, const list_request *request, const c
     *position = -1;
     if (request->after.ptr == NULL)
         return STOCK_OK;
+    static const char *const after_sql[] = {
+        [STOCK_LIST_SKUS] = "SELECT 0 FROM inventory WHERE sku_id = $1 LIMIT 1",
+        [STOCK_LIST_SKU_LINES] = "SELECT 0 FROM inventory_flow WHERE line_id = $1 AND sku_id = $2",
+        [STOCK_LIST_ORDER_LINES] = "SELECT position FROM inventory_flow"
+                                   " WHERE line_id = $1 AND order_id = $2",
+    };
     bool skus = request->kind == STOCK_LIST_SKUS;
     const char *params[2] = {after, of};
-    PGresult *result = query(conn,
-                             skus ? "SELECT 0 FROM inventory WHERE sku_id = $1 LIMIT 1"
-                                  : "SELECT CASE WHEN order_id = $2 THEN position ELSE -1 END"
-                                    "  FROM inventory_flow WHERE line_id = $1",
-                             skus ? 1 : 2, params, message, size);
+    PGresult *result = query(conn, after_sql[request->kind], skus ? 1 : 2, params, message, size);
     if (result == NULL)
         return STOCK_IO;
     found = PQntuples(result) > 0;
