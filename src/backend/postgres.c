@@ -779,25 +779,14 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
 
 /* ------------------------------------------------------------- listing */
 
-/* A stock_list call, run on the worker's thread (worker_call_run): between
- * two transactions, so that a page shows every batch submitted before it,
- * committed. */
-typedef struct pg_listing {
-    const list_request *request;
-    stock_list_entry *entries;
-    uint32_t *count;
-    char *message;
-    size_t message_size;
-    stock_code code;
-} pg_listing;
-
 /* Reads the page on the lister session (not the pipelined one: a listing
- * is a few plain queries); a lost session is UNAVAILABLE, and the next
- * listing connects again. */
-static void run_listing(stock_t *base, void *context)
+ * is a few plain queries), on the worker's thread between two
+ * transactions, so that a page shows every batch submitted before it,
+ * committed; a lost session is UNAVAILABLE, and the next listing connects
+ * again. */
+static void run_listing(stock_t *base, worker_listing *listing)
 {
     pg_store *store = (pg_store *)base;
-    pg_listing *listing = context;
     if (store->lister == NULL &&
         pg_session_open(&store->options, store->client_id, &store->lister,
                         listing->message, listing->message_size) != STOCK_OK) {
@@ -818,10 +807,8 @@ static stock_code pg_list(stock_t *base, const list_request *request,
                           char *message, size_t message_size)
 {
     pg_store *store = (pg_store *)base;
-    pg_listing listing = {request, entries, count, message, message_size, STOCK_OK};
-    worker_call call = {.run = run_listing, .context = &listing};
-    worker_call_run(&store->worker, &call);
-    return listing.code;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
 }
 
 const stock_backend_ops postgres_backend = {

@@ -1,7 +1,7 @@
 /*
  * redis_list.c -- one page of a listing (stock_list) read from the key
  * layout of docs/redis.md with plain commands, on the worker's connection
- * between two chains (worker_call_run), so a page shows every batch
+ * between two chains (worker_list), so a page shows every batch
  * submitted before it.
  *
  * Redis keeps no order of its own over keys or hash fields, so a page is in
@@ -34,16 +34,7 @@ typedef struct rd_page {
                                        no larger id can be on the page */
 } rd_page;
 
-typedef struct rd_listing {
-    const list_request *request;
-    stock_list_entry *entries;
-    uint32_t *count;
-    char *message;
-    size_t message_size;
-    stock_code code;
-} rd_listing;
-
-static bool link_lost(rd_store *store, rd_listing *listing);
+static bool link_lost(rd_store *store, worker_listing *listing);
 
 static int entry_cmp(const void *left, const void *right)
 {
@@ -83,7 +74,7 @@ static stock_list_entry *page_offer(rd_page *page, const char *id, size_t len)
 
 /* Runs a command; NULL (listing->code UNAVAILABLE, the link dropped) when
  * the link failed, or the reply (an error reply: listing->code IO). */
-static redisReply *command(rd_store *store, rd_listing *listing, int argc, const char **argv,
+static redisReply *command(rd_store *store, worker_listing *listing, int argc, const char **argv,
                            const size_t *lengths)
 {
     redisReply *reply = redisCommandArgv(store->conn, argc, argv, lengths);
@@ -111,7 +102,7 @@ static size_t key_of(const rd_store *store, const char *kind, stock_id id, const
 }
 
 /* HGET key field: the reply (string or nil); NULL on a failure. */
-static redisReply *hget(rd_store *store, rd_listing *listing, const char *key, const char *field,
+static redisReply *hget(rd_store *store, worker_listing *listing, const char *key, const char *field,
                         size_t field_len)
 {
     const char *argv[] = {"HGET", key, field};
@@ -139,7 +130,7 @@ static bool line_parse(const char *value, const char *sku, stock_line_info *line
 
 /* Whether `after` names something (NOT_FOUND otherwise), and `of` for the
  * SKU's lines: the SKU, and after a line of its flow. */
-static bool names_exist(rd_store *store, rd_listing *listing)
+static bool names_exist(rd_store *store, worker_listing *listing)
 {
     const list_request *request = listing->request;
     char key[RD_KEY_MAX];
@@ -184,7 +175,7 @@ static bool names_exist(rd_store *store, rd_listing *listing)
 }
 
 /* A SCAN or HSCAN reply's cursor and items; false when malformed. */
-static bool scan_parts(rd_listing *listing, const redisReply *reply, const char **cursor,
+static bool scan_parts(worker_listing *listing, const redisReply *reply, const char **cursor,
                        const redisReply **items)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -227,7 +218,7 @@ static void offer_lines(rd_page *page, const char *sku, const redisReply *items)
 }
 
 /* Walks SCAN (SKUs) or HSCAN (the SKU's flow) from start to end. */
-static bool scan_all(rd_store *store, rd_listing *listing, rd_page *page)
+static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
 {
     const list_request *request = listing->request;
     bool skus = request->kind == STOCK_LIST_SKUS;
@@ -266,7 +257,7 @@ static bool scan_all(rd_store *store, rd_listing *listing, rd_page *page)
 }
 
 /* A link lost mid-pipeline: dropped, UNAVAILABLE. */
-static bool link_lost(rd_store *store, rd_listing *listing)
+static bool link_lost(rd_store *store, worker_listing *listing)
 {
     message_set(listing->message, listing->message_size,
                 "redis: listing: the connection was lost (%s); nothing changed, ask again",
@@ -278,7 +269,7 @@ static bool link_lost(rd_store *store, rd_listing *listing)
 }
 
 /* Reads the totals of each SKU of the page, pipelined. */
-static bool read_totals(rd_store *store, rd_listing *listing, rd_page *page)
+static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
 {
     char key[RD_KEY_MAX];
     for (uint32_t i = 0; i < page->count; i++) {
@@ -302,7 +293,7 @@ static bool read_totals(rd_store *store, rd_listing *listing, rd_page *page)
 /* The record holding an order's lines: its SKU's slot's orders hash, or
  * its own record for an order over several slots; false (NOT_FOUND) when
  * the directory has no such order. */
-static bool order_record(rd_store *store, rd_listing *listing, char key[RD_KEY_MAX],
+static bool order_record(rd_store *store, worker_listing *listing, char key[RD_KEY_MAX],
                          const char **field, size_t *field_len)
 {
     char gen[RD_GEN_MAX], owner[STOCK_ID_MAX + 1];
@@ -331,7 +322,7 @@ static bool order_record(rd_store *store, rd_listing *listing, char key[RD_KEY_M
 }
 
 /* The lines of an order, "line sku qty ..." into spec. */
-static bool order_spec(rd_store *store, rd_listing *listing, char *spec, size_t size)
+static bool order_spec(rd_store *store, worker_listing *listing, char *spec, size_t size)
 {
     char key[RD_KEY_MAX];
     const char *field = NULL;
@@ -354,7 +345,7 @@ static bool order_spec(rd_store *store, rd_listing *listing, char *spec, size_t 
 
 /* One line of an order into the page (skipped when its flow has none:
  * an attempt that was given back). */
-static bool order_line(rd_store *store, rd_listing *listing, const char *line, const char *sku,
+static bool order_line(rd_store *store, worker_listing *listing, const char *line, const char *sku,
                        rd_page *page)
 {
     char key[RD_KEY_MAX];
@@ -372,7 +363,7 @@ static bool order_line(rd_store *store, rd_listing *listing, const char *line, c
 }
 
 /* An order's lines after `after` (a line of the order), in its order. */
-static bool list_order(rd_store *store, rd_listing *listing, rd_page *page)
+static bool list_order(rd_store *store, worker_listing *listing, rd_page *page)
 {
     char spec[RD_SPEC_MAX];
     if (!order_spec(store, listing, spec, sizeof spec))
@@ -397,10 +388,9 @@ static bool list_order(rd_store *store, rd_listing *listing, rd_page *page)
     return true;
 }
 
-static void run_listing(stock_t *base, void *context)
+static void run_listing(stock_t *base, worker_listing *listing)
 {
     rd_store *store = (rd_store *)base;
-    rd_listing *listing = context;
     const list_request *request = listing->request;
     bool single = false;
     if (store->conn == NULL &&
@@ -435,8 +425,6 @@ stock_code rd_list(stock_t *base, const list_request *request, stock_list_entry 
 {
     rd_store *store = (rd_store *)base;
     *count = 0;
-    rd_listing listing = {request, entries, count, message, message_size, STOCK_OK};
-    worker_call call = {.run = run_listing, .context = &listing};
-    worker_call_run(&store->worker, &call);
-    return listing.code;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
 }

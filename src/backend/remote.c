@@ -415,22 +415,11 @@ static const worker_tasks remote_tasks = {
 
 /* ------------------------------------------------------------- listing */
 
-/* A stock_list call, run on the connection thread (worker_call_run). */
-typedef struct remote_listing {
-    const list_request *request;
-    stock_list_entry *entries;
-    uint32_t *count;
-    char *message;
-    size_t message_size;
-    stock_code code;
-} remote_listing;
-
 /* Sends LIST and reads its reply. A lost connection is UNAVAILABLE: a
  * listing changes nothing, so it is always safe to ask again. */
-static void run_listing(stock_t *base, void *context)
+static void run_listing(stock_t *base, worker_listing *listing)
 {
     remote_store *store = (remote_store *)base;
-    remote_listing *listing = context;
     char reason[REMOTE_REASON_MAX];
     if (ensure_connected(store, reason, sizeof reason) != STOCK_OK) {
         message_set(listing->message, listing->message_size, "cannot reach stockd at %s: %s",
@@ -465,10 +454,8 @@ static stock_code remote_list(stock_t *base, const list_request *request,
                               char *message, size_t message_size)
 {
     remote_store *store = (remote_store *)base;
-    remote_listing listing = {request, entries, count, message, message_size, STOCK_OK};
-    worker_call call = {.run = run_listing, .context = &listing};
-    worker_call_run(&store->worker, &call);
-    return listing.code;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
 }
 
 /* ------------------------------------------------------------ the table */

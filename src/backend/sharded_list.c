@@ -1,6 +1,6 @@
 /*
  * sharded_list.c -- one page of a listing (stock_list) over the members,
- * read on their control sessions on the worker's thread (worker_call_run).
+ * read on their control sessions on the worker's thread (worker_list).
  *
  * Every member lists in byte order of the ids (postgres_list.c), so the
  * store's order is the same: a SKU listing asks each member for a page
@@ -18,15 +18,6 @@
 #include "backend/sharded.h"
 #include "lib/message.h"
 
-typedef struct shard_listing {
-    const list_request *request;
-    stock_list_entry *entries;
-    uint32_t *count;
-    char *message;
-    size_t message_size;
-    stock_code code;
-} shard_listing;
-
 static int entry_cmp(const void *left, const void *right)
 {
     return strcmp(((const stock_list_entry *)left)->id, ((const stock_list_entry *)right)->id);
@@ -35,7 +26,7 @@ static int entry_cmp(const void *left, const void *right)
 /* One member's page into entries; false with listing->code set. */
 static bool member_page(sharded_store *store, uint32_t i, const list_request *request,
                         bool check, stock_list_entry *entries, uint32_t *count,
-                        shard_listing *listing)
+                        worker_listing *listing)
 {
     PGconn *conn = shard_control(store, i, listing->message, listing->message_size);
     if (conn == NULL) {
@@ -49,7 +40,7 @@ static bool member_page(sharded_store *store, uint32_t i, const list_request *re
 
 /* Every member's page of the same request, merged in byte order and cut
  * to max. home: the member that checks the names (-1: none). */
-static void merge_members(sharded_store *store, shard_listing *listing,
+static void merge_members(sharded_store *store, worker_listing *listing,
                           const list_request *request, int64_t home)
 {
     stock_list_entry *all = calloc((size_t)store->count * request->max, sizeof *all);
@@ -75,7 +66,7 @@ static void merge_members(sharded_store *store, shard_listing *listing,
 
 /* An order's lines from every member, in byte order of line ids, from the
  * one after `after`. */
-static void order_lines(sharded_store *store, shard_listing *listing)
+static void order_lines(sharded_store *store, worker_listing *listing)
 {
     list_request all = *listing->request;
     all.after = (stock_id){NULL, 0};
@@ -113,10 +104,9 @@ static void order_lines(sharded_store *store, shard_listing *listing)
     memcpy(entries, lines + first, *listing->count * sizeof *entries);
 }
 
-static void run_listing(stock_t *base, void *context)
+static void run_listing(stock_t *base, worker_listing *listing)
 {
     sharded_store *store = (sharded_store *)base;
-    shard_listing *listing = context;
     const list_request *request = listing->request;
     *listing->count = 0;
     switch (request->kind) {
@@ -138,8 +128,6 @@ stock_code sharded_list(stock_t *base, const list_request *request, stock_list_e
                         uint32_t *count, char *message, size_t message_size)
 {
     sharded_store *store = (sharded_store *)base;
-    shard_listing listing = {request, entries, count, message, message_size, STOCK_OK};
-    worker_call call = {.run = run_listing, .context = &listing};
-    worker_call_run(&store->worker, &call);
-    return listing.code;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
 }

@@ -125,37 +125,76 @@ static void report_extra_line(rc_run *run, const char *sku, const stock_list_ent
     rc_report(run, &diff);
 }
 
-/* Pages from's lines of sku, adding them up into *sums; with other, reads
- * each page's ids there and compares (from = A) or looks for the ones
- * other lacks (from = B). False on a store's failure. */
-static bool walk_lines(rc_run *run, const char *sku, stock_t *from, const char *from_name,
-                       stock_t *other, const char *other_name, bool from_is_a, rc_sums *sums)
+/* One pass over a listing of `from`, each page read from `other` too
+ * (NULL: A alone); for lines, the SKU's and their sums. */
+typedef struct rc_walk {
+    stock_t *from, *other;
+    const char *from_name, *other_name;
+    bool from_is_a;
+    const char *sku;
+    rc_sums sums;
+} rc_walk;
+
+typedef void (*rc_visit_fn)(rc_run *run, rc_walk *walk, const stock_list_entry *entry,
+                            const stock_op *other);
+
+/* Pages the listing (kind, of walk->sku) into page, reads each page's ids
+ * from walk->other in one batch, and visits every entry with what other
+ * answered. False on a store's failure. */
+static bool walk_all(rc_run *run, rc_walk *walk, stock_list_kind kind, stock_list_entry *page,
+                     rc_visit_fn visit)
 {
+    bool skus = kind == STOCK_LIST_SKUS;
+    const stock_op *ops = skus ? run->sku_ops : run->line_ops;
     char after[STOCK_ID_MAX + 1] = "";
     uint32_t count = 0;
     do {
-        if (!list_page(run, from, from_name, STOCK_LIST_SKU_LINES, sku,
-                       after[0] != '\0' ? after : NULL, run->lines_page, &count))
+        if (!list_page(run, walk->from, walk->from_name, kind, walk->sku,
+                       after[0] != '\0' ? after : NULL, page, &count))
             return false;
         if (count == 0)
             break;
-        if (other != NULL && !read_batch(run, other, other_name, false, run->lines_page, count))
+        if (walk->other != NULL &&
+            !read_batch(run, walk->other, walk->other_name, skus, page, count))
             return false;
-        for (uint32_t i = 0; i < count; i++) {
-            const stock_list_entry *entry = &run->lines_page[i];
-            sums->qty += entry->info.line_info.qty;
-            sums->refunded += entry->info.line_info.refunded;
-            if (other != NULL && from_is_a)
-                compare_line(run, sku, entry, &run->line_ops[i]);
-            else if (other != NULL && run->line_ops[i].code == STOCK_NOT_FOUND)
-                report_extra_line(run, sku, entry);
-        }
-        if (from_is_a)
-            run->lines += count;
-        snprintf(after, sizeof after, "%s", run->lines_page[count - 1].id);
+        for (uint32_t i = 0; i < count && !run->failed; i++)
+            visit(run, walk, &page[i], walk->other != NULL ? &ops[i] : NULL);
+        if (run->failed)
+            return false;
+        snprintf(after, sizeof after, "%s", page[count - 1].id);
         rc_progress(run, false);
     } while (count == RC_PAGE);
     return true;
+}
+
+/* A line: added up; from A compared with B's, from B reported if A lacks
+ * it. */
+static void visit_line(rc_run *run, rc_walk *walk, const stock_list_entry *entry,
+                       const stock_op *other)
+{
+    walk->sums.qty += entry->info.line_info.qty;
+    walk->sums.refunded += entry->info.line_info.refunded;
+    if (walk->from_is_a)
+        run->lines++;
+    if (other != NULL && walk->from_is_a)
+        compare_line(run, walk->sku, entry, other);
+    else if (other != NULL && other->code == STOCK_NOT_FOUND)
+        report_extra_line(run, walk->sku, entry);
+}
+
+/* Pages from's lines of sku into *sums; with other, compares them (from =
+ * A) or looks for those other lacks (from = B). */
+static bool walk_lines(rc_run *run, const char *sku, bool from_is_a, bool with_other,
+                       rc_sums *sums)
+{
+    rc_walk walk = {.from = from_is_a ? run->a : run->b,
+                    .other = !with_other ? NULL : from_is_a ? run->b : run->a,
+                    .from_name = from_is_a ? run->uri_a : run->uri_b,
+                    .other_name = from_is_a ? run->uri_b : run->uri_a,
+                    .from_is_a = from_is_a, .sku = sku};
+    bool ok = walk_all(run, &walk, STOCK_LIST_SKU_LINES, run->lines_page, visit_line);
+    *sums = walk.sums;
+    return ok;
 }
 
 /* Reports one counter of a SKU that differs (reason, a's value, b's). */
@@ -263,7 +302,7 @@ static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stoc
     rc_sums a_sums = {0}, b_sums = {0};
     run->skus++;
     if (b_op == NULL) {
-        if (walk_lines(run, sku, run->a, run->uri_a, NULL, NULL, true, &a_sums))
+        if (walk_lines(run, sku, true, false, &a_sums))
             check_own_flow(run, sku, "A", a, &a_sums);
         return;
     }
@@ -282,8 +321,8 @@ static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stoc
         b = (stock_sku_info){0};
     }
     /* B's lines first: their sums must be those of B as first read. */
-    if ((b_has && !walk_lines(run, sku, run->b, run->uri_b, run->a, run->uri_a, false, &b_sums)) ||
-        !walk_lines(run, sku, run->a, run->uri_a, run->b, run->uri_b, true, &a_sums))
+    if ((b_has && !walk_lines(run, sku, false, true, &b_sums)) ||
+        !walk_lines(run, sku, true, true, &a_sums))
         return;
     check_own_flow(run, sku, "A", a, &a_sums);
     if (b_has)
@@ -292,42 +331,32 @@ static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stoc
         compare_counters(run, sku, a, &b);
 }
 
-/* Pages the SKUs of from: from = A compares each with B (or with A's own
- * flow); from = B reports those A lacks. */
+/* A SKU: from A compared (with B's, or with its own flow); from B
+ * reported if A lacks it. */
+static void visit_sku(rc_run *run, rc_walk *walk, const stock_list_entry *entry,
+                      const stock_op *other)
+{
+    if (walk->from_is_a) {
+        compare_sku(run, entry, other);
+        return;
+    }
+    if (other->code != STOCK_NOT_FOUND)
+        return;
+    rc_diff diff = {.sku = entry->id, .reason = RC_REASON_MISSING_SKU, .numeric = true};
+    set_number(diff.b, entry->info.sku_info.available);
+    if (run->repair)
+        snprintf(diff.repair, RC_REPAIR_MAX,
+                 "not repaired: B has a SKU A lacks, and no operation removes one");
+    rc_report(run, &diff);
+}
+
+/* Pages the SKUs of A (compared) or of B (for those A lacks). */
 static bool walk_skus(rc_run *run, bool from_a)
 {
-    stock_t *from = from_a ? run->a : run->b, *other = from_a ? run->b : run->a;
-    const char *from_name = from_a ? run->uri_a : run->uri_b;
-    char after[STOCK_ID_MAX + 1] = "";
-    uint32_t count = 0;
-    do {
-        if (!list_page(run, from, from_name, STOCK_LIST_SKUS, NULL,
-                       after[0] != '\0' ? after : NULL, run->skus_page, &count))
-            return false;
-        if (count == 0)
-            break;
-        if (other != NULL &&
-            !read_batch(run, other, from_a ? run->uri_b : run->uri_a, true, run->skus_page, count))
-            return false;
-        for (uint32_t i = 0; i < count && !run->failed; i++) {
-            const stock_list_entry *entry = &run->skus_page[i];
-            if (from_a) {
-                compare_sku(run, entry, other != NULL ? &run->sku_ops[i] : NULL);
-            } else if (run->sku_ops[i].code == STOCK_NOT_FOUND) {
-                rc_diff diff = {.sku = entry->id, .reason = RC_REASON_MISSING_SKU,
-                                .numeric = true};
-                set_number(diff.b, entry->info.sku_info.available);
-                if (run->repair)
-                    snprintf(diff.repair, RC_REPAIR_MAX,
-                             "not repaired: B has a SKU A lacks, and no operation removes one");
-                rc_report(run, &diff);
-            }
-        }
-        if (run->failed)
-            return false;
-        snprintf(after, sizeof after, "%s", run->skus_page[count - 1].id);
-    } while (count == RC_PAGE);
-    return true;
+    rc_walk walk = {.from = from_a ? run->a : run->b, .other = from_a ? run->b : run->a,
+                    .from_name = from_a ? run->uri_a : run->uri_b,
+                    .other_name = from_a ? run->uri_b : run->uri_a, .from_is_a = from_a};
+    return walk_all(run, &walk, STOCK_LIST_SKUS, run->skus_page, visit_sku);
 }
 
 /* The library's log hook: a store's messages go to stderr, never into the
