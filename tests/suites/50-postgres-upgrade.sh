@@ -58,6 +58,10 @@ bad=$(pg_psql -c "SELECT count(*) FROM inventory
                    WHERE leaved_amount + held <> adjusted - deducted + refunded")
 [ "$bad" = 0 ] || fail "$bad bucket rows break I2"
 
+echo "== the migrated store against its own flow (listed through the new indexes)"
+out=$("$ctl" reconcile --json "$PG_URI") || fail "reconcile of the migrated store: $out"
+echo "$out" | jq -e '.equal and .skus >= 2 and .lines >= 3' >/dev/null || fail "reconcile: $out"
+
 echo "== conformance on the migrated database"
 pg_conformance ""
 echo "50-postgres-upgrade: migrated, rows kept, holds work"
