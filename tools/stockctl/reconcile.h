@@ -1,5 +1,5 @@
 /*
- * reconcile.h -- `stockctl reconcile A [B]` (docs/stockctl.md, "reconcile"):
+ * reconcile.h -- `stockctl reconcile A [B]` (docs/stockctl.md, "Reconciling two stores"):
  * reconcile.c walks the stores page by page through stock_list and compares
  * them; reconcile_report.c prints each difference as it is found (text or
  * one streamed JSON object) and the progress line; reconcile_repair.c makes
