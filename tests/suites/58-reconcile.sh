@@ -118,6 +118,18 @@ has "missing line" LB
 echo "$out" | jq -e '[.differences[] | select(.line == "LB")][0] | .b == 1 and .a == null and (.repaired | not)' \
     >/dev/null || fail "a line only B has: $out"
 
+echo "-- errors, and progress only on a terminal"
+reconcile 2 "$dir/a" "redis://127.0.0.1:1"
+echo "$out" | jq -e '.error | test("redis://127.0.0.1:1: UNAVAILABLE")' >/dev/null || fail "no error: $out"
+reconcile 2 --repair "$dir/a"
+echo "$out" | jq -e '.code == "INVALID" and (.message | test("--repair needs two stores"))' \
+    >/dev/null || fail "--repair with one store: $out"
+"$ctl" reconcile "$dir/a" "$dir/a-copy-missing" >/dev/null 2>"$dir/stderr" || true
+[ ! -s "$dir/stderr" ] || fail "progress or noise on a stderr that is no terminal: $(cat "$dir/stderr")"
+rm -rf "$dir/a-copy-missing"
+script -qec "$ctl reconcile $dir/a $dir/b >/dev/null" /dev/null >"$dir/tty" || true
+grep -Eq "reconcile: 4 SKUs, [0-9]+ lines, 1 differences" "$dir/tty" || fail "no progress on a terminal: $(cat -v "$dir/tty")"
+
 echo "== embedded vs postgres"
 history "$dir/e"
 history "$PG_URI"
