@@ -5,8 +5,9 @@
  * It streams: SKUs come a page at a time from A's listing (stock_list), the
  * same SKUs are read from B in one batch of GETs; each SKU's lines come a
  * page at a time from A's listing and are read from B in one batch of LINE
- * ops, then B's lines the other way round (to find those A lacks); last, B's
- * SKUs are paged to find those A lacks. Nothing is kept from one page to the
+ * ops (B's lines are paged too, to add them up, and read from A only when
+ * B has more than A's found there: to name those A lacks); last, B's SKUs
+ * are paged to find those A lacks. Nothing is kept from one page to the
  * next but the cursor and the counts, so the memory is a few pages whatever
  * the stores hold, and the two stores need not list in the same order.
  */
@@ -23,6 +24,8 @@
 typedef struct rc_sums {
     int64_t qty;
     int64_t refunded;
+    uint64_t lines;
+    uint64_t matched;      /* lines the other store has too */
 } rc_sums;
 
 static void set_number(char out[RC_VALUE_MAX], int64_t value)
@@ -174,6 +177,8 @@ static void visit_line(rc_run *run, rc_walk *walk, const stock_list_entry *entry
 {
     walk->sums.qty += entry->info.line_info.qty;
     walk->sums.refunded += entry->info.line_info.refunded;
+    walk->sums.lines++;
+    walk->sums.matched += other != NULL && other->code == STOCK_OK;
     if (walk->from_is_a)
         run->lines++;
     if (other != NULL && walk->from_is_a)
@@ -320,9 +325,13 @@ static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stoc
         rc_report(run, &diff);
         b = (stock_sku_info){0};
     }
-    /* B's lines first: their sums must be those of B as first read. */
-    if ((b_has && !walk_lines(run, sku, false, true, &b_sums)) ||
-        !walk_lines(run, sku, true, true, &a_sums))
+    /* B's lines first, only added up: their sums must be those of B as
+     * first read. Then A's, each read from B; only if B had more lines than
+     * A's found there are B's read from A, to name those A lacks. */
+    rc_sums extra = {0};
+    if ((b_has && !walk_lines(run, sku, false, false, &b_sums)) ||
+        !walk_lines(run, sku, true, true, &a_sums) ||
+        (b_sums.lines > a_sums.matched && !walk_lines(run, sku, false, true, &extra)))
         return;
     check_own_flow(run, sku, "A", a, &a_sums);
     if (b_has)
