@@ -792,10 +792,16 @@ typedef struct stock_list_entry {
 /*
  * Reads one page of a listing: up to max entries in the store's order,
  * starting right after the entry whose id is `after`. The store's order is
- * the order in which the SKUs and lines were created (embedded: the order
- * it applied them; an order's lines in the order's line order): it is
  * stable, so paging with after = the last id of the previous page misses
- * nothing and repeats nothing; what is created meanwhile comes at the end.
+ * nothing and repeats nothing:
+ *   embedded   the order in which the SKUs and lines were created (the
+ *              order it applied them; an order's lines in the order's line
+ *              order); what is created meanwhile comes at the end
+ *   postgres, redis, sharded   byte order of the ids (as strcmp); an order's
+ *              lines in the order's line order (sharded: byte order of
+ *              the line ids); what is created meanwhile comes where its id
+ *              falls, so a page already read does not show it
+ *   remote     as the server's store
  * Any thread, several at once, as the one-op calls (never from a done
  * callback or the log hook). As a read op, it returns once what it read is
  * durable (I7).
@@ -812,14 +818,19 @@ typedef struct stock_list_entry {
  * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else the
  *           failure's facts or sentence.
  *
- * Memory: the caller's entries only; a backend holds no more than one page
- * at a time, so any listing runs in bounded memory.
+ * Memory: the caller's entries only; a backend holds no more than a few
+ * pages at a time (redis: two; sharded: one per member), so any listing
+ * runs in bounded memory. Time: embedded walks its memory; postgres reads
+ * an index range; redis scans every SKU key (SKUS) or the SKU's whole flow
+ * hash (SKU_LINES) per page, so a listing of n entries costs
+ * n * n / max entries read there.
  *
  * Returns STOCK_OK; STOCK_INVALID (a kind, of, after or max out of range:
  * nothing read), STOCK_NOT_FOUND (of or after names nothing: "sku=X",
- * "order=X", "line=X"), STOCK_UNSUPPORTED (a backend that cannot list:
- * postgres, and a stockd server older than the LIST command), STOCK_IO,
- * STOCK_UNAVAILABLE, STOCK_NOMEM.
+ * "order=X", "line=X"; postgres, redis and sharded: a SKU_LINES after must
+ * be a line of that SKU, an ORDER_LINES after a line of that order),
+ * STOCK_UNSUPPORTED (a stockd server older than the LIST command),
+ * STOCK_IO, STOCK_UNAVAILABLE, STOCK_NOMEM.
  */
 stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,
                       const char *after, stock_list_entry *entries,

@@ -82,6 +82,8 @@ typedef struct pg_store {
     PGconn *conn;             /* worker-owned */
     int backend_pid;          /* the server process serving conn */
     PGconn *replica;          /* worker-owned; NULL when absent or lost */
+    PGconn *lister;           /* worker-owned, for stock_list: opened at the
+                                 first listing, NULL when lost */
     int64_t replica_retry_us; /* when a lost replica may be tried again */
     char lsn[PG_LSN_MAX];     /* primary WAL position after our last commit */
     _Atomic uint64_t replica_lag_bytes;   /* as of the last check, for health */
@@ -782,6 +784,7 @@ static void store_free(pg_store *store)
 {
     PQfinish(store->conn);
     PQfinish(store->replica);
+    PQfinish(store->lister);
     pg_plan_free(&store->plan);
     pg_options_free(&store->options);
     free(store->ops);
@@ -859,6 +862,40 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
     return STOCK_OK;
 }
 
+/* ------------------------------------------------------------- listing */
+
+/* Reads the page on the lister session (not the pipelined one: a listing
+ * is a few plain queries), on the worker's thread between two
+ * transactions, so that a page shows every batch submitted before it,
+ * committed; a lost session is UNAVAILABLE, and the next listing connects
+ * again. */
+static void run_listing(stock_t *base, worker_listing *listing)
+{
+    pg_store *store = (pg_store *)base;
+    if (store->lister == NULL &&
+        pg_session_open(&store->options, store->client_id, &store->lister,
+                        listing->message, listing->message_size) != STOCK_OK) {
+        listing->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    listing->code = pg_list_page(store->lister, listing->request, true, listing->entries,
+                                 listing->count, listing->message, listing->message_size);
+    if (listing->code == STOCK_IO && PQstatus(store->lister) != CONNECTION_OK) {
+        PQfinish(store->lister);
+        store->lister = NULL;
+        listing->code = STOCK_UNAVAILABLE;
+    }
+}
+
+static stock_code pg_list(stock_t *base, const list_request *request,
+                          stock_list_entry *entries, uint32_t *count,
+                          char *message, size_t message_size)
+{
+    pg_store *store = (pg_store *)base;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
+}
+
 const stock_backend_ops postgres_backend = {
     .name = "postgres",
     .holds = true,
@@ -867,4 +904,5 @@ const stock_backend_ops postgres_backend = {
     .submit = pg_submit,
     .close = pg_close,
     .get_health = pg_get_health,
+    .list = pg_list,
 };

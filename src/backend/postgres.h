@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "backend/backend.h"
 #include "lib/buf.h"
 #include "stock.h"
 
@@ -90,6 +91,20 @@ PGresult *pg_result_until(PGconn *conn, int64_t deadline_us);
 /* Why a statement on conn failed: result's error, the deadline, or the
  * connection's error. Never NULL. */
 const char *pg_error_message(PGconn *conn, const PGresult *result);
+
+/*
+ * One page of a listing (stock_list, after validation) read on conn (idle,
+ * outside pipeline mode) in byte order of the ids: SKUs by id, a SKU's lines
+ * by line id, an order's lines by position (postgres_list.c). check: `of`
+ * and `after` must name something here (NOT_FOUND otherwise); without, an
+ * order listing starts from its first line (the sharded backend checks
+ * names on the member that holds them and asks the others without).
+ * Returns STOCK_OK with *count entries; STOCK_NOT_FOUND ("sku=X",
+ * "order=X", "line=X"); STOCK_IO with the server's words in message (the
+ * caller looks at PQstatus to tell a lost connection).
+ */
+stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
+                        stock_list_entry *entries, uint32_t *count, char *message, size_t size);
 
 /* ------------------------------------------------------------------ plan */
 

@@ -27,8 +27,9 @@
 #include "lib/message.h"
 
 /* 1: deductions, orders, refunds, adjustments. 2: holds (inventory.held,
- * inventory_holds and their functions). */
-#define PG_SCHEMA_VERSION 2
+ * inventory_holds and their functions). 3: the indexes stock_list pages
+ * through (postgres_list.c). */
+#define PG_SCHEMA_VERSION 3
 /* Serialises schema installation between processes opening at once. */
 #define PG_SCHEMA_LOCK_KEY 7379004
 
@@ -90,6 +91,14 @@ static const char pg_schema_sql[] =
     "    closed_available bigint NOT NULL DEFAULT 0);\n"
     "CREATE INDEX IF NOT EXISTS inventory_holds_due ON inventory_holds (deadline_us)\n"
     "    WHERE state = 1;\n"
+    "-- Version 3: listings (stock_list) page in byte order of the ids (COLLATE \"C\",\n"
+    "-- whatever the database's collation), a SKU's lines by line id, an order's\n"
+    "-- lines by their position; lines of no order are left out of that index.\n"
+    "CREATE INDEX IF NOT EXISTS inventory_skus_c ON inventory (sku_id COLLATE \"C\");\n"
+    "CREATE INDEX IF NOT EXISTS inventory_flow_by_sku\n"
+    "    ON inventory_flow (sku_id, line_id COLLATE \"C\");\n"
+    "CREATE INDEX IF NOT EXISTS inventory_flow_by_order ON inventory_flow (order_id, position)\n"
+    "    WHERE order_id <> '';\n"
     "\n"
     "-- The SKU's total available stock over its buckets, NULL if there is no SKU.\n"
     "CREATE OR REPLACE FUNCTION stock_total(p_sku text) RETURNS bigint\n"
@@ -1012,7 +1021,8 @@ static stock_code migrate(PGconn *conn, char *message, size_t size)
         /* The script is idempotent (IF NOT EXISTS, CREATE OR REPLACE), and
          * each version's steps come after the one before's: from 0 it
          * creates everything, from 1 (before holds) it adds the held column,
-         * the holds table and the functions, keeping every row. */
+         * the holds table and the functions, from 2 the listing indexes
+         * (built over the existing rows, once), keeping every row. */
         schema_digest(digest, sizeof digest);
         snprintf(sql, sizeof sql, "DELETE FROM stock_schema; INSERT INTO stock_schema "
                  "VALUES (%d, '%s')", PG_SCHEMA_VERSION, digest);

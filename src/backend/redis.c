@@ -566,4 +566,5 @@ const stock_backend_ops redis_backend = {
     .open = rd_open,
     .submit = rd_submit,
     .close = rd_close,
+    .list = rd_list,
 };

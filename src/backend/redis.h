@@ -271,6 +271,14 @@ void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
 /* Fails op (UNAVAILABLE, nothing changed) for a function's LAGGING answer. */
 void rd_fail_lagging(stock_op *op, const rd_options *options);
 
+/* ---------------------------------------------- listing (redis_list.c) */
+
+/* As stock_list (after validation), in byte order of the ids: a page is a
+ * SCAN of the SKU keys, or an HSCAN of the SKU's flow hash, keeping the
+ * smallest ids after `after`; an order's lines in the order's line order. */
+stock_code rd_list(stock_t *base, const list_request *request, stock_list_entry *entries,
+                   uint32_t *count, char *message, size_t message_size);
+
 /* ----------------------------------------------- orders (redis_order.c) */
 
 /* Runs an order alone: one call when its SKUs share a slot, else the

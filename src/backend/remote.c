@@ -418,16 +418,6 @@ static const worker_tasks remote_tasks = {
 
 /* ------------------------------------------------------------- listing */
 
-/* A stock_list call, run on the connection thread (worker_call_run). */
-typedef struct remote_listing {
-    const list_request *request;
-    stock_list_entry *entries;
-    uint32_t *count;
-    char *message;
-    size_t message_size;
-    stock_code code;
-} remote_listing;
-
 /* Sends the command in store->command (already encoded there) and reads
  * its reply into *reply, waiting up to timeout_ms for each read. A server
  * out of reach or lost on the way is STOCK_UNAVAILABLE, with message
@@ -462,10 +452,9 @@ static stock_code call_command(remote_store *store, int timeout_ms, const char *
 
 /* Sends LIST and reads its reply. A lost connection is UNAVAILABLE: a
  * listing changes nothing, so it is always safe to ask again. */
-static void run_listing(stock_t *base, void *context)
+static void run_listing(stock_t *base, worker_listing *listing)
 {
     remote_store *store = (remote_store *)base;
-    remote_listing *listing = context;
     remote_encode_list(listing->request, &store->command);
     redisReply *reply = NULL;
     listing->code = call_command(store, store->link.timeout_ms, "nothing changed, ask again",
@@ -482,10 +471,8 @@ static stock_code remote_list(stock_t *base, const list_request *request,
                               char *message, size_t message_size)
 {
     remote_store *store = (remote_store *)base;
-    remote_listing listing = {request, entries, count, message, message_size, STOCK_OK};
-    worker_call call = {.run = run_listing, .context = &listing};
-    worker_call_run(&store->worker, &call);
-    return listing.code;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
 }
 
 /* -------------------------------------------------------------- backup */

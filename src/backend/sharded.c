@@ -610,4 +610,5 @@ const stock_backend_ops sharded_backend = {
     .submit = sharded_submit,
     .close = sharded_close,
     .get_stats = sharded_get_stats,
+    .list = sharded_list,
 };

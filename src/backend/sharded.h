@@ -231,4 +231,9 @@ bool shard_down(sharded_store *store, uint32_t i);
  * statement is still running on it). Worker only. */
 void shard_mark_down(sharded_store *store, uint32_t i);
 
+/* As stock_list (after validation), over the members in byte order of the
+ * ids (sharded_list.c). */
+stock_code sharded_list(stock_t *base, const list_request *request, stock_list_entry *entries,
+                        uint32_t *count, char *message, size_t message_size);
+
 #endif /* STOCK_SHARDED_H */

@@ -143,6 +143,28 @@ void worker_call_run(worker *w, worker_call *call)
     pthread_mutex_unlock(&w->mutex);
 }
 
+/* worker_list's call: the backend's run, with its listing. */
+typedef struct list_call {
+    void (*run)(stock_t *store, worker_listing *listing);
+    worker_listing listing;
+} list_call;
+
+static void run_list_call(stock_t *store, void *context)
+{
+    list_call *call = context;
+    call->run(store, &call->listing);
+}
+
+stock_code worker_list(worker *w, void (*run)(stock_t *store, worker_listing *listing),
+                       const struct list_request *request, stock_list_entry *entries,
+                       uint32_t *count, char *message, size_t message_size)
+{
+    list_call context = {run, {request, entries, count, message, message_size, STOCK_OK}};
+    worker_call call = {.run = run_list_call, .context = &context};
+    worker_call_run(w, &call);
+    return context.listing.code;
+}
+
 void worker_close(worker *w)
 {
     pthread_mutex_lock(&w->mutex);

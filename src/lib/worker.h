@@ -80,6 +80,25 @@ void worker_submit(worker *w, stock_batch *batch);
  * worker's own (never a done callback), not during worker_close. */
 void worker_call_run(worker *w, worker_call *call);
 
+/* A stock_list call for the worker's thread, the one shape every backend
+ * that lists over its connection uses: run reads the page for request into
+ * entries and *count, says why it failed in message, and sets code. */
+struct list_request;
+typedef struct worker_listing {
+    const struct list_request *request;
+    stock_list_entry *entries;
+    uint32_t *count;
+    char *message;
+    size_t message_size;
+    stock_code code;             /* STOCK_OK until run says otherwise */
+} worker_listing;
+
+/* Runs run(store, listing) on the worker's thread (worker_call_run) for a
+ * backend's list, and returns what it set in listing->code. */
+stock_code worker_list(worker *w, void (*run)(stock_t *store, worker_listing *listing),
+                       const struct list_request *request, stock_list_entry *entries,
+                       uint32_t *count, char *message, size_t message_size);
+
 /* Lets the thread run everything queued, stop, and end; frees the worker's
  * resources (not the store). */
 void worker_close(worker *w);

@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "reconcile.h"
 #include "stockctl.h"
 
 static bool prepare_set(const ctl_args *args, ctl_request *request)
@@ -289,5 +290,29 @@ const ctl_command ctl_commands[] = {
      "$STOCKCTL_TOKEN is the Bearer token. A server over another store answers\n"
      "UNSUPPORTED (exit 12). Needs no store.\n",
      1, 2, 0, NULL, ctl_threshold},
+    {"reconcile", "A [B]", "compare two stores, or one with its own flow; --repair B",
+     "Options: --repair, --json. A and B are store URIs (any libstock URI:\n"
+     "a folder, stockd://, postgres://, shards:, redis://); --store is not used.\n"
+     "With A and B: compares, SKU by SKU, available, adjusted, deducted,\n"
+     "refunded and held, and every line (SKU, order, qty, refunded) both ways.\n"
+     "With A alone: checks each SKU's counters against its own flow (I2):\n"
+     "available + held = adjusted - deducted + refunded, deducted = the sum of\n"
+     "its lines' qty, refunded = the sum of their refunded.\n"
+     "Prints every difference as it is found, with its reason: missing sku,\n"
+     "missing line, different quantity, different line (its SKU or order),\n"
+     "counter drift (A's counter vs B's), I2 (a store vs its own flow).\n"
+     "--json prints one object: {\"differences\": [...], \"skus\", \"lines\",\n"
+     "\"different\", \"repaired\", \"equal\", \"self_check\", \"error\"}.\n"
+     "--repair makes B agree with A, by operations on B whose ids derive from\n"
+     "the difference (a second run repairs nothing): a missing SKU is set at 0,\n"
+     "a missing line is deducted on B with A's line id (after adjusting B's\n"
+     "stock up by any shortfall), a refund B lacks is refunded, and then B's\n"
+     "available is adjusted to A's. A line or SKU only B has, a line's qty,\n"
+     "SKU or order, more refunded on B, and holds are reported, not repaired.\n"
+     "Streams page by page (a few pages in memory, whatever the stores hold);\n"
+     "progress on stderr when it is a terminal.\n"
+     "Exit codes (its own): 0 equal, 1 different (also when all was repaired:\n"
+     "run again to confirm), 2 an error (a store failed, a repair failed).\n",
+     1, 2, 0, NULL, ctl_reconcile},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -98,12 +98,14 @@ static void usage(FILE *out)
         "               publish only (see stockctl publish --help)\n"
         "  --http URL   hot and threshold: stockd's HTTP address (default $STOCKCTL_HTTP,\n"
         "               else " CTL_HTTP_DEFAULT ")\n"
+        "  --repair     reconcile only: make B agree with A\n"
         "  --help, -h   this text; after a command, that command's help\n\n"
         "exit codes:\n"
         "  0 OK or REPLAY   1 stockctl failed   2 bad arguments or INVALID\n"
         "  3 INSUFFICIENT   4 NOTFOUND   5 CONFLICT   6 EXCEEDS   7 MISMATCH\n"
         "  8 IOERR   9 CORRUPT   10 NOMEM   11 UNAVAILABLE   12 UNSUPPORTED\n"
-        "  13 EXPIRED   14 CLOSED\n");
+        "  13 EXPIRED   14 CLOSED\n"
+        "  reconcile: 0 equal, 1 different, 2 error (see stockctl reconcile --help)\n");
 }
 
 static void command_usage(const ctl_command *command)
@@ -151,6 +153,8 @@ static bool parse_option(int argc, char **argv, int *index, ctl_args *args)
     const char *value = NULL;
     if (strcmp(arg, "--json") == 0) {
         args->json = true;
+    } else if (strcmp(arg, "--repair") == 0) {
+        args->repair = true;
     } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         args->help = true;
     } else if (is_option(arg, "--store")) {
@@ -264,6 +268,10 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
     }
     if (args->adjust_id != NULL && strcmp(command->name, "add") != 0) {
         ctl_usage_error("--id goes with add only");
+        return false;
+    }
+    if (args->repair && strcmp(command->name, "reconcile") != 0) {
+        ctl_usage_error("--repair goes with reconcile only");
         return false;
     }
     if (args->has_publish_option && command->direct != ctl_publish) {

@@ -39,6 +39,7 @@ typedef struct ctl_args {
     bool has_publish_option;          /* --broker, --prefix or --wait given */
     const char *http;                 /* hot, threshold: stockd's HTTP address */
     bool has_http;                    /* --http given */
+    bool repair;                      /* reconcile --repair */
     const char *command;              /* NULL when none was given */
     int positional_count;
     const char *positional[CTL_POSITIONAL_MAX];

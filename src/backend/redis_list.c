@@ -1,0 +1,439 @@
+/*
+ * redis_list.c -- one page of a listing (stock_list) read from the key
+ * layout of docs/redis.md with plain commands, on the worker's connection
+ * between two chains (worker_list), so a page shows every batch
+ * submitted before it.
+ *
+ * Redis keeps no order of its own over keys or hash fields, so a page is in
+ * byte order of the ids, as postgres's: SCAN over the SKU keys (or HSCAN
+ * over the SKU's flow hash) from start to end, keeping only the `max`
+ * smallest ids after `after`. A page therefore costs one pass over the
+ * store's SKUs, or over the SKU's lines, while its memory stays two pages
+ * whatever the store holds. An order's lines come from its record, in the
+ * order's line order.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/redis.h"
+#include "lib/message.h"
+
+#define RD_SCAN_COUNT "1000"    /* SCAN / HSCAN's COUNT hint per call */
+#define RD_KEY_MAX (RD_PREFIX_MAX + STOCK_ID_MAX + 16)
+
+/* The page being built: up to 2 * max candidates, cut back to the max
+ * smallest when full. */
+typedef struct rd_page {
+    stock_list_entry *slots;
+    uint32_t count;
+    uint32_t max;
+    const char *after;          /* "" from the first */
+    char bound[STOCK_ID_MAX + 1];   /* after a cut: the largest id kept, so
+                                       no larger id can be on the page */
+} rd_page;
+
+static bool link_lost(rd_store *store, worker_listing *listing);
+
+static int entry_cmp(const void *left, const void *right)
+{
+    return strcmp(((const stock_list_entry *)left)->id, ((const stock_list_entry *)right)->id);
+}
+
+/* Sorts the candidates and keeps the max smallest. */
+static void page_cut(rd_page *page)
+{
+    qsort(page->slots, page->count, sizeof page->slots[0], entry_cmp);
+    if (page->count >= page->max) {
+        page->count = page->max;
+        memcpy(page->bound, page->slots[page->max - 1].id, sizeof page->bound);
+    }
+}
+
+/* A slot for id if it may belong to the page (NULL if not): after `after`
+ * and, once the page is full, before its largest. */
+static stock_list_entry *page_offer(rd_page *page, const char *id, size_t len)
+{
+    if (len == 0 || len > STOCK_ID_MAX)
+        return NULL;
+    char text[STOCK_ID_MAX + 1];
+    memcpy(text, id, len);
+    text[len] = '\0';
+    if (strcmp(text, page->after) <= 0)
+        return NULL;
+    if (page->bound[0] != '\0' && strcmp(text, page->bound) >= 0)
+        return NULL;
+    if (page->count == 2 * page->max)
+        page_cut(page);
+    stock_list_entry *slot = &page->slots[page->count++];
+    memset(slot, 0, sizeof *slot);
+    memcpy(slot->id, text, len + 1);
+    return slot;
+}
+
+/* The single server's connection: listings run on one server only. */
+static redisContext *server(rd_store *store)
+{
+    return store->link.nodes[0].conn;
+}
+
+/* Runs a command; NULL (listing->code UNAVAILABLE, the link dropped) when
+ * the link failed, or the reply (an error reply: listing->code IO). */
+static redisReply *command(rd_store *store, worker_listing *listing, int argc, const char **argv,
+                           const size_t *lengths)
+{
+    redisReply *reply = redisCommandArgv(server(store), argc, argv, lengths);
+    if (reply == NULL) {
+        link_lost(store, listing);
+        return NULL;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        message_set(listing->message, listing->message_size, "redis: listing: %s", reply->str);
+        listing->code = STOCK_IO;
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* The key P{kind:id}suffix into out. */
+static size_t key_of(const rd_store *store, const char *kind, stock_id id, const char *suffix,
+                     char out[RD_KEY_MAX])
+{
+    int len = snprintf(out, RD_KEY_MAX, "%s{%s:%.*s}%s", store->options.prefix, kind,
+                       (int)id.len, id.ptr, suffix);
+    assert(len > 0 && len < RD_KEY_MAX);
+    return (size_t)len;
+}
+
+/* HGET key field: the reply (string or nil); NULL on a failure. */
+static redisReply *hget(rd_store *store, worker_listing *listing, const char *key, const char *field,
+                        size_t field_len)
+{
+    const char *argv[] = {"HGET", key, field};
+    const size_t lengths[] = {4, strlen(key), field_len};
+    return command(store, listing, 3, argv, lengths);
+}
+
+/* Reads a flow value "qty refunded time_us available_after order" (a
+ * tombstone starts with '~': false). */
+static bool line_parse(const char *value, const char *sku, stock_line_info *line)
+{
+    char order[STOCK_ID_MAX + 1];
+    long long qty, refunded, time_us, after;
+    if (value[0] == '~' ||
+        sscanf(value, "%lld %lld %lld %lld %64s", &qty, &refunded, &time_us, &after, order) != 5)
+        return false;
+    snprintf(line->sku, sizeof line->sku, "%s", sku);
+    snprintf(line->order_id, sizeof line->order_id, "%s", strcmp(order, "-") == 0 ? "" : order);
+    line->qty = qty;
+    line->refunded = refunded;
+    line->time_us = time_us;
+    line->available_after = after;
+    return true;
+}
+
+/* Whether `after` names something (NOT_FOUND otherwise), and `of` for the
+ * SKU's lines: the SKU, and after a line of its flow. */
+static bool names_exist(rd_store *store, worker_listing *listing)
+{
+    const list_request *request = listing->request;
+    char key[RD_KEY_MAX];
+    bool skus = request->kind == STOCK_LIST_SKUS;
+    if (!skus) {
+        const char *argv[] = {"EXISTS", key};
+        size_t lengths[] = {6, key_of(store, "sku", request->of, "", key)};
+        redisReply *reply = command(store, listing, 2, argv, lengths);
+        if (reply == NULL)
+            return false;
+        bool found = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+        freeReplyObject(reply);
+        if (!found) {
+            message_set(listing->message, listing->message_size, "sku=%.*s",
+                        (int)request->of.len, request->of.ptr);
+            listing->code = STOCK_NOT_FOUND;
+            return false;
+        }
+    }
+    if (request->after.ptr == NULL)
+        return true;
+    redisReply *reply = NULL;
+    if (skus) {
+        const char *argv[] = {"EXISTS", key};
+        size_t lengths[] = {6, key_of(store, "sku", request->after, "", key)};
+        reply = command(store, listing, 2, argv, lengths);
+    } else {
+        key_of(store, "sku", request->of, ":flow", key);
+        reply = hget(store, listing, key, request->after.ptr, request->after.len);
+    }
+    if (reply == NULL)
+        return false;
+    bool found = skus ? reply->type == REDIS_REPLY_INTEGER && reply->integer == 1
+                      : reply->type == REDIS_REPLY_STRING && reply->str[0] != '~';
+    freeReplyObject(reply);
+    if (!found) {
+        message_set(listing->message, listing->message_size, "%s=%.*s", skus ? "sku" : "line",
+                    (int)request->after.len, request->after.ptr);
+        listing->code = STOCK_NOT_FOUND;
+    }
+    return found;
+}
+
+/* A SCAN or HSCAN reply's cursor and items; false when malformed. */
+static bool scan_parts(worker_listing *listing, const redisReply *reply, const char **cursor,
+                       const redisReply **items)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        message_set(listing->message, listing->message_size, "redis: listing: a malformed "
+                    "SCAN reply");
+        listing->code = STOCK_IO;
+        return false;
+    }
+    *cursor = reply->element[0]->str;
+    *items = reply->element[1];
+    return true;
+}
+
+/* Offers each SKU key of one SCAN reply: P{sku:S}, nothing after the
+ * brace (the SKU's other keys have a suffix). */
+static void offer_skus(const rd_store *store, rd_page *page, const redisReply *items)
+{
+    size_t head = strlen(store->options.prefix) + strlen("{sku:");
+    for (size_t i = 0; i < items->elements; i++) {
+        const redisReply *key = items->element[i];
+        if (key->type == REDIS_REPLY_STRING && key->len > head + 1 && key->str[key->len - 1] == '}')
+            page_offer(page, key->str + head, key->len - head - 1);
+    }
+}
+
+/* Offers each line of one HSCAN reply of the SKU's flow (field, value). */
+static void offer_lines(rd_page *page, const char *sku, const redisReply *items)
+{
+    for (size_t i = 0; i + 1 < items->elements; i += 2) {
+        const redisReply *field = items->element[i], *value = items->element[i + 1];
+        if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+            value->str[0] == '~')
+            continue;
+        stock_list_entry *slot = page_offer(page, field->str, field->len);
+        if (slot != NULL && !line_parse(value->str, sku, &slot->info.line_info))
+            page->count--;   /* not a line's value: given back */
+    }
+}
+
+/* Walks SCAN (SKUs) or HSCAN (the SKU's flow) from start to end. */
+static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
+{
+    const list_request *request = listing->request;
+    bool skus = request->kind == STOCK_LIST_SKUS;
+    char key[RD_KEY_MAX], pattern[2 * RD_PREFIX_MAX + 16], cursor[32] = "0", sku[STOCK_ID_MAX + 1];
+    size_t used = 0;
+    for (const char *c = store->options.prefix; *c != '\0'; c++) {
+        if (strchr("*?[]\\", *c) != NULL)
+            pattern[used++] = '\\';   /* the prefix is matched literally */
+        pattern[used++] = *c;
+    }
+    snprintf(pattern + used, sizeof pattern - used, "{sku:*}");
+    snprintf(sku, sizeof sku, "%.*s", (int)request->of.len, request->of.ptr ? request->of.ptr : "");
+    if (!skus)
+        key_of(store, "sku", request->of, ":flow", key);
+    do {
+        const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", RD_SCAN_COUNT};
+        const char *hscan[] = {"HSCAN", key, cursor, "COUNT", RD_SCAN_COUNT};
+        redisReply *reply = skus ? command(store, listing, 6, scan, NULL)
+                                 : command(store, listing, 5, hscan, NULL);
+        const char *next = NULL;
+        const redisReply *items = NULL;
+        if (reply == NULL || !scan_parts(listing, reply, &next, &items)) {
+            if (reply != NULL)
+                freeReplyObject(reply);
+            return false;
+        }
+        if (skus)
+            offer_skus(store, page, items);
+        else
+            offer_lines(page, sku, items);
+        snprintf(cursor, sizeof cursor, "%s", next);
+        freeReplyObject(reply);
+    } while (strcmp(cursor, "0") != 0);
+    page_cut(page);
+    return true;
+}
+
+/* A link lost mid-pipeline: dropped, UNAVAILABLE. */
+static bool link_lost(rd_store *store, worker_listing *listing)
+{
+    message_set(listing->message, listing->message_size,
+                "redis: listing: the connection was lost (%s); nothing changed, ask again",
+                server(store)->errstr);
+    rd_link_close(store);
+    listing->code = STOCK_UNAVAILABLE;
+    return false;
+}
+
+/* Reads the totals of each SKU of the page, pipelined. */
+static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
+{
+    char key[RD_KEY_MAX];
+    for (uint32_t i = 0; i < page->count; i++) {
+        size_t len = key_of(store, "sku", stock_id_from_cstr(page->slots[i].id), "", key);
+        if (redisAppendCommand(server(store), "HMGET %b av adj ded ref", key, len) != REDIS_OK)
+            return link_lost(store, listing);
+    }
+    for (uint32_t i = 0; i < page->count; i++) {
+        void *raw = NULL;
+        if (redisGetReply(server(store), &raw) != REDIS_OK || raw == NULL)
+            return link_lost(store, listing);
+        redisReply *reply = raw;
+        page->slots[i].info.sku_info = (stock_sku_info){
+            rd_element_i64(reply, 0), rd_element_i64(reply, 1), rd_element_i64(reply, 2),
+            rd_element_i64(reply, 3), 0};
+        freeReplyObject(reply);
+    }
+    return true;
+}
+
+/* The record holding an order's lines: its SKU's slot's orders hash, or
+ * its own record for an order over several slots; false (NOT_FOUND) when
+ * the directory has no such order. */
+static bool order_record(rd_store *store, worker_listing *listing, char key[RD_KEY_MAX],
+                         const char **field, size_t *field_len)
+{
+    char gen[RD_GEN_MAX], owner[STOCK_ID_MAX + 1];
+    stock_id order = listing->request->of;
+    const char *argv[] = {"GET", key};
+    size_t lengths[] = {3, key_of(store, "order", order, "", key)};
+    redisReply *reply = command(store, listing, 2, argv, lengths);
+    if (reply == NULL)
+        return false;
+    bool found = rd_entry_parse(reply, gen, owner);
+    freeReplyObject(reply);
+    if (!found) {
+        message_set(listing->message, listing->message_size, "order=%.*s", (int)order.len,
+                    order.ptr);
+        listing->code = STOCK_NOT_FOUND;
+    } else if (strcmp(owner, "*") == 0) {
+        key_of(store, "order", order, ":x", key);
+        *field = "spec";
+        *field_len = 4;
+    } else {
+        key_of(store, "sku", stock_id_from_cstr(owner), ":orders", key);
+        *field = order.ptr;
+        *field_len = order.len;
+    }
+    return found;
+}
+
+/* The lines of an order, "line sku qty ..." into spec. */
+static bool order_spec(rd_store *store, worker_listing *listing, char *spec, size_t size)
+{
+    char key[RD_KEY_MAX];
+    const char *field = NULL;
+    size_t field_len = 0;
+    if (!order_record(store, listing, key, &field, &field_len))
+        return false;
+    redisReply *reply = hget(store, listing, key, field, field_len);
+    if (reply == NULL)
+        return false;
+    bool found = reply->type == REDIS_REPLY_STRING;
+    snprintf(spec, size, "%s", found ? reply->str : "");
+    freeReplyObject(reply);
+    if (!found) {
+        message_set(listing->message, listing->message_size, "order=%.*s",
+                    (int)listing->request->of.len, listing->request->of.ptr);
+        listing->code = STOCK_NOT_FOUND;
+    }
+    return found;
+}
+
+/* One line of an order into the page (skipped when its flow has none:
+ * an attempt that was given back). */
+static bool order_line(rd_store *store, worker_listing *listing, const char *line, const char *sku,
+                       rd_page *page)
+{
+    char key[RD_KEY_MAX];
+    key_of(store, "sku", stock_id_from_cstr(sku), ":flow", key);
+    redisReply *reply = hget(store, listing, key, line, strlen(line));
+    if (reply == NULL)
+        return false;
+    stock_list_entry *slot = &page->slots[page->count];
+    if (reply->type == REDIS_REPLY_STRING && line_parse(reply->str, sku, &slot->info.line_info)) {
+        snprintf(slot->id, sizeof slot->id, "%s", line);
+        page->count++;
+    }
+    freeReplyObject(reply);
+    return true;
+}
+
+/* An order's lines after `after` (a line of the order), in its order. */
+static bool list_order(rd_store *store, worker_listing *listing, rd_page *page)
+{
+    char spec[RD_SPEC_MAX];
+    if (!order_spec(store, listing, spec, sizeof spec))
+        return false;
+    const char *after = page->after;
+    bool started = after[0] == '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(spec, " ", &save); line != NULL && page->count < page->max;
+         line = strtok_r(NULL, " ", &save)) {
+        char *sku = strtok_r(NULL, " ", &save);
+        if (sku == NULL || strtok_r(NULL, " ", &save) == NULL)
+            break;
+        if (started && !order_line(store, listing, line, sku, page))
+            return false;
+        started = started || strcmp(line, after) == 0;
+    }
+    if (!started) {
+        message_set(listing->message, listing->message_size, "line=%s", after);
+        listing->code = STOCK_NOT_FOUND;
+        return false;
+    }
+    return true;
+}
+
+static void run_listing(stock_t *base, worker_listing *listing)
+{
+    rd_store *store = (rd_store *)base;
+    const list_request *request = listing->request;
+    if (store->options.cluster) {
+        message_set(listing->message, listing->message_size,
+                    "redis: listings over a Redis Cluster are not built yet (one server only)");
+        listing->code = STOCK_UNSUPPORTED;
+        return;
+    }
+    if (!rd_linked(store) &&
+        rd_link_open(store, listing->message, listing->message_size) != STOCK_OK) {
+        listing->code = STOCK_UNAVAILABLE;
+        return;
+    }
+    char after[STOCK_ID_MAX + 1];
+    snprintf(after, sizeof after, "%.*s", (int)request->after.len,
+             request->after.ptr != NULL ? request->after.ptr : "");
+    stock_list_entry *slots = calloc(2 * (size_t)request->max, sizeof *slots);
+    if (slots == NULL) {
+        message_set(listing->message, listing->message_size, "out of memory");
+        listing->code = STOCK_NOMEM;
+        return;
+    }
+    rd_page page = {.slots = slots, .max = request->max, .after = after};
+    bool ok = request->kind == STOCK_LIST_ORDER_LINES
+                  ? list_order(store, listing, &page)
+                  : names_exist(store, listing) && scan_all(store, listing, &page) &&
+                        (request->kind != STOCK_LIST_SKUS || read_totals(store, listing, &page));
+    if (ok) {
+        memcpy(listing->entries, slots, page.count * sizeof *slots);
+        *listing->count = page.count;
+    }
+    free(slots);
+}
+
+stock_code rd_list(stock_t *base, const list_request *request, stock_list_entry *entries,
+                   uint32_t *count, char *message, size_t message_size)
+{
+    rd_store *store = (rd_store *)base;
+    *count = 0;
+    return worker_list(&store->worker, run_listing, request, entries, count, message,
+                       message_size);
+}
