@@ -115,6 +115,7 @@ typedef struct embedded {
     cold *cold;                  /* the cold store, or NULL (never used) */
     core_cold cold_ops;          /* the core's way to it */
     int64_t retention_us;        /* 0: nothing moves */
+    int64_t forget_us;           /* 0: the cold store forgets nothing */
     int64_t next_move_us;        /* applier's role: when the next move runs */
     bool snapshot_owed;          /* a move committed, its snapshot not yet */
     uint64_t snapshots_at_move;  /* the journal's snapshot count then */
@@ -343,8 +344,9 @@ static void apply_op(embedded *e, stock_op *op, int64_t time_us, uint64_t *recor
     if (e->cold != NULL) {
         char message[STOCK_MESSAGE_MAX] = "";
         stock_code code = core_thaw_op(e->state, op, &e->cold_ops, message, sizeof message);
-        if (code != STOCK_OK) {
+        if (code != STOCK_OK)
             result_fail(op, code, "%s", message);
+        if (op->code != STOCK_OK) {   /* failed, or answered as forgotten */
             e->group.len = start;
             return;
         }
@@ -532,7 +534,9 @@ static void move_cold(embedded *e)
     e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     char message[STOCK_MESSAGE_MAX] = "";
     uint64_t moved = 0;
-    stock_code code = cold_move_begin(e->cold, message, sizeof message);
+    int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
+    stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
+                                      sizeof message);
     core *hot = NULL;
     if (code == STOCK_OK) {
         hot = core_retain(e->state, now_us - e->retention_us, &e->cold_ops, &moved, &code);
@@ -1028,6 +1032,7 @@ static stock_code open_cold(embedded *e, const embedded_uri *uri, char *message,
         return code;
     e->cold_ops = (core_cold){e->cold, cold_move_put, cold_get};
     e->retention_us = (int64_t)uri->retention_ms * 1000;
+    e->forget_us = (int64_t)uri->forget_ms * 1000;
     e->next_move_us = clock_now_us(CLOCK_REALTIME) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     return STOCK_OK;
 }

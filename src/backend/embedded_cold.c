@@ -17,8 +17,11 @@
 
 #define KEY_UNDO 'U'
 #define KEY_MOVES "Mmoves"
-/* 'U' + u64 move + kind + id. */
-#define KEY_BYTES_MAX (1 + 8 + 1 + STOCK_ID_MAX)
+/* Forgetting: 'W' + move -> i64 its time; 'T' + move + item key -> "". */
+#define KEY_MOVE_TIME 'W'
+#define KEY_MOVED 'T'
+/* 'U' + u64 move + ('T' + u64 move +) kind + id. */
+#define KEY_BYTES_MAX (2 * (1 + 8) + 1 + STOCK_ID_MAX)
 
 struct cold {
     MDB_env *env;
@@ -26,6 +29,7 @@ struct cold {
     MDB_txn *write;            /* the move under way, or NULL */
     MDB_txn *read;             /* reset between reads, renewed for each */
     uint64_t moves;
+    bool forgetting;           /* the move under way indexes what it puts */
     int failure;               /* the first LMDB error of the move under way */
     uint8_t undo[1 + CORE_COLD_VALUE_MAX];
 };
@@ -161,7 +165,94 @@ int cold_get(void *context, core_cold_kind kind, stock_id id, uint8_t *value, si
     return found;
 }
 
-stock_code cold_move_begin(cold *store, char *message, size_t size)
+/* 'U'|'W'|'T' + move (big endian) [+ item key]. */
+static size_t move_key(uint8_t *key, uint8_t prefix, uint64_t move, const uint8_t *item,
+                       size_t item_len)
+{
+    size_t len = undo_key(key, move, item, item_len);
+    key[0] = prefix;
+    return len;
+}
+
+/* Writes key (value NULL: deletes it) in the move under way, keeping its
+ * old value as the move's undo the first time the move touches it. */
+static int write_undoable(cold *store, const uint8_t *key, size_t key_len,
+                          const void *value, size_t len)
+{
+    MDB_val at = {key_len, (void *)key}, old;
+    int rc = mdb_get(store->write, store->dbi, &at, &old);
+    if (rc == 0 && old.mv_size <= CORE_COLD_VALUE_MAX) {
+        store->undo[0] = 1;
+        memcpy(store->undo + 1, old.mv_data, old.mv_size);
+    } else if (rc == MDB_NOTFOUND) {
+        store->undo[0] = 0;
+        old.mv_size = 0;
+    } else {
+        return rc == 0 ? MDB_CORRUPTED : rc;
+    }
+    uint8_t undo[KEY_BYTES_MAX];
+    MDB_val undo_at = {undo_key(undo, store->moves + 1, key, key_len), undo};
+    MDB_val undo_value = {1 + old.mv_size, store->undo};
+    rc = mdb_put(store->write, store->dbi, &undo_at, &undo_value, MDB_NOOVERWRITE);
+    if (rc != 0 && rc != MDB_KEYEXIST)
+        return rc;
+    if (value == NULL)
+        return store->undo[0] == 0 ? 0 : mdb_del(store->write, store->dbi, &at, NULL);
+    MDB_val data = {len, (void *)value};
+    return mdb_put(store->write, store->dbi, &at, &data, 0);
+}
+
+/* Empties the values of what move `move` put (its 'T' keys), and drops
+ * those keys and the move's time. */
+static int forget_move(cold *store, MDB_cursor *cursor, uint64_t move)
+{
+    uint8_t mark[KEY_BYTES_MAX];
+    size_t mark_len = move_key(mark, KEY_MOVED, move, NULL, 0);
+    for (;;) {
+        MDB_val key = {mark_len, mark}, data;
+        int rc = mdb_cursor_get(cursor, &key, &data, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || (rc == 0 && (key.mv_size <= mark_len ||
+                                               memcmp(key.mv_data, mark, mark_len) != 0)))
+            break;
+        if (rc != 0)
+            return rc;
+        uint8_t moved[KEY_BYTES_MAX];
+        size_t moved_len = key.mv_size;
+        memcpy(moved, key.mv_data, moved_len);
+        if ((rc = write_undoable(store, moved + mark_len, moved_len - mark_len, "", 0)) != 0 ||
+            (rc = write_undoable(store, moved, moved_len, NULL, 0)) != 0)
+            return rc;
+    }
+    uint8_t time_key[KEY_BYTES_MAX];
+    return write_undoable(store, time_key, move_key(time_key, KEY_MOVE_TIME, move, NULL, 0),
+                          NULL, 0);
+}
+
+/* Forgets every move whose time is before forget_before_us, oldest first
+ * (moves are numbered in time order). */
+static int forget_moves(cold *store, int64_t forget_before_us)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open(store->write, store->dbi, &cursor);
+    for (uint64_t skip = 0; rc == 0;) {
+        uint8_t start[KEY_BYTES_MAX];
+        MDB_val key = {move_key(start, KEY_MOVE_TIME, skip, NULL, 0), start}, data;
+        rc = mdb_cursor_get(cursor, &key, &data, MDB_SET_RANGE);
+        if (rc != 0 || key.mv_size != 9 || ((const uint8_t *)key.mv_data)[0] != KEY_MOVE_TIME ||
+            data.mv_size != 8 || (int64_t)le_get_u64(data.mv_data) >= forget_before_us)
+            break;
+        uint64_t move = 0;
+        for (int i = 1; i < 9; i++)
+            move = move << 8 | ((const uint8_t *)key.mv_data)[i];
+        rc = forget_move(store, cursor, move);
+        skip = move + 1;
+    }
+    mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
+                           char *message, size_t size)
 {
     assert(store->write == NULL);
     store->failure = 0;
@@ -174,6 +265,15 @@ stock_code cold_move_begin(cold *store, char *message, size_t size)
     MDB_val key = {undo_key(key_bytes, store->moves + 1, NULL, 0), key_bytes};
     MDB_val none = {0, ""};
     rc = mdb_put(store->write, store->dbi, &key, &none, 0);
+    store->forgetting = forget_before_us > 0;
+    if (rc == 0 && store->forgetting) {
+        uint8_t time[8];
+        le_put_u64(time, (uint64_t)time_us);
+        key.mv_size = move_key(key_bytes, KEY_MOVE_TIME, store->moves + 1, NULL, 0);
+        rc = write_undoable(store, key_bytes, key.mv_size, time, sizeof time);
+        if (rc == 0)
+            rc = forget_moves(store, forget_before_us);
+    }
     if (rc != 0) {
         cold_move_abort(store);
         return fail(rc, "beginning a move", message, size);
@@ -185,25 +285,14 @@ int cold_move_put(void *context, core_cold_kind kind, stock_id id, const uint8_t
                   size_t len)
 {
     cold *store = context;
-    assert(store->write != NULL);
-    uint8_t item[KEY_BYTES_MAX], undo[KEY_BYTES_MAX];
-    MDB_val key = {item_key(item, kind, id), item}, old;
-    int rc = mdb_get(store->write, store->dbi, &key, &old);
-    if (rc == 0 && old.mv_size <= CORE_COLD_VALUE_MAX) {
-        store->undo[0] = 1;
-        memcpy(store->undo + 1, old.mv_data, old.mv_size);
-    } else if (rc == MDB_NOTFOUND) {
-        store->undo[0] = 0;
-        old.mv_size = 0;
-    } else {
-        store->failure = rc == 0 ? MDB_CORRUPTED : rc;
-        return -1;
-    }
-    MDB_val undo_at = {undo_key(undo, store->moves + 1, item, key.mv_size), undo};
-    MDB_val undo_value = {1 + old.mv_size, store->undo};
-    MDB_val data = {len, (void *)value};
-    if ((rc = mdb_put(store->write, store->dbi, &undo_at, &undo_value, 0)) != 0 ||
-        (rc = mdb_put(store->write, store->dbi, &key, &data, 0)) != 0) {
+    assert(store->write != NULL && len > 0);
+    uint8_t item[KEY_BYTES_MAX], moved[KEY_BYTES_MAX];
+    size_t item_len = item_key(item, kind, id);
+    int rc = write_undoable(store, item, item_len, value, len);
+    if (rc == 0 && store->forgetting)
+        rc = write_undoable(store, moved, move_key(moved, KEY_MOVED, store->moves + 1, item,
+                                                   item_len), "", 0);
+    if (rc != 0) {
         store->failure = rc;
         return -1;
     }

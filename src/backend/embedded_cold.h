@@ -11,10 +11,12 @@
  * moves newer than the snapshot it starts from (cold_rollback) and replay
  * the log on the cold store as it was when that snapshot was taken.
  *
- * Keys: kind byte ('L', 'O', 'R', 'A') + id -> value; 'U' + u64 move (big
- * endian, so a move's entries are adjacent) [+ kind + id] -> undo (u8 1 +
- * old value, or u8 0: no old value; the key without kind + id marks that
- * the move's undo is kept); "Mmoves" -> u64 moves committed.
+ * Keys: kind byte ('L', 'O', 'R', 'A') + id -> value (empty: forgotten);
+ * 'U' + u64 move (big endian, so a move's entries are adjacent) [+ key] ->
+ * undo (u8 1 + old value, or u8 0: no old value; the key alone marks that
+ * the move's undo is kept); "Mmoves" -> u64 moves committed; with
+ * forgetting, 'W' + u64 move -> i64 its time and 'T' + u64 move + item key
+ * -> "" for what it put.
  *
  * Threads: one thread at a time (the embedded engine's applier role, which
  * passes between threads: the file is opened with MDB_NOTLS).
@@ -53,8 +55,13 @@ uint64_t cold_moves(const cold *store);
 int cold_get(void *store, core_cold_kind kind, stock_id id, uint8_t *value,
              size_t *len);
 
-/* A move: begin, put each entity (core_cold.put), then commit or abort. */
-stock_code cold_move_begin(cold *store, char *message, size_t size);
+/* A move at time_us: begin, put each entity (core_cold.put), then commit
+ * or abort. With forget_before_us > 0 the move first forgets what moves
+ * before that time put (each keeps its key with an empty value, which
+ * core_thaw_op answers as forgotten), and indexes what it puts by move so
+ * that a later move can forget it. */
+stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
+                           char *message, size_t size);
 int cold_move_put(void *store, core_cold_kind kind, stock_id id,
                   const uint8_t *value, size_t len);
 stock_code cold_move_commit(cold *store, char *message, size_t size);

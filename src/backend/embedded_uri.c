@@ -88,8 +88,17 @@ static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
         }
         return STOCK_OK;
     }
+    if (uri_is(key, option->key_len, "forget")) {
+        if (!parse_duration_ms(value, option->value_len, &out->forget_ms)) {
+            message_set(message, size, "forget must be 0 (never) or a whole number with "
+                        "a unit ms, s, m, h or d (seconds without one), at most 10 years, "
+                        "not '%.*s'", value_len, value);
+            return STOCK_INVALID;
+        }
+        return STOCK_OK;
+    }
     message_set(message, size, "unknown store URI parameter '%.*s' (known: durability, "
-                "snapshot_log_bytes, retention)", key_len, key);
+                "snapshot_log_bytes, retention, forget)", key_len, key);
     return STOCK_INVALID;
 }
 
@@ -148,5 +157,13 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     while (code == STOCK_OK && uri_option_next(&query, &option))
         code = parse_parameter(&option, out, message, message_size);
     assert(code != STOCK_OK || out->snapshot_log_bytes > 0);
+    /* Forgetting what is still in memory would make no sense. */
+    if (code == STOCK_OK && out->forget_ms > 0 &&
+        (out->retention_ms == 0 || out->forget_ms <= out->retention_ms)) {
+        message_set(message, message_size, "forget must be longer than retention (and "
+                    "retention on): %llu ms is not more than %llu ms",
+                    (unsigned long long)out->forget_ms, (unsigned long long)out->retention_ms);
+        return STOCK_INVALID;
+    }
     return code;
 }

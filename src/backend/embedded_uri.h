@@ -1,7 +1,7 @@
 /*
  * embedded_uri.h -- how the embedded backend reads its URI: "./dir",
  * "file:./dir", "file:///abs/dir", each with an optional query
- * "?durability=sync|relaxed&snapshot_log_bytes=N&retention=T" whose first two
+ * "?durability=sync|relaxed&snapshot_log_bytes=N&retention=T&forget=T" whose first two
  * override the stock_config. Internal to src/backend/embedded*.c.
  */
 #ifndef STOCK_EMBEDDED_URI_H
@@ -25,6 +25,8 @@ typedef struct embedded_uri {
     stock_durability durability;
     uint64_t snapshot_log_bytes;   /* never 0 once parsed */
     uint64_t retention_ms;         /* 0: off, everything stays in memory */
+    uint64_t forget_ms;            /* 0: the cold store keeps everything;
+                                      else more than retention_ms */
 } embedded_uri;
 
 /* True for "file:..." and for anything without a "scheme://" prefix. */

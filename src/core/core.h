@@ -215,14 +215,20 @@ core *core_retain(const core *state, int64_t cutoff_us, const core_cold *cold,
                   uint64_t *moved, stock_code *code);
 
 /*
- * Brings back from the cold store what op (validated) names and memory
- * lacks, so that core_apply answers as if it had never left: the line of a
- * DEDUCT, HOLD, LINE or REFUND, the order of an ORDER or CONFIRM_ORDER and
- * its lines, the refund of a REFUND, the adjustment of an ADD. Changes no
- * answer and no counter. STOCK_OK; STOCK_IO (the store failed), STOCK_CORRUPT
- * (a cold value that does not decode or fit), STOCK_NOMEM, with message.
+ * Brings back from the cold store what op (validated, code STOCK_OK) names
+ * and memory lacks, so that core_apply answers as if it had never left: the
+ * line of a DEDUCT, HOLD, LINE or REFUND, the order of an ORDER or
+ * CONFIRM_ORDER and its lines, the refund of a REFUND, the adjustment of an
+ * ADD. Changes no answer and no counter. When the cold store has forgotten
+ * what op names (an empty value, past the horizon), answers op instead (its
+ * code is then no longer STOCK_OK, and it must not be applied): its own id
+ * REPLAY with available -1 (and -1 for each line of an order); a LINE
+ * NOT_FOUND and a REFUND of the line EXCEEDS, each with "forgotten" in the
+ * message; another use of the id CONFLICT. Returns STOCK_OK; STOCK_IO (the
+ * store failed), STOCK_CORRUPT (a cold value that does not decode or fit),
+ * STOCK_NOMEM, with message.
  */
-stock_code core_thaw_op(core *state, const stock_op *op, const core_cold *cold,
+stock_code core_thaw_op(core *state, stock_op *op, const core_cold *cold,
                         char *message, size_t message_size);
 
 /* The same for a log record about to be replayed (core_replay): a refund's

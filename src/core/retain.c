@@ -22,6 +22,7 @@
 #include "core/core_internal.h"
 #include "core/record_types.h"
 #include "lib/message.h"
+#include "lib/result.h"
 
 /* ------------------------------------------------------------------ move */
 
@@ -301,6 +302,11 @@ typedef struct thaw {
     const core_cold *cold;
     char *message;
     size_t message_size;
+    /* The first id found forgotten (an empty value), if any. */
+    bool forgotten;
+    core_cold_kind forgotten_kind;
+    char forgotten_id[STOCK_ID_MAX];
+    uint32_t forgotten_len;
     uint8_t value[CORE_COLD_VALUE_MAX];
     uint8_t line_value[CORE_COLD_VALUE_MAX];
 } thaw;
@@ -314,14 +320,23 @@ static stock_code thaw_fail(thaw *t, stock_code code, const char *what, stock_id
     return code;
 }
 
-/* 1 found (value in buffer, *len), 0 absent, else the failure's code
- * negated. */
+/* 1 found (value in buffer, *len), 0 absent or forgotten (noted in t),
+ * else the failure's code negated. */
 static int thaw_get(thaw *t, core_cold_kind kind, stock_id id, uint8_t *buffer,
                     size_t *len, const char *what)
 {
     int found = t->cold->get(t->cold->context, kind, id, buffer, len);
     if (found < 0)
         return -(int)thaw_fail(t, STOCK_IO, what, id);
+    if (found == 1 && *len == 0) {
+        if (!t->forgotten) {
+            t->forgotten = true;
+            t->forgotten_kind = kind;
+            memcpy(t->forgotten_id, id.ptr, id.len);
+            t->forgotten_len = id.len;
+        }
+        return 0;
+    }
     return found;
 }
 
@@ -529,10 +544,45 @@ static stock_code thaw_op(thaw *t, const stock_op *op)
     return STOCK_OK;
 }
 
-stock_code core_thaw_op(core *state, const stock_op *op, const core_cold *cold,
+/* The kind of the op's own id, the one a replay is found by. */
+static bool own_id(const stock_op *op, core_cold_kind kind)
+{
+    switch (op->type) {
+    case STOCK_OP_DEDUCT: return kind == CORE_COLD_LINE;
+    case STOCK_OP_ORDER:
+    case STOCK_OP_CONFIRM_ORDER: return kind == CORE_COLD_ORDER;
+    case STOCK_OP_REFUND: return kind == CORE_COLD_REFUND;
+    case STOCK_OP_ADD: return kind == CORE_COLD_ADJUSTMENT;
+    default: return false;
+    }
+}
+
+/* Answers an op that names what the cold store forgot (docs/engine.md,
+ * "Retention"): its own id took effect once, so it is a REPLAY whose
+ * original result is gone (available -1); a forgotten line can no longer
+ * be read or refunded, and its id can be taken by nothing else. */
+static void answer_forgotten(const thaw *t, stock_op *op)
+{
+    stock_id id = {t->forgotten_id, t->forgotten_len};
+    if (own_id(op, t->forgotten_kind) && id_equal(id, op->id)) {
+        op->code = STOCK_REPLAY;
+        op->available = -1;
+        for (uint32_t i = 0; op->type != STOCK_OP_ADD && op->type != STOCK_OP_DEDUCT &&
+                             op->type != STOCK_OP_REFUND && i < op->line_count; i++)
+            op->lines[i].available = -1;
+    } else if (op->type == STOCK_OP_LINE) {
+        result_forgotten(op, STOCK_NOT_FOUND, id);
+    } else if (op->type == STOCK_OP_REFUND) {
+        result_forgotten(op, STOCK_EXCEEDS, id);
+    } else {
+        result_conflict(op, "line", id);
+    }
+}
+
+stock_code core_thaw_op(core *state, stock_op *op, const core_cold *cold,
                         char *message, size_t message_size)
 {
-    assert(state != NULL && op != NULL && cold != NULL);
+    assert(state != NULL && op != NULL && cold != NULL && op->code == STOCK_OK);
     thaw *t = malloc(sizeof *t);
     if (t == NULL)
         return STOCK_NOMEM;
@@ -540,7 +590,10 @@ stock_code core_thaw_op(core *state, const stock_op *op, const core_cold *cold,
     t->cold = cold;
     t->message = message;
     t->message_size = message_size;
+    t->forgotten = false;
     stock_code code = thaw_op(t, op);
+    if (code == STOCK_OK && t->forgotten)
+        answer_forgotten(t, op);
     free(t);
     return code;
 }
@@ -557,5 +610,14 @@ stock_code core_thaw_record(core *state, const uint8_t *record, size_t len,
     if (!reader.ok || line.len == 0 || !stock_id_valid(line))
         return STOCK_OK;
     stock_op op = {.type = STOCK_OP_LINE, .line = line};
-    return core_thaw_op(state, &op, cold, message, message_size);
+    stock_code code = core_thaw_op(state, &op, cold, message, message_size);
+    /* The refund's line was forgotten after the refund was made: recovery
+     * cannot replay it (the move that forgot it must have been taken back
+     * first). */
+    if (code == STOCK_OK && op.code != STOCK_OK) {
+        message_set(message, message_size, "the cold store forgot line %.*s, which a "
+                    "refund in the log names", (int)line.len, line.ptr);
+        return STOCK_CORRUPT;
+    }
+    return code;
 }

@@ -7,9 +7,12 @@
 #      replay with their original result, conflict, and refunds of cold
 #      lines work and stay capped; counters exact; again after a reopen,
 #      and after a reopen with retention off.
-#   2. the conformance suite with a 20 ms window: nearly every id it
+#   2. retention_check with forget=2s past a 500 ms window: forgotten ids
+#      answer REPLAY with available -1 (never a second deduction), a refund
+#      of a forgotten line EXCEEDS, a read NOTFOUND, also after a reopen.
+#   3. the conformance suite with a 20 ms window: nearly every id it
 #      replays or refunds is cold by then.
-#   3. kill -9 of writers (30-crash's crash_writer) with a 100 ms window, so
+#   4. kill -9 of writers (30-crash's crash_writer) with a 100 ms window, so
 #      that kills land during moves and between a move and its snapshot:
 #      nothing acknowledged is lost or doubled, I1-I5 hold, and at least
 #      one recovery took a move back (else the rollback went untested).
@@ -29,6 +32,10 @@ esac
 echo "== retention_check: 30 windows of 500 ms"
 mkdir -p "$work/check"
 timeout 300 "$BUILD/tests/retention_check" "$work/check" 500 30
+
+echo "== retention_check: forget after 2 s"
+mkdir -p "$work/forget"
+timeout 300 "$BUILD/tests/retention_check" "$work/forget" 500 10 2000
 
 echo "== conformance with a 20 ms window"
 mkdir -p "$work/conformance"

@@ -12,6 +12,12 @@
  *       result, CONFLICT, refunds capped), that the SKU counters are exact
  *       (I2, deducted = every acknowledged qty), and the same again after a
  *       reopen with retention off. Exit 0 when all hold.
+ *   retention_check DIR WINDOW_MS WINDOWS FORGET_MS
+ *       The same store with forget=FORGET_MS ms: makes the first entities,
+ *       drives WINDOWS windows (past FORGET_MS), then checks that they
+ *       answer as forgotten (REPLAY with available -1, a refund of the line
+ *       EXCEEDS, a read NOT_FOUND), never with a second deduction, before
+ *       and after a reopen.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -209,10 +215,62 @@ static void check_refunds(stock_t *store)
            "refund r4 of L1", message);
 }
 
+/* The first entities, past the horizon. */
+static void check_forgotten(stock_t *store, const firsts *f)
+{
+    char message[STOCK_MESSAGE_MAX];
+    int64_t available = 0;
+    expect(stock_deduct(store, "first", "S", 5, &available, message), STOCK_REPLAY,
+           "deduct forgotten first again", message);
+    if (available != -1)
+        fail("a forgotten deduct answered %" PRId64 ", not -1", available);
+    stock_order_line lines[2] = {{stock_id_from_cstr("o1"), stock_id_from_cstr("S"), 2, 0},
+                                 {stock_id_from_cstr("o2"), stock_id_from_cstr("T"), 3, 0}};
+    int32_t failed;
+    expect(stock_order(store, "ord1", lines, 2, &failed, message), STOCK_REPLAY,
+           "order forgotten ord1 again", message);
+    if (lines[0].available != -1 || lines[1].available != -1)
+        fail("a forgotten order answered levels");
+    expect(stock_refund(store, "r1", "first", 1, &available, message), STOCK_REPLAY,
+           "refund forgotten r1 again", message);
+    expect(stock_refund(store, "r9", "first", 1, &available, message), STOCK_EXCEEDS,
+           "refund of forgotten first", message);
+    if (strstr(message, "forgotten") == NULL)
+        fail("the refund of a forgotten line says '%s'", message);
+    expect(stock_add(store, "S", 10, "adj1", &available, message), STOCK_REPLAY,
+           "add forgotten adj1 again", message);
+    stock_line_info line;
+    expect(stock_line(store, "first", &line, message), STOCK_NOT_FOUND, "line forgotten first",
+           message);
+    expect(stock_deduct(store, "o1", "S", 1, &available, message), STOCK_REPLAY,
+           "deduct of forgotten order line o1", message);
+    check_counters(store, f, 1);
+}
+
+static int forget_main(const char *dir, int64_t window_ms, int windows, int64_t forget_ms)
+{
+    char uri[1024];
+    snprintf(uri, sizeof uri, "file:%s/store?retention=%" PRId64 "ms&forget=%" PRId64 "ms",
+             dir, window_ms, forget_ms);
+    firsts f;
+    stock_t *store = open_store(uri);
+    make_firsts(store, &f);
+    drive(store, 'L', window_ms, windows, &f);
+    check_forgotten(store, &f);
+    expect(stock_close(store), STOCK_OK, "close", "");
+    store = open_store(uri);
+    check_forgotten(store, &f);
+    expect(stock_close(store), STOCK_OK, "close", "");
+    printf("retention_check: forgotten ids answer REPLAY -1, refunds EXCEEDS, reads NOTFOUND\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5)
+        return forget_main(argv[1], atoll(argv[2]), atoi(argv[3]), atoll(argv[4]));
     if (argc != 4)
-        fail("usage: retention_check DIR WINDOW_MS WINDOWS");
+        fail("usage: retention_check DIR WINDOW_MS WINDOWS [FORGET_MS]");
     int64_t window_ms = atoll(argv[2]);
     int windows = atoi(argv[3]);
     char uri[1024], plain[1024];
