@@ -79,20 +79,15 @@ static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
         }
         return STOCK_OK;
     }
-    if (uri_is(key, option->key_len, "retention")) {
-        if (!parse_duration_ms(value, option->value_len, &out->retention_ms)) {
-            message_set(message, size, "retention must be 0 (off) or a whole number with "
-                        "a unit ms, s, m, h or d (seconds without one), at most 10 years, "
-                        "not '%.*s'", value_len, value);
-            return STOCK_INVALID;
-        }
-        return STOCK_OK;
-    }
-    if (uri_is(key, option->key_len, "forget")) {
-        if (!parse_duration_ms(value, option->value_len, &out->forget_ms)) {
-            message_set(message, size, "forget must be 0 (never) or a whole number with "
-                        "a unit ms, s, m, h or d (seconds without one), at most 10 years, "
-                        "not '%.*s'", value_len, value);
+    /* Durations: retention (0: off) and forget (0: never). */
+    uint64_t *duration = uri_is(key, option->key_len, "retention") ? &out->retention_ms
+                         : uri_is(key, option->key_len, "forget")  ? &out->forget_ms
+                                                                    : NULL;
+    if (duration != NULL) {
+        if (!parse_duration_ms(value, option->value_len, duration)) {
+            message_set(message, size, "%.*s must be 0 or a whole number with a unit ms, s, "
+                        "m, h or d (seconds without one), at most 10 years, not '%.*s'",
+                        key_len, key, value_len, value);
             return STOCK_INVALID;
         }
         return STOCK_OK;

@@ -340,6 +340,22 @@ static int thaw_get(thaw *t, core_cold_kind kind, stock_id id, uint8_t *buffer,
     return found;
 }
 
+/* Whether id must be thawed: it is not in memory (index over pool) and the
+ * cold store has it (its value then in buffer, *len). Else *code says why
+ * not: STOCK_OK (in memory, absent, or forgotten) or a failure. */
+static bool cold_value(thaw *t, const core_index *index, const core_pool *pool,
+                       core_cold_kind kind, stock_id id, const char *what,
+                       uint8_t *buffer, size_t *len, stock_code *code)
+{
+    *code = STOCK_OK;
+    if (core_index_find(index, pool, &t->state->ids, core_hash(id), id) != CORE_NONE)
+        return false;
+    int found = thaw_get(t, kind, id, buffer, len, what);
+    if (found <= 0)
+        *code = (stock_code)-found;
+    return found > 0;
+}
+
 typedef struct cold_line {
     stock_id order, sku;
     uint32_t qty, refunded;
@@ -377,13 +393,11 @@ static bool line_put(thaw *t, stock_id id, const cold_line *line, uint32_t order
 static stock_code thaw_order(thaw *t, stock_id id)
 {
     core *state = t->state;
-    uint32_t hash = core_hash(id);
-    if (core_index_find(&state->order_index, &state->orders, &state->ids, hash, id) != CORE_NONE)
-        return STOCK_OK;
     size_t len;
-    int found = thaw_get(t, CORE_COLD_ORDER, id, t->value, &len, "order");
-    if (found <= 0)
-        return (stock_code)-found;
+    stock_code code;
+    if (!cold_value(t, &state->order_index, &state->orders, CORE_COLD_ORDER, id, "order",
+                    t->value, &len, &code))
+        return code;
     core_reader reader = core_reader_make(t->value, len);
     uint32_t count = core_get_u8(&reader);
     stock_id lines[STOCK_ORDER_LINES_MAX];
@@ -397,7 +411,8 @@ static stock_code thaw_order(thaw *t, stock_id id)
     if (!core_reserve_entities(state, &state->orders, &state->order_index, 1, id_bytes) ||
         !core_reserve_entities(state, &state->lines, &state->line_index, count, id_bytes))
         return thaw_fail(t, STOCK_NOMEM, "order", id);
-    uint32_t entity = core_entity_add(state, &state->orders, &state->order_index, hash, id);
+    uint32_t entity = core_entity_add(state, &state->orders, &state->order_index,
+                                      core_hash(id), id);
     core_order *order = core_pool_at(&state->orders, entity);
     order->first_line = state->lines.count;
     order->line_count = count;
@@ -406,7 +421,7 @@ static stock_code thaw_order(thaw *t, stock_id id)
      * order's ids point into t->value). */
     for (uint32_t i = 0; i < count; i++) {
         cold_line line;
-        found = thaw_get(t, CORE_COLD_LINE, lines[i], t->line_value, &len, "line");
+        int found = thaw_get(t, CORE_COLD_LINE, lines[i], t->line_value, &len, "line");
         if (found < 0)
             return (stock_code)-found;
         if (found == 0 || !decode_line(t->line_value, len, &line) ||
@@ -422,13 +437,11 @@ static stock_code thaw_order(thaw *t, stock_id id)
 static stock_code thaw_line(thaw *t, stock_id id)
 {
     core *state = t->state;
-    if (core_index_find(&state->line_index, &state->lines, &state->ids, core_hash(id), id) !=
-        CORE_NONE)
-        return STOCK_OK;
     size_t len;
-    int found = thaw_get(t, CORE_COLD_LINE, id, t->line_value, &len, "line");
-    if (found <= 0)
-        return (stock_code)-found;
+    stock_code code;
+    if (!cold_value(t, &state->line_index, &state->lines, CORE_COLD_LINE, id, "line",
+                    t->line_value, &len, &code))
+        return code;
     cold_line line;
     if (!decode_line(t->line_value, len, &line))
         return thaw_fail(t, STOCK_CORRUPT, "line", id);
@@ -449,13 +462,11 @@ static stock_code thaw_line(thaw *t, stock_id id)
 static stock_code thaw_refund(thaw *t, stock_id id)
 {
     core *state = t->state;
-    uint32_t hash = core_hash(id);
-    if (core_index_find(&state->refund_index, &state->refunds, &state->ids, hash, id) != CORE_NONE)
-        return STOCK_OK;
     size_t len;
-    int found = thaw_get(t, CORE_COLD_REFUND, id, t->value, &len, "refund");
-    if (found <= 0)
-        return (stock_code)-found;
+    stock_code code;
+    if (!cold_value(t, &state->refund_index, &state->refunds, CORE_COLD_REFUND, id, "refund",
+                    t->value, &len, &code))
+        return code;
     core_reader reader = core_reader_make(t->value, len);
     stock_id line_ref = core_get_id(&reader);
     uint32_t qty = core_get_u32(&reader);
@@ -465,7 +476,7 @@ static stock_code thaw_refund(thaw *t, stock_id id)
     char line_id[STOCK_ID_MAX];
     memcpy(line_id, line_ref.ptr, line_ref.len);
     stock_id line_name = {line_id, line_ref.len};
-    stock_code code = thaw_line(t, line_name);
+    code = thaw_line(t, line_name);
     if (code != STOCK_OK)
         return code;
     uint32_t line = core_index_find(&state->line_index, &state->lines, &state->ids,
@@ -474,7 +485,8 @@ static stock_code thaw_refund(thaw *t, stock_id id)
         return thaw_fail(t, STOCK_CORRUPT, "refund", id);
     if (!core_reserve_entities(state, &state->refunds, &state->refund_index, 1, id.len))
         return thaw_fail(t, STOCK_NOMEM, "refund", id);
-    uint32_t entity = core_entity_add(state, &state->refunds, &state->refund_index, hash, id);
+    uint32_t entity = core_entity_add(state, &state->refunds, &state->refund_index,
+                                      core_hash(id), id);
     core_refund *refund = core_pool_at(&state->refunds, entity);
     refund->line = line;
     refund->qty = qty;
@@ -485,14 +497,11 @@ static stock_code thaw_refund(thaw *t, stock_id id)
 static stock_code thaw_adjustment(thaw *t, stock_id id)
 {
     core *state = t->state;
-    uint32_t hash = core_hash(id);
-    if (core_index_find(&state->adjustment_index, &state->adjustments, &state->ids, hash, id) !=
-        CORE_NONE)
-        return STOCK_OK;
     size_t len;
-    int found = thaw_get(t, CORE_COLD_ADJUSTMENT, id, t->value, &len, "adjustment");
-    if (found <= 0)
-        return (stock_code)-found;
+    stock_code code;
+    if (!cold_value(t, &state->adjustment_index, &state->adjustments, CORE_COLD_ADJUSTMENT, id,
+                    "adjustment", t->value, &len, &code))
+        return code;
     core_reader reader = core_reader_make(t->value, len);
     stock_id sku_name = core_get_id(&reader);
     int32_t delta = (int32_t)core_get_u32(&reader);
@@ -505,7 +514,7 @@ static stock_code thaw_adjustment(thaw *t, stock_id id)
     if (!core_reserve_entities(state, &state->adjustments, &state->adjustment_index, 1, id.len))
         return thaw_fail(t, STOCK_NOMEM, "adjustment", id);
     uint32_t entity = core_entity_add(state, &state->adjustments, &state->adjustment_index,
-                                      hash, id);
+                                      core_hash(id), id);
     core_adjustment *adjustment = core_pool_at(&state->adjustments, entity);
     adjustment->sku = sku;
     adjustment->delta = delta;

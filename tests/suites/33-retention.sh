@@ -11,7 +11,10 @@
 #      answer REPLAY with available -1 (never a second deduction), a refund
 #      of a forgotten line EXCEEDS, a read NOTFOUND, also after a reopen.
 #   3. the conformance suite with a 20 ms window: nearly every id it
-#      replays or refunds is cold by then.
+#      replays or refunds is cold by then. Its two tests that list lines
+#      are left out: a listing walks memory only (docs/engine.md,
+#      "Retention"), so with a 20 ms window it misses the lines that left;
+#      the skus listing and everything else run.
 #   4. kill -9 of writers (30-crash's crash_writer) with a 100 ms window, so
 #      that kills land during moves and between a move and its snapshot:
 #      nothing acknowledged is lost or doubled, I1-I5 hold, and at least
@@ -39,7 +42,7 @@ timeout 300 "$BUILD/tests/retention_check" "$work/forget" 500 10 2000
 
 echo "== conformance with a 20 ms window"
 mkdir -p "$work/conformance"
-timeout 600 "$BUILD/tests/conformance" \
+timeout 600 "$BUILD/tests/conformance" --skip 'lines_of_*' \
     "file:$work/conformance/store?retention=20ms&snapshot_log_bytes=65536"
 [ -s "$work/conformance/store/cold.mdb" ] || { echo "no cold store was written"; exit 1; }
 
