@@ -7,7 +7,8 @@
  *       order, a refund and an adjustment, then deducts lines in batches
  *       for WINDOWS windows while checking after every batch that the lines
  *       in memory (stock_stats.lines) are no more than those written in the
- *       last RETENTION_BOUND_WINDOWS windows. Then checks that the first
+ *       last RETENTION_BOUND_WINDOWS windows and RETENTION_BOUND_SLACK_MS,
+ *       and at the end that at most a third of what was written is held. Then checks that the first
  *       entities, long cold, answer as they did (REPLAY with the original
  *       result, CONFLICT, refunds capped), that the SKU counters are exact
  *       (I2, deducted = every acknowledged qty), and the same again after a
@@ -29,12 +30,14 @@
 #include "stock.h"
 
 #define RETENTION_BATCH 1000
-/* The bound on lines in memory, in windows of lines written: a line
- * leaves at the first move after it is one window old; moves run every
- * window / 4 once the snapshot of the one before is written, and a move
- * itself takes a few hundred ms on a loaded 2-core machine (which is why
- * the suite's window is 500 ms, not less). */
+/* The bound on lines in memory: the lines written in the last 4 windows
+ * and 5 s. A line leaves at the first move after it is one window old;
+ * moves run every window / 4 once the snapshot of the one before is
+ * written, and on a loaded 2-core machine (load average 16, other suites
+ * syncing the same disk) a move of 60,000-100,000 lines took up to 3.3 s
+ * where it usually takes a few hundred ms. */
 #define RETENTION_BOUND_WINDOWS 4
+#define RETENTION_BOUND_SLACK_MS 5000
 #define RETENTION_SAMPLES_MAX 100000
 #define RETENTION_STOCK 1000000000000LL
 
@@ -70,11 +73,24 @@ typedef struct firsts {
     int64_t deducted;          /* every unit acknowledged on SKU S */
 } firsts;
 
+/* The store's notices (each move, a move taken back) go to stderr with
+ * the time since start, into the suite's log. */
+static void print_message(void *user, stock_log_level level, const char *message)
+{
+    (void)user, (void)level;
+    static int64_t start;
+    if (start == 0)
+        start = now_ms();
+    fprintf(stderr, "retention_check: %6" PRId64 " ms libstock: %s\n", now_ms() - start, message);
+}
+
+static const stock_config printing = {.log = print_message};
+
 static stock_t *open_store(const char *uri)
 {
     stock_t *store;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_open(uri, NULL, &store, message);
+    stock_code code = stock_open(uri, &printing, &store, message);
     if (code != STOCK_OK)
         fail("open %s: %s %s", uri, stock_code_name(code), message);
     return store;
@@ -133,14 +149,15 @@ static uint64_t drive(stock_t *store, char prefix, int64_t window_ms, int window
         /* Lines written before the bound's horizon must have left. */
         uint64_t old = 0;
         for (uint32_t s = 0; s < sample_count; s++)
-            if (samples[s].ms < at - RETENTION_BOUND_WINDOWS * window_ms)
+            if (samples[s].ms < at - RETENTION_BOUND_WINDOWS * window_ms - RETENTION_BOUND_SLACK_MS)
                 old = samples[s].written;
         /* + the first line, order and the lines thawed since */
         uint64_t allowed = written_before + written - old + 8;
         if (stats.lines > allowed)
             fail("%" PRIu64 " lines in memory after %" PRIu64 " written, more than the %"
-                 PRIu64 " of the last %d windows", stats.lines, written_before + written, allowed,
-                 RETENTION_BOUND_WINDOWS);
+                 PRIu64 " of the last %d windows and %d ms", stats.lines,
+                 written_before + written, allowed, RETENTION_BOUND_WINDOWS,
+                 RETENTION_BOUND_SLACK_MS);
         if (stats.lines > hot_max)
             hot_max = stats.lines;
     }
@@ -281,7 +298,7 @@ int main(int argc, char **argv)
     make_firsts(store, &f);
     uint64_t hot_max = drive(store, 'L', window_ms, windows, &f);
     /* Driven many windows past: most of what was written has left. */
-    if (f.deducted < 4 * (int64_t)hot_max)
+    if (f.deducted < 3 * (int64_t)hot_max)
         fail("the store was not driven past its window: %" PRId64 " written, %" PRIu64
              " in memory at most", f.deducted, hot_max);
     check_replays(store, &f);
