@@ -88,6 +88,16 @@ static stock_op run(core *state, const core_cold *cold, stock_op op, int64_t tim
     return op;
 }
 
+/* A new state with SKU "S" at level. */
+static core *with_sku(const core_cold *cold, int64_t level)
+{
+    core *state = core_create();
+    assert_non_null(state);
+    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = level};
+    assert_int_equal(run(state, cold, set, T0).code, STOCK_OK);
+    return state;
+}
+
 static core *retain(core *state, const core_cold *cold, int64_t cutoff_us, uint64_t expect)
 {
     uint64_t moved = 0;
@@ -105,9 +115,7 @@ static void test_moves_old_keeps_young_and_holds(void **unused)
     (void)unused;
     memory_cold store = {0};
     core_cold cold = {&store, put, get};
-    core *state = core_create();
-    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = 100};
-    assert_int_equal(run(state, &cold, set, T0).code, STOCK_OK);
+    core *state = with_sku(&cold, 100);
     assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "old", "S", 5), T0).code, STOCK_OK);
     stock_op refund = op_of(STOCK_OP_REFUND, "r1", NULL, 2);
     refund.line = stock_id_from_cstr("old");
@@ -151,9 +159,7 @@ static void test_order_moves_whole_and_thaws_whole(void **unused)
     (void)unused;
     memory_cold store = {0};
     core_cold cold = {&store, put, get};
-    core *state = core_create();
-    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = 100};
-    run(state, &cold, set, T0);
+    core *state = with_sku(&cold, 100);
     stock_order_line lines[2] = {{stock_id_from_cstr("a"), stock_id_from_cstr("S"), 2, 0},
                                  {stock_id_from_cstr("b"), stock_id_from_cstr("S"), 3, 0}};
     stock_op order = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr("o"), .lines = lines,
@@ -189,9 +195,7 @@ static void test_adjustments_move_after_a_mark(void **unused)
     (void)unused;
     memory_cold store = {0};
     core_cold cold = {&store, put, get};
-    core *state = core_create();
-    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = 10};
-    run(state, &cold, set, T0);
+    core *state = with_sku(&cold, 10);
     stock_op add = op_of(STOCK_OP_ADD, "adj", "S", 5);
     assert_int_equal(run(state, &cold, add, T0).code, STOCK_OK);
     /* No mark yet older than the cutoff: it stays; the move marks now. */
@@ -209,9 +213,7 @@ static void test_forgotten_answers(void **unused)
     (void)unused;
     memory_cold store = {0};
     core_cold cold = {&store, put, get};
-    core *state = core_create();
-    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = 10};
-    run(state, &cold, set, T0);
+    core *state = with_sku(&cold, 10);
     run(state, &cold, op_of(STOCK_OP_DEDUCT, "l", "S", 2), T0);
     state = retain(state, &cold, T0 + SECOND, 1);
     find(&store, CORE_COLD_LINE, stock_id_from_cstr("l"))->len = 0;   /* forgotten */
