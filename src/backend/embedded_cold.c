@@ -66,7 +66,8 @@ static size_t undo_key(uint8_t *key, uint64_t move, const uint8_t *item, size_t 
     key[0] = KEY_UNDO;
     for (int i = 0; i < 8; i++)
         key[1 + i] = (uint8_t)(move >> (56 - 8 * i));
-    memcpy(key + 9, item, item_len);
+    if (item_len > 0)
+        memcpy(key + 9, item, item_len);
     return 9 + item_len;
 }
 
