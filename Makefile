@@ -19,7 +19,7 @@ PREFIX   ?= /usr/local
 SYSCONFDIR ?= /etc
 CC       ?= cc
 SANITIZE ?=
-PKGS     := libuv jansson libpq hiredis libxxhash openssl liburing
+PKGS     := libuv jansson libpq hiredis libxxhash openssl liburing lmdb
 # The NATS client links only into the programs that talk to a broker.
 NATS_PKG := libnats
 

@@ -387,7 +387,12 @@ typedef void (*stock_log_fn)(void *user, stock_log_level level,
  * The URI's query parameters override these where a backend reads them:
  * the embedded engine's durability= and snapshot_log_bytes=
  * (docs/engine.md), PostgreSQL's stock_buckets=, stock_merge= and
- * stock_replica= (docs/postgres.md). */
+ * stock_replica= (docs/postgres.md). Some options are the URI's only: the
+ * embedded engine's retention= (e.g. "./data?retention=1d": lines, orders,
+ * refunds and adjustments older than that leave memory for a cold store on
+ * disk and still answer as before; default off) and forget= (past that
+ * longer horizon the cold store forgets them: a replay answers REPLAY with
+ * available -1; docs/engine.md, "Retention"). */
 typedef struct stock_config {
     stock_durability durability;  /* embedded: default SYNC */
     uint64_t snapshot_log_bytes;  /* embedded: snapshot after this much log

@@ -7,10 +7,11 @@ set -eu
 # compile stock.h as C++ and read the soname. libfiu-dev and fiu-utils
 # (fiu-run, fiu-ctrl, the POSIX preload library) inject the disk and memory
 # faults of 80-81, faketime and libfaketime the clock jumps of 82.
+# liblmdb-dev is the embedded engine's cold store (retention, docs/engine.md).
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
-    libxxhash-dev libcmocka-dev libssl-dev openssl liburing-dev
+    libxxhash-dev libcmocka-dev libssl-dev openssl liburing-dev liblmdb-dev
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs systemd
     nats-server libnats-dev

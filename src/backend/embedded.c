@@ -33,19 +33,23 @@
  * disk, so every later op completes with STOCK_IO until it is reopened.
  */
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backend/backend.h"
+#include "backend/embedded_cold.h"
 #include "backend/embedded_uri.h"
 #include "core/core.h"
 #include "journal/journal.h"
 #include "lib/batches.h"
 #include "lib/clock.h"
+#include "lib/little_endian.h"
 #include "lib/message.h"
 #include "lib/log.h"
 #include "lib/result.h"
@@ -98,6 +102,12 @@
 /* Entities a listing looks at before it lets queued writes run: 65536
  * line records are a few MiB of memory to walk. */
 #define EMBEDDED_LIST_SLICE 65536
+/* Retention moves per window: an entity leaves memory between one window
+ * and 1 + 1/this windows after it was made; each move rebuilds the hot
+ * state (docs/engine.md, "Retention"), so more moves cost more CPU. */
+#define EMBEDDED_MOVES_PER_WINDOW 4
+/* Bytes of a snapshot's trailer when a cold store is in use: u64 moves. */
+#define EMBEDDED_SNAPSHOT_COLD_BYTES 8
 
 /* One written group: its batches, and the count of writing groups that
  * must be synced before it may complete (its own, or the last before it). */
@@ -108,7 +118,17 @@ typedef struct embedded_group {
 
 typedef struct embedded {
     struct stock base;           /* first: the library reaches ops through it */
-    core *state;                 /* writer thread only, once open */
+    core *state;                 /* applier's role only, once open */
+    cold *cold;                  /* the cold store, or NULL (never used) */
+    core_cold cold_ops;          /* the core's way to it */
+    int64_t retention_us;        /* 0: nothing moves */
+    int64_t forget_us;           /* 0: the cold store forgets nothing */
+    int64_t next_move_us;        /* applier's role: when the next move runs */
+    bool snapshot_owed;          /* a move committed, its snapshot not yet */
+    uint64_t snapshots_at_move;  /* the journal's snapshot count then */
+    uint64_t state_generation;   /* moves that replaced the state (listing) */
+    bool cold_paired;            /* recovery: the cold store matches the
+                                    snapshot loaded (cold_rollback ran) */
     journal *log;
     stock_durability durability;
     bool sync_in_caller;         /* stock_config.sync_in_caller */
@@ -410,6 +430,16 @@ static void apply_op(embedded *e, stock_op *op, int64_t time_us, uint64_t *recor
         result_fail(op, STOCK_NOMEM, "out of memory for the log record");
         return;
     }
+    if (e->cold != NULL) {
+        char message[STOCK_MESSAGE_MAX] = "";
+        stock_code code = core_thaw_op(e->state, op, &e->cold_ops, message, sizeof message);
+        if (code != STOCK_OK)
+            result_fail(op, code, "%s", message);
+        if (op->code != STOCK_OK) {   /* failed, or answered as forgotten */
+            e->group.len = start;
+            return;
+        }
+    }
     if (core_apply(e->state, op, time_us, &e->group)) {
         journal_frame_end(&e->group, start);
         *records += 1;
@@ -549,9 +579,82 @@ static void apply_batches(embedded *e, stock_batch *list)
     }
 }
 
+/* The state, then (with a cold store) the number of moves it holds the
+ * rest of the state in, so that recovery can take later moves back. */
 static int save_state(void *context, journal_write_fn write, void *write_context)
 {
-    return core_snapshot_save(context, write, write_context);
+    const embedded *e = context;
+    if (core_snapshot_save(e->state, write, write_context) != 0)
+        return -1;
+    if (e->cold == NULL)
+        return 0;
+    uint8_t moves[EMBEDDED_SNAPSHOT_COLD_BYTES];
+    le_put_u64(moves, cold_moves(e->cold));
+    return write(write_context, moves, sizeof moves);
+}
+
+/* ---------------------------------------------------------- retention */
+
+static uint64_t snapshots_done(const embedded *e)
+{
+    uint64_t log_bytes, snapshots;
+    journal_counters(e->log, &log_bytes, &snapshots);
+    return snapshots;
+}
+
+/* A move needs the snapshot of the one before to be written first: then
+ * recovery never has more than COLD_UNDO_MOVES moves to take back. */
+static bool move_due(embedded *e)
+{
+    if (e->snapshot_owed && snapshots_done(e) > e->snapshots_at_move)
+        e->snapshot_owed = false;
+    return e->retention_us > 0 && !e->snapshot_owed &&
+           clock_now_us(CLOCK_REALTIME) >= e->next_move_us;
+}
+
+/* Moves what is older than the window to the cold store and swaps in the
+ * state left (the applier's role; between groups). The cold store commits
+ * first: a crash before the next snapshot is written rolls the move back
+ * at recovery, which then replays the log on the state as it was. */
+static void move_cold(embedded *e)
+{
+    int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
+    e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    char message[STOCK_MESSAGE_MAX] = "";
+    uint64_t moved = 0;
+    int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
+    stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
+                                      sizeof message);
+    core *hot = NULL;
+    if (code == STOCK_OK) {
+        hot = core_retain(e->state, now_us - e->retention_us, &e->cold_ops, &moved, &code);
+        if (hot == NULL || moved == 0)
+            cold_move_abort(e->cold);
+        else if ((code = cold_move_commit(e->cold, message, sizeof message)) != STOCK_OK) {
+            core_destroy(hot);
+            hot = NULL;
+        }
+        if (hot == NULL && message[0] == '\0')
+            message_set(message, sizeof message, "%s", stock_strerror(code));
+    }
+    if (hot == NULL) {
+        stock_log(&e->log_hook, STOCK_LOG_WARNING, "retention: the move to the cold store "
+                  "failed, memory keeps everything until the next one: %s", message);
+        return;
+    }
+    core_destroy(e->state);
+    e->state = hot;
+    e->state_generation++;
+    publish_core_stats(e);
+    if (moved == 0)
+        return;
+    e->snapshot_owed = true;
+    e->snapshots_at_move = snapshots_done(e);
+    stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
+              "the cold store in %lld ms", (unsigned long long)cold_moves(e->cold),
+              (unsigned long long)moved,
+              (long long)(clock_now_us(CLOCK_MONOTONIC) - started_us) / 1000);
 }
 
 /* The log since the last snapshot that makes the next one due:
@@ -569,13 +672,16 @@ static bool maintain(embedded *e, uint64_t threshold)
         return true;
     if (atomic_load(&e->broken))
         return false;
-    bool snapshot = journal_snapshot_due(e->log, threshold);
+    if (move_due(e))
+        move_cold(e);
+    bool snapshot = journal_snapshot_due(e->log, threshold) ||
+                    (e->snapshot_owed && snapshots_done(e) == e->snapshots_at_move);
     if (!snapshot && !journal_rotation_due(e->log))
         return false;
     char message[STOCK_MESSAGE_MAX] = "";
     pause_syncer(e);
     stock_code code = snapshot
-        ? journal_snapshot_start(e->log, save_state, e->state, message, sizeof message)
+        ? journal_snapshot_start(e->log, save_state, e, message, sizeof message)
         : journal_rotate(e->log, message, sizeof message);
     pthread_mutex_unlock(&e->sync_mutex);
     /* A failed snapshot only delays clean-up. A failed rotation (its own,
@@ -611,7 +717,7 @@ static size_t apply_queue(embedded *e)
         apply_batches(e, list);
     }
     bool due = !atomic_load(&e->broken) &&
-               (journal_rotation_due(e->log) ||
+               (journal_rotation_due(e->log) || move_due(e) ||
                 journal_snapshot_due(e->log, snapshot_threshold(e)));
     if (due && !e->maintenance_due) {
         e->maintenance_due = true;
@@ -820,6 +926,18 @@ static void give_role_up(embedded *e)
     sync_written(e, ops);
 }
 
+/* A new cursor after the last entry a listing took (or where it began). */
+static stock_code relist(embedded *e, const list_request *request,
+                         const stock_list_entry *entries, uint32_t count,
+                         core_list_cursor *cursor, char *message, size_t message_size)
+{
+    stock_id after = request->after;
+    if (count > 0)
+        after = stock_id_from_cstr(entries[count - 1].id);
+    return core_list_begin(e->state, request->kind, request->of, after, cursor, message,
+                           message_size);
+}
+
 /* A page read in slices of EMBEDDED_LIST_SLICE entities under the
  * applier's role, which is given up between slices: a long walk (a rarely
  * sold SKU's lines among millions) then delays writes by one slice at a
@@ -835,8 +953,13 @@ static stock_code embedded_list(stock_t *store, const list_request *request,
                                       &cursor, message, message_size);
     while (code == STOCK_OK &&
            !core_list_next(e->state, &cursor, entries, request->max, count, EMBEDDED_LIST_SLICE)) {
+        uint64_t generation = e->state_generation;
         give_role_up(e);
         take_role_to_read(e);
+        /* A retention move rebuilt the state: the cursor's indices name
+         * other entities now; go on after the last entry taken. */
+        if (generation != e->state_generation)
+            code = relist(e, request, entries, *count, &cursor, message, message_size);
     }
     give_role_up(e);
     if (wait_durable(e) && !atomic_load(&e->broken))
@@ -855,6 +978,13 @@ static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup
                                   char *message, size_t message_size)
 {
     embedded *e = from_store(store);
+    if (e->cold != NULL) {
+        /* The cold store is a second file that must be copied at the same
+         * point as the log; until that is built, no backup beats a partial one. */
+        message_set(message, message_size, "a backup of a store with retention= is not "
+                    "built yet: the cold store (%s) would be missing from it", COLD_FILE);
+        return STOCK_UNSUPPORTED;
+    }
     journal_backup backup;
     stock_code code = STOCK_IO;
     take_role_to_read(e);
@@ -955,6 +1085,7 @@ static void destroy(embedded *e)
     assert(e->uring_running == 0);
     uring_sync_destroy(e->uring);
     journal_close(e->log);
+    cold_close(e->cold);
     core_destroy(e->state);
     buf_free(&e->group);
     pthread_cond_destroy(&e->idle_cond);
@@ -1002,27 +1133,107 @@ static stock_code embedded_close(stock_t *store)
     return code;
 }
 
+/* Recovery: takes back the cold store's moves after the snapshot's (moves
+ * is 0 without a snapshot), before any record is replayed on it. */
+static stock_code pair_cold(embedded *e, uint64_t moves, char *message, size_t message_size)
+{
+    if (e->cold_paired || e->cold == NULL)
+        return STOCK_OK;
+    e->cold_paired = true;
+    uint64_t ahead = cold_moves(e->cold) > moves ? cold_moves(e->cold) - moves : 0;
+    stock_code code = cold_rollback(e->cold, moves, message, message_size);
+    if (code == STOCK_OK && ahead > 0)
+        stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: %llu cold store move(s) newer "
+                  "than the snapshot taken back; the log replays them", (unsigned long long)ahead);
+    return code;
+}
+
+/* Counts what the core's loader reads, so that the trailer after it is
+ * found. */
+typedef struct counted_read {
+    journal_read_fn read;
+    void *context;
+    size_t bytes;
+} counted_read;
+
+static int read_counted(void *context, void *data, size_t len)
+{
+    counted_read *counted = context;
+    counted->bytes += len;
+    return counted->read(counted->context, data, len);
+}
+
 static stock_code load_state(void *context, journal_read_fn read, void *read_context,
                              size_t size, char *message, size_t message_size)
 {
-    return core_snapshot_load(context, read, read_context, size, message,
-                              message_size);
+    embedded *e = context;
+    counted_read counted = {read, read_context, 0};
+    stock_code code = core_snapshot_load(e->state, read_counted, &counted, size, message,
+                                         message_size);
+    if (code != STOCK_OK || counted.bytes == size)
+        return code == STOCK_OK ? pair_cold(e, 0, message, message_size) : code;
+    uint8_t moves[EMBEDDED_SNAPSHOT_COLD_BYTES];
+    if (size - counted.bytes != sizeof moves || read(read_context, moves, sizeof moves) != 0) {
+        message_set(message, message_size, "%zu bytes after the state, not a cold store's "
+                    "move count", size - counted.bytes);
+        return STOCK_CORRUPT;
+    }
+    if (e->cold == NULL) {
+        message_set(message, message_size, "the snapshot holds the hot part of a store "
+                    "with retention, and %s, which holds the rest, is missing", COLD_FILE);
+        return STOCK_CORRUPT;
+    }
+    return pair_cold(e, le_get_u64(moves), message, message_size);
 }
 
+/* A snapshot that failed its checksum after loading: empty the state for
+ * an older one. */
 static void clear_state(void *context)
 {
-    core_clear(context);
+    embedded *e = context;
+    core_clear(e->state);
 }
 
 static stock_code replay_record(void *context, const uint8_t *record, size_t len,
                                 char *message, size_t message_size)
 {
-    return core_replay(context, record, len, message, message_size);
+    embedded *e = context;
+    if (e->cold != NULL) {
+        stock_code code = pair_cold(e, 0, message, message_size);
+        if (code == STOCK_OK)
+            code = core_thaw_record(e->state, record, len, &e->cold_ops, message,
+                                    message_size);
+        if (code != STOCK_OK)
+            return code;
+    }
+    return core_replay(e->state, record, len, message, message_size);
 }
 
 static void prefetch_record(void *context, const uint8_t *record, size_t len)
 {
-    core_replay_prefetch(context, record, len);
+    const embedded *e = context;
+    core_replay_prefetch(e->state, record, len);
+}
+
+/* Opens the cold store when retention is on or the folder has one (its
+ * ids must keep answering even with retention turned off). */
+static stock_code open_cold(embedded *e, const embedded_uri *uri, char *message,
+                            size_t message_size)
+{
+    if (uri->retention_ms == 0 && !cold_exists(uri->path))
+        return STOCK_OK;
+    if (mkdir(uri->path, 0755) != 0 && errno != EEXIST) {
+        message_set(message, message_size, "cannot create %s: %s", uri->path, strerror(errno));
+        return STOCK_IO;
+    }
+    stock_code code = cold_open(uri->path, &e->cold, message, message_size);
+    if (code != STOCK_OK)
+        return code;
+    e->cold_ops = (core_cold){e->cold, cold_move_put, cold_get};
+    e->retention_us = (int64_t)uri->retention_ms * 1000;
+    e->forget_us = (int64_t)uri->forget_ms * 1000;
+    e->next_move_us = clock_now_us(CLOCK_REALTIME) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    return STOCK_OK;
 }
 
 /* Recovers the folder and starts the two threads. */
@@ -1032,11 +1243,14 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
     e->state = core_create();
     if (e->state == NULL)
         return STOCK_NOMEM;
-    journal_replay replay = {.context = e->state, .load = load_state,
-                             .clear = clear_state, .apply = replay_record,
-                             .prefetch = prefetch_record};
-    stock_code code = journal_open(uri->path, &replay, &e->log_hook, &e->log,
-                                   message, message_size);
+    stock_code code = open_cold(e, uri, message, message_size);
+    if (code != STOCK_OK)
+        return code;
+    journal_replay replay = {.context = e, .load = load_state, .clear = clear_state,
+                             .apply = replay_record, .prefetch = prefetch_record};
+    code = journal_open(uri->path, &replay, &e->log_hook, &e->log, message, message_size);
+    if (code == STOCK_OK)
+        code = pair_cold(e, 0, message, message_size);
     if (code != STOCK_OK)
         return code;
     core_get_stats(e->state, &e->opened);

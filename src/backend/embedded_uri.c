@@ -28,6 +28,26 @@ bool embedded_uri_accepts(const char *uri)
     return false;
 }
 
+/* A duration: digits and an optional unit (ms, s, m, h, d; s without
+ * one), at most EMBEDDED_RETENTION_MS_MAX. */
+static bool parse_duration_ms(const char *text, size_t len, uint64_t *ms)
+{
+    static const struct { const char *unit; uint64_t ms; } units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    size_t digits = 0;
+    while (digits < len && text[digits] >= '0' && text[digits] <= '9')
+        digits++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        uint64_t count;
+        if (!uri_is(text + digits, len - digits, units[i].unit) ||
+            !uri_parse_uint(text, digits, 0, EMBEDDED_RETENTION_MS_MAX / units[i].ms, &count))
+            continue;
+        *ms = count * units[i].ms;
+        return true;
+    }
+    return false;
+}
+
 /* One "key=value" of the query (lib/uri.h). */
 static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
                                   char *message, size_t size)
@@ -59,8 +79,21 @@ static stock_code parse_parameter(const uri_option *option, embedded_uri *out,
         }
         return STOCK_OK;
     }
+    /* Durations: retention (0: off) and forget (0: never). */
+    uint64_t *duration = uri_is(key, option->key_len, "retention") ? &out->retention_ms
+                         : uri_is(key, option->key_len, "forget")  ? &out->forget_ms
+                                                                    : NULL;
+    if (duration != NULL) {
+        if (!parse_duration_ms(value, option->value_len, duration)) {
+            message_set(message, size, "%.*s must be 0 or a whole number with a unit ms, s, "
+                        "m, h or d (seconds without one), at most 10 years, not '%.*s'",
+                        key_len, key, value_len, value);
+            return STOCK_INVALID;
+        }
+        return STOCK_OK;
+    }
     message_set(message, size, "unknown store URI parameter '%.*s' (known: durability, "
-                "snapshot_log_bytes)", key_len, key);
+                "snapshot_log_bytes, retention, forget)", key_len, key);
     return STOCK_INVALID;
 }
 
@@ -119,5 +152,13 @@ stock_code embedded_uri_parse(const char *uri, const stock_config *config,
     while (code == STOCK_OK && uri_option_next(&query, &option))
         code = parse_parameter(&option, out, message, message_size);
     assert(code != STOCK_OK || out->snapshot_log_bytes > 0);
+    /* Forgetting what is still in memory would make no sense. */
+    if (code == STOCK_OK && out->forget_ms > 0 &&
+        (out->retention_ms == 0 || out->forget_ms <= out->retention_ms)) {
+        message_set(message, message_size, "forget must be longer than retention (and "
+                    "retention on): %llu ms is not more than %llu ms",
+                    (unsigned long long)out->forget_ms, (unsigned long long)out->retention_ms);
+        return STOCK_INVALID;
+    }
     return code;
 }

@@ -6,11 +6,14 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/flow_events.h"
+#include "backend/embedded_cold.h"
 #include "core/core.h"
 #include "lib/message.h"
 
@@ -47,6 +50,15 @@ stock_code flow_events_open(const char *path, uint64_t from_seq, bool every_chan
 {
     assert(path != NULL && out != NULL && start_seq != NULL);
     *out = NULL;
+    char cold[PATH_MAX];
+    snprintf(cold, sizeof cold, "%s/%s", path, COLD_FILE);
+    if (access(cold, F_OK) == 0) {
+        /* Its moves take lines out of the snapshots the reader starts from,
+         * and the log then names lines the reader never saw. */
+        message_set(message, message_size, "stock events from a store with retention= "
+                    "(%s) are not built yet", COLD_FILE);
+        return STOCK_UNSUPPORTED;
+    }
     flow_events *follower = calloc(1, sizeof *follower);
     if (follower == NULL || (follower->state = core_create()) == NULL) {
         free(follower);

@@ -203,4 +203,70 @@ stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
  * table, pool and id arena the core holds (not just what is used). */
 void core_get_stats(const core *state, core_stats *stats);
 
+/*
+ * Retention (docs/engine.md, "Retention"): lines, orders, refunds and
+ * adjustments older than a cutoff leave memory for a cold store, and come
+ * back ("thaw") when an op names them, so that every answer stays what it
+ * would have been. The core does no I/O: the cold store is reached through
+ * these callbacks, keyed by kind and id, with values the core encodes.
+ */
+typedef enum core_cold_kind {
+    CORE_COLD_LINE = 'L',
+    CORE_COLD_ORDER = 'O',
+    CORE_COLD_REFUND = 'R',
+    CORE_COLD_ADJUSTMENT = 'A'
+} core_cold_kind;
+/* Largest value: an order of STOCK_ORDER_LINES_MAX line ids. */
+#define CORE_COLD_VALUE_MAX (1 + STOCK_ORDER_LINES_MAX * (1 + STOCK_ID_MAX))
+
+typedef struct core_cold {
+    void *context;
+    /* Stores one entity that leaves memory (replacing an older value of
+     * the same key). Returns 0, or -1 to stop the move. */
+    int (*put)(void *context, core_cold_kind kind, stock_id id,
+               const uint8_t *value, size_t len);
+    /* Reads one into value (CORE_COLD_VALUE_MAX bytes), *len its size.
+     * Returns 1 found, 0 absent, -1 on an error. */
+    int (*get)(void *context, core_cold_kind kind, stock_id id,
+               uint8_t *value, size_t *len);
+} core_cold;
+
+/*
+ * Builds a new state holding what state holds except what is cold at
+ * cutoff_us, and puts the cold entities through cold->put: a line deducted
+ * before the cutoff (with its order, whose lines share its time, and its
+ * refunds), unless it is a hold's line (holds never move, nor the lines and
+ * orders they became); an adjustment older than the newest retention mark
+ * at or before the cutoff. Then records a mark at the state's clock.
+ * Counters (SKUs) stay whole. state is unchanged and still the caller's;
+ * the new state (free with core_destroy) replaces it once the puts are
+ * committed. NULL with *code: STOCK_NOMEM, or STOCK_IO when a put failed.
+ * *moved counts the entities put.
+ */
+core *core_retain(const core *state, int64_t cutoff_us, const core_cold *cold,
+                  uint64_t *moved, stock_code *code);
+
+/*
+ * Brings back from the cold store what op (validated, code STOCK_OK) names
+ * and memory lacks, so that core_apply answers as if it had never left: the
+ * line of a DEDUCT, HOLD, LINE or REFUND, the order of an ORDER or
+ * CONFIRM_ORDER and its lines, the refund of a REFUND, the adjustment of an
+ * ADD. Changes no answer and no counter. When the cold store has forgotten
+ * what op names (an empty value, past the horizon), answers op instead (its
+ * code is then no longer STOCK_OK, and it must not be applied): its own id
+ * REPLAY with available -1 (and -1 for each line of an order); a LINE
+ * NOT_FOUND and a REFUND of the line EXCEEDS, each with "forgotten" in the
+ * message; another use of the id CONFLICT. Returns STOCK_OK; STOCK_IO (the
+ * store failed), STOCK_CORRUPT (a cold value that does not decode or fit),
+ * STOCK_NOMEM, with message.
+ */
+stock_code core_thaw_op(core *state, stock_op *op, const core_cold *cold,
+                        char *message, size_t message_size);
+
+/* The same for a log record about to be replayed (core_replay): a refund's
+ * line. Malformed records are left to core_replay to refuse. */
+stock_code core_thaw_record(core *state, const uint8_t *record, size_t len,
+                            const core_cold *cold, char *message,
+                            size_t message_size);
+
 #endif /* STOCK_CORE_H */

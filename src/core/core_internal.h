@@ -217,6 +217,17 @@ typedef struct core_hold_totals {
     uint64_t expiries, confirmations, releases;
 } core_hold_totals;
 
+/* When a retention move ran and how many adjustments there were then:
+ * adjustments carry no time of their own, so a move takes as cold those
+ * created before the newest mark at or before its cutoff (retain.c). */
+typedef struct core_mark {
+    int64_t time_us;
+    uint32_t adjustments;
+} core_mark;
+/* Marks kept: with a move every window / 4 (docs/engine.md, "Retention"),
+ * 8 cover twice the window. */
+#define CORE_MARKS_MAX 8
+
 struct core {
     core_ids ids;
     core_pool skus, lines, orders, refunds, adjustments, holds;
@@ -227,6 +238,8 @@ struct core {
     int64_t clock_us;          /* the latest time a record carries: the
                                   store's clock never runs backwards */
     core_changes *watch;       /* core_watch's list, or NULL */
+    core_mark marks[CORE_MARKS_MAX];   /* oldest first; not in snapshots */
+    uint32_t mark_count;
 };
 
 /* Notes a move of sku's available to `available` in the watch (core.h). */

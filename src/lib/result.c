@@ -101,6 +101,16 @@ void result_exceeds(stock_op *op, stock_id line, int64_t refundable)
                 (int)line.len, line.ptr, refundable);
 }
 
+void result_forgotten(stock_op *op, stock_code code, stock_id line)
+{
+    if (code == STOCK_EXCEEDS) {
+        op->available = 0;
+        result_fail(op, code, "line=%.*s refundable=0 forgotten", (int)line.len, line.ptr);
+        return;
+    }
+    result_fail(op, code, "line=%.*s forgotten", (int)line.len, line.ptr);
+}
+
 void result_overflow(stock_op *op, stock_id sku)
 {
     result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass %" PRId64,

@@ -25,6 +25,10 @@ void result_exceeds(stock_op *op, stock_id line, int64_t refundable);
 void result_overflow(stock_op *op, stock_id sku);
 /* what: "line", "order", "refund", "adjustment" or "hold". */
 void result_conflict(stock_op *op, const char *what, stock_id id);
+/* A line the embedded engine's cold store has forgotten (past its
+ * horizon): "line=L1 forgotten" (EXCEEDS: "line=L1 refundable=0
+ * forgotten"). */
+void result_forgotten(stock_op *op, stock_code code, stock_id line);
 /* Holds: "hold=H", "hold=H state=released", "hold=H held=3". */
 void result_hold_not_found(stock_op *op, stock_id hold);
 void result_hold_expired(stock_op *op, stock_id hold);

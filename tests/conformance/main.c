@@ -49,6 +49,7 @@ static void usage(FILE *out)
         "  --quick        smaller concurrency tests (also CONFORMANCE_QUICK=1);\n"
         "                 for sanitizer builds and slow backends\n"
         "  --filter GLOB  run only the tests whose name matches (* and ?)\n"
+        "  --skip GLOB    leave out the tests whose name matches (* and ?)\n"
         "  --sync-in-caller  open with stock_config.sync_in_caller, as stockd\n"
         "                 does (the embedded engine syncs small batches in\n"
         "                 the submitting thread)\n"
@@ -77,6 +78,8 @@ static const char *parse_args(int argc, char **argv)
             conf_config.sync_in_caller = true;
         } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
             cmocka_set_test_filter(argv[++i]);
+        } else if (strcmp(argv[i], "--skip") == 0 && i + 1 < argc) {
+            cmocka_set_skip_filter(argv[++i]);
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "conformance: unknown option %s\n", argv[i]);
             return NULL;

@@ -86,10 +86,13 @@ static uint64_t rng_next(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* CRASH_URI_EXTRA (e.g. "&retention=100ms", 33-retention) is appended to
+ * the store URI of writers and checker alike. */
 static void store_uri(char *uri, size_t size, const char *store, const char *durability)
 {
-    snprintf(uri, size, "%s?durability=%s&snapshot_log_bytes=%d", store, durability,
-             CRASH_SNAPSHOT_BYTES);
+    const char *extra = getenv("CRASH_URI_EXTRA");
+    snprintf(uri, size, "%s?durability=%s&snapshot_log_bytes=%d%s", store, durability,
+             CRASH_SNAPSHOT_BYTES, extra != NULL ? extra : "");
 }
 
 /* ============================================================== writer */

@@ -1,0 +1,229 @@
+/*
+ * bench_retention.c -- the embedded engine with a retention window: memory
+ * and recovery time as the store ages, and the latency of replays and
+ * refunds of cold lines against hot ones (docs/benchmarks.md, "Retention").
+ *
+ *   bench_retention [--lines N] [--window-ms W] [--checkpoints K]
+ *                   [--samples S] [--dir FOLDER]
+ *   bench_retention -h|--help    (usage on stdout, status 0)
+ *
+ * Writes N lines (default 10,000,000; ids "L" + 12 digits, qty 1, over
+ * 1,000 SKUs) into FOLDER/retention-bench (default ".", created; removed
+ * first if it exists) opened with retention=W ms (default 2,000) and
+ * relaxed durability, in batches of 10,000. At each of K checkpoints
+ * (default 5) prints the lines written, the lines and bytes in memory
+ * (stock_stats) and the process RSS, then closes and reopens the store
+ * and prints the time of stock_open (recovery: snapshot + log after it).
+ * Then times S (default 2,000) replays (DEDUCT again, REPLAY) and S
+ * refunds (qty 1) of lines written first (cold) and of lines of the last
+ * batch (hot), each its own synchronous call, and prints p50 and p99.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stock.h"
+
+#define BATCH_OPS 10000
+#define SKUS 1000
+#define SKU_STOCK INT64_C(1000000000000)
+#define LINES_DEFAULT 10000000ull
+#define WINDOW_MS_DEFAULT 2000ull
+#define CHECKPOINTS_DEFAULT 5ull
+#define SAMPLES_DEFAULT 2000ull
+#define SAMPLES_MAX 1000000ull
+
+typedef struct options {
+    uint64_t lines, window_ms, checkpoints, samples;
+    const char *dir;
+} options;
+
+static void die(const char *what, stock_code code, const char *message)
+{
+    fprintf(stderr, "bench_retention: %s: %s %s\n", what, stock_code_name(code), message);
+    exit(1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0, resident = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void line_id(char *target, uint64_t n)
+{
+    snprintf(target, 16, "L%012" PRIu64, n);
+}
+
+static void sku_id(char *target, uint64_t n)
+{
+    snprintf(target, 16, "SKU-%06" PRIu64, n % SKUS);
+}
+
+static stock_t *open_store(const char *uri)
+{
+    stock_t *store;
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_open(uri, NULL, &store, message);
+    if (code != STOCK_OK)
+        die("stock_open", code, message);
+    return store;
+}
+
+static void write_lines(stock_t *store, uint64_t first, uint64_t count)
+{
+    static stock_op ops[BATCH_OPS];
+    static char lines[BATCH_OPS][16], skus[BATCH_OPS][16];
+    for (uint64_t done = 0; done < count;) {
+        uint64_t n = count - done < BATCH_OPS ? count - done : BATCH_OPS;
+        for (uint64_t i = 0; i < n; i++) {
+            line_id(lines[i], first + done + i);
+            sku_id(skus[i], first + done + i);
+            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(lines[i]),
+                                .sku = stock_id_from_cstr(skus[i]), .amount = 1};
+        }
+        stock_execute(store, ops, n);
+        for (uint64_t i = 0; i < n; i++)
+            if (ops[i].code != STOCK_OK)
+                die(lines[i], ops[i].code, ops[i].message);
+        done += n;
+    }
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times `samples` calls on lines first, first + 1, ...: a replay of the
+ * deduction, then a refund of 1. */
+static void latency(stock_t *store, const char *what, uint64_t first, uint64_t samples)
+{
+    double *replay = calloc(samples, sizeof *replay), *refund = calloc(samples, sizeof *refund);
+    if (replay == NULL || refund == NULL)
+        die("calloc", STOCK_NOMEM, "");
+    char message[STOCK_MESSAGE_MAX], line[16], sku[16], refund_id[32];
+    for (uint64_t i = 0; i < samples; i++) {
+        line_id(line, first + i);
+        sku_id(sku, first + i);
+        int64_t available;
+        double start = now_s();
+        stock_code code = stock_deduct(store, line, sku, 1, &available, message);
+        replay[i] = now_s() - start;
+        if (code != STOCK_REPLAY)
+            die("replay", code, message);
+        snprintf(refund_id, sizeof refund_id, "R-%s", line);
+        start = now_s();
+        code = stock_refund(store, refund_id, line, 1, &available, message);
+        refund[i] = now_s() - start;
+        if (code != STOCK_OK)
+            die("refund", code, message);
+    }
+    qsort(replay, samples, sizeof *replay, compare_double);
+    qsort(refund, samples, sizeof *refund, compare_double);
+    printf("%-5s replay p50 %7.1f us  p99 %7.1f us   refund p50 %7.1f us  p99 %7.1f us\n", what,
+           replay[samples / 2] * 1e6, replay[samples * 99 / 100] * 1e6,
+           refund[samples / 2] * 1e6, refund[samples * 99 / 100] * 1e6);
+    free(replay);
+    free(refund);
+}
+
+static void usage(FILE *out, int status)
+{
+    fprintf(out, "usage: bench_retention [--lines N] [--window-ms W] [--checkpoints K]\n"
+                 "                       [--samples S] [--dir FOLDER]\n");
+    exit(status);
+}
+
+static options parse(int argc, char **argv)
+{
+    options o = {LINES_DEFAULT, WINDOW_MS_DEFAULT, CHECKPOINTS_DEFAULT, SAMPLES_DEFAULT, "."};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            usage(stdout, 0);
+        if (i + 1 >= argc)
+            usage(stderr, 2);
+        char *end;
+        unsigned long long value = strtoull(argv[i + 1], &end, 10);
+        bool number = *argv[i + 1] != '\0' && *end == '\0' && value > 0;
+        if (strcmp(argv[i], "--dir") == 0)
+            o.dir = argv[i + 1];
+        else if (number && strcmp(argv[i], "--lines") == 0)
+            o.lines = value;
+        else if (number && strcmp(argv[i], "--window-ms") == 0)
+            o.window_ms = value;
+        else if (number && strcmp(argv[i], "--checkpoints") == 0)
+            o.checkpoints = value;
+        else if (number && value <= SAMPLES_MAX && strcmp(argv[i], "--samples") == 0)
+            o.samples = value;
+        else
+            usage(stderr, 2);
+        i++;
+    }
+    if (o.samples * 2 > o.lines / o.checkpoints)
+        usage(stderr, 2);
+    return o;
+}
+
+int main(int argc, char **argv)
+{
+    options o = parse(argc, argv);
+    char dir[4096], uri[4200], command[4200];
+    snprintf(dir, sizeof dir, "%s/retention-bench", o.dir);
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0)
+        die("rm -rf", STOCK_IO, dir);
+    snprintf(uri, sizeof uri, "file:%s?retention=%" PRIu64 "ms&durability=relaxed", dir,
+             o.window_ms);
+    stock_t *store = open_store(uri);
+    char message[STOCK_MESSAGE_MAX], sku[16];
+    for (uint64_t s = 0; s < SKUS; s++) {
+        sku_id(sku, s);
+        int64_t available;
+        stock_code code = stock_set(store, sku, SKU_STOCK, NULL, &available, message);
+        if (code != STOCK_OK)
+            die("stock_set", code, message);
+    }
+    printf("retention %" PRIu64 " ms, %" PRIu64 " lines, batches of %d, relaxed\n",
+           o.window_ms, o.lines, BATCH_OPS);
+    printf("%14s %12s %14s %10s %10s %12s\n", "written", "lines held", "memory bytes",
+           "RSS MB", "lines/s", "recovery s");
+    uint64_t written = 0, step = o.lines / o.checkpoints;
+    for (uint64_t k = 0; k < o.checkpoints; k++) {
+        double start = now_s();
+        write_lines(store, written, step);
+        double rate = (double)step / (now_s() - start);
+        written += step;
+        stock_stats stats;
+        stock_get_stats(store, &stats);
+        uint64_t rss = rss_bytes();
+        stock_close(store);
+        start = now_s();
+        store = open_store(uri);
+        double open_s = now_s() - start;
+        printf("%14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %10.1f %10.0f %12.2f\n", written,
+               stats.lines, stats.memory_bytes, (double)rss / 1e6, rate, open_s);
+        fflush(stdout);
+    }
+    latency(store, "cold", 0, o.samples);
+    latency(store, "hot", written - o.samples, o.samples);
+    stock_close(store);
+    return 0;
+}

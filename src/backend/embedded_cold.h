@@ -1,0 +1,75 @@
+/*
+ * embedded_cold.h -- the cold store of retention: entities that left the embedded
+ * engine's memory (src/core/retain.c encodes them), kept in an LMDB file
+ * beside the flow log (docs/engine.md, "Retention").
+ *
+ * LMDB: one B+tree in one memory-mapped file, copy-on-write pages, every
+ * committed write transaction durable and atomic (it syncs the file before
+ * it returns), reads without locks. A move is one write transaction: its
+ * entities, the number of the move, and an undo entry per key it writes
+ * (the value it replaced, or none), so that recovery can take back the
+ * moves newer than the snapshot it starts from (cold_rollback) and replay
+ * the log on the cold store as it was when that snapshot was taken.
+ *
+ * Keys: kind byte ('L', 'O', 'R', 'A') + id -> value (empty: forgotten);
+ * 'U' + u64 move (big endian, so a move's entries are adjacent) [+ key] ->
+ * undo (u8 1 + old value, or u8 0: no old value; the key alone marks that
+ * the move's undo is kept); "Mmoves" -> u64 moves committed; with
+ * forgetting, 'W' + u64 move -> i64 its time and 'T' + u64 move + item key
+ * -> "" for what it put.
+ *
+ * Threads: one thread at a time (the embedded engine's applier role, which
+ * passes between threads: the file is opened with MDB_NOTLS).
+ */
+#ifndef STOCK_EMBEDDED_COLD_H
+#define STOCK_EMBEDDED_COLD_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* The file in the data folder, and its lock file beside it. */
+#define COLD_FILE "cold.mdb"
+/* Address space LMDB reserves for the file (it maps it whole; the file only
+ * grows as it fills): room for about 10 billion cold lines. */
+#define COLD_MAP_BYTES (1ull << 40)
+/* Moves whose undo is kept: recovery starts from the newest snapshot, which
+ * the engine takes after every move, or the one before it (the journal
+ * keeps one older generation), so it never has to take back more than two. */
+#define COLD_UNDO_MOVES 4
+
+typedef struct cold cold;
+
+/* True when the data folder at dir holds a cold store. */
+bool cold_exists(const char *dir);
+
+/* Opens (creating) the cold store of the data folder dir. STOCK_OK and
+ * *out; STOCK_IO or STOCK_NOMEM with message. */
+stock_code cold_open(const char *dir, cold **out, char *message, size_t size);
+void cold_close(cold *store);
+
+/* Moves committed so far. */
+uint64_t cold_moves(const cold *store);
+
+/* core_cold.get: 1 found, 0 absent, -1 failed. */
+int cold_get(void *store, core_cold_kind kind, stock_id id, uint8_t *value,
+             size_t *len);
+
+/* A move at time_us: begin, put each entity (core_cold.put), then commit
+ * or abort. With forget_before_us > 0 the move first forgets what moves
+ * before that time put (each keeps its key with an empty value, which
+ * core_thaw_op answers as forgotten), and indexes what it puts by move so
+ * that a later move can forget it. */
+stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
+                           char *message, size_t size);
+int cold_move_put(void *store, core_cold_kind kind, stock_id id,
+                  const uint8_t *value, size_t len);
+stock_code cold_move_commit(cold *store, char *message, size_t size);
+void cold_move_abort(cold *store);
+
+/* Takes back every move after `moves` (a snapshot's): STOCK_OK; STOCK_CORRUPT
+ * when one of them has no undo kept (or the store has fewer moves than the
+ * snapshot knows of); STOCK_IO. */
+stock_code cold_rollback(cold *store, uint64_t moves, char *message, size_t size);
+
+#endif /* STOCK_EMBEDDED_COLD_H */

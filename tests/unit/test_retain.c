@@ -1,0 +1,243 @@
+/*
+ * test_retain.c -- unit tests of retention in the core (src/core/retain.c):
+ * what core_retain moves and keeps, and that core_thaw_op brings back what
+ * an op names so that it answers as before, against a cold store kept in
+ * memory here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#define COLD_ITEMS_MAX 64
+#define T0 INT64_C(1700000000000000)
+#define SECOND INT64_C(1000000)
+
+/* A cold store: a list of kind + id -> value. */
+typedef struct item {
+    core_cold_kind kind;
+    char id[STOCK_ID_MAX + 1];
+    uint8_t value[CORE_COLD_VALUE_MAX];
+    size_t len;
+} item;
+
+typedef struct memory_cold {
+    item items[COLD_ITEMS_MAX];
+    size_t count;
+} memory_cold;
+
+static item *find(memory_cold *store, core_cold_kind kind, stock_id id)
+{
+    for (size_t i = 0; i < store->count; i++)
+        if (store->items[i].kind == kind && strlen(store->items[i].id) == id.len &&
+            memcmp(store->items[i].id, id.ptr, id.len) == 0)
+            return &store->items[i];
+    return NULL;
+}
+
+static int put(void *context, core_cold_kind kind, stock_id id, const uint8_t *value, size_t len)
+{
+    memory_cold *store = context;
+    item *at = find(store, kind, id);
+    if (at == NULL) {
+        assert_true(store->count < COLD_ITEMS_MAX);
+        at = &store->items[store->count++];
+        at->kind = kind;
+        memcpy(at->id, id.ptr, id.len);
+        at->id[id.len] = '\0';
+    }
+    memcpy(at->value, value, len);
+    at->len = len;
+    return 0;
+}
+
+static int get(void *context, core_cold_kind kind, stock_id id, uint8_t *value, size_t *len)
+{
+    item *at = find(context, kind, id);
+    if (at == NULL)
+        return 0;
+    memcpy(value, at->value, at->len);
+    *len = at->len;
+    return 1;
+}
+
+static stock_op op_of(stock_op_type type, const char *id, const char *sku, int64_t amount)
+{
+    stock_op op = {.type = type, .id = stock_id_from_cstr(id), .sku = stock_id_from_cstr(sku),
+                   .amount = amount};
+    return op;
+}
+
+/* Thaws, then applies at time_us, as the embedded engine does. */
+static stock_op run(core *state, const core_cold *cold, stock_op op, int64_t time_us)
+{
+    char message[STOCK_MESSAGE_MAX];
+    buf record = {0};
+    assert_int_equal(stock_validate(&op), STOCK_OK);
+    assert_int_equal(core_thaw_op(state, &op, cold, message, sizeof message), STOCK_OK);
+    if (op.code == STOCK_OK)
+        core_apply(state, &op, time_us, &record);
+    buf_free(&record);
+    return op;
+}
+
+/* A new state with SKU "S" at level. */
+static core *with_sku(const core_cold *cold, int64_t level)
+{
+    core *state = core_create();
+    assert_non_null(state);
+    stock_op set = {.type = STOCK_OP_SET, .sku = stock_id_from_cstr("S"), .amount = level};
+    assert_int_equal(run(state, cold, set, T0).code, STOCK_OK);
+    return state;
+}
+
+static core *retain(core *state, const core_cold *cold, int64_t cutoff_us, uint64_t expect)
+{
+    uint64_t moved = 0;
+    stock_code code = STOCK_OK;
+    core *hot = core_retain(state, cutoff_us, cold, &moved, &code);
+    assert_non_null(hot);
+    assert_int_equal(code, STOCK_OK);
+    assert_int_equal(moved, expect);
+    core_destroy(state);
+    return hot;
+}
+
+static void test_moves_old_keeps_young_and_holds(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 100);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "old", "S", 5), T0).code, STOCK_OK);
+    stock_op refund = op_of(STOCK_OP_REFUND, "r1", NULL, 2);
+    refund.line = stock_id_from_cstr("old");
+    assert_int_equal(run(state, &cold, refund, T0).code, STOCK_OK);
+    stock_op hold = op_of(STOCK_OP_HOLD, "h1", "S", 3);
+    hold.expect = 1000;
+    assert_int_equal(run(state, &cold, hold, T0).code, STOCK_OK);
+    stock_op confirm = op_of(STOCK_OP_CONFIRM, "h1", NULL, 0);
+    assert_int_equal(run(state, &cold, confirm, T0).code, STOCK_OK);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "young", "S", 1), T0 + 10 * SECOND).code,
+                     STOCK_OK);
+    /* The line "old" and its refund leave; h1's line and "young" stay. */
+    state = retain(state, &cold, T0 + 5 * SECOND, 2);
+    core_stats stats;
+    core_get_stats(state, &stats);
+    assert_int_equal(stats.lines, 2);
+    assert_int_equal(stats.refunds, 0);
+    assert_int_equal(stats.holds, 1);
+    /* Counters are whole: 100 - 5 + 2 - 3 - 1. */
+    stock_op read = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr("S")};
+    read = run(state, &cold, read, T0 + 11 * SECOND);
+    assert_int_equal(read.info.sku_info.available, 93);
+    assert_int_equal(read.info.sku_info.refunded, 2);
+    /* Cold answers as hot: a replay, a conflict, a capped refund. */
+    stock_op again = run(state, &cold, op_of(STOCK_OP_DEDUCT, "old", "S", 5), T0 + 11 * SECOND);
+    assert_int_equal(again.code, STOCK_REPLAY);
+    assert_int_equal(again.available, 95);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "old", "S", 4), T0 + 11 * SECOND).code,
+                     STOCK_CONFLICT);
+    refund = op_of(STOCK_OP_REFUND, "r1", NULL, 2);
+    refund.line = stock_id_from_cstr("old");
+    assert_int_equal(run(state, &cold, refund, T0 + 11 * SECOND).code, STOCK_REPLAY);
+    refund = op_of(STOCK_OP_REFUND, "r2", NULL, 4);
+    refund.line = stock_id_from_cstr("old");
+    assert_int_equal(run(state, &cold, refund, T0 + 11 * SECOND).code, STOCK_EXCEEDS);
+    core_destroy(state);
+}
+
+static void test_order_moves_whole_and_thaws_whole(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 100);
+    stock_order_line lines[2] = {{stock_id_from_cstr("a"), stock_id_from_cstr("S"), 2, 0},
+                                 {stock_id_from_cstr("b"), stock_id_from_cstr("S"), 3, 0}};
+    stock_op order = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr("o"), .lines = lines,
+                      .line_count = 2};
+    assert_int_equal(run(state, &cold, order, T0).code, STOCK_OK);
+    state = retain(state, &cold, T0 + SECOND, 3);
+    /* A refund of its second line brings the order back with both lines. */
+    stock_op refund = op_of(STOCK_OP_REFUND, "r", NULL, 1);
+    refund.line = stock_id_from_cstr("b");
+    assert_int_equal(run(state, &cold, refund, T0 + 2 * SECOND).code, STOCK_OK);
+    stock_op line = {.type = STOCK_OP_LINE, .line = stock_id_from_cstr("a")};
+    line = run(state, &cold, line, T0 + 2 * SECOND);
+    assert_int_equal(line.code, STOCK_OK);
+    assert_string_equal(line.info.line_info.order_id, "o");
+    core_stats stats;
+    core_get_stats(state, &stats);
+    assert_int_equal(stats.orders, 1);
+    assert_int_equal(stats.lines, 2);
+    /* Old still: the next move takes the order, its lines and the refund. */
+    state = retain(state, &cold, T0 + SECOND, 4);
+    stock_op replay = {.type = STOCK_OP_ORDER, .id = stock_id_from_cstr("o"), .lines = lines,
+                       .line_count = 2};
+    replay = run(state, &cold, replay, T0 + 3 * SECOND);
+    assert_int_equal(replay.code, STOCK_REPLAY);
+    assert_int_equal(lines[1].available, 95);
+    line = (stock_op){.type = STOCK_OP_LINE, .line = stock_id_from_cstr("b")};
+    assert_int_equal(run(state, &cold, line, T0 + 3 * SECOND).info.line_info.refunded, 1);
+    core_destroy(state);
+}
+
+static void test_adjustments_move_after_a_mark(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 10);
+    stock_op add = op_of(STOCK_OP_ADD, "adj", "S", 5);
+    assert_int_equal(run(state, &cold, add, T0).code, STOCK_OK);
+    /* No mark yet older than the cutoff: it stays; the move marks now. */
+    state = retain(state, &cold, T0 + SECOND, 0);
+    /* A later move whose cutoff passes that mark takes it. */
+    state = retain(state, &cold, T0 + SECOND, 1);
+    add = run(state, &cold, op_of(STOCK_OP_ADD, "adj", "S", 5), T0 + 2 * SECOND);
+    assert_int_equal(add.code, STOCK_REPLAY);
+    assert_int_equal(add.available, 15);
+    core_destroy(state);
+}
+
+static void test_forgotten_answers(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 10);
+    run(state, &cold, op_of(STOCK_OP_DEDUCT, "l", "S", 2), T0);
+    state = retain(state, &cold, T0 + SECOND, 1);
+    find(&store, CORE_COLD_LINE, stock_id_from_cstr("l"))->len = 0;   /* forgotten */
+    stock_op again = run(state, &cold, op_of(STOCK_OP_DEDUCT, "l", "S", 2), T0 + 2 * SECOND);
+    assert_int_equal(again.code, STOCK_REPLAY);
+    assert_int_equal(again.available, -1);
+    stock_op refund = op_of(STOCK_OP_REFUND, "r", NULL, 1);
+    refund.line = stock_id_from_cstr("l");
+    assert_int_equal(run(state, &cold, refund, T0 + 2 * SECOND).code, STOCK_EXCEEDS);
+    stock_op hold = op_of(STOCK_OP_HOLD, "l", "S", 1);
+    hold.expect = 1000;
+    assert_int_equal(run(state, &cold, hold, T0 + 2 * SECOND).code, STOCK_CONFLICT);
+    stock_op read = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr("S")};
+    assert_int_equal(run(state, &cold, read, T0 + 2 * SECOND).info.sku_info.deducted, 2);
+    core_destroy(state);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_moves_old_keeps_young_and_holds),
+        cmocka_unit_test(test_order_moves_whole_and_thaws_whole),
+        cmocka_unit_test(test_adjustments_move_after_a_mark),
+        cmocka_unit_test(test_forgotten_answers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
