@@ -10,7 +10,8 @@
 # same id. Then, straight to PostgreSQL, server_crash_check verifies that
 # every acknowledged op is there exactly once with its acknowledged result
 # and that I1-I5 hold. Every kind of fault must have struck, the clients
-# must have met UNAVAILABLE and settled it, and no prepared or open
+# must have met UNAVAILABLE and settled it (tests/system/server_helpers.sh
+# proxy_start and proxy_clients), and no prepared or open
 # transaction may be left behind.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -21,10 +22,9 @@ seconds=${NETWORK_SECONDS:-8}
 skus=4
 level=1000000000
 dir=$(mktemp -d)
-pids=()
 proxy_pid=""
 cleanup() {
-    stop_pids "${pids[@]}" "$proxy_pid"
+    stop_pids "${PROXY_CLIENTS[@]}" "$proxy_pid"
     pg_stop
     rm -rf "$dir"
 }
@@ -38,51 +38,12 @@ for i in $(seq 0 $((skus - 1))); do
 done
 
 proxy_port=$(pick_port 17650 17659)
-seed=${NETWORK_SEED:-$RANDOM}
-echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
-/usr/bin/python3 tests/harness/fault_proxy.py "$proxy_port" "$PG_PORT" "$dir/proxy.stats" "$seed" \
-    >"$dir/proxy.out" 2>&1 &
-proxy_pid=$!
-for _ in $(seq 100); do
-    grep -q listening "$dir/proxy.out" 2>/dev/null && break
-    sleep 0.05
-done
-grep -q listening "$dir/proxy.out" || fail "the proxy did not start: $(cat "$dir/proxy.out")"
-
-via_proxy="postgresql://postgres@127.0.0.1:$proxy_port/postgres?stock_timeout_ms=1000"
-for c in 1 2; do
-    "$BUILD/tests/server_crash_client" "$via_proxy" "p$c" "$skus" "$dir/client-$c.log" \
-        >"$dir/client-$c.out" 2>"$dir/client-$c.err" &
-    pids+=($!)
-done
-sleep "$seconds"
-# A black hole costs a client its 1 s deadline and a reconnection up to
-# libpq's 2 s connect_timeout, so connections are few: go on (up to 90 s
-# more) until every kind of fault has struck.
-for _ in $(seq 180); do
-    struck=$(sed -n 's/^fault //p' "$dir/proxy.out" | sort -u | wc -l)
-    [ "$struck" -ge 5 ] && break
-    sleep 0.5
-done
-for pid in "${pids[@]}"; do kill -TERM "$pid"; done
-for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
-done
-pids=()
-cat "$dir"/client-*.out
-retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
-    awk '{ sum += $1 } END { print sum + 0 }')
-[ "$retried" -gt 0 ] || fail "no op was ever left unknown: the faults did not reach the clients"
-kill -TERM "$proxy_pid"
-wait "$proxy_pid" || true
+proxy_start "$proxy_port" "$PG_PORT" "$dir"
+proxy_pid=$PROXY_PID
+proxy_clients "$BUILD/tests/server_crash_client" \
+    "postgresql://postgres@127.0.0.1:$proxy_port/postgres?stock_timeout_ms=1000" p "$skus" \
+    "$dir" "$seconds"
 proxy_pid=""
-echo "faults injected:"; sed 's/^/  /' "$dir/proxy.stats"
-while read -r name count; do
-    [ "$count" -gt 0 ] || fail "the proxy never injected '$name'"
-done <"$dir/proxy.stats"
-acked=$(cat "$dir"/client-*.log | grep -c '^ack' || true)
-echo "$acked ops acknowledged through the proxy"
-[ "$acked" -gt 20 ] || fail "too little got through the proxy ($acked acknowledged)"
 
 echo "== every acknowledged op there once, I1-I5, checked straight at PostgreSQL"
 "$BUILD/tests/server_crash_check" "$direct" "$skus" "$level" "$dir"/client-*.log ||

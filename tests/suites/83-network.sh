@@ -18,11 +18,10 @@ seconds=${NETWORK_SECONDS:-8}
 skus=4
 level=1000000000
 dir=$(mktemp -d)
-pids=()
 stockd_pid=""
 proxy_pid=""
 cleanup() {
-    stop_pids "${pids[@]}" "$proxy_pid" "$stockd_pid"
+    stop_pids "${PROXY_CLIENTS[@]}" "$proxy_pid" "$stockd_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -38,44 +37,11 @@ for i in $(seq 0 $((skus - 1))); do
 done
 
 proxy_port=$(pick_port 17630 17639)
-seed=${NETWORK_SEED:-$RANDOM}
-echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
-/usr/bin/python3 "$ROOT/tests/harness/fault_proxy.py" "$proxy_port" "$port" "$dir/proxy.stats" "$seed" \
-    >"$dir/proxy.out" 2>&1 &
-proxy_pid=$!
-for _ in $(seq 100); do
-    grep -q listening "$dir/proxy.out" 2>/dev/null && break
-    sleep 0.05
-done
-grep -q listening "$dir/proxy.out" || fail "the proxy did not start: $(cat "$dir/proxy.out")"
-
-via_proxy="stockd://127.0.0.1:$proxy_port?timeout_ms=300"
-for c in 1 2; do
-    "$BIN/server_crash_client" "$via_proxy" "n$c" "$skus" "$dir/client-$c.log" \
-        >"$dir/client-$c.out" 2>"$dir/client-$c.err" &
-    pids+=($!)
-done
-sleep "$seconds"
-for pid in "${pids[@]}"; do kill -TERM "$pid"; done
-for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
-done
-pids=()
-cat "$dir"/client-*.out
-retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
-    awk '{ sum += $1 } END { print sum + 0 }')
-[ "$retried" -gt 0 ] || fail "no op was ever left unknown: the faults did not reach the clients"
-kill -TERM "$proxy_pid"
-wait "$proxy_pid" || true
+proxy_start "$proxy_port" "$port" "$dir"
+proxy_pid=$PROXY_PID
+proxy_clients "$BIN/server_crash_client" "stockd://127.0.0.1:$proxy_port?timeout_ms=300" n "$skus" \
+    "$dir" "$seconds"
 proxy_pid=""
-echo "faults injected:"; sed 's/^/  /' "$dir/proxy.stats"
-while read -r name count; do
-    [ "$count" -gt 0 ] || fail "the proxy never injected '$name'"
-done <"$dir/proxy.stats"
-acked=$(cat "$dir"/client-*.log | grep -c '^ack' || true)
-tried=$(cat "$dir"/client-*.log | grep -c '^try' || true)
-echo "$tried ops tried, $acked acknowledged through the proxy"
-[ "$acked" -gt 100 ] || fail "too little got through the proxy ($acked acknowledged)"
 
 echo "== every acknowledged op there once, I1-I5, checked straight at stockd"
 "$BIN/server_crash_check" "$direct" "$skus" "$level" "$dir"/client-*.log ||

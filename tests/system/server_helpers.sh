@@ -155,3 +155,71 @@ stop_crash_clients() {
     for pid in "$@"; do wait "$pid" || status=1; done
     return $status
 }
+
+# proxy_start LISTEN TARGET DIR: starts tests/harness/fault_proxy.py on port
+# LISTEN in front of 127.0.0.1:TARGET, with the seed NETWORK_SEED (else a
+# random one, printed so that it can be replayed), its output and its
+# statistics in DIR; sets PROXY_PID. Calls the suite's fail unless it
+# listens.
+proxy_start() {
+    local listen=$1 target=$2 dir=$3 seed=${NETWORK_SEED:-$RANDOM}
+    echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
+    /usr/bin/python3 "${ROOT:-.}/tests/harness/fault_proxy.py" "$listen" "$target" "$dir/proxy.stats" \
+        "$seed" >"$dir/proxy.out" 2>&1 &
+    PROXY_PID=$!
+    for _ in $(seq 100); do
+        grep -q listening "$dir/proxy.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -q listening "$dir/proxy.out" || fail "the proxy did not start: $(cat "$dir/proxy.out")"
+}
+
+# proxy_clients CLIENT URI PREFIX SKUS DIR SECONDS: runs two CLIENT
+# (server_crash_client) processes through URI, via the proxy of
+# proxy_start, for SECONDS and then until every kind of fault has struck (up
+# to 90 s more: a black hole costs a client its whole timeout); stops them
+# (they settle what was left unknown) and the proxy. Calls the suite's fail
+# unless both clients settled, some op was left unknown and retried, every
+# kind of fault struck and more than 20 ops were acknowledged. Their logs
+# are DIR/client-1.log and client-2.log; PROXY_CLIENTS holds their PIDs
+# while they run, for the suite's clean-up.
+PROXY_CLIENTS=()
+proxy_clients() {
+    local client=$1 uri=$2 prefix=$3 skus=$4 dir=$5 seconds=$6 c i
+    local clients=()
+    for c in 1 2; do
+        "$client" "$uri" "$prefix$c" "$skus" "$dir/client-$c.log" \
+            >"$dir/client-$c.out" 2>"$dir/client-$c.err" &
+        clients+=($!)
+    done
+    PROXY_CLIENTS=("${clients[@]}")
+    sleep "$seconds"
+    for _ in $(seq 180); do
+        [ "$(sed -n 's/^fault //p' "$dir/proxy.out" | sort -u | wc -l)" -ge 5 ] && break
+        sleep 0.5
+    done
+    for c in "${clients[@]}"; do kill -TERM "$c"; done
+    for i in "${!clients[@]}"; do
+        wait "${clients[$i]}" ||
+            { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
+    done
+    PROXY_CLIENTS=()
+    cat "$dir"/client-*.out
+    local retried
+    retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
+        awk '{ sum += $1 } END { print sum + 0 }')
+    [ "$retried" -gt 0 ] || fail "no op was ever left unknown: the faults did not reach the clients"
+    kill -TERM "$PROXY_PID"
+    wait "$PROXY_PID" || true
+    PROXY_PID=""
+    echo "faults injected:"; sed 's/^/  /' "$dir/proxy.stats"
+    local name count
+    while read -r name count; do
+        [ "$count" -gt 0 ] || fail "the proxy never injected '$name'"
+    done <"$dir/proxy.stats"
+    local acked tried
+    acked=$(cat "$dir"/client-*.log | grep -c '^ack' || true)
+    tried=$(cat "$dir"/client-*.log | grep -c '^try' || true)
+    echo "$tried ops tried, $acked acknowledged through the proxy"
+    [ "$acked" -gt 20 ] || fail "too little got through the proxy ($acked acknowledged)"
+}
