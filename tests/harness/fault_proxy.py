@@ -2,11 +2,12 @@
 """fault_proxy.py -- a TCP proxy on loopback that injects network faults
 between a client and a server, for the network fault suite (83-network).
 
-    fault_proxy.py LISTEN_PORT TARGET_PORT STATS_FILE [SEED]
+    fault_proxy.py LISTEN_PORT TARGET_PORT STATS_FILE [SEED [AFTER_MAX]]
 
 Each accepted connection is forwarded to 127.0.0.1:TARGET_PORT with one
 fault drawn at random (seeded), which strikes once some bytes (0..16384,
-so before, inside or between replies) have gone toward the client:
+so before, inside or between replies; AFTER_MAX bytes at most when
+given, for a protocol whose handshake is longer) have gone toward the client:
 
     close      both sides are closed (FIN), as a server that goes away
     delay      every chunk in either direction waits 1-150 ms first; then
@@ -45,8 +46,9 @@ def reset(writer):
 
 
 class Proxy:
-    def __init__(self, target_port, seed):
+    def __init__(self, target_port, seed, after_max):
         self.target_port = target_port
+        self.after_max = after_max
         self.random = random.Random(seed)
         self.counts = {name: 0 for name in FAULTS}
         self.holes = []   # black-holed connections, kept open until exit
@@ -101,7 +103,7 @@ class Proxy:
         except OSError:
             reset(client_writer)
             return
-        state = {"left": self.random.randint(0, FAULT_AFTER_BYTES_MAX), "struck": False}
+        state = {"left": self.random.randint(0, self.after_max), "struck": False}
         peers = (client_writer, server_writer)
         await asyncio.gather(
             self.pump(client_reader, server_writer, fault, False, state, peers),
@@ -114,7 +116,8 @@ class Proxy:
 async def main():
     listen_port, target_port, stats_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    proxy = Proxy(target_port, seed)
+    after_max = int(sys.argv[5]) if len(sys.argv) > 5 else FAULT_AFTER_BYTES_MAX
+    proxy = Proxy(target_port, seed, after_max)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", listen_port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

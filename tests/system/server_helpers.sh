@@ -156,16 +156,17 @@ stop_crash_clients() {
     return $status
 }
 
-# proxy_start LISTEN TARGET DIR: starts tests/harness/fault_proxy.py on port
-# LISTEN in front of 127.0.0.1:TARGET, with the seed NETWORK_SEED (else a
-# random one, printed so that it can be replayed), its output and its
-# statistics in DIR; sets PROXY_PID. Calls the suite's fail unless it
-# listens.
+# proxy_start LISTEN TARGET DIR [AFTER_MAX]: starts
+# tests/harness/fault_proxy.py on port LISTEN in front of 127.0.0.1:TARGET,
+# with the seed NETWORK_SEED (else a random one, printed so that it can be
+# replayed), each fault after up to AFTER_MAX bytes toward the client (the
+# proxy's default when not given), its output and its statistics in DIR;
+# sets PROXY_PID. Calls the suite's fail unless it listens.
 proxy_start() {
-    local listen=$1 target=$2 dir=$3 seed=${NETWORK_SEED:-$RANDOM}
+    local listen=$1 target=$2 dir=$3 after_max=${4:-} seed=${NETWORK_SEED:-$RANDOM}
     echo "proxy seed $seed (NETWORK_SEED=$seed replays its choices)"
     /usr/bin/python3 "${ROOT:-.}/tests/harness/fault_proxy.py" "$listen" "$target" "$dir/proxy.stats" \
-        "$seed" >"$dir/proxy.out" 2>&1 &
+        "$seed" $after_max >"$dir/proxy.out" 2>&1 &
     PROXY_PID=$!
     for _ in $(seq 100); do
         grep -q listening "$dir/proxy.out" 2>/dev/null && break
