@@ -28,6 +28,8 @@ echo "primary $PG_URI (pid $PG_PID), replica $PG_REPLICA_URI (pid $PG_REPLICA_PI
 
 for delay in 0.3 1 2; do
     echo "== SIGKILL a writer after ${delay}s of committed batches"
+    # Emptied first: the last round's "ready" must not be read as this one's.
+    : >"$PG_DIR/writer.out"
     "$BUILD/tests/pg_crash" write "$PG_URI?stock_merge=1" >"$PG_DIR/writer.out" 2>&1 &
     writer=$!
     for ((i = 0; i < 900; i++)); do   # 90 s: a loaded machine can take long over the first commit
@@ -44,6 +46,7 @@ for delay in 0.3 1 2; do
 done
 
 echo "== the writer's sessions terminated under it, five times"
+: >"$PG_DIR/writer.out"
 "$BUILD/tests/pg_crash" write "$PG_URI?stock_merge=1" >"$PG_DIR/writer.out" 2>&1 &
 writer=$!
 for ((i = 0; i < 300; i++)); do
