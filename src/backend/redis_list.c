@@ -10,7 +10,8 @@
  * smallest ids after `after`. A page therefore costs one pass over the
  * store's SKUs, or over the SKU's lines, while its memory stays two pages
  * whatever the store holds. An order's lines come from its record, in the
- * order's line order.
+ * order's line order. On a Redis Cluster every command goes to the master
+ * of its key's slot, and the SKU scan visits every master.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ typedef struct rd_page {
                                        no larger id can be on the page */
 } rd_page;
 
-static bool link_lost(rd_store *store, worker_listing *listing);
+static bool link_lost(rd_store *store, worker_listing *listing, const redisContext *conn);
 
 static int entry_cmp(const void *left, const void *right)
 {
@@ -72,20 +73,36 @@ static stock_list_entry *page_offer(rd_page *page, const char *id, size_t len)
     return slot;
 }
 
-/* The single server's connection: listings run on one server only. */
-static redisContext *server(rd_store *store)
+/* Node n's connection (node 0: the single server). */
+static redisContext *node_conn(rd_store *store, int node)
 {
-    return store->link.nodes[0].conn;
+    return store->link.nodes[node].conn;
 }
 
-/* Runs a command; NULL (listing->code UNAVAILABLE, the link dropped) when
- * the link failed, or the reply (an error reply: listing->code IO). */
-static redisReply *command(rd_store *store, worker_listing *listing, int argc, const char **argv,
-                           const size_t *lengths)
+/* The node serving key: 0 on a single server, else its slot's master
+ * (RD_NO_NODE when the map names none). */
+static int node_of(const rd_store *store, const char *key, size_t len)
 {
-    redisReply *reply = redisCommandArgv(server(store), argc, argv, lengths);
+    return store->options.cluster ? store->link.slot_node[rd_key_slot(key, len)] : 0;
+}
+
+/* Runs a command on node (-1: the node of its key, argv[1]); NULL
+ * (listing->code UNAVAILABLE, the link dropped) when the link failed, or
+ * the reply (an error reply: listing->code IO). */
+static redisReply *command(rd_store *store, worker_listing *listing, int node, int argc,
+                           const char **argv, const size_t *lengths)
+{
+    if (node < 0)
+        node = node_of(store, argv[1], lengths != NULL ? lengths[1] : strlen(argv[1]));
+    if (node == RD_NO_NODE) {
+        message_set(listing->message, listing->message_size, "redis: listing: no master "
+                    "serves the slot of %s; ask again", argv[1]);
+        listing->code = STOCK_UNAVAILABLE;
+        return NULL;
+    }
+    redisReply *reply = redisCommandArgv(node_conn(store, node), argc, argv, lengths);
     if (reply == NULL) {
-        link_lost(store, listing);
+        link_lost(store, listing, node_conn(store, node));
         return NULL;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -113,7 +130,7 @@ static redisReply *hget(rd_store *store, worker_listing *listing, const char *ke
 {
     const char *argv[] = {"HGET", key, field};
     const size_t lengths[] = {4, strlen(key), field_len};
-    return command(store, listing, 3, argv, lengths);
+    return command(store, listing, -1, 3, argv, lengths);
 }
 
 /* Reads a flow value "qty refunded time_us available_after order" (a
@@ -144,7 +161,7 @@ static bool names_exist(rd_store *store, worker_listing *listing)
     if (!skus) {
         const char *argv[] = {"EXISTS", key};
         size_t lengths[] = {6, key_of(store, "sku", request->of, "", key)};
-        redisReply *reply = command(store, listing, 2, argv, lengths);
+        redisReply *reply = command(store, listing, -1, 2, argv, lengths);
         if (reply == NULL)
             return false;
         bool found = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
@@ -162,7 +179,7 @@ static bool names_exist(rd_store *store, worker_listing *listing)
     if (skus) {
         const char *argv[] = {"EXISTS", key};
         size_t lengths[] = {6, key_of(store, "sku", request->after, "", key)};
-        reply = command(store, listing, 2, argv, lengths);
+        reply = command(store, listing, -1, 2, argv, lengths);
     } else {
         key_of(store, "sku", request->of, ":flow", key);
         reply = hget(store, listing, key, request->after.ptr, request->after.len);
@@ -239,11 +256,12 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
     snprintf(sku, sizeof sku, "%.*s", (int)request->of.len, request->of.ptr ? request->of.ptr : "");
     if (!skus)
         key_of(store, "sku", request->of, ":flow", key);
-    do {
+    int node = 0, last_node = skus ? store->link.node_count - 1 : 0;
+    for (;;) {
         const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", RD_SCAN_COUNT};
         const char *hscan[] = {"HSCAN", key, cursor, "COUNT", RD_SCAN_COUNT};
-        redisReply *reply = skus ? command(store, listing, 6, scan, NULL)
-                                 : command(store, listing, 5, hscan, NULL);
+        redisReply *reply = skus ? command(store, listing, node, 6, scan, NULL)
+                                 : command(store, listing, -1, 5, hscan, NULL);
         const char *next = NULL;
         const redisReply *items = NULL;
         if (reply == NULL || !scan_parts(listing, reply, &next, &items)) {
@@ -257,17 +275,22 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
             offer_lines(page, sku, items);
         snprintf(cursor, sizeof cursor, "%s", next);
         freeReplyObject(reply);
-    } while (strcmp(cursor, "0") != 0);
+        if (strcmp(cursor, "0") != 0)
+            continue;
+        if (node == last_node)
+            break;
+        node++;   /* a cluster: the next master's keys, from the start */
+    }
     page_cut(page);
     return true;
 }
 
-/* A link lost mid-pipeline: dropped, UNAVAILABLE. */
-static bool link_lost(rd_store *store, worker_listing *listing)
+/* A link lost mid-pipeline (on conn): dropped, UNAVAILABLE. */
+static bool link_lost(rd_store *store, worker_listing *listing, const redisContext *conn)
 {
     message_set(listing->message, listing->message_size,
                 "redis: listing: the connection was lost (%s); nothing changed, ask again",
-                server(store)->errstr);
+                conn->errstr);
     rd_link_close(store);
     listing->code = STOCK_UNAVAILABLE;
     return false;
@@ -277,15 +300,25 @@ static bool link_lost(rd_store *store, worker_listing *listing)
 static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
 {
     char key[RD_KEY_MAX];
+    int nodes[STOCK_LIST_MAX];   /* each SKU's node: its replies come back in order */
     for (uint32_t i = 0; i < page->count; i++) {
         size_t len = key_of(store, "sku", stock_id_from_cstr(page->slots[i].id), "", key);
-        if (redisAppendCommand(server(store), "HMGET %b av adj ded ref", key, len) != REDIS_OK)
-            return link_lost(store, listing);
+        nodes[i] = node_of(store, key, len);
+        if (nodes[i] == RD_NO_NODE) {
+            message_set(listing->message, listing->message_size, "redis: listing: no "
+                        "master serves the slot of %s; ask again", key);
+            listing->code = STOCK_UNAVAILABLE;
+            return false;
+        }
+        redisContext *conn = node_conn(store, nodes[i]);
+        if (redisAppendCommand(conn, "HMGET %b av adj ded ref", key, len) != REDIS_OK)
+            return link_lost(store, listing, conn);
     }
     for (uint32_t i = 0; i < page->count; i++) {
         void *raw = NULL;
-        if (redisGetReply(server(store), &raw) != REDIS_OK || raw == NULL)
-            return link_lost(store, listing);
+        redisContext *conn = node_conn(store, nodes[i]);
+        if (redisGetReply(conn, &raw) != REDIS_OK || raw == NULL)
+            return link_lost(store, listing, conn);
         redisReply *reply = raw;
         page->slots[i].info.sku_info = (stock_sku_info){
             rd_element_i64(reply, 0), rd_element_i64(reply, 1), rd_element_i64(reply, 2),
@@ -305,7 +338,7 @@ static bool order_record(rd_store *store, worker_listing *listing, char key[RD_K
     stock_id order = listing->request->of;
     const char *argv[] = {"GET", key};
     size_t lengths[] = {3, key_of(store, "order", order, "", key)};
-    redisReply *reply = command(store, listing, 2, argv, lengths);
+    redisReply *reply = command(store, listing, -1, 2, argv, lengths);
     if (reply == NULL)
         return false;
     bool found = rd_entry_parse(reply, gen, owner);
@@ -397,12 +430,6 @@ static void run_listing(stock_t *base, worker_listing *listing)
 {
     rd_store *store = (rd_store *)base;
     const list_request *request = listing->request;
-    if (store->options.cluster) {
-        message_set(listing->message, listing->message_size,
-                    "redis: listings over a Redis Cluster are not built yet (one server only)");
-        listing->code = STOCK_UNSUPPORTED;
-        return;
-    }
     if (!rd_linked(store) &&
         rd_link_open(store, listing->message, listing->message_size) != STOCK_OK) {
         listing->code = STOCK_UNAVAILABLE;

@@ -556,13 +556,14 @@ static void settle(intake *in, item *items, size_t count, bool confirmed)
     }
 }
 
-/* Handles one pulled batch; false when the store must be reopened. */
-static bool handle_batch(intake *in, natsMsgList *list)
+/* Handles count (1..batch) pulled messages; false when the store must be
+ * reopened. */
+static bool handle_slice(intake *in, natsMsg **msgs, size_t count)
 {
-    size_t count = (size_t)list->Count, op_count = 0;
+    size_t op_count = 0;
     assert(count <= in->options->batch);
     for (size_t i = 0; i < count; i++) {
-        classify(in, &in->items[i], list->Msgs[i], &in->ops[op_count]);
+        classify(in, &in->items[i], msgs[i], &in->ops[op_count]);
         op_count += in->items[i].fate == ITEM_APPLY;
     }
     if (op_count > 0)
@@ -571,6 +572,22 @@ static bool handle_batch(intake *in, natsMsgList *list)
     bool confirmed = publish_outcomes(in, in->items, count, &broken);
     settle(in, in->items, count, confirmed);
     return !broken;
+}
+
+/* Handles one pulled batch; false when the store must be reopened (what is
+ * left of the batch is then neither acknowledged nor refused: the broker
+ * delivers it again after --ack-wait). libnats can hand back more messages
+ * than the batch asked for (seen after the intake was killed and its
+ * consumer redelivered), so they go through in slices of the batch's size. */
+static bool handle_batch(intake *in, natsMsgList *list)
+{
+    size_t total = list->Count > 0 ? (size_t)list->Count : 0;
+    for (size_t from = 0; from < total; from += in->options->batch) {
+        size_t count = total - from < in->options->batch ? total - from : in->options->batch;
+        if (!handle_slice(in, list->Msgs + from, count))
+            return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------ the loop */
