@@ -52,11 +52,23 @@ done
 grep -q "^stockintake: consuming" "$dir/intake.log" || fail "stockintake did not consume within 60 s"
 
 echo "== $orders orders, one node of three killed while they drain"
-"$client" publish "$NATS_URL" "$orders" 4 cluster "$dir/try.log" || fail "publishing failed"
-sleep 0.3
+# On an idle machine the intake drains 20,000 orders in well under a second,
+# so a kill timed by a sleep can land after the queue is empty. Instead the
+# intake is frozen (SIGSTOP) while the orders are queued, runs for a moment,
+# and is frozen again: the node dies with the drain provably under way, and
+# the intake meets the dead node in the middle of its work when it resumes.
+kill -STOP "$intake_pid"
+"$client" publish "$NATS_URL" "$orders" 4 cluster "$dir/try.log" || {
+    kill -CONT "$intake_pid"
+    fail "publishing failed"
+}
+kill -CONT "$intake_pid"
+sleep 0.05
+kill -STOP "$intake_pid"
+at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
 victim=$((RANDOM % 3))
 nats_kill_node "$victim"
-at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
+kill -CONT "$intake_pid"
 echo "node $victim killed with $at_kill of $orders results published"
 [ "$at_kill" -lt "$orders" ] || fail "the queue had drained before the kill: the test proved nothing"
 intake_wait_results "$orders" "$drain_seconds"
