@@ -138,9 +138,9 @@ $(SYS_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/system/%.o $(STATIC_LIB)
 # fiu-run -x, whose preload library shares this libfiu); nothing else links it.
 # They also route libstock's own malloc, calloc and realloc through a failure
 # point of theirs (--wrap), which works under ASan too, where the preload's
-# allocator wrappers cannot run.
+# allocator wrappers cannot run, and readdir64 (see fault_store.c).
 $(BUILD)/tests/fault_%: LIBS += $(shell pkg-config --libs libfiu) \
-    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=readdir64
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)

@@ -88,7 +88,17 @@ bool journal_list(int dir_fd, journal_listing *listing, char *message,
     rewinddir(dir);
     bool ok = true;
     struct dirent *entry;
-    while (ok && (entry = readdir(dir)) != NULL) {
+    /* readdir answers NULL both at the end and on an error: a listing cut
+     * short by an error would hide segments, and recovery would then open
+     * the store without the acknowledged records in them. */
+    int read_errno = 0;
+    while (ok) {
+        errno = 0;
+        entry = readdir(dir);
+        if (entry == NULL) {
+            read_errno = errno;
+            break;
+        }
         uint64_t lsn;
         if (parse_name(entry->d_name, "log-", ".wal", &lsn))
             ok = push_lsn(&listing->segments, &listing->segment_count, lsn);
@@ -96,6 +106,12 @@ bool journal_list(int dir_fd, journal_listing *listing, char *message,
             ok = push_lsn(&listing->snapshots, &listing->snapshot_count, lsn);
     }
     closedir(dir);
+    if (read_errno != 0) {
+        message_set(message, size, "cannot list the data folder: %s",
+                    strerror(read_errno));
+        journal_listing_free(listing);
+        return false;
+    }
     if (!ok) {
         message_set(message, size, "too many files in the data folder "
                     "or out of memory listing it");

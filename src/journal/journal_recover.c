@@ -501,7 +501,9 @@ static stock_code cut_tail(recovery *r)
     return STOCK_OK;
 }
 
-/* Leftovers of interrupted creates: "log-*.tmp", "snap-*.tmp". */
+/* Leftovers of interrupted creates: "log-*.tmp", "snap-*.tmp". Best
+ * effort: a listing that fails leaves them for the next open, and no
+ * recovery step reads them. */
 static void remove_temps(journal *log)
 {
     int fd = dup(log->dir_fd);

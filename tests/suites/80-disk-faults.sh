@@ -79,6 +79,10 @@ done
 fault read posix/mm/mmap $EIO first
 fault read posix/io/oc/open $EIO first
 fault read posix/io/dir/fdopendir $EIO first
+# The listing itself, failing at its first entry and at its end (the calls
+# after those are the best-effort sweep of leftover temporary files).
+fault read libstock/readdir $EIO first
+fault read libstock/readdir $EIO middle
 
 echo "== through stockd: faults switched on under load with fiu-ctrl"
 # stockd_fault POINT ERRNO BEFORE: a stockd under fiu-run takes BEFORE

@@ -23,7 +23,8 @@
  *       the open must fail with STOCK_IO (STOCK_NOMEM for posix/mm/mmap,
  *       which the state's memory uses too) and a message, and leave every
  *       file of the folder as it was; once the fault is lifted the open
- *       must succeed and verify must hold.
+ *       must succeed and verify must hold. POINT libstock/readdir fails
+ *       the listing of the data folder (see __wrap_readdir64).
  *   fault_store nomem DIR [once]
  *       SQLite's out-of-memory loop: for N = 1, 2, ... opens a fresh store
  *       and runs a small workload with the Nth allocation of the library
@@ -44,6 +45,7 @@
  *
  * Exit status 0 when every check held; 1 with a message on stderr.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fiu-control.h>
 /* fiu.h is all stubs unless FIU_ENABLE is defined. */
@@ -170,6 +172,23 @@ void *__wrap_realloc(void *old, size_t size)
         return NULL;
     }
     return __real_realloc(old, size);
+}
+
+/* The data folder's listing (linked with --wrap=readdir64: the library is
+ * built with 64-bit file offsets, so it calls readdir64, which the
+ * preload's posix/io/dir/readdir does not see). A failing readdir answers
+ * NULL with errno set, as the C library does on an error. */
+#define FAULT_READDIR_POINT "libstock/readdir"
+
+struct dirent64 *__real_readdir64(DIR *dir);
+
+struct dirent64 *__wrap_readdir64(DIR *dir)
+{
+    if (fiu_fail(FAULT_READDIR_POINT)) {
+        errno = (int)(intptr_t)fiu_failinfo();
+        return NULL;
+    }
+    return __real_readdir64(dir);
 }
 
 /* ----------------------------------------------------------- the workload */
@@ -532,7 +551,6 @@ typedef struct folder_state {
     size_t count;
 } folder_state;
 
-#include <dirent.h>
 static void folder_read(const char *dir, folder_state *state)
 {
     memset(state, 0, sizeof *state);
