@@ -19,6 +19,10 @@
  * Log lines: "try D line sku qty", "ack D line sku qty available code",
  * "try R refund line qty", "ack R refund line qty available code", and per
  * order line "try O line sku qty", "ack O line sku qty available code".
+ *
+ * CRASH_CLIENT_PACE_US=N pauses N microseconds after each batch, so a soak
+ * of a thousand rounds keeps its store and logs to a size a test machine
+ * holds (unpaced, a round adds some 170,000 ops).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -207,6 +211,8 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGTERM, on_term);
+    const char *pace = getenv("CRASH_CLIENT_PACE_US");
+    useconds_t pace_us = pace != NULL ? (useconds_t)strtoul(pace, NULL, 10) : 0;
     FILE *log = fopen(argv[4], "w");
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX] = "";
@@ -245,6 +251,8 @@ int main(int argc, char **argv)
         retried += unknown;
         if (unknown == count)
             usleep(CLIENT_RETRY_PAUSE_US);   /* the server is away */
+        else if (pace_us > 0)
+            usleep(pace_us);
     }
     printf("server_crash_client %s: %zu batches, %" PRIu64 " ops started, "
            "%zu outcomes left unknown (UNAVAILABLE) and retried\n",
