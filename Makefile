@@ -70,6 +70,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 CONF_BIN    := $(if $(CONF_SRC),$(BUILD)/tests/conformance)
 SYS_BINS    := $(patsubst tests/system/%.c,$(BUILD)/tests/%,$(SYS_SRC))
 BENCH_BINS  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+PRELOADS    := $(patsubst tests/preload/%.c,$(BUILD)/tests/%.so,$(wildcard tests/preload/*.c))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all deps test soak run install install-ops fuzz bench clean
@@ -78,7 +79,13 @@ FUZZ_BINS   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 .SECONDARY:
 all: $(STATIC_LIB) $(SHARED_LIB) $(PKG_CONFIG) $(if $(wildcard $(SERVER_MAIN)),$(STOCKD)) $(TOOLS)
 
-tests: all $(UNIT_BINS) $(CONF_BIN) $(SYS_BINS) $(BENCH_BINS)
+tests: all $(UNIT_BINS) $(CONF_BIN) $(SYS_BINS) $(BENCH_BINS) $(PRELOADS)
+
+# Libraries the fault suites preload into stockd, built without the
+# sanitizers (tests/preload/no_uring.c says why).
+$(BUILD)/tests/%.so: tests/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $<
 
 deps:
 	@scripts/install-deps.sh

@@ -116,6 +116,13 @@ static void on_completions(uv_poll_t *handle, int status, int events)
 static int poll_completions(server *srv)
 {
     int fd = srv->cfg->io_uring ? stock_completion_fd(srv->store) : -1;
+    /* Said once at start-up: io_uring can be missing where the flag asks for
+     * it, and the operator sees the cost of the fallback only as latency. */
+    if (fd >= 0)
+        log_info("fsyncs start through io_uring; the loop reads on while the disk syncs");
+    else if (srv->cfg->io_uring && strcmp(stock_backend_name(srv->store), "embedded") == 0)
+        log_info("no io_uring for this store (relaxed durability, or io_uring is "
+                 "unavailable): a sync waits in the loop");
     if (fd < 0)
         return 0;
     int rc = uv_poll_init(srv->loop, &srv->completions, fd);

@@ -16,7 +16,8 @@
 # the real one (moved to BIN/stockd.real) with ARGS first, under fiu-run
 # with remote control on FIFO, so that start_stockd (tests/system/server_helpers.sh) starts it
 # that way and its PID is stockd's own (exec); fiu_unwrap_stockd BIN puts
-# the real one back.
+# the real one back. FIU_EXTRA_PRELOAD names one more library to preload
+# (80-disk-faults: tests/preload/no_uring.c).
 command -v fiu-run >/dev/null ||
     { echo "FAIL: fiu-run is missing (scripts/install-deps.sh installs fiu-utils)"; exit 1; }
 FIU_POSIX_PRELOAD=/usr/lib/fiu/fiu_posix_preload.so
@@ -43,14 +44,15 @@ fiu_run_controlled() {
 fiu_wrap_stockd() {
     local bin=$1 fifo=$2
     shift 2
-    local args="$*"
+    local args="$*" preload="$FIU_RUN_PRELOAD $FIU_POSIX_PRELOAD ${FIU_EXTRA_PRELOAD:-}" asan=""
     mv "$bin/stockd" "$bin/stockd.real" 2>/dev/null || true
+    # What fiu-run -x -f FIFO sets, written out so that one more library can
+    # join the preload list (fiu-run's -l names a folder, not a library).
     case "$BUILD" in
-    *san*) printf '#!/bin/sh\nexec env ASAN_OPTIONS=verify_asan_link_order=0 FIU_CTRL_FIFO="%s" LD_PRELOAD="%s %s %s" "%s" %s "$@"\n' \
-               "$fifo" "$(gcc -print-file-name=libasan.so)" "$FIU_RUN_PRELOAD" \
-               "$FIU_POSIX_PRELOAD" "$bin/stockd.real" "$args" >"$bin/stockd" ;;
-    *) printf '#!/bin/sh\nexec fiu-run -x -f "%s" "%s" %s "$@"\n' "$fifo" "$bin/stockd.real" "$args" >"$bin/stockd" ;;
+    *san*) preload="$(gcc -print-file-name=libasan.so) $preload" asan=verify_asan_link_order=0 ;;
     esac
+    printf '#!/bin/sh\nexec env ASAN_OPTIONS="%s" FIU_CTRL_FIFO="%s" LD_PRELOAD="%s" "%s" %s "$@"\n' \
+        "$asan" "$fifo" "$preload" "$bin/stockd.real" "$args" >"$bin/stockd"
     chmod +x "$bin/stockd"
 }
 

@@ -37,7 +37,7 @@ fail() {
     echo "FAIL: $*"
     exit 1
 }
-use_binaries "$work/bin" tests/fault_store stockd
+use_binaries "$work/bin" tests/fault_store stockd tests/no_uring.so
 BIN=$work/bin
 ENOSPC=28
 EIO=5
@@ -90,18 +90,31 @@ echo "== through stockd: faults switched on under load with fiu-ctrl"
 # fails with ERRNO for good; 150 more must all be -IOERR saying why.
 # Restarted without the fault, every acknowledged deduction answers as a
 # replay with its original result, and every line counts once.
+# With a fourth argument "no-uring", stockd runs with its default
+# --io-uring yes on a machine where io_uring is unavailable
+# (tests/preload/no_uring.c): it must say so and fall back to fdatasync.
 stockd_fault() {
-    local point=$1 errno_value=$2 before=$3 port data log
+    local point=$1 errno_value=$2 before=$3 uring=${4:-} port data log
     n=$((n + 1))
     data=$work/stockd-$n log=$work/stockd-$n.log
     port=$(pick_port 17600 17609)
     # stockd syncs through io_uring by default, which the preload cannot
     # see: the fdatasync faults run it on the path that calls fdatasync.
-    local io_uring=yes
+    local io_uring=yes extra=""
     [ "$point" != posix/io/sync/fdatasync ] || io_uring=no
-    fiu_wrap_stockd "$BIN" "$work/fiu" --io-uring "$io_uring"
+    if [ "$uring" = no-uring ]; then
+        io_uring=yes extra=$BIN/no_uring.so
+    fi
+    FIU_EXTRA_PRELOAD=$extra fiu_wrap_stockd "$BIN" "$work/fiu" --io-uring "$io_uring"
     start_stockd "$port" "$data" "$log" || fail_with_log "$log" "stockd did not start under fiu-run"
     stockd_pid=$STOCKD_PID
+    if [ -n "$extra" ]; then
+        grep -q "io_uring is unavailable" "$log" ||
+            fail_with_log "$log" "stockd did not say that io_uring is unavailable"
+    elif [ "$io_uring" = yes ]; then
+        grep -q "fsyncs start through io_uring" "$log" ||
+            fail_with_log "$log" "stockd did not say that it syncs through io_uring"
+    fi
     /usr/bin/python3 - "$port" "$work/acks" "$before" <<'PY' || fail "deductions before the fault"
 import sys, redis
 port, acks, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -168,3 +181,6 @@ stockd_fault posix/io/sync/fdatasync $EIO 0
 stockd_fault posix/io/rw/pwrite $ENOSPC 150
 stockd_fault posix/io/sync/fdatasync $ENOSPC $((RANDOM % 150))
 stockd_fault posix/io/rw/pwrite $EIO $((RANDOM % 150))
+# The default --io-uring yes where io_uring is unavailable: the fallback
+# calls fdatasync, and its failure reaches the clients and the log alike.
+stockd_fault posix/io/sync/fdatasync $EIO $((RANDOM % 150)) no-uring
