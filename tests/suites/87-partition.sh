@@ -58,9 +58,11 @@ ip netns exec "$ns_srv" "$BIN/stockd" --store "$dir/data" --port "$port" --http-
     --bind "$srv_ip" --protected-mode no >>"$dir/stockd.log" 2>&1 &
 stockd_pid=$!
 remote="stockd://$srv_ip:$port"
+# The first SET, retried until stockd listens, is also the proof that the
+# client's namespace reaches it.
 for _ in $(seq 200); do
     kill -0 "$stockd_pid" 2>/dev/null || fail "stockd exited at start-up"
-    ip netns exec "$ns_cli" "$BIN/stockctl" --store "$remote" get S0 >/dev/null 2>&1 && break
+    ip netns exec "$ns_cli" "$BIN/stockctl" --store "$remote" set S0 "$level" >/dev/null 2>&1 && break
     sleep 0.05
 done
 for i in $(seq 0 $((skus - 1))); do
@@ -68,8 +70,10 @@ for i in $(seq 0 $((skus - 1))); do
         fail "the client's namespace cannot reach stockd"
 done
 
+# Paced (a pause after each batch of 64): unpaced, the clients pile up a
+# million ops whose check outlasts the partitions.
 for c in 1 2; do
-    ip netns exec "$ns_cli" "$BIN/server_crash_client" "$remote?timeout_ms=300" "n$c" "$skus" \
+    CRASH_CLIENT_PACE_US=5000 ip netns exec "$ns_cli" "$BIN/server_crash_client" "$remote?timeout_ms=300" "n$c" "$skus" \
         "$dir/client-$c.log" >"$dir/client-$c.out" 2>"$dir/client-$c.err" &
     clients+=($!)
 done
