@@ -78,8 +78,6 @@ for c in 1 2; do
     clients+=($!)
 done
 
-acked() { cat "$dir"/client-*.log 2>/dev/null | grep -c '^ack' || true; }
-
 # partition SIDE: cuts the link from SIDE's end for partition_s seconds. A
 # request made during the cut must fail UNAVAILABLE within bound_ms; once
 # healed, the clients' acknowledged count must grow again.
@@ -87,7 +85,7 @@ partition() {
     local side=$1 ns dev start elapsed out before
     if [ "$side" = server ]; then ns=$ns_srv dev="vs$$"; else ns=$ns_cli dev="vc$$"; fi
     sleep "$between_s"
-    before=$(acked)
+    before=$(crash_client_acks "$dir")
     [ "$before" -gt 0 ] || fail "nothing acknowledged before the $side-side partition"
     echo "== link cut from the $side's side for $partition_s s ($before ops acknowledged so far)"
     ip -n "$ns" link set "$dev" down
@@ -103,29 +101,21 @@ partition() {
         fail "a read across the partition did not say it timed out: $out"
     [ "$elapsed" -le "$bound_ms" ] || fail "a read across the partition took $elapsed ms (bound $bound_ms)"
     sleep "$partition_s"
-    before=$(acked)
+    before=$(crash_client_acks "$dir")
     ip -n "$ns" link set "$dev" up
     for _ in $(seq 200); do
-        [ "$(acked)" -gt "$before" ] && break
+        [ "$(crash_client_acks "$dir")" -gt "$before" ] && break
         sleep 0.05
     done
-    [ "$(acked)" -gt "$before" ] || fail "the clients got nothing through within 10 s of healing"
+    [ "$(crash_client_acks "$dir")" -gt "$before" ] || fail "the clients got nothing through within 10 s of healing"
     echo "  healed: acknowledgements resumed"
 }
 partition server
 partition client
 sleep 1
 
-for c in "${clients[@]}"; do kill -TERM "$c"; done
-for i in "${!clients[@]}"; do
-    wait "${clients[$i]}" ||
-        { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
-done
+settle_clients "$dir" "the partitions" "${clients[@]}"
 clients=()
-cat "$dir"/client-*.out
-unknown=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
-    awk '{ sum += $1 } END { print sum + 0 }')
-[ "$unknown" -gt 0 ] || fail "no op was left unknown: the partitions never reached the clients"
 
 echo "== every acknowledged op there once, I1-I5, checked inside the server's namespace"
 ip netns exec "$ns_srv" "$BIN/server_crash_check" "$remote" "$skus" "$level" "$dir"/client-*.log ||

@@ -156,6 +156,26 @@ stop_crash_clients() {
     return $status
 }
 
+# settle_clients DIR WHAT PID...: stops the server_crash_client processes
+# PID... (logging to DIR/client-1..., in that order) with SIGTERM, so that
+# they settle what was left unknown, and prints their summaries. Calls the
+# suite's fail unless each settled and some op was left unknown and
+# retried (else WHAT, the faults, never reached the clients).
+settle_clients() {
+    local dir=$1 what=$2 i retried
+    shift 2
+    local pids=("$@")
+    for i in "${pids[@]}"; do kill -TERM "$i"; done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" ||
+            { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
+    done
+    cat "$dir"/client-*.out
+    retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
+        awk '{ sum += $1 } END { print sum + 0 }')
+    [ "$retried" -gt 0 ] || fail "no op was ever left unknown: $what did not reach the clients"
+}
+
 # proxy_start LISTEN TARGET DIR [AFTER_MAX]: starts
 # tests/harness/fault_proxy.py on port LISTEN in front of 127.0.0.1:TARGET,
 # with the seed NETWORK_SEED (else a random one, printed so that it can be
@@ -199,17 +219,8 @@ proxy_clients() {
         [ "$(sed -n 's/^fault //p' "$dir/proxy.out" | sort -u | wc -l)" -ge 5 ] && break
         sleep 0.5
     done
-    for c in "${clients[@]}"; do kill -TERM "$c"; done
-    for i in "${!clients[@]}"; do
-        wait "${clients[$i]}" ||
-            { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
-    done
+    settle_clients "$dir" "the faults" "${clients[@]}"
     PROXY_CLIENTS=()
-    cat "$dir"/client-*.out
-    local retried
-    retried=$(sed -n 's/.*, \([0-9]*\) outcomes left unknown.*/\1/p' "$dir"/client-*.out |
-        awk '{ sum += $1 } END { print sum + 0 }')
-    [ "$retried" -gt 0 ] || fail "no op was ever left unknown: the faults did not reach the clients"
     kill -TERM "$PROXY_PID"
     wait "$PROXY_PID" || true
     PROXY_PID=""
