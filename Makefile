@@ -153,12 +153,17 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
 
-# libFuzzer targets link the protocol and library code built with clang.
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-              -Iinclude -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(filter-out $(SERVER_MAIN),$(SERVER_SRC)) | $(EMBED_INC)
+# libFuzzer targets link the protocol and library code built with clang,
+# compiled once for all targets (fuzzer-no-link: instrumented, no main).
+FUZZ_FLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I$(BUILD)/gen \
+              $(shell pkg-config --cflags $(PKGS))
+FUZZ_OBJS  := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC) $(filter-out $(SERVER_MAIN),$(SERVER_SRC)))
+build/fuzz/obj/%.o: %.c | $(EMBED_INC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 
@@ -219,4 +224,4 @@ install-ops:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)

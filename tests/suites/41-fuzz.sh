@@ -10,7 +10,7 @@ set -eu
 cd "${ROOT:-.}"
 seconds=${FUZZ_SECONDS:-15}
 command -v clang >/dev/null || { echo "clang is missing (scripts/install-deps.sh)"; exit 1; }
-make --no-print-directory fuzz >/dev/null
+make -j2 --no-print-directory fuzz >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
