@@ -39,9 +39,10 @@ pick_port() {
 }
 
 # start_stockd PORT DATA LOG [FLAGS...]: starts stockd in the background and
-# waits (up to 10 s) until this very process has logged that it listens on
-# PORT and the port answers PING (or NOAUTH). Returns 1 if it exited (the
-# port taken in the meantime, a bad store) or never got there.
+# waits (up to STOCKD_START_SECONDS, default 10: a soak's store recovers
+# for longer) until this very process has logged that it listens on PORT
+# and the port answers PING (or NOAUTH). Returns 1 if it exited (the port
+# taken in the meantime, a bad store) or never got there.
 start_stockd() {
     local port=$1 data=$2 log=$3 before
     shift 3
@@ -50,7 +51,7 @@ start_stockd() {
     "${BIN:-$BUILD}/stockd" --store "$data" --port "$port" --http-port 0 \
         --bind 127.0.0.1 "$@" >>"$log" 2>&1 &
     STOCKD_PID=$!
-    for _ in $(seq 200); do
+    for _ in $(seq $((${STOCKD_START_SECONDS:-10} * 20))); do
         if ! kill -0 "$STOCKD_PID" 2>/dev/null; then
             echo "stockd (pid $STOCKD_PID) exited at start-up; its log:" >&2
             tail -n 5 "$log" >&2
@@ -62,7 +63,7 @@ start_stockd() {
         fi
         sleep 0.05
     done
-    echo "stockd on port $port did not come up within 10 s" >&2
+    echo "stockd on port $port did not come up within ${STOCKD_START_SECONDS:-10} s" >&2
     kill "$STOCKD_PID" 2>/dev/null || true
     wait "$STOCKD_PID" 2>/dev/null || true
     return 1
