@@ -32,9 +32,7 @@ bench_help "$@"
 [ $# -le 1 ] || { echo "reconcile.sh: takes at most one argument (see --help)" >&2; exit 2; }
 lines=${1:-1000000}
 bench_whole LINES "$lines" 10000 10000000
-for binary in stockctl stockbench; do
-    [ -x "$BUILD/$binary" ] || { echo "reconcile.sh: no $BUILD/$binary: run make" >&2; exit 2; }
-done
+bench_need make stockctl stockbench
 . tests/harness/pg.sh
 . tests/harness/redis.sh
 . tests/harness/reconcile_fill.sh
