@@ -94,7 +94,11 @@ static bool compare_a_refund(rc_run *run, const stock_list_entry *entry, void *u
         return true;
     rc_refund key;
     snprintf(key.id, sizeof key.id, "%s", entry->id);
-    rc_refund *b = bsearch(&key, run->b_refunds, run->b_refunds_count, sizeof *b, refund_cmp);
+    /* Not with no refunds kept: their array may be NULL, which bsearch
+     * must not be given. */
+    rc_refund *b = run->b_refunds_count == 0
+                       ? NULL
+                       : bsearch(&key, run->b_refunds, run->b_refunds_count, sizeof *b, refund_cmp);
     int64_t qty = entry->info.refund_info.qty;
     rc_diff diff = {.sku = at->sku, .line = at->line, .refund = entry->id, .numeric = true};
     rc_set_number(diff.a, qty);
@@ -141,7 +145,8 @@ void rc_compare_refunds(rc_run *run, const char *sku, const char *line, int64_t 
     if (run->b != NULL) {
         if (!walk_refunds(run, run->b, run->uri_b, line, keep_b_refund, NULL, &b_sum))
             return;
-        qsort(run->b_refunds, run->b_refunds_count, sizeof *run->b_refunds, refund_cmp);
+        if (run->b_refunds_count > 1)
+            qsort(run->b_refunds, run->b_refunds_count, sizeof *run->b_refunds, refund_cmp);
     }
     if (!walk_refunds(run, run->a, run->uri_a, line, compare_a_refund, &at, &a_sum))
         return;
