@@ -5,6 +5,9 @@
 #   bench_whole NAME VALUE MIN MAX
 #                                exit 2 unless VALUE is a whole number in
 #                                MIN..MAX (checked before any server starts)
+#   bench_need TARGET BINARY...  exit 2 unless every $BUILD/BINARY exists
+#                                (TARGET: what builds them, "make" or
+#                                "make tests")
 #   bench_temp PREFIX            makes a temporary folder, sets tmp to it and
 #                                pids=(); at exit, stops (SIGTERM, then waits
 #                                for) every PID the script added to pids
@@ -25,6 +28,15 @@ bench_whole() {
     # The length test first: a number too long for test(1) is out of range.
     [ ${#2} -le ${#4} ] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
         { echo "$bench_name: $1 must be in $3..$4" >&2; exit 2; }
+}
+
+bench_need() {
+    local target=$1 binary
+    shift
+    for binary in "$@"; do
+        [ -x "$BUILD/$binary" ] ||
+            { echo "$bench_name: no $BUILD/$binary: run $target" >&2; exit 2; }
+    done
 }
 
 bench_temp() {

@@ -28,9 +28,7 @@ bench_whole COUNT "$count" 100 1000000
 poll_ms=${EVENTS_POLL_MS:-10}
 bench_whole EVENTS_POLL_MS "$poll_ms" 1 10000
 . tests/harness/nats.sh
-for binary in stockd stockevents tests/events_client; do
-    [ -x "$BUILD/$binary" ] || { echo "events.sh: no $BUILD/$binary: run make tests" >&2; exit 2; }
-done
+bench_need "make tests" stockd stockevents tests/events_client
 
 dir=$(mktemp -d)
 stockd_pid="" events_pid=""

@@ -34,9 +34,7 @@ orders=${1:-200000}
 bench_whole ORDERS "$orders" 20000 10000000
 units=10000
 . tests/harness/nats.sh
-for binary in stockd stockctl stockintake stockbench tests/intake_client; do
-    [ -x "$BUILD/$binary" ] || { echo "intake.sh: no $BUILD/$binary: run make tests" >&2; exit 2; }
-done
+bench_need "make tests" stockd stockctl stockintake stockbench tests/intake_client
 
 dir=$(mktemp -d)
 stockd_pid="" intake_pid=""

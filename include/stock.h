@@ -782,15 +782,25 @@ stock_code stock_hold_get(stock_t *store, const char *hold_id,
 typedef enum stock_list_kind {
     STOCK_LIST_SKUS = 1,      /* every SKU (of: NULL)      -> info.sku_info */
     STOCK_LIST_SKU_LINES,     /* the lines of the SKU `of`  -> info.line_info */
-    STOCK_LIST_ORDER_LINES    /* the lines of the order `of` -> info.line_info */
+    STOCK_LIST_ORDER_LINES,   /* the lines of the order `of` -> info.line_info */
+    STOCK_LIST_LINE_REFUNDS   /* the refunds of the line `of` -> info.refund_info */
 } stock_list_kind;
 
-/* One entry of a listing: a SKU and its totals, or a line. */
+/* One refund, as a listing of a line's refunds gives it. */
+typedef struct stock_refund_info {
+    char line[STOCK_ID_MAX + 1];   /* the line refunded */
+    int64_t qty;
+    int64_t available_after;       /* the SKU's stock right after the refund */
+} stock_refund_info;
+
+/* One entry of a listing: a SKU and its totals, a line, or a refund
+ * (refund_info is smaller than line_info: the entry kept its size). */
 typedef struct stock_list_entry {
-    char id[STOCK_ID_MAX + 1];   /* the SKU's id, or the line's */
+    char id[STOCK_ID_MAX + 1];   /* the SKU's id, the line's or the refund's */
     union {
         stock_sku_info sku_info;
         stock_line_info line_info;
+        stock_refund_info refund_info;
     } info;
 } stock_list_entry;
 
@@ -799,9 +809,9 @@ typedef struct stock_list_entry {
  * starting right after the entry whose id is `after`. The store's order is
  * stable, so paging with after = the last id of the previous page misses
  * nothing and repeats nothing:
- *   embedded   the order in which the SKUs and lines were created (the
- *              order it applied them; an order's lines in the order's line
- *              order); what is created meanwhile comes at the end
+ *   embedded   the order in which the SKUs, lines and refunds were created
+ *              (the order it applied them; an order's lines in the order's
+ *              line order); what is created meanwhile comes at the end
  *   postgres, redis, sharded   byte order of the ids (as strcmp); an order's
  *              lines in the order's line order (sharded: byte order of
  *              the line ids); what is created meanwhile comes where its id
@@ -812,10 +822,11 @@ typedef struct stock_list_entry {
  * durable (I7).
  *
  * kind      STOCK_LIST_*.
- * of        in: the SKU (SKU_LINES) or order (ORDER_LINES) id; NULL for
- *           SKUS.
+ * of        in: the SKU (SKU_LINES), order (ORDER_LINES) or line
+ *           (LINE_REFUNDS) id; NULL for SKUS.
  * after     in: NULL (from the first), or an id of what is listed: a SKU
- *           id for SKUS, a line id for the lines.
+ *           id for SKUS, a line id for the lines, a refund id for the
+ *           refunds.
  * entries   out: max entries (1..STOCK_LIST_MAX); the first *count are
  *           written.
  * count     out, not NULL: the entries written. Fewer than max: the listing
@@ -825,16 +836,19 @@ typedef struct stock_list_entry {
  *
  * Memory: the caller's entries only; a backend holds no more than a few
  * pages at a time (redis: two; sharded: one per member), so any listing
- * runs in bounded memory. Time: embedded walks its memory; postgres reads
- * an index range; redis scans every SKU key (SKUS) or the SKU's whole flow
- * hash (SKU_LINES) per page, so a listing of n entries costs
- * n * n / max entries read there.
+ * runs in bounded memory. Time: embedded walks its memory (a line's
+ * refunds: every refund of the store, per page); postgres reads an index
+ * range; redis scans every SKU key (SKUS), the SKU's whole flow hash
+ * (SKU_LINES) or its whole refunds hash (LINE_REFUNDS) per page, so a
+ * listing of n entries costs n * n / max entries read there.
  *
  * Returns STOCK_OK; STOCK_INVALID (a kind, of, after or max out of range:
  * nothing read), STOCK_NOT_FOUND (of or after names nothing: "sku=X",
- * "order=X", "line=X"; postgres, redis and sharded: a SKU_LINES after must
- * be a line of that SKU, an ORDER_LINES after a line of that order),
- * STOCK_UNSUPPORTED (a stockd server older than the LIST command),
+ * "order=X", "line=X", "refund=X"; postgres, redis and sharded: a
+ * SKU_LINES after must be a line of that SKU, an ORDER_LINES after a line
+ * of that order, a LINE_REFUNDS after a refund of that line),
+ * STOCK_UNSUPPORTED (a stockd server older than the LIST command, or than
+ * its REFUNDS listing),
  * STOCK_IO, STOCK_UNAVAILABLE, STOCK_NOMEM.
  */
 stock_code stock_list(stock_t *store, stock_list_kind kind, const char *of,

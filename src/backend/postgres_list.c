@@ -5,9 +5,9 @@
  * A listing pages in byte order of the ids (COLLATE "C", so the same on
  * every database whatever its collation, and the same order the sharded
  * backend merges its members' pages in): SKUs by SKU id, a SKU's lines by
- * line id, an order's lines by their position in the order. Each page is
- * one index range scan from the id after `after` (the schema's version 3
- * indexes), so a page costs the same at the start and at the end of a
+ * line id, an order's lines by their position in the order, a line's
+ * refunds by refund id. Each page is one index range scan from the id
+ * after `after` (the schema's version 3 and 4 indexes), so a page costs the same at the start and at the end of a
  * listing of millions, and nothing but the page is held.
  */
 #include <assert.h>
@@ -39,6 +39,11 @@ static const char list_order_lines_sql[] =
     "SELECT " LINE_COLUMNS " FROM inventory_flow"
     " WHERE order_id = $1 AND order_id <> '' AND position > $2"
     " ORDER BY position LIMIT $3";
+
+static const char list_line_refunds_sql[] =
+    "SELECT refund_id, line_id, qty, available FROM inventory_refunds"
+    " WHERE line_id = $1 AND refund_id COLLATE \"C\" > $2"
+    " ORDER BY refund_id COLLATE \"C\" LIMIT $3";
 
 static void id_text(stock_id id, char out[STOCK_ID_MAX + 1])
 {
@@ -88,9 +93,15 @@ static stock_code check_names(PGconn *conn, const list_request *request, const c
         !exists(conn, "SELECT 1 FROM inventory_orders WHERE order_id = $1", of, &found,
                 message, size))
         return STOCK_IO;
+    if (request->kind == STOCK_LIST_LINE_REFUNDS &&
+        !exists(conn, "SELECT 1 FROM inventory_flow WHERE line_id = $1", of, &found,
+                message, size))
+        return STOCK_IO;
+    static const char *const of_names[] = {[STOCK_LIST_SKU_LINES] = "sku",
+                                           [STOCK_LIST_ORDER_LINES] = "order",
+                                           [STOCK_LIST_LINE_REFUNDS] = "line"};
     if (!found) {
-        message_set(message, size, "%s=%s",
-                    request->kind == STOCK_LIST_SKU_LINES ? "sku" : "order", of);
+        message_set(message, size, "%s=%s", of_names[request->kind], of);
         return STOCK_NOT_FOUND;
     }
     *position = -1;
@@ -101,7 +112,13 @@ static stock_code check_names(PGconn *conn, const list_request *request, const c
         [STOCK_LIST_SKU_LINES] = "SELECT 0 FROM inventory_flow WHERE line_id = $1 AND sku_id = $2",
         [STOCK_LIST_ORDER_LINES] = "SELECT position FROM inventory_flow"
                                    " WHERE line_id = $1 AND order_id = $2",
+        [STOCK_LIST_LINE_REFUNDS] = "SELECT 0 FROM inventory_refunds"
+                                    " WHERE refund_id = $1 AND line_id = $2",
     };
+    static const char *const after_names[] = {[STOCK_LIST_SKUS] = "sku",
+                                              [STOCK_LIST_SKU_LINES] = "line",
+                                              [STOCK_LIST_ORDER_LINES] = "line",
+                                              [STOCK_LIST_LINE_REFUNDS] = "refund"};
     bool skus = request->kind == STOCK_LIST_SKUS;
     const char *params[2] = {after, of};
     PGresult *result = query(conn, after_sql[request->kind], skus ? 1 : 2, params, message, size);
@@ -112,7 +129,7 @@ static stock_code check_names(PGconn *conn, const list_request *request, const c
         *position = atol(PQgetvalue(result, 0, 0));
     PQclear(result);
     if (!found) {
-        message_set(message, size, "%s=%s", skus ? "sku" : "line", after);
+        message_set(message, size, "%s=%s", after_names[request->kind], after);
         return STOCK_NOT_FOUND;
     }
     return STOCK_OK;
@@ -137,6 +154,13 @@ static void read_entry(const PGresult *result, int row, stock_list_kind kind,
             .available = column(result, row, 1), .adjusted = column(result, row, 2),
             .deducted = column(result, row, 3), .refunded = column(result, row, 4),
             .held = column(result, row, 5)};
+        return;
+    }
+    if (kind == STOCK_LIST_LINE_REFUNDS) {
+        stock_refund_info *refund = &entry->info.refund_info;
+        copy_id(refund->line, PQgetvalue(result, row, 1));
+        refund->qty = column(result, row, 2);
+        refund->available_after = column(result, row, 3);
         return;
     }
     stock_line_info *line = &entry->info.line_info;
@@ -170,6 +194,9 @@ stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
     } else if (request->kind == STOCK_LIST_SKU_LINES) {
         const char *params[] = {of, after, limit};
         result = query(conn, list_sku_lines_sql, 3, params, message, size);
+    } else if (request->kind == STOCK_LIST_LINE_REFUNDS) {
+        const char *params[] = {of, after, limit};
+        result = query(conn, list_line_refunds_sql, 3, params, message, size);
     } else {
         const char *params[] = {of, from, limit};
         result = query(conn, list_order_lines_sql, 3, params, message, size);

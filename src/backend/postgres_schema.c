@@ -28,8 +28,8 @@
 
 /* 1: deductions, orders, refunds, adjustments. 2: holds (inventory.held,
  * inventory_holds and their functions). 3: the indexes stock_list pages
- * through (postgres_list.c). */
-#define PG_SCHEMA_VERSION 3
+ * through (postgres_list.c). 4: the index of a line's refunds. */
+#define PG_SCHEMA_VERSION 4
 /* Serialises schema installation between processes opening at once. */
 #define PG_SCHEMA_LOCK_KEY 7379004
 
@@ -99,6 +99,9 @@ static const char pg_schema_sql[] =
     "    ON inventory_flow (sku_id, line_id COLLATE \"C\");\n"
     "CREATE INDEX IF NOT EXISTS inventory_flow_by_order ON inventory_flow (order_id, position)\n"
     "    WHERE order_id <> '';\n"
+    "-- Version 4: a line's refunds, listed by refund id.\n"
+    "CREATE INDEX IF NOT EXISTS inventory_refunds_by_line\n"
+    "    ON inventory_refunds (line_id, refund_id COLLATE \"C\");\n"
     "\n"
     "-- The SKU's total available stock over its buckets, NULL if there is no SKU.\n"
     "CREATE OR REPLACE FUNCTION stock_total(p_sku text) RETURNS bigint\n"
@@ -1022,7 +1025,8 @@ static stock_code migrate(PGconn *conn, char *message, size_t size)
          * each version's steps come after the one before's: from 0 it
          * creates everything, from 1 (before holds) it adds the held column,
          * the holds table and the functions, from 2 the listing indexes
-         * (built over the existing rows, once), keeping every row. */
+         * (built over the existing rows, once), from 3 the refunds' one,
+         * keeping every row. */
         schema_digest(digest, sizeof digest);
         snprintf(sql, sizeof sql, "DELETE FROM stock_schema; INSERT INTO stock_schema "
                  "VALUES (%d, '%s')", PG_SCHEMA_VERSION, digest);

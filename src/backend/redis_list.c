@@ -10,7 +10,8 @@
  * smallest ids after `after`. A page therefore costs one pass over the
  * store's SKUs, or over the SKU's lines, while its memory stays two pages
  * whatever the store holds. An order's lines come from its record, in the
- * order's line order. On a Redis Cluster every command goes to the master
+ * order's line order. A line's refunds are those of its SKU's refunds hash
+ * (HSCAN, the SKU found in the line's directory entry) that name it. On a Redis Cluster every command goes to the master
  * of its key's slot, and the SKU scan visits every master.
  */
 #include <assert.h>
@@ -240,12 +241,42 @@ static void offer_lines(rd_page *page, const char *sku, const redisReply *items)
     }
 }
 
-/* Walks SCAN (SKUs) or HSCAN (the SKU's flow) from start to end. */
-static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
+/* Reads a refund value "line qty available_after" into refund (a
+ * tombstone starts with '~': false). */
+static bool refund_parse(const char *value, stock_refund_info *refund)
+{
+    long long qty, after;
+    if (value[0] == '~' || sscanf(value, "%64s %lld %lld", refund->line, &qty, &after) != 3)
+        return false;
+    refund->qty = qty;
+    refund->available_after = after;
+    return true;
+}
+
+/* Offers each refund of the line `line` in one HSCAN reply of its SKU's
+ * refunds hash (field, value). */
+static void offer_refunds(rd_page *page, const char *line, const redisReply *items)
+{
+    for (size_t i = 0; i + 1 < items->elements; i += 2) {
+        const redisReply *field = items->element[i], *value = items->element[i + 1];
+        stock_refund_info refund;
+        if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+            !refund_parse(value->str, &refund) || strcmp(refund.line, line) != 0)
+            continue;
+        stock_list_entry *slot = page_offer(page, field->str, field->len);
+        if (slot != NULL)
+            slot->info.refund_info = refund;
+    }
+}
+
+/* Walks SCAN (SKUs) or HSCAN (the SKU's flow, or for a line's refunds the
+ * refunds hash of its SKU `sku`) from start to end. */
+static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page, const char *sku)
 {
     const list_request *request = listing->request;
     bool skus = request->kind == STOCK_LIST_SKUS;
-    char key[RD_KEY_MAX], pattern[2 * RD_PREFIX_MAX + 16], cursor[32] = "0", sku[STOCK_ID_MAX + 1];
+    bool refunds = request->kind == STOCK_LIST_LINE_REFUNDS;
+    char key[RD_KEY_MAX], pattern[2 * RD_PREFIX_MAX + 16], cursor[32] = "0", of[STOCK_ID_MAX + 1];
     size_t used = 0;
     for (const char *c = store->options.prefix; *c != '\0'; c++) {
         if (strchr("*?[]\\", *c) != NULL)
@@ -253,8 +284,10 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
         pattern[used++] = *c;
     }
     snprintf(pattern + used, sizeof pattern - used, "{sku:*}");
-    snprintf(sku, sizeof sku, "%.*s", (int)request->of.len, request->of.ptr ? request->of.ptr : "");
-    if (!skus)
+    snprintf(of, sizeof of, "%.*s", (int)request->of.len, request->of.ptr ? request->of.ptr : "");
+    if (refunds)
+        key_of(store, "sku", stock_id_from_cstr(sku), ":refunds", key);
+    else if (!skus)
         key_of(store, "sku", request->of, ":flow", key);
     int node = 0, last_node = skus ? store->link.node_count - 1 : 0;
     for (;;) {
@@ -271,8 +304,10 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page)
         }
         if (skus)
             offer_skus(store, page, items);
+        else if (refunds)
+            offer_refunds(page, of, items);
         else
-            offer_lines(page, sku, items);
+            offer_lines(page, of, items);
         snprintf(cursor, sizeof cursor, "%s", next);
         freeReplyObject(reply);
         if (strcmp(cursor, "0") != 0)
@@ -426,6 +461,60 @@ static bool list_order(rd_store *store, worker_listing *listing, rd_page *page)
     return true;
 }
 
+/* Sets listing's NOT_FOUND "what=id"; false. */
+static bool not_found(worker_listing *listing, const char *what, stock_id id)
+{
+    message_set(listing->message, listing->message_size, "%s=%.*s", what, (int)id.len, id.ptr);
+    listing->code = STOCK_NOT_FOUND;
+    return false;
+}
+
+/* The SKU of the line `of` (its directory entry), which must be a line of
+ * that SKU's flow, and `after` a refund of it. */
+static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOCK_ID_MAX + 1])
+{
+    const list_request *request = listing->request;
+    char key[RD_KEY_MAX], gen[RD_GEN_MAX];
+    const char *argv[] = {"GET", key};
+    size_t lengths[] = {3, key_of(store, "line", request->of, "", key)};
+    redisReply *reply = command(store, listing, -1, 2, argv, lengths);
+    if (reply == NULL)
+        return false;
+    bool found = rd_entry_parse(reply, gen, sku);
+    freeReplyObject(reply);
+    if (!found)
+        return not_found(listing, "line", request->of);
+    key_of(store, "sku", stock_id_from_cstr(sku), ":flow", key);
+    if ((reply = hget(store, listing, key, request->of.ptr, request->of.len)) == NULL)
+        return false;
+    found = reply->type == REDIS_REPLY_STRING && reply->str[0] != '~';
+    freeReplyObject(reply);
+    if (!found)
+        return not_found(listing, "line", request->of);
+    if (request->after.ptr == NULL)
+        return true;
+    key_of(store, "sku", stock_id_from_cstr(sku), ":refunds", key);
+    if ((reply = hget(store, listing, key, request->after.ptr, request->after.len)) == NULL)
+        return false;
+    stock_refund_info refund;
+    found = reply->type == REDIS_REPLY_STRING && refund_parse(reply->str, &refund) &&
+            strlen(refund.line) == request->of.len &&
+            memcmp(refund.line, request->of.ptr, request->of.len) == 0;
+    freeReplyObject(reply);
+    return found || not_found(listing, "refund", request->after);
+}
+
+/* The page of a listing other than an order's lines. */
+static bool list_scanned(rd_store *store, worker_listing *listing, rd_page *page)
+{
+    stock_list_kind kind = listing->request->kind;
+    char sku[STOCK_ID_MAX + 1] = "";
+    if (kind == STOCK_LIST_LINE_REFUNDS)
+        return refund_names(store, listing, sku) && scan_all(store, listing, page, sku);
+    return names_exist(store, listing) && scan_all(store, listing, page, NULL) &&
+           (kind != STOCK_LIST_SKUS || read_totals(store, listing, page));
+}
+
 static void run_listing(stock_t *base, worker_listing *listing)
 {
     rd_store *store = (rd_store *)base;
@@ -445,10 +534,8 @@ static void run_listing(stock_t *base, worker_listing *listing)
         return;
     }
     rd_page page = {.slots = slots, .max = request->max, .after = after};
-    bool ok = request->kind == STOCK_LIST_ORDER_LINES
-                  ? list_order(store, listing, &page)
-                  : names_exist(store, listing) && scan_all(store, listing, &page) &&
-                        (request->kind != STOCK_LIST_SKUS || read_totals(store, listing, &page));
+    bool ok = request->kind == STOCK_LIST_ORDER_LINES ? list_order(store, listing, &page)
+                                                      : list_scanned(store, listing, &page);
     if (ok) {
         memcpy(listing->entries, slots, page.count * sizeof *slots);
         *listing->count = page.count;

@@ -533,8 +533,8 @@ void remote_decode(stock_op *op, const redisReply *reply)
 
 void remote_encode_list(const list_request *request, remote_command *command)
 {
-    static const char *const kinds[] = {"SKUS", "SKULINES", "ORDERLINES"};
-    assert(request->kind >= STOCK_LIST_SKUS && request->kind <= STOCK_LIST_ORDER_LINES);
+    static const char *const kinds[] = {"SKUS", "SKULINES", "ORDERLINES", "REFUNDS"};
+    assert(request->kind >= STOCK_LIST_SKUS && request->kind <= STOCK_LIST_LINE_REFUNDS);
     command->argc = 0;
     command_word(command, "LIST");
     command_word(command, kinds[request->kind - STOCK_LIST_SKUS]);
@@ -548,22 +548,41 @@ void remote_encode_list(const list_request *request, remote_command *command)
     command_number(command, request->max);
 }
 
-/* One entry: [id, 4 totals] for SKUs, [id, sku, order_id, 4 numbers] for
- * lines (docs/protocol.md, LIST). */
+/* Reads text (a string of at most STOCK_ID_MAX bytes) into out. */
+static bool decode_id(const redisReply *text, char out[STOCK_ID_MAX + 1])
+{
+    if (text->type != REDIS_REPLY_STRING || text->len > STOCK_ID_MAX)
+        return false;
+    memcpy(out, text->str, text->len);
+    out[text->len] = '\0';
+    return true;
+}
+
+/* A refund: [id, line, qty, available_after]. */
+static bool decode_refund(const redisReply *reply, stock_list_entry *entry)
+{
+    stock_refund_info *refund = &entry->info.refund_info;
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
+           decode_id(reply->element[0], entry->id) && decode_id(reply->element[1], refund->line) &&
+           reply_int64(reply->element[2], &refund->qty) &&
+           reply_int64(reply->element[3], &refund->available_after);
+}
+
+/* One entry: [id, 5 totals] for SKUs, [id, sku, order_id, 4 numbers] for
+ * lines, [id, line, qty, available_after] for refunds (docs/protocol.md,
+ * LIST). */
 static bool decode_entry(stock_list_kind kind, const redisReply *reply, stock_list_entry *entry)
 {
+    if (kind == STOCK_LIST_LINE_REFUNDS)
+        return decode_refund(reply, entry);
     size_t fields = kind == STOCK_LIST_SKUS ? 6 : 7;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != fields)
         return false;
-    const redisReply *texts[3] = {reply->element[0], reply->element[1], reply->element[2]};
     char *targets[3] = {entry->id, entry->info.line_info.sku, entry->info.line_info.order_id};
     size_t text_count = kind == STOCK_LIST_SKUS ? 1 : 3;
-    for (size_t i = 0; i < text_count; i++) {
-        if (texts[i]->type != REDIS_REPLY_STRING || texts[i]->len > STOCK_ID_MAX)
+    for (size_t i = 0; i < text_count; i++)
+        if (!decode_id(reply->element[i], targets[i]))
             return false;
-        memcpy(targets[i], texts[i]->str, texts[i]->len);
-        targets[i][texts[i]->len] = '\0';
-    }
     int64_t numbers[5];
     for (size_t i = 0; i < fields - text_count; i++)
         if (!reply_int64(reply->element[text_count + i], &numbers[i]))
@@ -606,6 +625,12 @@ stock_code remote_decode_list(const list_request *request, const redisReply *rep
                               char *message, size_t size)
 {
     *count = 0;
+    /* A stockd from before the REFUNDS listing takes it for bad syntax. */
+    if (reply->type == REDIS_REPLY_ERROR && request->kind == STOCK_LIST_LINE_REFUNDS &&
+        strncmp(reply->str, "ERR syntax error", 16) == 0) {
+        snprintf(message, size, "this stockd cannot list a line's refunds (LIST REFUNDS)");
+        return STOCK_UNSUPPORTED;
+    }
     if (reply->type == REDIS_REPLY_ERROR)
         return remote_decode_error(reply, "LIST", message, size);
     bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements <= request->max;

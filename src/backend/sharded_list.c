@@ -7,7 +7,9 @@
  * after `after` and merges them, keeping the max smallest ids; a SKU's
  * lines live on the SKU's shard alone, which answers the page; an order's
  * lines (at most STOCK_ORDER_LINES_MAX, over its shards' parts) are merged
- * in byte order of their line ids. Names are checked where they live: the
+ * in byte order of their line ids; a line's refunds live with the line, on
+ * the one member that knows the line, asked in turn until one does. Names
+ * are checked where they live: the
  * `after` SKU on its shard, `of` on the SKU's shard; the other members are
  * asked without checks. Memory: one page per member during the merge.
  */
@@ -104,6 +106,18 @@ static void order_lines(sharded_store *store, worker_listing *listing)
     memcpy(entries, lines + first, *listing->count * sizeof *entries);
 }
 
+/* A line's refunds: the page of the member that has the line (the others
+ * answer NOT_FOUND "line=..."). */
+static void line_refunds(sharded_store *store, worker_listing *listing)
+{
+    for (uint32_t i = 0; i < store->count; i++) {
+        if (member_page(store, i, listing->request, true, listing->entries, listing->count,
+                        listing) ||
+            listing->code != STOCK_NOT_FOUND || strncmp(listing->message, "line=", 5) != 0)
+            return;
+    }
+}
+
 static void run_listing(stock_t *base, worker_listing *listing)
 {
     sharded_store *store = (sharded_store *)base;
@@ -120,6 +134,9 @@ static void run_listing(stock_t *base, worker_listing *listing)
         break;
     case STOCK_LIST_ORDER_LINES:
         order_lines(store, listing);
+        break;
+    case STOCK_LIST_LINE_REFUNDS:
+        line_refunds(store, listing);
         break;
     }
 }

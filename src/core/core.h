@@ -133,7 +133,7 @@ void core_replay_prefetch(const core *state, const uint8_t *record, size_t len);
  */
 typedef struct core_list_cursor {
     stock_list_kind kind;
-    uint32_t owner;     /* the SKU or order listed; unused for SKUs */
+    uint32_t owner;     /* the SKU, order or line listed; unused for SKUs */
     uint32_t next;      /* the next entity index to look at */
 } core_list_cursor;
 

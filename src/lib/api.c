@@ -347,13 +347,16 @@ static bool list_valid(stock_list_kind kind, const char *of, const char *after,
                        uint32_t max, list_request *request, char *message)
 {
     *request = (list_request){kind, stock_id_from_cstr(of), stock_id_from_cstr(after), max};
-    if (kind < STOCK_LIST_SKUS || kind > STOCK_LIST_ORDER_LINES)
+    static const char *const of_names[] = {[STOCK_LIST_SKU_LINES] = "sku",
+                                           [STOCK_LIST_ORDER_LINES] = "order id",
+                                           [STOCK_LIST_LINE_REFUNDS] = "line id"};
+    if (kind < STOCK_LIST_SKUS || kind > STOCK_LIST_LINE_REFUNDS)
         message_set(message, STOCK_MESSAGE_MAX, "unknown listing kind %d", (int)kind);
     else if (kind == STOCK_LIST_SKUS && of != NULL)
         message_set(message, STOCK_MESSAGE_MAX, "a listing of SKUs is of nothing: pass of = NULL");
     else if (kind != STOCK_LIST_SKUS && !stock_id_valid(request->of))
         message_set(message, STOCK_MESSAGE_MAX, "%s must be 1-64 printable ASCII characters without spaces",
-                    kind == STOCK_LIST_SKU_LINES ? "sku" : "order id");
+                    of_names[kind]);
     else if (after != NULL && !stock_id_valid(request->after))
         message_set(message, STOCK_MESSAGE_MAX, "after must be 1-64 printable ASCII characters without spaces");
     else if (max < 1 || max > STOCK_LIST_MAX)

@@ -174,10 +174,18 @@ static const char *arg_text(resp_arg arg, char text[STOCK_ID_MAX + 2])
     return memchr(arg.ptr, '\0', arg.len) != NULL ? "" : text;   /* a NUL byte: invalid */
 }
 
+/* [id, 5 totals] for a SKU, [id, sku, order_id, 4 numbers] for a line,
+ * [id, line, qty, available_after] for a refund (docs/protocol.md, LIST). */
 static bool write_entry(buf *out, stock_list_kind kind, const stock_list_entry *entry)
 {
-    bool ok = resp_write_array(out, kind == STOCK_LIST_SKUS ? 6 : 7) &&
-              resp_write_bulk(out, entry->id, strlen(entry->id));
+    size_t fields = kind == STOCK_LIST_SKUS ? 6 : kind == STOCK_LIST_LINE_REFUNDS ? 4 : 7;
+    bool ok = resp_write_array(out, fields) && resp_write_bulk(out, entry->id, strlen(entry->id));
+    if (kind == STOCK_LIST_LINE_REFUNDS) {
+        const stock_refund_info *refund = &entry->info.refund_info;
+        return ok && resp_write_bulk(out, refund->line, strlen(refund->line)) &&
+               resp_write_integer(out, refund->qty) &&
+               resp_write_integer(out, refund->available_after);
+    }
     if (kind == STOCK_LIST_SKUS) {
         const stock_sku_info *sku = &entry->info.sku_info;
         return ok && resp_write_integer(out, sku->available) && resp_write_integer(out, sku->adjusted) &&
@@ -195,8 +203,8 @@ static bool write_entry(buf *out, stock_list_kind kind, const stock_list_entry *
  * option's index. False after replying a syntax error. */
 static bool read_kind(conn *c, const resp_request *r, stock_list_kind *kind, uint32_t *next)
 {
-    static const char *const words[] = {"SKUS", "SKULINES", "ORDERLINES"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const words[] = {"SKUS", "SKULINES", "ORDERLINES", "REFUNDS"};
+    for (int i = 0; i < 4; i++) {
         if (!resp_arg_is(r->argv[1], words[i]))
             continue;
         *kind = (stock_list_kind)(STOCK_LIST_SKUS + i);
@@ -205,7 +213,7 @@ static bool read_kind(conn *c, const resp_request *r, stock_list_kind *kind, uin
             return true;
     }
     commands_reply_error(c, "ERR", "syntax error: LIST SKUS | SKULINES sku | ORDERLINES order_id "
-                         "[AFTER id] [LIMIT n]");
+                         "| REFUNDS line_id [AFTER id] [LIMIT n]");
     return false;
 }
 

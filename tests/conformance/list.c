@@ -1,7 +1,8 @@
 /*
  * list.c -- stock_list (include/stock.h, "listing"): pages in the store's
  * order that miss and repeat nothing, the lines of a SKU and of an order,
- * each entry as stock_get / stock_line say it, and the errors. The store's
+ * the refunds of a line, each entry as stock_get / stock_line say it (a
+ * refund as it was made), and the errors. The store's
  * order is the order of creation (embedded, and a stockd:// server over
  * it), or byte order of the ids (postgres, sharded, redis: an order's
  * lines still in the order's line order, except sharded's, by line id).
@@ -120,6 +121,75 @@ static void lines_of_an_order_come_in_its_order(void **state)
     assert_string_equal(page[0].id, want[1].id);
 }
 
+#define LIST_REFUNDS 5
+
+/* Refunds of one line in the store's order, two a page, none of another
+ * line's; on the stores that list by id, after must be a refund of the
+ * line (include/stock.h). */
+static void refunds_of_a_line_come_in_order_page_by_page(void **state)
+{
+    (void)state;
+    char sku[CONF_ID_SIZE], line[CONF_ID_SIZE], other[CONF_ID_SIZE];
+    snprintf(sku, sizeof sku, "%s", conf_id("sku"));
+    snprintf(line, sizeof line, "%s", conf_id("line"));
+    snprintf(other, sizeof other, "%s", conf_id("line"));
+    assert_code(stock_set(conf_store, sku, 100, NULL, NULL, NULL), STOCK_OK, "");
+    assert_code(stock_deduct(conf_store, line, sku, 20, NULL, NULL), STOCK_OK, "");
+    assert_code(stock_deduct(conf_store, other, sku, 20, NULL, NULL), STOCK_OK, "");
+    expected want[LIST_REFUNDS];
+    int64_t available_after[LIST_REFUNDS + 1];
+    for (int i = 0; i < LIST_REFUNDS; i++) {
+        snprintf(want[i].id, sizeof want[i].id, "%s", conf_id("refund"));
+        want[i].value = i;
+        assert_code(stock_refund(conf_store, want[i].id, line, i + 1, &available_after[i], NULL),
+                    STOCK_OK, "");
+        assert_code(stock_refund(conf_store, conf_id("refund"), other, 1, NULL, NULL), STOCK_OK, "");
+    }
+    store_order(want, LIST_REFUNDS, by_id());
+    stock_list_entry page[2];
+    char message[STOCK_MESSAGE_MAX];
+    const char *after = NULL;
+    int seen = 0;
+    for (uint32_t count = 2; count == 2;) {
+        assert_code(stock_list(conf_store, STOCK_LIST_LINE_REFUNDS, line, after, page, 2, &count,
+                               message), STOCK_OK, message);
+        for (uint32_t i = 0; i < count; i++, seen++) {
+            assert_true(seen < LIST_REFUNDS);
+            const stock_refund_info *refund = &page[i].info.refund_info;
+            int made = want[seen].value;
+            assert_string_equal(page[i].id, want[seen].id);
+            assert_string_equal(refund->line, line);
+            assert_i64(refund->qty, made + 1);
+            assert_i64(refund->available_after, available_after[made]);
+        }
+        if (count > 0)
+            after = want[seen - 1].id;
+    }
+    assert_int_equal(seen, LIST_REFUNDS);   /* pages of 2, 2, 1 */
+    uint32_t count = 7;
+    char text[STOCK_MESSAGE_MAX];
+    if (by_id()) {
+        assert_code(stock_list(conf_store, STOCK_LIST_LINE_REFUNDS, other, want[0].id, page, 2,
+                               &count, message), STOCK_NOT_FOUND, message);
+        snprintf(text, sizeof text, "refund=%s", want[0].id);
+        assert_string_equal(message, text);
+    }
+    const char *unknown = conf_id("refund");
+    assert_code(stock_list(conf_store, STOCK_LIST_LINE_REFUNDS, line, unknown, page, 2, &count,
+                           message), STOCK_NOT_FOUND, message);
+    snprintf(text, sizeof text, "refund=%s", unknown);
+    assert_string_equal(message, text);
+    const char *missing = conf_id("line");
+    assert_code(stock_list(conf_store, STOCK_LIST_LINE_REFUNDS, missing, NULL, page, 2, &count,
+                           message), STOCK_NOT_FOUND, message);
+    snprintf(text, sizeof text, "line=%s", missing);
+    assert_string_equal(message, text);
+    assert_int_equal(count, 0);
+    assert_code(stock_list(conf_store, STOCK_LIST_LINE_REFUNDS, NULL, NULL, page, 2, &count,
+                           message), STOCK_INVALID, message);
+    assert_string_equal(message, "line id must be 1-64 printable ASCII characters without spaces");
+}
+
 static void skus_come_in_order_with_their_totals(void **state)
 {
     (void)state;
@@ -195,6 +265,7 @@ int conf_run_list(void)
     static const struct CMUnitTest tests[] = {
         cmocka_unit_test(lines_of_a_sku_come_in_order_page_by_page),
         cmocka_unit_test(lines_of_an_order_come_in_its_order),
+        cmocka_unit_test(refunds_of_a_line_come_in_order_page_by_page),
         cmocka_unit_test(skus_come_in_order_with_their_totals),
         cmocka_unit_test(listing_errors_name_what_is_wrong),
     };

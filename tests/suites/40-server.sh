@@ -144,13 +144,16 @@ R backup "$dir/backup" >/dev/null
 check "BACKUP into an existing folder" "INVALID $dir/backup exists: a backup or a restore goes into a new folder" \
     "$(R backup "$dir/backup")"
 check "BACKUP with an empty folder" "INVALID the backup's folder must be 1..4095 bytes, no NUL" "$(R backup "")"
-# LIST: a page of SKUs or lines, each entry an array.
+# LIST: a page of SKUs, lines or a line's refunds, each entry an array.
 check "LIST SKUS" "$(printf 'A12\n5\n9\n6\n2\n0')" "$(R list skus limit 1)"
 check "LIST SKULINES" "$(printf 'L4\nA12\nO1\n1\n0')" "$(R list skulines A12 after L1 limit 1 | head -5)"
 check "LIST ORDERLINES" "$(printf 'L5\nA12\nO1\n2\n0')" "$(R list orderlines O1 after L4 | head -5)"
+check "LIST REFUNDS" "$(printf 'R1\nL1\n2\n6')" "$(R list refunds L1)"
+check "LIST REFUNDS after the last" "" "$(R list refunds L1 after R1)"
+check "LIST REFUNDS of no line" "NOTFOUND line=nope" "$(R list refunds nope)"
 check "LIST notfound" "NOTFOUND order=nope" "$(R list orderlines nope)"
 check "LIST bad limit" "ERR syntax error: options are AFTER id and LIMIT n (1..1000)" "$(R list skus limit 0)"
-check "LIST bad kind" "ERR syntax error: LIST SKUS | SKULINES sku | ORDERLINES order_id [AFTER id] [LIMIT n]" "$(R list frob)"
+check "LIST bad kind" "ERR syntax error: LIST SKUS | SKULINES sku | ORDERLINES order_id | REFUNDS line_id [AFTER id] [LIMIT n]" "$(R list frob)"
 R info | grep -q "^backend:embedded" || fail "INFO names the backend"
 
 # Inline commands and a pipeline over a raw socket: replies in order.

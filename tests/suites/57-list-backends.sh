@@ -8,7 +8,7 @@
 # "a", whatever the database's collation), each once; an order's lines in the
 # order's line order (sharded: in byte order of the line ids, its parts
 # living on several shards); a line's fields as made; 404 NOTFOUND for an
-# unknown SKU, order or `after`. A postgres database at schema version 3
+# unknown SKU, order or `after`. A postgres database at schema version 4
 # keeps its listing indexes (checked in pg_indexes).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -99,8 +99,9 @@ EOF
 
 check "$PG_URI" x9,x1,x5
 indexes=$(pg_psql -c "SELECT count(*) FROM pg_indexes WHERE indexname IN
-                      ('inventory_skus_c', 'inventory_flow_by_sku', 'inventory_flow_by_order')")
-[ "$indexes" = 3 ] || fail "$indexes of the 3 listing indexes in postgres"
+                      ('inventory_skus_c', 'inventory_flow_by_sku', 'inventory_flow_by_order',
+                       'inventory_refunds_by_line')")
+[ "$indexes" = 4 ] || fail "$indexes of the 4 listing indexes in postgres"
 check "$REDIS_URI" x9,x1,x5
 check "$PG_SHARDS_URI" x1,x5,x9
 echo "57-list-backends: postgres, redis and sharded list in byte order over HTTP"

@@ -4,34 +4,42 @@
 #   - two embedded stores made by the same operations (one a copy of the
 #     other's folder) are equal (exit 0); one of them given a line, a refund
 #     and an adjustment the other lacks is different (exit 1) with each
-#     reason; --repair makes them equal, and a second --repair writes nothing
-#     and finds them equal;
+#     reason; --repair makes them equal (the refund made on B with A's
+#     refund id), and a second --repair writes nothing and finds them equal;
+#   - every kind of difference between two embedded stores, each with its
+#     own reason and nothing else: a missing and an extra refund on a line
+#     whose refunded totals are equal (only the ids tell), a line's qty, SKU
+#     and order, a SKU only B has, a hold only A has (its available is not
+#     repaired, the hold not copied); --repair makes only the missing
+#     refund and an adjustment, and a second --repair changes nothing;
 #   - an embedded store and postgres, then redis and postgres, made by the
 #     same operations: equal, and each store agrees with its own flow (I2);
 #   - drift made by hand: a line deleted in postgres (psql), a counter
-#     changed in postgres (psql) and in redis (redis-cli) are found with
-#     their reasons (missing line, I2, counter drift), repaired once, and a
-#     second --repair changes nothing in B (its totals stay as they are);
-#   - 1,000,000 lines (1,000 SKUs of 1,000 lines, loaded into redis and into
-#     postgres directly) reconciled equal in bounded memory: peak RSS of
-#     stockctl below RECONCILE_RSS_MAX_KIB, printed with the lines/s; then
-#     one line's refunded changed in postgres is found, with postgres's I2
-#     that it breaks, and nothing else.
-# RECONCILE_LINES (default 1000000; sanitizer builds 200000) sizes the last
-# part.
+#     changed in postgres (psql) and in redis (redis-cli), a refund taken out
+#     of postgres (its row and the totals it added) are found with their
+#     reasons (missing line, I2, counter drift, missing refund), repaired
+#     once, and a second --repair changes nothing in B (its totals stay);
+#   - RECONCILE_LINES lines (1,000 SKUs, loaded into redis and into postgres
+#     directly by tests/harness/reconcile_fill.sh) reconciled equal: peak
+#     RSS of stockctl below RECONCILE_RSS_MAX_KIB, printed with the
+#     lines/s; then one line's refunded changed in postgres is found, with
+#     the two I2 differences it makes there, and nothing else.
+# RECONCILE_LINES: default 50000 (sanitizer builds 20000), to stay within
+# the suite's time; bench/reconcile.sh measures 1,000,000.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 . tests/harness/pg.sh
 . tests/harness/redis.sh
-LINES=${RECONCILE_LINES:-1000000}
+. tests/harness/reconcile_fill.sh
+LINES=${RECONCILE_LINES:-50000}
 # ASan holds freed memory back from reuse (its quarantine, 256 MiB by
 # default), which peak RSS would count: keep it small, so the bound measures
-# what stockctl keeps; and a sanitizer build reconciles a fifth of the lines.
+# what stockctl keeps; and a sanitizer build reconciles fewer lines.
 case "$BUILD" in
 *san*)
     export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1"
-    LINES=${RECONCILE_LINES:-200000}
+    LINES=${RECONCILE_LINES:-20000}
     ;;
 esac
 RSS_MAX_KIB=${RECONCILE_RSS_MAX_KIB:-65536}
@@ -74,12 +82,18 @@ reconcile() {
     out=$("$ctl" reconcile --json "$@") || got=$?
     [ "$got" = "$want" ] || fail "reconcile $* exited $got, wanted $want: $out"
 }
-# has REASON [FIELD|LINE]: $out lists a difference with that reason (and
-# field or line).
+# has REASON [FIELD|LINE|REFUND]: $out lists a difference with that reason
+# (and field, line or refund).
 has() {
     echo "$out" | jq -e --arg r "$1" --arg f "${2:-}" \
-        '[.differences[] | select(.reason == $r and ($f == "" or .field == $f or .line == $f))] | length > 0' \
+        '[.differences[] | select(.reason == $r and
+            ($f == "" or .field == $f or .line == $f or .refund == $f))] | length > 0' \
         >/dev/null || fail "no '$1 ${2:-}' in: $out"
+}
+# only REASON...: $out's differences have these reasons and no other.
+only() {
+    echo "$out" | jq -e '[.differences[].reason] - $ARGS.positional == []' --args "$@" \
+        >/dev/null || fail "a reason other than $* in: $out"
 }
 totals() {
     "$ctl" --store "$1" --json get "$2" | jq -c '[.available,.adjusted,.deducted,.refunded]'
@@ -98,7 +112,8 @@ reconcile 0 "$dir/a"
 "$ctl" --store "$dir/a" set D 9 >/dev/null
 reconcile 1 "$dir/a" "$dir/b"
 has "missing line" L9
-has "different quantity" refunded
+has "missing refund" R3
+has "different refunded" OL3
 has "counter drift" adjusted
 has "missing sku"
 text=$("$ctl" reconcile "$dir/a" "$dir/b") && fail "text reconcile exited 0"
@@ -112,11 +127,57 @@ echo "$out" | jq -e '.repaired == 0' >/dev/null || fail "second repair: $out"
 for sku in A B C D; do
     [ "$(totals "$dir/a" $sku)" = "$(totals "$dir/b" $sku)" ] || fail "$sku differs after repair"
 done
+[ "$("$ctl" --store "$dir/b" --json refund R3 OL3 1 | jq -r .code)" = REPLAY ] ||
+    fail "the missing refund was not made on B with A's id R3"
 "$ctl" --store "$dir/b" deduct LB C 1 >/dev/null
 reconcile 1 --repair "$dir/a" "$dir/b"
-has "missing line" LB
+has "extra line" LB
 echo "$out" | jq -e '[.differences[] | select(.line == "LB")][0] | .b == 1 and .a == null and (.repaired | not)' \
     >/dev/null || fail "a line only B has: $out"
+
+echo "-- every kind of difference with its own reason; refunds compared by id"
+"$ctl" --store "$dir/c" set A 100 >/dev/null
+"$ctl" --store "$dir/c" set C 10 >/dev/null
+"$ctl" --store "$dir/c" deduct L1 A 5 >/dev/null
+"$ctl" --store "$dir/c" refund R1 L1 2 >/dev/null
+cp -r "$dir/c" "$dir/d"
+# Same refunded total on L1 (3), other refund ids: only ids tell.
+"$ctl" --store "$dir/c" refund R2 L1 1 >/dev/null
+"$ctl" --store "$dir/d" refund R9 L1 1 >/dev/null
+"$ctl" --store "$dir/c" deduct LQ C 1 >/dev/null
+"$ctl" --store "$dir/d" deduct LQ C 2 >/dev/null
+"$ctl" --store "$dir/d" set B 5 >/dev/null
+"$ctl" --store "$dir/c" deduct LS A 1 >/dev/null
+"$ctl" --store "$dir/d" deduct LS B 1 >/dev/null
+"$ctl" --store "$dir/c" order O7 LO C 1 >/dev/null
+"$ctl" --store "$dir/d" deduct LO C 1 >/dev/null
+"$ctl" --store "$dir/c" hold H1 A 2 600000 >/dev/null
+reconcile 1 "$dir/c" "$dir/d"
+has "missing refund" R2
+has "extra refund" R9
+has "different qty" LQ
+has "different sku" LS
+has "different order" LO
+has "extra sku"
+has "counter drift" held
+only "missing refund" "extra refund" "different qty" "different sku" "different order" \
+    "extra sku" "counter drift"
+echo "$out" | jq -e '[.differences[] | select(.refund == "R2")][0] | .line == "L1" and .a == 1 and .b == null' \
+    >/dev/null || fail "the missing refund's line and qty: $out"
+reconcile 1 --repair "$dir/c" "$dir/d"
+# The refund A has, and C's available (by an adjustment): nothing else can
+# be repaired here, and A's available is not, its holds differing.
+echo "$out" | jq -e '[.differences[] | select(.repaired) | .refund // (.sku + ":" + .field)] | sort ==
+        ["C:available", "R2"]' >/dev/null || fail "--repair must make R2 and C's available only: $out"
+echo "$out" | jq -e '[.differences[] | select(.field == "available")][0].repair | test("holds differ")' \
+    >/dev/null || fail "available repaired although the holds differ: $out"
+[ "$("$ctl" --store "$dir/d" --json hold-info H1 | jq -r .code)" = NOTFOUND ] ||
+    fail "--repair touched holds"
+before=$(for sku in A B C; do totals "$dir/d" $sku; done)
+reconcile 1 --repair "$dir/c" "$dir/d"
+echo "$out" | jq -e '.repaired == 0' >/dev/null || fail "second repair: $out"
+[ "$(for sku in A B C; do totals "$dir/d" $sku; done)" = "$before" ] || fail "the second repair changed B"
+reconcile 0 "$dir/c"
 
 echo "-- errors, and progress only on a terminal"
 reconcile 2 "$dir/a" "redis://127.0.0.1:1"
@@ -166,6 +227,26 @@ reconcile 1 --repair "$dir/e" "$PG_URI"
 echo "$out" | jq -e '.repaired == 0 and ([.differences[] | select(.field == "available")] | length == 0)' \
     >/dev/null || fail "second repair of C: $out"
 [ "$(totals "$PG_URI" C)" = "$before" ] || fail "the second repair changed C in postgres"
+echo "-- a refund missing in postgres (its row, and what it added, taken out by hand)"
+pg_psql -c "DELETE FROM inventory_refunds WHERE refund_id = 'R2';
+            UPDATE inventory_flow SET refunded = refunded - 5 WHERE line_id = 'OL2';
+            UPDATE inventory SET refunded = refunded - 5, leaved_amount = leaved_amount - 5
+             WHERE sku_id = 'B'"
+reconcile 1 "$dir/e" "$PG_URI"
+has "missing refund" R2
+has "different refunded" OL2
+has "counter drift" refunded
+reconcile 1 --repair "$dir/e" "$PG_URI"
+echo "$out" | jq -e '[.differences[] | select(.refund == "R2")][0].repaired' >/dev/null ||
+    fail "R2 not repaired: $out"
+[ "$("$ctl" --store "$PG_URI" --json refund R2 OL2 5 | jq -r .code)" = REPLAY ] ||
+    fail "R2 not made again in postgres with its own id"
+before=$(totals "$PG_URI" B)
+[ "$before" = "$(totals "$dir/e" B)" ] || fail "B differs after the refund's repair: $before"
+reconcile 1 --repair "$dir/e" "$PG_URI"
+echo "$out" | jq -e '.repaired == 0 and ([.differences[] | select(.sku == "B")] | length == 0)' \
+    >/dev/null || fail "second repair of R2: $out"
+[ "$(totals "$PG_URI" B)" = "$before" ] || fail "the second repair changed B in postgres"
 
 echo "== redis vs postgres"
 pg_psql -c "TRUNCATE inventory, inventory_flow, inventory_orders, inventory_refunds, inventory_adjustments"
@@ -192,43 +273,13 @@ redis_cli HDEL '{sku:A}:flow' OL1 >/dev/null
 reconcile 1 "$PG_URI" "$REDIS_URI"
 has "missing line" OL1
 
-echo "== $LINES lines, redis vs postgres, in bounded memory"
+echo "== $LINES lines, redis vs postgres"
 redis_cli FLUSHALL >/dev/null
 redis_cli CONFIG SET appendfsync no >/dev/null
 pg_psql -c "TRUNCATE inventory, inventory_flow, inventory_orders, inventory_refunds, inventory_adjustments"
 skus=1000
 per=$((LINES / skus))
-# Each SKU S<k> with per lines L<k>-<i> of qty 1, as a deduction makes them:
-# postgres rows and redis keys (the SKU hash, its flow, each line's
-# directory entry) of the documented layouts.
-pg_psql -c "INSERT INTO inventory (sku_id, bucket, leaved_amount, adjusted, deducted)
-            SELECT 'S' || k, 0, 1000000 - $per, 1000000, $per FROM generate_series(1, $skus) k;
-            INSERT INTO inventory_flow (line_id, sku_id, qty, order_id, position, bucket, time_us,
-                                        available_after)
-            SELECT 'L' || k || '-' || i, 'S' || k, 1, '', 0, 0, 1796000000000000, 1000000 - i
-              FROM generate_series(1, $skus) k, generate_series(1, $per) i"
-python3 - "$skus" "$per" <<'EOF' | redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --pipe >/dev/null
-import sys
-skus, per = int(sys.argv[1]), int(sys.argv[2])
-out = sys.stdout.buffer
-def cmd(*args):
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    out.write(b"".join(parts))
-cmd("SET", "stock:layout", "1")
-for k in range(1, skus + 1):
-    sku = "S%d" % k
-    cmd("HSET", "{sku:%s}" % sku, "av", str(1000000 - per), "adj", "1000000", "ded", str(per), "ref", "0")
-    fields = []
-    for i in range(1, per + 1):
-        line = "L%d-%d" % (k, i)
-        fields += [line, "1 0 1796000000000000 %d -" % (1000000 - i)]
-        cmd("SET", "{line:%s}" % line, "1 %s" % sku)
-    for j in range(0, len(fields), 2000):
-        cmd("HSET", "{sku:%s}:flow" % sku, *fields[j:j + 2000])
-EOF
+reconcile_fill "$skus" "$per"
 [ "$(redis_cli DBSIZE)" -ge "$LINES" ] || fail "redis was not loaded"
 start=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$dir/rss" "$ctl" reconcile --json "$REDIS_URI" "$PG_URI" >"$dir/big.json" ||
@@ -243,7 +294,9 @@ echo "reconcile of $LINES lines (1000 SKUs), redis vs postgres: equal, $(echo "$
 changed="L500-$((per / 2))"
 pg_psql -c "UPDATE inventory_flow SET refunded = 1 WHERE line_id = '$changed'"
 reconcile 1 "$REDIS_URI" "$PG_URI"
-echo "$out" | jq -e --arg l "$changed" '.different == 2 and .differences[0].line == $l and
-        .differences[0].field == "refunded" and .differences[1].reason == "I2"' \
+echo "$out" | jq -e --arg l "$changed" '.different == 3 and
+        ([.differences[] | select(.reason == "different refunded")] | length == 1) and
+        ([.differences[] | select(.reason == "I2")] | length == 2) and
+        ([.differences[] | select(.sku == "S500" and (.line == null or .line == $l))] | length == 3)' \
     >/dev/null || fail "one changed line among $LINES: $(echo "$out" | head -c 600)"
 echo "58-reconcile: equal stores equal, drift found with its reason and repaired once, $LINES lines in ${rss} KiB"

@@ -6,10 +6,12 @@
  * same SKUs are read from B in one batch of GETs; each SKU's lines come a
  * page at a time from A's listing and are read from B in one batch of LINE
  * ops (B's lines are paged too, to add them up, and read from A only when
- * B has more than A's found there: to name those A lacks); last, B's SKUs
- * are paged to find those A lacks. Nothing is kept from one page to the
- * next but the cursor and the counts, so the memory is a few pages whatever
- * the stores hold, and the two stores need not list in the same order.
+ * B has more than A's found there: to name those A lacks); a line either
+ * store says was refunded has its refunds compared (reconcile_refunds.c);
+ * last, B's SKUs are paged to find those A lacks. Nothing is kept from one
+ * page to the next but the cursor and the counts (and one line's refunds
+ * in B), so the memory is a few pages whatever the stores hold, and the
+ * two stores need not list in the same order.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -28,7 +30,7 @@ typedef struct rc_sums {
     uint64_t matched;      /* lines the other store has too */
 } rc_sums;
 
-static void set_number(char out[RC_VALUE_MAX], int64_t value)
+void rc_set_number(char out[RC_VALUE_MAX], int64_t value)
 {
     snprintf(out, RC_VALUE_MAX, "%" PRId64, value);
 }
@@ -64,64 +66,85 @@ static bool list_page(rc_run *run, stock_t *store, const char *name, stock_list_
     return code == STOCK_OK || rc_fail(run, name, code, message);
 }
 
+/* A line's field that differs between A and B, which no operation
+ * changes: reported, never repaired. */
+static void report_line_field(rc_run *run, const char *sku, const char *line, const char *reason,
+                              const char *field, const char *a, const char *b)
+{
+    rc_diff diff = {.sku = sku, .line = line, .reason = reason, .field = field,
+                    .numeric = strcmp(field, "qty") == 0};
+    snprintf(diff.a, RC_VALUE_MAX, "%s", a);
+    snprintf(diff.b, RC_VALUE_MAX, "%s", b);
+    if (run->repair)
+        snprintf(diff.repair, RC_REPAIR_MAX, "not repaired: a line's %s never changes", field);
+    rc_report(run, &diff);
+}
+
+/* A line's refunded total, once its refunds were compared (and repaired:
+ * then B's line is read again to say whether the totals agree now). */
+static void report_refunded(rc_run *run, const char *sku, const char *line, int64_t a, int64_t b)
+{
+    rc_diff diff = {.sku = sku, .line = line, .reason = RC_REASON_LINE_REFUNDED,
+                    .field = "refunded", .numeric = true};
+    rc_set_number(diff.a, a);
+    rc_set_number(diff.b, b);
+    stock_line_info after;
+    char message[STOCK_MESSAGE_MAX];
+    if (run->repair) {
+        stock_code code = stock_line(run->b, line, &after, message);
+        if (code != STOCK_OK && code != STOCK_NOT_FOUND) {
+            rc_fail(run, run->uri_b, code, message);
+            return;
+        }
+        diff.repaired = code == STOCK_OK && after.refunded == a;
+        snprintf(diff.repair, RC_REPAIR_MAX, "%s", diff.repaired
+                     ? "equal once its refunds were repaired"
+                     : "not repaired: its refunds differ in ways no operation undoes");
+    }
+    rc_report(run, &diff);
+}
+
 /* Compares A's line with what B answered for its id, and repairs B. */
 static void compare_line(rc_run *run, const char *sku, const stock_list_entry *a_entry,
                          const stock_op *b_op)
 {
     const stock_line_info *a = &a_entry->info.line_info;
-    rc_diff diff = {.sku = sku, .line = a_entry->id};
+    const char *line = a_entry->id;
     if (b_op->code == STOCK_NOT_FOUND) {
-        diff.reason = RC_REASON_MISSING_LINE;
-        set_number(diff.a, a->qty);
-        diff.numeric = true;
+        rc_diff diff = {.sku = sku, .line = line, .reason = RC_REASON_MISSING_LINE,
+                        .numeric = true};
+        rc_set_number(diff.a, a->qty);
         if (run->repair)
             rc_repair_line(run, &diff, a);
         rc_report(run, &diff);
+        if (a->refunded > 0)
+            rc_compare_refunds(run, sku, line, a->refunded, -1);
         return;
     }
     const stock_line_info *b = &b_op->info.line_info;
-    if (strcmp(a->sku, b->sku) != 0 || strcmp(a->order_id, b->order_id) != 0) {
-        rc_diff other = diff;
-        bool sku_differs = strcmp(a->sku, b->sku) != 0;
-        other.reason = RC_REASON_LINE;
-        other.field = sku_differs ? "sku" : "order_id";
-        snprintf(other.a, RC_VALUE_MAX, "%s", sku_differs ? a->sku : a->order_id);
-        snprintf(other.b, RC_VALUE_MAX, "%s", sku_differs ? b->sku : b->order_id);
-        if (run->repair)
-            snprintf(other.repair, RC_REPAIR_MAX, "not repaired: a line's %s never changes",
-                     other.field);
-        rc_report(run, &other);
-    }
+    char a_qty[RC_VALUE_MAX], b_qty[RC_VALUE_MAX];
+    if (strcmp(a->sku, b->sku) != 0)
+        report_line_field(run, sku, line, RC_REASON_LINE_SKU, "sku", a->sku, b->sku);
+    if (strcmp(a->order_id, b->order_id) != 0)
+        report_line_field(run, sku, line, RC_REASON_LINE_ORDER, "order_id", a->order_id,
+                          b->order_id);
     if (a->qty != b->qty) {
-        rc_diff other = diff;
-        other.reason = RC_REASON_QUANTITY;
-        other.field = "qty";
-        other.numeric = true;
-        set_number(other.a, a->qty);
-        set_number(other.b, b->qty);
-        if (run->repair)
-            snprintf(other.repair, RC_REPAIR_MAX,
-                     "not repaired: a deducted line's qty never changes");
-        rc_report(run, &other);
+        rc_set_number(a_qty, a->qty);
+        rc_set_number(b_qty, b->qty);
+        report_line_field(run, sku, line, RC_REASON_LINE_QTY, "qty", a_qty, b_qty);
     }
-    if (a->refunded != b->refunded) {
-        diff.reason = RC_REASON_QUANTITY;
-        diff.field = "refunded";
-        diff.numeric = true;
-        set_number(diff.a, a->refunded);
-        set_number(diff.b, b->refunded);
-        if (run->repair)
-            rc_repair_refund(run, &diff, a->refunded, b->refunded);
-        rc_report(run, &diff);
-    }
+    if (a->refunded > 0 || b->refunded > 0)
+        rc_compare_refunds(run, sku, line, a->refunded, b->refunded);
+    if (a->refunded != b->refunded && !run->failed)
+        report_refunded(run, sku, line, a->refunded, b->refunded);
 }
 
 /* A line of B's that A does not have. */
 static void report_extra_line(rc_run *run, const char *sku, const stock_list_entry *b_entry)
 {
-    rc_diff diff = {.sku = sku, .line = b_entry->id, .reason = RC_REASON_MISSING_LINE,
+    rc_diff diff = {.sku = sku, .line = b_entry->id, .reason = RC_REASON_EXTRA_LINE,
                     .numeric = true};
-    set_number(diff.b, b_entry->info.line_info.qty);
+    rc_set_number(diff.b, b_entry->info.line_info.qty);
     if (run->repair)
         snprintf(diff.repair, RC_REPAIR_MAX,
                  "not repaired: B has a line A lacks, and no operation removes a line");
@@ -185,6 +208,8 @@ static void visit_line(rc_run *run, rc_walk *walk, const stock_list_entry *entry
         compare_line(run, walk->sku, entry, other);
     else if (other != NULL && other->code == STOCK_NOT_FOUND)
         report_extra_line(run, walk->sku, entry);
+    else if (run->b == NULL && entry->info.line_info.refunded > 0)
+        rc_compare_refunds(run, walk->sku, entry->id, entry->info.line_info.refunded, -1);
 }
 
 /* Pages from's lines of sku into *sums; with other, compares them (from =
@@ -207,8 +232,8 @@ static void report_counter(rc_run *run, const char *sku, const char *reason, con
                            int64_t a, int64_t b, const char *repair)
 {
     rc_diff diff = {.sku = sku, .reason = reason, .field = field, .numeric = true};
-    set_number(diff.a, a);
-    set_number(diff.b, b);
+    rc_set_number(diff.a, a);
+    rc_set_number(diff.b, b);
     if (repair != NULL)
         snprintf(diff.repair, RC_REPAIR_MAX, "%s", repair);
     rc_report(run, &diff);
@@ -268,8 +293,8 @@ static void compare_counters(rc_run *run, const char *sku, const stock_sku_info 
 {
     rc_diff available = {.sku = sku, .reason = RC_REASON_DRIFT, .field = "available",
                          .numeric = true};
-    set_number(available.a, a->available);
-    set_number(available.b, b->available);
+    rc_set_number(available.a, a->available);
+    rc_set_number(available.b, b->available);
     stock_sku_info after = *b;
     if (run->repair) {
         repair_available(run, sku, a, b, &available);
@@ -287,8 +312,8 @@ static void compare_counters(rc_run *run, const char *sku, const stock_sku_info 
             continue;
         rc_diff diff = {.sku = sku, .reason = RC_REASON_DRIFT, .field = names[k],
                         .numeric = true, .repaired = values_a[k] == values_after[k]};
-        set_number(diff.a, values_a[k]);
-        set_number(diff.b, values_b[k]);
+        rc_set_number(diff.a, values_a[k]);
+        rc_set_number(diff.b, values_b[k]);
         if (run->repair && diff.repaired)
             snprintf(diff.repair, RC_REPAIR_MAX, "equal after the repairs above");
         else if (run->repair)
@@ -319,7 +344,7 @@ static void compare_sku(rc_run *run, const stock_list_entry *a_entry, const stoc
         return;
     if (!b_has) {
         rc_diff diff = {.sku = sku, .reason = RC_REASON_MISSING_SKU, .numeric = true};
-        set_number(diff.a, a->available);
+        rc_set_number(diff.a, a->available);
         if (run->repair)
             rc_repair_sku(run, &diff);
         rc_report(run, &diff);
@@ -351,8 +376,8 @@ static void visit_sku(rc_run *run, rc_walk *walk, const stock_list_entry *entry,
     }
     if (other->code != STOCK_NOT_FOUND)
         return;
-    rc_diff diff = {.sku = entry->id, .reason = RC_REASON_MISSING_SKU, .numeric = true};
-    set_number(diff.b, entry->info.sku_info.available);
+    rc_diff diff = {.sku = entry->id, .reason = RC_REASON_EXTRA_SKU, .numeric = true};
+    rc_set_number(diff.b, entry->info.sku_info.available);
     if (run->repair)
         snprintf(diff.repair, RC_REPAIR_MAX,
                  "not repaired: B has a SKU A lacks, and no operation removes one");
@@ -405,5 +430,6 @@ int ctl_reconcile(const ctl_args *args)
         rc_fail(&run, run.uri_b, STOCK_IO, "closing the store failed: repairs may be lost");
     if (run.a != NULL)
         stock_close(run.a);
+    rc_refunds_free(&run);
     return rc_report_end(&run);
 }

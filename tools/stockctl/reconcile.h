@@ -1,9 +1,10 @@
 /*
  * reconcile.h -- `stockctl reconcile A [B]` (docs/stockctl.md, "Reconciling two stores"):
  * reconcile.c walks the stores page by page through stock_list and compares
- * them; reconcile_report.c prints each difference as it is found (text or
- * one streamed JSON object) and the progress line; reconcile_repair.c makes
- * B agree with A by operations whose ids are derived from the difference.
+ * them; reconcile_refunds.c compares a line's refunds by refund id;
+ * reconcile_report.c prints each difference as it is found (text or one
+ * streamed JSON object) and the progress line; reconcile_repair.c makes B
+ * agree with A by operations whose ids are derived from the difference.
  */
 #ifndef STOCKCTL_RECONCILE_H
 #define STOCKCTL_RECONCILE_H
@@ -34,6 +35,7 @@
 typedef struct rc_diff {
     const char *sku;
     const char *line;             /* NULL for a SKU's difference */
+    const char *refund;           /* a refund's difference: its id */
     const char *reason;           /* RC_REASON_* */
     const char *field;            /* what differs; NULL for a missing thing */
     char a[RC_VALUE_MAX];
@@ -43,12 +45,28 @@ typedef struct rc_diff {
     char repair[RC_REPAIR_MAX];   /* what --repair did, or why it did not */
 } rc_diff;
 
+/* Reasons (docs/stockctl.md): what A has and B lacks is missing, what B
+ * has and A lacks extra. */
 #define RC_REASON_MISSING_SKU "missing sku"
+#define RC_REASON_EXTRA_SKU "extra sku"
 #define RC_REASON_MISSING_LINE "missing line"
-#define RC_REASON_QUANTITY "different quantity"
-#define RC_REASON_LINE "different line"       /* its SKU or order */
+#define RC_REASON_EXTRA_LINE "extra line"
+#define RC_REASON_LINE_QTY "different qty"
+#define RC_REASON_LINE_SKU "different sku"
+#define RC_REASON_LINE_ORDER "different order"
+#define RC_REASON_LINE_REFUNDED "different refunded"   /* a line's total */
+#define RC_REASON_MISSING_REFUND "missing refund"
+#define RC_REASON_EXTRA_REFUND "extra refund"
+#define RC_REASON_REFUND_QTY "different refund"        /* one refund's qty */
 #define RC_REASON_DRIFT "counter drift"       /* A's counter vs B's */
 #define RC_REASON_I2 "I2"                     /* a store vs its own flow */
+
+/* One refund of B's, as kept while A's refunds of its line are compared. */
+typedef struct rc_refund {
+    char id[STOCK_ID_MAX + 1];
+    int64_t qty;
+    bool matched;                 /* A has it too */
+} rc_refund;
 
 typedef struct rc_run {
     const ctl_args *args;
@@ -69,7 +87,21 @@ typedef struct rc_run {
     stock_list_entry lines_page[RC_PAGE];
     stock_op sku_ops[RC_PAGE];      /* the other store's GETs of a SKU page */
     stock_op line_ops[RC_PAGE];     /* its LINEs of a page of lines */
+    stock_list_entry refunds_page[RC_PAGE];
+    rc_refund *b_refunds;           /* B's refunds of one line, by id */
+    size_t b_refunds_count, b_refunds_size;
 } rc_run;
+
+/* reconcile.c */
+void rc_set_number(char out[RC_VALUE_MAX], int64_t value);
+
+/* reconcile_refunds.c. Compares the refunds of the line `line` (of sku):
+ * A's, whose line says refunded a_refunded, with B's (b_refunded: B's
+ * line's; with no B, A's refunds are checked against a_refunded alone, I2).
+ * Each difference is reported, and repaired under --repair. */
+void rc_compare_refunds(rc_run *run, const char *sku, const char *line, int64_t a_refunded,
+                        int64_t b_refunded);
+void rc_refunds_free(rc_run *run);
 
 /* reconcile_report.c */
 void rc_report_begin(rc_run *run);
@@ -85,11 +117,11 @@ bool rc_fail(rc_run *run, const char *what, stock_code code, const char *message
 /* Creates the SKU on B at level 0 (its stock comes with the SKU's final
  * adjustment). */
 void rc_repair_sku(rc_run *run, rc_diff *diff);
-/* Deducts the line on B with A's line id, SKU and qty, and refunds what A
- * refunded of it. */
+/* Deducts the line on B with A's line id, SKU and qty (its refunds follow,
+ * compared one by one). */
 void rc_repair_line(rc_run *run, rc_diff *diff, const stock_line_info *a_line);
-/* Refunds on B what A refunded more of the line. */
-void rc_repair_refund(rc_run *run, rc_diff *diff, int64_t a_refunded, int64_t b_refunded);
+/* Refunds on B as A's refund diff->refund of diff->line, qty. */
+void rc_repair_refund(rc_run *run, rc_diff *diff, int64_t qty);
 /* Adjusts B's SKU so that its available equals a_available. */
 void rc_repair_available(rc_run *run, rc_diff *diff, int64_t a_available,
                          const stock_sku_info *b_info);

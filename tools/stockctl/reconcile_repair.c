@@ -1,8 +1,9 @@
 /*
  * reconcile_repair.c -- `stockctl reconcile --repair`: makes B agree with A
- * by operations on B whose ids are derived from the difference they repair
- * (a hash of what was found), so that a second run, or a run after one that
- * died half way, replays them instead of repairing twice.
+ * by operations on B whose ids are those of A's records (a line, an
+ * order, a refund) or derived from the difference they repair (a hash of
+ * what was found), so that a second run, or a run after one that died half
+ * way, replays them instead of repairing twice.
  *
  *   missing SKU    SET it at 0 on B; its stock comes with the final
  *                  adjustment below
@@ -12,13 +13,13 @@
  *                  lone line, DEDUCT on B with A's line id, SKU and qty (a
  *                  line id is deducted at most once, I4: the repair is
  *                  idempotent by the line's own id). If B lacks the stock,
- *                  an adjustment of the shortfall first. Then a REFUND of
- *                  what A refunded of it
- *   refunded less  a REFUND of the difference
+ *                  an adjustment of the shortfall first
+ *   missing refund a REFUND on B with A's refund id, line and qty
+ *                  (idempotent by the refund id)
  *   available      after the lines, an ADD of A's available minus B's
  *
- * What no operation can undo is reported and left: a line or SKU only B
- * has, a line's qty, SKU or order, more refunded on B than on A, holds.
+ * What no operation can undo is reported and left: a SKU, line or refund
+ * only B has, a line's qty, SKU or order, a refund's qty, holds.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,19 +87,6 @@ static bool deduct_line(rc_run *run, rc_diff *diff, const stock_line_info *a_lin
     return run_op(run, diff, &op, "deduct");
 }
 
-/* Refunds qty of the line on B as the refund derived from the line and
- * both sides' refunded totals. */
-static bool refund(rc_run *run, rc_diff *diff, int64_t a_refunded, int64_t b_refunded)
-{
-    char text[STOCK_ID_MAX + 64], id[RC_ID_MAX];
-    snprintf(text, sizeof text, "refund|%s|%" PRId64 "|%" PRId64, diff->line, a_refunded,
-             b_refunded);
-    derive_id(id, text);
-    stock_op op = {.type = STOCK_OP_REFUND, .id = stock_id_from_cstr(id),
-                   .line = stock_id_from_cstr(diff->line), .amount = a_refunded - b_refunded};
-    return run_op(run, diff, &op, "refund");
-}
-
 /* Takes A's order of the line again on B as one ORDER with A's ids; true
  * if B has it now (OK, or REPLAY: an earlier line of it made it). */
 static bool order_again(rc_run *run, const stock_line_info *a_line)
@@ -123,35 +111,27 @@ void rc_repair_line(rc_run *run, rc_diff *diff, const stock_line_info *a_line)
 {
     bool added = false;
     if (a_line->order_id[0] != '\0' && order_again(run, a_line)) {
-        if (a_line->refunded > 0 && !refund(run, diff, a_line->refunded, 0))
-            return;
         diff->repaired = true;
-        snprintf(diff->repair, RC_REPAIR_MAX, "deducted on B with its order %s, as on A%s",
-                 a_line->order_id, a_line->refunded > 0 ? ", and refunded as on A" : "");
+        snprintf(diff->repair, RC_REPAIR_MAX, "deducted on B with its order %s, as on A",
+                 a_line->order_id);
         return;
     }
-    if (!deduct_line(run, diff, a_line, &added) ||
-        (a_line->refunded > 0 && !refund(run, diff, a_line->refunded, 0)))
+    if (!deduct_line(run, diff, a_line, &added))
         return;
     diff->repaired = true;
-    snprintf(diff->repair, RC_REPAIR_MAX, "deducted on B as line %s, qty %" PRId64
-             "%s%s", diff->line, a_line->qty,
-             added ? " (after adjusting B's stock up by the shortfall)" : "",
-             a_line->refunded > 0 ? ", and refunded as on A" : "");
+    snprintf(diff->repair, RC_REPAIR_MAX, "deducted on B as line %s, qty %" PRId64 "%s",
+             diff->line, a_line->qty,
+             added ? " (after adjusting B's stock up by the shortfall)" : "");
 }
 
-void rc_repair_refund(rc_run *run, rc_diff *diff, int64_t a_refunded, int64_t b_refunded)
+void rc_repair_refund(rc_run *run, rc_diff *diff, int64_t qty)
 {
-    if (a_refunded < b_refunded) {
-        snprintf(diff->repair, RC_REPAIR_MAX,
-                 "not repaired: B refunded more than A, and no operation takes a refund back");
-        return;
-    }
-    if (!refund(run, diff, a_refunded, b_refunded))
+    stock_op op = {.type = STOCK_OP_REFUND, .id = stock_id_from_cstr(diff->refund),
+                   .line = stock_id_from_cstr(diff->line), .amount = qty};
+    if (!run_op(run, diff, &op, "refund"))
         return;
     diff->repaired = true;
-    snprintf(diff->repair, RC_REPAIR_MAX, "refunded %" PRId64 " more on B",
-             a_refunded - b_refunded);
+    snprintf(diff->repair, RC_REPAIR_MAX, "refunded on B as %s, qty %" PRId64, diff->refund, qty);
 }
 
 void rc_repair_available(rc_run *run, rc_diff *diff, int64_t a_available,

@@ -51,6 +51,8 @@ static void report_json(rc_run *run, const rc_diff *diff)
     json_t *object = json_pack("{s:s, s:s}", "sku", diff->sku, "reason", diff->reason);
     if (diff->line != NULL)
         json_object_set_new(object, "line", json_string(diff->line));
+    if (diff->refund != NULL)
+        json_object_set_new(object, "refund", json_string(diff->refund));
     if (diff->field != NULL)
         json_object_set_new(object, "field", json_string(diff->field));
     bool own = strcmp(diff->reason, RC_REASON_I2) == 0;
@@ -69,7 +71,10 @@ static void report_json(rc_run *run, const rc_diff *diff)
 
 static void report_text(const rc_diff *diff)
 {
-    if (diff->line != NULL)
+    if (diff->refund != NULL)
+        printf("refund %s (line %s, sku %s): %s", diff->refund, diff->line, diff->sku,
+               diff->reason);
+    else if (diff->line != NULL)
         printf("line %s (sku %s): %s", diff->line, diff->sku, diff->reason);
     else
         printf("sku %s: %s", diff->sku, diff->reason);
