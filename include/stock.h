@@ -644,8 +644,9 @@ typedef struct stock_reshard_info {
  * from_uri names its members as the store records them, to_uri the same
  * members, spelled the same, followed by the new ones (empty databases).
  * Moves every SKU whose shard changes (with its flow rows, refunds,
- * adjustments and holds) and every id directory entry whose home changes,
- * each by one two-phase commit pair, then records the new map on every
+ * adjustments and holds) and every id directory entry whose home changes
+ * (written first from a store of one member, which keeps none), each by
+ * one two-phase commit pair, then records the new map on every
  * member. The store must be offline: no session of anyone else on any
  * member (checked), and stores refuse to open while the move is recorded.
  * An interrupted move (a crash at any point) loses and doubles nothing;
@@ -657,7 +658,7 @@ typedef struct stock_reshard_info {
  *
  * Returns STOCK_OK; STOCK_INVALID (a URI is not shards:, to_uri does not
  * extend from_uri, a member list does not match what the members record,
- * a new member is not empty, a store of one member), STOCK_UNAVAILABLE (a
+ * a new member is not empty), STOCK_UNAVAILABLE (a
  * member is unreachable, or someone else is connected to one), STOCK_IO,
  * STOCK_NOMEM, with message.
  */

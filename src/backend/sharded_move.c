@@ -13,7 +13,8 @@
  *   2. resolve what the old map left prepared (and what an interrupted run
  *      of this move left: its pairs are gids of the old map);
  *   3. move each directory entry whose home changes: insert on the new
- *      home, delete on the old, one two-phase pair per page and home;
+ *      home, delete on the old, one two-phase pair per page and home (a
+ *      store of one member has no directory: it is written first);
  *   4. move each SKU whose shard changes: first point its ids' directory
  *      entries at the new shard (an upsert, harmless if the move is then
  *      interrupted: the SKU still has to move and will), then one pair:
@@ -354,6 +355,60 @@ static bool redirect_ids(mover *m, uint32_t i, uint32_t j, const char *sku)
     return ok;
 }
 
+/* Writes an entry naming member 0 for each id of page (kind, id) on its
+ * home under the new map, unless one is there. */
+static bool enter_ids(mover *m, const PGresult *page)
+{
+    bool ok = true;
+    for (uint32_t home = 0; ok && home < m->to->count; home++) {
+        id_arrays arrays = {0};
+        ok = arrays_for_home(m, page, home, &arrays);
+        if (!ok)
+            fail(m, "reshard: %s", "no memory for the directory");
+        const char *args[2] = {(char *)arrays.kinds.data, (char *)arrays.ids.data};
+        if (ok && arrays.count > 0)
+            ok = run_ok(m, home, "INSERT INTO stock_ids SELECT k, i, 0 FROM unnest($1::text[], "
+                        "$2::text[]) AS x(k, i) ON CONFLICT (kind, id) DO NOTHING", 2, args);
+        arrays_free(&arrays);
+    }
+    return ok;
+}
+
+/* A store of one member keeps no directory (there is nothing to find):
+ * writes one for every id it holds, a table at a time in the order of its
+ * primary key. Each insert stands alone and may be done again: the store
+ * is offline, and an entry names member 0 until its SKU moves. */
+static bool build_directory(mover *m)
+{
+    static const char *const tables[][3] = {{"L", "line_id", "inventory_flow"},
+                                            {"O", "order_id", "inventory_orders"},
+                                            {"R", "refund_id", "inventory_refunds"},
+                                            {"A", "adjust_id", "inventory_adjustments"}};
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", SHARD_MOVE_PAGE);
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        char sql[200], after[STOCK_ID_MAX + 1] = "";
+        snprintf(sql, sizeof sql, "SELECT '%s', %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT "
+                 "$2::integer", tables[t][0], tables[t][1], tables[t][2], tables[t][1],
+                 tables[t][1]);
+        for (int rows = SHARD_MOVE_PAGE; rows == SHARD_MOVE_PAGE;) {
+            const char *values[2] = {after, limit};
+            PGresult *page = run(m, 0, sql, 2, values, PGRES_TUPLES_OK);
+            if (page == NULL)
+                return false;
+            rows = PQntuples(page);
+            bool ok = enter_ids(m, page);
+            if (rows > 0)
+                snprintf(after, sizeof after, "%s", PQgetvalue(page, rows - 1, 1));
+            PQclear(page);
+            if (!ok)
+                return false;
+        }
+    }
+    stock_log(&m->log, STOCK_LOG_DEBUG, "reshard: directory written for member 0");
+    return true;
+}
+
 /* -------------------------------------------------------------- SKUs */
 
 static bool move_sku(mover *m, uint32_t i, uint32_t j, const char *sku)
@@ -593,7 +648,7 @@ static bool resolve(mover *m)
 
 static bool move_all(mover *m)
 {
-    bool ok = resolve(m);
+    bool ok = resolve(m) && (m->old_count > 1 || build_directory(m));
     for (uint32_t h = 0; ok && h < m->old_count; h++)
         ok = move_directory(m, h);
     for (uint32_t i = 0; ok && i < m->old_count; i++)
@@ -634,12 +689,9 @@ static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
             return false;
     }
     m->old_count = from->count;
-    if (from->count < 2 || m->to->count <= from->count) {
-        message_set(m->message, STOCK_MESSAGE_MAX, from->count < 2
-                    ? "reshard: a store of one member keeps no id directory: moving it is not "
-                      "supported (the old list names %u member)"
-                    : "reshard: the new list must name more members than the old one (%u)",
-                    from->count);
+    if (m->to->count <= from->count) {
+        message_set(m->message, STOCK_MESSAGE_MAX, "reshard: the new list must name more "
+                    "members than the old one (%u)", from->count);
         return refuse(m, STOCK_INVALID);
     }
     for (uint32_t k = 0; k < from->count; k++) {

@@ -2,7 +2,7 @@
 # 55-sharded-reshard.sh -- adding a shard (docs/sharded.md, "Adding a
 # shard"): stockctl reshard moves a store of 2 members to 3, on 3
 # PostgreSQL primaries (pg_start_many), each store in databases of its own.
-#  - a clean move: afterwards the store opens with the new member list only,
+#  - a clean move (and one from 1 member to 2): afterwards the store opens with the new member list only,
 #    every SKU and line is found with its values, a refund by line id alone
 #    works (tests/system/reshard_check.c), and stockctl reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
@@ -25,7 +25,7 @@ pg_start_many 3
 
 # member URI of database $2 on server $1
 member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
-for db in clean killed; do
+for db in clean single killed; do
     for k in 0 1 2; do
         PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
     done
@@ -51,6 +51,13 @@ rc=0; "$CTL" --store "$OLD" get rs-s0 >/dev/null 2>&1 || rc=$?
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the move"; exit 1; }
 out=$("$CTL" reshard "$OLD" "$NEW")
 case $out in *"already"*) ;; *) echo "FAIL: a second run: $out"; exit 1 ;; esac
+
+echo "== a store of one member (no directory) to 2"
+OLD="shards:$(member 0 single)" NEW="shards:$(member 0 single);$(member 1 single)"
+"$HELPER" setup "$OLD"
+"$CTL" reshard "$OLD" "$NEW"
+"$HELPER" check "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after 1 -> 2"; exit 1; }
 
 echo "== refusals"
 OLD=$(old_of killed) NEW=$(new_of killed)
@@ -96,7 +103,7 @@ for ((round = 1; round <= KILLS; round++)); do
     # A pair killed after its decision is visible on both sides until a
     # recovery commits the rest: a run killed at its first step (after its
     # recovery, before any PREPARE) leaves the state to count.
-    rc2=0; "$HELPER" kill "$OLD" "$NEW" 1 >/dev/null 2>&1 || rc2=$?
+    rc2=0; out=$("$HELPER" kill "$OLD" "$NEW" 1 2>&1) || rc2=$?
     now_skus=$(each killed "SELECT count(*) FROM inventory" | sum)
     now_lines=$(each killed "SELECT count(*) FROM inventory_flow" | sum)
     left=$(each killed "SELECT count(*) FROM pg_prepared_xacts" | sum)
