@@ -329,48 +329,40 @@ static bool move_directory(mover *m, uint32_t h)
     }
 }
 
-/* Points the directory entries of sku's ids (on member i) at member j, on
- * their homes under the new map. */
-static bool redirect_ids(mover *m, uint32_t i, uint32_t j, const char *sku)
+/* Writes an entry naming member shard for each id of ids (kind, id), on
+ * the id's home under the new map; one already there is overwritten, or
+ * kept when keep. */
+static bool write_entries(mover *m, const PGresult *ids, uint32_t shard, bool keep)
 {
-    const char *values[1] = {sku};
-    PGresult *ids = run(m, i, "SELECT kind, id FROM stock_move_ids($1)", 1, values,
-                        PGRES_TUPLES_OK);
-    bool ok = ids != NULL;
-    char shard[16];
-    snprintf(shard, sizeof shard, "%u", j);
+    char target[16];
+    snprintf(target, sizeof target, "%u", shard);
+    const char *sql = keep ? "INSERT INTO stock_ids SELECT k, i, $3::integer FROM unnest("
+                             "$1::text[], $2::text[]) AS x(k, i) ON CONFLICT (kind, id) DO NOTHING"
+                           : "INSERT INTO stock_ids SELECT k, i, $3::integer FROM unnest("
+                             "$1::text[], $2::text[]) AS x(k, i) ON CONFLICT (kind, id) DO "
+                             "UPDATE SET shard = EXCLUDED.shard";
+    bool ok = true;
     for (uint32_t home = 0; ok && home < m->to->count; home++) {
         id_arrays arrays = {0};
         ok = arrays_for_home(m, ids, home, &arrays);
         if (!ok)
             fail(m, "reshard: %s", "no memory for the directory");
-        const char *args[3] = {(char *)arrays.kinds.data, (char *)arrays.ids.data, shard};
+        const char *args[3] = {(char *)arrays.kinds.data, (char *)arrays.ids.data, target};
         if (ok && arrays.count > 0)
-            ok = run_ok(m, home, "INSERT INTO stock_ids SELECT k, i, $3::integer FROM "
-                        "unnest($1::text[], $2::text[]) AS x(k, i) ON CONFLICT (kind, id) "
-                        "DO UPDATE SET shard = EXCLUDED.shard", 3, args);
+            ok = run_ok(m, home, sql, 3, args);
         arrays_free(&arrays);
     }
-    PQclear(ids);
     return ok;
 }
 
-/* Writes an entry naming member 0 for each id of page (kind, id) on its
- * home under the new map, unless one is there. */
-static bool enter_ids(mover *m, const PGresult *page)
+/* Points the directory entries of sku's ids (on member i) at member j. */
+static bool redirect_ids(mover *m, uint32_t i, uint32_t j, const char *sku)
 {
-    bool ok = true;
-    for (uint32_t home = 0; ok && home < m->to->count; home++) {
-        id_arrays arrays = {0};
-        ok = arrays_for_home(m, page, home, &arrays);
-        if (!ok)
-            fail(m, "reshard: %s", "no memory for the directory");
-        const char *args[2] = {(char *)arrays.kinds.data, (char *)arrays.ids.data};
-        if (ok && arrays.count > 0)
-            ok = run_ok(m, home, "INSERT INTO stock_ids SELECT k, i, 0 FROM unnest($1::text[], "
-                        "$2::text[]) AS x(k, i) ON CONFLICT (kind, id) DO NOTHING", 2, args);
-        arrays_free(&arrays);
-    }
+    const char *values[1] = {sku};
+    PGresult *ids = run(m, i, "SELECT kind, id FROM stock_move_ids($1)", 1, values,
+                        PGRES_TUPLES_OK);
+    bool ok = ids != NULL && write_entries(m, ids, j, false);
+    PQclear(ids);
     return ok;
 }
 
@@ -397,7 +389,7 @@ static bool build_directory(mover *m)
             if (page == NULL)
                 return false;
             rows = PQntuples(page);
-            bool ok = enter_ids(m, page);
+            bool ok = write_entries(m, page, 0, true);
             if (rows > 0)
                 snprintf(after, sizeof after, "%s", PQgetvalue(page, rows - 1, 1));
             PQclear(page);
