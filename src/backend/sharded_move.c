@@ -105,6 +105,8 @@ typedef struct mover {
     char *message;
 } mover;
 
+/* A failure (m->code, STOCK_IO unless a refusal set it): the message says
+ * why, fmt taking one string. */
 static bool fail(mover *m, const char *fmt, const char *why)
 {
     message_set(m->message, STOCK_MESSAGE_MAX, fmt, why);
