@@ -630,6 +630,42 @@ stock_code stock_backup(stock_t *store, const char *dest,
 stock_code stock_restore(const char *src, const char *path,
                          stock_backup_info *info, char *message);
 
+/* What stock_reshard did. */
+typedef struct stock_reshard_info {
+    uint64_t skus;        /* SKUs moved to another member */
+    uint64_t lines;       /* their lines (flow rows) */
+    uint64_t ids;         /* id directory entries moved to their new home */
+    bool resumed;         /* an interrupted move was found and finished */
+    bool already;         /* the members formed the new map already: nothing done */
+} stock_reshard_info;
+
+/*
+ * Adds members to a sharded store (docs/sharded.md, "Adding a shard"):
+ * from_uri names its members as the store records them, to_uri the same
+ * members, spelled the same, followed by the new ones (empty databases).
+ * Moves every SKU whose shard changes (with its flow rows, refunds,
+ * adjustments and holds) and every id directory entry whose home changes
+ * (written first from a store of one member, which keeps none), each by
+ * one two-phase commit pair, then records the new map on every
+ * member. The store must be offline: no session of anyone else on any
+ * member (checked), and stores refuse to open while the move is recorded.
+ * An interrupted move (a crash at any point) loses and doubles nothing;
+ * calling again with the same URIs finishes it. Blocking; any thread.
+ * Log messages go to config's log hook (config may be NULL).
+ *
+ * info      out, may be NULL.
+ * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else why.
+ *
+ * Returns STOCK_OK; STOCK_INVALID (a URI is not shards:, to_uri does not
+ * extend from_uri, a member list does not match what the members record,
+ * a new member is not empty), STOCK_UNAVAILABLE (a
+ * member is unreachable, or someone else is connected to one), STOCK_IO,
+ * STOCK_NOMEM, with message.
+ */
+stock_code stock_reshard(const char *from_uri, const char *to_uri,
+                         const stock_config *config, stock_reshard_info *info,
+                         char *message);
+
 /* Longest path stock_backup and stock_restore take, NUL included. */
 #define STOCK_PATH_MAX 4096
 

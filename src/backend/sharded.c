@@ -131,6 +131,9 @@ PGconn *shard_control(sharded_store *store, uint32_t i, char *error, size_t size
         shard_mark_down(store, i);
         return NULL;
     }
+    if (member->name[0] == '\0')
+        snprintf(member->name, sizeof member->name, "%s:%s/%s", PQhost(member->control),
+                 PQport(member->control), PQdb(member->control));
     /* Decisions and claims are durable whatever the store's durability:
      * recovery trusts them. */
     PGresult *result = shard_query(member->control, i, member->options.timeout_ms,
@@ -461,8 +464,8 @@ static sharded_store *store_alloc(void)
 }
 
 /* Splits the URI into members and parses each one's options. */
-static stock_code parse_members(sharded_store *store, const char *uri,
-                                const stock_config *config, char *message, size_t size)
+stock_code shard_parse_members(sharded_store *store, const char *uri,
+                               const stock_config *config, char *message, size_t size)
 {
     const char *cursor = uri + strlen(SHARD_SCHEME);
     for (;;) {
@@ -513,14 +516,12 @@ static stock_code open_member(sharded_store *store, uint32_t i, const char *uri,
         message_set(message, size, "sharded: member %u: %s", i, why);
         return STOCK_UNAVAILABLE;
     }
-    snprintf(member->name, sizeof member->name, "%s:%s/%s", PQhost(member->control),
-             PQport(member->control), PQdb(member->control));
     return STOCK_OK;
 }
 
 /* PREPARE TRANSACTION needs max_prepared_transactions > 0 on every member
  * (one member has no carts over several shards). */
-static stock_code check_prepared(sharded_store *store, char *message, size_t size)
+stock_code shard_check_prepared(sharded_store *store, char *message, size_t size)
 {
     for (uint32_t i = 0; store->count > 1 && i < store->count; i++) {
         shard *member = &store->shards[i];
@@ -562,11 +563,11 @@ static stock_code recover(sharded_store *store, char *message, size_t size)
 static stock_code open_all(sharded_store *store, const char *uri, const stock_config *config,
                            char *message, size_t size)
 {
-    stock_code code = parse_members(store, uri, config, message, size);
+    stock_code code = shard_parse_members(store, uri, config, message, size);
     for (uint32_t i = 0; code == STOCK_OK && i < store->count; i++)
         code = open_member(store, i, uri, config, message, size);
     if (code == STOCK_OK)
-        code = check_prepared(store, message, size);
+        code = shard_check_prepared(store, message, size);
     if (code == STOCK_OK)
         code = shard_map_check(store, message, size);
     if (code == STOCK_OK)

@@ -4,7 +4,8 @@
  * backend. sharded.c opens the members and routes batches to them;
  * sharded_map.c installs the sharded tables and checks the shard map;
  * sharded_txn.c keeps the id directory and runs the carts that span shards
- * (two-phase commit) and the recovery of their in-doubt transactions.
+ * (two-phase commit) and the recovery of their in-doubt transactions;
+ * sharded_move.c moves SKUs to a longer member list (stock_reshard).
  * Internal to libstock.
  */
 #ifndef STOCK_SHARDED_H
@@ -16,6 +17,7 @@
 
 #include "backend/backend.h"
 #include "backend/postgres.h"
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 
@@ -24,7 +26,10 @@
 #define SHARD_MAX 16                 /* members of one store */
 #define SHARD_MAP_ID_LEN 16          /* hex digits of a map's random id */
 #define SHARD_GID_MAX 96             /* bytes of a prepared transaction's name */
-#define SHARD_NAME_MAX 160           /* "host:port/db" of a member, for messages */
+#define SHARD_NAME_MAX 160
+/* The advisory lock an opening store holds on member 0 while it checks the
+ * map, and a move while it records itself (sharded_move.c). */
+#define SHARD_MAP_LOCK_KEY 7379013           /* "host:port/db" of a member, for messages */
 /* Ids (kinds and values) one segment may claim: bounds the key table. */
 #define SHARD_SEGMENT_KEYS 65536
 #define SHARD_KEY_SLOTS (4 * (uint32_t)SHARD_SEGMENT_KEYS)
@@ -158,6 +163,40 @@ void shard_barrier(sharded_store *store);
 /* Waits until every chain before has completed. */
 void shard_quiesce(sharded_store *store);
 
+/* sharded.c: splits a shards: URI into members and parses each one's
+ * options into store->shards (store->count of them); no connection. */
+stock_code shard_parse_members(sharded_store *store, const char *uri,
+                               const stock_config *config, char *message, size_t size);
+/* Refuses (STOCK_INVALID, naming the member) a store of several members one
+ * of which has max_prepared_transactions = 0. */
+stock_code shard_check_prepared(sharded_store *store, char *message, size_t size);
+
+/* What a member records about itself: its map entry (stock_shard_map) and
+ * a move to a longer member list in progress (stock_shard_move). */
+typedef struct shard_entry {
+    bool present;
+    char map_id[SHARD_MAP_ID_LEN + 1];
+    int position;
+    int count;
+    bool moving;
+    char move_from[SHARD_MAP_ID_LEN + 1], move_to[SHARD_MAP_ID_LEN + 1];
+    int move_from_count, move_to_count;
+} shard_entry;
+
+/* sharded_move.c: the functions a move runs on the members (installed with
+ * the sharded tables). */
+extern const char shard_move_schema_sql[];
+
+/* sharded_map.c: installs the sharded tables and functions on member's
+ * control session. */
+bool shard_schema_install(shard *member, char *message, size_t size);
+/* Reads what member records (shard_entry). */
+bool shard_entry_read(shard *member, shard_entry *entry, char *message, size_t size);
+/* Whether entry i fits entry 0's map of count members at position i;
+ * message says why not, naming the member. */
+bool shard_entry_fits(const sharded_store *store, const shard_entry *entries, uint32_t i,
+                      uint32_t count, char *message, size_t size);
+
 /* sharded_map.c: installs the sharded tables on every member's control
  * session, then reads the map each member records, creating it on a set of
  * members that holds none. Refuses (STOCK_INVALID, message saying which
@@ -166,6 +205,11 @@ void shard_quiesce(sharded_store *store);
 stock_code shard_map_check(sharded_store *store, char *message, size_t size);
 
 /* sharded_txn.c */
+
+/* Appends id as element n of an array literal being built ("{" first);
+ * shard_array_close ends it. False on out of memory. */
+bool shard_array_add(buf *array, uint32_t n, stock_id id);
+bool shard_array_close(buf *array);
 
 /* Resolves the in-doubt transactions of this map prepared at least grace_s
  * seconds ago on every member reachable through conns (NULL entries are

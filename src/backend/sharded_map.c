@@ -26,6 +26,13 @@ static const char shard_schema_sql[] =
     "    map_id text NOT NULL,\n"
     "    position integer NOT NULL,\n"
     "    shard_count integer NOT NULL);\n"
+    "-- A move to a longer member list in progress (stock_reshard, sharded_move.c):\n"
+    "-- while any member has a row, stores refuse to open over these members.\n"
+    "CREATE TABLE IF NOT EXISTS stock_shard_move (\n"
+    "    from_map text NOT NULL,\n"
+    "    to_map text NOT NULL,\n"
+    "    from_count integer NOT NULL,\n"
+    "    to_count integer NOT NULL);\n"
     "-- Two-phase commit: the coordinator's decision for each prepared\n"
     "-- transaction (its gid). Whoever inserts first decides: the coordinator\n"
     "-- inserts commit, a recovery inserts abort.\n"
@@ -80,27 +87,41 @@ static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, const ch
     return ok;
 }
 
-static bool install(shard *member, char *message, size_t size)
+bool shard_schema_install(shard *member, char *message, size_t size)
 {
     char lock[96];
     snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)", SHARD_SCHEMA_LOCK_KEY);
     bool ok = exec_ok(member->control, lock, PGRES_TUPLES_OK, member->name, message, size) &&
               exec_ok(member->control, shard_schema_sql, PGRES_COMMAND_OK, member->name,
+                      message, size) &&
+              exec_ok(member->control, shard_move_schema_sql, PGRES_COMMAND_OK, member->name,
                       message, size);
     ok = exec_ok(member->control, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, member->name,
                  ok ? message : NULL, size) && ok;
     return ok;
 }
 
-/* What a member says about itself. */
-typedef struct shard_entry {
-    bool present;
-    char map_id[SHARD_MAP_ID_LEN + 1];
-    int position;
-    int count;
-} shard_entry;
+/* Reads the move in progress that member records, if any, into entry. */
+static bool read_move(shard *member, shard_entry *entry, char *message, size_t size)
+{
+    PGresult *result = PQexec(member->control, "SELECT from_map, to_map, from_count, to_count "
+                                               "FROM stock_shard_move LIMIT 1");
+    bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+    if (!ok)
+        message_set(message, size, "sharded: %s: cannot read its move record: %s",
+                    member->name, PQerrorMessage(member->control));
+    if (ok && PQntuples(result) == 1) {
+        entry->moving = true;
+        snprintf(entry->move_from, sizeof entry->move_from, "%s", PQgetvalue(result, 0, 0));
+        snprintf(entry->move_to, sizeof entry->move_to, "%s", PQgetvalue(result, 0, 1));
+        entry->move_from_count = atoi(PQgetvalue(result, 0, 2));
+        entry->move_to_count = atoi(PQgetvalue(result, 0, 3));
+    }
+    PQclear(result);
+    return ok;
+}
 
-static bool read_entry(shard *member, shard_entry *entry, char *message, size_t size)
+bool shard_entry_read(shard *member, shard_entry *entry, char *message, size_t size)
 {
     memset(entry, 0, sizeof *entry);
     PGresult *result = PQexec(member->control, "SELECT map_id, position, shard_count, "
@@ -121,7 +142,7 @@ static bool read_entry(shard *member, shard_entry *entry, char *message, size_t 
         entry->count = atoi(PQgetvalue(result, 0, 2));
     }
     PQclear(result);
-    return ok;
+    return ok && read_move(member, entry, message, size);
 }
 
 static bool write_entry(shard *member, const char *map_id, uint32_t position, uint32_t count,
@@ -144,9 +165,8 @@ static bool write_entry(shard *member, const char *map_id, uint32_t position, ui
     return ok;
 }
 
-/* Why entry i does not fit the map of entry 0 (message), or true. */
-static bool entry_fits(const sharded_store *store, const shard_entry *entries, uint32_t i,
-                       char *message, size_t size)
+bool shard_entry_fits(const sharded_store *store, const shard_entry *entries, uint32_t i,
+                      uint32_t count, char *message, size_t size)
 {
     const shard_entry *first = &entries[0], *entry = &entries[i];
     const char *name = store->shards[i].name;
@@ -157,10 +177,10 @@ static bool entry_fits(const sharded_store *store, const shard_entry *entries, u
     } else if (strcmp(entry->map_id, first->map_id) != 0) {
         message_set(message, size, "sharded: member %u (%s) belongs to another map (%s) than "
                     "member 0 (%s)", i, name, entry->map_id, first->map_id);
-    } else if (entry->count != (int)store->count) {
+    } else if (entry->count != (int)count) {
         message_set(message, size, "sharded: map %s has %d shards but the URI names %u: "
                     "one is missing or added; name every member, in order", entry->map_id,
-                    entry->count, store->count);
+                    entry->count, count);
     } else if (entry->position != (int)i) {
         message_set(message, size, "sharded: member %u (%s) is shard %d of map %s: members "
                     "in another order than the map's", i, name, entry->position, entry->map_id);
@@ -193,9 +213,20 @@ static stock_code check_entries(sharded_store *store, char *message, size_t size
     shard_entry entries[SHARD_MAX];
     bool any = false;
     for (uint32_t i = 0; i < store->count; i++) {
-        if (!read_entry(&store->shards[i], &entries[i], message, size))
+        if (!shard_entry_read(&store->shards[i], &entries[i], message, size))
             return STOCK_IO;
         any = any || entries[i].present;
+    }
+    for (uint32_t i = 0; i < store->count; i++) {
+        const shard_entry *entry = &entries[i];
+        if (entry->moving) {
+            message_set(message, size, "sharded: member %u (%s) is being moved from map %s "
+                        "(%d shards) to map %s (%d shards): finish the move with stockctl "
+                        "reshard before opening (docs/sharded.md, \"Adding a shard\")", i,
+                        store->shards[i].name, entry->move_from, entry->move_from_count,
+                        entry->move_to, entry->move_to_count);
+            return STOCK_UNAVAILABLE;
+        }
     }
     if (!any)
         return create_map(store, message, size) ? STOCK_OK : STOCK_IO;
@@ -210,7 +241,7 @@ static stock_code check_entries(sharded_store *store, char *message, size_t size
         return STOCK_INVALID;
     }
     for (uint32_t i = 0; i < store->count; i++)
-        if (!entry_fits(store, entries, i, message, size))
+        if (!shard_entry_fits(store, entries, i, store->count, message, size))
             return STOCK_INVALID;
     snprintf(store->map_id, sizeof store->map_id, "%s", entries[0].map_id);
     return STOCK_OK;
@@ -219,12 +250,11 @@ static stock_code check_entries(sharded_store *store, char *message, size_t size
 stock_code shard_map_check(sharded_store *store, char *message, size_t size)
 {
     for (uint32_t i = 0; i < store->count; i++)
-        if (!install(&store->shards[i], message, size))
+        if (!shard_schema_install(&store->shards[i], message, size))
             return STOCK_IO;
     shard *first = &store->shards[0];
     char lock[96];
-    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)",
-             SHARD_SCHEMA_LOCK_KEY + 1);
+    snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)", SHARD_MAP_LOCK_KEY);
     if (!exec_ok(first->control, lock, PGRES_TUPLES_OK, first->name, message, size))
         return STOCK_IO;
     stock_code code = check_entries(store, message, size);

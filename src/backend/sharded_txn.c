@@ -47,12 +47,12 @@ static void op_fail(sharded_store *store, uint32_t index, stock_code code, const
     store->routes[index] = SHARD_ROUTE_DONE;
 }
 
-static bool append_text(buf *array, uint32_t n, stock_id id)
+bool shard_array_add(buf *array, uint32_t n, stock_id id)
 {
     return (n == 0 || buf_append(array, ",", 1)) && pg_text_element(array, id);
 }
 
-static bool close_array(buf *array)
+bool shard_array_close(buf *array)
 {
     return buf_append(array, "}", 2);   /* with the NUL */
 }
@@ -80,11 +80,11 @@ static void lookup_home(sharded_store *store, uint32_t first, uint32_t end, uint
         bool wanted = (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE) &&
                       op->code == STOCK_OK && shard_of(store, op->line) == home;
         if (wanted) {
-            ok = append_text(&ids, n, op->line);
+            ok = shard_array_add(&ids, n, op->line);
             store->picked[n++] = k;
         }
     }
-    ok = ok && close_array(&ids);
+    ok = ok && shard_array_close(&ids);
     char error[STOCK_MESSAGE_MAX] = "no memory for the directory lookup";
     PGresult *result = NULL;
     if (n > 0 && ok) {
@@ -240,12 +240,12 @@ static bool claim_send(sharded_store *store, uint32_t home, claim_request *reque
             continue;
         char target[16];
         int len = snprintf(target, sizeof target, "%s%d", n > 0 ? "," : "", c->target);
-        ok = append_text(&kinds, n, (stock_id){&c->kind, 1}) && append_text(&ids, n, c->id) &&
+        ok = shard_array_add(&kinds, n, (stock_id){&c->kind, 1}) && shard_array_add(&ids, n, c->id) &&
              buf_append(&shards, target, (size_t)len);
         picked[n++] = i;
     }
     request->count = n;
-    ok = ok && close_array(&kinds) && close_array(&ids) && close_array(&shards);
+    ok = ok && shard_array_close(&kinds) && shard_array_close(&ids) && shard_array_close(&shards);
     message_set(request->error, sizeof request->error, "no memory for the directory");
     PGconn *conn = ok && n > 0 ? shard_control(store, home, request->error,
                                                sizeof request->error) : NULL;
@@ -566,11 +566,11 @@ static bool prepared_gids(PGconn *const *conns, uint32_t count, const char *patt
         ok = result != NULL;
         for (int row = 0; ok && row < PQntuples(result); row++) {
             const char *gid = PQgetvalue(result, row, 0);
-            ok = append_text(gids, n++, (stock_id){gid, (uint32_t)strlen(gid)});
+            ok = shard_array_add(gids, n++, (stock_id){gid, (uint32_t)strlen(gid)});
         }
         PQclear(result);
     }
-    return ok && close_array(gids);
+    return ok && shard_array_close(gids);
 }
 
 int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,

@@ -1,6 +1,8 @@
 /*
  * backup.c -- `stockctl backup URI DEST` and `stockctl restore SRC DIR`
- * (docs/operations.md, "Backup and restore").
+ * (docs/operations.md, "Backup and restore"), and `stockctl reshard OLD NEW`
+ * (docs/sharded.md, "Adding a shard"): the commands that handle a store's
+ * data as a whole.
  */
 #include <stdio.h>
 
@@ -40,4 +42,15 @@ int ctl_restore(const ctl_args *args)
     exit_code = stock_close(store) == STOCK_OK ? ctl_print_backup(args, "restore", dir, &info)
                                                : ctl_exit_code(STOCK_IO);
     return exit_code;
+}
+
+int ctl_reshard(const ctl_args *args)
+{
+    const stock_config config = {.log = ctl_library_message};
+    stock_reshard_info info;
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_reshard(args->positional[0], args->positional[1], &config, &info,
+                                    message);
+    return code == STOCK_OK ? ctl_print_reshard(args, &info)
+                            : ctl_print_failure(args, code, message);
 }

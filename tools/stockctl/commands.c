@@ -255,6 +255,21 @@ const ctl_command ctl_commands[] = {
      "into DIR, which must not exist, and opens DIR once to prove it\n"
      "recovers. Then start stockd with --store DIR. Ignores --store.\n",
      2, 2, 0, NULL, ctl_restore},
+    {"reshard", "OLD_URI NEW_URI", "add members to a sharded store, moving its SKUs",
+     "OLD_URI is the shards: URI of the store's members, as it records them;\n"
+     "NEW_URI the same members, spelled the same, followed by the new ones\n"
+     "(empty PostgreSQL databases with max_prepared_transactions > 0). Moves\n"
+     "every SKU whose shard changes, with its lines, refunds and adjustments,\n"
+     "and every id directory entry whose home changes, each step a two-phase\n"
+     "commit on the two members; then records the new map. The store must be\n"
+     "offline: refused while anyone else is connected to a member, and no\n"
+     "store opens while the move is recorded. Interrupted (a crash, a kill),\n"
+     "it loses and doubles nothing: run it again with the same URIs to finish.\n"
+     "Refused, changing nothing, when OLD_URI is not the members' map (another\n"
+     "order, one missing or added) or NEW_URI does not extend it. Says on\n"
+     "stderr when it starts or resumes a move. Ignores --store. See\n"
+     "docs/sharded.md, \"Adding a shard\".\n",
+     2, 2, 0, NULL, ctl_reshard},
     {"publish", "KIND [FILE]",
      "queue requests for stockintake and print their results",
      "Options: --broker URL, --prefix P, --wait SECONDS.\n"

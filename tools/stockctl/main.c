@@ -285,10 +285,7 @@ static bool check_args(const ctl_command *command, const ctl_args *args)
     return true;
 }
 
-/* The library's log hook: an in-process store's messages (a torn tail cut
- * at open, why a close failed) go to stderr, never into the output. */
-static void print_library_message(void *user, stock_log_level level,
-                                  const char *message)
+void ctl_library_message(void *user, stock_log_level level, const char *message)
 {
     (void)user;
     if (level <= STOCK_LOG_NOTICE)
@@ -298,7 +295,7 @@ static void print_library_message(void *user, stock_log_level level,
 int ctl_open(const ctl_args *args, const char *uri, stock_t **store)
 {
     char message[STOCK_MESSAGE_MAX];
-    const stock_config config = {.log = print_library_message};
+    const stock_config config = {.log = ctl_library_message};
     stock_code code = stock_open(uri, &config, store, message);
     if (code == STOCK_OK)
         return CTL_EXIT_OK;

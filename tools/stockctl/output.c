@@ -313,6 +313,27 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
     return ctl_exit_code(code);
 }
 
+int ctl_print_reshard(const ctl_args *args, const stock_reshard_info *info)
+{
+    if (args->json) {
+        json_t *object = json_result(STOCK_OK);
+        json_object_set_new(object, "skus", json_integer((json_int_t)info->skus));
+        json_object_set_new(object, "lines", json_integer((json_int_t)info->lines));
+        json_object_set_new(object, "ids", json_integer((json_int_t)info->ids));
+        json_object_set_new(object, "resumed", json_boolean(info->resumed));
+        json_object_set_new(object, "already", json_boolean(info->already));
+        return json_emit(object, STOCK_OK);
+    }
+    if (info->already)
+        printf("reshard: the members form the new map already: nothing to move\n");
+    else
+        printf("reshard: %smoved %" PRIu64 " SKUs (%" PRIu64 " lines) and %" PRIu64
+               " directory entries; the store opens with the new member list\n",
+               info->resumed ? "finished an interrupted move: " : "", info->skus, info->lines,
+               info->ids);
+    return CTL_EXIT_OK;
+}
+
 int ctl_print_backup(const ctl_args *args, const char *verb, const char *folder,
                      const stock_backup_info *info)
 {

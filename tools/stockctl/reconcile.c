@@ -393,19 +393,10 @@ static bool walk_skus(rc_run *run, bool from_a)
     return walk_all(run, &walk, STOCK_LIST_SKUS, run->skus_page, visit_sku);
 }
 
-/* The library's log hook: a store's messages go to stderr, never into the
- * report. */
-static void print_library_message(void *user, stock_log_level level, const char *message)
-{
-    (void)user;
-    if (level <= STOCK_LOG_NOTICE)
-        fprintf(stderr, "stockctl: libstock: %s\n", message);
-}
-
 static bool open_store(rc_run *run, const char *uri, stock_t **store)
 {
     char message[STOCK_MESSAGE_MAX];
-    const stock_config config = {.log = print_library_message};
+    const stock_config config = {.log = ctl_library_message};
     stock_code code = stock_open(uri, &config, store, message);
     return code == STOCK_OK || rc_fail(run, uri, code, message);
 }

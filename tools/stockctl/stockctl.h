@@ -128,6 +128,13 @@ int ctl_print_stats(const ctl_args *args, const char *backend,
 /* A backup taken (verb "backup") or restored ("restore") into folder. */
 int ctl_print_backup(const ctl_args *args, const char *verb, const char *folder,
                      const stock_backup_info *info);
+/* A move to a longer member list, done (stockctl reshard). */
+int ctl_print_reshard(const ctl_args *args, const stock_reshard_info *info);
+/* The library's log hook: an in-process store's messages (a torn tail cut
+ * at open, why a close failed, a move's progress) go to stderr at NOTICE
+ * and above, never into the output. */
+void ctl_library_message(void *user, stock_log_level level, const char *message);
+int ctl_reshard(const ctl_args *args);
 /* A failure outside an op (the store would not open). */
 int ctl_print_failure(const ctl_args *args, stock_code code,
                       const char *message);

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# 55-sharded-reshard.sh -- adding a shard (docs/sharded.md, "Adding a
+# shard"): stockctl reshard moves a store of 2 members to 3, on 3
+# PostgreSQL primaries (pg_start_many), each store in databases of its own.
+#  - a clean move (and one from 1 member to 2): afterwards the store opens with the new member list only,
+#    every SKU and line is found with its values, a refund by line id alone
+#    works (tests/system/reshard_check.c), and stockctl reconcile finds I2;
+#  - refusals that change nothing: the old list in another order or with a
+#    member missing, a new list that does not extend the old one, a store
+#    with someone else connected;
+#  - a move killed (SIGKILL, at the Nth step of the move, N random) several
+#    times and run again: after every kill and the next run's recovery, no
+#    SKU or line is lost or on two members and nothing is left prepared, no
+#    store opens meanwhile, and the last run ends consistent as above.
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+HELPER=$BUILD/tests/reshard_check
+CTL=$BUILD/stockctl
+KILLS=${KILLS:-6}
+case $BUILD in *san*) KILLS=3 ;; esac   # the sanitizers' builds are slower
+. tests/harness/pg.sh
+trap pg_stop EXIT
+pg_start_many 3
+
+# member URI of database $2 on server $1
+member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
+for db in clean single killed; do
+    for k in 0 1 2; do
+        PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
+    done
+done
+old_of() { echo "shards:$(member 0 "$1");$(member 1 "$1")"; }
+new_of() { echo "shards:$(member 0 "$1");$(member 1 "$1");$(member 2 "$1")"; }
+# sql over every member of database $1: prints one line per member
+each() { local k; for k in 0 1 2; do PG_PSQL_URI=$(member "$k" "$1") pg_psql -c "$2"; done; }
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+
+echo "== a clean move, 2 -> 3 shards"
+OLD=$(old_of clean) NEW=$(new_of clean)
+"$HELPER" setup "$OLD"
+before=$(each clean "SELECT count(*) FROM inventory_flow" 2>/dev/null | sum)
+"$CTL" reshard "$OLD" "$NEW"
+moved=$(PG_PSQL_URI=$(member 2 clean) pg_psql -c "SELECT count(DISTINCT sku_id) FROM inventory")
+after=$(each clean "SELECT count(*) FROM inventory_flow" | sum)
+echo "SKUs on the new member: $moved; lines $before before, $after after"
+[ "$moved" -gt 0 ] && [ "$after" -eq "$before" ] || { echo "FAIL: the move lost or moved nothing"; exit 1; }
+rc=0; "$CTL" --store "$OLD" get rs-s0 >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || { echo "FAIL: the old member list opened (exit $rc)"; exit 1; }
+"$HELPER" check "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the move"; exit 1; }
+out=$("$CTL" reshard "$OLD" "$NEW")
+case $out in *"already"*) ;; *) echo "FAIL: a second run: $out"; exit 1 ;; esac
+
+echo "== a store of one member (no directory) to 2"
+OLD="shards:$(member 0 single)" NEW="shards:$(member 0 single);$(member 1 single)"
+"$HELPER" setup "$OLD"
+"$CTL" reshard "$OLD" "$NEW"
+"$HELPER" check "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after 1 -> 2"; exit 1; }
+
+echo "== refusals"
+OLD=$(old_of killed) NEW=$(new_of killed)
+"$HELPER" setup "$OLD"
+refused() { # expected exit code, what, URIs...
+    local want=$1 what=$2 rc=0 out; shift 2
+    out=$("$CTL" reshard "$@" 2>&1) || rc=$?
+    [ "$rc" -eq "$want" ] || { echo "FAIL: $what: exit $rc: $out"; exit 1; }
+    echo "refused ($what): ${out:0:160}"
+}
+swapped="shards:$(member 1 killed);$(member 0 killed)"
+refused 2 "old members swapped" "$swapped" "$swapped;$(member 2 killed)"
+refused 2 "an old member missing" "shards:$(member 0 killed)" "shards:$(member 0 killed);$(member 2 killed)"
+other="shards:$(member 0 killed);$(member 1 clean)"
+refused 2 "an old member of another map" "$other" "$other;$(member 2 killed)"
+refused 2 "new list not extending the old" "$OLD" "shards:$(member 0 killed);$(member 2 killed);$(member 1 killed)"
+PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+sleeper=$!
+for _ in $(seq 100); do
+    [ "$(PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'")" -gt 0 ] && break
+    sleep 0.1
+done
+refused 11 "someone connected" "$OLD" "$NEW"
+kill "$sleeper"; wait "$sleeper" 2>/dev/null || true
+# The server notices the client is gone only when it answers: end it.
+PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
+for _ in $(seq 100); do
+    [ "$(PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")" -eq 0 ] && break
+    sleep 0.1
+done
+[ "$(each killed "SELECT count(*) FROM stock_shard_move" | sum)" -eq 0 ] || { echo "FAIL: a refusal recorded a move"; exit 1; }
+[ "$(PG_PSQL_URI=$(member 2 killed) pg_psql -c "SELECT count(*) FROM inventory")" -eq 0 ] || { echo "FAIL: a refusal moved stock"; exit 1; }
+"$CTL" --store "$OLD" get rs-s0 >/dev/null
+
+echo "== a move killed at random steps, then run again"
+skus=$(each killed "SELECT count(*) FROM inventory" | sum)
+lines=$(each killed "SELECT count(*) FROM inventory_flow" | sum)
+for ((round = 1; round <= KILLS; round++)); do
+    n=$((1 + RANDOM % 40))
+    rc=0; out=$("$HELPER" kill "$OLD" "$NEW" "$n" 2>&1) || rc=$?
+    [ "$rc" -eq 137 ] || [ "$out" = done ] || { echo "FAIL: round $round: exit $rc: $out"; exit 1; }
+    prepared=$(each killed "SELECT count(*) FROM pg_prepared_xacts" | sum)
+    # A pair killed after its decision is visible on both sides until a
+    # recovery commits the rest: a run killed at its first step (after its
+    # recovery, before any PREPARE) leaves the state to count.
+    rc2=0; out=$("$HELPER" kill "$OLD" "$NEW" 1 2>&1) || rc2=$?
+    now_skus=$(each killed "SELECT count(*) FROM inventory" | sum)
+    now_lines=$(each killed "SELECT count(*) FROM inventory_flow" | sum)
+    left=$(each killed "SELECT count(*) FROM pg_prepared_xacts" | sum)
+    echo "round $round: killed at step $n (exit $rc, $prepared prepared); recovered (exit $rc2): $now_skus bucket rows, $now_lines lines, $left prepared"
+    [ "$now_skus" -eq "$skus" ] && [ "$now_lines" -eq "$lines" ] && [ "$left" -eq 0 ] ||
+        { echo "FAIL: expected $skus rows, $lines lines, 0 prepared"; exit 1; }
+    if [ "$rc" -eq 137 ]; then
+        rc=0; "$CTL" --store "$NEW" get rs-s0 >/dev/null 2>&1 || rc=$?
+        [ "$rc" -eq 11 ] || { echo "FAIL: a store opened during the move (exit $rc)"; exit 1; }
+    fi
+done
+"$CTL" reshard "$OLD" "$NEW"
+[ "$(each killed "SELECT count(*) FROM pg_prepared_xacts" | sum)" -eq 0 ] || { echo "FAIL: prepared transactions left"; exit 1; }
+[ "$(each killed "SELECT count(*) FROM stock_shard_move" | sum)" -eq 0 ] || { echo "FAIL: a move record left"; exit 1; }
+"$HELPER" check "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the killed move"; exit 1; }
+echo "OK"
