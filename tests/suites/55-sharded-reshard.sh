@@ -17,8 +17,8 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 HELPER=$BUILD/tests/reshard_check
 CTL=$BUILD/stockctl
-KILLS=${KILLS:-6}
-case $BUILD in *san*) KILLS=3 ;; esac   # the sanitizers' builds are slower
+KILLS=${KILLS:-4}
+case $BUILD in *san*) KILLS=2 ;; esac   # the sanitizers' builds are slower
 . tests/harness/pg.sh
 trap pg_stop EXIT
 pg_start_many 3
