@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # 55-redis.sh -- the redis backend on a real redis-server 7
 # (tests/harness/redis.sh: appendonly yes, appendfsync always):
-#   - the conformance suite, --quick then the full sellout, plain and with a
-#     key prefix and fused=0 (the cluster's two calls per deduction), then
-#     from two stores (two processes) at once;
+#   - the conformance suite, --quick then the full sellout, plain, with a
+#     key prefix and fused=0 (the cluster's two calls per deduction) and
+#     with buckets=4, then from two stores (two processes) at once;
+#   - hot-SKU buckets: a deduction no bucket covers but the total does,
+#     refunds to the line's bucket, every bucket balanced, another K refused;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node
 #     without cluster=1 (refused, nothing written), cluster=1 on a single
 #     server, a layout of another version, a wrong
@@ -36,7 +38,9 @@ echo "redis $REDIS_URI (pid $REDIS_PID)"
 
 # fused=0: every call in one slot, as on a cluster (a single server otherwise
 # claims a deduction's line id in the deduction's own call).
-for mode in "" "?prefix=shop1:&fused=0"; do
+# buckets=4: every SKU's stock over 4 keys in 4 slots (a prefix of its own:
+# the store records its K).
+for mode in "" "?prefix=shop1:&fused=0" "?prefix=bk4:&buckets=4"; do
     redis_conformance "$mode"
 done
 
@@ -47,6 +51,7 @@ echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" directory "$REDIS_URI"
 "$BUILD/tests/redis_faults" stale "$REDIS_URI"
 "$BUILD/tests/redis_faults" sweep "$REDIS_URI"
+"$BUILD/tests/redis_faults" buckets "$REDIS_URI"
 
 echo "== wait=1 without and with a replica; a frozen server"
 "$BUILD/tests/redis_faults" unreplicated "$REDIS_URI"
