@@ -222,6 +222,10 @@ redis_rows() {
         -w hot -c "$CLIENTS" -P 16
     stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
+    # What buckets cost on one server, where they spread nothing (a cluster
+    # refuses buckets > 1: docs/redis.md, "Hot-SKU buckets").
+    stockbench_row "libstock redis backend, buckets=8" "appendfsync always" \
+        "redis://127.0.0.1:$REDIS_ALWAYS_PORT?prefix=sb8:&buckets=8" -w hot -c "$CLIENTS" -P 16
 }
 
 # The cluster of the redis suites (tests/harness/redis.sh): 3 masters with a
