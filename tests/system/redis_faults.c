@@ -346,6 +346,19 @@ static void run_sweep(const char *uri)
 
 /* ----------------------------------------------------------------- buckets */
 
+/* The key of bucket j of sku's k buckets. */
+static void bucket_key(const char *prefix, const char *sku, uint32_t j, uint32_t k, char *key,
+                       size_t size)
+{
+    char tag[RD_BUCKET_TAG_MAX];
+    if (j == 0) {
+        snprintf(key, size, "%s{sku:%s}", prefix, sku);
+        return;
+    }
+    rd_bucket_tag(stock_id_from_cstr(sku), j, k, tag, sizeof tag);
+    snprintf(key, size, "%s{skub:%s}", prefix, tag);
+}
+
 /* Reads the totals of every bucket of sku (K of them) with raw HMGETs: each
  * must keep I2 (av = adj - ded + ref) and their sum must equal want. */
 static void check_buckets(redisContext *conn, const char *prefix, const char *sku, uint32_t k,
@@ -354,12 +367,8 @@ static void check_buckets(redisContext *conn, const char *prefix, const char *sk
     int64_t sum[4] = {0}, max_av = 0;
     bool balanced = true;
     for (uint32_t j = 0; j < k; j++) {
-        char tag[RD_BUCKET_TAG_MAX], key[256];
-        if (j == 0)
-            snprintf(key, sizeof key, "%s{sku:%s}", prefix, sku);
-        else
-            rd_bucket_tag(stock_id_from_cstr(sku), j, k, tag, sizeof tag),
-                snprintf(key, sizeof key, "%s{skub:%s}", prefix, tag);
+        char key[256];
+        bucket_key(prefix, sku, j, k, key, sizeof key);
         redisReply *reply = redisCommand(conn, "HMGET %s av adj ded ref", key);
         int64_t v[4] = {0};
         for (size_t f = 0; reply != NULL && f < 4 && f < reply->elements; f++)
@@ -386,12 +395,8 @@ static bool bucket_holds(redisContext *conn, const char *prefix, const char *sku
 {
     bool found = false;
     for (uint32_t j = 0; j < k && !found; j++) {
-        char tag[RD_BUCKET_TAG_MAX], key[256];
-        if (j == 0)
-            snprintf(key, sizeof key, "%s{sku:%s}", prefix, sku);
-        else
-            rd_bucket_tag(stock_id_from_cstr(sku), j, k, tag, sizeof tag),
-                snprintf(key, sizeof key, "%s{skub:%s}", prefix, tag);
+        char key[256];
+        bucket_key(prefix, sku, j, k, key, sizeof key);
         redisReply *reply = redisCommand(conn, "HMGET %s ded ref", key);
         found = reply != NULL && reply->elements == 2 &&
                 reply->element[0]->type == REDIS_REPLY_STRING &&
