@@ -45,10 +45,23 @@ void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buck
     }
 }
 
-/* Records K at a new store's key Pstock:buckets (SET NX GET), or checks it
- * against the record; a store with buckets also moves its layout version to
+/* Runs a command; false (message set) when it failed. */
+static bool command_ok(redisContext *conn, redisReply *reply, const char *what, stock_code *code,
+                       char *message, size_t size)
+{
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
+        return true;
+    *code = reply == NULL ? STOCK_UNAVAILABLE : STOCK_IO;
+    message_set(message, size, "redis: cannot %s: %.160s", what,
+                reply == NULL ? conn->errstr : reply->str);
+    return false;
+}
+
+/* Records K at a new store's key Pstock:buckets, or checks it against the
+ * record; a store with buckets also moves its layout version to
  * RD_LAYOUT_BUCKETS, so that a library that knows no buckets (and would read
- * the home bucket alone) refuses it. */
+ * the home bucket alone) refuses it. An existing store is only read, so that
+ * a server at maxmemory still opens it. */
 stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
                             size_t size)
 {
@@ -56,15 +69,15 @@ stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char 
     snprintf(key, sizeof key, "%sstock:buckets", options->prefix);
     snprintf(layout, sizeof layout, "%sstock:layout", options->prefix);
     snprintf(value, sizeof value, "%u", options->buckets);
-    redisReply *reply = redisCommand(conn, "SET %s %s NX GET", key, value);
     stock_code code = STOCK_OK;
-    if (reply == NULL) {
-        code = STOCK_UNAVAILABLE;
-        message_set(message, size, "redis: the connection failed: %s", conn->errstr);
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        code = STOCK_IO;
-        message_set(message, size, "redis: cannot record buckets: %.160s", reply->str);
-    } else if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, value) != 0) {
+    redisReply *reply = redisCommand(conn, "GET %s", key);
+    if (command_ok(conn, reply, "read the buckets record", &code, message, size) &&
+        reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+        reply = redisCommand(conn, "SET %s %s NX GET", key, value);
+        command_ok(conn, reply, "record buckets", &code, message, size);
+    }
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, value) != 0) {
         code = STOCK_INVALID;
         message_set(message, size, "redis: the store%s%s was made with buckets=%.8s; open it "
                     "with buckets=%.8s (a SKU's stock lies in that many keys), not buckets=%s",
@@ -74,12 +87,14 @@ stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char 
     freeReplyObject(reply);
     if (code != STOCK_OK || options->buckets == 1)
         return code;
+    reply = redisCommand(conn, "GET %s", layout);
+    bool moved = command_ok(conn, reply, "read the layout version", &code, message, size) &&
+                 reply->type == REDIS_REPLY_STRING && strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0;
+    freeReplyObject(reply);
+    if (code != STOCK_OK || moved)
+        return code;
     reply = redisCommand(conn, "SET %s %s", layout, RD_LAYOUT_BUCKETS);
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        code = reply == NULL ? STOCK_UNAVAILABLE : STOCK_IO;
-        message_set(message, size, "redis: cannot write the layout version: %.160s",
-                    reply == NULL ? conn->errstr : reply->str);
-    }
+    command_ok(conn, reply, "write the layout version", &code, message, size);
     freeReplyObject(reply);
     return code;
 }
