@@ -5,7 +5,8 @@
 #   Redis 7 + the Lua deduction (bench/lua/deduct.lua: stock key + flow hash,
 #       EVALSHA), appendfsync always and everysec, and plain GET for scale;
 #       and libstock's redis backend on the appendfsync always server driven
-#       by stockbench (hot, and uniform over 100,000 SKUs);
+#       by stockbench (hot, and uniform over 100,000 SKUs, and hot with
+#       buckets=8, which on one server shows what buckets cost);
 #   Redis Cluster, 3 masters with a replica each (tests/harness/redis.sh,
 #       appendfsync always): libstock's redis backend (cluster=1) driven by
 #       stockbench, uniform over 100,000 SKUs and one hot SKU;
