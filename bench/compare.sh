@@ -5,7 +5,8 @@
 #   Redis 7 + the Lua deduction (bench/lua/deduct.lua: stock key + flow hash,
 #       EVALSHA), appendfsync always and everysec, and plain GET for scale;
 #       and libstock's redis backend on the appendfsync always server driven
-#       by stockbench (hot, and uniform over 100,000 SKUs);
+#       by stockbench (hot, and uniform over 100,000 SKUs, and hot with
+#       buckets=8, which on one server shows what buckets cost);
 #   Redis Cluster, 3 masters with a replica each (tests/harness/redis.sh,
 #       appendfsync always): libstock's redis backend (cluster=1) driven by
 #       stockbench, uniform over 100,000 SKUs and one hot SKU;
@@ -222,6 +223,10 @@ redis_rows() {
         -w hot -c "$CLIENTS" -P 16
     stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
+    # What buckets cost on one server, where they spread nothing (a cluster
+    # refuses buckets > 1: docs/redis.md, "Hot-SKU buckets").
+    stockbench_row "libstock redis backend, buckets=8" "appendfsync always" \
+        "redis://127.0.0.1:$REDIS_ALWAYS_PORT?prefix=sb8:&buckets=8" -w hot -c "$CLIENTS" -P 16
 }
 
 # The cluster of the redis suites (tests/harness/redis.sh): 3 masters with a

@@ -387,7 +387,7 @@ typedef void (*stock_log_fn)(void *user, stock_log_level level,
  * The URI's query parameters override these where a backend reads them:
  * the embedded engine's durability= and snapshot_log_bytes=
  * (docs/engine.md), PostgreSQL's stock_buckets=, stock_merge= and
- * stock_replica= (docs/postgres.md). Some options are the URI's only: the
+ * stock_replica= (docs/postgres.md), Redis's buckets= (docs/redis.md). Some options are the URI's only: the
  * embedded engine's retention= (e.g. "./data?retention=1d": lines, orders,
  * refunds and adjustments older than that leave memory for a cold store on
  * disk and still answer as before; default off) and forget= (past that
@@ -399,7 +399,9 @@ typedef struct stock_config {
                                      at least (more once the snapshot is
                                      larger: docs/engine.md);
                                      0 = default (256 MiB) */
-    uint32_t buckets;             /* postgres: rows per hot SKU; 0 = 1 */
+    uint32_t buckets;             /* postgres: rows per hot SKU; redis:
+                                     keys per SKU (one server, 1..16);
+                                     0 = 1 */
     bool no_merge;                /* postgres: one conditional update per
                                      deduction instead of one per SKU for
                                      each run of deductions (merging is the

@@ -101,6 +101,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_fcall(cmd, "set");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%d", op->has_expect ? 1 : 0);
         rd_cmd_argf(cmd, "%" PRId64, op->expect);
@@ -110,6 +111,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":adjust");
         rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%.*s", (int)op->id.len, op->id.len > 0 ? op->id.ptr : "");
         rd_cmd_argf(cmd, "%s", job->gen);
@@ -121,6 +123,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":flow");
         rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%" PRId64, time_us);
@@ -136,6 +139,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_key(cmd, p, "sku", job->owner, ":flow");
         rd_cmd_key(cmd, p, "sku", job->owner, ":refunds");
         rd_cmd_outbox(cmd, p, job->owner);
+        rd_cmd_buckets(cmd, p, job->owner, store->options.buckets);
         rd_cmd_id(cmd, op->id);
         rd_cmd_id(cmd, op->line);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
@@ -144,6 +148,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
     case STOCK_OP_GET:
         rd_cmd_fcall(cmd, "get");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
+        rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         return;
     case STOCK_OP_LINE:
         rd_cmd_fcall(cmd, "line");

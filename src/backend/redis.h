@@ -24,6 +24,8 @@
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
 #define RD_LAYOUT_VERSION "2"       /* the key layout this library writes */
 #define RD_LAYOUT_UPGRADES "1"      /* a layout it upgrades in place (a subset of 2) */
+#define RD_LAYOUT_BUCKETS "3"       /* 2, and the SKUs' stock spread over buckets=K > 1 */
+#define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
 #define RD_SEEDS_MAX 16             /* hosts a cluster URI may list */
@@ -43,7 +45,7 @@ typedef struct rd_options {
     char prefix[RD_PREFIX_MAX + 1];     /* prepended to every key */
     int timeout_ms;                     /* per reply; then the link is lost */
     int wait_replicas;                  /* 0: no WAIT after a batch */
-    uint32_t buckets;                   /* 1: hot-SKU buckets are not built yet */
+    uint32_t buckets;                   /* keys a SKU's stock is spread over (1..16) */
     bool fused;                         /* single server: claim + deduct in one call */
     int lag_max_records;                /* outbox records a deduction tolerates; 0: any */
     int lag_max_ms;                     /* age of the oldest outbox record; 0: any */
@@ -55,7 +57,8 @@ typedef struct rd_options {
  * *options (values percent-decoded). Unknown options, repeated ones, bad
  * values, a host given twice and several hosts without cluster=1 are
  * refused: STOCK_INVALID with message naming which; STOCK_UNSUPPORTED for
- * buckets above 1 (not built yet).
+ * buckets above 1 on a cluster (served on one server only). The default
+ * of buckets is config->buckets (0 is 1).
  */
 stock_code rd_options_parse(const char *uri, const stock_config *config,
                             rd_options *options, char *message, size_t size);
@@ -88,8 +91,10 @@ extern const char rd_functions_source[];
 /* ---------------------------------------------------------------- store */
 
 #define RD_FN RD_LIBRARY "_"        /* function names: the library name, "_" */
-#define RD_ARGS_MAX 1100            /* arguments of one call (an order of 100 lines) */
-#define RD_TEXT_MAX (160 * 1024)    /* bytes of one call's arguments */
+/* Arguments of one call: an order of 100 lines, over 100 SKUs of
+ * RD_BUCKETS_MAX buckets each. */
+#define RD_ARGS_MAX (STOCK_ORDER_LINES_MAX * (RD_BUCKETS_MAX + 1 + 7) + 16)
+#define RD_TEXT_MAX (640 * 1024)    /* bytes of one call's arguments */
 #define RD_RUN_MAX 1024             /* ops that advance together */
 #define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
@@ -270,6 +275,22 @@ void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
 /* Fails op (UNAVAILABLE, nothing changed) for a function's LAGGING answer. */
 void rd_fail_lagging(stock_op *op, const rd_options *options);
+
+/* --------------------------------------------- buckets (redis_bucket.c) */
+
+#define RD_BUCKET_TAG_MAX (STOCK_ID_MAX + 24)   /* "j:n:S" */
+
+/* The hash tag id of bucket (1..buckets-1) of sku, "j:n:S" into tag (kind
+ * "skub"); returns its slot, which lies in the bucket-th buckets-th of the
+ * slot ring after the home's slot. */
+unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *tag,
+                       size_t size);
+/* Pushes the stock keys of sku's buckets 1..buckets-1 (none for 1). */
+void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
+/* Records buckets in a new store, or checks an existing store's record:
+ * STOCK_INVALID, naming the recorded K, when they differ. */
+stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
+                            size_t size);
 
 /* ---------------------------------------------- listing (redis_list.c) */
 

@@ -138,10 +138,11 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
         strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
-        strcmp(reply->str, RD_LAYOUT_UPGRADES) != 0) {
+        strcmp(reply->str, RD_LAYOUT_UPGRADES) != 0 && strcmp(reply->str, RD_LAYOUT_BUCKETS) != 0) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
-                 "reads versions " RD_LAYOUT_UPGRADES " and " RD_LAYOUT_VERSION " only; refusing to open", key, reply->str);
+                 "reads versions " RD_LAYOUT_UPGRADES ", " RD_LAYOUT_VERSION " and "
+                 RD_LAYOUT_BUCKETS " only; refusing to open", key, reply->str);
         code = fail(message, size, STOCK_CORRUPT, what, "");
     }
     freeReplyObject(reply);

@@ -3,7 +3,9 @@
 -- function per operation (docs/redis.md has the key layout). The C side
 -- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
 -- the functions with FCALL; every key a call touches is in its KEYS and
--- shares one hash tag, so a Redis Cluster never needs a cross-slot call.
+-- shares one hash tag, so a Redis Cluster never needs a cross-slot call
+-- (except a SKU's other buckets, with buckets=K > 1, served on one server
+-- only).
 --
 -- Numbers: Redis's Lua has only doubles, exact to 2^53, but stock levels and
 -- totals go to 2^63-1. They are stored as decimal strings and computed on
@@ -82,6 +84,100 @@ local function save(stock, t)
                'ref', str(t.ref))
 end
 
+-- ------------------------------------------------------------- buckets
+
+-- With buckets=K (docs/redis.md, "Hot-SKU buckets") a SKU's stock is
+-- spread over K stock hashes: the home one (bucket 1 here, the key every
+-- K=1 store has) and K-1 more in other slots, each with its own av adj
+-- ded ref so that I2 holds bucket by bucket and so for their sum. A call
+-- passes a SKU's buckets as a list of stock keys, the home first; a bucket
+-- that does not exist yet holds 0 of everything. A SKU exists when its home
+-- does.
+
+local function zero() return {av = {0, 0}, adj = {0, 0}, ded = {0, 0}, ref = {0, 0}} end
+
+-- The SKU's buckets' totals and their sum; nil when the SKU does not exist.
+local function sku_read(stocks)
+    local home = totals(stocks[1])
+    if not home then return nil end
+    local sku = {keys = stocks, each = {home}, sum = zero(), dirty = {}}
+    for i = 2, #stocks do sku.each[i] = totals(stocks[i]) or zero() end
+    for _, t in ipairs(sku.each) do
+        sku.sum = {av = add(sku.sum.av, t.av), adj = add(sku.sum.adj, t.adj),
+                   ded = add(sku.sum.ded, t.ded), ref = add(sku.sum.ref, t.ref)}
+    end
+    return sku
+end
+
+-- Writes the buckets a change touched.
+local function sku_save(sku)
+    for i in pairs(sku.dirty) do save(sku.keys[i], sku.each[i]) end
+    sku.dirty = {}
+end
+
+-- Moves the available of bucket i by delta (a two-limb number) and one of
+-- its totals (field) by delta or -delta (sign), in the bucket and in the sum.
+local function sku_move(sku, i, delta, field, sign)
+    local t = sku.each[i]
+    local d = sign < 0 and neg(delta) or delta
+    t.av, sku.sum.av = add(t.av, delta), add(sku.sum.av, delta)
+    t[field], sku.sum[field] = add(t[field], d), add(sku.sum[field], d)
+    sku.dirty[i] = true
+end
+
+-- The bucket a line's units come from (and go back to on a refund): fixed
+-- by the line id, so that every client picks the same one.
+local function line_bucket(line, count)
+    local h = 0
+    for i = 1, #line do h = (h * 31 + line:byte(i)) % 65521 end
+    return h % count + 1
+end
+
+-- Takes qty from bucket i after the caller checked that the sum covers
+-- it. A short bucket is filled first from the others, in bucket order after
+-- it (each move counts as an adjustment out of one bucket and into the
+-- other, so the SKU's adjusted total is unchanged).
+local function sku_take(sku, i, qty)
+    local k = #sku.keys
+    for step = 1, k - 1 do
+        local short = sub(qty, sku.each[i].av)
+        if short[1] < 0 or (short[1] == 0 and short[2] == 0) then break end
+        local j = (i - 1 + step) % k + 1
+        local give = less(sku.each[j].av, short) and sku.each[j].av or short
+        if give[1] > 0 or give[2] > 0 then
+            sku_move(sku, j, neg(give), 'adj', 1)
+            sku_move(sku, i, give, 'adj', 1)
+        end
+    end
+    sku_move(sku, i, neg(qty), 'ded', -1)
+end
+
+-- level / count as two limbs, and the remainder (count <= 64).
+local function divide(level, count)
+    local hi = math.floor(level[1] / count)
+    local rest = (level[1] - hi * count) * BASE + level[2]
+    local lo = math.floor(rest / count)
+    return add({hi, 0}, {math.floor(lo / BASE), lo % BASE}), rest - lo * count
+end
+
+-- Spreads a new available level over the buckets as evenly as integers
+-- allow; each bucket's adjusted total moves by its own change, so their sum
+-- moves by level - available, as a set does.
+local function sku_spread(sku, level)
+    local share, rest = divide(level, #sku.keys)
+    for i = 1, #sku.keys do
+        local target = i <= rest and add(share, {0, 1}) or share
+        sku_move(sku, i, sub(target, sku.each[i].av), 'adj', 1)
+    end
+end
+
+-- The stock keys of a call's SKU: keys[home], then keys[first..last].
+local function stock_keys(keys, home, first, last)
+    local stocks = {keys[home]}
+    for i = first, last do stocks[#stocks + 1] = keys[i] end
+    return stocks
+end
+
 -- A line record: qty refunded time_us available_after order ('-' for none),
 -- and for a line of an order over several slots the attempt that took it
 -- (so that giving back an old attempt never touches a newer one's lines).
@@ -146,27 +242,29 @@ end
 
 -- --------------------------------------------------------------- stock
 
--- KEYS: stock, outbox. ARGV: level, has_expect ('0'|'1'), expect.
+-- KEYS: stock, outbox, then the SKU's other buckets. ARGV: level,
+-- has_expect ('0'|'1'), expect.
 local function set(keys, args)
-    local t = totals(keys[1])
-    if not t then
+    local stocks = stock_keys(keys, 1, 3, #keys)
+    local sku = sku_read(stocks)
+    if not sku then
         if args[2] == '1' then return {'NOTFOUND'} end
-        redis.call('HSET', keys[1], 'av', args[1], 'adj', args[1], 'ded', '0', 'ref', '0')
-        emit(keys[2], 'set', keys[1], totals(keys[1]))
-        return {'OK', args[1]}
+        redis.call('HSET', keys[1], 'av', '0', 'adj', '0', 'ded', '0', 'ref', '0')
+        sku = sku_read(stocks)
+    elseif args[2] == '1' and str(sku.sum.av) ~= args[3] then
+        return {'MISMATCH', str(sku.sum.av)}
     end
-    if args[2] == '1' and str(t.av) ~= args[3] then return {'MISMATCH', str(t.av)} end
     local level = num(args[1])
-    t.adj = add(t.adj, sub(level, t.av))
-    if over(t.adj) then return {'OVERFLOW'} end
-    t.av = level
-    save(keys[1], t)
-    emit(keys[2], 'set', keys[1], t)
+    if over(add(sku.sum.adj, sub(level, sku.sum.av))) then return {'OVERFLOW'} end
+    sku_spread(sku, level)
+    sku_save(sku)
+    emit(keys[2], 'set', keys[1], sku.sum)
     return {'OK', args[1]}
 end
 
--- KEYS: stock, adjustments, outbox. ARGV: delta, adjustment id ('' for
--- none), gen.
+-- KEYS: stock, adjustments, outbox, then the SKU's other buckets. ARGV:
+-- delta, adjustment id ('' for none), gen. The new level is spread over
+-- the buckets, as a set's.
 local function add_stock(keys, args)
     if args[2] ~= '' then
         local r = record(keys[2], args[2], args[3])
@@ -174,47 +272,47 @@ local function add_stock(keys, args)
         if r and r[1] == args[1] then return {'REPLAY', r[2]} end
         if r then return {'CONFLICT'} end
     end
-    local t = totals(keys[1])
-    if not t then return {'NOTFOUND'} end
+    local sku = sku_read(stock_keys(keys, 1, 4, #keys))
+    if not sku then return {'NOTFOUND'} end
     local delta = num(args[1])
-    local available, adjusted = add(t.av, delta), add(t.adj, delta)
+    local available, adjusted = add(sku.sum.av, delta), add(sku.sum.adj, delta)
     if over(available) or over(adjusted) then return {'OVERFLOW'} end
-    if available[1] < 0 then return {'INSUFFICIENT', str(t.av)} end
-    t.av, t.adj = available, adjusted
-    save(keys[1], t)
+    if available[1] < 0 then return {'INSUFFICIENT', str(sku.sum.av)} end
+    sku_spread(sku, available)
+    sku_save(sku)
     if args[2] ~= '' then
         redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
     end
-    emit(keys[3], 'add', keys[1], t, 'id', args[2], 'q', args[1])
+    emit(keys[3], 'add', keys[1], sku.sum, 'id', args[2], 'q', args[1])
     return {'OK', str(available)}
 end
 
--- KEYS: stock, flow, outbox. ARGV: line, qty, time_us, gen, then the lag
--- limits (records, ms; '0' for none).
+-- KEYS: stock, flow, outbox, then the SKU's other buckets. ARGV: line,
+-- qty, time_us, gen, then the lag limits (records, ms; '0' for none).
 local function deduct(keys, args)
     local r = record(keys[2], args[1], args[4])
     if r == 'moved' then return {'MOVED'} end
     if r and r[5] == '-' and r[1] == args[2] then return {'REPLAY', r[4]} end
     if r then return {'CONFLICT'} end
     if lagging(keys[3], args[5], args[6]) then return {'LAGGING'} end
-    local t = totals(keys[1])
-    if not t then return {'NOTFOUND'} end
+    local sku = sku_read(stock_keys(keys, 1, 4, #keys))
+    if not sku then return {'NOTFOUND'} end
     local qty = num(args[2])
-    if less(t.av, qty) then return {'INSUFFICIENT', str(t.av)} end
-    t.ded = add(t.ded, qty)
-    if over(t.ded) then return {'OVERFLOW'} end
-    t.av = sub(t.av, qty)
-    save(keys[1], t)
-    local after = str(t.av)
+    if less(sku.sum.av, qty) then return {'INSUFFICIENT', str(sku.sum.av)} end
+    if over(add(sku.sum.ded, qty)) then return {'OVERFLOW'} end
+    sku_take(sku, line_bucket(args[1], #sku.keys), qty)
+    sku_save(sku)
+    local after = str(sku.sum.av)
     redis.call('HSET', keys[2], args[1], line_text(args[2], '0', args[3], after, '-'))
-    emit(keys[3], 'line', keys[1], t, 'id', args[1], 'q', args[2], 't', args[3], 'o', '')
+    emit(keys[3], 'line', keys[1], sku.sum, 'id', args[1], 'q', args[2], 't', args[3], 'o', '')
     return {'OK', after}
 end
 
 -- On a single server, which takes keys of any slot, the line id's claim and
 -- the deduction are one call (on a cluster they are two: the directory entry
 -- lives in the line id's slot). KEYS: the line's directory entry, stock,
--- flow, outbox. ARGV: line, qty, time_us, sku, lag limits. Answers as
+-- flow, outbox, the SKU's other buckets. ARGV: line, qty, time_us, sku, lag
+-- limits. Answers as
 -- deduct, or {'other', gen, owner} when the line id is bound to another SKU.
 local function claim_deduct(keys, args)
     local entry = redis.call('GET', keys[1])
@@ -226,10 +324,11 @@ local function claim_deduct(keys, args)
     else
         redis.call('SET', keys[1], '1 ' .. args[4])
     end
-    return deduct({keys[2], keys[3], keys[4]}, {args[1], args[2], args[3], gen, args[5], args[6]})
+    return deduct({unpack(keys, 2)}, {args[1], args[2], args[3], gen, args[5], args[6]})
 end
 
--- KEYS: stock, flow, refunds, outbox. ARGV: refund id, line, qty, gen.
+-- KEYS: stock, flow, refunds, outbox, then the SKU's other buckets. ARGV:
+-- refund id, line, qty, gen. The units go back to the line's bucket.
 local function refund(keys, args)
     local r = record(keys[3], args[1], args[4])
     if r == 'moved' then return {'MOVED'} end
@@ -241,26 +340,27 @@ local function refund(keys, args)
     local refundable = tonumber(line[1]) - tonumber(line[2])
     local qty = tonumber(args[3])
     if qty > refundable then return {'EXCEEDS', tostring(refundable)} end
-    local t = totals(keys[1])
-    local available, refunded = add(t.av, num(args[3])), add(t.ref, num(args[3]))
+    local sku = sku_read(stock_keys(keys, 1, 5, #keys))
+    local available, refunded = add(sku.sum.av, num(args[3])), add(sku.sum.ref, num(args[3]))
     if over(available) or over(refunded) then return {'OVERFLOW'} end
-    t.av, t.ref = available, refunded
-    save(keys[1], t)
+    sku_move(sku, line_bucket(args[2], #sku.keys), num(args[3]), 'ref', 1)
+    sku_save(sku)
     local after = str(available)
     local refunded = tostring(tonumber(line[2]) + qty)
     redis.call('HSET', keys[2], args[2], line_text(line[1], refunded, line[3], line[4],
                                                    table.concat(line, ' ', 5)))
     redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
-    emit(keys[4], 'refund', keys[1], t, 'id', args[1], 'line', args[2], 'q', args[3],
+    emit(keys[4], 'refund', keys[1], sku.sum, 'id', args[1], 'line', args[2], 'q', args[3],
          'lr', refunded)
     return {'OK', after}
 end
 
--- KEYS: stock.
+-- KEYS: stock, then the SKU's other buckets.
 local function get(keys)
-    local v = redis.call('HMGET', keys[1], 'av', 'adj', 'ded', 'ref')
-    if not v[1] then return {'NOTFOUND'} end
-    return {'OK', v[1], v[2], v[3], v[4]}
+    local sku = sku_read(keys)
+    if not sku then return {'NOTFOUND'} end
+    local t = sku.sum
+    return {'OK', str(t.av), str(t.adj), str(t.ded), str(t.ref)}
 end
 
 -- KEYS: flow. ARGV: line.
@@ -313,20 +413,26 @@ end
 
 -- --------------------------------------------------------------- orders
 
+-- The SKU of a line (as order_lines reads it): its buckets, read once per
+-- call into skus (by stock key index) so that its lines see each other.
+local function line_sku(keys, skus, l)
+    if not skus[l[2]] then skus[l[2]] = sku_read(stock_keys(keys, l[2], l[4], l[4] + l[5] - 1)) end
+    return skus[l[2]]
+end
+
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
--- stock index, qty}; order is the order id (and attempt). Returns each
--- line's available after.
+-- stock index, qty, first other bucket's key index, other buckets}; order
+-- is the order id (and attempt). Returns each line's available after.
 local function take(keys, lines, time, order, outbox)
-    local after = {}
+    local after, skus = {}, {}
     local id = order:match('^%S+')
     for i, l in ipairs(lines) do
-        local t = totals(keys[l[2]])
-        local qty = num(l[3])
-        t.av, t.ded = sub(t.av, qty), add(t.ded, qty)
-        save(keys[l[2]], t)
-        after[i] = str(t.av)
+        local sku = line_sku(keys, skus, l)
+        sku_take(sku, line_bucket(l[1], #sku.keys), num(l[3]))
+        sku_save(sku)
+        after[i] = str(sku.sum.av)
         redis.call('HSET', keys[l[2] + 1], l[1], line_text(l[3], '0', time, after[i], order))
-        emit(outbox, 'line', keys[l[2]], t, 'id', l[1], 'q', l[3], 't', time, 'o', id)
+        emit(outbox, 'line', keys[l[2]], sku.sum, 'id', l[1], 'q', l[3], 't', time, 'o', id)
     end
     return after
 end
@@ -337,11 +443,12 @@ end
 -- elsewhere[i] '1' when its id is a line of another slot. Returns nil or a
 -- failure {code, line index, value}.
 local function check(keys, lines, gens, elsewhere)
+    local skus = {}
     for i, l in ipairs(lines) do
         local r = elsewhere[i] == '1' and {} or record(keys[l[2] + 1], l[1], gens[i])
         if r == 'moved' then return {'MOVED', i} end
         if r then return {'CONFLICT', i} end
-        if not totals(keys[l[2]]) then return {'NOTFOUND', i} end
+        if not line_sku(keys, skus, l) then return {'NOTFOUND', i} end
     end
     local seen = {}
     for i, l in ipairs(lines) do
@@ -351,7 +458,7 @@ local function check(keys, lines, gens, elsewhere)
             for _, m in ipairs(lines) do
                 if m[2] == l[2] then sum = add(sum, num(m[3])) end
             end
-            local t = totals(keys[l[2]])
+            local t = skus[l[2]].sum
             if less(t.av, sum) then return {'INSUFFICIENT', i, str(t.av)} end
             if over(add(t.ded, sum)) then return {'OVERFLOW', i} end
         end
@@ -360,21 +467,23 @@ local function check(keys, lines, gens, elsewhere)
 end
 
 -- Reads the order lines of ARGV from position first: per line its id, the
--- index of its SKU's stock key (the flow key follows it), qty, generation and
--- elsewhere flag.
+-- index of its SKU's stock key (the flow key follows it), qty, generation,
+-- elsewhere flag, and the index and count of its SKU's other buckets' keys.
 local function order_lines(args, first, count)
     local lines, gens, elsewhere = {}, {}, {}
     for i = 1, count do
-        local at = first + (i - 1) * 5
-        lines[i] = {args[at], tonumber(args[at + 1]), args[at + 2]}
+        local at = first + (i - 1) * 7
+        lines[i] = {args[at], tonumber(args[at + 1]), args[at + 2], tonumber(args[at + 5]),
+                    tonumber(args[at + 6])}
         gens[i], elsewhere[i] = args[at + 3], args[at + 4]
     end
     return lines, gens, elsewhere
 end
 
--- An order whose SKUs share one slot. KEYS: stock, flow per SKU, then the
--- orders hash, the outbox. ARGV: order id, gen, spec, time_us, count, then 5
--- per line, then the lag limits.
+-- An order whose SKUs share one slot (or any order on one server with
+-- buckets). KEYS: stock, flow per SKU, their other buckets, then the orders
+-- hash, the outbox. ARGV: order id, gen, spec, time_us, count, then 7 per
+-- line, then the lag limits.
 local function order(keys, args)
     local outbox = table.remove(keys)
     local orders = keys[#keys]
@@ -403,8 +512,9 @@ end
 
 -- One slot's part of an order over several slots. KEYS: stock, flow per
 -- SKU, then the order fences hash, the outbox. ARGV: order id, attempt,
--- time_us, count, then 5 per line (elsewhere is always '0' here), then the
--- lag limits.
+-- time_us, count, then 7 per line (elsewhere is always '0' here, and no
+-- other buckets: a store with buckets runs on one server), then the lag
+-- limits.
 local function order_take(keys, args)
     local outbox = table.remove(keys)
     local fences = keys[#keys]

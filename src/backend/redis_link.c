@@ -225,6 +225,8 @@ static stock_code open_single(rd_store *store, char *message, size_t size)
     stock_code code = node_connect(store, 0, false, message, size);
     if (code == STOCK_OK)
         code = rd_layout_check(link->nodes[0].conn, &store->options, message, size);
+    if (code == STOCK_OK)   /* a cluster refuses buckets > 1 before it connects */
+        code = rd_buckets_check(link->nodes[0].conn, &store->options, message, size);
     if (code == STOCK_OK)
         code = rd_functions_load(link->nodes[0].conn, message, size);
     return code;

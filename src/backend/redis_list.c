@@ -331,7 +331,8 @@ static bool link_lost(rd_store *store, worker_listing *listing, const redisConte
     return false;
 }
 
-/* Reads the totals of each SKU of the page, pipelined. */
+/* Reads the totals of each SKU of the page, pipelined, through the get
+ * function, which sums a SKU's buckets. */
 static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
 {
     char key[RD_KEY_MAX];
@@ -346,7 +347,12 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
             return false;
         }
         redisContext *conn = node_conn(store, nodes[i]);
-        if (redisAppendCommand(conn, "HMGET %b av adj ded ref", key, len) != REDIS_OK)
+        rd_cmd *cmd = &store->cmd;
+        rd_cmd_fcall(cmd, "get");
+        rd_cmd_key(cmd, store->options.prefix, "sku", stock_id_from_cstr(page->slots[i].id), "");
+        rd_cmd_buckets(cmd, store->options.prefix, stock_id_from_cstr(page->slots[i].id),
+                       store->options.buckets);
+        if (redisAppendCommandArgv(conn, cmd->argc, cmd->argv, cmd->len) != REDIS_OK)
             return link_lost(store, listing, conn);
     }
     for (uint32_t i = 0; i < page->count; i++) {
@@ -356,8 +362,8 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
             return link_lost(store, listing, conn);
         redisReply *reply = raw;
         page->slots[i].info.sku_info = (stock_sku_info){
-            rd_element_i64(reply, 0), rd_element_i64(reply, 1), rd_element_i64(reply, 2),
-            rd_element_i64(reply, 3), 0};
+            rd_element_i64(reply, 1), rd_element_i64(reply, 2), rd_element_i64(reply, 3),
+            rd_element_i64(reply, 4), 0};
         freeReplyObject(reply);
     }
     return true;

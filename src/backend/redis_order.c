@@ -25,6 +25,7 @@ typedef struct rd_order_line {
     bool elsewhere;         /* the id is a line of another SKU */
     unsigned slot;          /* the cluster slot of the line's SKU */
     int key;                /* in a call: index of its SKU's stock key */
+    int others;             /* in a call: index of its SKU's other buckets' first key */
 } rd_order_line;
 
 /* Fails op after a lost link (NULL reply) or with the server's error. */
@@ -170,7 +171,8 @@ static void order_spec(const stock_op *op, char *spec, size_t size)
 
 
 /* Pushes, for the lines in slot, each distinct SKU's stock and flow keys
- * (info[i].key = its stock key's index, 1-based). */
+ * and its other buckets' stock keys (info[i].key = its stock key's index,
+ * 1-based; info[i].others = its first other bucket's). */
 static void push_sku_keys(rd_store *store, const stock_order_line *lines, uint32_t count,
                           rd_order_line *info, unsigned slot)
 {
@@ -179,23 +181,32 @@ static void push_sku_keys(rd_store *store, const stock_order_line *lines, uint32
             continue;
         info[i].key = 0;
         for (uint32_t j = 0; j < i && info[i].key == 0; j++)
-            if (info[j].slot == slot && id_equal(lines[j].sku, lines[i].sku))
+            if (info[j].slot == slot && id_equal(lines[j].sku, lines[i].sku)) {
                 info[i].key = info[j].key;
+                info[i].others = info[j].others;
+            }
         if (info[i].key == 0) {
             info[i].key = store->cmd.keys + 1;
             rd_cmd_key(&store->cmd, store->options.prefix, "sku", lines[i].sku, "");
             rd_cmd_key(&store->cmd, store->options.prefix, "sku", lines[i].sku, ":flow");
+            info[i].others = store->cmd.keys + 1;
+            rd_cmd_buckets(&store->cmd, store->options.prefix, lines[i].sku,
+                           store->options.buckets);
         }
     }
 }
 
-static void push_line_args(rd_cmd *cmd, const stock_order_line *l, const rd_order_line *info)
+/* A line's 7 arguments (order_lines in redis_functions.lua). */
+static void push_line_args(rd_store *store, const stock_order_line *l, const rd_order_line *info)
 {
+    rd_cmd *cmd = &store->cmd;
     rd_cmd_id(cmd, l->line_id);
     rd_cmd_argf(cmd, "%d", info->key);
     rd_cmd_argf(cmd, "%" PRId64, l->qty);
     rd_cmd_argf(cmd, "%s", info->gen);
     rd_cmd_argf(cmd, "%d", info->elsewhere ? 1 : 0);
+    rd_cmd_argf(cmd, "%d", info->others);
+    rd_cmd_argf(cmd, "%u", store->options.buckets - 1);
 }
 
 /* Maps an order function's failure (code, 1-based line index, value). */
@@ -266,7 +277,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_argf(cmd, "%" PRId64, clock_now_us(CLOCK_REALTIME));
     rd_cmd_argf(cmd, "%u", op->line_count);
     for (uint32_t i = 0; i < op->line_count; i++)
-        push_line_args(cmd, &op->lines[i], &info[i]);
+        push_line_args(store, &op->lines[i], &info[i]);
     rd_cmd_lag_limits(cmd, &store->options);
     redisReply *reply = rd_call(store);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -533,7 +544,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         rd_cmd_argf(cmd, "%u", in_slot);
         for (uint32_t k = i; k < op->line_count; k++)
             if (info[k].slot == info[i].slot)
-                push_line_args(cmd, &op->lines[k], &info[k]);
+                push_line_args(store, &op->lines[k], &info[k]);
         rd_cmd_lag_limits(cmd, &store->options);
         if (!rd_send(store)) {
             order_fail_reply(store, op, NULL);
@@ -639,9 +650,11 @@ void rd_order_run(rd_store *store, stock_op *op)
     char *spec = store->spec;
     rd_order_line info[STOCK_ORDER_LINES_MAX];
     order_spec(op, spec, RD_SPEC_MAX);
+    /* With buckets (one server only), every order is one call: a server
+     * that is not a cluster takes keys of any slot. */
     bool one_slot = true;
     for (uint32_t i = 0; i < op->line_count; i++) {
-        info[i].slot = rd_tag_slot("sku", op->lines[i].sku);
+        info[i].slot = store->options.buckets > 1 ? 0 : rd_tag_slot("sku", op->lines[i].sku);
         one_slot = one_slot && info[i].slot == info[0].slot;
     }
     for (int round = 0; round <= RD_RESTARTS_MAX; round++) {

@@ -19,7 +19,6 @@
 #define RD_SCHEME "redis://"
 #define RD_PORT_DEFAULT 6379
 #define RD_PORT_MAX 65535
-#define RD_BUCKETS_MAX 64         /* keys one SKU may be spread over */
 #define RD_LAG_MAX 1000000000     /* outbox_lag_max, outbox_lag_max_ms */
 
 static stock_code fail(char *message, size_t size, stock_code code, const char *format,
@@ -110,10 +109,7 @@ static stock_code apply_option(rd_options *options, rd_option_name which, const 
                             message, size);
     case RD_OPT_BUCKETS:
         code = parse_number("buckets", value, len, 1, RD_BUCKETS_MAX, &number, message, size);
-        if (code == STOCK_OK && number > 1)
-            return fail(message, size, STOCK_UNSUPPORTED, "buckets=%d: hot-SKU buckets are "
-                        "not built yet; only buckets=1 is served", number);
-        options->buckets = 1;
+        options->buckets = (uint32_t)number;
         return code;
     case RD_OPT_FUSED:
         code = parse_number("fused", value, len, 0, 1, &number, message, size);
@@ -236,16 +232,16 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     assert(uri != NULL && config != NULL && options != NULL);
     memset(options, 0, sizeof *options);
     options->timeout_ms = RD_TIMEOUT_MS_DEFAULT;
-    options->buckets = 1;
+    options->buckets = config->buckets > 1 ? config->buckets : 1;
     options->fused = true;
     size_t len = strnlen(uri, RD_URI_MAX + 1);
     if (len > RD_URI_MAX)
         return fail(message, size, STOCK_INVALID, "longer than %d bytes", RD_URI_MAX);
     if (strncmp(uri, RD_SCHEME, strlen(RD_SCHEME)) != 0)
         return fail(message, size, STOCK_INVALID, "must start with " RD_SCHEME);
-    if (config->buckets > 1)
-        return fail(message, size, STOCK_UNSUPPORTED, "config buckets above 1: hot-SKU "
-                    "buckets are not built yet");
+    if (config->buckets > RD_BUCKETS_MAX)
+        return fail(message, size, STOCK_INVALID, "config buckets must be 1..%d",
+                    RD_BUCKETS_MAX);
     const char *authority = uri + strlen(RD_SCHEME);
     size_t authority_len = strcspn(authority, "/?");
     stock_code code = parse_authority(options, authority, authority_len, message, size);
@@ -259,6 +255,11 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     if (code == STOCK_OK && options->seed_count > 1 && !options->cluster)
         return fail(message, size, STOCK_INVALID, "several hosts name a Redis Cluster's seed "
                     "nodes: add cluster=1 (one server takes one host)");
+    /* A cluster cannot take a call over the buckets' slots: a set or a
+     * deduction no single bucket covers would need a multi-slot protocol. */
+    if (code == STOCK_OK && options->cluster && options->buckets > 1)
+        return fail(message, size, STOCK_UNSUPPORTED, "buckets=%u on a Redis Cluster is not "
+                    "built yet (only on one server); use buckets=1", options->buckets);
     assert(code != STOCK_OK || options->seeds[0].port > 0);
     return code;
 }

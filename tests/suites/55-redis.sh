@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # 55-redis.sh -- the redis backend on a real redis-server 7
 # (tests/harness/redis.sh: appendonly yes, appendfsync always):
-#   - the conformance suite, --quick then the full sellout, plain and with a
-#     key prefix and fused=0 (the cluster's two calls per deduction), then
-#     from two stores (two processes) at once;
+#   - the conformance suite, --quick then the full sellout, plain, with a
+#     key prefix and fused=0 (the cluster's two calls per deduction) and
+#     with buckets=4, then from two stores (two processes) at once;
+#   - hot-SKU buckets: a deduction no bucket covers but the total does,
+#     refunds to the line's bucket, every bucket balanced, another K refused;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node
 #     without cluster=1 (refused, nothing written), cluster=1 on a single
 #     server, a layout of another version, a wrong
@@ -40,6 +42,14 @@ for mode in "" "?prefix=shop1:&fused=0"; do
     redis_conformance "$mode"
 done
 
+# buckets=4: every SKU's stock over 4 keys in 4 slots (a prefix of its own:
+# the store records its K). --quick only: its concurrency tests sell one hot
+# SKU from 8 threads, and stockbench below checks I1-I5 after a run.
+echo "== conformance ?buckets=4"
+"$BUILD/tests/conformance" --quick "$REDIS_URI?prefix=bk4:&buckets=4" >"$REDIS_DIR/conformance.log" 2>&1 ||
+    { cat "$REDIS_DIR/conformance.log"; exit 1; }
+tail -n 1 "$REDIS_DIR/conformance.log"
+
 redis_conformance_twice "$REDIS_URI" "$REDIS_URI?prefix=shop1:&fused=0"
 
 echo "== options, directory entries and orders left by dead clients"
@@ -47,6 +57,13 @@ echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" directory "$REDIS_URI"
 "$BUILD/tests/redis_faults" stale "$REDIS_URI"
 "$BUILD/tests/redis_faults" sweep "$REDIS_URI"
+"$BUILD/tests/redis_faults" buckets "$REDIS_URI"
+echo "== buckets=4 under 8 stores at once: stockbench checks I1, I2, I4, I5"
+case $BUILD in *san*) requests=4000 ;; *) requests=20000 ;; esac
+"$BUILD/stockbench" -s "$REDIS_URI?prefix=bk4:&buckets=4" -w mixed --skus 3 --stock 2000 \
+    -c 8 -P 16 -n "$requests" --no-progress >"$REDIS_DIR/bench.log" 2>&1 ||
+    { cat "$REDIS_DIR/bench.log"; exit 1; }
+grep -E '^  (results|check)' "$REDIS_DIR/bench.log"
 
 echo "== wait=1 without and with a replica; a frozen server"
 "$BUILD/tests/redis_faults" unreplicated "$REDIS_URI"

@@ -25,6 +25,14 @@
  *                                an op times out UNAVAILABLE, its retry
  *                                counts once
  *
+ *   redis_faults buckets URI     buckets=4 on one server: the buckets lie in 4
+ *                                slots a quarter of the ring apart; a
+ *                                deduction that the total covers but no
+ *                                bucket does succeeds; refunds, compare-and-
+ *                                set, orders and write-offs over buckets;
+ *                                every bucket keeps I2; a store made with
+ *                                buckets=4 refuses another K
+ *
  *   redis_faults moved URI       on a cluster: prints "sku S" and waits for a
  *                                line on stdin before each of two
  *                                deductions from S (the suite moves S's slot
@@ -76,7 +84,8 @@ static const options_case option_cases[] = {
     {"?timeout_ms=5s", STOCK_INVALID, "timeout_ms"},
     {"?wait=17", STOCK_INVALID, "wait"},
     {"?buckets=0", STOCK_INVALID, "buckets"},
-    {"?buckets=8", STOCK_UNSUPPORTED, "buckets"},
+    {"?buckets=17", STOCK_INVALID, "buckets must be an integer in 1..16"},
+    {"?buckets=2&cluster=1", STOCK_UNSUPPORTED, "buckets=2 on a Redis Cluster is not built"},
     {"?password=", STOCK_INVALID, "password"},
     {"?prefix", STOCK_INVALID, "no value"},
     {"/3", STOCK_INVALID, "database"},
@@ -215,19 +224,20 @@ typedef struct stale_order {
     char stock_a[128], flow_a[128], fence_a[128], outbox_a[64];
 } stale_order;
 
-/* Attempt 1, time, one line (its id, stock key 1, qty 2, gen 1, here), no
- * lag limits. */
+/* Attempt 1, time, one line (its id, stock key 1, qty 2, gen 1, here, no
+ * other buckets), no lag limits. */
 static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", "1", "0",
-                                              "0", "0"};
+                                              "0", "0", "0", "0"};
+#define STALE_TAKE_ARGS (sizeof stale_take_args / sizeof stale_take_args[0])
 
 /* The dead client's order_take in SKU a's slot, with attempt 1. */
 static redisReply *stale_take(redisContext *conn, const stale_order *s)
 {
-    const char *take[18] = {"FCALL", "stockd_v1_order_take", "4", s->stock_a, s->flow_a,
-                            s->fence_a, s->outbox_a, s->order};
-    for (int i = 0; i < 10; i++)
+    const char *take[8 + STALE_TAKE_ARGS] = {"FCALL", "stockd_v1_order_take", "4", s->stock_a,
+                                             s->flow_a, s->fence_a, s->outbox_a, s->order};
+    for (size_t i = 0; i < STALE_TAKE_ARGS; i++)
         take[8 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
-    return redisCommandArgv(conn, 18, take, NULL);
+    return redisCommandArgv(conn, 8 + STALE_TAKE_ARGS, take, NULL);
 }
 
 static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
@@ -331,6 +341,146 @@ static void run_sweep(const char *uri)
            STOCK_OK, "");
     freeReplyObject(entry);
     stock_close(store);
+    redisFree(conn);
+}
+
+/* ----------------------------------------------------------------- buckets */
+
+/* The key of bucket j of sku's k buckets. */
+static void bucket_key(const char *prefix, const char *sku, uint32_t j, uint32_t k, char *key,
+                       size_t size)
+{
+    char tag[RD_BUCKET_TAG_MAX];
+    if (j == 0) {
+        snprintf(key, size, "%s{sku:%s}", prefix, sku);
+        return;
+    }
+    rd_bucket_tag(stock_id_from_cstr(sku), j, k, tag, sizeof tag);
+    snprintf(key, size, "%s{skub:%s}", prefix, tag);
+}
+
+/* Reads the totals of every bucket of sku (K of them) with raw HMGETs: each
+ * must keep I2 (av = adj - ded + ref) and their sum must equal want. */
+static void check_buckets(redisContext *conn, const char *prefix, const char *sku, uint32_t k,
+                          const stock_sku_info *want, const char *what)
+{
+    int64_t sum[4] = {0}, max_av = 0;
+    bool balanced = true;
+    for (uint32_t j = 0; j < k; j++) {
+        char key[256];
+        bucket_key(prefix, sku, j, k, key, sizeof key);
+        redisReply *reply = redisCommand(conn, "HMGET %s av adj ded ref", key);
+        int64_t v[4] = {0};
+        for (size_t f = 0; reply != NULL && f < 4 && f < reply->elements; f++)
+            if (reply->element[f]->type == REDIS_REPLY_STRING)
+                v[f] = strtoll(reply->element[f]->str, NULL, 10);
+        freeReplyObject(reply);
+        balanced = balanced && v[0] == v[1] - v[2] + v[3] && v[0] >= 0;
+        for (int f = 0; f < 4; f++)
+            sum[f] += v[f];
+        max_av = v[0] > max_av ? v[0] : max_av;
+    }
+    bool ok = balanced && sum[0] == want->available && sum[1] == want->adjusted &&
+              sum[2] == want->deducted && sum[3] == want->refunded;
+    char facts[160];
+    snprintf(facts, sizeof facts, "sum av=%" PRId64 " adj=%" PRId64 " ded=%" PRId64
+             " ref=%" PRId64 ", largest bucket %" PRId64, sum[0], sum[1], sum[2], sum[3], max_av);
+    expect(ok, what, STOCK_OK, facts);
+}
+
+/* The bucket of sku that holds line: the one whose ded and ref are those
+ * given (a refund goes back to the bucket its line came from). */
+static bool bucket_holds(redisContext *conn, const char *prefix, const char *sku, uint32_t k,
+                         const char *ded, const char *ref)
+{
+    bool found = false;
+    for (uint32_t j = 0; j < k && !found; j++) {
+        char key[256];
+        bucket_key(prefix, sku, j, k, key, sizeof key);
+        redisReply *reply = redisCommand(conn, "HMGET %s ded ref", key);
+        found = reply != NULL && reply->elements == 2 &&
+                reply->element[0]->type == REDIS_REPLY_STRING &&
+                reply->element[1]->type == REDIS_REPLY_STRING &&
+                strcmp(reply->element[0]->str, ded) == 0 && strcmp(reply->element[1]->str, ref) == 0;
+        freeReplyObject(reply);
+    }
+    return found;
+}
+
+/* The K buckets' slots: K different ones, one in each K-th of the ring
+ * counted from the home's slot (so on masters holding equal contiguous
+ * ranges, K <= masters buckets are on K masters). */
+static void check_bucket_slots(const char *sku, uint32_t k)
+{
+    unsigned home = rd_tag_slot("sku", stock_id_from_cstr(sku));
+    bool spread = true;
+    for (uint32_t j = 1; j < k; j++) {
+        char tag[RD_BUCKET_TAG_MAX];
+        unsigned slot = rd_bucket_tag(stock_id_from_cstr(sku), j, k, tag, sizeof tag);
+        spread = spread && (slot - home + RD_SLOTS) % RD_SLOTS / (RD_SLOTS / k) == j;
+    }
+    expect(spread, "each bucket lies in its own K-th of the slot ring", STOCK_OK, "");
+}
+
+static void run_buckets(const char *base)
+{
+    redisContext *conn = raw_connect(base);
+    char prefix[64], uri[URI_MAX], sku[64], other[64], line[64], big[64], message[STOCK_MESSAGE_MAX];
+    unique(prefix, sizeof prefix, "bk:");
+    unique(sku, sizeof sku, "hot");
+    unique(other, sizeof other, "other");
+    unique(line, sizeof line, "line");
+    unique(big, sizeof big, "big");
+    snprintf(uri, sizeof uri, "%s?prefix=%s&buckets=4", base, prefix);
+    stock_t *store = open_or_die(uri);
+    check_bucket_slots(sku, 4);
+    check_bucket_slots(sku, 3);
+    stock_sku_info totals = {0};
+    int64_t available = -1;
+    stock_code code = stock_set(store, sku, 8, NULL, &available, message);
+    expect(code == STOCK_OK && available == 8, "set 8 over 4 buckets", code, message);
+    check_buckets(conn, prefix, sku, 4, &(stock_sku_info){8, 8, 0, 0, 0}, "2 units in each bucket");
+    code = stock_deduct(store, big, sku, 5, &available, message);
+    expect(code == STOCK_OK && available == 3,
+           "a deduction of 5 that no bucket of 2 covers but the total does succeeds", code,
+           message);
+    check_buckets(conn, prefix, sku, 4, &(stock_sku_info){3, 8, 5, 0, 0},
+                  "the buckets after it: moves between buckets kept each one balanced");
+    code = stock_deduct(store, line, sku, 4, &available, message);
+    expect(code == STOCK_INSUFFICIENT && available == 3, "4 more: the total is 3", code, message);
+    code = stock_deduct(store, big, sku, 5, &available, message);
+    expect(code == STOCK_REPLAY && available == 3, "the retry replays", code, message);
+    code = stock_refund(store, "r1", big, 2, &available, message);
+    expect(code == STOCK_OK && available == 5, "a refund of 2 goes back", code, message);
+    check_buckets(conn, prefix, sku, 4, &(stock_sku_info){5, 8, 5, 2, 0},
+                  "the buckets after the refund");
+    expect(bucket_holds(conn, prefix, sku, 4, "5", "2"),
+           "the refund went back to the bucket the line was taken from", STOCK_OK, "");
+    code = stock_set(store, sku, 9, &(int64_t){4}, &available, message);
+    expect(code == STOCK_MISMATCH && available == 5, "compare-and-set reads the sum", code,
+           message);
+    code = stock_set(store, sku, 9, &(int64_t){5}, &available, message);
+    expect(code == STOCK_OK && available == 9, "and sets it", code, message);
+    code = stock_add(store, sku, -7, NULL, &available, message);
+    expect(code == STOCK_OK && available == 2, "a write-off of 7 over the buckets", code,
+           message);
+    stock_set(store, other, 1, NULL, NULL, NULL);
+    stock_order_line lines[3] = {{stock_id_from_cstr("o1"), stock_id_from_cstr(sku), 1, -1},
+                                 {stock_id_from_cstr("o2"), stock_id_from_cstr(other), 1, -1},
+                                 {stock_id_from_cstr("o3"), stock_id_from_cstr(sku), 1, -1}};
+    int32_t failed = -1;
+    code = stock_order(store, "order1", lines, 3, &failed, message);
+    expect(code == STOCK_OK && lines[0].available == 1 && lines[2].available == 0,
+           "an order takes two lines of the bucketed SKU", code, message);
+    stock_get(store, sku, &totals, NULL);
+    check_buckets(conn, prefix, sku, 4, &totals, "every bucket balanced, the sum is the SKU");
+    expect(totals.available == 0 && totals.adjusted == 5 && totals.deducted == 7 &&
+           totals.refunded == 2, "the SKU's totals", STOCK_OK, "");
+    stock_close(store);
+    snprintf(uri, sizeof uri, "%s?prefix=%s&buckets=2", base, prefix);
+    check_open(uri, STOCK_INVALID, "was made with buckets=4; open it with buckets=4");
+    snprintf(uri, sizeof uri, "%s?prefix=%s", base, prefix);
+    check_open(uri, STOCK_INVALID, "was made with buckets=4");
     redisFree(conn);
 }
 
@@ -536,7 +686,7 @@ int main(int argc, char **argv)
     if (argc < 3 || (strchr(argv[2], '?') != NULL && strcmp(argv[1], "stopped") != 0 &&
                      strcmp(argv[1], "moved") != 0)) {
         fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
-                        "waited|unreplicated|stopped|moved URI [FILE|PIDS]\n");
+                        "waited|unreplicated|stopped|moved|buckets URI [FILE|PIDS]\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -558,6 +708,8 @@ int main(int argc, char **argv)
         run_wait(uri, strcmp(mode, "waited") == 0);
     else if (strcmp(mode, "moved") == 0)
         run_moved(uri);
+    else if (strcmp(mode, "buckets") == 0)
+        run_buckets(uri);
     else if (strcmp(mode, "stopped") == 0 && argc == 4)
         run_stopped(uri, argv[3]);
     else

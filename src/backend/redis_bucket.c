@@ -1,0 +1,100 @@
+/*
+ * redis_bucket.c -- the keys of a SKU's hot-SKU buckets (buckets=K,
+ * docs/redis.md "Hot-SKU buckets"), and the store's record of K. Bucket 0
+ * is the SKU's home, P{sku:S}, the key a store without buckets has; bucket
+ * j >= 1 is P{skub:j:n:S}, with n the smallest number that puts the key in
+ * the j-th K-th of the slot ring counted from the home's slot. So the K
+ * buckets sit in K different slots, evenly apart: on a cluster whose masters
+ * hold contiguous, equal ranges of slots (what redis-cli --cluster create
+ * makes), buckets land on different masters whenever K is at most the
+ * number of masters, and evenly over them otherwise. The names depend on
+ * the SKU and K only, never on the current slot map, so every client finds
+ * the same keys.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/redis.h"
+#include "lib/message.h"
+
+#define RD_BUCKET_TRIES_MAX 1000000   /* n tried per bucket (about K are needed) */
+
+unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *tag, size_t size)
+{
+    assert(bucket >= 1 && bucket < buckets && buckets <= RD_BUCKETS_MAX);
+    unsigned width = RD_SLOTS / buckets;
+    unsigned first = (rd_tag_slot("sku", sku) + bucket * width) % RD_SLOTS;
+    for (unsigned n = 0; n < RD_BUCKET_TRIES_MAX; n++) {
+        int len = snprintf(tag, size, "%u:%u:%.*s", bucket, n, (int)sku.len, sku.ptr);
+        assert(len > 0 && (size_t)len < size);
+        unsigned slot = rd_tag_slot("skub", (stock_id){tag, (size_t)len});
+        if ((slot - first + RD_SLOTS) % RD_SLOTS < width)
+            return slot;
+    }
+    assert(!"CRC16 reaches every range of slots within a few tries");
+    return 0;
+}
+
+void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets)
+{
+    char tag[RD_BUCKET_TAG_MAX];
+    for (uint32_t j = 1; j < buckets; j++) {
+        rd_bucket_tag(sku, j, buckets, tag, sizeof tag);
+        rd_cmd_key(cmd, prefix, "skub", stock_id_from_cstr(tag), "");
+    }
+}
+
+/* Runs a command; false (message set) when it failed. */
+static bool command_ok(redisContext *conn, redisReply *reply, const char *what, stock_code *code,
+                       char *message, size_t size)
+{
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
+        return true;
+    *code = reply == NULL ? STOCK_UNAVAILABLE : STOCK_IO;
+    message_set(message, size, "redis: cannot %s: %.160s", what,
+                reply == NULL ? conn->errstr : reply->str);
+    return false;
+}
+
+/* Records K at a new store's key Pstock:buckets, or checks it against the
+ * record; a store with buckets also moves its layout version to
+ * RD_LAYOUT_BUCKETS, so that a library that knows no buckets (and would read
+ * the home bucket alone) refuses it. An existing store is only read, so that
+ * a server at maxmemory still opens it. */
+stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
+                            size_t size)
+{
+    char key[RD_PREFIX_MAX + 32], layout[RD_PREFIX_MAX + 32], value[16];
+    snprintf(key, sizeof key, "%sstock:buckets", options->prefix);
+    snprintf(layout, sizeof layout, "%sstock:layout", options->prefix);
+    snprintf(value, sizeof value, "%u", options->buckets);
+    stock_code code = STOCK_OK;
+    redisReply *reply = redisCommand(conn, "GET %s", key);
+    if (command_ok(conn, reply, "read the buckets record", &code, message, size) &&
+        reply->type == REDIS_REPLY_NIL) {
+        freeReplyObject(reply);
+        reply = redisCommand(conn, "SET %s %s NX GET", key, value);
+        command_ok(conn, reply, "record buckets", &code, message, size);
+    }
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, value) != 0) {
+        code = STOCK_INVALID;
+        message_set(message, size, "redis: the store%s%s was made with buckets=%.8s; open it "
+                    "with buckets=%.8s (a SKU's stock lies in that many keys), not buckets=%s",
+                    options->prefix[0] != '\0' ? " with prefix " : "", options->prefix,
+                    reply->str, reply->str, value);
+    }
+    freeReplyObject(reply);
+    if (code != STOCK_OK || options->buckets == 1)
+        return code;
+    reply = redisCommand(conn, "GET %s", layout);
+    bool moved = command_ok(conn, reply, "read the layout version", &code, message, size) &&
+                 reply->type == REDIS_REPLY_STRING && strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0;
+    freeReplyObject(reply);
+    if (code != STOCK_OK || moved)
+        return code;
+    reply = redisCommand(conn, "SET %s %s", layout, RD_LAYOUT_BUCKETS);
+    command_ok(conn, reply, "write the layout version", &code, message, size);
+    freeReplyObject(reply);
+    return code;
+}
