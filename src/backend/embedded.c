@@ -1153,21 +1153,35 @@ static stock_code embedded_list(stock_t *store, const list_request *request,
     return STOCK_IO;
 }
 
+/* What a backup copies of the cold store: the store, and its move count
+ * at the backup point. */
+typedef struct embedded_cold_copy {
+    cold *store;
+    uint64_t moves_at_point;
+} embedded_cold_copy;
+
+/* journal_backup_extra_fn: the cold store beside the log. */
+static stock_code copy_cold(void *context, int dest_fd, char *name, uint64_t *bytes,
+                            char *message, size_t message_size)
+{
+    const embedded_cold_copy *copy = context;
+    snprintf(name, JOURNAL_NAME_MAX, "%s", COLD_FILE);
+    return cold_copy(copy->store, dest_fd, copy->moves_at_point, bytes, message,
+                     message_size);
+}
+
 /* The backup point is taken under the applier's role with the syncers
  * drained, as a rotation is (it is one); the copy then runs on the
- * caller's thread while groups go on. */
+ * caller's thread while groups go on. A cold store is copied first: its
+ * copy may be a few moves past the point, which the restored store's open
+ * takes back to the backup snapshot's moves, as any recovery does
+ * (docs/engine.md, "Backups of a store with a cold store"). */
 static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup_info *info,
                                   char *message, size_t message_size)
 {
     embedded *e = from_store(store);
-    if (e->cold != NULL) {
-        /* The cold store is a second file that must be copied at the same
-         * point as the log; until that is built, no backup beats a partial one. */
-        message_set(message, message_size, "a backup of a store with retention= is not "
-                    "built yet: the cold store (%s) would be missing from it", COLD_FILE);
-        return STOCK_UNSUPPORTED;
-    }
     journal_backup backup;
+    embedded_cold_copy copy = {e->cold, 0};
     stock_code code = STOCK_IO;
     take_role_to_read(e);
     if (atomic_load(&e->broken)) {
@@ -1180,14 +1194,17 @@ static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup
         pthread_mutex_unlock(&e->sync_mutex);
         if (code != STOCK_OK && journal_failed(e->log))
             break_store(e, message);
+        if (e->cold != NULL)
+            copy.moves_at_point = cold_moves(e->cold);
     }
     give_role_up(e);
     if (code != STOCK_OK)
         return code;
-    code = journal_backup_copy(e->log, &backup, dest, &info->bytes, message, message_size);
+    code = journal_backup_copy(e->log, &backup, dest, e->cold != NULL ? copy_cold : NULL,
+                               &copy, &info->bytes, message, message_size);
     info->end_lsn = backup.end_lsn;
     info->snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
-    info->files = backup.count;
+    info->files = backup.count + (e->cold != NULL);
     journal_backup_end(e->log, &backup);
     return code;
 }

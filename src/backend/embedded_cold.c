@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -538,4 +540,49 @@ stock_code cold_rollback(cold *store, uint64_t moves, bool *unfinished, char *me
         return fail(rc, "committing a rollback", message, size);
     store->moves = moves;
     return STOCK_OK;
+}
+
+/* The moves committed now, read in a transaction of this thread's. */
+static int committed_moves(cold *store, uint64_t *moves)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    rc = read_moves(txn, store->dbi, moves);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+stock_code cold_copy(cold *store, int dest_fd, uint64_t moves_at_point, uint64_t *bytes,
+                     char *message, size_t size)
+{
+    *bytes = 0;
+    int fd = openat(dest_fd, COLD_FILE, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        message_set(message, size, "cannot create the copy of %s: %s", COLD_FILE,
+                    strerror(errno));
+        return STOCK_IO;
+    }
+    int rc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
+    struct stat info;
+    stock_code code = rc != 0 ? fail(rc, "copying", message, size) : STOCK_OK;
+    if (code == STOCK_OK && (fsync(fd) != 0 || fstat(fd, &info) != 0)) {
+        message_set(message, size, "cannot sync the copy of %s: %s", COLD_FILE,
+                    strerror(errno));
+        code = STOCK_IO;
+    }
+    close(fd);
+    uint64_t moves = 0;
+    if (code == STOCK_OK && (rc = committed_moves(store, &moves)) != 0)
+        code = fail(rc, "reading the move count", message, size);
+    if (code == STOCK_OK && moves + 1 > moves_at_point + COLD_UNDO_MOVES) {
+        message_set(message, size, "the cold store made %llu moves during its copy, more "
+                    "than the backup's snapshot can be paired with: try again",
+                    (unsigned long long)(moves - moves_at_point));
+        code = STOCK_IO;
+    }
+    if (code == STOCK_OK)
+        *bytes = (uint64_t)info.st_size;
+    return code;
 }

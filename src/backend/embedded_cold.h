@@ -21,7 +21,8 @@
  * Threads: reads (cold_get) one thread at a time (the embedded engine's
  * applier role, which passes between threads: the file is opened with
  * MDB_NOTLS, so a read transaction is no thread's); a move, from its begin
- * to its commit or abort, on one thread, at once with reads.
+ * to its commit or abort, on one thread, at once with reads; cold_copy on
+ * any thread.
  */
 #ifndef STOCK_EMBEDDED_COLD_H
 #define STOCK_EMBEDDED_COLD_H
@@ -77,6 +78,19 @@ int cold_move_put(void *store, core_cold_kind kind, stock_id id,
 stock_code cold_move_step(cold *store, char *message, size_t size);
 stock_code cold_move_commit(cold *store, char *message, size_t size);
 stock_code cold_move_abort(cold *store, char *message, size_t size);
+
+/* Copies the cold store, compacted, into COLD_FILE in the folder dest_fd,
+ * synced (*bytes its size): LMDB's mdb_env_copyfd2 with MDB_CP_COMPACT,
+ * a consistent copy of its newest committed transaction, taken while
+ * moves go on. A backup holds it beside a snapshot that goes with at least
+ * moves_at_point - 1 moves (the count at the backup's point: a move waits
+ * for the snapshot of the one before), and its open takes the copy back
+ * to that snapshot's moves (cold_rollback): so the copy must hold at most
+ * COLD_UNDO_MOVES moves past moves_at_point - 1, which is checked
+ * (STOCK_IO saying so, when moves went on that fast). Any thread, at once
+ * with a move. */
+stock_code cold_copy(cold *store, int dest_fd, uint64_t moves_at_point, uint64_t *bytes,
+                     char *message, size_t size);
 
 /* Takes back an unfinished move (*unfinished says whether there was one),
  * then every move after `moves` (a snapshot's): STOCK_OK; STOCK_CORRUPT
