@@ -4,17 +4,20 @@
  * refunds of cold lines against hot ones (docs/benchmarks.md, "Retention").
  *
  *   bench_retention [--lines N] [--window-ms W] [--checkpoints K]
- *                   [--samples S] [--dir FOLDER]
+ *                   [--samples S] [--batch B] [--dir FOLDER]
  *   bench_retention -h|--help    (usage on stdout, status 0)
  *
  * Writes N lines (default 10,000,000; ids "L" + 12 digits, qty 1, over
  * 1,000 SKUs) into FOLDER/retention-bench (default ".", created; removed
  * first if it exists) opened with retention=W ms (default 2,000) and
- * relaxed durability, in batches of 10,000. At each of K checkpoints
- * (default 5) prints the lines written, the lines and bytes in memory
- * (stock_stats) and the process RSS, then closes and reopens the store
- * and prints the time of stock_open (recovery: snapshot + log after it).
- * Then times S (default 2,000) replays (DEDUCT again, REPLAY) and S
+ * relaxed durability, in batches of B (default and most 10,000). At each
+ * of K checkpoints (default 5) prints the lines written, the lines and
+ * bytes in memory (stock_stats), the process RSS, the rate, and the p50,
+ * p99 and longest latency of the batches written since the last checkpoint
+ * (a retention move runs between batches, so the longest shows how long a
+ * move stops writes: docs/engine.md, "Moves in steps"), then closes and
+ * reopens the store and prints the time of stock_open (recovery: snapshot
+ * + log after it). Then times S (default 2,000) replays (DEDUCT again, REPLAY) and S
  * refunds (qty 1) of lines written first (cold) and of lines of the last
  * batch (hot), each its own synchronous call, and prints p50 and p99.
  */
@@ -37,7 +40,7 @@
 #define SAMPLES_MAX 1000000ull
 
 typedef struct options {
-    uint64_t lines, window_ms, checkpoints, samples;
+    uint64_t lines, window_ms, checkpoints, samples, batch;
     const char *dir;
 } options;
 
@@ -86,30 +89,39 @@ static stock_t *open_store(const char *uri)
     return store;
 }
 
-static void write_lines(stock_t *store, uint64_t first, uint64_t count)
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Writes count lines from first in batches of batch; sorts each batch's
+ * latency (s) into latency (room for count / batch + 1), returns the
+ * batches. */
+static uint64_t write_lines(stock_t *store, uint64_t first, uint64_t count, uint64_t batch,
+                            double *latency)
 {
     static stock_op ops[BATCH_OPS];
     static char lines[BATCH_OPS][16], skus[BATCH_OPS][16];
+    uint64_t batches = 0;
     for (uint64_t done = 0; done < count;) {
-        uint64_t n = count - done < BATCH_OPS ? count - done : BATCH_OPS;
+        uint64_t n = count - done < batch ? count - done : batch;
         for (uint64_t i = 0; i < n; i++) {
             line_id(lines[i], first + done + i);
             sku_id(skus[i], first + done + i);
             ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(lines[i]),
                                 .sku = stock_id_from_cstr(skus[i]), .amount = 1};
         }
+        double start = now_s();
         stock_execute(store, ops, n);
+        latency[batches++] = now_s() - start;
         for (uint64_t i = 0; i < n; i++)
             if (ops[i].code != STOCK_OK)
                 die(lines[i], ops[i].code, ops[i].message);
         done += n;
     }
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    qsort(latency, batches, sizeof *latency, compare_double);
+    return batches;
 }
 
 /* Times `samples` calls on lines first, first + 1, ...: a replay of the
@@ -148,13 +160,14 @@ static void latency(stock_t *store, const char *what, uint64_t first, uint64_t s
 static void usage(FILE *out, int status)
 {
     fprintf(out, "usage: bench_retention [--lines N] [--window-ms W] [--checkpoints K]\n"
-                 "                       [--samples S] [--dir FOLDER]\n");
+                 "                       [--samples S] [--batch B] [--dir FOLDER]\n");
     exit(status);
 }
 
 static options parse(int argc, char **argv)
 {
-    options o = {LINES_DEFAULT, WINDOW_MS_DEFAULT, CHECKPOINTS_DEFAULT, SAMPLES_DEFAULT, "."};
+    options o = {LINES_DEFAULT, WINDOW_MS_DEFAULT, CHECKPOINTS_DEFAULT, SAMPLES_DEFAULT,
+                 BATCH_OPS, "."};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage(stdout, 0);
@@ -173,6 +186,8 @@ static options parse(int argc, char **argv)
             o.checkpoints = value;
         else if (number && value <= SAMPLES_MAX && strcmp(argv[i], "--samples") == 0)
             o.samples = value;
+        else if (number && value <= BATCH_OPS && strcmp(argv[i], "--batch") == 0)
+            o.batch = value;
         else
             usage(stderr, 2);
         i++;
@@ -201,14 +216,17 @@ int main(int argc, char **argv)
         if (code != STOCK_OK)
             die("stock_set", code, message);
     }
-    printf("retention %" PRIu64 " ms, %" PRIu64 " lines, batches of %d, relaxed\n",
-           o.window_ms, o.lines, BATCH_OPS);
-    printf("%14s %12s %14s %10s %10s %12s\n", "written", "lines held", "memory bytes",
-           "RSS MB", "lines/s", "recovery s");
+    printf("retention %" PRIu64 " ms, %" PRIu64 " lines, batches of %" PRIu64 ", relaxed\n",
+           o.window_ms, o.lines, o.batch);
+    printf("%14s %12s %14s %10s %10s %27s %12s\n", "written", "lines held", "memory bytes",
+           "RSS MB", "lines/s", "batch p50/p99/max ms", "recovery s");
     uint64_t written = 0, step = o.lines / o.checkpoints;
+    double *batch_s = calloc(step / o.batch + 1, sizeof *batch_s);
+    if (batch_s == NULL)
+        die("calloc", STOCK_NOMEM, "");
     for (uint64_t k = 0; k < o.checkpoints; k++) {
         double start = now_s();
-        write_lines(store, written, step);
+        uint64_t batches = write_lines(store, written, step, o.batch, batch_s);
         double rate = (double)step / (now_s() - start);
         written += step;
         stock_stats stats;
@@ -218,10 +236,13 @@ int main(int argc, char **argv)
         start = now_s();
         store = open_store(uri);
         double open_s = now_s() - start;
-        printf("%14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %10.1f %10.0f %12.2f\n", written,
-               stats.lines, stats.memory_bytes, (double)rss / 1e6, rate, open_s);
+        printf("%14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %10.1f %10.0f %9.1f/%7.1f/%7.1f %12.2f\n",
+               written, stats.lines, stats.memory_bytes, (double)rss / 1e6, rate,
+               batch_s[batches / 2] * 1e3, batch_s[batches * 99 / 100] * 1e3,
+               batch_s[batches - 1] * 1e3, open_s);
         fflush(stdout);
     }
+    free(batch_s);
     latency(store, "cold", 0, o.samples);
     latency(store, "hot", written - o.samples, o.samples);
     stock_close(store);

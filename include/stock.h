@@ -594,7 +594,9 @@ typedef struct stock_backup_info {
  * consistent point is taken between two groups of writes (the flow log is
  * synced and a new segment started), the files of that point (the newest
  * snapshot and the log after it) are kept from clean-up, copied and
- * fsynced, and a manifest named BACKUP is written last: a folder without
+ * fsynced (with the embedded engine's retention=, a compacted copy of its
+ * cold store first, which opening the backup takes back to the backup's
+ * snapshot), and a manifest named BACKUP is written last: a folder without
  * it is no backup (stock_restore refuses it). Writes wait only for the
  * point, not for the copy. The backup is a data folder that stock_restore
  * puts back (docs/operations.md, "Backup and restore").

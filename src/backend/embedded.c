@@ -106,6 +106,18 @@
  * and 1 + 1/this windows after it was made; each move rebuilds the hot
  * state (docs/engine.md, "Retention"), so more moves cost more CPU. */
 #define EMBEDDED_MOVES_PER_WINDOW 4
+/* Entities a step of a retention move takes (lines, refunds, adjustments,
+ * kept or put in the cold store) before it lets the queued batches run,
+ * plus twice what ops made since the step before, up to
+ * EMBEDDED_MOVE_STEP_MAX: about 1-3 us an entity, so 10-100 ms a step
+ * (docs/engine.md, "Moves in steps"). A move still under way after a
+ * whole window steps without that limit, so that it ends even when ops
+ * come faster than capped steps take them. */
+#define EMBEDDED_MOVE_STEP_ENTITIES 8192
+#define EMBEDDED_MOVE_STEP_MAX (4 * EMBEDDED_MOVE_STEP_ENTITIES)
+/* Entities put in the cold store before a step's transaction is committed
+ * (a sync of cold.mdb, while ops run): fewer syncs a move. */
+#define EMBEDDED_MOVE_COMMIT_ENTITIES 65536
 /* Bytes of a snapshot's trailer when a cold store is in use: u64 moves. */
 #define EMBEDDED_SNAPSHOT_COLD_BYTES 8
 
@@ -116,6 +128,21 @@ typedef struct embedded_group {
     uint64_t need;
 } embedded_group;
 
+/* Retention's lifecycle: a move runs in steps between groups, then the
+ * engine owes a snapshot of the state it left before the next may begin. */
+typedef enum embedded_move_state {
+    EMBEDDED_MOVE_IDLE,           /* the next move begins at next_move_us */
+    EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move) */
+    EMBEDDED_MOVE_FINISHING,      /* it has caught up and its steps are
+                                     committed: the last step comes next */
+    EMBEDDED_MOVE_WAITING,        /* it has caught up, and waits for the
+                                     snapshot that runs to end: that one
+                                     holds the state before it, so it
+                                     cannot be the snapshot it owes */
+    EMBEDDED_MOVE_SNAPSHOT_OWED   /* a move committed; its snapshot is not
+                                     written yet */
+} embedded_move_state;
+
 typedef struct embedded {
     struct stock base;           /* first: the library reaches ops through it */
     core *state;                 /* applier's role only, once open */
@@ -124,8 +151,18 @@ typedef struct embedded {
     int64_t retention_us;        /* 0: nothing moves */
     int64_t forget_us;           /* 0: the cold store forgets nothing */
     int64_t next_move_us;        /* applier's role: when the next move runs */
-    bool snapshot_owed;          /* a move committed, its snapshot not yet */
-    uint64_t snapshots_at_move;  /* the journal's snapshot count then */
+    embedded_move_state move_state;   /* applier's role, as the fields below */
+    core_retain_job *move;       /* the move under way, or NULL */
+    int64_t move_started_us;     /* monotonic */
+    uint64_t move_steps;
+    int64_t move_step_us_max;    /* its longest step */
+    bool move_step_put;          /* writer: a step put into the cold store,
+                                    not committed yet */
+    uint64_t move_committed;     /* writer: entities put by the steps committed */
+    stock_code move_step_code;   /* writer: how the last step's commit went */
+    char move_step_message[STOCK_MESSAGE_MAX];
+    uint64_t snapshots_at_move;  /* the journal's snapshot count when the
+                                    last move committed */
     uint64_t state_generation;   /* moves that replaced the state (listing) */
     bool cold_paired;            /* recovery: the cold store matches the
                                     snapshot loaded (cold_rollback ran) */
@@ -606,55 +643,191 @@ static uint64_t snapshots_done(const embedded *e)
  * recovery never has more than COLD_UNDO_MOVES moves to take back. */
 static bool move_due(embedded *e)
 {
-    if (e->snapshot_owed && snapshots_done(e) > e->snapshots_at_move)
-        e->snapshot_owed = false;
-    return e->retention_us > 0 && !e->snapshot_owed &&
+    if (e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED && snapshots_done(e) > e->snapshots_at_move)
+        e->move_state = EMBEDDED_MOVE_IDLE;
+    return e->retention_us > 0 && e->move_state == EMBEDDED_MOVE_IDLE &&
            clock_now_us(CLOCK_REALTIME) >= e->next_move_us;
 }
 
-/* Moves what is older than the window to the cold store and swaps in the
- * state left (the applier's role; between groups). The cold store commits
- * first: a crash before the next snapshot is written rolls the move back
- * at recovery, which then replays the log on the state as it was. */
-static void move_cold(embedded *e)
+/* Whether the writer has retention work now: a move to begin or to step
+ * (a waiting move steps when the writer wakes to poll the snapshot). */
+static bool move_wanted(embedded *e)
 {
-    int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
-    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
-    e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    return e->move_state == EMBEDDED_MOVE_STEPPING ||
+           e->move_state == EMBEDDED_MOVE_FINISHING || move_due(e);
+}
+
+/* Drops the move under way, if any (the writer: the cold store's
+ * transaction is its thread's). */
+static void move_abandon(embedded *e)
+{
+    if (e->move == NULL)
+        return;
     char message[STOCK_MESSAGE_MAX] = "";
-    uint64_t moved = 0;
-    int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
-    stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
-                                      sizeof message);
-    core *hot = NULL;
-    if (code == STOCK_OK) {
-        hot = core_retain(e->state, now_us - e->retention_us, &e->cold_ops, &moved, &code);
-        if (hot == NULL || moved == 0)
-            cold_move_abort(e->cold);
-        else if ((code = cold_move_commit(e->cold, message, sizeof message)) != STOCK_OK) {
-            core_destroy(hot);
-            hot = NULL;
-        }
-        if (hot == NULL && message[0] == '\0')
-            message_set(message, sizeof message, "%s", stock_strerror(code));
-    }
-    if (hot == NULL) {
-        stock_log(&e->log_hook, STOCK_LOG_WARNING, "retention: the move to the cold store "
-                  "failed, memory keeps everything until the next one: %s", message);
+    if (cold_move_abort(e->cold, message, sizeof message) != STOCK_OK)
+        stock_log(&e->log_hook, STOCK_LOG_WARNING, "retention: %s; the next open takes the "
+                  "unfinished move back", message);
+    core_retain_free(e->move);
+    e->move = NULL;
+    e->move_step_put = false;
+    e->move_state = EMBEDDED_MOVE_IDLE;
+}
+
+/* Whether a caller has queued a batch (the applier's role holds it up). */
+static bool batches_waiting(embedded *e)
+{
+    pthread_mutex_lock(&e->queue_mutex);
+    bool waiting = e->queue.head != NULL;
+    pthread_mutex_unlock(&e->queue_mutex);
+    return waiting;
+}
+
+/* Counts a step that began at started_us (monotonic) for the move's
+ * notice. */
+static void count_step(embedded *e, int64_t started_us)
+{
+    int64_t took_us = clock_now_us(CLOCK_MONOTONIC) - started_us;
+    e->move_steps++;
+    if (took_us > e->move_step_us_max)
+        e->move_step_us_max = took_us;
+}
+
+/* Ends a move that failed: the cold store drops what it put, memory
+ * keeps everything. */
+static void move_failed(embedded *e, stock_code code, const char *message)
+{
+    move_abandon(e);
+    stock_log(&e->log_hook, STOCK_LOG_WARNING, "retention: the move to the cold store "
+              "failed, memory keeps everything until the next one: %s",
+              message[0] != '\0' ? message : stock_strerror(code));
+}
+
+/* The last step: what ops made since the step before, the SKUs and holds;
+ * the cold store commits, then the state left replaces the old one. A
+ * crash before the next snapshot is written rolls the move back at
+ * recovery, which then replays the log on the state as it was. */
+static void move_finish(embedded *e, int64_t step_started_us)
+{
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_code code;
+    core *hot = core_retain_finish(e->move, &code);
+    uint64_t moved = core_retain_moved(e->move);
+    if (hot != NULL && moved > 0)
+        code = cold_move_commit(e->cold, message, sizeof message);
+    else if (hot != NULL)
+        code = cold_move_abort(e->cold, message, sizeof message);
+    if (code != STOCK_OK) {
+        core_destroy(hot);
+        move_failed(e, code, message);
         return;
     }
+    core_retain_free(e->move);
+    e->move = NULL;
     core_destroy(e->state);
     e->state = hot;
     e->state_generation++;
     publish_core_stats(e);
+    e->move_state = EMBEDDED_MOVE_IDLE;
     if (moved == 0)
         return;
-    e->snapshot_owed = true;
+    e->move_state = EMBEDDED_MOVE_SNAPSHOT_OWED;
     e->snapshots_at_move = snapshots_done(e);
+    count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
-              "the cold store in %lld ms", (unsigned long long)cold_moves(e->cold),
-              (unsigned long long)moved,
-              (long long)(clock_now_us(CLOCK_MONOTONIC) - started_us) / 1000);
+              "the cold store in %lld ms, in %llu steps, the longest %lld ms",
+              (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
+              (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
+              (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000);
+}
+
+/* One step of the move under way (the writer, between groups): at most
+ * EMBEDDED_MOVE_STEP_ENTITIES entities (and what ops made since the step
+ * before, up to EMBEDDED_MOVE_STEP_MAX unless the move is overdue). A step
+ * that finds the move caught up leaves the last step to the next turn, once
+ * what the steps put is committed and no snapshot runs. */
+static void move_step(embedded *e, bool snapshot_running)
+{
+    assert(e->move != NULL);
+    if (e->move_step_code != STOCK_OK) {
+        move_failed(e, e->move_step_code, e->move_step_message);
+        return;
+    }
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
+    if (e->move_state == EMBEDDED_MOVE_FINISHING && !snapshot_running) {
+        move_finish(e, started_us);
+        return;
+    }
+    bool overdue = started_us - e->move_started_us > e->retention_us;
+    stock_code code;
+    bool caught_up;
+    /* While no batch waits, the step goes on: the cap is for them. */
+    do {
+        caught_up = core_retain_step(e->move, EMBEDDED_MOVE_STEP_ENTITIES,
+                                     overdue ? UINT64_MAX : EMBEDDED_MOVE_STEP_MAX, &code);
+    } while (code == STOCK_OK && !caught_up && !batches_waiting(e));
+    if (code != STOCK_OK) {
+        move_failed(e, code, "");
+        return;
+    }
+    e->move_state = !caught_up ? EMBEDDED_MOVE_STEPPING
+                    : snapshot_running ? EMBEDDED_MOVE_WAITING : EMBEDDED_MOVE_FINISHING;
+    e->move_step_put = true;
+    count_step(e, started_us);
+}
+
+/* Begins a move of what is older than the window to the cold store, and
+ * takes its first step. */
+static void move_begin(embedded *e, bool snapshot_running)
+{
+    int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
+    e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    char message[STOCK_MESSAGE_MAX] = "";
+    int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
+    stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
+                                      sizeof message);
+    if (code != STOCK_OK) {
+        stock_log(&e->log_hook, STOCK_LOG_WARNING, "retention: the move to the cold store "
+                  "failed, memory keeps everything until the next one: %s", message);
+        return;
+    }
+    e->move_state = EMBEDDED_MOVE_STEPPING;
+    e->move_step_code = STOCK_OK;
+    e->move_committed = 0;
+    e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move_steps = 0;
+    e->move_step_us_max = 0;
+    e->move = core_retain_begin(e->state, now_us - e->retention_us, &e->cold_ops);
+    if (e->move == NULL)
+        move_failed(e, STOCK_NOMEM, "");
+    else
+        move_step(e, snapshot_running);
+}
+
+/* Commits what the steps put, once the writer has given the applier's
+ * role up: the commit syncs the cold store, and ops need not wait for that
+ * (they read what is committed, and what the steps put is still in
+ * memory). Steps under way commit every EMBEDDED_MOVE_COMMIT_ENTITIES; a
+ * move that caught up commits all, so that its last step commits little.
+ * A failure fails the move at its next step. */
+static void move_commit_step(embedded *e)
+{
+    if (!e->move_step_put || (e->move_state == EMBEDDED_MOVE_STEPPING &&
+                              core_retain_moved(e->move) - e->move_committed <
+                                  EMBEDDED_MOVE_COMMIT_ENTITIES))
+        return;
+    e->move_step_put = false;
+    e->move_committed = core_retain_moved(e->move);
+    e->move_step_code = cold_move_step(e->cold, e->move_step_message,
+                                       sizeof e->move_step_message);
+}
+
+/* The writer's retention work between groups. */
+static void move_work(embedded *e, bool snapshot_running)
+{
+    if (e->move != NULL)
+        move_step(e, snapshot_running);
+    else if (move_due(e))
+        move_begin(e, snapshot_running);
 }
 
 /* The log since the last snapshot that makes the next one due:
@@ -668,14 +841,18 @@ static uint64_t snapshot_threshold(const embedded *e)
  * whether a snapshot is running afterwards. */
 static bool maintain(embedded *e, uint64_t threshold)
 {
-    if (!journal_snapshot_poll(e->log, false))
+    /* A move steps while a snapshot runs too: the snapshot is of a copy
+     * of the state (a forked child). */
+    bool snapshot_running = !journal_snapshot_poll(e->log, false);
+    if (!atomic_load(&e->broken))
+        move_work(e, snapshot_running);
+    if (snapshot_running)
         return true;
     if (atomic_load(&e->broken))
         return false;
-    if (move_due(e))
-        move_cold(e);
     bool snapshot = journal_snapshot_due(e->log, threshold) ||
-                    (e->snapshot_owed && snapshots_done(e) == e->snapshots_at_move);
+                    (e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED &&
+                     snapshots_done(e) == e->snapshots_at_move);
     if (!snapshot && !journal_rotation_due(e->log))
         return false;
     char message[STOCK_MESSAGE_MAX] = "";
@@ -717,7 +894,7 @@ static size_t apply_queue(embedded *e)
         apply_batches(e, list);
     }
     bool due = !atomic_load(&e->broken) &&
-               (journal_rotation_due(e->log) || move_due(e) ||
+               (journal_rotation_due(e->log) || move_wanted(e) ||
                 journal_snapshot_due(e->log, snapshot_threshold(e)));
     if (due && !e->maintenance_due) {
         e->maintenance_due = true;
@@ -849,6 +1026,7 @@ static void *writer_main(void *context)
         expire_idle(e);
         size_t ops = apply_queue(e);
         sync_written(e, ops);
+        move_commit_step(e);
     } while (!closing);
     /* Closing: no caller submits any more and everything is applied; let
      * the syncers finish, then leave a snapshot behind if the log is
@@ -856,6 +1034,10 @@ static void *writer_main(void *context)
     pause_syncer(e);
     pthread_mutex_unlock(&e->sync_mutex);
     journal_snapshot_poll(e->log, true);
+    /* A move that has not finished is dropped (memory holds all of it),
+     * and none begins. */
+    move_abandon(e);
+    e->retention_us = 0;
     maintain(e, snapshot_threshold(e) / EMBEDDED_CLOSE_SNAPSHOT_DIVISOR);
     /* The child dies with this thread (PR_SET_PDEATHSIG): wait for it. */
     journal_snapshot_poll(e->log, true);
@@ -971,21 +1153,35 @@ static stock_code embedded_list(stock_t *store, const list_request *request,
     return STOCK_IO;
 }
 
+/* What a backup copies of the cold store: the store, and its move count
+ * at the backup point. */
+typedef struct embedded_cold_copy {
+    cold *store;
+    uint64_t moves_at_point;
+} embedded_cold_copy;
+
+/* journal_backup_extra_fn: the cold store beside the log. */
+static stock_code copy_cold(void *context, int dest_fd, char *name, uint64_t *bytes,
+                            char *message, size_t message_size)
+{
+    const embedded_cold_copy *copy = context;
+    snprintf(name, JOURNAL_NAME_MAX, "%s", COLD_FILE);
+    return cold_copy(copy->store, dest_fd, copy->moves_at_point, bytes, message,
+                     message_size);
+}
+
 /* The backup point is taken under the applier's role with the syncers
  * drained, as a rotation is (it is one); the copy then runs on the
- * caller's thread while groups go on. */
+ * caller's thread while groups go on. A cold store is copied first: its
+ * copy may be a few moves past the point, which the restored store's open
+ * takes back to the backup snapshot's moves, as any recovery does
+ * (docs/engine.md, "Backups of a store with a cold store"). */
 static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup_info *info,
                                   char *message, size_t message_size)
 {
     embedded *e = from_store(store);
-    if (e->cold != NULL) {
-        /* The cold store is a second file that must be copied at the same
-         * point as the log; until that is built, no backup beats a partial one. */
-        message_set(message, message_size, "a backup of a store with retention= is not "
-                    "built yet: the cold store (%s) would be missing from it", COLD_FILE);
-        return STOCK_UNSUPPORTED;
-    }
     journal_backup backup;
+    embedded_cold_copy copy = {e->cold, 0};
     stock_code code = STOCK_IO;
     take_role_to_read(e);
     if (atomic_load(&e->broken)) {
@@ -998,14 +1194,17 @@ static stock_code embedded_backup(stock_t *store, const char *dest, stock_backup
         pthread_mutex_unlock(&e->sync_mutex);
         if (code != STOCK_OK && journal_failed(e->log))
             break_store(e, message);
+        if (e->cold != NULL)
+            copy.moves_at_point = cold_moves(e->cold);
     }
     give_role_up(e);
     if (code != STOCK_OK)
         return code;
-    code = journal_backup_copy(e->log, &backup, dest, &info->bytes, message, message_size);
+    code = journal_backup_copy(e->log, &backup, dest, e->cold != NULL ? copy_cold : NULL,
+                               &copy, &info->bytes, message, message_size);
     info->end_lsn = backup.end_lsn;
     info->snapshot_lsn = backup.snapshot_lsn == JOURNAL_LSN_NONE ? 0 : backup.snapshot_lsn;
-    info->files = backup.count;
+    info->files = backup.count + (e->cold != NULL);
     journal_backup_end(e->log, &backup);
     return code;
 }
@@ -1141,7 +1340,11 @@ static stock_code pair_cold(embedded *e, uint64_t moves, char *message, size_t m
         return STOCK_OK;
     e->cold_paired = true;
     uint64_t ahead = cold_moves(e->cold) > moves ? cold_moves(e->cold) - moves : 0;
-    stock_code code = cold_rollback(e->cold, moves, message, message_size);
+    bool unfinished;
+    stock_code code = cold_rollback(e->cold, moves, &unfinished, message, message_size);
+    if (code == STOCK_OK && unfinished)
+        stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: the steps of an unfinished cold "
+                  "store move taken back");
     if (code == STOCK_OK && ahead > 0)
         stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: %llu cold store move(s) newer "
                   "than the snapshot taken back; the log replays them", (unsigned long long)ahead);

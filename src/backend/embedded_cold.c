@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -26,7 +28,9 @@
 struct cold {
     MDB_env *env;
     MDB_dbi dbi;
-    MDB_txn *write;            /* the move under way, or NULL */
+    MDB_txn *write;            /* the step of a move under way, or NULL */
+    bool moving;               /* a move has begun, not committed or aborted */
+    bool prune_due;            /* the undo of old moves is still to go */
     MDB_txn *read;             /* reset between reads, renewed for each */
     uint64_t moves;
     bool forgetting;           /* the move under way indexes what it puts */
@@ -147,13 +151,12 @@ int cold_get(void *context, core_cold_kind kind, stock_id id, uint8_t *value, si
     cold *store = context;
     uint8_t bytes[KEY_BYTES_MAX];
     MDB_val key = {item_key(bytes, kind, id), bytes}, data;
-    MDB_txn *txn = store->write;
-    if (txn == NULL) {
-        if (mdb_txn_renew(store->read) != 0)
-            return -1;
-        txn = store->read;
-    }
-    int rc = mdb_get(txn, store->dbi, &key, &data);
+    /* Never the move's transaction, which belongs to the thread that
+     * steps it: what it has put is still in memory, so a thaw needs only
+     * what is committed. */
+    if (mdb_txn_renew(store->read) != 0)
+        return -1;
+    int rc = mdb_get(store->read, store->dbi, &key, &data);
     int found = rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
     if (found == 1 && data.mv_size <= CORE_COLD_VALUE_MAX) {
         memcpy(value, data.mv_data, data.mv_size);
@@ -161,8 +164,7 @@ int cold_get(void *context, core_cold_kind kind, stock_id id, uint8_t *value, si
     } else if (found == 1) {
         found = -1;
     }
-    if (txn == store->read)
-        mdb_txn_reset(store->read);
+    mdb_txn_reset(store->read);
     return found;
 }
 
@@ -252,54 +254,6 @@ static int forget_moves(cold *store, int64_t forget_before_us)
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
-                           char *message, size_t size)
-{
-    assert(store->write == NULL);
-    store->failure = 0;
-    int rc = mdb_txn_begin(store->env, NULL, 0, &store->write);
-    if (rc != 0) {
-        store->write = NULL;
-        return fail(rc, "beginning a move", message, size);
-    }
-    uint8_t key_bytes[KEY_BYTES_MAX];
-    MDB_val key = {undo_key(key_bytes, store->moves + 1, NULL, 0), key_bytes};
-    MDB_val none = {0, ""};
-    rc = mdb_put(store->write, store->dbi, &key, &none, 0);
-    store->forgetting = forget_before_us > 0;
-    if (rc == 0 && store->forgetting) {
-        uint8_t time[8];
-        le_put_u64(time, (uint64_t)time_us);
-        key.mv_size = move_key(key_bytes, KEY_MOVE_TIME, store->moves + 1, NULL, 0);
-        rc = write_undoable(store, key_bytes, key.mv_size, time, sizeof time);
-        if (rc == 0)
-            rc = forget_moves(store, forget_before_us);
-    }
-    if (rc != 0) {
-        cold_move_abort(store);
-        return fail(rc, "beginning a move", message, size);
-    }
-    return STOCK_OK;
-}
-
-int cold_move_put(void *context, core_cold_kind kind, stock_id id, const uint8_t *value,
-                  size_t len)
-{
-    cold *store = context;
-    assert(store->write != NULL && len > 0);
-    uint8_t item[KEY_BYTES_MAX], moved[KEY_BYTES_MAX];
-    size_t item_len = item_key(item, kind, id);
-    int rc = write_undoable(store, item, item_len, value, len);
-    if (rc == 0 && store->forgetting)
-        rc = write_undoable(store, moved, move_key(moved, KEY_MOVED, store->moves + 1, item,
-                                                   item_len), "", 0);
-    if (rc != 0) {
-        store->failure = rc;
-        return -1;
-    }
-    return 0;
-}
-
 /* Deletes the undo of every move up to `last`, oldest first. */
 static int prune_undo(cold *store, MDB_txn *txn, uint64_t last)
 {
@@ -326,32 +280,163 @@ static int prune_undo(cold *store, MDB_txn *txn, uint64_t last)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The first step of move `move`: marks it (its undo is kept), records its
+ * time and forgets, when forgetting, and drops the undo no longer kept. */
+static int start_move(cold *store, uint64_t move, int64_t time_us, int64_t forget_before_us)
+{
+    uint8_t key_bytes[KEY_BYTES_MAX];
+    MDB_val key = {undo_key(key_bytes, move, NULL, 0), key_bytes};
+    MDB_val none = {0, ""};
+    int rc = mdb_put(store->write, store->dbi, &key, &none, 0);
+    store->forgetting = forget_before_us > 0;
+    if (rc == 0 && store->forgetting) {
+        uint8_t time[8];
+        le_put_u64(time, (uint64_t)time_us);
+        key.mv_size = move_key(key_bytes, KEY_MOVE_TIME, move, NULL, 0);
+        rc = write_undoable(store, key_bytes, key.mv_size, time, sizeof time);
+        if (rc == 0)
+            rc = forget_moves(store, forget_before_us);
+    }
+    /* The undo of the moves before the last COLD_UNDO_MOVES goes with the
+     * first commit of a step (cold_move_step) rather than now or in the
+     * last step, which run while ops wait. */
+    store->prune_due = move > COLD_UNDO_MOVES;
+    return rc;
+}
+
+stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
+                           char *message, size_t size)
+{
+    assert(store->write == NULL && !store->moving);
+    store->failure = 0;
+    /* A step's commit syncs its pages but not the meta page that makes
+     * them current: a crash keeps the store as it was after some step (or
+     * before the move), and an unfinished move is taken back at the next
+     * open. The last step syncs both (cold_move_commit). */
+    int rc = mdb_env_set_flags(store->env, MDB_NOMETASYNC, 1);
+    if (rc == 0)
+        rc = mdb_txn_begin(store->env, NULL, 0, &store->write);
+    if (rc != 0) {
+        store->write = NULL;
+        mdb_env_set_flags(store->env, MDB_NOMETASYNC, 0);
+        return fail(rc, "beginning a move", message, size);
+    }
+    store->moving = true;
+    rc = start_move(store, store->moves + 1, time_us, forget_before_us);
+    if (rc != 0) {
+        store->failure = rc;
+        return fail(rc, "beginning a move", message, size);
+    }
+    return STOCK_OK;
+}
+
+/* The transaction of the step under way: the open one, or a new one. */
+static int step_txn(cold *store)
+{
+    assert(store->moving);
+    if (store->write != NULL)
+        return 0;
+    int rc = mdb_txn_begin(store->env, NULL, 0, &store->write);
+    if (rc != 0)
+        store->write = NULL;
+    return rc;
+}
+
+int cold_move_put(void *context, core_cold_kind kind, stock_id id, const uint8_t *value,
+                  size_t len)
+{
+    cold *store = context;
+    assert(store->moving && len > 0);
+    uint8_t item[KEY_BYTES_MAX], moved[KEY_BYTES_MAX];
+    size_t item_len = item_key(item, kind, id);
+    int rc = store->failure != 0 ? store->failure : step_txn(store);
+    if (rc == 0)
+        rc = write_undoable(store, item, item_len, value, len);
+    if (rc == 0 && store->forgetting)
+        rc = write_undoable(store, moved, move_key(moved, KEY_MOVED, store->moves + 1, item,
+                                                   item_len), "", 0);
+    if (rc != 0) {
+        store->failure = rc;
+        return -1;
+    }
+    return 0;
+}
+
+stock_code cold_move_step(cold *store, char *message, size_t size)
+{
+    assert(store->moving);
+    int rc = store->failure;
+    if (rc == 0 && store->prune_due && (rc = step_txn(store)) == 0) {
+        rc = prune_undo(store, store->write, store->moves + 1 - COLD_UNDO_MOVES);
+        store->prune_due = false;
+    }
+    if (rc == 0 && store->write != NULL)
+        rc = mdb_txn_commit(store->write);
+    else if (store->write != NULL)
+        mdb_txn_abort(store->write);
+    store->write = NULL;
+    if (rc != 0) {
+        store->failure = rc;
+        return fail(rc, "committing a step of a move", message, size);
+    }
+    return STOCK_OK;
+}
+
 stock_code cold_move_commit(cold *store, char *message, size_t size)
 {
-    assert(store->write != NULL);
-    MDB_txn *txn = store->write;
-    store->write = NULL;
+    assert(store->moving);
     int rc = store->failure;
     const char *what = "writing a moved entity";
-    if (rc == 0 && (what = "writing the move count",
-                    rc = write_moves(txn, store->dbi, store->moves + 1)) == 0 &&
-        store->moves + 1 > COLD_UNDO_MOVES)
-        what = "dropping old undo", rc = prune_undo(store, txn, store->moves + 1 - COLD_UNDO_MOVES);
+    if (rc == 0)
+        what = "beginning the last step of a move", rc = step_txn(store);
+    if (rc == 0 && store->prune_due)
+        what = "dropping old undo", rc = prune_undo(store, store->write,
+                                                    store->moves + 1 - COLD_UNDO_MOVES);
+    if (rc == 0)
+        what = "mdb_env_set_flags", rc = mdb_env_set_flags(store->env, MDB_NOMETASYNC, 0);
+    if (rc == 0)
+        what = "writing the move count", rc = write_moves(store->write, store->dbi,
+                                                          store->moves + 1);
+    if (rc == 0)
+        what = "committing a move", rc = mdb_txn_commit(store->write);
+    else if (store->write != NULL)
+        mdb_txn_abort(store->write);
+    store->write = NULL;
     if (rc != 0) {
-        mdb_txn_abort(txn);
+        store->failure = rc;
         return fail(rc, what, message, size);
     }
-    if ((rc = mdb_txn_commit(txn)) != 0)
-        return fail(rc, "committing a move", message, size);
+    store->moving = false;
     store->moves++;
     return STOCK_OK;
 }
 
-void cold_move_abort(cold *store)
+static stock_code take_back_unfinished(cold *store, MDB_txn *txn, bool *taken,
+                                       char *message, size_t size);
+
+stock_code cold_move_abort(cold *store, char *message, size_t size)
 {
     if (store->write != NULL)
         mdb_txn_abort(store->write);
     store->write = NULL;
+    if (!store->moving)
+        return STOCK_OK;
+    store->moving = false;
+    int rc = mdb_env_set_flags(store->env, MDB_NOMETASYNC, 0);
+    MDB_txn *txn = NULL;
+    if (rc == 0)
+        rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (rc != 0)
+        return fail(rc, "beginning to take a move back", message, size);
+    bool taken;
+    stock_code code = take_back_unfinished(store, txn, &taken, message, size);
+    if (code != STOCK_OK) {
+        mdb_txn_abort(txn);
+        return code;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return fail(rc, "committing the take-back of a move", message, size);
+    return STOCK_OK;
 }
 
 /* Takes back move `move` in txn: every key it wrote gets its old value
@@ -399,11 +484,26 @@ static int undo_kept(cold *store, MDB_txn *txn, uint64_t move)
     return mdb_get(txn, store->dbi, &key, &data);
 }
 
-stock_code cold_rollback(cold *store, uint64_t moves, char *message, size_t size)
+/* Takes back, in txn, what the steps of a move that did not commit wrote
+ * (move moves + 1, whose undo they kept); *taken says whether there was
+ * one. */
+static stock_code take_back_unfinished(cold *store, MDB_txn *txn, bool *taken,
+                                       char *message, size_t size)
 {
-    assert(store->write == NULL);
-    if (moves == store->moves)
-        return STOCK_OK;
+    int rc = undo_kept(store, txn, store->moves + 1);
+    *taken = rc == 0;
+    if (rc == 0)
+        rc = undo_move(store, txn, store->moves + 1);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return fail(rc, "taking back an unfinished move", message, size);
+    return STOCK_OK;
+}
+
+stock_code cold_rollback(cold *store, uint64_t moves, bool *unfinished, char *message,
+                         size_t size)
+{
+    *unfinished = false;
+    assert(store->write == NULL && !store->moving);
     if (moves > store->moves) {
         message_set(message, size, "the snapshot knows of %llu cold store moves, "
                     "the cold store (%s) holds %llu: it is older than the snapshot",
@@ -414,6 +514,11 @@ stock_code cold_rollback(cold *store, uint64_t moves, char *message, size_t size
     int rc = mdb_txn_begin(store->env, NULL, 0, &txn);
     if (rc != 0)
         return fail(rc, "beginning a rollback", message, size);
+    stock_code code = take_back_unfinished(store, txn, unfinished, message, size);
+    if (code != STOCK_OK) {
+        mdb_txn_abort(txn);
+        return code;
+    }
     for (uint64_t move = store->moves; move > moves; move--) {
         if ((rc = undo_kept(store, txn, move)) == MDB_NOTFOUND) {
             mdb_txn_abort(txn);
@@ -435,4 +540,49 @@ stock_code cold_rollback(cold *store, uint64_t moves, char *message, size_t size
         return fail(rc, "committing a rollback", message, size);
     store->moves = moves;
     return STOCK_OK;
+}
+
+/* The moves committed now, read in a transaction of this thread's. */
+static int committed_moves(cold *store, uint64_t *moves)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    rc = read_moves(txn, store->dbi, moves);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+stock_code cold_copy(cold *store, int dest_fd, uint64_t moves_at_point, uint64_t *bytes,
+                     char *message, size_t size)
+{
+    *bytes = 0;
+    int fd = openat(dest_fd, COLD_FILE, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        message_set(message, size, "cannot create the copy of %s: %s", COLD_FILE,
+                    strerror(errno));
+        return STOCK_IO;
+    }
+    int rc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
+    struct stat info;
+    stock_code code = rc != 0 ? fail(rc, "copying", message, size) : STOCK_OK;
+    if (code == STOCK_OK && (fsync(fd) != 0 || fstat(fd, &info) != 0)) {
+        message_set(message, size, "cannot sync the copy of %s: %s", COLD_FILE,
+                    strerror(errno));
+        code = STOCK_IO;
+    }
+    close(fd);
+    uint64_t moves = 0;
+    if (code == STOCK_OK && (rc = committed_moves(store, &moves)) != 0)
+        code = fail(rc, "reading the move count", message, size);
+    if (code == STOCK_OK && moves + 1 > moves_at_point + COLD_UNDO_MOVES) {
+        message_set(message, size, "the cold store made %llu moves during its copy, more "
+                    "than the backup's snapshot can be paired with: try again",
+                    (unsigned long long)(moves - moves_at_point));
+        code = STOCK_IO;
+    }
+    if (code == STOCK_OK)
+        *bytes = (uint64_t)info.st_size;
+    return code;
 }

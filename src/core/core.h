@@ -232,19 +232,38 @@ typedef struct core_cold {
 } core_cold;
 
 /*
- * Builds a new state holding what state holds except what is cold at
- * cutoff_us, and puts the cold entities through cold->put: a line deducted
- * before the cutoff (with its order, whose lines share its time, and its
- * refunds), unless it is a hold's line (holds never move, nor the lines and
- * orders they became); an adjustment older than the newest retention mark
- * at or before the cutoff. Then records a mark at the state's clock.
- * Counters (SKUs) stay whole. state is unchanged and still the caller's;
- * the new state (free with core_destroy) replaces it once the puts are
- * committed. NULL with *code: STOCK_NOMEM, or STOCK_IO when a put failed.
- * *moved counts the entities put.
+ * A move, in steps. It builds a new state holding what state holds except
+ * what is cold at cutoff_us, and puts the cold entities through cold->put:
+ * a line deducted before the cutoff (with its order, whose lines share its
+ * time, and its refunds), unless it is a hold's line (holds never move, nor
+ * the lines and orders they became); an adjustment older than the newest
+ * retention mark at or before the cutoff. Counters (SKUs) stay whole.
+ *
+ * core_retain_begin starts it (NULL: out of memory). Each core_retain_step
+ * then takes up to budget entities, plus twice the lines, refunds and
+ * adjustments made since the step before (so that the move ends however
+ * fast ops come), at most budget_max, and ops may be applied to state (and
+ * thaw into it) between steps: state must stay the same object, and the
+ * job sees what they made or changed. A step returns true once the job has
+ * caught up with state (false on a failure too: *code STOCK_IO when a put
+ * failed, STOCK_NOMEM). core_retain_finish takes what is left, without a
+ * budget: what ops made since the last step, and every SKU and hold (their
+ * totals and states change with every op). It records a mark at the
+ * state's clock and returns the new state (the caller's, free with
+ * core_destroy), which replaces state once the puts are committed; NULL
+ * with *code on a failure. core_retain_moved counts the entities put
+ * (one put again, since a refund changed it, counts twice).
+ * core_retain_free frees the job (NULL is fine) and what it built that
+ * finish did not return. state is never changed by the job.
  */
-core *core_retain(const core *state, int64_t cutoff_us, const core_cold *cold,
-                  uint64_t *moved, stock_code *code);
+typedef struct core_retain_job core_retain_job;
+core_retain_job *core_retain_begin(const core *state, int64_t cutoff_us,
+                                   const core_cold *cold);
+bool core_retain_step(core_retain_job *job, uint64_t budget, uint64_t budget_max,
+                      stock_code *code);
+core *core_retain_finish(core_retain_job *job, stock_code *code);
+uint64_t core_retain_moved(const core_retain_job *job);
+void core_retain_free(core_retain_job *job);
 
 /*
  * Brings back from the cold store what op (validated, code STOCK_OK) names

@@ -26,17 +26,30 @@
 
 /* ------------------------------------------------------------------ move */
 
-typedef struct retain {
+/* A move in steps (core.h, "core_retain_begin"): cursors over the old
+ * state's pools, which ops between steps only append to. What an op changes
+ * in an entity a step has already taken is a line's refunded, and every
+ * such change comes with a new refund, which a later step reaches: that
+ * step brings the line's copy up to date (see refresh_line). SKUs and holds
+ * change all the time, so the last step copies them. */
+struct core_retain_job {
     const core *old;
     core *hot;
     const core_cold *cold;
     uint32_t *line_map;        /* old line -> hot line, or CORE_NONE */
     uint32_t *order_map;       /* old order -> hot order, or CORE_NONE */
+    uint32_t lines_mapped, orders_mapped;   /* entries in the maps */
+    uint32_t next_line, next_refund, next_adjustment;   /* the cursors */
+    uint32_t refunds_before;   /* refunds made before the move began */
+    uint64_t made_at_step;     /* lines, refunds, adjustments at the last step */
+    int64_t cutoff_us;
     uint32_t adjustments_cold; /* old adjustments below this move */
     uint64_t moved;
     stock_code code;
     uint8_t value[CORE_COLD_VALUE_MAX];
-} retain;
+};
+
+typedef struct core_retain_job retain;
 
 /* Copies entity of an old pool into the same pool of the hot state, its
  * fields as they are; returns its new index, or CORE_NONE on out of memory. */
@@ -95,10 +108,10 @@ static bool put_line(retain *r, uint32_t entity)
 
 /* A line stays while it is young or is a hold's line (hold.c keeps the
  * hold, whose confirmed line and order must stay beside it). */
-static bool line_is_cold(const retain *r, uint32_t entity, int64_t cutoff_us)
+static bool line_is_cold(const retain *r, uint32_t entity)
 {
     const core_line *line = core_pool_at(&r->old->lines, entity);
-    if (line->time_us >= cutoff_us)
+    if (line->time_us >= r->cutoff_us)
         return false;
     stock_id id = core_entity_id(r->old, &r->old->lines, entity);
     return core_hold_find(r->old, id, core_hash(id)) == CORE_NONE;
@@ -137,74 +150,118 @@ static bool keep_order(retain *r, uint32_t entity)
     return true;
 }
 
-/* Lines in pool order; an order's lines (contiguous) go or stay together,
- * at its first line. */
-static bool move_lines(retain *r, int64_t cutoff_us)
+/* Grows map (CORE_NONE for the new entries) to count + 1 entries. */
+static bool map_grow(uint32_t **map, uint32_t *mapped, uint32_t count)
 {
-    const core *old = r->old;
-    for (uint32_t i = 0; i < old->lines.count;) {
-        const core_line *line = core_pool_at(&old->lines, i);
-        if (line->order != CORE_NONE) {
-            const core_order *order = core_pool_at(&old->orders, line->order);
-            assert(order->first_line == i);
-            bool cold = true;
-            for (uint32_t k = 0; cold && k < order->line_count; k++)
-                cold = line_is_cold(r, i + k, cutoff_us);
-            if (cold ? !move_order(r, line->order) : !keep_order(r, line->order))
-                return false;
-            i += order->line_count;
-            continue;
-        }
-        if (line_is_cold(r, i, cutoff_us)) {
-            if (!put_line(r, i))
-                return false;
-        } else if ((r->line_map[i] = KEEP(r, lines, line_index, i)) == CORE_NONE) {
-            return false;
-        }
-        i++;
-    }
+    if (*mapped > count)
+        return true;
+    uint32_t *grown = realloc(*map, ((size_t)count + 1) * sizeof *grown);
+    if (grown == NULL)
+        return false;
+    memset(grown + *mapped, 0xFF, ((size_t)count + 1 - *mapped) * sizeof *grown);
+    *map = grown;
+    *mapped = count + 1;
     return true;
 }
 
-/* A refund goes with its line: the line's refunded then counts it. */
-static bool move_refunds(retain *r)
+/* The line or order at the line cursor (an order's lines, contiguous, go
+ * or stay together, at its first line); returns the lines it took. */
+static uint32_t move_line(retain *r)
 {
     const core *old = r->old;
-    for (uint32_t i = 0; i < old->refunds.count; i++) {
-        const core_refund *refund = core_pool_at(&old->refunds, i);
-        uint32_t line = r->line_map[refund->line];
-        if (line == CORE_NONE) {
-            uint8_t *at = core_put_id(r->value, core_entity_id(old, &old->lines, refund->line));
-            at = core_put_u32(at, refund->qty);
-            at = core_put_i64(at, refund->available_after);
-            if (!put(r, CORE_COLD_REFUND, core_entity_id(old, &old->refunds, i), at))
-                return false;
-            continue;
-        }
-        uint32_t kept = KEEP(r, refunds, refund_index, i);
-        if (kept == CORE_NONE)
-            return false;
-        ((core_refund *)core_pool_at(&r->hot->refunds, kept))->line = line;
+    uint32_t i = r->next_line;
+    const core_line *line = core_pool_at(&old->lines, i);
+    if (line->order != CORE_NONE) {
+        const core_order *order = core_pool_at(&old->orders, line->order);
+        assert(order->first_line == i);
+        bool cold = true;
+        for (uint32_t k = 0; cold && k < order->line_count; k++)
+            cold = line_is_cold(r, i + k);
+        if (cold ? !move_order(r, line->order) : !keep_order(r, line->order))
+            return 0;
+        return order->line_count;
     }
+    if (line_is_cold(r, i))
+        return put_line(r, i) ? 1 : 0;
+    return (r->line_map[i] = KEEP(r, lines, line_index, i)) == CORE_NONE ? 0 : 1;
+}
+
+/* A refund made since the move began changed its line's refunded after a
+ * step may have taken the line: its copy (hot, or in the cold store) takes
+ * the count again. */
+static bool refresh_line(retain *r, uint32_t line)
+{
+    uint32_t hot = r->line_map[line];
+    if (hot == CORE_NONE)
+        return put_line(r, line);
+    ((core_line *)core_pool_at(&r->hot->lines, hot))->refunded =
+        ((const core_line *)core_pool_at(&r->old->lines, line))->refunded;
     return true;
 }
 
-static bool move_adjustments(retain *r)
+/* The refund at the refund cursor: it goes with its line, whose refunded
+ * counts it. */
+static bool move_refund(retain *r)
 {
     const core *old = r->old;
-    for (uint32_t i = 0; i < old->adjustments.count; i++) {
-        if (i >= r->adjustments_cold) {
-            if (KEEP(r, adjustments, adjustment_index, i) == CORE_NONE)
-                return false;
-            continue;
-        }
-        const core_adjustment *adjustment = core_pool_at(&old->adjustments, i);
-        uint8_t *at = core_put_id(r->value, sku_id(old, adjustment->sku));
-        at = core_put_u32(at, (uint32_t)adjustment->delta);
-        at = core_put_i64(at, adjustment->available_after);
-        if (!put(r, CORE_COLD_ADJUSTMENT, core_entity_id(old, &old->adjustments, i), at))
-            return false;
+    uint32_t i = r->next_refund;
+    const core_refund *refund = core_pool_at(&old->refunds, i);
+    assert(refund->line < r->next_line);
+    if (i >= r->refunds_before && !refresh_line(r, refund->line))
+        return false;
+    uint32_t line = r->line_map[refund->line];
+    if (line == CORE_NONE) {
+        uint8_t *at = core_put_id(r->value, core_entity_id(old, &old->lines, refund->line));
+        at = core_put_u32(at, refund->qty);
+        at = core_put_i64(at, refund->available_after);
+        return put(r, CORE_COLD_REFUND, core_entity_id(old, &old->refunds, i), at);
     }
+    uint32_t kept = KEEP(r, refunds, refund_index, i);
+    if (kept == CORE_NONE)
+        return false;
+    ((core_refund *)core_pool_at(&r->hot->refunds, kept))->line = line;
+    return true;
+}
+
+static bool move_adjustment(retain *r)
+{
+    const core *old = r->old;
+    uint32_t i = r->next_adjustment;
+    if (i >= r->adjustments_cold)
+        return KEEP(r, adjustments, adjustment_index, i) != CORE_NONE;
+    const core_adjustment *adjustment = core_pool_at(&old->adjustments, i);
+    uint8_t *at = core_put_id(r->value, sku_id(old, adjustment->sku));
+    at = core_put_u32(at, (uint32_t)adjustment->delta);
+    at = core_put_i64(at, adjustment->available_after);
+    return put(r, CORE_COLD_ADJUSTMENT, core_entity_id(old, &old->adjustments, i), at);
+}
+
+/* Advances the cursors by up to budget entities: lines first (a refund
+ * names a line the cursor has passed), then refunds, then adjustments.
+ * False on a failure (r->code). */
+static bool advance(retain *r, uint64_t budget)
+{
+    const core *old = r->old;
+    if (!map_grow(&r->line_map, &r->lines_mapped, old->lines.count) ||
+        !map_grow(&r->order_map, &r->orders_mapped, old->orders.count)) {
+        r->code = STOCK_NOMEM;
+        return false;
+    }
+    while (budget > 0 && r->next_line < old->lines.count) {
+        uint32_t taken = move_line(r);
+        if (taken == 0)
+            return false;
+        r->next_line += taken;
+        budget -= taken < budget ? taken : budget;
+    }
+    for (; budget > 0 && r->next_line == old->lines.count &&
+           r->next_refund < old->refunds.count; budget--, r->next_refund++)
+        if (!move_refund(r))
+            return false;
+    for (; budget > 0 && r->next_adjustment < old->adjustments.count;
+         budget--, r->next_adjustment++)
+        if (!move_adjustment(r))
+            return false;
     return true;
 }
 
@@ -238,13 +295,13 @@ static bool keep_skus_and_holds(retain *r)
 
 /* The marks still ahead of the cutoff, shifted by the adjustments that
  * left, then a new one for now. */
-static void carry_marks(retain *r, int64_t cutoff_us)
+static void carry_marks(retain *r)
 {
     const core *old = r->old;
     core *hot = r->hot;
     for (uint32_t i = 0; i < old->mark_count; i++) {
         core_mark mark = old->marks[i];
-        if (mark.time_us <= cutoff_us)
+        if (mark.time_us <= r->cutoff_us)
             continue;
         mark.adjustments -= r->adjustments_cold;
         hot->marks[hot->mark_count++] = mark;
@@ -256,43 +313,77 @@ static void carry_marks(retain *r, int64_t cutoff_us)
     hot->marks[hot->mark_count++] = (core_mark){old->clock_us, hot->adjustments.count};
 }
 
-core *core_retain(const core *state, int64_t cutoff_us, const core_cold *cold,
-                  uint64_t *moved, stock_code *code)
+/* Lines, refunds and adjustments in the old state. */
+static uint64_t made(const core *old)
 {
-    assert(state != NULL && cold != NULL && moved != NULL && code != NULL);
+    return (uint64_t)old->lines.count + old->refunds.count + old->adjustments.count;
+}
+
+core_retain_job *core_retain_begin(const core *state, int64_t cutoff_us,
+                                   const core_cold *cold)
+{
+    assert(state != NULL && cold != NULL);
     retain *r = calloc(1, sizeof *r);
     core *hot = core_create();
-    uint32_t lines = state->lines.count, orders = state->orders.count;
-    uint32_t *line_map = malloc(((size_t)lines + 1) * sizeof *line_map);
-    uint32_t *order_map = malloc(((size_t)orders + 1) * sizeof *order_map);
-    *moved = 0;
-    *code = STOCK_NOMEM;
-    if (r == NULL || hot == NULL || line_map == NULL || order_map == NULL)
-        goto done;
-    memset(line_map, 0xFF, ((size_t)lines + 1) * sizeof *line_map);
-    memset(order_map, 0xFF, ((size_t)orders + 1) * sizeof *order_map);
-    *r = (retain){.old = state, .hot = hot, .cold = cold, .line_map = line_map,
-                  .order_map = order_map, .code = STOCK_OK};
-    for (uint32_t i = 0; i < state->mark_count; i++)
-        if (state->marks[i].time_us <= cutoff_us)
-            r->adjustments_cold = state->marks[i].adjustments;
-    /* Lines name SKUs by index, which the copy keeps; holds name orders,
-     * refunds lines: those come after what they name. */
-    bool ok = move_lines(r, cutoff_us) && keep_skus_and_holds(r) &&
-         move_refunds(r) && move_adjustments(r);
-    *code = r->code;
-    *moved = r->moved;
-    if (ok)
-        carry_marks(r, cutoff_us);
-done:
-    free(line_map);
-    free(order_map);
-    free(r);
-    if (*code != STOCK_OK) {
+    if (r == NULL || hot == NULL) {
+        free(r);
         core_destroy(hot);
         return NULL;
     }
+    *r = (retain){.old = state, .hot = hot, .cold = cold, .cutoff_us = cutoff_us,
+                  .refunds_before = state->refunds.count, .made_at_step = made(state),
+                  .code = STOCK_OK};
+    for (uint32_t i = 0; i < state->mark_count; i++)
+        if (state->marks[i].time_us <= cutoff_us)
+            r->adjustments_cold = state->marks[i].adjustments;
+    return r;
+}
+
+bool core_retain_step(core_retain_job *job, uint64_t budget, uint64_t budget_max,
+                      stock_code *code)
+{
+    assert(job != NULL && budget > 0 && budget <= budget_max && job->code == STOCK_OK);
+    const core *old = job->old;
+    /* Twice what ops made since the last step: the cursors gain at least
+     * that much on the pools each step, so the move ends however fast ops
+     * come (unless budget_max stops it). */
+    uint64_t now = made(old);
+    budget += 2 * (now - job->made_at_step);
+    if (budget > budget_max)
+        budget = budget_max;
+    job->made_at_step = now;
+    *code = advance(job, budget) ? STOCK_OK : job->code;
+    return *code == STOCK_OK && job->next_line == old->lines.count &&
+           job->next_refund == old->refunds.count &&
+           job->next_adjustment == old->adjustments.count;
+}
+
+uint64_t core_retain_moved(const core_retain_job *job)
+{
+    return job->moved;
+}
+
+core *core_retain_finish(core_retain_job *job, stock_code *code)
+{
+    assert(job != NULL && job->code == STOCK_OK);
+    bool ok = advance(job, UINT64_MAX) && keep_skus_and_holds(job);
+    *code = job->code;
+    if (!ok)
+        return NULL;
+    carry_marks(job);
+    core *hot = job->hot;
+    job->hot = NULL;
     return hot;
+}
+
+void core_retain_free(core_retain_job *job)
+{
+    if (job == NULL)
+        return;
+    core_destroy(job->hot);
+    free(job->line_map);
+    free(job->order_map);
+    free(job);
 }
 
 /* ------------------------------------------------------------------ thaw */

@@ -284,14 +284,28 @@ stock_code journal_backup_begin(journal *log, journal_backup *backup,
                                 char *message, size_t message_size);
 
 /*
+ * A file of the journal's owner that a backup holds beside the log (the
+ * embedded engine's cold store): writes it, synced, into the backup folder
+ * dest_fd and names it in name (at most JOURNAL_NAME_MAX bytes with its
+ * NUL), its size in *bytes. STOCK_OK, or a failure with message.
+ */
+typedef stock_code (*journal_backup_extra_fn)(void *context, int dest_fd, char *name,
+                                              uint64_t *bytes, char *message,
+                                              size_t message_size);
+
+/*
  * Copies the pinned set into dest, a new folder (STOCK_INVALID if it
- * exists), each file fsynced, then writes the manifest last. Any thread,
- * at once with appends, rotations and snapshots (it only reads the pinned
- * files). *bytes receives the bytes copied. STOCK_OK, or STOCK_INVALID,
- * STOCK_IO, STOCK_NOMEM with message (dest then holds no manifest).
+ * exists), each file fsynced, then writes the manifest last. With extra
+ * (else NULL), its file comes first, right after the backup point, and
+ * the manifest names it as it names the log's files, so that a restore
+ * copies and checks it too. Any thread, at once with appends, rotations
+ * and snapshots (it only reads the pinned files). *bytes receives the
+ * bytes copied. STOCK_OK, or STOCK_INVALID, STOCK_IO, STOCK_NOMEM or the
+ * failure of extra, with message (dest then holds no manifest).
  */
 stock_code journal_backup_copy(const journal *log, const journal_backup *backup,
-                               const char *dest, uint64_t *bytes,
+                               const char *dest, journal_backup_extra_fn extra,
+                               void *extra_context, uint64_t *bytes,
                                char *message, size_t message_size);
 
 /* Unpins the set and frees *backup. Any thread. */

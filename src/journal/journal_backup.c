@@ -82,9 +82,11 @@ static int create_folder(const char *path, stock_code *code, char *message, size
     return fd;
 }
 
-/* Writes the manifest into dst_fd (temp, fsync, rename, fsync folder). */
+/* Writes the manifest into dst_fd (temp, fsync, rename, fsync folder):
+ * the backup's files, then the extra file if extra_name is not empty. */
 static bool write_manifest(int dst_fd, const journal_backup *backup,
-                           const uint64_t *sizes, char *message, size_t size)
+                           const uint64_t *sizes, const char *extra_name,
+                           uint64_t extra_bytes, char *message, size_t size)
 {
     const char *temp = JOURNAL_BACKUP_MANIFEST ".tmp";
     int fd = openat(dst_fd, temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
@@ -99,6 +101,8 @@ static bool write_manifest(int dst_fd, const journal_backup *backup,
             fprintf(out, "snapshot_lsn %" PRIu64 "\n", backup->snapshot_lsn);
         for (size_t i = 0; i < backup->count; i++)
             fprintf(out, "file %s %" PRIu64 "\n", backup->names[i], sizes[i]);
+        if (extra_name[0] != '\0')
+            fprintf(out, "file %s %" PRIu64 "\n", extra_name, extra_bytes);
         ok = fflush(out) == 0 && fsync(fd) == 0;
         ok = fclose(out) == 0 && ok;
     } else if (fd >= 0) {
@@ -170,7 +174,8 @@ stock_code journal_backup_begin(journal *log, journal_backup *backup, char *mess
 }
 
 stock_code journal_backup_copy(const journal *log, const journal_backup *backup,
-                               const char *dest, uint64_t *bytes, char *message,
+                               const char *dest, journal_backup_extra_fn extra,
+                               void *extra_context, uint64_t *bytes, char *message,
                                size_t size)
 {
     *bytes = 0;
@@ -183,12 +188,19 @@ stock_code journal_backup_copy(const journal *log, const journal_backup *backup,
     code = buffer != NULL && sizes != NULL ? STOCK_OK : STOCK_NOMEM;
     if (code == STOCK_NOMEM)
         message_set(message, size, "out of memory for the copy");
+    char extra_name[JOURNAL_NAME_MAX] = "";
+    uint64_t extra_bytes = 0;
+    if (code == STOCK_OK && extra != NULL) {
+        code = extra(extra_context, dst_fd, extra_name, &extra_bytes, message, size);
+        *bytes += extra_bytes;
+    }
     for (size_t i = 0; code == STOCK_OK && i < backup->count; i++) {
         if (!copy_file(log->dir_fd, dst_fd, backup->names[i], buffer, &sizes[i], message, size))
             code = STOCK_IO;
         *bytes += sizes[i];
     }
-    if (code == STOCK_OK && !write_manifest(dst_fd, backup, sizes, message, size))
+    if (code == STOCK_OK &&
+        !write_manifest(dst_fd, backup, sizes, extra_name, extra_bytes, message, size))
         code = STOCK_IO;
     free(sizes);
     free(buffer);

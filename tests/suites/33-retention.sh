@@ -19,7 +19,8 @@
 #   4. kill -9 of writers (30-crash's crash_writer) with a 100 ms window, so
 #      that kills land during moves and between a move and its snapshot:
 #      nothing acknowledged is lost or doubled, I1-I5 hold, and at least
-#      one recovery took a move back (else the rollback went untested).
+#      one recovery took a move back (one newer than the snapshot, or the
+#      steps of an unfinished one; else the rollback went untested).
 # RETENTION_CRASH_ROUNDS=N for more than the default 16 rounds,
 # RETENTION_CRASH_SEED=S to replay a run.
 set -eu

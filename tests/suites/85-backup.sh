@@ -17,6 +17,11 @@
 # The backup killed with stockd must not be restorable (no manifest);
 # stockd restarts on its folder, and a backup after that is good again. A
 # restore that fails part-way leaves no folder behind.
+# Then a store with a 300 ms retention window under the same load: two
+# backups, each taken after a retention move, name the cold store's copy
+# (cold.mdb) in their manifest, and restore and check as above; in the
+# restored store most lines are out of memory, and an old line answers and
+# refunds up to its qty, then EXCEEDS.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -42,11 +47,14 @@ start() {
     start_stockd "$port" "$store" "$dir/stockd.log" || fail "stockd did not start"
     stockd_pid=$STOCKD_PID
 }
+# The folder of the client logs and their marks (a second run below
+# keeps its own).
+logs=$dir
 # mark NAME: the number of whole lines of each client log now.
 mark() {
     local c
     for c in 1 2; do
-        tr -dc '\n' <"$dir/client-$c.log" | wc -c >"$dir/$1-$c.lines"
+        tr -dc '\n' <"$logs/client-$c.log" | wc -c >"$logs/$1-$c.lines"
     done
 }
 
@@ -55,8 +63,8 @@ mark() {
 backup_logs() {
     local c n
     for c in 1 2; do
-        n=$(cat "$dir/before-$1-$c.lines")
-        awk -v n="$n" 'NR <= n || !/^ack/' "$dir/client-$c.log" >"$dir/check-$1-$c.log"
+        n=$(cat "$logs/before-$1-$c.lines")
+        awk -v n="$n" 'NR <= n || !/^ack/' "$logs/client-$c.log" >"$logs/check-$1-$c.log"
     done
 }
 
@@ -65,9 +73,9 @@ backup_logs() {
 absent_after() {
     local c n id checked=0
     for c in 1 2; do
-        n=$(cat "$dir/after-$1-$c.lines")
+        n=$(cat "$logs/after-$1-$c.lines")
         for id in $(awk -v n="$n" '$1 == "try" && $2 == "D" { if (NR > n && !($3 in seen)) print $3; seen[$3] = 1 }' \
-            "$dir/client-$c.log" | head -n 25); do
+            "$logs/client-$c.log" | head -n 25); do
             if "$BIN/stockctl" --store "$2" line "$id" >/dev/null 2>&1; then
                 fail "backup $1 holds line $id, first tried after the backup answered"
             fi
@@ -144,19 +152,26 @@ stop_crash_clients "${client_pids[@]}" ||
     fail "a client reported a broken rule or could not settle its ops"
 client_pids=()
 
+# restore_and_check COUNT: restores backups 1..COUNT of $logs and checks
+# each against the client logs.
+restore_and_check() {
+    local i restored
+    for i in $(seq "$1"); do
+        restored="$logs/restored-$i"
+        "$BIN/stockctl" restore "$logs/backup-$i" "$restored" >"$logs/restore-$i.out" 2>&1 ||
+            fail "restore of backup $i: $(cat "$logs/restore-$i.out")"
+        backup_logs "$i"
+        "$BIN/server_crash_check" "$restored" "$skus" "$level" "$logs"/check-"$i"-*.log ||
+            fail "backup $i: the check found violations"
+        echo "  backup $i: every op acknowledged before it is there, I1-I5 hold"
+        if [ -e "$logs/after-$i-1.lines" ]; then
+            absent_after "$i" "$restored"
+        fi
+    done
+}
+
 echo "== restore and check each backup"
-for i in $(seq "$backups"); do
-    restored="$dir/restored-$i"
-    "$BIN/stockctl" restore "$dir/backup-$i" "$restored" >"$dir/restore-$i.out" 2>&1 ||
-        fail "restore of backup $i: $(cat "$dir/restore-$i.out")"
-    backup_logs "$i"
-    "$BIN/server_crash_check" "$restored" "$skus" "$level" "$dir"/check-"$i"-*.log ||
-        fail "backup $i: the check found violations"
-    echo "  backup $i: every op acknowledged before it is there, I1-I5 hold"
-    if [ -e "$dir/after-$i-1.lines" ]; then
-        absent_after "$i" "$restored"
-    fi
-done
+restore_and_check "$backups"
 
 echo "== a restore that fails part-way (a file size limit of half its largest file) leaves no folder"
 largest=$(stat -c %s "$dir"/backup-1/*.* | sort -n | tail -n 1)
@@ -174,4 +189,59 @@ echo "ack D never-in-the-backup S0 1 5 OK" >>"$last"
 ! "$BIN/server_crash_check" "$dir/restored-$backups" "$skus" "$level" "$last" >"$dir/forged.out" ||
     fail "the check missed a lost acknowledgement"
 grep -q "never-in-the-backup is lost" "$dir/forged.out" || fail "the check did not name the lost line"
+echo "== a store with a cold store (retention=300ms): backups under load while moves run"
+stop_pids "$stockd_pid"
+stockd_pid=""
+logs=$dir/cold
+mkdir -p "$logs"
+start_stockd "$port" "file:$logs/data?snapshot_log_bytes=1048576&retention=300ms" \
+    "$logs/stockd.log" || fail "stockd with retention did not start"
+stockd_pid=$STOCKD_PID
+start_crash_clients "$uri" "$skus" "$level" "$logs"
+wait_for_crash_client_acks "$logs" 0 || fail "no acknowledged ops with retention"
+moves() { grep -c "retention: move .* took" "$logs/stockd.log" || true; }
+cold_backups=2
+for i in $(seq "$cold_backups"); do
+    # Each backup after one more move, so that it copies a cold store
+    # that moved since the last.
+    before=$(moves)
+    for _ in $(seq 100); do [ "$(moves)" -gt "$before" ] && break; sleep 0.1; done
+    [ "$(moves)" -gt "$before" ] || fail "no retention move ran in 10 s: $(tail -n 3 "$logs/stockd.log")"
+    mark "before-$i"
+    "$BIN/stockctl" --json backup "$uri" "$logs/backup-$i" >"$logs/backup-$i.json" ||
+        fail "backup $i of a store with a cold store: $(cat "$logs/backup-$i.json")"
+    mark "after-$i"
+    grep -q "^file cold.mdb [1-9]" "$logs/backup-$i/BACKUP" ||
+        fail "backup $i names no cold store: $(cat "$logs/backup-$i/BACKUP")"
+    echo "  backup $i after move $(moves): $(jq -c '{end_lsn, snapshot_lsn, files, bytes}' "$logs/backup-$i.json")"
+done
+sleep 1
+stop_crash_clients "${client_pids[@]}" ||
+    fail "a client reported a broken rule or could not settle its ops (retention)"
+client_pids=()
+restore_and_check "$cold_backups"
+
+echo "== the restored store's cold lines: most lines are out of memory, the oldest answers and refunds"
+restored=$logs/restored-$cold_backups
+deducted=$(cat "$logs"/check-"$cold_backups"-*.log |
+    awk '$1 == "ack" && ($2 == "D" || $2 == "O") && $NF == "OK" { seen[$3] = 1 } END { print length(seen) }')
+held=$("$BIN/stockctl" --store "$restored" --json stats | jq .lines)
+[ "$held" -lt "$deducted" ] ||
+    fail "the restored store holds $held lines in memory for $deducted acknowledged lines: nothing is cold"
+refunded=""
+for id in $(awk '$1 == "ack" && $2 == "D" && $NF == "OK" { print $3 }' "$logs/check-$cold_backups-1.log" | head -n 50); do
+    info=$("$BIN/stockctl" --store "$restored" --json line "$id") || fail "line $id of the restored store: $info"
+    left=$(echo "$info" | jq '.qty - .refunded')
+    [ "$left" -gt 0 ] || continue
+    "$BIN/stockctl" --store "$restored" refund "cold-refund-$id" "$id" "$left" >/dev/null ||
+        fail "refund of the rest of cold line $id ($left) failed"
+    if "$BIN/stockctl" --store "$restored" --json refund "cold-refund-2-$id" "$id" 1 >"$logs/exceeds.json"; then
+        fail "a second refund past cold line $id's qty: $(cat "$logs/exceeds.json")"
+    fi
+    jq -e '.code == "EXCEEDS"' "$logs/exceeds.json" >/dev/null || fail "refund past $id: $(cat "$logs/exceeds.json")"
+    refunded=$id
+    break
+done
+[ -n "$refunded" ] || fail "no early line with units left to refund"
+echo "  $held lines in memory for $deducted acknowledged lines; cold line $refunded refunds to its qty, then EXCEEDS"
 echo "backup test passed"

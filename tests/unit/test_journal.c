@@ -568,10 +568,10 @@ static void test_backup_pins_and_restores(void **unused)
     snprintf(dest, sizeof dest, "%s/backup", folder);
     snprintf(restored, sizeof restored, "%.40s.restored", folder);
     uint64_t bytes = 0;
-    assert_int_equal(journal_backup_copy(log, &backup, dest, &bytes, message, sizeof message),
+    assert_int_equal(journal_backup_copy(log, &backup, dest, NULL, NULL, &bytes, message, sizeof message),
                      STOCK_OK);
     assert_true(bytes > 0 && exists_in(dest, JOURNAL_BACKUP_MANIFEST));
-    assert_int_equal(journal_backup_copy(log, &backup, dest, &bytes, message, sizeof message),
+    assert_int_equal(journal_backup_copy(log, &backup, dest, NULL, NULL, &bytes, message, sizeof message),
                      STOCK_INVALID);   /* dest exists */
     journal_backup_end(log, &backup);
     append_record(log, &state, 6);

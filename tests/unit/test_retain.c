@@ -1,6 +1,7 @@
 /*
  * test_retain.c -- unit tests of retention in the core (src/core/retain.c):
- * what core_retain moves and keeps, and that core_thaw_op brings back what
+ * what a move (core_retain_begin, _step, _finish) moves and keeps, also
+ * with ops applied between its steps, and that core_thaw_op brings back what
  * an op names so that it answers as before, against a cold store kept in
  * memory here.
  */
@@ -102,10 +103,14 @@ static core *retain(core *state, const core_cold *cold, int64_t cutoff_us, uint6
 {
     uint64_t moved = 0;
     stock_code code = STOCK_OK;
-    core *hot = core_retain(state, cutoff_us, cold, &moved, &code);
+    core_retain_job *job = core_retain_begin(state, cutoff_us, cold);
+    assert_non_null(job);
+    core *hot = core_retain_finish(job, &code);
     assert_non_null(hot);
     assert_int_equal(code, STOCK_OK);
+    moved = core_retain_moved(job);
     assert_int_equal(moved, expect);
+    core_retain_free(job);
     core_destroy(state);
     return hot;
 }
@@ -231,6 +236,61 @@ static void test_forgotten_answers(void **unused)
     core_destroy(state);
 }
 
+static stock_op refund_of(const char *id, const char *line, int64_t qty)
+{
+    stock_op refund = op_of(STOCK_OP_REFUND, id, NULL, qty);
+    refund.line = stock_id_from_cstr(line);
+    return refund;
+}
+
+/* Ops between the steps of a move: lines made meanwhile stay, and a refund
+ * of a line that a step already put in the cold store puts it again, so
+ * that the cold copy caps the next refund by what was refunded. */
+static void test_ops_between_steps(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 100);
+    const char *old[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, old[i], "S", 5), T0).code,
+                         STOCK_OK);
+    core_retain_job *job = core_retain_begin(state, T0 + 5 * SECOND, &cold);
+    assert_non_null(job);
+    stock_code code;
+    assert_false(core_retain_step(job, 2, UINT64_MAX, &code));   /* a and b are put */
+    assert_int_equal(code, STOCK_OK);
+    assert_int_equal(run(state, &cold, refund_of("ra", "a", 2), T0 + 10 * SECOND).code, STOCK_OK);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "young", "S", 1),
+                         T0 + 10 * SECOND).code, STOCK_OK);
+    /* c, young kept, ra with a again: caught up. */
+    assert_true(core_retain_step(job, 100, UINT64_MAX, &code));
+    assert_int_equal(run(state, &cold, refund_of("rb", "b", 1), T0 + 11 * SECOND).code, STOCK_OK);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "young2", "S", 1),
+                         T0 + 11 * SECOND).code, STOCK_OK);
+    core *hot = core_retain_finish(job, &code);
+    assert_non_null(hot);
+    assert_int_equal(core_retain_moved(job), 7);   /* a b c, a ra, b rb */
+    core_retain_free(job);
+    core_destroy(state);
+    state = hot;
+    core_stats stats;
+    core_get_stats(state, &stats);
+    assert_int_equal(stats.lines, 2);
+    assert_int_equal(stats.refunds, 0);
+    /* a: 5, 2 refunded: 4 more exceed, 3 fit; b shows its refund. */
+    assert_int_equal(run(state, &cold, refund_of("ra2", "a", 4), T0 + 12 * SECOND).code,
+                     STOCK_EXCEEDS);
+    assert_int_equal(run(state, &cold, refund_of("ra3", "a", 3), T0 + 12 * SECOND).code, STOCK_OK);
+    stock_op line = {.type = STOCK_OP_LINE, .line = stock_id_from_cstr("b")};
+    assert_int_equal(run(state, &cold, line, T0 + 12 * SECOND).info.line_info.refunded, 1);
+    stock_op read = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr("S")};
+    read = run(state, &cold, read, T0 + 12 * SECOND);
+    assert_int_equal(read.info.sku_info.available, 100 - 15 - 2 + 2 + 1 + 3);
+    core_destroy(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_order_moves_whole_and_thaws_whole),
         cmocka_unit_test(test_adjustments_move_after_a_mark),
         cmocka_unit_test(test_forgotten_answers),
+        cmocka_unit_test(test_ops_between_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
