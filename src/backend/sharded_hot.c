@@ -242,6 +242,18 @@ static bool refund_sku(sharded_store *store, const stock_op *op, uint32_t shard,
 
 /* ----------------------------------------------------------- fallbacks */
 
+/* Whether op's piece refused it for want of stock: INSUFFICIENT, or
+ * NOT_FOUND from a piece other than piece 0 (a SKU named hot after it was
+ * created has no rows on its other pieces until its next set). */
+static bool piece_short(const sharded_store *store, stock_op *op, uint32_t ran_on)
+{
+    if (op->code == STOCK_NOT_FOUND && ran_on != shard_of(store, op->sku)) {
+        op->code = STOCK_INSUFFICIENT;
+        op->available = 0;
+    }
+    return op->code == STOCK_INSUFFICIENT;
+}
+
 /* Points the directory entry of op's own id (a line, or an adjustment's)
  * at shard, before op runs there: an entry naming a shard without the id
  * is stale, so a crash in between leaves nothing half-done. */
@@ -405,7 +417,7 @@ static void fall_back(sharded_store *store, order_run *run, totals_cache *cache,
             result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
             return;
         }
-        if (attempt.code != STOCK_INSUFFICIENT) {
+        if (!piece_short(store, &attempt, shard)) {
             *op = attempt;
             *ran_on = shard;
             return;
@@ -496,7 +508,7 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
         if (store->routes[k] < 0 || !settles(store, op))
             continue;
         uint32_t ran_on = (uint32_t)store->routes[k];
-        if (takes_stock(op) && op->code == STOCK_INSUFFICIENT) {
+        if (takes_stock(op) && piece_short(store, op, ran_on)) {
             if (run == NULL) {
                 result_fail(op, STOCK_NOMEM, "no memory to try the other pieces");
                 continue;

@@ -62,7 +62,7 @@ echo "== one member needs no prepared transactions"
 members=("$A" "$B" "$C")
 echo "== hot SKUs spread over the 3 shards (docs/sharded.md, \"Hot SKUs across shards\")"
 psql_on() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(port_of "$1")" -U postgres -d postgres -qtAX -c "$2"; }
-HOT="shards:hot=3:hot-a,hot-b;$A;$B;$C"
+HOT="shards:hot=3:hot-a,hot-late;$A;$B;$C"
 hot() { "$BUILD/stockctl" --store "$HOT" "$@"; }
 pieces() {   # the available stock of SKU $1 on each member, e.g. "3 3 3"
     local uri out=()
@@ -96,6 +96,13 @@ rc=0; out=$(hot set hot-a 12 --expect 5 2>&1) || rc=$?
     { echo "FAIL: a set of a hot SKU expecting 5 of 6: rc=$rc $out"; exit 1; }
 hot set hot-a 12 --expect 6 >/dev/null
 expect "a set of 12 expecting 6" "$(pieces hot-a)" "4 4 4"
+# A SKU named hot after it was set: its stock is all on piece 0, the
+# other pieces have no rows; deductions whose lines hash there still take.
+"$BUILD/stockctl" --store "$THREE" set hot-late 6 >/dev/null
+for i in 1 2 3; do
+    out=$(hot deduct "hot-late-l$i" hot-late 2) || { echo "FAIL: a SKU named hot later: $out"; exit 1; }
+done
+expect "a SKU named hot later, after 3 deductions of 2" "$(pieces hot-late)" "0 0 0"
 echo "hot-a: set over 3 pieces, a deduction of 5 from pieces of 3 taken on member $holder, refunded there, a deduction of 7 refused with 6 in stock"
 
 echo "== concurrent sellout of a hot SKU over 3 shards, from two stores"
