@@ -518,10 +518,13 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
             if (!stock_code_succeeded(op->code))
                 continue;   /* a refusal names the SKU's total already */
         }
+        stock_id given = op->sku;   /* a refund's: an input it does not use */
         if (op->type == STOCK_OP_REFUND && stock_code_succeeded(op->code) &&
             refund_sku(store, op, ran_on, refunded_sku, &op->sku)) {
             add_other_pieces(store, &cache, op, ran_on);
-            op->sku = (stock_id){0};   /* an input the caller did not give */
+            op->sku = given;
+        } else if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_REPLAY) {
+            continue;   /* its line's available_after is the total already */
         } else if (op->type != STOCK_OP_REFUND && stock_code_succeeded(op->code)) {
             add_other_pieces(store, &cache, op, ran_on);
             if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_OK)

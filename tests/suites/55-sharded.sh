@@ -120,7 +120,7 @@ port=$(pg_free_port) http=$(pg_free_port)
 "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
 stockd_pid=$!
 trap 'kill $stockd_pid 2>/dev/null || true; pg_stop' EXIT
-for _ in $(seq 100); do
+for _ in $(seq 600); do   # its open checks the map and recovers: slow on a loaded machine
     "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" get sharded-after-refusals >/dev/null 2>&1 && break
     sleep 0.1
 done

@@ -192,6 +192,30 @@ static unsigned cart_lines(stock_t *store, const char *token, unsigned cart, int
     return found;
 }
 
+/* Whether sku balances (I2), its deducted total is lines (the quantities
+ * of the lines found) and it holds level less that; says why not. */
+static bool balanced(stock_t *store, const char *sku, int64_t level, int64_t lines)
+{
+    stock_sku_info info = {0};
+    if (stock_get(store, sku, &info, NULL) == STOCK_OK &&
+        info.available == info.adjusted - info.deducted + info.refunded &&
+        info.deducted == lines && info.available == level - lines)
+        return true;
+    fprintf(stderr, "shard_crash: %s does not balance: available %" PRId64 " adjusted %" PRId64
+            " deducted %" PRId64 ", lines %" PRId64 " (I2)\n", sku, info.available,
+            info.adjusted, info.deducted, lines);
+    return false;
+}
+
+/* Whether no member holds a prepared transaction; says how many if so. */
+static bool none_prepared(const char *uri)
+{
+    long prepared = prepared_count(uri);
+    if (prepared != 0)
+        fprintf(stderr, "shard_crash: %ld prepared transaction(s) left after recovery\n", prepared);
+    return prepared == 0;
+}
+
 static int check(const char *uri, const char *token, unsigned rounds)
 {
     stock_t *store = open_store(uri, NULL);
@@ -215,22 +239,10 @@ static int check(const char *uri, const char *token, unsigned rounds)
     for (unsigned k = 0; k < CRASH_SKUS; k++) {
         char sku[CRASH_ID_SIZE];
         sku_name(sku, token, k);
-        stock_sku_info info;
-        if (stock_get(store, sku, &info, NULL) != STOCK_OK ||
-            info.available != info.adjusted - info.deducted + info.refunded ||
-            info.deducted != sums[k] || info.available != CRASH_STOCK - sums[k]) {
-            fprintf(stderr, "shard_crash: %s does not balance: available %" PRId64 " deducted %"
-                    PRId64 ", lines %" PRId64 " (I2)\n", sku, info.available, info.deducted,
-                    sums[k]);
-            failures++;
-        }
+        failures += !balanced(store, sku, CRASH_STOCK, sums[k]);
     }
     stock_close(store);
-    long prepared = prepared_count(uri);
-    if (prepared != 0) {
-        fprintf(stderr, "shard_crash: %ld prepared transaction(s) left after recovery\n", prepared);
-        failures++;
-    }
+    failures += !none_prepared(uri);
     printf("carts=%u whole=%u\n", carts, whole);
     return failures == 0 ? 0 : 1;
 }
@@ -284,22 +296,9 @@ static int hot_check(const char *uri, const char *token, unsigned round)
             sum += info.qty;
         }
     }
-    stock_sku_info info;
-    int failures = 0;
-    if (stock_get(store, sku, &info, NULL) != STOCK_OK ||
-        info.available != info.adjusted - info.deducted + info.refunded ||
-        info.deducted != sum || info.available != HOT_LEVEL - sum) {
-        fprintf(stderr, "shard_crash: %s does not balance: available %" PRId64 " adjusted %"
-                PRId64 " deducted %" PRId64 ", lines %" PRId64 "\n", sku, info.available,
-                info.adjusted, info.deducted, sum);
-        failures++;
-    }
+    int failures = !balanced(store, sku, HOT_LEVEL, sum);
     stock_close(store);
-    long prepared = prepared_count(uri);
-    if (prepared != 0) {
-        fprintf(stderr, "shard_crash: %ld prepared transaction(s) left after recovery\n", prepared);
-        failures++;
-    }
+    failures += !none_prepared(uri);
     printf("lines=%" PRId64 "\n", lines);
     return failures == 0 ? 0 : 1;
 }
