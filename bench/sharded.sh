@@ -2,7 +2,9 @@
 # bench/sharded.sh -- the sharded backend against the plain postgres backend
 # on this machine (docs/sharded.md, "Figures"): stockbench's uniform
 # workload over 100,000 SKUs, its cart workload and its hot SKU, on one
-# plain postgres store, on a sharded store of 1 member and of 3 members.
+# plain postgres store, on a sharded store of 1 member and of 3 members,
+# and the hot SKU once more spread over the 3 members ("hot=3:*",
+# docs/sharded.md, "Hot SKUs across shards").
 # Every database is a PostgreSQL 15 primary started by tests/harness/pg.sh
 # (pg_start_many: its own data folder and port, fsync and
 # synchronous_commit on), all on this machine, so the shards share its CPUs
@@ -24,6 +26,7 @@ pg_start_many 5
 P=${PG_MANY_URIS[0]}
 ONE="shards:${PG_MANY_URIS[1]}"
 THREE="shards:${PG_MANY_URIS[2]};${PG_MANY_URIS[3]};${PG_MANY_URIS[4]}"
+SPREAD="shards:hot=3:*;${THREE#shards:}"
 
 run() {
     local label=$1 uri=$2 workload=$3
@@ -43,6 +46,7 @@ for workload in uniform cart hot; do
     run "$workload postgres" "$P" "$workload" "${skus[@]}"
     run "$workload sharded 1" "$ONE" "$workload" "${skus[@]}"
     run "$workload sharded 3" "$THREE" "$workload" "${skus[@]}"
+    [ "$workload" != hot ] || run "hot spread over 3" "$SPREAD" hot
 done
 
 "$BUILD/bench/shard_carts" "$THREE" 200

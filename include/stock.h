@@ -17,7 +17,9 @@
  *   "postgres://...", "postgresql://..."  PostgreSQL through libpq
  *                                  (docs/postgres.md)
  *   "shards:postgres://...;postgres://..."  one store over several
- *                                  PostgreSQL databases (docs/sharded.md)
+ *                                  PostgreSQL databases (docs/sharded.md);
+ *                                  "shards:hot=K:sku,...;postgres://..."
+ *                                  spreads the named SKUs over K of them
  *   "redis://[:password@]host:port"  Redis 7 through hiredis (docs/redis.md)
  *   "redis://h1:p1,h2:p2/?cluster=1"  a Redis Cluster, from its seed nodes
  *

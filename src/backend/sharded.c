@@ -207,38 +207,50 @@ static bool op_keys(sharded_store *store, const stock_op *op)
     return true;
 }
 
-/* The shard of each op that its SKU decides, SHARD_ROUTE_CROSS for an order
- * over several; refunds and reads of lines get theirs from the directory. */
+/* The shard of each op that its SKU decides (for a hot SKU: a deduction's
+ * piece, piece 0 for the rest), SHARD_ROUTE_CROSS for an order over
+ * several, SHARD_ROUTE_SPREAD for the set of a hot SKU; refunds and reads
+ * of lines get theirs from the directory. */
 static int32_t op_route(const sharded_store *store, const stock_op *op)
 {
     switch (op->type) {
     case STOCK_OP_ORDER: {
-        uint32_t first = shard_of(store, op->lines[0].sku);
+        uint32_t first = shard_line(store, op->lines[0].sku, op->lines[0].line_id);
         for (uint32_t k = 1; k < op->line_count; k++)
-            if (shard_of(store, op->lines[k].sku) != first)
+            if (shard_line(store, op->lines[k].sku, op->lines[k].line_id) != first)
                 return SHARD_ROUTE_CROSS;
         return (int32_t)first;
     }
     case STOCK_OP_REFUND:
     case STOCK_OP_LINE:
         return store->count == 1 ? 0 : SHARD_ROUTE_DONE;
+    case STOCK_OP_DEDUCT:
+        return (int32_t)shard_line(store, op->sku, op->id);
+    case STOCK_OP_SET:
+        return shard_spread(store, op->sku) > 1 ? SHARD_ROUTE_SPREAD
+                                                : (int32_t)shard_of(store, op->sku);
     default:
         return (int32_t)shard_of(store, op->sku);
     }
 }
 
 /* Where the segment starting at first ends: before the first op that
- * repeats an id, at an order over several members (which is a segment of
- * its own), or when the key table is full. */
+ * repeats an id, at an order over several members or a set of a hot SKU
+ * (each a segment of its own), or when the key table is full. */
+static bool alone(int32_t route)
+{
+    return route == SHARD_ROUTE_CROSS || route == SHARD_ROUTE_SPREAD;
+}
+
 static uint32_t segment_end(sharded_store *store, uint32_t first)
 {
     keys_clear(store);
     if (store->count == 1)
         return store->op_count;
-    if (store->routes[first] == SHARD_ROUTE_CROSS)
+    if (alone(store->routes[first]))
         return first + 1;
     uint32_t end = first;
-    while (end < store->op_count && store->routes[end] != SHARD_ROUTE_CROSS &&
+    while (end < store->op_count && !alone(store->routes[end]) &&
            store->key_count + 2 * STOCK_ORDER_LINES_MAX < SHARD_SEGMENT_KEYS &&
            (op_keys(store, store->ops[end]) || end == first))
         end++;
@@ -268,11 +280,16 @@ static void run_chain(stock_t *base, stock_batch *chain)
         uint32_t end = segment_end(store, first);
         if (store->count > 1)
             shard_directory(store, first, end);
-        if (store->routes[first] == SHARD_ROUTE_CROSS && store->ops[first]->code == STOCK_OK) {
-            shard_barrier(store);   /* the cart sees every op before it */
-            shard_order_across(store, store->ops[first]);
-        } else if (store->routes[first] != SHARD_ROUTE_CROSS) {
+        stock_op *op = store->ops[first];
+        if (alone(store->routes[first]) && op->code == STOCK_OK) {
+            shard_barrier(store);   /* it sees every op before it */
+            if (store->routes[first] == SHARD_ROUTE_CROSS)
+                shard_order_across(store, op);
+            else
+                shard_hot_set(store, op);
+        } else if (!alone(store->routes[first])) {
             shard_dispatch(store, first, end, flight);
+            shard_hot_settle(store, first, end);
         }
         first = end;
     }
@@ -414,6 +431,7 @@ static stock_code store_free(sharded_store *store)
     free(store->claims);
     free(store->picked);
     pg_plan_free(&store->plan);
+    free(store->hot_text);
     free(store);
     return code;
 }
@@ -463,11 +481,21 @@ static sharded_store *store_alloc(void)
     return store;
 }
 
+/* Where the member URIs begin: after the scheme and the hot segment. */
+static const char *shard_members(const char *uri)
+{
+    const char *text = uri + strlen(SHARD_SCHEME);
+    if (strncmp(text, SHARD_HOT_PREFIX, strlen(SHARD_HOT_PREFIX)) != 0)
+        return text;
+    const char *end = strchr(text, SHARD_SEPARATOR);
+    return end != NULL ? end + 1 : text + strlen(text);
+}
+
 /* Splits the URI into members and parses each one's options. */
 stock_code shard_parse_members(sharded_store *store, const char *uri,
                                const stock_config *config, char *message, size_t size)
 {
-    const char *cursor = uri + strlen(SHARD_SCHEME);
+    const char *cursor = shard_members(uri);
     for (;;) {
         size_t len = strcspn(cursor, (const char[]){SHARD_SEPARATOR, '\0'});
         char member[PG_URI_MAX];
@@ -500,7 +528,7 @@ static stock_code open_member(sharded_store *store, uint32_t i, const char *uri,
                               const stock_config *config, char *message, size_t size)
 {
     shard *member = &store->shards[i];
-    const char *cursor = uri + strlen(SHARD_SCHEME);
+    const char *cursor = shard_members(uri);
     for (uint32_t k = 0; k < i; k++)
         cursor = strchr(cursor, SHARD_SEPARATOR) + 1;
     char text[PG_URI_MAX];
@@ -563,7 +591,11 @@ static stock_code recover(sharded_store *store, char *message, size_t size)
 static stock_code open_all(sharded_store *store, const char *uri, const stock_config *config,
                            char *message, size_t size)
 {
-    stock_code code = shard_parse_members(store, uri, config, message, size);
+    stock_code code = shard_hot_parse(store, uri + strlen(SHARD_SCHEME), message, size);
+    if (code == STOCK_OK)
+        code = shard_parse_members(store, uri, config, message, size);
+    if (code == STOCK_OK)
+        code = shard_hot_check(store, message, size);
     for (uint32_t i = 0; code == STOCK_OK && i < store->count; i++)
         code = open_member(store, i, uri, config, message, size);
     if (code == STOCK_OK)

@@ -51,7 +51,15 @@
 enum {
     SHARD_ROUTE_DONE = -1,   /* decided by the router, not sent */
     SHARD_ROUTE_CROSS = -2,  /* an order over several shards: two-phase */
+    SHARD_ROUTE_SPREAD = -3, /* a set of a hot SKU: on all its shards, two-phase */
 };
+
+/* Hot SKUs (docs/sharded.md, "Hot SKUs across shards"): the URI segment
+ * "hot=<K>:<sku>,<sku>..." (or "hot=<K>:*", every SKU) spreads each named
+ * SKU over K shards. */
+#define SHARD_HOT_PREFIX "hot="
+#define SHARD_HOT_MAX 64             /* SKUs one URI may name hot */
+#define SHARD_HOT_ALL "*"
 
 /* The directory entry of a cart over several shards names its coordinator
  * as a negative number, so that a one-shard order reusing the id (which
@@ -110,6 +118,14 @@ typedef struct sharded_store {
     uint32_t count;
     shard shards[SHARD_MAX];
     char map_id[SHARD_MAP_ID_LEN + 1];
+    /* Hot SKUs, read-only after open: each spread over hot_spread shards
+     * (1: none). hot_all spreads every SKU; else hot_ids (pointing into
+     * hot_text, owned) name them. */
+    uint32_t hot_spread;
+    bool hot_all;
+    uint32_t hot_count;
+    stock_id hot_ids[SHARD_HOT_MAX];
+    char *hot_text;
     int64_t client_id;         /* random: names this store's transactions */
     uint64_t order_seq;        /* numbers them */
     stock_log_hook log;
@@ -142,9 +158,60 @@ typedef struct sharded_store {
     pthread_cond_t stop;
 } sharded_store;
 
+/* One shard's part of a transaction over several shards: a cart's part
+ * (sharded_order.c), or a hot SKU's piece in a set or a gather
+ * (sharded_hot.c). */
+typedef struct order_part {
+    uint32_t shard;
+    PGconn *conn;                 /* the shard's control session */
+    bool begun, prepared;
+    stock_op op;                  /* the part as an op of its own */
+    stock_order_line lines[STOCK_ORDER_LINES_MAX];
+    uint32_t global[STOCK_ORDER_LINES_MAX];   /* index of each line in the cart */
+} order_part;
+
+/* A transaction over several shards: its parts in shard order (the first
+ * is the coordinator, which keeps the decision). */
+typedef struct order_run {
+    stock_op *op;                 /* what it does for the caller */
+    order_part parts[SHARD_MAX];
+    uint32_t part_count;
+    char gid[SHARD_GID_MAX];
+    char digest[24];              /* of a whole cart: lines in order */
+    char error[STOCK_MESSAGE_MAX];
+} order_run;
+
 /* The shard a SKU (or an id's directory entry) lives on: rendezvous hashing
  * over the members' positions, so adding a member moves about 1/N. */
 uint32_t shard_of(const sharded_store *store, stock_id id);
+
+/* sharded_hot.c */
+
+/* Reads the "hot=" segment, if any, at the start of a shards: URI's
+ * members (text, after the scheme) into store. STOCK_INVALID (message says
+ * why) for a malformed one, STOCK_NOMEM. */
+stock_code shard_hot_parse(sharded_store *store, const char *text, char *message, size_t size);
+/* Refuses (STOCK_INVALID) a spread above the member count. */
+stock_code shard_hot_check(const sharded_store *store, char *message, size_t size);
+/* How many shards sku is spread over: store->hot_spread if it is hot,
+ * else 1. */
+uint32_t shard_spread(const sharded_store *store, stock_id sku);
+/* The shard of sku's piece j (0 <= j < shard_spread): the members ranked by
+ * sku's rendezvous score, highest first, so piece 0 is shard_of(sku). */
+uint32_t shard_piece(const sharded_store *store, stock_id sku, uint32_t j);
+/* The shard a deduction of sku with line id line runs on first: for a hot
+ * SKU, the piece the line's hash picks, so that its lines spread over its
+ * pieces; else shard_of(sku). */
+uint32_t shard_line(const sharded_store *store, stock_id sku, stock_id line);
+/* After the parts of ops[first..end) are done (shard_barrier): retries a
+ * deduction or write-off of a hot SKU that its piece refused on the other
+ * pieces, then takes it across them while their total covers it, and adds
+ * the other pieces' totals to every result of a hot SKU (available, and a
+ * GET's totals). */
+void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end);
+/* Runs a SET of a hot SKU on every piece, by two-phase commit: the level
+ * split over the pieces, its expect compared with their sum. */
+void shard_hot_set(sharded_store *store, stock_op *op);
 
 /* sharded_dispatch.c */
 
@@ -255,6 +322,21 @@ void shard_directory(sharded_store *store, uint32_t first, uint32_t end);
  * PREPARE TRANSACTION on each, a decision recorded on the coordinator (the
  * lowest shard of the order), then COMMIT PREPARED. */
 void shard_order_across(sharded_store *store, stock_op *op);
+
+/* Opens a transaction (BEGIN) on part's control session. False (run->error
+ * says why) if the member cannot be reached. */
+bool shard_part_begin(sharded_store *store, order_run *run, order_part *part);
+/* Runs op in part's open transaction (its outputs set). False (run->error
+ * says why) if the statement failed. */
+bool shard_part_step(sharded_store *store, order_run *run, order_part *part, stock_op *op);
+/* Prepares every part, records the decision on the coordinator, commits;
+ * run->op fails UNAVAILABLE ("not applied", or "outcome unknown") if it
+ * cannot. */
+void shard_two_phase(sharded_store *store, order_run *run);
+/* Undoes every part before any decision: an open part rolls back, a
+ * prepared one is rolled back by its gid (if that fails, the sweep finds
+ * no decision and rolls it back). */
+void shard_abandon(sharded_store *store, order_run *run);
 
 /* The control session of member i, reconnected if it was lost; NULL (error
  * says why) if the member cannot be reached or is down (shard.down). */

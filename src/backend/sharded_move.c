@@ -677,6 +677,13 @@ static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
             fail(m, "reshard: the %s member list is not a shards: URI", k == 0 ? "old" : "new");
             return refuse(m, STOCK_INVALID);
         }
+        /* A hot SKU's parts sit on the members its score picks, which a new
+         * member changes; moving them is not built (docs/sharded.md). */
+        if (strncmp(uri + strlen(SHARD_SCHEME), SHARD_HOT_PREFIX, strlen(SHARD_HOT_PREFIX)) == 0) {
+            fail(m, "reshard: the %s list has a hot= segment; a store with hot SKUs "
+                 "cannot be resharded", k == 0 ? "old" : "new");
+            return refuse(m, STOCK_UNSUPPORTED);
+        }
         m->code = shard_parse_members(k == 0 ? from : m->to, uri, config, m->message,
                                       STOCK_MESSAGE_MAX);
         if (m->code != STOCK_OK)

@@ -20,25 +20,6 @@
 #include "lib/message.h"
 #include "lib/result.h"
 
-/* One shard's part of the cart. */
-typedef struct order_part {
-    uint32_t shard;
-    PGconn *conn;                 /* the shard's control session */
-    bool begun, prepared;
-    stock_op op;                  /* the part as an order of its own */
-    stock_order_line lines[STOCK_ORDER_LINES_MAX];
-    uint32_t global[STOCK_ORDER_LINES_MAX];   /* index of each line in the cart */
-} order_part;
-
-typedef struct order_run {
-    stock_op *op;
-    order_part parts[SHARD_MAX];
-    uint32_t part_count;
-    char gid[SHARD_GID_MAX];
-    char digest[24];              /* of the whole cart: lines in order */
-    char error[STOCK_MESSAGE_MAX];
-} order_run;
-
 /* Runs a command on a part's session within its member's timeout; false
  * (run->error says why) on failure. */
 static bool exec_command(sharded_store *store, order_run *run, const order_part *part,
@@ -58,7 +39,7 @@ static void split(sharded_store *store, order_run *run)
     int32_t part_of[SHARD_MAX];
     memset(part_of, -1, sizeof part_of);
     for (uint32_t k = 0; k < run->op->line_count; k++)
-        part_of[shard_of(store, run->op->lines[k].sku)] = 0;
+        part_of[shard_line(store, run->op->lines[k].sku, run->op->lines[k].line_id)] = 0;
     for (uint32_t i = 0; i < store->count; i++)
         if (part_of[i] == 0) {
             part_of[i] = (int32_t)run->part_count;
@@ -68,7 +49,8 @@ static void split(sharded_store *store, order_run *run)
                                   .lines = part->lines};
         }
     for (uint32_t k = 0; k < run->op->line_count; k++) {
-        order_part *part = &run->parts[part_of[shard_of(store, run->op->lines[k].sku)]];
+        const stock_order_line *line = &run->op->lines[k];
+        order_part *part = &run->parts[part_of[shard_line(store, line->sku, line->line_id)]];
         part->global[part->op.line_count] = k;
         part->lines[part->op.line_count++] = run->op->lines[k];
     }
@@ -116,23 +98,24 @@ static bool cart_record(sharded_store *store, order_run *run, bool insert, bool 
     return result != NULL;
 }
 
-/* Runs one part inside BEGIN on its shard (its result in part->op). */
-static bool run_part(sharded_store *store, order_run *run, order_part *part)
+bool shard_part_begin(sharded_store *store, order_run *run, order_part *part)
 {
     part->conn = shard_control(store, part->shard, run->error, sizeof run->error);
     if (part->conn == NULL)
         return false;
     part->begun = exec_command(store, run, part, "BEGIN");
-    stock_op *op = &part->op;
+    return part->begun;
+}
+
+bool shard_part_step(sharded_store *store, order_run *run, order_part *part, stock_op *op)
+{
     pg_plan_build(&store->plan, &op, 1, false);
-    /* Only the op's step, the last, is sent: the part runs in the cart's
-     * own transaction, not a token's, and a sharded store keeps no holds
-     * for the sweep step to expire. */
+    /* Only the op's step, the last, is sent: the part runs in the
+     * transaction of its run, not a token's, and a sharded store keeps no
+     * holds for the sweep step to expire. */
     uint32_t step = store->plan.step_count - 1;
     assert(store->plan.steps[step].kind == PG_STEP_OP);
     const pg_options *options = &store->shards[part->shard].options;
-    if (!part->begun)
-        return false;
     bool ok = pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id,
                            0, clock_now_us(CLOCK_REALTIME));
     PGresult *result = ok ? pg_result_until(part->conn, clock_now_us(CLOCK_MONOTONIC) +
@@ -147,6 +130,13 @@ static bool run_part(sharded_store *store, order_run *run, order_part *part)
     }
     PQclear(result);
     return ok;
+}
+
+/* Runs one part (its order) inside BEGIN on its shard (its result in
+ * part->op). */
+static bool run_part(sharded_store *store, order_run *run, order_part *part)
+{
+    return shard_part_begin(store, run, part) && shard_part_step(store, run, part, &part->op);
 }
 
 /* The failure a single database would report: the order's own conflict
@@ -198,10 +188,7 @@ static bool merge_results(order_run *run, bool *replay)
     return !*replay;
 }
 
-/* Undoes every part, before any decision: an open part rolls back, a
- * prepared one is rolled back by its gid (if that fails, the sweep finds no
- * decision and rolls it back). */
-static void abandon(sharded_store *store, order_run *run)
+void shard_abandon(sharded_store *store, order_run *run)
 {
     char error[STOCK_MESSAGE_MAX];
     for (uint32_t i = 0; i < run->part_count; i++) {
@@ -263,15 +250,14 @@ static void commit_all(sharded_store *store, order_run *run)
     }
 }
 
-/* Prepares, records the decision on the coordinator, commits. */
-static void two_phase(sharded_store *store, order_run *run)
+void shard_two_phase(sharded_store *store, order_run *run)
 {
     snprintf(run->gid, sizeof run->gid, "stock:%s:%u:%" PRIx64 ":%" PRIu64, store->map_id,
              run->parts[0].shard, (uint64_t)store->client_id, ++store->order_seq);
     stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: %s ran on %u shards, preparing", run->gid,
               run->part_count);
     if (!prepare_all(store, run)) {
-        abandon(store, run);
+        shard_abandon(store, run);
         fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
         return;
     }
@@ -289,7 +275,7 @@ static void two_phase(sharded_store *store, order_run *run)
               decision == 1 ? "commit" : "abort");
     if (decision == 0) {
         /* A recovery decided first (it took the cart for a dead one's). */
-        abandon(store, run);
+        shard_abandon(store, run);
         fail(run->op, STOCK_UNAVAILABLE, "the cart was not applied: a recovery rolled it "
              "back while it was prepared", "");
         return;
@@ -313,19 +299,19 @@ void shard_order_across(sharded_store *store, stock_op *op)
         ran = run_part(store, run, &run->parts[i]);
     bool replay = false, same = false;
     if (!ran) {
-        abandon(store, run);
+        shard_abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else if (!merge_results(run, &replay)) {
         if (replay && !cart_record(store, run, false, &same))
             fail(op, STOCK_UNAVAILABLE, "the cart's replay could not be checked: ", run->error);
         else if (replay && !same)
             result_conflict(op, "order", op->id);   /* the same lines, in another order */
-        abandon(store, run);
+        shard_abandon(store, run);
     } else if (!cart_record(store, run, true, &same)) {
-        abandon(store, run);
+        shard_abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else {
-        two_phase(store, run);
+        shard_two_phase(store, run);
     }
     free(run);
 }

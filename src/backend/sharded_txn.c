@@ -122,9 +122,9 @@ static void lookup_home(sharded_store *store, uint32_t first, uint32_t end, uint
 /* The shard of an order's coordinator: its lowest shard. */
 static uint32_t order_coordinator(const sharded_store *store, const stock_op *op)
 {
-    uint32_t low = shard_of(store, op->lines[0].sku);
+    uint32_t low = shard_line(store, op->lines[0].sku, op->lines[0].line_id);
     for (uint32_t k = 1; k < op->line_count; k++) {
-        uint32_t shard = shard_of(store, op->lines[k].sku);
+        uint32_t shard = shard_line(store, op->lines[k].sku, op->lines[k].line_id);
         low = shard < low ? shard : low;
     }
     return low;
@@ -159,7 +159,7 @@ static void collect_claims(sharded_store *store, uint32_t first, uint32_t end)
               route >= 0 ? route : SHARD_CART(order_coordinator(store, op)));
         for (uint32_t i = 0; i < op->line_count; i++)
             claim(store, k, (int32_t)i, SHARD_KIND_LINE, op->lines[i].line_id,
-                  (int32_t)shard_of(store, op->lines[i].sku));
+                  (int32_t)shard_line(store, op->lines[i].sku, op->lines[i].line_id));
     }
 }
 
@@ -383,7 +383,7 @@ static void refine_order_conflict(sharded_store *store, uint32_t index)
     }
     for (int32_t k = 0; k < op->failed_line; k++) {
         const stock_order_line *line = &op->lines[k];
-        result = ask(store, shard_of(store, line->sku), "SELECT stock_id_used('L', $1), "
+        result = ask(store, shard_line(store, line->sku, line->line_id), "SELECT stock_id_used('L', $1), "
                      "EXISTS (SELECT 1 FROM inventory WHERE sku_id = $2)", line->line_id,
                      line->sku, error, sizeof error);
         if (result == NULL) {

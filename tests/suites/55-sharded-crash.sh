@@ -63,6 +63,26 @@ for step in preparing prepared decided committed; do
     done
 done
 
+echo "== a hot SKU's deduction gathered across its 3 pieces, killed at every step"
+# Each deduction of hotwrite is more than any piece holds: its piece, then
+# the others, refuse it, and it is gathered by two-phase commit. A kill
+# before ("gathering"), between the PREPAREs, after the decision, between
+# the COMMIT PREPAREDs: the next open leaves the SKU balanced with exactly
+# the lines the directory finds, and nothing prepared.
+HOT_URI="shards:hot=3:*;${URI#shards:}"
+hot_round=0
+for step in gathering prepared decided committed; do
+    for count in 1 2; do
+        rc=0
+        "$HELPER" hotwrite "$HOT_URI" "$TOKEN" "$step" "$hot_round" "$count" 2>/dev/null || rc=$?
+        [ "$rc" -eq 137 ] || { echo "FAIL: the hot writer was to die at \"$step\" #$count, exited $rc"; exit 1; }
+        result=$("$HELPER" hotcheck "$HOT_URI" "$TOKEN" "$hot_round") ||
+            { echo "FAIL: after a kill at \"$step\" #$count of a gather: $result"; exit 1; }
+        echo "hot: killed at $step #$count: $result"
+        hot_round=$((hot_round + 1))
+    done
+done
+
 echo "== the sweep of a store that stays open"
 port=$(pg_free_port)
 "$BUILD/stockd" --store "$URI" --port "$port" --http-port 0 >"${PG_MANY_DIRS[0]}/stockd.log" 2>&1 &

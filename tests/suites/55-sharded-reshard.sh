@@ -7,7 +7,7 @@
 #    works (tests/system/reshard_check.c), and stockctl reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
 #    member missing, a new list that does not extend the old one, a store
-#    with someone else connected;
+#    with hot SKUs (UNSUPPORTED), a store with someone else connected;
 #  - a move killed (SIGKILL, at the Nth step of the move, N random) several
 #    times and run again: after every kill and the next run's recovery, no
 #    SKU or line is lost or on two members and nothing is left prepared, no
@@ -74,6 +74,8 @@ refused 2 "an old member missing" "shards:$(member 0 killed)" "shards:$(member 0
 other="shards:$(member 0 killed);$(member 1 clean)"
 refused 2 "an old member of another map" "$other" "$other;$(member 2 killed)"
 refused 2 "new list not extending the old" "$OLD" "shards:$(member 0 killed);$(member 2 killed);$(member 1 killed)"
+hot="shards:hot=2:S1;$(member 0 killed);$(member 1 killed)"
+refused 12 "a store with hot SKUs" "$hot" "$hot;$(member 2 killed)"
 PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 100); do

@@ -59,12 +59,70 @@ refused "shards:$A;$B;$PG_URI" "max_prepared_transactions = 0"
 echo "== one member needs no prepared transactions"
 "$BUILD/stockctl" --store "shards:$PG_URI" set sharded-one-member 1
 
+members=("$A" "$B" "$C")
+echo "== hot SKUs spread over the 3 shards (docs/sharded.md, \"Hot SKUs across shards\")"
+psql_on() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(port_of "$1")" -U postgres -d postgres -qtAX -c "$2"; }
+HOT="shards:hot=3:hot-a,hot-late;$A;$B;$C"
+hot() { "$BUILD/stockctl" --store "$HOT" "$@"; }
+pieces() {   # the available stock of SKU $1 on each member, e.g. "3 3 3"
+    local uri out=()
+    for uri in "$A" "$B" "$C"; do out+=("$(psql_on "$uri" "SELECT coalesce(sum(leaved_amount), 0) FROM inventory WHERE sku_id = '$1'")"); done
+    echo "${out[*]}"
+}
+expect() {   # expect WHAT GOT WANT
+    [ "$2" = "$3" ] || { echo "FAIL: $1: got '$2', want '$3'"; exit 1; }
+}
+hot set hot-a 9 >/dev/null
+expect "a set of 9 over 3 pieces" "$(pieces hot-a)" "3 3 3"
+out=$(hot deduct hot-l1 hot-a 5) || { echo "FAIL: a deduction only the total covers was refused: $out"; exit 1; }
+expect "the deduction of 5 from pieces of 3" "$out" "deduct sku hot-a: available 4"
+holder=-1
+for i in 0 1 2; do
+    uri=${members[$i]}
+    [ "$(psql_on "$uri" "SELECT count(*) FROM inventory_flow WHERE line_id = 'hot-l1'")" = 1 ] && holder=$i
+done
+[ "$holder" -ge 0 ] || { echo "FAIL: no member holds the line hot-l1"; exit 1; }
+directory=$(for uri in "$A" "$B" "$C"; do psql_on "$uri" "SELECT shard FROM stock_ids WHERE kind = 'L' AND id = 'hot-l1'"; done)
+expect "the directory entry of hot-l1" "$directory" "$holder"
+expect "the refund of hot-l1" "$(hot refund hot-r1 hot-l1 2)" "refund line hot-l1: available 6"
+expect "the line's member after the refund" "$(psql_on "${members[$holder]}" "SELECT refunded FROM inventory_flow WHERE line_id = 'hot-l1'")" 2
+hot get hot-a | grep -q "deducted *5" || { echo "FAIL: get does not sum the pieces"; hot get hot-a; exit 1; }
+hot get hot-a | grep -q "available *6" || { echo "FAIL: get does not sum the pieces"; hot get hot-a; exit 1; }
+rc=0; out=$(hot deduct hot-l2 hot-a 7 2>&1) || rc=$?
+[ "$rc" -ne 0 ] && grep -q "INSUFFICIENT.*available=6" <<<"$out" ||
+    { echo "FAIL: a deduction above the total: rc=$rc $out"; exit 1; }
+rc=0; out=$(hot set hot-a 12 --expect 5 2>&1) || rc=$?
+[ "$rc" -ne 0 ] && grep -q "MISMATCH sku=hot-a current=6" <<<"$out" ||
+    { echo "FAIL: a set of a hot SKU expecting 5 of 6: rc=$rc $out"; exit 1; }
+hot set hot-a 12 --expect 6 >/dev/null
+expect "a set of 12 expecting 6" "$(pieces hot-a)" "4 4 4"
+# A SKU named hot after it was set: its stock is all on piece 0, the
+# other pieces have no rows; deductions whose lines hash there still take.
+"$BUILD/stockctl" --store "$THREE" set hot-late 6 >/dev/null
+for i in 1 2 3; do
+    out=$(hot deduct "hot-late-l$i" hot-late 2) || { echo "FAIL: a SKU named hot later: $out"; exit 1; }
+done
+expect "a SKU named hot later, after 3 deductions of 2" "$(pieces hot-late)" "0 0 0"
+echo "hot-a: set over 3 pieces, a deduction of 5 from pieces of 3 taken on member $holder, refunded there, a deduction of 7 refused with 6 in stock"
+
+echo "== concurrent sellout of a hot SKU over 3 shards, from two stores"
+SPREAD="shards:hot=3:*;$A;$B;$C"
+sell_stock=2000 sell_ops=3000
+case $BUILD in *san*) sell_stock=600 sell_ops=1000 ;; esac   # the sanitizers' build is slower
+"$BUILD/stockbench" --store "$SPREAD" --workload sellout --skus 1 --stock "$sell_stock" -n "$sell_ops" -c 4 -P 8 \
+    --prefix "hot-sell" --no-progress >"$LOG/hot-sell.log" 2>&1 &
+seller=$!
+"$BUILD/stockbench" --store "$SPREAD" --workload hot --skus 4 --stock 500 -n "$sell_ops" -c 4 -P 8 \
+    --prefix "hot-bench" --no-progress >"$LOG/hot-bench.log" 2>&1 || { cat "$LOG/hot-bench.log"; exit 1; }
+wait "$seller" || { cat "$LOG/hot-sell.log"; exit 1; }
+grep -i "check" "$LOG/hot-sell.log" "$LOG/hot-bench.log" | head -n 4
+
 echo "== stockd serving the 3-shard store"
 port=$(pg_free_port) http=$(pg_free_port)
 "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
 stockd_pid=$!
 trap 'kill $stockd_pid 2>/dev/null || true; pg_stop' EXIT
-for _ in $(seq 100); do
+for _ in $(seq 600); do   # its open checks the map and recovers: slow on a loaded machine
     "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" get sharded-after-refusals >/dev/null 2>&1 && break
     sleep 0.1
 done
@@ -73,8 +131,6 @@ done
     { echo "FAIL: the deduction through stockd is not in the store"; "$BUILD/stockctl" --store "$THREE" get sharded-after-refusals; exit 1; }
 
 echo "== the sweep prunes finished decisions (docs/sharded.md, \"Pruning decisions\")"
-psql_on() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(port_of "$1")" -U postgres -d postgres -qtAX -c "$2"; }
-members=("$A" "$B" "$C")
 decisions() {   # rows of stock_decisions on all 3 members matching SQL condition $1
     local uri total=0
     for uri in "${members[@]}"; do total=$((total + $(psql_on "$uri" "SELECT count(*) FROM stock_decisions WHERE $1"))); done

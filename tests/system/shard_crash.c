@@ -22,6 +22,23 @@
  *                                      any member. Prints "carts=N whole=W".
  *   shard_crash prepared URI           prints the count of prepared
  *                                      transactions over the members
+ *   shard_crash hotwrite URI TOKEN STEP ROUND COUNT
+ *                                      URI spreads every SKU over 3 shards
+ *                                      ("hot=3:*"): sets SKU hc-TOKEN-ROUND
+ *                                      to HOT_LEVEL (a third per piece),
+ *                                      then deducts HOT_LINES lines of
+ *                                      HOT_QTY, more than a piece holds, so
+ *                                      that each is gathered across the
+ *                                      pieces by two-phase commit ("no
+ *                                      piece covers", then the cart steps);
+ *                                      dies at STEP as write does
+ *   shard_crash hotcheck URI TOKEN ROUND
+ *                                      opens the store (its recovery runs);
+ *                                      checks that the SKU balances (I2),
+ *                                      holds HOT_LEVEL less the lines the
+ *                                      directory finds, and that no
+ *                                      prepared transaction is left. Prints
+ *                                      "lines=N"
  *
  * tests/suites/55-sharded-crash.sh runs write then check, many times, at
  * every step. The SKUs are many enough that a cart spans several shards.
@@ -130,7 +147,8 @@ static unsigned members(char *uri, char **out, unsigned max)
         next = strchr(cursor, ';');
         if (next != NULL)
             *next++ = '\0';
-        out[count++] = cursor;
+        if (strncmp(cursor, "hot=", 4) != 0)   /* the hot SKUs, not a member */
+            out[count++] = cursor;
     }
     return count;
 }
@@ -174,6 +192,30 @@ static unsigned cart_lines(stock_t *store, const char *token, unsigned cart, int
     return found;
 }
 
+/* Whether sku balances (I2), its deducted total is lines (the quantities
+ * of the lines found) and it holds level less that; says why not. */
+static bool balanced(stock_t *store, const char *sku, int64_t level, int64_t lines)
+{
+    stock_sku_info info = {0};
+    if (stock_get(store, sku, &info, NULL) == STOCK_OK &&
+        info.available == info.adjusted - info.deducted + info.refunded &&
+        info.deducted == lines && info.available == level - lines)
+        return true;
+    fprintf(stderr, "shard_crash: %s does not balance: available %" PRId64 " adjusted %" PRId64
+            " deducted %" PRId64 ", lines %" PRId64 " (I2)\n", sku, info.available,
+            info.adjusted, info.deducted, lines);
+    return false;
+}
+
+/* Whether no member holds a prepared transaction; says how many if so. */
+static bool none_prepared(const char *uri)
+{
+    long prepared = prepared_count(uri);
+    if (prepared != 0)
+        fprintf(stderr, "shard_crash: %ld prepared transaction(s) left after recovery\n", prepared);
+    return prepared == 0;
+}
+
 static int check(const char *uri, const char *token, unsigned rounds)
 {
     stock_t *store = open_store(uri, NULL);
@@ -197,28 +239,76 @@ static int check(const char *uri, const char *token, unsigned rounds)
     for (unsigned k = 0; k < CRASH_SKUS; k++) {
         char sku[CRASH_ID_SIZE];
         sku_name(sku, token, k);
-        stock_sku_info info;
-        if (stock_get(store, sku, &info, NULL) != STOCK_OK ||
-            info.available != info.adjusted - info.deducted + info.refunded ||
-            info.deducted != sums[k] || info.available != CRASH_STOCK - sums[k]) {
-            fprintf(stderr, "shard_crash: %s does not balance: available %" PRId64 " deducted %"
-                    PRId64 ", lines %" PRId64 " (I2)\n", sku, info.available, info.deducted,
-                    sums[k]);
-            failures++;
+        failures += !balanced(store, sku, CRASH_STOCK, sums[k]);
+    }
+    stock_close(store);
+    failures += !none_prepared(uri);
+    printf("carts=%u whole=%u\n", carts, whole);
+    return failures == 0 ? 0 : 1;
+}
+
+#define HOT_LEVEL 300
+#define HOT_QTY 101
+#define HOT_LINES 2
+
+static void hot_names(char *sku, char *line, const char *token, unsigned round, unsigned k)
+{
+    snprintf(sku, CRASH_ID_SIZE, "hc-%.24s-%u", token, round);
+    snprintf(line, CRASH_ID_SIZE, "hc-%.24s-%u-l%u", token, round, k);
+}
+
+static int hot_write(const char *uri, const char *token, const char *step, unsigned round,
+                     int count)
+{
+    /* Armed after the set, which is a two-phase commit too: the kill must
+     * land in a deduction's. */
+    crash_step = step;
+    crash_countdown = -1;
+    stock_config config = {.log = die_at_step};
+    stock_t *store = open_store(uri, &config);
+    char sku[CRASH_ID_SIZE], line[CRASH_ID_SIZE];
+    hot_names(sku, line, token, round, 0);
+    if (stock_set(store, sku, HOT_LEVEL, NULL, NULL, NULL) != STOCK_OK)
+        return 1;
+    crash_countdown = count;
+    for (unsigned k = 0; k < HOT_LINES; k++) {
+        hot_names(sku, line, token, round, k);
+        stock_code code = stock_deduct(store, line, sku, HOT_QTY, NULL, NULL);
+        if (code != STOCK_OK) {
+            fprintf(stderr, "shard_crash: deduct %s: %s\n", line, stock_code_name(code));
+            return 1;
         }
     }
     stock_close(store);
-    long prepared = prepared_count(uri);
-    if (prepared != 0) {
-        fprintf(stderr, "shard_crash: %ld prepared transaction(s) left after recovery\n", prepared);
-        failures++;
+    return 3;   /* never reached the step */
+}
+
+static int hot_check(const char *uri, const char *token, unsigned round)
+{
+    stock_t *store = open_store(uri, NULL);
+    char sku[CRASH_ID_SIZE], line[CRASH_ID_SIZE];
+    int64_t lines = 0, sum = 0;
+    for (unsigned k = 0; k < HOT_LINES; k++) {
+        hot_names(sku, line, token, round, k);
+        stock_line_info info;
+        if (stock_line(store, line, &info, NULL) == STOCK_OK) {
+            lines++;
+            sum += info.qty;
+        }
     }
-    printf("carts=%u whole=%u\n", carts, whole);
+    int failures = !balanced(store, sku, HOT_LEVEL, sum);
+    stock_close(store);
+    failures += !none_prepared(uri);
+    printf("lines=%" PRId64 "\n", lines);
     return failures == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 7 && strcmp(argv[1], "hotwrite") == 0)
+        return hot_write(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]), atoi(argv[6]));
+    if (argc == 5 && strcmp(argv[1], "hotcheck") == 0)
+        return hot_check(argv[2], argv[3], (unsigned)atoi(argv[4]));
     if (argc == 4 && strcmp(argv[1], "setup") == 0)
         return setup(argv[2], argv[3]);
     if (argc == 7 && strcmp(argv[1], "write") == 0)
@@ -230,6 +320,6 @@ int main(int argc, char **argv)
         printf("%ld\n", count);
         return count < 0 ? 1 : 0;
     }
-    fprintf(stderr, "usage: shard_crash setup|write|check|prepared URI [TOKEN [STEP ROUND COUNT | ROUNDS]]\n");
+    fprintf(stderr, "usage: shard_crash setup|write|check|prepared|hotwrite|hotcheck URI [TOKEN [STEP ROUND COUNT | ROUNDS]]\n");
     return 2;
 }

@@ -1,0 +1,587 @@
+/*
+ * sharded_hot.c -- hot SKUs across shards (docs/sharded.md, "Hot SKUs
+ * across shards"): a SKU named hot by the URI ("hot=<K>:<sku>,...") has K
+ * pieces, each an ordinary SKU of the same id on its own member: piece j on
+ * the member ranked j-th by the SKU's rendezvous score, so piece 0 is the
+ * shard the SKU would have anyway and the pieces are K different members.
+ *
+ * A deduction runs on the piece its line id's hash picks, so that the
+ * SKU's load reaches K databases; its line stays with that piece, and the
+ * directory names the piece's shard, so a refund goes back to it. A piece
+ * that cannot cover a deduction (or a write-off) does not refuse it while
+ * the SKU's total does: once the segment's parts are done, the worker tries
+ * the other pieces, one local transaction each (the directory re-pointed
+ * first), and if no piece alone covers it, moves stock from the others to
+ * the fullest and takes it there, all by two-phase commit. A set runs on
+ * every piece by two-phase commit; reads and "available" sum the pieces.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "backend/sharded.h"
+#include "lib/buf.h"
+#include "lib/id.h"
+#include "lib/message.h"
+#include "lib/result.h"
+
+/* Seeds the hash that picks a line's piece, apart from the shard hash. */
+#define SHARD_HOT_LINE_SEED 0x686f74u
+
+static const char piece_totals_sql[] =
+    "SELECT count(*), coalesce(sum(leaved_amount), 0), coalesce(sum(adjusted), 0), "
+    "coalesce(sum(deducted), 0), coalesce(sum(refunded), 0), coalesce(sum(held), 0) "
+    "FROM inventory WHERE sku_id = $1";
+/* The same, with the piece's rows locked for the rest of the transaction. */
+static const char piece_lock_sql[] =
+    "SELECT count(*), coalesce(sum(leaved_amount), 0) FROM "
+    "(SELECT leaved_amount FROM inventory WHERE sku_id = $1 FOR UPDATE) r";
+/* A hot SKU's line records the SKU's total after it, not its piece's. */
+static const char line_after_sql[] =
+    "UPDATE inventory_flow f SET available_after = v.after "
+    "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE f.line_id = v.id";
+static const char line_sku_sql[] = "SELECT sku_id FROM inventory_flow WHERE line_id = $1";
+static const char repoint_sql[] =
+    "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2";
+
+/* ----------------------------------------------------------------- URI */
+
+static stock_code parse_list(sharded_store *store, const char *list, size_t len,
+                             char *message, size_t size)
+{
+    if (len == strlen(SHARD_HOT_ALL) && memcmp(list, SHARD_HOT_ALL, len) == 0) {
+        store->hot_all = true;
+        return STOCK_OK;
+    }
+    store->hot_text = strndup(list, len);
+    if (store->hot_text == NULL)
+        return STOCK_NOMEM;
+    for (char *cursor = store->hot_text;;) {
+        size_t id_len = strcspn(cursor, ",");
+        if (id_len == 0 || id_len > STOCK_ID_MAX || store->hot_count == SHARD_HOT_MAX) {
+            message_set(message, size, "sharded: hot SKU %u of the URI is %s", store->hot_count,
+                        id_len == 0 ? "empty" : id_len > STOCK_ID_MAX ? "longer than an id"
+                        : "one too many (at most 64)");
+            return STOCK_INVALID;
+        }
+        store->hot_ids[store->hot_count++] = (stock_id){cursor, (uint32_t)id_len};
+        if (cursor[id_len] == '\0')
+            return STOCK_OK;
+        cursor[id_len] = '\0';
+        cursor += id_len + 1;
+    }
+}
+
+stock_code shard_hot_parse(sharded_store *store, const char *text, char *message, size_t size)
+{
+    store->hot_spread = 1;
+    if (strncmp(text, SHARD_HOT_PREFIX, strlen(SHARD_HOT_PREFIX)) != 0)
+        return STOCK_OK;
+    const char *cursor = text + strlen(SHARD_HOT_PREFIX);
+    char *end = NULL;
+    unsigned long spread = strtoul(cursor, &end, 10);
+    size_t len = end != NULL && *end == ':' ? strcspn(end + 1, ";") : 0;
+    if (end == cursor || *end != ':' || spread < 2 || spread > SHARD_MAX || len == 0 ||
+        end[1 + len] != ';') {
+        message_set(message, size, "sharded: the hot segment must read hot=<K>:<sku>[,<sku>...] "
+                    "or hot=<K>:* with K from 2 to %d, followed by ';' and the members",
+                    SHARD_MAX);
+        return STOCK_INVALID;
+    }
+    store->hot_spread = (uint32_t)spread;
+    return parse_list(store, end + 1, len, message, size);
+}
+
+stock_code shard_hot_check(const sharded_store *store, char *message, size_t size)
+{
+    if (store->hot_spread <= store->count)
+        return STOCK_OK;
+    message_set(message, size, "sharded: hot SKUs spread over %u shards, but the URI names %u "
+                "members", store->hot_spread, store->count);
+    return STOCK_INVALID;
+}
+
+/* ------------------------------------------------------------- placing */
+
+uint32_t shard_spread(const sharded_store *store, stock_id sku)
+{
+    if (store->hot_spread < 2 || store->count < 2)
+        return 1;
+    if (store->hot_all)
+        return store->hot_spread;
+    for (uint32_t i = 0; i < store->hot_count; i++)
+        if (id_equal(store->hot_ids[i], sku))
+            return store->hot_spread;
+    return 1;
+}
+
+uint32_t shard_piece(const sharded_store *store, stock_id sku, uint32_t j)
+{
+    assert(j < store->count);
+    uint64_t scores[SHARD_MAX];
+    for (uint32_t i = 0; i < store->count; i++)
+        scores[i] = XXH3_64bits_withSeed(sku.ptr, sku.len, (uint64_t)i + 1);
+    /* The member with j members ahead of it: a higher score, or the same
+     * score and a lower position (as shard_of breaks ties). */
+    for (uint32_t i = 0; i < store->count; i++) {
+        uint32_t ahead = 0;
+        for (uint32_t o = 0; o < store->count; o++)
+            ahead += scores[o] > scores[i] || (scores[o] == scores[i] && o < i);
+        if (ahead == j)
+            return i;
+    }
+    assert(!"every rank is some member's");
+    return 0;
+}
+
+uint32_t shard_line(const sharded_store *store, stock_id sku, stock_id line)
+{
+    uint32_t spread = shard_spread(store, sku);
+    if (spread == 1)
+        return shard_of(store, sku);
+    uint64_t hash = XXH3_64bits_withSeed(line.ptr, line.len, SHARD_HOT_LINE_SEED);
+    return shard_piece(store, sku, (uint32_t)(hash % spread));
+}
+
+/* -------------------------------------------------------------- totals */
+
+/* A piece's totals, read once per settle: ops of a hot SKU in one segment
+ * usually name the same SKU. */
+typedef struct totals_cache {
+    stock_id sku;
+    bool known[SHARD_MAX];
+    int64_t rows[SHARD_MAX];
+    stock_sku_info info[SHARD_MAX];
+} totals_cache;
+
+static void cache_forget(totals_cache *cache)
+{
+    memset(cache->known, 0, sizeof cache->known);
+}
+
+static bool piece_totals(sharded_store *store, totals_cache *cache, stock_id sku, uint32_t shard,
+                         char *error, size_t size)
+{
+    if (!id_equal(cache->sku, sku)) {
+        cache->sku = sku;
+        cache_forget(cache);
+    }
+    if (cache->known[shard])
+        return true;
+    char text[STOCK_ID_MAX + 1];
+    snprintf(text, sizeof text, "%.*s", (int)sku.len, sku.ptr);
+    const char *values[1] = {text};
+    PGresult *result = shard_exec(store, shard, piece_totals_sql, 1, values, PGRES_TUPLES_OK,
+                                  error, size);
+    if (result == NULL)
+        return false;
+    int64_t v[6];
+    for (int c = 0; c < 6; c++)
+        v[c] = strtoll(PQgetvalue(result, 0, c), NULL, 10);
+    PQclear(result);
+    cache->rows[shard] = v[0];
+    cache->info[shard] = (stock_sku_info){.available = v[1], .adjusted = v[2], .deducted = v[3],
+                                          .refunded = v[4], .held = v[5]};
+    cache->known[shard] = true;
+    return true;
+}
+
+/* Adds the totals of the SKU's pieces other than the one op ran on to its
+ * result. A piece that cannot be read fails a GET UNAVAILABLE; a write that
+ * was applied keeps its piece's figure (and says so in the log). */
+static void add_other_pieces(sharded_store *store, totals_cache *cache, stock_op *op,
+                             uint32_t ran_on)
+{
+    uint32_t spread = shard_spread(store, op->sku);
+    for (uint32_t j = 0; j < spread; j++) {
+        uint32_t shard = shard_piece(store, op->sku, j);
+        if (shard == ran_on)
+            continue;
+        char error[STOCK_MESSAGE_MAX];
+        if (!piece_totals(store, cache, op->sku, shard, error, sizeof error)) {
+            if (op->type == STOCK_OP_GET)
+                result_fail(op, STOCK_UNAVAILABLE, "%s", error);
+            else
+                stock_log(&store->log, STOCK_LOG_WARNING, "sharded: hot SKU %.*s: available "
+                          "counts only some pieces: %s", (int)op->sku.len, op->sku.ptr, error);
+            return;
+        }
+        const stock_sku_info *piece = &cache->info[shard];
+        op->available += piece->available;
+        if (op->type == STOCK_OP_GET) {
+            op->info.sku_info.available += piece->available;
+            op->info.sku_info.adjusted += piece->adjusted;
+            op->info.sku_info.deducted += piece->deducted;
+            op->info.sku_info.refunded += piece->refunded;
+            op->info.sku_info.held += piece->held;
+        }
+    }
+}
+
+/* A refund names its line, not its SKU: asks the line's shard for it, to
+ * sum the pieces if the SKU is hot. sku points into text. */
+static bool refund_sku(sharded_store *store, const stock_op *op, uint32_t shard, char *text,
+                       stock_id *sku)
+{
+    char line[STOCK_ID_MAX + 1], error[STOCK_MESSAGE_MAX];
+    snprintf(line, sizeof line, "%.*s", (int)op->line.len, op->line.ptr);
+    const char *values[1] = {line};
+    PGresult *result = shard_exec(store, shard, line_sku_sql, 1, values, PGRES_TUPLES_OK, error,
+                                  sizeof error);
+    bool found = result != NULL && PQntuples(result) == 1;
+    if (found) {
+        snprintf(text, STOCK_ID_MAX + 1, "%s", PQgetvalue(result, 0, 0));
+        *sku = (stock_id){text, (uint32_t)strlen(text)};
+    }
+    PQclear(result);
+    return found;
+}
+
+/* ----------------------------------------------------------- fallbacks */
+
+/* Whether op's piece refused it for want of stock: INSUFFICIENT, or
+ * NOT_FOUND from a piece other than piece 0 (a SKU named hot after it was
+ * created has no rows on its other pieces until its next set). */
+static bool piece_short(const sharded_store *store, stock_op *op, uint32_t ran_on)
+{
+    if (op->code == STOCK_NOT_FOUND && ran_on != shard_of(store, op->sku)) {
+        op->code = STOCK_INSUFFICIENT;
+        op->available = 0;
+    }
+    return op->code == STOCK_INSUFFICIENT;
+}
+
+/* Points the directory entry of op's own id (a line, or an adjustment's)
+ * at shard, before op runs there: an entry naming a shard without the id
+ * is stale, so a crash in between leaves nothing half-done. */
+static bool repoint(sharded_store *store, const stock_op *op, uint32_t shard, char *error,
+                    size_t size)
+{
+    if (op->type == STOCK_OP_ADD && op->id.ptr == NULL)
+        return true;
+    char kind[2] = {op->type == STOCK_OP_ADD ? SHARD_KIND_ADJUST : SHARD_KIND_LINE, '\0'};
+    char id[STOCK_ID_MAX + 1], target[16];
+    snprintf(id, sizeof id, "%.*s", (int)op->id.len, op->id.ptr);
+    snprintf(target, sizeof target, "%u", shard);
+    const char *values[3] = {kind, id, target};
+    PGresult *result = shard_exec(store, shard_of(store, op->id), repoint_sql, 3, values,
+                                  PGRES_COMMAND_OK, error, size);
+    PQclear(result);
+    return result != NULL;
+}
+
+/* Runs op alone on shard, as one local transaction. False (error says why)
+ * if it could not run; else op holds the member's answer. */
+static bool run_local(sharded_store *store, order_run *run, uint32_t shard, stock_op *op)
+{
+    order_part *part = &run->parts[0];
+    *part = (order_part){.shard = shard};
+    if (!shard_part_begin(store, run, part) || !shard_part_step(store, run, part, op)) {
+        shard_abandon(store, run);
+        return false;
+    }
+    const char *end = stock_code_succeeded(op->code) ? "COMMIT" : "ROLLBACK";
+    PGresult *result = shard_query(part->conn, shard, store->shards[shard].options.timeout_ms, end,
+                                   0, NULL, PGRES_COMMAND_OK, run->error, sizeof run->error);
+    PQclear(result);
+    if (result == NULL)
+        shard_mark_down(store, shard);
+    return result != NULL;
+}
+
+/* Locks a part's rows of sku in its open transaction and reads their sum. */
+static bool lock_piece(sharded_store *store, order_run *run, order_part *part, stock_id sku,
+                       int64_t *available, int64_t *rows)
+{
+    char text[STOCK_ID_MAX + 1];
+    snprintf(text, sizeof text, "%.*s", (int)sku.len, sku.ptr);
+    const char *values[1] = {text};
+    PGresult *result = shard_query(part->conn, part->shard,
+                                   store->shards[part->shard].options.timeout_ms, piece_lock_sql,
+                                   1, values, PGRES_TUPLES_OK, run->error, sizeof run->error);
+    if (result == NULL)
+        return false;
+    *rows = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
+    *available = strtoll(PQgetvalue(result, 0, 1), NULL, 10);
+    PQclear(result);
+    return true;
+}
+
+/* Adds a part for each of sku's pieces, in shard order, and begins it. */
+static bool begin_pieces(sharded_store *store, order_run *run, stock_id sku)
+{
+    uint32_t spread = shard_spread(store, sku);
+    bool piece[SHARD_MAX] = {false};
+    for (uint32_t j = 0; j < spread; j++)
+        piece[shard_piece(store, sku, j)] = true;
+    for (uint32_t i = 0; i < store->count; i++)
+        if (piece[i]) {
+            order_part *part = &run->parts[run->part_count++];
+            *part = (order_part){.shard = i};
+            if (!shard_part_begin(store, run, part))
+                return false;
+        }
+    return true;
+}
+
+/* Takes op (a deduction or a write-off of a hot SKU that no piece alone
+ * covers) across the pieces, all or none: every piece's rows locked, the
+ * stock that the piece on target lacks moved to it from the others (a
+ * write-off there, a restock on it: the SKU's adjusted total is
+ * unchanged), and op run there. */
+static void gather(sharded_store *store, order_run *run, stock_op *op, uint32_t *ran_on,
+                   uint32_t target)
+{
+    /* The directory first, while every control session is idle. */
+    if (!repoint(store, op, target, run->error, sizeof run->error)) {
+        result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+        return;
+    }
+    int64_t need = op->type == STOCK_OP_ADD ? -op->amount : op->amount;
+    int64_t have[SHARD_MAX] = {0}, rows = 0, total = 0;
+    bool ok = begin_pieces(store, run, op->sku);
+    uint32_t to = 0;
+    for (uint32_t p = 0; ok && p < run->part_count; p++) {
+        ok = lock_piece(store, run, &run->parts[p], op->sku, &have[p], &rows);
+        total += have[p];
+        to = run->parts[p].shard == target ? p : to;
+    }
+    if (ok && total < need) {
+        shard_abandon(store, run);
+        result_insufficient(op, op->sku, total);
+        return;
+    }
+    int64_t moved = 0;
+    for (uint32_t p = 0; ok && p < run->part_count && have[to] + moved < need; p++) {
+        int64_t take = need - have[to] - moved;
+        take = take < have[p] ? take : have[p];
+        if (p == to || take == 0)
+            continue;
+        order_part *part = &run->parts[p];
+        part->op = (stock_op){.type = STOCK_OP_ADD, .sku = op->sku, .amount = -take};
+        ok = shard_part_step(store, run, part, &part->op) && part->op.code == STOCK_OK;
+        moved += take;
+    }
+    order_part *into = &run->parts[to];
+    into->op = (stock_op){.type = STOCK_OP_ADD, .sku = op->sku, .amount = moved};
+    ok = ok && (moved == 0 || (shard_part_step(store, run, into, &into->op) &&
+                               into->op.code == STOCK_OK));
+    op->code = STOCK_OK;
+    ok = ok && shard_part_step(store, run, into, op);
+    if (!ok || op->code != STOCK_OK) {
+        shard_abandon(store, run);
+        if (!ok)
+            result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+        return;
+    }
+    *ran_on = target;
+    run->op = op;
+    shard_two_phase(store, run);
+}
+
+/* op, on a hot SKU, was refused INSUFFICIENT by the piece on *ran_on: tries
+ * the other pieces, then gathers on the fullest it saw. */
+static void fall_back(sharded_store *store, order_run *run, totals_cache *cache, stock_op *op,
+                      uint32_t *ran_on)
+{
+    uint32_t spread = shard_spread(store, op->sku);
+    int64_t fullest = op->available, total = op->available;
+    uint32_t target = *ran_on;
+    /* A sold-out SKU costs one read per piece and segment, not a
+     * transaction per piece and deduction. */
+    for (uint32_t j = 0; j < spread; j++) {
+        uint32_t shard = shard_piece(store, op->sku, j);
+        if (shard != *ran_on && !piece_totals(store, cache, op->sku, shard, run->error,
+                                              sizeof run->error)) {
+            result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+            return;
+        }
+        total += shard == *ran_on ? 0 : cache->info[shard].available;
+    }
+    if (total < (op->type == STOCK_OP_ADD ? -op->amount : op->amount)) {
+        result_insufficient(op, op->sku, total);
+        return;
+    }
+    cache_forget(cache);
+    for (uint32_t j = 0; j < spread; j++) {
+        uint32_t shard = shard_piece(store, op->sku, j);
+        if (shard == *ran_on)
+            continue;
+        stock_op attempt = *op;
+        attempt.code = STOCK_OK;
+        if (!repoint(store, op, shard, run->error, sizeof run->error) ||
+            !run_local(store, run, shard, &attempt)) {
+            result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+            return;
+        }
+        if (!piece_short(store, &attempt, shard)) {
+            *op = attempt;
+            *ran_on = shard;
+            return;
+        }
+        if (attempt.available > fullest) {
+            fullest = attempt.available;
+            target = shard;
+        }
+    }
+    stock_log(&store->log, STOCK_LOG_DEBUG, "sharded: hot SKU %.*s: no piece covers %lld, "
+              "gathering on shard %u", (int)op->sku.len, op->sku.ptr, (long long)op->amount,
+              target);
+    *run = (order_run){0};
+    gather(store, run, op, ran_on, target);
+}
+
+static bool takes_stock(const stock_op *op)
+{
+    return op->type == STOCK_OP_DEDUCT || (op->type == STOCK_OP_ADD && op->amount < 0);
+}
+
+/* The lines a segment deducted from one member's pieces, with the SKU's
+ * total after each: written to their flow rows at the end of the settle
+ * (one statement per member), so that a line read answers what the
+ * deduction did. */
+typedef struct line_afters {
+    buf ids, values;
+    uint32_t count;
+    bool failed;             /* out of memory: not written */
+} line_afters;
+
+static void afters_add(line_afters *afters, stock_id line, int64_t after)
+{
+    char number[24];
+    int len = snprintf(number, sizeof number, "%s%lld", afters->count > 0 ? "," : "{",
+                       (long long)after);
+    afters->failed = afters->failed ||
+                     !buf_append(&afters->ids, afters->count > 0 ? "," : "{", 1) ||
+                     !pg_text_element(&afters->ids, line) ||
+                     !buf_append(&afters->values, number, (size_t)len);
+    afters->count++;
+}
+
+static void afters_write(sharded_store *store, line_afters *afters, uint32_t shard)
+{
+    bool ok = afters->count > 0 && !afters->failed && buf_append(&afters->ids, "}", 2) &&
+              buf_append(&afters->values, "}", 2);
+    char error[STOCK_MESSAGE_MAX] = "no memory";
+    if (ok) {
+        const char *values[2] = {(const char *)afters->ids.data,
+                                 (const char *)afters->values.data};
+        PGresult *result = shard_exec(store, shard, line_after_sql, 2, values, PGRES_COMMAND_OK,
+                                      error, sizeof error);
+        ok = result != NULL;
+        PQclear(result);
+    }
+    if (!ok && afters->count > 0)
+        stock_log(&store->log, STOCK_LOG_WARNING, "sharded: %u line(s) of hot SKUs on shard %u "
+                  "keep their piece's available_after: %s", afters->count, shard, error);
+    buf_free(&afters->ids);
+    buf_free(&afters->values);
+}
+
+/* Whether op's result names a SKU that may be hot, so that the segment
+ * waits for its parts and settles. */
+static bool settles(const sharded_store *store, const stock_op *op)
+{
+    if (op->type == STOCK_OP_REFUND)
+        return store->hot_spread > 1;
+    return (op->type == STOCK_OP_DEDUCT || op->type == STOCK_OP_ADD ||
+            op->type == STOCK_OP_GET) && shard_spread(store, op->sku) > 1;
+}
+
+void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
+{
+    bool hot = false;
+    for (uint32_t k = first; k < end && !hot; k++)
+        hot = store->routes[k] >= 0 && settles(store, store->ops[k]);
+    if (!hot)
+        return;
+    shard_barrier(store);
+    order_run *run = malloc(sizeof *run);
+    totals_cache cache = {0};
+    line_afters afters[SHARD_MAX] = {0};
+    char refunded_sku[STOCK_ID_MAX + 1];
+    for (uint32_t k = first; k < end; k++) {
+        stock_op *op = store->ops[k];
+        if (store->routes[k] < 0 || !settles(store, op))
+            continue;
+        uint32_t ran_on = (uint32_t)store->routes[k];
+        if (takes_stock(op) && piece_short(store, op, ran_on)) {
+            if (run == NULL) {
+                result_fail(op, STOCK_NOMEM, "no memory to try the other pieces");
+                continue;
+            }
+            *run = (order_run){0};
+            fall_back(store, run, &cache, op, &ran_on);
+            if (!stock_code_succeeded(op->code))
+                continue;   /* a refusal names the SKU's total already */
+        }
+        stock_id given = op->sku;   /* a refund's: an input it does not use */
+        if (op->type == STOCK_OP_REFUND && stock_code_succeeded(op->code) &&
+            refund_sku(store, op, ran_on, refunded_sku, &op->sku)) {
+            add_other_pieces(store, &cache, op, ran_on);
+            op->sku = given;
+        } else if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_REPLAY) {
+            continue;   /* its line's available_after is the total already */
+        } else if (op->type != STOCK_OP_REFUND && stock_code_succeeded(op->code)) {
+            add_other_pieces(store, &cache, op, ran_on);
+            if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_OK)
+                afters_add(&afters[ran_on], op->id, op->available);
+        }
+    }
+    free(run);
+    for (uint32_t i = 0; i < store->count; i++)
+        afters_write(store, &afters[i], i);
+}
+
+/* ----------------------------------------------------------------- set */
+
+void shard_hot_set(sharded_store *store, stock_op *op)
+{
+    order_run *run = calloc(1, sizeof *run);
+    if (run == NULL) {
+        result_fail(op, STOCK_NOMEM, "no memory for a set over several shards");
+        return;
+    }
+    run->op = op;
+    bool ok = begin_pieces(store, run, op->sku);
+    int64_t level = 0, rows = 0;
+    for (uint32_t p = 0; ok && op->has_expect && p < run->part_count; p++) {
+        int64_t available = 0, piece_rows = 0;
+        ok = lock_piece(store, run, &run->parts[p], op->sku, &available, &piece_rows);
+        level += available;
+        rows += piece_rows;
+    }
+    if (ok && op->has_expect && (rows == 0 || level != op->expect)) {
+        shard_abandon(store, run);
+        if (rows == 0)
+            result_sku_not_found(op, op->sku);
+        else
+            result_mismatch(op, op->sku, level);
+        free(run);
+        return;
+    }
+    /* Pieces in shard order; the level is split by piece rank, as evenly
+     * as integers allow. */
+    for (uint32_t p = 0; ok && p < run->part_count; p++) {
+        order_part *part = &run->parts[p];
+        uint32_t rank = 0;
+        while (shard_piece(store, op->sku, rank) != part->shard)
+            rank++;
+        int64_t share = op->amount / run->part_count +
+                        ((int64_t)rank < op->amount % run->part_count ? 1 : 0);
+        part->op = (stock_op){.type = STOCK_OP_SET, .sku = op->sku, .amount = share};
+        ok = shard_part_step(store, run, part, &part->op) && part->op.code == STOCK_OK;
+    }
+    if (!ok) {
+        shard_abandon(store, run);
+        result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+    } else {
+        op->code = STOCK_OK;
+        op->available = op->amount;
+        shard_two_phase(store, run);
+    }
+    free(run);
+}
