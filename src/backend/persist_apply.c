@@ -1,5 +1,5 @@
 /*
- * apply.c -- stockpersist's PostgreSQL side. The postgres backend's own
+ * persist_apply.c -- the persister's PostgreSQL side. The postgres backend's own
  * schema is installed by opening the store once (stock_open); the
  * persister adds its position per stream and stock_outbox_apply, which
  * writes one record into the backend's tables. Every record carries its
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "persist.h"
+#include "backend/persist_internal.h"
 #include "stock.h"
 
 /* Serialises the installation between persisters starting at once. */
