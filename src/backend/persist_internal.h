@@ -26,7 +26,7 @@
 
 #define PERSIST_KEY_MAX (RD_PREFIX_MAX + 32)   /* bytes of a stream key */
 #define PERSIST_CYCLE_MAX 16384      /* records in one PostgreSQL transaction */
-#define PERSIST_PARAMS 14            /* arguments of stock_outbox_apply */
+#define PERSIST_PARAMS 16            /* arguments of stock_outbox_apply */
 #define PERSIST_ERROR_MAX 512        /* bytes of the last error */
 
 /* One outbox stream and what this persister knows of it. */

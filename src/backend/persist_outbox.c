@@ -206,9 +206,10 @@ static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
      * warm-up's marker has only ms and k). */
     static const char *const names[PERSIST_PARAMS] = {
         NULL, NULL, "k", "sku", "av", "adj", "ded", "ref", "id", "q", "t", "o", "line", "lr",
+        "n", "c",
     };
     static const char *const missing[PERSIST_PARAMS] = {
-        NULL, NULL, "", "", "0", "0", "0", "0", "", "0", "0", "", "", "0",
+        NULL, NULL, "", "", "0", "0", "0", "0", "", "0", "0", "", "", "0", "0", "0",
     };
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING ||

@@ -314,9 +314,11 @@ end
 -- --------------------------------------------------------------- orders
 
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
--- stock index, qty}; order is the order id (and attempt). Returns each
--- line's available after.
-local function take(keys, lines, time, order, outbox)
+-- stock index, qty}; order is the order id (and attempt); positions[i] is
+-- line i's place in the whole order (from 0) and total the order's line
+-- count, both for its outbox record (the persister writes the order).
+-- Returns each line's available after.
+local function take(keys, lines, time, order, outbox, positions, total)
     local after = {}
     local id = order:match('^%S+')
     for i, l in ipairs(lines) do
@@ -326,7 +328,8 @@ local function take(keys, lines, time, order, outbox)
         save(keys[l[2]], t)
         after[i] = str(t.av)
         redis.call('HSET', keys[l[2] + 1], l[1], line_text(l[3], '0', time, after[i], order))
-        emit(outbox, 'line', keys[l[2]], t, 'id', l[1], 'q', l[3], 't', time, 'o', id)
+        emit(outbox, 'line', keys[l[2]], t, 'id', l[1], 'q', l[3], 't', time, 'o', id,
+             'n', positions[i], 'c', total)
     end
     return after
 end
@@ -395,7 +398,9 @@ local function order(keys, args)
         return {failure[1], tostring(failure[2]), failure[3]}
     end
     redis.call('HSET', orders, args[1], args[3])
-    local after = take(keys, lines, args[4], args[1], outbox)
+    local positions = {}
+    for i = 1, #lines do positions[i] = tostring(i - 1) end
+    local after = take(keys, lines, args[4], args[1], outbox, positions, tostring(#lines))
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
@@ -404,7 +409,8 @@ end
 -- One slot's part of an order over several slots. KEYS: stock, flow per
 -- SKU, then the order fences hash, the outbox. ARGV: order id, attempt,
 -- time_us, count, then 5 per line (elsewhere is always '0' here), then the
--- lag limits.
+-- order's line count and the lines' positions in it (space-separated), then
+-- the lag limits.
 local function order_take(keys, args)
     local outbox = table.remove(keys)
     local fences = keys[#keys]
@@ -416,7 +422,10 @@ local function order_take(keys, args)
     if failure then
         return {failure[1], tostring(failure[2]), failure[3]}
     end
-    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2], outbox)
+    local positions = {}
+    for n in args[#args - 2]:gmatch('%S+') do positions[#positions + 1] = n end
+    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2], outbox, positions,
+                       args[#args - 3])
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
