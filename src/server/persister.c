@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+#include <string.h>
 
 #include "server/log.h"
 #include "server/persister.h"
@@ -42,9 +42,9 @@ server_persister *persister_start(const config *cfg)
 {
     persist_options options;
     persist_options_default(&options);
-    char host[PERSIST_NAME_MAX / 2] = "host";
-    if (gethostname(host, sizeof host - 1) == 0)
-        snprintf(options.name, sizeof options.name, "stockd-%s-%ld", host, (long)getpid());
+    char host_pid[sizeof options.name];   /* the default name, <host>-<pid> */
+    memcpy(host_pid, options.name, sizeof host_pid);
+    snprintf(options.name, sizeof options.name, "stockd-%.56s", host_pid);
     options.redis_uri = cfg->store;
     options.postgres_uri = cfg->persist_to;
     server_persister *sp = calloc(1, sizeof *sp);
