@@ -422,8 +422,11 @@ end
 
 -- Takes the lines of one slot after every check passed. lines[i] = {line,
 -- stock index, qty, first other bucket's key index, other buckets}; order
--- is the order id (and attempt). Returns each line's available after.
-local function take(keys, lines, time, order, outbox)
+-- is the order id (and attempt); positions[i] is line i's place in the
+-- whole order (from 0) and total the order's line count, both for its
+-- outbox record (the persister writes the order). Returns each line's
+-- available after.
+local function take(keys, lines, time, order, outbox, positions, total)
     local after, skus = {}, {}
     local id = order:match('^%S+')
     for i, l in ipairs(lines) do
@@ -432,7 +435,8 @@ local function take(keys, lines, time, order, outbox)
         sku_save(sku)
         after[i] = str(sku.sum.av)
         redis.call('HSET', keys[l[2] + 1], l[1], line_text(l[3], '0', time, after[i], order))
-        emit(outbox, 'line', keys[l[2]], sku.sum, 'id', l[1], 'q', l[3], 't', time, 'o', id)
+        emit(outbox, 'line', keys[l[2]], sku.sum, 'id', l[1], 'q', l[3], 't', time, 'o', id,
+             'n', positions[i], 'c', total)
     end
     return after
 end
@@ -504,7 +508,9 @@ local function order(keys, args)
         return {failure[1], tostring(failure[2]), failure[3]}
     end
     redis.call('HSET', orders, args[1], args[3])
-    local after = take(keys, lines, args[4], args[1], outbox)
+    local positions = {}
+    for i = 1, #lines do positions[i] = tostring(i - 1) end
+    local after = take(keys, lines, args[4], args[1], outbox, positions, tostring(#lines))
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after
@@ -513,7 +519,8 @@ end
 -- One slot's part of an order over several slots. KEYS: stock, flow per
 -- SKU, then the order fences hash, the outbox. ARGV: order id, attempt,
 -- time_us, count, then 7 per line (elsewhere is always '0' here, and no
--- other buckets: a store with buckets runs on one server), then the lag
+-- other buckets: a store with buckets runs on one server), then the order's
+-- line count and the lines' positions in it (space-separated), then the lag
 -- limits.
 local function order_take(keys, args)
     local outbox = table.remove(keys)
@@ -526,7 +533,10 @@ local function order_take(keys, args)
     if failure then
         return {failure[1], tostring(failure[2]), failure[3]}
     end
-    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2], outbox)
+    local positions = {}
+    for n in args[#args - 2]:gmatch('%S+') do positions[#positions + 1] = n end
+    local after = take(keys, lines, args[3], args[1] .. ' ' .. args[2], outbox, positions,
+                       args[#args - 3])
     table.insert(after, 1, '0')
     table.insert(after, 1, 'OK')
     return after

@@ -515,6 +515,22 @@ static bool order_probe(rd_store *store, stock_op *op, rd_order_line *info, bool
     return pass;
 }
 
+/* Pushes the order's line count and the positions of slot's lines in it
+ * ("0 3 4"): their outbox records carry them, for the persister to write
+ * the order as the postgres backend keeps it. */
+static void push_positions(rd_cmd *cmd, const stock_op *op, const rd_order_line *info,
+                           unsigned slot)
+{
+    char text[STOCK_ORDER_LINES_MAX * 4 + 1] = "";
+    size_t used = 0;
+    for (uint32_t k = 0; k < op->line_count; k++)
+        if (info[k].slot == slot)
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%u", used > 0 ? " " : "",
+                                     (unsigned)k);
+    rd_cmd_argf(cmd, "%u", op->line_count);
+    rd_cmd_argf(cmd, "%s", text);
+}
+
 /* Takes the lines, one call per slot (pipelined). Returns true when every
  * slot took its lines; else op has the failure of the earliest line. */
 static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const char *attempt,
@@ -545,6 +561,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         for (uint32_t k = i; k < op->line_count; k++)
             if (info[k].slot == info[i].slot)
                 push_line_args(store, &op->lines[k], &info[k]);
+        push_positions(cmd, op, info, info[i].slot);
         rd_cmd_lag_limits(cmd, &store->options);
         if (!rd_send(store)) {
             order_fail_reply(store, op, NULL);

@@ -76,6 +76,17 @@ static bool set_store(config *cfg, const char *value, char *why, size_t size)
     return copy_text(cfg->store, value, why, size);
 }
 
+/* --persist-to: a libpq URI (the persister writes the postgres
+ * backend's schema there). */
+static bool set_persist_to(config *cfg, const char *value, char *why, size_t size)
+{
+    if (strncmp(value, "postgres://", 11) != 0 && strncmp(value, "postgresql://", 13) != 0) {
+        snprintf(why, size, "must be a postgres:// or postgresql:// URI");
+        return false;
+    }
+    return copy_text(cfg->persist_to, value, why, size);
+}
+
 static bool set_bind(config *cfg, const char *value, char *why, size_t size)
 {
     unsigned char address[sizeof(struct in6_addr)];
@@ -290,6 +301,8 @@ static bool set_durability(config *cfg, const char *value, char *why, size_t siz
 
 static const setting settings[] = {
     {"store", set_store, "URI     the store: a data folder (default ./stockd-data), stockd://, postgres://, shards:, redis://", false},
+    {"persist-to", set_persist_to, "URI  with a redis:// store: run the persister (docs/persister.md) on a thread,\n"
+     "                     moving the store's outbox into this PostgreSQL database (postgres://...)", false},
     {"port", set_port, "N        RESP port (default 7379, 0 = off)", false},
     {"http-port", set_http_port, "N   HTTP port (default 7380, 0 = off)", false},
     {"bind", set_bind, "ADDR     listen address, IPv4 or IPv6 (default 127.0.0.1)", false},
@@ -391,6 +404,16 @@ bool config_bind_is_loopback(const char *bind)
     if (IN6_IS_ADDR_V4MAPPED(&v6))
         return v6.s6_addr[12] == 127;
     return IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* The persister moves a redis store's outbox: no other store has one. */
+static bool persist_consistent(const config *cfg, char *message, size_t size)
+{
+    if (cfg->persist_to[0] == '\0' || strncmp(cfg->store, "redis://", 8) == 0)
+        return true;
+    snprintf(message, size, "--persist-to moves a redis store's outbox into PostgreSQL: it needs "
+             "--store redis://..., and the store is '%.200s'", cfg->store);
+    return false;
 }
 
 /* At least one port, and no port twice. */
@@ -598,7 +621,8 @@ config_result config_from_args(config *cfg, int argc, char **argv,
     }
     if (!credentials_consistent(cfg, message, size))
         return CONFIG_EXIT_BAD;
-    if (!ports_consistent(cfg, message, size) || !tls_consistent(cfg, message, size))
+    if (!ports_consistent(cfg, message, size) || !tls_consistent(cfg, message, size) ||
+        !persist_consistent(cfg, message, size))
         return CONFIG_EXIT_BAD;
     if (!protected_mode_allows(cfg, message, size))
         return CONFIG_EXIT_BAD;

@@ -28,6 +28,7 @@ typedef enum config_tls_auth {
 
 typedef struct config {
     char store[CONFIG_TEXT_MAX];        /* store URI, default ./stockd-data */
+    char persist_to[CONFIG_TEXT_MAX];   /* the persister's database, "" = no persister */
     char bind[CONFIG_TEXT_MAX];         /* listen address, default 127.0.0.1 */
     int port;                           /* RESP port, 0 = off, default 7379 */
     int http_port;                      /* HTTP port, 0 = off, default 7380 */

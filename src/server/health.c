@@ -14,6 +14,8 @@ void health_read(server *srv, health_report *report)
                        report->store.disk_free_bytes < min_free;
     report->alive = !report->store.failed;
     report->ready = report->alive && !report->disk_low;
+    report->persisting = srv->persister != NULL;
+    persister_status(srv->persister, &report->persist);
 }
 
 json_t *health_json(const server *srv, const health_report *report, bool readiness)

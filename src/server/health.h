@@ -2,7 +2,8 @@
  * health.h -- what stockd says of its health (docs/operations.md,
  * "Health"): liveness (/healthz, PING), readiness (/readyz), the health
  * fields of INFO and /metrics, all from one reading of the store's
- * stock_get_health and the --disk-min-free threshold; and a watch, once a
+ * stock_get_health, the --disk-min-free threshold and the persister's
+ * status (--persist-to); and a watch, once a
  * second, that logs when the disk crosses that threshold.
  */
 #ifndef STOCK_SERVER_HEALTH_H
@@ -22,6 +23,8 @@ typedef struct health_report {   /* declared in metrics.h too */
     bool disk_low;       /* free disk known and below --disk-min-free */
     bool alive;          /* not failed closed: a restart would not help */
     bool ready;          /* alive and the disk not low: send it traffic */
+    bool persisting;     /* --persist-to: a persister runs */
+    persist_status persist;   /* its status (zeros without one) */
 } health_report;
 
 /* Reads the store's health now. */

@@ -1,7 +1,7 @@
 /*
  * main.c -- stockd's entry point: reads the settings, opens the store (and
- * logs what its recovery did), serves until SIGTERM or SIGINT, closes the
- * store. Exit codes: 0 after an orderly shutdown, 1 when the store or a
+ * logs what its recovery did), starts the persister when --persist-to asks,
+ * serves until SIGTERM or SIGINT, stops the persister, closes the store. Exit codes: 0 after an orderly shutdown, 1 when the store or a
  * port cannot be opened, 2 for a bad flag or config value.
  */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "server/config.h"
 #include "server/log.h"
+#include "server/persister.h"
 #include "server/server.h"
 
 /* Says what the store's open did to rebuild its state (after a crash: how
@@ -63,7 +64,13 @@ static int serve(const config *cfg)
              stock_backend_name(store), (unsigned long long)stats.skus,
              (unsigned long long)stats.lines, (unsigned long long)stats.log_bytes);
     log_recovery(&stats);
-    int exit_code = server_run(cfg, store);
+    server_persister *persister = NULL;
+    if (cfg->persist_to[0] != '\0' && (persister = persister_start(cfg)) == NULL) {
+        stock_close(store);
+        return 1;
+    }
+    int exit_code = server_run(cfg, store, persister);
+    persister_stop(persister);
     code = stock_close(store);
     if (code != STOCK_OK) {
         log_error("closing the store failed: %s", stock_strerror(code));

@@ -231,13 +231,21 @@ static bool render_health(const health_report *health, buf *out)
         {"stockd_disk_low", "gauge", "1 when the free disk is below --disk-min-free.", health->disk_low},
         {"stockd_replica_unreachable", "gauge", "1 when the store's read replica (postgres stock_replica) did not answer its last pre-check.", health->store.replica_unreachable},
         {"stockd_replica_lag_bytes", "gauge", "WAL bytes the read replica had not replayed of the last commit, at its last pre-check.", health->store.replica_lag_bytes},
+        {"stockd_persister_running", "gauge", "1 when --persist-to runs the persister of the redis store's outbox.", health->persisting},
+        {"stockd_persister_linked", "gauge", "1 when the persister's last cycle reached Redis and PostgreSQL.", health->persist.linked},
+        {"stockd_persister_applied_total", "counter", "Outbox records the persister wrote into PostgreSQL.", health->persist.applied},
+        {"stockd_persister_lag_records", "gauge", "Outbox records not yet persisted, at the persister's last check (once a second).", health->persist.lag_records},
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
         ok = ok && line(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", gauges[i].name,
                         gauges[i].help, gauges[i].name, gauges[i].type, gauges[i].name,
                         gauges[i].value);
-    return ok;
+    return ok && line(out, "# HELP stockd_persister_lag_seconds Age of the oldest outbox record "
+                           "not yet persisted, at the persister's last check.\n"
+                           "# TYPE stockd_persister_lag_seconds gauge\n"
+                           "stockd_persister_lag_seconds %.3f\n",
+                      (double)health->persist.lag_ms / 1000.0);
 }
 
 /* A SKU as a label value: backslash and double quote escaped (ids are

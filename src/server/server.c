@@ -233,7 +233,7 @@ static bool start_serving(server *srv)
            listen_on(srv, SERVER_LISTEN_HTTP_TLS, cfg->tls_http_port) == 0;
 }
 
-int server_run(const config *cfg, stock_t *store)
+int server_run(const config *cfg, stock_t *store, server_persister *persister)
 {
     assert(cfg != NULL && store != NULL);
     signal(SIGPIPE, SIG_IGN);   /* a vanished client is an error code, not a signal */
@@ -245,6 +245,7 @@ int server_run(const config *cfg, stock_t *store)
     srv->state = SERVER_RUNNING;
     srv->loop = uv_default_loop();
     srv->store = store;
+    srv->persister = persister;
     srv->cfg = cfg;
     srv->started_ms = uv_now(srv->loop);
     srv->counters.connections_max = cfg->maxclients;

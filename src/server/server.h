@@ -18,6 +18,7 @@
 #include "server/config.h"
 #include "server/hot.h"
 #include "server/metrics.h"
+#include "server/persister.h"
 #include "stock.h"
 
 #define SERVER_SHUTDOWN_GRACE_MS 10000   /* then clients still open are cut */
@@ -66,6 +67,7 @@ typedef struct server {
     server_state state;
     uv_loop_t *loop;
     stock_t *store;
+    server_persister *persister;       /* --persist-to's thread, NULL: none */
     const config *cfg;
     uint64_t started_ms;
 
@@ -116,10 +118,11 @@ typedef struct server {
 /*
  * Listens as cfg says, serves store until SIGTERM or SIGINT, then stops
  * accepting, finishes the batches in flight, writes their replies and
- * returns. The caller still owns store (and closes it). Returns 0, or 1 if
+ * returns. The caller still owns store (and closes it) and persister (NULL
+ * when none runs; INFO and /metrics report its status). Returns 0, or 1 if
  * the server could not start (the reason is logged).
  */
-int server_run(const config *cfg, stock_t *store);
+int server_run(const config *cfg, stock_t *store, server_persister *persister);
 
 /* Queues c for a write at the end of this loop callback (server_flush). */
 void server_mark_dirty(server *srv, struct conn *c);

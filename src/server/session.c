@@ -320,6 +320,22 @@ static int info_hot(server *srv, char *text, size_t size)
     return len;
 }
 
+/* INFO's # Persister section (docs/persister.md, "Lag"): whether
+ * --persist-to runs one, what it applied, and its lag as of its last check.
+ * Returns the bytes written. */
+static int info_persister(const health_report *health, char *text, size_t size)
+{
+    const persist_status *s = &health->persist;
+    int len = snprintf(text, size, "\r\n# Persister\r\npersister:%d\r\npersister_linked:%d\r\n"
+                       "persister_applied:%llu\r\npersister_read:%llu\r\n"
+                       "persister_lag_records:%llu\r\npersister_lag_seconds:%.3f\r\n",
+                       health->persisting, s->linked, (unsigned long long)s->applied,
+                       (unsigned long long)s->read, (unsigned long long)s->lag_records,
+                       (double)s->lag_ms / 1000.0);
+    assert(len > 0 && (size_t)len < size);
+    return len;
+}
+
 void session_info(conn *c, const resp_request *r)
 {
     (void)r;
@@ -370,6 +386,7 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)srv->cfg->disk_min_free_bytes, health.disk_low,
         health.store.replica_unreachable, (unsigned long long)health.store.replica_lag_bytes);
     assert(len > 0 && (size_t)len < sizeof text);
+    len += info_persister(&health, text + len, sizeof text - (size_t)len);
     len += info_hot(srv, text + len, sizeof text - (size_t)len);
     commands_reply_bulk(c, text, (size_t)len);
 }

@@ -14,13 +14,24 @@
 #     postgres:// (none lost, none applied twice);
 #   - kill -9 of redis-server, then of PostgreSQL, while a persister runs
 #     under load: it resumes and the stores converge.
-# ROUNDS (default 10) sets the number of kill rounds; SEED the random points.
+#   - stockd --persist-to: refusals, the lag in INFO and /metrics while
+#     PostgreSQL is down and after, orders persisted so that retrying them
+#     on PostgreSQL is a REPLAY, a clean stop on SIGTERM;
+#   - the persister on a 3-master Redis Cluster through a failover.
+# ROUNDS (default 10, 4 under the sanitizers) sets the number of kill
+# rounds; SEED the random points.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 . tests/harness/redis.sh
 . tests/harness/pg.sh
-ROUNDS=${ROUNDS:-10}
+. tests/system/server_helpers.sh
+# Under the sanitizers (several times slower) 4 kill rounds: the cluster's
+# failover below keeps the suite's time in CI's budget.
+case $BUILD in
+*san*) ROUNDS=${ROUNDS:-4} ;;
+*) ROUNDS=${ROUNDS:-10} ;;
+esac
 SEED=${SEED:-$$}
 RANDOM=$SEED
 LEASE_MS=500
@@ -30,6 +41,7 @@ cleanup() {
     local pid
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     redis_stop
+    [ -z "${REDIS_CLUSTER_DIR:-}" ] || redis_cluster_stop
     pg_stop
 }
 trap cleanup EXIT
@@ -126,6 +138,78 @@ for bad in "--batch 0" "--lease-ms 5" "--stats-s x" "--name" "--redis redis://h?
     echo "ok   stockpersist $bad: $(head -n 1 "$REDIS_DIR/usage.err")"
 done
 
+echo "== stockd --persist-to: the persister on a thread of stockd; its lag in INFO, /metrics, the log"
+sd=$REDIS_DIR/stockd
+mkdir -p "$sd"
+set +e
+out=$("$BUILD/stockd" --store "$sd/data" --persist-to "$PG_URI" 2>&1); code=$?
+set -e
+[ "$code" -eq 2 ] && echo "$out" | grep -q "it needs --store redis://" ||
+    fail "--persist-to with an embedded store: exit $code: $out"
+echo "ok   refused without a redis store: $out"
+out=$("$BUILD/stockd" --store "$REDIS_URI" --persist-to "mysql://x" 2>&1) && fail "a mysql:// URI was taken"
+echo "$out" | grep -q "postgres:// or postgresql://" || fail "--persist-to mysql://: $out"
+"$BUILD/stockd" --help | grep -q -- "--persist-to URI" || fail "stockd --help lacks --persist-to"
+sdctl() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=sd:" "$@" >/dev/null; }
+sdctl set sd-sku 50
+sdctl deduct sd-l1 sd-sku 3
+sdctl deduct sd-l2 sd-sku 4
+port=$(pick_port 17690 17694)
+http=$(pick_port 17695 17699)
+info() { redis-cli -p "$port" INFO | tr -d '\r' | sed -n "s/^$1://p"; }
+# First PostgreSQL down (nothing listens on port 1): the lag is measured
+# all the same, and grows; SIGTERM stops the thread with stockd.
+start_stockd "$port" "$REDIS_URI?prefix=sd:" "$sd/stockd.log" --http-port "$http" \
+    --persist-to "postgresql://postgres@127.0.0.1:1/postgres" || fail "stockd did not start"
+pids+=("$STOCKD_PID")
+wait_info() { for ((i = 0; i < $3; i++)); do [ "$(info "$1")" = "$2" ] && break; sleep 0.1; done; }
+wait_info persister_lag_records 3 100
+[ "$(info persister)" = 1 ] && [ "$(info persister_linked)" = 0 ] &&
+    [ "$(info persister_lag_records)" = 3 ] || fail "INFO: $(redis-cli -p "$port" INFO | grep persister)"
+curl -s "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_records 3$' ||
+    fail "/metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep persister)"
+echo "ok   PostgreSQL down: INFO and /metrics say 3 records behind, not linked"
+kill -TERM "$STOCKD_PID"
+wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
+grep -q "WARN persister: postgres.*(retrying)" "$sd/stockd.log" || fail "no retry line: $(cat "$sd/stockd.log")"
+grep -q "persister stopped" "$sd/stockd.log" || fail "the persister did not stop with stockd"
+# Then with PostgreSQL: the records arrive, the lag falls to 0.
+start_stockd "$port" "$REDIS_URI?prefix=sd:" "$sd/stockd.log" --http-port "$http" \
+    --persist-to "$PG_URI" || fail "stockd did not start"
+pids+=("$STOCKD_PID")
+wait_info persister_applied 3 100
+wait_info persister_lag_records 0 30
+[ "$(info persister_applied)" = 3 ] && [ "$(info persister_lag_records)" = 0 ] &&
+    [ "$(info persister_linked)" = 1 ] || fail "INFO: $(redis-cli -p "$port" INFO | grep persister)"
+curl -s "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_seconds 0.000$' ||
+    fail "/metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep persister)"
+"$BUILD/stockctl" --store "$PG_URI" get sd-sku | grep -q "available *43" ||
+    fail "PostgreSQL: $("$BUILD/stockctl" --store "$PG_URI" get sd-sku)"
+# Orders: one in one slot, one over two slots, one that fails after a slot
+# took its line (given back): PostgreSQL gets the first two as the postgres
+# backend keeps orders, so retrying them there is a REPLAY, not a new order.
+sdctl set sd-b 5
+sdctl order sd-o1 sd-o1a sd-sku 1 sd-o1b sd-sku 2
+sdctl order sd-o2 sd-o2a sd-sku 1 sd-o2b sd-b 1
+sdctl order sd-o3 sd-o3a sd-sku 1 sd-o3b sd-b 99 && fail "an order larger than the stock passed"
+for ((i = 0; i < 100; i++)); do [ "$(redis_outbox_len sd:)" -eq 0 ] && break; sleep 0.1; done
+[ "$(redis_outbox_len sd:)" -eq 0 ] || fail "stockd's persister did not drain the orders"
+pgctl() { "$BUILD/stockctl" --store "$PG_URI" "$@" 2>&1; }
+out=$(pgctl order sd-o1 sd-o1a sd-sku 1 sd-o1b sd-sku 2) && echo "$out" | grep -q "(replay: already done" ||
+    fail "the one-slot order retried on PostgreSQL: $out"
+out=$(pgctl order sd-o2 sd-o2a sd-sku 1 sd-o2b sd-b 1) && echo "$out" | grep -q "(replay: already done" ||
+    fail "the two-slot order retried on PostgreSQL: $out"
+out=$(pgctl order sd-o2 sd-o2a sd-sku 1 sd-o2b sd-b 2) && fail "a changed order was taken: $out"
+echo "$out" | grep -q CONFLICT || fail "a changed order: $out"
+pgctl line sd-o3a | grep -q NOTFOUND || fail "the failed order's line is in PostgreSQL"
+pgctl get sd-sku | grep -q "available *39" || fail "PostgreSQL: $(pgctl get sd-sku)"
+echo "ok   orders persisted: retried on PostgreSQL they are REPLAYs, a changed one a CONFLICT"
+kill -TERM "$STOCKD_PID"
+wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
+grep "INFO persister: exit" "$sd/stockd.log" | tail -n 1 | grep -q "applied=[0-9]* .*lag_records=0" ||
+    fail "the log's last stats line: $(grep 'persister: exit' "$sd/stockd.log")"
+echo "ok   persisted by stockd: $(grep 'persister: exit' "$sd/stockd.log" | tail -n 1)"
+
 echo "== kill -9 of the persister under load, $ROUNDS rounds"
 "$BUILD/tests/persist_load" setup "$REDIS_URI"
 runs=()
@@ -207,4 +291,47 @@ echo "ok   a second warm-up changes nothing: $out"
 persist_drain
 "$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${all[@]}" after:$OPS ||
     fail "records written after the warm-up were not persisted (the position)"
+echo "== Redis Cluster: every master's streams, and a failover followed"
+redis_cluster_start || fail "the cluster did not start"
+# Its own prefix: streams and SKUs apart from the single server's in
+# PostgreSQL; wait=1: a write is acknowledged once a replica has it, so
+# the failover below loses no acknowledged record.
+cl="$REDIS_CLUSTER_URI&prefix=cl:&wait=1"
+"$BUILD/tests/persist_load" setup "$cl"
+"$BUILD/stockpersist" --redis "$cl" --postgres "$PG_URI" --name cl --lease-ms "$LEASE_MS" \
+    --stats-s 1 >>"$REDIS_DIR/persist-cl.log" 2>&1 &
+one=$!
+pids+=("$one")
+"$BUILD/tests/persist_load" write "$cl" cl1 "$OPS" || fail "the writer on the cluster"
+redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master" ||
+    fail "node 0 is not a master"
+redis_cluster_kill 0
+echo "master 0 killed; waiting for a replica to take over"
+promoted=""
+for ((try = 0; try < 300 && ${#promoted} == 0; try++)); do
+    for i in 3 4 5; do
+        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
+    done
+    sleep 0.1
+done
+[ -n "$promoted" ] || fail "no replica was promoted in 30 s"
+# The old master back as the new one's replica: wait=1 is answered again.
+redis_cluster_wait_ok && redis_cluster_restart 0 && redis_cluster_wait_ok &&
+    redis_cluster_wait_replicas || fail "the cluster did not recover"
+echo "node $promoted is master now; node 0 its replica"
+"$BUILD/tests/persist_load" write "$cl" cl2 "$OPS" || fail "the writer after the failover"
+for ((i = 0; i < 600; i++)); do
+    tail -n 1 "$REDIS_DIR/persist-cl.log" | grep -q "lag_records=0 lag_ms=0$" && break
+    sleep 0.1
+done
+kill -TERM "$one"
+wait "$one" || fail "the cluster's persister did not exit 0 on SIGTERM"
+grep "masters=3 " "$REDIS_DIR/persist-cl.log" | head -n 1 | grep -q "streams=[1-9]" ||
+    fail "the persister did not read 3 masters: $(head -n 3 "$REDIS_DIR/persist-cl.log")"
+grep -q "(retrying)" "$REDIS_DIR/persist-cl.log" || fail "the persister never saw the master go"
+tail -n 1 "$REDIS_DIR/persist-cl.log" | grep -q "lag_records=0 lag_ms=0$" ||
+    fail "the cluster's outbox was not drained: $(tail -n 1 "$REDIS_DIR/persist-cl.log")"
+tail -n 1 "$REDIS_DIR/persist-cl.log"
+"$BUILD/tests/persist_load" check "$cl" "$PG_URI" cl1:$OPS cl2:$OPS ||
+    fail "PostgreSQL differs from the cluster"
 echo "57-persister: ok"

@@ -1,5 +1,5 @@
 /*
- * apply.c -- stockpersist's PostgreSQL side. The postgres backend's own
+ * persist_apply.c -- the persister's PostgreSQL side. The postgres backend's own
  * schema is installed by opening the store once (stock_open); the
  * persister adds its position per stream and stock_outbox_apply, which
  * writes one record into the backend's tables. Every record carries its
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "persist.h"
+#include "backend/persist_internal.h"
 #include "stock.h"
 
 /* Serialises the installation between persisters starting at once. */
@@ -35,11 +35,17 @@ static const char apply_schema_sql[] =
     "    INSERT INTO stock_outbox_position VALUES (p_stream, 0) ON CONFLICT DO NOTHING;\n"
     "    PERFORM 1 FROM stock_outbox_position WHERE stream = p_stream FOR UPDATE;\n"
     "END $$;\n"
+    "-- The 14-argument version, before records carried an order line's position.\n"
+    "DROP FUNCTION IF EXISTS stock_outbox_apply(text, bigint, text, text, bigint, bigint,\n"
+    "    bigint, bigint, text, bigint, bigint, text, text, bigint);\n"
     "-- A record's flow row; 0 (nothing) for a record at or below the position.\n"
     "CREATE OR REPLACE FUNCTION stock_outbox_apply(p_stream text, p_seq bigint, p_kind text,\n"
     "    p_sku text, p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint, p_id text,\n"
-    "    p_qty bigint, p_time bigint, p_order text, p_line text, p_lref bigint)\n"
+    "    p_qty bigint, p_time bigint, p_order text, p_line text, p_lref bigint,\n"
+    "    p_position integer, p_count integer)\n"
     "RETURNS integer LANGUAGE plpgsql AS $$\n"
+    "DECLARE\n"
+    "    v_order text;\n"
     "BEGIN\n"
     "    IF p_seq <= (SELECT seq FROM stock_outbox_position WHERE stream = p_stream) THEN\n"
     "        RETURN 0;\n"
@@ -47,11 +53,16 @@ static const char apply_schema_sql[] =
     "    IF p_kind = 'line' THEN\n"
     "        INSERT INTO inventory_flow AS f (line_id, sku_id, qty, refunded, order_id, position,\n"
     "                                         bucket, time_us, available_after)\n"
-    "        VALUES (p_id, p_sku, p_qty, 0, p_order, 0, 0, p_time, p_av)\n"
+    "        VALUES (p_id, p_sku, p_qty, 0, p_order, p_position, 0, p_time, p_av)\n"
     "        ON CONFLICT (line_id) DO UPDATE\n"
     "           SET sku_id = excluded.sku_id, qty = excluded.qty, refunded = 0,\n"
-    "               order_id = excluded.order_id, time_us = excluded.time_us,\n"
-    "               available_after = excluded.available_after;\n"
+    "               order_id = excluded.order_id, position = excluded.position,\n"
+    "               time_us = excluded.time_us, available_after = excluded.available_after;\n"
+    "        -- an order's line: the order's row as the postgres backend keeps it\n"
+    "        IF p_order <> '' AND p_count > 0 THEN   -- 0: a record of before counts\n"
+    "            INSERT INTO inventory_orders VALUES (p_order, p_count)\n"
+    "            ON CONFLICT (order_id) DO NOTHING;\n"
+    "        END IF;\n"
     "    ELSIF p_kind = 'refund' THEN\n"
     "        INSERT INTO inventory_refunds VALUES (p_id, p_line, p_qty, p_av)\n"
     "        ON CONFLICT (refund_id) DO NOTHING;\n"
@@ -60,7 +71,12 @@ static const char apply_schema_sql[] =
     "        INSERT INTO inventory_adjustments VALUES (p_id, p_sku, p_qty, p_av)\n"
     "        ON CONFLICT (adjust_id) DO NOTHING;\n"
     "    ELSIF p_kind = 'undo' THEN\n"
-    "        DELETE FROM inventory_flow WHERE line_id = p_id;\n"
+    "        -- a failed order's line given back; the order's row goes with its last line\n"
+    "        DELETE FROM inventory_flow WHERE line_id = p_id RETURNING order_id INTO v_order;\n"
+    "        IF v_order <> '' AND NOT EXISTS (SELECT 1 FROM inventory_flow\n"
+    "                                         WHERE order_id = v_order) THEN\n"
+    "            DELETE FROM inventory_orders WHERE order_id = v_order;\n"
+    "        END IF;\n"
     "    END IF;\n"
     "    RETURN 1;\n"
     "END $$;\n"
@@ -161,7 +177,7 @@ bool apply_connect(persister *p)
         static const char *const statements[][2] = {
             {"lock", "SELECT stock_outbox_lock($1)"},
             {"apply", "SELECT stock_outbox_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                      "$12, $13, $14)"},
+                      "$12, $13, $14, $15, $16)"},
             {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7)"},
             {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
         };

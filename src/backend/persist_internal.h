@@ -1,47 +1,38 @@
 /*
- * persist.h -- stockpersist, the persister of the redis backend's outbox
- * (docs/persister.md): it moves every flow record the redis store appended
- * to its outbox streams into the postgres backend's schema.
+ * persist_internal.h -- what the persister's files share (persist.h says
+ * what the persister does):
  *
- *   main.c    the command line, the loop, lag and stats
- *   outbox.c  the Redis side: streams found by SCAN, a lease per stream,
- *             records read with XAUTOCLAIM and XREADGROUP, XACK and XDEL
- *   apply.c   the PostgreSQL side: the schema, one transaction per cycle
- *   warm.c    --warm: PostgreSQL's SKUs loaded into a Redis without them
+ *   persist.c          options, the loop, lag and status
+ *   persist_outbox.c   the Redis side: the link to the server or to every
+ *                      master of a cluster, streams found by SCAN, a lease
+ *                      per stream, records read with XAUTOCLAIM and
+ *                      XREADGROUP, XACK and XDEL
+ *   persist_apply.c    the PostgreSQL side: the schema, one transaction per
+ *                      cycle
+ *   persist_warm.c     the warm-up: PostgreSQL's SKUs loaded into a Redis
+ *                      without them
  */
-#ifndef STOCKPERSIST_H
-#define STOCKPERSIST_H
+#ifndef STOCK_PERSIST_INTERNAL_H
+#define STOCK_PERSIST_INTERNAL_H
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend/persist.h"
 #include "backend/redis.h"
 
-#define PERSIST_NAME_MAX 64          /* bytes of a group or persister name */
 #define PERSIST_KEY_MAX (RD_PREFIX_MAX + 32)   /* bytes of a stream key */
-#define PERSIST_BATCH_MAX 10000      /* --batch: records per stream per read */
 #define PERSIST_CYCLE_MAX 16384      /* records in one PostgreSQL transaction */
-#define PERSIST_LEASE_MS_MAX 600000  /* --lease-ms */
-#define PERSIST_STATS_S_MAX 86400    /* --stats-s */
-#define PERSIST_PARAMS 14            /* arguments of stock_outbox_apply */
-
-typedef struct persist_options {
-    const char *redis_uri;           /* the redis store: redis://... */
-    const char *postgres_uri;        /* the postgres store: a libpq URI */
-    char group[PERSIST_NAME_MAX + 1];   /* the streams' consumer group */
-    char name[PERSIST_NAME_MAX + 1];    /* this persister: consumer and lease holder */
-    uint32_t batch;
-    uint32_t lease_ms;
-    uint32_t stats_s;                /* 0: no periodic stats line */
-    bool drain;                      /* exit once every outbox is empty */
-    bool warm;                       /* load PostgreSQL's SKUs into Redis, then exit */
-} persist_options;
+#define PERSIST_PARAMS 16            /* arguments of stock_outbox_apply */
+#define PERSIST_ERROR_MAX 512        /* bytes of the last error */
 
 /* One outbox stream and what this persister knows of it. */
 typedef struct persist_stream {
     char key[PERSIST_KEY_MAX];
+    int node;                        /* the master that holds it (link.nodes) */
     bool owned;                      /* this persister holds its lease */
 } persist_stream;
 
@@ -52,10 +43,14 @@ typedef struct persist_record {
     const char *params[PERSIST_PARAMS];
 } persist_record;
 
-typedef struct persister {
-    persist_options options;
-    rd_options redis_options;
-    redisContext *redis;             /* NULL while lost */
+struct persister {
+    persist_options options;         /* the URIs point into the copies below */
+    char redis_uri[RD_URI_MAX];
+    char postgres_uri[RD_URI_MAX];
+    /* The redis backend's store struct, for its options and its link
+     * (redis_link.c): the server, or every master of a cluster with the
+     * slot map. Nothing else of it is used. The link is down while lost. */
+    rd_store *redis;
     PGconn *pg;                      /* NULL while lost */
     persist_stream streams[RD_SLOTS];
     uint32_t stream_count;
@@ -66,14 +61,22 @@ typedef struct persister {
     uint32_t record_count;
     redisReply *replies[RD_SLOTS];   /* the replies records point into */
     uint32_t reply_count;
-    uint64_t applied;                /* records applied (not skipped) in total */
-    uint64_t read;                   /* records read in total */
-    char error[512];
-} persister;
+    char error[PERSIST_ERROR_MAX];
+    /* The status, written by the persister's thread, read by any. */
+    _Atomic uint64_t applied;
+    _Atomic uint64_t read;
+    _Atomic uint64_t lag_records;
+    _Atomic int64_t lag_ms;
+    atomic_bool linked;
+};
 
-/* outbox.c */
+/* persist_outbox.c */
 bool outbox_connect(persister *p);
-/* Lists the outbox streams (SCAN) and creates the group on new ones. */
+/* Closes the link to Redis (every master) and forgets the streams: the
+ * next cycle reads the slot map again (a failover moves masters). */
+void outbox_disconnect(persister *p);
+/* Lists the outbox streams on every master (SCAN) and creates the group
+ * on new ones. */
 bool outbox_scan(persister *p);
 /* Takes or renews the lease of every stream; sets owned. */
 bool outbox_lease(persister *p);
@@ -87,15 +90,15 @@ void outbox_release(persister *p);
 /* Records not yet persisted over every stream, and the age in ms of the
  * oldest (0 when none). */
 bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms);
+/* The connection of the master that serves key (the server's when not a
+ * cluster); NULL when no master serves its slot. */
+redisContext *outbox_conn_of(persister *p, const char *key);
 int64_t outbox_now_ms(void);
 
-/* apply.c */
+/* persist_apply.c */
 bool apply_connect(persister *p);
 /* Applies the cycle's records in one transaction; *applied counts those
  * that were new (the others were applied before). */
 bool apply_records(persister *p, uint64_t *applied);
 
-/* warm.c: --warm; returns the exit status. */
-int warm_run(persister *p);
-
-#endif /* STOCKPERSIST_H */
+#endif /* STOCK_PERSIST_INTERNAL_H */

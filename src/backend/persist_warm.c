@@ -1,5 +1,5 @@
 /*
- * warm.c -- stockpersist --warm: loads every SKU of the PostgreSQL
+ * persist_warm.c -- the warm-up (stockpersist --warm): loads every SKU of the PostgreSQL
  * database into a Redis that does not hold it (a cold cache, a new server),
  * with its lines, refunds and adjustments, so that replays, refunds and LINE
  * work there as before. Compare-and-set on the Redis side (the function
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "persist.h"
+#include "backend/persist_internal.h"
 
 #define WARM_SKUS 500               /* SKUs read per query */
 #define WARM_SKUS_TEXT "500"
@@ -49,8 +49,7 @@ static const warm_kind warm_kinds[] = {
 
 static bool warm_failed(persister *p, const char *what, const PGresult *result)
 {
-    snprintf(p->error, sizeof p->error, "%s: %s", what,
-             result != NULL ? PQresultErrorMessage(result) : p->redis != NULL ? p->redis->errstr : "");
+    snprintf(p->error, sizeof p->error, "%s: %s", what, PQresultErrorMessage(result));
     char *newline = strchr(p->error, '\n');
     if (newline != NULL)
         *newline = '\0';
@@ -70,7 +69,7 @@ static PGresult *query(persister *p, const char *sql, int count, const char *con
 /* Pushes the warm call's keys for sku. */
 static void warm_call_start(persister *p, rd_cmd *cmd, stock_id sku)
 {
-    const char *prefix = p->redis_options.prefix;
+    const char *prefix = p->redis->options.prefix;
     rd_cmd_fcall(cmd, "warm");
     rd_cmd_key(cmd, prefix, "sku", sku, "");
     rd_cmd_key(cmd, prefix, "sku", sku, ":flow");
@@ -82,7 +81,9 @@ static void warm_call_start(persister *p, rd_cmd *cmd, stock_id sku)
 /* Runs cmd; *answer is its reply's text ("exists", "loading", "warmed"). */
 static bool warm_call(persister *p, rd_cmd *cmd, char *answer, size_t size)
 {
-    redisReply *reply = redisCommandArgv(p->redis, cmd->argc, cmd->argv, cmd->len);
+    redisContext *conn = outbox_conn_of(p, cmd->argv[3]);   /* the SKU's master */
+    redisReply *reply = conn == NULL ? NULL
+                                     : redisCommandArgv(conn, cmd->argc, cmd->argv, cmd->len);
     bool ok = reply != NULL && reply->type == REDIS_REPLY_STRING;
     if (ok)
         snprintf(answer, size, "%s", reply->str);
@@ -107,8 +108,11 @@ static bool warm_chunk(persister *p, rd_cmd *cmd, const char *sku, const char *p
     for (int i = 0; ok && i < count; i++) {   /* the directory first */
         char entry[STOCK_ID_MAX + 8];
         snprintf(entry, sizeof entry, "1 %s", sku);
-        redisReply *reply = redisCommand(p->redis, "SET %s{%s:%s} %s NX", p->redis_options.prefix,
-                                         kind->kind, PQgetvalue(rows, i, 0), entry);
+        char key[PERSIST_KEY_MAX + STOCK_ID_MAX];
+        snprintf(key, sizeof key, "%s{%s:%s}", p->redis->options.prefix, kind->kind,
+                 PQgetvalue(rows, i, 0));
+        redisContext *conn = outbox_conn_of(p, key);
+        redisReply *reply = conn == NULL ? NULL : redisCommand(conn, "SET %s %s NX", key, entry);
         ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
         freeReplyObject(reply);
     }
@@ -140,7 +144,7 @@ static bool warm_sku(persister *p, rd_cmd *cmd, const PGresult *row, int i, bool
 {
     const char *sku = PQgetvalue(row, i, 0);
     char stream[PERSIST_KEY_MAX];
-    snprintf(stream, sizeof stream, "%s{outbox:%s}", p->redis_options.prefix,
+    snprintf(stream, sizeof stream, "%s{outbox:%s}", p->redis->options.prefix,
              rd_slot_tag(rd_tag_slot("sku", stock_id_from_cstr(sku))));
     const char *params[1] = {stream};
     PGresult *pos = query(p, "SELECT seq FROM stock_outbox_position WHERE stream = $1", 1, params);
@@ -170,15 +174,17 @@ static bool warm_sku(persister *p, rd_cmd *cmd, const PGresult *row, int i, bool
     return true;
 }
 
-int warm_run(persister *p)
+bool persist_warm(persister *p, const stock_log_hook *log)
 {
     if (!outbox_connect(p) || !apply_connect(p)) {
-        fprintf(stderr, "stockpersist: warm: %s\n", p->error);
-        return 1;
+        stock_log(log, STOCK_LOG_ERROR, "warm: %s", p->error);
+        return false;
     }
     rd_cmd *cmd = malloc(sizeof *cmd);
-    if (cmd == NULL)
-        return 1;
+    if (cmd == NULL) {
+        stock_log(log, STOCK_LOG_ERROR, "warm: out of memory");
+        return false;
+    }
     char last[STOCK_ID_MAX + 1] = "";
     uint64_t warmed = 0, held = 0;
     bool ok = true;
@@ -202,8 +208,8 @@ int warm_run(persister *p)
             break;
     }
     free(cmd);
-    fprintf(stderr, "stockpersist: warm %s: %" PRIu64 " SKUs loaded into Redis, %" PRIu64
-            " already there (left alone)%s%s\n", ok ? "done" : "stopped", warmed, held,
-            ok ? "" : ": ", ok ? "" : p->error);
-    return ok ? 0 : 1;
+    stock_log(log, ok ? STOCK_LOG_NOTICE : STOCK_LOG_ERROR, "warm %s: %" PRIu64 " SKUs loaded "
+              "into Redis, %" PRIu64 " already there (left alone)%s%s", ok ? "done" : "stopped",
+              warmed, held, ok ? "" : ": ", ok ? "" : p->error);
+    return ok;
 }

@@ -1,0 +1,394 @@
+/*
+ * persist_outbox.c -- the persister's Redis side. The redis store appends
+ * each change's flow record to the outbox stream of the change's slot,
+ * P{outbox:N} (docs/redis.md). Every stream has one consumer group; one
+ * persister at a time holds a stream's lease (stockd_v1_outbox_lease), so
+ * a stream's records are applied in their order, and the holder claims every
+ * pending entry of the group first (XAUTOCLAIM), which takes over what a
+ * dead persister had read but not acknowledged.
+ *
+ * On a Redis Cluster each master holds the streams of its slots: the link
+ * of the redis backend (redis_link.c) connects every master from the slot
+ * map, each master is scanned, and each stream's commands go to the master
+ * it was found on. Commands are pipelined over every master at once and
+ * their replies read in the same order (each connection answers in order).
+ * Any failure closes the whole link: the next cycle reads the slot map
+ * again, so a failover's new master is found (and a MOVED is a failure).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/persist_internal.h"
+
+#define SCAN_COUNT "1000"           /* keys SCAN looks at per call */
+#define SCAN_EVERY_MS 1000          /* new streams are found this often */
+
+int64_t outbox_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static redisContext *node_conn(persister *p, int node)
+{
+    return p->redis->link.nodes[node].conn;
+}
+
+static redisContext *stream_conn(persister *p, uint32_t stream)
+{
+    return node_conn(p, p->streams[stream].node);
+}
+
+/* Notes what failed; the cycle's caller then closes the link. */
+static bool lost(persister *p, const char *what, int node, const redisReply *reply)
+{
+    const redisContext *conn = node >= 0 ? node_conn(p, node) : NULL;
+    snprintf(p->error, sizeof p->error, "redis: %s: %s", what,
+             reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+             : conn != NULL && conn->errstr[0] != '\0' ? conn->errstr
+                                                       : "unexpected reply");
+    return false;
+}
+
+/* The next reply of node into *reply (owned by the caller); false when
+ * the connection failed. */
+static bool reply_of(persister *p, int node, const char *what, redisReply **reply)
+{
+    *reply = NULL;
+    if (redisGetReply(node_conn(p, node), (void **)reply) != REDIS_OK || *reply == NULL)
+        return lost(p, what, node, NULL);
+    return true;
+}
+
+void outbox_disconnect(persister *p)
+{
+    rd_link_close(p->redis);
+    p->stream_count = 0;
+    p->next_stream = 0;
+    p->scanned_ms = 0;
+    p->renewed_ms = 0;
+}
+
+bool outbox_connect(persister *p)
+{
+    if (rd_linked(p->redis))
+        return true;
+    outbox_disconnect(p);
+    char message[STOCK_MESSAGE_MAX];
+    if (rd_link_open(p->redis, message, sizeof message) != STOCK_OK) {
+        snprintf(p->error, sizeof p->error, "%s", message);
+        return false;
+    }
+    return true;
+}
+
+redisContext *outbox_conn_of(persister *p, const char *key)
+{
+    if (!p->redis->options.cluster)
+        return node_conn(p, 0);
+    unsigned node = p->redis->link.slot_node[rd_key_slot(key, strlen(key))];
+    return node == RD_NO_NODE ? NULL : node_conn(p, (int)node);
+}
+
+static uint32_t stream_find(const persister *p, const char *key)
+{
+    for (uint32_t i = 0; i < p->stream_count; i++)
+        if (strcmp(p->streams[i].key, key) == 0)
+            return i;
+    return UINT32_MAX;
+}
+
+/* A glob pattern matching P{outbox:*} only: the prefix's glob characters
+ * escaped. */
+static void scan_pattern(const char *prefix, char *out, size_t size)
+{
+    size_t used = 0;
+    for (const char *c = prefix; *c != '\0' && used + 2 < size; c++) {
+        if (strchr("*?[]\\", *c) != NULL)
+            out[used++] = '\\';
+        out[used++] = *c;
+    }
+    snprintf(out + used, size - used, "{outbox:*}");
+}
+
+static bool stream_add(persister *p, int node, const char *key)
+{
+    if (stream_find(p, key) != UINT32_MAX || p->stream_count == RD_SLOTS ||
+        strlen(key) >= PERSIST_KEY_MAX)
+        return true;
+    redisReply *reply = redisCommand(node_conn(p, node), "XGROUP CREATE %s %s 0", key,
+                                     p->options.group);
+    if (reply == NULL)
+        return lost(p, "XGROUP CREATE", node, reply);
+    bool ok = reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0;
+    if (!ok)
+        lost(p, "XGROUP CREATE", node, reply);
+    freeReplyObject(reply);
+    if (ok) {
+        persist_stream *stream = &p->streams[p->stream_count++];
+        snprintf(stream->key, PERSIST_KEY_MAX, "%s", key);
+        stream->node = node;
+        stream->owned = false;
+    }
+    return ok;
+}
+
+/* Lists the streams of one master. */
+static bool scan_node(persister *p, int node, const char *pattern)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *reply = redisCommand(node_conn(p, node), "SCAN %s MATCH %s COUNT "
+                                         SCAN_COUNT " TYPE stream", cursor, pattern);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            lost(p, "SCAN", node, reply);
+            freeReplyObject(reply);
+            return false;
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        redisReply *keys = reply->element[1];
+        bool ok = true;
+        for (size_t i = 0; ok && i < keys->elements; i++)
+            ok = stream_add(p, node, keys->element[i]->str);
+        freeReplyObject(reply);
+        if (!ok)
+            return false;
+    } while (strcmp(cursor, "0") != 0);
+    return true;
+}
+
+bool outbox_scan(persister *p)
+{
+    int64_t now = outbox_now_ms();
+    if (p->scanned_ms != 0 && now - p->scanned_ms < SCAN_EVERY_MS)
+        return true;
+    char pattern[2 * RD_PREFIX_MAX + 16];
+    scan_pattern(p->redis->options.prefix, pattern, sizeof pattern);
+    for (int node = 0; node < p->redis->link.node_count; node++)
+        if (!scan_node(p, node, pattern))
+            return false;
+    p->scanned_ms = now;
+    return true;
+}
+
+bool outbox_lease(persister *p)
+{
+    int64_t now = outbox_now_ms();
+    if (p->renewed_ms != 0 && now - p->renewed_ms < p->options.lease_ms / 3)
+        return true;
+    for (uint32_t i = 0; i < p->stream_count; i++)
+        redisAppendCommand(stream_conn(p, i), "FCALL " RD_FN "outbox_lease 1 %s:lease %s %u",
+                           p->streams[i].key, p->options.name, p->options.lease_ms);
+    for (uint32_t i = 0; i < p->stream_count; i++) {
+        redisReply *reply = NULL;
+        if (!reply_of(p, p->streams[i].node, "lease", &reply))
+            return false;
+        bool ok = reply->type == REDIS_REPLY_INTEGER;
+        if (!ok)
+            lost(p, "lease", p->streams[i].node, reply);
+        p->streams[i].owned = ok && reply->integer == 1;
+        freeReplyObject(reply);
+        if (!ok)
+            return false;
+    }
+    p->renewed_ms = now;
+    return true;
+}
+
+/* The fields of an entry [id, [field, value, ...]] as apply arguments. */
+static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
+{
+    /* Each argument's field, and its value when the record has none (a
+     * warm-up's marker has only ms and k). */
+    static const char *const names[PERSIST_PARAMS] = {
+        NULL, NULL, "k", "sku", "av", "adj", "ded", "ref", "id", "q", "t", "o", "line", "lr",
+        "n", "c",
+    };
+    static const char *const missing[PERSIST_PARAMS] = {
+        NULL, NULL, "", "", "0", "0", "0", "0", "", "0", "0", "", "", "0", "0", "0",
+    };
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING ||
+        entry->element[1]->type != REDIS_REPLY_ARRAY || p->record_count == PERSIST_CYCLE_MAX)
+        return false;
+    persist_record *r = &p->records[p->record_count++];
+    r->stream = stream;
+    r->id = entry->element[0]->str;
+    r->params[0] = p->streams[stream].key;
+    const char *dash = strchr(r->id, '-');
+    r->params[1] = dash != NULL ? dash + 1 : r->id;
+    const redisReply *fields = entry->element[1];
+    for (int k = 2; k < PERSIST_PARAMS; k++) {
+        r->params[k] = missing[k];
+        for (size_t f = 0; f + 1 < fields->elements; f += 2)
+            if (strcmp(fields->element[f]->str, names[k]) == 0)
+                r->params[k] = fields->element[f + 1]->str;
+    }
+    return true;
+}
+
+/* Adds the entries of reply (an array of entries) to the cycle. */
+static void entries_add(persister *p, uint32_t stream, const redisReply *entries)
+{
+    for (size_t e = 0; e < entries->elements; e++)
+        record_add(p, stream, entries->element[e]);
+}
+
+/* The owned streams whose records fit in this cycle, from first on. */
+static uint32_t chunk_end(const persister *p, uint32_t first)
+{
+    uint32_t fits = PERSIST_CYCLE_MAX / p->options.batch, end = first;
+    for (uint32_t n = 0; end < p->stream_count && n < fits; end++)
+        n += p->streams[end].owned;
+    return end;
+}
+
+/* XAUTOCLAIM on the owned streams of [first, end): *fresh[i] when stream i
+ * has nothing pending (so new records may be read). */
+static bool read_pending(persister *p, uint32_t first, uint32_t end, bool *fresh)
+{
+    for (uint32_t i = first; i < end; i++)
+        if (p->streams[i].owned)
+            redisAppendCommand(stream_conn(p, i), "XAUTOCLAIM %s %s %s 0 0-0 COUNT %u",
+                               p->streams[i].key, p->options.group, p->options.name,
+                               p->options.batch);
+    for (uint32_t i = first; i < end; i++) {
+        if (!p->streams[i].owned)
+            continue;
+        redisReply *reply = NULL;
+        if (!reply_of(p, p->streams[i].node, "XAUTOCLAIM", &reply))
+            return false;
+        p->replies[p->reply_count++] = reply;
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+            return lost(p, "XAUTOCLAIM", p->streams[i].node, reply);
+        entries_add(p, i, reply->element[1]);
+        /* Entries deleted while pending (element 2) need nothing: this
+         * persister deletes only what it acknowledged before. */
+        fresh[i] = reply->element[1]->elements == 0;
+    }
+    return true;
+}
+
+bool outbox_read(persister *p)
+{
+    if (p->next_stream >= p->stream_count)
+        p->next_stream = 0;
+    uint32_t first = p->next_stream, end = chunk_end(p, first);
+    p->next_stream = end;
+    bool fresh[RD_SLOTS] = {false};
+    if (!read_pending(p, first, end, fresh))
+        return false;
+    for (uint32_t i = first; i < end; i++)
+        if (fresh[i])
+            redisAppendCommand(stream_conn(p, i), "XREADGROUP GROUP %s %s COUNT %u STREAMS %s >",
+                               p->options.group, p->options.name, p->options.batch,
+                               p->streams[i].key);
+    for (uint32_t i = first; i < end; i++) {
+        if (!fresh[i])
+            continue;
+        redisReply *reply = NULL;
+        if (!reply_of(p, p->streams[i].node, "XREADGROUP", &reply))
+            return false;
+        p->replies[p->reply_count++] = reply;
+        if (reply->type == REDIS_REPLY_ERROR)
+            return lost(p, "XREADGROUP", p->streams[i].node, reply);
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+            reply->element[0]->elements == 2)
+            entries_add(p, i, reply->element[0]->element[1]);
+    }
+    atomic_fetch_add(&p->read, p->record_count);
+    return true;
+}
+
+/* Queues XACK then XDEL of records[r, end), all of one stream. */
+static void ack_append(persister *p, uint32_t r, uint32_t end)
+{
+    const char *argv[3 + PERSIST_BATCH_MAX];
+    uint32_t stream = p->records[r].stream;
+    for (int pass = 0; pass < 2; pass++) {
+        int argc = 0;
+        argv[argc++] = pass == 0 ? "XACK" : "XDEL";
+        argv[argc++] = p->streams[stream].key;
+        if (pass == 0)
+            argv[argc++] = p->options.group;
+        for (uint32_t k = r; k < end; k++)
+            argv[argc++] = p->records[k].id;
+        redisAppendCommandArgv(stream_conn(p, stream), argc, argv, NULL);
+    }
+}
+
+bool outbox_ack(persister *p)
+{
+    for (uint32_t r = 0, end; r < p->record_count; r = end) {
+        for (end = r; end < p->record_count && p->records[end].stream == p->records[r].stream;)
+            end++;
+        ack_append(p, r, end);
+    }
+    for (uint32_t r = 0, end; r < p->record_count; r = end) {
+        for (end = r; end < p->record_count && p->records[end].stream == p->records[r].stream;)
+            end++;
+        int node = p->streams[p->records[r].stream].node;
+        for (int pass = 0; pass < 2; pass++) {
+            redisReply *reply = NULL;
+            if (!reply_of(p, node, "XACK", &reply))
+                return false;
+            bool ok = reply->type == REDIS_REPLY_INTEGER;
+            if (!ok)
+                lost(p, "XACK", node, reply);
+            freeReplyObject(reply);
+            if (!ok)
+                return false;
+        }
+    }
+    return true;
+}
+
+void outbox_release(persister *p)
+{
+    for (uint32_t i = 0; i < p->reply_count; i++)
+        freeReplyObject(p->replies[i]);
+    p->reply_count = 0;
+    p->record_count = 0;
+}
+
+/* Adds one stream's XLEN or XRANGE reply to the lag. */
+static bool lag_add(persister *p, int node, const redisReply *reply, int64_t now,
+                    uint64_t *records, int64_t *age_ms)
+{
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        *records += (uint64_t)reply->integer;
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+               reply->element[0]->elements == 2 && reply->element[0]->element[1]->elements >= 2) {
+        int64_t age = now - strtoll(reply->element[0]->element[1]->element[1]->str, NULL, 10);
+        if (age > *age_ms)
+            *age_ms = age;
+    } else if (reply->type != REDIS_REPLY_ARRAY) {
+        return lost(p, "XLEN", node, reply);
+    }
+    return true;
+}
+
+bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms)
+{
+    *records = 0;
+    *age_ms = 0;
+    int64_t now = outbox_now_ms();
+    for (uint32_t i = 0; i < p->stream_count; i++) {
+        redisAppendCommand(stream_conn(p, i), "XLEN %s", p->streams[i].key);
+        redisAppendCommand(stream_conn(p, i), "XRANGE %s - + COUNT 1", p->streams[i].key);
+    }
+    bool ok = true;
+    for (uint32_t i = 0; i < 2 * p->stream_count; i++) {
+        int node = p->streams[i / 2].node;
+        redisReply *reply = NULL;
+        if (!reply_of(p, node, "XLEN", &reply))
+            return false;
+        ok = lag_add(p, node, reply, now, records, age_ms) && ok;
+        freeReplyObject(reply);
+    }
+    return ok;
+}
