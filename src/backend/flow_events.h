@@ -51,8 +51,15 @@ typedef struct flow_events flow_events;
  * that moment): it starts from the newest snapshot. */
 #define FLOW_EVENTS_FROM_END UINT64_MAX
 
+/* True when source names a postgres or redis store (postgres://,
+ * postgresql://, redis://) rather than a data folder. */
+bool flow_events_network(const char *source);
+
 /*
- * Opens a follower of the data folder at path whose first events will be
+ * Opens a follower of the data folder at path, or of the postgres or redis
+ * store path names (flow_events_network; docs/events.md "From PostgreSQL",
+ * "From Redis": a redis follower resumes from its consumer group and
+ * ignores from_seq), whose first events will be
  * those of record from_seq (or FLOW_EVENTS_FROM_END): the records before it
  * are replayed without events. *start_seq receives the first sequence it can derive: from_seq,
  * or later when the folder no longer holds the records from from_seq on
@@ -76,10 +83,12 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
                                      uint32_t *count, uint64_t *seq, char *message,
                                      size_t message_size);
 
-/* Tells the data folder's writer that the follower's owner still needs
- * the records from seq on (journal_reader_keep): for a publisher, the
- * first record whose events are not all confirmed. Returns STOCK_OK or
- * STOCK_IO. */
+/* Tells the store that the follower's owner still needs the records from
+ * seq on: for a publisher, the first record whose events are not all
+ * confirmed. A data folder's writer keeps them (journal_reader_keep); a
+ * postgres store deletes the moves before seq; a redis follower
+ * acknowledges each record when the next is asked for, so this does
+ * nothing. Returns STOCK_OK or STOCK_IO. */
 stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
                             size_t message_size);
 

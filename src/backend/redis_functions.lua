@@ -74,7 +74,8 @@ end
 local function totals(stock)
     local v = redis.call('HMGET', stock, 'av', 'adj', 'ded', 'ref')
     if not v[1] then return nil end
-    return {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4])}
+    -- was: the available stock as read, for the record's bv
+    return {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4]), was = v[1]}
 end
 
 local function save(stock, t)
@@ -96,7 +97,9 @@ end
 -- record exists exactly when the change does. Entry ids are 0-1, 0-2, ...:
 -- the stream's own sequence, kept by Redis even when entries are deleted.
 -- Fields: ms (server time, for lag), k (kind: set, add, line, refund, undo),
--- sku, the SKU's totals after the change (av adj ded ref), then the kind's.
+-- sku, the SKU's totals after the change (av adj ded ref), then the kind's,
+-- then the SKU's available stock before it (bv, which stock events compare
+-- av with).
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -109,8 +112,12 @@ local function sku_of(stock)
 end
 
 local function emit(outbox, kind, stock, t, ...)
+    local fields = {...}
+    fields[#fields + 1] = 'bv'
+    fields[#fields + 1] = t.was
     redis.call('XADD', outbox, '0-*', 'ms', now_ms(), 'k', kind, 'sku', sku_of(stock),
-               'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref), ...)
+               'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref),
+               unpack(fields))
 end
 
 -- Whether the outbox is further behind than a limit allows: records not yet
@@ -152,7 +159,9 @@ local function set(keys, args)
     if not t then
         if args[2] == '1' then return {'NOTFOUND'} end
         redis.call('HSET', keys[1], 'av', args[1], 'adj', args[1], 'ded', '0', 'ref', '0')
-        emit(keys[2], 'set', keys[1], totals(keys[1]))
+        local t = totals(keys[1])
+        t.was = '0'
+        emit(keys[2], 'set', keys[1], t)
         return {'OK', args[1]}
     end
     if args[2] == '1' and str(t.av) ~= args[3] then return {'MISMATCH', str(t.av)} end

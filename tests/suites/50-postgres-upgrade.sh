@@ -2,7 +2,7 @@
 # 50-postgres-upgrade.sh -- a database at schema version 1, as a pre-release libstock
 # left it (tests/fixtures/pg-schema-v1.sql: its tables, its functions and
 # rows made through them), opened by this version: the migration to version
-# 3 (2: holds, 3: the listing indexes) keeps every SKU, line, order, refund
+# 4 (2: holds, 3: the listing indexes, 4: the moves of stock events) keeps every SKU, line, order, refund
 # and adjustment, and the old lines are listed through the new indexes; holds then
 # work on the old SKUs (held, confirmed into a line, expired); the replaced
 # functions refuse a hold's id as a line id; and the conformance suite passes
@@ -30,7 +30,7 @@ get() {
 echo "== the old rows, read through the migrating open"
 get UP-A "[8,10,4,2,0]"
 get UP-B "[22,27,5,0,0]"
-[ "$(pg_psql -c 'SELECT version FROM stock_schema')" = 3 ] || fail "not migrated to version 3"
+[ "$(pg_psql -c 'SELECT version FROM stock_schema')" = 4 ] || fail "not migrated to version 4"
 indexes=$(pg_psql -c "SELECT count(*) FROM pg_indexes WHERE indexname IN
                       ('inventory_skus_c', 'inventory_flow_by_sku', 'inventory_flow_by_order')")
 [ "$indexes" = 3 ] || fail "$indexes of the 3 listing indexes were made"

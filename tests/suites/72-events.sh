@@ -52,13 +52,8 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    echo "--- stockevents log (tail)"
-    tail -n 20 "$dir/events.log" 2>/dev/null || true
-    exit 1
-}
 BIN="$dir/bin"
+. "$here/../harness/events.sh"
 use_binaries "$BIN" stockd stockctl stockevents tests/events_client
 
 start_events() {
@@ -66,32 +61,10 @@ start_events() {
     events_pid=$!
 }
 
-kill_events() {
-    kill -9 "$events_pid" 2>/dev/null || true
-    wait "$events_pid" 2>/dev/null || true
-    events_pid=""
-}
-
 kill_stockd() {
     kill -9 "$stockd_pid" 2>/dev/null || true
     wait "$stockd_pid" 2>/dev/null || true
     stockd_pid=""
-}
-
-# dump: the events stream as "ID JSON" lines into $dir/dump.txt.
-dump() {
-    "$BIN/events_client" dump "$NATS_URL" STOCK_EVENTS >"$dir/dump.txt" || fail "reading the stream failed"
-}
-
-# wait_events N: until the stream holds N events (60 s).
-wait_events() {
-    for _ in $(seq 600); do
-        dump
-        [ "$(wc -l <"$dir/dump.txt")" -ge "$1" ] && return 0
-        kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
-        sleep 0.1
-    done
-    fail "the stream holds $(wc -l <"$dir/dump.txt") events, not $1, after 60 s"
 }
 
 nats_start || fail "nats-server did not start"

@@ -181,7 +181,8 @@ static bool publish_record(publisher *p, const flow_event *events, uint32_t coun
 static void refresh_thresholds(publisher *p)
 {
     char message[300];
-    if (!thresholds_refresh(&p->thresholds, message, sizeof message))
+    if (p->thresholds.path != NULL &&
+        !thresholds_refresh(&p->thresholds, message, sizeof message))
         say("thresholds kept as they were: %s", message);
 }
 
@@ -210,11 +211,11 @@ static int follow(publisher *p, flow_events *follower)
         uint32_t count = 0;
         uint64_t seq = 0;
         char message[STOCK_MESSAGE_MAX];
-        journal_read_result read = flow_events_next(follower, thresholds_watched,
-                                                    &p->thresholds, &events, &count, &seq,
-                                                    message, sizeof message);
+        journal_read_result read = flow_events_next(
+            follower, p->thresholds.path != NULL ? thresholds_watched : NULL, &p->thresholds,
+            &events, &count, &seq, message, sizeof message);
         if (read == JOURNAL_READ_FAILED) {
-            say("reading %s: %s", p->options->data, message);
+            say("reading the store: %s", message);
             return 1;
         }
         if (read == JOURNAL_READ_WAIT) {
@@ -238,7 +239,8 @@ static int follow(publisher *p, flow_events *follower)
  * between made no event (else the stream would end later). */
 static uint64_t resume_point(publisher *p)
 {
-    int dir_fd = open(p->options->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir_fd = p->options->data != NULL
+                     ? open(p->options->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     uint64_t kept = dir_fd >= 0 ? journal_reader_needs(dir_fd) : JOURNAL_READER_NONE;
     if (dir_fd >= 0)
         close(dir_fd);
@@ -271,14 +273,15 @@ static int start(publisher *p)
     flow_events *follower = NULL;
     uint64_t first = 0;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = flow_events_open(p->options->data, from, p->options->every_change,
-                                       &follower, &first, message, sizeof message);
+    const char *source = p->options->data != NULL ? p->options->data : p->options->store;
+    stock_code code = flow_events_open(source, from, p->options->every_change, &follower,
+                                       &first, message, sizeof message);
     if (code != STOCK_OK) {
-        say("cannot read %s: %s: %s", p->options->data, stock_code_name(code), message);
+        say("cannot read the store: %s: %s", stock_code_name(code), message);
         return 1;
     }
     if (first > from)
-        say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the data folder no "
+        say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the store no "
             "longer holds them", from, first - 1);
     say("publishing to %s from record %" PRIu64, p->stream, first);
     int exit_status = follow(p, follower);

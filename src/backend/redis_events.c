@@ -1,0 +1,264 @@
+/*
+ * redis_events.c -- the moves of a redis store, for its stock events
+ * (flow_sources.h, docs/events.md "From Redis"): every change's record in
+ * the outbox stream of its slot (redis_outbox.c) carries the SKU's
+ * available stock before (bv) and after (av) it. This follower reads the
+ * streams with a consumer group of its own, "stockevents", beside the
+ * persister's, so that each group gets every record; it acknowledges a
+ * record once its events are confirmed (when the next one is asked for),
+ * and after a crash reads the group's pending records again first.
+ *
+ * A SKU lives in one slot, so its records are in one stream, in order; the
+ * streams are taken in turn. An event's sequence is S * RD_SLOTS + slot (S
+ * the entry's sequence in its stream): one number per record for ever, and
+ * rising with a SKU's records.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/flow_sources.h"
+#include "backend/redis.h"
+#include "lib/clock.h"
+#include "lib/message.h"
+
+#define RD_EVENTS_GROUP "stockevents"
+#define RD_EVENTS_SCAN_US 1000000      /* new streams are looked for this often */
+#define RD_EVENTS_KEY_MAX (RD_PREFIX_MAX + 24)
+
+typedef struct rd_events_stream {
+    char key[RD_EVENTS_KEY_MAX];
+    unsigned slot;
+    bool pending_read;            /* the group's pending records were read again */
+} rd_events_stream;
+
+struct rd_events {
+    redisContext *redis;
+    rd_options options;
+    rd_events_stream streams[RD_SLOTS];
+    uint32_t stream_count;
+    uint32_t current;             /* the stream whose entries are being handed out */
+    redisReply *entries;          /* its last read: [[id, [field, value...]]...] */
+    size_t next_entry;
+    const char *unacked;          /* the id handed out last, inside entries */
+    int64_t scanned_us;
+};
+
+static journal_read_result failed(rd_events *source, const char *what, const redisReply *reply,
+                                  char *message, size_t message_size)
+{
+    message_set(message, message_size, "redis events: %s: %s", what,
+                reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                : source->redis->errstr[0] != '\0'                ? source->redis->errstr
+                                                                  : "unexpected reply");
+    return JOURNAL_READ_FAILED;
+}
+
+stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_t message_size)
+{
+    assert(uri != NULL && out != NULL);
+    *out = NULL;
+    rd_events *source = calloc(1, sizeof *source);
+    if (source == NULL) {
+        message_set(message, message_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    stock_config config = {0};
+    stock_code code = rd_options_parse(uri, &config, &source->options, message, message_size);
+    if (code == STOCK_OK && source->options.cluster) {
+        message_set(message, message_size, "redis events: a Redis Cluster (cluster=1) is "
+                    "not supported yet: one server");
+        code = STOCK_UNSUPPORTED;
+    }
+    if (code == STOCK_OK)
+        code = rd_node_connect(&source->options, &source->options.seeds[0], &source->redis,
+                               message, message_size);
+    if (code == STOCK_OK)
+        code = rd_layout_check(source->redis, &source->options, message, message_size);
+    if (code != STOCK_OK) {
+        rd_events_close(source);
+        return code;
+    }
+    *out = source;
+    return STOCK_OK;
+}
+
+/* Adds the stream key (its group created unless it has one). */
+static bool stream_add(rd_events *source, const char *key, char *message, size_t message_size)
+{
+    for (uint32_t i = 0; i < source->stream_count; i++)
+        if (strcmp(source->streams[i].key, key) == 0)
+            return true;
+    if (source->stream_count == RD_SLOTS || strlen(key) >= RD_EVENTS_KEY_MAX)
+        return true;   /* not an outbox of this store: one per slot, short keys */
+    redisReply *reply = redisCommand(source->redis, "XGROUP CREATE %s " RD_EVENTS_GROUP " 0",
+                                     key);
+    bool ok = reply != NULL && (reply->type != REDIS_REPLY_ERROR ||
+                                strncmp(reply->str, "BUSYGROUP", 9) == 0);
+    if (!ok)
+        failed(source, "XGROUP CREATE", reply, message, message_size);
+    freeReplyObject(reply);
+    if (ok) {
+        rd_events_stream *stream = &source->streams[source->stream_count++];
+        snprintf(stream->key, sizeof stream->key, "%s", key);
+        stream->slot = rd_key_slot(key, strlen(key));
+        stream->pending_read = false;
+    }
+    return ok;
+}
+
+/* Finds the outbox streams, at most once per RD_EVENTS_SCAN_US. */
+static bool scan(rd_events *source, char *message, size_t message_size)
+{
+    int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
+    if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
+        return true;
+    source->scanned_us = now_us;
+    char pattern[2 * RD_PREFIX_MAX + 16];
+    rd_outbox_pattern(source->options.prefix, pattern, sizeof pattern);
+    char cursor[32] = "0";
+    do {
+        redisReply *reply = redisCommand(source->redis, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
+                                         cursor, pattern);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            failed(source, "SCAN", reply, message, message_size);
+            freeReplyObject(reply);
+            return false;
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        bool ok = true;
+        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
+            ok = stream_add(source, reply->element[1]->element[i]->str, message, message_size);
+        freeReplyObject(reply);
+        if (!ok)
+            return false;
+    } while (strcmp(cursor, "0") != 0);
+    return true;
+}
+
+/* Acknowledges the record handed out last: its events are confirmed. */
+static bool ack(rd_events *source, char *message, size_t message_size)
+{
+    if (source->unacked == NULL)
+        return true;
+    redisReply *reply = redisCommand(source->redis, "XACK %s " RD_EVENTS_GROUP " %s",
+                                     source->streams[source->current].key, source->unacked);
+    bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        failed(source, "XACK", reply, message, message_size);
+    freeReplyObject(reply);
+    source->unacked = NULL;
+    return ok;
+}
+
+/* Reads the current stream's next records: the group's pending ones
+ * first (left by a publisher that died), then new ones. */
+static bool read_stream(rd_events *source, char *message, size_t message_size)
+{
+    rd_events_stream *stream = &source->streams[source->current];
+    for (;;) {
+        redisReply *reply = redisCommand(source->redis, "XREADGROUP GROUP " RD_EVENTS_GROUP
+                                         " stockevents COUNT %d STREAMS %s %s", FLOW_SOURCE_BATCH,
+                                         stream->key, stream->pending_read ? ">" : "0");
+        bool ok = reply != NULL && (reply->type == REDIS_REPLY_NIL ||
+                                    (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+                                     reply->element[0]->elements == 2));
+        if (!ok) {
+            failed(source, "XREADGROUP", reply, message, message_size);
+            freeReplyObject(reply);
+            return false;
+        }
+        bool empty = reply->type == REDIS_REPLY_NIL || reply->element[0]->element[1]->elements == 0;
+        if (empty && !stream->pending_read) {
+            stream->pending_read = true;
+            freeReplyObject(reply);
+            continue;
+        }
+        source->entries = reply;
+        source->next_entry = 0;
+        return true;
+    }
+}
+
+static const char *field(const redisReply *fields, const char *name)
+{
+    for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (fields->element[f]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[f]->str, name) == 0)
+            return fields->element[f + 1]->str;
+    return NULL;
+}
+
+/* The move of entry [id, fields], or false for a record that moves no
+ * SKU (a warm-up's marker, or one the persister deleted while it was
+ * pending here: its fields are nil). */
+static bool entry_move(const rd_events *source, const redisReply *entry, uint64_t *seq,
+                       core_change *change)
+{
+    const redisReply *fields = entry->element[1];
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return false;
+    const char *sku = field(fields, "sku"), *after = field(fields, "av"),
+               *before = field(fields, "bv"), *dash = strchr(entry->element[0]->str, '-');
+    if (sku == NULL || after == NULL || before == NULL || dash == NULL ||
+        strlen(sku) > STOCK_ID_MAX)
+        return false;
+    *seq = strtoull(dash + 1, NULL, 10) * RD_SLOTS + source->streams[source->current].slot;
+    snprintf(change->sku, sizeof change->sku, "%s", sku);
+    change->before = strtoll(before, NULL, 10);
+    change->after = strtoll(after, NULL, 10);
+    return true;
+}
+
+/* The entries of the last read, or NULL. */
+static const redisReply *entries_of(const rd_events *source)
+{
+    const redisReply *reply = source->entries;
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->element[0]->element[1]
+                                                             : NULL;
+}
+
+journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change *change,
+                                   char *message, size_t message_size)
+{
+    assert(source != NULL && seq != NULL && change != NULL);
+    if (!ack(source, message, message_size))
+        return JOURNAL_READ_FAILED;
+    /* The streams in turn, a read of each, until one has a record or every
+     * one was found empty once in a row. */
+    for (uint32_t empty = 0; empty <= source->stream_count;) {
+        const redisReply *entries = entries_of(source);
+        if (entries != NULL && source->next_entry < entries->elements) {
+            const redisReply *entry = entries->element[source->next_entry++];
+            source->unacked = entry->element[0]->str;
+            if (entry_move(source, entry, seq, change))
+                return JOURNAL_READ_RECORD;
+            if (!ack(source, message, message_size))
+                return JOURNAL_READ_FAILED;
+            continue;
+        }
+        empty = entries != NULL && entries->elements > 0 ? 0 : empty + 1;
+        freeReplyObject(source->entries);
+        source->entries = NULL;
+        if (!scan(source, message, message_size))
+            return JOURNAL_READ_FAILED;
+        if (source->stream_count == 0)
+            return JOURNAL_READ_WAIT;
+        source->current = (source->current + 1) % source->stream_count;
+        if (!read_stream(source, message, message_size))
+            return JOURNAL_READ_FAILED;
+    }
+    return JOURNAL_READ_WAIT;
+}
+
+void rd_events_close(rd_events *source)
+{
+    if (source == NULL)
+        return;
+    freeReplyObject(source->entries);
+    if (source->redis != NULL)
+        redisFree(source->redis);
+    free(source);
+}
