@@ -237,6 +237,11 @@ stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
     return STOCK_OK;
 }
 
+uint64_t flow_events_lost(const flow_events *follower)
+{
+    return follower->source == FLOW_SOURCE_REDIS ? rd_events_lost(follower->redis) : 0;
+}
+
 void flow_events_close(flow_events *follower)
 {
     if (follower == NULL)

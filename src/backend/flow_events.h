@@ -92,6 +92,11 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
 stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
                             size_t message_size);
 
+/* Records the follower found deleted before it could read them (a redis
+ * store's outbox trimmed by the persister; 0 for the other stores): their
+ * events are lost. */
+uint64_t flow_events_lost(const flow_events *follower);
+
 /* Frees the follower; NULL is a no-op. */
 void flow_events_close(flow_events *follower);
 

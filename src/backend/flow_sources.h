@@ -67,6 +67,10 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message,
 journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change *change,
                                    char *message, size_t message_size);
 
+/* How many records were deleted from the streams (by the persister)
+ * before this follower read them: their events are lost. */
+uint64_t rd_events_lost(const rd_events *source);
+
 /* Closes the connection; NULL is a no-op. */
 void rd_events_close(rd_events *source);
 

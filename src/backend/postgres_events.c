@@ -33,6 +33,7 @@ struct pg_events {
     PGconn *conn;
     pg_options options;
     uint64_t next_seq;            /* the next position to hand out */
+    uint64_t kept_seq;            /* the moves before it are deleted */
     PGresult *batch;              /* moves read, from row next_row on */
     int next_row;
 };
@@ -207,6 +208,8 @@ journal_read_result pg_events_next(pg_events *source, uint64_t *seq, core_change
 stock_code pg_events_keep(pg_events *source, uint64_t seq, char *message, size_t message_size)
 {
     assert(source != NULL);
+    if (seq <= source->kept_seq)
+        return STOCK_OK;   /* an idle publisher asks at every look */
     char before[24];
     snprintf(before, sizeof before, "%" PRIu64, seq);
     const char *values[] = {before};
@@ -214,6 +217,8 @@ stock_code pg_events_keep(pg_events *source, uint64_t seq, char *message, size_t
                            PGRES_COMMAND_OK, message, message_size);
     stock_code code = result != NULL ? STOCK_OK : STOCK_IO;
     PQclear(result);
+    if (code == STOCK_OK)
+        source->kept_seq = seq;
     return code;
 }
 

@@ -32,6 +32,7 @@ typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
     unsigned slot;
     bool pending_read;            /* the group's pending records were read again */
+    uint64_t last_entry;          /* S of the last entry read; 0: none yet */
 } rd_events_stream;
 
 struct rd_events {
@@ -43,6 +44,7 @@ struct rd_events {
     redisReply *entries;          /* its last read: [[id, [field, value...]]...] */
     size_t next_entry;
     const char *unacked;          /* the id handed out last, inside entries */
+    uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
 };
 
@@ -212,6 +214,32 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
     return true;
 }
 
+/* Counts the records of the current stream that were deleted before this
+ * follower read them (by the persister, which deletes what it persisted):
+ * the gap between two entries read one after the other, but before a
+ * warm-up's marker (which moves the sequence on by design), and an entry
+ * deleted while pending here (its fields are nil). */
+static void count_lost(rd_events *source, const redisReply *entry)
+{
+    rd_events_stream *stream = &source->streams[source->current];
+    const char *dash = strchr(entry->element[0]->str, '-');
+    uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0;
+    const redisReply *fields = entry->element[1];
+    const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
+    if (fields->type != REDIS_REPLY_ARRAY)
+        source->lost++;
+    else if (stream->last_entry != 0 && entry_seq > stream->last_entry + 1 &&
+             (kind == NULL || strcmp(kind, "mark") != 0))
+        source->lost += entry_seq - stream->last_entry - 1;
+    if (entry_seq > stream->last_entry)
+        stream->last_entry = entry_seq;
+}
+
+uint64_t rd_events_lost(const rd_events *source)
+{
+    return source->lost;
+}
+
 /* The entries of the last read, or NULL. */
 static const redisReply *entries_of(const rd_events *source)
 {
@@ -233,6 +261,7 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
         if (entries != NULL && source->next_entry < entries->elements) {
             const redisReply *entry = entries->element[source->next_entry++];
             source->unacked = entry->element[0]->str;
+            count_lost(source, entry);
             if (entry_move(source, entry, seq, change))
                 return JOURNAL_READ_RECORD;
             if (!ack(source, message, message_size))

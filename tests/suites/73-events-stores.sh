@@ -17,6 +17,9 @@
 #              postgres this is what commit order means: a move whose id
 #              was taken before another's but committed after it must not
 #              be skipped or published out of its SKU's order
+#   lost       (redis) a record deleted from its outbox stream (XDEL, as the
+#              persister does once it persisted it) before stockevents read
+#              it: stockevents says the events of 1 record are lost
 #
 # KEEP=DIR keeps a copy of its folder (logs) in DIR.
 set -eu
@@ -193,4 +196,25 @@ stockd_pid=$STOCKD_PID
 nats_stop
 nats_start || fail "nats-server did not start"
 load redis "$REDIS_URI"
+
+echo "== redis: a record deleted before stockevents read it is reported lost"
+start_stockd "$port" "$REDIS_URI" "$dir/stockd.log" || fail "stockd did not start"
+stockd_pid=$STOCKD_PID
+nats_start || fail "nats-server did not start"
+cli SETSTOCK G 5 >/dev/null
+cli DEDUCT g1 G 1 >/dev/null
+cli DEDUCT g2 G 1 >/dev/null
+# what a persister does once it has persisted a record: XDEL
+deleted=$(redis_cli EVAL "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+    for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do
+        for i = 1, #e[2], 2 do
+            if e[2][i] == 'id' and e[2][i + 1] == ARGV[2] then
+                redis.call('XDEL', k, e[1]) return e[1] end end end end" 0 '*{outbox:*' g1)
+[ -n "$deleted" ] || fail "the record of g1 was not found to delete"
+start_events "$REDIS_URI" --every-change
+for _ in $(seq 100); do
+    grep -q "the events of 1 records are lost" "$dir/events.log" && break
+    sleep 0.1
+done
+grep -q "the events of 1 records are lost" "$dir/events.log" || fail "the deleted record was not reported lost"
 echo "PASS"

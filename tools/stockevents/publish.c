@@ -42,6 +42,7 @@ typedef struct publisher {
     uint64_t next_needed;         /* the first record whose events are not
                                      all confirmed (reader.lsn) */
     uint64_t published;
+    uint64_t lost;                /* records found deleted, as last reported */
 } publisher;
 
 static void say(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -193,6 +194,11 @@ static void refresh_thresholds(publisher *p)
 static void housekeeping(publisher *p, flow_events *follower)
 {
     refresh_thresholds(p);
+    uint64_t lost = flow_events_lost(follower);
+    if (lost > p->lost)
+        say("the events of %" PRIu64 " records are lost: the store deleted them before they "
+            "were read (%" PRIu64 " in all)", lost - p->lost, lost);
+    p->lost = lost;
     char message[STOCK_MESSAGE_MAX];
     if (flow_events_keep(follower, p->next_needed, message, sizeof message) != STOCK_OK)
         say("%s (snapshots may delete records not yet published)", message);
