@@ -1,6 +1,6 @@
 /*
- * flow_events.h -- the stock events derived from the embedded engine's
- * flow log (docs/events.md): a SKU sold out (its available stock reached
+ * flow_events.h -- the stock events derived from a store's durable flow
+ * (docs/events.md): a SKU sold out (its available stock reached
  * 0), back in stock (from 0 to more), below its threshold (from at or above
  * it to under it), and, when asked, every change of its available stock.
  *
@@ -10,7 +10,9 @@
  * events are a function of the durable flow, so they can be derived again
  * after any crash, with the same sequence numbers. An event's sequence is
  * the lsn of the record that made it (a position in the flow); part numbers
- * the events of one record from 0.
+ * the events of one record from 0. A postgres or redis store's follower
+ * takes the moves its flow already carries instead (flow_sources.h): a
+ * record is one move, and its sequence the position the store gives it.
  *
  * Threads: one thread at a time per follower.
  */
