@@ -9,7 +9,7 @@
  * and after a crash reads the group's pending records again first.
  *
  * A SKU lives in one slot, so its records are in one stream, in order; the
- * streams are taken in turn. An event's sequence is S * RD_SLOTS + slot (S
+ * streams are read a chunk at a time (one XREADGROUP over many streams). An event's sequence is S * RD_SLOTS + slot (S
  * the entry's sequence in its stream): one number per record for ever, and
  * rising with a SKU's records.
  */
@@ -27,6 +27,11 @@
 #define RD_EVENTS_GROUP "stockevents"
 #define RD_EVENTS_SCAN_US 1000000      /* new streams are looked for this often */
 #define RD_EVENTS_KEY_MAX (RD_PREFIX_MAX + 24)
+/* One read takes this many streams, and this many records of each at most:
+ * an idle publisher looks at 16,384 streams in 64 calls, and a reply holds
+ * 32,768 records at most. */
+#define RD_EVENTS_CHUNK 256
+#define RD_EVENTS_COUNT 128
 
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
@@ -40,9 +45,11 @@ struct rd_events {
     rd_options options;
     rd_events_stream streams[RD_SLOTS];
     uint32_t stream_count;
-    uint32_t current;             /* the stream whose entries are being handed out */
-    redisReply *entries;          /* its last read: [[id, [field, value...]]...] */
-    size_t next_entry;
+    uint32_t current;             /* the stream of the entry handed out last */
+    uint32_t chunk_first;         /* the first stream of the next read */
+    redisReply *entries;          /* the last read: [[key, [[id, [field, value...]]...]]...] */
+    size_t reply_stream;          /* the stream of it being handed out */
+    size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
@@ -155,33 +162,76 @@ static bool ack(rd_events *source, char *message, size_t message_size)
     return ok;
 }
 
-/* Reads the current stream's next records: the group's pending ones
- * first (left by a publisher that died), then new ones. */
-static bool read_stream(rd_events *source, char *message, size_t message_size)
+/* The stream of key, or NULL. */
+static rd_events_stream *stream_of(rd_events *source, const char *key)
 {
-    rd_events_stream *stream = &source->streams[source->current];
-    for (;;) {
-        redisReply *reply = redisCommand(source->redis, "XREADGROUP GROUP " RD_EVENTS_GROUP
-                                         " stockevents COUNT %d STREAMS %s %s", FLOW_SOURCE_BATCH,
-                                         stream->key, stream->pending_read ? ">" : "0");
-        bool ok = reply != NULL && (reply->type == REDIS_REPLY_NIL ||
-                                    (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-                                     reply->element[0]->elements == 2));
-        if (!ok) {
-            failed(source, "XREADGROUP", reply, message, message_size);
-            freeReplyObject(reply);
+    for (uint32_t i = 0; i < source->stream_count; i++)
+        if (strcmp(source->streams[i].key, key) == 0)
+            return &source->streams[i];
+    return NULL;
+}
+
+/* The reply's entries of stream key, or NULL. */
+static const redisReply *reply_entries(const redisReply *reply, const char *key)
+{
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+        if (strcmp(reply->element[i]->element[0]->str, key) == 0)
+            return reply->element[i]->element[1];
+    return NULL;
+}
+
+static bool read_valid(const redisReply *reply)
+{
+    if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_ARRAY))
+        return false;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *one = reply->element[i];
+        if (one->type != REDIS_REPLY_ARRAY || one->elements != 2 ||
+            one->element[0]->type != REDIS_REPLY_STRING ||
+            one->element[1]->type != REDIS_REPLY_ARRAY)
             return false;
-        }
-        bool empty = reply->type == REDIS_REPLY_NIL || reply->element[0]->element[1]->elements == 0;
-        if (empty && !stream->pending_read) {
-            stream->pending_read = true;
-            freeReplyObject(reply);
-            continue;
-        }
-        source->entries = reply;
-        source->next_entry = 0;
-        return true;
     }
+    return true;
+}
+
+/* Reads the next chunk of streams in one XREADGROUP: of each, the group's
+ * pending records first (left by a publisher that died), until none is
+ * left, then new ones. */
+static bool read_chunk(rd_events *source, char *message, size_t message_size)
+{
+    uint32_t first = source->chunk_first < source->stream_count ? source->chunk_first : 0;
+    uint32_t count = source->stream_count - first < RD_EVENTS_CHUNK
+                         ? source->stream_count - first : RD_EVENTS_CHUNK;
+    source->chunk_first = first + count;
+    const char *argv[7 + 2 * RD_EVENTS_CHUNK];
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
+    int argc = 0;
+    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
+                                       "COUNT", NULL, "STREAMS"};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        argv[argc++] = head[i] != NULL ? head[i] : batch;
+    for (uint32_t i = first; i < first + count; i++)
+        argv[argc++] = source->streams[i].key;
+    for (uint32_t i = first; i < first + count; i++)
+        argv[argc++] = source->streams[i].pending_read ? ">" : "0";
+    redisReply *reply = redisCommandArgv(source->redis, argc, argv, NULL);
+    if (!read_valid(reply)) {
+        failed(source, "XREADGROUP", reply, message, message_size);
+        freeReplyObject(reply);
+        return false;
+    }
+    for (uint32_t i = first; i < first + count; i++) {
+        rd_events_stream *stream = &source->streams[i];
+        const redisReply *entries = stream->pending_read ? NULL
+                                                         : reply_entries(reply, stream->key);
+        if (!stream->pending_read && (entries == NULL || entries->elements == 0))
+            stream->pending_read = true;
+    }
+    source->entries = reply;
+    source->reply_stream = 0;
+    source->next_entry = 0;
+    return true;
 }
 
 static const char *field(const redisReply *fields, const char *name)
@@ -240,12 +290,33 @@ uint64_t rd_events_lost(const rd_events *source)
     return source->lost;
 }
 
-/* The entries of the last read, or NULL. */
-static const redisReply *entries_of(const rd_events *source)
+/* The next entry of the last read, or NULL when it has no more; sets
+ * current to its stream. */
+static const redisReply *next_entry(rd_events *source)
 {
     const redisReply *reply = source->entries;
-    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->element[0]->element[1]
-                                                             : NULL;
+    while (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+           source->reply_stream < reply->elements) {
+        const redisReply *one = reply->element[source->reply_stream];
+        rd_events_stream *stream = source->next_entry == 0
+                                       ? stream_of(source, one->element[0]->str)
+                                       : &source->streams[source->current];
+        if (stream != NULL && source->next_entry < one->element[1]->elements) {
+            source->current = (uint32_t)(stream - source->streams);
+            return one->element[1]->element[source->next_entry++];
+        }
+        source->reply_stream++;
+        source->next_entry = 0;
+    }
+    return NULL;
+}
+
+static bool had_entries(const redisReply *reply)
+{
+    for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+        if (reply->element[i]->element[1]->elements > 0)
+            return true;
+    return false;
 }
 
 journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change *change,
@@ -254,12 +325,11 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
     assert(source != NULL && seq != NULL && change != NULL);
     if (!ack(source, message, message_size))
         return JOURNAL_READ_FAILED;
-    /* The streams in turn, a read of each, until one has a record or every
-     * one was found empty once in a row. */
-    for (uint32_t empty = 0; empty <= source->stream_count;) {
-        const redisReply *entries = entries_of(source);
-        if (entries != NULL && source->next_entry < entries->elements) {
-            const redisReply *entry = entries->element[source->next_entry++];
+    /* The streams a chunk at a time, until a record comes or every chunk
+     * was found empty once in a row. */
+    for (uint32_t empty = 0;;) {
+        const redisReply *entry = next_entry(source);
+        if (entry != NULL) {
             source->unacked = entry->element[0]->str;
             count_lost(source, entry);
             if (entry_move(source, entry, seq, change))
@@ -268,18 +338,17 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
                 return JOURNAL_READ_FAILED;
             continue;
         }
-        empty = entries != NULL && entries->elements > 0 ? 0 : empty + 1;
+        empty = had_entries(source->entries) ? 0 : empty + 1;
         freeReplyObject(source->entries);
         source->entries = NULL;
         if (!scan(source, message, message_size))
             return JOURNAL_READ_FAILED;
-        if (source->stream_count == 0)
+        uint32_t chunks = (source->stream_count + RD_EVENTS_CHUNK - 1) / RD_EVENTS_CHUNK;
+        if (chunks == 0 || empty > chunks)
             return JOURNAL_READ_WAIT;
-        source->current = (source->current + 1) % source->stream_count;
-        if (!read_stream(source, message, message_size))
+        if (!read_chunk(source, message, message_size))
             return JOURNAL_READ_FAILED;
     }
-    return JOURNAL_READ_WAIT;
 }
 
 void rd_events_close(rd_events *source)
