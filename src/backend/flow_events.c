@@ -1,8 +1,10 @@
 /*
- * flow_events.c -- the stock events of a data folder's flow log
- * (flow_events.h): a positioned journal reader, a core of the follower's
- * own to replay each record on, and the rules of docs/events.md applied to
- * the levels the record moved (core_watch).
+ * flow_events.c -- the stock events of a store's durable flow
+ * (flow_events.h): for a data folder, a positioned journal reader and a
+ * core of the follower's own to replay each record on (core_watch says
+ * which levels the record moved); for a postgres or redis store, the moves
+ * its flow already carries (flow_sources.h). The rules of docs/events.md
+ * are then applied to the levels moved.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -14,6 +16,9 @@
 
 #include "backend/flow_events.h"
 #include "backend/embedded_cold.h"
+#include "backend/flow_sources.h"
+#include "backend/postgres.h"
+#include "backend/redis.h"
 #include "core/core.h"
 #include "lib/message.h"
 
@@ -21,9 +26,19 @@
  * stock, then below its threshold. */
 #define FLOW_EVENTS_PER_LEVEL 3
 
+/* Where the moves come from. */
+typedef enum flow_source {
+    FLOW_SOURCE_FOLDER,           /* replayed records of a data folder */
+    FLOW_SOURCE_POSTGRES,
+    FLOW_SOURCE_REDIS
+} flow_source;
+
 struct flow_events {
-    core *state;
-    journal_reader *reader;
+    flow_source source;
+    core *state;                  /* FOLDER: the replayed state */
+    journal_reader *reader;       /* FOLDER */
+    pg_events *postgres;          /* POSTGRES */
+    rd_events *redis;             /* REDIS */
     uint64_t from_seq;            /* records before it make no events */
     uint64_t next_seq;            /* the next record to read */
     bool every_change;
@@ -44,12 +59,54 @@ static void clear_state(void *context)
     core_clear(context);
 }
 
+/* A follower of a network store's moves. */
+static stock_code open_network(const char *uri, uint64_t from_seq, bool every_change,
+                               flow_events **out, uint64_t *start_seq, char *message,
+                               size_t message_size)
+{
+    flow_events *follower = calloc(1, sizeof *follower);
+    if (follower == NULL) {
+        message_set(message, message_size, "out of memory");
+        return STOCK_NOMEM;
+    }
+    stock_code code;
+    uint64_t start = 0;
+    if (pg_uri_accepts(uri)) {
+        follower->source = FLOW_SOURCE_POSTGRES;
+        code = pg_events_open(uri, from_seq, &follower->postgres, &start, message,
+                              message_size);
+    } else {
+        /* A record comes again until acknowledged: where to resume is the
+         * consumer group's. */
+        follower->source = FLOW_SOURCE_REDIS;
+        code = rd_events_open(uri, &follower->redis, message, message_size);
+        start = from_seq == FLOW_EVENTS_FROM_END ? 0 : from_seq;
+    }
+    if (code != STOCK_OK) {
+        flow_events_close(follower);
+        return code;
+    }
+    follower->from_seq = follower->next_seq = start;
+    follower->every_change = every_change;
+    *start_seq = start;
+    *out = follower;
+    return STOCK_OK;
+}
+
+bool flow_events_network(const char *source)
+{
+    return pg_uri_accepts(source) || strncmp(source, "redis://", 8) == 0;
+}
+
 stock_code flow_events_open(const char *path, uint64_t from_seq, bool every_change,
                             flow_events **out, uint64_t *start_seq, char *message,
                             size_t message_size)
 {
     assert(path != NULL && out != NULL && start_seq != NULL);
     *out = NULL;
+    if (flow_events_network(path))
+        return open_network(path, from_seq, every_change, out, start_seq, message,
+                            message_size);
     char cold[PATH_MAX];
     snprintf(cold, sizeof cold, "%s/%s", path, COLD_FILE);
     if (access(cold, F_OK) == 0) {
@@ -111,12 +168,35 @@ static void derive(flow_events *follower, uint32_t *count, uint64_t seq,
         add_event(follower, count, seq, change, FLOW_EVENT_BELOW_THRESHOLD, below);
 }
 
+/* The next move of a network store, as a record of one move. */
+static journal_read_result next_network(flow_events *follower, flow_threshold_fn threshold,
+                                        void *context, const flow_event **events,
+                                        uint32_t *count, uint64_t *seq, char *message,
+                                        size_t message_size)
+{
+    core_change change;
+    journal_read_result read =
+        follower->source == FLOW_SOURCE_POSTGRES
+            ? pg_events_next(follower->postgres, seq, &change, message, message_size)
+            : rd_events_next(follower->redis, seq, &change, message, message_size);
+    if (read != JOURNAL_READ_RECORD)
+        return read;
+    follower->next_seq = *seq + 1;
+    *count = 0;
+    derive(follower, count, *seq, &change, threshold, context);
+    *events = follower->events;
+    return JOURNAL_READ_RECORD;
+}
+
 journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn threshold,
                                      void *context, const flow_event **events,
                                      uint32_t *count, uint64_t *seq, char *message,
                                      size_t message_size)
 {
     assert(follower != NULL && events != NULL && count != NULL && seq != NULL);
+    if (follower->source != FLOW_SOURCE_FOLDER)
+        return next_network(follower, threshold, context, events, count, seq, message,
+                            message_size);
     for (;;) {
         const uint8_t *payload = NULL;
         size_t len = 0;
@@ -149,7 +229,17 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
 stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
                             size_t message_size)
 {
-    return journal_reader_keep(follower->reader, seq, message, message_size);
+    switch (follower->source) {
+    case FLOW_SOURCE_FOLDER: return journal_reader_keep(follower->reader, seq, message, message_size);
+    case FLOW_SOURCE_POSTGRES: return pg_events_keep(follower->postgres, seq, message, message_size);
+    case FLOW_SOURCE_REDIS: break;   /* acknowledged record by record */
+    }
+    return STOCK_OK;
+}
+
+uint64_t flow_events_lost(const flow_events *follower)
+{
+    return follower->source == FLOW_SOURCE_REDIS ? rd_events_lost(follower->redis) : 0;
 }
 
 void flow_events_close(flow_events *follower)
@@ -158,6 +248,8 @@ void flow_events_close(flow_events *follower)
         return;
     journal_reader_close(follower->reader);
     core_destroy(follower->state);
+    pg_events_close(follower->postgres);
+    rd_events_close(follower->redis);
     free(follower);
 }
 

@@ -1,6 +1,6 @@
 /*
- * flow_events.h -- the stock events derived from the embedded engine's
- * flow log (docs/events.md): a SKU sold out (its available stock reached
+ * flow_events.h -- the stock events derived from a store's durable flow
+ * (docs/events.md): a SKU sold out (its available stock reached
  * 0), back in stock (from 0 to more), below its threshold (from at or above
  * it to under it), and, when asked, every change of its available stock.
  *
@@ -10,7 +10,9 @@
  * events are a function of the durable flow, so they can be derived again
  * after any crash, with the same sequence numbers. An event's sequence is
  * the lsn of the record that made it (a position in the flow); part numbers
- * the events of one record from 0.
+ * the events of one record from 0. A postgres or redis store's follower
+ * takes the moves its flow already carries instead (flow_sources.h): a
+ * record is one move, and its sequence the position the store gives it.
  *
  * Threads: one thread at a time per follower.
  */
@@ -51,8 +53,15 @@ typedef struct flow_events flow_events;
  * that moment): it starts from the newest snapshot. */
 #define FLOW_EVENTS_FROM_END UINT64_MAX
 
+/* True when source names a postgres or redis store (postgres://,
+ * postgresql://, redis://) rather than a data folder. */
+bool flow_events_network(const char *source);
+
 /*
- * Opens a follower of the data folder at path whose first events will be
+ * Opens a follower of the data folder at path, or of the postgres or redis
+ * store path names (flow_events_network; docs/events.md "From PostgreSQL",
+ * "From Redis": a redis follower resumes from its consumer group and
+ * ignores from_seq), whose first events will be
  * those of record from_seq (or FLOW_EVENTS_FROM_END): the records before it
  * are replayed without events. *start_seq receives the first sequence it can derive: from_seq,
  * or later when the folder no longer holds the records from from_seq on
@@ -76,12 +85,19 @@ journal_read_result flow_events_next(flow_events *follower, flow_threshold_fn th
                                      uint32_t *count, uint64_t *seq, char *message,
                                      size_t message_size);
 
-/* Tells the data folder's writer that the follower's owner still needs
- * the records from seq on (journal_reader_keep): for a publisher, the
- * first record whose events are not all confirmed. Returns STOCK_OK or
- * STOCK_IO. */
+/* Tells the store that the follower's owner still needs the records from
+ * seq on: for a publisher, the first record whose events are not all
+ * confirmed. A data folder's writer keeps them (journal_reader_keep); a
+ * postgres store deletes the moves before seq; a redis follower
+ * acknowledges each record when the next is asked for, so this does
+ * nothing. Returns STOCK_OK or STOCK_IO. */
 stock_code flow_events_keep(flow_events *follower, uint64_t seq, char *message,
                             size_t message_size);
+
+/* Records the follower found deleted before it could read them (a redis
+ * store's outbox trimmed by the persister; 0 for the other stores): their
+ * events are lost. */
+uint64_t flow_events_lost(const flow_events *follower);
 
 /* Frees the follower; NULL is a no-op. */
 void flow_events_close(flow_events *follower);

@@ -28,7 +28,8 @@
 
 /* 1: deductions, orders, refunds, adjustments. 2: holds (inventory.held,
  * inventory_holds and their functions). 3: the indexes stock_list pages
- * through (postgres_list.c). 4: the index of a line's refunds. */
+ * through (postgres_list.c). 4: the index of a line's refunds, and the
+ * moves stock events derive from (postgres_events.c). */
 #define PG_SCHEMA_VERSION 4
 /* Serialises schema installation between processes opening at once. */
 #define PG_SCHEMA_LOCK_KEY 7379004
@@ -920,7 +921,61 @@ static const char pg_schema_sql[] =
     "    END LOOP;\n"
     "    INSERT INTO inventory_orders VALUES (p_order, v_count);\n"
     "    code := 0;\n"
-    "END $$;\n";
+    "END $$;\n"
+    "\n"
+    "-- Version 4: stock events (docs/events.md, \"From PostgreSQL\"). While a\n"
+    "-- publisher is registered (the row of stock_event_reader), every statement\n"
+    "-- that moves SKUs' available stock appends one move per SKU to stock_moves.\n"
+    "-- A move's id (bigserial) is taken before its transaction commits, so a\n"
+    "-- later commit can hold a smaller id: the publisher gives committed moves\n"
+    "-- their position (pos) itself, in id order, after they commit, so that pos\n"
+    "-- only grows in commit order. last_pos: the last position given.\n"
+    "CREATE TABLE IF NOT EXISTS stock_event_reader (last_pos bigint NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS stock_moves (\n"
+    "    id bigserial PRIMARY KEY,\n"
+    "    sku_id text NOT NULL,\n"
+    "    before bigint NOT NULL,\n"
+    "    after bigint NOT NULL,\n"
+    "    pos bigint UNIQUE);\n"
+    "CREATE INDEX IF NOT EXISTS stock_moves_unplaced ON stock_moves (id) WHERE pos IS NULL;\n"
+    "\n"
+    "-- A statement's moves, from its transition tables: the change of each SKU's\n"
+    "-- total, and the total after (a SKU of one bucket: its row, locked by this\n"
+    "-- transaction; of several: the total this transaction sees).\n"
+    "CREATE OR REPLACE FUNCTION stock_moves_record() RETURNS trigger\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "    IF NOT EXISTS (SELECT 1 FROM stock_event_reader) THEN\n"
+    "        RETURN NULL;\n"
+    "    END IF;\n"
+    "    IF TG_OP = 'INSERT' THEN\n"
+    "        INSERT INTO stock_moves (sku_id, before, after)\n"
+    "        SELECT d.sku_id, d.total - d.delta, d.total FROM\n"
+    "            (SELECT n.sku_id, sum(n.leaved_amount)::bigint AS delta,\n"
+    "                    CASE WHEN max(n.buckets) = 1 THEN sum(n.leaved_amount)::bigint\n"
+    "                         ELSE stock_total(n.sku_id) END AS total\n"
+    "               FROM stock_new_rows n GROUP BY n.sku_id) d\n"
+    "         WHERE d.delta <> 0 ORDER BY d.sku_id;\n"
+    "    ELSE\n"
+    "        INSERT INTO stock_moves (sku_id, before, after)\n"
+    "        SELECT d.sku_id, d.total - d.delta, d.total FROM\n"
+    "            (SELECT n.sku_id, sum(n.leaved_amount - o.leaved_amount)::bigint AS delta,\n"
+    "                    CASE WHEN max(n.buckets) = 1 THEN sum(n.leaved_amount)::bigint\n"
+    "                         ELSE stock_total(n.sku_id) END AS total\n"
+    "               FROM stock_new_rows n JOIN stock_old_rows o USING (sku_id, bucket)\n"
+    "              GROUP BY n.sku_id) d\n"
+    "         WHERE d.delta <> 0 ORDER BY d.sku_id;\n"
+    "    END IF;\n"
+    "    RETURN NULL;\n"
+    "END $$;\n"
+    "DROP TRIGGER IF EXISTS stock_moves_insert ON inventory;\n"
+    "CREATE TRIGGER stock_moves_insert AFTER INSERT ON inventory\n"
+    "    REFERENCING NEW TABLE AS stock_new_rows\n"
+    "    FOR EACH STATEMENT EXECUTE FUNCTION stock_moves_record();\n"
+    "DROP TRIGGER IF EXISTS stock_moves_update ON inventory;\n"
+    "CREATE TRIGGER stock_moves_update AFTER UPDATE ON inventory\n"
+    "    REFERENCING OLD TABLE AS stock_old_rows NEW TABLE AS stock_new_rows\n"
+    "    FOR EACH STATEMENT EXECUTE FUNCTION stock_moves_record();\n";
 
 /* The statements the pipeline sends, by name (postgres.h). */
 typedef struct pg_statement {
@@ -1025,8 +1080,8 @@ static stock_code migrate(PGconn *conn, char *message, size_t size)
          * each version's steps come after the one before's: from 0 it
          * creates everything, from 1 (before holds) it adds the held column,
          * the holds table and the functions, from 2 the listing indexes
-         * (built over the existing rows, once), from 3 the refunds' one,
-         * keeping every row. */
+         * (built over the existing rows, once), from 3 the refunds' index,
+         * the moves table and its triggers, keeping every row. */
         schema_digest(digest, sizeof digest);
         snprintf(sql, sizeof sql, "DELETE FROM stock_schema; INSERT INTO stock_schema "
                  "VALUES (%d, '%s')", PG_SCHEMA_VERSION, digest);

@@ -270,6 +270,11 @@ const char *rd_slot_tag(unsigned slot);
 /* Pushes the key of the outbox stream of sku's slot: every call that
  * changes stock takes it as its last key. */
 void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
+
+/* The SCAN pattern (out: size bytes, at least 2 * strlen(prefix) + 11)
+ * that matches the outbox streams of prefix, P{outbox:*}, and nothing else:
+ * the prefix's glob characters escaped. */
+void rd_outbox_pattern(const char *prefix, char *out, size_t size);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

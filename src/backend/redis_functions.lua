@@ -76,7 +76,8 @@ end
 local function totals(stock)
     local v = redis.call('HMGET', stock, 'av', 'adj', 'ded', 'ref')
     if not v[1] then return nil end
-    return {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4])}
+    -- was: the available stock as read, for the record's bv
+    return {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4]), was = v[1]}
 end
 
 local function save(stock, t)
@@ -106,6 +107,8 @@ local function sku_read(stocks)
         sku.sum = {av = add(sku.sum.av, t.av), adj = add(sku.sum.adj, t.adj),
                    ded = add(sku.sum.ded, t.ded), ref = add(sku.sum.ref, t.ref)}
     end
+    -- was: the SKU's available as read, for the record's bv (as totals)
+    sku.sum.was = str(sku.sum.av)
     return sku
 end
 
@@ -192,7 +195,9 @@ end
 -- record exists exactly when the change does. Entry ids are 0-1, 0-2, ...:
 -- the stream's own sequence, kept by Redis even when entries are deleted.
 -- Fields: ms (server time, for lag), k (kind: set, add, line, refund, undo),
--- sku, the SKU's totals after the change (av adj ded ref), then the kind's.
+-- sku, the SKU's totals after the change (av adj ded ref), then the kind's,
+-- then the SKU's available stock before it (bv, which stock events compare
+-- av with).
 
 local function now_ms()
     local t = redis.call('TIME')
@@ -205,8 +210,12 @@ local function sku_of(stock)
 end
 
 local function emit(outbox, kind, stock, t, ...)
+    local fields = {...}
+    fields[#fields + 1] = 'bv'
+    fields[#fields + 1] = t.was
     redis.call('XADD', outbox, '0-*', 'ms', now_ms(), 'k', kind, 'sku', sku_of(stock),
-               'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref), ...)
+               'av', str(t.av), 'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref),
+               unpack(fields))
 end
 
 -- Whether the outbox is further behind than a limit allows: records not yet
@@ -431,6 +440,8 @@ local function take(keys, lines, time, order, outbox, positions, total)
     local id = order:match('^%S+')
     for i, l in ipairs(lines) do
         local sku = line_sku(keys, skus, l)
+        -- an earlier line of this call may have taken from the same SKU
+        sku.sum.was = str(sku.sum.av)
         sku_take(sku, line_bucket(l[1], #sku.keys), num(l[3]))
         sku_save(sku)
         after[i] = str(sku.sum.av)

@@ -47,6 +47,18 @@ void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku)
     rd_cmd_key(cmd, prefix, "outbox", stock_id_from_cstr(tag), "");
 }
 
+void rd_outbox_pattern(const char *prefix, char *out, size_t size)
+{
+    assert(size >= 2 * strlen(prefix) + sizeof "{outbox:*}");
+    size_t used = 0;
+    for (const char *c = prefix; *c != '\0'; c++) {
+        if (strchr("*?[]\\", *c) != NULL)
+            out[used++] = '\\';
+        out[used++] = *c;
+    }
+    snprintf(out + used, size - used, "{outbox:*}");
+}
+
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options)
 {
     rd_cmd_argf(cmd, "%d", options->lag_max_records);

@@ -2,7 +2,7 @@
 # 50-postgres-upgrade.sh -- a database at schema version 1, as a pre-release libstock
 # left it (tests/fixtures/pg-schema-v1.sql: its tables, its functions and
 # rows made through them), opened by this version: the migration to version
-# 4 (2: holds, 3: the listing indexes, 4: the index of a line's refunds) keeps every SKU, line, order, refund
+# 4 (2: holds, 3: the listing indexes, 4: the index of a line's refunds and the moves of stock events) keeps every SKU, line, order, refund
 # and adjustment, and the old lines are listed through the new indexes; holds then
 # work on the old SKUs (held, confirmed into a line, expired); the replaced
 # functions refuse a hold's id as a line id; and the conformance suite passes

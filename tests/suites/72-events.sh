@@ -26,6 +26,13 @@
 #              (reader.lsn): no "events lost" line; then 300 deductions
 #              that make no event move reader.lsn past them (the log of a
 #              store that makes no events is still trimmed)
+#   broker     with stockevents stopped (SIGSTOP), SKUS SKUs each go back in
+#              stock and sold out; it goes on, and once 10 of those events
+#              are stored nats-server is killed (SIGKILL) and restarted on
+#              its store: stockevents waited for the broker (its log says
+#              so), and at the end every event is in the stream exactly
+#              once (no Nats-Msg-Id twice: the broker dropped what it had
+#              stored before the kill but not confirmed), in sequence order
 #
 # KEEP=DIR keeps a copy of its folder (logs, stores) in DIR.
 set -eu
@@ -52,13 +59,8 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    echo "--- stockevents log (tail)"
-    tail -n 20 "$dir/events.log" 2>/dev/null || true
-    exit 1
-}
 BIN="$dir/bin"
+. "$here/../harness/events.sh"
 use_binaries "$BIN" stockd stockctl stockevents tests/events_client
 
 start_events() {
@@ -66,32 +68,10 @@ start_events() {
     events_pid=$!
 }
 
-kill_events() {
-    kill -9 "$events_pid" 2>/dev/null || true
-    wait "$events_pid" 2>/dev/null || true
-    events_pid=""
-}
-
 kill_stockd() {
     kill -9 "$stockd_pid" 2>/dev/null || true
     wait "$stockd_pid" 2>/dev/null || true
     stockd_pid=""
-}
-
-# dump: the events stream as "ID JSON" lines into $dir/dump.txt.
-dump() {
-    "$BIN/events_client" dump "$NATS_URL" STOCK_EVENTS >"$dir/dump.txt" || fail "reading the stream failed"
-}
-
-# wait_events N: until the stream holds N events (60 s).
-wait_events() {
-    for _ in $(seq 600); do
-        dump
-        [ "$(wc -l <"$dir/dump.txt")" -ge "$1" ] && return 0
-        kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
-        sleep 0.1
-    done
-    fail "the stream holds $(wc -l <"$dir/dump.txt") events, not $1, after 60 s"
 }
 
 nats_start || fail "nats-server did not start"
@@ -232,4 +212,28 @@ for _ in $(seq 50); do
 done
 [ "$(cat "$data/reader.lsn")" -gt $((last + 300)) ] ||
     fail "reader.lsn is $(cat "$data/reader.lsn"), not past the 300 records after the last event ($last)"
+
+echo "== nats-server killed (SIGKILL) while stockevents publishes"
+had=$(wc -l <"$dir/dump.txt")
+retries=$(grep -c "does not confirm" "$dir/events.log" || true)
+kill -STOP "$events_pid"   # a backlog to publish: the kill lands in it
+for i in $(seq "$skus"); do echo "SETSTOCK K$i 1"; echo "DEDUCT k$i K$i 1"; done | cli >/dev/null
+kill -CONT "$events_pid"
+"$BIN/events_client" wait "$NATS_URL" STOCK_EVENTS $((had + 10)) || fail "the backlog is not being published"
+nats_kill
+nats_launch || fail "nats-server did not restart on its store"
+wait_events $((had + 2 * skus))
+sleep 1
+dump
+[ "$(grep -c "does not confirm" "$dir/events.log")" -gt "$retries" ] ||
+    fail "stockevents never waited for the broker: the kill did not land while it published"
+[ "$(wc -l <"$dir/dump.txt")" -eq $((had + 2 * skus)) ] ||
+    fail "$(wc -l <"$dir/dump.txt") events after the broker's restart, not $((had + 2 * skus))"
+dups=$(cut -d' ' -f1 "$dir/dump.txt" | sort | uniq -d | wc -l)
+[ "$dups" -eq 0 ] || fail "$dups Nats-Msg-Ids stored twice across the broker's restart"
+tail -n $((2 * skus)) "$dir/dump.txt" | sed 's/^[^ ]* //' |
+    jq -rs 'map(.seq) as $s | ($s == ($s | sort)) and
+        (group_by(.sku) | map(map(.event) == ["back_in_stock", "sold_out"]) | all) and
+        (group_by(.sku) | length) == '"$skus" | grep -qx true ||
+    fail "the events published across the broker's restart are not each SKU's two, in order"
 echo "PASS"

@@ -6,6 +6,11 @@
  *   events_client dump URL STREAM
  *       prints every message of STREAM in stream order, one per line:
  *       "<Nats-Msg-Id> <JSON body>"
+ *   events_client wait URL STREAM COUNT
+ *       returns as soon as STREAM holds COUNT messages or more (its last
+ *       sequence), looking every millisecond, for at most 60 s (then exit
+ *       1): the moment to strike the broker while the publisher is still
+ *       publishing (72-events)
  *   events_client latency URL PORT COUNT TOKEN
  *       the event latency (bench/events.sh): COUNT times, sets SKU
  *       TOKEN-<i> to 1 through the stockd at 127.0.0.1:PORT (RESP), deducts
@@ -28,6 +33,7 @@
 
 #define LATENCY_COUNT_MAX 1000000
 #define LATENCY_WAIT_MS 10000        /* for one event before giving up */
+#define WAIT_COUNT_MS 60000          /* for a stream to fill */
 
 static int failed(natsStatus status, const char *what)
 {
@@ -64,6 +70,24 @@ static double now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int wait_count(jsCtx *js, const char *stream, long count)
+{
+    double deadline = now_ms() + WAIT_COUNT_MS;
+    while (now_ms() < deadline) {
+        jsStreamInfo *info = NULL;
+        natsStatus status = js_GetStreamInfo(&info, js, stream, NULL, NULL);
+        if (status != NATS_OK)
+            return failed(status, "stream info");
+        bool reached = info->State.LastSeq >= (uint64_t)count;
+        jsStreamInfo_Destroy(info);
+        if (reached)
+            return 0;
+        nats_Sleep(1);
+    }
+    fprintf(stderr, "events_client: %s did not reach %ld messages\n", stream, count);
+    return 1;
 }
 
 /* Waits for the sold_out event of sku; false after LATENCY_WAIT_MS. */
@@ -131,11 +155,14 @@ int main(int argc, char **argv)
 {
     bool dump_mode = argc == 4 && strcmp(argv[1], "dump") == 0;
     bool latency_mode = argc == 6 && strcmp(argv[1], "latency") == 0;
-    long count = latency_mode ? strtol(argv[4], NULL, 10) : 0;
+    bool wait_mode = argc == 5 && strcmp(argv[1], "wait") == 0;
+    long count = latency_mode || wait_mode ? strtol(argv[4], NULL, 10) : 0;
     int port = latency_mode ? atoi(argv[3]) : 0;
-    if ((!dump_mode && !latency_mode) ||
-        (latency_mode && (count < 1 || count > LATENCY_COUNT_MAX || port < 1 || port > 65535))) {
+    if ((!dump_mode && !latency_mode && !wait_mode) ||
+        (!dump_mode && (count < 1 || count > LATENCY_COUNT_MAX)) ||
+        (latency_mode && (port < 1 || port > 65535))) {
         fprintf(stderr, "usage: events_client dump URL STREAM\n"
+                        "       events_client wait URL STREAM COUNT\n"
                         "       events_client latency URL PORT COUNT TOKEN\n");
         return 2;
     }
@@ -145,7 +172,9 @@ int main(int argc, char **argv)
     if (status == NATS_OK)
         status = natsConnection_JetStream(&js, nc, NULL);
     int code = status != NATS_OK ? failed(status, argv[2])
-               : dump_mode ? dump(js, argv[3]) : latency(nc, port, count, argv[5]);
+               : dump_mode ? dump(js, argv[3])
+               : wait_mode ? wait_count(js, argv[3], count)
+                           : latency(nc, port, count, argv[5]);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     nats_Close();

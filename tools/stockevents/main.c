@@ -1,7 +1,6 @@
 /*
  * main.c -- stockevents' entry: reads the command line and publishes the
- * stock events of an embedded store's data folder (publish.c) until
- * SIGINT or SIGTERM.
+ * stock events of a store (publish.c) until SIGINT or SIGTERM.
  *
  * A program of its own rather than a part of stockd: the events are
  * derived from the durable flow log, not from what the server saw, so the
@@ -14,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/flow_events.h"
 #include "lib/uri.h"
 #include "proto/subject.h"
 #include "stockevents.h"
@@ -31,16 +31,21 @@ static void on_signal(int signal_number)
 static void usage(FILE *out)
 {
     fprintf(out,
-        "usage: stockevents --data FOLDER [options]\n\n"
-        "Publishes the stock events of an embedded store's flow log (sold out, back in\n"
+        "usage: stockevents --data FOLDER [options]\n"
+        "       stockevents --store URI [options]\n\n"
+        "Publishes the stock events of a store's durable flow (sold out, back in\n"
         "stock, below a threshold, and optionally every change) to NATS JetStream\n"
-        "(docs/events.md). Runs beside the stockd that has FOLDER open.\n\n"
-        "  --data FOLDER            the store's data folder; required\n"
+        "(docs/events.md): an embedded store's flow log, beside the stockd that has\n"
+        "FOLDER open, or a postgres or redis store's own record of its changes.\n\n"
+        "  --data FOLDER            an embedded store's data folder\n"
+        "  --store URI              or a postgres://... or redis://... store (one\n"
+        "                           Redis server); one of the two is required\n"
         "  --broker URL[,URL...]    NATS servers (default " EVENTS_BROKER_DEFAULT ")\n"
         "  --prefix P               subjects P.events.<event>, stream P_EVENTS in\n"
         "                           capitals (default stock)\n"
         "  --thresholds FILE        per-SKU thresholds, lines 'SKU N' (default\n"
-        "                           FOLDER/" THRESHOLDS_FILE ", where stockd's THRESHOLD writes)\n"
+        "                           FOLDER/" THRESHOLDS_FILE ", where stockd's THRESHOLD writes;\n"
+        "                           none for --store)\n"
         "  --every-change           also a 'change' event for every move of a level\n"
         "  --replicas N             replicas of the stream it creates, 1..%d (default 1)\n"
         "  --poll-ms N              wait between looks at a log with nothing new,\n"
@@ -67,10 +72,14 @@ static bool parse_count(const char *text, const char *name, int max, int *value)
 static bool options_valid(const events_options *options)
 {
     const char *why = NULL;
-    if (options->data == NULL)
-        why = "--data is required";
-    else if (strlen(options->data) > EVENTS_PATH_MAX)
+    if ((options->data == NULL) == (options->store == NULL))
+        why = "one of --data and --store is required";
+    else if (options->data != NULL && strlen(options->data) > EVENTS_PATH_MAX)
         why = "--data is too long";
+    else if (options->data != NULL && flow_events_network(options->data))
+        why = "--data names a folder: a postgres or redis store is --store";
+    else if (options->store != NULL && !flow_events_network(options->store))
+        why = "--store must be a postgres://, postgresql:// or redis:// URI";
     else if (!subject_prefix_valid(options->prefix, EVENTS_PREFIX_MAX))
         why = "--prefix must be 1..64 bytes of NATS subject tokens without wildcards";
     else if (options->broker[strspn(options->broker, ",")] == '\0')
@@ -84,7 +93,8 @@ static bool options_valid(const events_options *options)
 static int parse_options(int argc, char **argv, events_options *options)
 {
     static const struct option long_options[] = {
-        {"data", required_argument, NULL, 'd'}, {"broker", required_argument, NULL, 'b'},
+        {"data", required_argument, NULL, 'd'}, {"store", required_argument, NULL, 's'},
+        {"broker", required_argument, NULL, 'b'},
         {"prefix", required_argument, NULL, 'p'}, {"thresholds", required_argument, NULL, 't'},
         {"every-change", no_argument, NULL, 'e'}, {"replicas", required_argument, NULL, 'r'},
         {"poll-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
@@ -95,6 +105,7 @@ static int parse_options(int argc, char **argv, events_options *options)
     while (ok && (option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (option) {
         case 'd': options->data = optarg; break;
+        case 's': options->store = optarg; break;
         case 'b': options->broker = optarg; break;
         case 'p': options->prefix = optarg; break;
         case 't': options->thresholds = optarg; break;
@@ -125,7 +136,7 @@ int main(int argc, char **argv)
     if (status >= 0)
         return status;
     static char thresholds[EVENTS_PATH_MAX + sizeof THRESHOLDS_FILE + 1];
-    if (options.thresholds == NULL) {
+    if (options.thresholds == NULL && options.data != NULL) {
         snprintf(thresholds, sizeof thresholds, "%s/%s", options.data, THRESHOLDS_FILE);
         options.thresholds = thresholds;
     }

@@ -42,6 +42,7 @@ typedef struct publisher {
     uint64_t next_needed;         /* the first record whose events are not
                                      all confirmed (reader.lsn) */
     uint64_t published;
+    uint64_t lost;                /* records found deleted, as last reported */
 } publisher;
 
 static void say(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -181,7 +182,8 @@ static bool publish_record(publisher *p, const flow_event *events, uint32_t coun
 static void refresh_thresholds(publisher *p)
 {
     char message[300];
-    if (!thresholds_refresh(&p->thresholds, message, sizeof message))
+    if (p->thresholds.path != NULL &&
+        !thresholds_refresh(&p->thresholds, message, sizeof message))
         say("thresholds kept as they were: %s", message);
 }
 
@@ -192,6 +194,11 @@ static void refresh_thresholds(publisher *p)
 static void housekeeping(publisher *p, flow_events *follower)
 {
     refresh_thresholds(p);
+    uint64_t lost = flow_events_lost(follower);
+    if (lost > p->lost)
+        say("the events of %" PRIu64 " records are lost: the store deleted them before they "
+            "were read (%" PRIu64 " in all)", lost - p->lost, lost);
+    p->lost = lost;
     char message[STOCK_MESSAGE_MAX];
     if (flow_events_keep(follower, p->next_needed, message, sizeof message) != STOCK_OK)
         say("%s (snapshots may delete records not yet published)", message);
@@ -210,11 +217,11 @@ static int follow(publisher *p, flow_events *follower)
         uint32_t count = 0;
         uint64_t seq = 0;
         char message[STOCK_MESSAGE_MAX];
-        journal_read_result read = flow_events_next(follower, thresholds_watched,
-                                                    &p->thresholds, &events, &count, &seq,
-                                                    message, sizeof message);
+        journal_read_result read = flow_events_next(
+            follower, p->thresholds.path != NULL ? thresholds_watched : NULL, &p->thresholds,
+            &events, &count, &seq, message, sizeof message);
         if (read == JOURNAL_READ_FAILED) {
-            say("reading %s: %s", p->options->data, message);
+            say("reading the store: %s", message);
             return 1;
         }
         if (read == JOURNAL_READ_WAIT) {
@@ -238,7 +245,8 @@ static int follow(publisher *p, flow_events *follower)
  * between made no event (else the stream would end later). */
 static uint64_t resume_point(publisher *p)
 {
-    int dir_fd = open(p->options->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir_fd = p->options->data != NULL
+                     ? open(p->options->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     uint64_t kept = dir_fd >= 0 ? journal_reader_needs(dir_fd) : JOURNAL_READER_NONE;
     if (dir_fd >= 0)
         close(dir_fd);
@@ -271,14 +279,15 @@ static int start(publisher *p)
     flow_events *follower = NULL;
     uint64_t first = 0;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = flow_events_open(p->options->data, from, p->options->every_change,
-                                       &follower, &first, message, sizeof message);
+    const char *source = p->options->data != NULL ? p->options->data : p->options->store;
+    stock_code code = flow_events_open(source, from, p->options->every_change, &follower,
+                                       &first, message, sizeof message);
     if (code != STOCK_OK) {
-        say("cannot read %s: %s: %s", p->options->data, stock_code_name(code), message);
+        say("cannot read the store: %s: %s", stock_code_name(code), message);
         return 1;
     }
     if (first > from)
-        say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the data folder no "
+        say("the events of records %" PRIu64 "..%" PRIu64 " are lost: the store no "
             "longer holds them", from, first - 1);
     say("publishing to %s from record %" PRIu64, p->stream, first);
     int exit_status = follow(p, follower);

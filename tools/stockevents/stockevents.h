@@ -1,6 +1,7 @@
 /*
  * stockevents.h -- the parts of stockevents, the publisher of the stock
- * events of an embedded store's flow log to NATS JetStream
+ * events of a store's durable flow (an embedded store's flow log, a
+ * postgres store's moves, a redis store's outbox) to NATS JetStream
  * (docs/events.md): main.c reads the command line, publish.c follows the
  * flow (backend/flow_events.h) and publishes.
  */
@@ -21,10 +22,11 @@
 #define EVENTS_POLL_MS_MAX 10000
 
 typedef struct events_options {
-    const char *data;            /* the embedded store's data folder */
+    const char *data;            /* the embedded store's data folder, or NULL */
+    const char *store;           /* else a postgres:// or redis:// store */
     const char *broker;          /* NATS URL(s), comma-separated */
     const char *prefix;          /* subjects PREFIX.events.<kind>, stream PREFIX_EVENTS */
-    const char *thresholds;      /* the thresholds file */
+    const char *thresholds;      /* the thresholds file; NULL: none */
     bool every_change;
     int replicas;
     int poll_ms;                 /* between looks at a log with nothing new */

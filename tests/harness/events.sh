@@ -1,0 +1,40 @@
+# tests/harness/events.sh -- what the stock events suites (72-events,
+# 73-events-stores) share: stockevents run in the background, the events
+# stream read back through tests/events_client. Source it from bash after
+# setting dir (the suite's temporary folder; stockevents logs to
+# $dir/events.log) and BIN (where use_binaries copied events_client); the
+# suite starts stockevents itself and keeps its PID in events_pid.
+#
+#   fail MESSAGE...   prints it and the tail of the stockevents log, exits 1
+#   kill_events       SIGKILL the publisher, waiting for it to be gone
+#   dump              the stream STOCK_EVENTS as "ID JSON" lines into
+#                     $dir/dump.txt
+#   wait_events N     until the stream holds N events (60 s), failing if
+#                     the publisher exits meanwhile
+
+fail() {
+    echo "FAIL: $*"
+    echo "--- stockevents log (tail)"
+    tail -n 20 "$dir/events.log" 2>/dev/null || true
+    exit 1
+}
+
+kill_events() {
+    kill -9 "$events_pid" 2>/dev/null || true
+    wait "$events_pid" 2>/dev/null || true
+    events_pid=""
+}
+
+dump() {
+    "$BIN/events_client" dump "$NATS_URL" STOCK_EVENTS >"$dir/dump.txt" || fail "reading the stream failed"
+}
+
+wait_events() {
+    for _ in $(seq 600); do
+        dump
+        [ "$(wc -l <"$dir/dump.txt")" -ge "$1" ] && return 0
+        kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
+        sleep 0.1
+    done
+    fail "the stream holds $(wc -l <"$dir/dump.txt") events, not $1, after 60 s"
+}
