@@ -354,10 +354,16 @@ static int many_count(const rd_store *store, int first, int count)
     return riders;
 }
 
+/* A deduct_many call's arguments: FCALL, name, key count, time, claiming,
+ * SKU count, and per op at most 3 SKU keys, the SKU id, a directory key and
+ * 4 arguments. */
+_Static_assert(6 + RD_MANY_MAX * 9 <= RD_ARGS_MAX, "RD_ARGS_MAX holds a deduct_many call");
+
 /* Builds one deduct_many call for the effects of jobs[first..first+riders):
  * each SKU's keys once, then (fused) each line's directory entry. */
 static void many_build(rd_store *store, int first, int riders, int64_t time_us)
 {
+    assert(riders >= 2 && riders <= RD_MANY_MAX);
     rd_cmd *cmd = &store->cmd;
     const char *p = store->options.prefix;
     const rd_job *jobs = &store->jobs[first];
