@@ -299,7 +299,7 @@ end
 -- and one XADD per line, instead of 16 calls of 8 commands each
 -- (docs/redis.md, "Performance"). The line ids of one call are distinct (the
 -- client cuts its runs where ids repeat). No lag limits: with
--- outbox_lag_max the client sends deduct per op.
+-- outbox_lag_max the client sends deduct or claim_deduct per op.
 -- KEYS: per SKU of the call its stock, flow and outbox keys; then, when
 -- claiming (a single server), each op's line directory entry.
 -- ARGV: time_us, claiming ('1'|'0'), the SKU count m, the m SKU ids, then
