@@ -26,7 +26,9 @@
 # a replayed line is not a deduction, so the count is compared with the
 # distinct ids it can have drawn), PostgreSQL's flow rows match its stock,
 # stockbench runs its own I1-I5 check. Prints one table and the ratios that
-# docs/benchmarks.md sets as targets.
+# docs/benchmarks.md and docs/redis.md set as targets (bench/redis.sh
+# measures the redis backend's one round after round, with the server's CPU
+# per op).
 #
 # usage: bench/compare.sh [--seconds N] [--out DIR] [--only LIST]
 #   --seconds N  length of each measured run (default 3)
@@ -466,13 +468,17 @@ print_table() {
     local stockd_pg plain_pg
     stockd_pg=$(field_of "stockd DEDUCT (postgres backend, merged)" "$bench16" 4)
     plain_pg=$(field_of "PostgreSQL 15 conditional UPDATE" "pgbench -c $PG_CLIENTS, hot SKU" 4)
-    echo "Targets (docs/benchmarks.md), each against a yardstick of this run:"
+    local redis_hot
+    redis_hot=$(field_of "libstock redis backend" "stockbench -w hot -c $CLIENTS -P 16" 4)
+    echo "Targets (docs/benchmarks.md, docs/redis.md), each against a yardstick of this run:"
     ratio_line "stockd DEDUCT -P 16 / Redis GET -P 16" "$stockd16" "$get16" 0.75
     ratio_line "stockd DEDUCT -P 16 / Redis+Lua appendfsync always -P 16" "$stockd16" "$lua16" 5
     ratio_line "stockd DEDUCT -P 1 / Redis GET -P 1" "$stockd1" "$get1" 1
     ratio_line "Redis+Lua always -P 1 p99 / stockd DEDUCT -P 1 p99" "$lua_p99_1" "$p99_1" 1
     ratio_line "stockd over postgres DEDUCT -P 16 / pgbench plain scheme, hot SKU" \
         "$stockd_pg" "$plain_pg" 20
+    ratio_line "redis backend, hot SKU, stockbench -P 16 / Redis+Lua appendfsync always -P 16" \
+        "$redis_hot" "$lua16" 1
 }
 
 # plot_results PNG: ops/s per row as bars on a log scale.

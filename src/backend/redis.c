@@ -29,6 +29,7 @@
 #include "backend/redis.h"
 #include "lib/batches.h"
 #include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/result.h"
 
 /* --------------------------------------------------------------- the ids */
@@ -335,26 +336,123 @@ static void job_advance(const rd_options *options, rd_job *job, const redisReply
 
 /* ------------------------------------------------------------------ runs */
 
+/* How many jobs from first on can ride one deduct_many call: consecutive
+ * deductions at their effect, all claiming in it (fused) or none, and on a
+ * cluster all in the first one's slot. None with outbox lag limits, which
+ * each deduction checks on its own (deduct), nor with buckets: deduct_many
+ * reads a SKU's home key only, where a deduction may need every bucket. */
+static int many_count(const rd_store *store, int first, int count)
+{
+    const rd_job *head = &store->jobs[first];
+    if (head->op->type != STOCK_OP_DEDUCT || store->options.lag_max_records > 0 ||
+        store->options.lag_max_ms > 0 || store->options.buckets > 1)
+        return 1;
+    unsigned slot = rd_tag_slot("sku", head->op->sku);
+    int riders = 1;
+    while (first + riders < count && riders < RD_MANY_MAX) {
+        const rd_job *job = &store->jobs[first + riders];
+        if (job->step != RD_EFFECT || job->op->type != STOCK_OP_DEDUCT ||
+            job->fused != head->fused ||
+            (store->options.cluster && rd_tag_slot("sku", job->op->sku) != slot))
+            break;
+        riders++;
+    }
+    return riders;
+}
+
+/* A deduct_many call's arguments: FCALL, name, key count, time, claiming,
+ * SKU count, and per op at most 3 SKU keys, the SKU id, a directory key and
+ * 4 arguments. */
+_Static_assert(6 + RD_MANY_MAX * 9 <= RD_ARGS_MAX, "RD_ARGS_MAX holds a deduct_many call");
+
+/* Builds one deduct_many call for the effects of jobs[first..first+riders):
+ * each SKU's keys once, then (fused) each line's directory entry. */
+static void many_build(rd_store *store, int first, int riders, int64_t time_us)
+{
+    assert(riders >= 2 && riders <= RD_MANY_MAX);
+    rd_cmd *cmd = &store->cmd;
+    const char *p = store->options.prefix;
+    const rd_job *jobs = &store->jobs[first];
+    stock_id skus[RD_MANY_MAX];
+    int sku_index[RD_MANY_MAX];
+    int m = 0;
+    rd_cmd_fcall(cmd, "deduct_many");
+    for (int k = 0; k < riders; k++) {
+        stock_id sku = jobs[k].op->sku;
+        int s = 0;
+        while (s < m && !id_equal(skus[s], sku))
+            s++;
+        if (s == m) {
+            skus[m++] = sku;
+            rd_cmd_key(cmd, p, "sku", sku, "");
+            rd_cmd_key(cmd, p, "sku", sku, ":flow");
+            rd_cmd_outbox(cmd, p, sku);
+        }
+        sku_index[k] = s + 1;
+    }
+    for (int k = 0; k < riders && jobs[0].fused; k++)
+        rd_cmd_key(cmd, p, "line", jobs[k].op->id, "");
+    rd_cmd_argf(cmd, "%" PRId64, time_us);
+    rd_cmd_argf(cmd, "%d", jobs[0].fused ? 1 : 0);
+    rd_cmd_argf(cmd, "%d", m);
+    for (int s = 0; s < m; s++)
+        rd_cmd_id(cmd, skus[s]);
+    for (int k = 0; k < riders; k++) {
+        rd_cmd_id(cmd, jobs[k].op->id);
+        rd_cmd_argf(cmd, "%" PRId64, jobs[k].op->amount);
+        rd_cmd_argf(cmd, "%d", sku_index[k]);
+        rd_cmd_argf(cmd, "%s", jobs[k].fused ? "" : jobs[k].gen);
+    }
+}
+
+/* Advances the riders of one deduct_many call by its reply: one answer per
+ * op up to the op that ended the call; the ops after it stay at their
+ * effect, to be sent again. An error or a malformed reply is every op's. */
+static void many_advance(const rd_options *options, rd_job *jobs, int riders,
+                         const redisReply *reply)
+{
+    bool answers = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                   reply->elements <= (size_t)riders;
+    for (size_t k = 0; answers && k < reply->elements; k++)
+        answers = reply->element[k]->type == REDIS_REPLY_ARRAY;
+    for (int k = 0; k < riders; k++) {
+        if (!answers)
+            job_advance(options, &jobs[k], reply);
+        else if ((size_t)k < reply->elements)
+            job_advance(options, &jobs[k], reply->element[k]);
+    }
+}
+
 /* Sends one round: each op's next call, an effect only when every op
- * before it has sent its effect. Returns the calls sent. */
+ * before it has sent its effect (and that effect cannot be left undone:
+ * not a claiming deduction, not a deduct_many); consecutive deductions at
+ * their effect ride one deduct_many call. Returns the calls sent. */
 static int round_send(rd_store *store, int count, int64_t time_us)
 {
     int sent = 0;
     bool in_order = true;   /* every op so far is done or sent its effect */
+    for (int i = 0; i < count; i++)
+        store->jobs[i].sent = false;
     for (int i = 0; i < count; i++) {
         rd_job *job = &store->jobs[i];
-        job->sent = false;
         if (job->step == RD_DONE)
             continue;
         bool effect = job->step == RD_EFFECT;
         if (!effect || in_order) {
-            job_build(store, job, time_us);
+            job->riders = effect ? many_count(store, i, count) : 1;
+            if (job->riders > 1)
+                many_build(store, i, job->riders, time_us);
+            else
+                job_build(store, job, time_us);
             if (!rd_send(store))
                 return -1;
             job->sent = true;
             sent++;
+            i += job->riders - 1;
         }
-        in_order = in_order && effect;
+        /* A call that may end early (a claim finding another owner, a
+         * MOVED) leaves ops of it to a later round: what follows waits. */
+        in_order = in_order && effect && job->riders == 1 && !job->fused;
     }
     return sent;
 }
@@ -377,7 +475,10 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
             redisReply *reply = rd_reply(store);
             if (reply == NULL)
                 break;
-            job_advance(&store->options, job, reply);
+            if (job->riders > 1)
+                many_advance(&store->options, job, job->riders, reply);
+            else
+                job_advance(&store->options, job, reply);
             freeReplyObject(reply);
         }
         if (!rd_linked(store))

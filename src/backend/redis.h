@@ -99,6 +99,7 @@ extern const char rd_functions_source[];
 #define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
+#define RD_MANY_MAX 64              /* deductions one deduct_many call carries */
 /* An order's lines as text, "line sku qty ...". */
 #define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
 
@@ -127,6 +128,7 @@ typedef struct rd_job {
     stock_op *op;
     rd_step step;
     bool sent;                          /* a call of this round is in flight */
+    int riders;                         /* ops whose effects the call carries (deduct_many) */
     bool fused;                         /* a deduction's claim is in its effect */
     int restarts;
     stock_id owner;                     /* the SKU whose slot holds the record */
