@@ -45,7 +45,7 @@ typedef struct rd_options {
     char prefix[RD_PREFIX_MAX + 1];     /* prepended to every key */
     int timeout_ms;                     /* per reply; then the link is lost */
     int wait_replicas;                  /* 0: no WAIT after a batch */
-    uint32_t buckets;                   /* keys a SKU's stock is spread over (1..16) */
+    uint32_t buckets;                   /* keys a SKU's stock is spread over (1..16; 0: a reader of the outbox, rd_buckets_check) */
     bool fused;                         /* single server: claim + deduct in one call */
     int lag_max_records;                /* outbox records a deduction tolerates; 0: any */
     int lag_max_ms;                     /* age of the oldest outbox record; 0: any */
