@@ -11,6 +11,10 @@
 #                     $dir/dump.txt
 #   wait_events N     until the stream holds N events (60 s), failing if
 #                     the publisher exits meanwhile
+#   events_cleanup [STOP...]  the suites' exit trap: SIGKILL stockevents and
+#                     stockd ($stockd_pid), nats_stop, each STOP function
+#                     given (pg_stop, redis_stop), $dir copied to $KEEP
+#                     when set, then removed
 
 fail() {
     echo "FAIL: $*"
@@ -37,4 +41,16 @@ wait_events() {
         sleep 0.1
     done
     fail "the stream holds $(wc -l <"$dir/dump.txt") events, not $1, after 60 s"
+}
+
+events_cleanup() {
+    local pid stop
+    for pid in $events_pid $stockd_pid; do
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    nats_stop
+    for stop in "$@"; do "$stop"; done
+    [ -z "${KEEP:-}" ] || cp -r "$dir" "$KEEP"
+    rm -rf "$dir"
 }

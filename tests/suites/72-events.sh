@@ -49,18 +49,9 @@ esac
 
 dir=$(mktemp -d)
 events_pid="" stockd_pid=""
-cleanup() {
-    for pid in $events_pid $stockd_pid; do
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    nats_stop
-    [ -z "${KEEP:-}" ] || cp -r "$dir" "$KEEP"
-    rm -rf "$dir"
-}
-trap cleanup EXIT
 BIN="$dir/bin"
 . "$here/../harness/events.sh"
+trap 'events_cleanup' EXIT
 use_binaries "$BIN" stockd stockctl stockevents tests/events_client
 
 start_events() {
