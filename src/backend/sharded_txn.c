@@ -36,6 +36,9 @@
 #define SHARD_GID_PREFIX "stock:"
 /* SQLSTATE of COMMIT/ROLLBACK PREPARED for a gid that is gone (resolved). */
 #define SHARD_SQLSTATE_UNDEFINED "42704"
+/* ... and for one another session is finishing ("is busy"): the decision is
+ * recorded before any COMMIT PREPARED, so that session carries it out. */
+#define SHARD_SQLSTATE_BUSY "55000"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -487,7 +490,8 @@ bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, b
                                      clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
     const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     bool ok = PQresultStatus(result) == PGRES_COMMAND_OK ||
-              (state != NULL && strcmp(state, SHARD_SQLSTATE_UNDEFINED) == 0);
+              (state != NULL && (strcmp(state, SHARD_SQLSTATE_UNDEFINED) == 0 ||
+                                 strcmp(state, SHARD_SQLSTATE_BUSY) == 0));
     if (!ok) {
         const char *why = pg_error_message(conn, result);
         message_set(error, size, "%s: %.*s", sql, (int)strcspn(why, "\n"), why);
