@@ -26,10 +26,11 @@
 #              (reader.lsn): no "events lost" line; then 300 deductions
 #              that make no event move reader.lsn past them (the log of a
 #              store that makes no events is still trimmed)
-#   broker     with stockevents stopped (SIGSTOP), SKUS SKUs each go back in
-#              stock and sold out; it goes on, and once 10 of those events
-#              are stored nats-server is killed (SIGKILL) and restarted on
-#              its store: stockevents waited for the broker (its log says
+#   broker     with stockevents stopped (SIGSTOP), 5 x SKUS SKUs each go back
+#              in stock and sold out; it goes on, and once 10 of those
+#              events are stored it is stopped again with events left,
+#              nats-server is killed (SIGKILL), stockevents goes on against
+#              the dead broker, and nats-server is restarted on its store: stockevents waited for the broker (its log says
 #              so), and at the end every event is in the stream exactly
 #              once (no Nats-Msg-Id twice: the broker dropped what it had
 #              stored before the kill but not confirmed), in sequence order
@@ -204,27 +205,41 @@ done
 [ "$(cat "$data/reader.lsn")" -gt $((last + 300)) ] ||
     fail "reader.lsn is $(cat "$data/reader.lsn"), not past the 300 records after the last event ($last)"
 
-echo "== nats-server killed (SIGKILL) while stockevents publishes"
+# Five times the SKUs: a backlog that a fast machine cannot publish between
+# the 10th event and the freeze.
+backlog=$((5 * skus))
+echo "== nats-server killed (SIGKILL) while stockevents publishes $((2 * backlog)) events"
 had=$(wc -l <"$dir/dump.txt")
 retries=$(grep -c "does not confirm" "$dir/events.log" || true)
 kill -STOP "$events_pid"   # a backlog to publish: the kill lands in it
-for i in $(seq "$skus"); do echo "SETSTOCK K$i 1"; echo "DEDUCT k$i K$i 1"; done | cli >/dev/null
+for i in $(seq "$backlog"); do echo "SETSTOCK K$i 1"; echo "DEDUCT k$i K$i 1"; done | cli >/dev/null
 kill -CONT "$events_pid"
 "$BIN/events_client" wait "$NATS_URL" STOCK_EVENTS $((had + 10)) || fail "the backlog is not being published"
+# Frozen again before the kill, so it lands mid-backlog however fast this
+# machine publishes: stockevents wakes to a dead broker with events left.
+kill -STOP "$events_pid"
+stored=$("$BIN/events_client" count "$NATS_URL" STOCK_EVENTS) || fail "reading the stream's count failed"
+[ "$stored" -lt $((had + 2 * backlog)) ] ||
+    fail "the backlog was all published before the kill: nothing left to prove"
 nats_kill
+kill -CONT "$events_pid"
+for _ in $(seq 100); do
+    [ "$(grep -c "does not confirm" "$dir/events.log")" -gt "$retries" ] && break
+    sleep 0.1
+done
 nats_launch || fail "nats-server did not restart on its store"
-wait_events $((had + 2 * skus))
+wait_events $((had + 2 * backlog))
 sleep 1
 dump
 [ "$(grep -c "does not confirm" "$dir/events.log")" -gt "$retries" ] ||
     fail "stockevents never waited for the broker: the kill did not land while it published"
-[ "$(wc -l <"$dir/dump.txt")" -eq $((had + 2 * skus)) ] ||
-    fail "$(wc -l <"$dir/dump.txt") events after the broker's restart, not $((had + 2 * skus))"
+[ "$(wc -l <"$dir/dump.txt")" -eq $((had + 2 * backlog)) ] ||
+    fail "$(wc -l <"$dir/dump.txt") events after the broker's restart, not $((had + 2 * backlog))"
 dups=$(cut -d' ' -f1 "$dir/dump.txt" | sort | uniq -d | wc -l)
 [ "$dups" -eq 0 ] || fail "$dups Nats-Msg-Ids stored twice across the broker's restart"
-tail -n $((2 * skus)) "$dir/dump.txt" | sed 's/^[^ ]* //' |
+tail -n $((2 * backlog)) "$dir/dump.txt" | sed 's/^[^ ]* //' |
     jq -rs 'map(.seq) as $s | ($s == ($s | sort)) and
         (group_by(.sku) | map(map(.event) == ["back_in_stock", "sold_out"]) | all) and
-        (group_by(.sku) | length) == '"$skus" | grep -qx true ||
+        (group_by(.sku) | length) == '"$backlog" | grep -qx true ||
     fail "the events published across the broker's restart are not each SKU's two, in order"
 echo "PASS"

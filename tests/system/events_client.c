@@ -11,6 +11,8 @@
  *       sequence), looking every millisecond, for at most 60 s (then exit
  *       1): the moment to strike the broker while the publisher is still
  *       publishing (72-events)
+ *   events_client count URL STREAM
+ *       prints how many messages STREAM has stored (its last sequence)
  *   events_client latency URL PORT COUNT TOKEN
  *       the event latency (bench/events.sh): COUNT times, sets SKU
  *       TOKEN-<i> to 1 through the stockd at 127.0.0.1:PORT (RESP), deducts
@@ -70,6 +72,17 @@ static double now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int print_count(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *info = NULL;
+    natsStatus status = js_GetStreamInfo(&info, js, stream, NULL, NULL);
+    if (status != NATS_OK)
+        return failed(status, "stream info");
+    printf("%" PRIu64 "\n", info->State.LastSeq);
+    jsStreamInfo_Destroy(info);
+    return 0;
 }
 
 static int wait_count(jsCtx *js, const char *stream, long count)
@@ -156,13 +169,15 @@ int main(int argc, char **argv)
     bool dump_mode = argc == 4 && strcmp(argv[1], "dump") == 0;
     bool latency_mode = argc == 6 && strcmp(argv[1], "latency") == 0;
     bool wait_mode = argc == 5 && strcmp(argv[1], "wait") == 0;
+    bool count_mode = argc == 4 && strcmp(argv[1], "count") == 0;
     long count = latency_mode || wait_mode ? strtol(argv[4], NULL, 10) : 0;
     int port = latency_mode ? atoi(argv[3]) : 0;
-    if ((!dump_mode && !latency_mode && !wait_mode) ||
-        (!dump_mode && (count < 1 || count > LATENCY_COUNT_MAX)) ||
+    if ((!dump_mode && !latency_mode && !wait_mode && !count_mode) ||
+        (!dump_mode && !count_mode && (count < 1 || count > LATENCY_COUNT_MAX)) ||
         (latency_mode && (port < 1 || port > 65535))) {
         fprintf(stderr, "usage: events_client dump URL STREAM\n"
                         "       events_client wait URL STREAM COUNT\n"
+                        "       events_client count URL STREAM\n"
                         "       events_client latency URL PORT COUNT TOKEN\n");
         return 2;
     }
@@ -174,6 +189,7 @@ int main(int argc, char **argv)
     int code = status != NATS_OK ? failed(status, argv[2])
                : dump_mode ? dump(js, argv[3])
                : wait_mode ? wait_count(js, argv[3], count)
+               : count_mode ? print_count(js, argv[3])
                            : latency(nc, port, count, argv[5]);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
