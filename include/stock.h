@@ -471,7 +471,8 @@ stock_code stock_close(stock_t *store);
  * descriptor that becomes readable when syncs the store started without
  * waiting have completed, or -1 if the store has none (another backend,
  * relaxed durability, or io_uring unavailable: an old kernel, a seccomp
- * filter). The first call that returns a descriptor switches the store:
+ * filter; the store's log hook then says why, at STOCK_LOG_NOTICE). The
+ * first call that returns a descriptor switches the store:
  * from then on stock_submit in the calling thread starts the sync of its
  * batch (io_uring's fdatasync) instead of waiting for it, and the caller
  * must call stock_process_completions whenever the descriptor is readable;

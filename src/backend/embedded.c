@@ -1521,10 +1521,17 @@ static int embedded_completion_fd(stock_t *store)
     if (e->durability != STOCK_DURABILITY_SYNC)
         return -1;
     pthread_mutex_lock(&e->sync_mutex);
-    if (e->uring == NULL)
+    int unavailable = 0;
+    if (e->uring == NULL) {
         e->uring = uring_sync_create();
+        unavailable = e->uring == NULL ? errno : 0;
+    }
     int fd = e->uring == NULL ? -1 : uring_sync_fd(e->uring);
     pthread_mutex_unlock(&e->sync_mutex);
+    /* The embedder sees the fallback's cost only as latency: say why. */
+    if (unavailable != 0)
+        stock_log(&e->log_hook, STOCK_LOG_NOTICE, "io_uring is unavailable (%s): each sync "
+                  "waits in the thread that submits", strerror(unavailable));
     return fd;
 }
 

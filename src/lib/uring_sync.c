@@ -29,19 +29,18 @@ uring_sync *uring_sync_create(void)
         free(ring);
         return NULL;
     }
-    if (io_uring_queue_init(URING_SYNC_DEPTH, &ring->ring, 0) != 0) {
-        close(ring->event_fd);
-        free(ring);
-        return NULL;
-    }
-    if (io_uring_register_eventfd(&ring->ring, ring->event_fd) != 0 ||
-        pthread_mutex_init(&ring->reap_mutex, NULL) != 0) {
+    /* liburing answers -errno rather than setting it. */
+    int rc = io_uring_queue_init(URING_SYNC_DEPTH, &ring->ring, 0);
+    if (rc == 0) {
+        rc = io_uring_register_eventfd(&ring->ring, ring->event_fd);
+        if (rc == 0 && (rc = -pthread_mutex_init(&ring->reap_mutex, NULL)) == 0)
+            return ring;
         io_uring_queue_exit(&ring->ring);
-        close(ring->event_fd);
-        free(ring);
-        return NULL;
     }
-    return ring;
+    close(ring->event_fd);
+    free(ring);
+    errno = -rc;
+    return NULL;
 }
 
 void uring_sync_destroy(uring_sync *ring)

@@ -20,9 +20,10 @@
 
 typedef struct uring_sync uring_sync;
 
-/* A new ring with its eventfd, or NULL when io_uring is unavailable (an
- * old kernel, a seccomp filter, io_uring_disabled, out of memory): the
- * caller then syncs with fdatasync. Free with uring_sync_destroy. */
+/* A new ring with its eventfd, or NULL with errno set when io_uring is
+ * unavailable (ENOSYS on an old kernel or under a seccomp filter, EPERM with
+ * io_uring_disabled, ENOMEM): the caller then syncs with fdatasync. Free
+ * with uring_sync_destroy. */
 uring_sync *uring_sync_create(void);
 void uring_sync_destroy(uring_sync *ring);
 

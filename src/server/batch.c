@@ -4,7 +4,6 @@
  */
 #include <assert.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "server/batch.h"
 #include "server/hot.h"
@@ -116,15 +115,11 @@ static void on_completions(uv_poll_t *handle, int status, int events)
 static int poll_completions(server *srv)
 {
     int fd = srv->cfg->io_uring ? stock_completion_fd(srv->store) : -1;
-    /* Said once at start-up: io_uring can be missing where the flag asks for
-     * it, and the operator sees the cost of the fallback only as latency. */
-    if (fd >= 0)
-        log_info("fsyncs start through io_uring; the loop reads on while the disk syncs");
-    else if (srv->cfg->io_uring && strcmp(stock_backend_name(srv->store), "embedded") == 0)
-        log_info("no io_uring for this store (relaxed durability, or io_uring is "
-                 "unavailable): a sync waits in the loop");
+    /* Said once at start-up; a store that has io_uring and cannot make its
+     * ring says why through the library's log. */
     if (fd < 0)
         return 0;
+    log_info("fsyncs start through io_uring; the loop reads on while the disk syncs");
     int rc = uv_poll_init(srv->loop, &srv->completions, fd);
     if (rc < 0)
         return rc;
