@@ -81,9 +81,7 @@ persister *persist_new(const persist_options *options, char *message, size_t siz
         persist_free(p);
         return NULL;
     }
-    /* The persister reads the outbox, whatever K the store was made with
-     * (rd_buckets_check: 0 checks and records nothing). */
-    redis->options.buckets = 0;
+    redis->options.outbox_reader = true;
     return p;
 }
 

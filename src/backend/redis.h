@@ -45,7 +45,8 @@ typedef struct rd_options {
     char prefix[RD_PREFIX_MAX + 1];     /* prepended to every key */
     int timeout_ms;                     /* per reply; then the link is lost */
     int wait_replicas;                  /* 0: no WAIT after a batch */
-    uint32_t buckets;                   /* keys a SKU's stock is spread over (1..16; 0: a reader of the outbox, rd_buckets_check) */
+    uint32_t buckets;                   /* keys a SKU's stock is spread over (1..16) */
+    bool outbox_reader;                 /* the persister's link: the store is read as it is (rd_buckets_check) */
     bool fused;                         /* single server: claim + deduct in one call */
     int lag_max_records;                /* outbox records a deduction tolerates; 0: any */
     int lag_max_ms;                     /* age of the oldest outbox record; 0: any */
@@ -295,7 +296,8 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
 /* Pushes the stock keys of sku's buckets 1..buckets-1 (none for 1). */
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
 /* Records buckets in a new store, or checks an existing store's record:
- * STOCK_INVALID, naming the recorded K, when they differ. */
+ * STOCK_INVALID, naming the recorded K, when they differ. An outbox reader
+ * checks and records nothing. */
 stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
                             size_t size);
 

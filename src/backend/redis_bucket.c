@@ -61,12 +61,12 @@ static bool command_ok(redisContext *conn, redisReply *reply, const char *what, 
  * record; a store with buckets also moves its layout version to
  * RD_LAYOUT_BUCKETS, so that a library that knows no buckets (and would read
  * the home bucket alone) refuses it. An existing store is only read, so that
- * a server at maxmemory still opens it. K 0 is a reader of the outbox
- * (the persister), which takes the store as it is: nothing is checked. */
+ * a server at maxmemory still opens it. A reader of the outbox (the
+ * persister) takes the store as it is, whatever its K. */
 stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
                             size_t size)
 {
-    if (options->buckets == 0)
+    if (options->outbox_reader)
         return STOCK_OK;
     char key[RD_PREFIX_MAX + 32], layout[RD_PREFIX_MAX + 32], value[16];
     snprintf(key, sizeof key, "%sstock:buckets", options->prefix);
