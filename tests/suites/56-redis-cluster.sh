@@ -10,7 +10,10 @@
 #     replicate);
 #   - a seed list whose first seed does not answer;
 #   - a SKU's slot moved to another master under an open store: a deduction
-#     during the migration follows ASK, one after it MOVED;
+#     during the migration follows ASK, one after it MOVED; moved back with
+#     the SKU's stock key first, a deduction over its split keys meets
+#     TRYAGAIN (the node's errorstats say so) and succeeds once the rest
+#     follows;
 #   - the masters frozen (SIGSTOP): an op times out UNAVAILABLE, its retry
 #     with the same id counts once;
 #   - kill -9 of a master under a writer of cross-slot orders and deductions
@@ -66,10 +69,12 @@ master_of() {   # SLOT: prints "id port" of its master
 }
 coproc MOVER { "$BUILD/tests/redis_faults" moved "$REDIS_URI"; }
 mover_pid=$MOVER_PID
+# Bash unsets MOVER when the mover exits: its output is read through copies.
+exec {mover_in}>&"${MOVER[1]}" {mover_out}<&"${MOVER[0]}"
 mover_said=""
 mover_read() {   # WORD: reads the mover's lines up to the one that starts with WORD
     local line
-    while read -r line <&"${MOVER[0]}"; do
+    while read -r line <&"$mover_out"; do
         mover_said+="$line"$'\n'
         [[ "$line" == "$1"* ]] && { echo "$line"; return 0; }
     done
@@ -88,16 +93,67 @@ redis-cli -p "$src_port" CLUSTER SETSLOT "$slot" MIGRATING "$dst_id" >/dev/null
 # shellcheck disable=SC2046  # the slot's keys, one argument each
 redis-cli -p "$src_port" MIGRATE 127.0.0.1 "$dst_port" "" 0 5000 KEYS \
     $(redis-cli -p "$src_port" CLUSTER GETKEYSINSLOT "$slot" 1000) >/dev/null
-echo go >&"${MOVER[1]}"
+echo go >&"$mover_in"
 mover_read "deducted 0" >/dev/null
 for port in "$dst_port" "$src_port"; do
     redis-cli -p "$port" CLUSTER SETSLOT "$slot" NODE "$dst_id" >/dev/null
 done
-echo go >&"${MOVER[1]}"
-out=$(cat <&"${MOVER[0]}")
-wait "$mover_pid"
+echo go >&"$mover_in"
+mover_read "deducted 1" >/dev/null
+# Every node must know the slot's new owner before it moves again: the node
+# that takes it back bumps its config epoch without consensus, and one that
+# has not yet seen the first move's epoch could take the same number, a
+# collision that can leave other nodes on the old owner.
+owned_everywhere() {   # SLOT ID: waits until every live node says ID serves SLOT
+    local try i ok
+    for ((try = 0; try < 100; try++)); do
+        ok=yes
+        for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+            kill -0 "${REDIS_CLUSTER_PIDS[$i]}" 2>/dev/null || continue
+            redis_cluster_cli "$i" CLUSTER NODES | awk -v s="$1" -v id="$2" '$1 == id {
+                for (f = 9; f <= NF; f++) { n = split($f, r, "-"); if (n == 1) r[2] = r[1];
+                    if (s + 0 >= r[1] + 0 && s + 0 <= r[2] + 0) found = 1 } }
+                END { exit !found }' || ok=no
+        done
+        [ "$ok" = yes ] && return 0
+        sleep 0.1
+    done
+    echo "not every node says $2 serves slot $1"
+    return 1
+}
+owned_everywhere "$slot" "$dst_id"
+echo "== the slot moved back, the SKU's stock key first (TRYAGAIN)"
+tryagains() {   # PORT: how many TRYAGAIN errors that node has answered
+    local count
+    count=$(redis-cli -p "$1" INFO errorstats | tr -d '\r' | sed -n 's/^errorstat_TRYAGAIN:count=//p')
+    echo "${count:-0}"
+}
+before=$(tryagains "$dst_port")
+redis-cli -p "$src_port" CLUSTER SETSLOT "$slot" IMPORTING "$dst_id" >/dev/null
+redis-cli -p "$dst_port" CLUSTER SETSLOT "$slot" MIGRATING "$src_id" >/dev/null
+# A call over the SKU's keys now finds some on each node: TRYAGAIN, retried
+# with growing pauses (RD_TRYAGAIN_PAUSE_US, up to RD_REDIRECTS_MAX tries,
+# over a second in all) while the rest moves.
+redis-cli -p "$dst_port" MIGRATE 127.0.0.1 "$src_port" "" 0 5000 KEYS "{sku:$sku}" >/dev/null
+echo go >&"$mover_in"
+for _ in $(seq 100); do
+    [ "$(tryagains "$dst_port")" -gt "$before" ] && break
+    sleep 0.01
+done
+[ "$(tryagains "$dst_port")" -gt "$before" ] ||
+    { echo "the deduction never met TRYAGAIN"; exit 1; }
+# shellcheck disable=SC2046  # the slot's keys, one argument each
+redis-cli -p "$dst_port" MIGRATE 127.0.0.1 "$src_port" "" 0 5000 KEYS \
+    $(redis-cli -p "$dst_port" CLUSTER GETKEYSINSLOT "$slot" 1000) >/dev/null
+for port in "$src_port" "$dst_port"; do
+    redis-cli -p "$port" CLUSTER SETSLOT "$slot" NODE "$src_id" >/dev/null
+done
+out=$(cat <&"$mover_out")
+wait "$mover_pid" || true
+exec {mover_in}>&- {mover_out}<&-
 echo "$out"
 grep -q "redis_faults moved: 0 failed" <<<"$out"
+owned_everywhere "$slot" "$src_id"
 redis_cluster_wait_ok
 
 echo "== the masters frozen (SIGSTOP)"
@@ -116,7 +172,7 @@ sleep 1
 redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master"
 before=$(cat "$acked")
 redis_cluster_kill 0
-echo "killed master 0 after $before acknowledged batches"
+echo "killed master 0 after $before acknowledged batches ($(date))"
 # The replicas notice after cluster-node-timeout, then one is elected.
 promoted=""
 for ((try = 0; try < 300; try++)); do
@@ -139,7 +195,8 @@ redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:slave" ||
 after=$(cat "$acked")
 for ((i = 0; i < 600; i++)); do
     [ "$(cat "$acked")" -gt $((after + 5)) ] && break
-    kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/crash.out"; exit 1; }
+    kill -0 "$writer" 2>/dev/null ||
+        { cat "$REDIS_DIR/crash.out"; date; redis_cluster_cli 1 CLUSTER NODES; exit 1; }
     sleep 0.1
 done
 [ "$(cat "$acked")" -gt $((after + 5)) ] ||

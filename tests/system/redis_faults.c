@@ -34,11 +34,14 @@
  *                                buckets=4 refuses another K
  *
  *   redis_faults moved URI       on a cluster: prints "sku S" and waits for a
- *                                line on stdin before each of two
+ *                                line on stdin before each of three
  *                                deductions from S (the suite moves S's slot
  *                                to another master meanwhile: the first
- *                                deduction meets ASK, the second MOVED);
- *                                both succeed once, on one store handle
+ *                                deduction meets ASK, the second MOVED; then
+ *                                moves it back with S's stock key first, so
+ *                                the third meets TRYAGAIN until the rest
+ *                                of the slot follows); each succeeds once,
+ *                                on one store handle
  *
  * URI is redis://host:port without a query string (stopped and moved also
  * take a cluster's URI). The crash states are made
@@ -630,10 +633,17 @@ static void run_stopped(const char *base, const char *servers)
     stock_close(store);
 }
 
-/* A slot moved under an open store: the handle follows ASK, then MOVED. */
+/* A slot moved under an open store: the handle follows ASK, then MOVED;
+ * then moved again with the SKU's stock key sent ahead of its other keys,
+ * so that a call over them answers TRYAGAIN until the rest follows. */
 static void run_moved(const char *uri)
 {
-    char sku[64], line[2][64], message[STOCK_MESSAGE_MAX] = "", go[16];
+    static const char *const steps[] = {"ask", "moved", "tryagain"};
+    static const char *const named[] = {"a deduction during the migration (ASK)",
+                                        "a deduction after it (MOVED)",
+                                        "a deduction while its keys are split (TRYAGAIN)"};
+    enum { STEPS = sizeof steps / sizeof steps[0] };
+    char sku[64], line[STEPS][64], message[STOCK_MESSAGE_MAX] = "", go[16];
     stock_t *store = open_or_die(uri);
     unique(sku, sizeof sku, "moved");
     stock_code code = stock_set(store, sku, 5, NULL, NULL, message);
@@ -644,20 +654,19 @@ static void run_moved(const char *uri)
     expect(code == STOCK_OK, "a deduction before the move", code, message);
     printf("sku %s\n", sku);
     fflush(stdout);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STEPS; i++) {
         if (fgets(go, sizeof go, stdin) == NULL)
             exit(2);
-        unique(line[i], sizeof line[i], i == 0 ? "ask" : "moved");
+        unique(line[i], sizeof line[i], steps[i]);
         int64_t available = -1;
         code = stock_deduct(store, line[i], sku, 1, &available, message);
-        expect(code == STOCK_OK && available == 3 - i, i == 0 ? "a deduction during the "
-               "migration (ASK)" : "a deduction after it (MOVED)", code, message);
+        expect(code == STOCK_OK && available == 3 - i, named[i], code, message);
         printf("deducted %d\n", i);
         fflush(stdout);
     }
     stock_sku_info totals;
     code = stock_get(store, sku, &totals, message);
-    expect(code == STOCK_OK && totals.available == 2 && totals.deducted == 3,
+    expect(code == STOCK_OK && totals.available == 1 && totals.deducted == 4,
            "the SKU holds every deduction once", code, message);
     stock_line_info info;
     code = stock_line(store, line[0], &info, message);
