@@ -114,6 +114,14 @@ static void set_error(pg_store *store, const char *what, PGconn *conn)
 
 /* ---------------------------------------------------------- connections */
 
+
+/* An open whose connection was lost midway (the server went away, the
+ * network cut it) may be tried again: the schema's install is one
+ * transaction. Any other failure keeps its code. */
+static stock_code lost_or(const PGconn *conn, stock_code code)
+{
+    return PQstatus(conn) == CONNECTION_BAD ? STOCK_UNAVAILABLE : code;
+}
 /* Runs a statement that returns nothing, or one text value into out. */
 static bool exec_simple(PGconn *conn, const char *sql, char *out, size_t out_size)
 {
@@ -171,11 +179,13 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
         !exec_simple(conn, seed, NULL, 0)) {
         message_set(error, size, "postgres: cannot configure the session: %.*s",
                     (int)strcspn(detail, "\n"), detail);
+        stock_code code = lost_or(conn, STOCK_IO);
         PQfinish(conn);
-        return STOCK_IO;
+        return code;
     }
     stock_code code = pg_schema_install(conn, error, size);
     if (code != STOCK_OK) {
+        code = lost_or(conn, code);
         PQfinish(conn);
         return code;
     }
@@ -193,8 +203,8 @@ static stock_code conn_open(pg_store *store, PGconn **out)
     if (code == STOCK_OK &&
         !exec_simple(conn, "SELECT pg_current_wal_lsn()::text", store->lsn, sizeof store->lsn)) {
         set_error(store, "cannot read the WAL position", conn);
+        code = lost_or(conn, STOCK_IO);
         PQfinish(conn);
-        code = STOCK_IO;
     }
     *out = code == STOCK_OK ? conn : NULL;
     return code;
