@@ -57,6 +57,8 @@ typedef struct persist_status {
     uint64_t read;                   /* records read */
     uint64_t lag_records;            /* records in the outbox not yet persisted */
     int64_t lag_ms;                  /* the age of the oldest of them (0: none) */
+    uint64_t outbox_records;         /* records the outbox holds: some reader's group
+                                      * (this one, stockevents) is not done with them */
     bool linked;                     /* the last cycle reached both servers */
 } persist_status;
 

@@ -6,7 +6,11 @@
  * streams with a consumer group of its own, "stockevents", beside the
  * persister's, so that each group gets every record; it acknowledges a
  * record once its events are confirmed (when the next one is asked for),
- * and after a crash reads the group's pending records again first.
+ * and after a crash reads the group's pending records again first. Its
+ * group is registered as an outbox reader (Pstock:readers), so the
+ * persister's trim keeps what it has not read, even on streams made while
+ * it was stopped. It never trims: the outbox is there for the persister,
+ * which may not have made its group yet.
  *
  * A SKU lives in one slot, so its records are in one stream, in order; the
  * streams are read a chunk at a time (one XREADGROUP over many streams). An event's sequence is S * RD_SLOTS + slot (S
@@ -86,6 +90,9 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
                                message, message_size);
     if (code == STOCK_OK)
         code = rd_layout_check(source->redis, &source->options, message, message_size);
+    if (code == STOCK_OK && !rd_outbox_register(source->redis, source->options.prefix,
+                                                RD_EVENTS_GROUP, message, message_size))
+        code = STOCK_UNAVAILABLE;
     if (code != STOCK_OK) {
         rd_events_close(source);
         return code;
@@ -94,21 +101,18 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     return STOCK_OK;
 }
 
-/* Adds the stream key (its group created unless it has one). */
-static bool stream_add(rd_events *source, const char *key, char *message, size_t message_size)
+/* Adds the stream key, with every registered reader's group (readers: the
+ * registry's members) and this follower's, each created unless it exists. */
+static bool stream_add(rd_events *source, const char *key, const redisReply *readers,
+                       char *message, size_t message_size)
 {
     for (uint32_t i = 0; i < source->stream_count; i++)
         if (strcmp(source->streams[i].key, key) == 0)
             return true;
     if (source->stream_count == RD_SLOTS || strlen(key) >= RD_EVENTS_KEY_MAX)
         return true;   /* not an outbox of this store: one per slot, short keys */
-    redisReply *reply = redisCommand(source->redis, "XGROUP CREATE %s " RD_EVENTS_GROUP " 0",
-                                     key);
-    bool ok = reply != NULL && (reply->type != REDIS_REPLY_ERROR ||
-                                strncmp(reply->str, "BUSYGROUP", 9) == 0);
-    if (!ok)
-        failed(source, "XGROUP CREATE", reply, message, message_size);
-    freeReplyObject(reply);
+    bool ok = rd_outbox_groups_create(source->redis, key, readers, RD_EVENTS_GROUP, message,
+                                      message_size);
     if (ok) {
         rd_events_stream *stream = &source->streams[source->stream_count++];
         snprintf(stream->key, sizeof stream->key, "%s", key);
@@ -125,8 +129,16 @@ static bool scan(rd_events *source, char *message, size_t message_size)
     if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
         return true;
     source->scanned_us = now_us;
-    char pattern[2 * RD_PREFIX_MAX + 16];
+    char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
     rd_outbox_pattern(source->options.prefix, pattern, sizeof pattern);
+    rd_outbox_readers_key(source->options.prefix, key, sizeof key);
+    redisReply *readers = redisCommand(source->redis, "SMEMBERS %s", key);
+    if (readers == NULL || readers->type != REDIS_REPLY_ARRAY) {
+        failed(source, "SMEMBERS", readers, message, message_size);
+        freeReplyObject(readers);
+        return false;
+    }
+    bool ok = true;
     char cursor[32] = "0";
     do {
         redisReply *reply = redisCommand(source->redis, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
@@ -134,17 +146,17 @@ static bool scan(rd_events *source, char *message, size_t message_size)
         if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
             failed(source, "SCAN", reply, message, message_size);
             freeReplyObject(reply);
-            return false;
+            ok = false;
+            break;
         }
         snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-        bool ok = true;
         for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
-            ok = stream_add(source, reply->element[1]->element[i]->str, message, message_size);
+            ok = stream_add(source, reply->element[1]->element[i]->str, readers, message,
+                            message_size);
         freeReplyObject(reply);
-        if (!ok)
-            return false;
-    } while (strcmp(cursor, "0") != 0);
-    return true;
+    } while (ok && strcmp(cursor, "0") != 0);
+    freeReplyObject(readers);
+    return ok;
 }
 
 /* Acknowledges the record handed out last: its events are confirmed. */
@@ -244,8 +256,8 @@ static const char *field(const redisReply *fields, const char *name)
 }
 
 /* The move of entry [id, fields], or false for a record that moves no
- * SKU (a warm-up's marker, or one the persister deleted while it was
- * pending here: its fields are nil). */
+ * SKU (a warm-up's marker, or one deleted while it was pending here: its
+ * fields are nil). */
 static bool entry_move(const rd_events *source, const redisReply *entry, uint64_t *seq,
                        core_change *change)
 {
@@ -265,7 +277,8 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
 }
 
 /* Counts the records of the current stream that were deleted before this
- * follower read them (by the persister, which deletes what it persisted):
+ * follower read them (by a persister older than the trim, which deleted
+ * what it had persisted, or by hand):
  * the gap between two entries read one after the other, but before a
  * warm-up's marker (which moves the sequence on by design), and an entry
  * deleted while pending here (its fields are nil). */
