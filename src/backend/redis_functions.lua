@@ -218,8 +218,9 @@ local function emit(outbox, kind, stock, t, ...)
                unpack(fields))
 end
 
--- Whether the outbox is further behind than a limit allows: records not yet
--- persisted, or the age in ms of the oldest ('0': no limit).
+-- Whether the outbox is further behind than a limit allows: the records it
+-- holds (some reader's group has not acknowledged them: outbox_trim), or
+-- the age in ms of the oldest ('0': no limit).
 local function lagging(outbox, records, ms)
     if records ~= '0' and redis.call('XLEN', outbox) >= tonumber(records) then return true end
     if ms == '0' then return false end

@@ -118,6 +118,7 @@ void rd_fail_lagging(stock_op *op, const rd_options *options)
     op->failed_line = -1;
     result_fail(op, STOCK_UNAVAILABLE, "redis: deduction refused: the outbox of this SKU's "
                 "slot is further behind than the limit (outbox_lag_max=%d records, "
-                "outbox_lag_max_ms=%d); the persister must catch up; nothing was changed",
+                "outbox_lag_max_ms=%d); its readers (the persister, stockevents) must catch up; "
+                "nothing was changed",
                 options->lag_max_records, options->lag_max_ms);
 }
