@@ -6,7 +6,7 @@
  *   persist_outbox.c   the Redis side: the link to the server or to every
  *                      master of a cluster, streams found by SCAN, a lease
  *                      per stream, records read with XAUTOCLAIM and
- *                      XREADGROUP, XACK and XDEL
+ *                      XREADGROUP, XACK and the trim
  *   persist_apply.c    the PostgreSQL side: the schema, one transaction per
  *                      cycle
  *   persist_warm.c     the warm-up: PostgreSQL's SKUs loaded into a Redis
