@@ -13,9 +13,17 @@
  * which may not have made its group yet.
  *
  * A SKU lives in one slot, so its records are in one stream, in order; the
- * streams are read a chunk at a time (one XREADGROUP over many streams). An event's sequence is S * RD_SLOTS + slot (S
+ * streams are read a chunk at a time (one XREADGROUP per stream, pipelined
+ * to each stream's server). An event's sequence is S * RD_SLOTS + slot (S
  * the entry's sequence in its stream): one number per record for ever, and
- * rising with a SKU's records.
+ * rising with a SKU's records, on one server or a cluster alike.
+ *
+ * On a Redis Cluster it takes the redis backend's link (redis_link.c), as
+ * the persister does: every master of the slot map, each scanned for
+ * streams, each stream's commands sent to the master it was found on. A
+ * failure (a master gone, a MOVED after a failover) fails the read: the
+ * publisher exits and, started again, resumes from the broker and the
+ * group's pending records.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -40,31 +48,51 @@
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
     unsigned slot;
+    int node;                     /* the master that holds it (link.nodes) */
     bool pending_read;            /* the group's pending records were read again */
     uint64_t last_entry;          /* S of the last entry read; 0: none yet */
 } rd_events_stream;
 
 struct rd_events {
-    redisContext *redis;
-    rd_options options;
+    /* The redis backend's store struct, for its options and its link: the
+     * server, or every master of a cluster. Nothing else of it is used. */
+    rd_store *store;
     rd_events_stream streams[RD_SLOTS];
     uint32_t stream_count;
     uint32_t current;             /* the stream of the entry handed out last */
     uint32_t chunk_first;         /* the first stream of the next read */
-    redisReply *entries;          /* the last read: [[key, [[id, [field, value...]]...]]...] */
-    size_t reply_stream;          /* the stream of it being handed out */
+    /* The last read: per stream of the chunk its XREADGROUP reply, nil or
+     * [[key, [[id, [field, value...]]...]]], in stream order. */
+    redisReply *entries[RD_EVENTS_CHUNK];
+    uint32_t entries_first;       /* the chunk's first stream */
+    uint32_t entries_count;
+    size_t reply_stream;          /* the reply being handed out */
     size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
 };
 
-static journal_read_result failed(rd_events *source, const char *what, const redisReply *reply,
-                                  char *message, size_t message_size)
+static redisContext *node_conn(rd_events *source, int node)
+{
+    return source->store->link.nodes[node].conn;
+}
+
+/* The connection of the master that serves key (NULL: none). */
+static redisContext *conn_of(rd_events *source, const char *key)
+{
+    if (!source->store->options.cluster)
+        return node_conn(source, 0);
+    unsigned node = source->store->link.slot_node[rd_key_slot(key, strlen(key))];
+    return node == RD_NO_NODE ? NULL : node_conn(source, (int)node);
+}
+
+static journal_read_result failed(const redisContext *conn, const char *what,
+                                  const redisReply *reply, char *message, size_t message_size)
 {
     message_set(message, message_size, "redis events: %s: %s", what,
                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
-                : source->redis->errstr[0] != '\0'                ? source->redis->errstr
+                : conn != NULL && conn->errstr[0] != '\0'         ? conn->errstr
                                                                   : "unexpected reply");
     return JOURNAL_READ_FAILED;
 }
@@ -74,24 +102,27 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     assert(uri != NULL && out != NULL);
     *out = NULL;
     rd_events *source = calloc(1, sizeof *source);
-    if (source == NULL) {
+    rd_store *store = calloc(1, sizeof *store);
+    if (source == NULL || store == NULL) {
+        free(source);
+        free(store);
         message_set(message, message_size, "out of memory");
         return STOCK_NOMEM;
     }
+    source->store = store;
     stock_config config = {0};
-    stock_code code = rd_options_parse(uri, &config, &source->options, message, message_size);
-    if (code == STOCK_OK && source->options.cluster) {
-        message_set(message, message_size, "redis events: a Redis Cluster (cluster=1) is "
-                    "not supported yet: one server");
-        code = STOCK_UNSUPPORTED;
-    }
+    stock_code code = rd_options_parse(uri, &config, &store->options, message, message_size);
+    /* It reads the outbox, whatever K the store was made with
+     * (rd_buckets_check: 0 checks and records nothing). */
+    store->options.buckets = 0;
     if (code == STOCK_OK)
-        code = rd_node_connect(&source->options, &source->options.seeds[0], &source->redis,
-                               message, message_size);
-    if (code == STOCK_OK)
-        code = rd_layout_check(source->redis, &source->options, message, message_size);
-    if (code == STOCK_OK && !rd_outbox_register(source->redis, source->options.prefix,
-                                                RD_EVENTS_GROUP, message, message_size))
+        code = rd_link_open(store, message, message_size);
+    char key[RD_OUTBOX_READERS_KEY_MAX];
+    rd_outbox_readers_key(store->options.prefix, key, sizeof key);
+    redisContext *registry = code == STOCK_OK ? conn_of(source, key) : NULL;
+    if (code == STOCK_OK &&
+        (registry == NULL || !rd_outbox_register(registry, store->options.prefix,
+                                                 RD_EVENTS_GROUP, message, message_size)))
         code = STOCK_UNAVAILABLE;
     if (code != STOCK_OK) {
         rd_events_close(source);
@@ -103,7 +134,7 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
 
 /* Adds the stream key, with every registered reader's group (readers: the
  * registry's members) and this follower's, each created unless it exists. */
-static bool stream_add(rd_events *source, const char *key, const redisReply *readers,
+static bool stream_add(rd_events *source, int node, const char *key, const redisReply *readers,
                        char *message, size_t message_size)
 {
     for (uint32_t i = 0; i < source->stream_count; i++)
@@ -111,18 +142,44 @@ static bool stream_add(rd_events *source, const char *key, const redisReply *rea
             return true;
     if (source->stream_count == RD_SLOTS || strlen(key) >= RD_EVENTS_KEY_MAX)
         return true;   /* not an outbox of this store: one per slot, short keys */
-    bool ok = rd_outbox_groups_create(source->redis, key, readers, RD_EVENTS_GROUP, message,
-                                      message_size);
+    bool ok = rd_outbox_groups_create(node_conn(source, node), key, readers, RD_EVENTS_GROUP,
+                                      message, message_size);
     if (ok) {
         rd_events_stream *stream = &source->streams[source->stream_count++];
         snprintf(stream->key, sizeof stream->key, "%s", key);
         stream->slot = rd_key_slot(key, strlen(key));
+        stream->node = node;
         stream->pending_read = false;
     }
     return ok;
 }
 
-/* Finds the outbox streams, at most once per RD_EVENTS_SCAN_US. */
+/* Lists the streams of one master. */
+static bool scan_node(rd_events *source, int node, const char *pattern,
+                      const redisReply *readers, char *message, size_t message_size)
+{
+    redisContext *conn = node_conn(source, node);
+    bool ok = true;
+    char cursor[32] = "0";
+    do {
+        redisReply *reply = redisCommand(conn, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
+                                         cursor, pattern);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            failed(conn, "SCAN", reply, message, message_size);
+            freeReplyObject(reply);
+            return false;
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
+            ok = stream_add(source, node, reply->element[1]->element[i]->str, readers, message,
+                            message_size);
+        freeReplyObject(reply);
+    } while (ok && strcmp(cursor, "0") != 0);
+    return ok;
+}
+
+/* Finds the outbox streams of every master, at most once per
+ * RD_EVENTS_SCAN_US. */
 static bool scan(rd_events *source, char *message, size_t message_size)
 {
     int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
@@ -130,31 +187,18 @@ static bool scan(rd_events *source, char *message, size_t message_size)
         return true;
     source->scanned_us = now_us;
     char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
-    rd_outbox_pattern(source->options.prefix, pattern, sizeof pattern);
-    rd_outbox_readers_key(source->options.prefix, key, sizeof key);
-    redisReply *readers = redisCommand(source->redis, "SMEMBERS %s", key);
+    rd_outbox_pattern(source->store->options.prefix, pattern, sizeof pattern);
+    rd_outbox_readers_key(source->store->options.prefix, key, sizeof key);
+    redisContext *registry = conn_of(source, key);
+    redisReply *readers = registry != NULL ? redisCommand(registry, "SMEMBERS %s", key) : NULL;
     if (readers == NULL || readers->type != REDIS_REPLY_ARRAY) {
-        failed(source, "SMEMBERS", readers, message, message_size);
+        failed(registry, "SMEMBERS", readers, message, message_size);
         freeReplyObject(readers);
         return false;
     }
     bool ok = true;
-    char cursor[32] = "0";
-    do {
-        redisReply *reply = redisCommand(source->redis, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
-                                         cursor, pattern);
-        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-            failed(source, "SCAN", reply, message, message_size);
-            freeReplyObject(reply);
-            ok = false;
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
-            ok = stream_add(source, reply->element[1]->element[i]->str, readers, message,
-                            message_size);
-        freeReplyObject(reply);
-    } while (ok && strcmp(cursor, "0") != 0);
+    for (int node = 0; ok && node < source->store->link.node_count; node++)
+        ok = scan_node(source, node, pattern, readers, message, message_size);
     freeReplyObject(readers);
     return ok;
 }
@@ -164,86 +208,84 @@ static bool ack(rd_events *source, char *message, size_t message_size)
 {
     if (source->unacked == NULL)
         return true;
-    redisReply *reply = redisCommand(source->redis, "XACK %s " RD_EVENTS_GROUP " %s",
-                                     source->streams[source->current].key, source->unacked);
+    const rd_events_stream *stream = &source->streams[source->current];
+    redisContext *conn = node_conn(source, stream->node);
+    redisReply *reply = redisCommand(conn, "XACK %s " RD_EVENTS_GROUP " %s", stream->key,
+                                     source->unacked);
     bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
     if (!ok)
-        failed(source, "XACK", reply, message, message_size);
+        failed(conn, "XACK", reply, message, message_size);
     freeReplyObject(reply);
     source->unacked = NULL;
     return ok;
 }
 
-/* The stream of key, or NULL. */
-static rd_events_stream *stream_of(rd_events *source, const char *key)
-{
-    for (uint32_t i = 0; i < source->stream_count; i++)
-        if (strcmp(source->streams[i].key, key) == 0)
-            return &source->streams[i];
-    return NULL;
-}
-
-/* The reply's entries of stream key, or NULL. */
-static const redisReply *reply_entries(const redisReply *reply, const char *key)
-{
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-        if (strcmp(reply->element[i]->element[0]->str, key) == 0)
-            return reply->element[i]->element[1];
-    return NULL;
-}
-
+/* Whether reply is an XREADGROUP reply of one stream: nil, or
+ * [[key, entries]]. */
 static bool read_valid(const redisReply *reply)
 {
-    if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_ARRAY))
+    if (reply == NULL || reply->type == REDIS_REPLY_NIL)
+        return reply != NULL;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1)
         return false;
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-        const redisReply *one = reply->element[i];
-        if (one->type != REDIS_REPLY_ARRAY || one->elements != 2 ||
-            one->element[0]->type != REDIS_REPLY_STRING ||
-            one->element[1]->type != REDIS_REPLY_ARRAY)
-            return false;
-    }
-    return true;
+    const redisReply *one = reply->element[0];
+    return one->type == REDIS_REPLY_ARRAY && one->elements == 2 &&
+           one->element[0]->type == REDIS_REPLY_STRING &&
+           one->element[1]->type == REDIS_REPLY_ARRAY;
 }
 
-/* Reads the next chunk of streams in one XREADGROUP: of each, the group's
- * pending records first (left by a publisher that died), until none is
- * left, then new ones. */
+/* The entries of one stream's reply (0 for nil). */
+static size_t entry_count(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->element[0]->element[1]->elements
+                                                             : 0;
+}
+
+static void entries_free(rd_events *source)
+{
+    for (uint32_t i = 0; i < source->entries_count; i++)
+        freeReplyObject(source->entries[i]);
+    source->entries_count = 0;
+}
+
+/* Reads the next chunk of streams, one XREADGROUP per stream pipelined to
+ * its master (a cluster refuses one over several slots): of each, the
+ * group's pending records first (left by a publisher that died), until
+ * none is left, then new ones. */
 static bool read_chunk(rd_events *source, char *message, size_t message_size)
 {
     uint32_t first = source->chunk_first < source->stream_count ? source->chunk_first : 0;
     uint32_t count = source->stream_count - first < RD_EVENTS_CHUNK
                          ? source->stream_count - first : RD_EVENTS_CHUNK;
     source->chunk_first = first + count;
-    const char *argv[7 + 2 * RD_EVENTS_CHUNK];
-    char batch[16];
-    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
-    int argc = 0;
-    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
-                                       "COUNT", NULL, "STREAMS"};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-        argv[argc++] = head[i] != NULL ? head[i] : batch;
-    for (uint32_t i = first; i < first + count; i++)
-        argv[argc++] = source->streams[i].key;
-    for (uint32_t i = first; i < first + count; i++)
-        argv[argc++] = source->streams[i].pending_read ? ">" : "0";
-    redisReply *reply = redisCommandArgv(source->redis, argc, argv, NULL);
-    if (!read_valid(reply)) {
-        failed(source, "XREADGROUP", reply, message, message_size);
-        freeReplyObject(reply);
-        return false;
+    for (uint32_t i = first; i < first + count; i++) {
+        const rd_events_stream *stream = &source->streams[i];
+        redisAppendCommand(node_conn(source, stream->node),
+                           "XREADGROUP GROUP " RD_EVENTS_GROUP " stockevents COUNT %d STREAMS %s %s",
+                           RD_EVENTS_COUNT, stream->key, stream->pending_read ? ">" : "0");
     }
+    source->entries_first = first;
+    bool ok = true;
     for (uint32_t i = first; i < first + count; i++) {
         rd_events_stream *stream = &source->streams[i];
-        const redisReply *entries = stream->pending_read ? NULL
-                                                         : reply_entries(reply, stream->key);
-        if (!stream->pending_read && (entries == NULL || entries->elements == 0))
+        redisContext *conn = node_conn(source, stream->node);
+        redisReply *reply = NULL;
+        if (redisGetReply(conn, (void **)&reply) != REDIS_OK || !read_valid(reply)) {
+            if (ok)
+                failed(conn, "XREADGROUP", reply, message, message_size);
+            freeReplyObject(reply);
+            reply = NULL;
+            ok = false;
+            if (conn->err != 0)
+                break;
+        }
+        source->entries[source->entries_count++] = reply;
+        if (ok && !stream->pending_read && entry_count(reply) == 0)
             stream->pending_read = true;
     }
-    source->entries = reply;
     source->reply_stream = 0;
     source->next_entry = 0;
-    return true;
+    return ok;
 }
 
 static const char *field(const redisReply *fields, const char *name)
@@ -307,16 +349,11 @@ uint64_t rd_events_lost(const rd_events *source)
  * current to its stream. */
 static const redisReply *next_entry(rd_events *source)
 {
-    const redisReply *reply = source->entries;
-    while (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-           source->reply_stream < reply->elements) {
-        const redisReply *one = reply->element[source->reply_stream];
-        rd_events_stream *stream = source->next_entry == 0
-                                       ? stream_of(source, one->element[0]->str)
-                                       : &source->streams[source->current];
-        if (stream != NULL && source->next_entry < one->element[1]->elements) {
-            source->current = (uint32_t)(stream - source->streams);
-            return one->element[1]->element[source->next_entry++];
+    while (source->reply_stream < source->entries_count) {
+        const redisReply *reply = source->entries[source->reply_stream];
+        if (source->next_entry < entry_count(reply)) {
+            source->current = source->entries_first + (uint32_t)source->reply_stream;
+            return reply->element[0]->element[1]->element[source->next_entry++];
         }
         source->reply_stream++;
         source->next_entry = 0;
@@ -324,10 +361,10 @@ static const redisReply *next_entry(rd_events *source)
     return NULL;
 }
 
-static bool had_entries(const redisReply *reply)
+static bool had_entries(const rd_events *source)
 {
-    for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-        if (reply->element[i]->element[1]->elements > 0)
+    for (uint32_t i = 0; i < source->entries_count; i++)
+        if (entry_count(source->entries[i]) > 0)
             return true;
     return false;
 }
@@ -351,9 +388,8 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
                 return JOURNAL_READ_FAILED;
             continue;
         }
-        empty = had_entries(source->entries) ? 0 : empty + 1;
-        freeReplyObject(source->entries);
-        source->entries = NULL;
+        empty = had_entries(source) ? 0 : empty + 1;
+        entries_free(source);
         if (!scan(source, message, message_size))
             return JOURNAL_READ_FAILED;
         uint32_t chunks = (source->stream_count + RD_EVENTS_CHUNK - 1) / RD_EVENTS_CHUNK;
@@ -368,8 +404,9 @@ void rd_events_close(rd_events *source)
 {
     if (source == NULL)
         return;
-    freeReplyObject(source->entries);
-    if (source->redis != NULL)
-        redisFree(source->redis);
+    entries_free(source);
+    if (source->store != NULL)
+        rd_link_close(source->store);
+    free(source->store);
     free(source);
 }

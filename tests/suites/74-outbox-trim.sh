@@ -19,6 +19,9 @@
 #   removed   stockevents stopped for good: its group holds the trim until
 #             the documented removal (SREM from the readers, XGROUP DESTROY
 #             on each stream), after which the persister trims
+#   cluster   "behind" again on a Redis Cluster of 3 masters (with 1 replica
+#             each): stockevents reads every master's streams, the
+#             persister keeps and then trims them on every master
 #
 # KEEP=DIR keeps a copy of its folder (logs) in DIR.
 set -eu
@@ -35,14 +38,16 @@ dir=$(mktemp -d)
 events_pid="" stockd_pid=""
 BIN="$dir/bin"
 . "$here/../harness/events.sh"
-trap 'events_cleanup pg_stop redis_stop' EXIT
+cluster_stop() { [ -z "${REDIS_CLUSTER_DIR:-}" ] || redis_cluster_stop; }
+trap 'events_cleanup pg_stop redis_stop cluster_stop' EXIT
 use_binaries "$BIN" stockd stockevents stockctl tests/events_client
 
+# start_events [URI]: stockevents on the store (default $REDIS_URI)
 start_events() {
     local before
     touch "$dir/events.log"
     before=$(grep -c "publishing to" "$dir/events.log" || true)
-    "$BIN/stockevents" --store "$REDIS_URI" --broker "$NATS_URL" --poll-ms 5 >>"$dir/events.log" 2>&1 &
+    "$BIN/stockevents" --store "${1:-$REDIS_URI}" --broker "$NATS_URL" --poll-ms 5 >>"$dir/events.log" 2>&1 &
     events_pid=$!
     for _ in $(seq 300); do
         [ "$(grep -c "publishing to" "$dir/events.log")" -gt "$before" ] && return 0
@@ -54,9 +59,11 @@ start_events() {
 
 port=$(pick_port 17710 17714)
 http=$(pick_port 17715 17719)
-# start_stockd_redis [FLAGS...]: stockd over the redis store.
+# start_stockd_redis [FLAGS...]: stockd over the redis store ($STORE, by
+# default $REDIS_URI).
+STORE=""
 start_stockd_redis() {
-    start_stockd "$port" "$REDIS_URI" "$dir/stockd.log" --http-port "$http" "$@" ||
+    start_stockd "$port" "${STORE:-$REDIS_URI}" "$dir/stockd.log" --http-port "$http" "$@" ||
         fail "stockd did not start"
     stockd_pid=$STOCKD_PID
 }
@@ -72,10 +79,11 @@ wait_info() {
     for _ in $(seq 300); do [ "$(info "$1")" = "$2" ] && return 0; sleep 0.1; done
     fail "INFO $1 is $(info "$1"), not $2 after 30 s: $(cli INFO | grep persister | tr -d '\r' | tr '\n' ' ')"
 }
-# The records the outbox streams hold, straight from Redis.
+# outbox_held [REDIS-CLI ARGS]: the records the outbox streams of one
+# server hold, straight from it.
 outbox_held() {
-    redis_cli EVAL "local n = 0
-        for _, k in ipairs(redis.call('KEYS', '{outbox:*}')) do
+    redis-cli -p "$REDIS_PORT" "$@" EVAL "local n = 0
+        for _, k in ipairs(redis.call('KEYS', '*{outbox:*}')) do
             if redis.call('TYPE', k).ok == 'stream' then n = n + redis.call('XLEN', k) end end
         return n" 0
 }
@@ -169,4 +177,37 @@ redis_cli --scan --pattern '{outbox:*}' | grep -v ':lease$' |
 wait_info persister_outbox_records 0
 [ "$(outbox_held)" -eq 0 ] || fail "the outbox holds $(outbox_held) records after the group's removal"
 echo "ok   10 records held by the stopped group, none once it is removed"
+
+echo "== cluster: stockevents behind the persister on 3 masters"
+kill_events
+stop_stockd
+redis_cluster_start || fail "the cluster did not start"
+# a prefix of its own: PostgreSQL keeps the position of each stream by name
+STORE="$REDIS_CLUSTER_URI&prefix=cl:"
+nats_stop
+nats_start || fail "nats-server did not start"
+start_events "$STORE"
+kill_events
+start_stockd_redis --persist-to "$PG_URI"
+for s in $(seq 0 $((skus - 1))); do
+    echo "SETSTOCK C$s 2"
+    echo "DEDUCT c$s C$s 2"
+done | cli >/dev/null
+wait_info persister_applied "$records"
+wait_info persister_lag_records 0
+wait_info persister_outbox_records "$records"
+masters=0
+for i in 0 1 2 3 4 5; do
+    redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+    n=$(outbox_held -p "${REDIS_CLUSTER_PORTS[$i]}")
+    [ "$n" -gt 0 ] && masters=$((masters + 1))
+done
+[ "$masters" -ge 2 ] || fail "the records are on $masters master(s): the SKUs should spread"
+start_events "$STORE"
+wait_events "$records"
+for s in $(seq 0 $((skus - 1))); do echo "C$s back_in_stock sold_out"; done | sort >"$dir/want-C.txt"
+check_events C "$dir/want-C.txt"
+grep -q "are lost" "$dir/events.log" && fail "stockevents reports lost records"
+wait_info persister_outbox_records 0
+echo "ok   the events of $records records on $masters masters once each, then every master trimmed"
 echo "PASS"
