@@ -13,8 +13,8 @@
  * which may not have made its group yet.
  *
  * A SKU lives in one slot, so its records are in one stream, in order; the
- * streams are read a chunk at a time (one XREADGROUP per stream, pipelined
- * to each stream's server). An event's sequence is S * RD_SLOTS + slot (S
+ * streams are read a chunk at a time (one XREADGROUP over them on one
+ * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the entry's sequence in its stream): one number per record for ever, and
  * rising with a SKU's records, on one server or a cluster alike.
  *
@@ -61,12 +61,13 @@ struct rd_events {
     uint32_t stream_count;
     uint32_t current;             /* the stream of the entry handed out last */
     uint32_t chunk_first;         /* the first stream of the next read */
-    /* The last read: per stream of the chunk its XREADGROUP reply, nil or
-     * [[key, [[id, [field, value...]]...]]], in stream order. */
+    /* The last read: its XREADGROUP replies (one, or one per stream on a
+     * cluster), each nil or [[key, [[id, [field, value...]]...]]...]. */
     redisReply *entries[RD_EVENTS_CHUNK];
     uint32_t entries_first;       /* the chunk's first stream */
     uint32_t entries_count;
     size_t reply_stream;          /* the reply being handed out */
+    size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
     uint64_t lost;                /* records deleted before they were read */
@@ -220,25 +221,35 @@ static bool ack(rd_events *source, char *message, size_t message_size)
     return ok;
 }
 
-/* Whether reply is an XREADGROUP reply of one stream: nil, or
- * [[key, entries]]. */
+/* Whether reply is an XREADGROUP reply: nil, or [[key, entries]...]. */
 static bool read_valid(const redisReply *reply)
 {
-    if (reply == NULL || reply->type == REDIS_REPLY_NIL)
-        return reply != NULL;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 1)
+    if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_ARRAY))
         return false;
-    const redisReply *one = reply->element[0];
-    return one->type == REDIS_REPLY_ARRAY && one->elements == 2 &&
-           one->element[0]->type == REDIS_REPLY_STRING &&
-           one->element[1]->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *one = reply->element[i];
+        if (one->type != REDIS_REPLY_ARRAY || one->elements != 2 ||
+            one->element[0]->type != REDIS_REPLY_STRING ||
+            one->element[1]->type != REDIS_REPLY_ARRAY)
+            return false;
+    }
+    return true;
 }
 
-/* The entries of one stream's reply (0 for nil). */
-static size_t entry_count(const redisReply *reply)
+/* The [key, entries] pairs of a read reply (0 for nil). */
+static size_t pair_count(const redisReply *reply)
 {
-    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->element[0]->element[1]->elements
-                                                             : 0;
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+}
+
+/* The number of entries the last read has of key. */
+static size_t entries_of(const rd_events *source, const char *key)
+{
+    for (uint32_t r = 0; r < source->entries_count; r++)
+        for (size_t i = 0; i < pair_count(source->entries[r]); i++)
+            if (strcmp(source->entries[r]->element[i]->element[0]->str, key) == 0)
+                return source->entries[r]->element[i]->element[1]->elements;
+    return 0;
 }
 
 static void entries_free(rd_events *source)
@@ -248,9 +259,33 @@ static void entries_free(rd_events *source)
     source->entries_count = 0;
 }
 
-/* Reads the next chunk of streams, one XREADGROUP per stream pipelined to
- * its master (a cluster refuses one over several slots): of each, the
- * group's pending records first (left by a publisher that died), until
+/* Queues the read of streams [first, first + count): on one server one
+ * XREADGROUP over all of them; on a cluster, which refuses a call over
+ * several slots, one per stream, each on its master. Returns the replies
+ * to expect. */
+static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
+{
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
+    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
+                                       "COUNT", NULL, "STREAMS"};
+    uint32_t per_call = source->store->options.cluster ? 1 : count, calls = 0;
+    for (uint32_t at = first; at < first + count; at += per_call, calls++) {
+        const char *argv[7 + 2 * RD_EVENTS_CHUNK];
+        int argc = 0;
+        for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+            argv[argc++] = head[i] != NULL ? head[i] : batch;
+        for (uint32_t i = at; i < at + per_call; i++)
+            argv[argc++] = source->streams[i].key;
+        for (uint32_t i = at; i < at + per_call; i++)
+            argv[argc++] = source->streams[i].pending_read ? ">" : "0";
+        redisAppendCommandArgv(node_conn(source, source->streams[at].node), argc, argv, NULL);
+    }
+    return calls;
+}
+
+/* Reads the next chunk of streams, pipelined to their masters: of each,
+ * the group's pending records first (left by a publisher that died), until
  * none is left, then new ones. */
 static bool read_chunk(rd_events *source, char *message, size_t message_size)
 {
@@ -258,17 +293,11 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     uint32_t count = source->stream_count - first < RD_EVENTS_CHUNK
                          ? source->stream_count - first : RD_EVENTS_CHUNK;
     source->chunk_first = first + count;
-    for (uint32_t i = first; i < first + count; i++) {
-        const rd_events_stream *stream = &source->streams[i];
-        redisAppendCommand(node_conn(source, stream->node),
-                           "XREADGROUP GROUP " RD_EVENTS_GROUP " stockevents COUNT %d STREAMS %s %s",
-                           RD_EVENTS_COUNT, stream->key, stream->pending_read ? ">" : "0");
-    }
-    source->entries_first = first;
+    uint32_t calls = read_append(source, first, count);
     bool ok = true;
-    for (uint32_t i = first; i < first + count; i++) {
-        rd_events_stream *stream = &source->streams[i];
-        redisContext *conn = node_conn(source, stream->node);
+    for (uint32_t c = 0; c < calls; c++) {
+        /* call c went to the master of stream first + c (one call: first's) */
+        redisContext *conn = node_conn(source, source->streams[first + c].node);
         redisReply *reply = NULL;
         if (redisGetReply(conn, (void **)&reply) != REDIS_OK || !read_valid(reply)) {
             if (ok)
@@ -280,10 +309,15 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
                 break;
         }
         source->entries[source->entries_count++] = reply;
-        if (ok && !stream->pending_read && entry_count(reply) == 0)
+    }
+    for (uint32_t i = first; ok && i < first + count; i++) {
+        rd_events_stream *stream = &source->streams[i];
+        if (!stream->pending_read && entries_of(source, stream->key) == 0)
             stream->pending_read = true;
     }
+    source->entries_first = first;
     source->reply_stream = 0;
+    source->reply_pair = 0;
     source->next_entry = 0;
     return ok;
 }
@@ -345,17 +379,37 @@ uint64_t rd_events_lost(const rd_events *source)
     return source->lost;
 }
 
+/* The stream of key among the chunk last read, or NULL. */
+static rd_events_stream *chunk_stream(rd_events *source, const char *key)
+{
+    for (uint32_t i = source->entries_first;
+         i < source->stream_count && i < source->entries_first + RD_EVENTS_CHUNK; i++)
+        if (strcmp(source->streams[i].key, key) == 0)
+            return &source->streams[i];
+    return NULL;
+}
+
 /* The next entry of the last read, or NULL when it has no more; sets
  * current to its stream. */
 static const redisReply *next_entry(rd_events *source)
 {
     while (source->reply_stream < source->entries_count) {
         const redisReply *reply = source->entries[source->reply_stream];
-        if (source->next_entry < entry_count(reply)) {
-            source->current = source->entries_first + (uint32_t)source->reply_stream;
-            return reply->element[0]->element[1]->element[source->next_entry++];
+        if (source->reply_pair < pair_count(reply)) {
+            const redisReply *pair = reply->element[source->reply_pair];
+            rd_events_stream *stream = source->next_entry == 0
+                                           ? chunk_stream(source, pair->element[0]->str)
+                                           : &source->streams[source->current];
+            if (stream != NULL && source->next_entry < pair->element[1]->elements) {
+                source->current = (uint32_t)(stream - source->streams);
+                return pair->element[1]->element[source->next_entry++];
+            }
+            source->reply_pair++;
+            source->next_entry = 0;
+            continue;
         }
         source->reply_stream++;
+        source->reply_pair = 0;
         source->next_entry = 0;
     }
     return NULL;
@@ -363,9 +417,10 @@ static const redisReply *next_entry(rd_events *source)
 
 static bool had_entries(const rd_events *source)
 {
-    for (uint32_t i = 0; i < source->entries_count; i++)
-        if (entry_count(source->entries[i]) > 0)
-            return true;
+    for (uint32_t r = 0; r < source->entries_count; r++)
+        for (size_t i = 0; i < pair_count(source->entries[r]); i++)
+            if (source->entries[r]->element[i]->element[1]->elements > 0)
+                return true;
     return false;
 }
 
