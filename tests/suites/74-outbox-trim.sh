@@ -21,7 +21,9 @@
 #             on each stream), after which the persister trims
 #   cluster   "behind" again on a Redis Cluster of 3 masters (with 1 replica
 #             each): stockevents reads every master's streams, the
-#             persister keeps and then trims them on every master
+#             persister keeps and then trims them on every master; then a
+#             master killed: stockevents exits 1 saying why and, started
+#             again once a replica took over, publishes the new events once
 #
 # KEEP=DIR keeps a copy of its folder (logs) in DIR.
 set -eu
@@ -210,4 +212,31 @@ check_events C "$dir/want-C.txt"
 grep -q "are lost" "$dir/events.log" && fail "stockevents reports lost records"
 wait_info persister_outbox_records 0
 echo "ok   the events of $records records on $masters masters once each, then every master trimmed"
+# A failover: stockevents exits 1 saying why (docs/events.md, "From Redis")
+# and, started again, resumes on the new master.
+redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master" || fail "node 0 is not a master"
+redis_cluster_kill 0
+for _ in $(seq 300); do kill -0 "$events_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$events_pid" 2>/dev/null && fail "stockevents still runs 30 s after its master was killed"
+set +e
+wait "$events_pid"
+code=$?
+set -e
+events_pid=""
+[ "$code" -eq 1 ] && grep -q "reading the store: redis events:" "$dir/events.log" ||
+    fail "stockevents exited $code after the failover"
+redis_cluster_wait_ok && redis_cluster_restart 0 && redis_cluster_wait_ok ||
+    fail "the cluster did not recover"
+# SETSTOCK may be retried: a level set again makes no event
+for s in $(seq 0 $((skus - 1))); do
+    for _ in $(seq 50); do
+        [ "$(cli SETSTOCK "C$s" 5 2>&1)" = 5 ] && break
+        sleep 0.2
+    done
+done
+start_events "$STORE"
+wait_events $((records + skus))
+for s in $(seq 0 $((skus - 1))); do echo "C$s back_in_stock sold_out back_in_stock"; done | sort >"$dir/want-C.txt"
+check_events C "$dir/want-C.txt"
+echo "ok   after a failover stockevents exited 1, and started again published the $skus new events once"
 echo "PASS"
