@@ -51,13 +51,14 @@ typedef struct rd_events rd_events;
 
 /*
  * Follows the outbox streams of the redis store at uri (redis://..., one
- * server) with the consumer group "stockevents" of each stream, created at
+ * server or every master of a cluster) with the consumer group "stockevents" of each stream, created at
  * the stream's start, so that the persister's group and this one each get
- * every record. A record is acknowledged in the group when the next one is
+ * every record; the group is registered as an outbox reader, so the
+ * persister's trim keeps what it has not read. A record is acknowledged in the group when the next one is
  * asked for (its events are then confirmed by the broker): after a crash
  * the group's pending records come again first. Returns STOCK_OK, or
- * STOCK_INVALID, STOCK_UNSUPPORTED (a cluster), STOCK_UNAVAILABLE,
- * STOCK_CORRUPT with message.
+ * STOCK_INVALID, STOCK_UNSUPPORTED, STOCK_UNAVAILABLE, STOCK_CORRUPT with
+ * message.
  */
 stock_code rd_events_open(const char *uri, rd_events **out, char *message,
                           size_t message_size);
@@ -67,8 +68,9 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message,
 journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change *change,
                                    char *message, size_t message_size);
 
-/* How many records were deleted from the streams (by the persister)
- * before this follower read them: their events are lost. */
+/* How many records were deleted from the streams (by a persister older
+ * than the trim, or by hand) before this follower read them: their events
+ * are lost. */
 uint64_t rd_events_lost(const rd_events *source);
 
 /* Closes the connection; NULL is a no-op. */

@@ -102,6 +102,7 @@ void persist_status_read(persister *p, persist_status *status)
     *status = (persist_status){
         .applied = atomic_load(&p->applied), .read = atomic_load(&p->read),
         .lag_records = atomic_load(&p->lag_records), .lag_ms = atomic_load(&p->lag_ms),
+        .outbox_records = atomic_load(&p->outbox_records),
         .linked = atomic_load(&p->linked)};
 }
 
@@ -132,14 +133,15 @@ static int64_t cycle(persister *p)
  * needs Redis only: while PostgreSQL is down the lag is known, and grows. */
 static bool lag_measure(persister *p)
 {
-    uint64_t records = 0;
+    uint64_t records = 0, held = 0;
     int64_t age_ms = 0;
-    if (!outbox_connect(p) || !outbox_scan(p) || !outbox_lag(p, &records, &age_ms)) {
+    if (!outbox_connect(p) || !outbox_scan(p) || !outbox_lag(p, &records, &age_ms, &held)) {
         outbox_disconnect(p);
         return false;
     }
     atomic_store(&p->lag_records, records);
     atomic_store(&p->lag_ms, age_ms);
+    atomic_store(&p->outbox_records, held);
     return true;
 }
 
@@ -155,10 +157,12 @@ static void stats_line(persister *p, const stock_log_hook *log, const char *when
     for (uint32_t i = 0; i < p->stream_count; i++)
         owned += p->streams[i].owned;
     stock_log(log, STOCK_LOG_NOTICE, "%s applied=%" PRIu64 " read=%" PRIu64 " rate=%.0f/s "
-              "masters=%d streams=%u owned=%u lag_records=%" PRIu64 " lag_ms=%" PRId64 "%s",
+              "masters=%d streams=%u owned=%u lag_records=%" PRIu64 " lag_ms=%" PRId64
+              " outbox_records=%" PRIu64 "%s",
               when, s.applied, s.read,
               seconds > 0 ? (double)(s.applied - *last_applied) / seconds : 0.0,
               p->redis->link.node_count, p->stream_count, owned, s.lag_records, s.lag_ms,
+              s.outbox_records,
               s.linked ? "" : " (not linked: the lag is the last one measured)");
     *last_applied = s.applied;
     *last_ms = now;

@@ -43,7 +43,7 @@ typedef struct persist_options {
     uint32_t batch;                  /* 1..PERSIST_BATCH_MAX */
     uint32_t lease_ms;               /* PERSIST_LEASE_MS_MIN..MAX */
     uint32_t stats_s;                /* a stats line this often; 0: none */
-    bool drain;                      /* persist_run returns once every outbox is empty */
+    bool drain;                      /* persist_run returns once lag_records is 0 */
 } persist_options;
 
 /* The defaults: group, batch, lease and stats as the PERSIST_*_DEFAULT
@@ -57,6 +57,8 @@ typedef struct persist_status {
     uint64_t read;                   /* records read */
     uint64_t lag_records;            /* records in the outbox not yet persisted */
     int64_t lag_ms;                  /* the age of the oldest of them (0: none) */
+    uint64_t outbox_records;         /* records the outbox holds: some reader's group
+                                      * (this one, stockevents) is not done with them */
     bool linked;                     /* the last cycle reached both servers */
 } persist_status;
 
@@ -66,10 +68,11 @@ typedef struct persist_status {
 persister *persist_new(const persist_options *options, char *message, size_t size);
 void persist_free(persister *p);
 
-/* Runs cycles until *stop is true (or, with drain, until every outbox is
- * empty): list the streams, hold their leases, read records, apply them to
- * PostgreSQL in one transaction, and only after its COMMIT acknowledge and
- * delete them in Redis. A lost server is logged once (WARNING, "...
+/* Runs cycles until *stop is true (or, with drain, until its group has
+ * acknowledged every record): list the streams, hold their leases, read
+ * records, apply them to PostgreSQL in one transaction, and only after its
+ * COMMIT acknowledge them in Redis and trim what every reader is done
+ * with. A lost server is logged once (WARNING, "...
  * (retrying)") and retried; a stats line (NOTICE) every stats_s seconds
  * and one at the end. *stop is checked at least every 50 ms between
  * cycles. */

@@ -6,7 +6,7 @@
  *   persist_outbox.c   the Redis side: the link to the server or to every
  *                      master of a cluster, streams found by SCAN, a lease
  *                      per stream, records read with XAUTOCLAIM and
- *                      XREADGROUP, XACK and XDEL
+ *                      XREADGROUP, XACK and the trim
  *   persist_apply.c    the PostgreSQL side: the schema, one transaction per
  *                      cycle
  *   persist_warm.c     the warm-up: PostgreSQL's SKUs loaded into a Redis
@@ -67,29 +67,33 @@ struct persister {
     _Atomic uint64_t read;
     _Atomic uint64_t lag_records;
     _Atomic int64_t lag_ms;
+    _Atomic uint64_t outbox_records;
     atomic_bool linked;
 };
 
 /* persist_outbox.c */
+/* Opens the link and registers the group as an outbox reader. */
 bool outbox_connect(persister *p);
 /* Closes the link to Redis (every master) and forgets the streams: the
  * next cycle reads the slot map again (a failover moves masters). */
 void outbox_disconnect(persister *p);
-/* Lists the outbox streams on every master (SCAN) and creates the group
- * on new ones. */
+/* Lists the outbox streams on every master (SCAN) and creates, on new
+ * ones, every registered reader's group and then this persister's. */
 bool outbox_scan(persister *p);
 /* Takes or renews the lease of every stream; sets owned. */
 bool outbox_lease(persister *p);
 /* Reads the owned streams' records: first every pending entry of the group
  * (XAUTOCLAIM: a dead persister's too), else new ones (XREADGROUP). */
 bool outbox_read(persister *p);
-/* Acknowledges and deletes the records read (after their COMMIT). */
+/* Acknowledges the records read (after their COMMIT) and trims their
+ * streams of what every group is done with. */
 bool outbox_ack(persister *p);
 /* Frees the replies of the cycle. */
 void outbox_release(persister *p);
-/* Records not yet persisted over every stream, and the age in ms of the
- * oldest (0 when none). */
-bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms);
+/* Trims every stream; records not yet persisted (not acknowledged by the
+ * group) over every stream, the age in ms of the oldest (0 when none), and
+ * the records the streams hold after the trim (held). */
+bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms, uint64_t *held);
 /* The connection of the master that serves key (the server's when not a
  * cluster); NULL when no master serves its slot. */
 redisContext *outbox_conn_of(persister *p, const char *key);

@@ -5,7 +5,10 @@
  * persister at a time holds a stream's lease (stockd_v1_outbox_lease), so
  * a stream's records are applied in their order, and the holder claims every
  * pending entry of the group first (XAUTOCLAIM), which takes over what a
- * dead persister had read but not acknowledged.
+ * dead persister had read but not acknowledged. Records applied are only
+ * acknowledged: the trim (stockd_v1_outbox_trim) then deletes what every
+ * reader's group is done with, so stockevents, a reader of its own, still
+ * finds the records it has not read.
  *
  * On a Redis Cluster each master holds the streams of its slots: the link
  * of the redis backend (redis_link.c) connects every master from the slot
@@ -73,6 +76,21 @@ void outbox_disconnect(persister *p)
     p->renewed_ms = 0;
 }
 
+/* Registers this persister's group as a reader of the outbox, on the
+ * master that holds the registry. */
+static bool register_group(persister *p)
+{
+    char key[RD_OUTBOX_READERS_KEY_MAX];
+    rd_outbox_readers_key(p->redis->options.prefix, key, sizeof key);
+    redisContext *conn = outbox_conn_of(p, key);
+    if (conn == NULL) {
+        snprintf(p->error, sizeof p->error, "redis: no master holds %s", key);
+        return false;
+    }
+    return rd_outbox_register(conn, p->redis->options.prefix, p->options.group, p->error,
+                              sizeof p->error);
+}
+
 bool outbox_connect(persister *p)
 {
     if (rd_linked(p->redis))
@@ -83,7 +101,7 @@ bool outbox_connect(persister *p)
         snprintf(p->error, sizeof p->error, "%s", message);
         return false;
     }
-    return true;
+    return register_group(p);
 }
 
 redisContext *outbox_conn_of(persister *p, const char *key)
@@ -115,19 +133,15 @@ static void scan_pattern(const char *prefix, char *out, size_t size)
     snprintf(out + used, size - used, "{outbox:*}");
 }
 
-static bool stream_add(persister *p, int node, const char *key)
+/* Adds the stream key of node, with every registered reader's group
+ * (readers: the registry's members) and this persister's. */
+static bool stream_add(persister *p, int node, const char *key, const redisReply *readers)
 {
     if (stream_find(p, key) != UINT32_MAX || p->stream_count == RD_SLOTS ||
         strlen(key) >= PERSIST_KEY_MAX)
         return true;
-    redisReply *reply = redisCommand(node_conn(p, node), "XGROUP CREATE %s %s 0", key,
-                                     p->options.group);
-    if (reply == NULL)
-        return lost(p, "XGROUP CREATE", node, reply);
-    bool ok = reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0;
-    if (!ok)
-        lost(p, "XGROUP CREATE", node, reply);
-    freeReplyObject(reply);
+    bool ok = rd_outbox_groups_create(node_conn(p, node), key, readers, p->options.group,
+                                      p->error, sizeof p->error);
     if (ok) {
         persist_stream *stream = &p->streams[p->stream_count++];
         snprintf(stream->key, PERSIST_KEY_MAX, "%s", key);
@@ -138,7 +152,7 @@ static bool stream_add(persister *p, int node, const char *key)
 }
 
 /* Lists the streams of one master. */
-static bool scan_node(persister *p, int node, const char *pattern)
+static bool scan_node(persister *p, int node, const char *pattern, const redisReply *readers)
 {
     char cursor[32] = "0";
     do {
@@ -153,7 +167,7 @@ static bool scan_node(persister *p, int node, const char *pattern)
         redisReply *keys = reply->element[1];
         bool ok = true;
         for (size_t i = 0; ok && i < keys->elements; i++)
-            ok = stream_add(p, node, keys->element[i]->str);
+            ok = stream_add(p, node, keys->element[i]->str, readers);
         freeReplyObject(reply);
         if (!ok)
             return false;
@@ -166,13 +180,23 @@ bool outbox_scan(persister *p)
     int64_t now = outbox_now_ms();
     if (p->scanned_ms != 0 && now - p->scanned_ms < SCAN_EVERY_MS)
         return true;
-    char pattern[2 * RD_PREFIX_MAX + 16];
+    char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
     scan_pattern(p->redis->options.prefix, pattern, sizeof pattern);
-    for (int node = 0; node < p->redis->link.node_count; node++)
-        if (!scan_node(p, node, pattern))
-            return false;
-    p->scanned_ms = now;
-    return true;
+    rd_outbox_readers_key(p->redis->options.prefix, key, sizeof key);
+    redisContext *conn = outbox_conn_of(p, key);
+    redisReply *readers = conn != NULL ? redisCommand(conn, "SMEMBERS %s", key) : NULL;
+    if (readers == NULL || readers->type != REDIS_REPLY_ARRAY) {
+        lost(p, "SMEMBERS", -1, readers);
+        freeReplyObject(readers);
+        return false;
+    }
+    bool ok = true;
+    for (int node = 0; ok && node < p->redis->link.node_count; node++)
+        ok = scan_node(p, node, pattern, readers);
+    freeReplyObject(readers);
+    if (ok)
+        p->scanned_ms = now;
+    return ok;
 }
 
 bool outbox_lease(persister *p)
@@ -266,8 +290,9 @@ static bool read_pending(persister *p, uint32_t first, uint32_t end, bool *fresh
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
             return lost(p, "XAUTOCLAIM", p->streams[i].node, reply);
         entries_add(p, i, reply->element[1]);
-        /* Entries deleted while pending (element 2) need nothing: this
-         * persister deletes only what it acknowledged before. */
+        /* Entries deleted while pending (element 2) need nothing: the
+         * trim keeps every entry a group has pending, so only an older
+         * persister's XDEL of records it had applied leaves one. */
         fresh[i] = reply->element[1]->elements == 0;
     }
     return true;
@@ -304,21 +329,28 @@ bool outbox_read(persister *p)
     return true;
 }
 
-/* Queues XACK then XDEL of records[r, end), all of one stream. */
+/* Queues the trim of stream (docs/redis.md, "The outbox"). */
+static void trim_append(persister *p, uint32_t stream)
+{
+    redisAppendCommand(stream_conn(p, stream), "FCALL " RD_FN "outbox_trim 1 %s %s",
+                       p->streams[stream].key, p->options.group);
+}
+
+/* Queues the XACK of records[r, end), all of one stream, then its trim:
+ * records are never deleted here, since another reader's group may not
+ * have read them yet. */
 static void ack_append(persister *p, uint32_t r, uint32_t end)
 {
     const char *argv[3 + PERSIST_BATCH_MAX];
     uint32_t stream = p->records[r].stream;
-    for (int pass = 0; pass < 2; pass++) {
-        int argc = 0;
-        argv[argc++] = pass == 0 ? "XACK" : "XDEL";
-        argv[argc++] = p->streams[stream].key;
-        if (pass == 0)
-            argv[argc++] = p->options.group;
-        for (uint32_t k = r; k < end; k++)
-            argv[argc++] = p->records[k].id;
-        redisAppendCommandArgv(stream_conn(p, stream), argc, argv, NULL);
-    }
+    int argc = 0;
+    argv[argc++] = "XACK";
+    argv[argc++] = p->streams[stream].key;
+    argv[argc++] = p->options.group;
+    for (uint32_t k = r; k < end; k++)
+        argv[argc++] = p->records[k].id;
+    redisAppendCommandArgv(stream_conn(p, stream), argc, argv, NULL);
+    trim_append(p, stream);
 }
 
 bool outbox_ack(persister *p)
@@ -333,12 +365,13 @@ bool outbox_ack(persister *p)
             end++;
         int node = p->streams[p->records[r].stream].node;
         for (int pass = 0; pass < 2; pass++) {
+            const char *what = pass == 0 ? "XACK" : "trim";
             redisReply *reply = NULL;
-            if (!reply_of(p, node, "XACK", &reply))
+            if (!reply_of(p, node, what, &reply))
                 return false;
-            bool ok = reply->type == REDIS_REPLY_INTEGER;
+            bool ok = reply->type == (pass == 0 ? REDIS_REPLY_INTEGER : REDIS_REPLY_ARRAY);
             if (!ok)
-                lost(p, "XACK", node, reply);
+                lost(p, what, node, reply);
             freeReplyObject(reply);
             if (!ok)
                 return false;
@@ -355,39 +388,42 @@ void outbox_release(persister *p)
     p->record_count = 0;
 }
 
-/* Adds one stream's XLEN or XRANGE reply to the lag. */
+/* Adds one stream's trim reply [trimmed, records, oldest ms, length] to the
+ * lag: the records this persister's group has not acknowledged. */
 static bool lag_add(persister *p, int node, const redisReply *reply, int64_t now,
-                    uint64_t *records, int64_t *age_ms)
+                    uint64_t *records, int64_t *age_ms, uint64_t *held)
 {
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        *records += (uint64_t)reply->integer;
-    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-               reply->element[0]->elements == 2 && reply->element[0]->element[1]->elements >= 2) {
-        int64_t age = now - strtoll(reply->element[0]->element[1]->element[1]->str, NULL, 10);
-        if (age > *age_ms)
-            *age_ms = age;
-    } else if (reply->type != REDIS_REPLY_ARRAY) {
-        return lost(p, "XLEN", node, reply);
-    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        reply->element[3]->type != REDIS_REPLY_INTEGER)
+        return lost(p, "trim", node, reply);
+    *records += (uint64_t)reply->element[1]->integer;
+    *held += (uint64_t)reply->element[3]->integer;
+    int64_t oldest_ms = strtoll(reply->element[2]->str, NULL, 10);
+    if (oldest_ms > 0 && now - oldest_ms > *age_ms)
+        *age_ms = now - oldest_ms;
     return true;
 }
 
-bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms)
+/* Trims every stream, which also measures the lag: so a stream is trimmed
+ * at least once a second even when this persister has nothing to apply
+ * (another reader catching up frees what it held). */
+bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms, uint64_t *held)
 {
     *records = 0;
     *age_ms = 0;
+    *held = 0;
     int64_t now = outbox_now_ms();
-    for (uint32_t i = 0; i < p->stream_count; i++) {
-        redisAppendCommand(stream_conn(p, i), "XLEN %s", p->streams[i].key);
-        redisAppendCommand(stream_conn(p, i), "XRANGE %s - + COUNT 1", p->streams[i].key);
-    }
+    for (uint32_t i = 0; i < p->stream_count; i++)
+        trim_append(p, i);
     bool ok = true;
-    for (uint32_t i = 0; i < 2 * p->stream_count; i++) {
-        int node = p->streams[i / 2].node;
+    for (uint32_t i = 0; i < p->stream_count; i++) {
+        int node = p->streams[i].node;
         redisReply *reply = NULL;
-        if (!reply_of(p, node, "XLEN", &reply))
+        if (!reply_of(p, node, "trim", &reply))
             return false;
-        ok = lag_add(p, node, reply, now, records, age_ms) && ok;
+        ok = lag_add(p, node, reply, now, records, age_ms, held) && ok;
         freeReplyObject(reply);
     }
     return ok;

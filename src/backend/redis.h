@@ -278,6 +278,22 @@ void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
  * that matches the outbox streams of prefix, P{outbox:*}, and nothing else:
  * the prefix's glob characters escaped. */
 void rd_outbox_pattern(const char *prefix, char *out, size_t size);
+/* The outbox's readers (docs/redis.md, "The outbox"): each reads every
+ * stream with a consumer group of its own and registers the group's name in
+ * the set Pstock:readers, so that whoever finds a new stream first creates
+ * every registered group on it, from its first entry, before anything
+ * trims it. RD_OUTBOX_READERS_KEY_MAX bytes hold the set's key. */
+#define RD_OUTBOX_READERS_KEY_MAX (RD_PREFIX_MAX + 16)
+void rd_outbox_readers_key(const char *prefix, char *out, size_t size);
+/* Adds group to the registry on conn (the server holding the set's key):
+ * false with message set when the server refused. */
+bool rd_outbox_register(redisContext *conn, const char *prefix, const char *group,
+                        char *message, size_t size);
+/* Creates each group of readers (a SMEMBERS reply of the registry, or NULL)
+ * and then own on stream, from its first entry; one that exists is left as
+ * it is. False with message set when the server refused. */
+bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redisReply *readers,
+                             const char *own, char *message, size_t size);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

@@ -6,12 +6,24 @@
  * streams with a consumer group of its own, "stockevents", beside the
  * persister's, so that each group gets every record; it acknowledges a
  * record once its events are confirmed (when the next one is asked for),
- * and after a crash reads the group's pending records again first.
+ * and after a crash reads the group's pending records again first. Its
+ * group is registered as an outbox reader (Pstock:readers), so the
+ * persister's trim keeps what it has not read, even on streams made while
+ * it was stopped. It never trims: the outbox is there for the persister,
+ * which may not have made its group yet.
  *
  * A SKU lives in one slot, so its records are in one stream, in order; the
- * streams are read a chunk at a time (one XREADGROUP over many streams). An event's sequence is S * RD_SLOTS + slot (S
+ * streams are read a chunk at a time (one XREADGROUP over them on one
+ * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the entry's sequence in its stream): one number per record for ever, and
- * rising with a SKU's records.
+ * rising with a SKU's records, on one server or a cluster alike.
+ *
+ * On a Redis Cluster it takes the redis backend's link (redis_link.c), as
+ * the persister does: every master of the slot map, each scanned for
+ * streams, each stream's commands sent to the master it was found on. A
+ * failure (a master gone, a MOVED after a failover) fails the read: the
+ * publisher exits and, started again, resumes from the broker and the
+ * group's pending records.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -36,31 +48,52 @@
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
     unsigned slot;
+    int node;                     /* the master that holds it (link.nodes) */
     bool pending_read;            /* the group's pending records were read again */
     uint64_t last_entry;          /* S of the last entry read; 0: none yet */
 } rd_events_stream;
 
 struct rd_events {
-    redisContext *redis;
-    rd_options options;
+    /* The redis backend's store struct, for its options and its link: the
+     * server, or every master of a cluster. Nothing else of it is used. */
+    rd_store *store;
     rd_events_stream streams[RD_SLOTS];
     uint32_t stream_count;
     uint32_t current;             /* the stream of the entry handed out last */
     uint32_t chunk_first;         /* the first stream of the next read */
-    redisReply *entries;          /* the last read: [[key, [[id, [field, value...]]...]]...] */
-    size_t reply_stream;          /* the stream of it being handed out */
+    /* The last read: its XREADGROUP replies (one, or one per stream on a
+     * cluster), each nil or [[key, [[id, [field, value...]]...]]...]. */
+    redisReply *entries[RD_EVENTS_CHUNK];
+    uint32_t entries_first;       /* the chunk's first stream */
+    uint32_t entries_count;
+    size_t reply_stream;          /* the reply being handed out */
+    size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
 };
 
-static journal_read_result failed(rd_events *source, const char *what, const redisReply *reply,
-                                  char *message, size_t message_size)
+static redisContext *node_conn(rd_events *source, int node)
+{
+    return source->store->link.nodes[node].conn;
+}
+
+/* The connection of the master that serves key (NULL: none). */
+static redisContext *conn_of(rd_events *source, const char *key)
+{
+    if (!source->store->options.cluster)
+        return node_conn(source, 0);
+    unsigned node = source->store->link.slot_node[rd_key_slot(key, strlen(key))];
+    return node == RD_NO_NODE ? NULL : node_conn(source, (int)node);
+}
+
+static journal_read_result failed(const redisContext *conn, const char *what,
+                                  const redisReply *reply, char *message, size_t message_size)
 {
     message_set(message, message_size, "redis events: %s: %s", what,
                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
-                : source->redis->errstr[0] != '\0'                ? source->redis->errstr
+                : conn != NULL && conn->errstr[0] != '\0'         ? conn->errstr
                                                                   : "unexpected reply");
     return JOURNAL_READ_FAILED;
 }
@@ -70,22 +103,28 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     assert(uri != NULL && out != NULL);
     *out = NULL;
     rd_events *source = calloc(1, sizeof *source);
-    if (source == NULL) {
+    rd_store *store = calloc(1, sizeof *store);
+    if (source == NULL || store == NULL) {
+        free(source);
+        free(store);
         message_set(message, message_size, "out of memory");
         return STOCK_NOMEM;
     }
+    source->store = store;
     stock_config config = {0};
-    stock_code code = rd_options_parse(uri, &config, &source->options, message, message_size);
-    if (code == STOCK_OK && source->options.cluster) {
-        message_set(message, message_size, "redis events: a Redis Cluster (cluster=1) is "
-                    "not supported yet: one server");
-        code = STOCK_UNSUPPORTED;
-    }
+    stock_code code = rd_options_parse(uri, &config, &store->options, message, message_size);
+    /* It reads the outbox, whatever K the store was made with
+     * (rd_buckets_check: 0 checks and records nothing). */
+    store->options.buckets = 0;
     if (code == STOCK_OK)
-        code = rd_node_connect(&source->options, &source->options.seeds[0], &source->redis,
-                               message, message_size);
-    if (code == STOCK_OK)
-        code = rd_layout_check(source->redis, &source->options, message, message_size);
+        code = rd_link_open(store, message, message_size);
+    char key[RD_OUTBOX_READERS_KEY_MAX];
+    rd_outbox_readers_key(store->options.prefix, key, sizeof key);
+    redisContext *registry = code == STOCK_OK ? conn_of(source, key) : NULL;
+    if (code == STOCK_OK &&
+        (registry == NULL || !rd_outbox_register(registry, store->options.prefix,
+                                                 RD_EVENTS_GROUP, message, message_size)))
+        code = STOCK_UNAVAILABLE;
     if (code != STOCK_OK) {
         rd_events_close(source);
         return code;
@@ -94,57 +133,75 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     return STOCK_OK;
 }
 
-/* Adds the stream key (its group created unless it has one). */
-static bool stream_add(rd_events *source, const char *key, char *message, size_t message_size)
+/* Adds the stream key, with every registered reader's group (readers: the
+ * registry's members) and this follower's, each created unless it exists. */
+static bool stream_add(rd_events *source, int node, const char *key, const redisReply *readers,
+                       char *message, size_t message_size)
 {
     for (uint32_t i = 0; i < source->stream_count; i++)
         if (strcmp(source->streams[i].key, key) == 0)
             return true;
     if (source->stream_count == RD_SLOTS || strlen(key) >= RD_EVENTS_KEY_MAX)
         return true;   /* not an outbox of this store: one per slot, short keys */
-    redisReply *reply = redisCommand(source->redis, "XGROUP CREATE %s " RD_EVENTS_GROUP " 0",
-                                     key);
-    bool ok = reply != NULL && (reply->type != REDIS_REPLY_ERROR ||
-                                strncmp(reply->str, "BUSYGROUP", 9) == 0);
-    if (!ok)
-        failed(source, "XGROUP CREATE", reply, message, message_size);
-    freeReplyObject(reply);
+    bool ok = rd_outbox_groups_create(node_conn(source, node), key, readers, RD_EVENTS_GROUP,
+                                      message, message_size);
     if (ok) {
         rd_events_stream *stream = &source->streams[source->stream_count++];
         snprintf(stream->key, sizeof stream->key, "%s", key);
         stream->slot = rd_key_slot(key, strlen(key));
+        stream->node = node;
         stream->pending_read = false;
     }
     return ok;
 }
 
-/* Finds the outbox streams, at most once per RD_EVENTS_SCAN_US. */
+/* Lists the streams of one master. */
+static bool scan_node(rd_events *source, int node, const char *pattern,
+                      const redisReply *readers, char *message, size_t message_size)
+{
+    redisContext *conn = node_conn(source, node);
+    bool ok = true;
+    char cursor[32] = "0";
+    do {
+        redisReply *reply = redisCommand(conn, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
+                                         cursor, pattern);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            failed(conn, "SCAN", reply, message, message_size);
+            freeReplyObject(reply);
+            return false;
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
+            ok = stream_add(source, node, reply->element[1]->element[i]->str, readers, message,
+                            message_size);
+        freeReplyObject(reply);
+    } while (ok && strcmp(cursor, "0") != 0);
+    return ok;
+}
+
+/* Finds the outbox streams of every master, at most once per
+ * RD_EVENTS_SCAN_US. */
 static bool scan(rd_events *source, char *message, size_t message_size)
 {
     int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
     if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
         return true;
     source->scanned_us = now_us;
-    char pattern[2 * RD_PREFIX_MAX + 16];
-    rd_outbox_pattern(source->options.prefix, pattern, sizeof pattern);
-    char cursor[32] = "0";
-    do {
-        redisReply *reply = redisCommand(source->redis, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
-                                         cursor, pattern);
-        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-            failed(source, "SCAN", reply, message, message_size);
-            freeReplyObject(reply);
-            return false;
-        }
-        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-        bool ok = true;
-        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
-            ok = stream_add(source, reply->element[1]->element[i]->str, message, message_size);
-        freeReplyObject(reply);
-        if (!ok)
-            return false;
-    } while (strcmp(cursor, "0") != 0);
-    return true;
+    char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
+    rd_outbox_pattern(source->store->options.prefix, pattern, sizeof pattern);
+    rd_outbox_readers_key(source->store->options.prefix, key, sizeof key);
+    redisContext *registry = conn_of(source, key);
+    redisReply *readers = registry != NULL ? redisCommand(registry, "SMEMBERS %s", key) : NULL;
+    if (readers == NULL || readers->type != REDIS_REPLY_ARRAY) {
+        failed(registry, "SMEMBERS", readers, message, message_size);
+        freeReplyObject(readers);
+        return false;
+    }
+    bool ok = true;
+    for (int node = 0; ok && node < source->store->link.node_count; node++)
+        ok = scan_node(source, node, pattern, readers, message, message_size);
+    freeReplyObject(readers);
+    return ok;
 }
 
 /* Acknowledges the record handed out last: its events are confirmed. */
@@ -152,34 +209,19 @@ static bool ack(rd_events *source, char *message, size_t message_size)
 {
     if (source->unacked == NULL)
         return true;
-    redisReply *reply = redisCommand(source->redis, "XACK %s " RD_EVENTS_GROUP " %s",
-                                     source->streams[source->current].key, source->unacked);
+    const rd_events_stream *stream = &source->streams[source->current];
+    redisContext *conn = node_conn(source, stream->node);
+    redisReply *reply = redisCommand(conn, "XACK %s " RD_EVENTS_GROUP " %s", stream->key,
+                                     source->unacked);
     bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
     if (!ok)
-        failed(source, "XACK", reply, message, message_size);
+        failed(conn, "XACK", reply, message, message_size);
     freeReplyObject(reply);
     source->unacked = NULL;
     return ok;
 }
 
-/* The stream of key, or NULL. */
-static rd_events_stream *stream_of(rd_events *source, const char *key)
-{
-    for (uint32_t i = 0; i < source->stream_count; i++)
-        if (strcmp(source->streams[i].key, key) == 0)
-            return &source->streams[i];
-    return NULL;
-}
-
-/* The reply's entries of stream key, or NULL. */
-static const redisReply *reply_entries(const redisReply *reply, const char *key)
-{
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-        if (strcmp(reply->element[i]->element[0]->str, key) == 0)
-            return reply->element[i]->element[1];
-    return NULL;
-}
-
+/* Whether reply is an XREADGROUP reply: nil, or [[key, entries]...]. */
 static bool read_valid(const redisReply *reply)
 {
     if (reply == NULL || (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_ARRAY))
@@ -194,44 +236,90 @@ static bool read_valid(const redisReply *reply)
     return true;
 }
 
-/* Reads the next chunk of streams in one XREADGROUP: of each, the group's
- * pending records first (left by a publisher that died), until none is
- * left, then new ones. */
+/* The [key, entries] pairs of a read reply (0 for nil). */
+static size_t pair_count(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+}
+
+/* The number of entries the last read has of key. */
+static size_t entries_of(const rd_events *source, const char *key)
+{
+    for (uint32_t r = 0; r < source->entries_count; r++)
+        for (size_t i = 0; i < pair_count(source->entries[r]); i++)
+            if (strcmp(source->entries[r]->element[i]->element[0]->str, key) == 0)
+                return source->entries[r]->element[i]->element[1]->elements;
+    return 0;
+}
+
+static void entries_free(rd_events *source)
+{
+    for (uint32_t i = 0; i < source->entries_count; i++)
+        freeReplyObject(source->entries[i]);
+    source->entries_count = 0;
+}
+
+/* Queues the read of streams [first, first + count): on one server one
+ * XREADGROUP over all of them; on a cluster, which refuses a call over
+ * several slots, one per stream, each on its master. Returns the replies
+ * to expect. */
+static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
+{
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
+    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
+                                       "COUNT", NULL, "STREAMS"};
+    uint32_t per_call = source->store->options.cluster ? 1 : count, calls = 0;
+    for (uint32_t at = first; at < first + count; at += per_call, calls++) {
+        const char *argv[7 + 2 * RD_EVENTS_CHUNK];
+        int argc = 0;
+        for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+            argv[argc++] = head[i] != NULL ? head[i] : batch;
+        for (uint32_t i = at; i < at + per_call; i++)
+            argv[argc++] = source->streams[i].key;
+        for (uint32_t i = at; i < at + per_call; i++)
+            argv[argc++] = source->streams[i].pending_read ? ">" : "0";
+        redisAppendCommandArgv(node_conn(source, source->streams[at].node), argc, argv, NULL);
+    }
+    return calls;
+}
+
+/* Reads the next chunk of streams, pipelined to their masters: of each,
+ * the group's pending records first (left by a publisher that died), until
+ * none is left, then new ones. */
 static bool read_chunk(rd_events *source, char *message, size_t message_size)
 {
     uint32_t first = source->chunk_first < source->stream_count ? source->chunk_first : 0;
     uint32_t count = source->stream_count - first < RD_EVENTS_CHUNK
                          ? source->stream_count - first : RD_EVENTS_CHUNK;
     source->chunk_first = first + count;
-    const char *argv[7 + 2 * RD_EVENTS_CHUNK];
-    char batch[16];
-    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
-    int argc = 0;
-    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
-                                       "COUNT", NULL, "STREAMS"};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-        argv[argc++] = head[i] != NULL ? head[i] : batch;
-    for (uint32_t i = first; i < first + count; i++)
-        argv[argc++] = source->streams[i].key;
-    for (uint32_t i = first; i < first + count; i++)
-        argv[argc++] = source->streams[i].pending_read ? ">" : "0";
-    redisReply *reply = redisCommandArgv(source->redis, argc, argv, NULL);
-    if (!read_valid(reply)) {
-        failed(source, "XREADGROUP", reply, message, message_size);
-        freeReplyObject(reply);
-        return false;
+    uint32_t calls = read_append(source, first, count);
+    bool ok = true;
+    for (uint32_t c = 0; c < calls; c++) {
+        /* call c went to the master of stream first + c (one call: first's) */
+        redisContext *conn = node_conn(source, source->streams[first + c].node);
+        redisReply *reply = NULL;
+        if (redisGetReply(conn, (void **)&reply) != REDIS_OK || !read_valid(reply)) {
+            if (ok)
+                failed(conn, "XREADGROUP", reply, message, message_size);
+            freeReplyObject(reply);
+            reply = NULL;
+            ok = false;
+            if (conn->err != 0)
+                break;
+        }
+        source->entries[source->entries_count++] = reply;
     }
-    for (uint32_t i = first; i < first + count; i++) {
+    for (uint32_t i = first; ok && i < first + count; i++) {
         rd_events_stream *stream = &source->streams[i];
-        const redisReply *entries = stream->pending_read ? NULL
-                                                         : reply_entries(reply, stream->key);
-        if (!stream->pending_read && (entries == NULL || entries->elements == 0))
+        if (!stream->pending_read && entries_of(source, stream->key) == 0)
             stream->pending_read = true;
     }
-    source->entries = reply;
+    source->entries_first = first;
     source->reply_stream = 0;
+    source->reply_pair = 0;
     source->next_entry = 0;
-    return true;
+    return ok;
 }
 
 static const char *field(const redisReply *fields, const char *name)
@@ -244,8 +332,8 @@ static const char *field(const redisReply *fields, const char *name)
 }
 
 /* The move of entry [id, fields], or false for a record that moves no
- * SKU (a warm-up's marker, or one the persister deleted while it was
- * pending here: its fields are nil). */
+ * SKU (a warm-up's marker, or one deleted while it was pending here: its
+ * fields are nil). */
 static bool entry_move(const rd_events *source, const redisReply *entry, uint64_t *seq,
                        core_change *change)
 {
@@ -265,7 +353,8 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
 }
 
 /* Counts the records of the current stream that were deleted before this
- * follower read them (by the persister, which deletes what it persisted):
+ * follower read them (by a persister older than the trim, which deleted
+ * what it had persisted, or by hand):
  * the gap between two entries read one after the other, but before a
  * warm-up's marker (which moves the sequence on by design), and an entry
  * deleted while pending here (its fields are nil). */
@@ -290,32 +379,48 @@ uint64_t rd_events_lost(const rd_events *source)
     return source->lost;
 }
 
+/* The stream of key among the chunk last read, or NULL. */
+static rd_events_stream *chunk_stream(rd_events *source, const char *key)
+{
+    for (uint32_t i = source->entries_first;
+         i < source->stream_count && i < source->entries_first + RD_EVENTS_CHUNK; i++)
+        if (strcmp(source->streams[i].key, key) == 0)
+            return &source->streams[i];
+    return NULL;
+}
+
 /* The next entry of the last read, or NULL when it has no more; sets
  * current to its stream. */
 static const redisReply *next_entry(rd_events *source)
 {
-    const redisReply *reply = source->entries;
-    while (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-           source->reply_stream < reply->elements) {
-        const redisReply *one = reply->element[source->reply_stream];
-        rd_events_stream *stream = source->next_entry == 0
-                                       ? stream_of(source, one->element[0]->str)
-                                       : &source->streams[source->current];
-        if (stream != NULL && source->next_entry < one->element[1]->elements) {
-            source->current = (uint32_t)(stream - source->streams);
-            return one->element[1]->element[source->next_entry++];
+    while (source->reply_stream < source->entries_count) {
+        const redisReply *reply = source->entries[source->reply_stream];
+        if (source->reply_pair < pair_count(reply)) {
+            const redisReply *pair = reply->element[source->reply_pair];
+            rd_events_stream *stream = source->next_entry == 0
+                                           ? chunk_stream(source, pair->element[0]->str)
+                                           : &source->streams[source->current];
+            if (stream != NULL && source->next_entry < pair->element[1]->elements) {
+                source->current = (uint32_t)(stream - source->streams);
+                return pair->element[1]->element[source->next_entry++];
+            }
+            source->reply_pair++;
+            source->next_entry = 0;
+            continue;
         }
         source->reply_stream++;
+        source->reply_pair = 0;
         source->next_entry = 0;
     }
     return NULL;
 }
 
-static bool had_entries(const redisReply *reply)
+static bool had_entries(const rd_events *source)
 {
-    for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-        if (reply->element[i]->element[1]->elements > 0)
-            return true;
+    for (uint32_t r = 0; r < source->entries_count; r++)
+        for (size_t i = 0; i < pair_count(source->entries[r]); i++)
+            if (source->entries[r]->element[i]->element[1]->elements > 0)
+                return true;
     return false;
 }
 
@@ -338,9 +443,8 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
                 return JOURNAL_READ_FAILED;
             continue;
         }
-        empty = had_entries(source->entries) ? 0 : empty + 1;
-        freeReplyObject(source->entries);
-        source->entries = NULL;
+        empty = had_entries(source) ? 0 : empty + 1;
+        entries_free(source);
         if (!scan(source, message, message_size))
             return JOURNAL_READ_FAILED;
         uint32_t chunks = (source->stream_count + RD_EVENTS_CHUNK - 1) / RD_EVENTS_CHUNK;
@@ -355,8 +459,9 @@ void rd_events_close(rd_events *source)
 {
     if (source == NULL)
         return;
-    freeReplyObject(source->entries);
-    if (source->redis != NULL)
-        redisFree(source->redis);
+    entries_free(source);
+    if (source->store != NULL)
+        rd_link_close(source->store);
+    free(source->store);
     free(source);
 }

@@ -218,8 +218,9 @@ local function emit(outbox, kind, stock, t, ...)
                unpack(fields))
 end
 
--- Whether the outbox is further behind than a limit allows: records not yet
--- persisted, or the age in ms of the oldest ('0': no limit).
+-- Whether the outbox is further behind than a limit allows: the records it
+-- holds (some reader's group has not acknowledged them: outbox_trim), or
+-- the age in ms of the oldest ('0': no limit).
 local function lagging(outbox, records, ms)
     if records ~= '0' and redis.call('XLEN', outbox) >= tonumber(records) then return true end
     if ms == '0' then return false end
@@ -764,6 +765,88 @@ local function outbox_lease(keys, args)
     return 1
 end
 
+-- Stream entry ids "ms-seq" as decimal strings, compared and stepped as
+-- text: a seq past 2^53 would lose digits as a Lua number.
+local function dec_less(a, b)
+    if #a ~= #b then return #a < #b end
+    return a < b
+end
+
+local function id_less(a, b)
+    local am, as = a:match('^(%d+)-(%d+)$')
+    local bm, bs = b:match('^(%d+)-(%d+)$')
+    if am ~= bm then return dec_less(am, bm) end
+    return dec_less(as, bs)
+end
+
+local function dec_next(n)
+    local head, nines = n:match('^(%d-)(9*)$')
+    local digit = #head > 0 and tonumber(head:sub(-1)) + 1 or 1
+    return head:sub(1, -2) .. digit .. string.rep('0', #nines)
+end
+
+-- The id right after id: entries below it are all ids up to id.
+local function id_next(id)
+    local ms, seq = id:match('^(%d+)-(%d+)$')
+    if seq == '18446744073709551615' then return dec_next(ms) .. '-0' end
+    return ms .. '-' .. dec_next(seq)
+end
+
+-- The outbox's trim (docs/redis.md, "The outbox"): every reader (the
+-- persister, stockevents) reads a stream with a consumer group of its own
+-- and only acknowledges; this deletes the entries every group is done
+-- with: those below, for each group, its oldest pending entry, else the
+-- entry after the last one delivered to it. A group that exists but does
+-- not read holds the trim where it stopped. One call, so no group is
+-- created and no entry read between the look and the trim.
+-- KEYS: the stream. ARGV: the caller's group. Returns the entries trimmed,
+-- then for the caller's group the entries it has not acknowledged (pending
+-- or not yet delivered), the ms field of the oldest of them ('0': none),
+-- and the stream's length after the trim.
+local function outbox_trim(keys, args)
+    if redis.call('EXISTS', keys[1]) == 0 then return {0, 0, '0', 0} end
+    local groups = redis.call('XINFO', 'GROUPS', keys[1])
+    local floor, own, oldest = nil, nil, nil
+    for g = 1, #groups do
+        local info = {}
+        for f = 1, #groups[g], 2 do info[groups[g][f]] = groups[g][f + 1] end
+        local first = nil
+        if info['pending'] > 0 then
+            first = redis.call('XPENDING', keys[1], info['name'])[2]
+        end
+        local bound = first or id_next(info['last-delivered-id'])
+        if floor == nil or id_less(bound, floor) then floor = bound end
+        if info['name'] == args[1] then
+            own, oldest = info, first
+        end
+    end
+    local trimmed = 0
+    if floor ~= nil then trimmed = redis.call('XTRIM', keys[1], 'MINID', floor) end
+    local behind, oldest_ms = 0, '0'
+    if own ~= nil then
+        local after = own['lag']
+        if not after then
+            -- Redis leaves lag unknown after deletions inside the stream:
+            -- the sequences between the last delivered entry and the last
+            -- one, an upper bound.
+            local last = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)[1]
+            local last_seq = last and tonumber(last[1]:match('-(%d+)$')) or 0
+            after = math.max(0, last_seq - tonumber(own['last-delivered-id']:match('-(%d+)$')))
+        end
+        behind = own['pending'] + after
+        local entry = nil
+        if oldest ~= nil then
+            entry = redis.call('XRANGE', keys[1], oldest, oldest)[1]
+        end
+        if entry == nil and after > 0 then
+            entry = redis.call('XRANGE', keys[1], '(' .. own['last-delivered-id'], '+',
+                               'COUNT', 1)[1]
+        end
+        if entry ~= nil then oldest_ms = entry[2][2] end
+    end
+    return {trimmed, behind, oldest_ms, redis.call('XLEN', keys[1])}
+end
+
 -- Warm-up (stockpersist --warm): a SKU loaded from PostgreSQL into a Redis
 -- that does not hold it, in calls of a few records each. KEYS: stock, flow,
 -- refunds, adjustments, outbox. ARGV: the outbox stream's position in
@@ -789,4 +872,5 @@ local function warm(keys, args)
 end
 
 redis.register_function('stockd_v1_outbox_lease', outbox_lease)
+redis.register_function('stockd_v1_outbox_trim', outbox_trim)
 redis.register_function('stockd_v1_warm', warm)

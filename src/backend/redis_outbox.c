@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/redis.h"
+#include "lib/message.h"
 #include "lib/result.h"
 
 #define RD_TAG_MAX 8                /* bytes of a slot's tag ("123456" + NUL) */
@@ -59,6 +60,53 @@ void rd_outbox_pattern(const char *prefix, char *out, size_t size)
     snprintf(out + used, size - used, "{outbox:*}");
 }
 
+void rd_outbox_readers_key(const char *prefix, char *out, size_t size)
+{
+    snprintf(out, size, "%sstock:readers", prefix);
+}
+
+bool rd_outbox_register(redisContext *conn, const char *prefix, const char *group,
+                        char *message, size_t size)
+{
+    char key[RD_OUTBOX_READERS_KEY_MAX];
+    rd_outbox_readers_key(prefix, key, sizeof key);
+    redisReply *reply = redisCommand(conn, "SADD %s %s", key, group);
+    bool ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        message_set(message, size, "redis: SADD %s: %s", key,
+                    reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                    : conn->errstr[0] != '\0'                        ? conn->errstr
+                                                                      : "unexpected reply");
+    freeReplyObject(reply);
+    return ok;
+}
+
+static bool group_create(redisContext *conn, const char *stream, const char *group,
+                         char *message, size_t size)
+{
+    redisReply *reply = redisCommand(conn, "XGROUP CREATE %s %s 0", stream, group);
+    bool ok = reply != NULL && (reply->type != REDIS_REPLY_ERROR ||
+                                strncmp(reply->str, "BUSYGROUP", 9) == 0);
+    if (!ok)
+        message_set(message, size, "redis: XGROUP CREATE %s %s: %s", stream, group,
+                    reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                    : conn->errstr[0] != '\0'                        ? conn->errstr
+                                                                      : "unexpected reply");
+    freeReplyObject(reply);
+    return ok;
+}
+
+bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redisReply *readers,
+                             const char *own, char *message, size_t size)
+{
+    for (size_t i = 0; readers != NULL && readers->type == REDIS_REPLY_ARRAY &&
+                       i < readers->elements; i++)
+        if (readers->element[i]->type == REDIS_REPLY_STRING &&
+            !group_create(conn, stream, readers->element[i]->str, message, size))
+            return false;
+    return group_create(conn, stream, own, message, size);
+}
+
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options)
 {
     rd_cmd_argf(cmd, "%d", options->lag_max_records);
@@ -70,6 +118,7 @@ void rd_fail_lagging(stock_op *op, const rd_options *options)
     op->failed_line = -1;
     result_fail(op, STOCK_UNAVAILABLE, "redis: deduction refused: the outbox of this SKU's "
                 "slot is further behind than the limit (outbox_lag_max=%d records, "
-                "outbox_lag_max_ms=%d); the persister must catch up; nothing was changed",
+                "outbox_lag_max_ms=%d); its readers (the persister, stockevents) must catch up; "
+                "nothing was changed",
                 options->lag_max_records, options->lag_max_ms);
 }

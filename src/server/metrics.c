@@ -235,6 +235,7 @@ static bool render_health(const health_report *health, buf *out)
         {"stockd_persister_linked", "gauge", "1 when the persister's last cycle reached Redis and PostgreSQL.", health->persist.linked},
         {"stockd_persister_applied_total", "counter", "Outbox records the persister wrote into PostgreSQL.", health->persist.applied},
         {"stockd_persister_lag_records", "gauge", "Outbox records not yet persisted, at the persister's last check (once a second).", health->persist.lag_records},
+        {"stockd_persister_outbox_records", "gauge", "Records the outbox holds after the persister's last trim: a reader (persister, stockevents) has not acknowledged them.", health->persist.outbox_records},
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)

@@ -328,10 +328,11 @@ static int info_persister(const health_report *health, char *text, size_t size)
     const persist_status *s = &health->persist;
     int len = snprintf(text, size, "\r\n# Persister\r\npersister:%d\r\npersister_linked:%d\r\n"
                        "persister_applied:%llu\r\npersister_read:%llu\r\n"
-                       "persister_lag_records:%llu\r\npersister_lag_seconds:%.3f\r\n",
+                       "persister_lag_records:%llu\r\npersister_lag_seconds:%.3f\r\n"
+                       "persister_outbox_records:%llu\r\n",
                        health->persisting, s->linked, (unsigned long long)s->applied,
                        (unsigned long long)s->read, (unsigned long long)s->lag_records,
-                       (double)s->lag_ms / 1000.0);
+                       (double)s->lag_ms / 1000.0, (unsigned long long)s->outbox_records);
     assert(len > 0 && (size_t)len < size);
     return len;
 }

@@ -17,9 +17,10 @@
 #              postgres this is what commit order means: a move whose id
 #              was taken before another's but committed after it must not
 #              be skipped or published out of its SKU's order
-#   lost       (redis) a record deleted from its outbox stream (XDEL, as the
-#              persister does once it persisted it) before stockevents read
-#              it: stockevents says the events of 1 record are lost
+#   lost       (redis) a record deleted from its outbox stream by hand (XDEL,
+#              as persisters before the trim did once they had persisted
+#              it) before stockevents read it: stockevents says the events
+#              of 1 record are lost
 #
 # KEEP=DIR keeps a copy of its folder (logs) in DIR.
 set -eu
@@ -193,7 +194,7 @@ nats_start || fail "nats-server did not start"
 cli SETSTOCK G 5 >/dev/null
 cli DEDUCT g1 G 1 >/dev/null
 cli DEDUCT g2 G 1 >/dev/null
-# what a persister does once it has persisted a record: XDEL
+# what persisters before the trim did once they had persisted a record: XDEL
 deleted=$(redis_cli EVAL "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
     for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do
         for i = 1, #e[2], 2 do

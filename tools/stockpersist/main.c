@@ -2,7 +2,7 @@
  * main.c -- stockpersist: the persister of src/backend/persist.h as a
  * program of its own (like stockintake): the command line, then the
  * persister's loop on the main thread until SIGINT or SIGTERM (or, with
- * --drain, until every outbox is empty), its log lines on stderr. It can be
+ * --drain, until its group has acknowledged every record), its log lines on stderr. It can be
  * killed, restarted and run several times over without touching the
  * stores' servers; stockd --persist-to runs the same loop on a thread.
  */
@@ -51,14 +51,15 @@ static void usage(FILE *out)
         "  --lease-ms N       a stream's lease, %d..%d ms (default %d): another\n"
         "                     persister takes a stream over this long after its holder died\n"
         "  --stats-s N        a stats line every N s, 0..%d (default %d; 0: none)\n"
-        "  --drain            exit 0 once every outbox stream is empty\n"
+        "  --drain            exit 0 once its group has acknowledged every record\n"
         "  --warm             load every SKU of the database (with its lines, refunds\n"
         "                     and adjustments) into Redis where Redis does not hold it,\n"
         "                     then exit (0: done)\n"
         "  --help, -h         this text\n"
         "  --version          the version\n\n"
         "Stats lines (stderr): applied records, their rate, lag_records (records not yet\n"
-        "persisted) and lag_ms (the age of the oldest).\n"
+        "persisted), lag_ms (the age of the oldest) and outbox_records (records the\n"
+        "outbox holds: the persister trims only what every reader has acknowledged).\n"
         "Exit status: 0 after SIGINT, SIGTERM, --drain or --warm; 1 when --warm failed;\n"
         "2 on a usage error.\n",
         PERSIST_BATCH_MAX, PERSIST_BATCH_DEFAULT, PERSIST_LEASE_MS_MIN, PERSIST_LEASE_MS_MAX,
