@@ -5,7 +5,8 @@
 # NATS JetStream, through stockevents following the store's flow. COUNT
 # times, one after the other: a SKU set to 1 and deducted (a sell-out),
 # then its sold_out event awaited on a subscription to
-# stock.events.sold_out; prints p50, p99 and the maximum.
+# stock.events.sold_out; then again over the same SKUs; prints p50, p99
+# and the maximum of each pass.
 #
 # usage: bench/events.sh [COUNT]      (after make tests; COUNT 100..1000000,
 #                                      default 2000)
@@ -68,8 +69,15 @@ nats_start
 events_pid=$!
 sleep 0.5
 
-echo "== $kind: $count sell-outs, each awaited as a sold_out event (--poll-ms $poll_ms)"
-read -r _ p50 p99 max < <("$BUILD/tests/events_client" latency "$NATS_URL" "$port" "$count" bench)
+# Twice over the same SKUs: a redis store's first change in a slot makes
+# that slot's outbox stream, which stockevents finds by its periodic scan
+# (docs/events.md, "From Redis"); the second pass meets streams it reads.
+rows=""
+for pass in new again; do
+    echo "== $kind: $count sell-outs ($pass SKUs), each awaited as a sold_out event (--poll-ms $poll_ms)"
+    read -r _ p50 p99 max < <("$BUILD/tests/events_client" latency "$NATS_URL" "$port" "$count" bench "$pass")
+    rows+=$(printf '| %s | %s | %s | %s | %.2f | %.2f | %.2f |' "$kind" "$pass" "$count" "$poll_ms" "$p50" "$p99" "$max")$'\n'
+done
 echo
-printf '| store | events | --poll-ms | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n'
-printf '| %s | %s | %s | %.2f | %.2f | %.2f |\n' "$kind" "$count" "$poll_ms" "$p50" "$p99" "$max"
+printf '| store | SKUs | events | --poll-ms | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n'
+printf '%s' "$rows"

@@ -113,9 +113,7 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     source->store = store;
     stock_config config = {0};
     stock_code code = rd_options_parse(uri, &config, &store->options, message, message_size);
-    /* It reads the outbox, whatever K the store was made with
-     * (rd_buckets_check: 0 checks and records nothing). */
-    store->options.buckets = 0;
+    store->options.outbox_reader = true;
     if (code == STOCK_OK)
         code = rd_link_open(store, message, message_size);
     char key[RD_OUTBOX_READERS_KEY_MAX];

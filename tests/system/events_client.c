@@ -13,10 +13,12 @@
  *       publishing (72-events)
  *   events_client count URL STREAM
  *       prints how many messages STREAM has stored (its last sequence)
- *   events_client latency URL PORT COUNT TOKEN
+ *   events_client latency URL PORT COUNT TOKEN [PASS]
  *       the event latency (bench/events.sh): COUNT times, sets SKU
  *       TOKEN-<i> to 1 through the stockd at 127.0.0.1:PORT (RESP), deducts
- *       it, and waits for its sold_out event on stock.events.sold_out;
+ *       it (line TOKEN-<i>-PASS, PASS "l" by default: another PASS sells
+ *       the same SKUs out again), and waits for its sold_out event on
+ *       stock.events.sold_out;
  *       prints "latency_ms P50 P99 MAX": from the deduction's reply (the
  *       change durable and acknowledged) to the event's arrival from the
  *       broker, which delivers it once stored
@@ -126,7 +128,8 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int latency(natsConnection *nc, int port, long count, const char *token)
+static int latency(natsConnection *nc, int port, long count, const char *token,
+                   const char *pass)
 {
     natsSubscription *sub = NULL;
     natsStatus status = natsConnection_SubscribeSync(&sub, nc, "stock.events.sold_out");
@@ -139,7 +142,7 @@ static int latency(natsConnection *nc, int port, long count, const char *token)
         char sku[64];
         snprintf(sku, sizeof sku, "%s-%ld", token, i);
         redisReply *set = redisCommand(redis, "SETSTOCK %s 1", sku);
-        redisReply *deduct = set != NULL ? redisCommand(redis, "DEDUCT %s-l %s 1", sku, sku) : NULL;
+        redisReply *deduct = set != NULL ? redisCommand(redis, "DEDUCT %s-%s %s 1", sku, pass, sku) : NULL;
         double acknowledged = now_ms();
         if (deduct == NULL || deduct->type != REDIS_REPLY_INTEGER || deduct->integer != 0)
             code = 1;
@@ -167,7 +170,7 @@ static int latency(natsConnection *nc, int port, long count, const char *token)
 int main(int argc, char **argv)
 {
     bool dump_mode = argc == 4 && strcmp(argv[1], "dump") == 0;
-    bool latency_mode = argc == 6 && strcmp(argv[1], "latency") == 0;
+    bool latency_mode = (argc == 6 || argc == 7) && strcmp(argv[1], "latency") == 0;
     bool wait_mode = argc == 5 && strcmp(argv[1], "wait") == 0;
     bool count_mode = argc == 4 && strcmp(argv[1], "count") == 0;
     long count = latency_mode || wait_mode ? strtol(argv[4], NULL, 10) : 0;
@@ -178,7 +181,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: events_client dump URL STREAM\n"
                         "       events_client wait URL STREAM COUNT\n"
                         "       events_client count URL STREAM\n"
-                        "       events_client latency URL PORT COUNT TOKEN\n");
+                        "       events_client latency URL PORT COUNT TOKEN [PASS]\n");
         return 2;
     }
     natsConnection *nc = NULL;
@@ -190,7 +193,7 @@ int main(int argc, char **argv)
                : dump_mode ? dump(js, argv[3])
                : wait_mode ? wait_count(js, argv[3], count)
                : count_mode ? print_count(js, argv[3])
-                           : latency(nc, port, count, argv[5]);
+                           : latency(nc, port, count, argv[5], argc == 7 ? argv[6] : "l");
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     nats_Close();
