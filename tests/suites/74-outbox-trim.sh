@@ -59,8 +59,8 @@ start_events() {
     fail "stockevents did not start publishing in 15 s"
 }
 
-port=$(pick_port 17710 17714)
-http=$(pick_port 17715 17719)
+port=$(pick_port 17800 17804)
+http=$(pick_port 17805 17809)
 # start_stockd_redis [FLAGS...]: stockd over the redis store ($STORE, by
 # default $REDIS_URI).
 STORE=""
