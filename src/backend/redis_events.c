@@ -81,11 +81,13 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
                     "not supported yet: one server");
         code = STOCK_UNSUPPORTED;
     }
+    /* Each wait of the open within timeout_ms: stockevents has no batch. */
+    rd_bound bound = {.timeout_ms = source->options.timeout_ms, .end_us = 0};
     if (code == STOCK_OK)
-        code = rd_node_connect(&source->options, &source->options.seeds[0], &source->redis,
-                               message, message_size);
+        code = rd_node_connect(&source->options, &source->options.seeds[0], bound,
+                               &source->redis, message, message_size);
     if (code == STOCK_OK)
-        code = rd_layout_check(source->redis, &source->options, message, message_size);
+        code = rd_layout_check(source->redis, &source->options, bound, message, message_size);
     if (code != STOCK_OK) {
         rd_events_close(source);
         return code;
