@@ -580,18 +580,22 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     }
 }
 
-/* Starts the deadline of a batch (or a sweep): no wait of the link past
- * timeout_ms from now (rd_bound). */
-static void deadline_start(rd_store *store)
+/* Starts the deadline of the work of ops ops (a batch; an open or a sweep
+ * is 1): no wait of the link past timeout_ms from now for every
+ * RD_DEADLINE_OPS of them (rd_bound), so that a big batch has the time its
+ * work takes, and a batch of any size an end. */
+static void deadline_start(rd_store *store, size_t ops)
 {
+    int64_t shares = (int64_t)((ops + RD_DEADLINE_OPS - 1) / RD_DEADLINE_OPS);
     store->link.end_us = clock_now_us(CLOCK_MONOTONIC) +
-                         (int64_t)store->options.timeout_ms * 1000;
+                         shares * store->options.timeout_ms * 1000;
 }
 
 /* The worker's run: the chain's valid ops together, reconnecting first
  * after a loss, then every batch of it completed. The chain has one
- * deadline: however many calls its ops make, the link gives up on them
- * timeout_ms after the start (the ops left: UNAVAILABLE, outcome unknown). */
+ * deadline (deadline_start): however many calls its ops make one after the
+ * other, the link gives up on them then (the ops left: UNAVAILABLE,
+ * outcome unknown). */
 static void run_batches(stock_t *base, stock_batch *batches)
 {
     rd_store *store = (rd_store *)base;
@@ -602,7 +606,7 @@ static void run_batches(stock_t *base, stock_batch *batches)
             if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
                 ops[count++] = &batch->ops[i];
     assert(count >= 1 && count <= STOCK_BATCH_MAX);   /* every batch has a valid op */
-    deadline_start(store);
+    deadline_start(store, count);
     /* A stale map (a MOVED was followed) or calls left unanswered: connect
      * afresh. */
     if (store->link.state != RD_LINK_UP || store->link.count > 0)
@@ -624,7 +628,7 @@ static int64_t sweep_tick(stock_t *base)
 {
     rd_store *store = (rd_store *)base;
     if (rd_linked(store)) {
-        deadline_start(store);
+        deadline_start(store, 1);
         rd_sweep(store);
         store->link.end_us = 0;
     }
@@ -670,7 +674,7 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
     store->base.ops = &redis_backend;
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
     if (code == STOCK_OK) {
-        deadline_start(store);
+        deadline_start(store, 1);
         code = rd_link_open(store, message, size);
         store->link.end_us = 0;
     }

@@ -70,7 +70,7 @@ static void out_of_time(redisContext *conn, rd_bound bound, int limit_ms)
     conn->err = REDIS_ERR_IO;
     if (limit_ms < bound.timeout_ms)
         snprintf(conn->errstr, sizeof conn->errstr, "the batch's deadline passed (timeout_ms=%d "
-                 "after its start)", bound.timeout_ms);
+                 "for every %d ops of it)", bound.timeout_ms, RD_DEADLINE_OPS);
     else
         snprintf(conn->errstr, sizeof conn->errstr, "no answer within timeout_ms=%d",
                  bound.timeout_ms);
