@@ -555,13 +555,15 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
 
 /* ---------------------------------------------------------------- worker */
 
-/* After a batch with wait=N: WAIT N for three quarters of timeout_ms (so
- * that the answer comes before the read timeout). Fewer replicas: every write
- * that succeeded (a replay too: its original may not have reached them)
- * says it is applied on the master but not replicated yet. */
+/* After a batch with wait=N: WAIT N for three quarters of the time left
+ * before the batch's deadline (so that the answer comes before it). Fewer
+ * replicas: every write that succeeded (a replay too: its original may not
+ * have reached them) says it is applied on the master but not replicated
+ * yet. */
 static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
 {
-    int wait_ms = store->options.timeout_ms * 3 / 4 + 1;
+    int64_t left_us = store->link.end_us - clock_now_us(CLOCK_MONOTONIC);
+    int wait_ms = left_us > 0 ? (int)(left_us / 1000 * 3 / 4) + 1 : 1;
     long long acked = rd_link_wait(store, store->options.wait_replicas, wait_ms);
     if (acked >= store->options.wait_replicas)
         return;
@@ -578,8 +580,22 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
     }
 }
 
+/* Starts the deadline of the work of ops ops (a batch; an open or a sweep
+ * is 1): no wait of the link past timeout_ms from now for every
+ * RD_DEADLINE_OPS of them (rd_bound), so that a big batch has the time its
+ * work takes, and a batch of any size an end. */
+static void deadline_start(rd_store *store, size_t ops)
+{
+    int64_t shares = (int64_t)((ops + RD_DEADLINE_OPS - 1) / RD_DEADLINE_OPS);
+    store->link.end_us = clock_now_us(CLOCK_MONOTONIC) +
+                         shares * store->options.timeout_ms * 1000;
+}
+
 /* The worker's run: the chain's valid ops together, reconnecting first
- * after a loss, then every batch of it completed. */
+ * after a loss, then every batch of it completed. The chain has one
+ * deadline (deadline_start): however many calls its ops make one after the
+ * other, the link gives up on them then (the ops left: UNAVAILABLE,
+ * outcome unknown). */
 static void run_batches(stock_t *base, stock_batch *batches)
 {
     rd_store *store = (rd_store *)base;
@@ -590,6 +606,7 @@ static void run_batches(stock_t *base, stock_batch *batches)
             if (batch->ops[i].code == STOCK_OK)   /* not already INVALID */
                 ops[count++] = &batch->ops[i];
     assert(count >= 1 && count <= STOCK_BATCH_MAX);   /* every batch has a valid op */
+    deadline_start(store, count);
     /* A stale map (a MOVED was followed) or calls left unanswered: connect
      * afresh. */
     if (store->link.state != RD_LINK_UP || store->link.count > 0)
@@ -601,6 +618,7 @@ static void run_batches(stock_t *base, stock_batch *batches)
         if (store->options.wait_replicas > 0 && rd_linked(store))
             wait_replicas(store, ops, count);
     }
+    store->link.end_us = 0;
     batches_complete(base, batches);
 }
 
@@ -609,8 +627,11 @@ static void run_batches(stock_t *base, stock_batch *batches)
 static int64_t sweep_tick(stock_t *base)
 {
     rd_store *store = (rd_store *)base;
-    if (rd_linked(store))
+    if (rd_linked(store)) {
+        deadline_start(store, 1);
         rd_sweep(store);
+        store->link.end_us = 0;
+    }
     return (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;
 }
 
@@ -652,8 +673,11 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
-    if (code == STOCK_OK)
+    if (code == STOCK_OK) {
+        deadline_start(store, 1);
         code = rd_link_open(store, message, size);
+        store->link.end_us = 0;
+    }
     /* A cluster needs every call in one slot; a single server takes any. */
     store->fused = store->options.fused && !store->options.cluster;
     if (code == STOCK_OK)

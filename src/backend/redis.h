@@ -64,26 +64,46 @@ typedef struct rd_options {
 stock_code rd_options_parse(const char *uri, const stock_config *config,
                             rd_options *options, char *message, size_t size);
 
+/* How long the waits on a connection may last: each at most timeout_ms
+ * (a silent server), and none past end_us (CLOCK_MONOTONIC microseconds;
+ * 0: no end), the deadline of the batch they serve, however many calls it
+ * makes one after the other. */
+typedef struct rd_bound {
+    int timeout_ms;
+    int64_t end_us;
+} rd_bound;
+
+/* Writes conn's queued calls, then reads its next reply, no wait beyond
+ * bound: the reply, or NULL when the connection failed or time ran out
+ * (conn->errstr says which, and conn is unusable from then on). */
+redisReply *rd_conn_reply(redisContext *conn, rd_bound bound);
+/* Writes conn's queued calls within bound; false as rd_conn_reply. */
+bool rd_conn_flush(redisContext *conn, rd_bound bound);
+/* Queues the command argv (len NULL: C strings), then rd_conn_reply. */
+redisReply *rd_conn_command(redisContext *conn, rd_bound bound, int argc, const char **argv,
+                            const size_t *len);
+
 /*
  * Connects to at, authenticates, and checks that the server is Redis 7 or
- * newer and a cluster node exactly when options->cluster. On success *out
- * is the connection, with options->timeout_ms as its read and write timeout.
- * On failure message says why: STOCK_UNAVAILABLE (cannot connect),
- * STOCK_INVALID (refused password, a cluster node without cluster=1 or the
- * other way round), STOCK_UNSUPPORTED (not Redis 7), STOCK_IO (any other
- * error, with the server's words).
+ * newer and a cluster node exactly when options->cluster, within bound. On
+ * success *out is the connection, with options->timeout_ms as its read and
+ * write timeout. On failure message says why: STOCK_UNAVAILABLE (cannot
+ * connect, or no answer in time), STOCK_INVALID (refused password, a
+ * cluster node without cluster=1 or the other way round),
+ * STOCK_UNSUPPORTED (not Redis 7), STOCK_IO (any other error, with the
+ * server's words).
  */
-stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at,
+stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at, rd_bound bound,
                            redisContext **out, char *message, size_t size);
 
 /* Checks the key layout version of an existing store on conn (the server
  * that holds the key Pstock:layout), or writes it for a new store:
  * STOCK_CORRUPT for another version. */
-stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *message,
-                           size_t size);
+stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bound bound,
+                           char *message, size_t size);
 
 /* Loads the function library unless the server holds this very code. */
-stock_code rd_functions_load(redisContext *conn, char *message, size_t size);
+stock_code rd_functions_load(redisContext *conn, rd_bound bound, char *message, size_t size);
 
 /* The function library's source (redis_functions.lua), embedded by the
  * build. */
@@ -101,6 +121,7 @@ extern const char rd_functions_source[];
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
 #define RD_MANY_MAX 64              /* deductions one deduct_many call carries */
+#define RD_DEADLINE_OPS 64          /* ops of a batch that share one timeout_ms of its deadline */
 /* An order's lines as text, "line sku qty ...". */
 #define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))
 
@@ -181,6 +202,7 @@ typedef struct rd_link {
     rd_pending pending[RD_PENDING_MAX]; /* a ring: first, count */
     int first, count;
     bool unflushed;                     /* calls queued on a node not yet written */
+    int64_t end_us;                     /* the running batch's deadline (rd_bound); 0: none */
 } rd_link;
 
 typedef struct rd_store {
@@ -203,9 +225,13 @@ typedef struct rd_store {
 
 /* Connects to the server, or to every master of the cluster (the slot map
  * from CLUSTER SLOTS of the first seed that answers), checks the layout and
- * loads the function library on every master. Errors as rd_node_connect,
- * and STOCK_CORRUPT for another layout version. */
+ * loads the function library on every master, all within rd_link_bound.
+ * Errors as rd_node_connect, and STOCK_CORRUPT for another layout version. */
 stock_code rd_link_open(rd_store *store, char *message, size_t size);
+
+/* The bound of the link's waits: options->timeout_ms each, none past
+ * link.end_us. */
+rd_bound rd_link_bound(const rd_store *store);
 
 /* Whether the link is up (no loss since it opened). */
 bool rd_linked(const rd_store *store);
@@ -236,8 +262,9 @@ void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
 
 /* Queues store->cmd on the node of its first key's slot (false when the
  * link is lost); the next reply, in send order, after any MOVED or ASK
- * followed (NULL when the link is lost or timed out: the link is then down
- * and store->error says why); both at once (redis_link.c). */
+ * followed (NULL when the link is lost or out of time, rd_link_bound: the
+ * link is then down and store->error says why); both at once
+ * (redis_link.c). */
 bool rd_send(rd_store *store);
 redisReply *rd_reply(rd_store *store);
 redisReply *rd_call(rd_store *store);
@@ -314,8 +341,8 @@ void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buck
 /* Records buckets in a new store, or checks an existing store's record:
  * STOCK_INVALID, naming the recorded K, when they differ. An outbox reader
  * checks and records nothing. */
-stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
-                            size_t size);
+stock_code rd_buckets_check(redisContext *conn, const rd_options *options, rd_bound bound,
+                            char *message, size_t size);
 
 /* ---------------------------------------------- listing (redis_list.c) */
 

@@ -63,8 +63,8 @@ static bool command_ok(redisContext *conn, redisReply *reply, const char *what, 
  * the home bucket alone) refuses it. An existing store is only read, so that
  * a server at maxmemory still opens it. A reader of the outbox (the
  * persister) takes the store as it is, whatever its K. */
-stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char *message,
-                            size_t size)
+stock_code rd_buckets_check(redisContext *conn, const rd_options *options, rd_bound bound,
+                            char *message, size_t size)
 {
     if (options->outbox_reader)
         return STOCK_OK;
@@ -73,11 +73,13 @@ stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char 
     snprintf(layout, sizeof layout, "%sstock:layout", options->prefix);
     snprintf(value, sizeof value, "%u", options->buckets);
     stock_code code = STOCK_OK;
-    redisReply *reply = redisCommand(conn, "GET %s", key);
+    const char *get_record[] = {"GET", key};
+    redisReply *reply = rd_conn_command(conn, bound, 2, get_record, NULL);
     if (command_ok(conn, reply, "read the buckets record", &code, message, size) &&
         reply->type == REDIS_REPLY_NIL) {
         freeReplyObject(reply);
-        reply = redisCommand(conn, "SET %s %s NX GET", key, value);
+        const char *set_record[] = {"SET", key, value, "NX", "GET"};
+        reply = rd_conn_command(conn, bound, 5, set_record, NULL);
         command_ok(conn, reply, "record buckets", &code, message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, value) != 0) {
@@ -90,13 +92,15 @@ stock_code rd_buckets_check(redisContext *conn, const rd_options *options, char 
     freeReplyObject(reply);
     if (code != STOCK_OK || options->buckets == 1)
         return code;
-    reply = redisCommand(conn, "GET %s", layout);
+    const char *get_layout[] = {"GET", layout};
+    reply = rd_conn_command(conn, bound, 2, get_layout, NULL);
     bool moved = command_ok(conn, reply, "read the layout version", &code, message, size) &&
                  reply->type == REDIS_REPLY_STRING && strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0;
     freeReplyObject(reply);
     if (code != STOCK_OK || moved)
         return code;
-    reply = redisCommand(conn, "SET %s %s", layout, RD_LAYOUT_BUCKETS);
+    const char *set_layout[] = {"SET", layout, RD_LAYOUT_BUCKETS};
+    reply = rd_conn_command(conn, bound, 3, set_layout, NULL);
     command_ok(conn, reply, "write the layout version", &code, message, size);
     freeReplyObject(reply);
     return code;

@@ -1,18 +1,24 @@
 /*
- * redis_conn.c -- the redis backend's checks of a server: opening a
- * connection (connect with a timeout, AUTH, check the server is Redis 7 or
- * newer and of the wanted mode, check or write the key layout version, load
- * the function library redis_functions.lua, embedded by the build as a byte
- * list), building calls and reading their replies, and the id directory's
- * entries. Which server a call goes to is redis_link.c's.
+ * redis_conn.c -- the redis backend's connections to a server: writing
+ * calls and reading replies within a bound (rd_bound: a silent server, and
+ * the deadline of the batch), opening a connection (connect with a
+ * timeout, AUTH, check the server is Redis 7 or newer and of the wanted
+ * mode, check or write the key layout version, load the function library
+ * redis_functions.lua, embedded by the build as a byte list), building
+ * calls and reading their replies, and the id directory's entries. Which
+ * server a call goes to is redis_link.c's.
  */
 #include <assert.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "backend/redis.h"
+#include "lib/clock.h"
 #include "lib/id.h"
 #include "lib/message.h"
 #include "lib/result.h"
@@ -30,19 +36,129 @@ static stock_code fail(char *message, size_t size, stock_code code, const char *
     return code;
 }
 
-/* Runs a command given as argv; the reply, or NULL when the link failed. */
-static redisReply *run(redisContext *conn, int count, const char **argv)
+/* ------------------------------------------------------------------ I/O */
+
+/*
+ * hiredis's blocking calls bound each read and write by the socket's
+ * timeout (SO_RCVTIMEO, SO_SNDTIMEO: timeout_ms), which a slow server that
+ * answers every call within it never reaches, while a batch makes tens of
+ * calls one after the other (an order over several slots, say): their
+ * delays added up without bound. So every wait here is bounded by the
+ * batch's deadline as well: reads wait in poll() for what is left of it,
+ * writes shorten the send timeout to it.
+ */
+
+/* The longest the next wait may last, in ms: timeout_ms, or what is left
+ * before end_us when less (0: nothing left). */
+static int wait_limit_ms(rd_bound bound)
 {
-    return redisCommandArgv(conn, count, argv, NULL);
+    assert(bound.timeout_ms > 0);
+    if (bound.end_us == 0)
+        return bound.timeout_ms;
+    int64_t left_us = bound.end_us - clock_now_us(CLOCK_MONOTONIC);
+    if (left_us <= 0)
+        return 0;
+    int64_t left_ms = (left_us + 999) / 1000;
+    return left_ms < bound.timeout_ms ? (int)left_ms : bound.timeout_ms;
 }
 
-static stock_code authenticate(redisContext *conn, const rd_options *options, char *message,
-                               size_t size)
+/* Fails conn for time run out. hiredis then refuses to read or write on
+ * it, which is right: the reply may still come, and would answer the next
+ * call. */
+static void out_of_time(redisContext *conn, rd_bound bound, int limit_ms)
+{
+    conn->err = REDIS_ERR_IO;
+    if (limit_ms < bound.timeout_ms)
+        snprintf(conn->errstr, sizeof conn->errstr, "the batch's deadline passed (timeout_ms=%d "
+                 "for every %d ops of it)", bound.timeout_ms, RD_DEADLINE_OPS);
+    else
+        snprintf(conn->errstr, sizeof conn->errstr, "no answer within timeout_ms=%d",
+                 bound.timeout_ms);
+}
+
+/* Sets conn's send timeout to limit_ms. */
+static bool send_timeout(redisContext *conn, int limit_ms)
+{
+    struct timeval limit = {limit_ms / 1000, (limit_ms % 1000) * 1000};
+    return setsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) == 0;
+}
+
+bool rd_conn_flush(redisContext *conn, rd_bound bound)
+{
+    /* Each pass writes some bytes, fails, or was cut by a signal: the
+     * bound ends the loop. */
+    while (conn->err == 0 && sdslen(conn->obuf) > 0) {
+        int limit_ms = wait_limit_ms(bound);
+        if (limit_ms == 0) {
+            out_of_time(conn, bound, limit_ms);
+            return false;
+        }
+        bool shorter = limit_ms < bound.timeout_ms && send_timeout(conn, limit_ms);
+        int done = 0;
+        int written = redisBufferWrite(conn, &done);
+        int error = errno;
+        if (shorter)
+            send_timeout(conn, bound.timeout_ms);
+        if (written != REDIS_OK && (error == EAGAIN || error == EWOULDBLOCK))
+            out_of_time(conn, bound, limit_ms);
+        if (written != REDIS_OK)
+            return false;
+    }
+    return conn->err == 0;
+}
+
+/* Waits until conn has bytes to read (or an end to report), within bound;
+ * false, conn failed, when time runs out. */
+static bool wait_readable(redisContext *conn, rd_bound bound)
+{
+    for (;;) {
+        int limit_ms = wait_limit_ms(bound);
+        struct pollfd watched = {.fd = conn->fd, .events = POLLIN};
+        int ready = limit_ms > 0 ? poll(&watched, 1, limit_ms) : 0;
+        if (ready > 0)
+            return true;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
+            conn->err = REDIS_ERR_IO;
+            snprintf(conn->errstr, sizeof conn->errstr, "poll: %s", strerror(errno));
+        } else {
+            out_of_time(conn, bound, limit_ms);
+        }
+        return false;
+    }
+}
+
+redisReply *rd_conn_reply(redisContext *conn, rd_bound bound)
+{
+    void *reply = NULL;
+    if (!rd_conn_flush(conn, bound) || redisGetReplyFromReader(conn, &reply) != REDIS_OK)
+        return NULL;
+    /* Each pass reads some bytes or fails: the bound ends the loop. */
+    while (reply == NULL)
+        if (!wait_readable(conn, bound) || redisBufferRead(conn) != REDIS_OK ||
+            redisGetReplyFromReader(conn, &reply) != REDIS_OK)
+            return NULL;
+    return reply;
+}
+
+redisReply *rd_conn_command(redisContext *conn, rd_bound bound, int argc, const char **argv,
+                            const size_t *len)
+{
+    if (redisAppendCommandArgv(conn, argc, argv, len) != REDIS_OK)
+        return NULL;
+    return rd_conn_reply(conn, bound);
+}
+
+/* ----------------------------------------------------------------- open */
+
+static stock_code authenticate(redisContext *conn, const rd_options *options, rd_bound bound,
+                               char *message, size_t size)
 {
     if (options->password[0] == '\0')
         return STOCK_OK;
     const char *argv[] = {"AUTH", options->password};
-    redisReply *reply = run(conn, 2, argv);
+    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
     stock_code code = STOCK_OK;
     if (reply == NULL)
         code = fail(message, size, STOCK_UNAVAILABLE, "the connection failed during AUTH",
@@ -56,10 +172,11 @@ static stock_code authenticate(redisContext *conn, const rd_options *options, ch
 
 /* Reads redis_version from INFO server (Redis 7 brought Functions) and
  * redis_mode, which must be cluster exactly when the URI says cluster=1. */
-static stock_code check_version(redisContext *conn, bool cluster, char *message, size_t size)
+static stock_code check_version(redisContext *conn, bool cluster, rd_bound bound,
+                                char *message, size_t size)
 {
     const char *argv[] = {"INFO", "server"};
-    redisReply *reply = run(conn, 2, argv);
+    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
     if (reply == NULL)
         return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
     stock_code code = STOCK_OK;
@@ -95,10 +212,11 @@ static stock_code check_version(redisContext *conn, bool cluster, char *message,
 
 /* Runs a command and fails with the server's words unless the reply is of
  * the wanted type (-1: any but an error). *out receives the reply. */
-static stock_code run_checked(redisContext *conn, int count, const char **argv, int type,
-                              const char *what, redisReply **out, char *message, size_t size)
+static stock_code run_checked(redisContext *conn, rd_bound bound, int count, const char **argv,
+                              int type, const char *what, redisReply **out, char *message,
+                              size_t size)
 {
-    redisReply *reply = run(conn, count, argv);
+    redisReply *reply = rd_conn_command(conn, bound, count, argv, NULL);
     *out = reply;
     if (reply == NULL)
         return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
@@ -113,19 +231,19 @@ static stock_code run_checked(redisContext *conn, int count, const char **argv, 
 
 /* Checks the layout version of an existing store, or writes it for a new
  * one (a server that is full can still open a store it already holds). */
-stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *message,
-                           size_t size)
+stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bound bound,
+                           char *message, size_t size)
 {
     char key[RD_PREFIX_MAX + 32];
     snprintf(key, sizeof key, "%sstock:layout", options->prefix);
     const char *get[] = {"GET", key};
     redisReply *reply = NULL;
-    stock_code code = run_checked(conn, 2, get, -1, "cannot read the layout version", &reply,
+    stock_code code = run_checked(conn, bound, 2, get, -1, "cannot read the layout version", &reply,
                                   message, size);
     if (code == STOCK_OK && reply->type == REDIS_REPLY_NIL) {
         freeReplyObject(reply);
         const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "NX", "GET"};
-        code = run_checked(conn, 5, set, -1, "cannot write the layout version", &reply,
+        code = run_checked(conn, bound, 5, set, -1, "cannot write the layout version", &reply,
                            message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
@@ -133,7 +251,7 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *
         /* Version 2 only adds the outbox streams: nothing stored changes. */
         freeReplyObject(reply);
         const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "GET"};
-        code = run_checked(conn, 4, set, -1, "cannot upgrade the layout version", &reply,
+        code = run_checked(conn, bound, 4, set, -1, "cannot upgrade the layout version", &reply,
                            message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
@@ -150,11 +268,11 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, char *
 }
 
 /* Loads the library unless the server holds this very code already. */
-stock_code rd_functions_load(redisContext *conn, char *message, size_t size)
+stock_code rd_functions_load(redisContext *conn, rd_bound bound, char *message, size_t size)
 {
     const char *list[] = {"FUNCTION", "LIST", "LIBRARYNAME", RD_LIBRARY, "WITHCODE"};
     redisReply *reply = NULL;
-    stock_code code = run_checked(conn, 5, list, REDIS_REPLY_ARRAY, "FUNCTION LIST failed",
+    stock_code code = run_checked(conn, bound, 5, list, REDIS_REPLY_ARRAY, "FUNCTION LIST failed",
                                   &reply, message, size);
     bool loaded = false;
     for (size_t i = 0; code == STOCK_OK && i < reply->elements; i++) {
@@ -169,23 +287,27 @@ stock_code rd_functions_load(redisContext *conn, char *message, size_t size)
     if (code != STOCK_OK || loaded)
         return code;
     const char *load[] = {"FUNCTION", "LOAD", "REPLACE", rd_functions_source};
-    code = run_checked(conn, 4, load, -1, "FUNCTION LOAD of the stockd library failed", &reply,
+    code = run_checked(conn, bound, 4, load, -1, "FUNCTION LOAD of the stockd library failed", &reply,
                        message, size);
     freeReplyObject(reply);
     return code;
 }
 
-stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at,
+stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at, rd_bound bound,
                            redisContext **out, char *message, size_t size)
 {
     *out = NULL;
+    char what[RD_HOST_MAX + 64];
+    snprintf(what, sizeof what, "cannot connect to %s:%d", at->host, at->port);
+    int limit_ms = wait_limit_ms(bound);
+    if (limit_ms == 0)
+        return fail(message, size, STOCK_UNAVAILABLE, what, "the batch's deadline passed");
+    struct timeval limit = {limit_ms / 1000, (limit_ms % 1000) * 1000};
     struct timeval timeout = {options->timeout_ms / 1000, (options->timeout_ms % 1000) * 1000};
-    redisContext *conn = redisConnectWithTimeout(at->host, at->port, timeout);
+    redisContext *conn = redisConnectWithTimeout(at->host, at->port, limit);
     if (conn == NULL)
         return fail(message, size, STOCK_NOMEM, "cannot allocate a connection", "");
     if (conn->err != 0) {
-        char what[RD_HOST_MAX + 64];
-        snprintf(what, sizeof what, "cannot connect to %s:%d", at->host, at->port);
         stock_code code = fail(message, size, STOCK_UNAVAILABLE, what, conn->errstr);
         redisFree(conn);
         return code;
@@ -194,9 +316,9 @@ stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at,
                           ? STOCK_OK
                           : fail(message, size, STOCK_IO, "cannot set the timeout", conn->errstr);
     if (code == STOCK_OK)
-        code = authenticate(conn, options, message, size);
+        code = authenticate(conn, options, bound, message, size);
     if (code == STOCK_OK)
-        code = check_version(conn, options->cluster, message, size);
+        code = check_version(conn, options->cluster, bound, message, size);
     if (code != STOCK_OK) {
         redisFree(conn);
         return code;

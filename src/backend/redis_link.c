@@ -88,9 +88,11 @@ static stock_code node_connect(rd_store *store, int index, bool load, char *mess
                                size_t size)
 {
     rd_node *node = &store->link.nodes[index];
-    stock_code code = rd_node_connect(&store->options, &node->at, &node->conn, message, size);
+    rd_bound bound = rd_link_bound(store);
+    stock_code code = rd_node_connect(&store->options, &node->at, bound, &node->conn, message,
+                                      size);
     if (code == STOCK_OK && load)
-        code = rd_functions_load(node->conn, message, size);
+        code = rd_functions_load(node->conn, bound, message, size);
     if (code != STOCK_OK && node->conn != NULL) {
         redisFree(node->conn);
         node->conn = NULL;
@@ -114,6 +116,11 @@ void rd_link_close(rd_store *store)
     link->first = link->count = link->node_count = 0;
     link->unflushed = false;
     link->state = RD_LINK_DOWN;
+}
+
+rd_bound rd_link_bound(const rd_store *store)
+{
+    return (rd_bound){.timeout_ms = store->options.timeout_ms, .end_us = store->link.end_us};
 }
 
 bool rd_linked(const rd_store *store)
@@ -140,7 +147,8 @@ static stock_code map_read(rd_store *store, redisContext *conn, const rd_endpoin
 {
     rd_link *link = &store->link;
     memset(link->slot_node, RD_NO_NODE, sizeof link->slot_node);
-    redisReply *reply = redisCommand(conn, "CLUSTER SLOTS");
+    const char *argv[] = {"CLUSTER", "SLOTS"};
+    redisReply *reply = rd_conn_command(conn, rd_link_bound(store), 2, argv, NULL);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         message_set(message, size, "redis: CLUSTER SLOTS failed on %s:%d: %.100s", seed->host,
                     seed->port, reply == NULL ? conn->errstr
@@ -186,7 +194,8 @@ static stock_code map_from_seeds(rd_store *store, char *message, size_t size)
     for (int i = 0; i < store->options.seed_count; i++) {
         const rd_endpoint *seed = &store->options.seeds[i];
         redisContext *conn = NULL;
-        code = rd_node_connect(&store->options, seed, &conn, message, size);
+        code = rd_node_connect(&store->options, seed, rd_link_bound(store), &conn, message,
+                               size);
         if (code == STOCK_OK) {
             store->link.node_count = 0;
             code = map_read(store, conn, seed, message, size);
@@ -212,9 +221,10 @@ static stock_code open_cluster(rd_store *store, char *message, size_t size)
     char key[RD_PREFIX_MAX + 32];
     int len = snprintf(key, sizeof key, "%sstock:layout", store->options.prefix);
     int owner = link->slot_node[rd_key_slot(key, (size_t)len)];
-    code = rd_layout_check(link->nodes[owner].conn, &store->options, message, size);
+    rd_bound bound = rd_link_bound(store);
+    code = rd_layout_check(link->nodes[owner].conn, &store->options, bound, message, size);
     for (int i = 0; i < link->node_count && code == STOCK_OK; i++)
-        code = rd_functions_load(link->nodes[i].conn, message, size);
+        code = rd_functions_load(link->nodes[i].conn, bound, message, size);
     return code;
 }
 
@@ -222,13 +232,14 @@ static stock_code open_single(rd_store *store, char *message, size_t size)
 {
     rd_link *link = &store->link;
     node_at(link, store->options.seeds[0].host, store->options.seeds[0].port);
+    rd_bound bound = rd_link_bound(store);
     stock_code code = node_connect(store, 0, false, message, size);
     if (code == STOCK_OK)
-        code = rd_layout_check(link->nodes[0].conn, &store->options, message, size);
+        code = rd_layout_check(link->nodes[0].conn, &store->options, bound, message, size);
     if (code == STOCK_OK)   /* a cluster refuses buckets > 1 before it connects */
-        code = rd_buckets_check(link->nodes[0].conn, &store->options, message, size);
+        code = rd_buckets_check(link->nodes[0].conn, &store->options, bound, message, size);
     if (code == STOCK_OK)
-        code = rd_functions_load(link->nodes[0].conn, message, size);
+        code = rd_functions_load(link->nodes[0].conn, bound, message, size);
     return code;
 }
 
@@ -326,12 +337,10 @@ static bool flush_all(rd_store *store)
     link->unflushed = false;
     for (int i = 0; i < link->node_count; i++) {
         rd_node *node = &link->nodes[i];
-        int done = node->conn == NULL;
-        while (!done)
-            if (redisBufferWrite(node->conn, &done) != REDIS_OK) {
-                link_lost(store, node, "cannot send calls");
-                return false;
-            }
+        if (node->conn != NULL && !rd_conn_flush(node->conn, rd_link_bound(store))) {
+            link_lost(store, node, "cannot send calls");
+            return false;
+        }
     }
     return true;
 }
@@ -391,12 +400,11 @@ static bool read_one(rd_store *store, int node_index)
     if (link->unflushed && link->node_count > 1 && !flush_all(store))
         return false;
     rd_node *node = &link->nodes[node_index];
-    void *answer = NULL;
-    if (redisGetReply(node->conn, &answer) != REDIS_OK || answer == NULL) {
+    redisReply *reply = rd_conn_reply(node->conn, rd_link_bound(store));
+    if (reply == NULL) {
         link_lost(store, node, "the connection was lost or timed out");
         return false;
     }
-    redisReply *reply = answer;
     int index = node->head;
     rd_pending *p = &link->pending[index];
     if (p->asking) {   /* ASKING's +OK */

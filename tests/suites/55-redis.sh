@@ -13,7 +13,9 @@
 #   - a client that died between a line's directory entry and its deduction,
 #     and one that died in the middle of an order over two slots (retried,
 #     and swept at the next open);
-#   - wait=1 with and without a replica; a frozen server (SIGSTOP);
+#   - wait=1 with and without a replica; a frozen server (SIGSTOP); a slow
+#     one (frozen and thawed over and over): a batch of cross-slot orders
+#     ends by its deadline, timeout_ms after its start;
 #   - kill -9 of a client between the steps of its cross-slot orders and
 #     deductions: the store converges (all or nothing, I1-I3);
 #   - kill -9 of redis-server under a writer, restart from the append-only
@@ -71,6 +73,8 @@ redis_start_replica
 "$BUILD/tests/redis_faults" waited "$REDIS_URI"
 redis_stop_replica
 "$BUILD/tests/redis_faults" stopped "$REDIS_URI" "$REDIS_PID"
+echo "== a slow server: each reply within timeout_ms, a batch of many calls by its deadline"
+"$BUILD/tests/redis_faults" slow "$REDIS_URI" "$REDIS_PID"
 
 echo "== a server that is not Redis 7"
 fake_port=$(redis_free_port)

@@ -24,6 +24,13 @@
  *                                comma-separated PIDS: a cluster's masters):
  *                                an op times out UNAVAILABLE, its retry
  *                                counts once
+ *   redis_faults slow URI PIDS   the server answering every call late but
+ *                                within timeout_ms (frozen and thawed over
+ *                                and over, as stopped): a batch of orders
+ *                                over two slots, dozens of calls one after
+ *                                the other, ends by its deadline, twice
+ *                                (the second reconnects first), the ops
+ *                                left UNAVAILABLE; their retries count once
  *
  *   redis_faults buckets URI     buckets=4 on one server: the buckets lie in 4
  *                                slots a quarter of the ring apart; a
@@ -43,8 +50,8 @@
  *                                of the slot follows); each succeeds once,
  *                                on one store handle
  *
- * URI is redis://host:port without a query string (stopped and moved also
- * take a cluster's URI). The crash states are made
+ * URI is redis://host:port without a query string (stopped, slow and moved
+ * also take a cluster's URI). The crash states are made
  * with raw commands through hiredis, as a dying client leaves them.
  */
 #include <hiredis/hiredis.h>
@@ -53,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -633,6 +641,114 @@ static void run_stopped(const char *base, const char *servers)
     stock_close(store);
 }
 
+#define SLOW_TIMEOUT_MS 1000   /* the store's timeout_ms */
+#define SLOW_STOP_MS 300       /* the server frozen, well within timeout_ms... */
+#define SLOW_RUN_MS 5          /* ...then running this long, over and over */
+#define SLOW_ORDERS 16         /* orders of two lines over two slots, some 8 calls each */
+#define SLOW_SECONDS_MAX 2.5   /* a batch's deadline, and slack for a loaded machine */
+#define SLOW_RETRIES 100       /* retries of what is left UNAVAILABLE... */
+#define SLOW_RETRY_PAUSE_US 100000   /* ...this far apart: an order's attempt cut
+                                      * off holds it for its lease (2 x timeout_ms) */
+
+/* Freezes and thaws the servers PIDS until killed (a child process). */
+static void stutter(const char *servers)
+{
+    for (;;) {
+        signal_all(servers, SIGSTOP);
+        usleep(SLOW_STOP_MS * 1000);
+        signal_all(servers, SIGCONT);
+        usleep(SLOW_RUN_MS * 1000);
+    }
+}
+
+/* Runs ops[0..count) (their outputs cleared first); returns its seconds. */
+static double timed_execute(stock_t *store, stock_op *ops, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        ops[i].code = STOCK_OK, ops[i].failed_line = -1, ops[i].message[0] = '\0';
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    stock_execute(store, ops, count);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    return (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+}
+
+/* A server slow on every call, each reply within timeout_ms: a batch whose
+ * ops make many calls in turn still ends by its deadline (before, each call
+ * was bounded alone, and such a batch took a call's delay times its calls),
+ * the ops it could not finish UNAVAILABLE; once the server is quick again
+ * their retries with the same ids take each order once. */
+static void run_slow(const char *base, const char *servers)
+{
+    char uri[URI_MAX], sku[2][64], ids[SLOW_ORDERS][3][96], message[STOCK_MESSAGE_MAX] = "";
+    char detail[STOCK_MESSAGE_MAX + 96];
+    snprintf(uri, sizeof uri, "%s%ctimeout_ms=%d", base, strchr(base, '?') ? '&' : '?',
+             SLOW_TIMEOUT_MS);
+    stock_t *store = open_or_die(uri);
+    unique(sku[0], sizeof sku[0], "slow-a");
+    unique(sku[1], sizeof sku[1], "slow-b");
+    while (rd_tag_slot("sku", stock_id_from_cstr(sku[1])) ==
+           rd_tag_slot("sku", stock_id_from_cstr(sku[0])))
+        strcat(sku[1], "x");
+    for (int k = 0; k < 2; k++) {
+        stock_code code = stock_set(store, sku[k], 100, NULL, NULL, message);
+        expect(code == STOCK_OK, "a set before the slowness", code, message);
+    }
+    stock_op ops[SLOW_ORDERS];
+    stock_order_line lines[SLOW_ORDERS][2];
+    for (int i = 0; i < SLOW_ORDERS; i++) {
+        for (int k = 0; k < 3; k++)
+            snprintf(ids[i][k], sizeof ids[i][k], "%s-o%d-%d", sku[0], i, k);
+        for (int k = 0; k < 2; k++)
+            lines[i][k] = (stock_order_line){.line_id = stock_id_from_cstr(ids[i][k + 1]),
+                                             .sku = stock_id_from_cstr(sku[k]), .qty = 1};
+        ops[i] = (stock_op){.type = STOCK_OP_ORDER, .id = stock_id_from_cstr(ids[i][0]),
+                            .lines = lines[i], .line_count = 2};
+    }
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0)
+        stutter(servers);
+    for (int round = 0; round < 2; round++) {
+        double seconds = timed_execute(store, ops, SLOW_ORDERS);
+        int unknown = 0;
+        for (int i = 0; i < SLOW_ORDERS; i++)
+            unknown += ops[i].code == STOCK_UNAVAILABLE &&
+                       strstr(ops[i].message, "retry with the same id is safe") != NULL;
+        snprintf(detail, sizeof detail, "%.2f s, %d of %d orders left unknown: %s", seconds,
+                 unknown, SLOW_ORDERS, ops[SLOW_ORDERS - 1].message);
+        expect(seconds < SLOW_SECONDS_MAX && unknown > 0, round == 0
+               ? "a batch of calls on a slow server ends by its deadline"
+               : "and again, reconnecting first", ops[SLOW_ORDERS - 1].code, detail);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    signal_all(servers, SIGCONT);
+    int left = SLOW_ORDERS;
+    for (int tries = 0; left > 0 && tries < SLOW_RETRIES; tries++) {
+        if (tries > 0)
+            usleep(SLOW_RETRY_PAUSE_US);
+        timed_execute(store, ops, SLOW_ORDERS);
+        left = 0;
+        for (int i = 0; i < SLOW_ORDERS; i++)
+            left += ops[i].code == STOCK_UNAVAILABLE;
+    }
+    int placed = 0, first_failed = 0;
+    for (int i = SLOW_ORDERS - 1; i >= 0; i--) {
+        placed += stock_code_succeeded(ops[i].code);
+        first_failed = stock_code_succeeded(ops[i].code) ? first_failed : i;
+    }
+    expect(placed == SLOW_ORDERS, "the retries place every order", ops[first_failed].code,
+           ops[first_failed].message);
+    for (int k = 0; k < 2; k++) {
+        stock_sku_info totals = {0};
+        stock_code code = stock_get(store, sku[k], &totals, message);
+        expect(code == STOCK_OK && totals.deducted == SLOW_ORDERS &&
+               totals.available == 100 - SLOW_ORDERS, "each order taken once", code, message);
+    }
+    stock_close(store);
+}
+
 /* A slot moved under an open store: the handle follows ASK, then MOVED;
  * then moved again with the SKU's stock key sent ahead of its other keys,
  * so that a call over them answers TRYAGAIN until the rest follows. */
@@ -700,9 +816,9 @@ static void run_full(const char *uri)
 int main(int argc, char **argv)
 {
     if (argc < 3 || (strchr(argv[2], '?') != NULL && strcmp(argv[1], "stopped") != 0 &&
-                     strcmp(argv[1], "moved") != 0)) {
+                     strcmp(argv[1], "slow") != 0 && strcmp(argv[1], "moved") != 0)) {
         fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
-                        "waited|unreplicated|stopped|moved|buckets URI [FILE|PIDS]\n");
+                        "waited|unreplicated|stopped|slow|moved|buckets URI [FILE|PIDS]\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -728,6 +844,8 @@ int main(int argc, char **argv)
         run_buckets(uri);
     else if (strcmp(mode, "stopped") == 0 && argc == 4)
         run_stopped(uri, argv[3]);
+    else if (strcmp(mode, "slow") == 0 && argc == 4)
+        run_slow(uri, argv[3]);
     else
         return 2;
     printf("redis_faults %s: %d failed\n", mode, failures);
