@@ -98,7 +98,8 @@ static void close_handle(uv_handle_t *handle)
 
 void server_maybe_finish(server *srv)
 {
-    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0)
+    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0 ||
+        srv->backup != NULL)
         return;
     if (srv->gathering != NULL && srv->gathering->count > 0)
         return;
@@ -261,7 +262,7 @@ int server_run(const config *cfg, stock_t *store, server_persister *persister)
         abort_start(srv);
         exit_code = 1;
     }
-    assert(srv->conns == NULL && srv->inflight == 0);
+    assert(srv->conns == NULL && srv->inflight == 0 && srv->backup == NULL);
     batch_fini(srv);
     conn_fini(srv);
     tls_context_free(srv->tls_context);
