@@ -132,8 +132,9 @@ static void on_signal(uv_signal_t *handle, int signum)
         log_info("%s again: shutdown already in progress", strsignal(signum));
         return;
     }
-    log_info("%s: shutting down: no new clients, finishing %u batches in flight",
-             strsignal(signum), srv->inflight);
+    log_info("%s: shutting down: no new clients, finishing %u batches in flight%s",
+             strsignal(signum), srv->inflight,
+             srv->backup != NULL ? " and the backup that is copying" : "");
     server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < SERVER_LISTENERS; i++)
         if (srv->listening[i])

@@ -21,7 +21,8 @@
 # copies, PING, GET /healthz and a DEDUCT on other connections answer
 # before it does, a second BACKUP answers BUSY, and a DEDUCT pipelined
 # after BACKUP on its connection is answered after it; the slow backup
-# is checked as the others. A restore that fails part-way leaves no
+# is checked as the others; SIGTERM during a backup lets it finish and
+# answer before stockd exits. A restore that fails part-way leaves no
 # folder behind.
 # Then a store with a 300 ms retention window under the same load: two
 # backups, each taken after a retention move, name the cold store's copy
@@ -269,9 +270,23 @@ echo "ack D never-in-the-backup S0 1 5 OK" >>"$last"
 ! "$BIN/server_crash_check" "$dir/restored-$backups" "$skus" "$level" "$last" >"$dir/forged.out" ||
     fail "the check missed a lost acknowledgement"
 grep -q "never-in-the-backup is lost" "$dir/forged.out" || fail "the check did not name the lost line"
-echo "== a store with a cold store (retention=300ms): backups under load while moves run"
-stop_pids "$stockd_pid"
+echo "== SIGTERM during a backup: stockd finishes and answers it, then stops"
+"$BIN/stockctl" --json backup "$uri" "$dir/backup-slow-stop" >"$dir/backup-slow-stop.json" &
+stop_backup_pid=$!
+for _ in $(seq 2000); do
+    [ -d "$dir/backup-slow-stop" ] && break
+    sleep 0.005
+done
+kill -TERM "$stockd_pid"
+wait "$stockd_pid" || fail "stockd stopped during a backup with status $?"
 stockd_pid=""
+wait "$stop_backup_pid" || fail "the backup during the stop failed: $(cat "$dir/backup-slow-stop.json")"
+[ -e "$dir/backup-slow-stop/BACKUP" ] || fail "the backup during the stop has no manifest"
+grep -q "shutting down: no new clients, finishing [0-9]* batches in flight and the backup that is copying" \
+    "$dir/stockd.log" || fail "the shutdown line does not name the backup"
+echo "  $(jq -c '{end_lsn, files}' "$dir/backup-slow-stop.json"), then stockd exited 0"
+
+echo "== a store with a cold store (retention=300ms): backups under load while moves run"
 logs=$dir/cold
 mkdir -p "$logs"
 start_stockd "$port" "file:$logs/data?snapshot_log_bytes=1048576&retention=300ms" \
