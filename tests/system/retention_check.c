@@ -122,7 +122,7 @@ static stock_t *open_store(const char *uri)
 }
 
 /* Closed holds of each kind: confirmed, released, expired, and two
- * confirmed as one order (docs/engine.md, "Holds"). */
+ * confirmed as one order (docs/semantics.md, "Holds"). */
 static void make_holds(stock_t *store, firsts *f)
 {
     char message[STOCK_MESSAGE_MAX];
