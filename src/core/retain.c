@@ -109,8 +109,9 @@ static bool put_line(retain *r, uint32_t entity)
     return put(r, CORE_COLD_LINE, core_entity_id(r->old, &r->old->lines, entity), at);
 }
 
-/* A line stays while it is young or is a hold's line (hold.c keeps the
- * hold, whose confirmed line and order must stay beside it). */
+/* A line stays while it is young or the line of a hold in memory: a
+ * replayed CONFIRM_ORDER reads its order's lines beside its holds. The
+ * last step may move the hold; its line then leaves with the next move. */
 static bool line_is_cold(const retain *r, uint32_t entity)
 {
     const core_line *line = core_pool_at(&r->old->lines, entity);
