@@ -55,15 +55,19 @@ static void backup_done(uv_work_t *work, int status)
     assert(srv->backup == job && status == 0);
     (void)status;   /* only uv_cancel makes it non-zero, and nothing cancels */
     srv->backup = NULL;
-    if (job->code != STOCK_OK)
+    srv->counters.backup_running = 0;
+    if (job->code != STOCK_OK) {
+        srv->counters.backups_failed++;
         log_warn("backup into %s failed: %s %s", job->dest, stock_code_name(job->code),
                  job->message);
-    else
+    } else {
+        srv->counters.backups_done++;
         log_info("backup into %s: done, holds the first %llu records (snapshot at lsn "
                  "%llu), %llu files, %llu bytes", job->dest,
                  (unsigned long long)job->info.end_lsn,
                  (unsigned long long)job->info.snapshot_lsn,
                  (unsigned long long)job->info.files, (unsigned long long)job->info.bytes);
+    }
     if (!backup_render(job, &job->later->text)) {
         log_warn("client %llu: out of memory for a reply", (unsigned long long)job->c->id);
         conn_close(job->c);
@@ -101,6 +105,7 @@ void backup_resp(conn *c, const resp_request *r)
     job->later = later;
     job->work.data = job;
     srv->backup = job;
+    srv->counters.backup_running = 1;
     log_info("backup into %s: started", job->dest);
     int rc = uv_queue_work(srv->loop, &job->work, backup_work, backup_done);
     assert(rc == 0);   /* fails only for a NULL work callback */

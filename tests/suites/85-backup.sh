@@ -19,7 +19,8 @@
 # The restarted stockd runs with tests/preload/slow_fsync.so, which makes
 # each fsync of a backup named backup-slow* sleep 1 s: while such a backup
 # copies, PING, GET /healthz and a DEDUCT on other connections answer
-# before it does, a second BACKUP answers BUSY, and a DEDUCT pipelined
+# before it does (INFO and /metrics say a backup runs), a second BACKUP
+# answers BUSY, and a DEDUCT pipelined
 # after BACKUP on its connection is answered after it; the slow backup
 # is checked as the others; SIGTERM during a backup lets it finish and
 # answer before stockd exits. A restore that fails part-way leaves no
@@ -185,6 +186,9 @@ redis-cli -p "$port" PING | grep -qx PONG || fail "PING during a backup: $(redis
 curl -sf "http://127.0.0.1:$http/healthz" >"$dir/healthz.json" || fail "GET /healthz failed during a backup"
 jq -e '.status == "ok"' "$dir/healthz.json" >/dev/null || fail "/healthz during a backup: $(cat "$dir/healthz.json")"
 [ "$(redis-cli -p "$port" DEDUCT slow-line-1 slow-sku 1)" = 99 ] || fail "DEDUCT during a backup did not answer 99"
+redis-cli -p "$port" INFO | tr -d '\r' | grep -qx 'backup_running:1' || fail "INFO during a backup: no backup_running:1"
+curl -s "http://127.0.0.1:$http/metrics" | grep -qx 'stockd_backup_running 1' ||
+    fail "/metrics during a backup: no stockd_backup_running 1"
 busy=$(redis-cli -p "$port" BACKUP "$dir/backup-busy")
 took_ms=$((($(date +%s%N) - began) / 1000000))
 [ ! -e "$dir/backup-slow.rc" ] ||
@@ -198,6 +202,9 @@ esac
 echo "  a second BACKUP: $busy"
 wait "$slow_pid"
 [ "$(cat "$dir/backup-slow.rc")" = 0 ] || fail "the slow backup failed: $(cat "$dir/backup-slow.json")"
+redis-cli -p "$port" INFO | tr -d '\r' | grep -qx 'backup_running:0' || fail "INFO after a backup: no backup_running:0"
+curl -s "http://127.0.0.1:$http/metrics" | grep -qx 'stockd_backups_total 1' ||
+    fail "/metrics after the first backup of this stockd: no stockd_backups_total 1"
 mark after-slow
 backups=$((backups + 1))
 mv "$dir/backup-slow" "$dir/backup-$backups"
