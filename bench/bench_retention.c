@@ -4,7 +4,7 @@
  * refunds of cold lines against hot ones (docs/benchmarks.md, "Retention").
  *
  *   bench_retention [--lines N] [--window-ms W] [--checkpoints K]
- *                   [--samples S] [--batch B] [--dir FOLDER]
+ *                   [--samples S] [--batch B] [--dir FOLDER] [--holds]
  *   bench_retention -h|--help    (usage on stdout, status 0)
  *
  * Writes N lines (default 10,000,000; ids "L" + 12 digits, qty 1, over
@@ -20,6 +20,12 @@
  * + log after it). Then times S (default 2,000) replays (DEDUCT again, REPLAY) and S
  * refunds (qty 1) of lines written first (cold) and of lines of the last
  * batch (hot), each its own synchronous call, and prints p50 and p99.
+ *
+ * --holds makes every line a hold of HOLD_TTL_MS confirmed in the same
+ * batch (HOLD then CONFIRM: the line has the hold's id), so that memory
+ * shows what closed holds and their lines cost as the store ages; the
+ * replays timed are then CONFIRM's (batches of at most BATCH_OPS / 2
+ * lines).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,10 +44,12 @@
 #define CHECKPOINTS_DEFAULT 5ull
 #define SAMPLES_DEFAULT 2000ull
 #define SAMPLES_MAX 1000000ull
+#define HOLD_TTL_MS 1000
 
 typedef struct options {
     uint64_t lines, window_ms, checkpoints, samples, batch;
     const char *dir;
+    bool holds;
 } options;
 
 static void die(const char *what, stock_code code, const char *message)
@@ -99,25 +107,32 @@ static int compare_double(const void *a, const void *b)
  * latency (s) into latency (room for count / batch + 1), returns the
  * batches. */
 static uint64_t write_lines(stock_t *store, uint64_t first, uint64_t count, uint64_t batch,
-                            double *latency)
+                            bool holds, double *latency)
 {
     static stock_op ops[BATCH_OPS];
     static char lines[BATCH_OPS][16], skus[BATCH_OPS][16];
     uint64_t batches = 0;
+    uint32_t per_line = holds ? 2 : 1;
     for (uint64_t done = 0; done < count;) {
         uint64_t n = count - done < batch ? count - done : batch;
         for (uint64_t i = 0; i < n; i++) {
             line_id(lines[i], first + done + i);
             sku_id(skus[i], first + done + i);
-            ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(lines[i]),
-                                .sku = stock_id_from_cstr(skus[i]), .amount = 1};
+            stock_id id = stock_id_from_cstr(lines[i]), sku = stock_id_from_cstr(skus[i]);
+            if (!holds) {
+                ops[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = id, .sku = sku, .amount = 1};
+                continue;
+            }
+            ops[2 * i] = (stock_op){.type = STOCK_OP_HOLD, .id = id, .sku = sku, .amount = 1,
+                                    .expect = HOLD_TTL_MS};
+            ops[2 * i + 1] = (stock_op){.type = STOCK_OP_CONFIRM, .id = id};
         }
         double start = now_s();
-        stock_execute(store, ops, n);
+        stock_execute(store, ops, n * per_line);
         latency[batches++] = now_s() - start;
-        for (uint64_t i = 0; i < n; i++)
+        for (uint64_t i = 0; i < n * per_line; i++)
             if (ops[i].code != STOCK_OK)
-                die(lines[i], ops[i].code, ops[i].message);
+                die(lines[i / per_line], ops[i].code, ops[i].message);
         done += n;
     }
     qsort(latency, batches, sizeof *latency, compare_double);
@@ -125,8 +140,9 @@ static uint64_t write_lines(stock_t *store, uint64_t first, uint64_t count, uint
 }
 
 /* Times `samples` calls on lines first, first + 1, ...: a replay of the
- * deduction, then a refund of 1. */
-static void latency(stock_t *store, const char *what, uint64_t first, uint64_t samples)
+ * deduction (of the confirm, with holds), then a refund of 1. */
+static void latency(stock_t *store, const char *what, uint64_t first, uint64_t samples,
+                    bool holds)
 {
     double *replay = calloc(samples, sizeof *replay), *refund = calloc(samples, sizeof *refund);
     if (replay == NULL || refund == NULL)
@@ -137,7 +153,8 @@ static void latency(stock_t *store, const char *what, uint64_t first, uint64_t s
         sku_id(sku, first + i);
         int64_t available;
         double start = now_s();
-        stock_code code = stock_deduct(store, line, sku, 1, &available, message);
+        stock_code code = holds ? stock_confirm(store, line, 0, &available, message)
+                                : stock_deduct(store, line, sku, 1, &available, message);
         replay[i] = now_s() - start;
         if (code != STOCK_REPLAY)
             die("replay", code, message);
@@ -160,17 +177,21 @@ static void latency(stock_t *store, const char *what, uint64_t first, uint64_t s
 static void usage(FILE *out, int status)
 {
     fprintf(out, "usage: bench_retention [--lines N] [--window-ms W] [--checkpoints K]\n"
-                 "                       [--samples S] [--batch B] [--dir FOLDER]\n");
+                 "                       [--samples S] [--batch B] [--dir FOLDER] [--holds]\n");
     exit(status);
 }
 
 static options parse(int argc, char **argv)
 {
     options o = {LINES_DEFAULT, WINDOW_MS_DEFAULT, CHECKPOINTS_DEFAULT, SAMPLES_DEFAULT,
-                 BATCH_OPS, "."};
+                 BATCH_OPS, ".", false};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage(stdout, 0);
+        if (strcmp(argv[i], "--holds") == 0) {
+            o.holds = true;
+            continue;
+        }
         if (i + 1 >= argc)
             usage(stderr, 2);
         char *end;
@@ -192,7 +213,7 @@ static options parse(int argc, char **argv)
             usage(stderr, 2);
         i++;
     }
-    if (o.samples * 2 > o.lines / o.checkpoints)
+    if (o.samples * 2 > o.lines / o.checkpoints || (o.holds && o.batch > BATCH_OPS / 2))
         usage(stderr, 2);
     return o;
 }
@@ -216,8 +237,8 @@ int main(int argc, char **argv)
         if (code != STOCK_OK)
             die("stock_set", code, message);
     }
-    printf("retention %" PRIu64 " ms, %" PRIu64 " lines, batches of %" PRIu64 ", relaxed\n",
-           o.window_ms, o.lines, o.batch);
+    printf("retention %" PRIu64 " ms, %" PRIu64 " lines%s, batches of %" PRIu64 ", relaxed\n",
+           o.window_ms, o.lines, o.holds ? " (each a confirmed hold)" : "", o.batch);
     printf("%14s %12s %14s %10s %10s %27s %12s\n", "written", "lines held", "memory bytes",
            "RSS MB", "lines/s", "batch p50/p99/max ms", "recovery s");
     uint64_t written = 0, step = o.lines / o.checkpoints;
@@ -226,7 +247,7 @@ int main(int argc, char **argv)
         die("calloc", STOCK_NOMEM, "");
     for (uint64_t k = 0; k < o.checkpoints; k++) {
         double start = now_s();
-        uint64_t batches = write_lines(store, written, step, o.batch, batch_s);
+        uint64_t batches = write_lines(store, written, step, o.batch, o.holds, batch_s);
         double rate = (double)step / (now_s() - start);
         written += step;
         stock_stats stats;
@@ -243,8 +264,8 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     free(batch_s);
-    latency(store, "cold", 0, o.samples);
-    latency(store, "hot", written - o.samples, o.samples);
+    latency(store, "cold", 0, o.samples, o.holds);
+    latency(store, "hot", written - o.samples, o.samples, o.holds);
     stock_close(store);
     return 0;
 }

@@ -204,8 +204,9 @@ stock_code core_snapshot_load(core *state, core_read_fn read, void *context,
 void core_get_stats(const core *state, core_stats *stats);
 
 /*
- * Retention (docs/engine.md, "Retention"): lines, orders, refunds and
- * adjustments older than a cutoff leave memory for a cold store, and come
+ * Retention (docs/engine.md, "Retention"): lines, orders, refunds,
+ * adjustments and closed holds older than a cutoff leave memory for a cold
+ * store, and come
  * back ("thaw") when an op names them, so that every answer stays what it
  * would have been. The core does no I/O: the cold store is reached through
  * these callbacks, keyed by kind and id, with values the core encodes.
@@ -214,7 +215,8 @@ typedef enum core_cold_kind {
     CORE_COLD_LINE = 'L',
     CORE_COLD_ORDER = 'O',
     CORE_COLD_REFUND = 'R',
-    CORE_COLD_ADJUSTMENT = 'A'
+    CORE_COLD_ADJUSTMENT = 'A',
+    CORE_COLD_HOLD = 'H'
 } core_cold_kind;
 /* Largest value: an order of STOCK_ORDER_LINES_MAX line ids. */
 #define CORE_COLD_VALUE_MAX (1 + STOCK_ORDER_LINES_MAX * (1 + STOCK_ID_MAX))
@@ -235,9 +237,11 @@ typedef struct core_cold {
  * A move, in steps. It builds a new state holding what state holds except
  * what is cold at cutoff_us, and puts the cold entities through cold->put:
  * a line deducted before the cutoff (with its order, whose lines share its
- * time, and its refunds), unless it is a hold's line (holds never move, nor
- * the lines and orders they became); an adjustment older than the newest
- * retention mark at or before the cutoff. Counters (SKUs) stay whole.
+ * time, and its refunds), unless it is the line of a hold in memory (the
+ * line and order a hold became stay while the hold does, and leave at the
+ * next move after it); an adjustment older than the newest retention mark
+ * at or before the cutoff; a closed hold whose deadline is before the
+ * cutoff (taken by the last step). Counters (SKUs) stay whole.
  *
  * core_retain_begin starts it (NULL: out of memory). Each core_retain_step
  * then takes up to budget entities, plus twice the lines, refunds and

@@ -14,6 +14,9 @@
  *   order       u8 count | count x id line
  *   refund      id line | u32 qty | i64 available_after
  *   adjustment  id sku | u32 delta (two's complement) | i64 available_after
+ *   hold        id sku | id order ("" for none) | u8 state | u32 qty |
+ *               u32 confirmed | i64 time_us | i64 deadline_us |
+ *               i64 available_after | i64 closed_available
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -106,8 +109,9 @@ static bool put_line(retain *r, uint32_t entity)
     return put(r, CORE_COLD_LINE, core_entity_id(r->old, &r->old->lines, entity), at);
 }
 
-/* A line stays while it is young or is a hold's line (hold.c keeps the
- * hold, whose confirmed line and order must stay beside it). */
+/* A line stays while it is young or the line of a hold in memory: a
+ * replayed CONFIRM_ORDER reads its order's lines beside its holds. The
+ * last step may move the hold; its line then leaves with the next move. */
 static bool line_is_cold(const retain *r, uint32_t entity)
 {
     const core_line *line = core_pool_at(&r->old->lines, entity);
@@ -265,7 +269,34 @@ static bool advance(retain *r, uint64_t budget)
     return true;
 }
 
-/* SKUs and holds stay, all of them, at the same indices for SKUs. */
+/* A closed hold leaves once its deadline is before the cutoff: nothing
+ * changes it any more, only replays and reads name it. A HELD hold stays
+ * for its deadline, even past it until its expiry is decided. */
+static bool hold_is_cold(const retain *r, const core_hold *hold)
+{
+    return hold->state != STOCK_HOLD_HELD && hold->deadline_us < r->cutoff_us;
+}
+
+static bool put_hold(retain *r, uint32_t entity)
+{
+    const core_hold *hold = core_pool_at(&r->old->holds, entity);
+    stock_id none = {"", 0};
+    stock_id order = hold->order == CORE_NONE
+                         ? none
+                         : core_entity_id(r->old, &r->old->orders, hold->order);
+    uint8_t *at = core_put_id(r->value, sku_id(r->old, hold->sku));
+    at = core_put_id(at, order);
+    at = core_put_u8(at, hold->state);
+    at = core_put_u32(at, hold->qty);
+    at = core_put_u32(at, hold->confirmed);
+    at = core_put_i64(at, hold->time_us);
+    at = core_put_i64(at, hold->deadline_us);
+    at = core_put_i64(at, hold->available_after);
+    at = core_put_i64(at, hold->closed_available);
+    return put(r, CORE_COLD_HOLD, core_entity_id(r->old, &r->old->holds, entity), at);
+}
+
+/* SKUs stay, all of them, at the same indices; holds stay unless cold. */
 static bool keep_skus_and_holds(retain *r)
 {
     const core *old = r->old;
@@ -277,6 +308,11 @@ static bool keep_skus_and_holds(retain *r)
         return false;
     }
     for (uint32_t i = 0; i < old->holds.count; i++) {
+        if (hold_is_cold(r, core_pool_at(&old->holds, i))) {
+            if (!put_hold(r, i))
+                return false;
+            continue;
+        }
         uint32_t kept = KEEP(r, holds, hold_index, i);
         if (kept == CORE_NONE)
             return false;
@@ -400,6 +436,7 @@ typedef struct thaw {
     uint32_t forgotten_len;
     uint8_t value[CORE_COLD_VALUE_MAX];
     uint8_t line_value[CORE_COLD_VALUE_MAX];
+    uint8_t hold_value[CORE_COLD_VALUE_MAX];
 } thaw;
 
 static stock_code thaw_fail(thaw *t, stock_code code, const char *what, stock_id id)
@@ -613,13 +650,90 @@ static stock_code thaw_adjustment(thaw *t, stock_id id)
     return STOCK_OK;
 }
 
+typedef struct cold_hold {
+    stock_id sku, order;
+    uint8_t state;
+    uint32_t qty, confirmed;
+    int64_t time_us, deadline_us, available_after, closed_available;
+} cold_hold;
+
+static bool decode_hold(const uint8_t *value, size_t len, cold_hold *out)
+{
+    core_reader reader = core_reader_make(value, len);
+    out->sku = core_get_id(&reader);
+    out->order = core_get_id(&reader);
+    out->state = core_get_u8(&reader);
+    out->qty = core_get_u32(&reader);
+    out->confirmed = core_get_u32(&reader);
+    out->time_us = core_get_i64(&reader);
+    out->deadline_us = core_get_i64(&reader);
+    out->available_after = core_get_i64(&reader);
+    out->closed_available = core_get_i64(&reader);
+    return reader.ok && reader.at == reader.end && out->sku.len > 0 &&
+           out->state > STOCK_HOLD_HELD && out->state <= STOCK_HOLD_EXPIRED &&
+           out->qty >= 1 && out->confirmed <= out->qty;
+}
+
+/* Brings a closed hold back, and the CONFIRM_ORDER order it belongs to
+ * (whose index the hold keeps). It is closed, so it joins no deadline
+ * queue and no total. */
+static stock_code thaw_hold(thaw *t, stock_id id)
+{
+    core *state = t->state;
+    size_t len;
+    stock_code code;
+    if (!cold_value(t, &state->hold_index, &state->holds, CORE_COLD_HOLD, id, "hold",
+                    t->hold_value, &len, &code))
+        return code;
+    cold_hold cold;
+    if (!decode_hold(t->hold_value, len, &cold))
+        return thaw_fail(t, STOCK_CORRUPT, "hold", id);
+    uint32_t sku = core_sku_find(state, cold.sku, NULL);
+    if (sku == CORE_NONE)
+        return thaw_fail(t, STOCK_CORRUPT, "hold", id);
+    uint32_t order = CORE_NONE;
+    if (cold.order.len > 0) {
+        code = thaw_order(t, cold.order);
+        if (code != STOCK_OK)
+            return code;
+        order = core_index_find(&state->order_index, &state->orders, &state->ids,
+                                core_hash(cold.order), cold.order);
+        /* A hold thawed and moved again outlives its order in the cold
+         * store: once the order is forgotten, the hold answers without it
+         * (a replay of the order itself answers as forgotten). */
+        if (order == CORE_NONE && !t->forgotten)
+            return thaw_fail(t, STOCK_CORRUPT, "hold", id);
+    }
+    if (!core_reserve_entities(state, &state->holds, &state->hold_index, 1, id.len))
+        return thaw_fail(t, STOCK_NOMEM, "hold", id);
+    uint32_t entity = core_entity_add(state, &state->holds, &state->hold_index,
+                                      core_hash(id), id);
+    core_hold *hold = core_pool_at(&state->holds, entity);
+    *hold = (core_hold){hold->id, cold.time_us, cold.deadline_us, cold.available_after,
+                        cold.closed_available, sku, cold.qty, cold.confirmed, order,
+                        cold.state};
+    return STOCK_OK;
+}
+
+/* The id of a new line or hold, which may name a hold or a line (a
+ * hold's id is its line's): a hold decides the answer (a replay of HOLD,
+ * else CONFLICT), so the line is thawed only when no hold has the id,
+ * and a forgotten hold is the one noted. */
+static stock_code thaw_hold_or_line(thaw *t, stock_id id)
+{
+    stock_code code = thaw_hold(t, id);
+    if (code != STOCK_OK || core_hold_find(t->state, id, core_hash(id)) != CORE_NONE)
+        return code;
+    return thaw_line(t, id);
+}
+
 static stock_code thaw_op(thaw *t, const stock_op *op)
 {
     stock_code code = STOCK_OK;
     switch (op->type) {
     case STOCK_OP_DEDUCT:
     case STOCK_OP_HOLD:
-        return thaw_line(t, op->id);
+        return thaw_hold_or_line(t, op->id);
     case STOCK_OP_LINE:
         return thaw_line(t, op->line);
     case STOCK_OP_REFUND:
@@ -630,15 +744,19 @@ static stock_code thaw_op(thaw *t, const stock_op *op)
     case STOCK_OP_ORDER:
         code = thaw_order(t, op->id);
         for (uint32_t i = 0; code == STOCK_OK && i < op->line_count; i++)
-            code = thaw_line(t, op->lines[i].line_id);
+            code = thaw_hold_or_line(t, op->lines[i].line_id);
         return code;
     case STOCK_OP_CONFIRM_ORDER:
-        return thaw_order(t, op->id);
-    case STOCK_OP_SET:
-    case STOCK_OP_GET:
+        code = thaw_order(t, op->id);
+        for (uint32_t i = 0; code == STOCK_OK && i < op->line_count; i++)
+            code = thaw_hold(t, op->lines[i].line_id);
+        return code;
     case STOCK_OP_CONFIRM:
     case STOCK_OP_RELEASE:
     case STOCK_OP_HOLD_GET:
+        return thaw_hold(t, op->id);
+    case STOCK_OP_SET:
+    case STOCK_OP_GET:
         return STOCK_OK;
     }
     return STOCK_OK;
@@ -653,6 +771,7 @@ static bool own_id(const stock_op *op, core_cold_kind kind)
     case STOCK_OP_CONFIRM_ORDER: return kind == CORE_COLD_ORDER;
     case STOCK_OP_REFUND: return kind == CORE_COLD_REFUND;
     case STOCK_OP_ADD: return kind == CORE_COLD_ADJUSTMENT;
+    case STOCK_OP_HOLD: return kind == CORE_COLD_HOLD;
     default: return false;
     }
 }
@@ -670,6 +789,16 @@ static void answer_forgotten(const thaw *t, stock_op *op)
         for (uint32_t i = 0; op->type != STOCK_OP_ADD && op->type != STOCK_OP_DEDUCT &&
                              op->type != STOCK_OP_REFUND && i < op->line_count; i++)
             op->lines[i].available = -1;
+    } else if (t->forgotten_kind == CORE_COLD_HOLD && op->type == STOCK_OP_HOLD_GET) {
+        result_hold_forgotten(op, STOCK_NOT_FOUND, id);
+    } else if (t->forgotten_kind == CORE_COLD_HOLD && (op->type == STOCK_OP_CONFIRM ||
+                                                       op->type == STOCK_OP_RELEASE)) {
+        result_hold_forgotten(op, STOCK_CLOSED, id);
+    } else if (t->forgotten_kind == CORE_COLD_HOLD && op->type == STOCK_OP_CONFIRM_ORDER) {
+        for (uint32_t i = 0; i < op->line_count; i++)
+            if (id_equal(op->lines[i].line_id, id))
+                op->failed_line = (int32_t)i;
+        result_hold_forgotten(op, STOCK_CLOSED, id);
     } else if (op->type == STOCK_OP_LINE) {
         result_forgotten(op, STOCK_NOT_FOUND, id);
     } else if (op->type == STOCK_OP_REFUND) {

@@ -128,6 +128,11 @@ void result_hold_not_found(stock_op *op, stock_id hold)
     result_fail(op, STOCK_NOT_FOUND, "hold=%.*s", (int)hold.len, hold.ptr);
 }
 
+void result_hold_forgotten(stock_op *op, stock_code code, stock_id hold)
+{
+    result_fail(op, code, "hold=%.*s forgotten", (int)hold.len, hold.ptr);
+}
+
 void result_hold_expired(stock_op *op, stock_id hold)
 {
     result_fail(op, STOCK_EXPIRED, "hold=%.*s", (int)hold.len, hold.ptr);

@@ -34,6 +34,10 @@ void result_hold_not_found(stock_op *op, stock_id hold);
 void result_hold_expired(stock_op *op, stock_id hold);
 void result_hold_closed(stock_op *op, stock_id hold, stock_hold_state state);
 void result_hold_exceeds(stock_op *op, stock_id hold, int64_t held);
+/* A hold the embedded engine's cold store has forgotten: "hold=H
+ * forgotten" with code (NOT_FOUND for a read, CLOSED for a confirm or a
+ * release). */
+void result_hold_forgotten(stock_op *op, stock_code code, stock_id hold);
 /* The state stock_hold_state_name calls name; false for another word. */
 bool result_hold_state_parse(const char *name, stock_hold_state *state);
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/backup.h"
 #include "server/commands.h"
 #include "server/listing.h"
 #include "server/log.h"
@@ -291,43 +292,6 @@ static void cmd_holdinfo(conn *c, const resp_request *r)
     op->id = arg_id(r->argv[1]);
 }
 
-/* BACKUP dest: an online backup of the store into the folder dest, a
- * path on this machine. It runs on the loop thread: the store goes on
- * (writes wait only for the backup point), but this server answers no
- * other request until the copy is done (docs/operations.md). */
-static void cmd_backup(conn *c, const resp_request *r)
-{
-    resp_arg arg = r->argv[1];
-    char dest[STOCK_PATH_MAX];
-    if (arg.len == 0 || arg.len >= sizeof dest || memchr(arg.ptr, '\0', arg.len) != NULL) {
-        commands_reply_error(c, "INVALID", "the backup's folder must be 1..%d bytes, no NUL",
-                             STOCK_PATH_MAX - 1);
-        return;
-    }
-    memcpy(dest, arg.ptr, arg.len);
-    dest[arg.len] = '\0';
-    log_info("backup into %s: started", dest);
-    stock_backup_info info;
-    char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_backup(c->srv->store, dest, &info, message);
-    if (code != STOCK_OK) {
-        log_warn("backup into %s failed: %s %s", dest, stock_code_name(code), message);
-        commands_reply_error(c, stock_code_name(code), "%s", message);
-        return;
-    }
-    log_info("backup into %s: done, holds the first %llu records (snapshot at lsn %llu), "
-             "%llu files, %llu bytes", dest, (unsigned long long)info.end_lsn,
-             (unsigned long long)info.snapshot_lsn, (unsigned long long)info.files,
-             (unsigned long long)info.bytes);
-    size_t mark = 0;
-    buf *out = commands_reply_begin(c, &mark);
-    bool ok = resp_write_array(out, 4) && resp_write_integer(out, (int64_t)info.end_lsn) &&
-              resp_write_integer(out, (int64_t)info.snapshot_lsn) &&
-              resp_write_integer(out, (int64_t)info.files) &&
-              resp_write_integer(out, (int64_t)info.bytes);
-    commands_reply_end(c, mark, ok);
-}
-
 /* ---------------------------------------------------------------- table */
 
 const commands_entry commands_table[] = {
@@ -346,7 +310,7 @@ const commands_entry commands_table[] = {
     {"CONFIRMORDER", -4, AUTH_FULL, cmd_confirmorder, "Confirms every hold of an order, or none."},
     {"HOLDINFO", 2, AUTH_READ_ONLY, cmd_holdinfo, "Returns a hold and its state."},
     {"LIST", -2, AUTH_READ_ONLY, listing_resp, "Lists SKUs, a SKU's lines or an order's lines, a page at a time."},
-    {"BACKUP", 2, AUTH_FULL, cmd_backup, "Takes an online backup of the store into a new folder on the server."},
+    {"BACKUP", 2, AUTH_FULL, backup_resp, "Takes an online backup of the store into a new folder on the server."},
     {"STOCKPROTO", 2, AUTH_READ_ONLY, session_stockproto, "Switches replies to tell a replay (for libstock's remote backend)."},
     {"PING", -1, AUTH_READ_ONLY, session_ping, "Returns PONG, or the message."},
     {"ECHO", 2, AUTH_READ_ONLY, session_echo, "Returns the message."},

@@ -531,9 +531,41 @@ bool conn_reply_end(conn *c, size_t mark)
     return true;
 }
 
+conn_later *conn_add_later(conn *c)
+{
+    conn_later *later = calloc(1, sizeof *later);
+    if (later == NULL || !slot_room(c)) {
+        free(later);
+        return NULL;
+    }
+    slot *s = push_slot(c);
+    s->later = later;
+    return later;
+}
+
+void conn_later_done(conn *c, conn_later *later)
+{
+    assert(!later->done && c->slot_count > 0);
+    later->done = true;
+    conn_drain(c);
+    server_flush(c->srv);
+}
+
+/* True once s's reply can be rendered. */
+static bool slot_ready(const slot *s)
+{
+    if (s->later != NULL)
+        return s->later->done;
+    return s->owner == NULL || s->owner->state == BATCH_COMPLETED;
+}
+
 /* Writes one ready slot's reply to c->out. */
 static void render(conn *c, slot *s)
 {
+    if (s->later != NULL) {
+        buf_append(&c->out, s->later->text.data, s->later->text.len);
+        return;
+    }
     if (s->owner == NULL) {
         assert(c->deferred_head + s->text_len <= c->deferred.len);
         buf_append(&c->out, c->deferred.data + c->deferred_head, s->text_len);
@@ -548,7 +580,10 @@ static void render(conn *c, slot *s)
 
 static void pop_slot(conn *c, slot *s)
 {
-    if (s->owner == NULL) {
+    if (s->later != NULL) {
+        buf_free(&s->later->text);
+        free(s->later);
+    } else if (s->owner == NULL) {
         c->deferred_head += s->text_len;
         if (c->deferred_head == c->deferred.len) {
             buf_clear(&c->deferred);
@@ -570,7 +605,7 @@ void conn_drain(conn *c)
     uint32_t rendered = 0;
     while (c->slot_count > 0) {
         slot *s = &c->slots[c->slot_head];
-        if (s->owner != NULL && s->owner->state != BATCH_COMPLETED)
+        if (!slot_ready(s))
             break;
         if (!is_closing(c))
             render(c, s);

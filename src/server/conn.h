@@ -3,10 +3,11 @@
  * replies owed (slots), and ordered, bounded writing.
  *
  * Replies never reorder. Each request read takes a slot at the tail of the
- * connection's queue: either an op in a batch (its reply is rendered when
- * the batch completes) or a reply made at once (kept as text in `deferred`
- * while earlier slots wait). Replies are written from the head only, so a
- * later request in an earlier-completing batch waits for its turn.
+ * connection's queue: an op in a batch (its reply is rendered when the
+ * batch completes), a reply made at once (kept as text in `deferred` while
+ * earlier slots wait), or a reply that work off the loop thread makes
+ * later (a conn_later: BACKUP). Replies are written from the head only, so
+ * a later request in an earlier-completing batch waits for its turn.
  *
  * RESP requests are zero-copy: their ids point into the read chunk, and each
  * op slot holds a reference on that chunk until its reply is written.
@@ -101,9 +102,18 @@ typedef struct chunk {
     char data[];
 } chunk;
 
+/* A reply made off the loop thread (BACKUP copies for seconds): its slot
+ * holds back every reply after it until the loop thread has put the reply
+ * into text and called conn_later_done. Owned by its slot. */
+typedef struct conn_later {
+    bool done;         /* text is the whole reply */
+    buf text;
+} conn_later;
+
 /* One reply owed, in request order. */
 typedef struct slot {
-    batch *owner;      /* the op's batch; NULL for a ready text reply */
+    batch *owner;      /* the op's batch; NULL for a text or later reply */
+    conn_later *later; /* a reply made later, or NULL */
     uint32_t index;    /* the op in owner */
     uint16_t kind;     /* how to render it (commands.h / routes.h) */
     uint32_t text_len; /* text reply: bytes at the head of deferred */
@@ -165,6 +175,15 @@ stock_op *conn_add_op(conn *c, uint16_t kind, void *extra, bool borrow);
 buf *conn_reply_begin(conn *c, size_t *mark);
 /* Ends a reply started with conn_reply_begin. False on out of memory. */
 bool conn_reply_end(conn *c, size_t mark);
+
+/* Takes a slot for a reply that work off the loop makes later: returns
+ * its conn_later (not done, text empty), or NULL on out of memory. The
+ * slot, and so c, lives until conn_later_done, even if c closes. */
+conn_later *conn_add_later(conn *c);
+
+/* later's text holds its reply: marks it done, then writes the replies now
+ * ready (c may be freed, if it closed meanwhile). Loop thread only. */
+void conn_later_done(conn *c, conn_later *later);
 
 /* True if c may take one more request now (slots, output, batch room); if
  * only the batch is full, c waits on srv->waiting. */

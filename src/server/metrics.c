@@ -166,11 +166,18 @@ static bool render_connections(const metrics *counters, buf *out)
         {"stockd_tls_failures_total",
          "TLS handshakes that failed, and plaintext clients on a TLS port.",
          counters->tls_failures},
+        {"stockd_backups_total", "BACKUPs that finished (their manifest written).",
+         counters->backups_done},
+        {"stockd_backups_failed_total",
+         "BACKUPs that failed after starting (their folder has no manifest).",
+         counters->backups_failed},
     };
     bool ok = render_one(out, "stockd_connections", "gauge", "Client connections open now.",
                          counters->connections_open) &&
               render_one(out, "stockd_connections_max", "gauge",
-                         "Connections allowed at once (--maxclients).", counters->connections_max);
+                         "Connections allowed at once (--maxclients).", counters->connections_max) &&
+              render_one(out, "stockd_backup_running", "gauge",
+                         "1 while a BACKUP copies the store.", counters->backup_running);
     for (size_t i = 0; ok && i < sizeof totals / sizeof totals[0]; i++)
         ok = render_one(out, totals[i].name, "counter", totals[i].help, totals[i].value);
     return ok;

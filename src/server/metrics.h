@@ -32,6 +32,9 @@ typedef struct metrics {
     uint64_t auth_failures;          /* wrong passwords, and attempts refused by the limit */
     uint64_t permission_denied;      /* NOPERM / 403: a user without the right */
     uint64_t tls_failures;           /* failed handshakes, plaintext on a TLS port */
+    uint64_t backup_running;         /* 1 while BACKUP copies (backup.c) */
+    uint64_t backups_done;           /* BACKUPs that wrote their manifest */
+    uint64_t backups_failed;         /* BACKUPs that failed after starting */
 } metrics;
 
 /* Counts one completed batch: its size, each op's type and result, and

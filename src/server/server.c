@@ -98,7 +98,8 @@ static void close_handle(uv_handle_t *handle)
 
 void server_maybe_finish(server *srv)
 {
-    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0)
+    if (srv->state != SERVER_STOPPING || srv->conns != NULL || srv->inflight > 0 ||
+        srv->backup != NULL)
         return;
     if (srv->gathering != NULL && srv->gathering->count > 0)
         return;
@@ -131,8 +132,9 @@ static void on_signal(uv_signal_t *handle, int signum)
         log_info("%s again: shutdown already in progress", strsignal(signum));
         return;
     }
-    log_info("%s: shutting down: no new clients, finishing %u batches in flight",
-             strsignal(signum), srv->inflight);
+    log_info("%s: shutting down: no new clients, finishing %u batches in flight%s",
+             strsignal(signum), srv->inflight,
+             srv->backup != NULL ? " and the backup that is copying" : "");
     server_set_state(srv, SERVER_STOPPING);
     for (int i = 0; i < SERVER_LISTENERS; i++)
         if (srv->listening[i])
@@ -261,7 +263,7 @@ int server_run(const config *cfg, stock_t *store, server_persister *persister)
         abort_start(srv);
         exit_code = 1;
     }
-    assert(srv->conns == NULL && srv->inflight == 0);
+    assert(srv->conns == NULL && srv->inflight == 0 && srv->backup == NULL);
     batch_fini(srv);
     conn_fini(srv);
     tls_context_free(srv->tls_context);

@@ -31,6 +31,7 @@
  * by the whole storm. */
 #define SERVER_HANDSHAKES_PER_TURN 16
 
+struct backup_job;
 struct batch;
 struct chunk;
 struct conn;
@@ -107,6 +108,7 @@ typedef struct server {
     struct conn *conns;                /* every connection not yet freed */
     struct conn *dirty;                /* connections with replies to write */
     struct conn *waiting;              /* paused until the batch has room */
+    struct backup_job *backup;         /* the BACKUP copying now, or NULL */
     uint64_t next_conn_id;
 
     metrics counters;

@@ -351,7 +351,8 @@ void session_info(conn *c, const resp_request *r)
         "process_id:%ld\r\ntcp_port:%d\r\nhttp_port:%d\r\nuptime_in_seconds:%llu\r\n\r\n"
         "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\n\r\n"
         "# Stats\r\ntotal_connections_received:%llu\r\nrejected_connections:%llu\r\n"
-        "batches:%llu\r\nbatched_operations:%llu\r\nbatches_in_flight:%u\r\n\r\n"
+        "batches:%llu\r\nbatched_operations:%llu\r\nbatches_in_flight:%u\r\n"
+        "backup_running:%llu\r\nbackups:%llu\r\nbackups_failed:%llu\r\n\r\n"
         "# Store\r\nbackend:%s\r\nskus:%llu\r\nlines:%llu\r\nsyncs:%llu\r\n"
         "memory_bytes:%llu\r\nlog_bytes:%llu\r\n"
         "store_batches:%llu\r\nstore_operations:%llu\r\nsync_latency_us_sum:%llu\r\n"
@@ -370,7 +371,9 @@ void session_info(conn *c, const resp_request *r)
         (unsigned long long)srv->counters.connections_accepted,
         (unsigned long long)srv->counters.connections_rejected,
         (unsigned long long)srv->counters.batches, (unsigned long long)srv->counters.batch_ops,
-        srv->inflight, stock_backend_name(srv->store), (unsigned long long)stats.skus,
+        srv->inflight, (unsigned long long)srv->counters.backup_running,
+        (unsigned long long)srv->counters.backups_done,
+        (unsigned long long)srv->counters.backups_failed, stock_backend_name(srv->store), (unsigned long long)stats.skus,
         (unsigned long long)stats.lines, (unsigned long long)stats.syncs,
         (unsigned long long)stats.memory_bytes, (unsigned long long)stats.log_bytes,
         (unsigned long long)stats.batches, (unsigned long long)stats.operations,

@@ -21,11 +21,17 @@
 #      nothing acknowledged is lost or doubled, I1-I5 hold, and at least
 #      one recovery took a move back (one newer than the snapshot, or the
 #      steps of an unfinished one; else the rollback went untested).
-# RETENTION_CRASH_ROUNDS=N for more than the default 16 rounds,
-# RETENTION_CRASH_SEED=S to replay a run.
+#   5. kill -9 of hold writers (32-holds-crash's hold_crash, TTLs of
+#      1-200 ms) with a 100 ms window, so that closed holds leave for the
+#      cold store while kills land: the check reads every hold back (thawed
+#      or not) and finds no acknowledged hold, confirm or release lost, one
+#      expiry per hold, held units exact.
+# RETENTION_CRASH_ROUNDS=N for more than the default 16 rounds (and
+# RETENTION_HOLD_ROUNDS for the 6 of step 5), RETENTION_CRASH_SEED=S to
+# replay a run.
 set -eu
 BUILD=${BUILD:-build}
-for bin in retention_check conformance crash_writer; do
+for bin in retention_check conformance crash_writer hold_crash; do
     [ -x "$BUILD/tests/$bin" ] || { echo "missing $BUILD/tests/$bin (make tests)"; exit 1; }
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/stock-retention.XXXXXX")
@@ -59,3 +65,8 @@ CRASH_URI_EXTRA="&retention=100ms" timeout 900 \
 moves=$(grep -c "taken back" "$work/crash.log" || true)
 echo "recoveries that took a move back: $moves"
 [ "$moves" -gt 0 ] || { echo "no kill landed between a move and its snapshot: rerun with more rounds"; exit 1; }
+
+hold_rounds=${RETENTION_HOLD_ROUNDS:-6}
+echo "== kill -9 of hold writers with a 100 ms window: $hold_rounds rounds, seed $seed"
+BUILD=$BUILD HOLD_CRASH_URI="?retention=100ms&snapshot_log_bytes=65536" HOLD_CRASH_ROUNDS=$hold_rounds \
+    HOLD_CRASH_SEED=$seed timeout 600 bash "$(dirname "$0")/32-holds-crash.sh"

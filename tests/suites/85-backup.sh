@@ -15,8 +15,16 @@
 #     lines, available = adjusted - deducted + refunded >= 0);
 #   - ops first tried after the backup answered are not in it (a sample).
 # The backup killed with stockd must not be restorable (no manifest);
-# stockd restarts on its folder, and a backup after that is good again. A
-# restore that fails part-way leaves no folder behind.
+# stockd restarts on its folder, and a backup after that is good again.
+# The restarted stockd runs with tests/preload/slow_fsync.so, which makes
+# each fsync of a backup named backup-slow* sleep 1 s: while such a backup
+# copies, PING, GET /healthz and a DEDUCT on other connections answer
+# before it does (INFO and /metrics say a backup runs), a second BACKUP
+# answers BUSY, and a DEDUCT pipelined
+# after BACKUP on its connection is answered after it; the slow backup
+# is checked as the others; SIGTERM during a backup lets it finish and
+# answer before stockd exits. A restore that fails part-way leaves no
+# folder behind.
 # Then a store with a 300 ms retention window under the same load: two
 # backups, each taken after a retention move, name the cold store's copy
 # (cold.mdb) in their manifest, and restore and check as above; in the
@@ -40,8 +48,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { fail_with_log "$dir/stockd.log" "$@"; }
 
-use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check
+use_binaries "$dir/bin" stockd stockctl tests/server_crash_client tests/server_crash_check \
+    tests/slow_fsync.so
 BIN=$dir/bin
+slow_ms=1000
 store="file:$dir/data?snapshot_log_bytes=1048576"
 start() {
     start_stockd "$port" "$store" "$dir/stockd.log" || fail "stockd did not start"
@@ -138,9 +148,87 @@ else
     [ ! -e "$dir/restored-killed" ] || fail "a refused restore made its folder"
     echo "  stockctl: $(cat "$dir/killed.out")"
 fi
+# slow_stockd: BIN/stockd becomes a script that runs the real one (moved
+# to BIN/stockd.real, its pid stays stockd's own through exec) with
+# slow_fsync.so preloaded (after the ASan runtime in a sanitizer build,
+# which must come first) and an HTTP port ($http) after the flags it is given.
+slow_stockd() {
+    local preload=$BIN/slow_fsync.so asan=""
+    case "$BUILD" in
+    *san*) preload="$(gcc -print-file-name=libasan.so) $preload" asan=verify_asan_link_order=0 ;;
+    esac
+    http=$port
+    while [ "$http" = "$port" ]; do http=$(pick_port 17660 17669); done
+    mv "$BIN/stockd" "$BIN/stockd.real"
+    printf '#!/bin/sh\nexec env ASAN_OPTIONS="%s" LD_PRELOAD="%s" SLOW_FSYNC_PATH=backup-slow SLOW_FSYNC_MS=%s "%s" "$@" --http-port %s\n' \
+        "$asan" "$preload" "$slow_ms" "$BIN/stockd.real" "$http" >"$BIN/stockd"
+    chmod +x "$BIN/stockd"
+}
+slow_stockd
 start
+mv "$BIN/stockd.real" "$BIN/stockd"   # the running stockd keeps the preload
 now=$(crash_client_acks "$dir")
 wait_for_crash_client_acks "$dir" "$now" || fail "no acknowledged ops after the restart"
+
+echo "== the server answers other clients while a backup copies (each of its fsyncs takes ${slow_ms} ms)"
+redis-cli -p "$port" SETSTOCK slow-sku 100 >/dev/null
+mark before-slow
+("$BIN/stockctl" --json backup "$uri" "$dir/backup-slow" >"$dir/backup-slow.json"
+    echo $? >"$dir/backup-slow.rc") &
+slow_pid=$!
+for _ in $(seq 2000); do
+    [ -d "$dir/backup-slow" ] && break
+    sleep 0.005
+done
+[ -d "$dir/backup-slow" ] || fail "the slow backup did not begin"
+began=$(date +%s%N)
+redis-cli -p "$port" PING | grep -qx PONG || fail "PING during a backup: $(redis-cli -p "$port" PING)"
+curl -sf "http://127.0.0.1:$http/healthz" >"$dir/healthz.json" || fail "GET /healthz failed during a backup"
+jq -e '.status == "ok"' "$dir/healthz.json" >/dev/null || fail "/healthz during a backup: $(cat "$dir/healthz.json")"
+[ "$(redis-cli -p "$port" DEDUCT slow-line-1 slow-sku 1)" = 99 ] || fail "DEDUCT during a backup did not answer 99"
+redis-cli -p "$port" INFO | tr -d '\r' | grep -qx 'backup_running:1' || fail "INFO during a backup: no backup_running:1"
+curl -s "http://127.0.0.1:$http/metrics" | grep -qx 'stockd_backup_running 1' ||
+    fail "/metrics during a backup: no stockd_backup_running 1"
+busy=$(redis-cli -p "$port" BACKUP "$dir/backup-busy")
+took_ms=$((($(date +%s%N) - began) / 1000000))
+[ ! -e "$dir/backup-slow.rc" ] ||
+    fail "the backup answered before PING, /healthz and DEDUCT did (they took $took_ms ms): the loop waited for it"
+echo "  PING, /healthz, DEDUCT answered in $took_ms ms while the backup copied"
+case "$busy" in
+"BUSY a backup into $dir/backup-slow is running"*) ;;
+*) fail "a second BACKUP while one runs: $busy" ;;
+esac
+[ ! -e "$dir/backup-busy" ] || fail "a refused BACKUP made its folder"
+echo "  a second BACKUP: $busy"
+wait "$slow_pid"
+[ "$(cat "$dir/backup-slow.rc")" = 0 ] || fail "the slow backup failed: $(cat "$dir/backup-slow.json")"
+redis-cli -p "$port" INFO | tr -d '\r' | grep -qx 'backup_running:0' || fail "INFO after a backup: no backup_running:0"
+curl -s "http://127.0.0.1:$http/metrics" | grep -qx 'stockd_backups_total 1' ||
+    fail "/metrics after the first backup of this stockd: no stockd_backups_total 1"
+mark after-slow
+backups=$((backups + 1))
+mv "$dir/backup-slow" "$dir/backup-$backups"
+for c in 1 2; do
+    cp "$dir/before-slow-$c.lines" "$dir/before-$backups-$c.lines"
+    cp "$dir/after-slow-$c.lines" "$dir/after-$backups-$c.lines"
+done
+echo "  the backup: $(jq -c '{end_lsn, files, bytes}' "$dir/backup-slow.json")"
+
+echo "== a DEDUCT pipelined after BACKUP on the same connection is answered after it"
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'BACKUP %s\r\nDEDUCT slow-line-2 slow-sku 1\r\n' "$dir/backup-slow-2" >&3
+replies=""
+for _ in 1 2 3 4 5 6; do
+    IFS= read -r -t 60 reply <&3 || fail "the pipelined replies stopped after: $replies"
+    replies="$replies${reply%$'\r'} "
+done
+exec 3<&-
+case "$replies" in
+'*4 :'*' :98 ') ;;
+*) fail "BACKUP then DEDUCT on one connection answered: $replies" ;;
+esac
+[ -e "$dir/backup-slow-2/BACKUP" ] || fail "the pipelined backup has no manifest"
+echo "  replies in order: $replies"
 mark before-last
 "$BIN/stockctl" --json backup "$uri" "$dir/backup-last" >"$dir/backup-last.json" ||
     fail "the backup after the restart failed: $(cat "$dir/backup-last.json")"
@@ -189,9 +277,23 @@ echo "ack D never-in-the-backup S0 1 5 OK" >>"$last"
 ! "$BIN/server_crash_check" "$dir/restored-$backups" "$skus" "$level" "$last" >"$dir/forged.out" ||
     fail "the check missed a lost acknowledgement"
 grep -q "never-in-the-backup is lost" "$dir/forged.out" || fail "the check did not name the lost line"
-echo "== a store with a cold store (retention=300ms): backups under load while moves run"
-stop_pids "$stockd_pid"
+echo "== SIGTERM during a backup: stockd finishes and answers it, then stops"
+"$BIN/stockctl" --json backup "$uri" "$dir/backup-slow-stop" >"$dir/backup-slow-stop.json" &
+stop_backup_pid=$!
+for _ in $(seq 2000); do
+    [ -d "$dir/backup-slow-stop" ] && break
+    sleep 0.005
+done
+kill -TERM "$stockd_pid"
+wait "$stockd_pid" || fail "stockd stopped during a backup with status $?"
 stockd_pid=""
+wait "$stop_backup_pid" || fail "the backup during the stop failed: $(cat "$dir/backup-slow-stop.json")"
+[ -e "$dir/backup-slow-stop/BACKUP" ] || fail "the backup during the stop has no manifest"
+grep -q "shutting down: no new clients, finishing [0-9]* batches in flight and the backup that is copying" \
+    "$dir/stockd.log" || fail "the shutdown line does not name the backup"
+echo "  $(jq -c '{end_lsn, files}' "$dir/backup-slow-stop.json"), then stockd exited 0"
+
+echo "== a store with a cold store (retention=300ms): backups under load while moves run"
 logs=$dir/cold
 mkdir -p "$logs"
 start_stockd "$port" "file:$logs/data?snapshot_log_bytes=1048576&retention=300ms" \

@@ -44,11 +44,16 @@ static void die(const char *what, stock_code code, const char *message)
     exit(1);
 }
 
+/* HOLD_CRASH_URI (e.g. "?retention=100ms", 33-retention) is appended to
+ * the folder's URI, for writers and checker alike. */
 static stock_t *open_store(const char *dir)
 {
     stock_t *store = NULL;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_open(dir, NULL, &store, message);
+    char uri[1024];
+    const char *extra = getenv("HOLD_CRASH_URI");
+    snprintf(uri, sizeof uri, "file:%s%s", dir, extra != NULL ? extra : "");
+    stock_code code = stock_open(uri, NULL, &store, message);
     if (code != STOCK_OK)
         die("open", code, message);
     return store;

@@ -10,7 +10,9 @@
  *       last RETENTION_BOUND_WINDOWS windows and RETENTION_BOUND_SLACK_MS,
  *       and at the end that at most a third of what was written is held. Then checks that the first
  *       entities, long cold, answer as they did (REPLAY with the original
- *       result, CONFLICT, refunds capped), that the SKU counters are exact
+ *       result, CONFLICT, refunds capped; closed holds: HOLD, CONFIRM,
+ *       RELEASE and CONFIRM_ORDER replay, CLOSED, EXPIRED, a DEDUCT with a
+ *       hold's id CONFLICT, a read), that the SKU counters are exact
  *       (I2, deducted = every acknowledged qty), and the same again after a
  *       reopen with retention off. Exit 0 when all hold.
  *   retention_check DIR WINDOW_MS WINDOWS FORGET_MS
@@ -20,7 +22,9 @@
  *       beside the writes, so a loaded machine makes them take longer: up
  *       to FORGET_WAIT_MS more), then checks that they
  *       answer as forgotten (REPLAY with available -1, a refund of the line
- *       EXCEEDS, a read NOT_FOUND), never with a second deduction, before
+ *       EXCEEDS, a read NOT_FOUND; a hold's CONFIRM or RELEASE CLOSED and
+ *       its read NOT_FOUND, "hold=H forgotten"), never with a second
+ *       deduction, before
  *       and after a reopen.
  */
 #include <inttypes.h>
@@ -82,8 +86,17 @@ static void expect(stock_code got, stock_code want, const char *what, const char
 /* What the first entities answered when they were made. */
 typedef struct firsts {
     int64_t line_available, order_available[2], refund_available, add_available;
+    int64_t hold_available, confirm_available, release_available, hold_order_available[2];
     int64_t deducted;          /* every unit acknowledged on SKU S */
 } firsts;
+
+/* The first holds live HOLD_TTL_MS: closed at once (or expired), they
+ * leave memory with the first move after their deadline is a window old. */
+#define HOLD_TTL_MS 100
+/* Released holds made after the others, read one by one until one reads
+ * as forgotten: then every first hold is (a read of a hold still kept
+ * brings it back into memory and into a later move, so each is read once). */
+#define HOLD_PROBES 8
 
 /* The store's notices (each move, a move taken back) go to stderr with
  * the time since start, into the suite's log. */
@@ -108,6 +121,116 @@ static stock_t *open_store(const char *uri)
     return store;
 }
 
+/* Closed holds of each kind: confirmed, released, expired, and two
+ * confirmed as one order (docs/semantics.md, "Holds"). */
+static void make_holds(stock_t *store, firsts *f)
+{
+    char message[STOCK_MESSAGE_MAX];
+    int64_t available;
+    expect(stock_hold(store, "h-conf", "S", 3, HOLD_TTL_MS, &f->hold_available, message),
+           STOCK_OK, "hold h-conf", message);
+    expect(stock_confirm(store, "h-conf", 2, &f->confirm_available, message), STOCK_OK,
+           "confirm h-conf", message);
+    expect(stock_hold(store, "h-rel", "S", 4, HOLD_TTL_MS, &available, message), STOCK_OK,
+           "hold h-rel", message);
+    expect(stock_release(store, "h-rel", &f->release_available, message), STOCK_OK,
+           "release h-rel", message);
+    expect(stock_hold(store, "h-exp", "S", 1, 1, &available, message), STOCK_OK,
+           "hold h-exp", message);
+    expect(stock_hold(store, "h-o1", "S", 1, HOLD_TTL_MS, &available, message), STOCK_OK,
+           "hold h-o1", message);
+    expect(stock_hold(store, "h-o2", "T", 2, HOLD_TTL_MS, &available, message), STOCK_OK,
+           "hold h-o2", message);
+    stock_order_line lines[2] = {{stock_id_from_cstr("h-o1"), {NULL, 0}, 0, 0},
+                                 {stock_id_from_cstr("h-o2"), {NULL, 0}, 0, 0}};
+    int32_t failed;
+    expect(stock_confirm_order(store, "hord1", lines, 2, &failed, message), STOCK_OK,
+           "confirm order hord1", message);
+    f->hold_order_available[0] = lines[0].available;
+    f->hold_order_available[1] = lines[1].available;
+    for (int i = 0; i < HOLD_PROBES; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "hp%d", i);
+        expect(stock_hold(store, id, "S", 1, HOLD_TTL_MS, &available, message), STOCK_OK,
+               id, message);
+        expect(stock_release(store, id, &available, message), STOCK_OK, id, message);
+    }
+    struct timespec pause = {0, 5 * 1000000L};
+    nanosleep(&pause, NULL);
+    stock_hold_info info;
+    expect(stock_hold_get(store, "h-exp", &info, message), STOCK_OK, "read h-exp", message);
+    if (info.state != STOCK_HOLD_EXPIRED)
+        fail("h-exp is %s 5 ms past its deadline", stock_hold_state_name(info.state));
+    f->deducted += 2 + 1;
+}
+
+/* The first holds, long cold, answer as they did. */
+static void check_hold_replays(stock_t *store, const firsts *f)
+{
+    char message[STOCK_MESSAGE_MAX];
+    int64_t available = -1;
+    expect(stock_hold(store, "h-conf", "S", 3, HOLD_TTL_MS, &available, message), STOCK_REPLAY,
+           "hold h-conf again", message);
+    if (available != f->hold_available)
+        fail("replayed hold answered %" PRId64 ", first %" PRId64, available, f->hold_available);
+    expect(stock_hold(store, "h-conf", "S", 4, HOLD_TTL_MS, &available, message),
+           STOCK_CONFLICT, "hold h-conf with another qty", message);
+    expect(stock_confirm(store, "h-conf", 2, &available, message), STOCK_REPLAY,
+           "confirm h-conf again", message);
+    if (available != f->confirm_available)
+        fail("replayed confirm answered %" PRId64 ", first %" PRId64, available,
+             f->confirm_available);
+    expect(stock_release(store, "h-conf", &available, message), STOCK_CLOSED,
+           "release confirmed h-conf", message);
+    expect(stock_release(store, "h-rel", &available, message), STOCK_REPLAY,
+           "release h-rel again", message);
+    if (available != f->release_available)
+        fail("replayed release answered %" PRId64 ", first %" PRId64, available,
+             f->release_available);
+    expect(stock_confirm(store, "h-rel", 0, &available, message), STOCK_CLOSED,
+           "confirm released h-rel", message);
+    expect(stock_confirm(store, "h-exp", 0, &available, message), STOCK_EXPIRED,
+           "confirm expired h-exp", message);
+    expect(stock_deduct(store, "h-rel", "S", 4, &available, message), STOCK_CONFLICT,
+           "deduct with released hold h-rel's id", message);
+    stock_order_line lines[2] = {{stock_id_from_cstr("h-o1"), {NULL, 0}, 0, 0},
+                                 {stock_id_from_cstr("h-o2"), {NULL, 0}, 0, 0}};
+    int32_t failed;
+    expect(stock_confirm_order(store, "hord1", lines, 2, &failed, message), STOCK_REPLAY,
+           "confirm order hord1 again", message);
+    if (lines[0].available != f->hold_order_available[0] ||
+        lines[1].available != f->hold_order_available[1])
+        fail("replayed confirm order answered other levels");
+    stock_hold_info info;
+    expect(stock_hold_get(store, "h-o2", &info, message), STOCK_OK, "read h-o2", message);
+    if (info.state != STOCK_HOLD_CONFIRMED || info.confirmed != 2 ||
+        strcmp(info.order_id, "hord1") != 0 || strcmp(info.sku, "T") != 0)
+        fail("cold hold h-o2 reads %s, confirmed %" PRId64 ", order '%s', sku '%s'",
+             stock_hold_state_name(info.state), info.confirmed, info.order_id, info.sku);
+}
+
+/* Holds past the horizon answer as forgotten, and none takes stock. */
+static void check_holds_forgotten(stock_t *store)
+{
+    char message[STOCK_MESSAGE_MAX];
+    int64_t available = 0;
+    expect(stock_hold(store, "h-conf", "S", 3, HOLD_TTL_MS, &available, message), STOCK_REPLAY,
+           "hold forgotten h-conf again", message);
+    if (available != -1)
+        fail("a forgotten hold answered %" PRId64 ", not -1", available);
+    expect(stock_confirm(store, "h-rel", 0, &available, message), STOCK_CLOSED,
+           "confirm forgotten h-rel", message);
+    if (strstr(message, "hold=h-rel forgotten") == NULL)
+        fail("the confirm of a forgotten hold says '%s'", message);
+    expect(stock_release(store, "h-exp", &available, message), STOCK_CLOSED,
+           "release forgotten h-exp", message);
+    stock_hold_info info;
+    expect(stock_hold_get(store, "h-o1", &info, message), STOCK_NOT_FOUND,
+           "read forgotten h-o1", message);
+    if (strstr(message, "hold=h-o1 forgotten") == NULL)
+        fail("the read of a forgotten hold says '%s'", message);
+}
+
 static void make_firsts(stock_t *store, firsts *f)
 {
     char message[STOCK_MESSAGE_MAX];
@@ -127,6 +250,7 @@ static void make_firsts(stock_t *store, firsts *f)
     expect(stock_add(store, "S", 10, "adj1", &f->add_available, message), STOCK_OK,
            "add adj1", message);
     f->deducted = 5 + 2;
+    make_holds(store, f);
 }
 
 /* Deducts batches for `windows` windows, checking the bound on hot lines. */
@@ -213,6 +337,7 @@ static void check_replays(stock_t *store, const firsts *f)
         fail("replayed add answered %" PRId64 ", first %" PRId64, available, f->add_available);
     expect(stock_deduct(store, "L0", "S", 1, &available, message), STOCK_REPLAY,
            "deduct L0 again", message);
+    check_hold_replays(store, f);
 }
 
 static void check_counters(stock_t *store, const firsts *f, int64_t refunded)
@@ -278,7 +403,18 @@ static void check_forgotten(stock_t *store, const firsts *f)
            message);
     expect(stock_deduct(store, "o1", "S", 1, &available, message), STOCK_REPLAY,
            "deduct of forgotten order line o1", message);
+    check_holds_forgotten(store);
     check_counters(store, f, 1);
+}
+
+/* Whether probe hold "hp<probe>" reads as forgotten. */
+static bool hold_forgotten(stock_t *store, int probe)
+{
+    char id[16], message[STOCK_MESSAGE_MAX];
+    snprintf(id, sizeof id, "hp%d", probe);
+    stock_hold_info info;
+    stock_code code = stock_hold_get(store, id, &info, message);
+    return code == STOCK_NOT_FOUND && strstr(message, "forgotten") != NULL;
 }
 
 /* Whether line "L<probe>", of the first window, reads as forgotten. */
@@ -309,12 +445,19 @@ static int forget_main(const char *dir, int64_t window_ms, int windows, int64_t 
                  FORGET_WAIT_MS);
         drive(store, (char)('a' + probe), window_ms, 1, &f);
     }
+    /* The holds left memory a little after the first lines (their
+     * deadline is later), so they may be forgotten a move later. */
+    for (int probe = 0; !hold_forgotten(store, probe); probe++) {
+        if (probe >= HOLD_PROBES - 1)
+            fail("no probe hold forgotten after %d more windows", HOLD_PROBES - 1);
+        drive(store, (char)('A' + probe), window_ms, 1, &f);
+    }
     check_forgotten(store, &f);
     expect(stock_close(store), STOCK_OK, "close", "");
     store = open_store(uri);
     check_forgotten(store, &f);
     expect(stock_close(store), STOCK_OK, "close", "");
-    printf("retention_check: forgotten ids answer REPLAY -1, refunds EXCEEDS, reads NOTFOUND\n");
+    printf("retention_check: forgotten ids answer REPLAY -1, refunds EXCEEDS, reads NOTFOUND; forgotten holds CLOSED and NOTFOUND\n");
     return 0;
 }
 

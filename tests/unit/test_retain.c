@@ -115,7 +115,7 @@ static core *retain(core *state, const core_cold *cold, int64_t cutoff_us, uint6
     return hot;
 }
 
-static void test_moves_old_keeps_young_and_holds(void **unused)
+static void test_moves_old_and_closed_holds_keeps_young_and_held(void **unused)
 {
     (void)unused;
     memory_cold store = {0};
@@ -129,20 +129,40 @@ static void test_moves_old_keeps_young_and_holds(void **unused)
     hold.expect = 1000;
     assert_int_equal(run(state, &cold, hold, T0).code, STOCK_OK);
     stock_op confirm = op_of(STOCK_OP_CONFIRM, "h1", NULL, 0);
-    assert_int_equal(run(state, &cold, confirm, T0).code, STOCK_OK);
+    confirm = run(state, &cold, confirm, T0);
+    assert_int_equal(confirm.code, STOCK_OK);
+    stock_op held = op_of(STOCK_OP_HOLD, "h2", "S", 4);
+    held.expect = 3600 * 1000;
+    assert_int_equal(run(state, &cold, held, T0).code, STOCK_OK);
     assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "young", "S", 1), T0 + 10 * SECOND).code,
                      STOCK_OK);
-    /* The line "old" and its refund leave; h1's line and "young" stay. */
-    state = retain(state, &cold, T0 + 5 * SECOND, 2);
+    /* The line "old", its refund and the confirmed h1 (its deadline, T0 +
+     * 1 s, is before the cutoff) leave; h1's line (while h1 was in
+     * memory), "young" and the held h2 stay. */
+    state = retain(state, &cold, T0 + 5 * SECOND, 3);
     core_stats stats;
     core_get_stats(state, &stats);
     assert_int_equal(stats.lines, 2);
     assert_int_equal(stats.refunds, 0);
     assert_int_equal(stats.holds, 1);
-    /* Counters are whole: 100 - 5 + 2 - 3 - 1. */
+    /* Counters are whole: 100 - 5 + 2 - 3 - 4 - 1. */
     stock_op read = {.type = STOCK_OP_GET, .sku = stock_id_from_cstr("S")};
     read = run(state, &cold, read, T0 + 11 * SECOND);
-    assert_int_equal(read.info.sku_info.available, 93);
+    assert_int_equal(read.info.sku_info.available, 89);
+    assert_int_equal(read.info.sku_info.held, 4);
+    /* The cold hold answers as in memory: its confirm replays, a release
+     * is CLOSED, a deduction with its id conflicts, a read shows it. */
+    stock_op replay = run(state, &cold, op_of(STOCK_OP_CONFIRM, "h1", NULL, 0), T0 + 11 * SECOND);
+    assert_int_equal(replay.code, STOCK_REPLAY);
+    assert_int_equal(replay.available, confirm.available);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_RELEASE, "h1", NULL, 0), T0 + 11 * SECOND).code,
+                     STOCK_CLOSED);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "h1", "S", 3), T0 + 11 * SECOND).code,
+                     STOCK_CONFLICT);
+    stock_op info = run(state, &cold, op_of(STOCK_OP_HOLD_GET, "h1", NULL, 0), T0 + 11 * SECOND);
+    assert_int_equal(info.code, STOCK_OK);
+    assert_int_equal(info.info.hold_info.state, STOCK_HOLD_CONFIRMED);
+    assert_int_equal(info.info.hold_info.confirmed, 3);
     assert_int_equal(read.info.sku_info.refunded, 2);
     /* Cold answers as hot: a replay, a conflict, a capped refund. */
     stock_op again = run(state, &cold, op_of(STOCK_OP_DEDUCT, "old", "S", 5), T0 + 11 * SECOND);
@@ -156,6 +176,16 @@ static void test_moves_old_keeps_young_and_holds(void **unused)
     refund = op_of(STOCK_OP_REFUND, "r2", NULL, 4);
     refund.line = stock_id_from_cstr("old");
     assert_int_equal(run(state, &cold, refund, T0 + 11 * SECOND).code, STOCK_EXCEEDS);
+    /* The next move takes what was thawed ("old", r1, h1) again, and
+     * "young"; h1's line stays while h1 was in memory, and leaves with the
+     * move after; the held h2 stays. */
+    state = retain(state, &cold, T0 + 20 * SECOND, 4);
+    core_get_stats(state, &stats);
+    assert_int_equal(stats.lines, 1);
+    state = retain(state, &cold, T0 + 20 * SECOND, 1);
+    core_get_stats(state, &stats);
+    assert_int_equal(stats.lines, 0);
+    assert_int_equal(stats.holds, 1);
     core_destroy(state);
 }
 
@@ -294,7 +324,7 @@ static void test_ops_between_steps(void **unused)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_moves_old_keeps_young_and_holds),
+        cmocka_unit_test(test_moves_old_and_closed_holds_keeps_young_and_held),
         cmocka_unit_test(test_order_moves_whole_and_thaws_whole),
         cmocka_unit_test(test_adjustments_move_after_a_mark),
         cmocka_unit_test(test_forgotten_answers),
