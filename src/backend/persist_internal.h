@@ -4,7 +4,8 @@
  *
  *   persist.c          options, the loop, lag and status
  *   persist_outbox.c   the Redis side: the link to the server or to every
- *                      master of a cluster, streams found by SCAN, a lease
+ *                      master of a cluster, streams found by rd_outbox_find,
+ *                      a lease
  *                      per stream, records read with XAUTOCLAIM and
  *                      XREADGROUP, XACK and the trim
  *   persist_apply.c    the PostgreSQL side: the schema, one transaction per
@@ -57,6 +58,8 @@ struct persister {
     uint32_t next_stream;            /* the cycle reads from here (round robin) */
     int64_t renewed_ms;              /* when the leases were last renewed */
     int64_t scanned_ms;              /* when the streams were last listed */
+    rd_outbox_found found;           /* the slots of streams[] */
+    const redisReply *readers;       /* while it lists them: the registry's members */
     persist_record records[PERSIST_CYCLE_MAX];
     uint32_t record_count;
     redisReply *replies[RD_SLOTS];   /* the replies records point into */
@@ -77,8 +80,9 @@ bool outbox_connect(persister *p);
 /* Closes the link to Redis (every master) and forgets the streams: the
  * next cycle reads the slot map again (a failover moves masters). */
 void outbox_disconnect(persister *p);
-/* Lists the outbox streams on every master (SCAN) and creates, on new
- * ones, every registered reader's group and then this persister's. */
+/* Finds new outbox streams on every master (rd_outbox_find, at most once a
+ * second) and creates on them every registered reader's group and then
+ * this persister's. */
 bool outbox_scan(persister *p);
 /* Takes or renews the lease of every stream; sets owned. */
 bool outbox_lease(persister *p);

@@ -26,7 +26,6 @@
 
 #include "backend/persist_internal.h"
 
-#define SCAN_COUNT "1000"           /* keys SCAN looks at per call */
 #define SCAN_EVERY_MS 1000          /* new streams are found this often */
 
 int64_t outbox_now_ms(void)
@@ -71,6 +70,7 @@ void outbox_disconnect(persister *p)
 {
     rd_link_close(p->redis);
     p->stream_count = 0;
+    memset(&p->found, 0, sizeof p->found);
     p->next_stream = 0;
     p->scanned_ms = 0;
     p->renewed_ms = 0;
@@ -112,35 +112,14 @@ redisContext *outbox_conn_of(persister *p, const char *key)
     return node == RD_NO_NODE ? NULL : node_conn(p, (int)node);
 }
 
-static uint32_t stream_find(const persister *p, const char *key)
+/* Adds the stream key of node (rd_outbox_found_fn), with every registered
+ * reader's group (the registry's members) and this persister's. */
+static bool stream_add(void *reader, int node, const char *key)
 {
-    for (uint32_t i = 0; i < p->stream_count; i++)
-        if (strcmp(p->streams[i].key, key) == 0)
-            return i;
-    return UINT32_MAX;
-}
-
-/* A glob pattern matching P{outbox:*} only: the prefix's glob characters
- * escaped. */
-static void scan_pattern(const char *prefix, char *out, size_t size)
-{
-    size_t used = 0;
-    for (const char *c = prefix; *c != '\0' && used + 2 < size; c++) {
-        if (strchr("*?[]\\", *c) != NULL)
-            out[used++] = '\\';
-        out[used++] = *c;
-    }
-    snprintf(out + used, size - used, "{outbox:*}");
-}
-
-/* Adds the stream key of node, with every registered reader's group
- * (readers: the registry's members) and this persister's. */
-static bool stream_add(persister *p, int node, const char *key, const redisReply *readers)
-{
-    if (stream_find(p, key) != UINT32_MAX || p->stream_count == RD_SLOTS ||
-        strlen(key) >= PERSIST_KEY_MAX)
+    persister *p = reader;
+    if (p->stream_count == RD_SLOTS || strlen(key) >= PERSIST_KEY_MAX)
         return true;
-    bool ok = rd_outbox_groups_create(node_conn(p, node), key, readers, p->options.group,
+    bool ok = rd_outbox_groups_create(node_conn(p, node), key, p->readers, p->options.group,
                                       p->error, sizeof p->error);
     if (ok) {
         persist_stream *stream = &p->streams[p->stream_count++];
@@ -151,37 +130,12 @@ static bool stream_add(persister *p, int node, const char *key, const redisReply
     return ok;
 }
 
-/* Lists the streams of one master. */
-static bool scan_node(persister *p, int node, const char *pattern, const redisReply *readers)
-{
-    char cursor[32] = "0";
-    do {
-        redisReply *reply = redisCommand(node_conn(p, node), "SCAN %s MATCH %s COUNT "
-                                         SCAN_COUNT " TYPE stream", cursor, pattern);
-        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-            lost(p, "SCAN", node, reply);
-            freeReplyObject(reply);
-            return false;
-        }
-        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-        redisReply *keys = reply->element[1];
-        bool ok = true;
-        for (size_t i = 0; ok && i < keys->elements; i++)
-            ok = stream_add(p, node, keys->element[i]->str, readers);
-        freeReplyObject(reply);
-        if (!ok)
-            return false;
-    } while (strcmp(cursor, "0") != 0);
-    return true;
-}
-
 bool outbox_scan(persister *p)
 {
     int64_t now = outbox_now_ms();
     if (p->scanned_ms != 0 && now - p->scanned_ms < SCAN_EVERY_MS)
         return true;
-    char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
-    scan_pattern(p->redis->options.prefix, pattern, sizeof pattern);
+    char key[RD_OUTBOX_READERS_KEY_MAX];
     rd_outbox_readers_key(p->redis->options.prefix, key, sizeof key);
     redisContext *conn = outbox_conn_of(p, key);
     redisReply *readers = conn != NULL ? redisCommand(conn, "SMEMBERS %s", key) : NULL;
@@ -190,9 +144,12 @@ bool outbox_scan(persister *p)
         freeReplyObject(readers);
         return false;
     }
+    p->readers = readers;
     bool ok = true;
     for (int node = 0; ok && node < p->redis->link.node_count; node++)
-        ok = scan_node(p, node, pattern, readers);
+        ok = rd_outbox_find(p->redis, node_conn(p, node), node, &p->found, stream_add, p,
+                            p->error, sizeof p->error);
+    p->readers = NULL;
     freeReplyObject(readers);
     if (ok)
         p->scanned_ms = now;

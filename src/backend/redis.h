@@ -301,10 +301,24 @@ const char *rd_slot_tag(unsigned slot);
  * changes stock takes it as its last key. */
 void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
 
-/* The SCAN pattern (out: size bytes, at least 2 * strlen(prefix) + 11)
- * that matches the outbox streams of prefix, P{outbox:*}, and nothing else:
- * the prefix's glob characters escaped. */
-void rd_outbox_pattern(const char *prefix, char *out, size_t size);
+/* What a reader of the outbox has found: a bit per slot whose stream it
+ * reads. Zero it to start afresh. */
+typedef struct rd_outbox_found {
+    uint8_t slots[RD_SLOTS / 8];
+} rd_outbox_found;
+/* A stream rd_outbox_find found: false stops the search (the reader's
+ * error is set). */
+typedef bool (*rd_outbox_found_fn)(void *reader, int node, const char *key);
+/*
+ * Looks, on conn (node of store's link), for the outbox streams of the
+ * slots node serves (every slot on one server) that found does not hold
+ * yet: one pipelined EXISTS per such slot, so a look costs at most 16,384
+ * calls however many keys the store holds (a SCAN would read every key).
+ * Each stream that exists is marked in found and handed to add. False when
+ * the connection failed (message says why) or add did.
+ */
+bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outbox_found *found,
+                    rd_outbox_found_fn add, void *reader, char *message, size_t size);
 /* The outbox's readers (docs/redis.md, "The outbox"): each reads every
  * stream with a consumer group of its own and registers the group's name in
  * the set Pstock:readers, so that whoever finds a new stream first creates

@@ -72,6 +72,12 @@ struct rd_events {
     const char *unacked;          /* the id handed out last, inside entries */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
+    rd_outbox_found found;        /* the slots of streams[] */
+    /* While it looks for streams: the registry's members, and where a
+     * failure is said. */
+    const redisReply *readers;
+    char *message;
+    size_t message_size;
 };
 
 static redisContext *node_conn(rd_events *source, int node)
@@ -131,18 +137,16 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
     return STOCK_OK;
 }
 
-/* Adds the stream key, with every registered reader's group (readers: the
- * registry's members) and this follower's, each created unless it exists. */
-static bool stream_add(rd_events *source, int node, const char *key, const redisReply *readers,
-                       char *message, size_t message_size)
+/* Adds the stream key (rd_outbox_found_fn), with every registered reader's
+ * group (the registry's members) and this follower's, each created unless
+ * it exists. */
+static bool stream_add(void *reader, int node, const char *key)
 {
-    for (uint32_t i = 0; i < source->stream_count; i++)
-        if (strcmp(source->streams[i].key, key) == 0)
-            return true;
+    rd_events *source = reader;
     if (source->stream_count == RD_SLOTS || strlen(key) >= RD_EVENTS_KEY_MAX)
         return true;   /* not an outbox of this store: one per slot, short keys */
-    bool ok = rd_outbox_groups_create(node_conn(source, node), key, readers, RD_EVENTS_GROUP,
-                                      message, message_size);
+    bool ok = rd_outbox_groups_create(node_conn(source, node), key, source->readers,
+                                      RD_EVENTS_GROUP, source->message, source->message_size);
     if (ok) {
         rd_events_stream *stream = &source->streams[source->stream_count++];
         snprintf(stream->key, sizeof stream->key, "%s", key);
@@ -150,30 +154,6 @@ static bool stream_add(rd_events *source, int node, const char *key, const redis
         stream->node = node;
         stream->pending_read = false;
     }
-    return ok;
-}
-
-/* Lists the streams of one master. */
-static bool scan_node(rd_events *source, int node, const char *pattern,
-                      const redisReply *readers, char *message, size_t message_size)
-{
-    redisContext *conn = node_conn(source, node);
-    bool ok = true;
-    char cursor[32] = "0";
-    do {
-        redisReply *reply = redisCommand(conn, "SCAN %s MATCH %s COUNT 1000 TYPE stream",
-                                         cursor, pattern);
-        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-            failed(conn, "SCAN", reply, message, message_size);
-            freeReplyObject(reply);
-            return false;
-        }
-        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
-        for (size_t i = 0; ok && i < reply->element[1]->elements; i++)
-            ok = stream_add(source, node, reply->element[1]->element[i]->str, readers, message,
-                            message_size);
-        freeReplyObject(reply);
-    } while (ok && strcmp(cursor, "0") != 0);
     return ok;
 }
 
@@ -185,8 +165,7 @@ static bool scan(rd_events *source, char *message, size_t message_size)
     if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
         return true;
     source->scanned_us = now_us;
-    char pattern[2 * RD_PREFIX_MAX + 16], key[RD_OUTBOX_READERS_KEY_MAX];
-    rd_outbox_pattern(source->store->options.prefix, pattern, sizeof pattern);
+    char key[RD_OUTBOX_READERS_KEY_MAX];
     rd_outbox_readers_key(source->store->options.prefix, key, sizeof key);
     redisContext *registry = conn_of(source, key);
     redisReply *readers = registry != NULL ? redisCommand(registry, "SMEMBERS %s", key) : NULL;
@@ -195,9 +174,14 @@ static bool scan(rd_events *source, char *message, size_t message_size)
         freeReplyObject(readers);
         return false;
     }
+    source->readers = readers;
+    source->message = message;
+    source->message_size = message_size;
     bool ok = true;
     for (int node = 0; ok && node < source->store->link.node_count; node++)
-        ok = scan_node(source, node, pattern, readers, message, message_size);
+        ok = rd_outbox_find(source->store, node_conn(source, node), node, &source->found,
+                            stream_add, source, message, message_size);
+    source->readers = NULL;
     freeReplyObject(readers);
     return ok;
 }

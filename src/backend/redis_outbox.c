@@ -48,16 +48,46 @@ void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku)
     rd_cmd_key(cmd, prefix, "outbox", stock_id_from_cstr(tag), "");
 }
 
-void rd_outbox_pattern(const char *prefix, char *out, size_t size)
+bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outbox_found *found,
+                    rd_outbox_found_fn add, void *reader, char *message, size_t size)
 {
-    assert(size >= 2 * strlen(prefix) + sizeof "{outbox:*}");
-    size_t used = 0;
-    for (const char *c = prefix; *c != '\0'; c++) {
-        if (strchr("*?[]\\", *c) != NULL)
-            out[used++] = '\\';
-        out[used++] = *c;
+    const char *prefix = store->options.prefix;
+    static _Thread_local uint16_t asked[RD_SLOTS];
+    unsigned count = 0;
+    for (unsigned slot = 0; slot < RD_SLOTS; slot++) {
+        if ((found->slots[slot / 8] & (1u << (slot % 8))) != 0 ||
+            (store->options.cluster && store->link.slot_node[slot] != node))
+            continue;
+        redisAppendCommand(conn, "EXISTS %s{outbox:%s}", prefix, rd_slot_tag(slot));
+        asked[count++] = (uint16_t)slot;
     }
-    snprintf(out + used, size - used, "{outbox:*}");
+    /* Every reply is read before add runs: it calls on conn too. */
+    unsigned existing = 0;
+    bool ok = true;
+    for (unsigned i = 0; i < count; i++) {
+        redisReply *reply = rd_conn_reply(conn, rd_link_bound(store));
+        bool gone = reply == NULL;
+        if (gone || reply->type != REDIS_REPLY_INTEGER) {
+            if (ok)
+                message_set(message, size, "redis: EXISTS of an outbox stream: %s",
+                            !gone && reply->type == REDIS_REPLY_ERROR ? reply->str
+                            : conn->errstr[0] != '\0' ? conn->errstr : "unexpected reply");
+            ok = false;
+        } else if (reply->integer == 1) {
+            asked[existing++] = asked[i];
+        }
+        freeReplyObject(reply);
+        if (gone)
+            return false;   /* the rest of the replies will not come */
+    }
+    for (unsigned i = 0; ok && i < existing; i++) {
+        char key[RD_PREFIX_MAX + 24];
+        snprintf(key, sizeof key, "%s{outbox:%s}", prefix, rd_slot_tag(asked[i]));
+        ok = add(reader, node, key);
+        if (ok)
+            found->slots[asked[i] / 8] |= (uint8_t)(1u << (asked[i] % 8));
+    }
+    return ok;
 }
 
 void rd_outbox_readers_key(const char *prefix, char *out, size_t size)
