@@ -22,9 +22,8 @@
 #define RD_TIMEOUT_MS_DEFAULT 5000  /* silence that counts as a lost server */
 #define RD_TIMEOUT_MS_MAX 3600000
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
-#define RD_LAYOUT_VERSION "2"       /* the key layout this library writes */
-#define RD_LAYOUT_UPGRADES "1"      /* a layout it upgrades in place (a subset of 2) */
-#define RD_LAYOUT_BUCKETS "3"       /* 2, and the SKUs' stock spread over buckets=K > 1 */
+#define RD_LAYOUT_VERSION "4"       /* the key layout this library writes */
+#define RD_LAYOUT_UPGRADES "123"    /* layouts it upgrades in place (each a subset of 4) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
