@@ -223,7 +223,9 @@ bool outbox_lease(persister *p)
     return true;
 }
 
-static const char *entry_field(const redisReply *fields, const char *name)
+/* The value of field name in an entry's fields, or NULL (inside the reply,
+ * which the cycle owns: a 'lines' entry's r is cut up in place). */
+static char *entry_field(const redisReply *fields, const char *name)
 {
     for (size_t f = 0; f + 1 < fields->elements; f += 2)
         if (strcmp(fields->element[f]->str, name) == 0)
@@ -231,58 +233,34 @@ static const char *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-/* The next space-separated token of *text, cut off in place; NULL at the
- * end. */
-static const char *token_next(char **text)
-{
-    char *start = *text + strspn(*text, " ");
-    if (*start == '\0')
-        return NULL;
-    char *end = start + strcspn(start, " ");
-    *text = *end == '\0' ? end : end + 1;
-    *end = '\0';
-    return start;
-}
-
-/* An entry of kind 'lines' (docs/redis.md, "The outbox"): nr lone
- * deductions, record i with sequence S + i, its fields in r as the 8 tokens
- * sku id q av adj ded ref bv each. Added whole or not at all: false when
- * the cycle has no room for every line (the entry stays pending and comes
- * again) or the entry is malformed. */
+/* An entry of kind 'lines': nr lone deductions, record i with sequence
+ * S + i (rd_lines_next). Added whole or not at all: false when the cycle
+ * has no room for every line (the entry stays pending and comes again) or
+ * the entry is malformed. */
 static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
                       const redisReply *fields)
 {
     const char *count = entry_field(fields, "nr"), *time = entry_field(fields, "t");
-    char *text = NULL;
-    for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (strcmp(fields->element[f]->str, "r") == 0)
-            text = fields->element[f + 1]->str;
+    char *text = entry_field(fields, "r");
     uint64_t lines = count != NULL ? strtoull(count, NULL, 10) : 0;
     if (text == NULL || time == NULL || lines == 0 ||
         lines > PERSIST_CYCLE_MAX - p->record_count)
         return false;
-    /* where each token of a line goes in the apply arguments; bv (-1) is
-     * for stock events only */
-    static const int slots[8] = {3, 8, 9, 4, 5, 6, 7, -1};
     for (uint64_t i = 0; i < lines; i++) {
+        rd_lines_record line;
+        if (!rd_lines_next(&text, &line))
+            return false;
         persist_record *r = &p->records[p->record_count + i];
         r->stream = stream;
         r->id = id;
         snprintf(r->seq, sizeof r->seq, "%" PRIu64, seq + i);
         const char *params[PERSIST_PARAMS] = {
-            p->streams[stream].key, r->seq, "line", "", "", "", "", "", "", "", time, "", "",
-            "0", "0", "0",
+            p->streams[stream].key, r->seq, "line", line.sku, line.available, line.adjusted,
+            line.deducted, line.refunded, line.line, line.qty, time, "", "", "0", "0", "0",
         };
-        for (int k = 0; k < 8; k++) {
-            const char *value = token_next(&text);
-            if (value == NULL)
-                return false;
-            if (slots[k] >= 0)
-                params[slots[k]] = value;
-        }
         memcpy(r->params, params, sizeof params);
     }
-    if (token_next(&text) != NULL)
+    if (text[strspn(text, " ")] != '\0')
         return false;
     p->record_count += (uint32_t)lines;
     return true;
@@ -308,7 +286,7 @@ static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
     const char *id = entry->element[0]->str, *dash = strchr(id, '-');
     const redisReply *fields = entry->element[1];
     const char *kind = entry_field(fields, "k");
-    if (kind != NULL && strcmp(kind, "lines") == 0)
+    if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
         return dash != NULL && lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;

@@ -293,6 +293,22 @@ bool rd_outbox_register(redisContext *conn, const char *prefix, const char *grou
  * it is. False with message set when the server refused. */
 bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redisReply *readers,
                              const char *own, char *message, size_t size);
+
+/* An entry of kind 'lines' (docs/redis.md, "The outbox") holds several lone
+ * deductions: nr records, with the sequences S.. S+nr-1 from its id 0-S,
+ * each 8 space-separated tokens in its field r. */
+#define RD_LINES_KIND "lines"
+
+/* One record of a 'lines' entry: its tokens, inside the entry's field r. */
+typedef struct rd_lines_record {
+    const char *sku, *line, *qty;
+    const char *available, *adjusted, *deducted, *refunded;   /* the SKU's after it */
+    const char *before;                 /* the SKU's available before it (bv) */
+} rd_lines_record;
+
+/* Cuts the next record off *text (an entry's field r, cut in place with
+ * NULs, *text moved past it); false at the end or short of a record. */
+bool rd_lines_next(char **text, rd_lines_record *record);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

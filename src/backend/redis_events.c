@@ -328,7 +328,9 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     return ok;
 }
 
-static const char *field(const redisReply *fields, const char *name)
+/* The value of field name in an entry's fields, or NULL (inside the
+ * reply, which the source owns: a 'lines' entry's r is cut up in place). */
+static char *field(const redisReply *fields, const char *name)
 {
     for (size_t f = 0; f + 1 < fields->elements; f += 2)
         if (fields->element[f]->type == REDIS_REPLY_STRING &&
@@ -358,30 +360,13 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
     return true;
 }
 
-/* The next space-separated token of *text, cut off in place; NULL at the
- * end. */
-static const char *token_next(char **text)
-{
-    char *start = *text + strspn(*text, " ");
-    if (*start == '\0')
-        return NULL;
-    char *end = start + strcspn(start, " ");
-    *text = *end == '\0' ? end : end + 1;
-    *end = '\0';
-    return start;
-}
-
-/* Starts handing out the records of a 'lines' entry [id, fields]: nr lone
- * deductions, each the 8 tokens sku id q av adj ded ref bv in field r. */
+/* Starts handing out the records of a 'lines' entry [id, fields]
+ * (rd_lines_next), from sequence seq. */
 static void lines_start(rd_events *source, const redisReply *entry, uint64_t seq)
 {
     const redisReply *fields = entry->element[1];
     const char *count = field(fields, "nr");
-    source->lines_text = NULL;
-    for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (fields->element[f]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[f]->str, "r") == 0)
-            source->lines_text = fields->element[f + 1]->str;
+    source->lines_text = field(fields, "r");
     source->lines_id = entry->element[0]->str;
     source->lines_seq = seq;
     source->lines_left = source->lines_text != NULL && count != NULL
@@ -392,19 +377,18 @@ static void lines_start(rd_events *source, const redisReply *entry, uint64_t seq
  * false when it is malformed (the rest of the entry is then skipped). */
 static bool lines_move(rd_events *source, uint64_t *seq, core_change *change)
 {
-    const char *tokens[8];
-    for (int k = 0; k < 8; k++)
-        if ((tokens[k] = token_next(&source->lines_text)) == NULL) {
-            source->lines_left = 0;
-            return false;
-        }
+    rd_lines_record line;
+    if (!rd_lines_next(&source->lines_text, &line)) {
+        source->lines_left = 0;
+        return false;
+    }
     source->lines_left--;
-    if (strlen(tokens[0]) > STOCK_ID_MAX)
+    if (strlen(line.sku) > STOCK_ID_MAX)
         return false;
     *seq = source->lines_seq++ * RD_SLOTS + source->streams[source->current].slot;
-    snprintf(change->sku, sizeof change->sku, "%s", tokens[0]);
-    change->after = strtoll(tokens[3], NULL, 10);
-    change->before = strtoll(tokens[7], NULL, 10);
+    snprintf(change->sku, sizeof change->sku, "%s", line.sku);
+    change->after = strtoll(line.available, NULL, 10);
+    change->before = strtoll(line.before, NULL, 10);
     return true;
 }
 
@@ -421,7 +405,7 @@ static void count_lost(rd_events *source, const redisReply *entry)
     uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0;
     const redisReply *fields = entry->element[1];
     const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
-    const char *count = kind != NULL && strcmp(kind, "lines") == 0 ? field(fields, "nr") : NULL;
+    const char *count = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0 ? field(fields, "nr") : NULL;
     uint64_t records = count != NULL ? strtoull(count, NULL, 10) : 1;
     if (fields->type != REDIS_REPLY_ARRAY)
         source->lost++;
@@ -507,7 +491,7 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
             count_lost(source, entry);
             const char *kind = entry->element[1]->type == REDIS_REPLY_ARRAY
                                    ? field(entry->element[1], "k") : NULL;
-            if (kind != NULL && strcmp(kind, "lines") == 0) {
+            if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0) {
                 source->unacked = NULL;
                 const char *dash = strchr(entry->element[0]->str, '-');
                 lines_start(source, entry, dash != NULL ? strtoull(dash + 1, NULL, 10) : 0);
