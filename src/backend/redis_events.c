@@ -405,7 +405,8 @@ static void count_lost(rd_events *source, const redisReply *entry)
     uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0;
     const redisReply *fields = entry->element[1];
     const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
-    const char *count = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0 ? field(fields, "nr") : NULL;
+    bool lines = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0;
+    const char *count = lines ? field(fields, "nr") : NULL;
     uint64_t records = count != NULL ? strtoull(count, NULL, 10) : 1;
     if (fields->type != REDIS_REPLY_ARRAY)
         source->lost++;
