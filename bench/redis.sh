@@ -8,7 +8,8 @@
 # the same machine load.
 #
 # Each row reports ops/s as the server counted them (INFO commandstats:
-# EVALSHA calls, and XADD calls, one per deduction of the backend) and the
+# EVALSHA calls; for the backend, its hot SKU's deducted total, since one
+# outbox entry holds a whole deduct_many call's lines) and the
 # server's CPU per operation (its main thread's user + system time, from
 # /proc), both over the middle of the row: on a quiet
 # machine the server's CPU is the bound, on a loaded one the wait for each
@@ -57,24 +58,32 @@ redis-cli -p "$PORT" PING >/dev/null
 # cpu_ticks: the server's main thread's CPU time so far, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/task/$server/stat"; }
 readonly TICK_US=$((1000000 / $(getconf CLK_TCK)))
-# calls COMMAND: how many times the server has run COMMAND (INFO
-# commandstats): EVALSHA is one Lua deduction, XADD one deduction of the
-# backend (its outbox record).
-calls() {
+# evalsha_calls: how many times the server has run EVALSHA (INFO
+# commandstats), one Lua deduction each.
+evalsha_calls() {
     redis-cli -p "$PORT" INFO commandstats | tr -d '\r' |
-        awk -F '[:=,]' -v c="cmdstat_$1" '$1 == c { print $3; found = 1 } END { if (!found) print 0 }'
+        awk -F '[:=,]' '$1 == "cmdstat_evalsha" { print $3; found = 1 } END { if (!found) print 0 }'
+}
+# backend_deducted: the units the backend deducted so far (qty 1 each): its
+# hot SKU's deducted total (stockbench names it by its --prefix), 0 before
+# stockbench made it.
+backend_deducted() {
+    local deducted
+    deducted=$(redis-cli -p "$PORT" HGET 'sb:{sku:hot-S0}' ded)
+    echo "${deducted:-0}"
 }
 now_s() { date +%s.%N; }
 
-# window COMMAND: measures the middle of a running row, from 1 s after its
+# window COUNTER: measures the middle of a running row, from 1 s after its
 # start to 1 s before its end (so that neither the clients' connecting nor
-# stockbench's final check counts): prints "ops/s cpu_us_per_op".
+# stockbench's final check counts), COUNTER the function that prints the
+# deductions so far: prints "ops/s cpu_us_per_op".
 window() {
     sleep 1
     local t0 c0 n0 t1 c1 n1
-    t0=$(now_s) c0=$(cpu_ticks) n0=$(calls "$1")
+    t0=$(now_s) c0=$(cpu_ticks) n0=$("$1")
     sleep $((seconds - 2))
-    t1=$(now_s) c1=$(cpu_ticks) n1=$(calls "$1")
+    t1=$(now_s) c1=$(cpu_ticks) n1=$("$1")
     awk -v t="$(echo "$t1 - $t0" | bc)" -v c=$((c1 - c0)) -v n=$((n1 - n0)) -v u="$TICK_US" \
         'BEGIN { if (n == 0) { print "0 -"; exit } printf "%.0f %.1f\n", n / t, c * u / n }'
 }
@@ -90,7 +99,7 @@ lua_row() {
         -r "$RAND_RANGE" -q EVALSHA "$sha" 2 stock:hot flow:hot line:__rand_int__ 1 \
         >/dev/null 2>&1 &
     local client=$! measured left lines check=passed
-    measured=$(window evalsha)
+    measured=$(window evalsha_calls)
     kill "$client"
     wait "$client" 2>/dev/null || true
     left=$(redis-cli -p "$PORT" GET stock:hot)
@@ -104,10 +113,10 @@ lua_row() {
 # backend_row: stockbench through the redis backend on one hot SKU.
 backend_row() {
     redis-cli -p "$PORT" FLUSHALL >/dev/null
-    "$BUILD/stockbench" --store "redis://127.0.0.1:$PORT?prefix=sb:" -w hot -c "$CLIENTS" \
-        -P "$PIPELINE" -d "$seconds" --json --no-progress >"$tmp/sb.json" 2>"$tmp/sb.err" &
+    "$BUILD/stockbench" --store "redis://127.0.0.1:$PORT?prefix=sb:" -w hot --prefix hot- \
+        -c "$CLIENTS" -P "$PIPELINE" -d "$seconds" --json --no-progress >"$tmp/sb.json" 2>"$tmp/sb.err" &
     local client=$! measured status=0 verdict ops cpu
-    measured=$(window xadd)
+    measured=$(window backend_deducted)
     wait "$client" || status=$?
     [ "$status" -le 1 ] || { cat "$tmp/sb.err" >&2; exit 1; }
     verdict=$(/usr/bin/python3 -c 'import json, sys

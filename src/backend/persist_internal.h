@@ -37,11 +37,14 @@ typedef struct persist_stream {
     bool owned;                      /* this persister holds its lease */
 } persist_stream;
 
-/* One record read: its stream, its entry id, and the apply arguments. */
+/* One record read: its stream, its entry id, and the apply arguments. An
+ * entry of kind 'lines' is several records with one id, each with its own
+ * sequence (seq, which params[1] then points at). */
 typedef struct persist_record {
     uint32_t stream;
     const char *id;                  /* "0-N": N is the stream's sequence */
     const char *params[PERSIST_PARAMS];
+    char seq[24];
 } persist_record;
 
 struct persister {

@@ -180,7 +180,51 @@ bool outbox_lease(persister *p)
     return true;
 }
 
-/* The fields of an entry [id, [field, value, ...]] as apply arguments. */
+/* The value of field name in an entry's fields, or NULL (inside the reply,
+ * which the cycle owns: a 'lines' entry's r is cut up in place). */
+static char *entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (strcmp(fields->element[f]->str, name) == 0)
+            return fields->element[f + 1]->str;
+    return NULL;
+}
+
+/* An entry of kind 'lines': nr lone deductions, record i with sequence
+ * S + i (rd_lines_next). Added whole or not at all: false when the cycle
+ * has no room for every line (the entry stays pending and comes again) or
+ * the entry is malformed. */
+static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
+                      const redisReply *fields)
+{
+    const char *count = entry_field(fields, "nr"), *time = entry_field(fields, "t");
+    char *text = entry_field(fields, "r");
+    uint64_t lines = count != NULL ? strtoull(count, NULL, 10) : 0;
+    if (text == NULL || time == NULL || lines == 0 ||
+        lines > PERSIST_CYCLE_MAX - p->record_count)
+        return false;
+    for (uint64_t i = 0; i < lines; i++) {
+        rd_lines_record line;
+        if (!rd_lines_next(&text, &line))
+            return false;
+        persist_record *r = &p->records[p->record_count + i];
+        r->stream = stream;
+        r->id = id;
+        snprintf(r->seq, sizeof r->seq, "%" PRIu64, seq + i);
+        const char *params[PERSIST_PARAMS] = {
+            p->streams[stream].key, r->seq, "line", line.sku, line.available, line.adjusted,
+            line.deducted, line.refunded, line.line, line.qty, time, "", "", "0", "0", "0",
+        };
+        memcpy(r->params, params, sizeof params);
+    }
+    if (text[strspn(text, " ")] != '\0')
+        return false;
+    p->record_count += (uint32_t)lines;
+    return true;
+}
+
+/* The fields of an entry [id, [field, value, ...]] as apply arguments;
+ * false when it was not added (no room, or malformed). */
 static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
 {
     /* Each argument's field, and its value when the record has none (a
@@ -196,27 +240,34 @@ static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
         entry->element[0]->type != REDIS_REPLY_STRING ||
         entry->element[1]->type != REDIS_REPLY_ARRAY || p->record_count == PERSIST_CYCLE_MAX)
         return false;
+    const char *id = entry->element[0]->str, *dash = strchr(id, '-');
+    const redisReply *fields = entry->element[1];
+    const char *kind = entry_field(fields, "k");
+    if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
+        return dash != NULL && lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;
-    r->id = entry->element[0]->str;
+    r->id = id;
     r->params[0] = p->streams[stream].key;
-    const char *dash = strchr(r->id, '-');
     r->params[1] = dash != NULL ? dash + 1 : r->id;
-    const redisReply *fields = entry->element[1];
     for (int k = 2; k < PERSIST_PARAMS; k++) {
-        r->params[k] = missing[k];
-        for (size_t f = 0; f + 1 < fields->elements; f += 2)
-            if (strcmp(fields->element[f]->str, names[k]) == 0)
-                r->params[k] = fields->element[f + 1]->str;
+        const char *value = entry_field(fields, names[k]);
+        r->params[k] = value != NULL ? value : missing[k];
     }
     return true;
 }
 
-/* Adds the entries of reply (an array of entries) to the cycle. */
+/* Adds the entries of reply (an array of entries) to the cycle, in order,
+ * up to the first that is not added (a later one applied without it would
+ * leave a hole in the stream's sequence), and up to about options.batch
+ * records, so that 'lines' entries of one busy stream leave room for the
+ * other streams of the cycle. What is left stays pending and comes again. */
 static void entries_add(persister *p, uint32_t stream, const redisReply *entries)
 {
-    for (size_t e = 0; e < entries->elements; e++)
-        record_add(p, stream, entries->element[e]);
+    uint32_t first = p->record_count;
+    for (size_t e = 0; e < entries->elements && p->record_count - first < p->options.batch; e++)
+        if (!record_add(p, stream, entries->element[e]))
+            return;
 }
 
 /* The owned streams whose records fit in this cycle, from first on. */
@@ -298,14 +349,17 @@ static void trim_append(persister *p, uint32_t stream)
  * have read them yet. */
 static void ack_append(persister *p, uint32_t r, uint32_t end)
 {
+    /* a read takes at most options.batch entries of one stream */
     const char *argv[3 + PERSIST_BATCH_MAX];
     uint32_t stream = p->records[r].stream;
     int argc = 0;
     argv[argc++] = "XACK";
     argv[argc++] = p->streams[stream].key;
     argv[argc++] = p->options.group;
+    /* the records of one 'lines' entry share its id */
     for (uint32_t k = r; k < end; k++)
-        argv[argc++] = p->records[k].id;
+        if (k == r || strcmp(p->records[k].id, p->records[k - 1].id) != 0)
+            argv[argc++] = p->records[k].id;
     redisAppendCommandArgv(stream_conn(p, stream), argc, argv, NULL);
     trim_append(p, stream);
 }

@@ -22,9 +22,8 @@
 #define RD_TIMEOUT_MS_DEFAULT 5000  /* silence that counts as a lost server */
 #define RD_TIMEOUT_MS_MAX 3600000
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
-#define RD_LAYOUT_VERSION "2"       /* the key layout this library writes */
-#define RD_LAYOUT_UPGRADES "1"      /* a layout it upgrades in place (a subset of 2) */
-#define RD_LAYOUT_BUCKETS "3"       /* 2, and the SKUs' stock spread over buckets=K > 1 */
+#define RD_LAYOUT_VERSION "4"       /* the key layout this library writes */
+#define RD_LAYOUT_UPGRADES "123"    /* layouts it upgrades in place (each a subset of 4) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
@@ -335,6 +334,22 @@ bool rd_outbox_register(redisContext *conn, const char *prefix, const char *grou
  * it is. False with message set when the server refused. */
 bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redisReply *readers,
                              const char *own, char *message, size_t size);
+
+/* An entry of kind 'lines' (docs/redis.md, "The outbox") holds several lone
+ * deductions: nr records, with the sequences S.. S+nr-1 from its id 0-S,
+ * each 8 space-separated tokens in its field r. */
+#define RD_LINES_KIND "lines"
+
+/* One record of a 'lines' entry: its tokens, inside the entry's field r. */
+typedef struct rd_lines_record {
+    const char *sku, *line, *qty;
+    const char *available, *adjusted, *deducted, *refunded;   /* the SKU's after it */
+    const char *before;                 /* the SKU's available before it (bv) */
+} rd_lines_record;
+
+/* Cuts the next record off *text (an entry's field r, cut in place with
+ * NULs, *text moved past it); false at the end or short of a record. */
+bool rd_lines_next(char **text, rd_lines_record *record);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

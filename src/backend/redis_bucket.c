@@ -58,19 +58,18 @@ static bool command_ok(redisContext *conn, redisReply *reply, const char *what, 
 }
 
 /* Records K at a new store's key Pstock:buckets, or checks it against the
- * record; a store with buckets also moves its layout version to
- * RD_LAYOUT_BUCKETS, so that a library that knows no buckets (and would read
- * the home bucket alone) refuses it. An existing store is only read, so that
- * a server at maxmemory still opens it. A reader of the outbox (the
+ * record. A library that knows no buckets (and would read the home bucket
+ * alone) refuses the store by its layout version, which is 4 whatever K is
+ * (layout 3 marked K > 1; rd_layout_check). An existing store is only read,
+ * so that a server at maxmemory still opens it. A reader of the outbox (the
  * persister) takes the store as it is, whatever its K. */
 stock_code rd_buckets_check(redisContext *conn, const rd_options *options, rd_bound bound,
                             char *message, size_t size)
 {
     if (options->outbox_reader)
         return STOCK_OK;
-    char key[RD_PREFIX_MAX + 32], layout[RD_PREFIX_MAX + 32], value[16];
+    char key[RD_PREFIX_MAX + 32], value[16];
     snprintf(key, sizeof key, "%sstock:buckets", options->prefix);
-    snprintf(layout, sizeof layout, "%sstock:layout", options->prefix);
     snprintf(value, sizeof value, "%u", options->buckets);
     stock_code code = STOCK_OK;
     const char *get_record[] = {"GET", key};
@@ -89,19 +88,6 @@ stock_code rd_buckets_check(redisContext *conn, const rd_options *options, rd_bo
                     options->prefix[0] != '\0' ? " with prefix " : "", options->prefix,
                     reply->str, reply->str, value);
     }
-    freeReplyObject(reply);
-    if (code != STOCK_OK || options->buckets == 1)
-        return code;
-    const char *get_layout[] = {"GET", layout};
-    reply = rd_conn_command(conn, bound, 2, get_layout, NULL);
-    bool moved = command_ok(conn, reply, "read the layout version", &code, message, size) &&
-                 reply->type == REDIS_REPLY_STRING && strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0;
-    freeReplyObject(reply);
-    if (code != STOCK_OK || moved)
-        return code;
-    const char *set_layout[] = {"SET", layout, RD_LAYOUT_BUCKETS};
-    reply = rd_conn_command(conn, bound, 3, set_layout, NULL);
-    command_ok(conn, reply, "write the layout version", &code, message, size);
     freeReplyObject(reply);
     return code;
 }

@@ -15,8 +15,12 @@
  * A SKU lives in one slot, so its records are in one stream, in order; the
  * streams are read a chunk at a time (one XREADGROUP over them on one
  * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
- * the entry's sequence in its stream): one number per record for ever, and
- * rising with a SKU's records, on one server or a cluster alike.
+ * the record's sequence in its stream): one number per record for ever, and
+ * rising with a SKU's records, on one server or a cluster alike. An entry of
+ * kind 'lines' (deduct_many's) holds nr records with the sequences S, S + 1,
+ * ... from its id's: they are handed out one by one, and the entry is
+ * acknowledged after the last, so a crash in between hands them all out
+ * again (events are at least once).
  *
  * On a Redis Cluster it takes the redis backend's link (redis_link.c), as
  * the persister does: every master of the slot map, each scanned for
@@ -70,6 +74,10 @@ struct rd_events {
     size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
+    const char *lines_id;         /* the 'lines' entry being handed out, or NULL */
+    char *lines_text;             /* its records not handed out yet (cut in place) */
+    uint64_t lines_seq;           /* the sequence of the next one */
+    uint64_t lines_left;          /* how many are left */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
     rd_outbox_found found;        /* the slots of streams[] */
@@ -304,7 +312,9 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     return ok;
 }
 
-static const char *field(const redisReply *fields, const char *name)
+/* The value of field name in an entry's fields, or NULL (inside the
+ * reply, which the source owns: a 'lines' entry's r is cut up in place). */
+static char *field(const redisReply *fields, const char *name)
 {
     for (size_t f = 0; f + 1 < fields->elements; f += 2)
         if (fields->element[f]->type == REDIS_REPLY_STRING &&
@@ -334,6 +344,38 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
     return true;
 }
 
+/* Starts handing out the records of a 'lines' entry [id, fields]
+ * (rd_lines_next), from sequence seq. */
+static void lines_start(rd_events *source, const redisReply *entry, uint64_t seq)
+{
+    const redisReply *fields = entry->element[1];
+    const char *count = field(fields, "nr");
+    source->lines_text = field(fields, "r");
+    source->lines_id = entry->element[0]->str;
+    source->lines_seq = seq;
+    source->lines_left = source->lines_text != NULL && count != NULL
+                             ? strtoull(count, NULL, 10) : 0;
+}
+
+/* The move of the next record of the 'lines' entry being handed out;
+ * false when it is malformed (the rest of the entry is then skipped). */
+static bool lines_move(rd_events *source, uint64_t *seq, core_change *change)
+{
+    rd_lines_record line;
+    if (!rd_lines_next(&source->lines_text, &line)) {
+        source->lines_left = 0;
+        return false;
+    }
+    source->lines_left--;
+    if (strlen(line.sku) > STOCK_ID_MAX)
+        return false;
+    *seq = source->lines_seq++ * RD_SLOTS + source->streams[source->current].slot;
+    snprintf(change->sku, sizeof change->sku, "%s", line.sku);
+    change->after = strtoll(line.available, NULL, 10);
+    change->before = strtoll(line.before, NULL, 10);
+    return true;
+}
+
 /* Counts the records of the current stream that were deleted before this
  * follower read them (by a persister older than the trim, which deleted
  * what it had persisted, or by hand):
@@ -347,13 +389,17 @@ static void count_lost(rd_events *source, const redisReply *entry)
     uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0;
     const redisReply *fields = entry->element[1];
     const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
+    bool lines = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0;
+    const char *count = lines ? field(fields, "nr") : NULL;
+    uint64_t records = count != NULL ? strtoull(count, NULL, 10) : 1;
     if (fields->type != REDIS_REPLY_ARRAY)
         source->lost++;
     else if (stream->last_entry != 0 && entry_seq > stream->last_entry + 1 &&
              (kind == NULL || strcmp(kind, "mark") != 0))
         source->lost += entry_seq - stream->last_entry - 1;
-    if (entry_seq > stream->last_entry)
-        stream->last_entry = entry_seq;
+    /* a 'lines' entry's records take the sequences up to S + nr - 1 */
+    if (records > 0 && entry_seq + records - 1 > stream->last_entry)
+        stream->last_entry = entry_seq + records - 1;
 }
 
 uint64_t rd_events_lost(const rd_events *source)
@@ -415,10 +461,29 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
     /* The streams a chunk at a time, until a record comes or every chunk
      * was found empty once in a row. */
     for (uint32_t empty = 0;;) {
+        while (source->lines_left > 0) {
+            bool moved = lines_move(source, seq, change);
+            if (source->lines_left == 0)
+                source->unacked = source->lines_id;   /* confirmed with its last record */
+            if (moved)
+                return JOURNAL_READ_RECORD;
+        }
+        if (!ack(source, message, message_size))   /* a 'lines' entry that ended malformed */
+            return JOURNAL_READ_FAILED;
         const redisReply *entry = next_entry(source);
         if (entry != NULL) {
             source->unacked = entry->element[0]->str;
             count_lost(source, entry);
+            const char *kind = entry->element[1]->type == REDIS_REPLY_ARRAY
+                                   ? field(entry->element[1], "k") : NULL;
+            if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0) {
+                source->unacked = NULL;
+                const char *dash = strchr(entry->element[0]->str, '-');
+                lines_start(source, entry, dash != NULL ? strtoull(dash + 1, NULL, 10) : 0);
+                if (source->lines_left == 0)
+                    source->unacked = entry->element[0]->str;   /* moves nothing */
+                continue;
+            }
             if (entry_move(source, entry, seq, change))
                 return JOURNAL_READ_RECORD;
             if (!ack(source, message, message_size))

@@ -137,6 +137,32 @@ bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redis
     return group_create(conn, stream, own, message, size);
 }
 
+/* The next space-separated token of *text, cut off in place; NULL at the
+ * end. */
+static const char *token_next(char **text)
+{
+    char *start = *text + strspn(*text, " ");
+    if (*start == '\0')
+        return NULL;
+    char *end = start + strcspn(start, " ");
+    *text = *end == '\0' ? end : end + 1;
+    *end = '\0';
+    return start;
+}
+
+bool rd_lines_next(char **text, rd_lines_record *record)
+{
+    assert(text != NULL && *text != NULL && record != NULL);
+    const char **fields[] = {
+        &record->sku, &record->line, &record->qty, &record->available, &record->adjusted,
+        &record->deducted, &record->refunded, &record->before,
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if ((*fields[i] = token_next(text)) == NULL)
+            return false;
+    return true;
+}
+
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options)
 {
     rd_cmd_argf(cmd, "%d", options->lag_max_records);

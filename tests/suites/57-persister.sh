@@ -3,10 +3,15 @@
 # redis-server 7 (appendonly yes, appendfsync always: tests/harness/redis.sh)
 # and a real PostgreSQL 15 (tests/harness/pg.sh):
 #   - the outbox: a change appends one record, a REPLAY and a refusal none;
-#     a version-1 layout is upgraded; outbox_lag_max refuses deductions with
+#     layouts 1 to 3 are upgraded to 4; outbox_lag_max refuses deductions with
 #     a clear error while the outbox is behind, and lets them through again
 #     once the persister caught up; a store with buckets=4 writes the same
 #     records, which the persister applies;
+#   - a batch of 16 deductions is one outbox entry (kind lines) of 16
+#     sequences; a persister killed inside one (PostgreSQL holds it on the
+#     9th line) with its session ended too leaves none of it, with its
+#     session going on all or none, and after a drain every line is in
+#     PostgreSQL once;
 #   - stockpersist's options;
 #   - kill -9 of the persister at random points under load, round after
 #     round, sometimes two persisters at once: after a drain, every SKU (get)
@@ -86,11 +91,15 @@ redis_cli XRANGE "$key" - + | tr '\n' ' ' | grep -q '0-2 ms [0-9]* k line sku ob
     fail "the deduction's record: $(redis_cli XRANGE "$key" 0-2 0-2 | tr '\n' ' ')"
 echo "ok   set, deduct, refund, add: 4 records in order; their replays and a refusal none"
 
-echo "== a version-1 layout is upgraded to 2 at open"
-redis_cli SET v1:stock:layout 1 >/dev/null
-"$BUILD/stockctl" --store "$REDIS_URI?prefix=v1:" set v1-sku 1 >/dev/null
-[ "$(redis_cli GET v1:stock:layout)" = 2 ] || fail "layout is $(redis_cli GET v1:stock:layout)"
-echo "ok   layout 1 -> 2"
+echo "== layouts 1, 2 and 3 are upgraded to 4 at open"
+for v in 1 2 3; do
+    redis_cli SET "v$v:stock:layout" "$v" >/dev/null
+    "$BUILD/stockctl" --store "$REDIS_URI?prefix=v$v:" set "v$v-sku" 1 >/dev/null
+    [ "$(redis_cli GET "v$v:stock:layout")" = 4 ] || fail "layout $v is now $(redis_cli GET "v$v:stock:layout")"
+done
+"$BUILD/stockctl" --store "$REDIS_URI?prefix=v4k:&buckets=4" set v4k-sku 1 >/dev/null
+[ "$(redis_cli GET v4k:stock:layout)" = 4 ] || fail "a store with buckets=4 has layout $(redis_cli GET v4k:stock:layout)"
+echo "ok   layouts 1, 2, 3 -> 4; a new store with buckets=4 is 4 too"
 
 echo "== outbox_lag_max: deductions refused while the outbox is behind"
 lag() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=lag:&outbox_lag_max=3" "$@"; }
@@ -126,6 +135,79 @@ for what in "get bko-sku" "line bko-l1"; do
     [ "$want" = "$got" ] || fail "$what: redis says '$want', postgres '$got'"
 done
 echo "ok   4 records; the SKU and its line read the same from postgres: $(bk get bko-sku | tr -s ' \n' ' ')"
+
+echo "== a batch of deductions: one outbox entry, persisted exactly, also when the persister dies in it"
+bt() { "$BUILD/stockctl" --store "$REDIS_URI?prefix=bt:" "$@"; }
+# one batch of 16 deductions of one SKU (stockbench -c 1 -P 16): one
+# deduct_many call, after the SKU's set
+"$BUILD/stockbench" -s "$REDIS_URI?prefix=bt:" -w hot --prefix bt- -c 1 -P 16 -n 16 \
+    --no-progress >/dev/null || fail "stockbench on prefix bt: failed"
+key=$(redis_cli --scan --pattern 'bt:{outbox:*}')
+[ "$(redis_cli XLEN "$key")" -eq 2 ] || fail "a set and a batch of 16 wrote $(redis_cli XLEN "$key") entries, not 2"
+redis_cli XRANGE "$key" 0-2 0-2 | tr '\n' ' ' | grep -q '^0-2 ms [0-9]* k lines nr 16 t [0-9]* r bt-S0 bt-L0 1 ' ||
+    fail "the batch's entry: $(redis_cli XRANGE "$key" 0-2 0-2 | tr '\n' ' ')"
+bt deduct bt-x bt-S0 1 >/dev/null               # its lines took sequences 2..17
+redis_cli XRANGE "$key" 0-18 0-18 | grep -qx 0-18 || fail "the next record is not 0-18: $(redis_cli XRANGE "$key" - + | grep '^0-')"
+echo "ok   16 deductions in one entry of kind lines (sequences 2-17), the next record 0-18"
+# crash_in_entry ID MODE: a batch of 16 deductions (lines ID-L0..15 of SKU
+# ID-S0, one entry) and a persister that dies inside it: PostgreSQL holds
+# it on the entry's 9th line (a trigger sleeps there) while the 8 before it
+# are applied in its open transaction, and it is killed then. MODE
+# rollback also ends its session in PostgreSQL, so the transaction rolls
+# back (nothing of the entry may be there); MODE kill leaves the session,
+# which has the whole pipeline and may commit it after its client died (all
+# of the entry is there, not yet acknowledged in Redis). Sets HALF to the
+# entry's lines in PostgreSQL then; after a drain each is there once.
+crash_in_entry() {
+    local id=$1 mode=$2 one what want got
+    "$BUILD/stockbench" -s "$REDIS_URI?prefix=bt:" -w hot --prefix "$id-" -c 1 -P 16 -n 16 \
+        --no-progress >/dev/null || fail "stockbench $id on prefix bt: failed"
+    pg_psql -c "CREATE FUNCTION bt_hold() RETURNS trigger LANGUAGE plpgsql AS \$\$
+        BEGIN IF NEW.line_id = '$id-L8' THEN PERFORM pg_sleep(3); END IF; RETURN NEW; END \$\$;
+        CREATE TRIGGER bt_hold BEFORE INSERT ON inventory_flow FOR EACH ROW EXECUTE FUNCTION bt_hold();"
+    "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bt:" --postgres "$PG_URI" --name "bt$id" \
+        --lease-ms "$LEASE_MS" --stats-s 0 >>"$REDIS_DIR/persist-bt.log" 2>&1 &
+    one=$!
+    pids+=("$one")
+    sleeping() { pg_psql -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"; }
+    for _ in $(seq 200); do
+        [ "$(sleeping)" -gt 0 ] && break
+        sleep 0.05
+    done
+    [ "$(sleeping)" -gt 0 ] || fail "$id: the persister never reached the batch's 9th line"
+    kill -KILL "$one"
+    wait "$one" 2>/dev/null || true
+    [ "$mode" = kill ] ||
+        pg_psql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'" >/dev/null
+    for _ in $(seq 100); do   # until its session has ended (committed or rolled back)
+        [ "$(sleeping)" -eq 0 ] && break
+        sleep 0.1
+    done
+    pg_psql -c "DROP TRIGGER bt_hold ON inventory_flow; DROP FUNCTION bt_hold();"
+    HALF=$(pg_psql -c "SELECT count(*) FROM inventory_flow WHERE line_id LIKE '$id-L%'")
+    if [ "$mode" = rollback ]; then
+        [ "$HALF" -eq 0 ] || fail "$id: a rolled-back persister left $HALF of the entry's 16 lines"
+    else
+        [ "$HALF" -eq 0 ] || [ "$HALF" -eq 16 ] || fail "$id: a dead persister left $HALF of the entry's 16 lines"
+    fi
+    timeout 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bt:" --postgres "$PG_URI" --drain \
+        --stats-s 0 >/dev/null 2>&1 || fail "$id: the drain of prefix bt: failed"
+    [ "$(pg_psql -c "SELECT count(*), count(DISTINCT line_id) FROM inventory_flow WHERE line_id LIKE '$id-L%'")" = "16|16" ] ||
+        fail "$id: postgres holds $(pg_psql -c "SELECT count(*), count(DISTINCT line_id) FROM inventory_flow WHERE line_id LIKE '$id-L%'") (rows, ids) of the 16 lines"
+    for what in "get $id-S0" "line $id-L0" "line $id-L8" "line $id-L15"; do
+        # shellcheck disable=SC2086
+        want=$(bt $what) got=$("$BUILD/stockctl" --store "$PG_URI" $what)
+        [ "$want" = "$got" ] || fail "$what: redis says '$want', postgres '$got'"
+    done
+}
+crash_in_entry bc rollback
+echo "ok   killed inside the entry, its transaction rolled back ($HALF lines in PostgreSQL); after a drain every line once, the SKU the same"
+crash_in_entry bd kill
+echo "ok   killed inside the entry, its session went on ($HALF of 16 lines in PostgreSQL); after a drain every line once, the SKU the same"
+[ "$(pg_psql -c "SELECT count(*) FROM inventory_flow WHERE line_id LIKE 'bt-L%' OR line_id = 'bt-x'")" -eq 17 ] ||
+    fail "the first batch and bt-x: $(pg_psql -c "SELECT count(*) FROM inventory_flow WHERE line_id LIKE 'bt-L%' OR line_id = 'bt-x'") lines in postgres, not 17"
+[ "$(pg_psql -c "SELECT seq FROM stock_outbox_position WHERE stream = '$key'")" -ge 18 ] ||
+    fail "the first stream's position is $(pg_psql -c "SELECT seq FROM stock_outbox_position WHERE stream = '$key'"), below 18"
 
 echo "== stockpersist's options"
 "$BUILD/stockpersist" --help | grep -q -- "--drain" || fail "--help"

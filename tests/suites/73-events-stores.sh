@@ -17,6 +17,9 @@
 #              postgres this is what commit order means: a move whose id
 #              was taken before another's but committed after it must not
 #              be skipped or published out of its SKU's order
+#   batches    (redis) 4 batches of 16 deductions, each one outbox entry of
+#              kind lines: one change event per deduction, chaining, each
+#              with its own sequence
 #   lost       (redis) a record deleted from its outbox stream by hand (XDEL,
 #              as persisters before the trim did once they had persisted
 #              it) before stockevents read it: stockevents says the events
@@ -186,6 +189,29 @@ stockd_pid=$STOCKD_PID
 nats_stop
 nats_start || fail "nats-server did not start"
 load redis "$REDIS_URI"
+
+echo "== redis: batches of deductions, one outbox entry each, yield one event per deduction"
+nats_start || fail "nats-server did not start"
+# 4 batches of 16 deductions of one SKU (stockbench -c 1 -P 16): 4 entries
+# of kind lines after the SKU's set
+"$BUILD/stockbench" -s "$REDIS_URI?prefix=eb:" -w hot --prefix eb- --stock 100 -c 1 -P 16 -n 64 \
+    --no-progress >/dev/null || fail "stockbench on prefix eb: failed"
+key=$(redis_cli --scan --pattern 'eb:{outbox:*}')
+[ "$(redis_cli XLEN "$key")" -eq 5 ] || fail "a set and 4 batches wrote $(redis_cli XLEN "$key") entries, not 5"
+redis_cli XRANGE "$key" - + | grep -qx lines || fail "no entry of kind lines: $(redis_cli XRANGE "$key" - + | tr '\n' ' ')"
+start_events "$REDIS_URI?prefix=eb:" --every-change
+wait_events 65
+sleep 0.3
+dump
+changes=$(sed 's/^[^ ]* //' "$dir/dump.txt" | jq -s -c 'map(select(.event == "change" and .sku == "eb-S0")) | sort_by(.seq)')
+[ "$(echo "$changes" | jq length)" -eq 65 ] || fail "$(echo "$changes" | jq length) change events of eb-S0, not 65 (the set and 64 deductions)"
+echo "$changes" | jq -e '(map(.seq) | unique | length) == 65 and
+    ([range(1; length) as $i | select(.[$i].before != .[$i - 1].after)] | length) == 0 and
+    .[0].before == 0 and .[0].after == 100 and last.after == 36' >/dev/null ||
+    fail "the changes of eb-S0 do not chain from 0 to 100 down to 36 with 65 sequences: $changes"
+echo "ok   65 changes chain, each with its own sequence; $(grep -c '"sold_out"\|"back_in_stock"' "$dir/dump.txt") other events"
+kill_events
+nats_stop
 
 echo "== redis: a record deleted before stockevents read it is reported lost"
 start_stockd "$port" "$REDIS_URI" "$dir/stockd.log" || fail "stockd did not start"
