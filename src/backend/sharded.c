@@ -215,6 +215,8 @@ static int32_t op_route(const sharded_store *store, const stock_op *op)
 {
     switch (op->type) {
     case STOCK_OP_ORDER: {
+        if (shard_hot_order(store, op))
+            return SHARD_ROUTE_CROSS;   /* its hot SKUs' pieces cover its lines together */
         uint32_t first = shard_line(store, op->lines[0].sku, op->lines[0].line_id);
         for (uint32_t k = 1; k < op->line_count; k++)
             if (shard_line(store, op->lines[k].sku, op->lines[k].line_id) != first)

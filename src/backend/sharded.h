@@ -170,12 +170,22 @@ typedef struct order_part {
     uint32_t global[STOCK_ORDER_LINES_MAX];   /* index of each line in the cart */
 } order_part;
 
+/* A hot SKU of a cart (sharded_hot.c): its total over its pieces, read
+ * with their rows locked, and what the cart's lines take of it. */
+typedef struct hot_line_sku {
+    stock_id sku;
+    uint32_t first;               /* the cart's first line of it */
+    int64_t rows, total, need;
+} hot_line_sku;
+
 /* A transaction over several shards: its parts in shard order (the first
  * is the coordinator, which keeps the decision). */
 typedef struct order_run {
     stock_op *op;                 /* what it does for the caller */
     order_part parts[SHARD_MAX];
     uint32_t part_count;
+    hot_line_sku hot[STOCK_ORDER_LINES_MAX];   /* a cart's hot SKUs */
+    uint32_t hot_count;
     char gid[SHARD_GID_MAX];
     char digest[24];              /* of a whole cart: lines in order */
     char error[STOCK_MESSAGE_MAX];
@@ -209,6 +219,20 @@ uint32_t shard_line(const sharded_store *store, stock_id sku, stock_id line);
  * the other pieces' totals to every result of a hot SKU (available, and a
  * GET's totals). */
 void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end);
+/* Whether a line of the order names a hot SKU: the order then runs as a
+ * cart over every piece of its hot SKUs (shard_order_across). */
+bool shard_hot_order(const sharded_store *store, const stock_op *op);
+/* In a cart whose parts have begun (one per line's shard and per piece of
+ * each hot SKU): locks every piece of each hot SKU, sums them into
+ * run->hot, and, where the total covers the cart's lines of the SKU, moves
+ * units between the pieces so that each covers the lines it holds. False
+ * (run->error says why) if a member failed. */
+bool shard_hot_order_gather(sharded_store *store, order_run *run);
+/* The index in run->hot of sku, or -1 if it is not hot. */
+int shard_hot_index(const order_run *run, stock_id sku);
+/* In a cart that succeeded: writes the SKU's total after each line of a
+ * hot SKU to the line's flow row, in the part's open transaction. */
+bool shard_hot_order_afters(sharded_store *store, order_run *run);
 /* Runs a SET of a hot SKU on every piece, by two-phase commit: the level
  * split over the pieces, its expect compared with their sum. */
 void shard_hot_set(sharded_store *store, stock_op *op);

@@ -536,6 +536,159 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
         afters_write(store, &afters[i], i);
 }
 
+/* --------------------------------------------------------------- carts */
+
+bool shard_hot_order(const sharded_store *store, const stock_op *op)
+{
+    for (uint32_t k = 0; k < op->line_count; k++)
+        if (shard_spread(store, op->lines[k].sku) > 1)
+            return true;
+    return false;
+}
+
+int shard_hot_index(const order_run *run, stock_id sku)
+{
+    for (uint32_t h = 0; h < run->hot_count; h++)
+        if (id_equal(run->hot[h].sku, sku))
+            return (int)h;
+    return -1;
+}
+
+static order_part *part_on(order_run *run, uint32_t shard)
+{
+    for (uint32_t p = 0; p < run->part_count; p++)
+        if (run->parts[p].shard == shard)
+            return &run->parts[p];
+    assert(!"every piece of a hot SKU of the cart has a part");
+    return NULL;
+}
+
+static int sku_cmp(const void *left, const void *right)
+{
+    const hot_line_sku *a = left, *b = right;
+    int c = memcmp(a->sku.ptr, b->sku.ptr, a->sku.len < b->sku.len ? a->sku.len : b->sku.len);
+    return c != 0 ? c : (a->sku.len > b->sku.len) - (a->sku.len < b->sku.len);
+}
+
+/* Adds amount to sku on part, in its open transaction. */
+static bool move_units(sharded_store *store, order_run *run, order_part *part, stock_id sku,
+                       int64_t amount)
+{
+    stock_op add = {.type = STOCK_OP_ADD, .sku = sku, .amount = amount};
+    if (!shard_part_step(store, run, part, &add))
+        return false;
+    if (add.code != STOCK_OK)
+        message_set(run->error, sizeof run->error, "shard %u: moving %lld unit(s) of %.*s: %s",
+                    part->shard, (long long)amount, (int)sku.len, sku.ptr, add.message);
+    return add.code == STOCK_OK;
+}
+
+/* Moves units of hot SKU h between its pieces so that each covers the
+ * cart's lines it holds (the SKU's total covers them all). */
+static bool spread_need(sharded_store *store, order_run *run, const hot_line_sku *hot,
+                        const int64_t *have)
+{
+    uint32_t spread = shard_spread(store, hot->sku);
+    int64_t lack[SHARD_MAX] = {0};   /* per piece rank: need less stock, < 0 a surplus */
+    for (uint32_t j = 0; j < spread; j++)
+        lack[j] = -have[j];
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
+        const stock_order_line *line = &run->op->lines[k];
+        if (!id_equal(line->sku, hot->sku))
+            continue;
+        uint32_t shard = shard_line(store, line->sku, line->line_id);
+        for (uint32_t j = 0; j < spread; j++)
+            if (shard_piece(store, hot->sku, j) == shard)
+                lack[j] += line->qty;
+    }
+    for (uint32_t to = 0; to < spread; to++)
+        for (uint32_t from = 0; from < spread && lack[to] > 0; from++) {
+            if (lack[from] >= 0)
+                continue;
+            int64_t take = -lack[from] < lack[to] ? -lack[from] : lack[to];
+            if (!move_units(store, run, part_on(run, shard_piece(store, hot->sku, from)),
+                            hot->sku, -take) ||
+                !move_units(store, run, part_on(run, shard_piece(store, hot->sku, to)),
+                            hot->sku, take))
+                return false;
+            lack[from] += take;
+            lack[to] -= take;
+        }
+    return true;
+}
+
+bool shard_hot_order_gather(sharded_store *store, order_run *run)
+{
+    const stock_op *op = run->op;
+    run->hot_count = 0;
+    for (uint32_t k = 0; k < op->line_count; k++) {
+        stock_id sku = op->lines[k].sku;
+        if (shard_spread(store, sku) == 1)
+            continue;
+        int h = shard_hot_index(run, sku);
+        if (h < 0) {
+            h = (int)run->hot_count++;
+            run->hot[h] = (hot_line_sku){.sku = sku, .first = k};
+        }
+        run->hot[h].need += op->lines[k].qty;
+    }
+    /* In byte order of the SKUs, every piece in rank order: two carts lock
+     * the pieces they share in the same order. */
+    hot_line_sku sorted[STOCK_ORDER_LINES_MAX];
+    memcpy(sorted, run->hot, run->hot_count * sizeof *sorted);
+    qsort(sorted, run->hot_count, sizeof *sorted, sku_cmp);
+    for (uint32_t s = 0; s < run->hot_count; s++) {
+        hot_line_sku *hot = &run->hot[shard_hot_index(run, sorted[s].sku)];
+        int64_t have[SHARD_MAX] = {0};
+        uint32_t spread = shard_spread(store, hot->sku);
+        for (uint32_t j = 0; j < spread; j++) {
+            int64_t rows = 0;
+            if (!lock_piece(store, run, part_on(run, shard_piece(store, hot->sku, j)), hot->sku,
+                            &have[j], &rows))
+                return false;
+            hot->rows += rows;
+            hot->total += have[j];
+        }
+        if (hot->rows > 0 && hot->total >= hot->need && !spread_need(store, run, hot, have))
+            return false;
+    }
+    return true;
+}
+
+bool shard_hot_order_afters(sharded_store *store, order_run *run)
+{
+    for (uint32_t p = 0; p < run->part_count; p++) {
+        order_part *part = &run->parts[p];
+        line_afters afters = {0};
+        for (uint32_t k = 0; k < part->op.line_count; k++) {
+            const stock_order_line *line = &run->op->lines[part->global[k]];
+            if (shard_hot_index(run, line->sku) >= 0)
+                afters_add(&afters, line->line_id, line->available);
+        }
+        if (afters.count == 0)
+            continue;
+        bool ok = !afters.failed && buf_append(&afters.ids, "}", 2) &&
+                  buf_append(&afters.values, "}", 2);
+        if (ok) {
+            const char *values[2] = {(const char *)afters.ids.data,
+                                     (const char *)afters.values.data};
+            PGresult *result = shard_query(part->conn, part->shard,
+                                           store->shards[part->shard].options.timeout_ms,
+                                           line_after_sql, 2, values, PGRES_COMMAND_OK,
+                                           run->error, sizeof run->error);
+            ok = result != NULL;
+            PQclear(result);
+        } else {
+            message_set(run->error, sizeof run->error, "no memory");
+        }
+        buf_free(&afters.ids);
+        buf_free(&afters.values);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 /* ----------------------------------------------------------------- set */
 
 void shard_hot_set(sharded_store *store, stock_op *op)

@@ -17,6 +17,7 @@
 
 #include "backend/sharded.h"
 #include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/message.h"
 #include "lib/result.h"
 
@@ -33,13 +34,17 @@ static bool exec_command(sharded_store *store, order_run *run, const order_part 
 }
 
 /* Splits the cart's lines by shard, in shard order (the lowest is the
- * coordinator). */
+ * coordinator), with a part on every piece of its hot SKUs, lines or not. */
 static void split(sharded_store *store, order_run *run)
 {
     int32_t part_of[SHARD_MAX];
     memset(part_of, -1, sizeof part_of);
-    for (uint32_t k = 0; k < run->op->line_count; k++)
-        part_of[shard_line(store, run->op->lines[k].sku, run->op->lines[k].line_id)] = 0;
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
+        const stock_order_line *line = &run->op->lines[k];
+        part_of[shard_line(store, line->sku, line->line_id)] = 0;
+        for (uint32_t j = 0; j < shard_spread(store, line->sku); j++)
+            part_of[shard_piece(store, line->sku, j)] = 0;
+    }
     for (uint32_t i = 0; i < store->count; i++)
         if (part_of[i] == 0) {
             part_of[i] = (int32_t)run->part_count;
@@ -77,14 +82,17 @@ static bool cart_digest(order_run *run)
     return true;
 }
 
-/* Records the cart's digest in the coordinator's part (insert) or reads
- * whether a replayed cart has the same lines. False on an error. */
+/* Records the cart's digest in its lowest part with lines (insert), the
+ * shard its directory entry names, or reads whether a replayed cart has
+ * the same lines. False on an error. */
 static bool cart_record(sharded_store *store, order_run *run, bool insert, bool *same)
 {
     char id[STOCK_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)run->op->id.len, run->op->id.ptr);
     const char *values[2] = {id, run->digest};
     const order_part *coordinator = &run->parts[0];
+    while (coordinator->op.line_count == 0)
+        coordinator++;
     PGresult *result = shard_query(coordinator->conn, coordinator->shard,
                                    store->shards[coordinator->shard].options.timeout_ms,
                                    insert ? "INSERT INTO stock_carts VALUES ($1, $2)"
@@ -132,11 +140,22 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
     return ok;
 }
 
-/* Runs one part (its order) inside BEGIN on its shard (its result in
- * part->op). */
-static bool run_part(sharded_store *store, order_run *run, order_part *part)
+/* Runs the cart's parts inside BEGIN on their shards (each one's result
+ * in part->op), after moving the units of its hot SKUs to the pieces that
+ * take its lines. */
+static bool run_parts(sharded_store *store, order_run *run)
 {
-    return shard_part_begin(store, run, part) && shard_part_step(store, run, part, &part->op);
+    for (uint32_t i = 0; i < run->part_count; i++)
+        if (!shard_part_begin(store, run, &run->parts[i]))
+            return false;
+    if (!shard_hot_order_gather(store, run))
+        return false;
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        if (part->op.line_count > 0 && !shard_part_step(store, run, part, &part->op))
+            return false;
+    }
+    return true;
 }
 
 /* The failure a single database would report: the order's own conflict
@@ -151,21 +170,54 @@ static int failure_rank(const order_part *part)
     return op->code == STOCK_INSUFFICIENT ? 2 * STOCK_ORDER_LINES_MAX + line : 1 + line;
 }
 
+/* Whether a part's failure is a piece of a hot SKU short: the SKU's
+ * total decides instead (short_hot). */
+static bool hot_piece_short(const order_run *run, const order_part *part)
+{
+    return part->op.code == STOCK_INSUFFICIENT && part->op.failed_line >= 0 &&
+           shard_hot_index(run, part->lines[part->op.failed_line].sku) >= 0;
+}
+
+/* The earliest hot SKU of the cart whose total does not cover its lines
+ * (by its first line), -1 if none. */
+static int short_hot(const order_run *run)
+{
+    int found = -1;
+    for (uint32_t h = 0; h < run->hot_count; h++) {
+        const hot_line_sku *hot = &run->hot[h];
+        if (hot->rows > 0 && hot->total < hot->need &&
+            (found < 0 || hot->first < run->hot[found].first))
+            found = (int)h;
+    }
+    return found;
+}
+
 /* Sets the cart's result from its parts' (every part ran); true when they
- * all succeeded and the cart must commit. */
+ * all succeeded and the cart must commit. A hot SKU's lines answer its
+ * total, less the cart's lines of it so far. */
 static bool merge_results(order_run *run, bool *replay)
 {
     const order_part *worst = NULL;
-    uint32_t replays = 0;
+    uint32_t replays = 0, parts = 0;
     for (uint32_t i = 0; i < run->part_count; i++) {
         const order_part *part = &run->parts[i];
+        if (part->op.line_count == 0)
+            continue;
+        parts++;
         if (part->op.code == STOCK_REPLAY)
             replays++;
-        if (!stock_code_succeeded(part->op.code) &&
+        if (!stock_code_succeeded(part->op.code) && !hot_piece_short(run, part) &&
             (worst == NULL || failure_rank(part) < failure_rank(worst)))
             worst = part;
     }
     stock_op *op = run->op;
+    int hot = replays > 0 ? -1 : short_hot(run);
+    if (hot >= 0 && (worst == NULL || failure_rank(worst) >=
+                                          2 * STOCK_ORDER_LINES_MAX + (int)run->hot[hot].first)) {
+        op->failed_line = (int32_t)run->hot[hot].first;
+        result_insufficient(op, run->hot[hot].sku, run->hot[hot].total);
+        return false;
+    }
     if (worst != NULL) {
         int32_t line = worst->op.failed_line;
         op->failed_line = line < 0 ? -1 : (int32_t)worst->global[line];
@@ -174,7 +226,7 @@ static bool merge_results(order_run *run, bool *replay)
         memcpy(op->message, worst->op.message, sizeof op->message);
         return false;
     }
-    if (replays > 0 && replays < run->part_count) {
+    if (replays > 0 && replays < parts) {
         /* Some shards hold the order and some do not: other lines. */
         op->failed_line = -1;
         result_conflict(op, "order", op->id);
@@ -184,6 +236,12 @@ static bool merge_results(order_run *run, bool *replay)
     for (uint32_t i = 0; i < run->part_count; i++)
         for (uint32_t k = 0; k < run->parts[i].op.line_count; k++)
             op->lines[run->parts[i].global[k]].available = run->parts[i].lines[k].available;
+    for (uint32_t h = 0; !*replay && h < run->hot_count; h++) {
+        int64_t left = run->hot[h].total;
+        for (uint32_t k = 0; k < op->line_count; k++)
+            if (id_equal(op->lines[k].sku, run->hot[h].sku))
+                op->lines[k].available = left -= op->lines[k].qty;
+    }
     op->code = *replay ? STOCK_REPLAY : STOCK_OK;
     return !*replay;
 }
@@ -294,9 +352,7 @@ void shard_order_across(sharded_store *store, stock_op *op)
         return;
     }
     split(store, run);
-    bool ran = true;
-    for (uint32_t i = 0; i < run->part_count && ran; i++)
-        ran = run_part(store, run, &run->parts[i]);
+    bool ran = run_parts(store, run);
     bool replay = false, same = false;
     if (!ran) {
         shard_abandon(store, run);
@@ -307,7 +363,7 @@ void shard_order_across(sharded_store *store, stock_op *op)
         else if (replay && !same)
             result_conflict(op, "order", op->id);   /* the same lines, in another order */
         shard_abandon(store, run);
-    } else if (!cart_record(store, run, true, &same)) {
+    } else if (!shard_hot_order_afters(store, run) || !cart_record(store, run, true, &same)) {
         shard_abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else {
