@@ -39,10 +39,17 @@ static const char piece_totals_sql[] =
 static const char piece_lock_sql[] =
     "SELECT count(*), coalesce(sum(leaved_amount), 0) FROM "
     "(SELECT leaved_amount FROM inventory WHERE sku_id = $1 FOR UPDATE) r";
-/* A hot SKU's line records the SKU's total after it, not its piece's. */
-static const char line_after_sql[] =
+/* A hot SKU's line, refund and adjustment record the SKU's total after
+ * it, not its piece's: a replay and a listing answer what the op did. */
+enum { AFTER_LINE, AFTER_REFUND, AFTER_ADJUST, AFTER_KINDS };
+static const char *const after_sql[AFTER_KINDS] = {
     "UPDATE inventory_flow f SET available_after = v.after "
-    "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE f.line_id = v.id";
+    "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE f.line_id = v.id",
+    "UPDATE inventory_refunds r SET available = v.after "
+    "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE r.refund_id = v.id",
+    "UPDATE inventory_adjustments a SET available = v.after "
+    "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE a.adjust_id = v.id",
+};
 static const char line_sku_sql[] = "SELECT sku_id FROM inventory_flow WHERE line_id = $1";
 static const char repoint_sql[] =
     "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2";
@@ -439,10 +446,10 @@ static bool takes_stock(const stock_op *op)
     return op->type == STOCK_OP_DEDUCT || (op->type == STOCK_OP_ADD && op->amount < 0);
 }
 
-/* The lines a segment deducted from one member's pieces, with the SKU's
- * total after each: written to their flow rows at the end of the settle
- * (one statement per member), so that a line read answers what the
- * deduction did. */
+/* The lines (refunds, adjustments) a segment made on one member's pieces,
+ * with the SKU's total after each: written to their rows at the end of the
+ * settle (one statement per member and kind), so that a line read, a
+ * replay and a listing answer what the op did. */
 typedef struct line_afters {
     buf ids, values;
     uint32_t count;
@@ -461,7 +468,7 @@ static void afters_add(line_afters *afters, stock_id line, int64_t after)
     afters->count++;
 }
 
-static void afters_write(sharded_store *store, line_afters *afters, uint32_t shard)
+static void afters_write(sharded_store *store, line_afters *afters, uint32_t shard, int kind)
 {
     bool ok = afters->count > 0 && !afters->failed && buf_append(&afters->ids, "}", 2) &&
               buf_append(&afters->values, "}", 2);
@@ -469,14 +476,16 @@ static void afters_write(sharded_store *store, line_afters *afters, uint32_t sha
     if (ok) {
         const char *values[2] = {(const char *)afters->ids.data,
                                  (const char *)afters->values.data};
-        PGresult *result = shard_exec(store, shard, line_after_sql, 2, values, PGRES_COMMAND_OK,
-                                      error, sizeof error);
+        PGresult *result = shard_exec(store, shard, after_sql[kind], 2, values,
+                                      PGRES_COMMAND_OK, error, sizeof error);
         ok = result != NULL;
         PQclear(result);
     }
     if (!ok && afters->count > 0)
-        stock_log(&store->log, STOCK_LOG_WARNING, "sharded: %u line(s) of hot SKUs on shard %u "
-                  "keep their piece's available_after: %s", afters->count, shard, error);
+        stock_log(&store->log, STOCK_LOG_WARNING, "sharded: %u %s(s) of hot SKUs on shard %u "
+                  "keep their piece's available: %s", afters->count,
+                  kind == AFTER_LINE ? "line" : kind == AFTER_REFUND ? "refund" : "adjustment",
+                  shard, error);
     buf_free(&afters->ids);
     buf_free(&afters->values);
 }
@@ -501,7 +510,7 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
     shard_barrier(store);
     order_run *run = malloc(sizeof *run);
     totals_cache cache = {0};
-    line_afters afters[SHARD_MAX] = {0};
+    line_afters afters[AFTER_KINDS][SHARD_MAX] = {0};
     char refunded_sku[STOCK_ID_MAX + 1];
     for (uint32_t k = first; k < end; k++) {
         stock_op *op = store->ops[k];
@@ -519,21 +528,25 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
                 continue;   /* a refusal names the SKU's total already */
         }
         stock_id given = op->sku;   /* a refund's: an input it does not use */
-        if (op->type == STOCK_OP_REFUND && stock_code_succeeded(op->code) &&
-            refund_sku(store, op, ran_on, refunded_sku, &op->sku)) {
+        if (op->code == STOCK_REPLAY) {
+            continue;   /* what it recorded is the total already */
+        } else if (op->type == STOCK_OP_REFUND && op->code == STOCK_OK &&
+                   refund_sku(store, op, ran_on, refunded_sku, &op->sku)) {
             add_other_pieces(store, &cache, op, ran_on);
             op->sku = given;
-        } else if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_REPLAY) {
-            continue;   /* its line's available_after is the total already */
-        } else if (op->type != STOCK_OP_REFUND && stock_code_succeeded(op->code)) {
+            afters_add(&afters[AFTER_REFUND][ran_on], op->id, op->available);
+        } else if (op->type != STOCK_OP_REFUND && op->code == STOCK_OK) {
             add_other_pieces(store, &cache, op, ran_on);
-            if (op->type == STOCK_OP_DEDUCT && op->code == STOCK_OK)
-                afters_add(&afters[ran_on], op->id, op->available);
+            if (op->type == STOCK_OP_DEDUCT)
+                afters_add(&afters[AFTER_LINE][ran_on], op->id, op->available);
+            else if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
+                afters_add(&afters[AFTER_ADJUST][ran_on], op->id, op->available);
         }
     }
     free(run);
-    for (uint32_t i = 0; i < store->count; i++)
-        afters_write(store, &afters[i], i);
+    for (int kind = 0; kind < AFTER_KINDS; kind++)
+        for (uint32_t i = 0; i < store->count; i++)
+            afters_write(store, &afters[kind][i], i, kind);
 }
 
 /* --------------------------------------------------------------- carts */
@@ -674,7 +687,7 @@ bool shard_hot_order_afters(sharded_store *store, order_run *run)
                                      (const char *)afters.values.data};
             PGresult *result = shard_query(part->conn, part->shard,
                                            store->shards[part->shard].options.timeout_ms,
-                                           line_after_sql, 2, values, PGRES_COMMAND_OK,
+                                           after_sql[AFTER_LINE], 2, values, PGRES_COMMAND_OK,
                                            run->error, sizeof run->error);
             ok = result != NULL;
             PQclear(result);
