@@ -280,6 +280,8 @@ static void run_chain(stock_t *base, stock_batch *chain)
     }
     for (uint32_t first = 0; first < store->op_count;) {
         uint32_t end = segment_end(store, first);
+        if (store->count > 1 && !alone(store->routes[first]))
+            end = shard_hot_plan(store, first, end);
         if (store->count > 1)
             shard_directory(store, first, end);
         stock_op *op = store->ops[first];

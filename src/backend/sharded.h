@@ -213,6 +213,15 @@ uint32_t shard_piece(const sharded_store *store, stock_id sku, uint32_t j);
  * SKU, the piece the line's hash picks, so that its lines spread over its
  * pieces; else shard_of(sku). */
 uint32_t shard_line(const sharded_store *store, stock_id sku, stock_id line);
+/* Before the ids of ops[first..end) are claimed: reads the pieces of each
+ * hot SKU the segment takes stock from, and sends each such op, in the
+ * batch's order, to its line's piece if that covers it, else to the
+ * fullest piece that does (as the pieces stand once the earlier ops of the
+ * segment have run), so that a batch sells out in its own order. Returns
+ * where the segment must end for that: between an op that may add stock
+ * to a hot SKU and one that takes some, or after an op that only all the
+ * pieces together cover (settle gathers it before the ops behind it). */
+uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end);
 /* After the parts of ops[first..end) are done (shard_barrier): retries a
  * deduction or write-off of a hot SKU that its piece refused on the other
  * pieces, then takes it across them while their total covers it, and adds

@@ -196,38 +196,6 @@ static bool piece_totals(sharded_store *store, totals_cache *cache, stock_id sku
     return true;
 }
 
-/* Adds the totals of the SKU's pieces other than the one op ran on to its
- * result. A piece that cannot be read fails a GET UNAVAILABLE; a write that
- * was applied keeps its piece's figure (and says so in the log). */
-static void add_other_pieces(sharded_store *store, totals_cache *cache, stock_op *op,
-                             uint32_t ran_on)
-{
-    uint32_t spread = shard_spread(store, op->sku);
-    for (uint32_t j = 0; j < spread; j++) {
-        uint32_t shard = shard_piece(store, op->sku, j);
-        if (shard == ran_on)
-            continue;
-        char error[STOCK_MESSAGE_MAX];
-        if (!piece_totals(store, cache, op->sku, shard, error, sizeof error)) {
-            if (op->type == STOCK_OP_GET)
-                result_fail(op, STOCK_UNAVAILABLE, "%s", error);
-            else
-                stock_log(&store->log, STOCK_LOG_WARNING, "sharded: hot SKU %.*s: available "
-                          "counts only some pieces: %s", (int)op->sku.len, op->sku.ptr, error);
-            return;
-        }
-        const stock_sku_info *piece = &cache->info[shard];
-        op->available += piece->available;
-        if (op->type == STOCK_OP_GET) {
-            op->info.sku_info.available += piece->available;
-            op->info.sku_info.adjusted += piece->adjusted;
-            op->info.sku_info.deducted += piece->deducted;
-            op->info.sku_info.refunded += piece->refunded;
-            op->info.sku_info.held += piece->held;
-        }
-    }
-}
-
 /* A refund names its line, not its SKU: asks the line's shard for it, to
  * sum the pieces if the SKU is hot. sku points into text. */
 static bool refund_sku(sharded_store *store, const stock_op *op, uint32_t shard, char *text,
@@ -408,6 +376,13 @@ static void fall_back(sharded_store *store, order_run *run, totals_cache *cache,
         }
         total += shard == *ran_on ? 0 : cache->info[shard].available;
     }
+    /* Piece 0 has rows of every SKU there is (a set writes every piece,
+     * and a SKU named hot later had its rows there). */
+    uint32_t home = shard_of(store, op->sku);
+    if (home != *ran_on && cache->rows[home] == 0) {
+        result_sku_not_found(op, op->sku);
+        return;
+    }
     if (total < (op->type == STOCK_OP_ADD ? -op->amount : op->amount)) {
         result_insufficient(op, op->sku, total);
         return;
@@ -500,6 +475,185 @@ static bool settles(const sharded_store *store, const stock_op *op)
             op->type == STOCK_OP_GET) && shard_spread(store, op->sku) > 1;
 }
 
+/* An op of a segment on a hot SKU, with its SKU (a refund's is read from
+ * its line's member) and the shard it ran on. */
+typedef struct hot_op {
+    stock_id sku;
+    uint32_t index;          /* into store->ops */
+    uint32_t shard;
+} hot_op;
+
+/* A refund's SKU, read from its line's member: what its hot_op's sku
+ * points into (apart from the hot_ops, which are sorted). */
+typedef char sku_text[STOCK_ID_MAX + 1];
+
+static int hot_op_cmp(const void *left, const void *right)
+{
+    const hot_op *a = left, *b = right;
+    int c = memcmp(a->sku.ptr, b->sku.ptr, a->sku.len < b->sku.len ? a->sku.len : b->sku.len);
+    if (c == 0)
+        c = (a->sku.len > b->sku.len) - (a->sku.len < b->sku.len);
+    return c != 0 ? c : (a->index > b->index) - (a->index < b->index);
+}
+
+/* How many of the sorted ops from first name the same SKU. */
+static uint32_t group_end(const hot_op *ops, uint32_t first, uint32_t count)
+{
+    uint32_t end = first + 1;
+    while (end < count && id_equal(ops[end].sku, ops[first].sku))
+        end++;
+    return end;
+}
+
+/* Reads every piece of sku afresh into cache and sums them; false (error
+ * says why) if one cannot be read. */
+static bool sku_totals(sharded_store *store, totals_cache *cache, stock_id sku,
+                       stock_sku_info *sum, char *error, size_t size)
+{
+    cache_forget(cache);
+    *sum = (stock_sku_info){0};
+    for (uint32_t j = 0; j < shard_spread(store, sku); j++) {
+        uint32_t shard = shard_piece(store, sku, j);
+        if (!piece_totals(store, cache, sku, shard, error, size))
+            return false;
+        const stock_sku_info *piece = &cache->info[shard];
+        sum->available += piece->available;
+        sum->adjusted += piece->adjusted;
+        sum->deducted += piece->deducted;
+        sum->refunded += piece->refunded;
+        sum->held += piece->held;
+    }
+    return true;
+}
+
+/* Whether op may add stock to a hot SKU: a refund (of a line of any SKU:
+ * its SKU is not known before it runs) or a restock of a hot SKU. */
+static bool gives_stock(const sharded_store *store, const stock_op *op)
+{
+    return (op->type == STOCK_OP_REFUND && store->hot_spread > 1) ||
+           (op->type == STOCK_OP_ADD && op->amount > 0 && shard_spread(store, op->sku) > 1);
+}
+
+uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end)
+{
+    hot_op *ops = NULL;
+    uint32_t count = 0;
+    bool given = false;   /* the pieces' stock may grow before the ops behind */
+    for (uint32_t k = first; k < end; k++) {
+        stock_op *op = store->ops[k];
+        if (count > 0 && gives_stock(store, op)) {
+            end = k;
+            break;
+        }
+        given = given || gives_stock(store, op);
+        if (store->routes[k] < 0 || op->code != STOCK_OK || !takes_stock(op) ||
+            shard_spread(store, op->sku) == 1)
+            continue;
+        if (given) {
+            end = k;
+            break;
+        }
+        if (ops == NULL && (ops = malloc((end - first) * sizeof *ops)) == NULL)
+            return end;   /* each op stays on its line's piece, which falls back */
+        ops[count++] = (hot_op){.sku = op->sku, .index = k};
+    }
+    if (count == 0)
+        return end;
+    qsort(ops, count, sizeof *ops, hot_op_cmp);
+    totals_cache cache = {0};
+    for (uint32_t g = 0; g < count; g = group_end(ops, g, count)) {
+        stock_id sku = ops[g].sku;
+        stock_sku_info sum;
+        char error[STOCK_MESSAGE_MAX];
+        if (!sku_totals(store, &cache, sku, &sum, error, sizeof error))
+            continue;   /* the members answer, and settle falls back */
+        uint32_t spread = shard_spread(store, sku);
+        int64_t left[SHARD_MAX];
+        for (uint32_t j = 0; j < spread; j++)
+            left[j] = cache.info[shard_piece(store, sku, j)].available;
+        for (uint32_t o = g; o < group_end(ops, g, count) && ops[o].index < end; o++) {
+            stock_op *op = store->ops[ops[o].index];
+            int64_t need = op->type == STOCK_OP_ADD ? -op->amount : op->amount;
+            /* Its line's piece if that covers it, else the fullest. */
+            int32_t best = -1;
+            for (uint32_t j = 0; j < spread; j++) {
+                if (left[j] < need)
+                    continue;
+                if (shard_piece(store, sku, j) == (uint32_t)store->routes[ops[o].index]) {
+                    best = (int32_t)j;
+                    break;
+                }
+                if (best < 0 || left[j] > left[best])
+                    best = (int32_t)j;
+            }
+            if (best < 0 && sum.available >= need)
+                end = ops[o].index + 1;   /* it gathers in settle, before what follows */
+            if (best < 0)
+                continue;   /* no piece covers it: its own refuses, and settle decides */
+            left[best] -= need;
+            sum.available -= need;
+            store->routes[ops[o].index] = (int32_t)shard_piece(store, sku, (uint32_t)best);
+        }
+    }
+    free(ops);
+    return end;
+}
+
+/* Gives each op of one hot SKU (sorted, in the batch's order) the SKU's
+ * totals right after it: the totals after the segment, less what the ops
+ * after it did. Notes each write's figure for its row. */
+static void account(sharded_store *store, totals_cache *cache, hot_op *ops, uint32_t count,
+                    line_afters afters[AFTER_KINDS][SHARD_MAX])
+{
+    stock_sku_info state;
+    char error[STOCK_MESSAGE_MAX];
+    if (!sku_totals(store, cache, ops[0].sku, &state, error, sizeof error)) {
+        for (uint32_t o = 0; o < count; o++) {
+            stock_op *op = store->ops[ops[o].index];
+            if (op->type == STOCK_OP_GET)
+                result_fail(op, STOCK_UNAVAILABLE, "%s", error);
+        }
+        stock_log(&store->log, STOCK_LOG_WARNING, "sharded: hot SKU %.*s: available counts "
+                  "only one piece: %s", (int)ops[0].sku.len, ops[0].sku.ptr, error);
+        return;
+    }
+    for (uint32_t o = count; o-- > 0;) {
+        stock_op *op = store->ops[ops[o].index];
+        if (op->code == STOCK_INSUFFICIENT) {
+            /* Refused where it stood in the batch: the total then. */
+            if (state.available < (op->type == STOCK_OP_ADD ? -op->amount : op->amount))
+                result_insufficient(op, op->sku, state.available);
+            continue;
+        }
+        op->available = state.available;
+        int kind = -1;
+        switch (op->type) {
+        case STOCK_OP_GET:
+            op->info.sku_info = state;
+            break;
+        case STOCK_OP_DEDUCT:
+            kind = AFTER_LINE;
+            state.available += op->amount;
+            state.deducted -= op->amount;
+            break;
+        case STOCK_OP_REFUND:
+            kind = AFTER_REFUND;
+            state.available -= op->amount;
+            state.refunded -= op->amount;
+            break;
+        case STOCK_OP_ADD:
+            kind = op->id.ptr != NULL ? AFTER_ADJUST : -1;
+            state.available -= op->amount;
+            state.adjusted -= op->amount;
+            break;
+        default:
+            assert(!"only these ops settle");
+        }
+        if (kind >= 0)
+            afters_add(&afters[kind][ops[o].shard], op->id, op->available);
+    }
+}
+
 void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
 {
     bool hot = false;
@@ -509,9 +663,14 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
         return;
     shard_barrier(store);
     order_run *run = malloc(sizeof *run);
+    hot_op *ops = malloc((end - first) * sizeof *ops);
+    sku_text *texts = malloc((end - first) * sizeof *texts);
+    if (texts == NULL) {
+        free(ops);
+        ops = NULL;
+    }
     totals_cache cache = {0};
-    line_afters afters[AFTER_KINDS][SHARD_MAX] = {0};
-    char refunded_sku[STOCK_ID_MAX + 1];
+    uint32_t count = 0;
     for (uint32_t k = first; k < end; k++) {
         stock_op *op = store->ops[k];
         if (store->routes[k] < 0 || !settles(store, op))
@@ -524,26 +683,30 @@ void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end)
             }
             *run = (order_run){0};
             fall_back(store, run, &cache, op, &ran_on);
-            if (!stock_code_succeeded(op->code))
-                continue;   /* a refusal names the SKU's total already */
         }
-        stock_id given = op->sku;   /* a refund's: an input it does not use */
-        if (op->code == STOCK_REPLAY) {
-            continue;   /* what it recorded is the total already */
-        } else if (op->type == STOCK_OP_REFUND && op->code == STOCK_OK &&
-                   refund_sku(store, op, ran_on, refunded_sku, &op->sku)) {
-            add_other_pieces(store, &cache, op, ran_on);
-            op->sku = given;
-            afters_add(&afters[AFTER_REFUND][ran_on], op->id, op->available);
-        } else if (op->type != STOCK_OP_REFUND && op->code == STOCK_OK) {
-            add_other_pieces(store, &cache, op, ran_on);
-            if (op->type == STOCK_OP_DEDUCT)
-                afters_add(&afters[AFTER_LINE][ran_on], op->id, op->available);
-            else if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
-                afters_add(&afters[AFTER_ADJUST][ran_on], op->id, op->available);
-        }
+        /* A replay answers what it recorded, the total already; a refusal
+         * names the total where it stood. */
+        if ((op->code != STOCK_OK && !(op->code == STOCK_INSUFFICIENT && takes_stock(op))) ||
+            ops == NULL)
+            continue;
+        hot_op *next = &ops[count];
+        *next = (hot_op){.sku = op->sku, .index = k, .shard = ran_on};
+        if (op->type == STOCK_OP_REFUND &&
+            !refund_sku(store, op, ran_on, texts[k - first], &next->sku))
+            continue;
+        count += shard_spread(store, next->sku) > 1;
     }
     free(run);
+    if (ops == NULL)
+        stock_log(&store->log, STOCK_LOG_WARNING, "sharded: no memory to sum hot SKUs' pieces: "
+                  "their results count one piece");
+    else
+        qsort(ops, count, sizeof *ops, hot_op_cmp);
+    line_afters afters[AFTER_KINDS][SHARD_MAX] = {0};
+    for (uint32_t g = 0; g < count; g = group_end(ops, g, count))
+        account(store, &cache, ops + g, group_end(ops, g, count) - g, afters);
+    free(ops);
+    free(texts);
     for (int kind = 0; kind < AFTER_KINDS; kind++)
         for (uint32_t i = 0; i < store->count; i++)
             afters_write(store, &afters[kind][i], i, kind);

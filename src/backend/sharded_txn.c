@@ -188,6 +188,20 @@ static void claim_conflict(sharded_store *store, const shard_claim *c)
         result_conflict(op, "line", op->lines[c->line].line_id);
 }
 
+/* Whether the holder of a deduction's line (or a write-off's id) is
+ * another piece of its hot SKU: the op ran there before (sharded_hot.c
+ * moves ops between pieces), and a retry goes back to it. */
+static bool piece_holds(const sharded_store *store, const shard_claim *c, uint32_t holder)
+{
+    const stock_op *op = store->ops[c->op];
+    if (c->line >= 0 || (op->type != STOCK_OP_DEDUCT && op->type != STOCK_OP_ADD))
+        return false;
+    for (uint32_t j = 0; j < shard_spread(store, op->sku); j++)
+        if (shard_piece(store, op->sku, j) == holder)
+            return j > 0 || shard_spread(store, op->sku) > 1;
+    return false;
+}
+
 /* A claim that another shard holds: CONFLICT if that shard has the id, else
  * the entry was stale and is taken over. False on an error (in error). */
 static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t holder,
@@ -204,6 +218,10 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
         return false;
     bool used = PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't';
     PQclear(result);
+    if (used && piece_holds(store, c, holder)) {
+        store->routes[c->op] = (int32_t)holder;   /* a retry: the member replays it */
+        return true;
+    }
     if (used) {
         claim_conflict(store, c);
         return true;
