@@ -51,7 +51,7 @@
 enum {
     SHARD_ROUTE_DONE = -1,   /* decided by the router, not sent */
     SHARD_ROUTE_CROSS = -2,  /* an order over several shards: two-phase */
-    SHARD_ROUTE_SPREAD = -3, /* a set of a hot SKU: on all its shards, two-phase */
+    SHARD_ROUTE_SPREAD = -3, /* a set or restock of a hot SKU: on all its shards, two-phase */
 };
 
 /* Hot SKUs (docs/sharded.md, "Hot SKUs across shards"): the URI segment
@@ -242,6 +242,10 @@ int shard_hot_index(const order_run *run, stock_id sku);
 /* In a cart that succeeded: writes the SKU's total after each line of a
  * hot SKU to the line's flow row, in the part's open transaction. */
 bool shard_hot_order_afters(sharded_store *store, order_run *run);
+/* Runs a restock (ADD above 0) of a hot SKU on its piece 0, every piece's
+ * rows locked, by two-phase commit: refused INVALID if the SKU's totals
+ * would pass STOCK_LEVEL_MAX. */
+void shard_hot_restock(sharded_store *store, stock_op *op);
 /* Runs a SET of a hot SKU on every piece, by two-phase commit: the level
  * split over the pieces, its expect compared with their sum. */
 void shard_hot_set(sharded_store *store, stock_op *op);

@@ -37,8 +37,8 @@ static const char piece_totals_sql[] =
     "FROM inventory WHERE sku_id = $1";
 /* The same, with the piece's rows locked for the rest of the transaction. */
 static const char piece_lock_sql[] =
-    "SELECT count(*), coalesce(sum(leaved_amount), 0) FROM "
-    "(SELECT leaved_amount FROM inventory WHERE sku_id = $1 FOR UPDATE) r";
+    "SELECT count(*), coalesce(sum(leaved_amount), 0), coalesce(sum(adjusted), 0) FROM "
+    "(SELECT leaved_amount, adjusted FROM inventory WHERE sku_id = $1 FOR UPDATE) r";
 /* A hot SKU's line, refund and adjustment record the SKU's total after
  * it, not its piece's: a replay and a listing answer what the op did. */
 enum { AFTER_LINE, AFTER_REFUND, AFTER_ADJUST, AFTER_KINDS };
@@ -267,9 +267,10 @@ static bool run_local(sharded_store *store, order_run *run, uint32_t shard, stoc
     return result != NULL;
 }
 
-/* Locks a part's rows of sku in its open transaction and reads their sum. */
+/* Locks a part's rows of sku in its open transaction and reads their sum
+ * (and their adjusted total, unless adjusted is NULL). */
 static bool lock_piece(sharded_store *store, order_run *run, order_part *part, stock_id sku,
-                       int64_t *available, int64_t *rows)
+                       int64_t *available, int64_t *rows, int64_t *adjusted)
 {
     char text[STOCK_ID_MAX + 1];
     snprintf(text, sizeof text, "%.*s", (int)sku.len, sku.ptr);
@@ -281,6 +282,8 @@ static bool lock_piece(sharded_store *store, order_run *run, order_part *part, s
         return false;
     *rows = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
     *available = strtoll(PQgetvalue(result, 0, 1), NULL, 10);
+    if (adjusted != NULL)
+        *adjusted = strtoll(PQgetvalue(result, 0, 2), NULL, 10);
     PQclear(result);
     return true;
 }
@@ -302,6 +305,24 @@ static bool begin_pieces(sharded_store *store, order_run *run, stock_id sku)
     return true;
 }
 
+/* begin_pieces, then locks each piece's rows: their sums are the SKU's
+ * totals. */
+static bool lock_pieces(sharded_store *store, order_run *run, stock_id sku, int64_t *available,
+                        int64_t *rows, int64_t *adjusted)
+{
+    if (!begin_pieces(store, run, sku))
+        return false;
+    for (uint32_t p = 0; p < run->part_count; p++) {
+        int64_t piece = 0, piece_rows = 0, piece_adjusted = 0;
+        if (!lock_piece(store, run, &run->parts[p], sku, &piece, &piece_rows, &piece_adjusted))
+            return false;
+        *available += piece;
+        *rows += piece_rows;
+        *adjusted += piece_adjusted;
+    }
+    return true;
+}
+
 /* Takes op (a deduction or a write-off of a hot SKU that no piece alone
  * covers) across the pieces, all or none: every piece's rows locked, the
  * stock that the piece on target lacks moved to it from the others (a
@@ -320,7 +341,7 @@ static void gather(sharded_store *store, order_run *run, stock_op *op, uint32_t 
     bool ok = begin_pieces(store, run, op->sku);
     uint32_t to = 0;
     for (uint32_t p = 0; ok && p < run->part_count; p++) {
-        ok = lock_piece(store, run, &run->parts[p], op->sku, &have[p], &rows);
+        ok = lock_piece(store, run, &run->parts[p], op->sku, &have[p], &rows, NULL);
         total += have[p];
         to = run->parts[p].shard == target ? p : to;
     }
@@ -820,7 +841,7 @@ bool shard_hot_order_gather(sharded_store *store, order_run *run)
         for (uint32_t j = 0; j < spread; j++) {
             int64_t rows = 0;
             if (!lock_piece(store, run, part_on(run, shard_piece(store, hot->sku, j)), hot->sku,
-                            &have[j], &rows))
+                            &have[j], &rows, NULL))
                 return false;
             hot->rows += rows;
             hot->total += have[j];
@@ -829,6 +850,31 @@ bool shard_hot_order_gather(sharded_store *store, order_run *run)
             return false;
     }
     return true;
+}
+
+/* Writes afters (of one kind: lines of an order, or an adjustment) in
+ * part's open transaction, and frees them. False (run->error says why) on
+ * failure. */
+static bool afters_run(sharded_store *store, order_run *run, order_part *part,
+                       line_afters *afters, int kind)
+{
+    bool ok = afters->count == 0;
+    if (!ok && !afters->failed && buf_append(&afters->ids, "}", 2) &&
+        buf_append(&afters->values, "}", 2)) {
+        const char *values[2] = {(const char *)afters->ids.data,
+                                 (const char *)afters->values.data};
+        PGresult *result = shard_query(part->conn, part->shard,
+                                       store->shards[part->shard].options.timeout_ms,
+                                       after_sql[kind], 2, values, PGRES_COMMAND_OK, run->error,
+                                       sizeof run->error);
+        ok = result != NULL;
+        PQclear(result);
+    } else if (!ok) {
+        message_set(run->error, sizeof run->error, "no memory");
+    }
+    buf_free(&afters->ids);
+    buf_free(&afters->values);
+    return ok;
 }
 
 bool shard_hot_order_afters(sharded_store *store, order_run *run)
@@ -841,31 +887,51 @@ bool shard_hot_order_afters(sharded_store *store, order_run *run)
             if (shard_hot_index(run, line->sku) >= 0)
                 afters_add(&afters, line->line_id, line->available);
         }
-        if (afters.count == 0)
-            continue;
-        bool ok = !afters.failed && buf_append(&afters.ids, "}", 2) &&
-                  buf_append(&afters.values, "}", 2);
-        if (ok) {
-            const char *values[2] = {(const char *)afters.ids.data,
-                                     (const char *)afters.values.data};
-            PGresult *result = shard_query(part->conn, part->shard,
-                                           store->shards[part->shard].options.timeout_ms,
-                                           after_sql[AFTER_LINE], 2, values, PGRES_COMMAND_OK,
-                                           run->error, sizeof run->error);
-            ok = result != NULL;
-            PQclear(result);
-        } else {
-            message_set(run->error, sizeof run->error, "no memory");
-        }
-        buf_free(&afters.ids);
-        buf_free(&afters.values);
-        if (!ok)
+        if (!afters_run(store, run, part, &afters, AFTER_LINE))
             return false;
     }
     return true;
 }
 
 /* ----------------------------------------------------------------- set */
+
+void shard_hot_restock(sharded_store *store, stock_op *op)
+{
+    order_run *run = calloc(1, sizeof *run);
+    if (run == NULL) {
+        result_fail(op, STOCK_NOMEM, "no memory for a restock over several shards");
+        return;
+    }
+    run->op = op;
+    int64_t level = 0, rows = 0, adjusted = 0;
+    bool ok = lock_pieces(store, run, op->sku, &level, &rows, &adjusted);
+    order_part *home = ok ? part_on(run, shard_of(store, op->sku)) : NULL;
+    if (ok && rows > 0 && (level > STOCK_LEVEL_MAX - op->amount ||
+                           adjusted > STOCK_LEVEL_MAX - op->amount)) {
+        shard_abandon(store, run);
+        result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass %lld",
+                    (int)op->sku.len, op->sku.ptr, (long long)STOCK_LEVEL_MAX);
+        free(run);
+        return;
+    }
+    ok = ok && shard_part_step(store, run, home, op);
+    if (ok && op->code == STOCK_OK) {
+        op->available = level + op->amount;
+        line_afters afters = {0};
+        if (op->id.ptr != NULL)
+            afters_add(&afters, op->id, op->available);
+        ok = afters_run(store, run, home, &afters, AFTER_ADJUST);
+    }
+    if (!ok) {
+        shard_abandon(store, run);
+        result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
+    } else if (op->code != STOCK_OK) {
+        shard_abandon(store, run);   /* a replay answers the total it recorded */
+    } else {
+        shard_two_phase(store, run);
+    }
+    free(run);
+}
 
 void shard_hot_set(sharded_store *store, stock_op *op)
 {
@@ -875,17 +941,18 @@ void shard_hot_set(sharded_store *store, stock_op *op)
         return;
     }
     run->op = op;
-    bool ok = begin_pieces(store, run, op->sku);
-    int64_t level = 0, rows = 0;
-    for (uint32_t p = 0; ok && op->has_expect && p < run->part_count; p++) {
-        int64_t available = 0, piece_rows = 0;
-        ok = lock_piece(store, run, &run->parts[p], op->sku, &available, &piece_rows);
-        level += available;
-        rows += piece_rows;
-    }
-    if (ok && op->has_expect && (rows == 0 || level != op->expect)) {
+    int64_t level = 0, rows = 0, adjusted = 0;
+    bool ok = lock_pieces(store, run, op->sku, &level, &rows, &adjusted);
+    /* The SKU's adjusted total records the set as a delta, level less
+     * what is there: it must stay a 64-bit total, as on one member. */
+    bool overflow = ok && rows > 0 && op->amount > level &&
+                    adjusted > STOCK_LEVEL_MAX - (op->amount - level);
+    if (ok && ((op->has_expect && (rows == 0 || level != op->expect)) || overflow)) {
         shard_abandon(store, run);
-        if (rows == 0)
+        if (overflow)
+            result_fail(op, STOCK_INVALID, "sku=%.*s a stock total would pass %lld",
+                        (int)op->sku.len, op->sku.ptr, (long long)STOCK_LEVEL_MAX);
+        else if (rows == 0)
             result_sku_not_found(op, op->sku);
         else
             result_mismatch(op, op->sku, level);

@@ -150,8 +150,9 @@ static void collect_claims(sharded_store *store, uint32_t first, uint32_t end)
         int32_t route = store->routes[k];
         if (op->code != STOCK_OK || route == SHARD_ROUTE_DONE)
             continue;
-        if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
-            claim(store, k, -1, SHARD_KIND_ADJUST, op->id, route);
+        if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)   /* a hot restock: piece 0 */
+            claim(store, k, -1, SHARD_KIND_ADJUST, op->id,
+                  route == SHARD_ROUTE_SPREAD ? (int32_t)shard_of(store, op->sku) : route);
         else if (op->type == STOCK_OP_DEDUCT)
             claim(store, k, -1, SHARD_KIND_LINE, op->id, route);
         else if (op->type == STOCK_OP_REFUND)
