@@ -370,6 +370,16 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
  * run->op fails UNAVAILABLE ("not applied", or "outcome unknown") if it
  * cannot. */
 void shard_two_phase(sharded_store *store, order_run *run);
+/* The digest of an order's lines (each one's id, SKU and quantity, in
+ * order) as hex text, as a cart over several shards records it in
+ * stock_carts. False on out of memory. */
+bool shard_cart_digest(const stock_op *op, char *digest, size_t size);
+/* An order answered CONFLICT for its own id, because its directory entry
+ * or its parts no longer match the shards its lines hash to (stockctl
+ * reshard moved some of its SKUs): true, with op answered REPLAY and each
+ * line's recorded available, when the members hold exactly its lines in
+ * its order; else false (the CONFLICT stands). */
+bool shard_order_moved(sharded_store *store, stock_op *op);
 /* Undoes every part before any decision: an open part rolls back, a
  * prepared one is rolled back by its gid (if that fails, the sweep finds
  * no decision and rolls it back). */

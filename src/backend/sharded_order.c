@@ -61,23 +61,20 @@ static void split(sharded_store *store, order_run *run)
     }
 }
 
-/* The cart's digest: every line's id, SKU and quantity, in order. False on
- * out of memory. */
-static bool cart_digest(order_run *run)
+bool shard_cart_digest(const stock_op *op, char *digest, size_t size)
 {
     XXH3_state_t *state = XXH3_createState();
     if (state == NULL)
         return false;
     XXH3_64bits_reset(state);
-    for (uint32_t k = 0; k < run->op->line_count; k++) {
-        const stock_order_line *line = &run->op->lines[k];
+    for (uint32_t k = 0; k < op->line_count; k++) {
+        const stock_order_line *line = &op->lines[k];
         XXH3_64bits_update(state, line->line_id.ptr, line->line_id.len);
         XXH3_64bits_update(state, "", 1);
         XXH3_64bits_update(state, line->sku.ptr, line->sku.len);
         XXH3_64bits_update(state, &line->qty, sizeof line->qty);
     }
-    snprintf(run->digest, sizeof run->digest, "%016llx",
-             (unsigned long long)XXH3_64bits_digest(state));
+    snprintf(digest, size, "%016llx", (unsigned long long)XXH3_64bits_digest(state));
     XXH3_freeState(state);
     return true;
 }
@@ -346,7 +343,7 @@ void shard_order_across(sharded_store *store, stock_op *op)
     order_run *run = calloc(1, sizeof *run);
     if (run != NULL)
         run->op = op;
-    if (run == NULL || !cart_digest(run)) {
+    if (run == NULL || !shard_cart_digest(op, run->digest, sizeof run->digest)) {
         free(run);
         fail(op, STOCK_NOMEM, "no memory for a cart over several shards", "");
         return;
@@ -363,6 +360,9 @@ void shard_order_across(sharded_store *store, stock_op *op)
         else if (replay && !same)
             result_conflict(op, "order", op->id);   /* the same lines, in another order */
         shard_abandon(store, run);
+        /* Its parts no longer match where a move left its lines. */
+        if (op->code == STOCK_CONFLICT && op->failed_line < 0)
+            shard_order_moved(store, op);
     } else if (!shard_hot_order_afters(store, run) || !cart_record(store, run, true, &same)) {
         shard_abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
@@ -370,4 +370,63 @@ void shard_order_across(sharded_store *store, stock_op *op)
         shard_two_phase(store, run);
     }
     free(run);
+}
+
+/* The lines of an order on one member, and a row with the digest of its
+ * cart if the member coordinated one (a move leaves it there). */
+static const char moved_lines_sql[] =
+    "SELECT line_id, sku_id, qty, position, available_after, NULL FROM inventory_flow "
+    "WHERE order_id = $1 UNION ALL "
+    "SELECT NULL, NULL, NULL, NULL, NULL, digest FROM stock_carts WHERE order_id = $1";
+
+bool shard_order_moved(sharded_store *store, stock_op *op)
+{
+    char id[STOCK_ID_MAX + 1], digest[24], error[STOCK_MESSAGE_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)op->id.len, op->id.ptr);
+    if (!shard_cart_digest(op, digest, sizeof digest))
+        return false;
+    const char *values[1] = {id};
+    int64_t afters[STOCK_ORDER_LINES_MAX];
+    bool found[STOCK_ORDER_LINES_MAX] = {false}, cart = false, same = true, in_place = true;
+    uint32_t rows = 0;
+    for (uint32_t i = 0; i < store->count && same; i++) {
+        PGresult *result = shard_exec(store, i, moved_lines_sql, 1, values, PGRES_TUPLES_OK,
+                                      error, sizeof error);
+        if (result == NULL)
+            return false;   /* the order's conflict stands */
+        for (int r = 0; r < PQntuples(result) && same; r++) {
+            if (PQgetisnull(result, r, 0)) {
+                cart = true;
+                same = strcmp(PQgetvalue(result, r, 5), digest) == 0;
+                continue;
+            }
+            rows++;
+            const char *line = PQgetvalue(result, r, 0);
+            uint32_t k = 0;
+            while (k < op->line_count && (strlen(line) != op->lines[k].line_id.len ||
+                                          memcmp(line, op->lines[k].line_id.ptr,
+                                                 op->lines[k].line_id.len) != 0))
+                k++;
+            const char *sku = PQgetvalue(result, r, 1);
+            same = k < op->line_count && !found[k] && strlen(sku) == op->lines[k].sku.len &&
+                   memcmp(sku, op->lines[k].sku.ptr, op->lines[k].sku.len) == 0 &&
+                   strtoll(PQgetvalue(result, r, 2), NULL, 10) == op->lines[k].qty;
+            if (!same)
+                break;
+            found[k] = true;
+            in_place = in_place && strtoll(PQgetvalue(result, r, 3), NULL, 10) == (int64_t)k;
+            afters[k] = strtoll(PQgetvalue(result, r, 4), NULL, 10);
+        }
+        PQclear(result);
+    }
+    /* Its lines in its order: a cart's digest says so, a one-member
+     * order's positions. */
+    if (!same || rows != op->line_count || !(cart || in_place))
+        return false;
+    op->code = STOCK_REPLAY;
+    op->failed_line = -1;
+    op->message[0] = '\0';
+    for (uint32_t k = 0; k < op->line_count; k++)
+        op->lines[k].available = afters[k];
+    return true;
 }

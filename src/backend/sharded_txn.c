@@ -223,6 +223,10 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
         store->routes[c->op] = (int32_t)holder;   /* a retry: the member replays it */
         return true;
     }
+    if (used && c->kind == SHARD_KIND_ORDER && shard_order_moved(store, store->ops[c->op])) {
+        store->routes[c->op] = SHARD_ROUTE_DONE;   /* a retry after a move: a replay */
+        return true;
+    }
     if (used) {
         claim_conflict(store, c);
         return true;
