@@ -50,6 +50,10 @@ static const char *const after_sql[AFTER_KINDS] = {
     "UPDATE inventory_adjustments a SET available = v.after "
     "FROM unnest($1::text[], $2::bigint[]) AS v(id, after) WHERE a.adjust_id = v.id",
 };
+/* Which of the ids (kinds and ids, as arrays) the directory holds. */
+static const char known_ids_sql[] =
+    "SELECT x.k, x.i FROM unnest($1::text[], $2::text[]) AS x(k, i) "
+    "JOIN stock_ids d ON d.kind = x.k AND d.id = x.i";
 static const char line_sku_sql[] = "SELECT sku_id FROM inventory_flow WHERE line_id = $1";
 static const char repoint_sql[] =
     "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2";
@@ -502,6 +506,7 @@ typedef struct hot_op {
     stock_id sku;
     uint32_t index;          /* into store->ops */
     uint32_t shard;
+    bool known;              /* its id is in the directory: a retry, or a conflict */
 } hot_op;
 
 /* A refund's SKU, read from its line's member: what its hot_op's sku
@@ -555,6 +560,56 @@ static bool gives_stock(const sharded_store *store, const stock_op *op)
            (op->type == STOCK_OP_ADD && op->amount > 0 && shard_spread(store, op->sku) > 1);
 }
 
+/* The id an op that takes stock records: its line's, or its adjustment's
+ * (none for a write-off without one). */
+static bool taken_id(const stock_op *op, char *kind, stock_id *id)
+{
+    *kind = op->type == STOCK_OP_ADD ? SHARD_KIND_ADJUST : SHARD_KIND_LINE;
+    *id = op->id;
+    return op->id.ptr != NULL;
+}
+
+/* Marks the ops whose id the directory holds already, one statement per
+ * home shard: a retry (a replay, or a conflict) takes no stock, and the
+ * plan must not count it. On a failed read the ops stay unmarked (the plan
+ * then counts them, and settle falls back). */
+static void mark_known(sharded_store *store, hot_op *ops, uint32_t count)
+{
+    for (uint32_t home = 0; home < store->count; home++) {
+        buf kinds = {0}, ids = {0};
+        uint32_t n = 0;
+        bool ok = buf_append(&kinds, "{", 1) && buf_append(&ids, "{", 1);
+        for (uint32_t o = 0; ok && o < count; o++) {
+            char kind;
+            stock_id id;
+            if (taken_id(store->ops[ops[o].index], &kind, &id) && shard_of(store, id) == home) {
+                ok = shard_array_add(&kinds, n, (stock_id){&kind, 1}) &&
+                     shard_array_add(&ids, n, id);
+                n++;
+            }
+        }
+        ok = ok && n > 0 && shard_array_close(&kinds) && shard_array_close(&ids);
+        char error[STOCK_MESSAGE_MAX];
+        const char *values[2] = {(const char *)kinds.data, (const char *)ids.data};
+        PGresult *result = ok ? shard_exec(store, home, known_ids_sql, 2, values,
+                                           PGRES_TUPLES_OK, error, sizeof error) : NULL;
+        for (int r = 0; result != NULL && r < PQntuples(result); r++) {
+            char kind = PQgetvalue(result, r, 0)[0];
+            const char *text = PQgetvalue(result, r, 1);
+            for (uint32_t o = 0; o < count; o++) {
+                char op_kind;
+                stock_id id;
+                if (taken_id(store->ops[ops[o].index], &op_kind, &id) && op_kind == kind &&
+                    strlen(text) == id.len && memcmp(text, id.ptr, id.len) == 0)
+                    ops[o].known = true;
+            }
+        }
+        PQclear(result);
+        buf_free(&kinds);
+        buf_free(&ids);
+    }
+}
+
 uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end)
 {
     hot_op *ops = NULL;
@@ -580,6 +635,7 @@ uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end)
     }
     if (count == 0)
         return end;
+    mark_known(store, ops, count);
     qsort(ops, count, sizeof *ops, hot_op_cmp);
     totals_cache cache = {0};
     for (uint32_t g = 0; g < count; g = group_end(ops, g, count)) {
@@ -594,6 +650,8 @@ uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end)
             left[j] = cache.info[shard_piece(store, sku, j)].available;
         for (uint32_t o = g; o < group_end(ops, g, count) && ops[o].index < end; o++) {
             stock_op *op = store->ops[ops[o].index];
+            if (ops[o].known)
+                continue;   /* it takes nothing: it stays where the directory sends it */
             int64_t need = op->type == STOCK_OP_ADD ? -op->amount : op->amount;
             /* Its line's piece if that covers it, else the fullest. */
             int32_t best = -1;
