@@ -209,12 +209,14 @@ static bool op_keys(sharded_store *store, const stock_op *op)
 
 /* The shard of each op that its SKU decides (for a hot SKU: a deduction's
  * piece, piece 0 for the rest), SHARD_ROUTE_CROSS for an order over
- * several, SHARD_ROUTE_SPREAD for the set of a hot SKU; refunds and reads
+ * several, SHARD_ROUTE_SPREAD for a set or restock of a hot SKU; refunds and reads
  * of lines get theirs from the directory. */
 static int32_t op_route(const sharded_store *store, const stock_op *op)
 {
     switch (op->type) {
     case STOCK_OP_ORDER: {
+        if (shard_hot_order(store, op))
+            return SHARD_ROUTE_CROSS;   /* its hot SKUs' pieces cover its lines together */
         uint32_t first = shard_line(store, op->lines[0].sku, op->lines[0].line_id);
         for (uint32_t k = 1; k < op->line_count; k++)
             if (shard_line(store, op->lines[k].sku, op->lines[k].line_id) != first)
@@ -229,14 +231,17 @@ static int32_t op_route(const sharded_store *store, const stock_op *op)
     case STOCK_OP_SET:
         return shard_spread(store, op->sku) > 1 ? SHARD_ROUTE_SPREAD
                                                 : (int32_t)shard_of(store, op->sku);
+    case STOCK_OP_ADD:
+        return shard_spread(store, op->sku) > 1 && op->amount > 0
+                   ? SHARD_ROUTE_SPREAD : (int32_t)shard_of(store, op->sku);
     default:
         return (int32_t)shard_of(store, op->sku);
     }
 }
 
 /* Where the segment starting at first ends: before the first op that
- * repeats an id, at an order over several members or a set of a hot SKU
- * (each a segment of its own), or when the key table is full. */
+ * repeats an id, at an order over several members or a set or restock of a
+ * hot SKU (each a segment of its own), or when the key table is full. */
 static bool alone(int32_t route)
 {
     return route == SHARD_ROUTE_CROSS || route == SHARD_ROUTE_SPREAD;
@@ -278,6 +283,8 @@ static void run_chain(stock_t *base, stock_batch *chain)
     }
     for (uint32_t first = 0; first < store->op_count;) {
         uint32_t end = segment_end(store, first);
+        if (store->count > 1 && !alone(store->routes[first]))
+            end = shard_hot_plan(store, first, end);
         if (store->count > 1)
             shard_directory(store, first, end);
         stock_op *op = store->ops[first];
@@ -285,8 +292,10 @@ static void run_chain(stock_t *base, stock_batch *chain)
             shard_barrier(store);   /* it sees every op before it */
             if (store->routes[first] == SHARD_ROUTE_CROSS)
                 shard_order_across(store, op);
-            else
+            else if (op->type == STOCK_OP_SET)
                 shard_hot_set(store, op);
+            else
+                shard_hot_restock(store, op);
         } else if (!alone(store->routes[first])) {
             shard_dispatch(store, first, end, flight);
             shard_hot_settle(store, first, end);

@@ -51,7 +51,7 @@
 enum {
     SHARD_ROUTE_DONE = -1,   /* decided by the router, not sent */
     SHARD_ROUTE_CROSS = -2,  /* an order over several shards: two-phase */
-    SHARD_ROUTE_SPREAD = -3, /* a set of a hot SKU: on all its shards, two-phase */
+    SHARD_ROUTE_SPREAD = -3, /* a set or restock of a hot SKU: on all its shards, two-phase */
 };
 
 /* Hot SKUs (docs/sharded.md, "Hot SKUs across shards"): the URI segment
@@ -170,12 +170,22 @@ typedef struct order_part {
     uint32_t global[STOCK_ORDER_LINES_MAX];   /* index of each line in the cart */
 } order_part;
 
+/* A hot SKU of a cart (sharded_hot.c): its total over its pieces, read
+ * with their rows locked, and what the cart's lines take of it. */
+typedef struct hot_line_sku {
+    stock_id sku;
+    uint32_t first;               /* the cart's first line of it */
+    int64_t rows, total, need;
+} hot_line_sku;
+
 /* A transaction over several shards: its parts in shard order (the first
  * is the coordinator, which keeps the decision). */
 typedef struct order_run {
     stock_op *op;                 /* what it does for the caller */
     order_part parts[SHARD_MAX];
     uint32_t part_count;
+    hot_line_sku hot[STOCK_ORDER_LINES_MAX];   /* a cart's hot SKUs */
+    uint32_t hot_count;
     char gid[SHARD_GID_MAX];
     char digest[24];              /* of a whole cart: lines in order */
     char error[STOCK_MESSAGE_MAX];
@@ -203,12 +213,39 @@ uint32_t shard_piece(const sharded_store *store, stock_id sku, uint32_t j);
  * SKU, the piece the line's hash picks, so that its lines spread over its
  * pieces; else shard_of(sku). */
 uint32_t shard_line(const sharded_store *store, stock_id sku, stock_id line);
+/* Before the ids of ops[first..end) are claimed: reads the pieces of each
+ * hot SKU the segment takes stock from, and sends each such op, in the
+ * batch's order, to its line's piece if that covers it, else to the
+ * fullest piece that does (as the pieces stand once the earlier ops of the
+ * segment have run), so that a batch sells out in its own order. Returns
+ * where the segment must end for that: between an op that may add stock
+ * to a hot SKU and one that takes some, or after an op that only all the
+ * pieces together cover (settle gathers it before the ops behind it). */
+uint32_t shard_hot_plan(sharded_store *store, uint32_t first, uint32_t end);
 /* After the parts of ops[first..end) are done (shard_barrier): retries a
  * deduction or write-off of a hot SKU that its piece refused on the other
  * pieces, then takes it across them while their total covers it, and adds
  * the other pieces' totals to every result of a hot SKU (available, and a
  * GET's totals). */
 void shard_hot_settle(sharded_store *store, uint32_t first, uint32_t end);
+/* Whether a line of the order names a hot SKU: the order then runs as a
+ * cart over every piece of its hot SKUs (shard_order_across). */
+bool shard_hot_order(const sharded_store *store, const stock_op *op);
+/* In a cart whose parts have begun (one per line's shard and per piece of
+ * each hot SKU): locks every piece of each hot SKU, sums them into
+ * run->hot, and, where the total covers the cart's lines of the SKU, moves
+ * units between the pieces so that each covers the lines it holds. False
+ * (run->error says why) if a member failed. */
+bool shard_hot_order_gather(sharded_store *store, order_run *run);
+/* The index in run->hot of sku, or -1 if it is not hot. */
+int shard_hot_index(const order_run *run, stock_id sku);
+/* In a cart that succeeded: writes the SKU's total after each line of a
+ * hot SKU to the line's flow row, in the part's open transaction. */
+bool shard_hot_order_afters(sharded_store *store, order_run *run);
+/* Runs a restock (ADD above 0) of a hot SKU on its piece 0, every piece's
+ * rows locked, by two-phase commit: refused INVALID if the SKU's totals
+ * would pass STOCK_LEVEL_MAX. */
+void shard_hot_restock(sharded_store *store, stock_op *op);
 /* Runs a SET of a hot SKU on every piece, by two-phase commit: the level
  * split over the pieces, its expect compared with their sum. */
 void shard_hot_set(sharded_store *store, stock_op *op);
@@ -333,6 +370,16 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
  * run->op fails UNAVAILABLE ("not applied", or "outcome unknown") if it
  * cannot. */
 void shard_two_phase(sharded_store *store, order_run *run);
+/* The digest of an order's lines (each one's id, SKU and quantity, in
+ * order) as hex text, as a cart over several shards records it in
+ * stock_carts. False on out of memory. */
+bool shard_cart_digest(const stock_op *op, char *digest, size_t size);
+/* An order answered CONFLICT for its own id, because its directory entry
+ * or its parts no longer match the shards its lines hash to (stockctl
+ * reshard moved some of its SKUs): true, with op answered REPLAY and each
+ * line's recorded available, when the members hold exactly its lines in
+ * its order; else false (the CONFLICT stands). */
+bool shard_order_moved(sharded_store *store, stock_op *op);
 /* Undoes every part before any decision: an open part rolls back, a
  * prepared one is rolled back by its gid (if that fails, the sweep finds
  * no decision and rolls it back). */

@@ -40,6 +40,29 @@ static bool member_page(sharded_store *store, uint32_t i, const list_request *re
     return listing->code == STOCK_OK;
 }
 
+/* A hot SKU is listed by each member that holds one of its pieces: folds
+ * the sorted entries of one SKU into one, its totals summed. Every SKU kept
+ * within the first max is whole: each member's page reaches at least as
+ * far as the max-th SKU of the union. Returns the count left. */
+static uint32_t sum_pieces(stock_list_entry *entries, uint32_t count)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (kept > 0 && strcmp(entries[kept - 1].id, entries[i].id) == 0) {
+            stock_sku_info *into = &entries[kept - 1].info.sku_info;
+            const stock_sku_info *piece = &entries[i].info.sku_info;
+            into->available += piece->available;
+            into->adjusted += piece->adjusted;
+            into->deducted += piece->deducted;
+            into->refunded += piece->refunded;
+            into->held += piece->held;
+        } else if (kept++ != i) {
+            entries[kept - 1] = entries[i];
+        }
+    }
+    return kept;
+}
+
 /* Every member's page of the same request, merged in byte order and cut
  * to max. home: the member that checks the names (-1: none). */
 static void merge_members(sharded_store *store, worker_listing *listing,
@@ -60,6 +83,8 @@ static void merge_members(sharded_store *store, worker_listing *listing,
     }
     if (listing->code == STOCK_OK) {
         qsort(all, total, sizeof *all, entry_cmp);
+        if (request->kind == STOCK_LIST_SKUS)
+            total = sum_pieces(all, total);
         *listing->count = total < request->max ? total : request->max;
         memcpy(listing->entries, all, *listing->count * sizeof *all);
     }
@@ -118,6 +143,43 @@ static void line_refunds(sharded_store *store, worker_listing *listing)
     }
 }
 
+/* A hot SKU's lines, with its pieces: merged like SKUs, after checking
+ * that piece 0 (which every hot SKU has, see sharded_hot.c) holds the SKU
+ * and some piece the line `after`. */
+static void hot_lines(sharded_store *store, worker_listing *listing)
+{
+    const list_request *request = listing->request;
+    list_request first = *request;
+    first.after = (stock_id){NULL, 0};
+    first.max = 0;
+    if (!member_page(store, shard_of(store, request->of), &first, true, listing->entries,
+                     listing->count, listing))
+        return;
+    bool found = request->after.ptr == NULL;
+    char line[STOCK_ID_MAX + 1], sku[STOCK_ID_MAX + 1];
+    snprintf(line, sizeof line, "%.*s", (int)request->after.len, request->after.ptr);
+    snprintf(sku, sizeof sku, "%.*s", (int)request->of.len, request->of.ptr);
+    const char *values[2] = {line, sku};
+    for (uint32_t j = 0; !found && j < shard_spread(store, request->of); j++) {
+        PGresult *result = shard_exec(store, shard_piece(store, request->of, j),
+                                      "SELECT 1 FROM inventory_flow WHERE line_id = $1 "
+                                      "AND sku_id = $2", 2, values, PGRES_TUPLES_OK,
+                                      listing->message, listing->message_size);
+        if (result == NULL) {
+            listing->code = STOCK_UNAVAILABLE;
+            return;
+        }
+        found = PQntuples(result) > 0;
+        PQclear(result);
+    }
+    if (!found) {
+        message_set(listing->message, listing->message_size, "line=%s", line);
+        listing->code = STOCK_NOT_FOUND;
+        return;
+    }
+    merge_members(store, listing, request, -1);
+}
+
 static void run_listing(stock_t *base, worker_listing *listing)
 {
     sharded_store *store = (sharded_store *)base;
@@ -129,8 +191,11 @@ static void run_listing(stock_t *base, worker_listing *listing)
                       request->after.ptr != NULL ? (int64_t)shard_of(store, request->after) : -1);
         break;
     case STOCK_LIST_SKU_LINES:
-        member_page(store, shard_of(store, request->of), request, true, listing->entries,
-                    listing->count, listing);
+        if (shard_spread(store, request->of) > 1)
+            hot_lines(store, listing);
+        else
+            member_page(store, shard_of(store, request->of), request, true, listing->entries,
+                        listing->count, listing);
         break;
     case STOCK_LIST_ORDER_LINES:
         order_lines(store, listing);

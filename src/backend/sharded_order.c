@@ -17,6 +17,7 @@
 
 #include "backend/sharded.h"
 #include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/message.h"
 #include "lib/result.h"
 
@@ -33,13 +34,17 @@ static bool exec_command(sharded_store *store, order_run *run, const order_part 
 }
 
 /* Splits the cart's lines by shard, in shard order (the lowest is the
- * coordinator). */
+ * coordinator), with a part on every piece of its hot SKUs, lines or not. */
 static void split(sharded_store *store, order_run *run)
 {
     int32_t part_of[SHARD_MAX];
     memset(part_of, -1, sizeof part_of);
-    for (uint32_t k = 0; k < run->op->line_count; k++)
-        part_of[shard_line(store, run->op->lines[k].sku, run->op->lines[k].line_id)] = 0;
+    for (uint32_t k = 0; k < run->op->line_count; k++) {
+        const stock_order_line *line = &run->op->lines[k];
+        part_of[shard_line(store, line->sku, line->line_id)] = 0;
+        for (uint32_t j = 0; j < shard_spread(store, line->sku); j++)
+            part_of[shard_piece(store, line->sku, j)] = 0;
+    }
     for (uint32_t i = 0; i < store->count; i++)
         if (part_of[i] == 0) {
             part_of[i] = (int32_t)run->part_count;
@@ -56,35 +61,35 @@ static void split(sharded_store *store, order_run *run)
     }
 }
 
-/* The cart's digest: every line's id, SKU and quantity, in order. False on
- * out of memory. */
-static bool cart_digest(order_run *run)
+bool shard_cart_digest(const stock_op *op, char *digest, size_t size)
 {
     XXH3_state_t *state = XXH3_createState();
     if (state == NULL)
         return false;
     XXH3_64bits_reset(state);
-    for (uint32_t k = 0; k < run->op->line_count; k++) {
-        const stock_order_line *line = &run->op->lines[k];
+    for (uint32_t k = 0; k < op->line_count; k++) {
+        const stock_order_line *line = &op->lines[k];
         XXH3_64bits_update(state, line->line_id.ptr, line->line_id.len);
         XXH3_64bits_update(state, "", 1);
         XXH3_64bits_update(state, line->sku.ptr, line->sku.len);
         XXH3_64bits_update(state, &line->qty, sizeof line->qty);
     }
-    snprintf(run->digest, sizeof run->digest, "%016llx",
-             (unsigned long long)XXH3_64bits_digest(state));
+    snprintf(digest, size, "%016llx", (unsigned long long)XXH3_64bits_digest(state));
     XXH3_freeState(state);
     return true;
 }
 
-/* Records the cart's digest in the coordinator's part (insert) or reads
- * whether a replayed cart has the same lines. False on an error. */
+/* Records the cart's digest in its lowest part with lines (insert), the
+ * shard its directory entry names, or reads whether a replayed cart has
+ * the same lines. False on an error. */
 static bool cart_record(sharded_store *store, order_run *run, bool insert, bool *same)
 {
     char id[STOCK_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)run->op->id.len, run->op->id.ptr);
     const char *values[2] = {id, run->digest};
     const order_part *coordinator = &run->parts[0];
+    while (coordinator->op.line_count == 0)
+        coordinator++;
     PGresult *result = shard_query(coordinator->conn, coordinator->shard,
                                    store->shards[coordinator->shard].options.timeout_ms,
                                    insert ? "INSERT INTO stock_carts VALUES ($1, $2)"
@@ -132,11 +137,22 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
     return ok;
 }
 
-/* Runs one part (its order) inside BEGIN on its shard (its result in
- * part->op). */
-static bool run_part(sharded_store *store, order_run *run, order_part *part)
+/* Runs the cart's parts inside BEGIN on their shards (each one's result
+ * in part->op), after moving the units of its hot SKUs to the pieces that
+ * take its lines. */
+static bool run_parts(sharded_store *store, order_run *run)
 {
-    return shard_part_begin(store, run, part) && shard_part_step(store, run, part, &part->op);
+    for (uint32_t i = 0; i < run->part_count; i++)
+        if (!shard_part_begin(store, run, &run->parts[i]))
+            return false;
+    if (!shard_hot_order_gather(store, run))
+        return false;
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        if (part->op.line_count > 0 && !shard_part_step(store, run, part, &part->op))
+            return false;
+    }
+    return true;
 }
 
 /* The failure a single database would report: the order's own conflict
@@ -151,21 +167,54 @@ static int failure_rank(const order_part *part)
     return op->code == STOCK_INSUFFICIENT ? 2 * STOCK_ORDER_LINES_MAX + line : 1 + line;
 }
 
+/* Whether a part's failure is a piece of a hot SKU short: the SKU's
+ * total decides instead (short_hot). */
+static bool hot_piece_short(const order_run *run, const order_part *part)
+{
+    return part->op.code == STOCK_INSUFFICIENT && part->op.failed_line >= 0 &&
+           shard_hot_index(run, part->lines[part->op.failed_line].sku) >= 0;
+}
+
+/* The earliest hot SKU of the cart whose total does not cover its lines
+ * (by its first line), -1 if none. */
+static int short_hot(const order_run *run)
+{
+    int found = -1;
+    for (uint32_t h = 0; h < run->hot_count; h++) {
+        const hot_line_sku *hot = &run->hot[h];
+        if (hot->rows > 0 && hot->total < hot->need &&
+            (found < 0 || hot->first < run->hot[found].first))
+            found = (int)h;
+    }
+    return found;
+}
+
 /* Sets the cart's result from its parts' (every part ran); true when they
- * all succeeded and the cart must commit. */
+ * all succeeded and the cart must commit. A hot SKU's lines answer its
+ * total, less the cart's lines of it so far. */
 static bool merge_results(order_run *run, bool *replay)
 {
     const order_part *worst = NULL;
-    uint32_t replays = 0;
+    uint32_t replays = 0, parts = 0;
     for (uint32_t i = 0; i < run->part_count; i++) {
         const order_part *part = &run->parts[i];
+        if (part->op.line_count == 0)
+            continue;
+        parts++;
         if (part->op.code == STOCK_REPLAY)
             replays++;
-        if (!stock_code_succeeded(part->op.code) &&
+        if (!stock_code_succeeded(part->op.code) && !hot_piece_short(run, part) &&
             (worst == NULL || failure_rank(part) < failure_rank(worst)))
             worst = part;
     }
     stock_op *op = run->op;
+    int hot = replays > 0 ? -1 : short_hot(run);
+    if (hot >= 0 && (worst == NULL || failure_rank(worst) >=
+                                          2 * STOCK_ORDER_LINES_MAX + (int)run->hot[hot].first)) {
+        op->failed_line = (int32_t)run->hot[hot].first;
+        result_insufficient(op, run->hot[hot].sku, run->hot[hot].total);
+        return false;
+    }
     if (worst != NULL) {
         int32_t line = worst->op.failed_line;
         op->failed_line = line < 0 ? -1 : (int32_t)worst->global[line];
@@ -174,7 +223,7 @@ static bool merge_results(order_run *run, bool *replay)
         memcpy(op->message, worst->op.message, sizeof op->message);
         return false;
     }
-    if (replays > 0 && replays < run->part_count) {
+    if (replays > 0 && replays < parts) {
         /* Some shards hold the order and some do not: other lines. */
         op->failed_line = -1;
         result_conflict(op, "order", op->id);
@@ -184,6 +233,12 @@ static bool merge_results(order_run *run, bool *replay)
     for (uint32_t i = 0; i < run->part_count; i++)
         for (uint32_t k = 0; k < run->parts[i].op.line_count; k++)
             op->lines[run->parts[i].global[k]].available = run->parts[i].lines[k].available;
+    for (uint32_t h = 0; !*replay && h < run->hot_count; h++) {
+        int64_t left = run->hot[h].total;
+        for (uint32_t k = 0; k < op->line_count; k++)
+            if (id_equal(op->lines[k].sku, run->hot[h].sku))
+                op->lines[k].available = left -= op->lines[k].qty;
+    }
     op->code = *replay ? STOCK_REPLAY : STOCK_OK;
     return !*replay;
 }
@@ -288,15 +343,13 @@ void shard_order_across(sharded_store *store, stock_op *op)
     order_run *run = calloc(1, sizeof *run);
     if (run != NULL)
         run->op = op;
-    if (run == NULL || !cart_digest(run)) {
+    if (run == NULL || !shard_cart_digest(op, run->digest, sizeof run->digest)) {
         free(run);
         fail(op, STOCK_NOMEM, "no memory for a cart over several shards", "");
         return;
     }
     split(store, run);
-    bool ran = true;
-    for (uint32_t i = 0; i < run->part_count && ran; i++)
-        ran = run_part(store, run, &run->parts[i]);
+    bool ran = run_parts(store, run);
     bool replay = false, same = false;
     if (!ran) {
         shard_abandon(store, run);
@@ -307,11 +360,73 @@ void shard_order_across(sharded_store *store, stock_op *op)
         else if (replay && !same)
             result_conflict(op, "order", op->id);   /* the same lines, in another order */
         shard_abandon(store, run);
-    } else if (!cart_record(store, run, true, &same)) {
+        /* Its parts no longer match where a move left its lines. */
+        if (op->code == STOCK_CONFLICT && op->failed_line < 0)
+            shard_order_moved(store, op);
+    } else if (!shard_hot_order_afters(store, run) || !cart_record(store, run, true, &same)) {
         shard_abandon(store, run);
         fail(op, STOCK_UNAVAILABLE, "the cart was not applied: ", run->error);
     } else {
         shard_two_phase(store, run);
     }
     free(run);
+}
+
+/* The lines of an order on one member, and a row with the digest of its
+ * cart if the member coordinated one (a move leaves it there). */
+static const char moved_lines_sql[] =
+    "SELECT line_id, sku_id, qty, position, available_after, NULL FROM inventory_flow "
+    "WHERE order_id = $1 UNION ALL "
+    "SELECT NULL, NULL, NULL, NULL, NULL, digest FROM stock_carts WHERE order_id = $1";
+
+bool shard_order_moved(sharded_store *store, stock_op *op)
+{
+    char id[STOCK_ID_MAX + 1], digest[24], error[STOCK_MESSAGE_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)op->id.len, op->id.ptr);
+    if (!shard_cart_digest(op, digest, sizeof digest))
+        return false;
+    const char *values[1] = {id};
+    int64_t afters[STOCK_ORDER_LINES_MAX];
+    bool found[STOCK_ORDER_LINES_MAX] = {false}, cart = false, same = true, in_place = true;
+    uint32_t rows = 0;
+    for (uint32_t i = 0; i < store->count && same; i++) {
+        PGresult *result = shard_exec(store, i, moved_lines_sql, 1, values, PGRES_TUPLES_OK,
+                                      error, sizeof error);
+        if (result == NULL)
+            return false;   /* the order's conflict stands */
+        for (int r = 0; r < PQntuples(result) && same; r++) {
+            if (PQgetisnull(result, r, 0)) {
+                cart = true;
+                same = strcmp(PQgetvalue(result, r, 5), digest) == 0;
+                continue;
+            }
+            rows++;
+            const char *line = PQgetvalue(result, r, 0);
+            uint32_t k = 0;
+            while (k < op->line_count && (strlen(line) != op->lines[k].line_id.len ||
+                                          memcmp(line, op->lines[k].line_id.ptr,
+                                                 op->lines[k].line_id.len) != 0))
+                k++;
+            const char *sku = PQgetvalue(result, r, 1);
+            same = k < op->line_count && !found[k] && strlen(sku) == op->lines[k].sku.len &&
+                   memcmp(sku, op->lines[k].sku.ptr, op->lines[k].sku.len) == 0 &&
+                   strtoll(PQgetvalue(result, r, 2), NULL, 10) == op->lines[k].qty;
+            if (!same)
+                break;
+            found[k] = true;
+            in_place = in_place && strtoll(PQgetvalue(result, r, 3), NULL, 10) == (int64_t)k;
+            afters[k] = strtoll(PQgetvalue(result, r, 4), NULL, 10);
+        }
+        PQclear(result);
+    }
+    /* Its lines in its order: a cart's digest says so, a one-member
+     * order's positions. */
+    if (!same || rows != op->line_count || !(cart || in_place))
+        return false;
+    op->code = STOCK_REPLAY;
+    op->failed_line = -1;
+    op->message[0] = '\0';
+    for (uint32_t k = 0; k < op->line_count; k++)
+        op->lines[k].available = afters[k];
+    return true;
 }

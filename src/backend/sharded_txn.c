@@ -150,8 +150,9 @@ static void collect_claims(sharded_store *store, uint32_t first, uint32_t end)
         int32_t route = store->routes[k];
         if (op->code != STOCK_OK || route == SHARD_ROUTE_DONE)
             continue;
-        if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)
-            claim(store, k, -1, SHARD_KIND_ADJUST, op->id, route);
+        if (op->type == STOCK_OP_ADD && op->id.ptr != NULL)   /* a hot restock: piece 0 */
+            claim(store, k, -1, SHARD_KIND_ADJUST, op->id,
+                  route == SHARD_ROUTE_SPREAD ? (int32_t)shard_of(store, op->sku) : route);
         else if (op->type == STOCK_OP_DEDUCT)
             claim(store, k, -1, SHARD_KIND_LINE, op->id, route);
         else if (op->type == STOCK_OP_REFUND)
@@ -188,6 +189,20 @@ static void claim_conflict(sharded_store *store, const shard_claim *c)
         result_conflict(op, "line", op->lines[c->line].line_id);
 }
 
+/* Whether the holder of a deduction's line (or a write-off's id) is
+ * another piece of its hot SKU: the op ran there before (sharded_hot.c
+ * moves ops between pieces), and a retry goes back to it. */
+static bool piece_holds(const sharded_store *store, const shard_claim *c, uint32_t holder)
+{
+    const stock_op *op = store->ops[c->op];
+    if (c->line >= 0 || (op->type != STOCK_OP_DEDUCT && op->type != STOCK_OP_ADD))
+        return false;
+    for (uint32_t j = 0; j < shard_spread(store, op->sku); j++)
+        if (shard_piece(store, op->sku, j) == holder)
+            return j > 0 || shard_spread(store, op->sku) > 1;
+    return false;
+}
+
 /* A claim that another shard holds: CONFLICT if that shard has the id, else
  * the entry was stale and is taken over. False on an error (in error). */
 static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t holder,
@@ -204,6 +219,14 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
         return false;
     bool used = PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't';
     PQclear(result);
+    if (used && piece_holds(store, c, holder)) {
+        store->routes[c->op] = (int32_t)holder;   /* a retry: the member replays it */
+        return true;
+    }
+    if (used && c->kind == SHARD_KIND_ORDER && shard_order_moved(store, store->ops[c->op])) {
+        store->routes[c->op] = SHARD_ROUTE_DONE;   /* a retry after a move: a replay */
+        return true;
+    }
     if (used) {
         claim_conflict(store, c);
         return true;

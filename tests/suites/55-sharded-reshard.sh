@@ -3,8 +3,10 @@
 # shard"): stockctl reshard moves a store of 2 members to 3, on 3
 # PostgreSQL primaries (pg_start_many), each store in databases of its own.
 #  - a clean move (and one from 1 member to 2): afterwards the store opens with the new member list only,
-#    every SKU and line is found with its values, a refund by line id alone
-#    works (tests/system/reshard_check.c), and stockctl reconcile finds I2;
+#    every SKU and line is found with its values, a retry of every order
+#    answers REPLAY (CONFLICT with two lines swapped), a refund by line id
+#    alone works (tests/system/reshard_check.c), and stockctl reconcile
+#    finds I2;
 #  - refusals that change nothing: the old list in another order or with a
 #    member missing, a new list that does not extend the old one, a store
 #    with hot SKUs (UNSUPPORTED), a store with someone else connected;

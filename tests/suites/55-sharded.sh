@@ -2,7 +2,8 @@
 # 55-sharded.sh -- the sharded backend (docs/sharded.md) over real PostgreSQL
 # 15 primaries started by tests/harness/pg.sh (pg_start_many): the
 # conformance suite unchanged over 3 shards (--quick, then the full sellout),
-# from two stores at once, and over 1 shard; opening refused with members in
+# over 3 shards with every SKU hot (hot=3:*), from two stores at once, and
+# over 1 shard; opening refused with members in
 # another order, one missing, one from another map, and on a server without
 # max_prepared_transactions, each with a message naming the member; stockd
 # serving a sharded store, whose sweep prunes the decisions of finished
@@ -22,6 +23,11 @@ echo "== conformance over 3 shards"
 tail -n 1 "$LOG/conf3.log"
 "$BUILD/tests/conformance" --filter 'sellout*' "$THREE" 2>&1 | tail -n 1
 [ "${PIPESTATUS[0]}" -eq 0 ]
+
+echo "== conformance over 3 shards with every SKU hot, spread over all 3 (docs/sharded.md, \"Hot SKUs across shards\")"
+"$BUILD/tests/conformance" --quick "shards:hot=3:*;$A;$B;$C" >"$LOG/conf3hot.log" 2>&1 ||
+    { cat "$LOG/conf3hot.log"; exit 1; }
+tail -n 1 "$LOG/conf3hot.log"
 
 echo "== conformance from two stores at once over the same 3 shards"
 "$BUILD/tests/conformance" --quick "$THREE" >"$LOG/conf3a.log" 2>&1 & first=$!

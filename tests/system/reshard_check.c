@@ -6,7 +6,10 @@
  *                                  shards), all with known results
  *   reshard_check check URI        opens the store and checks every SKU's
  *                                  available stock and every line (SKU, qty,
- *                                  refunded) against what setup did; then
+ *                                  refunded) against what setup did, and
+ *                                  that a retry of each order answers
+ *                                  REPLAY (CONFLICT with two lines
+ *                                  swapped); then
  *                                  refunds one more unit of a line of each
  *                                  SKU by its line id alone (OK, or REPLAY
  *                                  when run again) and deducts a new line
@@ -86,6 +89,61 @@ static void expect(stock_code code, bool replay_too, const char *what, const cha
     exit(1);
 }
 
+/* Order o of setup: its id and lines (1 unit each). */
+typedef struct rs_order {
+    char id[RS_ID], line_ids[RS_ORDER_LINES][RS_ID], skus[RS_ORDER_LINES][RS_ID];
+    stock_order_line lines[RS_ORDER_LINES];
+} rs_order;
+
+static void order_of(unsigned o, rs_order *order)
+{
+    for (unsigned p = 0; p < RS_ORDER_LINES; p++) {
+        name(order->line_ids[p], "rs-o%u-%u", o, p);
+        name(order->skus[p], "rs-s%u", order_sku(o, p), 0);
+        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
+                                             .sku = stock_id_from_cstr(order->skus[p]),
+                                             .qty = 1};
+    }
+    name(order->id, "rs-o%u", o, 0);
+}
+
+/* A retry of every order of setup answers REPLAY with each line's
+ * recorded available, whatever shards its SKUs moved to, and one with two
+ * lines swapped CONFLICT. */
+static void check_order_retries(stock_t *store)
+{
+    for (unsigned o = 0; o < RS_ORDERS; o++) {
+        rs_order order_buf, *order = &order_buf;
+        order_of(o, order);
+        stock_code code = stock_order(store, order->id, order->lines, RS_ORDER_LINES, NULL, NULL);
+        if (code != STOCK_REPLAY) {
+            fprintf(stderr, "order %s retried: %s, expected REPLAY\n", order->id,
+                    stock_code_name(code));
+            exit(1);
+        }
+        for (unsigned p = 0; p < RS_ORDER_LINES; p++) {
+            stock_line_info info;
+            expect(stock_line(store, order->line_ids[p], &info, NULL), false, "line",
+                   order->line_ids[p]);
+            if (order->lines[p].available != info.available_after) {
+                fprintf(stderr, "order %s retried: line %u available %" PRId64 ", recorded "
+                        "%" PRId64 "\n", order->id, p, order->lines[p].available,
+                        info.available_after);
+                exit(1);
+            }
+        }
+        stock_order_line swapped = order->lines[0];
+        order->lines[0] = order->lines[1];
+        order->lines[1] = swapped;
+        code = stock_order(store, order->id, order->lines, RS_ORDER_LINES, NULL, NULL);
+        if (code != STOCK_CONFLICT) {
+            fprintf(stderr, "order %s retried with two lines swapped: %s, expected "
+                    "CONFLICT\n", order->id, stock_code_name(code));
+            exit(1);
+        }
+    }
+}
+
 static int setup(const char *uri)
 {
     stock_t *store = open_store(uri);
@@ -103,16 +161,10 @@ static int setup(const char *uri)
         }
     }
     for (unsigned o = 0; o < RS_ORDERS; o++) {
-        stock_order_line lines[RS_ORDER_LINES];
-        char ids[RS_ORDER_LINES][RS_ID], skus[RS_ORDER_LINES][RS_ID], order[RS_ID];
-        for (unsigned p = 0; p < RS_ORDER_LINES; p++) {
-            name(ids[p], "rs-o%u-%u", o, p);
-            name(skus[p], "rs-s%u", order_sku(o, p), 0);
-            lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(ids[p]),
-                                          .sku = stock_id_from_cstr(skus[p]), .qty = 1};
-        }
-        name(order, "rs-o%u", o, 0);
-        expect(stock_order(store, order, lines, RS_ORDER_LINES, NULL, NULL), true, "order", order);
+        rs_order order;
+        order_of(o, &order);
+        expect(stock_order(store, order.id, order.lines, RS_ORDER_LINES, NULL, NULL), true,
+               "order", order.id);
     }
     for (unsigned k = 0; k < RS_SKUS; k++) {
         char line[RS_ID];
@@ -162,6 +214,7 @@ static int check(const char *uri)
             name(id, "rs-o%u-%u", o, p);
             check_line(store, id, order_sku(o, p), 1, 0);
         }
+    check_order_retries(store);
     for (unsigned k = 0; k < RS_SKUS; k++) {
         char line[RS_ID];
         name(id, "rs-r2-%u", k, 0);
