@@ -190,23 +190,26 @@ static char *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
+typedef enum entry_added { ENTRY_ADDED, ENTRY_NO_ROOM, ENTRY_MALFORMED } entry_added;
+
 /* An entry of kind 'lines': nr lone deductions, record i with sequence
  * S + i (rd_lines_next). Added whole or not at all: false when the cycle
  * has no room for every line (the entry stays pending and comes again) or
  * the entry is malformed. */
-static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
-                      const redisReply *fields)
+static entry_added lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
+                             const redisReply *fields)
 {
     const char *count = entry_field(fields, "nr"), *time = entry_field(fields, "t");
     char *text = entry_field(fields, "r");
     uint64_t lines = count != NULL ? strtoull(count, NULL, 10) : 0;
-    if (text == NULL || time == NULL || lines == 0 ||
-        lines > PERSIST_CYCLE_MAX - p->record_count)
-        return false;
+    if (text == NULL || time == NULL || lines == 0 || lines > PERSIST_CYCLE_MAX)
+        return ENTRY_MALFORMED;
+    if (lines > PERSIST_CYCLE_MAX - p->record_count)
+        return ENTRY_NO_ROOM;
     for (uint64_t i = 0; i < lines; i++) {
         rd_lines_record line;
         if (!rd_lines_next(&text, &line))
-            return false;
+            return ENTRY_MALFORMED;
         persist_record *r = &p->records[p->record_count + i];
         r->stream = stream;
         r->id = id;
@@ -218,14 +221,13 @@ static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t se
         memcpy(r->params, params, sizeof params);
     }
     if (text[strspn(text, " ")] != '\0')
-        return false;
+        return ENTRY_MALFORMED;
     p->record_count += (uint32_t)lines;
-    return true;
+    return ENTRY_ADDED;
 }
 
-/* The fields of an entry [id, [field, value, ...]] as apply arguments;
- * false when it was not added (no room, or malformed). */
-static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
+/* The fields of an entry [id, [field, value, ...]] as apply arguments. */
+static entry_added record_add(persister *p, uint32_t stream, const redisReply *entry)
 {
     /* Each argument's field, and its value when the record has none (a
      * warm-up's marker has only ms and k). */
@@ -238,13 +240,16 @@ static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
     };
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING ||
-        entry->element[1]->type != REDIS_REPLY_ARRAY || p->record_count == PERSIST_CYCLE_MAX)
-        return false;
+        entry->element[1]->type != REDIS_REPLY_ARRAY)
+        return ENTRY_MALFORMED;
+    if (p->record_count == PERSIST_CYCLE_MAX)
+        return ENTRY_NO_ROOM;
     const char *id = entry->element[0]->str, *dash = strchr(id, '-');
     const redisReply *fields = entry->element[1];
     const char *kind = entry_field(fields, "k");
     if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
-        return dash != NULL && lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
+        return dash == NULL ? ENTRY_MALFORMED
+                            : lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;
     r->id = id;
@@ -254,20 +259,36 @@ static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
         const char *value = entry_field(fields, names[k]);
         r->params[k] = value != NULL ? value : missing[k];
     }
-    return true;
+    return ENTRY_ADDED;
 }
 
 /* Adds the entries of reply (an array of entries) to the cycle, in order,
  * up to the first that is not added (a later one applied without it would
  * leave a hole in the stream's sequence), and up to about options.batch
  * records, so that 'lines' entries of one busy stream leave room for the
- * other streams of the cycle. What is left stays pending and comes again. */
-static void entries_add(persister *p, uint32_t stream, const redisReply *entries)
+ * other streams of the cycle. What is left stays pending and comes again.
+ * False for an entry this persister cannot read: it stops there, saying
+ * which, rather than skip records (the cycle fails, and each one after it
+ * until the entry is mended; docs/persister.md). */
+static bool entries_add(persister *p, uint32_t stream, const redisReply *entries)
 {
     uint32_t first = p->record_count;
-    for (size_t e = 0; e < entries->elements && p->record_count - first < p->options.batch; e++)
-        if (!record_add(p, stream, entries->element[e]))
-            return;
+    for (size_t e = 0; e < entries->elements && p->record_count - first < p->options.batch; e++) {
+        const redisReply *entry = entries->element[e];
+        entry_added added = record_add(p, stream, entry);
+        if (added == ENTRY_MALFORMED) {
+            snprintf(p->error, sizeof p->error, "redis: the outbox entry %.40s of %.64s cannot "
+                     "be read (not a record this persister knows); persisting stops there",
+                     entry->type == REDIS_REPLY_ARRAY && entry->elements >= 1 &&
+                             entry->element[0]->type == REDIS_REPLY_STRING
+                         ? entry->element[0]->str : "?",
+                     p->streams[stream].key);
+            return false;
+        }
+        if (added == ENTRY_NO_ROOM)
+            break;
+    }
+    return true;
 }
 
 /* The owned streams whose records fit in this cycle, from first on. */
@@ -297,7 +318,8 @@ static bool read_pending(persister *p, uint32_t first, uint32_t end, bool *fresh
         p->replies[p->reply_count++] = reply;
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
             return lost(p, "XAUTOCLAIM", p->streams[i].node, reply);
-        entries_add(p, i, reply->element[1]);
+        if (!entries_add(p, i, reply->element[1]))
+            return false;
         /* Entries deleted while pending (element 2) need nothing: the
          * trim keeps every entry a group has pending, so only an older
          * persister's XDEL of records it had applied leaves one. */
@@ -330,8 +352,8 @@ bool outbox_read(persister *p)
         if (reply->type == REDIS_REPLY_ERROR)
             return lost(p, "XREADGROUP", p->streams[i].node, reply);
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-            reply->element[0]->elements == 2)
-            entries_add(p, i, reply->element[0]->element[1]);
+            reply->element[0]->elements == 2 && !entries_add(p, i, reply->element[0]->element[1]))
+            return false;
     }
     atomic_fetch_add(&p->read, p->record_count);
     return true;

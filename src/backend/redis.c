@@ -20,6 +20,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,8 +564,14 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
 static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
 {
     int64_t left_us = store->link.end_us - clock_now_us(CLOCK_MONOTONIC);
-    int wait_ms = left_us > 0 ? (int)(left_us / 1000 * 3 / 4) + 1 : 1;
-    long long acked = rd_link_wait(store, store->options.wait_replicas, wait_ms);
+    int64_t wait_ms = left_us / 1000 * 3 / 4 + 1;
+    if (wait_ms > INT_MAX)
+        wait_ms = INT_MAX;
+    /* With no time left the writes count as not replicated, and the link,
+     * which did nothing wrong, stays up. */
+    long long acked = left_us > 0
+                          ? rd_link_wait(store, store->options.wait_replicas, (int)wait_ms)
+                          : 0;
     if (acked >= store->options.wait_replicas)
         return;
     for (size_t i = 0; i < count; i++) {
@@ -576,7 +583,7 @@ static void wait_replicas(rd_store *store, stock_op **ops, size_t count)
         result_fail(op, STOCK_UNAVAILABLE, "redis: applied on the master but not yet "
                     "replicated: WAIT %d got %lld replicas in %d ms; a retry with the same id "
                     "replays it", store->options.wait_replicas, acked < 0 ? 0 : acked,
-                    wait_ms);
+                    left_us > 0 ? (int)wait_ms : 0);
     }
 }
 
@@ -628,7 +635,8 @@ static int64_t sweep_tick(stock_t *base)
 {
     rd_store *store = (rd_store *)base;
     if (rd_linked(store)) {
-        deadline_start(store, 1);
+        /* Each order it gives back counts as an op of a batch. */
+        deadline_start(store, RD_SWEEP_MAX);
         rd_sweep(store);
         store->link.end_us = 0;
     }

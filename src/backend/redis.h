@@ -120,6 +120,7 @@ extern const char rd_functions_source[];
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
 #define RD_MANY_MAX 64              /* deductions one deduct_many call carries */
+#define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
 #define RD_DEADLINE_OPS 64          /* ops of a batch that share one timeout_ms of its deadline */
 /* An order's lines as text, "line sku qty ...". */
 #define RD_SPEC_MAX (STOCK_ORDER_LINES_MAX * (2 * STOCK_ID_MAX + 16))

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backend/redis.h"
+#include "lib/clock.h"
 #include "lib/message.h"
 
 /* ----------------------------------------------------------------- slots */
@@ -143,12 +144,12 @@ static void link_lost(rd_store *store, const rd_node *node, const char *what)
  * node; an empty host is the seed's). UNAVAILABLE when a slot has none
  * (the cluster is not ok). */
 static stock_code map_read(rd_store *store, redisContext *conn, const rd_endpoint *seed,
-                           char *message, size_t size)
+                           rd_bound bound, char *message, size_t size)
 {
     rd_link *link = &store->link;
     memset(link->slot_node, RD_NO_NODE, sizeof link->slot_node);
     const char *argv[] = {"CLUSTER", "SLOTS"};
-    redisReply *reply = rd_conn_command(conn, rd_link_bound(store), 2, argv, NULL);
+    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         message_set(message, size, "redis: CLUSTER SLOTS failed on %s:%d: %.100s", seed->host,
                     seed->port, reply == NULL ? conn->errstr
@@ -187,18 +188,25 @@ static stock_code map_read(rd_store *store, redisContext *conn, const rd_endpoin
 }
 
 /* The slot map from the first seed that answers. A seed that answers but is
- * refused (password, not a cluster node, not Redis 7) ends the search. */
+ * refused (password, not a cluster node, not Redis 7) ends the search.
+ * Each seed has at least timeout_ms of its own, past the work's deadline if
+ * need be (the deadline then moves with it, for the masters' connections):
+ * a seed whose host is down would otherwise spend the whole deadline, and
+ * the seeds after it would never be asked. */
 static stock_code map_from_seeds(rd_store *store, char *message, size_t size)
 {
     stock_code code = STOCK_UNAVAILABLE;
     for (int i = 0; i < store->options.seed_count; i++) {
         const rd_endpoint *seed = &store->options.seeds[i];
+        rd_bound bound = rd_link_bound(store);
+        int64_t own_us = clock_now_us(CLOCK_MONOTONIC) + bound.timeout_ms * 1000LL;
+        if (bound.end_us != 0 && bound.end_us < own_us)
+            bound.end_us = store->link.end_us = own_us;
         redisContext *conn = NULL;
-        code = rd_node_connect(&store->options, seed, rd_link_bound(store), &conn, message,
-                               size);
+        code = rd_node_connect(&store->options, seed, bound, &conn, message, size);
         if (code == STOCK_OK) {
             store->link.node_count = 0;
-            code = map_read(store, conn, seed, message, size);
+            code = map_read(store, conn, seed, bound, message, size);
             redisFree(conn);
         }
         if (code != STOCK_UNAVAILABLE)

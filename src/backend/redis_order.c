@@ -17,7 +17,6 @@
 #include "lib/id.h"
 #include "lib/result.h"
 
-#define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
 
 /* What an order learns about each line. */
 typedef struct rd_order_line {

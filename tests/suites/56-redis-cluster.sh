@@ -56,9 +56,24 @@ for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
 done
 echo "all $REDIS_CLUSTER_NODES nodes hold stockd_v1"
 
-echo "== a first seed that does not answer"
-"$BUILD/tests/conformance" --filter 'set_creates*' "redis://127.0.0.1:1,${REDIS_URI#redis://}" \
-    2>&1 | tail -n 1
+echo "== a first seed that refuses, then one that is silent"
+out=$("$BUILD/tests/conformance" --filter 'set_creates*' "redis://127.0.0.1:1,${REDIS_URI#redis://}" 2>&1) ||
+    { echo "$out" | tail -n 5; echo "a refused first seed stopped the open"; exit 1; }
+echo "$out" | tail -n 1
+# A host that takes the connection and never answers (its backlog accepts,
+# nobody reads): the open must still reach the next seed within its own
+# timeout_ms rather than spend the whole deadline on the first.
+coproc SILENT { exec /usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True); time.sleep(120)'; }
+silent_pid=$SILENT_PID
+read -r silent_port <&"${SILENT[0]}"
+uri="redis://127.0.0.1:$silent_port,${REDIS_URI#redis://}&timeout_ms=500"
+out=$("$BUILD/tests/conformance" --filter 'set_creates*' "$uri" 2>&1) ||
+    { echo "$out" | tail -n 5; echo "a silent first seed stopped the open"; exit 1; }
+echo "$out" | tail -n 1
+kill "$silent_pid" 2>/dev/null || true
+wait "$silent_pid" 2>/dev/null || true
 
 echo "== a slot moved under an open store (ASK, then MOVED)"
 # Field 9 on of a CLUSTER NODES line are the node's slot ranges.
