@@ -1,13 +1,12 @@
 # tests/harness/intake.sh -- what the stockintake suites (70-nats,
-# 71-nats-cluster) share: it sources nats.sh (and so server_helpers.sh),
-# turns on the LeakSanitizer suppressions for libnats (nats-lsan.supp), and
-# defines the functions below, which expect
+# 71-nats-cluster) share: it sources nats.sh (and so server_helpers.sh and
+# the LeakSanitizer suppressions for libnats), and defines the functions
+# below, which expect
 #   dir      the suite's temporary folder (stockintake's log: $dir/intake.log)
 #   client   the intake_client helper binary
 # and NATS_URL from nats_start or nats_start_cluster.
 
 . "$(dirname "${BASH_SOURCE[0]}")/nats.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 INTAKE_DUPLICATE_WAIT_S=3   # past any --ack-wait a suite gives stockintake
 

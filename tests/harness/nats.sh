@@ -14,7 +14,11 @@
 # The server listens on 127.0.0.1 only, on the first free port of
 # NATS_PORT_FIRST..NATS_PORT_LAST (17520-17559 belong to these suites), and
 # keeps its JetStream store (file storage: what a kill -9 must not lose) in
-# a mktemp -d folder.
+# a mktemp -d folder. Sourcing it also turns on the LeakSanitizer
+# suppressions for libnats (nats-lsan.supp), which every program that links
+# the NATS client needs under the sanitizers.
+
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 NATS_PORT_FIRST=${NATS_PORT_FIRST:-17520}
 NATS_PORT_LAST=${NATS_PORT_LAST:-17559}

@@ -41,7 +41,6 @@ BUILD=${BUILD:-build}
 here=$(dirname "$0")
 NATS_PORT_FIRST=17570 NATS_PORT_LAST=17579
 . "$here/../harness/nats.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 skus=200 rounds=4
 case "$BUILD" in

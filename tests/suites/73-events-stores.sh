@@ -33,7 +33,6 @@ NATS_PORT_FIRST=17560 NATS_PORT_LAST=17569
 . "$here/../harness/nats.sh"
 . "$here/../harness/pg.sh"
 . "$here/../harness/redis.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 skus=12 clients=4 ops=150 kills=3
 case "$BUILD" in

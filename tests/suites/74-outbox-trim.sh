@@ -29,11 +29,10 @@
 set -eu
 BUILD=${BUILD:-build}
 here=$(dirname "$0")
-NATS_PORT_FIRST=17700 NATS_PORT_LAST=17709
+NATS_PORT_FIRST=17810 NATS_PORT_LAST=17819
 . "$here/../harness/nats.sh"
 . "$here/../harness/pg.sh"
 . "$here/../harness/redis.sh"
-export LSAN_OPTIONS="suppressions=$(cd "$here/../harness" && pwd)/nats-lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 skus=24
 dir=$(mktemp -d)
