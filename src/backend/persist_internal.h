@@ -95,6 +95,12 @@ bool outbox_read(persister *p);
 /* Acknowledges the records read (after their COMMIT) and trims their
  * streams of what every group is done with. */
 bool outbox_ack(persister *p);
+/* Adds the fields of an entry [id, [field, value, ...]] of stream to the
+ * cycle's records as apply arguments (pointing into entry, which the cycle
+ * owns: a 'lines' entry's r is cut up in place); false when it was not
+ * added (no room, or malformed). Touches nothing but p's records and
+ * record_count (tests/fuzz/fuzz_outbox.c drives it). */
+bool outbox_entry_add(persister *p, uint32_t stream, const redisReply *entry);
 /* Frees the replies of the cycle. */
 void outbox_release(persister *p);
 /* Trims every stream; records not yet persisted (not acknowledged by the

@@ -223,9 +223,7 @@ static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t se
     return true;
 }
 
-/* The fields of an entry [id, [field, value, ...]] as apply arguments;
- * false when it was not added (no room, or malformed). */
-static bool record_add(persister *p, uint32_t stream, const redisReply *entry)
+bool outbox_entry_add(persister *p, uint32_t stream, const redisReply *entry)
 {
     /* Each argument's field, and its value when the record has none (a
      * warm-up's marker has only ms and k). */
@@ -266,7 +264,7 @@ static void entries_add(persister *p, uint32_t stream, const redisReply *entries
 {
     uint32_t first = p->record_count;
     for (size_t e = 0; e < entries->elements && p->record_count - first < p->options.batch; e++)
-        if (!record_add(p, stream, entries->element[e]))
+        if (!outbox_entry_add(p, stream, entries->element[e]))
             return;
 }
 
