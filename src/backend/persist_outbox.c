@@ -18,6 +18,7 @@
  * Any failure closes the whole link: the next cycle reads the slot map
  * again, so a failover's new master is found (and a MOVED is a failure).
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,20 +194,19 @@ static char *entry_field(const redisReply *fields, const char *name)
 /* An entry of kind 'lines': nr lone deductions, record i with sequence
  * S + i (rd_lines_next). Added whole or not at all: false when the cycle
  * has no room for every line (the entry stays pending and comes again) or
- * the entry is malformed. */
+ * the entry is malformed (rd_lines_count: r does not hold nr records). */
 static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
                       const redisReply *fields)
 {
-    const char *count = entry_field(fields, "nr"), *time = entry_field(fields, "t");
+    const char *time = entry_field(fields, "t");
     char *text = entry_field(fields, "r");
-    uint64_t lines = count != NULL ? strtoull(count, NULL, 10) : 0;
-    if (text == NULL || time == NULL || lines == 0 ||
-        lines > PERSIST_CYCLE_MAX - p->record_count)
+    uint64_t lines = rd_lines_count(entry_field(fields, "nr"), text);
+    if (time == NULL || lines == 0 || lines > PERSIST_CYCLE_MAX - p->record_count)
         return false;
     for (uint64_t i = 0; i < lines; i++) {
         rd_lines_record line;
-        if (!rd_lines_next(&text, &line))
-            return false;
+        bool cut = rd_lines_next(&text, &line);
+        assert(cut);   /* rd_lines_count counted them */
         persist_record *r = &p->records[p->record_count + i];
         r->stream = stream;
         r->id = id;
@@ -217,8 +217,6 @@ static bool lines_add(persister *p, uint32_t stream, const char *id, uint64_t se
         };
         memcpy(r->params, params, sizeof params);
     }
-    if (text[strspn(text, " ")] != '\0')
-        return false;
     p->record_count += (uint32_t)lines;
     return true;
 }

@@ -341,6 +341,8 @@ bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redis
  * each 8 space-separated tokens in its field r. */
 #define RD_LINES_KIND "lines"
 
+#define RD_LINES_TOKENS 8             /* of a record in r */
+
 /* One record of a 'lines' entry: its tokens, inside the entry's field r. */
 typedef struct rd_lines_record {
     const char *sku, *line, *qty;
@@ -351,6 +353,12 @@ typedef struct rd_lines_record {
 /* Cuts the next record off *text (an entry's field r, cut in place with
  * NULs, *text moved past it); false at the end or short of a record. */
 bool rd_lines_next(char **text, rd_lines_record *record);
+/* The records of a 'lines' entry whose fields nr and r are count and text
+ * (either NULL when missing): nr in decimal, 1 or more, and r exactly that
+ * many records; 0 when the entry is malformed, which both readers then
+ * refuse whole. Reads text without cutting it. */
+#define RD_LINES_DIGITS_MAX 9         /* nr below 10^9: no overflow of nr * 8 */
+uint64_t rd_lines_count(const char *count, const char *text);
 
 /* The reading of one outbox entry [id, fields] (fields nil when it was
  * deleted while pending) into the moves of stock events (redis_events.c),
@@ -371,10 +379,12 @@ typedef struct rd_lines_cursor {
     uint64_t left;                  /* how many are left (nr, at first) */
 } rd_lines_cursor;
 
-/* Starts handing out the records of a 'lines' entry, from sequence seq. */
+/* Starts handing out the records of a 'lines' entry, from sequence seq:
+ * none (left 0) when rd_lines_count refuses it. */
 void rd_lines_start(rd_lines_cursor *lines, const redisReply *entry, uint64_t seq);
-/* The move of the next record (rd_lines_next); false when it is malformed
- * (left is then 0: the rest of the entry is skipped) or names no valid SKU. */
+/* The move of the next record (rd_lines_next); false when it names a SKU
+ * too long, or when r ends short of a record (left is then 0; an entry
+ * refused by rd_lines_count starts with left 0). */
 bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_change *change);
 /* The records of a stream deleted before its reader read them (by a
  * persister older than the trim, which deleted what it had persisted, or by

@@ -343,8 +343,7 @@ void rd_lines_start(rd_lines_cursor *lines, const redisReply *entry, uint64_t se
     lines->text = field(fields, "r");
     lines->id = entry->element[0]->str;
     lines->seq = seq;
-    const char *count = field(fields, "nr");
-    lines->left = lines->text != NULL && count != NULL ? strtoull(count, NULL, 10) : 0;
+    lines->left = rd_lines_count(field(fields, "nr"), lines->text);
 }
 
 bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_change *change)
