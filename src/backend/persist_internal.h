@@ -95,6 +95,17 @@ bool outbox_read(persister *p);
 /* Acknowledges the records read (after their COMMIT) and trims their
  * streams of what every group is done with. */
 bool outbox_ack(persister *p);
+typedef enum persist_entry_added {
+    PERSIST_ENTRY_ADDED,
+    PERSIST_ENTRY_NO_ROOM,     /* the cycle is too full: it comes again */
+    PERSIST_ENTRY_MALFORMED    /* not a record this persister can read */
+} persist_entry_added;
+/* Adds the fields of an entry [id, [field, value, ...]] of stream to the
+ * cycle's records as apply arguments (pointing into entry, which the cycle
+ * owns: a 'lines' entry's r is cut up in place), or says why it did not.
+ * Touches nothing but p's records and record_count
+ * (tests/fuzz/fuzz_outbox.c drives it). */
+persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisReply *entry);
 /* Frees the replies of the cycle. */
 void outbox_release(persister *p);
 /* Trims every stream; records not yet persisted (not acknowledged by the

@@ -18,6 +18,7 @@
  * Any failure closes the whole link: the next cycle reads the slot map
  * again, so a failover's new master is found (and a MOVED is a failure).
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,26 +191,24 @@ static char *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-typedef enum entry_added { ENTRY_ADDED, ENTRY_NO_ROOM, ENTRY_MALFORMED } entry_added;
-
 /* An entry of kind 'lines': nr lone deductions, record i with sequence
- * S + i (rd_lines_next). Added whole or not at all: false when the cycle
- * has no room for every line (the entry stays pending and comes again) or
- * the entry is malformed. */
-static entry_added lines_add(persister *p, uint32_t stream, const char *id, uint64_t seq,
-                             const redisReply *fields)
+ * S + i (rd_lines_next). Added whole or not at all: not when the cycle has
+ * no room for every line (the entry stays pending and comes again) or the
+ * entry is malformed (rd_lines_count: r does not hold nr records). */
+static persist_entry_added lines_add(persister *p, uint32_t stream, const char *id,
+                                     uint64_t seq, const redisReply *fields)
 {
-    const char *count = entry_field(fields, "nr"), *time = entry_field(fields, "t");
+    const char *time = entry_field(fields, "t");
     char *text = entry_field(fields, "r");
-    uint64_t lines = count != NULL ? strtoull(count, NULL, 10) : 0;
-    if (text == NULL || time == NULL || lines == 0 || lines > PERSIST_CYCLE_MAX)
-        return ENTRY_MALFORMED;
+    uint64_t lines = rd_lines_count(entry_field(fields, "nr"), text);
+    if (time == NULL || lines == 0 || lines > PERSIST_CYCLE_MAX)
+        return PERSIST_ENTRY_MALFORMED;
     if (lines > PERSIST_CYCLE_MAX - p->record_count)
-        return ENTRY_NO_ROOM;
+        return PERSIST_ENTRY_NO_ROOM;
     for (uint64_t i = 0; i < lines; i++) {
         rd_lines_record line;
-        if (!rd_lines_next(&text, &line))
-            return ENTRY_MALFORMED;
+        bool cut = rd_lines_next(&text, &line);
+        assert(cut);   /* rd_lines_count counted them */
         persist_record *r = &p->records[p->record_count + i];
         r->stream = stream;
         r->id = id;
@@ -220,14 +219,11 @@ static entry_added lines_add(persister *p, uint32_t stream, const char *id, uint
         };
         memcpy(r->params, params, sizeof params);
     }
-    if (text[strspn(text, " ")] != '\0')
-        return ENTRY_MALFORMED;
     p->record_count += (uint32_t)lines;
-    return ENTRY_ADDED;
+    return PERSIST_ENTRY_ADDED;
 }
 
-/* The fields of an entry [id, [field, value, ...]] as apply arguments. */
-static entry_added record_add(persister *p, uint32_t stream, const redisReply *entry)
+persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisReply *entry)
 {
     /* Each argument's field, and its value when the record has none (a
      * warm-up's marker has only ms and k). */
@@ -241,14 +237,14 @@ static entry_added record_add(persister *p, uint32_t stream, const redisReply *e
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING ||
         entry->element[1]->type != REDIS_REPLY_ARRAY)
-        return ENTRY_MALFORMED;
+        return PERSIST_ENTRY_MALFORMED;
     if (p->record_count == PERSIST_CYCLE_MAX)
-        return ENTRY_NO_ROOM;
+        return PERSIST_ENTRY_NO_ROOM;
     const char *id = entry->element[0]->str, *dash = strchr(id, '-');
     const redisReply *fields = entry->element[1];
     const char *kind = entry_field(fields, "k");
     if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
-        return dash == NULL ? ENTRY_MALFORMED
+        return dash == NULL ? PERSIST_ENTRY_MALFORMED
                             : lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;
@@ -259,7 +255,7 @@ static entry_added record_add(persister *p, uint32_t stream, const redisReply *e
         const char *value = entry_field(fields, names[k]);
         r->params[k] = value != NULL ? value : missing[k];
     }
-    return ENTRY_ADDED;
+    return PERSIST_ENTRY_ADDED;
 }
 
 /* Adds the entries of reply (an array of entries) to the cycle, in order,
@@ -275,8 +271,8 @@ static bool entries_add(persister *p, uint32_t stream, const redisReply *entries
     uint32_t first = p->record_count;
     for (size_t e = 0; e < entries->elements && p->record_count - first < p->options.batch; e++) {
         const redisReply *entry = entries->element[e];
-        entry_added added = record_add(p, stream, entry);
-        if (added == ENTRY_MALFORMED) {
+        persist_entry_added added = outbox_entry_add(p, stream, entry);
+        if (added == PERSIST_ENTRY_MALFORMED) {
             snprintf(p->error, sizeof p->error, "redis: the outbox entry %.40s of %.64s cannot "
                      "be read (not a record this persister knows); persisting stops there",
                      entry->type == REDIS_REPLY_ARRAY && entry->elements >= 1 &&
@@ -285,7 +281,7 @@ static bool entries_add(persister *p, uint32_t stream, const redisReply *entries
                      p->streams[stream].key);
             return false;
         }
-        if (added == ENTRY_NO_ROOM)
+        if (added == PERSIST_ENTRY_NO_ROOM)
             break;
     }
     return true;

@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 #include "backend/backend.h"
+#include "core/core.h"
 #include "lib/worker.h"
 #include "stock.h"
 
@@ -341,6 +342,8 @@ bool rd_outbox_groups_create(redisContext *conn, const char *stream, const redis
  * each 8 space-separated tokens in its field r. */
 #define RD_LINES_KIND "lines"
 
+#define RD_LINES_TOKENS 8             /* of a record in r */
+
 /* One record of a 'lines' entry: its tokens, inside the entry's field r. */
 typedef struct rd_lines_record {
     const char *sku, *line, *qty;
@@ -351,6 +354,46 @@ typedef struct rd_lines_record {
 /* Cuts the next record off *text (an entry's field r, cut in place with
  * NULs, *text moved past it); false at the end or short of a record. */
 bool rd_lines_next(char **text, rd_lines_record *record);
+/* The records of a 'lines' entry whose fields nr and r are count and text
+ * (either NULL when missing): nr in decimal, 1 or more, and r exactly that
+ * many records; 0 when the entry is malformed, which both readers then
+ * refuse whole. Reads text without cutting it. */
+#define RD_LINES_DIGITS_MAX 9         /* nr below 10^9: no overflow of nr * 8 */
+uint64_t rd_lines_count(const char *count, const char *text);
+
+/* The reading of one outbox entry [id, fields] (fields nil when it was
+ * deleted while pending) into the moves of stock events (redis_events.c),
+ * apart from the streams so that tests/fuzz/fuzz_outbox.c drives it. slot
+ * is the entry's stream's: a move's *seq is S * RD_SLOTS + slot, S the
+ * record's sequence. */
+
+/* The move of an entry of one record, or false for a record that moves no
+ * SKU (a warm-up's marker, or one deleted while it was pending: its fields
+ * are nil). */
+bool rd_entry_move(const redisReply *entry, unsigned slot, uint64_t *seq, core_change *change);
+
+/* A 'lines' entry being handed out one record at a time. */
+typedef struct rd_lines_cursor {
+    const char *id;                 /* the entry's id, inside its reply */
+    char *text;                     /* its records not handed out yet (cut in place) */
+    uint64_t seq;                   /* the sequence of the next one */
+    uint64_t left;                  /* how many are left (nr, at first) */
+} rd_lines_cursor;
+
+/* Starts handing out the records of a 'lines' entry, from sequence seq:
+ * none (left 0) when rd_lines_count refuses it. */
+void rd_lines_start(rd_lines_cursor *lines, const redisReply *entry, uint64_t seq);
+/* The move of the next record (rd_lines_next); false when it names a SKU
+ * too long, or when r ends short of a record (left is then 0; an entry
+ * refused by rd_lines_count starts with left 0). */
+bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_change *change);
+/* The records of a stream deleted before its reader read them (by a
+ * persister older than the trim, which deleted what it had persisted, or by
+ * hand), seen at entry: the gap since *last_entry (the sequence of the last
+ * record read; 0 for none), but not before a warm-up's marker (which moves
+ * the sequence on by design), and 1 for an entry deleted while pending
+ * (its fields are nil). Moves *last_entry past entry's records. */
+uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

@@ -74,10 +74,7 @@ struct rd_events {
     size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
     const char *unacked;          /* the id handed out last, inside entries */
-    const char *lines_id;         /* the 'lines' entry being handed out, or NULL */
-    char *lines_text;             /* its records not handed out yet (cut in place) */
-    uint64_t lines_seq;           /* the sequence of the next one */
-    uint64_t lines_left;          /* how many are left */
+    rd_lines_cursor lines;        /* the 'lines' entry being handed out */
     uint64_t lost;                /* records deleted before they were read */
     int64_t scanned_us;
     rd_outbox_found found;        /* the slots of streams[] */
@@ -323,11 +320,7 @@ static char *field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-/* The move of entry [id, fields], or false for a record that moves no
- * SKU (a warm-up's marker, or one deleted while it was pending here: its
- * fields are nil). */
-static bool entry_move(const rd_events *source, const redisReply *entry, uint64_t *seq,
-                       core_change *change)
+bool rd_entry_move(const redisReply *entry, unsigned slot, uint64_t *seq, core_change *change)
 {
     const redisReply *fields = entry->element[1];
     if (fields->type != REDIS_REPLY_ARRAY)
@@ -337,69 +330,57 @@ static bool entry_move(const rd_events *source, const redisReply *entry, uint64_
     if (sku == NULL || after == NULL || before == NULL || dash == NULL ||
         strlen(sku) > STOCK_ID_MAX)
         return false;
-    *seq = strtoull(dash + 1, NULL, 10) * RD_SLOTS + source->streams[source->current].slot;
+    *seq = strtoull(dash + 1, NULL, 10) * RD_SLOTS + slot;
     snprintf(change->sku, sizeof change->sku, "%s", sku);
     change->before = strtoll(before, NULL, 10);
     change->after = strtoll(after, NULL, 10);
     return true;
 }
 
-/* Starts handing out the records of a 'lines' entry [id, fields]
- * (rd_lines_next), from sequence seq. */
-static void lines_start(rd_events *source, const redisReply *entry, uint64_t seq)
+void rd_lines_start(rd_lines_cursor *lines, const redisReply *entry, uint64_t seq)
 {
     const redisReply *fields = entry->element[1];
-    const char *count = field(fields, "nr");
-    source->lines_text = field(fields, "r");
-    source->lines_id = entry->element[0]->str;
-    source->lines_seq = seq;
-    source->lines_left = source->lines_text != NULL && count != NULL
-                             ? strtoull(count, NULL, 10) : 0;
+    lines->text = field(fields, "r");
+    lines->id = entry->element[0]->str;
+    lines->seq = seq;
+    lines->left = rd_lines_count(field(fields, "nr"), lines->text);
 }
 
-/* The move of the next record of the 'lines' entry being handed out;
- * false when it is malformed (the rest of the entry is then skipped). */
-static bool lines_move(rd_events *source, uint64_t *seq, core_change *change)
+bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_change *change)
 {
     rd_lines_record line;
-    if (!rd_lines_next(&source->lines_text, &line)) {
-        source->lines_left = 0;
+    if (!rd_lines_next(&lines->text, &line)) {
+        lines->left = 0;
         return false;
     }
-    source->lines_left--;
+    lines->left--;
     if (strlen(line.sku) > STOCK_ID_MAX)
         return false;
-    *seq = source->lines_seq++ * RD_SLOTS + source->streams[source->current].slot;
+    *seq = lines->seq++ * RD_SLOTS + slot;
     snprintf(change->sku, sizeof change->sku, "%s", line.sku);
     change->after = strtoll(line.available, NULL, 10);
     change->before = strtoll(line.before, NULL, 10);
     return true;
 }
 
-/* Counts the records of the current stream that were deleted before this
- * follower read them (by a persister older than the trim, which deleted
- * what it had persisted, or by hand):
- * the gap between two entries read one after the other, but before a
- * warm-up's marker (which moves the sequence on by design), and an entry
- * deleted while pending here (its fields are nil). */
-static void count_lost(rd_events *source, const redisReply *entry)
+uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry)
 {
-    rd_events_stream *stream = &source->streams[source->current];
     const char *dash = strchr(entry->element[0]->str, '-');
-    uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0;
+    uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0, lost = 0;
     const redisReply *fields = entry->element[1];
     const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
     bool lines = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0;
     const char *count = lines ? field(fields, "nr") : NULL;
     uint64_t records = count != NULL ? strtoull(count, NULL, 10) : 1;
     if (fields->type != REDIS_REPLY_ARRAY)
-        source->lost++;
-    else if (stream->last_entry != 0 && entry_seq > stream->last_entry + 1 &&
+        lost = 1;
+    else if (*last_entry != 0 && entry_seq > *last_entry + 1 &&
              (kind == NULL || strcmp(kind, "mark") != 0))
-        source->lost += entry_seq - stream->last_entry - 1;
+        lost = entry_seq - *last_entry - 1;
     /* a 'lines' entry's records take the sequences up to S + nr - 1 */
-    if (records > 0 && entry_seq + records - 1 > stream->last_entry)
-        stream->last_entry = entry_seq + records - 1;
+    if (records > 0 && entry_seq + records - 1 > *last_entry)
+        *last_entry = entry_seq + records - 1;
+    return lost;
 }
 
 uint64_t rd_events_lost(const rd_events *source)
@@ -461,10 +442,11 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
     /* The streams a chunk at a time, until a record comes or every chunk
      * was found empty once in a row. */
     for (uint32_t empty = 0;;) {
-        while (source->lines_left > 0) {
-            bool moved = lines_move(source, seq, change);
-            if (source->lines_left == 0)
-                source->unacked = source->lines_id;   /* confirmed with its last record */
+        while (source->lines.left > 0) {
+            rd_events_stream *stream = &source->streams[source->current];
+            bool moved = rd_lines_move(&source->lines, stream->slot, seq, change);
+            if (source->lines.left == 0)
+                source->unacked = source->lines.id;   /* confirmed with its last record */
             if (moved)
                 return JOURNAL_READ_RECORD;
         }
@@ -473,18 +455,19 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
         const redisReply *entry = next_entry(source);
         if (entry != NULL) {
             source->unacked = entry->element[0]->str;
-            count_lost(source, entry);
+            source->lost += rd_entry_lost(entry, &source->streams[source->current].last_entry);
             const char *kind = entry->element[1]->type == REDIS_REPLY_ARRAY
                                    ? field(entry->element[1], "k") : NULL;
             if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0) {
                 source->unacked = NULL;
                 const char *dash = strchr(entry->element[0]->str, '-');
-                lines_start(source, entry, dash != NULL ? strtoull(dash + 1, NULL, 10) : 0);
-                if (source->lines_left == 0)
+                rd_lines_start(&source->lines, entry,
+                               dash != NULL ? strtoull(dash + 1, NULL, 10) : 0);
+                if (source->lines.left == 0)
                     source->unacked = entry->element[0]->str;   /* moves nothing */
                 continue;
             }
-            if (entry_move(source, entry, seq, change))
+            if (rd_entry_move(entry, source->streams[source->current].slot, seq, change))
                 return JOURNAL_READ_RECORD;
             if (!ack(source, message, message_size))
                 return JOURNAL_READ_FAILED;

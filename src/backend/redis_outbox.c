@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/redis.h"
@@ -161,6 +162,23 @@ bool rd_lines_next(char **text, rd_lines_record *record)
         if ((*fields[i] = token_next(text)) == NULL)
             return false;
     return true;
+}
+
+uint64_t rd_lines_count(const char *count, const char *text)
+{
+    if (count == NULL || text == NULL || count[0] < '1' || count[0] > '9' ||
+        strspn(count, "0123456789") != strlen(count) || strlen(count) > RD_LINES_DIGITS_MAX)
+        return 0;
+    uint64_t records = strtoull(count, NULL, 10), tokens = 0;
+    /* Counted without cutting, and no further than one token past the
+     * last record's. */
+    for (const char *at = text + strspn(text, " ");
+         *at != '\0' && tokens <= records * RD_LINES_TOKENS;
+         at += strspn(at, " ")) {
+        at += strcspn(at, " ");
+        tokens++;
+    }
+    return tokens == records * RD_LINES_TOKENS ? records : 0;
 }
 
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # 41-fuzz.sh -- builds the libFuzzer targets of the RESP and HTTP readers,
 # the URI readers, the TLS-wrapped read path, the embedded engine's reading
-# of its data folder (segments, records, snapshots) and the remote backend's
-# reading of stockd's replies (make fuzz: clang with
+# of its data folder (segments, records, snapshots), the remote backend's
+# reading of stockd's replies and the readers of the redis store's outbox
+# entries, the persister's and stock events' (make fuzz: clang with
 # -fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
 # (default 15) from a small seed corpus. A crash, leak or failed assertion
 # fails the suite; libFuzzer prints the input that did it.
@@ -14,7 +15,8 @@ make -j2 --no-print-directory fuzz >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-mkdir -p "$work/resp" "$work/http" "$work/uri" "$work/tls" "$work/store" "$work/reply"
+mkdir -p "$work/resp" "$work/http" "$work/uri" "$work/tls" "$work/store" "$work/reply" \
+    "$work/outbox"
 printf '*4\r\n$6\r\nDEDUCT\r\n$2\r\nL1\r\n$3\r\nhot\r\n$1\r\n1\r\n' >"$work/resp/deduct"
 printf 'PING\r\nSTOCK a\r\n\r\nORDER o l1 a 1 l2 b 2\n' >"$work/resp/inline"
 printf '*3\r\n$8\r\nSETSTOCK\r\n$1\r\na\r\n$19\r\n9223372036854775807\r\n*0\r\n*-1\r\n' >"$work/resp/numbers"
@@ -66,7 +68,16 @@ printf '\x06*10\r\n$9\r\navailable\r\n:5\r\n$8\r\nadjusted\r\n:9\r\n$8\r\ndeduct
 printf '\x07*4\r\n$3\r\nsku\r\n$1\r\na\r\n$3\r\nqty\r\n:2\r\n' >"$work/reply/line"
 printf '\x00*1\r\n*2\r\n$1\r\na\r\n*2\r\n$9\r\navailable\r\n:5\r\n' >"$work/reply/list"
 
-for target in resp http uri tls store reply; do
+# The outbox target's input is a mode byte (bit 0: fields nil; bits 1..7: how
+# full the persister's cycle is, 64 and up nearly) and then one entry: its
+# id, fields and values, one a line.
+printf '\000%s' $'0-12\nms\n1733140000000\nk\nlines\nnr\n2\nt\n1733140000000123\nr\na L1 1 9 10 1 0 10 b L2 3 4 7 3 0 7' >"$work/outbox/lines"
+printf '\000%s' $'0-3\nms\n1733140000000\nk\nline\nsku\na\nav\n9\nadj\n10\nded\n1\nref\n0\nid\nL1\nq\n1\nt\n1733140000000123\no\n\nbv\n10' >"$work/outbox/line"
+printf '\000%s' $'0-4\nms\n1733140000000\nk\nrefund\nsku\na\nav\n10\nadj\n10\nded\n1\nref\n1\nid\nR1\nline\nL1\nq\n1\nlr\n1\nbv\n9' >"$work/outbox/refund"
+printf '\201%s' '0-9' >"$work/outbox/deleted"
+printf '\376%s' $'0-20\nk\nlines\nnr\n1\nt\n5\nr\nz L9 1 0 1 1 0 1' >"$work/outbox/full"
+
+for target in resp http uri tls store reply outbox; do
     echo "== fuzz_$target for ${seconds}s"
     build/fuzz/fuzz_$target -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="$work/" "$work/$target" 2>"$work/$target.log" || {
