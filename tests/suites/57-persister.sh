@@ -209,6 +209,25 @@ echo "ok   killed inside the entry, its session went on ($HALF of 16 lines in Po
 [ "$(pg_psql -c "SELECT seq FROM stock_outbox_position WHERE stream = '$key'")" -ge 18 ] ||
     fail "the first stream's position is $(pg_psql -c "SELECT seq FROM stock_outbox_position WHERE stream = '$key'"), below 18"
 
+echo "== an outbox entry it cannot read stops the persister there, saying which"
+"$BUILD/stockctl" --store "$REDIS_URI?prefix=bad:" set bad-sku 5 >/dev/null
+bad_key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'bad:{outbox:*}' | grep -v ':lease$' | head -n 1)
+[ -n "$bad_key" ] || fail "no outbox stream under prefix bad:"
+# A 'lines' entry whose r holds fewer records than its nr says.
+bad_id=$(redis-cli -p "$REDIS_PORT" XADD "$bad_key" '0-*' ms 1 k lines nr 3 t 1 \
+    r "bad-sku bad-l1 1 4 5 1 0 5")
+set +e
+timeout 5 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bad:" --postgres "$PG_URI" --drain \
+    --stats-s 0 2>"$REDIS_DIR/bad.err"; code=$?
+set -e
+[ "$code" -eq 124 ] || fail "the drain past an unreadable entry ended (exit $code): $(cat "$REDIS_DIR/bad.err")"
+grep -q "outbox entry $bad_id of $bad_key cannot be read" "$REDIS_DIR/bad.err" ||
+    fail "no warning naming the entry: $(cat "$REDIS_DIR/bad.err")"
+[ "$(pg_psql -c "SELECT count(*) FROM inventory_flow WHERE line_id = 'bad-l1'")" -eq 0 ] ||
+    fail "a record of the unreadable entry was applied"
+echo "ok   $(grep -m 1 'cannot be read' "$REDIS_DIR/bad.err")"
+redis-cli -p "$REDIS_PORT" DEL "$bad_key" >/dev/null
+
 echo "== stockpersist's options"
 "$BUILD/stockpersist" --help | grep -q -- "--drain" || fail "--help"
 for bad in "--batch 0" "--lease-ms 5" "--stats-s x" "--name" "--redis redis://h?nope=1 --postgres x" ""; do
