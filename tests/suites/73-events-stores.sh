@@ -46,28 +46,6 @@ BIN="$dir/bin"
 trap 'events_cleanup pg_stop redis_stop' EXIT
 use_binaries "$BIN" stockd stockevents tests/events_client
 
-# start_events URI [OPTIONS...]: until it says where it publishes from (its
-# registration on postgres: moves are recorded from then on).
-start_events() {
-    local store=$1 before
-    shift
-    touch "$dir/events.log"
-    before=$(grep -c "publishing to" "$dir/events.log" || true)
-    "$BIN/stockevents" --store "$store" --broker "$NATS_URL" --poll-ms 5 "$@" >>"$dir/events.log" 2>&1 &
-    events_pid=$!
-    for _ in $(seq 300); do
-        [ "$(grep -c "publishing to" "$dir/events.log")" -gt "$before" ] && return 0
-        kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
-        sleep 0.05
-    done
-    fail "stockevents did not start publishing in 15 s"
-}
-
-stop_stockd() {
-    kill "$stockd_pid" 2>/dev/null || true
-    wait "$stockd_pid" 2>/dev/null || true
-    stockd_pid=""
-}
 
 port=$(pick_port 17580 17589)
 cli() { redis-cli -p "$port" "$@"; }
@@ -79,7 +57,7 @@ basic() {
     nats_start || fail "nats-server did not start"
     start_stockd "$port" "$2" "$dir/stockd.log" || fail "stockd did not start"
     stockd_pid=$STOCKD_PID
-    start_events "$2" --thresholds "$dir/thresholds"
+    start_events_store "$2" --thresholds "$dir/thresholds"
     cli SETSTOCK A 3 >/dev/null            # A new, back in stock
     cli SETSTOCK B 10 >/dev/null           # B new, back in stock
     cli DEDUCT l1 A 2 >/dev/null           # nothing crosses
@@ -118,7 +96,7 @@ load() {
     echo "== $1: $clients clients on $skus SKUs, stockevents killed $kills times"
     local c s pids=""
     for s in $(seq 0 $((skus - 1))); do echo "SETSTOCK L$s 0"; done | cli >/dev/null   # no move
-    start_events "$2" --every-change
+    start_events_store "$2" --every-change
     for c in $(seq "$clients"); do
         (
             for i in $(seq "$ops"); do
@@ -135,7 +113,7 @@ load() {
     for _ in $(seq "$kills"); do
         sleep "0.$((RANDOM % 4 + 1))"
         kill_events
-        start_events "$2" --every-change
+        start_events_store "$2" --every-change
     done
     wait $pids
     # every SKU's level in the store, and the number of changes it must see
@@ -198,7 +176,7 @@ nats_start || fail "nats-server did not start"
 key=$(redis_cli --scan --pattern 'eb:{outbox:*}')
 [ "$(redis_cli XLEN "$key")" -eq 5 ] || fail "a set and 4 batches wrote $(redis_cli XLEN "$key") entries, not 5"
 redis_cli XRANGE "$key" - + | grep -qx lines || fail "no entry of kind lines: $(redis_cli XRANGE "$key" - + | tr '\n' ' ')"
-start_events "$REDIS_URI?prefix=eb:" --every-change
+start_events_store "$REDIS_URI?prefix=eb:" --every-change
 wait_events 65
 sleep 0.3
 dump
@@ -226,7 +204,7 @@ deleted=$(redis_cli EVAL "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
             if e[2][i] == 'id' and e[2][i + 1] == ARGV[2] then
                 redis.call('XDEL', k, e[1]) return e[1] end end end end" 0 '*{outbox:*' g1)
 [ -n "$deleted" ] || fail "the record of g1 was not found to delete"
-start_events "$REDIS_URI" --every-change
+start_events_store "$REDIS_URI" --every-change
 for _ in $(seq 100); do
     grep -q "the events of 1 records are lost" "$dir/events.log" && break
     sleep 0.1

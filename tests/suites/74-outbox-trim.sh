@@ -43,21 +43,6 @@ cluster_stop() { [ -z "${REDIS_CLUSTER_DIR:-}" ] || redis_cluster_stop; }
 trap 'events_cleanup pg_stop redis_stop cluster_stop' EXIT
 use_binaries "$BIN" stockd stockevents stockctl tests/events_client
 
-# start_events [URI]: stockevents on the store (default $REDIS_URI)
-start_events() {
-    local before
-    touch "$dir/events.log"
-    before=$(grep -c "publishing to" "$dir/events.log" || true)
-    "$BIN/stockevents" --store "${1:-$REDIS_URI}" --broker "$NATS_URL" --poll-ms 5 >>"$dir/events.log" 2>&1 &
-    events_pid=$!
-    for _ in $(seq 300); do
-        [ "$(grep -c "publishing to" "$dir/events.log")" -gt "$before" ] && return 0
-        kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
-        sleep 0.05
-    done
-    fail "stockevents did not start publishing in 15 s"
-}
-
 port=$(pick_port 17800 17804)
 http=$(pick_port 17805 17809)
 # start_stockd_redis [FLAGS...]: stockd over the redis store ($STORE, by
@@ -67,11 +52,6 @@ start_stockd_redis() {
     start_stockd "$port" "${STORE:-$REDIS_URI}" "$dir/stockd.log" --http-port "$http" "$@" ||
         fail "stockd did not start"
     stockd_pid=$STOCKD_PID
-}
-stop_stockd() {
-    kill "$stockd_pid" 2>/dev/null || true
-    wait "$stockd_pid" 2>/dev/null || true
-    stockd_pid=""
 }
 cli() { redis-cli -p "$port" "$@"; }
 info() { cli INFO | tr -d '\r' | sed -n "s/^$1://p"; }
@@ -106,7 +86,7 @@ pg_start
 nats_start || fail "nats-server did not start"
 
 echo "== behind: stockevents down while the persister persists"
-start_events                      # registers its group, then dies
+start_events_store "$REDIS_URI"   # registers its group, then dies
 kill_events
 start_stockd_redis --persist-to "$PG_URI"
 for s in $(seq 0 $((skus - 1))); do
@@ -123,7 +103,7 @@ wait_info persister_outbox_records "$records"
 curl -s "http://127.0.0.1:$http/metrics" | grep -q "^stockd_persister_outbox_records $records\$" ||
     fail "/metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep outbox)"
 echo "ok   persisted, lag 0, and the outbox still holds the $held records (INFO, /metrics)"
-start_events
+start_events_store "$REDIS_URI"
 wait_events "$records"
 for s in $(seq 0 $((skus - 1))); do echo "T$s back_in_stock sold_out"; done | sort >"$dir/want-T.txt"
 check_events T "$dir/want-T.txt"
@@ -187,7 +167,7 @@ redis_cluster_start || fail "the cluster did not start"
 STORE="$REDIS_CLUSTER_URI&prefix=cl:"
 nats_stop
 nats_start || fail "nats-server did not start"
-start_events "$STORE"
+start_events_store "$STORE"
 kill_events
 start_stockd_redis --persist-to "$PG_URI"
 for s in $(seq 0 $((skus - 1))); do
@@ -204,7 +184,7 @@ for i in 0 1 2 3 4 5; do
     [ "$n" -gt 0 ] && masters=$((masters + 1))
 done
 [ "$masters" -ge 2 ] || fail "the records are on $masters master(s): the SKUs should spread"
-start_events "$STORE"
+start_events_store "$STORE"
 wait_events "$records"
 for s in $(seq 0 $((skus - 1))); do echo "C$s back_in_stock sold_out"; done | sort >"$dir/want-C.txt"
 check_events C "$dir/want-C.txt"
@@ -233,7 +213,7 @@ for s in $(seq 0 $((skus - 1))); do
         sleep 0.2
     done
 done
-start_events "$STORE"
+start_events_store "$STORE"
 wait_events $((records + skus))
 for s in $(seq 0 $((skus - 1))); do echo "C$s back_in_stock sold_out back_in_stock"; done | sort >"$dir/want-C.txt"
 check_events C "$dir/want-C.txt"
