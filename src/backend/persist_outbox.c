@@ -186,7 +186,9 @@ bool outbox_lease(persister *p)
 static char *entry_field(const redisReply *fields, const char *name)
 {
     for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (strcmp(fields->element[f]->str, name) == 0)
+        if (fields->element[f]->type == REDIS_REPLY_STRING &&
+            fields->element[f + 1]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[f]->str, name) == 0)
             return fields->element[f + 1]->str;
     return NULL;
 }

@@ -219,6 +219,15 @@ static bool read_valid(const redisReply *reply)
             one->element[0]->type != REDIS_REPLY_STRING ||
             one->element[1]->type != REDIS_REPLY_ARRAY)
             return false;
+        /* Each entry [id, fields], fields nil for one deleted while pending. */
+        for (size_t e = 0; e < one->element[1]->elements; e++) {
+            const redisReply *entry = one->element[1]->element[e];
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+                entry->element[0]->type != REDIS_REPLY_STRING ||
+                (entry->element[1]->type != REDIS_REPLY_ARRAY &&
+                 entry->element[1]->type != REDIS_REPLY_NIL))
+                return false;
+        }
     }
     return true;
 }
@@ -315,6 +324,7 @@ static char *field(const redisReply *fields, const char *name)
 {
     for (size_t f = 0; f + 1 < fields->elements; f += 2)
         if (fields->element[f]->type == REDIS_REPLY_STRING &&
+            fields->element[f + 1]->type == REDIS_REPLY_STRING &&
             strcmp(fields->element[f]->str, name) == 0)
             return fields->element[f + 1]->str;
     return NULL;

@@ -55,16 +55,20 @@ bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outb
     const char *prefix = store->options.prefix;
     static _Thread_local uint16_t asked[RD_SLOTS];
     unsigned count = 0;
-    for (unsigned slot = 0; slot < RD_SLOTS; slot++) {
+    bool ok = true;
+    for (unsigned slot = 0; ok && slot < RD_SLOTS; slot++) {
         if ((found->slots[slot / 8] & (1u << (slot % 8))) != 0 ||
             (store->options.cluster && store->link.slot_node[slot] != node))
             continue;
-        redisAppendCommand(conn, "EXISTS %s{outbox:%s}", prefix, rd_slot_tag(slot));
-        asked[count++] = (uint16_t)slot;
+        ok = redisAppendCommand(conn, "EXISTS %s{outbox:%s}", prefix, rd_slot_tag(slot)) ==
+             REDIS_OK;
+        if (ok)
+            asked[count++] = (uint16_t)slot;
+        else
+            message_set(message, size, "redis: out of memory queueing EXISTS");
     }
     /* Every reply is read before add runs: it calls on conn too. */
     unsigned existing = 0;
-    bool ok = true;
     for (unsigned i = 0; i < count; i++) {
         redisReply *reply = rd_conn_reply(conn, rd_link_bound(store));
         bool gone = reply == NULL;
