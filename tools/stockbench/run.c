@@ -19,10 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NS_PER_S 1000000000ull
 #define TICK_NS NS_PER_S                 /* progress and plot interval */
 #define SETUP_BATCH CHECKER_FETCH_MAX    /* SETs per setup batch */
+#define SETUP_TRIES 5                    /* sends of a setup batch at most */
+#define SETUP_RETRY_PAUSE_US 200000      /* between them */
 
 typedef struct run_slot {
     stock_batch batch;
@@ -186,7 +189,10 @@ static int close_stores(run_state *state)
 }
 
 /* Creates the workload's SKUs at their initial level, SETUP_BATCH at a
- * time, and checks that every SET took. */
+ * time, and checks that every SET took. A batch with a SET left
+ * UNAVAILABLE (the outcome unknown: a lost link, a sharded store's
+ * recovery rolling back a cart it took for a dead one's) is sent again, up
+ * to SETUP_TRIES times: setting a level twice leaves it the same. */
 static int setup_skus(run_state *state)
 {
     static stock_op ops[SETUP_BATCH];
@@ -195,13 +201,20 @@ static int setup_skus(run_state *state)
         uint32_t count = sku_count - first;
         if (count > SETUP_BATCH)
             count = SETUP_BATCH;
-        workload_setup_ops(state->load, first, count, ops);
-        stock_execute(state->stores[0], ops, count);
-        for (uint32_t i = 0; i < count; i++)
-            if (ops[i].code != STOCK_OK)
-                return run_error(state->result, "setting up sku=%s: %s %s",
-                                 workload_sku_name(state->load, first + i),
-                                 stock_code_name(ops[i].code), ops[i].message);
+        uint32_t failed = count;
+        for (int tries = 0; failed < count || tries == 0; tries++) {
+            if (tries > 0) {
+                if (tries == SETUP_TRIES || ops[failed].code != STOCK_UNAVAILABLE)
+                    return run_error(state->result, "setting up sku=%s: %s %s",
+                                     workload_sku_name(state->load, first + failed),
+                                     stock_code_name(ops[failed].code), ops[failed].message);
+                usleep(SETUP_RETRY_PAUSE_US);
+            }
+            workload_setup_ops(state->load, first, count, ops);
+            stock_execute(state->stores[0], ops, count);
+            for (failed = 0; failed < count && ops[failed].code == STOCK_OK; failed++)
+                ;
+        }
     }
     return 0;
 }
