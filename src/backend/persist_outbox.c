@@ -181,18 +181,6 @@ bool outbox_lease(persister *p)
     return true;
 }
 
-/* The value of field name in an entry's fields, or NULL (inside the reply,
- * which the cycle owns: a 'lines' entry's r is cut up in place). */
-static char *entry_field(const redisReply *fields, const char *name)
-{
-    for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (fields->element[f]->type == REDIS_REPLY_STRING &&
-            fields->element[f + 1]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[f]->str, name) == 0)
-            return fields->element[f + 1]->str;
-    return NULL;
-}
-
 /* An entry of kind 'lines': nr lone deductions, record i with sequence
  * S + i (rd_lines_next). Added whole or not at all: not when the cycle has
  * no room for every line (the entry stays pending and comes again) or the
@@ -200,9 +188,9 @@ static char *entry_field(const redisReply *fields, const char *name)
 static persist_entry_added lines_add(persister *p, uint32_t stream, const char *id,
                                      uint64_t seq, const redisReply *fields)
 {
-    const char *time = entry_field(fields, "t");
-    char *text = entry_field(fields, "r");
-    uint64_t lines = rd_lines_count(entry_field(fields, "nr"), text);
+    const char *time = rd_entry_field(fields, "t");
+    char *text = rd_entry_field(fields, "r");
+    uint64_t lines = rd_lines_count(rd_entry_field(fields, "nr"), text);
     if (time == NULL || lines == 0 || lines > PERSIST_CYCLE_MAX)
         return PERSIST_ENTRY_MALFORMED;
     if (lines > PERSIST_CYCLE_MAX - p->record_count)
@@ -244,7 +232,7 @@ persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisR
         return PERSIST_ENTRY_NO_ROOM;
     const char *id = entry->element[0]->str, *dash = strchr(id, '-');
     const redisReply *fields = entry->element[1];
-    const char *kind = entry_field(fields, "k");
+    const char *kind = rd_entry_field(fields, "k");
     if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
         return dash == NULL ? PERSIST_ENTRY_MALFORMED
                             : lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
@@ -254,7 +242,7 @@ persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisR
     r->params[0] = p->streams[stream].key;
     r->params[1] = dash != NULL ? dash + 1 : r->id;
     for (int k = 2; k < PERSIST_PARAMS; k++) {
-        const char *value = entry_field(fields, names[k]);
+        const char *value = rd_entry_field(fields, names[k]);
         r->params[k] = value != NULL ? value : missing[k];
     }
     return PERSIST_ENTRY_ADDED;

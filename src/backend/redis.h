@@ -302,6 +302,11 @@ const char *rd_slot_tag(unsigned slot);
  * changes stock takes it as its last key. */
 void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
 
+/* The value of field name among an outbox entry's fields (an array of
+ * field, value, ...), or NULL: inside the reply, which the reader owns (a
+ * 'lines' entry's r is cut up in place). Names and values that are not
+ * strings are passed over. */
+char *rd_entry_field(const redisReply *fields, const char *name);
 /* What a reader of the outbox has found: a bit per slot whose stream it
  * reads. Zero it to start afresh. */
 typedef struct rd_outbox_found {

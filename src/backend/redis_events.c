@@ -318,25 +318,13 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     return ok;
 }
 
-/* The value of field name in an entry's fields, or NULL (inside the
- * reply, which the source owns: a 'lines' entry's r is cut up in place). */
-static char *field(const redisReply *fields, const char *name)
-{
-    for (size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (fields->element[f]->type == REDIS_REPLY_STRING &&
-            fields->element[f + 1]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[f]->str, name) == 0)
-            return fields->element[f + 1]->str;
-    return NULL;
-}
-
 bool rd_entry_move(const redisReply *entry, unsigned slot, uint64_t *seq, core_change *change)
 {
     const redisReply *fields = entry->element[1];
     if (fields->type != REDIS_REPLY_ARRAY)
         return false;
-    const char *sku = field(fields, "sku"), *after = field(fields, "av"),
-               *before = field(fields, "bv"), *dash = strchr(entry->element[0]->str, '-');
+    const char *sku = rd_entry_field(fields, "sku"), *after = rd_entry_field(fields, "av"),
+               *before = rd_entry_field(fields, "bv"), *dash = strchr(entry->element[0]->str, '-');
     if (sku == NULL || after == NULL || before == NULL || dash == NULL ||
         strlen(sku) > STOCK_ID_MAX)
         return false;
@@ -350,10 +338,10 @@ bool rd_entry_move(const redisReply *entry, unsigned slot, uint64_t *seq, core_c
 void rd_lines_start(rd_lines_cursor *lines, const redisReply *entry, uint64_t seq)
 {
     const redisReply *fields = entry->element[1];
-    lines->text = field(fields, "r");
+    lines->text = rd_entry_field(fields, "r");
     lines->id = entry->element[0]->str;
     lines->seq = seq;
-    lines->left = rd_lines_count(field(fields, "nr"), lines->text);
+    lines->left = rd_lines_count(rd_entry_field(fields, "nr"), lines->text);
 }
 
 bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_change *change)
@@ -378,9 +366,9 @@ uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry)
     const char *dash = strchr(entry->element[0]->str, '-');
     uint64_t entry_seq = dash != NULL ? strtoull(dash + 1, NULL, 10) : 0, lost = 0;
     const redisReply *fields = entry->element[1];
-    const char *kind = fields->type == REDIS_REPLY_ARRAY ? field(fields, "k") : NULL;
+    const char *kind = fields->type == REDIS_REPLY_ARRAY ? rd_entry_field(fields, "k") : NULL;
     bool lines = kind != NULL && strcmp(kind, RD_LINES_KIND) == 0;
-    const char *count = lines ? field(fields, "nr") : NULL;
+    const char *count = lines ? rd_entry_field(fields, "nr") : NULL;
     uint64_t records = count != NULL ? strtoull(count, NULL, 10) : 1;
     if (fields->type != REDIS_REPLY_ARRAY)
         lost = 1;
@@ -467,7 +455,7 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
             source->unacked = entry->element[0]->str;
             source->lost += rd_entry_lost(entry, &source->streams[source->current].last_entry);
             const char *kind = entry->element[1]->type == REDIS_REPLY_ARRAY
-                                   ? field(entry->element[1], "k") : NULL;
+                                   ? rd_entry_field(entry->element[1], "k") : NULL;
             if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0) {
                 source->unacked = NULL;
                 const char *dash = strchr(entry->element[0]->str, '-');

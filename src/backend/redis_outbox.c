@@ -49,6 +49,16 @@ void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku)
     rd_cmd_key(cmd, prefix, "outbox", stock_id_from_cstr(tag), "");
 }
 
+char *rd_entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (fields->element[f]->type == REDIS_REPLY_STRING &&
+            fields->element[f + 1]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[f]->str, name) == 0)
+            return fields->element[f + 1]->str;
+    return NULL;
+}
+
 bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outbox_found *found,
                     rd_outbox_found_fn add, void *reader, char *message, size_t size)
 {
