@@ -295,14 +295,15 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
         /* call c went to the master of stream first + c (one call: first's) */
         redisContext *conn = node_conn(source, source->streams[first + c].node);
         redisReply *reply = NULL;
-        if (redisGetReply(conn, (void **)&reply) != REDIS_OK || !read_valid(reply)) {
+        /* A connection that failed sends nothing more; the others' replies
+         * are all read, so that none is left for a later call. */
+        if (conn->err != 0 || redisGetReply(conn, (void **)&reply) != REDIS_OK ||
+            !read_valid(reply)) {
             if (ok)
                 failed(conn, "XREADGROUP", reply, message, message_size);
             freeReplyObject(reply);
             reply = NULL;
             ok = false;
-            if (conn->err != 0)
-                break;
         }
         source->entries[source->entries_count++] = reply;
     }
