@@ -116,16 +116,18 @@ static void set_error(pg_store *store, const char *what, PGconn *conn)
 
 
 /* An open whose connection was lost midway (the server went away, the
- * network cut it) may be tried again: the schema's install is one
- * transaction. Any other failure keeps its code. */
-static stock_code lost_or(const PGconn *conn, stock_code code)
+ * network cut it), or that got no answer in time (a statement still in
+ * flight), may be tried again: the schema's install is one transaction.
+ * Any other failure keeps its code. */
+static stock_code lost_or(PGconn *conn, stock_code code)
 {
-    return PQstatus(conn) == CONNECTION_BAD ? STOCK_UNAVAILABLE : code;
+    return PQstatus(conn) == CONNECTION_BAD || PQisBusy(conn) ? STOCK_UNAVAILABLE : code;
 }
 /* Runs a statement that returns nothing, or one text value into out. */
-static bool exec_simple(PGconn *conn, const char *sql, char *out, size_t out_size)
+static bool exec_simple(PGconn *conn, uint32_t timeout_ms, const char *sql, char *out,
+                        size_t out_size)
 {
-    PGresult *result = PQexec(conn, sql);
+    PGresult *result = pg_exec_script_until(conn, sql, pg_deadline(timeout_ms));
     ExecStatusType status = PQresultStatus(result);
     bool ok = out == NULL ? status == PGRES_COMMAND_OK
                           : status == PGRES_TUPLES_OK && PQntuples(result) == 1;
@@ -174,16 +176,17 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
     char seed[64];
     snprintf(seed, sizeof seed, "SET stock.bucket_seed = '%d'",
              (int)(client_id % PG_BUCKET_SEED_RANGE));
-    if (!exec_simple(conn, commit, NULL, 0) ||
-        !exec_simple(conn, "SET client_min_messages = warning", NULL, 0) ||
-        !exec_simple(conn, seed, NULL, 0)) {
+    if (!exec_simple(conn, options->timeout_ms, commit, NULL, 0) ||
+        !exec_simple(conn, options->timeout_ms, "SET client_min_messages = warning", NULL, 0) ||
+        !exec_simple(conn, options->timeout_ms, seed, NULL, 0)) {
+        const char *why = pg_error_message(conn, NULL);
         message_set(error, size, "postgres: cannot configure the session: %.*s",
-                    (int)strcspn(detail, "\n"), detail);
+                    (int)strcspn(why, "\n"), why);
         stock_code code = lost_or(conn, STOCK_IO);
         PQfinish(conn);
         return code;
     }
-    stock_code code = pg_schema_install(conn, error, size);
+    stock_code code = pg_schema_install(conn, options->timeout_ms, error, size);
     if (code != STOCK_OK) {
         code = lost_or(conn, code);
         PQfinish(conn);
@@ -201,7 +204,8 @@ static stock_code conn_open(pg_store *store, PGconn **out)
     stock_code code = pg_session_open(&store->options, store->client_id, &conn,
                                       store->error, sizeof store->error);
     if (code == STOCK_OK &&
-        !exec_simple(conn, "SELECT pg_current_wal_lsn()::text", store->lsn, sizeof store->lsn)) {
+        !exec_simple(conn, store->options.timeout_ms, "SELECT pg_current_wal_lsn()::text",
+                     store->lsn, sizeof store->lsn)) {
         set_error(store, "cannot read the WAL position", conn);
         code = lost_or(conn, STOCK_IO);
         PQfinish(conn);
@@ -630,9 +634,11 @@ PGresult *pg_exec_until(PGconn *conn, const char *sql, int count, const char *co
     return pg_result_until(conn, deadline_us);
 }
 
-PGresult *pg_result_until(PGconn *conn, int64_t deadline_us)
+/* The results of the query sent on conn, up to deadline_us: the first or
+ * the last, the others cleared; NULL as pg_result_until. */
+static PGresult *results_until(PGconn *conn, int64_t deadline_us, bool last)
 {
-    PGresult *first = NULL;
+    PGresult *kept = NULL;
     for (;;) {
         int pending = PQflush(conn);
         if (pending < 0 || PQconsumeInput(conn) != 1)
@@ -640,18 +646,37 @@ PGresult *pg_result_until(PGconn *conn, int64_t deadline_us)
         if (pending == 0 && !PQisBusy(conn)) {
             PGresult *result = PQgetResult(conn);
             if (result == NULL)
-                return first;   /* the end of the query's results */
-            if (first == NULL)
-                first = result;
-            else
+                return kept;   /* the end of the query's results */
+            if (kept == NULL || last) {
+                PQclear(kept);
+                kept = result;
+            } else {
                 PQclear(result);
+            }
             continue;
         }
         if (!pg_wait(conn, (short)(POLLIN | (pending ? POLLOUT : 0)), deadline_us))
             break;
     }
-    PQclear(first);
+    PQclear(kept);
     return NULL;
+}
+
+PGresult *pg_result_until(PGconn *conn, int64_t deadline_us)
+{
+    return results_until(conn, deadline_us, false);
+}
+
+PGresult *pg_exec_script_until(PGconn *conn, const char *sql, int64_t deadline_us)
+{
+    if (PQsendQuery(conn, sql) != 1)
+        return NULL;
+    return results_until(conn, deadline_us, true);
+}
+
+int64_t pg_deadline(uint32_t timeout_ms)
+{
+    return clock_now_us(CLOCK_MONOTONIC) + (int64_t)timeout_ms * 1000;
 }
 
 const char *pg_error_message(PGconn *conn, const PGresult *result)

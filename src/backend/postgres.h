@@ -23,6 +23,7 @@
 #define PG_TIMEOUT_MS_DEFAULT 30000
 #define PG_TIMEOUT_MS_MIN 100
 #define PG_TIMEOUT_MS_MAX 3600000
+#define PG_MIGRATE_TIMEOUT_MS 600000   /* the schema's lock and script at open */
 
 /* True for "postgres://..." and "postgresql://...". */
 bool pg_uri_accepts(const char *uri);
@@ -55,11 +56,14 @@ void pg_options_free(pg_options *options);
 /*
  * Creates or migrates the schema on conn (idle, not in pipeline mode), under
  * an advisory lock so that concurrent opens do not race, and prepares the
- * statements pg_plan uses. Returns STOCK_OK; STOCK_IO with the server's
- * words in message; STOCK_CORRUPT when the database holds a newer schema
- * than this library knows.
+ * statements pg_plan uses. Each statement waits timeout_ms at most
+ * (pg_exec_until), but for the schema's lock and script, which may build
+ * indexes over a large table: PG_MIGRATE_TIMEOUT_MS. Returns STOCK_OK;
+ * STOCK_IO with the server's words in message; STOCK_CORRUPT when the
+ * database holds a newer schema than this library knows. On a failure the
+ * caller judges the connection (lost, or still busy past a deadline).
  */
-stock_code pg_schema_install(PGconn *conn, char *message, size_t size);
+stock_code pg_schema_install(PGconn *conn, uint32_t timeout_ms, char *message, size_t size);
 
 /*
  * Opens a session on the database of options (blocking), configured as the
@@ -87,6 +91,12 @@ bool pg_wait(PGconn *conn, short events, int64_t deadline_us);
 PGresult *pg_exec_until(PGconn *conn, const char *sql, int count, const char *const *values,
                         int64_t deadline_us);
 PGresult *pg_result_until(PGconn *conn, int64_t deadline_us);
+/* As PQexec (sql may hold several statements; the last result, which is the
+ * error if one failed), but waiting until deadline_us at most, as
+ * pg_exec_until. */
+PGresult *pg_exec_script_until(PGconn *conn, const char *sql, int64_t deadline_us);
+/* The deadline of a call made now that may take timeout_ms. */
+int64_t pg_deadline(uint32_t timeout_ms);
 
 /* Why a statement on conn failed: result's error, the deadline, or the
  * connection's error. Never NULL. */

@@ -1015,13 +1015,13 @@ static const pg_statement pg_statements[] = {
 };
 
 /* Runs sql; on failure words the server's error into message. */
-static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want,
+static bool exec_ok(PGconn *conn, int64_t deadline_us, const char *sql, ExecStatusType want,
                     PGresult **out, char *message, size_t size)
 {
-    PGresult *result = PQexec(conn, sql);
+    PGresult *result = pg_exec_script_until(conn, sql, deadline_us);
     bool ok = PQresultStatus(result) == want;
     if (!ok)
-        message_set(message, size, "postgres schema: %s", PQerrorMessage(conn));
+        message_set(message, size, "postgres schema: %s", pg_error_message(conn, result));
     if (ok && out != NULL)
         *out = result;
     else
@@ -1041,18 +1041,18 @@ static void schema_digest(char *out, size_t size)
 
 /* Inside the locked transaction: the stored version (0 for a new database)
  * and whether its digest is ours. */
-static stock_code read_version(PGconn *conn, int *version, bool *same, char *message,
-                               size_t size)
+static stock_code read_version(PGconn *conn, uint32_t timeout_ms, int *version, bool *same,
+                               char *message, size_t size)
 {
     PGresult *result = NULL;
     char digest[24], sql[160];
     schema_digest(digest, sizeof digest);
     snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0), "
              "coalesce(bool_or(digest = '%s'), false) FROM stock_schema", digest);
-    if (!exec_ok(conn, "CREATE TABLE IF NOT EXISTS stock_schema "
+    if (!exec_ok(conn, pg_deadline(timeout_ms), "CREATE TABLE IF NOT EXISTS stock_schema "
                  "(version integer NOT NULL, digest text NOT NULL)",
                  PGRES_COMMAND_OK, NULL, message, size) ||
-        !exec_ok(conn, sql, PGRES_TUPLES_OK, &result, message, size))
+        !exec_ok(conn, pg_deadline(timeout_ms), sql, PGRES_TUPLES_OK, &result, message, size))
         return STOCK_IO;
     assert(PQntuples(result) == 1);
     *version = atoi(PQgetvalue(result, 0, 0));
@@ -1061,15 +1061,17 @@ static stock_code read_version(PGconn *conn, int *version, bool *same, char *mes
     return STOCK_OK;
 }
 
-static stock_code migrate(PGconn *conn, char *message, size_t size)
+static stock_code migrate(PGconn *conn, uint32_t timeout_ms, char *message, size_t size)
 {
     char sql[160], digest[24];
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d)", PG_SCHEMA_LOCK_KEY);
-    if (!exec_ok(conn, sql, PGRES_TUPLES_OK, NULL, message, size))
+    /* Another open may hold the lock while it migrates. */
+    if (!exec_ok(conn, pg_deadline(PG_MIGRATE_TIMEOUT_MS), sql, PGRES_TUPLES_OK, NULL, message,
+                 size))
         return STOCK_IO;
     int version = 0;
     bool same = false;
-    stock_code code = read_version(conn, &version, &same, message, size);
+    stock_code code = read_version(conn, timeout_ms, &version, &same, message, size);
     if (code == STOCK_OK && version > PG_SCHEMA_VERSION) {
         snprintf(message, size, "postgres schema: the database has schema version %d, "
                  "newer than this library's %d; upgrade libstock", version, PG_SCHEMA_VERSION);
@@ -1085,34 +1087,38 @@ static stock_code migrate(PGconn *conn, char *message, size_t size)
         schema_digest(digest, sizeof digest);
         snprintf(sql, sizeof sql, "DELETE FROM stock_schema; INSERT INTO stock_schema "
                  "VALUES (%d, '%s')", PG_SCHEMA_VERSION, digest);
-        if (!exec_ok(conn, pg_schema_sql, PGRES_COMMAND_OK, NULL, message, size) ||
-            !exec_ok(conn, sql, PGRES_COMMAND_OK, NULL, message, size))
+        if (!exec_ok(conn, pg_deadline(PG_MIGRATE_TIMEOUT_MS), pg_schema_sql, PGRES_COMMAND_OK,
+                     NULL, message, size) ||
+            !exec_ok(conn, pg_deadline(timeout_ms), sql, PGRES_COMMAND_OK, NULL, message, size))
             code = STOCK_IO;
     }
     const char *end = code == STOCK_OK ? "COMMIT" : "ROLLBACK";
-    if (!exec_ok(conn, end, PGRES_COMMAND_OK, NULL, code == STOCK_OK ? message : NULL, size))
+    if (!exec_ok(conn, pg_deadline(timeout_ms), end, PGRES_COMMAND_OK, NULL,
+                 code == STOCK_OK ? message : NULL, size))
         code = code == STOCK_OK ? STOCK_IO : code;
     return code;
 }
 
-stock_code pg_schema_install(PGconn *conn, char *message, size_t size)
+stock_code pg_schema_install(PGconn *conn, uint32_t timeout_ms, char *message, size_t size)
 {
     assert(conn != NULL);
     assert(PQpipelineStatus(conn) == PQ_PIPELINE_OFF);
-    stock_code code = migrate(conn, message, size);
+    stock_code code = migrate(conn, timeout_ms, message, size);
     if (code != STOCK_OK)
         return code;
     for (size_t i = 0; i < sizeof pg_statements / sizeof pg_statements[0]; i++) {
         const pg_statement *statement = &pg_statements[i];
-        PGresult *result = PQprepare(conn, statement->name, statement->sql,
-                                     statement->param_count, NULL);
+        PGresult *result = PQsendPrepare(conn, statement->name, statement->sql,
+                                         statement->param_count, NULL) == 1
+                               ? pg_result_until(conn, pg_deadline(timeout_ms))
+                               : NULL;
         bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-        PQclear(result);
-        if (!ok) {
+        if (!ok)
             snprintf(message, size, "postgres schema: preparing %s: %s", statement->name,
-                     PQerrorMessage(conn));
+                     pg_error_message(conn, result));
+        PQclear(result);
+        if (!ok)
             return STOCK_IO;
-        }
     }
     return STOCK_OK;
 }
