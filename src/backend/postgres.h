@@ -23,7 +23,7 @@
 #define PG_TIMEOUT_MS_DEFAULT 30000
 #define PG_TIMEOUT_MS_MIN 100
 #define PG_TIMEOUT_MS_MAX 3600000
-#define PG_MIGRATE_TIMEOUT_MS 600000   /* the schema's lock and script at open */
+#define PG_MIGRATE_TIMEOUT_MS 600000   /* the schema's script at open */
 
 /* True for "postgres://..." and "postgresql://...". */
 bool pg_uri_accepts(const char *uri);
@@ -57,8 +57,8 @@ void pg_options_free(pg_options *options);
  * Creates or migrates the schema on conn (idle, not in pipeline mode), under
  * an advisory lock so that concurrent opens do not race, and prepares the
  * statements pg_plan uses. Each statement waits timeout_ms at most
- * (pg_exec_until), but for the schema's lock and script, which may build
- * indexes over a large table: PG_MIGRATE_TIMEOUT_MS. Returns STOCK_OK;
+ * (pg_exec_until), but for the schema's script, which may build indexes
+ * over a large table: PG_MIGRATE_TIMEOUT_MS. Returns STOCK_OK;
  * STOCK_IO with the server's words in message; STOCK_CORRUPT when the
  * database holds a newer schema than this library knows. On a failure the
  * caller judges the connection (lost, or still busy past a deadline).

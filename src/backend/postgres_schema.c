@@ -1065,9 +1065,9 @@ static stock_code migrate(PGconn *conn, uint32_t timeout_ms, char *message, size
 {
     char sql[160], digest[24];
     snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d)", PG_SCHEMA_LOCK_KEY);
-    /* Another open may hold the lock while it migrates. */
-    if (!exec_ok(conn, pg_deadline(PG_MIGRATE_TIMEOUT_MS), sql, PGRES_TUPLES_OK, NULL, message,
-                 size))
+    /* An open that waits here past timeout_ms for another's migration is
+     * UNAVAILABLE (the caller's lost_or), and tries again. */
+    if (!exec_ok(conn, pg_deadline(timeout_ms), sql, PGRES_TUPLES_OK, NULL, message, size))
         return STOCK_IO;
     int version = 0;
     bool same = false;

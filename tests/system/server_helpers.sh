@@ -169,6 +169,17 @@ settle_clients() {
     # A client that already ended (it found a broken rule, or failed) is
     # judged by its exit status below, with its error output.
     for i in "${pids[@]}"; do kill -TERM "$i" 2>/dev/null || true; done
+    # One that does not settle in time (its own limit is 30 s) is stuck: its
+    # stack is printed and it is killed, rather than the suite waiting.
+    for i in "${!pids[@]}"; do
+        for _ in $(seq 600); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "${pids[$i]}" 2>/dev/null || continue
+        command -v gdb >/dev/null &&
+            gdb -batch -ex "thread apply all bt 15" -p "${pids[$i]}" 2>/dev/null | grep -E '^(#|Thread)'
+        kill -KILL "${pids[$i]}" 2>/dev/null || true
+        wait "${pids[$i]}" 2>/dev/null || true
+        fail "client $((i + 1)) did not settle within 60 s of SIGTERM (stack above)"
+    done
     for i in "${!pids[@]}"; do
         wait "${pids[$i]}" ||
             { cat "$dir/client-$((i + 1)).err"; fail "client $((i + 1)) broke a rule or could not settle"; }
