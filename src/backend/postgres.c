@@ -45,6 +45,9 @@
 #define PG_RECONNECT_TRIES 5        /* connection attempts before UNAVAILABLE */
 #define PG_RECONNECT_PAUSE_US 100000LL /* first pause between them, doubled */
 #define PG_CONNECT_TIMEOUT_S_MIN 2  /* libpq treats less as 2 */
+/* How long pg_terminate_backend waits for the lost session to end. */
+#define PG_TERMINATE_WAIT_MS 5000
+#define PG_TERMINATE_WAIT_TEXT "5000"
 /* TCP keepalives: an idle peer that is gone is noticed after about
  * idle + interval x count seconds. */
 #define PG_KEEPALIVE_IDLE_S "5"
@@ -225,24 +228,30 @@ static bool conn_enter_pipeline(pg_store *store, PGconn *conn)
 
 /* Ends the lost session (it may still be running our transaction: a lock
  * wait can outlast the deadline) and waits until it is gone, so that what
- * the token says next is final. False if it is still there. */
+ * the token says next is final. False if it is still there, or if conn
+ * did not answer within stock_timeout_ms (a query may then still be
+ * running on it: the caller drops it). */
 static bool old_session_ended(pg_store *store, PGconn *conn)
 {
     char pid[16];
     snprintf(pid, sizeof pid, "%d", store->backend_pid);
     const char *values[1] = {pid};
-    PGresult *result = PQexecParams(conn, "SELECT pg_terminate_backend($1::integer, 5000)",
-                                    1, NULL, values, NULL, NULL, 0);
+    int64_t deadline_us = pg_deadline(store->options.timeout_ms + PG_TERMINATE_WAIT_MS);
+    PGresult *result = pg_exec_until(conn, "SELECT pg_terminate_backend($1::integer, "
+                                     PG_TERMINATE_WAIT_TEXT ")", 1, values, deadline_us);
     PQclear(result);
-    result = PQexecParams(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::integer",
-                          1, NULL, values, NULL, NULL, 0);
+    if (result == NULL)
+        return false;
+    result = pg_exec_until(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::integer",
+                           1, values, pg_deadline(store->options.timeout_ms));
     bool gone = PQresultStatus(result) == PGRES_TUPLES_OK && PQgetvalue(result, 0, 0)[0] == '0';
     PQclear(result);
     return gone;
 }
 
 /* Whether the last transaction (store->txn_id) committed, read through a
- * fresh connection after the old one was lost mid-commit. */
+ * fresh connection after the old one was lost mid-commit; every call waits
+ * stock_timeout_ms at most. */
 static pg_commit_state token_state(pg_store *store, PGconn *conn)
 {
     if (!old_session_ended(store, conn))
@@ -250,7 +259,9 @@ static pg_commit_state token_state(pg_store *store, PGconn *conn)
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, store->client_id);
     const char *values[1] = {id};
-    PGresult *result = PQexecPrepared(conn, PG_STMT_TOKEN_READ, 1, values, NULL, NULL, 0);
+    PGresult *result = NULL;
+    if (PQsendQueryPrepared(conn, PG_STMT_TOKEN_READ, 1, values, NULL, NULL, 0) == 1)
+        result = pg_result_until(conn, pg_deadline(store->options.timeout_ms));
     pg_commit_state state = PG_COMMIT_UNKNOWN;
     if (PQresultStatus(result) == PGRES_TUPLES_OK)
         state = PQntuples(result) == 1 &&
@@ -280,6 +291,13 @@ static stock_code reconnect(pg_store *store, pg_commit_state *committed, int64_t
             continue;
         if (committed != NULL)
             *committed = token_state(store, conn);
+        if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            /* lost or silent while the token was read: the next attempt */
+            set_error(store, "lost the connection while reading the commit token", conn);
+            PQfinish(conn);
+            code = STOCK_UNAVAILABLE;
+            continue;
+        }
         store->backend_pid = PQbackendPID(conn);
         if (!conn_enter_pipeline(store, conn)) {
             PQfinish(conn);
