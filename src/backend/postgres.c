@@ -118,14 +118,11 @@ static void set_error(pg_store *store, const char *what, PGconn *conn)
 /* ---------------------------------------------------------- connections */
 
 
-/* An open whose connection was lost midway (the server went away, the
- * network cut it), or that got no answer in time (a statement still in
- * flight), may be tried again: the schema's install is one transaction.
- * Any other failure keeps its code. */
-static stock_code lost_or(PGconn *conn, stock_code code)
+stock_code pg_lost_or(PGconn *conn, stock_code code)
 {
     return PQstatus(conn) == CONNECTION_BAD || PQisBusy(conn) ? STOCK_UNAVAILABLE : code;
 }
+
 /* Runs a statement that returns nothing, or one text value into out. */
 static bool exec_simple(PGconn *conn, uint32_t timeout_ms, const char *sql, char *out,
                         size_t out_size)
@@ -140,8 +137,7 @@ static bool exec_simple(PGconn *conn, uint32_t timeout_ms, const char *sql, char
     return ok;
 }
 
-stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
-                           char *error, size_t size)
+stock_code pg_connect(const pg_options *options, PGconn **out, char *error, size_t size)
 {
     *out = NULL;
     /* The URI is expanded as dbname; libstock names the session unless the
@@ -172,6 +168,18 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
         PQfinish(conn);
         return STOCK_UNAVAILABLE;
     }
+    *out = conn;
+    return STOCK_OK;
+}
+
+stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn **out,
+                           char *error, size_t size)
+{
+    *out = NULL;
+    PGconn *conn = NULL;
+    stock_code code = pg_connect(options, &conn, error, size);
+    if (code != STOCK_OK)
+        return code;
     const char *commit = options->synchronous ? "SET synchronous_commit = on"
                                               : "SET synchronous_commit = off";
     /* client_min_messages: the schema's IF NOT EXISTS notices are noise.
@@ -185,13 +193,13 @@ stock_code pg_session_open(const pg_options *options, int64_t client_id, PGconn 
         const char *why = pg_error_message(conn, NULL);
         message_set(error, size, "postgres: cannot configure the session: %.*s",
                     (int)strcspn(why, "\n"), why);
-        stock_code code = lost_or(conn, STOCK_IO);
+        code = pg_lost_or(conn, STOCK_IO);
         PQfinish(conn);
         return code;
     }
-    stock_code code = pg_schema_install(conn, options->timeout_ms, error, size);
+    code = pg_schema_install(conn, options->timeout_ms, error, size);
     if (code != STOCK_OK) {
-        code = lost_or(conn, code);
+        code = pg_lost_or(conn, code);
         PQfinish(conn);
         return code;
     }
@@ -210,7 +218,7 @@ static stock_code conn_open(pg_store *store, PGconn **out)
         !exec_simple(conn, store->options.timeout_ms, "SELECT pg_current_wal_lsn()::text",
                      store->lsn, sizeof store->lsn)) {
         set_error(store, "cannot read the WAL position", conn);
-        code = lost_or(conn, STOCK_IO);
+        code = pg_lost_or(conn, STOCK_IO);
         PQfinish(conn);
     }
     *out = code == STOCK_OK ? conn : NULL;
@@ -920,8 +928,9 @@ static stock_code pg_open(const char *uri, const stock_config *config, stock_t *
 /* Reads the page on the lister session (not the pipelined one: a listing
  * is a few plain queries), on the worker's thread between two
  * transactions, so that a page shows every batch submitted before it,
- * committed; a lost session is UNAVAILABLE, and the next listing connects
- * again. */
+ * committed. A page waits stock_timeout_ms at most: a lost session, or
+ * one that did not answer in time (a query may still run on it), is
+ * UNAVAILABLE and dropped, and the next listing connects again. */
 static void run_listing(stock_t *base, worker_listing *listing)
 {
     pg_store *store = (pg_store *)base;
@@ -931,12 +940,12 @@ static void run_listing(stock_t *base, worker_listing *listing)
         listing->code = STOCK_UNAVAILABLE;
         return;
     }
-    listing->code = pg_list_page(store->lister, listing->request, true, listing->entries,
-                                 listing->count, listing->message, listing->message_size);
-    if (listing->code == STOCK_IO && PQstatus(store->lister) != CONNECTION_OK) {
+    listing->code = pg_list_page(store->lister, store->options.timeout_ms, listing->request,
+                                 true, listing->entries, listing->count, listing->message,
+                                 listing->message_size);
+    if (listing->code == STOCK_UNAVAILABLE) {
         PQfinish(store->lister);
         store->lister = NULL;
-        listing->code = STOCK_UNAVAILABLE;
     }
 }
 

@@ -66,7 +66,16 @@ void pg_options_free(pg_options *options);
 stock_code pg_schema_install(PGconn *conn, uint32_t timeout_ms, char *message, size_t size);
 
 /*
- * Opens a session on the database of options (blocking), configured as the
+ * Connects to the database of options, waiting about timeout_ms at most
+ * (connect_timeout, whole seconds, 2 at least), with TCP keepalives and
+ * tcp_user_timeout set so that a vanished peer is noticed, unless the URI
+ * sets its own. Returns STOCK_OK with *out idle and untouched (the caller
+ * configures it); STOCK_UNAVAILABLE with error saying why.
+ */
+stock_code pg_connect(const pg_options *options, PGconn **out, char *error, size_t size);
+
+/*
+ * Opens a session on the database of options (pg_connect), configured as the
  * backend's own (synchronous_commit from options, the bucket seed of
  * client_id) with the schema installed and its statements prepared; idle,
  * outside pipeline mode. The sharded backend (sharded.c) opens its control
@@ -95,6 +104,11 @@ PGresult *pg_result_until(PGconn *conn, int64_t deadline_us);
  * error if one failed), but waiting until deadline_us at most, as
  * pg_exec_until. */
 PGresult *pg_exec_script_until(PGconn *conn, const char *sql, int64_t deadline_us);
+/* The code of a failed call on conn: STOCK_UNAVAILABLE when the connection
+ * was lost (the server went away, the network cut it) or got no answer in
+ * time (a statement may still be running on it: the caller drops conn),
+ * so that the outcome is unknown and a retry may succeed; else code. */
+stock_code pg_lost_or(PGconn *conn, stock_code code);
 /* The deadline of a call made now that may take timeout_ms. */
 int64_t pg_deadline(uint32_t timeout_ms);
 
@@ -109,12 +123,15 @@ const char *pg_error_message(PGconn *conn, const PGresult *result);
  * and `after` must name something here (NOT_FOUND otherwise); without, an
  * order listing starts from its first line (the sharded backend checks
  * names on the member that holds them and asks the others without).
+ * The page's queries wait timeout_ms in all at most.
  * Returns STOCK_OK with *count entries; STOCK_NOT_FOUND ("sku=X",
- * "order=X", "line=X"); STOCK_IO with the server's words in message (the
- * caller looks at PQstatus to tell a lost connection).
+ * "order=X", "line=X"); STOCK_IO with the server's words in message;
+ * STOCK_UNAVAILABLE when the connection was lost or did not answer in time
+ * (pg_lost_or: the caller drops conn).
  */
-stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
-                        stock_list_entry *entries, uint32_t *count, char *message, size_t size);
+stock_code pg_list_page(PGconn *conn, uint32_t timeout_ms, const list_request *request,
+                        bool check, stock_list_entry *entries, uint32_t *count, char *message,
+                        size_t size);
 
 /* ------------------------------------------------------------------ plan */
 

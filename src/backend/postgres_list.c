@@ -52,24 +52,25 @@ static void id_text(stock_id id, char out[STOCK_ID_MAX + 1])
     out[id.len] = '\0';
 }
 
-/* Runs sql with params; NULL (message set) when it failed. */
-static PGresult *query(PGconn *conn, const char *sql, int count, const char *const *params,
-                       char *message, size_t size)
+/* Runs sql with params, waiting until deadline_us at most; NULL (message
+ * set) when it failed. */
+static PGresult *query(PGconn *conn, int64_t deadline_us, const char *sql, int count,
+                       const char *const *params, char *message, size_t size)
 {
-    PGresult *result = PQexecParams(conn, sql, count, NULL, params, NULL, NULL, 0);
+    PGresult *result = pg_exec_until(conn, sql, count, params, deadline_us);
     if (PQresultStatus(result) == PGRES_TUPLES_OK)
         return result;
-    const char *detail = PQerrorMessage(conn);
+    const char *detail = pg_error_message(conn, result);
     message_set(message, size, "postgres: listing: %.*s", (int)strcspn(detail, "\n"), detail);
     PQclear(result);
     return NULL;
 }
 
 /* Whether sql (one parameter) finds a row: *found; false on a failed query. */
-static bool exists(PGconn *conn, const char *sql, const char *param, bool *found,
-                   char *message, size_t size)
+static bool exists(PGconn *conn, int64_t deadline_us, const char *sql, const char *param,
+                   bool *found, char *message, size_t size)
 {
-    PGresult *result = query(conn, sql, 1, &param, message, size);
+    PGresult *result = query(conn, deadline_us, sql, 1, &param, message, size);
     if (result == NULL)
         return false;
     *found = PQntuples(result) > 0;
@@ -81,20 +82,21 @@ static bool exists(PGconn *conn, const char *sql, const char *param, bool *found
  * NOT_FOUND "sku=X", "order=X", "line=X" otherwise (after must be a line of
  * that SKU or order). For an order listing, *position receives the
  * position of `after` in its order (-1 without after). */
-static stock_code check_names(PGconn *conn, const list_request *request, const char *of,
-                              const char *after, long *position, char *message, size_t size)
+static stock_code check_names(PGconn *conn, int64_t deadline_us, const list_request *request,
+                              const char *of, const char *after, long *position,
+                              char *message, size_t size)
 {
     bool found = true;
     if (request->kind == STOCK_LIST_SKU_LINES &&
-        !exists(conn, "SELECT 1 FROM inventory WHERE sku_id = $1 LIMIT 1", of, &found,
+        !exists(conn, deadline_us, "SELECT 1 FROM inventory WHERE sku_id = $1 LIMIT 1", of, &found,
                 message, size))
         return STOCK_IO;
     if (request->kind == STOCK_LIST_ORDER_LINES &&
-        !exists(conn, "SELECT 1 FROM inventory_orders WHERE order_id = $1", of, &found,
+        !exists(conn, deadline_us, "SELECT 1 FROM inventory_orders WHERE order_id = $1", of, &found,
                 message, size))
         return STOCK_IO;
     if (request->kind == STOCK_LIST_LINE_REFUNDS &&
-        !exists(conn, "SELECT 1 FROM inventory_flow WHERE line_id = $1", of, &found,
+        !exists(conn, deadline_us, "SELECT 1 FROM inventory_flow WHERE line_id = $1", of, &found,
                 message, size))
         return STOCK_IO;
     static const char *const of_names[] = {[STOCK_LIST_SKU_LINES] = "sku",
@@ -121,7 +123,8 @@ static stock_code check_names(PGconn *conn, const list_request *request, const c
                                               [STOCK_LIST_LINE_REFUNDS] = "refund"};
     bool skus = request->kind == STOCK_LIST_SKUS;
     const char *params[2] = {after, of};
-    PGresult *result = query(conn, after_sql[request->kind], skus ? 1 : 2, params, message, size);
+    PGresult *result = query(conn, deadline_us, after_sql[request->kind], skus ? 1 : 2, params,
+                             message, size);
     if (result == NULL)
         return STOCK_IO;
     found = PQntuples(result) > 0;
@@ -172,8 +175,9 @@ static void read_entry(const PGresult *result, int row, stock_list_kind kind,
     line->available_after = column(result, row, 6);
 }
 
-stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
-                        stock_list_entry *entries, uint32_t *count, char *message, size_t size)
+stock_code pg_list_page(PGconn *conn, uint32_t timeout_ms, const list_request *request,
+                        bool check, stock_list_entry *entries, uint32_t *count, char *message,
+                        size_t size)
 {
     assert(PQpipelineStatus(conn) == PQ_PIPELINE_OFF);
     char of[STOCK_ID_MAX + 1], after[STOCK_ID_MAX + 1], limit[16], from[24];
@@ -182,27 +186,29 @@ stock_code pg_list_page(PGconn *conn, const list_request *request, bool check,
     snprintf(limit, sizeof limit, "%u", request->max);
     long position = -1;
     *count = 0;
-    stock_code code = check ? check_names(conn, request, of, after, &position, message, size)
+    int64_t deadline_us = pg_deadline(timeout_ms);
+    stock_code code = check ? check_names(conn, deadline_us, request, of, after, &position,
+                                          message, size)
                             : STOCK_OK;
     if (code != STOCK_OK)
-        return code;
+        return pg_lost_or(conn, code);
     snprintf(from, sizeof from, "%ld", position);
     PGresult *result = NULL;
     if (request->kind == STOCK_LIST_SKUS) {
         const char *params[] = {after, limit};
-        result = query(conn, list_skus_sql, 2, params, message, size);
+        result = query(conn, deadline_us, list_skus_sql, 2, params, message, size);
     } else if (request->kind == STOCK_LIST_SKU_LINES) {
         const char *params[] = {of, after, limit};
-        result = query(conn, list_sku_lines_sql, 3, params, message, size);
+        result = query(conn, deadline_us, list_sku_lines_sql, 3, params, message, size);
     } else if (request->kind == STOCK_LIST_LINE_REFUNDS) {
         const char *params[] = {of, after, limit};
-        result = query(conn, list_line_refunds_sql, 3, params, message, size);
+        result = query(conn, deadline_us, list_line_refunds_sql, 3, params, message, size);
     } else {
         const char *params[] = {of, from, limit};
-        result = query(conn, list_order_lines_sql, 3, params, message, size);
+        result = query(conn, deadline_us, list_order_lines_sql, 3, params, message, size);
     }
     if (result == NULL)
-        return STOCK_IO;
+        return pg_lost_or(conn, STOCK_IO);
     int rows = PQntuples(result);
     assert(rows >= 0 && (uint32_t)rows <= request->max);
     for (int row = 0; row < rows; row++)

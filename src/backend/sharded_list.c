@@ -35,8 +35,10 @@ static bool member_page(sharded_store *store, uint32_t i, const list_request *re
         listing->code = STOCK_UNAVAILABLE;
         return false;
     }
-    listing->code = pg_list_page(conn, request, check, entries, count, listing->message,
-                                 listing->message_size);
+    listing->code = pg_list_page(conn, store->shards[i].options.timeout_ms, request, check,
+                                 entries, count, listing->message, listing->message_size);
+    if (listing->code == STOCK_UNAVAILABLE)
+        shard_mark_down(store, i);
     return listing->code == STOCK_OK;
 }
 
