@@ -562,8 +562,15 @@ stock_code shard_check_prepared(sharded_store *store, char *message, size_t size
 {
     for (uint32_t i = 0; store->count > 1 && i < store->count; i++) {
         shard *member = &store->shards[i];
-        PGresult *result = PQexec(member->control, "SHOW max_prepared_transactions");
-        bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+        char why[STOCK_MESSAGE_MAX];
+        PGresult *result = shard_query(member->control, i, member->options.timeout_ms,
+                                       "SHOW max_prepared_transactions", 0, NULL,
+                                       PGRES_TUPLES_OK, why, sizeof why);
+        if (result == NULL) {
+            message_set(message, size, "sharded: member %u (%s): %s", i, member->name, why);
+            return pg_lost_or(member->control, STOCK_IO);
+        }
+        bool ok = PQntuples(result) == 1;
         int max = ok ? atoi(PQgetvalue(result, 0, 0)) : 0;
         PQclear(result);
         if (!ok || max <= 0) {

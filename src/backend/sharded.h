@@ -272,7 +272,8 @@ void shard_quiesce(sharded_store *store);
 stock_code shard_parse_members(sharded_store *store, const char *uri,
                                const stock_config *config, char *message, size_t size);
 /* Refuses (STOCK_INVALID, naming the member) a store of several members one
- * of which has max_prepared_transactions = 0. */
+ * of which has max_prepared_transactions = 0; STOCK_UNAVAILABLE when a
+ * member's session was lost or did not answer within its stock_timeout_ms. */
 stock_code shard_check_prepared(sharded_store *store, char *message, size_t size);
 
 /* What a member records about itself: its map entry (stock_shard_map) and
@@ -292,7 +293,9 @@ typedef struct shard_entry {
 extern const char shard_move_schema_sql[];
 
 /* sharded_map.c: installs the sharded tables and functions on member's
- * control session. */
+ * control session. Here and in shard_entry_read each statement waits the
+ * member's stock_timeout_ms at most; on a failure pg_lost_or(control)
+ * tells a lost or silent session (left busy: shard_control drops it). */
 bool shard_schema_install(shard *member, char *message, size_t size);
 /* Reads what member records (shard_entry). */
 bool shard_entry_read(shard *member, shard_entry *entry, char *message, size_t size);
@@ -305,7 +308,9 @@ bool shard_entry_fits(const sharded_store *store, const shard_entry *entries, ui
  * session, then reads the map each member records, creating it on a set of
  * members that holds none. Refuses (STOCK_INVALID, message saying which
  * member and why) members in another order, a missing one, or one of another
- * map. Fills store->map_id. */
+ * map. Fills store->map_id. STOCK_UNAVAILABLE when a member's session was
+ * lost or did not answer within its stock_timeout_ms; STOCK_IO on another
+ * failure. */
 stock_code shard_map_check(sharded_store *store, char *message, size_t size);
 
 /* sharded_txn.c */

@@ -74,42 +74,55 @@ static const char shard_schema_sql[] =
     "        ELSE EXISTS (SELECT 1 FROM inventory_adjustments WHERE adjust_id = p_id) END\n"
     "$$;\n";
 
-static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, const char *who,
-                    char *message, size_t size)
+/* Runs sql (one statement or several: the last one's result counts) on
+ * member's control session, waiting its stock_timeout_ms at most. */
+static bool exec_ok(const shard *member, const char *sql, ExecStatusType want, char *message,
+                    size_t size)
 {
-    PGresult *result = PQexec(conn, sql);
+    PGresult *result = pg_exec_script_until(member->control, sql,
+                                            pg_deadline(member->options.timeout_ms));
     bool ok = PQresultStatus(result) == want;
     if (!ok) {
-        const char *text = PQerrorMessage(conn);
-        message_set(message, size, "sharded: %s: %.*s", who, (int)strcspn(text, "\n"), text);
+        const char *text = pg_error_message(member->control, result);
+        message_set(message, size, "sharded: %s: %.*s", member->name,
+                    (int)strcspn(text, "\n"), text);
     }
     PQclear(result);
     return ok;
 }
 
+/* Runs sql with its parameters on member's control session, waiting its
+ * stock_timeout_ms at most; the result (NULL when none came in time). */
+static PGresult *exec_params(const shard *member, const char *sql, int count,
+                             const char *const *values)
+{
+    return pg_exec_until(member->control, sql, count, values,
+                         pg_deadline(member->options.timeout_ms));
+}
+
+/* The tables and functions are a few small statements: every one waits
+ * stock_timeout_ms at most, the lock's wait for another opener too. */
 bool shard_schema_install(shard *member, char *message, size_t size)
 {
     char lock[96];
     snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)", SHARD_SCHEMA_LOCK_KEY);
-    bool ok = exec_ok(member->control, lock, PGRES_TUPLES_OK, member->name, message, size) &&
-              exec_ok(member->control, shard_schema_sql, PGRES_COMMAND_OK, member->name,
-                      message, size) &&
-              exec_ok(member->control, shard_move_schema_sql, PGRES_COMMAND_OK, member->name,
-                      message, size);
-    ok = exec_ok(member->control, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, member->name,
-                 ok ? message : NULL, size) && ok;
+    bool ok = exec_ok(member, lock, PGRES_TUPLES_OK, message, size) &&
+              exec_ok(member, shard_schema_sql, PGRES_COMMAND_OK, message, size) &&
+              exec_ok(member, shard_move_schema_sql, PGRES_COMMAND_OK, message, size);
+    ok = exec_ok(member, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, ok ? message : NULL,
+                 size) && ok;
     return ok;
 }
 
 /* Reads the move in progress that member records, if any, into entry. */
 static bool read_move(shard *member, shard_entry *entry, char *message, size_t size)
 {
-    PGresult *result = PQexec(member->control, "SELECT from_map, to_map, from_count, to_count "
-                                               "FROM stock_shard_move LIMIT 1");
+    PGresult *result = exec_params(member, "SELECT from_map, to_map, from_count, to_count "
+                                           "FROM stock_shard_move LIMIT 1", 0, NULL);
     bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
     if (!ok)
         message_set(message, size, "sharded: %s: cannot read its move record: %s",
-                    member->name, PQerrorMessage(member->control));
+                    member->name, pg_error_message(member->control, result));
     if (ok && PQntuples(result) == 1) {
         entry->moving = true;
         snprintf(entry->move_from, sizeof entry->move_from, "%s", PQgetvalue(result, 0, 0));
@@ -124,13 +137,13 @@ static bool read_move(shard *member, shard_entry *entry, char *message, size_t s
 bool shard_entry_read(shard *member, shard_entry *entry, char *message, size_t size)
 {
     memset(entry, 0, sizeof *entry);
-    PGresult *result = PQexec(member->control, "SELECT map_id, position, shard_count, "
-                                               "(SELECT count(*) FROM stock_shard_map) "
-                                               "FROM stock_shard_map LIMIT 1");
+    PGresult *result = exec_params(member, "SELECT map_id, position, shard_count, "
+                                           "(SELECT count(*) FROM stock_shard_map) "
+                                           "FROM stock_shard_map LIMIT 1", 0, NULL);
     bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
     if (!ok)
         message_set(message, size, "sharded: %s: cannot read its shard map: %s", member->name,
-                    PQerrorMessage(member->control));
+                    pg_error_message(member->control, result));
     if (ok && PQntuples(result) == 1) {
         ok = atoi(PQgetvalue(result, 0, 3)) == 1;
         if (!ok)
@@ -152,15 +165,15 @@ static bool write_entry(shard *member, const char *map_id, uint32_t position, ui
     snprintf(pos, sizeof pos, "%u", position);
     snprintf(total, sizeof total, "%u", count);
     const char *values[3] = {map_id, pos, total};
-    PGresult *result = PQexecParams(member->control,
-                                    "INSERT INTO stock_shard_map SELECT $1, $2::integer, "
-                                    "$3::integer WHERE NOT EXISTS (SELECT 1 FROM stock_shard_map)",
-                                    3, NULL, values, NULL, NULL, 0);
-    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK && atoi(PQcmdTuples(result)) == 1;
+    PGresult *result = exec_params(member, "INSERT INTO stock_shard_map SELECT $1, $2::integer, "
+                                   "$3::integer WHERE NOT EXISTS (SELECT 1 FROM stock_shard_map)",
+                                   3, values);
+    bool done = PQresultStatus(result) == PGRES_COMMAND_OK;
+    bool ok = done && atoi(PQcmdTuples(result)) == 1;
     if (!ok)
         message_set(message, size, "sharded: %s: cannot record the shard map%s%s", member->name,
-                    PQresultStatus(result) == PGRES_COMMAND_OK ? " (another store just did)" : ": ",
-                    PQresultStatus(result) == PGRES_COMMAND_OK ? "" : PQerrorMessage(member->control));
+                    done ? " (another store just did)" : ": ",
+                    done ? "" : pg_error_message(member->control, result));
     PQclear(result);
     return ok;
 }
@@ -190,20 +203,20 @@ bool shard_entry_fits(const sharded_store *store, const shard_entry *entries, ui
     return false;
 }
 
-static bool create_map(sharded_store *store, char *message, size_t size)
+static stock_code create_map(sharded_store *store, char *message, size_t size)
 {
     uint64_t random = 0;
     if (getrandom(&random, sizeof random, 0) != sizeof random) {
         message_set(message, size, "sharded: no random bytes for a new map id");
-        return false;
+        return STOCK_IO;
     }
     snprintf(store->map_id, sizeof store->map_id, "%016" PRIx64, random);
     /* Member 0 last: until it has its row, an opener waiting on its lock
      * sees no map and would refuse the half-made one rather than add to it. */
     for (uint32_t k = store->count; k-- > 0;)
         if (!write_entry(&store->shards[k], store->map_id, k, store->count, message, size))
-            return false;
-    return true;
+            return pg_lost_or(store->shards[k].control, STOCK_IO);
+    return STOCK_OK;
 }
 
 /* Inside member 0's locked transaction: read every entry, create the map if
@@ -214,7 +227,7 @@ static stock_code check_entries(sharded_store *store, char *message, size_t size
     bool any = false;
     for (uint32_t i = 0; i < store->count; i++) {
         if (!shard_entry_read(&store->shards[i], &entries[i], message, size))
-            return STOCK_IO;
+            return pg_lost_or(store->shards[i].control, STOCK_IO);
         any = any || entries[i].present;
     }
     for (uint32_t i = 0; i < store->count; i++) {
@@ -229,7 +242,7 @@ static stock_code check_entries(sharded_store *store, char *message, size_t size
         }
     }
     if (!any)
-        return create_map(store, message, size) ? STOCK_OK : STOCK_IO;
+        return create_map(store, message, size);
     if (!entries[0].present) {
         uint32_t i = 1;
         while (!entries[i].present)
@@ -251,16 +264,16 @@ stock_code shard_map_check(sharded_store *store, char *message, size_t size)
 {
     for (uint32_t i = 0; i < store->count; i++)
         if (!shard_schema_install(&store->shards[i], message, size))
-            return STOCK_IO;
+            return pg_lost_or(store->shards[i].control, STOCK_IO);
     shard *first = &store->shards[0];
     char lock[96];
     snprintf(lock, sizeof lock, "BEGIN; SELECT pg_advisory_xact_lock(%d)", SHARD_MAP_LOCK_KEY);
-    if (!exec_ok(first->control, lock, PGRES_TUPLES_OK, first->name, message, size))
-        return STOCK_IO;
+    if (!exec_ok(first, lock, PGRES_TUPLES_OK, message, size))
+        return pg_lost_or(first->control, STOCK_IO);
     stock_code code = check_entries(store, message, size);
     bool ok = code == STOCK_OK;
-    if (!exec_ok(first->control, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, first->name,
-                 ok ? message : NULL, size) && ok)
-        code = STOCK_IO;
+    if (!exec_ok(first, ok ? "COMMIT" : "ROLLBACK", PGRES_COMMAND_OK, ok ? message : NULL,
+                 size) && ok)
+        code = pg_lost_or(first->control, STOCK_IO);
     return code;
 }

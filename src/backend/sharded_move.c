@@ -197,13 +197,23 @@ static bool pair_sides(mover *m, move_pair *pair)
     return ok;
 }
 
+/* Rolls back what is open on both sides, waiting stock_timeout_ms at most
+ * on each; a session that does not answer is dropped (the server rolls
+ * its transaction back when it notices). */
 static void pair_abandon(mover *m, const move_pair *pair)
 {
     uint32_t sides[2] = {pair->source, pair->target};
     for (int k = 0; k < 2; k++) {
-        PGconn *conn = m->to->shards[sides[k]].control;
-        if (conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE)
-            PQclear(PQexec(conn, "ROLLBACK"));
+        shard *member = &m->to->shards[sides[k]];
+        if (member->control == NULL || PQtransactionStatus(member->control) == PQTRANS_IDLE)
+            continue;
+        PGresult *result = pg_exec_until(member->control, "ROLLBACK", 0, NULL,
+                                         pg_deadline(member->options.timeout_ms));
+        if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+            PQfinish(member->control);
+            member->control = NULL;
+        }
+        PQclear(result);
     }
 }
 
@@ -517,7 +527,7 @@ static bool move_plan(mover *m, move_state *state)
     const shard_entry *move = NULL;
     for (uint32_t k = 0; k < m->to->count; k++) {
         if (!shard_entry_read(&m->to->shards[k], &entries[k], m->message, STOCK_MESSAGE_MAX))
-            return false;
+            return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
         move = move == NULL && entries[k].moving ? &entries[k] : move;
     }
     if (move != NULL) {
@@ -660,7 +670,7 @@ static bool connect_all(mover *m)
             return refuse(m, STOCK_UNAVAILABLE);
         }
         if (!shard_schema_install(&m->to->shards[k], m->message, STOCK_MESSAGE_MAX))
-            return false;
+            return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
     }
     m->code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
     return m->code == STOCK_OK || refuse(m, m->code);
