@@ -82,6 +82,12 @@ persister *persist_new(const persist_options *options, char *message, size_t siz
         return NULL;
     }
     redis->options.outbox_reader = true;
+    if (pg_options_parse(p->postgres_uri, &config, &p->pg_options, reason, sizeof reason) !=
+        STOCK_OK) {
+        message_set(message, size, "the postgres URI: %s", reason);
+        persist_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -93,6 +99,7 @@ void persist_free(persister *p)
     rd_link_close(p->redis);
     if (p->pg != NULL)
         PQfinish(p->pg);
+    pg_options_free(&p->pg_options);
     free(p->redis);
     free(p);
 }

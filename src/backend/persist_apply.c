@@ -13,6 +13,7 @@
  * function refuses with an error rather than skip.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,18 +116,28 @@ static const char apply_schema_sql[] =
     "    UPDATE stock_outbox_position SET seq = p_last WHERE stream = p_stream;\n"
     "END $$;\n";
 
-static bool pg_failed(persister *p, const char *what)
+/* Sets p->error from result or the connection, and drops a connection
+ * that is lost or still busy with a query past its deadline. */
+static bool pg_failed(persister *p, const char *what, const PGresult *result)
 {
-    snprintf(p->error, sizeof p->error, "postgres: %s: %s", what,
-             p->pg != NULL ? PQerrorMessage(p->pg) : "no connection");
-    char *newline = strchr(p->error, '\n');
-    if (newline != NULL)
-        *newline = '\0';
-    if (p->pg != NULL && PQstatus(p->pg) != CONNECTION_OK) {
+    const char *why = pg_error_message(p->pg, result);
+    snprintf(p->error, sizeof p->error, "postgres: %s: %.*s", what, (int)strcspn(why, "\n"),
+             why);
+    if (p->pg != NULL && pg_lost_or(p->pg, STOCK_IO) == STOCK_UNAVAILABLE) {
         PQfinish(p->pg);
         p->pg = NULL;
     }
     return false;
+}
+
+/* Runs sql (one statement or several) expecting want, waiting
+ * stock_timeout_ms at most; on a failure p->error says what did not pass. */
+static bool exec_ok(persister *p, const char *sql, ExecStatusType want, const char *what)
+{
+    PGresult *result = pg_exec_script_until(p->pg, sql, pg_deadline(p->pg_options.timeout_ms));
+    bool ok = PQresultStatus(result) == want || pg_failed(p, what, result);
+    PQclear(result);
+    return ok;
 }
 
 /* The schema's "already exists, skipping" notices are expected: not logged. */
@@ -150,54 +161,72 @@ static bool backend_schema(persister *p)
     return true;
 }
 
+/* The persister's functions, installed under a lock, and its statements
+ * prepared. Any failure drops the connection: the next cycle starts over
+ * on a new one. Non-blocking, so that sending a cycle's pipeline never
+ * waits on the socket (results_read waits, until its deadline). */
+static bool apply_install(persister *p)
+{
+    if (PQsetnonblocking(p->pg, 1) != 0)
+        return pg_failed(p, "non-blocking mode", NULL);
+    PQsetNoticeProcessor(p->pg, notice_ignore, NULL);
+    if (!exec_ok(p, "BEGIN", PGRES_COMMAND_OK, "installing stock_outbox_apply") ||
+        !exec_ok(p, apply_schema_sql, PGRES_COMMAND_OK, "installing stock_outbox_apply") ||
+        !exec_ok(p, "COMMIT", PGRES_COMMAND_OK, "installing stock_outbox_apply"))
+        return false;
+    static const char *const statements[][2] = {
+        {"lock", "SELECT stock_outbox_lock($1)"},
+        {"apply", "SELECT stock_outbox_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                  "$12, $13, $14, $15, $16)"},
+        {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7)"},
+        {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
+    };
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        PGresult *result = PQsendPrepare(p->pg, statements[i][0], statements[i][1], 0, NULL) == 1
+            ? pg_result_until(p->pg, pg_deadline(p->pg_options.timeout_ms))
+            : NULL;
+        bool ok = PQresultStatus(result) == PGRES_COMMAND_OK || pg_failed(p, "preparing", result);
+        PQclear(result);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 bool apply_connect(persister *p)
 {
     if (p->pg != NULL)
         return true;
     if (!backend_schema(p))
         return false;
-    p->pg = PQconnectdb(p->options.postgres_uri);
-    if (PQstatus(p->pg) != CONNECTION_OK)
-        return pg_failed(p, "connect");
-    PQsetNoticeProcessor(p->pg, notice_ignore, NULL);
-    PGresult *result = PQexec(p->pg, "BEGIN");
-    PQclear(result);
-    result = PQexec(p->pg, apply_schema_sql);
-    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-    PQclear(result);
-    if (!ok) {
-        pg_failed(p, "installing stock_outbox_apply");
-        PQclear(PQexec(p->pg, "ROLLBACK"));
+    char why[STOCK_MESSAGE_MAX];
+    if (pg_connect(&p->pg_options, &p->pg, why, sizeof why) != STOCK_OK) {
+        snprintf(p->error, sizeof p->error, "%s", why);
         return false;
     }
-    result = PQexec(p->pg, "COMMIT");
-    ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-    PQclear(result);
-    if (ok) {
-        static const char *const statements[][2] = {
-            {"lock", "SELECT stock_outbox_lock($1)"},
-            {"apply", "SELECT stock_outbox_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                      "$12, $13, $14, $15, $16)"},
-            {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7)"},
-            {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
-        };
-        for (size_t i = 0; ok && i < sizeof statements / sizeof statements[0]; i++) {
-            result = PQprepare(p->pg, statements[i][0], statements[i][1], 0, NULL);
-            ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-            PQclear(result);
-        }
-    }
-    return ok || pg_failed(p, "preparing");
+    if (apply_install(p))
+        return true;
+    PQfinish(p->pg);
+    p->pg = NULL;
+    return false;
 }
 
-/* Reads the pipeline's results up to its sync; false at the first error. */
+/* Sends the pipeline and reads its results up to its sync, until
+ * stock_timeout_ms from now at most; false at the first error. */
 static bool results_read(persister *p, uint64_t *applied)
 {
+    int64_t deadline_us = pg_deadline(p->pg_options.timeout_ms);
     bool ok = true;
     for (;;) {
+        int pending = PQflush(p->pg);
+        if (pending < 0 || PQconsumeInput(p->pg) != 1)
+            return pg_failed(p, "connection lost", NULL);
+        if (pending != 0 || PQisBusy(p->pg)) {
+            if (!pg_wait(p->pg, (short)(POLLIN | (pending != 0 ? POLLOUT : 0)), deadline_us))
+                return pg_failed(p, "applying", NULL);
+            continue;
+        }
         PGresult *result = PQgetResult(p->pg);
-        if (result == NULL && PQstatus(p->pg) != CONNECTION_OK)
-            return pg_failed(p, "connection lost");
         if (result == NULL)
             continue;   /* the end of one statement's results */
         ExecStatusType status = PQresultStatus(result);
@@ -217,8 +246,6 @@ static bool results_read(persister *p, uint64_t *applied)
             ok = false;
         }
         PQclear(result);
-        if (PQstatus(p->pg) != CONNECTION_OK)
-            return pg_failed(p, "connection lost");
     }
 }
 
@@ -258,11 +285,11 @@ bool apply_records(persister *p, uint64_t *applied)
     }
     sent = sent && PQpipelineSync(p->pg) == 1;
     if (!sent)
-        return pg_failed(p, "send");
+        return pg_failed(p, "send", NULL);
     uint64_t count = 0;
     bool ok = results_read(p, &count);
     if (p->pg != NULL && PQexitPipelineMode(p->pg) != 1)
-        return pg_failed(p, "leaving pipeline mode");
+        return pg_failed(p, "leaving pipeline mode", NULL);
     *applied = count;
     return ok;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "backend/persist.h"
+#include "backend/postgres.h"
 #include "backend/redis.h"
 
 #define PERSIST_KEY_MAX (RD_PREFIX_MAX + 32)   /* bytes of a stream key */
@@ -55,6 +56,9 @@ struct persister {
      * (redis_link.c): the server, or every master of a cluster with the
      * slot map. Nothing else of it is used. The link is down while lost. */
     rd_store *redis;
+    /* The postgres URI's options: its conninfo without stock_* and the
+     * bound of every wait on pg (stock_timeout_ms). */
+    pg_options pg_options;
     PGconn *pg;                      /* NULL while lost */
     persist_stream streams[RD_SLOTS];
     uint32_t stream_count;
@@ -118,6 +122,11 @@ redisContext *outbox_conn_of(persister *p, const char *key);
 int64_t outbox_now_ms(void);
 
 /* persist_apply.c */
+/* Connects p->pg (if not connected) and installs the persister's functions.
+ * Here and in apply_records, every wait on PostgreSQL lasts
+ * p->pg_options.timeout_ms at most; on a failure p->error says why and a
+ * connection lost, or left busy by a query that got no answer, is dropped
+ * (p->pg NULL: the next cycle connects again). */
 bool apply_connect(persister *p);
 /* Applies the cycle's records in one transaction; *applied counts those
  * that were new (the others were applied before). */

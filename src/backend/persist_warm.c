@@ -47,21 +47,16 @@ static const warm_kind warm_kinds[] = {
      " WHERE sku_id = $1 AND adjust_id > $2 ORDER BY adjust_id LIMIT $3", 4, "adjust"},
 };
 
-static bool warm_failed(persister *p, const char *what, const PGresult *result)
-{
-    snprintf(p->error, sizeof p->error, "%s: %s", what, PQresultErrorMessage(result));
-    char *newline = strchr(p->error, '\n');
-    if (newline != NULL)
-        *newline = '\0';
-    return false;
-}
-
+/* Runs sql, waiting stock_timeout_ms at most; NULL with p->error set when
+ * it failed (the warm-up then stops: no connection is reused). */
 static PGresult *query(persister *p, const char *sql, int count, const char *const *params)
 {
-    PGresult *result = PQexecParams(p->pg, sql, count, NULL, params, NULL, NULL, 0);
+    PGresult *result = pg_exec_until(p->pg, sql, count, params,
+                                     pg_deadline(p->pg_options.timeout_ms));
     if (PQresultStatus(result) == PGRES_TUPLES_OK)
         return result;
-    warm_failed(p, "postgres", result);
+    const char *why = pg_error_message(p->pg, result);
+    snprintf(p->error, sizeof p->error, "postgres: %.*s", (int)strcspn(why, "\n"), why);
     PQclear(result);
     return NULL;
 }
