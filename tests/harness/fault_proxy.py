@@ -19,6 +19,13 @@ given, for a protocol whose handshake is longer) have gone toward the client:
     half-close the proxy shuts its write side to the client (the client
                reads EOF) and keeps the server's side open
 
+    fault_proxy.py LISTEN_PORT TARGET_PORT STATS_FILE --hole-on TEXT
+
+With --hole-on, no fault is drawn: every connection passes untouched until
+the client sends TEXT (say, a word of the one query under test), then it
+is black-holed as by drop, from that query on (its bytes never reach the
+server). The statistics count those as "hole-on".
+
 Every connection meets its fault, so clients keep reconnecting. On SIGTERM the proxy writes one line per fault, "NAME COUNT", to
 STATS_FILE and exits. It prints "listening" once it accepts connections, and
 "fault NAME" as each connection draws its fault.
@@ -46,11 +53,12 @@ def reset(writer):
 
 
 class Proxy:
-    def __init__(self, target_port, seed, after_max):
+    def __init__(self, target_port, seed, after_max, hole_on=None):
         self.target_port = target_port
         self.after_max = after_max
+        self.hole_on = hole_on
         self.random = random.Random(seed)
-        self.counts = {name: 0 for name in FAULTS}
+        self.counts = {name: 0 for name in (["hole-on"] if hole_on else FAULTS)}
         self.holes = []   # black-holed connections, kept open until exit
 
     async def pump(self, reader, writer, fault, toward_client, state, peers):
@@ -63,6 +71,13 @@ class Proxy:
                     if not data and not state["struck"]:
                         writer.write_eof()
                     return
+                if fault == "hole-on" and not toward_client:
+                    seen = state["tail"] + data
+                    if self.hole_on in seen:
+                        state["struck"] = True
+                        self.strike("drop", peers)
+                        return
+                    state["tail"] = seen[-len(self.hole_on):]
                 if fault == "delay":
                     await asyncio.sleep(self.random.uniform(1, DELAY_MS_MAX) / 1000)
                 if toward_client and len(data) >= state["left"]:
@@ -94,7 +109,7 @@ class Proxy:
             server_writer.close()
 
     async def handle(self, client_reader, client_writer):
-        fault = self.random.choices(FAULTS, WEIGHTS)[0]
+        fault = "hole-on" if self.hole_on else self.random.choices(FAULTS, WEIGHTS)[0]
         self.counts[fault] += 1
         print("fault", fault, flush=True)
         try:
@@ -103,21 +118,24 @@ class Proxy:
         except OSError:
             reset(client_writer)
             return
-        state = {"left": self.random.randint(0, self.after_max), "struck": False}
+        left = self.random.randint(0, self.after_max) if not self.hole_on else float("inf")
+        state = {"left": left, "struck": False, "tail": b""}
         peers = (client_writer, server_writer)
         await asyncio.gather(
             self.pump(client_reader, server_writer, fault, False, state, peers),
             self.pump(server_reader, client_writer, fault, True, state, peers))
-        if fault != "drop":
+        if not state["struck"] or fault not in ("drop", "hole-on"):
             for peer in peers:
                 peer.close()
 
 
 async def main():
     listen_port, target_port, stats_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    after_max = int(sys.argv[5]) if len(sys.argv) > 5 else FAULT_AFTER_BYTES_MAX
-    proxy = Proxy(target_port, seed, after_max)
+    hole_on = sys.argv[5].encode() if len(sys.argv) > 5 and sys.argv[4] == "--hole-on" else None
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 and hole_on is None else 1
+    after_max = int(sys.argv[5]) if len(sys.argv) > 5 and hole_on is None \
+        else FAULT_AFTER_BYTES_MAX
+    proxy = Proxy(target_port, seed, after_max, hole_on)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", listen_port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -125,7 +143,7 @@ async def main():
     async with server:
         await stop.wait()
     with open(stats_file, "w") as out:
-        for name in FAULTS:
+        for name in proxy.counts:
             out.write(f"{name} {proxy.counts[name]}\n")
 
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# 83-network-holes.sh -- a PostgreSQL that stops answering one query costs a
+# bounded wait, then a clear error, never a hang. The harness's fault proxy
+# (tests/harness/fault_proxy.py --hole-on TEXT) passes every connection
+# untouched until the client sends TEXT, then black-holes it: takes its
+# bytes, passes nothing, closes nothing. Through it, with stock_timeout_ms=1000:
+#   - a listing on a postgres store (stockctl reconcile lists the SKUs);
+#   - the shard map read of a sharded store's open, and a listing on it;
+#   - stockpersist's own set-up (its stock_outbox_* functions): it logs the
+#     silence and retries, and still stops on SIGTERM.
+# Each runs under `timeout`, whose firing is a failure: before these waits
+# were bounded, every one of them hung for good.
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/harness/pg.sh
+. tests/harness/redis.sh
+. tests/system/server_helpers.sh
+BOUND_S=20                  # far above 1 s of stock_timeout_ms, far below a hang
+dir=$(mktemp -d)
+proxy_pid=""
+persist_pid=""
+cleanup() {
+    stop_pids "$proxy_pid" "$persist_pid"
+    pg_stop
+    redis_stop
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+pg_start
+redis_start
+port=$(pick_port 17690 17699)
+proxied="postgresql://postgres@127.0.0.1:$port/postgres?stock_timeout_ms=1000"
+"$BUILD/stockctl" --store "$PG_URI" set S0 5 >/dev/null
+
+# hole TEXT: (re)starts the proxy in front of PostgreSQL, holing on TEXT.
+hole() {
+    stop_pids "$proxy_pid"
+    mkdir -p "$dir/$1"
+    /usr/bin/python3 tests/harness/fault_proxy.py "$port" "$PG_PORT" "$dir/$1/stats" \
+        --hole-on "$1" >"$dir/$1/proxy.out" 2>&1 &
+    proxy_pid=$!
+    for _ in $(seq 100); do
+        grep -q listening "$dir/$1/proxy.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -q listening "$dir/$1/proxy.out" || fail "the proxy did not start"
+}
+
+# bounded NAME WANT_CODE WANT_TEXT COMMAND...: runs COMMAND under timeout;
+# it must end within BOUND_S with exit code WANT_CODE and WANT_TEXT in its
+# output.
+bounded() {
+    local name=$1 want_code=$2 want_text=$3 code=0 start end
+    shift 3
+    start=$(date +%s)
+    timeout "$BOUND_S" "$@" >"$dir/$name.out" 2>&1 || code=$?
+    end=$(date +%s)
+    echo "$name: exit $code after $((end - start)) s: $(tail -1 "$dir/$name.out")"
+    [ "$code" -ne 124 ] || fail "$name hung (killed by timeout after $BOUND_S s)"
+    [ "$code" -eq "$want_code" ] || fail "$name: exit $code, not $want_code"
+    grep -q "$want_text" "$dir/$name.out" || fail "$name: no '$want_text' in its output"
+}
+
+echo "== postgres: a listing whose query is never answered"
+hole "GROUP BY 1 ORDER BY 1"
+bounded postgres-list 2 "listing: no answer from the server" \
+    "$BUILD/stockctl" reconcile "$proxied"
+
+echo "== sharded: the shard map read at open, never answered"
+hole "FROM stock_shard_map LIMIT 1"
+bounded sharded-open 11 "cannot read its shard map: no answer from the server" \
+    "$BUILD/stockctl" --store "shards:$proxied" get S0
+
+echo "== sharded: a listing whose query is never answered"
+hole "GROUP BY 1 ORDER BY 1"
+bounded sharded-list 2 "listing: no answer from the server" \
+    "$BUILD/stockctl" reconcile "shards:$proxied"
+
+echo "== stockpersist: its own set-up never answered"
+hole "stock_outbox_position"
+"$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$proxied" --stats-s 0 \
+    >"$dir/persist.out" 2>&1 &
+persist_pid=$!
+for _ in $(seq $((BOUND_S * 10))); do
+    grep -q "no answer" "$dir/persist.out" && break
+    sleep 0.1
+done
+echo "stockpersist: $(grep -m1 "no answer" "$dir/persist.out" || true)"
+grep -q "no answer from the server" "$dir/persist.out" ||
+    fail "stockpersist did not report the silence within $BOUND_S s: $(cat "$dir/persist.out")"
+kill -TERM "$persist_pid"
+for _ in $(seq 50); do
+    kill -0 "$persist_pid" 2>/dev/null || break
+    sleep 0.1
+done
+! kill -0 "$persist_pid" 2>/dev/null || fail "stockpersist did not stop within 5 s of SIGTERM"
+wait "$persist_pid" || fail "stockpersist exited $? on SIGTERM"
+persist_pid=""
+echo "83-network-holes: passed"
