@@ -35,11 +35,19 @@ static bool member_page(sharded_store *store, uint32_t i, const list_request *re
         listing->code = STOCK_UNAVAILABLE;
         return false;
     }
+    char why[STOCK_MESSAGE_MAX];
     listing->code = pg_list_page(conn, store->shards[i].options.timeout_ms, request, check,
-                                 entries, count, listing->message, listing->message_size);
-    if (listing->code == STOCK_UNAVAILABLE)
+                                 entries, count, why, sizeof why);
+    if (listing->code == STOCK_OK)
+        return true;
+    if (listing->code == STOCK_UNAVAILABLE) {
+        message_set(listing->message, listing->message_size, "shard %u (%s): %s", i,
+                    store->shards[i].name, why);
         shard_mark_down(store, i);
-    return listing->code == STOCK_OK;
+    } else {
+        message_set(listing->message, listing->message_size, "%s", why);
+    }
+    return false;
 }
 
 /* A hot SKU is listed by each member that holds one of its pieces: folds

@@ -58,7 +58,8 @@ bounded() {
     start=$(date +%s)
     timeout "$BOUND_S" "$@" >"$dir/$name.out" 2>&1 || code=$?
     end=$(date +%s)
-    echo "$name: exit $code after $((end - start)) s: $(tail -1 "$dir/$name.out")"
+    echo "$name: exit $code after $((end - start)) s: $(grep -m1 "$want_text" "$dir/$name.out" ||
+        tail -1 "$dir/$name.out")"
     [ "$code" -ne 124 ] || fail "$name hung (killed by timeout after $BOUND_S s)"
     [ "$code" -eq "$want_code" ] || fail "$name: exit $code, not $want_code"
     grep -q "$want_text" "$dir/$name.out" || fail "$name: no '$want_text' in its output"
@@ -76,7 +77,7 @@ bounded sharded-open 11 "cannot read its shard map: no answer from the server" \
 
 echo "== sharded: a listing whose query is never answered"
 hole "GROUP BY 1 ORDER BY 1"
-bounded sharded-list 2 "listing: no answer from the server" \
+bounded sharded-list 2 "shard 0 (127.0.0.1:$port/postgres): postgres: listing: no answer from the server" \
     "$BUILD/stockctl" reconcile "shards:$proxied"
 
 echo "== stockpersist: its own set-up never answered"
