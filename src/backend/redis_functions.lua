@@ -338,14 +338,61 @@ local function claim_deduct(keys, args)
     return deduct({unpack(keys, 2)}, {args[1], args[2], args[3], gen, args[5], args[6]})
 end
 
+-- deduct_many computes on plain Lua numbers when it can: a SKU's totals
+-- below 10^15 (15 digits), at most 64 deductions a call, each of at most 10
+-- digits, add up to less than 10^15 + 64 * 10^10 < 2^53, where Lua's
+-- doubles hold every integer exactly, and far below the 2^63-1 cap, so no
+-- overflow check is needed there. The two limbs cost several small tables
+-- and formats per deduction; larger totals still take them.
+local SMALL_DIGITS, SMALL_OPS, SMALL_QTY_DIGITS = 15, 64, 10
+
+-- The number a total's text holds when it is small (above), else nil.
+local function small(text)
+    if #text > SMALL_DIGITS or not text:find('^%d+$') then return nil end
+    return tonumber(text)
+end
+
+-- A SKU of deduct_many with its totals read: t (numbers when fast, two
+-- limbs otherwise), and their canonical texts av adj ded ref (what the
+-- outbox records carry; a deduction changes av and ded only).
+local function many_sku(stock, fast)
+    local s = {stock = stock}
+    local v = redis.call('HMGET', stock, 'av', 'adj', 'ded', 'ref')
+    if not v[1] then return s end
+    local n = fast and {av = small(v[1]), adj = small(v[2]), ded = small(v[3]),
+                        ref = small(v[4])}
+    if n and n.av and n.adj and n.ded and n.ref then
+        s.fast, s.t = true, n
+        s.av, s.adj = string.format('%d', n.av), string.format('%d', n.adj)
+        s.ded, s.ref = string.format('%d', n.ded), string.format('%d', n.ref)
+    else
+        s.t = {av = num(v[1]), adj = num(v[2]), ded = num(v[3]), ref = num(v[4])}
+        s.av, s.adj, s.ded, s.ref = str(s.t.av), str(s.t.adj), str(s.t.ded), str(s.t.ref)
+    end
+    return s
+end
+
 -- A run of deductions in one call (deduct_many, below): the SKUs of the
--- call with their totals and the records their ops' line ids hold.
+-- call with their totals and the records their ops' line ids hold, and the
+-- outbox entry of each stream the call touches (outboxes, in order; tokens
+-- by stream, 8 a record: see many_write).
 local function many_skus(keys, args, m, n, first)
-    local skus = {}
+    local fast = n <= SMALL_OPS
+    for i = 1, n do
+        fast = fast and #args[first + (i - 1) * 4 + 1] <= SMALL_QTY_DIGITS
+    end
+    local skus, outboxes, tokens = {}, {}, {}
     for s = 1, m do
-        skus[s] = {stock = keys[s * 3 - 2], flow = keys[s * 3 - 1], outbox = keys[s * 3],
-                   id = args[3 + s], t = totals(keys[s * 3 - 2]), ids = {}, records = {},
-                   writes = {}}
+        local sku = many_sku(keys[s * 3 - 2], fast)
+        sku.flow, sku.outbox, sku.id = keys[s * 3 - 1], keys[s * 3], args[3 + s]
+        sku.claim, sku.ids, sku.records, sku.writes = '1 ' .. sku.id, {}, {}, {}
+        sku.sku = sku_of(sku.stock)
+        if not tokens[sku.outbox] then
+            outboxes[#outboxes + 1] = sku.outbox
+            tokens[sku.outbox] = {}
+        end
+        sku.tokens = tokens[sku.outbox]
+        skus[s] = sku
     end
     for i = 1, n do
         local s = skus[tonumber(args[first + (i - 1) * 4 + 2])]
@@ -355,12 +402,13 @@ local function many_skus(keys, args, m, n, first)
         local values = redis.call('HMGET', s.flow, unpack(s.ids))
         for k, id in ipairs(s.ids) do s.records[id] = values[k] end
     end
-    return skus
+    return skus, outboxes, tokens
 end
 
 -- One deduction of deduct_many, judged as deduct judges it, on the SKU's
--- totals in memory; its line's record and outbox entry are queued on emits.
-local function many_take(s, line, qty, gen, time, emits)
+-- totals in memory; its line's record and outbox record are queued on the
+-- SKU's writes and its stream's tokens.
+local function many_take(s, line, qty, gen, time)
     local value = s.records[line]
     if value and value:sub(1, 1) == '~' then
         if tonumber(gen) <= tonumber(value:sub(2)) then return {'MOVED'} end
@@ -371,17 +419,27 @@ local function many_take(s, line, qty, gen, time, emits)
         if r[5] == '-' and r[1] == qty then return {'REPLAY', r[4]} end
         return {'CONFLICT'}
     end
-    local t, q = s.t, num(qty)
+    local t, before = s.t, s.av
     if not t then return {'NOTFOUND'} end
-    if less(t.av, q) then return {'INSUFFICIENT', str(t.av)} end
-    if over(add(t.ded, q)) then return {'OVERFLOW'} end
-    local before = str(t.av)
-    t.ded, t.av = add(t.ded, q), sub(t.av, q)
-    local after = str(t.av)
-    s.writes[#s.writes + 1] = line
-    s.writes[#s.writes + 1] = line_text(qty, '0', time, after, '-')
-    emits[#emits + 1] = {s, line, qty, after, str(t.ded), before}
-    return {'OK', after}
+    if s.fast then
+        local q = tonumber(qty)
+        if t.av < q then return {'INSUFFICIENT', before} end
+        t.av, t.ded = t.av - q, t.ded + q
+        s.av, s.ded = string.format('%d', t.av), string.format('%d', t.ded)
+    else
+        local q = num(qty)
+        if less(t.av, q) then return {'INSUFFICIENT', before} end
+        if over(add(t.ded, q)) then return {'OVERFLOW'} end
+        t.av, t.ded = sub(t.av, q), add(t.ded, q)
+        s.av, s.ded = str(t.av), str(t.ded)
+    end
+    local writes, tokens = s.writes, s.tokens
+    writes[#writes + 1] = line
+    writes[#writes + 1] = qty .. ' 0 ' .. time .. ' ' .. s.av .. ' -'
+    local k = #tokens
+    tokens[k + 1], tokens[k + 2], tokens[k + 3], tokens[k + 4] = s.sku, line, qty, s.av
+    tokens[k + 5], tokens[k + 6], tokens[k + 7], tokens[k + 8] = s.adj, s.ded, s.ref, before
+    return {'OK', s.av}
 end
 
 -- Writes what deduct_many's ops took: per SKU its totals and lines, then
@@ -391,34 +449,26 @@ end
 -- cost per deduction. The entry's id 0-S is its first line's sequence; the
 -- stream's last id is then moved to its last line's, S + nr - 1, so that
 -- every line keeps a sequence of its own (what the persister's gap check
--- and the events' sequences count).
-local function many_write(skus, emits, time)
+-- and the events' sequences count). A deduction changes av and ded only.
+local function many_write(skus, outboxes, tokens, time)
     for _, s in ipairs(skus) do
         if #s.writes > 0 then
-            save(s.stock, s.t)
+            redis.call('HSET', s.stock, 'av', s.av, 'ded', s.ded)
             redis.call('HSET', s.flow, unpack(s.writes))
-            s.sku, s.adj, s.ref = sku_of(s.stock), str(s.t.adj), str(s.t.ref)
         end
     end
-    local outboxes, lines = {}, {}
-    for _, e in ipairs(emits) do
-        local s = e[1]
-        if not lines[s.outbox] then
-            outboxes[#outboxes + 1] = s.outbox
-            lines[s.outbox] = {}
-        end
-        local records = lines[s.outbox]
-        records[#records + 1] = s.sku .. ' ' .. e[2] .. ' ' .. e[3] .. ' ' .. e[4] .. ' ' ..
-                                s.adj .. ' ' .. e[5] .. ' ' .. s.ref .. ' ' .. e[6]
-    end
-    local ms = #emits > 0 and now_ms()
+    local ms = nil
     for _, outbox in ipairs(outboxes) do
-        local records = lines[outbox]
-        local id = redis.call('XADD', outbox, '0-*', 'ms', ms, 'k', 'lines',
-                              'nr', tostring(#records), 't', time, 'r', table.concat(records, ' '))
-        if #records > 1 then
-            local last = tonumber(id:match('%-(%d+)$')) + #records - 1
-            redis.call('XSETID', outbox, string.format('0-%d', last))
+        local nr = #tokens[outbox] / 8
+        if nr > 0 then
+            ms = ms or now_ms()
+            local id = redis.call('XADD', outbox, '0-*', 'ms', ms, 'k', 'lines',
+                                  'nr', string.format('%d', nr), 't', time,
+                                  'r', table.concat(tokens[outbox], ' '))
+            if nr > 1 then
+                local last = tonumber(id:match('%-(%d+)$')) + nr - 1
+                redis.call('XSETID', outbox, string.format('0-%d', last))
+            end
         end
     end
 end
@@ -442,9 +492,9 @@ local function deduct_many(keys, args)
     local time, claiming, m = args[1], args[2] == '1', tonumber(args[3])
     local first = 4 + m
     local n = (#args - first + 1) / 4
-    local skus = many_skus(keys, args, m, n, first)
+    local skus, outboxes, tokens = many_skus(keys, args, m, n, first)
     local entries = claiming and redis.call('MGET', unpack(keys, 3 * m + 1, 3 * m + n)) or {}
-    local claims, emits, answers = {}, {}, {}
+    local claims, answers = {}, {}
     for i = 1, n do
         local at = first + (i - 1) * 4
         local s, gen = skus[tonumber(args[at + 2])], args[at + 3]
@@ -456,13 +506,13 @@ local function deduct_many(keys, args)
         elseif claiming then
             gen = '1'
             claims[#claims + 1] = keys[3 * m + i]
-            claims[#claims + 1] = '1 ' .. s.id
+            claims[#claims + 1] = s.claim
         end
-        answers[i] = answer or many_take(s, args[at], args[at + 1], gen, time, emits)
+        answers[i] = answer or many_take(s, args[at], args[at + 1], gen, time)
         if answers[i][1] == 'other' or answers[i][1] == 'MOVED' then break end
     end
     if #claims > 0 then redis.call('MSET', unpack(claims)) end
-    many_write(skus, emits, time)
+    many_write(skus, outboxes, tokens, time)
     return answers
 end
 

@@ -140,6 +140,37 @@ static void one_big_batch_sells_out_in_order(void **state)
     conf_check_sku(&sku);
 }
 
+/* A batch of deductions answers exact levels at every magnitude: below
+ * 10^15, at it, past 2^53 (where a double no longer holds every integer) and
+ * at the top. The redis backend computes small totals as Lua doubles and
+ * larger ones as two limbs; an off-by-one there shows as a wrong level. */
+static void batch_of_deductions_is_exact_at_every_magnitude(void **state)
+{
+    (void)state;
+    static const int64_t levels[] = {999999999999999LL, 1000000000000000LL,
+                                     9007199254740993LL, INT64_MAX};
+    static const int64_t qtys[] = {STOCK_QTY_MAX, 1, 2, 3};
+    enum { DEDUCTIONS = sizeof qtys / sizeof qtys[0] };
+    for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+        conf_sku sku;
+        conf_new_sku(&sku, levels[l]);
+        char ids[DEDUCTIONS][CONF_ID_SIZE];
+        stock_op ops[DEDUCTIONS];
+        int64_t available = levels[l];
+        for (int i = 0; i < DEDUCTIONS; i++) {
+            snprintf(ids[i], CONF_ID_SIZE, "%s", conf_id("line"));
+            ops[i] = op_deduct(ids[i], sku.id, qtys[i]);
+        }
+        assert_code(stock_execute(conf_store, ops, DEDUCTIONS), STOCK_OK, "execute");
+        for (int i = 0; i < DEDUCTIONS; i++) {
+            available -= qtys[i];
+            expect_op(&ops[i], STOCK_OK, available);
+            sku.deducted += qtys[i];
+        }
+        conf_check_sku(&sku);
+    }
+}
+
 /* Batches in flight at once from this thread, and their completions. */
 #define ASYNC_BATCHES 32
 #define ASYNC_OPS 4
@@ -216,6 +247,7 @@ int conf_run_batches(void)
         cmocka_unit_test(batch_of_invalid_ops_completes),
         cmocka_unit_test(batch_size_is_checked),
         cmocka_unit_test(one_big_batch_sells_out_in_order),
+        cmocka_unit_test(batch_of_deductions_is_exact_at_every_magnitude),
         cmocka_unit_test(submitted_batches_complete_once_in_order),
     };
     return cmocka_run_group_tests_name("batches", tests, NULL, NULL);
