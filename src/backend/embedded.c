@@ -93,9 +93,12 @@
  * the newest one instead of waiting: the applier may be a syncer's thread
  * (a done callback that submits), which must never wait for a syncer. */
 #define EMBEDDED_GROUPS_MAX 64
-/* Syncs in flight through the completion descriptor's io_uring at once
- * (as EMBEDDED_SYNCERS: a group that lands while one runs starts its own). */
-#define EMBEDDED_URING_SYNCS EMBEDDED_SYNCERS
+/* Syncs in flight through the completion descriptor's io_uring at once: a
+ * group that lands while others run starts its own. Overlapping fdatasyncs
+ * of the log each take about as long as one alone, 8 at once and more
+ * (docs/engine.md, "Measurements behind the constants"), so a group at
+ * stockd's -P 16 seldom waits for a free slot. */
+#define EMBEDDED_URING_SYNCS URING_SYNC_DEPTH
 /* How long a thread that waits for an io_uring sync (maintenance, a read,
  * closing) blocks before it looks again: the loop may have reaped it. */
 #define EMBEDDED_URING_WAIT_MS 10

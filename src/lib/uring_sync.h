@@ -15,7 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Syncs in flight at most (the queue's depth). */
+/* Syncs in flight at most (the queue's depth). The kernel runs each in a
+ * worker thread, up to 4 per CPU at once: on 2 CPUs or more, all 8 run. */
 #define URING_SYNC_DEPTH 8u
 
 typedef struct uring_sync uring_sync;
