@@ -130,6 +130,18 @@ static bool pg_failed(persister *p, const char *what, const PGresult *result)
     return false;
 }
 
+/* As pg_failed, for a pipeline cut short: whatever libpq still holds of
+ * it would be read as the next cycle's results, so the session goes. */
+static bool pipeline_failed(persister *p, const char *what)
+{
+    pg_failed(p, what, NULL);
+    if (p->pg != NULL) {
+        PQfinish(p->pg);
+        p->pg = NULL;
+    }
+    return false;
+}
+
 /* Runs sql (one statement or several) expecting want, waiting
  * stock_timeout_ms at most; on a failure p->error says what did not pass. */
 static bool exec_ok(persister *p, const char *sql, ExecStatusType want, const char *what)
@@ -220,10 +232,10 @@ static bool results_read(persister *p, uint64_t *applied)
     for (;;) {
         int pending = PQflush(p->pg);
         if (pending < 0 || PQconsumeInput(p->pg) != 1)
-            return pg_failed(p, "connection lost", NULL);
+            return pipeline_failed(p, "connection lost");
         if (pending != 0 || PQisBusy(p->pg)) {
             if (!pg_wait(p->pg, (short)(POLLIN | (pending != 0 ? POLLOUT : 0)), deadline_us))
-                return pg_failed(p, "applying", NULL);
+                return pipeline_failed(p, "applying");
             continue;
         }
         PGresult *result = PQgetResult(p->pg);
@@ -285,11 +297,11 @@ bool apply_records(persister *p, uint64_t *applied)
     }
     sent = sent && PQpipelineSync(p->pg) == 1;
     if (!sent)
-        return pg_failed(p, "send", NULL);
+        return pipeline_failed(p, "send");
     uint64_t count = 0;
     bool ok = results_read(p, &count);
     if (p->pg != NULL && PQexitPipelineMode(p->pg) != 1)
-        return pg_failed(p, "leaving pipeline mode", NULL);
+        return pipeline_failed(p, "leaving pipeline mode");
     *applied = count;
     return ok;
 }

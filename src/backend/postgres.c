@@ -120,7 +120,12 @@ static void set_error(pg_store *store, const char *what, PGconn *conn)
 
 stock_code pg_lost_or(PGconn *conn, stock_code code)
 {
-    return PQstatus(conn) == CONNECTION_BAD || PQisBusy(conn) ? STOCK_UNAVAILABLE : code;
+    /* PQisBusy alone misses a session whose results arrived but were not
+     * all collected (a pipeline cut short): libpq says ACTIVE then too. */
+    return PQstatus(conn) == CONNECTION_BAD || PQisBusy(conn) ||
+                   PQtransactionStatus(conn) == PQTRANS_ACTIVE
+               ? STOCK_UNAVAILABLE
+               : code;
 }
 
 /* Runs a statement that returns nothing, or one text value into out. */

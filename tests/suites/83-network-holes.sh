@@ -70,7 +70,7 @@ bounded() {
 
 echo "== postgres: a listing whose query is never answered"
 hole "GROUP BY 1 ORDER BY 1"
-bounded postgres-list 2 "listing: no answer from the server" \
+bounded postgres-list 2 "UNAVAILABLE.*listing: no answer from the server" \
     "$BUILD/stockctl" reconcile "$proxied"
 
 echo "== sharded: the shard map read at open, never answered"
@@ -80,7 +80,7 @@ bounded sharded-open 11 "cannot read its shard map: no answer from the server" \
 
 echo "== sharded: a listing whose query is never answered"
 hole "GROUP BY 1 ORDER BY 1"
-bounded sharded-list 2 "shard 0 (127.0.0.1:$port/postgres): postgres: listing: no answer from the server" \
+bounded sharded-list 2 "UNAVAILABLE.*shard 0 (127.0.0.1:$port/postgres): postgres: listing: no answer from the server" \
     "$BUILD/stockctl" reconcile "shards:$proxied"
 
 echo "== stockpersist --warm: its read of the SKUs never answered"
