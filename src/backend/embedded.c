@@ -106,18 +106,25 @@
  * and 1 + 1/this windows after it was made; each move rebuilds the hot
  * state (docs/engine.md, "Retention"), so more moves cost more CPU. */
 #define EMBEDDED_MOVES_PER_WINDOW 4
-/* Entities a step of a retention move takes (lines, refunds, adjustments,
- * kept or put in the cold store) before it lets the queued batches run,
- * plus twice what ops made since the step before, up to
+/* Entities a step of a retention move takes at least (lines, refunds,
+ * adjustments, kept or put in the cold store) before it lets the queued
+ * batches run, plus twice what ops made since the step before, up to
  * EMBEDDED_MOVE_STEP_MAX: about 1-3 us an entity, so 10-100 ms a step
- * (docs/engine.md, "Moves in steps"). A move still under way after a
- * whole window steps without that limit, so that it ends even when ops
- * come faster than capped steps take them. */
+ * (docs/engine.md, "Moves in steps"). A step takes more when the move is
+ * behind its pace: what is left spread over the time left until the next
+ * move is due (a quarter window), so that a move ends by then however
+ * fast ops come; one still under way then takes the rest in one step,
+ * and writers wait for it (the back-pressure that bounds memory). */
 #define EMBEDDED_MOVE_STEP_ENTITIES 8192
 #define EMBEDDED_MOVE_STEP_MAX (4 * EMBEDDED_MOVE_STEP_ENTITIES)
 /* Entities put in the cold store before a step's transaction is committed
  * (a sync of cold.mdb, while ops run): fewer syncs a move. */
 #define EMBEDDED_MOVE_COMMIT_ENTITIES 65536
+/* Keys of the cold store a turn of the writer forgets (forget=), off the
+ * applier's role: about 5-10 us a key (an LMDB read and three writes with
+ * its undo), so a turn of 10-100 ms, after which the writer sees to
+ * rotations, snapshots and closing again. */
+#define EMBEDDED_FORGET_KEYS 8192
 /* Bytes of a snapshot's trailer when a cold store is in use: u64 moves. */
 #define EMBEDDED_SNAPSHOT_COLD_BYTES 8
 
@@ -132,6 +139,9 @@ typedef struct embedded_group {
  * engine owes a snapshot of the state it left before the next may begin. */
 typedef enum embedded_move_state {
     EMBEDDED_MOVE_IDLE,           /* the next move begins at next_move_us */
+    EMBEDDED_MOVE_FORGETTING,     /* a move has begun in the cold store,
+                                     which forgets off the applier's role
+                                     before its steps begin */
     EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move) */
     EMBEDDED_MOVE_FINISHING,      /* it has caught up and its steps are
                                      committed: the last step comes next */
@@ -153,7 +163,12 @@ typedef struct embedded {
     int64_t next_move_us;        /* applier's role: when the next move runs */
     embedded_move_state move_state;   /* applier's role, as the fields below */
     core_retain_job *move;       /* the move under way, or NULL */
+    int64_t move_cutoff_us;      /* the move's: lines before it leave */
+    bool move_forgetting;        /* writer: the move begun has forgetting
+                                    left to do, off the role (move_forget) */
+    int64_t move_forget_us;      /* writer: how long it took, off the role */
     int64_t move_started_us;     /* monotonic */
+    int64_t move_stepped_us;     /* monotonic: when its last step ended */
     uint64_t move_steps;
     int64_t move_step_us_max;    /* its longest step */
     bool move_step_put;          /* writer: a step put into the cold store,
@@ -654,6 +669,7 @@ static bool move_due(embedded *e)
 static bool move_wanted(embedded *e)
 {
     return e->move_state == EMBEDDED_MOVE_STEPPING ||
+           e->move_state == EMBEDDED_MOVE_FORGETTING ||
            e->move_state == EMBEDDED_MOVE_FINISHING || move_due(e);
 }
 
@@ -661,7 +677,7 @@ static bool move_wanted(embedded *e)
  * transaction is its thread's). */
 static void move_abandon(embedded *e)
 {
-    if (e->move == NULL)
+    if (e->move == NULL && e->move_state != EMBEDDED_MOVE_FORGETTING)
         return;
     char message[STOCK_MESSAGE_MAX] = "";
     if (cold_move_abort(e->cold, message, sizeof message) != STOCK_OK)
@@ -670,6 +686,7 @@ static void move_abandon(embedded *e)
     core_retain_free(e->move);
     e->move = NULL;
     e->move_step_put = false;
+    e->move_forgetting = false;
     e->move_state = EMBEDDED_MOVE_IDLE;
 }
 
@@ -734,17 +751,34 @@ static void move_finish(embedded *e, int64_t step_started_us)
     e->snapshots_at_move = snapshots_done(e);
     count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
-              "the cold store in %lld ms, in %llu steps, the longest %lld ms",
+              "the cold store in %lld ms, in %llu steps, the longest %lld ms; forgetting "
+              "took %lld ms of it, off the applier's role",
               (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
               (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
-              (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000);
+              (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000,
+              (long long)e->move_forget_us / 1000);
 }
 
-/* One step of the move under way (the writer, between groups): at most
+/* The entities a step of the move under way takes at now_us (monotonic):
+ * what is left spread over the time left until the move is due to end
+ * (the next move's time, a quarter window after it began), in proportion
+ * to the time since the last step; all of it once that time has passed. */
+static uint64_t move_pace(const embedded *e, int64_t now_us)
+{
+    int64_t due_us = e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    uint64_t left = core_retain_left(e->move);
+    if (now_us >= due_us)
+        return UINT64_MAX;
+    double share = (double)(now_us - e->move_stepped_us) / (double)(due_us - now_us);
+    return share >= 1 ? left : (uint64_t)((double)left * share);
+}
+
+/* One step of the move under way (the writer, between groups): at least
  * EMBEDDED_MOVE_STEP_ENTITIES entities (and what ops made since the step
- * before, up to EMBEDDED_MOVE_STEP_MAX unless the move is overdue). A step
- * that finds the move caught up leaves the last step to the next turn, once
- * what the steps put is committed and no snapshot runs. */
+ * before, up to EMBEDDED_MOVE_STEP_MAX), more when the move is behind its
+ * pace (move_pace). A step that finds the move caught up leaves the last
+ * step to the next turn, once what the steps put is committed and no
+ * snapshot runs. */
 static void move_step(embedded *e, bool snapshot_running)
 {
     assert(e->move != NULL);
@@ -757,13 +791,14 @@ static void move_step(embedded *e, bool snapshot_running)
         move_finish(e, started_us);
         return;
     }
-    bool overdue = started_us - e->move_started_us > e->retention_us;
+    uint64_t pace = move_pace(e, started_us);
+    uint64_t budget = pace > EMBEDDED_MOVE_STEP_ENTITIES ? pace : EMBEDDED_MOVE_STEP_ENTITIES;
+    uint64_t budget_max = pace > EMBEDDED_MOVE_STEP_MAX ? pace : EMBEDDED_MOVE_STEP_MAX;
     stock_code code;
     bool caught_up;
     /* While no batch waits, the step goes on: the cap is for them. */
     do {
-        caught_up = core_retain_step(e->move, EMBEDDED_MOVE_STEP_ENTITIES,
-                                     overdue ? UINT64_MAX : EMBEDDED_MOVE_STEP_MAX, &code);
+        caught_up = core_retain_step(e->move, budget, budget_max, &code);
     } while (code == STOCK_OK && !caught_up && !batches_waiting(e));
     if (code != STOCK_OK) {
         move_failed(e, code, "");
@@ -772,11 +807,29 @@ static void move_step(embedded *e, bool snapshot_running)
     e->move_state = !caught_up ? EMBEDDED_MOVE_STEPPING
                     : snapshot_running ? EMBEDDED_MOVE_WAITING : EMBEDDED_MOVE_FINISHING;
     e->move_step_put = true;
+    e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
     count_step(e, started_us);
 }
 
-/* Begins a move of what is older than the window to the cold store, and
- * takes its first step. */
+/* The steps of the move begun (forgetting, if any, committed): the
+ * first of them now. Their pace (move_pace) counts from the move's begin,
+ * forgetting included: a move due to end keeps its time however long
+ * forgetting took, so that memory stays bounded by the window, and the
+ * writers wait for the steps, not for the forgetting. */
+static void move_steps_begin(embedded *e, bool snapshot_running)
+{
+    e->move_state = EMBEDDED_MOVE_STEPPING;
+    e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move = core_retain_begin(e->state, e->move_cutoff_us, &e->cold_ops);
+    if (e->move == NULL)
+        move_failed(e, STOCK_NOMEM, "");
+    else
+        move_step(e, snapshot_running);
+}
+
+/* Begins a move of what is older than the window to the cold store: its
+ * steps at once, or, when the cold store forgets, once the writer has
+ * forgotten off the role (move_forget). */
 static void move_begin(embedded *e, bool snapshot_running)
 {
     int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
@@ -790,17 +843,37 @@ static void move_begin(embedded *e, bool snapshot_running)
                   "failed, memory keeps everything until the next one: %s", message);
         return;
     }
-    e->move_state = EMBEDDED_MOVE_STEPPING;
     e->move_step_code = STOCK_OK;
     e->move_committed = 0;
-    e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
     e->move_steps = 0;
     e->move_step_us_max = 0;
-    e->move = core_retain_begin(e->state, now_us - e->retention_us, &e->cold_ops);
-    if (e->move == NULL)
-        move_failed(e, STOCK_NOMEM, "");
-    else
-        move_step(e, snapshot_running);
+    e->move_forget_us = 0;
+    e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move_cutoff_us = now_us - e->retention_us;
+    e->move_forgetting = forget_before_us > 0;
+    if (!e->move_forgetting) {
+        move_steps_begin(e, snapshot_running);
+        return;
+    }
+    e->move_state = EMBEDDED_MOVE_FORGETTING;
+}
+
+/* Forgets a slice of what the cold store is to forget, once the writer
+ * has given the applier's role up (ops go on meanwhile: memory does not
+ * change, and thaws read what is committed); commits all of it at once
+ * when nothing is left, so that no thaw sees an order forgotten without
+ * its lines. A failure fails the move at the writer's next turn. */
+static void move_forget(embedded *e)
+{
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
+    bool done = false;
+    e->move_step_code = cold_move_forget(e->cold, EMBEDDED_FORGET_KEYS, &done,
+                                         e->move_step_message, sizeof e->move_step_message);
+    if (e->move_step_code == STOCK_OK && done)
+        e->move_step_code = cold_move_step(e->cold, e->move_step_message,
+                                           sizeof e->move_step_message);
+    e->move_forget_us += clock_now_us(CLOCK_MONOTONIC) - started_us;
+    e->move_forgetting = !done && e->move_step_code == STOCK_OK;
 }
 
 /* Commits what the steps put, once the writer has given the applier's
@@ -811,6 +884,10 @@ static void move_begin(embedded *e, bool snapshot_running)
  * A failure fails the move at its next step. */
 static void move_commit_step(embedded *e)
 {
+    if (e->move_forgetting) {
+        move_forget(e);
+        return;
+    }
     if (!e->move_step_put || (e->move_state == EMBEDDED_MOVE_STEPPING &&
                               core_retain_moved(e->move) - e->move_committed <
                                   EMBEDDED_MOVE_COMMIT_ENTITIES))
@@ -824,7 +901,11 @@ static void move_commit_step(embedded *e)
 /* The writer's retention work between groups. */
 static void move_work(embedded *e, bool snapshot_running)
 {
-    if (e->move != NULL)
+    if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_step_code != STOCK_OK)
+        move_failed(e, e->move_step_code, e->move_step_message);
+    else if (e->move_state == EMBEDDED_MOVE_FORGETTING && !e->move_forgetting)
+        move_steps_begin(e, snapshot_running);
+    else if (e->move != NULL)
         move_step(e, snapshot_running);
     else if (move_due(e))
         move_begin(e, snapshot_running);
