@@ -112,11 +112,14 @@
  * EMBEDDED_MOVE_STEP_MAX: about 1-3 us an entity, so 10-100 ms a step
  * (docs/engine.md, "Moves in steps"). A step takes more when the move is
  * behind its pace: what is left spread over the time left until the next
- * move is due (a quarter window), so that a move ends by then however
- * fast ops come; one still under way then takes the rest in one step,
- * and writers wait for it (the back-pressure that bounds memory). */
+ * move is due (a quarter window). A move still under way then (forgetting
+ * included) is late: each step takes EMBEDDED_MOVE_LATE_FACTOR times what
+ * ops made since the step before, without the cap, so the writers slow to
+ * a fraction of their speed until it ends (the back-pressure that bounds
+ * memory), and no single step waits for all of what is left. */
 #define EMBEDDED_MOVE_STEP_ENTITIES 8192
 #define EMBEDDED_MOVE_STEP_MAX (4 * EMBEDDED_MOVE_STEP_ENTITIES)
+#define EMBEDDED_MOVE_LATE_FACTOR 4
 /* Entities put in the cold store before a step's transaction is committed
  * (a sync of cold.mdb, while ops run): fewer syncs a move. */
 #define EMBEDDED_MOVE_COMMIT_ENTITIES 65536
@@ -166,9 +169,12 @@ typedef struct embedded {
     int64_t move_cutoff_us;      /* the move's: lines before it leave */
     bool move_forgetting;        /* writer: the move begun has forgetting
                                     left to do, off the role (move_forget) */
-    int64_t move_forget_us;      /* writer: how long it took, off the role */
+    int64_t move_forget_us;      /* writer: how long it took */
+    int64_t move_forget_role_us; /* writer: how much of it under the role
+                                    (the slices of a late move) */
     int64_t move_started_us;     /* monotonic */
     int64_t move_stepped_us;     /* monotonic: when its last step ended */
+    uint64_t move_left;          /* what its cursors had left then */
     uint64_t move_steps;
     int64_t move_step_us_max;    /* its longest step */
     bool move_step_put;          /* writer: a step put into the cold store,
@@ -752,24 +758,29 @@ static void move_finish(embedded *e, int64_t step_started_us)
     count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
               "the cold store in %lld ms, in %llu steps, the longest %lld ms; forgetting "
-              "took %lld ms of it, off the applier's role",
+              "took %lld ms of it, %lld ms under the applier's role",
               (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
               (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
               (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000,
-              (long long)e->move_forget_us / 1000);
+              (long long)e->move_forget_us / 1000, (long long)e->move_forget_role_us / 1000);
 }
 
-/* The entities a step of the move under way takes at now_us (monotonic):
- * what is left spread over the time left until the move is due to end
- * (the next move's time, a quarter window after it began), in proportion
- * to the time since the last step; all of it once that time has passed. */
+/* Whether the move under way is late at now_us (monotonic): still under
+ * way a quarter window after it began, when the next is due. */
+static bool move_late(const embedded *e, int64_t now_us)
+{
+    return now_us >= e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+}
+
+/* The entities a step of the move under way takes at now_us, on time:
+ * what is left spread over the time left until it is late, in proportion
+ * to the time since the last step. */
 static uint64_t move_pace(const embedded *e, int64_t now_us)
 {
-    int64_t due_us = e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    int64_t late_us = e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    assert(now_us < late_us);
     uint64_t left = core_retain_left(e->move);
-    if (now_us >= due_us)
-        return UINT64_MAX;
-    double share = (double)(now_us - e->move_stepped_us) / (double)(due_us - now_us);
+    double share = (double)(now_us - e->move_stepped_us) / (double)(late_us - now_us);
     return share >= 1 ? left : (uint64_t)((double)left * share);
 }
 
@@ -791,9 +802,18 @@ static void move_step(embedded *e, bool snapshot_running)
         move_finish(e, started_us);
         return;
     }
-    uint64_t pace = move_pace(e, started_us);
-    uint64_t budget = pace > EMBEDDED_MOVE_STEP_ENTITIES ? pace : EMBEDDED_MOVE_STEP_ENTITIES;
-    uint64_t budget_max = pace > EMBEDDED_MOVE_STEP_MAX ? pace : EMBEDDED_MOVE_STEP_MAX;
+    uint64_t budget, budget_max;
+    if (move_late(e, started_us)) {
+        /* core_retain_step adds twice what ops made since the last step. */
+        uint64_t left = core_retain_left(e->move);
+        uint64_t made = left > e->move_left ? left - e->move_left : 0;
+        budget = EMBEDDED_MOVE_STEP_ENTITIES + (EMBEDDED_MOVE_LATE_FACTOR - 2) * made;
+        budget_max = UINT64_MAX;
+    } else {
+        uint64_t pace = move_pace(e, started_us);
+        budget = pace > EMBEDDED_MOVE_STEP_ENTITIES ? pace : EMBEDDED_MOVE_STEP_ENTITIES;
+        budget_max = pace > EMBEDDED_MOVE_STEP_MAX ? pace : EMBEDDED_MOVE_STEP_MAX;
+    }
     stock_code code;
     bool caught_up;
     /* While no batch waits, the step goes on: the cap is for them. */
@@ -808,23 +828,25 @@ static void move_step(embedded *e, bool snapshot_running)
                     : snapshot_running ? EMBEDDED_MOVE_WAITING : EMBEDDED_MOVE_FINISHING;
     e->move_step_put = true;
     e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move_left = core_retain_left(e->move);
     count_step(e, started_us);
 }
 
 /* The steps of the move begun (forgetting, if any, committed): the
  * first of them now. Their pace (move_pace) counts from the move's begin,
- * forgetting included: a move due to end keeps its time however long
- * forgetting took, so that memory stays bounded by the window, and the
- * writers wait for the steps, not for the forgetting. */
+ * forgetting included: a move keeps its time however long forgetting
+ * took, so that memory stays bounded by the window. */
 static void move_steps_begin(embedded *e, bool snapshot_running)
 {
     e->move_state = EMBEDDED_MOVE_STEPPING;
     e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
     e->move = core_retain_begin(e->state, e->move_cutoff_us, &e->cold_ops);
-    if (e->move == NULL)
+    if (e->move == NULL) {
         move_failed(e, STOCK_NOMEM, "");
-    else
-        move_step(e, snapshot_running);
+        return;
+    }
+    e->move_left = core_retain_left(e->move);
+    move_step(e, snapshot_running);
 }
 
 /* Begins a move of what is older than the window to the cold store: its
@@ -848,6 +870,7 @@ static void move_begin(embedded *e, bool snapshot_running)
     e->move_steps = 0;
     e->move_step_us_max = 0;
     e->move_forget_us = 0;
+    e->move_forget_role_us = 0;
     e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
     e->move_cutoff_us = now_us - e->retention_us;
     e->move_forgetting = forget_before_us > 0;
@@ -858,11 +881,14 @@ static void move_begin(embedded *e, bool snapshot_running)
     e->move_state = EMBEDDED_MOVE_FORGETTING;
 }
 
-/* Forgets a slice of what the cold store is to forget, once the writer
- * has given the applier's role up (ops go on meanwhile: memory does not
- * change, and thaws read what is committed); commits all of it at once
- * when nothing is left, so that no thaw sees an order forgotten without
- * its lines. A failure fails the move at the writer's next turn. */
+/* Forgets a slice of what the cold store is to forget: once the writer
+ * has given the applier's role up while the move is on time (ops go on
+ * meanwhile: memory does not change, and thaws read what is committed),
+ * and under the role, as a step, once it is late (the writers then wait
+ * a slice at a time: forgetting that cannot keep up with them would let
+ * memory grow). Commits all of it at once when nothing is left, so that
+ * no thaw sees an order forgotten without its lines. A failure fails the
+ * move at the writer's next turn. */
 static void move_forget(embedded *e)
 {
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
@@ -901,6 +927,12 @@ static void move_commit_step(embedded *e)
 /* The writer's retention work between groups. */
 static void move_work(embedded *e, bool snapshot_running)
 {
+    if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_forgetting &&
+        e->move_step_code == STOCK_OK && move_late(e, clock_now_us(CLOCK_MONOTONIC))) {
+        int64_t forget_us = e->move_forget_us;
+        move_forget(e);
+        e->move_forget_role_us += e->move_forget_us - forget_us;
+    }
     if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_step_code != STOCK_OK)
         move_failed(e, e->move_step_code, e->move_step_message);
     else if (e->move_state == EMBEDDED_MOVE_FORGETTING && !e->move_forgetting)
