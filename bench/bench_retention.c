@@ -33,7 +33,12 @@
  *
  * --forget-ms F sets forget=F ms (docs/engine.md, "Forgetting"): with
  * --seconds, the rows then show what forgetting costs writers (the
- * longest batch of each row).
+ * longest batch of each row); the first lines are then forgotten, so no
+ * replay or refund is timed.
+ *
+ * The store's warnings go to stderr; with BENCH_NOTICES set in the
+ * environment, every message of the store does (each move's notice says
+ * how long it took, in how many steps, and how long forgetting took).
  *
  * --holds makes every line a hold of HOLD_TTL_MS confirmed in the same
  * batch (HOLD then CONFIRM: the line has the hold's id), so that memory
