@@ -341,7 +341,12 @@ stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_u
     store->moving = true;
     rc = start_move(store, store->moves + 1, time_us, forget_before_us);
     if (rc != 0) {
-        store->failure = rc;
+        /* Nothing of it was committed: a failed begin leaves no move, so
+         * that the next one may begin. */
+        mdb_txn_abort(store->write);
+        store->write = NULL;
+        store->moving = false;
+        mdb_env_set_flags(store->env, MDB_NOMETASYNC, 0);
         return fail(rc, "beginning a move", message, size);
     }
     return STOCK_OK;

@@ -75,7 +75,7 @@ int cold_get(void *store, core_cold_kind kind, stock_id id, uint8_t *value,
  * with cold_move_step, so that what it forgot is committed at once and
  * readers never see part of it); its calls need no applier's role, since
  * nothing in memory changes. A put that fails (-1) fails the step and the
- * commit: abort then. */
+ * commit: abort then. A begin that fails leaves no move under way. */
 stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
                            char *message, size_t size);
 stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, char *message,
