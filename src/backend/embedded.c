@@ -124,9 +124,10 @@
  * (a sync of cold.mdb, while ops run): fewer syncs a move. */
 #define EMBEDDED_MOVE_COMMIT_ENTITIES 65536
 /* Keys of the cold store a turn of the writer forgets (forget=), off the
- * applier's role: about 5-10 us a key (an LMDB read and three writes with
- * its undo), so a turn of 10-100 ms, after which the writer sees to
- * rotations, snapshots and closing again. */
+ * applier's role: about 5-15 us a key (an LMDB read and three writes with
+ * their undo), so a turn of 10-100 ms, after which the writer sees to
+ * rotations, snapshots and closing again. A late move's slices, under the
+ * role, take more (move_forget_late). */
 #define EMBEDDED_FORGET_KEYS 8192
 /* Bytes of a snapshot's trailer when a cold store is in use: u64 moves. */
 #define EMBEDDED_SNAPSHOT_COLD_BYTES 8
@@ -172,6 +173,8 @@ typedef struct embedded {
     int64_t move_forget_us;      /* writer: how long it took */
     int64_t move_forget_role_us; /* writer: how much of it under the role
                                     (the slices of a late move) */
+    uint64_t move_forget_made;   /* lines, refunds and adjustments made by
+                                    the last late slice of forgetting */
     int64_t move_started_us;     /* monotonic */
     int64_t move_stepped_us;     /* monotonic: when its last step ended */
     uint64_t move_left;          /* what its cursors had left then */
@@ -871,6 +874,9 @@ static void move_begin(embedded *e, bool snapshot_running)
     e->move_step_us_max = 0;
     e->move_forget_us = 0;
     e->move_forget_role_us = 0;
+    core_stats stats;
+    core_get_stats(e->state, &stats);
+    e->move_forget_made = stats.lines + stats.refunds + stats.adjustments;
     e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
     e->move_cutoff_us = now_us - e->retention_us;
     e->move_forgetting = forget_before_us > 0;
@@ -889,11 +895,11 @@ static void move_begin(embedded *e, bool snapshot_running)
  * memory grow). Commits all of it at once when nothing is left, so that
  * no thaw sees an order forgotten without its lines. A failure fails the
  * move at the writer's next turn. */
-static void move_forget(embedded *e)
+static void move_forget(embedded *e, uint64_t keys)
 {
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     bool done = false;
-    e->move_step_code = cold_move_forget(e->cold, EMBEDDED_FORGET_KEYS, &done,
+    e->move_step_code = cold_move_forget(e->cold, keys, &done,
                                          e->move_step_message, sizeof e->move_step_message);
     if (e->move_step_code == STOCK_OK && done)
         e->move_step_code = cold_move_step(e->cold, e->move_step_message,
@@ -911,7 +917,10 @@ static void move_forget(embedded *e)
 static void move_commit_step(embedded *e)
 {
     if (e->move_forgetting) {
-        move_forget(e);
+        /* A late move forgets under the role only: slices here would let
+         * the writers run free meanwhile. */
+        if (!move_late(e, clock_now_us(CLOCK_MONOTONIC)))
+            move_forget(e, EMBEDDED_FORGET_KEYS);
         return;
     }
     if (!e->move_step_put || (e->move_state == EMBEDDED_MOVE_STEPPING &&
@@ -924,15 +933,31 @@ static void move_commit_step(embedded *e)
                                        sizeof e->move_step_message);
 }
 
+/* The writer's turn while a move forgets (it has the role): once the
+ * move is late, a slice of forgetting under the role, of the base size
+ * and EMBEDDED_MOVE_LATE_FACTOR keys for each line, refund and adjustment
+ * made since the turn before, so that forgetting gains on the writers as
+ * a late move's steps do. */
+static void move_forget_late(embedded *e)
+{
+    core_stats stats;
+    core_get_stats(e->state, &stats);
+    uint64_t made = stats.lines + stats.refunds + stats.adjustments;
+    uint64_t since = made > e->move_forget_made ? made - e->move_forget_made : 0;
+    e->move_forget_made = made;
+    if (!move_late(e, clock_now_us(CLOCK_MONOTONIC)))
+        return;
+    int64_t forget_us = e->move_forget_us;
+    move_forget(e, EMBEDDED_FORGET_KEYS + EMBEDDED_MOVE_LATE_FACTOR * since);
+    e->move_forget_role_us += e->move_forget_us - forget_us;
+}
+
 /* The writer's retention work between groups. */
 static void move_work(embedded *e, bool snapshot_running)
 {
     if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_forgetting &&
-        e->move_step_code == STOCK_OK && move_late(e, clock_now_us(CLOCK_MONOTONIC))) {
-        int64_t forget_us = e->move_forget_us;
-        move_forget(e);
-        e->move_forget_role_us += e->move_forget_us - forget_us;
-    }
+        e->move_step_code == STOCK_OK)
+        move_forget_late(e);
     if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_step_code != STOCK_OK)
         move_failed(e, e->move_step_code, e->move_step_message);
     else if (e->move_state == EMBEDDED_MOVE_FORGETTING && !e->move_forgetting)
