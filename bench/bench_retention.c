@@ -21,6 +21,25 @@
  * refunds (qty 1) of lines written first (cold) and of lines of the last
  * batch (hot), each its own synchronous call, and prints p50 and p99.
  *
+ * --seconds T writes instead at full speed for T seconds into one open
+ * store (no checkpoints, no reopen until the end) and prints a row every
+ * --every-ms P (default 1,000): the seconds elapsed, the lines written,
+ * the lines and bytes in memory, the RSS, the rate over the row, the
+ * lines of one window at that rate (what memory should hold, plus up to
+ * a quarter window and a move), and the moves the store finished with
+ * their longest step (the store's notices, docs/engine.md, "Moves in
+ * steps"); then the time of a reopen. Memory bounded by the window shows
+ * as "lines held" flat while "lines written" grows.
+ *
+ * --forget-ms F sets forget=F ms (docs/engine.md, "Forgetting"): with
+ * --seconds, the rows then show what forgetting costs writers (the
+ * longest batch of each row); the first lines are then forgotten, so no
+ * replay or refund is timed.
+ *
+ * The store's warnings go to stderr; with BENCH_NOTICES set in the
+ * environment, every message of the store does (each move's notice says
+ * how long it took, in how many steps, and how long forgetting took).
+ *
  * --holds makes every line a hold of HOLD_TTL_MS confirmed in the same
  * batch (HOLD then CONFIRM: the line has the hold's id), so that memory
  * shows what closed holds and their lines cost as the store ages; the
@@ -28,6 +47,7 @@
  * lines).
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +65,10 @@
 #define SAMPLES_DEFAULT 2000ull
 #define SAMPLES_MAX 1000000ull
 #define HOLD_TTL_MS 1000
+#define EVERY_MS_DEFAULT 1000ull
 
 typedef struct options {
-    uint64_t lines, window_ms, checkpoints, samples, batch;
+    uint64_t lines, window_ms, checkpoints, samples, batch, seconds, every_ms, forget_ms;
     const char *dir;
     bool holds;
 } options;
@@ -77,6 +98,25 @@ static uint64_t rss_bytes(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The resident set's anonymous part (the heap: the state) and its file
+ * part (the cold store's mapped pages, page cache the kernel can drop),
+ * in bytes, from /proc/self/status. */
+static void rss_parts(uint64_t *anon, uint64_t *file)
+{
+    *anon = *file = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kib;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "RssAnon: %llu kB", &kib) == 1)
+            *anon = (uint64_t)kib * 1024;
+        else if (sscanf(line, "RssFile: %llu kB", &kib) == 1)
+            *file = (uint64_t)kib * 1024;
+    }
+    if (f != NULL)
+        fclose(f);
+}
+
 static void line_id(char *target, uint64_t n)
 {
     snprintf(target, 16, "L%012" PRIu64, n);
@@ -87,11 +127,34 @@ static void sku_id(char *target, uint64_t n)
     snprintf(target, 16, "SKU-%06" PRIu64, n % SKUS);
 }
 
+/* What the store's notices said about its moves (its writer's thread). */
+static atomic_ullong moves_done, move_step_ms_max;
+
+static void on_log(void *user, stock_log_level level, const char *message)
+{
+    (void)user;
+    unsigned long long move, entities, steps;
+    long long took_ms, longest_ms;
+    if (getenv("BENCH_NOTICES") != NULL || level == STOCK_LOG_WARNING || level == STOCK_LOG_ERROR)
+        fprintf(stderr, "bench_retention: store: %s\n", message);
+    if (sscanf(message, "retention: move %llu took %llu entities to the cold store in %lld ms, "
+                        "in %llu steps, the longest %lld ms",
+               &move, &entities, &took_ms, &steps, &longest_ms) != 5)
+        return;
+    atomic_fetch_add(&moves_done, 1);
+    unsigned long long seen = atomic_load(&move_step_ms_max);
+    while ((unsigned long long)longest_ms > seen &&
+           !atomic_compare_exchange_weak(&move_step_ms_max, &seen,
+                                         (unsigned long long)longest_ms))
+        ;
+}
+
 static stock_t *open_store(const char *uri)
 {
     stock_t *store;
     char message[STOCK_MESSAGE_MAX];
-    stock_code code = stock_open(uri, NULL, &store, message);
+    stock_config config = {.log = on_log};
+    stock_code code = stock_open(uri, &config, &store, message);
     if (code != STOCK_OK)
         die("stock_open", code, message);
     return store;
@@ -174,17 +237,58 @@ static void latency(stock_t *store, const char *what, uint64_t first, uint64_t s
     free(refund);
 }
 
+/* --seconds: full speed into one open store, a row every o->every_ms. */
+static stock_t *write_for(stock_t *store, const char *uri, const options *o, uint64_t *written)
+{
+    printf("%7s %11s %10s %10s %8s %8s %8s %11s %5s %9s %9s\n", "seconds", "written",
+           "lines held", "memory MB", "anon MB", "file MB", "lines/s", "window lines",
+           "moves", "step ms", "batch ms");
+    double start = now_s(), row_start = start, batch_max_s = 0;
+    uint64_t row_written = 0;
+    while (now_s() - start < (double)o->seconds) {
+        /* One batch at a time, so that a row ends on time. */
+        double batch_s;
+        write_lines(store, *written, o->batch, o->batch, o->holds, &batch_s);
+        batch_max_s = batch_s > batch_max_s ? batch_s : batch_max_s;
+        *written += o->batch;
+        row_written += o->batch;
+        double now = now_s();
+        if ((now - row_start) * 1000 < (double)o->every_ms)
+            continue;
+        stock_stats stats;
+        stock_get_stats(store, &stats);
+        uint64_t anon, file;
+        rss_parts(&anon, &file);
+        double rate = (double)row_written / (now - row_start);
+        printf("%7.1f %11" PRIu64 " %10" PRIu64 " %10.1f %8.1f %8.1f %8.0f %11.0f %5llu %9llu %9.1f\n",
+               now - start, *written, stats.lines, (double)stats.memory_bytes / 1e6,
+               (double)anon / 1e6, (double)file / 1e6, rate,
+               rate * (double)o->window_ms / 1000, atomic_exchange(&moves_done, 0),
+               atomic_exchange(&move_step_ms_max, 0), batch_max_s * 1e3);
+        fflush(stdout);
+        row_start = now;
+        row_written = 0;
+        batch_max_s = 0;
+    }
+    stock_close(store);
+    double open_start = now_s();
+    store = open_store(uri);
+    printf("reopen (recovery) %.2f s\n", now_s() - open_start);
+    return store;
+}
+
 static void usage(FILE *out, int status)
 {
     fprintf(out, "usage: bench_retention [--lines N] [--window-ms W] [--checkpoints K]\n"
-                 "                       [--samples S] [--batch B] [--dir FOLDER] [--holds]\n");
+                 "                       [--samples S] [--batch B] [--dir FOLDER] [--holds]\n"
+                 "                       [--seconds T [--every-ms P]] [--forget-ms F]\n");
     exit(status);
 }
 
 static options parse(int argc, char **argv)
 {
     options o = {LINES_DEFAULT, WINDOW_MS_DEFAULT, CHECKPOINTS_DEFAULT, SAMPLES_DEFAULT,
-                 BATCH_OPS, ".", false};
+                 BATCH_OPS, 0, EVERY_MS_DEFAULT, 0, ".", false};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage(stdout, 0);
@@ -203,6 +307,12 @@ static options parse(int argc, char **argv)
             o.lines = value;
         else if (number && strcmp(argv[i], "--window-ms") == 0)
             o.window_ms = value;
+        else if (number && strcmp(argv[i], "--seconds") == 0)
+            o.seconds = value;
+        else if (number && strcmp(argv[i], "--every-ms") == 0)
+            o.every_ms = value;
+        else if (number && strcmp(argv[i], "--forget-ms") == 0)
+            o.forget_ms = value;
         else if (number && strcmp(argv[i], "--checkpoints") == 0)
             o.checkpoints = value;
         else if (number && value <= SAMPLES_MAX && strcmp(argv[i], "--samples") == 0)
@@ -213,7 +323,8 @@ static options parse(int argc, char **argv)
             usage(stderr, 2);
         i++;
     }
-    if (o.samples * 2 > o.lines / o.checkpoints || (o.holds && o.batch > BATCH_OPS / 2))
+    if ((o.seconds == 0 && o.samples * 2 > o.lines / o.checkpoints) ||
+        (o.holds && o.batch > BATCH_OPS / 2))
         usage(stderr, 2);
     return o;
 }
@@ -228,6 +339,9 @@ int main(int argc, char **argv)
         die("rm -rf", STOCK_IO, dir);
     snprintf(uri, sizeof uri, "file:%s?retention=%" PRIu64 "ms&durability=relaxed", dir,
              o.window_ms);
+    if (o.forget_ms > 0)
+        snprintf(uri + strlen(uri), sizeof uri - strlen(uri), "&forget=%" PRIu64 "ms",
+                 o.forget_ms);
     stock_t *store = open_store(uri);
     char message[STOCK_MESSAGE_MAX], sku[16];
     for (uint64_t s = 0; s < SKUS; s++) {
@@ -237,11 +351,26 @@ int main(int argc, char **argv)
         if (code != STOCK_OK)
             die("stock_set", code, message);
     }
-    printf("retention %" PRIu64 " ms, %" PRIu64 " lines%s, batches of %" PRIu64 ", relaxed\n",
-           o.window_ms, o.lines, o.holds ? " (each a confirmed hold)" : "", o.batch);
+    if (o.seconds > 0)
+        printf("retention %" PRIu64 " ms, %" PRIu64 " s at full speed%s, batches of %" PRIu64
+               ", relaxed\n", o.window_ms, o.seconds, o.holds ? " (each line a confirmed hold)" : "",
+               o.batch);
+    else
+        printf("retention %" PRIu64 " ms, %" PRIu64 " lines%s, batches of %" PRIu64 ", relaxed\n",
+               o.window_ms, o.lines, o.holds ? " (each a confirmed hold)" : "", o.batch);
+    uint64_t written = 0, step = o.lines / o.checkpoints;
+    if (o.seconds > 0) {
+        store = write_for(store, uri, &o, &written);
+        /* The lines written first may be forgotten: no replay to time. */
+        if (o.forget_ms == 0 && o.samples * 2 <= written) {
+            latency(store, "cold", 0, o.samples, o.holds);
+            latency(store, "hot", written - o.samples, o.samples, o.holds);
+        }
+        stock_close(store);
+        return 0;
+    }
     printf("%14s %12s %14s %10s %10s %27s %12s\n", "written", "lines held", "memory bytes",
            "RSS MB", "lines/s", "batch p50/p99/max ms", "recovery s");
-    uint64_t written = 0, step = o.lines / o.checkpoints;
     double *batch_s = calloc(step / o.batch + 1, sizeof *batch_s);
     if (batch_s == NULL)
         die("calloc", STOCK_NOMEM, "");

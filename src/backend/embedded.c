@@ -109,18 +109,29 @@
  * and 1 + 1/this windows after it was made; each move rebuilds the hot
  * state (docs/engine.md, "Retention"), so more moves cost more CPU. */
 #define EMBEDDED_MOVES_PER_WINDOW 4
-/* Entities a step of a retention move takes (lines, refunds, adjustments,
- * kept or put in the cold store) before it lets the queued batches run,
- * plus twice what ops made since the step before, up to
+/* Entities a step of a retention move takes at least (lines, refunds,
+ * adjustments, kept or put in the cold store) before it lets the queued
+ * batches run, plus twice what ops made since the step before, up to
  * EMBEDDED_MOVE_STEP_MAX: about 1-3 us an entity, so 10-100 ms a step
- * (docs/engine.md, "Moves in steps"). A move still under way after a
- * whole window steps without that limit, so that it ends even when ops
- * come faster than capped steps take them. */
+ * (docs/engine.md, "Moves in steps"). A step takes more when the move is
+ * behind its pace: what is left spread over the time left until the next
+ * move is due (a quarter window). A move still under way then (forgetting
+ * included) is late: each step takes EMBEDDED_MOVE_LATE_FACTOR times what
+ * ops made since the step before, without the cap, so the writers slow to
+ * a fraction of their speed until it ends (the back-pressure that bounds
+ * memory), and no single step waits for all of what is left. */
 #define EMBEDDED_MOVE_STEP_ENTITIES 8192
 #define EMBEDDED_MOVE_STEP_MAX (4 * EMBEDDED_MOVE_STEP_ENTITIES)
+#define EMBEDDED_MOVE_LATE_FACTOR 4
 /* Entities put in the cold store before a step's transaction is committed
  * (a sync of cold.mdb, while ops run): fewer syncs a move. */
 #define EMBEDDED_MOVE_COMMIT_ENTITIES 65536
+/* Keys of the cold store a turn of the writer forgets (forget=), off the
+ * applier's role: about 5-15 us a key (an LMDB read and three writes with
+ * their undo), so a turn of 10-100 ms, after which the writer sees to
+ * rotations, snapshots and closing again. A late move's slices, under the
+ * role, take more (move_forget_late). */
+#define EMBEDDED_FORGET_KEYS 8192
 /* Bytes of a snapshot's trailer when a cold store is in use: u64 moves. */
 #define EMBEDDED_SNAPSHOT_COLD_BYTES 8
 
@@ -135,6 +146,9 @@ typedef struct embedded_group {
  * engine owes a snapshot of the state it left before the next may begin. */
 typedef enum embedded_move_state {
     EMBEDDED_MOVE_IDLE,           /* the next move begins at next_move_us */
+    EMBEDDED_MOVE_FORGETTING,     /* a move has begun in the cold store,
+                                     which forgets off the applier's role
+                                     before its steps begin */
     EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move) */
     EMBEDDED_MOVE_FINISHING,      /* it has caught up and its steps are
                                      committed: the last step comes next */
@@ -156,7 +170,17 @@ typedef struct embedded {
     int64_t next_move_us;        /* applier's role: when the next move runs */
     embedded_move_state move_state;   /* applier's role, as the fields below */
     core_retain_job *move;       /* the move under way, or NULL */
+    int64_t move_cutoff_us;      /* the move's: lines before it leave */
+    bool move_forgetting;        /* writer: the move begun has forgetting
+                                    left to do, off the role (move_forget) */
+    int64_t move_forget_us;      /* writer: how long it took */
+    int64_t move_forget_role_us; /* writer: how much of it under the role
+                                    (the slices of a late move) */
+    uint64_t move_forget_made;   /* lines, refunds and adjustments made by
+                                    the last late slice of forgetting */
     int64_t move_started_us;     /* monotonic */
+    int64_t move_stepped_us;     /* monotonic: when its last step ended */
+    uint64_t move_left;          /* what its cursors had left then */
     uint64_t move_steps;
     int64_t move_step_us_max;    /* its longest step */
     bool move_step_put;          /* writer: a step put into the cold store,
@@ -657,6 +681,7 @@ static bool move_due(embedded *e)
 static bool move_wanted(embedded *e)
 {
     return e->move_state == EMBEDDED_MOVE_STEPPING ||
+           e->move_state == EMBEDDED_MOVE_FORGETTING ||
            e->move_state == EMBEDDED_MOVE_FINISHING || move_due(e);
 }
 
@@ -664,7 +689,7 @@ static bool move_wanted(embedded *e)
  * transaction is its thread's). */
 static void move_abandon(embedded *e)
 {
-    if (e->move == NULL)
+    if (e->move == NULL && e->move_state != EMBEDDED_MOVE_FORGETTING)
         return;
     char message[STOCK_MESSAGE_MAX] = "";
     if (cold_move_abort(e->cold, message, sizeof message) != STOCK_OK)
@@ -673,6 +698,7 @@ static void move_abandon(embedded *e)
     core_retain_free(e->move);
     e->move = NULL;
     e->move_step_put = false;
+    e->move_forgetting = false;
     e->move_state = EMBEDDED_MOVE_IDLE;
 }
 
@@ -737,17 +763,39 @@ static void move_finish(embedded *e, int64_t step_started_us)
     e->snapshots_at_move = snapshots_done(e);
     count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
-              "the cold store in %lld ms, in %llu steps, the longest %lld ms",
+              "the cold store in %lld ms, in %llu steps, the longest %lld ms; forgetting "
+              "took %lld ms of it, %lld ms under the applier's role",
               (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
               (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
-              (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000);
+              (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000,
+              (long long)e->move_forget_us / 1000, (long long)e->move_forget_role_us / 1000);
 }
 
-/* One step of the move under way (the writer, between groups): at most
+/* Whether the move under way is late at now_us (monotonic): still under
+ * way a quarter window after it began, when the next is due. */
+static bool move_late(const embedded *e, int64_t now_us)
+{
+    return now_us >= e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+}
+
+/* The entities a step of the move under way takes at now_us, on time:
+ * what is left spread over the time left until it is late, in proportion
+ * to the time since the last step. */
+static uint64_t move_pace(const embedded *e, int64_t now_us)
+{
+    int64_t late_us = e->move_started_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    assert(now_us < late_us);
+    uint64_t left = core_retain_left(e->move);
+    double share = (double)(now_us - e->move_stepped_us) / (double)(late_us - now_us);
+    return share >= 1 ? left : (uint64_t)((double)left * share);
+}
+
+/* One step of the move under way (the writer, between groups): at least
  * EMBEDDED_MOVE_STEP_ENTITIES entities (and what ops made since the step
- * before, up to EMBEDDED_MOVE_STEP_MAX unless the move is overdue). A step
- * that finds the move caught up leaves the last step to the next turn, once
- * what the steps put is committed and no snapshot runs. */
+ * before, up to EMBEDDED_MOVE_STEP_MAX), more when the move is behind its
+ * pace (move_pace). A step that finds the move caught up leaves the last
+ * step to the next turn, once what the steps put is committed and no
+ * snapshot runs. */
 static void move_step(embedded *e, bool snapshot_running)
 {
     assert(e->move != NULL);
@@ -760,13 +808,23 @@ static void move_step(embedded *e, bool snapshot_running)
         move_finish(e, started_us);
         return;
     }
-    bool overdue = started_us - e->move_started_us > e->retention_us;
+    uint64_t budget, budget_max;
+    if (move_late(e, started_us)) {
+        /* core_retain_step adds twice what ops made since the last step. */
+        uint64_t left = core_retain_left(e->move);
+        uint64_t made = left > e->move_left ? left - e->move_left : 0;
+        budget = EMBEDDED_MOVE_STEP_ENTITIES + (EMBEDDED_MOVE_LATE_FACTOR - 2) * made;
+        budget_max = UINT64_MAX;
+    } else {
+        uint64_t pace = move_pace(e, started_us);
+        budget = pace > EMBEDDED_MOVE_STEP_ENTITIES ? pace : EMBEDDED_MOVE_STEP_ENTITIES;
+        budget_max = pace > EMBEDDED_MOVE_STEP_MAX ? pace : EMBEDDED_MOVE_STEP_MAX;
+    }
     stock_code code;
     bool caught_up;
     /* While no batch waits, the step goes on: the cap is for them. */
     do {
-        caught_up = core_retain_step(e->move, EMBEDDED_MOVE_STEP_ENTITIES,
-                                     overdue ? UINT64_MAX : EMBEDDED_MOVE_STEP_MAX, &code);
+        caught_up = core_retain_step(e->move, budget, budget_max, &code);
     } while (code == STOCK_OK && !caught_up && !batches_waiting(e));
     if (code != STOCK_OK) {
         move_failed(e, code, "");
@@ -775,11 +833,31 @@ static void move_step(embedded *e, bool snapshot_running)
     e->move_state = !caught_up ? EMBEDDED_MOVE_STEPPING
                     : snapshot_running ? EMBEDDED_MOVE_WAITING : EMBEDDED_MOVE_FINISHING;
     e->move_step_put = true;
+    e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move_left = core_retain_left(e->move);
     count_step(e, started_us);
 }
 
-/* Begins a move of what is older than the window to the cold store, and
- * takes its first step. */
+/* The steps of the move begun (forgetting, if any, committed): the
+ * first of them now. Their pace (move_pace) counts from the move's begin,
+ * forgetting included: a move keeps its time however long forgetting
+ * took, so that memory stays bounded by the window. */
+static void move_steps_begin(embedded *e, bool snapshot_running)
+{
+    e->move_state = EMBEDDED_MOVE_STEPPING;
+    e->move_stepped_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move = core_retain_begin(e->state, e->move_cutoff_us, &e->cold_ops);
+    if (e->move == NULL) {
+        move_failed(e, STOCK_NOMEM, "");
+        return;
+    }
+    e->move_left = core_retain_left(e->move);
+    move_step(e, snapshot_running);
+}
+
+/* Begins a move of what is older than the window to the cold store: its
+ * steps at once, or, when the cold store forgets, once the writer has
+ * forgotten off the role (move_forget). */
 static void move_begin(embedded *e, bool snapshot_running)
 {
     int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
@@ -793,17 +871,44 @@ static void move_begin(embedded *e, bool snapshot_running)
                   "failed, memory keeps everything until the next one: %s", message);
         return;
     }
-    e->move_state = EMBEDDED_MOVE_STEPPING;
     e->move_step_code = STOCK_OK;
     e->move_committed = 0;
-    e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
     e->move_steps = 0;
     e->move_step_us_max = 0;
-    e->move = core_retain_begin(e->state, now_us - e->retention_us, &e->cold_ops);
-    if (e->move == NULL)
-        move_failed(e, STOCK_NOMEM, "");
-    else
-        move_step(e, snapshot_running);
+    e->move_forget_us = 0;
+    e->move_forget_role_us = 0;
+    core_stats stats;
+    core_get_stats(e->state, &stats);
+    e->move_forget_made = stats.lines + stats.refunds + stats.adjustments;
+    e->move_started_us = clock_now_us(CLOCK_MONOTONIC);
+    e->move_cutoff_us = now_us - e->retention_us;
+    e->move_forgetting = forget_before_us > 0;
+    if (!e->move_forgetting) {
+        move_steps_begin(e, snapshot_running);
+        return;
+    }
+    e->move_state = EMBEDDED_MOVE_FORGETTING;
+}
+
+/* Forgets a slice of what the cold store is to forget: once the writer
+ * has given the applier's role up while the move is on time (ops go on
+ * meanwhile: memory does not change, and thaws read what is committed),
+ * and under the role, as a step, once it is late (the writers then wait
+ * a slice at a time: forgetting that cannot keep up with them would let
+ * memory grow). Commits all of it at once when nothing is left, so that
+ * no thaw sees an order forgotten without its lines. A failure fails the
+ * move at the writer's next turn. */
+static void move_forget(embedded *e, uint64_t keys)
+{
+    int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
+    bool done = false;
+    e->move_step_code = cold_move_forget(e->cold, keys, &done,
+                                         e->move_step_message, sizeof e->move_step_message);
+    if (e->move_step_code == STOCK_OK && done)
+        e->move_step_code = cold_move_step(e->cold, e->move_step_message,
+                                           sizeof e->move_step_message);
+    e->move_forget_us += clock_now_us(CLOCK_MONOTONIC) - started_us;
+    e->move_forgetting = !done && e->move_step_code == STOCK_OK;
 }
 
 /* Commits what the steps put, once the writer has given the applier's
@@ -814,6 +919,13 @@ static void move_begin(embedded *e, bool snapshot_running)
  * A failure fails the move at its next step. */
 static void move_commit_step(embedded *e)
 {
+    if (e->move_forgetting) {
+        /* A late move forgets under the role only: slices here would let
+         * the writers run free meanwhile. */
+        if (!move_late(e, clock_now_us(CLOCK_MONOTONIC)))
+            move_forget(e, EMBEDDED_FORGET_KEYS);
+        return;
+    }
     if (!e->move_step_put || (e->move_state == EMBEDDED_MOVE_STEPPING &&
                               core_retain_moved(e->move) - e->move_committed <
                                   EMBEDDED_MOVE_COMMIT_ENTITIES))
@@ -824,10 +936,36 @@ static void move_commit_step(embedded *e)
                                        sizeof e->move_step_message);
 }
 
+/* The writer's turn while a move forgets (it has the role): once the
+ * move is late, a slice of forgetting under the role, of the base size
+ * and EMBEDDED_MOVE_LATE_FACTOR keys for each line, refund and adjustment
+ * made since the turn before, so that forgetting gains on the writers as
+ * a late move's steps do. */
+static void move_forget_late(embedded *e)
+{
+    core_stats stats;
+    core_get_stats(e->state, &stats);
+    uint64_t made = stats.lines + stats.refunds + stats.adjustments;
+    uint64_t since = made > e->move_forget_made ? made - e->move_forget_made : 0;
+    e->move_forget_made = made;
+    if (!move_late(e, clock_now_us(CLOCK_MONOTONIC)))
+        return;
+    int64_t forget_us = e->move_forget_us;
+    move_forget(e, EMBEDDED_FORGET_KEYS + EMBEDDED_MOVE_LATE_FACTOR * since);
+    e->move_forget_role_us += e->move_forget_us - forget_us;
+}
+
 /* The writer's retention work between groups. */
 static void move_work(embedded *e, bool snapshot_running)
 {
-    if (e->move != NULL)
+    if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_forgetting &&
+        e->move_step_code == STOCK_OK)
+        move_forget_late(e);
+    if (e->move_state == EMBEDDED_MOVE_FORGETTING && e->move_step_code != STOCK_OK)
+        move_failed(e, e->move_step_code, e->move_step_message);
+    else if (e->move_state == EMBEDDED_MOVE_FORGETTING && !e->move_forgetting)
+        move_steps_begin(e, snapshot_running);
+    else if (e->move != NULL)
         move_step(e, snapshot_running);
     else if (move_due(e))
         move_begin(e, snapshot_running);

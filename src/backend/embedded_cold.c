@@ -34,6 +34,8 @@ struct cold {
     MDB_txn *read;             /* reset between reads, renewed for each */
     uint64_t moves;
     bool forgetting;           /* the move under way indexes what it puts */
+    int64_t forget_before_us;  /* what moves before this time put is to go
+                                  (cold_move_forget) */
     int failure;               /* the first LMDB error of the move under way */
     uint8_t undo[1 + CORE_COLD_VALUE_MAX];
 };
@@ -206,17 +208,24 @@ static int write_undoable(cold *store, const uint8_t *key, size_t key_len,
 }
 
 /* Empties the values of what move `move` put (its 'T' keys), and drops
- * those keys and the move's time. */
-static int forget_move(cold *store, MDB_cursor *cursor, uint64_t move)
+ * those keys, up to *budget of them (counted down); once none is left,
+ * drops the move's time too and sets *done. */
+static int forget_move(cold *store, MDB_cursor *cursor, uint64_t move, uint64_t *budget,
+                       bool *done)
 {
     uint8_t mark[KEY_BYTES_MAX];
     size_t mark_len = move_key(mark, KEY_MOVED, move, NULL, 0);
-    for (;;) {
+    *done = false;
+    for (; *budget > 0; --*budget) {
         MDB_val key = {mark_len, mark}, data;
         int rc = mdb_cursor_get(cursor, &key, &data, MDB_SET_RANGE);
         if (rc == MDB_NOTFOUND || (rc == 0 && (key.mv_size <= mark_len ||
-                                               memcmp(key.mv_data, mark, mark_len) != 0)))
-            break;
+                                               memcmp(key.mv_data, mark, mark_len) != 0))) {
+            uint8_t time_key[KEY_BYTES_MAX];
+            *done = true;
+            return write_undoable(store, time_key,
+                                  move_key(time_key, KEY_MOVE_TIME, move, NULL, 0), NULL, 0);
+        }
         if (rc != 0)
             return rc;
         uint8_t moved[KEY_BYTES_MAX];
@@ -226,32 +235,40 @@ static int forget_move(cold *store, MDB_cursor *cursor, uint64_t move)
             (rc = write_undoable(store, moved, moved_len, NULL, 0)) != 0)
             return rc;
     }
-    uint8_t time_key[KEY_BYTES_MAX];
-    return write_undoable(store, time_key, move_key(time_key, KEY_MOVE_TIME, move, NULL, 0),
-                          NULL, 0);
+    return 0;
 }
 
-/* Forgets every move whose time is before forget_before_us, oldest first
- * (moves are numbered in time order). */
-static int forget_moves(cold *store, int64_t forget_before_us)
+/* Forgets the moves whose time is before forget_before_us, oldest first
+ * (moves are numbered in time order), up to budget keys; *done once none
+ * is left. What is forgotten is gone from the keys walked, so the next
+ * call goes on where this one stopped. */
+static int forget_moves(cold *store, int64_t forget_before_us, uint64_t budget, bool *done)
 {
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(store->write, store->dbi, &cursor);
-    for (uint64_t skip = 0; rc == 0;) {
+    bool move_done = true;
+    *done = false;
+    for (uint64_t skip = 0; rc == 0 && move_done && budget > 0;) {
         uint8_t start[KEY_BYTES_MAX];
         MDB_val key = {move_key(start, KEY_MOVE_TIME, skip, NULL, 0), start}, data;
         rc = mdb_cursor_get(cursor, &key, &data, MDB_SET_RANGE);
-        if (rc != 0 || key.mv_size != 9 || ((const uint8_t *)key.mv_data)[0] != KEY_MOVE_TIME ||
-            data.mv_size != 8 || (int64_t)le_get_u64(data.mv_data) >= forget_before_us)
+        if (rc == MDB_NOTFOUND || (rc == 0 && (key.mv_size != 9 ||
+                                               ((const uint8_t *)key.mv_data)[0] != KEY_MOVE_TIME ||
+                                               data.mv_size != 8 ||
+                                               (int64_t)le_get_u64(data.mv_data) >=
+                                                   forget_before_us))) {
+            *done = true;
+            rc = 0;
             break;
+        }
         uint64_t move = 0;
         for (int i = 1; i < 9; i++)
             move = move << 8 | ((const uint8_t *)key.mv_data)[i];
-        rc = forget_move(store, cursor, move);
+        rc = forget_move(store, cursor, move, &budget, &move_done);
         skip = move + 1;
     }
     mdb_cursor_close(cursor);
-    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+    return rc;
 }
 
 /* Deletes the undo of every move up to `last`, oldest first. */
@@ -281,7 +298,8 @@ static int prune_undo(cold *store, MDB_txn *txn, uint64_t last)
 }
 
 /* The first step of move `move`: marks it (its undo is kept), records its
- * time and forgets, when forgetting, and drops the undo no longer kept. */
+ * time when forgetting (cold_move_forget does the forgetting), and drops
+ * the undo no longer kept. */
 static int start_move(cold *store, uint64_t move, int64_t time_us, int64_t forget_before_us)
 {
     uint8_t key_bytes[KEY_BYTES_MAX];
@@ -289,13 +307,12 @@ static int start_move(cold *store, uint64_t move, int64_t time_us, int64_t forge
     MDB_val none = {0, ""};
     int rc = mdb_put(store->write, store->dbi, &key, &none, 0);
     store->forgetting = forget_before_us > 0;
+    store->forget_before_us = forget_before_us;
     if (rc == 0 && store->forgetting) {
         uint8_t time[8];
         le_put_u64(time, (uint64_t)time_us);
         key.mv_size = move_key(key_bytes, KEY_MOVE_TIME, move, NULL, 0);
         rc = write_undoable(store, key_bytes, key.mv_size, time, sizeof time);
-        if (rc == 0)
-            rc = forget_moves(store, forget_before_us);
     }
     /* The undo of the moves before the last COLD_UNDO_MOVES goes with the
      * first commit of a step (cold_move_step) rather than now or in the
@@ -324,7 +341,12 @@ stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_u
     store->moving = true;
     rc = start_move(store, store->moves + 1, time_us, forget_before_us);
     if (rc != 0) {
-        store->failure = rc;
+        /* Nothing of it was committed: a failed begin leaves no move, so
+         * that the next one may begin. */
+        mdb_txn_abort(store->write);
+        store->write = NULL;
+        store->moving = false;
+        mdb_env_set_flags(store->env, MDB_NOMETASYNC, 0);
         return fail(rc, "beginning a move", message, size);
     }
     return STOCK_OK;
@@ -340,6 +362,21 @@ static int step_txn(cold *store)
     if (rc != 0)
         store->write = NULL;
     return rc;
+}
+
+stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, char *message,
+                            size_t size)
+{
+    assert(store->moving && store->forgetting && keys_max > 0);
+    *done = false;
+    int rc = store->failure != 0 ? store->failure : step_txn(store);
+    if (rc == 0)
+        rc = forget_moves(store, store->forget_before_us, keys_max, done);
+    if (rc != 0) {
+        store->failure = rc;
+        return fail(rc, "forgetting", message, size);
+    }
+    return STOCK_OK;
 }
 
 int cold_move_put(void *context, core_cold_kind kind, stock_id id, const uint8_t *value,

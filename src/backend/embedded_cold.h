@@ -66,13 +66,20 @@ int cold_get(void *store, core_cold_kind kind, stock_id id, uint8_t *value,
  * move wrote is taken back by cold_move_abort, or by cold_rollback at the
  * next open after a crash. All of a move runs on one thread (the write
  * transaction of a step is that thread's); reads go on meanwhile and see
- * what the steps committed. With forget_before_us > 0 the move first
- * forgets what moves before that time put (each keeps its key with an
- * empty value, which core_thaw_op answers as forgotten), and indexes what
- * it puts by move so that a later move can forget it. A put that fails
- * (-1) fails the step and the commit: abort then. */
+ * what the steps committed. With forget_before_us > 0 the move indexes
+ * what it puts by move so that a later move can forget it, and, before it
+ * puts anything, forgets what moves before that time put (each keeps its
+ * key with an empty value, which core_thaw_op answers as forgotten):
+ * cold_move_forget forgets up to keys_max keys a call, in the step's
+ * transaction, and sets *done once nothing is left (then end that step
+ * with cold_move_step, so that what it forgot is committed at once and
+ * readers never see part of it); its calls need no applier's role, since
+ * nothing in memory changes. A put that fails (-1) fails the step and the
+ * commit: abort then. A begin that fails leaves no move under way. */
 stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
                            char *message, size_t size);
+stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, char *message,
+                            size_t size);
 int cold_move_put(void *store, core_cold_kind kind, stock_id id,
                   const uint8_t *value, size_t len);
 stock_code cold_move_step(cold *store, char *message, size_t size);

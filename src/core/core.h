@@ -256,7 +256,9 @@ typedef struct core_cold {
  * state's clock and returns the new state (the caller's, free with
  * core_destroy), which replaces state once the puts are committed; NULL
  * with *code on a failure. core_retain_moved counts the entities put
- * (one put again, since a refund changed it, counts twice).
+ * (one put again, since a refund changed it, counts twice);
+ * core_retain_left the lines, refunds and adjustments of state the
+ * cursors have yet to take (what a caller paces its steps by).
  * core_retain_free frees the job (NULL is fine) and what it built that
  * finish did not return. state is never changed by the job.
  */
@@ -267,6 +269,7 @@ bool core_retain_step(core_retain_job *job, uint64_t budget, uint64_t budget_max
                       stock_code *code);
 core *core_retain_finish(core_retain_job *job, stock_code *code);
 uint64_t core_retain_moved(const core_retain_job *job);
+uint64_t core_retain_left(const core_retain_job *job);
 void core_retain_free(core_retain_job *job);
 
 /*

@@ -383,10 +383,8 @@ bool core_retain_step(core_retain_job *job, uint64_t budget, uint64_t budget_max
     /* Twice what ops made since the last step: the cursors gain at least
      * that much on the pools each step, so the move ends however fast ops
      * come (unless budget_max stops it). */
-    uint64_t now = made(old);
-    budget += 2 * (now - job->made_at_step);
-    if (budget > budget_max)
-        budget = budget_max;
+    uint64_t now = made(old), extra = 2 * (now - job->made_at_step);
+    budget = extra >= budget_max - budget ? budget_max : budget + extra;
     job->made_at_step = now;
     *code = advance(job, budget) ? STOCK_OK : job->code;
     return *code == STOCK_OK && job->next_line == old->lines.count &&
@@ -397,6 +395,13 @@ bool core_retain_step(core_retain_job *job, uint64_t budget, uint64_t budget_max
 uint64_t core_retain_moved(const core_retain_job *job)
 {
     return job->moved;
+}
+
+uint64_t core_retain_left(const core_retain_job *job)
+{
+    uint64_t taken = (uint64_t)job->next_line + job->next_refund + job->next_adjustment;
+    assert(taken <= made(job->old));
+    return made(job->old) - taken;
 }
 
 core *core_retain_finish(core_retain_job *job, stock_code *code)

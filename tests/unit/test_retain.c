@@ -321,6 +321,45 @@ static void test_ops_between_steps(void **unused)
     core_destroy(state);
 }
 
+/* What a move's steps have left, which the embedded engine paces them by,
+ * grows with the ops made between steps; a step without a limit (a late
+ * move's, budget and cap at their top) takes all of it, however many ops
+ * came since the step before (the budget saturates rather than wraps). */
+static void test_left_and_a_step_without_limit(void **unused)
+{
+    (void)unused;
+    memory_cold store = {0};
+    core_cold cold = {&store, put, get};
+    core *state = with_sku(&cold, 100);
+    const char *old[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, old[i], "S", 1), T0).code,
+                         STOCK_OK);
+    core_retain_job *job = core_retain_begin(state, T0 + 5 * SECOND, &cold);
+    assert_non_null(job);
+    assert_int_equal(core_retain_left(job), 3);
+    stock_code code;
+    assert_false(core_retain_step(job, 1, 1, &code));
+    assert_int_equal(code, STOCK_OK);
+    assert_int_equal(core_retain_left(job), 2);
+    assert_int_equal(run(state, &cold, op_of(STOCK_OP_DEDUCT, "young", "S", 1),
+                         T0 + 10 * SECOND).code, STOCK_OK);
+    assert_int_equal(run(state, &cold, refund_of("ra", "a", 1), T0 + 10 * SECOND).code,
+                     STOCK_OK);
+    assert_int_equal(core_retain_left(job), 4);   /* b, c, young, ra */
+    assert_true(core_retain_step(job, UINT64_MAX, UINT64_MAX, &code));
+    assert_int_equal(code, STOCK_OK);
+    assert_int_equal(core_retain_left(job), 0);
+    core *hot = core_retain_finish(job, &code);
+    assert_non_null(hot);
+    core_retain_free(job);
+    core_destroy(state);
+    core_stats stats;
+    core_get_stats(hot, &stats);
+    assert_int_equal(stats.lines, 1);
+    core_destroy(hot);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_adjustments_move_after_a_mark),
         cmocka_unit_test(test_forgotten_answers),
         cmocka_unit_test(test_ops_between_steps),
+        cmocka_unit_test(test_left_and_a_step_without_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
