@@ -446,21 +446,20 @@ void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id 
 }
 
 /* Reads a directory entry "generation owner" from a reply; false for none. */
-bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
-                        char owner[STOCK_ID_MAX + 1])
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX], char owner[RD_OWNER_MAX])
 {
     if (reply->type != REDIS_REPLY_STRING)
         return false;
     size_t gen_len = strcspn(reply->str, " ");
     snprintf(gen, RD_GEN_MAX, "%.*s", (int)gen_len, reply->str);
-    snprintf(owner, STOCK_ID_MAX + 1, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
+    snprintf(owner, RD_OWNER_MAX, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
     return true;
 }
 
 /* Reads a claim's reply: true when the id is ours (new, or bound to owner
  * already) with gen set; else other and other_gen name its owner. */
 bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
-                        char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX])
+                        char other[RD_OWNER_MAX], char other_gen[RD_GEN_MAX])
 {
     if (!rd_entry_parse(reply, other_gen, other)) {
         snprintf(gen, RD_GEN_MAX, "1");

@@ -375,7 +375,7 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
 static bool order_record(rd_store *store, worker_listing *listing, char key[RD_KEY_MAX],
                          const char **field, size_t *field_len)
 {
-    char gen[RD_GEN_MAX], owner[STOCK_ID_MAX + 1];
+    char gen[RD_GEN_MAX], owner[RD_OWNER_MAX];
     stock_id order = listing->request->of;
     const char *argv[] = {"GET", key};
     size_t lengths[] = {3, key_of(store, "order", order, "", key)};
@@ -477,7 +477,7 @@ static bool not_found(worker_listing *listing, const char *what, stock_id id)
 
 /* The SKU of the line `of` (its directory entry), which must be a line of
  * that SKU's flow, and `after` a refund of it. */
-static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOCK_ID_MAX + 1])
+static bool refund_names(rd_store *store, worker_listing *listing, char sku[RD_OWNER_MAX])
 {
     const list_request *request = listing->request;
     char key[RD_KEY_MAX], gen[RD_GEN_MAX];
@@ -514,7 +514,7 @@ static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOC
 static bool list_scanned(rd_store *store, worker_listing *listing, rd_page *page)
 {
     stock_list_kind kind = listing->request->kind;
-    char sku[STOCK_ID_MAX + 1] = "";
+    char sku[RD_OWNER_MAX] = "";
     if (kind == STOCK_LIST_LINE_REFUNDS)
         return refund_names(store, listing, sku) && scan_all(store, listing, page, sku);
     return names_exist(store, listing) && scan_all(store, listing, page, NULL) &&
