@@ -431,6 +431,9 @@ void rd_cb_key(rd_cmd *cmd, const rd_options *options, stock_id sku, uint32_t bu
                const char *suffix);
 /* A refund id's owner: "S" for the home bucket, else "S j". */
 void rd_cb_location(stock_id sku, uint32_t bucket, char out[RD_OWNER_MAX]);
+/* The SKU and bucket of a location ("S" or "S j", into owner's bytes);
+ * bucket stays as given for a plain SKU. */
+stock_id rd_cb_location_parse(const char *owner, uint32_t *bucket);
 /* Pushes the record hash of kind:id at owner `other` (a fence's key). */
 void rd_cb_fence_key(rd_cmd *cmd, const rd_options *options, const char *kind, stock_id id,
                      const char *other);

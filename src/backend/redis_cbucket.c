@@ -81,9 +81,7 @@ void rd_cb_location(stock_id sku, uint32_t bucket, char out[RD_OWNER_MAX])
         snprintf(out, RD_OWNER_MAX, "%.*s %u", (int)sku.len, sku.ptr, bucket);
 }
 
-/* The SKU and bucket of a location ("S" or "S j"); bucket stays as given
- * for a plain SKU. */
-static stock_id location_parse(const char *owner, uint32_t *bucket)
+stock_id rd_cb_location_parse(const char *owner, uint32_t *bucket)
 {
     const char *space = strchr(owner, ' ');
     if (space == NULL)
@@ -97,7 +95,7 @@ void rd_cb_fence_key(rd_cmd *cmd, const rd_options *options, const char *kind, s
 {
     (void)id;
     uint32_t bucket = 0;
-    stock_id sku = location_parse(other, &bucket);
+    stock_id sku = rd_cb_location_parse(other, &bucket);
     if (bucket >= options->buckets)   /* another store's K: the home, never out of range */
         bucket = 0;
     rd_cb_key(cmd, options, sku, bucket, rd_record_suffix(kind));
@@ -517,7 +515,7 @@ static cb_end cb_change(rd_store *store, rd_job *job, int64_t time_us, bool *res
     uint32_t bucket = op->type == STOCK_OP_DEDUCT ? rd_cb_line_bucket(op->id, store->options.buckets)
                                                   : 0;
     /* A refund's owner is its line's location (the line's entry). */
-    stock_id sku = op->type == STOCK_OP_REFUND ? location_parse(job->owner_text, &bucket)
+    stock_id sku = op->type == STOCK_OP_REFUND ? rd_cb_location_parse(job->owner_text, &bucket)
                                                : op->sku;
     if (bucket >= store->options.buckets)
         bucket = 0;
@@ -557,7 +555,7 @@ static cb_end cb_line(rd_store *store, rd_job *job)
 {
     stock_op *op = job->op;
     uint32_t bucket = 0;
-    stock_id sku = location_parse(job->owner_text, &bucket);
+    stock_id sku = rd_cb_location_parse(job->owner_text, &bucket);
     job->owner = sku;   /* what the line's info names */
     rd_cmd_fcall(&store->cmd, "line");
     rd_cb_key(&store->cmd, &store->options, sku, bucket < store->options.buckets ? bucket : 0,
