@@ -25,6 +25,7 @@
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
 #define RD_LAYOUT_VERSION "4"       /* the key layout this library writes */
 #define RD_LAYOUT_UPGRADES "123"    /* layouts it upgrades in place (each a subset of 4) */
+#define RD_LAYOUT_BUCKETS "5"       /* a store with buckets on a cluster (4 and more keys) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
