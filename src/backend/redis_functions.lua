@@ -4,8 +4,9 @@
 -- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
 -- the functions with FCALL; every key a call touches is in its KEYS and
 -- shares one hash tag, so a Redis Cluster never needs a cross-slot call
--- (except a SKU's other buckets, with buckets=K > 1, served on one server
--- only).
+-- (except a SKU's other buckets, with buckets=K > 1, which only a single
+-- server is sent in one call; a cluster calls the cb_* functions below,
+-- one bucket each).
 --
 -- Numbers: Redis's Lua has only doubles, exact to 2^53, but stock levels and
 -- totals go to 2^63-1. They are stored as decimal strings and computed on
