@@ -52,12 +52,20 @@ static const char *conflict_word(const char *kind)
     return strcmp(kind, "adjust") == 0 ? "adjustment" : kind;
 }
 
-/* fused: a deduction claims its line id in its effect (single server). */
-static void job_start(rd_job *job, stock_op *op, bool fused)
+/* fused: a deduction claims its line id in its effect (single server).
+ * cb_buckets: K with buckets on a cluster (else 0), where a lone line's id
+ * is bound to its location, the SKU and the line's bucket (docs/redis.md,
+ * "Hot-SKU buckets"). */
+static void job_start(rd_job *job, stock_op *op, bool fused, uint32_t cb_buckets)
 {
     memset(job, 0, sizeof *job);
     job->op = op;
     job->owner = op->sku;
+    job->cb_buckets = cb_buckets;
+    if (cb_buckets > 0 && op->type == STOCK_OP_DEDUCT) {
+        rd_cb_location(op->sku, rd_cb_line_bucket(op->id, cb_buckets), job->owner_text);
+        job->owner = stock_id_from_cstr(job->owner_text);
+    }
     job->fused = fused && op->type == STOCK_OP_DEDUCT;
     const char *kind;
     stock_id id;
@@ -79,7 +87,7 @@ static void job_restart(rd_job *job)
         return;
     }
     rd_job fresh;
-    job_start(&fresh, op, job->fused);
+    job_start(&fresh, op, job->fused, job->cb_buckets);
     fresh.restarts = job->restarts;
     *job = fresh;
 }
@@ -198,7 +206,10 @@ static void job_build(rd_store *store, rd_job *job, int64_t time_us)
     case RD_FENCE:
         op_claim_id(job->op, &kind, &id);
         rd_cmd_fcall(cmd, "fence");
-        rd_cmd_key(cmd, p, "sku", stock_id_from_cstr(job->other), rd_record_suffix(kind));
+        if (rd_cb_on(&store->options))
+            rd_cb_fence_key(cmd, &store->options, kind, id, job->other);
+        else
+            rd_cmd_key(cmd, p, "sku", stock_id_from_cstr(job->other), rd_record_suffix(kind));
         rd_cmd_id(cmd, id);
         rd_cmd_argf(cmd, "%s", job->other_gen);
         return;
@@ -211,8 +222,7 @@ static void job_build(rd_store *store, rd_job *job, int64_t time_us)
     assert(!"a finished op has no call");
 }
 
-/* Sets the op's outputs from its function's reply. */
-static void effect_done(const rd_options *options, rd_job *job, const redisReply *reply)
+void rd_effect_done(const rd_options *options, rd_job *job, const redisReply *reply)
 {
     stock_op *op = job->op;
     const char *kind = "line";
@@ -269,7 +279,7 @@ static void job_advance(const rd_options *options, rd_job *job, const redisReply
         job->step = RD_DONE;
         return;
     }
-    char owner[STOCK_ID_MAX + 1];
+    char owner[RD_OWNER_MAX];
     bool found;
     switch (job->step) {
     case RD_LOOKUP:
@@ -326,7 +336,7 @@ static void job_advance(const rd_options *options, rd_job *job, const redisReply
             job->step = RD_FENCE;
             return;
         }
-        effect_done(options, job, reply);
+        rd_effect_done(options, job, reply);
         job->step = RD_DONE;
         return;
     case RD_DONE:
@@ -464,8 +474,18 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
     assert(count >= 1 && count <= RD_RUN_MAX);
     int64_t time_us = clock_now_us(CLOCK_REALTIME);
     for (int i = 0; i < count; i++)
-        job_start(&store->jobs[i], ops[i], store->fused);
+        job_start(&store->jobs[i], ops[i], store->fused,
+                  rd_cb_on(&store->options) ? store->options.buckets : 0);
     for (;;) {
+        rd_job *alone = &store->jobs[0];
+        if (rd_cb_on(&store->options) && alone->step == RD_EFFECT) {
+            assert(count == 1);
+            if (rd_cb_effect(store, alone, time_us))
+                job_restart(alone);
+            else if (alone->step != RD_DONE)
+                break;   /* the link was lost: UNAVAILABLE below */
+            continue;
+        }
         int sent = round_send(store, count, time_us);
         if (sent == 0)
             return;
@@ -541,7 +561,14 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
         while (end < count && end - first < RD_RUN_MAX && ops[end]->type != STOCK_OP_ORDER &&
                run_admits(store, ops[end]))
             end++;
-        if (end == first && ops[first]->type == STOCK_OP_ORDER) {
+        if (rd_cb_on(&store->options) && ops[first]->type != STOCK_OP_ORDER) {
+            end = first + 1;   /* each op alone: its buckets' calls follow one another */
+            run_ops(store, &ops[first], 1);
+        } else if (end == first && rd_cb_on(&store->options)) {
+            if (rd_cb_gather(store, ops[first]))
+                rd_order_run(store, ops[first]);
+            end = first + 1;
+        } else if (end == first && ops[first]->type == STOCK_OP_ORDER) {
             rd_order_run(store, ops[first]);
             end = first + 1;
         } else if (end == first) {
@@ -638,6 +665,8 @@ static int64_t sweep_tick(stock_t *base)
         /* Each order it gives back counts as an op of a batch. */
         deadline_start(store, RD_SWEEP_MAX);
         rd_sweep(store);
+        if (rd_cb_on(&store->options) && rd_linked(store))
+            rd_cb_sweep(store);
         store->link.end_us = 0;
     }
     return (int64_t)store->options.timeout_ms * RD_ORDER_LEASE_FACTOR * 1000;

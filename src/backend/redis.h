@@ -25,6 +25,7 @@
 #define RD_WAIT_MAX 16              /* replicas wait=N may ask for */
 #define RD_LAYOUT_VERSION "4"       /* the key layout this library writes */
 #define RD_LAYOUT_UPGRADES "123"    /* layouts it upgrades in place (each a subset of 4) */
+#define RD_LAYOUT_BUCKETS "5"       /* a store with buckets on a cluster (4 and more keys) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
@@ -57,8 +58,7 @@ typedef struct rd_options {
  * password=X&timeout_ms=N&wait=N&buckets=K&fused=0|1&cluster=0|1] into
  * *options (values percent-decoded). Unknown options, repeated ones, bad
  * values, a host given twice and several hosts without cluster=1 are
- * refused: STOCK_INVALID with message naming which; STOCK_UNSUPPORTED for
- * buckets above 1 on a cluster (served on one server only). The default
+ * refused: STOCK_INVALID with message naming which. The default
  * of buckets is config->buckets (0 is 1).
  */
 stock_code rd_options_parse(const char *uri, const stock_config *config,
@@ -119,6 +119,9 @@ extern const char rd_functions_source[];
 #define RD_RUN_MAX 1024             /* ops that advance together */
 #define RD_RESTARTS_MAX 8           /* times an op may find its id moved */
 #define RD_GEN_MAX 24               /* bytes of a generation as text */
+/* Bytes of a directory entry's owner: a SKU, or with buckets on a cluster a
+ * refund's location "S j" (the SKU and the bucket of its line). */
+#define RD_OWNER_MAX (STOCK_ID_MAX + 8)
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
 #define RD_MANY_MAX 64              /* deductions one deduct_many call carries */
 #define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
@@ -155,9 +158,10 @@ typedef struct rd_job {
     bool fused;                         /* a deduction's claim is in its effect */
     int restarts;
     stock_id owner;                     /* the SKU whose slot holds the record */
-    char owner_text[STOCK_ID_MAX + 1];  /* owner's bytes when read from Redis */
-    char other[STOCK_ID_MAX + 1];       /* the owner the directory named */
+    char owner_text[RD_OWNER_MAX];      /* owner's bytes when read from Redis */
+    char other[RD_OWNER_MAX];           /* the owner the directory named */
     char gen[RD_GEN_MAX], other_gen[RD_GEN_MAX];
+    uint32_t cb_buckets;                /* buckets on a cluster: K, else 0 */
 } rd_job;
 
 #define RD_SLOTS 16384              /* Redis Cluster's hash slots */
@@ -289,10 +293,9 @@ const char *rd_record_suffix(const char *kind);
  * when the id is ours (gen set), else other and other_gen name its owner. */
 void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
                     stock_id owner);
-bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
-                    char owner[STOCK_ID_MAX + 1]);
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX], char owner[RD_OWNER_MAX]);
 bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
-                    char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX]);
+                    char other[RD_OWNER_MAX], char other_gen[RD_GEN_MAX]);
 
 /* ---------------------------------------------- outbox (redis_outbox.c) */
 
@@ -416,6 +419,38 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
                        size_t size);
 /* Pushes the stock keys of sku's buckets 1..buckets-1 (none for 1). */
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
+/* --------------------------- buckets on a cluster (redis_cbucket.c) */
+
+/* Whether the store runs buckets=K > 1 on a cluster: each op alone, its
+ * buckets judged one call each (docs/redis.md, "Hot-SKU buckets"). */
+bool rd_cb_on(const rd_options *options);
+/* The bucket (0..buckets-1) of a line: its units come from there and its
+ * record and refunds live there. */
+uint32_t rd_cb_line_bucket(stock_id line, uint32_t buckets);
+/* Pushes the key of sku's bucket (0: the home) with suffix. */
+void rd_cb_key(rd_cmd *cmd, const rd_options *options, stock_id sku, uint32_t bucket,
+               const char *suffix);
+/* A refund id's owner: "S" for the home bucket, else "S j". */
+void rd_cb_location(stock_id sku, uint32_t bucket, char out[RD_OWNER_MAX]);
+/* The SKU and bucket of a location ("S" or "S j", into owner's bytes);
+ * bucket stays as given for a plain SKU. */
+stock_id rd_cb_location_parse(const char *owner, uint32_t *bucket);
+/* Pushes the record hash of kind:id at owner `other` (a fence's key). */
+void rd_cb_fence_key(rd_cmd *cmd, const rd_options *options, const char *kind, stock_id id,
+                     const char *other);
+/* Runs the effect of job (one op alone, past its claim) to its answer;
+ * true when its id's record moved and the op must start again. The op is
+ * left unanswered only when the link was lost. */
+bool rd_cb_effect(rd_store *store, rd_job *job, int64_t time_us);
+/* Finishes the moves between buckets whose client died (their lease in
+ * P{stock:moves} has passed), up to RD_SWEEP_MAX. */
+void rd_cb_sweep(rd_store *store);
+/* Moves every other bucket's stock of the order's SKUs into their homes,
+ * where the order's calls take it; false when op failed (answered). */
+bool rd_cb_gather(rd_store *store, stock_op *op);
+/* Sets the op's outputs from its function's reply (redis.c). */
+void rd_effect_done(const rd_options *options, rd_job *job, const redisReply *reply);
+
 /* Records buckets in a new store, or checks an existing store's record:
  * STOCK_INVALID, naming the recorded K, when they differ. An outbox reader
  * checks and records nothing. */

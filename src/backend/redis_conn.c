@@ -234,6 +234,11 @@ static stock_code run_checked(redisContext *conn, rd_bound bound, int count, con
 stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bound bound,
                            char *message, size_t size)
 {
+    /* Buckets on a cluster write version 5 (their records hold one bucket's
+     * totals, which a reader of version 4 would take for the SKU's); every
+     * other store stays at 4. */
+    const char *want = rd_cb_on(options) && !options->outbox_reader ? RD_LAYOUT_BUCKETS
+                                                                    : RD_LAYOUT_VERSION;
     char key[RD_PREFIX_MAX + 32];
     snprintf(key, sizeof key, "%sstock:layout", options->prefix);
     const char *get[] = {"GET", key};
@@ -242,27 +247,37 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bou
                                   message, size);
     if (code == STOCK_OK && reply->type == REDIS_REPLY_NIL) {
         freeReplyObject(reply);
-        const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "NX", "GET"};
+        const char *set[] = {"SET", key, want, "NX", "GET"};
         code = run_checked(conn, bound, 5, set, -1, "cannot write the layout version", &reply,
                            message, size);
     }
-    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING && strlen(reply->str) == 1 &&
-        strchr(RD_LAYOUT_UPGRADES, reply->str[0]) != NULL) {
+    bool older = code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+                 strlen(reply->str) == 1 && (strchr(RD_LAYOUT_UPGRADES, reply->str[0]) != NULL ||
+                                             (strcmp(reply->str, RD_LAYOUT_VERSION) == 0 &&
+                                              strcmp(want, RD_LAYOUT_BUCKETS) == 0));
+    if (older) {
         /* Nothing stored changes: version 2 added the outbox streams, 3
          * marked a store with buckets (whose K Pstock:buckets records, which
          * this library reads), 4 the outbox entries of kind 'lines' (that a
-         * reader of 3 would skip unseen). */
+         * reader of 3 would skip unseen), 5 the buckets on a cluster. */
         freeReplyObject(reply);
-        const char *set[] = {"SET", key, RD_LAYOUT_VERSION, "GET"};
+        const char *set[] = {"SET", key, want, "GET"};
         code = run_checked(conn, bound, 4, set, -1, "cannot upgrade the layout version", &reply,
                            message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
-        strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
-        (strlen(reply->str) != 1 || strchr(RD_LAYOUT_UPGRADES, reply->str[0]) == NULL)) {
+        strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0 && options->outbox_reader) {
+        char what[STOCK_MESSAGE_MAX];
+        snprintf(what, sizeof what, "%.80s holds layout " RD_LAYOUT_BUCKETS " (buckets on a "
+                 "Redis Cluster): reading its outbox is not built yet", key);
+        code = fail(message, size, STOCK_UNSUPPORTED, what, "");
+    } else if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+               strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
+               strcmp(reply->str, RD_LAYOUT_BUCKETS) != 0 &&
+               (strlen(reply->str) != 1 || strchr(RD_LAYOUT_UPGRADES, reply->str[0]) == NULL)) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
-                 "reads versions 1 to " RD_LAYOUT_VERSION " only; refusing to open", key,
+                 "reads versions 1 to " RD_LAYOUT_BUCKETS " only; refusing to open", key,
                  reply->str);
         code = fail(message, size, STOCK_CORRUPT, what, "");
     }
@@ -446,21 +461,20 @@ void rd_claim_build(rd_cmd *cmd, const char *prefix, const char *kind, stock_id 
 }
 
 /* Reads a directory entry "generation owner" from a reply; false for none. */
-bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX],
-                        char owner[STOCK_ID_MAX + 1])
+bool rd_entry_parse(const redisReply *reply, char gen[RD_GEN_MAX], char owner[RD_OWNER_MAX])
 {
     if (reply->type != REDIS_REPLY_STRING)
         return false;
     size_t gen_len = strcspn(reply->str, " ");
     snprintf(gen, RD_GEN_MAX, "%.*s", (int)gen_len, reply->str);
-    snprintf(owner, STOCK_ID_MAX + 1, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
+    snprintf(owner, RD_OWNER_MAX, "%s", reply->str + gen_len + (reply->str[gen_len] == ' '));
     return true;
 }
 
 /* Reads a claim's reply: true when the id is ours (new, or bound to owner
  * already) with gen set; else other and other_gen name its owner. */
 bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX],
-                        char other[STOCK_ID_MAX + 1], char other_gen[RD_GEN_MAX])
+                        char other[RD_OWNER_MAX], char other_gen[RD_GEN_MAX])
 {
     if (!rd_entry_parse(reply, other_gen, other)) {
         snprintf(gen, RD_GEN_MAX, "1");

@@ -4,8 +4,9 @@
 -- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
 -- the functions with FCALL; every key a call touches is in its KEYS and
 -- shares one hash tag, so a Redis Cluster never needs a cross-slot call
--- (except a SKU's other buckets, with buckets=K > 1, served on one server
--- only).
+-- (except a SKU's other buckets, with buckets=K > 1, which only a single
+-- server is sent in one call; a cluster calls the cb_* functions below,
+-- one bucket each).
 --
 -- Numbers: Redis's Lua has only doubles, exact to 2^53, but stock levels and
 -- totals go to 2^63-1. They are stored as decimal strings and computed on
@@ -802,6 +803,161 @@ local function order_end(keys, args)
     end
     return 'ok'
 end
+
+-- ----------------------------------------------------- cluster buckets
+
+-- buckets=K on a Redis Cluster (docs/redis.md, "Hot-SKU buckets"): a call
+-- touches one bucket only (its slot), so each bucket is judged alone here
+-- and the client sums the others, which it read just before the call and
+-- passes as 'others' (added to this bucket's level for "available after").
+-- A lone deduction's line, and its refunds, live in the line's bucket
+-- (stock, flow, refunds, moves and outbox of that bucket's slot). Stock
+-- moves between buckets in two calls, out of one (cb_move_out) and into
+-- the other (cb_move_in), each idempotent by the move's id. Records carry
+-- the SKU's id and bk, the bucket, with that bucket's totals.
+
+local function cb_emit(outbox, kind, sku, bucket, t, ...)
+    local fields = {'ms', now_ms(), 'k', kind, 'sku', sku, 'bk', bucket, 'av', str(t.av),
+                    'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref), ...}
+    fields[#fields + 1] = 'bv'
+    fields[#fields + 1] = t.was
+    redis.call('XADD', outbox, '0-*', unpack(fields))
+end
+
+-- KEYS: stock, flow, outbox of the line's bucket. ARGV: line, qty, time_us,
+-- gen, sku, bucket, others, lag limits. As deduct, except that a bucket
+-- short of qty answers {'SHORT', its available} (the client moves stock
+-- in, or refuses with the sum).
+local function cb_deduct(keys, args)
+    local r = record(keys[2], args[1], args[4])
+    if r == 'moved' then return {'MOVED'} end
+    if r and r[5] == '-' and r[1] == args[2] then return {'REPLAY', r[4]} end
+    if r then return {'CONFLICT'} end
+    if lagging(keys[3], args[8], args[9]) then return {'LAGGING'} end
+    local t = totals(keys[1])
+    if not t then return {'NOTFOUND'} end
+    local qty = num(args[2])
+    if less(t.av, qty) then return {'SHORT', str(t.av)} end
+    if over(add(t.ded, qty)) then return {'OVERFLOW'} end
+    t.av, t.ded = sub(t.av, qty), add(t.ded, qty)
+    save(keys[1], t)
+    local after = str(add(t.av, num(args[7])))
+    redis.call('HSET', keys[2], args[1], line_text(args[2], '0', args[3], after, '-'))
+    cb_emit(keys[3], 'line', args[5], args[6], t, 'id', args[1], 'q', args[2], 't', args[3],
+            'o', '')
+    return {'OK', after}
+end
+
+-- KEYS: stock, flow, refunds, outbox of the line's bucket. ARGV: refund
+-- id, line, qty, gen, sku, bucket, others. As refund, on that bucket.
+local function cb_refund(keys, args)
+    local r = record(keys[3], args[1], args[4])
+    if r == 'moved' then return {'MOVED'} end
+    if r and r[1] == args[2] and r[2] == args[3] then return {'REPLAY', r[3]} end
+    if r then return {'CONFLICT'} end
+    local line = redis.call('HGET', keys[2], args[2])
+    if not line or line:sub(1, 1) == '~' then return {'NOTFOUND'} end
+    line = split(line)
+    local refundable = tonumber(line[1]) - tonumber(line[2])
+    local qty = tonumber(args[3])
+    if qty > refundable then return {'EXCEEDS', tostring(refundable)} end
+    local t = totals(keys[1])
+    local available = add(add(t.av, num(args[7])), num(args[3]))
+    if over(available) or over(add(t.ref, num(args[3]))) then return {'OVERFLOW'} end
+    t.av, t.ref = add(t.av, num(args[3])), add(t.ref, num(args[3]))
+    save(keys[1], t)
+    local after = str(available)
+    local refunded = tostring(tonumber(line[2]) + qty)
+    redis.call('HSET', keys[2], args[2], line_text(line[1], refunded, line[3], line[4],
+                                                   table.concat(line, ' ', 5)))
+    redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    cb_emit(keys[4], 'refund', args[5], args[6], t, 'id', args[1], 'line', args[2],
+            'q', args[3], 'lr', refunded)
+    return {'OK', after}
+end
+
+-- KEYS: stock, outbox of one bucket. ARGV: sku, bucket, the bucket's new
+-- available, the available the client read ('' for a bucket it found
+-- missing). Sets the bucket's level (its adjusted moves by the change, so
+-- I2 holds) unless it changed since the read: {'CHANGED'}.
+local function cb_set(keys, args)
+    local t = totals(keys[1])
+    if (t and t.was or '') ~= args[4] then return {'CHANGED'} end
+    t = t or zero()
+    t.was = t.was or '0'
+    local level = num(args[3])
+    t.adj, t.av = add(t.adj, sub(level, t.av)), level
+    if over(t.adj) then return {'OVERFLOW'} end
+    save(keys[1], t)
+    cb_emit(keys[2], 'set', args[1], args[2], t)
+    return {'OK'}
+end
+
+-- KEYS: the home's stock, adjustments, outbox. ARGV: delta, adjustment id
+-- ('' for none), gen, sku, others, the others' adjusted. As add, on the
+-- home alone; a write-off the home cannot cover answers {'SHORT', its
+-- available}.
+local function cb_add(keys, args)
+    if args[2] ~= '' then
+        local r = record(keys[2], args[2], args[3])
+        if r == 'moved' then return {'MOVED'} end
+        if r and r[1] == args[1] then return {'REPLAY', r[2]} end
+        if r then return {'CONFLICT'} end
+    end
+    local t = totals(keys[1])
+    if not t then return {'NOTFOUND'} end
+    local delta = num(args[1])
+    local level, adjusted = add(t.av, delta), add(t.adj, delta)
+    local available = add(level, num(args[5]))
+    if over(available) or over(add(adjusted, num(args[6]))) then return {'OVERFLOW'} end
+    if level[1] < 0 then return {'SHORT', str(t.av)} end
+    t.av, t.adj = level, adjusted
+    save(keys[1], t)
+    if args[2] ~= '' then
+        redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
+    end
+    cb_emit(keys[3], 'add', args[4], '0', t, 'id', args[2], 'q', args[1])
+    return {'OK', str(available)}
+end
+
+-- A move's first half. KEYS: stock, moves, outbox of the source bucket.
+-- ARGV: move id, units wanted, sku, bucket. Takes what the bucket has, up
+-- to the units wanted (an adjustment out of it), and records the move;
+-- {'OK', units taken}, the recorded units if the move was done already.
+local function cb_move_out(keys, args)
+    local done = redis.call('HGET', keys[2], args[1])
+    if done then return {'OK', done} end
+    local t = totals(keys[1]) or zero()
+    local give = less(t.av, num(args[2])) and t.av or num(args[2])
+    redis.call('HSET', keys[2], args[1], str(give))
+    if give[1] == 0 and give[2] == 0 then return {'OK', '0'} end
+    t.was = str(t.av)
+    t.av, t.adj = sub(t.av, give), sub(t.adj, give)
+    save(keys[1], t)
+    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', '-' .. str(give))
+    return {'OK', str(give)}
+end
+
+-- A move's second half. KEYS: stock, moves, outbox of the target bucket.
+-- ARGV: move id, units, sku, bucket. Adds the units once per move id.
+local function cb_move_in(keys, args)
+    if redis.call('HSETNX', keys[2], args[1], args[2]) == 0 or args[2] == '0' then
+        return 'OK'
+    end
+    local t = totals(keys[1]) or zero()
+    t.was = str(t.av)
+    t.av, t.adj = add(t.av, num(args[2])), add(t.adj, num(args[2]))
+    save(keys[1], t)
+    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', args[2])
+    return 'OK'
+end
+
+redis.register_function('stockd_v1_cb_deduct', cb_deduct)
+redis.register_function('stockd_v1_cb_refund', cb_refund)
+redis.register_function('stockd_v1_cb_set', cb_set)
+redis.register_function('stockd_v1_cb_add', cb_add)
+redis.register_function('stockd_v1_cb_move_out', cb_move_out)
+redis.register_function('stockd_v1_cb_move_in', cb_move_in)
 
 -- The library's entry points. (Loading runs with few globals: no pairs.)
 -- Reads are flagged no-writes, so that they still run on a server that is

@@ -231,6 +231,11 @@ static stock_code open_cluster(rd_store *store, char *message, size_t size)
     int owner = link->slot_node[rd_key_slot(key, (size_t)len)];
     rd_bound bound = rd_link_bound(store);
     code = rd_layout_check(link->nodes[owner].conn, &store->options, bound, message, size);
+    if (code == STOCK_OK) {
+        len = snprintf(key, sizeof key, "%sstock:buckets", store->options.prefix);
+        owner = link->slot_node[rd_key_slot(key, (size_t)len)];
+        code = rd_buckets_check(link->nodes[owner].conn, &store->options, bound, message, size);
+    }
     for (int i = 0; i < link->node_count && code == STOCK_OK; i++)
         code = rd_functions_load(link->nodes[i].conn, bound, message, size);
     return code;
@@ -244,7 +249,7 @@ static stock_code open_single(rd_store *store, char *message, size_t size)
     stock_code code = node_connect(store, 0, false, message, size);
     if (code == STOCK_OK)
         code = rd_layout_check(link->nodes[0].conn, &store->options, bound, message, size);
-    if (code == STOCK_OK)   /* a cluster refuses buckets > 1 before it connects */
+    if (code == STOCK_OK)
         code = rd_buckets_check(link->nodes[0].conn, &store->options, bound, message, size);
     if (code == STOCK_OK)
         code = rd_functions_load(link->nodes[0].conn, bound, message, size);

@@ -23,7 +23,7 @@
 #include "lib/message.h"
 
 #define RD_SCAN_COUNT "1000"    /* SCAN / HSCAN's COUNT hint per call */
-#define RD_KEY_MAX (RD_PREFIX_MAX + STOCK_ID_MAX + 16)
+#define RD_KEY_MAX (RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 24)
 
 /* The page being built: up to 2 * max candidates, cut back to the max
  * smallest when full. */
@@ -125,6 +125,29 @@ static size_t key_of(const rd_store *store, const char *kind, stock_id id, const
     return (size_t)len;
 }
 
+/* The key of bucket (0: the home) of sku, with suffix. */
+static size_t bucket_key(const rd_store *store, stock_id sku, uint32_t bucket, const char *suffix,
+                         char out[RD_KEY_MAX])
+{
+    if (bucket == 0)
+        return key_of(store, "sku", sku, suffix, out);
+    char tag[RD_BUCKET_TAG_MAX];
+    rd_bucket_tag(sku, bucket, store->options.buckets, tag, sizeof tag);
+    return key_of(store, "skub", (stock_id){tag, strlen(tag)}, suffix, out);
+}
+
+/* The key of a record hash at a directory entry's owner: a SKU's home, or
+ * with buckets on a cluster a location "S j" (rd_cb_location). */
+static size_t owner_key(const rd_store *store, const char *owner, const char *suffix,
+                        char out[RD_KEY_MAX])
+{
+    uint32_t bucket = 0;
+    stock_id sku = rd_cb_location_parse(owner, &bucket);
+    if (!rd_cb_on(&store->options) || bucket >= store->options.buckets)
+        bucket = 0;
+    return bucket_key(store, sku, bucket, suffix, out);
+}
+
 /* HGET key field: the reply (string or nil); NULL on a failure. */
 static redisReply *hget(rd_store *store, worker_listing *listing, const char *key, const char *field,
                         size_t field_len)
@@ -182,8 +205,17 @@ static bool names_exist(rd_store *store, worker_listing *listing)
         size_t lengths[] = {6, key_of(store, "sku", request->after, "", key)};
         reply = command(store, listing, -1, 2, argv, lengths);
     } else {
-        key_of(store, "sku", request->of, ":flow", key);
+        /* With buckets on a cluster a lone line lies in its bucket's flow,
+         * an order's line in the home's. */
+        uint32_t bucket = rd_cb_on(&store->options)
+                              ? rd_cb_line_bucket(request->after, store->options.buckets) : 0;
+        bucket_key(store, request->of, bucket, ":flow", key);
         reply = hget(store, listing, key, request->after.ptr, request->after.len);
+        if (reply != NULL && bucket != 0 && reply->type != REDIS_REPLY_STRING) {
+            freeReplyObject(reply);
+            key_of(store, "sku", request->of, ":flow", key);
+            reply = hget(store, listing, key, request->after.ptr, request->after.len);
+        }
     }
     if (reply == NULL)
         return false;
@@ -286,10 +318,14 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page, co
     snprintf(pattern + used, sizeof pattern - used, "{sku:*}");
     snprintf(of, sizeof of, "%.*s", (int)request->of.len, request->of.ptr ? request->of.ptr : "");
     if (refunds)
-        key_of(store, "sku", stock_id_from_cstr(sku), ":refunds", key);
+        owner_key(store, sku, ":refunds", key);
     else if (!skus)
         key_of(store, "sku", request->of, ":flow", key);
     int node = 0, last_node = skus ? store->link.node_count - 1 : 0;
+    /* With buckets on a cluster a SKU's lines lie in every bucket's flow. */
+    uint32_t bucket = 0;
+    uint32_t last_bucket = !skus && !refunds && rd_cb_on(&store->options)
+                               ? store->options.buckets - 1 : 0;
     for (;;) {
         const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", RD_SCAN_COUNT};
         const char *hscan[] = {"HSCAN", key, cursor, "COUNT", RD_SCAN_COUNT};
@@ -312,6 +348,10 @@ static bool scan_all(rd_store *store, worker_listing *listing, rd_page *page, co
         freeReplyObject(reply);
         if (strcmp(cursor, "0") != 0)
             continue;
+        if (bucket < last_bucket) {
+            bucket_key(store, request->of, ++bucket, ":flow", key);
+            continue;
+        }
         if (node == last_node)
             break;
         node++;   /* a cluster: the next master's keys, from the start */
@@ -331,14 +371,15 @@ static bool link_lost(rd_store *store, worker_listing *listing, const redisConte
     return false;
 }
 
-/* Reads the totals of each SKU of the page, pipelined, through the get
- * function, which sums a SKU's buckets. */
-static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
+/* Adds the totals of bucket (with alone: that bucket alone) of each SKU of
+ * the page to its entry. */
+static bool read_bucket_totals(rd_store *store, worker_listing *listing, rd_page *page,
+                               uint32_t bucket, bool alone)
 {
     char key[RD_KEY_MAX];
     int nodes[STOCK_LIST_MAX];   /* each SKU's node: its replies come back in order */
     for (uint32_t i = 0; i < page->count; i++) {
-        size_t len = key_of(store, "sku", stock_id_from_cstr(page->slots[i].id), "", key);
+        size_t len = bucket_key(store, stock_id_from_cstr(page->slots[i].id), bucket, "", key);
         nodes[i] = node_of(store, key, len);
         if (nodes[i] == RD_NO_NODE) {
             message_set(listing->message, listing->message_size, "redis: listing: no "
@@ -348,10 +389,11 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
         }
         redisContext *conn = node_conn(store, nodes[i]);
         rd_cmd *cmd = &store->cmd;
+        stock_id sku = stock_id_from_cstr(page->slots[i].id);
         rd_cmd_fcall(cmd, "get");
-        rd_cmd_key(cmd, store->options.prefix, "sku", stock_id_from_cstr(page->slots[i].id), "");
-        rd_cmd_buckets(cmd, store->options.prefix, stock_id_from_cstr(page->slots[i].id),
-                       store->options.buckets);
+        rd_cb_key(cmd, &store->options, sku, bucket, "");
+        if (!alone)
+            rd_cmd_buckets(cmd, store->options.prefix, sku, store->options.buckets);
         if (redisAppendCommandArgv(conn, cmd->argc, cmd->argv, cmd->len) != REDIS_OK)
             return link_lost(store, listing, conn);
     }
@@ -361,11 +403,27 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
         if (redisGetReply(conn, &raw) != REDIS_OK || raw == NULL)
             return link_lost(store, listing, conn);
         redisReply *reply = raw;
-        page->slots[i].info.sku_info = (stock_sku_info){
-            rd_element_i64(reply, 1), rd_element_i64(reply, 2), rd_element_i64(reply, 3),
-            rd_element_i64(reply, 4), 0};
+        stock_sku_info *info = &page->slots[i].info.sku_info;
+        info->available += rd_element_i64(reply, 1);
+        info->adjusted += rd_element_i64(reply, 2);
+        info->deducted += rd_element_i64(reply, 3);
+        info->refunded += rd_element_i64(reply, 4);
         freeReplyObject(reply);
     }
+    return true;
+}
+
+/* Reads the totals of each SKU of the page, pipelined, through the get
+ * function, which sums a SKU's buckets; with buckets on a cluster, one get
+ * per bucket (each in its own slot), summed here. */
+static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
+{
+    uint32_t gets = rd_cb_on(&store->options) ? store->options.buckets : 1;
+    for (uint32_t i = 0; i < page->count; i++)
+        page->slots[i].info.sku_info = (stock_sku_info){0};
+    for (uint32_t bucket = 0; bucket < gets; bucket++)
+        if (!read_bucket_totals(store, listing, page, bucket, gets > 1))
+            return false;
     return true;
 }
 
@@ -375,7 +433,7 @@ static bool read_totals(rd_store *store, worker_listing *listing, rd_page *page)
 static bool order_record(rd_store *store, worker_listing *listing, char key[RD_KEY_MAX],
                          const char **field, size_t *field_len)
 {
-    char gen[RD_GEN_MAX], owner[STOCK_ID_MAX + 1];
+    char gen[RD_GEN_MAX], owner[RD_OWNER_MAX];
     stock_id order = listing->request->of;
     const char *argv[] = {"GET", key};
     size_t lengths[] = {3, key_of(store, "order", order, "", key)};
@@ -477,7 +535,7 @@ static bool not_found(worker_listing *listing, const char *what, stock_id id)
 
 /* The SKU of the line `of` (its directory entry), which must be a line of
  * that SKU's flow, and `after` a refund of it. */
-static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOCK_ID_MAX + 1])
+static bool refund_names(rd_store *store, worker_listing *listing, char sku[RD_OWNER_MAX])
 {
     const list_request *request = listing->request;
     char key[RD_KEY_MAX], gen[RD_GEN_MAX];
@@ -490,7 +548,7 @@ static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOC
     freeReplyObject(reply);
     if (!found)
         return not_found(listing, "line", request->of);
-    key_of(store, "sku", stock_id_from_cstr(sku), ":flow", key);
+    owner_key(store, sku, ":flow", key);
     if ((reply = hget(store, listing, key, request->of.ptr, request->of.len)) == NULL)
         return false;
     found = reply->type == REDIS_REPLY_STRING && reply->str[0] != '~';
@@ -499,7 +557,7 @@ static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOC
         return not_found(listing, "line", request->of);
     if (request->after.ptr == NULL)
         return true;
-    key_of(store, "sku", stock_id_from_cstr(sku), ":refunds", key);
+    owner_key(store, sku, ":refunds", key);
     if ((reply = hget(store, listing, key, request->after.ptr, request->after.len)) == NULL)
         return false;
     stock_refund_info refund;
@@ -514,7 +572,7 @@ static bool refund_names(rd_store *store, worker_listing *listing, char sku[STOC
 static bool list_scanned(rd_store *store, worker_listing *listing, rd_page *page)
 {
     stock_list_kind kind = listing->request->kind;
-    char sku[STOCK_ID_MAX + 1] = "";
+    char sku[RD_OWNER_MAX] = "";
     if (kind == STOCK_LIST_LINE_REFUNDS)
         return refund_names(store, listing, sku) && scan_all(store, listing, page, sku);
     return names_exist(store, listing) && scan_all(store, listing, page, NULL) &&

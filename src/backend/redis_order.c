@@ -37,6 +37,13 @@ static void order_fail_reply(rd_store *store, stock_op *op, const redisReply *re
         rd_fail_server(op, reply);
 }
 
+/* The buckets an order's calls pass per SKU: with buckets on a cluster,
+ * none but the home, which rd_cb_gather filled with the SKU's stock. */
+static uint32_t order_buckets(const rd_store *store)
+{
+    return rd_cb_on(&store->options) ? 1 : store->options.buckets;
+}
+
 /* Fences kind:id out of owner `other` (generation gen). Returns 1 when a
  * real record holds it there, 0 when fenced, -1 on failure (op failed). */
 static int fence_sync(rd_store *store, stock_op *op, const char *kind, stock_id id,
@@ -48,8 +55,11 @@ static int fence_sync(rd_store *store, stock_op *op, const char *kind, stock_id 
         rd_cmd_key(cmd, store->options.prefix, kind, id, ":x");
     } else {
         rd_cmd_fcall(cmd, "fence");
-        rd_cmd_key(cmd, store->options.prefix, "sku", stock_id_from_cstr(other),
-                rd_record_suffix(kind));
+        if (rd_cb_on(&store->options))
+            rd_cb_fence_key(cmd, &store->options, kind, id, other);
+        else
+            rd_cmd_key(cmd, store->options.prefix, "sku", stock_id_from_cstr(other),
+                       rd_record_suffix(kind));
         rd_cmd_id(cmd, id);
         rd_cmd_argf(cmd, "%s", gen);
     }
@@ -92,9 +102,9 @@ static bool claim_settle(rd_store *store, stock_op *op, const char *kind, stock_
                          stock_id owner, const char *found, const char *found_gen, char *gen,
                          bool *elsewhere)
 {
-    char owner_text[STOCK_ID_MAX + 1];
+    char owner_text[RD_OWNER_MAX];
     snprintf(owner_text, sizeof owner_text, "%.*s", (int)owner.len, owner.ptr);
-    char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
+    char other[RD_OWNER_MAX], other_gen[RD_GEN_MAX];
     snprintf(other, sizeof other, "%s", found);
     snprintf(other_gen, sizeof other_gen, "%s", found_gen);
     for (int attempt = 0; attempt < RD_RESTARTS_MAX; attempt++) {
@@ -143,7 +153,7 @@ static bool order_claim_lines(rd_store *store, stock_op *op, rd_order_line *info
             order_fail_reply(store, op, replies[i]);
     }
     for (uint32_t i = 0; i < op->line_count && ok; i++) {
-        char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
+        char other[RD_OWNER_MAX], other_gen[RD_GEN_MAX];
         info[i].elsewhere = false;
         if (!rd_claim_parse(replies[i], op->lines[i].sku, info[i].gen, other, other_gen))
             ok = claim_settle(store, op, "line", op->lines[i].line_id, op->lines[i].sku,
@@ -190,7 +200,7 @@ static void push_sku_keys(rd_store *store, const stock_order_line *lines, uint32
             rd_cmd_key(&store->cmd, store->options.prefix, "sku", lines[i].sku, ":flow");
             info[i].others = store->cmd.keys + 1;
             rd_cmd_buckets(&store->cmd, store->options.prefix, lines[i].sku,
-                           store->options.buckets);
+                           order_buckets(store));
         }
     }
 }
@@ -205,7 +215,7 @@ static void push_line_args(rd_store *store, const stock_order_line *l, const rd_
     rd_cmd_argf(cmd, "%s", info->gen);
     rd_cmd_argf(cmd, "%d", info->elsewhere ? 1 : 0);
     rd_cmd_argf(cmd, "%d", info->others);
-    rd_cmd_argf(cmd, "%u", store->options.buckets - 1);
+    rd_cmd_argf(cmd, "%u", order_buckets(store) - 1);
 }
 
 /* Maps an order function's failure (code, 1-based line index, value). */
@@ -239,7 +249,7 @@ static int order_claim(rd_store *store, stock_op *op, const char *owner, char *g
         return -1;
     }
     bool elsewhere = false;
-    char other[STOCK_ID_MAX + 1], other_gen[RD_GEN_MAX];
+    char other[RD_OWNER_MAX], other_gen[RD_GEN_MAX];
     bool ok = rd_claim_parse(reply, owner_id, gen, other, other_gen) ||
               claim_settle(store, op, "order", op->id, owner_id, other, other_gen, gen,
                            &elsewhere);
@@ -260,7 +270,7 @@ static void order_results(stock_op *op, const redisReply *reply, size_t first)
  * when an id moved meanwhile and the order must start again. */
 static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, const char *spec)
 {
-    char owner[STOCK_ID_MAX + 1], gen[RD_GEN_MAX];
+    char owner[RD_OWNER_MAX], gen[RD_GEN_MAX];
     snprintf(owner, sizeof owner, "%.*s", (int)op->lines[0].sku.len, op->lines[0].sku.ptr);
     if (order_claim(store, op, owner, gen) != 1 || !order_claim_lines(store, op, info))
         return false;
@@ -666,11 +676,11 @@ void rd_order_run(rd_store *store, stock_op *op)
     char *spec = store->spec;
     rd_order_line info[STOCK_ORDER_LINES_MAX];
     order_spec(op, spec, RD_SPEC_MAX);
-    /* With buckets (one server only), every order is one call: a server
-     * that is not a cluster takes keys of any slot. */
+    /* With buckets on one server, every order is one call: a server that
+     * is not a cluster takes keys of any slot. */
     bool one_slot = true;
     for (uint32_t i = 0; i < op->line_count; i++) {
-        info[i].slot = store->options.buckets > 1 ? 0 : rd_tag_slot("sku", op->lines[i].sku);
+        info[i].slot = order_buckets(store) > 1 ? 0 : rd_tag_slot("sku", op->lines[i].sku);
         one_slot = one_slot && info[i].slot == info[0].slot;
     }
     for (int round = 0; round <= RD_RESTARTS_MAX; round++) {

@@ -255,11 +255,6 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     if (code == STOCK_OK && options->seed_count > 1 && !options->cluster)
         return fail(message, size, STOCK_INVALID, "several hosts name a Redis Cluster's seed "
                     "nodes: add cluster=1 (one server takes one host)");
-    /* A cluster cannot take a call over the buckets' slots: a set or a
-     * deduction no single bucket covers would need a multi-slot protocol. */
-    if (code == STOCK_OK && options->cluster && options->buckets > 1)
-        return fail(message, size, STOCK_UNSUPPORTED, "buckets=%u on a Redis Cluster is not "
-                    "built yet (only on one server); use buckets=1", options->buckets);
     assert(code != STOCK_OK || options->seeds[0].port > 0);
     return code;
 }

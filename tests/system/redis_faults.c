@@ -96,7 +96,7 @@ static const options_case option_cases[] = {
     {"?wait=17", STOCK_INVALID, "wait"},
     {"?buckets=0", STOCK_INVALID, "buckets"},
     {"?buckets=17", STOCK_INVALID, "buckets must be an integer in 1..16"},
-    {"?buckets=2&cluster=1", STOCK_UNSUPPORTED, "buckets=2 on a Redis Cluster is not built"},
+    {"?buckets=2&cluster=1", STOCK_INVALID, "cluster=1, but the server is not a Redis Cluster node"},
     {"?password=", STOCK_INVALID, "password"},
     {"?prefix", STOCK_INVALID, "no value"},
     {"/3", STOCK_INVALID, "database"},
