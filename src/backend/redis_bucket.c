@@ -41,7 +41,8 @@ void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buck
     char tag[RD_BUCKET_TAG_MAX];
     for (uint32_t j = 1; j < buckets; j++) {
         rd_bucket_tag(sku, j, buckets, tag, sizeof tag);
-        rd_cmd_key(cmd, prefix, "skub", stock_id_from_cstr(tag), "");
+        /* The whole tag: it is longer than an id when the SKU's id is long. */
+        rd_cmd_key(cmd, prefix, "skub", (stock_id){tag, strlen(tag)}, "");
     }
 }
 

@@ -223,6 +223,37 @@ static void messages_hold_whole_64_byte_ids(void **state)
     assert_true(strlen(message) > strlen(prefix));
 }
 
+/* SKUs of the longest ids that differ in their last byte only are SKUs
+ * apart (a backend that spreads a SKU over several keys must name them by
+ * the whole id; eight of them, so that names cut short would meet). */
+static void longest_skus_differing_at_the_end_are_apart(void **state)
+{
+    (void)state;
+    enum { COUNT = 8 };
+    char skus[COUNT][CONF_ID_SIZE];
+    char message[STOCK_MESSAGE_MAX] = "";
+    conf_long_id("sku", skus[0]);
+    for (int i = 0; i < COUNT; i++) {
+        memcpy(skus[i], skus[0], CONF_ID_SIZE);
+        skus[i][STOCK_ID_MAX - 1] = (char)('a' + i);
+        assert_code(stock_set(conf_store, skus[i], 10 * (i + 1) + i, NULL, NULL, message),
+                    STOCK_OK, message);
+    }
+    for (int i = 0; i < COUNT; i++) {
+        stock_sku_info info;
+        assert_code(stock_get(conf_store, skus[i], &info, message), STOCK_OK, message);
+        assert_i64(info.available, 10 * (i + 1) + i);
+        assert_code(stock_deduct(conf_store, conf_id("line"), skus[i], 10 * (i + 1) + i, NULL,
+                                 message), STOCK_OK, message);
+    }
+    for (int i = 0; i < COUNT; i++) {
+        stock_sku_info info;
+        assert_code(stock_get(conf_store, skus[i], &info, message), STOCK_OK, message);
+        assert_i64(info.available, 0);
+        assert_i64(info.deducted, 10 * (i + 1) + i);
+    }
+}
+
 /* SKUs, line ids, order ids, refund ids and adjustment ids are five
  * namespaces: one string can name one of each. */
 static void id_namespaces_are_separate(void **state)
@@ -260,6 +291,7 @@ int conf_run_deduct(void)
         cmocka_unit_test(line_id_with_other_parameters_conflicts),
         cmocka_unit_test(deduct_of_an_order_line_conflicts),
         cmocka_unit_test(messages_hold_whole_64_byte_ids),
+        cmocka_unit_test(longest_skus_differing_at_the_end_are_apart),
         cmocka_unit_test(id_namespaces_are_separate),
     };
     return cmocka_run_group_tests_name("deduct", tests, NULL, NULL);
