@@ -246,6 +246,8 @@ static bool repoint(sharded_store *store, const stock_op *op, uint32_t shard, ch
     snprintf(id, sizeof id, "%.*s", (int)op->id.len, op->id.ptr);
     snprintf(target, sizeof target, "%u", shard);
     const char *values[3] = {kind, id, target};
+    if (!shard_unfence(store, shard, kind[0], op->id, error, size))
+        return false;
     PGresult *result = shard_exec(store, shard_of(store, op->id), repoint_sql, 3, values,
                                   PGRES_COMMAND_OK, error, size);
     PQclear(result);

@@ -5,7 +5,9 @@
 # over 3 shards with every SKU hot (hot=3:*), from two stores at once, and
 # over 1 shard; opening refused with members in
 # another order, one missing, one from another map, and on a server without
-# max_prepared_transactions, each with a message naming the member; stockd
+# max_prepared_transactions, each with a message naming the member; two
+# processes deducting the same line ids at once for SKUs on different
+# shards (tests/system/shard_race.c): each id won by exactly one; stockd
 # serving a sharded store, whose sweep prunes the decisions of finished
 # carts, and only those. 55-sharded-crash.sh kills writers mid-cart.
 set -eu
@@ -123,6 +125,53 @@ seller=$!
 wait "$seller" || { cat "$LOG/hot-sell.log"; exit 1; }
 grep -i "check" "$LOG/hot-sell.log" "$LOG/hot-bench.log" | head -n 4
 
+echo "== two stores racing on the same line ids for SKUs on different shards (docs/sharded.md, \"The id directory\")"
+race_ids=400 race_stock=100000
+case $BUILD in *san*) race_ids=150 ;; esac
+shard_holding() {   # the member that holds SKU $1's row
+    local i
+    for i in 0 1 2; do
+        [ "$(psql_on "${members[$i]}" "SELECT count(*) FROM inventory WHERE sku_id = '$1'")" -gt 0 ] && echo "$i"
+    done
+    return 0
+}
+"$BUILD/stockctl" --store "$THREE" set race-a "$race_stock" >/dev/null
+home_a=$(shard_holding race-a) sku_b=
+for n in $(seq 1 20); do
+    "$BUILD/stockctl" --store "$THREE" set "race-b$n" "$race_stock" >/dev/null
+    [ "$(shard_holding "race-b$n")" != "$home_a" ] && { sku_b=race-b$n; break; }
+done
+[ -n "$sku_b" ] || { echo "FAIL: no SKU on another shard than race-a's"; exit 1; }
+for round in 1 2 3; do
+    start=$(($(date +%s) + 2))
+    "$BUILD/tests/shard_race" "$THREE" race-a "race$round-" "$race_ids" "$start" >"$LOG/race-a$round.log" & racer=$!
+    "$BUILD/tests/shard_race" "$THREE" "$sku_b" "race$round-" "$race_ids" "$start" >"$LOG/race-b$round.log"
+    wait "$racer"
+done
+cat "$LOG"/race-a?.log >"$LOG/race-a.log"
+cat "$LOG"/race-b?.log >"$LOG/race-b.log"
+both=$(join <(grep ' OK$' "$LOG/race-a.log" | sort) <(grep ' OK$' "$LOG/race-b.log" | sort) | wc -l)
+wins_a=$(grep -c ' OK$' "$LOG/race-a.log" || true)
+wins_b=$(grep -c ' OK$' "$LOG/race-b.log" || true)
+neither=$(join <(grep -v ' OK$' "$LOG/race-a.log" | sort) <(grep -v ' OK$' "$LOG/race-b.log" | sort) | wc -l)
+echo "race: $((3 * race_ids)) ids, race-a won $wins_a, $sku_b won $wins_b, both $both, neither $neither;" \
+     "losers answered: $(cat "$LOG/race-a.log" "$LOG/race-b.log" | grep -v ' OK$' | cut -d' ' -f2 | sort | uniq -c | tr '\n' ' ')"
+[ "$both" = 0 ] || { echo "FAIL: $both line ids were deducted by both stores"; exit 1; }
+[ "$neither" = 0 ] || { echo "FAIL: $neither line ids were deducted by neither store"; exit 1; }
+lines=0
+for uri in "${members[@]}"; do
+    lines=$((lines + $(psql_on "$uri" "SELECT count(*) FROM inventory_flow WHERE line_id LIKE 'race_-%'")))
+done
+[ "$lines" = "$((3 * race_ids))" ] || { echo "FAIL: $lines lines on the members for $((3 * race_ids)) ids"; exit 1; }
+for sku in race-a "$sku_b"; do
+    want=$((race_stock - $(grep -c ' OK$' "$LOG/$([ "$sku" = race-a ] && echo race-a || echo race-b).log")))
+    "$BUILD/stockctl" --store "$THREE" get "$sku" | grep -q "available *$want\$" ||
+        { echo "FAIL: $sku: want $want available"; "$BUILD/stockctl" --store "$THREE" get "$sku"; exit 1; }
+done
+sample=$(grep ' OK$' "$LOG/race-a.log" | head -n 1 | cut -d' ' -f1)
+"$BUILD/stockctl" --store "$THREE" line "$sample" | grep -q "race-a" ||
+    { echo "FAIL: the line $sample that race-a won does not name it"; "$BUILD/stockctl" --store "$THREE" line "$sample"; exit 1; }
+"$BUILD/stockctl" reconcile "$THREE" >/dev/null || { echo "FAIL: reconcile (I2) after the race"; exit 1; }
 echo "== stockd serving the 3-shard store"
 port=$(pg_free_port) http=$(pg_free_port)
 "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
