@@ -107,7 +107,7 @@ static const char shard_schema_sql[] =
     "-- Refuses a statement that writes a fenced id: one trigger per id table,\n"
     "-- each with its own function (static SQL: its plan is kept). SQLSTATE\n"
     "-- SF001: not one to retry.\n"
-    "DO $$\n"
+    "DO $do$\n"
     "DECLARE t record;\n"
     "BEGIN\n"
     "    FOR t IN SELECT * FROM (VALUES ('inventory_flow', 'L', 'line_id'),\n"
@@ -134,7 +134,7 @@ static const char shard_schema_sql[] =
     "                           'stock_fence_' || lower(t.kind));\n"
     "        END IF;\n"
     "    END LOOP;\n"
-    "END $$;\n";
+    "END $do$;\n";
 
 static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, const char *who,
                     char *message, size_t size)
