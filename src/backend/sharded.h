@@ -52,9 +52,9 @@
  * fence once it is this old: a store still taking the id over (between two
  * statements, each bounded by stock_timeout_ms) would need the entry to
  * name that shard for its re-pointing, and only a client frozen for a day
- * could still be there. A page of fences per member and pruning. */
+ * could still be there. Read SHARD_FENCE_HEAL_PAGE fences at a time. */
 #define SHARD_FENCE_HEAL_AGE_S SHARD_PRUNE_ABORT_AGE_S
-#define SHARD_FENCE_HEAL_PAGE "100"
+#define SHARD_FENCE_HEAL_PAGE 100
 
 /* Where an op goes. */
 enum {

@@ -688,27 +688,46 @@ static int heal_one(const sharded_store *store, PGconn *const *conns, uint32_t i
     return result != NULL ? 1 : -1;
 }
 
+/* heal_one on every fence of member i older than before (microseconds),
+ * page by page in key order, so that the fences that must stay (their
+ * entry names another shard) do not hide the ones after them. */
+static int heal_member(const sharded_store *store, PGconn *const *conns, uint32_t i,
+                       const char *before, uint32_t timeout_ms, char *error, size_t size)
+{
+    char kind[2] = "", id[STOCK_ID_MAX + 1] = "", page[16];
+    snprintf(page, sizeof page, "%d", SHARD_FENCE_HEAL_PAGE);
+    int healed = 0, rows = SHARD_FENCE_HEAL_PAGE;
+    while (rows == SHARD_FENCE_HEAL_PAGE && healed >= 0) {
+        const char *values[4] = {before, kind, id, page};
+        PGresult *result = shard_query(conns[i], i, timeout_ms, "SELECT kind, id FROM "
+                                       "stock_fences WHERE time_us < $1::bigint AND (kind, id) "
+                                       "> ($2, $3) ORDER BY kind, id LIMIT $4::integer", 4,
+                                       values, PGRES_TUPLES_OK, error, size);
+        if (result == NULL)
+            return -1;
+        rows = PQntuples(result);
+        for (int row = 0; row < rows && healed >= 0; row++) {
+            snprintf(kind, sizeof kind, "%s", PQgetvalue(result, row, 0));
+            snprintf(id, sizeof id, "%s", PQgetvalue(result, row, 1));
+            int one = heal_one(store, conns, i, kind, id, timeout_ms, error, size);
+            healed = one < 0 ? -1 : healed + one;
+        }
+        PQclear(result);
+    }
+    return healed;
+}
+
 int shard_heal_fences(const sharded_store *store, PGconn *const *conns, uint32_t timeout_ms,
                       char *error, size_t size)
 {
     char before[24];
     snprintf(before, sizeof before, "%" PRId64,
              clock_now_us(CLOCK_REALTIME) - (int64_t)SHARD_FENCE_HEAL_AGE_S * 1000000);
-    const char *values[1] = {before};
     int healed = 0;
     for (uint32_t i = 0; i < store->count && healed >= 0; i++) {
-        PGresult *result = conns[i] == NULL ? NULL
-            : shard_query(conns[i], i, timeout_ms, "SELECT kind, id FROM stock_fences WHERE "
-                          "time_us < $1::bigint LIMIT " SHARD_FENCE_HEAL_PAGE, 1, values,
-                          PGRES_TUPLES_OK, error, size);
-        if (conns[i] != NULL && result == NULL)
-            healed = -1;
-        for (int row = 0; result != NULL && row < PQntuples(result) && healed >= 0; row++) {
-            int one = heal_one(store, conns, i, PQgetvalue(result, row, 0),
-                               PQgetvalue(result, row, 1), timeout_ms, error, size);
-            healed = one < 0 ? -1 : healed + one;
-        }
-        PQclear(result);
+        int one = conns[i] != NULL ? heal_member(store, conns, i, before, timeout_ms, error, size)
+                                   : 0;
+        healed = one < 0 ? -1 : healed + one;
     }
     return healed;
 }
