@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/sharded_fences.sh -- what the fence triggers of the sharded backend
-# cost (docs/sharded.md, "The id directory"): stockbench's uniform workload
+# cost (docs/sharded.md, "One id, one winner"): stockbench's uniform workload
 # over 100,000 SKUs on a sharded store of 3 members, with the triggers
 # enabled and then disabled (ALTER TABLE ... DISABLE TRIGGER), ROUNDS times
 # in turn, so that the machine's drift hits both alike. The databases are

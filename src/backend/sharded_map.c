@@ -79,7 +79,7 @@ static const char shard_schema_sql[] =
     "$$;\n"
     "-- Fences: the ids another shard took over from this one. An op that claimed\n"
     "-- one for this shard may still be on its way here; the fence makes it fail\n"
-    "-- instead of using the id a second time (docs/sharded.md, \"The id directory\").\n"
+    "-- instead of using the id a second time (docs/sharded.md, \"One id, one winner\").\n"
     "CREATE TABLE IF NOT EXISTS stock_fences (\n"
     "    kind text NOT NULL,\n"
     "    id text NOT NULL,\n"

@@ -125,7 +125,7 @@ seller=$!
 wait "$seller" || { cat "$LOG/hot-sell.log"; exit 1; }
 grep -i "check" "$LOG/hot-sell.log" "$LOG/hot-bench.log" | head -n 4
 
-echo "== two stores racing on the same line ids for SKUs on different shards (docs/sharded.md, \"The id directory\")"
+echo "== two stores racing on the same line ids for SKUs on different shards (docs/sharded.md, \"One id, one winner\")"
 race_ids=400 race_stock=100000
 case $BUILD in *san*) race_ids=150 ;; esac
 shard_holding() {   # the member that holds SKU $1's row
@@ -232,7 +232,7 @@ for _ in $(seq 150); do [ "$(decisions "gid LIKE '%:f00:3'")" = 0 ] && break; sl
 [ "$(decisions "gid LIKE '%:f00:3'")" = 0 ] || { echo "FAIL: a decision was kept after its transaction ended"; exit 1; }
 echo "pruned: the last one, once its transaction ended"
 
-echo "== the sweep lifts a day-old fence left on the shard its id's entry names (docs/sharded.md, \"The id directory\")"
+echo "== the sweep lifts a day-old fence left on the shard its id's entry names (docs/sharded.md, \"One id, one winner\")"
 for line in fence-l1 fence-l2; do
     "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" deduct "$line" prune-sku-0 1 >/dev/null
 done

@@ -1,7 +1,7 @@
 /*
  * shard_race.c -- the sharded backend's id race helper: two processes
  * deducting the same line ids at the same moment, each for its own SKU,
- * the two SKUs on different shards (docs/sharded.md, "The id directory").
+ * the two SKUs on different shards (docs/sharded.md, "One id, one winner").
  *
  *   shard_race URI SKU PREFIX COUNT START
  *       waits until the wall clock reaches START (seconds since the epoch,
