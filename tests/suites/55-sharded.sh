@@ -213,11 +213,13 @@ now_us=$(($(date +%s) * 1000000))
 # gid is still prepared on B (kept; coordinator 9 is no member, so recovery
 # leaves it alone).
 for uri in "${members[@]}"; do psql_on "$uri" "UPDATE stock_decisions SET time_us = time_us - 120000000" >/dev/null; done
+# Prepared before its decision is written: a sweep between the two would
+# otherwise find an old commit that nothing lists as prepared, and prune it.
+psql_on "$B" "BEGIN; PREPARE TRANSACTION 'stock:$map:9:f00:3'" >/dev/null
 psql_on "$A" "INSERT INTO stock_decisions VALUES
     ('stock:$map:0:f00:1', false, $((now_us - 3600000000))),
     ('stock:$map:0:f00:2', false, $((now_us - 172800000000))),
     ('stock:$map:9:f00:3', true, $((now_us - 120000000)))" >/dev/null
-psql_on "$B" "BEGIN; PREPARE TRANSACTION 'stock:$map:9:f00:3'" >/dev/null
 for _ in $(seq 150); do
     [ "$(decisions "gid NOT LIKE '%:f00:%'")" = 0 ] && [ "$(decisions "gid LIKE '%:f00:2'")" = 0 ] && break
     sleep 0.2
