@@ -373,6 +373,12 @@ static void *sweep_main(void *arg)
             else if (pruned > 0)
                 stock_log(&store->log, STOCK_LOG_DEBUG, "sharded sweep: pruned %d decision(s)",
                           pruned);
+            int healed = shard_heal_fences(store, conns, timeout_ms, error, sizeof error);
+            if (healed < 0)
+                stock_log(&store->log, STOCK_LOG_WARNING, "sharded sweep: fences: %s", error);
+            else if (healed > 0)
+                stock_log(&store->log, STOCK_LOG_NOTICE, "sharded sweep: lifted %d fence(s) "
+                          "left on the shard their id's entry names", healed);
         }
         pthread_mutex_lock(&store->mutex);
     }

@@ -46,6 +46,15 @@
 #define SHARD_PRUNE_INTERVAL_MS 10000
 #define SHARD_PRUNE_COMMIT_AGE_S 60
 #define SHARD_PRUNE_ABORT_AGE_S 86400
+/* A fence (stock_fences) left on the shard its id's directory entry names
+ * -- a store that took the id over died between fencing and re-pointing
+ * the entry -- holds off every op of that id there. The sweep lifts such a
+ * fence once it is this old: a store still taking the id over (between two
+ * statements, each bounded by stock_timeout_ms) would need the entry to
+ * name that shard for its re-pointing, and only a client frozen for a day
+ * could still be there. Read SHARD_FENCE_HEAL_PAGE fences at a time. */
+#define SHARD_FENCE_HEAL_AGE_S SHARD_PRUNE_ABORT_AGE_S
+#define SHARD_FENCE_HEAL_PAGE 100
 
 /* Where an op goes. */
 enum {
@@ -337,6 +346,12 @@ int shard_resolve_in_doubt(PGconn *const *conns, uint32_t count, const char *map
 int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_id,
                           uint32_t timeout_ms, char *error, size_t size);
 
+/* Lifts the fences older than SHARD_FENCE_HEAL_AGE_S that sit on the shard
+ * their id's directory entry names, on the members reachable through conns.
+ * Returns the count lifted, -1 on an error (error says). */
+int shard_heal_fences(const sharded_store *store, PGconn *const *conns, uint32_t timeout_ms,
+                      char *error, size_t size);
+
 /* Records commit (or abort) for gid on its coordinator's session unless a
  * decision is there, and returns the one the table holds: 1 commit, 0
  * abort, -1 error (error says). */
@@ -354,6 +369,13 @@ bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, b
 PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
                       const char *const *values, ExecStatusType want, char *error,
                       size_t size);
+
+/* Lifts the fence (stock_fences) of id on shard, before an op that the
+ * directory now sends there runs: the op that the fence held off, if it
+ * still comes, then meets this one's row on the same shard, where one id
+ * is one row. False (error says why) if the shard cannot be reached. */
+bool shard_unfence(sharded_store *store, uint32_t shard, char kind, stock_id id, char *error,
+                   size_t size);
 
 /* Routes ops[first..end) through the directory: finds the shard of every
  * refunded or read line, claims every new id for the shard its op runs on,

@@ -56,7 +56,7 @@ static const char known_ids_sql[] =
     "JOIN stock_ids d ON d.kind = x.k AND d.id = x.i";
 static const char line_sku_sql[] = "SELECT sku_id FROM inventory_flow WHERE line_id = $1";
 static const char repoint_sql[] =
-    "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2";
+    "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2 AND shard = $4::integer";
 
 /* ----------------------------------------------------------------- URI */
 
@@ -234,22 +234,30 @@ static bool piece_short(const sharded_store *store, stock_op *op, uint32_t ran_o
 }
 
 /* Points the directory entry of op's own id (a line, or an adjustment's)
- * at shard, before op runs there: an entry naming a shard without the id
- * is stale, so a crash in between leaves nothing half-done. */
-static bool repoint(sharded_store *store, const stock_op *op, uint32_t shard, char *error,
-                    size_t size)
+ * from shard named to shard, before op runs there: an entry naming a shard
+ * without the id is stale, so a crash in between leaves nothing half-done.
+ * Only if the entry still names named: else another store took the id over
+ * meanwhile (docs/sharded.md, "One id, one winner"), and op must not run. */
+static bool repoint(sharded_store *store, const stock_op *op, uint32_t named, uint32_t shard,
+                    char *error, size_t size)
 {
     if (op->type == STOCK_OP_ADD && op->id.ptr == NULL)
         return true;
     char kind[2] = {op->type == STOCK_OP_ADD ? SHARD_KIND_ADJUST : SHARD_KIND_LINE, '\0'};
-    char id[STOCK_ID_MAX + 1], target[16];
+    char id[STOCK_ID_MAX + 1], target[16], seen[16];
     snprintf(id, sizeof id, "%.*s", (int)op->id.len, op->id.ptr);
     snprintf(target, sizeof target, "%u", shard);
-    const char *values[3] = {kind, id, target};
-    PGresult *result = shard_exec(store, shard_of(store, op->id), repoint_sql, 3, values,
+    snprintf(seen, sizeof seen, "%u", named);
+    const char *values[4] = {kind, id, target, seen};
+    if (!shard_unfence(store, shard, kind[0], op->id, error, size))
+        return false;
+    PGresult *result = shard_exec(store, shard_of(store, op->id), repoint_sql, 4, values,
                                   PGRES_COMMAND_OK, error, size);
+    bool moved = result != NULL && strcmp(PQcmdTuples(result), "1") == 0;
+    if (result != NULL && !moved)
+        message_set(error, size, "another store claimed the id %s meanwhile", id);
     PQclear(result);
-    return result != NULL;
+    return moved;
 }
 
 /* Runs op alone on shard, as one local transaction. False (error says why)
@@ -333,10 +341,10 @@ static bool lock_pieces(sharded_store *store, order_run *run, stock_id sku, int6
  * write-off there, a restock on it: the SKU's adjusted total is
  * unchanged), and op run there. */
 static void gather(sharded_store *store, order_run *run, stock_op *op, uint32_t *ran_on,
-                   uint32_t target)
+                   uint32_t named, uint32_t target)
 {
     /* The directory first, while every control session is idle. */
-    if (!repoint(store, op, target, run->error, sizeof run->error)) {
+    if (!repoint(store, op, named, target, run->error, sizeof run->error)) {
         result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
         return;
     }
@@ -413,17 +421,19 @@ static void fall_back(sharded_store *store, order_run *run, totals_cache *cache,
         return;
     }
     cache_forget(cache);
+    uint32_t named = *ran_on;   /* the shard the directory entry names */
     for (uint32_t j = 0; j < spread; j++) {
         uint32_t shard = shard_piece(store, op->sku, j);
         if (shard == *ran_on)
             continue;
         stock_op attempt = *op;
         attempt.code = STOCK_OK;
-        if (!repoint(store, op, shard, run->error, sizeof run->error) ||
+        if (!repoint(store, op, named, shard, run->error, sizeof run->error) ||
             !run_local(store, run, shard, &attempt)) {
             result_fail(op, STOCK_UNAVAILABLE, "not applied: %s", run->error);
             return;
         }
+        named = shard;
         if (!piece_short(store, &attempt, shard)) {
             *op = attempt;
             *ran_on = shard;
@@ -438,7 +448,7 @@ static void fall_back(sharded_store *store, order_run *run, totals_cache *cache,
               "gathering on shard %u", (int)op->sku.len, op->sku.ptr, (long long)op->amount,
               target);
     *run = (order_run){0};
-    gather(store, run, op, ran_on, target);
+    gather(store, run, op, ran_on, named, target);
 }
 
 static bool takes_stock(const stock_op *op)

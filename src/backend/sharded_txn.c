@@ -203,17 +203,34 @@ static bool piece_holds(const sharded_store *store, const shard_claim *c, uint32
     return false;
 }
 
+bool shard_unfence(sharded_store *store, uint32_t shard, char kind, stock_id id, char *error,
+                   size_t size)
+{
+    char kind_text[2] = {kind, '\0'}, text[STOCK_ID_MAX + 1];
+    snprintf(text, sizeof text, "%.*s", (int)id.len, id.ptr);
+    const char *values[2] = {kind_text, text};
+    PGresult *result = shard_exec(store, shard, "DELETE FROM stock_fences WHERE kind = $1 AND "
+                                  "id = $2", 2, values, PGRES_COMMAND_OK, error, size);
+    PQclear(result);
+    return result != NULL;
+}
+
 /* A claim that another shard holds: CONFLICT if that shard has the id, else
- * the entry was stale and is taken over. False on an error (in error). */
-static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t holder,
+ * the entry was stale and is taken over. The holder is fenced first: the
+ * op that claimed the id there (this store's, or another's still on its
+ * way) can then never use it, so two claimants never both win. False on
+ * an error (in error). */
+static bool settle_claim(sharded_store *store, const shard_claim *c, int32_t entry,
                          char *error, size_t size)
 {
-    char kind[2] = {c->kind, '\0'}, id[STOCK_ID_MAX + 1], target[16];
+    uint32_t holder = SHARD_OF_ENTRY(entry);
+    char kind[2] = {c->kind, '\0'}, id[STOCK_ID_MAX + 1], target[16], seen[16];
     snprintf(id, sizeof id, "%.*s", (int)c->id.len, c->id.ptr);
     snprintf(target, sizeof target, "%d", c->target);
-    const char *values[3] = {kind, id, target};
+    snprintf(seen, sizeof seen, "%d", entry);
+    const char *values[4] = {kind, id, target, seen};
     shard_barrier(store);   /* the holder's op may still be in flight */
-    PGresult *result = shard_exec(store, holder, "SELECT stock_id_used($1, $2)", 2, values,
+    PGresult *result = shard_exec(store, holder, "SELECT stock_id_fence($1, $2)", 2, values,
                                   PGRES_TUPLES_OK, error, size);
     if (result == NULL)
         return false;
@@ -231,10 +248,24 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, uint32_t ho
         claim_conflict(store, c);
         return true;
     }
+    if (!shard_unfence(store, SHARD_OF_ENTRY(c->target), c->kind, c->id, error, size))
+        return false;
+    /* Only the entry that was fenced: another store may have taken it over
+     * meanwhile, and its op may be running on the shard it names now. */
     result = shard_exec(store, c->home, "UPDATE stock_ids SET shard = $3::integer WHERE "
-                        "kind = $1 AND id = $2", 3, values, PGRES_COMMAND_OK, error, size);
+                        "kind = $1 AND id = $2 AND shard = $4::integer", 4, values,
+                        PGRES_COMMAND_OK, error, size);
+    if (result == NULL)
+        return false;
+    bool taken = strcmp(PQcmdTuples(result), "1") == 0;
     PQclear(result);
-    return result != NULL;
+    if (!taken) {
+        char why[STOCK_MESSAGE_MAX];
+        message_set(why, sizeof why, "another store claimed the id %s at the same time; not "
+                    "applied", id);
+        op_fail(store, c->op, STOCK_UNAVAILABLE, why);
+    }
+    return true;
 }
 
 /* Whether a claim still matters: its op is undecided, or it is an order
@@ -323,7 +354,7 @@ static bool claim_settle(sharded_store *store, uint32_t home, claim_request *req
             ok = false;
         } else {
             ok = settle_claim(store, &store->claims[store->picked[request->base + at - 1]],
-                              holder, request->error, sizeof request->error);
+                              (int32_t)entry, request->error, sizeof request->error);
         }
     }
     PQclear(request->result);
@@ -627,4 +658,76 @@ int shard_prune_decisions(PGconn *const *conns, uint32_t count, const char *map_
     }
     buf_free(&gids);
     return ok ? removed : -1;
+}
+
+/* --------------------------------------------------------------- fences */
+
+/* Lifts the fence of (kind, id) on member i if its directory entry, on its
+ * home, names i: no op can then be sent elsewhere for it. */
+static int heal_one(const sharded_store *store, PGconn *const *conns, uint32_t i,
+                    const char *kind, const char *id, uint32_t timeout_ms, char *error,
+                    size_t size)
+{
+    uint32_t home = shard_of(store, (stock_id){id, (uint32_t)strlen(id)});
+    if (conns[home] == NULL)
+        return 0;
+    const char *values[2] = {kind, id};
+    PGresult *result = shard_query(conns[home], home, timeout_ms, "SELECT shard FROM stock_ids "
+                                   "WHERE kind = $1 AND id = $2", 2, values, PGRES_TUPLES_OK,
+                                   error, size);
+    if (result == NULL)
+        return -1;
+    bool named = PQntuples(result) == 1 &&
+                 SHARD_OF_ENTRY((int32_t)int_at(result, 0, 0)) == i;
+    PQclear(result);
+    if (!named)
+        return 0;
+    result = shard_query(conns[i], i, timeout_ms, "DELETE FROM stock_fences WHERE kind = $1 "
+                         "AND id = $2", 2, values, PGRES_COMMAND_OK, error, size);
+    PQclear(result);
+    return result != NULL ? 1 : -1;
+}
+
+/* heal_one on every fence of member i older than before (microseconds),
+ * page by page in key order, so that the fences that must stay (their
+ * entry names another shard) do not hide the ones after them. */
+static int heal_member(const sharded_store *store, PGconn *const *conns, uint32_t i,
+                       const char *before, uint32_t timeout_ms, char *error, size_t size)
+{
+    char kind[2] = "", id[STOCK_ID_MAX + 1] = "", page[16];
+    snprintf(page, sizeof page, "%d", SHARD_FENCE_HEAL_PAGE);
+    int healed = 0, rows = SHARD_FENCE_HEAL_PAGE;
+    while (rows == SHARD_FENCE_HEAL_PAGE && healed >= 0) {
+        const char *values[4] = {before, kind, id, page};
+        PGresult *result = shard_query(conns[i], i, timeout_ms, "SELECT kind, id FROM "
+                                       "stock_fences WHERE time_us < $1::bigint AND (kind, id) "
+                                       "> ($2, $3) ORDER BY kind, id LIMIT $4::integer", 4,
+                                       values, PGRES_TUPLES_OK, error, size);
+        if (result == NULL)
+            return -1;
+        rows = PQntuples(result);
+        for (int row = 0; row < rows && healed >= 0; row++) {
+            snprintf(kind, sizeof kind, "%s", PQgetvalue(result, row, 0));
+            snprintf(id, sizeof id, "%s", PQgetvalue(result, row, 1));
+            int one = heal_one(store, conns, i, kind, id, timeout_ms, error, size);
+            healed = one < 0 ? -1 : healed + one;
+        }
+        PQclear(result);
+    }
+    return healed;
+}
+
+int shard_heal_fences(const sharded_store *store, PGconn *const *conns, uint32_t timeout_ms,
+                      char *error, size_t size)
+{
+    char before[24];
+    snprintf(before, sizeof before, "%" PRId64,
+             clock_now_us(CLOCK_REALTIME) - (int64_t)SHARD_FENCE_HEAL_AGE_S * 1000000);
+    int healed = 0;
+    for (uint32_t i = 0; i < store->count && healed >= 0; i++) {
+        int one = conns[i] != NULL ? heal_member(store, conns, i, before, timeout_ms, error, size)
+                                   : 0;
+        healed = one < 0 ? -1 : healed + one;
+    }
+    return healed;
 }

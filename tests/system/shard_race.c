@@ -1,0 +1,64 @@
+/*
+ * shard_race.c -- the sharded backend's id race helper: two processes
+ * deducting the same line ids at the same moment, each for its own SKU,
+ * the two SKUs on different shards (docs/sharded.md, "One id, one winner").
+ *
+ *   shard_race URI SKU PREFIX COUNT START
+ *       waits until the wall clock reaches START (seconds since the epoch,
+ *       so that two processes begin together), then deducts 1 unit of SKU
+ *       with the line ids PREFIX0 .. PREFIX<COUNT-1>, one deduction per
+ *       call, in that order, and prints "<line id> <code name>" for each.
+ *       Exits 0 once every deduction has an answer, 1 if the store cannot
+ *       be opened.
+ *
+ * tests/suites/55-sharded.sh runs two at once and checks that each id has
+ * exactly one winner, whose SKU the line names.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stock.h"
+
+#define RACE_ID_SIZE 64
+
+static void wait_until(double start_s)
+{
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        double left = start_s - ((double)now.tv_sec + (double)now.tv_nsec / 1e9);
+        if (left <= 0)
+            return;
+        struct timespec pause = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        nanosleep(&pause, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: shard_race URI SKU PREFIX COUNT START\n");
+        return 2;
+    }
+    stock_t *store = NULL;
+    char message[STOCK_MESSAGE_MAX];
+    stock_code code = stock_open(argv[1], NULL, &store, message);
+    if (code != STOCK_OK) {
+        fprintf(stderr, "shard_race: cannot open the store: %s\n", message);
+        return 1;
+    }
+    long count = strtol(argv[4], NULL, 10);
+    wait_until(strtod(argv[5], NULL));
+    for (long i = 0; i < count; i++) {
+        char line[RACE_ID_SIZE];
+        snprintf(line, sizeof line, "%s%ld", argv[3], i);
+        stock_op op = {.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(line),
+                       .sku = stock_id_from_cstr(argv[2]), .amount = 1};
+        code = stock_execute(store, &op, 1);
+        printf("%s %s\n", line, stock_code_name(code != STOCK_OK ? code : op.code));
+    }
+    stock_close(store);
+    return 0;
+}
