@@ -149,7 +149,8 @@ typedef enum embedded_move_state {
     EMBEDDED_MOVE_FORGETTING,     /* a move has begun in the cold store,
                                      which forgets off the applier's role
                                      before its steps begin */
-    EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move) */
+    EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move,
+                                     once core_retain_begin made it) */
     EMBEDDED_MOVE_FINISHING,      /* it has caught up and its steps are
                                      committed: the last step comes next */
     EMBEDDED_MOVE_WAITING,        /* it has caught up, and waits for the
@@ -686,10 +687,13 @@ static bool move_wanted(embedded *e)
 }
 
 /* Drops the move under way, if any (the writer: the cold store's
- * transaction is its thread's). */
+ * transaction is its thread's). A move is under way in the cold store
+ * from move_begin on, whether or not its steps (embedded.move) began: a
+ * move whose steps could not begin must be aborted too, or its write
+ * transaction stays open and no move ever begins again. */
 static void move_abandon(embedded *e)
 {
-    if (e->move == NULL && e->move_state != EMBEDDED_MOVE_FORGETTING)
+    if (e->move_state == EMBEDDED_MOVE_IDLE || e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED)
         return;
     char message[STOCK_MESSAGE_MAX] = "";
     if (cold_move_abort(e->cold, message, sizeof message) != STOCK_OK)
