@@ -174,6 +174,7 @@ typedef struct embedded {
     int64_t move_cutoff_us;      /* the move's: lines before it leave */
     bool move_forgetting;        /* writer: the move begun has forgetting
                                     left to do, off the role (move_forget) */
+    uint64_t move_forgotten;     /* writer: entities it forgot */
     int64_t move_forget_us;      /* writer: how long it took */
     int64_t move_forget_role_us; /* writer: how much of it under the role
                                     (the slices of a late move) */
@@ -738,14 +739,18 @@ static void move_failed(embedded *e, stock_code code, const char *message)
 /* The last step: what ops made since the step before, the SKUs and holds;
  * the cold store commits, then the state left replaces the old one. A
  * crash before the next snapshot is written rolls the move back at
- * recovery, which then replays the log on the state as it was. */
+ * recovery, which then replays the log on the state as it was. A move
+ * that put nothing commits all the same when it forgot something: taken
+ * back, its forgetting would be undone, so that nothing would be forgotten
+ * while nothing leaves memory, and the next move would forget it again. */
 static void move_finish(embedded *e, int64_t step_started_us)
 {
     char message[STOCK_MESSAGE_MAX] = "";
     stock_code code;
     core *hot = core_retain_finish(e->move, &code);
     uint64_t moved = core_retain_moved(e->move);
-    if (hot != NULL && moved > 0)
+    bool changed = moved > 0 || e->move_forgotten > 0;
+    if (hot != NULL && changed)
         code = cold_move_commit(e->cold, message, sizeof message);
     else if (hot != NULL)
         code = cold_move_abort(e->cold, message, sizeof message);
@@ -761,18 +766,19 @@ static void move_finish(embedded *e, int64_t step_started_us)
     e->state_generation++;
     publish_core_stats(e);
     e->move_state = EMBEDDED_MOVE_IDLE;
-    if (moved == 0)
+    if (!changed)
         return;
     e->move_state = EMBEDDED_MOVE_SNAPSHOT_OWED;
     e->snapshots_at_move = snapshots_done(e);
     count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
               "the cold store in %lld ms, in %llu steps, the longest %lld ms; forgetting "
-              "took %lld ms of it, %lld ms under the applier's role",
+              "%llu entities took %lld ms of it, %lld ms under the applier's role",
               (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
               (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
               (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000,
-              (long long)e->move_forget_us / 1000, (long long)e->move_forget_role_us / 1000);
+              (unsigned long long)e->move_forgotten, (long long)e->move_forget_us / 1000,
+              (long long)e->move_forget_role_us / 1000);
 }
 
 /* Whether the move under way is late at now_us (monotonic): still under
@@ -879,6 +885,7 @@ static void move_begin(embedded *e, bool snapshot_running)
     e->move_committed = 0;
     e->move_steps = 0;
     e->move_step_us_max = 0;
+    e->move_forgotten = 0;
     e->move_forget_us = 0;
     e->move_forget_role_us = 0;
     core_stats stats;
@@ -906,8 +913,10 @@ static void move_forget(embedded *e, uint64_t keys)
 {
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     bool done = false;
-    e->move_step_code = cold_move_forget(e->cold, keys, &done,
+    uint64_t forgotten = 0;
+    e->move_step_code = cold_move_forget(e->cold, keys, &done, &forgotten,
                                          e->move_step_message, sizeof e->move_step_message);
+    e->move_forgotten += forgotten;
     if (e->move_step_code == STOCK_OK && done)
         e->move_step_code = cold_move_step(e->cold, e->move_step_message,
                                            sizeof e->move_step_message);
