@@ -168,7 +168,9 @@ typedef struct embedded {
     core_cold cold_ops;          /* the core's way to it */
     int64_t retention_us;        /* 0: nothing moves */
     int64_t forget_us;           /* 0: the cold store forgets nothing */
-    int64_t next_move_us;        /* applier's role: when the next move runs */
+    int64_t next_move_us;        /* applier's role: when the next move runs
+                                    (monotonic: a clock set back would
+                                    hold moves up, and memory would grow) */
     embedded_move_state move_state;   /* applier's role, as the fields below */
     core_retain_job *move;       /* the move under way, or NULL */
     int64_t move_cutoff_us;      /* the move's: lines before it leave */
@@ -675,7 +677,7 @@ static bool move_due(embedded *e)
     if (e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED && snapshots_done(e) > e->snapshots_at_move)
         e->move_state = EMBEDDED_MOVE_IDLE;
     return e->retention_us > 0 && e->move_state == EMBEDDED_MOVE_IDLE &&
-           clock_now_us(CLOCK_REALTIME) >= e->next_move_us;
+           clock_now_us(CLOCK_MONOTONIC) >= e->next_move_us;
 }
 
 /* Whether the writer has retention work now: a move to begin or to step
@@ -871,7 +873,7 @@ static void move_steps_begin(embedded *e, bool snapshot_running)
 static void move_begin(embedded *e, bool snapshot_running)
 {
     int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
-    e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    e->next_move_us = clock_now_us(CLOCK_MONOTONIC) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     char message[STOCK_MESSAGE_MAX] = "";
     int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
     stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
@@ -1589,7 +1591,7 @@ static stock_code open_cold(embedded *e, const embedded_uri *uri, char *message,
     e->cold_ops = (core_cold){e->cold, cold_move_put, cold_get};
     e->retention_us = (int64_t)uri->retention_ms * 1000;
     e->forget_us = (int64_t)uri->forget_ms * 1000;
-    e->next_move_us = clock_now_us(CLOCK_REALTIME) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    e->next_move_us = clock_now_us(CLOCK_MONOTONIC) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     return STOCK_OK;
 }
 
