@@ -149,7 +149,8 @@ typedef enum embedded_move_state {
     EMBEDDED_MOVE_FORGETTING,     /* a move has begun in the cold store,
                                      which forgets off the applier's role
                                      before its steps begin */
-    EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move) */
+    EMBEDDED_MOVE_STEPPING,       /* a move is under way (embedded.move,
+                                     once core_retain_begin made it) */
     EMBEDDED_MOVE_FINISHING,      /* it has caught up and its steps are
                                      committed: the last step comes next */
     EMBEDDED_MOVE_WAITING,        /* it has caught up, and waits for the
@@ -167,12 +168,15 @@ typedef struct embedded {
     core_cold cold_ops;          /* the core's way to it */
     int64_t retention_us;        /* 0: nothing moves */
     int64_t forget_us;           /* 0: the cold store forgets nothing */
-    int64_t next_move_us;        /* applier's role: when the next move runs */
+    int64_t next_move_us;        /* applier's role: when the next move runs
+                                    (monotonic: a clock set back would
+                                    hold moves up, and memory would grow) */
     embedded_move_state move_state;   /* applier's role, as the fields below */
     core_retain_job *move;       /* the move under way, or NULL */
     int64_t move_cutoff_us;      /* the move's: lines before it leave */
     bool move_forgetting;        /* writer: the move begun has forgetting
                                     left to do, off the role (move_forget) */
+    uint64_t move_forgotten;     /* writer: entities it forgot */
     int64_t move_forget_us;      /* writer: how long it took */
     int64_t move_forget_role_us; /* writer: how much of it under the role
                                     (the slices of a late move) */
@@ -673,7 +677,7 @@ static bool move_due(embedded *e)
     if (e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED && snapshots_done(e) > e->snapshots_at_move)
         e->move_state = EMBEDDED_MOVE_IDLE;
     return e->retention_us > 0 && e->move_state == EMBEDDED_MOVE_IDLE &&
-           clock_now_us(CLOCK_REALTIME) >= e->next_move_us;
+           clock_now_us(CLOCK_MONOTONIC) >= e->next_move_us;
 }
 
 /* Whether the writer has retention work now: a move to begin or to step
@@ -686,10 +690,13 @@ static bool move_wanted(embedded *e)
 }
 
 /* Drops the move under way, if any (the writer: the cold store's
- * transaction is its thread's). */
+ * transaction is its thread's). A move is under way in the cold store
+ * from move_begin on, whether or not its steps (embedded.move) began: a
+ * move whose steps could not begin must be aborted too, or its write
+ * transaction stays open and no move ever begins again. */
 static void move_abandon(embedded *e)
 {
-    if (e->move == NULL && e->move_state != EMBEDDED_MOVE_FORGETTING)
+    if (e->move_state == EMBEDDED_MOVE_IDLE || e->move_state == EMBEDDED_MOVE_SNAPSHOT_OWED)
         return;
     char message[STOCK_MESSAGE_MAX] = "";
     if (cold_move_abort(e->cold, message, sizeof message) != STOCK_OK)
@@ -734,14 +741,18 @@ static void move_failed(embedded *e, stock_code code, const char *message)
 /* The last step: what ops made since the step before, the SKUs and holds;
  * the cold store commits, then the state left replaces the old one. A
  * crash before the next snapshot is written rolls the move back at
- * recovery, which then replays the log on the state as it was. */
+ * recovery, which then replays the log on the state as it was. A move
+ * that put nothing commits all the same when it forgot something: taken
+ * back, its forgetting would be undone, so that nothing would be forgotten
+ * while nothing leaves memory, and the next move would forget it again. */
 static void move_finish(embedded *e, int64_t step_started_us)
 {
     char message[STOCK_MESSAGE_MAX] = "";
     stock_code code;
     core *hot = core_retain_finish(e->move, &code);
     uint64_t moved = core_retain_moved(e->move);
-    if (hot != NULL && moved > 0)
+    bool changed = moved > 0 || e->move_forgotten > 0;
+    if (hot != NULL && changed)
         code = cold_move_commit(e->cold, message, sizeof message);
     else if (hot != NULL)
         code = cold_move_abort(e->cold, message, sizeof message);
@@ -757,18 +768,19 @@ static void move_finish(embedded *e, int64_t step_started_us)
     e->state_generation++;
     publish_core_stats(e);
     e->move_state = EMBEDDED_MOVE_IDLE;
-    if (moved == 0)
+    if (!changed)
         return;
     e->move_state = EMBEDDED_MOVE_SNAPSHOT_OWED;
     e->snapshots_at_move = snapshots_done(e);
     count_step(e, step_started_us);
     stock_log(&e->log_hook, STOCK_LOG_NOTICE, "retention: move %llu took %llu entities to "
               "the cold store in %lld ms, in %llu steps, the longest %lld ms; forgetting "
-              "took %lld ms of it, %lld ms under the applier's role",
+              "%llu entities took %lld ms of it, %lld ms under the applier's role",
               (unsigned long long)cold_moves(e->cold), (unsigned long long)moved,
               (long long)(clock_now_us(CLOCK_MONOTONIC) - e->move_started_us) / 1000,
               (unsigned long long)e->move_steps, (long long)e->move_step_us_max / 1000,
-              (long long)e->move_forget_us / 1000, (long long)e->move_forget_role_us / 1000);
+              (unsigned long long)e->move_forgotten, (long long)e->move_forget_us / 1000,
+              (long long)e->move_forget_role_us / 1000);
 }
 
 /* Whether the move under way is late at now_us (monotonic): still under
@@ -861,7 +873,7 @@ static void move_steps_begin(embedded *e, bool snapshot_running)
 static void move_begin(embedded *e, bool snapshot_running)
 {
     int64_t now_us = core_time(e->state, clock_now_us(CLOCK_REALTIME));
-    e->next_move_us = now_us + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    e->next_move_us = clock_now_us(CLOCK_MONOTONIC) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     char message[STOCK_MESSAGE_MAX] = "";
     int64_t forget_before_us = e->forget_us > 0 ? now_us - e->forget_us : 0;
     stock_code code = cold_move_begin(e->cold, now_us, forget_before_us, message,
@@ -875,6 +887,7 @@ static void move_begin(embedded *e, bool snapshot_running)
     e->move_committed = 0;
     e->move_steps = 0;
     e->move_step_us_max = 0;
+    e->move_forgotten = 0;
     e->move_forget_us = 0;
     e->move_forget_role_us = 0;
     core_stats stats;
@@ -902,8 +915,10 @@ static void move_forget(embedded *e, uint64_t keys)
 {
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     bool done = false;
-    e->move_step_code = cold_move_forget(e->cold, keys, &done,
+    uint64_t forgotten = 0;
+    e->move_step_code = cold_move_forget(e->cold, keys, &done, &forgotten,
                                          e->move_step_message, sizeof e->move_step_message);
+    e->move_forgotten += forgotten;
     if (e->move_step_code == STOCK_OK && done)
         e->move_step_code = cold_move_step(e->cold, e->move_step_message,
                                            sizeof e->move_step_message);
@@ -1576,7 +1591,7 @@ static stock_code open_cold(embedded *e, const embedded_uri *uri, char *message,
     e->cold_ops = (core_cold){e->cold, cold_move_put, cold_get};
     e->retention_us = (int64_t)uri->retention_ms * 1000;
     e->forget_us = (int64_t)uri->forget_ms * 1000;
-    e->next_move_us = clock_now_us(CLOCK_REALTIME) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
+    e->next_move_us = clock_now_us(CLOCK_MONOTONIC) + e->retention_us / EMBEDDED_MOVES_PER_WINDOW;
     return STOCK_OK;
 }
 

@@ -239,11 +239,13 @@ static int forget_move(cold *store, MDB_cursor *cursor, uint64_t move, uint64_t 
 }
 
 /* Forgets the moves whose time is before forget_before_us, oldest first
- * (moves are numbered in time order), up to budget keys; *done once none
- * is left. What is forgotten is gone from the keys walked, so the next
- * call goes on where this one stopped. */
-static int forget_moves(cold *store, int64_t forget_before_us, uint64_t budget, bool *done)
+ * (moves are numbered in time order), up to budget keys (*forgotten: how
+ * many); *done once none is left. What is forgotten is gone from the keys
+ * walked, so the next call goes on where this one stopped. */
+static int forget_moves(cold *store, int64_t forget_before_us, uint64_t budget, bool *done,
+                        uint64_t *forgotten)
 {
+    uint64_t budget_given = budget;
     MDB_cursor *cursor;
     int rc = mdb_cursor_open(store->write, store->dbi, &cursor);
     bool move_done = true;
@@ -268,6 +270,7 @@ static int forget_moves(cold *store, int64_t forget_before_us, uint64_t budget, 
         skip = move + 1;
     }
     mdb_cursor_close(cursor);
+    *forgotten = budget_given - budget;
     return rc;
 }
 
@@ -364,14 +367,15 @@ static int step_txn(cold *store)
     return rc;
 }
 
-stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, char *message,
-                            size_t size)
+stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, uint64_t *forgotten,
+                            char *message, size_t size)
 {
     assert(store->moving && store->forgetting && keys_max > 0);
     *done = false;
+    *forgotten = 0;
     int rc = store->failure != 0 ? store->failure : step_txn(store);
     if (rc == 0)
-        rc = forget_moves(store, store->forget_before_us, keys_max, done);
+        rc = forget_moves(store, store->forget_before_us, keys_max, done, forgotten);
     if (rc != 0) {
         store->failure = rc;
         return fail(rc, "forgetting", message, size);

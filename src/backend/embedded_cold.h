@@ -71,15 +71,16 @@ int cold_get(void *store, core_cold_kind kind, stock_id id, uint8_t *value,
  * puts anything, forgets what moves before that time put (each keeps its
  * key with an empty value, which core_thaw_op answers as forgotten):
  * cold_move_forget forgets up to keys_max keys a call, in the step's
- * transaction, and sets *done once nothing is left (then end that step
+ * transaction (*forgotten: the entities it forgot), and sets *done once
+ * nothing is left (then end that step
  * with cold_move_step, so that what it forgot is committed at once and
  * readers never see part of it); its calls need no applier's role, since
  * nothing in memory changes. A put that fails (-1) fails the step and the
  * commit: abort then. A begin that fails leaves no move under way. */
 stock_code cold_move_begin(cold *store, int64_t time_us, int64_t forget_before_us,
                            char *message, size_t size);
-stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, char *message,
-                            size_t size);
+stock_code cold_move_forget(cold *store, uint64_t keys_max, bool *done, uint64_t *forgotten,
+                            char *message, size_t size);
 int cold_move_put(void *store, core_cold_kind kind, stock_id id,
                   const uint8_t *value, size_t len);
 stock_code cold_move_step(cold *store, char *message, size_t size);

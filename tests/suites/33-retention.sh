@@ -11,6 +11,9 @@
 #   2. retention_check with forget=2s past a 500 ms window: forgotten ids
 #      answer REPLAY with available -1 (never a second deduction), a refund
 #      of a forgotten line EXCEEDS, a read NOTFOUND, also after a reopen.
+#      And a store that only reads once its line left memory (forget=1s
+#      past a 200 ms window): the line is forgotten all the same, though
+#      no move puts anything.
 #   3. the conformance suite with a 20 ms window: nearly every id it
 #      replays or refunds is cold by then. Its two tests that list lines
 #      are left out: a listing walks memory only (docs/engine.md,
@@ -47,6 +50,8 @@ timeout 300 "$BUILD/tests/retention_check" "$work/check" 500 40
 echo "== retention_check: forget after 2 s"
 mkdir -p "$work/forget"
 timeout 300 "$BUILD/tests/retention_check" "$work/forget" 500 10 2000
+mkdir -p "$work/forget-idle"
+timeout 120 "$BUILD/tests/retention_check" --forget-idle "$work/forget-idle" 200 1000
 
 echo "== conformance with a 20 ms window"
 mkdir -p "$work/conformance"

@@ -10,6 +10,8 @@
 # in memory and after a reopen); every acknowledged op survives a reopen
 # with totals exact. Under the sanitizer build ASan and LeakSanitizer also
 # check that no failure path crashes or leaks.
+# Then a move whose begin runs out of memory (fault_store move-nomem): the
+# moves after it still run, and the line leaves memory.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
@@ -26,3 +28,6 @@ for mode in "" once; do
     # The loop must have reached the ops, not only the opens.
     echo "$out" | grep -Eq '[1-9][0-9]* ops NOMEM' || { echo "FAIL: no op ever saw NOMEM"; exit 1; }
 done
+mkdir -p "$work/move"
+fiu_run timeout 60 "$work/bin/fault_store" move-nomem "$work/move/store" ||
+    { echo "FAIL: the moves after a move that ran out of memory"; exit 1; }

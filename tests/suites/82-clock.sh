@@ -13,15 +13,20 @@
 #     the wall clock, back or forth (docs/faults.md);
 #   - the remote backend's reply timeout (stockctl against a stopped
 #     stockd, timeout_ms=1000) still returns UNAVAILABLE after about 1 s.
+# Then retention's moves, which run every quarter window on
+# CLOCK_MONOTONIC, go on after the clock is set back an hour: a second
+# stockd with a 2 s window brings a cold line back into memory by reading
+# it (LINEINFO), and the next move takes it out again (docs/engine.md,
+# "What moves, and when"), where moves used to wait an hour.
 set -eu
 BUILD=${BUILD:-build}
 . "$(dirname "$0")/../system/server_helpers.sh"
 faketime_lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 [ -e "$faketime_lib" ] || { echo "FAIL: $faketime_lib missing (scripts/install-deps.sh)"; exit 1; }
 dir=$(mktemp -d)
-stockd_pid=""
+stockd_pid="" ret_pid=""
 cleanup() {
-    stop_pids "$stockd_pid"
+    stop_pids "$stockd_pid" "$ret_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -116,3 +121,38 @@ cat "$dir/stockctl.out"
 [ "$elapsed" -ge 900 ] && [ "$elapsed" -le 5000 ] ||
     fail "the 1 s reply timeout took $elapsed ms with the clock set back meanwhile"
 echo "  UNAVAILABLE after $elapsed ms"
+
+echo "== retention: moves after the clock is set back an hour"
+echo "+0" >"$dir/faketime"
+ret_port=$(pick_port 17700 17709)
+start_stockd "$ret_port" "$dir/ret?durability=relaxed&retention=2s" "$dir/stockd-ret.log" ||
+    fail_with_log "$dir/stockd-ret.log" "the stockd with retention did not start"
+ret_pid=$STOCKD_PID
+ret_fail() { fail_with_log "$dir/stockd-ret.log" "$@"; }
+ret() { redis-cli -p "$ret_port" "$@"; }
+ret_lines() { ret INFO | tr -d '\r' | sed -n 's/^lines://p'; }
+# Waits up to $1 tenths of a second, reading (reads wake the writer for
+# the moves due), for at most $2 lines in memory.
+wait_lines() {
+    local tenths=$1 most=$2
+    for _ in $(seq "$tenths"); do
+        [ "$(ret_lines)" -le "$most" ] && return 0
+        ret STOCK R >/dev/null
+        sleep 0.1
+    done
+    return 1
+}
+ret SETSTOCK R 1000 >/dev/null
+ret DEDUCT cold R 1 >/dev/null
+wait_lines 200 0 || ret_fail "line cold still in memory 20 s after it was made (2 s window)"
+# A younger line moves the store's clock on: after the jump, the store's
+# time stays at that line's (it never goes back), 2 s past line cold.
+sleep 2.2
+ret DEDUCT young R 1 >/dev/null
+echo "-1h" >"$dir/faketime"
+sleep 0.3
+[ "$(ret LINEINFO cold | sed -n '/^qty$/{n;p}')" = 1 ] || ret_fail "LINEINFO cold after the jump"
+[ "$(ret_lines)" -eq 2 ] || ret_fail "line cold was not thawed by its read: $(ret_lines) lines in memory"
+wait_lines 100 1 ||
+    ret_fail "no move in 10 s after the clock went back an hour: $(ret_lines) lines in memory"
+echo "  the thawed line left memory again after the clock went back an hour"

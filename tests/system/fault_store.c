@@ -34,6 +34,14 @@
  *       STOCK_NOMEM or STOCK_IO); then the store is closed and reopened
  *       without the fault, and verify must hold, with every op that was
  *       refused with NOMEM absent (its retry is a fresh OK).
+ *   fault_store move-nomem DIR
+ *       Opens DIR with retention=FAULT_WINDOW_MS, deducts a line and holds
+ *       a unit (the hold wakes the writer), then fails the library's next
+ *       allocation once while no op runs: the next move's begin
+ *       (core_retain_begin) is the one to fail, with a warning. The line
+ *       must then leave memory (stock_stats.lines 0) within
+ *       FAULT_MOVE_WAIT_MS: the failed move was abandoned in the cold store
+ *       and the next one ran.
  *
  * verify: every op is retried with its id, in the original order. An
  * acknowledged op must answer STOCK_REPLAY with its original result (it was
@@ -81,6 +89,13 @@
 #define FAULT_FILES_MAX 64
 #define FAULT_PATH_MAX 512
 #define FAULT_RELAXED_PAUSE_MS 25
+/* move-nomem: the retention window, a move every quarter of it, and how
+ * long the line may take to leave memory after the failed move: tens of
+ * windows, for a loaded machine. */
+#define FAULT_WINDOW_MS 200
+#define FAULT_MOVE_WAIT_MS 10000
+#define FAULT_READ_PAUSE_MS 2
+#define FAULT_HOLD_TTL_MS 600000
 
 static void die(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *format, ...)
@@ -721,6 +736,54 @@ static int mode_nomem(const char *dir, bool once)
     return 0;
 }
 
+/* Waits FAULT_READ_PAUSE_MS, making no op: an op allocates (its thaw),
+ * and the allocation armed is to be a move's. */
+static void pause_idle(void)
+{
+    usleep(FAULT_READ_PAUSE_MS * 1000);
+}
+
+static int mode_move_nomem(const char *dir)
+{
+    char uri[FAULT_PATH_MAX + 64], message[STOCK_MESSAGE_MAX];
+    snprintf(uri, sizeof uri, "file:%s?retention=%dms", dir, FAULT_WINDOW_MS);
+    stock_t *store = open_or_die(uri, false);
+    int64_t available;
+    /* The hold outstanding wakes the writer at least every second without
+     * an op (docs/engine.md), and moves begin at its wakes. */
+    if (stock_set(store, "S", FAULT_LEVEL, NULL, NULL, message) != STOCK_OK ||
+        stock_deduct(store, "first", "S", 1, &available, message) != STOCK_OK ||
+        stock_hold(store, "wake", "S", 1, FAULT_HOLD_TTL_MS, &available, message) != STOCK_OK)
+        die("cannot stock S, deduct and hold: %s", message);
+    fault_once = true;
+    atomic_store(&warnings, 0);
+    arm(FAULT_ALLOC_POINT, ENOMEM, 1);
+    for (int waited = 0; !atomic_load(&fault_fired); waited += FAULT_READ_PAUSE_MS) {
+        if (waited > FAULT_MOVE_WAIT_MS)
+            die("no allocation in %d ms: no move began", FAULT_MOVE_WAIT_MS);
+        pause_idle();
+    }
+    disarm(FAULT_ALLOC_POINT);
+    stock_stats stats;
+    int waited = 0;
+    for (;; waited += FAULT_READ_PAUSE_MS) {
+        stock_get_stats(store, &stats);
+        if (stats.lines == 0)
+            break;
+        if (waited > FAULT_MOVE_WAIT_MS)
+            die("the line is still in memory %d ms after a move failed for want of "
+                "memory: no move ran since", FAULT_MOVE_WAIT_MS);
+        pause_idle();
+    }
+    if (atomic_load(&warnings) == 0)
+        die("the failed allocation was not a move's (no warning)");
+    if (stock_close(store) != STOCK_OK)
+        die("close failed");
+    printf("move-nomem: a move whose begin ran out of memory was abandoned; the line left "
+           "memory %d ms later\n", waited);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (fiu_init(0) != 0)
@@ -741,9 +804,12 @@ int main(int argc, char **argv)
         return mode_read(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "nomem") == 0)
         return mode_nomem(argv[2], argc == 4 && strcmp(argv[3], "once") == 0);
+    if (argc == 3 && strcmp(argv[1], "move-nomem") == 0)
+        return mode_move_nomem(argv[2]);
     fprintf(stderr, "usage: fault_store write DIR POINT ERRNO AT [relaxed] [once]\n"
                     "       fault_store read DIR POINT ERRNO AT\n"
                     "       fault_store nomem DIR [once]\n"
+                    "       fault_store move-nomem DIR\n"
                     "(run under fiu-run -x; AT: first, middle, random:SEED or N)\n");
     return 2;
 }

@@ -26,6 +26,11 @@
  *       its read NOT_FOUND, "hold=H forgotten"), never with a second
  *       deduction, before
  *       and after a reopen.
+ *   retention_check --forget-idle DIR WINDOW_MS FORGET_MS
+ *       A store with forget=FORGET_MS that only reads once its one line has
+ *       left memory: after FORGET_MS and FORGET_IDLE_SLACK_MS more of reads
+ *       (no entity left memory meanwhile, so every move put nothing), the
+ *       line reads as forgotten, also after a reopen.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -56,6 +61,11 @@
 /* How long the forget check drives on past its windows, waiting for the
  * move that forgets the first window. */
 #define FORGET_WAIT_MS 30000
+/* --forget-idle: the reads past the horizon in which a move must have
+ * forgotten the line (a move every window / 4, each of them quick here:
+ * nothing is in memory), and the pause between reads. */
+#define FORGET_IDLE_SLACK_MS 4000
+#define FORGET_IDLE_PAUSE_MS 5
 
 static void fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail(const char *format, ...)
@@ -461,12 +471,65 @@ static int forget_main(const char *dir, int64_t window_ms, int windows, int64_t 
     return 0;
 }
 
+/* Reads SKU S, which wakes the writer for the moves due (a read thaws no
+ * line), then pauses FORGET_IDLE_PAUSE_MS. */
+static void read_s(stock_t *store)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_sku_info info;
+    expect(stock_get(store, "S", &info, message), STOCK_OK, "get S", message);
+    struct timespec pause = {0, FORGET_IDLE_PAUSE_MS * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+static void expect_line_forgotten(stock_t *store, const char *what)
+{
+    char message[STOCK_MESSAGE_MAX];
+    stock_line_info line;
+    stock_code code = stock_line(store, "first", &line, message);
+    if (code != STOCK_NOT_FOUND || strstr(message, "forgotten") == NULL)
+        fail("%s: line first answers %s (%s), not NOTFOUND forgotten", what,
+             stock_code_name(code), message);
+}
+
+static int forget_idle_main(const char *dir, int64_t window_ms, int64_t forget_ms)
+{
+    char uri[1024], message[STOCK_MESSAGE_MAX];
+    snprintf(uri, sizeof uri, "file:%s/store?retention=%" PRId64 "ms&forget=%" PRId64 "ms",
+             dir, window_ms, forget_ms);
+    stock_t *store = open_store(uri);
+    int64_t available;
+    expect(stock_set(store, "S", RETENTION_STOCK, NULL, &available, message), STOCK_OK, "set S",
+           message);
+    expect(stock_deduct(store, "first", "S", 5, &available, message), STOCK_OK, "deduct first",
+           message);
+    int64_t start = now_ms();
+    for (stock_stats stats; stock_get_stats(store, &stats) == STOCK_OK && stats.lines > 0;) {
+        if (now_ms() - start > FORGET_WAIT_MS)
+            fail("line first still in memory %d ms after it was made", FORGET_WAIT_MS);
+        read_s(store);
+    }
+    /* Reads only: no move after this puts anything. */
+    for (int64_t left = now_ms(); now_ms() - left < forget_ms + FORGET_IDLE_SLACK_MS;)
+        read_s(store);
+    expect_line_forgotten(store, "reads past the horizon");
+    expect(stock_close(store), STOCK_OK, "close", "");
+    store = open_store(uri);
+    expect_line_forgotten(store, "reopened");
+    expect(stock_close(store), STOCK_OK, "close", "");
+    printf("retention_check: with only reads past the horizon, the line is forgotten\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--forget-idle") == 0)
+        return forget_idle_main(argv[2], atoll(argv[3]), atoll(argv[4]));
     if (argc == 5)
         return forget_main(argv[1], atoll(argv[2]), atoi(argv[3]), atoll(argv[4]));
     if (argc != 4)
-        fail("usage: retention_check DIR WINDOW_MS WINDOWS [FORGET_MS]");
+        fail("usage: retention_check DIR WINDOW_MS WINDOWS [FORGET_MS]\n"
+             "       retention_check --forget-idle DIR WINDOW_MS FORGET_MS");
     int64_t window_ms = atoll(argv[2]);
     int windows = atoi(argv[3]);
     char uri[1024], plain[1024];
