@@ -31,7 +31,7 @@
  * steps"); then the time of a reopen. Memory bounded by the window shows
  * as "lines held" flat while "lines written" grows.
  *
- * --forget-ms F sets forget=F ms (docs/engine.md, "Forgetting"): with
+ * --forget-ms F sets forget=F ms (docs/engine.md, "Forgetting: a second horizon"): with
  * --seconds, the rows then show what forgetting costs writers (the
  * longest batch of each row); the first lines are then forgotten, so no
  * replay or refund is timed.
