@@ -400,12 +400,16 @@ static void uring_start(embedded *e)
 }
 
 /* One io_uring sync finished (the uring_sync_done_fn; sync_mutex not
- * held): as sync_log after its fdatasync. */
+ * held): as sync_log after its fdatasync. A result that says the sync did
+ * not run (uring_sync_retryable) says nothing of the data: its writes are
+ * due again, and the syncer threads take them. */
 static void uring_finished(void *context, uint64_t slot, int result)
 {
     embedded *e = context;
     assert(slot < EMBEDDED_URING_SYNCS);
-    if (result < 0) {
+    bool retry = result < 0 && uring_sync_retryable(result);
+    bool failed = result < 0 && !retry;
+    if (failed) {
         char message[STOCK_MESSAGE_MAX];
         message_set(message, sizeof message, "fdatasync of the flow log failed: %s",
                     strerror(-result));
@@ -420,10 +424,15 @@ static void uring_finished(void *context, uint64_t slot, int result)
     e->uring_syncs[slot].running = false;
     e->uring_running--;
     e->syncs_running--;
-    if (result < 0)
+    if (failed) {
         e->sync_failed = true;
-    else if (!e->sync_failed && target > e->synced)
+    } else if (retry) {
+        if (e->syncs_started > e->synced)
+            e->syncs_started = e->synced;
+        pthread_cond_signal(&e->sync_cond);
+    } else if (!e->sync_failed && target > e->synced) {
         e->synced = target;
+    }
     pthread_mutex_unlock(&e->sync_mutex);
 }
 
