@@ -1619,7 +1619,8 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
         return code;
     journal_replay replay = {.context = e, .load = load_state, .clear = clear_state,
                              .apply = replay_record, .prefetch = prefetch_record};
-    code = journal_open(uri->path, EMBEDDED_SYNC_FILES, &replay, &e->log_hook, &e->log, message, message_size);
+    code = journal_open(uri->path, EMBEDDED_SYNC_FILES, &replay, &e->log_hook, &e->log,
+                        message, message_size);
     if (code == STOCK_OK)
         code = pair_cold(e, 0, message, message_size);
     if (code != STOCK_OK)
