@@ -99,6 +99,15 @@
  * (docs/engine.md, "Measurements behind the constants"), so a group at
  * stockd's -P 16 seldom waits for a free slot. */
 #define EMBEDDED_URING_SYNCS URING_SYNC_DEPTH
+/* Syncs through sync_log that may run at once: one per syncer thread, and
+ * one applier (it syncs only when no sync runs) or the closing thread. */
+#define EMBEDDED_SYNC_LOG_FILES (EMBEDDED_SYNCERS + 1u)
+/* The journal's sync files (journal_open): one per sync that may be in
+ * flight at once, so that each sees every write-back error (journal.h).
+ * Files 0.. are the io_uring slots', the last EMBEDDED_SYNC_LOG_FILES
+ * sync_log's. */
+#define EMBEDDED_SYNC_FILES (EMBEDDED_URING_SYNCS + EMBEDDED_SYNC_LOG_FILES)
+_Static_assert(EMBEDDED_SYNC_FILES <= JOURNAL_SYNC_FILES_MAX, "a sync file per sync");
 /* How long a thread that waits for an io_uring sync (maintenance, a read,
  * closing) blocks before it looks again: the loop may have reaped it. */
 #define EMBEDDED_URING_WAIT_MS 10
@@ -229,6 +238,8 @@ typedef struct embedded {
     uint64_t syncs_started;      /* writes covered by the newest sync started */
     uint64_t synced;             /* writes known to be on stable storage */
     unsigned syncs_running;
+    unsigned sync_log_files_busy;   /* bit i: sync file EMBEDDED_URING_SYNCS
+                                       + i is in a sync_log */
     bool completing;             /* a syncer is completing groups */
     bool sync_failed;            /* an fdatasync failed: nothing more is durable */
     bool syncer_stop;
@@ -318,17 +329,24 @@ static bool oldest_group_ready(const embedded *e)
 static void sync_log(embedded *e, uint64_t target)
 {
     assert(target > e->synced && target <= e->writes);
+    unsigned index = 0;
+    while (e->sync_log_files_busy & (1u << index))
+        index++;
+    assert(index < EMBEDDED_SYNC_LOG_FILES);
+    e->sync_log_files_busy |= 1u << index;
     e->syncs_started = target;
     e->syncs_running++;
     pthread_mutex_unlock(&e->sync_mutex);
     char message[STOCK_MESSAGE_MAX];
     uint64_t latency_us = 0;
-    stock_code code = journal_sync(e->log, &latency_us, message, sizeof message);
+    stock_code code = journal_sync(e->log, EMBEDDED_URING_SYNCS + index, &latency_us,
+                                   message, sizeof message);
     if (code != STOCK_OK)
         break_store(e, message);
     else
         stats_count_sync(&e->base.stats, latency_us);
     pthread_mutex_lock(&e->sync_mutex);
+    e->sync_log_files_busy &= ~(1u << index);
     e->syncs_running--;
     if (code != STOCK_OK)
         e->sync_failed = true;
@@ -373,7 +391,7 @@ static void uring_start(embedded *e)
         slot++;
     assert(slot < EMBEDDED_URING_SYNCS);
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
-    if (!uring_sync_submit(e->uring, journal_sync_fd(e->log), slot)) {
+    if (!uring_sync_submit(e->uring, journal_sync_fd(e->log, slot), slot)) {
         pthread_cond_signal(&e->sync_cond);
         return;
     }
@@ -386,12 +404,16 @@ static void uring_start(embedded *e)
 }
 
 /* One io_uring sync finished (the uring_sync_done_fn; sync_mutex not
- * held): as sync_log after its fdatasync. */
+ * held): as sync_log after its fdatasync. A result that says the sync did
+ * not run (uring_sync_retryable) says nothing of the data: its writes are
+ * due again, and the syncer threads take them. */
 static void uring_finished(void *context, uint64_t slot, int result)
 {
     embedded *e = context;
     assert(slot < EMBEDDED_URING_SYNCS);
-    if (result < 0) {
+    bool retry = result < 0 && uring_sync_retryable(result);
+    bool failed = result < 0 && !retry;
+    if (failed) {
         char message[STOCK_MESSAGE_MAX];
         message_set(message, sizeof message, "fdatasync of the flow log failed: %s",
                     strerror(-result));
@@ -406,10 +428,15 @@ static void uring_finished(void *context, uint64_t slot, int result)
     e->uring_syncs[slot].running = false;
     e->uring_running--;
     e->syncs_running--;
-    if (result < 0)
+    if (failed) {
         e->sync_failed = true;
-    else if (!e->sync_failed && target > e->synced)
+    } else if (retry) {
+        if (e->syncs_started > e->synced)
+            e->syncs_started = e->synced;
+        pthread_cond_signal(&e->sync_cond);
+    } else if (!e->sync_failed && target > e->synced) {
         e->synced = target;
+    }
     pthread_mutex_unlock(&e->sync_mutex);
 }
 
@@ -1607,7 +1634,8 @@ static stock_code start(embedded *e, const embedded_uri *uri, char *message,
         return code;
     journal_replay replay = {.context = e, .load = load_state, .clear = clear_state,
                              .apply = replay_record, .prefetch = prefetch_record};
-    code = journal_open(uri->path, &replay, &e->log_hook, &e->log, message, message_size);
+    code = journal_open(uri->path, EMBEDDED_SYNC_FILES, &replay, &e->log_hook, &e->log,
+                        message, message_size);
     if (code == STOCK_OK)
         code = pair_cold(e, 0, message, message_size);
     if (code != STOCK_OK)

@@ -193,6 +193,31 @@ bool journal_write_all(int fd, const void *data, size_t len, uint64_t offset)
     return true;
 }
 
+bool journal_sync_files_open(journal *log, const char *name)
+{
+    assert(log->sync_file_count >= 1 && log->sync_file_count <= JOURNAL_SYNC_FILES_MAX);
+    int fds[JOURNAL_SYNC_FILES_MAX];
+    for (unsigned i = 0; i < log->sync_file_count; i++) {
+        /* open(), not dup(): a dup shares the open file description, and
+         * with it the one report of a write-back error (journal.h). Read
+         * only: fdatasync needs no write access, and nothing writes here. */
+        fds[i] = openat(log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) {
+            int error = errno;
+            while (i > 0)
+                close(fds[--i]);
+            errno = error;
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < log->sync_file_count; i++) {
+        if (log->sync_fds[i] >= 0)
+            close(log->sync_fds[i]);
+        log->sync_fds[i] = fds[i];
+    }
+    return true;
+}
+
 stock_code journal_segment_create(journal *log, uint64_t lsn, char *message,
                                   size_t size)
 {
@@ -210,6 +235,13 @@ stock_code journal_segment_create(journal *log, uint64_t lsn, char *message,
             close(fd);
             unlinkat(log->dir_fd, temp, 0);
         }
+        return STOCK_IO;
+    }
+    /* Before the first record: a description opened later could miss an
+     * error reported before it was opened to another one. */
+    if (!journal_sync_files_open(log, name)) {
+        message_set(message, size, "cannot open %s for syncing: %s", name, strerror(errno));
+        close(fd);
         return STOCK_IO;
     }
     if (log->segment_fd >= 0)
@@ -254,17 +286,21 @@ static stock_code open_folder(journal *log, const char *path, char *message,
     return STOCK_OK;
 }
 
-stock_code journal_open(const char *path, const journal_replay *replay,
+stock_code journal_open(const char *path, unsigned sync_files, const journal_replay *replay,
                         const stock_log_hook *hook, journal **out,
                         char *message, size_t message_size)
 {
     assert(path != NULL && replay != NULL && hook != NULL && out != NULL);
     assert(replay->load != NULL && replay->apply != NULL);
+    assert(sync_files >= 1 && sync_files <= JOURNAL_SYNC_FILES_MAX);
     *out = NULL;
     journal *log = calloc(1, sizeof *log);
     if (log == NULL)
         return STOCK_NOMEM;
     log->dir_fd = log->lock_fd = log->segment_fd = log->snap_fd = -1;
+    log->sync_file_count = sync_files;
+    for (unsigned i = 0; i < JOURNAL_SYNC_FILES_MAX; i++)
+        log->sync_fds[i] = -1;
     log->snapshot_lsn = JOURNAL_LSN_NONE;
     log->log_hook = *hook;
     log->snap_buffer = malloc(JOURNAL_SNAPSHOT_BUFFER_BYTES);
@@ -292,6 +328,9 @@ void journal_close(journal *log)
     assert(log->child == 0);
     if (log->segment_fd >= 0)
         close(log->segment_fd);
+    for (unsigned i = 0; i < log->sync_file_count; i++)
+        if (log->sync_fds[i] >= 0)
+            close(log->sync_fds[i]);
     if (log->lock_fd >= 0)
         close(log->lock_fd);   /* releases the flock */
     if (log->dir_fd >= 0)
@@ -368,12 +407,13 @@ stock_code journal_append(journal *log, const void *data, size_t len,
     return STOCK_OK;
 }
 
-stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
-                        size_t message_size)
+/* fdatasync of fd, timed into *latency_us. */
+static stock_code sync_timed(int fd, uint64_t *latency_us, char *message,
+                             size_t message_size)
 {
-    assert(log->segment_fd >= 0 && latency_us != NULL);
+    assert(fd >= 0 && latency_us != NULL);
     int64_t start_us = clock_now_us(CLOCK_MONOTONIC);
-    int rc = fdatasync(log->segment_fd);
+    int rc = fdatasync(fd);
     int error = errno;
     *latency_us = (uint64_t)(clock_now_us(CLOCK_MONOTONIC) - start_us);
     if (rc != 0) {
@@ -384,10 +424,16 @@ stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
     return STOCK_OK;
 }
 
-int journal_sync_fd(const journal *log)
+stock_code journal_sync(journal *log, unsigned file, uint64_t *latency_us,
+                        char *message, size_t message_size)
 {
-    assert(log != NULL && log->segment_fd >= 0);
-    return log->segment_fd;
+    return sync_timed(journal_sync_fd(log, file), latency_us, message, message_size);
+}
+
+int journal_sync_fd(const journal *log, unsigned file)
+{
+    assert(log != NULL && file < log->sync_file_count && log->sync_fds[file] >= 0);
+    return log->sync_fds[file];
 }
 
 bool journal_failed(const journal *log)
@@ -414,7 +460,9 @@ stock_code journal_rotate(journal *log, char *message, size_t message_size)
     /* A closed segment is always whole on disk: recovery treats damage in
      * it as corruption, never as a torn tail. */
     uint64_t latency_us;
-    stock_code code = journal_sync(log, &latency_us, message, message_size);
+    /* The writer's own description: it sees an error the sync files were
+     * told of too, so a closed segment is never one that failed. */
+    stock_code code = sync_timed(log->segment_fd, &latency_us, message, message_size);
     if (code == STOCK_OK)
         code = journal_segment_create(log, log->next_lsn, message, message_size);
     if (code != STOCK_OK)

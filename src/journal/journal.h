@@ -16,9 +16,11 @@
  * log sequence number, lsn); a segment's name says the lsn of its first record.
  *
  * Threads: every function is for one thread (the writer), except that
- * journal_sync may run on a second thread concurrently with journal_append,
- * and journal_counters on any thread. The caller must not run journal_sync
- * concurrently with journal_rotate, journal_snapshot_start or journal_close.
+ * journal_sync may run on other threads concurrently with journal_append
+ * (and with itself, on distinct sync files), and journal_counters on any
+ * thread. The caller must not run journal_sync concurrently with
+ * journal_rotate, journal_snapshot_start, journal_backup_begin or
+ * journal_close.
  */
 #ifndef STOCK_JOURNAL_H
 #define STOCK_JOURNAL_H
@@ -50,6 +52,8 @@
  * page of the file is either written whole or still as it was (zeros).
  * Recovery's hole rule looks for such pages (docs/engine.md, "Recovery"). */
 #define JOURNAL_PAGE_BYTES 4096u
+/* Sync files a journal may keep (journal_open's sync_files). */
+#define JOURNAL_SYNC_FILES_MAX 16u
 /* Default snapshot threshold (stock_config.snapshot_log_bytes = 0). */
 #define JOURNAL_SNAPSHOT_LOG_BYTES_DEFAULT (256ull << 20)
 /* A snapshot is due only once the log since the last one is at least this
@@ -140,6 +144,16 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
  * recovers it through replay, and starts a new segment for appends.
  * journal_recovery_summary then says what recovery did.
  *
+ * sync_files (1..JOURNAL_SYNC_FILES_MAX) is how many syncs the caller may
+ * run at once: the journal keeps that many descriptors of the current
+ * segment, each its own open() of the file (never a dup), opened before
+ * the segment's first record and replaced at each rotation. Linux reports a
+ * write-back error once per open file description: syncs that share one
+ * race for the error, and the losers return success for data that never
+ * reached the disk. With a description each, every sync running when a
+ * page fails to write sees the error (docs/engine.md, "Threads and group
+ * commit").
+ *
  * Recovery loads the newest snapshot whose checksum holds (a damaged newer
  * one is renamed *.damaged) and applies every record after it. A torn tail
  * (a bad record at the end of the last segment with no valid record after
@@ -157,7 +171,7 @@ journal_parse_result journal_parse(const uint8_t *data, size_t len,
  * (another process has the folder open), STOCK_IO, STOCK_CORRUPT,
  * STOCK_NOMEM, or the first failure of replay, with message set.
  */
-stock_code journal_open(const char *path, const journal_replay *replay,
+stock_code journal_open(const char *path, unsigned sync_files, const journal_replay *replay,
                         const stock_log_hook *hook, journal **out,
                         char *message, size_t message_size);
 
@@ -177,15 +191,18 @@ stock_code journal_append(journal *log, const void *data, size_t len,
                           uint64_t record_count, char *message,
                           size_t message_size);
 
-/* fdatasync of the current segment; records its latency in *latency_us.
- * Returns STOCK_OK or STOCK_IO with message. */
-stock_code journal_sync(journal *log, uint64_t *latency_us, char *message,
-                        size_t message_size);
+/* fdatasync of the current segment through sync file `file` (below
+ * journal_open's sync_files); records its latency in *latency_us. At most
+ * one sync at a time per file. Returns STOCK_OK or STOCK_IO with message. */
+stock_code journal_sync(journal *log, unsigned file, uint64_t *latency_us,
+                        char *message, size_t message_size);
 
-/* The file journal_sync syncs, for a caller that syncs it another way
- * (io_uring). It changes at each rotation, so the caller must not use it
- * across journal_rotate or journal_snapshot_start. */
-int journal_sync_fd(const journal *log);
+/* The descriptor of sync file `file`, for a caller that syncs it another
+ * way (io_uring), one sync at a time per file as journal_sync. Owned by
+ * the journal: the caller neither closes it nor uses it across
+ * journal_rotate, journal_snapshot_start, journal_backup_begin or
+ * journal_close, which replace or close it. */
+int journal_sync_fd(const journal *log, unsigned file);
 
 /* True once an append or a rotation (journal_rotate, or the one
  * journal_snapshot_start makes) has failed: the journal then refuses every

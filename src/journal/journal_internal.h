@@ -45,6 +45,10 @@ struct journal {
     int dir_fd;
     int lock_fd;
     int segment_fd;              /* current segment, open for writing */
+    unsigned sync_file_count;    /* journal_open's sync_files */
+    int sync_fds[JOURNAL_SYNC_FILES_MAX];   /* its own open()s of the
+                                               current segment, for
+                                               journal_sync (journal.h) */
     uint64_t segment_lsn;        /* lsn of its first record */
     uint64_t segment_bytes;      /* its records' end, header included */
     uint64_t zeroed_end;         /* it holds records or zeros up to here */
@@ -132,6 +136,11 @@ stock_code journal_segment_create(journal *log, uint64_t lsn, char *message,
 
 /* pwrite of all len bytes at offset; false with errno on failure. */
 bool journal_write_all(int fd, const void *data, size_t len, uint64_t offset);
+
+/* Opens sync_file_count new descriptors of segment `name` and puts them in
+ * place of the sync files (closing the old ones). False with errno set,
+ * and the old ones kept, when one cannot be opened. */
+bool journal_sync_files_open(journal *log, const char *name);
 
 /* fsync of the folder, so that creates, renames and unlinks last. */
 bool journal_sync_dir(journal *log);

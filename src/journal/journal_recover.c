@@ -538,7 +538,8 @@ static stock_code reopen_last(recovery *r)
     journal_segment_name(name, lsn);
     int fd = openat(log->dir_fd, name, O_WRONLY | O_CLOEXEC);
     struct stat info;
-    if (fd < 0 || fsync(fd) != 0 || fstat(fd, &info) != 0) {
+    if (fd < 0 || fsync(fd) != 0 || fstat(fd, &info) != 0 ||
+        !journal_sync_files_open(log, name)) {
         message_set(r->message, r->size, "cannot reopen %s: %s", name,
                     strerror(errno));
         if (fd >= 0)

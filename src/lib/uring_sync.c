@@ -61,7 +61,7 @@ int uring_sync_fd(const uring_sync *ring)
 
 bool uring_sync_submit(uring_sync *ring, int fd, uint64_t tag)
 {
-    assert(ring != NULL && fd >= 0);
+    assert(ring != NULL && fd >= 0 && tag != URING_SYNC_TAG_NONE);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring->ring);
     if (sqe == NULL) {
         errno = EBUSY;
@@ -69,15 +69,31 @@ bool uring_sync_submit(uring_sync *ring, int fd, uint64_t tag)
     }
     io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(sqe, tag);
+    /* Entries a failed submit left (no-ops now) go ahead of this one: it
+     * was sent only if every queued entry was. */
+    unsigned queued = io_uring_sq_ready(&ring->ring);
+    assert(queued >= 1);
     int rc;
     do {
         rc = io_uring_submit(&ring->ring);
     } while (rc == -EINTR);
-    if (rc != 1) {
+    if (rc < 0 || (unsigned)rc < queued) {
+        /* The entry stays in the submission queue, and the next submit
+         * would send it for a sync its caller believes never started.
+         * Without a polling kernel thread the kernel reads the queue only
+         * inside io_uring_enter, so rewriting it in place is safe. */
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, URING_SYNC_TAG_NONE);
         errno = rc < 0 ? -rc : EIO;
         return false;
     }
     return true;
+}
+
+bool uring_sync_retryable(int result)
+{
+    assert(result < 0);
+    return result == -ECANCELED || result == -EAGAIN || result == -EINTR;
 }
 
 unsigned uring_sync_reap(uring_sync *ring, unsigned wait_ms,
@@ -110,6 +126,8 @@ unsigned uring_sync_reap(uring_sync *ring, unsigned wait_ms,
         uint64_t tag = io_uring_cqe_get_data64(cqe);
         int result = cqe->res;
         io_uring_cqe_seen(&ring->ring, cqe);
+        if (tag == URING_SYNC_TAG_NONE)
+            continue;
         done(context, tag, result);
         reaped++;
     }

@@ -32,12 +32,23 @@ void uring_sync_destroy(uring_sync *ring);
  * Owned by ring. */
 int uring_sync_fd(const uring_sync *ring);
 
-/* Submits an fdatasync of fd tagged with tag; false (errno set) if it
- * could not be submitted (then nothing is in flight for it). */
+/* Submits an fdatasync of fd tagged with tag (any value but
+ * URING_SYNC_TAG_NONE); false (errno set) if it could not be submitted
+ * (then nothing is in flight for it, and no completion will carry tag). */
 bool uring_sync_submit(uring_sync *ring, int fd, uint64_t tag);
+
+/* Reserved: the tag of an entry that a failed submit left queued, turned
+ * into a no-op whose completion uring_sync_reap drops. */
+#define URING_SYNC_TAG_NONE UINT64_MAX
 
 /* Called once per completed sync: its tag, and 0 or a negative errno. */
 typedef void (*uring_sync_done_fn)(void *context, uint64_t tag, int result);
+
+/* Whether a sync's negative result says it did not run rather than that
+ * data was lost: -ECANCELED, -EAGAIN, -EINTR. The caller may sync again.
+ * Any other (-EIO, -ENOSPC, -EDQUOT, -EROFS, one unknown) may mean pages
+ * that were never written: a later sync that succeeds proves nothing. */
+bool uring_sync_retryable(int result);
 
 /* Hands every completed sync to done (outside any lock of the caller's
  * that done takes). When none has completed yet, waits up to wait_ms for

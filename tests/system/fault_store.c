@@ -60,6 +60,7 @@
 #define FIU_ENABLE 1
 #include <fiu.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -120,6 +121,13 @@ static bool sync_fault;   /* fdatasync in sync durability: see run_batches */
 static bool fault_once;   /* only call fault_at fails (a transient fault) */
 static int fault_errno;
 static atomic_bool fault_fired;
+/* A batch of run_batches waits for its done, and the fault hit meanwhile:
+ * only then can the failed call be the fdatasync that covered it. One
+ * that hits after its done (the rotation of a snapshot, which waits for
+ * the batch's group to complete) may still land before the submitting
+ * thread looks at fault_fired. */
+static atomic_bool batch_pending;
+static atomic_bool fault_fired_pending;
 
 static int fail_from_call(const char *name, int *failnum, void **failinfo,
                           unsigned int *flags)
@@ -131,6 +139,8 @@ static int fail_from_call(const char *name, int *failnum, void **failinfo,
     if (fault_at <= 0 || call < fault_at || (fault_once && call > fault_at))
         return 0;
     atomic_store(&fault_fired, true);
+    if (atomic_load(&batch_pending))
+        atomic_store(&fault_fired_pending, true);
     return 1;
 }
 
@@ -307,6 +317,40 @@ static void record(workload *w, planned *p, size_t index, bool nomem_allowed)
         die("op %s: IOERR without a message", p->id);
 }
 
+/* A batch whose done a thread waits for (stock_execute with batch_pending
+ * cleared by done itself, before the waiter wakes). */
+typedef struct waited_batch {
+    stock_batch batch;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    bool done;
+} waited_batch;
+
+static void waited_done(stock_batch *batch)
+{
+    waited_batch *waited = batch->user;
+    atomic_store(&batch_pending, false);
+    pthread_mutex_lock(&waited->mutex);
+    waited->done = true;
+    pthread_cond_signal(&waited->cond);
+    pthread_mutex_unlock(&waited->mutex);
+}
+
+static void execute_pending(stock_t *store, stock_op *ops, size_t count)
+{
+    waited_batch waited = {.batch = {.ops = ops, .count = count, .done = waited_done},
+                           .mutex = PTHREAD_MUTEX_INITIALIZER,
+                           .cond = PTHREAD_COND_INITIALIZER};
+    waited.batch.user = &waited;
+    atomic_store(&fault_fired_pending, false);
+    atomic_store(&batch_pending, true);
+    stock_submit(store, &waited.batch);
+    pthread_mutex_lock(&waited.mutex);
+    while (!waited.done)
+        pthread_cond_wait(&waited.cond, &waited.mutex);
+    pthread_mutex_unlock(&waited.mutex);
+}
+
 /* Runs batches [from, to) of the workload through store, pause_ms apart. */
 static void run_batches(workload *w, stock_t *store, size_t from, size_t to,
                         bool nomem_allowed, unsigned pause_ms)
@@ -321,12 +365,13 @@ static void run_batches(workload *w, stock_t *store, size_t from, size_t to,
         for (size_t i = 0; i < FAULT_BATCH_OPS; i++)
             ops[i] = w->ops[first + i].op;
         bool fired_before = atomic_load(&fault_fired);
-        if (stock_execute(store, ops, FAULT_BATCH_OPS) != STOCK_OK)
-            die("stock_execute refused a batch");
+        execute_pending(store, ops, FAULT_BATCH_OPS);
         /* One batch in flight at a time: in sync durability, a failed
-         * fdatasync during it was the one that covered it, and no later
-         * sync may make it durable (fsync never retried and believed). */
-        bool sync_failed_under = sync_fault && !fired_before && atomic_load(&fault_fired);
+         * fdatasync before its done was the one that covered it, and no
+         * later sync may make it durable (fsync never retried and
+         * believed). */
+        bool sync_failed_under = sync_fault && !fired_before &&
+                                 atomic_load(&fault_fired_pending);
         for (size_t i = 0; i < FAULT_BATCH_OPS; i++) {
             planned *p = &w->ops[first + i];
             p->op = ops[i];

@@ -4,7 +4,8 @@
  * with file and offset in the message, the zeros written ahead of the
  * records and holes in them (a zero header, a zero page inside a record),
  * snapshots and their fallback, the folder lock, the summary of what
- * recovery did, and the messages it hands to the log hook.
+ * recovery did, the messages it hands to the log hook, and the sync files:
+ * each its own open file description of the current segment.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -39,6 +40,9 @@
 /* File size limit of the failed zero-fill test: room for a few records,
  * not for the zeros ahead of them. */
 #define TEST_SMALL_FILE_BYTES 4096
+/* Sync files of the journals open_log opens: several, as the embedded
+ * engine keeps, so that every test runs with them. */
+#define TEST_SYNC_FILES 4u
 
 /* The "state" the tests recover: the list of records seen. */
 typedef struct test_state {
@@ -168,7 +172,8 @@ static stock_code open_log(journal **log, test_state *state, char *message)
     reset_heard();
     journal_replay replay = {.context = state, .load = load_state,
                              .clear = clear_state, .apply = apply_record};
-    return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
+    return journal_open(folder, TEST_SYNC_FILES, &replay, &hook, log, message,
+                        STOCK_MESSAGE_MAX);
 }
 
 /* Appends one record "record-<n>" (also to state, as the core would). */
@@ -656,6 +661,55 @@ static void test_gap_is_refused(void **unused)
     assert_non_null(strstr(message, "log-0000000000000002.wal, offset 0"));
 }
 
+/* Every sync file is the segment `name`, under its own descriptor and its
+ * own open file description: a file offset moved through one is not
+ * moved through another (descriptors made by dup() share the offset, as
+ * they share the one report of a write-back error), and each syncs. */
+static void assert_own_sync_files(journal *log, const char *name)
+{
+    char path[128];
+    path_of(path, sizeof path, name);
+    struct stat segment;
+    assert_int_equal(stat(path, &segment), 0);
+    for (unsigned i = 0; i < TEST_SYNC_FILES; i++) {
+        int fd = journal_sync_fd(log, i);
+        struct stat info;
+        assert_int_equal(fstat(fd, &info), 0);
+        assert_true(info.st_dev == segment.st_dev && info.st_ino == segment.st_ino);
+        assert_int_equal(lseek(fd, (off_t)(100 + i), SEEK_SET), (off_t)(100 + i));
+        for (unsigned j = 0; j < i; j++) {
+            assert_int_not_equal(journal_sync_fd(log, j), fd);
+            assert_int_equal(lseek(journal_sync_fd(log, j), 0, SEEK_CUR), (off_t)(100 + j));
+        }
+        uint64_t latency_us;
+        char message[STOCK_MESSAGE_MAX];
+        assert_int_equal(journal_sync(log, i, &latency_us, message, sizeof message),
+                         STOCK_OK);
+    }
+}
+
+/* The sync files follow the current segment: at a new folder's first
+ * segment, after a rotation, and at a reopen that appends to the last
+ * segment. */
+static void test_sync_files_are_own_descriptions(void **unused)
+{
+    (void)unused;
+    journal *log;
+    test_state state;
+    char message[STOCK_MESSAGE_MAX];
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_own_sync_files(log, "log-0000000000000000.wal");
+    append_record(log, &state, 0);
+    assert_int_equal(journal_rotate(log, message, sizeof message), STOCK_OK);
+    assert_own_sync_files(log, "log-0000000000000001.wal");
+    append_record(log, &state, 1);
+    journal_close(log);
+    assert_int_equal(open_log(&log, &state, message), STOCK_OK);
+    assert_int_equal(state.count, 2);
+    assert_own_sync_files(log, "log-0000000000000001.wal");
+    journal_close(log);
+}
+
 /* Records 0 and 1 in SEGMENT0, a rotation, record 2 in the next segment;
  * the journal closed again. */
 static void write_two_segments(test_state *state, char *message)
@@ -737,7 +791,7 @@ static void test_zeros_ahead_of_the_records(void **unused)
                              .clear = clear_state, .apply = count_record};
     journal *log;
     char message[STOCK_MESSAGE_MAX];
-    assert_int_equal(journal_open(folder, &replay, &hook, &log, message, sizeof message), STOCK_OK);
+    assert_int_equal(journal_open(folder, 1, &replay, &hook, &log, message, sizeof message), STOCK_OK);
     append_group(log, count);
     journal_close(log);
     size = read_file(SEGMENT0, file_data, TEST_FILE_MAX);
@@ -746,7 +800,7 @@ static void test_zeros_ahead_of_the_records(void **unused)
     assert_int_equal(size, end + JOURNAL_ZERO_AHEAD_BYTES);
     assert_true(all_zero(file_data + end, size - end));
     replayed = 0;
-    assert_int_equal(journal_open(folder, &replay, &hook, &log, message, sizeof message), STOCK_OK);
+    assert_int_equal(journal_open(folder, 1, &replay, &hook, &log, message, sizeof message), STOCK_OK);
     assert_int_equal(replayed, 4 + count);
     journal_close(log);
 }
@@ -859,7 +913,7 @@ static stock_code open_counting(journal **log, size_t *replayed, char *message)
     *replayed = 0;
     journal_replay replay = {.context = replayed, .load = load_state,
                              .clear = clear_state, .apply = count_record};
-    return journal_open(folder, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
+    return journal_open(folder, 1, &replay, &hook, log, message, STOCK_MESSAGE_MAX);
 }
 
 /* TEST_BIG_RECORDS big records in SEGMENT0 and, if rotate, one more in a
@@ -1073,6 +1127,7 @@ int main(void)
         FOLDER_TEST(test_zero_page_in_closed_segment_is_refused),
         FOLDER_TEST(test_failed_zero_fill_is_not_a_failed_append),
         FOLDER_TEST(test_second_open_is_refused),
+        FOLDER_TEST(test_sync_files_are_own_descriptions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

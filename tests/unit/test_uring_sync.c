@@ -2,7 +2,9 @@
  * test_uring_sync.c -- unit tests of src/lib/uring_sync: an fdatasync
  * submitted to io_uring completes through the eventfd with its tag and
  * result, a failing one hands its errno back (the failure the embedded
- * engine must fail closed on), and a reap with nothing done returns
+ * engine must fail closed on), several syncs in flight at once, each on
+ * its own open file description, all complete with their own tags, which
+ * results say a sync did not run, and a reap with nothing done returns
  * nothing. Fails (does not skip) where io_uring is unavailable: the build
  * machines must have it.
  */
@@ -87,11 +89,73 @@ static void test_failed_sync_returns_its_error(void **unused)
     uring_sync_destroy(ring);
 }
 
+/* Counts each tag 100.. of a successful sync into context's array. */
+static void count_done(void *context, uint64_t tag, int result)
+{
+    unsigned *completed = context;
+    assert_int_equal(result, 0);
+    assert_true(tag >= 100 && tag < 100 + URING_SYNC_DEPTH);
+    completed[tag - 100]++;
+}
+
+/* URING_SYNC_DEPTH syncs in flight at once, each through its own open()
+ * of one file (as the embedded engine's slots use the journal's sync
+ * files): each completes once, with its tag and success, in whatever order
+ * the kernel finishes them. */
+static void test_syncs_in_flight_complete_each_once(void **unused)
+{
+    (void)unused;
+    uring_sync *ring = uring_sync_create();
+    assert_non_null(ring);
+    char path[] = "/tmp/test_uring_sync.XXXXXX";
+    int writer = mkstemp(path);
+    assert_true(writer >= 0);
+    int fds[URING_SYNC_DEPTH];
+    for (unsigned i = 0; i < URING_SYNC_DEPTH; i++) {
+        assert_int_equal(pwrite(writer, "x", 1, i * 4096), 1);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fds[i] >= 0);
+        assert_true(uring_sync_submit(ring, fds[i], 100 + i));
+    }
+    unsigned completed[URING_SYNC_DEPTH] = {0};
+    unsigned reaped = 0;
+    while (reaped < URING_SYNC_DEPTH) {
+        struct pollfd poller = {.fd = uring_sync_fd(ring), .events = POLLIN};
+        assert_int_equal(poll(&poller, 1, TEST_WAIT_MS), 1);
+        reaped += uring_sync_reap(ring, 0, count_done, completed);
+    }
+    for (unsigned i = 0; i < URING_SYNC_DEPTH; i++)
+        assert_int_equal(completed[i], 1);
+    assert_int_equal(reaped, URING_SYNC_DEPTH);
+    for (unsigned i = 0; i < URING_SYNC_DEPTH; i++)
+        close(fds[i]);
+    close(writer);
+    unlink(path);
+    uring_sync_destroy(ring);
+}
+
+/* Only a result that says the sync never ran may be retried; an I/O
+ * error, a full or read-only disk, or one unknown, may mean lost pages. */
+static void test_retryable_results(void **unused)
+{
+    (void)unused;
+    assert_true(uring_sync_retryable(-ECANCELED));
+    assert_true(uring_sync_retryable(-EAGAIN));
+    assert_true(uring_sync_retryable(-EINTR));
+    assert_false(uring_sync_retryable(-EIO));
+    assert_false(uring_sync_retryable(-ENOSPC));
+    assert_false(uring_sync_retryable(-EDQUOT));
+    assert_false(uring_sync_retryable(-EROFS));
+    assert_false(uring_sync_retryable(-EBADF));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_completes_with_its_tag),
         cmocka_unit_test(test_failed_sync_returns_its_error),
+        cmocka_unit_test(test_syncs_in_flight_complete_each_once),
+        cmocka_unit_test(test_retryable_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
