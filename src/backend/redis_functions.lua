@@ -517,29 +517,43 @@ local function deduct_many(keys, args)
     return answers
 end
 
--- KEYS: stock, flow, refunds, outbox, then the SKU's other buckets. ARGV:
--- refund id, line, qty, gen. The units go back to the line's bucket.
-local function refund(keys, args)
-    local r = record(keys[3], args[1], args[4])
+-- A refund's checks before it touches a total (flow and refunds of the
+-- line's bucket; ARGV: refund id, line, qty, gen): the answer when it ends
+-- there, else nil and the line's fields.
+local function refund_check(flow, refunds, args)
+    local r = record(refunds, args[1], args[4])
     if r == 'moved' then return {'MOVED'} end
     if r and r[1] == args[2] and r[2] == args[3] then return {'REPLAY', r[3]} end
     if r then return {'CONFLICT'} end
-    local line = redis.call('HGET', keys[2], args[2])
+    local line = redis.call('HGET', flow, args[2])
     if not line or line:sub(1, 1) == '~' then return {'NOTFOUND'} end
     line = split(line)
     local refundable = tonumber(line[1]) - tonumber(line[2])
-    local qty = tonumber(args[3])
-    if qty > refundable then return {'EXCEEDS', tostring(refundable)} end
+    if tonumber(args[3]) > refundable then return {'EXCEEDS', tostring(refundable)} end
+    return nil, line
+end
+
+-- Writes a refund's record and its line's new refunded count (returned).
+local function refund_write(flow, refunds, args, line, after)
+    local refunded = tostring(tonumber(line[2]) + tonumber(args[3]))
+    redis.call('HSET', flow, args[2], line_text(line[1], refunded, line[3], line[4],
+                                                table.concat(line, ' ', 5)))
+    redis.call('HSET', refunds, args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    return refunded
+end
+
+-- KEYS: stock, flow, refunds, outbox, then the SKU's other buckets. ARGV:
+-- refund id, line, qty, gen. The units go back to the line's bucket.
+local function refund(keys, args)
+    local answer, line = refund_check(keys[2], keys[3], args)
+    if answer then return answer end
     local sku = sku_read(stock_keys(keys, 1, 5, #keys))
     local available, refunded = add(sku.sum.av, num(args[3])), add(sku.sum.ref, num(args[3]))
     if over(available) or over(refunded) then return {'OVERFLOW'} end
     sku_move(sku, line_bucket(args[2], #sku.keys), num(args[3]), 'ref', 1)
     sku_save(sku)
     local after = str(available)
-    local refunded = tostring(tonumber(line[2]) + qty)
-    redis.call('HSET', keys[2], args[2], line_text(line[1], refunded, line[3], line[4],
-                                                   table.concat(line, ' ', 5)))
-    redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    local refunded = refund_write(keys[2], keys[3], args, line, after)
     emit(keys[4], 'refund', keys[1], sku.sum, 'id', args[1], 'line', args[2], 'q', args[3],
          'lr', refunded)
     return {'OK', after}
@@ -851,26 +865,15 @@ end
 -- KEYS: stock, flow, refunds, outbox of the line's bucket. ARGV: refund
 -- id, line, qty, gen, sku, bucket, others. As refund, on that bucket.
 local function cb_refund(keys, args)
-    local r = record(keys[3], args[1], args[4])
-    if r == 'moved' then return {'MOVED'} end
-    if r and r[1] == args[2] and r[2] == args[3] then return {'REPLAY', r[3]} end
-    if r then return {'CONFLICT'} end
-    local line = redis.call('HGET', keys[2], args[2])
-    if not line or line:sub(1, 1) == '~' then return {'NOTFOUND'} end
-    line = split(line)
-    local refundable = tonumber(line[1]) - tonumber(line[2])
-    local qty = tonumber(args[3])
-    if qty > refundable then return {'EXCEEDS', tostring(refundable)} end
+    local answer, line = refund_check(keys[2], keys[3], args)
+    if answer then return answer end
     local t = totals(keys[1])
     local available = add(add(t.av, num(args[7])), num(args[3]))
     if over(available) or over(add(t.ref, num(args[3]))) then return {'OVERFLOW'} end
     t.av, t.ref = add(t.av, num(args[3])), add(t.ref, num(args[3]))
     save(keys[1], t)
     local after = str(available)
-    local refunded = tostring(tonumber(line[2]) + qty)
-    redis.call('HSET', keys[2], args[2], line_text(line[1], refunded, line[3], line[4],
-                                                   table.concat(line, ' ', 5)))
-    redis.call('HSET', keys[3], args[1], args[2] .. ' ' .. args[3] .. ' ' .. after)
+    local refunded = refund_write(keys[2], keys[3], args, line, after)
     cb_emit(keys[4], 'refund', args[5], args[6], t, 'id', args[1], 'line', args[2],
             'q', args[3], 'lr', refunded)
     return {'OK', after}

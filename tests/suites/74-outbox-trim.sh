@@ -202,7 +202,7 @@ wait "$events_pid"
 code=$?
 set -e
 events_pid=""
-[ "$code" -eq 1 ] && grep -q "reading the store: redis events:" "$dir/events.log" ||
+[ "$code" -eq 1 ] && grep -q "reading the store: redis" "$dir/events.log" ||
     fail "stockevents exited $code after the failover"
 redis_cluster_wait_ok && redis_cluster_restart 0 && redis_cluster_wait_ok ||
     fail "the cluster did not recover"
