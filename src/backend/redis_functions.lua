@@ -274,16 +274,30 @@ local function set(keys, args)
     return {'OK', args[1]}
 end
 
+-- An add's id check (its adjustments hash; ARGV: delta, adjustment id, ''
+-- for none, gen): the answer when the id is known or moved, else nil.
+local function adjustment_check(adjustments, args)
+    if args[2] == '' then return nil end
+    local r = record(adjustments, args[2], args[3])
+    if r == 'moved' then return {'MOVED'} end
+    if r and r[1] == args[1] then return {'REPLAY', r[2]} end
+    if r then return {'CONFLICT'} end
+    return nil
+end
+
+-- Records an add under its id, if it has one, with the available after it.
+local function adjustment_write(adjustments, args, available)
+    if args[2] ~= '' then
+        redis.call('HSET', adjustments, args[2], args[1] .. ' ' .. str(available))
+    end
+end
+
 -- KEYS: stock, adjustments, outbox, then the SKU's other buckets. ARGV:
 -- delta, adjustment id ('' for none), gen. The new level is spread over
 -- the buckets, as a set's.
 local function add_stock(keys, args)
-    if args[2] ~= '' then
-        local r = record(keys[2], args[2], args[3])
-        if r == 'moved' then return {'MOVED'} end
-        if r and r[1] == args[1] then return {'REPLAY', r[2]} end
-        if r then return {'CONFLICT'} end
-    end
+    local answer = adjustment_check(keys[2], args)
+    if answer then return answer end
     local sku = sku_read(stock_keys(keys, 1, 4, #keys))
     if not sku then return {'NOTFOUND'} end
     local delta = num(args[1])
@@ -292,9 +306,7 @@ local function add_stock(keys, args)
     if available[1] < 0 then return {'INSUFFICIENT', str(sku.sum.av)} end
     sku_spread(sku, available)
     sku_save(sku)
-    if args[2] ~= '' then
-        redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
-    end
+    adjustment_write(keys[2], args, available)
     emit(keys[3], 'add', keys[1], sku.sum, 'id', args[2], 'q', args[1])
     return {'OK', str(available)}
 end
@@ -901,12 +913,8 @@ end
 -- home alone; a write-off the home cannot cover answers {'SHORT', its
 -- available}.
 local function cb_add(keys, args)
-    if args[2] ~= '' then
-        local r = record(keys[2], args[2], args[3])
-        if r == 'moved' then return {'MOVED'} end
-        if r and r[1] == args[1] then return {'REPLAY', r[2]} end
-        if r then return {'CONFLICT'} end
-    end
+    local answer = adjustment_check(keys[2], args)
+    if answer then return answer end
     local t = totals(keys[1])
     if not t then return {'NOTFOUND'} end
     local delta = num(args[1])
@@ -916,9 +924,7 @@ local function cb_add(keys, args)
     if level[1] < 0 then return {'SHORT', str(t.av)} end
     t.av, t.adj = level, adjusted
     save(keys[1], t)
-    if args[2] ~= '' then
-        redis.call('HSET', keys[2], args[2], args[1] .. ' ' .. str(available))
-    end
+    adjustment_write(keys[2], args, available)
     cb_emit(keys[3], 'add', args[4], '0', t, 'id', args[2], 'q', args[1])
     return {'OK', str(available)}
 end
