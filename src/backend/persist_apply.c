@@ -194,9 +194,8 @@ static bool apply_install(persister *p)
         {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
     };
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        PGresult *result = PQsendPrepare(p->pg, statements[i][0], statements[i][1], 0, NULL) == 1
-            ? pg_result_until(p->pg, pg_deadline(p->pg_options.timeout_ms))
-            : NULL;
+        PGresult *result = pg_prepare_until(p->pg, statements[i][0], statements[i][1], 0,
+                                            pg_deadline(p->pg_options.timeout_ms));
         bool ok = PQresultStatus(result) == PGRES_COMMAND_OK || pg_failed(p, "preparing", result);
         PQclear(result);
         if (!ok)

@@ -698,6 +698,14 @@ PGresult *pg_result_until(PGconn *conn, int64_t deadline_us)
     return results_until(conn, deadline_us, false);
 }
 
+PGresult *pg_prepare_until(PGconn *conn, const char *name, const char *sql, int count,
+                           int64_t deadline_us)
+{
+    if (PQsendPrepare(conn, name, sql, count, NULL) != 1)
+        return NULL;
+    return pg_result_until(conn, deadline_us);
+}
+
 PGresult *pg_exec_script_until(PGconn *conn, const char *sql, int64_t deadline_us)
 {
     if (PQsendQuery(conn, sql) != 1)

@@ -100,6 +100,9 @@ bool pg_wait(PGconn *conn, short events, int64_t deadline_us);
 PGresult *pg_exec_until(PGconn *conn, const char *sql, int count, const char *const *values,
                         int64_t deadline_us);
 PGresult *pg_result_until(PGconn *conn, int64_t deadline_us);
+/* As PQprepare, waiting until deadline_us at most, as pg_exec_until. */
+PGresult *pg_prepare_until(PGconn *conn, const char *name, const char *sql, int count,
+                           int64_t deadline_us);
 /* As PQexec (sql may hold several statements; the last result, which is the
  * error if one failed), but waiting until deadline_us at most, as
  * pg_exec_until. */

@@ -1108,10 +1108,8 @@ stock_code pg_schema_install(PGconn *conn, uint32_t timeout_ms, char *message, s
         return code;
     for (size_t i = 0; i < sizeof pg_statements / sizeof pg_statements[0]; i++) {
         const pg_statement *statement = &pg_statements[i];
-        PGresult *result = PQsendPrepare(conn, statement->name, statement->sql,
-                                         statement->param_count, NULL) == 1
-                               ? pg_result_until(conn, pg_deadline(timeout_ms))
-                               : NULL;
+        PGresult *result = pg_prepare_until(conn, statement->name, statement->sql,
+                                            statement->param_count, pg_deadline(timeout_ms));
         bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(message, size, "postgres schema: preparing %s: %s", statement->name,

@@ -88,8 +88,7 @@ void shard_mark_down(sharded_store *store, uint32_t i)
 PGresult *shard_query(PGconn *conn, uint32_t i, uint32_t timeout_ms, const char *sql, int count,
                       const char *const *values, ExecStatusType want, char *error, size_t size)
 {
-    PGresult *result = pg_exec_until(conn, sql, count, values,
-                                     clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
+    PGresult *result = pg_exec_until(conn, sql, count, values, pg_deadline(timeout_ms));
     if (PQresultStatus(result) == want)
         return result;
     const char *why = pg_error_message(conn, result);
@@ -106,7 +105,7 @@ PGresult *shard_exec(sharded_store *store, uint32_t i, const char *sql, int coun
         return NULL;
     PGresult *result = shard_query(conn, i, store->shards[i].options.timeout_ms, sql, count,
                                    values, want, error, size);
-    if (result == NULL && (PQstatus(conn) != CONNECTION_OK || PQisBusy(conn)))
+    if (result == NULL && pg_lost_or(conn, STOCK_IO) == STOCK_UNAVAILABLE)
         shard_mark_down(store, i);
     return result;
 }
