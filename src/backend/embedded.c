@@ -238,8 +238,14 @@ typedef struct embedded {
     uint64_t syncs_started;      /* writes covered by the newest sync started */
     uint64_t synced;             /* writes known to be on stable storage */
     unsigned syncs_running;
-    unsigned sync_log_files_busy;   /* bit i: sync file EMBEDDED_URING_SYNCS
-                                       + i is in a sync_log */
+    /* One per sync file (EMBEDDED_SYNC_FILES; 0.. the io_uring slots',
+     * then sync_log's): whether a sync through it is in flight, the one
+     * state that keeps two syncs off one file. */
+    struct {
+        bool running;
+        uint64_t target;         /* writes it covers */
+        int64_t started_us;      /* monotonic, for the latency stats */
+    } sync_slots[EMBEDDED_SYNC_FILES];
     bool completing;             /* a syncer is completing groups */
     bool sync_failed;            /* an fdatasync failed: nothing more is durable */
     bool syncer_stop;
@@ -248,12 +254,7 @@ typedef struct embedded {
     /* Set by stock_completion_fd: syncs of the caller's groups go through
      * it, announced on its eventfd (NULL: they block the caller). */
     uring_sync *uring;
-    struct {
-        bool running;
-        uint64_t target;         /* writes it covers */
-        int64_t started_us;      /* monotonic, for the latency stats */
-    } uring_syncs[EMBEDDED_URING_SYNCS];
-    unsigned uring_running;      /* uring_syncs running */
+    unsigned uring_running;      /* sync_slots 0.. running (io_uring's) */
 
     buf group;                   /* writer: the records of one group */
 
@@ -322,6 +323,17 @@ static bool oldest_group_ready(const embedded *e)
             e->sync_failed);
 }
 
+/* The first sync file in first..end-1 with no sync running; one is free
+ * (sync_mutex held). */
+static unsigned free_slot(const embedded *e, unsigned first, unsigned end)
+{
+    unsigned slot = first;
+    while (slot < end && e->sync_slots[slot].running)
+        slot++;
+    assert(slot < end);
+    return slot;
+}
+
 /* One fdatasync covering every write up to target; with sync_mutex held on
  * entry and exit (released during the sync). After a failed fdatasync the
  * kernel may have dropped the dirty pages, so a later success proves
@@ -329,24 +341,21 @@ static bool oldest_group_ready(const embedded *e)
 static void sync_log(embedded *e, uint64_t target)
 {
     assert(target > e->synced && target <= e->writes);
-    unsigned index = 0;
-    while (e->sync_log_files_busy & (1u << index))
-        index++;
-    assert(index < EMBEDDED_SYNC_LOG_FILES);
-    e->sync_log_files_busy |= 1u << index;
+    unsigned slot = free_slot(e, EMBEDDED_URING_SYNCS, EMBEDDED_SYNC_FILES);
+    e->sync_slots[slot].running = true;
+    e->sync_slots[slot].target = target;
     e->syncs_started = target;
     e->syncs_running++;
     pthread_mutex_unlock(&e->sync_mutex);
     char message[STOCK_MESSAGE_MAX];
     uint64_t latency_us = 0;
-    stock_code code = journal_sync(e->log, EMBEDDED_URING_SYNCS + index, &latency_us,
-                                   message, sizeof message);
+    stock_code code = journal_sync(e->log, slot, &latency_us, message, sizeof message);
     if (code != STOCK_OK)
         break_store(e, message);
     else
         stats_count_sync(&e->base.stats, latency_us);
     pthread_mutex_lock(&e->sync_mutex);
-    e->sync_log_files_busy &= ~(1u << index);
+    e->sync_slots[slot].running = false;
     e->syncs_running--;
     if (code != STOCK_OK)
         e->sync_failed = true;
@@ -386,18 +395,15 @@ static void uring_start(embedded *e)
     assert(e->uring != NULL);
     if (!sync_due(e) || e->uring_running == EMBEDDED_URING_SYNCS)
         return;
-    unsigned slot = 0;
-    while (e->uring_syncs[slot].running)
-        slot++;
-    assert(slot < EMBEDDED_URING_SYNCS);
+    unsigned slot = free_slot(e, 0, EMBEDDED_URING_SYNCS);
     int64_t started_us = clock_now_us(CLOCK_MONOTONIC);
     if (!uring_sync_submit(e->uring, journal_sync_fd(e->log, slot), slot)) {
         pthread_cond_signal(&e->sync_cond);
         return;
     }
-    e->uring_syncs[slot].running = true;
-    e->uring_syncs[slot].target = e->writes;
-    e->uring_syncs[slot].started_us = started_us;
+    e->sync_slots[slot].running = true;
+    e->sync_slots[slot].target = e->writes;
+    e->sync_slots[slot].started_us = started_us;
     e->uring_running++;
     e->syncs_started = e->writes;
     e->syncs_running++;
@@ -420,12 +426,12 @@ static void uring_finished(void *context, uint64_t slot, int result)
         break_store(e, message);
     }
     pthread_mutex_lock(&e->sync_mutex);
-    assert(e->uring_syncs[slot].running && e->uring_running > 0);
-    uint64_t target = e->uring_syncs[slot].target;
+    assert(e->sync_slots[slot].running && e->uring_running > 0);
+    uint64_t target = e->sync_slots[slot].target;
     if (result >= 0)
         stats_count_sync(&e->base.stats, (uint64_t)(clock_now_us(CLOCK_MONOTONIC) -
-                                                    e->uring_syncs[slot].started_us));
-    e->uring_syncs[slot].running = false;
+                                                    e->sync_slots[slot].started_us));
+    e->sync_slots[slot].running = false;
     e->uring_running--;
     e->syncs_running--;
     if (failed) {
