@@ -180,14 +180,19 @@ pg_psql() {
 }
 
 # Runs the conformance suite against the primary with the URI query MODE
-# ("" for plain, or "?stock_merge=1" ...): --quick for the semantics, then the
-# full sellout (exactly 10,000 of 200,000 attempts succeed). Needs BUILD.
+# ("" for plain, or "?stock_merge=1" ...): --quick for the semantics, then,
+# in a release build, the full sellout (exactly 10,000 of 200,000 attempts
+# succeed). A sanitizer build leaves the full sellout to the release pass:
+# --quick's sellout (1,000 of 20,000) already ran the same code paths under
+# ASan and UBSan, and the full one costs ten times the round trips. Needs
+# BUILD.
 pg_conformance() {
     local mode=$1
     echo "== conformance ${mode:-(plain)}"
     "$BUILD/tests/conformance" --quick "$PG_URI$mode" >"$PG_DIR/conformance.log" 2>&1 ||
         { cat "$PG_DIR/conformance.log"; return 1; }
     tail -n 1 "$PG_DIR/conformance.log"
+    case $BUILD in *san*) return 0 ;; esac
     "$BUILD/tests/conformance" --filter 'sellout*' "$PG_URI$mode" 2>&1 | tail -n 1
     [ "${PIPESTATUS[0]}" -eq 0 ]
 }

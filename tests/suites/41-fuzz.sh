@@ -5,11 +5,13 @@
 # reading of stockd's replies and the readers of the redis store's outbox
 # entries, the persister's and stock events' (make fuzz: clang with
 # -fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
-# (default 15) from a small seed corpus. A crash, leak or failed assertion
-# fails the suite; libFuzzer prints the input that did it.
+# (default 5: `make test` runs it on every change; longer hunts set it, e.g.
+# FUZZ_SECONDS=600 make test SUITES=41-fuzz) from a small seed corpus. A
+# crash, leak or failed assertion fails the suite; libFuzzer prints the
+# input that did it.
 set -eu
 cd "${ROOT:-.}"
-seconds=${FUZZ_SECONDS:-15}
+seconds=${FUZZ_SECONDS:-5}
 command -v clang >/dev/null || { echo "clang is missing (scripts/install-deps.sh)"; exit 1; }
 make -j2 --no-print-directory fuzz >/dev/null
 work=$(mktemp -d)

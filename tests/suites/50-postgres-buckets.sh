@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 50-postgres-buckets.sh -- the conformance suite against the postgres backend
 # with hot-SKU buckets, alone and with merging: --quick for the semantics,
-# then the full sellout (exactly 10,000 of 200,000 attempts succeed).
+# then, in a release build, the full sellout (exactly 10,000 of 200,000
+# attempts succeed).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}

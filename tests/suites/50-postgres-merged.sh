@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 50-postgres-merged.sh -- the conformance suite against the postgres backend
-# with merged deductions: --quick for the semantics, then the full sellout
-# (exactly 10,000 of 200,000 attempts succeed).
+# with merged deductions: --quick for the semantics, then, in a release
+# build, the full sellout (exactly 10,000 of 200,000 attempts succeed).
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}

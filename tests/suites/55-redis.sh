@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # 55-redis.sh -- the redis backend on a real redis-server 7
 # (tests/harness/redis.sh: appendonly yes, appendfsync always):
-#   - the conformance suite, --quick then the full sellout, plain, with a
-#     key prefix and fused=0 (the cluster's two calls per deduction) and
-#     with buckets=4, then from two stores (two processes) at once;
+#   - the conformance suite, --quick then (release builds) the full
+#     sellout, plain, with a key prefix and fused=0 (the cluster's two
+#     calls per deduction) and with buckets=4, then from two stores (two
+#     processes) at once;
 #   - hot-SKU buckets: a deduction no bucket covers but the total does,
 #     refunds to the line's bucket, every bucket balanced, another K refused;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node

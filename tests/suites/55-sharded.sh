@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # 55-sharded.sh -- the sharded backend (docs/sharded.md) over real PostgreSQL
 # 15 primaries started by tests/harness/pg.sh (pg_start_many): the
-# conformance suite unchanged over 3 shards (--quick, then the full sellout),
-# over 3 shards with every SKU hot (hot=3:*), from two stores at once, and
-# over 1 shard; opening refused with members in
-# another order, one missing, one from another map, and on a server without
+# conformance suite unchanged over 3 shards (--quick, then the full sellout
+# in a release build), over 3 shards with every SKU hot (hot=3:*), from two
+# stores at once, and over 1 shard; opening refused with members in another
+# order, one missing, one from another map, and on a server without
 # max_prepared_transactions, each with a message naming the member; two
 # processes deducting the same line ids at once for SKUs on different
 # shards (tests/system/shard_race.c): each id won by exactly one; stockd
@@ -23,8 +23,13 @@ LOG=${PG_MANY_DIRS[0]}
 echo "== conformance over 3 shards"
 "$BUILD/tests/conformance" --quick "$THREE" >"$LOG/conf3.log" 2>&1 || { cat "$LOG/conf3.log"; exit 1; }
 tail -n 1 "$LOG/conf3.log"
-"$BUILD/tests/conformance" --filter 'sellout*' "$THREE" 2>&1 | tail -n 1
-[ "${PIPESTATUS[0]}" -eq 0 ]
+case $BUILD in   # the full sellout in a release build only, as pg_conformance (pg.sh) says why
+*san*) ;;
+*)
+    "$BUILD/tests/conformance" --filter 'sellout*' "$THREE" 2>&1 | tail -n 1
+    [ "${PIPESTATUS[0]}" -eq 0 ]
+    ;;
+esac
 
 echo "== conformance over 3 shards with every SKU hot, spread over all 3 (docs/sharded.md, \"Hot SKUs across shards\")"
 "$BUILD/tests/conformance" --quick "shards:hot=3:*;$A;$B;$C" >"$LOG/conf3hot.log" 2>&1 ||

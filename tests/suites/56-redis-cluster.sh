@@ -3,8 +3,9 @@
 # masters with 1 replica each (tests/harness/redis.sh: appendonly yes,
 # appendfsync always, cluster-node-timeout 2 s), through cluster=1 and a
 # seed list:
-#   - the conformance suite, --quick then the full sellout, plain and with a
-#     key prefix, then from two stores (two processes) at once;
+#   - the conformance suite, --quick then (release builds) the full
+#     sellout, plain and with a key prefix, then from two stores (two
+#     processes) at once;
 #   - hot-SKU buckets (buckets=8): the conformance suite (--quick), and one
 #     hot SKU sold out from 8 stores at once: exactly its stock is sold,
 #     every refusal INSUFFICIENT, I1-I5 hold (stockbench's check); a move
