@@ -6,13 +6,18 @@
  *   shard_race URI SKU PREFIX COUNT START
  *       waits until the wall clock reaches START (seconds since the epoch,
  *       so that two processes begin together), then deducts 1 unit of SKU
- *       with the line ids PREFIX0 .. PREFIX<COUNT-1>, one deduction per
- *       call, in that order, and prints "<line id> <code name>" for each.
- *       Exits 0 once every deduction has an answer, 1 if the store cannot
- *       be opened.
+ *       with the line ids PREFIX0 .. PREFIX<COUNT-1>, one batch per id, in
+ *       that order, and prints "<line id> <code name>" for each. Each batch
+ *       also deducts 1 unit of SKU with a line id of this process alone,
+ *       "<line id>.<SKU>", printed as "own <id> <code name>": it goes to the
+ *       same member in the same batch as the racing op, and no other
+ *       process uses its id.
+ *       Exits 0 once every op has an answer, 1 if the store cannot be
+ *       opened.
  *
  * tests/suites/55-sharded.sh runs two at once and checks that each id has
- * exactly one winner, whose SKU the line names.
+ * exactly one winner, whose SKU the line names, and that every op of this
+ * process alone succeeds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,12 +57,17 @@ int main(int argc, char **argv)
     long count = strtol(argv[4], NULL, 10);
     wait_until(strtod(argv[5], NULL));
     for (long i = 0; i < count; i++) {
-        char line[RACE_ID_SIZE];
-        snprintf(line, sizeof line, "%s%ld", argv[3], i);
-        stock_op op = {.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(line),
-                       .sku = stock_id_from_cstr(argv[2]), .amount = 1};
-        code = stock_execute(store, &op, 1);
-        printf("%s %s\n", line, stock_code_name(code != STOCK_OK ? code : op.code));
+        char id[RACE_ID_SIZE], own[2 * RACE_ID_SIZE];
+        snprintf(id, sizeof id, "%s%ld", argv[3], i);
+        snprintf(own, sizeof own, "%s.%s", id, argv[2]);
+        stock_op ops[2] = {
+            {.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(id),
+             .sku = stock_id_from_cstr(argv[2]), .amount = 1},
+            {.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(own),
+             .sku = stock_id_from_cstr(argv[2]), .amount = 1}};
+        code = stock_execute(store, ops, 2);
+        printf("%s %s\n", id, stock_code_name(code != STOCK_OK ? code : ops[0].code));
+        printf("own %s %s\n", own, stock_code_name(code != STOCK_OK ? code : ops[1].code));
     }
     stock_close(store);
     return 0;
