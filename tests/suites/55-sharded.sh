@@ -8,7 +8,8 @@
 # max_prepared_transactions, each with a message naming the member; two
 # processes deducting the same line ids at once for SKUs on different
 # shards (tests/system/shard_race.c): each id won by exactly one, the
-# other ops of the loser's batches applied; stockd
+# other ops of the loser's batches applied, and the same order ids for
+# carts over different shards: each won by exactly one; stockd
 # serving a sharded store, whose sweep prunes the decisions of finished
 # carts, and only those. 55-sharded-crash.sh kills writers mid-cart.
 set -eu
@@ -184,6 +185,56 @@ done
 sample=$(grep ' OK$' "$LOG/race-a.log" | head -n 1 | cut -d' ' -f1)
 "$BUILD/stockctl" --store "$THREE" line "$sample" | grep -q "race-a" ||
     { echo "FAIL: the line $sample that race-a won does not name it"; "$BUILD/stockctl" --store "$THREE" line "$sample"; exit 1; }
+echo "== two stores racing on the same order ids for carts over different shards (docs/sharded.md, \"One id, one winner\")"
+# Cart a over shards 1 and 2 (its coordinator 1), cart b over 0 and 1
+# (coordinator 0): b taking the id over fences shard 1, where its own part
+# must still write the order.
+s0= s1a= s1b= s2=   # SKUs on shard 0, two on shard 1, one on shard 2
+for n in $(seq 1 60); do
+    sku=orace-s$n
+    "$BUILD/stockctl" --store "$THREE" set "$sku" "$race_stock" >/dev/null
+    case $(shard_holding "$sku") in
+        0) s0=${s0:-$sku} ;;
+        1) if [ -z "$s1a" ]; then s1a=$sku; else s1b=${s1b:-$sku}; fi ;;
+        2) s2=${s2:-$sku} ;;
+    esac
+    [ -n "$s0" ] && [ -n "$s1b" ] && [ -n "$s2" ] && break
+done
+[ -n "$s0" ] && [ -n "$s1b" ] && [ -n "$s2" ] || { echo "FAIL: no SKUs on each shard for the carts"; exit 1; }
+order_ids=150
+case $BUILD in *san*) order_ids=50 ;; esac
+for round in 1 2; do
+    start=$(($(date +%s) + 2))
+    "$BUILD/tests/shard_race" "$THREE" "$s1a" "orace$round-" "$order_ids" "$start" "$s2" \
+        >"$LOG/orace-a$round.log" & racer=$!
+    "$BUILD/tests/shard_race" "$THREE" "$s0" "orace$round-" "$order_ids" "$start" "$s1b" \
+        >"$LOG/orace-b$round.log"
+    wait "$racer"
+done
+cat "$LOG"/orace-a?.log >"$LOG/orace-a.log"
+cat "$LOG"/orace-b?.log >"$LOG/orace-b.log"
+both=$(join <(grep ' OK$' "$LOG/orace-a.log" | sort) <(grep ' OK$' "$LOG/orace-b.log" | sort) | wc -l)
+neither=$(join <(grep -v ' OK$' "$LOG/orace-a.log" | sort) <(grep -v ' OK$' "$LOG/orace-b.log" | sort) | wc -l)
+wins_a=$(grep -c ' OK$' "$LOG/orace-a.log" || true)
+wins_b=$(grep -c ' OK$' "$LOG/orace-b.log" || true)
+echo "order race: $((2 * order_ids)) ids, carts a won $wins_a, carts b won $wins_b, both $both, neither $neither;" \
+     "losers answered: $(cat "$LOG/orace-a.log" "$LOG/orace-b.log" | grep -v ' OK$' | cut -d' ' -f2 | sort | uniq -c | tr '\n' ' ')"
+[ "$both" = 0 ] || { echo "FAIL: $both order ids were used by both stores"; exit 1; }
+[ "$neither" = 0 ] || { echo "FAIL: $neither order ids were used by neither store"; exit 1; }
+# Every winner's cart is whole (I3) on its SKUs, and nothing is left prepared.
+for pair in "a:$s1a" "a:$s2" "b:$s0" "b:$s1b"; do
+    side=${pair%%:*} sku=${pair#*:}
+    wins=$(grep -c ' OK$' "$LOG/orace-$side.log" || true) held=0
+    for uri in "${members[@]}"; do
+        held=$((held + $(psql_on "$uri" "SELECT count(*) FROM inventory_flow WHERE sku_id = '$sku' AND line_id LIKE 'orace_-%'")))
+    done
+    [ "$held" = "$wins" ] || { echo "FAIL: carts $side won $wins orders, the members hold $held lines of $sku"; exit 1; }
+done
+for uri in "${members[@]}"; do
+    [ "$(psql_on "$uri" "SELECT count(*) FROM pg_prepared_xacts")" = 0 ] ||
+        { echo "FAIL: a transaction is left prepared on $uri"; exit 1; }
+done
+
 echo "== stockd serving the 3-shard store"
 port=$(pg_free_port) http=$(pg_free_port)
 "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
