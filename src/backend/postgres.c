@@ -614,7 +614,7 @@ static void fail_late(pg_store *store, const pg_flight *flight)
 static void run_transaction(pg_store *store)
 {
     pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + store->options.timeout_ms * 1000LL;
+    int64_t deadline_us = pg_deadline(store->options.timeout_ms);
     for (int attempt = 0;; attempt++) {
         if (store->conn != NULL && conn_spoke_while_idle(store->conn)) {
             PQfinish(store->conn);   /* nothing in flight: safe to replace */
@@ -717,7 +717,7 @@ bool pg_wait(PGconn *conn, short events, int64_t deadline_us)
 /* Connects without blocking past PG_REPLICA_TIMEOUT_MS. */
 static PGconn *replica_connect(const char *conninfo)
 {
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = pg_deadline(PG_REPLICA_TIMEOUT_MS);
     PGconn *conn = PQconnectStart(conninfo);
     if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
         return conn;
@@ -808,8 +808,7 @@ const char *pg_error_message(PGconn *conn, const PGresult *result)
 static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
                               const char *const *values)
 {
-    return pg_exec_until(conn, sql, count, values,
-                         clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL);
+    return pg_exec_until(conn, sql, count, values, pg_deadline(PG_REPLICA_TIMEOUT_MS));
 }
 
 static bool replica_ready(pg_store *store)

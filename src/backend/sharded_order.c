@@ -123,9 +123,7 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
     const pg_options *options = &store->shards[part->shard].options;
     bool ok = pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id,
                            0, clock_now_us(CLOCK_REALTIME));
-    PGresult *result = ok ? pg_result_until(part->conn, clock_now_us(CLOCK_MONOTONIC) +
-                                                            options->timeout_ms * 1000LL)
-                          : NULL;
+    PGresult *result = ok ? pg_result_until(part->conn, pg_deadline(options->timeout_ms)) : NULL;
     ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK &&
          pg_plan_complete(&store->plan, step, result);
     const char *state = result != NULL ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
