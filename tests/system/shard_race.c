@@ -5,7 +5,8 @@
  *
  *   shard_race URI SKU PREFIX COUNT START [SKU2]
  *       waits until the wall clock reaches START (seconds since the epoch,
- *       so that two processes begin together), then deducts 1 unit of SKU
+ *       so that two processes begin together; each later id waits for its
+ *       own start, RACE_PACE_S after the one before), then deducts 1 unit of SKU
  *       with the line ids PREFIX0 .. PREFIX<COUNT-1>, one batch per id, in
  *       that order, and prints "<line id> <code name>" for each. Each batch
  *       also deducts 1 unit of SKU with a line id of this process alone,
@@ -30,6 +31,10 @@
 #include "stock.h"
 
 #define RACE_ID_SIZE 64
+/* Each id starts this long after the one before, in both processes alike,
+ * so that they meet on every id: left to run freely, the one that falls
+ * behind (its ops meet the other's ids, a slower path) stays behind. */
+#define RACE_PACE_S 0.025
 
 static void wait_until(double start_s)
 {
@@ -58,8 +63,9 @@ int main(int argc, char **argv)
         return 1;
     }
     long count = strtol(argv[4], NULL, 10);
-    wait_until(strtod(argv[5], NULL));
+    double start_s = strtod(argv[5], NULL);
     for (long i = 0; i < count; i++) {
+        wait_until(start_s + (double)i * RACE_PACE_S);
         char id[RACE_ID_SIZE], own[2 * RACE_ID_SIZE], second[2 * RACE_ID_SIZE];
         snprintf(id, sizeof id, "%s%ld", argv[3], i);
         snprintf(own, sizeof own, "%s.%s", id, argv[2]);
