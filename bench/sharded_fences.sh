@@ -8,6 +8,12 @@
 # all on this machine. Prints one line per run.
 #
 #   bench/sharded_fences.sh [SECONDS] [ROUNDS]     (default 8 per run, 2 rounds)
+#
+# With BEFORE set to another build directory (of an earlier commit), each
+# round runs that build's stockbench and this one's, the triggers on, in
+# turn (the first of the two alternates from round to round, so that a
+# machine getting busier hits both alike), instead: what a change costs, before and after in one run (each open
+# installs its own build's functions and triggers).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -22,7 +28,7 @@ psql_on() { "$PG_BIN/psql" -h 127.0.0.1 -p "$(port_of "$1")" -U postgres -d post
 
 run() {
     local out
-    out=$("$BUILD/stockbench" --store "$THREE" --workload uniform --skus 100000 -c 8 -P 16 \
+    out=$("${2:-$BUILD}/stockbench" --store "$THREE" --workload uniform --skus 100000 -c 8 -P 16 \
           -d "$SECONDS_PER_RUN" --no-progress --json)
     python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print("%-30s %8.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  check %s" % (sys.argv[1], r["ops_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], "passed" if r["check"]["passed"] else "FAILED"))' "$1" "$out"
 }
@@ -40,6 +46,15 @@ triggers() {
 "$BUILD/stockctl" --store "$THREE" get no-such-sku >/dev/null 2>&1 || true   # the schema and map
 date -u +"%Y-%m-%d %H:%M UTC, $(nproc) CPUs, $SECONDS_PER_RUN s per run"
 for ((round = 0; round < ROUNDS; round++)); do
+    if [ -n "${BEFORE:-}" ] && ((round % 2 == 0)); then
+        run "3 members, before ($BEFORE)" "$BEFORE"
+        run "3 members, after ($BUILD)"
+        continue
+    elif [ -n "${BEFORE:-}" ]; then
+        run "3 members, after ($BUILD)"
+        run "3 members, before ($BEFORE)" "$BEFORE"
+        continue
+    fi
     triggers ENABLE
     run "3 members, fence triggers on"
     triggers DISABLE

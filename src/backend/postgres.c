@@ -36,6 +36,7 @@
 #include "backend/postgres.h"
 #include "lib/batches.h"
 #include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/message.h"
 #include "lib/result.h"
 #include "lib/worker.h"
@@ -62,6 +63,7 @@
 #define PG_REPLICA_TIMEOUT_MS 1000
 #define PG_LSN_MAX 32               /* bytes of an LSN as text */
 #define PG_BUCKET_SEED_RANGE 720720 /* divisible by 1..16: even over small K */
+#define PG_FENCED_MAX 1024          /* bytes of fenced ids kept from one error */
 
 typedef enum pg_commit_state {
     PG_COMMIT_NONE,      /* the transaction did not commit */
@@ -73,6 +75,7 @@ typedef enum pg_outcome {
     PG_COMMITTED,   /* every op has its result */
     PG_RETRY,       /* rolled back; safe to run again */
     PG_FAILED,      /* rolled back; error in store->error */
+    PG_FENCED,      /* rolled back; ops named fenced ids (flight->fenced) */
     PG_LOST,        /* connection lost; committed if sync_sent */
     PG_LATE,        /* no answer by the deadline; committed if sync_sent */
 } pg_outcome;
@@ -334,6 +337,7 @@ typedef struct pg_flight {
     bool await_null;          /* a result's closing NULL is due */
     bool failed;              /* an error arrived: the rest is aborted */
     char sqlstate[6];
+    char fenced[PG_FENCED_MAX];   /* with PG_SQLSTATE_FENCED: the error's detail */
     int64_t sync_start_us;
     int64_t commit_us;        /* latency of the commit, once seen */
 } pg_flight;
@@ -373,6 +377,14 @@ static void flight_fail(pg_store *store, pg_flight *flight, const PGresult *resu
     flight->failed = true;
     const char *state = result != NULL ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
     snprintf(flight->sqlstate, sizeof flight->sqlstate, "%s", state != NULL ? state : "");
+    const char *detail = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL);
+    if (strcmp(flight->sqlstate, PG_SQLSTATE_FENCED) == 0 && detail != NULL) {
+        /* A list cut short ends at its last whole id: a cut one could name
+         * another op's id. */
+        int len = snprintf(flight->fenced, sizeof flight->fenced, "%s", detail);
+        if (len >= (int)sizeof flight->fenced)
+            *strrchr(flight->fenced, ' ') = '\0';
+    }
     const char *text = result != NULL ? PQresultErrorMessage(result) : "";
     snprintf(store->error, sizeof store->error, "postgres: %s%.*s", what,
              (int)strcspn(text, "\n"), text);
@@ -467,6 +479,8 @@ static pg_outcome flight_run(pg_store *store, pg_flight *flight, int64_t deadlin
     assert(flight->answered <= store->plan.step_count);
     if (!flight->failed)
         return PG_COMMITTED;
+    if (strcmp(flight->sqlstate, PG_SQLSTATE_FENCED) == 0)
+        return PG_FENCED;
     /* Safe to rerun: the transaction rolled back, and these errors come from
      * concurrency (another writer), not from what we asked. */
     static const char *const retryable[] = {"40001", "40P01", "23505", "55P03"};
@@ -497,6 +511,61 @@ static void ops_reset(pg_store *store)
         op->available = 0;
         op->message[0] = '\0';
     }
+}
+
+/* Whether op writes id as an id of kind, and if so answers CONFLICT for it
+ * (pg_fenced_conflict). */
+static bool conflict_if_writes(stock_op *op, char kind, stock_id id)
+{
+    if (kind == 'O' && op->type == STOCK_OP_ORDER && id_equal(op->id, id)) {
+        op->failed_line = -1;
+        result_conflict(op, "order", id);
+        return true;
+    }
+    for (uint32_t i = 0; kind == 'L' && op->type == STOCK_OP_ORDER && i < op->line_count; i++)
+        if (id_equal(op->lines[i].line_id, id)) {
+            op->failed_line = (int32_t)i;
+            result_conflict(op, "line", id);
+            return true;
+        }
+    const char *what = kind == 'L' && op->type == STOCK_OP_DEDUCT    ? "line"
+                       : kind == 'R' && op->type == STOCK_OP_REFUND ? "refund"
+                       : kind == 'A' && op->type == STOCK_OP_ADD    ? "adjustment"
+                                                                    : NULL;
+    if (what == NULL || op->id.ptr == NULL || !id_equal(op->id, id))
+        return false;
+    op->failed_line = -1;
+    result_conflict(op, what, id);
+    return true;
+}
+
+bool pg_fenced_conflict(stock_op *op, const char *fenced)
+{
+    char kind = fenced[0];
+    if (kind == '\0' || fenced[1] != ' ')
+        return false;
+    for (const char *at = fenced + 2; *at != '\0';) {
+        size_t len = strcspn(at, " ");
+        if (len > 0 && conflict_if_writes(op, kind, (stock_id){at, (uint32_t)len}))
+            return true;
+        at += len + (at[len] == ' ');
+    }
+    return false;
+}
+
+/* A sharded member's transaction refused by a fence: the ops that write a
+ * fenced id answer CONFLICT and leave the transaction, so that the others
+ * can run again without them. False when no op writes one (nothing would
+ * change). */
+static bool drop_fenced(pg_store *store, const char *fenced)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < store->op_count; i++)
+        if (!pg_fenced_conflict(store->ops[i], fenced))
+            store->ops[kept++] = store->ops[i];
+    bool dropped = kept < store->op_count;
+    store->op_count = kept;
+    return dropped;
 }
 
 /* Settles a transaction whose connection was lost after its commit was
@@ -545,7 +614,7 @@ static void fail_late(pg_store *store, const pg_flight *flight)
 static void run_transaction(pg_store *store)
 {
     pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + store->options.timeout_ms * 1000LL;
+    int64_t deadline_us = pg_deadline(store->options.timeout_ms);
     for (int attempt = 0;; attempt++) {
         if (store->conn != NULL && conn_spoke_while_idle(store->conn)) {
             PQfinish(store->conn);   /* nothing in flight: safe to replace */
@@ -567,7 +636,12 @@ static void run_transaction(pg_store *store)
                              flight.commit_us > 0 ? (uint64_t)flight.commit_us : 0);
             return;
         }
-        if (outcome == PG_FAILED) {
+        if (outcome == PG_FENCED && drop_fenced(store, flight.fenced)) {
+            if (store->op_count == 0)
+                return;
+            ops_reset(store);
+            pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
+        } else if (outcome == PG_FAILED || outcome == PG_FENCED) {
             ops_fail(store, STOCK_IO, "");
             return;
         }
@@ -643,7 +717,7 @@ bool pg_wait(PGconn *conn, short events, int64_t deadline_us)
 /* Connects without blocking past PG_REPLICA_TIMEOUT_MS. */
 static PGconn *replica_connect(const char *conninfo)
 {
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL;
+    int64_t deadline_us = pg_deadline(PG_REPLICA_TIMEOUT_MS);
     PGconn *conn = PQconnectStart(conninfo);
     if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
         return conn;
@@ -734,8 +808,7 @@ const char *pg_error_message(PGconn *conn, const PGresult *result)
 static PGresult *replica_exec(PGconn *conn, const char *sql, int count,
                               const char *const *values)
 {
-    return pg_exec_until(conn, sql, count, values,
-                         clock_now_us(CLOCK_MONOTONIC) + PG_REPLICA_TIMEOUT_MS * 1000LL);
+    return pg_exec_until(conn, sql, count, values, pg_deadline(PG_REPLICA_TIMEOUT_MS));
 }
 
 static bool replica_ready(pg_store *store)

@@ -112,6 +112,15 @@ PGresult *pg_exec_script_until(PGconn *conn, const char *sql, int64_t deadline_u
  * time (a statement may still be running on it: the caller drops conn),
  * so that the outcome is unknown and a retry may succeed; else code. */
 stock_code pg_lost_or(PGconn *conn, stock_code code);
+/* SQLSTATE of a sharded member's fence (docs/sharded.md, "One id, one
+ * winner"): a statement wrote an id that another shard took over. Its
+ * detail is the id's kind ('L' a line, 'O' an order, 'R' a refund, 'A' an
+ * adjustment) and the fenced ids, separated by spaces. */
+#define PG_SQLSTATE_FENCED "SF001"
+/* Whether op writes one of the ids of fenced (such a detail); if so op
+ * answers CONFLICT for it, as for an id already used: the id's directory
+ * entry now names another shard, for another op. */
+bool pg_fenced_conflict(stock_op *op, const char *fenced);
 /* The deadline of a call made now that may take timeout_ms. */
 int64_t pg_deadline(uint32_t timeout_ms);
 

@@ -38,17 +38,13 @@ struct pg_events {
     int next_row;
 };
 
-static int64_t deadline_of(const pg_events *source)
-{
-    return clock_now_us(CLOCK_MONOTONIC) + (int64_t)source->options.timeout_ms * 1000;
-}
-
 /* Runs sql with its parameters; the result when its status is want, else
  * NULL with message. */
 static PGresult *run(pg_events *source, const char *sql, int count, const char *const *values,
                      ExecStatusType want, char *message, size_t message_size)
 {
-    PGresult *result = pg_exec_until(source->conn, sql, count, values, deadline_of(source));
+    PGresult *result = pg_exec_until(source->conn, sql, count, values,
+                                     pg_deadline(source->options.timeout_ms));
     if (result != NULL && PQresultStatus(result) == want)
         return result;
     message_set(message, message_size, "postgres events: %s",
@@ -69,7 +65,7 @@ static stock_code register_reader(pg_events *source, uint64_t from_seq, int64_t 
     /* A publisher killed a moment ago holds the lock until its server
      * process sees the connection closed: wait for that, within the
      * timeout. */
-    int64_t deadline_us = deadline_of(source);
+    int64_t deadline_us = pg_deadline(source->options.timeout_ms);
     bool locked = false;
     PGresult *result = NULL;
     while (!locked) {

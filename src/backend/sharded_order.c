@@ -123,11 +123,19 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
     const pg_options *options = &store->shards[part->shard].options;
     bool ok = pg_plan_send(&store->plan, step, part->conn, options->buckets, store->client_id,
                            0, clock_now_us(CLOCK_REALTIME));
-    PGresult *result = ok ? pg_result_until(part->conn, clock_now_us(CLOCK_MONOTONIC) +
-                                                            options->timeout_ms * 1000LL)
-                          : NULL;
+    PGresult *result = ok ? pg_result_until(part->conn, pg_deadline(options->timeout_ms)) : NULL;
     ok = ok && PQresultStatus(result) == PGRES_TUPLES_OK &&
          pg_plan_complete(&store->plan, step, result);
+    const char *state = result != NULL ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+    const char *fenced = result != NULL ? PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL)
+                                        : NULL;
+    if (!ok && state != NULL && strcmp(state, PG_SQLSTATE_FENCED) == 0 && fenced != NULL &&
+        pg_fenced_conflict(op, fenced)) {
+        /* Taken over by another store's op: the part answers CONFLICT, and
+         * the cart fails as it would on one database. */
+        PQclear(result);
+        return true;
+    }
     if (!ok) {
         const char *why = pg_error_message(part->conn, result);
         message_set(run->error, sizeof run->error, "shard %u: %.*s", part->shard,
@@ -142,9 +150,18 @@ bool shard_part_step(sharded_store *store, order_run *run, order_part *part, sto
  * take its lines. */
 static bool run_parts(sharded_store *store, order_run *run)
 {
-    for (uint32_t i = 0; i < run->part_count; i++)
-        if (!shard_part_begin(store, run, &run->parts[i]))
+    bool coordinator = true;
+    for (uint32_t i = 0; i < run->part_count; i++) {
+        order_part *part = &run->parts[i];
+        if (!shard_part_begin(store, run, part))
             return false;
+        /* Only the coordinator's part answers to a fence of the order id
+         * (sharded_map.c, the fence triggers). */
+        if (part->op.line_count > 0 && !coordinator &&
+            !exec_command(store, run, part, "SET LOCAL stock.cart_part = on"))
+            return false;
+        coordinator = coordinator && part->op.line_count == 0;
+    }
     if (!shard_hot_order_gather(store, run))
         return false;
     for (uint32_t i = 0; i < run->part_count; i++) {

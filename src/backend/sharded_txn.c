@@ -384,7 +384,7 @@ static void claim_all(sharded_store *store)
         sent[home] = claim_send(store, home, &requests[home]);
         base += requests[home].count;
     }
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + shard_timeout_ms(store) * 1000LL;
+    int64_t deadline_us = pg_deadline(shard_timeout_ms(store));
     for (uint32_t home = 0; home < store->count; home++)
         if (sent[home] && requests[home].count > 0)
             sent[home] = claim_receive(store, home, &requests[home], deadline_us);
@@ -513,7 +513,7 @@ int shard_decide(PGconn *conn, uint32_t timeout_ms, const char *gid, bool commit
     char now[24];
     snprintf(now, sizeof now, "%" PRId64, clock_now_us(CLOCK_REALTIME));
     const char *values[3] = {gid, commit ? "t" : "f", now};
-    int64_t deadline_us = clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL;
+    int64_t deadline_us = pg_deadline(timeout_ms);
     PGresult *result = pg_exec_until(conn, "INSERT INTO stock_decisions VALUES ($1, "
                                      "$2::boolean, $3::bigint) ON CONFLICT (gid) DO NOTHING",
                                      3, values, deadline_us);
@@ -540,8 +540,7 @@ bool shard_finish_prepared(PGconn *conn, uint32_t timeout_ms, const char *gid, b
 {
     char sql[SHARD_GID_MAX + 32];
     snprintf(sql, sizeof sql, "%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
-    PGresult *result = pg_exec_until(conn, sql, 0, NULL,
-                                     clock_now_us(CLOCK_MONOTONIC) + timeout_ms * 1000LL);
+    PGresult *result = pg_exec_until(conn, sql, 0, NULL, pg_deadline(timeout_ms));
     const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     bool ok = PQresultStatus(result) == PGRES_COMMAND_OK ||
               (state != NULL && (strcmp(state, SHARD_SQLSTATE_UNDEFINED) == 0 ||
