@@ -494,7 +494,10 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
     for (;;) {
         if (rd_cb_on(&store->options) && cb_ready(store, count)) {
             rd_cb_run(store, store->jobs, count, time_us);
-            if (!rd_linked(store))
+            bool left = false;   /* an op left at its effect: the link was lost */
+            for (int i = 0; i < count; i++)
+                left = left || store->jobs[i].step == RD_EFFECT;
+            if (left || !rd_linked(store))
                 break;   /* UNAVAILABLE below */
             continue;    /* the restarted ops claim again */
         }
