@@ -3,7 +3,8 @@
  * cluster=1; docs/redis.md, "Hot-SKU buckets"). A cluster refuses a call
  * over several slots, so the one-call rule of a single server cannot hold:
  * here a SKU's K buckets are judged one call each, and the client sums
- * them. What this file adds to redis.c's ops, run one op at a time:
+ * them. What this file adds to redis.c's ops, run one op at a time
+ * (but for a batch's deductions, last point):
  *
  *   - a lone deduction's line, and the refunds of that line, live in the
  *     line's bucket (its stock, flow, refunds and outbox, all of its slot),
@@ -20,7 +21,12 @@
  *   - set and compare-and-set read every bucket, then set each one to its
  *     share by compare-and-set of its level, starting again when one
  *     changed under them; add goes to the home bucket (a write-off the
- *     home cannot cover is first filled by moves).
+ *     home cannot cover is first filled by moves);
+ *   - a run of a batch's deductions (rd_cb_run) reads each SKU once and
+ *     sends each bucket its share as one cb_deduct_many call, every
+ *     bucket's call pipelined; only a deduction that the read says its
+ *     bucket cannot cover, an earlier try of its id, and the SKU's later
+ *     deductions take the one-at-a-time path above.
  */
 #include <assert.h>
 #include <inttypes.h>
