@@ -147,7 +147,8 @@ static bool levels_send(rd_store *store, stock_id sku)
     return true;
 }
 
-/* Takes the replies of levels_send into levels; an error reply fails op. */
+/* Takes the replies of levels_send into levels; an error reply fails op
+ * (NULL: it only ends the step). */
 static cb_end levels_take(rd_store *store, stock_op *op, cb_levels *levels)
 {
     cb_end end = CB_NEXT;

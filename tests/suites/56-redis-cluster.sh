@@ -26,7 +26,9 @@
 #     map, no acknowledged operation is lost and I1-I3 hold (redis_crash);
 #   - the same with buckets=8 on one hot SKU, the master of one of its
 #     buckets killed: no acknowledged deduction or refund is lost or
-#     doubled, I1, I2, I4, I5 hold (redis_crash hot).
+#     doubled, I1, I2, I4, I5 hold (redis_crash hot); before that, a
+#     batch's deductions on a hot SKU with buckets=8 cost one call per
+#     bucket (INFO commandstats), not one per deduction.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -278,6 +280,30 @@ writer=""
 grep "retrying" "$REDIS_DIR/crash.out" || true
 echo "the writer went on: $(cat "$acked") batches acknowledged"
 "$BUILD/tests/redis_crash" check "$REDIS_URI&prefix=failover:" "$acked"
+echo "== buckets=8: a batch's deductions cost one call per bucket, not one per deduction"
+# 1,600 deductions on one hot SKU in batches of 16 from one store: per batch
+# 8 reads and at most 8 calls (one per bucket its lines hit), then
+# stockbench's check reads each line back (one call each); one deduction at
+# a time made 9 calls per deduction (8 reads and its own).
+fcalls() {   # the function calls the masters have answered, summed
+    local i sum=0 n
+    for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+        kill -0 "${REDIS_CLUSTER_PIDS[$i]}" 2>/dev/null || continue
+        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+        n=$(redis_cluster_cli "$i" INFO commandstats | tr -d '\r' |
+            sed -n 's/^cmdstat_fcall:calls=\([0-9]*\),.*/\1/p')
+        sum=$((sum + ${n:-0}))
+    done
+    echo "$sum"
+}
+before=$(fcalls)
+"$BUILD/stockbench" -s "$REDIS_URI&prefix=bk8calls:&buckets=8" -w hot -n 1600 -c 1 -P 16 \
+    --no-progress >"$REDIS_DIR/calls.log" 2>&1 || { cat "$REDIS_DIR/calls.log"; exit 1; }
+calls=$(($(fcalls) - before))
+echo "1600 deductions and their check: $calls function calls"
+[ "$calls" -le $((2 * 1600 + 400)) ] ||
+    { echo "more than one call per bucket per batch"; cat "$REDIS_DIR/calls.log"; exit 1; }
+
 echo "== buckets=8: kill -9 the master of a hot SKU's bucket under a writer with wait=1"
 # One hot SKU over 8 buckets, so over every master; the writer's batches
 # (14 deductions and 2 refunds each) go to the buckets' masters at once,
