@@ -491,6 +491,7 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
     for (int i = 0; i < count; i++)
         job_start(&store->jobs[i], ops[i], store->fused,
                   rd_cb_on(&store->options) ? store->options.buckets : 0);
+    bool first_round = true;
     for (;;) {
         if (rd_cb_on(&store->options) && cb_ready(store, count)) {
             rd_cb_run(store, store->jobs, count, time_us);
@@ -504,6 +505,11 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
         int sent = round_send(store, count, time_us);
         if (sent == 0)
             return;
+        /* The first round is the claims: the reads of rd_cb_run ride in it. */
+        bool reads = rd_cb_on(&store->options) && first_round;
+        if (reads)
+            rd_cb_read_send(store, store->jobs, count);
+        first_round = false;
         for (int i = 0; sent > 0 && i < count; i++) {
             rd_job *job = &store->jobs[i];
             if (!job->sent)
@@ -517,6 +523,8 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
                 job_advance(&store->options, job, reply);
             freeReplyObject(reply);
         }
+        if (reads && rd_linked(store))
+            rd_cb_read_take(store);
         if (!rd_linked(store))
             break;
     }
@@ -711,6 +719,7 @@ static void rd_submit(stock_t *base, stock_batch *batch)
 static void store_free(rd_store *store)
 {
     rd_link_close(store);
+    free(store->cb_run);
     free(store);
 }
 
@@ -731,6 +740,8 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
+    if (code == STOCK_OK && rd_cb_on(&store->options) && !rd_cb_alloc(store))
+        code = STOCK_NOMEM;
     if (code == STOCK_OK) {
         deadline_start(store, 1);
         code = rd_link_open(store, message, size);

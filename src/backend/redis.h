@@ -226,6 +226,7 @@ typedef struct rd_store {
     uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
+    struct cb_run *cb_run;           /* cluster buckets: a run's reads (redis_cbucket.c) */
 } rd_store;
 
 /* --------------------------------------------------- link (redis_link.c) */
@@ -450,6 +451,13 @@ bool rd_cb_effect(rd_store *store, rd_job *job, int64_t time_us);
  * rd_cb_effect runs them. Jobs whose id's record moved are restarted
  * (rd_job_restart); a job is left unanswered only when the link was lost. */
 void rd_cb_run(rd_store *store, rd_job *jobs, int count, int64_t time_us);
+/* Sends the reads of the buckets of the SKUs of the run's deductions, to
+ * ride in the round of their claims; rd_cb_read_take takes their replies
+ * after the claims', and rd_cb_run plans from them. */
+void rd_cb_read_send(rd_store *store, const rd_job *jobs, int count);
+/* Allocates store->cb_run (at open); false when out of memory. */
+bool rd_cb_alloc(rd_store *store);
+void rd_cb_read_take(rd_store *store);
 /* Starts the job's op again (redis.c): its id's record moved meanwhile. */
 void rd_job_restart(rd_job *job);
 /* Finishes the moves between buckets whose client died (their lease in

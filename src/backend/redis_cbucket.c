@@ -623,6 +623,8 @@ bool rd_cb_gather(rd_store *store, stock_op *op)
 
 /* A run's deductions, by SKU: what rd_cb_run read and planned. */
 typedef struct cb_run {
+    bool pending;                   /* reads sent with the claims, replies not taken */
+    bool ready;                     /* levels hold those reads, not yet planned from */
     int sku_count;
     stock_id skus[RD_CB_RUN_MAX];
     cb_levels levels[RD_CB_RUN_MAX];
@@ -633,35 +635,84 @@ typedef struct cb_run {
     int64_t others[RD_CB_RUN_MAX];  /* the other buckets' sum expected after it */
 } cb_run;
 
-/* Groups the deductions at their effect by SKU and reads every SKU's
- * buckets, all pipelined; false when the link was lost. */
-static bool run_read(rd_store *store, const rd_job *jobs, int count, cb_run *run)
+/* The index of sku in the run, added (its read sent) if new; -1 when the
+ * link was lost. */
+static int run_sku(rd_store *store, cb_run *run, stock_id sku)
 {
-    run->sku_count = 0;
-    for (int i = 0; i < count; i++) {
-        run->sku_of[i] = -1;
-        run->fast[i] = false;
-        if (jobs[i].step != RD_EFFECT || jobs[i].op->type != STOCK_OP_DEDUCT)
-            continue;
-        stock_id sku = jobs[i].op->sku;
-        int s = 0;
-        while (s < run->sku_count && !id_equal(run->skus[s], sku))
-            s++;
-        if (s == run->sku_count) {
-            run->skus[run->sku_count++] = sku;
-            if (!levels_send(store, sku))
-                return false;
-        }
-        run->sku_of[i] = s;
-        run->bucket_of[i] = rd_cb_line_bucket(jobs[i].op->id, store->options.buckets);
+    int s = 0;
+    while (s < run->sku_count && !id_equal(run->skus[s], sku))
+        s++;
+    if (s == run->sku_count) {
+        assert(s < RD_CB_RUN_MAX);
+        run->skus[run->sku_count++] = sku;
+        if (!levels_send(store, sku))
+            return -1;
     }
-    for (int s = 0; s < run->sku_count; s++) {
+    return s;
+}
+
+/* Takes the replies of the reads of SKUs first.. of the run; false when
+ * the link was lost. */
+static bool run_take(rd_store *store, cb_run *run, int first)
+{
+    for (int s = first; s < run->sku_count; s++) {
         cb_end end = levels_take(store, NULL, &run->levels[s]);
         if (end == CB_LOST)
             return false;
         run->readable[s] = end == CB_NEXT;
     }
     return true;
+}
+
+bool rd_cb_alloc(rd_store *store)
+{
+    store->cb_run = calloc(1, sizeof *store->cb_run);
+    return store->cb_run != NULL;
+}
+
+void rd_cb_read_send(rd_store *store, const rd_job *jobs, int count)
+{
+    cb_run *run = store->cb_run;
+    assert(run != NULL);
+    run->ready = false;
+    run->sku_count = 0;
+    for (int i = 0; i < count; i++)
+        if (jobs[i].step != RD_DONE && jobs[i].op->type == STOCK_OP_DEDUCT &&
+            run_sku(store, run, jobs[i].op->sku) < 0)
+            return;
+    run->pending = true;
+}
+
+void rd_cb_read_take(rd_store *store)
+{
+    cb_run *run = store->cb_run;
+    if (!run->pending)
+        return;
+    run->pending = false;
+    run->ready = run_take(store, run, 0);
+}
+
+/* Groups the deductions at their effect by SKU and reads the buckets of
+ * every SKU the reads sent with the claims lack, all pipelined; false
+ * when the link was lost. */
+static bool run_read(rd_store *store, const rd_job *jobs, int count, cb_run *run)
+{
+    if (!run->ready)
+        run->sku_count = 0;
+    run->ready = false;
+    int known = run->sku_count;
+    for (int i = 0; i < count; i++) {
+        run->sku_of[i] = -1;
+        run->fast[i] = false;
+        if (jobs[i].step != RD_EFFECT || jobs[i].op->type != STOCK_OP_DEDUCT)
+            continue;
+        int s = run_sku(store, run, jobs[i].op->sku);
+        if (s < 0)
+            return false;
+        run->sku_of[i] = s;
+        run->bucket_of[i] = rd_cb_line_bucket(jobs[i].op->id, store->options.buckets);
+    }
+    return run_take(store, run, known);
 }
 
 /* Picks, per SKU in batch order, the deductions whose bucket covers them
@@ -784,19 +835,20 @@ static void run_answer(rd_store *store, rd_job *jobs, int count, const cb_run *r
 void rd_cb_run(rd_store *store, rd_job *jobs, int count, int64_t time_us)
 {
     assert(count >= 1 && count <= RD_CB_RUN_MAX);
-    cb_run run;
+    cb_run *run = store->cb_run;
+    assert(run != NULL);
     int heads[RD_CB_RUN_MAX];
-    if (!run_read(store, jobs, count, &run))
+    if (!run_read(store, jobs, count, run))
         return;
-    run_plan(store, jobs, count, &run);
-    int calls = run_send(store, jobs, count, &run, time_us, heads);
+    run_plan(store, jobs, count, run);
+    int calls = run_send(store, jobs, count, run, time_us, heads);
     if (calls < 0)
         return;
     for (int call = 0; call < calls; call++) {
         redisReply *reply = rd_reply(store);
         if (reply == NULL)
             return;
-        run_answer(store, jobs, count, &run, heads[call], reply);
+        run_answer(store, jobs, count, run, heads[call], reply);
         freeReplyObject(reply);
     }
     for (int i = 0; i < count && rd_linked(store); i++) {
