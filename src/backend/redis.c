@@ -76,8 +76,7 @@ static void job_start(rd_job *job, stock_op *op, bool fused, uint32_t cb_buckets
     snprintf(job->gen, sizeof job->gen, "0");
 }
 
-/* The id's record was moved while we looked: start the op again. */
-static void job_restart(rd_job *job)
+void rd_job_restart(rd_job *job)
 {
     stock_op *op = job->op;
     if (++job->restarts > RD_RESTARTS_MAX) {
@@ -305,6 +304,7 @@ static void job_advance(const rd_options *options, rd_job *job, const redisReply
         }
         return;
     case RD_CLAIM:
+        job->fresh = reply->type == REDIS_REPLY_NIL;
         job->step = rd_claim_parse(reply, job->owner, job->gen, job->other, job->other_gen)
                         ? RD_EFFECT : RD_FENCE;
         return;
@@ -322,12 +322,12 @@ static void job_advance(const rd_options *options, rd_job *job, const redisReply
             snprintf(job->gen, sizeof job->gen, "%s", rd_element(reply, 1));
             job->step = RD_EFFECT;
         } else {
-            job_restart(job);
+            rd_job_restart(job);
         }
         return;
     case RD_EFFECT:
         if (rd_is(reply, 0, "MOVED")) {
-            job_restart(job);
+            rd_job_restart(job);
             return;
         }
         if (job->fused && rd_is(reply, 0, "other")) {   /* the claim found an owner */
@@ -449,6 +449,8 @@ static int round_send(rd_store *store, int count, int64_t time_us)
         if (job->step == RD_DONE)
             continue;
         bool effect = job->step == RD_EFFECT;
+        if (effect && rd_cb_on(&store->options))
+            continue;   /* rd_cb_run's, once every op is past its claim */
         if (!effect || in_order) {
             job->riders = effect ? many_count(store, i, count) : 1;
             if (job->riders > 1)
@@ -468,6 +470,19 @@ static int round_send(rd_store *store, int count, int64_t time_us)
     return sent;
 }
 
+/* Whether every op is past its claim and one at least has its effect to
+ * run (cluster buckets: rd_cb_run runs the effects together). */
+static bool cb_ready(const rd_store *store, int count)
+{
+    bool effects = false;
+    for (int i = 0; i < count; i++) {
+        if (store->jobs[i].step != RD_EFFECT && store->jobs[i].step != RD_DONE)
+            return false;
+        effects = effects || store->jobs[i].step == RD_EFFECT;
+    }
+    return effects;
+}
+
 /* Runs ops[0..count) (no orders, no repeated ids) to completion. */
 static void run_ops(rd_store *store, stock_op **ops, int count)
 {
@@ -476,19 +491,25 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
     for (int i = 0; i < count; i++)
         job_start(&store->jobs[i], ops[i], store->fused,
                   rd_cb_on(&store->options) ? store->options.buckets : 0);
+    bool first_round = true;
     for (;;) {
-        rd_job *alone = &store->jobs[0];
-        if (rd_cb_on(&store->options) && alone->step == RD_EFFECT) {
-            assert(count == 1);
-            if (rd_cb_effect(store, alone, time_us))
-                job_restart(alone);
-            else if (alone->step != RD_DONE)
-                break;   /* the link was lost: UNAVAILABLE below */
-            continue;
+        if (rd_cb_on(&store->options) && cb_ready(store, count)) {
+            rd_cb_run(store, store->jobs, count, time_us);
+            bool left = false;   /* an op left at its effect: the link was lost */
+            for (int i = 0; i < count; i++)
+                left = left || store->jobs[i].step == RD_EFFECT;
+            if (left || !rd_linked(store))
+                break;   /* UNAVAILABLE below */
+            continue;    /* the restarted ops claim again */
         }
         int sent = round_send(store, count, time_us);
         if (sent == 0)
             return;
+        /* The first round is the claims: the reads of rd_cb_run ride in it. */
+        bool reads = rd_cb_on(&store->options) && first_round;
+        if (reads)
+            rd_cb_read_send(store, store->jobs, count);
+        first_round = false;
         for (int i = 0; sent > 0 && i < count; i++) {
             rd_job *job = &store->jobs[i];
             if (!job->sent)
@@ -502,6 +523,8 @@ static void run_ops(rd_store *store, stock_op **ops, int count)
                 job_advance(&store->options, job, reply);
             freeReplyObject(reply);
         }
+        if (reads && rd_linked(store))
+            rd_cb_read_take(store);
         if (!rd_linked(store))
             break;
     }
@@ -562,8 +585,14 @@ static void run_all(rd_store *store, stock_op **ops, size_t count)
                run_admits(store, ops[end]))
             end++;
         if (rd_cb_on(&store->options) && ops[first]->type != STOCK_OP_ORDER) {
-            end = first + 1;   /* each op alone: its buckets' calls follow one another */
-            run_ops(store, &ops[first], 1);
+            /* Deductions together (rd_cb_run), any other op alone: its
+             * buckets' calls follow one another. */
+            size_t deductions = 0;
+            while (first + deductions < end && deductions < RD_CB_RUN_MAX &&
+                   ops[first + deductions]->type == STOCK_OP_DEDUCT)
+                deductions++;
+            end = first + (deductions > 0 ? deductions : 1);
+            run_ops(store, &ops[first], (int)(end - first));
         } else if (end == first && rd_cb_on(&store->options)) {
             if (rd_cb_gather(store, ops[first]))
                 rd_order_run(store, ops[first]);
@@ -690,6 +719,7 @@ static void rd_submit(stock_t *base, stock_batch *batch)
 static void store_free(rd_store *store)
 {
     rd_link_close(store);
+    free(store->cb_run);
     free(store);
 }
 
@@ -710,6 +740,8 @@ static stock_code rd_open(const char *uri, const stock_config *config, stock_t *
         return STOCK_NOMEM;
     store->base.ops = &redis_backend;
     stock_code code = rd_options_parse(uri, config, &store->options, message, size);
+    if (code == STOCK_OK && rd_cb_on(&store->options) && !rd_cb_alloc(store))
+        code = STOCK_NOMEM;
     if (code == STOCK_OK) {
         deadline_start(store, 1);
         code = rd_link_open(store, message, size);

@@ -124,6 +124,7 @@ extern const char rd_functions_source[];
 #define RD_OWNER_MAX (STOCK_ID_MAX + 8)
 #define RD_ORDER_LEASE_FACTOR 2     /* an order attempt's lease: 2 x timeout_ms */
 #define RD_MANY_MAX 64              /* deductions one deduct_many call carries */
+#define RD_CB_RUN_MAX RD_MANY_MAX   /* deductions of a run with cluster buckets */
 #define RD_SWEEP_MAX 100            /* pending orders one sweep looks at */
 #define RD_DEADLINE_OPS 64          /* ops of a batch that share one timeout_ms of its deadline */
 /* An order's lines as text, "line sku qty ...". */
@@ -162,6 +163,7 @@ typedef struct rd_job {
     char other[RD_OWNER_MAX];           /* the owner the directory named */
     char gen[RD_GEN_MAX], other_gen[RD_GEN_MAX];
     uint32_t cb_buckets;                /* buckets on a cluster: K, else 0 */
+    bool fresh;                         /* its claim made the id's entry (no earlier try) */
 } rd_job;
 
 #define RD_SLOTS 16384              /* Redis Cluster's hash slots */
@@ -224,6 +226,7 @@ typedef struct rd_store {
     uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
+    struct cb_run *cb_run;           /* cluster buckets: a run's reads (redis_cbucket.c) */
 } rd_store;
 
 /* --------------------------------------------------- link (redis_link.c) */
@@ -421,8 +424,8 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
 /* --------------------------- buckets on a cluster (redis_cbucket.c) */
 
-/* Whether the store runs buckets=K > 1 on a cluster: each op alone, its
- * buckets judged one call each (docs/redis.md, "Hot-SKU buckets"). */
+/* Whether the store runs buckets=K > 1 on a cluster: each bucket judged
+ * by calls of its own (docs/redis.md, "Hot-SKU buckets"). */
 bool rd_cb_on(const rd_options *options);
 /* The bucket (0..buckets-1) of a line: its units come from there and its
  * record and refunds live there. */
@@ -442,6 +445,21 @@ void rd_cb_fence_key(rd_cmd *cmd, const rd_options *options, const char *kind, s
  * true when its id's record moved and the op must start again. The op is
  * left unanswered only when the link was lost. */
 bool rd_cb_effect(rd_store *store, rd_job *job, int64_t time_us);
+/* Runs the effects of the jobs of a run of deductions that are past their
+ * claims: each bucket's share of them as one call, every bucket's call
+ * pipelined, then those a bucket could not cover one at a time as
+ * rd_cb_effect runs them. Jobs whose id's record moved are restarted
+ * (rd_job_restart); a job is left unanswered only when the link was lost. */
+void rd_cb_run(rd_store *store, rd_job *jobs, int count, int64_t time_us);
+/* Sends the reads of the buckets of the SKUs of the run's deductions, to
+ * ride in the round of their claims; rd_cb_read_take takes their replies
+ * after the claims', and rd_cb_run plans from them. */
+void rd_cb_read_send(rd_store *store, const rd_job *jobs, int count);
+/* Allocates store->cb_run (at open); false when out of memory. */
+bool rd_cb_alloc(rd_store *store);
+void rd_cb_read_take(rd_store *store);
+/* Starts the job's op again (redis.c): its id's record moved meanwhile. */
+void rd_job_restart(rd_job *job);
 /* Finishes the moves between buckets whose client died (their lease in
  * P{stock:moves} has passed), up to RD_SWEEP_MAX. */
 void rd_cb_sweep(rd_store *store);

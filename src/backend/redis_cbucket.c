@@ -3,7 +3,8 @@
  * cluster=1; docs/redis.md, "Hot-SKU buckets"). A cluster refuses a call
  * over several slots, so the one-call rule of a single server cannot hold:
  * here a SKU's K buckets are judged one call each, and the client sums
- * them. What this file adds to redis.c's ops, run one op at a time:
+ * them. What this file adds to redis.c's ops, run one op at a time
+ * (but for a batch's deductions, last point):
  *
  *   - a lone deduction's line, and the refunds of that line, live in the
  *     line's bucket (its stock, flow, refunds and outbox, all of its slot),
@@ -20,7 +21,12 @@
  *   - set and compare-and-set read every bucket, then set each one to its
  *     share by compare-and-set of its level, starting again when one
  *     changed under them; add goes to the home bucket (a write-off the
- *     home cannot cover is first filled by moves).
+ *     home cannot cover is first filled by moves);
+ *   - a run of a batch's deductions (rd_cb_run) reads each SKU once and
+ *     sends each bucket its share as one cb_deduct_many call, every
+ *     bucket's call pipelined; only a deduction that the read says its
+ *     bucket cannot cover, an earlier try of its id, and the SKU's later
+ *     deductions take the one-at-a-time path above.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -30,6 +36,7 @@
 
 #include "backend/redis.h"
 #include "lib/clock.h"
+#include "lib/id.h"
 #include "lib/result.h"
 
 #define RD_CB_PASSES 4          /* fills of a short bucket before a refusal */
@@ -117,27 +124,35 @@ typedef enum cb_end {
     CB_LOST,        /* the link was lost: the op is left for run_ops to fail */
 } cb_end;
 
-/* Fails op with an error reply (or leaves it to the lost link). */
+/* Fails op with an error reply (or leaves it to the lost link); without
+ * an op the error only ends the step. */
 static cb_end cb_error(const rd_store *store, stock_op *op, const redisReply *reply)
 {
     if (reply == NULL || !rd_linked(store))
         return CB_LOST;
-    rd_fail_server(op, reply);
+    if (op != NULL)
+        rd_fail_server(op, reply);
     return CB_ANSWERED;
 }
 
-/* Reads every bucket of sku (one pipelined get per bucket). */
-static cb_end levels_read(rd_store *store, stock_op *op, stock_id sku, cb_levels *levels)
+/* Sends the read of every bucket of sku (one get per bucket). */
+static bool levels_send(rd_store *store, stock_id sku)
 {
-    uint32_t k = store->options.buckets;
-    for (uint32_t j = 0; j < k; j++) {
+    for (uint32_t j = 0; j < store->options.buckets; j++) {
         rd_cmd_fcall(&store->cmd, "get");
         rd_cb_key(&store->cmd, &store->options, sku, j, "");
         if (!rd_send(store))
-            return CB_LOST;
+            return false;
     }
+    return true;
+}
+
+/* Takes the replies of levels_send into levels; an error reply fails op
+ * (NULL: it only ends the step). */
+static cb_end levels_take(rd_store *store, stock_op *op, cb_levels *levels)
+{
     cb_end end = CB_NEXT;
-    for (uint32_t j = 0; j < k; j++) {
+    for (uint32_t j = 0; j < store->options.buckets; j++) {
         redisReply *reply = rd_reply(store);
         if (reply == NULL)
             return CB_LOST;
@@ -151,6 +166,14 @@ static cb_end levels_read(rd_store *store, stock_op *op, stock_id sku, cb_levels
         freeReplyObject(reply);
     }
     return end;
+}
+
+/* Reads every bucket of sku (one pipelined get per bucket). */
+static cb_end levels_read(rd_store *store, stock_op *op, stock_id sku, cb_levels *levels)
+{
+    if (!levels_send(store, sku))
+        return CB_LOST;
+    return levels_take(store, op, levels);
 }
 
 /* The sum of the buckets' available other than skip (K: none skipped).
@@ -594,6 +617,246 @@ bool rd_cb_gather(rd_store *store, stock_op *op)
             return false;
     }
     return true;
+}
+
+/* --------------------------------------------------------------- runs */
+
+/* A run's deductions, by SKU: what rd_cb_run read and planned. */
+typedef struct cb_run {
+    bool pending;                   /* reads sent with the claims, replies not taken */
+    bool ready;                     /* levels hold those reads, not yet planned from */
+    int sku_count;
+    stock_id skus[RD_CB_RUN_MAX];
+    cb_levels levels[RD_CB_RUN_MAX];
+    bool readable[RD_CB_RUN_MAX];   /* its read answered without an error */
+    int sku_of[RD_CB_RUN_MAX];      /* per job: its SKU's index; -1 for no deduction */
+    uint32_t bucket_of[RD_CB_RUN_MAX];
+    bool fast[RD_CB_RUN_MAX];       /* goes in its bucket's call */
+    int64_t others[RD_CB_RUN_MAX];  /* the other buckets' sum expected after it */
+} cb_run;
+
+/* The index of sku in the run, added (its read sent) if new; -1 when the
+ * link was lost. */
+static int run_sku(rd_store *store, cb_run *run, stock_id sku)
+{
+    int s = 0;
+    while (s < run->sku_count && !id_equal(run->skus[s], sku))
+        s++;
+    if (s == run->sku_count) {
+        assert(s < RD_CB_RUN_MAX);
+        run->skus[run->sku_count++] = sku;
+        if (!levels_send(store, sku))
+            return -1;
+    }
+    return s;
+}
+
+/* Takes the replies of the reads of SKUs first.. of the run; false when
+ * the link was lost. */
+static bool run_take(rd_store *store, cb_run *run, int first)
+{
+    for (int s = first; s < run->sku_count; s++) {
+        cb_end end = levels_take(store, NULL, &run->levels[s]);
+        if (end == CB_LOST)
+            return false;
+        run->readable[s] = end == CB_NEXT;
+    }
+    return true;
+}
+
+bool rd_cb_alloc(rd_store *store)
+{
+    store->cb_run = calloc(1, sizeof *store->cb_run);
+    return store->cb_run != NULL;
+}
+
+void rd_cb_read_send(rd_store *store, const rd_job *jobs, int count)
+{
+    cb_run *run = store->cb_run;
+    assert(run != NULL);
+    run->ready = false;
+    run->sku_count = 0;
+    for (int i = 0; i < count; i++)
+        if (jobs[i].step != RD_DONE && jobs[i].op->type == STOCK_OP_DEDUCT &&
+            run_sku(store, run, jobs[i].op->sku) < 0)
+            return;
+    run->pending = true;
+}
+
+void rd_cb_read_take(rd_store *store)
+{
+    cb_run *run = store->cb_run;
+    if (!run->pending)
+        return;
+    run->pending = false;
+    run->ready = run_take(store, run, 0);
+}
+
+/* Groups the deductions at their effect by SKU and reads the buckets of
+ * every SKU the reads sent with the claims lack, all pipelined; false
+ * when the link was lost. */
+static bool run_read(rd_store *store, const rd_job *jobs, int count, cb_run *run)
+{
+    if (!run->ready)
+        run->sku_count = 0;
+    run->ready = false;
+    int known = run->sku_count;
+    for (int i = 0; i < count; i++) {
+        run->sku_of[i] = -1;
+        run->fast[i] = false;
+        if (jobs[i].step != RD_EFFECT || jobs[i].op->type != STOCK_OP_DEDUCT)
+            continue;
+        int s = run_sku(store, run, jobs[i].op->sku);
+        if (s < 0)
+            return false;
+        run->sku_of[i] = s;
+        run->bucket_of[i] = rd_cb_line_bucket(jobs[i].op->id, store->options.buckets);
+    }
+    return run_take(store, run, known);
+}
+
+/* Picks, per SKU in batch order, the deductions whose bucket covers them
+ * by the read, up to the first that does not (its bucket short or
+ * missing, an earlier try of its line id, a SKU not found): that one and
+ * the SKU's later ones run one at a time after the calls, so that a SKU's
+ * deductions keep the batch's order. A pick's others is the other
+ * buckets' sum after it, as the read and the picks before it make it. A
+ * deduction the whole sum does not cover is refused here, INSUFFICIENT
+ * naming that sum, as the slow path would refuse it: nothing is written
+ * for it, so the SKU's later deductions go on. */
+static void run_plan(const rd_store *store, rd_job *jobs, int count, cb_run *run)
+{
+    const rd_options *options = &store->options;
+    bool lagged = options->lag_max_records > 0 || options->lag_max_ms > 0;
+    bool blocked[RD_CB_RUN_MAX];
+    for (int s = 0; s < run->sku_count; s++)
+        blocked[s] = lagged || !run->readable[s] || !run->levels[s].found[0];
+    for (int i = 0; i < count; i++) {
+        int s = run->sku_of[i];
+        if (s < 0 || blocked[s])
+            continue;
+        cb_levels *levels = &run->levels[s];
+        uint32_t c = run->bucket_of[i];
+        int64_t qty = jobs[i].op->amount;
+        int64_t total = levels_others(store, levels, store->options.buckets);
+        if (jobs[i].fresh && total < qty) {
+            result_insufficient(jobs[i].op, jobs[i].op->sku, total);
+            jobs[i].step = RD_DONE;
+            continue;
+        }
+        if (!jobs[i].fresh || !levels->found[c] || levels->available[c] < qty) {
+            blocked[s] = true;
+            continue;
+        }
+        levels->available[c] -= qty;
+        run->others[i] = levels_others(store, levels, c);
+        run->fast[i] = true;
+    }
+}
+
+/* Whether job m goes in the call of bucket c of SKU s. */
+static bool run_rides(const cb_run *run, int m, int s, uint32_t c)
+{
+    return run->fast[m] && run->sku_of[m] == s && run->bucket_of[m] == c;
+}
+
+/* Sends one cb_deduct_many per bucket with picks, its picks in batch
+ * order; heads[] gets each call's first job. The calls' count, -1 when
+ * the link was lost. */
+static int run_send(rd_store *store, const rd_job *jobs, int count, const cb_run *run,
+                    int64_t time_us, int heads[RD_CB_RUN_MAX])
+{
+    const rd_options *options = &store->options;
+    rd_cmd *cmd = &store->cmd;
+    bool sent[RD_CB_RUN_MAX] = {false};
+    int calls = 0;
+    for (int i = 0; i < count; i++) {
+        if (!run->fast[i] || sent[i])
+            continue;
+        int s = run->sku_of[i];
+        uint32_t c = run->bucket_of[i];
+        stock_id sku = run->skus[s];
+        rd_cmd_fcall(cmd, "cb_deduct_many");
+        rd_cb_key(cmd, options, sku, c, "");
+        rd_cb_key(cmd, options, sku, c, ":flow");
+        cb_outbox(cmd, options, sku, c);
+        rd_cmd_argf(cmd, "%" PRId64, time_us);
+        rd_cmd_id(cmd, sku);
+        rd_cmd_argf(cmd, "%u", c);
+        for (int m = i; m < count; m++) {
+            if (!run_rides(run, m, s, c))
+                continue;
+            sent[m] = true;
+            rd_cmd_id(cmd, jobs[m].op->id);
+            rd_cmd_argf(cmd, "%" PRId64, jobs[m].op->amount);
+            rd_cmd_argf(cmd, "%s", jobs[m].gen);
+            rd_cmd_argf(cmd, "%" PRId64, run->others[m]);
+        }
+        if (!rd_send(store))
+            return -1;
+        heads[calls++] = i;
+    }
+    return calls;
+}
+
+/* Advances the picks of one call by its reply: each answered, a SHORT
+ * left at its effect (for the slow path), a MOVED restarted. */
+static void run_answer(rd_store *store, rd_job *jobs, int count, const cb_run *run, int head,
+                       const redisReply *reply)
+{
+    int s = run->sku_of[head];
+    uint32_t c = run->bucket_of[head];
+    size_t riders = 0;
+    for (int m = head; m < count; m++)
+        riders += run_rides(run, m, s, c);
+    bool answers = reply->type == REDIS_REPLY_ARRAY && reply->elements == riders;
+    for (size_t k = 0; answers && k < riders; k++)
+        answers = reply->element[k]->type == REDIS_REPLY_ARRAY;
+    size_t k = 0;
+    for (int m = head; m < count; m++) {
+        if (!run_rides(run, m, s, c))
+            continue;
+        rd_job *job = &jobs[m];
+        const redisReply *answer = answers ? reply->element[k++] : reply;
+        if (reply->type == REDIS_REPLY_ERROR) {
+            rd_fail_server(job->op, reply);
+        } else if (rd_is(answer, 0, "SHORT")) {
+            continue;
+        } else if (rd_is(answer, 0, "MOVED")) {
+            rd_job_restart(job);
+            continue;
+        } else {
+            rd_effect_done(&store->options, job, answer);
+        }
+        job->step = RD_DONE;
+    }
+}
+
+void rd_cb_run(rd_store *store, rd_job *jobs, int count, int64_t time_us)
+{
+    assert(count >= 1 && count <= RD_CB_RUN_MAX);
+    cb_run *run = store->cb_run;
+    assert(run != NULL);
+    int heads[RD_CB_RUN_MAX];
+    if (!run_read(store, jobs, count, run))
+        return;
+    run_plan(store, jobs, count, run);
+    int calls = run_send(store, jobs, count, run, time_us, heads);
+    if (calls < 0)
+        return;
+    for (int call = 0; call < calls; call++) {
+        redisReply *reply = rd_reply(store);
+        if (reply == NULL)
+            return;
+        run_answer(store, jobs, count, run, heads[call], reply);
+        freeReplyObject(reply);
+    }
+    for (int i = 0; i < count && rd_linked(store); i++) {
+        if (jobs[i].step != RD_EFFECT)
+            continue;
+        if (rd_cb_effect(store, &jobs[i], time_us))
+            rd_job_restart(&jobs[i]);
+    }
 }
 
 bool rd_cb_effect(rd_store *store, rd_job *job, int64_t time_us)

@@ -422,13 +422,16 @@ const char *rd_text_of(const redisReply *reply)
                              reply->type == REDIS_REPLY_STATUS) ? reply->str : "";
 }
 
-/* Fails op with the server's error reply (OOM named as such). */
+/* Fails op with the server's error reply (OOM and CLUSTERDOWN named as such). */
 void rd_fail_server(stock_op *op, const redisReply *reply)
 {
     op->failed_line = -1;
     if (strncmp(reply->str, "OOM", 3) == 0)
         result_fail(op, STOCK_IO, "redis: the server is out of memory (maxmemory); nothing "
                     "was changed: %.120s", reply->str);
+    else if (strncmp(reply->str, "CLUSTERDOWN", 11) == 0)   /* refused before it ran */
+        result_fail(op, STOCK_UNAVAILABLE, "redis: the cluster is down (a master lost, a "
+                    "failover under way); nothing was changed, retry: %.120s", reply->str);
     else
         result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
 }

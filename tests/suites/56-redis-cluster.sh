@@ -24,7 +24,12 @@
 #     with the same id counts once;
 #   - kill -9 of a master under a writer of cross-slot orders and deductions
 #     with wait=1: its replica is promoted, the backend follows the new slot
-#     map, no acknowledged operation is lost and I1-I3 hold (redis_crash).
+#     map, no acknowledged operation is lost and I1-I3 hold (redis_crash);
+#   - the same with buckets=8 on one hot SKU, the master of one of its
+#     buckets killed: no acknowledged deduction or refund is lost or
+#     doubled, I1, I2, I4, I5 hold (redis_crash hot); before that, a
+#     batch's deductions on a hot SKU with buckets=8 cost one call per
+#     bucket (INFO commandstats), not one per deduction.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -276,4 +281,79 @@ writer=""
 grep "retrying" "$REDIS_DIR/crash.out" || true
 echo "the writer went on: $(cat "$acked") batches acknowledged"
 "$BUILD/tests/redis_crash" check "$REDIS_URI&prefix=failover:" "$acked"
+echo "== buckets=8: a batch's deductions cost one call per bucket, not one per deduction"
+# 1,600 deductions on one hot SKU in batches of 16 from one store: per batch
+# 8 reads and at most 8 calls (one per bucket its lines hit), then
+# stockbench's check reads each line back (one call each); one deduction at
+# a time made 9 calls per deduction (8 reads and its own).
+fcalls() {   # the function calls the masters have answered, summed
+    local i sum=0 n
+    for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+        kill -0 "${REDIS_CLUSTER_PIDS[$i]}" 2>/dev/null || continue
+        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+        n=$(redis_cluster_cli "$i" INFO commandstats | tr -d '\r' |
+            sed -n 's/^cmdstat_fcall:calls=\([0-9]*\),.*/\1/p')
+        sum=$((sum + ${n:-0}))
+    done
+    echo "$sum"
+}
+before=$(fcalls)
+"$BUILD/stockbench" -s "$REDIS_URI&prefix=bk8calls:&buckets=8" -w hot -n 1600 -c 1 -P 16 \
+    --no-progress >"$REDIS_DIR/calls.log" 2>&1 || { cat "$REDIS_DIR/calls.log"; exit 1; }
+calls=$(($(fcalls) - before))
+echo "1600 deductions and their check: $calls function calls"
+[ "$calls" -le $((2 * 1600 + 400)) ] ||
+    { echo "more than one call per bucket per batch"; cat "$REDIS_DIR/calls.log"; exit 1; }
+
+echo "== buckets=8: kill -9 the master of a hot SKU's bucket under a writer with wait=1"
+# One hot SKU over 8 buckets, so over every master; the writer's batches
+# (14 deductions and 2 refunds each) go to the buckets' masters at once,
+# each bucket's share one call. The master of bucket 1 dies: its replica is
+# promoted, the writer retries its UNAVAILABLE batches with the same ids,
+# and every acknowledged deduction and refund must be there, once.
+hot_acked="$REDIS_DIR/hot-batches"
+"$BUILD/tests/redis_crash" hot "$REDIS_URI&prefix=hotfail:&buckets=8&wait=1" "$hot_acked" \
+    >"$REDIS_DIR/hot.out" 2>&1 &
+writer=$!
+redis_wait_ready "$writer" "$REDIS_DIR/hot.out"
+sleep 1
+hot_masters=() victim=""
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+    hot_masters+=("$i")
+    [ -z "$(redis_cluster_cli "$i" --scan --pattern 'hotfail:{skub:1:*:crash-hot}')" ] || victim=$i
+done
+[ -n "$victim" ] || { echo "no master holds bucket 1 of the hot SKU"; exit 1; }
+before=$(cat "$hot_acked")
+redis_cluster_kill "$victim"
+echo "killed master $victim (bucket 1 of the hot SKU) after $before acknowledged batches"
+promoted=""
+for ((try = 0; try < 300; try++)); do
+    for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+        [[ " ${hot_masters[*]} " == *" $i "* ]] && continue
+        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
+    done
+    [ -n "$promoted" ] && break
+    sleep 0.1
+done
+[ -n "$promoted" ] || { echo "no replica was promoted in 30 s"; exit 1; }
+redis_cluster_wait_ok
+echo "node $promoted (a replica) is master now"
+redis_cluster_restart "$victim"
+redis_cluster_wait_ok
+redis_cluster_wait_replicas
+after=$(cat "$hot_acked")
+for ((i = 0; i < 600; i++)); do
+    [ "$(cat "$hot_acked")" -gt $((after + 5)) ] && break
+    kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/hot.out"; exit 1; }
+    sleep 0.1
+done
+[ "$(cat "$hot_acked")" -gt $((after + 5)) ] ||
+    { echo "the writer made no progress after the failover"; cat "$REDIS_DIR/hot.out"; exit 1; }
+kill -KILL "$writer"
+wait "$writer" 2>/dev/null || true
+writer=""
+grep "retrying" "$REDIS_DIR/hot.out" || true
+echo "the writer went on: $(cat "$hot_acked") batches acknowledged"
+"$BUILD/tests/redis_crash" hotcheck "$REDIS_URI&prefix=hotfail:&buckets=8" "$hot_acked"
 echo "56-redis-cluster: all passed"

@@ -15,6 +15,16 @@
  *                                lines or none, every acknowledged one all;
  *                                every SKU balances (I2) and its deducted
  *                                total is the sum of its lines (I1-I3)
+ *   redis_crash hot URI FILE     as retry, on one hot SKU: each batch 14
+ *                                deductions of 2 units and 2 refunds of 1
+ *                                unit of the last batch's first lines (for
+ *                                buckets=K: the lines spread over the
+ *                                SKU's buckets, so over the masters)
+ *   redis_crash hotcheck URI FILE  every acknowledged deduction and refund
+ *                                is there, none twice; the SKU's totals are
+ *                                its lines' sums and balance (I1, I2, I5);
+ *                                an acknowledged deduction and refund sent
+ *                                again replay and change nothing (I4, I5)
  *
  * URI is redis://host:port[?prefix=P]; the writer adds timeout_ms=1000 (a
  * 2 s lease: long enough that a loaded machine, or a sanitizer build, does
@@ -41,6 +51,9 @@
 #define CRASH_LEASE_US (2 * CRASH_TIMEOUT_MS * 1000)   /* the backend's lease */
 #define CRASH_RETRY_S 120        /* how long retry sends a batch again */
 #define CRASH_RETRY_PAUSE_US 100000
+#define CRASH_HOT_SKU "crash-hot"
+#define CRASH_HOT_DEDUCTS 14     /* hot: deductions per batch, 2 units each */
+#define CRASH_HOT_REFUNDS 2      /* hot: refunds per batch, 1 unit of a line of the last */
 
 static stock_t *open_or_die(const char *uri)
 {
@@ -111,6 +124,44 @@ static void build_batch(long n, char skus[][32], char ids[][3][48],
     }
 }
 
+/* hot's ids: deduction k of batch n is line "h<n>.<k>"; refund k of batch
+ * n gives back 1 unit of line "h<n-1>.<k>". */
+static void hot_line_id(long n, int k, char *line, size_t size)
+{
+    snprintf(line, size, "crash-h%ld.%d", n, k);
+}
+
+static void hot_refund_id(long n, int k, char *refund, size_t size)
+{
+    snprintf(refund, size, "crash-hr%ld.%d", n, k);
+}
+
+/* Builds hot's batch n (no refunds in batch 0). */
+static void build_hot(long n, char ids[][3][48], stock_op *ops)
+{
+    for (int k = 0; k < CRASH_BATCH; k++)
+        ops[k] = (stock_op){.type = STOCK_OP_DEDUCT, .sku = stock_id_from_cstr(CRASH_HOT_SKU),
+                            .amount = 2};
+    for (int k = 0; k < CRASH_HOT_DEDUCTS; k++) {
+        hot_line_id(n, k, ids[k][0], sizeof ids[k][0]);
+        ops[k].id = stock_id_from_cstr(ids[k][0]);
+    }
+    for (int k = 0; k < CRASH_HOT_REFUNDS; k++) {
+        stock_op *op = &ops[CRASH_HOT_DEDUCTS + k];
+        char *line = ids[CRASH_HOT_DEDUCTS + k][1], *refund = ids[CRASH_HOT_DEDUCTS + k][0];
+        /* Batch 0 has no last batch: one more deduction instead. */
+        hot_line_id(n, CRASH_HOT_DEDUCTS + k, refund, sizeof ids[0][0]);
+        if (n == 0) {
+            op->id = stock_id_from_cstr(refund);
+            continue;
+        }
+        hot_refund_id(n, k, refund, sizeof ids[0][0]);
+        hot_line_id(n - 1, k, line, sizeof ids[0][0]);
+        *op = (stock_op){.type = STOCK_OP_REFUND, .id = stock_id_from_cstr(refund),
+                         .line = stock_id_from_cstr(line), .amount = 1};
+    }
+}
+
 /* The first op of the batch that failed, or -1; *unavailable says whether
  * every failure is UNAVAILABLE. */
 static int batch_failure(const stock_op *ops, bool *unavailable)
@@ -125,7 +176,8 @@ static int batch_failure(const stock_op *ops, bool *unavailable)
     return first;
 }
 
-static int run_write(const char *base, const char *file, bool retry)
+/* write, retry (retry) and hot (hot, which retries too). */
+static int run_write(const char *base, const char *file, bool retry, bool hot)
 {
     char uri[CRASH_URI_MAX];
     snprintf(uri, sizeof uri, "%s%ctimeout_ms=%d", base, strchr(base, '?') ? '&' : '?',
@@ -136,6 +188,8 @@ static int run_write(const char *base, const char *file, bool retry)
         sku_name(skus[i], sizeof skus[i], i);
         stock_set(store, skus[i], CRASH_STOCK, NULL, NULL, NULL);
     }
+    if (hot)
+        stock_set(store, CRASH_HOT_SKU, CRASH_STOCK, NULL, NULL, NULL);
     write_count(file, 0);
     printf("ready\n");
     fflush(stdout);
@@ -148,7 +202,10 @@ static int run_write(const char *base, const char *file, bool retry)
         int failed;
         bool unavailable;
         do {
-            build_batch(n, skus, ids, lines, ops);
+            if (hot)
+                build_hot(n, ids, ops);
+            else
+                build_batch(n, skus, ids, lines, ops);
             stock_execute(store, ops, CRASH_BATCH);
             failed = batch_failure(ops, &unavailable);
             if (failed >= 0 && retry && unavailable && time(NULL) < deadline) {
@@ -232,15 +289,92 @@ static int run_check(const char *base, const char *file)
     return failures == 0 ? 0 : 1;
 }
 
+/* Checks hot's line h<n>.<k>: there when acknowledged, with its refund
+ * when the next batch was acknowledged; adds its units to the sums. */
+static void check_hot_line(stock_t *store, long n, int k, long acked, int64_t *deducted,
+                           int64_t *refunded)
+{
+    char line[48], what[160];
+    hot_line_id(n, k, line, sizeof line);
+    stock_line_info info;
+    bool has = stock_line(store, line, &info, NULL) == STOCK_OK;
+    snprintf(what, sizeof what, "deduction %s lost", line);
+    expect(has || n >= acked, what);
+    if (!has)
+        return;
+    bool refunds = k < CRASH_HOT_REFUNDS && n + 1 < acked;
+    snprintf(what, sizeof what, "line %s: qty %" PRId64 " refunded %" PRId64 " (refund "
+             "acknowledged %d)", line, info.qty, info.refunded, refunds);
+    expect(info.qty == 2 && info.refunded <= (k < CRASH_HOT_REFUNDS ? 1 : 0) &&
+           (!refunds || info.refunded == 1), what);
+    *deducted += info.qty;
+    *refunded += info.refunded;
+}
+
+/* The first acknowledged deduction and refund sent again: REPLAY, and
+ * the SKU's totals unchanged (I4, I5). */
+static void check_hot_replay(stock_t *store, long acked, const stock_sku_info *before)
+{
+    char line[48], refund[48];
+    hot_line_id(0, 0, line, sizeof line);
+    expect(stock_deduct(store, line, CRASH_HOT_SKU, 2, NULL, NULL) == STOCK_REPLAY,
+           "an acknowledged deduction sent again does not replay");
+    if (acked >= 2) {
+        hot_refund_id(1, 0, refund, sizeof refund);
+        expect(stock_refund(store, refund, line, 1, NULL, NULL) == STOCK_REPLAY,
+               "an acknowledged refund sent again does not replay");
+    }
+    stock_sku_info after;
+    stock_get(store, CRASH_HOT_SKU, &after, NULL);
+    expect(after.available == before->available && after.deducted == before->deducted &&
+           after.refunded == before->refunded, "a replay changed the hot SKU's totals");
+}
+
+static int run_hot_check(const char *base, const char *file)
+{
+    FILE *in = fopen(file, "r");
+    long acked = -1;
+    if (in == NULL || fscanf(in, "%ld", &acked) != 1)
+        return 2;
+    fclose(in);
+    usleep(2 * CRASH_LEASE_US);   /* the dead writer's moves are stale: the sweep ends them */
+    stock_t *store = open_or_die(base);
+    int64_t deducted = 0, refunded = 0;
+    /* The batch in flight when the writer died may have begun; none after. */
+    for (long n = 0; n <= acked; n++)
+        for (int k = 0; k < (n == 0 ? CRASH_BATCH : CRASH_HOT_DEDUCTS); k++)
+            check_hot_line(store, n, k, acked, &deducted, &refunded);
+    stock_sku_info totals;
+    stock_get(store, CRASH_HOT_SKU, &totals, NULL);
+    char what[200];
+    snprintf(what, sizeof what, "%s: deducted %" PRId64 " (lines %" PRId64 "), refunded %" PRId64
+             " (lines %" PRId64 "), available %" PRId64 ", adjusted %" PRId64, CRASH_HOT_SKU,
+             totals.deducted, deducted, totals.refunded, refunded, totals.available,
+             totals.adjusted);
+    expect(totals.deducted == deducted && totals.refunded == refunded && totals.available >= 0 &&
+           totals.adjusted == CRASH_STOCK &&
+           totals.available == totals.adjusted - totals.deducted + totals.refunded, what);
+    if (acked >= 1)
+        check_hot_replay(store, acked, &totals);
+    stock_close(store);
+    printf("redis_crash hotcheck: %ld batches acknowledged (%" PRId64 " units deducted, %" PRId64
+           " refunded), %d failed\n", acked, deducted, refunded, failures);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: redis_crash write|retry|check URI FILE\n");
+        fprintf(stderr, "usage: redis_crash write|retry|check|hot|hotcheck URI FILE\n");
         return 2;
     }
     if (strcmp(argv[1], "write") == 0 || strcmp(argv[1], "retry") == 0)
-        return run_write(argv[2], argv[3], strcmp(argv[1], "retry") == 0);
+        return run_write(argv[2], argv[3], strcmp(argv[1], "retry") == 0, false);
+    if (strcmp(argv[1], "hot") == 0)
+        return run_write(argv[2], argv[3], true, true);
     if (strcmp(argv[1], "check") == 0)
         return run_check(argv[2], argv[3]);
+    if (strcmp(argv[1], "hotcheck") == 0)
+        return run_hot_check(argv[2], argv[3]);
     return 2;
 }
