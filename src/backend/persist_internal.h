@@ -28,7 +28,8 @@
 
 #define PERSIST_KEY_MAX (RD_PREFIX_MAX + 32)   /* bytes of a stream key */
 #define PERSIST_CYCLE_MAX 16384      /* records in one PostgreSQL transaction */
-#define PERSIST_PARAMS 16            /* arguments of stock_outbox_apply */
+#define PERSIST_PARAMS 17            /* arguments of stock_outbox_apply */
+#define PERSIST_BUCKET 16            /* the argument that names the record's bucket */
 #define PERSIST_ERROR_MAX 512        /* bytes of the last error */
 
 /* One outbox stream and what this persister knows of it. */
@@ -102,7 +103,8 @@ bool outbox_ack(persister *p);
 typedef enum persist_entry_added {
     PERSIST_ENTRY_ADDED,
     PERSIST_ENTRY_NO_ROOM,     /* the cycle is too full: it comes again */
-    PERSIST_ENTRY_MALFORMED    /* not a record this persister can read */
+    PERSIST_ENTRY_MALFORMED,   /* not a record this persister can read */
+    PERSIST_ENTRY_LAYOUT       /* one bucket's totals (bk), while the link read layout 4 */
 } persist_entry_added;
 /* Adds the fields of an entry [id, [field, value, ...]] of stream to the
  * cycle's records as apply arguments (pointing into entry, which the cycle

@@ -224,6 +224,10 @@ typedef struct rd_store {
     uint64_t seen[2 * RD_RUN_MAX];   /* a run's id hashes (open addressing) */
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
+    /* An outbox reader's (options.outbox_reader): K when the store is of
+     * layout 5, whose records each hold one bucket's totals (field bk),
+     * else 0: records hold their SKU's. Set at link open. */
+    uint32_t record_buckets;
 } rd_store;
 
 /* --------------------------------------------------- link (redis_link.c) */
@@ -335,6 +339,11 @@ bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outb
  * trims it. RD_OUTBOX_READERS_KEY_MAX bytes hold the set's key. */
 #define RD_OUTBOX_READERS_KEY_MAX (RD_PREFIX_MAX + 16)
 void rd_outbox_readers_key(const char *prefix, char *out, size_t size);
+/* For an outbox reader, on a link just opened: sets store->record_buckets
+ * from the store's layout (Pstock:layout) and, for layout 5, its K
+ * (Pstock:buckets). STOCK_CORRUPT for a layout 5 store whose K is missing
+ * or not 2..RD_BUCKETS_MAX; STOCK_UNAVAILABLE when a server did not answer. */
+stock_code rd_outbox_layout(rd_store *store, char *message, size_t size);
 /* Adds group to the registry on conn (the server holding the set's key):
  * false with message set when the server refused. */
 bool rd_outbox_register(redisContext *conn, const char *prefix, const char *group,
