@@ -411,6 +411,27 @@ bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_ch
  * the sequence on by design), and 1 for an entry deleted while pending
  * (its fields are nil). Moves *last_entry past entry's records. */
 uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry);
+
+/* ------------------- stock events over buckets (redis_events_sum.c) */
+
+/* The levels of each SKU's buckets after their latest records read, for
+ * the stock events of a store of layout 5 (docs/events.md, "From Redis"). */
+typedef struct rd_sums rd_sums;
+/* A table for a store of buckets (2..RD_BUCKETS_MAX) buckets; NULL when
+ * out of memory. */
+rd_sums *rd_sums_new(uint32_t buckets);
+void rd_sums_free(rd_sums *sums);
+/* Whether sku has levels (it was seeded). */
+bool rd_sums_known(const rd_sums *sums, const char *sku);
+/* Gives sku, not known yet, the levels its buckets start from
+ * (levels[0..buckets-1]); false when out of memory. */
+bool rd_sums_seed(rd_sums *sums, const char *sku, const int64_t *levels);
+/* Turns change, a record's move of one bucket of its SKU (seeded), into
+ * the move of the SKU's sum over its buckets, and keeps the bucket's new
+ * level. move_id: the record's mv (a move between buckets, qty its q), or
+ * NULL; ms: the record's time (its ms). */
+void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
+                   core_change *change);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
