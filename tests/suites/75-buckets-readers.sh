@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# 75-buckets-readers.sh -- the outbox's two readers, stockpersist and
+# stockevents, over a store with hot-SKU buckets on a Redis Cluster (layout
+# 5: each record holds one bucket's totals; docs/persister.md, "Buckets on
+# a Redis Cluster", docs/events.md, "From Redis"): a real Redis Cluster of 3
+# masters with 1 replica each, PostgreSQL 15 and nats-server.
+#
+#   One hot SKU with buckets=8 sold out by stockbench from 8 stores at once
+#   (SELLOUT units, 3 times as many attempts), so that buckets run short and
+#   stock moves between them, while a persister and stockevents
+#   --every-change run:
+#   - after the persister drained, PostgreSQL's totals of the SKU (the sum
+#     of its bucket rows) equal Redis's (the sum of its buckets), its rows
+#     are per bucket, and stockctl reconcile finds the two stores equal
+#     (totals, every line);
+#   - the events: a back_in_stock when the set is read, then one change of
+#     -1 per unit sold, chaining (each one's before the previous one's
+#     after), none for the moves between buckets (the outbox holds move
+#     records: both halves pair), and one sold_out, the last event, at 0:
+#     the store's level.
+#   Both readers refused such a store before (UNSUPPORTED "reading its
+#   outbox is not built yet").
+#
+# KEEP=DIR keeps a copy of its folder (logs) in DIR.
+set -eu
+BUILD=${BUILD:-build}
+here=$(dirname "$0")
+NATS_PORT_FIRST=17820 NATS_PORT_LAST=17829
+. "$here/../harness/nats.sh"
+. "$here/../harness/pg.sh"
+. "$here/../harness/redis.sh"
+
+case $BUILD in *san*) SELLOUT=${SELLOUT:-300} ;; *) SELLOUT=${SELLOUT:-1200} ;; esac
+dir=$(mktemp -d)
+events_pid="" stockd_pid="" persist_pid=""
+BIN="$dir/bin"
+. "$here/../harness/events.sh"
+cluster_stop() { [ -z "${REDIS_CLUSTER_DIR:-}" ] || redis_cluster_stop; }
+persist_stop() { [ -z "$persist_pid" ] || { kill -9 "$persist_pid" 2>/dev/null; wait "$persist_pid" 2>/dev/null; } || true; }
+trap 'persist_stop; events_cleanup pg_stop cluster_stop' EXIT
+use_binaries "$BIN" stockevents stockctl stockpersist stockbench tests/events_client
+
+redis_cluster_start || fail "the cluster did not start"
+pg_start
+nats_start || fail "nats-server did not start"
+store="$REDIS_CLUSTER_URI&prefix=hb:&buckets=8"
+sku=hb-S0
+
+# The store's first open makes it layout 5; the readers start after it.
+"$BIN/stockctl" --store "$store" get "$sku" >/dev/null 2>&1 || true
+[ "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET hb:stock:layout)" = 5 ] ||
+    fail "the store is not layout 5"
+"$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --name p1 --lease-ms 500 \
+    --stats-s 1 >"$dir/persist.log" 2>&1 &
+persist_pid=$!
+start_events_store "$store" --every-change
+
+echo "== buckets=8 on 3 masters: $SELLOUT units sold out from 8 stores at once"
+"$BIN/stockbench" -s "$store" -w sellout --stock "$SELLOUT" -n $((3 * SELLOUT)) -c 8 -P 16 \
+    --prefix hb- --no-progress >"$dir/bench.log" 2>&1 || { cat "$dir/bench.log"; fail "stockbench"; }
+grep -qE "^  results +OK $SELLOUT INSUFFICIENT $((2 * SELLOUT))\$" "$dir/bench.log" ||
+    { cat "$dir/bench.log"; fail "the hot SKU did not sell exactly its $SELLOUT units"; }
+# Each bucket's hash of moves (move id -> units) keeps the moves it gave
+# or took, whatever the trim did to their records.
+moves=$(for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+    for key in $(redis_cluster_cli "$i" --scan --pattern 'hb:{sku*:moves'); do
+        redis_cluster_cli "$i" HGETALL "$key" | paste - - | awk '$2 != 0 { print $1 }'
+    done
+done | sort -u | wc -l)
+echo "$moves moves of stock between buckets"
+[ "$moves" -gt 0 ] || fail "no stock moved between buckets: the test shows nothing about moves"
+
+echo "== the persister: PostgreSQL's totals are Redis's sums"
+for _ in $(seq 600); do
+    tail -n 1 "$dir/persist.log" | grep -q " lag_records=0 " && break
+    kill -0 "$persist_pid" 2>/dev/null || { cat "$dir/persist.log"; fail "stockpersist exited"; }
+    sleep 0.1
+done
+kill -TERM "$persist_pid"
+wait "$persist_pid" || { cat "$dir/persist.log"; fail "stockpersist did not exit 0"; }
+persist_pid=""
+timeout 120 "$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --name drain \
+    --lease-ms 500 --drain --stats-s 0 >>"$dir/persist.log" 2>&1 ||
+    { tail -n 20 "$dir/persist.log"; fail "the drain did not finish"; }
+grep -q "not built yet" "$dir/persist.log" && fail "the persister refused the store"
+in_redis=$("$BIN/stockctl" --store "$store" get "$sku" | tr -s ' \n' ' ')
+in_pg=$("$BIN/stockctl" --store "$PG_URI" get "$sku" | tr -s ' \n' ' ')
+echo "redis:    $in_redis"
+echo "postgres: $in_pg"
+[ "$in_redis" = "$in_pg" ] || fail "PostgreSQL's totals are not Redis's"
+[[ "$in_redis" == *"available 0 adjusted $SELLOUT deducted $SELLOUT "* ]] ||
+    fail "not the totals of a sell-out of $SELLOUT: $in_redis"
+rows=$(pg_psql -c "SELECT count(*) FROM inventory WHERE sku_id = '$sku' AND buckets = 8")
+[ "$rows" -ge 2 ] || fail "PostgreSQL holds $rows bucket rows of $sku, not one per bucket"
+echo "ok   PostgreSQL holds $rows bucket rows whose sums are Redis's"
+"$BIN/stockctl" reconcile "$store" "$PG_URI" >"$dir/reconcile.txt" 2>&1 ||
+    { cat "$dir/reconcile.txt"; fail "reconcile found differences"; }
+tail -n 1 "$dir/reconcile.txt"
+
+echo "== stockevents: the SKU's sum, moves unseen"
+for _ in $(seq 600); do
+    dump
+    grep -q '"sold_out"' "$dir/dump.txt" && break
+    kill -0 "$events_pid" 2>/dev/null || fail "stockevents exited"
+    sleep 0.1
+done
+sleep 0.5
+dump
+sed 's/^[^ ]* //' "$dir/dump.txt" | jq -c "select(.sku == \"$sku\")" >"$dir/sku.txt"
+changes=$(jq -s 'map(select(.event == "change")) | length' "$dir/sku.txt")
+echo "$(wc -l <"$dir/sku.txt") events, $changes changes"
+# the changes in the order published: the set's (one per bucket, from 0
+# to the stock), then a -1 per unit sold, each before the previous after
+jq -s -e --argjson stock "$SELLOUT" 'map(select(.event == "change")) as $c |
+    ($c | map(select(.after > .before)) | map(.after - .before) | add) == $stock and
+    ($c | map(select(.after < .before)) | all(.before - .after == 1)) and
+    ($c | map(select(.after < .before)) | length) == $stock and
+    $c[0].before == 0 and $c[-1].after == 0 and
+    ([range(1; $c | length) | select($c[.].before != $c[. - 1].after)] | length) == 0' \
+    "$dir/sku.txt" >/dev/null ||
+    { jq -c '[.event, .before, .after]' "$dir/sku.txt" | head -n 40; fail "the changes are not the sell-out's"; }
+[ "$(jq -s 'map(select(.event == "sold_out")) | length' "$dir/sku.txt")" -eq 1 ] ||
+    fail "not one sold_out: $(grep -c sold_out "$dir/sku.txt")"
+[ "$(jq -s 'map(select(.event == "back_in_stock")) | length' "$dir/sku.txt")" -eq 1 ] ||
+    fail "not one back_in_stock: $(grep -c back_in_stock "$dir/sku.txt")"
+jq -s -e '.[-1].event == "sold_out" and .[-1].after == 0' "$dir/sku.txt" >/dev/null ||
+    fail "the last event is not the sell-out: $(tail -n 1 "$dir/sku.txt")"
+grep -q "not built yet" "$dir/events.log" && fail "stockevents refused the store"
+echo "ok   $changes changes chain from 0 to 0, one back_in_stock, one sold_out, no move seen"
+echo "75-buckets-readers: ok"
