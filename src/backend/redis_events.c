@@ -12,7 +12,9 @@
  * it was stopped. It never trims: the outbox is there for the persister,
  * which may not have made its group yet.
  *
- * A SKU lives in one slot, so its records are in one stream, in order; the
+ * A SKU lives in one slot, so its records are in one stream, in order
+ * (with buckets on a cluster, layout 5, each bucket's are in its own slot's
+ * stream, holding that bucket's levels: redis_events_sum.c sums them); the
  * streams are read a chunk at a time (one XREADGROUP over them on one
  * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the record's sequence in its stream): one number per record for ever, and
