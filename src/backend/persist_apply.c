@@ -280,8 +280,7 @@ static bool send_stream(persister *p, uint32_t first, uint32_t end)
         sent = PQsendQueryPrepared(p->pg, "apply", PERSIST_PARAMS, records[i].params, NULL,
                                    NULL, 0) == 1;
     char buckets[16];
-    snprintf(buckets, sizeof buckets, "%u", p->redis->record_buckets > 0 ? p->redis->record_buckets
-                                                                        : 1);
+    snprintf(buckets, sizeof buckets, "%u", p->record_buckets > 0 ? p->record_buckets : 1);
     for (uint32_t i = end; sent && i-- > first;) {
         /* the last record of the SKU's bucket in this stream's part */
         bool last = true;

@@ -57,6 +57,10 @@ struct persister {
      * (redis_link.c): the server, or every master of a cluster with the
      * slot map. Nothing else of it is used. The link is down while lost. */
     rd_store *redis;
+    /* K when the store is of layout 5 (its records hold one bucket's
+     * totals, field bk), else 0: the link's record_buckets, copied at
+     * connect so that outbox_entry_add reads the persister alone. */
+    uint32_t record_buckets;
     /* The postgres URI's options: its conninfo without stock_* and the
      * bound of every wait on pg (stock_timeout_ms). */
     pg_options pg_options;

@@ -102,6 +102,7 @@ bool outbox_connect(persister *p)
         snprintf(p->error, sizeof p->error, "%s", message);
         return false;
     }
+    p->record_buckets = p->redis->record_buckets;
     return register_group(p);
 }
 
@@ -236,7 +237,7 @@ persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisR
     if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
         return dash == NULL ? PERSIST_ENTRY_MALFORMED
                             : lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
-    if (p->redis->record_buckets == 0 && rd_entry_field(fields, "bk") != NULL)
+    if (p->record_buckets == 0 && rd_entry_field(fields, "bk") != NULL)
         return PERSIST_ENTRY_LAYOUT;
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;

@@ -175,7 +175,7 @@ bool persist_warm(persister *p, const stock_log_hook *log)
         stock_log(log, STOCK_LOG_ERROR, "warm: %s", p->error);
         return false;
     }
-    if (p->redis->record_buckets > 0) {
+    if (p->record_buckets > 0) {
         /* It would load each SKU's sum into its home, while PostgreSQL keeps
          * a row per bucket that later records of the other buckets move. */
         stock_log(log, STOCK_LOG_ERROR, "warm: the store holds layout " RD_LAYOUT_BUCKETS
