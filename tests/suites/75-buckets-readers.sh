@@ -18,6 +18,9 @@
 #     after), none for the moves between buckets (the outbox holds move
 #     records: both halves pair), and one sold_out, the last event, at 0:
 #     the store's level.
+#   - stockevents killed, 5 units of another SKU sold, stockevents started
+#     again: the buckets it meets in streams it had read start from their
+#     levels in the store, so the SKU's last change is its level.
 #   Both readers refused such a store before (UNSUPPORTED "reading its
 #   outbox is not built yet").
 #
@@ -128,4 +131,32 @@ jq -s -e '.[-1].event == "sold_out" and .[-1].after == 0' "$dir/sku.txt" >/dev/n
     fail "the last event is not the sell-out: $(tail -n 1 "$dir/sku.txt")"
 grep -q "not built yet" "$dir/events.log" && fail "stockevents refused the store"
 echo "ok   $changes changes chain from 0 to 0, one back_in_stock, one sold_out, no move seen"
+echo "== stockevents started again: buckets it has read before start from the store's levels"
+# R set while stockevents runs, then 5 units sold while it is down: started
+# again, it meets R in streams it has read before, so the buckets those
+# units did not come from start from their levels in the store; the last
+# change must then be R's level, not the sum of the buckets sold from.
+r_changes() {
+    dump
+    sed 's/^[^ ]* //' "$dir/dump.txt" | jq -s -c 'map(select(.sku == "R" and .event == "change"))'
+}
+"$BIN/stockctl" --store "$store" set R 800 >/dev/null
+for _ in $(seq 300); do
+    [ "$(r_changes | jq 'length')" -ge 8 ] && break
+    sleep 0.1
+done
+[ "$(r_changes | jq 'length')" -ge 8 ] || fail "R's set was not published"
+kill_events
+for i in 1 2 3 4 5; do "$BIN/stockctl" --store "$store" deduct "r-l$i" R 1 >/dev/null; done
+start_events_store "$store" --every-change
+level=$("$BIN/stockctl" --store "$store" get R | tr -s ' \n' ' ' | sed 's/.*available \([0-9]*\) .*/\1/')
+[ "$level" = 795 ] || fail "R is at $level, not 795"
+for _ in $(seq 300); do
+    [ "$(r_changes | jq '.[-1].after')" = "$level" ] && break
+    sleep 0.1
+done
+[ "$(r_changes | jq '.[-1].after')" = "$level" ] ||
+    fail "R's last change is not its level $level: $(r_changes | jq -c '.[-6:] | map([.before, .after])')"
+grep -q '"sku":"R".*sold_out\|"sold_out".*"sku":"R"' "$dir/dump.txt" && fail "R was published sold out"
+echo "ok   R's last change after the restart is its level, $level"
 echo "75-buckets-readers: ok"
