@@ -284,10 +284,10 @@ static bool send_stream(persister *p, uint32_t first, uint32_t end)
     for (uint32_t i = end; sent && i-- > first;) {
         /* the last record of the SKU's bucket in this stream's part */
         bool last = true;
-        for (uint32_t k = i + 1; last && k < end; k++)
-            last = strcmp(records[k].params[3], records[i].params[3]) != 0 ||
-                   strcmp(records[k].params[PERSIST_BUCKET], records[i].params[PERSIST_BUCKET]) != 0;
         const char *const *r = records[i].params;
+        for (uint32_t k = i + 1; last && k < end; k++)
+            last = strcmp(records[k].params[3], r[3]) != 0 ||
+                   strcmp(records[k].params[PERSIST_BUCKET], r[PERSIST_BUCKET]) != 0;
         const char *totals[9] = {r[0], r[1], r[3], r[4], r[5], r[6], r[7], r[PERSIST_BUCKET],
                                  buckets};
         if (last && r[3][0] != '\0')   /* a warm-up's marker has no SKU */
