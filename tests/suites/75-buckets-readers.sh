@@ -21,6 +21,9 @@
 #   - stockevents killed, 5 units of another SKU sold, stockevents started
 #     again: the buckets it meets in streams it had read start from their
 #     levels in the store, so the SKU's last change is its level.
+#   - a persister started on a new store (layout 4), which the first open
+#     with buckets makes layout 5: it says so, reads the layout again and
+#     persists the store.
 #   Both readers refused such a store before (UNSUPPORTED "reading its
 #   outbox is not built yet").
 #
@@ -159,4 +162,34 @@ done
     fail "R's last change is not its level $level: $(r_changes | jq -c '.[-6:] | map([.before, .after])')"
 grep -q '"sku":"R".*sold_out\|"sold_out".*"sku":"R"' "$dir/dump.txt" && fail "R was published sold out"
 echo "ok   R's last change after the restart is its level, $level"
+echo "== a store that becomes layout 5 under a running persister"
+# The persister's first connect finds no store and writes layout 4; the
+# first open with buckets then makes it 5. The persister meets a record of
+# a bucket, fails that cycle saying so, reads the layout again, and
+# persists the store as above.
+late="$REDIS_CLUSTER_URI&prefix=lt:"
+"$BIN/stockpersist" --redis "$late" --postgres "$PG_URI" --name late --lease-ms 500 \
+    --stats-s 1 >"$dir/late.log" 2>&1 &
+persist_pid=$!
+for _ in $(seq 100); do grep -q "stats" "$dir/late.log" && break; sleep 0.1; done
+[ "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET lt:stock:layout)" = 4 ] ||
+    fail "the persister did not find a store of layout 4"
+"$BIN/stockctl" --store "$late&buckets=8" set LT 80 >/dev/null
+"$BIN/stockctl" --store "$late&buckets=8" deduct lt-1 LT 3 >/dev/null
+for _ in $(seq 100); do
+    [ "$("$BIN/stockctl" --store "$PG_URI" get LT 2>/dev/null | tr -s ' \n' ' ')" = \
+      "$("$BIN/stockctl" --store "$late&buckets=8" get LT | tr -s ' \n' ' ')" ] && break
+    sleep 0.1
+done
+kill -TERM "$persist_pid"
+wait "$persist_pid" || true
+persist_pid=""
+grep -q "holds one bucket's totals (layout 5), the store was layout 4 when the persister connected" \
+    "$dir/late.log" || { cat "$dir/late.log"; fail "the persister did not say the layout changed"; }
+in_pg=$("$BIN/stockctl" --store "$PG_URI" get LT | tr -s ' \n' ' ')
+[[ "$in_pg" == *"available 77 adjusted 80 deducted 3 "* ]] ||
+    fail "PostgreSQL holds LT as: $in_pg"
+[ "$(pg_psql -c "SELECT count(*) FROM inventory WHERE sku_id = 'LT' AND buckets <> 8")" = 0 ] ||
+    fail "rows of LT do not say buckets = 8: $(pg_psql -c "SELECT bucket, buckets FROM inventory WHERE sku_id = 'LT'")"
+echo "ok   the persister read the layout again and persisted LT: $in_pg"
 echo "75-buckets-readers: ok"
