@@ -14,7 +14,8 @@
  *
  * A SKU lives in one slot, so its records are in one stream, in order
  * (with buckets on a cluster, layout 5, each bucket's are in its own slot's
- * stream, holding that bucket's levels: redis_events_sum.c sums them); the
+ * stream, holding that bucket's levels: redis_events_sum.c sums them, and
+ * a read's records are handed out merged by their ms, next_merged); the
  * streams are read a chunk at a time (one XREADGROUP over them on one
  * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the record's sequence in its stream): one number per record for ever, and
@@ -33,6 +34,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,10 @@
  * 32,768 records at most. */
 #define RD_EVENTS_CHUNK 256
 #define RD_EVENTS_COUNT 128
+/* With buckets on a cluster, fewer records of each stream per read, so that
+ * the streams of one SKU's buckets are handed out closer in time (merged
+ * by their ms; redis_events_sum.c sums the buckets' latest levels). */
+#define RD_EVENTS_COUNT_BUCKETS 16
 
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
@@ -76,6 +82,7 @@ struct rd_events {
     size_t reply_stream;          /* the reply being handed out */
     size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
+    size_t merged[RD_EVENTS_CHUNK];   /* layout 5: each reply's next entry (next_merged) */
     const char *unacked;          /* the id handed out last, inside entries */
     rd_lines_cursor lines;        /* the 'lines' entry being handed out */
     uint64_t lost;                /* records deleted before they were read */
@@ -318,7 +325,8 @@ static void entries_free(rd_events *source)
 static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
 {
     char batch[16];
-    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
+    snprintf(batch, sizeof batch, "%d",
+             source->sums != NULL ? RD_EVENTS_COUNT_BUCKETS : RD_EVENTS_COUNT);
     static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
                                        "COUNT", NULL, "STREAMS"};
     uint32_t per_call = source->store->options.cluster ? 1 : count, calls = 0;
@@ -372,6 +380,7 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     source->reply_stream = 0;
     source->reply_pair = 0;
     source->next_entry = 0;
+    memset(source->merged, 0, sizeof source->merged);
     return ok;
 }
 
@@ -556,6 +565,48 @@ static const redisReply *next_entry(rd_events *source)
     return NULL;
 }
 
+/* The server time (field ms) of an entry; 0 for one whose fields are gone. */
+static int64_t entry_ms(const redisReply *entry)
+{
+    const char *ms = entry->element[1]->type == REDIS_REPLY_ARRAY
+                         ? rd_entry_field(entry->element[1], "ms") : NULL;
+    return ms != NULL ? strtoll(ms, NULL, 10) : 0;
+}
+
+/* As next_entry, on a store of layout 5 (one reply per stream, a cluster's):
+ * the entry of smallest ms among the streams' next ones, so that the
+ * records of a SKU's buckets, each bucket in its own stream, are handed
+ * out in about the order they were written (each stream's stay in order). */
+static const redisReply *next_merged(rd_events *source)
+{
+    for (;;) {
+        const redisReply *best = NULL;
+        uint32_t best_reply = 0;
+        for (uint32_t r = 0; r < source->entries_count; r++) {
+            const redisReply *reply = source->entries[r];
+            if (pair_count(reply) == 0 ||
+                source->merged[r] >= reply->element[0]->element[1]->elements)
+                continue;
+            const redisReply *entry = reply->element[0]->element[1]->element[source->merged[r]];
+            if (best == NULL || entry_ms(entry) < entry_ms(best)) {
+                best = entry;
+                best_reply = r;
+            }
+        }
+        if (best == NULL)
+            return NULL;
+        const char *key = source->entries[best_reply]->element[0]->element[0]->str;
+        rd_events_stream *stream = chunk_stream(source, key);
+        if (stream == NULL) {   /* not a stream of the chunk: never handed out */
+            source->merged[best_reply] = SIZE_MAX;
+            continue;
+        }
+        source->merged[best_reply]++;
+        source->current = (uint32_t)(stream - source->streams);
+        return best;
+    }
+}
+
 static bool had_entries(const rd_events *source)
 {
     for (uint32_t r = 0; r < source->entries_count; r++)
@@ -587,7 +638,8 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
         }
         if (!ack(source, message, message_size))   /* a 'lines' entry that ended malformed */
             return JOURNAL_READ_FAILED;
-        const redisReply *entry = next_entry(source);
+        const redisReply *entry = source->sums != NULL ? next_merged(source)
+                                                       : next_entry(source);
         if (entry != NULL) {
             source->unacked = entry->element[0]->str;
             source->lost += rd_entry_lost(entry, &source->streams[source->current].last_entry);
