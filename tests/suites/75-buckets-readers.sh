@@ -23,7 +23,7 @@
 #     levels in the store, so the SKU's last change is its level.
 #   - a persister started on a new store (layout 4), which the first open
 #     with buckets makes layout 5: it says so, reads the layout again and
-#     persists the store.
+#     persists the store; stockevents in the same case exits 1 saying so.
 #   Both readers refused such a store before (UNSUPPORTED "reading its
 #   outbox is not built yet").
 #
@@ -192,4 +192,18 @@ in_pg=$("$BIN/stockctl" --store "$PG_URI" get LT | tr -s ' \n' ' ')
 [ "$(pg_psql -c "SELECT count(*) FROM inventory WHERE sku_id = 'LT' AND buckets <> 8")" = 0 ] ||
     fail "rows of LT do not say buckets = 8: $(pg_psql -c "SELECT bucket, buckets FROM inventory WHERE sku_id = 'LT'")"
 echo "ok   the persister read the layout again and persisted LT: $in_pg"
+# stockevents, which reads the layout once, exits saying so instead.
+ev="$REDIS_CLUSTER_URI&prefix=ev:"
+start_events_store "$ev"
+"$BIN/stockctl" --store "$ev&buckets=8" set EV 80 >/dev/null
+for _ in $(seq 100); do kill -0 "$events_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$events_pid" 2>/dev/null && fail "stockevents still runs over a store that became layout 5"
+set +e
+wait "$events_pid"; code=$?
+set -e
+events_pid=""
+[ "$code" -eq 1 ] || fail "stockevents exited $code, not 1"
+grep -q "holds one bucket's levels (layout 5), the store was layout 4 at open: start stockevents again" \
+    "$dir/events.log" || fail "stockevents did not say the layout changed"
+echo "ok   stockevents exited 1: the store became layout 5 after it opened"
 echo "75-buckets-readers: ok"
