@@ -39,11 +39,17 @@ static const char apply_schema_sql[] =
     "-- The 14-argument version, before records carried an order line's position.\n"
     "DROP FUNCTION IF EXISTS stock_outbox_apply(text, bigint, text, text, bigint, bigint,\n"
     "    bigint, bigint, text, bigint, bigint, text, text, bigint);\n"
+    "-- The 16-argument version, before records carried a bucket (layout 5).\n"
+    "DROP FUNCTION IF EXISTS stock_outbox_apply(text, bigint, text, text, bigint, bigint,\n"
+    "    bigint, bigint, text, bigint, bigint, text, text, bigint, integer, integer);\n"
+    "DROP FUNCTION IF EXISTS stock_outbox_totals(text, bigint, text, bigint, bigint, bigint,\n"
+    "    bigint);\n"
     "-- A record's flow row; 0 (nothing) for a record at or below the position.\n"
+    "-- p_bucket: the bucket whose totals the record holds (layout 5), else 0.\n"
     "CREATE OR REPLACE FUNCTION stock_outbox_apply(p_stream text, p_seq bigint, p_kind text,\n"
     "    p_sku text, p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint, p_id text,\n"
     "    p_qty bigint, p_time bigint, p_order text, p_line text, p_lref bigint,\n"
-    "    p_position integer, p_count integer)\n"
+    "    p_position integer, p_count integer, p_bucket integer)\n"
     "RETURNS integer LANGUAGE plpgsql AS $$\n"
     "DECLARE\n"
     "    v_order text;\n"
@@ -82,9 +88,12 @@ static const char apply_schema_sql[] =
     "    RETURN 1;\n"
     "END $$;\n"
     "-- A SKU's totals from its last record of the transaction (the row is\n"
-    "-- written once per transaction, not once per record).\n"
+    "-- written once per transaction, not once per record): its one row, or with\n"
+    "-- layout 5 the row of the record's bucket, each of the SKU's rows saying\n"
+    "-- how many it has (p_buckets), so that reads sum them.\n"
     "CREATE OR REPLACE FUNCTION stock_outbox_totals(p_stream text, p_seq bigint, p_sku text,\n"
-    "    p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint) RETURNS void\n"
+    "    p_av bigint, p_adj bigint, p_ded bigint, p_ref bigint, p_bucket integer,\n"
+    "    p_buckets integer) RETURNS void\n"
     "LANGUAGE plpgsql AS $$\n"
     "BEGIN\n"
     "    IF p_seq <= (SELECT seq FROM stock_outbox_position WHERE stream = p_stream) THEN\n"
@@ -92,7 +101,7 @@ static const char apply_schema_sql[] =
     "    END IF;\n"
     "    INSERT INTO inventory AS v (sku_id, bucket, leaved_amount, adjusted, deducted, refunded,\n"
     "                                buckets)\n"
-    "    VALUES (p_sku, 0, p_av, p_adj, p_ded, p_ref, 1)\n"
+    "    VALUES (p_sku, p_bucket, p_av, p_adj, p_ded, p_ref, p_buckets)\n"
     "    ON CONFLICT (sku_id, bucket) DO UPDATE\n"
     "       SET leaved_amount = excluded.leaved_amount, adjusted = excluded.adjusted,\n"
     "           deducted = excluded.deducted, refunded = excluded.refunded;\n"
@@ -189,8 +198,8 @@ static bool apply_install(persister *p)
     static const char *const statements[][2] = {
         {"lock", "SELECT stock_outbox_lock($1)"},
         {"apply", "SELECT stock_outbox_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                  "$12, $13, $14, $15, $16)"},
-        {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7)"},
+                  "$12, $13, $14, $15, $16, $17)"},
+        {"totals", "SELECT stock_outbox_totals($1, $2, $3, $4, $5, $6, $7, $8, $9)"},
         {"finish", "SELECT stock_outbox_finish($1, $2, $3)"},
     };
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
@@ -270,14 +279,19 @@ static bool send_stream(persister *p, uint32_t first, uint32_t end)
     for (uint32_t i = first; sent && i < end; i++)
         sent = PQsendQueryPrepared(p->pg, "apply", PERSIST_PARAMS, records[i].params, NULL,
                                    NULL, 0) == 1;
+    char buckets[16];
+    snprintf(buckets, sizeof buckets, "%u", p->record_buckets > 0 ? p->record_buckets : 1);
     for (uint32_t i = end; sent && i-- > first;) {
-        bool last = true;   /* the SKU's last record in this stream's part */
-        for (uint32_t k = i + 1; last && k < end; k++)
-            last = strcmp(records[k].params[3], records[i].params[3]) != 0;
+        /* the last record of the SKU's bucket in this stream's part */
+        bool last = true;
         const char *const *r = records[i].params;
-        const char *totals[7] = {r[0], r[1], r[3], r[4], r[5], r[6], r[7]};
+        for (uint32_t k = i + 1; last && k < end; k++)
+            last = strcmp(records[k].params[3], r[3]) != 0 ||
+                   strcmp(records[k].params[PERSIST_BUCKET], r[PERSIST_BUCKET]) != 0;
+        const char *totals[9] = {r[0], r[1], r[3], r[4], r[5], r[6], r[7], r[PERSIST_BUCKET],
+                                 buckets};
         if (last && r[3][0] != '\0')   /* a warm-up's marker has no SKU */
-            sent = PQsendQueryPrepared(p->pg, "totals", 7, totals, NULL, NULL, 0) == 1;
+            sent = PQsendQueryPrepared(p->pg, "totals", 9, totals, NULL, NULL, 0) == 1;
     }
     const char *finish[3] = {stream, records[first].params[1], records[end - 1].params[1]};
     return sent && PQsendQueryPrepared(p->pg, "finish", 3, finish, NULL, NULL, 0) == 1;

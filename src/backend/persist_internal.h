@@ -28,7 +28,8 @@
 
 #define PERSIST_KEY_MAX (RD_PREFIX_MAX + 32)   /* bytes of a stream key */
 #define PERSIST_CYCLE_MAX 16384      /* records in one PostgreSQL transaction */
-#define PERSIST_PARAMS 16            /* arguments of stock_outbox_apply */
+#define PERSIST_PARAMS 17            /* arguments of stock_outbox_apply */
+#define PERSIST_BUCKET 16            /* the argument that names the record's bucket */
 #define PERSIST_ERROR_MAX 512        /* bytes of the last error */
 
 /* One outbox stream and what this persister knows of it. */
@@ -56,6 +57,10 @@ struct persister {
      * (redis_link.c): the server, or every master of a cluster with the
      * slot map. Nothing else of it is used. The link is down while lost. */
     rd_store *redis;
+    /* K when the store is of layout 5 (its records hold one bucket's
+     * totals, field bk), else 0: the link's record_buckets, copied at
+     * connect so that outbox_entry_add reads the persister alone. */
+    uint32_t record_buckets;
     /* The postgres URI's options: its conninfo without stock_* and the
      * bound of every wait on pg (stock_timeout_ms). */
     pg_options pg_options;
@@ -102,7 +107,8 @@ bool outbox_ack(persister *p);
 typedef enum persist_entry_added {
     PERSIST_ENTRY_ADDED,
     PERSIST_ENTRY_NO_ROOM,     /* the cycle is too full: it comes again */
-    PERSIST_ENTRY_MALFORMED    /* not a record this persister can read */
+    PERSIST_ENTRY_MALFORMED,   /* not a record this persister can read */
+    PERSIST_ENTRY_LAYOUT       /* one bucket's totals (bk), while the link read layout 4 */
 } persist_entry_added;
 /* Adds the fields of an entry [id, [field, value, ...]] of stream to the
  * cycle's records as apply arguments (pointing into entry, which the cycle

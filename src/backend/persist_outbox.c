@@ -102,6 +102,7 @@ bool outbox_connect(persister *p)
         snprintf(p->error, sizeof p->error, "%s", message);
         return false;
     }
+    p->record_buckets = p->redis->record_buckets;
     return register_group(p);
 }
 
@@ -205,7 +206,7 @@ static persist_entry_added lines_add(persister *p, uint32_t stream, const char *
         snprintf(r->seq, sizeof r->seq, "%" PRIu64, seq + i);
         const char *params[PERSIST_PARAMS] = {
             p->streams[stream].key, r->seq, "line", line.sku, line.available, line.adjusted,
-            line.deducted, line.refunded, line.line, line.qty, time, "", "", "0", "0", "0",
+            line.deducted, line.refunded, line.line, line.qty, time, "", "", "0", "0", "0", "0",
         };
         memcpy(r->params, params, sizeof params);
     }
@@ -219,10 +220,10 @@ persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisR
      * warm-up's marker has only ms and k). */
     static const char *const names[PERSIST_PARAMS] = {
         NULL, NULL, "k", "sku", "av", "adj", "ded", "ref", "id", "q", "t", "o", "line", "lr",
-        "n", "c",
+        "n", "c", "bk",
     };
     static const char *const missing[PERSIST_PARAMS] = {
-        NULL, NULL, "", "", "0", "0", "0", "0", "", "0", "0", "", "", "0", "0", "0",
+        NULL, NULL, "", "", "0", "0", "0", "0", "", "0", "0", "", "", "0", "0", "0", "0",
     };
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING ||
@@ -236,6 +237,8 @@ persist_entry_added outbox_entry_add(persister *p, uint32_t stream, const redisR
     if (kind != NULL && strcmp(kind, RD_LINES_KIND) == 0)
         return dash == NULL ? PERSIST_ENTRY_MALFORMED
                             : lines_add(p, stream, id, strtoull(dash + 1, NULL, 10), fields);
+    if (p->record_buckets == 0 && rd_entry_field(fields, "bk") != NULL)
+        return PERSIST_ENTRY_LAYOUT;
     persist_record *r = &p->records[p->record_count++];
     r->stream = stream;
     r->id = id;
@@ -269,6 +272,16 @@ static bool entries_add(persister *p, uint32_t stream, const redisReply *entries
                              entry->element[0]->type == REDIS_REPLY_STRING
                          ? entry->element[0]->str : "?",
                      p->streams[stream].key);
+            return false;
+        }
+        if (added == PERSIST_ENTRY_LAYOUT) {
+            /* The store became layout 5 after the link read it (its first
+             * open with buckets on the cluster): the cycle fails, and the
+             * next one's link reads the layout again. */
+            snprintf(p->error, sizeof p->error, "redis: the outbox entry %.40s of %.64s holds "
+                     "one bucket's totals (layout " RD_LAYOUT_BUCKETS "), the store was layout "
+                     RD_LAYOUT_VERSION " when the persister connected: reading the layout again",
+                     entry->element[0]->str, p->streams[stream].key);
             return false;
         }
         if (added == PERSIST_ENTRY_NO_ROOM)

@@ -175,6 +175,13 @@ bool persist_warm(persister *p, const stock_log_hook *log)
         stock_log(log, STOCK_LOG_ERROR, "warm: %s", p->error);
         return false;
     }
+    if (p->record_buckets > 0) {
+        /* It would load each SKU's sum into its home, while PostgreSQL keeps
+         * a row per bucket that later records of the other buckets move. */
+        stock_log(log, STOCK_LOG_ERROR, "warm: the store holds layout " RD_LAYOUT_BUCKETS
+                  " (buckets on a Redis Cluster): a warm-up of it is not built yet");
+        return false;
+    }
     rd_cmd *cmd = malloc(sizeof *cmd);
     if (cmd == NULL) {
         stock_log(log, STOCK_LOG_ERROR, "warm: out of memory");

@@ -227,6 +227,10 @@ typedef struct rd_store {
     char spec[RD_SPEC_MAX];          /* the order being run, as text */
     char stale_spec[RD_SPEC_MAX];    /* a stale attempt's lines being undone */
     struct cb_run *cb_run;           /* cluster buckets: a run's reads (redis_cbucket.c) */
+    /* An outbox reader's (options.outbox_reader): K when the store is of
+     * layout 5, whose records each hold one bucket's totals (field bk),
+     * else 0: records hold their SKU's. Set at link open. */
+    uint32_t record_buckets;
 } rd_store;
 
 /* --------------------------------------------------- link (redis_link.c) */
@@ -338,6 +342,11 @@ bool rd_outbox_find(const rd_store *store, redisContext *conn, int node, rd_outb
  * trims it. RD_OUTBOX_READERS_KEY_MAX bytes hold the set's key. */
 #define RD_OUTBOX_READERS_KEY_MAX (RD_PREFIX_MAX + 16)
 void rd_outbox_readers_key(const char *prefix, char *out, size_t size);
+/* For an outbox reader, on a link just opened: sets store->record_buckets
+ * from the store's layout (Pstock:layout) and, for layout 5, its K
+ * (Pstock:buckets). STOCK_CORRUPT for a layout 5 store whose K is missing
+ * or not 2..RD_BUCKETS_MAX; STOCK_UNAVAILABLE when a server did not answer. */
+stock_code rd_outbox_layout(rd_store *store, char *message, size_t size);
 /* Adds group to the registry on conn (the server holding the set's key):
  * false with message set when the server refused. */
 bool rd_outbox_register(redisContext *conn, const char *prefix, const char *group,
@@ -405,6 +414,27 @@ bool rd_lines_move(rd_lines_cursor *lines, unsigned slot, uint64_t *seq, core_ch
  * the sequence on by design), and 1 for an entry deleted while pending
  * (its fields are nil). Moves *last_entry past entry's records. */
 uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry);
+
+/* ------------------- stock events over buckets (redis_events_sum.c) */
+
+/* The levels of each SKU's buckets after their latest records read, for
+ * the stock events of a store of layout 5 (docs/events.md, "From Redis"). */
+typedef struct rd_sums rd_sums;
+/* A table for a store of buckets (2..RD_BUCKETS_MAX) buckets; NULL when
+ * out of memory. */
+rd_sums *rd_sums_new(uint32_t buckets);
+void rd_sums_free(rd_sums *sums);
+/* Whether sku has levels (it was seeded). */
+bool rd_sums_known(const rd_sums *sums, const char *sku);
+/* Gives sku, not known yet, the levels its buckets start from
+ * (levels[0..buckets-1]); false when out of memory. */
+bool rd_sums_seed(rd_sums *sums, const char *sku, const int64_t *levels);
+/* Turns change, a record's move of one bucket of its SKU (seeded), into
+ * the move of the SKU's sum over its buckets, and keeps the bucket's new
+ * level. move_id: the record's mv (a move between buckets, qty its q), or
+ * NULL; ms: the record's time (its ms). */
+void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
+                   core_change *change);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

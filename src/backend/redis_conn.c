@@ -266,15 +266,9 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bou
                            message, size);
     }
     if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
-        strcmp(reply->str, RD_LAYOUT_BUCKETS) == 0 && options->outbox_reader) {
-        char what[STOCK_MESSAGE_MAX];
-        snprintf(what, sizeof what, "%.80s holds layout " RD_LAYOUT_BUCKETS " (buckets on a "
-                 "Redis Cluster): reading its outbox is not built yet", key);
-        code = fail(message, size, STOCK_UNSUPPORTED, what, "");
-    } else if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
-               strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
-               strcmp(reply->str, RD_LAYOUT_BUCKETS) != 0 &&
-               (strlen(reply->str) != 1 || strchr(RD_LAYOUT_UPGRADES, reply->str[0]) == NULL)) {
+        strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
+        strcmp(reply->str, RD_LAYOUT_BUCKETS) != 0 &&
+        (strlen(reply->str) != 1 || strchr(RD_LAYOUT_UPGRADES, reply->str[0]) == NULL)) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
                  "reads versions 1 to " RD_LAYOUT_BUCKETS " only; refusing to open", key,

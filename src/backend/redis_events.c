@@ -12,7 +12,10 @@
  * it was stopped. It never trims: the outbox is there for the persister,
  * which may not have made its group yet.
  *
- * A SKU lives in one slot, so its records are in one stream, in order; the
+ * A SKU lives in one slot, so its records are in one stream, in order
+ * (with buckets on a cluster, layout 5, each bucket's are in its own slot's
+ * stream, holding that bucket's levels: redis_events_sum.c sums them, and
+ * a read's records are handed out merged by their ms, next_merged); the
  * streams are read a chunk at a time (one XREADGROUP over them on one
  * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the record's sequence in its stream): one number per record for ever, and
@@ -31,6 +34,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +52,10 @@
  * 32,768 records at most. */
 #define RD_EVENTS_CHUNK 256
 #define RD_EVENTS_COUNT 128
+/* With buckets on a cluster, fewer records of each stream per read, so that
+ * the streams of one SKU's buckets are handed out closer in time (merged
+ * by their ms; redis_events_sum.c sums the buckets' latest levels). */
+#define RD_EVENTS_COUNT_BUCKETS 16
 
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
@@ -55,6 +63,7 @@ typedef struct rd_events_stream {
     int node;                     /* the master that holds it (link.nodes) */
     bool pending_read;            /* the group's pending records were read again */
     uint64_t last_entry;          /* S of the last entry read; 0: none yet */
+    bool whole;                   /* layout 5: read from its first record (stream_whole) */
 } rd_events_stream;
 
 struct rd_events {
@@ -73,9 +82,12 @@ struct rd_events {
     size_t reply_stream;          /* the reply being handed out */
     size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
+    size_t merged[RD_EVENTS_CHUNK];   /* layout 5: each reply's next entry (next_merged) */
     const char *unacked;          /* the id handed out last, inside entries */
     rd_lines_cursor lines;        /* the 'lines' entry being handed out */
     uint64_t lost;                /* records deleted before they were read */
+    rd_sums *sums;                /* layout 5: each SKU's buckets' levels; else NULL */
+    uint16_t slot_stream[RD_SLOTS];   /* layout 5: 1 + the index of each slot's stream, 0: none */
     int64_t scanned_us;
     rd_outbox_found found;        /* the slots of streams[] */
     /* While it looks for streams: the registry's members, and where a
@@ -134,12 +146,57 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
         (registry == NULL || !rd_outbox_register(registry, store->options.prefix,
                                                  RD_EVENTS_GROUP, message, message_size)))
         code = STOCK_UNAVAILABLE;
+    if (code == STOCK_OK && store->record_buckets > 0 &&
+        (source->sums = rd_sums_new(store->record_buckets)) == NULL) {
+        message_set(message, message_size, "out of memory");
+        code = STOCK_NOMEM;
+    }
     if (code != STOCK_OK) {
         rd_events_close(source);
         return code;
     }
     *out = source;
     return STOCK_OK;
+}
+
+/* The value of field name in a flat [field, value, ...] reply, or NULL. */
+static const redisReply *map_value(const redisReply *map, const char *name)
+{
+    for (size_t f = 0; map->type == REDIS_REPLY_ARRAY && f + 1 < map->elements; f += 2)
+        if (map->element[f]->type == REDIS_REPLY_STRING && strcmp(map->element[f]->str, name) == 0)
+            return map->element[f + 1];
+    return NULL;
+}
+
+/* Whether this follower reads every record of stream key from its first:
+ * its first record is still there (XINFO STREAM's recorded-first-entry-id
+ * 0-1: nothing trimmed) and its group was handed none yet (XINFO GROUPS'
+ * last-delivered-id 0-0). False, the safe answer, when Redis does not say. */
+static bool stream_whole(redisContext *conn, const char *key, char *message, size_t size,
+                         bool *whole)
+{
+    redisReply *stream = redisCommand(conn, "XINFO STREAM %s", key);
+    redisReply *groups = stream != NULL ? redisCommand(conn, "XINFO GROUPS %s", key) : NULL;
+    bool ok = stream != NULL && groups != NULL && stream->type == REDIS_REPLY_ARRAY &&
+              groups->type == REDIS_REPLY_ARRAY;
+    *whole = false;
+    if (!ok) {
+        failed(conn, "XINFO", groups != NULL ? groups : stream, message, size);
+    } else {
+        const redisReply *first = map_value(stream, "recorded-first-entry-id");
+        for (size_t g = 0; g < groups->elements; g++) {
+            const redisReply *name = map_value(groups->element[g], "name");
+            const redisReply *read = map_value(groups->element[g], "last-delivered-id");
+            if (name != NULL && name->type == REDIS_REPLY_STRING &&
+                strcmp(name->str, RD_EVENTS_GROUP) == 0)
+                *whole = first != NULL && first->type == REDIS_REPLY_STRING &&
+                         strcmp(first->str, "0-1") == 0 && read != NULL &&
+                         read->type == REDIS_REPLY_STRING && strcmp(read->str, "0-0") == 0;
+        }
+    }
+    freeReplyObject(stream);
+    freeReplyObject(groups);
+    return ok;
 }
 
 /* Adds the stream key (rd_outbox_found_fn), with every registered reader's
@@ -152,12 +209,18 @@ static bool stream_add(void *reader, int node, const char *key)
         return true;   /* not an outbox of this store: one per slot, short keys */
     bool ok = rd_outbox_groups_create(node_conn(source, node), key, source->readers,
                                       RD_EVENTS_GROUP, source->message, source->message_size);
+    bool whole = false;
+    if (ok && source->sums != NULL)
+        ok = stream_whole(node_conn(source, node), key, source->message, source->message_size,
+                          &whole);
     if (ok) {
         rd_events_stream *stream = &source->streams[source->stream_count++];
         snprintf(stream->key, sizeof stream->key, "%s", key);
         stream->slot = rd_key_slot(key, strlen(key));
         stream->node = node;
         stream->pending_read = false;
+        stream->whole = whole;
+        source->slot_stream[stream->slot] = (uint16_t)source->stream_count;
     }
     return ok;
 }
@@ -262,7 +325,8 @@ static void entries_free(rd_events *source)
 static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
 {
     char batch[16];
-    snprintf(batch, sizeof batch, "%d", RD_EVENTS_COUNT);
+    snprintf(batch, sizeof batch, "%d",
+             source->sums != NULL ? RD_EVENTS_COUNT_BUCKETS : RD_EVENTS_COUNT);
     static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
                                        "COUNT", NULL, "STREAMS"};
     uint32_t per_call = source->store->options.cluster ? 1 : count, calls = 0;
@@ -316,6 +380,7 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     source->reply_stream = 0;
     source->reply_pair = 0;
     source->next_entry = 0;
+    memset(source->merged, 0, sizeof source->merged);
     return ok;
 }
 
@@ -382,6 +447,83 @@ uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry)
     return lost;
 }
 
+/* The key of bucket j of sku (0: its home) into key. */
+static void bucket_key(const rd_store *store, const char *sku, uint32_t j, char *key, size_t size)
+{
+    if (j == 0) {
+        snprintf(key, size, "%s{sku:%s}", store->options.prefix, sku);
+        return;
+    }
+    char tag[RD_BUCKET_TAG_MAX];
+    rd_bucket_tag(stock_id_from_cstr(sku), j, store->record_buckets, tag, sizeof tag);
+    snprintf(key, size, "%s{skub:%s}", store->options.prefix, tag);
+}
+
+/* Gives sku, met for the first time, the levels its buckets start from: 0
+ * for a bucket whose stream this follower reads whole (or has not found
+ * yet: it will read it from its first record), else the bucket's level in
+ * the store now; one HGET per such bucket, pipelined to their masters. A
+ * failure fails the read (the publisher exits), so replies left unread are
+ * never taken for a later call's. */
+static bool sums_seed(rd_events *source, const char *sku, char *message, size_t message_size)
+{
+    const rd_store *store = source->store;
+    uint32_t buckets = store->record_buckets;
+    redisContext *conns[RD_BUCKETS_MAX] = {NULL};
+    int64_t levels[RD_BUCKETS_MAX] = {0};
+    for (uint32_t j = 0; j < buckets; j++) {
+        char key[RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 16];
+        bucket_key(store, sku, j, key, sizeof key);
+        uint16_t stream = source->slot_stream[rd_key_slot(key, strlen(key))];
+        if (stream == 0 || source->streams[stream - 1].whole)
+            continue;
+        conns[j] = conn_of(source, key);
+        if (conns[j] == NULL) {
+            message_set(message, message_size, "redis events: no master serves %s", key);
+            return false;
+        }
+        redisAppendCommand(conns[j], "HGET %s av", key);
+    }
+    for (uint32_t j = 0; j < buckets; j++) {
+        redisReply *reply = NULL;
+        if (conns[j] == NULL)
+            continue;
+        if (conns[j]->err != 0 || redisGetReply(conns[j], (void **)&reply) != REDIS_OK ||
+            (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL)) {
+            failed(conns[j], "HGET of a bucket", reply, message, message_size);
+            freeReplyObject(reply);
+            return false;
+        }
+        levels[j] = reply->type == REDIS_REPLY_STRING ? strtoll(reply->str, NULL, 10) : 0;
+        freeReplyObject(reply);
+    }
+    if (!rd_sums_seed(source->sums, sku, levels)) {
+        message_set(message, message_size, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* On a store of layout 5: change, the move of the record's bucket (fields
+ * of entry: bk, mv, q, ms; NULL for a 'lines' record, of the home), into
+ * the move of its SKU's sum. */
+static bool sums_apply(rd_events *source, const redisReply *fields, core_change *change,
+                       char *message, size_t message_size)
+{
+    if (!rd_sums_known(source->sums, change->sku) &&
+        !sums_seed(source, change->sku, message, message_size))
+        return false;
+    const char *bucket = fields != NULL ? rd_entry_field(fields, "bk") : NULL;
+    const char *move = fields != NULL ? rd_entry_field(fields, "mv") : NULL;
+    const char *qty = fields != NULL ? rd_entry_field(fields, "q") : NULL;
+    const char *ms = fields != NULL ? rd_entry_field(fields, "ms") : NULL;
+    unsigned long j = bucket != NULL ? strtoul(bucket, NULL, 10) : 0;
+    rd_sums_apply(source->sums, j < source->store->record_buckets ? (uint32_t)j : 0, move,
+                  qty != NULL ? strtoll(qty, NULL, 10) : 0,
+                  ms != NULL ? strtoll(ms, NULL, 10) : 0, change);
+    return true;
+}
+
 uint64_t rd_events_lost(const rd_events *source)
 {
     return source->lost;
@@ -423,6 +565,48 @@ static const redisReply *next_entry(rd_events *source)
     return NULL;
 }
 
+/* The server time (field ms) of an entry; 0 for one whose fields are gone. */
+static int64_t entry_ms(const redisReply *entry)
+{
+    const char *ms = entry->element[1]->type == REDIS_REPLY_ARRAY
+                         ? rd_entry_field(entry->element[1], "ms") : NULL;
+    return ms != NULL ? strtoll(ms, NULL, 10) : 0;
+}
+
+/* As next_entry, on a store of layout 5 (one reply per stream, a cluster's):
+ * the entry of smallest ms among the streams' next ones, so that the
+ * records of a SKU's buckets, each bucket in its own stream, are handed
+ * out in about the order they were written (each stream's stay in order). */
+static const redisReply *next_merged(rd_events *source)
+{
+    for (;;) {
+        const redisReply *best = NULL;
+        uint32_t best_reply = 0;
+        for (uint32_t r = 0; r < source->entries_count; r++) {
+            const redisReply *reply = source->entries[r];
+            if (pair_count(reply) == 0 ||
+                source->merged[r] >= reply->element[0]->element[1]->elements)
+                continue;
+            const redisReply *entry = reply->element[0]->element[1]->element[source->merged[r]];
+            if (best == NULL || entry_ms(entry) < entry_ms(best)) {
+                best = entry;
+                best_reply = r;
+            }
+        }
+        if (best == NULL)
+            return NULL;
+        const char *key = source->entries[best_reply]->element[0]->element[0]->str;
+        rd_events_stream *stream = chunk_stream(source, key);
+        if (stream == NULL) {   /* not a stream of the chunk: never handed out */
+            source->merged[best_reply] = SIZE_MAX;
+            continue;
+        }
+        source->merged[best_reply]++;
+        source->current = (uint32_t)(stream - source->streams);
+        return best;
+    }
+}
+
 static bool had_entries(const rd_events *source)
 {
     for (uint32_t r = 0; r < source->entries_count; r++)
@@ -446,12 +630,16 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
             bool moved = rd_lines_move(&source->lines, stream->slot, seq, change);
             if (source->lines.left == 0)
                 source->unacked = source->lines.id;   /* confirmed with its last record */
+            if (moved && source->sums != NULL &&
+                !sums_apply(source, NULL, change, message, message_size))
+                return JOURNAL_READ_FAILED;
             if (moved)
                 return JOURNAL_READ_RECORD;
         }
         if (!ack(source, message, message_size))   /* a 'lines' entry that ended malformed */
             return JOURNAL_READ_FAILED;
-        const redisReply *entry = next_entry(source);
+        const redisReply *entry = source->sums != NULL ? next_merged(source)
+                                                       : next_entry(source);
         if (entry != NULL) {
             source->unacked = entry->element[0]->str;
             source->lost += rd_entry_lost(entry, &source->streams[source->current].last_entry);
@@ -466,8 +654,21 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
                     source->unacked = entry->element[0]->str;   /* moves nothing */
                 continue;
             }
-            if (rd_entry_move(entry, source->streams[source->current].slot, seq, change))
+            if (rd_entry_move(entry, source->streams[source->current].slot, seq, change)) {
+                if (source->sums == NULL && rd_entry_field(entry->element[1], "bk") != NULL) {
+                    /* Its first open with buckets on the cluster made the
+                     * store layout 5 after this follower read 4. */
+                    message_set(message, message_size, "redis events: the outbox entry %s "
+                                "holds one bucket's levels (layout " RD_LAYOUT_BUCKETS "), the "
+                                "store was layout " RD_LAYOUT_VERSION " at open: start "
+                                "stockevents again", entry->element[0]->str);
+                    return JOURNAL_READ_FAILED;
+                }
+                if (source->sums != NULL &&
+                    !sums_apply(source, entry->element[1], change, message, message_size))
+                    return JOURNAL_READ_FAILED;
                 return JOURNAL_READ_RECORD;
+            }
             if (!ack(source, message, message_size))
                 return JOURNAL_READ_FAILED;
             continue;
@@ -489,6 +690,7 @@ void rd_events_close(rd_events *source)
     if (source == NULL)
         return;
     entries_free(source);
+    rd_sums_free(source->sums);
     if (source->store != NULL)
         rd_link_close(source->store);
     free(source->store);

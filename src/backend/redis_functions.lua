@@ -844,7 +844,8 @@ end
 -- (stock, flow, refunds, moves and outbox of that bucket's slot). Stock
 -- moves between buckets in two calls, out of one (cb_move_out) and into
 -- the other (cb_move_in), each idempotent by the move's id. Records carry
--- the SKU's id and bk, the bucket, with that bucket's totals.
+-- the SKU's id and bk, the bucket, with that bucket's totals; a move's two
+-- records also mv, its id, so that readers pair them (stock events).
 
 local function cb_emit(outbox, kind, sku, bucket, t, ...)
     local fields = {'ms', now_ms(), 'k', kind, 'sku', sku, 'bk', bucket, 'av', str(t.av),
@@ -989,7 +990,7 @@ local function cb_move_out(keys, args)
     t.was = str(t.av)
     t.av, t.adj = sub(t.av, give), sub(t.adj, give)
     save(keys[1], t)
-    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', '-' .. str(give))
+    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', '-' .. str(give), 'mv', args[1])
     return {'OK', str(give)}
 end
 
@@ -1003,7 +1004,7 @@ local function cb_move_in(keys, args)
     t.was = str(t.av)
     t.av, t.adj = add(t.av, num(args[2])), add(t.adj, num(args[2]))
     save(keys[1], t)
-    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', args[2])
+    cb_emit(keys[3], 'add', args[3], args[4], t, 'id', '', 'q', args[2], 'mv', args[1])
     return 'OK'
 end
 

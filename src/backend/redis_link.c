@@ -261,6 +261,8 @@ stock_code rd_link_open(rd_store *store, char *message, size_t size)
     rd_link_close(store);
     stock_code code = store->options.cluster ? open_cluster(store, message, size)
                                              : open_single(store, message, size);
+    if (code == STOCK_OK && store->options.outbox_reader)
+        code = rd_outbox_layout(store, message, size);
     if (code != STOCK_OK)
         rd_link_close(store);
     else

@@ -110,6 +110,56 @@ void rd_outbox_readers_key(const char *prefix, char *out, size_t size)
     snprintf(out, size, "%sstock:readers", prefix);
 }
 
+/* The value of the store's key name ("layout", "buckets") into out, ""
+ * when it does not exist; false when its server did not answer. */
+static bool store_value(rd_store *store, const char *name, char *out, size_t out_size,
+                        char *message, size_t size)
+{
+    char key[RD_PREFIX_MAX + 32];
+    int len = snprintf(key, sizeof key, "%sstock:%s", store->options.prefix, name);
+    unsigned node = store->options.cluster ? store->link.slot_node[rd_key_slot(key, (size_t)len)]
+                                           : 0;
+    redisContext *conn = node != RD_NO_NODE ? store->link.nodes[node].conn : NULL;
+    const char *get[] = {"GET", key};
+    redisReply *reply = conn != NULL ? rd_conn_command(conn, rd_link_bound(store), 2, get, NULL)
+                                     : NULL;
+    bool ok = reply != NULL && (reply->type == REDIS_REPLY_STRING ||
+                                reply->type == REDIS_REPLY_NIL);
+    if (ok)
+        snprintf(out, out_size, "%s", reply->type == REDIS_REPLY_STRING ? reply->str : "");
+    else
+        message_set(message, size, "redis: GET %s: %s", key,
+                    reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str
+                    : conn != NULL && conn->errstr[0] != '\0'         ? conn->errstr
+                                                                      : "no answer");
+    freeReplyObject(reply);
+    return ok;
+}
+
+stock_code rd_outbox_layout(rd_store *store, char *message, size_t size)
+{
+    assert(store->options.outbox_reader);
+    char layout[16], buckets[16];
+    store->record_buckets = 0;
+    if (!store_value(store, "layout", layout, sizeof layout, message, size))
+        return STOCK_UNAVAILABLE;
+    if (strcmp(layout, RD_LAYOUT_BUCKETS) != 0)
+        return STOCK_OK;
+    if (!store_value(store, "buckets", buckets, sizeof buckets, message, size))
+        return STOCK_UNAVAILABLE;
+    char *end = NULL;
+    unsigned long k = strtoul(buckets, &end, 10);
+    if (buckets[0] < '1' || buckets[0] > '9' || *end != '\0' || k < 2 || k > RD_BUCKETS_MAX) {
+        message_set(message, size, "redis: the store%s%s holds layout " RD_LAYOUT_BUCKETS
+                    " (buckets on a Redis Cluster) but its key %sstock:buckets holds '%.20s', "
+                    "not a K of 2 to %d", store->options.prefix[0] != '\0' ? " with prefix " : "",
+                    store->options.prefix, store->options.prefix, buckets, RD_BUCKETS_MAX);
+        return STOCK_CORRUPT;
+    }
+    store->record_buckets = (uint32_t)k;
+    return STOCK_OK;
+}
+
 bool rd_outbox_register(redisContext *conn, const char *prefix, const char *group,
                         char *message, size_t size)
 {
