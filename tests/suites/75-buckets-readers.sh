@@ -66,6 +66,14 @@ echo "== buckets=8 on 3 masters: $SELLOUT units sold out from 8 stores at once"
     --prefix hb- --no-progress >"$dir/bench.log" 2>&1 || { cat "$dir/bench.log"; fail "stockbench"; }
 grep -qE "^  results +OK $SELLOUT INSUFFICIENT $((2 * SELLOUT))\$" "$dir/bench.log" ||
     { cat "$dir/bench.log"; fail "the hot SKU did not sell exactly its $SELLOUT units"; }
+# A sell-out's buckets drain about evenly (a batch's deductions each go
+# to their own line's bucket), so it may move no stock at all. M's moves
+# are certain: 8 units set, 1 a bucket, then four deductions of 2, each
+# short in its bucket and filled from the others.
+"$BIN/stockctl" --store "$store" set M 8 >/dev/null || fail "set M"
+for i in 1 2 3 4; do
+    "$BIN/stockctl" --store "$store" deduct "m-$i" M 2 >/dev/null || fail "deduct m-$i"
+done
 # Each bucket's hash of moves (move id -> units) keeps the moves it gave
 # or took, whatever the trim did to their records.
 moves=$(for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
@@ -97,6 +105,10 @@ echo "postgres: $in_pg"
 [ "$in_redis" = "$in_pg" ] || fail "PostgreSQL's totals are not Redis's"
 [[ "$in_redis" == *"available 0 adjusted $SELLOUT deducted $SELLOUT "* ]] ||
     fail "not the totals of a sell-out of $SELLOUT: $in_redis"
+m_redis=$("$BIN/stockctl" --store "$store" get M | tr -s ' \n' ' ')
+m_pg=$("$BIN/stockctl" --store "$PG_URI" get M | tr -s ' \n' ' ')
+[ "$m_redis" = "$m_pg" ] || fail "PostgreSQL's M ($m_pg) is not Redis's ($m_redis)"
+[[ "$m_redis" == *"available 0 adjusted 8 deducted 8 "* ]] || fail "M is $m_redis"
 rows=$(pg_psql -c "SELECT count(*) FROM inventory WHERE sku_id = '$sku' AND buckets = 8")
 [ "$rows" -ge 2 ] || fail "PostgreSQL holds $rows bucket rows of $sku, not one per bucket"
 echo "ok   PostgreSQL holds $rows bucket rows whose sums are Redis's"
@@ -134,6 +146,15 @@ jq -s -e '.[-1].event == "sold_out" and .[-1].after == 0' "$dir/sku.txt" >/dev/n
     fail "the last event is not the sell-out: $(tail -n 1 "$dir/sku.txt")"
 grep -q "not built yet" "$dir/events.log" && fail "stockevents refused the store"
 echo "ok   $changes changes chain from 0 to 0, one back_in_stock, one sold_out, no move seen"
+sed 's/^[^ ]* //' "$dir/dump.txt" | jq -c 'select(.sku == "M")' >"$dir/m.txt"
+jq -s -e 'map(select(.event == "change")) as $c |
+    ($c | map(select(.after > .before)) | map(.after - .before) | add) == 8 and
+    ($c | map(select(.after < .before)) | map(.before - .after)) == [2, 2, 2, 2] and
+    $c[0].before == 0 and $c[-1].after == 0 and
+    ([range(1; $c | length) | select($c[.].before != $c[. - 1].after)] | length) == 0' \
+    "$dir/m.txt" >/dev/null ||
+    { jq -c '[.event, .before, .after]' "$dir/m.txt"; fail "M's changes are not its four deductions of 2"; }
+echo "ok   M's changes are its set and four deductions of 2, none for its moves"
 echo "== stockevents started again: buckets it has read before start from the store's levels"
 # R set while stockevents runs, then 5 units sold while it is down: started
 # again, it meets R in streams it has read before, so the buckets those
