@@ -40,6 +40,48 @@ cleanup() {
     redis_cluster_stop
 }
 trap cleanup EXIT
+
+# fail_over VICTIM MASTERS ACKED OUT: kills -9 master VICTIM (MASTERS: the
+# masters' node numbers) under the running $writer, which counts its
+# acknowledged batches in the file ACKED and logs to OUT; waits for a
+# replica's promotion, brings VICTIM back (as a replica), and checks that
+# the writer went on past the failover; then stops the writer.
+fail_over() {
+    local victim=$1 masters=" $2 " acked=$3 out=$4 promoted="" try i after
+    echo "killing master $victim after $(cat "$acked") acknowledged batches ($(date))"
+    redis_cluster_kill "$victim"
+    # The replicas notice after cluster-node-timeout, then one is elected.
+    for ((try = 0; try < 300; try++)); do
+        for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+            [[ "$masters" == *" $i "* ]] && continue
+            redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
+        done
+        [ -n "$promoted" ] && break
+        sleep 0.1
+    done
+    [ -n "$promoted" ] || { echo "no replica was promoted in 30 s"; exit 1; }
+    redis_cluster_wait_ok
+    echo "node $promoted (a replica) is master now"
+    # The old master comes back as the promoted one's replica, so that
+    # WAIT 1 can be answered again for its slots.
+    redis_cluster_restart "$victim"
+    redis_cluster_wait_ok
+    redis_cluster_wait_replicas
+    after=$(cat "$acked")
+    for ((i = 0; i < 600; i++)); do
+        [ "$(cat "$acked")" -gt $((after + 5)) ] && break
+        kill -0 "$writer" 2>/dev/null ||
+            { cat "$out"; date; redis_cluster_cli 1 CLUSTER NODES; exit 1; }
+        sleep 0.1
+    done
+    [ "$(cat "$acked")" -gt $((after + 5)) ] ||
+        { echo "the writer made no progress after the failover"; cat "$out"; exit 1; }
+    kill -KILL "$writer"
+    wait "$writer" 2>/dev/null || true
+    writer=""
+    grep "retrying" "$out" || true
+    echo "the writer went on: $(cat "$acked") batches acknowledged"
+}
 redis_cluster_start
 echo "redis cluster $REDIS_CLUSTER_URI (pids ${REDIS_CLUSTER_PIDS[*]})"
 
@@ -244,42 +286,9 @@ redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
 sleep 1
 # Node 0 was made a master by --cluster create (the first three are).
 redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master"
-before=$(cat "$acked")
-redis_cluster_kill 0
-echo "killed master 0 after $before acknowledged batches ($(date))"
-# The replicas notice after cluster-node-timeout, then one is elected.
-promoted=""
-for ((try = 0; try < 300; try++)); do
-    for i in 3 4 5; do
-        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
-    done
-    [ -n "$promoted" ] && break
-    sleep 0.1
-done
-[ -n "$promoted" ] || { echo "no replica was promoted in 30 s"; exit 1; }
-redis_cluster_wait_ok
-echo "node $promoted (a replica) is master now"
-# The old master comes back as the promoted one's replica, so that WAIT 1
-# can be answered again for its slots.
-redis_cluster_restart 0
-redis_cluster_wait_ok
-redis_cluster_wait_replicas
+fail_over 0 "0 1 2" "$acked" "$REDIS_DIR/crash.out"
 redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:slave" ||
     { echo "node 0 did not rejoin as a replica"; exit 1; }
-after=$(cat "$acked")
-for ((i = 0; i < 600; i++)); do
-    [ "$(cat "$acked")" -gt $((after + 5)) ] && break
-    kill -0 "$writer" 2>/dev/null ||
-        { cat "$REDIS_DIR/crash.out"; date; redis_cluster_cli 1 CLUSTER NODES; exit 1; }
-    sleep 0.1
-done
-[ "$(cat "$acked")" -gt $((after + 5)) ] ||
-    { echo "the writer made no progress after the failover"; cat "$REDIS_DIR/crash.out"; exit 1; }
-kill -KILL "$writer"
-wait "$writer" 2>/dev/null || true
-writer=""
-grep "retrying" "$REDIS_DIR/crash.out" || true
-echo "the writer went on: $(cat "$acked") batches acknowledged"
 "$BUILD/tests/redis_crash" check "$REDIS_URI&prefix=failover:" "$acked"
 echo "== buckets=8: a batch's deductions cost one call per bucket, not one per deduction"
 # 1,600 deductions on one hot SKU in batches of 16 from one store: per batch
@@ -324,36 +333,6 @@ for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
     [ -z "$(redis_cluster_cli "$i" --scan --pattern 'hotfail:{skub:1:*:crash-hot}')" ] || victim=$i
 done
 [ -n "$victim" ] || { echo "no master holds bucket 1 of the hot SKU"; exit 1; }
-before=$(cat "$hot_acked")
-redis_cluster_kill "$victim"
-echo "killed master $victim (bucket 1 of the hot SKU) after $before acknowledged batches"
-promoted=""
-for ((try = 0; try < 300; try++)); do
-    for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
-        [[ " ${hot_masters[*]} " == *" $i "* ]] && continue
-        redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" && promoted=$i
-    done
-    [ -n "$promoted" ] && break
-    sleep 0.1
-done
-[ -n "$promoted" ] || { echo "no replica was promoted in 30 s"; exit 1; }
-redis_cluster_wait_ok
-echo "node $promoted (a replica) is master now"
-redis_cluster_restart "$victim"
-redis_cluster_wait_ok
-redis_cluster_wait_replicas
-after=$(cat "$hot_acked")
-for ((i = 0; i < 600; i++)); do
-    [ "$(cat "$hot_acked")" -gt $((after + 5)) ] && break
-    kill -0 "$writer" 2>/dev/null || { cat "$REDIS_DIR/hot.out"; exit 1; }
-    sleep 0.1
-done
-[ "$(cat "$hot_acked")" -gt $((after + 5)) ] ||
-    { echo "the writer made no progress after the failover"; cat "$REDIS_DIR/hot.out"; exit 1; }
-kill -KILL "$writer"
-wait "$writer" 2>/dev/null || true
-writer=""
-grep "retrying" "$REDIS_DIR/hot.out" || true
-echo "the writer went on: $(cat "$hot_acked") batches acknowledged"
+fail_over "$victim" "${hot_masters[*]}" "$hot_acked" "$REDIS_DIR/hot.out"
 "$BUILD/tests/redis_crash" hotcheck "$REDIS_URI&prefix=hotfail:&buckets=8" "$hot_acked"
 echo "56-redis-cluster: all passed"
