@@ -432,9 +432,11 @@ bool rd_sums_seed(rd_sums *sums, const char *sku, const int64_t *levels);
 /* Turns change, a record's move of one bucket of its SKU (seeded), into
  * the move of the SKU's sum over its buckets, and keeps the bucket's new
  * level. move_id: the record's mv (a move between buckets, qty its q), or
- * NULL; ms: the record's time (its ms). */
+ * NULL; ms: the record's time (its ms); read_ms: a store time up to which
+ * every stream has been read (the caller's low-water mark), by which a
+ * half of a move whose other half never came is given up. */
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
-                   core_change *change);
+                   int64_t read_ms, core_change *change);
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);

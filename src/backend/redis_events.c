@@ -64,6 +64,10 @@ typedef struct rd_events_stream {
     bool pending_read;            /* the group's pending records were read again */
     uint64_t last_entry;          /* S of the last entry read; 0: none yet */
     bool whole;                   /* layout 5: read from its first record (stream_whole) */
+    /* Layout 5: the time (ms) of the last record of its last read when
+     * that read was full (more may wait), else INT64_MAX: read to its end.
+     * INT64_MIN: not read yet. */
+    int64_t read_ms;
 } rd_events_stream;
 
 struct rd_events {
@@ -87,6 +91,7 @@ struct rd_events {
     rd_lines_cursor lines;        /* the 'lines' entry being handed out */
     uint64_t lost;                /* records deleted before they were read */
     rd_sums *sums;                /* layout 5: each SKU's buckets' levels; else NULL */
+    int64_t read_ms;              /* layout 5: the least read_ms of the streams */
     uint16_t slot_stream[RD_SLOTS];   /* layout 5: 1 + the index of each slot's stream, 0: none */
     int64_t scanned_us;
     rd_outbox_found found;        /* the slots of streams[] */
@@ -220,6 +225,8 @@ static bool stream_add(void *reader, int node, const char *key)
         stream->node = node;
         stream->pending_read = false;
         stream->whole = whole;
+        stream->read_ms = INT64_MIN;
+        source->read_ms = INT64_MIN;
         source->slot_stream[stream->slot] = (uint16_t)source->stream_count;
     }
     return ok;
@@ -302,13 +309,14 @@ static size_t pair_count(const redisReply *reply)
 }
 
 /* The number of entries the last read has of key. */
-static size_t entries_of(const rd_events *source, const char *key)
+/* The entries the last read gave of the stream key; NULL: none. */
+static const redisReply *entries_of(const rd_events *source, const char *key)
 {
     for (uint32_t r = 0; r < source->entries_count; r++)
         for (size_t i = 0; i < pair_count(source->entries[r]); i++)
             if (strcmp(source->entries[r]->element[i]->element[0]->str, key) == 0)
-                return source->entries[r]->element[i]->element[1]->elements;
-    return 0;
+                return source->entries[r]->element[i]->element[1];
+    return NULL;
 }
 
 static void entries_free(rd_events *source)
@@ -344,6 +352,28 @@ static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
     return calls;
 }
 
+/* The server time (field ms) of an entry; 0 for one whose fields are gone. */
+static int64_t entry_ms(const redisReply *entry)
+{
+    const char *ms = entry->element[1]->type == REDIS_REPLY_ARRAY
+                         ? rd_entry_field(entry->element[1], "ms") : NULL;
+    return ms != NULL ? strtoll(ms, NULL, 10) : 0;
+}
+
+/* Says how far stream has been read after a read that gave it n entries:
+ * to the last one's time when more may wait (a full read, or its group's
+ * pending records: the new ones come after them), to its end when a read
+ * of new records was not full; a read of no pending record says nothing. */
+static void stream_read_to(rd_events_stream *stream, const redisReply *entries, size_t n)
+{
+    if (!stream->pending_read && n == 0)
+        return;
+    if (!stream->pending_read || n == RD_EVENTS_COUNT_BUCKETS)
+        stream->read_ms = entry_ms(entries->element[n - 1]);
+    else
+        stream->read_ms = INT64_MAX;
+}
+
 /* Reads the next chunk of streams, pipelined to their masters: of each,
  * the group's pending records first (left by a publisher that died), until
  * none is left, then new ones. */
@@ -373,8 +403,18 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     }
     for (uint32_t i = first; ok && i < first + count; i++) {
         rd_events_stream *stream = &source->streams[i];
-        if (!stream->pending_read && entries_of(source, stream->key) == 0)
+        const redisReply *entries = entries_of(source, stream->key);
+        size_t n = entries != NULL ? entries->elements : 0;
+        if (source->sums != NULL)
+            stream_read_to(stream, entries, n);
+        if (!stream->pending_read && n == 0)
             stream->pending_read = true;
+    }
+    if (ok && source->sums != NULL) {
+        source->read_ms = INT64_MAX;
+        for (uint32_t i = 0; i < source->stream_count; i++)
+            if (source->streams[i].read_ms < source->read_ms)
+                source->read_ms = source->streams[i].read_ms;
     }
     source->entries_first = first;
     source->reply_stream = 0;
@@ -520,7 +560,7 @@ static bool sums_apply(rd_events *source, const redisReply *fields, core_change 
     unsigned long j = bucket != NULL ? strtoul(bucket, NULL, 10) : 0;
     rd_sums_apply(source->sums, j < source->store->record_buckets ? (uint32_t)j : 0, move,
                   qty != NULL ? strtoll(qty, NULL, 10) : 0,
-                  ms != NULL ? strtoll(ms, NULL, 10) : 0, change);
+                  ms != NULL ? strtoll(ms, NULL, 10) : 0, source->read_ms, change);
     return true;
 }
 
@@ -565,13 +605,6 @@ static const redisReply *next_entry(rd_events *source)
     return NULL;
 }
 
-/* The server time (field ms) of an entry; 0 for one whose fields are gone. */
-static int64_t entry_ms(const redisReply *entry)
-{
-    const char *ms = entry->element[1]->type == REDIS_REPLY_ARRAY
-                         ? rd_entry_field(entry->element[1], "ms") : NULL;
-    return ms != NULL ? strtoll(ms, NULL, 10) : 0;
-}
 
 /* As next_entry, on a store of layout 5 (one reply per stream, a cluster's):
  * the entry of smallest ms among the streams' next ones, so that the

@@ -21,9 +21,13 @@
  * missing from the sum (or counted twice), which would read as a sale or
  * a restock; so a half whose other half has not been read yet counts its
  * units as still where they were (transit), until the other half comes or
- * RD_SUMS_MOVE_WAIT_MS of the store's time has passed (a move whose client
- * died waits for the sweep: its units are then missing, as a get of the
- * store shows them).
+ * every stream has been read RD_SUMS_MOVE_WAIT_MS of the store's time past
+ * it (a move whose client died waits for the sweep: its units are then
+ * missing, as a get of the store shows them). The reader says how far
+ * every stream has been read (read_ms): a record's own time is not enough,
+ * since one stream's records can be read well ahead of another's (a
+ * backlog), and the other half would then come after its half was given
+ * up.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -146,7 +150,8 @@ static void move_drop(rd_sums *sums, size_t m)
     sums->moves[m] = sums->moves[--sums->move_count];
 }
 
-/* Drops the halves that waited too long by the store's time now_ms. */
+/* Drops the halves that waited too long: every stream, the other half's
+ * included, has been read past their time by more than the wait. */
 static void moves_expire(rd_sums *sums, int64_t now_ms)
 {
     for (size_t m = 0; m < sums->move_count;)
@@ -183,10 +188,10 @@ static void move_half(rd_sums *sums, rd_sums_sku *entry, const char *id, int64_t
 }
 
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
-                   core_change *change)
+                   int64_t read_ms, core_change *change)
 {
     assert(bucket < sums->buckets);
-    moves_expire(sums, ms);
+    moves_expire(sums, read_ms < ms ? read_ms : ms);
     rd_sums_sku *entry = slot_of(sums->skus, sums->capacity, change->sku);
     assert(entry->sku != NULL);   /* seeded first */
     int64_t others = 0;

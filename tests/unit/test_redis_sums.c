@@ -3,7 +3,8 @@
  * for a redis store with buckets on a cluster (src/backend/redis_events_sum.c):
  * each record moves one bucket and becomes a move of the sum; the two
  * halves of a move between buckets, read in either order, move nothing;
- * a half left alone stops counting after its wait.
+ * a half left alone stops counting after its wait, once every stream has
+ * been read past it by that wait.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,16 +17,25 @@
 
 #include "backend/redis.h"
 
-/* Applies a record of bucket moving it from before to after; returns the
- * SKU's move through *sum_before and *sum_after. */
-static void record(rd_sums *sums, uint32_t bucket, int64_t before, int64_t after,
-                   const char *move, int64_t ms, int64_t *sum_before, int64_t *sum_after)
+/* Applies a record of bucket moving it from before to after, every stream
+ * read up to read_ms; returns the SKU's move through *sum_before and
+ * *sum_after. */
+static void record_read(rd_sums *sums, uint32_t bucket, int64_t before, int64_t after,
+                        const char *move, int64_t ms, int64_t read_ms, int64_t *sum_before,
+                        int64_t *sum_after)
 {
     core_change change = {.before = before, .after = after};
     snprintf(change.sku, sizeof change.sku, "S");
-    rd_sums_apply(sums, bucket, move, after - before, ms, &change);
+    rd_sums_apply(sums, bucket, move, after - before, ms, read_ms, &change);
     *sum_before = change.before;
     *sum_after = change.after;
+}
+
+/* record_read with every stream read to its end. */
+static void record(rd_sums *sums, uint32_t bucket, int64_t before, int64_t after,
+                   const char *move, int64_t ms, int64_t *sum_before, int64_t *sum_after)
+{
+    record_read(sums, bucket, before, after, move, ms, INT64_MAX, sum_before, sum_after);
 }
 
 static rd_sums *seeded(const int64_t *levels)
@@ -106,6 +116,32 @@ static void a_half_alone_stops_counting(void **state)
     rd_sums_free(sums);
 }
 
+/* One stream read far ahead of another (a backlog): the half read first
+ * waits for the other however late its own stream's records run, since
+ * the other stream has not been read past it. */
+static void a_half_waits_for_a_stream_read_behind(void **state)
+{
+    (void)state;
+    int64_t levels[4] = {10, 10, 0, 0}, before, after;
+    rd_sums *sums = seeded(levels);
+    /* bucket 0's stream, read ahead: the move in (ms 1000), then a sale at
+     * ms 12000, while bucket 1's stream is read only to ms 500 */
+    record_read(sums, 0, 10, 15, "mv:late", 1000, 500, &before, &after);
+    assert_int_equal(before, 20);
+    assert_int_equal(after, 20);
+    record_read(sums, 0, 15, 14, NULL, 12000, 500, &before, &after);
+    assert_int_equal(before, 20);
+    assert_int_equal(after, 19);
+    /* bucket 1's stream: the move out (ms 999) pairs, then a sale */
+    record_read(sums, 1, 10, 5, "mv:late", 999, 999, &before, &after);
+    assert_int_equal(before, 19);
+    assert_int_equal(after, 19);
+    record_read(sums, 1, 5, 4, NULL, 23000, INT64_MAX, &before, &after);
+    assert_int_equal(before, 19);
+    assert_int_equal(after, 18);
+    rd_sums_free(sums);
+}
+
 static void many_skus_grow_the_table(void **state)
 {
     (void)state;
@@ -132,6 +168,7 @@ int main(void)
         cmocka_unit_test(seeds_count_for_the_other_buckets),
         cmocka_unit_test(halves_of_a_move_move_nothing),
         cmocka_unit_test(a_half_alone_stops_counting),
+        cmocka_unit_test(a_half_waits_for_a_stream_read_behind),
         cmocka_unit_test(many_skus_grow_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
