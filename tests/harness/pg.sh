@@ -35,19 +35,21 @@ pg_as_owner() {
     fi
 }
 
-# Prints a port of the range that nothing listens on (a hint: the server's own
-# bind is the real test, and pg_start retries on a clash).
+# Prints a port of the range (moved by TEST_PORT_OFFSET, as pick_port's)
+# that nothing listens on (a hint: the server's own bind is the real test,
+# and pg_start retries on a clash).
 pg_free_port() {
+    local first=$((PG_PORT_FIRST + ${TEST_PORT_OFFSET:-0}))
     local span=$((PG_PORT_LAST - PG_PORT_FIRST + 1))
-    local start=$((PG_PORT_FIRST + RANDOM % span)) i port
+    local start=$((first + RANDOM % span)) i port
     for ((i = 0; i < span; i++)); do
-        port=$((PG_PORT_FIRST + (start - PG_PORT_FIRST + i) % span))
+        port=$((first + (start - first + i) % span))
         if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
             echo "$port"
             return 0
         fi
     done
-    echo "pg.sh: no free port in $PG_PORT_FIRST-$PG_PORT_LAST" >&2
+    echo "pg.sh: no free port in $first-$((first + span - 1))" >&2
     return 1
 }
 

@@ -33,13 +33,14 @@ check() {
 
 # start_pair FIRST LAST WAIT_FOR FLAG...: starts $STOCKD with FLAG... on
 # the first free pair of ports in FIRST..LAST (other runs, e.g. the
-# sanitizer build's, may hold some), sets A and B to the pair and pid. A
+# sanitizer build's, may hold some; both moved by TEST_PORT_OFFSET, as
+# pick_port's), sets A and B to the pair and pid. A
 # flag @A or @B stands for that port; so does @A or @B in WAIT_FOR, the log
 # line that says it is up. The command runs under "${launcher[@]}" when the
 # suite sets that (e.g. unshare).
 launcher=()
 start_pair() {
-    local first=$1 last=$2 wait_for=$3 arg
+    local first=$(($1 + ${TEST_PORT_OFFSET:-0})) last=$(($2 + ${TEST_PORT_OFFSET:-0})) wait_for=$3 arg
     shift 3
     for base in $(seq "$first" 2 "$last"); do
         A=$base B=$((base + 1))

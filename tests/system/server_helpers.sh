@@ -24,9 +24,11 @@ suite_cleanup() {
     rm -rf "$dir"
 }
 
-# pick_port LOW HIGH: prints a port in LOW..HIGH that nothing listens on.
+# pick_port LOW HIGH: prints a port in LOW..HIGH that nothing listens on,
+# both moved by TEST_PORT_OFFSET (tests/run: two suites at once pick from
+# ranges 1000 apart).
 pick_port() {
-    local low=$1 high=$2 port
+    local low=$(($1 + ${TEST_PORT_OFFSET:-0})) high=$(($2 + ${TEST_PORT_OFFSET:-0})) port
     for _ in $(seq 50); do
         port=$((low + RANDOM % (high - low + 1)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
