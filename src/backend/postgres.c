@@ -513,30 +513,16 @@ static void ops_reset(pg_store *store)
     }
 }
 
-/* Whether op writes id as an id of kind, and if so answers CONFLICT for it
- * (pg_fenced_conflict). */
-static bool conflict_if_writes(stock_op *op, char kind, stock_id id)
+/* Whether the fenced ids (space-separated) hold id. */
+static bool fenced_holds(const char *ids, stock_id id)
 {
-    if (kind == 'O' && op->type == STOCK_OP_ORDER && id_equal(op->id, id)) {
-        op->failed_line = -1;
-        result_conflict(op, "order", id);
-        return true;
-    }
-    for (uint32_t i = 0; kind == 'L' && op->type == STOCK_OP_ORDER && i < op->line_count; i++)
-        if (id_equal(op->lines[i].line_id, id)) {
-            op->failed_line = (int32_t)i;
-            result_conflict(op, "line", id);
+    for (const char *at = ids; *at != '\0';) {
+        size_t len = strcspn(at, " ");
+        if (len > 0 && id_equal((stock_id){at, (uint32_t)len}, id))
             return true;
-        }
-    const char *what = kind == 'L' && op->type == STOCK_OP_DEDUCT    ? "line"
-                       : kind == 'R' && op->type == STOCK_OP_REFUND ? "refund"
-                       : kind == 'A' && op->type == STOCK_OP_ADD    ? "adjustment"
-                                                                    : NULL;
-    if (what == NULL || op->id.ptr == NULL || !id_equal(op->id, id))
-        return false;
-    op->failed_line = -1;
-    result_conflict(op, what, id);
-    return true;
+        at += len + (at[len] == ' ');
+    }
+    return false;
 }
 
 bool pg_fenced_conflict(stock_op *op, const char *fenced)
@@ -544,13 +530,31 @@ bool pg_fenced_conflict(stock_op *op, const char *fenced)
     char kind = fenced[0];
     if (kind == '\0' || fenced[1] != ' ')
         return false;
-    for (const char *at = fenced + 2; *at != '\0';) {
-        size_t len = strcspn(at, " ");
-        if (len > 0 && conflict_if_writes(op, kind, (stock_id){at, (uint32_t)len}))
+    const char *ids = fenced + 2;
+    if (op->type == STOCK_OP_ORDER) {
+        if (kind == 'O' && op->id.ptr != NULL && fenced_holds(ids, op->id)) {
+            op->failed_line = -1;
+            result_conflict(op, "order", op->id);
             return true;
-        at += len + (at[len] == ' ');
+        }
+        /* the order's earliest fenced line, as one database names it */
+        for (uint32_t i = 0; kind == 'L' && i < op->line_count; i++)
+            if (fenced_holds(ids, op->lines[i].line_id)) {
+                op->failed_line = (int32_t)i;
+                result_conflict(op, "line", op->lines[i].line_id);
+                return true;
+            }
+        return false;
     }
-    return false;
+    const char *what = kind == 'L' && op->type == STOCK_OP_DEDUCT    ? "line"
+                       : kind == 'R' && op->type == STOCK_OP_REFUND ? "refund"
+                       : kind == 'A' && op->type == STOCK_OP_ADD    ? "adjustment"
+                                                                    : NULL;
+    if (what == NULL || op->id.ptr == NULL || !fenced_holds(ids, op->id))
+        return false;
+    op->failed_line = -1;
+    result_conflict(op, what, op->id);
+    return true;
 }
 
 /* A sharded member's transaction refused by a fence: the ops that write a
@@ -641,7 +645,11 @@ static void run_transaction(pg_store *store)
                 return;
             ops_reset(store);
             pg_plan_build(&store->plan, store->ops, store->op_count, store->options.merge);
-        } else if (outcome == PG_FAILED || outcome == PG_FENCED) {
+            /* no retry, no pause: each rerun drops one op at least */
+            attempt--;
+            continue;
+        }
+        if (outcome == PG_FAILED || outcome == PG_FENCED) {
             ops_fail(store, STOCK_IO, "");
             return;
         }
