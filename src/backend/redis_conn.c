@@ -425,7 +425,8 @@ void rd_fail_server(stock_op *op, const redisReply *reply)
                     "was changed: %.120s", reply->str);
     else if (strncmp(reply->str, "CLUSTERDOWN", 11) == 0)   /* refused before it ran */
         result_fail(op, STOCK_UNAVAILABLE, "redis: the cluster is down (a master lost, a "
-                    "failover under way); nothing was changed, retry: %.120s", reply->str);
+                    "failover under way); this call was refused before it ran, retry (a set "
+                    "over buckets may have set the others): %.120s", reply->str);
     else
         result_fail(op, STOCK_IO, "redis: %.160s", reply->str);
 }
