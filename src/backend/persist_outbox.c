@@ -280,7 +280,9 @@ static bool entries_add(persister *p, uint32_t stream, const redisReply *entries
              * next one's link reads the layout again. */
             snprintf(p->error, sizeof p->error, "redis: the outbox entry %.40s of %.64s holds "
                      "one bucket's totals (layout " RD_LAYOUT_BUCKETS "), the store was layout "
-                     RD_LAYOUT_VERSION " when the persister connected: reading the layout again",
+                     RD_LAYOUT_VERSION " when the persister connected: reading the layout again "
+                     "(if it stays " RD_LAYOUT_VERSION ", the store was made by an older library: "
+                     "open it once with cluster=1&buckets=K through this one)",
                      entry->element[0]->str, p->streams[stream].key);
             return false;
         }

@@ -694,7 +694,10 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
                     message_set(message, message_size, "redis events: the outbox entry %s "
                                 "holds one bucket's levels (layout " RD_LAYOUT_BUCKETS "), the "
                                 "store was layout " RD_LAYOUT_VERSION " at open: start "
-                                "stockevents again", entry->element[0]->str);
+                                "stockevents again (if the layout is still "
+                                RD_LAYOUT_VERSION ", the store was made by an older library: "
+                                "open it once with cluster=1&buckets=K through this one "
+                                "first)", entry->element[0]->str);
                     return JOURNAL_READ_FAILED;
                 }
                 if (source->sums != NULL &&
