@@ -41,6 +41,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_writer MODE URI ACKED OUT: starts redis_crash MODE as $writer,
+# counting its acknowledged batches in ACKED, logging to OUT, and lets it
+# write for a second.
+start_writer() {
+    "$BUILD/tests/redis_crash" "$1" "$2" "$3" >"$4" 2>&1 &
+    writer=$!
+    redis_wait_ready "$writer" "$4"
+    sleep 1
+}
+
 # fail_over VICTIM MASTERS ACKED OUT: kills -9 master VICTIM (MASTERS: the
 # masters' node numbers) under the running $writer, which counts its
 # acknowledged batches in the file ACKED and logs to OUT; waits for a
@@ -279,11 +289,7 @@ redis_cluster_wait_ok
 
 echo "== kill -9 a master under a writer with wait=1"
 acked="$REDIS_DIR/batches"
-"$BUILD/tests/redis_crash" retry "$REDIS_URI&prefix=failover:&wait=1" "$acked" \
-    >"$REDIS_DIR/crash.out" 2>&1 &
-writer=$!
-redis_wait_ready "$writer" "$REDIS_DIR/crash.out"
-sleep 1
+start_writer retry "$REDIS_URI&prefix=failover:&wait=1" "$acked" "$REDIS_DIR/crash.out"
 # Node 0 was made a master by --cluster create (the first three are).
 redis_cluster_cli 0 INFO replication | tr -d '\r' | grep -qx "role:master"
 fail_over 0 "0 1 2" "$acked" "$REDIS_DIR/crash.out"
@@ -321,11 +327,7 @@ echo "== buckets=8: kill -9 the master of a hot SKU's bucket under a writer with
 # promoted, the writer retries its UNAVAILABLE batches with the same ids,
 # and every acknowledged deduction and refund must be there, once.
 hot_acked="$REDIS_DIR/hot-batches"
-"$BUILD/tests/redis_crash" hot "$REDIS_URI&prefix=hotfail:&buckets=8&wait=1" "$hot_acked" \
-    >"$REDIS_DIR/hot.out" 2>&1 &
-writer=$!
-redis_wait_ready "$writer" "$REDIS_DIR/hot.out"
-sleep 1
+start_writer hot "$REDIS_URI&prefix=hotfail:&buckets=8&wait=1" "$hot_acked" "$REDIS_DIR/hot.out"
 hot_masters=() victim=""
 for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
     redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
