@@ -26,7 +26,9 @@ the client sends TEXT (say, a word of the one query under test), then it
 is black-holed as by drop, from that query on (its bytes never reach the
 server). The statistics count those as "hole-on".
 
-Every connection meets its fault, so clients keep reconnecting. On SIGTERM the proxy writes one line per fault, "NAME COUNT", to
+Every connection meets its fault, so clients keep reconnecting, until
+SIGUSR1: connections accepted after it pass untouched (the network has
+healed, and what the clients left unknown must now settle). On SIGTERM the proxy writes one line per fault, "NAME COUNT", to
 STATS_FILE and exits. It prints "listening" once it accepts connections, and
 "fault NAME" as each connection draws its fault.
 """
@@ -60,6 +62,7 @@ class Proxy:
         self.random = random.Random(seed)
         self.counts = {name: 0 for name in (["hole-on"] if hole_on else FAULTS)}
         self.holes = []   # black-holed connections, kept open until exit
+        self.healed = False   # SIGUSR1: new connections meet no fault
 
     async def pump(self, reader, writer, fault, toward_client, state, peers):
         """Copies reader to writer, applying fault once state["left"]
@@ -109,9 +112,11 @@ class Proxy:
             server_writer.close()
 
     async def handle(self, client_reader, client_writer):
+        healed = self.healed
         fault = "hole-on" if self.hole_on else self.random.choices(FAULTS, WEIGHTS)[0]
-        self.counts[fault] += 1
-        print("fault", fault, flush=True)
+        if not healed:
+            self.counts[fault] += 1
+            print("fault", fault, flush=True)
         try:
             server_reader, server_writer = await asyncio.open_connection(
                 "127.0.0.1", self.target_port)
@@ -119,6 +124,8 @@ class Proxy:
             reset(client_writer)
             return
         left = self.random.randint(0, self.after_max) if not self.hole_on else float("inf")
+        if healed:
+            fault, left = "none", float("inf")
         state = {"left": left, "struck": False, "tail": b""}
         peers = (client_writer, server_writer)
         await asyncio.gather(
@@ -139,6 +146,8 @@ async def main():
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", listen_port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: setattr(proxy, "healed", True))
     print("listening", flush=True)
     async with server:
         await stop.wait()
