@@ -308,7 +308,6 @@ static size_t pair_count(const redisReply *reply)
     return reply != NULL && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
 }
 
-/* The number of entries the last read has of key. */
 /* The entries the last read gave of the stream key; NULL: none. */
 static const redisReply *entries_of(const rd_events *source, const char *key)
 {
