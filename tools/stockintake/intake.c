@@ -29,6 +29,7 @@
 #include "intake.h"
 #include "lib/clock.h"
 #include "proto/request_json.h"
+#include "pull.h"
 #include "stock.h"
 
 #define INTAKE_FETCH_WAIT_MS 500        /* a pull's wait, so a stop is seen soon */
@@ -78,12 +79,13 @@ typedef struct intake {
     volatile sig_atomic_t *stop;
     natsConnection *nc;
     jsCtx *js;
-    natsSubscription *sub;
+    pull *pull;
     stock_t *store;
     atomic_uint_fast64_t publish_failures;   /* set by the library's thread */
     char intake_subject[INTAKE_SUBJECT_MAX];
     char intake_stream[INTAKE_SUBJECT_MAX], results_stream[INTAKE_SUBJECT_MAX];
     char dead_stream[INTAKE_SUBJECT_MAX];
+    natsMsg **msgs;            /* one pull's messages */
     item *items;
     stock_op *ops;
     counters total;
@@ -197,20 +199,57 @@ static bool connect_broker(intake *in)
     return !nats_failed(status, 0, "JetStream context");
 }
 
+/* Checks that the durable consumer that exists is one stockintake can pull
+ * with these settings (they are the consumer's, fixed at its creation). */
+static natsStatus consumer_fits(intake *in, const jsConsumerConfig *config)
+{
+    const char *name = in->options->consumer;
+    int64_t ack_wait = (int64_t)in->options->ack_wait_s * 1000000000;
+    if (config->DeliverSubject != NULL && config->DeliverSubject[0] != '\0')
+        say("consumer %s is a push consumer (it delivers to %s): stockintake needs a pull consumer", name,
+            config->DeliverSubject);
+    else if (config->FilterSubject == NULL || strcmp(config->FilterSubject, in->intake_subject) != 0)
+        say("consumer %s reads %s, not %s", name, config->FilterSubject != NULL ? config->FilterSubject : "every subject",
+            in->intake_subject);
+    else if (config->AckPolicy != js_AckExplicit)
+        say("consumer %s does not take explicit acknowledgements", name);
+    else if (config->MaxAckPending != (int64_t)in->options->max_pending)
+        say("configuration requests max ack pending to be %" PRIu32 ", but consumer's value is %" PRId64,
+            in->options->max_pending, config->MaxAckPending);
+    else if (config->AckWait != ack_wait)
+        say("configuration requests ack wait to be %" PRIu32 " s, but consumer's value is %" PRId64 " ms",
+            in->options->ack_wait_s, config->AckWait / 1000000);
+    else
+        return NATS_OK;
+    return NATS_ERR;
+}
+
+/* Makes the durable pull consumer unless it exists, then a pull on it. */
 static natsStatus subscribe(intake *in)
 {
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Stream = in->intake_stream;
-    options.Config.Durable = in->options->consumer;
-    options.Config.AckPolicy = js_AckExplicit;
-    options.Config.AckWait = (int64_t)in->options->ack_wait_s * 1000000000;
-    options.Config.MaxAckPending = in->options->max_pending;
+    jsConsumerInfo *info = NULL;
     jsErrCode code = 0;
-    natsStatus status = js_PullSubscribe(&in->sub, in->js, in->intake_subject,
-                                         in->options->consumer, NULL, &options, &code);
-    if (status != NATS_OK && code != 0)
+    natsStatus status = js_GetConsumerInfo(&info, in->js, in->intake_stream, in->options->consumer, NULL, &code);
+    if (status == NATS_NOT_FOUND) {
+        jsConsumerConfig config;
+        jsConsumerConfig_Init(&config);
+        config.Durable = in->options->consumer;
+        config.FilterSubject = in->intake_subject;
+        config.AckPolicy = js_AckExplicit;
+        config.AckWait = (int64_t)in->options->ack_wait_s * 1000000000;
+        config.MaxAckPending = in->options->max_pending;
+        status = js_AddConsumer(&info, in->js, in->intake_stream, &config, NULL, &code);
+        if (status != NATS_OK && code == JSConsumerNameExistErr) {   /* another stockintake made it meanwhile */
+            status = js_GetConsumerInfo(&info, in->js, in->intake_stream, in->options->consumer, NULL, &code);
+        }
+    }
+    if (status == NATS_OK)
+        status = consumer_fits(in, info->Config);
+    else if (code != 0)
         nats_failed(status, code, "pull consumer");
+    jsConsumerInfo_Destroy(info);
+    if (status == NATS_OK)
+        status = pull_open(&in->pull, in->nc, in->intake_stream, in->options->consumer);
     return status;
 }
 
@@ -252,9 +291,10 @@ static bool set_up(intake *in)
     snprintf(in->intake_stream, sizeof in->intake_stream, "%s_INTAKE", upper);
     snprintf(in->results_stream, sizeof in->results_stream, "%s_RESULTS", upper);
     snprintf(in->dead_stream, sizeof in->dead_stream, "%s_DEAD", upper);
+    in->msgs = calloc(in->options->batch, sizeof *in->msgs);
     in->items = calloc(in->options->batch, sizeof *in->items);
     in->ops = calloc(in->options->batch, sizeof *in->ops);
-    if (in->items == NULL || in->ops == NULL) {
+    if (in->msgs == NULL || in->items == NULL || in->ops == NULL) {
         say("out of memory");
         return false;
     }
@@ -540,10 +580,10 @@ static void settle(intake *in, item *items, size_t count, bool confirmed)
     for (size_t i = 0; i < count; i++) {
         item *it = &items[i];
         if (it->fate == ITEM_RETRY || (!confirmed && it->fate != ITEM_ANSWERED)) {
-            natsMsg_NakWithDelay(it->msg, INTAKE_NAK_DELAY_MS, NULL);
+            pull_nak(in->pull, it->msg, INTAKE_NAK_DELAY_MS);
             in->total.retried++;
         } else {
-            natsMsg_Ack(it->msg, NULL);
+            pull_ack(in->pull, it->msg);
             if (it->answer != NULL)
                 natsConnection_Publish(in->nc, reply_subject(it), it->answer, (int)it->answer_len);
             in->total.dead += it->fate == ITEM_DEAD;
@@ -557,8 +597,9 @@ static void settle(intake *in, item *items, size_t count, bool confirmed)
 }
 
 /* Handles count (1..batch) pulled messages; false when the store must be
- * reopened. */
-static bool handle_slice(intake *in, natsMsg **msgs, size_t count)
+ * reopened (the batch is then neither acknowledged nor refused: the broker
+ * delivers it again after --ack-wait). */
+static bool handle_batch(intake *in, natsMsg **msgs, size_t count)
 {
     size_t op_count = 0;
     assert(count <= in->options->batch);
@@ -574,22 +615,6 @@ static bool handle_slice(intake *in, natsMsg **msgs, size_t count)
     return !broken;
 }
 
-/* Handles one pulled batch; false when the store must be reopened (what is
- * left of the batch is then neither acknowledged nor refused: the broker
- * delivers it again after --ack-wait). libnats can hand back more messages
- * than the batch asked for (seen after the intake was killed and its
- * consumer redelivered), so they go through in slices of the batch's size. */
-static bool handle_batch(intake *in, natsMsgList *list)
-{
-    size_t total = list->Count > 0 ? (size_t)list->Count : 0;
-    for (size_t from = 0; from < total; from += in->options->batch) {
-        size_t count = total - from < in->options->batch ? total - from : in->options->batch;
-        if (!handle_slice(in, list->Msgs + from, count))
-            return false;
-    }
-    return true;
-}
-
 /* ------------------------------------------------------------ the loop */
 
 static void report(const intake *in)
@@ -603,16 +628,15 @@ static int consume(intake *in)
 {
     int64_t reported_us = clock_now_us(CLOCK_MONOTONIC);
     while (!*in->stop) {
-        natsMsgList list = {0};
-        jsErrCode code = 0;
-        natsStatus status = natsSubscription_Fetch(&list, in->sub, (int)in->options->batch,
-                                                   INTAKE_FETCH_WAIT_MS, &code);
+        int count = 0;
+        natsStatus status = pull_fetch(in->pull, in->msgs, (int)in->options->batch, INTAKE_FETCH_WAIT_MS, &count);
         bool store_ok = true;
         if (status == NATS_OK)
-            store_ok = handle_batch(in, &list);
+            store_ok = handle_batch(in, in->msgs, (size_t)count);
         else if (status != NATS_TIMEOUT)
-            nats_failed(status, code, "pull");   /* a broker restart: the client reconnects */
-        natsMsgList_Destroy(&list);
+            nats_failed(status, 0, "pull");   /* a broker restart: the client reconnects */
+        for (int i = 0; i < count; i++)
+            natsMsg_Destroy(in->msgs[i]);
         if (status != NATS_OK && status != NATS_TIMEOUT)
             nats_Sleep(INTAKE_FETCH_WAIT_MS);
         if (!store_ok) {
@@ -648,10 +672,11 @@ int intake_run(const intake_options *options, volatile sig_atomic_t *stop)
     report(in);
     if (in->store != NULL && stock_close(in->store) != STOCK_OK)
         status = 1;
-    natsSubscription_Destroy(in->sub);
+    pull_close(in->pull);
     jsCtx_Destroy(in->js);
     natsConnection_Destroy(in->nc);
     nats_Close();
+    free(in->msgs);
     free(in->items);
     free(in->ops);
     free(in);
