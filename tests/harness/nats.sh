@@ -30,13 +30,16 @@ NATS_READY_TENTHS=100   # 10 s for the server to accept connections
 # retries on a clash.
 declare -F pick_port >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/../system/server_helpers.sh"
 
-# True once something accepts connections on 127.0.0.1:$1, within 10 s,
-# while the process $2 lives.
+# True once process $2 has said in its log $3 that it listens on
+# 127.0.0.1:$1 and accepts connections there, within 10 s (another
+# engineer's server on a port picked as free must not pass for ours).
 nats_wait_ready() {
-    local port=$1 pid=$2 i
+    local port=$1 pid=$2 log=$3 i
     for ((i = 0; i < NATS_READY_TENTHS; i++)); do
         kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        if grep -F "[$pid] " "$log" 2>/dev/null |
+            grep -qF "Listening for client connections on 127.0.0.1:$port" &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
         fi
         sleep 0.1
@@ -51,7 +54,7 @@ nats_launch() {
         -l "$NATS_DIR/server.log" &
     NATS_PID=$!
     export NATS_PID
-    nats_wait_ready "$NATS_PORT" "$NATS_PID"
+    nats_wait_ready "$NATS_PORT" "$NATS_PID" "$NATS_DIR/server.log"
 }
 
 nats_start() {
@@ -128,7 +131,7 @@ nats_start_cluster() {
         urls+="${urls:+,}nats://127.0.0.1:${NATS_NODE_PORTS[i]}"
     done
     for ((i = 0; i < NATS_CLUSTER_NODES; i++)); do
-        nats_wait_ready "${NATS_NODE_PORTS[i]}" "${NATS_NODE_PIDS[i]}" || {
+        nats_wait_ready "${NATS_NODE_PORTS[i]}" "${NATS_NODE_PIDS[i]}" "$NATS_DIR/node$i.log" || {
             echo "nats.sh: cluster node $i did not start; log:" >&2
             tail -n 20 "$NATS_DIR/node$i.log" >&2
             return 1

@@ -42,8 +42,14 @@ redis_free_port() {
     pick_port "$REDIS_PORT_FIRST" "$REDIS_PORT_LAST"
 }
 
+# True when the redis-server answering on port $1 is process $2: another
+# engineer's server on a port picked as free must not pass for ours.
+redis_is() {
+    redis-cli -h 127.0.0.1 -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"
+}
+
 # Starts redis-server on $REDIS_PORT in $REDIS_DIR; sets REDIS_PID. Fails if it
-# does not answer PING within 10 s.
+# does not answer within 10 s.
 redis_launch() {
     "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
         --appendonly yes --appendfsync always --save '' --daemonize no \
@@ -51,9 +57,7 @@ redis_launch() {
     REDIS_PID=$!
     local i
     for ((i = 0; i < 100; i++)); do
-        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null | grep -q PONG; then
-            return 0
-        fi
+        redis_is "$REDIS_PORT" "$REDIS_PID" && return 0
         kill -0 "$REDIS_PID" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -161,7 +165,7 @@ REDIS_CLUSTER_NODES=6
 REDIS_CLUSTER_NODE_TIMEOUT_MS=${REDIS_CLUSTER_NODE_TIMEOUT_MS:-2000}
 REDIS_CLUSTER_OK_TRIES=300     # tenths of a second to wait for cluster_state:ok
 
-# Starts node I on ${REDIS_CLUSTER_PORTS[I]}; waits for PING.
+# Starts node I on ${REDIS_CLUSTER_PORTS[I]}; waits for it to answer.
 redis_cluster_launch() {
     local i=$1 port=${REDIS_CLUSTER_PORTS[$1]} dir="$REDIS_CLUSTER_DIR/node$1"
     mkdir -p "$dir"
@@ -173,7 +177,7 @@ redis_cluster_launch() {
     REDIS_CLUSTER_PIDS[$i]=$!
     local try
     for ((try = 0; try < 100; try++)); do
-        redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && return 0
+        redis_is "$port" "${REDIS_CLUSTER_PIDS[$i]}" && return 0
         kill -0 "${REDIS_CLUSTER_PIDS[$i]}" 2>/dev/null || return 1
         sleep 0.1
     done
