@@ -127,6 +127,9 @@ $(TOOLS): $(BUILD)/%: $$(call obj,$$(wildcard tools/%.c tools/%/*.c)) $(PROTO_OB
 NATS_BINS := $(BUILD)/stockintake $(BUILD)/stockevents $(BUILD)/stockctl $(BUILD)/tests/intake_client \
              $(BUILD)/tests/events_client
 $(NATS_BINS): LIBS += $(shell pkg-config --libs $(NATS_PKG))
+# The test client pulls as stockintake does (tools/stockintake/pull.h).
+$(BUILD)/tests/intake_client: $(BUILD)/obj/tools/stockintake/pull.o
+$(BUILD)/obj/tests/system/intake_client.o: CFLAGS_ALL += -Itools
 
 # Unit tests may test server-side modules too, so they link them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SERVER_OBJ) $(STATIC_LIB)

@@ -37,9 +37,12 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "stockintake/pull.h"
+
 #define CLIENT_ID_MAX 64
 #define CLIENT_FETCH_BATCH 1024
 #define CLIENT_FETCH_WAIT_MS 2000
+#define CLIENT_CONSUMER_IDLE_NS (60 * 1000000000LL)   /* the server drops a reader left behind */
 #define CLIENT_PUBLISH_WINDOW 4096   /* async publishes before waiting for their acks */
 #define CLIENT_PUBLISH_WAIT_MS 30000
 #define CLIENT_OVERSIZE_BYTES (100 * 1024)
@@ -184,37 +187,48 @@ static uint64_t stream_count(jsCtx *js, const char *stream)
 typedef void (*message_fn)(natsMsg *msg, void *user);
 
 /* Calls fn on every message STREAM holds now, in order, through an
- * ephemeral consumer that needs no acks. */
-static bool read_stream(jsCtx *js, const char *stream, const char *subject, message_fn fn, void *user)
+ * ephemeral consumer that needs no acks, pulled as stockintake pulls
+ * (tools/stockintake/pull.h: not libnats's fetch, which can write past its
+ * array). */
+static bool read_stream(natsConnection *nc, jsCtx *js, const char *stream, const char *subject,
+                        message_fn fn, void *user)
 {
     uint64_t want = stream_count(js, stream), got = 0;
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Stream = stream;
-    options.Config.AckPolicy = js_AckNone;
-    natsSubscription *sub = NULL;
+    jsConsumerConfig config;
+    jsConsumerConfig_Init(&config);
+    config.FilterSubject = subject;
+    config.AckPolicy = js_AckNone;
+    config.InactiveThreshold = CLIENT_CONSUMER_IDLE_NS;
+    jsConsumerInfo *info = NULL;
     natsStatus status = NATS_TIMEOUT;
     for (int try = 0; try < CLIENT_TRIES && transient(status); try++)
-        status = js_PullSubscribe(&sub, js, subject, NULL, NULL, &options, NULL);
-    if (failed(status, "subscribe"))
+        status = js_AddConsumer(&info, js, stream, &config, NULL, NULL);
+    if (failed(status, "consumer"))
         return false;
-    for (int quiet = 0; got < want;) {
-        natsMsgList list = {0};
-        status = natsSubscription_Fetch(&list, sub, CLIENT_FETCH_BATCH, CLIENT_FETCH_WAIT_MS, NULL);
+    pull *p = NULL;
+    status = pull_open(&p, nc, stream, info->Name);
+    natsMsg **msgs = calloc(CLIENT_FETCH_BATCH, sizeof *msgs);
+    bool ok = !failed(status, "subscribe") && msgs != NULL;
+    for (int quiet = 0; ok && got < want;) {
+        int count = 0;
+        status = pull_fetch(p, msgs, CLIENT_FETCH_BATCH, CLIENT_FETCH_WAIT_MS, &count);
         if (status == NATS_TIMEOUT && ++quiet < CLIENT_TRIES)
             continue;
         quiet = 0;
-        if (failed(status, "fetch")) {
-            natsSubscription_Destroy(sub);
-            return false;
+        if (status == NATS_ERR)
+            fprintf(stderr, "intake_client: %s\n", pull_error(p));
+        ok = status != NATS_ERR && !failed(status, "fetch");
+        for (int i = 0; i < count; i++) {
+            fn(msgs[i], user);
+            natsMsg_Destroy(msgs[i]);
         }
-        for (int i = 0; i < list.Count; i++)
-            fn(list.Msgs[i], user);
-        got += (uint64_t)list.Count;
-        natsMsgList_Destroy(&list);
+        got += (uint64_t)count;
     }
-    natsSubscription_Destroy(sub);
-    return true;
+    free(msgs);
+    pull_close(p);
+    js_DeleteConsumer(js, stream, info->Name, NULL, NULL);
+    jsConsumerInfo_Destroy(info);
+    return ok;
 }
 
 typedef struct tally {
@@ -286,12 +300,12 @@ static void print_latency(tally *t)
            (double)(t->last_result_us - t->first_queued_us) / 1e6);
 }
 
-static int read_results(jsCtx *js, FILE *log)
+static int read_results(natsConnection *nc, jsCtx *js, FILE *log)
 {
     tally t = {.log = log, .codes = json_object(), .seen = calloc(CLIENT_SEQ_MAX, 1),
                .latency_us = calloc(CLIENT_SEQ_MAX, sizeof(int64_t))};
     if (t.codes == NULL || t.seen == NULL || t.latency_us == NULL ||
-        !read_stream(js, "STOCK_RESULTS", "stock.results.>", count_result, &t))
+        !read_stream(nc, js, "STOCK_RESULTS", "stock.results.>", count_result, &t))
         return 1;
     printf("results %" PRIu64 "\n", t.results);
     const char *code;
@@ -329,7 +343,7 @@ static int print_pending(jsCtx *js)
     return 0;
 }
 
-static int run(int argc, char **argv, jsCtx *js)
+static int run(int argc, char **argv, natsConnection *nc, jsCtx *js)
 {
     const char *command = argv[1];
     if (strcmp(command, "publish") == 0 && argc == 7) {
@@ -339,7 +353,7 @@ static int run(int argc, char **argv, jsCtx *js)
     }
     if (strcmp(command, "results") == 0 && argc == 4) {
         FILE *log = fopen(argv[3], "w");
-        int status = log != NULL ? read_results(js, log) : 1;
+        int status = log != NULL ? read_results(nc, js, log) : 1;
         return log != NULL && fclose(log) == 0 ? status : 1;
     }
     if (strcmp(command, "pending") == 0 && argc == 3)
@@ -347,7 +361,7 @@ static int run(int argc, char **argv, jsCtx *js)
     if (strcmp(command, "bad") == 0 && argc == 3)
         return publish_bad(js);
     if (strcmp(command, "dead") == 0 && argc == 3)
-        return read_stream(js, "STOCK_DEAD", "stock.dead.>", print_dead, NULL) ? 0 : 1;
+        return read_stream(nc, js, "STOCK_DEAD", "stock.dead.>", print_dead, NULL) ? 0 : 1;
     if (strcmp(command, "count") == 0 && argc == 4) {
         printf("%" PRIu64 "\n", stream_count(js, argv[3]));
         return 0;
@@ -364,7 +378,7 @@ int main(int argc, char **argv)
     }
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    int status = connect_js(argv[2], &nc, &js) ? run(argc, argv, js) : 1;
+    int status = connect_js(argv[2], &nc, &js) ? run(argc, argv, nc, js) : 1;
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     nats_Close();

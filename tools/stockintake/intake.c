@@ -208,9 +208,15 @@ static natsStatus consumer_fits(intake *in, const jsConsumerConfig *config)
     if (config->DeliverSubject != NULL && config->DeliverSubject[0] != '\0')
         say("consumer %s is a push consumer (it delivers to %s): stockintake needs a pull consumer", name,
             config->DeliverSubject);
-    else if (config->FilterSubject == NULL || strcmp(config->FilterSubject, in->intake_subject) != 0)
-        say("consumer %s reads %s, not %s", name, config->FilterSubject != NULL ? config->FilterSubject : "every subject",
-            in->intake_subject);
+    else if (config->FilterSubject != NULL && config->FilterSubject[0] != '\0' &&
+             strcmp(config->FilterSubject, in->intake_subject) != 0)   /* none: the stream's own, the same */
+        say("consumer %s reads %s, not %s", name, config->FilterSubject, in->intake_subject);
+    else if (config->MaxRequestBatch > 0 && config->MaxRequestBatch < (int64_t)in->options->batch)
+        say("consumer %s allows pulls of %" PRId64 " messages, fewer than --batch %" PRIu32, name,
+            config->MaxRequestBatch, in->options->batch);
+    else if (config->MaxRequestExpires > 0 && config->MaxRequestExpires < (int64_t)INTAKE_FETCH_WAIT_MS * 1000000)
+        say("consumer %s holds a pull at most %" PRId64 " ms, under stockintake's %d ms", name,
+            config->MaxRequestExpires / 1000000, INTAKE_FETCH_WAIT_MS);
     else if (config->AckPolicy != js_AckExplicit)
         say("consumer %s does not take explicit acknowledgements", name);
     else if (config->MaxAckPending != (int64_t)in->options->max_pending)
@@ -596,9 +602,8 @@ static void settle(intake *in, item *items, size_t count, bool confirmed)
     }
 }
 
-/* Handles count (1..batch) pulled messages; false when the store must be
- * reopened (the batch is then neither acknowledged nor refused: the broker
- * delivers it again after --ack-wait). */
+/* Handles count (1..batch) pulled messages; false when the store failed
+ * (its ops were asked again) and must be reopened. */
 static bool handle_batch(intake *in, natsMsg **msgs, size_t count)
 {
     size_t op_count = 0;
@@ -633,6 +638,8 @@ static int consume(intake *in)
         bool store_ok = true;
         if (status == NATS_OK)
             store_ok = handle_batch(in, in->msgs, (size_t)count);
+        else if (status == NATS_ERR && pull_error(in->pull)[0] != '\0')
+            say("pull: %s", pull_error(in->pull));
         else if (status != NATS_TIMEOUT)
             nats_failed(status, 0, "pull");   /* a broker restart: the client reconnects */
         for (int i = 0; i < count; i++)
@@ -672,6 +679,9 @@ int intake_run(const intake_options *options, volatile sig_atomic_t *stop)
     report(in);
     if (in->store != NULL && stock_close(in->store) != STOCK_OK)
         status = 1;
+    /* Closed first: libnats 3.4 can deliver to a subscription being freed. */
+    if (in->nc != NULL)
+        natsConnection_Close(in->nc);
     pull_close(in->pull);
     jsCtx_Destroy(in->js);
     natsConnection_Destroy(in->nc);

@@ -3,8 +3,8 @@
  * subscription (docs/intake.md, "Pulling").
  *
  * libnats 3.4 (Debian 12's) has natsSubscription_Fetch for this, but its
- * fetch writes past the array it allocates when a fetch starts with more
- * than half a batch already delivered to the subscription (late answers
+ * fetch writes past the array it allocates when a fetch starts with half a batch
+ * or more already delivered to the subscription (late answers
  * to an earlier pull, which a broker restart makes common): it asks the
  * server for the rest, then waits for a count it has already passed, and
  * stores every message that comes meanwhile. So stockintake asks for
@@ -21,6 +21,8 @@
 
 #include <nats/nats.h>
 
+#define PULL_ERROR_MAX 160
+
 typedef struct pull pull;
 
 /* Subscribes to a new inbox of nc, to pull from the durable consumer
@@ -31,12 +33,16 @@ natsStatus pull_open(pull **out, natsConnection *nc, const char *stream, const c
 
 /* Takes up to max messages into msgs (the caller owns them then, and
  * destroys each with natsMsg_Destroy): first those already delivered to
- * the inbox, then what the stream holds now, or, if that is nothing, what
- * comes within wait_ms. Returns NATS_OK with *count > 0 (an error met after
- * some messages is left for the next call to meet); NATS_TIMEOUT when
- * nothing came; another status (no responders, a closed connection) with
- * *count == 0. */
+ * the inbox, then what the stream holds, or, if it holds nothing, what
+ * comes first within wait_ms. Returns NATS_OK with *count > 0 (an error met
+ * after some messages is left for the next call to meet); NATS_TIMEOUT
+ * when nothing came; NATS_ERR when the broker refused the pull (a status
+ * such as 409: pull_error says it); another status (no responders, a
+ * closed connection) from libnats; all with *count == 0. */
 natsStatus pull_fetch(pull *p, natsMsg **msgs, int max, int64_t wait_ms, int *count);
+
+/* What the broker said when pull_fetch returned NATS_ERR ("" otherwise). */
+const char *pull_error(const pull *p);
 
 /* Acknowledges msg (one of pull_fetch's), or asks for it again after
  * delay_ms; neither waits for the broker. */
