@@ -42,10 +42,13 @@ redis_free_port() {
     pick_port "$REDIS_PORT_FIRST" "$REDIS_PORT_LAST"
 }
 
-# True when the redis-server answering on port $1 is process $2: another
-# engineer's server on a port picked as free must not pass for ours.
+# True when the redis-server answering on port $1 is process $2 (another
+# engineer's server on a port picked as free must not pass for ours) and
+# has loaded its data (INFO answers while the append-only file loads; PING
+# answers LOADING until it is done).
 redis_is() {
-    redis-cli -h 127.0.0.1 -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"
+    redis-cli -h 127.0.0.1 -p "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2" &&
+        [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = PONG ]
 }
 
 # Starts redis-server on $REDIS_PORT in $REDIS_DIR; sets REDIS_PID. Fails if it
