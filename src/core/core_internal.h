@@ -17,7 +17,12 @@
  * twice its size a little at a time (CORE_INDEX_MOVE_PER_INSERT old slots
  * moved per entity added), as Redis rehashes its dicts: building a table of
  * 2^27 slots in one go stopped every operation for 2.5-3 s at 50 million
- * lines (docs/benchmarks.md, "How the cost grows").
+ * lines (docs/benchmarks.md, "How the cost grows"). The table it grows into
+ * is mapped earlier, at 5/8 load, and its pages written a few at every
+ * entity added until 11/16: the kernel zeroes a page (and, for a huge page,
+ * may first compact memory) at its first write, and the first writes to a
+ * table mapped at the growth would all come at once, from the random homes
+ * of the next few thousand inserts (a 0.6-1.2 s stall at 25 million lines).
  */
 #ifndef STOCK_CORE_INTERNAL_H
 #define STOCK_CORE_INTERNAL_H
@@ -41,6 +46,9 @@
  * old capacity / 8 additions, long before the new table (twice the size,
  * 3/8 full when it starts) reaches 3/4. */
 #define CORE_INDEX_MOVE_PER_INSERT 8u
+/* The next table is mapped when the load passes 5/8 and written in full
+ * by 11/16 (capacity / 16 additions), before a growth at 3/4 needs it. */
+#define CORE_INDEX_PREPARE_EIGHTHS 5u
 /* Id-arena chunks: 8 KiB first, growing to 2 MiB; an id never straddles
  * two chunks, and the first holds the ids of the biggest order. */
 #define CORE_ID_FIRST_SHIFT 13
@@ -206,6 +214,12 @@ typedef struct core_index {
     uint32_t old_capacity;
     uint32_t old_shift;
     uint32_t moved;
+    /* The table of the next growth (twice capacity), mapped once the load
+     * passes 5/8 (NULL before), and how many of its bytes, from the
+     * front, are written already. */
+    core_slot *next_slots;
+    uint32_t next_capacity;
+    size_t next_written;
 } core_index;
 
 /* What the holds add up to, kept as they change (core_get_stats). The

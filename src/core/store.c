@@ -238,6 +238,8 @@ void core_index_free(core_index *index)
     index_table_free(index->slots, index->capacity);
     if (index->old_slots != NULL)
         index_table_free(index->old_slots, index->old_capacity);
+    if (index->next_slots != NULL)
+        index_table_free(index->next_slots, index->next_capacity);
     memset(index, 0, sizeof *index);
 }
 
@@ -280,10 +282,20 @@ static bool index_grow(core_index *index, uint32_t capacity, bool at_once)
     assert(capacity >= CORE_INDEX_CAPACITY_MIN && (capacity & (capacity - 1)) == 0);
     assert(capacity > index->used);
     index_move(index, UINT64_MAX);   /* at most one old table at a time */
-    size_t bytes = index_bytes(capacity);
-    core_slot *slots = region_map(bytes, bytes >= HUGE_PAGE_BYTES, true);
-    if (slots == NULL)
-        return false;
+    core_slot *slots = NULL;
+    if (index->next_slots != NULL && index->next_capacity == capacity) {
+        slots = index->next_slots;
+    } else {
+        size_t bytes = index_bytes(capacity);
+        slots = region_map(bytes, bytes >= HUGE_PAGE_BYTES, true);
+        if (slots == NULL)
+            return false;
+        if (index->next_slots != NULL)   /* a bulk reserve grew past it */
+            index_table_free(index->next_slots, index->next_capacity);
+    }
+    index->next_slots = NULL;
+    index->next_capacity = 0;
+    index->next_written = 0;
     if (index->capacity > 0) {
         index->old_slots = index->slots;
         index->old_capacity = index->capacity;
@@ -298,11 +310,42 @@ static bool index_grow(core_index *index, uint32_t capacity, bool at_once)
     return true;
 }
 
+/* Maps the next table once the load passes 5/8 and writes its pages in
+ * proportion to the entities added since, so that all are written by 11/16;
+ * used is the count the entities about to be added will reach. Only tables
+ * of huge pages: a small one is zeroed in microseconds. A failed mapping is
+ * left to the growth, which tries again and reports it. */
+static void index_prepare(core_index *index, uint64_t used)
+{
+    uint64_t start = (uint64_t)index->capacity * CORE_INDEX_PREPARE_EIGHTHS / 8;
+    if (index->capacity == 0 || index->capacity >= CORE_INDEX_CAPACITY_MAX || used <= start)
+        return;
+    uint32_t capacity = index->capacity * 2;
+    size_t bytes = index_bytes(capacity);
+    if (bytes < HUGE_PAGE_BYTES)
+        return;
+    if (index->next_slots == NULL) {
+        index->next_slots = region_map(bytes, true, true);
+        if (index->next_slots == NULL)
+            return;
+        index->next_capacity = capacity;
+        index->next_written = 0;
+    }
+    uint64_t span = index->capacity / 16;   /* additions from 5/8 to 11/16 */
+    uint64_t done = used - start;
+    size_t target = done >= span ? bytes : (size_t)((unsigned __int128)bytes * done / span);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    volatile uint8_t *table = (volatile uint8_t *)index->next_slots;
+    for (; index->next_written < target; index->next_written += page)
+        table[index->next_written] = 0;
+}
+
 bool core_index_reserve(core_index *index, uint32_t extra)
 {
     if (extra > CORE_ENTITY_MAX - index->used)
         return false;
     index_move(index, (uint64_t)extra * CORE_INDEX_MOVE_PER_INSERT);
+    index_prepare(index, (uint64_t)index->used + extra);
     uint64_t needed = (uint64_t)index->used + extra;
     uint64_t capacity = index->capacity ? index->capacity : CORE_INDEX_CAPACITY_MIN;
     while (needed * 4 > capacity * 3)
@@ -429,5 +472,5 @@ void core_index_insert(core_index *index, uint32_t hash, uint32_t entity)
 
 uint64_t core_index_memory(const core_index *index)
 {
-    return ((uint64_t)index->capacity + index->old_capacity) * sizeof(core_slot);
+    return ((uint64_t)index->capacity + index->old_capacity + index->next_capacity) * sizeof(core_slot);
 }

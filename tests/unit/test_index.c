@@ -1,7 +1,7 @@
 /*
  * test_index.c -- unit tests of the entity index (src/core/store.c): a
  * table that fills grows a little at every insert instead of all at once,
- * and every entity stays findable, and every absent id absent, at each step
+ * into a table prepared before it is needed, and every entity stays findable, and every absent id absent, at each step
  * of the move.
  */
 #include <setjmp.h>
@@ -80,6 +80,43 @@ static void growth_is_spread_over_inserts(void **context)
     core_destroy(state);
 }
 
+/* A table of huge pages grows into one mapped from 5/8 load and written in
+ * full by 11/16, so that the growth finds its pages ready (no burst of page
+ * faults at the random homes of the inserts after it). */
+static void next_table_is_ready_before_growth(void **context)
+{
+    (void)context;
+    core *state = core_create();
+    assert_non_null(state);
+    const core_index *index = &state->line_index;
+    uint32_t ready_growths = 0;
+    const core_slot *prepared = NULL;
+    for (uint32_t n = 0; n < INDEX_TEST_ENTITIES; n++) {
+        uint32_t capacity_before = index->capacity;
+        add(state, n);
+        bool big = (uint64_t)index->capacity * 2 * sizeof(core_slot) >= ((uint64_t)2 << 20);
+        if (index->capacity != capacity_before && prepared != NULL) {
+            assert_ptr_equal(index->slots, prepared);   /* the growth took it */
+            ready_growths++;
+        }
+        prepared = index->next_slots;
+        if (big && (uint64_t)index->used * 8 > (uint64_t)index->capacity * CORE_INDEX_PREPARE_EIGHTHS) {
+            assert_non_null(index->next_slots);
+            assert_int_equal(index->next_capacity, index->capacity * 2);
+            assert_null(index->old_slots);   /* never three tables */
+            assert_int_equal(core_index_memory(index),
+                             (uint64_t)index->capacity * 3 * sizeof(core_slot));
+            if ((uint64_t)index->used * 16 >= (uint64_t)index->capacity * 11)
+                assert_true(index->next_written >= (size_t)index->next_capacity * sizeof(core_slot));
+        } else {
+            assert_null(index->next_slots);
+        }
+    }
+    assert_true(ready_growths >= 2);
+    assert_all_found(state, INDEX_TEST_ENTITIES);
+    core_destroy(state);
+}
+
 /* A bulk reserve (as a snapshot load makes) grows at once: no old table. */
 static void bulk_reserve_grows_at_once(void **context)
 {
@@ -98,6 +135,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_is_spread_over_inserts),
+        cmocka_unit_test(next_table_is_ready_before_growth),
         cmocka_unit_test(bulk_reserve_grows_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
