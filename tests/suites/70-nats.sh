@@ -143,13 +143,24 @@ timeout 30 "$BIN/stockintake" --store "$uri" --broker "$NATS_URL" --ack-wait 2 -
 [ "$status" -eq 1 ] && grep -q "consumer's value is 64" "$dir/mismatch.err" ||
     fail "a stockintake with another --max-pending than the consumer's was not refused ($status)"
 chunk=$((crash_orders / rounds))
+published=0 mid_drain=0
 for round in $(seq "$rounds"); do
     count=$chunk
     [ "$round" -lt "$rounds" ] || count=$((crash_orders - chunk * (rounds - 1)))
-    # The kill lands while the orders arrive and drain: 50-300 ms in.
+    before=$("$client" count "$NATS_URL" STOCK_RESULTS)
     "$client" publish "$NATS_URL" "$count" 4 "crash$round" "$dir/crash-try-$round.log" &
     publisher=$!
-    sleep "0.$((RANDOM % 25 + 5))"
+    published=$((published + count))
+    # The kill lands while the orders drain: 0-190 ms after this round's
+    # first result (the new consumer first waits out the --ack-wait of what
+    # the last kill left unacknowledged, which a fixed delay would hit).
+    for _ in $(seq 100); do
+        [ "$("$client" count "$NATS_URL" STOCK_RESULTS)" -gt "$before" ] && break
+        sleep 0.1
+    done
+    sleep "$(printf '0.%02d' $((RANDOM % 20)))"
+    at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
+    [ "$at_kill" -lt "$published" ] && mid_drain=$((mid_drain + 1))
     kill -9 "$intake_pid"
     wait "$intake_pid" 2>/dev/null || true
     wait "$publisher" || fail "publishing failed"
@@ -159,9 +170,10 @@ for round in $(seq "$rounds"); do
         start_stockd "$port" "$dir/crash" "$dir/stockd.log" || fail "stockd did not restart"
         stockd_pid=$STOCKD_PID
     fi
-    echo "round $round: killed with $("$client" count "$NATS_URL" STOCK_RESULTS) results published"
+    echo "round $round: killed with $at_kill of $published results published"
     start_intake "$uri" --ack-wait 2 --batch 32 --max-pending 64
 done
+[ "$mid_drain" -gt 0 ] || fail "every kill came after its round had drained: the test proved nothing"
 intake_wait_results "$crash_orders" "$drain_seconds"
 intake_check_once "$crash_orders" "$dir/crash-ack.log"
 "$BIN/server_crash_check" "$uri" 4 "$level" "$dir"/crash-try-*.log "$dir/crash-ack.log" ||
