@@ -151,18 +151,15 @@ for round in $(seq "$rounds"); do
     "$client" publish "$NATS_URL" "$count" 4 "crash$round" "$dir/crash-try-$round.log" &
     publisher=$!
     published=$((published + count))
-    # The kill lands while the orders drain: 0-190 ms after this round's
+    # The kill lands while the orders drain: 0-49 ms after this round's
     # first result (the new consumer first waits out the --ack-wait of what
     # the last kill left unacknowledged, which a fixed delay would hit).
-    for _ in $(seq 100); do
-        [ "$("$client" count "$NATS_URL" STOCK_RESULTS)" -gt "$before" ] && break
-        sleep 0.1
-    done
-    sleep "$(printf '0.%02d' $((RANDOM % 20)))"
-    at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
-    [ "$at_kill" -lt "$published" ] && mid_drain=$((mid_drain + 1))
+    "$client" await "$NATS_URL" STOCK_RESULTS "$before" || fail "no result within 10 s"
+    sleep "$(printf '0.0%02d' $((RANDOM % 50)))"
     kill -9 "$intake_pid"
     wait "$intake_pid" 2>/dev/null || true
+    at_kill=$("$client" count "$NATS_URL" STOCK_RESULTS)
+    [ "$at_kill" -lt "$published" ] && mid_drain=$((mid_drain + 1))
     wait "$publisher" || fail "publishing failed"
     if [ $((round % 2)) -eq 0 ]; then
         kill -9 "$stockd_pid"

@@ -21,6 +21,10 @@
  *       prints each dead letter of STOCK_DEAD as "subject<TAB>reason"
  *   intake_client count URL STREAM
  *       prints the messages STREAM holds
+ *   intake_client await URL STREAM N
+ *       returns once STREAM holds more than N messages (polling every
+ *       10 ms: one process, so a suite can act within milliseconds of it);
+ *       exits 1 after 10 s without
  *   intake_client pending URL
  *       prints the messages of STOCK_INTAKE that stockintake's consumer has
  *       still to deliver or to see acknowledged, and its settings:
@@ -42,6 +46,8 @@
 #define CLIENT_ID_MAX 64
 #define CLIENT_FETCH_BATCH 1024
 #define CLIENT_FETCH_WAIT_MS 2000
+#define CLIENT_AWAIT_POLL_MS 10
+#define CLIENT_AWAIT_MS 10000
 #define CLIENT_CONSUMER_IDLE_NS (60 * 1000000000LL)   /* the server drops a reader left behind */
 #define CLIENT_PUBLISH_WINDOW 4096   /* async publishes before waiting for their acks */
 #define CLIENT_PUBLISH_WAIT_MS 30000
@@ -182,6 +188,18 @@ static uint64_t stream_count(jsCtx *js, const char *stream)
     uint64_t count = info->State.Msgs;
     jsStreamInfo_Destroy(info);
     return count;
+}
+
+static int await_count(jsCtx *js, const char *stream, uint64_t above)
+{
+    for (int waited = 0; waited < CLIENT_AWAIT_MS; waited += CLIENT_AWAIT_POLL_MS) {
+        if (stream_count(js, stream) > above)
+            return 0;
+        nats_Sleep(CLIENT_AWAIT_POLL_MS);
+    }
+    fprintf(stderr, "intake_client: %s holds no more than %" PRIu64 " after %d ms\n", stream, above,
+            CLIENT_AWAIT_MS);
+    return 1;
 }
 
 typedef void (*message_fn)(natsMsg *msg, void *user);
@@ -362,6 +380,8 @@ static int run(int argc, char **argv, natsConnection *nc, jsCtx *js)
         return publish_bad(js);
     if (strcmp(command, "dead") == 0 && argc == 3)
         return read_stream(nc, js, "STOCK_DEAD", "stock.dead.>", print_dead, NULL) ? 0 : 1;
+    if (strcmp(command, "await") == 0 && argc == 5)
+        return await_count(js, argv[3], strtoull(argv[4], NULL, 10));
     if (strcmp(command, "count") == 0 && argc == 4) {
         printf("%" PRIu64 "\n", stream_count(js, argv[3]));
         return 0;
@@ -373,7 +393,7 @@ static int run(int argc, char **argv, natsConnection *nc, jsCtx *js)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: intake_client publish|bad|results|dead|count|pending URL ...\n");
+        fprintf(stderr, "usage: intake_client publish|bad|results|dead|count|await|pending URL ...\n");
         return 2;
     }
     natsConnection *nc = NULL;

@@ -21,7 +21,7 @@
 
 #include <nats/nats.h>
 
-#define PULL_ERROR_MAX 160
+#define PULL_ERROR_MAX 192
 
 typedef struct pull pull;
 
