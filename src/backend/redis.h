@@ -437,6 +437,41 @@ bool rd_sums_seed(rd_sums *sums, const char *sku, const int64_t *levels);
  * half of a move whose other half never came is given up. */
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
                    int64_t read_ms, core_change *change);
+
+/* ------------- the order of records over buckets (redis_events_order.c) */
+
+/* Records of one stream held at most: those of one read (a stream is read
+ * again once they are all out). */
+#define RD_ORDER_HELD 16
+
+/* The records read of every outbox stream of a store of layout 5, handed
+ * out in order of their time across the streams, up to the low-water mark
+ * every stream has been read to (docs/events.md, "From Redis"). */
+typedef struct rd_order rd_order;
+/* An order for streams_max streams at most; NULL when out of memory. */
+rd_order *rd_order_new(uint32_t streams_max);
+/* Frees order and, with item_free, the records it still holds. */
+void rd_order_free(rd_order *order, void (*item_free)(void *item));
+/* Adds a stream, not read yet (it holds every record back until it is);
+ * returns its index, 0, 1, ... in the order added. */
+uint32_t rd_order_add(rd_order *order);
+/* Whether stream holds no record: it may be read again. */
+bool rd_order_ready(const rd_order *order, uint32_t stream);
+/* Holds item, the next record read of stream (ready, or holding fewer
+ * than RD_ORDER_HELD), of time ms (not before the stream's last). */
+void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms);
+/* Says that every record of stream up to time ms has been held: the
+ * last record of a read that may have left more, or the time of a read
+ * that reached the stream's end. */
+void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms);
+/* The low-water mark: the least time every stream was read to (INT64_MIN
+ * while a stream is not read yet). */
+int64_t rd_order_low(rd_order *order);
+/* The held record of least time if that time is at or before the
+ * low-water mark (its stream into *stream; of equal times, any), else
+ * NULL. */
+void *rd_order_next(rd_order *order, uint32_t *stream);
+
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
