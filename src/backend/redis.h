@@ -271,6 +271,8 @@ void rd_cmd_id(rd_cmd *cmd, stock_id id);
 /* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
 void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
                 const char *suffix);
+/* A key whose text is made already (rd_bucket_key). */
+void rd_cmd_key_text(rd_cmd *cmd, const char *key);
 
 /* Queues store->cmd on the node of its first key's slot (false when the
  * link is lost); the next reply, in send order, after any MOVED or ASK
@@ -468,9 +470,9 @@ void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms);
  * while a stream is not read yet). */
 int64_t rd_order_low(rd_order *order);
 /* The held record of least time if that time is at or before the
- * low-water mark (its stream into *stream; of equal times, any), else
- * NULL. */
-void *rd_order_next(rd_order *order, uint32_t *stream);
+ * low-water mark (its stream into *stream, its time into *ms; of equal
+ * times, any), else NULL. */
+void *rd_order_next(rd_order *order, uint32_t *stream, int64_t *ms);
 
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
@@ -487,6 +489,13 @@ void rd_fail_lagging(stock_op *op, const rd_options *options);
  * slot ring after the home's slot. */
 unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *tag,
                        size_t size);
+/* A bucket's key: prefix, the tag, and a suffix of 16 bytes at most. */
+#define RD_BUCKET_KEY_MAX (RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 32)
+/* The key of bucket (0: the home, P{sku:S}; else P{skub:j:n:S}) of sku in
+ * a store of buckets buckets, with suffix ("" for none), into key (size
+ * RD_BUCKET_KEY_MAX); returns its length. The one place that names them. */
+unsigned rd_bucket_key(const char *prefix, stock_id sku, uint32_t bucket, uint32_t buckets,
+                       const char *suffix, char *key, size_t size);
 /* Pushes the stock keys of sku's buckets 1..buckets-1 (none for 1). */
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
 /* --------------------------- buckets on a cluster (redis_cbucket.c) */

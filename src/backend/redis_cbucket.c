@@ -60,13 +60,9 @@ uint32_t rd_cb_line_bucket(stock_id line, uint32_t buckets)
 void rd_cb_key(rd_cmd *cmd, const rd_options *options, stock_id sku, uint32_t bucket,
                const char *suffix)
 {
-    if (bucket == 0) {
-        rd_cmd_key(cmd, options->prefix, "sku", sku, suffix);
-        return;
-    }
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(sku, bucket, options->buckets, tag, sizeof tag);
-    rd_cmd_key(cmd, options->prefix, "skub", (stock_id){tag, strlen(tag)}, suffix);
+    char key[RD_BUCKET_KEY_MAX];
+    rd_bucket_key(options->prefix, sku, bucket, options->buckets, suffix, key, sizeof key);
+    rd_cmd_key_text(cmd, key);
 }
 
 /* Pushes the outbox stream of bucket's slot. */

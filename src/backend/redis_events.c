@@ -84,10 +84,11 @@ struct rd_events {
     uint64_t lost;                /* records deleted before they were read */
     rd_sums *sums;                /* layout 5: each SKU's buckets' levels; else NULL */
     /* Layout 5: the records read of every stream (stream i is the order's
-     * stream i), the entry handed out last (freed once acknowledged), and
-     * whether the last read held any. */
+     * stream i), the entry handed out last (freed once acknowledged) and
+     * its ms, and whether the last read held any. */
     rd_order *order;
     redisReply *handed;
+    int64_t handed_ms;
     bool read_any;
     uint16_t slot_stream[RD_SLOTS];   /* layout 5: 1 + the index of each slot's stream, 0: none */
     int64_t scanned_us;
@@ -549,18 +550,6 @@ uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry)
     return lost;
 }
 
-/* The key of bucket j of sku (0: its home) into key. */
-static void bucket_key(const rd_store *store, const char *sku, uint32_t j, char *key, size_t size)
-{
-    if (j == 0) {
-        snprintf(key, size, "%s{sku:%s}", store->options.prefix, sku);
-        return;
-    }
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(stock_id_from_cstr(sku), j, store->record_buckets, tag, sizeof tag);
-    snprintf(key, size, "%s{skub:%s}", store->options.prefix, tag);
-}
-
 /* Gives sku, met for the first time, the levels its buckets start from: 0
  * for a bucket whose stream this follower reads whole (or has not found
  * yet: it will read it from its first record), else the bucket's level in
@@ -574,8 +563,9 @@ static bool sums_seed(rd_events *source, const char *sku, char *message, size_t 
     redisContext *conns[RD_BUCKETS_MAX] = {NULL};
     int64_t levels[RD_BUCKETS_MAX] = {0};
     for (uint32_t j = 0; j < buckets; j++) {
-        char key[RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 16];
-        bucket_key(store, sku, j, key, sizeof key);
+        char key[RD_BUCKET_KEY_MAX];
+        rd_bucket_key(store->options.prefix, stock_id_from_cstr(sku), j, buckets, "", key,
+                      sizeof key);
         uint16_t stream = source->slot_stream[rd_key_slot(key, strlen(key))];
         if (stream == 0 || source->streams[stream - 1].whole)
             continue;
@@ -607,8 +597,9 @@ static bool sums_seed(rd_events *source, const char *sku, char *message, size_t 
 }
 
 /* On a store of layout 5: change, the move of the record's bucket (fields
- * of entry: bk, mv, q, ms; NULL for a 'lines' record, of the home), into
- * the move of its SKU's sum. */
+ * of entry: bk, mv, q; NULL for a 'lines' record, of the home), into the
+ * move of its SKU's sum; the entry's ms was parsed once, when it was held
+ * (handed_ms). */
 static bool sums_apply(rd_events *source, const redisReply *fields, core_change *change,
                        char *message, size_t message_size)
 {
@@ -618,11 +609,10 @@ static bool sums_apply(rd_events *source, const redisReply *fields, core_change 
     const char *bucket = fields != NULL ? rd_entry_field(fields, "bk") : NULL;
     const char *move = fields != NULL ? rd_entry_field(fields, "mv") : NULL;
     const char *qty = fields != NULL ? rd_entry_field(fields, "q") : NULL;
-    const char *ms = fields != NULL ? rd_entry_field(fields, "ms") : NULL;
     unsigned long j = bucket != NULL ? strtoul(bucket, NULL, 10) : 0;
     rd_sums_apply(source->sums, j < source->store->record_buckets ? (uint32_t)j : 0, move,
                   qty != NULL ? strtoll(qty, NULL, 10) : 0,
-                  ms != NULL ? strtoll(ms, NULL, 10) : 0, rd_order_low(source->order), change);
+                  source->handed_ms, rd_order_low(source->order), change);
     return true;
 }
 
@@ -674,7 +664,7 @@ static const redisReply *next_held(rd_events *source)
 {
     assert(source->handed == NULL);   /* acknowledged, and freed, first */
     uint32_t stream;
-    source->handed = rd_order_next(source->order, &stream);
+    source->handed = rd_order_next(source->order, &stream, &source->handed_ms);
     if (source->handed != NULL)
         source->current = stream;
     return source->handed;

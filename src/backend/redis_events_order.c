@@ -116,7 +116,7 @@ int64_t rd_order_low(rd_order *order)
     return order->count > 0 ? order->low_ms : INT64_MIN;
 }
 
-void *rd_order_next(rd_order *order, uint32_t *stream)
+void *rd_order_next(rd_order *order, uint32_t *stream, int64_t *ms)
 {
     int64_t low_ms = rd_order_low(order), best_ms = INT64_MAX;
     uint32_t best = UINT32_MAX;
@@ -130,6 +130,7 @@ void *rd_order_next(rd_order *order, uint32_t *stream)
     if (best == UINT32_MAX || best_ms > low_ms)
         return NULL;
     *stream = order->holding[best];
+    *ms = best_ms;
     rd_order_stream *held = &order->streams[*stream];
     void *item = held->item[held->next++];
     if (held->next == held->count) {

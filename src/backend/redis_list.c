@@ -129,11 +129,8 @@ static size_t key_of(const rd_store *store, const char *kind, stock_id id, const
 static size_t bucket_key(const rd_store *store, stock_id sku, uint32_t bucket, const char *suffix,
                          char out[RD_KEY_MAX])
 {
-    if (bucket == 0)
-        return key_of(store, "sku", sku, suffix, out);
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(sku, bucket, store->options.buckets, tag, sizeof tag);
-    return key_of(store, "skub", (stock_id){tag, strlen(tag)}, suffix, out);
+    return rd_bucket_key(store->options.prefix, sku, bucket, store->options.buckets, suffix, out,
+                         RD_KEY_MAX);
 }
 
 /* The key of a record hash at a directory entry's owner: a SKU's home, or

@@ -160,10 +160,12 @@ typedef struct order_stream {
 static void order_drain(rd_order *order, rd_sums *sums, int64_t *least)
 {
     uint32_t stream;
+    int64_t ms;
     const order_record *record;
-    while ((record = rd_order_next(order, &stream)) != NULL) {
+    while ((record = rd_order_next(order, &stream, &ms)) != NULL) {
         int64_t before, after;
-        record_read(sums, stream, record->before, record->after, NULL, record->ms,
+        assert_int_equal(ms, record->ms);
+        record_read(sums, stream, record->before, record->after, NULL, ms,
                     rd_order_low(order), &before, &after);
         if (after < *least)
             *least = after;
@@ -234,25 +236,27 @@ static void records_wait_for_the_low_water_mark(void **state)
     rd_order *order = rd_order_new(2);
     assert_non_null(order);
     uint32_t first = rd_order_add(order), second = rd_order_add(order), stream = 9;
+    int64_t ms = 0;
     rd_order_hold(order, first, &records[0], 3);
     rd_order_hold(order, first, &records[1], 7);
     rd_order_read_to(order, first, 7);
     assert_int_equal(rd_order_low(order), INT64_MIN);
-    assert_null(rd_order_next(order, &stream));
+    assert_null(rd_order_next(order, &stream, &ms));
     assert_false(rd_order_ready(order, first));
     rd_order_hold(order, second, &records[2], 5);
     rd_order_read_to(order, second, 5);
     assert_int_equal(rd_order_low(order), 5);
-    assert_ptr_equal(rd_order_next(order, &stream), &records[0]);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[0]);
     assert_int_equal(stream, first);
-    assert_ptr_equal(rd_order_next(order, &stream), &records[2]);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[2]);
     assert_int_equal(stream, second);
-    assert_null(rd_order_next(order, &stream));   /* ms 7 > 5 */
+    assert_int_equal(ms, 5);
+    assert_null(rd_order_next(order, &stream, &ms));   /* ms 7 > 5 */
     assert_true(rd_order_ready(order, second));
     rd_order_read_to(order, second, 6);
-    assert_null(rd_order_next(order, &stream));
+    assert_null(rd_order_next(order, &stream, &ms));
     rd_order_read_to(order, second, 7);
-    assert_ptr_equal(rd_order_next(order, &stream), &records[1]);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[1]);
     assert_true(rd_order_ready(order, first));
     rd_order_free(order, NULL);
 }
