@@ -489,6 +489,11 @@ void rd_fail_lagging(stock_op *op, const rd_options *options);
  * slot ring after the home's slot. */
 unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *tag,
                        size_t size);
+/* sum + value, held at INT64_MAX (or INT64_MIN) when it does not fit: a
+ * sum over buckets, each at most 2^63-1, can pass it where a sum that only
+ * has to cover a deduction or feed an event may stand at the cap
+ * (docs/redis.md, "Hot-SKU buckets"). */
+int64_t rd_sum_held(int64_t sum, int64_t value);
 /* A bucket's key: prefix, the tag, and a suffix of 16 bytes at most. */
 #define RD_BUCKET_KEY_MAX (RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 32)
 /* The key of bucket (0: the home, P{sku:S}; else P{skub:j:n:S}) of sku in

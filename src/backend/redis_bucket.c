@@ -36,6 +36,14 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
     return 0;
 }
 
+int64_t rd_sum_held(int64_t sum, int64_t value)
+{
+    int64_t result;
+    if (!__builtin_add_overflow(sum, value, &result))
+        return result;
+    return value > 0 ? INT64_MAX : INT64_MIN;
+}
+
 unsigned rd_bucket_key(const char *prefix, stock_id sku, uint32_t bucket, uint32_t buckets,
                        const char *suffix, char *key, size_t size)
 {

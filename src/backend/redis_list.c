@@ -401,10 +401,12 @@ static bool read_bucket_totals(rd_store *store, worker_listing *listing, rd_page
             return link_lost(store, listing, conn);
         redisReply *reply = raw;
         stock_sku_info *info = &page->slots[i].info.sku_info;
-        info->available += rd_element_i64(reply, 1);
-        info->adjusted += rd_element_i64(reply, 2);
-        info->deducted += rd_element_i64(reply, 3);
-        info->refunded += rd_element_i64(reply, 4);
+        /* Held at the cap: a listing shows every SKU, where one past it
+         * would fail the page (a get of that SKU says OVERFLOW). */
+        info->available = rd_sum_held(info->available, rd_element_i64(reply, 1));
+        info->adjusted = rd_sum_held(info->adjusted, rd_element_i64(reply, 2));
+        info->deducted = rd_sum_held(info->deducted, rd_element_i64(reply, 3));
+        info->refunded = rd_sum_held(info->refunded, rd_element_i64(reply, 4));
         freeReplyObject(reply);
     }
     return true;

@@ -261,6 +261,27 @@ static void records_wait_for_the_low_water_mark(void **state)
     rd_order_free(order, NULL);
 }
 
+/* Buckets each at most 2^63-1 can sum past it: the sum is held at the
+ * cap (docs/redis.md, "Hot-SKU buckets"), never wrapped to a negative
+ * level that would read as sold out. */
+static void sums_past_the_cap_are_held_there(void **state)
+{
+    (void)state;
+    int64_t levels[4] = {INT64_MAX, 5, 0, 0}, before, after;
+    rd_sums *sums = seeded(levels);
+    record(sums, 1, 5, 4, NULL, 1, &before, &after);
+    assert_true(before == INT64_MAX);
+    assert_true(after == INT64_MAX);
+    record(sums, 0, INT64_MAX, 0, NULL, 2, &before, &after);
+    assert_true(before == INT64_MAX);
+    assert_int_equal(after, 4);
+    assert_true(rd_sum_held(INT64_MAX - 1, 1) == INT64_MAX);
+    assert_true(rd_sum_held(INT64_MAX, INT64_MAX) == INT64_MAX);
+    assert_true(rd_sum_held(INT64_MIN, -1) == INT64_MIN);
+    assert_int_equal(rd_sum_held(-3, 5), 2);
+    rd_sums_free(sums);
+}
+
 static void many_skus_grow_the_table(void **state)
 {
     (void)state;
@@ -290,6 +311,7 @@ int main(void)
         cmocka_unit_test(a_half_waits_for_a_stream_read_behind),
         cmocka_unit_test(no_false_pair_across_buckets),
         cmocka_unit_test(records_wait_for_the_low_water_mark),
+        cmocka_unit_test(sums_past_the_cap_are_held_there),
         cmocka_unit_test(many_skus_grow_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
