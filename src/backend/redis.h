@@ -460,7 +460,8 @@ uint32_t rd_order_add(rd_order *order);
 /* Whether stream holds no record: it may be read again. */
 bool rd_order_ready(const rd_order *order, uint32_t stream);
 /* Holds item, the next record read of stream (ready, or holding fewer
- * than RD_ORDER_HELD), of time ms (not before the stream's last). */
+ * than RD_ORDER_HELD), of time ms (one before the last held of the stream
+ * counts at that one's: a stream is in order). */
 void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms);
 /* Says that every record of stream up to time ms has been held: the
  * last record of a read that may have left more, or the time of a read

@@ -394,8 +394,9 @@ static void stream_hold(rd_events *source, uint32_t i, redisReply *entries, int6
     size_t n = entries != NULL ? entries->elements : 0;
     int64_t last_ms = INT64_MIN;
     for (size_t e = 0; e < n; e++) {
-        last_ms = entry_ms(entries->element[e]);
-        rd_order_hold(source->order, i, entries->element[e], last_ms);
+        int64_t ms = entry_ms(entries->element[e]);
+        last_ms = ms > last_ms ? ms : last_ms;
+        rd_order_hold(source->order, i, entries->element[e], ms);
         entries->element[e] = NULL;   /* the order's now; freeReplyObject skips NULL */
     }
     source->read_any = source->read_any || n > 0;

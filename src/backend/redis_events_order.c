@@ -87,7 +87,10 @@ void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms)
     assert(stream < order->count);
     rd_order_stream *held = &order->streams[stream];
     assert(held->count < RD_ORDER_HELD);
-    assert(held->count == 0 || ms >= held->ms[held->count - 1]);   /* a stream is in order */
+    /* A stream is in order: a time before the last one's (a master's clock
+     * stepped back, an entry whose fields are gone: 0) counts as that one. */
+    if (held->count > 0 && ms < held->ms[held->count - 1])
+        ms = held->ms[held->count - 1];
     if (held->next == held->count)
         order->holding[order->holding_count++] = stream;
     held->item[held->count] = item;

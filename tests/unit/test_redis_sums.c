@@ -258,6 +258,15 @@ static void records_wait_for_the_low_water_mark(void **state)
     rd_order_read_to(order, second, 7);
     assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[1]);
     assert_true(rd_order_ready(order, first));
+    /* a time before the stream's last held (a clock stepped back, an entry
+     * whose fields are gone) counts at that last one's: still in order */
+    rd_order_hold(order, first, &records[0], 9);
+    rd_order_hold(order, first, &records[1], 0);
+    rd_order_read_to(order, first, 9);
+    rd_order_read_to(order, second, 9);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[0]);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[1]);
+    assert_int_equal(ms, 9);
     rd_order_free(order, NULL);
 }
 
