@@ -467,8 +467,12 @@ void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms);
  * last record of a read that may have left more, or the time of a read
  * that reached the stream's end. */
 void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms);
-/* The low-water mark: the least time every stream was read to (INT64_MIN
- * while a stream is not read yet). */
+/* Says that every stream made before time ms has been added (a look for
+ * new streams began then): one made later holds records of later times. */
+void rd_order_known_to(rd_order *order, int64_t ms);
+/* The low-water mark: the least time every stream was read to, and no
+ * later than rd_order_known_to's (INT64_MIN while a stream is not read
+ * yet, or before the first look for streams). */
 int64_t rd_order_low(rd_order *order);
 /* The held record of least time if that time is at or before the
  * low-water mark (its stream into *stream, its time into *ms; of equal

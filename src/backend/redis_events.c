@@ -234,14 +234,48 @@ static bool stream_add(void *reader, int node, const char *key)
     return ok;
 }
 
+/* A master's time (ms) from its reply to TIME, or -1. */
+static int64_t time_ms(const redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
+        return -1;
+    return strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+           strtoll(reply->element[1]->str, NULL, 10) / 1000;
+}
+
+/* Layout 5: the least time of every master, into *ms (TIME on each). */
+static bool masters_time(rd_events *source, int64_t *ms, char *message, size_t message_size)
+{
+    *ms = INT64_MAX;
+    for (int node = 0; node < source->store->link.node_count; node++) {
+        redisContext *conn = node_conn(source, node);
+        redisReply *reply = redisCommand(conn, "TIME");
+        int64_t node_ms = time_ms(reply);
+        if (node_ms < 0)
+            failed(conn, "TIME", reply, message, message_size);
+        freeReplyObject(reply);
+        if (node_ms < 0)
+            return false;
+        *ms = node_ms < *ms ? node_ms : *ms;
+    }
+    return true;
+}
+
 /* Finds the outbox streams of every master, at most once per
- * RD_EVENTS_SCAN_US. */
+ * RD_EVENTS_SCAN_US. On a store of layout 5 it takes every master's time
+ * first: a stream made after it holds records of later times only, so the
+ * order hands out records up to that time at most (rd_order_known_to). */
 static bool scan(rd_events *source, char *message, size_t message_size)
 {
     int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
     if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
         return true;
     source->scanned_us = now_us;
+    int64_t look_ms = 0;
+    if (source->order != NULL && !masters_time(source, &look_ms, message, message_size))
+        return false;
     char key[RD_OUTBOX_READERS_KEY_MAX];
     rd_outbox_readers_key(source->store->options.prefix, key, sizeof key);
     redisContext *registry = conn_of(source, key);
@@ -260,6 +294,8 @@ static bool scan(rd_events *source, char *message, size_t message_size)
                             stream_add, source, message, message_size);
     source->readers = NULL;
     freeReplyObject(readers);
+    if (ok && source->order != NULL)
+        rd_order_known_to(source->order, look_ms);
     return ok;
 }
 
@@ -368,17 +404,6 @@ static int64_t entry_ms(const redisReply *entry)
     const char *ms = entry->element[1]->type == REDIS_REPLY_ARRAY
                          ? rd_entry_field(entry->element[1], "ms") : NULL;
     return ms != NULL ? strtoll(ms, NULL, 10) : 0;
-}
-
-/* A master's time (ms) from its reply to TIME, or -1. */
-static int64_t time_ms(const redisReply *reply)
-{
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING)
-        return -1;
-    return strtoll(reply->element[0]->str, NULL, 10) * 1000 +
-           strtoll(reply->element[1]->str, NULL, 10) / 1000;
 }
 
 /* Layout 5: holds the n entries read of stream i (its reply's, taken out

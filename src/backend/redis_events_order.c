@@ -7,8 +7,10 @@
  * earlier record of another stream. So the records read are held per
  * stream and handed out by their time (field ms) across all streams, and
  * only up to the low-water mark: the least time to which every stream has
- * been read (rd_order_read_to). A record after it waits until every
- * stream has been read to its time.
+ * been read (rd_order_read_to), and no later than the last look for new
+ * streams (rd_order_known_to): a stream made since has records of later
+ * times only. A record after it waits until every stream has been read to
+ * its time.
  *
  * Memory: a stream is read again only once every record it holds is out
  * (rd_order_ready), so it holds one read at most, RD_ORDER_HELD records:
@@ -36,6 +38,7 @@ struct rd_order {
     uint32_t holding_count;
     int64_t low_ms;                /* the low-water mark, when not stale */
     bool low_stale;
+    int64_t known_ms;              /* every stream made before this time is added */
 };
 
 rd_order *rd_order_new(uint32_t streams_max)
@@ -52,6 +55,7 @@ rd_order *rd_order_new(uint32_t streams_max)
     }
     order->capacity = streams_max;
     order->low_ms = INT64_MIN;
+    order->known_ms = INT64_MIN;
     return order;
 }
 
@@ -107,10 +111,17 @@ void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms)
     order->low_stale = true;
 }
 
+void rd_order_known_to(rd_order *order, int64_t ms)
+{
+    if (ms > order->known_ms)
+        order->known_ms = ms;
+    order->low_stale = true;
+}
+
 int64_t rd_order_low(rd_order *order)
 {
     if (order->low_stale) {
-        order->low_ms = INT64_MAX;
+        order->low_ms = order->known_ms;
         for (uint32_t s = 0; s < order->count; s++)
             if (order->streams[s].read_ms < order->low_ms)
                 order->low_ms = order->streams[s].read_ms;

@@ -172,11 +172,13 @@ static void order_drain(rd_order *order, rd_sums *sums, int64_t *least)
     }
 }
 
-/* One read at store time now_ms, as stockevents does it: of each stream
- * whose records are all out, up to RD_ORDER_HELD more; a full read is read
- * to its last record's time, a shorter one to now_ms (its end). */
+/* One look for streams then one read at store time now_ms, as stockevents
+ * does them: of each stream whose records are all out, up to RD_ORDER_HELD
+ * more; a full read is read to its last record's time, a shorter one to
+ * now_ms (its end). */
 static void order_read(rd_order *order, order_stream *streams, uint32_t count, int64_t now_ms)
 {
+    rd_order_known_to(order, now_ms);
     for (uint32_t s = 0; s < count; s++) {
         if (!rd_order_ready(order, s))
             continue;
@@ -226,9 +228,10 @@ static void no_false_pair_across_buckets(void **state)
     rd_sums_free(sums);
 }
 
-/* A record waits until every stream has been read to its time: a stream
- * not read yet holds all back; a record at the low-water mark itself goes
- * (equal times, docs/events.md), one after it waits. */
+/* A record waits until every stream has been read to its time, and a look
+ * for new streams began after it: a stream not read yet holds all back; a
+ * record at the low-water mark itself goes (equal times, docs/events.md),
+ * one after it waits. */
 static void records_wait_for_the_low_water_mark(void **state)
 {
     (void)state;
@@ -245,6 +248,11 @@ static void records_wait_for_the_low_water_mark(void **state)
     assert_false(rd_order_ready(order, first));
     rd_order_hold(order, second, &records[2], 5);
     rd_order_read_to(order, second, 5);
+    assert_int_equal(rd_order_low(order), INT64_MIN);   /* no look for streams yet */
+    rd_order_known_to(order, 2);   /* a stream made at 2 may hold a record of 2 */
+    assert_int_equal(rd_order_low(order), 2);
+    assert_null(rd_order_next(order, &stream, &ms));
+    rd_order_known_to(order, 100);
     assert_int_equal(rd_order_low(order), 5);
     assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[0]);
     assert_int_equal(stream, first);
