@@ -271,6 +271,8 @@ void rd_cmd_id(rd_cmd *cmd, stock_id id);
 /* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
 void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
                 const char *suffix);
+/* A key whose text is made already (rd_bucket_key). */
+void rd_cmd_key_text(rd_cmd *cmd, const char *key);
 
 /* Queues store->cmd on the node of its first key's slot (false when the
  * link is lost); the next reply, in send order, after any MOVED or ASK
@@ -437,6 +439,46 @@ bool rd_sums_seed(rd_sums *sums, const char *sku, const int64_t *levels);
  * half of a move whose other half never came is given up. */
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
                    int64_t read_ms, core_change *change);
+
+/* ------------- the order of records over buckets (redis_events_order.c) */
+
+/* Records of one stream held at most: those of one read (a stream is read
+ * again once they are all out). */
+#define RD_ORDER_HELD 16
+
+/* The records read of every outbox stream of a store of layout 5, handed
+ * out in order of their time across the streams, up to the low-water mark
+ * every stream has been read to (docs/events.md, "From Redis"). */
+typedef struct rd_order rd_order;
+/* An order for streams_max streams at most; NULL when out of memory. */
+rd_order *rd_order_new(uint32_t streams_max);
+/* Frees order and, with item_free, the records it still holds. */
+void rd_order_free(rd_order *order, void (*item_free)(void *item));
+/* Adds a stream, not read yet (it holds every record back until it is);
+ * returns its index, 0, 1, ... in the order added. */
+uint32_t rd_order_add(rd_order *order);
+/* Whether stream holds no record: it may be read again. */
+bool rd_order_ready(const rd_order *order, uint32_t stream);
+/* Holds item, the next record read of stream (ready, or holding fewer
+ * than RD_ORDER_HELD), of time ms (one before the last held of the stream
+ * counts at that one's: a stream is in order). */
+void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms);
+/* Says that every record of stream up to time ms has been held: the
+ * last record of a read that may have left more, or the time of a read
+ * that reached the stream's end. */
+void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms);
+/* Says that every stream made before time ms has been added (a look for
+ * new streams began then): one made later holds records of later times. */
+void rd_order_known_to(rd_order *order, int64_t ms);
+/* The low-water mark: the least time every stream was read to, and no
+ * later than rd_order_known_to's (INT64_MIN while a stream is not read
+ * yet, or before the first look for streams). */
+int64_t rd_order_low(rd_order *order);
+/* The held record of least time if that time is at or before the
+ * low-water mark (its stream into *stream, its time into *ms; of equal
+ * times, any), else NULL. */
+void *rd_order_next(rd_order *order, uint32_t *stream, int64_t *ms);
+
 /* Pushes the lag limits (records, ms), the last two arguments of every
  * call that deducts. */
 void rd_cmd_lag_limits(rd_cmd *cmd, const rd_options *options);
@@ -452,6 +494,18 @@ void rd_fail_lagging(stock_op *op, const rd_options *options);
  * slot ring after the home's slot. */
 unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *tag,
                        size_t size);
+/* sum + value, held at INT64_MAX (or INT64_MIN) when it does not fit: a
+ * sum over buckets, each at most 2^63-1, can pass it where a sum that only
+ * has to cover a deduction or feed an event may stand at the cap
+ * (docs/redis.md, "Hot-SKU buckets"). */
+int64_t rd_sum_held(int64_t sum, int64_t value);
+/* A bucket's key: prefix, the tag, and a suffix of 16 bytes at most. */
+#define RD_BUCKET_KEY_MAX (RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 32)
+/* The key of bucket (0: the home, P{sku:S}; else P{skub:j:n:S}) of sku in
+ * a store of buckets buckets, with suffix ("" for none), into key (size
+ * RD_BUCKET_KEY_MAX); returns its length. The one place that names them. */
+unsigned rd_bucket_key(const char *prefix, stock_id sku, uint32_t bucket, uint32_t buckets,
+                       const char *suffix, char *key, size_t size);
 /* Pushes the stock keys of sku's buckets 1..buckets-1 (none for 1). */
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets);
 /* --------------------------- buckets on a cluster (redis_cbucket.c) */

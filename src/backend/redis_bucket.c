@@ -36,13 +36,35 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
     return 0;
 }
 
+int64_t rd_sum_held(int64_t sum, int64_t value)
+{
+    int64_t result;
+    if (!__builtin_add_overflow(sum, value, &result))
+        return result;
+    return value > 0 ? INT64_MAX : INT64_MIN;
+}
+
+unsigned rd_bucket_key(const char *prefix, stock_id sku, uint32_t bucket, uint32_t buckets,
+                       const char *suffix, char *key, size_t size)
+{
+    int len;
+    if (bucket == 0) {
+        len = snprintf(key, size, "%s{sku:%.*s}%s", prefix, (int)sku.len, sku.ptr, suffix);
+    } else {
+        char tag[RD_BUCKET_TAG_MAX];
+        rd_bucket_tag(sku, bucket, buckets, tag, sizeof tag);
+        len = snprintf(key, size, "%s{skub:%s}%s", prefix, tag, suffix);
+    }
+    assert(len > 0 && (size_t)len < size);
+    return (unsigned)len;
+}
+
 void rd_cmd_buckets(rd_cmd *cmd, const char *prefix, stock_id sku, uint32_t buckets)
 {
-    char tag[RD_BUCKET_TAG_MAX];
+    char key[RD_BUCKET_KEY_MAX];
     for (uint32_t j = 1; j < buckets; j++) {
-        rd_bucket_tag(sku, j, buckets, tag, sizeof tag);
-        /* The whole tag: it is longer than an id when the SKU's id is long. */
-        rd_cmd_key(cmd, prefix, "skub", (stock_id){tag, strlen(tag)}, "");
+        rd_bucket_key(prefix, sku, j, buckets, "", key, sizeof key);
+        rd_cmd_key_text(cmd, key);
     }
 }
 

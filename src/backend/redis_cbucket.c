@@ -60,13 +60,9 @@ uint32_t rd_cb_line_bucket(stock_id line, uint32_t buckets)
 void rd_cb_key(rd_cmd *cmd, const rd_options *options, stock_id sku, uint32_t bucket,
                const char *suffix)
 {
-    if (bucket == 0) {
-        rd_cmd_key(cmd, options->prefix, "sku", sku, suffix);
-        return;
-    }
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(sku, bucket, options->buckets, tag, sizeof tag);
-    rd_cmd_key(cmd, options->prefix, "skub", (stock_id){tag, strlen(tag)}, suffix);
+    char key[RD_BUCKET_KEY_MAX];
+    rd_bucket_key(options->prefix, sku, bucket, options->buckets, suffix, key, sizeof key);
+    rd_cmd_key_text(cmd, key);
 }
 
 /* Pushes the outbox stream of bucket's slot. */
@@ -176,16 +172,34 @@ static cb_end levels_read(rd_store *store, stock_op *op, stock_id sku, cb_levels
     return levels_take(store, op, levels);
 }
 
-/* The sum of the buckets' available other than skip (K: none skipped).
- * Each is at most 2^63-1 and so is the SKU's total (every change checks
- * it), so the sum fits. */
+/* The sum of the buckets' available other than skip (K: none skipped),
+ * held at 2^63-1: each bucket is at most that, but each is judged by calls
+ * of its own, so nothing keeps their sum below it; a sum held there still
+ * covers every deduction, and get and set refuse it (levels_total). */
 static int64_t levels_others(const rd_store *store, const cb_levels *levels, uint32_t skip)
 {
     int64_t sum = 0;
     for (uint32_t j = 0; j < store->options.buckets; j++)
         if (j != skip)
-            sum += levels->available[j];
+            sum = rd_sum_held(sum, levels->available[j]);
     return sum;
+}
+
+/* The SKU's totals, the sums of its buckets' into *info; false (op failed,
+ * INVALID as any change past the cap) when one does not fit in 2^63-1. */
+static bool levels_total(const rd_store *store, stock_op *op, stock_id sku,
+                         const cb_levels *levels, stock_sku_info *info)
+{
+    *info = (stock_sku_info){0};
+    for (uint32_t j = 0; j < store->options.buckets; j++)
+        if (__builtin_add_overflow(info->available, levels->available[j], &info->available) ||
+            __builtin_add_overflow(info->adjusted, levels->adjusted[j], &info->adjusted) ||
+            __builtin_add_overflow(info->deducted, levels->deducted[j], &info->deducted) ||
+            __builtin_add_overflow(info->refunded, levels->refunded[j], &info->refunded)) {
+            result_overflow(op, sku);
+            return false;
+        }
+    return true;
 }
 
 /* ---------------------------------------------------------------- moves */
@@ -369,13 +383,9 @@ static cb_end cb_get(rd_store *store, stock_op *op)
         result_sku_not_found(op, op->sku);
         return CB_ANSWERED;
     }
-    stock_sku_info info = {0};
-    for (uint32_t j = 0; j < store->options.buckets; j++) {
-        info.available += levels.available[j];
-        info.adjusted += levels.adjusted[j];
-        info.deducted += levels.deducted[j];
-        info.refunded += levels.refunded[j];
-    }
+    stock_sku_info info;
+    if (!levels_total(store, op, op->sku, &levels, &info))
+        return CB_ANSWERED;
     op->code = STOCK_OK;
     op->available = info.available;
     op->info.sku_info = info;
@@ -435,10 +445,10 @@ static cb_end cb_set(rd_store *store, stock_op *op)
         cb_end end = levels_read(store, op, op->sku, &levels);
         if (end != CB_NEXT)
             return end;
-        int64_t available = levels_others(store, &levels, store->options.buckets);
-        int64_t adjusted = 0, change;
-        for (uint32_t j = 0; j < store->options.buckets; j++)
-            adjusted += levels.adjusted[j];
+        stock_sku_info info;
+        if (!levels_total(store, op, op->sku, &levels, &info))
+            return CB_ANSWERED;
+        int64_t available = info.available, adjusted = info.adjusted, change;
         if (op->has_expect && !levels.found[0]) {
             result_sku_not_found(op, op->sku);
             return CB_ANSWERED;
@@ -472,7 +482,7 @@ static cb_end cb_set(rd_store *store, stock_op *op)
 static cb_end short_fill(rd_store *store, stock_op *op, stock_id sku, const cb_levels *levels,
                          uint32_t bucket, int64_t bucket_level, int64_t qty, int pass)
 {
-    int64_t total = bucket_level + levels_others(store, levels, bucket);
+    int64_t total = rd_sum_held(bucket_level, levels_others(store, levels, bucket));
     if (total < qty || pass + 1 >= RD_CB_PASSES) {
         result_insufficient(op, op->sku, total);
         return CB_ANSWERED;
@@ -486,7 +496,7 @@ static void effect_call(rd_store *store, rd_job *job, stock_id sku, uint32_t buc
 {
     int64_t others = levels_others(store, levels, bucket), others_adjusted = 0;
     for (uint32_t j = 1; j < store->options.buckets; j++)
-        others_adjusted += levels->adjusted[j];
+        others_adjusted = rd_sum_held(others_adjusted, levels->adjusted[j]);
     rd_cmd *cmd = &store->cmd;
     const rd_options *options = &store->options;
     const stock_op *op = job->op;

@@ -376,16 +376,27 @@ void rd_cmd_fcall(rd_cmd *cmd, const char *name)
     rd_cmd_argf(cmd, "0");   /* the key count, set by cmd_key */
 }
 
-/* A key: prefix, the hash tag {kind:id}, and a suffix ("" for none). */
-void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
-                    const char *suffix)
+/* Counts the argument pushed last as one more key of the call. */
+static void key_pushed(rd_cmd *cmd)
 {
-    rd_cmd_argf(cmd, "%s{%s:%.*s}%s", prefix, kind, (int)id.len, id.ptr, suffix);
     cmd->keys++;
     int len = snprintf(cmd->text + cmd->used, RD_TEXT_MAX - cmd->used, "%d", cmd->keys);
     cmd->argv[2] = cmd->text + cmd->used;
     cmd->len[2] = (size_t)len;
     cmd->used += (size_t)len + 1;
+}
+
+void rd_cmd_key(rd_cmd *cmd, const char *prefix, const char *kind, stock_id id,
+                const char *suffix)
+{
+    rd_cmd_argf(cmd, "%s{%s:%.*s}%s", prefix, kind, (int)id.len, id.ptr, suffix);
+    key_pushed(cmd);
+}
+
+void rd_cmd_key_text(rd_cmd *cmd, const char *key)
+{
+    rd_cmd_argf(cmd, "%s", key);
+    key_pushed(cmd);
 }
 
 /* ---------------------------------------------------------------- reply */

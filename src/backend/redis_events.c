@@ -15,7 +15,8 @@
  * A SKU lives in one slot, so its records are in one stream, in order
  * (with buckets on a cluster, layout 5, each bucket's are in its own slot's
  * stream, holding that bucket's levels: redis_events_sum.c sums them, and
- * a read's records are handed out merged by their ms, next_merged); the
+ * redis_events_order.c hands the records read out by their ms across the
+ * streams, up to the time every stream has been read to); the
  * streams are read a chunk at a time (one XREADGROUP over them on one
  * server; one per stream, pipelined to its master, on a cluster). An event's sequence is S * RD_SLOTS + slot (S
  * the record's sequence in its stream): one number per record for ever, and
@@ -52,10 +53,6 @@
  * 32,768 records at most. */
 #define RD_EVENTS_CHUNK 256
 #define RD_EVENTS_COUNT 128
-/* With buckets on a cluster, fewer records of each stream per read, so that
- * the streams of one SKU's buckets are handed out closer in time (merged
- * by their ms; redis_events_sum.c sums the buckets' latest levels). */
-#define RD_EVENTS_COUNT_BUCKETS 16
 
 typedef struct rd_events_stream {
     char key[RD_EVENTS_KEY_MAX];
@@ -64,10 +61,6 @@ typedef struct rd_events_stream {
     bool pending_read;            /* the group's pending records were read again */
     uint64_t last_entry;          /* S of the last entry read; 0: none yet */
     bool whole;                   /* layout 5: read from its first record (stream_whole) */
-    /* Layout 5: the time (ms) of the last record of its last read when
-     * that read was full (more may wait), else INT64_MAX: read to its end.
-     * INT64_MIN: not read yet. */
-    int64_t read_ms;
 } rd_events_stream;
 
 struct rd_events {
@@ -86,12 +79,17 @@ struct rd_events {
     size_t reply_stream;          /* the reply being handed out */
     size_t reply_pair;            /* its [key, entries] pair */
     size_t next_entry;            /* and its next entry */
-    size_t merged[RD_EVENTS_CHUNK];   /* layout 5: each reply's next entry (next_merged) */
-    const char *unacked;          /* the id handed out last, inside entries */
+    const char *unacked;          /* the id handed out last, inside entries (or handed) */
     rd_lines_cursor lines;        /* the 'lines' entry being handed out */
     uint64_t lost;                /* records deleted before they were read */
     rd_sums *sums;                /* layout 5: each SKU's buckets' levels; else NULL */
-    int64_t read_ms;              /* layout 5: the least read_ms of the streams */
+    /* Layout 5: the records read of every stream (stream i is the order's
+     * stream i), the entry handed out last (freed once acknowledged) and
+     * its ms, and whether the last read held any. */
+    rd_order *order;
+    redisReply *handed;
+    int64_t handed_ms;
+    bool read_any;
     uint16_t slot_stream[RD_SLOTS];   /* layout 5: 1 + the index of each slot's stream, 0: none */
     int64_t scanned_us;
     rd_outbox_found found;        /* the slots of streams[] */
@@ -152,7 +150,8 @@ stock_code rd_events_open(const char *uri, rd_events **out, char *message, size_
                                                  RD_EVENTS_GROUP, message, message_size)))
         code = STOCK_UNAVAILABLE;
     if (code == STOCK_OK && store->record_buckets > 0 &&
-        (source->sums = rd_sums_new(store->record_buckets)) == NULL) {
+        ((source->sums = rd_sums_new(store->record_buckets)) == NULL ||
+         (source->order = rd_order_new(RD_SLOTS)) == NULL)) {
         message_set(message, message_size, "out of memory");
         code = STOCK_NOMEM;
     }
@@ -225,21 +224,58 @@ static bool stream_add(void *reader, int node, const char *key)
         stream->node = node;
         stream->pending_read = false;
         stream->whole = whole;
-        stream->read_ms = INT64_MIN;
-        source->read_ms = INT64_MIN;
+        if (source->order != NULL) {
+            uint32_t held = rd_order_add(source->order);
+            assert(held + 1 == source->stream_count);   /* added with streams[], one for one */
+            (void)held;
+        }
         source->slot_stream[stream->slot] = (uint16_t)source->stream_count;
     }
     return ok;
 }
 
+/* A master's time (ms) from its reply to TIME, or -1. */
+static int64_t time_ms(const redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
+        return -1;
+    return strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+           strtoll(reply->element[1]->str, NULL, 10) / 1000;
+}
+
+/* Layout 5: the least time of every master, into *ms (TIME on each). */
+static bool masters_time(rd_events *source, int64_t *ms, char *message, size_t message_size)
+{
+    *ms = INT64_MAX;
+    for (int node = 0; node < source->store->link.node_count; node++) {
+        redisContext *conn = node_conn(source, node);
+        redisReply *reply = redisCommand(conn, "TIME");
+        int64_t node_ms = time_ms(reply);
+        if (node_ms < 0)
+            failed(conn, "TIME", reply, message, message_size);
+        freeReplyObject(reply);
+        if (node_ms < 0)
+            return false;
+        *ms = node_ms < *ms ? node_ms : *ms;
+    }
+    return true;
+}
+
 /* Finds the outbox streams of every master, at most once per
- * RD_EVENTS_SCAN_US. */
+ * RD_EVENTS_SCAN_US. On a store of layout 5 it takes every master's time
+ * first: a stream made after it holds records of later times only, so the
+ * order hands out records up to that time at most (rd_order_known_to). */
 static bool scan(rd_events *source, char *message, size_t message_size)
 {
     int64_t now_us = clock_now_us(CLOCK_MONOTONIC);
     if (source->scanned_us != 0 && now_us - source->scanned_us < RD_EVENTS_SCAN_US)
         return true;
     source->scanned_us = now_us;
+    int64_t look_ms = 0;
+    if (source->order != NULL && !masters_time(source, &look_ms, message, message_size))
+        return false;
     char key[RD_OUTBOX_READERS_KEY_MAX];
     rd_outbox_readers_key(source->store->options.prefix, key, sizeof key);
     redisContext *registry = conn_of(source, key);
@@ -258,6 +294,8 @@ static bool scan(rd_events *source, char *message, size_t message_size)
                             stream_add, source, message, message_size);
     source->readers = NULL;
     freeReplyObject(readers);
+    if (ok && source->order != NULL)
+        rd_order_known_to(source->order, look_ms);
     return ok;
 }
 
@@ -275,6 +313,8 @@ static bool ack(rd_events *source, char *message, size_t message_size)
         failed(conn, "XACK", reply, message, message_size);
     freeReplyObject(reply);
     source->unacked = NULL;
+    freeReplyObject(source->handed);
+    source->handed = NULL;
     return ok;
 }
 
@@ -325,29 +365,36 @@ static void entries_free(rd_events *source)
     source->entries_count = 0;
 }
 
+/* Queues one XREADGROUP over streams [at, at + count) to the master of
+ * at: of each, the group's pending records until none is left, then new
+ * ones. */
+static void read_append_one(rd_events *source, uint32_t at, uint32_t count)
+{
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d",
+             source->sums != NULL ? RD_ORDER_HELD : RD_EVENTS_COUNT);
+    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
+                                       "COUNT", NULL, "STREAMS"};
+    const char *argv[7 + 2 * RD_EVENTS_CHUNK];
+    int argc = 0;
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        argv[argc++] = head[i] != NULL ? head[i] : batch;
+    for (uint32_t i = at; i < at + count; i++)
+        argv[argc++] = source->streams[i].key;
+    for (uint32_t i = at; i < at + count; i++)
+        argv[argc++] = source->streams[i].pending_read ? ">" : "0";
+    redisAppendCommandArgv(node_conn(source, source->streams[at].node), argc, argv, NULL);
+}
+
 /* Queues the read of streams [first, first + count): on one server one
  * XREADGROUP over all of them; on a cluster, which refuses a call over
  * several slots, one per stream, each on its master. Returns the replies
  * to expect. */
 static uint32_t read_append(rd_events *source, uint32_t first, uint32_t count)
 {
-    char batch[16];
-    snprintf(batch, sizeof batch, "%d",
-             source->sums != NULL ? RD_EVENTS_COUNT_BUCKETS : RD_EVENTS_COUNT);
-    static const char *const head[] = {"XREADGROUP", "GROUP", RD_EVENTS_GROUP, "stockevents",
-                                       "COUNT", NULL, "STREAMS"};
     uint32_t per_call = source->store->options.cluster ? 1 : count, calls = 0;
-    for (uint32_t at = first; at < first + count; at += per_call, calls++) {
-        const char *argv[7 + 2 * RD_EVENTS_CHUNK];
-        int argc = 0;
-        for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-            argv[argc++] = head[i] != NULL ? head[i] : batch;
-        for (uint32_t i = at; i < at + per_call; i++)
-            argv[argc++] = source->streams[i].key;
-        for (uint32_t i = at; i < at + per_call; i++)
-            argv[argc++] = source->streams[i].pending_read ? ">" : "0";
-        redisAppendCommandArgv(node_conn(source, source->streams[at].node), argc, argv, NULL);
-    }
+    for (uint32_t at = first; at < first + count; at += per_call, calls++)
+        read_append_one(source, at, per_call);
     return calls;
 }
 
@@ -359,18 +406,29 @@ static int64_t entry_ms(const redisReply *entry)
     return ms != NULL ? strtoll(ms, NULL, 10) : 0;
 }
 
-/* Says how far stream has been read after a read that gave it n entries:
- * to the last one's time when more may wait (a full read, or its group's
- * pending records: the new ones come after them), to its end when a read
- * of new records was not full; a read of no pending record says nothing. */
-static void stream_read_to(rd_events_stream *stream, const redisReply *entries, size_t n)
+/* Layout 5: holds the n entries read of stream i (its reply's, taken out
+ * of it) in the order, and says how far the stream has been read: to the
+ * last one's time when more may wait (a full read, or its group's pending
+ * records: the new ones come after them), to now_ms, its master's time
+ * just before the read, when a read of new records was not full (every
+ * record written before then was read; one written after has a later
+ * ms); a read of no pending record says nothing. */
+static void stream_hold(rd_events *source, uint32_t i, redisReply *entries, int64_t now_ms)
 {
+    const rd_events_stream *stream = &source->streams[i];
+    size_t n = entries != NULL ? entries->elements : 0;
+    int64_t last_ms = INT64_MIN;
+    for (size_t e = 0; e < n; e++) {
+        int64_t ms = entry_ms(entries->element[e]);
+        last_ms = ms > last_ms ? ms : last_ms;
+        rd_order_hold(source->order, i, entries->element[e], ms);
+        entries->element[e] = NULL;   /* the order's now; freeReplyObject skips NULL */
+    }
+    source->read_any = source->read_any || n > 0;
     if (!stream->pending_read && n == 0)
         return;
-    if (!stream->pending_read || n == RD_EVENTS_COUNT_BUCKETS)
-        stream->read_ms = entry_ms(entries->element[n - 1]);
-    else
-        stream->read_ms = INT64_MAX;
+    rd_order_read_to(source->order, i,
+                     !stream->pending_read || n == RD_ORDER_HELD ? last_ms : now_ms);
 }
 
 /* Reads the next chunk of streams, pipelined to their masters: of each,
@@ -403,23 +461,55 @@ static bool read_chunk(rd_events *source, char *message, size_t message_size)
     for (uint32_t i = first; ok && i < first + count; i++) {
         rd_events_stream *stream = &source->streams[i];
         const redisReply *entries = entries_of(source, stream->key);
-        size_t n = entries != NULL ? entries->elements : 0;
-        if (source->sums != NULL)
-            stream_read_to(stream, entries, n);
-        if (!stream->pending_read && n == 0)
+        if (!stream->pending_read && (entries == NULL || entries->elements == 0))
             stream->pending_read = true;
-    }
-    if (ok && source->sums != NULL) {
-        source->read_ms = INT64_MAX;
-        for (uint32_t i = 0; i < source->stream_count; i++)
-            if (source->streams[i].read_ms < source->read_ms)
-                source->read_ms = source->streams[i].read_ms;
     }
     source->entries_first = first;
     source->reply_stream = 0;
     source->reply_pair = 0;
     source->next_entry = 0;
-    memset(source->merged, 0, sizeof source->merged);
+    return ok;
+}
+
+/* As read_chunk on a store of layout 5, into the order: of the chunk's
+ * streams, those whose records read before are all out, each by a call of
+ * its own after a TIME on its master (stream_hold). */
+static bool read_held(rd_events *source, char *message, size_t message_size)
+{
+    uint32_t first = source->chunk_first < source->stream_count ? source->chunk_first : 0;
+    uint32_t count = source->stream_count - first < RD_EVENTS_CHUNK
+                         ? source->stream_count - first : RD_EVENTS_CHUNK;
+    source->chunk_first = first + count;
+    uint32_t reads[RD_EVENTS_CHUNK], read_count = 0;
+    for (uint32_t i = first; i < first + count; i++)
+        if (rd_order_ready(source->order, i)) {
+            redisAppendCommand(node_conn(source, source->streams[i].node), "TIME");
+            read_append_one(source, i, 1);
+            reads[read_count++] = i;
+        }
+    bool ok = true;
+    source->read_any = false;
+    for (uint32_t r = 0; r < read_count; r++) {
+        rd_events_stream *stream = &source->streams[reads[r]];
+        redisContext *conn = node_conn(source, stream->node);
+        redisReply *time = NULL, *reply = NULL;
+        /* Every reply is read, as in read_chunk, so that none is left. */
+        bool got = conn->err == 0 && redisGetReply(conn, (void **)&time) == REDIS_OK &&
+                   redisGetReply(conn, (void **)&reply) == REDIS_OK;
+        if (ok && (!got || time_ms(time) < 0 || !read_valid(reply) || pair_count(reply) > 1)) {
+            failed(conn, time_ms(time) < 0 ? "TIME" : "XREADGROUP",
+                   time_ms(time) < 0 ? time : reply, message, message_size);
+            ok = false;
+        }
+        if (ok) {
+            redisReply *entries = pair_count(reply) == 1 ? reply->element[0]->element[1] : NULL;
+            stream_hold(source, reads[r], entries, time_ms(time));
+            if (!stream->pending_read && (entries == NULL || entries->elements == 0))
+                stream->pending_read = true;
+        }
+        freeReplyObject(time);
+        freeReplyObject(reply);
+    }
     return ok;
 }
 
@@ -486,18 +576,6 @@ uint64_t rd_entry_lost(const redisReply *entry, uint64_t *last_entry)
     return lost;
 }
 
-/* The key of bucket j of sku (0: its home) into key. */
-static void bucket_key(const rd_store *store, const char *sku, uint32_t j, char *key, size_t size)
-{
-    if (j == 0) {
-        snprintf(key, size, "%s{sku:%s}", store->options.prefix, sku);
-        return;
-    }
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(stock_id_from_cstr(sku), j, store->record_buckets, tag, sizeof tag);
-    snprintf(key, size, "%s{skub:%s}", store->options.prefix, tag);
-}
-
 /* Gives sku, met for the first time, the levels its buckets start from: 0
  * for a bucket whose stream this follower reads whole (or has not found
  * yet: it will read it from its first record), else the bucket's level in
@@ -511,8 +589,9 @@ static bool sums_seed(rd_events *source, const char *sku, char *message, size_t 
     redisContext *conns[RD_BUCKETS_MAX] = {NULL};
     int64_t levels[RD_BUCKETS_MAX] = {0};
     for (uint32_t j = 0; j < buckets; j++) {
-        char key[RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 16];
-        bucket_key(store, sku, j, key, sizeof key);
+        char key[RD_BUCKET_KEY_MAX];
+        rd_bucket_key(store->options.prefix, stock_id_from_cstr(sku), j, buckets, "", key,
+                      sizeof key);
         uint16_t stream = source->slot_stream[rd_key_slot(key, strlen(key))];
         if (stream == 0 || source->streams[stream - 1].whole)
             continue;
@@ -544,8 +623,9 @@ static bool sums_seed(rd_events *source, const char *sku, char *message, size_t 
 }
 
 /* On a store of layout 5: change, the move of the record's bucket (fields
- * of entry: bk, mv, q, ms; NULL for a 'lines' record, of the home), into
- * the move of its SKU's sum. */
+ * of entry: bk, mv, q; NULL for a 'lines' record, of the home), into the
+ * move of its SKU's sum; the entry's ms was parsed once, when it was held
+ * (handed_ms). */
 static bool sums_apply(rd_events *source, const redisReply *fields, core_change *change,
                        char *message, size_t message_size)
 {
@@ -555,11 +635,10 @@ static bool sums_apply(rd_events *source, const redisReply *fields, core_change 
     const char *bucket = fields != NULL ? rd_entry_field(fields, "bk") : NULL;
     const char *move = fields != NULL ? rd_entry_field(fields, "mv") : NULL;
     const char *qty = fields != NULL ? rd_entry_field(fields, "q") : NULL;
-    const char *ms = fields != NULL ? rd_entry_field(fields, "ms") : NULL;
     unsigned long j = bucket != NULL ? strtoul(bucket, NULL, 10) : 0;
     rd_sums_apply(source->sums, j < source->store->record_buckets ? (uint32_t)j : 0, move,
                   qty != NULL ? strtoll(qty, NULL, 10) : 0,
-                  ms != NULL ? strtoll(ms, NULL, 10) : 0, source->read_ms, change);
+                  source->handed_ms, rd_order_low(source->order), change);
     return true;
 }
 
@@ -605,42 +684,22 @@ static const redisReply *next_entry(rd_events *source)
 }
 
 
-/* As next_entry, on a store of layout 5 (one reply per stream, a cluster's):
- * the entry of smallest ms among the streams' next ones, so that the
- * records of a SKU's buckets, each bucket in its own stream, are handed
- * out in about the order they were written (each stream's stay in order). */
-static const redisReply *next_merged(rd_events *source)
+/* As next_entry, on a store of layout 5: the next record the order lets
+ * out, kept as handed until it is acknowledged. */
+static const redisReply *next_held(rd_events *source)
 {
-    for (;;) {
-        const redisReply *best = NULL;
-        uint32_t best_reply = 0;
-        for (uint32_t r = 0; r < source->entries_count; r++) {
-            const redisReply *reply = source->entries[r];
-            if (pair_count(reply) == 0 ||
-                source->merged[r] >= reply->element[0]->element[1]->elements)
-                continue;
-            const redisReply *entry = reply->element[0]->element[1]->element[source->merged[r]];
-            if (best == NULL || entry_ms(entry) < entry_ms(best)) {
-                best = entry;
-                best_reply = r;
-            }
-        }
-        if (best == NULL)
-            return NULL;
-        const char *key = source->entries[best_reply]->element[0]->element[0]->str;
-        rd_events_stream *stream = chunk_stream(source, key);
-        if (stream == NULL) {   /* not a stream of the chunk: never handed out */
-            source->merged[best_reply] = SIZE_MAX;
-            continue;
-        }
-        source->merged[best_reply]++;
-        source->current = (uint32_t)(stream - source->streams);
-        return best;
-    }
+    assert(source->handed == NULL);   /* acknowledged, and freed, first */
+    uint32_t stream;
+    source->handed = rd_order_next(source->order, &stream, &source->handed_ms);
+    if (source->handed != NULL)
+        source->current = stream;
+    return source->handed;
 }
 
 static bool had_entries(const rd_events *source)
 {
+    if (source->order != NULL)
+        return source->read_any;
     for (uint32_t r = 0; r < source->entries_count; r++)
         for (size_t i = 0; i < pair_count(source->entries[r]); i++)
             if (source->entries[r]->element[i]->element[1]->elements > 0)
@@ -670,8 +729,8 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
         }
         if (!ack(source, message, message_size))   /* a 'lines' entry that ended malformed */
             return JOURNAL_READ_FAILED;
-        const redisReply *entry = source->sums != NULL ? next_merged(source)
-                                                       : next_entry(source);
+        const redisReply *entry = source->order != NULL ? next_held(source)
+                                                        : next_entry(source);
         if (entry != NULL) {
             source->unacked = entry->element[0]->str;
             source->lost += rd_entry_lost(entry, &source->streams[source->current].last_entry);
@@ -715,7 +774,8 @@ journal_read_result rd_events_next(rd_events *source, uint64_t *seq, core_change
         uint32_t chunks = (source->stream_count + RD_EVENTS_CHUNK - 1) / RD_EVENTS_CHUNK;
         if (chunks == 0 || empty > chunks)
             return JOURNAL_READ_WAIT;
-        if (!read_chunk(source, message, message_size))
+        if (source->order != NULL ? !read_held(source, message, message_size)
+                                  : !read_chunk(source, message, message_size))
             return JOURNAL_READ_FAILED;
     }
 }
@@ -725,6 +785,8 @@ void rd_events_close(rd_events *source)
     if (source == NULL)
         return;
     entries_free(source);
+    freeReplyObject(source->handed);
+    rd_order_free(source->order, freeReplyObject);
     rd_sums_free(source->sums);
     if (source->store != NULL)
         rd_link_close(source->store);

@@ -146,7 +146,7 @@ static void move_drop(rd_sums *sums, size_t m)
 {
     rd_sums_sku *entry = slot_of(sums->skus, sums->capacity, sums->moves[m].sku);
     if (entry->sku != NULL)
-        entry->transit -= sums->moves[m].units;
+        entry->transit = rd_sum_held(entry->transit, -sums->moves[m].units);
     sums->moves[m] = sums->moves[--sums->move_count];
 }
 
@@ -184,7 +184,7 @@ static void move_half(rd_sums *sums, rd_sums_sku *entry, const char *id, int64_t
     snprintf(move->sku, sizeof move->sku, "%s", entry->sku);
     move->units = units;
     move->ms = ms;
-    entry->transit += move->units;
+    entry->transit = rd_sum_held(entry->transit, move->units);
 }
 
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
@@ -197,11 +197,11 @@ void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t 
     int64_t others = 0;
     for (uint32_t j = 0; j < sums->buckets; j++)
         if (j != bucket)
-            others += entry->level[j];
-    int64_t before = others + change->before + entry->transit;
+            others = rd_sum_held(others, entry->level[j]);
+    int64_t before = rd_sum_held(rd_sum_held(others, change->before), entry->transit);
     if (move_id != NULL)
-        move_half(sums, entry, move_id, -qty, ms);
+        move_half(sums, entry, move_id, qty == INT64_MIN ? INT64_MAX : -qty, ms);
     entry->level[bucket] = change->after;
     change->before = before;
-    change->after = others + change->after + entry->transit;
+    change->after = rd_sum_held(rd_sum_held(others, change->after), entry->transit);
 }

@@ -129,11 +129,8 @@ static size_t key_of(const rd_store *store, const char *kind, stock_id id, const
 static size_t bucket_key(const rd_store *store, stock_id sku, uint32_t bucket, const char *suffix,
                          char out[RD_KEY_MAX])
 {
-    if (bucket == 0)
-        return key_of(store, "sku", sku, suffix, out);
-    char tag[RD_BUCKET_TAG_MAX];
-    rd_bucket_tag(sku, bucket, store->options.buckets, tag, sizeof tag);
-    return key_of(store, "skub", (stock_id){tag, strlen(tag)}, suffix, out);
+    return rd_bucket_key(store->options.prefix, sku, bucket, store->options.buckets, suffix, out,
+                         RD_KEY_MAX);
 }
 
 /* The key of a record hash at a directory entry's owner: a SKU's home, or
@@ -404,10 +401,12 @@ static bool read_bucket_totals(rd_store *store, worker_listing *listing, rd_page
             return link_lost(store, listing, conn);
         redisReply *reply = raw;
         stock_sku_info *info = &page->slots[i].info.sku_info;
-        info->available += rd_element_i64(reply, 1);
-        info->adjusted += rd_element_i64(reply, 2);
-        info->deducted += rd_element_i64(reply, 3);
-        info->refunded += rd_element_i64(reply, 4);
+        /* Held at the cap: a listing shows every SKU, where one past it
+         * would fail the page (a get of that SKU says OVERFLOW). */
+        info->available = rd_sum_held(info->available, rd_element_i64(reply, 1));
+        info->adjusted = rd_sum_held(info->adjusted, rd_element_i64(reply, 2));
+        info->deducted = rd_sum_held(info->deducted, rd_element_i64(reply, 3));
+        info->refunded = rd_sum_held(info->refunded, rd_element_i64(reply, 4));
         freeReplyObject(reply);
     }
     return true;

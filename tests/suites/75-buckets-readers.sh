@@ -26,6 +26,13 @@
 #     persists the store; stockevents in the same case exits 1 saying so.
 #   Both readers refused such a store before (UNSUPPORTED "reading its
 #   outbox is not built yet").
+#   - Redis lost (FLUSHALL on every master) and warmed from PostgreSQL
+#     (stockpersist --warm): refused SKU by SKU while the store is layout 4
+#     (PostgreSQL holds them in 8 buckets); once the store is opened with
+#     buckets=8, each bucket row goes back into its bucket: the totals are
+#     the ones before the loss, a line deducted before is refunded and
+#     replayed, new deductions work, reconcile finds the two stores equal,
+#     and a second warm-up loads nothing.
 #
 # KEEP=DIR keeps a copy of its folder (logs) in DIR.
 set -eu
@@ -234,4 +241,60 @@ events_pid=""
 grep -q "holds one bucket's levels (layout 5), the store was layout 4 at open: start stockevents again" \
     "$dir/events.log" || fail "stockevents did not say the layout changed"
 echo "ok   stockevents exited 1: the store became layout 5 after it opened"
+echo "== Redis lost, warmed from PostgreSQL bucket by bucket"
+kill_events
+timeout 120 "$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --name drain \
+    --lease-ms 500 --drain --stats-s 0 >>"$dir/persist.log" 2>&1 ||
+    { tail -n 20 "$dir/persist.log"; fail "the drain before the loss did not finish"; }
+before=$(for s in "$sku" M R; do "$BIN/stockctl" --store "$store" get "$s"; done | tr -s ' \n' ' ')
+for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+    redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+    redis_cluster_cli "$i" FLUSHALL >/dev/null
+done
+# No open of the store until the warm-up: an open with buckets=8 would
+# make it layout 5 again.
+[ -z "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET hb:stock:layout)" ] ||
+    fail "the store's layout is still in Redis after the flush"
+# The warm-up's connect finds no store and writes layout 4: every SKU of
+# 8 bucket rows is refused, nothing written.
+set +e
+out=$("$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --warm 2>&1); code=$?
+set -e
+[ "$code" -eq 1 ] || fail "a warm-up of layout 4 over rows of 8 buckets exited $code: $out"
+echo "$out" | grep -q "SKU R refused: PostgreSQL holds it in 8 buckets, the store has 1" ||
+    fail "the warm-up did not refuse R: $out"
+echo "$out" | grep -q "warm done: 0 SKUs loaded into Redis, 0 already there (left alone), [1-9][0-9]* refused" ||
+    fail "the warm-up of layout 4 loaded something: $out"
+[ "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET hb:stock:layout)" = 4 ] ||
+    fail "the warm-up's connect did not find a store of layout 4"
+echo "ok   layout 4 over rows of 8 buckets: every SKU refused"
+# the open makes it layout 5, and R reads NOTFOUND: the refused warm-up wrote none of it
+"$BIN/stockctl" --store "$store" get R >/dev/null 2>&1 && fail "a refused warm-up wrote R"
+[ "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET hb:stock:layout)" = 5 ] ||
+    fail "the store is not layout 5 again"
+out=$("$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --warm 2>&1) ||
+    fail "warm: $out"
+echo "$out"
+echo "$out" | grep -q "warm done: [1-9][0-9]* SKUs loaded into Redis, 0 already there (left alone), 0 refused" ||
+    fail "the warm-up of layout 5 did not load the SKUs: $out"
+after=$(for s in "$sku" M R; do "$BIN/stockctl" --store "$store" get "$s"; done | tr -s ' \n' ' ')
+echo "before: $before"
+echo "after:  $after"
+[ "$before" = "$after" ] || fail "the warmed totals are not the ones before the loss"
+r_line=$("$BIN/stockctl" --store "$store" line r-l1) || fail "line r-l1 is not in Redis"
+"$BIN/stockctl" --store "$store" deduct r-l1 R 1 >/dev/null || fail "the replay of r-l1"
+"$BIN/stockctl" --store "$store" refund r-back r-l1 1 >/dev/null || fail "a refund of r-l1"
+for i in 1 2 3; do
+    "$BIN/stockctl" --store "$store" deduct "r-w$i" R 2 >/dev/null || fail "deduct r-w$i"
+done
+level=$("$BIN/stockctl" --store "$store" get R | tr -s ' \n' ' ' | sed 's/.*available \([0-9]*\) .*/\1/')
+[ "$level" = $((795 + 1 - 6)) ] || fail "R is at $level after a refund of 1 and 6 units sold"
+timeout 120 "$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --name drain \
+    --lease-ms 500 --drain --stats-s 0 >>"$dir/persist.log" 2>&1 ||
+    { tail -n 20 "$dir/persist.log"; fail "the drain after the warm-up did not finish"; }
+"$BIN/stockctl" reconcile "$store" "$PG_URI" >"$dir/reconcile.txt" 2>&1 ||
+    { cat "$dir/reconcile.txt"; fail "reconcile found differences after the warm-up"; }
+out=$("$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --warm 2>&1)
+echo "$out" | grep -q "warm done: 0 SKUs loaded" || fail "a second warm-up loaded again: $out"
+echo "ok   warmed bucket by bucket: totals as before, r-l1 replayed and refunded, R at $level, stores equal"
 echo "75-buckets-readers: ok"

@@ -4,7 +4,9 @@
  * each record moves one bucket and becomes a move of the sum; the two
  * halves of a move between buckets, read in either order, move nothing;
  * a half left alone stops counting after its wait, once every stream has
- * been read past it by that wait.
+ * been read past it by that wait; and the order records are handed out in
+ * (src/backend/redis_events_order.c): by time across the streams, up to
+ * the low-water mark every stream has been read to.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +144,161 @@ static void a_half_waits_for_a_stream_read_behind(void **state)
     rd_sums_free(sums);
 }
 
+/* A record of one bucket's stream in the order tests: its bucket's move
+ * and its time. */
+typedef struct order_record {
+    int64_t before, after, ms;
+} order_record;
+
+typedef struct order_stream {
+    const order_record *records;
+    size_t count, read;   /* records, and how many were read */
+} order_stream;
+
+/* Hands out every record the order lets out, into sums (stream j is
+ * bucket j); keeps the least sum seen after a record in *least. */
+static void order_drain(rd_order *order, rd_sums *sums, int64_t *least)
+{
+    uint32_t stream;
+    int64_t ms;
+    const order_record *record;
+    while ((record = rd_order_next(order, &stream, &ms)) != NULL) {
+        int64_t before, after;
+        assert_int_equal(ms, record->ms);
+        record_read(sums, stream, record->before, record->after, NULL, ms,
+                    rd_order_low(order), &before, &after);
+        if (after < *least)
+            *least = after;
+    }
+}
+
+/* One look for streams then one read at store time now_ms, as stockevents
+ * does them: of each stream whose records are all out, up to RD_ORDER_HELD
+ * more; a full read is read to its last record's time, a shorter one to
+ * now_ms (its end). */
+static void order_read(rd_order *order, order_stream *streams, uint32_t count, int64_t now_ms)
+{
+    rd_order_known_to(order, now_ms);
+    for (uint32_t s = 0; s < count; s++) {
+        if (!rd_order_ready(order, s))
+            continue;
+        size_t n = 0;
+        for (; n < RD_ORDER_HELD && streams[s].read < streams[s].count; n++) {
+            const order_record *record = &streams[s].records[streams[s].read++];
+            rd_order_hold(order, s, (void *)record, record->ms);
+        }
+        rd_order_read_to(order, s, n == RD_ORDER_HELD ? streams[s].records[streams[s].read - 1].ms
+                                                      : now_ms);
+    }
+}
+
+/* Bucket 0 sells its 16 units (ms 1..16) and is restocked with 10 at ms
+ * 17; bucket 1 sells its 5 at ms 20. The store's total goes 21 -> 5 -> 15
+ * -> 10: never 0. A read takes 16 records of a stream: bucket 1's sale
+ * (ms 20) is read with bucket 0's first 16, before its restock (ms 17).
+ * Handed out by the read, the sum would touch 0 (a false sold_out, then a
+ * back_in_stock); held below the low-water mark, it never does. */
+static void no_false_pair_across_buckets(void **state)
+{
+    (void)state;
+    order_record bucket0[17], bucket1[1] = {{5, 0, 20}};
+    for (int i = 0; i < 16; i++)
+        bucket0[i] = (order_record){16 - i, 15 - i, 1 + i};
+    bucket0[16] = (order_record){0, 10, 17};
+    order_stream streams[2] = {{bucket0, 17, 0}, {bucket1, 1, 0}};
+    int64_t levels[2] = {16, 5}, least = INT64_MAX;
+    rd_sums *sums = rd_sums_new(2);
+    rd_order *order = rd_order_new(2);
+    assert_non_null(sums);
+    assert_non_null(order);
+    assert_true(rd_sums_seed(sums, "S", levels));
+    assert_int_equal(rd_order_add(order), 0);
+    assert_int_equal(rd_order_add(order), 1);
+    for (int64_t now_ms = 25; now_ms <= 27; now_ms++) {
+        order_read(order, streams, 2, now_ms);
+        order_drain(order, sums, &least);
+    }
+    assert_int_equal(streams[0].read, 17);
+    assert_true(rd_order_ready(order, 0) && rd_order_ready(order, 1));
+    assert_int_equal(least, 5);
+    int64_t before, after;   /* the sum ends at the store's total */
+    record_read(sums, 1, 0, 0, NULL, 30, 30, &before, &after);
+    assert_int_equal(after, 10);
+    rd_order_free(order, NULL);
+    rd_sums_free(sums);
+}
+
+/* A record waits until every stream has been read to its time, and a look
+ * for new streams began after it: a stream not read yet holds all back; a
+ * record at the low-water mark itself goes (equal times, docs/events.md),
+ * one after it waits. */
+static void records_wait_for_the_low_water_mark(void **state)
+{
+    (void)state;
+    int records[3];
+    rd_order *order = rd_order_new(2);
+    assert_non_null(order);
+    uint32_t first = rd_order_add(order), second = rd_order_add(order), stream = 9;
+    int64_t ms = 0;
+    rd_order_hold(order, first, &records[0], 3);
+    rd_order_hold(order, first, &records[1], 7);
+    rd_order_read_to(order, first, 7);
+    assert_int_equal(rd_order_low(order), INT64_MIN);
+    assert_null(rd_order_next(order, &stream, &ms));
+    assert_false(rd_order_ready(order, first));
+    rd_order_hold(order, second, &records[2], 5);
+    rd_order_read_to(order, second, 5);
+    assert_int_equal(rd_order_low(order), INT64_MIN);   /* no look for streams yet */
+    rd_order_known_to(order, 2);   /* a stream made at 2 may hold a record of 2 */
+    assert_int_equal(rd_order_low(order), 2);
+    assert_null(rd_order_next(order, &stream, &ms));
+    rd_order_known_to(order, 100);
+    assert_int_equal(rd_order_low(order), 5);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[0]);
+    assert_int_equal(stream, first);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[2]);
+    assert_int_equal(stream, second);
+    assert_int_equal(ms, 5);
+    assert_null(rd_order_next(order, &stream, &ms));   /* ms 7 > 5 */
+    assert_true(rd_order_ready(order, second));
+    rd_order_read_to(order, second, 6);
+    assert_null(rd_order_next(order, &stream, &ms));
+    rd_order_read_to(order, second, 7);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[1]);
+    assert_true(rd_order_ready(order, first));
+    /* a time before the stream's last held (a clock stepped back, an entry
+     * whose fields are gone) counts at that last one's: still in order */
+    rd_order_hold(order, first, &records[0], 9);
+    rd_order_hold(order, first, &records[1], 0);
+    rd_order_read_to(order, first, 9);
+    rd_order_read_to(order, second, 9);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[0]);
+    assert_ptr_equal(rd_order_next(order, &stream, &ms), &records[1]);
+    assert_int_equal(ms, 9);
+    rd_order_free(order, NULL);
+}
+
+/* Buckets each at most 2^63-1 can sum past it: the sum is held at the
+ * cap (docs/redis.md, "Hot-SKU buckets"), never wrapped to a negative
+ * level that would read as sold out. */
+static void sums_past_the_cap_are_held_there(void **state)
+{
+    (void)state;
+    int64_t levels[4] = {INT64_MAX, 5, 0, 0}, before, after;
+    rd_sums *sums = seeded(levels);
+    record(sums, 1, 5, 4, NULL, 1, &before, &after);
+    assert_true(before == INT64_MAX);
+    assert_true(after == INT64_MAX);
+    record(sums, 0, INT64_MAX, 0, NULL, 2, &before, &after);
+    assert_true(before == INT64_MAX);
+    assert_int_equal(after, 4);
+    assert_true(rd_sum_held(INT64_MAX - 1, 1) == INT64_MAX);
+    assert_true(rd_sum_held(INT64_MAX, INT64_MAX) == INT64_MAX);
+    assert_true(rd_sum_held(INT64_MIN, -1) == INT64_MIN);
+    assert_int_equal(rd_sum_held(-3, 5), 2);
+    rd_sums_free(sums);
+}
+
 static void many_skus_grow_the_table(void **state)
 {
     (void)state;
@@ -169,6 +326,9 @@ int main(void)
         cmocka_unit_test(halves_of_a_move_move_nothing),
         cmocka_unit_test(a_half_alone_stops_counting),
         cmocka_unit_test(a_half_waits_for_a_stream_read_behind),
+        cmocka_unit_test(no_false_pair_across_buckets),
+        cmocka_unit_test(records_wait_for_the_low_water_mark),
+        cmocka_unit_test(sums_past_the_cap_are_held_there),
         cmocka_unit_test(many_skus_grow_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
