@@ -486,12 +486,13 @@ static bool hot_plan(mover *m, const char *sku, hot_moves *plan)
 }
 
 /* The hot SKU sku, seen on old member i: if the new map no longer picks
- * i, its piece goes to the place of the same rank among the dropped. The
+ * i, i's piece is the d-th dropped one and goes to the d-th place. The
  * pieces of one SKU are alike (stock, with the lines and adjustments that
  * ran there): which member holds which rank matters only for piece 0,
  * which must have rows (docs/sharded.md, "Hot SKUs across shards"). A new
  * piece 0 that receives no piece (the dropped one had no rows: a SKU
- * named hot after it was created) gets an empty row. */
+ * named hot after it was created) gets an empty row. Rows on a member
+ * that was none of the SKU's pieces (no store reads them) stay. */
 static bool move_hot(mover *m, uint32_t i, const char *sku)
 {
     stock_id id = stock_id_from_cstr(sku);
