@@ -22,7 +22,8 @@
  *                                  hot later: rows on piece 0 alone)
  *   reshard_check hotcheck URI     each hot SKU's total and every line (SKU,
  *                                  qty, refunded) as hotsetup left them; a
- *                                  refund by line id alone; then deductions
+ *                                  unit of each line but the first two
+ *                                  refunded by line id alone; then deductions
  *                                  down to 0 exactly, none refused before,
  *                                  and one more refused INSUFFICIENT
  *   reshard_check kill OLD NEW N   stock_reshard OLD NEW, killing itself
@@ -333,10 +334,13 @@ static int hot_check(const char *uri)
                 return 1;
             }
         }
-        name(id, "rs-hr2-%u", k, 0);
-        name(line, "rs-hl%u-%u", k, 2);
-        expect(stock_refund(store, id, line, 1, NULL, NULL), false, "refund after the move", id);
-        if (!hot_sell_out(store, k, sku, hot_available() + 1))
+        for (unsigned m = 2; m < RS_HOT_LINES; m++) {
+            name(id, "rs-hr2-%u-%u", k, m);
+            name(line, "rs-hl%u-%u", k, m);
+            expect(stock_refund(store, id, line, 1, NULL, NULL), false, "refund after the move",
+                   id);
+        }
+        if (!hot_sell_out(store, k, sku, hot_available() + RS_HOT_LINES - 2))
             return 1;
     }
     printf("hot skus=%u sold out\n", RS_HOT_SKUS);
