@@ -9,7 +9,8 @@
 #    finds I2;
 #  - a store with hot SKUs (hot=2, pieces on both members) moved to 3: every
 #    piece the new map no longer places lands on the new member, the totals,
-#    lines and refunds by line id are as before, and each hot SKU is then
+#    lines and refunds by line id are as before, a retry of each order of
+#    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
 #    deducted down to 0 exactly, never refused before (reshard_check
 #    hotsetup/hotcheck), and stockctl reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a

@@ -17,13 +17,17 @@
  *   reshard_check hotsetup URI     hot SKUs rs-h0..rs-h7 (URI names them hot):
  *                                  each set, deducted by lines that land on
  *                                  its several pieces, one line refunded;
+ *                                  orders of two hot SKUs' lines (carts
+ *                                  over their pieces);
  *                                  the last RS_HOT_LATE are set through the
  *                                  URI without its hot= segment (SKUs named
  *                                  hot later: rows on piece 0 alone)
  *   reshard_check hotcheck URI     each hot SKU's total and every line (SKU,
  *                                  qty, refunded) as hotsetup left them; a
  *                                  unit of each line but the first two
- *                                  refunded by line id alone; then deductions
+ *                                  refunded by line id alone; a retry of
+ *                                  each order answers REPLAY (CONFLICT with
+ *                                  its lines swapped); then deductions
  *                                  down to 0 exactly, none refused before,
  *                                  and one more refused INSUFFICIENT
  *   reshard_check kill OLD NEW N   stock_reshard OLD NEW, killing itself
@@ -192,12 +196,11 @@ static int setup(const char *uri)
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
 
-static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty,
-                       int64_t refunded)
+/* Line id reads back with its SKU (want), qty and refunded units. */
+static void check_line_of(stock_t *store, const char *id, const char *want, int64_t qty,
+                          int64_t refunded)
 {
     stock_line_info info;
-    char want[RS_ID];
-    name(want, "rs-s%u", sku, 0);
     expect(stock_line(store, id, &info, NULL), false, "line", id);
     if (strcmp(want, info.sku) != 0 || info.qty != qty || info.refunded != refunded) {
         fprintf(stderr, "line %s: sku %s qty %" PRId64 " refunded %" PRId64 ", expected %s "
@@ -205,6 +208,14 @@ static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty
                 info.refunded, want, qty, refunded);
         exit(1);
     }
+}
+
+static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty,
+                       int64_t refunded)
+{
+    char want[RS_ID];
+    name(want, "rs-s%u", sku, 0);
+    check_line_of(store, id, want, qty, refunded);
 }
 
 static int check(const char *uri)
@@ -245,10 +256,35 @@ static int check(const char *uri)
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
 
-/* What a hot SKU holds after hotsetup: its lines, less one unit refunded. */
-static int64_t hot_available(void)
+/* Hot orders of hotsetup: order o takes a unit of rs-h<2o> and one of
+ * rs-h<2o+1>, a cart over their pieces; only SKUs set while named hot
+ * (a cart moves units between pieces, and a SKU named hot later has no
+ * rows on its other pieces until its next set). */
+#define RS_HOT_ORDERS ((RS_HOT_SKUS - RS_HOT_LATE) / 2)
+
+/* What hot SKU k has deducted after hotsetup: its lines, and one order
+ * line if it has one. */
+static int64_t hot_deducted(unsigned k)
 {
-    return RS_HOT_LEVEL - RS_HOT_LINES * (RS_HOT_LINES + 1) / 2 + 1;
+    return RS_HOT_LINES * (RS_HOT_LINES + 1) / 2 + (k < 2 * RS_HOT_ORDERS);
+}
+
+/* What hot SKU k holds after hotsetup: less one unit refunded. */
+static int64_t hot_available(unsigned k)
+{
+    return RS_HOT_LEVEL - hot_deducted(k) + 1;
+}
+
+static void hot_order_of(unsigned o, rs_order *order)
+{
+    for (unsigned p = 0; p < 2; p++) {
+        name(order->line_ids[p], "rs-hol%u-%u", o, p);
+        name(order->skus[p], "rs-h%u", 2 * o + p, 0);
+        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
+                                             .sku = stock_id_from_cstr(order->skus[p]),
+                                             .qty = 1};
+    }
+    name(order->id, "rs-ho%u", o, 0);
 }
 
 static int hot_setup(const char *uri)
@@ -279,6 +315,15 @@ static int hot_setup(const char *uri)
         name(id, "rs-hr%u", k, 0);
         name(line, "rs-hl%u-%u", k, 1);
         expect(stock_refund(store, id, line, 1, NULL, NULL), true, "refund", id);
+    }
+    for (unsigned o = 0; o < RS_HOT_ORDERS; o++) {
+        rs_order order;
+        hot_order_of(o, &order);
+        char message[STOCK_MESSAGE_MAX];
+        stock_code code = stock_order(store, order.id, order.lines, 2, NULL, message);
+        if (code != STOCK_OK && code != STOCK_REPLAY)
+            fprintf(stderr, "order %s: %s\n", order.id, message);
+        expect(code, true, "order", order.id);
     }
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
@@ -316,23 +361,16 @@ static int hot_check(const char *uri)
         name(sku, "rs-h%u", k, 0);
         stock_sku_info info;
         expect(stock_get(store, sku, &info, NULL), false, "get", sku);
-        if (info.available != hot_available() || info.deducted !=
-            RS_HOT_LINES * (RS_HOT_LINES + 1) / 2 || info.refunded != 1) {
+        if (info.available != hot_available(k) || info.deducted != hot_deducted(k) ||
+            info.refunded != 1) {
             fprintf(stderr, "hot sku %s: available %" PRId64 " deducted %" PRId64 " refunded %"
-                    PRId64 ", expected %" PRId64 " %d 1\n", sku, info.available, info.deducted,
-                    info.refunded, hot_available(), RS_HOT_LINES * (RS_HOT_LINES + 1) / 2);
+                    PRId64 ", expected %" PRId64 " %" PRId64 " 1\n", sku, info.available,
+                    info.deducted, info.refunded, hot_available(k), hot_deducted(k));
             return 1;
         }
         for (unsigned m = 0; m < RS_HOT_LINES; m++) {
-            stock_line_info line_info;
             name(id, "rs-hl%u-%u", k, m);
-            expect(stock_line(store, id, &line_info, NULL), false, "line", id);
-            if (strcmp(line_info.sku, sku) != 0 || line_info.qty != m + 1 ||
-                line_info.refunded != (m == 1)) {
-                fprintf(stderr, "line %s: sku %s qty %" PRId64 " refunded %" PRId64 "\n", id,
-                        line_info.sku, line_info.qty, line_info.refunded);
-                return 1;
-            }
+            check_line_of(store, id, sku, m + 1, m == 1);
         }
         for (unsigned m = 2; m < RS_HOT_LINES; m++) {
             name(id, "rs-hr2-%u-%u", k, m);
@@ -340,7 +378,33 @@ static int hot_check(const char *uri)
             expect(stock_refund(store, id, line, 1, NULL, NULL), false, "refund after the move",
                    id);
         }
-        if (!hot_sell_out(store, k, sku, hot_available() + RS_HOT_LINES - 2))
+    }
+    for (unsigned o = 0; o < RS_HOT_ORDERS; o++) {
+        rs_order order;
+        hot_order_of(o, &order);
+        char message[STOCK_MESSAGE_MAX];
+        int32_t failed = -1;
+        stock_code code = stock_order(store, order.id, order.lines, 2, &failed, message);
+        if (code != STOCK_REPLAY) {
+            fprintf(stderr, "hot order %s retried: %s (line %d: %s), expected REPLAY\n",
+                    order.id, stock_code_name(code), failed, message);
+            return 1;
+        }
+        for (unsigned p = 0; p < 2; p++)
+            check_line_of(store, order.line_ids[p], order.skus[p], 1, 0);
+        stock_order_line swapped = order.lines[0];
+        order.lines[0] = order.lines[1];
+        order.lines[1] = swapped;
+        code = stock_order(store, order.id, order.lines, 2, NULL, NULL);
+        if (code != STOCK_CONFLICT) {
+            fprintf(stderr, "hot order %s retried with its lines swapped: %s, expected "
+                    "CONFLICT\n", order.id, stock_code_name(code));
+            return 1;
+        }
+    }
+    for (unsigned k = 0; k < RS_HOT_SKUS; k++) {
+        name(sku, "rs-h%u", k, 0);
+        if (!hot_sell_out(store, k, sku, hot_available(k) + RS_HOT_LINES - 2))
             return 1;
     }
     printf("hot skus=%u sold out\n", RS_HOT_SKUS);
