@@ -639,7 +639,7 @@ stock_code stock_restore(const char *src, const char *path,
 
 /* What stock_reshard did. */
 typedef struct stock_reshard_info {
-    uint64_t skus;        /* SKUs moved to another member */
+    uint64_t skus;        /* SKUs (and pieces of hot SKUs) moved to another member */
     uint64_t lines;       /* their lines (flow rows) */
     uint64_t ids;         /* id directory entries moved to their new home */
     bool resumed;         /* an interrupted move was found and finished */
@@ -651,8 +651,11 @@ typedef struct stock_reshard_info {
  * from_uri names its members as the store records them, to_uri the same
  * members, spelled the same, followed by the new ones (empty databases).
  * Moves every SKU whose shard changes (with its flow rows, refunds,
- * adjustments and holds) and every id directory entry whose home changes
- * (written first from a store of one member, which keeps none), each by
+ * adjustments and holds), every piece of a hot SKU on a member that the
+ * new map no longer picks for it (to a new member that it picks; both
+ * URIs must name the same hot= segment), and every id directory entry
+ * whose home changes (written first from a store of one member, which
+ * keeps none), each by
  * one two-phase commit pair, then records the new map on every
  * member. The store must be offline: no session of anyone else on any
  * member (checked), and stores refuse to open while the move is recorded.
@@ -664,8 +667,8 @@ typedef struct stock_reshard_info {
  * message   NULL or STOCK_MESSAGE_MAX bytes: "" on success, else why.
  *
  * Returns STOCK_OK; STOCK_INVALID (a URI is not shards:, to_uri does not
- * extend from_uri, a member list does not match what the members record,
- * a new member is not empty), STOCK_UNAVAILABLE (a
+ * extend from_uri or names other hot SKUs, a member list does not match
+ * what the members record, a new member is not empty), STOCK_UNAVAILABLE (a
  * member is unreachable, or someone else is connected to one), STOCK_IO,
  * STOCK_NOMEM, with message.
  */

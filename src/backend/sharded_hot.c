@@ -410,7 +410,8 @@ static void fall_back(sharded_store *store, order_run *run, totals_cache *cache,
         total += shard == *ran_on ? 0 : cache->info[shard].available;
     }
     /* Piece 0 has rows of every SKU there is (a set writes every piece,
-     * and a SKU named hot later had its rows there). */
+     * a SKU named hot later had its rows there, and a reshard that makes a
+     * new member its piece 0 gives it a piece or an empty row). */
     uint32_t home = shard_of(store, op->sku);
     if (home != *ran_on && cache->rows[home] == 0) {
         result_sku_not_found(op, op->sku);

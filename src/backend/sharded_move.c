@@ -19,6 +19,8 @@
  *      entries at the new shard (an upsert, harmless if the move is then
  *      interrupted: the SKU still has to move and will), then one pair:
  *      its rows exported and deleted on the old shard, imported on the new;
+ *      a hot SKU's piece moves the same way, from an old member that the
+ *      new map no longer picks among the SKU's K to a new member it picks;
  *   5. finish: record the new map on every member, drop the old map's
  *      decisions, then the move records.
  *
@@ -415,6 +417,8 @@ static bool build_directory(mover *m)
 
 /* -------------------------------------------------------------- SKUs */
 
+/* Moves sku's rows on member i (all of a SKU, or one piece of a hot one)
+ * to member j. */
 static bool move_sku(mover *m, uint32_t i, uint32_t j, const char *sku)
 {
     if (!redirect_ids(m, i, j, sku))
@@ -430,6 +434,89 @@ static bool move_sku(mover *m, uint32_t i, uint32_t j, const char *sku)
     m->info->skus++;
     m->info->lines += (uint64_t)pair.imported;
     return true;
+}
+
+/* Whether member k holds rows of sku, into *held; false on failure. */
+static bool holds(mover *m, uint32_t k, const char *sku, bool *held)
+{
+    const char *values[1] = {sku};
+    PGresult *result = run(m, k, "SELECT EXISTS (SELECT 1 FROM inventory WHERE sku_id = $1)", 1,
+                           values, PGRES_TUPLES_OK);
+    if (result != NULL)
+        *held = PQgetvalue(result, 0, 0)[0] == 't';
+    PQclear(result);
+    return result != NULL;
+}
+
+/* Where the pieces of a hot SKU go: the old members that held a piece
+ * and are no longer among the K the new map picks (dropped), and the new
+ * members it picks that hold none (places), each in rank order. Adding
+ * members only pushes old members down the ranking, so there are at least
+ * as many places as dropped pieces. */
+typedef struct hot_moves {
+    uint32_t dropped[SHARD_MAX], places[SHARD_MAX];
+    uint32_t dropped_count, place_count;
+} hot_moves;
+
+static bool hot_plan(mover *m, const char *sku, hot_moves *plan)
+{
+    stock_id id = stock_id_from_cstr(sku);
+    uint32_t spread = shard_spread(m->to, id), old_seen = 0;
+    *plan = (hot_moves){0};
+    for (uint32_t rank = 0; rank < m->to->count && old_seen < spread; rank++) {
+        uint32_t k = shard_piece(m->to, id, rank);
+        bool picked = rank < spread, held = false;
+        old_seen += k < m->old_count;
+        if (picked == (k < m->old_count))
+            continue;   /* an old member that keeps its piece, or a new one not picked */
+        if (!holds(m, k, sku, &held))
+            return false;
+        if (k < m->old_count && held)
+            plan->dropped[plan->dropped_count++] = k;
+        else if (k >= m->old_count && !held)
+            plan->places[plan->place_count++] = k;
+    }
+    if (plan->dropped_count <= plan->place_count)
+        return true;
+    message_set(m->message, STOCK_MESSAGE_MAX, "reshard: hot SKU %s has pieces on %u members "
+                "the new map drops but only %u new member(s) to take them: was it spread over "
+                "more members than the hot= segment says?", sku, plan->dropped_count,
+                plan->place_count);
+    return refuse(m, STOCK_INVALID);
+}
+
+/* The hot SKU sku, seen on old member i: if the new map no longer picks
+ * i, i's piece is the d-th dropped one and goes to the d-th place. The
+ * pieces of one SKU are alike (stock, with the lines and adjustments that
+ * ran there): which member holds which rank matters only for piece 0,
+ * which must have rows (docs/sharded.md, "Hot SKUs across shards"). A new
+ * piece 0 that receives no piece (the dropped one had no rows: a SKU
+ * named hot after it was created) gets an empty row. Rows on a member
+ * that was none of the SKU's pieces (no store reads them) stay. */
+static bool move_hot(mover *m, uint32_t i, const char *sku)
+{
+    stock_id id = stock_id_from_cstr(sku);
+    uint32_t spread = shard_spread(m->to, id), first = shard_of(m->to, id);
+    bool picked = false;
+    for (uint32_t rank = 0; rank < spread; rank++)
+        picked = picked || shard_piece(m->to, id, rank) == i;
+    if (picked && first < m->old_count)
+        return true;
+    hot_moves plan;
+    if (!hot_plan(m, sku, &plan))
+        return false;
+    for (uint32_t d = 0; d < plan.dropped_count; d++)
+        if (plan.dropped[d] == i)
+            return move_sku(m, i, plan.places[d], sku);
+    if (plan.dropped_count > 0 || plan.place_count == 0 || plan.places[0] != first)
+        return true;
+    const char *values[1] = {sku};
+    bool ok = run_ok(m, first, "INSERT INTO inventory (sku_id, bucket, leaved_amount, adjusted) "
+                     "VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING", 1, values);
+    if (ok)
+        stock_log(&m->log, STOCK_LOG_DEBUG, "reshard: hot SKU %s: an empty piece 0 on shard %u",
+                  sku, first);
+    return ok;
 }
 
 /* Moves every SKU of old member i that the new map puts elsewhere. */
@@ -448,8 +535,12 @@ static bool move_skus(mover *m, uint32_t i)
         bool ok = true;
         for (int row = 0; ok && row < rows; row++) {
             const char *sku = PQgetvalue(page, row, 0);
-            uint32_t j = shard_of(m->to, (stock_id){sku, (uint32_t)strlen(sku)});
-            ok = j == i || move_sku(m, i, j, sku);
+            stock_id id = stock_id_from_cstr(sku);
+            uint32_t j = shard_of(m->to, id);
+            if (shard_spread(m->to, id) > 1)
+                ok = move_hot(m, i, sku);
+            else
+                ok = j == i || move_sku(m, i, j, sku);
         }
         if (ok && rows > 0)
             snprintf(after, sizeof after, "%s", PQgetvalue(page, rows - 1, 0));
@@ -676,8 +767,20 @@ static bool connect_all(mover *m)
     return m->code == STOCK_OK || refuse(m, m->code);
 }
 
+/* The length of uri's scheme and hot= segment, its ';' included. */
+static size_t hot_segment_len(const char *uri)
+{
+    size_t len = strlen(SHARD_SCHEME);
+    if (strncmp(uri + len, SHARD_HOT_PREFIX, strlen(SHARD_HOT_PREFIX)) == 0) {
+        size_t segment = strcspn(uri + len, ";");
+        len += segment + (uri[len + segment] == ';');
+    }
+    return len;
+}
+
 /* Parses both lists: to_uri must name from_uri's members, spelled the
- * same (their stock_* options aside), then at least one more. */
+ * same (their stock_* options aside), then at least one more, and the
+ * same hot SKUs. */
 static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
                         const stock_config *config, sharded_store *from)
 {
@@ -687,17 +790,23 @@ static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
             fail(m, "reshard: the %s member list is not a shards: URI", k == 0 ? "old" : "new");
             return refuse(m, STOCK_INVALID);
         }
-        /* A hot SKU's parts sit on the members its score picks, which a new
-         * member changes; moving them is not built (docs/sharded.md). */
-        if (strncmp(uri + strlen(SHARD_SCHEME), SHARD_HOT_PREFIX, strlen(SHARD_HOT_PREFIX)) == 0) {
-            fail(m, "reshard: the %s list has a hot= segment; a store with hot SKUs "
-                 "cannot be resharded", k == 0 ? "old" : "new");
-            return refuse(m, STOCK_UNSUPPORTED);
-        }
-        m->code = shard_parse_members(k == 0 ? from : m->to, uri, config, m->message,
-                                      STOCK_MESSAGE_MAX);
+        sharded_store *list = k == 0 ? from : m->to;
+        m->code = shard_hot_parse(list, uri + strlen(SHARD_SCHEME), m->message,
+                                  STOCK_MESSAGE_MAX);
+        if (m->code == STOCK_OK)
+            m->code = shard_parse_members(list, uri, config, m->message, STOCK_MESSAGE_MAX);
+        if (m->code == STOCK_OK)
+            m->code = shard_hot_check(list, m->message, STOCK_MESSAGE_MAX);
         if (m->code != STOCK_OK)
             return false;
+    }
+    /* Which SKUs are hot, and over how many pieces, decides where their
+     * pieces are: a move under another hot list would misplace them. */
+    size_t old_hot = hot_segment_len(from_uri), new_hot = hot_segment_len(to_uri);
+    if (old_hot != new_hot || memcmp(from_uri, to_uri, old_hot) != 0) {
+        message_set(m->message, STOCK_MESSAGE_MAX, "reshard: the new list must name the same "
+                    "hot SKUs as the old one (the same hot= segment, or none)");
+        return refuse(m, STOCK_INVALID);
     }
     m->old_count = from->count;
     if (m->to->count <= from->count) {
@@ -723,6 +832,7 @@ static bool reshard(mover *m, const char *from_uri, const char *to_uri,
     bool ok = parse_lists(m, from_uri, to_uri, config, &from);
     for (uint32_t k = 0; k < from.count; k++)
         pg_options_free(&from.shards[k].options);
+    free(from.hot_text);
     move_state state = MOVE_FRESH;
     ok = ok && connect_all(m) && move_plan(m, &state);
     if (!ok || state == MOVE_DONE) {
@@ -760,6 +870,7 @@ stock_code stock_reshard(const char *from_uri, const char *to_uri, const stock_c
         PQfinish(m.to->shards[k].control);
         pg_options_free(&m.to->shards[k].options);
     }
+    free(m.to->hot_text);
     free(m.to);
     if (ok)
         m.message[0] = '\0';

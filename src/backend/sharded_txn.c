@@ -240,7 +240,11 @@ static bool settle_claim(sharded_store *store, const shard_claim *c, int32_t ent
         store->routes[c->op] = (int32_t)holder;   /* a retry: the member replays it */
         return true;
     }
-    if (used && c->kind == SHARD_KIND_ORDER && shard_order_moved(store, store->ops[c->op])) {
+    /* An order's line too: after a move, a hot SKU's line may be on
+     * another piece than its hash now picks. Once one of the order's
+     * claims found it a replay, its other claims need not read again. */
+    if (used && store->ops[c->op]->type == STOCK_OP_ORDER &&
+        (store->ops[c->op]->code == STOCK_REPLAY || shard_order_moved(store, store->ops[c->op]))) {
         store->routes[c->op] = SHARD_ROUTE_DONE;   /* a retry after a move: a replay */
         return true;
     }

@@ -7,13 +7,20 @@
 #    answers REPLAY (CONFLICT with two lines swapped), a refund by line id
 #    alone works (tests/system/reshard_check.c), and stockctl reconcile
 #    finds I2;
+#  - a store with hot SKUs (hot=2, pieces on both members) moved to 3: every
+#    piece the new map no longer places lands on the new member, the totals,
+#    lines and refunds by line id are as before, a retry of each order of
+#    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
+#    deducted down to 0 exactly, never refused before (reshard_check
+#    hotsetup/hotcheck), and stockctl reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
-#    member missing, a new list that does not extend the old one, a store
-#    with hot SKUs (UNSUPPORTED), a store with someone else connected;
+#    member missing, a new list that does not extend the old one or names
+#    other hot SKUs, a store with someone else connected;
 #  - a move killed (SIGKILL, at the Nth step of the move, N random) several
 #    times and run again: after every kill and the next run's recovery, no
 #    SKU or line is lost or on two members and nothing is left prepared, no
-#    store opens meanwhile, and the last run ends consistent as above.
+#    store opens meanwhile, and the last run ends consistent as above; the
+#    same for a store with hot SKUs, whose totals never change.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -27,7 +34,7 @@ pg_start_many 3
 
 # member URI of database $2 on server $1
 member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
-for db in clean single killed; do
+for db in clean single killed hot hotkilled; do
     for k in 0 1 2; do
         PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
     done
@@ -61,6 +68,37 @@ OLD="shards:$(member 0 single)" NEW="shards:$(member 0 single);$(member 1 single
 "$HELPER" check "$NEW"
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after 1 -> 2"; exit 1; }
 
+HOT="hot=2:$(echo rs-h{0..7} | tr ' ' ,)"
+hot_old() { echo "shards:$HOT;$(member 0 "$1");$(member 1 "$1")"; }
+hot_new() { echo "shards:$HOT;$(member 0 "$1");$(member 1 "$1");$(member 2 "$1")"; }
+# what the hot SKUs hold on members $2... of database $1: pieces that ever
+# had stock (an empty piece 0 is written for a SKU named hot later), stock,
+# lines. A new database has no tables before the move: nothing.
+USED="adjusted <> 0 OR deducted <> 0"
+hot_rows() {
+    local k
+    for k in 0 1 2; do
+        PG_PSQL_URI=$(member "$k" "$1") pg_psql -c "SELECT count(DISTINCT sku_id) FILTER (WHERE $USED), coalesce(sum(leaved_amount), 0), (SELECT count(*) FROM inventory_flow WHERE sku_id LIKE 'rs-h%') FROM inventory WHERE sku_id LIKE 'rs-h%'" 2>/dev/null || true
+    done | awk -F'|' '{ p += $1; a += $2; l += $3 } END { print p, a, l }'
+}
+
+echo "== a store with hot SKUs, 2 -> 3 shards"
+OLD=$(hot_old hot) NEW=$(hot_new hot)
+"$HELPER" hotsetup "$OLD"
+before=$(hot_rows hot)
+rc=0; out=$("$CTL" --json reshard "$OLD" "$NEW") || rc=$?
+[ "$rc" -eq 0 ] || { echo "FAIL: the move of a store with hot SKUs: exit $rc: $out"; exit 1; }
+after=$(hot_rows hot)
+pieces=$(echo "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["skus"])')
+IFS='|' read -r on_new empty < <(PG_PSQL_URI=$(member 2 hot) pg_psql -c "SELECT count(*) FILTER (WHERE used), count(*) FILTER (WHERE NOT used) FROM (SELECT bool_or($USED) AS used FROM inventory WHERE sku_id LIKE 'rs-h%' GROUP BY sku_id) t")
+echo "pieces, stock, lines of the hot SKUs: $before before, $after after; $pieces pieces moved, $on_new on the new member, $empty empty pieces 0 written there"
+[ "$before" = "$after" ] && [ "$pieces" -gt 0 ] && [ "$on_new" -eq "$pieces" ] ||
+    { echo "FAIL: the hot SKUs' pieces lost, doubled or not moved"; exit 1; }
+# Fixed names, so fixed ranks: some SKU named hot later has the new member as its piece 0.
+[ "$empty" -gt 0 ] || { echo "FAIL: no SKU named hot later got an empty piece 0"; exit 1; }
+"$HELPER" hotcheck "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the hot move"; exit 1; }
+
 echo "== refusals"
 OLD=$(old_of killed) NEW=$(new_of killed)
 "$HELPER" setup "$OLD"
@@ -76,8 +114,7 @@ refused 2 "an old member missing" "shards:$(member 0 killed)" "shards:$(member 0
 other="shards:$(member 0 killed);$(member 1 clean)"
 refused 2 "an old member of another map" "$other" "$other;$(member 2 killed)"
 refused 2 "new list not extending the old" "$OLD" "shards:$(member 0 killed);$(member 2 killed);$(member 1 killed)"
-hot="shards:hot=2:S1;$(member 0 killed);$(member 1 killed)"
-refused 12 "a store with hot SKUs" "$hot" "$hot;$(member 2 killed)"
+refused 2 "new list naming other hot SKUs" "$OLD" "shards:hot=2:S1;${NEW#shards:}"
 PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 100); do
@@ -124,4 +161,24 @@ done
 [ "$(each killed "SELECT count(*) FROM stock_shard_move" | sum)" -eq 0 ] || { echo "FAIL: a move record left"; exit 1; }
 "$HELPER" check "$NEW"
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the killed move"; exit 1; }
+
+echo "== a move of a store with hot SKUs killed at random steps, then run again"
+OLD=$(hot_old hotkilled) NEW=$(hot_new hotkilled)
+"$HELPER" hotsetup "$OLD"
+before=$(hot_rows hotkilled)
+for ((round = 1; round <= KILLS; round++)); do
+    n=$((1 + RANDOM % 20))
+    rc=0; out=$("$HELPER" kill "$OLD" "$NEW" "$n" 2>&1) || rc=$?
+    [ "$rc" -eq 137 ] || [ "$out" = done ] || { echo "FAIL: hot round $round: exit $rc: $out"; exit 1; }
+    rc2=0; out=$("$HELPER" kill "$OLD" "$NEW" 1 2>&1) || rc2=$?
+    now=$(hot_rows hotkilled)
+    left=$(each hotkilled "SELECT count(*) FROM pg_prepared_xacts" | sum)
+    echo "hot round $round: killed at step $n (exit $rc); recovered (exit $rc2): pieces, stock, lines $now; $left prepared"
+    [ "$now" = "$before" ] && [ "$left" -eq 0 ] || { echo "FAIL: expected $before, 0 prepared"; exit 1; }
+done
+"$CTL" reshard "$OLD" "$NEW"
+[ "$(hot_rows hotkilled)" = "$before" ] || { echo "FAIL: the hot SKUs changed"; exit 1; }
+[ "$(each hotkilled "SELECT count(*) FROM stock_shard_move" | sum)" -eq 0 ] || { echo "FAIL: a move record left"; exit 1; }
+"$HELPER" hotcheck "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the killed hot move"; exit 1; }
 echo "OK"

@@ -14,6 +14,22 @@
  *                                  SKU by its line id alone (OK, or REPLAY
  *                                  when run again) and deducts a new line
  *                                  of each. Prints "skus=N lines=L"
+ *   reshard_check hotsetup URI     hot SKUs rs-h0..rs-h7 (URI names them hot):
+ *                                  each set, deducted by lines that land on
+ *                                  its several pieces, one line refunded;
+ *                                  orders of two hot SKUs' lines (carts
+ *                                  over their pieces);
+ *                                  the last RS_HOT_LATE are set through the
+ *                                  URI without its hot= segment (SKUs named
+ *                                  hot later: rows on piece 0 alone)
+ *   reshard_check hotcheck URI     each hot SKU's total and every line (SKU,
+ *                                  qty, refunded) as hotsetup left them; a
+ *                                  unit of each line but the first two
+ *                                  refunded by line id alone; a retry of
+ *                                  each order answers REPLAY (CONFLICT with
+ *                                  its lines swapped); then deductions
+ *                                  down to 0 exactly, none refused before,
+ *                                  and one more refused INSUFFICIENT
  *   reshard_check kill OLD NEW N   stock_reshard OLD NEW, killing itself
  *                                  (SIGKILL) at the Nth DEBUG message of the
  *                                  move (one per step: a pair ran, prepared
@@ -37,6 +53,11 @@
 #define RS_LEVEL 1000
 #define RS_ADD 5                /* added to each even SKU */
 #define RS_ID 48
+#define RS_HOT_SKUS 8
+#define RS_HOT_LEVEL 100
+#define RS_HOT_LINES 8          /* lines of each hot SKU, qty 1..RS_HOT_LINES */
+#define RS_HOT_STEP 3           /* deducted at a time down to 0 */
+#define RS_HOT_LATE 4           /* hot SKUs created before they were named hot */
 
 static int countdown;
 
@@ -175,12 +196,11 @@ static int setup(const char *uri)
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
 
-static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty,
-                       int64_t refunded)
+/* Line id reads back with its SKU (want), qty and refunded units. */
+static void check_line_of(stock_t *store, const char *id, const char *want, int64_t qty,
+                          int64_t refunded)
 {
     stock_line_info info;
-    char want[RS_ID];
-    name(want, "rs-s%u", sku, 0);
     expect(stock_line(store, id, &info, NULL), false, "line", id);
     if (strcmp(want, info.sku) != 0 || info.qty != qty || info.refunded != refunded) {
         fprintf(stderr, "line %s: sku %s qty %" PRId64 " refunded %" PRId64 ", expected %s "
@@ -188,6 +208,14 @@ static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty
                 info.refunded, want, qty, refunded);
         exit(1);
     }
+}
+
+static void check_line(stock_t *store, const char *id, unsigned sku, int64_t qty,
+                       int64_t refunded)
+{
+    char want[RS_ID];
+    name(want, "rs-s%u", sku, 0);
+    check_line_of(store, id, want, qty, refunded);
 }
 
 static int check(const char *uri)
@@ -228,6 +256,161 @@ static int check(const char *uri)
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
 
+/* Hot orders of hotsetup: order o takes a unit of rs-h<2o> and one of
+ * rs-h<2o+1>, a cart over their pieces; only SKUs set while named hot
+ * (a cart moves units between pieces, and a SKU named hot later has no
+ * rows on its other pieces until its next set). */
+#define RS_HOT_ORDERS ((RS_HOT_SKUS - RS_HOT_LATE) / 2)
+
+/* What hot SKU k has deducted after hotsetup: its lines, and one order
+ * line if it has one. */
+static int64_t hot_deducted(unsigned k)
+{
+    return RS_HOT_LINES * (RS_HOT_LINES + 1) / 2 + (k < 2 * RS_HOT_ORDERS);
+}
+
+/* What hot SKU k holds after hotsetup: less one unit refunded. */
+static int64_t hot_available(unsigned k)
+{
+    return RS_HOT_LEVEL - hot_deducted(k) + 1;
+}
+
+static void hot_order_of(unsigned o, rs_order *order)
+{
+    for (unsigned p = 0; p < 2; p++) {
+        name(order->line_ids[p], "rs-hol%u-%u", o, p);
+        name(order->skus[p], "rs-h%u", 2 * o + p, 0);
+        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
+                                             .sku = stock_id_from_cstr(order->skus[p]),
+                                             .qty = 1};
+    }
+    name(order->id, "rs-ho%u", o, 0);
+}
+
+static int hot_setup(const char *uri)
+{
+    char sku[RS_ID], id[RS_ID], line[RS_ID], plain[4096];
+    const char *members = strchr(uri, ';');
+    if (members == NULL || strncmp(uri, "shards:hot=", strlen("shards:hot=")) != 0) {
+        fprintf(stderr, "hotsetup: %s has no hot= segment\n", uri);
+        return 2;
+    }
+    snprintf(plain, sizeof plain, "shards:%s", members + 1);
+    stock_t *store = open_store(plain);
+    for (unsigned k = RS_HOT_SKUS - RS_HOT_LATE; k < RS_HOT_SKUS; k++) {
+        name(sku, "rs-h%u", k, 0);
+        expect(stock_set(store, sku, RS_HOT_LEVEL, NULL, NULL, NULL), true, "set", sku);
+    }
+    if (stock_close(store) != STOCK_OK)
+        return 1;
+    store = open_store(uri);
+    for (unsigned k = 0; k < RS_HOT_SKUS; k++) {
+        name(sku, "rs-h%u", k, 0);
+        if (k < RS_HOT_SKUS - RS_HOT_LATE)
+            expect(stock_set(store, sku, RS_HOT_LEVEL, NULL, NULL, NULL), true, "set", sku);
+        for (unsigned m = 0; m < RS_HOT_LINES; m++) {
+            name(id, "rs-hl%u-%u", k, m);
+            expect(stock_deduct(store, id, sku, m + 1, NULL, NULL), true, "deduct", id);
+        }
+        name(id, "rs-hr%u", k, 0);
+        name(line, "rs-hl%u-%u", k, 1);
+        expect(stock_refund(store, id, line, 1, NULL, NULL), true, "refund", id);
+    }
+    for (unsigned o = 0; o < RS_HOT_ORDERS; o++) {
+        rs_order order;
+        hot_order_of(o, &order);
+        char message[STOCK_MESSAGE_MAX];
+        stock_code code = stock_order(store, order.id, order.lines, 2, NULL, message);
+        if (code != STOCK_OK && code != STOCK_REPLAY)
+            fprintf(stderr, "order %s: %s\n", order.id, message);
+        expect(code, true, "order", order.id);
+    }
+    return stock_close(store) == STOCK_OK ? 0 : 1;
+}
+
+/* Deducts sku's available down to 0, RS_HOT_STEP at a time: a refusal
+ * before 0 is a failure, as is a deduction taken past it. */
+static bool hot_sell_out(stock_t *store, unsigned k, const char *sku, int64_t available)
+{
+    char id[RS_ID];
+    for (unsigned n = 0; available > 0; n++) {
+        int64_t qty = available < RS_HOT_STEP ? available : RS_HOT_STEP, after = -1;
+        name(id, "rs-hd%u-%u", k, n);
+        stock_code code = stock_deduct(store, id, sku, qty, &after, NULL);
+        if (code != STOCK_OK || after != available - qty) {
+            fprintf(stderr, "sku %s: deducting %" PRId64 " of %" PRId64 ": %s, available "
+                    "after %" PRId64 "\n", sku, qty, available, stock_code_name(code), after);
+            return false;
+        }
+        available -= qty;
+    }
+    name(id, "rs-hd%u-last", k, 0);
+    stock_code code = stock_deduct(store, id, sku, 1, NULL, NULL);
+    if (code != STOCK_INSUFFICIENT) {
+        fprintf(stderr, "sku %s: a deduction past 0: %s\n", sku, stock_code_name(code));
+        return false;
+    }
+    return true;
+}
+
+static int hot_check(const char *uri)
+{
+    stock_t *store = open_store(uri);
+    char sku[RS_ID], id[RS_ID], line[RS_ID];
+    for (unsigned k = 0; k < RS_HOT_SKUS; k++) {
+        name(sku, "rs-h%u", k, 0);
+        stock_sku_info info;
+        expect(stock_get(store, sku, &info, NULL), false, "get", sku);
+        if (info.available != hot_available(k) || info.deducted != hot_deducted(k) ||
+            info.refunded != 1) {
+            fprintf(stderr, "hot sku %s: available %" PRId64 " deducted %" PRId64 " refunded %"
+                    PRId64 ", expected %" PRId64 " %" PRId64 " 1\n", sku, info.available,
+                    info.deducted, info.refunded, hot_available(k), hot_deducted(k));
+            return 1;
+        }
+        for (unsigned m = 0; m < RS_HOT_LINES; m++) {
+            name(id, "rs-hl%u-%u", k, m);
+            check_line_of(store, id, sku, m + 1, m == 1);
+        }
+        for (unsigned m = 2; m < RS_HOT_LINES; m++) {
+            name(id, "rs-hr2-%u-%u", k, m);
+            name(line, "rs-hl%u-%u", k, m);
+            expect(stock_refund(store, id, line, 1, NULL, NULL), false, "refund after the move",
+                   id);
+        }
+    }
+    for (unsigned o = 0; o < RS_HOT_ORDERS; o++) {
+        rs_order order;
+        hot_order_of(o, &order);
+        char message[STOCK_MESSAGE_MAX];
+        int32_t failed = -1;
+        stock_code code = stock_order(store, order.id, order.lines, 2, &failed, message);
+        if (code != STOCK_REPLAY) {
+            fprintf(stderr, "hot order %s retried: %s (line %d: %s), expected REPLAY\n",
+                    order.id, stock_code_name(code), failed, message);
+            return 1;
+        }
+        for (unsigned p = 0; p < 2; p++)
+            check_line_of(store, order.line_ids[p], order.skus[p], 1, 0);
+        stock_order_line swapped = order.lines[0];
+        order.lines[0] = order.lines[1];
+        order.lines[1] = swapped;
+        code = stock_order(store, order.id, order.lines, 2, NULL, NULL);
+        if (code != STOCK_CONFLICT) {
+            fprintf(stderr, "hot order %s retried with its lines swapped: %s, expected "
+                    "CONFLICT\n", order.id, stock_code_name(code));
+            return 1;
+        }
+    }
+    for (unsigned k = 0; k < RS_HOT_SKUS; k++) {
+        name(sku, "rs-h%u", k, 0);
+        if (!hot_sell_out(store, k, sku, hot_available(k) + RS_HOT_LINES - 2))
+            return 1;
+    }
+    printf("hot skus=%u sold out\n", RS_HOT_SKUS);
+    return stock_close(store) == STOCK_OK ? 0 : 1;
+}
+
 static int kill_at(const char *from, const char *to, int n)
 {
     countdown = n;
@@ -249,8 +432,13 @@ int main(int argc, char **argv)
         return setup(argv[2]);
     if (argc == 3 && strcmp(argv[1], "check") == 0)
         return check(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "hotsetup") == 0)
+        return hot_setup(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "hotcheck") == 0)
+        return hot_check(argv[2]);
     if (argc == 5 && strcmp(argv[1], "kill") == 0)
         return kill_at(argv[2], argv[3], atoi(argv[4]));
-    fprintf(stderr, "usage: reshard_check setup URI | check URI | kill OLD NEW N\n");
+    fprintf(stderr, "usage: reshard_check setup URI | check URI | hotsetup URI | hotcheck URI | "
+            "kill OLD NEW N\n");
     return 2;
 }

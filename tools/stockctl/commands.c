@@ -260,6 +260,8 @@ const ctl_command ctl_commands[] = {
      "NEW_URI the same members, spelled the same, followed by the new ones\n"
      "(empty PostgreSQL databases with max_prepared_transactions > 0). Moves\n"
      "every SKU whose shard changes, with its lines, refunds and adjustments,\n"
+     "every piece of a hot SKU (NEW_URI must name the same hot= segment) on a\n"
+     "member that no longer holds one of its pieces, to a new member that does,\n"
      "and every id directory entry whose home changes, each step a two-phase\n"
      "commit on the two members; then records the new map. The store must be\n"
      "offline: refused while anyone else is connected to a member, and no\n"
