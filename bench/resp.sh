@@ -22,8 +22,11 @@
 # sends about that many seconds of requests at the rate a short warm-up
 # run measured), STOCKD_B (optional: a second stockd binary, measured as
 # one more system, "stockd B", on a store of its own; its ratios are
-# printed too). Ports 17580-17582 on 127.0.0.1. Needs redis-server and
-# redis-benchmark (scripts/install-deps.sh).
+# printed too). Each server listens on 127.0.0.1 on a port of 17900-17949
+# that was free when picked, and must prove it is this run's own (Redis by
+# its INFO process_id, stockd by its log), so that two runs at once on a
+# shared machine fail instead of measuring each other's servers. Needs
+# redis-server and redis-benchmark (scripts/install-deps.sh).
 set -eu
 cd "$(dirname "$0")/.."
 . bench/common.sh
@@ -32,7 +35,7 @@ ROUNDS=${1:-5}
 bench_whole ROUNDS "$ROUNDS" 1 21
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 bench_whole SECONDS_PER_RUN "$SECONDS_PER_RUN" 1 60
-readonly REDIS_PORT=17580 STOCKD_PORT=17581 STOCKD_B_PORT=17582
+readonly PORT_LOW=17900 PORT_HIGH=17949
 readonly CLIENTS=50 RAND_RANGE=2147483647 BIG_STOCK=1000000000000
 readonly WARMUP_REQUESTS=20000
 for tool in "$BUILD/stockd" ${STOCKD_B:+"$STOCKD_B"}; do
@@ -40,38 +43,51 @@ for tool in "$BUILD/stockd" ${STOCKD_B:+"$STOCKD_B"}; do
 done
 
 bench_temp stockd-resp
+. tests/system/server_helpers.sh
 
-# wait_ping PORT LOG: until PING answers, at most 10 s.
-wait_ping() {
+# wait_ours PORT LOG PID: until PING on PORT answers, at most 10 s, and the
+# server that answers is process PID: Redis says so in INFO, stockd logs
+# that it listens on PORT. Exits when another process holds the port.
+wait_ours() {
+    local port=$1 log=$2 pid=$3
     for _ in $(seq 200); do
-        redis-cli -p "$1" PING 2>/dev/null | grep -q PONG && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        if redis-cli -p "$port" PING 2>/dev/null | grep -q PONG; then
+            if redis-cli -p "$port" INFO server 2>/dev/null | grep -q "^process_id:$pid\b" ||
+                grep -q "listening for RESP on 127.0.0.1:$port" "$log"; then
+                return 0
+            fi
+        fi
         sleep 0.05
     done
-    echo "$bench_name: nothing answers PING on port $1" >&2
-    cat "$2" >&2
+    echo "$bench_name: the server started on port $port (pid $pid) is not the one answering there" >&2
+    cat "$log" >&2
     exit 1
 }
 
 mkdir -p "$tmp/redis"
-redis-server --port $REDIS_PORT --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes \
+REDIS_PORT=$(pick_port $PORT_LOW $PORT_HIGH)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes \
     --appendfsync always --save "" --daemonize no --logfile "$tmp/redis.log" &
 pids+=($!)
-wait_ping $REDIS_PORT "$tmp/redis.log"
-"$BUILD/stockd" --store "$tmp/stockd" --port $STOCKD_PORT --http-port 0 --bind 127.0.0.1 \
+wait_ours "$REDIS_PORT" "$tmp/redis.log" $!
+STOCKD_PORT=$(pick_port $PORT_LOW $PORT_HIGH)
+"$BUILD/stockd" --store "$tmp/stockd" --port "$STOCKD_PORT" --http-port 0 --bind 127.0.0.1 \
     >"$tmp/stockd.log" 2>&1 &
 pids+=($!)
-wait_ping $STOCKD_PORT "$tmp/stockd.log"
+wait_ours "$STOCKD_PORT" "$tmp/stockd.log" $!
 systems=(stockd get lua)
 if [ -n "${STOCKD_B:-}" ]; then
-    "$STOCKD_B" --store "$tmp/stockd-b" --port $STOCKD_B_PORT --http-port 0 --bind 127.0.0.1 \
+    STOCKD_B_PORT=$(pick_port $PORT_LOW $PORT_HIGH)
+    "$STOCKD_B" --store "$tmp/stockd-b" --port "$STOCKD_B_PORT" --http-port 0 --bind 127.0.0.1 \
         >"$tmp/stockd-b.log" 2>&1 &
     pids+=($!)
-    wait_ping $STOCKD_B_PORT "$tmp/stockd-b.log"
+    wait_ours "$STOCKD_B_PORT" "$tmp/stockd-b.log" $!
     systems+=(stockd_b)
 fi
-sha=$(redis-cli -p $REDIS_PORT SCRIPT LOAD "$(cat bench/lua/deduct.lua)")
-redis-cli -p $REDIS_PORT SET plain "$BIG_STOCK" >/dev/null
-redis-cli -p $REDIS_PORT SET stock:hot "$BIG_STOCK" >/dev/null
+sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "$(cat bench/lua/deduct.lua)")
+redis-cli -p "$REDIS_PORT" SET plain "$BIG_STOCK" >/dev/null
+redis-cli -p "$REDIS_PORT" SET stock:hot "$BIG_STOCK" >/dev/null
 for port in $STOCKD_PORT ${STOCKD_B:+$STOCKD_B_PORT}; do
     redis-cli -p "$port" SETSTOCK hot "$BIG_STOCK" >/dev/null
 done
@@ -152,8 +168,8 @@ for port in $STOCKD_PORT ${STOCKD_B:+$STOCKD_B_PORT}; do
         failed=1
     fi
 done
-left=$(redis-cli -p $REDIS_PORT GET stock:hot)
-lines=$(redis-cli -p $REDIS_PORT HLEN flow:hot)
+left=$(redis-cli -p "$REDIS_PORT" GET stock:hot)
+lines=$(redis-cli -p "$REDIS_PORT" HLEN flow:hot)
 if [ $((BIG_STOCK - left)) -ne "$lines" ]; then
     echo "check FAILED on Redis+Lua: stock moved $((BIG_STOCK - left)), $lines lines" >&2
     failed=1
