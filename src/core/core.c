@@ -42,6 +42,7 @@ static void init_state(core *state)
                    ADJUSTMENT_CHUNK_SHIFT, ADJUSTMENT_CHUNK_SHIFT);
     core_pool_init(&state->holds, sizeof(core_hold), HOLD_FIRST_SHIFT,
                    HOLD_STEADY_SHIFT);
+    state->recent_sku = CORE_NONE;
 }
 
 /* Frees everything the state holds, not the state itself. */
@@ -346,11 +347,13 @@ static bool apply_deduct(core *state, stock_op *op, int64_t time_us, buf *record
         result_conflict(op, "line", op->id);
         return false;
     }
-    uint32_t sku_entity = core_sku_find(state, op->sku, NULL);
+    uint32_t sku_entity = core_recent_sku(state, op->sku)
+                              ? state->recent_sku : core_sku_find(state, op->sku, NULL);
     if (sku_entity == CORE_NONE) {
         result_sku_not_found(op, op->sku);
         return false;
     }
+    state->recent_sku = sku_entity;
     const core_sku *sku = core_pool_at(&state->skus, sku_entity);
     if (sku->available < op->amount) {
         result_insufficient(op, op->sku, sku->available);

@@ -30,6 +30,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/codec.h"
 #include "core/core.h"
@@ -254,6 +255,8 @@ struct core {
     core_changes *watch;       /* core_watch's list, or NULL */
     core_mark marks[CORE_MARKS_MAX];   /* oldest first; not in snapshots */
     uint32_t mark_count;
+    uint32_t recent_sku;       /* the SKU a DEDUCT found last, or CORE_NONE
+                                  (core_recent_sku) */
 };
 
 /* Notes a move of sku's available to `available` in the watch (core.h). */
@@ -433,6 +436,15 @@ bool core_fail_nomem(stock_op *op);
 bool core_fail_overflow(stock_op *op, stock_id sku);
 /* The SKU named sku or CORE_NONE; *hash (may be NULL) receives its hash. */
 uint32_t core_sku_find(const core *state, stock_id sku, uint32_t *hash);
+/* True if sku names state->recent_sku. A flash sale's DEDUCTs name one SKU:
+ * comparing its name skips the hash and the index probe of core_sku_find. */
+static inline bool core_recent_sku(const core *state, stock_id sku)
+{
+    if (state->recent_sku >= state->skus.count)
+        return false;
+    const core_sku *recent = core_pool_at(&state->skus, state->recent_sku);
+    return (recent->id & 0xFF) == sku.len && memcmp(recent->name, sku.ptr, sku.len) == 0;
+}
 /* Records a new line (room reserved, stock checked before) and takes its
  * qty off the SKU; returns the line's index. */
 uint32_t core_line_add(core *state, stock_id id, uint32_t hash,

@@ -54,10 +54,34 @@ static hot_slot *current_slot(hot *h, uint64_t now_ms)
     return slot;
 }
 
-static void count_sku(hot_slot *slot, hot_rank rank, stock_id sku)
+/* Consecutive counts of one SKU in one rank, added to the summary as one:
+ * Space-Saving adding an id n times in a row ends as adding it once with
+ * amount n (the first add finds or takes a counter, the others find it),
+ * and a flash sale's batch names its one hot SKU hundreds of times, each
+ * add a scan of the summary, a hash and a validity check. */
+typedef struct hot_run {
+    stock_id sku;
+    uint64_t amount;   /* 0: no run */
+} hot_run;
+
+static void run_flush(hot_slot *slot, hot_rank rank, hot_run *run)
 {
-    if (stock_id_valid(sku))
-        summary_add(&slot->rank[rank], sku, XXH3_64bits(sku.ptr, sku.len), 1);
+    if (run->amount > 0 && stock_id_valid(run->sku))
+        summary_add(&slot->rank[rank], run->sku, XXH3_64bits(run->sku.ptr, run->sku.len),
+                    run->amount);
+    run->amount = 0;
+}
+
+static void count_sku(hot_slot *slot, hot_rank rank, hot_run *runs, stock_id sku)
+{
+    hot_run *run = &runs[rank];
+    if (run->amount > 0 && run->sku.len == sku.len &&
+        (sku.len == 0 || memcmp(run->sku.ptr, sku.ptr, sku.len) == 0)) {
+        run->amount++;
+        return;
+    }
+    run_flush(slot, rank, run);
+    *run = (hot_run){sku, 1};
 }
 
 /* Refusals by the stock rules, as opposed to bad input or a failing store. */
@@ -67,31 +91,34 @@ static bool refused(stock_code code)
            code == STOCK_EXCEEDS || code == STOCK_MISMATCH;
 }
 
-static void count_op(hot_slot *slot, const stock_op *op)
+static void count_op(hot_slot *slot, hot_run *runs, const stock_op *op)
 {
     if (op->code == STOCK_INVALID || (!stock_code_succeeded(op->code) && !refused(op->code)))
         return;
     bool refusal = refused(op->code);
     if (op->type == STOCK_OP_ORDER) {
         for (uint32_t i = 0; i < op->line_count; i++)
-            count_sku(slot, HOT_BY_OPERATIONS, op->lines[i].sku);
+            count_sku(slot, HOT_BY_OPERATIONS, runs, op->lines[i].sku);
         if (refusal && op->failed_line >= 0 && (uint32_t)op->failed_line < op->line_count)
-            count_sku(slot, HOT_BY_REFUSALS, op->lines[op->failed_line].sku);
+            count_sku(slot, HOT_BY_REFUSALS, runs, op->lines[op->failed_line].sku);
         return;
     }
     if (op->type == STOCK_OP_REFUND || op->type == STOCK_OP_LINE)
         return;
-    count_sku(slot, HOT_BY_OPERATIONS, op->sku);
+    count_sku(slot, HOT_BY_OPERATIONS, runs, op->sku);
     if (refusal)
-        count_sku(slot, HOT_BY_REFUSALS, op->sku);
+        count_sku(slot, HOT_BY_REFUSALS, runs, op->sku);
 }
 
 void hot_count_batch(hot *h, const stock_batch *batch, uint64_t now_ms)
 {
     assert(h != NULL && batch != NULL && batch->count <= STOCK_BATCH_MAX);
     hot_slot *slot = current_slot(h, now_ms);
+    hot_run runs[HOT_RANKS] = {{{NULL, 0}, 0}};
     for (size_t i = 0; i < batch->count; i++)
-        count_op(slot, &batch->ops[i]);
+        count_op(slot, runs, &batch->ops[i]);
+    for (int rank = 0; rank < HOT_RANKS; rank++)
+        run_flush(slot, (hot_rank)rank, &runs[rank]);
 }
 
 /* ------------------------------------------------------------ ranking */

@@ -265,6 +265,40 @@ static void test_deduct(void **context)
     assert_i2(f, "A");
 }
 
+/* DEDUCTs alternating between SKUs whose names share a prefix or a length
+ * each take from their own SKU (core.c remembers the SKU a DEDUCT found
+ * last and compares names before looking it up). */
+static void test_deduct_alternating_skus(void **context)
+{
+    fixture *f = *context;
+    static const char *const skus[] = {"A", "AB", "B", "A", "A", "AB", "BA", "B", "A"};
+    expect(f, op_set("A", 100), STOCK_OK, 100);
+    expect(f, op_set("AB", 200), STOCK_OK, 200);
+    expect(f, op_set("B", 300), STOCK_OK, 300);
+    expect(f, op_deduct("L0", "BA", 1), STOCK_NOT_FOUND, -1);
+    int64_t taken[3] = {0, 0, 0};
+    for (size_t i = 0; i < sizeof skus / sizeof skus[0]; i++) {
+        char line[16];
+        snprintf(line, sizeof line, "L%zu", i + 1);
+        stock_op op = op_deduct(line, skus[i], (int64_t)i + 1);
+        stock_code code = run(f, &op);
+        if (strcmp(skus[i], "BA") == 0) {
+            assert_int_equal(code, STOCK_NOT_FOUND);
+            continue;
+        }
+        int which = strcmp(skus[i], "A") == 0 ? 0 : strcmp(skus[i], "AB") == 0 ? 1 : 2;
+        taken[which] += (int64_t)i + 1;
+        assert_int_equal(code, STOCK_OK);
+        assert_int_equal(op.available, (which + 1) * 100 - taken[which]);
+    }
+    assert_int_equal(get(f, "A").deducted, taken[0]);
+    assert_int_equal(get(f, "AB").deducted, taken[1]);
+    assert_int_equal(get(f, "B").deducted, taken[2]);
+    assert_i2(f, "A");
+    assert_i2(f, "AB");
+    assert_i2(f, "B");
+}
+
 static void test_line_info(void **context)
 {
     fixture *f = *context;
@@ -979,6 +1013,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_add, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deduct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deduct_alternating_skus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_success_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_failures, setup, teardown),

@@ -4,7 +4,8 @@
  * sub-window ages out after HOT_WINDOW_S), and the bounds of the
  * Space-Saving summary: a hot SKU among 100,000 cold ones is ranked first
  * with a count never under the truth, and a ranking never has more than
- * HOT_TOP SKUs.
+ * HOT_TOP SKUs; a batch counts as its ops would one by one (hot.c adds a
+ * run of one SKU at once).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #define T0_MS 1000000   /* a monotonic time well past the clock's start */
 
 static hot h;
+static hot one_by_one;   /* test_batch_counts_as_its_ops */
 
 static void done(stock_batch *batch)
 {
@@ -125,6 +127,58 @@ static void test_bounded_summary_finds_the_hot_sku(void **state)
     assert_int_equal(items[0].error, 0);
 }
 
+/* The ops of one batch, where runs of one SKU alternate with others,
+ * refusals and ops not counted, on a summary whose every counter is taken
+ * (so that a newcomer evicts and inherits): both rankings, counts and
+ * errors as when each op is counted in a batch of its own. */
+static void test_batch_counts_as_its_ops(void **state)
+{
+    (void)state;
+    char sku[32];
+    for (int i = 0; i < HOT_TRACKED; i++) {
+        snprintf(sku, sizeof sku, "cold-%d", i);
+        for (int times = 0; times <= i % 3; times++)
+            count(STOCK_OP_DEDUCT, sku, STOCK_OK, T0_MS);
+    }
+    memcpy(&one_by_one, &h, sizeof h);
+    static const struct { stock_op_type type; const char *sku; stock_code code; } plan[] = {
+        {STOCK_OP_DEDUCT, "A", STOCK_OK}, {STOCK_OP_DEDUCT, "A", STOCK_OK},
+        {STOCK_OP_DEDUCT, "A", STOCK_INSUFFICIENT}, {STOCK_OP_DEDUCT, "A", STOCK_OK},
+        {STOCK_OP_GET, "B", STOCK_NOT_FOUND}, {STOCK_OP_DEDUCT, "B", STOCK_INVALID},
+        {STOCK_OP_DEDUCT, "B", STOCK_OK}, {STOCK_OP_REFUND, "B", STOCK_OK},
+        {STOCK_OP_DEDUCT, "A", STOCK_INSUFFICIENT}, {STOCK_OP_DEDUCT, "A", STOCK_IO},
+        {STOCK_OP_DEDUCT, "C", STOCK_OK}, {STOCK_OP_DEDUCT, "AA", STOCK_OK},
+        {STOCK_OP_DEDUCT, "A", STOCK_OK}, {STOCK_OP_DEDUCT, "C", STOCK_OK},
+        {STOCK_OP_DEDUCT, "C", STOCK_OK},
+    };
+    enum { PLANNED = sizeof plan / sizeof plan[0] };
+    stock_op ops[PLANNED];
+    for (size_t i = 0; i < PLANNED; i++)
+        ops[i] = (stock_op){.type = plan[i].type, .sku = stock_id_from_cstr(plan[i].sku),
+                            .code = plan[i].code, .failed_line = -1};
+    stock_batch batch = {.ops = ops, .count = PLANNED, .done = done};
+    hot_count_batch(&h, &batch, T0_MS);
+    for (size_t i = 0; i < PLANNED; i++) {
+        stock_batch single = {.ops = &ops[i], .count = 1, .done = done};
+        hot_count_batch(&one_by_one, &single, T0_MS);
+    }
+    for (int rank = 0; rank < HOT_RANKS; rank++) {
+        hot_item batched[HOT_TOP], single[HOT_TOP];
+        size_t top = hot_top(&h, (hot_rank)rank, T0_MS, batched);
+        assert_int_equal(top, hot_top(&one_by_one, (hot_rank)rank, T0_MS, single));
+        assert_true(top >= 1);
+        for (size_t i = 0; i < top; i++) {
+            assert_string_equal(batched[i].sku, single[i].sku);
+            assert_int_equal(batched[i].count, single[i].count);
+            assert_int_equal(batched[i].error, single[i].error);
+        }
+    }
+    hot_item items[HOT_TOP];
+    assert_true(hot_top(&h, HOT_BY_REFUSALS, T0_MS, items) >= 2);
+    assert_string_equal(items[0].sku, "A");
+    assert_int_equal(items[0].count, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +186,7 @@ int main(void)
         cmocka_unit_test_setup(test_order_lines, setup),
         cmocka_unit_test_setup(test_window_slides, setup),
         cmocka_unit_test_setup(test_bounded_summary_finds_the_hot_sku, setup),
+        cmocka_unit_test_setup(test_batch_counts_as_its_ops, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
