@@ -499,6 +499,11 @@ unsigned rd_bucket_tag(stock_id sku, uint32_t bucket, uint32_t buckets, char *ta
  * has to cover a deduction or feed an event may stand at the cap
  * (docs/redis.md, "Hot-SKU buckets"). */
 int64_t rd_sum_held(int64_t sum, int64_t value);
+/* sum held at INT64_MAX (or INT64_MIN): for sums whose terms have mixed
+ * signs (a bucket's adjusted after moves, units in transit), added up
+ * exactly first, since holding each partial sum would make the result
+ * depend on the order of the terms. */
+int64_t rd_sum_clamp(__int128 sum);
 /* A bucket's key: prefix, the tag, and a suffix of 16 bytes at most. */
 #define RD_BUCKET_KEY_MAX (RD_PREFIX_MAX + RD_BUCKET_TAG_MAX + 32)
 /* The key of bucket (0: the home, P{sku:S}; else P{skub:j:n:S}) of sku in

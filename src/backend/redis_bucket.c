@@ -44,6 +44,11 @@ int64_t rd_sum_held(int64_t sum, int64_t value)
     return value > 0 ? INT64_MAX : INT64_MIN;
 }
 
+int64_t rd_sum_clamp(__int128 sum)
+{
+    return sum > INT64_MAX ? INT64_MAX : sum < INT64_MIN ? INT64_MIN : (int64_t)sum;
+}
+
 unsigned rd_bucket_key(const char *prefix, stock_id sku, uint32_t bucket, uint32_t buckets,
                        const char *suffix, char *key, size_t size)
 {

@@ -494,9 +494,11 @@ static cb_end short_fill(rd_store *store, stock_op *op, stock_id sku, const cb_l
 static void effect_call(rd_store *store, rd_job *job, stock_id sku, uint32_t bucket,
                         const cb_levels *levels, int64_t time_us)
 {
-    int64_t others = levels_others(store, levels, bucket), others_adjusted = 0;
+    int64_t others = levels_others(store, levels, bucket);
+    __int128 adjusted = 0;
     for (uint32_t j = 1; j < store->options.buckets; j++)
-        others_adjusted = rd_sum_held(others_adjusted, levels->adjusted[j]);
+        adjusted += levels->adjusted[j];
+    int64_t others_adjusted = rd_sum_clamp(adjusted);
     rd_cmd *cmd = &store->cmd;
     const rd_options *options = &store->options;
     const stock_op *op = job->op;

@@ -15,9 +15,10 @@
  * Memory: a stream is read again only once every record it holds is out
  * (rd_order_ready), so it holds one read at most, RD_ORDER_HELD records:
  * RD_ORDER_HELD records per stream of the store in all. No stream waits
- * for ever: the stream that sets the low-water mark holds records at or
- * before it (its read ended there), which are handed out, and then it is
- * read again.
+ * for ever: a stream's mark is never before the last record it holds
+ * (rd_order_read_to), so the stream that sets the low-water mark holds
+ * records at or before it, which are handed out, and then it is read
+ * again.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -104,10 +105,16 @@ void rd_order_hold(rd_order *order, uint32_t stream, void *item, int64_t ms)
 void rd_order_read_to(rd_order *order, uint32_t stream, int64_t ms)
 {
     assert(stream < order->count);
-    /* The new records of a stream come after those read, so its mark
-     * never goes back (a master's clock stepped back would). */
-    if (ms > order->streams[stream].read_ms)
-        order->streams[stream].read_ms = ms;
+    rd_order_stream *held = &order->streams[stream];
+    /* A stream has been read at least to the last record it gave: the
+     * master's time asked before a read can be earlier (another client's
+     * write between the two commands, a clock stepped back), and a mark
+     * before a record it holds would hold that record, and every later one
+     * of every stream, for ever. The mark never goes back either. */
+    if (held->count > 0 && held->ms[held->count - 1] > ms)
+        ms = held->ms[held->count - 1];
+    if (ms > held->read_ms)
+        held->read_ms = ms;
     order->low_stale = true;
 }
 

@@ -44,7 +44,7 @@
 typedef struct rd_sums_sku {
     char *sku;                        /* NULL: a free slot */
     int64_t level[RD_BUCKETS_MAX];    /* each bucket's available after its latest record */
-    int64_t transit;                  /* units of half-read moves counted where they were */
+    __int128 transit;                 /* units of half-read moves counted where they were */
 } rd_sums_sku;
 
 typedef struct rd_sums_move {
@@ -146,7 +146,7 @@ static void move_drop(rd_sums *sums, size_t m)
 {
     rd_sums_sku *entry = slot_of(sums->skus, sums->capacity, sums->moves[m].sku);
     if (entry->sku != NULL)
-        entry->transit = rd_sum_held(entry->transit, -sums->moves[m].units);
+        entry->transit -= sums->moves[m].units;
     sums->moves[m] = sums->moves[--sums->move_count];
 }
 
@@ -184,7 +184,7 @@ static void move_half(rd_sums *sums, rd_sums_sku *entry, const char *id, int64_t
     snprintf(move->sku, sizeof move->sku, "%s", entry->sku);
     move->units = units;
     move->ms = ms;
-    entry->transit = rd_sum_held(entry->transit, move->units);
+    entry->transit += move->units;
 }
 
 void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t qty, int64_t ms,
@@ -194,14 +194,14 @@ void rd_sums_apply(rd_sums *sums, uint32_t bucket, const char *move_id, int64_t 
     moves_expire(sums, read_ms < ms ? read_ms : ms);
     rd_sums_sku *entry = slot_of(sums->skus, sums->capacity, change->sku);
     assert(entry->sku != NULL);   /* seeded first */
-    int64_t others = 0;
+    __int128 others = 0;
     for (uint32_t j = 0; j < sums->buckets; j++)
         if (j != bucket)
-            others = rd_sum_held(others, entry->level[j]);
-    int64_t before = rd_sum_held(rd_sum_held(others, change->before), entry->transit);
+            others += entry->level[j];
+    int64_t before = rd_sum_clamp(others + change->before + entry->transit);
     if (move_id != NULL)
         move_half(sums, entry, move_id, qty == INT64_MIN ? INT64_MAX : -qty, ms);
     entry->level[bucket] = change->after;
     change->before = before;
-    change->after = rd_sum_held(rd_sum_held(others, change->after), entry->transit);
+    change->after = rd_sum_clamp(others + change->after + entry->transit);
 }
