@@ -511,8 +511,7 @@ static bool move_hot(mover *m, uint32_t i, const char *sku)
     if (plan.dropped_count > 0 || plan.place_count == 0 || plan.places[0] != first)
         return true;
     const char *values[1] = {sku};
-    bool ok = run_ok(m, first, "INSERT INTO inventory (sku_id, bucket, leaved_amount, adjusted) "
-                     "VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING", 1, values);
+    bool ok = run_ok(m, first, shard_empty_piece_sql, 1, values);
     if (ok)
         stock_log(&m->log, STOCK_LOG_DEBUG, "reshard: hot SKU %s: an empty piece 0 on shard %u",
                   sku, first);

@@ -13,6 +13,11 @@
 #    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
 #    deducted down to 0 exactly, never refused before (reshard_check
 #    hotsetup/hotcheck), and stockctl reconcile finds I2;
+#  - without a move: carts of SKUs named hot after they were created (rows
+#    on piece 0 alone, lines on either piece) are taken while the SKU's
+#    total covers them, REPLAY when retried, refused INSUFFICIENT with the
+#    total when it does not (reshard_check hotlate), and stockctl
+#    reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
 #    member missing, a new list that does not extend the old one or names
 #    other hot SKUs, a store with someone else connected;
@@ -34,7 +39,7 @@ pg_start_many 3
 
 # member URI of database $2 on server $1
 member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
-for db in clean single killed hot hotkilled; do
+for db in clean single killed hot hotkilled late; do
     for k in 0 1 2; do
         PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
     done
@@ -98,6 +103,20 @@ echo "pieces, stock, lines of the hot SKUs: $before before, $after after; $piece
 [ "$empty" -gt 0 ] || { echo "FAIL: no SKU named hot later got an empty piece 0"; exit 1; }
 "$HELPER" hotcheck "$NEW"
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the hot move"; exit 1; }
+
+echo "== carts of SKUs named hot after they were created, no move"
+LATE="shards:hot=2:$(echo rs-l{0..4} | tr ' ' ,);$(member 0 late);$(member 1 late)"
+"$HELPER" hotlate "$LATE"
+# The 5 SKUs had rows on one member each: a piece more has rows when a
+# cart's line went to a piece that had none (such a cart failed UNAVAILABLE).
+pieces=0
+for k in 0 1; do
+    n=$(PG_PSQL_URI=$(member "$k" late) pg_psql -c "SELECT count(DISTINCT sku_id) FROM inventory WHERE sku_id LIKE 'rs-l%'")
+    pieces=$((pieces + n))
+done
+echo "pieces of the 5 late SKUs with rows after the carts: $pieces"
+[ "$pieces" -gt 5 ] || { echo "FAIL: no cart had a line on a piece without rows"; exit 1; }
+"$CTL" reconcile "$LATE" >/dev/null || { echo "FAIL: reconcile (I2) after the late carts"; exit 1; }
 
 echo "== refusals"
 OLD=$(old_of killed) NEW=$(new_of killed)
