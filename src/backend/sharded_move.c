@@ -762,8 +762,8 @@ static bool connect_all(mover *m)
         if (!shard_schema_install(&m->to->shards[k], m->message, STOCK_MESSAGE_MAX))
             return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
     }
-    m->code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
-    return m->code == STOCK_OK || refuse(m, m->code);
+    stock_code code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
+    return code == STOCK_OK || refuse(m, code);
 }
 
 /* The length of uri's scheme and hot= segment, its ';' included. */
@@ -790,14 +790,14 @@ static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
             return refuse(m, STOCK_INVALID);
         }
         sharded_store *list = k == 0 ? from : m->to;
-        m->code = shard_hot_parse(list, uri + strlen(SHARD_SCHEME), m->message,
-                                  STOCK_MESSAGE_MAX);
-        if (m->code == STOCK_OK)
-            m->code = shard_parse_members(list, uri, config, m->message, STOCK_MESSAGE_MAX);
-        if (m->code == STOCK_OK)
-            m->code = shard_hot_check(list, m->message, STOCK_MESSAGE_MAX);
-        if (m->code != STOCK_OK)
-            return false;
+        stock_code code = shard_hot_parse(list, uri + strlen(SHARD_SCHEME), m->message,
+                                          STOCK_MESSAGE_MAX);
+        if (code == STOCK_OK)
+            code = shard_parse_members(list, uri, config, m->message, STOCK_MESSAGE_MAX);
+        if (code == STOCK_OK)
+            code = shard_hot_check(list, m->message, STOCK_MESSAGE_MAX);
+        if (code != STOCK_OK)
+            return refuse(m, code);
     }
     /* Which SKUs are hot, and over how many pieces, decides where their
      * pieces are: a move under another hot list would misplace them. */
