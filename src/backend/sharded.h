@@ -286,8 +286,10 @@ void shard_quiesce(sharded_store *store);
  * options into store->shards (store->count of them); no connection. */
 stock_code shard_parse_members(sharded_store *store, const char *uri,
                                const stock_config *config, char *message, size_t size);
-/* Refuses (STOCK_INVALID, naming the member) a store of several members one
- * of which has max_prepared_transactions = 0; STOCK_UNAVAILABLE when a
+/* Refuses (STOCK_INVALID, naming the members) a store of several members
+ * one of which has max_prepared_transactions = 0, or two of which are
+ * databases of one server (a prepared transaction's name is unique on its
+ * server, and a cart's parts share one); STOCK_UNAVAILABLE when a
  * member's session was lost or did not answer within its stock_timeout_ms. */
 stock_code shard_check_prepared(sharded_store *store, char *message, size_t size);
 

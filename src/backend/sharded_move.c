@@ -750,7 +750,8 @@ static bool move_all(mover *m)
     return ok && finish(m);
 }
 
-/* Connects every member of the new list and installs the tables. */
+/* Connects every member of the new list, checks them (before anything is
+ * written: a refused list changes nothing) and installs the tables. */
 static bool connect_all(mover *m)
 {
     for (uint32_t k = 0; k < m->to->count; k++) {
@@ -759,11 +760,14 @@ static bool connect_all(mover *m)
             fail(m, "reshard: %s", error);
             return refuse(m, STOCK_UNAVAILABLE);
         }
-        if (!shard_schema_install(&m->to->shards[k], m->message, STOCK_MESSAGE_MAX))
-            return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
     }
     stock_code code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
-    return code == STOCK_OK || refuse(m, code);
+    if (code != STOCK_OK)
+        return refuse(m, code);
+    for (uint32_t k = 0; k < m->to->count; k++)
+        if (!shard_schema_install(&m->to->shards[k], m->message, STOCK_MESSAGE_MAX))
+            return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
+    return true;
 }
 
 /* The length of uri's scheme and hot= segment, its ';' included. */

@@ -20,7 +20,9 @@
 #    reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
 #    member missing, a new list that does not extend the old one or names
-#    other hot SKUs, a store with someone else connected;
+#    other hot SKUs, a new member that is a database of an old member's
+#    server (as an open of such a list is refused), a store with someone
+#    else connected;
 #  - a step of the move that fails (a pair meets a row planted on the new
 #    member): stockctl reshard exits non-zero (it answered OK, "moved 0
 #    SKUs", with the move record left), and a rerun finishes the move;
@@ -154,6 +156,13 @@ other="shards:$(member 0 killed);$(member 1 clean)"
 refused 2 "an old member of another map" "$other" "$other;$(member 2 killed)"
 refused 2 "new list not extending the old" "$OLD" "shards:$(member 0 killed);$(member 2 killed);$(member 1 killed)"
 refused 2 "new list naming other hot SKUs" "$OLD" "shards:hot=2:S1;${NEW#shards:}"
+# A prepared transaction's name is unique on its server: a cart (or a
+# move's pair) over two databases of one server cannot prepare both parts.
+PG_PSQL_URI=${PG_MANY_URIS[0]} pg_psql -c "CREATE DATABASE killed2" >/dev/null
+refused 2 "a new member on member 0's server" "$OLD" "$OLD;$(member 0 killed2)"
+rc=0; out=$("$CTL" --store "shards:$(member 0 late);$(member 0 killed2)" get rs-l0 2>&1) || rc=$?
+case "$rc $out" in "2 "*"are databases of one PostgreSQL server"*) ;;
+    *) echo "FAIL: a store over two databases of one server: exit $rc: $out"; exit 1 ;; esac
 PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 100); do
