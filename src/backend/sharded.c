@@ -565,18 +565,24 @@ static stock_code open_member(sharded_store *store, uint32_t i, const char *uri,
  * (one member has no carts over several shards). */
 stock_code shard_check_prepared(sharded_store *store, char *message, size_t size)
 {
+    /* A server is its system identifier and its start: a copy of a cluster
+     * started elsewhere has the identifier but is another server. */
+    char server[SHARD_MAX][64];
     for (uint32_t i = 0; store->count > 1 && i < store->count; i++) {
         shard *member = &store->shards[i];
         char why[STOCK_MESSAGE_MAX];
         PGresult *result = shard_query(member->control, i, member->options.timeout_ms,
-                                       "SHOW max_prepared_transactions", 0, NULL,
-                                       PGRES_TUPLES_OK, why, sizeof why);
+                                       "SELECT current_setting('max_prepared_transactions'), "
+                                       "system_identifier || '@' || pg_postmaster_start_time() "
+                                       "FROM pg_control_system()", 0, NULL, PGRES_TUPLES_OK, why,
+                                       sizeof why);
         if (result == NULL) {
             message_set(message, size, "sharded: member %u (%s): %s", i, member->name, why);
             return pg_lost_or(member->control, STOCK_IO);
         }
         bool ok = PQntuples(result) == 1;
         int max = ok ? atoi(PQgetvalue(result, 0, 0)) : 0;
+        snprintf(server[i], sizeof server[i], "%s", ok ? PQgetvalue(result, 0, 1) : "");
         PQclear(result);
         if (!ok || max <= 0) {
             message_set(message, size, "sharded: member %u (%s) has max_prepared_transactions "
@@ -584,6 +590,14 @@ stock_code shard_check_prepared(sharded_store *store, char *message, size_t size
                         "several shards", i, member->name);
             return STOCK_INVALID;
         }
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(server[k], server[i]) == 0) {
+                message_set(message, size, "sharded: members %u (%s) and %u (%s) are databases "
+                            "of one PostgreSQL server: the two-phase commit of a cart over both "
+                            "would prepare one transaction name twice on it; give each member "
+                            "a server of its own", k, store->shards[k].name, i, member->name);
+                return STOCK_INVALID;
+            }
     }
     return STOCK_OK;
 }

@@ -206,6 +206,11 @@ uint32_t shard_of(const sharded_store *store, stock_id id);
 
 /* sharded_hot.c */
 
+/* Gives a SKU ($1) an empty row (no stock, nothing adjusted) where it has
+ * none: a piece of a SKU named hot after it was created, which has rows on
+ * piece 0 alone until its next set. Does nothing where it has rows. */
+extern const char shard_empty_piece_sql[];
+
 /* Reads the "hot=" segment, if any, at the start of a shards: URI's
  * members (text, after the scheme) into store. STOCK_INVALID (message says
  * why) for a malformed one, STOCK_NOMEM. */
@@ -243,7 +248,8 @@ bool shard_hot_order(const sharded_store *store, const stock_op *op);
 /* In a cart whose parts have begun (one per line's shard and per piece of
  * each hot SKU): locks every piece of each hot SKU, sums them into
  * run->hot, and, where the total covers the cart's lines of the SKU, moves
- * units between the pieces so that each covers the lines it holds. False
+ * units between the pieces so that each covers the lines it holds (a
+ * piece without rows gets an empty row first). False
  * (run->error says why) if a member failed. */
 bool shard_hot_order_gather(sharded_store *store, order_run *run);
 /* The index in run->hot of sku, or -1 if it is not hot. */
@@ -280,8 +286,10 @@ void shard_quiesce(sharded_store *store);
  * options into store->shards (store->count of them); no connection. */
 stock_code shard_parse_members(sharded_store *store, const char *uri,
                                const stock_config *config, char *message, size_t size);
-/* Refuses (STOCK_INVALID, naming the member) a store of several members one
- * of which has max_prepared_transactions = 0; STOCK_UNAVAILABLE when a
+/* Refuses (STOCK_INVALID, naming the members) a store of several members
+ * one of which has max_prepared_transactions = 0, or two of which are
+ * databases of one server (a prepared transaction's name is unique on its
+ * server, and a cart's parts share one); STOCK_UNAVAILABLE when a
  * member's session was lost or did not answer within its stock_timeout_ms. */
 stock_code shard_check_prepared(sharded_store *store, char *message, size_t size);
 

@@ -57,6 +57,9 @@ static const char known_ids_sql[] =
 static const char line_sku_sql[] = "SELECT sku_id FROM inventory_flow WHERE line_id = $1";
 static const char repoint_sql[] =
     "UPDATE stock_ids SET shard = $3::integer WHERE kind = $1 AND id = $2 AND shard = $4::integer";
+const char shard_empty_piece_sql[] =
+    "INSERT INTO inventory (sku_id, bucket, leaved_amount, adjusted) VALUES ($1, 0, 0, 0) "
+    "ON CONFLICT DO NOTHING";
 
 /* ----------------------------------------------------------------- URI */
 
@@ -849,10 +852,27 @@ static bool move_units(sharded_store *store, order_run *run, order_part *part, s
     return add.code == STOCK_OK;
 }
 
+/* Gives sku an empty row on part, in its open transaction: a SKU named
+ * hot after it was created has rows on piece 0 alone until its next set,
+ * and a restock of a piece without rows is refused NOT_FOUND. */
+static bool piece_create(sharded_store *store, order_run *run, order_part *part, stock_id sku)
+{
+    char text[STOCK_ID_MAX + 1];
+    snprintf(text, sizeof text, "%.*s", (int)sku.len, sku.ptr);
+    const char *values[1] = {text};
+    PGresult *result = shard_query(part->conn, part->shard,
+                                   store->shards[part->shard].options.timeout_ms,
+                                   shard_empty_piece_sql, 1, values, PGRES_COMMAND_OK, run->error,
+                                   sizeof run->error);
+    PQclear(result);
+    return result != NULL;
+}
+
 /* Moves units of hot SKU h between its pieces so that each covers the
- * cart's lines it holds (the SKU's total covers them all). */
+ * cart's lines it holds (the SKU's total covers them all); a piece
+ * without rows (rows, by rank) gets one first. */
 static bool spread_need(sharded_store *store, order_run *run, const hot_line_sku *hot,
-                        const int64_t *have)
+                        const int64_t *have, const int64_t *rows)
 {
     uint32_t spread = shard_spread(store, hot->sku);
     int64_t lack[SHARD_MAX] = {0};   /* per piece rank: need less stock, < 0 a surplus */
@@ -867,19 +887,22 @@ static bool spread_need(sharded_store *store, order_run *run, const hot_line_sku
             if (shard_piece(store, hot->sku, j) == shard)
                 lack[j] += line->qty;
     }
-    for (uint32_t to = 0; to < spread; to++)
+    for (uint32_t to = 0; to < spread; to++) {
+        order_part *into = part_on(run, shard_piece(store, hot->sku, to));
+        if (lack[to] > 0 && rows[to] == 0 && !piece_create(store, run, into, hot->sku))
+            return false;
         for (uint32_t from = 0; from < spread && lack[to] > 0; from++) {
             if (lack[from] >= 0)
                 continue;
             int64_t take = -lack[from] < lack[to] ? -lack[from] : lack[to];
             if (!move_units(store, run, part_on(run, shard_piece(store, hot->sku, from)),
                             hot->sku, -take) ||
-                !move_units(store, run, part_on(run, shard_piece(store, hot->sku, to)),
-                            hot->sku, take))
+                !move_units(store, run, into, hot->sku, take))
                 return false;
             lack[from] += take;
             lack[to] -= take;
         }
+    }
     return true;
 }
 
@@ -905,17 +928,17 @@ bool shard_hot_order_gather(sharded_store *store, order_run *run)
     qsort(sorted, run->hot_count, sizeof *sorted, sku_cmp);
     for (uint32_t s = 0; s < run->hot_count; s++) {
         hot_line_sku *hot = &run->hot[shard_hot_index(run, sorted[s].sku)];
-        int64_t have[SHARD_MAX] = {0};
+        int64_t have[SHARD_MAX] = {0}, rows[SHARD_MAX] = {0};
         uint32_t spread = shard_spread(store, hot->sku);
         for (uint32_t j = 0; j < spread; j++) {
-            int64_t rows = 0;
             if (!lock_piece(store, run, part_on(run, shard_piece(store, hot->sku, j)), hot->sku,
-                            &have[j], &rows, NULL))
+                            &have[j], &rows[j], NULL))
                 return false;
-            hot->rows += rows;
+            hot->rows += rows[j];
             hot->total += have[j];
         }
-        if (hot->rows > 0 && hot->total >= hot->need && !spread_need(store, run, hot, have))
+        if (hot->rows > 0 && hot->total >= hot->need &&
+            !spread_need(store, run, hot, have, rows))
             return false;
     }
     return true;

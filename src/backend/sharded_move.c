@@ -511,8 +511,7 @@ static bool move_hot(mover *m, uint32_t i, const char *sku)
     if (plan.dropped_count > 0 || plan.place_count == 0 || plan.places[0] != first)
         return true;
     const char *values[1] = {sku};
-    bool ok = run_ok(m, first, "INSERT INTO inventory (sku_id, bucket, leaved_amount, adjusted) "
-                     "VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING", 1, values);
+    bool ok = run_ok(m, first, shard_empty_piece_sql, 1, values);
     if (ok)
         stock_log(&m->log, STOCK_LOG_DEBUG, "reshard: hot SKU %s: an empty piece 0 on shard %u",
                   sku, first);
@@ -751,7 +750,8 @@ static bool move_all(mover *m)
     return ok && finish(m);
 }
 
-/* Connects every member of the new list and installs the tables. */
+/* Connects every member of the new list, checks them (before anything is
+ * written: a refused list changes nothing) and installs the tables. */
 static bool connect_all(mover *m)
 {
     for (uint32_t k = 0; k < m->to->count; k++) {
@@ -760,11 +760,14 @@ static bool connect_all(mover *m)
             fail(m, "reshard: %s", error);
             return refuse(m, STOCK_UNAVAILABLE);
         }
+    }
+    stock_code code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
+    if (code != STOCK_OK)
+        return refuse(m, code);
+    for (uint32_t k = 0; k < m->to->count; k++)
         if (!shard_schema_install(&m->to->shards[k], m->message, STOCK_MESSAGE_MAX))
             return refuse(m, pg_lost_or(m->to->shards[k].control, STOCK_IO));
-    }
-    m->code = shard_check_prepared(m->to, m->message, STOCK_MESSAGE_MAX);
-    return m->code == STOCK_OK || refuse(m, m->code);
+    return true;
 }
 
 /* The length of uri's scheme and hot= segment, its ';' included. */
@@ -791,14 +794,14 @@ static bool parse_lists(mover *m, const char *from_uri, const char *to_uri,
             return refuse(m, STOCK_INVALID);
         }
         sharded_store *list = k == 0 ? from : m->to;
-        m->code = shard_hot_parse(list, uri + strlen(SHARD_SCHEME), m->message,
-                                  STOCK_MESSAGE_MAX);
-        if (m->code == STOCK_OK)
-            m->code = shard_parse_members(list, uri, config, m->message, STOCK_MESSAGE_MAX);
-        if (m->code == STOCK_OK)
-            m->code = shard_hot_check(list, m->message, STOCK_MESSAGE_MAX);
-        if (m->code != STOCK_OK)
-            return false;
+        stock_code code = shard_hot_parse(list, uri + strlen(SHARD_SCHEME), m->message,
+                                          STOCK_MESSAGE_MAX);
+        if (code == STOCK_OK)
+            code = shard_parse_members(list, uri, config, m->message, STOCK_MESSAGE_MAX);
+        if (code == STOCK_OK)
+            code = shard_hot_check(list, m->message, STOCK_MESSAGE_MAX);
+        if (code != STOCK_OK)
+            return refuse(m, code);
     }
     /* Which SKUs are hot, and over how many pieces, decides where their
      * pieces are: a move under another hot list would misplace them. */

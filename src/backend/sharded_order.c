@@ -185,11 +185,16 @@ static int failure_rank(const order_part *part)
 }
 
 /* Whether a part's failure is a piece of a hot SKU short: the SKU's
- * total decides instead (short_hot). */
+ * total decides instead (short_hot). A piece without rows of a SKU that
+ * other pieces have (one named hot after it was created, whose total did
+ * not cover the cart, so no units moved there) answers NOT_FOUND. */
 static bool hot_piece_short(const order_run *run, const order_part *part)
 {
-    return part->op.code == STOCK_INSUFFICIENT && part->op.failed_line >= 0 &&
-           shard_hot_index(run, part->lines[part->op.failed_line].sku) >= 0;
+    const stock_op *op = &part->op;
+    if (op->failed_line < 0 || (op->code != STOCK_INSUFFICIENT && op->code != STOCK_NOT_FOUND))
+        return false;
+    int h = shard_hot_index(run, part->lines[op->failed_line].sku);
+    return h >= 0 && (op->code == STOCK_INSUFFICIENT || run->hot[h].rows > 0);
 }
 
 /* The earliest hot SKU of the cart whose total does not cover its lines

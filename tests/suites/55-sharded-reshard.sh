@@ -13,9 +13,19 @@
 #    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
 #    deducted down to 0 exactly, never refused before (reshard_check
 #    hotsetup/hotcheck), and stockctl reconcile finds I2;
+#  - without a move: carts of SKUs named hot after they were created (rows
+#    on piece 0 alone, lines on either piece) are taken while the SKU's
+#    total covers them, REPLAY when retried, refused INSUFFICIENT with the
+#    total when it does not (reshard_check hotlate), and stockctl
+#    reconcile finds I2;
 #  - refusals that change nothing: the old list in another order or with a
 #    member missing, a new list that does not extend the old one or names
-#    other hot SKUs, a store with someone else connected;
+#    other hot SKUs, a new member that is a database of an old member's
+#    server (as an open of such a list is refused), a store with someone
+#    else connected;
+#  - a step of the move that fails (a pair meets a row planted on the new
+#    member): stockctl reshard exits non-zero (it answered OK, "moved 0
+#    SKUs", with the move record left), and a rerun finishes the move;
 #  - a move killed (SIGKILL, at the Nth step of the move, N random) several
 #    times and run again: after every kill and the next run's recovery, no
 #    SKU or line is lost or on two members and nothing is left prepared, no
@@ -34,7 +44,7 @@ pg_start_many 3
 
 # member URI of database $2 on server $1
 member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
-for db in clean single killed hot hotkilled; do
+for db in clean single killed hot hotkilled late failed; do
     for k in 0 1 2; do
         PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
     done
@@ -99,6 +109,37 @@ echo "pieces, stock, lines of the hot SKUs: $before before, $after after; $piece
 "$HELPER" hotcheck "$NEW"
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the hot move"; exit 1; }
 
+echo "== carts of SKUs named hot after they were created, no move"
+LATE="shards:hot=2:$(echo rs-l{0..4} | tr ' ' ,);$(member 0 late);$(member 1 late)"
+"$HELPER" hotlate "$LATE"
+# The 5 SKUs had rows on one member each: a piece more has rows when a
+# cart's line went to a piece that had none (such a cart failed UNAVAILABLE).
+pieces=0
+for k in 0 1; do
+    n=$(PG_PSQL_URI=$(member "$k" late) pg_psql -c "SELECT count(DISTINCT sku_id) FROM inventory WHERE sku_id LIKE 'rs-l%'")
+    pieces=$((pieces + n))
+done
+echo "pieces of the 5 late SKUs with rows after the carts: $pieces"
+[ "$pieces" -gt 5 ] || { echo "FAIL: no cart had a line on a piece without rows"; exit 1; }
+"$CTL" reconcile "$LATE" >/dev/null || { echo "FAIL: reconcile (I2) after the late carts"; exit 1; }
+
+echo "== a step that fails: the move says so, and a rerun finishes it"
+OLD=$(old_of failed) NEW=$(new_of failed)
+"$HELPER" setup "$OLD"
+# Adjustment ids that the move brings to the new member, planted there
+# (the emptiness check looks at stock, lines and the directory only): the
+# first pair of a SKU with an adjustment fails on their primary key.
+"$CTL" --store "$(member 2 failed)" get rs-s0 >/dev/null 2>&1 || true
+PG_PSQL_URI=$(member 2 failed) pg_psql -c "INSERT INTO inventory_adjustments SELECT 'rs-a' || k, 'x', 1, 1 FROM generate_series(0, 38, 2) k"
+rc=0; out=$("$CTL" reshard "$OLD" "$NEW" 2>&1) || rc=$?
+echo "a move with a failing step: exit $rc: ${out:0:200}"
+[ "$rc" -ne 0 ] || { echo "FAIL: a move whose step failed exited 0"; exit 1; }
+[ "$(each failed "SELECT count(*) FROM stock_shard_move" | sum)" -eq 3 ] || { echo "FAIL: the move record is not on every member"; exit 1; }
+PG_PSQL_URI=$(member 2 failed) pg_psql -c "DELETE FROM inventory_adjustments WHERE sku_id = 'x'"
+"$CTL" reshard "$OLD" "$NEW"
+[ "$(each failed "SELECT count(*) FROM stock_shard_move" | sum)" -eq 0 ] || { echo "FAIL: a move record left"; exit 1; }
+"$HELPER" check "$NEW"
+
 echo "== refusals"
 OLD=$(old_of killed) NEW=$(new_of killed)
 "$HELPER" setup "$OLD"
@@ -115,6 +156,13 @@ other="shards:$(member 0 killed);$(member 1 clean)"
 refused 2 "an old member of another map" "$other" "$other;$(member 2 killed)"
 refused 2 "new list not extending the old" "$OLD" "shards:$(member 0 killed);$(member 2 killed);$(member 1 killed)"
 refused 2 "new list naming other hot SKUs" "$OLD" "shards:hot=2:S1;${NEW#shards:}"
+# A prepared transaction's name is unique on its server: a cart (or a
+# move's pair) over two databases of one server cannot prepare both parts.
+PG_PSQL_URI=${PG_MANY_URIS[0]} pg_psql -c "CREATE DATABASE killed2" >/dev/null
+refused 2 "a new member on member 0's server" "$OLD" "$OLD;$(member 0 killed2)"
+rc=0; out=$("$CTL" --store "shards:$(member 0 late);$(member 0 killed2)" get rs-l0 2>&1) || rc=$?
+case "$rc $out" in "2 "*"are databases of one PostgreSQL server"*) ;;
+    *) echo "FAIL: a store over two databases of one server: exit $rc: $out"; exit 1 ;; esac
 PG_PSQL_URI=$(member 1 killed) pg_psql -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 100); do

@@ -30,6 +30,15 @@
  *                                  its lines swapped); then deductions
  *                                  down to 0 exactly, none refused before,
  *                                  and one more refused INSUFFICIENT
+ *   reshard_check hotlate URI      no move: SKUs rs-l0..rs-l4 set through
+ *                                  the URI without its hot= segment (rows
+ *                                  on piece 0 alone), then, through URI
+ *                                  (which names them hot), carts of their
+ *                                  lines: each taken while the SKU's total
+ *                                  covers it (whatever piece its lines
+ *                                  hash to), REPLAY when retried, and
+ *                                  refused INSUFFICIENT with the total when
+ *                                  it does not cover it, changing nothing
  *   reshard_check kill OLD NEW N   stock_reshard OLD NEW, killing itself
  *                                  (SIGKILL) at the Nth DEBUG message of the
  *                                  move (one per step: a pair ran, prepared
@@ -58,6 +67,9 @@
 #define RS_HOT_LINES 8          /* lines of each hot SKU, qty 1..RS_HOT_LINES */
 #define RS_HOT_STEP 3           /* deducted at a time down to 0 */
 #define RS_HOT_LATE 4           /* hot SKUs created before they were named hot */
+#define RS_LATE_SKUS 4          /* hotlate's SKUs with carts, rs-l0..rs-l3 */
+#define RS_LATE_LEVEL 20
+#define RS_LATE_SHORT 5         /* the level of hotlate's last SKU, rs-l4 */
 
 static int countdown;
 
@@ -257,9 +269,9 @@ static int check(const char *uri)
 }
 
 /* Hot orders of hotsetup: order o takes a unit of rs-h<2o> and one of
- * rs-h<2o+1>, a cart over their pieces; only SKUs set while named hot
- * (a cart moves units between pieces, and a SKU named hot later has no
- * rows on its other pieces until its next set). */
+ * rs-h<2o+1>, a cart over their pieces; only SKUs set while named hot, so
+ * that those named hot later keep rows on piece 0 alone up to the move
+ * (hotlate orders such SKUs, without a move). */
 #define RS_HOT_ORDERS ((RS_HOT_SKUS - RS_HOT_LATE) / 2)
 
 /* What hot SKU k has deducted after hotsetup: its lines, and one order
@@ -287,16 +299,24 @@ static void hot_order_of(unsigned o, rs_order *order)
     name(order->id, "rs-ho%u", o, 0);
 }
 
-static int hot_setup(const char *uri)
+/* Opens uri without its hot= segment: a store that names no SKU hot, so
+ * a SKU set through it has rows on its piece 0 alone. */
+static stock_t *open_plain(const char *uri)
 {
-    char sku[RS_ID], id[RS_ID], line[RS_ID], plain[4096];
+    char plain[4096];
     const char *members = strchr(uri, ';');
     if (members == NULL || strncmp(uri, "shards:hot=", strlen("shards:hot=")) != 0) {
-        fprintf(stderr, "hotsetup: %s has no hot= segment\n", uri);
-        return 2;
+        fprintf(stderr, "%s has no hot= segment\n", uri);
+        exit(2);
     }
     snprintf(plain, sizeof plain, "shards:%s", members + 1);
-    stock_t *store = open_store(plain);
+    return open_store(plain);
+}
+
+static int hot_setup(const char *uri)
+{
+    char sku[RS_ID], id[RS_ID], line[RS_ID];
+    stock_t *store = open_plain(uri);
     for (unsigned k = RS_HOT_SKUS - RS_HOT_LATE; k < RS_HOT_SKUS; k++) {
         name(sku, "rs-h%u", k, 0);
         expect(stock_set(store, sku, RS_HOT_LEVEL, NULL, NULL, NULL), true, "set", sku);
@@ -411,6 +431,105 @@ static int hot_check(const char *uri)
     return stock_close(store) == STOCK_OK ? 0 : 1;
 }
 
+/* Order o of hotlate: RS_LATE_LINES lines of 1, 2, ... units, the first
+ * half of rs-l<o>, the rest of the next SKU: a cart over the pieces of
+ * both, with lines on either piece. */
+#define RS_LATE_LINES 4
+typedef struct late_order {
+    char id[RS_ID], line_ids[RS_LATE_LINES][RS_ID], skus[RS_LATE_LINES][RS_ID];
+    stock_order_line lines[RS_LATE_LINES];
+} late_order;
+
+static void late_order_of(unsigned o, late_order *order)
+{
+    for (unsigned p = 0; p < RS_LATE_LINES; p++) {
+        name(order->line_ids[p], "rs-lol%u-%u", o, p);
+        name(order->skus[p], "rs-l%u", (o + p / (RS_LATE_LINES / 2)) % RS_LATE_SKUS, 0);
+        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
+                                             .sku = stock_id_from_cstr(order->skus[p]),
+                                             .qty = p + 1};
+    }
+    name(order->id, "rs-lo%u", o, 0);
+}
+
+/* Orders order_id, expecting want; an INSUFFICIENT must name line 0 and
+ * the SKU's total, available. */
+static bool late_cart(stock_t *store, const char *order_id, stock_order_line *lines,
+                      unsigned count, stock_code want, int64_t available)
+{
+    char message[STOCK_MESSAGE_MAX], total[32];
+    int32_t failed = -1;
+    snprintf(total, sizeof total, "available=%" PRId64, available);
+    stock_code code = stock_order(store, order_id, lines, count, &failed, message);
+    bool ok = code == want && (code != STOCK_INSUFFICIENT ||
+                               (failed == 0 && strstr(message, total) != NULL));
+    if (!ok)
+        fprintf(stderr, "order %s: %s (line %d: %s), expected %s\n", order_id,
+                stock_code_name(code), failed, code == STOCK_OK ? "" : message,
+                stock_code_name(want));
+    return ok;
+}
+
+static bool late_totals(stock_t *store, const char *sku, int64_t available, int64_t deducted)
+{
+    stock_sku_info info;
+    expect(stock_get(store, sku, &info, NULL), false, "get", sku);
+    if (info.available == available && info.deducted == deducted)
+        return true;
+    fprintf(stderr, "sku %s: available %" PRId64 " deducted %" PRId64 ", expected %" PRId64
+            " %" PRId64 "\n", sku, info.available, info.deducted, available, deducted);
+    return false;
+}
+
+static int hot_late(const char *uri)
+{
+    char sku[RS_ID];
+    stock_t *store = open_plain(uri);
+    for (unsigned k = 0; k <= RS_LATE_SKUS; k++) {
+        name(sku, "rs-l%u", k, 0);
+        expect(stock_set(store, sku, k < RS_LATE_SKUS ? RS_LATE_LEVEL : RS_LATE_SHORT, NULL,
+                         NULL, NULL), false, "set", sku);
+    }
+    if (stock_close(store) != STOCK_OK)
+        return 1;
+    store = open_store(uri);
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned o = 0; o < RS_LATE_SKUS; o++) {
+            late_order order;
+            late_order_of(o, &order);
+            if (!late_cart(store, order.id, order.lines, RS_LATE_LINES,
+                           pass == 0 ? STOCK_OK : STOCK_REPLAY, 0))
+                return 1;
+        }
+    /* Each SKU has the first half of its own order's lines and the second
+     * half of the order before's: all of 1..RS_LATE_LINES units. */
+    int64_t ordered = RS_LATE_LINES * (RS_LATE_LINES + 1) / 2;
+    for (unsigned k = 0; k < RS_LATE_SKUS; k++) {
+        name(sku, "rs-l%u", k, 0);
+        if (!late_totals(store, sku, RS_LATE_LEVEL - ordered, ordered))
+            return 1;
+    }
+    /* The last SKU holds RS_LATE_SHORT on piece 0: a cart of one unit
+     * more is refused by its total, one of all of it is taken. */
+    name(sku, "rs-l%u", RS_LATE_SKUS, 0);
+    late_order order;
+    for (unsigned p = 0; p < RS_LATE_LINES; p++) {
+        name(order.line_ids[p], "rs-lsl%u", p, 0);
+        order.lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order.line_ids[p]),
+                                            .sku = stock_id_from_cstr(sku), .qty = 1};
+    }
+    order.lines[0].qty = RS_LATE_SHORT - RS_LATE_LINES + 2;
+    if (!late_cart(store, "rs-ls0", order.lines, RS_LATE_LINES, STOCK_INSUFFICIENT,
+                   RS_LATE_SHORT) || !late_totals(store, sku, RS_LATE_SHORT, 0))
+        return 1;
+    order.lines[0].qty--;
+    if (!late_cart(store, "rs-ls1", order.lines, RS_LATE_LINES, STOCK_OK, 0) ||
+        !late_totals(store, sku, 0, RS_LATE_SHORT))
+        return 1;
+    printf("late skus=%u ordered\n", RS_LATE_SKUS + 1);
+    return stock_close(store) == STOCK_OK ? 0 : 1;
+}
+
 static int kill_at(const char *from, const char *to, int n)
 {
     countdown = n;
@@ -436,9 +555,11 @@ int main(int argc, char **argv)
         return hot_setup(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hotcheck") == 0)
         return hot_check(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "hotlate") == 0)
+        return hot_late(argv[2]);
     if (argc == 5 && strcmp(argv[1], "kill") == 0)
         return kill_at(argv[2], argv[3], atoi(argv[4]));
     fprintf(stderr, "usage: reshard_check setup URI | check URI | hotsetup URI | hotcheck URI | "
-            "kill OLD NEW N\n");
+            "hotlate URI | kill OLD NEW N\n");
     return 2;
 }
