@@ -122,20 +122,28 @@ static void expect(stock_code code, bool replay_too, const char *what, const cha
     exit(1);
 }
 
-/* Order o of setup: its id and lines (1 unit each). */
+/* An order of the checks: its id, and its lines' ids and SKUs, which
+ * lines point into. */
+#define RS_CART_LINES_MAX 4
 typedef struct rs_order {
-    char id[RS_ID], line_ids[RS_ORDER_LINES][RS_ID], skus[RS_ORDER_LINES][RS_ID];
-    stock_order_line lines[RS_ORDER_LINES];
+    char id[RS_ID], line_ids[RS_CART_LINES_MAX][RS_ID], skus[RS_CART_LINES_MAX][RS_ID];
+    stock_order_line lines[RS_CART_LINES_MAX];
 } rs_order;
 
+/* Points line p of order at its id and SKU (already named) for qty. */
+static void order_line(rs_order *order, unsigned p, int64_t qty)
+{
+    order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
+                                         .sku = stock_id_from_cstr(order->skus[p]), .qty = qty};
+}
+
+/* Order o of setup: its id and lines (1 unit each). */
 static void order_of(unsigned o, rs_order *order)
 {
     for (unsigned p = 0; p < RS_ORDER_LINES; p++) {
         name(order->line_ids[p], "rs-o%u-%u", o, p);
         name(order->skus[p], "rs-s%u", order_sku(o, p), 0);
-        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
-                                             .sku = stock_id_from_cstr(order->skus[p]),
-                                             .qty = 1};
+        order_line(order, p, 1);
     }
     name(order->id, "rs-o%u", o, 0);
 }
@@ -292,9 +300,7 @@ static void hot_order_of(unsigned o, rs_order *order)
     for (unsigned p = 0; p < 2; p++) {
         name(order->line_ids[p], "rs-hol%u-%u", o, p);
         name(order->skus[p], "rs-h%u", 2 * o + p, 0);
-        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
-                                             .sku = stock_id_from_cstr(order->skus[p]),
-                                             .qty = 1};
+        order_line(order, p, 1);
     }
     name(order->id, "rs-ho%u", o, 0);
 }
@@ -434,20 +440,13 @@ static int hot_check(const char *uri)
 /* Order o of hotlate: RS_LATE_LINES lines of 1, 2, ... units, the first
  * half of rs-l<o>, the rest of the next SKU: a cart over the pieces of
  * both, with lines on either piece. */
-#define RS_LATE_LINES 4
-typedef struct late_order {
-    char id[RS_ID], line_ids[RS_LATE_LINES][RS_ID], skus[RS_LATE_LINES][RS_ID];
-    stock_order_line lines[RS_LATE_LINES];
-} late_order;
-
-static void late_order_of(unsigned o, late_order *order)
+#define RS_LATE_LINES RS_CART_LINES_MAX
+static void late_order_of(unsigned o, rs_order *order)
 {
     for (unsigned p = 0; p < RS_LATE_LINES; p++) {
         name(order->line_ids[p], "rs-lol%u-%u", o, p);
         name(order->skus[p], "rs-l%u", (o + p / (RS_LATE_LINES / 2)) % RS_LATE_SKUS, 0);
-        order->lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order->line_ids[p]),
-                                             .sku = stock_id_from_cstr(order->skus[p]),
-                                             .qty = p + 1};
+        order_line(order, p, p + 1);
     }
     name(order->id, "rs-lo%u", o, 0);
 }
@@ -495,7 +494,7 @@ static int hot_late(const char *uri)
     store = open_store(uri);
     for (unsigned pass = 0; pass < 2; pass++)
         for (unsigned o = 0; o < RS_LATE_SKUS; o++) {
-            late_order order;
+            rs_order order;
             late_order_of(o, &order);
             if (!late_cart(store, order.id, order.lines, RS_LATE_LINES,
                            pass == 0 ? STOCK_OK : STOCK_REPLAY, 0))
@@ -512,11 +511,11 @@ static int hot_late(const char *uri)
     /* The last SKU holds RS_LATE_SHORT on piece 0: a cart of one unit
      * more is refused by its total, one of all of it is taken. */
     name(sku, "rs-l%u", RS_LATE_SKUS, 0);
-    late_order order;
+    rs_order order;
     for (unsigned p = 0; p < RS_LATE_LINES; p++) {
         name(order.line_ids[p], "rs-lsl%u", p, 0);
-        order.lines[p] = (stock_order_line){.line_id = stock_id_from_cstr(order.line_ids[p]),
-                                            .sku = stock_id_from_cstr(sku), .qty = 1};
+        memcpy(order.skus[p], sku, sizeof order.skus[p]);
+        order_line(&order, p, 1);
     }
     order.lines[0].qty = RS_LATE_SHORT - RS_LATE_LINES + 2;
     if (!late_cart(store, "rs-ls0", order.lines, RS_LATE_LINES, STOCK_INSUFFICIENT,
