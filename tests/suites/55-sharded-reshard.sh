@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 55-sharded-reshard.sh -- adding a shard (docs/sharded.md, "Adding a
-# shard"): stockctl reshard moves a store of 2 members to 3, on 3
-# PostgreSQL primaries (pg_start_many), each store in databases of its own.
+# shard"): stockctl reshard moves a store of 2 members to 3 (and one to
+# 4), on 4 PostgreSQL primaries (pg_start_many), each store in databases
+# of its own.
 #  - a clean move (and one from 1 member to 2): afterwards the store opens with the new member list only,
 #    every SKU and line is found with its values, a retry of every order
 #    answers REPLAY (CONFLICT with two lines swapped), a refund by line id
@@ -13,6 +14,15 @@
 #    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
 #    deducted down to 0 exactly, never refused before (reshard_check
 #    hotsetup/hotcheck), and stockctl reconcile finds I2;
+#  - the same store moved from 2 members to 4 (two new members at once, on
+#    a 4th primary): afterwards each hot SKU has rows only on the 2 members
+#    its ranks under the new map pick (reshard_check ranks, computed from
+#    docs/sharded.md's rule), its piece 0 among them, as many pieces with
+#    stock as before; with these names one SKU's pieces both move, two
+#    SKUs' one piece moves to the one new member picked while the other new
+#    member is not, and a SKU with rows on piece 0 alone gets them on the
+#    new member ranked first; then totals, lines, refunds, retries and the
+#    sellout as above, and reconcile;
 #  - without a move: carts of SKUs named hot after they were created (rows
 #    on piece 0 alone, lines on either piece) are taken while the SKU's
 #    total covers them, REPLAY when retried, refused INSUFFICIENT with the
@@ -40,7 +50,7 @@ KILLS=${KILLS:-4}
 case $BUILD in *san*) KILLS=2 ;; esac   # the sanitizers' builds are slower
 . tests/harness/pg.sh
 trap pg_stop EXIT
-pg_start_many 3
+pg_start_many 4
 
 # member URI of database $2 on server $1
 member() { echo "${PG_MANY_URIS[$1]%/postgres}/$2"; }
@@ -49,6 +59,7 @@ for db in clean single killed hot hotkilled late failed; do
         PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE $db" >/dev/null
     done
 done
+for k in 0 1 2 3; do PG_PSQL_URI=${PG_MANY_URIS[$k]} pg_psql -c "CREATE DATABASE hot4" >/dev/null; done
 old_of() { echo "shards:$(member 0 "$1");$(member 1 "$1")"; }
 new_of() { echo "shards:$(member 0 "$1");$(member 1 "$1");$(member 2 "$1")"; }
 # sql over every member of database $1: prints one line per member
@@ -81,13 +92,14 @@ OLD="shards:$(member 0 single)" NEW="shards:$(member 0 single);$(member 1 single
 HOT="hot=2:$(echo rs-h{0..7} | tr ' ' ,)"
 hot_old() { echo "shards:$HOT;$(member 0 "$1");$(member 1 "$1")"; }
 hot_new() { echo "shards:$HOT;$(member 0 "$1");$(member 1 "$1");$(member 2 "$1")"; }
-# what the hot SKUs hold on members $2... of database $1: pieces that ever
-# had stock (an empty piece 0 is written for a SKU named hot later), stock,
-# lines. A new database has no tables before the move: nothing.
+# what the hot SKUs hold on the first $2 (3 unless given) members of
+# database $1: pieces that ever had stock (an empty piece 0 is written for
+# a SKU named hot later), stock, lines. A new database has no tables
+# before the move: nothing.
 USED="adjusted <> 0 OR deducted <> 0"
 hot_rows() {
     local k
-    for k in 0 1 2; do
+    for ((k = 0; k < ${2:-3}; k++)); do
         PG_PSQL_URI=$(member "$k" "$1") pg_psql -c "SELECT count(DISTINCT sku_id) FILTER (WHERE $USED), coalesce(sum(leaved_amount), 0), (SELECT count(*) FROM inventory_flow WHERE sku_id LIKE 'rs-h%') FROM inventory WHERE sku_id LIKE 'rs-h%'" 2>/dev/null || true
     done | awk -F'|' '{ p += $1; a += $2; l += $3 } END { print p, a, l }'
 }
@@ -108,6 +120,53 @@ echo "pieces, stock, lines of the hot SKUs: $before before, $after after; $piece
 [ "$empty" -gt 0 ] || { echo "FAIL: no SKU named hot later got an empty piece 0"; exit 1; }
 "$HELPER" hotcheck "$NEW"
 "$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the hot move"; exit 1; }
+
+echo "== a store with hot SKUs, 2 -> 4 shards: two new members at once"
+OLD=$(hot_old hot4) NEW="$(hot_old hot4);$(member 2 hot4);$(member 3 hot4)"
+"$HELPER" hotsetup "$OLD"
+before=$(hot_rows hot4 4)
+# Rows of the hot SKUs on member $2 of database $1, a line "member|SKU|used"
+# (a piece that ever had stock) or "member|SKU|empty" (an empty piece 0)
+# for each SKU it holds rows of.
+piece_rows() {
+    PG_PSQL_URI=$(member "$2" "$1") pg_psql -c "SELECT sku_id, CASE WHEN bool_or($USED) THEN 'used' ELSE 'empty' END FROM inventory WHERE sku_id LIKE 'rs-h%' GROUP BY sku_id" 2>/dev/null |
+        sed "s/^/$2|/" || true
+}
+rows_of() { for k in 0 1 2 3; do piece_rows "$1" "$k"; done | sort; }
+used_before=$(rows_of hot4 | awk -F'|' '$3 == "used" { n[$2]++ } END { for (s in n) print s, n[s] }' | sort)
+"$CTL" reshard "$OLD" "$NEW" >/dev/null
+[ "$(hot_rows hot4 4)" = "$before" ] || { echo "FAIL: the 2 -> 4 move changed the hot SKUs: $before, now $(hot_rows hot4 4)"; exit 1; }
+after_rows=$(rows_of hot4)
+used_after=$(echo "$after_rows" | awk -F'|' '$3 == "used" { n[$2]++ } END { for (s in n) print s, n[s] }' | sort)
+[ "$used_after" = "$used_before" ] ||
+    { echo "FAIL: pieces with stock per SKU changed: $used_before, now $used_after"; exit 1; }
+# state SKU MEMBER: what that member holds of the SKU after the move
+state() { echo "$after_rows" | awk -F'|' -v s="$1" -v k="$2" '$2 == s && $1 == k { print $3 }'; }
+moved_both=0 moved_one=0 late_first=0
+while read -r s r0 r1 _; do
+    held=$(echo "$after_rows" | awk -F'|' -v s="$s" '$2 == s { printf "%s:%s ", $1, $3 }')
+    echo "$s: pieces on members $r0 $r1 by the new map; rows on members $held"
+    for k in 0 1 2 3; do
+        [ -z "$(state "$s" "$k")" ] || [ "$k" = "$r0" ] || [ "$k" = "$r1" ] ||
+            { echo "FAIL: $s has rows on member $k, which the new map does not pick ($r0 $r1)"; exit 1; }
+    done
+    [ -n "$(state "$s" "$r0")" ] || { echo "FAIL: $s has no rows on its piece 0, member $r0"; exit 1; }
+    # Which cases these names cover (members 2 and 3 are the new ones).
+    if [ "$r0" -ge 2 ] && [ "$r1" -ge 2 ]; then
+        if [ "$(state "$s" "$r1")" = used ]; then
+            moved_both=$((moved_both + 1))
+        elif [ "$(state "$s" "$r0")" = used ]; then
+            late_first=$((late_first + 1))
+        fi
+    elif [ "$r0" -ge 2 ] || [ "$r1" -ge 2 ] && [ "$(state "$s" "$((r0 >= 2 ? r0 : r1))")" = used ]; then
+        moved_one=$((moved_one + 1))
+    fi
+done < <("$HELPER" ranks 4 rs-h{0..7})
+echo "SKUs whose 2 pieces both moved: $moved_both; whose piece moved to the one new member picked: $moved_one; with rows on piece 0 alone, moved to the new piece 0: $late_first"
+[ "$moved_both" -gt 0 ] && [ "$moved_one" -gt 0 ] && [ "$late_first" -gt 0 ] ||
+    { echo "FAIL: the hot SKUs' names no longer cover each case of a move to 2 new members"; exit 1; }
+"$HELPER" hotcheck "$NEW"
+"$CTL" reconcile "$NEW" >/dev/null || { echo "FAIL: reconcile (I2) after the 2 -> 4 hot move"; exit 1; }
 
 echo "== carts of SKUs named hot after they were created, no move"
 LATE="shards:hot=2:$(echo rs-l{0..4} | tr ' ' ,);$(member 0 late);$(member 1 late)"

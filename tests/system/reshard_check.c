@@ -39,6 +39,12 @@
  *                                  hash to), REPLAY when retried, and
  *                                  refused INSUFFICIENT with the total when
  *                                  it does not cover it, changing nothing
+ *   reshard_check ranks N SKU...   for each SKU, its line then the N member
+ *                                  positions ranked by its rendezvous
+ *                                  score, highest first (docs/sharded.md,
+ *                                  "Where a SKU lives"), computed here from
+ *                                  that rule, not by the library: the
+ *                                  first K are where a hot SKU's pieces go
  *   reshard_check kill OLD NEW N   stock_reshard OLD NEW, killing itself
  *                                  (SIGKILL) at the Nth DEBUG message of the
  *                                  move (one per step: a pair ran, prepared
@@ -52,6 +58,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "stock.h"
 
@@ -70,6 +78,7 @@
 #define RS_LATE_SKUS 4          /* hotlate's SKUs with carts, rs-l0..rs-l3 */
 #define RS_LATE_LEVEL 20
 #define RS_LATE_SHORT 5         /* the level of hotlate's last SKU, rs-l4 */
+#define RS_MEMBERS_MAX 16       /* members of a store (docs/sharded.md, "The URI") */
 
 static int countdown;
 
@@ -544,6 +553,34 @@ static int kill_at(const char *from, const char *to, int n)
     return 0;
 }
 
+/* Prints each SKU of skus with the count member positions by its scores
+ * (XXH3 of the SKU seeded with position + 1), highest first, a tie to the
+ * lower position. */
+static int ranks(int count, char **skus, int sku_count)
+{
+    if (count < 1 || count > RS_MEMBERS_MAX) {
+        fprintf(stderr, "ranks: 1 to %d members, not %d\n", RS_MEMBERS_MAX, count);
+        return 2;
+    }
+    for (int s = 0; s < sku_count; s++) {
+        uint64_t scores[RS_MEMBERS_MAX];
+        bool ranked[RS_MEMBERS_MAX] = {false};
+        for (int i = 0; i < count; i++)
+            scores[i] = XXH3_64bits_withSeed(skus[s], strlen(skus[s]), (uint64_t)i + 1);
+        printf("%s", skus[s]);
+        for (int rank = 0; rank < count; rank++) {
+            int best = -1;
+            for (int i = 0; i < count; i++)
+                if (!ranked[i] && (best < 0 || scores[i] > scores[best]))
+                    best = i;
+            ranked[best] = true;
+            printf(" %d", best);
+        }
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "setup") == 0)
@@ -556,9 +593,11 @@ int main(int argc, char **argv)
         return hot_check(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hotlate") == 0)
         return hot_late(argv[2]);
+    if (argc >= 4 && strcmp(argv[1], "ranks") == 0)
+        return ranks(atoi(argv[2]), argv + 3, argc - 3);
     if (argc == 5 && strcmp(argv[1], "kill") == 0)
         return kill_at(argv[2], argv[3], atoi(argv[4]));
     fprintf(stderr, "usage: reshard_check setup URI | check URI | hotsetup URI | hotcheck URI | "
-            "hotlate URI | kill OLD NEW N\n");
+            "hotlate URI | ranks N SKU... | kill OLD NEW N\n");
     return 2;
 }
