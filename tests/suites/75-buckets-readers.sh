@@ -29,8 +29,11 @@
 #   - Redis lost (FLUSHALL on every master) and warmed from PostgreSQL
 #     (stockpersist --warm): refused SKU by SKU while the store is layout 4
 #     (PostgreSQL holds them in 8 buckets); once the store is opened with
-#     buckets=8, each bucket row goes back into its bucket: the totals are
-#     the ones before the loss, a line deducted before is refunded and
+#     buckets=8, each bucket row goes back into its bucket: every bucket
+#     key of every SKU holds (av adj ded ref) its PostgreSQL row's figures,
+#     as it did before the loss (a row warmed into another bucket keeps the
+#     sums, which the totals and reconcile compare), the totals are the
+#     ones before the loss, a line deducted before is refunded and
 #     replayed, new deductions work, reconcile finds the two stores equal,
 #     and a second warm-up loads nothing.
 #
@@ -246,6 +249,43 @@ kill_events
 timeout 120 "$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --name drain \
     --lease-ms 500 --drain --stats-s 0 >>"$dir/persist.log" 2>&1 ||
     { tail -n 20 "$dir/persist.log"; fail "the drain before the loss did not finish"; }
+# Each bucket of SKU $1, a line "j av adj ded ref" for j = 0..7, from its
+# key in Redis (docs/redis.md, "Key layout": bucket 0 is hb:{sku:S}, bucket
+# j the hb:{skub:j:n:S} some master holds; a bucket without a key holds 0
+# of everything) or from its row in PostgreSQL (none: 0 of everything).
+redis_buckets() {
+    local i key
+    {
+        echo "0 $(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" HMGET "hb:{sku:$1}" av adj ded ref | tr '\n' ' ')"
+        for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+            redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
+            redis_cluster_cli "$i" --scan --pattern "hb:{skub:*:$1}" | while read -r key; do
+                key=${key#"hb:{skub:"}
+                echo "${key%%:*} $(redis_cluster_cli "$i" HMGET "hb:{skub:$key" av adj ded ref | tr '\n' ' ')"
+            done
+        done
+    } | awk '{ v[$1] = ($2 + 0) " " ($3 + 0) " " ($4 + 0) " " ($5 + 0) }
+             END { for (j = 0; j < 8; j++) print j, (j in v ? v[j] : "0 0 0 0") }'
+}
+pg_buckets() {
+    pg_psql -c "SELECT bucket, leaved_amount, adjusted, deducted, refunded FROM inventory WHERE sku_id = '$1'" |
+        tr '|' ' ' | awk '{ v[$1] = $2 " " $3 " " $4 " " $5 }
+                           END { for (j = 0; j < 8; j++) print j, (j in v ? v[j] : "0 0 0 0") }'
+}
+# the buckets of each SKU named in Redis against PostgreSQL's rows; prints
+# them
+same_buckets() {
+    local s
+    for s in "$@"; do
+        [ "$(redis_buckets "$s")" = "$(pg_buckets "$s")" ] || {
+            echo "SKU $s, bucket av adj ded ref, in Redis:"; redis_buckets "$s"
+            echo "in PostgreSQL:"; pg_buckets "$s"
+            return 1
+        }
+        echo "$s: $(redis_buckets "$s" | awk '$3 != 0 { printf "%s,", $0 }')"
+    done
+}
+levels_before=$(same_buckets "$sku" M R) || { echo "$levels_before"; fail "a bucket in Redis differs from its PostgreSQL row before the loss"; }
 before=$(for s in "$sku" M R; do "$BIN/stockctl" --store "$store" get "$s"; done | tr -s ' \n' ' ')
 for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
     redis_cluster_cli "$i" INFO replication | tr -d '\r' | grep -qx "role:master" || continue
@@ -277,6 +317,12 @@ out=$("$BIN/stockpersist" --redis "$store" --postgres "$PG_URI" --warm 2>&1) ||
 echo "$out"
 echo "$out" | grep -q "warm done: [1-9][0-9]* SKUs loaded into Redis, 0 already there (left alone), 0 refused" ||
     fail "the warm-up of layout 5 did not load the SKUs: $out"
+# Every SKU of PostgreSQL is warmed into the store: LT (persisted from
+# another prefix's store) too.
+levels_after=$(same_buckets $(pg_psql -c "SELECT DISTINCT sku_id FROM inventory")) ||
+    { echo "$levels_after"; fail "a warmed bucket differs from its PostgreSQL row"; }
+[ "$(same_buckets "$sku" M R)" = "$levels_before" ] || fail "the buckets warmed are not the ones before the loss"
+echo "ok   each bucket of the $(echo "$levels_after" | wc -l) SKUs holds its row's av adj ded ref, as before the loss; $(echo "$levels_after" | grep "^R:")"
 after=$(for s in "$sku" M R; do "$BIN/stockctl" --store "$store" get "$s"; done | tr -s ' \n' ' ')
 echo "before: $before"
 echo "after:  $after"
