@@ -14,8 +14,8 @@
 #    hot lines answers REPLAY (CONFLICT swapped), and each hot SKU is then
 #    deducted down to 0 exactly, never refused before (reshard_check
 #    hotsetup/hotcheck), and stockctl reconcile finds I2;
-#  - the same store moved from 2 members to 4 (two new members at once, on
-#    a 4th primary): afterwards each hot SKU has rows only on the 2 members
+#  - a store of the same hot SKUs moved from 2 members to 4 (two new
+#    members, on a 4th primary): afterwards each hot SKU has rows only on the 2 members
 #    its ranks under the new map pick (reshard_check ranks, computed from
 #    docs/sharded.md's rule), its piece 0 among them, as many pieces with
 #    stock as before; with these names one SKU's pieces both move, two
