@@ -8,6 +8,7 @@ set -eu
 # (fiu-run, fiu-ctrl, the POSIX preload library) inject the disk and memory
 # faults of 80-81, faketime and libfaketime the clock jumps of 82.
 # liblmdb-dev is the embedded engine's cold store (retention, docs/engine.md).
+# gdb prints the stacks of a suite that hangs (tests/harness/watchdog.sh).
 packages=(
     build-essential pkg-config clang libclang-rt-14-dev xxd
     libuv1-dev libjansson-dev libhttp-parser-dev libpq-dev libhiredis-dev
@@ -15,7 +16,7 @@ packages=(
     postgresql-15 postgresql-client-15 redis-server redis-tools
     python3-redis curl gnuplot-nox prometheus jq iproute2 nodejs systemd
     nats-server libnats-dev
-    libfiu-dev fiu-utils faketime libfaketime
+    libfiu-dev fiu-utils faketime libfaketime gdb
 )
 missing=()
 for package in "${packages[@]}"; do

@@ -212,14 +212,16 @@ had=$(wc -l <"$dir/dump.txt")
 retries=$(grep -c "does not confirm" "$dir/events.log" || true)
 kill -STOP "$events_pid"   # a backlog to publish: the kill lands in it
 for i in $(seq "$backlog"); do echo "SETSTOCK K$i 1"; echo "DEDUCT k$i K$i 1"; done | cli >/dev/null
-kill -CONT "$events_pid"
-"$BIN/events_client" wait "$NATS_URL" STOCK_EVENTS $((had + 10)) || fail "the backlog is not being published"
-# Frozen again before the kill, so it lands mid-backlog however fast this
-# machine publishes: stockevents wakes to a dead broker with events left.
-kill -STOP "$events_pid"
+# events_client resumes stockevents once connected and freezes it again the
+# moment the 10th event of the backlog is stored, so the kill lands
+# mid-backlog however fast this machine publishes: stockevents wakes to a
+# dead broker with events left.
+"$BIN/events_client" wait "$NATS_URL" STOCK_EVENTS $((had + 10)) "$events_pid" ||
+    { kill -CONT "$events_pid"; fail "the backlog is not being published"; }
 stored=$("$BIN/events_client" count "$NATS_URL" STOCK_EVENTS) || fail "reading the stream's count failed"
 [ "$stored" -lt $((had + 2 * backlog)) ] ||
     fail "the backlog was all published before the kill: nothing left to prove"
+echo "ok   stockevents frozen with $((stored - had)) of the backlog's $((2 * backlog)) events stored"
 nats_kill
 kill -CONT "$events_pid"
 for _ in $(seq 100); do

@@ -6,11 +6,15 @@
  *   events_client dump URL STREAM
  *       prints every message of STREAM in stream order, one per line:
  *       "<Nats-Msg-Id> <JSON body>"
- *   events_client wait URL STREAM COUNT
+ *   events_client wait URL STREAM COUNT [PID]
  *       returns as soon as STREAM holds COUNT messages or more (its last
  *       sequence), looking every millisecond, for at most 60 s (then exit
  *       1): the moment to strike the broker while the publisher is still
- *       publishing (72-events)
+ *       publishing (72-events). With PID, the publisher: sent SIGCONT once
+ *       this client is connected and SIGSTOP the moment COUNT is reached,
+ *       so that it is frozen with its backlog half published however fast
+ *       it publishes (a script starting this client and then stopping the
+ *       publisher gives it the client's start-up time and more)
  *   events_client count URL STREAM
  *       prints how many messages STREAM has stored (its last sequence)
  *   events_client latency URL PORT COUNT TOKEN [PASS]
@@ -26,6 +30,8 @@
  * Exits 0 on success, 1 when the broker fails, 2 on bad usage.
  */
 #include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +93,12 @@ static int print_count(jsCtx *js, const char *stream)
     return 0;
 }
 
-static int wait_count(jsCtx *js, const char *stream, long count)
+static int wait_count(jsCtx *js, const char *stream, long count, pid_t publisher)
 {
+    if (publisher > 0 && kill(publisher, SIGCONT) != 0) {
+        perror("events_client: SIGCONT to the publisher");
+        return 1;
+    }
     double deadline = now_ms() + WAIT_COUNT_MS;
     while (now_ms() < deadline) {
         jsStreamInfo *info = NULL;
@@ -97,8 +107,13 @@ static int wait_count(jsCtx *js, const char *stream, long count)
             return failed(status, "stream info");
         bool reached = info->State.LastSeq >= (uint64_t)count;
         jsStreamInfo_Destroy(info);
-        if (reached)
+        if (reached) {
+            if (publisher > 0 && kill(publisher, SIGSTOP) != 0) {
+                perror("events_client: SIGSTOP to the publisher");
+                return 1;
+            }
             return 0;
+        }
         nats_Sleep(1);
     }
     fprintf(stderr, "events_client: %s did not reach %ld messages\n", stream, count);
@@ -171,15 +186,17 @@ int main(int argc, char **argv)
 {
     bool dump_mode = argc == 4 && strcmp(argv[1], "dump") == 0;
     bool latency_mode = (argc == 6 || argc == 7) && strcmp(argv[1], "latency") == 0;
-    bool wait_mode = argc == 5 && strcmp(argv[1], "wait") == 0;
+    bool wait_mode = (argc == 5 || argc == 6) && strcmp(argv[1], "wait") == 0;
     bool count_mode = argc == 4 && strcmp(argv[1], "count") == 0;
     long count = latency_mode || wait_mode ? strtol(argv[4], NULL, 10) : 0;
     int port = latency_mode ? atoi(argv[3]) : 0;
+    long publisher = wait_mode && argc == 6 ? strtol(argv[5], NULL, 10) : 0;
     if ((!dump_mode && !latency_mode && !wait_mode && !count_mode) ||
         (!dump_mode && !count_mode && (count < 1 || count > LATENCY_COUNT_MAX)) ||
-        (latency_mode && (port < 1 || port > 65535))) {
+        (latency_mode && (port < 1 || port > 65535)) ||
+        (wait_mode && argc == 6 && (publisher < 2 || publisher > INT32_MAX))) {
         fprintf(stderr, "usage: events_client dump URL STREAM\n"
-                        "       events_client wait URL STREAM COUNT\n"
+                        "       events_client wait URL STREAM COUNT [PID]\n"
                         "       events_client count URL STREAM\n"
                         "       events_client latency URL PORT COUNT TOKEN [PASS]\n");
         return 2;
@@ -191,7 +208,7 @@ int main(int argc, char **argv)
         status = natsConnection_JetStream(&js, nc, NULL);
     int code = status != NATS_OK ? failed(status, argv[2])
                : dump_mode ? dump(js, argv[3])
-               : wait_mode ? wait_count(js, argv[3], count)
+               : wait_mode ? wait_count(js, argv[3], count, (pid_t)publisher)
                : count_mode ? print_count(js, argv[3])
                            : latency(nc, port, count, argv[5], argc == 7 ? argv[6] : "l");
     jsCtx_Destroy(js);
