@@ -158,7 +158,7 @@ static void stats_line(persister *p, const stock_log_hook *log, const char *when
 {
     persist_status s;
     persist_status_read(p, &s);
-    int64_t now = outbox_now_ms();
+    int64_t now = outbox_tick_ms();
     double seconds = (double)(now - *last_ms) / 1000.0;
     uint32_t owned = 0;
     for (uint32_t i = 0; i < p->stream_count; i++)
@@ -199,13 +199,13 @@ static void failure_log(persister *p, const stock_log_hook *log, int64_t read, c
 void persist_run(persister *p, const atomic_bool *stop, const stock_log_hook *log)
 {
     uint64_t last_applied = 0;
-    int64_t last_ms = outbox_now_ms(), stats_ms = last_ms, lag_ms = 0;
+    int64_t last_ms = outbox_tick_ms(), stats_ms = last_ms, lag_ms = 0;
     char last_error[PERSIST_ERROR_MAX] = "";
     while (!atomic_load(stop)) {
         int64_t read = cycle(p);
         atomic_store(&p->linked, read >= 0);
         failure_log(p, log, read, last_error);
-        int64_t now = outbox_now_ms();
+        int64_t now = outbox_tick_ms();
         bool drained = false;
         if (now - lag_ms >= PERSIST_LAG_EVERY_MS || (read == 0 && p->options.drain)) {
             drained = lag_measure(p) && atomic_load(&p->lag_records) == 0;

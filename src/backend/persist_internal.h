@@ -125,7 +125,13 @@ bool outbox_lag(persister *p, uint64_t *records, int64_t *age_ms, uint64_t *held
 /* The connection of the master that serves key (the server's when not a
  * cluster); NULL when no master serves its slot. */
 redisContext *outbox_conn_of(persister *p, const char *key);
+/* Milliseconds on the wall clock, the clock of the record ids' times (a
+ * record's age); outbox_tick_ms, on CLOCK_MONOTONIC, schedules the work
+ * (scans, lease renewals, lag measures, stats lines), which a wall clock
+ * set back would stop for as long as it went back: a lease not renewed
+ * for that long is lost to another persister. */
 int64_t outbox_now_ms(void);
+int64_t outbox_tick_ms(void);
 
 /* persist_apply.c */
 /* Connects p->pg (if not connected) and installs the persister's functions.

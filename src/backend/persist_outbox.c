@@ -26,14 +26,18 @@
 #include <time.h>
 
 #include "backend/persist_internal.h"
+#include "lib/clock.h"
 
 #define SCAN_EVERY_MS 1000          /* new streams are found this often */
 
 int64_t outbox_now_ms(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return clock_now_us(CLOCK_REALTIME) / 1000;
+}
+
+int64_t outbox_tick_ms(void)
+{
+    return clock_now_us(CLOCK_MONOTONIC) / 1000;
 }
 
 static redisContext *node_conn(persister *p, int node)
@@ -134,7 +138,7 @@ static bool stream_add(void *reader, int node, const char *key)
 
 bool outbox_scan(persister *p)
 {
-    int64_t now = outbox_now_ms();
+    int64_t now = outbox_tick_ms();
     if (p->scanned_ms != 0 && now - p->scanned_ms < SCAN_EVERY_MS)
         return true;
     char key[RD_OUTBOX_READERS_KEY_MAX];
@@ -160,7 +164,7 @@ bool outbox_scan(persister *p)
 
 bool outbox_lease(persister *p)
 {
-    int64_t now = outbox_now_ms();
+    int64_t now = outbox_tick_ms();
     if (p->renewed_ms != 0 && now - p->renewed_ms < p->options.lease_ms / 3)
         return true;
     for (uint32_t i = 0; i < p->stream_count; i++)
