@@ -254,7 +254,8 @@ redis_cluster_start() {
         seeds+="${seeds:+,}127.0.0.1:${REDIS_CLUSTER_PORTS[$i]}"
     done
     # The first three become masters, each of the others a replica.
-    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes \
+    # redis-cli waits for the nodes to agree with no limit of its own.
+    timeout -k 5 120 redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes \
         >"$REDIS_CLUSTER_DIR/create.log" 2>&1 ||
         { cat "$REDIS_CLUSTER_DIR/create.log" >&2; return 1; }
     redis_cluster_wait_ok || return 1

@@ -14,10 +14,7 @@ bin="$BUILD/tests/conformance"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stockd-remote.XXXXXX")
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -35,10 +35,7 @@ stockd_pid=""
 recovery=""   # the recovery line of the last start
 client_pids=()
 cleanup() {
-    for pid in "${client_pids[@]}" $stockd_pid; do
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${client_pids[@]}" "$stockd_pid"
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -43,8 +43,7 @@ LEASE_MS=500
 OPS=1200                    # ops per writer run
 pids=()
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    stop_pids "${pids[@]}"
     redis_stop
     [ -z "${REDIS_CLUSTER_DIR:-}" ] || redis_cluster_stop
     pg_stop
@@ -69,7 +68,7 @@ persist_start() {
 }
 
 persist_drain() {
-    timeout 300 "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" \
+    timeout -k 10 300 "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" \
         --name drain --lease-ms "$LEASE_MS" --drain --stats-s 0 2>&1 | tail -n 1
     [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the drain did not finish"
 }
@@ -108,7 +107,7 @@ echo "== layout 5 (buckets on a Redis Cluster) without its K: the persister stop
 # (75-buckets-readers persists such a store).
 redis_cli SET v5:stock:layout 5 >/dev/null
 set +e
-timeout 5 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=v5:" --postgres "$PG_URI" --drain \
+timeout -k 10 5 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=v5:" --postgres "$PG_URI" --drain \
     --stats-s 0 2>"$REDIS_DIR/v5.err"; code=$?
 set -e
 [ "$code" -eq 124 ] || fail "the drain of a layout 5 store ended (exit $code): $(cat "$REDIS_DIR/v5.err")"
@@ -131,7 +130,7 @@ echo "ok   refused: $out"
 lag get lag-sku | grep -q "available *98" || fail "the refusal changed stock: $(lag get lag-sku)"
 "$BUILD/stockctl" --store "$REDIS_URI?prefix=lag:&outbox_lag_max_ms=1" deduct lag-4 lag-sku 1 \
     >/dev/null 2>&1 && fail "outbox_lag_max_ms=1 let a deduction through behind a full outbox"
-timeout 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=lag:" --postgres "$PG_URI" --drain \
+timeout -k 10 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=lag:" --postgres "$PG_URI" --drain \
     --stats-s 0 2>/dev/null || fail "the drain of prefix lag: failed"
 lag deduct lag-3 lag-sku 1 >/dev/null || fail "still refused after the persister caught up"
 echo "ok   accepted again once persisted"
@@ -143,7 +142,7 @@ bk deduct bko-l1 bko-sku 7 >/dev/null           # more than any bucket holds
 bk refund bko-r1 bko-l1 2 >/dev/null
 bk add bko-sku 5 --id bko-a1 >/dev/null
 [ "$(redis_outbox_len bko:)" -eq 4 ] || fail "4 changes over buckets wrote $(redis_outbox_len bko:) records"
-timeout 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bko:" --postgres "$PG_URI" --drain \
+timeout -k 10 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bko:" --postgres "$PG_URI" --drain \
     --stats-s 0 >/dev/null 2>&1 || fail "the drain of prefix bko: failed"
 for what in "get bko-sku" "line bko-l1"; do
     # shellcheck disable=SC2086
@@ -206,7 +205,7 @@ crash_in_entry() {
     else
         [ "$HALF" -eq 0 ] || [ "$HALF" -eq 16 ] || fail "$id: a dead persister left $HALF of the entry's 16 lines"
     fi
-    timeout 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bt:" --postgres "$PG_URI" --drain \
+    timeout -k 10 60 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bt:" --postgres "$PG_URI" --drain \
         --stats-s 0 >/dev/null 2>&1 || fail "$id: the drain of prefix bt: failed"
     [ "$(pg_psql -c "SELECT count(*), count(DISTINCT line_id) FROM inventory_flow WHERE line_id LIKE '$id-L%'")" = "16|16" ] ||
         fail "$id: postgres holds $(pg_psql -c "SELECT count(*), count(DISTINCT line_id) FROM inventory_flow WHERE line_id LIKE '$id-L%'") (rows, ids) of the 16 lines"
@@ -233,7 +232,7 @@ bad_key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'bad:{outbox:*}' | grep -v
 bad_id=$(redis-cli -p "$REDIS_PORT" XADD "$bad_key" '0-*' ms 1 k lines nr 3 t 1 \
     r "bad-sku bad-l1 1 4 5 1 0 5")
 set +e
-timeout 5 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bad:" --postgres "$PG_URI" --drain \
+timeout -k 10 5 "$BUILD/stockpersist" --redis "$REDIS_URI?prefix=bad:" --postgres "$PG_URI" --drain \
     --stats-s 0 2>"$REDIS_DIR/bad.err"; code=$?
 set -e
 [ "$code" -eq 124 ] || fail "the drain past an unreadable entry ended (exit $code): $(cat "$REDIS_DIR/bad.err")"
@@ -273,7 +272,7 @@ sdctl deduct sd-l1 sd-sku 3
 sdctl deduct sd-l2 sd-sku 4
 port=$(pick_port 17690 17694)
 http=$(pick_port 17695 17699)
-info() { redis-cli -p "$port" INFO | tr -d '\r' | sed -n "s/^$1://p"; }
+info() { timeout -k 2 10 redis-cli -p "$port" INFO | tr -d '\r' | sed -n "s/^$1://p"; }
 # First PostgreSQL down (nothing listens on port 1): the lag is measured
 # all the same, and grows; SIGTERM stops the thread with stockd.
 start_stockd "$port" "$REDIS_URI?prefix=sd:" "$sd/stockd.log" --http-port "$http" \
@@ -283,11 +282,10 @@ wait_info() { for ((i = 0; i < $3; i++)); do [ "$(info "$1")" = "$2" ] && break;
 wait_info persister_lag_records 3 100
 [ "$(info persister)" = 1 ] && [ "$(info persister_linked)" = 0 ] &&
     [ "$(info persister_lag_records)" = 3 ] || fail "INFO: $(redis-cli -p "$port" INFO | grep persister)"
-curl -s "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_records 3$' ||
-    fail "/metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep persister)"
+curl -s --max-time 10 "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_records 3$' ||
+    fail "/metrics: $(curl -s --max-time 10 "http://127.0.0.1:$http/metrics" | grep persister)"
 echo "ok   PostgreSQL down: INFO and /metrics say 3 records behind, not linked"
-kill -TERM "$STOCKD_PID"
-wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
+term_wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
 grep -q "WARN persister: postgres.*(retrying)" "$sd/stockd.log" || fail "no retry line: $(cat "$sd/stockd.log")"
 grep -q "persister stopped" "$sd/stockd.log" || fail "the persister did not stop with stockd"
 # Then with PostgreSQL: the records arrive, the lag falls to 0.
@@ -298,8 +296,8 @@ wait_info persister_applied 3 100
 wait_info persister_lag_records 0 30
 [ "$(info persister_applied)" = 3 ] && [ "$(info persister_lag_records)" = 0 ] &&
     [ "$(info persister_linked)" = 1 ] || fail "INFO: $(redis-cli -p "$port" INFO | grep persister)"
-curl -s "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_seconds 0.000$' ||
-    fail "/metrics: $(curl -s "http://127.0.0.1:$http/metrics" | grep persister)"
+curl -s --max-time 10 "http://127.0.0.1:$http/metrics" | grep -q '^stockd_persister_lag_seconds 0.000$' ||
+    fail "/metrics: $(curl -s --max-time 10 "http://127.0.0.1:$http/metrics" | grep persister)"
 "$BUILD/stockctl" --store "$PG_URI" get sd-sku | grep -q "available *43" ||
     fail "PostgreSQL: $("$BUILD/stockctl" --store "$PG_URI" get sd-sku)"
 # Orders: one in one slot, one over two slots, one that fails after a slot
@@ -321,8 +319,7 @@ echo "$out" | grep -q CONFLICT || fail "a changed order: $out"
 pgctl line sd-o3a | grep -q NOTFOUND || fail "the failed order's line is in PostgreSQL"
 pgctl get sd-sku | grep -q "available *39" || fail "PostgreSQL: $(pgctl get sd-sku)"
 echo "ok   orders persisted: retried on PostgreSQL they are REPLAYs, a changed one a CONFLICT"
-kill -TERM "$STOCKD_PID"
-wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
+term_wait "$STOCKD_PID" || fail "stockd with a persister did not exit 0 on SIGTERM"
 grep "INFO persister: exit" "$sd/stockd.log" | tail -n 1 | grep -q "applied=[0-9]* .*lag_records=0" ||
     fail "the log's last stats line: $(grep 'persister: exit' "$sd/stockd.log")"
 echo "ok   persisted by stockd: $(grep 'persister: exit' "$sd/stockd.log" | tail -n 1)"
@@ -339,7 +336,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     # killed after 0.3 to 2.2 s, then, after up to 0.5 s more of backlog,
     # the next one. Small batches: many transactions, so a kill lands
     # between a read, its COMMIT and its XACK as often as not.
-    for ((life = 0; life == 0 || $(kill -0 "$writer" 2>/dev/null && echo 1 || echo 0); life++)); do
+    for ((life = 0; life == 0 || (life < 200 && $(kill -0 "$writer" 2>/dev/null && echo 1 || echo 0)); life++)); do
         sleep "0.$((RANDOM % 5))"
         persist_start "a$round.$life" --batch 32
         one=$PERSIST_PID two=""
@@ -350,6 +347,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         wait "$one" ${two:+"$two"} 2>/dev/null || true
         kills=$((kills + 1))
     done
+    ! kill -0 "$writer" 2>/dev/null || { term_wait "$writer" 5; fail "the writer of round $round still runs"; }
     wait "$writer" || fail "the writer of round $round failed"
     runs+=("k$round:$OPS")
     echo "round $round: $life persister lives; the outbox holds $(redis_outbox_len) records after the last kill"
@@ -382,8 +380,7 @@ echo "postgres restarted (pid $PG_PID)"
 "$BUILD/tests/persist_load" write "$REDIS_URI" crash3 "$OPS" || true
 for ((i = 0; i < 600 && $(redis_outbox_len) > 0; i++)); do sleep 0.1; done
 [ "$(redis_outbox_len)" -eq 0 ] || fail "the persister did not catch up: $(redis_outbox_len) records left"
-kill -TERM "$one"
-wait "$one" || fail "the persister did not exit 0 on SIGTERM"
+term_wait "$one" || fail "the persister did not exit 0 on SIGTERM"
 grep -q "retrying" "$REDIS_DIR/persist-crash.log" ||
     fail "the persister never saw a server go away: $(cat "$REDIS_DIR/persist-crash.log")"
 grep "retrying" "$REDIS_DIR/persist-crash.log" | sort -u | head -n 4
@@ -408,6 +405,49 @@ echo "ok   a second warm-up changes nothing: $out"
 persist_drain
 "$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${all[@]}" after:$OPS ||
     fail "records written after the warm-up were not persisted (the position)"
+echo "== the wall clock set back an hour under a running persister"
+# Under libfaketime, its time read from a file at every call (as 82-clock
+# runs stockd); CLOCK_MONOTONIC is left real, as an NTP step leaves it.
+# What a persister does on a schedule (lease renewals, lag measures,
+# stats lines) goes on: on the wall clock it stopped for the hour, and a
+# lease not renewed is lost after --lease-ms.
+faketime_lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+[ -e "$faketime_lib" ] || fail "$faketime_lib missing (scripts/install-deps.sh)"
+fake_preload=$faketime_lib sanitizer_env=""
+case $BUILD in
+*san*) fake_preload="$(gcc -print-file-name=libasan.so) $faketime_lib"
+       sanitizer_env="ASAN_OPTIONS=verify_asan_link_order=0" ;;
+esac
+echo "+0" >"$REDIS_DIR/faketime"
+env $sanitizer_env LD_PRELOAD="$fake_preload" FAKETIME_TIMESTAMP_FILE="$REDIS_DIR/faketime" \
+    FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
+    "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$PG_URI" --name clock \
+    --lease-ms "$LEASE_MS" --stats-s 1 >>"$REDIS_DIR/persist-clock.log" 2>&1 &
+one=$!
+pids+=("$one")
+drained() { for ((i = 0; i < 300 && $(redis_outbox_len) > 0; i++)); do sleep 0.1; done; [ "$(redis_outbox_len)" -eq 0 ]; }
+"$BUILD/tests/persist_load" write "$REDIS_URI" clk1 "$OPS" || fail "the writer before the clock jump"
+drained || fail "the persister under libfaketime did not drain: $(tail -n 5 "$REDIS_DIR/persist-clock.log")"
+echo "-1h" >"$REDIS_DIR/faketime"
+stats_before=$(grep -c " stats applied=" "$REDIS_DIR/persist-clock.log" || true)
+sleep 3   # six lease periods, three stats periods
+leases=$(redis_cli --scan --pattern "{outbox:*}:lease" | wc -l)
+held=0
+for key in $(redis_cli --scan --pattern "{outbox:*}:lease"); do
+    [ "$(redis_cli GET "$key")" != clock ] || [ "$(redis_cli PTTL "$key")" -le 0 ] || held=$((held + 1))
+done
+stats_after=$(grep -c " stats applied=" "$REDIS_DIR/persist-clock.log" || true)
+[ "$held" -gt 0 ] && [ "$held" -eq "$leases" ] ||
+    fail "3 s after the clock went back an hour the persister holds $held leases ($leases lease keys exist, 0 once expired)"
+[ "$stats_after" -ge $((stats_before + 2)) ] ||
+    fail "$((stats_after - stats_before)) stats lines in the 3 s after the clock went back an hour"
+"$BUILD/tests/persist_load" write "$REDIS_URI" clk2 "$OPS" || fail "the writer after the clock jump"
+drained || fail "records written after the clock went back were not persisted"
+term_wait "$one" || fail "the persister under libfaketime did not exit 0 on SIGTERM"
+"$BUILD/tests/persist_load" check "$REDIS_URI" "$PG_URI" "${all[@]}" after:$OPS clk1:$OPS clk2:$OPS ||
+    fail "the stores differ after the clock jump"
+echo "ok   clock set back an hour: all $leases leases still held, $((stats_after - stats_before)) stats lines in 3 s, every record persisted"
+
 echo "== Redis Cluster: every master's streams, and a failover followed"
 redis_cluster_start || fail "the cluster did not start"
 # Its own prefix: streams and SKUs apart from the single server's in
@@ -446,8 +486,7 @@ for ((i = 0; i < 600; i++)); do
         tail -n 1 "$REDIS_DIR/persist-cl.log" | grep -q "lag_records=0 lag_ms=0 outbox_records=0$" && break
     sleep 0.1
 done
-kill -TERM "$one"
-wait "$one" || fail "the cluster's persister did not exit 0 on SIGTERM"
+term_wait "$one" || fail "the cluster's persister did not exit 0 on SIGTERM"
 grep "masters=3 " "$REDIS_DIR/persist-cl.log" | head -n 1 | grep -q "streams=[1-9]" ||
     fail "the persister did not read 3 masters: $(head -n 3 "$REDIS_DIR/persist-cl.log")"
 grep -q "(retrying)" "$REDIS_DIR/persist-cl.log" || fail "the persister never saw the master go"

@@ -10,6 +10,7 @@
 # (another free port) under load, and the check must still pass.
 set -eu
 BUILD=${BUILD:-build}
+. "$(dirname "$0")/../system/server_helpers.sh"   # stop_pids
 bench="$BUILD/stockbench"
 [ -x "$bench" ] || { echo "missing $bench (make)"; exit 1; }
 [ -x "$BUILD/stockd" ] || { echo "missing $BUILD/stockd (make)"; exit 1; }
@@ -33,10 +34,7 @@ port=$(free_port "$first_port" $((first_port + 2)))
 dir=$(mktemp -d "${TMPDIR:-/tmp}/stockbench-suite.XXXXXX")
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -40,10 +40,7 @@ drain_seconds=${INTAKE_DRAIN_SECONDS:-300}
 dir=$(mktemp -d)
 intake_pid="" stockd_pid=""
 cleanup() {
-    for pid in $intake_pid $stockd_pid; do
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "$intake_pid" "$stockd_pid"
     nats_stop
     [ -z "${KEEP:-}" ] || cp -r "$dir" "$KEEP"
     rm -rf "$dir"

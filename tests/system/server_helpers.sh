@@ -93,16 +93,41 @@ use_binaries() {
 }
 
 # stop_pids PID...: stops each process with SIGKILL (after SIGCONT, for one
-# a suite stopped) and reaps it; empty arguments are skipped. For a suite's
-# EXIT trap.
+# a suite stopped) and reaps it; empty arguments are skipped, and so is a
+# PID no process of this suite's session holds any more: a suite keeps the
+# PIDs of processes that ended long before its EXIT trap, and the system
+# hands such numbers out again (pid_max is 32768 here), to another suite's
+# server as well as to anything else. For a suite's EXIT trap.
 stop_pids() {
-    local pid
+    local pid session
+    session=$(ps -o sid= -p $$ | tr -d ' ')
     for pid in "$@"; do
         [ -n "$pid" ] || continue
+        [ "$(ps -o sid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$session" ] || continue
         kill -CONT "$pid" 2>/dev/null || true
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+}
+
+# term_wait PID [SECONDS]: SIGTERM to PID, a child of this shell, then waits
+# up to SECONDS (default 60) for it to end and returns its exit status; one
+# still running then is stuck: its stacks are printed (gdb), it is killed,
+# and term_wait returns 124, so a process that ignores its stop fails the
+# suite in bounded time and says where it was.
+term_wait() {
+    local pid=$1 limit=${2:-60} i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < limit * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid"; return; }
+        sleep 0.1
+    done
+    echo "term_wait: $pid still running ${limit} s after SIGTERM: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+    command -v gdb >/dev/null &&
+        timeout 60 gdb -batch -ex "thread apply all bt 20" -p "$pid" 2>/dev/null | grep -E '^(#|Thread)'
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    return 124
 }
 
 # fail_with_log LOG MESSAGE...: prints "FAIL: MESSAGE" and the last 20 lines
