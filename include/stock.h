@@ -668,7 +668,8 @@ typedef struct stock_reshard_info {
  *
  * Returns STOCK_OK; STOCK_INVALID (a URI is not shards:, to_uri does not
  * extend from_uri or names other hot SKUs, a member list does not match
- * what the members record, a new member is not empty), STOCK_UNAVAILABLE (a
+ * what the members record, a new member is not empty, two members are
+ * databases of one PostgreSQL server), STOCK_UNAVAILABLE (a
  * member is unreachable, or someone else is connected to one), STOCK_IO,
  * STOCK_NOMEM, with message.
  */

@@ -402,7 +402,7 @@ static bool read_bucket_totals(rd_store *store, worker_listing *listing, rd_page
         redisReply *reply = raw;
         stock_sku_info *info = &page->slots[i].info.sku_info;
         /* Held at the cap: a listing shows every SKU, where one past it
-         * would fail the page (a get of that SKU says OVERFLOW). */
+         * would fail the page (a get of that SKU answers INVALID). */
         info->available = rd_sum_held(info->available, rd_element_i64(reply, 1));
         info->adjusted = rd_sum_held(info->adjusted, rd_element_i64(reply, 2));
         info->deducted = rd_sum_held(info->deducted, rd_element_i64(reply, 3));

@@ -268,9 +268,10 @@ const ctl_command ctl_commands[] = {
      "store opens while the move is recorded. Interrupted (a crash, a kill),\n"
      "it loses and doubles nothing: run it again with the same URIs to finish.\n"
      "Refused, changing nothing, when OLD_URI is not the members' map (another\n"
-     "order, one missing or added) or NEW_URI does not extend it. Says on\n"
-     "stderr when it starts or resumes a move. Ignores --store. See\n"
-     "docs/sharded.md, \"Adding a shard\".\n",
+     "order, one missing or added), NEW_URI does not extend it or names\n"
+     "another hot= segment, or two members are databases of one PostgreSQL\n"
+     "server. Says on stderr when it starts or resumes a move. Ignores --store.\n"
+     "See docs/sharded.md, \"Adding a shard\".\n",
      2, 2, 0, NULL, ctl_reshard},
     {"publish", "KIND [FILE]",
      "queue requests for stockintake and print their results",
