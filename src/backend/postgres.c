@@ -87,6 +87,12 @@ typedef struct pg_store {
     int64_t txn_id;           /* token of the last transaction sent */
     PGconn *conn;             /* worker-owned */
     int backend_pid;          /* the server process serving conn */
+    bool abandoned;           /* conn was given up with a transaction maybe
+                                 open on backend_pid: the server may hold its
+                                 row locks for as long as the network keeps
+                                 the silence from it (a black hole: hours),
+                                 so the next connection ends that session
+                                 before anything runs */
     PGconn *replica;          /* worker-owned; NULL when absent or lost */
     PGconn *lister;           /* worker-owned, for stock_list: opened at the
                                  first listing, NULL when lost */
@@ -305,16 +311,24 @@ static stock_code reconnect(pg_store *store, pg_commit_state *committed, int64_t
         code = conn_open(store, &conn);
         if (code != STOCK_OK)
             continue;
+        bool ended = true;
         if (committed != NULL)
             *committed = token_state(store, conn);
-        if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
-            /* lost or silent while the token was read: the next attempt */
-            set_error(store, "lost the connection while reading the commit token", conn);
+        else if (store->abandoned)
+            ended = old_session_ended(store, conn);
+        if (!ended || PQstatus(conn) != CONNECTION_OK ||
+            PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            /* lost or silent while the token was read or the abandoned
+             * session ended, or that session is still there: the next attempt */
+            set_error(store, ended ? "lost the connection while reading the commit token or "
+                                     "ending the session of a batch given up on"
+                                   : "the session of a batch given up on did not end", conn);
             PQfinish(conn);
             code = STOCK_UNAVAILABLE;
             continue;
         }
         store->backend_pid = PQbackendPID(conn);
+        store->abandoned = false;
         if (!conn_enter_pipeline(store, conn)) {
             PQfinish(conn);
             return STOCK_IO;
@@ -577,6 +591,7 @@ static bool drop_fenced(pg_store *store, const char *fenced)
 static bool settle_lost_commit(pg_store *store, int64_t deadline_us)
 {
     pg_commit_state committed = PG_COMMIT_UNKNOWN;
+    store->abandoned = true;   /* ended by the reconnect that reads the token */
     stock_code code = reconnect(store, &committed, deadline_us);
     if (code != STOCK_OK || committed == PG_COMMIT_UNKNOWN) {
         ops_fail(store, STOCK_UNAVAILABLE, "the connection was lost while committing: the "
@@ -608,6 +623,7 @@ static void fail_late(pg_store *store, const pg_flight *flight)
 {
     PQfinish(store->conn);
     store->conn = NULL;
+    store->abandoned = true;
     ops_fail(store, STOCK_UNAVAILABLE, flight->syncs_sent > 0
              ? "the outcome is unknown (a retry with the same id is safe): "
              : "the batch was not applied: ");
@@ -658,6 +674,7 @@ static void run_transaction(pg_store *store)
         if (outcome == PG_LOST && flight.syncs_sent == 0) {
             PQfinish(store->conn);   /* never committed: reconnect and rerun */
             store->conn = NULL;
+            store->abandoned = true;
         }
         if (attempt + 1 == PG_RETRY_MAX) {
             ops_fail(store, STOCK_IO, "gave up after 8 attempts: ");
