@@ -8,7 +8,11 @@
 #   - the shard map read of a sharded store's open, and a listing on it;
 #   - stockpersist --warm's read of the SKUs: it stops, exit 1;
 #   - stockpersist's own set-up (its stock_outbox_* functions): it logs the
-#     silence and retries, and still stops on SIGTERM.
+#     silence and retries, and still stops on SIGTERM;
+#   - a batch of a postgres store silenced mid-transaction: once the network
+#     heals, the store's next deduction on that SKU passes (the store ends
+#     the silenced session, whose row lock the server would hold as long as
+#     the silence lasts) and no session is left holding a transaction.
 # Each runs under `timeout`, whose firing is a failure: before these waits
 # were bounded, every one of them hung for good.
 set -eu
@@ -108,4 +112,38 @@ done
 ! kill -0 "$persist_pid" 2>/dev/null || fail "stockpersist did not stop within 5 s of SIGTERM"
 wait "$persist_pid" || fail "stockpersist exited $? on SIGTERM"
 persist_pid=""
+
+echo "== postgres: a batch silenced mid-transaction does not hold its SKU's row"
+# pg_abandon's batch of 2,000 deductions reaches the server in pieces (the
+# proxy reads 64 KiB at a time): the first takes the SKU's row lock, and
+# the piece with the last line id is black-holed. The store gives up after
+# stock_timeout_ms; the server's session stays in its transaction, row lock
+# held, as long as the silence lasts. Once the network heals, the
+# store's next deduction on that SKU must pass: it ends that session first.
+"$BUILD/stockctl" --store "$PG_URI" set AB 100000 >/dev/null
+hole "abandon-hole"
+# Sessions holding a transaction (an xid: rows written or locked), this
+# query's own aside: the silenced one reads the rest of its pipeline
+# ("active", waiting on ClientRead) for as long as the silence lasts.
+open_txns() {
+    pg_psql -c "SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+}
+(for _ in $(seq $((BOUND_S * 10))); do [ -e "$dir/healed" ] && break; sleep 0.1; done; echo go) |
+    timeout -k 5 $((BOUND_S * 2)) "$BUILD/tests/pg_abandon" "$proxied&stock_merge=0" AB 2000 \
+    abandon-hole \
+    >"$dir/abandon.out" 2>&1 &
+abandon_pid=$!
+for _ in $(seq $((BOUND_S * 10))); do
+    grep -q "^abandoned" "$dir/abandon.out" && break
+    sleep 0.1
+done
+grep -q "^abandoned" "$dir/abandon.out" || fail "pg_abandon: $(cat "$dir/abandon.out")"
+held=$(open_txns)
+echo "silenced batch: $(grep "^abandoned" "$dir/abandon.out"); sessions holding a transaction: $held"
+[ "$held" -ge 1 ] || fail "no session was left holding its transaction: nothing to prove"
+kill -USR1 "$proxy_pid"   # healed: new connections pass
+touch "$dir/healed"
+wait "$abandon_pid" || fail "pg_abandon: $(cat "$dir/abandon.out")"
+grep "^next deduction" "$dir/abandon.out"
+[ "$(open_txns)" -eq 0 ] || fail "$(open_txns) sessions still hold a transaction"
 echo "83-network-holes: passed"
