@@ -13,6 +13,7 @@
 # runs its traps only once its foreground child ends); after 30 s more,
 # SIGKILL to whatever of the session is left.
 set -u
+. "$(dirname "$0")/../system/server_helpers.sh"   # print_stacks
 limit=$1 report=$2 suite=$3
 rm -f "$report"
 setsid "$suite" &
@@ -30,13 +31,10 @@ kill -0 "$pid" 2>/dev/null || { wait "$pid"; exit; }
     ps -s "$pid" -o pid,ppid,etime,stat,wchan:24,args | cut -c1-200
     programs=$(ps -s "$pid" -o pid=,comm= |
         awk '$2 !~ /^(bash|sh|sleep|timeout|postgres|redis-server|nats-server|ps|awk|cat|tail|grep|sed)$/ { print $1 }')
-    if command -v gdb >/dev/null; then
-        for p in $programs; do
-            echo "--- stacks of $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-160)"
-            timeout 60 gdb -batch -ex "thread apply all bt 20" -p "$p" 2>/dev/null |
-                grep -E '^(#|Thread)'
-        done
-    fi
+    for p in $programs; do
+        echo "--- stacks of $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-160)"
+        print_stacks "$p"
+    done
 } >"$report" 2>&1
 kill -TERM "$pid" 2>/dev/null
 for p in $programs; do kill -KILL "$p" 2>/dev/null; done

@@ -47,11 +47,7 @@ hole() {
     /usr/bin/python3 tests/harness/fault_proxy.py "$port" "$PG_PORT" "$dir/$1/stats" \
         --hole-on "$1" >"$dir/$1/proxy.out" 2>&1 &
     proxy_pid=$!
-    for _ in $(seq 100); do
-        grep -q listening "$dir/$1/proxy.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -q listening "$dir/$1/proxy.out" || fail "the proxy did not start"
+    wait_for_text listening "$dir/$1/proxy.out" 50 || fail "the proxy did not start"
 }
 
 # bounded NAME WANT_CODE WANT_TEXT COMMAND...: runs COMMAND under timeout
@@ -97,10 +93,7 @@ hole "stock_outbox_position"
 "$BUILD/stockpersist" --redis "$REDIS_URI" --postgres "$proxied" --stats-s 0 \
     >"$dir/persist.out" 2>&1 &
 persist_pid=$!
-for _ in $(seq $((BOUND_S * 10))); do
-    grep -q "no answer" "$dir/persist.out" && break
-    sleep 0.1
-done
+wait_for_text "no answer" "$dir/persist.out" $((BOUND_S * 10)) || true
 echo "stockpersist: $(grep -m1 "no answer" "$dir/persist.out" || true)"
 grep -q "no answer from the server" "$dir/persist.out" ||
     fail "stockpersist did not report the silence within $BOUND_S s: $(cat "$dir/persist.out")"
@@ -133,11 +126,7 @@ open_txns() {
     abandon-hole \
     >"$dir/abandon.out" 2>&1 &
 abandon_pid=$!
-for _ in $(seq $((BOUND_S * 10))); do
-    grep -q "^abandoned" "$dir/abandon.out" && break
-    sleep 0.1
-done
-grep -q "^abandoned" "$dir/abandon.out" || fail "pg_abandon: $(cat "$dir/abandon.out")"
+wait_for_text "^abandoned" "$dir/abandon.out" $((BOUND_S * 10)) || fail "pg_abandon: $(cat "$dir/abandon.out")"
 held=$(open_txns)
 echo "silenced batch: $(grep "^abandoned" "$dir/abandon.out"); sessions holding a transaction: $held"
 [ "$held" -ge 1 ] || fail "no session was left holding its transaction: nothing to prove"

@@ -110,6 +110,25 @@ stop_pids() {
     done
 }
 
+# wait_for_text PATTERN FILE TENTHS: true once FILE holds a line matching
+# PATTERN (grep), looking every 0.1 s up to TENTHS times; false if it never
+# did.
+wait_for_text() {
+    local i
+    for ((i = 0; i < $3; i++)); do
+        grep -q -- "$1" "$2" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    grep -q -- "$1" "$2" 2>/dev/null
+}
+
+# print_stacks PID: every thread's stack of PID through gdb (nothing when
+# gdb is missing), bounded to a minute: where a stuck process waits.
+print_stacks() {
+    command -v gdb >/dev/null || return 0
+    timeout 60 gdb -batch -ex "thread apply all bt 20" -p "$1" 2>/dev/null | grep -E '^(#|Thread)'
+}
+
 # term_wait PID [SECONDS]: SIGTERM to PID, a child of this shell, then waits
 # up to SECONDS (default 60) for it to end and returns its exit status; one
 # still running then is stuck: its stacks are printed (gdb), it is killed,
@@ -123,8 +142,7 @@ term_wait() {
         sleep 0.1
     done
     echo "term_wait: $pid still running ${limit} s after SIGTERM: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-    command -v gdb >/dev/null &&
-        timeout 60 gdb -batch -ex "thread apply all bt 20" -p "$pid" 2>/dev/null | grep -E '^(#|Thread)'
+    print_stacks "$pid"
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     return 124
@@ -201,8 +219,7 @@ settle_clients() {
     for i in "${!pids[@]}"; do
         for _ in $(seq 600); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
         kill -0 "${pids[$i]}" 2>/dev/null || continue
-        command -v gdb >/dev/null &&
-            gdb -batch -ex "thread apply all bt 15" -p "${pids[$i]}" 2>/dev/null | grep -E '^(#|Thread)'
+        print_stacks "${pids[$i]}"
         kill -KILL "${pids[$i]}" 2>/dev/null || true
         wait "${pids[$i]}" 2>/dev/null || true
         fail "client $((i + 1)) did not settle within 60 s of SIGTERM (stack above)"
@@ -229,11 +246,7 @@ proxy_start() {
     /usr/bin/python3 "${ROOT:-.}/tests/harness/fault_proxy.py" "$listen" "$target" "$dir/proxy.stats" \
         "$seed" $after_max >"$dir/proxy.out" 2>&1 &
     PROXY_PID=$!
-    for _ in $(seq 100); do
-        grep -q listening "$dir/proxy.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    grep -q listening "$dir/proxy.out" || fail "the proxy did not start: $(cat "$dir/proxy.out")"
+    wait_for_text listening "$dir/proxy.out" 50 || fail "the proxy did not start: $(cat "$dir/proxy.out")"
 }
 
 # proxy_clients CLIENT URI PREFIX SKUS DIR SECONDS: runs two CLIENT
