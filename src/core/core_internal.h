@@ -141,7 +141,8 @@ typedef struct core_heap {
  * chunk 0 holds 1 << first units, chunk c in 1..steady-first holds
  * 1 << (first + c - 1), so that chunks 0..steady-first hold 1 << steady
  * together, and every later chunk holds 1 << steady. Small states stay
- * small, big ones get big chunks (huge pages), and no unit ever moves.
+ * small, big ones get big chunks (whole pages from the kernel), and no unit
+ * ever moves.
  */
 static inline uint32_t core_chunk_of(uint64_t unit, uint32_t first,
                                      uint32_t steady, uint64_t *start)

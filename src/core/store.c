@@ -18,10 +18,20 @@
 
 /* Entries of a chunk-pointer array at first use. */
 #define CHUNK_LIST_MIN 16u
-/* A transparent huge page. Big regions ask for them: under a hypervisor the
- * page faults of 4 KiB pages can cost more than the work done on 10M lines
- * (docs/engine.md, "Measurements behind the constants"). */
+/* A transparent huge page: a region of whole ones comes from the kernel. */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+/* Where a region's memory comes from. Only the index asks for huge pages:
+ * its probes land at random over the whole table, where 4 KiB pages would
+ * miss the TLB on nearly every one. The pools and the id arena are filled
+ * front to back, and under this project's hypervisor a fresh huge page
+ * costs several times the first touch of 4 KiB pages (docs/engine.md,
+ * "Measurements behind the constants"). */
+typedef enum region_kind {
+    REGION_HEAP,         /* malloc: reused pages cost no faults */
+    REGION_PAGES,        /* the kernel's zeroed 4 KiB pages */
+    REGION_HUGE_PAGES,   /* the kernel's, 2 MiB-aligned, huge pages advised */
+} region_kind;
 
 static size_t page_round(size_t bytes)
 {
@@ -29,14 +39,18 @@ static size_t page_round(size_t bytes)
     return (bytes + page - 1) & ~(page - 1);
 }
 
-/* A region of bytes. A huge one comes straight from the kernel (zeroed,
- * 2 MiB-aligned, advised to use huge pages); a small one from malloc, whose
- * reused pages cost no faults, zeroed only if asked. NULL on failure. */
-static void *region_map(size_t bytes, bool huge, bool zero)
+/* A region of bytes of the given kind; a heap one is zeroed only if asked
+ * (the kernel's always are). NULL on failure. */
+static void *region_map(size_t bytes, region_kind kind, bool zero)
 {
-    if (!huge)
+    if (kind == REGION_HEAP)
         return zero ? calloc(1, bytes) : malloc(bytes);
     size_t size = page_round(bytes);
+    if (kind == REGION_PAGES) {
+        void *region = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return region == MAP_FAILED ? NULL : region;
+    }
     size_t span = size + HUGE_PAGE_BYTES;
     uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -54,10 +68,10 @@ static void *region_map(size_t bytes, bool huge, bool zero)
     return aligned;
 }
 
-/* Frees a region made by region_map with the same bytes and huge. */
-static void region_unmap(void *region, size_t bytes, bool huge)
+/* Frees a region made by region_map with the same bytes and kind. */
+static void region_unmap(void *region, size_t bytes, region_kind kind)
 {
-    if (!huge)
+    if (kind == REGION_HEAP)
         free(region);
     else if (region != NULL)
         munmap(region, page_round(bytes));
@@ -81,10 +95,11 @@ static bool chunk_list_grow(uint8_t ***chunks, uint32_t *capacity,
 
 /* ------------------------------------------------------------ core_pool */
 
-/* A chunk asks for huge pages when it is made of whole ones. */
-static bool chunk_huge(size_t bytes)
+/* A chunk of whole huge pages' size comes from the kernel, a smaller one
+ * from the heap. */
+static region_kind chunk_kind(size_t bytes)
 {
-    return bytes % HUGE_PAGE_BYTES == 0;
+    return bytes % HUGE_PAGE_BYTES == 0 ? REGION_PAGES : REGION_HEAP;
 }
 
 void core_pool_init(core_pool *pool, uint32_t record_size, uint32_t first_shift,
@@ -114,7 +129,7 @@ void core_pool_free(core_pool *pool)
 {
     for (uint32_t i = 0; i < pool->chunk_count; i++) {
         size_t bytes = pool_chunk_bytes(pool, i);
-        region_unmap(pool->chunks[i], bytes, chunk_huge(bytes));
+        region_unmap(pool->chunks[i], bytes, chunk_kind(bytes));
     }
     free(pool->chunks);
     core_pool_init(pool, pool->record_size, pool->first_shift, pool->steady_shift);
@@ -131,7 +146,7 @@ bool core_pool_reserve(core_pool *pool, uint32_t extra)
                              pool->chunk_count))
             return false;
         size_t bytes = pool_chunk_bytes(pool, pool->chunk_count);
-        uint8_t *chunk = region_map(bytes, chunk_huge(bytes), false);
+        uint8_t *chunk = region_map(bytes, chunk_kind(bytes), false);
         if (chunk == NULL)
             return false;
         pool->chunks[pool->chunk_count++] = chunk;
@@ -174,7 +189,7 @@ void core_ids_free(core_ids *ids)
 {
     for (uint32_t i = 0; i < ids->chunk_count; i++) {
         size_t bytes = ids_chunk_bytes(i);
-        region_unmap(ids->chunks[i], bytes, chunk_huge(bytes));
+        region_unmap(ids->chunks[i], bytes, chunk_kind(bytes));
     }
     free(ids->chunks);
     core_ids_init(ids);
@@ -189,7 +204,7 @@ bool core_ids_reserve(core_ids *ids, uint32_t bytes)
     if (!chunk_list_grow(&ids->chunks, &ids->chunk_capacity, ids->chunk_count))
         return false;
     size_t chunk_bytes = ids_chunk_bytes(ids->chunk_count);
-    uint8_t *chunk = region_map(chunk_bytes, chunk_huge(chunk_bytes), false);
+    uint8_t *chunk = region_map(chunk_bytes, chunk_kind(chunk_bytes), false);
     if (chunk == NULL)
         return false;
     /* The tail of the last chunk stays unused: an id never straddles. */
@@ -228,9 +243,15 @@ static size_t index_bytes(uint32_t capacity)
     return (size_t)capacity * sizeof(core_slot);
 }
 
+/* An index table of a huge page or more gets huge pages (region_kind). */
+static region_kind index_kind(size_t bytes)
+{
+    return bytes >= HUGE_PAGE_BYTES ? REGION_HUGE_PAGES : REGION_HEAP;
+}
+
 static void index_table_free(core_slot *slots, uint32_t capacity)
 {
-    region_unmap(slots, index_bytes(capacity), index_bytes(capacity) >= HUGE_PAGE_BYTES);
+    region_unmap(slots, index_bytes(capacity), index_kind(index_bytes(capacity)));
 }
 
 void core_index_free(core_index *index)
@@ -287,7 +308,7 @@ static bool index_grow(core_index *index, uint32_t capacity, bool at_once)
         slots = index->next_slots;
     } else {
         size_t bytes = index_bytes(capacity);
-        slots = region_map(bytes, bytes >= HUGE_PAGE_BYTES, true);
+        slots = region_map(bytes, index_kind(bytes), true);
         if (slots == NULL)
             return false;
         if (index->next_slots != NULL)   /* a bulk reserve grew past it */
@@ -325,7 +346,7 @@ static void index_prepare(core_index *index, uint64_t used)
     if (bytes < HUGE_PAGE_BYTES)
         return;
     if (index->next_slots == NULL) {
-        index->next_slots = region_map(bytes, true, true);
+        index->next_slots = region_map(bytes, REGION_HUGE_PAGES, true);
         if (index->next_slots == NULL)
             return;
         index->next_capacity = capacity;
@@ -421,8 +442,8 @@ core_build_result core_index_build(core_index *index, const core_pool *pool,
     if (count == 0)
         return CORE_BUILD_OK;
     size_t bytes = (size_t)count * sizeof(core_slot);
-    bool huge = bytes >= HUGE_PAGE_BYTES;
-    core_slot *sorted = region_map(bytes, huge, false);
+    region_kind kind = index_kind(bytes);
+    core_slot *sorted = region_map(bytes, kind, false);
     if (sorted == NULL)
         return CORE_BUILD_NOMEM;
     /* Counting sort of the staged slots by the top bits of their hash (a
@@ -430,7 +451,7 @@ core_build_result core_index_build(core_index *index, const core_pool *pool,
      * table from front to back instead of jumping at random. */
     uint32_t *starts = calloc(CORE_BUILD_GROUPS, sizeof *starts);
     if (starts == NULL) {
-        region_unmap(sorted, bytes, huge);
+        region_unmap(sorted, bytes, kind);
         return CORE_BUILD_NOMEM;
     }
     uint32_t shift = 32 - CORE_BUILD_GROUP_BITS;
@@ -456,7 +477,7 @@ core_build_result core_index_build(core_index *index, const core_pool *pool,
             result = CORE_BUILD_DUPLICATE;
         }
     }
-    region_unmap(sorted, bytes, huge);
+    region_unmap(sorted, bytes, kind);
     return result;
 }
 
