@@ -15,8 +15,8 @@
 
 /* Records per pool chunk, as powers of two: the first chunk and the steady
  * size (see core_chunk_of). A steady line chunk is 40 << 18 bytes = 10 MiB,
- * a whole number of 2 MiB huge pages, reached after 256K lines; an empty
- * core holds a few KiB. */
+ * reached after 256K lines, and comes straight from the kernel (store.c,
+ * chunk_kind); an empty core holds a few KiB. */
 #define SKU_CHUNK_SHIFT 10
 #define LINE_FIRST_SHIFT 8
 #define LINE_STEADY_SHIFT 18

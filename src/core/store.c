@@ -49,7 +49,12 @@ static void *region_map(size_t bytes, region_kind kind, bool zero)
     if (kind == REGION_PAGES) {
         void *region = mmap(NULL, size, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return region == MAP_FAILED ? NULL : region;
+        if (region == MAP_FAILED)
+            return NULL;
+        /* Advice only: with transparent huge pages set to "always" the
+         * kernel would otherwise give these huge pages too. */
+        (void)madvise(region, size, MADV_NOHUGEPAGE);
+        return region;
     }
     size_t span = size + HUGE_PAGE_BYTES;
     uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
@@ -95,8 +100,10 @@ static bool chunk_list_grow(uint8_t ***chunks, uint32_t *capacity,
 
 /* ------------------------------------------------------------ core_pool */
 
-/* A chunk of whole huge pages' size comes from the kernel, a smaller one
- * from the heap. */
+/* A chunk of a whole number of 2 MiB (the big steady ones: 10 MiB of lines,
+ * 2 MiB of ids) comes from the kernel: it is never freed while the core
+ * lives, so in the heap it would only hold memory back from reuse; smaller
+ * chunks come from the heap, whose reused pages cost no faults. */
 static region_kind chunk_kind(size_t bytes)
 {
     return bytes % HUGE_PAGE_BYTES == 0 ? REGION_PAGES : REGION_HEAP;
@@ -442,6 +449,8 @@ core_build_result core_index_build(core_index *index, const core_pool *pool,
     if (count == 0)
         return CORE_BUILD_OK;
     size_t bytes = (size_t)count * sizeof(core_slot);
+    /* The counting sort below writes it at random, as the index's probes
+     * read: it gets the index's kind of pages. */
     region_kind kind = index_kind(bytes);
     core_slot *sorted = region_map(bytes, kind, false);
     if (sorted == NULL)
