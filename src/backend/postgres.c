@@ -586,12 +586,21 @@ static bool drop_fenced(pg_store *store, const char *fenced)
     return dropped;
 }
 
+/* Drops conn with a transaction maybe open on it: the next connection ends
+ * its server session before anything runs (abandoned). */
+static void conn_abandon(pg_store *store)
+{
+    PQfinish(store->conn);
+    store->conn = NULL;
+    store->abandoned = true;
+}
+
 /* Settles a transaction whose connection was lost after its commit was
  * sent. Returns true when the ops are settled (failed), false to retry. */
 static bool settle_lost_commit(pg_store *store, int64_t deadline_us)
 {
     pg_commit_state committed = PG_COMMIT_UNKNOWN;
-    store->abandoned = true;   /* ended by the reconnect that reads the token */
+    conn_abandon(store);   /* its session ended by the reconnect that reads the token */
     stock_code code = reconnect(store, &committed, deadline_us);
     if (code != STOCK_OK || committed == PG_COMMIT_UNKNOWN) {
         ops_fail(store, STOCK_UNAVAILABLE, "the connection was lost while committing: the "
@@ -621,9 +630,7 @@ static bool conn_spoke_while_idle(PGconn *conn)
  * sent, a frozen server may still apply it when it resumes. */
 static void fail_late(pg_store *store, const pg_flight *flight)
 {
-    PQfinish(store->conn);
-    store->conn = NULL;
-    store->abandoned = true;
+    conn_abandon(store);
     ops_fail(store, STOCK_UNAVAILABLE, flight->syncs_sent > 0
              ? "the outcome is unknown (a retry with the same id is safe): "
              : "the batch was not applied: ");
@@ -671,11 +678,8 @@ static void run_transaction(pg_store *store)
         }
         if (outcome == PG_LOST && flight.syncs_sent > 0 && settle_lost_commit(store, deadline_us))
             return;
-        if (outcome == PG_LOST && flight.syncs_sent == 0) {
-            PQfinish(store->conn);   /* never committed: reconnect and rerun */
-            store->conn = NULL;
-            store->abandoned = true;
-        }
+        if (outcome == PG_LOST && flight.syncs_sent == 0)
+            conn_abandon(store);   /* never committed: reconnect and rerun */
         if (attempt + 1 == PG_RETRY_MAX) {
             ops_fail(store, STOCK_IO, "gave up after 8 attempts: ");
             return;

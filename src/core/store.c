@@ -353,7 +353,7 @@ static void index_prepare(core_index *index, uint64_t used)
     if (bytes < HUGE_PAGE_BYTES)
         return;
     if (index->next_slots == NULL) {
-        index->next_slots = region_map(bytes, REGION_HUGE_PAGES, true);
+        index->next_slots = region_map(bytes, index_kind(bytes), true);
         if (index->next_slots == NULL)
             return;
         index->next_capacity = capacity;
