@@ -126,6 +126,7 @@ void hot_count_batch(hot *h, const stock_batch *batch, uint64_t now_ms)
 typedef struct merged {
     const hot_entry *first;    /* for the SKU's bytes */
     uint64_t count, error;
+    uint32_t slots;            /* the sub-windows that track it, one bit each */
 } merged;
 
 static int merged_compare(const void *a, const void *b)
@@ -138,34 +139,61 @@ static int merged_compare(const void *a, const void *b)
     return order != 0 ? order : (int)x->first->len - (int)y->first->len;
 }
 
-/* Adds e to the merge: summed with the same SKU of another sub-window. */
-static size_t merge_entry(merged *all, size_t count, const hot_entry *e)
+/* Adds e, tracked by sub-window s, to the merge: summed with the same SKU
+ * of another sub-window. */
+static size_t merge_entry(merged *all, size_t count, const hot_entry *e, size_t s)
 {
     for (size_t i = 0; i < count; i++)
         if (all[i].first->hash == e->hash && all[i].first->len == e->len &&
             memcmp(all[i].first->sku, e->sku, e->len) == 0) {
             all[i].count += e->count;
             all[i].error += e->error;
+            all[i].slots |= 1u << s;
             return count;
         }
     assert(count < HOT_MERGED_MAX);
-    all[count] = (merged){.first = e, .count = e->count, .error = e->error};
+    all[count] = (merged){.first = e, .count = e->count, .error = e->error, .slots = 1u << s};
     return count + 1;
+}
+
+/* What a SKU the summary does not track may have had in its sub-window:
+ * nothing while a counter is free (no SKU was ever evicted), else up to
+ * the smallest count, since an evicted SKU's counter went to a newcomer
+ * only when it was the smallest, and counts only grow. */
+static uint64_t untracked_bound(const hot_summary *summary)
+{
+    if (summary->used < HOT_TRACKED)
+        return 0;
+    uint64_t least = summary->entries[0].count;
+    for (uint32_t i = 1; i < HOT_TRACKED; i++)
+        if (summary->entries[i].count < least)
+            least = summary->entries[i].count;
+    return least;
 }
 
 size_t hot_top(const hot *h, hot_rank rank, uint64_t now_ms, hot_item *items)
 {
     assert(h != NULL && (unsigned)rank < HOT_RANKS && items != NULL);
     merged all[HOT_MERGED_MAX];
+    uint64_t bound[HOT_SLOTS] = {0};
     size_t count = 0;
     uint64_t epoch = now_ms / HOT_SLOT_MS;
     for (size_t s = 0; s < HOT_SLOTS; s++) {
         const hot_slot *slot = &h->slots[s];
         if (slot->epoch > epoch || epoch - slot->epoch >= HOT_SLOTS)
             continue;   /* outside the window (or never filled) */
+        bound[s] = untracked_bound(&slot->rank[rank]);
         for (uint32_t i = 0; i < slot->rank[rank].used; i++)
-            count = merge_entry(all, count, &slot->rank[rank].entries[i]);
+            count = merge_entry(all, count, &slot->rank[rank].entries[i], s);
     }
+    /* A SKU evicted from one sub-window's summary and tracked in another
+     * would otherwise be reported under its true count. */
+    for (size_t i = 0; i < count; i++)
+        for (size_t s = 0; s < HOT_SLOTS; s++)
+            if (!(all[i].slots & (1u << s))) {
+                all[i].count += bound[s];
+                all[i].error += bound[s];
+            }
     qsort(all, count, sizeof *all, merged_compare);
     size_t top = count < HOT_TOP ? count : HOT_TOP;
     for (size_t i = 0; i < top; i++) {

@@ -8,8 +8,12 @@
  * of HOT_TRACKED counters. A SKU not tracked takes the place of the one
  * with the smallest count and inherits that count as its possible
  * overestimate (error), so any SKU with more than 1/HOT_TRACKED of a
- * sub-window's operations is certain to be tracked and its count is never
- * under the truth. Touched only on the loop thread.
+ * sub-window's operations is certain to be tracked. Over the window a
+ * SKU's count sums the sub-windows, and for each full summary that does
+ * not track it adds that summary's smallest count (what it may have had
+ * there before it was evicted) to count and error alike: the count is
+ * never under the truth, and at most error over it. Touched only on the
+ * loop thread.
  */
 #ifndef STOCK_SERVER_HOT_H
 #define STOCK_SERVER_HOT_H

@@ -4,8 +4,9 @@
  * sub-window ages out after HOT_WINDOW_S), and the bounds of the
  * Space-Saving summary: a hot SKU among 100,000 cold ones is ranked first
  * with a count never under the truth, and a ranking never has more than
- * HOT_TOP SKUs; a batch counts as its ops would one by one (hot.c adds a
- * run of one SKU at once).
+ * HOT_TOP SKUs, also when a SKU's ops fall on both sides of a sub-window's
+ * edge and the later sub-window's summary evicts it; a batch counts as its
+ * ops would one by one (hot.c adds a run of one SKU at once).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +128,36 @@ static void test_bounded_summary_finds_the_hot_sku(void **state)
     assert_int_equal(items[0].error, 0);
 }
 
+/* The flash sale of tests/suites/42-hot-skus.sh cut by a sub-window's
+ * edge: WARM takes 288 ops in one sub-window and 13 in the next, where
+ * 5,000 cold SKUs then evict it. Its count over the window must still not
+ * be under its 301 ops (a SKU absent from a full summary may have had up to
+ * that summary's smallest count there), nor over them by more than its
+ * error, and it must stay above every cold SKU. */
+static void test_evicted_in_one_sub_window(void **state)
+{
+    (void)state;
+    uint64_t edge = (T0_MS / (HOT_WINDOW_S * 1000 / HOT_SLOTS) + 1) * (HOT_WINDOW_S * 1000 / HOT_SLOTS);
+    for (int i = 0; i < 288; i++)
+        count(STOCK_OP_DEDUCT, "WARM", STOCK_OK, edge - 1);
+    for (int i = 0; i < 13; i++)
+        count(STOCK_OP_DEDUCT, "WARM", STOCK_OK, edge);
+    char sku[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(sku, sizeof sku, "cold-%d", i);
+        count(STOCK_OP_DEDUCT, sku, STOCK_OK, edge);
+    }
+    hot_item items[HOT_TOP];
+    assert_int_equal(hot_top(&h, HOT_BY_OPERATIONS, edge, items), HOT_TOP);
+    assert_string_equal(items[0].sku, "WARM");
+    assert_true(items[0].count >= 301);
+    assert_true(items[0].count - items[0].error <= 301);
+    for (size_t i = 1; i < HOT_TOP; i++) {
+        assert_true(items[i].count >= 1);
+        assert_true(items[i].count - items[i].error <= 1);
+    }
+}
+
 /* The ops of one batch, where runs of one SKU alternate with others,
  * refusals and ops not counted, on a summary whose every counter is taken
  * (so that a newcomer evicts and inherits): both rankings, counts and
@@ -186,6 +217,7 @@ int main(void)
         cmocka_unit_test_setup(test_order_lines, setup),
         cmocka_unit_test_setup(test_window_slides, setup),
         cmocka_unit_test_setup(test_bounded_summary_finds_the_hot_sku, setup),
+        cmocka_unit_test_setup(test_evicted_in_one_sub_window, setup),
         cmocka_unit_test_setup(test_batch_counts_as_its_ops, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
