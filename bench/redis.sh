@@ -4,8 +4,11 @@
 # the cache scheme's plain Lua deduction (bench/lua/deduct.lua, EVALSHA)
 # driven by redis-benchmark -c 50 -P 16 against libstock's redis backend
 # driven by stockbench -w hot -c 50 -P 16, alternated round by round on the
-# same server (emptied before each row), so that both rows of a round see
-# the same machine load.
+# same server (emptied before each row), so that the rows of a round see
+# the same machine load. The backend runs twice a round: a store with its
+# outbox (the default, what the persister and stockevents read) and one
+# made with outbox=0 (the pure-cache scheme: docs/redis.md, "A store
+# without an outbox").
 #
 # Each row reports ops/s as the server counted them (INFO commandstats:
 # EVALSHA calls; for the backend, its hot SKU's deducted total, since one
@@ -110,10 +113,11 @@ lua_row() {
     printf '%-26s %10s %10s  %s\n' "Redis 7 + Lua (EVALSHA)" "$lua_ops" "$lua_cpu" "$check"
 }
 
-# backend_row: stockbench through the redis backend on one hot SKU.
+# backend_row LABEL OPTIONS: stockbench through the redis backend on one
+# hot SKU, the store's URI options OPTIONS after its prefix.
 backend_row() {
     redis-cli -p "$PORT" FLUSHALL >/dev/null
-    "$BUILD/stockbench" --store "redis://127.0.0.1:$PORT?prefix=sb:" -w hot --prefix hot- \
+    "$BUILD/stockbench" --store "redis://127.0.0.1:$PORT?prefix=sb:$2" -w hot --prefix hot- \
         -c "$CLIENTS" -P "$PIPELINE" -d "$seconds" --json --no-progress >"$tmp/sb.json" 2>"$tmp/sb.err" &
     local client=$! measured status=0 verdict ops cpu
     measured=$(window backend_deducted)
@@ -123,9 +127,8 @@ backend_row() {
 j = json.load(open(sys.argv[1]))
 print("passed" if j["check"]["passed"] else "FAILED")' "$tmp/sb.json")
     read -r ops cpu <<<"$measured"
-    printf '%-26s %10s %10s  %s\n' "libstock redis backend" "$ops" "$cpu" \
-        "$verdict (stockbench I1-I5)"
-    echo "round ratio (backend / Lua): $(awk -v a="$ops" -v b="$lua_ops" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-26s %10s %10s  %s\n' "$1" "$ops" "$cpu" "$verdict (stockbench I1-I5)"
+    echo "round ratio ($1 / Lua): $(awk -v a="$ops" -v b="$lua_ops" 'BEGIN { printf "%.2f", a / b }')"
 }
 
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average$(uptime | sed 's/.*load average//')"
@@ -134,5 +137,6 @@ printf '%-26s %10s %10s  %s\n' "system" "ops/s" "cpu us/op" "check"
 for round in $(seq "$rounds"); do
     echo "-- round $round"
     lua_row
-    backend_row
+    backend_row "backend" ""
+    backend_row "backend, outbox=0" "&outbox=0"
 done

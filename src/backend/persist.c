@@ -82,6 +82,12 @@ persister *persist_new(const persist_options *options, char *message, size_t siz
         return NULL;
     }
     redis->options.outbox_reader = true;
+    if (!redis->options.outbox) {
+        message_set(message, size, "the redis URI has outbox=0: a store without an outbox has "
+                    "nothing to persist (docs/redis.md, \"A store without an outbox\")");
+        persist_free(p);
+        return NULL;
+    }
     if (pg_options_parse(p->postgres_uri, &config, &p->pg_options, reason, sizeof reason) !=
         STOCK_OK) {
         message_set(message, size, "the postgres URI: %s", reason);

@@ -109,7 +109,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
     case STOCK_OP_SET:
         rd_cmd_fcall(cmd, "set");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
-        rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_outbox(cmd, &store->options, op->sku);
         rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%d", op->has_expect ? 1 : 0);
@@ -119,7 +119,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_fcall(cmd, "add");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":adjust");
-        rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_outbox(cmd, &store->options, op->sku);
         rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
         rd_cmd_argf(cmd, "%.*s", (int)op->id.len, op->id.len > 0 ? op->id.ptr : "");
@@ -131,7 +131,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
             rd_cmd_key(cmd, p, "line", op->id, "");
         rd_cmd_key(cmd, p, "sku", op->sku, "");
         rd_cmd_key(cmd, p, "sku", op->sku, ":flow");
-        rd_cmd_outbox(cmd, p, op->sku);
+        rd_cmd_outbox(cmd, &store->options, op->sku);
         rd_cmd_buckets(cmd, p, op->sku, store->options.buckets);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%" PRId64, op->amount);
@@ -147,7 +147,7 @@ static void effect_build(rd_store *store, rd_job *job, int64_t time_us)
         rd_cmd_key(cmd, p, "sku", job->owner, "");
         rd_cmd_key(cmd, p, "sku", job->owner, ":flow");
         rd_cmd_key(cmd, p, "sku", job->owner, ":refunds");
-        rd_cmd_outbox(cmd, p, job->owner);
+        rd_cmd_outbox(cmd, &store->options, job->owner);
         rd_cmd_buckets(cmd, p, job->owner, store->options.buckets);
         rd_cmd_id(cmd, op->id);
         rd_cmd_id(cmd, op->line);
@@ -397,7 +397,7 @@ static void many_build(rd_store *store, int first, int riders, int64_t time_us)
             skus[m++] = sku;
             rd_cmd_key(cmd, p, "sku", sku, "");
             rd_cmd_key(cmd, p, "sku", sku, ":flow");
-            rd_cmd_outbox(cmd, p, sku);
+            rd_cmd_outbox(cmd, &store->options, sku);
         }
         sku_index[k] = s + 1;
     }

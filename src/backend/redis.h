@@ -26,6 +26,8 @@
 #define RD_LAYOUT_VERSION "4"       /* the key layout this library writes */
 #define RD_LAYOUT_UPGRADES "123"    /* layouts it upgrades in place (each a subset of 4) */
 #define RD_LAYOUT_BUCKETS "5"       /* a store with buckets on a cluster (4 and more keys) */
+#define RD_LAYOUT_NO_OUTBOX "6"     /* a store made with outbox=0: no outbox streams */
+#define RD_OUTBOX_NONE ":none"      /* the outbox key's suffix with outbox=0 (rd_cmd_outbox) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
 #define RD_LIBRARY "stockd_v1"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
@@ -51,14 +53,16 @@ typedef struct rd_options {
     bool fused;                         /* single server: claim + deduct in one call */
     int lag_max_records;                /* outbox records a deduction tolerates; 0: any */
     int lag_max_ms;                     /* age of the oldest outbox record; 0: any */
+    bool outbox;                        /* false (outbox=0): a store without outbox (layout 6) */
 } rd_options;
 
 /*
  * Reads redis://[:password@]host[:port][,host[:port]...][?prefix=P&
- * password=X&timeout_ms=N&wait=N&buckets=K&fused=0|1&cluster=0|1] into
+ * password=X&timeout_ms=N&wait=N&buckets=K&fused=0|1&cluster=0|1&
+ * outbox_lag_max=N&outbox_lag_max_ms=N&outbox=0|1] into
  * *options (values percent-decoded). Unknown options, repeated ones, bad
- * values, a host given twice and several hosts without cluster=1 are
- * refused: STOCK_INVALID with message naming which. The default
+ * values, a host given twice, several hosts without cluster=1 and
+ * outbox=0 with an outbox lag limit are refused: STOCK_INVALID with message naming which. The default
  * of buckets is config->buckets (0 is 1).
  */
 stock_code rd_options_parse(const char *uri, const stock_config *config,
@@ -311,8 +315,10 @@ bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX
 /* N of slot's outbox stream P{outbox:N} ("" for a slot out of range). */
 const char *rd_slot_tag(unsigned slot);
 /* Pushes the key of the outbox stream of sku's slot: every call that
- * changes stock takes it as its last key. */
-void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku);
+ * changes stock takes it. With outbox=0 the key is that name with the
+ * suffix RD_OUTBOX_NONE, in the same slot, which the functions never read
+ * or write: it tells them the store keeps no outbox. */
+void rd_cmd_outbox(rd_cmd *cmd, const rd_options *options, stock_id sku);
 
 /* The value of field name among an outbox entry's fields (an array of
  * field, value, ...), or NULL: inside the reply, which the reader owns (a

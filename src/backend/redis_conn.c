@@ -229,16 +229,49 @@ static stock_code run_checked(redisContext *conn, rd_bound bound, int count, con
     return STOCK_OK;
 }
 
+/* Whether text is a layout version this library reads (RD_LAYOUT_UPGRADES,
+ * RD_LAYOUT_VERSION, RD_LAYOUT_BUCKETS, RD_LAYOUT_NO_OUTBOX: one digit). */
+static bool layout_known(const char *text)
+{
+    return strlen(text) == 1 && (strchr(RD_LAYOUT_UPGRADES, text[0]) != NULL ||
+                                 strcmp(text, RD_LAYOUT_VERSION) == 0 ||
+                                 strcmp(text, RD_LAYOUT_BUCKETS) == 0 ||
+                                 strcmp(text, RD_LAYOUT_NO_OUTBOX) == 0);
+}
+
+/* The refusals of a known layout that does not match the options, as to
+ * whether the store has an outbox; NULL when it matches. A store's outbox
+ * is chosen when it is made: turned on later its readers would miss what
+ * came before, turned off they would wait for records that never come. */
+static const char *outbox_mismatch(const rd_options *options, const char *stored)
+{
+    bool kept = strcmp(stored, RD_LAYOUT_NO_OUTBOX) != 0;
+    if (!kept && options->outbox_reader)
+        return "was made with outbox=0 and keeps no outbox: there is nothing for the "
+               "persister or stockevents to read";
+    if (!kept && options->outbox)
+        return "was made with outbox=0 and keeps no outbox; open it with outbox=0";
+    if (kept && !options->outbox)
+        return "keeps an outbox (it was made without outbox=0); outbox=0 applies to a new "
+               "store only: open this one without it, or make a new one under another prefix";
+    return NULL;
+}
+
 /* Checks the layout version of an existing store, or writes it for a new
  * one (a server that is full can still open a store it already holds). */
 stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bound bound,
                            char *message, size_t size)
 {
+    if (options->outbox_reader && !options->outbox)
+        return fail(message, size, STOCK_INVALID, "outbox=0 names a store without an outbox; "
+                    "the persister and stockevents read the outbox", "");
     /* Buckets on a cluster write version 5 (their records hold one bucket's
-     * totals, which a reader of version 4 would take for the SKU's); every
-     * other store stays at 4. */
-    const char *want = rd_cb_on(options) && !options->outbox_reader ? RD_LAYOUT_BUCKETS
-                                                                    : RD_LAYOUT_VERSION;
+     * totals, which a reader of version 4 would take for the SKU's); a store
+     * without an outbox 6 (an older library would write records for some
+     * changes only); every other store stays at 4. */
+    const char *want = !options->outbox                             ? RD_LAYOUT_NO_OUTBOX
+                       : rd_cb_on(options) && !options->outbox_reader ? RD_LAYOUT_BUCKETS
+                                                                      : RD_LAYOUT_VERSION;
     char key[RD_PREFIX_MAX + 32];
     snprintf(key, sizeof key, "%sstock:layout", options->prefix);
     const char *get[] = {"GET", key};
@@ -250,6 +283,16 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bou
         const char *set[] = {"SET", key, want, "NX", "GET"};
         code = run_checked(conn, bound, 5, set, -1, "cannot write the layout version", &reply,
                            message, size);
+    }
+    const char *mismatch = code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
+                                   layout_known(reply->str)
+                               ? outbox_mismatch(options, reply->str)
+                               : NULL;
+    if (mismatch != NULL) {
+        message_set(message, size, "redis: the store%s%s %s", options->prefix[0] != '\0'
+                    ? " with prefix " : "", options->prefix, mismatch);
+        freeReplyObject(reply);
+        return STOCK_INVALID;
     }
     bool older = code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
                  strlen(reply->str) == 1 && (strchr(RD_LAYOUT_UPGRADES, reply->str[0]) != NULL ||
@@ -265,13 +308,10 @@ stock_code rd_layout_check(redisContext *conn, const rd_options *options, rd_bou
         code = run_checked(conn, bound, 4, set, -1, "cannot upgrade the layout version", &reply,
                            message, size);
     }
-    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING &&
-        strcmp(reply->str, RD_LAYOUT_VERSION) != 0 &&
-        strcmp(reply->str, RD_LAYOUT_BUCKETS) != 0 &&
-        (strlen(reply->str) != 1 || strchr(RD_LAYOUT_UPGRADES, reply->str[0]) == NULL)) {
+    if (code == STOCK_OK && reply->type == REDIS_REPLY_STRING && !layout_known(reply->str)) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "key %s holds layout version '%.20s', this library "
-                 "reads versions 1 to " RD_LAYOUT_BUCKETS " only; refusing to open", key,
+                 "reads versions 1 to " RD_LAYOUT_NO_OUTBOX " only; refusing to open", key,
                  reply->str);
         code = fail(message, size, STOCK_CORRUPT, what, "");
     }

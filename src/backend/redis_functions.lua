@@ -215,7 +215,15 @@ local function sku_of(stock)
     return stock:match('^[^{]*{sku:(.*)}$')
 end
 
+-- Whether outbox names a stream: a store made with outbox=0 keeps none,
+-- and its client passes the stream's name with the suffix ':none' (the
+-- key of the same slot, never read or written) in its place.
+local function kept(outbox)
+    return outbox:sub(-5) ~= ':none'
+end
+
 local function emit(outbox, kind, stock, t, ...)
+    if not kept(outbox) then return end
     local fields = {...}
     fields[#fields + 1] = 'bv'
     fields[#fields + 1] = t.was
@@ -404,11 +412,11 @@ local function many_skus(keys, args, m, n, first)
         sku.flow, sku.outbox, sku.id = keys[s * 3 - 1], keys[s * 3], args[3 + s]
         sku.claim, sku.ids, sku.records, sku.writes = '1 ' .. sku.id, {}, {}, {}
         sku.sku = sku_of(sku.stock)
-        if not tokens[sku.outbox] then
+        if kept(sku.outbox) and not tokens[sku.outbox] then
             outboxes[#outboxes + 1] = sku.outbox
             tokens[sku.outbox] = {}
         end
-        sku.tokens = tokens[sku.outbox]
+        sku.tokens = tokens[sku.outbox]   -- nil without an outbox
         skus[s] = sku
     end
     for i = 1, n do
@@ -453,6 +461,7 @@ local function many_take(s, line, qty, gen, time)
     local writes, tokens = s.writes, s.tokens
     writes[#writes + 1] = line
     writes[#writes + 1] = qty .. ' 0 ' .. time .. ' ' .. s.av .. ' -'
+    if not tokens then return {'OK', s.av} end
     local k = #tokens
     tokens[k + 1], tokens[k + 2], tokens[k + 3], tokens[k + 4] = s.sku, line, qty, s.av
     tokens[k + 5], tokens[k + 6], tokens[k + 7], tokens[k + 8] = s.adj, s.ded, s.ref, before
@@ -848,6 +857,7 @@ end
 -- records also mv, its id, so that readers pair them (stock events).
 
 local function cb_emit(outbox, kind, sku, bucket, t, ...)
+    if not kept(outbox) then return end
     local fields = {'ms', now_ms(), 'k', kind, 'sku', sku, 'bk', bucket, 'av', str(t.av),
                     'adj', str(t.adj), 'ded', str(t.ded), 'ref', str(t.ref), ...}
     fields[#fields + 1] = 'bv'

@@ -279,7 +279,7 @@ static bool order_one_slot(rd_store *store, stock_op *op, rd_order_line *info, c
     rd_cmd_fcall(cmd, "order");
     push_sku_keys(store, op->lines, op->line_count, info, info[0].slot);
     rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[0].sku, ":orders");
-    rd_cmd_outbox(cmd, store->options.prefix, op->lines[0].sku);
+    rd_cmd_outbox(cmd, &store->options, op->lines[0].sku);
     rd_cmd_id(cmd, op->id);
     rd_cmd_argf(cmd, "%s", gen);
     rd_cmd_argf(cmd, "%s", spec);
@@ -350,7 +350,7 @@ static bool order_untake(rd_store *store, stock_id order, const char *attempt,
         rd_cmd_fcall(cmd, "order_untake");
         push_sku_keys(store, lines, count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", lines[i].sku, ":ofence");
-        rd_cmd_outbox(cmd, store->options.prefix, lines[i].sku);
+        rd_cmd_outbox(cmd, &store->options, lines[i].sku);
         rd_cmd_id(cmd, order);
         rd_cmd_argf(cmd, "%s", attempt);
         int in_slot = 0;
@@ -559,7 +559,7 @@ static bool order_take(rd_store *store, stock_op *op, rd_order_line *info, const
         rd_cmd_fcall(cmd, "order_take");
         push_sku_keys(store, op->lines, op->line_count, info, info[i].slot);
         rd_cmd_key(cmd, store->options.prefix, "sku", op->lines[i].sku, ":ofence");
-        rd_cmd_outbox(cmd, store->options.prefix, op->lines[i].sku);
+        rd_cmd_outbox(cmd, &store->options, op->lines[i].sku);
         rd_cmd_id(cmd, op->id);
         rd_cmd_argf(cmd, "%s", attempt);
         rd_cmd_argf(cmd, "%" PRId64, time_us);

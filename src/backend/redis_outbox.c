@@ -43,10 +43,11 @@ const char *rd_slot_tag(unsigned slot)
     return slot < RD_SLOTS ? slot_tags[slot] : "";
 }
 
-void rd_cmd_outbox(rd_cmd *cmd, const char *prefix, stock_id sku)
+void rd_cmd_outbox(rd_cmd *cmd, const rd_options *options, stock_id sku)
 {
     const char *tag = rd_slot_tag(rd_tag_slot("sku", sku));
-    rd_cmd_key(cmd, prefix, "outbox", stock_id_from_cstr(tag), "");
+    rd_cmd_key(cmd, options->prefix, "outbox", stock_id_from_cstr(tag),
+               options->outbox ? "" : RD_OUTBOX_NONE);
 }
 
 char *rd_entry_field(const redisReply *fields, const char *name)

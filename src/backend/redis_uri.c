@@ -74,7 +74,7 @@ static bool prefix_valid(const char *prefix)
 
 typedef enum rd_option_name {
     RD_OPT_PREFIX, RD_OPT_PASSWORD, RD_OPT_TIMEOUT, RD_OPT_WAIT, RD_OPT_BUCKETS,
-    RD_OPT_FUSED, RD_OPT_CLUSTER, RD_OPT_LAG_RECORDS, RD_OPT_LAG_MS, RD_OPT_COUNT
+    RD_OPT_FUSED, RD_OPT_CLUSTER, RD_OPT_LAG_RECORDS, RD_OPT_LAG_MS, RD_OPT_OUTBOX, RD_OPT_COUNT
 } rd_option_name;
 
 static const char *const option_names[RD_OPT_COUNT] = {
@@ -82,6 +82,7 @@ static const char *const option_names[RD_OPT_COUNT] = {
     [RD_OPT_TIMEOUT] = "timeout_ms", [RD_OPT_WAIT] = "wait", [RD_OPT_BUCKETS] = "buckets",
     [RD_OPT_FUSED] = "fused", [RD_OPT_CLUSTER] = "cluster",
     [RD_OPT_LAG_RECORDS] = "outbox_lag_max", [RD_OPT_LAG_MS] = "outbox_lag_max_ms",
+    [RD_OPT_OUTBOX] = "outbox",
 };
 
 /* Applies option `which` with value[0..len). */
@@ -125,6 +126,10 @@ static stock_code apply_option(rd_options *options, rd_option_name which, const 
     case RD_OPT_LAG_MS:
         return parse_number("outbox_lag_max_ms", value, len, 0, RD_LAG_MAX, &options->lag_max_ms,
                             message, size);
+    case RD_OPT_OUTBOX:
+        code = parse_number("outbox", value, len, 0, 1, &number, message, size);
+        options->outbox = number == 1;
+        return code;
     case RD_OPT_COUNT:
         break;
     }
@@ -149,7 +154,7 @@ static stock_code parse_query(rd_options *options, const char *query, char *mess
         if (which == RD_OPT_COUNT)
             return fail(message, size, STOCK_INVALID, "unknown option '%.*s' (prefix, "
                         "password, timeout_ms, wait, buckets, fused, cluster, outbox_lag_max, "
-                        "outbox_lag_max_ms are known)",
+                        "outbox_lag_max_ms, outbox are known)",
                         (int)option.key_len, option.key);
         if (seen[which])
             return fail(message, size, STOCK_INVALID, "option '%.*s' given twice",
@@ -234,6 +239,7 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     options->timeout_ms = RD_TIMEOUT_MS_DEFAULT;
     options->buckets = config->buckets > 1 ? config->buckets : 1;
     options->fused = true;
+    options->outbox = true;
     size_t len = strnlen(uri, RD_URI_MAX + 1);
     if (len > RD_URI_MAX)
         return fail(message, size, STOCK_INVALID, "longer than %d bytes", RD_URI_MAX);
@@ -255,6 +261,10 @@ stock_code rd_options_parse(const char *uri, const stock_config *config,
     if (code == STOCK_OK && options->seed_count > 1 && !options->cluster)
         return fail(message, size, STOCK_INVALID, "several hosts name a Redis Cluster's seed "
                     "nodes: add cluster=1 (one server takes one host)");
+    if (code == STOCK_OK && !options->outbox &&
+        (options->lag_max_records > 0 || options->lag_max_ms > 0))
+        return fail(message, size, STOCK_INVALID, "outbox_lag_max and outbox_lag_max_ms limit "
+                    "how far the outbox's readers are behind; with outbox=0 there is no outbox");
     assert(code != STOCK_OK || options->seeds[0].port > 0);
     return code;
 }

@@ -3,8 +3,12 @@
 # (tests/harness/redis.sh: appendonly yes, appendfsync always):
 #   - the conformance suite, --quick then (release builds) the full
 #     sellout, plain, with a key prefix and fused=0 (the cluster's two
-#     calls per deduction) and with buckets=4, then from two stores (two
-#     processes) at once;
+#     calls per deduction), with outbox=0 (a store without an outbox) and
+#     with buckets=4, then from two stores (two processes) at once;
+#   - outbox=0: every kind of change leaves no stream, the store is
+#     layout 6, and the opens that would mix the two kinds of store (it
+#     without outbox=0, a store with an outbox with it, the persister's and
+#     stockevents' link on it) are refused, nothing written;
 #   - hot-SKU buckets: a deduction no bucket covers but the total does,
 #     refunds to the line's bucket, every bucket balanced, another K refused;
 #   - the URI options, a server that is not Redis 7, a Redis Cluster node
@@ -41,7 +45,7 @@ echo "redis $REDIS_URI (pid $REDIS_PID)"
 
 # fused=0: every call in one slot, as on a cluster (a single server otherwise
 # claims a deduction's line id in the deduction's own call).
-for mode in "" "?prefix=shop1:&fused=0"; do
+for mode in "" "?prefix=shop1:&fused=0" "?prefix=nob:&outbox=0"; do
     redis_conformance "$mode"
 done
 
@@ -61,6 +65,18 @@ echo "== options, directory entries and orders left by dead clients"
 "$BUILD/tests/redis_faults" stale "$REDIS_URI"
 "$BUILD/tests/redis_faults" sweep "$REDIS_URI"
 "$BUILD/tests/redis_faults" buckets "$REDIS_URI"
+"$BUILD/tests/redis_faults" outbox "$REDIS_URI"
+rc=0
+out=$("$BUILD/stockd" --store "$REDIS_URI?prefix=nobp:&outbox=0" --port 17999 \
+    --persist-to postgres://nobody@127.0.0.1:1/none 2>&1) || rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "the redis URI has outbox=0: a store without an outbox has nothing to persist" ||
+    { echo "FAIL: stockd --persist-to over an outbox=0 store: exit $rc: $out"; exit 1; }
+rc=0
+out=$("$BUILD/stockpersist" --redis "$REDIS_URI?prefix=nobp:&outbox=0" \
+    --postgres postgres://nobody@127.0.0.1:1/none 2>&1) || rc=$?
+[ "$rc" -ne 0 ] && echo "$out" | grep -q "the redis URI has outbox=0" ||
+    { echo "FAIL: stockpersist over an outbox=0 store: exit $rc: $out"; exit 1; }
+echo "ok   the persister refuses a store URI with outbox=0 (stockd exit 1, stockpersist exit $rc)"
 echo "== buckets=4 under 8 stores at once: stockbench checks I1, I2, I4, I5"
 case $BUILD in *san*) requests=4000 ;; *) requests=20000 ;; esac
 "$BUILD/stockbench" -s "$REDIS_URI?prefix=bk4:&buckets=4" -w mixed --skus 3 --stock 2000 \

@@ -6,6 +6,8 @@
 #   - the conformance suite, --quick then (release builds) the full
 #     sellout, plain and with a key prefix, then from two stores (two
 #     processes) at once;
+#   - outbox=0 with buckets=4 (no outbox, the buckets' own calls): the
+#     conformance suite (--quick);
 #   - hot-SKU buckets (buckets=8): the conformance suite (--quick), and one
 #     hot SKU sold out from 8 stores at once: exactly its stock is sold,
 #     every refusal INSUFFICIENT, I1-I5 hold (stockbench's check); a move
@@ -108,6 +110,10 @@ redis_conformance_twice "$REDIS_URI" "$REDIS_URI"
 # (docs/redis.md, "Hot-SKU buckets"). --quick only: the full sellout's
 # 200,000 deductions one after the other take minutes; stockbench below
 # sells one hot SKU out from 8 stores at once.
+echo "== conformance ?outbox=0&buckets=4"
+"$BUILD/tests/conformance" --quick "$REDIS_URI&prefix=nob4:&outbox=0&buckets=4" \
+    >"$REDIS_DIR/conformance.log" 2>&1 || { cat "$REDIS_DIR/conformance.log"; exit 1; }
+tail -n 1 "$REDIS_DIR/conformance.log"
 echo "== conformance ?buckets=8"
 "$BUILD/tests/conformance" --quick "$REDIS_URI&prefix=bk8:&buckets=8" \
     >"$REDIS_DIR/conformance.log" 2>&1 || { cat "$REDIS_DIR/conformance.log"; exit 1; }

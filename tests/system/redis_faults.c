@@ -40,6 +40,16 @@
  *                                every bucket keeps I2; a store made with
  *                                buckets=4 refuses another K
  *
+ *   redis_faults outbox URI      a store made with outbox=0 (with and without
+ *                                buckets): sets, adds, deductions one by one
+ *                                and in a batch, refunds and orders over
+ *                                two SKUs work and leave no stream; its
+ *                                layout is 6; opened without outbox=0, a
+ *                                store with an outbox opened with it, and
+ *                                the persister's and stockevents' link
+ *                                (an outbox reader) are refused with a
+ *                                clear error and write nothing
+ *
  *   redis_faults moved URI       on a cluster: prints "sku S" and waits for a
  *                                line on stdin before each of three
  *                                deductions from S (the suite moves S's slot
@@ -110,6 +120,9 @@ static const options_case option_cases[] = {
     {"?prefix=" "0123456789012345678901234567890123456789012345678901234567890123456789",
      STOCK_INVALID, "prefix must be 1..64 bytes"},
     {"?wait=1x", STOCK_INVALID, "wait must be an integer in 0..16, not '1x'"},
+    {"?outbox=2", STOCK_INVALID, "outbox must be an integer in 0..1"},
+    {"?outbox=0&outbox_lag_max=5", STOCK_INVALID, "with outbox=0 there is no outbox"},
+    {"?outbox_lag_max_ms=100&outbox=0", STOCK_INVALID, "with outbox=0 there is no outbox"},
     {"?prefix=opt%3A&timeout_ms=2000&wait=0&buckets=1&fused=0", STOCK_OK, ""},
 };
 
@@ -813,12 +826,133 @@ static void run_full(const char *uri)
     stock_close(store);
 }
 
+/* ----------------------------------------------------------- outbox=0 */
+
+/* The keys under prefix (SCAN), and how many of them are streams. */
+static long keys_under(redisContext *conn, const char *prefix, long *streams)
+{
+    char pattern[128], cursor[32] = "0";
+    snprintf(pattern, sizeof pattern, "%s*", prefix);
+    long count = 0;
+    *streams = 0;
+    do {
+        redisReply *reply = redisCommand(conn, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            fprintf(stderr, "redis_faults: SCAN failed\n");
+            exit(2);
+        }
+        snprintf(cursor, sizeof cursor, "%s", reply->element[0]->str);
+        const redisReply *keys = reply->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisReply *type = redisCommand(conn, "TYPE %s", keys->element[i]->str);
+            *streams += type != NULL && type->type == REDIS_REPLY_STATUS &&
+                        strcmp(type->str, "stream") == 0;
+            freeReplyObject(type);
+            count++;
+        }
+        freeReplyObject(reply);
+    } while (strcmp(cursor, "0") != 0);
+    return count;
+}
+
+/* Every kind of call that changes stock, on a store of uri (made with
+ * outbox=0): each does what it does with an outbox. */
+static void outbox_exercise(const char *uri, const char *what)
+{
+    stock_t *store = open_or_die(uri);
+    char message[STOCK_MESSAGE_MAX] = "";
+    bool ok = stock_set(store, "nob-a", 100, NULL, NULL, message) == STOCK_OK &&
+              stock_set(store, "nob-b", 10, NULL, NULL, message) == STOCK_OK &&
+              stock_add(store, "nob-a", 5, "nob-adj", NULL, message) == STOCK_OK &&
+              stock_deduct(store, "nob-l1", "nob-a", 2, NULL, message) == STOCK_OK &&
+              stock_refund(store, "nob-r1", "nob-l1", 1, NULL, message) == STOCK_OK;
+    stock_op batch[16];   /* one deduct_many call */
+    char lines[16][16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(lines[i], sizeof lines[i], "nob-m%d", i);
+        batch[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(lines[i]),
+                              .sku = stock_id_from_cstr("nob-a"), .amount = 1};
+    }
+    ok = ok && stock_execute(store, batch, 16) == STOCK_OK;
+    for (int i = 0; ok && i < 16; i++)
+        ok = batch[i].code == STOCK_OK;
+    stock_order_line order[2] = {{stock_id_from_cstr("nob-o1"), stock_id_from_cstr("nob-a"), 1, -1},
+                                 {stock_id_from_cstr("nob-o2"), stock_id_from_cstr("nob-b"), 3, -1}};
+    int32_t failed = 0;
+    ok = ok && stock_order(store, "nob-order", order, 2, &failed, message) == STOCK_OK;
+    stock_order_line refused[2] = {{stock_id_from_cstr("nob-o3"), stock_id_from_cstr("nob-a"), 1, -1},
+                                   {stock_id_from_cstr("nob-o4"), stock_id_from_cstr("nob-b"), 99, -1}};
+    ok = ok && stock_order(store, "nob-refused", refused, 2, &failed, message) ==
+                   STOCK_INSUFFICIENT && failed == 1;
+    stock_sku_info a = {0}, b = {0};
+    ok = ok && stock_get(store, "nob-a", &a, message) == STOCK_OK &&
+         stock_get(store, "nob-b", &b, message) == STOCK_OK;
+    /* a: 100 + 5 - 2 + 1 - 16 - 1; b: 10 - 3; the refused order took nothing */
+    ok = ok && a.available == 87 && b.available == 7 && a.deducted == 19 && a.refunded == 1;
+    char done[160];
+    snprintf(done, sizeof done, "%s: every change works without an outbox", what);
+    expect(ok, done, STOCK_OK, message);
+    stock_close(store);
+}
+
+static void run_outbox(const char *uri)
+{
+    redisContext *conn = raw_connect(uri);
+    char prefix[64], kept[64], with[URI_MAX], without[URI_MAX], layout[128];
+    long streams = 0;
+    for (int buckets = 1; buckets <= 2; buckets++) {
+        char what[32];
+        snprintf(what, sizeof what, "buckets=%d", buckets);
+        unique(prefix, sizeof prefix, buckets == 1 ? "nob1:" : "nob2:");
+        snprintf(without, sizeof without, "%s?prefix=%s&buckets=%d&outbox=0", uri, prefix, buckets);
+        snprintf(with, sizeof with, "%s?prefix=%s&buckets=%d", uri, prefix, buckets);
+        outbox_exercise(without, what);
+        long keys = keys_under(conn, prefix, &streams);
+        expect(keys > 0 && streams == 0, "no stream under the store's prefix", STOCK_OK, "");
+        snprintf(layout, sizeof layout, "%sstock:layout", prefix);
+        redisReply *reply = redisCommand(conn, "GET %s", layout);
+        expect(reply != NULL && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "6") == 0,
+               "the store's layout is 6", STOCK_OK, reply != NULL ? reply->str : "");
+        freeReplyObject(reply);
+        check_open(with, STOCK_INVALID, "was made with outbox=0 and keeps no outbox; open it "
+                   "with outbox=0");
+        long now = keys_under(conn, prefix, &streams);
+        expect(now == keys && streams == 0, "the refused open wrote nothing", STOCK_OK, "");
+    }
+    /* An outbox reader (the persister's and stockevents' link) on it. */
+    rd_store reader;
+    memset(&reader, 0, sizeof reader);
+    char message[STOCK_MESSAGE_MAX] = "";
+    stock_config config = {0};
+    snprintf(without, sizeof without, "%s?prefix=%s", uri, prefix);
+    stock_code code = rd_options_parse(without, &config, &reader.options, message, sizeof message);
+    reader.options.outbox_reader = true;
+    if (code == STOCK_OK)
+        code = rd_link_open(&reader, message, sizeof message);
+    expect(code == STOCK_INVALID && strstr(message, "nothing for the persister or stockevents") != NULL,
+           "an outbox reader is refused", code, message);
+    rd_link_close(&reader);
+    /* A store with an outbox, opened with outbox=0. */
+    unique(kept, sizeof kept, "kept:");
+    snprintf(with, sizeof with, "%s?prefix=%s", uri, kept);
+    stock_t *store = open_or_die(with);
+    stock_set(store, "kept-a", 3, NULL, NULL, NULL);
+    stock_close(store);
+    long keys = keys_under(conn, kept, &streams);
+    expect(streams == 1, "a store made without outbox=0 has its outbox", STOCK_OK, "");
+    snprintf(without, sizeof without, "%s?prefix=%s&outbox=0", uri, kept);
+    check_open(without, STOCK_INVALID, "keeps an outbox (it was made without outbox=0); "
+               "outbox=0 applies to a new store only");
+    expect(keys_under(conn, kept, &streams) == keys, "the refused open wrote nothing", STOCK_OK, "");
+    redisFree(conn);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || (strchr(argv[2], '?') != NULL && strcmp(argv[1], "stopped") != 0 &&
                      strcmp(argv[1], "slow") != 0 && strcmp(argv[1], "moved") != 0)) {
         fprintf(stderr, "usage: redis_faults options|directory|stale|sweep|write|check|full|"
-                        "waited|unreplicated|stopped|slow|moved|buckets URI [FILE|PIDS]\n");
+                        "waited|unreplicated|stopped|slow|moved|buckets|outbox URI [FILE|PIDS]\n");
         return 2;
     }
     const char *mode = argv[1], *uri = argv[2];
@@ -842,6 +976,8 @@ int main(int argc, char **argv)
         run_moved(uri);
     else if (strcmp(mode, "buckets") == 0)
         run_buckets(uri);
+    else if (strcmp(mode, "outbox") == 0)
+        run_outbox(uri);
     else if (strcmp(mode, "stopped") == 0 && argc == 4)
         run_stopped(uri, argv[3]);
     else if (strcmp(mode, "slow") == 0 && argc == 4)
