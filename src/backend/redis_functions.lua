@@ -400,8 +400,11 @@ end
 -- A run of deductions in one call (deduct_many, below): the SKUs of the
 -- call with their totals and the records their ops' line ids hold, and the
 -- outbox entry of each stream the call touches (outboxes, in order; tokens
--- by stream, 8 a record: see many_write).
-local function many_skus(keys, args, m, n, first)
+-- by stream, 8 a record: see many_write). entries, when claiming, holds
+-- each op's directory entry (false: none): a line id without one has no
+-- record anywhere, since a record is written after its entry and entries
+-- are never deleted, so only the ids with an entry are looked up.
+local function many_skus(keys, args, m, n, first, entries)
     local fast = n <= SMALL_OPS
     for i = 1, n do
         fast = fast and #args[first + (i - 1) * 4 + 1] <= SMALL_QTY_DIGITS
@@ -420,12 +423,16 @@ local function many_skus(keys, args, m, n, first)
         skus[s] = sku
     end
     for i = 1, n do
-        local s = skus[tonumber(args[first + (i - 1) * 4 + 2])]
-        s.ids[#s.ids + 1] = args[first + (i - 1) * 4]
+        if not entries or entries[i] then
+            local s = skus[tonumber(args[first + (i - 1) * 4 + 2])]
+            s.ids[#s.ids + 1] = args[first + (i - 1) * 4]
+        end
     end
     for _, s in ipairs(skus) do
-        local values = redis.call('HMGET', s.flow, unpack(s.ids))
-        for k, id in ipairs(s.ids) do s.records[id] = values[k] end
+        if #s.ids > 0 then
+            local values = redis.call('HMGET', s.flow, unpack(s.ids))
+            for k, id in ipairs(s.ids) do s.records[id] = values[k] end
+        end
     end
     return skus, outboxes, tokens
 end
@@ -446,11 +453,14 @@ local function many_take(s, line, qty, gen, time)
     end
     local t, before = s.t, s.av
     if not t then return {'NOTFOUND'} end
+    local tokens = s.tokens
     if s.fast then
         local q = tonumber(qty)
         if t.av < q then return {'INSUFFICIENT', before} end
         t.av, t.ded = t.av - q, t.ded + q
-        s.av, s.ded = string.format('%d', t.av), string.format('%d', t.ded)
+        s.av = string.format('%d', t.av)
+        -- ded's text is needed per line only by its outbox record
+        if tokens then s.ded = string.format('%d', t.ded) end
     else
         local q = num(qty)
         if less(t.av, q) then return {'INSUFFICIENT', before} end
@@ -458,7 +468,7 @@ local function many_take(s, line, qty, gen, time)
         t.av, t.ded = sub(t.av, q), add(t.ded, q)
         s.av, s.ded = str(t.av), str(t.ded)
     end
-    local writes, tokens = s.writes, s.tokens
+    local writes = s.writes
     writes[#writes + 1] = line
     writes[#writes + 1] = qty .. ' 0 ' .. time .. ' ' .. s.av .. ' -'
     if not tokens then return {'OK', s.av} end
@@ -479,6 +489,7 @@ end
 local function many_write(skus, outboxes, tokens, time)
     for _, s in ipairs(skus) do
         if #s.writes > 0 then
+            if s.fast then s.ded = string.format('%d', s.t.ded) end
             redis.call('HSET', s.stock, 'av', s.av, 'ded', s.ded)
             redis.call('HSET', s.flow, unpack(s.writes))
         end
@@ -518,8 +529,8 @@ local function deduct_many(keys, args)
     local time, claiming, m = args[1], args[2] == '1', tonumber(args[3])
     local first = 4 + m
     local n = (#args - first + 1) / 4
-    local skus, outboxes, tokens = many_skus(keys, args, m, n, first)
     local entries = claiming and redis.call('MGET', unpack(keys, 3 * m + 1, 3 * m + n)) or {}
+    local skus, outboxes, tokens = many_skus(keys, args, m, n, first, claiming and entries)
     local claims, answers = {}, {}
     for i = 1, n do
         local at = first + (i - 1) * 4
