@@ -224,6 +224,11 @@ redis_rows() {
     local uri="redis://127.0.0.1:$REDIS_ALWAYS_PORT?prefix=sb:"
     stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
         -w hot -c "$CLIENTS" -P 16
+    # A store without an outbox: what the Lua script is, a cache and its
+    # flow, nothing kept for a persister (docs/redis.md, "A store without
+    # an outbox").
+    stockbench_row "libstock redis backend, outbox=0" "appendfsync always" \
+        "redis://127.0.0.1:$REDIS_ALWAYS_PORT?prefix=sbn:&outbox=0" -w hot -c "$CLIENTS" -P 16
     stockbench_row "libstock redis backend" "appendfsync always" "$uri" \
         -w uniform --skus "$PG_SKUS" -c "$CLIENTS" -P 16
     # What buckets cost on one server, where they spread nothing
@@ -474,8 +479,9 @@ print_table() {
     local stockd_pg plain_pg
     stockd_pg=$(field_of "stockd DEDUCT (postgres backend, merged)" "$bench16" 4)
     plain_pg=$(field_of "PostgreSQL 15 conditional UPDATE" "pgbench -c $PG_CLIENTS, hot SKU" 4)
-    local redis_hot
+    local redis_hot redis_bare
     redis_hot=$(field_of "libstock redis backend" "stockbench -w hot -c $CLIENTS -P 16" 4)
+    redis_bare=$(field_of "libstock redis backend, outbox=0" "stockbench -w hot -c $CLIENTS -P 16" 4)
     echo "Targets (docs/benchmarks.md, docs/redis.md), each against a yardstick of this run:"
     ratio_line "stockd DEDUCT -P 16 / Redis GET -P 16" "$stockd16" "$get16" 0.75
     ratio_line "stockd DEDUCT -P 16 / Redis+Lua appendfsync always -P 16" "$stockd16" "$lua16" 5
@@ -485,6 +491,8 @@ print_table() {
         "$stockd_pg" "$plain_pg" 20
     ratio_line "redis backend, hot SKU, stockbench -P 16 / Redis+Lua appendfsync always -P 16" \
         "$redis_hot" "$lua16" 1
+    ratio_line "redis backend outbox=0, hot SKU, stockbench -P 16 / Redis+Lua appendfsync always -P 16" \
+        "$redis_bare" "$lua16" 1
 }
 
 # plot_results PNG: ops/s per row as bars on a log scale.
