@@ -210,6 +210,37 @@ static stock_code check_version(redisContext *conn, bool cluster, rd_bound bound
     return code;
 }
 
+/* Refuses a server that may evict any key (maxmemory-policy allkeys-*,
+ * from INFO memory): a stock key, a line's record or its directory entry
+ * evicted loses what was acknowledged, and a line id whose entry is gone
+ * would be deducted again (deduct_many looks up only the ids that have
+ * one). noeviction and the volatile-* policies, which evict only keys
+ * with a TTL (this store's leases alone), are accepted. */
+static stock_code check_eviction(redisContext *conn, rd_bound bound, char *message, size_t size)
+{
+    const char *argv[] = {"INFO", "memory"};
+    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
+    if (reply == NULL)
+        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
+    stock_code code = STOCK_OK;
+    const char *policy = reply->type == REDIS_REPLY_STRING
+                             ? strstr(reply->str, "maxmemory_policy:") : NULL;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        code = fail(message, size, STOCK_IO, "INFO memory failed", reply->str);
+    } else if (policy != NULL &&
+               strncmp(policy + strlen("maxmemory_policy:"), "allkeys-", 8) == 0) {
+        char what[STOCK_MESSAGE_MAX];
+        snprintf(what, sizeof what, "the server's maxmemory-policy is %.*s: it may evict the "
+                 "store's keys (stock, lines, their directory) and lose what was acknowledged; "
+                 "set maxmemory-policy noeviction",
+                 (int)strcspn(policy + strlen("maxmemory_policy:"), "\r\n"),
+                 policy + strlen("maxmemory_policy:"));
+        code = fail(message, size, STOCK_INVALID, what, "");
+    }
+    freeReplyObject(reply);
+    return code;
+}
+
 /* Runs a command and fails with the server's words unless the reply is of
  * the wanted type (-1: any but an error). *out receives the reply. */
 static stock_code run_checked(redisContext *conn, rd_bound bound, int count, const char **argv,
@@ -371,6 +402,8 @@ stock_code rd_node_connect(const rd_options *options, const rd_endpoint *at, rd_
         code = authenticate(conn, options, bound, message, size);
     if (code == STOCK_OK)
         code = check_version(conn, options->cluster, bound, message, size);
+    if (code == STOCK_OK)
+        code = check_eviction(conn, bound, message, size);
     if (code != STOCK_OK) {
         redisFree(conn);
         return code;

@@ -1,4 +1,4 @@
-#!lua name=stockd_v1
+#!lua name=stockd_v2
 -- redis_functions.lua -- the redis backend's Redis Function library: one
 -- function per operation (docs/redis.md has the key layout). The C side
 -- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
@@ -1029,36 +1029,36 @@ local function cb_move_in(keys, args)
     return 'OK'
 end
 
-redis.register_function('stockd_v1_cb_deduct', cb_deduct)
-redis.register_function('stockd_v1_cb_deduct_many', cb_deduct_many)
-redis.register_function('stockd_v1_cb_refund', cb_refund)
-redis.register_function('stockd_v1_cb_set', cb_set)
-redis.register_function('stockd_v1_cb_add', cb_add)
-redis.register_function('stockd_v1_cb_move_out', cb_move_out)
-redis.register_function('stockd_v1_cb_move_in', cb_move_in)
+redis.register_function('stockd_v2_cb_deduct', cb_deduct)
+redis.register_function('stockd_v2_cb_deduct_many', cb_deduct_many)
+redis.register_function('stockd_v2_cb_refund', cb_refund)
+redis.register_function('stockd_v2_cb_set', cb_set)
+redis.register_function('stockd_v2_cb_add', cb_add)
+redis.register_function('stockd_v2_cb_move_out', cb_move_out)
+redis.register_function('stockd_v2_cb_move_in', cb_move_in)
 
 -- The library's entry points. (Loading runs with few globals: no pairs.)
 -- Reads are flagged no-writes, so that they still run on a server that is
 -- out of memory (maxmemory), where calls that may write are refused whole.
-redis.register_function('stockd_v1_fence', fence)
-redis.register_function('stockd_v1_rebind', rebind)
-redis.register_function('stockd_v1_set', set)
-redis.register_function('stockd_v1_add', add_stock)
-redis.register_function('stockd_v1_deduct', deduct)
-redis.register_function('stockd_v1_claim_deduct', claim_deduct)
-redis.register_function('stockd_v1_deduct_many', deduct_many)
-redis.register_function('stockd_v1_refund', refund)
-redis.register_function{function_name = 'stockd_v1_get', callback = get, flags = {'no-writes'}}
-redis.register_function{function_name = 'stockd_v1_line', callback = line_info, flags = {'no-writes'}}
-redis.register_function{function_name = 'stockd_v1_probe', callback = probe, flags = {'no-writes'}}
-redis.register_function('stockd_v1_order', order)
-redis.register_function{function_name = 'stockd_v1_order_fence', callback = order_fence, flags = {'no-writes'}}
-redis.register_function('stockd_v1_order_take', order_take)
-redis.register_function('stockd_v1_order_untake', order_untake)
-redis.register_function('stockd_v1_order_begin', order_begin)
-redis.register_function('stockd_v1_order_end', order_end)
-redis.register_function('stockd_v1_pending_drop', pending_drop)
-redis.register_function('stockd_v1_order_abandon', order_abandon)
+redis.register_function('stockd_v2_fence', fence)
+redis.register_function('stockd_v2_rebind', rebind)
+redis.register_function('stockd_v2_set', set)
+redis.register_function('stockd_v2_add', add_stock)
+redis.register_function('stockd_v2_deduct', deduct)
+redis.register_function('stockd_v2_claim_deduct', claim_deduct)
+redis.register_function('stockd_v2_deduct_many', deduct_many)
+redis.register_function('stockd_v2_refund', refund)
+redis.register_function{function_name = 'stockd_v2_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v2_line', callback = line_info, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v2_probe', callback = probe, flags = {'no-writes'}}
+redis.register_function('stockd_v2_order', order)
+redis.register_function{function_name = 'stockd_v2_order_fence', callback = order_fence, flags = {'no-writes'}}
+redis.register_function('stockd_v2_order_take', order_take)
+redis.register_function('stockd_v2_order_untake', order_untake)
+redis.register_function('stockd_v2_order_begin', order_begin)
+redis.register_function('stockd_v2_order_end', order_end)
+redis.register_function('stockd_v2_pending_drop', pending_drop)
+redis.register_function('stockd_v2_order_abandon', order_abandon)
 
 -- The persister's lease on one outbox stream (docs/redis.md, "The outbox"):
 -- KEYS: the lease key. ARGV: the persister's name, the lease in ms. Takes a
@@ -1176,6 +1176,6 @@ local function warm(keys, args)
     return 'warmed'
 end
 
-redis.register_function('stockd_v1_outbox_lease', outbox_lease)
-redis.register_function('stockd_v1_outbox_trim', outbox_trim)
-redis.register_function('stockd_v1_warm', warm)
+redis.register_function('stockd_v2_outbox_lease', outbox_lease)
+redis.register_function('stockd_v2_outbox_trim', outbox_trim)
+redis.register_function('stockd_v2_warm', warm)

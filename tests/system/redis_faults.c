@@ -3,7 +3,10 @@
  * redis-server (tests/suites/55-redis.sh starts it):
  *
  *   redis_faults options URI     bad options are refused and named; good ones
- *                                open; a port nobody listens on is UNAVAILABLE
+ *                                open; a port nobody listens on is UNAVAILABLE;
+ *                                a server whose maxmemory-policy may evict
+ *                                any key (allkeys-lru) is refused, one that
+ *                                evicts only keys with a TTL is not
  *   redis_faults directory URI   a client that died between a line's directory
  *                                entry and its deduction: the entry alone
  *                                means NOTFOUND, and the line id stays usable
@@ -82,6 +85,9 @@
 
 static int failures;
 
+static redisContext *raw_connect(const char *uri);
+static void raw(redisContext *conn, int count, const char **argv);
+
 static void expect(bool ok, const char *what, stock_code code, const char *message)
 {
     printf("%s %s (%s %s)\n", ok ? "ok  " : "FAIL", what, stock_code_name(code),
@@ -147,6 +153,19 @@ static void run_options(const char *base)
     }
     check_open("redis://127.0.0.1:1", STOCK_UNAVAILABLE, "cannot connect");
     check_open("redis://:@127.0.0.1:1", STOCK_INVALID, "password");
+    /* A server that may evict any key is refused; one that evicts only
+     * keys with a TTL is not. */
+    redisContext *conn = raw_connect(base);
+    const char *lru[] = {"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"};
+    raw(conn, 4, lru);
+    snprintf(uri, sizeof uri, "%s?prefix=evict:", base);
+    check_open(uri, STOCK_INVALID, "maxmemory-policy is allkeys-lru: it may evict the store's keys");
+    const char *volatile_lru[] = {"CONFIG", "SET", "maxmemory-policy", "volatile-lru"};
+    raw(conn, 4, volatile_lru);
+    check_open(uri, STOCK_OK, "");
+    const char *none[] = {"CONFIG", "SET", "maxmemory-policy", "noeviction"};
+    raw(conn, 4, none);
+    redisFree(conn);
 }
 
 /* -------------------------------------------------------------- raw state */
@@ -257,7 +276,7 @@ static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", 
 /* The dead client's order_take in SKU a's slot, with attempt 1. */
 static redisReply *stale_take(redisContext *conn, const stale_order *s)
 {
-    const char *take[8 + STALE_TAKE_ARGS] = {"FCALL", "stockd_v1_order_take", "4", s->stock_a,
+    const char *take[8 + STALE_TAKE_ARGS] = {"FCALL", "stockd_v2_order_take", "4", s->stock_a,
                                              s->flow_a, s->fence_a, s->outbox_a, s->order};
     for (size_t i = 0; i < STALE_TAKE_ARGS; i++)
         take[8 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
@@ -285,7 +304,7 @@ static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
     snprintf(line_key, sizeof line_key, "{line:%s}", s->line_a);
     const char *pending[] = {"ZADD", "{stock:pending}", "1001", s->order};
     raw(conn, 4, pending);
-    const char *begin[] = {"FCALL", "stockd_v1_order_begin", "2", order_key, record, spec,
+    const char *begin[] = {"FCALL", "stockd_v2_order_begin", "2", order_key, record, spec,
                            "1000", "1"};
     raw(conn, 8, begin);
     snprintf(entry, sizeof entry, "1 %s", s->a);
@@ -321,7 +340,7 @@ static void run_stale(const char *uri)
            message);
     /* A sweep that read the stale attempt before the retry gives it back
      * late: the new attempt's line stays. */
-    const char *untake[] = {"FCALL", "stockd_v1_order_untake", "4", s.stock_a, s.flow_a,
+    const char *untake[] = {"FCALL", "stockd_v2_order_untake", "4", s.stock_a, s.flow_a,
                             s.fence_a, s.outbox_a, s.order, "1", "1", s.line_a, "1"};
     redisReply *late = redisCommandArgv(conn, 12, untake, NULL);
     stock_get(store, s.a, &totals, NULL);
