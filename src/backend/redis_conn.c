@@ -170,20 +170,38 @@ static stock_code authenticate(redisContext *conn, const rd_options *options, rd
     return code;
 }
 
+/* The value of INFO's field name ("name:value\r\n"), up to the line's
+ * end, or NULL when the reply is not INFO's text or has no such field. */
+static const char *info_field(const redisReply *reply, const char *name)
+{
+    const char *at = reply->type == REDIS_REPLY_STRING ? strstr(reply->str, name) : NULL;
+    return at != NULL ? at + strlen(name) : NULL;
+}
+
+/* Runs INFO section into *out: UNAVAILABLE (message set) when the
+ * connection failed, else OK, the reply possibly an error. */
+static stock_code info_read(redisContext *conn, const char *section, rd_bound bound,
+                            redisReply **out, char *message, size_t size)
+{
+    const char *argv[] = {"INFO", section};
+    *out = rd_conn_command(conn, bound, 2, argv, NULL);
+    return *out != NULL ? STOCK_OK
+                        : fail(message, size, STOCK_UNAVAILABLE, "the connection failed",
+                               conn->errstr);
+}
+
 /* Reads redis_version from INFO server (Redis 7 brought Functions) and
  * redis_mode, which must be cluster exactly when the URI says cluster=1. */
 static stock_code check_version(redisContext *conn, bool cluster, rd_bound bound,
                                 char *message, size_t size)
 {
-    const char *argv[] = {"INFO", "server"};
-    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
-    if (reply == NULL)
-        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
-    stock_code code = STOCK_OK;
-    const char *version = reply->type == REDIS_REPLY_STRING
-                              ? strstr(reply->str, "redis_version:") : NULL;
-    bool is_cluster = reply->type == REDIS_REPLY_STRING &&
-                      strstr(reply->str, "redis_mode:cluster") != NULL;
+    redisReply *reply = NULL;
+    stock_code code = info_read(conn, "server", bound, &reply, message, size);
+    if (code != STOCK_OK)
+        return code;
+    const char *version = info_field(reply, "redis_version:");
+    const char *mode = info_field(reply, "redis_mode:");
+    bool is_cluster = mode != NULL && strncmp(mode, "cluster", 7) == 0;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOAUTH", 6) == 0) {
         code = fail(message, size, STOCK_INVALID, "the server wants a password "
                     "(redis://:PASSWORD@host:port or password=)", reply->str);
@@ -200,9 +218,10 @@ static stock_code check_version(redisContext *conn, bool cluster, rd_bound bound
     } else if (version == NULL) {
         code = fail(message, size, STOCK_UNSUPPORTED, "the server does not say its "
                     "redis_version; Redis 7 or newer is needed", "");
-    } else if (atoi(version + strlen("redis_version:")) < RD_REDIS_MAJOR_MIN) {
+    } else if (atoi(version) < RD_REDIS_MAJOR_MIN) {
         char found[32];
-        snprintf(found, sizeof found, "%.*s", (int)strcspn(version, "\r\n"), version);
+        snprintf(found, sizeof found, "redis_version:%.*s", (int)strcspn(version, "\r\n"),
+                 version);
         code = fail(message, size, STOCK_UNSUPPORTED, "Redis 7 or newer is needed "
                     "(Functions), the server has", found);
     }
@@ -218,23 +237,18 @@ static stock_code check_version(redisContext *conn, bool cluster, rd_bound bound
  * with a TTL (this store's leases alone), are accepted. */
 static stock_code check_eviction(redisContext *conn, rd_bound bound, char *message, size_t size)
 {
-    const char *argv[] = {"INFO", "memory"};
-    redisReply *reply = rd_conn_command(conn, bound, 2, argv, NULL);
-    if (reply == NULL)
-        return fail(message, size, STOCK_UNAVAILABLE, "the connection failed", conn->errstr);
-    stock_code code = STOCK_OK;
-    const char *policy = reply->type == REDIS_REPLY_STRING
-                             ? strstr(reply->str, "maxmemory_policy:") : NULL;
+    redisReply *reply = NULL;
+    stock_code code = info_read(conn, "memory", bound, &reply, message, size);
+    if (code != STOCK_OK)
+        return code;
+    const char *policy = info_field(reply, "maxmemory_policy:");
     if (reply->type == REDIS_REPLY_ERROR) {
         code = fail(message, size, STOCK_IO, "INFO memory failed", reply->str);
-    } else if (policy != NULL &&
-               strncmp(policy + strlen("maxmemory_policy:"), "allkeys-", 8) == 0) {
+    } else if (policy != NULL && strncmp(policy, "allkeys-", 8) == 0) {
         char what[STOCK_MESSAGE_MAX];
         snprintf(what, sizeof what, "the server's maxmemory-policy is %.*s: it may evict the "
                  "store's keys (stock, lines, their directory) and lose what was acknowledged; "
-                 "set maxmemory-policy noeviction",
-                 (int)strcspn(policy + strlen("maxmemory_policy:"), "\r\n"),
-                 policy + strlen("maxmemory_policy:"));
+                 "set maxmemory-policy noeviction", (int)strcspn(policy, "\r\n"), policy);
         code = fail(message, size, STOCK_INVALID, what, "");
     }
     freeReplyObject(reply);
