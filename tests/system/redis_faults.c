@@ -886,7 +886,7 @@ static void outbox_exercise(const char *uri, const char *what)
               stock_deduct(store, "nob-l1", "nob-a", 2, NULL, message) == STOCK_OK &&
               stock_refund(store, "nob-r1", "nob-l1", 1, NULL, message) == STOCK_OK;
     stock_op batch[16];   /* one deduct_many call */
-    char lines[16][16];
+    char lines[16][24];
     for (int i = 0; i < 16; i++) {
         snprintf(lines[i], sizeof lines[i], "nob-m%d", i);
         batch[i] = (stock_op){.type = STOCK_OP_DEDUCT, .id = stock_id_from_cstr(lines[i]),
