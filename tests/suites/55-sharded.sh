@@ -241,13 +241,26 @@ for uri in "${members[@]}"; do
 done
 
 echo "== stockd serving the 3-shard store"
-port=$(pg_free_port) http=$(pg_free_port)
-"$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
-stockd_pid=$!
+# Its two ports are picked free but not held: the two picks may be equal,
+# or a suite running beside this one may take one first; stockd then
+# exits at start and is started again on other ports.
+stockd_pid=""
 trap 'kill $stockd_pid 2>/dev/null || true; pg_stop' EXIT
-for _ in $(seq 600); do   # its open checks the map and recovers: slow on a loaded machine
-    "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" get sharded-after-refusals >/dev/null 2>&1 && break
-    sleep 0.1
+for attempt in 1 2 3 4 5; do
+    port=$(pg_free_port) http=$(pg_free_port)
+    [ "$http" != "$port" ] || continue
+    "$BUILD/stockd" --store "$THREE" --port "$port" --http-port "$http" >"$LOG/stockd.log" 2>&1 &
+    stockd_pid=$!
+    for _ in $(seq 600); do   # its open checks the map and recovers: slow on a loaded machine
+        kill -0 "$stockd_pid" 2>/dev/null || break
+        "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" get sharded-after-refusals >/dev/null 2>&1 &&
+            break 2
+        sleep 0.1
+    done
+    echo "stockd did not serve on ports $port and $http (attempt $attempt); its log:"
+    tail -n 5 "$LOG/stockd.log"
+    kill "$stockd_pid" 2>/dev/null || true
+    wait "$stockd_pid" 2>/dev/null || true
 done
 "$BUILD/stockctl" --store "stockd://127.0.0.1:$port" deduct sharded-l1 sharded-after-refusals 2
 "$BUILD/stockctl" --store "$THREE" get sharded-after-refusals | grep -q "available *3" ||
