@@ -13,6 +13,18 @@
 #define HOT_SLOT_MS ((uint64_t)HOT_WINDOW_S * 1000 / HOT_SLOTS)
 #define HOT_MERGED_MAX (HOT_SLOTS * HOT_TRACKED)
 
+/* The index of the counter with the smallest count of a full summary:
+ * the one a newcomer takes (Space-Saving). */
+static uint32_t summary_least(const hot_summary *s)
+{
+    assert(s->used == HOT_TRACKED);
+    uint32_t least = 0;
+    for (uint32_t i = 1; i < HOT_TRACKED; i++)
+        if (s->entries[i].count < s->entries[least].count)
+            least = i;
+    return least;
+}
+
 /* Adds amount to id's counter in summary s (Space-Saving). */
 static void summary_add(hot_summary *s, stock_id id, uint64_t hash, uint64_t amount)
 {
@@ -29,10 +41,7 @@ static void summary_add(hot_summary *s, stock_id id, uint64_t hash, uint64_t amo
     if (s->used < HOT_TRACKED) {
         slot = &s->entries[s->used++];
     } else {
-        slot = &s->entries[0];
-        for (uint32_t i = 1; i < HOT_TRACKED; i++)
-            if (s->entries[i].count < slot->count)
-                slot = &s->entries[i];
+        slot = &s->entries[summary_least(s)];
         inherited = slot->count;   /* the newcomer may have had that many */
     }
     slot->hash = hash;
@@ -162,13 +171,7 @@ static size_t merge_entry(merged *all, size_t count, const hot_entry *e, size_t 
  * only when it was the smallest, and counts only grow. */
 static uint64_t untracked_bound(const hot_summary *summary)
 {
-    if (summary->used < HOT_TRACKED)
-        return 0;
-    uint64_t least = summary->entries[0].count;
-    for (uint32_t i = 1; i < HOT_TRACKED; i++)
-        if (summary->entries[i].count < least)
-            least = summary->entries[i].count;
-    return least;
+    return summary->used < HOT_TRACKED ? 0 : summary->entries[summary_least(summary)].count;
 }
 
 size_t hot_top(const hot *h, hot_rank rank, uint64_t now_ms, hot_item *items)
