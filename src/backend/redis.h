@@ -62,8 +62,8 @@ typedef struct rd_options {
  * outbox_lag_max=N&outbox_lag_max_ms=N&outbox=0|1] into
  * *options (values percent-decoded). Unknown options, repeated ones, bad
  * values, a host given twice, several hosts without cluster=1 and
- * outbox=0 with an outbox lag limit are refused: STOCK_INVALID with message naming which. The default
- * of buckets is config->buckets (0 is 1).
+ * outbox=0 with an outbox lag limit are refused: STOCK_INVALID with
+ * message naming which. The default of buckets is config->buckets (0 is 1).
  */
 stock_code rd_options_parse(const char *uri, const stock_config *config,
                             rd_options *options, char *message, size_t size);
@@ -314,10 +314,12 @@ bool rd_claim_parse(const redisReply *reply, stock_id owner, char gen[RD_GEN_MAX
 
 /* N of slot's outbox stream P{outbox:N} ("" for a slot out of range). */
 const char *rd_slot_tag(unsigned slot);
-/* Pushes the key of the outbox stream of sku's slot: every call that
- * changes stock takes it. With outbox=0 the key is that name with the
- * suffix RD_OUTBOX_NONE, in the same slot, which the functions never read
- * or write: it tells them the store keeps no outbox. */
+/* Pushes the key of the outbox stream of slot: every call that changes
+ * stock takes it. With outbox=0 the key is that name with the suffix
+ * RD_OUTBOX_NONE, in the same slot, which the functions never read or
+ * write: it tells them the store keeps no outbox. */
+void rd_cmd_outbox_of_slot(rd_cmd *cmd, const rd_options *options, unsigned slot);
+/* rd_cmd_outbox_of_slot for the slot of sku's home (bucket 0). */
 void rd_cmd_outbox(rd_cmd *cmd, const rd_options *options, stock_id sku);
 
 /* The value of field name among an outbox entry's fields (an array of

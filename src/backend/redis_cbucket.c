@@ -73,8 +73,7 @@ static void cb_outbox(rd_cmd *cmd, const rd_options *options, stock_id sku, uint
         char tag[RD_BUCKET_TAG_MAX];
         slot = rd_bucket_tag(sku, bucket, options->buckets, tag, sizeof tag);
     }
-    rd_cmd_key(cmd, options->prefix, "outbox", stock_id_from_cstr(rd_slot_tag(slot)),
-               options->outbox ? "" : RD_OUTBOX_NONE);
+    rd_cmd_outbox_of_slot(cmd, options, slot);
 }
 
 void rd_cb_location(stock_id sku, uint32_t bucket, char out[RD_OWNER_MAX])

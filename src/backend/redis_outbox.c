@@ -43,11 +43,15 @@ const char *rd_slot_tag(unsigned slot)
     return slot < RD_SLOTS ? slot_tags[slot] : "";
 }
 
+void rd_cmd_outbox_of_slot(rd_cmd *cmd, const rd_options *options, unsigned slot)
+{
+    rd_cmd_key(cmd, options->prefix, "outbox", stock_id_from_cstr(rd_slot_tag(slot)),
+               options->outbox ? "" : RD_OUTBOX_NONE);
+}
+
 void rd_cmd_outbox(rd_cmd *cmd, const rd_options *options, stock_id sku)
 {
-    const char *tag = rd_slot_tag(rd_tag_slot("sku", sku));
-    rd_cmd_key(cmd, options->prefix, "outbox", stock_id_from_cstr(tag),
-               options->outbox ? "" : RD_OUTBOX_NONE);
+    rd_cmd_outbox_of_slot(cmd, options, rd_tag_slot("sku", sku));
 }
 
 char *rd_entry_field(const redisReply *fields, const char *name)
