@@ -2,11 +2,11 @@
  * persist_outbox.c -- the persister's Redis side. The redis store appends
  * each change's flow record to the outbox stream of the change's slot,
  * P{outbox:N} (docs/redis.md). Every stream has one consumer group; one
- * persister at a time holds a stream's lease (stockd_v2_outbox_lease), so
+ * persister at a time holds a stream's lease (stockd_v3_outbox_lease), so
  * a stream's records are applied in their order, and the holder claims every
  * pending entry of the group first (XAUTOCLAIM), which takes over what a
  * dead persister had read but not acknowledged. Records applied are only
- * acknowledged: the trim (stockd_v2_outbox_trim) then deletes what every
+ * acknowledged: the trim (stockd_v3_outbox_trim) then deletes what every
  * reader's group is done with, so stockevents, a reader of its own, still
  * finds the records it has not read.
  *

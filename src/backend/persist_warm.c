@@ -3,7 +3,7 @@
  * database into a Redis that does not hold it (a cold cache, a new server),
  * with its lines, refunds and adjustments, so that replays, refunds and LINE
  * work there as before. Compare-and-set on the Redis side (the function
- * stockd_v2_warm): a SKU Redis holds is left alone, so a warm-up never
+ * stockd_v3_warm): a SKU Redis holds is left alone, so a warm-up never
  * counts anything twice, even beside live traffic or run twice. The outbox
  * stream of each SKU's slot is moved up to PostgreSQL's position for it, so
  * that the persister never takes a new record for one applied before.

@@ -373,7 +373,7 @@ static int many_count(const rd_store *store, int first, int count)
 
 /* A deduct_many call's arguments: FCALL, name, key count, time, claiming,
  * SKU count, and per op at most 3 SKU keys, the SKU id, a directory key and
- * 4 arguments. */
+ * at most 4 arguments. */
 _Static_assert(6 + RD_MANY_MAX * 9 <= RD_ARGS_MAX, "RD_ARGS_MAX holds a deduct_many call");
 
 /* Builds one deduct_many call for the effects of jobs[first..first+riders):
@@ -411,26 +411,37 @@ static void many_build(rd_store *store, int first, int riders, int64_t time_us)
     for (int k = 0; k < riders; k++) {
         rd_cmd_id(cmd, jobs[k].op->id);
         rd_cmd_argf(cmd, "%" PRId64, jobs[k].op->amount);
-        rd_cmd_argf(cmd, "%d", sku_index[k]);
-        rd_cmd_argf(cmd, "%s", jobs[k].fused ? "" : jobs[k].gen);
+        if (m > 1)
+            rd_cmd_argf(cmd, "%d", sku_index[k]);
+        if (!jobs[0].fused)
+            rd_cmd_argf(cmd, "%s", jobs[k].gen);
     }
 }
 
 /* Advances the riders of one deduct_many call by its reply: one answer per
- * op up to the op that ended the call; the ops after it stay at their
- * effect, to be sent again. An error or a malformed reply is every op's. */
+ * op up to the op that ended the call (a deduction that took its units
+ * answers its available after, as a string; any other answer is an array,
+ * as deduct's); the ops after it stay at their effect, to be sent again.
+ * An error or a malformed reply is every op's. */
 static void many_advance(const rd_options *options, rd_job *jobs, int riders,
                          const redisReply *reply)
 {
     bool answers = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
                    reply->elements <= (size_t)riders;
     for (size_t k = 0; answers && k < reply->elements; k++)
-        answers = reply->element[k]->type == REDIS_REPLY_ARRAY;
+        answers = reply->element[k]->type == REDIS_REPLY_ARRAY ||
+                  reply->element[k]->type == REDIS_REPLY_STRING;
     for (int k = 0; k < riders; k++) {
-        if (!answers)
+        if (!answers) {
             job_advance(options, &jobs[k], reply);
-        else if ((size_t)k < reply->elements)
+        } else if ((size_t)k < reply->elements &&
+                   reply->element[k]->type == REDIS_REPLY_STRING) {
+            jobs[k].op->code = STOCK_OK;
+            jobs[k].op->available = strtoll(reply->element[k]->str, NULL, 10);
+            jobs[k].step = RD_DONE;
+        } else if ((size_t)k < reply->elements) {
             job_advance(options, &jobs[k], reply->element[k]);
+        }
     }
 }
 

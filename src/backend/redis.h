@@ -29,7 +29,7 @@
 #define RD_LAYOUT_NO_OUTBOX "6"     /* a store made with outbox=0: no outbox streams */
 #define RD_OUTBOX_NONE ":none"      /* the outbox key's suffix with outbox=0 (rd_cmd_outbox) */
 #define RD_BUCKETS_MAX 16           /* buckets=K: an order passes all its SKUs' buckets */
-#define RD_LIBRARY "stockd_v2"      /* the function library's name (and version) */
+#define RD_LIBRARY "stockd_v3"      /* the function library's name (and version) */
 #define RD_REDIS_MAJOR_MIN 7        /* Redis Functions arrived in 7.0 */
 #define RD_SEEDS_MAX 16             /* hosts a cluster URI may list */
 

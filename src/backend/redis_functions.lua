@@ -1,4 +1,4 @@
-#!lua name=stockd_v2
+#!lua name=stockd_v3
 -- redis_functions.lua -- the redis backend's Redis Function library: one
 -- function per operation (docs/redis.md has the key layout). The C side
 -- (src/backend/redis.c) loads it with FUNCTION LOAD REPLACE at open and calls
@@ -404,10 +404,10 @@ end
 -- each op's directory entry (false: none): a line id without one has no
 -- record anywhere, since a record is written after its entry and entries
 -- are never deleted, so only the ids with an entry are looked up.
-local function many_skus(keys, args, m, n, first, entries)
+local function many_skus(keys, args, m, n, first, stride, entries)
     local fast = n <= SMALL_OPS
     for i = 1, n do
-        fast = fast and #args[first + (i - 1) * 4 + 1] <= SMALL_QTY_DIGITS
+        fast = fast and #args[first + (i - 1) * stride + 1] <= SMALL_QTY_DIGITS
     end
     local skus, outboxes, tokens = {}, {}, {}
     for s = 1, m do
@@ -424,8 +424,9 @@ local function many_skus(keys, args, m, n, first, entries)
     end
     for i = 1, n do
         if not entries or entries[i] then
-            local s = skus[tonumber(args[first + (i - 1) * 4 + 2])]
-            s.ids[#s.ids + 1] = args[first + (i - 1) * 4]
+            local at = first + (i - 1) * stride
+            local s = skus[m == 1 and 1 or tonumber(args[at + 2])]
+            s.ids[#s.ids + 1] = args[at]
         end
     end
     for _, s in ipairs(skus) do
@@ -439,7 +440,7 @@ end
 
 -- One deduction of deduct_many, judged as deduct judges it, on the SKU's
 -- totals in memory; its line's record and outbox record are queued on the
--- SKU's writes and its stream's tokens.
+-- SKU's writes and its stream's tokens. Answers as deduct_many (below).
 local function many_take(s, line, qty, gen, time)
     local value = s.records[line]
     if value and value:sub(1, 1) == '~' then
@@ -471,11 +472,11 @@ local function many_take(s, line, qty, gen, time)
     local writes = s.writes
     writes[#writes + 1] = line
     writes[#writes + 1] = qty .. ' 0 ' .. time .. ' ' .. s.av .. ' -'
-    if not tokens then return {'OK', s.av} end
+    if not tokens then return s.av end
     local k = #tokens
     tokens[k + 1], tokens[k + 2], tokens[k + 3], tokens[k + 4] = s.sku, line, qty, s.av
     tokens[k + 5], tokens[k + 6], tokens[k + 7], tokens[k + 8] = s.adj, s.ded, s.ref, before
-    return {'OK', s.av}
+    return s.av
 end
 
 -- Writes what deduct_many's ops took: per SKU its totals and lines, then
@@ -520,21 +521,28 @@ end
 -- KEYS: per SKU of the call its stock, flow and outbox keys; then, when
 -- claiming (a single server), each op's line directory entry.
 -- ARGV: time_us, claiming ('1'|'0'), the SKU count m, the m SKU ids, then
--- per op: line, qty, SKU index (1..m), gen ('' when claiming).
--- Returns one answer per op, as deduct's. An op that answers 'other' (its
--- line id is bound to another SKU: claim_deduct's answer) or MOVED ends the
--- call: the ops after it are not judged and get no answer (the client sends
--- them again after it).
+-- per op: line, qty, its SKU's index (1..m) only when m > 1, and its gen
+-- only when not claiming.
+-- Returns one answer per op: the available after it (a string) for a
+-- deduction that took its units, else an array as deduct's. An op that
+-- answers 'other' (its line id is bound to another SKU: claim_deduct's
+-- answer) or MOVED ends the call: the ops after it are not judged and get
+-- no answer (the client sends them again after it). No argument the call
+-- can do without, and no table per answer: docs/redis.md, "Performance",
+-- measures what they cost.
 local function deduct_many(keys, args)
     local time, claiming, m = args[1], args[2] == '1', tonumber(args[3])
     local first = 4 + m
-    local n = (#args - first + 1) / 4
+    local stride = 2 + (m > 1 and 1 or 0) + (claiming and 0 or 1)
+    local n = (#args - first + 1) / stride
     local entries = claiming and redis.call('MGET', unpack(keys, 3 * m + 1, 3 * m + n)) or {}
-    local skus, outboxes, tokens = many_skus(keys, args, m, n, first, claiming and entries)
+    local skus, outboxes, tokens = many_skus(keys, args, m, n, first, stride,
+                                             claiming and entries)
     local claims, answers = {}, {}
     for i = 1, n do
-        local at = first + (i - 1) * 4
-        local s, gen = skus[tonumber(args[at + 2])], args[at + 3]
+        local at = first + (i - 1) * stride
+        local s = skus[m == 1 and 1 or tonumber(args[at + 2])]
+        local gen = not claiming and args[at + stride - 1]
         local answer
         if claiming and entries[i] then
             local owner
@@ -545,8 +553,11 @@ local function deduct_many(keys, args)
             claims[#claims + 1] = keys[3 * m + i]
             claims[#claims + 1] = s.claim
         end
-        answers[i] = answer or many_take(s, args[at], args[at + 1], gen, time)
-        if answers[i][1] == 'other' or answers[i][1] == 'MOVED' then break end
+        answer = answer or many_take(s, args[at], args[at + 1], gen, time)
+        answers[i] = answer
+        if type(answer) == 'table' and (answer[1] == 'other' or answer[1] == 'MOVED') then
+            break
+        end
     end
     if #claims > 0 then redis.call('MSET', unpack(claims)) end
     many_write(skus, outboxes, tokens, time)
@@ -1029,36 +1040,36 @@ local function cb_move_in(keys, args)
     return 'OK'
 end
 
-redis.register_function('stockd_v2_cb_deduct', cb_deduct)
-redis.register_function('stockd_v2_cb_deduct_many', cb_deduct_many)
-redis.register_function('stockd_v2_cb_refund', cb_refund)
-redis.register_function('stockd_v2_cb_set', cb_set)
-redis.register_function('stockd_v2_cb_add', cb_add)
-redis.register_function('stockd_v2_cb_move_out', cb_move_out)
-redis.register_function('stockd_v2_cb_move_in', cb_move_in)
+redis.register_function('stockd_v3_cb_deduct', cb_deduct)
+redis.register_function('stockd_v3_cb_deduct_many', cb_deduct_many)
+redis.register_function('stockd_v3_cb_refund', cb_refund)
+redis.register_function('stockd_v3_cb_set', cb_set)
+redis.register_function('stockd_v3_cb_add', cb_add)
+redis.register_function('stockd_v3_cb_move_out', cb_move_out)
+redis.register_function('stockd_v3_cb_move_in', cb_move_in)
 
 -- The library's entry points. (Loading runs with few globals: no pairs.)
 -- Reads are flagged no-writes, so that they still run on a server that is
 -- out of memory (maxmemory), where calls that may write are refused whole.
-redis.register_function('stockd_v2_fence', fence)
-redis.register_function('stockd_v2_rebind', rebind)
-redis.register_function('stockd_v2_set', set)
-redis.register_function('stockd_v2_add', add_stock)
-redis.register_function('stockd_v2_deduct', deduct)
-redis.register_function('stockd_v2_claim_deduct', claim_deduct)
-redis.register_function('stockd_v2_deduct_many', deduct_many)
-redis.register_function('stockd_v2_refund', refund)
-redis.register_function{function_name = 'stockd_v2_get', callback = get, flags = {'no-writes'}}
-redis.register_function{function_name = 'stockd_v2_line', callback = line_info, flags = {'no-writes'}}
-redis.register_function{function_name = 'stockd_v2_probe', callback = probe, flags = {'no-writes'}}
-redis.register_function('stockd_v2_order', order)
-redis.register_function{function_name = 'stockd_v2_order_fence', callback = order_fence, flags = {'no-writes'}}
-redis.register_function('stockd_v2_order_take', order_take)
-redis.register_function('stockd_v2_order_untake', order_untake)
-redis.register_function('stockd_v2_order_begin', order_begin)
-redis.register_function('stockd_v2_order_end', order_end)
-redis.register_function('stockd_v2_pending_drop', pending_drop)
-redis.register_function('stockd_v2_order_abandon', order_abandon)
+redis.register_function('stockd_v3_fence', fence)
+redis.register_function('stockd_v3_rebind', rebind)
+redis.register_function('stockd_v3_set', set)
+redis.register_function('stockd_v3_add', add_stock)
+redis.register_function('stockd_v3_deduct', deduct)
+redis.register_function('stockd_v3_claim_deduct', claim_deduct)
+redis.register_function('stockd_v3_deduct_many', deduct_many)
+redis.register_function('stockd_v3_refund', refund)
+redis.register_function{function_name = 'stockd_v3_get', callback = get, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v3_line', callback = line_info, flags = {'no-writes'}}
+redis.register_function{function_name = 'stockd_v3_probe', callback = probe, flags = {'no-writes'}}
+redis.register_function('stockd_v3_order', order)
+redis.register_function{function_name = 'stockd_v3_order_fence', callback = order_fence, flags = {'no-writes'}}
+redis.register_function('stockd_v3_order_take', order_take)
+redis.register_function('stockd_v3_order_untake', order_untake)
+redis.register_function('stockd_v3_order_begin', order_begin)
+redis.register_function('stockd_v3_order_end', order_end)
+redis.register_function('stockd_v3_pending_drop', pending_drop)
+redis.register_function('stockd_v3_order_abandon', order_abandon)
 
 -- The persister's lease on one outbox stream (docs/redis.md, "The outbox"):
 -- KEYS: the lease key. ARGV: the persister's name, the lease in ms. Takes a
@@ -1176,6 +1187,6 @@ local function warm(keys, args)
     return 'warmed'
 end
 
-redis.register_function('stockd_v2_outbox_lease', outbox_lease)
-redis.register_function('stockd_v2_outbox_trim', outbox_trim)
-redis.register_function('stockd_v2_warm', warm)
+redis.register_function('stockd_v3_outbox_lease', outbox_lease)
+redis.register_function('stockd_v3_outbox_trim', outbox_trim)
+redis.register_function('stockd_v3_warm', warm)

@@ -137,10 +137,10 @@ echo "no MOVED on any node"
 
 echo "== the function library on every node"
 for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
-    redis_cluster_cli "$i" FUNCTION LIST LIBRARYNAME stockd_v2 | grep -qx stockd_v2 ||
+    redis_cluster_cli "$i" FUNCTION LIST LIBRARYNAME stockd_v3 | grep -qx stockd_v3 ||
         { echo "node $i lacks the function library"; exit 1; }
 done
-echo "all $REDIS_CLUSTER_NODES nodes hold stockd_v2"
+echo "all $REDIS_CLUSTER_NODES nodes hold stockd_v3"
 
 # redis-cli -c below follows MOVED, which the nodes count: after that check.
 [ "$(redis-cli -c -p "${REDIS_CLUSTER_PORTS[0]}" GET bk8:stock:layout)" = 5 ] ||
@@ -160,7 +160,7 @@ for ((i = 0; i < 3; i++)); do
 done
 mv_slot=$(redis-cli -p "$mv_port" CLUSTER KEYSLOT "$mv_key")
 mv_outbox=$(redis-cli -p "$mv_port" CLUSTER GETKEYSINSLOT "$mv_slot" 100 | grep '{outbox:')
-[ "$(redis-cli -p "$mv_port" FCALL stockd_v2_cb_move_out 3 "$mv_key" "$mv_key:moves" \
+[ "$(redis-cli -p "$mv_port" FCALL stockd_v3_cb_move_out 3 "$mv_key" "$mv_key:moves" \
      "$mv_outbox" mv:dead 5 MV 1 | tr '\n' ' ')" = "OK 5 " ] || { echo "cannot take the units out"; exit 1; }
 redis-cli -c -p "$mv_port" ZADD 'bk8mv:{stock:moves}' 1 "mv:dead 1 0 5 MV" >/dev/null
 for ((i = 0; i < 50; i++)); do

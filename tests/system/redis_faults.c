@@ -276,7 +276,7 @@ static const char *const stale_take_args[] = {"1", "1000", "1", NULL, "1", "2", 
 /* The dead client's order_take in SKU a's slot, with attempt 1. */
 static redisReply *stale_take(redisContext *conn, const stale_order *s)
 {
-    const char *take[8 + STALE_TAKE_ARGS] = {"FCALL", "stockd_v2_order_take", "4", s->stock_a,
+    const char *take[8 + STALE_TAKE_ARGS] = {"FCALL", "stockd_v3_order_take", "4", s->stock_a,
                                              s->flow_a, s->fence_a, s->outbox_a, s->order};
     for (size_t i = 0; i < STALE_TAKE_ARGS; i++)
         take[8 + i] = stale_take_args[i] != NULL ? stale_take_args[i] : s->line_a;
@@ -304,7 +304,7 @@ static void stale_leave(redisContext *conn, stock_t *store, stale_order *s)
     snprintf(line_key, sizeof line_key, "{line:%s}", s->line_a);
     const char *pending[] = {"ZADD", "{stock:pending}", "1001", s->order};
     raw(conn, 4, pending);
-    const char *begin[] = {"FCALL", "stockd_v2_order_begin", "2", order_key, record, spec,
+    const char *begin[] = {"FCALL", "stockd_v3_order_begin", "2", order_key, record, spec,
                            "1000", "1"};
     raw(conn, 8, begin);
     snprintf(entry, sizeof entry, "1 %s", s->a);
@@ -340,7 +340,7 @@ static void run_stale(const char *uri)
            message);
     /* A sweep that read the stale attempt before the retry gives it back
      * late: the new attempt's line stays. */
-    const char *untake[] = {"FCALL", "stockd_v2_order_untake", "4", s.stock_a, s.flow_a,
+    const char *untake[] = {"FCALL", "stockd_v3_order_untake", "4", s.stock_a, s.flow_a,
                             s.fence_a, s.outbox_a, s.order, "1", "1", s.line_a, "1"};
     redisReply *late = redisCommandArgv(conn, 12, untake, NULL);
     stock_get(store, s.a, &totals, NULL);
