@@ -434,13 +434,17 @@ static void many_advance(const rd_options *options, rd_job *jobs, int riders,
     for (int k = 0; k < riders; k++) {
         if (!answers) {
             job_advance(options, &jobs[k], reply);
-        } else if ((size_t)k < reply->elements &&
-                   reply->element[k]->type == REDIS_REPLY_STRING) {
+            continue;
+        }
+        if ((size_t)k == reply->elements)
+            break;   /* unjudged: the ops from here stay at their effect */
+        const redisReply *answer = reply->element[k];
+        if (answer->type == REDIS_REPLY_STRING) {
             jobs[k].op->code = STOCK_OK;
-            jobs[k].op->available = strtoll(reply->element[k]->str, NULL, 10);
+            jobs[k].op->available = strtoll(answer->str, NULL, 10);
             jobs[k].step = RD_DONE;
-        } else if ((size_t)k < reply->elements) {
-            job_advance(options, &jobs[k], reply->element[k]);
+        } else {
+            job_advance(options, &jobs[k], answer);
         }
     }
 }
